@@ -1,0 +1,54 @@
+/** Base64, base64url and hex without Buffer, so the portable core runs on any web-standard runtime. */
+
+const B64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const B64URL = /^[A-Za-z0-9_-]*$/;
+
+export function toBase64(bytes: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(s);
+}
+
+/** Strict standard base64 (padding optional only when the length says so). Returns null on bad input. */
+export function fromBase64(text: string): Uint8Array | null {
+  if (!B64.test(text) || (text.includes("=") && text.length % 4 !== 0) || text.length % 4 === 1) return null;
+  let bin: string;
+  try {
+    bin = atob(text);
+  } catch {
+    return null;
+  }
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+export function toBase64Url(bytes: Uint8Array): string {
+  return toBase64(bytes).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+/** Strict unpadded base64url (RFC 7515 section 2). Returns null on bad input. */
+export function fromBase64Url(text: string): Uint8Array | null {
+  if (!B64URL.test(text) || text.length % 4 === 1) return null;
+  return fromBase64(text.replace(/-/g, "+").replace(/_/g, "/"));
+}
+
+export function toHex(bytes: Uint8Array, sep = ""): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(sep);
+}
+
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** An ArrayBuffer holding exactly these bytes (pkijs and WebCrypto take ArrayBuffers). */
+export function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
+  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer) {
+    return bytes.buffer;
+  }
+  return bytes.slice().buffer as ArrayBuffer;
+}
