@@ -52,7 +52,7 @@ const runner = await makeRunner();
 
 export const test = runner.test;
 export const describe = runner.describe;
-export const assert = assertStrict;
+export const assert: typeof assertStrict = assertStrict;
 
 /** Reads a file given relative to the repository root (fixtures of the portable core). */
 export async function readFixture(path: string): Promise<Uint8Array> {

@@ -11,9 +11,19 @@ export function toBase64(bytes: Uint8Array): string {
   return btoa(s);
 }
 
-/** Strict standard base64 (padding optional only when the length says so). Returns null on bad input. */
+const B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/**
+ * Strict standard base64 (padding optional only when the length says so). Returns null on bad
+ * input, including a non-canonical last character whose unused bits are not zero (RFC 4648
+ * section 3.5), so each byte string has exactly one accepted encoding.
+ */
 export function fromBase64(text: string): Uint8Array | null {
   if (!B64.test(text) || (text.includes("=") && text.length % 4 !== 0) || text.length % 4 === 1) return null;
+  let end = text.length;
+  while (end > 0 && text[end - 1] === "=") end--;
+  const unused = [0, 0, 0x0f, 0x03][end % 4]!;
+  if (unused !== 0 && (B64_ALPHABET.indexOf(text[end - 1]!) & unused) !== 0) return null;
   let bin: string;
   try {
     bin = atob(text);
