@@ -1,0 +1,208 @@
+/**
+ * The embedded datastore: one SQLite file through bun:sqlite (the only file that imports it).
+ *
+ * Opening (SqliteDatastore.open) in this order, refusing rather than repairing:
+ * 1. the file is created empty with mode 0600 only if it does not exist; an existing file must
+ *    start with the SQLite header (store_corrupt otherwise) - checked with plain reads;
+ * 2. the exclusive hold: PRAGMA locking_mode=EXCLUSIVE, then BEGIN EXCLUSIVE; COMMIT takes the
+ *    file's exclusive lock and keeps it until close(). Another process's connection then gets
+ *    SQLITE_BUSY on its first read, after its busy timeout: store_locked. (The lock is a POSIX
+ *    advisory lock, released by the kernel when the process dies, so a crash leaves no stale lock.)
+ * 3. PRAGMA quick_check (store_corrupt); the tidegate marker, PRAGMA application_id, and the
+ *    schema version, PRAGMA user_version (store_foreign, store_too_new);
+ * 4. only then the first write: journal_mode=WAL, then the migrations from the file's version.
+ * A refused file is closed untouched: steps 1-3 only read.
+ *
+ * Durability: journal_mode=WAL with synchronous=NORMAL. A commit has written its frames to the
+ * WAL file (write(2), into the kernel's page cache) before the call returns, so a committed record
+ * survives a crash or SIGKILL of the server process: the next open replays the WAL. It does not
+ * survive a crash of the kernel or a power loss before the next checkpoint's fsync (the file stays
+ * consistent, the last commits are lost). `synchronous: "full"` fsyncs the WAL on every commit and
+ * survives those too, at a cost in issuance rate.
+ *
+ * With the exclusive hold SQLite keeps the WAL index in heap memory (no -shm file). `exclusive:
+ * false` opens in the ordinary shared mode instead, for tests of the transactional guarantees
+ * across processes and for tools that read while no server runs.
+ */
+import { Database } from "bun:sqlite";
+import { storeFailure, type SqlConnection } from "./connection.ts";
+import type {
+  AttestedNode,
+  BundleRecord,
+  Datastore,
+  EntryFilter,
+  IssuedCertificate,
+  JoinTokenRecord,
+  NewBundle,
+  NewJoinToken,
+  NewRegistrationEntry,
+  RegistrationEntry,
+} from "./datastore.ts";
+import { StoreError } from "./errors.ts";
+import { prepareFile } from "./open-file.ts";
+import { checkIntegrity, migrate, recognise, requireCurrent } from "./schema.ts";
+import * as bundles from "./sql-bundles.ts";
+import * as entries from "./sql-entries.ts";
+import * as issued from "./sql-issued.ts";
+import * as nodes from "./sql-nodes.ts";
+import * as state from "./sql-state.ts";
+import * as tokens from "./sql-tokens.ts";
+
+export interface SqliteOpenOptions {
+  /** Open without writing: no file creation, no migration, no exclusive hold. */
+  readonly readonly?: boolean;
+  /** Hold the file exclusively until close (default true; ignored when readonly). */
+  readonly exclusive?: boolean;
+  /** How long to wait for another connection's lock (default 200 ms). */
+  readonly busyTimeoutMs?: number;
+  /** "normal" (default) survives a process crash; "full" also an OS crash or power loss. */
+  readonly synchronous?: "normal" | "full";
+}
+
+export class SqliteDatastore implements Datastore {
+  readonly path: string;
+  readonly readonly: boolean;
+  #db: Database | null;
+
+  private constructor(db: Database, path: string, readonly: boolean) {
+    this.#db = db;
+    this.path = path;
+    this.readonly = readonly;
+  }
+
+  static async open(path: string, options: SqliteOpenOptions = {}): Promise<SqliteDatastore> {
+    if (typeof path !== "string" || path.length === 0) throw new StoreError("store_io", "store: the datastore path is empty");
+    const readonly = options.readonly ?? false;
+    const exclusive = !readonly && (options.exclusive ?? true);
+    const busy = options.busyTimeoutMs ?? 200;
+    if (!Number.isSafeInteger(busy) || busy < 0) throw new StoreError("store_io", `store: busyTimeoutMs must be a whole number >= 0`);
+    prepareFile(path, readonly);
+    let db: Database;
+    try {
+      db = readonly ? new Database(path, { readonly: true, strict: true }) : new Database(path, { readwrite: true, create: false, strict: true });
+    } catch (e) {
+      throw storeFailure(e, path, "open", "open");
+    }
+    try {
+      db.exec(`PRAGMA busy_timeout = ${busy}`);
+      if (exclusive) {
+        db.exec("PRAGMA locking_mode = EXCLUSIVE");
+        db.exec("BEGIN EXCLUSIVE");
+        db.exec("COMMIT");
+      }
+      const conn: SqlConnection = db;
+      checkIntegrity(conn, path);
+      const file = recognise(conn, path);
+      if (readonly) {
+        requireCurrent(file, path);
+      } else {
+        const mode = (db.query("PRAGMA journal_mode = WAL").get() as { journal_mode: string }).journal_mode;
+        if (mode !== "wal") throw new StoreError("store_io", `store: ${JSON.stringify(path)} cannot be switched to WAL mode (got ${mode})`);
+        db.exec(`PRAGMA synchronous = ${options.synchronous === "full" ? "FULL" : "NORMAL"}`);
+        migrate(conn, file.kind === "empty" ? 0 : file.version);
+      }
+      db.exec("PRAGMA foreign_keys = ON");
+    } catch (e) {
+      db.close();
+      throw storeFailure(e, path, "open", "open");
+    }
+    return new SqliteDatastore(db, path, readonly);
+  }
+
+  #use<T>(what: string, write: boolean, fn: (db: SqlConnection) => T): Promise<T> {
+    try {
+      if (this.#db === null) throw new StoreError("store_closed", `store: ${what}: ${JSON.stringify(this.path)} is closed`);
+      if (write && this.readonly) {
+        throw new StoreError("store_readonly", `store: ${what}: ${JSON.stringify(this.path)} was opened read-only`);
+      }
+      return Promise.resolve(fn(this.#db));
+    } catch (e) {
+      return Promise.reject(storeFailure(e, this.path, "use", what));
+    }
+  }
+
+  createEntry(input: NewRegistrationEntry): Promise<RegistrationEntry> {
+    return this.#use("create entry", true, (db) => entries.createEntry(db, input));
+  }
+  getEntry(id: string): Promise<RegistrationEntry | null> {
+    return this.#use("get entry", false, (db) => entries.getEntry(db, id));
+  }
+  listEntries(filter?: EntryFilter): Promise<RegistrationEntry[]> {
+    return this.#use("list entries", false, (db) => entries.listEntries(db, filter));
+  }
+  deleteEntry(id: string): Promise<boolean> {
+    return this.#use("delete entry", true, (db) => entries.deleteEntry(db, id));
+  }
+  countEntries(): Promise<number> {
+    return this.#use("count entries", false, (db) => entries.countEntries(db));
+  }
+
+  createJoinToken(input: NewJoinToken): Promise<void> {
+    return this.#use("create join token", true, (db) => tokens.createJoinToken(db, input));
+  }
+  getJoinToken(tokenHash: string): Promise<JoinTokenRecord | null> {
+    return this.#use("get join token", false, (db) => tokens.getJoinToken(db, tokenHash));
+  }
+  consumeJoinToken(tokenHash: string, now: Date): Promise<string> {
+    return this.#use("consume join token", true, (db) => tokens.consumeJoinToken(db, tokenHash, now));
+  }
+  pruneJoinTokens(now: Date): Promise<number> {
+    return this.#use("prune join tokens", true, (db) => tokens.pruneJoinTokens(db, now));
+  }
+
+  upsertNode(node: AttestedNode): Promise<void> {
+    return this.#use("upsert node", true, (db) => nodes.upsertNode(db, node));
+  }
+  getNode(nodeName: string): Promise<AttestedNode | null> {
+    return this.#use("get node", false, (db) => nodes.getNode(db, nodeName));
+  }
+  listNodes(): Promise<AttestedNode[]> {
+    return this.#use("list nodes", false, (db) => nodes.listNodes(db));
+  }
+  deleteNode(nodeName: string): Promise<boolean> {
+    return this.#use("delete node", true, (db) => nodes.deleteNode(db, nodeName));
+  }
+
+  recordIssued(cert: IssuedCertificate): Promise<void> {
+    return this.#use("record issued certificate", true, (db) => issued.recordIssued(db, cert));
+  }
+  getIssued(serial: string): Promise<IssuedCertificate | null> {
+    return this.#use("get issued certificate", false, (db) => issued.getIssued(db, serial));
+  }
+  countIssued(): Promise<number> {
+    return this.#use("count issued certificates", false, (db) => issued.countIssued(db));
+  }
+  pruneIssued(before: Date): Promise<number> {
+    return this.#use("prune issued certificates", true, (db) => issued.pruneIssued(db, before));
+  }
+
+  appendBundle(input: NewBundle): Promise<number> {
+    return this.#use("append bundle", true, (db) => bundles.appendBundle(db, input));
+  }
+  latestBundle(trustDomain: string): Promise<BundleRecord | null> {
+    return this.#use("get latest bundle", false, (db) => bundles.latestBundle(db, trustDomain));
+  }
+  listBundles(trustDomain: string): Promise<BundleRecord[]> {
+    return this.#use("list bundles", false, (db) => bundles.listBundles(db, trustDomain));
+  }
+
+  getState(key: string): Promise<string | null> {
+    return this.#use("get state", false, (db) => state.getState(db, key));
+  }
+  setState(key: string, value: string): Promise<void> {
+    return this.#use("set state", true, (db) => state.setState(db, key, value));
+  }
+
+  /** Checkpoints the WAL into the file and releases the lock. */
+  close(): Promise<void> {
+    const db = this.#db;
+    this.#db = null;
+    if (db === null) return Promise.resolve();
+    try {
+      db.close();
+      return Promise.resolve();
+    } catch (e) {
+      return Promise.reject(storeFailure(e, this.path, "use", "close"));
+    }
+  }
+}
