@@ -1,0 +1,69 @@
+/**
+ * The `tidegate` entry point. Exit codes: 0 ok, 1 failure, 2 usage. Errors go to stderr, name the
+ * bad input and carry the error's stable code; stack traces only with TIDEGATE_DEBUG=1.
+ */
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type Command, type Output } from "./command.ts";
+import { renderHelp } from "./help.ts";
+import { route } from "./router.ts";
+import { UsageError } from "./usage-error.ts";
+import { placesFromValues } from "./global-options.ts";
+import { versionCommand, versionLine } from "./version.ts";
+import { svidCommand } from "./svid.ts";
+import { TidegateError } from "../errors.ts";
+
+export const rootCommand: Command = {
+  name: "tidegate",
+  summary: "workload identity, capture, mutual TLS and MCP tool policy for AI agents and MCP servers",
+  usage: ["COMMAND [OPTIONS]", "--version"],
+  help: "Every command answers --help. Exit codes: 0 ok, 1 failure, 2 usage error.",
+  options: { version: { type: "boolean", help: "print the version line and exit" } },
+  subcommands: [svidCommand, versionCommand],
+};
+
+export async function main(argv: readonly string[], io: Output, env: Record<string, string | undefined>): Promise<number> {
+  let path: readonly string[] = [];
+  let command: Command = rootCommand;
+  try {
+    const routed = route(rootCommand, argv);
+    ({ path, command } = routed);
+    if (routed.values.help) {
+      io.out(renderHelp(command, path));
+      return EXIT_OK;
+    }
+    if (command === rootCommand && routed.values.version) {
+      io.out(versionLine() + "\n");
+      return EXIT_OK;
+    }
+    if (command.run === undefined) {
+      if (routed.positionals.length === 0 && path.length === 0 && argv.length === 0) {
+        io.err(renderHelp(command, path));
+        return EXIT_USAGE;
+      }
+      throw new UsageError(`${path.length ? `"${path.join(" ")}" needs` : "missing"} a command`);
+    }
+    const places = placesFromValues(routed.values, env);
+    return await command.run({ values: routed.values, positionals: routed.positionals, places, io });
+  } catch (e) {
+    const where = ["tidegate", ...path].join(" ");
+    if (e instanceof UsageError || (e instanceof TidegateError && e.code === "instance_bad_name")) {
+      io.err(`${where}: ${e.message}\nrun '${where} --help' for usage\n`);
+      return EXIT_USAGE;
+    }
+    if (e instanceof TidegateError) {
+      io.err(`${where}: ${e.message} [${e.code}]\n`);
+      return EXIT_FAILURE;
+    }
+    const err = e instanceof Error ? e : new Error(String(e));
+    io.err(`${where}: internal error: ${err.message}\n${env.TIDEGATE_DEBUG === "1" ? `${err.stack}\n` : ""}`);
+    return EXIT_FAILURE;
+  }
+}
+
+if (import.meta.main) {
+  const io: Output = {
+    out: (t) => void process.stdout.write(t),
+    err: (t) => void process.stderr.write(t),
+  };
+  const code = await main(process.argv.slice(2), io, process.env);
+  process.exitCode = code;
+}

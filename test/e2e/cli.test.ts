@@ -1,0 +1,109 @@
+// The built binary's command-line contract: --version, version, --help on every verb, exit codes,
+// errors on stderr naming the bad input, and no configuration picked up from the working directory.
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { tidegate } from "../helpers/binary.ts";
+import { rootCommand } from "../../src/cli/main.ts";
+import type { Command } from "../../src/cli/command.ts";
+import { VERSION } from "../../src/version.ts";
+
+const T = 20_000;
+
+function allPaths(cmd: Command, path: string[] = []): string[][] {
+  return [path, ...(cmd.subcommands ?? []).flatMap((c) => allPaths(c, [...path, c.name]))];
+}
+
+describe("version", () => {
+  test("--version prints one line with the version and a commit", async () => {
+    const r = await tidegate(["--version"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^tidegate ${VERSION.replace(/\./g, "\\.")} \\(([0-9a-f]{12}(-dirty)?|unknown)\\)\\n$`));
+  }, T);
+
+  test("version reports the Bun version and the host's cgroup2, bpffs and BTF", async () => {
+    const r = await tidegate(["version", "--json"]);
+    expect(r.code).toBe(0);
+    const info = JSON.parse(r.stdout);
+    expect(info.version).toBe(VERSION);
+    expect(info.bun).toMatch(/^1\.4\./);
+    expect(Object.keys(info.host).sort()).toEqual(["bpffs", "btf", "cgroup2", "kernel"]);
+    expect(info.host.btf).toBe(existsSync("/sys/kernel/btf/vmlinux"));
+    const text = await tidegate(["version"]);
+    expect(text.stdout).toContain("cgroup2");
+  }, T);
+});
+
+describe("help", () => {
+  for (const path of allPaths(rootCommand)) {
+    test(`tidegate ${[...path, "--help"].join(" ")} prints usage and exits 0`, async () => {
+      const r = await tidegate([...path, "--help"]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toStartWith(`usage: tidegate ${path.length ? path.join(" ") : ""}`.trimEnd());
+      expect(r.stdout).toContain("--instance NAME");
+      expect(r.stderr).toBe("");
+    }, T);
+  }
+
+  test("no arguments prints help on stderr and exits 2", async () => {
+    const r = await tidegate([]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("usage: tidegate");
+  }, T);
+});
+
+describe("usage errors exit 2 and name the bad input", () => {
+  const cases: [string[], string][] = [
+    [["frobnicate"], '"frobnicate"'],
+    [["svid", "frob"], '"frob"'],
+    [["svid"], "needs a command"],
+    [["version", "--bogus"], '"--bogus"'],
+    [["svid", "inspect"], "needs a FILE"],
+    [["svid", "inspect", "a", "b"], "one FILE"],
+    [["svid", "verify", "x.pem"], "--bundle"],
+    [["--instance", "Bad_Name", "version"], '"Bad_Name"'],
+    [["svid", "verify", "--bundle", "b", "--at", "yesterday", "x"], '"yesterday"'],
+  ];
+  for (const [args, needle] of cases) {
+    test(`tidegate ${args.join(" ")}`, async () => {
+      const r = await tidegate(args);
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe("");
+      expect(r.stderr).toContain(needle);
+      expect(r.stderr).toContain("--help");
+    }, T);
+  }
+
+  test("TIDEGATE_INSTANCE is validated like --instance", async () => {
+    const r = await tidegate(["version"], { env: { TIDEGATE_INSTANCE: "../etc" } });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('"../etc"');
+  }, T);
+});
+
+describe("a missing file is a failure naming the file", () => {
+  test("svid inspect /nonexistent exits 1", async () => {
+    const r = await tidegate(["svid", "inspect", "/nonexistent/leaf.pem"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('"/nonexistent/leaf.pem": no such file');
+    expect(r.stderr).toContain("[input_unreadable]");
+  }, T);
+});
+
+describe("the binary ignores .env and bunfig.toml in its working directory", () => {
+  const dir = mkdtempSync(join(tmpdir(), "tidegate-cwd-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  test("a hostile .env and bunfig.toml change nothing", async () => {
+    // Each would be noticed if loaded: the instance name is invalid (exit 2), and the preload
+    // script writes a marker file.
+    writeFileSync(join(dir, ".env"), "TIDEGATE_INSTANCE=Not Valid\n");
+    writeFileSync(join(dir, "preload.ts"), `require("node:fs").writeFileSync(${JSON.stringify(join(dir, "pwned"))}, "x");\n`);
+    writeFileSync(join(dir, "bunfig.toml"), 'preload = ["./preload.ts"]\n');
+    const r = await tidegate(["version"], { cwd: dir });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(existsSync(join(dir, "pwned"))).toBe(false);
+  }, T);
+});
