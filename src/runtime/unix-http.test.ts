@@ -1,0 +1,34 @@
+import { afterAll, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { callUnix, serveUnix } from "./unix-http.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "tidegate-unix-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+test("serves JSON on a 0600 socket in a 0700 directory", async () => {
+  const path = join(dir, "run", "x.sock");
+  const s = serveUnix(path, async (req) => Response.json({ method: req.method, path: new URL(req.url).pathname, body: req.body ? await req.json() : null }));
+  try {
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect(statSync(join(dir, "run")).mode & 0o777).toBe(0o700);
+    const r = await callUnix(path, "the test server", "POST", "/v1/echo", { a: 1 });
+    expect(r).toEqual({ status: 200, body: { method: "POST", path: "/v1/echo", body: { a: 1 } } });
+  } finally {
+    await s.stop();
+  }
+});
+
+test("a missing socket is socket_unreachable naming the process", async () => {
+  const err = await callUnix(join(dir, "none.sock"), "the agent", "GET", "/v1/status").catch((e) => e);
+  expect(err.code).toBe("socket_unreachable");
+  expect(err.message).toContain("cannot reach the agent");
+});
+
+test("a regular file in the socket's place is refused, not removed", () => {
+  const path = join(dir, "file.sock");
+  writeFileSync(path, "keep me");
+  expect(() => serveUnix(path, () => new Response())).toThrow(expect.objectContaining({ code: "socket_path_taken" }));
+  expect(statSync(path).isFile()).toBe(true);
+});

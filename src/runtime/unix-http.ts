@@ -1,0 +1,76 @@
+/**
+ * HTTP over a Unix socket: how the CLI talks to `server.sock` and `agent.sock` (../shared/DESIGN.md
+ * section 2). The socket's directory is made 0700 and the socket 0600 before anything is served,
+ * so only root reaches it; the group `tidegate` access to agent.sock comes with `tidegate run`.
+ */
+import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from "node:fs";
+import { dirname } from "node:path";
+import { TidegateError } from "../errors.ts";
+
+export class UnixHttpError extends TidegateError {}
+
+export interface UnixServer {
+  readonly path: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Serves `fetch` on the Unix socket `path`. A stale socket file from a crashed process is removed;
+ * anything else in its place (a regular file, a directory) is refused.
+ */
+export function serveUnix(path: string, fetch: (req: Request) => Response | Promise<Response>): UnixServer {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  chmodSync(dirname(path), 0o700);
+  if (existsSync(path)) {
+    if (!lstatSync(path).isSocket()) {
+      throw new UnixHttpError("socket_path_taken", `socket: ${JSON.stringify(path)} exists and is not a socket`);
+    }
+    unlinkSync(path);
+  }
+  const server = Bun.serve({ unix: path, fetch });
+  chmodSync(path, 0o600);
+  return {
+    path,
+    stop: async () => {
+      await server.stop(true);
+      try {
+        unlinkSync(path);
+      } catch {
+        // already gone
+      }
+    },
+  };
+}
+
+export interface UnixResponse {
+  readonly status: number;
+  readonly body: unknown;
+}
+
+/**
+ * One JSON request to a Unix-socket API. A missing or refused socket becomes `socket_unreachable`
+ * with `what` ("the server", "the agent") named, so the CLI can say which process is not running.
+ */
+export async function callUnix(path: string, what: string, method: string, url: string, body?: unknown): Promise<UnixResponse> {
+  let res: Response;
+  try {
+    res = await fetch(`http://localhost${url}`, {
+      method,
+      unix: path,
+      headers: body === undefined ? {} : { "content-type": "application/json" },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    } as RequestInit);
+  } catch (cause) {
+    const code = (cause as { code?: string }).code ?? "";
+    const why = code === "ENOENT" || code === "FailedToOpenSocket" || code === "ConnectionRefused" ? "is it running?" : String(code || cause);
+    throw new UnixHttpError("socket_unreachable", `cannot reach ${what} at ${JSON.stringify(path)}: ${why}`, { cause });
+  }
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = text === "" ? null : JSON.parse(text);
+  } catch {
+    // not JSON: keep the text
+  }
+  return { status: res.status, body: parsed };
+}
