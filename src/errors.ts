@@ -18,3 +18,14 @@ export class TidegateError extends Error {
 export function isTidegateError(e: unknown, code?: string): e is TidegateError {
   return e instanceof TidegateError && (code === undefined || e.code === code);
 }
+
+/**
+ * `text` as a printable ASCII quoted string for error messages: JSON escapes, `\uXXXX` for
+ * everything from DEL up, cut to 100 characters (then followed by `...`). Only for inputs that are
+ * not secret: a message never carries a token, key or secret value, quoted or not.
+ */
+export function quote(text: string): string {
+  const cut = text.length > 100 ? text.slice(0, 100) : text;
+  const q = JSON.stringify(cut).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return cut === text ? q : `${q}...`;
+}

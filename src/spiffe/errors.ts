@@ -39,18 +39,7 @@ export class SpiffeIdError extends TidegateError {
   }
 }
 
-/**
- * `text` as a printable ASCII quoted string: JSON escapes, plus `\uXXXX` for everything from DEL
- * up, and cut to 100 characters (then followed by `...`).
- */
-export function quote(text: string): string {
-  const cut = text.length > 100 ? text.slice(0, 100) : text;
-  const q = JSON.stringify(cut).replace(
-    /[\u007f-\uffff]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
-  );
-  return cut === text ? q : `${q}...`;
-}
+export { quote } from "../errors.ts";
 
 /** The whole character (code point) of `text` at UTF-16 index `pos`, for messages. */
 export function charAt(text: string, pos: number): string {

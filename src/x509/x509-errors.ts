@@ -13,7 +13,4 @@ export class CsrError extends TidegateError {}
 /** An X.509-SVID that fails verification (`svid_*`; the full list is in verify.ts). */
 export class X509SvidError extends TidegateError {}
 
-/** Quotes untrusted text for a message: JSON escaping, at most ~100 characters. */
-export function quote(text: string): string {
-  return JSON.stringify(text.length > 100 ? `${text.slice(0, 100)}...` : text);
-}
+export { quote } from "../errors.ts";

@@ -39,12 +39,4 @@ export class StoreError extends TidegateError {
   }
 }
 
-/** `text` JSON-quoted with non-ASCII escaped and cut to 100 characters, for messages. */
-export function quote(text: string): string {
-  const cut = text.length > 100 ? text.slice(0, 100) : text;
-  const q = JSON.stringify(cut).replace(
-    /[\u007f-\uffff]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
-  );
-  return cut === text ? q : `${q}...`;
-}
+export { quote } from "../../errors.ts";
