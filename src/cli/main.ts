@@ -9,6 +9,9 @@ import { UsageError } from "./usage-error.ts";
 import { placesFromValues } from "./global-options.ts";
 import { versionCommand, versionLine } from "./version.ts";
 import { svidCommand } from "./svid.ts";
+import { serverCommand } from "./server.ts";
+import { entryCommand } from "./entry.ts";
+import { tokenCommand } from "./token.ts";
 import { TidegateError } from "../errors.ts";
 
 export const rootCommand: Command = {
@@ -17,7 +20,7 @@ export const rootCommand: Command = {
   usage: ["COMMAND [OPTIONS]", "--version"],
   help: "Every command answers --help. Exit codes: 0 ok, 1 failure, 2 usage error.",
   options: { version: { type: "boolean", help: "print the version line and exit" } },
-  subcommands: [svidCommand, versionCommand],
+  subcommands: [svidCommand, versionCommand, serverCommand, entryCommand, tokenCommand],
 };
 
 export async function main(argv: readonly string[], io: Output, env: Record<string, string | undefined>): Promise<number> {

@@ -1,0 +1,129 @@
+/**
+ * `tidegate server` (serve), `server init` and `server rotate-ca` (docs/server-api.md), and
+ * `callServer`, how every operator verb (entry, token) talks to the running server's admin API on
+ * server.sock.
+ */
+import type { Command, Context } from "./command.ts";
+import { UsageError } from "./usage-error.ts";
+import { TidegateError } from "../errors.ts";
+import type { Places } from "../runtime/instance.ts";
+import { callUnix, UnixHttpError } from "../runtime/unix-http.ts";
+import { loadServerConfig } from "../server/config.ts";
+import { initServer, serverPaths } from "../server/init.ts";
+import { startServer } from "../server/server.ts";
+
+export class ServerCallError extends TidegateError {}
+
+/**
+ * One admin API call. A missing socket says the server is not running (server_not_running); an
+ * error answer becomes an error with the server's own code and message.
+ */
+export async function callServer(places: Places, method: string, url: string, body?: unknown): Promise<any> {
+  const socket = serverPaths(places).socket;
+  let res;
+  try {
+    res = await callUnix(socket, "the server", method, url, body);
+  } catch (e) {
+    if (e instanceof UnixHttpError && e.code === "socket_unreachable") {
+      throw new ServerCallError("server_not_running", `the server is not running: nothing answers on ${socket} (start it with 'tidegate server')`, { cause: e });
+    }
+    throw e;
+  }
+  if (res.status >= 200 && res.status < 300) return res.body;
+  const err = (res.body as { error?: { code?: string; message?: string } } | null)?.error;
+  throw new ServerCallError(err?.code ?? `http_${res.status}`, err?.message ?? `the server answered ${res.status}`);
+}
+
+function noPositionals(ctx: Context, verb: string): void {
+  if (ctx.positionals.length > 0) throw new UsageError(`unknown command ${JSON.stringify(ctx.positionals[0])} for ${verb}`);
+}
+
+/** Resolves on SIGTERM or SIGINT. */
+function untilSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    const on = (sig: string) => {
+      process.off("SIGTERM", term);
+      process.off("SIGINT", int);
+      resolve(sig);
+    };
+    const term = () => on("SIGTERM");
+    const int = () => on("SIGINT");
+    process.on("SIGTERM", term);
+    process.on("SIGINT", int);
+  });
+}
+
+const init: Command = {
+  name: "init",
+  summary: "create the server's CA and datastore for trust domain TD",
+  usage: ["server init --trust-domain TD"],
+  help: [
+    "Creates <state-dir>/server/ (mode 0700) holding the CA (ca/: a root and a signing CA, keys",
+    "0600) and the datastore (datastore.db), with the TTLs of the server settings file. Refuses",
+    "when a CA or a datastore is already there: nothing is ever overwritten. Prints the SHA-256",
+    "fingerprint of the root, which agents need to trust the server on first contact.",
+  ].join("\n"),
+  options: { "trust-domain": { type: "string", value: "TD", help: "the trust domain, e.g. example.org (required)" } },
+  run: async (ctx) => {
+    noPositionals(ctx, "tidegate server init");
+    const td = ctx.values["trust-domain"];
+    if (typeof td !== "string") throw new UsageError("server init needs --trust-domain TD");
+    const settings = loadServerConfig(ctx.places);
+    const { paths, fingerprint } = await initServer({ places: ctx.places, settings, trustDomain: td });
+    ctx.io.out(`initialised trust domain ${td} in ${paths.dir}\nroot fingerprint (sha256): ${fingerprint}\nstart the server with: tidegate server\n`);
+    return 0;
+  },
+};
+
+const rotateCa: Command = {
+  name: "rotate-ca",
+  summary: "rotate the signing CA now, or publish a new root (--root)",
+  usage: ["server rotate-ca [--root]"],
+  help: [
+    "Asks the running server (over server.sock) for a new signing CA under the active root, signed",
+    "and self-checked before use; SVIDs already issued stay valid. With --root, publishes a new",
+    "root in the bundle now; it signs nothing until one refresh hint later, so every agent has it",
+    "before any chain depends on it. Prints the CA's roots and signing CA afterwards.",
+  ].join("\n"),
+  options: { root: { type: "boolean", help: "publish a new root instead" }, json: { type: "boolean", help: "print the CA status as JSON" } },
+  run: async (ctx) => {
+    noPositionals(ctx, "tidegate server rotate-ca");
+    const ca = await callServer(ctx.places, "POST", "/v1/ca/rotate", { root: ctx.values.root === true });
+    if (ctx.values.json) {
+      ctx.io.out(JSON.stringify(ca, null, 2) + "\n");
+      return 0;
+    }
+    const lines = (ca.roots as { serial: string; sha256: string; state: string; not_after: string; activate_at?: string }[]).map(
+      (r) => `root     ${r.serial}  ${r.state.padEnd(8)}  until ${r.not_after}${r.activate_at ? `  activates ${r.activate_at}` : ""}\n         sha256 ${r.sha256}`,
+    );
+    lines.push(`signing  ${ca.signing.serial}  under ${ca.signing.root}  until ${ca.signing.not_after}`);
+    ctx.io.out(lines.join("\n") + "\n");
+    return 0;
+  },
+};
+
+export const serverCommand: Command = {
+  name: "server",
+  summary: "run the identity server: CA, entries, join tokens, SVID signing, bundle endpoint",
+  usage: ["server", "server init --trust-domain TD", "server rotate-ca [--root]"],
+  help: [
+    "Without a sub-command, serves until SIGTERM or SIGINT: the public listener (TLS; join-token",
+    "attestation and the SPIFFE bundle endpoint), the API listener (mutual TLS with node SVIDs:",
+    "renewal, sync, workload SVIDs) and the admin API on <run-dir>/server.sock (root only; used by",
+    "'tidegate entry', 'tidegate token' and 'server rotate-ca'). Settings come from",
+    "--server-config (default /etc/tidegate/server.yaml; absent means defaults). Writes",
+    "<run-dir>/server.json with the bound addresses. Logs JSON lines on stderr.",
+    "Exit 1 when the state was never initialised, the datastore is locked by another server or",
+    "corrupt, the CA does not load, or a listener cannot bind.",
+  ].join("\n"),
+  subcommands: [init, rotateCa],
+  run: async (ctx) => {
+    noPositionals(ctx, "tidegate server");
+    const settings = loadServerConfig(ctx.places);
+    const server = await startServer({ places: ctx.places, settings });
+    const sig = await untilSignal();
+    ctx.io.err(`tidegate server: ${sig}, stopping\n`);
+    await server.stop();
+    return 0;
+  },
+};

@@ -1,0 +1,86 @@
+// server.yaml: defaults, the instance's port-0 listeners, and every rejection naming the file,
+// the line and the field path.
+import { describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DEFAULT_SETTINGS, loadServerConfig, parseServerConfig, ServerConfigError } from "./config.ts";
+
+describe("server config", () => {
+  test("an empty or absent file gives the defaults of docs/server-api.md", () => {
+    expect(parseServerConfig("", "s.yaml")).toEqual(DEFAULT_SETTINGS);
+    expect(loadServerConfig({ serverConfig: "/nonexistent/tidegate/server.yaml", instance: null })).toEqual(DEFAULT_SETTINGS);
+    expect(DEFAULT_SETTINGS.listen.public).toEqual({ host: "127.0.0.1", port: 8081 });
+    expect(DEFAULT_SETTINGS.ca.rootTtlSeconds).toBe(8760 * 3600);
+  });
+
+  test("with an instance, listeners the file does not name bind 127.0.0.1:0", () => {
+    const s = parseServerConfig("listen: { api: '127.0.0.1:9000' }", "s.yaml", { instance: "t1" });
+    expect(s.listen.public).toEqual({ host: "127.0.0.1", port: 0 });
+    expect(s.listen.api).toEqual({ host: "127.0.0.1", port: 9000 });
+  });
+
+  test("every setting is read", () => {
+    const s = parseServerConfig(
+      [
+        "listen: { public: '0.0.0.0:443', api: '[::1]:8443' }",
+        "dns_names: [id.example.org, localhost]",
+        "ca: { root_ttl: 48h, signing_ttl: 1h, root_rotate_before: 0s }",
+        "bundle: { refresh_hint: 10s }",
+        "svid: { default_ttl: 5m, node_ttl: 2m, server_ttl: 1h }",
+        "join_token: { default_ttl: 90s }",
+        "rate_limit: { svid_per_node: 20000/s, attest_per_source: 1/s }",
+      ].join("\n"),
+      "s.yaml",
+    );
+    expect(s).toEqual({
+      listen: { public: { host: "0.0.0.0", port: 443 }, api: { host: "::1", port: 8443 } },
+      dnsNames: ["id.example.org", "localhost"],
+      ca: { rootTtlSeconds: 172800, signingTtlSeconds: 3600, rootRotateBeforeSeconds: 0, refreshHintSeconds: 10 },
+      svid: { defaultTtlSeconds: 300, nodeTtlSeconds: 120, serverTtlSeconds: 3600 },
+      joinToken: { defaultTtlSeconds: 90 },
+      rateLimit: { svidPerNode: 20000, attestPerSource: 1 },
+    });
+  });
+
+  const rejections: [string, string, RegExp][] = [
+    ["an unknown top-level key", "listen: {}\nfederation: []\n", /^server config: s\.yaml:2: federation: unknown key/],
+    ["an unknown nested key", "ca:\n  root_ttl: 1h\n  sign_ttl: 1h\n", /^server config: s\.yaml:3: ca\.sign_ttl: unknown key/],
+    ["a bad duration", "svid:\n  node_ttl: 1x\n", /^server config: s\.yaml:2: svid\.node_ttl: .*"1x" is not a duration/],
+    ["a bare number as duration", "svid:\n  node_ttl: 60\n", /^server config: s\.yaml:2: svid\.node_ttl: expected string/],
+    ["a zero TTL", "join_token: { default_ttl: 0s }\n", /^server config: s\.yaml:1: join_token\.default_ttl: .*positive whole number of seconds/],
+    ["a sub-second TTL", "svid: { default_ttl: 1500ms }\n", /svid\.default_ttl: .*whole number of seconds/],
+    ["a rate without /s", "\nrate_limit:\n  svid_per_node: 500\n", /^server config: s\.yaml:3: rate_limit\.svid_per_node: expected string/],
+    ["a rate of 0", "rate_limit: { attest_per_source: 0/s }\n", /rate_limit\.attest_per_source: "0\/s" is not a rate/],
+    ["a listen address without a port", "listen:\n  public: localhost\n", /^server config: s\.yaml:2: listen\.public: "localhost" is not HOST:PORT/],
+    ["a port above 65535", "listen: { api: '1.2.3.4:70000' }\n", /listen\.api: .*port above 65535/],
+    ["a bad DNS name in a list", "dns_names:\n  - ok.example\n  - bad_name\n", /^server config: s\.yaml:3: dns_names\.1: "bad_name" is not a DNS name/],
+    ["a list where a mapping goes", "ca: [1]\n", /^server config: s\.yaml:1: ca: expected a mapping/],
+    ["not YAML", "ca: {\n", /^server config: s\.yaml:\d+: not valid YAML/],
+    ["a duplicate key", "ca: {}\nca: {}\n", /^server config: s\.yaml:2: not valid YAML/],
+  ];
+  for (const [what, text, message] of rejections) {
+    test(`rejects ${what}`, () => {
+      let err: unknown;
+      try {
+        parseServerConfig(text, "s.yaml");
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(ServerConfigError);
+      expect((err as ServerConfigError).code).toBe("server_config_invalid");
+      expect((err as Error).message).toMatch(message);
+    });
+  }
+
+  test("loadServerConfig reads the file and names it in errors", () => {
+    const dir = mkdtempSync(join(tmpdir(), "tidegate-config-"));
+    try {
+      const file = join(dir, "server.yaml");
+      writeFileSync(file, "svid:\n  server_ttl: 2h\n  bogus: 1\n");
+      expect(() => loadServerConfig({ serverConfig: file, instance: null })).toThrow(`server config: ${file}:3: svid.bogus: unknown key`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,184 @@
+/**
+ * The identity server's settings, `server.yaml` (docs/server-api.md, "Places and settings").
+ *
+ * Guaranteed: an absent file means every default; a present file is validated whole, and any
+ * problem (an unknown key, a value of the wrong type, a bad duration, address or rate) rejects it
+ * with a ServerConfigError naming the file, the line and the field path, e.g.
+ * `server config: /etc/tidegate/server.yaml:7: ca.signing_ttl: "1x" is not a duration`.
+ * With an instance (tests, benchmarks) a listener the file does not name binds 127.0.0.1:0.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import * as v from "valibot";
+import { LineCounter, parseDocument } from "yaml";
+import { TidegateError } from "../errors.ts";
+import { parseDuration, parseSeconds } from "../runtime/duration.ts";
+import type { Places } from "../runtime/instance.ts";
+import { parseHostPort, type HostPort } from "./host-port.ts";
+
+export class ServerConfigError extends TidegateError {}
+
+export interface ServerSettings {
+  readonly listen: { readonly public: HostPort; readonly api: HostPort };
+  /** DNS SANs of the server's own SVID. */
+  readonly dnsNames: readonly string[];
+  readonly ca: {
+    readonly rootTtlSeconds: number;
+    readonly signingTtlSeconds: number;
+    /** 0: never rotate the root on its own. */
+    readonly rootRotateBeforeSeconds: number;
+    readonly refreshHintSeconds: number;
+  };
+  readonly svid: { readonly defaultTtlSeconds: number; readonly nodeTtlSeconds: number; readonly serverTtlSeconds: number };
+  readonly joinToken: { readonly defaultTtlSeconds: number };
+  /** Requests per second; the token bucket's burst is one second's worth. */
+  readonly rateLimit: { readonly svidPerNode: number; readonly attestPerSource: number };
+}
+
+export const DEFAULT_PUBLIC: HostPort = { host: "127.0.0.1", port: 8081 };
+export const DEFAULT_API: HostPort = { host: "127.0.0.1", port: 8082 };
+const INSTANCE_LISTEN: HostPort = { host: "127.0.0.1", port: 0 };
+
+export const DEFAULT_SETTINGS: ServerSettings = {
+  listen: { public: DEFAULT_PUBLIC, api: DEFAULT_API },
+  dnsNames: ["localhost"],
+  ca: { rootTtlSeconds: 8760 * 3600, signingTtlSeconds: 24 * 3600, rootRotateBeforeSeconds: 720 * 3600, refreshHintSeconds: 300 },
+  svid: { defaultTtlSeconds: 3600, nodeTtlSeconds: 3600, serverTtlSeconds: 24 * 3600 },
+  joinToken: { defaultTtlSeconds: 600 },
+  rateLimit: { svidPerNode: 500, attestPerSource: 10 },
+};
+
+type Convert<T> = (text: string) => T;
+
+/** A string field turned into T by `convert`; its error message becomes the issue. */
+function converted<T>(convert: Convert<T>) {
+  return v.pipe(
+    v.string(),
+    v.rawTransform<string, T>(({ dataset, addIssue, NEVER }) => {
+      try {
+        return convert(dataset.value);
+      } catch (e) {
+        addIssue({ message: e instanceof Error ? e.message : String(e) });
+        return NEVER;
+      }
+    }),
+  );
+}
+
+const seconds = converted((t) => parseSeconds(t, "duration"));
+const secondsOrZero = converted((t) => {
+  const ms = parseDuration(t, "duration");
+  if (ms % 1000 !== 0) throw new Error(`duration: ${JSON.stringify(t)} must be a whole number of seconds`);
+  return ms / 1000;
+});
+const rate = converted((t) => {
+  const m = /^([1-9][0-9]{0,8})\/s$/.exec(t);
+  if (m === null) throw new Error(`${JSON.stringify(t.slice(0, 64))} is not a rate (use N/s with N a whole number >= 1, e.g. 500/s)`);
+  return Number(m[1]);
+});
+const hostPort = converted((t) => parseHostPort(t));
+const dnsName = v.pipe(
+  v.string(),
+  v.regex(/^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/, "is not a DNS name"),
+);
+
+/** A YAML mapping with exactly these keys (valibot's objects would take a list too). */
+function mapping<E extends v.ObjectEntries>(entries: E) {
+  return v.pipe(
+    v.custom<Record<string, unknown>>((x) => typeof x === "object" && x !== null && !Array.isArray(x), "expected a mapping"),
+    v.strictObject(entries),
+  );
+}
+
+const Schema = v.nullish(
+  mapping({
+    listen: v.optional(mapping({ public: v.optional(hostPort), api: v.optional(hostPort) })),
+    dns_names: v.optional(v.array(dnsName)),
+    ca: v.optional(mapping({ root_ttl: v.optional(seconds), signing_ttl: v.optional(seconds), root_rotate_before: v.optional(secondsOrZero) })),
+    bundle: v.optional(mapping({ refresh_hint: v.optional(seconds) })),
+    svid: v.optional(mapping({ default_ttl: v.optional(seconds), node_ttl: v.optional(seconds), server_ttl: v.optional(seconds) })),
+    join_token: v.optional(mapping({ default_ttl: v.optional(seconds) })),
+    rate_limit: v.optional(mapping({ svid_per_node: v.optional(rate), attest_per_source: v.optional(rate) })),
+  }),
+);
+
+function describeIssue(issue: v.BaseIssue<unknown>): string {
+  if (issue.type === "strict_object" && issue.expected === "never") return `unknown key (allowed: see docs/server-api.md)`;
+  if (issue.type === "custom") return issue.message;
+  if (issue.kind === "schema") {
+    const got = issue.input === undefined ? "nothing" : JSON.stringify(issue.input)?.slice(0, 64) ?? String(issue.input);
+    return `expected ${issue.expected === "Object" ? "a mapping" : (issue.expected ?? "another type")}, got ${got}`;
+  }
+  if (issue.type === "regex") return `${JSON.stringify(String(issue.input).slice(0, 64))} ${issue.message}`;
+  return issue.message;
+}
+
+/** Parses server.yaml text; `file` names it in errors. */
+export function parseServerConfig(text: string, file: string, places?: Pick<Places, "instance">): ServerSettings {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    const line = lines.linePos(e.pos[0]).line;
+    throw new ServerConfigError("server_config_invalid", `server config: ${file}:${line}: not valid YAML: ${e.message.split("\n")[0]}`);
+  }
+  const result = v.safeParse(Schema, doc.toJS(), { abortEarly: true });
+  if (!result.success) {
+    const issue = result.issues[0];
+    const path = (issue.path ?? []).map((p) => String(p.key));
+    throw new ServerConfigError("server_config_invalid", `server config: ${file}:${lineOf(doc, lines, path)}: ${path.join(".") || "(top)"}: ${describeIssue(issue)}`);
+  }
+  const o = result.output ?? {};
+  const d = DEFAULT_SETTINGS;
+  const fallback = places !== undefined && places.instance !== null;
+  return {
+    listen: {
+      public: o.listen?.public ?? (fallback ? INSTANCE_LISTEN : d.listen.public),
+      api: o.listen?.api ?? (fallback ? INSTANCE_LISTEN : d.listen.api),
+    },
+    dnsNames: o.dns_names ?? d.dnsNames,
+    ca: {
+      rootTtlSeconds: o.ca?.root_ttl ?? d.ca.rootTtlSeconds,
+      signingTtlSeconds: o.ca?.signing_ttl ?? d.ca.signingTtlSeconds,
+      rootRotateBeforeSeconds: o.ca?.root_rotate_before ?? d.ca.rootRotateBeforeSeconds,
+      refreshHintSeconds: o.bundle?.refresh_hint ?? d.ca.refreshHintSeconds,
+    },
+    svid: {
+      defaultTtlSeconds: o.svid?.default_ttl ?? d.svid.defaultTtlSeconds,
+      nodeTtlSeconds: o.svid?.node_ttl ?? d.svid.nodeTtlSeconds,
+      serverTtlSeconds: o.svid?.server_ttl ?? d.svid.serverTtlSeconds,
+    },
+    joinToken: { defaultTtlSeconds: o.join_token?.default_ttl ?? d.joinToken.defaultTtlSeconds },
+    rateLimit: {
+      svidPerNode: o.rate_limit?.svid_per_node ?? d.rateLimit.svidPerNode,
+      attestPerSource: o.rate_limit?.attest_per_source ?? d.rateLimit.attestPerSource,
+    },
+  };
+}
+
+/** The line of the deepest node of `path` the document has (the key itself for an unknown key). */
+function lineOf(doc: ReturnType<typeof parseDocument>, lines: LineCounter, path: string[]): number {
+  for (let n = path.length; n > 0; n--) {
+    const parent = n === 1 ? doc.contents : doc.getIn(path.slice(0, n - 1), true);
+    const key = path[n - 1];
+    const items = (parent as { items?: { key?: { value?: unknown; range?: number[] }; range?: number[] }[] } | null)?.items;
+    if (!Array.isArray(items)) continue;
+    const pair = items.find((p, i) => (p.key !== undefined ? String(p.key?.value) === key : String(i) === key));
+    const range = pair?.key?.range ?? pair?.range;
+    if (range?.[0] !== undefined) return lines.linePos(range[0]).line;
+  }
+  const start = (doc.contents as { range?: number[] } | null)?.range?.[0] ?? 0;
+  return lines.linePos(start).line;
+}
+
+/** Reads `places.serverConfig`; an absent file gives the defaults. */
+export function loadServerConfig(places: Pick<Places, "serverConfig" | "instance">): ServerSettings {
+  const file = places.serverConfig;
+  if (!existsSync(file)) return parseServerConfig("", file, places);
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (cause) {
+    throw new ServerConfigError("server_config_unreadable", `server config: cannot read ${JSON.stringify(file)}: ${(cause as Error).message}`, { cause });
+  }
+  return parseServerConfig(text, file, places);
+}

@@ -1,0 +1,167 @@
+/**
+ * What the agent-facing routes do, independent of HTTP: join-token attestation, node SVID renewal,
+ * sync, and workload SVID issuance (docs/server-api.md).
+ *
+ * Guaranteed:
+ * - a join token is looked up by its SHA-256 only, and consumed (atomically, once) only after its
+ *   CSR passed every check, so a rejected request leaves the token usable and nothing stored lost;
+ * - a node obtains workload SVIDs only for entries whose parent_id is its own node ID; any other
+ *   entry is refused (403 entry_not_for_node) and logged, whatever the agent asks;
+ * - every certificate is recorded in the datastore (durable) before its chain is returned.
+ */
+import { createHash } from "node:crypto";
+import type { Logger } from "../runtime/log.ts";
+import { SpiffeId, type TrustDomain } from "../spiffe/index.ts";
+import type { Datastore } from "./store/index.ts";
+import type { ServerSettings } from "./config.ts";
+import { ApiError } from "./errors.ts";
+import { nodeId } from "./ids.ts";
+import type { ServedBundle } from "./bundle-state.ts";
+import { chainJson, csrBytes, entryJson, type EntryJson } from "./wire.ts";
+import type { RateLimiter } from "./rate-limit.ts";
+
+/** The CA operations the issuer needs (src/ca's CaManager). */
+export interface CsrMinter {
+  mintFromCsr(opts: { csr: Uint8Array; id: SpiffeId; ttlSeconds: number; now: Date; dnsNames?: readonly string[] }): Promise<{
+    readonly chain: readonly Uint8Array[];
+    readonly serial: string;
+    readonly notBefore: Date;
+    readonly notAfter: Date;
+  }>;
+}
+
+export interface IssuerDeps {
+  readonly trustDomain: TrustDomain;
+  readonly settings: ServerSettings;
+  readonly store: Datastore;
+  readonly ca: CsrMinter;
+  readonly logger: Logger;
+  readonly now: () => Date;
+  /** The bundle as currently served. */
+  readonly bundle: () => ServedBundle;
+  readonly svidLimiter: RateLimiter;
+}
+
+export interface NodeSvidAnswer {
+  node: string;
+  spiffe_id: string;
+  svid: string[];
+  bundle: unknown;
+}
+
+export function tokenHash(token: string): string {
+  return createHash("sha256").update(token, "utf8").digest("hex");
+}
+
+export class Issuer {
+  readonly #d: IssuerDeps;
+
+  constructor(deps: IssuerDeps) {
+    this.#d = deps;
+  }
+
+  /** POST /v1/attest/join-token. `source` is the caller's address, for the log. */
+  async attestJoinToken(token: string, csr: string, source: string): Promise<NodeSvidAnswer> {
+    const d = this.#d;
+    const now = d.now();
+    const hash = tokenHash(token);
+    const record = await d.store.getJoinToken(hash);
+    if (record === null) throw new ApiError("token_unknown", "server: the join token is not known");
+    if (record.usedAt !== null) throw new ApiError("token_used", "server: the join token was already used");
+    if (now.getTime() >= record.expiresAt.getTime()) throw new ApiError("token_expired", `server: the join token expired at ${record.expiresAt.toISOString()}`);
+    const node = record.nodeName;
+    const id = nodeId(d.trustDomain, node);
+    const minted = await d.ca.mintFromCsr({ csr: csrBytes(csr), id, ttlSeconds: d.settings.svid.nodeTtlSeconds, now });
+    await d.store.consumeJoinToken(hash, now);
+    const answer = await this.#keepNodeSvid(node, id, minted, now, true);
+    d.logger.info("node_attested", { node, spiffe_id: id.toString(), serial: minted.serial, not_after: minted.notAfter.toISOString(), source });
+    return answer;
+  }
+
+  /** POST /v1/node/renew by an authenticated node; recreates a node record the server lost. */
+  async renewNode(node: string, csr: string): Promise<NodeSvidAnswer> {
+    const d = this.#d;
+    const now = d.now();
+    const id = nodeId(d.trustDomain, node);
+    const minted = await d.ca.mintFromCsr({ csr: csrBytes(csr), id, ttlSeconds: d.settings.svid.nodeTtlSeconds, now });
+    const known = (await d.store.getNode(node)) !== null;
+    const answer = await this.#keepNodeSvid(node, id, minted, now, false);
+    d.logger.info(known ? "node_renewed" : "node_reattested", { node, serial: minted.serial, not_after: minted.notAfter.toISOString() });
+    return answer;
+  }
+
+  async #keepNodeSvid(
+    node: string,
+    id: SpiffeId,
+    minted: Awaited<ReturnType<CsrMinter["mintFromCsr"]>>,
+    now: Date,
+    joined: boolean,
+  ): Promise<NodeSvidAnswer> {
+    const d = this.#d;
+    await d.store.recordIssued({
+      serial: minted.serial,
+      spiffeId: id.toString(),
+      kind: "node",
+      nodeName: node,
+      entryId: null,
+      notBefore: minted.notBefore,
+      notAfter: minted.notAfter,
+      issuedAt: now,
+    });
+    const previous = joined ? null : await d.store.getNode(node);
+    await d.store.upsertNode({
+      nodeName: node,
+      spiffeId: id.toString(),
+      serial: minted.serial,
+      notAfter: minted.notAfter,
+      attestedAt: previous?.attestedAt ?? now,
+      updatedAt: now,
+    });
+    return { node, spiffe_id: id.toString(), svid: chainJson(minted.chain), bundle: d.bundle().jwks };
+  }
+
+  /** GET /v1/sync: the entries parented to the node, and the bundle. */
+  async sync(node: string): Promise<{ node: string; entries: EntryJson[]; bundle: unknown; bundle_sequence: number }> {
+    const d = this.#d;
+    if ((await d.store.getNode(node)) === null) {
+      throw new ApiError("node_unknown", `server: node ${JSON.stringify(node)} is not known to the server (renew the node SVID to re-attest)`);
+    }
+    const entries = await d.store.listEntries({ parentId: nodeId(d.trustDomain, node).toString() });
+    const served = d.bundle();
+    return { node, entries: entries.map(entryJson), bundle: served.jwks, bundle_sequence: served.sequence };
+  }
+
+  /** POST /v1/svid: a workload SVID for an entry parented to the calling node. */
+  async issueWorkloadSvid(node: string, entryId: string, csr: string): Promise<{ entry_id: string; spiffe_id: string; svid: string[]; expires_at: string }> {
+    const d = this.#d;
+    const wait = d.svidLimiter.take(node);
+    if (wait > 0) throw new ApiError("rate_limited", `server: node ${JSON.stringify(node)} is over ${d.settings.rateLimit.svidPerNode} SVID requests a second`, { retryAfter: wait });
+    const entry = await d.store.getEntry(entryId);
+    if (entry === null) throw new ApiError("entry_unknown", `server: no registration entry ${JSON.stringify(entryId)}`);
+    const caller = nodeId(d.trustDomain, node).toString();
+    if (entry.parentId !== caller) {
+      d.logger.warn("entry_not_for_node", { node, entry_id: entry.id, spiffe_id: entry.spiffeId, parent_id: entry.parentId });
+      throw new ApiError("entry_not_for_node", `server: entry ${JSON.stringify(entry.id)} is not parented to node ${JSON.stringify(node)}`);
+    }
+    const now = d.now();
+    const minted = await d.ca.mintFromCsr({
+      csr: csrBytes(csr),
+      id: SpiffeId.parse(entry.spiffeId),
+      ttlSeconds: entry.ttlSeconds,
+      now,
+      dnsNames: entry.dnsNames,
+    });
+    await d.store.recordIssued({
+      serial: minted.serial,
+      spiffeId: entry.spiffeId,
+      kind: "workload",
+      nodeName: node,
+      entryId: entry.id,
+      notBefore: minted.notBefore,
+      notAfter: minted.notAfter,
+      issuedAt: now,
+    });
+    d.logger.info("svid_issued", { node, entry_id: entry.id, spiffe_id: entry.spiffeId, serial: minted.serial, not_after: minted.notAfter.toISOString() });
+    return { entry_id: entry.id, spiffe_id: entry.spiffeId, svid: chainJson(minted.chain), expires_at: minted.notAfter.toISOString() };
+  }
+}

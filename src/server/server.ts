@@ -1,0 +1,185 @@
+/**
+ * `tidegate server`: the identity server as one object (docs/server-api.md). `startServer` opens
+ * the datastore and the CA of an initialised state directory, mints the server's SVID, binds the
+ * public listener (TLS) and the API listener (mutual TLS, node SVIDs), writes server.json, serves
+ * the admin API on server.sock, and ticks the CA every `tickIntervalMs`. `stop` closes it all and
+ * removes server.sock and server.json. A failure while starting undoes what was started.
+ *
+ *   const s = await startServer({ places, settings });   // s.publicUrl, s.apiUrl, s.socketPath
+ *   await s.stop();
+ */
+import { unlinkSync, writeFileSync, chmodSync, mkdirSync, renameSync } from "node:fs";
+import { dirname } from "node:path";
+import type { TLSSocket } from "node:tls";
+import { createLogger, type Logger } from "../runtime/log.ts";
+import type { Places } from "../runtime/instance.ts";
+import { serveUnix, type UnixServer } from "../runtime/unix-http.ts";
+import type { CaManager } from "../ca/index.ts";
+import type { Datastore } from "./store/index.ts";
+import type { ServerSettings } from "./config.ts";
+import { adminApp } from "./admin-app.ts";
+import { apiApp } from "./api-app.ts";
+import { CaKeeper } from "./ca-keeper.ts";
+import { formatHostPort, type HostPort } from "./host-port.ts";
+import { openServerState, type ServerPaths } from "./init.ts";
+import { Issuer } from "./issuer.ts";
+import { authenticateNode, ConnectionVerdicts, peerChain } from "./node-auth.ts";
+import { publicApp } from "./public-app.ts";
+import { RateLimiter } from "./rate-limit.ts";
+import { createTlsListener, type TlsListener } from "./tls-listener.ts";
+
+export interface StartServerOptions {
+  readonly places: Places;
+  readonly settings: ServerSettings;
+  /** The clock for certificates, tokens and the CA (tests shift it); TLS itself uses the real one. */
+  readonly now?: () => Date;
+  readonly logger?: Logger;
+  /** How often the CA's due work runs (default 1000 ms). */
+  readonly tickIntervalMs?: number;
+}
+
+export interface RunningServer {
+  readonly trustDomain: string;
+  readonly publicUrl: string;
+  readonly apiUrl: string;
+  readonly public: HostPort;
+  readonly api: HostPort;
+  readonly socketPath: string;
+  readonly paths: ServerPaths;
+  /** For tests and tools in the same process. */
+  readonly store: Datastore;
+  readonly ca: CaManager;
+  /** The PEM of the bundle's roots, as served now. */
+  rootsPem(): string;
+  /** Runs the CA's due work now (what the timer does). */
+  tick(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function url(hp: HostPort): string {
+  return `https://${formatHostPort(hp)}`;
+}
+
+function writeServerJson(path: string, body: unknown): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(body, null, 2) + "\n", { mode: 0o644 });
+  chmodSync(tmp, 0o644);
+  renameSync(tmp, path);
+}
+
+export async function startServer(opts: StartServerOptions): Promise<RunningServer> {
+  const now = opts.now ?? (() => new Date());
+  const logger = opts.logger ?? createLogger();
+  const { settings } = opts;
+  const { paths, store, ca } = await openServerState({ places: opts.places, settings, now: now() });
+  const undo: (() => Promise<void> | void)[] = [() => store.close()];
+  const cleanup = async () => {
+    for (const fn of undo.reverse()) await Promise.resolve(fn()).catch(() => undefined);
+  };
+  try {
+    const td = ca.trustDomain;
+    const keeper = await CaKeeper.start({ ca, store, settings, logger, now });
+    const verdicts = new ConnectionVerdicts();
+    let bound: { public: HostPort; api: HostPort } = { public: settings.listen.public, api: settings.listen.api };
+    const issuer = new Issuer({
+      trustDomain: td,
+      settings,
+      store,
+      ca,
+      logger,
+      now,
+      bundle: () => keeper.served,
+      svidLimiter: new RateLimiter(settings.rateLimit.svidPerNode),
+    });
+    const pub = publicApp({
+      issuer,
+      bundle: () => keeper.served,
+      attestLimiter: new RateLimiter(settings.rateLimit.attestPerSource),
+      apiPort: () => bound.api.port,
+      logger,
+    });
+    const api = apiApp({ issuer, verdicts, logger, now });
+    const publicListener: TlsListener = createTlsListener({ material: keeper.material, requestCert: false, fetch: (r, env) => pub.fetch(r, env) });
+    const apiListener: TlsListener = createTlsListener({
+      material: keeper.material,
+      requestCert: true,
+      fetch: (r, env) => api.fetch(r, env),
+      onSecure: (socket: TLSSocket) => verdicts.set(socket, authenticateNode(peerChain(socket), td, keeper.served.source, now())),
+    });
+    keeper.onMaterial((m) => {
+      publicListener.setContext(m);
+      apiListener.setContext(m);
+    });
+    undo.push(() => publicListener.close(), () => apiListener.close());
+    bound = { public: await publicListener.listen(settings.listen.public), api: await apiListener.listen(settings.listen.api) };
+
+    const admin = adminApp({
+      trustDomain: td,
+      settings,
+      store,
+      logger,
+      now,
+      addresses: () => ({ public: formatHostPort(bound.public), api: formatHostPort(bound.api) }),
+      caStatus: () => ca.status(),
+      fingerprint: () => ca.activeRootFingerprint(),
+      bundleSequence: () => keeper.served.sequence,
+      rotate: (root) => keeper.rotate(root),
+    });
+    const unix: UnixServer = serveUnix(paths.socket, (r) => admin.fetch(r));
+    undo.push(() => unix.stop());
+    writeServerJson(paths.serverJson, {
+      trust_domain: td.name,
+      public: formatHostPort(bound.public),
+      api: formatHostPort(bound.api),
+      pid: process.pid,
+    });
+    undo.push(() => unlinkSync(paths.serverJson));
+
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let stopped = false;
+    let inflight: Promise<void> = Promise.resolve();
+    const tickAndPrune = async () => {
+      await keeper.tick();
+      await store.pruneJoinTokens(now());
+    };
+    const schedule = () => {
+      timer = setTimeout(() => {
+        inflight = tickAndPrune()
+          .catch((e: unknown) => logger.error("ca_tick_failed", { code: (e as { code?: string }).code ?? "unexpected", message: (e as Error).message }))
+          .finally(() => {
+            if (!stopped) schedule();
+          });
+      }, opts.tickIntervalMs ?? 1000);
+    };
+    schedule();
+    undo.push(() => {
+      stopped = true;
+      clearTimeout(timer);
+      return inflight;
+    });
+    logger.info("server_started", { trust_domain: td.name, public: formatHostPort(bound.public), api: formatHostPort(bound.api), socket: paths.socket });
+
+    let stopping: Promise<void> | undefined;
+    return {
+      trustDomain: td.name,
+      publicUrl: url(bound.public),
+      apiUrl: url(bound.api),
+      public: bound.public,
+      api: bound.api,
+      socketPath: paths.socket,
+      paths,
+      store,
+      ca,
+      rootsPem: () => keeper.served.rootsPem,
+      tick: () => keeper.tick(),
+      stop: () => {
+        stopping ??= cleanup().then(() => logger.info("server_stopped", { trust_domain: td.name }));
+        return stopping;
+      },
+    };
+  } catch (e) {
+    await cleanup();
+    throw e;
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * A TLS listener in front of a hono app: node:tls terminates TLS and hands each connection to a
+ * node:http server running the app (@hono/node-server's request listener). Bun.serve cannot give a
+ * handler the client's certificate (PLATFORM-NOTES, "Machine facts"); node:tls can, in
+ * `secureConnection`, so the mutual-TLS listener authenticates each connection there once and the
+ * app reads the result per request through `c.env.incoming.socket`.
+ *
+ * `setContext` swaps certificate, key and CA list for new handshakes (a renewed server SVID, a new
+ * root in the bundle); established connections keep theirs.
+ */
+import http from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import tls from "node:tls";
+import { getRequestListener } from "@hono/node-server";
+import type { HostPort } from "./host-port.ts";
+
+export interface TlsMaterial {
+  /** PEM: the server's SVID then its intermediates. */
+  readonly certPem: string;
+  /** PEM PKCS#8. */
+  readonly keyPem: string;
+  /** PEM roots: when client certificates are asked, the CAs named to clients and used to build their chains. */
+  readonly caPem: string;
+}
+
+export interface TlsListenerOptions {
+  readonly material: TlsMaterial;
+  /** Ask for a client certificate (not enforced by TLS: `onSecure` decides, the app answers). */
+  readonly requestCert: boolean;
+  readonly fetch: (request: Request, env: { incoming: http.IncomingMessage }) => Response | Promise<Response>;
+  /** Called once per connection after the handshake, before any request on it is read. */
+  readonly onSecure?: (socket: tls.TLSSocket) => void;
+}
+
+export interface TlsListener {
+  listen(at: HostPort): Promise<HostPort>;
+  setContext(material: TlsMaterial): void;
+  close(): Promise<void>;
+}
+
+function contextOptions(m: TlsMaterial): tls.SecureContextOptions {
+  return { cert: m.certPem, key: m.keyPem, ca: m.caPem, minVersion: "TLSv1.2" };
+}
+
+export function createTlsListener(opts: TlsListenerOptions): TlsListener {
+  const httpServer = http.createServer(
+    { keepAliveTimeout: 60_000 },
+    // overrideGlobalObjects would replace the process's global Request/Response with
+    // @hono/node-server's own, which Bun.serve (the admin socket) and fetch then reject.
+    getRequestListener((req, env) => opts.fetch(req, env as { incoming: http.IncomingMessage }), { overrideGlobalObjects: false }),
+  );
+  const sockets = new Set<Socket>();
+  const server = tls.createServer({
+    ...contextOptions(opts.material),
+    requestCert: opts.requestCert,
+    rejectUnauthorized: false,
+    ALPNProtocols: ["http/1.1"],
+  });
+  server.on("secureConnection", (socket: tls.TLSSocket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => socket.destroy());
+    opts.onSecure?.(socket);
+    httpServer.emit("connection", socket);
+  });
+  server.on("tlsClientError", () => {
+    // a failed handshake: the client sees the alert; nothing to serve.
+  });
+  return {
+    listen: (at) =>
+      new Promise<HostPort>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(at.port, at.host, () => {
+          server.off("error", reject);
+          const a = server.address() as AddressInfo;
+          resolve({ host: at.host, port: a.port });
+        });
+      }),
+    setContext: (m) => server.setSecureContext(contextOptions(m)),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        httpServer.close();
+        if (!server.listening) return resolve();
+        server.close(() => resolve());
+      }),
+  };
+}
