@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { assert, describe, test } from "../../test/shim.ts";
-import { bytesEqual, fromBase64, fromBase64Url, toArrayBuffer, toBase64, toBase64Url, toHex } from "./encoding.ts";
+import { bytesEqual, fromBase64, fromBase64Fallback, fromBase64Url, toArrayBuffer, toBase64, toBase64Fallback, toBase64Url, toHex } from "./encoding.ts";
 
 // Explicitly typed: TypeScript only allows assertion-signature calls through a declared type.
 
@@ -117,5 +117,19 @@ describe("hex, bytesEqual, toArrayBuffer", () => {
     const ab = toArrayBuffer(view);
     assert.equal(ab.byteLength, 3);
     assert.deepEqual(new Uint8Array(ab), new Uint8Array([1, 2, 3]));
+  });
+});
+
+describe("the fallback for runtimes without native base64", () => {
+  test("encodes and decodes exactly as the native path does", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 20000 }), (bytes) => {
+        const text = toBase64(bytes);
+        assert.equal(toBase64Fallback(bytes), text);
+        const back = fromBase64Fallback(text);
+        assert.ok(back !== null && bytesEqual(back, bytes));
+      }),
+      { numRuns: 200 },
+    );
   });
 });

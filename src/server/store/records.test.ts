@@ -86,6 +86,32 @@ describe("issued certificates", () => {
     expect(await store.countIssued()).toBe(1);
   });
 
+  test("a burst of records is committed together and each promise resolves after the commit", async () => {
+    const serials = Array.from({ length: 50 }, (_, i) => (0x1000 + i).toString(16));
+    await Promise.all(serials.map((serial) => store.recordIssued({ ...cert, serial })));
+    expect(await store.countIssued()).toBe(50);
+  });
+
+  test("one bad record in a burst is refused alone; the others are recorded", async () => {
+    await store.recordIssued(cert);
+    const results = await Promise.all([
+      codeOf(store.recordIssued({ ...cert, serial: "a1" })),
+      codeOf(store.recordIssued({ ...cert, serial: "7f00aa" })),
+      codeOf(store.recordIssued({ ...cert, serial: "a2" })),
+    ]);
+    expect(results).toEqual(["resolved", "store_serial_exists", "resolved"]);
+    expect(await store.countIssued()).toBe(3);
+  });
+
+  test("records still waiting for their commit are written by close()", async () => {
+    const pending = [store.recordIssued({ ...cert, serial: "b1" }), store.recordIssued({ ...cert, serial: "b2" })];
+    await store.close();
+    await Promise.all(pending);
+    const again = await SqliteDatastore.open(tmp.path("s.db"));
+    expect(await again.countIssued()).toBe(2);
+    await again.close();
+  });
+
   test("a serial recorded twice is store_serial_exists and the first record stays", async () => {
     await store.recordIssued(cert);
     expect(await codeOf(store.recordIssued({ ...cert, serial: "7f00aa", spiffeId: "spiffe://example.org/other" }))).toBe(

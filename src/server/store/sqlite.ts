@@ -25,7 +25,7 @@
  * across processes and for tools that read while no server runs.
  */
 import { Database } from "bun:sqlite";
-import { storeFailure, type SqlConnection } from "./connection.ts";
+import { storeFailure, writeTransaction, type SqlConnection } from "./connection.ts";
 import type {
   AttestedNode,
   BundleRecord,
@@ -163,8 +163,41 @@ export class SqliteDatastore implements Datastore {
     return this.#use("delete node", true, (db) => nodes.deleteNode(db, nodeName));
   }
 
+  /**
+   * Group commit: the records asked for while the event loop is busy are written in one
+   * transaction at the next turn, and each promise resolves only after that COMMIT, so "recorded
+   * before the chain is returned" holds as before while a burst costs one commit, not one each.
+   * If the batch fails (one duplicate serial, say), each record is retried on its own so only
+   * the bad one is refused.
+   */
   recordIssued(cert: IssuedCertificate): Promise<void> {
-    return this.#use("record issued certificate", true, (db) => issued.recordIssued(db, cert));
+    return new Promise((resolve, reject) => {
+      this.#issuedQueue.push({ cert, resolve, reject });
+      if (this.#issuedQueue.length === 1) setImmediate(() => this.#flushIssued());
+    });
+  }
+
+  #issuedQueue: { cert: IssuedCertificate; resolve: () => void; reject: (e: unknown) => void }[] = [];
+
+  #flushIssued(): void {
+    const batch = this.#issuedQueue;
+    this.#issuedQueue = [];
+    if (batch.length === 0) return;
+    const one = (p: (typeof batch)[number]) =>
+      this.#use("record issued certificate", true, (db) => issued.recordIssued(db, p.cert)).then(p.resolve, p.reject);
+    if (batch.length === 1 || this.#db === null || this.readonly) {
+      for (const p of batch) void one(p);
+      return;
+    }
+    try {
+      writeTransaction(this.#db, () => {
+        for (const p of batch) issued.recordIssued(this.#db!, p.cert);
+      });
+    } catch {
+      for (const p of batch) void one(p);
+      return;
+    }
+    for (const p of batch) p.resolve();
   }
   getIssued(serial: string): Promise<IssuedCertificate | null> {
     return this.#use("get issued certificate", false, (db) => issued.getIssued(db, serial));
@@ -195,6 +228,7 @@ export class SqliteDatastore implements Datastore {
 
   /** Checkpoints the WAL into the file and releases the lock. */
   close(): Promise<void> {
+    this.#flushIssued();
     const db = this.#db;
     this.#db = null;
     if (db === null) return Promise.resolve();
