@@ -5,7 +5,8 @@
  * problem (an unknown key, a value of the wrong type, a bad duration, address or rate) rejects it
  * with a ServerConfigError naming the file, the line and the field path, e.g.
  * `server config: /etc/tidegate/server.yaml:7: ca.signing_ttl: "1x" is not a duration`.
- * With an instance (tests, benchmarks) a listener the file does not name binds 127.0.0.1:0.
+ * With an instance (tests, benchmarks) a listener the file does not name binds 127.0.0.1 on a
+ * free port, chosen at the first start and kept in the server state for later starts (server.ts).
  */
 import { existsSync, readFileSync } from "node:fs";
 import * as v from "valibot";

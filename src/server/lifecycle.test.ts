@@ -42,6 +42,24 @@ describe("server lifecycle", () => {
     }
   }, T);
 
+  test("an instance's free ports are chosen once and kept across restarts", async () => {
+    const { dir, places } = tempPlaces();
+    try {
+      const settings = parseServerConfig(TEST_YAML, "t.yaml", places);
+      expect(settings.listen.public.port).toBe(0);
+      await initServer({ places, settings, trustDomain: TEST_TD });
+      const first = await startServer({ places, settings, logger: memoryLogger() });
+      const ports = [first.public.port, first.api.port];
+      expect(ports.every((p) => p > 0)).toBe(true);
+      await first.stop();
+      const second = await startServer({ places, settings, logger: memoryLogger() });
+      expect([second.public.port, second.api.port]).toEqual(ports);
+      await second.stop();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, T);
+
   test("serving a state directory that was never initialised is refused, and creates nothing", async () => {
     const { dir, places } = tempPlaces();
     try {

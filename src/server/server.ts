@@ -112,7 +112,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
       apiListener.setContext(m);
     });
     undo.push(() => publicListener.close(), () => apiListener.close());
-    bound = { public: await publicListener.listen(settings.listen.public), api: await apiListener.listen(settings.listen.api) };
+    bound = { public: await listenRemembered(store, "public", publicListener, settings.listen.public), api: await listenRemembered(store, "api", apiListener, settings.listen.api) };
 
     const admin = adminApp({
       trustDomain: td,
@@ -182,4 +182,18 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
     await cleanup();
     throw e;
   }
+}
+
+/**
+ * A listener configured with port 0 (an instance's default) gets a free port on its first start,
+ * and the same port on every later start: agents keep the server's address in their state, so a
+ * restarted server must be where they left it. The port is kept in the datastore's server state.
+ */
+async function listenRemembered(store: Datastore, name: "public" | "api", listener: TlsListener, want: HostPort): Promise<HostPort> {
+  if (want.port !== 0) return listener.listen(want);
+  const key = `listen.${name}.port`;
+  const remembered = Number(await store.getState(key));
+  const bound = await listener.listen(Number.isInteger(remembered) && remembered > 0 ? { ...want, port: remembered } : want);
+  if (bound.port !== remembered) await store.setState(key, String(bound.port));
+  return bound;
 }
