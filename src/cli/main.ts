@@ -12,6 +12,8 @@ import { svidCommand } from "./svid.ts";
 import { serverCommand } from "./server.ts";
 import { entryCommand } from "./entry.ts";
 import { tokenCommand } from "./token.ts";
+import { agentCommand } from "./agent.ts";
+import { statusCommand } from "./status.ts";
 import { TidegateError } from "../errors.ts";
 
 export const rootCommand: Command = {
@@ -20,7 +22,7 @@ export const rootCommand: Command = {
   usage: ["COMMAND [OPTIONS]", "--version"],
   help: "Every command answers --help. Exit codes: 0 ok, 1 failure, 2 usage error.",
   options: { version: { type: "boolean", help: "print the version line and exit" } },
-  subcommands: [svidCommand, versionCommand, serverCommand, entryCommand, tokenCommand],
+  subcommands: [svidCommand, versionCommand, serverCommand, entryCommand, tokenCommand, agentCommand, statusCommand],
 };
 
 export async function main(argv: readonly string[], io: Output, env: Record<string, string | undefined>): Promise<number> {

@@ -1,0 +1,141 @@
+/**
+ * `startAgent`: the identity half of `tidegate agent`. Bootstraps (bootstrap.ts), loads the SVIDs
+ * kept from the last run, serves the admin API on `<run-dir>/agent.sock` and runs the loops
+ * (agent-core.ts) until `stop()`, which aborts requests in flight, waits for the loop and removes
+ * the socket.
+ */
+import { join } from "node:path";
+import type { Places } from "../runtime/instance.ts";
+import { createLogger, type Logger } from "../runtime/log.ts";
+import { serveUnix, type UnixServer } from "../runtime/unix-http.ts";
+import { readFileSync } from "node:fs";
+import { AgentCore } from "./agent-core.ts";
+import { bootstrap } from "./bootstrap.ts";
+import { AgentError, describeError } from "./errors.ts";
+import { adminApp } from "./admin-app.ts";
+import { statusOf, type AgentStatus } from "./health.ts";
+import { StateFiles } from "./state-files.ts";
+import { parseFingerprint } from "./trust.ts";
+import { loadSvids } from "./workload-svid.ts";
+
+export const DEFAULT_SYNC_INTERVAL_MS = 5_000;
+export const DEFAULT_RETRY_MAX_MS = 60_000;
+/** Shortest pause between two ticks, so that no bug can make the loop spin. */
+const MIN_PAUSE_MS = 10;
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export interface StartAgentOptions {
+  readonly places: Places;
+  readonly serverUrl?: string;
+  readonly joinToken?: string;
+  /** As typed: hex SHA-256, colons and case ignored. */
+  readonly fingerprint?: string;
+  /** Path of a bundle file (PEM roots or SPIFFE JWKS). */
+  readonly trustBundle?: string;
+  readonly syncIntervalMs?: number;
+  readonly retryMaxMs?: number;
+  readonly now?: () => number;
+  readonly random?: () => number;
+  readonly logger?: Logger;
+}
+
+export interface RunningAgent {
+  readonly socketPath: string;
+  readonly core: AgentCore;
+  /** Resolves once the first round (sync and SVID requests) has run. */
+  readonly ready: Promise<void>;
+  status(): AgentStatus;
+  /** Runs the loop now instead of at the next due time. */
+  wake(): void;
+  stop(): Promise<void>;
+}
+
+export async function startAgent(o: StartAgentOptions): Promise<RunningAgent> {
+  const now = o.now ?? Date.now;
+  const logger = o.logger ?? createLogger();
+  const files = new StateFiles(o.places.stateDir);
+  const stopping = new AbortController();
+  const signal = stopping.signal;
+  logger.info("agent_start", { instance: o.places.instance, state_dir: files.dir, server: o.serverUrl ?? null, join_token_given: o.joinToken !== undefined });
+  const fingerprint = o.fingerprint !== undefined ? parseFingerprint(o.fingerprint) : undefined;
+  let trustBundle: { text: string; path: string } | undefined;
+  if (o.trustBundle !== undefined) {
+    try {
+      trustBundle = { text: readFileSync(o.trustBundle, "utf8"), path: o.trustBundle };
+    } catch (e) {
+      throw new AgentError("trust_bundle_bad", `agent: cannot read --trust-bundle ${JSON.stringify(o.trustBundle)}: ${(e as { code?: string }).code ?? String(e)}`);
+    }
+  }
+  const identity = await bootstrap({
+    files,
+    now,
+    logger,
+    signal,
+    ...(o.serverUrl !== undefined ? { serverUrl: o.serverUrl } : {}),
+    ...(o.joinToken !== undefined ? { joinToken: o.joinToken } : {}),
+    ...(fingerprint !== undefined ? { fingerprint } : {}),
+    ...(trustBundle !== undefined ? { trustBundle } : {}),
+    ...(o.random ? { random: o.random } : {}),
+  });
+  const cached = await loadSvids(files, o.random);
+  for (const id of cached.dropped) logger.warn("svid_cache_dropped", { entry_id: id, reason: "unreadable or key mismatch" });
+  const core = new AgentCore({
+    files,
+    identity,
+    svids: cached.svids,
+    syncIntervalMs: o.syncIntervalMs ?? DEFAULT_SYNC_INTERVAL_MS,
+    retryMaxMs: o.retryMaxMs ?? DEFAULT_RETRY_MAX_MS,
+    now,
+    logger,
+    signal,
+    ...(o.random ? { random: o.random } : {}),
+  });
+  await core.init();
+  const socketPath = join(o.places.runDir, "agent.sock");
+  const server: UnixServer = serveUnix(socketPath, adminApp(core, now).fetch);
+  logger.info("agent_ready", { node: identity.config.node, spiffe_id: identity.config.spiffe_id, socket: socketPath, svids_cached: cached.svids.size });
+
+  let wakeUp: (() => void) | null = null;
+  let firstDone: () => void = () => {};
+  const ready = new Promise<void>((r) => (firstDone = r));
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(done, Math.min(Math.max(ms, MIN_PAUSE_MS), MAX_TIMER_MS));
+      function done() {
+        clearTimeout(t);
+        signal.removeEventListener("abort", done);
+        wakeUp = null;
+        resolve();
+      }
+      wakeUp = done;
+      signal.addEventListener("abort", done);
+    });
+  const loop = (async () => {
+    while (!signal.aborted) {
+      let next = now() + 1000;
+      try {
+        next = await core.tick();
+      } catch (e) {
+        logger.error("agent_loop_failed", { error: describeError(e) });
+      }
+      firstDone();
+      if (signal.aborted) break;
+      await pause(next - now());
+    }
+  })();
+
+  return {
+    socketPath,
+    core,
+    ready,
+    status: () => statusOf(core, now()),
+    wake: () => wakeUp?.(),
+    stop: async () => {
+      if (signal.aborted) return;
+      stopping.abort();
+      await loop;
+      await server.stop();
+      logger.info("agent_stopped", { node: identity.config.node });
+    },
+  };
+}

@@ -1,0 +1,101 @@
+/**
+ * `tidegate agent`: the node agent (its identity part: join, node SVID, sync, workload SVIDs, the
+ * admin API on agent.sock). Runs until SIGTERM or SIGINT, then stops cleanly and removes the
+ * socket. Logs JSON lines on stderr; the join token never appears in them.
+ */
+import type { Command } from "./command.ts";
+import { UsageError } from "./usage-error.ts";
+import { readInputFile } from "./files.ts";
+import { parseDuration } from "../runtime/duration.ts";
+import { createLogger } from "../runtime/log.ts";
+import { DEFAULT_RETRY_MAX_MS, DEFAULT_SYNC_INTERVAL_MS, parseFingerprint, startAgent } from "../agent/index.ts";
+
+function str(v: unknown): string | undefined {
+  return typeof v === "string" ? v : undefined;
+}
+
+function positiveDuration(v: unknown, flag: string, fallback: number): number {
+  if (typeof v !== "string") return fallback;
+  let ms: number;
+  try {
+    ms = parseDuration(v, flag);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (ms <= 0) throw new UsageError(`${flag} must be longer than 0s`);
+  return ms;
+}
+
+export const agentCommand: Command = {
+  name: "agent",
+  summary: "run the node agent: join the identity server, keep the node's and workloads' SVIDs",
+  usage: [
+    "agent --server https://HOST:PORT --join-token TOKEN --server-fingerprint SHA256",
+    "agent --server https://HOST:PORT --join-token-file FILE --trust-bundle FILE",
+    "agent   (after a first join: the state in <state-dir>/agent/ is enough)",
+  ],
+  help: [
+    "The first start joins: the agent fetches the server's bundle without trusting it, keeps only",
+    "the root whose SHA-256 is --server-fingerprint (as 'tidegate token create' prints it; colons",
+    "and case ignored), verifies the server against that root and its SPIFFE ID",
+    "spiffe://TD/tidegate/server, and only then sends the join token with a CSR; the node's key never",
+    "leaves the node. With --trust-bundle FILE (PEM roots or a SPIFFE bundle) no fingerprint is needed.",
+    "A wrong fingerprint stops before any token is sent.",
+    "",
+    "The node SVID and key are kept in <state-dir>/agent/ (keys 0600), so a restart needs no token",
+    "until the node SVID expires. The agent syncs its entries every --sync-interval, renews SVIDs at",
+    "half life (+-10 % jitter), and retries failures with capped exponential backoff (--retry-max).",
+    "'tidegate status' shows what it holds. Exit 1 when it cannot start; 0 after SIGTERM/SIGINT.",
+  ].join("\n"),
+  options: {
+    server: { type: "string", value: "URL", help: "the server's public listener, https://host:port" },
+    "join-token": { type: "string", value: "TOKEN", help: "one-time join token (prefer --join-token-file: argv is visible to other users)" },
+    "join-token-file": { type: "string", value: "FILE", help: "read the join token from FILE" },
+    "server-fingerprint": { type: "string", value: "SHA256", help: "SHA-256 of the server's root CA, hex" },
+    "trust-bundle": { type: "string", value: "FILE", help: "trust the roots in FILE (PEM or SPIFFE JWKS) instead of a fingerprint" },
+    "sync-interval": { type: "string", value: "DURATION", help: "how often to sync entries and the bundle (default 5s)" },
+    "retry-max": { type: "string", value: "DURATION", help: "longest wait between retries (default 60s)" },
+  },
+  run: async ({ values, positionals, places, io }) => {
+    if (positionals.length > 0) throw new UsageError(`agent takes no arguments, got ${JSON.stringify(positionals[0])}`);
+    let joinToken = str(values["join-token"]);
+    const tokenFile = str(values["join-token-file"]);
+    if (joinToken !== undefined && tokenFile !== undefined) throw new UsageError("give --join-token or --join-token-file, not both");
+    if (tokenFile !== undefined) {
+      joinToken = new TextDecoder().decode(readInputFile(tokenFile, "agent --join-token-file")).trim();
+      if (joinToken === "") throw new UsageError(`--join-token-file ${JSON.stringify(tokenFile)} is empty`);
+    }
+    const fingerprint = str(values["server-fingerprint"]);
+    if (fingerprint !== undefined) {
+      try {
+        parseFingerprint(fingerprint);
+      } catch (e) {
+        throw new UsageError((e as Error).message.replace(/^agent: /, ""));
+      }
+    }
+    const trustBundle = str(values["trust-bundle"]);
+    if (fingerprint !== undefined && trustBundle !== undefined) throw new UsageError("give --server-fingerprint or --trust-bundle, not both");
+    const serverUrl = str(values.server);
+    const agent = await startAgent({
+      places,
+      syncIntervalMs: positiveDuration(values["sync-interval"], "--sync-interval", DEFAULT_SYNC_INTERVAL_MS),
+      retryMaxMs: positiveDuration(values["retry-max"], "--retry-max", DEFAULT_RETRY_MAX_MS),
+      logger: createLogger({ write: (l) => io.err(l) }),
+      ...(serverUrl !== undefined ? { serverUrl } : {}),
+      ...(joinToken !== undefined ? { joinToken } : {}),
+      ...(fingerprint !== undefined ? { fingerprint } : {}),
+      ...(trustBundle !== undefined ? { trustBundle } : {}),
+    });
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        process.off("SIGTERM", done);
+        process.off("SIGINT", done);
+        resolve();
+      };
+      process.on("SIGTERM", done);
+      process.on("SIGINT", done);
+    });
+    await agent.stop();
+    return 0;
+  },
+};

@@ -1,0 +1,69 @@
+/**
+ * `tidegate status`: what the local agent holds and whether it is healthy, from agent.sock
+ * (docs/server-api.md, agent admin API). Exit 0 healthy, 1 unhealthy or not running.
+ */
+import type { Command } from "./command.ts";
+import { UsageError } from "./usage-error.ts";
+import { join } from "node:path";
+import { callUnix } from "../runtime/unix-http.ts";
+import { formatDuration } from "../runtime/duration.ts";
+import type { AgentStatus } from "../agent/index.ts";
+
+function when(isoText: string | null, now: number): string {
+  if (isoText === null) return "never";
+  const ms = new Date(isoText).getTime() - now;
+  const span = formatDuration(Math.round(Math.abs(ms) / 1000) * 1000);
+  return `${isoText} (${ms >= 0 ? `in ${span}` : `${span} ago`})`;
+}
+
+export function renderStatus(s: AgentStatus, now: number): string {
+  const lines: string[] = [];
+  const row = (k: string, v: string) => lines.push(`${k.padEnd(14)} ${v}`);
+  row("health", s.healthy ? "healthy" : `UNHEALTHY (${s.problems.length} problem${s.problems.length === 1 ? "" : "s"})`);
+  for (const p of s.problems) lines.push(`  - ${p}`);
+  row("node", `${s.node} (${s.spiffe_id})`);
+  row("server", `${s.server} (api ${s.api})`);
+  row("node SVID", `serial ${s.node_svid.serial}, ${s.node_svid.expired ? "EXPIRED" : "expires"} ${when(s.node_svid.expires_at, now)}`);
+  row("  renews", when(s.node_svid.rotate_at, now) + (s.node_svid.renew_error ? `; last renewal failed: ${s.node_svid.renew_error}` : ""));
+  row("bundle", `sequence ${s.bundle.sequence ?? "-"}, ${s.bundle.roots.length} root${s.bundle.roots.length === 1 ? "" : "s"}`);
+  for (const r of s.bundle.roots) lines.push(`  root sha256 ${r}`);
+  row("last sync", when(s.last_sync, now) + (s.sync.error ? `; failing (${s.sync.failures}x): ${s.sync.error}; next try ${when(s.sync.next_at, now)}` : ""));
+  row("entries", String(s.entries.length));
+  lines.push(`SVIDs (${s.svids.length})`);
+  for (const v of s.svids) {
+    lines.push(`  ${v.spiffe_id}`);
+    lines.push(`    entry ${v.entry_id}, serial ${v.serial}`);
+    lines.push(`    ${v.expired ? "EXPIRED" : "expires"} ${when(v.expires_at, now)}, rotates ${when(v.rotate_at, now)}`);
+  }
+  return lines.join("\n") + "\n";
+}
+
+export const statusCommand: Command = {
+  name: "status",
+  summary: "show the local agent's health, node SVID, bundle and the SVIDs it holds",
+  usage: ["status [--json]"],
+  help: [
+    "Asks the agent over <run-dir>/agent.sock. Healthy means the node SVID and the SVID of every",
+    "entry the agent serves are unexpired; otherwise each problem is listed. Exit 0 healthy,",
+    "1 unhealthy or when the agent is not running.",
+  ].join("\n"),
+  options: { json: { type: "boolean", help: "print the agent's status object as JSON" } },
+  run: async ({ values, positionals, places, io }) => {
+    if (positionals.length > 0) throw new UsageError(`status takes no arguments, got ${JSON.stringify(positionals[0])}`);
+    const socket = join(places.runDir, "agent.sock");
+    let res;
+    try {
+      res = await callUnix(socket, "the agent", "GET", "/v1/status");
+    } catch (e) {
+      io.err(`tidegate status: the agent is not running (cannot reach ${socket})\n`);
+      return 1;
+    }
+    if (res.status !== 200) {
+      io.err(`tidegate status: the agent answered ${res.status}: ${JSON.stringify(res.body)}\n`);
+      return 1;
+    }
+    const s = res.body as AgentStatus;
+    io.out(values.json ? JSON.stringify(s, null, 2) + "\n" : renderStatus(s, Date.now()));
+    return s.healthy ? 0 : 1;
+  },
+};
