@@ -7,16 +7,8 @@ import type { Command, Context } from "./command.ts";
 import { UsageError } from "./usage-error.ts";
 import { callServer } from "./server.ts";
 import { formatDuration, parseSeconds } from "../runtime/duration.ts";
+import type { EntryJson } from "../server/wire.ts";
 
-interface EntryJson {
-  id: string;
-  spiffe_id: string;
-  parent_id: string;
-  selectors: string[];
-  ttl_seconds: number;
-  dns_names: string[];
-  revision: number;
-}
 
 function list(v: unknown): string[] {
   return Array.isArray(v) ? v : typeof v === "string" ? [v] : [];
