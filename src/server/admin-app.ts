@@ -15,7 +15,7 @@ import { ApiError, errorHandler, notFound } from "./errors.ts";
 import { checkEntry } from "./entry-input.ts";
 import { nodeId } from "./ids.ts";
 import { tokenHash } from "./issuer.ts";
-import { EntryBody, entryJson, readBody, RotateBody, TokenBody } from "./wire.ts";
+import { EntryBody, entryJson, limitBody, readBody, RotateBody, TokenBody } from "./wire.ts";
 
 export interface AdminDeps {
   readonly trustDomain: TrustDomain;
@@ -48,6 +48,7 @@ export function caStatusJson(s: CaStatus) {
 export function adminApp(d: AdminDeps): Hono {
   const app = new Hono();
   app.onError(errorHandler(d.logger, "admin"));
+  app.use(limitBody());
   app.notFound(notFound);
 
   app.get("/v1/status", async (c) => {

@@ -10,7 +10,17 @@ import type { Logger } from "../runtime/log.ts";
 import { ApiError, errorHandler, notFound } from "./errors.ts";
 import type { Issuer } from "./issuer.ts";
 import type { ConnectionVerdicts, NodeIdentity } from "./node-auth.ts";
-import { readBody, RenewBody, SvidBody } from "./wire.ts";
+import { limitBody, readBody, RenewBody, SvidBody } from "./wire.ts";
+
+/** The node calling on `socket` (its connection's verdict, not expired at `now`), or the ApiError to answer. */
+export async function callingNode(verdicts: ConnectionVerdicts, socket: object, now: () => Date): Promise<NodeIdentity> {
+  const verdict = await verdicts.get(socket);
+  if (verdict instanceof ApiError) throw verdict;
+  if (now().getTime() > verdict.notAfter) {
+    throw new ApiError("client_cert_invalid", `server: the node SVID of ${verdict.spiffeId} has expired (x509svid: svid_expired)`);
+  }
+  return verdict;
+}
 
 type Env = { Bindings: { incoming: IncomingMessage }; Variables: { node: NodeIdentity } };
 
@@ -20,14 +30,10 @@ export function apiApp(deps: { issuer: Issuer; verdicts: ConnectionVerdicts; log
   app.onError(errorHandler(deps.logger, "api"));
   app.notFound(notFound);
   app.use(async (c, next) => {
-    const verdict = await verdicts.get(c.env.incoming.socket);
-    if (verdict instanceof ApiError) throw verdict;
-    if (deps.now().getTime() > verdict.notAfter) {
-      throw new ApiError("client_cert_invalid", `server: the node SVID of ${verdict.spiffeId} has expired (x509svid: svid_expired)`);
-    }
-    c.set("node", verdict);
+    c.set("node", await callingNode(verdicts, c.env.incoming.socket, deps.now));
     await next();
   });
+  app.use(limitBody());
   app.post("/v1/node/renew", async (c) => {
     const body = await readBody(c, RenewBody);
     return c.json(await issuer.renewNode(c.get("node").node, body.csr));

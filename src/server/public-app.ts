@@ -11,7 +11,7 @@ import { ApiError, errorHandler, notFound } from "./errors.ts";
 import type { Issuer } from "./issuer.ts";
 import type { RateLimiter } from "./rate-limit.ts";
 import type { ServedBundle } from "./bundle-state.ts";
-import { AttestBody, readBody } from "./wire.ts";
+import { AttestBody, limitBody, readBody } from "./wire.ts";
 
 type Env = { Bindings: { incoming: IncomingMessage } };
 
@@ -24,6 +24,7 @@ export function publicApp(deps: {
 }): Hono<Env> {
   const app = new Hono<Env>();
   app.onError(errorHandler(deps.logger, "public"));
+  app.use(limitBody());
   app.notFound(notFound);
   app.get("/.well-known/spiffe-bundle", (c) => {
     c.header("content-type", "application/json");

@@ -2,6 +2,7 @@
 // attestation), the API listener (mutual TLS with node SVIDs), and what each rejection leaves in
 // the datastore.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { connect as tlsConnect } from "node:tls";
 import { parseJwksBundle, SpiffeId, TrustDomain } from "../spiffe/index.ts";
 import { fingerprintSha256, fromBase64, readCertificate, serialHex, verifyX509Svid } from "../x509/index.ts";
 import { createTestCa } from "../../test/helpers/test-ca.ts";
@@ -39,6 +40,24 @@ describe("public listener", () => {
     expect(bundle.x509Authorities.length).toBe(1);
     const created = await t.admin("POST", "/v1/tokens", { node: "fp" });
     expect(created.body.server_fingerprint).toBe((await fingerprintSha256(bundle.x509Authorities[0]!)).replaceAll(":", "").toLowerCase());
+  }, T);
+
+  test("a body declared over 64 KiB is refused before it is read, and the connection closed", async () => {
+    // Anyone may connect here: the server must not buffer what a caller says it will send.
+    const url = new URL(t.server.publicUrl);
+    const socket = tlsConnect({ host: url.hostname, port: Number(url.port), ca: t.server.rootsPem(), checkServerIdentity: () => undefined });
+    let data = "";
+    socket.on("data", (d) => (data += d.toString()));
+    const closed = new Promise<boolean>((resolve) => {
+      socket.on("close", () => resolve(true));
+      setTimeout(() => resolve(false), 2000);
+    });
+    await new Promise<void>((resolve, reject) => socket.once("secureConnect", resolve).once("error", reject));
+    socket.write("POST /v1/attest/join-token HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100000000\r\n\r\n{");
+    expect(await closed).toBe(true);
+    socket.destroy();
+    expect(data).toStartWith("HTTP/1.1 413");
+    expect(data).toContain('"code":"body_too_large"');
   }, T);
 
   test("join with a token: the node SVID verifies against the served bundle", async () => {

@@ -27,6 +27,7 @@ import { authenticateNode, ConnectionVerdicts, peerChain } from "./node-auth.ts"
 import { publicApp } from "./public-app.ts";
 import { RateLimiter } from "./rate-limit.ts";
 import { createTlsListener, type TlsListener } from "./tls-listener.ts";
+import { svidRoute } from "./fast-svid-route.ts";
 
 export interface StartServerOptions {
   readonly places: Places;
@@ -105,6 +106,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
       material: keeper.material,
       requestCert: true,
       fetch: (r, env) => api.fetch(r, env),
+      intercept: svidRoute({ issuer, verdicts, logger, now }),
       onSecure: (socket: TLSSocket) => verdicts.set(socket, authenticateNode(peerChain(socket), td, keeper.served.source, now())),
     });
     keeper.onMaterial((m) => {

@@ -28,6 +28,8 @@ export interface TlsListenerOptions {
   /** Ask for a client certificate (not enforced by TLS: `onSecure` decides, the app answers). */
   readonly requestCert: boolean;
   readonly fetch: (request: Request, env: { incoming: http.IncomingMessage }) => Response | Promise<Response>;
+  /** Takes a request before the app sees it (answering it itself) by returning true. */
+  readonly intercept?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
   /** Called once per connection after the handshake, before any request on it is read. */
   readonly onSecure?: (socket: tls.TLSSocket) => void;
 }
@@ -43,12 +45,11 @@ function contextOptions(m: TlsMaterial): tls.SecureContextOptions {
 }
 
 export function createTlsListener(opts: TlsListenerOptions): TlsListener {
-  const httpServer = http.createServer(
-    { keepAliveTimeout: 60_000 },
-    // overrideGlobalObjects would replace the process's global Request/Response with
-    // @hono/node-server's own, which Bun.serve (the admin socket) and fetch then reject.
-    getRequestListener((req, env) => opts.fetch(req, env as { incoming: http.IncomingMessage }), { overrideGlobalObjects: false }),
-  );
+  // overrideGlobalObjects would replace the process's global Request/Response with
+  // @hono/node-server's own, which Bun.serve (the admin socket) and fetch then reject.
+  const app = getRequestListener((req, env) => opts.fetch(req, env as { incoming: http.IncomingMessage }), { overrideGlobalObjects: false });
+  const intercept = opts.intercept;
+  const httpServer = http.createServer({ keepAliveTimeout: 60_000 }, intercept === undefined ? app : (req, res) => void (intercept(req, res) || app(req, res)));
   const sockets = new Set<Socket>();
   const server = tls.createServer({
     ...contextOptions(opts.material),
