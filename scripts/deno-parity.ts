@@ -2,7 +2,7 @@
  * Runs the portable core's tests under Bun and under Deno and compares the counts: the same files
  * must register the same number of tests and all must pass on both. Exit 1 otherwise.
  */
-import { PORTABLE_DIRS } from "./portable-core.ts";
+import { PORTABLE_PATHS } from "./portable-core.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const deno = `${root}node_modules/.bin/deno`;
@@ -17,16 +17,16 @@ function count(out: string, re: RegExp): number | null {
   return m ? Number(m[1]) : null;
 }
 
-const bun = run([process.execPath, "test", ...PORTABLE_DIRS]);
+const bun = run([process.execPath, "test", ...PORTABLE_PATHS]);
 const bunPass = count(bun.out, /^\s*(\d+) pass$/m);
 const bunFail = count(bun.out, /^\s*(\d+) fail$/m) ?? 0;
 
-const den = run([deno, "test", "--no-check", "--allow-read", ...PORTABLE_DIRS]);
+const den = run([deno, "test", "--no-check", "--allow-read", ...PORTABLE_PATHS]);
 const denoSummary = /^(?:ok|FAILED) \| (\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed/m.exec(den.out);
 const denoPass = denoSummary ? Number(denoSummary[1]) : null;
 const denoFail = denoSummary ? Number(denoSummary[2]) : null;
 
-console.log(`portable core (${PORTABLE_DIRS.join(", ")}):`);
+console.log(`portable core (${PORTABLE_PATHS.join(", ")}):`);
 console.log(`  bun:  ${bunPass ?? "?"} passed, ${bunFail} failed`);
 console.log(`  deno: ${denoPass ?? "?"} passed, ${denoFail ?? "?"} failed`);
 

@@ -1,9 +1,16 @@
 /**
- * The portable core (../shared/STYLE.md point 2): folders whose code uses web-standard APIs and npm
- * packages only, whose tests run under both Bun and Deno. Later folders (policy, the parsing half
- * of mcp, the event format of audit) join this list as they land.
+ * The portable core (../shared/STYLE.md point 2): code that uses web-standard APIs and npm
+ * packages only, whose tests run under both Bun and Deno. Folders, or single files where a
+ * folder mixes portable logic with runtime adapters (attestation's matching rule, say). Policy,
+ * the parsing half of mcp and the event format of audit join as they land.
  */
-export const PORTABLE_DIRS: readonly string[] = ["src/spiffe", "src/x509"];
+export const PORTABLE_PATHS: readonly string[] = [
+  "src/spiffe",
+  "src/x509",
+  "src/attest/match.ts",
+  "src/attest/match.test.ts",
+  "src/attest/errors.ts",
+];
 
-/** Files in those folders that may touch the runtime (none yet): adapters live elsewhere. */
+/** Files under those folders that may touch the runtime (none yet): adapters live elsewhere. */
 export const PORTABLE_EXCEPTIONS: readonly string[] = [];

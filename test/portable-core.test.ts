@@ -3,12 +3,14 @@
 import { test, expect } from "bun:test";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { PORTABLE_DIRS, PORTABLE_EXCEPTIONS } from "../scripts/portable-core.ts";
+import { PORTABLE_PATHS, PORTABLE_EXCEPTIONS } from "../scripts/portable-core.ts";
 
 const root = join(import.meta.dir, "..");
 const FORBIDDEN = /\bBun\.|\bbun:|\bnode:/;
 
-function files(dir: string): string[] {
+function files(path: string): string[] {
+  if (!statSync(join(root, path)).isDirectory()) return [path];
+  const dir = path;
   return readdirSync(join(root, dir)).flatMap((name) => {
     const rel = `${dir}/${name}`;
     return statSync(join(root, rel)).isDirectory() ? files(rel) : /\.(ts|js|mjs)$/.test(name) ? [rel] : [];
@@ -18,8 +20,8 @@ function files(dir: string): string[] {
 test("portable core names no Bun, bun: or node: API", () => {
   const offenders: string[] = [];
   let scanned = 0;
-  for (const dir of PORTABLE_DIRS) {
-    for (const file of files(dir)) {
+  for (const path of PORTABLE_PATHS) {
+    for (const file of files(path)) {
       if (PORTABLE_EXCEPTIONS.includes(file)) continue;
       scanned++;
       readFileSync(join(root, file), "utf8").split("\n").forEach((line, i) => {

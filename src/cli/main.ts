@@ -14,6 +14,7 @@ import { entryCommand } from "./entry.ts";
 import { tokenCommand } from "./token.ts";
 import { agentCommand } from "./agent.ts";
 import { statusCommand } from "./status.ts";
+import { attestCommand } from "./attest.ts";
 import { TidegateError } from "../errors.ts";
 
 export const rootCommand: Command = {
@@ -22,7 +23,7 @@ export const rootCommand: Command = {
   usage: ["COMMAND [OPTIONS]", "--version"],
   help: "Every command answers --help. Exit codes: 0 ok, 1 failure, 2 usage error.",
   options: { version: { type: "boolean", help: "print the version line and exit" } },
-  subcommands: [svidCommand, versionCommand, serverCommand, entryCommand, tokenCommand, agentCommand, statusCommand],
+  subcommands: [svidCommand, versionCommand, serverCommand, entryCommand, tokenCommand, agentCommand, statusCommand, attestCommand],
 };
 
 export async function main(argv: readonly string[], io: Output, env: Record<string, string | undefined>): Promise<number> {

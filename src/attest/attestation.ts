@@ -1,0 +1,144 @@
+/**
+ * Attestation of one process: runs the attestors and binds their selectors to the process that
+ * was asked about (issue 4, "PID reuse").
+ *
+ * Guarantees:
+ * - The process is named by its pid AND its start time (field 22 of /proc/PID/stat). The start
+ *   time is read before the attestors run and again after; so is the identity (device, inode) of
+ *   the running executable. If either changed (the pid was reused, or the process exec'd another
+ *   binary meanwhile) the attestation fails (`attest_process_changed`); if the process is gone,
+ *   `attest_no_process`. A caller that captured the start time with the pid (at connect time)
+ *   passes it, and a process with another start time is refused at once.
+ * - An attestor's failure fails the whole attestation: no partial selector list is returned.
+ * - Results are cached per pid, and a cached result is used only when the start time, the
+ *   executable's (device, inode) and the owner of /proc/PID (the process's effective uid and gid,
+ *   or root once a credential change made it non-dumpable) are all unchanged, and it is younger
+ *   than `cacheTtlMs`. What a process can change without those moving (its supplementary groups,
+ *   or being moved to another cgroup by root) is seen when the entry expires.
+ */
+import type { ProcessRef, WorkloadAttestor } from "./attestor.ts";
+import { AttestError } from "./errors.ts";
+import { isGone, type ProcFs } from "./proc-fs.ts";
+import { parseStartTime } from "./proc-text.ts";
+
+export interface Attested extends ProcessRef {
+  readonly selectors: readonly string[];
+  /** True when served from the per-pid cache. */
+  readonly cached: boolean;
+}
+
+export interface AttestationOptions {
+  readonly cacheTtlMs?: number;
+  readonly cacheMax?: number;
+  readonly now?: () => number;
+}
+
+interface Fingerprint {
+  readonly startTime: number;
+  readonly exe: string;
+  readonly owner: string;
+}
+
+interface CacheEntry extends Fingerprint {
+  readonly selectors: readonly string[];
+  readonly at: number;
+}
+
+function samePrint(a: Fingerprint, b: Fingerprint): boolean {
+  return a.startTime === b.startTime && a.exe === b.exe && a.owner === b.owner;
+}
+
+export class Attestation {
+  readonly #fs: ProcFs;
+  readonly #attestors: readonly WorkloadAttestor[];
+  readonly #ttl: number;
+  readonly #max: number;
+  readonly #now: () => number;
+  readonly #cache = new Map<number, CacheEntry>();
+
+  constructor(fs: ProcFs, attestors: readonly WorkloadAttestor[], opts: AttestationOptions = {}) {
+    this.#fs = fs;
+    this.#attestors = attestors;
+    this.#ttl = opts.cacheTtlMs ?? 10_000;
+    this.#max = opts.cacheMax ?? 4096;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  /** The start time of `pid` now (`attest_no_process` when there is no such process). */
+  async startTime(pid: number): Promise<number> {
+    checkPid(pid);
+    const path = `/proc/${pid}/stat`;
+    let text: string;
+    try {
+      text = await this.#fs.readText(path);
+    } catch (cause) {
+      if (isGone(cause)) throw new AttestError("attest_no_process", `attest: no process with pid ${pid}`, { cause });
+      throw new AttestError("attest_failed", `attest: cannot read ${path}`, { cause });
+    }
+    return parseStartTime(text, path);
+  }
+
+  /**
+   * The selectors of process `pid`. With `expectedStartTime` (captured together with the pid),
+   * a process that started at another time is refused (`attest_process_changed`).
+   */
+  async attest(pid: number, expectedStartTime?: number): Promise<Attested> {
+    const before = await this.#fingerprint(pid);
+    if (expectedStartTime !== undefined && before.startTime !== expectedStartTime) {
+      throw changed(pid, `started at tick ${before.startTime}, not ${expectedStartTime}: the pid was reused`);
+    }
+    const now = this.#now();
+    const hit = this.#cache.get(pid);
+    if (hit !== undefined && samePrint(hit, before) && now - hit.at < this.#ttl) {
+      return { pid, startTime: before.startTime, selectors: hit.selectors, cached: true };
+    }
+    const proc: ProcessRef = { pid, startTime: before.startTime };
+    const selectors: string[] = [];
+    try {
+      for (const a of this.#attestors) selectors.push(...(await a.attest(proc)));
+    } catch (cause) {
+      await this.#recheck(pid, before); // throws no_process / process_changed when that is why
+      if (cause instanceof AttestError) throw cause;
+      throw new AttestError("attest_failed", `attest: attestation of pid ${pid} failed: ${String((cause as Error)?.message ?? cause)}`, { cause });
+    }
+    await this.#recheck(pid, before);
+    const unique = [...new Set(selectors)];
+    this.#cache.delete(pid);
+    this.#cache.set(pid, { ...before, selectors: unique, at: now });
+    while (this.#cache.size > this.#max) this.#cache.delete(this.#cache.keys().next().value as number);
+    return { pid, startTime: before.startTime, selectors: unique, cached: false };
+  }
+
+  /** Drops the cached result of `pid` (e.g. when its connection closes). */
+  forget(pid: number): void {
+    this.#cache.delete(pid);
+  }
+
+  async #recheck(pid: number, before: Fingerprint): Promise<void> {
+    const after = await this.#fingerprint(pid);
+    if (after.startTime !== before.startTime) throw changed(pid, `exited during attestation and the pid was reused`);
+    if (after.exe !== before.exe) throw changed(pid, `executed another file during attestation`);
+  }
+
+  async #fingerprint(pid: number): Promise<Fingerprint> {
+    const startTime = await this.startTime(pid);
+    try {
+      const exe = await this.#fs.stat(`/proc/${pid}/exe`);
+      const dir = await this.#fs.owner(`/proc/${pid}`);
+      return { startTime, exe: `${exe.dev}:${exe.ino}`, owner: `${dir.uid}:${dir.gid}` };
+    } catch (cause) {
+      const now = await this.startTime(pid); // throws attest_no_process when it is gone
+      if (now !== startTime) throw changed(pid, `exited and the pid was reused`);
+      if (isGone(cause)) throw new AttestError("attest_exe_unreadable", `attest: pid ${pid} has no executable (a kernel thread?)`, { cause });
+      throw new AttestError("attest_exe_unreadable", `attest: cannot resolve the executable of pid ${pid}`, { cause });
+    }
+  }
+}
+
+function changed(pid: number, why: string): AttestError {
+  return new AttestError("attest_process_changed", `attest: pid ${pid} ${why}`);
+}
+
+function checkPid(pid: number): void {
+  if (!Number.isSafeInteger(pid) || pid <= 0 || pid > 4_194_304) throw new AttestError("attest_bad_pid", `attest: ${JSON.stringify(pid)} is not a pid`);
+}

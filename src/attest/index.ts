@@ -1,0 +1,14 @@
+export type { ProcessRef, WorkloadAttestor } from "./attestor.ts";
+export { Attestation, type Attested, type AttestationOptions } from "./attestation.ts";
+export { AttestError } from "./errors.ts";
+export type { FileStat, HashedFile, ProcFs } from "./proc-fs.ts";
+export { nodeProcFs } from "./node-proc-fs.ts";
+export { UnixAttestor } from "./unix.ts";
+export { CgroupAttestor } from "./cgroup.ts";
+export { TidegateAttestor, WORKLOAD_NAME, workloadCgroupPath } from "./tidegate.ts";
+export { parseCgroupPath, type CgroupInfo, type CgroupFinding } from "./cgroup-path.ts";
+export { parseStartTime, parseStatus, parseCgroupV2 } from "./proc-text.ts";
+export { ExeHashCache } from "./exe-hash.ts";
+export { Accounts } from "./accounts.ts";
+export { matchEntry, nearMisses, type MatchEntry, type NearMiss } from "./match.ts";
+export { createAttestation, type SystemAttestationOptions } from "./system.ts";

@@ -1,0 +1,77 @@
+/**
+ * Parsers for the /proc files attestation reads (proc(5)). They take the text the kernel wrote and
+ * reject anything of another shape with `attest_bad_proc`, naming the file.
+ */
+import { quote } from "../errors.ts";
+import { AttestError } from "./errors.ts";
+
+const DIGITS = /^[0-9]{1,20}$/;
+
+function bad(what: string, detail: string): never {
+  throw new AttestError("attest_bad_proc", `attest: ${what}: ${detail}`);
+}
+
+/**
+ * The start time of a process (field 22 of /proc/PID/stat, clock ticks after boot). Field 2, comm,
+ * is in parentheses and may itself hold spaces and ")" (a process names itself), so the fields are
+ * counted from the text after the LAST ")": that text starts with field 3 (state), so the start
+ * time is its 20th field. A number, not a bigint: 2^53 ticks at 100 Hz is millions of years.
+ */
+export function parseStartTime(stat: string, what = "stat"): number {
+  const close = stat.lastIndexOf(")");
+  if (close < 0 || stat.indexOf("(") < 0) bad(what, "no (comm) field");
+  const fields = stat.slice(close + 1).trim().split(/ +/);
+  const v = fields[19];
+  if (v === undefined || !DIGITS.test(v)) bad(what, `field 22 is ${v === undefined ? "missing" : quote(v)}`);
+  const n = Number(v);
+  if (!Number.isSafeInteger(n)) bad(what, `field 22 ${quote(v)} is out of range`);
+  return n;
+}
+
+/** The credentials in /proc/PID/status: Uid and Gid are "real effective saved filesystem". */
+export interface ProcCredentials {
+  readonly uids: readonly [number, number, number, number];
+  readonly gids: readonly [number, number, number, number];
+  /** The supplementary groups (the "Groups:" line; may be empty). */
+  readonly groups: readonly number[];
+}
+
+function ids(line: string | undefined, name: string, what: string, count?: number): number[] {
+  if (line === undefined) bad(what, `no ${name} line`);
+  const parts = line.trim() === "" ? [] : line.trim().split(/\s+/);
+  if (count !== undefined && parts.length !== count) bad(what, `${name} has ${parts.length} fields, not ${count}`);
+  return parts.map((p) => {
+    if (!DIGITS.test(p) || Number(p) > 0xffffffff) bad(what, `${name} holds ${quote(p)}`);
+    return Number(p);
+  });
+}
+
+export function parseStatus(status: string, what = "status"): ProcCredentials {
+  const lines = new Map<string, string>();
+  for (const line of status.split("\n")) {
+    const colon = line.indexOf(":");
+    if (colon > 0) {
+      const key = line.slice(0, colon);
+      if (key === "Uid" || key === "Gid" || key === "Groups") lines.set(key, line.slice(colon + 1));
+    }
+  }
+  const uids = ids(lines.get("Uid"), "Uid", what, 4) as [number, number, number, number];
+  const gids = ids(lines.get("Gid"), "Gid", what, 4) as [number, number, number, number];
+  return { uids, gids, groups: ids(lines.get("Groups"), "Groups", what) };
+}
+
+/**
+ * The cgroup v2 path of a process: the "0::PATH" line of /proc/PID/cgroup (cgroups(7)); null when
+ * there is none (a v1-only host). The path is relative to the reader's cgroup namespace: the agent
+ * reads it from the host's.
+ */
+export function parseCgroupV2(text: string, what = "cgroup"): string | null {
+  for (const line of text.split("\n")) {
+    if (line.startsWith("0::")) {
+      const path = line.slice(3);
+      if (!path.startsWith("/")) bad(what, `cgroup v2 path ${quote(path)} is not absolute`);
+      return path;
+    }
+  }
+  return null;
+}

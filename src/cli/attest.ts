@@ -1,0 +1,99 @@
+/**
+ * `tidegate attest --pid N`: the selectors of a process, and which of the local agent's entries
+ * they select (docs/attestation.md). The attestation runs here, in this process, exactly as the
+ * agent runs it; the entries come from the agent (agent.sock `GET /v1/status`). With no agent,
+ * the selectors alone. Exit 0 attested; 1 attestation failed, or the entries tie (the agent would
+ * refuse such a process).
+ */
+import { join } from "node:path";
+import type { Command } from "./command.ts";
+import { UsageError } from "./usage-error.ts";
+import { callUnix } from "../runtime/unix-http.ts";
+import { createAttestation, matchEntry, nearMisses, type MatchEntry } from "../attest/index.ts";
+import { TidegateError } from "../errors.ts";
+
+interface Report {
+  pid: number;
+  start_time: number;
+  selectors: readonly string[];
+  /** null when the agent could not be asked (`agent_error` says why). */
+  entries: number | null;
+  agent_error: string | null;
+  match: MatchEntry | null;
+  error: { code: string; message: string } | null;
+  near_misses: { entry_id: string; spiffe_id: string; missing: string }[];
+}
+
+async function agentEntries(socket: string): Promise<MatchEntry[] | string> {
+  try {
+    const res = await callUnix(socket, "the agent", "GET", "/v1/status");
+    const entries = (res.body as { entries?: unknown } | null)?.entries;
+    if (res.status !== 200 || !Array.isArray(entries)) return `the agent answered ${res.status}`;
+    return entries as MatchEntry[];
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  }
+}
+
+function render(r: Report): string {
+  const lines = [`pid ${r.pid} (start time ${r.start_time})`, `selectors (${r.selectors.length})`];
+  for (const s of r.selectors) lines.push(`  ${s}`);
+  if (r.entries === null) {
+    lines.push(`no agent: selectors only (${r.agent_error})`);
+    return lines.join("\n") + "\n";
+  }
+  if (r.error !== null) lines.push(`match          ERROR [${r.error.code}]: ${r.error.message}`);
+  else if (r.match === null) lines.push(`match          none of the agent's ${r.entries} entries: no identity (default deny)`);
+  else lines.push(`match          ${r.match.spiffe_id} (entry ${r.match.id}, ${new Set(r.match.selectors).size} selectors)`);
+  if (r.near_misses.length > 0) {
+    lines.push(`near misses (entries missing one selector)`);
+    for (const m of r.near_misses) lines.push(`  ${m.spiffe_id} (entry ${m.entry_id}) needs ${m.missing}`);
+  }
+  return lines.join("\n") + "\n";
+}
+
+export const attestCommand: Command = {
+  name: "attest",
+  summary: "show a process's selectors and the agent entry they select",
+  usage: ["attest --pid PID [--json]"],
+  help: [
+    "Attests process PID as the agent does (unix, cgroup and tidegate selectors, bound to the",
+    "process's start time) and, when the agent answers on <run-dir>/agent.sock, shows the entry",
+    "those selectors select (the one with the most selectors among those whose selectors are all",
+    "present), and the entries missing exactly one selector. Reading another user's executable",
+    "needs root. Exit 0 attested, 1 when attestation fails or several entries tie.",
+  ].join("\n"),
+  options: {
+    pid: { type: "string", value: "PID", help: "the process to attest" },
+    json: { type: "boolean", help: "print the report as JSON" },
+  },
+  run: async ({ values, positionals, places, io }) => {
+    if (positionals.length > 0) throw new UsageError(`attest takes no arguments, got ${JSON.stringify(positionals[0])}`);
+    const pidText = values.pid;
+    if (typeof pidText !== "string") throw new UsageError("attest needs --pid PID");
+    if (!/^[1-9][0-9]{0,9}$/.test(pidText)) throw new UsageError(`--pid ${JSON.stringify(pidText.slice(0, 32))} is not a pid`);
+    const attested = await createAttestation({ cgroupName: places.cgroupName }).attest(Number(pidText));
+    const found = await agentEntries(join(places.runDir, "agent.sock"));
+    const r: Report = {
+      pid: attested.pid,
+      start_time: attested.startTime,
+      selectors: attested.selectors,
+      entries: typeof found === "string" ? null : found.length,
+      agent_error: typeof found === "string" ? found : null,
+      match: null,
+      error: null,
+      near_misses: [],
+    };
+    if (typeof found !== "string") {
+      try {
+        r.match = matchEntry(found, attested.selectors);
+      } catch (e) {
+        if (!(e instanceof TidegateError)) throw e;
+        r.error = { code: e.code, message: e.message };
+      }
+      r.near_misses = nearMisses(found, attested.selectors).map((m) => ({ entry_id: m.entry.id, spiffe_id: m.entry.spiffe_id, missing: m.missing }));
+    }
+    io.out(values.json ? JSON.stringify(r, null, 2) + "\n" : render(r));
+    return r.error === null ? 0 : 1;
+  },
+};
