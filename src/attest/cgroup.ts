@@ -35,12 +35,20 @@ export class CgroupAttestor implements WorkloadAttestor {
     return out;
   }
 
-  async #rootOwned(dir: string): Promise<boolean> {
-    try {
-      const st = await this.#fs.stat(join(this.#mount, dir));
-      return st.isDirectory && st.uid === 0;
-    } catch {
-      return false;
-    }
+  #rootOwned(dir: string): Promise<boolean> {
+    return rootOwnedCgroup(this.#fs, this.#mount, dir);
+  }
+}
+
+/**
+ * Whether cgroup `dir` (relative to the cgroup2 mount) is a directory owned by root: only such
+ * cgroups may name a container or pod (a user's delegated subtree could be named anything).
+ */
+export async function rootOwnedCgroup(fs: ProcFs, mount: string, dir: string): Promise<boolean> {
+  try {
+    const st = await fs.stat(join(mount, dir));
+    return st.isDirectory && st.uid === 0;
+  } catch {
+    return false;
   }
 }

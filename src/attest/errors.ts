@@ -15,6 +15,10 @@
  * - `attest_no_cgroup2`: the host has no cgroup v2 mount (the cgroup attestors need one).
  * - `attest_failed`: an attestor failed for another reason (named in the message, cause kept).
  * - `attest_ambiguous`: several entries match with the same, highest number of selectors.
+ * - `attest_pod_not_found` (kubelet): the pod or its container is still not listed after the polls.
+ * - `attest_kubelet_unavailable` (kubelet): unreachable, untrusted, timed out, or not 200.
+ * - `attest_kubelet_config` (kubelet): the token or CA file is missing or invalid, or bad options.
+ * - `attest_kubelet_bad_answer` (kubelet): an answer too long, not JSON or not a PodList.
  */
 import { TidegateError } from "../errors.ts";
 

@@ -11,4 +11,6 @@ export { parseStartTime, parseStatus, parseCgroupV2 } from "./proc-text.ts";
 export { ExeHashCache } from "./exe-hash.ts";
 export { Accounts } from "./accounts.ts";
 export { matchEntry, nearMisses, type MatchEntry, type NearMiss } from "./match.ts";
+export { KubeletAttestor, KUBELET_DEFAULTS, type KubeletOptions } from "./kubelet.ts";
+export { findContainer, indexPodList, podSelectors, type KubeletContainer, type KubeletPod } from "./kubelet-pods.ts";
 export { createAttestation, type SystemAttestationOptions } from "./system.ts";

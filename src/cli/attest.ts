@@ -55,24 +55,44 @@ function render(r: Report): string {
 export const attestCommand: Command = {
   name: "attest",
   summary: "show a process's selectors and the agent entry they select",
-  usage: ["attest --pid PID [--json]"],
+  usage: ["attest --pid PID [--json] [--kubelet [--kubelet-url URL] [--kubelet-node NAME] [--kubelet-token-file F] [--kubelet-ca-file F]]]"],
   help: [
     "Attests process PID as the agent does (unix, cgroup and tidegate selectors, bound to the",
     "process's start time) and, when the agent answers on <run-dir>/agent.sock, shows the entry",
     "those selectors select (the one with the most selectors among those whose selectors are all",
     "present), and the entries missing exactly one selector. Reading another user's executable",
     "needs root. Exit 0 attested, 1 when attestation fails or several entries tie.",
+    "",
+    "With --kubelet, a process in a Kubernetes pod also gets k8s:ns, k8s:sa, k8s:pod-label and the",
+    "other k8s selectors from the kubelet's pod list (HTTPS, port 10250, the service account's",
+    "token and CA; docs/attestation.md). When the kubelet cannot be asked, attestation fails.",
   ].join("\n"),
   options: {
     pid: { type: "string", value: "PID", help: "the process to attest" },
     json: { type: "boolean", help: "print the report as JSON" },
+    kubelet: { type: "boolean", help: "also ask the kubelet for the pod's k8s selectors" },
+    "kubelet-url": { type: "string", value: "URL", help: "the kubelet (default https://NODE:10250, or https://127.0.0.1:10250)" },
+    "kubelet-node": { type: "string", value: "NAME", help: "this node's name" },
+    "kubelet-token-file": { type: "string", value: "FILE", help: "service-account token (default: the pod's mounted one)" },
+    "kubelet-ca-file": { type: "string", value: "FILE", help: "CA of the kubelet's certificate (default: the pod's mounted one)" },
   },
   run: async ({ values, positionals, places, io }) => {
     if (positionals.length > 0) throw new UsageError(`attest takes no arguments, got ${JSON.stringify(positionals[0])}`);
     const pidText = values.pid;
     if (typeof pidText !== "string") throw new UsageError("attest needs --pid PID");
     if (!/^[1-9][0-9]{0,9}$/.test(pidText)) throw new UsageError(`--pid ${JSON.stringify(pidText.slice(0, 32))} is not a pid`);
-    const attested = await createAttestation({ cgroupName: places.cgroupName }).attest(Number(pidText));
+    const str = (k: string) => (typeof values[k] === "string" ? (values[k] as string) : undefined);
+    const kubeletFlags = ["kubelet-url", "kubelet-node", "kubelet-token-file", "kubelet-ca-file"].filter((k) => str(k) !== undefined);
+    if (!values.kubelet && kubeletFlags.length > 0) throw new UsageError(`--${kubeletFlags[0]} needs --kubelet`);
+    const kubelet = values.kubelet
+      ? {
+          ...(str("kubelet-url") ? { url: str("kubelet-url")! } : {}),
+          ...(str("kubelet-node") ? { nodeName: str("kubelet-node")! } : {}),
+          ...(str("kubelet-token-file") ? { tokenFile: str("kubelet-token-file")! } : {}),
+          ...(str("kubelet-ca-file") ? { caFile: str("kubelet-ca-file")! } : {}),
+        }
+      : undefined;
+    const attested = await createAttestation({ cgroupName: places.cgroupName, ...(kubelet ? { kubelet } : {}) }).attest(Number(pidText));
     const found = await agentEntries(join(places.runDir, "agent.sock"));
     const r: Report = {
       pid: attested.pid,

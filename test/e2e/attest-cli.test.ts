@@ -105,8 +105,8 @@ describe.skipIf(!hasCgroup2)("tidegate attest", () => {
     expect(r.stderr).toContain("[attest_no_process]");
   }, T);
 
-  test("usage errors: no --pid, a --pid that is no pid, an argument (exit 2)", async () => {
-    for (const args of [["attest"], ["attest", "--pid", "abc"], ["attest", "--pid", "0"], ["attest", "--pid", "1", "extra"]]) {
+  test("usage errors: no --pid, a --pid that is no pid, an argument, a kubelet flag without --kubelet (exit 2)", async () => {
+    for (const args of [["attest"], ["attest", "--pid", "abc"], ["attest", "--pid", "0"], ["attest", "--pid", "1", "extra"], ["attest", "--pid", "1", "--kubelet-url", "https://x:10250"]]) {
       const r = await tidegate(args);
       expect(r.code).toBe(2);
       expect(r.stderr).toContain("run 'tidegate attest --help' for usage");

@@ -9,6 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Attestation, AttestError, CgroupAttestor, nodeProcFs, TidegateAttestor, UnixAttestor, workloadCgroupPath } from "../../src/attest/index.ts";
 import { probeHost } from "../../src/runtime/host.ts";
+import { podCgroup, startKubelet, webPod, WEB_APP, WEB_UID } from "../../src/attest/test-kubelet.ts";
+import { tidegate } from "../helpers/binary.ts";
 
 const isRoot = process.getuid?.() === 0;
 const CI = process.env.CI === "true";
@@ -220,6 +222,40 @@ describe("attest real processes", () => {
     chownSync(join(mount!, cri), 65534, 65534);
     expect((await at.attest(child.pid)).selectors).toEqual([`cgroup:path:${cri}`, `k8s:pod-uid:${uid}`]);
   });
+
+  rootTest("tidegate attest --kubelet: a process in a pod's container gets the pod's k8s selectors", async () => {
+    const kubelet = await startKubelet({ token: "kubelet-e2e-token", pods: [webPod()] });
+    try {
+      const cri = `/${cgroupName}${podCgroup(WEB_UID, WEB_APP)}`;
+      mkdirSync(join(mount!, cri), { recursive: true });
+      const child = spawnSleep();
+      await execd(child.pid, "/usr/bin/sleep");
+      writeFileSync(join(mount!, cri, "cgroup.procs"), String(child.pid));
+      writeFileSync(join(dir, "kubelet-token"), kubelet.token, { mode: 0o600 });
+      writeFileSync(join(dir, "kubelet-ca.pem"), kubelet.caPem);
+      const args = ["attest", "--pid", String(child.pid), "--json", "--run-dir", join(dir, "no-agent")];
+      const kube = ["--kubelet", "--kubelet-url", kubelet.url, "--kubelet-token-file", join(dir, "kubelet-token"), "--kubelet-ca-file", join(dir, "kubelet-ca.pem")];
+      const r = await tidegate([...args, ...kube]);
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+      const selectors: string[] = JSON.parse(r.stdout).selectors;
+      for (const s of ["k8s:ns:payments", "k8s:sa:web", "k8s:pod-label:app:web", "k8s:pod-label:tier:frontend", `k8s:pod-uid:${WEB_UID}`, `container:id:${WEB_APP}`]) {
+        expect(selectors).toContain(s);
+      }
+      expect(kubelet.auths.at(-1)).toBe(`Bearer ${kubelet.token}`);
+      // Without --kubelet there are no k8s selectors beyond the pod UID the cgroup path names.
+      const plain = JSON.parse((await tidegate(args)).stdout).selectors as string[];
+      expect(plain.filter((s) => s.startsWith("k8s:"))).toEqual([`k8s:pod-uid:${WEB_UID}`]);
+      // A kubelet that refuses the token fails the attestation (fail closed), and the token is not printed.
+      kubelet.status = 401;
+      const refused = await tidegate([...args, ...kube]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain("[attest_kubelet_unavailable]");
+      expect(refused.stdout + refused.stderr).not.toContain(kubelet.token);
+    } finally {
+      await kubelet.close();
+    }
+  }, 30_000);
 
   rootTest("a process in the agent's workload cgroup gets tidegate:workload:NAME; a user-owned one is refused", async () => {
     const web = workloadCgroupPath(cgroupName, "web");
