@@ -191,10 +191,23 @@ async function latencyAt(node: Node, rate: number): Promise<{ p50: number; p90: 
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/**
+ * The machine's speed at the time, on the server's core: this VM's speed drifts over minutes, so
+ * each repetition also records openssl's ECDSA P-256 sign and verify rates as a yardstick.
+ */
+function yardstick(): { sign: number; verify: number } {
+  const r = Bun.spawnSync(["taskset", "-c", values["server-cpus"]!.split(",")[0]!, "openssl", "speed", "-seconds", "1", "ecdsap256"], { stdout: "pipe", stderr: "pipe" });
+  const m = /256 bits ecdsa \(nistp256\)\s+\S+s\s+\S+s\s+([\d.]+)\s+([\d.]+)/.exec(r.stdout.toString());
+  return m ? { sign: Number(m[1]), verify: Number(m[2]) } : { sign: NaN, verify: NaN };
+}
+const yard: { sign: number; verify: number }[] = [];
 const results = new Map(nodes.map((n) => [n.name, { max: [] as number[], p50: [] as number[], p99: [] as number[], half: [] as number[] }]));
 try {
   for (const n of nodes) await maxRate(n); // warm-up: JIT, caches, connections
   for (let r = 1; r <= REPS; r++) {
+    yard.push(yardstick());
+    console.error(`rep ${r}/${REPS}: openssl speed ecdsap256 on the server's core: sign ${yard.at(-1)!.sign.toFixed(0)}/s, verify ${yard.at(-1)!.verify.toFixed(0)}/s`);
     for (const n of nodes) {
       const res = results.get(n.name)!;
       const max = await maxRate(n);
@@ -214,6 +227,7 @@ try {
 
 console.log(`workload SVID issuance through the API; server on CPU ${values["server-cpus"]}, load generator on CPU 1; ${REPS} reps x ${SECONDS}s, ${CONCURRENCY} keep-alive mTLS connections; bun ${Bun.version}; medians`);
 console.log(`(trust domain ${status.trust_domain}; per-node rate limit set to 1000000/s for the run; ${issued} issuances in all, warm-up included; server ${binary})`);
+console.log(`(machine yardstick, median of reps: openssl speed ecdsap256 sign ${median(yard.map((y) => y.sign)).toFixed(0)}/s, verify ${median(yard.map((y) => y.verify)).toFixed(0)}/s on the server's core)`);
 console.log("| node | max issuances/s | target | p50 ms at half rate | p99 ms at half rate | target | result |");
 console.log("|---|---|---|---|---|---|---|");
 for (const n of nodes) {
