@@ -7,6 +7,7 @@
  * both runners register the same tests under the same names and their counts can be compared.
  */
 import assertStrict from "node:assert/strict";
+import { TidegateError } from "../src/errors.ts";
 
 type TestFn = () => void | Promise<void>;
 
@@ -60,4 +61,42 @@ export async function readFixture(path: string): Promise<Uint8Array> {
   if (g.Deno !== undefined) return g.Deno.readFile(url.pathname);
   const { readFile } = await import("node:fs/promises");
   return new Uint8Array(await readFile(url));
+}
+
+type ErrorClass<E> = abstract new (...args: never[]) => E;
+
+/**
+ * The code of the `cls` error (a TidegateError by default) that `fn` throws, or null when it
+ * returns. Any other exception is rethrown, so a test never mistakes a crash for a rejection.
+ */
+export function codeOf<E extends TidegateError>(fn: () => unknown, cls: ErrorClass<E> = TidegateError as unknown as ErrorClass<E>): string | null {
+  try {
+    fn();
+    return null;
+  } catch (e) {
+    if (e instanceof cls) return e.code;
+    throw e;
+  }
+}
+
+/** The `cls` error `fn` throws; fails the test when it returns, rethrows any other exception. */
+export function errorOf<E extends TidegateError>(fn: () => unknown, cls: ErrorClass<E>): E {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof cls) return e;
+    throw e;
+  }
+  throw new Error(`expected a ${cls.name}`);
+}
+
+/** The code `p` rejects with (a `cls` error, TidegateError by default), or "resolved". */
+export async function rejectionCode<E extends TidegateError>(p: Promise<unknown>, cls: ErrorClass<E> = TidegateError as unknown as ErrorClass<E>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof cls) return e.code;
+    throw e;
+  }
+  return "resolved";
 }

@@ -6,15 +6,9 @@ import { FakeProcFs } from "./fake-proc-fs.ts";
 import { UnixAttestor } from "./unix.ts";
 import { CgroupAttestor } from "./cgroup.ts";
 import { TidegateAttestor } from "./tidegate.ts";
+import { rejectionCode } from "../../test/shim.ts";
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    return e instanceof AttestError ? e.code : `not an AttestError: ${String(e)}`;
-  }
-  return "no error";
-}
+const codeOf = (p: Promise<unknown>) => rejectionCode(p, AttestError);
 
 /** An attestor that runs a hook (the world changes mid-attestation) and returns fixed selectors. */
 function probe(hook: (p: ProcessRef) => void = () => {}, out = ["test:k:v"]): WorkloadAttestor & { calls: number } {

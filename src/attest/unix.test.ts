@@ -4,6 +4,7 @@ import { FakeProcFs } from "./fake-proc-fs.ts";
 import { UnixAttestor } from "./unix.ts";
 import { AttestError } from "./errors.ts";
 import { Accounts, parseIdFile } from "./accounts.ts";
+import { rejectionCode } from "../../test/shim.ts";
 
 const sha = (t: string) => createHash("sha256").update(t).digest("hex");
 const passwd = "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/sh\nalias:x:1000:1000::/:/bin/sh\nbroken line\n";
@@ -13,14 +14,7 @@ function world(): FakeProcFs {
   return new FakeProcFs().set("/etc/passwd", { text: passwd, stat: { ino: 7n } }).set("/etc/group", { text: group, stat: { ino: 8n } });
 }
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    return e instanceof AttestError ? e.code : `not an AttestError: ${String(e)}`;
-  }
-  return "no error";
-}
+const codeOf = (p: Promise<unknown>) => rejectionCode(p, AttestError);
 
 describe("unix attestor", () => {
   test("SPIRE's selectors, effective ids, names where the files have them", async () => {

@@ -1,29 +1,13 @@
 // Character classes (every byte) and length limits of SPIFFE IDs: SPIFFE-ID standard 2.1, 2.2, 2.5.
-import { assert, describe, test } from "../../test/shim.ts";
+import { assert, describe, test, codeOf as codeOfError, errorOf as errorOfClass } from "../../test/shim.ts";
 import { SpiffeIdError, quote } from "./errors.ts";
 import { SpiffeId } from "./id.ts";
 
 // Explicitly typed: TypeScript only allows assertion-signature calls through a declared type.
 
-function codeOf(fn: () => unknown): string | null {
-  try {
-    fn();
-    return null;
-  } catch (e) {
-    if (e instanceof SpiffeIdError) return e.code;
-    throw e;
-  }
-}
+const codeOf = (fn: () => unknown) => codeOfError(fn, SpiffeIdError);
 
-function errorOf(fn: () => unknown): SpiffeIdError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof SpiffeIdError) return e;
-    throw e;
-  }
-  throw new Error("expected a SpiffeIdError");
-}
+const errorOf = (fn: () => unknown) => errorOfClass(fn, SpiffeIdError);
 
 describe("SpiffeId.parse character classes (every byte 0-255)", () => {
   const tdAllowed = /^[a-z0-9._-]$/;

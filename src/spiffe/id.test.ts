@@ -1,30 +1,14 @@
 import fc from "fast-check";
-import { assert, describe, test } from "../../test/shim.ts";
+import { assert, describe, test, codeOf as codeOfError, errorOf as errorOfClass } from "../../test/shim.ts";
 import { SPIFFE_ID_ERROR_CODES, SpiffeIdError, quote } from "./errors.ts";
 import { SpiffeId } from "./id.ts";
 import { TrustDomain } from "./trust-domain.ts";
 
 // Explicitly typed: TypeScript only allows assertion-signature calls through a declared type.
 
-function codeOf(fn: () => unknown): string | null {
-  try {
-    fn();
-    return null;
-  } catch (e) {
-    if (e instanceof SpiffeIdError) return e.code;
-    throw e;
-  }
-}
+const codeOf = (fn: () => unknown) => codeOfError(fn, SpiffeIdError);
 
-function errorOf(fn: () => unknown): SpiffeIdError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof SpiffeIdError) return e;
-    throw e;
-  }
-  throw new Error("expected a SpiffeIdError");
-}
+const errorOf = (fn: () => unknown) => errorOfClass(fn, SpiffeIdError);
 
 const accepted: [string, string, string][] = [
   ["spiffe://example.org", "example.org", ""],

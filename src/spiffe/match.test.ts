@@ -1,5 +1,5 @@
 import fc from "fast-check";
-import { assert, describe, test } from "../../test/shim.ts";
+import { assert, describe, test, codeOf as codeOfError } from "../../test/shim.ts";
 import { SPIFFE_ID_ERROR_CODES, SpiffeIdError } from "./errors.ts";
 import { SpiffeId } from "./id.ts";
 import { matchAny, matchId, matchMemberOf, matchOneOf, parsePattern } from "./match.ts";
@@ -7,15 +7,7 @@ import { TrustDomain } from "./trust-domain.ts";
 
 // Explicitly typed: TypeScript only allows assertion-signature calls through a declared type.
 
-function codeOf(fn: () => unknown): string | null {
-  try {
-    fn();
-    return null;
-  } catch (e) {
-    if (e instanceof SpiffeIdError) return e.code;
-    throw e;
-  }
-}
+const codeOf = (fn: () => unknown) => codeOfError(fn, SpiffeIdError);
 
 const id = (s: string) => SpiffeId.parse(s);
 

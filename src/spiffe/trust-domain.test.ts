@@ -1,19 +1,11 @@
 import fc from "fast-check";
-import { assert, describe, test } from "../../test/shim.ts";
+import { assert, describe, test, codeOf as codeOfError } from "../../test/shim.ts";
 import { SpiffeIdError, quote } from "./errors.ts";
 import { TrustDomain } from "./trust-domain.ts";
 
 // Explicitly typed: TypeScript only allows assertion-signature calls through a declared type.
 
-function codeOf(fn: () => unknown): string | null {
-  try {
-    fn();
-    return null;
-  } catch (e) {
-    if (e instanceof SpiffeIdError) return e.code;
-    throw e;
-  }
-}
+const codeOf = (fn: () => unknown) => codeOfError(fn, SpiffeIdError);
 
 const accepted: [string, string][] = [
   ["example.org", "example.org"],

@@ -1,5 +1,5 @@
 import fc from "fast-check";
-import { assert, describe, test } from "../../test/shim.ts";
+import { assert, describe, test, codeOf as codeOfError } from "../../test/shim.ts";
 import { MAX_PEM_BYTES, PemError, decodePem, encodePem, looksLikePem } from "./pem.ts";
 
 // Explicitly typed: TypeScript only allows assertion-signature calls through a declared type.
@@ -7,15 +7,7 @@ import { MAX_PEM_BYTES, PemError, decodePem, encodePem, looksLikePem } from "./p
 const DER = new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x05]);
 const CERT = encodePem("CERTIFICATE", DER);
 
-function codeOf(fn: () => unknown): string | null {
-  try {
-    fn();
-    return null;
-  } catch (e) {
-    if (e instanceof PemError) return e.code;
-    throw e;
-  }
-}
+const codeOf = (fn: () => unknown) => codeOfError(fn, PemError);
 
 describe("decodePem", () => {
   const accepted: [string, string, { label: string; der: number[] }[]][] = [

@@ -11,6 +11,7 @@ import { Attestation, AttestError, CgroupAttestor, nodeProcFs, TidegateAttestor,
 import { probeHost } from "../../src/runtime/host.ts";
 import { podCgroup, startKubelet, webPod, WEB_APP, WEB_UID } from "../../src/attest/test-kubelet.ts";
 import { tidegate } from "../helpers/binary.ts";
+import { rejectionCode } from "../shim.ts";
 
 const isRoot = process.getuid?.() === 0;
 const CI = process.env.CI === "true";
@@ -64,14 +65,7 @@ function unixOnly(): { at: Attestation; unix: UnixAttestor } {
   return { at: new Attestation(nodeProcFs, [unix]), unix };
 }
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    return e instanceof AttestError ? e.code : `not an AttestError: ${String(e)}`;
-  }
-  return "no error";
-}
+const codeOf = (p: Promise<unknown>) => rejectionCode(p, AttestError);
 
 /** Removes cgroups named tidegate-test-* under the mount: processes moved to the root, dirs deepest first. */
 function removeCgroupTree(path: string): void {

@@ -5,6 +5,7 @@ import { APPLICATION_ID, LATEST_VERSION, MIGRATIONS } from "./migrations.ts";
 import { SqliteDatastore } from "./sqlite.ts";
 import { StoreError, type StoreErrorCode } from "./errors.ts";
 import { fileHash, tempDir } from "./test-support.ts";
+import { rejectionCode } from "../../../test/shim.ts";
 
 let tmp: ReturnType<typeof tempDir>;
 beforeEach(() => {
@@ -14,15 +15,7 @@ afterEach(() => tmp.cleanup());
 
 const T0 = new Date("2030-01-01T00:00:00Z");
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof StoreError) return e.code;
-    throw e;
-  }
-  return "resolved";
-}
+const codeOf = (p: Promise<unknown>) => rejectionCode(p, StoreError);
 
 /** A tidegate store with a few hundred rows, closed, so the file has many pages. */
 async function filledStore(path: string): Promise<void> {

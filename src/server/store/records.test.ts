@@ -3,6 +3,7 @@ import type { IssuedCertificate } from "./datastore.ts";
 import { StoreError } from "./errors.ts";
 import { SqliteDatastore } from "./sqlite.ts";
 import { tempDir } from "./test-support.ts";
+import { rejectionCode } from "../../../test/shim.ts";
 
 let tmp: ReturnType<typeof tempDir>;
 let store: SqliteDatastore;
@@ -18,15 +19,7 @@ afterEach(async () => {
 const T0 = new Date("2030-01-01T00:00:00Z");
 const at = (seconds: number) => new Date(T0.getTime() + seconds * 1000);
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof StoreError) return e.code;
-    throw e;
-  }
-  return "resolved";
-}
+const codeOf = (p: Promise<unknown>) => rejectionCode(p, StoreError);
 
 describe("attested nodes", () => {
   const node = {
