@@ -37,3 +37,28 @@ export function placesFromValues(values: Readonly<Record<string, unknown>>, env:
   set("auditDir", "audit-dir");
   return placesFor(instance, overrides);
 }
+
+/**
+ * The global flags that name `places` again (the instance, then every place that differs from
+ * that instance's default), for the command lines tidegate prints as the next step.
+ */
+export function flagsFor(places: Places): string[] {
+  const base = placesFor(places.instance);
+  const flags = places.instance === null ? [] : ["--instance", places.instance];
+  const pairs: [keyof PlaceOverrides, string][] = [
+    ["config", "--config"],
+    ["serverConfig", "--server-config"],
+    ["stateDir", "--state-dir"],
+    ["runDir", "--run-dir"],
+    ["bpfPinDir", "--bpf-dir"],
+    ["cgroupName", "--cgroup"],
+    ["auditDir", "--audit-dir"],
+  ];
+  for (const [key, flag] of pairs) if (places[key] !== base[key]) flags.push(flag, places[key]);
+  return flags;
+}
+
+/** A command line a POSIX shell reads back as `args`: words with other characters single-quoted. */
+export function shellJoin(args: readonly string[]): string {
+  return args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(" ");
+}

@@ -11,6 +11,7 @@ import { callUnix, UnixHttpError } from "../runtime/unix-http.ts";
 import { loadServerConfig } from "../server/config.ts";
 import { initServer, serverPaths } from "../server/init.ts";
 import { startServer } from "../server/server.ts";
+import { flagsFor, shellJoin } from "./global-options.ts";
 
 export class ServerCallError extends TidegateError {}
 
@@ -70,7 +71,7 @@ const init: Command = {
     if (typeof td !== "string") throw new UsageError("server init needs --trust-domain TD");
     const settings = loadServerConfig(ctx.places);
     const { paths, fingerprint } = await initServer({ places: ctx.places, settings, trustDomain: td });
-    ctx.io.out(`initialised trust domain ${td} in ${paths.dir}\nroot fingerprint (sha256): ${fingerprint}\nstart the server with: tidegate server\n`);
+    ctx.io.out(`initialised trust domain ${td} in ${paths.dir}\nroot fingerprint (sha256): ${fingerprint}\nstart the server with: ${shellJoin(["tidegate", "server", ...flagsFor(ctx.places)])}\n`);
     return 0;
   },
 };
