@@ -3,11 +3,13 @@
  *
  * `code` is stable (tests and callers match on it); `message` is lowercase, starts with the
  * module's name ("spiffeid: ...", "x509svid: ...") and names the offending input, never a secret.
+ * A module with a closed list of codes subclasses it with that list as `C`
+ * (`class CaError extends TidegateError<CaErrorCode> {}`), so a code outside it does not compile.
  */
-export class TidegateError extends Error {
-  readonly code: string;
+export class TidegateError<C extends string = string> extends Error {
+  readonly code: C;
 
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  constructor(code: C, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
     this.name = new.target.name;

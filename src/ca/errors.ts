@@ -19,10 +19,4 @@ export const CA_ERROR_CODES = [
 
 export type CaErrorCode = (typeof CA_ERROR_CODES)[number];
 
-export class CaError extends TidegateError {
-  declare readonly code: CaErrorCode;
-
-  constructor(code: CaErrorCode, message: string, options?: { cause?: unknown }) {
-    super(code, message, options);
-  }
-}
+export class CaError extends TidegateError<CaErrorCode> {}

@@ -49,8 +49,7 @@ export const API_ERROR_STATUS = {
 
 export type ApiErrorCode = keyof typeof API_ERROR_STATUS;
 
-export class ApiError extends TidegateError {
-  declare readonly code: ApiErrorCode;
+export class ApiError extends TidegateError<ApiErrorCode> {
   readonly status: ContentfulStatusCode;
   /** Seconds, for 429. */
   readonly retryAfter: number | undefined;

@@ -57,13 +57,7 @@ export const BUNDLE_ERROR_CODES = [
 
 export type BundleErrorCode = (typeof BUNDLE_ERROR_CODES)[number];
 
-export class BundleError extends TidegateError {
-  declare readonly code: BundleErrorCode;
-
-  constructor(code: BundleErrorCode, message: string, options?: { cause?: unknown }) {
-    super(code, message, options);
-  }
-}
+export class BundleError extends TidegateError<BundleErrorCode> {}
 
 export interface BundleInit {
   readonly x509Authorities?: readonly Uint8Array[];

@@ -31,13 +31,7 @@ export const SPIFFE_ID_ERROR_CODES = [
 
 export type SpiffeIdErrorCode = (typeof SPIFFE_ID_ERROR_CODES)[number];
 
-export class SpiffeIdError extends TidegateError {
-  declare readonly code: SpiffeIdErrorCode;
-
-  constructor(code: SpiffeIdErrorCode, message: string, options?: { cause?: unknown }) {
-    super(code, message, options);
-  }
-}
+export class SpiffeIdError extends TidegateError<SpiffeIdErrorCode> {}
 
 export { quote } from "../errors.ts";
 

@@ -3,11 +3,42 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { afterEach, beforeEach } from "bun:test";
+import { SqliteDatastore } from "./sqlite.ts";
 
 /** A fresh directory under /tmp; `cleanup()` removes it and everything in it. */
 export function tempDir(): { dir: string; path: (name: string) => string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), "tidegate-store-"));
   return { dir, path: (name) => join(dir, name), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * For every test of the calling file: a new store in a new directory, closed and removed after the
+ * test. Read `store` and `tmp` inside tests (they change from test to test).
+ */
+export function storePerTest(): { readonly store: SqliteDatastore; readonly tmp: ReturnType<typeof tempDir> } {
+  let current: { store: SqliteDatastore; tmp: ReturnType<typeof tempDir> } | undefined;
+  beforeEach(async () => {
+    const tmp = tempDir();
+    current = { tmp, store: await SqliteDatastore.open(tmp.path("s.db")) };
+  });
+  afterEach(async () => {
+    await current?.store.close();
+    current?.tmp.cleanup();
+    current = undefined;
+  });
+  const now = () => {
+    if (current === undefined) throw new Error("storePerTest: read store and tmp inside a test");
+    return current;
+  };
+  return {
+    get store() {
+      return now().store;
+    },
+    get tmp() {
+      return now().tmp;
+    },
+  };
 }
 
 export function fileHash(path: string): string {
