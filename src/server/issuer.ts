@@ -90,7 +90,7 @@ export class Issuer {
     const id = nodeId(d.trustDomain, node);
     const minted = await d.ca.mintFromCsr({ csr: csrBytes(csr), id, ttlSeconds: d.settings.svid.nodeTtlSeconds, now });
     await d.store.consumeJoinToken(hash, now);
-    const answer = await this.#keepNodeSvid(node, id, minted, now, true);
+    const answer = await this.#keepNodeSvid(node, id, minted, now, now);
     d.logger.info("node_attested", { node, spiffe_id: id.toString(), serial: minted.serial, not_after: minted.notAfter.toISOString(), source });
     return answer;
   }
@@ -101,9 +101,9 @@ export class Issuer {
     const now = d.now();
     const id = nodeId(d.trustDomain, node);
     const minted = await d.ca.mintFromCsr({ csr: csrBytes(csr), id, ttlSeconds: d.settings.svid.nodeTtlSeconds, now });
-    const known = (await d.store.getNode(node)) !== null;
-    const answer = await this.#keepNodeSvid(node, id, minted, now, false);
-    d.logger.info(known ? "node_renewed" : "node_reattested", { node, serial: minted.serial, not_after: minted.notAfter.toISOString() });
+    const previous = await d.store.getNode(node);
+    const answer = await this.#keepNodeSvid(node, id, minted, now, previous?.attestedAt ?? now);
+    d.logger.info(previous !== null ? "node_renewed" : "node_reattested", { node, serial: minted.serial, not_after: minted.notAfter.toISOString() });
     return answer;
   }
 
@@ -112,7 +112,8 @@ export class Issuer {
     id: SpiffeId,
     minted: Awaited<ReturnType<CsrMinter["mintFromCsr"]>>,
     now: Date,
-    joined: boolean,
+    /** When the node first attested: now for a join, the stored time for a renewal. */
+    attestedAt: Date,
   ): Promise<NodeSvidAnswer> {
     const d = this.#d;
     await d.store.recordIssued({
@@ -125,13 +126,12 @@ export class Issuer {
       notAfter: minted.notAfter,
       issuedAt: now,
     });
-    const previous = joined ? null : await d.store.getNode(node);
     await d.store.upsertNode({
       nodeName: node,
       spiffeId: id.toString(),
       serial: minted.serial,
       notAfter: minted.notAfter,
-      attestedAt: previous?.attestedAt ?? now,
+      attestedAt,
       updatedAt: now,
     });
     return { node, spiffe_id: id.toString(), svid: chainJson(minted.chain), bundle: d.bundle().jwks };

@@ -205,6 +205,19 @@ describe("API listener (mutual TLS)", () => {
     expect([wrong.status, wrong.body.error.code]).toEqual([400, "csr_id_mismatch"]);
   }, T);
 
+  test("renewing a known node replaces its SVID serial and keeps when it first attested", async () => {
+    const { client } = await joinNode(t, "keeper");
+    const before = (await t.server.store.getNode("keeper"))!;
+    await Bun.sleep(5);
+    const renew = await api("/v1/node/renew", client, { csr: (await newCsr()).csr });
+    expect(renew.status).toBe(200);
+    const after = (await t.server.store.getNode("keeper"))!;
+    expect(after.serial).not.toBe(before.serial);
+    expect(after.attestedAt).toEqual(before.attestedAt);
+    expect(after.updatedAt.getTime()).toBeGreaterThan(before.updatedAt.getTime());
+    expect(t.logger.lines.some((l) => l.event === "node_renewed" && l.node === "keeper")).toBe(true);
+  }, T);
+
   test("renew gives a fresh node SVID; a node the server lost re-attests with its SVID", async () => {
     const { client } = await joinNode(t, "lost");
     expect(await t.server.store.deleteNode("lost")).toBe(true);
