@@ -1,12 +1,13 @@
 /**
  * The portable core (../shared/STYLE.md point 2): code that uses web-standard APIs and npm
  * packages only, whose tests run under both Bun and Deno. Folders, or single files where a
- * folder mixes portable logic with runtime adapters (attestation's matching rule, say). Policy,
- * the parsing half of mcp and the event format of audit join as they land.
+ * folder mixes portable logic with runtime adapters (attestation's matching rule, say). The
+ * parsing half of mcp and the event format of audit join as they land.
  */
 export const PORTABLE_PATHS: readonly string[] = [
   "src/spiffe",
   "src/x509",
+  "src/policy",
   "src/attest/match.ts",
   "src/attest/match.test.ts",
   "src/attest/errors.ts",
