@@ -54,7 +54,7 @@ describe("server config", () => {
     ["a rate of 0", "rate_limit: { attest_per_source: 0/s }\n", /rate_limit\.attest_per_source: "0\/s" is not a rate/],
     ["a listen address without a port", "listen:\n  public: localhost\n", /^server config: s\.yaml:2: listen\.public: "localhost" is not HOST:PORT/],
     ["a port above 65535", "listen: { api: '1.2.3.4:70000' }\n", /listen\.api: .*port above 65535/],
-    ["a bad DNS name in a list", "dns_names:\n  - ok.example\n  - bad_name\n", /^server config: s\.yaml:3: dns_names\.1: "bad_name" is not a DNS name/],
+    ["a bad DNS name in a list", "dns_names:\n  - ok.example\n  - bad_name\n", /^server config: s\.yaml:3: dns_names\[1\]: "bad_name" is not a DNS name/],
     ["a list where a mapping goes", "ca: [1]\n", /^server config: s\.yaml:1: ca: expected a mapping/],
     ["not YAML", "ca: {\n", /^server config: s\.yaml:\d+: not valid YAML/],
     ["a duplicate key", "ca: {}\nca: {}\n", /^server config: s\.yaml:2: not valid YAML/],

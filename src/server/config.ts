@@ -10,8 +10,8 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import * as v from "valibot";
-import { LineCounter, parseDocument } from "yaml";
 import { TidegateError } from "../errors.ts";
+import { converted, mapping, readYaml } from "../policy/source.ts";
 import { parseDuration, parseSeconds } from "../runtime/duration.ts";
 import type { Places } from "../runtime/instance.ts";
 import { parseHostPort, type HostPort } from "./host-port.ts";
@@ -48,23 +48,6 @@ export const DEFAULT_SETTINGS: ServerSettings = {
   rateLimit: { svidPerNode: 500, attestPerSource: 10 },
 };
 
-type Convert<T> = (text: string) => T;
-
-/** A string field turned into T by `convert`; its error message becomes the issue. */
-function converted<T>(convert: Convert<T>) {
-  return v.pipe(
-    v.string(),
-    v.rawTransform<string, T>(({ dataset, addIssue, NEVER }) => {
-      try {
-        return convert(dataset.value);
-      } catch (e) {
-        addIssue({ message: e instanceof Error ? e.message : String(e) });
-        return NEVER;
-      }
-    }),
-  );
-}
-
 const seconds = converted((t) => parseSeconds(t, "duration"));
 const secondsOrZero = converted((t) => {
   const ms = parseDuration(t, "duration");
@@ -82,14 +65,6 @@ const dnsName = v.pipe(
   v.regex(/^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/, "is not a DNS name"),
 );
 
-/** A YAML mapping with exactly these keys (valibot's objects would take a list too). */
-function mapping<E extends v.ObjectEntries>(entries: E) {
-  return v.pipe(
-    v.custom<Record<string, unknown>>((x) => typeof x === "object" && x !== null && !Array.isArray(x), "expected a mapping"),
-    v.strictObject(entries),
-  );
-}
-
 const Schema = v.nullish(
   mapping({
     listen: v.optional(mapping({ public: v.optional(hostPort), api: v.optional(hostPort) })),
@@ -102,33 +77,14 @@ const Schema = v.nullish(
   }),
 );
 
-function describeIssue(issue: v.BaseIssue<unknown>): string {
-  if (issue.type === "strict_object" && issue.expected === "never") return `unknown key (allowed: see docs/server-api.md)`;
-  if (issue.type === "custom") return issue.message;
-  if (issue.kind === "schema") {
-    const got = issue.input === undefined ? "nothing" : JSON.stringify(issue.input)?.slice(0, 64) ?? String(issue.input);
-    return `expected ${issue.expected === "Object" ? "a mapping" : (issue.expected ?? "another type")}, got ${got}`;
-  }
-  if (issue.type === "regex") return `${JSON.stringify(String(issue.input).slice(0, 64))} ${issue.message}`;
-  return issue.message;
-}
-
 /** Parses server.yaml text; `file` names it in errors. */
 export function parseServerConfig(text: string, file: string, places?: Pick<Places, "instance">): ServerSettings {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    const e = doc.errors[0]!;
-    const line = lines.linePos(e.pos[0]).line;
-    throw new ServerConfigError("server_config_invalid", `server config: ${file}:${line}: not valid YAML: ${e.message.split("\n")[0]}`);
-  }
-  const result = v.safeParse(Schema, doc.toJS(), { abortEarly: true });
-  if (!result.success) {
-    const issue = result.issues[0];
-    const path = (issue.path ?? []).map((p) => String(p.key));
-    throw new ServerConfigError("server_config_invalid", `server config: ${file}:${lineOf(doc, lines, path)}: ${path.join(".") || "(top)"}: ${describeIssue(issue)}`);
-  }
-  const o = result.output ?? {};
+  const { value } = readYaml(Schema, text, file, {
+    subject: "server config",
+    docsHint: "docs/server-api.md",
+    makeError: (message) => new ServerConfigError("server_config_invalid", message),
+  });
+  const o = value ?? {};
   const d = DEFAULT_SETTINGS;
   const fallback = places !== undefined && places.instance !== null;
   return {
@@ -154,21 +110,6 @@ export function parseServerConfig(text: string, file: string, places?: Pick<Plac
       attestPerSource: o.rate_limit?.attest_per_source ?? d.rateLimit.attestPerSource,
     },
   };
-}
-
-/** The line of the deepest node of `path` the document has (the key itself for an unknown key). */
-function lineOf(doc: ReturnType<typeof parseDocument>, lines: LineCounter, path: string[]): number {
-  for (let n = path.length; n > 0; n--) {
-    const parent = n === 1 ? doc.contents : doc.getIn(path.slice(0, n - 1), true);
-    const key = path[n - 1];
-    const items = (parent as { items?: { key?: { value?: unknown; range?: number[] }; range?: number[] }[] } | null)?.items;
-    if (!Array.isArray(items)) continue;
-    const pair = items.find((p, i) => (p.key !== undefined ? String(p.key?.value) === key : String(i) === key));
-    const range = pair?.key?.range ?? pair?.range;
-    if (range?.[0] !== undefined) return lines.linePos(range[0]).line;
-  }
-  const start = (doc.contents as { range?: number[] } | null)?.range?.[0] ?? 0;
-  return lines.linePos(start).line;
 }
 
 /** Reads `places.serverConfig`; an absent file gives the defaults. */

@@ -1,0 +1,147 @@
+/**
+ * YAML settings files checked with valibot, with errors that point at the line: the shared front
+ * half of the policy file (load.ts) and the server's settings (src/server/config.ts).
+ *
+ * Guaranteed: `readYaml` either returns the validated value or throws the caller's error with
+ * `SUBJECT: FILE:LINE: PATH: WHY`, where LINE is the line of the deepest key of PATH the document
+ * has (the key itself for an unknown key) and WHY names the offending value, cut short. Duplicate
+ * keys in a mapping are errors (the yaml package's `uniqueKeys`), so a second `action:` cannot
+ * quietly replace the first. Aliases and merge keys are not expanded beyond the yaml package's
+ * default limits.
+ */
+import * as v from "valibot";
+import { LineCounter, parseDocument, type Document } from "yaml";
+
+/** Where a value came from, for the error of a check made after the schema (see `fail`). */
+export interface YamlSource {
+  readonly file: string;
+  /** The 1-based line of `path` (or of its deepest ancestor the document has). */
+  lineOf(path: readonly (string | number)[]): number;
+}
+
+export type FailFn = (path: readonly (string | number)[], why: string) => never;
+
+/** A string field turned into T by `convert`; the message of what it throws becomes the issue. */
+export function converted<T>(convert: (text: string) => T) {
+  return v.pipe(
+    v.string(),
+    v.rawTransform<string, T>(({ dataset, addIssue, NEVER }) => {
+      try {
+        return convert(dataset.value);
+      } catch (e) {
+        addIssue({ message: e instanceof Error ? e.message : String(e) });
+        return NEVER;
+      }
+    }),
+  );
+}
+
+/** Any YAML value turned into T by `convert` (numbers or strings, say). */
+export function convertedAny<T>(convert: (value: unknown) => T) {
+  return v.pipe(
+    v.unknown(),
+    v.rawTransform<unknown, T>(({ dataset, addIssue, NEVER }) => {
+      try {
+        return convert(dataset.value);
+      } catch (e) {
+        addIssue({ message: e instanceof Error ? e.message : String(e) });
+        return NEVER;
+      }
+    }),
+  );
+}
+
+/** A YAML mapping with exactly these keys (valibot's objects alone would accept a list too). */
+export function mapping<E extends v.ObjectEntries>(entries: E) {
+  return v.pipe(
+    v.custom<Record<string, unknown>>((x) => typeof x === "object" && x !== null && !Array.isArray(x), "expected a mapping"),
+    v.strictObject(entries),
+  );
+}
+
+function shown(x: unknown): string {
+  if (x === undefined) return "nothing";
+  const text = JSON.stringify(x) ?? String(x);
+  return text.length > 64 ? `${text.slice(0, 64)}...` : text;
+}
+
+function isUnknownKey(issue: v.BaseIssue<unknown>): boolean {
+  return issue.type === "strict_object" && issue.expected === "never";
+}
+
+function describeIssue(issue: v.BaseIssue<unknown>, docsHint: string): string {
+  if (isUnknownKey(issue)) return `unknown key (allowed: see ${docsHint})`;
+  if (issue.type === "custom") return issue.message.replace(/^policy: /, "");
+  if (issue.kind === "schema") {
+    if (issue.type === "strict_object" && issue.input === undefined) return "required";
+    return `expected ${issue.expected === "Object" ? "a mapping" : (issue.expected ?? "another type")}, got ${shown(issue.input)}`;
+  }
+  if (issue.type === "regex") return `${shown(issue.input)} ${issue.message}`;
+  return issue.message.replace(/^Invalid \w+: /, "");
+}
+
+/** `egress[2].to.port`; "(top)" for the document itself. */
+export function formatPath(path: readonly (string | number)[]): string {
+  let out = "";
+  for (const p of path) out += typeof p === "number" ? `[${p}]` : out === "" ? p : `.${p}`;
+  return out === "" ? "(top)" : out;
+}
+
+function lineFinder(doc: Document.Parsed, lines: LineCounter) {
+  return (path: readonly (string | number)[]): number => {
+    for (let n = path.length; n > 0; n--) {
+      const parent = n === 1 ? doc.contents : doc.getIn(path.slice(0, n - 1), true);
+      const key = String(path[n - 1]);
+      const items = (parent as { items?: { key?: { value?: unknown; range?: number[] }; range?: number[] }[] } | null)?.items;
+      if (!Array.isArray(items)) continue;
+      const pair = items.find((p, i) => (p.key !== undefined ? String(p.key?.value) === key : String(i) === key));
+      const range = pair?.key?.range ?? pair?.range;
+      if (range?.[0] !== undefined) return lines.linePos(range[0]).line;
+    }
+    const start = (doc.contents as { range?: number[] } | null)?.range?.[0] ?? 0;
+    return lines.linePos(start).line;
+  };
+}
+
+export interface ReadYamlOptions {
+  /** Prefix of every message: "policy", "server config". */
+  readonly subject: string;
+  /** Where the allowed keys are documented, for unknown-key errors. */
+  readonly docsHint: string;
+  readonly makeError: (message: string) => Error;
+}
+
+/**
+ * Parses `text` and validates it with `schema`. Returns the output and a `fail` function that
+ * throws a located error for checks made after the schema (uniqueness, combinations).
+ */
+export function readYaml<S extends v.GenericSchema>(
+  schema: S,
+  text: string,
+  file: string,
+  o: ReadYamlOptions,
+): { value: v.InferOutput<S>; source: YamlSource; fail: FailFn } {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    throw o.makeError(`${o.subject}: ${file}:${lines.linePos(e.pos[0]).line}: not valid YAML: ${e.message.split("\n")[0]}`);
+  }
+  const lineOf = lineFinder(doc, lines);
+  const fail: FailFn = (path, why) => {
+    throw o.makeError(`${o.subject}: ${file}:${lineOf(path)}: ${formatPath(path)}: ${why}`);
+  };
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    throw o.makeError(`${o.subject}: ${file}:1: not usable YAML: ${(e as Error).message.split("\n")[0]}`);
+  }
+  const result = v.safeParse(schema, data);
+  if (!result.success) {
+    // An unknown key first: a misspelt key also makes the key it meant look missing.
+    const issue = result.issues.find(isUnknownKey) ?? result.issues[0];
+    fail((issue.path ?? []).map((p) => p.key as string | number), describeIssue(issue, o.docsHint));
+  }
+  return { value: result.output as v.InferOutput<S>, source: { file, lineOf }, fail };
+}
