@@ -1,0 +1,68 @@
+// Where bytes go (destination.ts): a host rule admits only the addresses its name resolves to.
+import { describe, test, assert, rejectionCode } from "../../test/shim.ts";
+import { SpiffeId } from "../spiffe/index.ts";
+import { parseIp, type IpAddress } from "./address.ts";
+import { admit, addressesFor } from "./destination.ts";
+import { PolicyEngine } from "./engine.ts";
+import { PolicyError } from "./errors.ts";
+import { loadPolicy } from "./load.ts";
+import type { Query } from "./query.ts";
+
+const policy = loadPolicy(
+  `trust_domain: example.org
+egress:
+  - { name: api, from: spiffe://example.org/a, to: { host: api.test, port: 443 }, action: tls }
+  - { name: net, from: spiffe://example.org/a, to: { cidr: 10.0.0.0/8, port: 80 }, action: passthrough, upstream: { port: 8080 } }
+`,
+  "d.yaml",
+);
+const engine = new PolicyEngine(policy);
+const A = SpiffeId.parse("spiffe://example.org/a");
+const names = (answers: Record<string, string[]>) => ({
+  asked: [] as string[],
+  async resolve(name: string): Promise<readonly IpAddress[]> {
+    this.asked.push(name);
+    const a = answers[name];
+    if (a === undefined) throw new PolicyError("policy_dns_failed", `dns: ${name}: no answer`);
+    return a.map(parseIp);
+  },
+});
+const q = (name: string | null, addr: string, port: number): Query => ({ from: A, proto: "tcp", port, address: parseIp(addr), name });
+
+describe("destination: where bytes go", () => {
+  test("a host rule admits an original address its name resolves to, and says where to connect", async () => {
+    const query = q("api.test", "192.0.2.7", 443);
+    const r = await admit(engine.decide(query), query, names({ "api.test": ["192.0.2.1", "192.0.2.7"] }));
+    assert.equal(r.decision.verdict, "allow");
+    assert.deepEqual(r.upstream && [r.upstream.address.text, r.upstream.port, r.upstream.serverName], ["192.0.2.7", 443, "api.test"]);
+  });
+  test("an allowed name paired with another address is refused", async () => {
+    const query = q("api.test", "198.51.100.9", 443);
+    const r = await admit(engine.decide(query), query, names({ "api.test": ["192.0.2.1"] }));
+    assert.deepEqual([r.decision.verdict, r.decision.verdict === "deny" && r.decision.reason, r.decision.rule?.name, r.upstream], ["deny", "address_not_resolved", "api", null]);
+  });
+  test("an IPv6 original address must be among the AAAA answers", async () => {
+    const query = q("api.test", "2001:db8::7", 443);
+    assert.equal((await admit(engine.decide(query), query, names({ "api.test": ["192.0.2.1", "2001:db8::7"] }))).decision.verdict, "allow");
+    assert.equal((await admit(engine.decide(query), query, names({ "api.test": ["2001:db8::8"] }))).decision.verdict, "deny");
+  });
+  test("a name that does not resolve fails closed with policy_dns_failed", async () => {
+    const query = q("api.test", "192.0.2.7", 443);
+    assert.equal(await rejectionCode(admit(engine.decide(query), query, names({})), PolicyError), "policy_dns_failed");
+  });
+  test("a cidr rule admits the original address (it matched the range) without resolving, with upstream.port", async () => {
+    const query = q(null, "10.1.2.3", 80);
+    const resolver = names({});
+    const r = await admit(engine.decide(query), query, resolver);
+    assert.deepEqual(r.upstream && [r.upstream.address.text, r.upstream.port, r.upstream.serverName], ["10.1.2.3", 8080, null]);
+    assert.deepEqual(resolver.asked, []);
+  });
+  test("a deny passes through unchanged and resolves nothing", async () => {
+    const query = q("other.test", "192.0.2.7", 443);
+    const resolver = names({});
+    const r = await admit(engine.decide(query), query, resolver);
+    assert.equal(r.decision.verdict, "deny");
+    assert.deepEqual(await addressesFor(r.decision, query, resolver), []);
+    assert.deepEqual(resolver.asked, []);
+  });
+});

@@ -1,0 +1,48 @@
+/**
+ * Where bytes go (DESIGN.md section 3): the proxy never sends a byte to an address it did not get
+ * itself. For a host rule it resolves the name the connection gave (through the `dns:` setting's
+ * NameCache) and refuses, as `address_not_resolved`, an original destination outside the answer:
+ * otherwise a workload could pair an allowed name with an address of its choosing and have a
+ * secret injected toward it. For a cidr rule the original address is already inside the rule's
+ * range (that is how the rule matched). A failed lookup refuses too (it throws PolicyError
+ * `policy_dns_failed`, which the proxy records as a deny).
+ */
+import type { IpAddress } from "./address.ts";
+import type { NameCache } from "./name-cache.ts";
+import type { Decision, Query } from "./query.ts";
+
+export interface Upstream {
+  /** Where the proxy may connect: the original address, once admitted. */
+  readonly address: IpAddress;
+  readonly port: number;
+  /** The name to present upstream (SNI) and to verify a Web PKI certificate against; null for cidr rules. */
+  readonly serverName: string | null;
+}
+
+export type Admission =
+  | { readonly decision: Decision & { verdict: "allow" }; readonly upstream: Upstream }
+  | { readonly decision: Exclude<Decision, { verdict: "allow" }>; readonly upstream: null };
+
+function same(a: IpAddress, b: IpAddress): boolean {
+  return a.family === b.family && a.value === b.value;
+}
+
+/** The addresses a decided rule lets the proxy use for this query (empty when it decides nothing). */
+export async function addressesFor(decision: Decision, q: Query, names: Pick<NameCache, "resolve">): Promise<readonly IpAddress[]> {
+  if (decision.verdict !== "allow") return [];
+  if (decision.rule.to.kind === "cidr") return q.address === null ? [] : [q.address];
+  if (q.name === null) return [];
+  return names.resolve(q.name);
+}
+
+/** A decision checked against the addresses its rule may reach. Throws PolicyError on a failed lookup. */
+export async function admit(decision: Decision, q: Query, names: Pick<NameCache, "resolve">): Promise<Admission> {
+  if (decision.verdict !== "allow") return { decision, upstream: null };
+  if (q.address === null) throw new TypeError("admit: the query has no original address");
+  const allowed = await addressesFor(decision, q, names);
+  if (!allowed.some((a) => same(a, q.address!))) {
+    return { decision: { verdict: "deny", rule: decision.rule, reason: "address_not_resolved" }, upstream: null };
+  }
+  const serverName = decision.rule.to.kind === "host" ? q.name : null;
+  return { decision, upstream: { address: q.address, port: decision.upstreamPort, serverName } };
+}

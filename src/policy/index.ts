@@ -1,0 +1,15 @@
+export * from "./errors.ts";
+export * from "./address.ts";
+export * from "./host-name.ts";
+export * from "./ports.ts";
+export * from "./http-match.ts";
+export * from "./inject.ts";
+export * from "./model.ts";
+export * from "./query.ts";
+export { loadPolicy } from "./load.ts";
+export { PolicyEngine } from "./engine.ts";
+export { explain, type Explanation, type NearMiss, type RuleStep } from "./explain.ts";
+export { kernelShare, kernelVerdict, type KernelEntry, type KernelVerdict } from "./kernel-share.ts";
+export { admit, addressesFor, type Admission, type Upstream } from "./destination.ts";
+export { NameCache, type Lookup, type NameCacheOptions } from "./name-cache.ts";
+export type { Field } from "./rule-match.ts";

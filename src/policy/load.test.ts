@@ -1,0 +1,246 @@
+// The policy file: the sketch of DESIGN.md section 5 loads with every key read; every rejection
+// names the file, the line and the field path (docs/policy.md, "Rejected").
+import { describe, test, assert, errorOf } from "../../test/shim.ts";
+import { SpiffeId } from "../spiffe/index.ts";
+import { PolicyError } from "./errors.ts";
+import { loadPolicy } from "./load.ts";
+
+export const SKETCH = `trust_domain: example.org
+agent:
+  server: https://tidegate.example.org:8081
+  server_fingerprint: "ab:${"cd".repeat(30)}:ef"
+  trust_bundle: /etc/tidegate/bundle.pem
+  join_token_file: /etc/tidegate/join-token
+  sync_interval: 10s
+  retry_max: 2m
+workloads:
+  - name: github-mcp
+    id: spiffe://example.org/mcp/github
+    selectors: ["unix:uid:1001"]
+    user: mcp
+    run_by: { users: [alice], groups: [developers] }
+egress:
+  - name: github-api
+    from: spiffe://example.org/mcp/github
+    to: { host: api.github.com, port: 443 }
+    action: intercept
+    inject: { headers: { Authorization: "Bearer \${secret:github_token}" } }
+    http: { methods: [GET, POST], paths: ["/repos/**"] }
+  - name: partner-email
+    from: [spiffe://example.org/agent/*, spiffe://example.org/bot]
+    to: { host: "*.partner.com", port: 443 }
+    action: intercept
+    mtls: { server_id: spiffe://partner.com/mcp/email }
+    mcp: { tools: { allow: [send_email], deny: [delete_all] } }
+  - name: internal
+    from: "spiffe://example.org/**"
+    to: { cidr: 10.0.0.0/8, port: 8000-8080 }
+    action: tls
+    ca: /etc/tidegate/internal-ca.pem
+    upstream: { port: 8443 }
+  - name: resolver
+    from: "spiffe://example.org/**"
+    to: { cidr: 127.0.0.53/32, port: 53, proto: udp }
+    action: direct
+  - name: v6-deny
+    from: "spiffe://example.org/**"
+    to: { cidr: "2001:db8::/32", port: any }
+    action: deny
+inbound:
+  - name: email-mcp
+    listen: 0.0.0.0:8443
+    forward: 127.0.0.1:3000
+    allow: [spiffe://example.org/agent/*, spiffe://partner.com/agent/*]
+    proxy_protocol: true
+    mcp: { tools: { allow: [send_email] } }
+  - name: unix-mcp
+    listen: "[::1]:9443"
+    forward: unix:/run/mcp.sock
+    allow: spiffe://example.org/agent/*
+federation:
+  - trust_domain: partner.com
+    bundle_endpoint: https://partner.com/.well-known/spiffe-bundle
+    profile: https_web
+  - trust_domain: other.test
+    bundle_endpoint: https://bundle.other.test:8443/
+    profile: https_spiffe
+    endpoint_id: spiffe://other.test/tidegate/server
+dns:
+  servers: [127.0.0.53, "[::1]:5353", 10.0.0.2:53]
+  hosts:
+    API.Internal.: [10.1.2.3, "fd00::3"]
+`;
+
+describe("loadPolicy: the full sketch", () => {
+  const p = loadPolicy(SKETCH, "sketch.yaml");
+  test("top level, agent settings and workloads", () => {
+    assert.equal(p.trustDomain.name, "example.org");
+    assert.deepEqual(p.agent, {
+      server: "https://tidegate.example.org:8081/",
+      serverFingerprint: `ab:${"cd".repeat(30)}:ef`,
+      trustBundle: "/etc/tidegate/bundle.pem",
+      joinTokenFile: "/etc/tidegate/join-token",
+      syncIntervalMs: 10_000,
+      retryMaxMs: 120_000,
+    });
+    assert.equal(p.workloads.length, 1);
+    const w = p.workloads[0]!;
+    assert.equal(w.id.toString(), "spiffe://example.org/mcp/github");
+    assert.deepEqual([w.name, w.selectors, w.user, w.runBy], ["github-mcp", ["unix:uid:1001"], "mcp", { users: ["alice"], groups: ["developers"] }]);
+  });
+  test("egress rules keep order, names, lines and every option", () => {
+    assert.deepEqual(p.egress.map((r) => [r.index, r.name, r.line, r.action, r.proto]), [
+      [0, "github-api", 16, "intercept", "tcp"],
+      [1, "partner-email", 22, "intercept", "tcp"],
+      [2, "internal", 28, "tls", "tcp"],
+      [3, "resolver", 34, "direct", "udp"],
+      [4, "v6-deny", 38, "deny", "tcp"],
+    ]);
+    const [gh, partner, internal, , v6] = p.egress;
+    assert.equal(gh!.to.kind === "host" && gh!.to.host.text, "api.github.com");
+    assert.deepEqual(gh!.inject.map((h) => [h.name, h.secrets]), [["Authorization", ["github_token"]]]);
+    assert.deepEqual(gh!.http?.methods, ["GET", "POST"]);
+    assert.deepEqual(gh!.http?.paths?.map((x) => x.text), ["/repos/**"]);
+    assert.deepEqual(partner!.from.map((f) => f.text), ["spiffe://example.org/agent/*", "spiffe://example.org/bot"]);
+    assert.equal(partner!.serverId?.toString(), "spiffe://partner.com/mcp/email");
+    assert.deepEqual([...partner!.tools!.allow!], ["send_email"]);
+    assert.deepEqual([...partner!.tools!.deny], ["delete_all"]);
+    assert.equal(internal!.to.kind === "cidr" && internal!.to.cidr.text, "10.0.0.0/8");
+    assert.deepEqual([internal!.ports.lo, internal!.ports.hi, internal!.ca, internal!.upstreamPort], [8000, 8080, "/etc/tidegate/internal-ca.pem", 8443]);
+    assert.deepEqual([v6!.ports.lo, v6!.ports.hi], [1, 65535]);
+  });
+  test("inbound, federation and dns", () => {
+    assert.deepEqual(p.inbound.map((r) => [r.name, r.listen, r.forward, r.proxyProtocol, r.allow.length]), [
+      ["email-mcp", { host: "0.0.0.0", port: 8443 }, { kind: "tcp", host: "127.0.0.1", port: 3000 }, true, 2],
+      ["unix-mcp", { host: "::1", port: 9443 }, { kind: "unix", path: "/run/mcp.sock" }, false, 1],
+    ]);
+    assert.deepEqual(p.federation.map((f) => [f.trustDomain.name, f.bundleEndpoint, f.profile, f.endpointId?.toString() ?? null]), [
+      ["partner.com", "https://partner.com/.well-known/spiffe-bundle", "https_web", null],
+      ["other.test", "https://bundle.other.test:8443/", "https_spiffe", "spiffe://other.test/tidegate/server"],
+    ]);
+    assert.deepEqual(p.dns.servers, [{ host: "127.0.0.53", port: 53 }, { host: "::1", port: 5353 }, { host: "10.0.0.2", port: 53 }]);
+    assert.deepEqual(p.dns.hosts.get("api.internal")?.map((a) => a.text), ["10.1.2.3", "fd00::3"]);
+  });
+  test("a minimal file: trust domain only, no rules (everything denied)", () => {
+    const m = loadPolicy("trust_domain: example.org\n", "m.yaml");
+    assert.deepEqual([m.egress.length, m.inbound.length, m.workloads.length, m.dns.servers], [0, 0, 0, null]);
+  });
+  test("the policy is frozen", () => {
+    assert.ok(Object.isFrozen(p) && Object.isFrozen(p.egress) && Object.isFrozen(p.egress[0]));
+  });
+});
+
+const RULE = "  - name: r\n    from: spiffe://example.org/a\n";
+
+// [what, document after "trust_domain: example.org\n" (unless it starts with "!"), line, path, why]
+const REJECTIONS: [string, string, number, string, RegExp][] = [
+  ["not YAML", "egress: [\n", 3, "", /not valid YAML/],
+  ["a duplicate key", "dns: {}\ndns: {}\n", 3, "", /not valid YAML: Map keys must be unique/],
+  ["no trust_domain", "!egress: []\n", 1, "trust_domain", /required/],
+  ["a bad trust domain", "!trust_domain: Example.org\n", 1, "trust_domain", /spiffeid/],
+  ["a list at the top", "!- a\n", 1, "(top)", /expected a mapping/],
+  ["an unknown top-level key", "egres: []\n", 2, "egres", /unknown key/],
+  ["agent: unknown key", "agent: { servr: https://a }\n", 2, "agent.servr", /unknown key/],
+  ["agent.server not https", "agent: { server: 'http://a:1' }\n", 2, "agent.server", /not an https/],
+  ["agent.server with credentials", "agent: { server: 'https://u:p@a:1' }\n", 2, "agent.server", /credentials/],
+  ["agent.server_fingerprint short", "agent: { server_fingerprint: abcd }\n", 2, "agent.server_fingerprint", /SHA-256/],
+  ["agent.trust_bundle relative", "agent: { trust_bundle: b.pem }\n", 2, "agent.trust_bundle", /absolute/],
+  ["agent.sync_interval not a duration", "agent: { sync_interval: 5 }\n", 2, "agent.sync_interval", /expected string/],
+  ["agent.retry_max bad unit", "agent: { retry_max: 5y }\n", 2, "agent.retry_max", /not a duration/],
+  ["workloads: bad name", "workloads:\n  - { name: 'a b', id: spiffe://example.org/w }\n", 3, "workloads[0].name", /not a name/],
+  ["workloads: bad id", "workloads:\n  - { name: w, id: 'spiffe://example.org/a//b' }\n", 3, "workloads[0].id", /spiffeid/],
+  ["workloads: id elsewhere", "workloads:\n  - { name: w, id: spiffe://other.org/w }\n", 3, "workloads[0].id", /not in trust domain example\.org/],
+  ["workloads: id without path", "workloads:\n  - { name: w, id: spiffe://example.org }\n", 3, "workloads[0].id", /needs a path/],
+  ["workloads: reserved id", "workloads:\n  - { name: w, id: spiffe://example.org/tidegate/agent/x }\n", 3, "workloads[0].id", /reserved/],
+  ["workloads: duplicate name", "workloads:\n  - { name: w, id: spiffe://example.org/a }\n  - { name: w, id: spiffe://example.org/b }\n", 4, "workloads[1].name", /already the name of workloads\[0\]/],
+  ["workloads: duplicate id", "workloads:\n  - { name: v, id: spiffe://example.org/a }\n  - { name: w, id: spiffe://example.org/a }\n", 4, "workloads[1].id", /already the id/],
+  ["workloads: bad selector", "workloads:\n  - { name: w, id: spiffe://example.org/a, selectors: [uid1000] }\n", 3, "workloads[0].selectors[0]", /not a selector/],
+  ["workloads: bad user", "workloads:\n  - { name: w, id: spiffe://example.org/a, user: 'a;b' }\n", 3, "workloads[0].user", /not a user/],
+  ["workloads: run_by unknown key", "workloads:\n  - { name: w, id: spiffe://example.org/a, run_by: { user: [a] } }\n", 3, "workloads[0].run_by.user", /unknown key/],
+  ["egress: unknown key in a rule", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    actoin: deny\n`, 6, "egress[0].actoin", /unknown key/],
+  ["egress: no action", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n`, 3, "egress[0].action", /required/],
+  ["egress: bad action", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: allow\n`, 6, "egress[0].action", /expected .*"deny".*got "allow"/],
+  ["egress: bad name", `egress:\n  - name: -r\n    from: spiffe://example.org/a\n    to: { host: a.com, port: 1 }\n    action: deny\n`, 3, "egress[0].name", /not a name/],
+  ["egress: bad from pattern", `egress:\n  - name: r\n    from: spiffe://example.org/a*\n    to: { host: a.com, port: 1 }\n    action: deny\n`, 4, "egress[0].from", /spiffeid_bad_pattern|wildcard|pattern/],
+  ["egress: empty from list", `egress:\n  - name: r\n    from: []\n    to: { host: a.com, port: 1 }\n    action: deny\n`, 4, "egress[0].from", /non-empty list/],
+  ["egress: from another trust domain", `egress:\n  - name: r\n    from: [spiffe://example.org/a, spiffe://exmaple.org/b]\n    to: { host: a.com, port: 1 }\n    action: deny\n`, 4, "egress[0].from[1]", /not in trust domain example\.org/],
+  ["egress: no to", `egress:\n${RULE}    action: deny\n`, 3, "egress[0].to", /required/],
+  ["egress: host and cidr", `egress:\n${RULE}    to: { host: a.com, cidr: 10.0.0.0/8, port: 1 }\n    action: deny\n`, 5, "egress[0].to", /exactly one of host and cidr/],
+  ["egress: neither host nor cidr", `egress:\n${RULE}    to: { port: 1 }\n    action: deny\n`, 5, "egress[0].to", /exactly one of host and cidr/],
+  ["egress: an address as host", `egress:\n${RULE}    to: { host: 10.0.0.1, port: 1 }\n    action: deny\n`, 5, "egress[0].to.host", /cidr/],
+  ["egress: a wildcard over a TLD", `egress:\n${RULE}    to: { host: "*.com", port: 1 }\n    action: deny\n`, 5, "egress[0].to.host", /broad/],
+  ["egress: host bits set", `egress:\n${RULE}    to: { cidr: 10.0.0.1/8, port: 1 }\n    action: deny\n`, 5, "egress[0].to.cidr", /did you mean 10\.0\.0\.0\/8/],
+  ["egress: no port", `egress:\n${RULE}    to: { host: a.com }\n    action: deny\n`, 5, "egress[0].to.port", /required|port/],
+  ["egress: port 0", `egress:\n${RULE}    to: { host: a.com, port: 0 }\n    action: deny\n`, 5, "egress[0].to.port", /port/],
+  ["egress: reversed port range", `egress:\n${RULE}    to: { host: a.com, port: 90-80 }\n    action: deny\n`, 5, "egress[0].to.port", /port/],
+  ["egress: bad proto", `egress:\n${RULE}    to: { host: a.com, port: 1, proto: sctp }\n    action: deny\n`, 5, "egress[0].to.proto", /expected/],
+  ["egress: udp with passthrough", `egress:\n${RULE}    to: { cidr: 10.0.0.0/8, port: 53, proto: udp }\n    action: passthrough\n`, 5, "egress[0].to.proto", /udp goes only with deny or direct/],
+  ["egress: udp on a host", `egress:\n${RULE}    to: { host: dns.test, port: 53, proto: udp }\n    action: deny\n`, 5, "egress[0].to.host", /udp rules name a cidr/],
+  ["egress: direct on a host", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: direct\n`, 5, "egress[0].to.host", /direct rules name a cidr/],
+  ["egress: mtls without mtls:", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: mtls\n`, 3, "egress[0].mtls", /required with action mtls/],
+  ["egress: mtls: on tls", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: tls\n    mtls: { server_id: spiffe://example.org/s }\n`, 7, "egress[0].mtls", /not allowed with action tls/],
+  ["egress: mtls: without server_id", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: mtls\n    mtls: {}\n`, 7, "egress[0].mtls.server_id", /required/],
+  ["egress: server_id of an unknown trust domain", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: mtls\n    mtls: { server_id: spiffe://partner.com/s }\n`, 7, "egress[0].mtls.server_id", /neither ours nor under federation/],
+  ["egress: ca on passthrough", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: passthrough\n    ca: /ca.pem\n`, 7, "egress[0].ca", /not allowed with action passthrough/],
+  ["egress: ca with mtls:", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    mtls: { server_id: spiffe://example.org/s }\n    ca: /ca.pem\n`, 8, "egress[0].ca", /not allowed with mtls/],
+  ["egress: inject on tls", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: tls\n    inject: { headers: { X-Key: "\${secret:k}" } }\n`, 7, "egress[0].inject", /only with intercept/],
+  ["egress: inject Host", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    inject: { headers: { Host: evil.test } }\n`, 7, "egress[0].inject.headers", /cannot be injected/],
+  ["egress: inject a bad reference", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    inject: { headers: { X-Key: "\${secrt:k}" } }\n`, 7, "egress[0].inject.headers", /does not start a \$\{secret:NAME\}/],
+  ["egress: inject a CR LF", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    inject: { headers: { X-Key: "a\\r\\nX-Evil: 1" } }\n`, 7, "egress[0].inject.headers", /control character/],
+  ["egress: http on passthrough", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: passthrough\n    http: { methods: [GET] }\n`, 7, "egress[0].http", /only with intercept, deny/],
+  ["egress: empty http", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    http: {}\n`, 7, "egress[0].http", /give methods, paths or both/],
+  ["egress: empty methods", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    http: { methods: [] }\n`, 7, "egress[0].http.methods", /must not be empty/],
+  ["egress: lowercase method", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    http: { methods: [get] }\n`, 7, "egress[0].http.methods[0]", /method/],
+  ["egress: bad path pattern", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    http: { paths: [repos] }\n`, 7, "egress[0].http.paths[0]", /path/],
+  ["egress: mcp on tls", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: tls\n    mcp: { tools: { allow: [a] } }\n`, 7, "egress[0].mcp", /only with intercept/],
+  ["egress: bad tool name", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    mcp: { tools: { allow: ["a b"] } }\n`, 7, "egress[0].mcp.tools.allow[0]", /MCP tool name/],
+  ["egress: upstream on deny", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: deny\n    upstream: { port: 2 }\n`, 7, "egress[0].upstream", /not allowed with action deny/],
+  ["egress: upstream port 70000", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: tls\n    upstream: { port: 70000 }\n`, 7, "egress[0].upstream.port", /port/],
+  ["egress: duplicate rule names", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: deny\n${RULE}    to: { host: b.com, port: 1 }\n    action: deny\n`, 7, "egress[1].name", /already the name of egress\[0\] \(line 3\)/],
+  ["inbound: a name used by egress", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: deny\ninbound:\n  - { name: r, listen: 127.0.0.1:9443, forward: 127.0.0.1:3000, allow: spiffe://example.org/a }\n`, 8, "inbound[0].name", /already the name of egress\[0\]/],
+  ["inbound: bad listen", "inbound:\n  - { name: i, listen: 9443, forward: 127.0.0.1:3000, allow: spiffe://example.org/a }\n", 3, "inbound[0].listen", /expected string, got 9443/],
+  ["inbound: listen without a port", "inbound:\n  - { name: i, listen: 127.0.0.1, forward: 127.0.0.1:3000, allow: spiffe://example.org/a }\n", 3, "inbound[0].listen", /HOST:PORT/],
+  ["inbound: listen port 0", "inbound:\n  - { name: i, listen: 127.0.0.1:0, forward: 127.0.0.1:3000, allow: spiffe://example.org/a }\n", 3, "inbound[0].listen", /port 0/],
+  ["inbound: duplicate listen", "inbound:\n  - { name: i, listen: 127.0.0.1:9443, forward: 127.0.0.1:3000, allow: spiffe://example.org/a }\n  - { name: j, listen: 127.0.0.1:9443, forward: 127.0.0.1:3001, allow: spiffe://example.org/a }\n", 4, "inbound[1].listen", /already the listen address/],
+  ["inbound: relative unix forward", "inbound:\n  - { name: i, listen: 127.0.0.1:9443, forward: 'unix:mcp.sock', allow: spiffe://example.org/a }\n", 3, "inbound[0].forward", /absolute path/],
+  ["inbound: allow of an unknown trust domain", "inbound:\n  - { name: i, listen: 127.0.0.1:9443, forward: 127.0.0.1:3000, allow: spiffe://partner.com/a }\n", 3, "inbound[0].allow", /neither ours nor under federation/],
+  ["inbound: no allow", "inbound:\n  - { name: i, listen: 127.0.0.1:9443, forward: 127.0.0.1:3000 }\n", 3, "inbound[0].allow", /required|SPIFFE ID pattern/],
+  ["inbound: proxy_protocol not a boolean", "inbound:\n  - { name: i, listen: 127.0.0.1:9443, forward: 127.0.0.1:3000, allow: spiffe://example.org/a, proxy_protocol: v2 }\n", 3, "inbound[0].proxy_protocol", /expected boolean/],
+  ["federation: our own trust domain", "federation:\n  - { trust_domain: example.org, bundle_endpoint: 'https://a/', profile: https_web }\n", 3, "federation[0].trust_domain", /our own/],
+  ["federation: twice", "federation:\n  - { trust_domain: p.test, bundle_endpoint: 'https://a/', profile: https_web }\n  - { trust_domain: p.test, bundle_endpoint: 'https://b/', profile: https_web }\n", 4, "federation[1].trust_domain", /listed twice/],
+  ["federation: http endpoint", "federation:\n  - { trust_domain: p.test, bundle_endpoint: 'http://a/', profile: https_web }\n", 3, "federation[0].bundle_endpoint", /https/],
+  ["federation: bad profile", "federation:\n  - { trust_domain: p.test, bundle_endpoint: 'https://a/', profile: web }\n", 3, "federation[0].profile", /expected/],
+  ["federation: https_spiffe without endpoint_id", "federation:\n  - { trust_domain: p.test, bundle_endpoint: 'https://a/', profile: https_spiffe }\n", 3, "federation[0].endpoint_id", /required with profile https_spiffe/],
+  ["federation: endpoint_id with https_web", "federation:\n  - { trust_domain: p.test, bundle_endpoint: 'https://a/', profile: https_web, endpoint_id: spiffe://p.test/x }\n", 3, "federation[0].endpoint_id", /only with profile https_spiffe/],
+  ["dns: a server that is a name", "dns: { servers: [dns.google] }\n", 2, "dns.servers[0]", /address/],
+  ["dns: a server port 0", "dns: { servers: ['127.0.0.1:0'] }\n", 2, "dns.servers[0]", /port/],
+  ["dns: a wildcard host", "dns: { hosts: { '*.a.test': [10.0.0.1] } }\n", 2, "dns.hosts.*.a.test", /host/],
+  ["dns: a host without addresses", "dns: { hosts: { a.test: [] } }\n", 2, "dns.hosts.a.test", /must not be empty/],
+  ["dns: a bad address", "dns: { hosts: { a.test: [10.0.0.256] } }\n", 2, "dns.hosts.a.test[0]", /address/],
+  ["dns: a host twice after normalization", "dns:\n  hosts:\n    a.test: [10.0.0.1]\n    A.TEST.: [10.0.0.2]\n", 5, "dns.hosts.A.TEST.", /listed twice/],
+];
+
+describe("loadPolicy: every rejection names file, line and field", () => {
+  for (const [what, body, line, path, why] of REJECTIONS) {
+    test(what, () => {
+      const doc = body.startsWith("!") ? body.slice(1) : `trust_domain: example.org\n${body}`;
+      const e = errorOf(() => loadPolicy(doc, "p.yaml"), PolicyError);
+      assert.equal(e.code, "policy_invalid");
+      const prefix = path === "" ? `policy: p.yaml:${line}: ` : `policy: p.yaml:${line}: ${path}: `;
+      assert.ok(e.message.startsWith(prefix), `message ${JSON.stringify(e.message)} should start with ${JSON.stringify(prefix)}`);
+      assert.match(e.message, why);
+    });
+  }
+  test("a rule's error never reaches a later rule: the first problem is reported", () => {
+    const doc = `trust_domain: example.org\negress:\n${RULE}    to: { host: a.com, port: 0 }\n    action: deny\n${RULE}    to: { host: b.com, port: 1 }\n    action: nope\n`;
+    assert.match(errorOf(() => loadPolicy(doc, "p.yaml"), PolicyError).message, /p\.yaml:5: egress\[0\]\.to\.port/);
+  });
+  test("a secret reference is named in the policy, never resolved", () => {
+    const p = loadPolicy(SKETCH, "s.yaml");
+    assert.equal(JSON.stringify(p.egress[0]!.inject[0]!.parts), JSON.stringify(["Bearer ", { secret: "github_token" }]));
+  });
+  test("SpiffeId values in the policy are real SpiffeIds", () => {
+    const p = loadPolicy(SKETCH, "s.yaml");
+    assert.ok(p.workloads[0]!.id instanceof SpiffeId);
+  });
+});

@@ -1,0 +1,126 @@
+/**
+ * The loaded policy: immutable values built once by `loadPolicy` (load.ts) and read by the engine,
+ * the kernel's share and the proxy. Field names follow docs/policy.md; every rule keeps its name
+ * (it reaches the audit log) and its line (for messages).
+ */
+import type { Matcher, SpiffeId, TrustDomain } from "../spiffe/index.ts";
+import type { Cidr, IpAddress } from "./address.ts";
+import type { HostPattern } from "./host-name.ts";
+import type { PathPattern } from "./http-match.ts";
+import type { PortRange } from "./ports.ts";
+import type { HeaderTemplate } from "./inject.ts";
+
+export const ACTIONS = ["deny", "direct", "passthrough", "tls", "mtls", "intercept"] as const;
+export type Action = (typeof ACTIONS)[number];
+export type Proto = "tcp" | "udp";
+
+export type Destination =
+  | { readonly kind: "host"; readonly host: HostPattern }
+  | { readonly kind: "cidr"; readonly cidr: Cidr };
+
+/** A SPIFFE ID pattern as written, with its matcher. */
+export interface IdPattern {
+  readonly text: string;
+  readonly matcher: Matcher;
+}
+
+export interface HttpMatch {
+  /** null: any method. */
+  readonly methods: readonly string[] | null;
+  /** null: any path. */
+  readonly paths: readonly PathPattern[] | null;
+}
+
+/** MCP tool filter of a rule: a tool is allowed when `allow` is null or names it, and `deny` does not. */
+export interface ToolFilter {
+  readonly allow: ReadonlySet<string> | null;
+  readonly deny: ReadonlySet<string>;
+}
+
+export interface EgressRule {
+  /** Position in `egress:`, from 0: the order rules are tried in. */
+  readonly index: number;
+  readonly name: string;
+  readonly line: number;
+  readonly from: readonly IdPattern[];
+  readonly to: Destination;
+  readonly ports: PortRange;
+  readonly proto: Proto;
+  readonly action: Action;
+  /** Request-level conditions; a rule that has them needs the proxy to see HTTP (docs/policy.md). */
+  readonly http: HttpMatch | null;
+  readonly tools: ToolFilter | null;
+  readonly inject: readonly HeaderTemplate[];
+  /** `tls` and `intercept` without mtls: a CA file instead of the system roots. */
+  readonly ca: string | null;
+  /** `mtls`, and `intercept` with `mtls:`: the peer's SPIFFE ID. */
+  readonly serverId: SpiffeId | null;
+  /** `upstream.port`: where the proxy connects instead of the port the workload dialled. */
+  readonly upstreamPort: number | null;
+}
+
+export type ForwardTarget =
+  | { readonly kind: "tcp"; readonly host: string; readonly port: number }
+  | { readonly kind: "unix"; readonly path: string };
+
+export interface InboundRule {
+  readonly index: number;
+  readonly name: string;
+  readonly line: number;
+  readonly listen: { readonly host: string; readonly port: number };
+  readonly forward: ForwardTarget;
+  readonly allow: readonly IdPattern[];
+  readonly proxyProtocol: boolean;
+  readonly tools: ToolFilter | null;
+}
+
+export interface Workload {
+  readonly name: string;
+  readonly id: SpiffeId;
+  /** As written; `tidegate:workload:NAME` is implied and not listed here. */
+  readonly selectors: readonly string[];
+  /** The user the workload runs as (`tidegate run --user` default), or null. */
+  readonly user: string | null;
+  /** Non-root callers of agent.sock allowed to `run` it (DESIGN.md section 2). */
+  readonly runBy: { readonly users: readonly string[]; readonly groups: readonly string[] };
+}
+
+export interface Federation {
+  readonly trustDomain: TrustDomain;
+  readonly bundleEndpoint: string;
+  readonly profile: "https_web" | "https_spiffe";
+  /** https_spiffe: the SPIFFE ID the bundle endpoint presents. */
+  readonly endpointId: SpiffeId | null;
+}
+
+export interface DnsServerSetting {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface DnsSettings {
+  /** null: the nameservers of /etc/resolv.conf. */
+  readonly servers: readonly DnsServerSetting[] | null;
+  /** Static names; they win over DNS for that name. */
+  readonly hosts: ReadonlyMap<string, readonly IpAddress[]>;
+}
+
+export interface AgentSettings {
+  readonly server: string | null;
+  readonly serverFingerprint: string | null;
+  readonly trustBundle: string | null;
+  readonly joinTokenFile: string | null;
+  readonly syncIntervalMs: number | null;
+  readonly retryMaxMs: number | null;
+}
+
+export interface Policy {
+  readonly file: string;
+  readonly trustDomain: TrustDomain;
+  readonly agent: AgentSettings;
+  readonly workloads: readonly Workload[];
+  readonly egress: readonly EgressRule[];
+  readonly inbound: readonly InboundRule[];
+  readonly federation: readonly Federation[];
+  readonly dns: DnsSettings;
+}

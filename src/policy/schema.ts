@@ -1,0 +1,174 @@
+/**
+ * The policy file's shape (docs/policy.md, "Keys"): every mapping is strict, so an unknown or
+ * misspelt key is an error and never a silently ignored restriction; every value is parsed by the
+ * module that owns its syntax (addresses, host patterns, ports, paths, SPIFFE IDs and patterns,
+ * header templates). Checks that span fields (which keys go with which action, unique names,
+ * trust domains) follow in load.ts, with the same file:line: path: why errors.
+ */
+import * as v from "valibot";
+import { parsePattern, SpiffeId, TrustDomain } from "../spiffe/index.ts";
+import { parseDuration } from "../runtime/duration.ts";
+import { parseHostPort } from "../server/host-port.ts";
+import { parseCidr, parseIp } from "./address.ts";
+import { parseHostPattern } from "./host-name.ts";
+import { parseMethod, parsePathPattern } from "./http-match.ts";
+import { parseHeaderTemplate } from "./inject.ts";
+import { parsePort, parsePortRange } from "./ports.ts";
+import { ACTIONS } from "./model.ts";
+import { converted, convertedAny, mapping } from "./source.ts";
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const SELECTOR = /^[a-z0-9_-]+:[^\u0000-\u001f\u007f]+$/;
+const TOOL = /^[A-Za-z0-9_.-]{1,128}$/;
+const FINGERPRINT = /^(?:[0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$/;
+const ACCOUNT = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$/;
+
+const name = v.pipe(v.string(), v.regex(NAME, "is not a name (1-64 of letters, digits, '_', '.', '-', starting with a letter or digit)"));
+const nonEmpty = <T extends v.GenericSchema>(item: T) => v.pipe(v.array(item), v.minLength(1, "must not be empty"));
+const absolutePath = v.pipe(v.string(), v.regex(/^\/[^\u0000]*$/, "is not an absolute path"));
+
+export const spiffeId = converted((t) => SpiffeId.parse(t));
+const trustDomain = converted((t) => TrustDomain.parse(t));
+const idPattern = converted((text) => ({ text, matcher: parsePattern(text) }));
+/** One pattern or a non-empty list of them. */
+const idPatterns = convertedAny((x) => {
+  const list = typeof x === "string" ? [x] : x;
+  if (!Array.isArray(list) || list.length === 0 || !list.every((t) => typeof t === "string")) {
+    throw new Error("expected a SPIFFE ID pattern or a non-empty list of them");
+  }
+  return list.map((text: string) => ({ text, matcher: parsePattern(text) }));
+});
+const httpsUrl = converted((t) => {
+  let u: URL;
+  try {
+    u = new URL(t);
+  } catch {
+    throw new Error(`${JSON.stringify(t.slice(0, 64))} is not a URL`);
+  }
+  if (u.protocol !== "https:") throw new Error(`${JSON.stringify(t.slice(0, 64))} is not an https:// URL`);
+  if (u.username !== "" || u.password !== "") throw new Error("a URL here must not carry credentials");
+  return u.toString();
+});
+const duration = converted((t) => parseDuration(t, "duration"));
+const tool = v.pipe(v.string(), v.regex(TOOL, "is not an MCP tool name (1-128 of letters, digits, '_', '-', '.')"));
+const tools = mapping({
+  tools: mapping({ allow: v.optional(v.array(tool)), deny: v.optional(v.array(tool)) }),
+});
+const listen = converted((t) => {
+  const hp = parseHostPort(t);
+  if (hp.port === 0) throw new Error(`${JSON.stringify(t)}: port 0 is not a fixed port`);
+  return hp;
+});
+const forward = converted((t) => {
+  if (t.startsWith("unix:")) {
+    const path = t.slice(5);
+    if (!path.startsWith("/") || path.includes("\u0000")) throw new Error(`${JSON.stringify(t.slice(0, 64))}: unix: needs an absolute path`);
+    return { kind: "unix" as const, path };
+  }
+  const hp = parseHostPort(t);
+  if (hp.port === 0) throw new Error(`${JSON.stringify(t)}: port 0 is not a fixed port`);
+  return { kind: "tcp" as const, host: hp.host, port: hp.port };
+});
+const dnsServer = converted((t) => {
+  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(t);
+  const hostPort = bracketed === null ? /^([0-9.]+):(\d+)$/.exec(t) : null;
+  const host = bracketed?.[1] ?? hostPort?.[1] ?? t;
+  const port = bracketed?.[2] ?? hostPort?.[2];
+  const address = parseIp(host);
+  return { host: address.text, port: port === undefined ? 53 : parsePort(port) };
+});
+
+const to = mapping({
+  host: v.optional(converted(parseHostPattern)),
+  cidr: v.optional(converted(parseCidr)),
+  port: convertedAny(parsePortRange),
+  proto: v.optional(v.picklist(["tcp", "udp"])),
+});
+
+const headers = v.pipe(
+  v.record(v.string(), v.string()),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    try {
+      return Object.entries(dataset.value).map(([k, t]) => parseHeaderTemplate(k, t));
+    } catch (e) {
+      addIssue({ message: (e as Error).message });
+      return NEVER;
+    }
+  }),
+);
+
+export const EgressRuleSchema = mapping({
+  name,
+  from: idPatterns,
+  to,
+  action: v.picklist(ACTIONS),
+  mtls: v.optional(mapping({ server_id: spiffeId })),
+  ca: v.optional(absolutePath),
+  inject: v.optional(mapping({ headers })),
+  http: v.optional(
+    mapping({
+      methods: v.optional(nonEmpty(converted(parseMethod))),
+      paths: v.optional(nonEmpty(converted(parsePathPattern))),
+    }),
+  ),
+  mcp: v.optional(tools),
+  upstream: v.optional(mapping({ port: convertedAny(parsePort) })),
+});
+
+export const InboundRuleSchema = mapping({
+  name,
+  listen,
+  forward,
+  allow: idPatterns,
+  proxy_protocol: v.optional(v.boolean()),
+  mcp: v.optional(tools),
+});
+
+export const WorkloadSchema = mapping({
+  name,
+  id: spiffeId,
+  selectors: v.optional(v.array(v.pipe(v.string(), v.regex(SELECTOR, 'is not a selector "type:value" (e.g. unix:uid:1000)')))),
+  user: v.optional(v.pipe(v.string(), v.regex(ACCOUNT, "is not a user name or uid"))),
+  run_by: v.optional(
+    mapping({
+      users: v.optional(v.array(v.pipe(v.string(), v.regex(ACCOUNT, "is not a user name or uid")))),
+      groups: v.optional(v.array(v.pipe(v.string(), v.regex(ACCOUNT, "is not a group name or gid")))),
+    }),
+  ),
+});
+
+export const PolicySchema = mapping({
+  trust_domain: trustDomain,
+  agent: v.optional(
+    mapping({
+      server: v.optional(httpsUrl),
+      server_fingerprint: v.optional(v.pipe(v.string(), v.regex(FINGERPRINT, "is not a SHA-256 fingerprint (64 hex digits, colons allowed)"))),
+      trust_bundle: v.optional(absolutePath),
+      join_token_file: v.optional(absolutePath),
+      sync_interval: v.optional(duration),
+      retry_max: v.optional(duration),
+    }),
+  ),
+  workloads: v.optional(v.array(WorkloadSchema)),
+  egress: v.optional(v.array(EgressRuleSchema)),
+  inbound: v.optional(v.array(InboundRuleSchema)),
+  federation: v.optional(
+    v.array(
+      mapping({
+        trust_domain: trustDomain,
+        bundle_endpoint: httpsUrl,
+        profile: v.picklist(["https_web", "https_spiffe"]),
+        endpoint_id: v.optional(spiffeId),
+      }),
+    ),
+  ),
+  dns: v.optional(
+    mapping({
+      servers: v.optional(v.array(dnsServer)),
+      hosts: v.optional(v.record(v.string(), nonEmpty(converted(parseIp)))),
+    }),
+  ),
+});
+
+export type PolicyInput = v.InferOutput<typeof PolicySchema>;
+export type EgressInput = v.InferOutput<typeof EgressRuleSchema>;

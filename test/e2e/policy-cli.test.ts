@@ -1,0 +1,147 @@
+// `tidegate policy check` and `tidegate policy explain` from the built binary: the example of
+// docs/policy.md checked and explained verbatim, errors with file and line, exit codes, --json,
+// and --addr checked against names the policy's dns: setting resolves.
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { REPO, tidegate } from "../helpers/binary.ts";
+
+const T = 20_000;
+const dir = mkdtempSync(join(tmpdir(), "tidegate-policy-cli-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const doc = readFileSync(join(REPO, "docs", "policy.md"), "utf8");
+const example = /```yaml\n([\s\S]*?)```/.exec(doc)![1]!;
+writeFileSync(join(dir, "tidegate.yaml"), example);
+
+function file(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+const EXTRA = `trust_domain: example.org
+egress:
+  - name: api
+    from: spiffe://example.org/agent/*
+    to: { host: api.internal.test, port: 443 }
+    action: tls
+    ca: ${join(dir, "no-such-ca.pem")}
+  - name: tools
+    from: spiffe://example.org/agent/*
+    to: { host: mcp.internal.test, port: 443 }
+    action: intercept
+    inject: { headers: { X-Api-Key: "\${secret:mcp_key}" } }
+    http: { methods: [POST], paths: ["/mcp"] }
+    mcp: { tools: { allow: [search] } }
+dns:
+  hosts:
+    api.internal.test: [192.0.2.10]
+`;
+
+describe("tidegate policy check", () => {
+  test("the example of docs/policy.md is valid", async () => {
+    const r = await tidegate(["policy", "check", "tidegate.yaml"], { cwd: dir });
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toBe("ok: tidegate.yaml: trust domain example.org; 1 workload, 3 egress rules, 1 inbound rule, 1 federated trust domain\nsecrets referenced: github_token\n");
+    expect(r.code).toBe(0);
+  }, T);
+  test("--json, and a warning for a file the policy names that is missing here", async () => {
+    const path = file("extra.yaml", EXTRA);
+    const r = await tidegate(["policy", "check", "--json", path]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ file: path, trust_domain: "example.org", workloads: 0, egress_rules: 2, inbound_rules: 0, federation: [], secrets: ["mcp_key"] });
+    expect(r.stderr).toBe(`warning: egress rule api (line 3): ca: ${join(dir, "no-such-ca.pem")} does not exist here\n`);
+  }, T);
+  test("an invalid file: exit 1, file, line, field and code", async () => {
+    const path = file("bad.yaml", example.replace("port: 443 }\n    action: intercept\n    inject", "port: 443, prot: udp }\n    action: intercept\n    inject"));
+    const r = await tidegate(["policy", "check", path]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toBe(`tidegate policy check: policy: ${path}:9: egress[0].to.prot: unknown key (allowed: see docs/policy.md) [policy_invalid]\n`);
+  }, T);
+  test("a missing file: exit 1 naming it", async () => {
+    const r = await tidegate(["policy", "check", join(dir, "absent.yaml")]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("absent.yaml");
+    expect(r.stderr).toContain("no such file");
+  }, T);
+  test("no FILE: usage error", async () => {
+    const r = await tidegate(["policy", "check"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("policy check needs exactly one FILE");
+  }, T);
+});
+
+describe("tidegate policy explain", () => {
+  test("the example of docs/policy.md, verbatim", async () => {
+    const block = /\n\$ (tidegate policy explain [^\n]+)\n([\s\S]*?)```/.exec(doc)!;
+    const args = block[1]!.split(" ").slice(1);
+    const r = await tidegate(args, { cwd: dir });
+    expect(r.stdout).toBe(block[2]!);
+    expect(r.code).toBe(3);
+  }, T);
+  test("an allowed tool: exit 0; another tool: exit 3 with the rule", async () => {
+    const base = ["policy", "explain", "--policy", "tidegate.yaml", "--from", "spiffe://example.org/agent/a1", "--to", "mcp.partner.com:443"];
+    const ok = await tidegate([...base, "--tool", "send_email"], { cwd: dir });
+    expect(ok.stdout).toStartWith("decision   allow intercept by rule partner-email (upstream port 443)\nrule       partner-email (line 12)\n");
+    expect(ok.code).toBe(0);
+    const no = await tidegate([...base, "--tool", "delete_all"], { cwd: dir });
+    expect(no.stdout).toStartWith("decision   deny: rule partner-email does not allow this MCP tool\n");
+    expect(no.code).toBe(3);
+  }, T);
+  test("--json, inspect before a request, then the request decided", async () => {
+    const path = file("extra2.yaml", EXTRA);
+    const base = ["policy", "explain", "--policy", path, "--from", "spiffe://example.org/agent/a1", "--to", "mcp.internal.test:443", "--json"];
+    const inspect = await tidegate(base);
+    expect(JSON.parse(inspect.stdout)).toMatchObject({ verdict: "inspect", action: null, reason: null, rule: { name: "tools", line: 8 } });
+    expect(inspect.code).toBe(0);
+    const get = await tidegate([...base, "--method", "GET", "--path", "/mcp?x=1"]);
+    expect(JSON.parse(get.stdout)).toEqual({
+      verdict: "deny",
+      action: null,
+      reason: "no_rule",
+      rule: null,
+      summary: "deny: no rule matches",
+      tried: [
+        { name: "api", line: 3, failed: ["to.host"] },
+        { name: "tools", line: 8, failed: ["http.methods"] },
+      ],
+      near_misses: [{ name: "tools", line: 8, field: "http.methods", why: "method GET is not one of POST" }],
+    });
+    expect(get.code).toBe(3);
+  }, T);
+  test("--addr: an allow by a host rule holds only for an address the name resolves to", async () => {
+    const path = file("extra3.yaml", EXTRA);
+    const base = ["policy", "explain", "--policy", path, "--from", "spiffe://example.org/agent/a1", "--to", "api.internal.test:443"];
+    const good = await tidegate([...base, "--addr", "192.0.2.10"]);
+    expect(good.stdout).toStartWith("decision   allow tls by rule api (upstream port 443)\n");
+    expect(good.code).toBe(0);
+    const bad = await tidegate([...base, "--addr", "198.51.100.7"]);
+    expect(bad.stdout).toStartWith("decision   deny: the original address is not one that rule api's host resolves to\n");
+    expect(bad.code).toBe(3);
+  }, T);
+  test("the policy defaults to --config", async () => {
+    const r = await tidegate(["policy", "explain", "--config", join(dir, "tidegate.yaml"), "--from", "spiffe://example.org/x", "--to", "127.0.0.53:53", "--proto", "udp"]);
+    expect(r.stdout).toStartWith("decision   allow direct by rule resolver (upstream port 53)\n");
+    expect(r.code).toBe(0);
+  }, T);
+  const USAGE: [string, string[], RegExp][] = [
+    ["no --from", ["--to", "a.test:443"], /needs --from SPIFFE_ID and --to HOST:PORT/],
+    ["a bad --from", ["--from", "spiffe://Example.org/x", "--to", "a.test:443"], /--from: spiffeid/],
+    ["a --to without a port", ["--from", "spiffe://example.org/x", "--to", "a.test"], /is not HOST:PORT/],
+    ["a --to with a bad name", ["--from", "spiffe://example.org/x", "--to", "a..test:443"], /--to: host/],
+    ["--method without --path", ["--from", "spiffe://example.org/x", "--to", "a.test:443", "--method", "GET"], /--method and --path together/],
+    ["a path with ..", ["--from", "spiffe://example.org/x", "--to", "a.test:443", "--method", "GET", "--path", "/a/../b"], /--path: /],
+    ["--addr with an address in --to", ["--from", "spiffe://example.org/x", "--to", "10.0.0.1:443", "--addr", "10.0.0.1"], /--addr is for a --to that names a host/],
+    ["--proto sctp", ["--from", "spiffe://example.org/x", "--to", "a.test:443", "--proto", "sctp"], /--proto must be tcp or udp/],
+  ];
+  for (const [what, args, why] of USAGE) {
+    test(`usage: ${what}`, async () => {
+      const r = await tidegate(["policy", "explain", "--policy", "tidegate.yaml", ...args], { cwd: dir });
+      expect(r.stderr).toMatch(why);
+      expect(r.code).toBe(2);
+    }, T);
+  }
+});
