@@ -13,3 +13,4 @@ export { kernelShare, kernelVerdict, type KernelEntry, type KernelVerdict } from
 export { admit, addressesFor, type Admission, type Upstream } from "./destination.ts";
 export { NameCache, type Lookup, type NameCacheOptions } from "./name-cache.ts";
 export type { Field } from "./rule-match.ts";
+export { PolicyHolder, type ReloadResult } from "./holder.ts";
