@@ -9,9 +9,39 @@ import { readInputFile } from "./files.ts";
 import { parseDuration } from "../runtime/duration.ts";
 import { createLogger } from "../runtime/log.ts";
 import { DEFAULT_RETRY_MAX_MS, DEFAULT_SYNC_INTERVAL_MS, parseFingerprint, startAgent } from "../agent/index.ts";
+import { existsSync } from "node:fs";
+import { loadPolicy, type AgentSettings } from "../policy/index.ts";
 
 function str(v: unknown): string | undefined {
   return typeof v === "string" ? v : undefined;
+}
+
+/**
+ * The `agent:` settings of the config file (docs/policy.md), when the file exists. An invalid file
+ * stops the agent: it never starts on a policy it could not read.
+ */
+export function configuredAgent(configPath: string): AgentSettings | null {
+  if (!existsSync(configPath)) return null;
+  return loadPolicy(new TextDecoder().decode(readInputFile(configPath, "agent --config")), configPath).agent;
+}
+
+/**
+ * Flags win over the config file's `agent:` settings, field by field; `--server-fingerprint` and
+ * `--trust-bundle` replace each other whichever side gives them.
+ */
+export function mergeAgentSettings(values: Readonly<Record<string, unknown>>, file: AgentSettings | null): Record<string, string | undefined> {
+  const flagTrust = str(values["server-fingerprint"]) !== undefined || str(values["trust-bundle"]) !== undefined;
+  const flagToken = str(values["join-token"]) !== undefined || str(values["join-token-file"]) !== undefined;
+  const ms = (n: number | null | undefined) => (n === null || n === undefined ? undefined : `${n}ms`);
+  return {
+    server: str(values.server) ?? file?.server ?? undefined,
+    "server-fingerprint": flagTrust ? str(values["server-fingerprint"]) : (file?.serverFingerprint ?? undefined),
+    "trust-bundle": flagTrust ? str(values["trust-bundle"]) : (file?.trustBundle ?? undefined),
+    "join-token": str(values["join-token"]),
+    "join-token-file": flagToken ? str(values["join-token-file"]) : (file?.joinTokenFile ?? undefined),
+    "sync-interval": str(values["sync-interval"]) ?? ms(file?.syncIntervalMs),
+    "retry-max": str(values["retry-max"]) ?? ms(file?.retryMaxMs),
+  };
 }
 
 function positiveDuration(v: unknown, flag: string, fallback: number): number {
@@ -42,6 +72,9 @@ export const agentCommand: Command = {
     "leaves the node. With --trust-bundle FILE (PEM roots or a SPIFFE bundle) no fingerprint is needed.",
     "A wrong fingerprint stops before any token is sent.",
     "",
+    "Settings not given as flags come from the agent: section of --config (docs/policy.md), when",
+    "that file exists; an invalid config file stops the agent before it does anything.",
+    "",
     "The node SVID and key are kept in <state-dir>/agent/ (keys 0600), so a restart needs no token",
     "until the node SVID expires. The agent syncs its entries every --sync-interval, renews SVIDs at",
     "half life (+-10 % jitter), and retries failures with capped exponential backoff (--retry-max).",
@@ -56,8 +89,9 @@ export const agentCommand: Command = {
     "sync-interval": { type: "string", value: "DURATION", help: "how often to sync entries and the bundle (default 5s)" },
     "retry-max": { type: "string", value: "DURATION", help: "longest wait between retries (default 60s)" },
   },
-  run: async ({ values, positionals, places, io }) => {
+  run: async ({ values: flags, positionals, places, io }) => {
     if (positionals.length > 0) throw new UsageError(`agent takes no arguments, got ${JSON.stringify(positionals[0])}`);
+    const values = mergeAgentSettings(flags, configuredAgent(places.config));
     let joinToken = str(values["join-token"]);
     const tokenFile = str(values["join-token-file"]);
     if (joinToken !== undefined && tokenFile !== undefined) throw new UsageError("give --join-token or --join-token-file, not both");

@@ -9,7 +9,6 @@ export const SKETCH = `trust_domain: example.org
 agent:
   server: https://tidegate.example.org:8081
   server_fingerprint: "ab:${"cd".repeat(30)}:ef"
-  trust_bundle: /etc/tidegate/bundle.pem
   join_token_file: /etc/tidegate/join-token
   sync_interval: 10s
   retry_max: 2m
@@ -78,7 +77,7 @@ describe("loadPolicy: the full sketch", () => {
     assert.deepEqual(p.agent, {
       server: "https://tidegate.example.org:8081/",
       serverFingerprint: `ab:${"cd".repeat(30)}:ef`,
-      trustBundle: "/etc/tidegate/bundle.pem",
+      trustBundle: null,
       joinTokenFile: "/etc/tidegate/join-token",
       syncIntervalMs: 10_000,
       retryMaxMs: 120_000,
@@ -90,11 +89,11 @@ describe("loadPolicy: the full sketch", () => {
   });
   test("egress rules keep order, names, lines and every option", () => {
     assert.deepEqual(p.egress.map((r) => [r.index, r.name, r.line, r.action, r.proto]), [
-      [0, "github-api", 16, "intercept", "tcp"],
-      [1, "partner-email", 22, "intercept", "tcp"],
-      [2, "internal", 28, "tls", "tcp"],
-      [3, "resolver", 34, "direct", "udp"],
-      [4, "v6-deny", 38, "deny", "tcp"],
+      [0, "github-api", 15, "intercept", "tcp"],
+      [1, "partner-email", 21, "intercept", "tcp"],
+      [2, "internal", 27, "tls", "tcp"],
+      [3, "resolver", 33, "direct", "udp"],
+      [4, "v6-deny", 37, "deny", "tcp"],
     ]);
     const [gh, partner, internal, , v6] = p.egress;
     assert.equal(gh!.to.kind === "host" && gh!.to.host.text, "api.github.com");
@@ -121,6 +120,9 @@ describe("loadPolicy: the full sketch", () => {
     assert.deepEqual(p.dns.servers, [{ host: "127.0.0.53", port: 53 }, { host: "::1", port: 5353 }, { host: "10.0.0.2", port: 53 }]);
     assert.deepEqual(p.dns.hosts.get("api.internal")?.map((a) => a.text), ["10.1.2.3", "fd00::3"]);
   });
+  test("agent.trust_bundle instead of a fingerprint", () => {
+    assert.equal(loadPolicy("trust_domain: example.org\nagent: { trust_bundle: /etc/tidegate/bundle.pem }\n", "t.yaml").agent.trustBundle, "/etc/tidegate/bundle.pem");
+  });
   test("a minimal file: trust domain only, no rules (everything denied)", () => {
     const m = loadPolicy("trust_domain: example.org\n", "m.yaml");
     assert.deepEqual([m.egress.length, m.inbound.length, m.workloads.length, m.dns.servers], [0, 0, 0, null]);
@@ -145,6 +147,7 @@ const REJECTIONS: [string, string, number, string, RegExp][] = [
   ["agent.server with credentials", "agent: { server: 'https://u:p@a:1' }\n", 2, "agent.server", /credentials/],
   ["agent.server_fingerprint short", "agent: { server_fingerprint: abcd }\n", 2, "agent.server_fingerprint", /SHA-256/],
   ["agent.trust_bundle relative", "agent: { trust_bundle: b.pem }\n", 2, "agent.trust_bundle", /absolute/],
+  ["agent: fingerprint and bundle", `agent:\n  server_fingerprint: "${"ab".repeat(32)}"\n  trust_bundle: /b.pem\n`, 4, "agent.trust_bundle", /not both/],
   ["agent.sync_interval not a duration", "agent: { sync_interval: 5 }\n", 2, "agent.sync_interval", /expected string/],
   ["agent.retry_max bad unit", "agent: { retry_max: 5y }\n", 2, "agent.retry_max", /not a duration/],
   ["workloads: bad name", "workloads:\n  - { name: 'a b', id: spiffe://example.org/w }\n", 3, "workloads[0].name", /not a name/],

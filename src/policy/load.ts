@@ -14,7 +14,8 @@
  *   addresses unique; federated trust domains unique and not our own;
  * - `from` patterns and workload IDs in our trust domain; `mtls.server_id` and inbound `allow` in
  *   our trust domain or a federated one; workload IDs have a path not under /tidegate/;
- * - a `dns.hosts` name is a plain host name (no wildcard).
+ * - a `dns.hosts` name is a plain host name (no wildcard);
+ * - `agent:` names server_fingerprint or trust_bundle, not both.
  */
 import type { TrustDomain } from "../spiffe/index.ts";
 import { PolicyError } from "./errors.ts";
@@ -186,6 +187,7 @@ export function loadPolicy(text: string, file: string): Policy {
     }
   }
   const a = input.agent;
+  if (a?.server_fingerprint !== undefined && a.trust_bundle !== undefined) fail(["agent", "trust_bundle"], "give server_fingerprint or trust_bundle, not both");
   return Object.freeze({
     file,
     trustDomain: ours,

@@ -2,7 +2,7 @@
 // docs/policy.md checked and explained verbatim, errors with file and line, exit codes, --json,
 // and --addr checked against names the policy's dns: setting resolves.
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REPO, tidegate } from "../helpers/binary.ts";
@@ -71,6 +71,18 @@ describe("tidegate policy check", () => {
     const r = await tidegate(["policy", "check"]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("policy check needs exactly one FILE");
+  }, T);
+});
+
+describe("tidegate agent and the config file", () => {
+  test("an invalid config stops the agent before it does anything", async () => {
+    const path = file("agent-bad.yaml", "trust_domain: example.org\nagent:\n  sync_interval: soon\n");
+    const state = join(dir, "agent-state");
+    const r = await tidegate(["agent", "--instance", "policy-cli", "--config", path, "--state-dir", state, "--run-dir", join(dir, "agent-run")]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`tidegate agent: policy: ${path}:3: agent.sync_interval: duration: "soon" is not a duration`);
+    expect(r.stderr).toContain("[policy_invalid]");
+    expect(existsSync(state)).toBe(false);
   }, T);
 });
 
