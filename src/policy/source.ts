@@ -122,7 +122,7 @@ export function readYaml<S extends v.GenericSchema>(
   o: ReadYamlOptions,
 ): { value: v.InferOutput<S>; source: YamlSource; fail: FailFn } {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, logLevel: "error" });
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
     throw o.makeError(`${o.subject}: ${file}:${lines.linePos(e.pos[0]).line}: not valid YAML: ${e.message.split("\n")[0]}`);
