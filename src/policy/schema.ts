@@ -15,7 +15,7 @@ import { parseMethod, parsePathPattern } from "./http-match.ts";
 import { parseHeaderTemplate } from "./inject.ts";
 import { parsePort, parsePortRange } from "./ports.ts";
 import { ACTIONS } from "./model.ts";
-import { converted, convertedAny, mapping } from "./source.ts";
+import { converted, convertedAny, mapping, transformed } from "./source.ts";
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const SELECTOR = /^[a-z0-9_-]+:[^\u0000-\u001f\u007f]+$/;
@@ -85,17 +85,7 @@ const to = mapping({
   proto: v.optional(v.picklist(["tcp", "udp"])),
 });
 
-const headers = v.pipe(
-  v.record(v.string(), v.string()),
-  v.rawTransform(({ dataset, addIssue, NEVER }) => {
-    try {
-      return Object.entries(dataset.value).map(([k, t]) => parseHeaderTemplate(k, t));
-    } catch (e) {
-      addIssue({ message: (e as Error).message });
-      return NEVER;
-    }
-  }),
-);
+const headers = transformed(v.record(v.string(), v.string()), (h) => Object.entries(h).map(([k, t]) => parseHeaderTemplate(k, t)));
 
 export const EgressRuleSchema = mapping({
   name,

@@ -21,11 +21,11 @@ export interface YamlSource {
 
 export type FailFn = (path: readonly (string | number)[], why: string) => never;
 
-/** A string field turned into T by `convert`; the message of what it throws becomes the issue. */
-export function converted<T>(convert: (text: string) => T) {
+/** `base`'s output turned into T by `convert`; the message of what it throws becomes the issue. */
+export function transformed<I, T>(base: v.GenericSchema<unknown, I>, convert: (input: I) => T) {
   return v.pipe(
-    v.string(),
-    v.rawTransform<string, T>(({ dataset, addIssue, NEVER }) => {
+    base,
+    v.rawTransform<I, T>(({ dataset, addIssue, NEVER }) => {
       try {
         return convert(dataset.value);
       } catch (e) {
@@ -36,19 +36,14 @@ export function converted<T>(convert: (text: string) => T) {
   );
 }
 
+/** A string field turned into T by `convert`. */
+export function converted<T>(convert: (text: string) => T) {
+  return transformed(v.string(), convert);
+}
+
 /** Any YAML value turned into T by `convert` (numbers or strings, say). */
 export function convertedAny<T>(convert: (value: unknown) => T) {
-  return v.pipe(
-    v.unknown(),
-    v.rawTransform<unknown, T>(({ dataset, addIssue, NEVER }) => {
-      try {
-        return convert(dataset.value);
-      } catch (e) {
-        addIssue({ message: e instanceof Error ? e.message : String(e) });
-        return NEVER;
-      }
-    }),
-  );
+  return transformed(v.unknown(), convert);
 }
 
 /** A YAML mapping with exactly these keys (valibot's objects alone would accept a list too). */
