@@ -1,0 +1,228 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Kernel capture for tidegate (DESIGN.md section 3): the programs attach to the instance's cgroup
+ * root and judge every connect and unconnected UDP send of the workloads below it against the
+ * kernel's share of their cgroup's policy (src/policy/kernel-share.ts, loaded by src/bpf/).
+ *
+ * Decision, per call (hook = connect4/6 for TCP and connected UDP, sendmsg4/6 for unconnected UDP):
+ * - the caller's cgroup has no entry:  TCP connect -> redirect; anything else -> deny (UNKNOWN_CGROUP)
+ * - a rule matches, action direct:     untouched (return 1)
+ * - a rule matches, any other action:  deny (RULE, with its rule id)
+ * - no rule, TCP connect:              redirect to the egress proxy with a record of the original
+ *                                      destination; no proxy configured or no record stored -> deny
+ * - no rule, anything else:            deny (NO_RULE)
+ * A deny returns 0, so the syscall fails with EPERM, and queues a tg_event. Nothing is ever sent to
+ * the original destination of a redirected connect: the proxy decides by name.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
+#include "tidegate.h"
+#include "maps.h"
+#include "lookup.h"
+
+#define TG_AF_INET 2
+#define TG_AF_INET6 10
+
+#define TG_ALLOW 1
+#define TG_DENY 0 /* the syscall fails with EPERM */
+
+static __always_inline int tg_deny(const struct tg_caller *c, const struct tg_dest *d, __u8 reason, __u16 rule_id,
+				   __u8 hook)
+{
+	tg_count(TG_CNT_DENY);
+	tg_emit_deny(c, d, reason, rule_id, hook);
+	return TG_DENY;
+}
+
+/* Stores the record under the socket cookie, then points the connect at the proxy. A connect is
+ * never redirected without a record: the proxy refuses peers it has no record for. */
+static __always_inline int tg_redirect(struct bpf_sock_addr *ctx, const struct tg_caller *c, const struct tg_dest *d,
+				       int v6, __u8 hook)
+{
+	__u32 zero = 0;
+	const struct tg_settings *s = bpf_map_lookup_elem(&tg_settings, &zero);
+	__u32 proxy6[4];
+	__u32 proxy4;
+	__u16 proxy_port;
+
+	if (!s)
+		return tg_deny(c, d, TG_REASON_NO_PROXY, TG_RULE_NONE, hook);
+	proxy_port = s->proxy_port;
+	proxy4 = s->proxy4;
+	proxy6[0] = s->proxy6[0];
+	proxy6[1] = s->proxy6[1];
+	proxy6[2] = s->proxy6[2];
+	proxy6[3] = s->proxy6[3];
+	if (proxy_port == 0 || (d->family == 4 && proxy4 == 0) ||
+	    (d->family == 6 && (proxy6[0] | proxy6[1] | proxy6[2] | proxy6[3]) == 0))
+		return tg_deny(c, d, TG_REASON_NO_PROXY, TG_RULE_NONE, hook);
+
+	struct tg_record rec = {
+		.orig_addr = { d->addr[0], d->addr[1], d->addr[2], d->addr[3] },
+		.orig_port = d->port,
+		.family = d->family,
+		.proto = d->proto,
+		.pid = c->pid,
+		.tgid = c->tgid,
+		.uid = c->uid,
+		.gid = c->gid,
+		.cgroup_id = c->cgroup_id,
+		.cookie = bpf_get_socket_cookie(ctx),
+		.time_ns = bpf_ktime_get_ns(),
+	};
+
+	if (bpf_map_update_elem(&tg_rec_cookie, &rec.cookie, &rec, BPF_ANY) != 0) {
+		tg_count(TG_CNT_RECORD_FAIL);
+		tg_count(TG_CNT_DENY);
+		return TG_DENY;
+	}
+	if (!v6) {
+		ctx->user_ip4 = proxy4;
+	} else if (d->family == 4) { /* v4-mapped destination: ::ffff:<proxy4> keeps the socket dual-stack */
+		ctx->user_ip6[0] = 0;
+		ctx->user_ip6[1] = 0;
+		ctx->user_ip6[2] = bpf_htonl(0x0000ffff);
+		ctx->user_ip6[3] = proxy4;
+	} else {
+		ctx->user_ip6[0] = proxy6[0];
+		ctx->user_ip6[1] = proxy6[1];
+		ctx->user_ip6[2] = proxy6[2];
+		ctx->user_ip6[3] = proxy6[3];
+	}
+	ctx->user_port = bpf_htons(proxy_port);
+	tg_count(TG_CNT_REDIRECT);
+	return TG_ALLOW;
+}
+
+static __always_inline int tg_connect(struct bpf_sock_addr *ctx, int v6)
+{
+	__u8 hook = v6 ? TG_HOOK_CONNECT6 : TG_HOOK_CONNECT4;
+	struct tg_caller c;
+	struct tg_dest d = {};
+	struct tg_match m;
+
+	tg_count(TG_CNT_CONNECT);
+	tg_caller_get(&c);
+	tg_dest_of(ctx, v6, &d);
+	tg_lookup(c.cgroup_id, &d, &m);
+	if (!m.known) {
+		tg_count(TG_CNT_UNKNOWN_CGROUP);
+		if (d.proto != TG_PROTO_TCP)
+			return tg_deny(&c, &d, TG_REASON_UNKNOWN_CGROUP, TG_RULE_NONE, hook);
+		return tg_redirect(ctx, &c, &d, v6, hook); /* the proxy refuses callers it does not know */
+	}
+	if (m.action == TG_ACT_DIRECT) {
+		tg_count(TG_CNT_DIRECT);
+		return TG_ALLOW;
+	}
+	if (m.action != 0)
+		return tg_deny(&c, &d, TG_REASON_RULE, m.rule_id, hook);
+	if (d.proto != TG_PROTO_TCP)
+		return tg_deny(&c, &d, TG_REASON_NO_RULE, TG_RULE_NONE, hook);
+	return tg_redirect(ctx, &c, &d, v6, hook);
+}
+
+/* Unconnected UDP (sendto/sendmsg with an address): only direct rules let a datagram out. */
+static __always_inline int tg_sendmsg(struct bpf_sock_addr *ctx, int v6)
+{
+	__u8 hook = v6 ? TG_HOOK_SENDMSG6 : TG_HOOK_SENDMSG4;
+	struct tg_caller c;
+	struct tg_dest d = {};
+	struct tg_match m;
+
+	tg_count(TG_CNT_SENDMSG);
+	tg_caller_get(&c);
+	tg_dest_of(ctx, v6, &d);
+	tg_lookup(c.cgroup_id, &d, &m);
+	if (!m.known) {
+		tg_count(TG_CNT_UNKNOWN_CGROUP);
+		return tg_deny(&c, &d, TG_REASON_UNKNOWN_CGROUP, TG_RULE_NONE, hook);
+	}
+	if (m.action == TG_ACT_DIRECT) {
+		tg_count(TG_CNT_DIRECT);
+		return TG_ALLOW;
+	}
+	if (m.action != 0)
+		return tg_deny(&c, &d, TG_REASON_RULE, m.rule_id, hook);
+	return tg_deny(&c, &d, TG_REASON_NO_RULE, TG_RULE_NONE, hook);
+}
+
+SEC("cgroup/connect4")
+int tg_connect4(struct bpf_sock_addr *ctx)
+{
+	return tg_connect(ctx, 0);
+}
+
+SEC("cgroup/connect6")
+int tg_connect6(struct bpf_sock_addr *ctx)
+{
+	return tg_connect(ctx, 1);
+}
+
+SEC("cgroup/sendmsg4")
+int tg_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	return tg_sendmsg(ctx, 0);
+}
+
+SEC("cgroup/sendmsg6")
+int tg_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	return tg_sendmsg(ctx, 1);
+}
+
+/*
+ * Once a redirected TCP connection is established (client side, before its first ACK leaves, so
+ * before the proxy can accept it), its record moves from the cookie key to the client's local
+ * address and port: what the proxy sees as its peer. Other sockets and ops pass untouched; the
+ * program never fails a connection.
+ */
+SEC("sockops")
+int tg_sockops(struct bpf_sock_ops *skops)
+{
+	struct tg_peer_key key = {};
+	struct tg_record rec;
+	struct tg_record *found;
+	__u64 cookie;
+
+	if (skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB)
+		return 1;
+	cookie = bpf_get_socket_cookie(skops);
+	found = bpf_map_lookup_elem(&tg_rec_cookie, &cookie);
+	if (!found)
+		return 1;
+	__builtin_memcpy(&rec, found, sizeof(rec));
+
+	key.port = (__u16)skops->local_port; /* host order in sockops */
+	if (skops->family == TG_AF_INET) {
+		key.family = 4;
+		key.addr[0] = skops->local_ip4;
+	} else if (skops->family == TG_AF_INET6) {
+		__u32 a0 = skops->local_ip6[0], a1 = skops->local_ip6[1];
+		__u32 a2 = skops->local_ip6[2], a3 = skops->local_ip6[3];
+
+		if (tg_is_v4_mapped(a0, a1, a2)) {
+			key.family = 4;
+			key.addr[0] = a3;
+		} else {
+			key.family = 6;
+			key.addr[0] = a0;
+			key.addr[1] = a1;
+			key.addr[2] = a2;
+			key.addr[3] = a3;
+		}
+	} else {
+		return 1;
+	}
+	if (bpf_map_update_elem(&tg_rec_peer, &key, &rec, BPF_ANY) != 0) {
+		tg_count(TG_CNT_RECORD_FAIL);
+		return 1;
+	}
+	bpf_map_delete_elem(&tg_rec_cookie, &cookie);
+	tg_count(TG_CNT_REKEY);
+	return 1;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
