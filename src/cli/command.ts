@@ -34,6 +34,8 @@ export interface Command {
   readonly help?: string;
   readonly options?: Readonly<Record<string, OptionSpec>>;
   readonly subcommands?: readonly Command[];
+  /** Not listed in help (internal verbs such as `__launch`). */
+  readonly hidden?: boolean;
   /** Returns the exit code: 0 ok, 1 failure (usage errors throw UsageError, exit 2). */
   readonly run?: (ctx: Context) => Promise<number>;
 }

@@ -16,10 +16,11 @@ export function renderHelp(cmd: Command, path: readonly string[]): string {
   lines.push(...cmd.usage.map((u, i) => `${i === 0 ? "usage:" : "      "} tidegate ${u}`));
   lines.push("", cmd.summary);
   if (cmd.help) lines.push("", cmd.help.trimEnd());
-  if (cmd.subcommands?.length) {
+  const shown = (cmd.subcommands ?? []).filter((c) => !c.hidden);
+  if (shown.length) {
     lines.push("", "commands:");
-    const width = Math.max(...cmd.subcommands.map((c) => c.name.length));
-    for (const c of cmd.subcommands) lines.push(`  ${c.name.padEnd(width)}  ${c.summary}`);
+    const width = Math.max(...shown.map((c) => c.name.length));
+    for (const c of shown) lines.push(`  ${c.name.padEnd(width)}  ${c.summary}`);
     const where = path.length ? `${path.join(" ")} ` : "";
     lines.push("", `run 'tidegate ${where}COMMAND --help' for a command's options.`);
   }
