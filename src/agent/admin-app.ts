@@ -8,14 +8,54 @@ import { formatJwksBundle } from "../spiffe/index.ts";
 import type { AgentCore } from "./agent-core.ts";
 import { statusOf } from "./health.ts";
 import { chainPem } from "./svid-cache.ts";
+import type { Enforcer } from "./enforcer.ts";
+import { TidegateError } from "../errors.ts";
 
-function fail(status: 404, code: string, message: string): Response {
+export interface CaptureAccess {
+  readonly enforcer: Enforcer | null;
+  /** Why there is no enforcer. */
+  readonly captureUnavailable: string | null;
+}
+
+function fail(status: 400 | 404 | 503, code: string, message: string): Response {
   return Response.json({ error: { code, message } }, { status });
 }
 
-export function adminApp(core: AgentCore, now: () => number): Hono {
+async function workloadOf(req: Request): Promise<string | null> {
+  try {
+    const body = (await req.json()) as { workload?: unknown };
+    return typeof body?.workload === "string" ? body.workload : null;
+  } catch {
+    return null;
+  }
+}
+
+export function adminApp(core: AgentCore, now: () => number, capture: CaptureAccess = { enforcer: null, captureUnavailable: "no capture" }): Hono {
   const app = new Hono();
-  app.get("/v1/status", (c) => c.json(statusOf(core, now())));
+  app.get("/v1/status", (c) => c.json({ ...statusOf(core, now()), capture: capture.enforcer?.status() ?? { unavailable: capture.captureUnavailable } }));
+  app.post("/v1/run", async (c) => {
+    const e = capture.enforcer;
+    if (e === null) return fail(503, "capture_unavailable", `agent: no kernel capture: ${capture.captureUnavailable}`);
+    const workload = await workloadOf(c.req.raw);
+    if (workload === null) return fail(400, "bad_request", "agent: POST /v1/run needs {\"workload\": NAME}");
+    try {
+      return c.json(e.prepareRun(workload));
+    } catch (err) {
+      if (err instanceof TidegateError) return fail(400, err.code, err.message);
+      throw err;
+    }
+  });
+  app.post("/v1/run/release", async (c) => {
+    const e = capture.enforcer;
+    const workload = await workloadOf(c.req.raw);
+    if (e === null || workload === null) return fail(400, "bad_request", "agent: nothing to release");
+    try {
+      return c.json({ removed: e.release(workload) });
+    } catch (err) {
+      if (err instanceof TidegateError) return fail(400, err.code, err.message);
+      throw err;
+    }
+  });
   app.get("/v1/svids/:entry_id", (c) => {
     const id = c.req.param("entry_id");
     const held = core.svids.get(id);

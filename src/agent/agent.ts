@@ -17,6 +17,7 @@ import { statusOf, type AgentStatus } from "./health.ts";
 import { StateFiles } from "./state-files.ts";
 import { parseFingerprint } from "./trust.ts";
 import { loadSvids } from "./workload-svid.ts";
+import { startEnforcer, type Enforcer } from "./enforcer.ts";
 
 export const DEFAULT_SYNC_INTERVAL_MS = 5_000;
 export const DEFAULT_RETRY_MAX_MS = 60_000;
@@ -37,6 +38,9 @@ export interface StartAgentOptions {
   readonly now?: () => number;
   readonly random?: () => number;
   readonly logger?: Logger;
+  /** Kernel capture, the policy and the egress listener (enforcer.ts). Off by default in-process. */
+  readonly capture?: boolean;
+  readonly egressPort?: number;
 }
 
 export interface RunningAgent {
@@ -47,6 +51,11 @@ export interface RunningAgent {
   status(): AgentStatus;
   /** Runs the loop now instead of at the next due time. */
   wake(): void;
+  /** The enforcer when capture runs; else why it does not (null when not asked for). */
+  readonly enforcer: Enforcer | null;
+  readonly captureUnavailable: string | null;
+  /** Reloads the config (SIGHUP); false when it was rejected or there is no capture. */
+  reload(): boolean;
   stop(): Promise<void>;
 }
 
@@ -91,8 +100,17 @@ export async function startAgent(o: StartAgentOptions): Promise<RunningAgent> {
     ...(o.random ? { random: o.random } : {}),
   });
   await core.init();
+  let enforcer: Enforcer | null = null;
+  let captureUnavailable: string | null = null;
+  if (o.capture) {
+    const started = await startEnforcer({ places: o.places, core, logger, ...(o.egressPort !== undefined ? { egressPort: o.egressPort } : {}) });
+    if ("unavailable" in started) {
+      captureUnavailable = started.unavailable;
+      logger.warn("capture_unavailable", { reason: started.unavailable, effect: "identity only: tidegate run is refused" });
+    } else enforcer = started;
+  }
   const socketPath = join(o.places.runDir, "agent.sock");
-  const server: UnixServer = serveUnix(socketPath, adminApp(core, now).fetch);
+  const server: UnixServer = serveUnix(socketPath, adminApp(core, now, { enforcer, captureUnavailable: captureUnavailable ?? (o.capture ? null : "the agent runs without capture (--no-capture)") }).fetch);
   logger.info("agent_ready", { node: identity.config.node, spiffe_id: identity.config.spiffe_id, socket: socketPath, svids_cached: cached.svids.size });
 
   let wakeUp: (() => void) | null = null;
@@ -130,10 +148,14 @@ export async function startAgent(o: StartAgentOptions): Promise<RunningAgent> {
     ready,
     status: () => statusOf(core, now()),
     wake: () => wakeUp?.(),
+    enforcer,
+    captureUnavailable,
+    reload: () => enforcer?.reload() ?? false,
     stop: async () => {
       if (signal.aborted) return;
       stopping.abort();
       await loop;
+      enforcer?.stop();
       await server.stop();
       logger.info("agent_stopped", { node: identity.config.node });
     },

@@ -10,6 +10,12 @@ import { parseDuration } from "../runtime/duration.ts";
 import { createLogger } from "../runtime/log.ts";
 import { DEFAULT_RETRY_MAX_MS, DEFAULT_SYNC_INTERVAL_MS, parseFingerprint, startAgent } from "../agent/index.ts";
 import { existsSync } from "node:fs";
+import { join } from "node:path";
+import type { Output } from "./command.ts";
+import type { Places } from "../runtime/instance.ts";
+import { callUnix } from "../runtime/unix-http.ts";
+import { probeHost } from "../runtime/host.ts";
+import { Capture } from "../bpf/capture.ts";
 import { loadPolicy, type AgentSettings } from "../policy/index.ts";
 
 function str(v: unknown): string | undefined {
@@ -44,6 +50,22 @@ export function mergeAgentSettings(values: Readonly<Record<string, unknown>>, fi
   };
 }
 
+/** `tidegate agent --uninstall`: refused while this instance's agent answers on agent.sock. */
+async function uninstall(places: Places, io: Output): Promise<number> {
+  const socket = join(places.runDir, "agent.sock");
+  const alive = await callUnix(socket, "the agent", "GET", "/v1/status").then(
+    () => true,
+    () => false,
+  );
+  if (alive) throw new UsageError(`the agent of this instance is running (${socket}): stop it first`);
+  const mount = probeHost().cgroup2;
+  if (mount === null) throw new UsageError("no cgroup v2 mount: nothing of tidegate's can be installed here");
+  const r = await Capture.uninstall({ mount, cgroupName: places.cgroupName, pinDir: places.bpfPinDir });
+  if (r.killed > 0) io.err(`killed ${r.killed} process(es) still running in ${join(mount, places.cgroupName)}\n`);
+  io.out(`uninstalled: ${r.pins} pins removed from ${places.bpfPinDir}; cgroup ${join(mount, places.cgroupName)} ${r.cgroups ? "removed" : "was absent"}\n`);
+  return 0;
+}
+
 function positiveDuration(v: unknown, flag: string, fallback: number): number {
   if (typeof v !== "string") return fallback;
   let ms: number;
@@ -72,6 +94,12 @@ export const agentCommand: Command = {
     "leaves the node. With --trust-bundle FILE (PEM roots or a SPIFFE bundle) no fingerprint is needed.",
     "A wrong fingerprint stops before any token is sent.",
     "",
+    "As root on a host with cgroup v2 and eBPF, the agent also enforces: it attaches tidegate's",
+    "programs to its cgroup tree (pinned, so they keep enforcing when it stops: only --uninstall",
+    "removes them), loads the policy of --config (SIGHUP or a change of the file reloads it; a",
+    "rejected reload keeps the last good one), runs the egress listener on a loopback port below",
+    "1024, and logs denies with the process's identity. Elsewhere it runs identity only and says why.",
+    "",
     "Settings not given as flags come from the agent: section of --config (docs/policy.md), when",
     "that file exists; an invalid config file stops the agent before it does anything.",
     "",
@@ -88,9 +116,12 @@ export const agentCommand: Command = {
     "trust-bundle": { type: "string", value: "FILE", help: "trust the roots in FILE (PEM or SPIFFE JWKS) instead of a fingerprint" },
     "sync-interval": { type: "string", value: "DURATION", help: "how often to sync entries and the bundle (default 5s)" },
     "retry-max": { type: "string", value: "DURATION", help: "longest wait between retries (default 60s)" },
+    "no-capture": { type: "boolean", help: "identity only: no eBPF capture, no egress listener, no policy (tidegate run is refused)" },
+    uninstall: { type: "boolean", help: "remove this instance's enforcement: kill what runs in its cgroups, detach and unpin the programs, remove the cgroups" },
   },
   run: async ({ values: flags, positionals, places, io }) => {
     if (positionals.length > 0) throw new UsageError(`agent takes no arguments, got ${JSON.stringify(positionals[0])}`);
+    if (flags.uninstall === true) return uninstall(places, io);
     const values = mergeAgentSettings(flags, configuredAgent(places.config));
     let joinToken = str(values["join-token"]);
     const tokenFile = str(values["join-token-file"]);
@@ -115,11 +146,14 @@ export const agentCommand: Command = {
       syncIntervalMs: positiveDuration(values["sync-interval"], "--sync-interval", DEFAULT_SYNC_INTERVAL_MS),
       retryMaxMs: positiveDuration(values["retry-max"], "--retry-max", DEFAULT_RETRY_MAX_MS),
       logger: createLogger({ write: (l) => io.err(l) }),
+      capture: flags["no-capture"] !== true,
       ...(serverUrl !== undefined ? { serverUrl } : {}),
       ...(joinToken !== undefined ? { joinToken } : {}),
       ...(fingerprint !== undefined ? { fingerprint } : {}),
       ...(trustBundle !== undefined ? { trustBundle } : {}),
     });
+    const reload = () => void agent.reload();
+    process.on("SIGHUP", reload);
     await new Promise<void>((resolve) => {
       const done = () => {
         process.off("SIGTERM", done);
@@ -129,6 +163,7 @@ export const agentCommand: Command = {
       process.on("SIGTERM", done);
       process.on("SIGINT", done);
     });
+    process.off("SIGHUP", reload);
     await agent.stop();
     return 0;
   },

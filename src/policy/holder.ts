@@ -15,6 +15,12 @@ export type ReloadResult =
 
 export class PolicyHolder {
   private current: { readonly policy: Policy; readonly engine: PolicyEngine } | null = null;
+  private loads = 0;
+
+  /** Counts good loads: what was computed from the policy is stale when this has moved. */
+  get generation(): number {
+    return this.loads;
+  }
 
   /** The policy in force, or null before the first good load (then every connection is denied). */
   get policy(): Policy | null {
@@ -35,6 +41,7 @@ export class PolicyHolder {
       throw e;
     }
     this.current = Object.freeze({ policy, engine: new PolicyEngine(policy) });
+    this.loads++;
     return { ok: true, policy };
   }
 }

@@ -17,7 +17,7 @@ const T = 120_000;
 const root = mkdtempSync(join(tmpdir(), "tidegate-e2e-id-"));
 const dirs = { state: join(root, "state"), run: join(root, "run"), etc: join(root, "etc") };
 const serverFlags = ["--instance", "e2e-identity", "--state-dir", dirs.state, "--run-dir", dirs.run, "--server-config", join(dirs.etc, "server.yaml")];
-const agentFlags = ["--instance", "e2e-identity", "--state-dir", join(dirs.state, "node1"), "--run-dir", join(dirs.run, "node1")];
+const agentFlags = ["--no-capture", "--instance", "e2e-identity", "--state-dir", join(dirs.state, "node1"), "--run-dir", join(dirs.run, "node1")];
 const agentSock = join(dirs.run, "node1", "agent.sock");
 let server: Running | undefined;
 let agent: Running | undefined;

@@ -1,0 +1,154 @@
+/**
+ * The agent's enforcement half (DESIGN.md sections 2 and 3): the policy in force, the workloads'
+ * cgroups and what the kernel holds for each, and who a redirected connection's caller is.
+ *
+ * Guarantees:
+ * - a workload's identity is the one registration entry whose selectors include
+ *   `tidegate:workload:NAME` (until single-host mode applies `workloads:` as entries); none, or
+ *   several, and the cgroup has no identity: its kernel share is empty (TCP goes to the listener,
+ *   which refuses; UDP is denied) and it is logged;
+ * - the kernel maps follow each good reload and each change of entries: new and changed entries
+ *   are written before stale ones are deleted, so there is no moment without enforcement;
+ * - until the first sync with the server the maps are left as they are: after a restart they
+ *   hold what the last agent wrote (adopted pins), and nothing is loosened or emptied meanwhile;
+ * - a rejected reload keeps the last good policy and is logged with its reason;
+ * - a redirected caller must attest, as a process, to exactly its cgroup's workload identity
+ *   (a process that exec'd another binary and lost its identity is refused, and recorded).
+ */
+import { readFileSync } from "node:fs";
+import type { Entry } from "./wire.ts";
+import type { Logger } from "../runtime/log.ts";
+import { SpiffeId } from "../spiffe/index.ts";
+import type { PolicyHolder } from "../policy/holder.ts";
+import { kernelShare } from "../policy/kernel-share.ts";
+import type { IpAddress } from "../policy/address.ts";
+import { lpmEntries, type LpmEntry } from "../bpf/lpm-entries.ts";
+import type { CaptureRecord, Identified } from "../proxy/egress-listener.ts";
+import { matchEntry } from "../attest/match.ts";
+import { TidegateError } from "../errors.ts";
+
+/** What enforcement needs from the kernel side (src/bpf/capture.ts). */
+export interface KernelCapture {
+  /** Replaces what the maps hold for one cgroup: upserts first, then deletes what is stale. */
+  syncCgroup(cgroupId: bigint, entries: readonly LpmEntry[]): void;
+  removeCgroup(cgroupId: bigint): void;
+  lookupPeer(address: IpAddress, port: number): CaptureRecord | null;
+}
+
+export interface WorkloadCgroups {
+  workloads(): Map<string, bigint>;
+}
+
+export interface EnforcementOptions {
+  readonly configPath: string;
+  readonly holder: PolicyHolder;
+  readonly capture: KernelCapture;
+  readonly cgroups: WorkloadCgroups;
+  /** The entries of the last sync with the server; null before the first one. */
+  readonly entries: () => readonly Entry[] | null;
+  /** Selectors of a process (the agent's attestation). */
+  readonly attest: (pid: number) => Promise<readonly string[]>;
+  readonly logger: Logger;
+}
+
+const WORKLOAD_SELECTOR = "tidegate:workload:";
+
+export class Enforcement {
+  private synced = new Map<string, { id: bigint; key: string }>();
+
+  constructor(private readonly o: EnforcementOptions) {}
+
+  /** Reads the config file and swaps the policy in; on failure keeps the last good one. */
+  reload(): boolean {
+    let text: string;
+    try {
+      text = readFileSync(this.o.configPath, "utf8");
+    } catch (e) {
+      this.o.logger.error("policy_rejected", { file: this.o.configPath, error: `cannot read: ${(e as { code?: string }).code ?? String(e)}`, kept: this.o.holder.policy !== null });
+      return false;
+    }
+    const r = this.o.holder.reload(text, this.o.configPath);
+    if (!r.ok) {
+      this.o.logger.error("policy_rejected", { file: this.o.configPath, error: r.error.message, code: r.error.code, kept: r.kept !== null });
+      return false;
+    }
+    this.o.logger.info("policy_loaded", { file: this.o.configPath, egress_rules: r.policy.egress.length, inbound_rules: r.policy.inbound.length });
+    this.resync(true);
+    return true;
+  }
+
+  /** The SPIFFE ID of workload `name`, or why it has none. */
+  identityOf(name: string): { id: SpiffeId } | { id: null; why: string } {
+    const selector = `${WORKLOAD_SELECTOR}${name}`;
+    const entries = this.o.entries();
+    if (entries === null) return { id: null, why: "the agent has not synced its entries with the server yet" };
+    const matching = entries.filter((e) => e.selectors.includes(selector));
+    const ids = [...new Set(matching.map((e) => e.spiffe_id))];
+    if (ids.length === 0) return { id: null, why: `no registration entry has the selector ${selector}` };
+    if (ids.length > 1) return { id: null, why: `entries with the selector ${selector} name ${ids.length} identities: ${ids.join(", ")}` };
+    return { id: SpiffeId.parse(ids[0]!) };
+  }
+
+  /** Brings the kernel maps in line with the policy, the entries and the cgroups that exist. */
+  resync(force = false): void {
+    if (this.o.entries() === null) return;
+    const policy = this.o.holder.policy;
+    const now = this.o.cgroups.workloads();
+    for (const [name, cgroupId] of now) {
+      const who = this.identityOf(name);
+      const key = `${policy === null ? "none" : policy.file}|${this.o.holder.generation}|${who.id?.toString() ?? "-"}|${cgroupId}`;
+      const before = this.synced.get(name);
+      if (!force && before?.key === key) continue;
+      let entries: LpmEntry[];
+      if (policy === null || who.id === null) {
+        entries = lpmEntries(cgroupId, [], () => 0, name);
+        if (who.id === null && before?.key !== key) this.o.logger.warn("workload_without_identity", { workload: name, reason: who.why });
+      } else {
+        const index = new Map(policy.egress.map((r) => [r.name, r.index]));
+        try {
+          entries = lpmEntries(cgroupId, kernelShare(policy, who.id), (n) => index.get(n) ?? 0xffff, name);
+        } catch (e) {
+          if (!(e instanceof TidegateError)) throw e;
+          this.o.logger.error("kernel_share_refused", { workload: name, error: e.message });
+          entries = lpmEntries(cgroupId, [], () => 0, name);
+        }
+      }
+      this.o.capture.syncCgroup(cgroupId, entries);
+      this.synced.set(name, { id: cgroupId, key });
+    }
+    for (const [name, was] of this.synced) {
+      if (now.get(name) === was.id) continue;
+      this.o.capture.removeCgroup(was.id);
+      this.synced.delete(name);
+    }
+  }
+
+  /** Who a redirected connection's caller is (egress-listener.ts, step 2). */
+  async identify(record: CaptureRecord): Promise<Identified> {
+    const workload = [...this.o.cgroups.workloads()].find(([, id]) => id === record.cgroupId)?.[0] ?? null;
+    if (workload === null) return { ok: false, workload: null, reason: "unknown_cgroup", detail: `cgroup ${record.cgroupId} is not a workload cgroup of this agent` };
+    const expected = this.identityOf(workload);
+    if (expected.id === null) return { ok: false, workload, reason: "no_identity", detail: expected.why };
+    let selectors: readonly string[];
+    try {
+      selectors = await this.o.attest(record.tgid);
+    } catch (e) {
+      return { ok: false, workload, reason: "attestation_failed", detail: e instanceof Error ? e.message : String(e) };
+    }
+    let matched: Entry | null;
+    try {
+      matched = matchEntry([...(this.o.entries() ?? [])], [...selectors]);
+    } catch (e) {
+      return { ok: false, workload, reason: "attestation_ambiguous", detail: e instanceof Error ? e.message : String(e) };
+    }
+    if (matched === null || matched.spiffe_id !== expected.id.toString()) {
+      return {
+        ok: false,
+        workload,
+        reason: "identity_mismatch",
+        detail: `the process attests to ${matched?.spiffe_id ?? "no identity"}, its cgroup's workload is ${expected.id.toString()}`,
+      };
+    }
+    return { ok: true, id: expected.id, workload };
+  }
+}

@@ -1,0 +1,204 @@
+/**
+ * Starts and runs the agent's enforcement (DESIGN.md sections 2 and 3): kernel capture for the
+ * instance, the policy from the config file (reloaded on SIGHUP and when the file changes), the
+ * egress listener, deny events from the kernel logged with the process's identity, and the
+ * workload cgroups `tidegate run` asks for.
+ *
+ * Where the host cannot capture (no cgroup v2, not root, no libbpf or eBPF), `startEnforcer`
+ * returns why and the agent runs its identity half alone; `tidegate run` is then refused with that
+ * reason. Pins of another layout stop the agent (CaptureError): it never runs beside enforcement
+ * it does not understand.
+ */
+import { existsSync, watch, type FSWatcher } from "node:fs";
+import type { Places } from "../runtime/instance.ts";
+import type { Logger } from "../runtime/log.ts";
+import { probeHost } from "../runtime/host.ts";
+import { PolicyHolder } from "../policy/holder.ts";
+import { Capture, CaptureError } from "../bpf/capture.ts";
+import { BpfError } from "../bpf/errors.ts";
+import type { TgEvent } from "../bpf/layout.ts";
+import { startEgressListener, type EgressListener } from "../proxy/egress-listener.ts";
+import { createAttestation } from "../attest/system.ts";
+import { Enforcement } from "./enforcement.ts";
+import type { AgentCore } from "./agent-core.ts";
+import { chooseEgressPort } from "./egress-port.ts";
+
+const REASONS: Record<number, string> = { 1: "rule", 2: "no_rule", 3: "unknown_cgroup", 4: "no_proxy" };
+const HOOKS: Record<number, string> = { 1: "connect4", 2: "connect6", 3: "sendmsg4", 4: "sendmsg6" };
+
+export interface EnforcerOptions {
+  readonly places: Places;
+  readonly core: AgentCore;
+  readonly logger: Logger;
+  /** Fixed egress port (tests); default: kept from the pins, else chosen below 1024. */
+  readonly egressPort?: number;
+}
+
+export interface RunGrant {
+  readonly cgroup_dir: string;
+  readonly spiffe_id: string | null;
+  readonly user: string | null;
+}
+
+export class Enforcer {
+  private timers: ReturnType<typeof setInterval>[] = [];
+  private watcher: FSWatcher | null = null;
+  private reloadTimer: ReturnType<typeof setTimeout> | null = null;
+
+  constructor(
+    readonly capture: Capture,
+    readonly holder: PolicyHolder,
+    readonly enforcement: Enforcement,
+    readonly listener: EgressListener,
+    private readonly o: EnforcerOptions,
+  ) {}
+
+  /** Reloads the config now (SIGHUP). */
+  reload(): boolean {
+    return this.enforcement.reload();
+  }
+
+  /** Makes (or reuses) the workload's cgroup with its kernel share written, for `tidegate run`. */
+  prepareRun(workload: string): RunGrant {
+    const { dir, id } = this.capture.tree.ensureWorkload(workload);
+    this.seen.set(id, workload);
+    this.enforcement.resync();
+    const who = this.enforcement.identityOf(workload);
+    const configured = this.holder.policy?.workloads.find((w) => w.name === workload);
+    return { cgroup_dir: dir, spiffe_id: who.id?.toString() ?? null, user: configured?.user ?? null };
+  }
+
+  /** Removes the workload's cgroup if nothing runs in it any more. */
+  release(workload: string): boolean {
+    this.noteCgroups();
+    const removed = this.capture.tree.removeWorkload(workload);
+    if (removed) this.enforcement.resync();
+    return removed;
+  }
+
+  status(): Record<string, unknown> {
+    const counters = Object.fromEntries(Object.entries(this.capture.counters()).map(([k, v]) => [k, Number(v)]));
+    return {
+      cgroup: this.capture.tree.root,
+      pins: this.capture.pinDir,
+      adopted: this.capture.adopted,
+      egress_port: this.listener.port,
+      policy: this.holder.policy === null ? null : { file: this.holder.policy.file, egress_rules: this.holder.policy.egress.length, generation: this.holder.generation },
+      workloads: [...this.capture.tree.workloads().keys()],
+      counters,
+    };
+  }
+
+  start(): void {
+    this.timers.push(setInterval(() => this.drainEvents(), 100));
+    this.timers.push(setInterval(() => this.sweep(), 1000));
+    const file = this.o.places.config;
+    try {
+      this.watcher = watch(file, () => {
+        if (this.reloadTimer !== null) clearTimeout(this.reloadTimer);
+        this.reloadTimer = setTimeout(() => {
+          this.reloadTimer = null;
+          this.reload();
+        }, 200);
+      });
+    } catch {
+      this.o.logger.warn("policy_not_watched", { file, reason: "the file does not exist yet; SIGHUP reloads it" });
+    }
+  }
+
+  /** Every workload cgroup seen, by id: an event may be read after its cgroup was removed. */
+  private readonly seen = new Map<bigint, string>();
+
+  private noteCgroups(): void {
+    for (const [name, id] of this.capture.tree.workloads()) this.seen.set(id, name);
+  }
+
+  private drainEvents(): void {
+    this.noteCgroups();
+    this.capture.drainEvents((e: TgEvent) => {
+      const workload = this.seen.get(e.cgroupId) ?? null;
+      const rule = e.ruleId === null ? null : (this.holder.policy?.egress[e.ruleId]?.name ?? null);
+      this.o.logger.info("deny", {
+        source: "kernel",
+        hook: HOOKS[e.hook] ?? e.hook,
+        reason: REASONS[e.reason] ?? e.reason,
+        rule,
+        dst: e.address.text,
+        dst_port: e.port,
+        proto: e.proto === 17 ? "udp" : "tcp",
+        pid: e.tgid,
+        tid: e.pid,
+        uid: e.uid,
+        gid: e.gid,
+        cgroup_id: e.cgroupId.toString(),
+        workload,
+        spiffe_id: workload === null ? null : (this.enforcement.identityOf(workload).id?.toString() ?? null),
+      });
+    });
+  }
+
+  private sweep(): void {
+    try {
+      this.enforcement.resync();
+    } catch (e) {
+      this.o.logger.error("kernel_sync_failed", { error: e instanceof Error ? e.message : String(e) });
+    }
+  }
+
+  stop(): void {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    if (this.reloadTimer !== null) clearTimeout(this.reloadTimer);
+    this.watcher?.close();
+    this.drainEvents();
+    this.listener.stop();
+    this.capture.close();
+  }
+}
+
+/** The enforcer, or why this host cannot capture. */
+export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { unavailable: string }> {
+  const host = probeHost();
+  if (host.cgroup2 === null) return { unavailable: "no cgroup v2 mount (tidegate attaches its eBPF programs to a cgroup v2 tree)" };
+  if (process.getuid?.() !== 0) return { unavailable: "the agent is not root (loading eBPF programs needs root)" };
+  let capture: Capture;
+  try {
+    capture = await Capture.open({ mount: host.cgroup2, cgroupName: o.places.cgroupName, pinDir: o.places.bpfPinDir });
+  } catch (e) {
+    if (e instanceof CaptureError) throw e;
+    if (e instanceof BpfError) return { unavailable: `eBPF: ${e.message}` };
+    throw e;
+  }
+  const holder = new PolicyHolder();
+  const attestation = createAttestation({ cgroupName: o.places.cgroupName });
+  const enforcement = new Enforcement({
+    configPath: o.places.config,
+    holder,
+    capture,
+    cgroups: capture.tree,
+    entries: () => (o.core.entries === null ? null : [...o.core.entries.values()]),
+    attest: async (pid) => (await attestation.attest(pid)).selectors,
+    logger: o.logger,
+  });
+  let listener: EgressListener;
+  try {
+    const port = o.egressPort ?? (await chooseEgressPort(o.places.instance, capture.proxyPort));
+    listener = startEgressListener(port, {
+      lookupRecord: (address, port) => capture.lookupPeer(address, port),
+      identify: (record) => enforcement.identify(record),
+      engine: () => holder.engine,
+      logger: o.logger,
+    });
+    capture.setProxyPort(port);
+  } catch (e) {
+    capture.close();
+    throw e;
+  }
+  if (existsSync(o.places.config)) enforcement.reload();
+  else o.logger.warn("policy_absent", { file: o.places.config, effect: "no policy: managed workloads reach nothing until one loads" });
+  enforcement.resync(true);
+  const enforcer = new Enforcer(capture, holder, enforcement, listener, o);
+  enforcer.start();
+  o.logger.info("capture_ready", { cgroup: capture.tree.root, pins: capture.pinDir, adopted: capture.adopted, egress_port: listener.port });
+  return enforcer;
+}

@@ -1,0 +1,140 @@
+// Capture on the real kernel (root; CI runs it): install, a deny and a direct from a process in a
+// workload cgroup, the deny event, adoption after close, a foreign layout refused, uninstall
+// leaving nothing behind.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, readdirSync, rmSync, rmdirSync } from "node:fs";
+import { join } from "node:path";
+import { probeHost } from "../runtime/host.ts";
+import { parseCidr, parseIp } from "../policy/address.ts";
+import { Capture, CaptureError } from "./capture.ts";
+import { MapHandle } from "./libbpf.ts";
+import { encodeSettings, MAPS, TG_ACT, TG_PROTO, u32Key, type TgEvent } from "./layout.ts";
+
+const mount = probeHost().cgroup2;
+const root = process.getuid?.() === 0;
+const run = mount !== null && root;
+if (!run && !process.env.CI) console.warn("capture.test: skipped (needs root and cgroup v2)");
+const name = `tidegate-test-capture-${process.pid}`;
+const opts = { mount: mount ?? "/nonexistent", cgroupName: name, pinDir: `/sys/fs/bpf/${name}` };
+
+function removeLeftovers(): void {
+  if (mount === null) return;
+  for (const d of readdirSync(mount)) {
+    if (!d.startsWith("tidegate-test-capture-")) continue;
+    const dir = join(mount, d);
+    for (const w of existsSync(join(dir, "workloads")) ? readdirSync(join(dir, "workloads")) : []) rmdirSync(join(dir, "workloads", w));
+    if (existsSync(join(dir, "workloads"))) rmdirSync(join(dir, "workloads"));
+    rmdirSync(dir);
+  }
+  if (existsSync("/sys/fs/bpf")) for (const d of readdirSync("/sys/fs/bpf")) if (d.startsWith("tidegate-test-capture-")) rmSync(join("/sys/fs/bpf", d), { recursive: true, force: true });
+}
+
+async function connectFrom(cgroupDir: string, host: string, port: number): Promise<string> {
+  const py = `import socket,errno\ns=socket.socket(socket.AF_INET6 if ':' in '${host}' else socket.AF_INET)\ns.settimeout(2)\ntry:\n  s.connect(('${host}',${port}))\n  print('ok')\nexcept OSError as e:\n  print(errno.errorcode.get(e.errno,str(e)))`;
+  const p = Bun.spawn(["sh", "-c", `echo $$ > ${cgroupDir}/cgroup.procs && exec python3 -c "$0"`, py], { stdout: "pipe", stderr: "pipe" });
+  const out = (await new Response(p.stdout).text()).trim();
+  await p.exited;
+  return out;
+}
+
+describe.skipIf(!run)("capture on the real kernel", () => {
+  let capture: Capture;
+  let listener: { port: number; stop(force?: boolean): void } | null = null;
+  let programIds: number[] = [];
+  beforeAll(async () => {
+    removeLeftovers();
+    await Capture.uninstall(opts);
+    capture = await Capture.open(opts);
+  });
+  afterAll(async () => {
+    listener?.stop(true);
+    capture?.close();
+    await Capture.uninstall(opts);
+  });
+
+  test("installs: pins for every map and link, programs attached to the instance root", () => {
+    expect(capture.adopted).toBe(false);
+    expect(readdirSync(opts.pinDir).sort()).toEqual([...Object.keys(MAPS), "link_tg_connect4", "link_tg_connect6", "link_tg_sendmsg4", "link_tg_sendmsg6", "link_tg_sockops"].sort());
+    const shown = JSON.parse(Bun.spawnSync(["bpftool", "cgroup", "show", capture.tree.root, "-j"]).stdout.toString()) as { id: number; attach_type: string }[];
+    expect(shown.map((p) => p.attach_type).sort()).toEqual(["cgroup_inet4_connect", "cgroup_inet6_connect", "cgroup_sock_ops", "cgroup_udp4_sendmsg", "cgroup_udp6_sendmsg"]);
+    programIds = shown.map((p) => p.id);
+  });
+
+  test("a workload's deny range fails with EPERM at once and queues an event; a direct range connects", async () => {
+    const l = Bun.listen({ hostname: "127.0.0.2", port: 0, socket: { data() {}, open(s) { s.end(); } } });
+    listener = l;
+    const w = capture.tree.ensureWorkload("w1");
+    capture.syncCgroup(w.id, [
+      { cgroupId: w.id, cidr: parseCidr("0.0.0.0/0"), rules: [] },
+      { cgroupId: w.id, cidr: parseCidr("::/0"), rules: [] },
+      { cgroupId: w.id, cidr: parseCidr("10.255.255.1/32"), rules: [{ portLo: 1, portHi: 65535, proto: TG_PROTO.TCP, action: TG_ACT.DENY, ruleId: 3 }] },
+      { cgroupId: w.id, cidr: parseCidr("127.0.0.2/32"), rules: [{ portLo: l.port, portHi: l.port, proto: TG_PROTO.TCP, action: TG_ACT.DIRECT, ruleId: 4 }] },
+    ]);
+    expect(await connectFrom(w.dir, "10.255.255.1", 9)).toBe("EPERM");
+    expect(await connectFrom(w.dir, "127.0.0.2", l.port)).toBe("ok");
+    const events: TgEvent[] = [];
+    capture.drainEvents((e) => events.push(e));
+    expect(events.map((e) => [e.address.text, e.port, e.ruleId, e.cgroupId])).toEqual([["10.255.255.1", 9, 3, w.id]]);
+    expect(capture.counters().deny).toBeGreaterThanOrEqual(1n);
+  }, 20_000);
+
+  test("no proxy yet: a connection no rule names is denied (redirect needs a listener port)", async () => {
+    const w = capture.tree.ensureWorkload("w1");
+    expect(capture.proxyPort).toBe(0);
+    expect(await connectFrom(w.dir, "127.0.0.9", 80)).toBe("EPERM");
+  }, 20_000);
+
+  test("a resync replaces the cgroup's entries: the deny is gone, the direct stays", async () => {
+    const w = capture.tree.ensureWorkload("w1");
+    capture.syncCgroup(w.id, [
+      { cgroupId: w.id, cidr: parseCidr("0.0.0.0/0"), rules: [] },
+      { cgroupId: w.id, cidr: parseCidr("127.0.0.2/32"), rules: [{ portLo: listener!.port, portHi: listener!.port, proto: TG_PROTO.TCP, action: TG_ACT.DIRECT, ruleId: 4 }] },
+    ]);
+    const v4 = MapHandle.fromPinned(join(opts.pinDir, "tg_policy4"), MAPS.tg_policy4.keySize, MAPS.tg_policy4.valueSize);
+    const v6 = MapHandle.fromPinned(join(opts.pinDir, "tg_policy6"), MAPS.tg_policy6.keySize, MAPS.tg_policy6.valueSize);
+    expect(v4.keys().length).toBe(2);
+    expect(v6.keys().length).toBe(0);
+    v4.close();
+    v6.close();
+    capture.removeCgroup(w.id);
+    const again = MapHandle.fromPinned(join(opts.pinDir, "tg_policy4"), MAPS.tg_policy4.keySize, MAPS.tg_policy4.valueSize);
+    expect(again.keys().length).toBe(0);
+    again.close();
+  });
+
+  test("after close the pins stay and a new agent adopts them", async () => {
+    capture.setProxyPort(1001);
+    capture.close();
+    capture = await Capture.open(opts);
+    expect(capture.adopted).toBe(true);
+    expect(capture.proxyPort).toBe(1001);
+  });
+
+  test("pins of another layout version are refused, naming what to do", async () => {
+    const s = MapHandle.fromPinned(join(opts.pinDir, "tg_settings"), MAPS.tg_settings.keySize, MAPS.tg_settings.valueSize);
+    s.update(u32Key(0), encodeSettings({ layoutVersion: 99, proxyPort: 0, proxy4: parseIp("127.0.0.1"), proxy6: parseIp("::1") }));
+    s.close();
+    const err = await Capture.open(opts).then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(CaptureError);
+    expect((err as CaptureError).code).toBe("capture_pins_foreign");
+    expect((err as Error).message).toContain("layout version 99");
+  });
+
+  test("uninstall kills what is left, detaches and removes every pin and cgroup", async () => {
+    const w = capture.tree.ensureWorkload("w2");
+    const sleeper = Bun.spawn(["sh", "-c", `echo $$ > ${w.dir}/cgroup.procs && exec sleep 60`]);
+    await Bun.sleep(200);
+    capture.close();
+    const r = await Capture.uninstall(opts);
+    expect(r.killed).toBe(1);
+    expect(await sleeper.exited).not.toBe(0);
+    expect(existsSync(opts.pinDir)).toBe(false);
+    expect(existsSync(join(mount!, name))).toBe(false);
+    // The kernel frees a program once its last link is gone, from a work queue: poll with a deadline.
+    const alive = () => programIds.filter((id) => Bun.spawnSync(["bpftool", "prog", "show", "id", String(id)]).exitCode === 0);
+    const deadline = Date.now() + 5000;
+    while (alive().length > 0 && Date.now() < deadline) await Bun.sleep(50);
+    expect(alive()).toEqual([]);
+    capture = await Capture.open(opts);
+  }, 20_000);
+});

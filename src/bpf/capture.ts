@@ -1,0 +1,231 @@
+/**
+ * Kernel capture for one instance (DESIGN.md section 3, "Fail closed"): the programs attached to
+ * the instance's cgroup root through pinned links, the maps pinned beside them under bpffs.
+ *
+ * Guarantees:
+ * - install: bpffs is mounted in the host's mount namespace when absent (pins made in a private
+ *   namespace would vanish with it and fail open); the pin folder is root's, 0700; every map is
+ *   pinned and every program attached and its link pinned before `open` returns;
+ * - adoption: pins left by an earlier agent are reused as they are (enforcement never stops
+ *   across a restart), after checking their layout version and that each link is attached to this
+ *   instance's cgroup; pins of another layout, or a partial set, are refused with what to do;
+ * - the agent's own process is never in the tree, so it is never captured;
+ * - `close` releases this process's handles and leaves the pins: enforcement goes on without the
+ *   agent (denies deny, directs pass, redirected connects find no listener and fail);
+ * - `uninstall` is the one way out: it kills what is left in the cgroups (and says how many),
+ *   removes the links (detaching the programs), the map pins and the cgroups.
+ */
+import { existsSync, mkdirSync, chmodSync, openSync, closeSync, readdirSync, rmdirSync, unlinkSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { TidegateError } from "../errors.ts";
+import type { IpAddress } from "../policy/address.ts";
+import type { CaptureRecord } from "../proxy/egress-listener.ts";
+import { CgroupTree, cgroupId } from "./cgroup-tree.ts";
+import { closeFd, linkInfo, MapHandle, mountBpffsIfNeeded, openObject, openPinnedLink, RingBuffer } from "./libbpf.ts";
+import {
+  decodeEvent,
+  decodePolicyKey,
+  decodeRecord,
+  decodeSettings,
+  encodePeerKey,
+  encodePolicyKey,
+  encodePolicyValue,
+  encodeSettings,
+  MAPS,
+  PROGRAMS,
+  policyKeyOf,
+  readCounters,
+  TG_LAYOUT_VERSION,
+  u32Key,
+  type CounterName,
+  type MapName,
+  type TgEvent,
+} from "./layout.ts";
+import type { LpmEntry } from "./lpm-entries.ts";
+import { tidegateObject } from "./object.ts";
+import { parseIp } from "../policy/address.ts";
+
+export class CaptureError extends TidegateError<"capture_unavailable" | "capture_pins_foreign" | "capture_io"> {}
+
+const LINK_PREFIX = "link_";
+const PROXY4 = parseIp("127.0.0.1");
+const PROXY6 = parseIp("::1");
+
+export interface CaptureOptions {
+  /** cgroup2 mount point. */
+  readonly mount: string;
+  readonly cgroupName: string;
+  readonly pinDir: string;
+}
+
+function pinned(dir: string): string[] {
+  return existsSync(dir) ? readdirSync(dir) : [];
+}
+
+export class Capture {
+  readonly tree: CgroupTree;
+  readonly pinDir: string;
+  readonly adopted: boolean;
+  private readonly maps: Record<"tg_policy4" | "tg_policy6" | "tg_rec_peer" | "tg_counters" | "tg_settings" | "tg_events", MapHandle>;
+  private ring: RingBuffer | null = null;
+
+  private constructor(tree: CgroupTree, pinDir: string, adopted: boolean) {
+    this.tree = tree;
+    this.pinDir = pinDir;
+    this.adopted = adopted;
+    const open = (name: MapName) => MapHandle.fromPinned(join(pinDir, name), MAPS[name].keySize, MAPS[name].valueSize);
+    this.maps = {
+      tg_policy4: open("tg_policy4"),
+      tg_policy6: open("tg_policy6"),
+      tg_rec_peer: open("tg_rec_peer"),
+      tg_counters: open("tg_counters"),
+      tg_settings: open("tg_settings"),
+      tg_events: open("tg_events"),
+    };
+  }
+
+  /** Installs, or adopts what an earlier agent of this instance pinned. */
+  static async open(o: CaptureOptions): Promise<Capture> {
+    const tree = new CgroupTree(o.mount, o.cgroupName);
+    tree.ensure();
+    if (o.pinDir.startsWith("/sys/fs/bpf/") || o.pinDir === "/sys/fs/bpf") mountBpffsIfNeeded("/sys/fs/bpf");
+    mkdirSync(o.pinDir, { recursive: true });
+    chmodSync(o.pinDir, 0o700);
+    const rootId = cgroupId(tree.root);
+    const present = pinned(o.pinDir);
+    const wanted = [...Object.keys(MAPS), ...Object.keys(PROGRAMS).map((p) => LINK_PREFIX + p)];
+    if (present.length > 0) {
+      const missing = wanted.filter((n) => !present.includes(n));
+      if (missing.length > 0) {
+        throw new CaptureError("capture_pins_foreign", `capture: ${o.pinDir} holds a partial set of pins (missing ${missing.join(", ")}): run 'tidegate agent --uninstall' for this instance, then start the agent again`);
+      }
+      const settings = MapHandle.fromPinned(join(o.pinDir, "tg_settings"), MAPS.tg_settings.keySize, MAPS.tg_settings.valueSize);
+      try {
+        const raw = settings.lookup(u32Key(0));
+        const version = raw === null ? -1 : decodeSettings(raw).layoutVersion;
+        if (version !== TG_LAYOUT_VERSION) {
+          throw new CaptureError(
+            "capture_pins_foreign",
+            `capture: the pins in ${o.pinDir} have layout version ${version}, this agent has ${TG_LAYOUT_VERSION}: stop, run 'tidegate agent --uninstall' with the binary that made them, and start this one`,
+          );
+        }
+      } finally {
+        settings.close();
+      }
+      for (const p of Object.keys(PROGRAMS)) {
+        const fd = openPinnedLink(join(o.pinDir, LINK_PREFIX + p));
+        try {
+          const info = linkInfo(fd);
+          if (info.cgroupId !== rootId) {
+            throw new CaptureError("capture_pins_foreign", `capture: the link ${LINK_PREFIX + p} in ${o.pinDir} is attached to cgroup ${info.cgroupId}, not ${tree.root} (${rootId})`);
+          }
+        } finally {
+          closeFd(fd);
+        }
+      }
+      return new Capture(tree, o.pinDir, true);
+    }
+    const obj = openObject(await tidegateObject(), "tidegate");
+    const rootFd = openSync(tree.root, "r");
+    try {
+      obj.load();
+      for (const name of Object.keys(MAPS)) obj.map(name).pin(join(o.pinDir, name));
+      const settings = MapHandle.fromMap(obj.map("tg_settings"));
+      settings.update(u32Key(0), encodeSettings({ proxyPort: 0, proxy4: PROXY4, proxy6: PROXY6 }));
+      settings.close();
+      for (const name of Object.keys(PROGRAMS)) {
+        const link = obj.program(name).attachCgroup(rootFd);
+        try {
+          link.pin(join(o.pinDir, LINK_PREFIX + name));
+        } finally {
+          // Only the pin may hold the link: an fd kept here would keep the program attached
+          // after uninstall removed the pin.
+          link.destroy();
+        }
+      }
+    } finally {
+      closeSync(rootFd);
+      obj.close();
+    }
+    return new Capture(tree, o.pinDir, false);
+  }
+
+  /** The egress listener's port (0: none; redirected connects are then denied in the kernel). */
+  get proxyPort(): number {
+    const raw = this.maps.tg_settings.lookup(u32Key(0));
+    return raw === null ? 0 : decodeSettings(raw).proxyPort;
+  }
+
+  setProxyPort(port: number): void {
+    this.maps.tg_settings.update(u32Key(0), encodeSettings({ proxyPort: port, proxy4: PROXY4, proxy6: PROXY6 }));
+  }
+
+  /** Replaces what the policy maps hold for one cgroup: upserts first, then deletes the stale keys. */
+  syncCgroup(id: bigint, entries: readonly LpmEntry[]): void {
+    const keep = new Set<string>();
+    for (const e of entries) {
+      const key = encodePolicyKey(policyKeyOf(id, e.cidr));
+      const map = e.cidr.family === 4 ? this.maps.tg_policy4 : this.maps.tg_policy6;
+      map.update(key, encodePolicyValue(e.rules));
+      keep.add(`${e.cidr.family}:${key.toHex()}`);
+    }
+    this.deleteKeys(id, (family, hex) => !keep.has(`${family}:${hex}`));
+  }
+
+  removeCgroup(id: bigint): void {
+    this.deleteKeys(id, () => true);
+  }
+
+  private deleteKeys(id: bigint, stale: (family: 4 | 6, hex: string) => boolean): void {
+    for (const [family, map] of [[4, this.maps.tg_policy4], [6, this.maps.tg_policy6]] as const) {
+      for (const key of map.keys()) {
+        if (decodePolicyKey(key).cgroupId === id && stale(family, key.toHex())) map.delete(key);
+      }
+    }
+  }
+
+  /** The record of a redirected connection, by the client's address and port; consumed once read. */
+  lookupPeer(address: IpAddress, port: number): CaptureRecord | null {
+    const key = encodePeerKey(address, port);
+    const raw = this.maps.tg_rec_peer.lookup(key);
+    if (raw === null) return null;
+    this.maps.tg_rec_peer.delete(key);
+    const r = decodeRecord(raw);
+    return { address: r.address, port: r.port, proto: r.proto === 17 ? "udp" : "tcp", pid: r.pid, tgid: r.tgid, uid: r.uid, gid: r.gid, cgroupId: r.cgroupId };
+  }
+
+  /** Reads the deny events queued since the last call. */
+  drainEvents(onEvent: (e: TgEvent) => void): number {
+    this.ring ??= new RingBuffer(this.maps.tg_events.fd, (bytes) => onEvent(decodeEvent(bytes)));
+    return this.ring.consume();
+  }
+
+  counters(): Record<CounterName, bigint> {
+    return readCounters((key) => this.maps.tg_counters.lookupPerCpu(key));
+  }
+
+  /** Releases this process's handles; the pins, and so enforcement, stay. */
+  close(): void {
+    this.ring?.close();
+    this.ring = null;
+    for (const m of Object.values(this.maps)) m.close();
+  }
+
+  /** Kills the instance's workloads, detaches and removes every link, map pin and cgroup. */
+  static async uninstall(o: CaptureOptions): Promise<{ killed: number; pins: number; cgroups: boolean }> {
+    const tree = new CgroupTree(o.mount, o.cgroupName);
+    const hadTree = existsSync(tree.root);
+    const killed = await tree.removeAll();
+    let pins = 0;
+    for (const name of pinned(o.pinDir)) {
+      try {
+        unlinkSync(join(o.pinDir, name));
+        pins++;
+      } catch (e) {
+        throw new CaptureError("capture_io", `capture: cannot remove pin ${join(o.pinDir, name)}: ${(e as { code?: string }).code ?? String(e)}`);
+      }
+    }
+    if (existsSync(o.pinDir) && statSync(o.pinDir).isDirectory()) rmdirSync(o.pinDir);
+    return { killed, pins, cgroups: hadTree };
+  }
+}

@@ -1,0 +1,333 @@
+// Issue 6 end to end (root; CI runs it): the built server and agent under instance e2e-capture,
+// the agent's eBPF programs on its own cgroup tree, and real curl, socat, node and python3 started
+// with `tidegate run`. Denied destinations fail at once with EPERM, direct ones connect, the rest
+// reach the egress listener, which names the original destination and the caller; UDP only to
+// the direct resolver; processes outside are unaffected; kill -9 of the agent leaves enforcement
+// in place and a restart adopts it, with no connection slipping through meanwhile; uninstall
+// leaves nothing behind.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { tidegate } from "../helpers/binary.ts";
+import { startTidegate, waitFor, type Running } from "../helpers/processes.ts";
+import { callUnix } from "../../src/runtime/unix-http.ts";
+import { probeHost } from "../../src/runtime/host.ts";
+
+const T = 60_000;
+const mount = probeHost().cgroup2;
+const can = process.getuid?.() === 0 && mount !== null;
+if (!can && !process.env.CI) console.warn("e2e capture: skipped (needs root and cgroup v2)");
+const INSTANCE = "e2e-capture";
+const root = mkdtempSync(join(tmpdir(), "tidegate-e2e-capture-"));
+const dirs = { state: join(root, "state"), run: join(root, "run"), etc: join(root, "etc"), node: join(root, "node"), noderun: join(root, "node-run") };
+const serverFlags = ["--instance", INSTANCE, "--state-dir", dirs.state, "--run-dir", dirs.run, "--server-config", join(dirs.etc, "server.yaml")];
+const nodeFlags = ["--instance", INSTANCE, "--state-dir", dirs.node, "--run-dir", dirs.noderun, "--config", join(dirs.etc, "tidegate.yaml")];
+const pinDir = `/sys/fs/bpf/tidegate-${INSTANCE}`;
+const cgroupRoot = join(mount ?? "/nonexistent", `tidegate-${INSTANCE}`);
+let server: Running | undefined;
+let agent: Running | undefined;
+const listeners: { stop(force?: boolean): void }[] = [];
+/** Connections each test listener accepted, by name. */
+const accepted: Record<string, number> = {};
+
+function httpListener(name: string, hostname: string, port: number): number {
+  const l = Bun.listen({
+    hostname,
+    port,
+    socket: {
+      open(s) {
+        accepted[name] = (accepted[name] ?? 0) + 1;
+        s.write(`HTTP/1.1 200 OK\r\ncontent-length: ${name.length}\r\nconnection: close\r\n\r\n${name}`);
+        s.end();
+      },
+      data() {},
+    },
+  });
+  listeners.push(l);
+  return l.port;
+}
+
+let udpReceived: string[] = [];
+let udpPort = 0;
+
+async function cli(args: string[]) {
+  const r = await tidegate(args);
+  if (r.code !== 0) throw new Error(`tidegate ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** Workloads run as nobody: a PATH of system folders only (root's may name folders nobody cannot enter). */
+const WORKLOAD_ENV = { PATH: "/usr/local/bin:/usr/bin:/bin" };
+
+/** `tidegate run --workload w1 --user nobody -- ARGS` from the built binary. */
+async function run(args: string[], opts: { workload?: string; user?: string } = {}) {
+  return tidegate(["run", ...nodeFlags, "--workload", opts.workload ?? "w1", "--user", opts.user ?? "nobody", "--", ...args], { env: WORKLOAD_ENV });
+}
+
+const PY_CONNECT = `
+import socket, sys, errno
+host, port, kind = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+fam = socket.AF_INET6 if ':' in host else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_DGRAM if kind != 'tcp' else socket.SOCK_STREAM)
+s.settimeout(3)
+try:
+    if kind == 'tcp':
+        s.connect((host, port)); print('connected', s.recv(200).decode().split('\\r\\n\\r\\n')[-1])
+    elif kind == 'udp-sendto':
+        s.sendto(b'ping', (host, port)); print('sent')
+    else:
+        s.connect((host, port)); s.send(b'ping'); print('sent')
+except OSError as e:
+    print(errno.errorcode.get(e.errno, str(e)))
+`;
+
+async function py(host: string, port: number, kind: "tcp" | "udp-sendto" | "udp-connect" = "tcp") {
+  const r = await run(["python3", "-c", PY_CONNECT, host, String(port), kind]);
+  return r.stdout.trim();
+}
+
+/** A command outside the workload (async, so this process's listeners keep answering). */
+async function outside(argv: string[]): Promise<string> {
+  const p = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe" });
+  const out = await new Response(p.stdout).text();
+  await p.exited;
+  return out.trim();
+}
+
+function agentLog(): { event: string; [k: string]: unknown }[] {
+  return (agent?.output() ?? "")
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l));
+}
+
+async function agentStatus(): Promise<any> {
+  const r = await callUnix(join(dirs.noderun, "agent.sock"), "the agent", "GET", "/v1/status");
+  return r.body;
+}
+
+async function startAgent(extra: string[] = []): Promise<Running> {
+  const a = startTidegate(["agent", ...nodeFlags, "--sync-interval", "1s", ...extra]);
+  await waitFor("the agent to capture, with an identity for w1", async () => {
+    const s = await agentStatus().catch(() => undefined);
+    return s?.capture?.egress_port && s.entries?.length > 0 ? s : undefined;
+  }, 30_000, 100, a);
+  return a;
+}
+
+let ports: { direct: number; direct6: number; blocked: number; original: number } = { direct: 0, direct6: 0, blocked: 0, original: 0 };
+
+describe.skipIf(!can)("kernel capture with tidegate run", () => {
+  beforeAll(async () => {
+    for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
+    await tidegate(["agent", "--uninstall", ...nodeFlags]);
+    ports = {
+      direct: httpListener("direct", "127.0.0.2", 0),
+      direct6: httpListener("direct6", "::1", 0),
+      blocked: httpListener("blocked", "127.0.0.3", 0),
+      original: httpListener("original", "127.0.0.4", 80),
+    };
+    const udp = await Bun.udpSocket({ hostname: "127.0.0.2", port: 0, socket: { data: (_s, buf) => void udpReceived.push(buf.toString()) } });
+    udpPort = udp.port;
+    listeners.push({ stop: () => udp.close() });
+    writeFileSync(join(dirs.etc, "server.yaml"), "svid:\n  default_ttl: 1h\n");
+    writeFileSync(
+      join(dirs.etc, "tidegate.yaml"),
+      `trust_domain: example.org
+egress:
+  - name: blocked
+    from: spiffe://example.org/w1
+    to: { cidr: 127.0.0.3/32, port: any }
+    action: deny
+  - name: local-direct
+    from: spiffe://example.org/w1
+    to: { cidr: 127.0.0.2/32, port: ${ports.direct} }
+    action: direct
+  - name: local-direct6
+    from: spiffe://example.org/w1
+    to: { cidr: "::1/128", port: ${ports.direct6} }
+    action: direct
+  - name: resolver
+    from: spiffe://example.org/w1
+    to: { cidr: 127.0.0.2/32, port: ${udpPort}, proto: udp }
+    action: direct
+  - name: web
+    from: spiffe://example.org/w1
+    to: { cidr: 127.0.0.4/32, port: 80 }
+    action: passthrough
+`,
+    );
+    await cli(["server", "init", "--trust-domain", "example.org", ...serverFlags]);
+    server = startTidegate(["server", ...serverFlags]);
+    const info = await waitFor("server.json", () => (existsSync(join(dirs.run, "server.json")) ? JSON.parse(readFileSync(join(dirs.run, "server.json"), "utf8")) : undefined));
+    const tokenOut = await cli(["token", "create", "--node", "node1", ...serverFlags]);
+    writeFileSync(join(root, "token"), /token:\s*(\S+)/.exec(tokenOut)![1]!, { mode: 0o600 });
+    const fingerprint = /fingerprint[^:]*:\s*([0-9a-fA-F:]+)/.exec(tokenOut)![1]!;
+    await cli(["entry", "create", "--spiffe-id", "spiffe://example.org/w1", "--node", "node1", "--selector", "tidegate:workload:w1", ...serverFlags]);
+    agent = await startAgent(["--server", `https://${info.public}`, "--join-token-file", join(root, "token"), "--server-fingerprint", fingerprint]);
+  }, T);
+
+  afterAll(async () => {
+    await agent?.stop();
+    await server?.stop();
+    await tidegate(["agent", "--uninstall", ...nodeFlags]);
+    for (const l of listeners) l.stop(true);
+    rmSync(root, { recursive: true, force: true });
+  }, T);
+
+  test("a denied destination fails at once with EPERM (curl, python3, node, socat)", async () => {
+    const started = Date.now();
+    const c = await run(["curl", "-sS", "--max-time", "5", `http://127.0.0.3:${ports.blocked}/`]);
+    expect(c.code).toBe(7);
+    expect(c.stderr).toContain("Failed to connect to 127.0.0.3"); // curl 7.88 does not print the errno
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(await py("127.0.0.3", ports.blocked)).toBe("EPERM");
+    const n = await run(["node", "-e", `require('net').connect(${ports.blocked}, '127.0.0.3').on('error', e => console.log(e.code))`]);
+    expect(n.stdout.trim()).toBe("EPERM");
+    const s = await run(["socat", "-u", `TCP:127.0.0.3:${ports.blocked}`, "-"]);
+    expect(s.code).not.toBe(0);
+    expect(s.stderr).toMatch(/not permitted/i);
+    expect(accepted.blocked ?? 0).toBe(0);
+    await waitFor("the kernel's deny events in the agent's log", () => (agentLog().filter((l) => l.event === "deny" && l.rule === "blocked").length >= 4 ? true : undefined));
+    const deny = agentLog().find((l) => l.event === "deny" && l.rule === "blocked")!;
+    expect(deny).toMatchObject({ source: "kernel", reason: "rule", dst: "127.0.0.3", dst_port: ports.blocked, uid: 65534, workload: "w1", spiffe_id: "spiffe://example.org/w1" });
+  }, T);
+
+  test("a direct destination connects untouched, IPv4 and IPv6", async () => {
+    const c = await run(["curl", "-sS", "--max-time", "5", `http://127.0.0.2:${ports.direct}/`]);
+    expect(c.stdout).toBe("direct");
+    expect(await py("::1", ports.direct6)).toBe("connected direct6");
+  }, T);
+
+  test("a redirected connection reaches the listener, which names the original destination and the caller", async () => {
+    const r = await run(["sh", "-c", `echo pid=$$; exec curl -sS --max-time 5 http://127.0.0.4:80/`]);
+    const pid = Number(/pid=(\d+)/.exec(r.stdout)![1]);
+    expect(r.code).not.toBe(0);
+    expect(accepted.original ?? 0).toBe(0);
+    const line = await waitFor("the listener's line", () => agentLog().find((l) => l.event === "egress" && l.pid === pid));
+    expect(line).toMatchObject({ dst: "127.0.0.4", dst_port: 80, uid: 65534, gid: 65534, workload: "w1", spiffe_id: "spiffe://example.org/w1", decision: "allow", rule: "web", outcome: "refused", reason: "proxy_not_implemented" });
+    expect(String(line.cgroup_id)).toMatch(/^\d+$/);
+  }, T);
+
+  test("IPv4-mapped IPv6 destinations follow the IPv4 policy", async () => {
+    expect(await py("::ffff:127.0.0.3", ports.blocked)).toBe("EPERM");
+    expect(await py("::ffff:127.0.0.2", ports.direct)).toBe("connected direct");
+    const before = agentLog().filter((l) => l.event === "egress").length;
+    await py("::ffff:127.0.0.4", 80);
+    await waitFor("a listener line for the mapped connect", () => (agentLog().filter((l) => l.event === "egress").length > before ? true : undefined));
+    expect(agentLog().filter((l) => l.event === "egress").at(-1)).toMatchObject({ dst: "127.0.0.4", dst_port: 80, rule: "web" });
+    expect(accepted.original ?? 0).toBe(0);
+  }, T);
+
+  test("UDP: only the direct resolver, connected or not", async () => {
+    expect(await py("127.0.0.2", udpPort, "udp-sendto")).toBe("sent");
+    expect(await py("127.0.0.2", udpPort, "udp-connect")).toBe("sent");
+    await waitFor("the resolver's packets", () => (udpReceived.length >= 2 ? true : undefined));
+    expect(await py("127.0.0.9", 53, "udp-sendto")).toBe("EPERM");
+    expect(await py("127.0.0.9", 53, "udp-connect")).toBe("EPERM");
+    expect(await py("127.0.0.2", udpPort + 1 === 65536 ? 1 : udpPort + 1, "udp-sendto")).toBe("EPERM");
+  }, T);
+
+  test("processes outside the instance's tree are unaffected", async () => {
+    // (asynchronously: the listeners answer from this process's event loop)
+    expect(await outside(["python3", "-c", PY_CONNECT, "127.0.0.3", String(ports.blocked), "tcp"])).toBe("connected blocked");
+    expect(await outside(["python3", "-c", PY_CONNECT, "127.0.0.4", "80", "tcp"])).toBe("connected original");
+    accepted.original = 0;
+  });
+
+  test("the workload has no capabilities, cannot leave its cgroup, cannot see the pins; exit codes pass", async () => {
+    const r = await run(["sh", "-c", `grep -E '^(CapEff|CapPrm|CapBnd|NoNewPrivs)' /proc/self/status; echo $$ > ${cgroupRoot}/cgroup.procs && echo ESCAPED; ls ${pinDir} >/dev/null 2>&1 && echo PINS_VISIBLE; exit 7`]);
+    expect(r.code).toBe(7);
+    expect(r.stdout).toContain("CapEff:\t0000000000000000");
+    expect(r.stdout).toContain("CapBnd:\t0000000000000000");
+    expect(r.stdout).toContain("NoNewPrivs:\t1");
+    expect(r.stdout).not.toContain("ESCAPED");
+    expect(r.stdout).not.toContain("PINS_VISIBLE");
+  }, T);
+
+  test("kill -9 of the agent: denies still deny, directs pass, nothing reaches a redirected destination; a restart adopts the pins", async () => {
+    // A workload that keeps connecting across the agent's death and restart.
+    const looper = startTidegate(["run", ...nodeFlags, "--workload", "w1", "--user", "nobody", "--", "python3", "-c", `
+import socket, time, errno
+end = time.time() + 12
+while time.time() < end:
+    for host, port in (('127.0.0.4', 80), ('127.0.0.3', ${ports.blocked})):
+        s = socket.socket(); s.settimeout(1)
+        try:
+            s.connect((host, port)); data = s.recv(100)
+            print(host, 'DATA' if data else 'closed', flush=True)
+        except OSError as e:
+            print(host, errno.errorcode.get(e.errno, str(e)), flush=True)
+        s.close()
+    time.sleep(0.05)
+`], WORKLOAD_ENV);
+    await Bun.sleep(1500);
+    agent!.proc.kill("SIGKILL");
+    await agent!.proc.exited;
+    expect(existsSync(join(pinDir, "link_tg_connect4"))).toBe(true);
+    // meanwhile: the direct still works, the deny still denies, the egress port cannot be taken
+    expect(await outside(["sh", "-c", `echo $$ > ${cgroupRoot}/workloads/w1/cgroup.procs && exec python3 -c "$0" 127.0.0.2 ${ports.direct} tcp`, PY_CONNECT])).toBe("connected direct");
+    expect(await outside(["sh", "-c", `echo $$ > ${cgroupRoot}/workloads/w1/cgroup.procs && exec python3 -c "$0" 127.0.0.3 ${ports.blocked} tcp`, PY_CONNECT])).toBe("EPERM");
+    const steal = Bun.spawnSync(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", "import socket,sys\nfor p in range(900,1024):\n  s=socket.socket()\n  try:\n    s.bind(('127.0.0.1',p)); print('BOUND',p); sys.exit(0)\n  except OSError as e: pass\nprint('none')"]);
+    expect(steal.stdout.toString().trim()).toBe("none");
+    await Bun.sleep(1500);
+    agent = await startAgent();
+    expect((await agentStatus()).capture.adopted).toBe(true);
+    await looper.proc.exited;
+    const lines = looper.output().split("\n").filter((l) => l.startsWith("127."));
+    expect(lines.filter((l) => l.startsWith("127.0.0.3") && !l.endsWith("EPERM"))).toEqual([]);
+    expect(lines.some((l) => l.startsWith("127.0.0.4") && l.endsWith("ECONNREFUSED"))).toBe(true);
+    expect(accepted.original ?? 0).toBe(0);
+    expect(lines.filter((l) => l.includes("DATA"))).toEqual([]);
+    // after the restart, redirected connections reach the listener again
+    const before = agentLog().filter((l) => l.event === "egress").length;
+    await run(["curl", "-sS", "--max-time", "5", "http://127.0.0.4:80/"]);
+    await waitFor("the restarted listener's line", () => (agentLog().filter((l) => l.event === "egress").length > before ? true : undefined));
+  }, T);
+
+  test("a rejected reload keeps the last good policy; a good one changes the kernel's answer", async () => {
+    const file = join(dirs.etc, "tidegate.yaml");
+    const good = readFileSync(file, "utf8");
+    writeFileSync(file, good.replace("action: deny", "action: nope"));
+    agent!.proc.kill("SIGHUP");
+    await waitFor("policy_rejected", () => agentLog().find((l) => l.event === "policy_rejected"));
+    expect(await py("127.0.0.3", ports.blocked)).toBe("EPERM");
+    writeFileSync(file, good.replace(`cidr: 127.0.0.3/32, port: any }\n    action: deny`, `cidr: 127.0.0.3/32, port: any }\n    action: direct`));
+    agent!.proc.kill("SIGHUP");
+    await waitFor("the kernel to let 127.0.0.3 through", async () => ((await py("127.0.0.3", ports.blocked)) === "connected blocked" ? true : undefined), 10_000, 200);
+    writeFileSync(file, good);
+    agent!.proc.kill("SIGHUP");
+    await waitFor("the deny back", async () => ((await py("127.0.0.3", ports.blocked)) === "EPERM" ? true : undefined), 10_000, 200);
+  }, T);
+
+  test("run refuses what it must: an unknown user, root without --allow-root, a non-root caller", async () => {
+    const u = await run(["true"], { user: "no-such-user-xyz" });
+    expect(u.code).toBe(1);
+    expect(u.stderr).toContain("no such user");
+    const r = await run(["true"], { user: "root" });
+    expect(r.code).toBe(126);
+    expect(r.stderr).toContain("--allow-root");
+    const n = Bun.spawnSync(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "env", "PATH=/usr/bin:/bin", join(import.meta.dir, "..", "..", "dist", "tidegate"), "run", ...nodeFlags, "--workload", "w1", "--", "true"]);
+    expect(n.exitCode).toBe(1);
+    expect(n.stderr.toString()).toContain("only root can run workloads");
+  }, T);
+
+  test("uninstall: the workloads are killed and no cgroup, pin or program of the instance is left", async () => {
+    const ids = JSON.parse(Bun.spawnSync(["bpftool", "cgroup", "show", cgroupRoot, "-j"]).stdout.toString()).map((p: { id: number }) => p.id);
+    expect(ids).toHaveLength(5);
+    const sleeper = startTidegate(["run", ...nodeFlags, "--workload", "w1", "--user", "nobody", "--", "sleep", "60"], WORKLOAD_ENV);
+    await waitFor("the sleeper in its cgroup", () => (readFileSync(join(cgroupRoot, "workloads", "w1", "cgroup.procs"), "utf8").trim() !== "" ? true : undefined));
+    await agent!.stop();
+    const r = await tidegate(["agent", "--uninstall", ...nodeFlags]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain("killed 1 process");
+    expect(r.stdout).toContain("pins removed");
+    await sleeper.proc.exited;
+    expect(existsSync(cgroupRoot)).toBe(false);
+    expect(existsSync(pinDir)).toBe(false);
+    const alive = () => ids.filter((id: number) => Bun.spawnSync(["bpftool", "prog", "show", "id", String(id)]).exitCode === 0);
+    await waitFor("the programs to be freed", () => (alive().length === 0 ? true : undefined), 10_000);
+    agent = undefined;
+  }, T);
+});
