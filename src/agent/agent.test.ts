@@ -123,7 +123,7 @@ describe("tidegate agent as a process", () => {
     await Bun.write(tokenFile, "tok-secret-value\n");
     const sock = `${t.places.runDir}/agent.sock`;
     const child = Bun.spawn(
-      ["bun", `${import.meta.dir}/../cli/main.ts`, "agent", "--server", s.publicUrl, "--join-token-file", tokenFile, "--server-fingerprint", s.fingerprint, "--state-dir", t.places.stateDir, "--run-dir", t.places.runDir],
+      ["bun", `${import.meta.dir}/../cli/main.ts`, "agent", "--server", s.publicUrl, "--join-token-file", tokenFile, "--server-fingerprint", s.fingerprint, "--state-dir", t.places.stateDir, "--run-dir", t.places.runDir, "--no-capture", "--config", `${t.dir}/absent.yaml`],
       { stdout: "pipe", stderr: "pipe" },
     );
     try {

@@ -62,6 +62,7 @@ export class Enforcer {
   prepareRun(workload: string): RunGrant {
     const { dir, id } = this.capture.tree.ensureWorkload(workload);
     this.seen.set(id, workload);
+    this.prepared.set(workload, Date.now());
     this.enforcement.resync();
     const who = this.enforcement.identityOf(workload);
     const configured = this.holder.policy?.workloads.find((w) => w.name === workload);
@@ -106,6 +107,9 @@ export class Enforcer {
     }
   }
 
+  /** When `tidegate run` last asked for each workload: its launcher joins a moment later. */
+  private readonly prepared = new Map<string, number>();
+
   /** Every workload cgroup seen, by id: an event may be read after its cgroup was removed. */
   private readonly seen = new Map<bigint, string>();
 
@@ -137,8 +141,16 @@ export class Enforcer {
     });
   }
 
+  /**
+   * Resyncs, and removes workload cgroups nothing runs in any more (a `tidegate run` client killed
+   * before it could say so), leaving alone those asked for in the last 30 s.
+   */
   private sweep(): void {
     try {
+      for (const name of this.capture.tree.workloads().keys()) {
+        if (Date.now() - (this.prepared.get(name) ?? 0) < 30_000) continue;
+        if (!this.capture.tree.populated(this.capture.tree.workloadDir(name))) this.capture.tree.removeWorkload(name);
+      }
       this.enforcement.resync();
     } catch (e) {
       this.o.logger.error("kernel_sync_failed", { error: e instanceof Error ? e.message : String(e) });

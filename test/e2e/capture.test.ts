@@ -246,6 +246,14 @@ egress:
     expect(r.stdout).not.toContain("PINS_VISIBLE");
   }, T);
 
+  test("signals pass through tidegate run: SIGTERM ends the command, the exit code says so", async () => {
+    const r = startTidegate(["run", ...nodeFlags, "--workload", "w1", "--user", "nobody", "--", "sleep", "30"], WORKLOAD_ENV);
+    await waitFor("sleep in the workload's cgroup", () => (readFileSync(join(cgroupRoot, "workloads", "w1", "cgroup.procs"), "utf8").trim() !== "" ? true : undefined));
+    await Bun.sleep(200);
+    r.proc.kill("SIGTERM");
+    expect(await r.proc.exited).toBe(143);
+  }, T);
+
   test("kill -9 of the agent: denies still deny, directs pass, nothing reaches a redirected destination; a restart adopts the pins", async () => {
     // A workload that keeps connecting across the agent's death and restart.
     const looper = startTidegate(["run", ...nodeFlags, "--workload", "w1", "--user", "nobody", "--", "python3", "-c", `
