@@ -81,6 +81,7 @@ describe("loadPolicy: the full sketch", () => {
       joinTokenFile: "/etc/tidegate/join-token",
       syncIntervalMs: 10_000,
       retryMaxMs: 120_000,
+      runGroup: "tidegate",
     });
     assert.equal(p.workloads.length, 1);
     const w = p.workloads[0]!;
@@ -148,6 +149,7 @@ const REJECTIONS: [string, string, number, string, RegExp][] = [
   ["agent.server_fingerprint short", "agent: { server_fingerprint: abcd }\n", 2, "agent.server_fingerprint", /SHA-256/],
   ["agent.trust_bundle relative", "agent: { trust_bundle: b.pem }\n", 2, "agent.trust_bundle", /absolute/],
   ["agent: fingerprint and bundle", `agent:\n  server_fingerprint: "${"ab".repeat(32)}"\n  trust_bundle: /b.pem\n`, 4, "agent.trust_bundle", /not both/],
+  ["agent.run_group not a group", "agent: { run_group: 'a b' }\n", 2, "agent.run_group", /not a group/],
   ["agent.sync_interval not a duration", "agent: { sync_interval: 5 }\n", 2, "agent.sync_interval", /expected string/],
   ["agent.retry_max bad unit", "agent: { retry_max: 5y }\n", 2, "agent.retry_max", /not a duration/],
   ["workloads: bad name", "workloads:\n  - { name: 'a b', id: spiffe://example.org/w }\n", 3, "workloads[0].name", /not a name/],

@@ -198,6 +198,7 @@ export function loadPolicy(text: string, file: string): Policy {
       joinTokenFile: a?.join_token_file ?? null,
       syncIntervalMs: a?.sync_interval ?? null,
       retryMaxMs: a?.retry_max ?? null,
+      runGroup: a?.run_group ?? "tidegate",
     }),
     workloads: Object.freeze(buildWorkloads(input, fail)),
     egress: Object.freeze(egress),

@@ -112,6 +112,8 @@ export interface AgentSettings {
   readonly joinTokenFile: string | null;
   readonly syncIntervalMs: number | null;
   readonly retryMaxMs: number | null;
+  /** The group whose members may call `tidegate run` for workloads whose `run_by` names them (default "tidegate"). */
+  readonly runGroup: string;
 }
 
 export interface Policy {

@@ -137,6 +137,7 @@ export const PolicySchema = mapping({
       join_token_file: v.optional(absolutePath),
       sync_interval: v.optional(duration),
       retry_max: v.optional(duration),
+      run_group: v.optional(v.pipe(v.string(), v.regex(ACCOUNT, "is not a group name or gid"))),
     }),
   ),
   workloads: v.optional(v.array(WorkloadSchema)),
