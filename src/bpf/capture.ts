@@ -160,28 +160,46 @@ export class Capture {
     this.maps.tg_settings.update(u32Key(0), encodeSettings({ proxyPort: port, proxy4: PROXY4, proxy6: PROXY6 }));
   }
 
+  /** The policy-map keys of each cgroup, by hex: read from the maps once, then kept as they are written. */
+  private keysOf: Map<bigint, Map<string, { readonly family: 4 | 6; readonly key: Uint8Array }>> | null = null;
+
+  private index(): Map<bigint, Map<string, { readonly family: 4 | 6; readonly key: Uint8Array }>> {
+    if (this.keysOf !== null) return this.keysOf;
+    const index = new Map<bigint, Map<string, { family: 4 | 6; key: Uint8Array }>>();
+    for (const [family, map] of [[4, this.maps.tg_policy4], [6, this.maps.tg_policy6]] as const) {
+      for (const key of map.keys()) {
+        const id = decodePolicyKey(key).cgroupId;
+        if (!index.has(id)) index.set(id, new Map());
+        index.get(id)!.set(`${family}:${key.toHex()}`, { family, key });
+      }
+    }
+    this.keysOf = index;
+    return index;
+  }
+
   /** Replaces what the policy maps hold for one cgroup: upserts first, then deletes the stale keys. */
   syncCgroup(id: bigint, entries: readonly LpmEntry[]): void {
-    const keep = new Set<string>();
+    const index = this.index();
+    const before = index.get(id) ?? new Map();
+    const after = new Map<string, { family: 4 | 6; key: Uint8Array }>();
     for (const e of entries) {
       const key = encodePolicyKey(policyKeyOf(id, e.cidr));
       const map = e.cidr.family === 4 ? this.maps.tg_policy4 : this.maps.tg_policy6;
       map.update(key, encodePolicyValue(e.rules));
-      keep.add(`${e.cidr.family}:${key.toHex()}`);
+      after.set(`${e.cidr.family}:${key.toHex()}`, { family: e.cidr.family, key });
     }
-    this.deleteKeys(id, (family, hex) => !keep.has(`${family}:${hex}`));
+    for (const [hex, k] of before) if (!after.has(hex)) this.mapOf(k.family).delete(k.key);
+    index.set(id, after);
   }
 
   removeCgroup(id: bigint): void {
-    this.deleteKeys(id, () => true);
+    const index = this.index();
+    for (const k of (index.get(id) ?? new Map()).values()) this.mapOf(k.family).delete(k.key);
+    index.delete(id);
   }
 
-  private deleteKeys(id: bigint, stale: (family: 4 | 6, hex: string) => boolean): void {
-    for (const [family, map] of [[4, this.maps.tg_policy4], [6, this.maps.tg_policy6]] as const) {
-      for (const key of map.keys()) {
-        if (decodePolicyKey(key).cgroupId === id && stale(family, key.toHex())) map.delete(key);
-      }
-    }
+  private mapOf(family: 4 | 6): MapHandle {
+    return family === 4 ? this.maps.tg_policy4 : this.maps.tg_policy6;
   }
 
   /** The record of a redirected connection, by the client's address and port; consumed once read. */
