@@ -8,6 +8,7 @@ export const PORTABLE_PATHS: readonly string[] = [
   "src/spiffe",
   "src/x509",
   "src/policy",
+  "src/proxy/peek",
   "src/attest/match.ts",
   "src/attest/match.test.ts",
   "src/attest/errors.ts",

@@ -1,0 +1,279 @@
+/**
+ * The TLS ClientHello a workload sends first, read for its server name (RFC 6066 section 3) and
+ * its ALPN list (RFC 7301 section 3.1). Structure: RFC 8446 section 4.1.2 (RFC 5246 section
+ * 7.4.1.2 for TLS 1.0 to 1.2, whose ClientHello may end without extensions).
+ *
+ * Refused with peek_tls_malformed:
+ * - records (RFC 8446 section 5.1): a content type other than 22 (handshake) before the ClientHello
+ *   is complete, so nothing is interleaved with its fragments; a record version outside
+ *   0x0301..0x0304 (SSL 3.0 and older are refused); a fragment of 0 or more than 2^14 bytes; a
+ *   record that goes on after the ClientHello (it must end on a record boundary: nothing legitimate
+ *   follows it in the same record). Records after its last one (ChangeCipherSpec, early data) are
+ *   not read.
+ * - the handshake: a type other than 1 (client_hello); legacy_version outside 0x0301..0x0303; a
+ *   session id over 32 bytes; cipher suites of odd length or none; no compression method, or none
+ *   of them null (0); an extensions block that does not end exactly where the message ends; any
+ *   vector running past its container; an extension type twice (RFC 8446 section 4.2); an
+ *   extension after pre_shared_key (section 4.2.11); an ALPN list that is empty, holds an empty
+ *   name, or does not fill its extension.
+ * Refused with peek_tls_bad_sni: a server_name list that is empty, holds a second entry or an
+ * entry of another type than host_name (0); a host_name that is empty, over 255 bytes, or holds a
+ * byte other than letters, digits, "-", ".", "_" (a NUL among them), or that normalizeServerName
+ * refuses. ":" is let through only to reach an IPv6 literal: an IP literal gives serverName null,
+ * as no server_name extension does. Accepted names are lowercase without their trailing dot.
+ * Refused with peek_too_large: records carrying the ClientHello over MAX_PEEK_BYTES in all,
+ * headers included, as soon as a length field says so.
+ *
+ * On a prefix: null ("need more") while everything present fits a valid ClientHello; the error as
+ * soon as something present does not. ALPN names are kept byte for byte (one character per byte),
+ * so GREASE values (RFC 8701) survive.
+ */
+import { quote } from "../../errors.ts";
+import { PolicyError } from "../../policy/errors.ts";
+import { normalizeServerName } from "../../policy/host-name.ts";
+import { MAX_PEEK_BYTES, PeekError } from "./errors.ts";
+
+export interface TlsHello {
+  readonly kind: "tls";
+  /** Lowercase, no trailing dot; null without SNI or when it names an IP address. */
+  readonly serverName: string | null;
+  readonly alpn: readonly string[];
+  /** Bytes of the records that carry the ClientHello, record headers included. */
+  readonly clientHelloLength: number;
+}
+
+const HANDSHAKE = 22;
+const CLIENT_HELLO = 1;
+const RECORD_HEADER = 5;
+const HANDSHAKE_HEADER = 4;
+const MAX_FRAGMENT = 1 << 14;
+const MAX_SESSION_ID = 32;
+const MAX_SNI = 255;
+const EXT_SERVER_NAME = 0;
+const EXT_ALPN = 16;
+const EXT_PRE_SHARED_KEY = 41;
+
+/** Thrown inside this module when the bytes end where more are declared; never escapes it. */
+const INCOMPLETE = Symbol("incomplete");
+
+function malformed(why: string): PeekError {
+  return new PeekError("peek_tls_malformed", `peek: tls: ${why}`);
+}
+
+function badSni(why: string, cause?: unknown): PeekError {
+  return new PeekError("peek_tls_bad_sni", `peek: tls: server name ${why}`, cause === undefined ? undefined : { cause });
+}
+
+function tooLarge(why: string): PeekError {
+  return new PeekError("peek_too_large", `peek: tls: ${why} (at most ${MAX_PEEK_BYTES} bytes)`);
+}
+
+function hex(n: number, digits: number): string {
+  return `0x${n.toString(16).padStart(digits, "0")}`;
+}
+
+function latin1(b: Uint8Array, from: number, to: number): string {
+  let s = "";
+  for (let i = from; i < to; i++) s += String.fromCharCode(b[i] ?? 0);
+  return s;
+}
+
+interface Stream {
+  /** The handshake bytes present, reassembled from the record fragments. */
+  readonly data: Uint8Array;
+  /** 4 + the handshake length, or -1 while its header is not all there. */
+  readonly total: number;
+  /** The input offset after the last record read. */
+  readonly recordsEnd: number;
+}
+
+/** Checks the present bytes of the record header at `at`; its fragment length, or -1 if cut. */
+function recordLength(bytes: Uint8Array, at: number): number {
+  const type = bytes[at];
+  if (type !== undefined && type !== HANDSHAKE) throw malformed(`a record of type ${type} inside the ClientHello (want 22, handshake)`);
+  const major = bytes[at + 1];
+  const minor = bytes[at + 2];
+  if (major !== undefined && major !== 3) throw malformed(`record version ${hex(major, 2)}.. is not TLS`);
+  if (minor !== undefined && (minor < 1 || minor > 4)) {
+    throw malformed(minor === 0 ? "record version 0x0300: SSL 3.0 is refused" : `record version ${hex(0x300 | minor, 4)}`);
+  }
+  if (bytes.length < at + RECORD_HEADER) return -1;
+  const len = ((bytes[at + 3] ?? 0) << 8) | (bytes[at + 4] ?? 0);
+  if (len === 0 || len > MAX_FRAGMENT) throw malformed(`a record fragment of ${len} bytes (1..${MAX_FRAGMENT})`);
+  return len;
+}
+
+/** Joins the handshake fragments of the records present (RFC 8446 section 5.1). */
+function reassemble(bytes: Uint8Array): Stream {
+  const data = new Uint8Array(Math.min(bytes.length, MAX_PEEK_BYTES));
+  let have = 0;
+  let declared = 0;
+  let total = -1;
+  let at = 0;
+  while (total < 0 || declared < total) {
+    if (at + RECORD_HEADER + 1 > MAX_PEEK_BYTES) throw tooLarge("a ClientHello spread over more records than fit");
+    const len = recordLength(bytes, at);
+    if (len < 0) break;
+    const start = at + RECORD_HEADER;
+    if (start + len > MAX_PEEK_BYTES) throw tooLarge(`a record ending at byte ${start + len}`);
+    const end = Math.min(bytes.length, start + len);
+    data.set(bytes.subarray(start, end), have);
+    have += end - start;
+    declared += len;
+    if (have >= 1 && data[0] !== CLIENT_HELLO) throw malformed(`handshake type ${data[0]}, not client_hello (1)`);
+    if (total < 0 && have >= HANDSHAKE_HEADER) {
+      total = HANDSHAKE_HEADER + (((data[1] ?? 0) << 16) | ((data[2] ?? 0) << 8) | (data[3] ?? 0));
+      if (total + RECORD_HEADER > MAX_PEEK_BYTES) throw tooLarge(`a ClientHello of ${total} bytes`);
+    }
+    if (total >= 0 && declared > total) throw malformed("its last record goes on after the ClientHello");
+    if (end < start + len) break;
+    at = end;
+  }
+  return { data: data.subarray(0, have), total, recordsEnd: at };
+}
+
+/** A cursor over the present bytes; reads past a container's end are malformed, past `have` incomplete. */
+class Reader {
+  pos: number;
+  constructor(readonly b: Uint8Array, from: number) {
+    this.pos = from;
+  }
+
+  take(n: number, end: number, what: string): number {
+    const at = this.pos;
+    if (at + n > end) throw malformed(`${what} runs past its container`);
+    if (at + n > this.b.length) throw INCOMPLETE;
+    this.pos = at + n;
+    return at;
+  }
+
+  /** Moves over `n` bytes that need not be present yet (their content is not checked). */
+  skip(n: number, end: number, what: string): void {
+    if (this.pos + n > end) throw malformed(`${what} runs past its container`);
+    this.pos += n;
+  }
+
+  u8(end: number, what: string): number {
+    return this.b[this.take(1, end, what)] ?? 0;
+  }
+
+  u16(end: number, what: string): number {
+    const at = this.take(2, end, what);
+    return ((this.b[at] ?? 0) << 8) | (this.b[at + 1] ?? 0);
+  }
+
+  /** Reads a length of 1 or 2 bytes; the end of the vector it announces, checked against `end`. */
+  vector(lengthBytes: 1 | 2, end: number, what: string): number {
+    const n = lengthBytes === 1 ? this.u8(end, `the length of ${what}`) : this.u16(end, `the length of ${what}`);
+    if (this.pos + n > end) throw malformed(`${what} (${n} bytes) runs past its container`);
+    return this.pos + n;
+  }
+}
+
+function isNameByte(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 45 || c === 46 || c === 95 || c === 58;
+}
+
+/** The server_name extension's data, `r.pos` to `end` (RFC 6066 section 3). */
+function readServerName(r: Reader, end: number): string | null {
+  const listEnd = r.vector(2, end, "the server_name list");
+  if (listEnd !== end) throw malformed("the server_name list does not fill its extension");
+  if (listEnd === r.pos) throw badSni("list is empty");
+  const type = r.u8(listEnd, "a server_name entry");
+  if (type !== 0) throw badSni(`entry of type ${type}, not host_name (0)`);
+  const nameEnd = r.vector(2, listEnd, "the host_name");
+  if (nameEnd !== listEnd) throw badSni("list holds more than one entry");
+  const from = r.pos;
+  if (nameEnd === from) throw badSni("is empty");
+  if (nameEnd - from > MAX_SNI) throw badSni(`of ${nameEnd - from} bytes (at most ${MAX_SNI})`);
+  const present = Math.min(nameEnd, r.b.length);
+  for (let i = from; i < present; i++) {
+    const c = r.b[i] ?? 0;
+    if (c === 0) throw badSni(`${quote(latin1(r.b, from, present))} holds a NUL byte`);
+    if (!isNameByte(c)) throw badSni(`${quote(latin1(r.b, from, present))} holds byte ${hex(c, 2)} (letters, digits, "-", ".", "_")`);
+  }
+  r.take(nameEnd - from, nameEnd, "the host_name");
+  const text = latin1(r.b, from, nameEnd);
+  try {
+    return normalizeServerName(text);
+  } catch (e) {
+    if (e instanceof PolicyError) throw badSni(`${quote(text)} is not a host name: ${e.message}`, e);
+    throw e;
+  }
+}
+
+/** The ALPN extension's data, `r.pos` to `end` (RFC 7301 section 3.1). */
+function readAlpn(r: Reader, end: number): string[] {
+  const listEnd = r.vector(2, end, "the ALPN list");
+  if (listEnd !== end) throw malformed("the ALPN list does not fill its extension");
+  if (listEnd === r.pos) throw malformed("an empty ALPN list");
+  const names: string[] = [];
+  while (r.pos < listEnd) {
+    const nameEnd = r.vector(1, listEnd, "an ALPN protocol name");
+    if (nameEnd === r.pos) throw malformed("an empty ALPN protocol name");
+    const at = r.take(nameEnd - r.pos, nameEnd, "an ALPN protocol name");
+    names.push(latin1(r.b, at, nameEnd));
+  }
+  return names;
+}
+
+/** The ClientHello body, from after the handshake header to `end` (RFC 8446 section 4.1.2). */
+function readHello(r: Reader, end: number): { serverName: string | null; alpn: string[] } {
+  const version = r.u16(end, "legacy_version");
+  if (version < 0x0301 || version > 0x0303) {
+    throw malformed(version === 0x0300 ? "legacy_version 0x0300: SSL 3.0 is refused" : `legacy_version ${hex(version, 4)} (want 0x0301..0x0303)`);
+  }
+  r.skip(32, end, "random");
+  const sidEnd = r.vector(1, end, "the session id");
+  if (sidEnd - r.pos > MAX_SESSION_ID) throw malformed(`a session id of ${sidEnd - r.pos} bytes (at most ${MAX_SESSION_ID})`);
+  r.pos = sidEnd;
+  const suitesEnd = r.vector(2, end, "the cipher suites");
+  const suites = suitesEnd - r.pos;
+  if (suites < 2 || suites % 2 !== 0) throw malformed(`cipher suites of ${suites} bytes (an even number, at least 2)`);
+  r.pos = suitesEnd;
+  const methodsEnd = r.vector(1, end, "the compression methods");
+  if (methodsEnd === r.pos) throw malformed("no compression method");
+  const methods = r.take(methodsEnd - r.pos, methodsEnd, "the compression methods");
+  if (!r.b.subarray(methods, methodsEnd).includes(0)) throw malformed("no null compression method");
+  let serverName: string | null = null;
+  let alpn: string[] = [];
+  if (r.pos === end) return { serverName, alpn };
+  const extsEnd = r.vector(2, end, "the extensions");
+  if (extsEnd !== end) throw malformed(`${end - extsEnd} bytes after the extensions`);
+  const seen = new Set<number>();
+  while (r.pos < extsEnd) {
+    const type = r.u16(extsEnd, "an extension type");
+    const dataEnd = r.vector(2, extsEnd, `extension ${type}`);
+    if (seen.has(type)) throw malformed(`extension ${type} appears twice`);
+    if (seen.has(EXT_PRE_SHARED_KEY)) throw malformed(`extension ${type} after pre_shared_key, which must be last`);
+    seen.add(type);
+    if (type === EXT_SERVER_NAME) serverName = readServerName(r, dataEnd);
+    else if (type === EXT_ALPN) alpn = readAlpn(r, dataEnd);
+    r.pos = dataEnd;
+  }
+  return { serverName, alpn };
+}
+
+/**
+ * The ClientHello at the start of `bytes` (which start with 22), or null while more bytes are
+ * needed. Throws PeekError (see the module comment).
+ */
+export function parseClientHello(bytes: Uint8Array): TlsHello | null {
+  const stream = reassemble(bytes);
+  if (stream.total < 0) return null;
+  const r = new Reader(stream.data, HANDSHAKE_HEADER);
+  let hello: { serverName: string | null; alpn: string[] };
+  try {
+    hello = readHello(r, stream.total);
+    if (stream.data.length < stream.total) return null;
+  } catch (e) {
+    if (e === INCOMPLETE) return null;
+    throw e;
+  }
+  return Object.freeze({
+    kind: "tls",
+    serverName: hello.serverName,
+    alpn: Object.freeze(hello.alpn),
+    clientHelloLength: stream.recordsEnd,
+  });
+}
