@@ -1,0 +1,143 @@
+/**
+ * Bytes both ways between two Bun sockets, with backpressure (PLATFORM-NOTES, "A Bun data path"):
+ * on a short write the source is paused, the rest is kept and flushed on `drain`, then the source
+ * resumes; so memory stays bounded by one chunk per direction whatever the speeds. A FIN from one
+ * side is passed on once what it sent has been written; the splice ends when both directions have
+ * ended, or at once on an error or a close of either side. Counts bytes each way. Both sockets
+ * must be opened with `allowHalfOpen: true`: otherwise Bun closes a socket when its FIN arrives
+ * and what still flows the other way is lost.
+ */
+import type { Socket } from "bun";
+
+export interface SpliceEnd {
+  write(data: Uint8Array): number;
+  pause(): void;
+  resume(): void;
+  shutdown(): void;
+  end(): void;
+}
+
+/** One direction: from `src` to `dst`. */
+class Direction {
+  bytes = 0;
+  private pending: Uint8Array | null = null;
+  private srcEnded = false;
+  done = false;
+
+  constructor(
+    private readonly src: SpliceEnd,
+    private readonly dst: SpliceEnd,
+    private readonly onDone: () => void,
+  ) {}
+
+  data(chunk: Uint8Array): void {
+    if (this.done) return;
+    if (this.pending !== null) {
+      // Bun may deliver data that was in flight when the source was paused.
+      const joined = new Uint8Array(this.pending.length + chunk.length);
+      joined.set(this.pending);
+      joined.set(chunk, this.pending.length);
+      this.pending = joined;
+      return;
+    }
+    this.push(chunk);
+  }
+
+  private push(chunk: Uint8Array): void {
+    const n = Math.max(0, this.dst.write(chunk));
+    this.bytes += n;
+    if (n < chunk.length) {
+      this.pending = chunk.subarray(n);
+      this.src.pause();
+    }
+  }
+
+  /** The destination can take more. */
+  drain(): void {
+    if (this.pending === null) return;
+    const rest = this.pending;
+    this.pending = null;
+    this.push(rest);
+    if (this.pending === null) {
+      if (this.srcEnded) this.finish();
+      else this.src.resume();
+    }
+  }
+
+  /** The source sent FIN. */
+  ended(): void {
+    this.srcEnded = true;
+    if (this.pending === null) this.finish();
+  }
+
+  /** The destination is gone: nothing more can be delivered this way. */
+  abort(): void {
+    this.pending = null;
+    if (this.done) return;
+    this.done = true;
+    this.onDone();
+  }
+
+  private finish(): void {
+    if (this.done) return;
+    this.done = true;
+    this.dst.shutdown();
+    this.onDone();
+  }
+}
+
+export interface Splice {
+  readonly up: { data(chunk: Uint8Array): void; drain(): void; ended(): void };
+  readonly down: { data(chunk: Uint8Array): void; drain(): void; ended(): void };
+  /** The client's socket closed (Bun may report a peer's FIN+close as `close` alone). */
+  clientClosed(): void;
+  upstreamClosed(): void;
+  bytesUp(): number;
+  bytesDown(): number;
+}
+
+/**
+ * `client` is the accepted socket, `upstream` the one the proxy opened. Wire the sockets' events
+ * to the returned handlers: client data -> up.data, upstream drain -> up.drain, client end ->
+ * up.ended; upstream data -> down.data, client drain -> down.drain, upstream end -> down.ended.
+ * `onFinished` runs once, when both directions have ended. A socket's `close` is wired to
+ * clientClosed / upstreamClosed: what it sent is complete, and nothing more can reach it.
+ */
+export function splice(client: SpliceEnd, upstream: SpliceEnd, onFinished: () => void): Splice {
+  let finished = false;
+  const check = () => {
+    if (!finished && up.done && down.done) {
+      finished = true;
+      client.end();
+      upstream.end();
+      onFinished();
+    }
+  };
+  const up = new Direction(client, upstream, check);
+  const down = new Direction(upstream, client, check);
+  return {
+    up: { data: (c) => up.data(c), drain: () => up.drain(), ended: () => up.ended() },
+    down: { data: (c) => down.data(c), drain: () => down.drain(), ended: () => down.ended() },
+    clientClosed: () => {
+      up.ended();
+      down.abort();
+    },
+    upstreamClosed: () => {
+      down.ended();
+      up.abort();
+    },
+    bytesUp: () => up.bytes,
+    bytesDown: () => down.bytes,
+  };
+}
+
+/** A Bun socket as a splice end. */
+export function endOf(s: Socket<unknown>): SpliceEnd {
+  return {
+    write: (d) => s.write(d),
+    pause: () => s.pause(),
+    resume: () => s.resume(),
+    shutdown: () => s.shutdown(),
+    end: () => void s.end(),
+  };
+}
