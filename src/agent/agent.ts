@@ -1,6 +1,7 @@
 /**
  * `startAgent`: the identity half of `tidegate agent`. Bootstraps (bootstrap.ts), loads the SVIDs
- * kept from the last run, serves the admin API on `<run-dir>/agent.sock` and runs the loops
+ * kept from the last run, serves the admin API on `<run-dir>/agent.sock` (root only), with capture
+ * `<run-dir>/run.sock` for `tidegate run` by root and the run group (run-service.ts), and runs the loops
  * (agent-core.ts) until `stop()`, which aborts requests in flight, waits for the loop and removes
  * the socket.
  */
@@ -18,6 +19,7 @@ import { StateFiles } from "./state-files.ts";
 import { parseFingerprint } from "./trust.ts";
 import { loadSvids } from "./workload-svid.ts";
 import { startEnforcer, type Enforcer } from "./enforcer.ts";
+import { RunService, runHostOf } from "./run-service.ts";
 
 export const DEFAULT_SYNC_INTERVAL_MS = 5_000;
 export const DEFAULT_RETRY_MAX_MS = 60_000;
@@ -111,6 +113,15 @@ export async function startAgent(o: StartAgentOptions): Promise<RunningAgent> {
   }
   const socketPath = join(o.places.runDir, "agent.sock");
   const server: UnixServer = serveUnix(socketPath, adminApp(core, now, { enforcer, captureUnavailable: captureUnavailable ?? (o.capture ? null : "the agent runs without capture (--no-capture)") }).fetch);
+  let runService: RunService | null = null;
+  if (enforcer !== null) {
+    const runSocket = join(o.places.runDir, "run.sock");
+    try {
+      runService = new RunService({ socketPath: runSocket, host: runHostOf(enforcer), logger });
+    } catch (e) {
+      logger.error("run_socket_failed", { socket: runSocket, error: describeError(e), effect: "only root can run workloads (over agent.sock)" });
+    }
+  }
   logger.info("agent_ready", { node: identity.config.node, spiffe_id: identity.config.spiffe_id, socket: socketPath, svids_cached: cached.svids.size });
 
   let wakeUp: (() => void) | null = null;
@@ -155,6 +166,7 @@ export async function startAgent(o: StartAgentOptions): Promise<RunningAgent> {
       if (signal.aborted) return;
       stopping.abort();
       await loop;
+      runService?.stop();
       enforcer?.stop();
       await server.stop();
       logger.info("agent_stopped", { node: identity.config.node });

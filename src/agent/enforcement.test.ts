@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { Enforcement, type KernelCapture } from "./enforcement.ts";
 import { PolicyHolder } from "../policy/holder.ts";
 import { parseIp } from "../policy/address.ts";
-import { judge } from "../proxy/egress-listener.ts";
+import { decideConnection, identifyCaller, type EgressDeps } from "../proxy/egress-listener.ts";
 import { createLogger } from "../runtime/log.ts";
 import type { LpmEntry } from "../bpf/lpm-entries.ts";
 import type { Entry } from "./wire.ts";
@@ -102,21 +102,28 @@ describe("enforcement", () => {
     const t = setup([entry("e1", "spiffe://example.org/w1", "tidegate:workload:w1"), entry("e2", "spiffe://example.org/other", "unix:uid:7")]);
     t.enforcement.reload();
     const record = { address: parseIp("10.1.2.3"), port: 80, proto: "tcp" as const, pid: 42, tgid: 42, uid: 65534, gid: 65534, cgroupId: 101n };
-    const deps = (r: typeof record | null) => ({
+    const deps = (r: typeof record | null): EgressDeps => ({
       lookupRecord: () => r,
-      identify: (x: typeof record) => t.enforcement.identify(x),
+      identify: (x) => t.enforcement.identify(x),
       engine: () => t.holder.engine,
+      names: () => ({ resolve: async () => [] }),
       logger: createLogger({ write: () => {} }),
     });
     const peer = { address: parseIp("127.0.0.1"), port: 40000 };
-    expect((await judge(peer, deps(null))).event).toMatchObject({ outcome: "refused", reason: "no_record" });
-    expect((await judge(peer, deps({ ...record, cgroupId: 999n }))).event).toMatchObject({ reason: "unknown_cgroup" });
+    const who = async (r: typeof record | null) => identifyCaller(peer, deps(r));
+    expect((await who(null)).fields).toMatchObject({ outcome: "refused", reason: "no_record" });
+    expect((await who({ ...record, cgroupId: 999n })).fields).toMatchObject({ reason: "unknown_cgroup" });
     t.state.selectors = ["unix:uid:7"];
-    expect((await judge(peer, deps(record))).event).toMatchObject({ reason: "identity_mismatch", workload: "w1" });
+    expect((await who(record)).fields).toMatchObject({ reason: "identity_mismatch", workload: "w1" });
     t.state.selectors = ["tidegate:workload:w1"];
-    const ok = await judge(peer, deps(record));
-    expect(ok.event).toMatchObject({ spiffe_id: "spiffe://example.org/w1", decision: "allow", rule: "web", dst: "10.1.2.3", dst_port: 80, pid: 42, uid: 65534, reason: "proxy_not_implemented" });
-    const denied = await judge(peer, deps({ ...record, port: 81 }));
-    expect(denied.event).toMatchObject({ decision: "deny", rule: null, reason: "no_rule" });
+    const caller = await who(record);
+    if ("refused" in caller) throw new Error("refused");
+    expect(caller.fields).toMatchObject({ spiffe_id: "spiffe://example.org/w1", dst: "10.1.2.3", dst_port: 80, pid: 42, uid: 65534 });
+    const ok = await decideConnection(caller, null, deps(record));
+    expect(ok.fields).toMatchObject({ decision: "allow", rule: "web", action: "passthrough" });
+    expect(ok.upstream?.address.text).toBe("10.1.2.3");
+    const denied = await decideConnection({ ...caller, record: { ...record, port: 81 } }, null, deps(record));
+    expect(denied.fields).toMatchObject({ decision: "deny", rule: null, outcome: "refused", reason: "no_rule" });
+    expect(denied.upstream).toBeNull();
   });
 });

@@ -20,6 +20,9 @@ import type { TgEvent } from "../bpf/layout.ts";
 import { startEgressListener, type EgressListener } from "../proxy/egress-listener.ts";
 import { createAttestation } from "../attest/system.ts";
 import { Enforcement } from "./enforcement.ts";
+import { NameCache } from "../policy/name-cache.ts";
+import { createDnsLookup } from "../runtime/dns-client.ts";
+import { systemResolvers } from "../runtime/resolv-conf.ts";
 import type { AgentCore } from "./agent-core.ts";
 import { chooseEgressPort } from "./egress-port.ts";
 
@@ -192,6 +195,15 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
     attest: async (pid) => (await attestation.attest(pid)).selectors,
     logger: o.logger,
   });
+  // Names are resolved through the dns: setting of the policy in force; a new policy, a new cache.
+  let names: { generation: number; cache: NameCache } | null = null;
+  const namesNow = (): NameCache => {
+    if (names === null || names.generation !== holder.generation) {
+      const dns = holder.policy?.dns;
+      names = { generation: holder.generation, cache: new NameCache({ hosts: dns?.hosts ?? new Map(), lookup: createDnsLookup(dns?.servers ?? systemResolvers()) }) };
+    }
+    return names.cache;
+  };
   let listener: EgressListener;
   try {
     const port = o.egressPort ?? (await chooseEgressPort(o.places.instance, capture.proxyPort));
@@ -199,6 +211,7 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
       lookupRecord: (address, port) => capture.lookupPeer(address, port),
       identify: (record) => enforcement.identify(record),
       engine: () => holder.engine,
+      names: namesNow,
       logger: o.logger,
     });
     capture.setProxyPort(port);

@@ -1,47 +1,135 @@
 /**
  * `tidegate run --workload NAME [--user USER] [--allow-root] [--] COMMAND [ARGS...]` (DESIGN.md
- * section 2): asks the agent over agent.sock for the workload's cgroup (the agent makes it and
- * writes the workload's kernel share first), then re-executes this binary as the launcher
- * (src/run/launcher.ts) that joins the cgroup, drops to USER and execs COMMAND. stdin, stdout and
- * stderr are the launcher's own; SIGINT, SIGTERM, SIGHUP and SIGQUIT are passed on; the exit code
- * is the command's (128+N when a signal N ended it). Afterwards the agent is told, so it can remove
- * the cgroup once the workload's process tree is gone.
+ * section 2, docs/capture.md). stdin, stdout and stderr are the caller's own; SIGINT, SIGTERM,
+ * SIGHUP and SIGQUIT are passed on; the exit code is the command's (128+N when a signal N ended
+ * it). Two paths:
+ *
+ * - root: asks the agent over agent.sock for the workload's cgroup (the agent makes it and writes
+ *   the workload's kernel share first), then re-executes this binary as the launcher
+ *   (src/run/launcher.ts) that joins the cgroup, drops to USER and execs COMMAND; afterwards the
+ *   agent is told, so it can remove the cgroup once the workload's process tree is gone.
+ * - anyone else: over run.sock (src/agent/run-service.ts), sending descriptors 0, 1, 2, its
+ *   environment and working directory; the agent checks who connected and starts the launcher
+ *   itself, or refuses (not in the agent's run group, not named by the workload's run_by, a USER
+ *   other than the workload's own, a root USER).
  *
  * Refused: no agent, an agent without kernel capture (it says why), a root USER without
- * --allow-root, a caller that is not root (running for group `tidegate` members through `run_by`
- * is not available yet: it needs the agent to start the process itself).
+ * --allow-root (and always for non-root callers).
  */
 import { join } from "node:path";
 import { constants } from "node:os";
+import { readFileSync } from "node:fs";
 import type { Command } from "./command.ts";
 import { UsageError } from "./usage-error.ts";
 import { callUnix } from "../runtime/unix-http.ts";
 import { TidegateError } from "../errors.ts";
 import { findUser, readAccountFiles, supplementaryGroups } from "../run/accounts.ts";
 import { launcherArgv, selfBinary } from "../run/launcher.ts";
+import * as u from "../runtime/unix-fds.ts";
+import { Errno } from "../runtime/libc.ts";
+import { encodeLine, encodeRequest, LineReader, parseAnswer, RUN_SIGNALS, type RunAnswer, type RunRequest } from "../agent/run-protocol.ts";
 
-export class RunCliError extends TidegateError<"run_not_root" | "run_agent" | "run_refused" | "run_bad_user"> {}
+export class RunCliError extends TidegateError<"run_agent" | "run_refused" | "run_bad_user" | "run_lost"> {}
 
-const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"] as const;
+const SIGNALS = RUN_SIGNALS;
 
-interface RunAnswer {
+interface CgroupGrant {
   cgroup_dir: string;
   spiffe_id: string | null;
   user: string | null;
 }
 
-async function prepare(socket: string, workload: string): Promise<RunAnswer> {
+async function prepare(socket: string, workload: string): Promise<CgroupGrant> {
   let res;
   try {
     res = await callUnix(socket, "the agent", "POST", "/v1/run", { workload });
   } catch (e) {
     throw new RunCliError("run_agent", `run: cannot reach the agent at ${socket}: ${e instanceof Error ? e.message : String(e)}`);
   }
-  const body = res.body as { error?: { code: string; message: string } } & Partial<RunAnswer>;
+  const body = res.body as { error?: { code: string; message: string } } & Partial<CgroupGrant>;
   if (res.status !== 200 || typeof body?.cgroup_dir !== "string") {
     throw new RunCliError("run_refused", `run: the agent refused: ${body?.error?.message ?? `status ${res.status}`}${body?.error?.code ? ` (${body.error.code})` : ""}`);
   }
   return { cgroup_dir: body.cgroup_dir, spiffe_id: body.spiffe_id ?? null, user: body.user ?? null };
+}
+
+function signalNumber(name: string | number): number {
+  return typeof name === "number" ? name : ((constants.signals as Record<string, number>)[name] ?? 0);
+}
+
+/** This process's environment as its parent gave it (not as Bun changed it), NAME=VALUE each. */
+function environment(): string[] {
+  try {
+    return readFileSync("/proc/self/environ", "utf8").split("\0").filter((e) => e.indexOf("=") > 0);
+  } catch {
+    return Object.entries(process.env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));
+  }
+}
+
+function connect(socket: string): number {
+  try {
+    return u.connectUnix(socket);
+  } catch (e) {
+    const errno = e instanceof u.UnixFdError ? e.errno : 0;
+    const why =
+      errno === Errno.ENOENT || errno === Errno.ECONNREFUSED
+        ? "is it running, as root with kernel capture?"
+        : errno === Errno.EACCES
+          ? "permission denied: run.sock is for root and the members of the agent's run group (agent.run_group, default tidegate)"
+          : e instanceof Error ? e.message : String(e);
+    throw new RunCliError("run_agent", `run: cannot reach the agent at ${socket}: ${why}`);
+  }
+}
+
+/** Sends the request with descriptors 0, 1, 2, then waits for the answer, passing signals on. */
+async function runThroughAgent(socket: string, request: RunRequest): Promise<RunAnswer> {
+  const fd = connect(socket);
+  try {
+    const bytes = encodeRequest(request);
+    let sent: number | null;
+    try {
+      sent = u.sendWithFds(fd, bytes, [0, 1, 2]);
+      if (sent === null) throw new u.UnixFdError("unix_fds_failed", "unix sockets: sendmsg would block", Errno.EAGAIN);
+      u.sendAll(fd, bytes.subarray(sent));
+    } catch (e) {
+      const why = e instanceof u.UnixFdError && e.errno === Errno.EBADF ? "stdin, stdout and stderr must all be open" : e instanceof Error ? e.message : String(e);
+      throw new RunCliError("run_agent", `run: cannot send the request to ${socket}: ${why}`);
+    }
+    const forward = (sig: string) => () => {
+      try {
+        u.sendAll(fd, encodeLine({ signal: sig }));
+      } catch {
+        // the agent is gone; the answer loop reports it
+      }
+    };
+    const handlers = SIGNALS.map((s) => [s, forward(s)] as const);
+    for (const [s, h] of handlers) process.on(s, h);
+    try {
+      return await new Promise<RunAnswer>((resolve, reject) => {
+        const reader = new LineReader(64 * 1024, 64 * 1024);
+        const timer = setInterval(() => {
+          try {
+            for (let got = u.receive(fd, 4096); got !== null; got = u.receive(fd, 4096)) {
+              for (const extra of got.fds) u.closeFd(extra);
+              if (got.bytes.length === 0) throw new RunCliError("run_lost", "run: the agent closed the connection before the command ended (it may still be running)");
+              const line = reader.push(got.bytes)[0];
+              if (line !== undefined) {
+                clearInterval(timer);
+                return resolve(parseAnswer(line));
+              }
+            }
+          } catch (e) {
+            clearInterval(timer);
+            reject(e);
+          }
+        }, 20);
+      });
+    } finally {
+      for (const [s, h] of handlers) process.off(s, h);
+    }
+  } finally {
+    u.closeFd(fd);
+  }
 }
 
 export const runCommand: Command = {
@@ -55,7 +143,9 @@ export const runCommand: Command = {
     "of it runs outside the cgroup. Its identity is that of the registration entry with the selector",
     "tidegate:workload:NAME. stdin/stdout/stderr, signals and the exit code pass through.",
     "Refused when the agent has no kernel capture (no cgroup v2 or eBPF: it says which), and for",
-    "USER root unless --allow-root (then uncontained). Needs root for now.",
+    "USER root unless --allow-root (then uncontained). Callers other than root go through the agent",
+    "(run.sock): they must be in the agent's run group and named by the workload's run_by, and the",
+    "command runs as the workload's user: only.",
   ].join("\n"),
   options: {
     workload: { type: "string", value: "NAME", help: "the workload (its cgroup and identity)" },
@@ -67,7 +157,16 @@ export const runCommand: Command = {
     if (workload === undefined) throw new UsageError("run needs --workload NAME");
     if (positionals.length === 0) throw new UsageError("run needs a COMMAND after the options (put -- before it if it has options)");
     if (process.getuid?.() !== 0) {
-      throw new RunCliError("run_not_root", "run: only root can run workloads for now (members of group tidegate through run_by come later)");
+      const answer = await runThroughAgent(join(places.runDir, "run.sock"), {
+        workload,
+        user: typeof values.user === "string" ? values.user : null,
+        allowRoot: values["allow-root"] === true,
+        command: positionals,
+        env: environment(),
+        cwd: process.cwd(),
+      });
+      if ("error" in answer) throw new RunCliError("run_refused", `run: the agent refused: ${answer.error.message.replace(/^run: /, "")} (${answer.error.code})`);
+      return "exit" in answer ? answer.exit : 128 + signalNumber(answer.signal);
     }
     const answer = await prepare(join(places.runDir, "agent.sock"), workload);
     const userSpec = typeof values.user === "string" ? values.user : answer.user;
@@ -96,7 +195,7 @@ export const runCommand: Command = {
     } catch {
       // the agent sweeps empty workload cgroups itself as well
     }
-    if (child.signalCode !== null) return 128 + ((constants.signals as Record<string, number>)[child.signalCode] ?? 0);
+    if (child.signalCode !== null) return 128 + signalNumber(child.signalCode);
     return code;
   },
 };

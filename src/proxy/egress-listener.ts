@@ -1,5 +1,5 @@
 /**
- * The egress listener (DESIGN.md section 3, steps 3 and 4): where the kernel sends every TCP
+ * The egress listener (DESIGN.md section 3, steps 3 to 5): where the kernel sends every TCP
  * connection of a managed workload that no kernel rule decides. It listens on loopback, IPv4 and
  * IPv6, on a port below 1024 so no unprivileged process can take it while the agent is down.
  *
@@ -8,17 +8,31 @@
  *    anything the workload sends); no record: refused (`no_record`);
  * 2. the caller is identified: its cgroup's workload, and the process attested against that
  *    workload's identity; no identity, or another one than the cgroup's: refused;
- * 3. the policy decides on the original destination (the name comes with the proxy, next issue).
- * Until the proxy lands, every connection is then closed, with the decision logged: nothing is
- * forwarded. Every outcome is one `egress` log line carrying the process identity.
+ * 3. the first bytes are read (at most PEEK_TIMEOUT_MS for protocols where the server speaks
+ *    first) for the name they give: a TLS ClientHello's SNI or an HTTP request's Host (peek/);
+ *    bytes that start like TLS or HTTP and then break the protocol are refused;
+ * 4. the policy decides on the original destination and that name; an allow by a host rule holds
+ *    only if the original address is one the name resolves to (`admit`, where bytes go);
+ * 5. `passthrough` (and `direct` when an earlier rule kept it out of the kernel) connect to the
+ *    original address (on `upstream.port` when set) and splice the bytes, the peeked ones first;
+ *    `tls`, `mtls`, `intercept` and `inspect` are refused until they land (issues 7 and 8).
+ * Every connection ends in one `egress` log line with the process identity, the decision and, for
+ * a forwarded one, bytes each way and duration.
  */
-import type { Socket, TCPSocketListener } from "bun";
+import type { Socket } from "bun";
 import type { IpAddress } from "../policy/address.ts";
 import { parseIp } from "../policy/address.ts";
 import type { PolicyEngine } from "../policy/engine.ts";
+import { admit } from "../policy/destination.ts";
+import type { NameCache } from "../policy/name-cache.ts";
 import { describeDecision, type Decision } from "../policy/query.ts";
 import type { SpiffeId } from "../spiffe/index.ts";
 import type { Logger } from "../runtime/log.ts";
+import { TidegateError } from "../errors.ts";
+import { MAX_PEEK_BYTES, peek, PeekError, type PeekResult } from "./peek/peek.ts";
+import { endOf, splice, type Splice } from "./splice.ts";
+
+export const PEEK_TIMEOUT_MS = 300;
 
 /** What the kernel recorded at connect (bpf/tidegate.h, `struct tg_record`). */
 export interface CaptureRecord {
@@ -42,6 +56,8 @@ export interface EgressDeps {
   identify(record: CaptureRecord): Promise<Identified>;
   /** The engine of the policy in force; null before the first good policy (everything refused). */
   engine(): PolicyEngine | null;
+  /** Resolves rule host names (the policy's dns: setting). */
+  names(): Pick<NameCache, "resolve">;
   logger: Logger;
 }
 
@@ -50,63 +66,198 @@ export interface EgressListener {
   stop(): void;
 }
 
-function recordFields(r: CaptureRecord): Record<string, unknown> {
-  return { dst: r.address.text, dst_port: r.port, pid: r.tgid, tid: r.pid, uid: r.uid, gid: r.gid, cgroup_id: r.cgroupId.toString() };
-}
+type Fields = Record<string, unknown>;
 
-/** Decides one accepted connection; exported for tests. */
-export async function judge(peer: { address: IpAddress; port: number }, deps: EgressDeps): Promise<{ event: Record<string, unknown>; decision: Decision | null }> {
+/** Who is calling (steps 1 and 2); exported for tests. */
+export async function identifyCaller(peer: { address: IpAddress; port: number }, deps: EgressDeps): Promise<{ fields: Fields; record: CaptureRecord; id: SpiffeId } | { fields: Fields; refused: string }> {
   const base = { peer: `${peer.address.text}:${peer.port}` };
   const record = deps.lookupRecord(peer.address, peer.port);
-  if (record === null) return { event: { ...base, outcome: "refused", reason: "no_record" }, decision: null };
+  if (record === null) return { fields: { ...base, outcome: "refused", reason: "no_record" }, refused: "no_record" };
   const who = await deps.identify(record);
-  const fields = { ...base, ...recordFields(record), workload: who.workload };
-  if (!who.ok) return { event: { ...fields, outcome: "refused", reason: who.reason, detail: who.detail }, decision: null };
+  const fields = { ...base, dst: record.address.text, dst_port: record.port, pid: record.tgid, tid: record.pid, uid: record.uid, gid: record.gid, cgroup_id: record.cgroupId.toString(), workload: who.workload };
+  if (!who.ok) return { fields: { ...fields, outcome: "refused", reason: who.reason, detail: who.detail }, refused: who.reason };
+  return { fields: { ...fields, spiffe_id: who.id.toString() }, record, id: who.id };
+}
+
+/** The decision for an identified caller and the name its first bytes gave (steps 3 and 4). */
+export async function decideConnection(
+  caller: { record: CaptureRecord; id: SpiffeId },
+  name: string | null,
+  deps: EgressDeps,
+): Promise<{ decision: Decision | null; upstream: { address: IpAddress; port: number } | null; fields: Fields }> {
   const engine = deps.engine();
-  if (engine === null) return { event: { ...fields, spiffe_id: who.id.toString(), outcome: "refused", reason: "no_policy" }, decision: null };
-  const decision = engine.decide({ from: who.id, proto: "tcp", port: record.port, address: record.address, name: null });
-  const event = {
-    ...fields,
-    spiffe_id: who.id.toString(),
-    decision: decision.verdict,
-    rule: decision.rule?.name ?? null,
-    summary: describeDecision(decision),
-    outcome: "refused",
-    reason: decision.verdict === "deny" ? decision.reason : "proxy_not_implemented",
-  };
-  return { event, decision };
+  if (engine === null) return { decision: null, upstream: null, fields: { outcome: "refused", reason: "no_policy" } };
+  const q = { from: caller.id, proto: "tcp" as const, port: caller.record.port, address: caller.record.address, name };
+  let decision = engine.decide(q);
+  let upstream: { address: IpAddress; port: number } | null = null;
+  try {
+    const admitted = await admit(decision, q, deps.names());
+    decision = admitted.decision;
+    upstream = admitted.upstream;
+  } catch (e) {
+    if (!(e instanceof TidegateError)) throw e;
+    return { decision, upstream: null, fields: { name, decision: "deny", rule: decision.rule?.name ?? null, outcome: "refused", reason: "dns_failed", detail: e.message } };
+  }
+  const fields: Fields = { name, decision: decision.verdict, rule: decision.rule?.name ?? null, summary: describeDecision(decision) };
+  if (decision.verdict === "deny") return { decision, upstream: null, fields: { ...fields, outcome: "refused", reason: decision.reason } };
+  if (decision.verdict === "inspect") return { decision, upstream: null, fields: { ...fields, outcome: "refused", reason: "intercept_not_implemented" } };
+  if (decision.action !== "passthrough" && decision.action !== "direct") {
+    return { decision, upstream: null, fields: { ...fields, action: decision.action, outcome: "refused", reason: `${decision.action}_not_implemented` } };
+  }
+  return { decision, upstream, fields: { ...fields, action: decision.action } };
+}
+
+function nameOf(r: PeekResult): string | null {
+  if (r.kind === "tls") return r.serverName;
+  if (r.kind === "http") return r.host;
+  return null;
+}
+
+interface Conn {
+  buf: Uint8Array[];
+  size: number;
+  /** Resolves when the first bytes decide (or the timeout passes). */
+  peeked: ReturnType<typeof Promise.withResolvers<PeekResult | PeekError>>;
+  settled: boolean;
+  timer: ReturnType<typeof setTimeout> | null;
+  sp: Splice | null;
+  /** The client sent FIN, or closed, before the splice began. */
+  ended: boolean;
+  closed: boolean;
+}
+
+function joined(c: Conn): Uint8Array {
+  const out = new Uint8Array(c.size);
+  let at = 0;
+  for (const b of c.buf) {
+    out.set(b, at);
+    at += b.length;
+  }
+  return out;
 }
 
 export function startEgressListener(port: number, deps: EgressDeps): EgressListener {
+  const settle = (c: Conn, r: PeekResult | PeekError) => {
+    if (c.settled) return;
+    c.settled = true;
+    if (c.timer !== null) clearTimeout(c.timer);
+    c.peeked.resolve(r);
+  };
+  const tryPeek = (c: Conn) => {
+    if (c.settled) return;
+    try {
+      const r = peek(joined(c));
+      if (r.kind !== "need_more") settle(c, r);
+    } catch (e) {
+      if (e instanceof PeekError) settle(c, e);
+      else throw e;
+    }
+  };
+  const serve = async (socket: Socket<Conn>) => {
+    const started = performance.now();
+    const c = socket.data;
+    const log = (fields: Fields) => deps.logger.info("egress", { ...fields, duration_ms: Math.round(performance.now() - started) });
+    let peer: IpAddress;
+    try {
+      peer = parseIp(socket.remoteAddress);
+    } catch {
+      log({ outcome: "refused", reason: "bad_peer", peer: socket.remoteAddress });
+      socket.end();
+      return;
+    }
+    const caller = await identifyCaller({ address: peer, port: (socket as unknown as { remotePort: number }).remotePort }, deps);
+    if ("refused" in caller) {
+      log(caller.fields);
+      socket.end();
+      return;
+    }
+    c.timer = setTimeout(() => settle(c, { kind: "other" }), PEEK_TIMEOUT_MS);
+    tryPeek(c);
+    const first = await c.peeked.promise;
+    if (first instanceof PeekError) {
+      log({ ...caller.fields, outcome: "refused", reason: first.code, detail: first.message });
+      socket.end();
+      return;
+    }
+    const d = await decideConnection(caller, nameOf(first), deps);
+    if (d.upstream === null || c.closed) {
+      log({ ...caller.fields, ...d.fields, ...(c.closed && d.upstream !== null ? { outcome: "client_gone" } : {}) });
+      socket.end();
+      return;
+    }
+    const upstream = d.upstream;
+    const done = (extra: Fields) => log({ ...caller.fields, ...d.fields, upstream: `${upstream.address.text}:${upstream.port}`, ...extra });
+    try {
+      await Bun.connect<{ sp: Splice | null }>({
+        hostname: upstream.address.text,
+        port: upstream.port,
+        allowHalfOpen: true,
+        data: { sp: null },
+        socket: {
+          open(up) {
+            const sp = splice(endOf(socket as Socket<unknown>), endOf(up as Socket<unknown>), () =>
+              done({ outcome: "forwarded", bytes_up: sp.bytesUp(), bytes_down: sp.bytesDown() }),
+            );
+            up.data.sp = sp;
+            c.sp = sp;
+            const early = joined(c);
+            c.buf = [];
+            c.size = 0;
+            if (early.length > 0) sp.up.data(early);
+            if (c.closed) sp.clientClosed();
+            else if (c.ended) sp.up.ended();
+            socket.resume();
+          },
+          data: (up, chunk) => up.data.sp?.down.data(chunk),
+          drain: (up) => up.data.sp?.up.drain(),
+          end: (up) => up.data.sp?.down.ended(),
+          close: (up) => up.data.sp?.upstreamClosed(),
+          connectError: (_up, e) => {
+            done({ outcome: "upstream_failed", detail: e.message });
+            socket.end();
+          },
+          timeout: (up) => void up.end(),
+        },
+      });
+    } catch (e) {
+      done({ outcome: "upstream_failed", detail: e instanceof Error ? e.message : String(e) });
+      socket.end();
+    }
+  };
   const handlers = {
-    open(socket: Socket<undefined>) {
-      let peer: IpAddress;
-      try {
-        peer = parseIp(socket.remoteAddress);
-      } catch {
-        deps.logger.warn("egress", { outcome: "refused", reason: "bad_peer", peer: socket.remoteAddress });
+    open(socket: Socket<Conn>) {
+      socket.data = { buf: [], size: 0, peeked: Promise.withResolvers(), settled: false, timer: null, sp: null, ended: false, closed: false };
+      serve(socket).catch((e: unknown) => {
+        deps.logger.error("egress", { outcome: "refused", reason: "internal_error", error: e instanceof Error ? e.message : String(e) });
         socket.end();
-        return;
-      }
-      const remotePort = (socket as unknown as { remotePort: number }).remotePort;
-      judge({ address: peer, port: remotePort }, deps).then(
-        ({ event }) => {
-          deps.logger.info("egress", event);
-          socket.end();
-        },
-        (e: unknown) => {
-          deps.logger.error("egress", { outcome: "refused", reason: "internal_error", error: e instanceof Error ? e.message : String(e) });
-          socket.end();
-        },
-      );
+      });
     },
-    data() {},
+    data(socket: Socket<Conn>, chunk: Uint8Array) {
+      const c = socket.data;
+      if (c.sp !== null) return c.sp.up.data(chunk);
+      c.buf.push(new Uint8Array(chunk));
+      c.size += chunk.length;
+      if (c.size >= MAX_PEEK_BYTES) socket.pause();
+      tryPeek(c);
+    },
+    drain: (socket: Socket<Conn>) => socket.data.sp?.down.drain(),
+    end: (socket: Socket<Conn>) => {
+      const c = socket.data;
+      if (c.sp !== null) return c.sp.up.ended();
+      c.ended = true;
+      settle(c, { kind: "other" });
+    },
+    close: (socket: Socket<Conn>) => {
+      const c = socket.data;
+      c.closed = true;
+      if (c.sp !== null) return c.sp.clientClosed();
+      settle(c, { kind: "other" });
+    },
     error() {},
   };
-  const listeners: TCPSocketListener<undefined>[] = [];
+  const listeners: { stop(force?: boolean): void }[] = [];
   try {
-    listeners.push(Bun.listen({ hostname: "127.0.0.1", port, socket: handlers }));
-    listeners.push(Bun.listen({ hostname: "::1", port, socket: handlers }));
+    for (const hostname of ["127.0.0.1", "::1"]) listeners.push(Bun.listen<Conn>({ hostname, port, allowHalfOpen: true, socket: handlers }));
   } catch (e) {
     for (const l of listeners) l.stop(true);
     throw e;

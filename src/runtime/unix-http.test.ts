@@ -1,5 +1,5 @@
 import { afterAll, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { callUnix, serveUnix } from "./unix-http.ts";
@@ -31,4 +31,18 @@ test("a regular file in the socket's place is refused, not removed", () => {
   writeFileSync(path, "keep me");
   expect(() => serveUnix(path, () => new Response())).toThrow(expect.objectContaining({ code: "socket_path_taken" }));
   expect(statSync(path).isFile()).toBe(true);
+});
+
+test("an existing socket folder keeps at most 0710: world bits and group read/write go, group traverse stays", async () => {
+  for (const [before, after] of [[0o755, 0o710], [0o710, 0o710], [0o700, 0o700], [0o777, 0o710]] as const) {
+    const folder = join(dir, `perm-${before.toString(8)}`);
+    mkdirSync(folder);
+    chmodSync(folder, before);
+    const s = serveUnix(join(folder, "x.sock"), () => new Response());
+    try {
+      expect(statSync(folder).mode & 0o777).toBe(after);
+    } finally {
+      await s.stop();
+    }
+  }
 });

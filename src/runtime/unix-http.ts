@@ -1,9 +1,10 @@
 /**
  * HTTP over a Unix socket: how the CLI talks to `server.sock` and `agent.sock` (../shared/DESIGN.md
- * section 2). The socket's directory is made 0700 and the socket 0600 before anything is served,
- * so only root reaches it; the group `tidegate` access to agent.sock comes with `tidegate run`.
+ * section 2). A new socket directory is made 0700; an existing one keeps at most 0710 (the agent's
+ * run service lets its run group traverse it to reach run.sock, src/agent/run-service.ts); the
+ * socket is 0600 before anything is served, so only root reaches these two sockets.
  */
-import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, mkdirSync, statSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
 import { TidegateError } from "../errors.ts";
 
@@ -19,8 +20,9 @@ export interface UnixServer {
  * anything else in its place (a regular file, a directory) is refused.
  */
 export function serveUnix(path: string, fetch: (req: Request) => Response | Promise<Response>): UnixServer {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  chmodSync(dirname(path), 0o700);
+  const dir = dirname(path);
+  if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, statSync(dir).mode & 0o710);
   if (existsSync(path)) {
     if (!lstatSync(path).isSocket()) {
       throw new UnixHttpError("socket_path_taken", `socket: ${JSON.stringify(path)} exists and is not a socket`);

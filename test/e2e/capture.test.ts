@@ -3,13 +3,14 @@
 // with `tidegate run`. Denied destinations fail at once with EPERM, direct ones connect, the rest
 // reach the egress listener, which names the original destination and the caller; UDP only to
 // the direct resolver; processes outside are unaffected; kill -9 of the agent leaves enforcement
-// in place and a restart adopts it, with no connection slipping through meanwhile; uninstall
-// leaves nothing behind.
+// in place and a restart adopts it, with no connection slipping through meanwhile; a member of
+// the agent's run group (nobody, in nogroup) runs the workload whose run_by names it, as its
+// configured user, over run.sock, and nothing else; uninstall leaves nothing behind.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { tidegate } from "../helpers/binary.ts";
+import { requireBinary, tidegate } from "../helpers/binary.ts";
 import { startTidegate, waitFor, type Running } from "../helpers/processes.ts";
 import { callUnix } from "../../src/runtime/unix-http.ts";
 import { probeHost } from "../../src/runtime/host.ts";
@@ -65,6 +66,37 @@ async function run(args: string[], opts: { workload?: string; user?: string } = 
   return tidegate(["run", ...nodeFlags, "--workload", opts.workload ?? "w1", "--user", opts.user ?? "nobody", "--", ...args], { env: WORKLOAD_ENV });
 }
 
+/**
+ * `tidegate run ...RUN_ARGS` as uid:gid ID (no supplementary groups) with the given stdin, from a
+ * copy of the binary that user can execute. Resolves once it has exited.
+ */
+async function asUser(id: number, runArgs: string[], stdin = ""): Promise<{ code: number; stdout: string; stderr: string; pid: number }> {
+  const p = spawnAs(id, runArgs, "pipe");
+  p.stdin.write(stdin);
+  p.stdin.end();
+  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  return { code, stdout, stderr, pid: p.pid };
+}
+
+function spawnAs(id: number, runArgs: string[], stdin: "pipe"): Bun.Subprocess<"pipe", "pipe", "pipe"> {
+  return Bun.spawn(["setpriv", `--reuid=${id}`, `--regid=${id}`, "--clear-groups", "env", "-i", `PATH=${WORKLOAD_ENV.PATH}`, "LANG=C", userBinary(), "run", ...nodeFlags, ...runArgs], { stdin, stdout: "pipe", stderr: "pipe", cwd: "/" });
+}
+
+let copied: string | null = null;
+/** dist/tidegate when nobody can execute it where it is, else a 0755 copy in a 0755 temp folder. */
+function userBinary(): string {
+  const binary = requireBinary();
+  if (Bun.spawnSync(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "test", "-x", binary]).exitCode === 0) return binary;
+  if (copied === null) {
+    const d = mkdtempSync(join(tmpdir(), "tidegate-test-bin-"));
+    chmodSync(d, 0o755);
+    copied = join(d, "tidegate");
+    copyFileSync(binary, copied);
+    chmodSync(copied, 0o755);
+  }
+  return copied;
+}
+
 const PY_CONNECT = `
 import socket, sys, errno
 host, port, kind = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -116,7 +148,7 @@ async function startAgent(extra: string[] = []): Promise<Running> {
   return a;
 }
 
-let ports: { direct: number; direct6: number; blocked: number; original: number } = { direct: 0, direct6: 0, blocked: 0, original: 0 };
+let ports: { direct: number; direct6: number; blocked: number; original: number; unnamed: number } = { direct: 0, direct6: 0, blocked: 0, original: 0, unnamed: 0 };
 
 describe.skipIf(!can)("kernel capture with tidegate run", () => {
   beforeAll(async () => {
@@ -127,14 +159,20 @@ describe.skipIf(!can)("kernel capture with tidegate run", () => {
       direct6: httpListener("direct6", "::1", 0),
       blocked: httpListener("blocked", "127.0.0.3", 0),
       original: httpListener("original", "127.0.0.4", 80),
+      unnamed: httpListener("unnamed", "127.0.0.5", 80),
     };
     const udp = await Bun.udpSocket({ hostname: "127.0.0.2", port: 0, socket: { data: (_s, buf) => void udpReceived.push(buf.toString()) } });
     udpPort = udp.port;
     listeners.push({ stop: () => udp.close() });
     writeFileSync(join(dirs.etc, "server.yaml"), "svid:\n  default_ttl: 1h\n");
+    chmodSync(root, 0o711); // callers run as nobody reach run.sock below it
     writeFileSync(
       join(dirs.etc, "tidegate.yaml"),
       `trust_domain: example.org
+agent: { run_group: nogroup }
+workloads:
+  - { name: w1, id: spiffe://example.org/w1, user: www-data, run_by: { users: [nobody] } }
+  - { name: w2, id: spiffe://example.org/w2, user: www-data, run_by: { users: [daemon] } }
 egress:
   - name: blocked
     from: spiffe://example.org/w1
@@ -174,6 +212,7 @@ egress:
     await tidegate(["agent", "--uninstall", ...nodeFlags]);
     for (const l of listeners) l.stop(true);
     rmSync(root, { recursive: true, force: true });
+    if (copied !== null) rmSync(join(copied, ".."), { recursive: true, force: true });
   }, T);
 
   test("a denied destination fails at once with EPERM (curl, python3, node, socat)", async () => {
@@ -200,24 +239,36 @@ egress:
     expect(await py("::1", ports.direct6)).toBe("connected direct6");
   }, T);
 
-  test("a redirected connection reaches the listener, which names the original destination and the caller", async () => {
+  test("a redirected connection reaches the listener, which names the caller, decides, and passes a passthrough on", async () => {
     const r = await run(["sh", "-c", `echo pid=$$; exec curl -sS --max-time 5 http://127.0.0.4:80/`]);
     const pid = Number(/pid=(\d+)/.exec(r.stdout)![1]);
-    expect(r.code).not.toBe(0);
-    expect(accepted.original ?? 0).toBe(0);
+    expect(r.stdout).toContain("original");
+    expect(accepted.original).toBe(1);
     const line = await waitFor("the listener's line", () => agentLog().find((l) => l.event === "egress" && l.pid === pid));
-    expect(line).toMatchObject({ dst: "127.0.0.4", dst_port: 80, uid: 65534, gid: 65534, workload: "w1", spiffe_id: "spiffe://example.org/w1", decision: "allow", rule: "web", outcome: "refused", reason: "proxy_not_implemented" });
+    expect(line).toMatchObject({ dst: "127.0.0.4", dst_port: 80, uid: 65534, gid: 65534, workload: "w1", spiffe_id: "spiffe://example.org/w1", decision: "allow", action: "passthrough", rule: "web", name: null, outcome: "forwarded", upstream: "127.0.0.4:80" });
+    expect(line.bytes_up).toBeGreaterThan(50);
+    expect(line.bytes_down).toBe("HTTP/1.1 200 OK\r\ncontent-length: 8\r\nconnection: close\r\n\r\noriginal".length);
     expect(String(line.cgroup_id)).toMatch(/^\d+$/);
+  }, T);
+
+  test("a redirected connection no rule names is refused by the listener, naming destination and caller", async () => {
+    const r = await run(["sh", "-c", `echo pid=$$; exec curl -sS --max-time 5 -H 'Host: api.example.test' http://127.0.0.5:80/`]);
+    const pid = Number(/pid=(\d+)/.exec(r.stdout)![1]);
+    expect(r.code).not.toBe(0);
+    expect(accepted.unnamed ?? 0).toBe(0);
+    const line = await waitFor("the listener's line", () => agentLog().find((l) => l.event === "egress" && l.pid === pid));
+    expect(line).toMatchObject({ dst: "127.0.0.5", dst_port: 80, uid: 65534, workload: "w1", spiffe_id: "spiffe://example.org/w1", name: "api.example.test", decision: "deny", rule: null, outcome: "refused", reason: "no_rule" });
   }, T);
 
   test("IPv4-mapped IPv6 destinations follow the IPv4 policy", async () => {
     expect(await py("::ffff:127.0.0.3", ports.blocked)).toBe("EPERM");
     expect(await py("::ffff:127.0.0.2", ports.direct)).toBe("connected direct");
+    expect(await py("::ffff:127.0.0.4", 80)).toBe("connected original");
     const before = agentLog().filter((l) => l.event === "egress").length;
-    await py("::ffff:127.0.0.4", 80);
+    expect(await py("::ffff:127.0.0.5", 80)).not.toContain("unnamed");
     await waitFor("a listener line for the mapped connect", () => (agentLog().filter((l) => l.event === "egress").length > before ? true : undefined));
-    expect(agentLog().filter((l) => l.event === "egress").at(-1)).toMatchObject({ dst: "127.0.0.4", dst_port: 80, rule: "web" });
-    expect(accepted.original ?? 0).toBe(0);
+    expect(agentLog().filter((l) => l.event === "egress").at(-1)).toMatchObject({ dst: "127.0.0.5", dst_port: 80, outcome: "refused", reason: "no_rule" });
+    expect(accepted.unnamed ?? 0).toBe(0);
   }, T);
 
   test("UDP: only the direct resolver, connected or not", async () => {
@@ -254,13 +305,59 @@ egress:
     expect(await r.proc.exited).toBe(143);
   }, T);
 
+  test("a member of the run group runs the workload whose run_by names it, as its user, and nothing else", async () => {
+    const www = Number(/^www-data:[^:]*:(\d+):/m.exec(readFileSync("/etc/passwd", "utf8"))![1]);
+    const id = await asUser(65534, ["--workload", "w1", "--", "id", "-u"]);
+    expect([id.code, id.stdout, id.stderr]).toEqual([0, `${www}\n`, ""]);
+    const started = await waitFor("run_started", () => agentLog().find((l) => l.event === "run_started" && l.caller_pid === id.pid));
+    expect(started).toMatchObject({ caller_uid: 65534, workload: "w1", user: "www-data", uid: www, spiffe_id: "spiffe://example.org/w1" });
+    expect(await waitFor("run_ended", () => agentLog().find((l) => l.event === "run_ended" && l.caller_pid === id.pid))).toMatchObject({ exit: 0, pid: started.pid });
+    // captured as w1: a denied destination fails at once with EPERM
+    const blockedBefore = accepted.blocked ?? 0;
+    const denied = await asUser(65534, ["--workload", "w1", "--", "python3", "-c", PY_CONNECT, "127.0.0.3", String(ports.blocked), "tcp"]);
+    expect(denied.stdout.trim()).toBe("EPERM");
+    expect(accepted.blocked ?? 0).toBe(blockedBefore);
+    // the caller's stdin, stdout, stderr and the exit code pass through
+    const cat = await asUser(65534, ["--workload", "w1", "--", "sh", "-c", "cat; echo oops >&2; exit 5"], "hi\n");
+    expect([cat.code, cat.stdout, cat.stderr]).toEqual([5, "hi\n", "oops\n"]);
+    // nothing else: another workload, another user, root
+    const w2 = await asUser(65534, ["--workload", "w2", "--", "id", "-u"]);
+    expect([w2.code, w2.stdout]).toEqual([1, ""]);
+    expect(w2.stderr).toContain(`workload "w2"'s run_by does not name uid 65534`);
+    for (const user of ["root", "nobody"]) {
+      const r = await asUser(65534, ["--workload", "w1", "--user", user, "--", "id", "-u"]);
+      expect([r.code, r.stdout]).toEqual([1, ""]);
+      expect(r.stderr).toContain(`runs as "www-data" only; --user "${user}" is for root`);
+    }
+    const allow = await asUser(65534, ["--workload", "w1", "--allow-root", "--", "id", "-u"]);
+    expect([allow.code, allow.stderr.includes("--allow-root is for root only")]).toEqual([1, true]);
+    const refused = await waitFor("four refusals", () => {
+      const lines = agentLog().filter((l) => l.event === "run_refused" && l.caller_uid === 65534);
+      return lines.length >= 4 ? lines : undefined;
+    });
+    expect(refused.map((l) => l.code)).toEqual(["run_not_in_run_by", "run_user_not_allowed", "run_user_not_allowed", "run_root_refused"]);
+    expect(refused[0]).toMatchObject({ caller_pid: w2.pid, workload: "w2" });
+    // the agent's admin socket stays root's
+    const sock = Bun.spawnSync(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ntry:\n  s.connect(sys.argv[1]); print('connected')\nexcept OSError as e: print(type(e).__name__)", join(dirs.noderun, "agent.sock")]);
+    expect(sock.stdout.toString().trim()).toBe("PermissionError");
+  }, T);
+
+  test("a run group member's tidegate run passes SIGTERM on; the exit code says so", async () => {
+    const p = spawnAs(65534, ["--workload", "w1", "--", "sleep", "30"], "pipe");
+    await waitFor("sleep in the workload's cgroup", () => (readFileSync(join(cgroupRoot, "workloads", "w1", "cgroup.procs"), "utf8").trim() !== "" ? true : undefined));
+    await Bun.sleep(200);
+    p.kill("SIGTERM");
+    expect(await p.exited).toBe(143);
+    expect(await waitFor("run_ended", () => agentLog().find((l) => l.event === "run_ended" && l.caller_pid === p.pid))).toMatchObject({ signal: "SIGTERM" });
+  }, T);
+
   test("kill -9 of the agent: denies still deny, directs pass, nothing reaches a redirected destination; a restart adopts the pins", async () => {
     // A workload that keeps connecting across the agent's death and restart.
     const looper = startTidegate(["run", ...nodeFlags, "--workload", "w1", "--user", "nobody", "--", "python3", "-c", `
 import socket, time, errno
 end = time.time() + 12
 while time.time() < end:
-    for host, port in (('127.0.0.4', 80), ('127.0.0.3', ${ports.blocked})):
+    for host, port in (('127.0.0.5', 80), ('127.0.0.3', ${ports.blocked})):
         s = socket.socket(); s.settimeout(1)
         try:
             s.connect((host, port)); data = s.recv(100)
@@ -285,13 +382,11 @@ while time.time() < end:
     await looper.proc.exited;
     const lines = looper.output().split("\n").filter((l) => l.startsWith("127."));
     expect(lines.filter((l) => l.startsWith("127.0.0.3") && !l.endsWith("EPERM"))).toEqual([]);
-    expect(lines.some((l) => l.startsWith("127.0.0.4") && l.endsWith("ECONNREFUSED"))).toBe(true);
-    expect(accepted.original ?? 0).toBe(0);
+    expect(lines.some((l) => l.startsWith("127.0.0.5") && l.endsWith("ECONNREFUSED"))).toBe(true);
+    expect(accepted.unnamed ?? 0).toBe(0);
     expect(lines.filter((l) => l.includes("DATA"))).toEqual([]);
-    // after the restart, redirected connections reach the listener again
-    const before = agentLog().filter((l) => l.event === "egress").length;
-    await run(["curl", "-sS", "--max-time", "5", "http://127.0.0.4:80/"]);
-    await waitFor("the restarted listener's line", () => (agentLog().filter((l) => l.event === "egress").length > before ? true : undefined));
+    // after the restart, redirected connections reach the listener again, and a passthrough passes
+    expect((await run(["curl", "-sS", "--max-time", "5", "http://127.0.0.4:80/"])).stdout).toBe("original");
   }, T);
 
   test("a rejected reload keeps the last good policy; a good one changes the kernel's answer", async () => {
@@ -309,16 +404,17 @@ while time.time() < end:
     await waitFor("the deny back", async () => ((await py("127.0.0.3", ports.blocked)) === "EPERM" ? true : undefined), 10_000, 200);
   }, T);
 
-  test("run refuses what it must: an unknown user, root without --allow-root, a non-root caller", async () => {
+  test("run refuses what it must: an unknown user, root without --allow-root, a caller outside the run group", async () => {
     const u = await run(["true"], { user: "no-such-user-xyz" });
     expect(u.code).toBe(1);
     expect(u.stderr).toContain("no such user");
     const r = await run(["true"], { user: "root" });
     expect(r.code).toBe(126);
     expect(r.stderr).toContain("--allow-root");
-    const n = Bun.spawnSync(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "env", "PATH=/usr/bin:/bin", join(import.meta.dir, "..", "..", "dist", "tidegate"), "run", ...nodeFlags, "--workload", "w1", "--", "true"]);
-    expect(n.exitCode).toBe(1);
-    expect(n.stderr.toString()).toContain("only root can run workloads");
+    const n = await asUser(33, ["--workload", "w1", "--", "true"]); // www-data: not in nogroup
+    expect(n.code).toBe(1);
+    expect(n.stderr).toContain("run.sock is for root and the members of the agent's run group");
+    expect(n.stdout).toBe("");
   }, T);
 
   test("uninstall: the workloads are killed and no cgroup, pin or program of the instance is left", async () => {

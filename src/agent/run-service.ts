@@ -1,0 +1,328 @@
+/**
+ * `<run-dir>/run.sock`: `tidegate run` for root and the members of the agent's run group
+ * (DESIGN.md section 2, "Privileges"; docs/capture.md). Bun's Unix sockets give neither the peer's
+ * credentials nor descriptors, so this socket is made through FFI (../runtime/unix-fds.ts): a
+ * non-blocking listener polled every POLL_MS, one request per connection (run-protocol.ts).
+ *
+ * Guarantees:
+ * - the caller is who the kernel says connected (SO_PEERCRED); run-decision.ts decides, and every
+ *   refusal is logged (`run_refused`, with the caller's pid and uid) and answered with its reason;
+ * - an accepted request is started by the agent itself, as root, through the launcher
+ *   (../run/launcher.ts) in the workload's cgroup, with the caller's own descriptors 0, 1, 2 as its
+ *   stdin, stdout and stderr, the caller's environment and working directory, in a session of its
+ *   own; the received descriptors are closed in the agent as soon as the child has them;
+ * - `run_started` and `run_ended` are logged; the answer is the exit code or the signal; a caller
+ *   that goes away first has the command sent SIGHUP, as a hang-up of its terminal would;
+ * - access: the socket is 0660 root:<run group> and the run folder 0710 root:<run group> while
+ *   that group exists in /etc/group, else both root's alone (0600, 0700); re-checked every few
+ *   seconds and when the policy changes. agent.sock stays 0600 root's.
+ * Refused before the request is read: more than MAX_CONNECTIONS at once. A request must arrive
+ * whole within REQUEST_TIMEOUT_MS, carry exactly three descriptors and be at most 1 MiB.
+ */
+import { chmodSync, chownSync, existsSync, lstatSync, statSync, unlinkSync } from "node:fs";
+import { dirname } from "node:path";
+import type { Subprocess } from "bun";
+import type { Logger } from "../runtime/log.ts";
+import type { Policy } from "../policy/model.ts";
+import { findGroup, readAccountFiles, type AccountFiles } from "../run/accounts.ts";
+import { launcherArgv, selfBinary } from "../run/launcher.ts";
+import * as u from "../runtime/unix-fds.ts";
+import { TidegateError } from "../errors.ts";
+import { decideRun, type RunTarget } from "./run-decision.ts";
+import { encodeLine, LineReader, parseRequest, parseSignalLine, type RunRequest } from "./run-protocol.ts";
+import type { Enforcer } from "./enforcer.ts";
+
+export const POLL_MS = 20;
+export const MAX_CONNECTIONS = 128;
+export const REQUEST_TIMEOUT_MS = 10_000;
+const ACCESS_EVERY_MS = 5_000;
+const READ_CHUNK = 64 * 1024;
+/** Reads per connection per tick, so that one caller cannot hold the loop. */
+const READS_PER_TICK = 32;
+
+export class RunServiceError extends TidegateError<"run_socket_taken"> {}
+
+/** What the service needs from the agent (enforcer.ts). */
+export interface RunHost {
+  policy(): Pick<Policy, "workloads" | "agent"> | null;
+  /** Counts good policy loads. */
+  generation(): number;
+  /** Makes the workload's cgroup with its kernel share written; throws TidegateError. */
+  prepareRun(workload: string): { cgroup_dir: string; spiffe_id: string | null };
+  release(workload: string): void;
+}
+
+/** The agent's enforcer as a RunHost. */
+export function runHostOf(e: Enforcer): RunHost {
+  return {
+    policy: () => e.holder.policy,
+    generation: () => e.holder.generation,
+    prepareRun: (workload) => e.prepareRun(workload),
+    release: (workload) => void e.release(workload),
+  };
+}
+
+export interface RunServiceOptions {
+  readonly socketPath: string;
+  readonly host: RunHost;
+  readonly logger: Logger;
+  /** /etc/passwd and /etc/group (tests inject theirs). */
+  readonly accounts?: () => AccountFiles;
+  /** How to run the launcher (default: this program again). */
+  readonly binary?: () => string | readonly string[];
+}
+
+interface Connection {
+  readonly fd: number;
+  readonly peer: u.PeerCredentials;
+  readonly opened: number;
+  readonly reader: LineReader;
+  fds: number[];
+  state: "reading" | "running" | "done";
+  out: Uint8Array[];
+  child: Subprocess | null;
+  workload: string | null;
+  /** The caller closed its side (or the connection failed): nothing more to read. */
+  eof: boolean;
+}
+
+export class RunService {
+  private listenFd: number;
+  private timer: ReturnType<typeof setInterval>;
+  private readonly conns = new Set<Connection>();
+  private access = { key: "", at: 0, generation: -1 };
+  private stopped = false;
+  private failureLogged = 0;
+
+  constructor(private readonly o: RunServiceOptions) {
+    const path = o.socketPath;
+    if (existsSync(path)) {
+      if (!lstatSync(path).isSocket()) throw new RunServiceError("run_socket_taken", `run: ${JSON.stringify(path)} exists and is not a socket`);
+      unlinkSync(path);
+    }
+    this.listenFd = u.listenUnix(path);
+    chmodSync(path, 0o600);
+    this.applyAccess(true);
+    this.timer = setInterval(() => this.tick(), POLL_MS);
+  }
+
+  get connections(): number {
+    return this.conns.size;
+  }
+
+  /**
+   * Stops accepting and closes every connection (their callers see the stream end). Commands
+   * already started keep running; their end is no longer reported.
+   */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.timer);
+    u.closeFd(this.listenFd);
+    for (const c of this.conns) this.close(c);
+    try {
+      unlinkSync(this.o.socketPath);
+    } catch {
+      // already gone
+    }
+  }
+
+  private accounts(): AccountFiles {
+    return (this.o.accounts ?? readAccountFiles)();
+  }
+
+  /** Socket and folder modes for the run group in force: 0660/0710 with the group, else root's. */
+  private applyAccess(force = false): void {
+    const now = Date.now();
+    const generation = this.o.host.generation();
+    if (!force && generation === this.access.generation && now - this.access.at < ACCESS_EVERY_MS) return;
+    this.access.at = now;
+    this.access.generation = generation;
+    const group = this.o.host.policy()?.agent.runGroup ?? "tidegate";
+    const gid = findGroup(this.accounts(), group);
+    const path = this.o.socketPath;
+    const dir = dirname(path);
+    try {
+      const want = gid === null ? { sock: 0o600, dir: 0o700, gid: 0 } : { sock: 0o660, dir: 0o710, gid };
+      for (const [p, mode] of [[path, want.sock], [dir, want.dir]] as const) {
+        const s = statSync(p);
+        if (s.uid !== 0 || s.gid !== want.gid) chownSync(p, 0, want.gid);
+        if ((s.mode & 0o7777) !== mode) chmodSync(p, mode);
+      }
+      const key = `${group}:${gid}`;
+      if (key !== this.access.key) {
+        this.access.key = key;
+        if (gid === null) this.o.logger.warn("run_socket", { socket: path, mode: "0600", group, effect: `group ${group} does not exist: only root can use run.sock` });
+        else this.o.logger.info("run_socket", { socket: path, mode: "0660", group, gid });
+      }
+    } catch (e) {
+      this.o.logger.error("run_socket_access_failed", { socket: path, error: e instanceof Error ? e.message : String(e) });
+    }
+  }
+
+  private tick(): void {
+    if (this.stopped) return;
+    try {
+      this.applyAccess();
+      this.acceptAll();
+      for (const c of this.conns) this.service(c);
+    } catch (e) {
+      // Logged at most every 10 s: a lasting failure (EMFILE on accept) would repeat every tick.
+      if (Date.now() - this.failureLogged < 10_000) return;
+      this.failureLogged = Date.now();
+      this.o.logger.error("run_service_failed", { error: e instanceof Error ? e.message : String(e) });
+    }
+  }
+
+  private acceptAll(): void {
+    for (let fd = u.acceptConnection(this.listenFd); fd !== null; fd = u.acceptConnection(this.listenFd)) {
+      let peer: u.PeerCredentials;
+      try {
+        peer = u.peerCredentials(fd);
+      } catch (e) {
+        u.closeFd(fd);
+        this.o.logger.error("run_refused", { reason: "no peer credentials", error: e instanceof Error ? e.message : String(e) });
+        continue;
+      }
+      const c: Connection = { fd, peer, opened: Date.now(), reader: new LineReader(), fds: [], state: "reading", out: [], child: null, workload: null, eof: false };
+      this.conns.add(c);
+      if (this.conns.size > MAX_CONNECTIONS) this.refuse(c, "run_busy", `run: the agent has ${MAX_CONNECTIONS} run connections open; try again`);
+    }
+  }
+
+  private service(c: Connection): void {
+    if (c.state !== "done" && !c.eof) this.read(c);
+    if (c.state === "reading" && Date.now() - c.opened > REQUEST_TIMEOUT_MS) this.refuse(c, "run_request_timeout", `run: no complete request within ${REQUEST_TIMEOUT_MS / 1000} s`);
+    this.flush(c);
+  }
+
+  private read(c: Connection): void {
+    for (let n = 0; n < READS_PER_TICK; n++) {
+      let got: u.Received | null;
+      try {
+        got = u.receive(c.fd, READ_CHUNK);
+      } catch (e) {
+        got = { bytes: new Uint8Array(0), fds: [], truncated: false };
+        if (c.state === "reading") this.o.logger.warn("run_connection_failed", { caller_pid: c.peer.pid, error: e instanceof Error ? e.message : String(e) });
+      }
+      if (got === null) return;
+      if (c.state !== "reading") for (const fd of got.fds) u.closeFd(fd);
+      else c.fds.push(...got.fds);
+      if (c.state === "reading" && got.truncated) return this.refuse(c, "run_bad_fds", `run: more than ${u.MAX_FDS} descriptors sent`);
+      if (got.bytes.length === 0) return this.ended(c);
+      let lines: string[];
+      try {
+        lines = c.reader.push(got.bytes);
+      } catch (e) {
+        return this.refuse(c, e instanceof TidegateError ? e.code : "run_bad_request", e instanceof Error ? e.message : String(e));
+      }
+      for (const line of lines) {
+        if (c.state === "reading") this.request(c, line);
+        else if (c.state === "running") {
+          const sig = parseSignalLine(line);
+          if (sig !== null) c.child?.kill(sig);
+        }
+      }
+      if (c.state === "done") return;
+    }
+  }
+
+  /** End of stream from the caller. */
+  private ended(c: Connection): void {
+    if (c.state === "reading") return this.refuse(c, "run_request_truncated", "run: the connection ended before a complete request");
+    c.eof = true;
+    if (c.state === "running") {
+      this.o.logger.warn("run_caller_gone", { caller_pid: c.peer.pid, caller_uid: c.peer.uid, workload: c.workload, pid: c.child?.pid ?? null, effect: "SIGHUP sent" });
+      c.child?.kill("SIGHUP");
+    }
+  }
+
+  private refuse(c: Connection, code: string, message: string, workload: string | null = null): void {
+    this.o.logger.warn("run_refused", { caller_pid: c.peer.pid, caller_uid: c.peer.uid, caller_gid: c.peer.gid, workload, code, reason: message });
+    this.answer(c, { error: { code, message } });
+  }
+
+  private answer(c: Connection, body: unknown): void {
+    this.closeReceived(c);
+    c.state = "done";
+    c.out.push(encodeLine(body));
+    this.flush(c);
+  }
+
+  private closeReceived(c: Connection): void {
+    for (const fd of c.fds) u.closeFd(fd);
+    c.fds = [];
+  }
+
+  /** Sends what is queued; a finished connection is closed once its answer is out. */
+  private flush(c: Connection): void {
+    try {
+      while (c.out.length > 0) {
+        const next = c.out[0]!;
+        const n = u.sendWithFds(c.fd, next);
+        if (n === null) return;
+        if (n < next.length) c.out[0] = next.subarray(n);
+        else c.out.shift();
+      }
+    } catch {
+      c.out = []; // the caller is gone: nothing left to tell it
+    }
+    if (c.state === "done" && c.out.length === 0) this.close(c);
+  }
+
+  private close(c: Connection): void {
+    this.closeReceived(c);
+    if (this.conns.delete(c)) u.closeFd(c.fd);
+  }
+
+  private request(c: Connection, line: string): void {
+    let req: RunRequest;
+    try {
+      req = parseRequest(line);
+    } catch (e) {
+      return this.refuse(c, e instanceof TidegateError ? e.code : "run_bad_request", e instanceof Error ? e.message : String(e));
+    }
+    if (c.fds.length !== 3 || c.fds.some((fd) => fd < 3)) {
+      return this.refuse(c, "run_bad_fds", `run: the request must carry exactly three descriptors (stdin, stdout, stderr), not ${c.fds.length}`, req.workload);
+    }
+    const d = decideRun({ caller: c.peer, request: req, policy: this.o.host.policy(), files: this.accounts() });
+    if (!d.ok) return this.refuse(c, d.code, d.message, req.workload);
+    this.start(c, req, d.target);
+  }
+
+  private start(c: Connection, req: RunRequest, t: RunTarget): void {
+    let grant: { cgroup_dir: string; spiffe_id: string | null };
+    try {
+      grant = this.o.host.prepareRun(req.workload);
+    } catch (e) {
+      return this.refuse(c, e instanceof TidegateError ? e.code : "run_failed", e instanceof Error ? e.message : String(e), req.workload);
+    }
+    const argv = launcherArgv({ binary: (this.o.binary ?? selfBinary)(), cgroupDir: grant.cgroup_dir, uid: t.uid, gid: t.gid, groups: t.groups, allowRoot: t.allowRoot, command: req.command });
+    const env: Record<string, string> = {};
+    for (const e of req.env) env[e.slice(0, e.indexOf("="))] = e.slice(e.indexOf("=") + 1);
+    let child: Subprocess;
+    try {
+      child = Bun.spawn(argv, { stdio: [c.fds[0]!, c.fds[1]!, c.fds[2]!], env, cwd: t.cwd, detached: true });
+    } catch (e) {
+      return this.refuse(c, "run_spawn_failed", `run: cannot start the launcher: ${e instanceof Error ? e.message : String(e)}`, req.workload);
+    } finally {
+      this.closeReceived(c);
+    }
+    c.child = child;
+    c.workload = req.workload;
+    c.state = "running";
+    const who = { caller_pid: c.peer.pid, caller_uid: c.peer.uid, caller_gid: c.peer.gid, workload: req.workload };
+    this.o.logger.info("run_started", { ...who, user: t.user, uid: t.uid, spiffe_id: grant.spiffe_id, pid: child.pid, command: req.command[0] });
+    void child.exited.then((code) => {
+      const signal = child.signalCode;
+      this.o.logger.info("run_ended", { ...who, pid: child.pid, exit: signal === null ? code : null, signal: signal ?? null });
+      try {
+        this.o.host.release(req.workload);
+      } catch {
+        // the enforcer sweeps empty workload cgroups itself as well
+      }
+      if (this.stopped || !this.conns.has(c)) return;
+      this.answer(c, signal === null ? { exit: code } : { signal });
+    });
+  }
+}
