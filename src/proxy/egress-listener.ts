@@ -15,7 +15,10 @@
  *    only if the original address is one the name resolves to (`admit`, where bytes go);
  * 5. `passthrough` (and `direct` when an earlier rule kept it out of the kernel) connect to the
  *    original address (on `upstream.port` when set) and splice the bytes, the peeked ones first;
- *    `tls`, `mtls`, `intercept` and `inspect` are refused until they land (issues 7 and 8).
+ *    `tls` wraps what a workload sends in plaintext in TLS to that address, verified against the
+ *    system roots or the rule's `ca` file and the name the connection gave (a workload that sends
+ *    TLS itself is refused: no TLS in TLS); `mtls`, `intercept` and `inspect` are refused until they
+ *    land (issues 7 and 8).
  * Every connection ends in one `egress` log line with the process identity, the decision and, for
  * a forwarded one, bytes each way and duration.
  */
@@ -80,13 +83,21 @@ export async function identifyCaller(peer: { address: IpAddress; port: number },
 }
 
 /** The decision for an identified caller and the name its first bytes gave (steps 3 and 4). */
+export interface UpstreamTls {
+  /** SNI and the name the certificate must carry; null: the address itself. */
+  readonly serverName: string | null;
+  /** A CA file instead of the system roots. */
+  readonly caFile: string | null;
+}
+
 export async function decideConnection(
   caller: { record: CaptureRecord; id: SpiffeId },
   name: string | null,
   deps: EgressDeps,
-): Promise<{ decision: Decision | null; upstream: { address: IpAddress; port: number } | null; fields: Fields }> {
+  sent: PeekResult["kind"] = "other",
+): Promise<{ decision: Decision | null; upstream: { address: IpAddress; port: number } | null; tls: UpstreamTls | null; fields: Fields }> {
   const engine = deps.engine();
-  if (engine === null) return { decision: null, upstream: null, fields: { outcome: "refused", reason: "no_policy" } };
+  if (engine === null) return { decision: null, upstream: null, tls: null, fields: { outcome: "refused", reason: "no_policy" } };
   const q = { from: caller.id, proto: "tcp" as const, port: caller.record.port, address: caller.record.address, name };
   let decision = engine.decide(q);
   let upstream: { address: IpAddress; port: number } | null = null;
@@ -96,15 +107,18 @@ export async function decideConnection(
     upstream = admitted.upstream;
   } catch (e) {
     if (!(e instanceof TidegateError)) throw e;
-    return { decision, upstream: null, fields: { name, decision: "deny", rule: decision.rule?.name ?? null, outcome: "refused", reason: "dns_failed", detail: e.message } };
+    return { decision, upstream: null, tls: null, fields: { name, decision: "deny", rule: decision.rule?.name ?? null, outcome: "refused", reason: "dns_failed", detail: e.message } };
   }
   const fields: Fields = { name, decision: decision.verdict, rule: decision.rule?.name ?? null, summary: describeDecision(decision) };
-  if (decision.verdict === "deny") return { decision, upstream: null, fields: { ...fields, outcome: "refused", reason: decision.reason } };
-  if (decision.verdict === "inspect") return { decision, upstream: null, fields: { ...fields, outcome: "refused", reason: "intercept_not_implemented" } };
-  if (decision.action !== "passthrough" && decision.action !== "direct") {
-    return { decision, upstream: null, fields: { ...fields, action: decision.action, outcome: "refused", reason: `${decision.action}_not_implemented` } };
+  const refused = (reason: string, extra: Fields = {}) => ({ decision, upstream: null, tls: null, fields: { ...fields, ...extra, outcome: "refused", reason } });
+  if (decision.verdict === "deny") return refused(decision.reason);
+  if (decision.verdict === "inspect") return refused("intercept_not_implemented");
+  if (decision.action === "tls") {
+    if (sent === "tls") return refused("tls_in_tls", { action: "tls" });
+    return { decision, upstream, tls: { serverName: decision.rule.to.kind === "host" ? name : null, caFile: decision.rule.ca }, fields: { ...fields, action: "tls" } };
   }
-  return { decision, upstream, fields: { ...fields, action: decision.action } };
+  if (decision.action !== "passthrough" && decision.action !== "direct") return refused(`${decision.action}_not_implemented`, { action: decision.action });
+  return { decision, upstream, tls: null, fields: { ...fields, action: decision.action } };
 }
 
 function nameOf(r: PeekResult): string | null {
@@ -179,7 +193,7 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
       socket.end();
       return;
     }
-    const d = await decideConnection(caller, nameOf(first), deps);
+    const d = await decideConnection(caller, nameOf(first), deps, first.kind);
     if (d.upstream === null || c.closed) {
       log({ ...caller.fields, ...d.fields, ...(c.closed && d.upstream !== null ? { outcome: "client_gone" } : {}) });
       socket.end();
@@ -187,26 +201,49 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
     }
     const upstream = d.upstream;
     const done = (extra: Fields) => log({ ...caller.fields, ...d.fields, upstream: `${upstream.address.text}:${upstream.port}`, ...extra });
+    let tlsOptions: { serverName?: string; ca?: string; rejectUnauthorized: true } | undefined;
+    if (d.tls !== null) {
+      tlsOptions = { rejectUnauthorized: true, ...(d.tls.serverName !== null ? { serverName: d.tls.serverName } : {}) };
+      if (d.tls.caFile !== null) {
+        try {
+          tlsOptions.ca = await Bun.file(d.tls.caFile).text();
+        } catch (e) {
+          done({ outcome: "refused", reason: "ca_unreadable", detail: `${d.tls.caFile}: ${(e as { code?: string }).code ?? String(e)}` });
+          socket.end();
+          return;
+        }
+      }
+    }
+    const begin = (up: Socket<{ sp: Splice | null }>) => {
+      const sp = splice(endOf(socket as Socket<unknown>), endOf(up as Socket<unknown>), () =>
+        done({ outcome: "forwarded", bytes_up: sp.bytesUp(), bytes_down: sp.bytesDown() }),
+      );
+      up.data.sp = sp;
+      c.sp = sp;
+      const early = joined(c);
+      c.buf = [];
+      c.size = 0;
+      if (early.length > 0) sp.up.data(early);
+      if (c.closed) sp.clientClosed();
+      else if (c.ended) sp.up.ended();
+      socket.resume();
+    };
     try {
       await Bun.connect<{ sp: Splice | null }>({
         hostname: upstream.address.text,
         port: upstream.port,
         allowHalfOpen: true,
         data: { sp: null },
+        ...(tlsOptions !== undefined ? { tls: tlsOptions } : {}),
         socket: {
           open(up) {
-            const sp = splice(endOf(socket as Socket<unknown>), endOf(up as Socket<unknown>), () =>
-              done({ outcome: "forwarded", bytes_up: sp.bytesUp(), bytes_down: sp.bytesDown() }),
-            );
-            up.data.sp = sp;
-            c.sp = sp;
-            const early = joined(c);
-            c.buf = [];
-            c.size = 0;
-            if (early.length > 0) sp.up.data(early);
-            if (c.closed) sp.clientClosed();
-            else if (c.ended) sp.up.ended();
-            socket.resume();
+            if (tlsOptions === undefined) begin(up);
+          },
+          handshake(up, authorized, error) {
+            if (authorized) return begin(up);
+            done({ outcome: "refused", reason: "upstream_tls_unverified", detail: (error as { code?: string } | null)?.code ?? error?.message ?? "not authorized" });
+            up.end();
+            socket.end();
           },
           data: (up, chunk) => up.data.sp?.down.data(chunk),
           drain: (up) => up.data.sp?.up.drain(),

@@ -52,6 +52,17 @@ function httpListener(name: string, hostname: string, port: number): number {
 let udpReceived: string[] = [];
 let udpPort = 0;
 
+/** A test CA and a server certificate for api.test.internal (only), made with openssl. */
+function makeWebPki(): void {
+  const sh = (cmd: string) => {
+    const r = Bun.spawnSync(["bash", "-c", cmd], { cwd: dirs.etc, stderr: "pipe" });
+    if (r.exitCode !== 0) throw new Error(`${cmd}: ${r.stderr.toString()}`);
+  };
+  sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.pem -days 1 -subj /CN=tidegate-test-ca -addext basicConstraints=critical,CA:TRUE");
+  sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout srv.key -out srv.csr -subj /CN=api.test.internal");
+  sh("openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -out srv.pem -extfile <(printf 'subjectAltName=DNS:api.test.internal\n')");
+}
+
 async function cli(args: string[]) {
   const r = await tidegate(args);
   if (r.code !== 0) throw new Error(`tidegate ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
@@ -165,6 +176,9 @@ describe.skipIf(!can)("kernel capture with tidegate run", () => {
     udpPort = udp.port;
     listeners.push({ stop: () => udp.close() });
     writeFileSync(join(dirs.etc, "server.yaml"), "svid:\n  default_ttl: 1h\n");
+    makeWebPki();
+    const tlsServer = Bun.serve({ hostname: "127.0.0.6", port: 443, tls: { cert: readFileSync(join(dirs.etc, "srv.pem"), "utf8"), key: readFileSync(join(dirs.etc, "srv.key"), "utf8") }, fetch: () => new Response("secure") });
+    listeners.push({ stop: () => void tlsServer.stop(true) });
     chmodSync(root, 0o711); // callers run as nobody reach run.sock below it
     writeFileSync(
       join(dirs.etc, "tidegate.yaml"),
@@ -194,6 +208,22 @@ egress:
     from: spiffe://example.org/w1
     to: { cidr: 127.0.0.4/32, port: 80 }
     action: passthrough
+  - name: api-tls
+    from: spiffe://example.org/w1
+    to: { host: api.test.internal, port: 80 }
+    action: tls
+    ca: ${join(dirs.etc, "ca.pem")}
+    upstream: { port: 443 }
+  - name: wrong-tls
+    from: spiffe://example.org/w1
+    to: { host: wrong.test.internal, port: 80 }
+    action: tls
+    ca: ${join(dirs.etc, "ca.pem")}
+    upstream: { port: 443 }
+dns:
+  hosts:
+    api.test.internal: [127.0.0.6]
+    wrong.test.internal: [127.0.0.6]
 `,
     );
     await cli(["server", "init", "--trust-domain", "example.org", ...serverFlags]);
@@ -258,6 +288,27 @@ egress:
     expect(accepted.unnamed ?? 0).toBe(0);
     const line = await waitFor("the listener's line", () => agentLog().find((l) => l.event === "egress" && l.pid === pid));
     expect(line).toMatchObject({ dst: "127.0.0.5", dst_port: 80, uid: 65534, workload: "w1", spiffe_id: "spiffe://example.org/w1", name: "api.example.test", decision: "deny", rule: null, outcome: "refused", reason: "no_rule" });
+  }, T);
+
+  test("tls: plaintext from the workload leaves in TLS, verified against the rule's CA and the Host's name", async () => {
+    const ok = await run(["curl", "-sS", "--max-time", "5", "--resolve", "api.test.internal:80:127.0.0.6", "http://api.test.internal/"]);
+    expect(ok.stdout).toBe("secure");
+    expect(agentLog().filter((l) => l.event === "egress" && l.rule === "api-tls").at(-1)).toMatchObject({ name: "api.test.internal", action: "tls", outcome: "forwarded", upstream: "127.0.0.6:443" });
+    const wrong = await run(["curl", "-sS", "--max-time", "5", "--resolve", "wrong.test.internal:80:127.0.0.6", "http://wrong.test.internal/"]);
+    expect(wrong.stdout).toBe("");
+    const bad = await waitFor("the refusal", () => agentLog().find((l) => l.event === "egress" && l.rule === "wrong-tls"));
+    expect(bad).toMatchObject({ outcome: "refused", reason: "upstream_tls_unverified", detail: "ERR_TLS_CERT_ALTNAME_INVALID" });
+  }, T);
+
+  test("where bytes go: an allowed name paired with another address is refused; TLS inside a tls rule too", async () => {
+    const before = agentLog().length;
+    await run(["curl", "-sS", "--max-time", "5", "-H", "Host: api.test.internal", "http://127.0.0.5:80/"]);
+    const elsewhere = await waitFor("the refusal", () => agentLog().slice(before).find((l) => l.event === "egress" && l.name === "api.test.internal"));
+    expect(elsewhere).toMatchObject({ dst: "127.0.0.5", rule: "api-tls", outcome: "refused", reason: "address_not_resolved" });
+    expect(accepted.unnamed ?? 0).toBe(0);
+    const mark = agentLog().length;
+    await run(["curl", "-sSk", "--max-time", "5", "--resolve", "api.test.internal:80:127.0.0.6", "https://api.test.internal:80/"]);
+    expect(await waitFor("the refusal", () => agentLog().slice(mark).find((l) => l.event === "egress" && l.rule === "api-tls"))).toMatchObject({ outcome: "refused", reason: "tls_in_tls" });
   }, T);
 
   test("IPv4-mapped IPv6 destinations follow the IPv4 policy", async () => {
