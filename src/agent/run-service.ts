@@ -297,12 +297,13 @@ export class RunService {
     } catch (e) {
       return this.refuse(c, e instanceof TidegateError ? e.code : "run_failed", e instanceof Error ? e.message : String(e), req.workload);
     }
-    const argv = launcherArgv({ binary: (this.o.binary ?? selfBinary)(), cgroupDir: grant.cgroup_dir, uid: t.uid, gid: t.gid, groups: t.groups, allowRoot: t.allowRoot, command: req.command });
+    const argv = launcherArgv({ binary: (this.o.binary ?? selfBinary)(), cgroupDir: grant.cgroup_dir, uid: t.uid, gid: t.gid, groups: t.groups, allowRoot: t.allowRoot, cwd: t.cwd, command: req.command });
     const env: Record<string, string> = {};
     for (const e of req.env) env[e.slice(0, e.indexOf("="))] = e.slice(e.indexOf("=") + 1);
     let child: Subprocess;
     try {
-      child = Bun.spawn(argv, { stdio: [c.fds[0]!, c.fds[1]!, c.fds[2]!], env, cwd: t.cwd, detached: true });
+      // The launcher enters the caller's working directory itself, after dropping to the user.
+      child = Bun.spawn(argv, { stdio: [c.fds[0]!, c.fds[1]!, c.fds[2]!], env, cwd: "/", detached: true });
     } catch (e) {
       return this.refuse(c, "run_spawn_failed", `run: cannot start the launcher: ${e instanceof Error ? e.message : String(e)}`, req.workload);
     } finally {

@@ -9,6 +9,7 @@
  * - `run_privileges`: dropping privileges failed, or /proc shows a privilege left after the drop.
  * - `run_not_found`: the command is not in PATH, or its path does not exist (exit 127).
  * - `run_not_executable`: the command was found but could not be executed (exit 126).
+ * - `run_bad_cwd`: the target user cannot enter the working directory (exit 126).
  */
 import { TidegateError } from "../errors.ts";
 
@@ -19,7 +20,8 @@ export type RunErrorCode =
   | "run_root_refused"
   | "run_privileges"
   | "run_not_found"
-  | "run_not_executable";
+  | "run_not_executable"
+  | "run_bad_cwd";
 
 export class RunError extends TidegateError<RunErrorCode> {}
 

@@ -60,8 +60,8 @@ interface Launched {
   err: string;
 }
 
-function spawnLauncher(o: { dir: string; uid?: number; gid?: number; groups?: number[]; allowRoot?: boolean; command: string[] }, env: Record<string, string> = {}, stdin?: string) {
-  const argv = launcherArgv({ binary, cgroupDir: o.dir, uid: o.uid ?? NOBODY, gid: o.gid ?? NOBODY, groups: o.groups, allowRoot: o.allowRoot, command: o.command });
+function spawnLauncher(o: { dir: string; uid?: number; gid?: number; groups?: number[]; allowRoot?: boolean; cwd?: string; command: string[] }, env: Record<string, string> = {}, stdin?: string) {
+  const argv = launcherArgv({ binary, cgroupDir: o.dir, uid: o.uid ?? NOBODY, gid: o.gid ?? NOBODY, groups: o.groups, allowRoot: o.allowRoot, ...(o.cwd !== undefined ? { cwd: o.cwd } : {}), command: o.command });
   return Bun.spawn(argv, {
     cwd: tmp,
     env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", ...env },
@@ -181,6 +181,18 @@ describe("command line", () => {
 });
 
 describe("real launches", () => {
+  rootTest("--cwd is entered as the user: a folder it may enter works, a root-only one is refused before exec", async () => {
+    const open = await run({ dir: cgroup("cwd-ok"), cwd: "/tmp", command: ["pwd"] });
+    expect([open.code, open.out]).toEqual([0, "/tmp\n"]);
+    const closed = join(tmp, "root-only");
+    mkdirSync(closed, { mode: 0o700 });
+    const refused = await run({ dir: cgroup("cwd-no"), cwd: closed, command: ["sh", "-c", "echo RAN"] });
+    expect(refused.code).toBe(126);
+    expect(refused.out).toBe("");
+    expect(refused.err).toContain("entering the working directory");
+    expect(refused.err).toContain("[run_bad_cwd]");
+  });
+
   rootTest("the command runs in the cgroup as 65534:65534 with no capabilities and no_new_privs", async () => {
     const dir = cgroup("status");
     const r = await run({ dir, command: ["sh", "-c", "cat /proc/self/status; grep ^0:: /proc/self/cgroup; id -u; id -g; id -G"] });

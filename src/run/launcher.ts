@@ -32,6 +32,11 @@ export interface LaunchRequest {
   readonly allowRoot?: boolean;
   /** argv of the command; argv[0] is looked up in PATH as execvp(3) does. */
   readonly command: readonly string[];
+  /**
+   * The working directory, entered after the privileges are dropped, so the kernel checks the
+   * target user's own access (no check-then-use race against a caller who owns a folder on the way).
+   */
+  readonly cwd?: string;
 }
 
 export interface LaunchIo {
@@ -73,6 +78,10 @@ export function launch(req: LaunchRequest, io: LaunchIo, drop = dropPrivileges):
   joinCgroup(req.cgroupDir);
   drop(req.uid, req.gid, groups);
   if (req.uid === 0) io.warn(`tidegate run: warning: running ${quote(file)} as root: uncontained (it can leave its cgroup and remove tidegate's programs)\n`);
+  if (req.cwd !== undefined) {
+    const cwd = req.cwd;
+    step("run_bad_cwd", `entering the working directory ${quote(cwd)} as uid ${req.uid}`, () => process.chdir(cwd));
+  }
   prepareExec();
   checkCredentials(readFileSync("/proc/thread-self/status", "utf8"), { uid: req.uid, gid: req.gid, groups, root: req.uid === 0 });
   checkAllThreads(req.uid, req.gid);
@@ -310,12 +319,14 @@ export function launcherArgv(o: {
   gid: number;
   groups?: readonly number[];
   allowRoot?: boolean;
+  cwd?: string;
   command: readonly string[];
 }): string[] {
   const out = typeof o.binary === "string" ? [o.binary] : [...o.binary];
   out.push("__launch", `--cgroup-dir=${o.cgroupDir}`, `--uid=${o.uid}`, `--gid=${o.gid}`);
   if (o.groups !== undefined) out.push(`--groups=${o.groups.join(",")}`);
   if (o.allowRoot) out.push("--allow-root");
+  if (o.cwd !== undefined) out.push(`--cwd=${o.cwd}`);
   out.push("--", ...o.command);
   return out;
 }
