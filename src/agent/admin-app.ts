@@ -21,10 +21,10 @@ function fail(status: 400 | 404 | 503, code: string, message: string): Response 
   return Response.json({ error: { code, message } }, { status });
 }
 
-async function workloadOf(req: Request): Promise<string | null> {
+async function runBody(req: Request): Promise<{ workload: string; allowRoot: boolean } | null> {
   try {
-    const body = (await req.json()) as { workload?: unknown };
-    return typeof body?.workload === "string" ? body.workload : null;
+    const body = (await req.json()) as { workload?: unknown; allow_root?: unknown };
+    return typeof body?.workload === "string" ? { workload: body.workload, allowRoot: body.allow_root === true } : null;
   } catch {
     return null;
   }
@@ -36,10 +36,10 @@ export function adminApp(core: AgentCore, now: () => number, capture: CaptureAcc
   app.post("/v1/run", async (c) => {
     const e = capture.enforcer;
     if (e === null) return fail(503, "capture_unavailable", `agent: no kernel capture: ${capture.captureUnavailable}`);
-    const workload = await workloadOf(c.req.raw);
-    if (workload === null) return fail(400, "bad_request", "agent: POST /v1/run needs {\"workload\": NAME}");
+    const body = await runBody(c.req.raw);
+    if (body === null) return fail(400, "bad_request", "agent: POST /v1/run needs {\"workload\": NAME}");
     try {
-      return c.json(e.prepareRun(workload));
+      return c.json(e.prepareRun(body.workload, { uncontained: body.allowRoot }));
     } catch (err) {
       if (err instanceof TidegateError) return fail(400, err.code, err.message);
       throw err;
@@ -47,10 +47,10 @@ export function adminApp(core: AgentCore, now: () => number, capture: CaptureAcc
   });
   app.post("/v1/run/release", async (c) => {
     const e = capture.enforcer;
-    const workload = await workloadOf(c.req.raw);
-    if (e === null || workload === null) return fail(400, "bad_request", "agent: nothing to release");
+    const body = await runBody(c.req.raw);
+    if (e === null || body === null) return fail(400, "bad_request", "agent: nothing to release");
     try {
-      return c.json({ removed: e.release(workload) });
+      return c.json({ removed: e.release(body.workload) });
     } catch (err) {
       if (err instanceof TidegateError) return fail(400, err.code, err.message);
       throw err;

@@ -87,6 +87,16 @@ describe("startAgent and agent.sock", () => {
     expect(st.sync.error).toStartWith("server_unreachable");
   });
 
+  test("without capture, POST /v1/run is refused with the reason and tidegate run says it", async () => {
+    agent = await startAgent({ places: t.places, serverUrl: s.publicUrl, joinToken: "tok-secret-value", fingerprint: s.fingerprint, logger: memoryLogger() });
+    await agent.ready;
+    const r = await callUnix(agent.socketPath, "the agent", "POST", "/v1/run", { workload: "w1" });
+    expect(r.status).toBe(503);
+    expect(r.body).toEqual({ error: { code: "capture_unavailable", message: "agent: no kernel capture: the agent runs without capture (--no-capture)" } });
+    expect(agent.captureUnavailable).toBeNull();
+    expect(agent.enforcer).toBeNull();
+  });
+
   test("unhealthy status exits 1 and lists the problem", async () => {
     s.faults.set("/v1/svid", { status: 403, code: "entry_not_for_node" });
     agent = await startAgent({ places: t.places, serverUrl: s.publicUrl, joinToken: "tok-secret-value", fingerprint: s.fingerprint, logger: memoryLogger() });

@@ -62,7 +62,10 @@ export class Enforcer {
   }
 
   /** Makes (or reuses) the workload's cgroup with its kernel share written, for `tidegate run`. */
-  prepareRun(workload: string): RunGrant {
+  prepareRun(workload: string, opts: { uncontained?: boolean; callerPid?: number } = {}): RunGrant {
+    if (opts.uncontained) {
+      this.o.logger.warn("workload_uncontained", { workload, caller_pid: opts.callerPid ?? null, reason: "runs as root (--allow-root): it can leave its cgroup and remove the programs" });
+    }
     const { dir, id } = this.capture.tree.ensureWorkload(workload);
     this.seen.set(id, workload);
     this.prepared.set(workload, Date.now());

@@ -48,7 +48,7 @@ export interface RunHost {
   /** Counts good policy loads. */
   generation(): number;
   /** Makes the workload's cgroup with its kernel share written; throws TidegateError. */
-  prepareRun(workload: string): { cgroup_dir: string; spiffe_id: string | null };
+  prepareRun(workload: string, opts?: { uncontained?: boolean; callerPid?: number }): { cgroup_dir: string; spiffe_id: string | null };
   release(workload: string): void;
 }
 
@@ -57,7 +57,7 @@ export function runHostOf(e: Enforcer): RunHost {
   return {
     policy: () => e.holder.policy,
     generation: () => e.holder.generation,
-    prepareRun: (workload) => e.prepareRun(workload),
+    prepareRun: (workload, opts) => e.prepareRun(workload, opts),
     release: (workload) => void e.release(workload),
   };
 }
@@ -293,7 +293,7 @@ export class RunService {
   private start(c: Connection, req: RunRequest, t: RunTarget): void {
     let grant: { cgroup_dir: string; spiffe_id: string | null };
     try {
-      grant = this.o.host.prepareRun(req.workload);
+      grant = this.o.host.prepareRun(req.workload, { uncontained: t.uid === 0, callerPid: c.peer.pid });
     } catch (e) {
       return this.refuse(c, e instanceof TidegateError ? e.code : "run_failed", e instanceof Error ? e.message : String(e), req.workload);
     }

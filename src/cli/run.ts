@@ -39,10 +39,10 @@ interface CgroupGrant {
   user: string | null;
 }
 
-async function prepare(socket: string, workload: string): Promise<CgroupGrant> {
+async function prepare(socket: string, workload: string, allowRoot: boolean): Promise<CgroupGrant> {
   let res;
   try {
-    res = await callUnix(socket, "the agent", "POST", "/v1/run", { workload });
+    res = await callUnix(socket, "the agent", "POST", "/v1/run", { workload, allow_root: allowRoot });
   } catch (e) {
     throw new RunCliError("run_agent", `run: cannot reach the agent at ${socket}: ${e instanceof Error ? e.message : String(e)}`);
   }
@@ -168,13 +168,15 @@ export const runCommand: Command = {
       if ("error" in answer) throw new RunCliError("run_refused", `run: the agent refused: ${answer.error.message.replace(/^run: /, "")} (${answer.error.code})`);
       return "exit" in answer ? answer.exit : 128 + signalNumber(answer.signal);
     }
-    const answer = await prepare(join(places.runDir, "agent.sock"), workload);
+    const answer = await prepare(join(places.runDir, "agent.sock"), workload, false);
     const userSpec = typeof values.user === "string" ? values.user : answer.user;
     if (userSpec === null) throw new UsageError(`run needs --user USER (workload ${workload} names no user: in the config)`);
     const files = readAccountFiles();
     const account = findUser(files, userSpec);
     if (account === null) throw new RunCliError("run_bad_user", `run: no such user ${JSON.stringify(userSpec.slice(0, 64))}`);
     const gid = account.gid ?? account.uid;
+    // A root workload is uncontained: ask again so the agent records it (prepare is idempotent).
+    if (account.uid === 0 && values["allow-root"] === true) await prepare(join(places.runDir, "agent.sock"), workload, true);
     const argv = launcherArgv({
       binary: selfBinary(),
       cgroupDir: answer.cgroup_dir,

@@ -450,9 +450,19 @@ while time.time() < end:
     writeFileSync(file, good.replace(`cidr: 127.0.0.3/32, port: any }\n    action: deny`, `cidr: 127.0.0.3/32, port: any }\n    action: direct`));
     agent!.proc.kill("SIGHUP");
     await waitFor("the kernel to let 127.0.0.3 through", async () => ((await py("127.0.0.3", ports.blocked)) === "connected blocked" ? true : undefined), 10_000, 200);
+    // a change of the file is enough, without SIGHUP
+    const loads = agentLog().filter((l) => l.event === "policy_loaded").length;
     writeFileSync(file, good);
-    agent!.proc.kill("SIGHUP");
-    await waitFor("the deny back", async () => ((await py("127.0.0.3", ports.blocked)) === "EPERM" ? true : undefined), 10_000, 200);
+    await waitFor("the deny back, from the file's change alone", async () => ((await py("127.0.0.3", ports.blocked)) === "EPERM" ? true : undefined), 10_000, 200);
+    expect(agentLog().filter((l) => l.event === "policy_loaded").length).toBeGreaterThan(loads);
+  }, T);
+
+  test("--allow-root runs a root workload, uncontained, and the agent records it; a finished run's cgroup is removed", async () => {
+    const r = await tidegate(["run", ...nodeFlags, "--workload", "w1", "--user", "root", "--allow-root", "--", "id", "-u"], { env: WORKLOAD_ENV });
+    expect(r.stdout).toBe("0\n");
+    expect(r.stderr).toContain("uncontained");
+    expect(agentLog().find((l) => l.event === "workload_uncontained")).toMatchObject({ workload: "w1" });
+    await waitFor("w1's cgroup to go once nothing runs in it", () => (existsSync(join(cgroupRoot, "workloads", "w1")) ? undefined : true));
   }, T);
 
   test("run refuses what it must: an unknown user, root without --allow-root, a caller outside the run group", async () => {
