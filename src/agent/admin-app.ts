@@ -39,7 +39,12 @@ export function adminApp(core: AgentCore, now: () => number, capture: CaptureAcc
     const body = await runBody(c.req.raw);
     if (body === null) return fail(400, "bad_request", "agent: POST /v1/run needs {\"workload\": NAME}");
     try {
-      return c.json(e.prepareRun(body.workload, { uncontained: body.allowRoot }));
+      // {allow_root: true} comes on its own, once the client knows the user is root: noted, nothing prepared.
+      if (body.allowRoot) {
+        e.noteUncontained(body.workload);
+        return c.json({ noted: true });
+      }
+      return c.json(e.prepareRun(body.workload));
     } catch (err) {
       if (err instanceof TidegateError) return fail(400, err.code, err.message);
       throw err;

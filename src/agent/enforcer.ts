@@ -62,22 +62,36 @@ export class Enforcer {
   }
 
   /** Makes (or reuses) the workload's cgroup with its kernel share written, for `tidegate run`. */
+  /** Records that a run of `workload` is root's, so uncontained (--allow-root). */
+  noteUncontained(workload: string, callerPid: number | null = null): void {
+    this.o.logger.warn("workload_uncontained", { workload, caller_pid: callerPid, reason: "runs as root (--allow-root): it can leave its cgroup and remove the programs" });
+  }
+
   prepareRun(workload: string, opts: { uncontained?: boolean; callerPid?: number } = {}): RunGrant {
-    if (opts.uncontained) {
-      this.o.logger.warn("workload_uncontained", { workload, caller_pid: opts.callerPid ?? null, reason: "runs as root (--allow-root): it can leave its cgroup and remove the programs" });
-    }
+    if (opts.uncontained) this.noteUncontained(workload, opts.callerPid ?? null);
     const { dir, id } = this.capture.tree.ensureWorkload(workload);
     this.seen.set(id, workload);
     this.prepared.set(workload, Date.now());
+    this.active.set(workload, (this.active.get(workload) ?? 0) + 1);
     this.enforcement.resync();
     const who = this.enforcement.identityOf(workload);
     const configured = this.holder.policy?.workloads.find((w) => w.name === workload);
     return { cgroup_dir: dir, spiffe_id: who.id?.toString() ?? null, user: configured?.user ?? null };
   }
 
-  /** Removes the workload's cgroup if nothing runs in it any more. */
+  /** Runs asked for and not yet released, per workload: a cgroup is never removed under one. */
+  private readonly active = new Map<string, number>();
+
+  /** Removes the workload's cgroup if nothing runs in it any more and no other run is starting. */
   release(workload: string): boolean {
     this.noteCgroups();
+    const left = Math.max(0, (this.active.get(workload) ?? 1) - 1);
+    if (left > 0) {
+      this.active.set(workload, left);
+      return false;
+    }
+    this.active.delete(workload);
+    if (this.capture.tree.populated(this.capture.tree.workloadDir(workload))) return false;
     const removed = this.capture.tree.removeWorkload(workload);
     if (removed) this.enforcement.resync();
     return removed;
@@ -155,7 +169,7 @@ export class Enforcer {
     try {
       for (const name of this.capture.tree.workloads().keys()) {
         if (Date.now() - (this.prepared.get(name) ?? 0) < 30_000) continue;
-        if (!this.capture.tree.populated(this.capture.tree.workloadDir(name))) this.capture.tree.removeWorkload(name);
+        if (!this.capture.tree.populated(this.capture.tree.workloadDir(name)) && this.capture.tree.removeWorkload(name)) this.active.delete(name);
       }
       this.enforcement.resync();
     } catch (e) {

@@ -18,7 +18,7 @@
 import { realpathSync, statSync } from "node:fs";
 import { quote } from "../errors.ts";
 import type { Policy } from "../policy/model.ts";
-import { findGroup, findUser, supplementaryGroups, type AccountFiles } from "../run/accounts.ts";
+import { findGroup, findListedGroup, findUser, supplementaryGroups, type AccountFiles } from "../run/accounts.ts";
 import type { PeerCredentials } from "../runtime/unix-fds.ts";
 import type { RunRequest } from "./run-protocol.ts";
 
@@ -84,7 +84,7 @@ export function decideRun(input: DecisionInput): RunDecision {
   const who = `uid ${caller.uid}`;
   if (policy === null) return no("run_no_policy", `the agent has no policy loaded yet, so no workload names ${who} in run_by`);
   const groupName = policy.agent.runGroup;
-  const runGid = findGroup(files, groupName);
+  const runGid = findListedGroup(files, groupName);
   const groups = callerGroups(files, caller);
   if (runGid === null || !groups.includes(runGid)) {
     return no("run_not_in_group", `${who} is not a member of the agent's run group ${quote(groupName)}${runGid === null ? " (no such group in /etc/group)" : ""}; only root and its members may run workloads`);

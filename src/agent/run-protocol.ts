@@ -135,8 +135,14 @@ export class LineReader {
   private size = 0;
   private lines = 0;
   private dropping = false;
+  private seen = 0;
 
   constructor(private readonly firstMax = MAX_REQUEST, private readonly laterMax = MAX_LINE) {}
+
+  /** Bytes pushed so far, in all. */
+  get bytesSeen(): number {
+    return this.seen;
+  }
 
   /** Bytes held that are not yet a complete line. */
   get pending(): number {
@@ -144,6 +150,7 @@ export class LineReader {
   }
 
   push(bytes: Uint8Array): string[] {
+    this.seen += bytes.length;
     const out: string[] = [];
     let start = 0;
     for (let i = bytes.indexOf(10); i !== -1; i = bytes.indexOf(10, start)) {

@@ -49,6 +49,17 @@ const dir = mkdtempSync(join(tmpdir(), "tidegate-test-run-service-"));
 const runDir = join(dir, "run");
 const socketPath = join(runDir, "run.sock");
 const launcher = join(dir, "launcher");
+const STAND_IN = `
+import os, sys
+me, args = sys.argv[1], sys.argv[2:]
+open(me + ".argv", "w").write("\\n".join(args) + "\\n")
+open(me + ".env", "w").write("\\n".join(sorted(os.environ)))
+opts = dict(a[2:].split("=", 1) for a in args[:args.index("--")] if "=" in a)
+env = dict(e.split("=", 1) for e in os.read(int(opts["env-fd"]), 1 << 20).decode().split("\\0") if e)
+os.chdir(opts["cwd"])
+cmd = args[args.index("--") + 1:]
+os.execvpe(cmd[0], cmd, env)
+`;
 const logger = memoryLogger();
 const released: string[] = [];
 let group = "nogroup";
@@ -121,7 +132,8 @@ describe.skipIf(!isRoot && !process.env.CI)("run.sock", () => {
       socketPath,
       host,
       logger,
-      binary: () => ["/bin/sh", "-c", `printf '%s\\n' "$@" > "$0.argv"; while [ "$1" != "--" ]; do shift; done; shift; exec "$@"`, launcher],
+      // the stand-in does what the launcher does with --cwd and --env-fd, without cgroups or users
+      binary: () => ["/usr/bin/python3", "-c", STAND_IN, launcher],
     });
   });
   afterAll(() => {
@@ -143,7 +155,7 @@ describe.skipIf(!isRoot && !process.env.CI)("run.sock", () => {
     const [errR, errW] = u.pipe();
     const mine = holders(outW); // both ends of the pipe
     const c = u.connectUnix(socketPath);
-    const body = { workload: "w1", command: ["sh", "-c", 'echo out; echo err >&2; echo "$FOO"; pwd; read x; echo "in=$x"; exit 3'], env: ["FOO=bar baz", "PATH=/usr/bin:/bin"], cwd: dir };
+    const body = { workload: "w1", command: ["sh", "-c", 'echo out; echo err >&2; echo "$FOO"; pwd; read x; echo "in=$x"; exit 3'], env: ["FOO=bar baz", "PATH=/usr/bin:/bin", "BUN_OPTIONS=--preload /nonexistent.js"], cwd: dir };
     u.sendWithFds(c, enc(`${JSON.stringify(body)}\n`), [inR, outW, errW]);
     await until(() => (logs("run_started").length > 0 ? true : null));
     expect(holders(outW)).toBe(mine); // the agent's copies are closed once the child has them
@@ -155,6 +167,9 @@ describe.skipIf(!isRoot && !process.env.CI)("run.sock", () => {
     expect(readAll(errR)).toBe("err\n");
     u.closeFd(outR);
     u.closeFd(errR);
+    // the launcher itself (root) got a fixed environment, never the caller's (BUN_OPTIONS, LD_PRELOAD...)
+    // (python, the stand-in, adds LC_CTYPE itself: PEP 538)
+    expect(readFileSync(`${launcher}.env`, "utf8").split("\n").filter((n) => n !== "LC_CTYPE")).toEqual(["PATH"]);
     const argv = readFileSync(`${launcher}.argv`, "utf8").split("\n");
     expect(argv.slice(0, 5)).toEqual(["__launch", "--cgroup-dir=/cgroups/w1", "--uid=33", "--gid=33", "--groups=33"]);
     expect(logs("run_started").at(-1)).toMatchObject({ caller_pid: process.pid, caller_uid: 0, workload: "w1", user: "www-data", uid: 33, spiffe_id: "spiffe://example.org/w1" });

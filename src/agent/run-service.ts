@@ -19,12 +19,13 @@
  * Refused before the request is read: more than MAX_CONNECTIONS at once. A request must arrive
  * whole within REQUEST_TIMEOUT_MS, carry exactly three descriptors and be at most 1 MiB.
  */
-import { chmodSync, chownSync, existsSync, lstatSync, statSync, unlinkSync } from "node:fs";
-import { dirname } from "node:path";
+import { chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdtempSync, openSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import type { Subprocess } from "bun";
 import type { Logger } from "../runtime/log.ts";
 import type { Policy } from "../policy/model.ts";
-import { findGroup, readAccountFiles, type AccountFiles } from "../run/accounts.ts";
+import { findListedGroup, readAccountFiles, type AccountFiles } from "../run/accounts.ts";
 import { launcherArgv, selfBinary } from "../run/launcher.ts";
 import * as u from "../runtime/unix-fds.ts";
 import { TidegateError } from "../errors.ts";
@@ -39,6 +40,20 @@ const ACCESS_EVERY_MS = 5_000;
 const READ_CHUNK = 64 * 1024;
 /** Reads per connection per tick, so that one caller cannot hold the loop. */
 const READS_PER_TICK = 32;
+
+const LAUNCHER_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
+
+/** The entries NUL-separated in a file only root could open, already unlinked: a descriptor to read. */
+function environmentFile(env: readonly string[]): number {
+  const dir = mkdtempSync(join(tmpdir(), "tidegate-run-env-"));
+  const path = join(dir, "env");
+  try {
+    writeFileSync(path, env.map((e) => `${e}\0`).join(""), { mode: 0o600 });
+    return openSync(path, "r");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 export class RunServiceError extends TidegateError<"run_socket_taken"> {}
 
@@ -139,7 +154,7 @@ export class RunService {
     this.access.at = now;
     this.access.generation = generation;
     const group = this.o.host.policy()?.agent.runGroup ?? "tidegate";
-    const gid = findGroup(this.accounts(), group);
+    const gid = findListedGroup(this.accounts(), group);
     const path = this.o.socketPath;
     const dir = dirname(path);
     try {
@@ -165,7 +180,13 @@ export class RunService {
     try {
       this.applyAccess();
       this.acceptAll();
-      for (const c of this.conns) this.service(c);
+      for (const c of this.conns) {
+        try {
+          this.service(c);
+        } catch (e) {
+          this.refuse(c, "run_failed", `run: ${e instanceof Error ? e.message : String(e)}`);
+        }
+      }
     } catch (e) {
       // Logged at most every 10 s: a lasting failure (EMFILE on accept) would repeat every tick.
       if (Date.now() - this.failureLogged < 10_000) return;
@@ -175,7 +196,19 @@ export class RunService {
   }
 
   private acceptAll(): void {
-    for (let fd = u.acceptConnection(this.listenFd); fd !== null; fd = u.acceptConnection(this.listenFd)) {
+    for (;;) {
+      let fd: number | null;
+      try {
+        fd = u.acceptConnection(this.listenFd);
+      } catch (e) {
+        // EMFILE and the like: serve the connections already open (they free descriptors) and retry next tick.
+        if (Date.now() - this.failureLogged >= 10_000) {
+          this.failureLogged = Date.now();
+          this.o.logger.error("run_accept_failed", { error: e instanceof Error ? e.message : String(e) });
+        }
+        return;
+      }
+      if (fd === null) return;
       let peer: u.PeerCredentials;
       try {
         peer = u.peerCredentials(fd);
@@ -206,8 +239,13 @@ export class RunService {
         if (c.state === "reading") this.o.logger.warn("run_connection_failed", { caller_pid: c.peer.pid, error: e instanceof Error ? e.message : String(e) });
       }
       if (got === null) return;
-      if (c.state !== "reading") for (const fd of got.fds) u.closeFd(fd);
-      else c.fds.push(...got.fds);
+      // Descriptors come once, with the first bytes, and exactly three: any others are closed at
+      // once and refuse the connection, so no caller can fill the agent's descriptor table.
+      const first = c.fds.length === 0 && c.reader.bytesSeen === 0;
+      if (c.state !== "reading" || !first || got.fds.length > 3) {
+        for (const fd of got.fds) u.closeFd(fd);
+        if (c.state === "reading" && got.fds.length > 0) return this.refuse(c, "run_bad_fds", "run: send exactly three descriptors, with the first bytes of the request");
+      } else c.fds.push(...got.fds);
       if (c.state === "reading" && got.truncated) return this.refuse(c, "run_bad_fds", `run: more than ${u.MAX_FDS} descriptors sent`);
       if (got.bytes.length === 0) return this.ended(c);
       let lines: string[];
@@ -297,17 +335,20 @@ export class RunService {
     } catch (e) {
       return this.refuse(c, e instanceof TidegateError ? e.code : "run_failed", e instanceof Error ? e.message : String(e), req.workload);
     }
-    const argv = launcherArgv({ binary: (this.o.binary ?? selfBinary)(), cgroupDir: grant.cgroup_dir, uid: t.uid, gid: t.gid, groups: t.groups, allowRoot: t.allowRoot, cwd: t.cwd, command: req.command });
-    const env: Record<string, string> = {};
-    for (const e of req.env) env[e.slice(0, e.indexOf("="))] = e.slice(e.indexOf("=") + 1);
+    const argv = launcherArgv({ binary: (this.o.binary ?? selfBinary)(), cgroupDir: grant.cgroup_dir, uid: t.uid, gid: t.gid, groups: t.groups, allowRoot: t.allowRoot, cwd: t.cwd, envFd: 3, command: req.command });
     let child: Subprocess;
+    let envFd: number | null = null;
     try {
-      // The launcher enters the caller's working directory itself, after dropping to the user.
-      child = Bun.spawn(argv, { stdio: [c.fds[0]!, c.fds[1]!, c.fds[2]!], env, cwd: "/", detached: true });
+      // The caller's environment goes to the command only: the launcher runs as root with a fixed
+      // environment of its own (a caller's LD_PRELOAD or BUN_OPTIONS would run as root) and reads
+      // the command's from descriptor 3; it enters the caller's working directory as the user.
+      envFd = environmentFile(req.env);
+      child = Bun.spawn(argv, { stdio: [c.fds[0]!, c.fds[1]!, c.fds[2]!, envFd], env: { PATH: LAUNCHER_PATH }, cwd: "/", detached: true });
     } catch (e) {
       return this.refuse(c, "run_spawn_failed", `run: cannot start the launcher: ${e instanceof Error ? e.message : String(e)}`, req.workload);
     } finally {
       this.closeReceived(c);
+      if (envFd !== null) closeSync(envFd);
     }
     c.child = child;
     c.workload = req.workload;

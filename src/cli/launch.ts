@@ -32,6 +32,7 @@ export function launchRequest(ctx: Pick<Context, "values" | "positionals">): Lau
     ...(typeof groups === "string" ? { groups: groups === "" ? [] : groups.split(",").map((g) => id(g, "groups")) } : {}),
     allowRoot: ctx.values["allow-root"] === true,
     ...(typeof ctx.values.cwd === "string" ? { cwd: ctx.values.cwd } : {}),
+    ...(typeof ctx.values["env-fd"] === "string" ? { envFd: id(ctx.values["env-fd"], "env-fd") } : {}),
     command: [...ctx.positionals],
   };
 }
@@ -40,7 +41,7 @@ export const launchCommand: Command = {
   name: "__launch",
   hidden: true,
   summary: "internal: the process side of 'tidegate run'",
-  usage: ["__launch --cgroup-dir DIR --uid N --gid N [--groups G,...] [--allow-root] [--cwd DIR] -- COMMAND [ARGS...]"],
+  usage: ["__launch --cgroup-dir DIR --uid N --gid N [--groups G,...] [--allow-root] [--cwd DIR] [--env-fd N] -- COMMAND [ARGS...]"],
   help: [
     "Run by 'tidegate run' as root, not by hand. Joins cgroup DIR, sets no_new_privs, drops every",
     "capability, becomes uid N and gid N with the user's groups from /etc/group (or exactly --groups),",
@@ -55,6 +56,7 @@ export const launchCommand: Command = {
     groups: { type: "string", value: "G,...", help: "exactly these supplementary group ids (empty: none)" },
     "allow-root": { type: "boolean", help: "allow uid 0 (the command is uncontained)" },
     cwd: { type: "string", value: "DIR", help: "enter DIR after dropping privileges (the user's own access is checked)" },
+    "env-fd": { type: "string", value: "N", help: "read the command's environment (NUL-separated) from descriptor N instead of this process's" },
   },
   run: async (ctx) => {
     try {

@@ -39,6 +39,10 @@ interface CgroupGrant {
   user: string | null;
 }
 
+async function noteUncontained(socket: string, workload: string): Promise<void> {
+  await callUnix(socket, "the agent", "POST", "/v1/run", { workload, allow_root: true }).catch(() => undefined);
+}
+
 async function prepare(socket: string, workload: string, allowRoot: boolean): Promise<CgroupGrant> {
   let res;
   try {
@@ -175,8 +179,8 @@ export const runCommand: Command = {
     const account = findUser(files, userSpec);
     if (account === null) throw new RunCliError("run_bad_user", `run: no such user ${JSON.stringify(userSpec.slice(0, 64))}`);
     const gid = account.gid ?? account.uid;
-    // A root workload is uncontained: ask again so the agent records it (prepare is idempotent).
-    if (account.uid === 0 && values["allow-root"] === true) await prepare(join(places.runDir, "agent.sock"), workload, true);
+    // A root workload is uncontained: tell the agent, which records it.
+    if (account.uid === 0 && values["allow-root"] === true) await noteUncontained(join(places.runDir, "agent.sock"), workload);
     const argv = launcherArgv({
       binary: selfBinary(),
       cgroupDir: answer.cgroup_dir,

@@ -54,6 +54,18 @@ export function findUser(files: AccountFiles, spec: string): Account | null {
   return byId ?? (wanted === null ? null : { name: null, uid: wanted, gid: null });
 }
 
+/**
+ * The gid of a group /etc/group lists, by name or by gid; null for anything else. For the run
+ * group, which opens run.sock: a number with no line must not open it to whoever has that gid.
+ */
+export function findListedGroup(files: AccountFiles, spec: string): number | null {
+  for (const f of lines(files.group)) {
+    const gid = parseId(f[2]);
+    if (gid !== null && (f[0] === spec || String(gid) === spec)) return gid;
+  }
+  return null;
+}
+
 /** The group `spec` names (a group name first, then a numeric gid), or null. */
 export function findGroup(files: AccountFiles, spec: string): number | null {
   for (const f of lines(files.group)) {

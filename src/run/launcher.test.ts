@@ -181,6 +181,15 @@ describe("command line", () => {
 });
 
 describe("real launches", () => {
+  rootTest("the command leads a session of its own: no controlling terminal of its starter to push input into", async () => {
+    const r = await run({ dir: cgroup("session"), command: ["sh", "-c", "echo $$; cut -d' ' -f6,7 /proc/self/stat"] });
+    expect(r.code).toBe(0);
+    const [pid, ids] = r.out.trim().split("\n");
+    const [sid, ttyNr] = ids!.split(" ");
+    expect(sid).toBe(pid);
+    expect(ttyNr).toBe("0");
+  });
+
   rootTest("--cwd is entered as the user: a folder it may enter works, a root-only one is refused before exec", async () => {
     const open = await run({ dir: cgroup("cwd-ok"), cwd: "/tmp", command: ["pwd"] });
     expect([open.code, open.out]).toEqual([0, "/tmp\n"]);

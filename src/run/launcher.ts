@@ -37,6 +37,12 @@ export interface LaunchRequest {
    * target user's own access (no check-then-use race against a caller who owns a folder on the way).
    */
   readonly cwd?: string;
+  /**
+   * A descriptor holding the command's environment (NUL-separated NAME=VALUE entries). The
+   * launcher's own environment then stays the fixed one its starter gave it: a caller's variables
+   * (LD_PRELOAD, BUN_OPTIONS...) must never reach the launcher while it is still root.
+   */
+  readonly envFd?: number;
 }
 
 export interface LaunchIo {
@@ -73,7 +79,11 @@ export function launch(req: LaunchRequest, io: LaunchIo, drop = dropPrivileges):
   if (req.uid === 0 && !req.allowRoot) {
     fail("run_root_refused", "run: refusing to run the command as root (uid 0): a root workload can leave its cgroup and remove tidegate's programs; pass --allow-root to run it uncontained");
   }
-  const env = launchEnvironment(step("run_bad_request", "reading /proc/self/environ", () => readFileSync("/proc/self/environ")));
+  const env = launchEnvironment(
+    req.envFd !== undefined
+      ? step("run_bad_request", `reading the environment from descriptor ${req.envFd}`, () => readFileSync(req.envFd!))
+      : step("run_bad_request", "reading /proc/self/environ", () => readFileSync("/proc/self/environ")),
+  );
   const groups = req.groups ?? supplementaryGroups(readAccountFiles(), req.uid, req.gid);
   joinCgroup(req.cgroupDir);
   drop(req.uid, req.gid, groups);
@@ -82,10 +92,22 @@ export function launch(req: LaunchRequest, io: LaunchIo, drop = dropPrivileges):
     const cwd = req.cwd;
     step("run_bad_cwd", `entering the working directory ${quote(cwd)} as uid ${req.uid}`, () => process.chdir(cwd));
   }
+  newSession();
   prepareExec();
   checkCredentials(readFileSync("/proc/thread-self/status", "utf8"), { uid: req.uid, gid: req.gid, groups, root: req.uid === 0 });
   checkAllThreads(req.uid, req.gid);
   return exec(req.command, env);
+}
+
+/**
+ * Leaves the starter's session (setsid), so the command has no controlling terminal: a workload
+ * must not push input into the terminal of whoever ran it (TIOCSTI on a controlling terminal needs
+ * no privilege). Already a session leader (the agent starts it detached): nothing to do.
+ */
+function newSession(): void {
+  step("run_privileges", "leaving the caller's session", () => {
+    if (c.getsid() !== c.getpid()) c.setsid();
+  });
 }
 
 /** The cgroup v2 mount that holds `dir` (longest matching mount point), or null. */
@@ -320,6 +342,7 @@ export function launcherArgv(o: {
   groups?: readonly number[];
   allowRoot?: boolean;
   cwd?: string;
+  envFd?: number;
   command: readonly string[];
 }): string[] {
   const out = typeof o.binary === "string" ? [o.binary] : [...o.binary];
@@ -327,6 +350,7 @@ export function launcherArgv(o: {
   if (o.groups !== undefined) out.push(`--groups=${o.groups.join(",")}`);
   if (o.allowRoot) out.push("--allow-root");
   if (o.cwd !== undefined) out.push(`--cwd=${o.cwd}`);
+  if (o.envFd !== undefined) out.push(`--env-fd=${o.envFd}`);
   out.push("--", ...o.command);
   return out;
 }

@@ -43,6 +43,8 @@ const { i32, u32, u64, ptr: P } = FFIType;
 const SYMBOLS = {
   __errno_location: { args: [], returns: P },
   getpid: { args: [], returns: i32 },
+  getsid: { args: [i32], returns: i32 },
+  setsid: { args: [], returns: i32 },
   // prctl and fcntl are variadic in C; integer arguments pass in the same registers on x86-64 and arm64.
   prctl: { args: [i32, u64, u64, u64, u64], returns: i32 },
   fcntl: { args: [i32, i32, u64], returns: i32 },
@@ -85,6 +87,16 @@ function check(r: number, what: string): number {
 
 export function getpid(): number {
   return libc().getpid();
+}
+
+/** The session id of this process. */
+export function getsid(): number {
+  return check(libc().getsid(0), "getsid");
+}
+
+/** setsid(2): a new session, with no controlling terminal. */
+export function setsid(): number {
+  return check(libc().setsid(), "setsid");
 }
 
 // prctl(2) options used by the launcher.
