@@ -232,6 +232,25 @@ describe.skipIf(!isRoot && !process.env.CI)("run.sock", () => {
     u.closeFd(c);
   });
 
+  test("descriptors sent again after the first bytes refuse the connection and are closed at once", async () => {
+    const [r, w] = u.pipe();
+    const before = holders(r);
+    const c = u.connectUnix(socketPath);
+    u.sendWithFds(c, enc("{"), [r, r, r]);
+    for (let i = 0; i < 20; i++) {
+      try {
+        u.sendWithFds(c, enc(" "), [r, r, r, r, r, r, r, r]);
+      } catch {
+        break; // refused and closed meanwhile
+      }
+    }
+    expect(await answerOf(c)).toMatchObject({ error: { code: "run_bad_fds" } });
+    await until(() => (holders(r) === before ? true : null));
+    u.closeFd(c);
+    u.closeFd(r);
+    u.closeFd(w);
+  });
+
   test(`more than ${MAX_CONNECTIONS} connections at once: the next is refused`, async () => {
     expect(service!.connections).toBe(0);
     const open: number[] = [];

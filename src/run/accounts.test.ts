@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { findGroup, findUser, readAccountFiles, supplementaryGroups, type AccountFiles } from "./accounts.ts";
+import { findGroup, findListedGroup, findUser, readAccountFiles, supplementaryGroups, type AccountFiles } from "./accounts.ts";
 
 const files: AccountFiles = {
   passwd: [
@@ -52,6 +52,17 @@ describe("findGroup", () => {
     ["4294967295", null],
   ] as const)("%p", (spec, want) => {
     expect(findGroup(files, spec)).toBe(want);
+  });
+});
+
+describe("findListedGroup (the run group): only what /etc/group lists", () => {
+  test.each([
+    ["audio", 29],
+    ["29", 29],
+    ["123", null],
+    ["nosuch", null],
+  ] as const)("%p", (spec, want) => {
+    expect(findListedGroup(files, spec)).toBe(want);
   });
 });
 
