@@ -13,6 +13,10 @@
  * - no rule, anything else:            deny (NO_RULE)
  * A deny returns 0, so the syscall fails with EPERM, and queues a tg_event. Nothing is ever sent to
  * the original destination of a redirected connect: the proxy decides by name.
+ *
+ * sock_create: in a managed cgroup, an IPv4 or IPv6 socket must be TCP or UDP. Any other protocol
+ * (ICMP "ping" sockets, which a ping_group_range can open to users; raw, SCTP...) would send with
+ * neither a connect nor a UDP sendmsg hook to judge it, so it is refused at socket(2) with EPERM.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -171,6 +175,16 @@ SEC("cgroup/sendmsg6")
 int tg_sendmsg6(struct bpf_sock_addr *ctx)
 {
 	return tg_sendmsg(ctx, 1);
+}
+
+SEC("cgroup/sock_create")
+int tg_sock_create(struct bpf_sock *sk)
+{
+	if (sk->family != TG_AF_INET && sk->family != TG_AF_INET6)
+		return TG_ALLOW;
+	if (sk->protocol == IPPROTO_TCP || sk->protocol == IPPROTO_UDP)
+		return TG_ALLOW;
+	return TG_DENY;
 }
 
 /*

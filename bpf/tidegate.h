@@ -9,8 +9,9 @@
  * other field are in host order (little-endian on x86_64). An IPv4 address in a 4-word array sits
  * in word 0 with words 1..3 zero.
  *
- * Any change to a layout here bumps TG_LAYOUT_VERSION: the agent refuses to adopt pinned maps whose
- * tg_settings.layout_version differs.
+ * Any change to a layout here, or to the set of programs, bumps TG_LAYOUT_VERSION: the agent
+ * refuses to adopt pinned maps whose tg_settings.layout_version differs.
+ * Version 2: tg_sock_create joined the programs.
  */
 #ifndef __TIDEGATE_H
 #define __TIDEGATE_H
@@ -19,7 +20,7 @@
 #include <linux/types.h> /* user space C; BPF code gets the __u* types from vmlinux.h */
 #endif
 
-#define TG_LAYOUT_VERSION 1
+#define TG_LAYOUT_VERSION 2
 #define TG_MAX_PORT_RULES 16 /* port rules per LPM value */
 #define TG_RULE_NONE 0xffff  /* rule_id when no egress rule decided */
 

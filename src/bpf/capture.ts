@@ -58,6 +58,23 @@ export interface CaptureOptions {
   readonly pinDir: string;
 }
 
+/** Throws capture_pins_foreign when the pinned settings name another layout version. */
+function checkVersion(pinDir: string): void {
+  const settings = MapHandle.fromPinned(join(pinDir, "tg_settings"), MAPS.tg_settings.keySize, MAPS.tg_settings.valueSize);
+  try {
+    const raw = settings.lookup(u32Key(0));
+    const version = raw === null ? -1 : decodeSettings(raw).layoutVersion;
+    if (version !== TG_LAYOUT_VERSION) {
+      throw new CaptureError(
+        "capture_pins_foreign",
+        `capture: the pins in ${pinDir} have layout version ${version}, this agent has ${TG_LAYOUT_VERSION}: stop, run 'tidegate agent --uninstall' with the binary that made them, and start this one`,
+      );
+    }
+  } finally {
+    settings.close();
+  }
+}
+
 function pinned(dir: string): string[] {
   return existsSync(dir) ? readdirSync(dir) : [];
 }
@@ -95,22 +112,11 @@ export class Capture {
     const present = pinned(o.pinDir);
     const wanted = [...Object.keys(MAPS), ...Object.keys(PROGRAMS).map((p) => LINK_PREFIX + p)];
     if (present.length > 0) {
+      // The layout version first: an older agent's pins differ in their set as well.
+      if (present.includes("tg_settings")) checkVersion(o.pinDir);
       const missing = wanted.filter((n) => !present.includes(n));
       if (missing.length > 0) {
         throw new CaptureError("capture_pins_foreign", `capture: ${o.pinDir} holds a partial set of pins (missing ${missing.join(", ")}): run 'tidegate agent --uninstall' for this instance, then start the agent again`);
-      }
-      const settings = MapHandle.fromPinned(join(o.pinDir, "tg_settings"), MAPS.tg_settings.keySize, MAPS.tg_settings.valueSize);
-      try {
-        const raw = settings.lookup(u32Key(0));
-        const version = raw === null ? -1 : decodeSettings(raw).layoutVersion;
-        if (version !== TG_LAYOUT_VERSION) {
-          throw new CaptureError(
-            "capture_pins_foreign",
-            `capture: the pins in ${o.pinDir} have layout version ${version}, this agent has ${TG_LAYOUT_VERSION}: stop, run 'tidegate agent --uninstall' with the binary that made them, and start this one`,
-          );
-        }
-      } finally {
-        settings.close();
       }
       for (const p of Object.keys(PROGRAMS)) {
         const fd = openPinnedLink(join(o.pinDir, LINK_PREFIX + p));

@@ -5,7 +5,7 @@
  * #defines against the header; the encoders read their offsets from LAYOUT.
  */
 
-export const TG_LAYOUT_VERSION = 1;
+export const TG_LAYOUT_VERSION = 2;
 export const TG_MAX_PORT_RULES = 16;
 export const TG_RULE_NONE = 0xffff;
 
@@ -81,5 +81,6 @@ export const PROGRAMS = {
   tg_sendmsg4: "cgroup/sendmsg4",
   tg_sendmsg6: "cgroup/sendmsg6",
   tg_sockops: "sockops",
+  tg_sock_create: "cgroup/sock_create",
 } as const;
 export type ProgramName = keyof typeof PROGRAMS;

@@ -42,6 +42,7 @@ import {
   PROGRAMS,
   readCounters,
   TG_HOOK,
+  TG_LAYOUT_VERSION,
   TG_REASON,
   u32Key,
   type TgEvent,
@@ -180,7 +181,7 @@ describe.skipIf(skip)("libbpf against the kernel", () => {
     expect(pinned.fd).not.toBe(fromObject.fd);
     const settings = { proxyPort: 15001, proxy4: parseIp("127.0.0.1"), proxy6: parseIp("::1") };
     pinned.update(u32Key(0), encodeSettings(settings));
-    expect(decodeSettings(fromObject.lookup(u32Key(0))!)).toEqual({ layoutVersion: 1, ...settings });
+    expect(decodeSettings(fromObject.lookup(u32Key(0))!)).toEqual({ layoutVersion: TG_LAYOUT_VERSION, ...settings });
     expectBpfError(() => pinned.update(u32Key(0), new Uint8Array(27)), "bpf_map", 0, "bpf_map_update_elem");
     expect(pinned.lookup(u32Key(1))).toBeNull(); // past the array's end: ENOENT
     obj.map("tg_settings").unpin(`${pinDir}/tg_settings`);

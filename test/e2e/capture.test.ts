@@ -457,6 +457,14 @@ while time.time() < end:
     expect(agentLog().filter((l) => l.event === "policy_loaded").length).toBeGreaterThan(loads);
   }, T);
 
+  test("no socket the hooks cannot judge: even a root workload gets EPERM for a raw ICMP socket, TCP and UDP still open", async () => {
+    const r = await tidegate(["run", ...nodeFlags, "--workload", "w1", "--user", "root", "--allow-root", "--", "python3", "-c",
+      "import socket\nfor a in ((socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP), (socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6), (socket.AF_INET, socket.SOCK_STREAM, 0), (socket.AF_INET, socket.SOCK_DGRAM, 0)):\n  try:\n    socket.socket(*a).close(); print('open')\n  except OSError as e: print(e.errno)"], { env: WORKLOAD_ENV });
+    expect(r.stdout.trim().split("\n")).toEqual(["1", "1", "open", "open"]);
+    const outside = Bun.spawnSync(["python3", "-c", "import socket\nsocket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP).close(); print('open')"]);
+    expect(outside.stdout.toString().trim()).toBe("open");
+  }, T);
+
   test("--allow-root runs a root workload, uncontained, and the agent records it; a finished run's cgroup is removed", async () => {
     const r = await tidegate(["run", ...nodeFlags, "--workload", "w1", "--user", "root", "--allow-root", "--", "id", "-u"], { env: WORKLOAD_ENV });
     expect(r.stdout).toBe("0\n");
@@ -480,7 +488,7 @@ while time.time() < end:
 
   test("uninstall: the workloads are killed and no cgroup, pin or program of the instance is left", async () => {
     const ids = JSON.parse(Bun.spawnSync(["bpftool", "cgroup", "show", cgroupRoot, "-j"]).stdout.toString()).map((p: { id: number }) => p.id);
-    expect(ids).toHaveLength(5);
+    expect(ids).toHaveLength(6);
     const sleeper = startTidegate(["run", ...nodeFlags, "--workload", "w1", "--user", "nobody", "--", "sleep", "60"], WORKLOAD_ENV);
     await waitFor("the sleeper in its cgroup", () => (readFileSync(join(cgroupRoot, "workloads", "w1", "cgroup.procs"), "utf8").trim() !== "" ? true : undefined));
     await agent!.stop();
