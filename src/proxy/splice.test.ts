@@ -50,43 +50,47 @@ function pattern(n: number, seed: number): Uint8Array {
   return b;
 }
 
+/**
+ * Socket handlers of one end of the big transfer: sends `out` (then FIN) as fast as the socket
+ * takes it, and reads slowly, pausing for 20 ms every 4 MiB, into `got`.
+ */
+function bulkEnd(out: Uint8Array, got: Uint8Array[]) {
+  let received = 0;
+  const pumps = new WeakMap<object, () => void>();
+  return {
+    open(s: Socket<undefined>) {
+      let off = 0;
+      const pump = () => {
+        while (off < out.length) {
+          const n = s.write(out.subarray(off, off + 256 * 1024));
+          off += n;
+          if (n === 0) return;
+        }
+        s.shutdown();
+      };
+      pumps.set(s, pump);
+      pump();
+    },
+    drain(s: Socket<undefined>) {
+      pumps.get(s)?.();
+    },
+    data(s: Socket<undefined>, chunk: Uint8Array) {
+      got.push(chunk);
+      received += chunk.length;
+      if (received % (4 * MiB) < chunk.length) {
+        s.pause();
+        setTimeout(() => s.resume(), 20);
+      }
+    },
+  };
+}
+
 describe("splice", () => {
   test("16 MiB each way arrive whole through the relay, with a slow reader on each end", async () => {
     const toServer = pattern(16 * MiB, 7);
     const toClient = pattern(16 * MiB, 11);
     const got = { server: [] as Uint8Array[], client: [] as Uint8Array[] };
-    let serverGot = 0;
-    let clientGot = 0;
-    const server = Bun.listen({
-      hostname: "127.0.0.1",
-      port: 0,
-      socket: {
-        open(s) {
-          let off = 0;
-          const pump = () => {
-            while (off < toClient.length) {
-              const n = s.write(toClient.subarray(off, off + 256 * 1024));
-              off += n;
-              if (n === 0) return;
-            }
-            s.shutdown();
-          };
-          (s as unknown as { pump: () => void }).pump = pump;
-          pump();
-        },
-        drain(s) {
-          (s as unknown as { pump: () => void }).pump();
-        },
-        data(s, chunk) {
-          got.server.push(chunk);
-          serverGot += chunk.length;
-          if (serverGot % (4 * MiB) < chunk.length) {
-            s.pause();
-            setTimeout(() => s.resume(), 20);
-          }
-        },
-      },
-    });
+    const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: bulkEnd(toClient, got.server) });
     let finished: Splice | null = null;
     const r = relay(server.port, (s) => (finished = s));
     const done = Promise.withResolvers<void>();
@@ -94,30 +98,7 @@ describe("splice", () => {
       hostname: "127.0.0.1",
       port: r.port,
       socket: {
-        open(s) {
-          let off = 0;
-          const pump = () => {
-            while (off < toServer.length) {
-              const n = s.write(toServer.subarray(off, off + 256 * 1024));
-              off += n;
-              if (n === 0) return;
-            }
-            s.shutdown();
-          };
-          (s as unknown as { pump: () => void }).pump = pump;
-          pump();
-        },
-        drain(s) {
-          (s as unknown as { pump: () => void }).pump();
-        },
-        data(s, chunk) {
-          got.client.push(chunk);
-          clientGot += chunk.length;
-          if (clientGot % (4 * MiB) < chunk.length) {
-            s.pause();
-            setTimeout(() => s.resume(), 20);
-          }
-        },
+        ...bulkEnd(toServer, got.client),
         end() {
           done.resolve();
         },
@@ -129,8 +110,9 @@ describe("splice", () => {
     await done.promise;
     await Bun.sleep(50);
     const join = (parts: Uint8Array[]) => Buffer.concat(parts);
-    expect(clientGot).toBe(toClient.length);
-    expect(serverGot).toBe(toServer.length);
+    const total = (parts: Uint8Array[]) => parts.reduce((n, p) => n + p.length, 0);
+    expect(total(got.client)).toBe(toClient.length);
+    expect(total(got.server)).toBe(toServer.length);
     expect(join(got.client).equals(Buffer.from(toClient))).toBe(true);
     expect(join(got.server).equals(Buffer.from(toServer))).toBe(true);
     expect(finished).not.toBeNull();
