@@ -14,6 +14,10 @@
  * A deny returns 0, so the syscall fails with EPERM, and queues a tg_event. Nothing is ever sent to
  * the original destination of a redirected connect: the proxy decides by name.
  *
+ * ingress: a workload's listening socket accepts no connection from another host: a TCP SYN
+ * without ACK whose source is not loopback is dropped (replies to the workload's own connections,
+ * UDP, ICMP and loopback pass), so a workload cannot serve what it holds to whoever reaches the host.
+ *
  * sock_create: in a managed cgroup, an IPv4 or IPv6 socket must be TCP or UDP. Any other protocol
  * (ICMP "ping" sockets, which a ping_group_range can open to users; raw, SCTP...) would send with
  * neither a connect nor a UDP sendmsg hook to judge it, so it is refused at socket(2) with EPERM.
@@ -240,3 +244,48 @@ int tg_sockops(struct bpf_sock_ops *skops)
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define TG_ETH_P_IP 0x0800
+#define TG_ETH_P_IPV6 0x86DD
+#define TG_SYN 0x02
+#define TG_ACK 0x10
+#define TG_DROP 0
+#define TG_PASS 1
+
+/* The TCP flags byte at `off` (the TCP header's start) + 13: SYN without ACK is a new connection. */
+static __always_inline int tg_new_connection(struct __sk_buff *skb, __u32 off)
+{
+	__u8 flags = 0;
+	if (bpf_skb_load_bytes(skb, off + 13, &flags, 1))
+		return 1; /* unreadable: treat as new, fail closed */
+	return (flags & (TG_SYN | TG_ACK)) == TG_SYN;
+}
+
+SEC("cgroup_skb/ingress")
+int tg_ingress(struct __sk_buff *skb)
+{
+	if (skb->protocol == bpf_htons(TG_ETH_P_IP)) {
+		struct iphdr ip = {};
+		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
+			return TG_PASS;
+		if (ip.protocol != IPPROTO_TCP || (bpf_ntohl(ip.saddr) >> 24) == 127)
+			return TG_PASS;
+		return tg_new_connection(skb, ip.ihl * 4) ? TG_DROP : TG_PASS;
+	}
+	if (skb->protocol == bpf_htons(TG_ETH_P_IPV6)) {
+		struct ipv6hdr ip6 = {};
+		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)))
+			return TG_PASS;
+		__u32 *s = ip6.saddr.in6_u.u6_addr32;
+		int loopback = s[0] == 0 && s[1] == 0 && s[2] == 0 && s[3] == bpf_htonl(1);
+		int mapped_loopback = s[0] == 0 && s[1] == 0 && s[2] == bpf_htonl(0xffff) && (bpf_ntohl(s[3]) >> 24) == 127;
+		if (loopback || mapped_loopback)
+			return TG_PASS;
+		if (ip6.nexthdr == IPPROTO_UDP || ip6.nexthdr == 58 /* ICMPv6 */)
+			return TG_PASS;
+		if (ip6.nexthdr != IPPROTO_TCP)
+			return TG_DROP; /* an extension header could hide a SYN: not from another host */
+		return tg_new_connection(skb, sizeof(ip6)) ? TG_DROP : TG_PASS;
+	}
+	return TG_PASS;
+}

@@ -11,7 +11,7 @@
  *
  * Any change to a layout here, or to the set of programs, bumps TG_LAYOUT_VERSION: the agent
  * refuses to adopt pinned maps whose tg_settings.layout_version differs.
- * Version 2: tg_sock_create joined the programs.
+ * Version 2: tg_sock_create joined the programs. Version 3: tg_ingress.
  */
 #ifndef __TIDEGATE_H
 #define __TIDEGATE_H
@@ -20,7 +20,7 @@
 #include <linux/types.h> /* user space C; BPF code gets the __u* types from vmlinux.h */
 #endif
 
-#define TG_LAYOUT_VERSION 2
+#define TG_LAYOUT_VERSION 3
 #define TG_MAX_PORT_RULES 16 /* port rules per LPM value */
 #define TG_RULE_NONE 0xffff  /* rule_id when no egress rule decided */
 

@@ -54,9 +54,9 @@ describe.skipIf(!run)("capture on the real kernel", () => {
 
   test("installs: pins for every map and link, programs attached to the instance root", () => {
     expect(capture.adopted).toBe(false);
-    expect(readdirSync(opts.pinDir).sort()).toEqual([...Object.keys(MAPS), "link_tg_connect4", "link_tg_connect6", "link_tg_sendmsg4", "link_tg_sendmsg6", "link_tg_sock_create", "link_tg_sockops"].sort());
+    expect(readdirSync(opts.pinDir).sort()).toEqual([...Object.keys(MAPS), "link_tg_connect4", "link_tg_connect6", "link_tg_ingress", "link_tg_sendmsg4", "link_tg_sendmsg6", "link_tg_sock_create", "link_tg_sockops"].sort());
     const shown = JSON.parse(Bun.spawnSync(["bpftool", "cgroup", "show", capture.tree.root, "-j"]).stdout.toString()) as { id: number; attach_type: string }[];
-    expect(shown.map((p) => p.attach_type).sort()).toEqual(["cgroup_inet4_connect", "cgroup_inet6_connect", "cgroup_inet_sock_create", "cgroup_sock_ops", "cgroup_udp4_sendmsg", "cgroup_udp6_sendmsg"]);
+    expect(shown.map((p) => p.attach_type).sort()).toEqual(["cgroup_inet4_connect", "cgroup_inet6_connect", "cgroup_inet_ingress", "cgroup_inet_sock_create", "cgroup_sock_ops", "cgroup_udp4_sendmsg", "cgroup_udp6_sendmsg"]);
     programIds = shown.map((p) => p.id);
   });
 

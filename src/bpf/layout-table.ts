@@ -5,7 +5,7 @@
  * #defines against the header; the encoders read their offsets from LAYOUT.
  */
 
-export const TG_LAYOUT_VERSION = 2;
+export const TG_LAYOUT_VERSION = 3;
 export const TG_MAX_PORT_RULES = 16;
 export const TG_RULE_NONE = 0xffff;
 
@@ -82,5 +82,6 @@ export const PROGRAMS = {
   tg_sendmsg6: "cgroup/sendmsg6",
   tg_sockops: "sockops",
   tg_sock_create: "cgroup/sock_create",
+  tg_ingress: "cgroup_skb/ingress",
 } as const;
 export type ProgramName = keyof typeof PROGRAMS;

@@ -181,8 +181,8 @@ describe("records, peer keys, events", () => {
 describe("settings and counters", () => {
   test("encodeSettings writes the layout version, the port in host order and both proxies in network order", () => {
     const s = encodeSettings({ proxyPort: 15001, proxy4: parseIp("127.0.0.1"), proxy6: parseIp("::1") });
-    expect(hex(s)).toBe(hex(bytes("02000000 993a 0000 7f000001 00000000000000000000000000000001")));
-    expect(decodeSettings(s)).toEqual({ layoutVersion: 2, proxyPort: 15001, proxy4: parseIp("127.0.0.1"), proxy6: parseIp("::1") });
+    expect(hex(s)).toBe(hex(bytes("03000000 993a 0000 7f000001 00000000000000000000000000000001")));
+    expect(decodeSettings(s)).toEqual({ layoutVersion: 3, proxyPort: 15001, proxy4: parseIp("127.0.0.1"), proxy6: parseIp("::1") });
   });
 
   test("no proxy: zeros, read back as null", () => {

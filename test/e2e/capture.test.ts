@@ -457,6 +457,19 @@ while time.time() < end:
     expect(agentLog().filter((l) => l.event === "policy_loaded").length).toBeGreaterThan(loads);
   }, T);
 
+  test("a workload's listener takes no connection from another address; loopback ones still connect", async () => {
+    const hostIp = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(Bun.spawnSync(["ip", "-4", "-o", "addr", "show", "scope", "global"]).stdout.toString())?.[1];
+    if (hostIp === undefined) throw new Error("this test needs the host's own global IPv4 address (traffic to it stays on the host)");
+    const port = 40000 + (process.pid % 20000);
+    const server = startTidegate(["run", ...nodeFlags, "--workload", "w1", "--user", "nobody", "--", "python3", "-c",
+      `import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', ${port})); s.listen(8); s.settimeout(8)\nprint('listening', flush=True)\nwhile True:\n  try:\n    c, a = s.accept(); c.sendall(b'served'); c.close()\n  except OSError: break`], WORKLOAD_ENV);
+    await waitFor("the workload's listener", () => (server.output().includes("listening") ? true : undefined));
+    const from = (host: string) => outside(["python3", "-c", `import socket\ns=socket.socket(); s.settimeout(2)\ntry:\n  s.connect(('${host}', ${port})); print(s.recv(10).decode())\nexcept OSError as e: print(type(e).__name__)`]);
+    expect(await from("127.0.0.1")).toBe("served");
+    expect(await from(hostIp)).toBe("TimeoutError");
+    await server.stop();
+  }, T);
+
   test("no socket the hooks cannot judge: even a root workload gets EPERM for a raw ICMP socket, TCP and UDP still open", async () => {
     const r = await tidegate(["run", ...nodeFlags, "--workload", "w1", "--user", "root", "--allow-root", "--", "python3", "-c",
       "import socket\nfor a in ((socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP), (socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6), (socket.AF_INET, socket.SOCK_STREAM, 0), (socket.AF_INET, socket.SOCK_DGRAM, 0)):\n  try:\n    socket.socket(*a).close(); print('open')\n  except OSError as e: print(e.errno)"], { env: WORKLOAD_ENV });
@@ -488,7 +501,7 @@ while time.time() < end:
 
   test("uninstall: the workloads are killed and no cgroup, pin or program of the instance is left", async () => {
     const ids = JSON.parse(Bun.spawnSync(["bpftool", "cgroup", "show", cgroupRoot, "-j"]).stdout.toString()).map((p: { id: number }) => p.id);
-    expect(ids).toHaveLength(6);
+    expect(ids).toHaveLength(7);
     const sleeper = startTidegate(["run", ...nodeFlags, "--workload", "w1", "--user", "nobody", "--", "sleep", "60"], WORKLOAD_ENV);
     await waitFor("the sleeper in its cgroup", () => (readFileSync(join(cgroupRoot, "workloads", "w1", "cgroup.procs"), "utf8").trim() !== "" ? true : undefined));
     await agent!.stop();
