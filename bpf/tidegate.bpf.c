@@ -265,8 +265,15 @@ SEC("cgroup_skb/ingress")
 int tg_ingress(struct __sk_buff *skb)
 {
 	if (skb->protocol == bpf_htons(TG_ETH_P_IP)) {
+		/* Most packets come over loopback (the egress listener is there): read the header in place
+		   when it is in the linear part, without a helper call. */
+		void *data = (void *)(long)skb->data;
+		void *end = (void *)(long)skb->data_end;
+		struct iphdr *hdr = data;
 		struct iphdr ip = {};
-		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
+		if ((void *)(hdr + 1) <= end)
+			ip = *hdr;
+		else if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
 			return TG_PASS;
 		if (ip.protocol != IPPROTO_TCP || (bpf_ntohl(ip.saddr) >> 24) == 127)
 			return TG_PASS;
