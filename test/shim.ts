@@ -90,6 +90,17 @@ export function errorOf<E extends TidegateError>(fn: () => unknown, cls: ErrorCl
   throw new Error(`expected a ${cls.name}`);
 }
 
+/** The `cls` error `p` rejects with; fails the test when it resolves, rethrows any other rejection. */
+export async function rejectionOf<E extends TidegateError>(p: Promise<unknown>, cls: ErrorClass<E>): Promise<E> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof cls) return e;
+    throw e;
+  }
+  throw new Error(`expected a ${cls.name}`);
+}
+
 /** The code `p` rejects with (a `cls` error, TidegateError by default), or "resolved". */
 export async function rejectionCode<E extends TidegateError>(p: Promise<unknown>, cls: ErrorClass<E> = TidegateError as unknown as ErrorClass<E>): Promise<string> {
   try {

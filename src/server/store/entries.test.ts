@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test";
 import type { NewRegistrationEntry } from "./datastore.ts";
 import { StoreError } from "./errors.ts";
 import { storePerTest } from "./test-support.ts";
+import { rejectionOf } from "../../../test/shim.ts";
 
 const t = storePerTest();
 
@@ -13,15 +14,7 @@ function entry(over: Partial<NewRegistrationEntry> = {}): NewRegistrationEntry {
   return { spiffeId: "spiffe://example.org/web", parentId: NODE1, selectors: ["unix:uid:1000"], ttlSeconds: 3600, createdAt: T0, ...over };
 }
 
-async function rejection(p: Promise<unknown>): Promise<StoreError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof StoreError) return e;
-    throw e;
-  }
-  throw new Error("expected a rejection");
-}
+const rejection = (p: Promise<unknown>) => rejectionOf(p, StoreError);
 
 describe("registration entries", () => {
   test("create, get, list, count, delete", async () => {

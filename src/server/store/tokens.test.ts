@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { StoreError } from "./errors.ts";
 import { sha256Hex, storePerTest } from "./test-support.ts";
+import { rejectionOf } from "../../../test/shim.ts";
 
 const t = storePerTest();
 
@@ -9,15 +10,7 @@ const at = (seconds: number) => new Date(T0.getTime() + seconds * 1000);
 const TOKEN = "tdjt_Secret-Token-Value-0123456789";
 const HASH = sha256Hex(TOKEN);
 
-async function rejection(p: Promise<unknown>): Promise<StoreError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof StoreError) return e;
-    throw e;
-  }
-  throw new Error("expected a rejection");
-}
+const rejection = (p: Promise<unknown>) => rejectionOf(p, StoreError);
 
 describe("join tokens", () => {
   test("stored by hash with node, times and no use", async () => {
