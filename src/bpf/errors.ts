@@ -23,6 +23,7 @@
  *   longer than the address, a field out of range) or a buffer read back has the wrong size.
  */
 import { TidegateError } from "../errors.ts";
+import { Errno, errnoName as libcErrnoName } from "../runtime/libc.ts";
 
 export type BpfErrorCode =
   | "bpf_unavailable"
@@ -52,12 +53,8 @@ export class BpfError extends TidegateError<BpfErrorCode> {
   }
 }
 
-/** Linux (x86-64 and arm64 share these) errno names, and libbpf's own codes, that bpf calls give. */
-const ERRNO_NAMES: Readonly<Record<number, string>> = {
-  1: "EPERM", 2: "ENOENT", 3: "ESRCH", 4: "EINTR", 5: "EIO", 7: "E2BIG", 9: "EBADF", 11: "EAGAIN",
-  12: "ENOMEM", 13: "EACCES", 14: "EFAULT", 16: "EBUSY", 17: "EEXIST", 19: "ENODEV", 20: "ENOTDIR",
-  22: "EINVAL", 24: "EMFILE", 28: "ENOSPC", 30: "EROFS", 36: "ENAMETOOLONG", 38: "ENOSYS",
-  39: "ENOTEMPTY", 40: "ELOOP", 95: "EOPNOTSUPP", 524: "ENOTSUPP",
+/** libbpf's own error codes (libbpf.h, `enum libbpf_errno`), past the kernel's errno values. */
+const LIBBPF_ERRNO_NAMES: Readonly<Record<number, string>> = {
   4000: "LIBBPF_ERRNO__LIBELF", 4001: "LIBBPF_ERRNO__FORMAT", 4002: "LIBBPF_ERRNO__KVERSION",
   4003: "LIBBPF_ERRNO__ENDIAN", 4004: "LIBBPF_ERRNO__INTERNAL", 4005: "LIBBPF_ERRNO__RELOC",
   4006: "LIBBPF_ERRNO__LOAD", 4007: "LIBBPF_ERRNO__VERIFY", 4008: "LIBBPF_ERRNO__PROG2BIG",
@@ -65,10 +62,10 @@ const ERRNO_NAMES: Readonly<Record<number, string>> = {
   4012: "LIBBPF_ERRNO__INVSEQ", 4013: "LIBBPF_ERRNO__NLPARSE",
 };
 
-/** "ENOENT", or "errno 123" for a number the table does not name. */
+/** "ENOENT" (the kernel's names, ../runtime/libc.ts), a libbpf code's name, or "errno 123". */
 export function errnoName(errno: number): string {
-  return ERRNO_NAMES[errno] ?? `errno ${errno}`;
+  return LIBBPF_ERRNO_NAMES[errno] ?? libcErrnoName(errno);
 }
 
-export const ENOENT = 2;
-export const EINTR = 4;
+export const ENOENT = Errno.ENOENT;
+export const EINTR = Errno.EINTR;

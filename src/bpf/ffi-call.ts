@@ -14,6 +14,7 @@ import { JSCallback, read, toArrayBuffer, type Pointer } from "bun:ffi";
 import { BpfError, errnoName, type BpfErrorCode } from "./errors.ts";
 import { PRINT_FN } from "./libbpf-symbols.ts";
 import { nativeLibs, type NativeLibs } from "./native-libs.ts";
+import { errno } from "../runtime/libc.ts";
 
 const RING_LINES = 400;
 const TAIL_LINES = 40;
@@ -88,11 +89,8 @@ export function logSince(mark: number): string[] {
   return count <= 0 ? [] : recent.slice(recent.length - count);
 }
 
-/** The calling thread's errno, read right after the failed call. */
-export function errno(): number {
-  const p = libs().libc.__errno_location();
-  return p === null ? 0 : read.i32(p as Pointer, 0);
-}
+/** The calling thread's errno, read right after the failed call (../runtime/libc.ts). */
+export { errno };
 
 /** `s` as a NUL-terminated UTF-8 buffer; a NUL inside is rejected (it would cut the string). */
 export function cString(s: string, op: string): Uint8Array {

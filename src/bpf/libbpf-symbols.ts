@@ -70,8 +70,6 @@ export const LIBBPF_SYMBOLS = {
 } as const satisfies SymbolTable;
 
 export const LIBC_SYMBOLS = {
-  /** int *__errno_location(void): the calling thread's errno (glibc; FFI calls run on the JS thread). */
-  __errno_location: { args: [], returns: "ptr" },
   /** Formats libbpf's print callback arguments (fmt, va_list). */
   vsnprintf: { args: ["ptr", "usize", "ptr", "ptr"], returns: "i32" },
   close: { args: ["i32"], returns: "i32" },

@@ -44,7 +44,8 @@ describe("errno", () => {
     expect(c.errnoName(c.Errno.EPERM)).toBe("EPERM");
     expect(c.errnoName(13)).toBe("EACCES");
     expect(c.errnoName(8)).toBe("ENOEXEC");
-    expect(c.errnoName(95)).toBe("errno 95");
+    expect(c.errnoName(95)).toBe("EOPNOTSUPP");
+    expect(c.errnoName(96)).toBe("errno 96");
   });
 
   test("a failed call throws libc_failed with the call named and errno set", () => {
