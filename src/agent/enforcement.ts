@@ -125,7 +125,9 @@ export class Enforcement {
 
   /** Who a redirected connection's caller is (egress-listener.ts, step 2). */
   async identify(record: CaptureRecord): Promise<Identified> {
-    const workload = [...this.o.cgroups.workloads()].find(([, id]) => id === record.cgroupId)?.[0] ?? null;
+    // The cgroups of the last resync (prepareRun resyncs before a run starts): no directory read per
+    // connection. A cgroup not synced yet has no kernel share, so it is refused here too.
+    const workload = [...this.synced].find(([, s]) => s.id === record.cgroupId)?.[0] ?? null;
     if (workload === null) return { ok: false, workload: null, reason: "unknown_cgroup", detail: `cgroup ${record.cgroupId} is not a workload cgroup of this agent` };
     const expected = this.identityOf(workload);
     if (expected.id === null) return { ok: false, workload, reason: "no_identity", detail: expected.why };

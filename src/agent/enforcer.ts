@@ -24,7 +24,7 @@ import { NameCache } from "../policy/name-cache.ts";
 import { createDnsLookup } from "../runtime/dns-client.ts";
 import { systemResolvers } from "../runtime/resolv-conf.ts";
 import type { AgentCore } from "./agent-core.ts";
-import { chooseEgressPort } from "./egress-port.ts";
+import { chooseEgressPort, unprivilegedPortStart } from "./egress-port.ts";
 
 const REASONS: Record<number, string> = { 1: "rule", 2: "no_rule", 3: "unknown_cgroup", 4: "no_proxy" };
 const HOOKS: Record<number, string> = { 1: "connect4", 2: "connect6", 3: "sendmsg4", 4: "sendmsg6" };
@@ -138,8 +138,8 @@ export class Enforcer {
   }
 
   private drainEvents(): void {
-    this.noteCgroups();
     this.capture.drainEvents((e: TgEvent) => {
+      if (!this.seen.has(e.cgroupId)) this.noteCgroups();
       const workload = this.seen.get(e.cgroupId) ?? null;
       const rule = e.ruleId === null ? null : (this.holder.policy?.egress[e.ruleId]?.name ?? null);
       this.o.logger.info("deny", {
@@ -232,6 +232,10 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
       logger: o.logger,
     });
     capture.setProxyPort(port);
+    const open = unprivilegedPortStart();
+    if (open !== null && open <= port) {
+      o.logger.warn("egress_port_unprotected", { port, ip_unprivileged_port_start: open, effect: "an unprivileged process could take the egress port while the agent is down" });
+    }
   } catch (e) {
     capture.close();
     throw e;

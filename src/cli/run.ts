@@ -43,10 +43,10 @@ async function noteUncontained(socket: string, workload: string): Promise<void> 
   await callUnix(socket, "the agent", "POST", "/v1/run", { workload, allow_root: true }).catch(() => undefined);
 }
 
-async function prepare(socket: string, workload: string, allowRoot: boolean): Promise<CgroupGrant> {
+async function prepare(socket: string, workload: string): Promise<CgroupGrant> {
   let res;
   try {
-    res = await callUnix(socket, "the agent", "POST", "/v1/run", { workload, allow_root: allowRoot });
+    res = await callUnix(socket, "the agent", "POST", "/v1/run", { workload });
   } catch (e) {
     throw new RunCliError("run_agent", `run: cannot reach the agent at ${socket}: ${e instanceof Error ? e.message : String(e)}`);
   }
@@ -172,7 +172,7 @@ export const runCommand: Command = {
       if ("error" in answer) throw new RunCliError("run_refused", `run: the agent refused: ${answer.error.message.replace(/^run: /, "")} (${answer.error.code})`);
       return "exit" in answer ? answer.exit : 128 + signalNumber(answer.signal);
     }
-    const answer = await prepare(join(places.runDir, "agent.sock"), workload, false);
+    const answer = await prepare(join(places.runDir, "agent.sock"), workload);
     const userSpec = typeof values.user === "string" ? values.user : answer.user;
     if (userSpec === null) throw new UsageError(`run needs --user USER (workload ${workload} names no user: in the config)`);
     const files = readAccountFiles();
