@@ -24,20 +24,14 @@ import {
   u64Key,
   type PortRule,
 } from "./layout.ts";
+import { errorOf } from "../../test/shim.ts";
 
 // Expected bytes are written out by hand from bpf/tidegate.h (little-endian host), not from LAYOUT.
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 const bytes = (h: string) => new Uint8Array(Buffer.from(h.replace(/\s+/g, ""), "hex"));
 
 function layoutError(fn: () => unknown, text: string): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught).toBeInstanceOf(BpfError);
-  const e = caught as BpfError;
+  const e = errorOf(fn, BpfError);
   expect(e.code).toBe("bpf_layout");
   expect(e.errno).toBe(0);
   expect(e.message).toStartWith("bpf: ");

@@ -48,6 +48,7 @@ import {
   type TgEvent,
 } from "./layout.ts";
 import { tidegateObject } from "./object.ts";
+import { errorOf } from "../../test/shim.ts";
 
 const BPFFS = "/sys/fs/bpf";
 const PREFIX = "tidegate-test-ffi-";
@@ -57,14 +58,7 @@ const skip = why !== null && process.env.CI === undefined;
 if (skip) console.error(`libbpf.test.ts: skipped: ${why} (under CI this is a failure)`);
 
 function expectBpfError(fn: () => unknown, code: BpfErrorCode, errno: number, op: string): BpfError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught).toBeInstanceOf(BpfError);
-  const e = caught as BpfError;
+  const e = errorOf(fn, BpfError);
   expect({ code: e.code, errno: e.errno, op: e.op }).toEqual({ code, errno, op });
   expect(e.message).toStartWith("bpf: ");
   return e;
