@@ -4,7 +4,6 @@
 // hand), and their statuses, bodies and headers that matter are compared, and checked against the
 // contract (docs/server-api.md).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { connect as tlsConnect } from "node:tls";
 import type { Hono } from "hono";
 import { memoryLogger } from "../runtime/log.ts";
 import { TrustDomain } from "../spiffe/index.ts";
@@ -12,7 +11,7 @@ import { apiApp } from "./api-app.ts";
 import { Issuer } from "./issuer.ts";
 import { ConnectionVerdicts } from "./node-auth.ts";
 import { RateLimiter } from "./rate-limit.ts";
-import { expectSpiffeId, joinNode, newCsr, startTestServer, TEST_TD, type ClientIdentity, type TestServer } from "./test-server.ts";
+import { expectSpiffeId, joinNode, newCsr, rawTlsRequest, startTestServer, TEST_TD, type ClientIdentity, type TestServer } from "./test-server.ts";
 import { MAX_BODY_BYTES } from "./wire.ts";
 
 const T = 20_000;
@@ -30,19 +29,8 @@ async function answerOf(res: Response): Promise<Answer> {
 
 /** Writes `request` on a fresh mutual-TLS connection; the response head, and whether the server closed within 2 s. */
 async function rawRequest(t: TestServer, client: ClientIdentity, request: string): Promise<{ head: string; closed: boolean }> {
-  const url = new URL(t.server.apiUrl);
-  const socket = tlsConnect({ host: url.hostname, port: Number(url.port), ca: t.server.rootsPem(), cert: client.certPem, key: client.keyPem, checkServerIdentity: () => undefined });
-  let data = "";
-  socket.on("data", (d) => (data += d.toString()));
-  const closed = new Promise<boolean>((resolve) => {
-    socket.on("close", () => resolve(true));
-    setTimeout(() => resolve(false), 2000);
-  });
-  await new Promise<void>((resolve, reject) => socket.once("secureConnect", resolve).once("error", reject));
-  socket.write(request);
-  const wasClosed = await closed;
-  socket.destroy();
-  return { head: data.split("\r\n\r\n")[0] ?? "", closed: wasClosed };
+  const { data, closed } = await rawTlsRequest(t.server.apiUrl, t.server.rootsPem(), request, client);
+  return { head: data.split("\r\n\r\n")[0] ?? "", closed };
 }
 
 /** The same request both ways: through the server's API listener, and through a hono app. */

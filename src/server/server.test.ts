@@ -2,12 +2,11 @@
 // attestation), the API listener (mutual TLS with node SVIDs), and what each rejection leaves in
 // the datastore.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { connect as tlsConnect } from "node:tls";
 import { parseJwksBundle, SpiffeId, TrustDomain } from "../spiffe/index.ts";
 import { fingerprintSha256, fromBase64, readCertificate, serialHex, verifyX509Svid } from "../x509/index.ts";
 import { createTestCa } from "../../test/helpers/test-ca.ts";
 import { encodePem, exportPkcs8Pem } from "../x509/index.ts";
-import { joinNode, newCsr, startTestServer, tlsFetch, TEST_TD, type ClientIdentity, type TestServer } from "./test-server.ts";
+import { joinNode, newCsr, rawTlsRequest, startTestServer, tlsFetch, TEST_TD, type ClientIdentity, type TestServer } from "./test-server.ts";
 import { p384Keys, rawCsr, rsaKeys } from "./test-csrs.ts";
 import { tokenHash } from "./issuer.ts";
 
@@ -44,18 +43,12 @@ describe("public listener", () => {
 
   test("a body declared over 64 KiB is refused before it is read, and the connection closed", async () => {
     // Anyone may connect here: the server must not buffer what a caller says it will send.
-    const url = new URL(t.server.publicUrl);
-    const socket = tlsConnect({ host: url.hostname, port: Number(url.port), ca: t.server.rootsPem(), checkServerIdentity: () => undefined });
-    let data = "";
-    socket.on("data", (d) => (data += d.toString()));
-    const closed = new Promise<boolean>((resolve) => {
-      socket.on("close", () => resolve(true));
-      setTimeout(() => resolve(false), 2000);
-    });
-    await new Promise<void>((resolve, reject) => socket.once("secureConnect", resolve).once("error", reject));
-    socket.write("POST /v1/attest/join-token HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100000000\r\n\r\n{");
-    expect(await closed).toBe(true);
-    socket.destroy();
+    const { data, closed } = await rawTlsRequest(
+      t.server.publicUrl,
+      t.server.rootsPem(),
+      "POST /v1/attest/join-token HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100000000\r\n\r\n{",
+    );
+    expect(closed).toBe(true);
     expect(data).toStartWith("HTTP/1.1 413");
     expect(data).toContain('"code":"body_too_large"');
   }, T);

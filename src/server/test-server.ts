@@ -4,6 +4,7 @@
  * checks the server's SPIFFE ID, and a node joined with a token.
  */
 import { mkdtempSync, rmSync } from "node:fs";
+import { connect as tlsConnect } from "node:tls";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { memoryLogger } from "../runtime/log.ts";
@@ -84,6 +85,26 @@ export interface ClientIdentity {
 }
 
 /** One HTTPS request with Bun fetch: server verified against `caPem` and its SPIFFE ID checked. */
+/**
+ * Writes `request` as is on a fresh TLS connection to `url` (mutual TLS with `client`): all the
+ * server sent, and whether it closed the connection within 2 s. For what fetch cannot send.
+ */
+export async function rawTlsRequest(url: string, ca: string, request: string, client?: ClientIdentity): Promise<{ data: string; closed: boolean }> {
+  const u = new URL(url);
+  const socket = tlsConnect({ host: u.hostname, port: Number(u.port), ca, ...(client ? { cert: client.certPem, key: client.keyPem } : {}), checkServerIdentity: () => undefined });
+  let data = "";
+  socket.on("data", (d) => (data += d.toString()));
+  const closed = new Promise<boolean>((resolve) => {
+    socket.on("close", () => resolve(true));
+    setTimeout(() => resolve(false), 2000);
+  });
+  await new Promise<void>((resolve, reject) => socket.once("secureConnect", resolve).once("error", reject));
+  socket.write(request);
+  const wasClosed = await closed;
+  socket.destroy();
+  return { data, closed: wasClosed };
+}
+
 export async function tlsFetch(
   url: string,
   opts: { caPem: string; client?: ClientIdentity; method?: string; body?: unknown; serverId?: string },
