@@ -240,9 +240,10 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
     capture.close();
     throw e;
   }
-  if (existsSync(o.places.config)) enforcement.reload();
-  else o.logger.warn("policy_absent", { file: o.places.config, effect: "no policy: managed workloads reach nothing until one loads" });
-  enforcement.resync(true);
+  // A good load resyncs the maps itself; without one, the workloads' shares are written empty.
+  const present = existsSync(o.places.config);
+  if (!present) o.logger.warn("policy_absent", { file: o.places.config, effect: "no policy: managed workloads reach nothing until one loads" });
+  if (!(present && enforcement.reload())) enforcement.resync(true);
   const enforcer = new Enforcer(capture, holder, enforcement, listener, o);
   enforcer.start();
   o.logger.info("capture_ready", { cgroup: capture.tree.root, pins: capture.pinDir, adopted: capture.adopted, egress_port: listener.port });
