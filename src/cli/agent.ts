@@ -5,6 +5,7 @@
  */
 import type { Command } from "./command.ts";
 import { UsageError } from "./usage-error.ts";
+import { str } from "./global-options.ts";
 import { readInputFile } from "./files.ts";
 import { parseDuration } from "../runtime/duration.ts";
 import { createLogger } from "../runtime/log.ts";
@@ -17,10 +18,6 @@ import { callUnix } from "../runtime/unix-http.ts";
 import { probeHost } from "../runtime/host.ts";
 import { Capture } from "../bpf/capture.ts";
 import { loadPolicy, type AgentSettings } from "../policy/index.ts";
-
-function str(v: unknown): string | undefined {
-  return typeof v === "string" ? v : undefined;
-}
 
 /**
  * The `agent:` settings of the config file (docs/policy.md), when the file exists. An invalid file

@@ -8,6 +8,7 @@
 import { join } from "node:path";
 import type { Command } from "./command.ts";
 import { UsageError } from "./usage-error.ts";
+import { str } from "./global-options.ts";
 import { callUnix } from "../runtime/unix-http.ts";
 import { createAttestation, matchEntry, nearMisses, type MatchEntry } from "../attest/index.ts";
 import { TidegateError } from "../errors.ts";
@@ -81,15 +82,15 @@ export const attestCommand: Command = {
     const pidText = values.pid;
     if (typeof pidText !== "string") throw new UsageError("attest needs --pid PID");
     if (!/^[1-9][0-9]{0,9}$/.test(pidText)) throw new UsageError(`--pid ${JSON.stringify(pidText.slice(0, 32))} is not a pid`);
-    const str = (k: string) => (typeof values[k] === "string" ? (values[k] as string) : undefined);
-    const kubeletFlags = ["kubelet-url", "kubelet-node", "kubelet-token-file", "kubelet-ca-file"].filter((k) => str(k) !== undefined);
+    const flag = (k: string) => str(values[k]);
+    const kubeletFlags = ["kubelet-url", "kubelet-node", "kubelet-token-file", "kubelet-ca-file"].filter((k) => flag(k) !== undefined);
     if (!values.kubelet && kubeletFlags.length > 0) throw new UsageError(`--${kubeletFlags[0]} needs --kubelet`);
     const kubelet = values.kubelet
       ? {
-          ...(str("kubelet-url") ? { url: str("kubelet-url")! } : {}),
-          ...(str("kubelet-node") ? { nodeName: str("kubelet-node")! } : {}),
-          ...(str("kubelet-token-file") ? { tokenFile: str("kubelet-token-file")! } : {}),
-          ...(str("kubelet-ca-file") ? { caFile: str("kubelet-ca-file")! } : {}),
+          ...(flag("kubelet-url") ? { url: flag("kubelet-url")! } : {}),
+          ...(flag("kubelet-node") ? { nodeName: flag("kubelet-node")! } : {}),
+          ...(flag("kubelet-token-file") ? { tokenFile: flag("kubelet-token-file")! } : {}),
+          ...(flag("kubelet-ca-file") ? { caFile: flag("kubelet-ca-file")! } : {}),
         }
       : undefined;
     const attested = await createAttestation({ cgroupName: places.cgroupName, ...(kubelet ? { kubelet } : {}) }).attest(Number(pidText));

@@ -17,7 +17,8 @@ export const GLOBAL_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   help: { type: "boolean", short: "h", help: "show help for this command" },
 };
 
-function str(v: unknown): string | undefined {
+/** A flag's value when it is a string (parseArgs gives booleans and lists too). */
+export function str(v: unknown): string | undefined {
   return typeof v === "string" ? v : undefined;
 }
 

@@ -5,6 +5,7 @@
  */
 import type { Command } from "./command.ts";
 import { UsageError } from "./usage-error.ts";
+import { str } from "./global-options.ts";
 import { readInputFile } from "./files.ts";
 import { existsSync } from "node:fs";
 import { SpiffeId, SpiffeIdError } from "../spiffe/index.ts";
@@ -13,7 +14,6 @@ import type { Explanation, Policy, Query, Decision } from "../policy/index.ts";
 import { createDnsLookup } from "../runtime/dns-client.ts";
 import { systemResolvers } from "../runtime/resolv-conf.ts";
 
-const str = (v: unknown) => (typeof v === "string" ? v : undefined);
 
 function readPolicy(path: string): Policy {
   return loadPolicy(new TextDecoder().decode(readInputFile(path, "policy")), path);
