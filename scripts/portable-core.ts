@@ -9,6 +9,8 @@ export const PORTABLE_PATHS: readonly string[] = [
   "src/x509",
   "src/policy",
   "src/proxy/peek",
+  "src/proxy/proxy-v2.ts",
+  "src/proxy/proxy-v2.test.ts",
   "src/attest/match.ts",
   "src/attest/match.test.ts",
   "src/attest/errors.ts",

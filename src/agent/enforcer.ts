@@ -25,6 +25,8 @@ import { createDnsLookup } from "../runtime/dns-client.ts";
 import { systemResolvers } from "../runtime/resolv-conf.ts";
 import type { AgentCore } from "./agent-core.ts";
 import { chooseEgressPort, unprivilegedPortStart } from "./egress-port.ts";
+import { InboundManager } from "./inbound-manager.ts";
+import { proxyIdentity } from "./proxy-identity.ts";
 
 const REASONS: Record<number, string> = { 1: "rule", 2: "no_rule", 3: "unknown_cgroup", 4: "no_proxy" };
 const HOOKS: Record<number, string> = { 1: "connect4", 2: "connect6", 3: "sendmsg4", 4: "sendmsg6" };
@@ -53,12 +55,23 @@ export class Enforcer {
     readonly holder: PolicyHolder,
     readonly enforcement: Enforcement,
     readonly listener: EgressListener,
+    readonly inbound: InboundManager,
     private readonly o: EnforcerOptions,
   ) {}
 
   /** Reloads the config now (SIGHUP). */
   reload(): boolean {
-    return this.enforcement.reload();
+    const ok = this.enforcement.reload();
+    this.syncInbound();
+    return ok;
+  }
+
+  private syncInbound(): void {
+    try {
+      this.inbound.sync(this.holder.policy);
+    } catch (e) {
+      this.o.logger.error("inbound_sync_failed", { error: e instanceof Error ? e.message : String(e) });
+    }
   }
 
   /** Makes (or reuses) the workload's cgroup with its kernel share written, for `tidegate run`. */
@@ -106,6 +119,7 @@ export class Enforcer {
       egress_port: this.listener.port,
       policy: this.holder.policy === null ? null : { file: this.holder.policy.file, egress_rules: this.holder.policy.egress.length, generation: this.holder.generation },
       workloads: [...this.capture.tree.workloads().keys()],
+      inbound: this.inbound.status(),
       counters,
     };
   }
@@ -113,6 +127,8 @@ export class Enforcer {
   start(): void {
     this.timers.push(setInterval(() => this.drainEvents(), 100));
     this.timers.push(setInterval(() => this.sweep(), 1000));
+    this.timers.push(setInterval(() => this.syncInbound(), 1000));
+    this.syncInbound();
     const file = this.o.places.config;
     try {
       this.watcher = watch(file, () => {
@@ -184,6 +200,7 @@ export class Enforcer {
     this.watcher?.close();
     this.drainEvents();
     this.listener.stop();
+    this.inbound.stop();
     this.capture.close();
   }
 }
@@ -221,6 +238,7 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
     }
     return names.cache;
   };
+  const identity = proxyIdentity(o.core);
   let listener: EgressListener;
   try {
     const port = o.egressPort ?? (await chooseEgressPort(o.places.instance, capture.proxyPort));
@@ -229,6 +247,7 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
       identify: (record) => enforcement.identify(record),
       engine: () => holder.engine,
       names: namesNow,
+      identity,
       logger: o.logger,
     });
     capture.setProxyPort(port);
@@ -244,7 +263,7 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
   const present = existsSync(o.places.config);
   if (!present) o.logger.warn("policy_absent", { file: o.places.config, effect: "no policy: managed workloads reach nothing until one loads" });
   if (!(present && enforcement.reload())) enforcement.resync(true);
-  const enforcer = new Enforcer(capture, holder, enforcement, listener, o);
+  const enforcer = new Enforcer(capture, holder, enforcement, listener, new InboundManager({ identity, logger: o.logger }), o);
   enforcer.start();
   o.logger.info("capture_ready", { cgroup: capture.tree.root, pins: capture.pinDir, adopted: capture.adopted, egress_port: listener.port });
   return enforcer;

@@ -47,12 +47,14 @@ egress:
     action: deny
 inbound:
   - name: email-mcp
+    id: spiffe://example.org/mcp/email
     listen: 0.0.0.0:8443
     forward: 127.0.0.1:3000
     allow: [spiffe://example.org/agent/*, spiffe://partner.com/agent/*]
     proxy_protocol: true
     mcp: { tools: { allow: [send_email] } }
   - name: unix-mcp
+    id: spiffe://example.org/mcp/unix
     listen: "[::1]:9443"
     forward: unix:/run/mcp.sock
     allow: spiffe://example.org/agent/*
@@ -110,9 +112,9 @@ describe("loadPolicy: the full sketch", () => {
     assert.deepEqual([v6!.ports.lo, v6!.ports.hi], [1, 65535]);
   });
   test("inbound, federation and dns", () => {
-    assert.deepEqual(p.inbound.map((r) => [r.name, r.listen, r.forward, r.proxyProtocol, r.allow.length]), [
-      ["email-mcp", { host: "0.0.0.0", port: 8443 }, { kind: "tcp", host: "127.0.0.1", port: 3000 }, true, 2],
-      ["unix-mcp", { host: "::1", port: 9443 }, { kind: "unix", path: "/run/mcp.sock" }, false, 1],
+    assert.deepEqual(p.inbound.map((r) => [r.name, r.id.toString(), r.listen, r.forward, r.proxyProtocol, r.allow.length]), [
+      ["email-mcp", "spiffe://example.org/mcp/email", { host: "0.0.0.0", port: 8443 }, { kind: "tcp", host: "127.0.0.1", port: 3000 }, true, 2],
+      ["unix-mcp", "spiffe://example.org/mcp/unix", { host: "::1", port: 9443 }, { kind: "unix", path: "/run/mcp.sock" }, false, 1],
     ]);
     assert.deepEqual(p.federation.map((f) => [f.trustDomain.name, f.bundleEndpoint, f.profile, f.endpointId?.toString() ?? null]), [
       ["partner.com", "https://partner.com/.well-known/spiffe-bundle", "https_web", null],
@@ -202,15 +204,18 @@ const REJECTIONS: [string, string, number, string, RegExp][] = [
   ["egress: upstream on deny", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: deny\n    upstream: { port: 2 }\n`, 7, "egress[0].upstream", /not allowed with action deny/],
   ["egress: upstream port 70000", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: tls\n    upstream: { port: 70000 }\n`, 7, "egress[0].upstream.port", /port/],
   ["egress: duplicate rule names", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: deny\n${RULE}    to: { host: b.com, port: 1 }\n    action: deny\n`, 7, "egress[1].name", /already the name of egress\[0\] \(line 3\)/],
-  ["inbound: a name used by egress", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: deny\ninbound:\n  - { name: r, listen: 127.0.0.1:9443, forward: 127.0.0.1:3000, allow: spiffe://example.org/a }\n`, 8, "inbound[0].name", /already the name of egress\[0\]/],
-  ["inbound: bad listen", "inbound:\n  - { name: i, listen: 9443, forward: 127.0.0.1:3000, allow: spiffe://example.org/a }\n", 3, "inbound[0].listen", /expected string, got 9443/],
-  ["inbound: listen without a port", "inbound:\n  - { name: i, listen: 127.0.0.1, forward: 127.0.0.1:3000, allow: spiffe://example.org/a }\n", 3, "inbound[0].listen", /HOST:PORT/],
-  ["inbound: listen port 0", "inbound:\n  - { name: i, listen: 127.0.0.1:0, forward: 127.0.0.1:3000, allow: spiffe://example.org/a }\n", 3, "inbound[0].listen", /port 0/],
-  ["inbound: duplicate listen", "inbound:\n  - { name: i, listen: 127.0.0.1:9443, forward: 127.0.0.1:3000, allow: spiffe://example.org/a }\n  - { name: j, listen: 127.0.0.1:9443, forward: 127.0.0.1:3001, allow: spiffe://example.org/a }\n", 4, "inbound[1].listen", /already the listen address/],
-  ["inbound: relative unix forward", "inbound:\n  - { name: i, listen: 127.0.0.1:9443, forward: 'unix:mcp.sock', allow: spiffe://example.org/a }\n", 3, "inbound[0].forward", /absolute path/],
-  ["inbound: allow of an unknown trust domain", "inbound:\n  - { name: i, listen: 127.0.0.1:9443, forward: 127.0.0.1:3000, allow: spiffe://partner.com/a }\n", 3, "inbound[0].allow", /neither ours nor under federation/],
-  ["inbound: no allow", "inbound:\n  - { name: i, listen: 127.0.0.1:9443, forward: 127.0.0.1:3000 }\n", 3, "inbound[0].allow", /required|SPIFFE ID pattern/],
-  ["inbound: proxy_protocol not a boolean", "inbound:\n  - { name: i, listen: 127.0.0.1:9443, forward: 127.0.0.1:3000, allow: spiffe://example.org/a, proxy_protocol: v2 }\n", 3, "inbound[0].proxy_protocol", /expected boolean/],
+  ["inbound: a name used by egress", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: deny\ninbound:\n  - { name: r, id: spiffe://example.org/srv, listen: 127.0.0.1:9443, forward: 127.0.0.1:3000, allow: spiffe://example.org/a }\n`, 8, "inbound[0].name", /already the name of egress\[0\]/],
+  ["inbound: no id", "inbound:\n  - { name: i, listen: 127.0.0.1:9443, forward: 127.0.0.1:3000, allow: spiffe://example.org/a }\n", 3, "inbound[0].id", /required|SPIFFE ID/],
+  ["inbound: id of another trust domain", "federation:\n  - { trust_domain: partner.com, bundle_endpoint: https://partner.com/b, profile: https_web }\ninbound:\n  - { name: i, id: spiffe://partner.com/srv, listen: 127.0.0.1:9443, forward: 127.0.0.1:3000, allow: spiffe://example.org/a }\n", 5, "inbound[0].id", /not in our trust domain example.org/],
+  ["inbound: id not a SPIFFE ID", "inbound:\n  - { name: i, id: https://example.org/srv, listen: 127.0.0.1:9443, forward: 127.0.0.1:3000, allow: spiffe://example.org/a }\n", 3, "inbound[0].id", /SPIFFE|spiffe/],
+  ["inbound: bad listen", "inbound:\n  - { name: i, id: spiffe://example.org/srv, listen: 9443, forward: 127.0.0.1:3000, allow: spiffe://example.org/a }\n", 3, "inbound[0].listen", /expected string, got 9443/],
+  ["inbound: listen without a port", "inbound:\n  - { name: i, id: spiffe://example.org/srv, listen: 127.0.0.1, forward: 127.0.0.1:3000, allow: spiffe://example.org/a }\n", 3, "inbound[0].listen", /HOST:PORT/],
+  ["inbound: listen port 0", "inbound:\n  - { name: i, id: spiffe://example.org/srv, listen: 127.0.0.1:0, forward: 127.0.0.1:3000, allow: spiffe://example.org/a }\n", 3, "inbound[0].listen", /port 0/],
+  ["inbound: duplicate listen", "inbound:\n  - { name: i, id: spiffe://example.org/srv, listen: 127.0.0.1:9443, forward: 127.0.0.1:3000, allow: spiffe://example.org/a }\n  - { name: j, id: spiffe://example.org/srv, listen: 127.0.0.1:9443, forward: 127.0.0.1:3001, allow: spiffe://example.org/a }\n", 4, "inbound[1].listen", /already the listen address/],
+  ["inbound: relative unix forward", "inbound:\n  - { name: i, id: spiffe://example.org/srv, listen: 127.0.0.1:9443, forward: 'unix:mcp.sock', allow: spiffe://example.org/a }\n", 3, "inbound[0].forward", /absolute path/],
+  ["inbound: allow of an unknown trust domain", "inbound:\n  - { name: i, id: spiffe://example.org/srv, listen: 127.0.0.1:9443, forward: 127.0.0.1:3000, allow: spiffe://partner.com/a }\n", 3, "inbound[0].allow", /neither ours nor under federation/],
+  ["inbound: no allow", "inbound:\n  - { name: i, id: spiffe://example.org/srv, listen: 127.0.0.1:9443, forward: 127.0.0.1:3000 }\n", 3, "inbound[0].allow", /required|SPIFFE ID pattern/],
+  ["inbound: proxy_protocol not a boolean", "inbound:\n  - { name: i, id: spiffe://example.org/srv, listen: 127.0.0.1:9443, forward: 127.0.0.1:3000, allow: spiffe://example.org/a, proxy_protocol: v2 }\n", 3, "inbound[0].proxy_protocol", /expected boolean/],
   ["federation: our own trust domain", "federation:\n  - { trust_domain: example.org, bundle_endpoint: 'https://a/', profile: https_web }\n", 3, "federation[0].trust_domain", /our own/],
   ["federation: twice", "federation:\n  - { trust_domain: p.test, bundle_endpoint: 'https://a/', profile: https_web }\n  - { trust_domain: p.test, bundle_endpoint: 'https://b/', profile: https_web }\n", 4, "federation[1].trust_domain", /listed twice/],
   ["federation: http endpoint", "federation:\n  - { trust_domain: p.test, bundle_endpoint: 'http://a/', profile: https_web }\n", 3, "federation[0].bundle_endpoint", /https/],

@@ -103,6 +103,7 @@ function buildInbound(input: PolicyInput, source: YamlSource, fail: FailFn, know
     const before = listens.get(key);
     if (before !== undefined) fail([...at, "listen"], `${key} is already the listen address of inbound[${before}]`);
     listens.set(key, index);
+    if (!r.id.trustDomain.equals(input.trust_domain)) fail([...at, "id"], `${r.id.toString()} is not in our trust domain ${input.trust_domain.name}: the agent holds SVIDs of its own trust domain only`);
     r.allow.forEach((p, i) => {
       const td = trustDomainOf(p.text);
       if (!known.has(td)) fail([...at, "allow", ...(r.allow.length > 1 ? [i] : [])], `trust domain ${td} is neither ours nor under federation:`);
@@ -111,6 +112,7 @@ function buildInbound(input: PolicyInput, source: YamlSource, fail: FailFn, know
       index,
       name: r.name,
       line: source.lineOf(at),
+      id: r.id,
       listen: r.listen,
       forward: r.forward,
       allow: idPatterns(r.allow),

@@ -67,6 +67,8 @@ export interface InboundRule {
   readonly index: number;
   readonly name: string;
   readonly line: number;
+  /** The SPIFFE ID the listener presents: the agent must hold an SVID for it (an entry of its node). */
+  readonly id: SpiffeId;
   readonly listen: { readonly host: string; readonly port: number };
   readonly forward: ForwardTarget;
   readonly allow: readonly IdPattern[];

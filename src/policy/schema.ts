@@ -107,6 +107,7 @@ export const EgressRuleSchema = mapping({
 
 export const InboundRuleSchema = mapping({
   name,
+  id: spiffeId,
   listen,
   forward,
   allow: idPatterns,

@@ -17,10 +17,12 @@
  *    original address (on `upstream.port` when set) and splice the bytes, the peeked ones first;
  *    `tls` wraps what a workload sends in plaintext in TLS to that address, verified against the
  *    system roots or the rule's `ca` file and the name the connection gave (a workload that sends
- *    TLS itself is refused: no TLS in TLS); `mtls`, `intercept` and `inspect` are refused until they
- *    land (issues 7 and 8).
- * Every connection ends in one `egress` log line with the process identity, the decision and, for
- * a forwarded one, bytes each way and duration.
+ *    TLS itself is refused: no TLS in TLS); `mtls` does the same with the workload's X.509-SVID
+ *    and forwards only to a peer whose chain tidegate's verifier accepts as `server_id`
+ *    (upstream.ts); `intercept` and `inspect` are refused until they land (issue 8).
+ * Every connection ends in one `egress` log line with the process identity, the decision, a
+ * connection id (for TLS legs the exporter value the far end computes alike, peer-tls.ts) and, for
+ * a forwarded one, the upstream, the peer's SPIFFE ID, bytes each way and duration.
  */
 import type { Socket } from "bun";
 import type { IpAddress } from "../policy/address.ts";
@@ -34,6 +36,11 @@ import type { Logger } from "../runtime/log.ts";
 import { TidegateError } from "../errors.ts";
 import { MAX_PEEK_BYTES, peek, PeekError, type PeekResult } from "./peek/peek.ts";
 import { endOf, splice, type Splice } from "./splice.ts";
+import type { IdentitySource } from "./identity-source.ts";
+import { hex } from "./peer-tls.ts";
+import { PeerVerifier } from "./peer-verifier.ts";
+import { SessionCache } from "./session-cache.ts";
+import { openUpstream, type UpstreamTls, type UpData } from "./upstream.ts";
 
 export const PEEK_TIMEOUT_MS = 300;
 
@@ -61,6 +68,8 @@ export interface EgressDeps {
   engine(): PolicyEngine | null;
   /** Resolves rule host names (the policy's dns: setting). */
   names(): Pick<NameCache, "resolve">;
+  /** SVIDs and bundles for `mtls`; absent: mtls rules are refused (`no_svid`). */
+  identity?: IdentitySource;
   logger: Logger;
 }
 
@@ -82,20 +91,19 @@ export async function identifyCaller(peer: { address: IpAddress; port: number },
   return { fields: { ...fields, spiffe_id: who.id.toString() }, record, id: who.id };
 }
 
-/** The decision for an identified caller and the name its first bytes gave (steps 3 and 4). */
-export interface UpstreamTls {
-  /** SNI and the name the certificate must carry; null: the address itself. */
-  readonly serverName: string | null;
-  /** A CA file instead of the system roots. */
-  readonly caFile: string | null;
-}
+/** What the upstream leg must be (step 5), before the agent's SVIDs and files are looked up. */
+export type LegSpec =
+  /** serverName: SNI and the name the certificate must carry (null: the address itself); caFile: instead of the system roots. */
+  | { readonly kind: "tls"; readonly serverName: string | null; readonly caFile: string | null }
+  | { readonly kind: "mtls"; readonly serverName: string | null; readonly serverId: SpiffeId };
 
+/** The decision for an identified caller and the name its first bytes gave (steps 3 and 4). */
 export async function decideConnection(
   caller: { record: CaptureRecord; id: SpiffeId },
   name: string | null,
   deps: EgressDeps,
   sent: PeekResult["kind"] = "other",
-): Promise<{ decision: Decision | null; upstream: { address: IpAddress; port: number } | null; tls: UpstreamTls | null; fields: Fields }> {
+): Promise<{ decision: Decision | null; upstream: { address: IpAddress; port: number } | null; tls: LegSpec | null; fields: Fields }> {
   const engine = deps.engine();
   if (engine === null) return { decision: null, upstream: null, tls: null, fields: { outcome: "refused", reason: "no_policy" } };
   const q = { from: caller.id, proto: "tcp" as const, port: caller.record.port, address: caller.record.address, name };
@@ -113,9 +121,11 @@ export async function decideConnection(
   const refused = (reason: string, extra: Fields = {}) => ({ decision, upstream: null, tls: null, fields: { ...fields, ...extra, outcome: "refused", reason } });
   if (decision.verdict === "deny") return refused(decision.reason);
   if (decision.verdict === "inspect") return refused("intercept_not_implemented");
-  if (decision.action === "tls") {
-    if (sent === "tls") return refused("tls_in_tls", { action: "tls" });
-    return { decision, upstream, tls: { serverName: decision.rule.to.kind === "host" ? name : null, caFile: decision.rule.ca }, fields: { ...fields, action: "tls" } };
+  const serverName = decision.rule.to.kind === "host" ? name : null;
+  if (decision.action === "tls" || decision.action === "mtls") {
+    if (sent === "tls") return refused("tls_in_tls", { action: decision.action });
+    const tls: LegSpec = decision.action === "tls" ? { kind: "tls", serverName, caFile: decision.rule.ca } : { kind: "mtls", serverName, serverId: decision.rule.serverId! };
+    return { decision, upstream, tls, fields: { ...fields, action: decision.action } };
   }
   if (decision.action !== "passthrough" && decision.action !== "direct") return refused(`${decision.action}_not_implemented`, { action: decision.action });
   return { decision, upstream, tls: null, fields: { ...fields, action: decision.action } };
@@ -151,6 +161,7 @@ function joined(c: Conn): Uint8Array {
 }
 
 export function startEgressListener(port: number, deps: EgressDeps): EgressListener {
+  const legDeps = { sessions: new SessionCache(), verifier: new PeerVerifier() };
   const settle = (c: Conn, r: PeekResult | PeekError) => {
     if (c.settled) return;
     c.settled = true;
@@ -201,65 +212,56 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
     }
     const upstream = d.upstream;
     const done = (extra: Fields) => log({ ...caller.fields, ...d.fields, upstream: `${upstream.address.text}:${upstream.port}`, ...extra });
-    let tlsOptions: { serverName?: string; ca?: string; rejectUnauthorized: true } | undefined;
-    if (d.tls !== null) {
-      tlsOptions = { rejectUnauthorized: true, ...(d.tls.serverName !== null ? { serverName: d.tls.serverName } : {}) };
+    const refuse = (extra: Fields) => {
+      done({ outcome: "refused", ...extra });
+      socket.end();
+    };
+    let leg: UpstreamTls | null = null;
+    if (d.tls?.kind === "tls") {
+      let caPem: string | null = null;
       if (d.tls.caFile !== null) {
         try {
-          tlsOptions.ca = await Bun.file(d.tls.caFile).text();
+          caPem = await Bun.file(d.tls.caFile).text();
         } catch (e) {
-          done({ outcome: "refused", reason: "ca_unreadable", detail: `${d.tls.caFile}: ${(e as { code?: string }).code ?? String(e)}` });
-          socket.end();
-          return;
+          return refuse({ reason: "ca_unreadable", detail: `${d.tls.caFile}: ${(e as { code?: string }).code ?? String(e)}` });
         }
       }
+      leg = { kind: "tls", serverName: d.tls.serverName, caPem };
+    } else if (d.tls?.kind === "mtls") {
+      const credential = deps.identity?.svid(caller.id.toString()) ?? null;
+      if (credential === null) return refuse({ reason: "no_svid", detail: `the agent holds no SVID for ${caller.id.toString()}` });
+      const trust = deps.identity!.trust();
+      const caPem = trust.caPem(d.tls.serverId.trustDomain);
+      if (caPem === null) return refuse({ reason: "no_bundle", detail: `no bundle for trust domain ${d.tls.serverId.trustDomain.name}` });
+      leg = { kind: "mtls", serverName: d.tls.serverName, serverId: d.tls.serverId, credential, trust, caPem };
     }
-    const begin = (up: Socket<{ sp: Splice | null }>) => {
-      const sp = splice(endOf(socket as Socket<unknown>), endOf(up as Socket<unknown>), () =>
-        done({ outcome: "forwarded", bytes_up: sp.bytesUp(), bytes_down: sp.bytesDown() }),
-      );
-      up.data.sp = sp;
-      c.sp = sp;
-      const early = joined(c);
-      c.buf = [];
-      c.size = 0;
-      if (early.length > 0) sp.up.data(early);
-      if (c.closed) sp.clientClosed();
-      else if (c.ended) sp.up.ended();
-      socket.resume();
-    };
-    try {
-      await Bun.connect<{ sp: Splice | null }>({
-        hostname: upstream.address.text,
-        port: upstream.port,
-        allowHalfOpen: true,
-        data: { sp: null },
-        ...(tlsOptions !== undefined ? { tls: tlsOptions } : {}),
-        socket: {
-          open(up) {
-            if (tlsOptions === undefined) begin(up);
-          },
-          handshake(up, authorized, error) {
-            if (authorized) return begin(up);
-            done({ outcome: "refused", reason: "upstream_tls_unverified", detail: (error as { code?: string } | null)?.code ?? error?.message ?? "not authorized" });
-            up.end();
-            socket.end();
-          },
-          data: (up, chunk) => up.data.sp?.down.data(chunk),
-          drain: (up) => up.data.sp?.up.drain(),
-          end: (up) => up.data.sp?.down.ended(),
-          close: (up) => up.data.sp?.upstreamClosed(),
-          connectError: (_up, e) => {
-            done({ outcome: "upstream_failed", detail: e.message });
-            socket.end();
-          },
-          timeout: (up) => void up.end(),
-        },
-      });
-    } catch (e) {
-      done({ outcome: "upstream_failed", detail: e instanceof Error ? e.message : String(e) });
+    if (c.closed) return done({ outcome: "client_gone" });
+    const up = await openUpstream({ address: upstream.address, port: upstream.port, tls: leg }, legDeps);
+    if (!up.ok) {
+      const extra: Fields = { outcome: up.outcome, ...(up.reason !== null ? { reason: up.reason } : {}), detail: up.detail, ...(up.peerId !== null ? { peer_id: up.peerId } : {}), ...(up.connId !== null ? { conn_id: hex(up.connId) } : {}) };
+      done(extra);
       socket.end();
+      return;
     }
+    const upSocket = up.socket;
+    const legFields: Fields = { conn_id: hex(up.connId), ...(up.peerId !== null ? { peer_id: up.peerId } : {}), ...(up.resumed !== null ? { resumed: up.resumed } : {}) };
+    const sp = splice(endOf(socket as Socket<unknown>), endOf(upSocket as Socket<unknown>), () =>
+      done({ ...legFields, outcome: "forwarded", bytes_up: sp.bytesUp(), bytes_down: sp.bytesDown() }),
+    );
+    upSocket.data.sp = sp;
+    c.sp = sp;
+    const early = joined(c);
+    c.buf = [];
+    c.size = 0;
+    if (early.length > 0) sp.up.data(early);
+    for (const chunk of upSocket.data.early) sp.down.data(chunk);
+    upSocket.data.early = [];
+    if (c.closed) sp.clientClosed();
+    else if (c.ended) sp.up.ended();
+    if (upSocket.data.closed) sp.upstreamClosed();
+    else if (upSocket.data.ended) sp.down.ended();
+    socket.resume();
+    upSocket.resume();
   };
   const handlers = {
     open(socket: Socket<Conn>) {

@@ -1,0 +1,101 @@
+/**
+ * Keeps one inbound listener per `inbound[]` rule of the policy in force (src/proxy/
+ * inbound-listener.ts). `sync()` runs after every policy load and every second:
+ * - a rule whose SPIFFE ID the agent holds no valid SVID for waits (`inbound_waiting`, once) and
+ *   starts as soon as one arrives (`inbound_listening`);
+ * - an address that cannot be bound is retried at each sync (`inbound_failed`, once per error);
+ * - a rule that changed but kept its listen address and `id` is swapped into the running listener
+ *   (new connections see the new `allow`, `forward` and `proxy_protocol`); one whose address or
+ *   `id` changed is restarted; a rule that is gone stops its listener (`inbound_stopped`);
+ *   connections in flight finish on the rule they started with.
+ */
+import type { InboundRule, Policy } from "../policy/model.ts";
+import type { Logger } from "../runtime/log.ts";
+import type { IdentitySource } from "../proxy/identity-source.ts";
+import { InboundListener } from "../proxy/inbound-listener.ts";
+import { PeerVerifier } from "../proxy/peer-verifier.ts";
+
+export interface InboundState {
+  readonly rule: string;
+  readonly listen: string;
+  readonly id: string;
+  readonly state: "listening" | "waiting" | "failed";
+  readonly detail?: string;
+}
+
+interface Slot {
+  rule: InboundRule;
+  listener: InboundListener | null;
+  /** What was last logged for a slot that is not listening, so it is said once. */
+  said: string | null;
+}
+
+function keyOf(r: InboundRule): string {
+  return `${r.listen.host}|${r.listen.port}|${r.id.toString()}`;
+}
+
+function listenText(r: InboundRule): string {
+  return `${r.listen.host}:${r.listen.port}`;
+}
+
+export class InboundManager {
+  private readonly slots = new Map<string, Slot>();
+  private readonly verifier = new PeerVerifier();
+
+  constructor(private readonly o: { identity: IdentitySource; logger: Logger }) {}
+
+  sync(policy: Policy | null): void {
+    const wanted = new Map((policy?.inbound ?? []).map((r) => [keyOf(r), r]));
+    for (const [key, slot] of this.slots) {
+      if (wanted.has(key)) continue;
+      slot.listener?.stop();
+      this.slots.delete(key);
+      this.o.logger.info("inbound_stopped", { rule: slot.rule.name, listen: listenText(slot.rule) });
+    }
+    for (const [key, rule] of wanted) {
+      const slot = this.slots.get(key) ?? { rule, listener: null, said: null };
+      this.slots.set(key, slot);
+      slot.rule = rule;
+      if (slot.listener !== null) {
+        slot.listener.rule = rule;
+        continue;
+      }
+      this.start(slot);
+    }
+  }
+
+  private start(slot: Slot): void {
+    const r = slot.rule;
+    const fields = { rule: r.name, listen: listenText(r), id: r.id.toString() };
+    const credential = this.o.identity.svid(r.id.toString());
+    if (credential === null) {
+      if (slot.said !== "no_svid") this.o.logger.warn("inbound_waiting", { ...fields, reason: "no_svid", detail: "the agent holds no SVID for this id yet (an entry of this node with this SPIFFE ID)" });
+      slot.said = "no_svid";
+      return;
+    }
+    try {
+      slot.listener = new InboundListener(r, credential, { identity: this.o.identity, verifier: this.verifier, logger: this.o.logger });
+      slot.said = null;
+      this.o.logger.info("inbound_listening", fields);
+    } catch (e) {
+      const detail = (e as { code?: string }).code ?? (e instanceof Error ? e.message : String(e));
+      if (slot.said !== detail) this.o.logger.error("inbound_failed", { ...fields, detail, effect: "retried every second" });
+      slot.said = detail;
+    }
+  }
+
+  status(): InboundState[] {
+    return [...this.slots.values()].map((s) => ({
+      rule: s.rule.name,
+      listen: listenText(s.rule),
+      id: s.rule.id.toString(),
+      state: s.listener !== null ? "listening" : s.said === "no_svid" ? "waiting" : "failed",
+      ...(s.listener === null && s.said !== null && s.said !== "no_svid" ? { detail: s.said } : {}),
+    }));
+  }
+
+  stop(): void {
+    for (const s of this.slots.values()) s.listener?.stop();
+    this.slots.clear();
+  }
+}

@@ -1,0 +1,229 @@
+/**
+ * An inbound listener (docs/policy.md `inbound[]`; DESIGN.md section 1's second scenario): the
+ * server side of an mTLS hop. It presents the X.509-SVID the agent holds for the rule's `id` and
+ * forwards plaintext to the rule's `forward` target (a TCP address or a Unix socket).
+ *
+ * A client is forwarded only when all of these hold, checked in this order, each refusal logged
+ * with its reason and nothing sent to the backend:
+ * 1. it presented a certificate (`client_no_certificate`);
+ * 2. the TLS stack verified it against the trusted bundles: `authorized` true and no error
+ *    (`client_untrusted`, detail: the TLS error code);
+ * 3. tidegate's verifier accepts its chain as an X.509-SVID of a trusted trust domain
+ *    (`client_untrusted`, detail: the verifier's code);
+ * 4. its SPIFFE ID matches one of the rule's `allow` patterns (`client_not_allowed`).
+ * The agent must hold a valid SVID for `id` when the connection arrives (`no_svid` otherwise).
+ * With `proxy_protocol: true` the backend first receives a PROXY protocol v2 header with the
+ * caller's SPIFFE ID and the connection id (proxy-v2.ts). Every connection ends in one `inbound`
+ * log line; its `conn_id` equals the `conn_id` the client side's egress proxy logs (peer-tls.ts).
+ *
+ * Rotation: an SVID or bundle newer than the one the listener started with is put on each new
+ * connection before its handshake (`setKeyCert` with a secure context made once per change), so
+ * the listener never restarts and no connection is dropped.
+ */
+import tls from "node:tls";
+import type { Socket, TCPSocketListener } from "bun";
+import type { InboundRule } from "../policy/model.ts";
+import { parseIp, type IpAddress } from "../policy/address.ts";
+import type { Logger } from "../runtime/log.ts";
+import { encodePem } from "../x509/pem.ts";
+import type { Credential, IdentitySource, TrustNow } from "./identity-source.ts";
+import { hex, peerChain, randomConnectionId, tlsConnectionId } from "./peer-tls.ts";
+import type { PeerVerifier } from "./peer-verifier.ts";
+import { encodeProxyV2, ProxyV2Error } from "./proxy-v2.ts";
+import { endOf, splice, type Splice } from "./splice.ts";
+
+export interface InboundDeps {
+  readonly identity: IdentitySource;
+  readonly verifier: PeerVerifier;
+  readonly logger: Logger;
+}
+
+type Fields = Record<string, unknown>;
+
+interface Conn {
+  started: number;
+  /** Client bytes that came before the backend was ready. */
+  early: Uint8Array[];
+  sp: Splice | null;
+  ended: boolean;
+  closed: boolean;
+  /** The PROXY header's length, which bytes_up leaves out. */
+  header: number;
+}
+
+interface BackendData {
+  sp: Splice | null;
+}
+
+function tlsOf(c: Credential, t: TrustNow) {
+  return { cert: c.chain.map((der) => encodePem("CERTIFICATE", der)).join(""), key: c.keyPem, ca: t.allCaPem };
+}
+
+function addressOf(text: string): IpAddress | null {
+  try {
+    return parseIp(text);
+  } catch {
+    return null;
+  }
+}
+
+export class InboundListener {
+  private readonly listener: TCPSocketListener<Conn>;
+  /** What the listener was started with, and the context for anything newer. */
+  private readonly base: { credential: Credential; generation: number };
+  private current: { credential: Credential; generation: number; context: unknown } | null = null;
+
+  /** The rule in force; a reload with the same listen address swaps it in place. */
+  rule: InboundRule;
+
+  /** Throws when the address cannot be bound; `credential` is the SVID for rule.id. */
+  constructor(rule: InboundRule, credential: Credential, private readonly deps: InboundDeps) {
+    this.rule = rule;
+    const trust = deps.identity.trust();
+    this.base = { credential, generation: trust.generation };
+    this.listener = Bun.listen<Conn>({
+      hostname: rule.listen.host,
+      port: rule.listen.port,
+      allowHalfOpen: true,
+      tls: { ...tlsOf(credential, trust), requestCert: true, rejectUnauthorized: true },
+      socket: {
+        open: (s) => this.open(s),
+        handshake: (s, authorized, error) => void this.handshake(s, authorized, error).catch((e: unknown) => this.refuse(s, "internal_error", { detail: e instanceof Error ? e.message : String(e) })),
+        data: (s, chunk) => {
+          const c = s.data;
+          if (c.sp !== null) return c.sp.up.data(chunk);
+          c.early.push(new Uint8Array(chunk));
+        },
+        drain: (s) => s.data.sp?.down.drain(),
+        end: (s) => {
+          if (s.data.sp !== null) return s.data.sp.up.ended();
+          s.data.ended = true;
+        },
+        close: (s) => {
+          s.data.closed = true;
+          s.data.sp?.clientClosed();
+        },
+        error() {},
+      },
+    });
+  }
+
+  get listen(): string {
+    return `${this.rule.listen.host}:${this.rule.listen.port}`;
+  }
+
+  stop(): void {
+    this.listener.stop(false);
+  }
+
+  private log(s: Socket<Conn>, fields: Fields): void {
+    this.deps.logger.info("inbound", {
+      rule: this.rule.name,
+      listen: this.listen,
+      client: `${s.remoteAddress}:${(s as unknown as { remotePort: number }).remotePort}`,
+      forward: this.forwardText(),
+      proxy_protocol: this.rule.proxyProtocol,
+      ...fields,
+      duration_ms: Math.round(performance.now() - s.data.started),
+    });
+  }
+
+  private forwardText(): string {
+    const f = this.rule.forward;
+    return f.kind === "unix" ? `unix:${f.path}` : `${f.host}:${f.port}`;
+  }
+
+  private refuse(s: Socket<Conn>, reason: string, fields: Fields = {}): void {
+    this.log(s, { client_id: null, conn_id: hex(tlsConnectionId(s as never) ?? randomConnectionId()), outcome: "refused", reason, ...fields });
+    s.end();
+  }
+
+  private open(s: Socket<Conn>): void {
+    s.data = { started: performance.now(), early: [], sp: null, ended: false, closed: false, header: 0 };
+    const credential = this.deps.identity.svid(this.rule.id.toString());
+    const trust = this.deps.identity.trust();
+    if (credential === null) return;
+    if (credential === this.base.credential && trust.generation === this.base.generation) return;
+    if (this.current?.credential !== credential || this.current.generation !== trust.generation) {
+      this.current = { credential, generation: trust.generation, context: tls.createSecureContext(tlsOf(credential, trust)).context };
+    }
+    (s as unknown as { setKeyCert(ctx: unknown): void }).setKeyCert(this.current.context);
+  }
+
+  private async handshake(s: Socket<Conn>, authorized: boolean, error: Error | null): Promise<void> {
+    s.pause();
+    if (this.deps.identity.svid(this.rule.id.toString()) === null) return this.refuse(s, "no_svid", { detail: `the agent holds no valid SVID for ${this.rule.id.toString()}` });
+    const chain = peerChain(s as never);
+    if (chain.length === 0) return this.refuse(s, "client_no_certificate");
+    if (!authorized || error !== null) return this.refuse(s, "client_untrusted", { detail: (error as { code?: string } | null)?.code ?? error?.message ?? "not authorized" });
+    const trust = this.deps.identity.trust();
+    const check = await this.deps.verifier.verify(chain, trust.bundles, trust.generation);
+    if (!check.ok) return this.refuse(s, "client_untrusted", { detail: check.code, claimed_id: check.claimed });
+    const id = check.id;
+    if (!this.rule.allow.some((p) => p.matcher.matches(id))) return this.refuse(s, "client_not_allowed", { client_id: id.toString() });
+    if (s.data.closed) return this.log(s, { client_id: id.toString(), outcome: "client_gone" });
+    const connId = tlsConnectionId(s as never) ?? randomConnectionId();
+    this.forward(s, id.toString(), connId);
+  }
+
+  /** The PROXY v2 header for this connection, or null when its addresses cannot be written. */
+  private proxyHeader(s: Socket<Conn>, clientId: string, connId: Uint8Array): Uint8Array | null {
+    const sock = s as unknown as { remoteAddress: string; remotePort: number; localAddress: string; localPort: number };
+    const source = addressOf(sock.remoteAddress);
+    const destination = addressOf(sock.localAddress);
+    if (source === null || destination === null) return null;
+    try {
+      return encodeProxyV2({ source: { address: source, port: sock.remotePort }, destination: { address: destination, port: sock.localPort }, connectionId: connId, spiffeId: clientId });
+    } catch (e) {
+      if (e instanceof ProxyV2Error) return null;
+      throw e;
+    }
+  }
+
+  private forward(s: Socket<Conn>, clientId: string, connId: Uint8Array): void {
+    const c = s.data;
+    const base: Fields = { client_id: clientId, conn_id: hex(connId) };
+    const f = this.rule.forward;
+    const header = this.rule.proxyProtocol ? this.proxyHeader(s, clientId, connId) : null;
+    if (this.rule.proxyProtocol && header === null) {
+      this.log(s, { ...base, outcome: "refused", reason: "proxy_header_failed", detail: "the connection's addresses cannot be written in a PROXY v2 header" });
+      s.end();
+      return;
+    }
+    const begin = (b: Socket<BackendData>) => {
+      const sp = splice(endOf(s as Socket<unknown>), endOf(b as Socket<unknown>), () =>
+        this.log(s, { ...base, outcome: "forwarded", bytes_up: sp.bytesUp() - c.header, bytes_down: sp.bytesDown() }),
+      );
+      c.sp = sp;
+      b.data.sp = sp;
+      if (header !== null) {
+        c.header = header.length;
+        sp.up.data(header);
+      }
+      for (const chunk of c.early) sp.up.data(chunk);
+      c.early = [];
+      if (c.closed) sp.clientClosed();
+      else if (c.ended) sp.up.ended();
+      s.resume();
+    };
+    const backendFailed = (detail: string) => {
+      this.log(s, { ...base, outcome: "backend_failed", detail });
+      s.end();
+    };
+    const where = f.kind === "unix" ? { unix: f.path } : { hostname: f.host, port: f.port };
+    Bun.connect<BackendData>({
+      ...where,
+      allowHalfOpen: true,
+      data: { sp: null },
+      socket: {
+        open: begin,
+        data: (b, chunk) => b.data.sp?.down.data(chunk),
+        drain: (b) => b.data.sp?.up.drain(),
+        end: (b) => b.data.sp?.down.ended(),
+        close: (b) => b.data.sp?.upstreamClosed(),
+        connectError: (_b, e) => backendFailed(e.message),
+        error() {},
+      },
+    } as Parameters<typeof Bun.connect<BackendData>>[0]).catch((e: unknown) => backendFailed(e instanceof Error ? e.message : String(e)));
+  }
+}

@@ -1,0 +1,235 @@
+// The two ends of an mTLS hop in one process, over real loopback sockets and real TLS: the
+// egress side's upstream leg (upstream.ts, `mtls`) and an inbound listener (inbound-listener.ts),
+// with SVIDs from a test CA. What the backend receives, what each end logs, and every refusal.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type { Socket } from "bun";
+import { createTestCa, type TestCa, type TestLeaf } from "../../test/helpers/test-ca.ts";
+import { exportPkcs8Pem } from "../x509/keys.ts";
+import { encodePem } from "../x509/pem.ts";
+import { serialHex, readCertificate } from "../x509/cert.ts";
+import { BundleSet, Bundle, SpiffeId, TrustDomain } from "../spiffe/index.ts";
+import { parsePattern } from "../spiffe/match.ts";
+import { parseIp } from "../policy/address.ts";
+import type { InboundRule } from "../policy/model.ts";
+import { createLogger } from "../runtime/log.ts";
+import type { Credential, IdentitySource, TrustNow } from "./identity-source.ts";
+import { InboundListener } from "./inbound-listener.ts";
+import { PeerVerifier } from "./peer-verifier.ts";
+import { SessionCache } from "./session-cache.ts";
+import { openUpstream, type UpstreamPlan } from "./upstream.ts";
+import { hex } from "./peer-tls.ts";
+import { decodeProxyV2 } from "./proxy-v2.ts";
+
+const TD = TrustDomain.parse("example.org");
+let ca: TestCa;
+let evil: TestCa;
+const creds = new Map<string, Credential>();
+let trust: TrustNow;
+const lines: Record<string, unknown>[] = [];
+const logger = createLogger({ write: (l) => void lines.push(JSON.parse(l)) });
+/** What the backend received per connection: the PROXY header and the bytes after it. */
+const received: { header: ReturnType<typeof decodeProxyV2>; body: string }[] = [];
+let backend: { port: number; stop(force?: boolean): void };
+let inbound: InboundListener;
+const LISTEN_PORT = 0;
+
+async function credentialOf(leaf: TestLeaf): Promise<Credential> {
+  const cert = readCertificate(leaf.der);
+  return { chain: leaf.chain, keyPem: await exportPkcs8Pem(leaf.privateKey), spiffeId: leaf.id.toString(), serial: serialHex(cert), notAfter: cert.notAfter };
+}
+
+function trustOf(c: TestCa, generation: number): TrustNow {
+  const bundle = Bundle.create(TD, { x509Authorities: [c.root.der] });
+  const pem = encodePem("CERTIFICATE", c.root.der);
+  return { generation, bundles: BundleSet.of(bundle), caPem: (td) => (td.equals(TD) ? pem : null), allCaPem: pem };
+}
+
+const identity: IdentitySource = { svid: (id) => creds.get(id) ?? null, trust: () => trust };
+
+function rule(over: Partial<InboundRule> = {}): InboundRule {
+  return {
+    index: 0,
+    name: "backend-in",
+    line: 1,
+    id: SpiffeId.parse("spiffe://example.org/backend"),
+    listen: { host: "127.0.0.1", port: LISTEN_PORT },
+    forward: { kind: "tcp", host: "127.0.0.1", port: backend.port },
+    allow: ["spiffe://example.org/client"].map((text) => ({ text, matcher: parsePattern(text) })),
+    proxyProtocol: true,
+    tools: null,
+    ...over,
+  };
+}
+
+beforeAll(async () => {
+  ca = await createTestCa();
+  evil = await createTestCa(); // same trust domain name, another root
+  const inter = await ca.mintIntermediate();
+  for (const path of ["/client", "/backend", "/intruder"]) creds.set(`spiffe://example.org${path}`, await credentialOf(await inter.mintLeaf(path)));
+  trust = trustOf(ca, 1);
+  backend = Bun.listen<{ buf: Uint8Array }>({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      open: (s) => void (s.data = { buf: new Uint8Array(0) }),
+      data(s, chunk) {
+        const all = new Uint8Array(s.data.buf.length + chunk.length);
+        all.set(s.data.buf);
+        all.set(chunk, s.data.buf.length);
+        s.data.buf = all;
+        const h = decodeProxyV2(all);
+        if (h === "need_more") return;
+        const body = new TextDecoder().decode(all.subarray(h.length));
+        if (!body.endsWith("\n")) return;
+        received.push({ header: h, body });
+        s.write(`caller=${h.header.spiffeId} conn=${hex(h.header.uniqueId!)}\n`);
+        s.end();
+      },
+    },
+  });
+  inbound = new InboundListener(rule(), creds.get("spiffe://example.org/backend")!, { identity, verifier: new PeerVerifier(), logger });
+});
+
+afterAll(() => {
+  inbound?.stop();
+  backend?.stop(true);
+});
+
+function listenPort(): number {
+  return (inbound as unknown as { listener: { port: number } }).listener.port;
+}
+
+const deps = { sessions: new SessionCache(), verifier: new PeerVerifier() };
+
+function plan(serverId: string, client = "spiffe://example.org/client", port = listenPort(), t: TrustNow = trust): UpstreamPlan {
+  return {
+    address: parseIp("127.0.0.1"),
+    port,
+    tls: { kind: "mtls", serverName: null, serverId: SpiffeId.parse(serverId), credential: creds.get(client)!, trust: t, caPem: t.caPem(TD)! },
+  };
+}
+
+/** Sends a line over an opened upstream leg and returns what came back. */
+async function roundTrip(up: Socket<{ sp: unknown; early: Uint8Array[] }>, line: string): Promise<string> {
+  let got = "";
+  const { promise, resolve } = Promise.withResolvers<string>();
+  const sink = { data: (c: Uint8Array) => void (got += new TextDecoder().decode(c)), drain() {}, ended: () => resolve(got) };
+  up.data.sp = { down: sink, up: sink, upstreamClosed: () => resolve(got), clientClosed() {}, bytesUp: () => 0, bytesDown: () => 0 };
+  for (const c of up.data.early) sink.data(c);
+  up.resume();
+  up.write(line);
+  const answer = await promise;
+  up.end();
+  return answer;
+}
+
+const inboundLines = () => lines.filter((l) => l.event === "inbound");
+
+describe("an mTLS hop between the egress upstream leg and an inbound listener", () => {
+  test("bytes reach the backend behind a PROXY v2 header naming the caller; both ends share the connection id", async () => {
+    const up = await openUpstream(plan("spiffe://example.org/backend"), deps);
+    if (!up.ok) throw new Error(`not ok: ${up.reason} ${up.detail}`);
+    expect(up.peerId).toBe("spiffe://example.org/backend");
+    expect(up.resumed).toBe(false);
+    const answer = await roundTrip(up.socket as never, "hello\n");
+    expect(answer).toBe(`caller=spiffe://example.org/client conn=${hex(up.connId)}\n`);
+    const r = received.at(-1)!;
+    expect(r.body).toBe("hello\n");
+    if (r.header === "need_more") throw new Error("no header");
+    expect(r.header.header.command).toBe("proxy");
+    expect(r.header.header.ssl?.version).toBe("TLSv1.3");
+    const line = await waitForLine(() => inboundLines().find((l) => l.conn_id === hex(up.connId) && l.outcome === "forwarded"));
+    expect(line).toMatchObject({ rule: "backend-in", client_id: "spiffe://example.org/client", proxy_protocol: true, bytes_up: 6 });
+  });
+
+  test("a second leg resumes the session and still verifies the peer", async () => {
+    const up = await openUpstream(plan("spiffe://example.org/backend"), deps);
+    if (!up.ok) throw new Error(`not ok: ${up.reason} ${up.detail}`);
+    expect(up.resumed).toBe(true);
+    expect(up.peerId).toBe("spiffe://example.org/backend");
+    expect(await roundTrip(up.socket as never, "again\n")).toContain("caller=spiffe://example.org/client");
+  });
+
+  test("an upstream presenting another SPIFFE ID than server_id is refused", async () => {
+    const up = await openUpstream(plan("spiffe://example.org/other"), { sessions: new SessionCache(), verifier: deps.verifier });
+    expect(up).toMatchObject({ ok: false, outcome: "refused", reason: "peer_id_mismatch", peerId: "spiffe://example.org/backend" });
+  });
+
+  test("an upstream whose chain does not verify against the bundle is refused", async () => {
+    const rogue = new InboundListener(rule(), await credentialOf(await evil.mintLeaf("/backend")), { identity: { svid: () => null, trust: () => trust }, verifier: new PeerVerifier(), logger });
+    try {
+      const port = (rogue as unknown as { listener: { port: number } }).listener.port;
+      const up = await openUpstream(plan("spiffe://example.org/backend", undefined, port), { sessions: new SessionCache(), verifier: new PeerVerifier() });
+      expect(up).toMatchObject({ ok: false, outcome: "refused", reason: "peer_untrusted", detail: "svid_untrusted", peerId: "spiffe://example.org/backend" });
+    } finally {
+      rogue.stop();
+    }
+  });
+
+  test("a client whose SPIFFE ID no allow pattern matches is refused and the backend gets nothing", async () => {
+    const before = received.length;
+    const up = await openUpstream(plan("spiffe://example.org/backend", "spiffe://example.org/intruder"), { sessions: new SessionCache(), verifier: deps.verifier });
+    if (up.ok) await roundTrip(up.socket as never, "let me in\n").catch(() => "");
+    const line = await waitForLine(() => inboundLines().find((l) => l.client_id === "spiffe://example.org/intruder"));
+    expect(line).toMatchObject({ outcome: "refused", reason: "client_not_allowed" });
+    expect(received.length).toBe(before);
+  });
+
+  test("a client without a certificate, or with one from another root, is refused", async () => {
+    const before = received.length;
+    const bare = await connectRaw({});
+    expect(bare).toBe("");
+    await waitForLine(() => inboundLines().find((l) => l.reason === "client_no_certificate"));
+    const leaf = await evil.mintLeaf("/client");
+    const forged = await connectRaw({ cert: leaf.chain.map((d) => encodePem("CERTIFICATE", d)).join(""), key: await exportPkcs8Pem(leaf.privateKey) });
+    expect(forged).toBe("");
+    const line = await waitForLine(() => inboundLines().find((l) => l.reason === "client_untrusted"));
+    expect(line.client_id).toBeNull();
+    expect(received.length).toBe(before);
+  });
+
+  test("a rotated SVID is served to new connections without a restart", async () => {
+    const old = creds.get("spiffe://example.org/backend")!;
+    const inter2 = await ca.mintIntermediate();
+    const fresh = await credentialOf(await inter2.mintLeaf("/backend"));
+    creds.set("spiffe://example.org/backend", fresh);
+    try {
+      const up = await openUpstream(plan("spiffe://example.org/backend"), { sessions: new SessionCache(), verifier: new PeerVerifier() });
+      if (!up.ok) throw new Error(`not ok: ${up.reason} ${up.detail}`);
+      const served = (up.socket as unknown as { getPeerCertificate(a: boolean): { serialNumber: string } }).getPeerCertificate(true).serialNumber;
+      expect(served.toLowerCase().replace(/^0+/, "")).toBe(fresh.serial.toLowerCase().replace(/^0+/, ""));
+      expect(await roundTrip(up.socket as never, "rotated\n")).toContain("caller=spiffe://example.org/client");
+    } finally {
+      creds.set("spiffe://example.org/backend", old);
+    }
+  });
+});
+
+async function connectRaw(tlsExtra: { cert?: string; key?: string }): Promise<string> {
+  const { promise, resolve } = Promise.withResolvers<string>();
+  let got = "";
+  await Bun.connect({
+    hostname: "127.0.0.1",
+    port: listenPort(),
+    tls: { ca: trust.allCaPem, rejectUnauthorized: false, ...tlsExtra },
+    socket: {
+      handshake: (s) => void s.write("hello\n"),
+      data: (_s, c) => void (got += new TextDecoder().decode(c)),
+      close: () => resolve(got),
+      end: () => resolve(got),
+      error: () => resolve(got),
+      connectError: () => resolve(got),
+    },
+  });
+  return promise;
+}
+
+async function waitForLine<T>(probe: () => T | undefined, ms = 3000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = probe();
+    if (v !== undefined) return v;
+    if (Date.now() > until) throw new Error(`no such log line; have: ${JSON.stringify(lines.slice(-5))}`);
+    await Bun.sleep(10);
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * Verifies the chain a TLS peer presented with tidegate's X.509-SVID verifier (src/x509/verify.ts)
+ * against the bundles in force, and remembers what verified: a leaf whose path once verified
+ * against a bundle generation verifies again, for that generation, until the first expiry on its
+ * path. So a busy pair of workloads costs two signature checks per SVID lifetime, not per
+ * connection. Only successes are remembered, keyed by the leaf's exact DER (a signature covers
+ * every byte of it, so no other certificate can stand in for a remembered one); a new bundle
+ * generation (a root added or removed) starts afresh. The cache holds at most `max` leaves,
+ * dropping the oldest first.
+ *
+ * Refusals carry the verifier's code (`svid_untrusted`, `svid_expired`, ...), or `no_certificate`
+ * for an empty chain, and the SPIFFE ID the leaf claims when it has one, for the log.
+ */
+import { readCertificate } from "../x509/cert.ts";
+import { X509SvidError } from "../x509/x509-errors.ts";
+import { verifyX509Svid, type X509BundleSource } from "../x509/verify.ts";
+import type { SpiffeId } from "../spiffe/id.ts";
+
+export type PeerCheck =
+  | { readonly ok: true; readonly id: SpiffeId }
+  | { readonly ok: false; readonly code: string; readonly detail: string; readonly claimed: string | null };
+
+interface Remembered {
+  readonly id: SpiffeId;
+  readonly until: number;
+}
+
+export class PeerVerifier {
+  private readonly cache = new Map<string, Remembered>();
+  private generation = -1;
+
+  constructor(private readonly o: { now?: () => number; max?: number } = {}) {}
+
+  private now(): number {
+    return this.o.now?.() ?? Date.now();
+  }
+
+  async verify(chain: readonly Uint8Array[], bundles: X509BundleSource, generation: number): Promise<PeerCheck> {
+    if (chain.length === 0) return { ok: false, code: "no_certificate", detail: "the peer presented no certificate", claimed: null };
+    if (generation !== this.generation) {
+      this.cache.clear();
+      this.generation = generation;
+    }
+    const now = this.now();
+    const key = keyOf(chain[0]!);
+    const hit = this.cache.get(key);
+    if (hit !== undefined) {
+      if (now <= hit.until) return { ok: true, id: hit.id };
+      this.cache.delete(key);
+    }
+    try {
+      const v = await verifyX509Svid(chain, bundles, { now: new Date(now) });
+      const until = Math.min(...v.chain.map((der) => readCertificate(der).notAfter));
+      if (generation === this.generation) this.remember(key, { id: v.id, until });
+      return { ok: true, id: v.id };
+    } catch (e) {
+      if (!(e instanceof X509SvidError)) throw e;
+      return { ok: false, code: e.code, detail: e.message, claimed: claimedId(chain[0]!) };
+    }
+  }
+
+  private remember(key: string, r: Remembered): void {
+    const max = this.o.max ?? 10_000;
+    while (this.cache.size >= max) {
+      const oldest = this.cache.keys().next();
+      if (oldest.done) break;
+      this.cache.delete(oldest.value);
+    }
+    this.cache.set(key, r);
+  }
+
+  get size(): number {
+    return this.cache.size;
+  }
+}
+
+function keyOf(der: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < der.length; i += 8192) s += String.fromCharCode(...der.subarray(i, i + 8192));
+  return s;
+}
+
+/** The URI SAN a leaf claims, whether or not it verifies (for the log only). */
+export function claimedId(leaf: Uint8Array): string | null {
+  try {
+    return readCertificate(leaf).uriSans[0] ?? null;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * Opens an upstream leg of the egress proxy and says whether it may carry bytes:
+ * - plain: ready once connected;
+ * - `tls`: ready once the handshake verified against the system roots or the rule's CA and the
+ *   name sent (Bun's own verification, `authorized`);
+ * - `mtls`: presents the workload's X.509-SVID; ready once tidegate's verifier accepted the peer's
+ *   chain against the bundle of `server_id`'s trust domain AND the verified SPIFFE ID equals
+ *   `server_id`. Refusals: `peer_untrusted` (with the verifier's code), `peer_id_mismatch` (with the
+ *   ID presented). Bun's `authorized` is not used here (peer-tls.ts says why).
+ * TLS legs offer the session of the last leg with the same key (session-cache.ts) and keep the new
+ * one once the upstream has sent something (TLS 1.3 tickets come after the handshake). The socket stays paused from the handshake until the caller attaches a splice, and what the
+ * upstream sent before that is kept and handed over, so no byte is lost or early.
+ */
+import type { Socket } from "bun";
+import type { IpAddress } from "../policy/address.ts";
+import type { SpiffeId } from "../spiffe/id.ts";
+import { encodePem } from "../x509/pem.ts";
+import type { Credential, TrustNow } from "./identity-source.ts";
+import { peerChain, randomConnectionId, tlsConnectionId } from "./peer-tls.ts";
+import type { PeerVerifier } from "./peer-verifier.ts";
+import type { SessionCache } from "./session-cache.ts";
+import type { Splice } from "./splice.ts";
+
+export type UpstreamTls =
+  | { readonly kind: "tls"; readonly serverName: string | null; readonly caPem: string | null }
+  | { readonly kind: "mtls"; readonly serverName: string | null; readonly serverId: SpiffeId; readonly credential: Credential; readonly trust: TrustNow; readonly caPem: string };
+
+export interface UpstreamPlan {
+  readonly address: IpAddress;
+  readonly port: number;
+  readonly tls: UpstreamTls | null;
+}
+
+export interface UpData {
+  sp: Splice | null;
+  /** What the upstream sent before the splice was attached. */
+  early: Uint8Array[];
+  ended: boolean;
+  closed: boolean;
+  sessionKey: string | null;
+  sessionSaved: boolean;
+}
+
+export type UpstreamResult =
+  | { readonly ok: true; readonly socket: Socket<UpData>; readonly connId: Uint8Array; readonly resumed: boolean | null; readonly peerId: string | null }
+  | { readonly ok: false; readonly outcome: "refused" | "upstream_failed"; readonly reason: string | null; readonly detail: string; readonly peerId: string | null; readonly connId: Uint8Array | null };
+
+export interface UpstreamDeps {
+  readonly sessions: SessionCache;
+  readonly verifier: PeerVerifier;
+}
+
+/** Everything a resumed session would vouch for (session-cache.ts). */
+export function sessionKeyOf(plan: UpstreamPlan): string | null {
+  const t = plan.tls;
+  if (t === null) return null;
+  const base = `${plan.address.text}|${plan.port}|${t.serverName ?? ""}`;
+  return t.kind === "tls" ? `tls|${base}|${t.caPem === null ? "system" : hashText(t.caPem)}` : `mtls|${base}|${t.serverId.toString()}|${t.credential.serial}|${t.trust.generation}`;
+}
+
+function hashText(s: string): string {
+  return new Bun.CryptoHasher("sha256").update(s).digest("hex");
+}
+
+/** The PEM of a credential's chain, made once per credential. */
+const pemOf = new WeakMap<Credential, string>();
+function certPem(c: Credential): string {
+  let p = pemOf.get(c);
+  if (p === undefined) {
+    p = c.chain.map((der) => encodePem("CERTIFICATE", der)).join("");
+    pemOf.set(c, p);
+  }
+  return p;
+}
+
+function tlsOptions(t: UpstreamTls): Record<string, unknown> {
+  const name = t.serverName !== null ? { serverName: t.serverName } : {};
+  if (t.kind === "tls") return { rejectUnauthorized: true, ...name, ...(t.caPem !== null ? { ca: t.caPem } : {}) };
+  return { rejectUnauthorized: false, cert: certPem(t.credential), key: t.credential.keyPem, ca: t.caPem, ...name };
+}
+
+function saveSession(up: Socket<UpData>, deps: UpstreamDeps): void {
+  const d = up.data;
+  if (d.sessionKey === null || d.sessionSaved) return;
+  try {
+    const s = (up as unknown as { getSession(): Uint8Array | undefined }).getSession();
+    if (s !== undefined && s.length > 0) {
+      deps.sessions.set(d.sessionKey, new Uint8Array(s));
+      d.sessionSaved = true;
+    }
+  } catch {
+    // no session to keep (yet)
+  }
+}
+
+export function openUpstream(plan: UpstreamPlan, deps: UpstreamDeps): Promise<UpstreamResult> {
+  const { promise, resolve } = Promise.withResolvers<UpstreamResult>();
+  let settled = false;
+  const done = (r: UpstreamResult) => {
+    if (settled) return;
+    settled = true;
+    resolve(r);
+  };
+  const fail = (up: Socket<UpData> | null, outcome: "refused" | "upstream_failed", reason: string | null, detail: string, peerId: string | null = null, connId: Uint8Array | null = null) => {
+    done({ ok: false, outcome, reason, detail, peerId, connId });
+    up?.end();
+  };
+  const t = plan.tls;
+  const sessionKey = sessionKeyOf(plan);
+  const ready = (up: Socket<UpData>, peerId: string | null) => {
+    const tls = t !== null;
+    done({ ok: true, socket: up, connId: (tls ? tlsConnectionId(up as never) : null) ?? randomConnectionId(), resumed: tls ? up.isSessionReused() : null, peerId });
+  };
+  const verifyPeer = async (up: Socket<UpData>, m: Extract<UpstreamTls, { kind: "mtls" }>) => {
+    up.pause();
+    const connId = tlsConnectionId(up as never);
+    const check = await deps.verifier.verify(peerChain(up as never), m.trust.bundles, m.trust.generation);
+    if (up.data.closed) return fail(null, "upstream_failed", null, "the upstream closed during verification", check.ok ? check.id.toString() : check.claimed, connId);
+    if (!check.ok) return fail(up, "refused", "peer_untrusted", check.code, check.claimed, connId);
+    if (!check.id.equals(m.serverId)) return fail(up, "refused", "peer_id_mismatch", `the upstream is ${check.id.toString()}, the rule wants ${m.serverId.toString()}`, check.id.toString(), connId);
+    ready(up, check.id.toString());
+  };
+  Bun.connect<UpData>({
+    hostname: plan.address.text,
+    port: plan.port,
+    allowHalfOpen: true,
+    data: { sp: null, early: [], ended: false, closed: false, sessionKey, sessionSaved: false },
+    ...(t !== null ? { tls: tlsOptions(t) } : {}),
+    socket: {
+      open(up) {
+        if (t === null) return ready(up, null);
+        const s = sessionKey === null ? undefined : deps.sessions.get(sessionKey);
+        if (s !== undefined) (up as unknown as { setSession(s: Uint8Array): void }).setSession(s);
+      },
+      handshake(up, authorized, error) {
+        if (t === null) return;
+        if (t.kind === "mtls") {
+          verifyPeer(up, t).catch((e: unknown) => fail(up, "upstream_failed", "internal_error", e instanceof Error ? e.message : String(e)));
+          return;
+        }
+        if (authorized) return ready(up, null);
+        fail(up, "refused", "upstream_tls_unverified", (error as { code?: string } | null)?.code ?? error?.message ?? "not authorized");
+      },
+      data(up, chunk) {
+        saveSession(up, deps);
+        const d = up.data;
+        if (d.sp !== null) return d.sp.down.data(chunk);
+        d.early.push(new Uint8Array(chunk));
+      },
+      drain: (up) => up.data.sp?.up.drain(),
+      end(up) {
+        if (up.data.sp !== null) return up.data.sp.down.ended();
+        up.data.ended = true;
+      },
+      close(up) {
+        saveSession(up, deps);
+        up.data.closed = true;
+        if (up.data.sp !== null) return up.data.sp.upstreamClosed();
+        fail(null, "upstream_failed", null, "the upstream closed before it was ready");
+      },
+      connectError: (_up, e) => fail(null, "upstream_failed", null, e.message),
+      timeout: (up) => void up.end(),
+    },
+  }).catch((e: unknown) => fail(null, "upstream_failed", null, e instanceof Error ? e.message : String(e)));
+  return promise;
+}
