@@ -16,7 +16,27 @@ function when(isoText: string | null, now: number): string {
   return `${isoText} (${ms >= 0 ? `in ${span}` : `${span} ago`})`;
 }
 
-export function renderStatus(s: AgentStatus, now: number): string {
+/** What the agent's enforcing half reports beside the identity status (src/agent/enforcer.ts). */
+export interface CaptureStatus {
+  readonly unavailable?: string | null;
+  readonly cgroup?: string;
+  readonly egress_port?: number;
+  readonly policy?: { file: string; egress_rules: number; generation: number } | null;
+  readonly workloads?: readonly string[];
+  readonly inbound?: readonly { rule: string; listen: string; id: string; state: string; detail?: string }[];
+}
+
+function renderCapture(c: CaptureStatus, row: (k: string, v: string) => void, lines: string[]): void {
+  if (c.cgroup === undefined) return row("capture", `off: ${c.unavailable ?? "unknown"}`);
+  row("capture", `cgroup ${c.cgroup}, egress port ${c.egress_port ?? "-"}`);
+  row("policy", c.policy ? `${c.policy.file} (generation ${c.policy.generation}, ${c.policy.egress_rules} egress rules)` : "none loaded: managed workloads reach nothing");
+  row("workloads", c.workloads && c.workloads.length > 0 ? c.workloads.join(", ") : "none running");
+  const inbound = c.inbound ?? [];
+  lines.push(`inbound listeners (${inbound.length})`);
+  for (const l of inbound) lines.push(`  ${l.rule} on ${l.listen} as ${l.id}: ${l.state}${l.detail ? ` (${l.detail})` : ""}`);
+}
+
+export function renderStatus(s: AgentStatus & { capture?: CaptureStatus }, now: number): string {
   const lines: string[] = [];
   const row = (k: string, v: string) => lines.push(`${k.padEnd(14)} ${v}`);
   row("health", s.healthy ? "healthy" : `UNHEALTHY (${s.problems.length} problem${s.problems.length === 1 ? "" : "s"})`);
@@ -35,12 +55,13 @@ export function renderStatus(s: AgentStatus, now: number): string {
     lines.push(`    entry ${v.entry_id}, serial ${v.serial}`);
     lines.push(`    ${v.expired ? "EXPIRED" : "expires"} ${when(v.expires_at, now)}, rotates ${when(v.rotate_at, now)}`);
   }
+  if (s.capture !== undefined) renderCapture(s.capture, row, lines);
   return lines.join("\n") + "\n";
 }
 
 export const statusCommand: Command = {
   name: "status",
-  summary: "show the local agent's health, node SVID, bundle and the SVIDs it holds",
+  summary: "show the local agent's health, node SVID, bundle, the SVIDs it holds, capture and inbound listeners",
   usage: ["status [--json]"],
   help: [
     "Asks the agent over <run-dir>/agent.sock. Healthy means the node SVID and the SVID of every",
