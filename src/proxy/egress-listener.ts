@@ -238,7 +238,7 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
     if (c.closed) return done({ outcome: "client_gone" });
     const up = await openUpstream({ address: upstream.address, port: upstream.port, tls: leg }, legDeps);
     if (!up.ok) {
-      const extra: Fields = { outcome: up.outcome, ...(up.reason !== null ? { reason: up.reason } : {}), detail: up.detail, ...(up.peerId !== null ? { peer_id: up.peerId } : {}), ...(up.connId !== null ? { conn_id: hex(up.connId) } : {}) };
+      const extra: Fields = { outcome: up.outcome, ...(up.reason !== null ? { reason: up.reason } : {}), detail: up.detail, ...(up.peerId !== null ? { peer_id: up.peerId } : {}), ...(up.claimedId !== null ? { claimed_id: up.claimedId } : {}), ...(up.connId !== null ? { conn_id: hex(up.connId) } : {}) };
       done(extra);
       socket.end();
       return;

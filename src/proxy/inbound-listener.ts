@@ -42,6 +42,8 @@ type Fields = Record<string, unknown>;
 
 interface Conn {
   started: number;
+  /** The client as the listener saw it at accept (Bun clears the address at close). */
+  client: string;
   /** Client bytes that came before the backend was ready. */
   early: Uint8Array[];
   sp: Splice | null;
@@ -120,7 +122,7 @@ export class InboundListener {
     this.deps.logger.info("inbound", {
       rule: this.rule.name,
       listen: this.listen,
-      client: `${s.remoteAddress}:${(s as unknown as { remotePort: number }).remotePort}`,
+      client: s.data.client,
       forward: this.forwardText(),
       proxy_protocol: this.rule.proxyProtocol,
       ...fields,
@@ -139,7 +141,7 @@ export class InboundListener {
   }
 
   private open(s: Socket<Conn>): void {
-    s.data = { started: performance.now(), early: [], sp: null, ended: false, closed: false, header: 0 };
+    s.data = { started: performance.now(), client: `${s.remoteAddress}:${(s as unknown as { remotePort: number }).remotePort}`, early: [], sp: null, ended: false, closed: false, header: 0 };
     const credential = this.deps.identity.svid(this.rule.id.toString());
     const trust = this.deps.identity.trust();
     if (credential === null) return;

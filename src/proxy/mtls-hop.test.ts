@@ -140,6 +140,7 @@ describe("an mTLS hop between the egress upstream leg and an inbound listener", 
     expect(r.header.header.ssl?.version).toBe("TLSv1.3");
     const line = await waitForLine(() => inboundLines().find((l) => l.conn_id === hex(up.connId) && l.outcome === "forwarded"));
     expect(line).toMatchObject({ rule: "backend-in", client_id: "spiffe://example.org/client", proxy_protocol: true, bytes_up: 6 });
+    if (r.header.header.command === "proxy") expect(line.client).toBe(`127.0.0.1:${r.header.header.source.port}`);
   });
 
   test("a second leg resumes the session and still verifies the peer", async () => {
@@ -160,7 +161,7 @@ describe("an mTLS hop between the egress upstream leg and an inbound listener", 
     try {
       const port = (rogue as unknown as { listener: { port: number } }).listener.port;
       const up = await openUpstream(plan("spiffe://example.org/backend", undefined, port), { sessions: new SessionCache(), verifier: new PeerVerifier() });
-      expect(up).toMatchObject({ ok: false, outcome: "refused", reason: "peer_untrusted", detail: "svid_untrusted", peerId: "spiffe://example.org/backend" });
+      expect(up).toMatchObject({ ok: false, outcome: "refused", reason: "peer_untrusted", detail: "svid_untrusted", peerId: null, claimedId: "spiffe://example.org/backend" });
     } finally {
       rogue.stop();
     }

@@ -43,7 +43,17 @@ export interface UpData {
 
 export type UpstreamResult =
   | { readonly ok: true; readonly socket: Socket<UpData>; readonly connId: Uint8Array; readonly resumed: boolean | null; readonly peerId: string | null }
-  | { readonly ok: false; readonly outcome: "refused" | "upstream_failed"; readonly reason: string | null; readonly detail: string; readonly peerId: string | null; readonly connId: Uint8Array | null };
+  | {
+      readonly ok: false;
+      readonly outcome: "refused" | "upstream_failed";
+      readonly reason: string | null;
+      readonly detail: string;
+      /** The peer's verified SPIFFE ID (peer_id_mismatch), else null. */
+      readonly peerId: string | null;
+      /** What an unverified leaf claims (peer_untrusted), for the log only. */
+      readonly claimedId: string | null;
+      readonly connId: Uint8Array | null;
+    };
 
 export interface UpstreamDeps {
   readonly sessions: SessionCache;
@@ -101,8 +111,8 @@ export function openUpstream(plan: UpstreamPlan, deps: UpstreamDeps): Promise<Up
     settled = true;
     resolve(r);
   };
-  const fail = (up: Socket<UpData> | null, outcome: "refused" | "upstream_failed", reason: string | null, detail: string, peerId: string | null = null, connId: Uint8Array | null = null) => {
-    done({ ok: false, outcome, reason, detail, peerId, connId });
+  const fail = (up: Socket<UpData> | null, outcome: "refused" | "upstream_failed", reason: string | null, detail: string, ids: { peerId?: string; claimedId?: string | null; connId?: Uint8Array | null } = {}) => {
+    done({ ok: false, outcome, reason, detail, peerId: ids.peerId ?? null, claimedId: ids.claimedId ?? null, connId: ids.connId ?? null });
     up?.end();
   };
   const t = plan.tls;
@@ -115,9 +125,9 @@ export function openUpstream(plan: UpstreamPlan, deps: UpstreamDeps): Promise<Up
     up.pause();
     const connId = tlsConnectionId(up as never);
     const check = await deps.verifier.verify(peerChain(up as never), m.trust.bundles, m.trust.generation);
-    if (up.data.closed) return fail(null, "upstream_failed", null, "the upstream closed during verification", check.ok ? check.id.toString() : check.claimed, connId);
-    if (!check.ok) return fail(up, "refused", "peer_untrusted", check.code, check.claimed, connId);
-    if (!check.id.equals(m.serverId)) return fail(up, "refused", "peer_id_mismatch", `the upstream is ${check.id.toString()}, the rule wants ${m.serverId.toString()}`, check.id.toString(), connId);
+    if (up.data.closed) return fail(null, "upstream_failed", null, "the upstream closed during verification", { connId });
+    if (!check.ok) return fail(up, "refused", "peer_untrusted", check.code, { claimedId: check.claimed, connId });
+    if (!check.id.equals(m.serverId)) return fail(up, "refused", "peer_id_mismatch", `the upstream is ${check.id.toString()}, the rule wants ${m.serverId.toString()}`, { peerId: check.id.toString(), connId });
     ready(up, check.id.toString());
   };
   Bun.connect<UpData>({

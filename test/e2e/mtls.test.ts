@@ -1,0 +1,286 @@
+// Issue 7 end to end (root; CI runs it): two agents on this host (instances e2e-mtls-a, the client
+// side, and e2e-mtls-b, the server side) and the built server. A workload started with `tidegate
+// run` on A calls B's listener address with plain HTTP and raw TCP; A carries it over mutual TLS
+// with the workload's SVID, B verifies it and forwards it to a backend in this process with a PROXY
+// v2 header that names the caller; both agents log the same connection id, which is the header's
+// unique id. Each refusal is logged with its rule and reason, and refused inbound connections reach
+// no backend. stunnel stands in for either side (interop). Stand: mtls-setup.ts, backend and PROXY
+// v2 decoder: mtls-backend.ts.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { tidegate } from "../helpers/binary.ts";
+import { waitFor } from "../helpers/processes.ts";
+import { probeHost } from "../../src/runtime/host.ts";
+import { tlsProbe, type BackendConn, type ProxyHeader } from "./mtls-backend.ts";
+import { ADDR, ID, setUp, tearDown, type LogLine, type Stand } from "./mtls-setup.ts";
+
+const T = 60_000;
+const can = process.getuid?.() === 0 && probeHost().cgroup2 !== null;
+if (!can && !process.env.CI) console.warn("e2e mtls: skipped (needs root and cgroup v2)");
+
+/** Workloads run as nobody: a PATH of system folders only. */
+const WORKLOAD_ENV = { PATH: "/usr/local/bin:/usr/bin:/bin" };
+const CONN_ID = /^[0-9a-f]{32}$/;
+
+/** Sends one line, reads two back (the caller line and the echo), then closes. */
+const PY_RAW = `
+import socket, sys
+try:
+    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+    s.sendall(sys.argv[3].encode() + b'\\n')
+    buf = b''
+    while buf.count(b'\\n') < 2:
+        d = s.recv(4096)
+        if not d: break
+        buf += d
+    s.close()
+    sys.stdout.write(buf.decode())
+except OSError as e:
+    print(type(e).__name__)
+`;
+
+let s: Stand;
+
+/** ARGV in the workload `client` on A, as nobody; its pid is the one A's egress line names. */
+async function workload(argv: string[]): Promise<{ pid: number; out: string; code: number }> {
+  const r = await tidegate(["run", ...s.flagsA, "--workload", "client", "--user", "nobody", "--", "sh", "-c", 'echo pid=$$; exec "$@"', "sh", ...argv], { env: WORKLOAD_ENV });
+  const m = /^pid=(\d+)\n/.exec(r.stdout);
+  if (m === null) throw new Error(`tidegate run exited ${r.code}: ${r.stdout}${r.stderr}`);
+  return { pid: Number(m[1]), out: r.stdout.slice(m[0].length), code: r.code };
+}
+
+const curl = (url: string, ...extra: string[]) => workload(["curl", "-sS", "--max-time", "5", ...extra, url]);
+const raw = (host: string, port: number, text: string) => workload(["python3", "-c", PY_RAW, host, String(port), text]);
+
+const egressLine = (pid: number) => waitFor(`A's egress line for pid ${pid}`, () => s.logA().find((l) => l.event === "egress" && l.pid === pid));
+const inboundLine = (what: string, match: (l: LogLine) => boolean) => waitFor(`B's inbound line for ${what}`, () => s.logB().find((l) => l.event === "inbound" && match(l)));
+const byConnId = (id: unknown) => inboundLine(`conn_id ${String(id)}`, (l) => l.conn_id === id);
+const byClientPort = (port: number) => inboundLine(`client port ${port}`, (l) => String(l.client).endsWith(`:${port}`));
+
+/** A plaintext exchange with HOST:PORT from this process: one line out, two lines back. */
+function tcpExchange(host: string, port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let got = "";
+    const timer = setTimeout(() => resolve(got), 5000);
+    Bun.connect({
+      hostname: host,
+      port,
+      socket: {
+        open: (sock) => void sock.write(`${text}\n`),
+        data(sock, d) {
+          got += d.toString();
+          if (got.split("\n").length > 2) sock.end();
+        },
+        close() {
+          clearTimeout(timer);
+          resolve(got);
+        },
+        error: (_s, e) => reject(e),
+      },
+    }).catch(reject);
+  });
+}
+
+/** The one connection the backend took since `before`. */
+function onlyConnSince(conns: BackendConn[], before: number): BackendConn {
+  expect(conns.length).toBe(before + 1);
+  return conns[before]!;
+}
+
+/** What B's PROXY v2 header must say for a verified caller (docs: issue 7 contract). */
+function expectHeader(h: ProxyHeader | null, caller: string): ProxyHeader {
+  expect(h).not.toBeNull();
+  const header = h!;
+  expect(header.verCmd).toBe(0x21);
+  expect(header.family).toBe(0x11);
+  expect(header.dst).toEqual({ address: ADDR.listener, port: s.ports.listen });
+  expect(header.src.address).toMatch(/^127\.\d+\.\d+\.\d+$/);
+  expect(header.tlvs.map((t) => t.type)).toEqual([0x05, 0x20, 0xe0]);
+  expect(header.tlvs[0]!.value.length).toBe(16);
+  expect(header.uniqueId).toMatch(CONN_ID);
+  expect(header.ssl && { client: header.ssl.client, verify: header.ssl.verify, subs: header.ssl.subs.map((t) => [t.type, new TextDecoder().decode(t.value)]) }).toEqual({
+    client: 0x07,
+    verify: 0,
+    subs: [[0x21, "TLSv1.3"]],
+  });
+  expect(header.spiffeId).toBe(caller);
+  return header;
+}
+
+/** A's egress line, B's inbound line and the backend's header carry one connection id. */
+async function expectOneHop(eg: LogLine, conn: BackendConn, caller: string): Promise<void> {
+  const h = expectHeader(conn.header, caller);
+  expect(eg.conn_id).toMatch(CONN_ID);
+  expect(eg.conn_id).toBe(h.uniqueId!);
+  const ib = await byConnId(eg.conn_id);
+  expect(ib).toMatchObject({
+    rule: "backend",
+    listen: `${ADDR.listener}:${s.ports.listen}`,
+    client: `${h.src.address}:${h.src.port}`,
+    client_id: caller,
+    outcome: "forwarded",
+    forward: `127.0.0.1:${s.backend.port}`,
+    proxy_protocol: true,
+    bytes_up: conn.payloadBytes,
+    bytes_down: conn.written,
+  });
+  expect(eg).toMatchObject({ bytes_up: conn.payloadBytes, bytes_down: conn.written });
+}
+
+describe.skipIf(!can && !process.env.CI)("mutual TLS between two agents: egress proxy and inbound listener", () => {
+  beforeAll(async () => {
+    s = await setUp();
+  }, 2 * T);
+
+  afterAll(async () => {
+    await tearDown();
+  }, T);
+
+  test("HTTP from a workload reaches the backend over mTLS; the backend learns the caller; both ends log one conn_id", async () => {
+    const before = s.backend.conns.length;
+    const r = await curl("http://backend.test.internal/", "--resolve", `backend.test.internal:80:${ADDR.listener}`);
+    expect(r.out).toMatch(new RegExp(`^caller=${ID.client} conn=[0-9a-f]{32}$`));
+    const conn = onlyConnSince(s.backend.conns, before);
+    expect(conn.payload).toStartWith("GET / HTTP/1.1\r\n");
+    expect(conn.payload.toLowerCase()).toContain("host: backend.test.internal\r\n");
+    const eg = await egressLine(r.pid);
+    expect(eg).toMatchObject({
+      workload: "client",
+      spiffe_id: ID.client,
+      dst: ADDR.listener,
+      dst_port: 80,
+      name: "backend.test.internal",
+      decision: "allow",
+      rule: "backend-http",
+      action: "mtls",
+      outcome: "forwarded",
+      peer_id: ID.backend,
+      upstream: `${ADDR.listener}:${s.ports.listen}`,
+    });
+    expect(typeof eg.resumed).toBe("boolean");
+    expect(r.out).toBe(`caller=${ID.client} conn=${String(eg.conn_id)}`);
+    await expectOneHop(eg, conn, ID.client);
+  }, T);
+
+  test("raw TCP from a workload to the listener's own address is carried over mTLS the same way", async () => {
+    const before = s.backend.conns.length;
+    const r = await raw(ADDR.listener, s.ports.listen, "hello over raw tcp");
+    const conn = onlyConnSince(s.backend.conns, before);
+    const eg = await egressLine(r.pid);
+    expect(r.out).toBe(`caller=${ID.client} conn=${String(eg.conn_id)}\nhello over raw tcp\n`);
+    expect(conn.payload).toBe("hello over raw tcp\n");
+    expect(eg).toMatchObject({
+      spiffe_id: ID.client,
+      dst: ADDR.listener,
+      dst_port: s.ports.listen,
+      name: null,
+      rule: "backend-raw",
+      action: "mtls",
+      outcome: "forwarded",
+      peer_id: ID.backend,
+      upstream: `${ADDR.listener}:${s.ports.listen}`,
+    });
+    await expectOneHop(eg, conn, ID.client);
+  }, T);
+
+  test("a later connection to the same upstream resumes the TLS session; B still names the caller", async () => {
+    const first = await raw(ADDR.listener, s.ports.listen, "one");
+    const before = s.backend.conns.length;
+    const second = await raw(ADDR.listener, s.ports.listen, "two");
+    const conn = onlyConnSince(s.backend.conns, before);
+    const [a, b] = [await egressLine(first.pid), await egressLine(second.pid)];
+    expect(b).toMatchObject({ outcome: "forwarded", peer_id: ID.backend, resumed: true });
+    expect(b.conn_id).not.toBe(a.conn_id);
+    expect(second.out).toBe(`caller=${ID.client} conn=${String(b.conn_id)}\ntwo\n`);
+    await expectOneHop(b, conn, ID.client);
+  }, T);
+
+  test("refused, with its reason: a destination no rule names", async () => {
+    const r = await curl(`http://${ADDR.unnamed}:80/`, "-H", "Host: nowhere.test.internal");
+    expect(r.code).not.toBe(0);
+    expect(await egressLine(r.pid)).toMatchObject({ dst: ADDR.unnamed, dst_port: 80, name: "nowhere.test.internal", decision: "deny", rule: null, outcome: "refused", reason: "no_rule" });
+  }, T);
+
+  test("refused: a Host whose resolution does not contain the original address", async () => {
+    const before = s.backend.conns.length;
+    const r = await curl("http://backend.test.internal/", "--resolve", `backend.test.internal:80:${ADDR.elsewhere}`);
+    expect(r.code).not.toBe(0);
+    expect(await egressLine(r.pid)).toMatchObject({ dst: ADDR.elsewhere, dst_port: 80, name: "backend.test.internal", rule: "backend-http", outcome: "refused", reason: "address_not_resolved" });
+    expect(s.backend.conns.length).toBe(before);
+  }, T);
+
+  test("refused: an mTLS upstream presenting another SPIFFE ID than server_id; no byte of the workload's reaches it", async () => {
+    const before = s.backend.conns.length;
+    const r = await curl("http://other.test.internal/", "--resolve", `other.test.internal:80:${ADDR.listener}`);
+    expect(r.code).not.toBe(0);
+    const eg = await egressLine(r.pid);
+    expect(eg).toMatchObject({ name: "other.test.internal", rule: "wrong-id", action: "mtls", outcome: "refused", reason: "peer_id_mismatch", peer_id: ID.backend });
+    expect(String(eg.detail)).toContain(ID.other);
+    await Bun.sleep(300);
+    expect(s.backend.conns.slice(before).filter((c) => c.payloadBytes > 0)).toEqual([]);
+  }, T);
+
+  test("refused: an upstream whose chain is from an untrusted root (same trust-domain name); it receives nothing", async () => {
+    const r = await raw(ADDR.untrusted, s.ports.untrusted, "secret");
+    expect(r.out).not.toContain("secret");
+    const eg = await egressLine(r.pid);
+    expect(eg).toMatchObject({ dst: ADDR.untrusted, rule: "untrusted", action: "mtls", outcome: "refused", reason: "peer_untrusted", detail: "svid_untrusted" });
+    expect(eg.peer_id).toBeUndefined(); // an ID nothing verified is not the peer's
+    expect(eg.claimed_id).toBe(ID.backend); // what the unverified leaf claimed, named as such
+    expect(s.untrusted.conns).toBeGreaterThan(0); // the proxy did reach it: the refusal is the verifier's
+    expect(s.untrusted.bytes).toBe(0);
+  }, T);
+
+  test("inbound refused: a client without a certificate; the backend gets nothing", async () => {
+    const before = s.backend.conns.length;
+    const p = await tlsProbe(ADDR.listener, s.ports.listen);
+    expect(p.received).toBe("");
+    expect(await byClientPort(p.localPort)).toMatchObject({ rule: "backend", listen: `${ADDR.listener}:${s.ports.listen}`, client_id: null, outcome: "refused", reason: "client_no_certificate" });
+    await Bun.sleep(200);
+    expect(s.backend.conns.length).toBe(before);
+  }, T);
+
+  test("inbound refused: a client certificate from an untrusted root; the backend gets nothing", async () => {
+    const before = s.backend.conns.length;
+    const p = await tlsProbe(ADDR.listener, s.ports.listen, s.untrustedClient);
+    expect(p.received).toBe("");
+    const ib = await byClientPort(p.localPort);
+    expect(ib).toMatchObject({ rule: "backend", client_id: null, outcome: "refused", reason: "client_untrusted" });
+    expect(ib.detail).toMatch(/^(svid_[a-z_]+|[A-Z0-9_]+)$/); // the verifier's code, or the TLS stack's
+    await Bun.sleep(200);
+    expect(s.backend.conns.length).toBe(before);
+  }, T);
+
+  test("inbound refused: an SVID of our trust domain that allow does not name; the backend gets nothing", async () => {
+    const before = s.backend.conns.length;
+    const p = await tlsProbe(ADDR.listener, s.ports.listen, s.svid("a", ID.intruder));
+    expect(p.received).toBe("");
+    expect(await byClientPort(p.localPort)).toMatchObject({ rule: "backend", client_id: ID.intruder, outcome: "refused", reason: "client_not_allowed" });
+    await Bun.sleep(200);
+    expect(s.backend.conns.length).toBe(before);
+  }, T);
+
+  test("interop: stunnel as the server side verifies tidegate's client SVID", async () => {
+    const before = s.plain.conns.length;
+    const r = await curl(`http://${ADDR.stunnelServer}:${s.ports.stunnelServer}/`);
+    expect(r.out).toBe("caller=none conn=none");
+    expect(onlyConnSince(s.plain.conns, before).payload).toStartWith("GET / HTTP/1.1\r\n");
+    const eg = await egressLine(r.pid);
+    expect(eg).toMatchObject({ rule: "stunnel-server", action: "mtls", outcome: "forwarded", peer_id: ID.stunnelServer, upstream: `${ADDR.stunnelServer}:${s.ports.stunnelServer}` });
+    expect(eg.conn_id).toMatch(CONN_ID);
+    expect(s.stunnelOutput("server")).toContain("Certificate accepted at depth=0");
+    // and stunnel does demand a certificate: without one, nothing reaches its backend
+    const p = await tlsProbe(ADDR.stunnelServer, s.ports.stunnelServer);
+    expect(p.received).toBe("");
+    await Bun.sleep(200);
+    expect(s.plain.conns.length).toBe(before + 1);
+  }, T);
+
+  test("interop: stunnel as the client side presents an SVID to tidegate's inbound listener", async () => {
+    const before = s.backend.conns.length;
+    const out = await tcpExchange(ADDR.stunnelClient, s.ports.stunnelClient, "hello from stunnel");
+    const conn = onlyConnSince(s.backend.conns, before);
+    const h = expectHeader(conn.header, ID.stunnelClient);
+    expect(out).toBe(`caller=${ID.stunnelClient} conn=${h.uniqueId}\nhello from stunnel\n`);
+    expect(await byConnId(h.uniqueId)).toMatchObject({ rule: "backend", client: `${h.src.address}:${h.src.port}`, client_id: ID.stunnelClient, outcome: "forwarded", proxy_protocol: true });
+  }, T);
+});
