@@ -135,7 +135,35 @@ const ROWS: Row[] = [
     make: async (ca) => ({ chain: [(await (await ca.mintIntermediate()).mintLeaf("/w")).der] }),
   },
   { name: "unknown issuer name", code: "svid_untrusted", make: async (ca) => ({ chain: (await ca.mintCustom({ issuerCommonName: "nobody" })).chain }) },
+  {
+    name: "seven distinct intermediates that all issue one another (one key, one name)",
+    code: "svid_path_search_exhausted",
+    make: async (ca) => ({ chain: await mutualChain(ca, 7) }),
+  },
+  {
+    // Given seven times, one such certificate counts once: the search ends at once, untrusted.
+    name: "one self-issuing intermediate given seven times",
+    code: "svid_untrusted",
+    make: async (ca) => {
+      const [leaf, inter] = await mutualChain(ca, 1);
+      return { chain: [leaf!, ...Array<Uint8Array>(7).fill(inter!)] };
+    },
+  },
 ];
+
+/**
+ * A leaf and `n` distinct CA certificates that all have subject and issuer "X" and one key K, so
+ * each "issues" every other: the shape that makes a path search without a cap walk thousands of
+ * paths. Nothing in it reaches the root.
+ */
+async function mutualChain(ca: TestCa, n: number): Promise<Uint8Array[]> {
+  const k = await generateKeyPair({ extractable: true });
+  const x = { subjectCommonName: "X", issuerCommonName: "X", keyPair: k, signingKey: k.privateKey };
+  const inters: Uint8Array[] = [];
+  for (let i = 0; i < n; i++) inters.push((await ca.mintCustom({ ...x, cA: true, keyUsage: [0, 5] })).der);
+  const leaf = await ca.mintCustom({ uris: ["spiffe://example.org/w"], issuerCommonName: "X", signingKey: k.privateKey });
+  return [leaf.der, ...inters];
+}
 
 describe("verifyX509Svid rejects", () => {
   for (const row of ROWS) {

@@ -29,13 +29,17 @@
  *   (RFC 5280 6.1.4 (m)).
  * - `svid_untrusted`: no issuer found for some certificate, among the given intermediates nor
  *   the bundle's authorities.
+ * - `svid_path_search_exhausted`: the search made MAX_SIGNATURE_CHECKS signature checks without
+ *   finding a path. A peer can send intermediates that all "issue" one another (one key, one
+ *   name); without a cap the backtracking search would walk thousands of paths per handshake.
  *
  * Path building: from the leaf, each certificate's issuer is looked for first among the bundle's
  * authorities, then among the given intermediates, matching the issuer Name (DER bytes) and, when
  * both are present, the authority/subject key identifiers; candidates are tried in order with
  * backtracking. Authorities are trust anchors (RFC 5280 section 6.1.1 (d)): their own signature
- * and extensions are not checked, their validity and pathLenConstraint are. When every candidate
- * fails, the error of the first failure is thrown, else `svid_untrusted`. Extended key usage is
+ * and extensions are not checked, their validity and pathLenConstraint are. Intermediates given
+ * twice (same DER) count once. When every candidate fails, the error of the first failure is
+ * thrown, else `svid_untrusted`. Extended key usage is
  * not checked (as go-spiffe's ExtKeyUsageAny).
  */
 import { SpiffeId } from "../spiffe/id.ts";
@@ -58,6 +62,8 @@ export interface VerifiedSvid {
 }
 
 export const MAX_CHAIN_LENGTH = 8;
+/** Signature checks one verification may make while searching (Go's crypto/x509 allows 100). */
+export const MAX_SIGNATURE_CHECKS = 100;
 
 export const SVID_ERROR_CODES = [
   "svid_empty_chain",
@@ -80,6 +86,7 @@ export const SVID_ERROR_CODES = [
   "svid_intermediate_no_key_cert_sign",
   "svid_path_length_exceeded",
   "svid_untrusted",
+  "svid_path_search_exhausted",
 ] as const;
 export type SvidErrorCode = (typeof SVID_ERROR_CODES)[number];
 
@@ -142,12 +149,15 @@ interface Search {
   readonly intermediates: readonly CertInfo[];
   readonly now: number;
   firstError: X509SvidError | undefined;
+  /** Signature checks made so far; the search stops at MAX_SIGNATURE_CHECKS. */
+  checks: number;
 }
 
 /** Checks a candidate issuer of the last certificate of `path`; an error or undefined. */
 async function tryIssuer(s: Search, path: readonly CertInfo[], issuer: CertInfo, isRoot: boolean): Promise<X509SvidError | undefined> {
   const child = path[path.length - 1]!;
   const what = isRoot ? "bundle authority" : "intermediate certificate";
+  s.checks += 1;
   const sig = await checkSignature(child.tbs, child.signatureAlgorithm, child.signature, issuer.spki);
   if (sig === "unsupported") return fail("svid_unsupported_algorithm", `unsupported signature algorithm ${child.signatureAlgorithm} or ${what} key`);
   if (sig === "bad") return fail("svid_bad_signature", `certificate ${path.length - 1} of the path has a bad signature by its ${what}`);
@@ -166,9 +176,12 @@ async function tryIssuer(s: Search, path: readonly CertInfo[], issuer: CertInfo,
   return checkValidity(issuer, s.now, what);
 }
 
+const exhausted = (s: Search) => s.checks >= MAX_SIGNATURE_CHECKS;
+
 async function extend(s: Search, path: CertInfo[]): Promise<CertInfo[] | undefined> {
   const child = path[path.length - 1]!;
   for (const root of s.roots) {
+    if (exhausted(s)) return undefined;
     if (!mayIssue(root, child)) continue;
     const err = await tryIssuer(s, path, root, true);
     if (err === undefined) return [...path, root];
@@ -176,6 +189,7 @@ async function extend(s: Search, path: CertInfo[]): Promise<CertInfo[] | undefin
   }
   if (path.length >= MAX_CHAIN_LENGTH) return undefined;
   for (const inter of s.intermediates) {
+    if (exhausted(s)) return undefined;
     if (path.includes(inter) || !mayIssue(inter, child)) continue;
     const err = await tryIssuer(s, path, inter, false);
     if (err !== undefined) {
@@ -216,8 +230,13 @@ export async function verifyX509Svid(chain: readonly Uint8Array[], bundles: X509
     const a = authority(der);
     if (a !== null) roots.push(a);
   }
-  const s: Search = { roots, intermediates: certs.slice(1), now, firstError: undefined };
+  const intermediates: CertInfo[] = [];
+  for (const c of certs.slice(1)) if (!intermediates.some((i) => bytesEqual(i.der, c.der))) intermediates.push(c);
+  const s: Search = { roots, intermediates, now, firstError: undefined, checks: 0 };
   const path = await extend(s, [leaf]);
+  if (path === undefined && exhausted(s)) {
+    throw fail("svid_path_search_exhausted", `no path from the leaf ${quote(id.toString())} within ${MAX_SIGNATURE_CHECKS} signature checks`);
+  }
   if (path === undefined) {
     throw s.firstError ?? fail("svid_untrusted", `no path from the leaf ${quote(id.toString())} to an authority of ${quote(id.trustDomain.name)}`);
   }
