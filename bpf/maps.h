@@ -24,21 +24,14 @@ struct {
 	__uint(max_entries, 16384);
 } tg_policy6 SEC(".maps");
 
-/* Records of redirected connects, first by socket cookie (connect4/6), then by the client's
- * address and port (sockops, once established). LRU: the oldest records go first when full. */
+/* Records of redirected connects by the client socket's cookie (written by connect4/6; the proxy
+ * reads each once and deletes it). LRU: the oldest records go first when full. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, __u64);
 	__type(value, struct tg_record);
 	__uint(max_entries, 65536);
 } tg_rec_cookie SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__type(key, struct tg_peer_key);
-	__type(value, struct tg_record);
-	__uint(max_entries, 65536);
-} tg_rec_peer SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

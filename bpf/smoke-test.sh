@@ -2,10 +2,10 @@
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #
 # Smoke test of bpf/tidegate.bpf.o with bpftool and python3 only (no agent): loads the object,
-# attaches the five programs to a test cgroup, writes settings and policies by hand (bpf/README.md,
-# bpf/tidegate.h), and checks from processes moved into child cgroups that denies fail with EPERM,
-# directs connect, redirects arrive at the proxy with a record keyed by the client's address and
-# port, UDP follows its default deny, IPv6 and IPv4-mapped follow the same policy, processes outside
+# attaches the four connect and sendmsg programs to a test cgroup, writes settings and policies by
+# hand (bpf/README.md, bpf/tidegate.h), and checks from processes moved into child cgroups that
+# denies fail with EPERM, directs connect, redirects arrive at the proxy with a record keyed by the
+# client socket's cookie (SO_COOKIE, the value of bpf_get_socket_cookie), UDP follows its default deny, IPv6 and IPv4-mapped follow the same policy, processes outside
 # are untouched, and the counters and ring buffer events are exactly what was done.
 #
 # Root only. Everything it makes is named tidegate-test-bpf-smoke-<pid> and removed on exit (also
@@ -30,7 +30,7 @@ PREFIX=tidegate-test-bpf-smoke-
 NAME=$PREFIX$$
 ROOT=$CG2/$NAME
 PIN=/sys/fs/bpf/$NAME
-HOOKS="cgroup_inet4_connect:tg_connect4 cgroup_inet6_connect:tg_connect6 cgroup_udp4_sendmsg:tg_sendmsg4 cgroup_udp6_sendmsg:tg_sendmsg6 cgroup_sock_ops:tg_sockops"
+HOOKS="cgroup_inet4_connect:tg_connect4 cgroup_inet6_connect:tg_connect6 cgroup_udp4_sendmsg:tg_sendmsg4 cgroup_udp6_sendmsg:tg_sendmsg6"
 TMP=""
 LISTENER=""
 
@@ -77,7 +77,8 @@ libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
 HOOKS = {1: "connect4", 2: "connect6", 3: "sendmsg4", 4: "sendmsg6"}
 REASONS = {1: "rule", 2: "no_rule", 3: "unknown_cgroup", 4: "no_proxy"}
-COUNTERS = ["CONNECT", "DENY", "DIRECT", "REDIRECT", "SENDMSG", "UNKNOWN_CGROUP", "RECORD_FAIL", "EVENT_DROP", "REKEY"]
+COUNTERS = ["CONNECT", "DENY", "DIRECT", "REDIRECT", "SENDMSG", "UNKNOWN_CGROUP", "RECORD_FAIL", "EVENT_DROP"]
+SO_COOKIE = 57
 
 def hexs(b): return " ".join(f"{x:02x}" for x in b)
 def addr16(fam, a): return socket.inet_pton(A4, a) + bytes(12) if fam == 4 else socket.inet_pton(A6, a)
@@ -131,7 +132,8 @@ def listen(portfile, logfile):
 
 def result(s, reply):
     host, port = s.getsockname()[:2]
-    print("ok", reply or "-", host, port, os.getpid())
+    cookie = struct.unpack("<Q", s.getsockopt(socket.SOL_SOCKET, SO_COOKIE, 8))[0]
+    print("ok", reply or "-", host, port, cookie, os.getpid())
 
 def oserr(e): print("err", errno.errorcode.get(e.errno, e.errno), os.getpid())
 
@@ -162,10 +164,8 @@ def enc(kind, *a):
     elif kind == "value":  # proto:lo:hi:action:rule ...
         rules = [struct.pack("<HHBBH", int(lo), int(hi), int(p), int(act), int(r)) for p, lo, hi, act, r in (x.split(":") for x in a)]
         b = struct.pack("<II", len(rules), 0) + b"".join(rules) + bytes(8 * (16 - len(rules)))
-    elif kind == "peer":  # sockname-host port, a v4-mapped host as family 4
-        host = a[0][7:] if a[0].startswith("::ffff:") and "." in a[0] else a[0]
-        fam = 4 if "." in host else 6
-        b = addr16(fam, host) + struct.pack("<HBB", int(a[1]), fam, 0)
+    elif kind == "cookie":  # a socket cookie, the key of tg_rec_cookie
+        b = struct.pack("<Q", int(a[0]))
     else:
         sys.exit(f"enc: unknown {kind}")
     print(hexs(b))
@@ -176,7 +176,7 @@ def record():
     v = raw(json.load(sys.stdin)["value"])
     a, port, fam, proto, pid, tgid, uid, gid, pad, cg, cookie, t = struct.unpack("<16sHBBIIIIIQQQ", v)
     print(f"family={fam} orig={show(fam, a)}:{port} proto={proto} pid={pid} tgid={tgid} uid={uid} gid={gid} "
-          f"cgroup={cg} cookie={'set' if cookie else 0} pad={pad} time={'set' if t else 0}")
+          f"cgroup={cg} cookie={cookie} pad={pad} time={'set' if t else 0}")
 
 def counters():
     sums = {}
@@ -236,7 +236,7 @@ py() { "$PY" "$TMP/tg.py" "$@"; }
 in_cg() { local cg=$1; shift; bash -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$cg" "$@"; }
 
 # Expected counters and events, updated by each scenario.
-declare -A CNT=([CONNECT]=0 [DENY]=0 [DIRECT]=0 [REDIRECT]=0 [SENDMSG]=0 [UNKNOWN_CGROUP]=0 [RECORD_FAIL]=0 [EVENT_DROP]=0 [REKEY]=0)
+declare -A CNT=([CONNECT]=0 [DENY]=0 [DIRECT]=0 [REDIRECT]=0 [SENDMSG]=0 [UNKNOWN_CGROUP]=0 [RECORD_FAIL]=0 [EVENT_DROP]=0)
 count() { local c; for c in "$@"; do CNT[$c]=$((CNT[$c] + 1)); done; }
 EVENTS=()
 OUT=""
@@ -261,10 +261,10 @@ wait_log() { # pattern: the listener logged it (poll with a deadline)
 	fail "listener never logged '$1'"
 }
 
-check_record() { # desc expected-glob sockname-host sockname-port
+check_record() { # desc expected-glob socket-cookie
 	local hex
-	hex=$(py enc peer "$3" "$4") || fail "encoding the peer key $3 $4"
-	expect "$1" "$2" sh -c "bpftool -j map lookup pinned '$PIN/maps/tg_rec_peer' key hex $hex | '$PY' '$TMP/tg.py' record"
+	hex=$(py enc cookie "$3") || fail "encoding the cookie key $3"
+	expect "$1" "$2" sh -c "bpftool -j map lookup pinned '$PIN/maps/tg_rec_cookie' key hex $hex | '$PY' '$TMP/tg.py' record"
 }
 
 # --- load and attach --------------------------------------------------------------------------
@@ -276,13 +276,12 @@ for h in $HOOKS; do
 	bpftool cgroup attach "$ROOT" "${h%%:*}" pinned "$PIN/progs/${h#*:}" || fail "attach ${h#*:}"
 done
 say "loaded and attached to $ROOT:"
-py proginfo "$PIN"/progs/tg_connect4 "$PIN"/progs/tg_connect6 "$PIN"/progs/tg_sendmsg4 "$PIN"/progs/tg_sendmsg6 "$PIN"/progs/tg_sockops | sed 's/^/smoke:   /'
+py proginfo "$PIN"/progs/tg_connect4 "$PIN"/progs/tg_connect6 "$PIN"/progs/tg_sendmsg4 "$PIN"/progs/tg_sendmsg6 | sed 's/^/smoke:   /'
 mapshape() { bpftool -j map show pinned "$PIN/maps/$1" | "$PY" -c 'import json,sys; m=json.load(sys.stdin); print(m["type"], m["name"], "flags", m["flags"], "key", m["bytes_key"], "value", m["bytes_value"], "max", m["max_entries"])'; }
 expect "tg_policy4 shape" "lpm_trie tg_policy4 flags 1 key 16 value 136 max 16384" mapshape tg_policy4
 expect "tg_policy6 shape" "lpm_trie tg_policy6 flags 1 key 28 value 136 max 16384" mapshape tg_policy6
 expect "tg_rec_cookie shape" "lru_hash tg_rec_cookie flags 0 key 8 value 64 max 65536" mapshape tg_rec_cookie
-expect "tg_rec_peer shape" "lru_hash tg_rec_peer flags 0 key 20 value 64 max 65536" mapshape tg_rec_peer
-expect "tg_counters shape" "percpu_array tg_counters flags 0 key 4 value 8 max 9" mapshape tg_counters
+expect "tg_counters shape" "percpu_array tg_counters flags 0 key 4 value 8 max 8" mapshape tg_counters
 expect "tg_events shape" "ringbuf tg_events flags 0 key 0 value 0 max 262144" mapshape tg_events
 expect "tg_settings shape" "array tg_settings flags 0 key 4 value 28 max 1" mapshape tg_settings
 WID=$(stat -c %i "$W") W2ID=$(stat -c %i "$W2") NPID=$(stat -c %i "$NP")
@@ -315,11 +314,11 @@ expect "w1 tcp 127.0.0.2 (direct rule 4) connects" "ok DIRECT4 127.0.0.1 *" in_c
 count CONNECT DIRECT
 expect "w1 tcp 127.0.0.4 (no rule) arrives at the proxy, as nobody" "ok PROXY 127.0.0.1 *" \
 	in_cg "$W" setpriv --reuid=65534 --regid=65534 --clear-groups "$PY" "$TMP/tg.py" tcp 4 127.0.0.4 "$O4"
-count CONNECT REDIRECT REKEY
-P=$(pid_of) LP=$(field 4)
+count CONNECT REDIRECT
+P=$(pid_of) LP=$(field 4) CK=$(field 5)
 wait_log "proxy 127.0.0.1 $LP"
-check_record "tg_rec_peer[127.0.0.1:$LP] holds the original destination" \
-	"family=4 orig=127.0.0.4:$O4 proto=6 pid=$P tgid=$P uid=65534 gid=65534 cgroup=$WID cookie=set pad=0 time=set" 127.0.0.1 "$LP"
+check_record "tg_rec_cookie[$CK] (from 127.0.0.1:$LP) holds the original destination" \
+	"family=4 orig=127.0.0.4:$O4 proto=6 pid=$P tgid=$P uid=65534 gid=65534 cgroup=$WID cookie=$CK pad=0 time=set" "$CK"
 
 # --- w1: TCP over IPv6 and IPv4-mapped ----------------------------------------------------------
 expect "w1 tcp [::1]:deny6 (deny rule 7) fails with EPERM" "err EPERM *" in_cg "$W" "$PY" "$TMP/tg.py" tcp 6 ::1 "$X6"
@@ -327,21 +326,21 @@ count CONNECT DENY; deny_event connect6 rule 6 ::1 "$X6" 6 7 "$WID"
 expect "w1 tcp [::1]:direct6 (direct rule 6) connects" "ok DIRECT6 ::1 *" in_cg "$W" "$PY" "$TMP/tg.py" tcp 6 ::1 "$D6"
 count CONNECT DIRECT
 expect "w1 tcp [::1]:orig6 (no rule) arrives at the proxy" "ok PROXY ::1 *" in_cg "$W" "$PY" "$TMP/tg.py" tcp 6 ::1 "$O6"
-count CONNECT REDIRECT REKEY
-P=$(pid_of) LP=$(field 4)
+count CONNECT REDIRECT
+P=$(pid_of) LP=$(field 4) CK=$(field 5)
 wait_log "proxy ::1 $LP"
-check_record "tg_rec_peer[[::1]:$LP] holds the original destination" \
-	"family=6 orig=::1:$O6 proto=6 pid=$P tgid=$P uid=0 gid=0 cgroup=$WID cookie=set pad=0 time=set" ::1 "$LP"
+check_record "tg_rec_cookie[$CK] (from [::1]:$LP) holds the original destination" \
+	"family=6 orig=::1:$O6 proto=6 pid=$P tgid=$P uid=0 gid=0 cgroup=$WID cookie=$CK pad=0 time=set" "$CK"
 expect "w1 tcp6 ::ffff:127.0.0.3 (deny rule 3) fails with EPERM" "err EPERM *" in_cg "$W" "$PY" "$TMP/tg.py" tcp 6 ::ffff:127.0.0.3 "$X4"
 count CONNECT DENY; deny_event connect6 rule 4 127.0.0.3 "$X4" 6 3 "$WID"
 expect "w1 tcp6 ::ffff:127.0.0.2 (direct rule 4) connects" "ok DIRECT4 ::ffff:127.0.0.1 *" in_cg "$W" "$PY" "$TMP/tg.py" tcp 6 ::ffff:127.0.0.2 "$D4"
 count CONNECT DIRECT
 expect "w1 tcp6 ::ffff:127.0.0.4 (no rule) arrives at the IPv4 proxy" "ok PROXY ::ffff:127.0.0.1 *" in_cg "$W" "$PY" "$TMP/tg.py" tcp 6 ::ffff:127.0.0.4 "$O4"
-count CONNECT REDIRECT REKEY
-P=$(pid_of) LP=$(field 4)
+count CONNECT REDIRECT
+P=$(pid_of) LP=$(field 4) CK=$(field 5)
 wait_log "proxy 127.0.0.1 $LP"
-check_record "tg_rec_peer[127.0.0.1:$LP] (v4-mapped client) holds the original destination" \
-	"family=4 orig=127.0.0.4:$O4 proto=6 pid=$P tgid=$P uid=0 gid=0 cgroup=$WID cookie=set pad=0 time=set" ::ffff:127.0.0.1 "$LP"
+check_record "tg_rec_cookie[$CK] (v4-mapped client, from 127.0.0.1:$LP) holds the original destination" \
+	"family=4 orig=127.0.0.4:$O4 proto=6 pid=$P tgid=$P uid=0 gid=0 cgroup=$WID cookie=$CK pad=0 time=set" "$CK"
 
 # --- w1: UDP --------------------------------------------------------------------------------------
 expect "w1 udp sendto 127.0.0.2 (direct rule 5) is sent" "ok - 0.0.0.0 *" in_cg "$W" "$PY" "$TMP/tg.py" udp sendto 4 127.0.0.2 "$U4"
@@ -366,12 +365,12 @@ count SENDMSG DENY; deny_event sendmsg4 no_rule 4 127.0.0.4 "$UO4" 17 none "$WID
 expect "w2 tcp 127.0.0.2 (w2's /8 deny rule 9) fails with EPERM" "err EPERM *" in_cg "$W2" "$PY" "$TMP/tg.py" tcp 4 127.0.0.2 "$D4"
 count CONNECT DENY; deny_event connect4 rule 4 127.0.0.2 "$D4" 6 9 "$W2ID"
 expect "w2 tcp [::1]:direct6 (w2 has no v6 rule) arrives at the proxy" "ok PROXY ::1 *" in_cg "$W2" "$PY" "$TMP/tg.py" tcp 6 ::1 "$D6"
-count CONNECT REDIRECT REKEY
+count CONNECT REDIRECT
 expect "nopolicy tcp 127.0.0.2 is redirected to the proxy" "ok PROXY 127.0.0.1 *" in_cg "$NP" "$PY" "$TMP/tg.py" tcp 4 127.0.0.2 "$D4"
-count CONNECT UNKNOWN_CGROUP REDIRECT REKEY
-P=$(pid_of) LP=$(field 4)
-check_record "tg_rec_peer[127.0.0.1:$LP] names the unknown cgroup" \
-	"family=4 orig=127.0.0.2:$D4 proto=6 pid=$P tgid=$P uid=0 gid=0 cgroup=$NPID cookie=set pad=0 time=set" 127.0.0.1 "$LP"
+count CONNECT UNKNOWN_CGROUP REDIRECT
+P=$(pid_of) LP=$(field 4) CK=$(field 5)
+check_record "tg_rec_cookie[$CK] (from 127.0.0.1:$LP) names the unknown cgroup" \
+	"family=4 orig=127.0.0.2:$D4 proto=6 pid=$P tgid=$P uid=0 gid=0 cgroup=$NPID cookie=$CK pad=0 time=set" "$CK"
 expect "nopolicy udp sendto 127.0.0.2 fails with EPERM" "err EPERM *" in_cg "$NP" "$PY" "$TMP/tg.py" udp sendto 4 127.0.0.2 "$U4"
 count SENDMSG UNKNOWN_CGROUP DENY; deny_event sendmsg4 unknown_cgroup 4 127.0.0.2 "$U4" 17 none "$NPID"
 
@@ -383,7 +382,7 @@ mapupd tg_settings "00 00 00 00" "$(py enc settings "$PROXY" 127.0.0.1 ::)"
 expect "w1 tcp [::1]:orig6 with no IPv6 proxy address fails with EPERM" "err EPERM *" in_cg "$W" "$PY" "$TMP/tg.py" tcp 6 ::1 "$O6"
 count CONNECT DENY; deny_event connect6 no_proxy 6 ::1 "$O6" 6 none "$WID"
 expect "w1 tcp 127.0.0.4 still reaches the IPv4 proxy" "ok PROXY 127.0.0.1 *" in_cg "$W" "$PY" "$TMP/tg.py" tcp 4 127.0.0.4 "$O4"
-count CONNECT REDIRECT REKEY
+count CONNECT REDIRECT
 
 # --- outside the cgroup: untouched ------------------------------------------------------------------
 expect "outside tcp 127.0.0.3 reaches its listener" "ok DENY4 *" py tcp 4 127.0.0.3 "$X4"
@@ -393,10 +392,11 @@ wait_log "udpother4 127.0.0.1 $(field 4) hello-sendto"
 
 # --- counters, records, events ---------------------------------------------------------------------
 want=""
-for c in CONNECT DENY DIRECT REDIRECT SENDMSG UNKNOWN_CGROUP RECORD_FAIL EVENT_DROP REKEY; do want="$want $c=${CNT[$c]}"; done
+for c in CONNECT DENY DIRECT REDIRECT SENDMSG UNKNOWN_CGROUP RECORD_FAIL EVENT_DROP; do want="$want $c=${CNT[$c]}"; done
 expect "tg_counters (summed over CPUs) count exactly what was done" "${want# }" \
 	sh -c "bpftool -j map dump pinned '$PIN/maps/tg_counters' | '$PY' '$TMP/tg.py' counters"
-expect "tg_rec_cookie is empty: every record was re-keyed" "[]" bpftool -j map dump pinned "$PIN/maps/tg_rec_cookie"
+expect "tg_rec_cookie holds one record per redirect (nothing here consumes them)" "${CNT[REDIRECT]}" \
+	sh -c "bpftool -j map dump pinned '$PIN/maps/tg_rec_cookie' | '$PY' -c 'import json,sys; print(len(json.load(sys.stdin)))'"
 RB=$(bpftool -j map show pinned "$PIN/maps/tg_events" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["max_entries"])')
 py events "$PIN/maps/tg_events" "$RB" >"$TMP/events.txt" || fail "reading tg_events"
 printf '%s n=56\n' "${EVENTS[@]}" >"$TMP/events.want"

@@ -45,7 +45,9 @@ static __always_inline int tg_deny(const struct tg_caller *c, const struct tg_de
 }
 
 /* Stores the record under the socket cookie, then points the connect at the proxy. A connect is
- * never redirected without a record: the proxy refuses peers it has no record for. */
+ * never redirected without a record: the proxy refuses peers it has no record for. The proxy finds
+ * the record by the cookie of its peer's socket, which it asks the kernel for (sock_diag); no
+ * program runs once the connection is established. */
 static __always_inline int tg_redirect(struct bpf_sock_addr *ctx, const struct tg_caller *c, const struct tg_dest *d,
 				       int v6, __u8 hook)
 {
@@ -189,58 +191,6 @@ int tg_sock_create(struct bpf_sock *sk)
 	if (sk->protocol == IPPROTO_TCP || sk->protocol == IPPROTO_UDP)
 		return TG_ALLOW;
 	return TG_DENY;
-}
-
-/*
- * Once a redirected TCP connection is established (client side, before its first ACK leaves, so
- * before the proxy can accept it), its record moves from the cookie key to the client's local
- * address and port: what the proxy sees as its peer. Other sockets and ops pass untouched; the
- * program never fails a connection.
- */
-SEC("sockops")
-int tg_sockops(struct bpf_sock_ops *skops)
-{
-	struct tg_peer_key key = {};
-	struct tg_record rec;
-	struct tg_record *found;
-	__u64 cookie;
-
-	if (skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB)
-		return 1;
-	cookie = bpf_get_socket_cookie(skops);
-	found = bpf_map_lookup_elem(&tg_rec_cookie, &cookie);
-	if (!found)
-		return 1;
-	__builtin_memcpy(&rec, found, sizeof(rec));
-
-	key.port = (__u16)skops->local_port; /* host order in sockops */
-	if (skops->family == TG_AF_INET) {
-		key.family = 4;
-		key.addr[0] = skops->local_ip4;
-	} else if (skops->family == TG_AF_INET6) {
-		__u32 a0 = skops->local_ip6[0], a1 = skops->local_ip6[1];
-		__u32 a2 = skops->local_ip6[2], a3 = skops->local_ip6[3];
-
-		if (tg_is_v4_mapped(a0, a1, a2)) {
-			key.family = 4;
-			key.addr[0] = a3;
-		} else {
-			key.family = 6;
-			key.addr[0] = a0;
-			key.addr[1] = a1;
-			key.addr[2] = a2;
-			key.addr[3] = a3;
-		}
-	} else {
-		return 1;
-	}
-	if (bpf_map_update_elem(&tg_rec_peer, &key, &rec, BPF_ANY) != 0) {
-		tg_count(TG_CNT_RECORD_FAIL);
-		return 1;
-	}
-	bpf_map_delete_elem(&tg_rec_cookie, &cookie);
-	tg_count(TG_CNT_REKEY);
-	return 1;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

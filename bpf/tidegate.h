@@ -11,7 +11,9 @@
  *
  * Any change to a layout here, or to the set of programs, bumps TG_LAYOUT_VERSION: the agent
  * refuses to adopt pinned maps whose tg_settings.layout_version differs.
- * Version 2: tg_sock_create joined the programs. Version 3: tg_ingress.
+ * Version 2: tg_sock_create joined the programs. Version 3: tg_ingress. Version 4: tg_sockops,
+ * tg_rec_peer, struct tg_peer_key and the REKEY counter removed (records stay keyed by socket
+ * cookie; the proxy finds a connection's cookie through sock_diag).
  */
 #ifndef __TIDEGATE_H
 #define __TIDEGATE_H
@@ -20,7 +22,7 @@
 #include <linux/types.h> /* user space C; BPF code gets the __u* types from vmlinux.h */
 #endif
 
-#define TG_LAYOUT_VERSION 3
+#define TG_LAYOUT_VERSION 4
 #define TG_MAX_PORT_RULES 16 /* port rules per LPM value */
 #define TG_RULE_NONE 0xffff  /* rule_id when no egress rule decided */
 
@@ -55,9 +57,8 @@ enum tg_counter {
 	TG_CNT_REDIRECT,        /* TCP connects rewritten to the proxy, with a record stored */
 	TG_CNT_SENDMSG,         /* sendmsg4/6 calls (unconnected UDP) */
 	TG_CNT_UNKNOWN_CGROUP,  /* calls from a cgroup with no policy entry */
-	TG_CNT_RECORD_FAIL,     /* a record could not be stored (the connect is denied) or re-keyed */
+	TG_CNT_RECORD_FAIL,     /* a record could not be stored: the connect is denied */
 	TG_CNT_EVENT_DROP,      /* the ring buffer was full: the deny happened, its event is lost */
-	TG_CNT_REKEY,           /* records moved from tg_rec_cookie to tg_rec_peer by sockops */
 	TG_CNT__MAX,
 };
 
@@ -95,7 +96,7 @@ struct tg_policy6_key {
 	__u32 addr[4];
 };
 
-/* What connect4/6 saw for a redirected TCP connection: the value of tg_rec_cookie and tg_rec_peer. */
+/* What connect4/6 saw for a redirected TCP connection: the value of tg_rec_cookie, keyed by cookie. */
 struct tg_record {
 	__u32 orig_addr[4]; /* network order; IPv4 in orig_addr[0], rest 0 */
 	__u16 orig_port;    /* host order */
@@ -109,15 +110,6 @@ struct tg_record {
 	__u64 cgroup_id;    /* bpf_get_current_cgroup_id() of the caller */
 	__u64 cookie;       /* socket cookie */
 	__u64 time_ns;      /* bpf_ktime_get_ns() at connect */
-};
-
-/* Key of tg_rec_peer: the client's local address and port, i.e. the peer the proxy accepts.
- * A v4-mapped local address of an IPv6 socket is stored as IPv4 (family 4). */
-struct tg_peer_key {
-	__u32 addr[4]; /* network order; IPv4 in addr[0], rest 0 */
-	__u16 port;    /* host order */
-	__u8 family;   /* 4 or 6 */
-	__u8 pad;      /* 0 */
 };
 
 /* A ring buffer record (tg_events): one denied connect or sendmsg. */
@@ -182,11 +174,6 @@ TG_ASSERT_AT(tg_record, pad0, 36);
 TG_ASSERT_AT(tg_record, cgroup_id, 40);
 TG_ASSERT_AT(tg_record, cookie, 48);
 TG_ASSERT_AT(tg_record, time_ns, 56);
-
-TG_ASSERT_SIZE(tg_peer_key, 20);
-TG_ASSERT_AT(tg_peer_key, port, 16);
-TG_ASSERT_AT(tg_peer_key, family, 18);
-TG_ASSERT_AT(tg_peer_key, pad, 19);
 
 TG_ASSERT_SIZE(tg_event, 56);
 TG_ASSERT_AT(tg_event, cgroup_id, 8);

@@ -110,7 +110,8 @@ describe("enforcement", () => {
       logger: createLogger({ write: () => {} }),
     });
     const peer = { address: parseIp("127.0.0.1"), port: 40000 };
-    const who = async (r: typeof record | null) => identifyCaller(peer, deps(r));
+    const local = { address: parseIp("127.0.0.1"), port: 1001 };
+    const who = async (r: typeof record | null) => identifyCaller(peer, local, deps(r));
     expect((await who(null)).fields).toMatchObject({ outcome: "refused", reason: "no_record" });
     expect((await who({ ...record, cgroupId: 999n })).fields).toMatchObject({ reason: "unknown_cgroup" });
     t.state.selectors = ["unix:uid:7"];

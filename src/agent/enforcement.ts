@@ -32,7 +32,8 @@ export interface KernelCapture {
   /** Replaces what the maps hold for one cgroup: upserts first, then deletes what is stale. */
   syncCgroup(cgroupId: bigint, entries: readonly LpmEntry[]): void;
   removeCgroup(cgroupId: bigint): void;
-  lookupPeer(address: IpAddress, port: number): CaptureRecord | null;
+  /** The record of a redirected connection from `peer` to the listener's `local` end; consumed once read. */
+  lookupPeer(peer: { address: IpAddress; port: number }, local: { address: IpAddress; port: number }): CaptureRecord | null;
 }
 
 export interface WorkloadCgroups {

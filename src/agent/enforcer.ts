@@ -243,7 +243,7 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
   try {
     const port = o.egressPort ?? (await chooseEgressPort(o.places.instance, capture.proxyPort));
     listener = startEgressListener(port, {
-      lookupRecord: (address, port) => capture.lookupPeer(address, port),
+      lookupRecord: (peer, local) => capture.lookupPeer(peer, local),
       identify: (record) => enforcement.identify(record),
       engine: () => holder.engine,
       names: namesNow,

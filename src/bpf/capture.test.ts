@@ -1,14 +1,18 @@
 // Capture on the real kernel (root; CI runs it): install, a deny and a direct from a process in a
-// workload cgroup, the deny event, adoption after close, a foreign layout refused, uninstall
-// leaving nothing behind.
+// workload cgroup, the deny event, redirected connections found by their socket cookie (IPv4,
+// IPv6, v4-mapped), adoption after close, a foreign layout refused, uninstall leaving nothing
+// behind.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type { Socket } from "bun";
 import { existsSync, readdirSync, rmSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 import { probeHost } from "../runtime/host.ts";
 import { parseCidr, parseIp } from "../policy/address.ts";
 import { Capture, CaptureError } from "./capture.ts";
 import { MapHandle } from "./libbpf.ts";
-import { encodeSettings, MAPS, TG_ACT, TG_PROTO, u32Key, type TgEvent } from "./layout.ts";
+import { decodeRecord, encodeSettings, MAPS, TG_ACT, TG_PROTO, u32Key, u64Key, type TgEvent } from "./layout.ts";
+import type { CaptureRecord } from "../proxy/egress-listener.ts";
+import { SockDiag } from "../runtime/sock-diag.ts";
 
 const mount = probeHost().cgroup2;
 const root = process.getuid?.() === 0;
@@ -37,6 +41,29 @@ async function connectFrom(cgroupDir: string, host: string, port: number): Promi
   return out;
 }
 
+/** A TCP client in `cgroupDir` that connects to `host`:80, prints its pid, then waits for the far end to close. */
+async function redirectFrom(cgroupDir: string, host: string): Promise<{ pid: number; out: string }> {
+  const py = `import socket,os\ns=socket.socket(socket.AF_INET6 if ':' in '${host}' else socket.AF_INET)\ns.settimeout(5)\ns.connect(('${host}',80))\nprint(os.getpid(),flush=True)\nprint('ok' if s.recv(1)==b'' else 'data')`;
+  const p = Bun.spawn(["sh", "-c", `echo $$ > ${cgroupDir}/cgroup.procs && exec python3 -c "$0"`, py], { stdout: "pipe", stderr: "pipe" });
+  const [out, err] = [(await new Response(p.stdout).text()).trim(), (await new Response(p.stderr).text()).trim()];
+  await p.exited;
+  return { pid: p.pid, out: err === "" ? out : `${out} ${err}` };
+}
+
+/** A stand-in egress listener on 127.0.0.1 and [::1] at one port (the proxy address capture installs). */
+function listenPair(socket: { open(s: Socket<undefined>): void; data(): void }): { port: number; stop(): void } {
+  for (let tries = 0; ; tries++) {
+    const v4 = Bun.listen<undefined>({ hostname: "127.0.0.1", port: 0, socket });
+    try {
+      const v6 = Bun.listen<undefined>({ hostname: "::1", port: v4.port, socket });
+      return { port: v4.port, stop: () => (v4.stop(true), v6.stop(true)) };
+    } catch (e) {
+      v4.stop(true);
+      if (tries > 20) throw e;
+    }
+  }
+}
+
 describe.skipIf(!run)("capture on the real kernel", () => {
   let capture: Capture;
   let listener: { port: number; stop(force?: boolean): void } | null = null;
@@ -54,9 +81,10 @@ describe.skipIf(!run)("capture on the real kernel", () => {
 
   test("installs: pins for every map and link, programs attached to the instance root", () => {
     expect(capture.adopted).toBe(false);
-    expect(readdirSync(opts.pinDir).sort()).toEqual([...Object.keys(MAPS), "link_tg_connect4", "link_tg_connect6", "link_tg_ingress", "link_tg_sendmsg4", "link_tg_sendmsg6", "link_tg_sock_create", "link_tg_sockops"].sort());
+    expect(readdirSync(opts.pinDir).sort()).toEqual([...Object.keys(MAPS), "link_tg_connect4", "link_tg_connect6", "link_tg_ingress", "link_tg_sendmsg4", "link_tg_sendmsg6", "link_tg_sock_create"].sort());
+    expect(readdirSync(opts.pinDir)).not.toContain("tg_rec_peer");
     const shown = JSON.parse(Bun.spawnSync(["bpftool", "cgroup", "show", capture.tree.root, "-j"]).stdout.toString()) as { id: number; attach_type: string }[];
-    expect(shown.map((p) => p.attach_type).sort()).toEqual(["cgroup_inet4_connect", "cgroup_inet6_connect", "cgroup_inet_ingress", "cgroup_inet_sock_create", "cgroup_sock_ops", "cgroup_udp4_sendmsg", "cgroup_udp6_sendmsg"]);
+    expect(shown.map((p) => p.attach_type).sort()).toEqual(["cgroup_inet4_connect", "cgroup_inet6_connect", "cgroup_inet_ingress", "cgroup_inet_sock_create", "cgroup_udp4_sendmsg", "cgroup_udp6_sendmsg"]);
     programIds = shown.map((p) => p.id);
   });
 
@@ -102,6 +130,64 @@ describe.skipIf(!run)("capture on the real kernel", () => {
     again.close();
   });
 
+  test("a redirected connection's record is found by its client socket's cookie, once: IPv4, IPv6, v4-mapped", async () => {
+    const w = capture.tree.ensureWorkload("w3");
+    capture.syncCgroup(w.id, [
+      { cgroupId: w.id, cidr: parseCidr("0.0.0.0/0"), rules: [] },
+      { cgroupId: w.id, cidr: parseCidr("::/0"), rules: [] },
+    ]);
+    // The oracle: the record's own cookie field, which connect4/6 wrote from bpf_get_socket_cookie.
+    const records = MapHandle.fromPinned(join(opts.pinDir, "tg_rec_cookie"), MAPS.tg_rec_cookie.keySize, MAPS.tg_rec_cookie.valueSize);
+    const diag = SockDiag.open();
+    const seen: { peer: string; cookie: bigint | null; stored: bigint | null; record: CaptureRecord | null; again: CaptureRecord | null }[] = [];
+    const l = listenPair({
+      open(sock) {
+        const peer = { address: parseIp(sock.remoteAddress), port: sock.remotePort };
+        const local = { address: parseIp(sock.localAddress), port: sock.localPort };
+        const cookie = diag.cookie(peer, local);
+        const raw = cookie === null ? null : records.lookup(u64Key(cookie));
+        const record = capture.lookupPeer(peer, local);
+        seen.push({ peer: peer.address.text, cookie, stored: raw === null ? null : decodeRecord(raw).cookie, record, again: capture.lookupPeer(peer, local) });
+        sock.end();
+      },
+      data() {},
+    });
+    try {
+      capture.setProxyPort(l.port);
+      const cases = [
+        { host: "127.0.0.9", dst: "127.0.0.9", peer: "127.0.0.1" },
+        { host: "2001:db8::9", dst: "2001:db8::9", peer: "::1" },
+        { host: "::ffff:127.0.0.9", dst: "127.0.0.9", peer: "127.0.0.1" }, // an IPv6 socket to a v4-mapped address
+      ];
+      for (const c of cases) {
+        seen.length = 0;
+        const r = await redirectFrom(w.dir, c.host);
+        expect(r.out).toBe(`${r.pid}\nok`);
+        expect(seen.length).toBe(1);
+        const s = seen[0]!;
+        expect(s.peer).toBe(c.peer);
+        expect(typeof s.cookie).toBe("bigint");
+        expect(s.stored).toBe(s.cookie);
+        expect(s.record).toMatchObject({ port: 80, proto: "tcp", tgid: r.pid, uid: 0, cgroupId: w.id });
+        expect(s.record?.address.text).toBe(c.dst);
+        expect(s.again).toBeNull();
+      }
+      // A connection from outside the tree reaches the listener unredirected: no record.
+      seen.length = 0;
+      const direct = await Bun.connect({ hostname: "127.0.0.1", port: l.port, socket: { data() {} } });
+      const deadline = Date.now() + 2000;
+      while (seen.length === 0 && Date.now() < deadline) await Bun.sleep(10);
+      direct.end();
+      expect(seen.map((s) => [typeof s.cookie, s.stored, s.record])).toEqual([["bigint", null, null]]);
+    } finally {
+      l.stop();
+      diag.close();
+      records.close();
+      capture.setProxyPort(0);
+      capture.removeCgroup(w.id);
+    }
+  }, 30_000);
+
   test("after close the pins stay and a new agent adopts them", async () => {
     capture.setProxyPort(1001);
     capture.close();
@@ -110,14 +196,15 @@ describe.skipIf(!run)("capture on the real kernel", () => {
     expect(capture.proxyPort).toBe(1001);
   });
 
-  test("pins of another layout version are refused, naming what to do", async () => {
+  test("pins of another layout version (3: the one with sockops) are refused, naming what to do", async () => {
     const s = MapHandle.fromPinned(join(opts.pinDir, "tg_settings"), MAPS.tg_settings.keySize, MAPS.tg_settings.valueSize);
-    s.update(u32Key(0), encodeSettings({ layoutVersion: 99, proxyPort: 0, proxy4: parseIp("127.0.0.1"), proxy6: parseIp("::1") }));
+    s.update(u32Key(0), encodeSettings({ layoutVersion: 3, proxyPort: 0, proxy4: parseIp("127.0.0.1"), proxy6: parseIp("::1") }));
     s.close();
     const err = await Capture.open(opts).then(() => null, (e: unknown) => e);
     expect(err).toBeInstanceOf(CaptureError);
     expect((err as CaptureError).code).toBe("capture_pins_foreign");
-    expect((err as Error).message).toContain("layout version 99");
+    expect((err as Error).message).toContain("layout version 3, this agent has 4");
+    expect((err as Error).message).toContain("tidegate agent --uninstall");
   });
 
   test("uninstall kills what is left, detaches and removes every pin and cgroup", async () => {

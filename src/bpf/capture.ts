@@ -18,7 +18,6 @@
 import { existsSync, mkdirSync, chmodSync, openSync, closeSync, readdirSync, rmdirSync, unlinkSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { TidegateError } from "../errors.ts";
-import type { IpAddress } from "../policy/address.ts";
 import type { CaptureRecord } from "../proxy/egress-listener.ts";
 import { CgroupTree, cgroupId } from "./cgroup-tree.ts";
 import { closeFd, linkInfo, MapHandle, mountBpffsIfNeeded, openObject, openPinnedLink, RingBuffer } from "./libbpf.ts";
@@ -27,7 +26,6 @@ import {
   decodePolicyKey,
   decodeRecord,
   decodeSettings,
-  encodePeerKey,
   encodePolicyKey,
   encodePolicyValue,
   encodeSettings,
@@ -37,6 +35,7 @@ import {
   readCounters,
   TG_LAYOUT_VERSION,
   u32Key,
+  u64Key,
   type CounterName,
   type MapName,
   type TgEvent,
@@ -44,6 +43,7 @@ import {
 import type { LpmEntry } from "./lpm-entries.ts";
 import { tidegateObject } from "./object.ts";
 import { parseIp } from "../policy/address.ts";
+import { SockDiag, SockDiagError, type Endpoint } from "../runtime/sock-diag.ts";
 
 export class CaptureError extends TidegateError<"capture_unavailable" | "capture_pins_foreign" | "capture_io"> {}
 
@@ -75,6 +75,16 @@ function checkVersion(pinDir: string): void {
   }
 }
 
+/** The netlink socket of the listener's record lookups: refused here, not at the first connection. */
+function openDiag(): SockDiag {
+  try {
+    return SockDiag.open();
+  } catch (e) {
+    if (!(e instanceof SockDiagError)) throw e;
+    throw new CaptureError("capture_unavailable", `capture: the egress listener finds records through sock_diag: ${e.message}`, { cause: e });
+  }
+}
+
 function pinned(dir: string): string[] {
   return existsSync(dir) ? readdirSync(dir) : [];
 }
@@ -83,18 +93,21 @@ export class Capture {
   readonly tree: CgroupTree;
   readonly pinDir: string;
   readonly adopted: boolean;
-  private readonly maps: Record<"tg_policy4" | "tg_policy6" | "tg_rec_peer" | "tg_counters" | "tg_settings" | "tg_events", MapHandle>;
+  private readonly maps: Record<"tg_policy4" | "tg_policy6" | "tg_rec_cookie" | "tg_counters" | "tg_settings" | "tg_events", MapHandle>;
+  /** Finds a redirected connection's cookie, the key of its record; opened once, reused. */
+  private readonly diag: SockDiag;
   private ring: RingBuffer | null = null;
 
-  private constructor(tree: CgroupTree, pinDir: string, adopted: boolean) {
+  private constructor(tree: CgroupTree, pinDir: string, adopted: boolean, diag: SockDiag) {
     this.tree = tree;
     this.pinDir = pinDir;
     this.adopted = adopted;
+    this.diag = diag;
     const open = (name: MapName) => MapHandle.fromPinned(join(pinDir, name), MAPS[name].keySize, MAPS[name].valueSize);
     this.maps = {
       tg_policy4: open("tg_policy4"),
       tg_policy6: open("tg_policy6"),
-      tg_rec_peer: open("tg_rec_peer"),
+      tg_rec_cookie: open("tg_rec_cookie"),
       tg_counters: open("tg_counters"),
       tg_settings: open("tg_settings"),
       tg_events: open("tg_events"),
@@ -103,6 +116,16 @@ export class Capture {
 
   /** Installs, or adopts what an earlier agent of this instance pinned. */
   static async open(o: CaptureOptions): Promise<Capture> {
+    const diag = openDiag();
+    try {
+      return await Capture.openWith(o, diag);
+    } catch (e) {
+      diag.close();
+      throw e;
+    }
+  }
+
+  private static async openWith(o: CaptureOptions, diag: SockDiag): Promise<Capture> {
     const tree = new CgroupTree(o.mount, o.cgroupName);
     tree.ensure();
     if (o.pinDir.startsWith("/sys/fs/bpf/") || o.pinDir === "/sys/fs/bpf") mountBpffsIfNeeded("/sys/fs/bpf");
@@ -129,7 +152,7 @@ export class Capture {
           closeFd(fd);
         }
       }
-      return new Capture(tree, o.pinDir, true);
+      return new Capture(tree, o.pinDir, true, diag);
     }
     const obj = openObject(await tidegateObject(), "tidegate");
     const rootFd = openSync(tree.root, "r");
@@ -153,7 +176,7 @@ export class Capture {
       closeSync(rootFd);
       obj.close();
     }
-    return new Capture(tree, o.pinDir, false);
+    return new Capture(tree, o.pinDir, false, diag);
   }
 
   /** The egress listener's port (0: none; redirected connects are then denied in the kernel). */
@@ -208,12 +231,20 @@ export class Capture {
     return family === 4 ? this.maps.tg_policy4 : this.maps.tg_policy6;
   }
 
-  /** The record of a redirected connection, by the client's address and port; consumed once read. */
-  lookupPeer(address: IpAddress, port: number): CaptureRecord | null {
-    const key = encodePeerKey(address, port);
-    const raw = this.maps.tg_rec_peer.lookup(key);
+  /**
+   * The record of a redirected connection from `peer` (the client's address and port as the
+   * listener sees them) to the listener's `local` end, consumed once read: the kernel gives the
+   * client socket's cookie for that pair (sock_diag), under which connect4/6 stored the record.
+   * null when the client socket is gone or has no record. Throws SockDiagError when the kernel
+   * cannot be asked.
+   */
+  lookupPeer(peer: Endpoint, local: Endpoint): CaptureRecord | null {
+    const cookie = this.diag.cookie(peer, local);
+    if (cookie === null) return null;
+    const key = u64Key(cookie);
+    const raw = this.maps.tg_rec_cookie.lookup(key);
     if (raw === null) return null;
-    this.maps.tg_rec_peer.delete(key);
+    this.maps.tg_rec_cookie.delete(key);
     const r = decodeRecord(raw);
     return { address: r.address, port: r.port, proto: r.proto === 17 ? "udp" : "tcp", pid: r.pid, tgid: r.tgid, uid: r.uid, gid: r.gid, cgroupId: r.cgroupId };
   }
@@ -233,6 +264,7 @@ export class Capture {
     this.ring?.close();
     this.ring = null;
     for (const m of Object.values(this.maps)) m.close();
+    this.diag.close();
   }
 
   /** Kills the instance's workloads, detaches and removes every link, map pin and cgroup. */

@@ -1,5 +1,5 @@
 /**
- * The connection records (tg_record, keyed by socket cookie or by tg_peer_key), the deny events
+ * The connection records (tg_record, keyed by socket cookie in tg_rec_cookie), the deny events
  * of the ring buffer (tg_event), the settings entry (tg_settings) and the per-CPU counters.
  */
 import { ipFromBytes, type IpAddress } from "../policy/address.ts";
@@ -52,30 +52,6 @@ export function decodeRecord(bytes: Uint8Array): TgRecord {
     cookie: v.getBigUint64(s.cookie.offset, LE),
     timeNs: v.getBigUint64(s.time_ns.offset, LE),
   });
-}
-
-/**
- * tg_peer_key of the client's local address and port as the proxy sees its peer. `address` may
- * be raw bytes (4, or 16 in network order); an IPv4-mapped IPv6 address becomes IPv4 (family 4),
- * as sockops stores it.
- */
-export function encodePeerKey(address: IpAddress | Uint8Array, port: number): Uint8Array {
-  const op = "encodePeerKey";
-  const a = address instanceof Uint8Array ? ipFromBytes(address) : address;
-  const s = LAYOUT.tg_peer_key;
-  const out = new Uint8Array(s.size);
-  const v = new DataView(out.buffer);
-  putAddr(out, s.members.addr.offset, a);
-  v.setUint16(s.members.port.offset, uint(op, "port", port, 0xffff), LE);
-  v.setUint8(s.members.family.offset, a.family);
-  return out;
-}
-
-export function decodePeerKey(bytes: Uint8Array): { readonly address: IpAddress; readonly port: number } {
-  const op = "decodePeerKey";
-  const s = LAYOUT.tg_peer_key.members;
-  const v = view(bytes, "tg_peer_key", op);
-  return Object.freeze({ address: getAddr(bytes, s.addr.offset, v.getUint8(s.family.offset), op), port: v.getUint16(s.port.offset, LE) });
 }
 
 export interface TgEvent {

@@ -5,7 +5,7 @@
  * #defines against the header; the encoders read their offsets from LAYOUT.
  */
 
-export const TG_LAYOUT_VERSION = 3;
+export const TG_LAYOUT_VERSION = 4;
 export const TG_MAX_PORT_RULES = 16;
 export const TG_RULE_NONE = 0xffff;
 
@@ -16,7 +16,7 @@ export const ENUMS = {
   tg_hook: { TG_HOOK_CONNECT4: 1, TG_HOOK_CONNECT6: 2, TG_HOOK_SENDMSG4: 3, TG_HOOK_SENDMSG6: 4 },
   tg_counter: {
     TG_CNT_CONNECT: 0, TG_CNT_DENY: 1, TG_CNT_DIRECT: 2, TG_CNT_REDIRECT: 3, TG_CNT_SENDMSG: 4,
-    TG_CNT_UNKNOWN_CGROUP: 5, TG_CNT_RECORD_FAIL: 6, TG_CNT_EVENT_DROP: 7, TG_CNT_REKEY: 8, TG_CNT__MAX: 9,
+    TG_CNT_UNKNOWN_CGROUP: 5, TG_CNT_RECORD_FAIL: 6, TG_CNT_EVENT_DROP: 7, TG_CNT__MAX: 8,
   },
 } as const;
 
@@ -25,7 +25,7 @@ export const TG_ACT = { DENY: 1, DIRECT: 2 } as const;
 export const TG_REASON = { RULE: 1, NO_RULE: 2, UNKNOWN_CGROUP: 3, NO_PROXY: 4 } as const;
 export const TG_HOOK = { CONNECT4: 1, CONNECT6: 2, SENDMSG4: 3, SENDMSG6: 4 } as const;
 /** tg_counters indexes, in order; COUNTER_NAMES[i] names index i. */
-export const COUNTER_NAMES = ["connect", "deny", "direct", "redirect", "sendmsg", "unknown_cgroup", "record_fail", "event_drop", "rekey"] as const;
+export const COUNTER_NAMES = ["connect", "deny", "direct", "redirect", "sendmsg", "unknown_cgroup", "record_fail", "event_drop"] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 export const TG_CNT_MAX = COUNTER_NAMES.length;
 
@@ -51,7 +51,6 @@ export const LAYOUT = {
       uid: m(28, 4), gid: m(32, 4), pad0: m(36, 4), cgroup_id: m(40, 8), cookie: m(48, 8), time_ns: m(56, 8),
     },
   },
-  tg_peer_key: { size: 20, members: { addr: m(0, 16), port: m(16, 2), family: m(18, 1), pad: m(19, 1) } },
   tg_event: {
     size: 56,
     members: {
@@ -67,7 +66,6 @@ export const MAPS = {
   tg_policy4: { type: 11, keySize: 16, valueSize: 136, maxEntries: 16384 },
   tg_policy6: { type: 11, keySize: 28, valueSize: 136, maxEntries: 16384 },
   tg_rec_cookie: { type: 9, keySize: 8, valueSize: 64, maxEntries: 65536 },
-  tg_rec_peer: { type: 9, keySize: 20, valueSize: 64, maxEntries: 65536 },
   tg_counters: { type: 6, keySize: 4, valueSize: 8, maxEntries: TG_CNT_MAX },
   tg_events: { type: 27, keySize: 0, valueSize: 0, maxEntries: 256 * 1024 },
   tg_settings: { type: 2, keySize: 4, valueSize: 28, maxEntries: 1 },
@@ -80,7 +78,6 @@ export const PROGRAMS = {
   tg_connect6: "cgroup/connect6",
   tg_sendmsg4: "cgroup/sendmsg4",
   tg_sendmsg6: "cgroup/sendmsg6",
-  tg_sockops: "sockops",
   tg_sock_create: "cgroup/sock_create",
   tg_ingress: "cgroup_skb/ingress",
 } as const;

@@ -4,8 +4,9 @@
  * IPv6, on a port below 1024 so no unprivileged process can take it while the agent is down.
  *
  * For each connection, guaranteed and in this order:
- * 1. the caller is found from the kernel's record, by the peer's address and port (never from
- *    anything the workload sends); no record: refused (`no_record`);
+ * 1. the caller is found from the kernel's record, by the cookie of the peer's socket, which the
+ *    kernel gives for the connection's addresses and ports (never from anything the workload
+ *    sends); no record: refused (`no_record`);
  * 2. the caller is identified: its cgroup's workload, and the process attested against that
  *    workload's identity; no identity, or another one than the cgroup's: refused;
  * 3. the first bytes are read (at most PEEK_TIMEOUT_MS for protocols where the server speaks
@@ -61,8 +62,8 @@ export type Identified =
   | { readonly ok: false; readonly workload: string | null; readonly reason: string; readonly detail: string };
 
 export interface EgressDeps {
-  /** The record for a connection from `address`:`port` (the peer as the listener sees it), or null. */
-  lookupRecord(address: IpAddress, port: number): CaptureRecord | null;
+  /** The record for a connection from `peer` (as the listener sees it) to `local` (the listener's end), or null. */
+  lookupRecord(peer: { address: IpAddress; port: number }, local: { address: IpAddress; port: number }): CaptureRecord | null;
   identify(record: CaptureRecord): Promise<Identified>;
   /** The engine of the policy in force; null before the first good policy (everything refused). */
   engine(): PolicyEngine | null;
@@ -81,9 +82,9 @@ export interface EgressListener {
 type Fields = Record<string, unknown>;
 
 /** Who is calling (steps 1 and 2); exported for tests. */
-export async function identifyCaller(peer: { address: IpAddress; port: number }, deps: EgressDeps): Promise<{ fields: Fields; record: CaptureRecord; id: SpiffeId } | { fields: Fields; refused: string }> {
+export async function identifyCaller(peer: { address: IpAddress; port: number }, local: { address: IpAddress; port: number }, deps: EgressDeps): Promise<{ fields: Fields; record: CaptureRecord; id: SpiffeId } | { fields: Fields; refused: string }> {
   const base = { peer: `${peer.address.text}:${peer.port}` };
-  const record = deps.lookupRecord(peer.address, peer.port);
+  const record = deps.lookupRecord(peer, local);
   if (record === null) return { fields: { ...base, outcome: "refused", reason: "no_record" }, refused: "no_record" };
   const who = await deps.identify(record);
   const fields = { ...base, dst: record.address.text, dst_port: record.port, pid: record.tgid, tid: record.pid, uid: record.uid, gid: record.gid, cgroup_id: record.cgroupId.toString(), workload: who.workload };
@@ -183,14 +184,16 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
     const c = socket.data;
     const log = (fields: Fields) => deps.logger.info("egress", { ...fields, duration_ms: Math.round(performance.now() - started) });
     let peer: IpAddress;
+    let local: IpAddress;
     try {
       peer = parseIp(socket.remoteAddress);
+      local = parseIp(socket.localAddress);
     } catch {
       log({ outcome: "refused", reason: "bad_peer", peer: socket.remoteAddress });
       socket.end();
       return;
     }
-    const caller = await identifyCaller({ address: peer, port: (socket as unknown as { remotePort: number }).remotePort }, deps);
+    const caller = await identifyCaller({ address: peer, port: (socket as unknown as { remotePort: number }).remotePort }, { address: local, port: socket.localPort }, deps);
     if ("refused" in caller) {
       log(caller.fields);
       socket.end();
