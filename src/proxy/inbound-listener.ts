@@ -36,12 +36,23 @@ export interface InboundDeps {
   readonly identity: IdentitySource;
   readonly verifier: PeerVerifier;
   readonly logger: Logger;
+  /** From accept to a verified client (default HANDSHAKE_TIMEOUT_MS), then to a backend connection (BACKEND_TIMEOUT_MS). */
+  readonly handshakeTimeoutMs?: number;
+  readonly backendTimeoutMs?: number;
 }
+
+/** An address anyone may reach must not let a client hold a connection without a handshake. */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+export const BACKEND_TIMEOUT_MS = 10_000;
+/** TLS 1.3 only (0x0304, BoringSSL's TLS1_3_VERSION): the PROXY header says so, and SVIDs need nothing older. */
+export const TLS_1_3 = 0x0304;
 
 type Fields = Record<string, unknown>;
 
 interface Conn {
   started: number;
+  /** The handshake deadline, then the backend's; null once forwarding began. */
+  timer: ReturnType<typeof setTimeout> | null;
   /** The client as the listener saw it at accept (Bun clears the address at close). */
   client: string;
   /** Client bytes that came before the backend was ready. */
@@ -83,11 +94,13 @@ export class InboundListener {
     this.rule = rule;
     const trust = deps.identity.trust();
     this.base = { credential, generation: trust.generation };
+    // minVersion is Bun's (a number), missing from its TLSOptions type.
+    const tlsOptions = { ...tlsOf(credential, trust), requestCert: true, rejectUnauthorized: true, minVersion: TLS_1_3 };
     this.listener = Bun.listen<Conn>({
       hostname: rule.listen.host,
       port: rule.listen.port,
       allowHalfOpen: true,
-      tls: { ...tlsOf(credential, trust), requestCert: true, rejectUnauthorized: true },
+      tls: tlsOptions,
       socket: {
         open: (s) => this.open(s),
         handshake: (s, authorized, error) => void this.handshake(s, authorized, error).catch((e: unknown) => this.refuse(s, "internal_error", { detail: e instanceof Error ? e.message : String(e) })),
@@ -103,6 +116,7 @@ export class InboundListener {
         },
         close: (s) => {
           s.data.closed = true;
+          if (s.data.timer !== null) clearTimeout(s.data.timer);
           s.data.sp?.clientClosed();
         },
         error() {},
@@ -136,12 +150,19 @@ export class InboundListener {
   }
 
   private refuse(s: Socket<Conn>, reason: string, fields: Fields = {}): void {
+    if (s.data.timer !== null) clearTimeout(s.data.timer);
+    s.data.timer = null;
     this.log(s, { client_id: null, conn_id: hex(tlsConnectionId(s as never) ?? randomConnectionId()), outcome: "refused", reason, ...fields });
     s.end();
   }
 
   private open(s: Socket<Conn>): void {
-    s.data = { started: performance.now(), client: `${s.remoteAddress}:${(s as unknown as { remotePort: number }).remotePort}`, early: [], sp: null, ended: false, closed: false, header: 0 };
+    s.data = { started: performance.now(), timer: null, client: `${s.remoteAddress}:${(s as unknown as { remotePort: number }).remotePort}`, early: [], sp: null, ended: false, closed: false, header: 0 };
+    s.data.timer = setTimeout(() => {
+      s.data.timer = null;
+      this.log(s, { client_id: null, outcome: "refused", reason: "handshake_timeout", detail: `no verified client within ${this.deps.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS} ms` });
+      s.terminate();
+    }, this.deps.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS);
     const credential = this.deps.identity.svid(this.rule.id.toString());
     const trust = this.deps.identity.trust();
     if (credential === null) return;
@@ -154,12 +175,15 @@ export class InboundListener {
 
   private async handshake(s: Socket<Conn>, authorized: boolean, error: Error | null): Promise<void> {
     s.pause();
+    const c = s.data;
+    const verified = () => c.timer !== null; // false: the deadline passed and the connection was refused
     if (this.deps.identity.svid(this.rule.id.toString()) === null) return this.refuse(s, "no_svid", { detail: `the agent holds no valid SVID for ${this.rule.id.toString()}` });
     const chain = peerChain(s as never);
     if (chain.length === 0) return this.refuse(s, "client_no_certificate");
     if (!authorized || error !== null) return this.refuse(s, "client_untrusted", { detail: (error as { code?: string } | null)?.code ?? error?.message ?? "not authorized" });
     const trust = this.deps.identity.trust();
     const check = await this.deps.verifier.verify(chain, trust.bundles, trust.generation);
+    if (!verified()) return;
     if (!check.ok) return this.refuse(s, "client_untrusted", { detail: check.code, claimed_id: check.claimed });
     const id = check.id;
     if (!this.rule.allow.some((p) => p.matcher.matches(id))) return this.refuse(s, "client_not_allowed", { client_id: id.toString() });
@@ -193,6 +217,14 @@ export class InboundListener {
       return;
     }
     const begin = (b: Socket<BackendData>) => {
+      if (gaveUp || c.closed) {
+        if (!gaveUp) this.log(s, { ...base, outcome: "client_gone" });
+        gaveUp = true;
+        b.end();
+        return;
+      }
+      if (c.timer !== null) clearTimeout(c.timer);
+      c.timer = null;
       const sp = splice(endOf(s as Socket<unknown>), endOf(b as Socket<unknown>), () =>
         this.log(s, { ...base, outcome: "forwarded", bytes_up: sp.bytesUp() - c.header, bytes_down: sp.bytesDown() }),
       );
@@ -208,10 +240,17 @@ export class InboundListener {
       else if (c.ended) sp.up.ended();
       s.resume();
     };
+    let gaveUp = false;
     const backendFailed = (detail: string) => {
+      if (gaveUp) return;
+      gaveUp = true;
+      if (c.timer !== null) clearTimeout(c.timer);
+      c.timer = null;
       this.log(s, { ...base, outcome: "backend_failed", detail });
       s.end();
     };
+    if (c.timer !== null) clearTimeout(c.timer);
+    c.timer = setTimeout(() => backendFailed(`no connection to the backend within ${this.deps.backendTimeoutMs ?? BACKEND_TIMEOUT_MS} ms`), this.deps.backendTimeoutMs ?? BACKEND_TIMEOUT_MS);
     const where = f.kind === "unix" ? { unix: f.path } : { hostname: f.host, port: f.port };
     Bun.connect<BackendData>({
       ...where,

@@ -186,6 +186,9 @@ describe("an mTLS hop between the egress upstream leg and an inbound listener", 
     expect(forged).toBe("");
     const line = await waitForLine(() => inboundLines().find((l) => l.reason === "client_untrusted"));
     expect(line.client_id).toBeNull();
+    // Refused by the TLS stack's error before tidegate's verifier ran (Bun reports authorized=true
+    // here; the listener must look at the error): the detail is a TLS code, not an svid_ one.
+    expect(String(line.detail)).not.toMatch(/^svid_/);
     expect(received.length).toBe(before);
   });
 
@@ -202,6 +205,52 @@ describe("an mTLS hop between the egress upstream leg and an inbound listener", 
       expect(await roundTrip(up.socket as never, "rotated\n")).toContain("caller=spiffe://example.org/client");
     } finally {
       creds.set("spiffe://example.org/backend", old);
+    }
+  });
+});
+
+describe("deadlines and protocol versions", () => {
+  test("a client that never starts its handshake is cut off at the deadline and logged", async () => {
+    const quick = new InboundListener(rule({ name: "quick" }), creds.get("spiffe://example.org/backend")!, { identity, verifier: new PeerVerifier(), logger, handshakeTimeoutMs: 200 });
+    try {
+      const port = (quick as unknown as { listener: { port: number } }).listener.port;
+      const { promise, resolve } = Promise.withResolvers<string>();
+      await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {}, close: () => resolve("closed"), end: () => resolve("ended") } });
+      expect(await promise).toMatch(/closed|ended/);
+      const line = await waitForLine(() => inboundLines().find((l) => l.rule === "quick"));
+      expect(line).toMatchObject({ outcome: "refused", reason: "handshake_timeout", client_id: null });
+    } finally {
+      quick.stop();
+    }
+  });
+
+  test("an upstream that accepts and never answers the handshake is given up at the deadline", async () => {
+    const mute = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    try {
+      const up = await openUpstream(plan("spiffe://example.org/backend", undefined, mute.port), { sessions: new SessionCache(), verifier: new PeerVerifier(), timeoutMs: 200 });
+      expect(up).toMatchObject({ ok: false, outcome: "upstream_failed", reason: "upstream_timeout" });
+    } finally {
+      mute.stop(true);
+    }
+  });
+
+  test("the listener refuses TLS 1.2 (openssl s_client -tls1_2 with a good client SVID)", async () => {
+    const dir = `${process.env.TMPDIR ?? "/tmp"}/tidegate-test-tls12-${process.pid}`;
+    await Bun.$`mkdir -p ${dir}`.quiet();
+    const c = creds.get("spiffe://example.org/client")!;
+    await Bun.write(`${dir}/c.pem`, c.chain.map((d) => encodePem("CERTIFICATE", d)).join(""));
+    await Bun.write(`${dir}/c.key`, c.keyPem);
+    await Bun.write(`${dir}/ca.pem`, trust.allCaPem);
+    try {
+      const before = received.length;
+      const p = Bun.spawn(["openssl", "s_client", "-tls1_2", "-connect", `127.0.0.1:${listenPort()}`, "-cert", `${dir}/c.pem`, "-key", `${dir}/c.key`, "-CAfile", `${dir}/ca.pem`], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+      p.stdin.write("hello\n");
+      p.stdin.end();
+      const [out, err] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+      expect(out + err).toMatch(/protocol version|alert/i);
+      expect(received.length).toBe(before);
+    } finally {
+      await Bun.$`rm -rf ${dir}`.quiet();
     }
   });
 });

@@ -5,7 +5,8 @@
  * path. So a busy pair of workloads costs two signature checks per SVID lifetime, not per
  * connection. Only successes are remembered, keyed by the leaf's exact DER (a signature covers
  * every byte of it, so no other certificate can stand in for a remembered one); a new bundle
- * generation (a root added or removed) starts afresh. The cache holds at most `max` leaves,
+ * generation (a root added or removed) starts afresh; a call for an older generation (a leg that
+ * began before the change) is verified against its own bundles and not remembered. The cache holds at most `max` leaves,
  * dropping the oldest first.
  *
  * Refusals carry the verifier's code (`svid_untrusted`, `svid_expired`, ...), or `no_certificate`
@@ -37,13 +38,13 @@ export class PeerVerifier {
 
   async verify(chain: readonly Uint8Array[], bundles: X509BundleSource, generation: number): Promise<PeerCheck> {
     if (chain.length === 0) return { ok: false, code: "no_certificate", detail: "the peer presented no certificate", claimed: null };
-    if (generation !== this.generation) {
+    if (generation > this.generation) {
       this.cache.clear();
       this.generation = generation;
     }
     const now = this.now();
     const key = keyOf(chain[0]!);
-    const hit = this.cache.get(key);
+    const hit = generation === this.generation ? this.cache.get(key) : undefined;
     if (hit !== undefined) {
       if (now <= hit.until) return { ok: true, id: hit.id };
       this.cache.delete(key);

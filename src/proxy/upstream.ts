@@ -7,6 +7,8 @@
  *   chain against the bundle of `server_id`'s trust domain AND the verified SPIFFE ID equals
  *   `server_id`. Refusals: `peer_untrusted` (with the verifier's code), `peer_id_mismatch` (with the
  *   ID presented). Bun's `authorized` is not used here (peer-tls.ts says why).
+ * A leg not ready within UPSTREAM_TIMEOUT_MS (connect, handshake and verification) is given up
+ * (`upstream_timeout`); mTLS legs speak TLS 1.3 only.
  * TLS legs offer the session of the last leg with the same key (session-cache.ts) and keep the new
  * one once the upstream has sent something (TLS 1.3 tickets come after the handshake). The socket stays paused from the handshake until the caller attaches a splice, and what the
  * upstream sent before that is kept and handed over, so no byte is lost or early.
@@ -58,7 +60,14 @@ export type UpstreamResult =
 export interface UpstreamDeps {
   readonly sessions: SessionCache;
   readonly verifier: PeerVerifier;
+  /** From connect to a leg ready for bytes (default UPSTREAM_TIMEOUT_MS). */
+  readonly timeoutMs?: number;
 }
+
+/** Connect, handshake and verification together; an upstream that stalls is given up. */
+export const UPSTREAM_TIMEOUT_MS = 10_000;
+/** mTLS legs speak TLS 1.3 only (BoringSSL's TLS1_3_VERSION), as inbound listeners do. */
+const TLS_1_3 = 0x0304;
 
 /** Everything a resumed session would vouch for (session-cache.ts). */
 export function sessionKeyOf(plan: UpstreamPlan): string | null {
@@ -86,7 +95,7 @@ function certPem(c: Credential): string {
 function tlsOptions(t: UpstreamTls): Record<string, unknown> {
   const name = t.serverName !== null ? { serverName: t.serverName } : {};
   if (t.kind === "tls") return { rejectUnauthorized: true, ...name, ...(t.caPem !== null ? { ca: t.caPem } : {}) };
-  return { rejectUnauthorized: false, cert: certPem(t.credential), key: t.credential.keyPem, ca: t.caPem, ...name };
+  return { rejectUnauthorized: false, minVersion: TLS_1_3, cert: certPem(t.credential), key: t.credential.keyPem, ca: t.caPem, ...name };
 }
 
 function saveSession(up: Socket<UpData>, deps: UpstreamDeps): void {
@@ -106,9 +115,16 @@ function saveSession(up: Socket<UpData>, deps: UpstreamDeps): void {
 export function openUpstream(plan: UpstreamPlan, deps: UpstreamDeps): Promise<UpstreamResult> {
   const { promise, resolve } = Promise.withResolvers<UpstreamResult>();
   let settled = false;
+  let opened: Socket<UpData> | null = null;
+  const timeoutMs = deps.timeoutMs ?? UPSTREAM_TIMEOUT_MS;
+  const timer = setTimeout(() => {
+    fail(null, "upstream_failed", "upstream_timeout", `the upstream was not ready within ${timeoutMs} ms`);
+    opened?.terminate();
+  }, timeoutMs);
   const done = (r: UpstreamResult) => {
     if (settled) return;
     settled = true;
+    clearTimeout(timer);
     resolve(r);
   };
   const fail = (up: Socket<UpData> | null, outcome: "refused" | "upstream_failed", reason: string | null, detail: string, ids: { peerId?: string; claimedId?: string | null; connId?: Uint8Array | null } = {}) => {
@@ -125,6 +141,7 @@ export function openUpstream(plan: UpstreamPlan, deps: UpstreamDeps): Promise<Up
     up.pause();
     const connId = tlsConnectionId(up as never);
     const check = await deps.verifier.verify(peerChain(up as never), m.trust.bundles, m.trust.generation);
+    if (settled) return; // the deadline passed meanwhile
     if (up.data.closed) return fail(null, "upstream_failed", null, "the upstream closed during verification", { connId });
     if (!check.ok) return fail(up, "refused", "peer_untrusted", check.code, { claimedId: check.claimed, connId });
     if (!check.id.equals(m.serverId)) return fail(up, "refused", "peer_id_mismatch", `the upstream is ${check.id.toString()}, the rule wants ${m.serverId.toString()}`, { peerId: check.id.toString(), connId });
@@ -138,17 +155,19 @@ export function openUpstream(plan: UpstreamPlan, deps: UpstreamDeps): Promise<Up
     ...(t !== null ? { tls: tlsOptions(t) } : {}),
     socket: {
       open(up) {
+        opened = up;
+        if (settled) return void up.end(); // given up before it connected
         if (t === null) return ready(up, null);
         const s = sessionKey === null ? undefined : deps.sessions.get(sessionKey);
         if (s !== undefined) (up as unknown as { setSession(s: Uint8Array): void }).setSession(s);
       },
       handshake(up, authorized, error) {
-        if (t === null) return;
+        if (t === null || settled) return;
         if (t.kind === "mtls") {
           verifyPeer(up, t).catch((e: unknown) => fail(up, "upstream_failed", "internal_error", e instanceof Error ? e.message : String(e)));
           return;
         }
-        if (authorized) return ready(up, null);
+        if (authorized && error == null) return ready(up, null);
         fail(up, "refused", "upstream_tls_unverified", (error as { code?: string } | null)?.code ?? error?.message ?? "not authorized");
       },
       data(up, chunk) {
