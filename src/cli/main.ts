@@ -18,6 +18,7 @@ import { attestCommand } from "./attest.ts";
 import { policyCommand } from "./policy.ts";
 import { launchCommand } from "./launch.ts";
 import { runCommand } from "./run.ts";
+import { secretCommand } from "./secret.ts";
 import { TidegateError } from "../errors.ts";
 
 export const rootCommand: Command = {
@@ -26,7 +27,7 @@ export const rootCommand: Command = {
   usage: ["COMMAND [OPTIONS]", "--version"],
   help: "Every command answers --help. Exit codes: 0 ok, 1 failure, 2 usage error.",
   options: { version: { type: "boolean", help: "print the version line and exit" } },
-  subcommands: [svidCommand, versionCommand, serverCommand, entryCommand, tokenCommand, agentCommand, statusCommand, attestCommand, policyCommand, runCommand, launchCommand],
+  subcommands: [svidCommand, versionCommand, serverCommand, entryCommand, tokenCommand, agentCommand, statusCommand, attestCommand, policyCommand, secretCommand, runCommand, launchCommand],
 };
 
 export async function main(argv: readonly string[], io: Output, env: Record<string, string | undefined>): Promise<number> {
