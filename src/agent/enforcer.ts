@@ -27,6 +27,7 @@ import type { AgentCore } from "./agent-core.ts";
 import { chooseEgressPort, unprivilegedPortStart } from "./egress-port.ts";
 import { InboundManager } from "./inbound-manager.ts";
 import { proxyIdentity } from "./proxy-identity.ts";
+import { openInterception, type Interception } from "../intercept/interception.ts";
 
 const REASONS: Record<number, string> = { 1: "rule", 2: "no_rule", 3: "unknown_cgroup", 4: "no_proxy" };
 const HOOKS: Record<number, string> = { 1: "connect4", 2: "connect6", 3: "sendmsg4", 4: "sendmsg6" };
@@ -43,6 +44,8 @@ export interface RunGrant {
   readonly cgroup_dir: string;
   readonly spiffe_id: string | null;
   readonly user: string | null;
+  /** The workload trust bundle (system roots + interception CA) its CA variables name; null without one. */
+  readonly ca_bundle: string | null;
 }
 
 export class Enforcer {
@@ -56,6 +59,8 @@ export class Enforcer {
     readonly enforcement: Enforcement,
     readonly listener: EgressListener,
     readonly inbound: InboundManager,
+    /** The interception CA and the workloads' bundle; null when the CA could not be had (logged). */
+    readonly interception: Interception | null,
     private readonly o: EnforcerOptions,
   ) {}
 
@@ -89,7 +94,7 @@ export class Enforcer {
     this.enforcement.resync();
     const who = this.enforcement.identityOf(workload);
     const configured = this.holder.policy?.workloads.find((w) => w.name === workload);
-    return { cgroup_dir: dir, spiffe_id: who.id?.toString() ?? null, user: configured?.user ?? null };
+    return { cgroup_dir: dir, spiffe_id: who.id?.toString() ?? null, user: configured?.user ?? null, ca_bundle: this.interception?.bundlePath() ?? null };
   }
 
   /** Runs asked for and not yet released, per workload: a cgroup is never removed under one. */
@@ -239,6 +244,7 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
     return names.cache;
   };
   const identity = proxyIdentity(o.core);
+  const interception = await openInterception({ stateDir: o.places.stateDir, runDir: o.places.runDir, label: o.core.identity.config.node, logger: o.logger });
   let listener: EgressListener;
   try {
     const port = o.egressPort ?? (await chooseEgressPort(o.places.instance, capture.proxyPort));
@@ -263,7 +269,7 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
   const present = existsSync(o.places.config);
   if (!present) o.logger.warn("policy_absent", { file: o.places.config, effect: "no policy: managed workloads reach nothing until one loads" });
   if (!(present && enforcement.reload())) enforcement.resync(true);
-  const enforcer = new Enforcer(capture, holder, enforcement, listener, new InboundManager({ identity, logger: o.logger }), o);
+  const enforcer = new Enforcer(capture, holder, enforcement, listener, new InboundManager({ identity, logger: o.logger }), interception, o);
   enforcer.start();
   o.logger.info("capture_ready", { cgroup: capture.tree.root, pins: capture.pinDir, adopted: capture.adopted, egress_port: listener.port });
   return enforcer;

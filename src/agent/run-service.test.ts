@@ -66,7 +66,7 @@ let group = "nogroup";
 const host: RunHost = {
   policy: () => loadPolicy(POLICY(group), "test.yaml"),
   generation: () => (group === "nogroup" ? 1 : 2),
-  prepareRun: (w) => ({ cgroup_dir: `/cgroups/${w}`, spiffe_id: `spiffe://example.org/${w}` }),
+  prepareRun: (w) => ({ cgroup_dir: `/cgroups/${w}`, spiffe_id: `spiffe://example.org/${w}`, ca_bundle: "/run/t/intercept-ca-bundle.pem" }),
   release: (w) => void released.push(w),
 };
 let service: RunService | undefined;
@@ -141,10 +141,10 @@ describe.skipIf(!isRoot && !process.env.CI)("run.sock", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  test("the socket is 0660 and its folder 0710, both root:<run group>", () => {
+  test("the socket is 0660 root:<run group>, its folder 0711 (traverse only) and root:<run group>", () => {
     expect(statSync(socketPath)).toMatchObject({ uid: 0, gid: NOGROUP });
     expect(statSync(socketPath).mode & 0o777).toBe(0o660);
-    expect(statSync(runDir).mode & 0o777).toBe(0o710);
+    expect(statSync(runDir).mode & 0o777).toBe(0o711);
     expect(statSync(runDir).gid).toBe(NOGROUP);
     expect(logs("run_socket")[0]).toMatchObject({ mode: "0660", group: "nogroup", gid: NOGROUP });
   });
@@ -172,6 +172,7 @@ describe.skipIf(!isRoot && !process.env.CI)("run.sock", () => {
     expect(readFileSync(`${launcher}.env`, "utf8").split("\n").filter((n) => n !== "LC_CTYPE")).toEqual(["PATH"]);
     const argv = readFileSync(`${launcher}.argv`, "utf8").split("\n");
     expect(argv.slice(0, 5)).toEqual(["__launch", "--cgroup-dir=/cgroups/w1", "--uid=33", "--gid=33", "--groups=33"]);
+    expect(argv).toContain("--ca-bundle=/run/t/intercept-ca-bundle.pem"); // the grant's bundle: the launcher sets the CA variables
     expect(logs("run_started").at(-1)).toMatchObject({ caller_pid: process.pid, caller_uid: 0, workload: "w1", user: "www-data", uid: 33, spiffe_id: "spiffe://example.org/w1" });
     expect(logs("run_ended").at(-1)).toMatchObject({ caller_pid: process.pid, workload: "w1", exit: 3, signal: null });
     expect(released).toContain("w1");
@@ -266,10 +267,10 @@ describe.skipIf(!isRoot && !process.env.CI)("run.sock", () => {
     await until(() => (service!.connections === 0 ? true : null));
   }, 20_000);
 
-  test("without the run group the socket and its folder are root's alone; nobody cannot connect", async () => {
+  test("without the run group the socket is root's alone (its folder stays traverse-only); nobody cannot connect", async () => {
     group = "no-such-group-tidegate-test";
     await until(() => ((statSync(socketPath).mode & 0o777) === 0o600 ? true : null));
-    expect(statSync(runDir).mode & 0o777).toBe(0o700);
+    expect(statSync(runDir).mode & 0o777).toBe(0o711);
     expect(logs("run_socket").at(-1)).toMatchObject({ level: "warn", mode: "0600" });
     const r = await asNobody({ workload: "w1", command: ["true"], env: [], cwd: "/" });
     expect(r.err).toMatch(/PermissionError/);

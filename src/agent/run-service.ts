@@ -10,12 +10,13 @@
  * - an accepted request is started by the agent itself, as root, through the launcher
  *   (../run/launcher.ts) in the workload's cgroup, with the caller's own descriptors 0, 1, 2 as its
  *   stdin, stdout and stderr, the caller's environment and working directory, in a session of its
- *   own; the received descriptors are closed in the agent as soon as the child has them;
+ *   own (plus the grant's CA bundle variables, ../run/ca-environment.ts); the received descriptors
+ *   are closed in the agent as soon as the child has them;
  * - `run_started` and `run_ended` are logged; the answer is the exit code or the signal; a caller
  *   that goes away first has the command sent SIGHUP, as a hang-up of its terminal would;
- * - access: the socket is 0660 root:<run group> and the run folder 0710 root:<run group> while
- *   that group exists in /etc/group, else both root's alone (0600, 0700); re-checked every few
- *   seconds and when the policy changes. agent.sock stays 0600 root's.
+ * - access: the socket is 0660 root:<run group> while that group exists in /etc/group, else 0600
+ *   root's; the run folder is 0711 (traverse only, for the workloads' CA bundle beside the
+ *   sockets); re-checked every few seconds and when the policy changes. agent.sock stays 0600.
  * Refused before the request is read: more than MAX_CONNECTIONS at once. A request must arrive
  * whole within REQUEST_TIMEOUT_MS, carry exactly three descriptors and be at most 1 MiB.
  */
@@ -63,7 +64,7 @@ export interface RunHost {
   /** Counts good policy loads. */
   generation(): number;
   /** Makes the workload's cgroup with its kernel share written; throws TidegateError. */
-  prepareRun(workload: string, opts?: { uncontained?: boolean; callerPid?: number }): { cgroup_dir: string; spiffe_id: string | null };
+  prepareRun(workload: string, opts?: { uncontained?: boolean; callerPid?: number }): { cgroup_dir: string; spiffe_id: string | null; ca_bundle?: string | null };
   release(workload: string): void;
 }
 
@@ -146,7 +147,11 @@ export class RunService {
     return (this.o.accounts ?? readAccountFiles)();
   }
 
-  /** Socket and folder modes for the run group in force: 0660/0710 with the group, else root's. */
+  /**
+   * Socket and folder modes for the run group in force: 0660 root:<group> with the group, else
+   * 0600 root's. The folder is 0711: anyone may traverse it to read the workloads' CA bundle
+   * (interception), nobody but root may list or change it; the sockets' own modes decide access.
+   */
   private applyAccess(force = false): void {
     const now = Date.now();
     const generation = this.o.host.generation();
@@ -158,7 +163,7 @@ export class RunService {
     const path = this.o.socketPath;
     const dir = dirname(path);
     try {
-      const want = gid === null ? { sock: 0o600, dir: 0o700, gid: 0 } : { sock: 0o660, dir: 0o710, gid };
+      const want = gid === null ? { sock: 0o600, dir: 0o711, gid: 0 } : { sock: 0o660, dir: 0o711, gid };
       for (const [p, mode] of [[path, want.sock], [dir, want.dir]] as const) {
         const s = statSync(p);
         if (s.uid !== 0 || s.gid !== want.gid) chownSync(p, 0, want.gid);
@@ -329,13 +334,13 @@ export class RunService {
   }
 
   private start(c: Connection, req: RunRequest, t: RunTarget): void {
-    let grant: { cgroup_dir: string; spiffe_id: string | null };
+    let grant: { cgroup_dir: string; spiffe_id: string | null; ca_bundle?: string | null };
     try {
       grant = this.o.host.prepareRun(req.workload, { uncontained: t.uid === 0, callerPid: c.peer.pid });
     } catch (e) {
       return this.refuse(c, e instanceof TidegateError ? e.code : "run_failed", e instanceof Error ? e.message : String(e), req.workload);
     }
-    const argv = launcherArgv({ binary: (this.o.binary ?? selfBinary)(), cgroupDir: grant.cgroup_dir, uid: t.uid, gid: t.gid, groups: t.groups, allowRoot: t.allowRoot, cwd: t.cwd, envFd: 3, command: req.command });
+    const argv = launcherArgv({ binary: (this.o.binary ?? selfBinary)(), cgroupDir: grant.cgroup_dir, uid: t.uid, gid: t.gid, groups: t.groups, allowRoot: t.allowRoot, cwd: t.cwd, envFd: 3, ...(grant.ca_bundle ? { caBundle: grant.ca_bundle } : {}), command: req.command });
     let child: Subprocess;
     let envFd: number | null = null;
     try {

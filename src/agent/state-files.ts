@@ -9,6 +9,9 @@
  *     svids/          0700
  *       <entry>.key   0600  a workload SVID's private key
  *       <entry>.pem   0644  its chain
+ *     intercept/      0700  the interception CA (src/intercept/ca-files.ts)
+ *       ca.key        0600
+ *       ca.pem        0644
  *
  * Every file is written whole to a temporary name opened with O_EXCL and the final mode, synced,
  * then renamed over the old one: a reader (or a crash) sees the old file or the new one, never a

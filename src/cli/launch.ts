@@ -25,6 +25,8 @@ export function launchRequest(ctx: Pick<Context, "values" | "positionals">): Lau
   const dir = ctx.values["cgroup-dir"];
   if (typeof dir !== "string" || !dir.startsWith("/")) throw new RunError("run_bad_request", "run: --cgroup-dir needs an absolute path");
   const groups = ctx.values.groups;
+  const caBundle = ctx.values["ca-bundle"];
+  if (caBundle !== undefined && (typeof caBundle !== "string" || !caBundle.startsWith("/"))) throw new RunError("run_bad_request", "run: --ca-bundle needs an absolute path");
   return {
     cgroupDir: dir,
     uid: id(ctx.values.uid, "uid"),
@@ -33,6 +35,7 @@ export function launchRequest(ctx: Pick<Context, "values" | "positionals">): Lau
     allowRoot: ctx.values["allow-root"] === true,
     ...(typeof ctx.values.cwd === "string" ? { cwd: ctx.values.cwd } : {}),
     ...(typeof ctx.values["env-fd"] === "string" ? { envFd: id(ctx.values["env-fd"], "env-fd") } : {}),
+    ...(typeof caBundle === "string" ? { caBundle } : {}),
     command: [...ctx.positionals],
   };
 }
@@ -41,13 +44,14 @@ export const launchCommand: Command = {
   name: "__launch",
   hidden: true,
   summary: "internal: the process side of 'tidegate run'",
-  usage: ["__launch --cgroup-dir DIR --uid N --gid N [--groups G,...] [--allow-root] [--cwd DIR] [--env-fd N] -- COMMAND [ARGS...]"],
+  usage: ["__launch --cgroup-dir DIR --uid N --gid N [--groups G,...] [--allow-root] [--cwd DIR] [--env-fd N] [--ca-bundle FILE] -- COMMAND [ARGS...]"],
   help: [
     "Run by 'tidegate run' as root, not by hand. Joins cgroup DIR, sets no_new_privs, drops every",
     "capability, becomes uid N and gid N with the user's groups from /etc/group (or exactly --groups),",
     "checks all of it in /proc, then execs COMMAND (looked up in PATH) with this environment minus",
-    "TIDEGATE_* variables. uid 0 is refused unless --allow-root (uncontained). Exit codes: the",
-    "command's own; 126 when it could not be run as required, 127 when it was not found.",
+    "TIDEGATE_* variables (with --ca-bundle, SSL_CERT_FILE, NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE",
+    "and CURL_CA_BUNDLE set to FILE). uid 0 is refused unless --allow-root (uncontained). Exit codes:",
+    "the command's own; 126 when it could not be run as required, 127 when it was not found.",
   ].join("\n"),
   options: {
     "cgroup-dir": { type: "string", value: "DIR", help: "the workload's cgroup directory (absolute; must exist)" },
@@ -57,6 +61,7 @@ export const launchCommand: Command = {
     "allow-root": { type: "boolean", help: "allow uid 0 (the command is uncontained)" },
     cwd: { type: "string", value: "DIR", help: "enter DIR after dropping privileges (the user's own access is checked)" },
     "env-fd": { type: "string", value: "N", help: "read the command's environment (NUL-separated) from descriptor N instead of this process's" },
+    "ca-bundle": { type: "string", value: "FILE", help: "set SSL_CERT_FILE, NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE to FILE (absolute)" },
   },
   run: async (ctx) => {
     try {

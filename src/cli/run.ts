@@ -37,6 +37,8 @@ interface CgroupGrant {
   cgroup_dir: string;
   spiffe_id: string | null;
   user: string | null;
+  /** The agent's workload trust bundle (the interception CA); null without one. */
+  ca_bundle: string | null;
 }
 
 async function noteUncontained(socket: string, workload: string): Promise<void> {
@@ -54,7 +56,7 @@ async function prepare(socket: string, workload: string): Promise<CgroupGrant> {
   if (res.status !== 200 || typeof body?.cgroup_dir !== "string") {
     throw new RunCliError("run_refused", `run: the agent refused: ${body?.error?.message ?? `status ${res.status}`}${body?.error?.code ? ` (${body.error.code})` : ""}`);
   }
-  return { cgroup_dir: body.cgroup_dir, spiffe_id: body.spiffe_id ?? null, user: body.user ?? null };
+  return { cgroup_dir: body.cgroup_dir, spiffe_id: body.spiffe_id ?? null, user: body.user ?? null, ca_bundle: typeof body.ca_bundle === "string" ? body.ca_bundle : null };
 }
 
 function signalNumber(name: string | number): number {
@@ -188,6 +190,7 @@ export const runCommand: Command = {
       gid,
       groups: supplementaryGroups(files, account.uid, gid),
       allowRoot: values["allow-root"] === true,
+      ...(answer.ca_bundle !== null ? { caBundle: answer.ca_bundle } : {}),
       command: positionals,
     });
     const child = Bun.spawn(argv, { stdin: "inherit", stdout: "inherit", stderr: "inherit", env: process.env });

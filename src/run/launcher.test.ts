@@ -160,6 +160,15 @@ describe("command line", () => {
     ]);
   });
 
+  test("launcherArgv and launchRequest carry the CA bundle (absolute only)", () => {
+    const argv = launcherArgv({ binary: "/t", cgroupDir: "/cg", uid: 1, gid: 2, envFd: 3, caBundle: "/run/t/intercept-ca-bundle.pem", command: ["x"] });
+    expect(argv.slice(-3)).toEqual(["--ca-bundle=/run/t/intercept-ca-bundle.pem", "--", "x"]);
+    const ctx = (values: Record<string, string | boolean>) => ({ values: { "cgroup-dir": "/cg", uid: "1", gid: "2", ...values }, positionals: ["x"] });
+    expect(launchRequest(ctx({ "ca-bundle": "/b.pem" })).caBundle).toBe("/b.pem");
+    expect(launchRequest(ctx({})).caBundle).toBeUndefined();
+    expect(() => launchRequest(ctx({ "ca-bundle": "b.pem" }))).toThrow("--ca-bundle needs an absolute path");
+  });
+
   test("launchRequest reads what launcherArgv writes and refuses what it cannot use", () => {
     const ctx = (values: Record<string, string | boolean>, positionals = ["true"]) => ({ values, positionals });
     expect(launchRequest(ctx({ "cgroup-dir": "/cg", uid: "7", gid: "8", groups: "1,2" }))).toEqual({ cgroupDir: "/cg", uid: 7, gid: 8, groups: [1, 2], allowRoot: false, command: ["true"] });
@@ -265,6 +274,29 @@ describe("real launches", () => {
   rootTest("the environment is the launcher's minus TIDEGATE_*", async () => {
     const r = await run({ dir: cgroup("env"), command: ["/usr/bin/env"] }, { FOO: "bar baz", TIDEGATE_INSTANCE: "x", TIDEGATE_DEBUG: "1" });
     expect(r.out.trim().split("\n").sort()).toEqual(["FOO=bar baz", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"]);
+  });
+
+  rootTest("--ca-bundle: the command sees the four CA variables set to the bundle, over the caller's, and can read it", async () => {
+    const pub = join(tmp, "pub");
+    mkdirSync(pub);
+    chmodSync(tmp, 0o755);
+    chmodSync(pub, 0o755);
+    const bundle = join(pub, "intercept-ca-bundle.pem");
+    writeFileSync(bundle, "-----BEGIN CERTIFICATE-----\n", { mode: 0o644 });
+    const argv = launcherArgv({ binary, cgroupDir: cgroup("ca-env"), uid: NOBODY, gid: NOBODY, caBundle: bundle, command: ["sh", "-c", 'tr "\\0" "\\n" < /proc/$$/environ; head -c 27 "$SSL_CERT_FILE"'] }); // the environment as exec'd, duplicates included
+    const p = Bun.spawn(argv, { cwd: tmp, env: { PATH: "/usr/bin:/bin", SSL_CERT_FILE: "/caller", CURL_CA_BUNDLE: "/caller", OTHER: "kept" }, stdout: "pipe", stderr: "pipe" });
+    const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+    expect([code, err]).toEqual([0, ""]);
+    const lines = out.split("\n");
+    expect(lines.slice(0, -1).sort()).toEqual([
+      `CURL_CA_BUNDLE=${bundle}`,
+      `NODE_EXTRA_CA_CERTS=${bundle}`,
+      "OTHER=kept",
+      "PATH=/usr/bin:/bin",
+      `REQUESTS_CA_BUNDLE=${bundle}`,
+      `SSL_CERT_FILE=${bundle}`,
+    ]);
+    expect(lines.at(-1)).toBe("-----BEGIN CERTIFICATE-----");
   });
 
   rootTest("exactly --groups become the supplementary groups", async () => {

@@ -9,7 +9,8 @@
  * thread has exactly the target uid, gid and supplementary groups (checked in /proc); signals
  * ignored or blocked by Bun are back to default; descriptors above 2 are close-on-exec; the
  * environment is the launcher's own (as its parent gave it, not as Bun or a .env file changed it)
- * minus `TIDEGATE_*`. Rejected, before any change: a root target without `allowRoot`, an empty
+ * minus `TIDEGATE_*`, with the CA bundle variables set when `caBundle` is given (ca-environment.ts).
+ * Rejected, before any change: a root target without `allowRoot`, an empty
  * command. Every failure throws RunError and nothing is executed.
  */
 import { readdirSync, readFileSync, realpathSync, statfsSync, statSync, writeFileSync } from "node:fs";
@@ -20,6 +21,7 @@ import { LibcError } from "../runtime/libc.ts";
 import { parseMounts } from "../runtime/host.ts";
 import { RunError, type RunErrorCode } from "./errors.ts";
 import { readAccountFiles, supplementaryGroups } from "./accounts.ts";
+import { withCaBundle } from "./ca-environment.ts";
 
 export interface LaunchRequest {
   /** The workload's cgroup directory, on a cgroup v2 mount; it must exist. */
@@ -43,6 +45,11 @@ export interface LaunchRequest {
    * (LD_PRELOAD, BUN_OPTIONS...) must never reach the launcher while it is still root.
    */
   readonly envFd?: number;
+  /**
+   * The agent's workload trust bundle: SSL_CERT_FILE, NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE and
+   * CURL_CA_BUNDLE are set to it, over whatever the environment had for them.
+   */
+  readonly caBundle?: string;
 }
 
 export interface LaunchIo {
@@ -79,11 +86,12 @@ export function launch(req: LaunchRequest, io: LaunchIo, drop = dropPrivileges):
   if (req.uid === 0 && !req.allowRoot) {
     fail("run_root_refused", "run: refusing to run the command as root (uid 0): a root workload can leave its cgroup and remove tidegate's programs; pass --allow-root to run it uncontained");
   }
-  const env = launchEnvironment(
+  const given = launchEnvironment(
     req.envFd !== undefined
       ? step("run_bad_request", `reading the environment from descriptor ${req.envFd}`, () => readFileSync(req.envFd!))
       : step("run_bad_request", "reading /proc/self/environ", () => readFileSync("/proc/self/environ")),
   );
+  const env = req.caBundle === undefined ? given : withCaBundle(given, req.caBundle);
   const groups = req.groups ?? supplementaryGroups(readAccountFiles(), req.uid, req.gid);
   joinCgroup(req.cgroupDir);
   drop(req.uid, req.gid, groups);
@@ -343,6 +351,7 @@ export function launcherArgv(o: {
   allowRoot?: boolean;
   cwd?: string;
   envFd?: number;
+  caBundle?: string;
   command: readonly string[];
 }): string[] {
   const out = typeof o.binary === "string" ? [o.binary] : [...o.binary];
@@ -351,6 +360,7 @@ export function launcherArgv(o: {
   if (o.allowRoot) out.push("--allow-root");
   if (o.cwd !== undefined) out.push(`--cwd=${o.cwd}`);
   if (o.envFd !== undefined) out.push(`--env-fd=${o.envFd}`);
+  if (o.caBundle !== undefined) out.push(`--ca-bundle=${o.caBundle}`);
   out.push("--", ...o.command);
   return out;
 }

@@ -33,8 +33,8 @@ test("a regular file in the socket's place is refused, not removed", () => {
   expect(statSync(path).isFile()).toBe(true);
 });
 
-test("an existing socket folder keeps at most 0710: world bits and group read/write go, group traverse stays", async () => {
-  for (const [before, after] of [[0o755, 0o710], [0o710, 0o710], [0o700, 0o700], [0o777, 0o710]] as const) {
+test("an existing socket folder keeps at most 0711: read and write for group and others go, traverse stays", async () => {
+  for (const [before, after] of [[0o755, 0o711], [0o710, 0o710], [0o700, 0o700], [0o777, 0o711], [0o711, 0o711]] as const) {
     const folder = join(dir, `perm-${before.toString(8)}`);
     mkdirSync(folder);
     chmodSync(folder, before);

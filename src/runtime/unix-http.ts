@@ -1,8 +1,9 @@
 /**
  * HTTP over a Unix socket: how the CLI talks to `server.sock` and `agent.sock` (../shared/DESIGN.md
- * section 2). A new socket directory is made 0700; an existing one keeps at most 0710 (the agent's
- * run service lets its run group traverse it to reach run.sock, src/agent/run-service.ts); the
- * socket is 0600 before anything is served, so only root reaches these two sockets.
+ * section 2). A new socket directory is made 0700; an existing one keeps at most 0711 (the agent's
+ * run service opens it to traversal, for run.sock and the workloads' CA bundle,
+ * src/agent/run-service.ts); the socket is 0600 before anything is served, so only root reaches
+ * these two sockets.
  */
 import { chmodSync, existsSync, lstatSync, mkdirSync, statSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
@@ -22,7 +23,7 @@ export interface UnixServer {
 export function serveUnix(path: string, fetch: (req: Request) => Response | Promise<Response>): UnixServer {
   const dir = dirname(path);
   if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
-  chmodSync(dir, statSync(dir).mode & 0o710);
+  chmodSync(dir, statSync(dir).mode & 0o711);
   if (existsSync(path)) {
     if (!lstatSync(path).isSocket()) {
       throw new UnixHttpError("socket_path_taken", `socket: ${JSON.stringify(path)} exists and is not a socket`);

@@ -47,9 +47,24 @@ export function sanOf(uri: string, dnsNames: readonly string[]): pkijs.AltName {
   });
 }
 
-export function caExtensions(tdId: string, pathLen?: number): pkijs.Extension[] {
+export function caExtensions(tdId: string | undefined, pathLen?: number): pkijs.Extension[] {
   const bc = new pkijs.BasicConstraints(pathLen === undefined ? { cA: true } : { cA: true, pathLenConstraint: pathLen });
-  return [ext(OID.basicConstraints, true, bc), ext(OID.keyUsage, true, keyUsageBits([5, 6])), ext(OID.subjectAltName, false, sanOf(tdId, []))];
+  const out = [ext(OID.basicConstraints, true, bc), ext(OID.keyUsage, true, keyUsageBits([5, 6]))];
+  return tdId === undefined ? out : [...out, ext(OID.subjectAltName, false, sanOf(tdId, []))];
+}
+
+/** A TLS server leaf: cA=false, digitalSignature, serverAuth, DNS ([2]) then IP ([7]) SANs, critical. */
+export function serverLeafExtensions(dnsNames: readonly string[], ipAddresses: readonly Uint8Array[]): pkijs.Extension[] {
+  const names = [
+    ...dnsNames.map((d) => new pkijs.GeneralName({ type: 2, value: d })),
+    ...ipAddresses.map((ip) => new pkijs.GeneralName({ type: 7, value: new asn1js.OctetString({ valueHex: ip.slice() }) })),
+  ];
+  return [
+    ext(OID.basicConstraints, true, new pkijs.BasicConstraints({ cA: false })),
+    ext(OID.keyUsage, true, keyUsageBits([0])),
+    ext(OID.extKeyUsage, false, new pkijs.ExtKeyUsage({ keyPurposes: [OID.serverAuth] })),
+    ext(OID.subjectAltName, true, new pkijs.AltName({ altNames: names })),
+  ];
 }
 
 export function leafExtensions(uri: string, dnsNames: readonly string[]): pkijs.Extension[] {

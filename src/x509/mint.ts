@@ -10,14 +10,20 @@
  * - CA (section 3.2): cA=true (optional pathLenConstraint), keyUsage keyCertSign + cRLSign,
  *   critical; URI SAN = the trust domain's ID (no path); a subject naming the trust domain, a
  *   role and the serial, one attribute per RDN.
+ * - Plain TLS (no SPIFFE ID), for the agent's interception CA: `createTlsRootCa` is a CA as above
+ *   without the URI SAN, subject organization (default "tidegate"), CN and serial;
+ *   `mintServerCertificate` a leaf with DNS and IP SANs only (at least one, else `x509_no_names`;
+ *   DNS names as above plus "_", else `x509_bad_dns_name`; IPs of 4 or 16 octets, else
+ *   `x509_bad_ip_address`), extKeyUsage serverAuth only, otherwise as a leaf above.
  * - Every certificate: a random positive 126-bit serial (16 octets, crypto.getRandomValues),
  *   validity from `now - BACKDATE_SECONDS` (clock skew, as SPIRE does) to `now + ttlSeconds`
  *   (a positive whole number, else `x509_bad_ttl`), the end capped at the signer's notAfter;
  *   the SKI is RFC 7093 method 1 (SHA-256 of the key bits, 20 octets). `now` is always the
  *   caller's: the clock is never read here.
  *
- * CA certificates are built with pkijs (mint-pkijs.ts). Leaves, minted at volume, are encoded by
- * leaf-der.ts, which writes the same bytes pkijs does (tested) a hundred times faster.
+ * CA certificates and TLS server leaves are built with pkijs (mint-pkijs.ts). SVID leaves, minted
+ * at volume, are encoded by leaf-der.ts, which writes the same bytes pkijs does (tested) a hundred
+ * times faster.
  */
 import type { SpiffeId } from "../spiffe/id.ts";
 import type { TrustDomain } from "../spiffe/trust-domain.ts";
@@ -26,7 +32,7 @@ import { toHex } from "./encoding.ts";
 import { DerError, TAG, children, expectTlv, readBitString } from "./der.ts";
 import { readCertificate } from "./cert.ts";
 import { exportSpki, generateKeyPair } from "./keys.ts";
-import { caExtensions, pkijsCertificate, signPkijs, type CertSpec } from "./mint-pkijs.ts";
+import { caExtensions, pkijsCertificate, serverLeafExtensions, signPkijs, type CertSpec } from "./mint-pkijs.ts";
 import { encodeLeafTbs, signTbs } from "./leaf-der.ts";
 import { X509Error, quote } from "./x509-errors.ts";
 
@@ -112,7 +118,7 @@ function minted(der: Uint8Array, serial: Uint8Array, v: { notBefore: number; not
   return { der, serial: toHex(serial), notBefore: new Date(v.notBefore), notAfter: new Date(v.notAfter) };
 }
 
-async function buildCa(spec: Omit<CertSpec, "subjectKeyId">, key: CryptoKey): Promise<MintedCertificate> {
+async function buildWithPkijs(spec: Omit<CertSpec, "subjectKeyId">, key: CryptoKey): Promise<MintedCertificate> {
   const der = await signPkijs(pkijsCertificate({ ...spec, subjectKeyId: await keyIdentifier(spec.spki) }), key);
   return minted(der, spec.serial, spec);
 }
@@ -130,7 +136,7 @@ export async function createRootCa(opts: {
   const kp = opts.keyPair ?? (await generateKeyPair());
   const spki = await exportSpki(kp.publicKey);
   const serial = randomSerial();
-  const cert = await buildCa(
+  const cert = await buildWithPkijs(
     {
       subject: [
         ["2.5.4.10", opts.subject?.organization ?? opts.trustDomain.name],
@@ -160,7 +166,7 @@ export async function createIntermediateCa(opts: {
 }): Promise<MintedCertificate> {
   const issuer = await issuerOf(opts.signer);
   const serial = randomSerial();
-  return buildCa(
+  return buildWithPkijs(
     {
       subject: [
         ["2.5.4.10", opts.trustDomain.name],
@@ -209,4 +215,72 @@ export async function mintX509Svid(opts: {
     dnsNames,
   });
   return minted(await signTbs(tbs, opts.signer.privateKey), serial, v);
+}
+
+/** A self-signed CA for plain TLS, with no SPIFFE ID (a new P-256 key pair unless `keyPair` is given). */
+export async function createTlsRootCa(opts: {
+  commonName: string;
+  organization?: string;
+  ttlSeconds: number;
+  now: Date;
+  keyPair?: CryptoKeyPair;
+  pathLen?: number;
+}): Promise<RootCa> {
+  const v = validity(opts.now, opts.ttlSeconds);
+  const kp = opts.keyPair ?? (await generateKeyPair());
+  const spki = await exportSpki(kp.publicKey);
+  const serial = randomSerial();
+  const cert = await buildWithPkijs(
+    {
+      subject: [
+        ["2.5.4.10", opts.organization ?? "tidegate"],
+        ["2.5.4.3", opts.commonName],
+        ["2.5.4.5", toHex(serial)],
+      ],
+      issuerName: undefined,
+      spki,
+      authorityKeyId: await keyIdentifier(spki),
+      serial,
+      ...v,
+      extensions: caExtensions(undefined, opts.pathLen),
+    },
+    kp.privateKey,
+  );
+  return { ...cert, privateKey: kp.privateKey, publicKey: kp.publicKey };
+}
+
+/** DNS_NAME with "_" allowed in labels, as real host names have it (TLS clients match it). */
+const SERVER_DNS_NAME = /^(?=.{1,253}$)(\*\.)?([A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)(\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*$/;
+
+/** A TLS server certificate for `dnsNames` and `ipAddresses` (4 or 16 octets each), issued by `signer`. */
+export async function mintServerCertificate(opts: {
+  publicKey: CryptoKey | Uint8Array;
+  signer: Signer;
+  ttlSeconds: number;
+  now: Date;
+  dnsNames?: readonly string[];
+  ipAddresses?: readonly Uint8Array[];
+}): Promise<MintedCertificate> {
+  const dnsNames = opts.dnsNames ?? [];
+  const ips = opts.ipAddresses ?? [];
+  if (dnsNames.length + ips.length === 0) throw new X509Error("x509_no_names", "x509: a server certificate needs a DNS name or an IP address");
+  for (const d of dnsNames) if (!SERVER_DNS_NAME.test(d)) throw new X509Error("x509_bad_dns_name", `x509: bad DNS name ${quote(d)}`);
+  for (const ip of ips) {
+    if (ip.length !== 4 && ip.length !== 16) throw new X509Error("x509_bad_ip_address", `x509: an IP address of ${ip.length} octets (want 4 or 16)`);
+  }
+  const issuer = await issuerOf(opts.signer);
+  const spki = opts.publicKey instanceof Uint8Array ? opts.publicKey : await exportSpki(opts.publicKey);
+  const serial = randomSerial();
+  return buildWithPkijs(
+    {
+      subject: [],
+      issuerName: issuer.name,
+      spki,
+      authorityKeyId: issuer.keyId,
+      serial,
+      ...validity(opts.now, opts.ttlSeconds, issuer.notAfter),
+      extensions: serverLeafExtensions(dnsNames, ips),
+    },
+    opts.signer.privateKey,
+  );
 }
