@@ -9,6 +9,7 @@ export const PORTABLE_PATHS: readonly string[] = [
   "src/x509",
   "src/policy",
   "src/proxy/peek",
+  "src/http1",
   "src/proxy/proxy-v2.ts",
   "src/proxy/proxy-v2.test.ts",
   "src/attest/match.ts",

@@ -1,0 +1,166 @@
+/**
+ * Heads and chunks back to bytes. What is written is checked as the parser would check it, so a
+ * head built by the caller (an injected header, a rewritten target) can never split into two
+ * messages: the method and names are tokens, the target visible ASCII without "#", values and the
+ * reason HTAB / SP / VCHAR / obs-text (never CR, LF or NUL), every character at most U+00FF
+ * (written as one byte). The framing headers are written as given: keeping them consistent with
+ * the body is the caller's. Errors name the header, never its value.
+ */
+import { quote } from "../errors.ts";
+import { TARGET_BYTE, TCHAR, VALUE_BYTE } from "./bytes.ts";
+import { fail, type Http1ErrorCode } from "./errors.ts";
+import type { Header } from "./headers.ts";
+import type { HttpVersion } from "./types.ts";
+
+export interface RequestHeadInit {
+  readonly method: string;
+  readonly target: string;
+  /** HTTP/1.1 when absent. */
+  readonly version?: HttpVersion;
+  /** A HeaderList or any list of [name, value]. */
+  readonly headers: Iterable<Header>;
+}
+
+export interface ResponseHeadInit {
+  readonly status: number;
+  /** Empty when absent. */
+  readonly reason?: string;
+  readonly version?: HttpVersion;
+  readonly headers: Iterable<Header>;
+}
+
+/** Grows as needed; each result is a copy of its start. */
+let scratch = new Uint8Array(4096);
+let at = 0;
+
+function room(n: number): void {
+  if (at + n <= scratch.length) return;
+  const next = new Uint8Array(Math.max(scratch.length * 2, at + n));
+  next.set(scratch.subarray(0, at));
+  scratch = next;
+}
+
+/** Writes `s`, each char checked against `table` (a byte class of bytes.ts). */
+function put(s: string, table: Uint8Array, code: Http1ErrorCode, what: () => string): void {
+  room(s.length);
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0xff || table[c] !== 1) throw fail(code, `serialize: ${what()}: character U+${c.toString(16).padStart(4, "0")} is not allowed`);
+    scratch[at++] = c;
+  }
+}
+
+function raw(s: string): void {
+  room(s.length);
+  for (let i = 0; i < s.length; i++) scratch[at++] = s.charCodeAt(i);
+}
+
+function crlf(): void {
+  room(2);
+  scratch[at++] = 13;
+  scratch[at++] = 10;
+}
+
+function version(v: HttpVersion | undefined): string {
+  if (v === undefined) return "HTTP/1.1";
+  if (v !== "HTTP/1.1" && v !== "HTTP/1.0") throw fail("http1_bad_version", `serialize: version ${quote(String(v))}: want HTTP/1.1 or HTTP/1.0`);
+  return v;
+}
+
+function fields(headers: Iterable<Header>): void {
+  for (const [name, value] of headers) {
+    if (name.length === 0) throw fail("http1_bad_header_name", "serialize: an empty header name");
+    put(name, TCHAR, "http1_bad_header_name", () => `header name ${quote(name)}`);
+    raw(": ");
+    put(value, VALUE_BYTE, "http1_bad_header_value", () => `the value of header ${quote(name)}`);
+    crlf();
+  }
+  crlf();
+}
+
+function finish(): Uint8Array {
+  const out = scratch.slice(0, at);
+  at = 0;
+  return out;
+}
+
+function guarded(write: () => void): Uint8Array {
+  at = 0;
+  try {
+    write();
+  } catch (e) {
+    at = 0;
+    throw e;
+  }
+  return finish();
+}
+
+/** `method SP target SP version CRLF`, the fields, CRLF. Throws Http1Error. */
+export function serializeRequestHead(h: RequestHeadInit): Uint8Array {
+  return guarded(() => {
+    if (h.method.length === 0) throw fail("http1_bad_method", "serialize: an empty method");
+    put(h.method, TCHAR, "http1_bad_method", () => `method ${quote(h.method)}`);
+    raw(" ");
+    if (h.target.length === 0) throw fail("http1_bad_target", "serialize: an empty request target");
+    put(h.target, TARGET_BYTE, "http1_bad_target", () => "the request target");
+    raw(" ");
+    raw(version(h.version));
+    crlf();
+    fields(h.headers);
+  });
+}
+
+/** `version SP status SP reason CRLF`, the fields, CRLF. Throws Http1Error. */
+export function serializeResponseHead(h: ResponseHeadInit): Uint8Array {
+  return guarded(() => {
+    raw(version(h.version));
+    if (!Number.isInteger(h.status) || h.status < 100 || h.status > 599) throw fail("http1_bad_status", `serialize: status ${h.status} is outside 100..599`);
+    raw(` ${h.status} `);
+    put(h.reason ?? "", VALUE_BYTE, "http1_bad_status", () => "the reason phrase");
+    crlf();
+    fields(h.headers);
+  });
+}
+
+const CRLF = Uint8Array.of(13, 10);
+const EMPTY = new Uint8Array(0);
+
+/** The size line of a chunk of `size` bytes (`hex CRLF`); the data and a CRLF follow it. */
+export function chunkSizeLine(size: number): Uint8Array {
+  if (!Number.isSafeInteger(size) || size <= 0) throw fail("http1_bad_chunk_size", `serialize: a chunk of ${size} bytes`);
+  const hex = size.toString(16);
+  const out = new Uint8Array(hex.length + 2);
+  for (let i = 0; i < hex.length; i++) out[i] = hex.charCodeAt(i);
+  out[hex.length] = 13;
+  out[hex.length + 1] = 10;
+  return out;
+}
+
+/** What follows a chunk's data. */
+export function chunkDataEnd(): Uint8Array {
+  return CRLF.slice();
+}
+
+/**
+ * `bytes` as one chunk (size line, data, CRLF), copied; empty for empty `bytes` (a chunk of size 0
+ * would end the body: that is lastChunk()).
+ */
+export function encodeChunk(bytes: Uint8Array): Uint8Array {
+  if (bytes.length === 0) return EMPTY;
+  const head = chunkSizeLine(bytes.length);
+  const out = new Uint8Array(head.length + bytes.length + 2);
+  out.set(head, 0);
+  out.set(bytes, head.length);
+  out[out.length - 2] = 13;
+  out[out.length - 1] = 10;
+  return out;
+}
+
+/** The last chunk and the trailer section: `0 CRLF`, the trailer fields, CRLF. Throws Http1Error. */
+export function lastChunk(trailers: Iterable<Header> = []): Uint8Array {
+  return guarded(() => {
+    raw("0");
+    crlf();
+    fields(trailers);
+  });
+}
