@@ -28,6 +28,8 @@ import { chooseEgressPort, unprivilegedPortStart } from "./egress-port.ts";
 import { InboundManager } from "./inbound-manager.ts";
 import { proxyIdentity } from "./proxy-identity.ts";
 import { openInterception, type Interception } from "../intercept/interception.ts";
+import { SecretStore, secretsDir } from "../secrets/index.ts";
+import type { InterceptDeps } from "../proxy/intercept/serve.ts";
 
 const REASONS: Record<number, string> = { 1: "rule", 2: "no_rule", 3: "unknown_cgroup", 4: "no_proxy" };
 const HOOKS: Record<number, string> = { 1: "connect4", 2: "connect6", 3: "sendmsg4", 4: "sendmsg6" };
@@ -210,6 +212,36 @@ export class Enforcer {
   }
 }
 
+/**
+ * What interception needs of the agent: leaves of its CA, and secrets from the store (opened on
+ * first use; a store that cannot be read gives no value, so the request is refused, and says why
+ * once per error, never with a value).
+ */
+function interceptDeps(interception: Interception, o: EnforcerOptions): InterceptDeps {
+  let store: SecretStore | null = null;
+  let said: string | null = null;
+  const complain = (e: unknown, name: string) => {
+    const code = (e as { code?: string }).code ?? "secret_store_unreadable";
+    if (code !== said) o.logger.error("secret_unavailable", { secret: name, error: code, effect: "requests that inject it are refused (secret_missing)" });
+    said = code;
+  };
+  return {
+    leafFor: (name) => interception.ca.leafFor(name),
+    secret(name) {
+      try {
+        store ??= SecretStore.open(secretsDir(o.places.stateDir));
+        const v = store.get(name);
+        said = null;
+        return v;
+      } catch (e) {
+        store = null;
+        complain(e, name);
+        return null;
+      }
+    },
+  };
+}
+
 /** The enforcer, or why this host cannot capture. */
 export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { unavailable: string }> {
   const host = probeHost();
@@ -254,6 +286,7 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
       engine: () => holder.engine,
       names: namesNow,
       identity,
+      ...(interception !== null ? { intercept: interceptDeps(interception, o) } : {}),
       logger: o.logger,
     });
     capture.setProxyPort(port);

@@ -20,7 +20,8 @@
  *    system roots or the rule's `ca` file and the name the connection gave (a workload that sends
  *    TLS itself is refused: no TLS in TLS); `mtls` does the same with the workload's X.509-SVID
  *    and forwards only to a peer whose chain tidegate's verifier accepts as `server_id`
- *    (upstream.ts); `intercept` and `inspect` are refused until they land (issue 8).
+ *    (upstream.ts); `intercept` (and `inspect`, a rule with http conditions) hands the connection
+ *    to intercept/serve.ts, which decides, rewrites and re-originates every HTTP request on it.
  * Every connection ends in one `egress` log line with the process identity, the decision, a
  * connection id (for TLS legs the exporter value the far end computes alike, peer-tls.ts) and, for
  * a forwarded one, the upstream, the peer's SPIFFE ID, bytes each way and duration.
@@ -41,7 +42,8 @@ import type { IdentitySource } from "./identity-source.ts";
 import { hex } from "./peer-tls.ts";
 import { PeerVerifier } from "./peer-verifier.ts";
 import { SessionCache } from "./session-cache.ts";
-import { openUpstream, type UpstreamTls, type UpData } from "./upstream.ts";
+import { openUpstream, type UpstreamTls } from "./upstream.ts";
+import { serveIntercept, type InterceptDeps } from "./intercept/serve.ts";
 
 export const PEEK_TIMEOUT_MS = 300;
 
@@ -71,6 +73,8 @@ export interface EgressDeps {
   names(): Pick<NameCache, "resolve">;
   /** SVIDs and bundles for `mtls`; absent: mtls rules are refused (`no_svid`). */
   identity?: IdentitySource;
+  /** Leaves of the interception CA and the secrets to inject; absent: intercept is refused. */
+  intercept?: InterceptDeps;
   logger: Logger;
 }
 
@@ -104,7 +108,7 @@ export async function decideConnection(
   name: string | null,
   deps: EgressDeps,
   sent: PeekResult["kind"] = "other",
-): Promise<{ decision: Decision | null; upstream: { address: IpAddress; port: number } | null; tls: LegSpec | null; fields: Fields }> {
+): Promise<{ decision: Decision | null; upstream: { address: IpAddress; port: number } | null; tls: LegSpec | null; intercept?: true; fields: Fields }> {
   const engine = deps.engine();
   if (engine === null) return { decision: null, upstream: null, tls: null, fields: { outcome: "refused", reason: "no_policy" } };
   const q = { from: caller.id, proto: "tcp" as const, port: caller.record.port, address: caller.record.address, name };
@@ -121,7 +125,11 @@ export async function decideConnection(
   const fields: Fields = { name, decision: decision.verdict, rule: decision.rule?.name ?? null, summary: describeDecision(decision) };
   const refused = (reason: string, extra: Fields = {}) => ({ decision, upstream: null, tls: null, fields: { ...fields, ...extra, outcome: "refused", reason } });
   if (decision.verdict === "deny") return refused(decision.reason);
-  if (decision.verdict === "inspect") return refused("intercept_not_implemented");
+  if (decision.verdict === "inspect" || decision.action === "intercept") {
+    // Decided per request (intercept/): the connection-level upstream is not used.
+    if (sent === "other") return refused("not_http", { action: "intercept" });
+    return { decision, upstream: null, tls: null, intercept: true, fields: { ...fields, action: "intercept" } };
+  }
   const serverName = decision.rule.to.kind === "host" ? name : null;
   if (decision.action === "tls" || decision.action === "mtls") {
     if (sent === "tls") return refused("tls_in_tls", { action: decision.action });
@@ -136,6 +144,24 @@ function nameOf(r: PeekResult): string | null {
   if (r.kind === "tls") return r.serverName;
   if (r.kind === "http") return r.host;
   return null;
+}
+
+/** The TLS of an upstream leg for `spec`, with the caller's SVID and the bundles for mtls, or why not. */
+export async function legTlsOf(spec: LegSpec, callerId: SpiffeId, deps: EgressDeps): Promise<UpstreamTls | { refused: string; detail: string }> {
+  if (spec.kind === "tls") {
+    if (spec.caFile === null) return { kind: "tls", serverName: spec.serverName, caPem: null };
+    try {
+      return { kind: "tls", serverName: spec.serverName, caPem: await Bun.file(spec.caFile).text() };
+    } catch (e) {
+      return { refused: "ca_unreadable", detail: `${spec.caFile}: ${(e as { code?: string }).code ?? String(e)}` };
+    }
+  }
+  const credential = deps.identity?.svid(callerId.toString()) ?? null;
+  if (credential === null) return { refused: "no_svid", detail: `the agent holds no SVID for ${callerId.toString()}` };
+  const trust = deps.identity!.trust();
+  const caPem = trust.caPem(spec.serverId.trustDomain);
+  if (caPem === null) return { refused: "no_bundle", detail: `no bundle for trust domain ${spec.serverId.trustDomain.name}` };
+  return { kind: "mtls", serverName: spec.serverName, serverId: spec.serverId, credential, trust, caPem };
 }
 
 interface Conn {
@@ -208,6 +234,7 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
       return;
     }
     const d = await decideConnection(caller, nameOf(first), deps, first.kind);
+    if (d.intercept === true && !c.closed) return serveIntercept({ socket: socket as Socket<unknown>, conn: c, early: joined(c), first, caller, fields: { ...caller.fields, ...d.fields }, deps, upstream: legDeps, log, legTls: (spec) => legTlsOf(spec, caller.id, deps) });
     if (d.upstream === null || c.closed) {
       log({ ...caller.fields, ...d.fields, ...(c.closed && d.upstream !== null ? { outcome: "client_gone" } : {}) });
       socket.end();
@@ -220,23 +247,10 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
       socket.end();
     };
     let leg: UpstreamTls | null = null;
-    if (d.tls?.kind === "tls") {
-      let caPem: string | null = null;
-      if (d.tls.caFile !== null) {
-        try {
-          caPem = await Bun.file(d.tls.caFile).text();
-        } catch (e) {
-          return refuse({ reason: "ca_unreadable", detail: `${d.tls.caFile}: ${(e as { code?: string }).code ?? String(e)}` });
-        }
-      }
-      leg = { kind: "tls", serverName: d.tls.serverName, caPem };
-    } else if (d.tls?.kind === "mtls") {
-      const credential = deps.identity?.svid(caller.id.toString()) ?? null;
-      if (credential === null) return refuse({ reason: "no_svid", detail: `the agent holds no SVID for ${caller.id.toString()}` });
-      const trust = deps.identity!.trust();
-      const caPem = trust.caPem(d.tls.serverId.trustDomain);
-      if (caPem === null) return refuse({ reason: "no_bundle", detail: `no bundle for trust domain ${d.tls.serverId.trustDomain.name}` });
-      leg = { kind: "mtls", serverName: d.tls.serverName, serverId: d.tls.serverId, credential, trust, caPem };
+    if (d.tls !== null) {
+      const made = await legTlsOf(d.tls, caller.id, deps);
+      if ("refused" in made) return refuse({ reason: made.refused, detail: made.detail });
+      leg = made;
     }
     if (c.closed) return done({ outcome: "client_gone" });
     const up = await openUpstream({ address: upstream.address, port: upstream.port, tls: leg }, legDeps);

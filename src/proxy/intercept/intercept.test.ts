@@ -1,0 +1,269 @@
+// Interception in one process over real sockets: a stand-in for the egress listener hands each
+// connection (after peeking at its first bytes, as the listener does) to serveIntercept; the
+// "third-party API" is a Bun HTTPS server with its own CA. Clients are raw sockets (so pipelining
+// and smuggling shapes can be written byte for byte) and curl over TLS.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Socket } from "bun";
+import { InterceptionCa } from "../../intercept/ca.ts";
+import { loadPolicy } from "../../policy/load.ts";
+import { PolicyEngine } from "../../policy/engine.ts";
+import { NameCache } from "../../policy/name-cache.ts";
+import { parseIp } from "../../policy/address.ts";
+import { SpiffeId } from "../../spiffe/id.ts";
+import { createLogger } from "../../runtime/log.ts";
+import { peek, PeekError, type PeekResult } from "../peek/peek.ts";
+import { PeerVerifier } from "../peer-verifier.ts";
+import { SessionCache } from "../session-cache.ts";
+import type { Splice } from "../splice.ts";
+import { legTlsOf } from "../egress-listener.ts";
+import { serveIntercept } from "./serve.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "tidegate-test-intercept-"));
+const lines: Record<string, unknown>[] = [];
+const logger = createLogger({ write: (l) => void lines.push(JSON.parse(l)) });
+const SECRET = "s3cr3t-value-for-the-api";
+const secrets: Record<string, string> = { api_token: SECRET, other_token: "other-secret-value" };
+let api: ReturnType<typeof Bun.serve>;
+let proxy: { port: number; stop(force?: boolean): void };
+let agentCa: InterceptionCa;
+const seen: { path: string; auth: string | null; xkey: string | null; body: string }[] = [];
+const CALLER = SpiffeId.parse("spiffe://example.org/w");
+
+interface TestConn {
+  buf: Uint8Array[];
+  sp: Splice | null;
+  ended: boolean;
+  closed: boolean;
+  started: boolean;
+}
+
+beforeAll(async () => {
+  const apiCa = await InterceptionCa.open({ stateDir: join(dir, "api-ca"), label: "api" });
+  agentCa = await InterceptionCa.open({ stateDir: join(dir, "agent-ca"), label: "agent" });
+  const leaf = await apiCa.leafFor("api.test");
+  writeFileSync(join(dir, "api-ca.pem"), apiCa.certPem);
+  writeFileSync(join(dir, "agent-ca.pem"), agentCa.certPem);
+  api = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    tls: { cert: leaf.certPem + apiCa.certPem, key: leaf.keyPem },
+    async fetch(req) {
+      const u = new URL(req.url);
+      seen.push({ path: u.pathname + u.search, auth: req.headers.get("authorization"), xkey: req.headers.get("x-key"), body: await req.text() });
+      return new Response(`path=${u.pathname} auth=${req.headers.get("authorization") === `Bearer ${SECRET}` ? "injected" : "other"}`);
+    },
+  });
+  const policy = loadPolicy(
+    `trust_domain: example.org
+egress:
+  - name: api
+    from: spiffe://example.org/w
+    to: { host: api.test, port: 80 }
+    action: intercept
+    ca: ${join(dir, "api-ca.pem")}
+    upstream: { port: ${api.port} }
+    inject: { headers: { Authorization: "Bearer \${secret:api_token}" } }
+  - name: api-tls
+    from: spiffe://example.org/w
+    to: { host: api.test, port: 443 }
+    action: intercept
+    ca: ${join(dir, "api-ca.pem")}
+    upstream: { port: ${api.port} }
+    inject: { headers: { Authorization: "Bearer \${secret:api_token}" } }
+`,
+    "t.yaml",
+  );
+  const engine = new PolicyEngine(policy);
+  const names = new NameCache({ hosts: new Map([["api.test", [parseIp("127.0.0.1")]]]), lookup: async () => ({ addresses: [], ttl: 30 }) });
+  const upstream = { sessions: new SessionCache(), verifier: new PeerVerifier() };
+  const deps = { engine: () => engine, names: () => names, intercept: { leafFor: (n: string) => agentCa.leafFor(n), secret: (n: string) => secrets[n] ?? null }, logger };
+  proxy = Bun.listen<TestConn>({
+    hostname: "127.0.0.1",
+    port: 0,
+    allowHalfOpen: true,
+    socket: {
+      open: (s) => void (s.data = { buf: [], sp: null, ended: false, closed: false, started: false }),
+      data(s, chunk) {
+        const c = s.data;
+        if (c.sp !== null) return c.sp.up.data(chunk);
+        c.buf.push(new Uint8Array(chunk));
+        if (c.started) return;
+        const early = Buffer.concat(c.buf);
+        let first: PeekResult;
+        try {
+          first = peek(new Uint8Array(early));
+        } catch (e) {
+          // The listener refuses (and logs) a first request that breaks HTTP/1.1 while peeking.
+          if (e instanceof PeekError) return void (logger.info("egress", { outcome: "refused", reason: e.code }), s.end());
+          throw e;
+        }
+        if (first.kind === "need_more") return;
+        c.started = true;
+        const port = first.kind === "tls" ? 443 : 80; // the port the workload "dialled"
+        void serveIntercept({
+          socket: s as Socket<unknown>,
+          conn: c,
+          early: new Uint8Array(early),
+          first,
+          caller: { record: { address: parseIp("127.0.0.1"), port }, id: CALLER },
+          fields: { spiffe_id: CALLER.toString(), pid: 1 },
+          deps,
+          upstream,
+          log: (f) => logger.info("egress", f),
+          legTls: (spec) => legTlsOf(spec, CALLER, { lookupRecord: () => null, identify: async () => ({ ok: false, workload: null, reason: "", detail: "" }), engine: () => engine, names: () => names, logger }),
+        });
+      },
+      drain: (s) => s.data.sp?.down.drain(),
+      end(s) {
+        if (s.data.sp !== null) return s.data.sp.up.ended();
+        s.data.ended = true;
+      },
+      close(s) {
+        s.data.closed = true;
+        s.data.sp?.clientClosed();
+      },
+    },
+  });
+});
+
+afterAll(() => {
+  proxy?.stop(true);
+  api?.stop(true);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Writes `text` to the proxy and reads until the server closes or `until` matches. */
+async function exchange(text: string, until?: (got: string) => boolean): Promise<string> {
+  let got = "";
+  const { promise, resolve } = Promise.withResolvers<string>();
+  const s = await Bun.connect({
+    hostname: "127.0.0.1",
+    port: proxy.port,
+    socket: {
+      data(_s, c) {
+        got += new TextDecoder().decode(c);
+        if (until?.(got)) resolve(got);
+      },
+      close: () => resolve(got),
+      end: () => resolve(got),
+    },
+  });
+  s.write(text);
+  const out = await promise;
+  s.end();
+  return out;
+}
+
+const count = (s: string, what: string) => s.split(what).length - 1;
+const httpLines = () => lines.filter((l) => l.event === "http_request");
+
+describe("intercept: plain HTTP from the workload, TLS to the API", () => {
+  test("the API gets the injected Authorization; the workload's own value is dropped; the secret is in no log line", async () => {
+    const before = seen.length;
+    const out = await exchange("GET /v1/a?q=1 HTTP/1.1\r\nHost: api.test\r\nAuthorization: Bearer mine\r\nConnection: close\r\n\r\n");
+    expect(out).toStartWith("HTTP/1.1 200");
+    expect(out).toContain("path=/v1/a auth=injected");
+    expect(seen.slice(before)).toEqual([{ path: "/v1/a?q=1", auth: `Bearer ${SECRET}`, xkey: null, body: "" }]);
+    const line = httpLines().at(-1)!;
+    expect(line).toMatchObject({ method: "GET", host: "api.test", path: "/v1/a", rule: "api", status: 200, outcome: "forwarded", secrets: ["api_token"] });
+    expect(JSON.stringify(lines)).not.toContain(SECRET);
+  });
+
+  test("keep-alive and pipelining: every request is decided and injected, answers come back in order", async () => {
+    const before = seen.length;
+    const reqs = ["/p1", "/p2", "/p3"].map((p, i) => `POST ${p} HTTP/1.1\r\nHost: api.test\r\nContent-Length: 5\r\n${i === 2 ? "Connection: close\r\n" : ""}\r\nhello`).join("");
+    const out = await exchange(reqs);
+    expect(count(out, "HTTP/1.1 200")).toBe(3);
+    expect(out.indexOf("path=/p1")).toBeLessThan(out.indexOf("path=/p2"));
+    expect(out.indexOf("path=/p2")).toBeLessThan(out.indexOf("path=/p3"));
+    expect(seen.slice(before).map((x) => [x.path, x.auth, x.body])).toEqual(["/p1", "/p2", "/p3"].map((p) => [p, `Bearer ${SECRET}`, "hello"]));
+  });
+
+  test("a chunked request body streams through and arrives whole", async () => {
+    const before = seen.length;
+    const out = await exchange("POST /c HTTP/1.1\r\nHost: api.test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+    expect(out).toStartWith("HTTP/1.1 200");
+    expect(seen.slice(before).map((x) => x.body)).toEqual(["hello world"]);
+  });
+
+  test("a placeholder is swapped toward the rule that injects its secret, and refused for any other secret", async () => {
+    const before = seen.length;
+    const ok = await exchange("GET /ph HTTP/1.1\r\nHost: api.test\r\nX-Key: tidegate-placeholder:api_token\r\nConnection: close\r\n\r\n");
+    expect(ok).toStartWith("HTTP/1.1 200");
+    expect(seen.at(-1)?.xkey).toBe(SECRET);
+    const bad = await exchange("GET /ph2 HTTP/1.1\r\nHost: api.test\r\nX-Key: tidegate-placeholder:other_token\r\nConnection: close\r\n\r\n");
+    expect(bad).toStartWith("HTTP/1.1 403");
+    expect(bad).toContain("placeholder_not_allowed");
+    expect(seen.length).toBe(before + 1);
+    expect(httpLines().at(-1)).toMatchObject({ outcome: "refused", reason: "placeholder_not_allowed", rule: "api" });
+    expect(JSON.stringify(lines)).not.toContain("other-secret-value");
+  });
+
+  const SMUGGLING: [string, string][] = [
+    ["Content-Length with Transfer-Encoding", "POST / HTTP/1.1\r\nHost: api.test\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"],
+    ["two differing Content-Length", "POST / HTTP/1.1\r\nHost: api.test\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"],
+    ["a CR inside a header value", "GET / HTTP/1.1\r\nHost: api.test\r\nX-A: a\rb\r\n\r\n"],
+    ["a duplicate Host", "GET / HTTP/1.1\r\nHost: api.test\r\nHost: evil.test\r\n\r\n"],
+    ["obsolete line folding", "GET / HTTP/1.1\r\nHost: api.test\r\nX-A: a\r\n b\r\n\r\n"],
+    ["an invalid chunk size", "POST / HTTP/1.1\r\nHost: api.test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"],
+  ];
+  for (const [name, text] of SMUGGLING) {
+    test(`smuggling behind a good request is answered 400 and closes; nothing of it reaches the API: ${name}`, async () => {
+      const before = seen.length;
+      const out = await exchange(`GET /first HTTP/1.1\r\nHost: api.test\r\n\r\n${text}`);
+      expect(out).toStartWith("HTTP/1.1 200");
+      expect(out).toMatch(/HTTP\/1\.1 400 Bad Request[^]*tidegate: http1_/);
+      expect(seen.slice(before).map((x) => x.path)).toEqual(["/first"]);
+    });
+  }
+
+  test("smuggling in the first request is refused while peeking: closed, logged, nothing sent", async () => {
+    const before = seen.length;
+    const out = await exchange(SMUGGLING[0]![1]);
+    expect(out).toBe("");
+    expect(lines.at(-1)).toMatchObject({ event: "egress", outcome: "refused" });
+    expect(seen.length).toBe(before);
+  });
+
+  test("a request smuggled behind a good one on the same connection is refused, the good one answered", async () => {
+    const before = seen.length;
+    const out = await exchange("GET /good HTTP/1.1\r\nHost: api.test\r\n\r\nGET /bad HTTP/1.1\r\nHost: api.test\r\nHost: evil.test\r\n\r\n");
+    expect(out).toStartWith("HTTP/1.1 200");
+    expect(out).toContain("HTTP/1.1 400");
+    expect(seen.slice(before).map((x) => x.path)).toEqual(["/good"]);
+  });
+
+  test("a Host no rule names is refused 403 and logged", async () => {
+    const out = await exchange("GET / HTTP/1.1\r\nHost: elsewhere.test\r\n\r\n");
+    expect(out).toStartWith("HTTP/1.1 403");
+    expect(httpLines().at(-1)).toMatchObject({ outcome: "refused", reason: "no_rule", host: "elsewhere.test" });
+  });
+
+  test("an upgrade (WebSocket) request is refused", async () => {
+    const out = await exchange("GET /ws HTTP/1.1\r\nHost: api.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+    expect(out).toStartWith("HTTP/1.1 403");
+    expect(out).toContain("upgrade_refused");
+  });
+});
+
+describe("intercept: the workload's TLS terminated with the interception CA", () => {
+  test("curl over https trusts the leaf, and the API gets the injected header", async () => {
+    const before = seen.length;
+    const p = Bun.spawn(["curl", "-sS", "--max-time", "5", "--cacert", join(dir, "agent-ca.pem"), "--resolve", `api.test:${proxy.port}:127.0.0.1`, `https://api.test:${proxy.port}/tls`], { stdout: "pipe", stderr: "pipe" });
+    const [out, err] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+    expect(err).toBe("");
+    expect(out).toBe("path=/tls auth=injected");
+    expect(seen.slice(before).map((x) => [x.path, x.auth])).toEqual([["/tls", `Bearer ${SECRET}`]]);
+  });
+
+  test("a Host that does not match the SNI is refused 421", async () => {
+    const p = Bun.spawn(["curl", "-sS", "--max-time", "5", "--cacert", join(dir, "agent-ca.pem"), "-H", "Host: other.test", "--resolve", `api.test:${proxy.port}:127.0.0.1`, `https://api.test:${proxy.port}/x`], { stdout: "pipe", stderr: "pipe" });
+    const out = await new Response(p.stdout).text();
+    await p.exited;
+    expect(out).toContain("host_sni_mismatch");
+    expect(httpLines().at(-1)).toMatchObject({ outcome: "refused", reason: "host_sni_mismatch" });
+  });
+});

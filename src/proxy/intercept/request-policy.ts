@@ -1,0 +1,134 @@
+/**
+ * One intercepted HTTP request against the policy (docs/policy.md, rules 3 and 4; DESIGN.md
+ * sections 5 and 7): what may go upstream, with which headers, or why not.
+ *
+ * Refusals, each with the status the workload gets and the reason logged:
+ * - `no_host` (400): an HTTP/1.0 request without Host;
+ * - `host_sni_mismatch` (421): the workload spoke TLS and the request's Host is not the name it
+ *   gave in its ClientHello (a connection is decided, and its leaf minted, for that name);
+ * - `bad_path` (400): the path does not normalize (http-match.ts);
+ * - `upgrade_refused` (403): CONNECT, or a request asking to switch protocols (WebSocket): no rule
+ *   key allows it yet;
+ * - the policy's deny reasons (403): `no_rule`, `rule`, `not_interceptable` (the rule that matched
+ *   is not `intercept`: its bytes could not be passed on as sent), `address_not_resolved` (the Host
+ *   does not resolve to the address the workload dialled: where bytes go), `dns_failed` (502);
+ * - `placeholder_not_allowed` (403): a header carries `tidegate-placeholder:NAME` and the rule's
+ *   `inject` does not name secret NAME: a placeholder is swapped only toward the destinations of the
+ *   rules that inject that secret;
+ * - `secret_missing` (503): the rule injects a secret the store does not hold (or cannot read).
+ * Headers: every header the rule injects is removed as the workload sent it, then set from its
+ * template; placeholders are swapped in the other headers. Messages and logs name secrets, never
+ * their values.
+ */
+import type { IpAddress } from "../../policy/address.ts";
+import { admit, type Upstream } from "../../policy/destination.ts";
+import type { PolicyEngine } from "../../policy/engine.ts";
+import { normalizeServerName } from "../../policy/host-name.ts";
+import { normalizeRequestPath } from "../../policy/http-match.ts";
+import { renderHeader } from "../../policy/inject.ts";
+import type { EgressRule } from "../../policy/model.ts";
+import type { NameCache } from "../../policy/name-cache.ts";
+import type { SpiffeId } from "../../spiffe/id.ts";
+import { TidegateError } from "../../errors.ts";
+import type { Header, RequestHead } from "../../http1/index.ts";
+
+export const PLACEHOLDER_PREFIX = "tidegate-placeholder:";
+const PLACEHOLDER = /tidegate-placeholder:([A-Za-z0-9_][A-Za-z0-9_.-]{0,63})/g;
+
+export interface RequestContext {
+  readonly from: SpiffeId;
+  /** The original destination and the port the workload dialled. */
+  readonly address: IpAddress;
+  readonly port: number;
+  /** The SNI the workload sent, normalized; null when it spoke plain HTTP. */
+  readonly sni: string | null;
+}
+
+export interface RequestDeps {
+  engine(): PolicyEngine | null;
+  names(): Pick<NameCache, "resolve">;
+  /** A secret's value, or null when the store has none (or cannot be read). */
+  secret(name: string): string | null;
+}
+
+export type RequestVerdict =
+  | {
+      readonly ok: true;
+      readonly rule: EgressRule;
+      readonly upstream: Upstream;
+      /** The request's host name, normalized. */
+      readonly name: string;
+      readonly path: string;
+      readonly headers: readonly Header[];
+      /** The secrets injected or swapped in, by name. */
+      readonly secrets: readonly string[];
+    }
+  | { readonly ok: false; readonly status: number; readonly reason: string; readonly detail: string; readonly rule: string | null; readonly name: string | null };
+
+const refuse = (status: number, reason: string, detail: string, rule: string | null = null, name: string | null = null): RequestVerdict => ({ ok: false, status, reason, detail, rule, name });
+
+export async function decideRequest(ctx: RequestContext, head: RequestHead, deps: RequestDeps): Promise<RequestVerdict> {
+  if (head.host === null) return refuse(400, "no_host", "the request names no host");
+  const name = head.host.name === null ? null : normalizeServerName(head.host.name);
+  if (name === null) return refuse(400, "no_host", "the request's host is an address, not a name");
+  if (ctx.sni !== null && name !== ctx.sni) return refuse(421, "host_sni_mismatch", `Host ${name} is not the name the connection gave (${ctx.sni})`, null, name);
+  if (head.method === "CONNECT" || head.upgrade.length > 0) return refuse(403, "upgrade_refused", `${head.method === "CONNECT" ? "CONNECT" : `Upgrade: ${head.upgrade.join(", ")}`} is not allowed`, null, name);
+  let path: string;
+  try {
+    path = normalizeRequestPath(head.form === "absolute" ? new URL(head.target).pathname : head.target);
+  } catch (e) {
+    if (e instanceof TidegateError || e instanceof TypeError) return refuse(400, "bad_path", e.message, null, name);
+    throw e;
+  }
+  const engine = deps.engine();
+  if (engine === null) return refuse(403, "no_policy", "no policy is loaded", null, name);
+  const q = { from: ctx.from, proto: "tcp" as const, port: ctx.port, address: ctx.address, name, http: { method: head.method, path } };
+  const decision = engine.decide(q);
+  let admitted;
+  try {
+    admitted = await admit(decision, q, deps.names());
+  } catch (e) {
+    if (!(e instanceof TidegateError)) throw e;
+    return refuse(502, "dns_failed", e.message, decision.rule?.name ?? null, name);
+  }
+  const d = admitted.decision;
+  if (d.verdict === "deny") return refuse(403, d.reason, `denied (${d.reason})`, d.rule?.name ?? null, name);
+  if (d.verdict === "inspect" || d.action !== "intercept" || admitted.upstream === null) {
+    return refuse(403, "not_interceptable", `rule ${d.rule.name} is not an intercept rule`, d.rule.name, name);
+  }
+  const rule = d.rule;
+  const injected = new Set(rule.inject.map((t) => t.key));
+  const allowed = new Set(rule.inject.flatMap((t) => t.secrets));
+  const used = new Set<string>();
+  const missing: string[] = [];
+  const value = (secret: string): string => {
+    const v = deps.secret(secret);
+    if (v === null) {
+      missing.push(secret);
+      return "";
+    }
+    used.add(secret);
+    return v;
+  };
+  const headers: Header[] = [];
+  for (const [hName, hValue] of head.headers) {
+    if (injected.has(hName.toLowerCase())) continue;
+    if (!hValue.includes(PLACEHOLDER_PREFIX)) {
+      headers.push([hName, hValue]);
+      continue;
+    }
+    let notAllowed: string | null = null;
+    const swapped = hValue.replace(PLACEHOLDER, (_m, secret: string) => {
+      if (!allowed.has(secret)) {
+        notAllowed ??= secret;
+        return "";
+      }
+      return value(secret);
+    });
+    if (notAllowed !== null) return refuse(403, "placeholder_not_allowed", `header ${hName} carries a placeholder for secret ${notAllowed}, which rule ${rule.name} does not inject`, rule.name, name);
+    headers.push([hName, swapped]);
+  }
+  for (const t of rule.inject) headers.push([t.name, renderHeader(t, value)]);
+  if (missing.length > 0) return refuse(503, "secret_missing", `rule ${rule.name} injects secret ${missing[0]}, which the agent does not hold`, rule.name, name);
+  return { ok: true, rule, upstream: admitted.upstream, name, path, headers, secrets: [...used] };
+}

@@ -1,0 +1,118 @@
+/**
+ * An intercepted connection (DESIGN.md section 5, `intercept`, and rule 3's `inspect`), from the
+ * egress listener's hand-over to its `egress` log line:
+ * - the workload sent plain HTTP: its requests are parsed as they come;
+ * - it sent a TLS ClientHello: the session is terminated with the interception CA's leaf for the
+ *   name it gave (no SNI: refused, `no_sni`), offering http/1.1 only;
+ * then every request is decided, rewritten and re-originated upstream with TLS, or mTLS when the
+ * rule has `mtls:` (exchange.ts). Without an interception CA or a secret store the connection is
+ * refused (`intercept_unavailable`).
+ */
+import type { Socket } from "bun";
+import type { NameCache } from "../../policy/name-cache.ts";
+import type { PolicyEngine } from "../../policy/engine.ts";
+import type { SpiffeId } from "../../spiffe/id.ts";
+import type { Logger } from "../../runtime/log.ts";
+import type { IpAddress } from "../../policy/address.ts";
+import type { PeekResult } from "../peek/peek.ts";
+import type { Splice } from "../splice.ts";
+import type { UpstreamDeps, UpstreamTls } from "../upstream.ts";
+import { hex, randomConnectionId } from "../peer-tls.ts";
+import { plainClient, tlsClient, type Leaf } from "./client-side.ts";
+import { HttpExchange } from "./exchange.ts";
+import type { LegSpec } from "../egress-listener.ts";
+
+export interface InterceptDeps {
+  leafFor(serverName: string): Promise<Leaf>;
+  secret(name: string): string | null;
+}
+
+interface ConnState {
+  sp: Splice | null;
+  ended: boolean;
+  closed: boolean;
+}
+
+type Fields = Record<string, unknown>;
+
+export interface InterceptCall {
+  readonly socket: Socket<unknown>;
+  readonly conn: ConnState;
+  /** What was read while peeking. */
+  readonly early: Uint8Array;
+  readonly first: PeekResult;
+  readonly caller: { record: { address: IpAddress; port: number }; id: SpiffeId };
+  readonly fields: Fields;
+  readonly deps: { engine(): PolicyEngine | null; names(): Pick<NameCache, "resolve">; intercept?: InterceptDeps; logger: Logger };
+  readonly upstream: UpstreamDeps;
+  log(fields: Fields): void;
+  legTls(spec: LegSpec): Promise<UpstreamTls | { refused: string; detail: string }>;
+}
+
+export async function serveIntercept(call: InterceptCall): Promise<void> {
+  const { socket, conn, first, deps } = call;
+  const refuse = (reason: string, detail: string) => {
+    call.log({ ...call.fields, outcome: "refused", reason, detail });
+    socket.end();
+  };
+  const ix = deps.intercept;
+  if (ix === undefined) return refuse("intercept_unavailable", "the agent has no interception CA");
+  const connId = hex(randomConnectionId());
+  const base: Fields = { ...pick(call.fields, ["pid", "uid", "workload", "spiffe_id", "dst", "dst_port"]), conn_id: connId };
+  let exchange: HttpExchange | null = null;
+  const receiver = {
+    data: (c: Uint8Array) => exchange?.clientData(c),
+    end: () => exchange?.clientEnd(),
+    closed: () => exchange?.clientClosed(),
+    drain: () => exchange?.clientDrain(),
+  };
+  let client;
+  let sni: string | null = null;
+  if (first.kind === "tls") {
+    if (first.serverName === null) return refuse("no_sni", "a TLS connection to intercept must name its server (SNI)");
+    sni = first.serverName;
+    let leaf: Leaf;
+    try {
+      leaf = await ix.leafFor(sni);
+    } catch (e) {
+      return refuse("intercept_unavailable", e instanceof Error ? e.message : String(e));
+    }
+    client = tlsClient(socket, call.early, leaf, receiver);
+  } else {
+    client = plainClient(socket, receiver);
+  }
+  const started = performance.now();
+  exchange = new HttpExchange(
+    client.side,
+    { from: call.caller.id, address: call.caller.record.address, port: call.caller.record.port, sni },
+    base,
+    {
+      engine: deps.engine,
+      names: deps.names,
+      secret: (n) => ix.secret(n),
+      upstream: call.upstream,
+      legTls: (v) => call.legTls(v.rule.serverId !== null ? { kind: "mtls", serverName: v.upstream.serverName, serverId: v.rule.serverId } : { kind: "tls", serverName: v.upstream.serverName, caFile: v.rule.ca }),
+      logger: deps.logger,
+    },
+    (end) => call.log({ ...call.fields, conn_id: connId, tls_terminated: sni !== null, ...end, duration_ms: Math.round(performance.now() - started) }),
+  );
+  // From here the listener's handlers feed the exchange (through the splice slot they call).
+  conn.sp = {
+    up: { data: (c: Uint8Array) => client.feed.data(c), ended: () => client.feed.ended(), drain() {} },
+    down: { data() {}, ended() {}, drain: () => client.feed.drain() },
+    clientClosed: () => client.feed.closed(),
+    upstreamClosed() {},
+    bytesUp: () => 0,
+    bytesDown: () => 0,
+  };
+  if (first.kind !== "tls" && call.early.length > 0) exchange.clientData(call.early);
+  if (conn.closed) client.feed.closed();
+  else if (conn.ended) client.feed.ended();
+  socket.resume();
+}
+
+function pick(f: Fields, keys: string[]): Fields {
+  const out: Fields = {};
+  for (const k of keys) if (k in f) out[k] = f[k];
+  return out;
+}
