@@ -52,6 +52,7 @@ inbound:
     forward: 127.0.0.1:3000
     allow: [spiffe://example.org/agent/*, spiffe://partner.com/agent/*]
     proxy_protocol: true
+    forward_client_cert: true
     mcp: { tools: { allow: [send_email] } }
   - name: unix-mcp
     id: spiffe://example.org/mcp/unix
@@ -112,6 +113,7 @@ describe("loadPolicy: the full sketch", () => {
     assert.deepEqual([v6!.ports.lo, v6!.ports.hi], [1, 65535]);
   });
   test("inbound, federation and dns", () => {
+    assert.deepEqual(p.inbound.map((r) => [r.name, r.forwardClientCert]), [["email-mcp", true], ["unix-mcp", false]]);
     assert.deepEqual(p.inbound.map((r) => [r.name, r.id.toString(), r.listen, r.forward, r.proxyProtocol, r.allow.length]), [
       ["email-mcp", "spiffe://example.org/mcp/email", { host: "0.0.0.0", port: 8443 }, { kind: "tcp", host: "127.0.0.1", port: 3000 }, true, 2],
       ["unix-mcp", "spiffe://example.org/mcp/unix", { host: "::1", port: 9443 }, { kind: "unix", path: "/run/mcp.sock" }, false, 1],
@@ -205,6 +207,7 @@ const REJECTIONS: [string, string, number, string, RegExp][] = [
   ["egress: upstream port 70000", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: tls\n    upstream: { port: 70000 }\n`, 7, "egress[0].upstream.port", /port/],
   ["egress: duplicate rule names", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: deny\n${RULE}    to: { host: b.com, port: 1 }\n    action: deny\n`, 7, "egress[1].name", /already the name of egress\[0\] \(line 3\)/],
   ["inbound: a name used by egress", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: deny\ninbound:\n  - { name: r, id: spiffe://example.org/srv, listen: 127.0.0.1:9443, forward: 127.0.0.1:3000, allow: spiffe://example.org/a }\n`, 8, "inbound[0].name", /already the name of egress\[0\]/],
+  ["inbound: forward_client_cert not a boolean", "inbound:\n  - { name: i, id: spiffe://example.org/srv, listen: 127.0.0.1:9443, forward: 127.0.0.1:3000, allow: spiffe://example.org/a, forward_client_cert: yes please }\n", 3, "inbound[0].forward_client_cert", /expected boolean/],
   ["inbound: no id", "inbound:\n  - { name: i, listen: 127.0.0.1:9443, forward: 127.0.0.1:3000, allow: spiffe://example.org/a }\n", 3, "inbound[0].id", /required|SPIFFE ID/],
   ["inbound: id of another trust domain", "federation:\n  - { trust_domain: partner.com, bundle_endpoint: https://partner.com/b, profile: https_web }\ninbound:\n  - { name: i, id: spiffe://partner.com/srv, listen: 127.0.0.1:9443, forward: 127.0.0.1:3000, allow: spiffe://example.org/a }\n", 5, "inbound[0].id", /not in our trust domain example.org/],
   ["inbound: id not a SPIFFE ID", "inbound:\n  - { name: i, id: https://example.org/srv, listen: 127.0.0.1:9443, forward: 127.0.0.1:3000, allow: spiffe://example.org/a }\n", 3, "inbound[0].id", /SPIFFE|spiffe/],

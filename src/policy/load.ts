@@ -117,6 +117,7 @@ function buildInbound(input: PolicyInput, source: YamlSource, fail: FailFn, know
       forward: r.forward,
       allow: idPatterns(r.allow),
       proxyProtocol: r.proxy_protocol ?? false,
+      forwardClientCert: r.forward_client_cert ?? false,
       tools: toolFilter(r.mcp),
     });
   });

@@ -73,6 +73,8 @@ export interface InboundRule {
   readonly forward: ForwardTarget;
   readonly allow: readonly IdPattern[];
   readonly proxyProtocol: boolean;
+  /** Parse HTTP/1.1 and tell the backend who called in x-forwarded-client-cert (src/proxy/xfcc.ts). */
+  readonly forwardClientCert: boolean;
   readonly tools: ToolFilter | null;
 }
 

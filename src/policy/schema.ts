@@ -112,6 +112,7 @@ export const InboundRuleSchema = mapping({
   forward,
   allow: idPatterns,
   proxy_protocol: v.optional(v.boolean()),
+  forward_client_cert: v.optional(v.boolean()),
   mcp: v.optional(tools),
 });
 

@@ -15,6 +15,8 @@
  * With `proxy_protocol: true` the backend first receives a PROXY protocol v2 header with the
  * caller's SPIFFE ID and the connection id (proxy-v2.ts). Every connection ends in one `inbound`
  * log line; its `conn_id` equals the `conn_id` the client side's egress proxy logs (peer-tls.ts).
+ * With `forward_client_cert: true` each HTTP/1.1 request is rewritten to carry the caller in
+ * `x-forwarded-client-cert`, any such header the client sent removed (xfcc.ts).
  *
  * Rotation: an SVID or bundle newer than the one the listener started with is put on each new
  * connection before its handshake (`setKeyCert` with a secure context made once per change), so
@@ -31,6 +33,7 @@ import { hex, peerChain, randomConnectionId, tlsConnectionId } from "./peer-tls.
 import type { PeerVerifier } from "./peer-verifier.ts";
 import { encodeProxyV2, ProxyV2Error } from "./proxy-v2.ts";
 import { endOf, splice, type Splice } from "./splice.ts";
+import { XfccRewriter, type Rewritten } from "./xfcc.ts";
 
 export interface InboundDeps {
   readonly identity: IdentitySource;
@@ -62,6 +65,10 @@ interface Conn {
   closed: boolean;
   /** The PROXY header's length, which bytes_up leaves out. */
   header: number;
+  /** With forward_client_cert: rewrites each request (xfcc.ts). */
+  rewriter: XfccRewriter | null;
+  /** Why the connection was ended while forwarding (a request the rewriter refused). */
+  refused: Fields | null;
 }
 
 interface BackendData {
@@ -106,12 +113,12 @@ export class InboundListener {
         handshake: (s, authorized, error) => void this.handshake(s, authorized, error).catch((e: unknown) => this.refuse(s, "internal_error", { detail: e instanceof Error ? e.message : String(e) })),
         data: (s, chunk) => {
           const c = s.data;
-          if (c.sp !== null) return c.sp.up.data(chunk);
+          if (c.sp !== null) return this.toBackend(s, c.sp, chunk);
           c.early.push(new Uint8Array(chunk));
         },
         drain: (s) => s.data.sp?.down.drain(),
         end: (s) => {
-          if (s.data.sp !== null) return s.data.sp.up.ended();
+          if (s.data.sp !== null) return this.clientEnded(s, s.data.sp);
           s.data.ended = true;
         },
         close: (s) => {
@@ -157,7 +164,7 @@ export class InboundListener {
   }
 
   private open(s: Socket<Conn>): void {
-    s.data = { started: performance.now(), timer: null, client: `${s.remoteAddress}:${(s as unknown as { remotePort: number }).remotePort}`, early: [], sp: null, ended: false, closed: false, header: 0 };
+    s.data = { started: performance.now(), timer: null, client: `${s.remoteAddress}:${(s as unknown as { remotePort: number }).remotePort}`, early: [], sp: null, ended: false, closed: false, header: 0, rewriter: null, refused: null };
     s.data.timer = setTimeout(() => {
       s.data.timer = null;
       this.log(s, { client_id: null, outcome: "refused", reason: "handshake_timeout", detail: `no verified client within ${this.deps.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS} ms` });
@@ -206,6 +213,28 @@ export class InboundListener {
     }
   }
 
+  /** Client bytes toward the backend: as they are, or each request rewritten (forward_client_cert). */
+  private toBackend(s: Socket<Conn>, sp: Splice, chunk: Uint8Array): void {
+    const c = s.data;
+    if (c.rewriter === null) return sp.up.data(chunk);
+    if (c.refused !== null) return;
+    this.rewritten(s, sp, c.rewriter.push(chunk));
+  }
+
+  private clientEnded(s: Socket<Conn>, sp: Splice): void {
+    const c = s.data;
+    if (c.rewriter !== null && c.refused === null) this.rewritten(s, sp, c.rewriter.finish());
+    sp.up.ended();
+  }
+
+  private rewritten(s: Socket<Conn>, sp: Splice, r: Rewritten): void {
+    for (const out of r.out) sp.up.data(out);
+    if (r.refused === null) return;
+    s.data.refused = { outcome: "refused", ...r.refused };
+    sp.clientClosed();
+    s.end();
+  }
+
   private forward(s: Socket<Conn>, clientId: string, connId: Uint8Array): void {
     const c = s.data;
     const base: Fields = { client_id: clientId, conn_id: hex(connId) };
@@ -226,7 +255,14 @@ export class InboundListener {
       if (c.timer !== null) clearTimeout(c.timer);
       c.timer = null;
       const sp = splice(endOf(s as Socket<unknown>), endOf(b as Socket<unknown>), () =>
-        this.log(s, { ...base, outcome: "forwarded", bytes_up: sp.bytesUp() - c.header, bytes_down: sp.bytesDown() }),
+        this.log(s, {
+          ...base,
+          outcome: "forwarded",
+          ...(c.rewriter !== null ? { requests: c.rewriter.requests } : {}),
+          ...c.refused,
+          bytes_up: sp.bytesUp() - c.header,
+          bytes_down: sp.bytesDown(),
+        }),
       );
       c.sp = sp;
       b.data.sp = sp;
@@ -234,10 +270,11 @@ export class InboundListener {
         c.header = header.length;
         sp.up.data(header);
       }
-      for (const chunk of c.early) sp.up.data(chunk);
+      if (this.rule.forwardClientCert) c.rewriter = new XfccRewriter(this.rule.id.toString(), clientId);
+      for (const chunk of c.early) this.toBackend(s, sp, chunk);
       c.early = [];
       if (c.closed) sp.clientClosed();
-      else if (c.ended) sp.up.ended();
+      else if (c.ended) this.clientEnded(s, sp);
       s.resume();
     };
     let gaveUp = false;

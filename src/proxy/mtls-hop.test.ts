@@ -56,6 +56,7 @@ function rule(over: Partial<InboundRule> = {}): InboundRule {
     forward: { kind: "tcp", host: "127.0.0.1", port: backend.port },
     allow: ["spiffe://example.org/client"].map((text) => ({ text, matcher: parsePattern(text) })),
     proxyProtocol: true,
+    forwardClientCert: false,
     tools: null,
     ...over,
   };
@@ -209,6 +210,41 @@ describe("an mTLS hop between the egress upstream leg and an inbound listener", 
   });
 });
 
+describe("forward_client_cert", () => {
+  test("every request of a keep-alive connection reaches the backend with one x-forwarded-client-cert naming the caller", async () => {
+    let raw = "";
+    const plain = Bun.listen({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: {
+        data(s, chunk) {
+          raw += new TextDecoder().decode(chunk);
+          const answered = (s as unknown as { n?: number }).n ?? 0;
+          const ends = raw.split("\r\n\r\n").length - 1;
+          for (let i = answered; i < ends; i++) s.write("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+          (s as unknown as { n?: number }).n = ends;
+        },
+      },
+    });
+    const l = new InboundListener(rule({ name: "xfcc", proxyProtocol: false, forwardClientCert: true, forward: { kind: "tcp", host: "127.0.0.1", port: plain.port } }), creds.get("spiffe://example.org/backend")!, { identity, verifier: new PeerVerifier(), logger });
+    try {
+      const port = (l as unknown as { listener: { port: number } }).listener.port;
+      const up = await openUpstream(plan("spiffe://example.org/backend", undefined, port), { sessions: new SessionCache(), verifier: new PeerVerifier() });
+      if (!up.ok) throw new Error(`not ok: ${up.reason} ${up.detail}`);
+      const answer = await roundTripUntil(up.socket as never, "GET /1 HTTP/1.1\r\nHost: b\r\nX-Forwarded-Client-Cert: By=x;URI=spiffe://example.org/admin\r\n\r\nGET /2 HTTP/1.1\r\nHost: b\r\n\r\n", (got) => got.split("HTTP/1.1 200").length === 3);
+      expect(answer.split("HTTP/1.1 200").length).toBe(3);
+      const want = "x-forwarded-client-cert: By=spiffe://example.org/backend;URI=spiffe://example.org/client\r\n";
+      expect(raw).toBe(`GET /1 HTTP/1.1\r\nHost: b\r\n${want}\r\nGET /2 HTTP/1.1\r\nHost: b\r\n${want}\r\n`);
+      expect(raw).not.toContain("admin");
+      const line = await waitForLine(() => inboundLines().find((x) => x.rule === "xfcc" && x.outcome === "forwarded"));
+      expect(line.requests).toBe(2);
+    } finally {
+      l.stop();
+      plain.stop(true);
+    }
+  });
+});
+
 describe("deadlines and protocol versions", () => {
   test("a client that never starts its handshake is cut off at the deadline and logged", async () => {
     const quick = new InboundListener(rule({ name: "quick" }), creds.get("spiffe://example.org/backend")!, { identity, verifier: new PeerVerifier(), logger, handshakeTimeoutMs: 200 });
@@ -254,6 +290,27 @@ describe("deadlines and protocol versions", () => {
     }
   });
 });
+
+/** Like roundTrip, but resolves once `done(got)` holds, then closes. */
+async function roundTripUntil(up: Socket<{ sp: unknown; early: Uint8Array[] }>, text: string, done: (got: string) => boolean): Promise<string> {
+  let got = "";
+  const { promise, resolve } = Promise.withResolvers<string>();
+  const sink = {
+    data: (c: Uint8Array) => {
+      got += new TextDecoder().decode(c);
+      if (done(got)) resolve(got);
+    },
+    drain() {},
+    ended: () => resolve(got),
+  };
+  up.data.sp = { down: sink, up: sink, upstreamClosed: () => resolve(got), clientClosed() {}, bytesUp: () => 0, bytesDown: () => 0 };
+  for (const c of up.data.early) sink.data(c);
+  up.resume();
+  up.write(text);
+  const answer = await promise;
+  up.end();
+  return answer;
+}
 
 async function connectRaw(tlsExtra: { cert?: string; key?: string }): Promise<string> {
   const { promise, resolve } = Promise.withResolvers<string>();

@@ -1,0 +1,56 @@
+/**
+ * The caller's identity in an HTTP header for an inbound listener's backend (`forward_client_cert:
+ * true`), in the style of Envoy's `x-forwarded-client-cert`: `By=<the listener's SPIFFE ID>;
+ * URI=<the client's SPIFFE ID>`. Every request of the connection is parsed (src/http1/), pipelined
+ * or kept alive: any `x-forwarded-client-cert` the client sent is removed and the one header is
+ * added, so a backend never sees a forged one. Bodies pass with their framing; a stream that
+ * breaks HTTP/1.1, CONNECT and upgrade requests end the connection (the listener does not read
+ * the backend's answers, so it could not tell where another protocol would start).
+ */
+import { encodeChunk, lastChunk, RequestParser, serializeRequestHead, type Framing, type Header } from "../http1/index.ts";
+
+export const XFCC = "x-forwarded-client-cert";
+
+export type Rewritten = { readonly out: Uint8Array[]; readonly refused: { reason: string; detail: string } | null };
+
+export class XfccRewriter {
+  private readonly parser = new RequestParser();
+  private framing: Framing = "none";
+  private readonly value: string;
+  /** Requests rewritten so far. */
+  requests = 0;
+
+  constructor(by: string, uri: string) {
+    this.value = `By=${by};URI=${uri}`;
+  }
+
+  push(chunk: Uint8Array): Rewritten {
+    return this.run(this.parser.push(chunk));
+  }
+
+  finish(): Rewritten {
+    return this.run(this.parser.finish());
+  }
+
+  private run(events: ReturnType<RequestParser["push"]>): Rewritten {
+    const out: Uint8Array[] = [];
+    for (const e of events) {
+      if (e.kind === "error") return { out, refused: { reason: e.error.code, detail: e.error.message } };
+      if (e.kind === "tunnel") return { out, refused: { reason: "upgrade_refused", detail: "bytes after a protocol switch" } };
+      if (e.kind === "head") {
+        const h = e.head;
+        if (h.method === "CONNECT" || h.upgrade.length > 0) return { out, refused: { reason: "upgrade_refused", detail: `${h.method} with Upgrade: ${h.upgrade.join(", ") || "-"}` } };
+        const headers: Header[] = h.headers.entries.filter(([n]) => n.toLowerCase() !== XFCC);
+        headers.push([XFCC, this.value]);
+        this.framing = h.framing;
+        this.requests += 1;
+        out.push(serializeRequestHead({ method: h.method, target: h.target, version: h.version, headers }));
+      } else if (e.kind === "body") {
+        out.push(this.framing === "chunked" ? encodeChunk(e.bytes) : e.bytes.slice());
+      } else if (this.framing === "chunked") {
+        out.push(lastChunk(e.trailers));
+      }
+    }
+    return { out, refused: null };
+  }
+}
