@@ -260,7 +260,11 @@ export class HttpExchange {
   /** Answers `status` with the reason in the body, then closes: nothing later is read. */
   private refuse(status: number, reason: string, detail: string, log = true): void {
     if (this.done) return;
-    if (log && this.req === null) this.deps.logger.info("http_request", { ...this.base, outcome: "refused", status, reason, detail });
+    const r = this.req;
+    if (log && r === null) this.deps.logger.info("http_request", { ...this.base, outcome: "refused", status, reason, detail });
+    // A request already sent upstream whose body then broke HTTP/1.1: its line says so; the leg is
+    // closed mid-request, so the upstream never sees it complete.
+    if (log && r !== null) this.logRequest(r.head, r.started, { status, outcome: "refused", reason, detail, rule: r.verdict.rule.name, host: r.verdict.name, path: r.verdict.path });
     const body = new TextEncoder().encode(`tidegate: ${reason}\n`);
     this.client.write(serializeResponseHead({ status, reason: STATUS_TEXT[status] ?? "Error", headers: [["content-type", "text/plain"], ["content-length", String(body.length)], ["connection", "close"]] }));
     this.client.write(body);

@@ -217,6 +217,7 @@ describe("intercept: plain HTTP from the workload, TLS to the API", () => {
       expect(out).toStartWith("HTTP/1.1 200");
       expect(out).toMatch(/HTTP\/1\.1 400 Bad Request[^]*tidegate: http1_/);
       expect(seen.slice(before).map((x) => x.path)).toEqual(["/first"]);
+      expect(httpLines().at(-1)).toMatchObject({ outcome: "refused", status: 400, reason: expect.stringMatching(/^http1_/) });
     });
   }
 

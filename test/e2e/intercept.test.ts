@@ -1,0 +1,339 @@
+// Issue 8 end to end (root; CI runs it): the built server and agent A (instance e2e-ix-a) intercept
+// what workload `client` sends to a stand-in third-party API, an HTTPS server with its own test CA
+// inside a network namespace, reached by name through A's dns.hosts. Real curl, Python's urllib and
+// Node's fetch, started with `tidegate run`, call it over https:// and http://; the API receives the
+// injected Authorization (the secret set with `tidegate secret set`), which no workload ever holds;
+// each refusal (a placeholder toward another host, every smuggling shape, a Host that is not the
+// SNI) is answered and logged. Agent B (instance e2e-ix-b) tells its backend who called in
+// x-forwarded-client-cert, never a forged one. Stand: intercept-setup.ts; the API and B's backend:
+// intercept-peers.ts; the workloads' programs: intercept-clients.ts.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { tidegate } from "../helpers/binary.ts";
+import { startTidegate, waitFor } from "../helpers/processes.ts";
+import { probeHost } from "../../src/runtime/host.ts";
+import { NODE_FETCH, PY_RAW, PY_URLLIB } from "./intercept-clients.ts";
+import { ADDR, ID, INSTANCE_A, SECRET, setUp, tearDown, withStdin, type ApiRecord, type LogLine, type Stand } from "./intercept-setup.ts";
+
+const T = 60_000;
+const mount = probeHost().cgroup2;
+const can = process.getuid?.() === 0 && mount !== null;
+if (!can && !process.env.CI) console.warn("e2e intercept: skipped (needs root and cgroup v2)");
+
+/** Workloads run as nobody: a PATH of system folders only (python3 and node from /usr/bin). */
+const WORKLOAD_ENV = { PATH: "/usr/local/bin:/usr/bin:/bin" };
+const CA_VARS = ["SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"];
+const AUTH = `Bearer ${SECRET}`;
+const AUTH_SHA = createHash("sha256").update(AUTH).digest("hex");
+let s: Stand;
+let seq = 0;
+const testId = (what: string) => `${what}-${++seq}-${process.pid}`;
+
+/** ARGV in workload `client` on A, as nobody; the pid is the one A's lines name. */
+async function workload(argv: string[]): Promise<{ pid: number; out: string; err: string; code: number }> {
+  const r = await tidegate(["run", ...s.flagsA, "--workload", "client", "--user", "nobody", "--", "sh", "-c", 'echo pid=$$; exec "$@"', "sh", ...argv], { env: WORKLOAD_ENV });
+  const m = /^pid=(\d+)\n/.exec(r.stdout);
+  if (m === null) throw new Error(`tidegate run exited ${r.code}: ${r.stdout}${r.stderr}`);
+  return { pid: Number(m[1]), out: r.stdout.slice(m[0].length), err: r.stderr, code: r.code };
+}
+
+/** curl in the workload: no --cacert, the name pinned to the API's address; prints the body, then the status. */
+async function curl(url: string, ...extra: string[]) {
+  const u = new URL(url);
+  const port = u.port || (u.protocol === "https:" ? "443" : "80");
+  const r = await workload(["curl", "-sS", "--max-time", "10", "--resolve", `${u.hostname}:${port}:${ADDR.api}`, "-w", "\n%{http_code}", ...extra, url]);
+  const cut = r.out.lastIndexOf("\n");
+  return { ...r, body: r.out.slice(0, cut), status: Number(r.out.slice(cut + 1)) };
+}
+
+/** The API's complete request with this X-Test-Id, once it has come. */
+const apiGot = (id: string) => waitFor(`the API's record of ${id}`, () => s.api().find((r) => r.event === "request" && r.test_id === id));
+const apiRecords = (id: string) => s.api().filter((r) => r.test_id === id);
+const httpLine = (what: string, match: (l: LogLine) => boolean) => waitFor(`A's http_request line for ${what}`, () => s.logA().find((l) => l.event === "http_request" && match(l)));
+const egressLine = (pid: number) => waitFor(`A's egress line for pid ${pid}`, () => s.logA().find((l) => l.event === "egress" && l.pid === pid));
+const header = (r: ApiRecord, name: string) => r.headers.filter(([n]) => n.toLowerCase() === name.toLowerCase()).map(([, v]) => v);
+
+/** What the API must have received from one workload request: the secret, once, over TLS to its name. */
+function expectInjected(r: ApiRecord, host = "api.partner.test"): void {
+  expect(r.authorization).toEqual([AUTH]);
+  expect(header(r, "authorization")).toEqual([AUTH]);
+  expect(r.tls).toMatch(/^TLSv1\.[23]$/);
+  expect(r.sni).toBe(host);
+  expect(header(r, "host")).toEqual([host]);
+}
+
+function expectNoSecret(text: string): void {
+  expect(text).not.toContain(SECRET);
+}
+
+/** A workload's environment (NUL-separated): each of the four CA variables once, naming A's bundle; no secret. */
+function expectCaEnvironment(environ: string): void {
+  const entries = environ.split("\0").filter((e) => e !== "");
+  for (const v of CA_VARS) expect(entries.filter((e) => e.startsWith(`${v}=`))).toEqual([`${v}=${s.bundle}`]);
+  expectNoSecret(environ);
+}
+
+interface Spec {
+  url: string;
+  headers: Record<string, string>;
+}
+
+/** Three requests of one client: https, http (80 in, 443 out), and https with its own Authorization. */
+function threeSpecs(client: string): { specs: Spec[]; ids: string[] } {
+  const ids = [testId(`${client}-https`), testId(`${client}-http`), testId(`${client}-own-auth`)];
+  const specs: Spec[] = [
+    { url: `https://api.partner.test/${client}/https`, headers: { "X-Test-Id": ids[0]! } },
+    { url: `http://api.partner.test/${client}/http`, headers: { "X-Test-Id": ids[1]! } },
+    { url: `https://api.partner.test/${client}/own-auth`, headers: { "X-Test-Id": ids[2]!, Authorization: "Bearer mine" } },
+  ];
+  return { specs, ids };
+}
+
+/** The API got all three with the injected secret, the http one over TLS too; A logged each. */
+async function expectThree(client: string, pid: number, ids: string[]): Promise<void> {
+  const [https, http, own] = [await apiGot(ids[0]!), await apiGot(ids[1]!), await apiGot(ids[2]!)];
+  for (const r of [https, http, own]) expectInjected(r);
+  expect(JSON.stringify(own.headers)).not.toContain("mine");
+  expect([https.path, http.path, own.path]).toEqual([`/${client}/https`, `/${client}/http`, `/${client}/own-auth`]);
+  const lines = s.logA().filter((l) => l.event === "http_request" && l.pid === pid);
+  const common = { spiffe_id: ID.client, workload: "client", method: "GET", host: "api.partner.test", status: 200, outcome: "forwarded", secrets: ["partner_token"], upstream: `${ADDR.api}:443` };
+  expect(lines.find((l) => l.path === `/${client}/https`)).toMatchObject({ ...common, rule: "partner-api", dst: ADDR.api, dst_port: 443 });
+  expect(lines.find((l) => l.path === `/${client}/http`)).toMatchObject({ ...common, rule: "partner-api-http", dst: ADDR.api, dst_port: 80 });
+  expect(lines.find((l) => l.path === `/${client}/own-auth`)).toMatchObject({ ...common, rule: "partner-api" });
+}
+
+function expectClientResults(results: { status: number; body: string }[]): void {
+  expect(results.map((r) => r.status)).toEqual([200, 200, 200]);
+  for (const r of results) expect((JSON.parse(r.body) as { authorization_sha256: string[] }).authorization_sha256).toEqual([AUTH_SHA]);
+}
+
+describe.skipIf(!can && !process.env.CI)("interception: secrets injected toward a third-party API, never held by the workload", () => {
+  beforeAll(async () => {
+    s = await setUp(mount ?? "/nonexistent");
+  }, 2 * T);
+
+  afterAll(async () => {
+    await tearDown();
+  }, T);
+
+  test("the secret store lists partner_token by name only", async () => {
+    const flags = ["--instance", INSTANCE_A, "--state-dir", `${s.dir}/a-state`];
+    const list = await withStdin(["secret", "list", ...flags], "");
+    expect(list.code).toBe(0);
+    expect(list.stdout).toMatch(/^NAME +CHANGED\npartner_token +\d{4}-\d\d-\d\dT[\d:.]+Z\n$/);
+    const json = JSON.parse((await withStdin(["secret", "list", "--json", ...flags], "")).stdout) as { secrets: Record<string, unknown>[] };
+    expect(json.secrets).toHaveLength(1);
+    expect(Object.keys(json.secrets[0]!).sort()).toEqual(["changed_at", "name"]);
+    expect(json.secrets[0]!.name).toBe("partner_token");
+    expectNoSecret(list.stdout + list.stderr + readFileSync(`${s.dir}/a-state/secrets/secrets.json`, "utf8"));
+  }, T);
+
+  test("curl over https:// trusts the interception CA through tidegate run's variables; the API gets the secret, curl never sees it", async () => {
+    const id = testId("curl-https");
+    const r = await workload(["sh", "-c", `tr '\\0' '\\n' </proc/self/environ; echo ---; exec curl -sS --max-time 10 --resolve api.partner.test:443:${ADDR.api} -H 'X-Test-Id: ${id}' -w '\\n%{http_code} %{ssl_verify_result}' https://api.partner.test/curl/https`]);
+    const [environ, response] = r.out.split("---\n") as [string, string];
+    expectCaEnvironment(environ.replaceAll("\n", "\0"));
+    expect(response).toEndWith("\n200 0");
+    expect(JSON.parse(response.slice(0, response.lastIndexOf("\n"))).authorization_sha256).toEqual([AUTH_SHA]);
+    expectNoSecret(r.out + r.err);
+    const rec = await apiGot(id);
+    expectInjected(rec);
+    expect(rec.path).toBe("/curl/https");
+    expect(await httpLine(id, (l) => l.pid === r.pid)).toMatchObject({ spiffe_id: ID.client, workload: "client", method: "GET", host: "api.partner.test", path: "/curl/https", rule: "partner-api", status: 200, outcome: "forwarded", secrets: ["partner_token"], upstream: `${ADDR.api}:443` });
+    expect(await egressLine(r.pid)).toMatchObject({ dst: ADDR.api, dst_port: 443, name: "api.partner.test", rule: "partner-api", action: "intercept", tls_terminated: true, requests: 1 });
+    // without the variables, curl trusts the system roots only, and refuses the proxy's leaf
+    const bare = await workload(["env", "-u", "SSL_CERT_FILE", "-u", "CURL_CA_BUNDLE", "curl", "-sS", "--max-time", "10", "--resolve", `api.partner.test:443:${ADDR.api}`, "-H", `X-Test-Id: ${id}-bare`, "https://api.partner.test/curl/bare"]);
+    expect(bare.code).toBe(60);
+    await Bun.sleep(300);
+    expect(apiRecords(`${id}-bare`)).toEqual([]);
+  }, T);
+
+  test("curl: http:// on port 80 reaches the API on 443 over TLS, injected; an own Authorization is replaced", async () => {
+    const id = testId("curl-http");
+    const r = await curl("http://api.partner.test/curl/http", "-H", `X-Test-Id: ${id}`);
+    expect(r.status).toBe(200);
+    const rec = await apiGot(id);
+    expectInjected(rec);
+    expect(await httpLine(id, (l) => l.pid === r.pid)).toMatchObject({ path: "/curl/http", rule: "partner-api-http", status: 200, outcome: "forwarded", secrets: ["partner_token"], upstream: `${ADDR.api}:443` });
+    expect(await egressLine(r.pid)).toMatchObject({ dst: ADDR.api, dst_port: 80, name: "api.partner.test", rule: "partner-api-http", tls_terminated: false, requests: 1 });
+    for (const url of ["https://api.partner.test/curl/own-auth", "http://api.partner.test/curl/own-auth"]) {
+      const own = testId("curl-own-auth");
+      const o = await curl(url, "-H", `X-Test-Id: ${own}`, "-H", "Authorization: Bearer mine", "-H", "authorization: Bearer mine-too");
+      expect(o.status).toBe(200);
+      const got = await apiGot(own);
+      expectInjected(got);
+      expect(JSON.stringify(got.headers)).not.toContain("mine");
+      expectNoSecret(o.out + o.err);
+    }
+  }, T);
+
+  test("keep-alive: each request of one connection is injected, an own Authorization on the second replaced too", async () => {
+    const [a, b] = [testId("keepalive"), testId("keepalive")];
+    const resolve = ["--resolve", `api.partner.test:443:${ADDR.api}`];
+    const r = await workload(["curl", "-sS", "--max-time", "10", ...resolve, "-H", `X-Test-Id: ${a}`, "https://api.partner.test/ka/1", "--next", "-sS", ...resolve, "-H", `X-Test-Id: ${b}`, "-H", "Authorization: Bearer mine", "https://api.partner.test/ka/2"]);
+    expect(r.code).toBe(0);
+    expectNoSecret(r.out + r.err);
+    const [first, second] = [await apiGot(a), await apiGot(b)];
+    expectInjected(first);
+    expectInjected(second);
+    expect([first.path, second.path]).toEqual(["/ka/1", "/ka/2"]);
+    expect(JSON.stringify(second.headers)).not.toContain("mine");
+    expect(second.conn).toBe(first.conn); // one upstream leg carried both
+    expect(await egressLine(r.pid)).toMatchObject({ rule: "partner-api", tls_terminated: true, requests: 2 });
+  }, T);
+
+  test("Python's urllib: https://, http:// and an own Authorization; the secret only at the API", async () => {
+    const { specs, ids } = threeSpecs("python");
+    const r = await workload(["python3", "-c", PY_URLLIB, ADDR.api, JSON.stringify(specs)]);
+    expectNoSecret(r.out + r.err);
+    const out = JSON.parse(r.out) as { results: { status: number; body: string }[]; environ: string };
+    expectClientResults(out.results);
+    expectCaEnvironment(out.environ);
+    await expectThree("python", r.pid, ids);
+  }, T);
+
+  test("Node's fetch: https://, http:// and an own Authorization; the secret only at the API", async () => {
+    const { specs, ids } = threeSpecs("node");
+    const r = await workload(["node", "-e", NODE_FETCH, ADDR.api, JSON.stringify(specs)]);
+    expectNoSecret(r.out + r.err);
+    const out = JSON.parse(r.out) as { results: { status: number; body: string }[]; environ: string };
+    expectClientResults(out.results);
+    expectCaEnvironment(out.environ);
+    await expectThree("node", r.pid, ids);
+  }, T);
+
+  test("no secret in tidegate run's or the workload's environment or argv, nor in the agent's log", async () => {
+    const id = testId("environ");
+    const run = startTidegate(["run", ...s.flagsA, "--workload", "client", "--user", "nobody", "--", "sh", "-c", `curl -sS --max-time 10 --resolve api.partner.test:443:${ADDR.api} -H 'X-Test-Id: ${id}' https://api.partner.test/environ >/dev/null; echo done; exec sleep 5`], WORKLOAD_ENV);
+    await waitFor("the workload's request", () => (run.output().includes("done") ? true : undefined));
+    expectInjected(await apiGot(id));
+    const pids = readFileSync(`${s.clientCgroup}/cgroup.procs`, "utf8").trim().split("\n").filter((p) => p !== "");
+    expect(pids.length).toBeGreaterThan(0);
+    for (const pid of [String(run.proc.pid), ...pids]) {
+      for (const file of ["environ", "cmdline"]) {
+        const text = readFileSync(`/proc/${pid}/${file}`, "latin1");
+        expectNoSecret(text);
+        if (pid !== String(run.proc.pid) && file === "environ") expectCaEnvironment(text);
+      }
+    }
+    await run.stop();
+    expectNoSecret(s.agentAOutput());
+    expectNoSecret(run.output());
+  }, T);
+
+  test("a placeholder is swapped toward the rule that injects its secret; toward another host it is refused, and that API gets nothing", async () => {
+    const ok = testId("placeholder-ok");
+    const a = await curl("https://api.partner.test/placeholder", "-H", `X-Test-Id: ${ok}`, "-H", "X-Key: tidegate-placeholder:partner_token");
+    expect(a.status).toBe(200);
+    expect(header(await apiGot(ok), "x-key")).toEqual([SECRET]);
+    expect(await httpLine(ok, (l) => l.pid === a.pid)).toMatchObject({ rule: "partner-api", outcome: "forwarded", secrets: ["partner_token"] });
+    expectNoSecret(a.out + a.err);
+
+    const plain = testId("other-plain"); // the other rule forwards, injecting nothing
+    const b = await curl("https://other.partner.test/plain", "-H", `X-Test-Id: ${plain}`);
+    expect(b.status).toBe(200);
+    const rec = await apiGot(plain);
+    expect([rec.sni, rec.authorization]).toEqual(["other.partner.test", []]);
+    expect(await httpLine(plain, (l) => l.pid === b.pid)).toMatchObject({ rule: "other-api", outcome: "forwarded", secrets: [] });
+
+    const refused = testId("other-placeholder");
+    const c = await curl("https://other.partner.test/steal", "-H", `X-Test-Id: ${refused}`, "-H", "X-Key: tidegate-placeholder:partner_token");
+    expect(c.status).toBe(403);
+    expect(c.body).toBe("tidegate: placeholder_not_allowed\n");
+    expect(await httpLine(refused, (l) => l.pid === c.pid)).toMatchObject({ spiffe_id: ID.client, method: "GET", host: "other.partner.test", rule: "other-api", status: 403, outcome: "refused", reason: "placeholder_not_allowed" });
+    await Bun.sleep(300);
+    expect(apiRecords(refused)).toEqual([]);
+  }, T);
+
+  test("a Host that is not the SNI: 421 host_sni_mismatch, the API gets nothing", async () => {
+    const id = testId("host-sni");
+    const r = await curl("https://api.partner.test/mismatch", "-H", `X-Test-Id: ${id}`, "-H", "Host: other.partner.test");
+    expect(r.status).toBe(421);
+    expect(r.body).toBe("tidegate: host_sni_mismatch\n");
+    expect(await httpLine(id, (l) => l.pid === r.pid)).toMatchObject({ host: "other.partner.test", status: 421, outcome: "refused", reason: "host_sni_mismatch" });
+    await Bun.sleep(300);
+    expect(apiRecords(id)).toEqual([]);
+  }, T);
+
+  test("smuggling, each kind after a good request on the same connection: 400 with the parser's code, logged, the connection closed; the API never gets the bad one as a request", async () => {
+    const head = (id: string, method = "GET") => `${method} /smuggle HTTP/1.1\r\nHost: api.partner.test\r\nX-Test-Id: ${id}\r\n`;
+    const kinds: [string, (id: string) => string, string][] = [
+      ["conflicting Content-Length and Transfer-Encoding", (id) => `${head(id, "POST")}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`, "http1_conflicting_framing"],
+      ["a CR inside a header value", (id) => `${head(id)}X-A: a\rb\r\n\r\n`, "http1_bad_header_value"],
+      ["an LF inside a header value", (id) => `${head(id)}X-A: a\nX-B: b\r\n\r\n`, "http1_bad_line_ending"],
+      ["a duplicate Host", (id) => `${head(id)}Host: other.partner.test\r\n\r\n`, "http1_duplicate_host"],
+      ["obsolete line folding", (id) => `${head(id)}X-A: a\r\n b\r\n\r\n`, "http1_obs_fold"],
+      ["an invalid chunk size", (id) => `${head(id, "POST")}Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n`, "http1_bad_chunk_size"],
+    ];
+    const cases = kinds.map(([what, make, code]) => ({ what, code, good: testId("good"), bad: testId("bad"), make }));
+    const conversations = cases.map((c) => [`GET /good HTTP/1.1\r\nHost: api.partner.test\r\nX-Test-Id: ${c.good}\r\n\r\n`, c.make(c.bad)]);
+    const r = await workload(["python3", "-c", PY_RAW, ADDR.api, "80", JSON.stringify(conversations)]);
+    const results = JSON.parse(r.out) as { responses: ({ status: string; body: string } | null)[]; closed: boolean }[];
+    const lines = await waitFor("an egress line per connection", () => {
+      const l = s.logA().filter((x) => x.event === "egress" && x.pid === r.pid);
+      return l.length >= cases.length ? l : undefined;
+    });
+    const refusals = s.logA().filter((l) => l.event === "http_request" && l.pid === r.pid && l.outcome === "refused");
+    await Bun.sleep(300);
+    const summary = cases.map((c, i) => ({
+      what: c.what,
+      good: results[i]!.responses[0]?.status,
+      bad: results[i]!.responses[1],
+      closed: results[i]!.closed,
+      goodAtApi: apiRecords(c.good).map((x) => x.event),
+      badAtApi: apiRecords(c.bad).filter((x) => x.event === "request").length,
+      logged: refusals.filter((l) => l.reason === c.code).map((l) => ({ status: l.status, outcome: l.outcome })),
+      connection: lines.filter((l) => l.reason === c.code).map((l) => ({ outcome: l.outcome, requests: l.requests })),
+    }));
+    expect(summary).toEqual(
+      cases.map((c) => ({
+        what: c.what,
+        good: "HTTP/1.1 200 OK",
+        bad: { status: "HTTP/1.1 400 Bad Request", body: `tidegate: ${c.code}\n` },
+        closed: true,
+        goodAtApi: ["request"],
+        badAtApi: 0,
+        logged: [{ status: 400, outcome: "refused" }],
+        connection: [{ outcome: "refused", requests: 1 }],
+      })),
+    );
+  }, T);
+
+  test("a first request of a smuggling shape is refused while peeking; the API gets nothing", async () => {
+    const id = testId("peek");
+    const r = await workload(["python3", "-c", PY_RAW, ADDR.api, "80", JSON.stringify([[`GET /peek HTTP/1.1\r\nHost: api.partner.test\r\nX-Test-Id: ${id}\r\nHost: api.partner.test\r\n\r\n`]])]);
+    const [result] = JSON.parse(r.out) as { responses: unknown[]; closed: boolean }[];
+    expect(result!.closed).toBe(true);
+    expect(await egressLine(r.pid)).toMatchObject({ dst: ADDR.api, dst_port: 80, outcome: "refused", reason: "peek_http_smuggling" });
+    await Bun.sleep(300);
+    expect(apiRecords(id)).toEqual([]);
+  }, T);
+
+  test("B's listener names the caller in x-forwarded-client-cert on every keep-alive request, dropping forged ones", async () => {
+    const { listen } = await s.startB();
+    const before = { requests: s.backend.requests.length, conns: s.backend.conns };
+    const forged = "By=x;URI=spiffe://example.org/admin";
+    const r = await workload(["curl", "-sS", "--max-time", "10", "--resolve", `backend.ix.test:80:${ADDR.listener}`, "http://backend.ix.test/one", "--next", "--resolve", `backend.ix.test:80:${ADDR.listener}`, "-sS", "-H", `X-Forwarded-Client-Cert: ${forged}`, "http://backend.ix.test/two"]);
+    expect(r.code).toBe(0);
+    const xfcc = `By=${ID.backend};URI=${ID.client}`;
+    const got = await waitFor("two requests at the backend", () => (s.backend.requests.length >= before.requests + 2 ? s.backend.requests.slice(before.requests) : undefined));
+    expect(s.backend.conns).toBe(before.conns + 1); // kept alive: one connection carried both
+    expect(got.map((q) => q.line)).toEqual(["GET /one HTTP/1.1", "GET /two HTTP/1.1"]);
+    for (const q of got) expect(q.headers.filter(([n]) => n.toLowerCase() === "x-forwarded-client-cert").map(([, v]) => v)).toEqual([xfcc]);
+    expect(await egressLine(r.pid)).toMatchObject({ rule: "backend", action: "mtls", outcome: "forwarded", peer_id: ID.backend, upstream: `${ADDR.listener}:${listen}` });
+
+    // pipelined in one write, forged in several spellings: still exactly one, the listener's
+    const mark = s.backend.requests.length;
+    const p = await workload(["python3", "-c", PY_RAW, ADDR.listener, "80", JSON.stringify([[
+      `GET /p1 HTTP/1.1\r\nHost: backend.ix.test\r\nx-forwarded-client-cert: ${forged}\r\nX-FORWARDED-CLIENT-CERT: By=y\r\n\r\nGET /p2 HTTP/1.1\r\nHost: backend.ix.test\r\nX-Forwarded-Client-Cert: ${forged}\r\n\r\n`,
+    ]]), "2"]);
+    expect(p.code).toBe(0);
+    const piped = await waitFor("the pipelined requests at the backend", () => (s.backend.requests.length >= mark + 2 ? s.backend.requests.slice(mark) : undefined));
+    expect(piped.map((q) => q.line)).toEqual(["GET /p1 HTTP/1.1", "GET /p2 HTTP/1.1"]);
+    for (const q of piped) expect(q.headers.filter(([n]) => n.toLowerCase() === "x-forwarded-client-cert").map(([, v]) => v)).toEqual([xfcc]);
+    expect(piped[0]!.conn).toBe(piped[1]!.conn);
+    const ib = await waitFor("B's inbound line", () => s.logB().find((l) => l.event === "inbound" && l.outcome === "forwarded"));
+    expect(ib).toMatchObject({ rule: "backend", client_id: ID.client });
+  }, T);
+});
