@@ -1,0 +1,117 @@
+/**
+ * bench/mtls.ts's Markdown report: per path, the medians over repetitions; for tidegate (and the
+ * bare Bun tunnel, to set beside the platform notes' 1.03x, 1.9x, 1.7x) the ratios against
+ * nginx-stream, each the median of the ratios taken within a repetition, judged against the
+ * issue's targets; and memory per tunnel process.
+ */
+import { median, type Memory, type Sample, type TestName } from "./lib-measure.ts";
+
+export const BASELINE = "nginx-stream";
+export const TARGETS = { keepAlive: 1.0, p99: 1.1, newConns: 1.5, mib: 1.5, rss: 1.2 } as const;
+
+export interface ProcMemory extends Memory {
+  /** VmRSS once started and checked, before any load. */
+  readonly idleRssKiB: number;
+  readonly path: string;
+  readonly hop: "client" | "server";
+  readonly pid: number;
+  /** nginx: master or worker; else the process's own name. */
+  readonly role: string;
+}
+
+export interface Judged {
+  readonly figure: string;
+  readonly value: number;
+  readonly target: string;
+  readonly met: boolean;
+}
+
+const pick = (samples: readonly Sample[], path: string, test: TestName) => samples.filter((s) => s.path === path && s.test === test);
+const med = (samples: readonly Sample[], path: string, test: TestName, f: (s: Sample) => number) => median(pick(samples, path, test).map(f));
+
+/** Median over repetitions of path/baseline, each taken within one repetition. */
+export function ratio(samples: readonly Sample[], path: string, test: TestName, f: (s: Sample) => number): number {
+  const rs: number[] = [];
+  for (const s of pick(samples, path, test)) {
+    const b = samples.find((x) => x.path === BASELINE && x.test === test && x.rep === s.rep);
+    if (b !== undefined && f(b) > 0) rs.push(f(s) / f(b));
+  }
+  return median(rs);
+}
+
+const hopKiB = (mem: readonly ProcMemory[], path: string, hop: "client" | "server", k: "rssKiB" | "hwmKiB" | "idleRssKiB") => mem.filter((m) => m.path === path && m.hop === hop).reduce((a, m) => a + m[k], 0);
+
+/** The issue's targets for `path` (tidegate), against nginx-stream and, for memory, the bare Bun tunnel. */
+export function judge(samples: readonly Sample[], mem: readonly ProcMemory[], path: string): Judged[] {
+  const ka = ratio(samples, path, "ka1k", (s) => s.rps);
+  const p99 = ratio(samples, path, "ka1k", (s) => s.p99ms);
+  const nc = ratio(samples, path, "close1k", (s) => s.rps);
+  const mb = ratio(samples, path, "dl1m", (s) => s.mibps);
+  const out: Judged[] = [
+    { figure: "1 KiB keep-alive req/s", value: ka, target: `>= ${TARGETS.keepAlive}x`, met: ka >= TARGETS.keepAlive },
+    { figure: "1 KiB keep-alive p99", value: p99, target: `<= ${TARGETS.p99}x`, met: p99 <= TARGETS.p99 },
+    { figure: "new connections/s", value: nc, target: `>= ${TARGETS.newConns}x`, met: nc >= TARGETS.newConns },
+    { figure: "1 MiB throughput", value: mb, target: `>= ${TARGETS.mib}x`, met: mb >= TARGETS.mib },
+  ];
+  for (const hop of ["client", "server"] as const) {
+    const v = hopKiB(mem, path, hop, "rssKiB") / hopKiB(mem, "bare-bun", hop, "rssKiB");
+    out.push({ figure: `RSS, ${hop} hop process vs the bare tunnel's`, value: v, target: `<= ${TARGETS.rss}x`, met: v <= TARGETS.rss });
+  }
+  return out;
+}
+
+const f0 = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString("en-US") : "n/a");
+const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : "n/a");
+const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "n/a");
+const mib = (kib: number) => (kib > 0 ? (kib / 1024).toFixed(1) : "n/a");
+
+export function markdown(samples: readonly Sample[], mem: readonly ProcMemory[], paths: readonly string[], meta: { reps: number; seconds: number; conns: number; command: string }): string {
+  const lines: string[] = [];
+  lines.push(`Command: \`${meta.command}\` (${new Date().toISOString().slice(0, 10)}, Bun ${Bun.version}; ${meta.reps} repetitions of ${meta.seconds} s per test and path, interleaved, order rotated per repetition; medians)`, "");
+  lines.push(`| path | 1 KiB req/s (${meta.conns} conns) | p50 ms | p99 ms | new conn/s | 1 MiB MiB/s | CPU µs/req, client + server hop | CPU µs per new conn | CPU ms per MiB |`);
+  lines.push("|---|---|---|---|---|---|---|---|---|");
+  for (const p of paths) {
+    const cpu = (f: (s: Sample) => number) => med(samples, p, "ka1k", f);
+    const reqs = (s: Sample) => (s.requests > 0 ? 1e6 / s.requests : Number.NaN);
+    lines.push(
+      `| ${p} | ${f0(med(samples, p, "ka1k", (s) => s.rps))} | ${f2(med(samples, p, "ka1k", (s) => s.p50ms))} | ${f2(med(samples, p, "ka1k", (s) => s.p99ms))} | ${f0(med(samples, p, "close1k", (s) => s.rps))} | ${f0(med(samples, p, "dl1m", (s) => s.mibps))} | ${f1(cpu((s) => s.cpuUsPerReq))} (${f1(cpu((s) => s.cpuClientS * reqs(s)))} + ${f1(cpu((s) => s.cpuServerS * reqs(s)))}) | ${f0(med(samples, p, "close1k", (s) => s.cpuUsPerReq))} | ${f2(med(samples, p, "dl1m", (s) => s.cpuUsPerReq / 1000))} |`,
+    );
+  }
+  lines.push("", "Memory of the tunnel processes, MiB (a hop's processes added up: nginx's master and worker):", "");
+  lines.push("| path | processes, client / server hop | RSS before load | RSS after the runs | peak RSS |", "|---|---|---|---|---|");
+  for (const p of paths) {
+    const two = (k: "rssKiB" | "hwmKiB" | "idleRssKiB") => `${mib(hopKiB(mem, p, "client", k))} / ${mib(hopKiB(mem, p, "server", k))}`;
+    const n = (hop: "client" | "server") => mem.filter((m) => m.path === p && m.hop === hop).length;
+    lines.push(`| ${p} | ${n("client")} / ${n("server")} | ${two("idleRssKiB")} | ${two("rssKiB")} | ${two("hwmKiB")} |`);
+  }
+  lines.push("", `Ratios against ${BASELINE} (median of the per-repetition ratios):`, "");
+  const others = paths.filter((p) => p !== BASELINE);
+  lines.push(`| figure | ${others.join(" | ")} |`, `|---|${others.map(() => "---").join("|")}|`);
+  const row = (name: string, test: TestName, f: (s: Sample) => number) => lines.push(`| ${name} | ${others.map((p) => `${f2(ratio(samples, p, test, f))}x`).join(" | ")} |`);
+  row("1 KiB keep-alive req/s", "ka1k", (s) => s.rps);
+  row("1 KiB keep-alive p99", "ka1k", (s) => s.p99ms);
+  row("new connections/s", "close1k", (s) => s.rps);
+  row("1 MiB throughput", "dl1m", (s) => s.mibps);
+  row("CPU per 1 KiB request", "ka1k", (s) => s.cpuUsPerReq);
+  row("CPU per new connection", "close1k", (s) => s.cpuUsPerReq);
+  row("CPU per MiB", "dl1m", (s) => s.cpuUsPerReq);
+  if (paths.includes("tidegate")) {
+    lines.push("", "tidegate against the issue's targets:", "", "| figure | ratio | target | result |", "|---|---|---|---|");
+    for (const j of judge(samples, mem, "tidegate")) lines.push(`| ${j.figure} | ${f2(j.value)}x | ${j.target} | ${j.met ? "met" : "MISSED"} |`);
+  }
+  lines.push("", "Per-run values (req/s for 1 KiB, MiB/s for 1 MiB), in repetition order:", "");
+  for (const t of ["ka1k", "close1k", "dl1m"] as const) {
+    lines.push(`- ${t}: ${paths.map((p) => `${p} [${pick(samples, p, t).sort((a, b) => a.rep - b.rep).map((s) => f0(t === "dl1m" ? s.mibps : s.rps)).join(", ")}]`).join("; ")}`);
+  }
+  lines.push("", `Where the CPU went (medians; % of one core over the run; the host has ${samples[0]?.host.cpus ?? "?"} cores; softirq is also counted in the time of whichever process it interrupted (tick accounting); "other": busy less the processes named, i.e. anything outside the benchmark):`, "");
+  lines.push("| test | path | host busy | of it softirq | steal | client hop | server hop | backend | wrk | other |", "|---|---|---|---|---|---|---|---|---|---|");
+  for (const t of ["ka1k", "close1k", "dl1m"] as const) {
+    for (const p of paths) {
+      const pc = (f: (s: Sample) => number) => `${f0(med(samples, p, t, (s) => (100 * f(s)) / s.wallS))} %`;
+      lines.push(`| ${t} | ${p} | ${pc((s) => s.host.busyS)} | ${pc((s) => s.host.softirqS)} | ${pc((s) => s.host.stealS)} | ${pc((s) => s.cpuClientS)} | ${pc((s) => s.cpuServerS)} | ${pc((s) => s.cpuBackendS)} | ${pc((s) => s.cpuWrkS)} | ${pc((s) => s.host.busyS - s.cpuClientS - s.cpuServerS - s.cpuBackendS - s.cpuWrkS)} |`);
+    }
+  }
+  const errs = samples.filter((s) => s.errors !== "");
+  if (errs.length > 0) lines.push("", "wrk errors:", ...errs.map((s) => `- ${s.path} ${s.test} rep ${s.rep}: ${s.errors}`));
+  return lines.join("\n");
+}
