@@ -10,6 +10,7 @@ import { PolicyHolder } from "../policy/holder.ts";
 import { parseIp } from "../policy/address.ts";
 import { decideConnection, identifyCaller, type EgressDeps } from "../proxy/egress-listener.ts";
 import { createLogger } from "../runtime/log.ts";
+import { AttestError } from "../attest/errors.ts";
 import type { LpmEntry } from "../bpf/lpm-entries.ts";
 import type { Entry } from "./wire.ts";
 
@@ -34,7 +35,7 @@ function setup(entries: Entry[] | null, cgroups = new Map([["w1", 101n]])) {
     removeCgroup: (id) => void removed.push(id),
     lookupPeer: () => null,
   };
-  const state = { entries, selectors: ["tidegate:workload:w1"] as string[] };
+  const state = { entries, selectors: ["tidegate:workload:w1"] as string[], attestError: null as Error | null };
   const holder = new PolicyHolder();
   const enforcement = new Enforcement({
     configPath: config,
@@ -42,7 +43,10 @@ function setup(entries: Entry[] | null, cgroups = new Map([["w1", 101n]])) {
     capture,
     cgroups: { workloads: () => cgroups },
     entries: () => state.entries,
-    attest: async () => state.selectors,
+    attest: async () => {
+      if (state.attestError !== null) throw state.attestError;
+      return state.selectors;
+    },
     logger: createLogger({ write: (l) => void lines.push(l) }),
   });
   return { enforcement, holder, synced, removed, lines, state, cgroups };
@@ -117,6 +121,11 @@ describe("enforcement", () => {
     t.state.selectors = ["unix:uid:7"];
     expect((await who(record)).fields).toMatchObject({ reason: "identity_mismatch", workload: "w1" });
     t.state.selectors = ["tidegate:workload:w1"];
+    t.state.attestError = new AttestError("attest_no_process", "attest: no process with pid 42");
+    expect((await who(record)).fields).toMatchObject({ outcome: "refused", reason: "caller_exited" });
+    t.state.attestError = new AttestError("attest_bad_proc", "attest: /proc/42/stat has an unexpected shape");
+    expect((await who(record)).fields).toMatchObject({ outcome: "refused", reason: "attestation_failed" });
+    t.state.attestError = null;
     const caller = await who(record);
     if ("refused" in caller) throw new Error("refused");
     expect(caller.fields).toMatchObject({ spiffe_id: "spiffe://example.org/w1", dst: "10.1.2.3", dst_port: 80, pid: 42, uid: 65534 });

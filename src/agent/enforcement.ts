@@ -136,7 +136,10 @@ export class Enforcement {
     try {
       selectors = await this.o.attest(record.tgid);
     } catch (e) {
-      return { ok: false, workload, reason: "attestation_failed", detail: e instanceof Error ? e.message : String(e) };
+      // A caller that exited before it could be attested (a client's last connections as it quits)
+      // is refused like any other, under its own reason so that it does not read as a fault.
+      const gone = (e as { code?: string }).code === "attest_no_process";
+      return { ok: false, workload, reason: gone ? "caller_exited" : "attestation_failed", detail: e instanceof Error ? e.message : String(e) };
     }
     let matched: Entry | null;
     try {
