@@ -19,7 +19,8 @@
  * written before its certificate, so a crash between the two leaves a pair whose mismatch the
  * loader detects (svid-cache.ts) and repairs by asking again.
  */
-import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, unlinkSync, writeSync, constants } from "node:fs";
+import { writeAtomic } from "../runtime/atomic-write.ts";
+import { chmodSync, mkdirSync, readFileSync, readdirSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { AgentError } from "./errors.ts";
 
@@ -69,19 +70,7 @@ export class StateFiles {
 
   /** Writes `text` to `name` atomically with `mode` (0600 for keys). */
   write(name: string, text: string, mode: number): void {
-    const final = this.path(name);
-    const tmp = `${final}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
-    try {
-      writeSync(fd, text);
-      fsyncSync(fd);
-    } catch (e) {
-      closeSync(fd);
-      unlinkSync(tmp);
-      throw e;
-    }
-    closeSync(fd);
-    renameSync(tmp, final);
+    writeAtomic(this.path(name), text, mode);
   }
 
   writeKey(name: string, pem: string): void {

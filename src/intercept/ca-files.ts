@@ -21,7 +21,7 @@ import { decodePem, encodePem } from "../x509/pem.ts";
 import { KEY_USAGE, readCertificate, serialHex } from "../x509/cert.ts";
 import { subtle, webcrypto } from "../x509/engine.ts";
 import { InterceptError } from "./errors.ts";
-import { writeAtomic } from "./atomic-write.ts";
+import { writeAtomic } from "../runtime/atomic-write.ts";
 
 export const CA_TTL_SECONDS = 365 * 86_400;
 /** A CA with less than this left is replaced, at load and before a leaf is minted. */

@@ -13,7 +13,7 @@
 import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { InterceptError } from "./errors.ts";
-import { writeAtomic } from "./atomic-write.ts";
+import { writeAtomic } from "../runtime/atomic-write.ts";
 
 export const SYSTEM_ROOTS = "/etc/ssl/certs/ca-certificates.crt";
 export const BUNDLE_FILE = "intercept-ca-bundle.pem";
