@@ -220,3 +220,120 @@ export function peerPaths(p: Ports, children: ReadonlyMap<string, Child>): PathS
   const path = (name: string, prefix: string, port: number): PathSpec => ({ name, host: "127.0.0.1", port, hops: () => ({ client: pid(`${prefix}-client`), server: pid(`${prefix}-server`) }) });
   return [path("nginx-stream", "nginx-stream", p.nginxClient), path("haproxy-tcp", "haproxy-tcp", p.haproxyClient), path("stunnel", "stunnel", p.stunnelClient), path("bare-bun", "bare", p.bareClient)];
 }
+
+/** The ports of bench/mtls-http.ts's peers: the backend, and the client and server hop of each L7 mTLS pair. */
+export interface HttpPorts {
+  backend: number;
+  nginxHttpClient: number;
+  nginxHttpServer: number;
+  haproxyHttpClient: number;
+  haproxyHttpServer: number;
+}
+
+/**
+ * The L7 mutual-TLS pairs of ../shared/reference/peer-baselines (conf/nginx-http-*.conf,
+ * conf/haproxy-http-*.cfg: HTTP in, mTLS between the hops with a pooled upstream, HTTP out to the
+ * backend; the same directives, only ports and folders differ), with the backend and its files as
+ * `renderConfigs` writes them (it also writes the L4 peers' files, which are not started here).
+ */
+export function renderHttpConfigs(dir: string, p: HttpPorts): void {
+  renderConfigs(dir, { backend: p.backend, nginxClient: 0, nginxServer: 0, haproxyClient: 0, haproxyServer: 0, stunnelClient: 0, stunnelServer: 0, bareClient: 0, bareServer: 0 });
+  const run = join(dir, "run");
+  const c = join(dir, "certs");
+  const head = (n: string) => `worker_processes 1;
+daemon off;
+pid ${run}/${n}.pid;
+error_log ${run}/${n}.err warn;
+events { worker_connections 8192; multi_accept on; }
+`;
+  const tmp = (n: string) => ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"].map((k) => `${k}_temp_path ${run}/tmp_${n}_${k.split("_")[0]};`).join(" ");
+  const proxyCommon = `proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffer_size 16k; proxy_buffers 16 16k; proxy_max_temp_file_size 0;`;
+  const haproxyHead = `global
+  nbthread 1
+  maxconn 8000
+  ssl-server-verify required
+defaults
+  timeout connect 5s
+  timeout client 120s
+  timeout server 120s
+  mode http
+  option http-keep-alive
+  timeout http-keep-alive 120s
+`;
+  const files: Record<string, string> = {
+    "nginx-http-client.conf": `${head("nginx-http-client")}http {
+  ${tmp("nginx-http-client")}
+  access_log off; keepalive_requests 10000000; keepalive_timeout 120s;
+  upstream remote { server 127.0.0.1:${p.nginxHttpServer}; keepalive 64; keepalive_requests 10000000; }
+  server {
+    listen 127.0.0.1:${p.nginxHttpClient} backlog=4096;
+    location / {
+      proxy_pass https://remote; ${proxyCommon}
+      proxy_set_header Host $host;
+      proxy_set_header X-Agent-Id "spiffe://example.org/agent";
+      proxy_ssl_protocols TLSv1.3;
+      proxy_ssl_certificate ${c}/agent.crt; proxy_ssl_certificate_key ${c}/agent.key;
+      proxy_ssl_trusted_certificate ${c}/ca.crt; proxy_ssl_verify on; proxy_ssl_verify_depth 2;
+      proxy_ssl_name server.example.org; proxy_ssl_server_name on; proxy_ssl_session_reuse on;
+    }
+  }
+}
+`,
+    "nginx-http-server.conf": `${head("nginx-http-server")}http {
+  ${tmp("nginx-http-server")}
+  access_log off; keepalive_requests 10000000; keepalive_timeout 120s;
+  upstream backend { server 127.0.0.1:${p.backend}; keepalive 64; keepalive_requests 10000000; }
+  server {
+    listen 127.0.0.1:${p.nginxHttpServer} ssl backlog=4096;
+    ssl_protocols TLSv1.3;
+    ssl_certificate ${c}/server.crt; ssl_certificate_key ${c}/server.key;
+    ssl_client_certificate ${c}/ca.crt; ssl_verify_client on; ssl_verify_depth 2;
+    ssl_session_cache shared:NHS:10m;
+    location / {
+      proxy_pass http://backend; ${proxyCommon}
+      proxy_set_header Host $host;
+      proxy_set_header X-Client-Verify $ssl_client_verify;
+      proxy_set_header X-Client-DN $ssl_client_s_dn;
+    }
+  }
+}
+`,
+    "haproxy-http-client.cfg": `${haproxyHead}listen tun
+  bind 127.0.0.1:${p.haproxyHttpClient}
+  http-reuse always
+  http-request set-header X-Agent-Id spiffe://example.org/agent
+  server remote 127.0.0.1:${p.haproxyHttpServer} ssl crt ${c}/agent.pem ca-file ${c}/ca.crt verify required verifyhost server.example.org sni str(server.example.org) ssl-min-ver TLSv1.3
+`,
+    "haproxy-http-server.cfg": `${haproxyHead}listen tun
+  bind 127.0.0.1:${p.haproxyHttpServer} ssl crt ${c}/server.pem ca-file ${c}/ca.crt verify required ssl-min-ver TLSv1.3
+  http-reuse always
+  http-request set-header X-Client-Verify %[ssl_c_verify]
+  http-request set-header X-Client-DN %{+Q}[ssl_c_s_dn]
+  server backend 127.0.0.1:${p.backend}
+`,
+  };
+  for (const [n, text] of Object.entries(files)) writeFileSync(join(dir, n), text);
+}
+
+/** The command of each process of bench/mtls-http.ts's peers, by name. */
+export function httpPeerCommands(dir: string): Record<string, string[]> {
+  const nginx = (n: string) => ["nginx", "-e", join(dir, "run", `${n}.err`), "-c", join(dir, `${n}.conf`)];
+  return {
+    backend: nginx("nginx-backend"),
+    "nginx-http-client": nginx("nginx-http-client"),
+    "nginx-http-server": nginx("nginx-http-server"),
+    "haproxy-http-client": ["haproxy", "-db", "-f", join(dir, "haproxy-http-client.cfg")],
+    "haproxy-http-server": ["haproxy", "-db", "-f", join(dir, "haproxy-http-server.cfg")],
+  };
+}
+
+/** The two L7 peer paths over the started children (by name). */
+export function httpPeerPaths(p: HttpPorts, children: ReadonlyMap<string, Child>): PathSpec[] {
+  const pid = (n: string) => {
+    const c = children.get(n);
+    if (c === undefined) throw new Error(`bench: ${n} was not started`);
+    return withChildren(c.proc.pid);
+  };
+  const path = (name: string, port: number): PathSpec => ({ name, host: "127.0.0.1", port, hops: () => ({ client: pid(`${name}-client`), server: pid(`${name}-server`) }) });
+  return [path("nginx-http", p.nginxHttpClient), path("haproxy-http", p.haproxyHttpClient)];
+}

@@ -115,3 +115,59 @@ export function markdown(samples: readonly Sample[], mem: readonly ProcMemory[],
   if (errs.length > 0) lines.push("", "wrk errors:", ...errs.map((s) => `- ${s.path} ${s.test} rep ${s.rep}: ${s.errors}`));
   return lines.join("\n");
 }
+
+/** bench/mtls-http.ts's baseline: the nginx L7 mTLS pair. */
+export const HTTP_BASELINE = "nginx-http";
+
+/** Median over repetitions of path/baseline for the ka1k test, each taken within one repetition. */
+export function ratioTo(samples: readonly Sample[], baseline: string, path: string, f: (s: Sample) => number): number {
+  const rs: number[] = [];
+  for (const s of pick(samples, path, "ka1k")) {
+    const b = samples.find((x) => x.path === baseline && x.test === "ka1k" && x.rep === s.rep);
+    if (b !== undefined && f(b) > 0) rs.push(f(s) / f(b));
+  }
+  return median(rs);
+}
+
+/** The issue's L7 targets for `path` against nginx-http: keep-alive req/s at least 1x, p99 at most 1.1x. */
+export function judgeHttp(samples: readonly Sample[], path: string): Judged[] {
+  const ka = ratioTo(samples, HTTP_BASELINE, path, (s) => s.rps);
+  const p99 = ratioTo(samples, HTTP_BASELINE, path, (s) => s.p99ms);
+  return [
+    { figure: "1 KiB keep-alive req/s", value: ka, target: `>= ${TARGETS.keepAlive}x`, met: ka >= TARGETS.keepAlive },
+    { figure: "1 KiB keep-alive p99", value: p99, target: `<= ${TARGETS.p99}x`, met: p99 <= TARGETS.p99 },
+  ];
+}
+
+/** bench/mtls-http.ts's Markdown report: keep-alive 1 KiB only, medians per path, ratios against nginx-http. */
+export function markdownHttp(samples: readonly Sample[], paths: readonly string[], meta: { reps: number; seconds: number; conns: number; command: string }): string {
+  const lines: string[] = [];
+  const m = (p: string, f: (s: Sample) => number) => med(samples, p, "ka1k", f);
+  const perReq = (s: Sample, cpuS: number) => (s.requests > 0 ? (cpuS / s.requests) * 1e6 : Number.NaN);
+  lines.push(`Command: \`${meta.command}\` (${new Date().toISOString().slice(0, 10)}, Bun ${Bun.version}; ${meta.reps} repetitions of ${meta.seconds} s per path, interleaved, order rotated per repetition; medians; 1 KiB GETs on ${meta.conns} keep-alive connections)`, "");
+  lines.push("| path | req/s | p50 ms | p99 ms | CPU µs/req, client + server hop | client hop µs/req | server hop µs/req | backend µs/req |", "|---|---|---|---|---|---|---|---|");
+  for (const p of paths) {
+    lines.push(`| ${p} | ${f0(m(p, (s) => s.rps))} | ${f2(m(p, (s) => s.p50ms))} | ${f2(m(p, (s) => s.p99ms))} | ${f1(m(p, (s) => s.cpuUsPerReq))} | ${f1(m(p, (s) => perReq(s, s.cpuClientS)))} | ${f1(m(p, (s) => perReq(s, s.cpuServerS)))} | ${f1(m(p, (s) => perReq(s, s.cpuBackendS)))} |`);
+  }
+  const others = paths.filter((p) => p !== HTTP_BASELINE);
+  lines.push("", `Ratios against ${HTTP_BASELINE} (median of the per-repetition ratios):`, "", `| figure | ${others.join(" | ")} |`, `|---|${others.map(() => "---").join("|")}|`);
+  const row = (name: string, f: (s: Sample) => number) => lines.push(`| ${name} | ${others.map((p) => `${f2(ratioTo(samples, HTTP_BASELINE, p, f))}x`).join(" | ")} |`);
+  row("keep-alive req/s", (s) => s.rps);
+  row("p50", (s) => s.p50ms);
+  row("p99", (s) => s.p99ms);
+  row("CPU per request (both hops)", (s) => s.cpuUsPerReq);
+  if (paths.includes("tidegate")) {
+    lines.push("", "tidegate against the issue's targets:", "", "| figure | ratio | target | result |", "|---|---|---|---|");
+    for (const j of judgeHttp(samples, "tidegate")) lines.push(`| ${j.figure} | ${f2(j.value)}x | ${j.target} | ${j.met ? "met" : "MISSED"} |`);
+  }
+  lines.push("", "Per-run req/s, in repetition order: " + paths.map((p) => `${p} [${pick(samples, p, "ka1k").sort((a, b) => a.rep - b.rep).map((s) => f0(s.rps)).join(", ")}]`).join("; "));
+  lines.push("", `Where the CPU went (medians; % of one core over the run; ${samples[0]?.host.cpus ?? "?"} cores; "other": busy less the processes named):`, "");
+  lines.push("| path | host busy | of it softirq | steal | client hop | server hop | backend | wrk | other |", "|---|---|---|---|---|---|---|---|---|");
+  for (const p of paths) {
+    const pc = (f: (s: Sample) => number) => `${f0(m(p, (s) => (100 * f(s)) / s.wallS))} %`;
+    lines.push(`| ${p} | ${pc((s) => s.host.busyS)} | ${pc((s) => s.host.softirqS)} | ${pc((s) => s.host.stealS)} | ${pc((s) => s.cpuClientS)} | ${pc((s) => s.cpuServerS)} | ${pc((s) => s.cpuBackendS)} | ${pc((s) => s.cpuWrkS)} | ${pc((s) => s.host.busyS - s.cpuClientS - s.cpuServerS - s.cpuBackendS - s.cpuWrkS)} |`);
+  }
+  const errs = samples.filter((s) => s.errors !== "");
+  if (errs.length > 0) lines.push("", "wrk errors:", ...errs.map((s) => `- ${s.path} rep ${s.rep}: ${s.errors}`));
+  return lines.join("\n");
+}

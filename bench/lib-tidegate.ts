@@ -166,3 +166,125 @@ inbound:
     log: logOf,
   };
 }
+
+/** The name wrk's requests carry in bench/mtls-http.ts; A's `dns.hosts` maps it to `DIAL.host`. */
+export const HTTP_HOST = "backend.bench.test";
+/** The secret A injects, stored before A starts. */
+export const SECRET_NAME = "bench_token";
+
+/**
+ * tidegate's L7 path of bench/mtls-http.ts, on the same stand as `startTidegatePath` (server, two
+ * agent instances, the same names and identities):
+ *
+ *   wrk over plain HTTP (tidegate run --workload bench-client, as nobody; Host: backend.bench.test)
+ *   -> 127.0.0.21:8080, redirected to A's egress proxy -> rule `bench-http` (action intercept:
+ *   each request parsed, `Authorization: Bearer ${secret:bench_token}` injected, re-originated
+ *   with mTLS to .../bench/backend on B's listen port, legs reused) -> B's inbound listener
+ *   (`forward_client_cert: true`: x-forwarded-client-cert set on each request) -> the backend.
+ *
+ * The secret (random, 64 hex characters) is set with `tidegate secret set` through stdin, with
+ * A's --instance and --state-dir, before A starts. `secret` is that value, for checks only.
+ */
+export async function startTidegateHttpPath(procs: Procs, backendPort: number): Promise<TidegatePath & { readonly secret: string }> {
+  if (!existsSync(BINARY)) throw new Error(`bench: ${BINARY} is missing: run 'bun run build' first`);
+  const dir = join(procs.dir, "tidegate");
+  const d = (n: string) => {
+    const p = join(dir, n);
+    mkdirSync(p, { recursive: true });
+    return p;
+  };
+  const inst = instanceNames(process.pid);
+  const serverFlags = ["--instance", inst.a, "--state-dir", d("server-state"), "--run-dir", d("server-run"), "--server-config", join(dir, "server.yaml")];
+  const nodeFlags = (instance: string, n: string) => ["--instance", instance, "--state-dir", d(`${n}-state`), "--run-dir", d(`${n}-run`), "--config", join(dir, `${n}.yaml`)];
+  const flags = { a: nodeFlags(inst.a, "a"), b: nodeFlags(inst.b, "b") };
+  const listenPort = freePort(DIAL.host);
+
+  writeFileSync(join(dir, "server.yaml"), "svid:\n  default_ttl: 1h\n");
+  await cli(["server", "init", "--trust-domain", "example.org", ...serverFlags]);
+  procs.start("tg-server", [BINARY, "server", ...serverFlags]);
+  const serverJson = join(dir, "server-run", "server.json");
+  const info = await waitFor("server.json", () => (existsSync(serverJson) ? (JSON.parse(readFileSync(serverJson, "utf8")) as { public: string }) : undefined), 20_000, () => procs.check("tg-server"));
+
+  const entry = async (node: string, id: string, selector: string) => (JSON.parse(await cli(["entry", "create", "--spiffe-id", id, "--node", node, "--selector", selector, "--json", ...serverFlags])) as { id: string }).id;
+  const entries = { a: await entry("bench-a", CLIENT_ID, "tidegate:workload:bench-client"), b: await entry("bench-b", BACKEND_ID, "tidegate:workload:bench-backend") };
+
+  writeFileSync(
+    join(dir, "a.yaml"),
+    `trust_domain: example.org
+workloads:
+  - { name: bench-client, id: ${CLIENT_ID}, user: nobody }
+egress:
+  - name: bench-http
+    from: ${CLIENT_ID}
+    to: { host: ${HTTP_HOST}, port: ${DIAL.port} }
+    action: intercept
+    inject: { headers: { Authorization: "Bearer \${secret:${SECRET_NAME}}" } }
+    mtls: { server_id: ${BACKEND_ID} }
+    upstream: { port: ${listenPort} }
+dns:
+  hosts:
+    ${HTTP_HOST}: [${DIAL.host}]
+`,
+  );
+  writeFileSync(
+    join(dir, "b.yaml"),
+    `trust_domain: example.org
+inbound:
+  - name: bench-http
+    id: ${BACKEND_ID}
+    listen: ${DIAL.host}:${listenPort}
+    forward: 127.0.0.1:${backendPort}
+    allow: [${CLIENT_ID}]
+    forward_client_cert: true
+`,
+  );
+  await cli(["policy", "check", join(dir, "a.yaml")]);
+  await cli(["policy", "check", join(dir, "b.yaml")]);
+
+  // the secret goes in before A starts, from stdin (never argv)
+  const secret = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("hex");
+  const set = Bun.spawn([BINARY, "secret", "set", SECRET_NAME, "--instance", inst.a, "--state-dir", join(dir, "a-state")], { stdin: new TextEncoder().encode(`${secret}\n`), stdout: "pipe", stderr: "pipe", cwd: "/" });
+  const [, setErr, setCode] = await Promise.all([new Response(set.stdout).text(), new Response(set.stderr).text(), set.exited]);
+  if (setCode !== 0) throw new Error(`bench: tidegate secret set ${SECRET_NAME} exited ${setCode}: ${setErr}`);
+
+  const logOf = (n: "a" | "b") =>
+    procs
+      .output(`tg-agent-${n}`)
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as { event: string; [k: string]: unknown });
+  const pids = { a: 0, b: 0 };
+  // one after the other: each instance takes the first free egress port below 1000
+  for (const n of ["a", "b"] as const) {
+    const tokenOut = await cli(["token", "create", "--node", `bench-${n}`, ...serverFlags]);
+    const tokenFile = join(dir, `${n}.token`);
+    writeFileSync(tokenFile, /token:\s*(\S+)/.exec(tokenOut)![1]!, { mode: 0o600 });
+    const fingerprint = /fingerprint[^:]*:\s*([0-9a-fA-F:]+)/.exec(tokenOut)![1]!;
+    const c = procs.start(`tg-agent-${n}`, [BINARY, "agent", ...flags[n], "--server", `https://${info.public}`, "--join-token-file", tokenFile, "--server-fingerprint", fingerprint]);
+    pids[n] = c.proc.pid;
+    const sock = join(dir, `${n}-run`, "agent.sock");
+    await waitFor(
+      `agent ${n} to capture, holding its SVID`,
+      async () => {
+        const s = (await callUnix(sock, "the agent", "GET", "/v1/status")).body as { capture?: { egress_port?: number } };
+        return s.capture?.egress_port && existsSync(join(dir, `${n}-state`, "agent", "svids", `${entries[n]}.key`)) ? true : undefined;
+      },
+      30_000,
+      () => procs.check(`tg-agent-${n}`),
+    );
+  }
+  await waitFor("B's inbound listener", () => logOf("b").find((l) => l.event === "inbound_listening" && l.rule === "bench-http"), 20_000, () => procs.check("tg-agent-b"));
+
+  return {
+    name: "tidegate",
+    host: DIAL.host,
+    port: DIAL.port,
+    hops: () => ({ client: [pids.a], server: [pids.b] }),
+    runPrefix: [BINARY, "run", ...flags.a, "--workload", "bench-client", "--user", "nobody", "--"],
+    instances: inst,
+    agentPids: pids,
+    flags,
+    log: logOf,
+    secret,
+  };
+}
