@@ -76,8 +76,20 @@ export interface TidegatePath extends PathSpec {
   log(node: "a" | "b"): { event: string; [k: string]: unknown }[];
 }
 
-/** Starts server and agents as children of `procs` ("tg-server", "tg-agent-a", "tg-agent-b"); `procs.stopAll` and `uninstall` undo it. */
-export async function startTidegatePath(procs: Procs, backendPort: number): Promise<TidegatePath> {
+/** What a path's stand-up writes between the entries and the agents' start. */
+interface Stand {
+  readonly dir: string;
+  readonly inst: { a: string; b: string };
+  readonly listenPort: number;
+  readonly backendPort: number;
+}
+
+/**
+ * The stand both paths share: the server, the two entries, then `configure` (the agents' configs,
+ * anything to do before they start), then agents A and B, one after the other, each waited for
+ * until it captures and holds its SVID, and B's inbound listener `rule` until it listens.
+ */
+async function standUp(procs: Procs, backendPort: number, rule: string, configure: (s: Stand) => Promise<void>): Promise<TidegatePath> {
   if (!existsSync(BINARY)) throw new Error(`bench: ${BINARY} is missing: run 'bun run build' first`);
   const dir = join(procs.dir, "tidegate");
   const d = (n: string) => {
@@ -100,31 +112,7 @@ export async function startTidegatePath(procs: Procs, backendPort: number): Prom
   const entry = async (node: string, id: string, selector: string) => (JSON.parse(await cli(["entry", "create", "--spiffe-id", id, "--node", node, "--selector", selector, "--json", ...serverFlags])) as { id: string }).id;
   const entries = { a: await entry("bench-a", CLIENT_ID, "tidegate:workload:bench-client"), b: await entry("bench-b", BACKEND_ID, "tidegate:workload:bench-backend") };
 
-  writeFileSync(
-    join(dir, "a.yaml"),
-    `trust_domain: example.org
-workloads:
-  - { name: bench-client, id: ${CLIENT_ID}, user: nobody }
-egress:
-  - name: bench
-    from: ${CLIENT_ID}
-    to: { cidr: ${DIAL.host}/32, port: ${DIAL.port} }
-    action: mtls
-    mtls: { server_id: ${BACKEND_ID} }
-    upstream: { port: ${listenPort} }
-`,
-  );
-  writeFileSync(
-    join(dir, "b.yaml"),
-    `trust_domain: example.org
-inbound:
-  - name: bench
-    id: ${BACKEND_ID}
-    listen: ${DIAL.host}:${listenPort}
-    forward: 127.0.0.1:${backendPort}
-    allow: [${CLIENT_ID}]
-`,
-  );
+  await configure({ dir, inst, listenPort, backendPort });
 
   const logOf = (n: "a" | "b") =>
     procs
@@ -152,7 +140,7 @@ inbound:
       () => procs.check(`tg-agent-${n}`),
     );
   }
-  await waitFor("B's inbound listener", () => logOf("b").find((l) => l.event === "inbound_listening" && l.rule === "bench"), 20_000, () => procs.check("tg-agent-b"));
+  await waitFor("B's inbound listener", () => logOf("b").find((l) => l.event === "inbound_listening" && l.rule === rule), 20_000, () => procs.check("tg-agent-b"));
 
   return {
     name: "tidegate",
@@ -165,6 +153,37 @@ inbound:
     flags,
     log: logOf,
   };
+}
+
+/** Starts server and agents as children of `procs` ("tg-server", "tg-agent-a", "tg-agent-b"); `procs.stopAll` and `uninstall` undo it. */
+export async function startTidegatePath(procs: Procs, backendPort: number): Promise<TidegatePath> {
+  return standUp(procs, backendPort, "bench", async ({ dir, listenPort }) => {
+    writeFileSync(
+      join(dir, "a.yaml"),
+      `trust_domain: example.org
+workloads:
+  - { name: bench-client, id: ${CLIENT_ID}, user: nobody }
+egress:
+  - name: bench
+    from: ${CLIENT_ID}
+    to: { cidr: ${DIAL.host}/32, port: ${DIAL.port} }
+    action: mtls
+    mtls: { server_id: ${BACKEND_ID} }
+    upstream: { port: ${listenPort} }
+`,
+    );
+    writeFileSync(
+      join(dir, "b.yaml"),
+      `trust_domain: example.org
+inbound:
+  - name: bench
+    id: ${BACKEND_ID}
+    listen: ${DIAL.host}:${listenPort}
+    forward: 127.0.0.1:${backendPort}
+    allow: [${CLIENT_ID}]
+`,
+    );
+  });
 }
 
 /** The name wrk's requests carry in bench/mtls-http.ts; A's `dns.hosts` maps it to `DIAL.host`. */
@@ -186,31 +205,11 @@ export const SECRET_NAME = "bench_token";
  * A's --instance and --state-dir, before A starts. `secret` is that value, for checks only.
  */
 export async function startTidegateHttpPath(procs: Procs, backendPort: number): Promise<TidegatePath & { readonly secret: string }> {
-  if (!existsSync(BINARY)) throw new Error(`bench: ${BINARY} is missing: run 'bun run build' first`);
-  const dir = join(procs.dir, "tidegate");
-  const d = (n: string) => {
-    const p = join(dir, n);
-    mkdirSync(p, { recursive: true });
-    return p;
-  };
-  const inst = instanceNames(process.pid);
-  const serverFlags = ["--instance", inst.a, "--state-dir", d("server-state"), "--run-dir", d("server-run"), "--server-config", join(dir, "server.yaml")];
-  const nodeFlags = (instance: string, n: string) => ["--instance", instance, "--state-dir", d(`${n}-state`), "--run-dir", d(`${n}-run`), "--config", join(dir, `${n}.yaml`)];
-  const flags = { a: nodeFlags(inst.a, "a"), b: nodeFlags(inst.b, "b") };
-  const listenPort = freePort(DIAL.host);
-
-  writeFileSync(join(dir, "server.yaml"), "svid:\n  default_ttl: 1h\n");
-  await cli(["server", "init", "--trust-domain", "example.org", ...serverFlags]);
-  procs.start("tg-server", [BINARY, "server", ...serverFlags]);
-  const serverJson = join(dir, "server-run", "server.json");
-  const info = await waitFor("server.json", () => (existsSync(serverJson) ? (JSON.parse(readFileSync(serverJson, "utf8")) as { public: string }) : undefined), 20_000, () => procs.check("tg-server"));
-
-  const entry = async (node: string, id: string, selector: string) => (JSON.parse(await cli(["entry", "create", "--spiffe-id", id, "--node", node, "--selector", selector, "--json", ...serverFlags])) as { id: string }).id;
-  const entries = { a: await entry("bench-a", CLIENT_ID, "tidegate:workload:bench-client"), b: await entry("bench-b", BACKEND_ID, "tidegate:workload:bench-backend") };
-
-  writeFileSync(
-    join(dir, "a.yaml"),
-    `trust_domain: example.org
+  const secret = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("hex");
+  const path = await standUp(procs, backendPort, "bench-http", async ({ dir, inst, listenPort }) => {
+    writeFileSync(
+      join(dir, "a.yaml"),
+      `trust_domain: example.org
 workloads:
   - { name: bench-client, id: ${CLIENT_ID}, user: nobody }
 egress:
@@ -225,10 +224,10 @@ dns:
   hosts:
     ${HTTP_HOST}: [${DIAL.host}]
 `,
-  );
-  writeFileSync(
-    join(dir, "b.yaml"),
-    `trust_domain: example.org
+    );
+    writeFileSync(
+      join(dir, "b.yaml"),
+      `trust_domain: example.org
 inbound:
   - name: bench-http
     id: ${BACKEND_ID}
@@ -237,54 +236,14 @@ inbound:
     allow: [${CLIENT_ID}]
     forward_client_cert: true
 `,
-  );
-  await cli(["policy", "check", join(dir, "a.yaml")]);
-  await cli(["policy", "check", join(dir, "b.yaml")]);
-
-  // the secret goes in before A starts, from stdin (never argv)
-  const secret = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("hex");
-  const set = Bun.spawn([BINARY, "secret", "set", SECRET_NAME, "--instance", inst.a, "--state-dir", join(dir, "a-state")], { stdin: new TextEncoder().encode(`${secret}\n`), stdout: "pipe", stderr: "pipe", cwd: "/" });
-  const [, setErr, setCode] = await Promise.all([new Response(set.stdout).text(), new Response(set.stderr).text(), set.exited]);
-  if (setCode !== 0) throw new Error(`bench: tidegate secret set ${SECRET_NAME} exited ${setCode}: ${setErr}`);
-
-  const logOf = (n: "a" | "b") =>
-    procs
-      .output(`tg-agent-${n}`)
-      .split("\n")
-      .filter((l) => l.startsWith("{"))
-      .map((l) => JSON.parse(l) as { event: string; [k: string]: unknown });
-  const pids = { a: 0, b: 0 };
-  // one after the other: each instance takes the first free egress port below 1000
-  for (const n of ["a", "b"] as const) {
-    const tokenOut = await cli(["token", "create", "--node", `bench-${n}`, ...serverFlags]);
-    const tokenFile = join(dir, `${n}.token`);
-    writeFileSync(tokenFile, /token:\s*(\S+)/.exec(tokenOut)![1]!, { mode: 0o600 });
-    const fingerprint = /fingerprint[^:]*:\s*([0-9a-fA-F:]+)/.exec(tokenOut)![1]!;
-    const c = procs.start(`tg-agent-${n}`, [BINARY, "agent", ...flags[n], "--server", `https://${info.public}`, "--join-token-file", tokenFile, "--server-fingerprint", fingerprint]);
-    pids[n] = c.proc.pid;
-    const sock = join(dir, `${n}-run`, "agent.sock");
-    await waitFor(
-      `agent ${n} to capture, holding its SVID`,
-      async () => {
-        const s = (await callUnix(sock, "the agent", "GET", "/v1/status")).body as { capture?: { egress_port?: number } };
-        return s.capture?.egress_port && existsSync(join(dir, `${n}-state`, "agent", "svids", `${entries[n]}.key`)) ? true : undefined;
-      },
-      30_000,
-      () => procs.check(`tg-agent-${n}`),
     );
-  }
-  await waitFor("B's inbound listener", () => logOf("b").find((l) => l.event === "inbound_listening" && l.rule === "bench-http"), 20_000, () => procs.check("tg-agent-b"));
+    await cli(["policy", "check", join(dir, "a.yaml")]);
+    await cli(["policy", "check", join(dir, "b.yaml")]);
 
-  return {
-    name: "tidegate",
-    host: DIAL.host,
-    port: DIAL.port,
-    hops: () => ({ client: [pids.a], server: [pids.b] }),
-    runPrefix: [BINARY, "run", ...flags.a, "--workload", "bench-client", "--user", "nobody", "--"],
-    instances: inst,
-    agentPids: pids,
-    flags,
-    log: logOf,
-    secret,
-  };
+    // the secret goes in before A starts, from stdin (never argv)
+    const set = Bun.spawn([BINARY, "secret", "set", SECRET_NAME, "--instance", inst.a, "--state-dir", join(dir, "a-state")], { stdin: new TextEncoder().encode(`${secret}\n`), stdout: "pipe", stderr: "pipe", cwd: "/" });
+    const [, setErr, setCode] = await Promise.all([new Response(set.stdout).text(), new Response(set.stderr).text(), set.exited]);
+    if (setCode !== 0) throw new Error(`bench: tidegate secret set ${SECRET_NAME} exited ${setCode}: ${setErr}`);
+  });
+  return { ...path, secret };
 }
