@@ -1,8 +1,10 @@
 /**
  * Starts and runs the agent's enforcement (DESIGN.md sections 2 and 3): kernel capture for the
  * instance, the policy from the config file (reloaded on SIGHUP and when the file changes), the
- * egress listener, deny events from the kernel logged with the process's identity, and the
- * workload cgroups `tidegate run` asks for.
+ * egress listener (with the SVIDs and bundles of the identity half for mTLS, and the interception
+ * CA and secret store for intercept), the inbound listeners of the policy (inbound-manager.ts),
+ * deny events from the kernel logged with the process's identity, and the workload cgroups
+ * `tidegate run` asks for (with the workloads' CA bundle).
  *
  * Where the host cannot capture (no cgroup v2, not root, no libbpf or eBPF), `startEnforcer`
  * returns why and the agent runs its identity half alone; `tidegate run` is then refused with that
