@@ -233,6 +233,12 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
       socket.end();
       return;
     }
+    if (first.kind === "other" && c.size === 0 && (c.ended || c.closed)) {
+      // It went away without a byte (a client probing the address): nothing to decide.
+      log({ ...caller.fields, outcome: "client_gone", detail: "closed before sending anything" });
+      socket.end();
+      return;
+    }
     const d = await decideConnection(caller, nameOf(first), deps, first.kind);
     if (d.intercept === true && !c.closed) return serveIntercept({ socket: socket as Socket<unknown>, conn: c, early: joined(c), first, caller, fields: { ...caller.fields, ...d.fields }, deps, upstream: legDeps, log, legTls: (spec) => legTlsOf(spec, caller.id, deps) });
     if (d.upstream === null || c.closed) {

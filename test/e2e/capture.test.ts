@@ -290,6 +290,17 @@ dns:
     expect(line).toMatchObject({ dst: "127.0.0.5", dst_port: 80, uid: 65534, workload: "w1", spiffe_id: "spiffe://example.org/w1", name: "api.example.test", decision: "deny", rule: null, outcome: "refused", reason: "no_rule" });
   }, T);
 
+  test("a connection that closes before sending a byte is logged as the client's going, with no decision", async () => {
+    const probe = "import socket, time; s = socket.create_connection(('127.0.0.5', 80), timeout=3); s.close(); time.sleep(1)"; // alive while the agent attests it
+    const r = await run(["sh", "-c", `echo pid=$$; exec python3 -c "${probe}"`]);
+    const pid = Number(/pid=(\d+)/.exec(r.stdout)![1]);
+    expect(r.code).toBe(0);
+    const line = await waitFor("the listener's line", () => agentLog().find((l) => l.event === "egress" && l.pid === pid));
+    expect(line).toMatchObject({ dst: "127.0.0.5", dst_port: 80, workload: "w1", outcome: "client_gone", detail: "closed before sending anything" });
+    expect(line.decision).toBeUndefined();
+    expect(accepted.unnamed ?? 0).toBe(0);
+  }, T);
+
   test("tls: plaintext from the workload leaves in TLS, verified against the rule's CA and the Host's name", async () => {
     const ok = await run(["curl", "-sS", "--max-time", "5", "--resolve", "api.test.internal:80:127.0.0.6", "http://api.test.internal/"]);
     expect(ok.stdout).toBe("secure");
