@@ -123,6 +123,31 @@ async function buildWithPkijs(spec: Omit<CertSpec, "subjectKeyId">, key: CryptoK
   return minted(der, spec.serial, spec);
 }
 
+/** A self-signed CA: `uri`, the SPIFFE ID it carries as its one SAN, or none for plain TLS. */
+async function selfSignedCa(o: { organization: string; commonName: string; uri: string | undefined; ttlSeconds: number; now: Date; keyPair?: CryptoKeyPair; pathLen?: number }): Promise<RootCa> {
+  const v = validity(o.now, o.ttlSeconds);
+  const kp = o.keyPair ?? (await generateKeyPair());
+  const spki = await exportSpki(kp.publicKey);
+  const serial = randomSerial();
+  const cert = await buildWithPkijs(
+    {
+      subject: [
+        ["2.5.4.10", o.organization],
+        ["2.5.4.3", o.commonName],
+        ["2.5.4.5", toHex(serial)],
+      ],
+      issuerName: undefined,
+      spki,
+      authorityKeyId: await keyIdentifier(spki),
+      serial,
+      ...v,
+      extensions: caExtensions(o.uri, o.pathLen),
+    },
+    kp.privateKey,
+  );
+  return { ...cert, privateKey: kp.privateKey, publicKey: kp.publicKey };
+}
+
 /** A self-signed root CA for `trustDomain` (a new P-256 key pair unless `keyPair` is given). */
 export async function createRootCa(opts: {
   trustDomain: TrustDomain;
@@ -132,27 +157,15 @@ export async function createRootCa(opts: {
   subject?: { commonName?: string; organization?: string };
   pathLen?: number;
 }): Promise<RootCa> {
-  const v = validity(opts.now, opts.ttlSeconds);
-  const kp = opts.keyPair ?? (await generateKeyPair());
-  const spki = await exportSpki(kp.publicKey);
-  const serial = randomSerial();
-  const cert = await buildWithPkijs(
-    {
-      subject: [
-        ["2.5.4.10", opts.subject?.organization ?? opts.trustDomain.name],
-        ["2.5.4.3", opts.subject?.commonName ?? "tidegate root CA"],
-        ["2.5.4.5", toHex(serial)],
-      ],
-      issuerName: undefined,
-      spki,
-      authorityKeyId: await keyIdentifier(spki),
-      serial,
-      ...v,
-      extensions: caExtensions(opts.trustDomain.idString(), opts.pathLen),
-    },
-    kp.privateKey,
-  );
-  return { ...cert, privateKey: kp.privateKey, publicKey: kp.publicKey };
+  return selfSignedCa({
+    organization: opts.subject?.organization ?? opts.trustDomain.name,
+    commonName: opts.subject?.commonName ?? "tidegate root CA",
+    uri: opts.trustDomain.idString(),
+    ttlSeconds: opts.ttlSeconds,
+    now: opts.now,
+    ...(opts.keyPair !== undefined ? { keyPair: opts.keyPair } : {}),
+    ...(opts.pathLen !== undefined ? { pathLen: opts.pathLen } : {}),
+  });
 }
 
 /** An intermediate (signing) CA certificate for `publicKey`, issued by `signer`. */
@@ -226,27 +239,7 @@ export async function createTlsRootCa(opts: {
   keyPair?: CryptoKeyPair;
   pathLen?: number;
 }): Promise<RootCa> {
-  const v = validity(opts.now, opts.ttlSeconds);
-  const kp = opts.keyPair ?? (await generateKeyPair());
-  const spki = await exportSpki(kp.publicKey);
-  const serial = randomSerial();
-  const cert = await buildWithPkijs(
-    {
-      subject: [
-        ["2.5.4.10", opts.organization ?? "tidegate"],
-        ["2.5.4.3", opts.commonName],
-        ["2.5.4.5", toHex(serial)],
-      ],
-      issuerName: undefined,
-      spki,
-      authorityKeyId: await keyIdentifier(spki),
-      serial,
-      ...v,
-      extensions: caExtensions(undefined, opts.pathLen),
-    },
-    kp.privateKey,
-  );
-  return { ...cert, privateKey: kp.privateKey, publicKey: kp.publicKey };
+  return selfSignedCa({ ...opts, organization: opts.organization ?? "tidegate", uri: undefined });
 }
 
 /** DNS_NAME with "_" allowed in labels, as real host names have it (TLS clients match it). */
