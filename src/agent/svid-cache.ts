@@ -3,7 +3,7 @@
  * loops need to know of it (expiry, rotation time). Keys are PKCS#8 PEM in memory because the TLS
  * stack and the key files take that form; they never leave this process except into 0600 files.
  */
-import { decodePem, encodePem } from "../x509/pem.ts";
+import { decodePem } from "../x509/pem.ts";
 import { readCertificate, serialHex } from "../x509/cert.ts";
 import { bytesEqual } from "../x509/encoding.ts";
 import { subtle } from "../x509/engine.ts";
@@ -23,9 +23,7 @@ export interface HeldSvid {
   readonly rotateAt: number;
 }
 
-export function chainPem(chain: readonly Uint8Array[]): string {
-  return chain.map((der) => encodePem("CERTIFICATE", der)).join("");
-}
+export { chainPem } from "../x509/pem.ts";
 
 export function chainFromPem(text: string): Uint8Array[] {
   return decodePem(text)

@@ -27,7 +27,7 @@ import type { Socket, TCPSocketListener } from "bun";
 import type { InboundRule } from "../policy/model.ts";
 import { parseIp, type IpAddress } from "../policy/address.ts";
 import type { Logger } from "../runtime/log.ts";
-import { encodePem } from "../x509/pem.ts";
+import { chainPem } from "../x509/pem.ts";
 import type { Credential, IdentitySource, TrustNow } from "./identity-source.ts";
 import { hex, peerChain, randomConnectionId, tlsConnectionId } from "./peer-tls.ts";
 import type { PeerVerifier } from "./peer-verifier.ts";
@@ -76,7 +76,7 @@ interface BackendData {
 }
 
 function tlsOf(c: Credential, t: TrustNow) {
-  return { cert: c.chain.map((der) => encodePem("CERTIFICATE", der)).join(""), key: c.keyPem, ca: t.allCaPem };
+  return { cert: chainPem(c.chain), key: c.keyPem, ca: t.allCaPem };
 }
 
 function addressOf(text: string): IpAddress | null {

@@ -16,6 +16,7 @@ import { readCertificate } from "../x509/cert.ts";
 import { X509SvidError } from "../x509/x509-errors.ts";
 import { verifyX509Svid, type X509BundleSource } from "../x509/verify.ts";
 import type { SpiffeId } from "../spiffe/id.ts";
+import { BoundedMap } from "./session-cache.ts";
 
 export type PeerCheck =
   | { readonly ok: true; readonly id: SpiffeId }
@@ -27,10 +28,12 @@ interface Remembered {
 }
 
 export class PeerVerifier {
-  private readonly cache = new Map<string, Remembered>();
+  private readonly cache: BoundedMap<string, Remembered>;
   private generation = -1;
 
-  constructor(private readonly o: { now?: () => number; max?: number } = {}) {}
+  constructor(private readonly o: { now?: () => number; max?: number } = {}) {
+    this.cache = new BoundedMap(o.max ?? 10_000);
+  }
 
   private now(): number {
     return this.o.now?.() ?? Date.now();
@@ -52,22 +55,12 @@ export class PeerVerifier {
     try {
       const v = await verifyX509Svid(chain, bundles, { now: new Date(now) });
       const until = Math.min(...v.chain.map((der) => readCertificate(der).notAfter));
-      if (generation === this.generation) this.remember(key, { id: v.id, until });
+      if (generation === this.generation) this.cache.set(key, { id: v.id, until });
       return { ok: true, id: v.id };
     } catch (e) {
       if (!(e instanceof X509SvidError)) throw e;
       return { ok: false, code: e.code, detail: e.message, claimed: claimedId(chain[0]!) };
     }
-  }
-
-  private remember(key: string, r: Remembered): void {
-    const max = this.o.max ?? 10_000;
-    while (this.cache.size >= max) {
-      const oldest = this.cache.keys().next();
-      if (oldest.done) break;
-      this.cache.delete(oldest.value);
-    }
-    this.cache.set(key, r);
   }
 
   get size(): number {

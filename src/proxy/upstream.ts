@@ -16,7 +16,8 @@
 import type { Socket } from "bun";
 import type { IpAddress } from "../policy/address.ts";
 import type { SpiffeId } from "../spiffe/id.ts";
-import { encodePem } from "../x509/pem.ts";
+import { chainPem } from "../x509/pem.ts";
+import type { CaFile } from "./ca-file.ts";
 import type { Credential, TrustNow } from "./identity-source.ts";
 import { peerChain, randomConnectionId, tlsConnectionId } from "./peer-tls.ts";
 import type { PeerVerifier } from "./peer-verifier.ts";
@@ -24,7 +25,7 @@ import type { SessionCache } from "./session-cache.ts";
 import type { Splice } from "./splice.ts";
 
 export type UpstreamTls =
-  | { readonly kind: "tls"; readonly serverName: string | null; readonly caPem: string | null }
+  | { readonly kind: "tls"; readonly serverName: string | null; readonly ca: CaFile | null }
   | { readonly kind: "mtls"; readonly serverName: string | null; readonly serverId: SpiffeId; readonly credential: Credential; readonly trust: TrustNow; readonly caPem: string };
 
 export interface UpstreamPlan {
@@ -74,11 +75,7 @@ export function sessionKeyOf(plan: UpstreamPlan): string | null {
   const t = plan.tls;
   if (t === null) return null;
   const base = `${plan.address.text}|${plan.port}|${t.serverName ?? ""}`;
-  return t.kind === "tls" ? `tls|${base}|${t.caPem === null ? "system" : hashText(t.caPem)}` : `mtls|${base}|${t.serverId.toString()}|${t.credential.serial}|${t.trust.generation}`;
-}
-
-function hashText(s: string): string {
-  return new Bun.CryptoHasher("sha256").update(s).digest("hex");
+  return t.kind === "tls" ? `tls|${base}|${t.ca === null ? "system" : t.ca.id}` : `mtls|${base}|${t.serverId.toString()}|${t.credential.serial}|${t.trust.generation}`;
 }
 
 /** The PEM of a credential's chain, made once per credential. */
@@ -86,7 +83,7 @@ const pemOf = new WeakMap<Credential, string>();
 function certPem(c: Credential): string {
   let p = pemOf.get(c);
   if (p === undefined) {
-    p = c.chain.map((der) => encodePem("CERTIFICATE", der)).join("");
+    p = chainPem(c.chain);
     pemOf.set(c, p);
   }
   return p;
@@ -94,7 +91,7 @@ function certPem(c: Credential): string {
 
 function tlsOptions(t: UpstreamTls): Record<string, unknown> {
   const name = t.serverName !== null ? { serverName: t.serverName } : {};
-  if (t.kind === "tls") return { rejectUnauthorized: true, ...name, ...(t.caPem !== null ? { ca: t.caPem } : {}) };
+  if (t.kind === "tls") return { rejectUnauthorized: true, ...name, ...(t.ca !== null ? { ca: t.ca.pem } : {}) };
   return { rejectUnauthorized: false, minVersion: TLS_1_3, cert: certPem(t.credential), key: t.credential.keyPem, ca: t.caPem, ...name };
 }
 

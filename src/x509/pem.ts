@@ -69,3 +69,8 @@ export function looksLikePem(bytes: Uint8Array): boolean {
   const head = new TextDecoder().decode(bytes.subarray(0, Math.min(bytes.length, 4096)));
   return head.includes("-----BEGIN ");
 }
+
+/** Certificates (DER, leaf first) as one PEM text: the form TLS stacks and chain files take. */
+export function chainPem(chain: readonly Uint8Array[]): string {
+  return chain.map((der) => encodePem("CERTIFICATE", der)).join("");
+}
