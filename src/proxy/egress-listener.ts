@@ -43,6 +43,7 @@ import { hex } from "./peer-tls.ts";
 import { PeerVerifier } from "./peer-verifier.ts";
 import { SessionCache } from "./session-cache.ts";
 import { openUpstream, type UpstreamTls } from "./upstream.ts";
+import { readCaFile } from "./ca-file.ts";
 import { serveIntercept, type InterceptDeps } from "./intercept/serve.ts";
 
 export const PEEK_TIMEOUT_MS = 300;
@@ -149,9 +150,9 @@ function nameOf(r: PeekResult): string | null {
 /** The TLS of an upstream leg for `spec`, with the caller's SVID and the bundles for mtls, or why not. */
 export async function legTlsOf(spec: LegSpec, callerId: SpiffeId, deps: EgressDeps): Promise<UpstreamTls | { refused: string; detail: string }> {
   if (spec.kind === "tls") {
-    if (spec.caFile === null) return { kind: "tls", serverName: spec.serverName, caPem: null };
+    if (spec.caFile === null) return { kind: "tls", serverName: spec.serverName, ca: null };
     try {
-      return { kind: "tls", serverName: spec.serverName, caPem: await Bun.file(spec.caFile).text() };
+      return { kind: "tls", serverName: spec.serverName, ca: await readCaFile(spec.caFile) };
     } catch (e) {
       return { refused: "ca_unreadable", detail: `${spec.caFile}: ${(e as { code?: string }).code ?? String(e)}` };
     }
