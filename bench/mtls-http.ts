@@ -25,55 +25,16 @@
  * Interference (steal plus CPU used outside the benchmark) and retries, --no-tidegate, --keep and
  * the cleanup of leftovers work as in bench/mtls.ts.
  */
-import { parseArgs } from "node:util";
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { probeHost } from "../src/runtime/host.ts";
 import { interference, median, sample, wrkArgs, type Sample } from "./lib-measure.ts";
 import { freePort, httpPeerCommands, httpPeerPaths, makeCerts, renderHttpConfigs, withChildren, type HttpPorts, type PathSpec } from "./lib-peers.ts";
-import { alive, Procs, removeLeftoverRuns, waitListening } from "./lib-procs.ts";
+import { Procs, waitListening } from "./lib-procs.ts";
+import { startBench } from "./lib-start.ts";
 import { judgeHttp, markdownHttp } from "./lib-report.ts";
-import { BINARY, HTTP_HOST, SECRET_NAME, startTidegateHttpPath, uninstallInstance, uninstallRun, WORKLOAD_ENV, type TidegatePath } from "./lib-tidegate.ts";
+import { BINARY, HTTP_HOST, SECRET_NAME, startTidegateHttpPath, uninstallRun, WORKLOAD_ENV, type TidegatePath } from "./lib-tidegate.ts";
 
-const { values } = parseArgs({
-  args: process.argv.slice(2),
-  options: {
-    reps: { type: "string", default: "3" },
-    duration: { type: "string", default: "10" },
-    conns: { type: "string", default: "16" },
-    "max-interference": { type: "string", default: "15" },
-    retries: { type: "string", default: "1" },
-    json: { type: "string", default: "/tmp/tidegate-bench-mtls-http.json" },
-    "no-tidegate": { type: "boolean", default: false },
-    keep: { type: "boolean", default: false },
-  },
-});
-const [reps, seconds, conns, maxInterference, retries] = [values.reps, values.duration, values.conns, values["max-interference"], values.retries].map(Number) as [number, number, number, number, number];
-if (![reps, seconds, conns].every((x) => Number.isInteger(x) && x >= 1) || !(maxInterference >= 0) || !(Number.isInteger(retries) && retries >= 0)) {
-  throw new Error("bench: --reps, --duration and --conns must be positive integers, --max-interference >= 0, --retries >= 0");
-}
-const withTidegate = !values["no-tidegate"];
-const mount = probeHost().cgroup2;
-if (process.getuid?.() !== 0) throw new Error("bench: run as root (the tidegate path captures a workload; peers are started as root like the reference's)");
-if (withTidegate && mount === null) throw new Error("bench: the tidegate path needs cgroup v2");
-for (const [bin, pkg] of [["nginx", "nginx-light"], ["haproxy", "haproxy"], ["wrk", "wrk"], ["openssl", "openssl"], ["curl", "curl"]] as const) {
-  if (Bun.which(bin, { PATH: `${process.env.PATH ?? ""}:/usr/sbin:/usr/bin` }) === null) throw new Error(`bench: ${bin} is missing (${pkg}): run 'sh bench/install-peers.sh'`);
-}
-if (withTidegate && !existsSync(BINARY)) throw new Error(`bench: ${BINARY} is missing: run 'bun run build'`);
-
-/** Instances of earlier runs (this benchmark's or bench/mtls.ts's: same names) whose process is gone. */
-async function removeOrphanInstances(): Promise<void> {
-  if (mount === null) return;
-  const names = new Set([...readdirSync(mount), ...(existsSync("/sys/fs/bpf") ? readdirSync("/sys/fs/bpf") : [])]);
-  for (const n of names) {
-    const m = /^tidegate-(tidegate-test-mtls-[ab]-(\d+))$/.exec(n);
-    if (m === null || alive(Number(m[2]))) continue;
-    await uninstallInstance(m[1]!);
-    console.error(`bench: removed leftover instance ${m[1]}`);
-  }
-}
-
-for (const d of await removeLeftoverRuns((pid) => (mount !== null ? uninstallRun(pid, mount) : Promise.resolve()))) console.error(`bench: removed leftover run ${d}`);
-if (withTidegate) await removeOrphanInstances();
+const { reps, seconds, conns, maxInterference, retries, json, keep, withTidegate, mount } = await startBench({ json: "/tmp/tidegate-bench-mtls-http.json", tools: [["nginx", "nginx-light"], ["haproxy", "haproxy"], ["wrk", "wrk"], ["openssl", "openssl"], ["curl", "curl"]] });
 
 const procs = new Procs();
 let tide: (TidegatePath & { secret: string }) | null = null;
@@ -92,7 +53,7 @@ const cleanup = () =>
     }
     await procs.stopAll();
     if (mount !== null) await uninstallRun(process.pid, mount).catch((e: unknown) => console.error(`bench: ${String(e)}`));
-    if (values.keep) console.error(`bench: kept ${procs.dir}`);
+    if (keep) console.error(`bench: kept ${procs.dir}`);
     else rmSync(procs.dir, { recursive: true, force: true });
   })());
 for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => void cleanup().finally(() => process.exit(130)));
@@ -176,14 +137,14 @@ try {
   const names = paths.map((p) => p.name);
   const command = `taskset -c 0,1 bun bench/mtls-http.ts --reps ${reps} --duration ${seconds}${conns !== 16 ? ` --conns ${conns}` : ""}${withTidegate ? "" : " --no-tidegate"}`;
   writeFileSync(
-    values.json,
+    json,
     JSON.stringify({ bench: "mtls-http", date: new Date().toISOString(), bun: Bun.version, kernel: probeHost().kernel, command, reps, seconds, conns, cpus: readFileSync("/proc/self/status", "utf8").match(/Cpus_allowed_list:\s*(\S+)/)?.[1], paths: names, samples, targets: tide === null ? null : judgeHttp(samples, "tidegate"), retried, max_interference_pct: maxInterference, tidegate_logs: tgSummary }, null, 1),
   );
   console.log(markdownHttp(samples, names, { reps, seconds, conns, command }));
   const kept = samples.map(interference);
   console.log(`\nInterference (steal + CPU used outside the benchmark, % of one core): kept runs median ${median(kept).toFixed(0)} %, max ${Math.max(...kept).toFixed(0)} %; ${retried.length} of ${samples.length} runs were made again (over ${maxInterference} %).`);
   if (tgSummary !== null) console.log(`\ntidegate's log lines: ${JSON.stringify(tgSummary)}`);
-  console.log(`\nraw: ${values.json}`);
+  console.log(`\nraw: ${json}`);
 } catch (e) {
   if (tide !== null) for (const n of ["a", "b"]) console.error(`--- agent ${n}, last lines:\n${procs.output(`tg-agent-${n}`).split("\n").slice(-15).join("\n")}`);
   throw e;

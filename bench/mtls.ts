@@ -29,56 +29,16 @@
  * configs) in /tmp. Everything it starts is stopped at the end, on an error and on SIGINT/SIGTERM;
  * leftovers of a run that was killed are removed at the start of the next (bench/lib-procs.ts).
  */
-import { parseArgs } from "node:util";
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { probeHost } from "../src/runtime/host.ts";
 import { interference, median, memory, sample, TESTS, wrkArgs, type Sample } from "./lib-measure.ts";
 import { freePort, makeCerts, peerCommands, peerPaths, renderConfigs, withChildren, type PathSpec, type Ports } from "./lib-peers.ts";
-import { alive, Procs, removeLeftoverRuns, waitListening } from "./lib-procs.ts";
+import { Procs, waitListening } from "./lib-procs.ts";
+import { startBench } from "./lib-start.ts";
 import { judge, markdown, type ProcMemory } from "./lib-report.ts";
-import { BINARY, startTidegatePath, uninstallInstance, uninstallRun, WORKLOAD_ENV, type TidegatePath } from "./lib-tidegate.ts";
+import { BINARY, startTidegatePath, uninstallRun, WORKLOAD_ENV, type TidegatePath } from "./lib-tidegate.ts";
 
-const { values } = parseArgs({
-  args: process.argv.slice(2),
-  options: {
-    reps: { type: "string", default: "3" },
-    duration: { type: "string", default: "10" },
-    conns: { type: "string", default: "16" },
-    "max-interference": { type: "string", default: "15" },
-    retries: { type: "string", default: "1" },
-    json: { type: "string", default: "/tmp/tidegate-bench-mtls.json" },
-    "no-tidegate": { type: "boolean", default: false },
-    keep: { type: "boolean", default: false },
-  },
-});
-const [reps, seconds, conns, maxInterference, retries] = [values.reps, values.duration, values.conns, values["max-interference"], values.retries].map(Number) as [number, number, number, number, number];
-if (![reps, seconds, conns].every((x) => Number.isInteger(x) && x >= 1) || !(maxInterference >= 0) || !(Number.isInteger(retries) && retries >= 0)) {
-  throw new Error("bench: --reps, --duration and --conns must be positive integers, --max-interference >= 0, --retries >= 0");
-}
-const withTidegate = !values["no-tidegate"];
-const mount = probeHost().cgroup2;
-if (process.getuid?.() !== 0) throw new Error("bench: run as root (the tidegate path captures a workload; peers are started as root like the reference's)");
-if (withTidegate && mount === null) throw new Error("bench: the tidegate path needs cgroup v2");
-for (const [bin, pkg] of [["nginx", "nginx-light"], ["haproxy", "haproxy"], ["stunnel", "stunnel4"], ["wrk", "wrk"], ["openssl", "openssl"]] as const) {
-  if (Bun.which(bin, { PATH: `${process.env.PATH ?? ""}:/usr/sbin:/usr/bin` }) === null) throw new Error(`bench: ${bin} is missing (${pkg}): run 'sh bench/install-peers.sh'`);
-}
-if (!existsSync("/usr/lib/nginx/modules/ngx_stream_module.so")) throw new Error("bench: nginx's stream module is missing (libnginx-mod-stream): run 'sh bench/install-peers.sh'");
-if (withTidegate && !existsSync(BINARY)) throw new Error(`bench: ${BINARY} is missing: run 'bun run build'`);
-
-/** Instances of earlier runs whose process is gone and whose folder was already removed. */
-async function removeOrphanInstances(): Promise<void> {
-  if (mount === null) return;
-  const names = new Set([...readdirSync(mount), ...(existsSync("/sys/fs/bpf") ? readdirSync("/sys/fs/bpf") : [])]);
-  for (const n of names) {
-    const m = /^tidegate-(tidegate-test-mtls-[ab]-(\d+))$/.exec(n);
-    if (m === null || alive(Number(m[2]))) continue;
-    await uninstallInstance(m[1]!);
-    console.error(`bench: removed leftover instance ${m[1]}`);
-  }
-}
-
-for (const d of await removeLeftoverRuns((pid) => (mount !== null ? uninstallRun(pid, mount) : Promise.resolve()))) console.error(`bench: removed leftover run ${d}`);
-if (withTidegate) await removeOrphanInstances();
+const { reps, seconds, conns, maxInterference, retries, json, keep, withTidegate, mount } = await startBench({ json: "/tmp/tidegate-bench-mtls.json", tools: [["nginx", "nginx-light"], ["haproxy", "haproxy"], ["stunnel", "stunnel4"], ["wrk", "wrk"], ["openssl", "openssl"]], files: [["/usr/lib/nginx/modules/ngx_stream_module.so", "nginx's stream module is missing (libnginx-mod-stream): run 'sh bench/install-peers.sh'"]] });
 
 const procs = new Procs();
 let tide: TidegatePath | null = null;
@@ -97,7 +57,7 @@ const cleanup = () =>
     }
     await procs.stopAll();
     if (mount !== null) await uninstallRun(process.pid, mount).catch((e: unknown) => console.error(`bench: ${String(e)}`));
-    if (values.keep) console.error(`bench: kept ${procs.dir}`);
+    if (keep) console.error(`bench: kept ${procs.dir}`);
     else rmSync(procs.dir, { recursive: true, force: true });
   })());
 for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => void cleanup().finally(() => process.exit(130)));
@@ -179,14 +139,14 @@ try {
   const names = paths.map((p) => p.name);
   const command = `taskset -c 0,1 bun bench/mtls.ts --reps ${reps} --duration ${seconds}${conns !== 16 ? ` --conns ${conns}` : ""}${withTidegate ? "" : " --no-tidegate"}`;
   writeFileSync(
-    values.json,
+    json,
     JSON.stringify({ bench: "mtls", date: new Date().toISOString(), bun: Bun.version, kernel: probeHost().kernel, command, reps, seconds, conns, cpus: readFileSync("/proc/self/status", "utf8").match(/Cpus_allowed_list:\s*(\S+)/)?.[1], paths: names, samples, memory: mem, targets: tide === null ? null : judge(samples, mem, "tidegate"), retried, max_interference_pct: maxInterference, tidegate_logs: tgSummary }, null, 1),
   );
   console.log(markdown(samples, mem, names, { reps, seconds, conns, command }));
   const kept = samples.map(interference);
   console.log(`\nInterference (steal + CPU used outside the benchmark, % of one core): kept runs median ${median(kept).toFixed(0)} %, max ${Math.max(...kept).toFixed(0)} %; ${retried.length} of ${samples.length} runs were made again (over ${maxInterference} %).`);
   if (tgSummary !== null) console.log(`\ntidegate's log lines: ${JSON.stringify(tgSummary)}`);
-  console.log(`\nraw: ${values.json}`);
+  console.log(`\nraw: ${json}`);
 } catch (e) {
   if (tide !== null) for (const n of ["a", "b"]) console.error(`--- agent ${n}, last lines:\n${procs.output(`tg-agent-${n}`).split("\n").slice(-15).join("\n")}`);
   throw e;
