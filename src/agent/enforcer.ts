@@ -32,6 +32,7 @@ import { proxyIdentity } from "./proxy-identity.ts";
 import { openInterception, type Interception } from "../intercept/interception.ts";
 import { SecretStore, secretsDir } from "../secrets/index.ts";
 import type { InterceptDeps } from "../proxy/intercept/serve.ts";
+import { LegPool } from "../proxy/intercept/leg-pool.ts";
 
 const REASONS: Record<number, string> = { 1: "rule", 2: "no_rule", 3: "unknown_cgroup", 4: "no_proxy" };
 const HOOKS: Record<number, string> = { 1: "connect4", 2: "connect6", 3: "sendmsg4", 4: "sendmsg6" };
@@ -228,6 +229,7 @@ function interceptDeps(interception: Interception, o: EnforcerOptions): Intercep
     said = code;
   };
   return {
+    legs: new LegPool(),
     leafFor: (name) => interception.ca.leafFor(name),
     secret(name) {
       try {

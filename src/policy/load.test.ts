@@ -25,6 +25,7 @@ egress:
     action: intercept
     inject: { headers: { Authorization: "Bearer \${secret:github_token}" } }
     http: { methods: [GET, POST], paths: ["/repos/**"] }
+    upgrade: [websocket]
   - name: partner-email
     from: [spiffe://example.org/agent/*, spiffe://example.org/bot]
     to: { host: "*.partner.com", port: 443 }
@@ -94,16 +95,17 @@ describe("loadPolicy: the full sketch", () => {
   test("egress rules keep order, names, lines and every option", () => {
     assert.deepEqual(p.egress.map((r) => [r.index, r.name, r.line, r.action, r.proto]), [
       [0, "github-api", 15, "intercept", "tcp"],
-      [1, "partner-email", 21, "intercept", "tcp"],
-      [2, "internal", 27, "tls", "tcp"],
-      [3, "resolver", 33, "direct", "udp"],
-      [4, "v6-deny", 37, "deny", "tcp"],
+      [1, "partner-email", 22, "intercept", "tcp"],
+      [2, "internal", 28, "tls", "tcp"],
+      [3, "resolver", 34, "direct", "udp"],
+      [4, "v6-deny", 38, "deny", "tcp"],
     ]);
     const [gh, partner, internal, , v6] = p.egress;
     assert.equal(gh!.to.kind === "host" && gh!.to.host.text, "api.github.com");
     assert.deepEqual(gh!.inject.map((h) => [h.name, h.secrets]), [["Authorization", ["github_token"]]]);
     assert.deepEqual(gh!.http?.methods, ["GET", "POST"]);
     assert.deepEqual(gh!.http?.paths?.map((x) => x.text), ["/repos/**"]);
+    assert.deepEqual([gh!.upgrade, partner!.upgrade], [["websocket"], []]);
     assert.deepEqual(partner!.from.map((f) => f.text), ["spiffe://example.org/agent/*", "spiffe://example.org/bot"]);
     assert.equal(partner!.serverId?.toString(), "spiffe://partner.com/mcp/email");
     assert.deepEqual([...partner!.tools!.allow!], ["send_email"]);
@@ -203,6 +205,9 @@ const REJECTIONS: [string, string, number, string, RegExp][] = [
   ["egress: bad path pattern", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    http: { paths: [repos] }\n`, 7, "egress[0].http.paths[0]", /path/],
   ["egress: mcp on tls", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: tls\n    mcp: { tools: { allow: [a] } }\n`, 7, "egress[0].mcp", /only with intercept/],
   ["egress: bad tool name", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    mcp: { tools: { allow: ["a b"] } }\n`, 7, "egress[0].mcp.tools.allow[0]", /MCP tool name/],
+  ["egress: upgrade on tls", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: tls\n    upgrade: [websocket]\n`, 7, "egress[0].upgrade", /not allowed with action tls \(only with intercept\)/],
+  ["egress: upgrade to h2c", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    upgrade: [h2c]\n`, 7, "egress[0].upgrade[0]", /websocket/],
+  ["egress: upgrade empty", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    upgrade: []\n`, 7, "egress[0].upgrade", /must not be empty/],
   ["egress: upstream on deny", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: deny\n    upstream: { port: 2 }\n`, 7, "egress[0].upstream", /not allowed with action deny/],
   ["egress: upstream port 70000", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: tls\n    upstream: { port: 70000 }\n`, 7, "egress[0].upstream.port", /port/],
   ["egress: duplicate rule names", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: deny\n${RULE}    to: { host: b.com, port: 1 }\n    action: deny\n`, 7, "egress[1].name", /already the name of egress\[0\] \(line 3\)/],

@@ -10,6 +10,7 @@
  * - `mtls:` required with `mtls`, allowed with `intercept`, nowhere else; `ca` only with `tls`, or
  *   `intercept` without `mtls:`; `inject` and `mcp` only with `intercept`; `http` only with
  *   `intercept` or `deny`; `upstream` only with `passthrough`, `tls`, `mtls`, `intercept`;
+ *   `upgrade` only with `intercept`;
  * - rule names unique across `egress` and `inbound`; workload names and IDs unique; inbound listen
  *   addresses unique; federated trust domains unique and not our own;
  * - `from` patterns and workload IDs in our trust domain; `mtls.server_id` and inbound `allow` in
@@ -33,6 +34,7 @@ const ALLOWED: Readonly<Record<string, readonly Action[]>> = {
   mcp: ["intercept"],
   http: ["intercept", "deny"],
   upstream: ["passthrough", "tls", "mtls", "intercept"],
+  upgrade: ["intercept"],
 };
 
 function trustDomainOf(text: string): string {
@@ -91,6 +93,7 @@ function buildEgress(input: PolicyInput, source: YamlSource, fail: FailFn, known
       ca: r.ca ?? null,
       serverId: r.mtls?.server_id ?? null,
       upstreamPort: r.upstream?.port ?? null,
+      upgrade: Object.freeze([...new Set(r.upgrade ?? [])]),
     });
   });
 }

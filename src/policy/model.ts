@@ -57,6 +57,11 @@ export interface EgressRule {
   readonly serverId: SpiffeId | null;
   /** `upstream.port`: where the proxy connects instead of the port the workload dialled. */
   readonly upstreamPort: number | null;
+  /**
+   * `upgrade`: the protocols an intercepted request may switch to (only "websocket"); empty: an
+   * upgrade request is refused. After the switch the connection is a tunnel: nothing more is parsed.
+   */
+  readonly upgrade: readonly string[];
 }
 
 export type ForwardTarget =

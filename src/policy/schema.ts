@@ -103,6 +103,8 @@ export const EgressRuleSchema = mapping({
   ),
   mcp: v.optional(tools),
   upstream: v.optional(mapping({ port: convertedAny(parsePort) })),
+  /** Protocols a request may switch to (RFC 9110 section 7.8). Only websocket: after h2c, say, requests would pass unchecked. */
+  upgrade: v.optional(nonEmpty(v.picklist(["websocket"]))),
 });
 
 export const InboundRuleSchema = mapping({

@@ -329,6 +329,7 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
     port,
     stop: () => {
       for (const l of listeners) l.stop(true);
+      deps.intercept?.legs?.close();
     },
   };
 }

@@ -12,18 +12,26 @@
  *   their framing: a fixed length is passed as is, a chunked body is re-chunked;
  * - a stream that breaks HTTP/1.1 (smuggling shapes, oversized heads: src/http1/errors.ts) is
  *   answered 400 with the parser's code, and the connection closed;
- * - an upstream leg is reused for the next request while the rule, address, port and name stay the
- *   same and both sides keep the connection alive; else a new one is opened.
+ * - an upstream leg is reused for the next request while its key stays the same (`legKey`: caller,
+ *   rule, and what the leg's TLS vouched for) and both sides keep the connection alive; between
+ *   requests and at the end of the connection it goes back to the pool (leg-pool.ts), where the
+ *   next connection with that key finds it. A request without a body, of an idempotent method,
+ *   whose reused leg closes before any byte of the response, is sent once more on a new leg (the
+ *   upstream closed it while it was idle: RFC 9112 section 9.3.1);
+ * - an upgrade the rule allows (`upgrade: [websocket]`) is forwarded; a 101 answer turns the
+ *   connection into a tunnel: bytes pass as they are both ways, nothing more is parsed or
+ *   decided, and the leg is never reused. Any other answer is an ordinary response, and the bytes
+ *   the workload sent after the request are then read as its next request.
  * One `http_request` log line per request: method, host, path (never the query), rule, status,
  * the secrets used (by name), body bytes each way, duration.
  */
-import type { Socket } from "bun";
-import { lastChunk, encodeChunk, RequestParser, ResponseParser, serializeRequestHead, serializeResponseHead, type RequestEvent, type RequestHead, type ResponseEvent, type ResponseHead } from "../../http1/index.ts";
+import { lastChunk, encodeChunk, RequestParser, serializeRequestHead, serializeResponseHead, type RequestEvent, type RequestHead, type ResponseEvent, type ResponseHead } from "../../http1/index.ts";
 import type { Logger } from "../../runtime/log.ts";
 import { hex } from "../peer-tls.ts";
-import type { Splice } from "../splice.ts";
-import { openUpstream, type UpData, type UpstreamDeps, type UpstreamTls } from "../upstream.ts";
+import { openUpstream, sessionKeyOf, type UpstreamDeps, type UpstreamTls } from "../upstream.ts";
+import type { LegPool } from "./leg-pool.ts";
 import { decideRequest, type RequestContext, type RequestDeps, type RequestVerdict } from "./request-policy.ts";
+import { UpstreamLeg, type LegOwner } from "./upstream-leg.ts";
 
 /** The workload's side: a Bun socket, or a TLS socket terminating its TLS. */
 export interface ClientSide {
@@ -38,33 +46,46 @@ export interface ExchangeDeps extends RequestDeps {
   readonly upstream: UpstreamDeps;
   /** How a leg for this rule is wrapped (tls or mtls), or why it cannot be. */
   legTls(verdict: Extract<RequestVerdict, { ok: true }>): Promise<UpstreamTls | { refused: string; detail: string }>;
+  /** Where idle legs wait for the next connection; null: a leg lives as long as its connection. */
+  readonly pool: LegPool | null;
   readonly logger: Logger;
 }
 
 type Fields = Record<string, unknown>;
 type Verdict = Extract<RequestVerdict, { ok: true }>;
 
-interface Leg {
-  readonly key: string;
-  readonly socket: Socket<UpData>;
-  readonly parser: ResponseParser;
-  readonly peerId: string | null;
-  readonly connId: string;
-  queue: Uint8Array[];
-  closed: boolean;
+interface Req {
+  readonly head: RequestHead;
+  readonly verdict: Verdict;
+  readonly started: number;
+  /** The head as sent upstream, kept while it may have to be sent again. */
+  sent: Uint8Array | null;
+  bytesUp: number;
+  bytesDown: number;
+  response: ResponseHead | null;
 }
+
+/** RFC 9110 section 9.2.2. */
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
 
 const STATUS_TEXT: Record<number, string> = { 400: "Bad Request", 403: "Forbidden", 421: "Misdirected Request", 502: "Bad Gateway", 503: "Service Unavailable" };
 
-export class HttpExchange {
+/** What a leg may be reused for: the caller, the rule, and everything its TLS vouched for. */
+export function legKey(caller: string, rule: string, address: Verdict["upstream"]["address"], port: number, tls: UpstreamTls): string {
+  return `${caller}|${rule}|${sessionKeyOf({ address, port, tls })}`;
+}
+
+export class HttpExchange implements LegOwner {
   private readonly requests = new RequestParser();
   private readonly events: RequestEvent[] = [];
   private busy = false;
   private waiting = false;
   private done = false;
   private clientEnded = false;
-  private leg: Leg | null = null;
-  private req: { head: RequestHead; verdict: Verdict; started: number; bytesUp: number; bytesDown: number; response: ResponseHead | null } | null = null;
+  private leg: UpstreamLeg | null = null;
+  private req: Req | null = null;
+  /** After a 101: bytes pass as they are; each flag says that side has ended. */
+  private tunnel: { up: boolean; down: boolean; bytesUp: number; bytesDown: number } | null = null;
   /** Requests answered (forwarded or refused), for the connection's line. */
   count = 0;
 
@@ -78,12 +99,20 @@ export class HttpExchange {
 
   clientData(chunk: Uint8Array): void {
     if (this.done) return;
+    if (this.tunnel !== null) return this.tunnelUp(chunk);
     for (const e of this.requests.push(chunk)) this.events.push(e.kind === "body" ? { kind: "body", bytes: e.bytes.slice() } : e);
     void this.pump();
   }
 
   clientEnd(): void {
     this.clientEnded = true;
+    const t = this.tunnel;
+    if (t !== null) {
+      t.up = true;
+      this.leg?.endWrites();
+      if (t.down) this.finish({ outcome: "closed" });
+      return;
+    }
     for (const e of this.requests.finish()) this.events.push(e);
     if (!this.waiting && !this.busy && this.events.length === 0) this.finish({ outcome: "closed" });
     else void this.pump();
@@ -95,7 +124,7 @@ export class HttpExchange {
 
   /** The client's writer has room again. */
   clientDrain(): void {
-    this.leg?.socket.resume();
+    this.leg?.resume();
   }
 
   private async pump(): Promise<void> {
@@ -120,9 +149,13 @@ export class HttpExchange {
     if (r === null || leg === null) return;
     if (e.kind === "body") {
       r.bytesUp += e.bytes.length;
+      r.sent = null;
       this.send(leg, r.head.framing === "chunked" ? encodeChunk(e.bytes) : e.bytes);
     } else {
-      if (r.head.framing === "chunked") this.send(leg, lastChunk(e.trailers));
+      if (r.head.framing === "chunked") {
+        r.sent = null;
+        this.send(leg, lastChunk(e.trailers));
+      }
       this.waiting = true;
     }
   }
@@ -134,98 +167,121 @@ export class HttpExchange {
       this.logRequest(head, started, { status: verdict.status, outcome: "refused", reason: verdict.reason, detail: verdict.detail, rule: verdict.rule, host: verdict.name });
       return this.refuse(verdict.status, verdict.reason, verdict.detail, false);
     }
-    const leg = await this.legFor(verdict);
+    const leg = await this.legFor(verdict, true);
     if (leg === null || this.done) return;
-    this.req = { head, verdict, started, bytesUp: 0, bytesDown: 0, response: null };
     const target = head.form === "absolute" ? originForm(head.target) : head.target;
-    leg.parser.expect(head.method);
-    this.send(leg, serializeRequestHead({ method: head.method, target, version: head.version, headers: verdict.headers }));
+    const sent = serializeRequestHead({ method: head.method, target, version: head.version, headers: verdict.headers });
+    this.req = { head, verdict, started, sent: head.framing === "none" && IDEMPOTENT.has(head.method) ? sent : null, bytesUp: 0, bytesDown: 0, response: null };
+    this.sendHead(leg, head, sent);
   }
 
-  private async legFor(v: Verdict): Promise<Leg | null> {
-    const key = `${v.rule.name}|${v.upstream.address.text}|${v.upstream.port}|${v.upstream.serverName ?? ""}`;
-    if (this.leg !== null && this.leg.key === key && !this.leg.closed) return this.leg;
-    this.leg?.socket.end();
-    this.leg = null;
+  private sendHead(leg: UpstreamLeg, head: RequestHead, bytes: Uint8Array): void {
+    leg.parser.expect(head.method, head.upgrade.length > 0);
+    this.send(leg, bytes);
+  }
+
+  /** The current leg if its key matches, else one from the pool (`pooled`), else a new one. */
+  private async legFor(v: Verdict, pooled: boolean): Promise<UpstreamLeg | null> {
     const tls = await this.deps.legTls(v);
     if ("refused" in tls) {
       this.refuse(502, tls.refused, tls.detail);
       return null;
+    }
+    const key = legKey(this.ctx.from.toString(), v.rule.name, v.upstream.address, v.upstream.port, tls);
+    if (this.leg !== null && this.leg.key === key && !this.leg.closed) return this.leg;
+    this.releaseLeg();
+    const idle = pooled ? (this.deps.pool?.take(key) ?? null) : null;
+    if (idle !== null) {
+      idle.owner = this;
+      this.leg = idle;
+      return idle;
     }
     const up = await openUpstream({ address: v.upstream.address, port: v.upstream.port, tls }, this.deps.upstream);
     if (!up.ok) {
       this.refuse(502, up.reason ?? up.outcome, up.detail);
       return null;
     }
-    const leg: Leg = { key, socket: up.socket, parser: new ResponseParser(), peerId: up.peerId, connId: hex(up.connId), queue: [], closed: false };
-    up.socket.data.sp = this.sinkFor(leg) as unknown as Splice;
-    for (const chunk of up.socket.data.early) this.upstreamData(leg, chunk);
-    up.socket.data.early = [];
-    if (up.socket.data.closed || up.socket.data.ended) this.upstreamEnded(leg);
-    up.socket.resume();
+    const leg = new UpstreamLeg(key, up.socket, up.peerId, hex(up.connId));
+    if (this.done) {
+      leg.end();
+      return null;
+    }
+    leg.owner = this;
     this.leg = leg;
+    leg.start();
     return leg;
   }
 
-  /** What upstream.ts's socket handlers call (they were written for a splice). */
-  private sinkFor(leg: Leg) {
-    return {
-      down: { data: (c: Uint8Array) => this.upstreamData(leg, c), ended: () => this.upstreamEnded(leg), drain() {} },
-      up: { data() {}, ended() {}, drain: () => this.upstreamDrain(leg) },
-      upstreamClosed: () => this.upstreamEnded(leg),
-      clientClosed() {},
-    };
+  /** The current leg goes back to the pool if it may carry another request, else it is closed. */
+  private releaseLeg(): void {
+    const leg = this.leg;
+    this.leg = null;
+    if (leg === null) return;
+    leg.owner = null;
+    if (this.deps.pool !== null && this.req === null && this.tunnel === null) this.deps.pool.give(leg);
+    else leg.end();
   }
 
-  private send(leg: Leg, bytes: Uint8Array): void {
-    if (leg.queue.length > 0) {
-      leg.queue.push(bytes.slice());
-      return;
-    }
-    const n = Math.max(0, leg.socket.write(bytes));
-    if (n < bytes.length) {
-      leg.queue.push(bytes.slice(n));
-      this.client.pause();
-    }
+  private send(leg: UpstreamLeg, bytes: Uint8Array): void {
+    if (!leg.send(bytes)) this.client.pause();
   }
 
-  private upstreamDrain(leg: Leg): void {
-    while (leg.queue.length > 0) {
-      const b = leg.queue[0]!;
-      const n = Math.max(0, leg.socket.write(b));
-      if (n < b.length) {
-        leg.queue[0] = b.subarray(n);
-        return;
-      }
-      leg.queue.shift();
-    }
+  legDrain(): void {
     this.client.resume();
   }
 
-  private upstreamData(leg: Leg, chunk: Uint8Array): void {
+  legData(leg: UpstreamLeg, chunk: Uint8Array): void {
     if (leg !== this.leg || this.done) return;
+    const t = this.tunnel;
+    if (t !== null) {
+      t.bytesDown += chunk.length;
+      return this.toClient(leg, chunk);
+    }
+    if (this.req !== null) this.req.sent = null;
     for (const e of leg.parser.push(chunk)) this.onResponse(leg, e);
   }
 
-  private upstreamEnded(leg: Leg): void {
-    if (leg.closed) return;
-    leg.closed = true;
+  legEnded(leg: UpstreamLeg): void {
     if (leg !== this.leg || this.done) return;
+    const t = this.tunnel;
+    if (t !== null) {
+      t.down = true;
+      this.client.end();
+      if (t.up) this.finish({ outcome: "closed" });
+      return;
+    }
+    const r = this.req;
+    if (r !== null && r.sent !== null && leg.served > 0) return void this.retry(r, r.sent);
     for (const e of leg.parser.finish()) this.onResponse(leg, e);
     if (this.req !== null) this.failUpstream("the upstream closed before its response ended");
   }
 
-  private onResponse(leg: Leg, e: ResponseEvent): void {
+  /** The reused leg was closed by the upstream before it answered: once more, on a new leg. */
+  private async retry(r: Req, sent: Uint8Array): Promise<void> {
+    r.sent = null;
+    this.leg = null;
+    const leg = await this.legFor(r.verdict, false);
+    if (leg === null || this.done || this.req !== r) return;
+    this.sendHead(leg, r.head, sent);
+  }
+
+  private onResponse(leg: UpstreamLeg, e: ResponseEvent): void {
     const r = this.req;
     if (r === null) {
-      if (e.kind !== "end") leg.socket.end();
+      if (e.kind !== "end") leg.end();
       return;
     }
     if (e.kind === "error") return this.failUpstream(`the upstream's response broke HTTP/1.1: ${e.error.code}`);
-    if (e.kind === "tunnel") return this.failUpstream("the upstream switched protocols");
+    if (e.kind === "tunnel") {
+      if (this.tunnel === null) return this.failUpstream("the upstream switched protocols");
+      this.tunnel.bytesDown += e.bytes.length;
+      return this.toClient(leg, e.bytes);
+    }
     if (e.kind === "head") {
       r.response = e.head;
-      return this.toClient(leg, serializeResponseHead({ status: e.head.status, reason: e.head.reason, version: "HTTP/1.1", headers: e.head.headers }));
+      this.toClient(leg, serializeResponseHead({ status: e.head.status, reason: e.head.reason, version: "HTTP/1.1", headers: e.head.headers }));
+      if (e.head.framing === "tunnel") this.switchProtocols(leg, r);
+      return;
     }
     const framing = r.response?.framing;
     if (e.kind === "body") {
@@ -236,16 +292,44 @@ export class HttpExchange {
     const res = r.response;
     if (res !== null && res.status >= 100 && res.status < 200) return; // interim: the final response follows
     this.count += 1;
-    this.logRequest(r.head, r.started, { status: res?.status ?? null, outcome: "forwarded", rule: r.verdict.rule.name, host: r.verdict.name, path: r.verdict.path, secrets: r.verdict.secrets, upstream: `${r.verdict.upstream.address.text}:${r.verdict.upstream.port}`, peer_id: leg.peerId, upstream_conn_id: leg.connId, bytes_up: r.bytesUp, bytes_down: r.bytesDown });
+    this.logRequest(r.head, r.started, this.forwarded(r, leg, "forwarded"));
     const keep = r.head.keepAlive && res !== null && res.keepAlive && !leg.closed;
+    leg.served += 1;
+    leg.reusable = keep;
     this.req = null;
     if (!keep) return this.finish({ outcome: "closed" });
     this.waiting = false;
+    // An upgrade answered without a switch: what the workload sent after it is its next request.
+    if (this.requests.held) for (const ev of this.requests.resume()) this.events.push(ev.kind === "body" ? { kind: "body", bytes: ev.bytes.slice() } : ev);
     void this.pump();
   }
 
-  private toClient(leg: Leg, bytes: Uint8Array): void {
-    if (!this.client.write(bytes)) leg.socket.pause();
+  private forwarded(r: Req, leg: UpstreamLeg, outcome: string): Fields {
+    const v = r.verdict;
+    return { status: r.response?.status ?? null, outcome, rule: v.rule.name, host: v.name, path: v.path, secrets: v.secrets, upstream: `${v.upstream.address.text}:${v.upstream.port}`, peer_id: leg.peerId, upstream_conn_id: leg.connId, bytes_up: r.bytesUp, bytes_down: r.bytesDown };
+  }
+
+  /** A 101: from here bytes pass as they are, both ways; the leg is never reused. */
+  private switchProtocols(leg: UpstreamLeg, r: Req): void {
+    this.count += 1;
+    this.logRequest(r.head, r.started, this.forwarded(r, leg, "upgraded"));
+    this.req = null;
+    this.tunnel = { up: false, down: false, bytesUp: 0, bytesDown: 0 };
+    leg.reusable = false;
+    const held = this.requests.held ? this.requests.tunnel() : new Uint8Array(0);
+    if (held.length > 0) this.tunnelUp(held);
+    if (this.clientEnded) this.clientEnd();
+  }
+
+  private tunnelUp(chunk: Uint8Array): void {
+    const leg = this.leg;
+    if (leg === null || this.tunnel === null) return;
+    this.tunnel.bytesUp += chunk.length;
+    this.send(leg, chunk);
+  }
+
+  private toClient(leg: UpstreamLeg, bytes: Uint8Array): void {
+    if (!this.client.write(bytes)) leg.pause();
   }
 
   private failUpstream(detail: string): void {
@@ -278,9 +362,10 @@ export class HttpExchange {
   private finish(fields: Fields): void {
     if (this.done) return;
     this.done = true;
-    this.leg?.socket.end();
+    const t = this.tunnel;
+    this.releaseLeg();
     this.client.end();
-    this.onDone({ ...fields, requests: this.count });
+    this.onDone({ ...fields, requests: this.count, ...(t !== null ? { tunnel_bytes_up: t.bytesUp, tunnel_bytes_down: t.bytesDown } : {}) });
   }
 }
 

@@ -1,162 +1,39 @@
-// Interception in one process over real sockets: a stand-in for the egress listener hands each
-// connection (after peeking at its first bytes, as the listener does) to serveIntercept; the
-// "third-party API" is a Bun HTTPS server with its own CA. Clients are raw sockets (so pipelining
-// and smuggling shapes can be written byte for byte) and curl over TLS.
+// Interception in one process over real sockets (test-harness.ts): a stand-in for the egress
+// listener, a Bun HTTPS server as the "third-party API" with its own CA. Clients are raw sockets
+// (so pipelining and smuggling shapes can be written byte for byte) and curl over TLS.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import type { Socket } from "bun";
-import { InterceptionCa } from "../../intercept/ca.ts";
-import { loadPolicy } from "../../policy/load.ts";
-import { PolicyEngine } from "../../policy/engine.ts";
-import { NameCache } from "../../policy/name-cache.ts";
-import { parseIp } from "../../policy/address.ts";
-import { SpiffeId } from "../../spiffe/id.ts";
-import { createLogger } from "../../runtime/log.ts";
-import { peek, PeekError, type PeekResult } from "../peek/peek.ts";
-import { PeerVerifier } from "../peer-verifier.ts";
-import { SessionCache } from "../session-cache.ts";
-import type { Splice } from "../splice.ts";
-import { legTlsOf } from "../egress-listener.ts";
-import { serveIntercept } from "./serve.ts";
+import { apiRule, createHarness, exchange as exchangeOn, type Harness } from "./test-harness.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "tidegate-test-intercept-"));
-const lines: Record<string, unknown>[] = [];
-const logger = createLogger({ write: (l) => void lines.push(JSON.parse(l)) });
 const SECRET = "s3cr3t-value-for-the-api";
 const secrets: Record<string, string> = { api_token: SECRET, other_token: "other-secret-value" };
 let api: ReturnType<typeof Bun.serve>;
-let proxy: { port: number; stop(force?: boolean): void };
-let agentCa: InterceptionCa;
+let h: Harness;
+let lines: Record<string, unknown>[];
+let proxyPort: number;
 const seen: { path: string; auth: string | null; xkey: string | null; body: string }[] = [];
-const CALLER = SpiffeId.parse("spiffe://example.org/w");
-
-interface TestConn {
-  buf: Uint8Array[];
-  sp: Splice | null;
-  ended: boolean;
-  closed: boolean;
-  started: boolean;
-}
 
 beforeAll(async () => {
-  const apiCa = await InterceptionCa.open({ stateDir: join(dir, "api-ca"), label: "api" });
-  agentCa = await InterceptionCa.open({ stateDir: join(dir, "agent-ca"), label: "agent" });
-  const leaf = await apiCa.leafFor("api.test");
-  writeFileSync(join(dir, "api-ca.pem"), apiCa.certPem);
-  writeFileSync(join(dir, "agent-ca.pem"), agentCa.certPem);
+  h = await createHarness();
+  lines = h.lines;
   api = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
-    tls: { cert: leaf.certPem + apiCa.certPem, key: leaf.keyPem },
+    tls: h.apiTls,
     async fetch(req) {
       const u = new URL(req.url);
       seen.push({ path: u.pathname + u.search, auth: req.headers.get("authorization"), xkey: req.headers.get("x-key"), body: await req.text() });
       return new Response(`path=${u.pathname} auth=${req.headers.get("authorization") === `Bearer ${SECRET}` ? "injected" : "other"}`);
     },
   });
-  const policy = loadPolicy(
-    `trust_domain: example.org
-egress:
-  - name: api
-    from: spiffe://example.org/w
-    to: { host: api.test, port: 80 }
-    action: intercept
-    ca: ${join(dir, "api-ca.pem")}
-    upstream: { port: ${api.port} }
-    inject: { headers: { Authorization: "Bearer \${secret:api_token}" } }
-  - name: api-tls
-    from: spiffe://example.org/w
-    to: { host: api.test, port: 443 }
-    action: intercept
-    ca: ${join(dir, "api-ca.pem")}
-    upstream: { port: ${api.port} }
-    inject: { headers: { Authorization: "Bearer \${secret:api_token}" } }
-`,
-    "t.yaml",
-  );
-  const engine = new PolicyEngine(policy);
-  const names = new NameCache({ hosts: new Map([["api.test", [parseIp("127.0.0.1")]]]), lookup: async () => ({ addresses: [], ttl: 30 }) });
-  const upstream = { sessions: new SessionCache(), verifier: new PeerVerifier() };
-  const deps = { engine: () => engine, names: () => names, intercept: { leafFor: (n: string) => agentCa.leafFor(n), secret: (n: string) => secrets[n] ?? null }, logger };
-  proxy = Bun.listen<TestConn>({
-    hostname: "127.0.0.1",
-    port: 0,
-    allowHalfOpen: true,
-    socket: {
-      open: (s) => void (s.data = { buf: [], sp: null, ended: false, closed: false, started: false }),
-      data(s, chunk) {
-        const c = s.data;
-        if (c.sp !== null) return c.sp.up.data(chunk);
-        c.buf.push(new Uint8Array(chunk));
-        if (c.started) return;
-        const early = Buffer.concat(c.buf);
-        let first: PeekResult;
-        try {
-          first = peek(new Uint8Array(early));
-        } catch (e) {
-          // The listener refuses (and logs) a first request that breaks HTTP/1.1 while peeking.
-          if (e instanceof PeekError) return void (logger.info("egress", { outcome: "refused", reason: e.code }), s.end());
-          throw e;
-        }
-        if (first.kind === "need_more") return;
-        c.started = true;
-        const port = first.kind === "tls" ? 443 : 80; // the port the workload "dialled"
-        void serveIntercept({
-          socket: s as Socket<unknown>,
-          conn: c,
-          early: new Uint8Array(early),
-          first,
-          caller: { record: { address: parseIp("127.0.0.1"), port }, id: CALLER },
-          fields: { spiffe_id: CALLER.toString(), pid: 1 },
-          deps,
-          upstream,
-          log: (f) => logger.info("egress", f),
-          legTls: (spec) => legTlsOf(spec, CALLER, { lookupRecord: () => null, identify: async () => ({ ok: false, workload: null, reason: "", detail: "" }), engine: () => engine, names: () => names, logger }),
-        });
-      },
-      drain: (s) => s.data.sp?.down.drain(),
-      end(s) {
-        if (s.data.sp !== null) return s.data.sp.up.ended();
-        s.data.ended = true;
-      },
-      close(s) {
-        s.data.closed = true;
-        s.data.sp?.clientClosed();
-      },
-    },
-  });
+  proxyPort = h.start(`trust_domain: example.org\negress:\n${apiRule("api", 80, h, api.port!)}${apiRule("api-tls", 443, h, api.port!)}`, { secrets });
 });
 
 afterAll(() => {
-  proxy?.stop(true);
+  h?.stop();
   api?.stop(true);
-  rmSync(dir, { recursive: true, force: true });
 });
 
-/** Writes `text` to the proxy and reads until the server closes or `until` matches. */
-async function exchange(text: string, until?: (got: string) => boolean): Promise<string> {
-  let got = "";
-  const { promise, resolve } = Promise.withResolvers<string>();
-  const s = await Bun.connect({
-    hostname: "127.0.0.1",
-    port: proxy.port,
-    socket: {
-      data(_s, c) {
-        got += new TextDecoder().decode(c);
-        if (until?.(got)) resolve(got);
-      },
-      close: () => resolve(got),
-      end: () => resolve(got),
-    },
-  });
-  s.write(text);
-  const out = await promise;
-  s.end();
-  return out;
-}
-
+const exchange = (text: string, until?: (got: string) => boolean) => exchangeOn(proxyPort, text, until);
 const count = (s: string, what: string) => s.split(what).length - 1;
 const httpLines = () => lines.filter((l) => l.event === "http_request");
 
@@ -253,7 +130,7 @@ describe("intercept: plain HTTP from the workload, TLS to the API", () => {
 describe("intercept: the workload's TLS terminated with the interception CA", () => {
   test("curl over https trusts the leaf, and the API gets the injected header", async () => {
     const before = seen.length;
-    const p = Bun.spawn(["curl", "-sS", "--max-time", "5", "--cacert", join(dir, "agent-ca.pem"), "--resolve", `api.test:${proxy.port}:127.0.0.1`, `https://api.test:${proxy.port}/tls`], { stdout: "pipe", stderr: "pipe" });
+    const p = Bun.spawn(["curl", "-sS", "--max-time", "5", "--cacert", h.agentCaFile, "--resolve", `api.test:${proxyPort}:127.0.0.1`, `https://api.test:${proxyPort}/tls`], { stdout: "pipe", stderr: "pipe" });
     const [out, err] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
     expect(err).toBe("");
     expect(out).toBe("path=/tls auth=injected");
@@ -261,7 +138,7 @@ describe("intercept: the workload's TLS terminated with the interception CA", ()
   });
 
   test("a Host that does not match the SNI is refused 421", async () => {
-    const p = Bun.spawn(["curl", "-sS", "--max-time", "5", "--cacert", join(dir, "agent-ca.pem"), "-H", "Host: other.test", "--resolve", `api.test:${proxy.port}:127.0.0.1`, `https://api.test:${proxy.port}/x`], { stdout: "pipe", stderr: "pipe" });
+    const p = Bun.spawn(["curl", "-sS", "--max-time", "5", "--cacert", h.agentCaFile, "-H", "Host: other.test", "--resolve", `api.test:${proxyPort}:127.0.0.1`, `https://api.test:${proxyPort}/x`], { stdout: "pipe", stderr: "pipe" });
     const out = await new Response(p.stdout).text();
     await p.exited;
     expect(out).toContain("host_sni_mismatch");

@@ -7,8 +7,9 @@
  * - `host_sni_mismatch` (421): the workload spoke TLS and the request's Host is not the name it
  *   gave in its ClientHello (a connection is decided, and its leaf minted, for that name);
  * - `bad_path` (400): the path does not normalize (http-match.ts);
- * - `upgrade_refused` (403): CONNECT, or a request asking to switch protocols (WebSocket): no rule
- *   key allows it yet;
+ * - `upgrade_refused` (403): CONNECT; a request asking to switch to a protocol (its Upgrade list,
+ *   by name, any version) that the matching rule's `upgrade:` does not name (only websocket can be
+ *   named);
  * - the policy's deny reasons (403): `no_rule`, `rule`, `not_interceptable` (the rule that matched
  *   is not `intercept`: its bytes could not be passed on as sent), `address_not_resolved` (the Host
  *   does not resolve to the address the workload dialled: where bytes go), `dns_failed` (502);
@@ -72,7 +73,7 @@ export async function decideRequest(ctx: RequestContext, head: RequestHead, deps
   const name = head.host.name === null ? null : normalizeServerName(head.host.name);
   if (name === null) return refuse(400, "no_host", "the request's host is an address, not a name");
   if (ctx.sni !== null && name !== ctx.sni) return refuse(421, "host_sni_mismatch", `Host ${name} is not the name the connection gave (${ctx.sni})`, null, name);
-  if (head.method === "CONNECT" || head.upgrade.length > 0) return refuse(403, "upgrade_refused", `${head.method === "CONNECT" ? "CONNECT" : `Upgrade: ${head.upgrade.join(", ")}`} is not allowed`, null, name);
+  if (head.method === "CONNECT") return refuse(403, "upgrade_refused", "CONNECT is not allowed", null, name);
   let path: string;
   try {
     path = normalizeRequestPath(head.form === "absolute" ? new URL(head.target).pathname : head.target);
@@ -97,6 +98,9 @@ export async function decideRequest(ctx: RequestContext, head: RequestHead, deps
     return refuse(403, "not_interceptable", `rule ${d.rule.name} is not an intercept rule`, d.rule.name, name);
   }
   const rule = d.rule;
+  const offered = head.upgrade.map((p) => p.split("/")[0]!.toLowerCase());
+  const notAllowed = offered.find((p) => !rule.upgrade.includes(p));
+  if (notAllowed !== undefined) return refuse(403, "upgrade_refused", `Upgrade: ${head.upgrade.join(", ")}: rule ${rule.name} does not allow ${notAllowed} (upgrade:)`, rule.name, name);
   const injected = new Set(rule.inject.map((t) => t.key));
   const allowed = new Set(rule.inject.flatMap((t) => t.secrets));
   const used = new Set<string>();

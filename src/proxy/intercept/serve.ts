@@ -20,11 +20,14 @@ import type { UpstreamDeps, UpstreamTls } from "../upstream.ts";
 import { hex, randomConnectionId } from "../peer-tls.ts";
 import { plainClient, tlsClient, type Leaf } from "./client-side.ts";
 import { HttpExchange } from "./exchange.ts";
+import type { LegPool } from "./leg-pool.ts";
 import type { LegSpec } from "../egress-listener.ts";
 
 export interface InterceptDeps {
   leafFor(serverName: string): Promise<Leaf>;
   secret(name: string): string | null;
+  /** Idle upstream legs shared by the listener's connections; absent: none are kept. */
+  readonly legs?: LegPool;
 }
 
 interface ConnState {
@@ -91,6 +94,7 @@ export async function serveIntercept(call: InterceptCall): Promise<void> {
       names: deps.names,
       secret: (n) => ix.secret(n),
       upstream: call.upstream,
+      pool: ix.legs ?? null,
       legTls: (v) => call.legTls(v.rule.serverId !== null ? { kind: "mtls", serverName: v.upstream.serverName, serverId: v.rule.serverId } : { kind: "tls", serverName: v.upstream.serverName, caFile: v.rule.ca }),
       logger: deps.logger,
     },

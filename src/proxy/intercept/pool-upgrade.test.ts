@@ -1,0 +1,220 @@
+// Upstream legs pooled across connections, the retry of a request whose pooled leg the upstream had
+// closed, and WebSocket upgrades a rule allows: over real sockets (test-harness.ts), against real
+// TLS servers of the test.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type { Server, Socket, TCPSocketListener } from "bun";
+import { parseIp } from "../../policy/address.ts";
+import { legKey } from "./exchange.ts";
+import { LegPool } from "./leg-pool.ts";
+import { apiRule, createHarness, exchange, type Harness } from "./test-harness.ts";
+
+const SECRET = "pool-test-secret-value";
+const secrets = { api_token: SECRET };
+let h: Harness;
+let api: Server<undefined>;
+let flaky: TCPSocketListener<{ n: number; buf: string }>;
+let pool: LegPool;
+let proxyPort: number;
+/** Per request to `api`: the client port it came from (one per upstream leg), path, Authorization. */
+const seen: { port: number; path: string; auth: string | null }[] = [];
+/** Per request head the flaky server read: its connection number and the path. */
+const flakySeen: { conn: number; path: string; answered: boolean }[] = [];
+let flakyConns = 0;
+
+const complete = (got: string) => /\r\n\r\n/.test(got) && got.length >= got.indexOf("\r\n\r\n") + 4 + Number(/content-length: (\d+)/i.exec(got)?.[1] ?? 0);
+
+beforeAll(async () => {
+  h = await createHarness();
+  api = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    tls: h.apiTls,
+    fetch(req, server) {
+      const u = new URL(req.url);
+      seen.push({ port: server.requestIP(req)?.port ?? -1, path: u.pathname, auth: req.headers.get("authorization") });
+      if (u.pathname === "/ws" && server.upgrade(req)) return undefined;
+      return new Response("ok");
+    },
+    websocket: {
+      message(ws, m) {
+        ws.send(`echo:${String(m)}`);
+      },
+    },
+  });
+  // Answers the first request of each connection; at the second it closes without answering, as
+  // a server does whose keep-alive timer fired just as the request came.
+  flaky = Bun.listen<{ n: number; buf: string }>({
+    hostname: "127.0.0.1",
+    port: 0,
+    tls: h.apiTls,
+    socket: {
+      open: (s) => void (s.data = { n: ++flakyConns, buf: "" }),
+      data(s, chunk) {
+        s.data.buf += new TextDecoder().decode(chunk);
+        const end = s.data.buf.indexOf("\r\n\r\n");
+        if (end < 0) return;
+        const path = s.data.buf.split(" ")[1] ?? "";
+        s.data.buf = "";
+        const first = !flakySeen.some((x) => x.conn === s.data.n);
+        flakySeen.push({ conn: s.data.n, path, answered: first });
+        if (first) s.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        else s.end();
+      },
+    },
+  });
+  pool = new LegPool({ idleMs: 10_000 });
+  const policy = `trust_domain: example.org
+egress:
+${apiRule("flaky", 80, h, flaky.port, "    http: { paths: [/f/**] }\n")}${apiRule("api", 80, h, api.port!, "    upgrade: [websocket]\n")}`;
+  proxyPort = h.start(policy, { secrets, pool });
+});
+
+afterAll(() => {
+  h?.stop();
+  api?.stop(true);
+  flaky?.stop(true);
+});
+
+/** One keep-alive request on its own client connection, closed once the response is complete. */
+const oneRequest = (text: string) => exchange(proxyPort, text, complete);
+/** Polls `ok` until it holds, failing after 5 s. */
+async function until(ok: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error("timed out waiting");
+    await Bun.sleep(5);
+  }
+}
+const httpLines = () => h.lines.filter((l) => l.event === "http_request");
+
+describe("interception: upstream legs pooled per (caller, rule, upstream)", () => {
+  test("two connections one after the other share one upstream leg", async () => {
+    const before = seen.length;
+    expect(await oneRequest("GET /one HTTP/1.1\r\nHost: api.test\r\n\r\n")).toContain("200 OK");
+    await until(() => pool.idle > 0);
+    expect(await oneRequest("GET /two HTTP/1.1\r\nHost: api.test\r\n\r\n")).toContain("200 OK");
+    const got = seen.slice(before);
+    expect(got.map((x) => [x.path, x.auth])).toEqual([
+      ["/one", `Bearer ${SECRET}`],
+      ["/two", `Bearer ${SECRET}`],
+    ]);
+    expect(got[0]!.port).toBe(got[1]!.port);
+    const [a, b] = httpLines().slice(-2);
+    expect(a!.upstream_conn_id).toBe(b!.upstream_conn_id);
+    expect(a!.conn_id).not.toBe(b!.conn_id);
+  });
+
+  test("a request with Connection: close leaves no leg behind", async () => {
+    await oneRequest("GET /warm HTTP/1.1\r\nHost: api.test\r\n\r\n");
+    await until(() => pool.idle > 0);
+    const idle = pool.idle;
+    await oneRequest("GET /last HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n");
+    await until(() => pool.idle === idle - 1);
+  });
+
+  test("the key holds the caller, the rule and what the leg's TLS vouched for", () => {
+    const address = parseIp("127.0.0.1");
+    const tls = { kind: "tls" as const, serverName: "api.test", ca: null };
+    const k = legKey("spiffe://example.org/w", "api", address, 443, tls);
+    expect(legKey("spiffe://example.org/w", "api", address, 443, tls)).toBe(k);
+    for (const other of [
+      legKey("spiffe://example.org/other", "api", address, 443, tls),
+      legKey("spiffe://example.org/w", "api2", address, 443, tls),
+      legKey("spiffe://example.org/w", "api", parseIp("127.0.0.2"), 443, tls),
+      legKey("spiffe://example.org/w", "api", address, 444, tls),
+      legKey("spiffe://example.org/w", "api", address, 443, { ...tls, serverName: "b.test" }),
+      legKey("spiffe://example.org/w", "api", address, 443, { ...tls, ca: { id: "ca-hash", pem: "" } as never }),
+    ]) {
+      expect(other).not.toBe(k);
+    }
+  });
+
+  test("a GET whose pooled leg the upstream closed is sent once more on a new leg", async () => {
+    const before = flakySeen.length;
+    const conns = flakyConns;
+    expect(await oneRequest("GET /f/1 HTTP/1.1\r\nHost: api.test\r\n\r\n")).toContain("200 OK");
+    const out = await oneRequest("GET /f/2 HTTP/1.1\r\nHost: api.test\r\n\r\n");
+    expect(out).toContain("200 OK");
+    expect(flakySeen.slice(before)).toEqual([
+      { conn: conns + 1, path: "/f/1", answered: true },
+      { conn: conns + 1, path: "/f/2", answered: false },
+      { conn: conns + 2, path: "/f/2", answered: true },
+    ]);
+  });
+
+  test("a POST with a body is not sent again: the workload gets 502", async () => {
+    const before = flakySeen.length;
+    expect(await oneRequest("GET /f/p1 HTTP/1.1\r\nHost: api.test\r\n\r\n")).toContain("200 OK");
+    const out = await oneRequest("POST /f/p2 HTTP/1.1\r\nHost: api.test\r\nContent-Length: 3\r\n\r\nabc");
+    expect(out).toStartWith("HTTP/1.1 502");
+    // /f/p1 may itself have met a leg the upstream closed (and been sent again); /f/p2 never is.
+    expect(flakySeen.slice(before).filter((x) => x.path === "/f/p2")).toEqual([{ conn: expect.any(Number), path: "/f/p2", answered: false }]);
+    expect(httpLines().at(-1)).toMatchObject({ outcome: "upstream_failed", rule: "flaky" });
+  });
+});
+
+/** A masked client text frame (RFC 6455 section 5.2), payload under 126 bytes. */
+function clientFrame(text: string): Uint8Array {
+  const payload = new TextEncoder().encode(text);
+  const mask = crypto.getRandomValues(new Uint8Array(4));
+  const out = new Uint8Array(6 + payload.length);
+  out.set([0x81, 0x80 | payload.length, ...mask]);
+  payload.forEach((b, i) => (out[6 + i] = b ^ mask[i % 4]!));
+  return out;
+}
+
+describe("interception: WebSocket upgrades a rule allows (upgrade: [websocket])", () => {
+  test("the handshake gets the injected header, then frames pass both ways", async () => {
+    const before = seen.length;
+    let got = new Uint8Array(0);
+    const { promise: switched, resolve: onSwitch } = Promise.withResolvers<void>();
+    const { promise: echoed, resolve: onEcho } = Promise.withResolvers<string>();
+    const s: Socket<undefined> = await Bun.connect({
+      hostname: "127.0.0.1",
+      port: proxyPort,
+      socket: {
+        data(_s, c) {
+          const joined = new Uint8Array(got.length + c.length);
+          joined.set(got);
+          joined.set(c, got.length);
+          got = joined;
+          const text = new TextDecoder().decode(got);
+          const headEnd = text.indexOf("\r\n\r\n");
+          if (headEnd < 0) return;
+          onSwitch();
+          const frame = got.subarray(Buffer.byteLength(text.slice(0, headEnd + 4)));
+          if (frame.length >= 2 && frame.length >= 2 + frame[1]!) onEcho(new TextDecoder().decode(frame.subarray(2, 2 + frame[1]!)));
+        },
+      },
+    });
+    const key = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64");
+    s.write(`GET /ws HTTP/1.1\r\nHost: api.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${key}\r\n\r\n`);
+    await switched;
+    expect(new TextDecoder().decode(got)).toStartWith("HTTP/1.1 101");
+    s.write(clientFrame("hello"));
+    expect(await echoed).toBe("echo:hello");
+    s.end();
+    expect(seen.slice(before).map((x) => [x.path, x.auth])).toEqual([["/ws", `Bearer ${SECRET}`]]);
+    expect(httpLines().at(-1)).toMatchObject({ path: "/ws", status: 101, outcome: "upgraded", rule: "api" });
+    await until(() => h.lines.some((l) => l.event === "egress" && typeof l.tunnel_bytes_up === "number"));
+    const conn = h.lines.find((l) => l.event === "egress" && typeof l.tunnel_bytes_up === "number");
+    expect(conn).toMatchObject({ requests: 1, tunnel_bytes_up: 11 });
+    expect(JSON.stringify(h.lines)).not.toContain(SECRET);
+  });
+
+  test("an upgrade to another protocol is refused, naming the rule", async () => {
+    const out = await exchange(proxyPort, "GET /x HTTP/1.1\r\nHost: api.test\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n");
+    expect(out).toStartWith("HTTP/1.1 403");
+    expect(httpLines().at(-1)).toMatchObject({ outcome: "refused", reason: "upgrade_refused", rule: "api" });
+  });
+
+  test("an upgrade the server declines is an ordinary response; the next request is read as one", async () => {
+    const before = seen.length;
+    const out = await exchange(
+      proxyPort,
+      "GET /nows HTTP/1.1\r\nHost: api.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nGET /after HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n",
+    );
+    expect(out.split("HTTP/1.1 200").length - 1).toBe(2);
+    expect(seen.slice(before).map((x) => x.path)).toEqual(["/nows", "/after"]);
+  });
+});

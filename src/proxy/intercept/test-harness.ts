@@ -1,0 +1,167 @@
+// For the interception tests: a stand-in for the egress listener that peeks at each connection's
+// first bytes, as the listener does, and hands it to serveIntercept, over real sockets. The
+// "third-party API" is the test's own TLS server with a leaf for api.test from its own CA (given
+// to rules as `ca`); the workload's connections are raw sockets, so requests can be written byte
+// for byte.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Socket } from "bun";
+import { InterceptionCa } from "../../intercept/ca.ts";
+import { loadPolicy } from "../../policy/load.ts";
+import { PolicyEngine } from "../../policy/engine.ts";
+import { NameCache } from "../../policy/name-cache.ts";
+import { parseIp } from "../../policy/address.ts";
+import { SpiffeId } from "../../spiffe/id.ts";
+import { createLogger } from "../../runtime/log.ts";
+import { peek, PeekError, type PeekResult } from "../peek/peek.ts";
+import { PeerVerifier } from "../peer-verifier.ts";
+import { SessionCache } from "../session-cache.ts";
+import type { Splice } from "../splice.ts";
+import { legTlsOf } from "../egress-listener.ts";
+import type { LegPool } from "./leg-pool.ts";
+import { serveIntercept } from "./serve.ts";
+
+export const CALLER = SpiffeId.parse("spiffe://example.org/w");
+
+interface TestConn {
+  buf: Uint8Array[];
+  sp: Splice | null;
+  ended: boolean;
+  closed: boolean;
+  started: boolean;
+}
+
+export interface Harness {
+  readonly dir: string;
+  /** PEM file of the API's CA (for rules' `ca`) and of the agent's interception CA (for clients). */
+  readonly apiCaFile: string;
+  readonly agentCaFile: string;
+  /** Leaf and key for api.test, chain included, for the test's API server. */
+  readonly apiTls: { cert: string; key: string };
+  readonly lines: Record<string, unknown>[];
+  /** Starts the proxy with this policy; the workload "dialled" port 443 for TLS, else 80. */
+  start(policy: string, opts: { secrets: Record<string, string>; pool?: LegPool }): number;
+  stop(): void;
+}
+
+export async function createHarness(): Promise<Harness> {
+  const dir = mkdtempSync(join(tmpdir(), "tidegate-test-intercept-"));
+  const lines: Record<string, unknown>[] = [];
+  const logger = createLogger({ write: (l) => void lines.push(JSON.parse(l)) });
+  const apiCa = await InterceptionCa.open({ stateDir: join(dir, "api-ca"), label: "api" });
+  const agentCa = await InterceptionCa.open({ stateDir: join(dir, "agent-ca"), label: "agent" });
+  const leaf = await apiCa.leafFor("api.test");
+  const apiCaFile = join(dir, "api-ca.pem");
+  const agentCaFile = join(dir, "agent-ca.pem");
+  writeFileSync(apiCaFile, apiCa.certPem);
+  writeFileSync(agentCaFile, agentCa.certPem);
+  let proxy: { stop(force?: boolean): void } | null = null;
+  let pool: LegPool | undefined;
+
+  const start = (policyText: string, opts: { secrets: Record<string, string>; pool?: LegPool }): number => {
+    pool = opts.pool;
+    const engine = new PolicyEngine(loadPolicy(policyText, "t.yaml"));
+    const names = new NameCache({ hosts: new Map([["api.test", [parseIp("127.0.0.1")]]]), lookup: async () => ({ addresses: [], ttl: 30 }) });
+    const upstream = { sessions: new SessionCache(), verifier: new PeerVerifier() };
+    const intercept = { leafFor: (n: string) => agentCa.leafFor(n), secret: (n: string) => opts.secrets[n] ?? null, ...(opts.pool !== undefined ? { legs: opts.pool } : {}) };
+    const deps = { engine: () => engine, names: () => names, intercept, logger };
+    const listener = Bun.listen<TestConn>({
+      hostname: "127.0.0.1",
+      port: 0,
+      allowHalfOpen: true,
+      socket: {
+        open: (s) => void (s.data = { buf: [], sp: null, ended: false, closed: false, started: false }),
+        data(s, chunk) {
+          const c = s.data;
+          if (c.sp !== null) return c.sp.up.data(chunk);
+          c.buf.push(new Uint8Array(chunk));
+          if (c.started) return;
+          const early = Buffer.concat(c.buf);
+          let first: PeekResult;
+          try {
+            first = peek(new Uint8Array(early));
+          } catch (e) {
+            // The listener refuses (and logs) a first request that breaks HTTP/1.1 while peeking.
+            if (e instanceof PeekError) return void (logger.info("egress", { outcome: "refused", reason: e.code }), s.end());
+            throw e;
+          }
+          if (first.kind === "need_more") return;
+          c.started = true;
+          const port = first.kind === "tls" ? 443 : 80;
+          void serveIntercept({
+            socket: s as Socket<unknown>,
+            conn: c,
+            early: new Uint8Array(early),
+            first,
+            caller: { record: { address: parseIp("127.0.0.1"), port }, id: CALLER },
+            fields: { spiffe_id: CALLER.toString(), pid: 1 },
+            deps,
+            upstream,
+            log: (f) => logger.info("egress", f),
+            legTls: (spec) => legTlsOf(spec, CALLER, { lookupRecord: () => null, identify: async () => ({ ok: false, workload: null, reason: "", detail: "" }), engine: () => engine, names: () => names, logger }),
+          });
+        },
+        drain: (s) => s.data.sp?.down.drain(),
+        end(s) {
+          if (s.data.sp !== null) return s.data.sp.up.ended();
+          s.data.ended = true;
+        },
+        close(s) {
+          s.data.closed = true;
+          s.data.sp?.clientClosed();
+        },
+      },
+    });
+    proxy = listener;
+    return listener.port;
+  };
+
+  return {
+    dir,
+    apiCaFile,
+    agentCaFile,
+    apiTls: { cert: leaf.certPem + apiCa.certPem, key: leaf.keyPem },
+    lines,
+    start,
+    stop() {
+      proxy?.stop(true);
+      pool?.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Writes `text` to `port` and reads until the server closes or `until` matches. */
+export async function exchange(port: number, text: string, until?: (got: string) => boolean): Promise<string> {
+  let got = "";
+  const { promise, resolve } = Promise.withResolvers<string>();
+  const s = await Bun.connect({
+    hostname: "127.0.0.1",
+    port,
+    socket: {
+      data(_s, c) {
+        got += new TextDecoder().decode(c);
+        if (until?.(got)) resolve(got);
+      },
+      close: () => resolve(got),
+      end: () => resolve(got),
+    },
+  });
+  s.write(text);
+  const out = await promise;
+  s.end();
+  return out;
+}
+
+/** An intercept rule for api.test on `port` that injects `Authorization: Bearer ${secret:api_token}`. */
+export function apiRule(name: string, port: number, h: Harness, apiPort: number, extra = ""): string {
+  return `  - name: ${name}
+    from: spiffe://example.org/w
+    to: { host: api.test, port: ${port} }
+    action: intercept
+    ca: ${h.apiCaFile}
+    upstream: { port: ${apiPort} }
+    inject: { headers: { Authorization: "Bearer \${secret:api_token}" } }
+${extra}`;
+}
