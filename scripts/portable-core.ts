@@ -2,7 +2,7 @@
  * The portable core (../shared/STYLE.md point 2): code that uses web-standard APIs and npm
  * packages only, whose tests run under both Bun and Deno. Folders, or single files where a
  * folder mixes portable logic with runtime adapters (attestation's matching rule, say). The
- * parsing half of mcp and the event format of audit join as they land.
+ * parsing half of mcp joins as it lands.
  */
 export const PORTABLE_PATHS: readonly string[] = [
   "src/spiffe",
@@ -15,6 +15,8 @@ export const PORTABLE_PATHS: readonly string[] = [
   "src/attest/match.ts",
   "src/attest/match.test.ts",
   "src/attest/errors.ts",
+  "src/audit/format",
+  "src/audit/otlp",
 ];
 
 /** Files under those folders that may touch the runtime (none yet): adapters live elsewhere. */

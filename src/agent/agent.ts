@@ -20,6 +20,12 @@ import { parseFingerprint } from "./trust.ts";
 import { loadSvids } from "./workload-svid.ts";
 import { startEnforcer, type Enforcer } from "./enforcer.ts";
 import { RunService, runHostOf } from "./run-service.ts";
+import { AuditLog } from "../audit/sink/audit-log.ts";
+import { followingSigner } from "../audit/sink/signer.ts";
+import { CursorFile, FileSource, OtlpExporter } from "../audit/export/index.ts";
+import { AUDIT_EXPORT_CURSOR_FILE, AUDIT_STATE_FILE } from "../audit/sink/files.ts";
+import { DEFAULT_AUDIT_SETTINGS, type AuditSettings } from "../policy/model.ts";
+import { VERSION } from "../version.ts";
 
 export const DEFAULT_SYNC_INTERVAL_MS = 5_000;
 export const DEFAULT_RETRY_MAX_MS = 60_000;
@@ -43,6 +49,8 @@ export interface StartAgentOptions {
   /** Kernel capture, the policy and the egress listener (enforcer.ts). Off by default in-process. */
   readonly capture?: boolean;
   readonly egressPort?: number;
+  /** The config's audit: settings; absent: the defaults (docs/audit.md). */
+  readonly audit?: AuditSettings;
 }
 
 export interface RunningAgent {
@@ -59,6 +67,30 @@ export interface RunningAgent {
   /** Reloads the config (SIGHUP); false when it was rejected or there is no capture. */
   reload(): boolean;
   stop(): Promise<void>;
+}
+
+/**
+ * The continuous export of the audit log (`audit.export.otlp`): woken by each event written, in
+ * order, from a cursor in the state folder, so a restart resumes where delivery stopped. Its
+ * states go to the operational log; a refusal stops it (and says so) until the next start.
+ */
+function startExport(url: string, auditDir: string, stateDir: string, instance: string, logger: Logger): OtlpExporter {
+  let said: string | null = null;
+  const exporter = new OtlpExporter({
+    url,
+    instance,
+    source: new FileSource(auditDir),
+    cursor: new CursorFile(join(stateDir, AUDIT_EXPORT_CURSOR_FILE)),
+    onStatus(s) {
+      if (s.state === said && s.state !== "failed") return;
+      said = s.state;
+      if (s.state === "failed") logger.error("audit_export_failed", { seq: s.seq, status: s.status ?? null, error: s.error ?? null, effect: "export stopped until the agent restarts; events stay in the audit files" });
+      else if (s.state === "retrying") logger.warn("audit_export_retrying", { seq: s.seq, status: s.status ?? null, error: s.error ?? null, wait_ms: s.waitMs ?? null });
+      else if (s.state === "delivering") logger.info("audit_export_delivering", { seq: s.seq });
+    },
+  });
+  exporter.start();
+  return exporter;
 }
 
 export async function startAgent(o: StartAgentOptions): Promise<RunningAgent> {
@@ -102,10 +134,32 @@ export async function startAgent(o: StartAgentOptions): Promise<RunningAgent> {
     ...(o.random ? { random: o.random } : {}),
   });
   await core.init();
+  const settings = o.audit ?? DEFAULT_AUDIT_SETTINGS;
+  const auditDir = settings.dir ?? o.places.auditDir;
+  let auditError: string | null = null;
+  let exporter: OtlpExporter | null = null;
+  const audit = AuditLog.open({
+    dir: auditDir,
+    statePath: join(files.dir, AUDIT_STATE_FILE),
+    signer: followingSigner(() => core.identity.node),
+    base: { instance: o.places.instance ?? "default", node_id: identity.config.spiffe_id },
+    ...(settings.checkpointEvery !== null ? { checkpointEvery: settings.checkpointEvery } : {}),
+    ...(settings.checkpointIntervalMs !== null ? { checkpointIntervalMs: settings.checkpointIntervalMs } : {}),
+    ...(settings.maxFileBytes !== null ? { maxFileBytes: settings.maxFileBytes } : {}),
+    onWritten: () => exporter?.notify(),
+    onHealth(healthy, error) {
+      auditError = error;
+      if (healthy) logger.info("audit_recovered", { dir: auditDir });
+      else logger.error("audit_unwritable", { dir: auditDir, error, effect: settings.onFailure === "refuse" ? "new connections are refused until it can be written (audit.on_failure: refuse)" : "connections are served; events wait in memory (audit.on_failure: serve)" });
+    },
+  });
+  audit.emit("agent_start", { version: VERSION, pid: process.pid });
+  if (settings.exportOtlp !== null) exporter = startExport(settings.exportOtlp, auditDir, files.dir, o.places.instance ?? "default", logger);
+  const auditStatus = () => ({ dir: auditDir, healthy: audit.healthy, error: auditError, seq: audit.seq, on_failure: settings.onFailure });
   let enforcer: Enforcer | null = null;
   let captureUnavailable: string | null = null;
   if (o.capture) {
-    const started = await startEnforcer({ places: o.places, core, logger, ...(o.egressPort !== undefined ? { egressPort: o.egressPort } : {}) });
+    const started = await startEnforcer({ places: o.places, core, logger, audit, accepting: () => settings.onFailure === "serve" || audit.healthy, ...(o.egressPort !== undefined ? { egressPort: o.egressPort } : {}) });
     if ("unavailable" in started) {
       captureUnavailable = started.unavailable;
       logger.warn("capture_unavailable", { reason: started.unavailable, effect: "identity only: tidegate run is refused" });
@@ -157,7 +211,7 @@ export async function startAgent(o: StartAgentOptions): Promise<RunningAgent> {
     socketPath,
     core,
     ready,
-    status: () => statusOf(core, now()),
+    status: () => statusOf(core, now(), auditStatus()),
     wake: () => wakeUp?.(),
     enforcer,
     captureUnavailable,
@@ -169,6 +223,9 @@ export async function startAgent(o: StartAgentOptions): Promise<RunningAgent> {
       runService?.stop();
       enforcer?.stop();
       await server.stop();
+      audit.emit("agent_stop", { reason: "stopped" });
+      audit.close();
+      await exporter?.stop(); // what it could not deliver goes at the next start (the cursor)
       logger.info("agent_stopped", { node: identity.config.node });
     },
   };

@@ -1,6 +1,7 @@
 // Enforcement without a kernel (a recording fake capture): workload identities from entries, what
 // the maps get on reload and on entry changes, nothing touched before the first sync, a rejected
 // reload keeping the maps, and who a redirected caller is.
+import { memoryAudit } from "../audit/sink/memory-audit.ts";
 import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -30,6 +31,7 @@ function setup(entries: Entry[] | null, cgroups = new Map([["w1", 101n]])) {
   const synced = new Map<bigint, readonly LpmEntry[]>();
   const removed: bigint[] = [];
   const lines: string[] = [];
+  const audit = memoryAudit();
   const capture: KernelCapture = {
     syncCgroup: (id, e) => void synced.set(id, e),
     removeCgroup: (id) => void removed.push(id),
@@ -48,6 +50,7 @@ function setup(entries: Entry[] | null, cgroups = new Map([["w1", 101n]])) {
       return state.selectors;
     },
     logger: createLogger({ write: (l) => void lines.push(l) }),
+    audit,
   });
   return { enforcement, holder, synced, removed, lines, state, cgroups };
 }
@@ -112,6 +115,7 @@ describe("enforcement", () => {
       engine: () => t.holder.engine,
       names: () => ({ resolve: async () => [] }),
       logger: createLogger({ write: () => {} }),
+      audit: memoryAudit(),
     });
     const peer = { address: parseIp("127.0.0.1"), port: 40000 };
     const local = { address: parseIp("127.0.0.1"), port: 1001 };

@@ -15,6 +15,7 @@
  * - a redirected caller must attest, as a process, to exactly its cgroup's workload identity
  *   (a process that exec'd another binary and lost its identity is refused, and recorded).
  */
+import type { Audit } from "../audit/sink/audit-log.ts";
 import { readFileSync } from "node:fs";
 import type { Entry } from "./wire.ts";
 import type { Logger } from "../runtime/log.ts";
@@ -50,6 +51,8 @@ export interface EnforcementOptions {
   /** Selectors of a process (the agent's attestation). */
   readonly attest: (pid: number) => Promise<readonly string[]>;
   readonly logger: Logger;
+  /** policy_loaded and policy_rejected go here too. */
+  readonly audit: Audit;
 }
 
 const WORKLOAD_SELECTOR = "tidegate:workload:";
@@ -65,15 +68,25 @@ export class Enforcement {
     try {
       text = readFileSync(this.o.configPath, "utf8");
     } catch (e) {
-      this.o.logger.error("policy_rejected", { file: this.o.configPath, error: `cannot read: ${(e as { code?: string }).code ?? String(e)}`, kept: this.o.holder.policy !== null });
+      const error = `cannot read ${this.o.configPath}: ${(e as { code?: string }).code ?? String(e)}`;
+      this.o.logger.error("policy_rejected", { file: this.o.configPath, error, kept: this.o.holder.policy !== null });
+      this.o.audit.emit("policy_rejected", { reason: error, file: this.o.configPath, kept: this.o.holder.policy !== null });
       return false;
     }
     const r = this.o.holder.reload(text, this.o.configPath);
     if (!r.ok) {
       this.o.logger.error("policy_rejected", { file: this.o.configPath, error: r.error.message, code: r.error.code, kept: r.kept !== null });
+      this.o.audit.emit("policy_rejected", { reason: r.error.message, code: r.error.code, file: this.o.configPath, kept: r.kept !== null });
       return false;
     }
     this.o.logger.info("policy_loaded", { file: this.o.configPath, egress_rules: r.policy.egress.length, inbound_rules: r.policy.inbound.length });
+    this.o.audit.emit("policy_loaded", {
+      rules: r.policy.egress.length + r.policy.inbound.length,
+      sha256: new Bun.CryptoHasher("sha256").update(text).digest("hex"),
+      file: this.o.configPath,
+      egress_rules: r.policy.egress.length,
+      inbound_rules: r.policy.inbound.length,
+    });
     this.resync(true);
     return true;
   }

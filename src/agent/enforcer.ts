@@ -11,6 +11,7 @@
  * reason. Pins of another layout stop the agent (CaptureError): it never runs beside enforcement
  * it does not understand.
  */
+import type { Audit } from "../audit/sink/audit-log.ts";
 import { existsSync, watch, type FSWatcher } from "node:fs";
 import type { Places } from "../runtime/instance.ts";
 import type { Logger } from "../runtime/log.ts";
@@ -41,6 +42,10 @@ export interface EnforcerOptions {
   readonly places: Places;
   readonly core: AgentCore;
   readonly logger: Logger;
+  /** The audit log: connections, requests, kernel denials, policy loads. */
+  readonly audit: Audit;
+  /** False while the audit log cannot be written and audit.on_failure is refuse (default: always true). */
+  readonly accepting?: () => boolean;
   /** Fixed egress port (tests); default: kept from the pins, else chosen below 1024. */
   readonly egressPort?: number;
 }
@@ -168,21 +173,16 @@ export class Enforcer {
       if (!this.seen.has(e.cgroupId)) this.noteCgroups();
       const workload = this.seen.get(e.cgroupId) ?? null;
       const rule = e.ruleId === null ? null : (this.holder.policy?.egress[e.ruleId]?.name ?? null);
-      this.o.logger.info("deny", {
+      const spiffeId = workload === null ? null : (this.enforcement.identityOf(workload).id?.toString() ?? null);
+      this.o.audit.emit("deny", {
+        side: "egress",
+        conn_id: null,
+        src: { spiffe_id: spiffeId, pid: e.tgid, uid: e.uid, cgroup_id: e.cgroupId.toString(), workload, exe: null, peer: null, tid: e.pid, gid: e.gid },
+        dst: { addr: e.address.text, port: e.port, name: null, proto: e.proto === 17 ? "udp" : "tcp" },
+        rule,
+        reason: REASONS[e.reason] ?? String(e.reason),
         source: "kernel",
         hook: HOOKS[e.hook] ?? e.hook,
-        reason: REASONS[e.reason] ?? e.reason,
-        rule,
-        dst: e.address.text,
-        dst_port: e.port,
-        proto: e.proto === 17 ? "udp" : "tcp",
-        pid: e.tgid,
-        tid: e.pid,
-        uid: e.uid,
-        gid: e.gid,
-        cgroup_id: e.cgroupId.toString(),
-        workload,
-        spiffe_id: workload === null ? null : (this.enforcement.identityOf(workload).id?.toString() ?? null),
       });
     });
   }
@@ -269,6 +269,7 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
     entries: () => (o.core.entries === null ? null : [...o.core.entries.values()]),
     attest: async (pid) => (await attestation.attest(pid)).selectors,
     logger: o.logger,
+    audit: o.audit,
   });
   // Names are resolved through the dns: setting of the policy in force; a new policy, a new cache.
   let names: { generation: number; cache: NameCache } | null = null;
@@ -292,6 +293,8 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
       identity,
       ...(interception !== null ? { intercept: interceptDeps(interception, o) } : {}),
       logger: o.logger,
+      audit: o.audit,
+      ...(o.accepting !== undefined ? { accepting: o.accepting } : {}),
     });
     capture.setProxyPort(port);
     const open = unprivilegedPortStart();
@@ -306,7 +309,7 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
   const present = existsSync(o.places.config);
   if (!present) o.logger.warn("policy_absent", { file: o.places.config, effect: "no policy: managed workloads reach nothing until one loads" });
   if (!(present && enforcement.reload())) enforcement.resync(true);
-  const enforcer = new Enforcer(capture, holder, enforcement, listener, new InboundManager({ identity, logger: o.logger }), interception, o);
+  const enforcer = new Enforcer(capture, holder, enforcement, listener, new InboundManager({ identity, logger: o.logger, audit: o.audit }), interception, o);
   enforcer.start();
   o.logger.info("capture_ready", { cgroup: capture.tree.root, pins: capture.pinDir, adopted: capture.adopted, egress_port: listener.port });
   return enforcer;

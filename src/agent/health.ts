@@ -6,7 +6,8 @@
  * of a run, those it holds SVIDs for from the previous run; an agent that has neither synced nor
  * holds anything from before is not healthy yet ("not synced"). Each failed condition is one line in
  * `problems`. A failing sync alone is not a problem while everything held is still valid (the
- * server may be down for a while); it shows in `sync`.
+ * server may be down for a while); it shows in `sync`. An audit log that cannot be written is a
+ * problem too (DESIGN.md section 8).
  */
 import type { AgentCore } from "./agent-core.ts";
 import { iso } from "./agent-core.ts";
@@ -38,11 +39,25 @@ export interface AgentStatus {
   sync: { error: string | null; next_at: string; failures: number };
   entries: Entry[];
   svids: SvidStatus[];
+  /** The audit log: null when the agent runs without one (in-process tests). */
+  audit: AuditStatus | null;
 }
 
-export function statusOf(core: AgentCore, now: number): AgentStatus {
+export interface AuditStatus {
+  dir: string;
+  healthy: boolean;
+  error: string | null;
+  /** The seq of the last event written. */
+  seq: number;
+  on_failure: "refuse" | "serve";
+}
+
+export function statusOf(core: AgentCore, now: number, audit: AuditStatus | null = null): AgentStatus {
   const { config, node } = core.identity;
   const problems: string[] = [];
+  if (audit !== null && !audit.healthy) {
+    problems.push(`the audit log in ${audit.dir} cannot be written (${audit.error}): ${audit.on_failure === "refuse" ? "new connections are refused" : "connections are served unrecorded (audit.on_failure: serve)"}`);
+  }
   if (node.notAfter <= now) problems.push(`node SVID expired at ${iso(node.notAfter)}: the agent needs a new join token`);
   if (core.entries === null && core.svids.size === 0) problems.push(`not synced with the server yet${core.lastSync.error ? `: ${core.lastSync.error}` : ""}`);
   const expected = core.entries !== null ? [...core.entries.keys()] : [...core.svids.keys()];
@@ -74,5 +89,6 @@ export function statusOf(core: AgentCore, now: number): AgentStatus {
     sync: { error: core.lastSync.error, next_at: iso(core.lastSync.nextAt), failures: core.lastSync.failures },
     entries: core.entries === null ? [] : [...core.entries.values()],
     svids,
+    audit,
   };
 }

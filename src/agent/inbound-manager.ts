@@ -9,6 +9,7 @@
  *   `id` changed is restarted; a rule that is gone stops its listener (`inbound_stopped`);
  *   connections in flight finish on the rule they started with.
  */
+import type { Audit } from "../audit/sink/audit-log.ts";
 import type { InboundRule, Policy } from "../policy/model.ts";
 import type { Logger } from "../runtime/log.ts";
 import type { IdentitySource } from "../proxy/identity-source.ts";
@@ -42,7 +43,7 @@ export class InboundManager {
   private readonly slots = new Map<string, Slot>();
   private readonly verifier = new PeerVerifier();
 
-  constructor(private readonly o: { identity: IdentitySource; logger: Logger }) {}
+  constructor(private readonly o: { identity: IdentitySource; logger: Logger; audit: Audit }) {}
 
   sync(policy: Policy | null): void {
     const wanted = new Map((policy?.inbound ?? []).map((r) => [keyOf(r), r]));
@@ -74,7 +75,7 @@ export class InboundManager {
       return;
     }
     try {
-      slot.listener = new InboundListener(r, credential, { identity: this.o.identity, verifier: this.verifier, logger: this.o.logger });
+      slot.listener = new InboundListener(r, credential, { identity: this.o.identity, verifier: this.verifier, logger: this.o.logger, audit: this.o.audit });
       slot.said = null;
       this.o.logger.info("inbound_listening", fields);
     } catch (e) {

@@ -12,7 +12,7 @@ export interface TempPlaces {
 
 export function tempPlaces(): TempPlaces {
   const dir = mkdtempSync(join(tmpdir(), "tidegate-agent-test-"));
-  const places = placesFor("test", { stateDir: join(dir, "state"), runDir: join(dir, "run") });
+  const places = placesFor("test", { stateDir: join(dir, "state"), runDir: join(dir, "run"), auditDir: join(dir, "audit") });
   return { dir, places, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 

@@ -17,15 +17,19 @@ import type { Places } from "../runtime/instance.ts";
 import { callUnix } from "../runtime/unix-http.ts";
 import { probeHost } from "../runtime/host.ts";
 import { Capture } from "../bpf/capture.ts";
-import { loadPolicy, type AgentSettings } from "../policy/index.ts";
+import { loadPolicy, type AgentSettings, type AuditSettings } from "../policy/index.ts";
 
 /**
  * The `agent:` settings of the config file (docs/policy.md), when the file exists. An invalid file
  * stops the agent: it never starts on a policy it could not read.
  */
 export function configuredAgent(configPath: string): AgentSettings | null {
+  return configured(configPath)?.agent ?? null;
+}
+
+function configured(configPath: string): { agent: AgentSettings; audit: AuditSettings } | null {
   if (!existsSync(configPath)) return null;
-  return loadPolicy(new TextDecoder().decode(readInputFile(configPath, "agent --config")), configPath).agent;
+  return loadPolicy(new TextDecoder().decode(readInputFile(configPath, "agent --config")), configPath);
 }
 
 /**
@@ -119,7 +123,8 @@ export const agentCommand: Command = {
   run: async ({ values: flags, positionals, places, io }) => {
     if (positionals.length > 0) throw new UsageError(`agent takes no arguments, got ${JSON.stringify(positionals[0])}`);
     if (flags.uninstall === true) return uninstall(places, io);
-    const values = mergeAgentSettings(flags, configuredAgent(places.config));
+    const config = configured(places.config);
+    const values = mergeAgentSettings(flags, config?.agent ?? null);
     let joinToken = str(values["join-token"]);
     const tokenFile = str(values["join-token-file"]);
     if (joinToken !== undefined && tokenFile !== undefined) throw new UsageError("give --join-token or --join-token-file, not both");
@@ -144,6 +149,7 @@ export const agentCommand: Command = {
       retryMaxMs: positiveDuration(values["retry-max"], "--retry-max", DEFAULT_RETRY_MAX_MS),
       logger: createLogger({ write: (l) => io.err(l) }),
       capture: flags["no-capture"] !== true,
+      ...(config !== null ? { audit: config.audit } : {}),
       ...(serverUrl !== undefined ? { serverUrl } : {}),
       ...(joinToken !== undefined ? { joinToken } : {}),
       ...(fingerprint !== undefined ? { fingerprint } : {}),

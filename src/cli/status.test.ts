@@ -18,11 +18,13 @@ const status: AgentStatus = {
   sync: { error: "server_unreachable: agent: cannot reach https://10.0.0.1:8082: ConnectionRefused", next_at: "2026-01-01T00:00:30.000Z", failures: 4 },
   entries: [],
   svids: [{ entry_id: "e2", spiffe_id: "spiffe://example.org/db", serial: "7b", expires_at: "2025-12-31T23:59:00.000Z", rotate_at: "2025-12-31T23:30:00.000Z", expired: true }],
+  audit: { dir: "/var/log/tidegate", healthy: true, error: null, seq: 42, on_failure: "refuse" },
 };
 
 describe("tidegate status screen", () => {
   test("names health and problems, node, server, expiries, rotation times, bundle, last sync", () => {
     const out = renderStatus(status, NOW);
+    expect(out).toContain("audit          ok, 42 events, /var/log/tidegate\n");
     expect(out).toContain("health         UNHEALTHY (1 problem)\n  - entry e2 (spiffe://example.org/db): SVID expired at 2025-12-31T23:59:00.000Z\n");
     expect(out).toContain("node           node-1 (spiffe://example.org/tidegate/agent/node-1)");
     expect(out).toContain("server         https://10.0.0.1:8081 (api https://10.0.0.1:8082)");

@@ -125,10 +125,26 @@ export interface AgentSettings {
   readonly runGroup: string;
 }
 
+/** `audit:` (docs/audit.md, "Settings"); read when the agent starts. */
+export interface AuditSettings {
+  /** null: the instance's audit folder (/var/log/tidegate[-INSTANCE]). */
+  readonly dir: string | null;
+  readonly checkpointEvery: number | null;
+  readonly checkpointIntervalMs: number | null;
+  readonly maxFileBytes: number | null;
+  /** What the agent does while the log cannot be written: refuse new connections (default) or serve on, alarmed. */
+  readonly onFailure: "refuse" | "serve";
+  /** Continuous export to an OTLP/HTTP logs endpoint. */
+  readonly exportOtlp: string | null;
+}
+
+export const DEFAULT_AUDIT_SETTINGS: AuditSettings = Object.freeze({ dir: null, checkpointEvery: null, checkpointIntervalMs: null, maxFileBytes: null, onFailure: "refuse", exportOtlp: null });
+
 export interface Policy {
   readonly file: string;
   readonly trustDomain: TrustDomain;
   readonly agent: AgentSettings;
+  readonly audit: AuditSettings;
   readonly workloads: readonly Workload[];
   readonly egress: readonly EgressRule[];
   readonly inbound: readonly InboundRule[];

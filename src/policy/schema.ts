@@ -38,6 +38,18 @@ const idPatterns = convertedAny((x) => {
   }
   return list.map((text: string) => ({ text, matcher: parsePattern(text) }));
 });
+/** An OTLP/HTTP endpoint: http or https, no user name or password in it (they would be logged). */
+const httpUrl = converted((t) => {
+  let u: URL;
+  try {
+    u = new URL(t);
+  } catch {
+    throw new Error(`${JSON.stringify(t.slice(0, 64))} is not a URL`);
+  }
+  if (u.protocol !== "https:" && u.protocol !== "http:") throw new Error(`${JSON.stringify(t.slice(0, 64))} is not an http:// or https:// URL`);
+  if (u.username !== "" || u.password !== "") throw new Error("a URL with a user name or password is refused (it would be logged)");
+  return u.toString();
+});
 const httpsUrl = converted((t) => {
   let u: URL;
   try {
@@ -142,6 +154,16 @@ export const PolicySchema = mapping({
       sync_interval: v.optional(duration),
       retry_max: v.optional(duration),
       run_group: v.optional(v.pipe(v.string(), v.regex(ACCOUNT, "is not a group name or gid"))),
+    }),
+  ),
+  audit: v.optional(
+    mapping({
+      dir: v.optional(absolutePath),
+      checkpoint_every: v.optional(v.pipe(v.number(), v.integer("is not a whole number"), v.minValue(1, "must be at least 1"), v.maxValue(1_000_000, "must be at most 1000000"))),
+      checkpoint_interval: v.optional(duration),
+      max_file_size: v.optional(v.pipe(v.number(), v.integer("is not a whole number of bytes"), v.minValue(4096, "must be at least 4096 bytes"))),
+      on_failure: v.optional(v.picklist(["refuse", "serve"])),
+      export: v.optional(mapping({ otlp: v.optional(httpUrl) })),
     }),
   ),
   workloads: v.optional(v.array(WorkloadSchema)),

@@ -26,6 +26,8 @@
  * connection id (for TLS legs the exporter value the far end computes alike, peer-tls.ts) and, for
  * a forwarded one, the upstream, the peer's SPIFFE ID, bytes each way and duration.
  */
+import type { Audit } from "../audit/sink/audit-log.ts";
+import { connAudit } from "./conn-audit.ts";
 import type { Socket } from "bun";
 import type { IpAddress } from "../policy/address.ts";
 import { parseIp } from "../policy/address.ts";
@@ -77,6 +79,10 @@ export interface EgressDeps {
   /** Leaves of the interception CA and the secrets to inject; absent: intercept is refused. */
   intercept?: InterceptDeps;
   logger: Logger;
+  /** Where each connection's conn_open and conn_close go (and intercepted requests' http_request). */
+  audit: Audit;
+  /** False while the audit log cannot be written and `audit.on_failure` is refuse: new connections are closed at once. */
+  accepting?(): boolean;
 }
 
 export interface EgressListener {
@@ -209,7 +215,8 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
   const serve = async (socket: Socket<Conn>) => {
     const started = performance.now();
     const c = socket.data;
-    const log = (fields: Fields) => deps.logger.info("egress", { ...fields, duration_ms: Math.round(performance.now() - started) });
+    const events = connAudit(deps.audit, "egress", started);
+    const log = (fields: Fields) => events.close(fields);
     let peer: IpAddress;
     let local: IpAddress;
     try {
@@ -241,7 +248,7 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
       return;
     }
     const d = await decideConnection(caller, nameOf(first), deps, first.kind);
-    if (d.intercept === true && !c.closed) return serveIntercept({ socket: socket as Socket<unknown>, conn: c, early: joined(c), first, caller, fields: { ...caller.fields, ...d.fields }, deps, upstream: legDeps, log, legTls: (spec) => legTlsOf(spec, caller.id, deps) });
+    if (d.intercept === true && !c.closed) return serveIntercept({ socket: socket as Socket<unknown>, conn: c, early: joined(c), first, caller, fields: { ...caller.fields, ...d.fields }, deps, upstream: legDeps, events, legTls: (spec) => legTlsOf(spec, caller.id, deps) });
     if (d.upstream === null || c.closed) {
       log({ ...caller.fields, ...d.fields, ...(c.closed && d.upstream !== null ? { outcome: "client_gone" } : {}) });
       socket.end();
@@ -269,6 +276,7 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
     }
     const upSocket = up.socket;
     const legFields: Fields = { conn_id: hex(up.connId), ...(up.peerId !== null ? { peer_id: up.peerId } : {}), ...(up.resumed !== null ? { resumed: up.resumed } : {}) };
+    events.open({ ...caller.fields, ...d.fields, upstream: `${upstream.address.text}:${upstream.port}`, ...legFields });
     const sp = splice(endOf(socket as Socket<unknown>), endOf(upSocket as Socket<unknown>), () =>
       done({ ...legFields, outcome: "forwarded", bytes_up: sp.bytesUp(), bytes_down: sp.bytesDown() }),
     );
@@ -290,8 +298,13 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
   const handlers = {
     open(socket: Socket<Conn>) {
       socket.data = { buf: [], size: 0, peeked: Promise.withResolvers(), settled: false, timer: null, sp: null, ended: false, closed: false };
+      if (deps.accepting?.() === false) {
+        // The audit log cannot be written (audit.on_failure: refuse): nothing goes unrecorded.
+        socket.terminate();
+        return;
+      }
       serve(socket).catch((e: unknown) => {
-        deps.logger.error("egress", { outcome: "refused", reason: "internal_error", error: e instanceof Error ? e.message : String(e) });
+        deps.logger.error("egress_failed", { outcome: "refused", reason: "internal_error", error: e instanceof Error ? e.message : String(e) });
         socket.end();
       });
     },

@@ -13,8 +13,9 @@
  * 4. its SPIFFE ID matches one of the rule's `allow` patterns (`client_not_allowed`).
  * The agent must hold a valid SVID for `id` when the connection arrives (`no_svid` otherwise).
  * With `proxy_protocol: true` the backend first receives a PROXY protocol v2 header with the
- * caller's SPIFFE ID and the connection id (proxy-v2.ts). Every connection ends in one `inbound`
- * log line; its `conn_id` equals the `conn_id` the client side's egress proxy logs (peer-tls.ts).
+ * caller's SPIFFE ID and the connection id (proxy-v2.ts). Every connection has a conn_open and a
+ * conn_close audit event (side inbound); its `conn_id` equals the `conn_id` the client side's
+ * egress proxy records (peer-tls.ts).
  * With `forward_client_cert: true` each HTTP/1.1 request is rewritten to carry the caller in
  * `x-forwarded-client-cert`, any such header the client sent removed (xfcc.ts).
  *
@@ -22,6 +23,8 @@
  * connection before its handshake (`setKeyCert` with a secure context made once per change), so
  * the listener never restarts and no connection is dropped.
  */
+import type { Audit } from "../audit/sink/audit-log.ts";
+import { connAudit, type ConnAudit } from "./conn-audit.ts";
 import tls from "node:tls";
 import type { Socket, TCPSocketListener } from "bun";
 import type { InboundRule } from "../policy/model.ts";
@@ -39,6 +42,8 @@ export interface InboundDeps {
   readonly identity: IdentitySource;
   readonly verifier: PeerVerifier;
   readonly logger: Logger;
+  /** Each connection's conn_open and conn_close (conn-audit.ts). */
+  readonly audit: Audit;
   /** From accept to a verified client (default HANDSHAKE_TIMEOUT_MS), then to a backend connection (BACKEND_TIMEOUT_MS). */
   readonly handshakeTimeoutMs?: number;
   readonly backendTimeoutMs?: number;
@@ -54,6 +59,7 @@ type Fields = Record<string, unknown>;
 
 interface Conn {
   started: number;
+  events: ConnAudit;
   /** The handshake deadline, then the backend's; null once forwarding began. */
   timer: ReturnType<typeof setTimeout> | null;
   /** The client as the listener saw it at accept (Bun clears the address at close). */
@@ -139,16 +145,13 @@ export class InboundListener {
     this.listener.stop(false);
   }
 
+  private fields(s: Socket<Conn>, fields: Fields): Fields {
+    return { rule: this.rule.name, listen: this.listen, client: s.data.client, forward: this.forwardText(), proxy_protocol: this.rule.proxyProtocol, ...fields };
+  }
+
+  /** The connection's conn_close (after its conn_open, when that was not sent yet). */
   private log(s: Socket<Conn>, fields: Fields): void {
-    this.deps.logger.info("inbound", {
-      rule: this.rule.name,
-      listen: this.listen,
-      client: s.data.client,
-      forward: this.forwardText(),
-      proxy_protocol: this.rule.proxyProtocol,
-      ...fields,
-      duration_ms: Math.round(performance.now() - s.data.started),
-    });
+    s.data.events.close(this.fields(s, fields));
   }
 
   private forwardText(): string {
@@ -164,7 +167,8 @@ export class InboundListener {
   }
 
   private open(s: Socket<Conn>): void {
-    s.data = { started: performance.now(), timer: null, client: `${s.remoteAddress}:${(s as unknown as { remotePort: number }).remotePort}`, early: [], sp: null, ended: false, closed: false, header: 0, rewriter: null, refused: null };
+    const started = performance.now();
+    s.data = { started, events: connAudit(this.deps.audit, "inbound", started), timer: null, client: `${s.remoteAddress}:${(s as unknown as { remotePort: number }).remotePort}`, early: [], sp: null, ended: false, closed: false, header: 0, rewriter: null, refused: null };
     s.data.timer = setTimeout(() => {
       s.data.timer = null;
       this.log(s, { client_id: null, outcome: "refused", reason: "handshake_timeout", detail: `no verified client within ${this.deps.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS} ms` });
@@ -254,6 +258,7 @@ export class InboundListener {
       }
       if (c.timer !== null) clearTimeout(c.timer);
       c.timer = null;
+      c.events.open(this.fields(s, base));
       const sp = splice(endOf(s as Socket<unknown>), endOf(b as Socket<unknown>), () =>
         this.log(s, {
           ...base,

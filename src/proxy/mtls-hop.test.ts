@@ -1,6 +1,7 @@
 // The two ends of an mTLS hop in one process, over real loopback sockets and real TLS: the
 // egress side's upstream leg (upstream.ts, `mtls`) and an inbound listener (inbound-listener.ts),
 // with SVIDs from a test CA. What the backend receives, what each end logs, and every refusal.
+import { memoryAudit } from "../audit/sink/memory-audit.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Socket } from "bun";
 import { createTestCa, type TestCa, type TestLeaf } from "../../test/helpers/test-ca.ts";
@@ -25,8 +26,9 @@ let ca: TestCa;
 let evil: TestCa;
 const creds = new Map<string, Credential>();
 let trust: TrustNow;
-const lines: Record<string, unknown>[] = [];
-const logger = createLogger({ write: (l) => void lines.push(JSON.parse(l)) });
+const audit = memoryAudit();
+const lines = audit.events;
+const logger = createLogger({ write: () => {} });
 /** What the backend received per connection: the PROXY header and the bytes after it. */
 const received: { header: ReturnType<typeof decodeProxyV2>; body: string }[] = [];
 let backend: { port: number; stop(force?: boolean): void };
@@ -88,7 +90,7 @@ beforeAll(async () => {
       },
     },
   });
-  inbound = new InboundListener(rule(), creds.get("spiffe://example.org/backend")!, { identity, verifier: new PeerVerifier(), logger });
+  inbound = new InboundListener(rule(), creds.get("spiffe://example.org/backend")!, { identity, verifier: new PeerVerifier(), logger, audit });
 });
 
 afterAll(() => {
@@ -124,7 +126,8 @@ async function roundTrip(up: Socket<{ sp: unknown; early: Uint8Array[] }>, line:
   return answer;
 }
 
-const inboundLines = () => lines.filter((l) => l.event === "inbound");
+const inboundLines = () => audit.of("conn_close").filter((l) => l.side === "inbound");
+const srcOf = (l: Record<string, unknown>) => l.src as { spiffe_id: string | null; peer: string };
 
 describe("an mTLS hop between the egress upstream leg and an inbound listener", () => {
   test("bytes reach the backend behind a PROXY v2 header naming the caller; both ends share the connection id", async () => {
@@ -140,8 +143,9 @@ describe("an mTLS hop between the egress upstream leg and an inbound listener", 
     expect(r.header.header.command).toBe("proxy");
     expect(r.header.header.ssl?.version).toBe("TLSv1.3");
     const line = await waitForLine(() => inboundLines().find((l) => l.conn_id === hex(up.connId) && l.outcome === "forwarded"));
-    expect(line).toMatchObject({ rule: "backend-in", client_id: "spiffe://example.org/client", proxy_protocol: true, bytes_up: 6 });
-    if (r.header.header.command === "proxy") expect(line.client).toBe(`127.0.0.1:${r.header.header.source.port}`);
+    expect(line).toMatchObject({ rule: "backend-in", src: { spiffe_id: "spiffe://example.org/client" }, decision: "allow", proxy_protocol: true, bytes_up: 6 });
+    expect(audit.of("conn_open").find((l) => l.conn_id === hex(up.connId))).toMatchObject({ side: "inbound", rule: "backend-in", decision: "allow" });
+    if (r.header.header.command === "proxy") expect(srcOf(line).peer).toBe(`127.0.0.1:${r.header.header.source.port}`);
   });
 
   test("a second leg resumes the session and still verifies the peer", async () => {
@@ -158,7 +162,7 @@ describe("an mTLS hop between the egress upstream leg and an inbound listener", 
   });
 
   test("an upstream whose chain does not verify against the bundle is refused", async () => {
-    const rogue = new InboundListener(rule(), await credentialOf(await evil.mintLeaf("/backend")), { identity: { svid: () => null, trust: () => trust }, verifier: new PeerVerifier(), logger });
+    const rogue = new InboundListener(rule(), await credentialOf(await evil.mintLeaf("/backend")), { identity: { svid: () => null, trust: () => trust }, verifier: new PeerVerifier(), logger, audit });
     try {
       const port = (rogue as unknown as { listener: { port: number } }).listener.port;
       const up = await openUpstream(plan("spiffe://example.org/backend", undefined, port), { sessions: new SessionCache(), verifier: new PeerVerifier() });
@@ -172,8 +176,8 @@ describe("an mTLS hop between the egress upstream leg and an inbound listener", 
     const before = received.length;
     const up = await openUpstream(plan("spiffe://example.org/backend", "spiffe://example.org/intruder"), { sessions: new SessionCache(), verifier: deps.verifier });
     if (up.ok) await roundTrip(up.socket as never, "let me in\n").catch(() => "");
-    const line = await waitForLine(() => inboundLines().find((l) => l.client_id === "spiffe://example.org/intruder"));
-    expect(line).toMatchObject({ outcome: "refused", reason: "client_not_allowed" });
+    const line = await waitForLine(() => inboundLines().find((l) => srcOf(l).spiffe_id === "spiffe://example.org/intruder"));
+    expect(line).toMatchObject({ outcome: "refused", reason: "client_not_allowed", decision: "deny" });
     expect(received.length).toBe(before);
   });
 
@@ -186,7 +190,7 @@ describe("an mTLS hop between the egress upstream leg and an inbound listener", 
     const forged = await connectRaw({ cert: leaf.chain.map((d) => encodePem("CERTIFICATE", d)).join(""), key: await exportPkcs8Pem(leaf.privateKey) });
     expect(forged).toBe("");
     const line = await waitForLine(() => inboundLines().find((l) => l.reason === "client_untrusted"));
-    expect(line.client_id).toBeNull();
+    expect(srcOf(line).spiffe_id).toBeNull();
     // Refused by the TLS stack's error before tidegate's verifier ran (Bun reports authorized=true
     // here; the listener must look at the error): the detail is a TLS code, not an svid_ one.
     expect(String(line.detail)).not.toMatch(/^svid_/);
@@ -226,7 +230,7 @@ describe("forward_client_cert", () => {
         },
       },
     });
-    const l = new InboundListener(rule({ name: "xfcc", proxyProtocol: false, forwardClientCert: true, forward: { kind: "tcp", host: "127.0.0.1", port: plain.port } }), creds.get("spiffe://example.org/backend")!, { identity, verifier: new PeerVerifier(), logger });
+    const l = new InboundListener(rule({ name: "xfcc", proxyProtocol: false, forwardClientCert: true, forward: { kind: "tcp", host: "127.0.0.1", port: plain.port } }), creds.get("spiffe://example.org/backend")!, { identity, verifier: new PeerVerifier(), logger, audit });
     try {
       const port = (l as unknown as { listener: { port: number } }).listener.port;
       const up = await openUpstream(plan("spiffe://example.org/backend", undefined, port), { sessions: new SessionCache(), verifier: new PeerVerifier() });
@@ -247,14 +251,14 @@ describe("forward_client_cert", () => {
 
 describe("deadlines and protocol versions", () => {
   test("a client that never starts its handshake is cut off at the deadline and logged", async () => {
-    const quick = new InboundListener(rule({ name: "quick" }), creds.get("spiffe://example.org/backend")!, { identity, verifier: new PeerVerifier(), logger, handshakeTimeoutMs: 200 });
+    const quick = new InboundListener(rule({ name: "quick" }), creds.get("spiffe://example.org/backend")!, { identity, verifier: new PeerVerifier(), logger, audit, handshakeTimeoutMs: 200 });
     try {
       const port = (quick as unknown as { listener: { port: number } }).listener.port;
       const { promise, resolve } = Promise.withResolvers<string>();
       await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {}, close: () => resolve("closed"), end: () => resolve("ended") } });
       expect(await promise).toMatch(/closed|ended/);
       const line = await waitForLine(() => inboundLines().find((l) => l.rule === "quick"));
-      expect(line).toMatchObject({ outcome: "refused", reason: "handshake_timeout", client_id: null });
+      expect(line).toMatchObject({ outcome: "refused", reason: "handshake_timeout", src: { spiffe_id: null } });
     } finally {
       quick.stop();
     }

@@ -103,7 +103,7 @@ export class Issuer {
     const minted = await d.ca.mintFromCsr({ csr: csrBytes(csr), id, ttlSeconds: d.settings.svid.nodeTtlSeconds, now });
     const previous = await d.store.getNode(node);
     const answer = await this.#keepNodeSvid(node, id, minted, now, previous?.attestedAt ?? now);
-    d.logger.info(previous !== null ? "node_renewed" : "node_reattested", { node, serial: minted.serial, not_after: minted.notAfter.toISOString() });
+    d.logger.info(previous !== null ? "node_renewed" : "node_reattested", { node, spiffe_id: id.toString(), serial: minted.serial, not_after: minted.notAfter.toISOString() });
     return answer;
   }
 

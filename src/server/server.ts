@@ -8,8 +8,13 @@
  *   const s = await startServer({ places, settings });   // s.publicUrl, s.apiUrl, s.socketPath
  *   await s.stop();
  */
+import { AuditLog } from "../audit/sink/audit-log.ts";
+import { AUDIT_STATE_FILE } from "../audit/sink/files.ts";
+import { followingSigner, type SvidLike } from "../audit/sink/signer.ts";
+import { auditingLogger } from "../audit/sink/server-events.ts";
+import { chainFromPem, holdSvid } from "../agent/svid-cache.ts";
 import { unlinkSync, writeFileSync, chmodSync, mkdirSync, renameSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import type { TLSSocket } from "node:tls";
 import { createLogger, type Logger } from "../runtime/log.ts";
 import type { Places } from "../runtime/instance.ts";
@@ -26,7 +31,7 @@ import { Issuer } from "./issuer.ts";
 import { authenticateNode, ConnectionVerdicts, peerChain } from "./node-auth.ts";
 import { publicApp } from "./public-app.ts";
 import { RateLimiter } from "./rate-limit.ts";
-import { createTlsListener, type TlsListener } from "./tls-listener.ts";
+import { createTlsListener, type TlsListener, type TlsMaterial } from "./tls-listener.ts";
 import { svidRoute } from "./fast-svid-route.ts";
 
 export interface StartServerOptions {
@@ -61,6 +66,17 @@ function url(hp: HostPort): string {
   return `https://${formatHostPort(hp)}`;
 }
 
+/** The server's SVID as a checkpoint signer sees it, one object per certificate. */
+function svidOfMaterial(current: () => TlsMaterial | null): () => SvidLike | null {
+  let held: { pem: string; svid: SvidLike } | null = null;
+  return () => {
+    const m = current();
+    if (m === null) return null;
+    if (held === null || held.pem !== m.certPem) held = { pem: m.certPem, svid: holdSvid(chainFromPem(m.certPem), m.keyPem) };
+    return held.svid;
+  };
+}
+
 function writeServerJson(path: string, body: unknown): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const tmp = `${path}.${process.pid}.tmp`;
@@ -71,16 +87,26 @@ function writeServerJson(path: string, body: unknown): void {
 
 export async function startServer(opts: StartServerOptions): Promise<RunningServer> {
   const now = opts.now ?? (() => new Date());
-  const logger = opts.logger ?? createLogger();
   const { settings } = opts;
   const { paths, store, ca } = await openServerState({ places: opts.places, settings, now: now() });
-  const undo: (() => Promise<void> | void)[] = [() => store.close()];
+  // The server's own audit log (docs/audit.md, "The server's log"), signed with its SVID once the
+  // CA keeper has minted it: node attestations, SVIDs issued, CA rotations, admin actions.
+  let material: TlsMaterial | null = null;
+  const audit = AuditLog.open({
+    dir: join(opts.places.auditDir, "server"),
+    statePath: join(paths.dir, AUDIT_STATE_FILE),
+    signer: followingSigner(svidOfMaterial(() => material)),
+    base: { instance: opts.places.instance ?? "default" },
+  });
+  const logger = auditingLogger(opts.logger ?? createLogger(), audit);
+  const undo: (() => Promise<void> | void)[] = [() => audit.close(), () => store.close()];
   const cleanup = async () => {
     for (const fn of undo.reverse()) await Promise.resolve(fn()).catch(() => undefined);
   };
   try {
     const td = ca.trustDomain;
     const keeper = await CaKeeper.start({ ca, store, settings, logger, now });
+    material = keeper.material;
     const verdicts = new ConnectionVerdicts();
     let bound: { public: HostPort; api: HostPort } = { public: settings.listen.public, api: settings.listen.api };
     const issuer = new Issuer({
@@ -110,6 +136,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
       onSecure: (socket: TLSSocket) => verdicts.set(socket, authenticateNode(peerChain(socket), td, keeper.served.source, now())),
     });
     keeper.onMaterial((m) => {
+      material = m;
       publicListener.setContext(m);
       apiListener.setContext(m);
     });

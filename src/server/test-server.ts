@@ -39,7 +39,7 @@ export interface TestServer {
 
 export function tempPlaces(): { dir: string; places: Places } {
   const dir = mkdtempSync(join(tmpdir(), "tidegate-server-test-"));
-  const places = placesFor("test", { stateDir: join(dir, "state"), runDir: join(dir, "run"), serverConfig: join(dir, "server.yaml") });
+  const places = placesFor("test", { stateDir: join(dir, "state"), runDir: join(dir, "run"), serverConfig: join(dir, "server.yaml"), auditDir: join(dir, "audit") });
   return { dir, places };
 }
 

@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { requireBinary, tidegate } from "../helpers/binary.ts";
 import { startTidegate, waitFor, type Running } from "../helpers/processes.ts";
+import { dstOf, readAudit, srcOf } from "../helpers/audit-files.ts";
 import { callUnix } from "../../src/runtime/unix-http.ts";
 import { probeHost } from "../../src/runtime/host.ts";
 
@@ -21,9 +22,9 @@ const can = process.getuid?.() === 0 && mount !== null;
 if (!can && !process.env.CI) console.warn("e2e capture: skipped (needs root and cgroup v2)");
 const INSTANCE = "e2e-capture";
 const root = mkdtempSync(join(tmpdir(), "tidegate-e2e-capture-"));
-const dirs = { state: join(root, "state"), run: join(root, "run"), etc: join(root, "etc"), node: join(root, "node"), noderun: join(root, "node-run") };
+const dirs = { state: join(root, "state"), run: join(root, "run"), etc: join(root, "etc"), node: join(root, "node"), noderun: join(root, "node-run"), audit: join(root, "audit") };
 const serverFlags = ["--instance", INSTANCE, "--state-dir", dirs.state, "--run-dir", dirs.run, "--server-config", join(dirs.etc, "server.yaml")];
-const nodeFlags = ["--instance", INSTANCE, "--state-dir", dirs.node, "--run-dir", dirs.noderun, "--config", join(dirs.etc, "tidegate.yaml")];
+const nodeFlags = ["--instance", INSTANCE, "--state-dir", dirs.node, "--run-dir", dirs.noderun, "--config", join(dirs.etc, "tidegate.yaml"), "--audit-dir", dirs.audit];
 const pinDir = `/sys/fs/bpf/tidegate-${INSTANCE}`;
 const cgroupRoot = join(mount ?? "/nonexistent", `tidegate-${INSTANCE}`);
 let server: Running | undefined;
@@ -145,6 +146,10 @@ function agentLog(): { event: string; [k: string]: unknown }[] {
     .map((l) => JSON.parse(l));
 }
 
+/** The agent's audit events (its audit folder, as `tidegate audit tail --json` reads it). */
+const audit = () => readAudit(dirs.audit);
+const closes = () => audit().filter((l) => l.type === "conn_close");
+
 async function agentStatus(): Promise<any> {
   const r = await callUnix(join(dirs.noderun, "agent.sock"), "the agent", "GET", "/v1/status");
   return r.body;
@@ -258,9 +263,9 @@ dns:
     expect(s.code).not.toBe(0);
     expect(s.stderr).toMatch(/not permitted/i);
     expect(accepted.blocked ?? 0).toBe(0);
-    await waitFor("the kernel's deny events in the agent's log", () => (agentLog().filter((l) => l.event === "deny" && l.rule === "blocked").length >= 4 ? true : undefined));
-    const deny = agentLog().find((l) => l.event === "deny" && l.rule === "blocked")!;
-    expect(deny).toMatchObject({ source: "kernel", reason: "rule", dst: "127.0.0.3", dst_port: ports.blocked, uid: 65534, workload: "w1", spiffe_id: "spiffe://example.org/w1" });
+    await waitFor("the kernel's deny events in the audit log", () => (audit().filter((l) => l.type === "deny" && l.rule === "blocked").length >= 4 ? true : undefined));
+    const deny = audit().find((l) => l.type === "deny" && l.rule === "blocked")!;
+    expect(deny).toMatchObject({ side: "egress", conn_id: null, source: "kernel", reason: "rule", dst: { addr: "127.0.0.3", port: ports.blocked }, src: { uid: 65534, workload: "w1", spiffe_id: "spiffe://example.org/w1", peer: null } });
   }, T);
 
   test("a direct destination connects untouched, IPv4 and IPv6", async () => {
@@ -274,11 +279,14 @@ dns:
     const pid = Number(/pid=(\d+)/.exec(r.stdout)![1]);
     expect(r.stdout).toContain("original");
     expect(accepted.original).toBe(1);
-    const line = await waitFor("the listener's line", () => agentLog().find((l) => l.event === "egress" && l.pid === pid));
-    expect(line).toMatchObject({ dst: "127.0.0.4", dst_port: 80, uid: 65534, gid: 65534, workload: "w1", spiffe_id: "spiffe://example.org/w1", decision: "allow", action: "passthrough", rule: "web", name: null, outcome: "forwarded", upstream: "127.0.0.4:80" });
+    const line = await waitFor("the listener's conn_close", () => closes().find((l) => srcOf(l).pid === pid));
+    expect(line).toMatchObject({ dst: { addr: "127.0.0.4", port: 80, name: null }, src: { uid: 65534, workload: "w1", spiffe_id: "spiffe://example.org/w1" }, decision: "allow", action: "passthrough", rule: "web", outcome: "forwarded", upstream: "127.0.0.4:80" });
     expect(line.bytes_up).toBeGreaterThan(50);
     expect(line.bytes_down).toBe("HTTP/1.1 200 OK\r\ncontent-length: 8\r\nconnection: close\r\n\r\noriginal".length);
-    expect(String(line.cgroup_id)).toMatch(/^\d+$/);
+    expect(String((line.src as { cgroup_id: unknown }).cgroup_id)).toMatch(/^\d+$/);
+    const open = audit().find((l) => l.type === "conn_open" && l.conn_id === line.conn_id);
+    expect(open).toMatchObject({ decision: "allow", rule: "web", src: { pid }, gid: 65534 });
+    expect(open!.seq).toBeLessThan(line.seq);
   }, T);
 
   test("a redirected connection no rule names is refused by the listener, naming destination and caller", async () => {
@@ -286,50 +294,49 @@ dns:
     const pid = Number(/pid=(\d+)/.exec(r.stdout)![1]);
     expect(r.code).not.toBe(0);
     expect(accepted.unnamed ?? 0).toBe(0);
-    const line = await waitFor("the listener's line", () => agentLog().find((l) => l.event === "egress" && l.pid === pid));
-    expect(line).toMatchObject({ dst: "127.0.0.5", dst_port: 80, uid: 65534, workload: "w1", spiffe_id: "spiffe://example.org/w1", name: "api.example.test", decision: "deny", rule: null, outcome: "refused", reason: "no_rule" });
+    const line = await waitFor("the listener's conn_close", () => closes().find((l) => srcOf(l).pid === pid));
+    expect(line).toMatchObject({ dst: { addr: "127.0.0.5", port: 80, name: "api.example.test" }, src: { uid: 65534, workload: "w1", spiffe_id: "spiffe://example.org/w1" }, decision: "deny", rule: null, outcome: "refused", reason: "no_rule" });
   }, T);
 
-  test("a connection that closes before sending a byte is logged as the client's going, with no decision", async () => {
+  test("a connection that closes before sending a byte is recorded as the client's going; nothing was decided or forwarded", async () => {
     const probe = "import socket, time; s = socket.create_connection(('127.0.0.5', 80), timeout=3); s.close(); time.sleep(1)"; // alive while the agent attests it
     const r = await run(["sh", "-c", `echo pid=$$; exec python3 -c "${probe}"`]);
     const pid = Number(/pid=(\d+)/.exec(r.stdout)![1]);
     expect(r.code).toBe(0);
-    const line = await waitFor("the listener's line", () => agentLog().find((l) => l.event === "egress" && l.pid === pid));
-    expect(line).toMatchObject({ dst: "127.0.0.5", dst_port: 80, workload: "w1", outcome: "client_gone", detail: "closed before sending anything" });
-    expect(line.decision).toBeUndefined();
+    const line = await waitFor("the listener's conn_close", () => closes().find((l) => srcOf(l).pid === pid));
+    expect(line).toMatchObject({ dst: { addr: "127.0.0.5", port: 80 }, src: { workload: "w1" }, outcome: "client_gone", detail: "closed before sending anything", decision: "deny", rule: null, action: null });
     expect(accepted.unnamed ?? 0).toBe(0);
   }, T);
 
   test("tls: plaintext from the workload leaves in TLS, verified against the rule's CA and the Host's name", async () => {
     const ok = await run(["curl", "-sS", "--max-time", "5", "--resolve", "api.test.internal:80:127.0.0.6", "http://api.test.internal/"]);
     expect(ok.stdout).toBe("secure");
-    expect(agentLog().filter((l) => l.event === "egress" && l.rule === "api-tls").at(-1)).toMatchObject({ name: "api.test.internal", action: "tls", outcome: "forwarded", upstream: "127.0.0.6:443" });
+    expect(await waitFor("the forwarded conn_close", () => closes().filter((l) => l.rule === "api-tls").at(-1))).toMatchObject({ dst: { name: "api.test.internal" }, action: "tls", outcome: "forwarded", upstream: "127.0.0.6:443" });
     const wrong = await run(["curl", "-sS", "--max-time", "5", "--resolve", "wrong.test.internal:80:127.0.0.6", "http://wrong.test.internal/"]);
     expect(wrong.stdout).toBe("");
-    const bad = await waitFor("the refusal", () => agentLog().find((l) => l.event === "egress" && l.rule === "wrong-tls"));
+    const bad = await waitFor("the refusal", () => closes().find((l) => l.rule === "wrong-tls"));
     expect(bad).toMatchObject({ outcome: "refused", reason: "upstream_tls_unverified", detail: "ERR_TLS_CERT_ALTNAME_INVALID" });
   }, T);
 
   test("where bytes go: an allowed name paired with another address is refused; TLS inside a tls rule too", async () => {
-    const before = agentLog().length;
+    const before = closes().length;
     await run(["curl", "-sS", "--max-time", "5", "-H", "Host: api.test.internal", "http://127.0.0.5:80/"]);
-    const elsewhere = await waitFor("the refusal", () => agentLog().slice(before).find((l) => l.event === "egress" && l.name === "api.test.internal"));
-    expect(elsewhere).toMatchObject({ dst: "127.0.0.5", rule: "api-tls", outcome: "refused", reason: "address_not_resolved" });
+    const elsewhere = await waitFor("the refusal", () => closes().slice(before).find((l) => dstOf(l).name === "api.test.internal"));
+    expect(elsewhere).toMatchObject({ dst: { addr: "127.0.0.5" }, rule: "api-tls", outcome: "refused", reason: "address_not_resolved" });
     expect(accepted.unnamed ?? 0).toBe(0);
-    const mark = agentLog().length;
+    const mark = closes().length;
     await run(["curl", "-sSk", "--max-time", "5", "--resolve", "api.test.internal:80:127.0.0.6", "https://api.test.internal:80/"]);
-    expect(await waitFor("the refusal", () => agentLog().slice(mark).find((l) => l.event === "egress" && l.rule === "api-tls"))).toMatchObject({ outcome: "refused", reason: "tls_in_tls" });
+    expect(await waitFor("the refusal", () => closes().slice(mark).find((l) => l.rule === "api-tls"))).toMatchObject({ outcome: "refused", reason: "tls_in_tls" });
   }, T);
 
   test("IPv4-mapped IPv6 destinations follow the IPv4 policy", async () => {
     expect(await py("::ffff:127.0.0.3", ports.blocked)).toBe("EPERM");
     expect(await py("::ffff:127.0.0.2", ports.direct)).toBe("connected direct");
     expect(await py("::ffff:127.0.0.4", 80)).toBe("connected original");
-    const before = agentLog().filter((l) => l.event === "egress").length;
+    const before = closes().length;
     expect(await py("::ffff:127.0.0.5", 80)).not.toContain("unnamed");
-    await waitFor("a listener line for the mapped connect", () => (agentLog().filter((l) => l.event === "egress").length > before ? true : undefined));
-    expect(agentLog().filter((l) => l.event === "egress").at(-1)).toMatchObject({ dst: "127.0.0.5", dst_port: 80, outcome: "refused", reason: "no_rule" });
+    await waitFor("a conn_close for the mapped connect", () => (closes().length > before ? true : undefined));
+    expect(closes().at(-1)).toMatchObject({ dst: { addr: "127.0.0.5", port: 80 }, outcome: "refused", reason: "no_rule" });
     expect(accepted.unnamed ?? 0).toBe(0);
   }, T);
 

@@ -11,6 +11,7 @@
  * Leftovers of earlier runs (namespaces tidegate-test-ix-*, host links tgtix*, the instances) are
  * removed first; `tearDown` removes everything `setUp` made.
  */
+import { readAudit, type AuditLine } from "../helpers/audit-files.ts";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -43,6 +44,9 @@ export interface Stand {
   api(): ApiRecord[];
   logA(): LogLine[];
   logB(): LogLine[];
+  /** The agents' audit events (their audit folders). */
+  auditA(): AuditLine[];
+  auditB(): AuditLine[];
   agentAOutput(): string;
   /** Starts agent B with its listener in front of `backend`; the listener's address and port. */
   startB(): Promise<{ listen: number }>;
@@ -139,7 +143,7 @@ export async function setUp(cgroupMount: string): Promise<Stand> {
     return p;
   };
   const serverFlags = ["--instance", INSTANCE_A, "--state-dir", d("server-state"), "--run-dir", d("server-run"), "--server-config", join(dir, "server.yaml")];
-  const nodeFlags = (instance: string, n: string) => ["--instance", instance, "--state-dir", d(`${n}-state`), "--run-dir", d(`${n}-run`), "--config", join(dir, `${n}.yaml`)];
+  const nodeFlags = (instance: string, n: string) => ["--instance", instance, "--state-dir", d(`${n}-state`), "--run-dir", d(`${n}-run`), "--config", join(dir, `${n}.yaml`), "--audit-dir", join(dir, `${n}-audit`)];
   const flagsA = nodeFlags(INSTANCE_A, "a");
   const flagsB = nodeFlags(INSTANCE_B, "b");
   for (const flags of [flagsA, flagsB]) {
@@ -236,6 +240,8 @@ inbound:
     api: () => api.records,
     logA: () => parseLog(agents.a),
     logB: () => parseLog(agents.b),
+    auditA: () => readAudit(join(dir, "a-audit")),
+    auditB: () => readAudit(join(dir, "b-audit")),
     agentAOutput: () => agents.a?.output() ?? "",
     backend,
     startB: async () => {

@@ -14,7 +14,8 @@ import { tidegate } from "../helpers/binary.ts";
 import { startTidegate, waitFor } from "../helpers/processes.ts";
 import { probeHost } from "../../src/runtime/host.ts";
 import { NODE_FETCH, PY_RAW, PY_URLLIB } from "./intercept-clients.ts";
-import { ADDR, ID, INSTANCE_A, SECRET, setUp, tearDown, withStdin, type ApiRecord, type LogLine, type Stand } from "./intercept-setup.ts";
+import { srcOf, type AuditLine } from "../helpers/audit-files.ts";
+import { ADDR, ID, INSTANCE_A, SECRET, setUp, tearDown, withStdin, type ApiRecord, type Stand } from "./intercept-setup.ts";
 
 const T = 60_000;
 const mount = probeHost().cgroup2;
@@ -50,8 +51,10 @@ async function curl(url: string, ...extra: string[]) {
 /** The API's complete request with this X-Test-Id, once it has come. */
 const apiGot = (id: string) => waitFor(`the API's record of ${id}`, () => s.api().find((r) => r.event === "request" && r.test_id === id));
 const apiRecords = (id: string) => s.api().filter((r) => r.test_id === id);
-const httpLine = (what: string, match: (l: LogLine) => boolean) => waitFor(`A's http_request line for ${what}`, () => s.logA().find((l) => l.event === "http_request" && match(l)));
-const egressLine = (pid: number) => waitFor(`A's egress line for pid ${pid}`, () => s.logA().find((l) => l.event === "egress" && l.pid === pid));
+/** An http_request event of A's audit log that `match` picks. */
+const httpLine = (what: string, match: (l: AuditLine) => boolean) => waitFor(`A's http_request event for ${what}`, () => s.auditA().find((l) => l.type === "http_request" && match(l)));
+/** A's conn_close for the connection of workload process `pid`. */
+const egressLine = (pid: number) => waitFor(`A's conn_close for pid ${pid}`, () => s.auditA().find((l) => l.type === "conn_close" && srcOf(l).pid === pid));
 const header = (r: ApiRecord, name: string) => r.headers.filter(([n]) => n.toLowerCase() === name.toLowerCase()).map(([, v]) => v);
 
 /** What the API must have received from one workload request: the secret, once, over TLS to its name. */
@@ -96,11 +99,11 @@ async function expectThree(client: string, pid: number, ids: string[]): Promise<
   for (const r of [https, http, own]) expectInjected(r);
   expect(JSON.stringify(own.headers)).not.toContain("mine");
   expect([https.path, http.path, own.path]).toEqual([`/${client}/https`, `/${client}/http`, `/${client}/own-auth`]);
-  const lines = s.logA().filter((l) => l.event === "http_request" && l.pid === pid);
-  const common = { spiffe_id: ID.client, workload: "client", method: "GET", host: "api.partner.test", status: 200, outcome: "forwarded", secrets: ["partner_token"], upstream: `${ADDR.api}:443` };
-  expect(lines.find((l) => l.path === `/${client}/https`)).toMatchObject({ ...common, rule: "partner-api", dst: ADDR.api, dst_port: 443 });
-  expect(lines.find((l) => l.path === `/${client}/http`)).toMatchObject({ ...common, rule: "partner-api-http", dst: ADDR.api, dst_port: 80 });
-  expect(lines.find((l) => l.path === `/${client}/own-auth`)).toMatchObject({ ...common, rule: "partner-api" });
+  const lines = s.auditA().filter((l) => l.type === "http_request" && l.pid === pid);
+  const common = { spiffe_id: ID.client, workload: "client", method: "GET", host: "api.partner.test", status: 200, outcome: "forwarded", injected: ["partner_token"], upstream: `${ADDR.api}:443` };
+  expect(lines.find((l) => l.target === `/${client}/https`)).toMatchObject({ ...common, rule: "partner-api" });
+  expect(lines.find((l) => l.target === `/${client}/http`)).toMatchObject({ ...common, rule: "partner-api-http" });
+  expect(lines.find((l) => l.target === `/${client}/own-auth`)).toMatchObject({ ...common, rule: "partner-api" });
 }
 
 function expectClientResults(results: { status: number; body: string }[]): void {
@@ -140,8 +143,8 @@ describe.skipIf(!can && !process.env.CI)("interception: secrets injected toward 
     const rec = await apiGot(id);
     expectInjected(rec);
     expect(rec.path).toBe("/curl/https");
-    expect(await httpLine(id, (l) => l.pid === r.pid)).toMatchObject({ spiffe_id: ID.client, workload: "client", method: "GET", host: "api.partner.test", path: "/curl/https", rule: "partner-api", status: 200, outcome: "forwarded", secrets: ["partner_token"], upstream: `${ADDR.api}:443` });
-    expect(await egressLine(r.pid)).toMatchObject({ dst: ADDR.api, dst_port: 443, name: "api.partner.test", rule: "partner-api", action: "intercept", tls_terminated: true, requests: 1 });
+    expect(await httpLine(id, (l) => l.pid === r.pid)).toMatchObject({ spiffe_id: ID.client, workload: "client", method: "GET", host: "api.partner.test", target: "/curl/https", rule: "partner-api", status: 200, outcome: "forwarded", injected: ["partner_token"], upstream: `${ADDR.api}:443` });
+    expect(await egressLine(r.pid)).toMatchObject({ dst: { addr: ADDR.api, port: 443, name: "api.partner.test" }, rule: "partner-api", action: "intercept", tls_terminated: true, requests: 1 });
     // without the variables, curl trusts the system roots only, and refuses the proxy's leaf
     const bare = await workload(["env", "-u", "SSL_CERT_FILE", "-u", "CURL_CA_BUNDLE", "curl", "-sS", "--max-time", "10", "--resolve", `api.partner.test:443:${ADDR.api}`, "-H", `X-Test-Id: ${id}-bare`, "https://api.partner.test/curl/bare"]);
     expect(bare.code).toBe(60);
@@ -155,8 +158,8 @@ describe.skipIf(!can && !process.env.CI)("interception: secrets injected toward 
     expect(r.status).toBe(200);
     const rec = await apiGot(id);
     expectInjected(rec);
-    expect(await httpLine(id, (l) => l.pid === r.pid)).toMatchObject({ path: "/curl/http", rule: "partner-api-http", status: 200, outcome: "forwarded", secrets: ["partner_token"], upstream: `${ADDR.api}:443` });
-    expect(await egressLine(r.pid)).toMatchObject({ dst: ADDR.api, dst_port: 80, name: "api.partner.test", rule: "partner-api-http", tls_terminated: false, requests: 1 });
+    expect(await httpLine(id, (l) => l.pid === r.pid)).toMatchObject({ target: "/curl/http", rule: "partner-api-http", status: 200, outcome: "forwarded", injected: ["partner_token"], upstream: `${ADDR.api}:443` });
+    expect(await egressLine(r.pid)).toMatchObject({ dst: { addr: ADDR.api, port: 80, name: "api.partner.test" }, rule: "partner-api-http", tls_terminated: false, requests: 1 });
     for (const url of ["https://api.partner.test/curl/own-auth", "http://api.partner.test/curl/own-auth"]) {
       const own = testId("curl-own-auth");
       const o = await curl(url, "-H", `X-Test-Id: ${own}`, "-H", "Authorization: Bearer mine", "-H", "authorization: Bearer mine-too");
@@ -220,6 +223,7 @@ describe.skipIf(!can && !process.env.CI)("interception: secrets injected toward 
     await run.stop();
     expectNoSecret(s.agentAOutput());
     expectNoSecret(run.output());
+    expectNoSecret(JSON.stringify(s.auditA()));
   }, T);
 
   test("a placeholder is swapped toward the rule that injects its secret; toward another host it is refused, and that API gets nothing", async () => {
@@ -227,7 +231,7 @@ describe.skipIf(!can && !process.env.CI)("interception: secrets injected toward 
     const a = await curl("https://api.partner.test/placeholder", "-H", `X-Test-Id: ${ok}`, "-H", "X-Key: tidegate-placeholder:partner_token");
     expect(a.status).toBe(200);
     expect(header(await apiGot(ok), "x-key")).toEqual([SECRET]);
-    expect(await httpLine(ok, (l) => l.pid === a.pid)).toMatchObject({ rule: "partner-api", outcome: "forwarded", secrets: ["partner_token"] });
+    expect(await httpLine(ok, (l) => l.pid === a.pid)).toMatchObject({ rule: "partner-api", outcome: "forwarded", injected: ["partner_token"] });
     expectNoSecret(a.out + a.err);
 
     const plain = testId("other-plain"); // the other rule forwards, injecting nothing
@@ -235,7 +239,9 @@ describe.skipIf(!can && !process.env.CI)("interception: secrets injected toward 
     expect(b.status).toBe(200);
     const rec = await apiGot(plain);
     expect([rec.sni, rec.authorization]).toEqual(["other.partner.test", []]);
-    expect(await httpLine(plain, (l) => l.pid === b.pid)).toMatchObject({ rule: "other-api", outcome: "forwarded", secrets: [] });
+    const plainLine = await httpLine(plain, (l) => l.pid === b.pid);
+    expect(plainLine).toMatchObject({ rule: "other-api", outcome: "forwarded" });
+    expect(plainLine.injected).toBeUndefined();
 
     const refused = testId("other-placeholder");
     const c = await curl("https://other.partner.test/steal", "-H", `X-Test-Id: ${refused}`, "-H", "X-Key: tidegate-placeholder:partner_token");
@@ -271,10 +277,10 @@ describe.skipIf(!can && !process.env.CI)("interception: secrets injected toward 
     const r = await workload(["python3", "-c", PY_RAW, ADDR.api, "80", JSON.stringify(conversations)]);
     const results = JSON.parse(r.out) as { responses: ({ status: string; body: string } | null)[]; closed: boolean }[];
     const lines = await waitFor("an egress line per connection", () => {
-      const l = s.logA().filter((x) => x.event === "egress" && x.pid === r.pid);
+      const l = s.auditA().filter((x) => x.type === "conn_close" && srcOf(x).pid === r.pid);
       return l.length >= cases.length ? l : undefined;
     });
-    const refusals = s.logA().filter((l) => l.event === "http_request" && l.pid === r.pid && l.outcome === "refused");
+    const refusals = s.auditA().filter((l) => l.type === "http_request" && l.pid === r.pid && l.outcome === "refused");
     await Bun.sleep(300);
     const summary = cases.map((c, i) => ({
       what: c.what,
@@ -305,7 +311,7 @@ describe.skipIf(!can && !process.env.CI)("interception: secrets injected toward 
     const r = await workload(["python3", "-c", PY_RAW, ADDR.api, "80", JSON.stringify([[`GET /peek HTTP/1.1\r\nHost: api.partner.test\r\nX-Test-Id: ${id}\r\nHost: api.partner.test\r\n\r\n`]])]);
     const [result] = JSON.parse(r.out) as { responses: unknown[]; closed: boolean }[];
     expect(result!.closed).toBe(true);
-    expect(await egressLine(r.pid)).toMatchObject({ dst: ADDR.api, dst_port: 80, outcome: "refused", reason: "peek_http_smuggling" });
+    expect(await egressLine(r.pid)).toMatchObject({ dst: { addr: ADDR.api, port: 80 }, decision: "deny", outcome: "refused", reason: "peek_http_smuggling" });
     await Bun.sleep(300);
     expect(apiRecords(id)).toEqual([]);
   }, T);
@@ -333,7 +339,7 @@ describe.skipIf(!can && !process.env.CI)("interception: secrets injected toward 
     expect(piped.map((q) => q.line)).toEqual(["GET /p1 HTTP/1.1", "GET /p2 HTTP/1.1"]);
     for (const q of piped) expect(q.headers.filter(([n]) => n.toLowerCase() === "x-forwarded-client-cert").map(([, v]) => v)).toEqual([xfcc]);
     expect(piped[0]!.conn).toBe(piped[1]!.conn);
-    const ib = await waitFor("B's inbound line", () => s.logB().find((l) => l.event === "inbound" && l.outcome === "forwarded"));
-    expect(ib).toMatchObject({ rule: "backend", client_id: ID.client });
+    const ib = await waitFor("B's inbound conn_close", () => s.auditB().find((l) => l.type === "conn_close" && l.side === "inbound" && l.outcome === "forwarded"));
+    expect(ib).toMatchObject({ rule: "backend", src: { spiffe_id: ID.client } });
   }, T);
 });

@@ -5,6 +5,7 @@
  * second root of the same trust-domain name (untrusted), and stunnel on either side of an mTLS hop.
  * Addresses: 127.0.0.40-49 only.
  */
+import { readAudit, type AuditLine } from "../helpers/audit-files.ts";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -62,6 +63,9 @@ export interface Stand {
   readonly untrustedClient: Pem;
   logA(): LogLine[];
   logB(): LogLine[];
+  /** The agents' audit events (their audit folders). */
+  auditA(): AuditLine[];
+  auditB(): AuditLine[];
   /** The SVID the agent holds for that SPIFFE ID, read from its state folder. */
   svid(node: "a" | "b", id: string): Pem;
   stunnelOutput(side: "server" | "client"): string;
@@ -141,7 +145,7 @@ export async function setUp(): Promise<Stand> {
     return p;
   };
   const serverFlags = ["--instance", INSTANCE_A, "--state-dir", d("server-state"), "--run-dir", d("server-run"), "--server-config", join(dir, "server.yaml")];
-  const nodeFlags = (instance: string, n: string) => ["--instance", instance, "--state-dir", d(`${n}-state`), "--run-dir", d(`${n}-run`), "--config", join(dir, `${n}.yaml`)];
+  const nodeFlags = (instance: string, n: string) => ["--instance", instance, "--state-dir", d(`${n}-state`), "--run-dir", d(`${n}-run`), "--config", join(dir, `${n}.yaml`), "--audit-dir", join(dir, `${n}-audit`)];
   const flagsA = nodeFlags(INSTANCE_A, "a");
   const flagsB = nodeFlags(INSTANCE_B, "b");
   for (const flags of [flagsA, flagsB]) {
@@ -282,6 +286,8 @@ inbound:
     untrustedClient,
     logA: () => parseLog(agents.a),
     logB: () => parseLog(agents.b),
+    auditA: () => readAudit(join(dir, "a-audit")),
+    auditB: () => readAudit(join(dir, "b-audit")),
     svid,
     stunnelOutput: (side) => stunnels[side].output(),
   };

@@ -11,7 +11,8 @@ import { tidegate } from "../helpers/binary.ts";
 import { waitFor } from "../helpers/processes.ts";
 import { probeHost } from "../../src/runtime/host.ts";
 import { tlsProbe, type BackendConn, type ProxyHeader } from "./mtls-backend.ts";
-import { ADDR, ID, setUp, tearDown, type LogLine, type Stand } from "./mtls-setup.ts";
+import { ADDR, ID, setUp, tearDown, type Stand } from "./mtls-setup.ts";
+import { srcOf, type AuditLine } from "../helpers/audit-files.ts";
 
 const T = 60_000;
 const can = process.getuid?.() === 0 && probeHost().cgroup2 !== null;
@@ -51,10 +52,12 @@ async function workload(argv: string[]): Promise<{ pid: number; out: string; cod
 const curl = (url: string, ...extra: string[]) => workload(["curl", "-sS", "--max-time", "5", ...extra, url]);
 const raw = (host: string, port: number, text: string) => workload(["python3", "-c", PY_RAW, host, String(port), text]);
 
-const egressLine = (pid: number) => waitFor(`A's egress line for pid ${pid}`, () => s.logA().find((l) => l.event === "egress" && l.pid === pid));
-const inboundLine = (what: string, match: (l: LogLine) => boolean) => waitFor(`B's inbound line for ${what}`, () => s.logB().find((l) => l.event === "inbound" && match(l)));
+/** A's conn_close for the connection of workload process `pid`, from A's audit log. */
+const egressLine = (pid: number) => waitFor(`A's conn_close for pid ${pid}`, () => s.auditA().find((l) => l.type === "conn_close" && srcOf(l).pid === pid));
+/** B's conn_close (side inbound) that `match` picks, from B's audit log. */
+const inboundLine = (what: string, match: (l: AuditLine) => boolean) => waitFor(`B's inbound conn_close for ${what}`, () => s.auditB().find((l) => l.type === "conn_close" && l.side === "inbound" && match(l)));
 const byConnId = (id: unknown) => inboundLine(`conn_id ${String(id)}`, (l) => l.conn_id === id);
-const byClientPort = (port: number) => inboundLine(`client port ${port}`, (l) => String(l.client).endsWith(`:${port}`));
+const byClientPort = (port: number) => inboundLine(`client port ${port}`, (l) => String(srcOf(l).peer).endsWith(`:${port}`));
 
 /** A plaintext exchange with HOST:PORT from this process: one line out, two lines back. */
 function tcpExchange(host: string, port: number, text: string): Promise<string> {
@@ -107,16 +110,16 @@ function expectHeader(h: ProxyHeader | null, caller: string): ProxyHeader {
 }
 
 /** A's egress line, B's inbound line and the backend's header carry one connection id. */
-async function expectOneHop(eg: LogLine, conn: BackendConn, caller: string): Promise<void> {
+async function expectOneHop(eg: AuditLine, conn: BackendConn, caller: string): Promise<void> {
   const h = expectHeader(conn.header, caller);
   expect(eg.conn_id).toMatch(CONN_ID);
   expect(eg.conn_id).toBe(h.uniqueId!);
   const ib = await byConnId(eg.conn_id);
   expect(ib).toMatchObject({
     rule: "backend",
-    listen: `${ADDR.listener}:${s.ports.listen}`,
-    client: `${h.src.address}:${h.src.port}`,
-    client_id: caller,
+    dst: { addr: ADDR.listener, port: s.ports.listen },
+    src: { peer: `${h.src.address}:${h.src.port}`, spiffe_id: caller },
+    decision: "allow",
     outcome: "forwarded",
     forward: `127.0.0.1:${s.backend.port}`,
     proxy_protocol: true,
@@ -144,11 +147,8 @@ describe.skipIf(!can && !process.env.CI)("mutual TLS between two agents: egress 
     expect(conn.payload.toLowerCase()).toContain("host: backend.test.internal\r\n");
     const eg = await egressLine(r.pid);
     expect(eg).toMatchObject({
-      workload: "client",
-      spiffe_id: ID.client,
-      dst: ADDR.listener,
-      dst_port: 80,
-      name: "backend.test.internal",
+      src: { workload: "client", spiffe_id: ID.client },
+      dst: { addr: ADDR.listener, port: 80, name: "backend.test.internal" },
       decision: "allow",
       rule: "backend-http",
       action: "mtls",
@@ -169,10 +169,8 @@ describe.skipIf(!can && !process.env.CI)("mutual TLS between two agents: egress 
     expect(r.out).toBe(`caller=${ID.client} conn=${String(eg.conn_id)}\nhello over raw tcp\n`);
     expect(conn.payload).toBe("hello over raw tcp\n");
     expect(eg).toMatchObject({
-      spiffe_id: ID.client,
-      dst: ADDR.listener,
-      dst_port: s.ports.listen,
-      name: null,
+      src: { spiffe_id: ID.client },
+      dst: { addr: ADDR.listener, port: s.ports.listen, name: null },
       rule: "backend-raw",
       action: "mtls",
       outcome: "forwarded",
@@ -197,14 +195,14 @@ describe.skipIf(!can && !process.env.CI)("mutual TLS between two agents: egress 
   test("refused, with its reason: a destination no rule names", async () => {
     const r = await curl(`http://${ADDR.unnamed}:80/`, "-H", "Host: nowhere.test.internal");
     expect(r.code).not.toBe(0);
-    expect(await egressLine(r.pid)).toMatchObject({ dst: ADDR.unnamed, dst_port: 80, name: "nowhere.test.internal", decision: "deny", rule: null, outcome: "refused", reason: "no_rule" });
+    expect(await egressLine(r.pid)).toMatchObject({ dst: { addr: ADDR.unnamed, port: 80, name: "nowhere.test.internal" }, decision: "deny", rule: null, outcome: "refused", reason: "no_rule" });
   }, T);
 
   test("refused: a Host whose resolution does not contain the original address", async () => {
     const before = s.backend.conns.length;
     const r = await curl("http://backend.test.internal/", "--resolve", `backend.test.internal:80:${ADDR.elsewhere}`);
     expect(r.code).not.toBe(0);
-    expect(await egressLine(r.pid)).toMatchObject({ dst: ADDR.elsewhere, dst_port: 80, name: "backend.test.internal", rule: "backend-http", outcome: "refused", reason: "address_not_resolved" });
+    expect(await egressLine(r.pid)).toMatchObject({ dst: { addr: ADDR.elsewhere, port: 80, name: "backend.test.internal" }, rule: "backend-http", decision: "deny", outcome: "refused", reason: "address_not_resolved" });
     expect(s.backend.conns.length).toBe(before);
   }, T);
 
@@ -213,7 +211,7 @@ describe.skipIf(!can && !process.env.CI)("mutual TLS between two agents: egress 
     const r = await curl("http://other.test.internal/", "--resolve", `other.test.internal:80:${ADDR.listener}`);
     expect(r.code).not.toBe(0);
     const eg = await egressLine(r.pid);
-    expect(eg).toMatchObject({ name: "other.test.internal", rule: "wrong-id", action: "mtls", outcome: "refused", reason: "peer_id_mismatch", peer_id: ID.backend });
+    expect(eg).toMatchObject({ dst: { name: "other.test.internal" }, rule: "wrong-id", action: "mtls", outcome: "refused", reason: "peer_id_mismatch", peer_id: ID.backend });
     expect(String(eg.detail)).toContain(ID.other);
     await Bun.sleep(300);
     expect(s.backend.conns.slice(before).filter((c) => c.payloadBytes > 0)).toEqual([]);
@@ -223,7 +221,7 @@ describe.skipIf(!can && !process.env.CI)("mutual TLS between two agents: egress 
     const r = await raw(ADDR.untrusted, s.ports.untrusted, "secret");
     expect(r.out).not.toContain("secret");
     const eg = await egressLine(r.pid);
-    expect(eg).toMatchObject({ dst: ADDR.untrusted, rule: "untrusted", action: "mtls", outcome: "refused", reason: "peer_untrusted", detail: "svid_untrusted" });
+    expect(eg).toMatchObject({ dst: { addr: ADDR.untrusted }, rule: "untrusted", action: "mtls", outcome: "refused", reason: "peer_untrusted", detail: "svid_untrusted" });
     expect(eg.peer_id).toBeUndefined(); // an ID nothing verified is not the peer's
     expect(eg.claimed_id).toBe(ID.backend); // what the unverified leaf claimed, named as such
     expect(s.untrusted.conns).toBeGreaterThan(0); // the proxy did reach it: the refusal is the verifier's
@@ -234,7 +232,7 @@ describe.skipIf(!can && !process.env.CI)("mutual TLS between two agents: egress 
     const before = s.backend.conns.length;
     const p = await tlsProbe(ADDR.listener, s.ports.listen);
     expect(p.received).toBe("");
-    expect(await byClientPort(p.localPort)).toMatchObject({ rule: "backend", listen: `${ADDR.listener}:${s.ports.listen}`, client_id: null, outcome: "refused", reason: "client_no_certificate" });
+    expect(await byClientPort(p.localPort)).toMatchObject({ rule: "backend", dst: { addr: ADDR.listener, port: s.ports.listen }, src: { spiffe_id: null }, decision: "deny", outcome: "refused", reason: "client_no_certificate" });
     await Bun.sleep(200);
     expect(s.backend.conns.length).toBe(before);
   }, T);
@@ -244,7 +242,7 @@ describe.skipIf(!can && !process.env.CI)("mutual TLS between two agents: egress 
     const p = await tlsProbe(ADDR.listener, s.ports.listen, s.untrustedClient);
     expect(p.received).toBe("");
     const ib = await byClientPort(p.localPort);
-    expect(ib).toMatchObject({ rule: "backend", client_id: null, outcome: "refused", reason: "client_untrusted" });
+    expect(ib).toMatchObject({ rule: "backend", src: { spiffe_id: null }, outcome: "refused", reason: "client_untrusted" });
     expect(ib.detail).toMatch(/^(svid_[a-z_]+|[A-Z0-9_]+)$/); // the verifier's code, or the TLS stack's
     await Bun.sleep(200);
     expect(s.backend.conns.length).toBe(before);
@@ -254,7 +252,7 @@ describe.skipIf(!can && !process.env.CI)("mutual TLS between two agents: egress 
     const before = s.backend.conns.length;
     const p = await tlsProbe(ADDR.listener, s.ports.listen, s.svid("a", ID.intruder));
     expect(p.received).toBe("");
-    expect(await byClientPort(p.localPort)).toMatchObject({ rule: "backend", client_id: ID.intruder, outcome: "refused", reason: "client_not_allowed" });
+    expect(await byClientPort(p.localPort)).toMatchObject({ rule: "backend", src: { spiffe_id: ID.intruder }, outcome: "refused", reason: "client_not_allowed" });
     await Bun.sleep(200);
     expect(s.backend.conns.length).toBe(before);
   }, T);
@@ -281,6 +279,6 @@ describe.skipIf(!can && !process.env.CI)("mutual TLS between two agents: egress 
     const conn = onlyConnSince(s.backend.conns, before);
     const h = expectHeader(conn.header, ID.stunnelClient);
     expect(out).toBe(`caller=${ID.stunnelClient} conn=${h.uniqueId}\nhello from stunnel\n`);
-    expect(await byConnId(h.uniqueId)).toMatchObject({ rule: "backend", client: `${h.src.address}:${h.src.port}`, client_id: ID.stunnelClient, outcome: "forwarded", proxy_protocol: true });
+    expect(await byConnId(h.uniqueId)).toMatchObject({ rule: "backend", src: { peer: `${h.src.address}:${h.src.port}`, spiffe_id: ID.stunnelClient }, outcome: "forwarded", proxy_protocol: true });
   }, T);
 });

@@ -22,11 +22,11 @@
  *   connection into a tunnel: bytes pass as they are both ways, nothing more is parsed or
  *   decided, and the leg is never reused. Any other answer is an ordinary response, and the bytes
  *   the workload sent after the request are then read as its next request.
- * One `http_request` log line per request: method, host, path (never the query), rule, status,
- * the secrets used (by name), body bytes each way, duration.
+ * One `http_request` audit event per request: method, host, path (never the query), rule, status,
+ * the secrets injected (by name), body bytes each way, duration.
  */
 import { lastChunk, encodeChunk, RequestParser, serializeRequestHead, serializeResponseHead, type RequestEvent, type RequestHead, type ResponseEvent, type ResponseHead } from "../../http1/index.ts";
-import type { Logger } from "../../runtime/log.ts";
+import type { Audit } from "../../audit/sink/audit-log.ts";
 import { hex } from "../peer-tls.ts";
 import { openUpstream, sessionKeyOf, type UpstreamDeps, type UpstreamTls } from "../upstream.ts";
 import type { LegPool } from "./leg-pool.ts";
@@ -48,7 +48,8 @@ export interface ExchangeDeps extends RequestDeps {
   legTls(verdict: Extract<RequestVerdict, { ok: true }>): Promise<UpstreamTls | { refused: string; detail: string }>;
   /** Where idle legs wait for the next connection; null: a leg lives as long as its connection. */
   readonly pool: LegPool | null;
-  readonly logger: Logger;
+  /** One http_request event per request. */
+  readonly audit: Audit;
 }
 
 type Fields = Record<string, unknown>;
@@ -345,7 +346,7 @@ export class HttpExchange implements LegOwner {
   private refuse(status: number, reason: string, detail: string, log = true): void {
     if (this.done) return;
     const r = this.req;
-    if (log && r === null) this.deps.logger.info("http_request", { ...this.base, outcome: "refused", status, reason, detail });
+    if (log && r === null) this.logRequest(null, performance.now(), { outcome: "refused", status, reason, detail });
     // A request already sent upstream whose body then broke HTTP/1.1: its line says so; the leg is
     // closed mid-request, so the upstream never sees it complete.
     if (log && r !== null) this.logRequest(r.head, r.started, { status, outcome: "refused", reason, detail, rule: r.verdict.rule.name, host: r.verdict.name, path: r.verdict.path });
@@ -355,8 +356,21 @@ export class HttpExchange implements LegOwner {
     this.finish({ outcome: "refused", reason, detail });
   }
 
-  private logRequest(head: RequestHead, started: number, fields: Fields): void {
-    this.deps.logger.info("http_request", { ...this.base, method: head.method, ...fields, duration_ms: Math.round(performance.now() - started) });
+  /** `head` null: the request broke HTTP/1.1 before its head was whole. */
+  private logRequest(head: RequestHead | null, started: number, fields: Fields): void {
+    const { path, secrets, host, rule, status, ...rest } = fields;
+    const injected = secrets as readonly string[] | undefined;
+    this.deps.audit.emit("http_request", {
+      ...this.base,
+      method: head?.method ?? null,
+      target: (path as string | undefined) ?? (head === null ? null : pathOf(head.target)),
+      host: (host as string | null | undefined) ?? head?.host?.name ?? null,
+      status: status ?? null,
+      rule: rule ?? null,
+      ...rest,
+      ...(injected !== undefined && injected.length > 0 ? { injected } : {}),
+      duration_ms: Math.round(performance.now() - started),
+    });
   }
 
   private finish(fields: Fields): void {
@@ -367,6 +381,19 @@ export class HttpExchange implements LegOwner {
     this.client.end();
     this.onDone({ ...fields, requests: this.count, ...(t !== null ? { tunnel_bytes_up: t.bytesUp, tunnel_bytes_down: t.bytesDown } : {}) });
   }
+}
+
+/** The path of a request-target without its query or fragment (which may carry a credential). */
+function pathOf(target: string): string | null {
+  let path = target;
+  if (!target.startsWith("/")) {
+    try {
+      path = new URL(target).pathname;
+    } catch {
+      return null;
+    }
+  }
+  return path.split(/[?#]/, 1)[0] || null;
 }
 
 /** "http://host/p?q" as "/p?q": what an origin server expects. */

@@ -35,7 +35,7 @@ afterAll(() => {
 
 const exchange = (text: string, until?: (got: string) => boolean) => exchangeOn(proxyPort, text, until);
 const count = (s: string, what: string) => s.split(what).length - 1;
-const httpLines = () => lines.filter((l) => l.event === "http_request");
+const httpLines = () => lines.filter((l) => l.type === "http_request");
 
 describe("intercept: plain HTTP from the workload, TLS to the API", () => {
   test("the API gets the injected Authorization; the workload's own value is dropped; the secret is in no log line", async () => {
@@ -45,7 +45,7 @@ describe("intercept: plain HTTP from the workload, TLS to the API", () => {
     expect(out).toContain("path=/v1/a auth=injected");
     expect(seen.slice(before)).toEqual([{ path: "/v1/a?q=1", auth: `Bearer ${SECRET}`, xkey: null, body: "" }]);
     const line = httpLines().at(-1)!;
-    expect(line).toMatchObject({ method: "GET", host: "api.test", path: "/v1/a", rule: "api", status: 200, outcome: "forwarded", secrets: ["api_token"] });
+    expect(line).toMatchObject({ method: "GET", host: "api.test", target: "/v1/a", rule: "api", status: 200, outcome: "forwarded", injected: ["api_token"] });
     expect(JSON.stringify(lines)).not.toContain(SECRET);
   });
 
@@ -102,7 +102,7 @@ describe("intercept: plain HTTP from the workload, TLS to the API", () => {
     const before = seen.length;
     const out = await exchange(SMUGGLING[0]![1]);
     expect(out).toBe("");
-    expect(lines.at(-1)).toMatchObject({ event: "egress", outcome: "refused" });
+    expect(lines.at(-1)).toMatchObject({ type: "conn_close", outcome: "refused" });
     expect(seen.length).toBe(before);
   });
 

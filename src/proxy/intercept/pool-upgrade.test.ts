@@ -85,7 +85,7 @@ async function until(ok: () => boolean): Promise<void> {
     await Bun.sleep(5);
   }
 }
-const httpLines = () => h.lines.filter((l) => l.event === "http_request");
+const httpLines = () => h.lines.filter((l) => l.type === "http_request");
 
 describe("interception: upstream legs pooled per (caller, rule, upstream)", () => {
   test("two connections one after the other share one upstream leg", async () => {
@@ -195,9 +195,9 @@ describe("interception: WebSocket upgrades a rule allows (upgrade: [websocket])"
     expect(await echoed).toBe("echo:hello");
     s.end();
     expect(seen.slice(before).map((x) => [x.path, x.auth])).toEqual([["/ws", `Bearer ${SECRET}`]]);
-    expect(httpLines().at(-1)).toMatchObject({ path: "/ws", status: 101, outcome: "upgraded", rule: "api" });
-    await until(() => h.lines.some((l) => l.event === "egress" && typeof l.tunnel_bytes_up === "number"));
-    const conn = h.lines.find((l) => l.event === "egress" && typeof l.tunnel_bytes_up === "number");
+    expect(httpLines().at(-1)).toMatchObject({ target: "/ws", status: 101, outcome: "upgraded", rule: "api" });
+    await until(() => h.lines.some((l) => l.type === "conn_close" && typeof l.tunnel_bytes_up === "number"));
+    const conn = h.lines.find((l) => l.type === "conn_close" && typeof l.tunnel_bytes_up === "number");
     expect(conn).toMatchObject({ requests: 1, tunnel_bytes_up: 11 });
     expect(JSON.stringify(h.lines)).not.toContain(SECRET);
   });

@@ -1,6 +1,6 @@
 /**
  * An intercepted connection (DESIGN.md section 5, `intercept`, and rule 3's `inspect`), from the
- * egress listener's hand-over to its `egress` log line:
+ * egress listener's hand-over to its conn_close event (conn-audit.ts):
  * - the workload sent plain HTTP: its requests are parsed as they come;
  * - it sent a TLS ClientHello: the session is terminated with the interception CA's leaf for the
  *   name it gave (no SNI: refused, `no_sni`), offering http/1.1 only;
@@ -13,6 +13,8 @@ import type { NameCache } from "../../policy/name-cache.ts";
 import type { PolicyEngine } from "../../policy/engine.ts";
 import type { SpiffeId } from "../../spiffe/id.ts";
 import type { Logger } from "../../runtime/log.ts";
+import type { Audit } from "../../audit/sink/audit-log.ts";
+import type { ConnAudit } from "../conn-audit.ts";
 import type { IpAddress } from "../../policy/address.ts";
 import type { PeekResult } from "../peek/peek.ts";
 import type { Splice } from "../splice.ts";
@@ -46,22 +48,23 @@ export interface InterceptCall {
   readonly first: PeekResult;
   readonly caller: { record: { address: IpAddress; port: number }; id: SpiffeId };
   readonly fields: Fields;
-  readonly deps: { engine(): PolicyEngine | null; names(): Pick<NameCache, "resolve">; intercept?: InterceptDeps; logger: Logger };
+  readonly deps: { engine(): PolicyEngine | null; names(): Pick<NameCache, "resolve">; intercept?: InterceptDeps; logger: Logger; audit: Audit };
   readonly upstream: UpstreamDeps;
-  log(fields: Fields): void;
+  /** conn_open and conn_close of this connection. */
+  readonly events: ConnAudit;
   legTls(spec: LegSpec): Promise<UpstreamTls | { refused: string; detail: string }>;
 }
 
 export async function serveIntercept(call: InterceptCall): Promise<void> {
   const { socket, conn, first, deps } = call;
   const refuse = (reason: string, detail: string) => {
-    call.log({ ...call.fields, outcome: "refused", reason, detail });
+    call.events.close({ ...call.fields, outcome: "refused", reason, detail });
     socket.end();
   };
   const ix = deps.intercept;
   if (ix === undefined) return refuse("intercept_unavailable", "the agent has no interception CA");
   const connId = hex(randomConnectionId());
-  const base: Fields = { ...pick(call.fields, ["pid", "uid", "workload", "spiffe_id", "dst", "dst_port"]), conn_id: connId };
+  const base: Fields = { conn_id: connId, side: "egress", spiffe_id: call.fields.spiffe_id ?? null, pid: call.fields.pid ?? null, workload: call.fields.workload ?? null };
   let exchange: HttpExchange | null = null;
   const receiver = {
     data: (c: Uint8Array) => exchange?.clientData(c),
@@ -84,7 +87,7 @@ export async function serveIntercept(call: InterceptCall): Promise<void> {
   } else {
     client = plainClient(socket, receiver);
   }
-  const started = performance.now();
+  call.events.open({ ...call.fields, conn_id: connId, tls_terminated: sni !== null });
   exchange = new HttpExchange(
     client.side,
     { from: call.caller.id, address: call.caller.record.address, port: call.caller.record.port, sni },
@@ -96,9 +99,9 @@ export async function serveIntercept(call: InterceptCall): Promise<void> {
       upstream: call.upstream,
       pool: ix.legs ?? null,
       legTls: (v) => call.legTls(v.rule.serverId !== null ? { kind: "mtls", serverName: v.upstream.serverName, serverId: v.rule.serverId } : { kind: "tls", serverName: v.upstream.serverName, caFile: v.rule.ca }),
-      logger: deps.logger,
+      audit: deps.audit,
     },
-    (end) => call.log({ ...call.fields, conn_id: connId, tls_terminated: sni !== null, ...end, duration_ms: Math.round(performance.now() - started) }),
+    (end) => call.events.close({ ...call.fields, conn_id: connId, tls_terminated: sni !== null, ...end }),
   );
   // From here the listener's handlers feed the exchange (through the splice slot they call).
   conn.sp = {
@@ -113,10 +116,4 @@ export async function serveIntercept(call: InterceptCall): Promise<void> {
   if (conn.closed) client.feed.closed();
   else if (conn.ended) client.feed.ended();
   socket.resume();
-}
-
-function pick(f: Fields, keys: string[]): Fields {
-  const out: Fields = {};
-  for (const k of keys) if (k in f) out[k] = f[k];
-  return out;
 }

@@ -21,6 +21,8 @@ import type { Splice } from "../splice.ts";
 import { legTlsOf } from "../egress-listener.ts";
 import type { LegPool } from "./leg-pool.ts";
 import { serveIntercept } from "./serve.ts";
+import { memoryAudit } from "../../audit/sink/memory-audit.ts";
+import { connAudit } from "../conn-audit.ts";
 
 export const CALLER = SpiffeId.parse("spiffe://example.org/w");
 
@@ -39,6 +41,7 @@ export interface Harness {
   readonly agentCaFile: string;
   /** Leaf and key for api.test, chain included, for the test's API server. */
   readonly apiTls: { cert: string; key: string };
+  /** The audit events (`{ type, ...fields }`), each checked against the event schema. */
   readonly lines: Record<string, unknown>[];
   /** Starts the proxy with this policy; the workload "dialled" port 443 for TLS, else 80. */
   start(policy: string, opts: { secrets: Record<string, string>; pool?: LegPool }): number;
@@ -47,8 +50,9 @@ export interface Harness {
 
 export async function createHarness(): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), "tidegate-test-intercept-"));
-  const lines: Record<string, unknown>[] = [];
-  const logger = createLogger({ write: (l) => void lines.push(JSON.parse(l)) });
+  const audit = memoryAudit();
+  const lines = audit.events;
+  const logger = createLogger({ write: () => {} });
   const apiCa = await InterceptionCa.open({ stateDir: join(dir, "api-ca"), label: "api" });
   const agentCa = await InterceptionCa.open({ stateDir: join(dir, "agent-ca"), label: "agent" });
   const leaf = await apiCa.leafFor("api.test");
@@ -65,7 +69,7 @@ export async function createHarness(): Promise<Harness> {
     const names = new NameCache({ hosts: new Map([["api.test", [parseIp("127.0.0.1")]]]), lookup: async () => ({ addresses: [], ttl: 30 }) });
     const upstream = { sessions: new SessionCache(), verifier: new PeerVerifier() };
     const intercept = { leafFor: (n: string) => agentCa.leafFor(n), secret: (n: string) => opts.secrets[n] ?? null, ...(opts.pool !== undefined ? { legs: opts.pool } : {}) };
-    const deps = { engine: () => engine, names: () => names, intercept, logger };
+    const deps = { engine: () => engine, names: () => names, intercept, logger, audit };
     const listener = Bun.listen<TestConn>({
       hostname: "127.0.0.1",
       port: 0,
@@ -83,7 +87,7 @@ export async function createHarness(): Promise<Harness> {
             first = peek(new Uint8Array(early));
           } catch (e) {
             // The listener refuses (and logs) a first request that breaks HTTP/1.1 while peeking.
-            if (e instanceof PeekError) return void (logger.info("egress", { outcome: "refused", reason: e.code }), s.end());
+            if (e instanceof PeekError) return void (connAudit(audit, "egress").close({ outcome: "refused", reason: e.code }), s.end());
             throw e;
           }
           if (first.kind === "need_more") return;
@@ -98,8 +102,8 @@ export async function createHarness(): Promise<Harness> {
             fields: { spiffe_id: CALLER.toString(), pid: 1 },
             deps,
             upstream,
-            log: (f) => logger.info("egress", f),
-            legTls: (spec) => legTlsOf(spec, CALLER, { lookupRecord: () => null, identify: async () => ({ ok: false, workload: null, reason: "", detail: "" }), engine: () => engine, names: () => names, logger }),
+            events: connAudit(audit, "egress"),
+            legTls: (spec) => legTlsOf(spec, CALLER, { lookupRecord: () => null, identify: async () => ({ ok: false, workload: null, reason: "", detail: "" }), engine: () => engine, names: () => names, logger, audit }),
           });
         },
         drain: (s) => s.data.sp?.down.drain(),

@@ -1,0 +1,183 @@
+// The audit log writer on real files: what it writes verifies (verifyAudit, with the test CA's
+// bundle), across checkpoints, reopening, rotation, a torn tail and a disk that fills up (a tmpfs
+// of the test's own, as root).
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createTestCa, type TestCa } from "../../../test/helpers/test-ca.ts";
+import { exportPkcs8Pem } from "../../x509/keys.ts";
+import { verifyAudit, type VerifyReport } from "../format/index.ts";
+import { AuditLog, type AuditLogOptions, type AuditSigner } from "./audit-log.ts";
+import { ACTIVE_FILE, listLogFiles } from "./files.ts";
+import { svidSigner } from "./signer.ts";
+
+let root: string;
+let ca: TestCa;
+let signer: AuditSigner;
+let n = 0;
+
+beforeAll(async () => {
+  root = mkdtempSync(join(tmpdir(), "tidegate-test-audit-sink-"));
+  ca = await createTestCa();
+  const leaf = await ca.mintLeaf("/tidegate/agent/node-1");
+  signer = svidSigner({ spiffeId: leaf.id.toString(), chain: leaf.chain, keyPem: await exportPkcs8Pem(leaf.privateKey) });
+});
+
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+function fresh(over: Partial<AuditLogOptions> = {}): { dir: string; state: string; open(more?: Partial<AuditLogOptions>): AuditLog } {
+  const dir = join(root, `log-${++n}`);
+  const state = join(root, `state-${n}.json`);
+  return { dir, state, open: (more = {}) => AuditLog.open({ dir, statePath: state, signer: () => signer, checkpointEvery: 10, ...over, ...more }) };
+}
+
+async function verifyDir(dir: string, state: string | null = null): Promise<VerifyReport> {
+  const files = listLogFiles(dir).map((f) => ({ name: f.name, text: readFileSync(f.path, "utf8") }));
+  const st = state === null ? null : (JSON.parse(readFileSync(state, "utf8")) as { seq: number; hash: string });
+  return verifyAudit({ files, bundles: ca.bundle, state: st === null ? null : { seq: st.seq, hash: st.hash }, now: new Date() });
+}
+
+const conn = (i: number) => ({ conn_id: `c${i}`, side: "egress", outcome: "forwarded", bytes_up: i, bytes_down: 2 * i, duration_ms: 1 });
+
+describe("AuditLog", () => {
+  test("events and checkpoints every N verify against the bundle; the state holds the last checkpoint", async () => {
+    const f = fresh();
+    const log = f.open();
+    for (let i = 0; i < 25; i++) log.emit("conn_close", conn(i));
+    log.close();
+    const r = await verifyDir(f.dir, f.state);
+    expect(r.firstBreak).toBeNull();
+    expect(r.ok).toBe(true);
+    // 25 events, checkpoints after 10 and 20 and at close
+    expect([r.events, r.checkpoints, r.lastSeq, r.unsealedTail]).toEqual([28, 3, 28, 0]);
+    expect(JSON.parse(readFileSync(f.state, "utf8"))).toMatchObject({ seq: 28 });
+    expect(statSync(join(f.dir, ACTIVE_FILE)).mode & 0o777).toBe(0o600);
+    expect(statSync(f.dir).mode & 0o777).toBe(0o700);
+  });
+
+  test("reopened, the chain goes on where it stopped, also after a crash (no closing checkpoint)", async () => {
+    const f = fresh();
+    const a = f.open();
+    for (let i = 0; i < 5; i++) a.emit("conn_close", conn(i));
+    a.close();
+    const b = f.open();
+    for (let i = 0; i < 13; i++) b.emit("conn_close", conn(i)); // a checkpoint after 10, three unsealed
+    // no close(): as if the process died
+    const crashed = await verifyDir(f.dir, f.state);
+    expect([crashed.ok, crashed.unsealedTail]).toEqual([true, 3]);
+    const c = f.open();
+    c.emit("agent_stop", { reason: "test" });
+    c.close();
+    const r = await verifyDir(f.dir, f.state);
+    expect(r.ok).toBe(true);
+    expect(r.firstBreak).toBeNull();
+    expect(r.unsealedTail).toBe(0);
+  });
+
+  test("rotated by size: several files, one chain, each rotated file ends in a checkpoint", async () => {
+    const f = fresh({ maxFileBytes: 4096, checkpointEvery: 1000 });
+    const log = f.open();
+    for (let i = 0; i < 100; i++) log.emit("conn_close", conn(i));
+    log.close();
+    const files = listLogFiles(f.dir);
+    expect(files.length).toBeGreaterThan(2);
+    for (const file of files.slice(0, -1)) {
+      const lines = readFileSync(file.path, "utf8").trimEnd().split("\n");
+      expect(JSON.parse(lines.at(-1)!).type).toBe("checkpoint");
+    }
+    const r = await verifyDir(f.dir, f.state);
+    expect(r.firstBreak).toBeNull();
+    expect(r.events).toBeGreaterThan(100);
+  });
+
+  test("a torn last line is left as it is; the next file begins with audit_recovered and all verifies", async () => {
+    const f = fresh();
+    const a = f.open();
+    for (let i = 0; i < 4; i++) a.emit("conn_close", conn(i));
+    a.close();
+    const torn = '{"seq":6,"time":"2026-11-26T';
+    appendFileSync(join(f.dir, ACTIVE_FILE), torn);
+    const b = f.open();
+    b.emit("agent_start", { version: "test", pid: process.pid });
+    b.close();
+    const names = readdirSync(f.dir).sort();
+    expect(names.length).toBe(2);
+    const first = JSON.parse(readFileSync(join(f.dir, ACTIVE_FILE), "utf8").split("\n")[0]!);
+    expect(first).toMatchObject({ type: "audit_recovered", torn_bytes: Buffer.byteLength(torn), seq: 6 });
+    const r = await verifyDir(f.dir, f.state);
+    expect(r.firstBreak).toBeNull();
+    expect(r.warnings.join(" ")).toContain("torn");
+  });
+
+  test("without a signer no checkpoint is written and the events still chain", async () => {
+    const f = fresh({ signer: () => null });
+    const log = f.open();
+    for (let i = 0; i < 15; i++) log.emit("conn_close", conn(i));
+    log.close();
+    const r = await verifyDir(f.dir);
+    expect([r.ok, r.checkpoints, r.events]).toEqual([true, 0, 15]);
+  });
+
+  test("every emitted line passes the schema (a typo'd field would break verify)", async () => {
+    const f = fresh();
+    const log = f.open();
+    log.emit("conn_close", { ...conn(1), bytes_up: -1 });
+    log.close();
+    const r = await verifyDir(f.dir);
+    expect(r.firstBreak?.code).toBe("audit_malformed_line");
+  });
+});
+
+const asRoot = process.getuid?.() === 0;
+describe.skipIf(!asRoot && !process.env.CI)("AuditLog on a disk that fills up (a tmpfs of the test's own)", () => {
+  let mnt: string;
+  beforeAll(() => {
+    if (!asRoot) throw new Error("CI runs these as root");
+    mnt = join(root, "small-fs");
+    mkdirSync(mnt);
+    const r = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tidegate-test-audit", mnt]);
+    if (r.exitCode !== 0) throw new Error(`mount tmpfs: ${r.stderr.toString()}`);
+  });
+  afterAll(() => {
+    if (mnt !== undefined) Bun.spawnSync(["umount", mnt]);
+  });
+
+  test("a full disk makes the log unhealthy, events wait in memory, and are written in order once there is room", async () => {
+    const dir = join(mnt, "log");
+    const health: [boolean, string | null][] = [];
+    const log = AuditLog.open({ dir, statePath: null, signer: () => signer, checkpointEvery: 1_000_000, maxPending: 50, onHealth: (ok, e) => void health.push([ok, e]) });
+    const filler = join(mnt, "filler");
+    // Fill the disk so that a few lines still fit.
+    writeFileSync(filler, Buffer.alloc(0));
+    let i = 0;
+    while (log.healthy && i < 10_000) {
+      log.emit("conn_close", conn(i++));
+      if (i === 20) {
+        try {
+          writeFileSync(filler, Buffer.alloc(60 * 1024));
+        } catch {
+          // full already: fine
+        }
+      }
+    }
+    expect(log.healthy).toBe(false);
+    expect(health[0]).toEqual([false, "ENOSPC"]);
+    const written = log.seq;
+    for (let k = 0; k < 80; k++) log.emit("conn_close", conn(i++)); // 50 wait, 30 are counted as lost
+    rmSync(filler);
+    const deadline = Date.now() + 5000;
+    while (!log.healthy && Date.now() < deadline) await Bun.sleep(50);
+    expect(log.healthy).toBe(true);
+    expect(health.at(-1)).toEqual([true, null]);
+    log.close();
+    const text = readFileSync(join(dir, ACTIVE_FILE), "utf8");
+    const lines = text.trimEnd().split("\n").map((l) => JSON.parse(l));
+    const gap = lines.find((l) => l.type === "audit_gap");
+    expect(gap).toMatchObject({ dropped: 31 });
+    expect(lines.filter((l) => l.type === "conn_close").length).toBe(written + 50);
+    const r = await verifyAudit({ files: [{ name: ACTIVE_FILE, text }], bundles: ca.bundle, state: null, now: new Date() });
+    expect(r.firstBreak).toBeNull();
+    chmodSync(dir, 0o700);
+  });
+});

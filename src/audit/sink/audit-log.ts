@@ -1,0 +1,300 @@
+/**
+ * The writer of an audit log (DESIGN.md section 8, docs/audit.md): one hash chain of JSON lines in
+ * a directory (files.ts), written by one process.
+ *
+ * Guarantees:
+ * - each event is written with write(2) when it is emitted (so a crash of the process loses
+ *   none); the file is fdatasync'ed at least every `fsyncIntervalMs` while lines were written,
+ *   and at close;
+ * - a signed checkpoint every `checkpointEvery` events, every `checkpointIntervalMs` while events
+ *   came, at rotation and at close; the latest checkpoint's seq and line hash go to `statePath`
+ *   (written whole), so `audit verify --state` finds a tail cut even exactly at a checkpoint.
+ *   Without a signer (no SVID yet) no checkpoint is written, and the count goes on;
+ * - the active file is rotated once it reaches `maxFileBytes`, the chain continuing in the next;
+ * - on open, the chain goes on from the last complete line; a file that ends in a torn line
+ *   (power lost mid-write) is left as it is, rotated, and the next file begins with
+ *   `audit_recovered` naming it and the torn byte count;
+ * - a write that fails (disk full, I/O error, log removed) makes the log unhealthy (onHealth):
+ *   events wait in memory (at most `maxPending`; later ones are counted, then reported by an
+ *   `audit_gap` event) and are written in order once a retry succeeds; bytes of a line the failed
+ *   write left half-written are cut off first, so the chain never holds a broken line.
+ */
+import { closeSync, fdatasync, fdatasyncSync, ftruncateSync, mkdirSync, openSync, renameSync, writeSync, chmodSync, existsSync } from "node:fs";
+import { join } from "node:path";
+import { buildCheckpointFields, checkpointPayload, formatLine, GENESIS_PREV, type AuditEventType } from "../format/index.ts";
+import { ACTIVE_FILE, listLogFiles, readTail, rotatedName } from "./files.ts";
+import { writeAtomic } from "../../runtime/atomic-write.ts";
+
+export type Fields = Readonly<Record<string, unknown>>;
+
+/** Where events go: the log, or nowhere (NULL_AUDIT, for tests and the benchmark's baseline). */
+export interface Audit {
+  emit(type: AuditEventType, fields: Fields): void;
+}
+
+export const NULL_AUDIT: Audit = Object.freeze({ emit() {} });
+
+/** Signs checkpoints: the node's (or server's) X.509-SVID. */
+export interface AuditSigner {
+  readonly id: string;
+  /** DER: leaf first, then intermediates. */
+  readonly chain: readonly Uint8Array[];
+  /** ECDSA P-256 SHA-256, IEEE P1363 (r || s). */
+  sign(payload: Uint8Array): Uint8Array;
+}
+
+export interface AuditLogOptions {
+  readonly dir: string;
+  /** Where the latest checkpoint is recorded; null: nowhere. */
+  readonly statePath: string | null;
+  signer(): AuditSigner | null;
+  readonly checkpointEvery?: number;
+  readonly checkpointIntervalMs?: number;
+  readonly fsyncIntervalMs?: number;
+  readonly maxFileBytes?: number;
+  readonly maxPending?: number;
+  /** Fields every event carries (instance, node_id), after seq, time and type. */
+  readonly base?: Fields;
+  readonly now?: () => Date;
+  onHealth?(healthy: boolean, error: string | null): void;
+  /** After each line written (the exporter wakes up). */
+  onWritten?(seq: number): void;
+}
+
+type Tunables = { readonly checkpointEvery: number; readonly checkpointIntervalMs: number; readonly fsyncIntervalMs: number; readonly maxFileBytes: number; readonly maxPending: number };
+
+export const AUDIT_DEFAULTS: Tunables = Object.freeze({ checkpointEvery: 1000, checkpointIntervalMs: 60_000, fsyncIntervalMs: 1000, maxFileBytes: 64 * 1024 * 1024, maxPending: 10_000 });
+
+interface Pending {
+  readonly type: AuditEventType;
+  readonly fields: Fields;
+  readonly time: Date;
+}
+
+export class AuditLog implements Audit {
+  readonly #o: AuditLogOptions & Tunables;
+  readonly #now: () => Date;
+  #fd: number;
+  /** Bytes of the active file that hold complete lines. */
+  #size: number;
+  #fileFirstSeq: number;
+  #seq: number;
+  #head: string;
+  #sinceCheckpoint: number;
+  #dirty = false;
+  #pending: Pending[] = [];
+  #dropped = 0;
+  #droppedSince: string | null = null;
+  #error: string | null = null;
+  #closed = false;
+  readonly #timers: ReturnType<typeof setInterval>[] = [];
+
+  private constructor(o: AuditLogOptions, state: { fd: number; size: number; fileFirstSeq: number; seq: number; head: string; since: number }) {
+    this.#o = { ...o, checkpointEvery: o.checkpointEvery ?? AUDIT_DEFAULTS.checkpointEvery, checkpointIntervalMs: o.checkpointIntervalMs ?? AUDIT_DEFAULTS.checkpointIntervalMs, fsyncIntervalMs: o.fsyncIntervalMs ?? AUDIT_DEFAULTS.fsyncIntervalMs, maxFileBytes: o.maxFileBytes ?? AUDIT_DEFAULTS.maxFileBytes, maxPending: o.maxPending ?? AUDIT_DEFAULTS.maxPending };
+    this.#now = o.now ?? (() => new Date());
+    this.#fd = state.fd;
+    this.#size = state.size;
+    this.#fileFirstSeq = state.fileFirstSeq;
+    this.#seq = state.seq;
+    this.#head = state.head;
+    this.#sinceCheckpoint = state.since;
+    const every = (ms: number, fn: () => void) => {
+      const t = setInterval(fn, ms);
+      (t as { unref?: () => void }).unref?.();
+      this.#timers.push(t);
+    };
+    every(this.#o.fsyncIntervalMs, () => this.#fsyncSoon());
+    every(this.#o.checkpointIntervalMs, () => {
+      if (this.#sinceCheckpoint > 0 && this.#error === null) this.checkpoint();
+    });
+    every(1000, () => {
+      if (this.#error !== null) this.#retry();
+    });
+  }
+
+  /** Opens (or creates) the log in `o.dir` and goes on with its chain. */
+  static open(o: AuditLogOptions): AuditLog {
+    mkdirSync(o.dir, { recursive: true, mode: 0o700 });
+    chmodSync(o.dir, 0o700);
+    const files = listLogFiles(o.dir);
+    let seq = 0;
+    let head = GENESIS_PREV;
+    let since = 0;
+    let recovered: { torn: number; file: string } | null = null;
+    const active = join(o.dir, ACTIVE_FILE);
+    // Back through the files (newest first) until the last complete line and the last checkpoint.
+    let haveLast = false;
+    for (const f of [...files].reverse()) {
+      const tail = readTail(f.path);
+      if (f.name === ACTIVE_FILE && tail.tornBytes > 0) {
+        const name = rotatedName(f.firstSeq ?? 1);
+        renameSync(f.path, join(o.dir, name));
+        recovered = { torn: tail.tornBytes, file: name };
+      }
+      const lines = tail.lines;
+      if (!haveLast && lines.length > 0) {
+        const last = lines[lines.length - 1]!;
+        seq = Number(/^\{"seq":(\d+),/.exec(last)?.[1] ?? NaN);
+        if (!Number.isSafeInteger(seq)) throw new Error(`audit: ${f.path}: the last line has no seq: the log is not tidegate's or is damaged (audit verify says more)`);
+        head = new Bun.CryptoHasher("sha256").update(last).digest("hex");
+        haveLast = true;
+      }
+      since += tail.sawCheckpoint ? lines.length - 1 : lines.length;
+      if (tail.sawCheckpoint) break;
+    }
+    const fd = openSync(active, "a", 0o600);
+    const size = existsSync(active) ? Bun.file(active).size : 0;
+    const log = new AuditLog(o, { fd, size, fileFirstSeq: size === 0 ? seq + 1 : (listLogFiles(o.dir).at(-1)?.firstSeq ?? seq + 1), seq, head, since });
+    if (recovered !== null) log.emit("audit_recovered", { torn_bytes: recovered.torn, file: recovered.file });
+    return log;
+  }
+
+  get healthy(): boolean {
+    return this.#error === null;
+  }
+
+  get error(): string | null {
+    return this.#error;
+  }
+
+  /** The seq of the last line written. */
+  get seq(): number {
+    return this.#seq;
+  }
+
+  emit(type: AuditEventType, fields: Fields): void {
+    if (this.#closed) return;
+    const time = this.#now();
+    if (this.#error !== null) return this.#hold({ type, fields, time });
+    this.#append(type, fields, time);
+  }
+
+  /** Writes a signed checkpoint now (when a signer is at hand). */
+  checkpoint(): void {
+    const signer = this.#o.signer();
+    if (signer === null || this.#error !== null) return;
+    const time = this.#now();
+    const seq = this.#seq + 1;
+    const sig = signer.sign(checkpointPayload(seq, time, this.#head, signer.id, this.#sinceCheckpoint));
+    const fields = buildCheckpointFields({ signer: signer.id, chain: signer.chain, sig, covers: { seq: this.#seq, hash: this.#head }, events: this.#sinceCheckpoint });
+    if (!this.#write("checkpoint", { ...fields }, time)) return;
+    this.#sinceCheckpoint = 0;
+    if (this.#o.statePath !== null) {
+      try {
+        writeAtomic(this.#o.statePath, `${JSON.stringify({ seq: this.#seq, hash: this.#head, time: time.toISOString() })}\n`, 0o600);
+      } catch (e) {
+        this.#fail(e);
+      }
+    }
+  }
+
+  /** A checkpoint, fdatasync and close: what an orderly stop does. */
+  close(): void {
+    if (this.#closed) return;
+    if (this.#error !== null) this.#retry();
+    if (this.#sinceCheckpoint > 0) this.checkpoint();
+    this.#closed = true;
+    for (const t of this.#timers) clearInterval(t);
+    try {
+      fdatasyncSync(this.#fd);
+    } catch {
+      // reported through health already, or the disk is gone: nothing more to do at exit
+    }
+    closeSync(this.#fd);
+  }
+
+  #append(type: AuditEventType, fields: Fields, time: Date): void {
+    if (!this.#write(type, fields, time)) return;
+    this.#sinceCheckpoint += 1;
+    if (this.#sinceCheckpoint >= this.#o.checkpointEvery) this.checkpoint();
+    if (this.#size >= this.#o.maxFileBytes) this.#rotate();
+  }
+
+  /** Formats and writes one line; false (and unhealthy, the event held) when the write failed. */
+  #write(type: AuditEventType, fields: Fields, time: Date): boolean {
+    const seq = this.#seq + 1;
+    const line = formatLine(seq, time, type, this.#o.base === undefined ? fields : { ...this.#o.base, ...fields }, this.#head);
+    const bytes = Buffer.from(`${line}\n`);
+    try {
+      let off = 0;
+      while (off < bytes.length) off += writeSync(this.#fd, bytes, off, bytes.length - off);
+    } catch (e) {
+      this.#fail(e);
+      if (type !== "checkpoint") this.#hold({ type, fields, time });
+      return false;
+    }
+    this.#size += bytes.length;
+    this.#seq = seq;
+    this.#head = new Bun.CryptoHasher("sha256").update(line).digest("hex");
+    this.#dirty = true;
+    this.#o.onWritten?.(seq);
+    return true;
+  }
+
+  #hold(p: Pending): void {
+    if (this.#pending.length < this.#o.maxPending) return void this.#pending.push(p);
+    this.#dropped += 1;
+    this.#droppedSince ??= p.time.toISOString();
+  }
+
+  #fail(e: unknown): void {
+    const code = (e as { code?: string }).code ?? (e instanceof Error ? e.message : String(e));
+    if (this.#error === null) {
+      this.#error = code;
+      this.#o.onHealth?.(false, code);
+    }
+  }
+
+  /** Cuts what a failed write left, then writes what waited; healthy again if all went. */
+  #retry(): void {
+    try {
+      ftruncateSync(this.#fd, this.#size);
+    } catch {
+      return;
+    }
+    const error = this.#error;
+    this.#error = null;
+    const waiting = this.#pending;
+    this.#pending = [];
+    for (let i = 0; i < waiting.length; i++) {
+      const p = waiting[i]!;
+      this.#append(p.type, p.fields, p.time);
+      if (this.#error !== null) {
+        this.#pending = this.#pending.concat(waiting.slice(i + 1));
+        return;
+      }
+    }
+    if (this.#dropped > 0) {
+      const dropped = this.#dropped;
+      this.#dropped = 0;
+      this.#append("audit_gap", { dropped, since: this.#droppedSince, until: this.#now().toISOString() }, this.#now());
+      this.#droppedSince = null;
+    }
+    if (this.#error === null && error !== null) this.#o.onHealth?.(true, null);
+  }
+
+  #rotate(): void {
+    this.checkpoint();
+    if (this.#error !== null) return;
+    try {
+      fdatasyncSync(this.#fd);
+      closeSync(this.#fd);
+      renameSync(join(this.#o.dir, ACTIVE_FILE), join(this.#o.dir, rotatedName(this.#fileFirstSeq)));
+      this.#fd = openSync(join(this.#o.dir, ACTIVE_FILE), "a", 0o600);
+      this.#size = 0;
+      this.#fileFirstSeq = this.#seq + 1;
+      this.#dirty = false;
+    } catch (e) {
+      this.#fail(e);
+    }
+  }
+
+  #fsyncSoon(): void {
+    if (!this.#dirty || this.#closed) return;
+    this.#dirty = false;
+    const fd = this.#fd;
+    fdatasync(fd, (e) => {
+      if (e !== null && fd === this.#fd) this.#fail(e);
+    });
+  }
+}
