@@ -98,8 +98,8 @@ async function standUp(procs: Procs, backendPort: number, rule: string, configur
     return p;
   };
   const inst = instanceNames(process.pid);
-  const serverFlags = ["--instance", inst.a, "--state-dir", d("server-state"), "--run-dir", d("server-run"), "--server-config", join(dir, "server.yaml")];
-  const nodeFlags = (instance: string, n: string) => ["--instance", instance, "--state-dir", d(`${n}-state`), "--run-dir", d(`${n}-run`), "--config", join(dir, `${n}.yaml`)];
+  const serverFlags = ["--instance", inst.a, "--state-dir", d("server-state"), "--run-dir", d("server-run"), "--server-config", join(dir, "server.yaml"), "--audit-dir", d("server-audit")];
+  const nodeFlags = (instance: string, n: string) => ["--instance", instance, "--state-dir", d(`${n}-state`), "--run-dir", d(`${n}-run`), "--config", join(dir, `${n}.yaml`), "--audit-dir", d(`${n}-audit`)];
   const flags = { a: nodeFlags(inst.a, "a"), b: nodeFlags(inst.b, "b") };
   const listenPort = freePort(DIAL.host);
 

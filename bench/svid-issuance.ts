@@ -42,7 +42,7 @@ const REPS = Number(values.reps);
 const CONCURRENCY = Number(values.concurrency);
 const binary = values.binary ?? join(import.meta.dir, "..", "dist", "tidegate");
 const dir = mkdtempSync(join(tmpdir(), "tidegate-bench-issuance-"));
-const flags = ["--instance", "bench-issuance", "--state-dir", join(dir, "state"), "--run-dir", join(dir, "run"), "--server-config", join(dir, "server.yaml")];
+const flags = ["--instance", "bench-issuance", "--state-dir", join(dir, "state"), "--run-dir", join(dir, "run"), "--server-config", join(dir, "server.yaml"), "--audit-dir", join(dir, "audit")];
 mkdirSync(join(dir, "state"), { recursive: true });
 writeFileSync(join(dir, "server.yaml"), "rate_limit:\n  svid_per_node: 1000000/s\n");
 

@@ -27,7 +27,7 @@ afterEach(async () => {
 async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = "";
   let err = "";
-  const code = await main([...args, "--state-dir", t.places.stateDir, "--run-dir", t.places.runDir], { out: (x) => void (out += x), err: (x) => void (err += x) }, {});
+  const code = await main([...args, "--state-dir", t.places.stateDir, "--run-dir", t.places.runDir, "--audit-dir", t.places.auditDir], { out: (x) => void (out += x), err: (x) => void (err += x) }, {});
   return { code, out, err };
 }
 
@@ -133,7 +133,7 @@ describe("tidegate agent as a process", () => {
     await Bun.write(tokenFile, "tok-secret-value\n");
     const sock = `${t.places.runDir}/agent.sock`;
     const child = Bun.spawn(
-      ["bun", `${import.meta.dir}/../cli/main.ts`, "agent", "--server", s.publicUrl, "--join-token-file", tokenFile, "--server-fingerprint", s.fingerprint, "--state-dir", t.places.stateDir, "--run-dir", t.places.runDir, "--no-capture", "--config", `${t.dir}/absent.yaml`],
+      ["bun", `${import.meta.dir}/../cli/main.ts`, "agent", "--server", s.publicUrl, "--join-token-file", tokenFile, "--server-fingerprint", s.fingerprint, "--state-dir", t.places.stateDir, "--run-dir", t.places.runDir, "--audit-dir", t.places.auditDir, "--no-capture", "--config", `${t.dir}/absent.yaml`],
       { stdout: "pipe", stderr: "pipe" },
     );
     try {

@@ -11,7 +11,7 @@ const T = 20_000;
 async function run(places: Places, args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = "";
   let err = "";
-  const flags = ["--state-dir", places.stateDir, "--run-dir", places.runDir, "--server-config", places.serverConfig];
+  const flags = ["--state-dir", places.stateDir, "--run-dir", places.runDir, "--server-config", places.serverConfig, "--audit-dir", places.auditDir];
   const code = await main([...args, ...flags], { out: (t) => void (out += t), err: (t) => void (err += t) }, {});
   return { code, out, err };
 }

@@ -23,7 +23,7 @@ if (!can && !process.env.CI) console.warn("e2e capture: skipped (needs root and 
 const INSTANCE = "e2e-capture";
 const root = mkdtempSync(join(tmpdir(), "tidegate-e2e-capture-"));
 const dirs = { state: join(root, "state"), run: join(root, "run"), etc: join(root, "etc"), node: join(root, "node"), noderun: join(root, "node-run"), audit: join(root, "audit") };
-const serverFlags = ["--instance", INSTANCE, "--state-dir", dirs.state, "--run-dir", dirs.run, "--server-config", join(dirs.etc, "server.yaml")];
+const serverFlags = ["--instance", INSTANCE, "--state-dir", dirs.state, "--run-dir", dirs.run, "--server-config", join(dirs.etc, "server.yaml"), "--audit-dir", dirs.audit];
 const nodeFlags = ["--instance", INSTANCE, "--state-dir", dirs.node, "--run-dir", dirs.noderun, "--config", join(dirs.etc, "tidegate.yaml"), "--audit-dir", dirs.audit];
 const pinDir = `/sys/fs/bpf/tidegate-${INSTANCE}`;
 const cgroupRoot = join(mount ?? "/nonexistent", `tidegate-${INSTANCE}`);

@@ -16,8 +16,8 @@ import { TrustDomain, parseJwksBundle, formatPemBundle } from "../../src/spiffe/
 const T = 120_000;
 const root = mkdtempSync(join(tmpdir(), "tidegate-e2e-id-"));
 const dirs = { state: join(root, "state"), run: join(root, "run"), etc: join(root, "etc") };
-const serverFlags = ["--instance", "e2e-identity", "--state-dir", dirs.state, "--run-dir", dirs.run, "--server-config", join(dirs.etc, "server.yaml")];
-const agentFlags = ["--no-capture", "--instance", "e2e-identity", "--state-dir", join(dirs.state, "node1"), "--run-dir", join(dirs.run, "node1")];
+const serverFlags = ["--instance", "e2e-identity", "--state-dir", dirs.state, "--run-dir", dirs.run, "--server-config", join(dirs.etc, "server.yaml"), "--audit-dir", join(dirs.state, "audit")];
+const agentFlags = ["--no-capture", "--instance", "e2e-identity", "--state-dir", join(dirs.state, "node1"), "--run-dir", join(dirs.run, "node1"), "--audit-dir", join(dirs.state, "node1-audit")];
 const agentSock = join(dirs.run, "node1", "agent.sock");
 let server: Running | undefined;
 let agent: Running | undefined;

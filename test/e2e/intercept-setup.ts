@@ -142,7 +142,7 @@ export async function setUp(cgroupMount: string): Promise<Stand> {
     mkdirSync(p, { recursive: true });
     return p;
   };
-  const serverFlags = ["--instance", INSTANCE_A, "--state-dir", d("server-state"), "--run-dir", d("server-run"), "--server-config", join(dir, "server.yaml")];
+  const serverFlags = ["--instance", INSTANCE_A, "--state-dir", d("server-state"), "--run-dir", d("server-run"), "--server-config", join(dir, "server.yaml"), "--audit-dir", d("server-audit")];
   const nodeFlags = (instance: string, n: string) => ["--instance", instance, "--state-dir", d(`${n}-state`), "--run-dir", d(`${n}-run`), "--config", join(dir, `${n}.yaml`), "--audit-dir", join(dir, `${n}-audit`)];
   const flagsA = nodeFlags(INSTANCE_A, "a");
   const flagsB = nodeFlags(INSTANCE_B, "b");

@@ -78,7 +78,7 @@ describe("tidegate agent and the config file", () => {
   test("an invalid config stops the agent before it does anything", async () => {
     const path = file("agent-bad.yaml", "trust_domain: example.org\nagent:\n  sync_interval: soon\n");
     const state = join(dir, "agent-state");
-    const r = await tidegate(["agent", "--instance", "policy-cli", "--config", path, "--state-dir", state, "--run-dir", join(dir, "agent-run")]);
+    const r = await tidegate(["agent", "--instance", "policy-cli", "--config", path, "--state-dir", state, "--run-dir", join(dir, "agent-run"), "--audit-dir", join(dir, "agent-audit")]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`tidegate agent: policy: ${path}:3: agent.sync_interval: duration: "soon" is not a duration`);
     expect(r.stderr).toContain("[policy_invalid]");
