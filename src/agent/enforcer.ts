@@ -11,6 +11,7 @@
  * reason. Pins of another layout stop the agent (CaptureError): it never runs beside enforcement
  * it does not understand.
  */
+import { SecretWatch } from "./secret-watch.ts";
 import type { Audit } from "../audit/sink/audit-log.ts";
 import { existsSync, watch, type FSWatcher } from "node:fs";
 import type { Places } from "../runtime/instance.ts";
@@ -143,6 +144,8 @@ export class Enforcer {
     this.timers.push(setInterval(() => this.drainEvents(), 100));
     this.timers.push(setInterval(() => this.sweep(), 1000));
     this.timers.push(setInterval(() => this.syncInbound(), 1000));
+    const secrets = new SecretWatch(this.o.places.stateDir, this.o.audit);
+    this.timers.push(setInterval(() => secrets.check(), 2000));
     this.syncInbound();
     const file = this.o.places.config;
     try {
