@@ -131,6 +131,10 @@ describe("loadPolicy: the full sketch", () => {
     assert.equal(loadPolicy("trust_domain: example.org\nagent: { trust_bundle: /etc/tidegate/bundle.pem }\n", "t.yaml").agent.trustBundle, "/etc/tidegate/bundle.pem");
   });
   test("a minimal file: trust domain only, no rules (everything denied)", () => {
+    const a = loadPolicy("trust_domain: example.org\naudit: { dir: /srv/audit, checkpoint_every: 10, checkpoint_interval: 5s, max_file_size: 65536, on_failure: serve, export: { otlp: 'http://127.0.0.1:4318/v1/logs' } }\n", "a.yaml").audit;
+    assert.deepEqual(a, { dir: "/srv/audit", checkpointEvery: 10, checkpointIntervalMs: 5000, maxFileBytes: 65536, onFailure: "serve", exportOtlp: "http://127.0.0.1:4318/v1/logs" });
+    assert.deepEqual(loadPolicy("trust_domain: example.org\n", "d.yaml").audit, { dir: null, checkpointEvery: null, checkpointIntervalMs: null, maxFileBytes: null, onFailure: "refuse", exportOtlp: null });
+    assert.throws(() => loadPolicy("trust_domain: example.org\naudit: { export: { otlp: 'https://u:hunter2@c.example/' } }\n", "p.yaml"), (e: Error) => !e.message.includes("hunter2"));
     const m = loadPolicy("trust_domain: example.org\n", "m.yaml");
     assert.deepEqual([m.egress.length, m.inbound.length, m.workloads.length, m.dns.servers], [0, 0, 0, null]);
   });
@@ -230,6 +234,12 @@ const REJECTIONS: [string, string, number, string, RegExp][] = [
   ["federation: bad profile", "federation:\n  - { trust_domain: p.test, bundle_endpoint: 'https://a/', profile: web }\n", 3, "federation[0].profile", /expected/],
   ["federation: https_spiffe without endpoint_id", "federation:\n  - { trust_domain: p.test, bundle_endpoint: 'https://a/', profile: https_spiffe }\n", 3, "federation[0].endpoint_id", /required with profile https_spiffe/],
   ["federation: endpoint_id with https_web", "federation:\n  - { trust_domain: p.test, bundle_endpoint: 'https://a/', profile: https_web, endpoint_id: spiffe://p.test/x }\n", 3, "federation[0].endpoint_id", /only with profile https_spiffe/],
+  ["audit: on_failure other than refuse or serve", "audit: { on_failure: ignore }\n", 2, "audit.on_failure", /refuse/],
+  ["audit: a file size under 4096", "audit: { max_file_size: 100 }\n", 2, "audit.max_file_size", /at least 4096/],
+  ["audit: checkpoint_every 0", "audit: { checkpoint_every: 0 }\n", 2, "audit.checkpoint_every", /at least 1/],
+  ["audit: a relative dir", "audit: { dir: logs }\n", 2, "audit.dir", /absolute/],
+  ["audit: an export URL with a password", "audit: { export: { otlp: 'https://u:hunter2@c.example/v1/logs' } }\n", 2, "audit.export.otlp", /user name or password/],
+  ["audit: an export URL of another scheme", "audit: { export: { otlp: 'ftp://c.example/' } }\n", 2, "audit.export.otlp", /http/],
   ["dns: a server that is a name", "dns: { servers: [dns.google] }\n", 2, "dns.servers[0]", /address/],
   ["dns: a server port 0", "dns: { servers: ['127.0.0.1:0'] }\n", 2, "dns.servers[0]", /port/],
   ["dns: a wildcard host", "dns: { hosts: { '*.a.test': [10.0.0.1] } }\n", 2, "dns.hosts.*.a.test", /host/],
