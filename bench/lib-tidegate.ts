@@ -12,6 +12,7 @@
  * spiffe://example.org/bench/backend, which its inbound listener presents. The agents run with
  * their default sync interval; their JSON log lines go to files in the run's folder.
  */
+import { readAudit, type AuditLine } from "../test/helpers/audit-files.ts";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { callUnix } from "../src/runtime/unix-http.ts";
@@ -72,8 +73,12 @@ export interface TidegatePath extends PathSpec {
   readonly instances: { a: string; b: string };
   readonly agentPids: { a: number; b: number };
   readonly flags: { a: string[]; b: string[] };
-  /** The agents' JSON log lines. */
+  /** The agents' JSON log lines (stderr). */
   log(node: "a" | "b"): { event: string; [k: string]: unknown }[];
+  /** The agents' audit events (their audit folders). */
+  audit(node: "a" | "b"): AuditLine[];
+  /** The agents' audit folders. */
+  readonly auditDirs: { a: string; b: string };
 }
 
 /** What a path's stand-up writes between the entries and the agents' start. */
@@ -89,7 +94,7 @@ interface Stand {
  * anything to do before they start), then agents A and B, one after the other, each waited for
  * until it captures and holds its SVID, and B's inbound listener `rule` until it listens.
  */
-async function standUp(procs: Procs, backendPort: number, rule: string, configure: (s: Stand) => Promise<void>): Promise<TidegatePath> {
+async function standUp(procs: Procs, backendPort: number, rule: string, configure: (s: Stand) => Promise<void>, agentBinary = BINARY): Promise<TidegatePath> {
   if (!existsSync(BINARY)) throw new Error(`bench: ${BINARY} is missing: run 'bun run build' first`);
   const dir = join(procs.dir, "tidegate");
   const d = (n: string) => {
@@ -127,7 +132,7 @@ async function standUp(procs: Procs, backendPort: number, rule: string, configur
     const tokenFile = join(dir, `${n}.token`);
     writeFileSync(tokenFile, /token:\s*(\S+)/.exec(tokenOut)![1]!, { mode: 0o600 });
     const fingerprint = /fingerprint[^:]*:\s*([0-9a-fA-F:]+)/.exec(tokenOut)![1]!;
-    const c = procs.start(`tg-agent-${n}`, [BINARY, "agent", ...flags[n], "--server", `https://${info.public}`, "--join-token-file", tokenFile, "--server-fingerprint", fingerprint]);
+    const c = procs.start(`tg-agent-${n}`, [agentBinary, "agent", ...flags[n], "--server", `https://${info.public}`, "--join-token-file", tokenFile, "--server-fingerprint", fingerprint]);
     pids[n] = c.proc.pid;
     const sock = join(dir, `${n}-run`, "agent.sock");
     await waitFor(
@@ -152,6 +157,8 @@ async function standUp(procs: Procs, backendPort: number, rule: string, configur
     agentPids: pids,
     flags,
     log: logOf,
+    audit: (n) => readAudit(join(dir, `${n}-audit`)),
+    auditDirs: { a: join(dir, "a-audit"), b: join(dir, "b-audit") },
   };
 }
 
@@ -204,7 +211,8 @@ export const SECRET_NAME = "bench_token";
  * The secret (random, 64 hex characters) is set with `tidegate secret set` through stdin, with
  * A's --instance and --state-dir, before A starts. `secret` is that value, for checks only.
  */
-export async function startTidegateHttpPath(procs: Procs, backendPort: number): Promise<TidegatePath & { readonly secret: string }> {
+/** `agentBinary`: the agents' executable (bench/audit.ts runs dist/tidegate-bench-null-audit beside dist/tidegate). */
+export async function startTidegateHttpPath(procs: Procs, backendPort: number, agentBinary = BINARY): Promise<TidegatePath & { readonly secret: string }> {
   const secret = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("hex");
   const path = await standUp(procs, backendPort, "bench-http", async ({ dir, inst, listenPort }) => {
     writeFileSync(
@@ -244,6 +252,6 @@ inbound:
     const set = Bun.spawn([BINARY, "secret", "set", SECRET_NAME, "--instance", inst.a, "--state-dir", join(dir, "a-state")], { stdin: new TextEncoder().encode(`${secret}\n`), stdout: "pipe", stderr: "pipe", cwd: "/" });
     const [, setErr, setCode] = await Promise.all([new Response(set.stdout).text(), new Response(set.stderr).text(), set.exited]);
     if (setCode !== 0) throw new Error(`bench: tidegate secret set ${SECRET_NAME} exited ${setCode}: ${setErr}`);
-  });
+  }, agentBinary);
   return { ...path, secret };
 }

@@ -70,17 +70,18 @@ async function sanity(path: PathSpec, prefix: string[], env: Record<string, stri
   if (out !== "200:1024\n200:1024\n") throw new Error(`bench: ${path.name}: a GET through the path failed: ${JSON.stringify(out)} ${err}`);
 }
 
-/** A's http_request lines of the sanity GETs: forwarded, with the secret injected; the value in no log line. */
+/** A's http_request events of the sanity GETs: forwarded, with the secret injected; the value in no log or audit line. */
 async function checkInjection(t: TidegatePath & { secret: string }): Promise<void> {
   let reqs: { [k: string]: unknown }[] = [];
   let ok: typeof reqs = [];
   // a line may be written just after the answer went out
   for (let i = 0; i < 20 && ok.length < 2; i++, await Bun.sleep(100)) {
-    reqs = t.log("a").filter((l) => l.event === "http_request");
-    ok = reqs.filter((l) => l.outcome === "forwarded" && Array.isArray(l.secrets) && (l.secrets as unknown[]).includes(SECRET_NAME));
+    reqs = t.audit("a").filter((l) => l.type === "http_request");
+    ok = reqs.filter((l) => l.outcome === "forwarded" && Array.isArray(l.injected) && (l.injected as unknown[]).includes(SECRET_NAME));
   }
   if (ok.length < 2) throw new Error(`bench: tidegate: A did not log two forwarded requests with ${SECRET_NAME} injected: ${JSON.stringify(reqs.slice(-3))}`);
   if (procs.output("tg-agent-a").includes(t.secret) || procs.output("tg-agent-b").includes(t.secret)) throw new Error("bench: tidegate: the secret's value is in an agent's log");
+  if (JSON.stringify(t.audit("a")).includes(t.secret) || JSON.stringify(t.audit("b")).includes(t.secret)) throw new Error("bench: tidegate: the secret's value is in an audit log");
 }
 
 try {
@@ -143,7 +144,7 @@ try {
   console.log(markdownHttp(samples, names, { reps, seconds, conns, command }));
   const kept = samples.map(interference);
   console.log(`\nInterference (steal + CPU used outside the benchmark, % of one core): kept runs median ${median(kept).toFixed(0)} %, max ${Math.max(...kept).toFixed(0)} %; ${retried.length} of ${samples.length} runs were made again (over ${maxInterference} %).`);
-  if (tgSummary !== null) console.log(`\ntidegate's log lines: ${JSON.stringify(tgSummary)}`);
+  if (tgSummary !== null) console.log(`\ntidegate's audit events: ${JSON.stringify(tgSummary)}`);
   console.log(`\nraw: ${json}`);
 } catch (e) {
   if (tide !== null) for (const n of ["a", "b"]) console.error(`--- agent ${n}, last lines:\n${procs.output(`tg-agent-${n}`).split("\n").slice(-15).join("\n")}`);
@@ -152,7 +153,7 @@ try {
   await cleanup();
 }
 
-/** Counts of A's per-request and per-connection lines and B's per-connection lines, by outcome and reason; upstream legs used. */
+/** Counts of A's per-request and per-connection audit events and B's per-connection ones, by outcome and reason; upstream legs used. */
 function summarizeLogs(t: TidegatePath & { secret: string }): Record<string, unknown> {
   const count = (lines: { [k: string]: unknown }[], key: (l: { [k: string]: unknown }) => string) => {
     const m: Record<string, number> = {};
@@ -160,13 +161,13 @@ function summarizeLogs(t: TidegatePath & { secret: string }): Record<string, unk
     return m;
   };
   const outcome = (l: { [k: string]: unknown }) => `${String(l.outcome)}${l.reason ? `:${String(l.reason)}` : ""}`;
-  const a = t.log("a");
-  const requests = a.filter((l) => l.event === "http_request");
-  const egress = a.filter((l) => l.event === "egress");
-  const inbound = t.log("b").filter((l) => l.event === "inbound");
+  const a = t.audit("a");
+  const requests = a.filter((l) => l.type === "http_request");
+  const egress = a.filter((l) => l.type === "conn_close");
+  const inbound = t.audit("b").filter((l) => l.type === "conn_close");
   return {
     http_request: count(requests, outcome),
-    http_request_with_secret: requests.filter((l) => Array.isArray(l.secrets) && (l.secrets as unknown[]).includes(SECRET_NAME)).length,
+    http_request_with_secret: requests.filter((l) => Array.isArray(l.injected) && (l.injected as unknown[]).includes(SECRET_NAME)).length,
     upstream_legs: new Set(requests.map((l) => l.upstream_conn_id).filter((x) => x !== undefined && x !== null)).size,
     egress: count(egress, outcome),
     inbound: count(inbound, outcome),

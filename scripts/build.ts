@@ -7,6 +7,10 @@
  * src/bpf/embedded-files.ts): the libraries are copied from this machine (found with `ldconfig -p`)
  * into .tmp/native/ (git-ignored: they are Debian's, never committed), next to a generated module
  * that imports the four files; a --define points src/bpf/embedded-files.ts at that module.
+ *
+ * `bun scripts/build.ts --bench-null-audit` writes dist/tidegate-bench-null-audit instead: the same
+ * binary whose agent writes no audit log at all, the baseline of bench/audit.ts. The release
+ * binary has no way to select it (the choice is a constant compiled in, its other branch removed).
  */
 import { copyFileSync, existsSync, mkdirSync, realpathSync, writeFileSync } from "node:fs";
 
@@ -61,6 +65,8 @@ function prepareEmbeddedFiles(): string {
   return "../../.tmp/native/embedded-files.generated.ts";
 }
 
+const nullAudit = process.argv.includes("--bench-null-audit");
+const out = nullAudit ? "dist/tidegate-bench-null-audit" : "dist/tidegate";
 mkdirSync(`${root}/dist`, { recursive: true });
 const embedded = prepareEmbeddedFiles();
 const args = [
@@ -68,12 +74,13 @@ const args = [
   "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig", "--no-compile-autoload-tsconfig",
   "--define", `TIDEGATE_BUILD_COMMIT=${JSON.stringify(commit())}`,
   "--define", `TIDEGATE_EMBEDDED_FILES=${JSON.stringify(embedded)}`,
-  "src/cli/main.ts", "--outfile", "dist/tidegate",
+  ...(nullAudit ? ["--define", "TIDEGATE_BENCH_NULL_AUDIT=true"] : []),
+  "src/cli/main.ts", "--outfile", out,
 ];
-console.error(`build: compiling dist/tidegate (bun ${Bun.version})`);
+console.error(`build: compiling ${out} (bun ${Bun.version})`);
 const r = Bun.spawnSync(args, { cwd: root, stdout: "inherit", stderr: "inherit" });
 if (r.exitCode !== 0) {
   console.error(`build: bun build failed with exit code ${r.exitCode}`);
   process.exit(1);
 }
-console.error("build: wrote dist/tidegate");
+console.error(`build: wrote ${out}`);

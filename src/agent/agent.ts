@@ -20,7 +20,11 @@ import { parseFingerprint } from "./trust.ts";
 import { loadSvids } from "./workload-svid.ts";
 import { startEnforcer, type Enforcer } from "./enforcer.ts";
 import { RunService, runHostOf } from "./run-service.ts";
-import { AuditLog } from "../audit/sink/audit-log.ts";
+import { AuditLog, NullAuditLog, type AgentAuditLog } from "../audit/sink/audit-log.ts";
+
+declare const TIDEGATE_BENCH_NULL_AUDIT: boolean | undefined;
+/** True only in dist/tidegate-bench-null-audit (scripts/build.ts --bench-null-audit): bench/audit.ts's baseline. */
+const BENCH_NULL_AUDIT = typeof TIDEGATE_BENCH_NULL_AUDIT === "boolean" && TIDEGATE_BENCH_NULL_AUDIT;
 import { followingSigner } from "../audit/sink/signer.ts";
 import { CursorFile, FileSource, OtlpExporter } from "../audit/export/index.ts";
 import { AUDIT_EXPORT_CURSOR_FILE, AUDIT_STATE_FILE } from "../audit/sink/files.ts";
@@ -138,11 +142,10 @@ export async function startAgent(o: StartAgentOptions): Promise<RunningAgent> {
   const auditDir = settings.dir ?? o.places.auditDir;
   let auditError: string | null = null;
   let exporter: OtlpExporter | null = null;
-  const audit = AuditLog.open({
+  const audit: AgentAuditLog = BENCH_NULL_AUDIT ? new NullAuditLog() : AuditLog.open({
     dir: auditDir,
     statePath: join(files.dir, AUDIT_STATE_FILE),
     signer: followingSigner(() => core.identity.node),
-    base: { instance: o.places.instance ?? "default", node_id: identity.config.spiffe_id },
     ...(settings.checkpointEvery !== null ? { checkpointEvery: settings.checkpointEvery } : {}),
     ...(settings.checkpointIntervalMs !== null ? { checkpointIntervalMs: settings.checkpointIntervalMs } : {}),
     ...(settings.maxFileBytes !== null ? { maxFileBytes: settings.maxFileBytes } : {}),
@@ -153,7 +156,8 @@ export async function startAgent(o: StartAgentOptions): Promise<RunningAgent> {
       else logger.error("audit_unwritable", { dir: auditDir, error, effect: settings.onFailure === "refuse" ? "new connections are refused until it can be written (audit.on_failure: refuse)" : "connections are served; events wait in memory (audit.on_failure: serve)" });
     },
   });
-  audit.emit("agent_start", { version: VERSION, pid: process.pid });
+  // Which agent wrote the log is said once here (and by every checkpoint's signer), not on every line.
+  audit.emit("agent_start", { version: VERSION, pid: process.pid, instance: o.places.instance ?? "default", node_id: identity.config.spiffe_id });
   if (settings.exportOtlp !== null) exporter = startExport(settings.exportOtlp, auditDir, files.dir, o.places.instance ?? "default", logger);
   const auditStatus = () => ({ dir: auditDir, healthy: audit.healthy, error: auditError, seq: audit.seq, on_failure: settings.onFailure });
   let enforcer: Enforcer | null = null;

@@ -96,7 +96,6 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
     dir: join(opts.places.auditDir, "server"),
     statePath: join(paths.dir, AUDIT_STATE_FILE),
     signer: followingSigner(svidOfMaterial(() => material)),
-    base: { instance: opts.places.instance ?? "default" },
   });
   const logger = auditingLogger(opts.logger ?? createLogger(), audit);
   const undo: (() => Promise<void> | void)[] = [() => audit.close(), () => store.close()];

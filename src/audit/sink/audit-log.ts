@@ -34,6 +34,23 @@ export interface Audit {
 
 export const NULL_AUDIT: Audit = Object.freeze({ emit() {} });
 
+/** What the agent holds of its log: AuditLog, or for bench/audit.ts's baseline binary NullAuditLog. */
+export interface AgentAuditLog extends Audit {
+  readonly healthy: boolean;
+  readonly seq: number;
+  checkpoint(): void;
+  close(): void;
+}
+
+/** Writes nothing: only a binary built with `scripts/build.ts --bench-null-audit` uses it. */
+export class NullAuditLog implements AgentAuditLog {
+  readonly healthy = true;
+  readonly seq = 0;
+  emit(): void {}
+  checkpoint(): void {}
+  close(): void {}
+}
+
 /** Signs checkpoints: the node's (or server's) X.509-SVID. */
 export interface AuditSigner {
   readonly id: string;
@@ -61,6 +78,10 @@ export interface AuditLogOptions {
   onWritten?(seq: number): void;
 }
 
+/** Field names formatLine writes itself or refuses: an event naming one takes the checked path. */
+const SLOW_KEYS = ["seq", "time", "type", "prev"];
+const INDEX_KEY = /^\d+$/;
+
 type Tunables = { readonly checkpointEvery: number; readonly checkpointIntervalMs: number; readonly fsyncIntervalMs: number; readonly maxFileBytes: number; readonly maxPending: number };
 
 export const AUDIT_DEFAULTS: Tunables = Object.freeze({ checkpointEvery: 1000, checkpointIntervalMs: 60_000, fsyncIntervalMs: 1000, maxFileBytes: 64 * 1024 * 1024, maxPending: 10_000 });
@@ -71,7 +92,7 @@ interface Pending {
   readonly time: Date;
 }
 
-export class AuditLog implements Audit {
+export class AuditLog implements AgentAuditLog {
   readonly #o: AuditLogOptions & Tunables;
   readonly #now: () => Date;
   #fd: number;
@@ -88,6 +109,9 @@ export class AuditLog implements Audit {
   #error: string | null = null;
   #closed = false;
   readonly #timers: ReturnType<typeof setInterval>[] = [];
+  /** The base fields as JSON without braces (null when there are none), and their names. */
+  readonly #baseJson: string | null;
+  readonly #baseKeys: readonly string[];
 
   private constructor(o: AuditLogOptions, state: { fd: number; size: number; fileFirstSeq: number; seq: number; head: string; since: number }) {
     this.#o = { ...o, checkpointEvery: o.checkpointEvery ?? AUDIT_DEFAULTS.checkpointEvery, checkpointIntervalMs: o.checkpointIntervalMs ?? AUDIT_DEFAULTS.checkpointIntervalMs, fsyncIntervalMs: o.fsyncIntervalMs ?? AUDIT_DEFAULTS.fsyncIntervalMs, maxFileBytes: o.maxFileBytes ?? AUDIT_DEFAULTS.maxFileBytes, maxPending: o.maxPending ?? AUDIT_DEFAULTS.maxPending };
@@ -98,6 +122,9 @@ export class AuditLog implements Audit {
     this.#seq = state.seq;
     this.#head = state.head;
     this.#sinceCheckpoint = state.since;
+    const baseBody = o.base === undefined ? "{}" : JSON.stringify(o.base);
+    this.#baseJson = baseBody.length > 2 ? baseBody.slice(1, -1) : null;
+    this.#baseKeys = Object.keys(o.base ?? {});
     const every = (ms: number, fn: () => void) => {
       const t = setInterval(fn, ms);
       (t as { unref?: () => void }).unref?.();
@@ -210,22 +237,45 @@ export class AuditLog implements Audit {
     if (this.#size >= this.#o.maxFileBytes) this.#rotate();
   }
 
+  /**
+   * The line of an event: formatLine's output for `{ ...base, ...fields }`. The per-event path
+   * splices the base's JSON in instead of copying it into every event (the hot path of each
+   * intercepted request); an event that names a base field, a reserved one or an integer-like one
+   * goes through formatLine itself, which merges and checks. The sink's tests hold the two equal.
+   */
+  #line(seq: number, time: Date, type: AuditEventType, fields: Fields): string {
+    const base = this.#baseJson;
+    const slow = () => formatLine(seq, time, type, this.#o.base === undefined ? fields : { ...this.#o.base, ...fields }, this.#head);
+    if (SLOW_KEYS.some((k) => k in fields) || this.#baseKeys.some((k) => k in fields)) return slow();
+    for (const k in fields) if (INDEX_KEY.test(k)) return slow();
+    const body = JSON.stringify(fields);
+    const own = body.length > 2 ? body.slice(1, -1) : null;
+    const middle = base === null ? (own === null ? "" : `${own},`) : own === null ? `${base},` : `${base},${own},`;
+    return `{"seq":${seq},"time":"${time.toISOString()}","type":"${type}",${middle}"prev":"${this.#head}"}`;
+  }
+
   /** Formats and writes one line; false (and unhealthy, the event held) when the write failed. */
   #write(type: AuditEventType, fields: Fields, time: Date): boolean {
     const seq = this.#seq + 1;
-    const line = formatLine(seq, time, type, this.#o.base === undefined ? fields : { ...this.#o.base, ...fields }, this.#head);
-    const bytes = Buffer.from(`${line}\n`);
+    const line = this.#line(seq, time, type, fields);
+    const text = `${line}\n`;
+    let bytes: number;
     try {
-      let off = 0;
-      while (off < bytes.length) off += writeSync(this.#fd, bytes, off, bytes.length - off);
+      bytes = writeSync(this.#fd, text);
+      const whole = Buffer.byteLength(text);
+      if (bytes < whole) {
+        // A short write (a nearly full disk): the rest, as bytes, from where it stopped.
+        const buf = Buffer.from(text);
+        while (bytes < whole) bytes += writeSync(this.#fd, buf, bytes, whole - bytes);
+      }
     } catch (e) {
       this.#fail(e);
       if (type !== "checkpoint") this.#hold({ type, fields, time });
       return false;
     }
-    this.#size += bytes.length;
+    this.#size += bytes;
     this.#seq = seq;
-    this.#head = new Bun.CryptoHasher("sha256").update(line).digest("hex");
+    this.#head = Bun.SHA256.hash(line, "hex") as string;
     this.#dirty = true;
     this.#o.onWritten?.(seq);
     return true;
@@ -274,7 +324,7 @@ export class AuditLog implements Audit {
   }
 
   #rotate(): void {
-    this.checkpoint();
+    if (this.#sinceCheckpoint > 0) this.checkpoint();
     if (this.#error !== null) return;
     try {
       fdatasyncSync(this.#fd);

@@ -1,0 +1,138 @@
+/**
+ * `tidegate audit verify` (docs/audit.md, "Commands" and "Verification"): reads the files of one
+ * chain and runs verifyAudit (src/audit/format/verify.ts) over them, with the trust bundle and
+ * state of ./audit-trust.ts, then prints its report.
+ *
+ * Reading a live log: the agent may append, or rotate, while the files are read. The state is
+ * read before the files (the agent records a checkpoint only after writing it, so the files read
+ * afterwards hold it); the directory is listed again after reading, and the whole verification
+ * is done again (up to 5 times) when a file rotated meanwhile or the active file ended in half a
+ * line. Each file is read when the verifier reaches it and released after, so memory grows with
+ * the largest file, not the whole log.
+ */
+import { readFileSync } from "node:fs";
+import { basename } from "node:path";
+import { verifyAudit, type AuditFile, type VerifyReport } from "../audit/format/index.ts";
+import { ACTIVE_FILE } from "../audit/sink/files.ts";
+import type { Output } from "./command.ts";
+import { dirSources, type LogSource } from "./audit-files.ts";
+import type { StateRecord, Trust } from "./audit-trust.ts";
+
+export interface VerifyRun {
+  readonly report: VerifyReport;
+  readonly files: readonly string[];
+  /** The SPIFFE IDs that signed the checkpoints verified, in order of first appearance. */
+  readonly signers: readonly string[];
+}
+
+const NEEDLE = Buffer.from('"type":"checkpoint",');
+const CHECKPOINT = /^\{"seq":(\d+),"time":"[^"]*","type":"checkpoint",.*?"signer":"([^"\\]*)"/;
+
+/** The (seq, signer) of every checkpoint line in `bytes`. */
+function checkpointSigners(bytes: Buffer): { seq: number; signer: string }[] {
+  const found: { seq: number; signer: string }[] = [];
+  for (let i = bytes.indexOf(NEEDLE); i >= 0; ) {
+    const start = bytes.lastIndexOf(0x0a, i) + 1;
+    const nl = bytes.indexOf(0x0a, i);
+    const end = nl < 0 ? bytes.length : nl;
+    const m = CHECKPOINT.exec(bytes.subarray(start, end).toString("utf8"));
+    if (m !== null) found.push({ seq: Number(m[1]), signer: m[2]! });
+    i = bytes.indexOf(NEEDLE, end);
+  }
+  return found;
+}
+
+interface Pass {
+  readonly run: VerifyRun;
+  /** The files read were not those of one moment: read again. */
+  readonly unsteady: boolean;
+}
+
+/** One verification of `sources`; `liveDir`: the directory they were listed from, when live. */
+async function pass(sources: readonly LogSource[], trust: Trust, state: StateRecord | null, now: Date, liveDir: string | null): Promise<Pass> {
+  const live = liveDir !== null;
+  const signers: { seq: number; signer: string }[] = [];
+  let unsteady = false;
+  const files: AuditFile[] = sources.map((s) => ({
+    name: s.name,
+    get text(): Uint8Array {
+      let bytes: Buffer;
+      try {
+        bytes = readFileSync(s.path);
+      } catch (e) {
+        // Gone since it was listed: only a rotation does that to a live log.
+        if (live && (e as { code?: string }).code === "ENOENT") unsteady = true;
+        bytes = Buffer.alloc(0);
+      }
+      const first = /^\{"seq":(\d+),/.exec(bytes.subarray(0, 64).toString("latin1"));
+      if (live && first !== null && Number(first[1]) !== s.firstSeq) unsteady = true;
+      signers.push(...checkpointSigners(bytes));
+      return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    },
+  }));
+  const report = await verifyAudit({ files, bundles: trust.bundles, state: state === null ? null : { seq: state.seq, hash: state.hash }, now });
+  const last = report.lastSeq ?? 0;
+  const ids = [...new Set(signers.filter((s) => s.seq <= last).map((s) => s.signer))];
+  if (live) {
+    const again = dirSources(liveDir);
+    const key = (l: readonly LogSource[]) => l.map((s) => `${s.path}@${s.firstSeq}`).join("|");
+    if (key(again) !== key(sources)) unsteady = true;
+    const b = report.firstBreak;
+    if (b !== null && b.code === "audit_torn_line" && basename(b.file) === ACTIVE_FILE) unsteady = true;
+  }
+  return { run: { report, files: sources.map((s) => s.name), signers: ids }, unsteady };
+}
+
+/**
+ * Verifies `explicit` files (already in chain order), or else the files of `dir`, read again as
+ * the header says while the log moves under the reader.
+ */
+export async function verifyFiles(opts: { dir: string; explicit: readonly LogSource[] | null; trust: Trust; state: StateRecord | null; now: () => Date }): Promise<VerifyRun> {
+  if (opts.explicit !== null) return (await pass(opts.explicit, opts.trust, opts.state, opts.now(), null)).run;
+  let last: Pass | null = null;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    if (attempt > 0) await Bun.sleep(20 * attempt);
+    const sources = dirSources(opts.dir);
+    if (sources.length === 0) return (await pass([], opts.trust, opts.state, opts.now(), null)).run;
+    last = await pass(sources, opts.trust, opts.state, opts.now(), opts.dir);
+    if (!last.unsteady) return last.run;
+  }
+  const run = last!.run;
+  return { ...run, report: { ...run.report, warnings: [...run.report.warnings, "the log kept changing while it was read (5 tries): the report is of the last try"] } };
+}
+
+function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+/** The human report: a summary on stdout, warnings on stderr, then the verdict on stdout. */
+export function printRun(run: VerifyRun, ctx: { trust: Trust; state: StateRecord | null; where: string }, io: Output): void {
+  const r = run.report;
+  const rows: [string, string][] = [];
+  rows.push(["files", `${plural(run.files.length, "file")} ${ctx.where}`]);
+  const range = r.lastSeq === null ? "" : ` (seq ${r.lastSeq - r.events + 1} to ${r.lastSeq})`;
+  rows.push(["events", `${r.events}${range}${r.firstBreak === null ? "" : ", verified before the break"}`]);
+  rows.push(["checkpoints", r.checkpoints === 0 ? "none" : `${r.checkpoints}, the last at seq ${r.lastCheckpointSeq}`]);
+  rows.push(["unsealed", r.unsealedTail === 0 ? "none: every event is under a signed checkpoint" : `${plural(r.unsealedTail, "event")} after the last checkpoint`]);
+  rows.push(["signers", run.signers.length === 0 ? "none" : run.signers.join(", ")]);
+  rows.push(["trust bundle", ctx.trust.bundleFrom ?? "none: checkpoint certificates checked against their own keys only"]);
+  rows.push(["state", ctx.state === null ? "none" : `${ctx.state.path}: the checkpoint at seq ${ctx.state.seq}`]);
+  io.out(rows.map(([k, v]) => `${k.padEnd(12)} ${v}`).join("\n") + "\n");
+  for (const w of r.warnings) io.err(`warning: ${w}\n`);
+  if (ctx.trust.bundles === null && r.checkpoints > 0) {
+    io.err("warning: give --bundle FILE (the trust domain's roots) to check who signed the checkpoints\n");
+  }
+  const b = r.firstBreak;
+  if (b === null) {
+    io.out(`ok: the chain is intact${r.lastSeq === null ? "" : ` up to seq ${r.lastSeq}`}\n`);
+    return;
+  }
+  const where = b.line > 0 ? `${b.file} line ${b.line}` : b.file || ctx.where;
+  io.out(`BROKEN: ${where}${b.seq === null ? "" : ` (seq ${b.seq})`}: ${b.code}: ${b.message.replace(/^audit: /, "")}\n`);
+}
+
+/** The `--json` form: the VerifyReport, with the files read and the signers beside it. */
+export function jsonRun(run: VerifyRun, ctx: { trust: Trust; state: StateRecord | null }): string {
+  const state = ctx.state === null ? null : { path: ctx.state.path, seq: ctx.state.seq, hash: ctx.state.hash };
+  return JSON.stringify({ ...run.report, files: run.files, signers: run.signers, bundle: ctx.trust.bundleFrom, state }, null, 2) + "\n";
+}
