@@ -48,6 +48,10 @@ export interface Stand {
   auditA(): AuditLine[];
   auditB(): AuditLine[];
   agentAOutput(): string;
+  /** What every tidegate process of the stand wrote on stdout and stderr: server, A and B. */
+  allOutput(): string;
+  /** Kills agent A with SIGKILL (no orderly stop) and waits for it to be gone. */
+  killA(): Promise<void>;
   /** Starts agent B with its listener in front of `backend`; the listener's address and port. */
   startB(): Promise<{ listen: number }>;
   readonly backend: HeaderBackend;
@@ -190,6 +194,7 @@ ${rule("partner-api", "api.partner.test", 443, inject)}${rule("partner-api-http"
     action: mtls
     mtls: { server_id: ${ID.backend} }
     upstream: { port: ${listen} }
+audit: { checkpoint_every: 25 }
 dns:
   hosts:
     api.partner.test: [${ADDR.api}]
@@ -243,6 +248,11 @@ inbound:
     auditA: () => readAudit(join(dir, "a-audit")),
     auditB: () => readAudit(join(dir, "b-audit")),
     agentAOutput: () => agents.a?.output() ?? "",
+    allOutput: () => [server.output(), agents.a?.output() ?? "", agents.b?.output() ?? ""].join("\n"),
+    killA: async () => {
+      agents.a?.proc.kill("SIGKILL");
+      await agents.a?.proc.exited;
+    },
     backend,
     startB: async () => {
       if (agents.b === undefined) {

@@ -9,7 +9,8 @@
 // intercept-peers.ts; the workloads' programs: intercept-clients.ts.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { tidegate } from "../helpers/binary.ts";
 import { startTidegate, waitFor } from "../helpers/processes.ts";
 import { probeHost } from "../../src/runtime/host.ts";
@@ -341,5 +342,64 @@ describe.skipIf(!can && !process.env.CI)("interception: secrets injected toward 
     expect(piped[0]!.conn).toBe(piped[1]!.conn);
     const ib = await waitFor("B's inbound conn_close", () => s.auditB().find((l) => l.type === "conn_close" && l.side === "inbound" && l.outcome === "forwarded"));
     expect(ib).toMatchObject({ rule: "backend", src: { spiffe_id: ID.client } });
+  }, T);
+
+  // The audit log agent A wrote through the tests above; then A is killed (so these come last).
+  /** `tidegate audit verify` as a user runs it: exit code and the JSON report. */
+  const verify = async (args: string[]) => {
+    const r = await tidegate(["audit", "verify", "--json", ...args]);
+    return { code: r.code, report: JSON.parse(r.stdout || "{}") as { ok?: boolean; firstBreak?: { code: string; line: number } | null; checkpoints?: number }, stderr: r.stderr };
+  };
+
+  test("tidegate audit verify passes on the live log; each kind of tampering with a copy is found", async () => {
+    const live = await verify(s.flagsA);
+    expect(live.code).toBe(0);
+    expect(live.report.ok).toBe(true);
+    expect(live.report.checkpoints).toBeGreaterThan(1);
+    const src = join(s.dir, "a-audit", "audit.jsonl");
+    const lines = readFileSync(src, "utf8").trimEnd().split("\n");
+    const checkpoints = lines.map((l, i) => (l.includes('"type":"checkpoint"') ? i : -1)).filter((i) => i >= 0);
+    expect(checkpoints.length).toBeGreaterThan(1);
+    const state = JSON.parse(readFileSync(join(s.dir, "a-state", "agent", "audit-checkpoint.json"), "utf8")) as { seq: number };
+    const lastCp = checkpoints.findLast((i) => JSON.parse(lines[i]!).seq === state.seq)!;
+    const firstCp = checkpoints[0]!;
+    const edited = lines.findIndex((l, i) => i > 2 && i < lastCp && l.includes('"outcome":"forwarded"'));
+    expect(edited).toBeGreaterThan(0);
+    const cases: [string, (ls: string[]) => string[], string][] = [
+      ["an edited field", (ls) => ls.map((l, i) => (i === edited ? l.replace('"outcome":"forwarded"', '"outcome":"refused"') : l)), "audit_prev_mismatch"],
+      ["a deleted line", (ls) => ls.filter((_, i) => i !== edited), "audit_seq_gap"],
+      ["an inserted line", (ls) => [...ls.slice(0, edited), ls[edited]!, ...ls.slice(edited)], "audit_seq_gap"],
+      ["two lines swapped", (ls) => [...ls.slice(0, edited), ls[edited + 1]!, ls[edited]!, ...ls.slice(edited + 2)], "audit_seq_gap"],
+      ["the tail cut before the last checkpoint", (ls) => ls.slice(0, lastCp - 1), "audit_tail_cut"],
+      ["the tail cut exactly at an earlier checkpoint", (ls) => ls.slice(0, firstCp + 1), "audit_tail_cut"],
+      ["a checkpoint's signature changed", (ls) => ls.map((l, i) => (i === firstCp ? l.replace(/"sig":"(.)/, (_m, c: string) => `"sig":"${c === "A" ? "B" : "A"}`) : l)), "audit_checkpoint_signature"],
+    ];
+    for (const [what, tamper, code] of cases) {
+      const copy = mkdtempSync(join(s.dir, "tampered-"));
+      writeFileSync(join(copy, "audit.jsonl"), `${tamper(lines).join("\n")}\n`);
+      const r = await verify([...s.flagsA, "--state", join(s.dir, "a-state"), join(copy, "audit.jsonl")]);
+      expect({ what, code: r.code, found: r.report.firstBreak?.code }).toEqual({ what, code: 1, found: code });
+    }
+  }, T);
+
+  test("killed with SIGKILL mid-traffic: the secret's value is in no output, log or audit file; what A wrote still verifies", async () => {
+    const id = testId("killed");
+    const r = await curl("https://api.partner.test/before-kill", "-H", `X-Test-Id: ${id}`);
+    expect(r.status).toBe(200);
+    // requests keep coming (placeholders swapped in) while the agent is killed
+    const loop = `while :; do curl -s --max-time 2 --resolve api.partner.test:443:${ADDR.api} -H 'X-Key: tidegate-placeholder:partner_token' https://api.partner.test/during-kill >/dev/null; done`;
+    const slow = tidegate(["run", ...s.flagsA, "--workload", "client", "--user", "nobody", "--", "timeout", "6", "sh", "-c", loop], { env: WORKLOAD_ENV });
+    await waitFor("requests of the loop at the API", () => (s.api().filter((x) => x.path === "/during-kill").length >= 3 ? true : undefined));
+    await s.killA();
+    await slow; // its requests now fail (closed: nothing bypasses the dead proxy) until timeout ends it
+    expectNoSecret(s.allOutput());
+    for (const dir of ["a-audit", "b-audit", "server-audit", "a-audit/server", "server-audit/server"]) {
+      const full = join(s.dir, dir);
+      if (!existsSync(full)) continue;
+      for (const f of readdirSync(full)) if (f.endsWith(".jsonl")) expectNoSecret(readFileSync(join(full, f), "latin1"));
+    }
+    const after = await verify(s.flagsA);
+    expect(after.code).toBe(0);
+    expect(after.report.ok).toBe(true);
   }, T);
 });
