@@ -17,6 +17,9 @@
  *
  *   sh bench/install-peers.sh && bun run build && bun scripts/build.ts --bench-null-audit
  *   taskset -c 0,1 bun bench/audit.ts [--reps 3] [--duration 10] [--conns 16] [--json FILE] [--keep]
+ *
+ * TIDEGATE_BENCH_PROFILE_DIR=DIR: the agents run under Bun's CPU profiler (BUN_OPTIONS), each
+ * writing a .cpuprofile into DIR when it stops.
  */
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -78,7 +81,9 @@ try {
   for (let rep = 1; rep <= reps; rep++) {
     const order: Variant[] = rep % 2 === 1 ? ["audit", "null"] : ["null", "audit"];
     for (const variant of order) {
-      tide = await startTidegateHttpPath(procs, ports.backend, variant === "audit" ? BINARY : NULL_BINARY);
+      const profile = process.env.TIDEGATE_BENCH_PROFILE_DIR;
+      const env: Record<string, string> = profile !== undefined ? { BUN_OPTIONS: `--cpu-prof --cpu-prof-dir=${join(profile, `${variant}-${rep}`)}` } : {};
+      tide = await startTidegateHttpPath(procs, ports.backend, variant === "audit" ? BINARY : NULL_BINARY, env);
       await sample({ path: variant, test: "ka1k", rep: 0 }, wrk(tide, 2), WORKLOAD_ENV, { ...tide.hops(), backend: [] }, (x) => (running = x)); // warm-up
       await Bun.sleep(500);
       const before = variant === "audit" ? httpEvents(tide) : 0;

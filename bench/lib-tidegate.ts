@@ -94,7 +94,7 @@ interface Stand {
  * anything to do before they start), then agents A and B, one after the other, each waited for
  * until it captures and holds its SVID, and B's inbound listener `rule` until it listens.
  */
-async function standUp(procs: Procs, backendPort: number, rule: string, configure: (s: Stand) => Promise<void>, agentBinary = BINARY): Promise<TidegatePath> {
+async function standUp(procs: Procs, backendPort: number, rule: string, configure: (s: Stand) => Promise<void>, agentBinary = BINARY, agentEnv: Record<string, string> = {}): Promise<TidegatePath> {
   if (!existsSync(BINARY)) throw new Error(`bench: ${BINARY} is missing: run 'bun run build' first`);
   const dir = join(procs.dir, "tidegate");
   const d = (n: string) => {
@@ -132,7 +132,7 @@ async function standUp(procs: Procs, backendPort: number, rule: string, configur
     const tokenFile = join(dir, `${n}.token`);
     writeFileSync(tokenFile, /token:\s*(\S+)/.exec(tokenOut)![1]!, { mode: 0o600 });
     const fingerprint = /fingerprint[^:]*:\s*([0-9a-fA-F:]+)/.exec(tokenOut)![1]!;
-    const c = procs.start(`tg-agent-${n}`, [agentBinary, "agent", ...flags[n], "--server", `https://${info.public}`, "--join-token-file", tokenFile, "--server-fingerprint", fingerprint]);
+    const c = procs.start(`tg-agent-${n}`, [agentBinary, "agent", ...flags[n], "--server", `https://${info.public}`, "--join-token-file", tokenFile, "--server-fingerprint", fingerprint], agentEnv);
     pids[n] = c.proc.pid;
     const sock = join(dir, `${n}-run`, "agent.sock");
     await waitFor(
@@ -212,7 +212,7 @@ export const SECRET_NAME = "bench_token";
  * A's --instance and --state-dir, before A starts. `secret` is that value, for checks only.
  */
 /** `agentBinary`: the agents' executable (bench/audit.ts runs dist/tidegate-bench-null-audit beside dist/tidegate). */
-export async function startTidegateHttpPath(procs: Procs, backendPort: number, agentBinary = BINARY): Promise<TidegatePath & { readonly secret: string }> {
+export async function startTidegateHttpPath(procs: Procs, backendPort: number, agentBinary = BINARY, agentEnv: Record<string, string> = {}): Promise<TidegatePath & { readonly secret: string }> {
   const secret = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("hex");
   const path = await standUp(procs, backendPort, "bench-http", async ({ dir, inst, listenPort }) => {
     writeFileSync(
@@ -252,6 +252,6 @@ inbound:
     const set = Bun.spawn([BINARY, "secret", "set", SECRET_NAME, "--instance", inst.a, "--state-dir", join(dir, "a-state")], { stdin: new TextEncoder().encode(`${secret}\n`), stdout: "pipe", stderr: "pipe", cwd: "/" });
     const [, setErr, setCode] = await Promise.all([new Response(set.stdout).text(), new Response(set.stderr).text(), set.exited]);
     if (setCode !== 0) throw new Error(`bench: tidegate secret set ${SECRET_NAME} exited ${setCode}: ${setErr}`);
-  }, agentBinary);
+  }, agentBinary, agentEnv);
   return { ...path, secret };
 }

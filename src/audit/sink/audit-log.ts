@@ -112,6 +112,8 @@ export class AuditLog implements AgentAuditLog {
   /** The base fields as JSON without braces (null when there are none), and their names. */
   readonly #baseJson: string | null;
   readonly #baseKeys: readonly string[];
+  readonly #encoder = new TextEncoder();
+  #buf = new Uint8Array(16 * 1024);
 
   private constructor(o: AuditLogOptions, state: { fd: number; size: number; fileFirstSeq: number; seq: number; head: string; since: number }) {
     this.#o = { ...o, checkpointEvery: o.checkpointEvery ?? AUDIT_DEFAULTS.checkpointEvery, checkpointIntervalMs: o.checkpointIntervalMs ?? AUDIT_DEFAULTS.checkpointIntervalMs, fsyncIntervalMs: o.fsyncIntervalMs ?? AUDIT_DEFAULTS.fsyncIntervalMs, maxFileBytes: o.maxFileBytes ?? AUDIT_DEFAULTS.maxFileBytes, maxPending: o.maxPending ?? AUDIT_DEFAULTS.maxPending };
@@ -257,25 +259,23 @@ export class AuditLog implements AgentAuditLog {
   /** Formats and writes one line; false (and unhealthy, the event held) when the write failed. */
   #write(type: AuditEventType, fields: Fields, time: Date): boolean {
     const seq = this.#seq + 1;
-    const line = this.#line(seq, time, type, fields);
-    const text = `${line}\n`;
-    let bytes: number;
+    const line = `${this.#line(seq, time, type, fields)}\n`;
+    // One encoding into a buffer kept for the purpose, hashed and written from there: no copy of
+    // the line per event beyond the string itself (the hot path of every intercepted request).
+    if (line.length * 3 > this.#buf.length) this.#buf = new Uint8Array(Math.max(line.length * 3, this.#buf.length * 2));
+    const n = this.#encoder.encodeInto(line, this.#buf).written;
+    let bytes = 0;
     try {
-      bytes = writeSync(this.#fd, text);
-      const whole = Buffer.byteLength(text);
-      if (bytes < whole) {
-        // A short write (a nearly full disk): the rest, as bytes, from where it stopped.
-        const buf = Buffer.from(text);
-        while (bytes < whole) bytes += writeSync(this.#fd, buf, bytes, whole - bytes);
-      }
+      // A short write (a nearly full disk) goes on from where it stopped.
+      while (bytes < n) bytes += writeSync(this.#fd, this.#buf, bytes, n - bytes);
     } catch (e) {
       this.#fail(e);
       if (type !== "checkpoint") this.#hold({ type, fields, time });
       return false;
     }
-    this.#size += bytes;
+    this.#size += n;
     this.#seq = seq;
-    this.#head = Bun.SHA256.hash(line, "hex") as string;
+    this.#head = Bun.SHA256.hash(this.#buf.subarray(0, n - 1), "hex") as string;
     this.#dirty = true;
     this.#o.onWritten?.(seq);
     return true;
