@@ -145,7 +145,7 @@ try {
   console.log(markdown(samples, mem, names, { reps, seconds, conns, command }));
   const kept = samples.map(interference);
   console.log(`\nInterference (steal + CPU used outside the benchmark, % of one core): kept runs median ${median(kept).toFixed(0)} %, max ${Math.max(...kept).toFixed(0)} %; ${retried.length} of ${samples.length} runs were made again (over ${maxInterference} %).`);
-  if (tgSummary !== null) console.log(`\ntidegate's log lines: ${JSON.stringify(tgSummary)}`);
+  if (tgSummary !== null) console.log(`\ntidegate's audit events: ${JSON.stringify(tgSummary)}`);
   console.log(`\nraw: ${json}`);
 } catch (e) {
   if (tide !== null) for (const n of ["a", "b"]) console.error(`--- agent ${n}, last lines:\n${procs.output(`tg-agent-${n}`).split("\n").slice(-15).join("\n")}`);
@@ -154,15 +154,15 @@ try {
   await cleanup();
 }
 
-/** Counts of the agents' per-connection lines by outcome and reason, and how many upstream legs resumed. */
+/** Counts of the agents' conn_close audit events by outcome and reason, and how many upstream legs resumed. */
 function summarizeLogs(t: TidegatePath): Record<string, unknown> {
   const count = (lines: { [k: string]: unknown }[], key: (l: { [k: string]: unknown }) => string) => {
     const m: Record<string, number> = {};
     for (const l of lines) m[key(l)] = (m[key(l)] ?? 0) + 1;
     return m;
   };
-  const egress = t.log("a").filter((l) => l.event === "egress");
-  const inbound = t.log("b").filter((l) => l.event === "inbound");
+  const egress = t.audit("a").filter((l) => l.type === "conn_close");
+  const inbound = t.audit("b").filter((l) => l.type === "conn_close" && l.side === "inbound");
   return {
     egress: count(egress, (l) => `${String(l.outcome)}${l.reason ? `:${String(l.reason)}` : ""}`),
     egress_resumed: count(egress.filter((l) => l.outcome === "forwarded"), (l) => String(l.resumed)),
