@@ -38,29 +38,22 @@ const idPatterns = convertedAny((x) => {
   }
   return list.map((text: string) => ({ text, matcher: parsePattern(text) }));
 });
-/** An OTLP/HTTP endpoint: http or https, no user name or password in it (they would be logged). */
-const httpUrl = converted((t) => {
-  let u: URL;
-  try {
-    u = new URL(t);
-  } catch {
-    throw new Error(`${JSON.stringify(t.slice(0, 64))} is not a URL`);
-  }
-  if (u.protocol !== "https:" && u.protocol !== "http:") throw new Error(`${JSON.stringify(t.slice(0, 64))} is not an http:// or https:// URL`);
-  if (u.username !== "" || u.password !== "") throw new Error("a URL with a user name or password is refused (it would be logged)");
-  return u.toString();
-});
-const httpsUrl = converted((t) => {
-  let u: URL;
-  try {
-    u = new URL(t);
-  } catch {
-    throw new Error(`${JSON.stringify(t.slice(0, 64))} is not a URL`);
-  }
-  if (u.protocol !== "https:") throw new Error(`${JSON.stringify(t.slice(0, 64))} is not an https:// URL`);
-  if (u.username !== "" || u.password !== "") throw new Error("a URL here must not carry credentials");
-  return u.toString();
-});
+/** A URL of one of `schemes`, without a user name or password (a URL lands in logs and errors). */
+const urlOf = (schemes: readonly string[], named: string) =>
+  converted((t) => {
+    let u: URL;
+    try {
+      u = new URL(t);
+    } catch {
+      throw new Error(`${JSON.stringify(t.slice(0, 64))} is not a URL`);
+    }
+    if (!schemes.includes(u.protocol)) throw new Error(`${JSON.stringify(t.slice(0, 64))} is not ${named} URL`);
+    if (u.username !== "" || u.password !== "") throw new Error("a URL with a user name or password is refused (it would be logged)");
+    return u.toString();
+  });
+/** An OTLP/HTTP endpoint. */
+const httpUrl = urlOf(["http:", "https:"], "an http:// or https://");
+const httpsUrl = urlOf(["https:"], "an https://");
 const duration = converted((t) => parseDuration(t, "duration"));
 const tool = v.pipe(v.string(), v.regex(TOOL, "is not an MCP tool name (1-128 of letters, digits, '_', '-', '.')"));
 const tools = mapping({
