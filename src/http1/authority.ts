@@ -31,7 +31,8 @@ function bad(where: string, why: string, cause?: unknown): Http1Error {
 
 function parse(text: string, where: string): Authority {
   if (text.length === 0) throw bad(where, "an empty host");
-  if (text.includes("@")) throw bad(where, `${quote(text)}: userinfo ("user@host") is refused`);
+  // Not repeated: the userinfo may be a password, and this message reaches the audit log.
+  if (text.includes("@")) throw bad(where, 'userinfo ("user@host") is refused');
   const bracket = text.charCodeAt(0) === 0x5b;
   const close = bracket ? text.indexOf("]") : -1;
   const colon = text.indexOf(":", close + 1);

@@ -167,6 +167,12 @@ describe("request heads refused", () => {
     });
   }
 
+  test("a Host with userinfo is refused without repeating it (it may be a password)", () => {
+    const last = runRequests(get("Host: u:hunter2@a.example\r\n")).at(-1) as Step<RequestHead> & { kind: "error" };
+    assert.equal(last.kind, "error");
+    assert.ok(!last.message.includes("hunter2"), last.message);
+  });
+
   test("messages quote no header value but framing ones", () => {
     const secret = "s3cr3t-t0ken";
     for (const raw of [get(`${H}Authorization: ${secret}\u0001\r\n`), get(`${H}Authorization: ${secret}\r\n X\r\n`), get(`${H}X-${secret}\r\n`, `GET /?k=${secret}# HTTP/1.1`)]) {

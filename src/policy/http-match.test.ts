@@ -134,6 +134,10 @@ describe("pathMatches", () => {
 });
 
 describe("normalizeRequestPath", () => {
+  test("a refused path is named without its query (it may hold a token)", () => {
+    assert.throws(() => normalizeRequestPath("/v1/../x?access_token=ghp_SECRET"), (e: Error) => !e.message.includes("ghp_SECRET") && e.message.includes("/v1/../x"));
+  });
+
   const table: [string, string][] = [
     ["/", "/"],
     ["/a/b", "/a/b"],

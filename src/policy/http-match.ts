@@ -57,8 +57,10 @@ for (let c = 0; c < 128; c++) {
   if (UNRESERVED[c] === 1 || "!$&'()*+,;=:@".includes(ch)) PCHAR[c] = 1;
 }
 
+/** Names the path without its query or fragment: a query may carry a credential, and this message reaches the audit log. */
 function badPath(text: string, why: string): PolicyError {
-  return new PolicyError("policy_bad_path", `policy: path ${quote(text)}: ${why}`);
+  const cut = text.search(/[?#]/);
+  return new PolicyError("policy_bad_path", `policy: path ${quote(cut < 0 ? text : text.slice(0, cut))}${cut < 0 ? "" : " (query left out)"}: ${why}`);
 }
 
 function charProblem(c: number, ch: string): string {

@@ -92,12 +92,17 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
   // The server's own audit log (docs/audit.md, "The server's log"), signed with its SVID once the
   // CA keeper has minted it: node attestations, SVIDs issued, CA rotations, admin actions.
   let material: TlsMaterial | null = null;
+  const plain = opts.logger ?? createLogger();
   const audit = AuditLog.open({
     dir: join(opts.places.auditDir, "server"),
     statePath: join(paths.dir, AUDIT_STATE_FILE),
     signer: followingSigner(svidOfMaterial(() => material)),
+    onHealth(healthy, error) {
+      if (healthy) plain.info("audit_recovered", { dir: join(opts.places.auditDir, "server") });
+      else plain.error("audit_unwritable", { dir: join(opts.places.auditDir, "server"), error, effect: "events wait in memory (up to 10,000) until it can be written" });
+    },
   });
-  const logger = auditingLogger(opts.logger ?? createLogger(), audit);
+  const logger = auditingLogger(plain, audit);
   const undo: (() => Promise<void> | void)[] = [() => audit.close(), () => store.close()];
   const cleanup = async () => {
     for (const fn of undo.reverse()) await Promise.resolve(fn()).catch(() => undefined);

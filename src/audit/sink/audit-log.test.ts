@@ -110,6 +110,44 @@ describe("AuditLog", () => {
     expect(r.warnings.join(" ")).toContain("torn");
   });
 
+  test("the active file removed under the writer: unhealthy, then a new file after an audit_gap counting what it held", async () => {
+    const f = fresh({ checkpointEvery: 1000 });
+    const health: [boolean, string | null][] = [];
+    const log = f.open({ onHealth: (ok, e) => void health.push([ok, e]) });
+    for (let i = 0; i < 5; i++) log.emit("conn_close", conn(i));
+    rmSync(join(f.dir, ACTIVE_FILE));
+    const deadline = Date.now() + 5000;
+    while (health.length < 2 && Date.now() < deadline) await Bun.sleep(50);
+    expect(health).toEqual([
+      [false, "log_removed"],
+      [true, null],
+    ]);
+    log.emit("conn_close", conn(6));
+    log.close();
+    const lines = readFileSync(join(f.dir, ACTIVE_FILE), "utf8").trimEnd().split("\n").map((l) => JSON.parse(l));
+    expect(lines[0]).toMatchObject({ type: "audit_gap", dropped: 5, seq: 6 });
+    const r = await verifyDir(f.dir);
+    expect(r.ok).toBe(true); // the file starts at seq 6: earlier files not given, and the gap says why
+    expect(r.warnings.join(" ")).toContain("starts at seq 6");
+  });
+
+  test("a torn active file holding only a cut first line does not replace an older file", async () => {
+    const f = fresh({ maxFileBytes: 4096, checkpointEvery: 1000 });
+    const a = f.open();
+    for (let i = 0; i < 40; i++) a.emit("conn_close", conn(i));
+    a.close();
+    const before = listLogFiles(f.dir).filter((x) => x.name !== ACTIVE_FILE).map((x) => [x.name, readFileSync(x.path, "utf8")]);
+    expect(before.length).toBeGreaterThan(0);
+    writeFileSync(join(f.dir, ACTIVE_FILE), '{"se'); // a new active file cut in its first line
+    const b = f.open();
+    b.emit("agent_start", { version: "t", pid: 1 });
+    b.close();
+    for (const [name, text] of before) expect(readFileSync(join(f.dir, name!), "utf8")).toBe(text!);
+    expect(readdirSync(f.dir).some((n) => n.startsWith("audit-torn-"))).toBe(true);
+    const r = await verifyDir(f.dir, f.state);
+    expect(r.firstBreak).toBeNull();
+  });
+
   test("without a signer no checkpoint is written and the events still chain", async () => {
     const f = fresh({ signer: () => null });
     const log = f.open();

@@ -14,12 +14,15 @@
  * - on open, the chain goes on from the last complete line; a file that ends in a torn line
  *   (power lost mid-write) is left as it is, rotated, and the next file begins with
  *   `audit_recovered` naming it and the torn byte count;
+ * - the active file must stay the one in the folder: one removed or replaced under the writer is
+ *   noticed within a second, the log turns unhealthy, and a new file goes on with the chain after
+ *   an `audit_gap` counting the lines the removed one held (verify shows the missing seqs);
  * - a write that fails (disk full, I/O error, log removed) makes the log unhealthy (onHealth):
  *   events wait in memory (at most `maxPending`; later ones are counted, then reported by an
  *   `audit_gap` event) and are written in order once a retry succeeds; bytes of a line the failed
  *   write left half-written are cut off first, so the chain never holds a broken line.
  */
-import { closeSync, fdatasync, fdatasyncSync, ftruncateSync, mkdirSync, openSync, renameSync, writeSync, chmodSync, existsSync } from "node:fs";
+import { closeSync, fdatasync, fdatasyncSync, fstatSync, ftruncateSync, mkdirSync, openSync, renameSync, statSync, writeSync, chmodSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { buildCheckpointFields, checkpointPayload, formatLine, GENESIS_PREV, type AuditEventType } from "../format/index.ts";
 import { ACTIVE_FILE, listLogFiles, readTail, rotatedName } from "./files.ts";
@@ -108,6 +111,8 @@ export class AuditLog implements AgentAuditLog {
   #droppedSince: string | null = null;
   #error: string | null = null;
   #closed = false;
+  /** Lines of an active file that was removed under the writer, counted in the next audit_gap. */
+  #lostLines = 0;
   readonly #timers: ReturnType<typeof setInterval>[] = [];
   /** The base fields as JSON without braces (null when there are none), and their names. */
   readonly #baseJson: string | null;
@@ -138,6 +143,7 @@ export class AuditLog implements AgentAuditLog {
     });
     every(1000, () => {
       if (this.#error !== null) this.#retry();
+      else this.#checkFile();
     });
   }
 
@@ -149,17 +155,13 @@ export class AuditLog implements AgentAuditLog {
     let seq = 0;
     let head = GENESIS_PREV;
     let since = 0;
-    let recovered: { torn: number; file: string } | null = null;
+    let torn: { torn: number; firstSeq: number | null } | null = null;
     const active = join(o.dir, ACTIVE_FILE);
     // Back through the files (newest first) until the last complete line and the last checkpoint.
     let haveLast = false;
     for (const f of [...files].reverse()) {
       const tail = readTail(f.path);
-      if (f.name === ACTIVE_FILE && tail.tornBytes > 0) {
-        const name = rotatedName(f.firstSeq ?? 1);
-        renameSync(f.path, join(o.dir, name));
-        recovered = { torn: tail.tornBytes, file: name };
-      }
+      if (f.name === ACTIVE_FILE && tail.tornBytes > 0) torn = { torn: tail.tornBytes, firstSeq: tail.lines.length > 0 ? f.firstSeq : null };
       const lines = tail.lines;
       if (!haveLast && lines.length > 0) {
         const last = lines[lines.length - 1]!;
@@ -171,8 +173,17 @@ export class AuditLog implements AgentAuditLog {
       since += tail.sawCheckpoint ? lines.length - 1 : lines.length;
       if (tail.sawCheckpoint) break;
     }
+    // A torn active file keeps its bytes under a name of its own: its first seq when a line of it
+    // is whole, else (only a cut first line) a name readers do not list; never over another file.
+    let recovered: { torn: number; file: string } | null = null;
+    if (torn !== null) {
+      let name = torn.firstSeq !== null ? rotatedName(torn.firstSeq) : `audit-torn-${String(seq + 1).padStart(12, "0")}-${Date.now()}.jsonl`;
+      if (existsSync(join(o.dir, name))) name = `audit-torn-${String(seq + 1).padStart(12, "0")}-${Date.now()}.jsonl`;
+      renameSync(active, join(o.dir, name));
+      recovered = { torn: torn.torn, file: name };
+    }
     const fd = openSync(active, "a", 0o600);
-    const size = existsSync(active) ? Bun.file(active).size : 0;
+    const size = fstatSync(fd).size;
     const log = new AuditLog(o, { fd, size, fileFirstSeq: size === 0 ? seq + 1 : (listLogFiles(o.dir).at(-1)?.firstSeq ?? seq + 1), seq, head, since });
     if (recovered !== null) log.emit("audit_recovered", { torn_bytes: recovered.torn, file: recovered.file });
     return log;
@@ -210,6 +221,8 @@ export class AuditLog implements AgentAuditLog {
     this.#sinceCheckpoint = 0;
     if (this.#o.statePath !== null) {
       try {
+        // The checkpoint line is on disk before the state names it: never a state ahead of the log.
+        fdatasyncSync(this.#fd);
         writeAtomic(this.#o.statePath, `${JSON.stringify({ seq: this.#seq, hash: this.#head, time: time.toISOString() })}\n`, 0o600);
       } catch (e) {
         this.#fail(e);
@@ -224,12 +237,14 @@ export class AuditLog implements AgentAuditLog {
     if (this.#sinceCheckpoint > 0) this.checkpoint();
     this.#closed = true;
     for (const t of this.#timers) clearInterval(t);
+    if (this.#fd < 0) return;
     try {
       fdatasyncSync(this.#fd);
     } catch {
       // reported through health already, or the disk is gone: nothing more to do at exit
     }
     closeSync(this.#fd);
+    this.#fd = -1;
   }
 
   #append(type: AuditEventType, fields: Fields, time: Date): void {
@@ -298,7 +313,8 @@ export class AuditLog implements AgentAuditLog {
   /** Cuts what a failed write left, then writes what waited; healthy again if all went. */
   #retry(): void {
     try {
-      ftruncateSync(this.#fd, this.#size);
+      if (this.#fd < 0) this.#reopen();
+      else ftruncateSync(this.#fd, this.#size);
     } catch {
       return;
     }
@@ -323,12 +339,52 @@ export class AuditLog implements AgentAuditLog {
     if (this.#error === null && error !== null) this.#o.onHealth?.(true, null);
   }
 
+  /** The active file opened again (after a failed rotation, or a removed file): the chain goes on in it. */
+  #reopen(): void {
+    const fd = openSync(join(this.#o.dir, ACTIVE_FILE), "a", 0o600);
+    this.#fd = fd;
+    this.#size = fstatSync(fd).size;
+    if (this.#size === 0) this.#fileFirstSeq = this.#seq + 1;
+    if (this.#lostLines > 0) {
+      this.#dropped += this.#lostLines;
+      this.#droppedSince ??= this.#now().toISOString();
+      this.#lostLines = 0;
+    }
+  }
+
+  /**
+   * The active file must still be the one in the folder: a removed or replaced file (an operator,
+   * a log rotator) would take every later event with it. It is closed, the log turns unhealthy,
+   * and the retry opens a new one, whose `audit_gap` counts the lines the removed file held.
+   */
+  #checkFile(): void {
+    if (this.#fd < 0 || this.#error !== null || this.#closed) return;
+    try {
+      const open = fstatSync(this.#fd);
+      let same = false;
+      try {
+        const named = statSync(join(this.#o.dir, ACTIVE_FILE));
+        same = named.ino === open.ino && named.dev === open.dev;
+      } catch {
+        same = false;
+      }
+      if (same && open.nlink > 0) return;
+      this.#lostLines = this.#seq - this.#fileFirstSeq + 1;
+      closeSync(this.#fd);
+      this.#fd = -1;
+      this.#fail({ code: "log_removed" });
+    } catch (e) {
+      this.#fail(e);
+    }
+  }
+
   #rotate(): void {
     if (this.#sinceCheckpoint > 0) this.checkpoint();
     if (this.#error !== null) return;
     try {
       fdatasyncSync(this.#fd);
       closeSync(this.#fd);
+      this.#fd = -1; // never a closed number: the next file opened anywhere in the process may get it
       renameSync(join(this.#o.dir, ACTIVE_FILE), join(this.#o.dir, rotatedName(this.#fileFirstSeq)));
       this.#fd = openSync(join(this.#o.dir, ACTIVE_FILE), "a", 0o600);
       this.#size = 0;
