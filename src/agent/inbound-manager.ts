@@ -43,7 +43,7 @@ export class InboundManager {
   private readonly slots = new Map<string, Slot>();
   private readonly verifier = new PeerVerifier();
 
-  constructor(private readonly o: { identity: IdentitySource; logger: Logger; audit: Audit }) {}
+  constructor(private readonly o: { identity: IdentitySource; logger: Logger; audit: Audit; accepting?: () => boolean }) {}
 
   sync(policy: Policy | null): void {
     const wanted = new Map((policy?.inbound ?? []).map((r) => [keyOf(r), r]));
@@ -75,7 +75,7 @@ export class InboundManager {
       return;
     }
     try {
-      slot.listener = new InboundListener(r, credential, { identity: this.o.identity, verifier: this.verifier, logger: this.o.logger, audit: this.o.audit });
+      slot.listener = new InboundListener(r, credential, { identity: this.o.identity, verifier: this.verifier, logger: this.o.logger, audit: this.o.audit, ...(this.o.accepting !== undefined ? { accepting: this.o.accepting } : {}) });
       slot.said = null;
       this.o.logger.info("inbound_listening", fields);
     } catch (e) {

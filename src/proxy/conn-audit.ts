@@ -30,8 +30,21 @@ const SHAPED = new Set(["pid", "tid", "uid", "gid", "cgroup_id", "workload", "sp
 
 function rest(f: Fields): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const k in f) if (!SHAPED.has(k) && f[k] !== undefined) out[k] = f[k];
+  for (const k in f) {
+    const v = optional(f[k]);
+    if (!SHAPED.has(k) && v !== undefined) out[k] = v;
+  }
   return out;
+}
+
+/**
+ * An optional field as the schema takes it: absent rather than empty or null (a text field is 1 or
+ * more characters), and an error's text cut to 1,000 characters. A line the schema refuses would
+ * stop `audit verify` there: nothing after it could be checked.
+ */
+export function optional(v: unknown): unknown {
+  if (v === null || v === "") return undefined;
+  return typeof v === "string" && v.length > 1000 ? `${v.slice(0, 1000)}...` : v;
 }
 
 function egressSrc(f: Fields) {

@@ -44,6 +44,8 @@ export interface InboundDeps {
   readonly logger: Logger;
   /** Each connection's conn_open and conn_close (conn-audit.ts). */
   readonly audit: Audit;
+  /** False while the audit log cannot be written and audit.on_failure is refuse: a new connection is closed at once. */
+  readonly accepting?: () => boolean;
   /** From accept to a verified client (default HANDSHAKE_TIMEOUT_MS), then to a backend connection (BACKEND_TIMEOUT_MS). */
   readonly handshakeTimeoutMs?: number;
   readonly backendTimeoutMs?: number;
@@ -116,18 +118,24 @@ export class InboundListener {
       tls: tlsOptions,
       socket: {
         open: (s) => this.open(s),
-        handshake: (s, authorized, error) => void this.handshake(s, authorized, error).catch((e: unknown) => this.refuse(s, "internal_error", { detail: e instanceof Error ? e.message : String(e) })),
+        handshake: (s, authorized, error) => {
+          if (s.data === undefined) return; // closed at accept (audit log unwritable)
+          void this.handshake(s, authorized, error).catch((e: unknown) => this.refuse(s, "internal_error", { detail: e instanceof Error ? e.message : String(e) }));
+        },
         data: (s, chunk) => {
           const c = s.data;
+          if (c === undefined) return;
           if (c.sp !== null) return this.toBackend(s, c.sp, chunk);
           c.early.push(new Uint8Array(chunk));
         },
-        drain: (s) => s.data.sp?.down.drain(),
+        drain: (s) => s.data?.sp?.down.drain(),
         end: (s) => {
+          if (s.data === undefined) return;
           if (s.data.sp !== null) return this.clientEnded(s, s.data.sp);
           s.data.ended = true;
         },
         close: (s) => {
+          if (s.data === undefined) return;
           s.data.closed = true;
           if (s.data.timer !== null) clearTimeout(s.data.timer);
           s.data.sp?.clientClosed();
@@ -167,6 +175,11 @@ export class InboundListener {
   }
 
   private open(s: Socket<Conn>): void {
+    if (this.deps.accepting?.() === false) {
+      // The audit log cannot be written (audit.on_failure: refuse): nothing goes unrecorded.
+      s.terminate();
+      return;
+    }
     const started = performance.now();
     s.data = { started, events: connAudit(this.deps.audit, "inbound", started), timer: null, client: `${s.remoteAddress}:${(s as unknown as { remotePort: number }).remotePort}`, early: [], sp: null, ended: false, closed: false, header: 0, rewriter: null, refused: null };
     s.data.timer = setTimeout(() => {

@@ -250,6 +250,21 @@ describe("forward_client_cert", () => {
 });
 
 describe("deadlines and protocol versions", () => {
+  test("while the audit log cannot be written (on_failure refuse) a new connection is closed at once, unrecorded and unserved", async () => {
+    const closed = new InboundListener(rule({ name: "closed-door" }), creds.get("spiffe://example.org/backend")!, { identity, verifier: new PeerVerifier(), logger, audit, accepting: () => false });
+    try {
+      const port = (closed as unknown as { listener: { port: number } }).listener.port;
+      const before = { events: audit.events.length, received: received.length };
+      const up = await openUpstream(plan("spiffe://example.org/backend", undefined, port), { sessions: new SessionCache(), verifier: new PeerVerifier() });
+      expect(up.ok).toBe(false);
+      await Bun.sleep(50);
+      expect(audit.events.slice(before.events).filter((e) => e.rule === "closed-door")).toEqual([]);
+      expect(received.length).toBe(before.received);
+    } finally {
+      closed.stop();
+    }
+  });
+
   test("a client that never starts its handshake is cut off at the deadline and logged", async () => {
     const quick = new InboundListener(rule({ name: "quick" }), creds.get("spiffe://example.org/backend")!, { identity, verifier: new PeerVerifier(), logger, audit, handshakeTimeoutMs: 200 });
     try {

@@ -114,12 +114,20 @@ describe("an intact log verifies", () => {
     assert.match(r.warnings[1]!, UNSEALED);
   });
 
-  test("a state older than the files given: not checked, said so", async () => {
+  test("files that begin after the state's checkpoint: a break (the lines up to it are missing)", async () => {
     const b = await sampleChain();
     const state = { seq: 6, hash: await sha256Hex(b.lines[5]!) };
     const r = await verify([{ name: "a", text: b.text(7) }], { state });
-    assert.equal(r.ok, true);
-    assert.ok(r.warnings.includes("the state's checkpoint (seq 6) precedes the files given: not checked"), r.warnings.join("; "));
+    assert.equal(r.ok, false);
+    assert.equal(r.firstBreak?.code, "audit_state_mismatch");
+    assert.equal(r.firstBreak?.seq, 8);
+  });
+
+  test("a rotated file whose name is not its first seq: a break", async () => {
+    const b = await sampleChain();
+    const r = await verify([{ name: "audit-000000000001.jsonl", text: b.text(4) }], {});
+    assert.equal(r.firstBreak?.code, "audit_seq_gap");
+    assert.match(r.firstBreak?.message ?? "", /named for seq 1 but begins at seq 5/);
   });
 
   test("a checkpoint dated after now: a warning", async () => {

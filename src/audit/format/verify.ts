@@ -14,7 +14,8 @@
  *   last complete line.
  * - `audit_bad_genesis`: the first line has seq 1 and a prev other than GENESIS_PREV. A first
  *   line with seq N > 1 is accepted with the warning "starts at seq N: earlier files not given".
- * - `audit_seq_gap`: a seq that is not the previous one plus 1 (deleted, inserted, moved line).
+ * - `audit_seq_gap`: a seq that is not the previous one plus 1 (deleted, inserted, moved line);
+ *   a rotated file (`audit-<12 digits>.jsonl`) whose first seq is not the one its name says.
  * - `audit_prev_mismatch`: a prev that is not the SHA-256 of the previous line (edited line).
  * - `audit_checkpoint_covers`, `audit_checkpoint_count`, `audit_checkpoint_signature`,
  *   `audit_checkpoint_chain`: see verify-checkpoint.ts; the count is that of the lines since
@@ -22,7 +23,8 @@
  *   With `bundles: null` the chain is not checked against a trust bundle: a warning says so.
  * - `audit_tail_cut`: `state` given and the files end before its seq (even exactly at an
  *   earlier checkpoint). `audit_state_mismatch`: the line at the state's seq is not a
- *   checkpoint with the state's hash.
+ *   checkpoint with the state's hash, or the files begin after it (the lines up to the latest
+ *   checkpoint were removed).
  * - `audit_empty`: no line in any file.
  * Events after the last checkpoint pass with a warning: no signature covers them yet.
  *
@@ -109,6 +111,8 @@ class Walk {
   atState: { file: string; line: number; hash: string; type: string } | null = null;
   readonly warnings: string[] = [];
   readonly cache: LeafCache = new Map();
+  /** The file of the first line checked. */
+  firstFile: string | null = null;
 
   constructor(readonly input: VerifyInput) {}
 
@@ -128,6 +132,7 @@ class Walk {
       if (p.seq === 1 && p.prev !== GENESIS_PREV) throw auditError("audit_bad_genesis", "seq 1 has a prev other than 64 zeros");
       if (p.seq !== 1) this.warnings.push(`starts at seq ${p.seq}: earlier files not given`);
       this.firstSeq = p.seq;
+      this.firstFile = where.file;
     } else {
       if (p.seq !== this.lastSeq + 1) throw auditError("audit_seq_gap", `seq ${p.seq} follows seq ${this.lastSeq}`);
       if (p.prev !== this.lastHash) throw auditError("audit_prev_mismatch", `seq ${p.seq}: prev is not the hash of the line before it (seq ${this.lastSeq})`);
@@ -162,6 +167,13 @@ class Walk {
 }
 
 /** See the header. Throws only AuditError `audit_bad_state` (a bad `state` argument). */
+/** A rotated file's name says its first seq (`audit-<12 digits>.jsonl`): a file renamed or made up to fill a gap is refused. */
+function checkRotatedName(file: string, firstSeq: number | null): void {
+  const m = /(?:^|\/)audit-(\d{12})\.jsonl$/.exec(file);
+  if (m === null || firstSeq === null) return;
+  if (Number(m[1]) !== firstSeq) throw auditError("audit_seq_gap", `file ${quote(file)} is named for seq ${Number(m[1])} but begins at seq ${firstSeq}`);
+}
+
 export async function verifyAudit(input: VerifyInput): Promise<VerifyReport> {
   checkState(input.state);
   const w = new Walk(input);
@@ -196,6 +208,7 @@ export async function verifyAudit(input: VerifyInput): Promise<VerifyReport> {
       const seq = { seq: null as number | null };
       try {
         await w.step(l, { file: f.name, line: i + 1 }, seq);
+        if (i === 0) checkRotatedName(f.name, seq.seq);
       } catch (e) {
         if (!(e instanceof AuditError)) throw e;
         return report({ file: f.name, line: i + 1, seq: seq.seq, code: e.code, message: e.message });
@@ -241,8 +254,14 @@ function checkAgainstState(w: Walk, last: { name: string; lines: number }): Veri
     };
   }
   if (state.seq < w.firstSeq!) {
-    w.warnings.push(`the state's checkpoint (seq ${state.seq}) precedes the files given: not checked`);
-    return null;
+    // The state names the latest checkpoint: files that begin after it lack every line up to it.
+    return {
+      file: w.firstFile ?? "",
+      line: 1,
+      seq: w.firstSeq!,
+      code: "audit_state_mismatch",
+      message: `audit: the files begin at seq ${w.firstSeq}, after the checkpoint at seq ${state.seq} the agent's state records: the lines up to it are missing`,
+    };
   }
   const at = w.atState!;
   if (at.type !== "checkpoint" || at.hash !== state.hash) {

@@ -32,6 +32,7 @@ import { openUpstream, sessionKeyOf, type UpstreamDeps, type UpstreamTls } from 
 import type { LegPool } from "./leg-pool.ts";
 import { decideRequest, type RequestContext, type RequestDeps, type RequestVerdict } from "./request-policy.ts";
 import { UpstreamLeg, type LegOwner } from "./upstream-leg.ts";
+import { optional } from "../conn-audit.ts";
 
 /** The workload's side: a Bun socket, or a TLS socket terminating its TLS. */
 export interface ClientSide {
@@ -50,6 +51,8 @@ export interface ExchangeDeps extends RequestDeps {
   readonly pool: LegPool | null;
   /** One http_request event per request. */
   readonly audit: Audit;
+  /** False while the audit log cannot be written and audit.on_failure is refuse: each new request is answered 503 and the connection closed. */
+  readonly accepting?: () => boolean;
 }
 
 type Fields = Record<string, unknown>;
@@ -163,6 +166,11 @@ export class HttpExchange implements LegOwner {
 
   private async begin(head: RequestHead): Promise<void> {
     const started = performance.now();
+    // A connection opened before the log failed must not carry requests past it (on_failure: refuse).
+    if (this.deps.accepting?.() === false) {
+      this.logRequest(head, started, { status: 503, outcome: "refused", reason: "audit_unavailable" });
+      return this.refuse(503, "audit_unavailable", "the audit log cannot be written", false);
+    }
     const verdict = await decideRequest(this.ctx, head, this.deps);
     if (!verdict.ok) {
       this.logRequest(head, started, { status: verdict.status, outcome: "refused", reason: verdict.reason, detail: verdict.detail, rule: verdict.rule, host: verdict.name });
@@ -358,7 +366,12 @@ export class HttpExchange implements LegOwner {
 
   /** `head` null: the request broke HTTP/1.1 before its head was whole. */
   private logRequest(head: RequestHead | null, started: number, fields: Fields): void {
-    const { path, secrets, host, rule, status, ...rest } = fields;
+    const { path, secrets, host, rule, status, ...others } = fields;
+    const rest: Fields = {};
+    for (const k in others) {
+      const v = optional(others[k]);
+      if (v !== undefined) rest[k] = v;
+    }
     const injected = secrets as readonly string[] | undefined;
     this.deps.audit.emit("http_request", {
       ...this.base,

@@ -10,6 +10,8 @@ let api: ReturnType<typeof Bun.serve>;
 let h: Harness;
 let lines: Record<string, unknown>[];
 let proxyPort: number;
+/** What the harness's `accepting` answers: false as while the audit log cannot be written. */
+let accepting = true;
 const seen: { path: string; auth: string | null; xkey: string | null; body: string }[] = [];
 
 beforeAll(async () => {
@@ -25,7 +27,7 @@ beforeAll(async () => {
       return new Response(`path=${u.pathname} auth=${req.headers.get("authorization") === `Bearer ${SECRET}` ? "injected" : "other"}`);
     },
   });
-  proxyPort = h.start(`trust_domain: example.org\negress:\n${apiRule("api", 80, h, api.port!)}${apiRule("api-tls", 443, h, api.port!)}`, { secrets });
+  proxyPort = h.start(`trust_domain: example.org\negress:\n${apiRule("api", 80, h, api.port!)}${apiRule("api-tls", 443, h, api.port!)}`, { secrets, accepting: () => accepting });
 });
 
 afterAll(() => {
@@ -118,6 +120,40 @@ describe("intercept: plain HTTP from the workload, TLS to the API", () => {
     const out = await exchange("GET / HTTP/1.1\r\nHost: elsewhere.test\r\n\r\n");
     expect(out).toStartWith("HTTP/1.1 403");
     expect(httpLines().at(-1)).toMatchObject({ outcome: "refused", reason: "no_rule", host: "elsewhere.test" });
+  });
+
+  test("the audit log failing mid-connection (on_failure refuse): the next request gets 503 and never reaches the API", async () => {
+    const before = seen.length;
+    const { promise, resolve } = Promise.withResolvers<string>();
+    let got = "";
+    const sock = await Bun.connect({
+      hostname: "127.0.0.1",
+      port: proxyPort,
+      socket: {
+        data(_s, c) {
+          got += new TextDecoder().decode(c);
+          if (got.includes("path=/ok")) resolve(got);
+          if (got.includes("audit_unavailable")) resolve(got);
+        },
+        close: () => resolve(got),
+      },
+    });
+    sock.write("GET /ok HTTP/1.1\r\nHost: api.test\r\n\r\n");
+    await promise;
+    accepting = false;
+    try {
+      const { promise: second, resolve: done } = Promise.withResolvers<void>();
+      const t = setInterval(() => (got.includes("audit_unavailable") ? done() : undefined), 10);
+      sock.write("GET /after HTTP/1.1\r\nHost: api.test\r\n\r\n");
+      await second;
+      clearInterval(t);
+    } finally {
+      accepting = true;
+      sock.end();
+    }
+    expect(got).toContain("HTTP/1.1 503");
+    expect(seen.slice(before).map((x) => x.path)).toEqual(["/ok"]);
+    expect(httpLines().at(-1)).toMatchObject({ target: "/after", status: 503, outcome: "refused", reason: "audit_unavailable" });
   });
 
   test("an upgrade (WebSocket) request is refused", async () => {

@@ -48,7 +48,7 @@ export interface InterceptCall {
   readonly first: PeekResult;
   readonly caller: { record: { address: IpAddress; port: number }; id: SpiffeId };
   readonly fields: Fields;
-  readonly deps: { engine(): PolicyEngine | null; names(): Pick<NameCache, "resolve">; intercept?: InterceptDeps; logger: Logger; audit: Audit };
+  readonly deps: { engine(): PolicyEngine | null; names(): Pick<NameCache, "resolve">; intercept?: InterceptDeps; logger: Logger; audit: Audit; accepting?(): boolean };
   readonly upstream: UpstreamDeps;
   /** conn_open and conn_close of this connection. */
   readonly events: ConnAudit;
@@ -100,6 +100,7 @@ export async function serveIntercept(call: InterceptCall): Promise<void> {
       pool: ix.legs ?? null,
       legTls: (v) => call.legTls(v.rule.serverId !== null ? { kind: "mtls", serverName: v.upstream.serverName, serverId: v.rule.serverId } : { kind: "tls", serverName: v.upstream.serverName, caFile: v.rule.ca }),
       audit: deps.audit,
+      ...(deps.accepting !== undefined ? { accepting: () => deps.accepting!() } : {}),
     },
     (end) => call.events.close({ ...call.fields, conn_id: connId, tls_terminated: sni !== null, ...end }),
   );
