@@ -285,6 +285,7 @@ describe("audit verify: usage and inputs", () => {
     const p = standard();
     const cases: [string[], string][] = [
       [["audit", "verify", join(p.dir, "nope.jsonl")], "no such file"],
+      [["audit", "verify", mkdirSync(join(kit.root, "unreadable-dir.jsonl"), { recursive: true }) ?? join(kit.root, "unreadable-dir.jsonl")], "not a regular file"],
       [["audit", "verify", ...p.flags, "--state", join(kit.root, "none")], "does not exist"],
       [["audit", "verify", ...p.flags, "--bundle", join(kit.root, "none.pem")], "no such file"],
       [["audit", "verify", ...p.flags, "--state", p.stateDir, "--no-state"], "not both"],

@@ -10,6 +10,7 @@
  * line. Each file is read when the verifier reaches it and released after, so memory grows with
  * the largest file, not the whole log.
  */
+import { UsageError } from "./usage-error.ts";
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { verifyAudit, type AuditFile, type VerifyReport } from "../audit/format/index.ts";
@@ -60,8 +61,10 @@ async function pass(sources: readonly LogSource[], trust: Trust, state: StateRec
       try {
         bytes = readFileSync(s.path);
       } catch (e) {
-        // Gone since it was listed: only a rotation does that to a live log.
-        if (live && (e as { code?: string }).code === "ENOENT") unsteady = true;
+        // Gone since it was listed: only a rotation does that to a live log. Anything else (a
+        // file that cannot be read) is never taken as empty: a check that cannot be done is not skipped.
+        if (!(live && (e as { code?: string }).code === "ENOENT")) throw new UsageError(`cannot read ${s.path}: ${(e as { code?: string }).code ?? String(e)}`);
+        unsteady = true;
         bytes = Buffer.alloc(0);
       }
       const first = /^\{"seq":(\d+),/.exec(bytes.subarray(0, 64).toString("latin1"));
