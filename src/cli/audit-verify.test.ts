@@ -61,6 +61,22 @@ describe("audit verify: an intact log", () => {
     expect(r.err).toBe("");
   });
 
+  test("checkpoints must be signed by the node whose log it is: agent.json's ID by default, or --signer", async () => {
+    const p = standard();
+    expect((await verify(p, ["--signer", "spiffe://example.org/tidegate/agent/node-1"])).code).toBe(0);
+    const other = await verify(p, ["--signer", "spiffe://example.org/tidegate/agent/node-2"]);
+    expect(other.code).toBe(1);
+    expect(other.out).toContain("is signed by spiffe://example.org/tidegate/agent/node-1, not by spiffe://example.org/tidegate/agent/node-2");
+    writeFileSync(join(p.stateDir, "agent", "agent.json"), JSON.stringify({ spiffe_id: "spiffe://example.org/tidegate/agent/node-9" }));
+    try {
+      const byState = await verify(p);
+      expect(byState.code).toBe(1);
+      expect(byState.out).toContain("not by spiffe://example.org/tidegate/agent/node-9");
+    } finally {
+      rmSync(join(p.stateDir, "agent", "agent.json"));
+    }
+  });
+
   test("--json prints the VerifyReport", async () => {
     const p = standard();
     const r = await verify(p, ["--json"]);

@@ -108,6 +108,18 @@ function plural(n: number, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 ? one : many}`;
 }
 
+/**
+ * Checkpoints signed by anyone but `signer` break the run: any SVID that chains to the bundle
+ * could otherwise sign a made-up log (another node's, a compromised workload's). Null: not pinned.
+ */
+export function pinSigner(run: VerifyRun, signer: string | null): VerifyRun {
+  if (signer === null || run.report.firstBreak !== null) return run;
+  const other = run.signers.find((s) => s !== signer);
+  if (other === undefined) return run;
+  const firstBreak = { file: run.files[0] ?? "", line: 0, seq: null, code: "audit_checkpoint_chain" as const, message: `audit: a checkpoint is signed by ${other}, not by ${signer} (the node whose log this is; --signer names another)` };
+  return { ...run, report: { ...run.report, ok: false, firstBreak } };
+}
+
 /** The human report: a summary on stdout, warnings on stderr, then the verdict on stdout. */
 export function printRun(run: VerifyRun, ctx: { trust: Trust; state: StateRecord | null; where: string }, io: Output): void {
   const r = run.report;

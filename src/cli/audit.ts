@@ -10,7 +10,21 @@ import { allInDir, explicitSources, requireDir } from "./audit-files.ts";
 import { parseFilters } from "./audit-view.ts";
 import { tailAudit } from "./audit-tail.ts";
 import { loadState, loadTrust, logPlace, type LogOwner } from "./audit-trust.ts";
-import { jsonRun, printRun, verifyFiles } from "./audit-verify.ts";
+import { jsonRun, pinSigner, printRun, verifyFiles } from "./audit-verify.ts";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+
+/** The node's SPIFFE ID from the agent's state, or null when there is none to read. */
+function nodeIdOf(stateDir: string): string | null {
+  const path = join(stateDir, "agent", "agent.json");
+  if (!existsSync(path)) return null;
+  try {
+    const id = (JSON.parse(readFileSync(path, "utf8")) as { spiffe_id?: unknown }).spiffe_id;
+    return typeof id === "string" ? id : null;
+  } catch {
+    return null;
+  }
+}
 import { exportCommand } from "./audit-export-command.ts";
 
 function list(v: unknown): string[] {
@@ -123,6 +137,7 @@ const verify: Command = {
     state: { type: "string", value: "DIR", help: "a state dir holding audit-checkpoint.json (or agent/audit-checkpoint.json), or that file" },
     "no-state": { type: "boolean", help: "do not check against the agent's latest checkpoint" },
     json: { type: "boolean", help: "print the report as JSON" },
+    signer: { type: "string", value: "SPIFFE-ID", help: "every checkpoint must be signed by this ID (default for the agent's own log: its node ID, from <state-dir>/agent/agent.json)" },
     server: SERVER_OPTION,
   },
   run: async (ctx: Context) => {
@@ -133,7 +148,8 @@ const verify: Command = {
     const trust = await loadTrust({ bundle: str(ctx.values.bundle), trustDomain: str(ctx.values["trust-domain"]), stateDir: ctx.places.stateDir });
     const explicit = paths.length > 0 ? explicitSources(paths) : null;
     if (explicit === null) requireDir(dir, "verify");
-    const run = await verifyFiles({ dir, explicit, trust, state, now: () => new Date() });
+    const signer = str(ctx.values.signer) ?? (ownerOf(ctx) === "agent" && explicit === null ? nodeIdOf(ctx.places.stateDir) : null);
+    const run = pinSigner(await verifyFiles({ dir, explicit, trust, state, now: () => new Date() }), signer);
     if (ctx.values.json) ctx.io.out(jsonRun(run, { trust, state }));
     else printRun(run, { trust, state, where: explicit === null ? `in ${dir}` : "given" }, ctx.io);
     return run.report.ok ? EXIT_OK : EXIT_FAILURE;
