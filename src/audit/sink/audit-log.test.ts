@@ -148,6 +148,18 @@ describe("AuditLog", () => {
     expect(r.firstBreak).toBeNull();
   });
 
+  test("files removed while the writer was down: the new chain begins by saying how many lines the state knew of", async () => {
+    const f = fresh();
+    const a = f.open();
+    for (let i = 0; i < 12; i++) a.emit("conn_close", conn(i));
+    a.close();
+    rmSync(f.dir, { recursive: true });
+    const b = f.open();
+    b.close();
+    const first = JSON.parse(readFileSync(join(f.dir, ACTIVE_FILE), "utf8").split("\n")[0]!);
+    expect(first).toMatchObject({ seq: 1, type: "audit_gap", dropped: 14, reason: "log_missing", recorded_seq: 14 });
+  });
+
   test("without a signer no checkpoint is written and the events still chain", async () => {
     const f = fresh({ signer: () => null });
     const log = f.open();

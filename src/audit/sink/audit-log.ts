@@ -22,7 +22,7 @@
  *   `audit_gap` event) and are written in order once a retry succeeds; bytes of a line the failed
  *   write left half-written are cut off first, so the chain never holds a broken line.
  */
-import { closeSync, fdatasync, fdatasyncSync, fstatSync, ftruncateSync, mkdirSync, openSync, renameSync, statSync, writeSync, chmodSync, existsSync } from "node:fs";
+import { closeSync, fdatasync, fdatasyncSync, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync, chmodSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { buildCheckpointFields, checkpointPayload, formatLine, GENESIS_PREV, type AuditEventType } from "../format/index.ts";
 import { ACTIVE_FILE, listLogFiles, readTail, rotatedName } from "./files.ts";
@@ -93,6 +93,16 @@ interface Pending {
   readonly type: AuditEventType;
   readonly fields: Fields;
   readonly time: Date;
+}
+
+/** The seq of the checkpoint a state file records, or null when there is none to read. */
+function readRecordedSeq(path: string): number | null {
+  try {
+    const seq = (JSON.parse(readFileSync(path, "utf8")) as { seq?: unknown }).seq;
+    return typeof seq === "number" && Number.isSafeInteger(seq) && seq > 0 ? seq : null;
+  } catch {
+    return null;
+  }
 }
 
 export class AuditLog implements AgentAuditLog {
@@ -186,6 +196,13 @@ export class AuditLog implements AgentAuditLog {
     const size = fstatSync(fd).size;
     const log = new AuditLog(o, { fd, size, fileFirstSeq: size === 0 ? seq + 1 : (listLogFiles(o.dir).at(-1)?.firstSeq ?? seq + 1), seq, head, since });
     if (recovered !== null) log.emit("audit_recovered", { torn_bytes: recovered.torn, file: recovered.file });
+    // The state records a checkpoint beyond what the files hold: lines were removed while the
+    // writer was down. The chain goes on from what is there, and says so first.
+    const recorded = o.statePath === null ? null : readRecordedSeq(o.statePath);
+    if (recorded !== null && recorded > seq) {
+      const now = (o.now ?? (() => new Date()))().toISOString();
+      log.emit("audit_gap", { dropped: recorded - seq, since: now, until: now, reason: "log_missing", recorded_seq: recorded });
+    }
     return log;
   }
 
