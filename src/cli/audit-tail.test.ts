@@ -228,13 +228,15 @@ describe("audit tail -f", () => {
       await eventually(() => (seqsOf(f.io.text).length === 2 ? true : undefined), 10_000, "the first events");
       log.close();
       await eventually(() => (seqsOf(f.io.text).length === 3 ? true : undefined), 10_000, "the checkpoint");
-      // The log removed and started from seq 1 again (a new agent, a wiped disk).
+      // The log removed and started from seq 1 again (a wiped disk): the writer's state still
+      // names seq 3, so the new chain begins with an audit_gap saying so.
       rmSync(p.dir, { recursive: true });
       const again = p.open({ checkpointEvery: 1000 });
       again.emit("conn_close", connClose(1));
-      await eventually(() => (seqsOf(f.io.text).length === 4 ? true : undefined), 10_000, "the new chain");
+      await eventually(() => (seqsOf(f.io.text).length === 5 ? true : undefined), 10_000, "the new chain");
       again.close();
-      expect(seqsOf(f.io.text)).toEqual([1, 2, 3, 1]);
+      expect(seqsOf(f.io.text)).toEqual([1, 2, 3, 1, 2]);
+      expect(f.io.text).toContain('"type":"audit_gap"');
       expect(f.io.errors).toContain("starts again at seq 1 (after seq 3)");
     } finally {
       await f.stop();

@@ -22,46 +22,15 @@
  *   `audit_gap` event) and are written in order once a retry succeeds; bytes of a line the failed
  *   write left half-written are cut off first, so the chain never holds a broken line.
  */
-import { closeSync, fdatasync, fdatasyncSync, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync, chmodSync, existsSync } from "node:fs";
+import { closeSync, fdatasync, fdatasyncSync, fstatSync, ftruncateSync, openSync, renameSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { buildCheckpointFields, checkpointPayload, formatLine, GENESIS_PREV, type AuditEventType } from "../format/index.ts";
-import { ACTIVE_FILE, listLogFiles, readTail, rotatedName } from "./files.ts";
+import { buildCheckpointFields, checkpointPayload, formatLine, type AuditEventType } from "../format/index.ts";
+import { ACTIVE_FILE, rotatedName } from "./files.ts";
+import { readRecordedSeq, recoverChain } from "./recover.ts";
+import type { AgentAuditLog, AuditSigner, Fields } from "./audit.ts";
 import { writeAtomic } from "../../runtime/atomic-write.ts";
 
-export type Fields = Readonly<Record<string, unknown>>;
-
-/** Where events go: the log, or nowhere (NULL_AUDIT, for tests and the benchmark's baseline). */
-export interface Audit {
-  emit(type: AuditEventType, fields: Fields): void;
-}
-
-export const NULL_AUDIT: Audit = Object.freeze({ emit() {} });
-
-/** What the agent holds of its log: AuditLog, or for bench/audit.ts's baseline binary NullAuditLog. */
-export interface AgentAuditLog extends Audit {
-  readonly healthy: boolean;
-  readonly seq: number;
-  checkpoint(): void;
-  close(): void;
-}
-
-/** Writes nothing: only a binary built with `scripts/build.ts --bench-null-audit` uses it. */
-export class NullAuditLog implements AgentAuditLog {
-  readonly healthy = true;
-  readonly seq = 0;
-  emit(): void {}
-  checkpoint(): void {}
-  close(): void {}
-}
-
-/** Signs checkpoints: the node's (or server's) X.509-SVID. */
-export interface AuditSigner {
-  readonly id: string;
-  /** DER: leaf first, then intermediates. */
-  readonly chain: readonly Uint8Array[];
-  /** ECDSA P-256 SHA-256, IEEE P1363 (r || s). */
-  sign(payload: Uint8Array): Uint8Array;
-}
+export { NULL_AUDIT, NullAuditLog, type AgentAuditLog, type Audit, type AuditSigner, type Fields } from "./audit.ts";
 
 export interface AuditLogOptions {
   readonly dir: string;
@@ -93,16 +62,6 @@ interface Pending {
   readonly type: AuditEventType;
   readonly fields: Fields;
   readonly time: Date;
-}
-
-/** The seq of the checkpoint a state file records, or null when there is none to read. */
-function readRecordedSeq(path: string): number | null {
-  try {
-    const seq = (JSON.parse(readFileSync(path, "utf8")) as { seq?: unknown }).seq;
-    return typeof seq === "number" && Number.isSafeInteger(seq) && seq > 0 ? seq : null;
-  } catch {
-    return null;
-  }
 }
 
 export class AuditLog implements AgentAuditLog {
@@ -157,51 +116,17 @@ export class AuditLog implements AgentAuditLog {
     });
   }
 
-  /** Opens (or creates) the log in `o.dir` and goes on with its chain. */
+  /** Opens (or creates) the log in `o.dir` and goes on with its chain (recover.ts). */
   static open(o: AuditLogOptions): AuditLog {
-    mkdirSync(o.dir, { recursive: true, mode: 0o700 });
-    chmodSync(o.dir, 0o700);
-    const files = listLogFiles(o.dir);
-    let seq = 0;
-    let head = GENESIS_PREV;
-    let since = 0;
-    let torn: { torn: number; firstSeq: number | null } | null = null;
-    const active = join(o.dir, ACTIVE_FILE);
-    // Back through the files (newest first) until the last complete line and the last checkpoint.
-    let haveLast = false;
-    for (const f of [...files].reverse()) {
-      const tail = readTail(f.path);
-      if (f.name === ACTIVE_FILE && tail.tornBytes > 0) torn = { torn: tail.tornBytes, firstSeq: tail.lines.length > 0 ? f.firstSeq : null };
-      const lines = tail.lines;
-      if (!haveLast && lines.length > 0) {
-        const last = lines[lines.length - 1]!;
-        seq = Number(/^\{"seq":(\d+),/.exec(last)?.[1] ?? NaN);
-        if (!Number.isSafeInteger(seq)) throw new Error(`audit: ${f.path}: the last line has no seq: the log is not tidegate's or is damaged (audit verify says more)`);
-        head = new Bun.CryptoHasher("sha256").update(last).digest("hex");
-        haveLast = true;
-      }
-      since += tail.sawCheckpoint ? lines.length - 1 : lines.length;
-      if (tail.sawCheckpoint) break;
-    }
-    // A torn active file keeps its bytes under a name of its own: its first seq when a line of it
-    // is whole, else (only a cut first line) a name readers do not list; never over another file.
-    let recovered: { torn: number; file: string } | null = null;
-    if (torn !== null) {
-      let name = torn.firstSeq !== null ? rotatedName(torn.firstSeq) : `audit-torn-${String(seq + 1).padStart(12, "0")}-${Date.now()}.jsonl`;
-      if (existsSync(join(o.dir, name))) name = `audit-torn-${String(seq + 1).padStart(12, "0")}-${Date.now()}.jsonl`;
-      renameSync(active, join(o.dir, name));
-      recovered = { torn: torn.torn, file: name };
-    }
-    const fd = openSync(active, "a", 0o600);
-    const size = fstatSync(fd).size;
-    const log = new AuditLog(o, { fd, size, fileFirstSeq: size === 0 ? seq + 1 : (listLogFiles(o.dir).at(-1)?.firstSeq ?? seq + 1), seq, head, since });
-    if (recovered !== null) log.emit("audit_recovered", { torn_bytes: recovered.torn, file: recovered.file });
+    const r = recoverChain(o.dir);
+    const log = new AuditLog(o, r);
+    if (r.recovered !== null) log.emit("audit_recovered", { torn_bytes: r.recovered.torn, file: r.recovered.file });
     // The state records a checkpoint beyond what the files hold: lines were removed while the
     // writer was down. The chain goes on from what is there, and says so first.
     const recorded = o.statePath === null ? null : readRecordedSeq(o.statePath);
-    if (recorded !== null && recorded > seq) {
+    if (recorded !== null && recorded > r.seq) {
       const now = (o.now ?? (() => new Date()))().toISOString();
-      log.emit("audit_gap", { dropped: recorded - seq, since: now, until: now, reason: "log_missing", recorded_seq: recorded });
+      log.emit("audit_gap", { dropped: recorded - r.seq, since: now, until: now, reason: "log_missing", recorded_seq: recorded });
     }
     return log;
   }
@@ -413,7 +338,7 @@ export class AuditLog implements AgentAuditLog {
   }
 
   #fsyncSoon(): void {
-    if (!this.#dirty || this.#closed) return;
+    if (!this.#dirty || this.#closed || this.#fd < 0) return;
     this.#dirty = false;
     const fd = this.#fd;
     fdatasync(fd, (e) => {

@@ -32,7 +32,7 @@ import { openUpstream, sessionKeyOf, type UpstreamDeps, type UpstreamTls } from 
 import type { LegPool } from "./leg-pool.ts";
 import { decideRequest, type RequestContext, type RequestDeps, type RequestVerdict } from "./request-policy.ts";
 import { UpstreamLeg, type LegOwner } from "./upstream-leg.ts";
-import { optional } from "../conn-audit.ts";
+import { originForm, requestEvent } from "./request-event.ts";
 
 /** The workload's side: a Bun socket, or a TLS socket terminating its TLS. */
 export interface ClientSide {
@@ -366,24 +366,7 @@ export class HttpExchange implements LegOwner {
 
   /** `head` null: the request broke HTTP/1.1 before its head was whole. */
   private logRequest(head: RequestHead | null, started: number, fields: Fields): void {
-    const { path, secrets, host, rule, status, ...others } = fields;
-    const rest: Fields = {};
-    for (const k in others) {
-      const v = optional(others[k]);
-      if (v !== undefined) rest[k] = v;
-    }
-    const injected = secrets as readonly string[] | undefined;
-    this.deps.audit.emit("http_request", {
-      ...this.base,
-      method: head?.method ?? null,
-      target: (path as string | undefined) ?? (head === null ? null : pathOf(head.target)),
-      host: (host as string | null | undefined) ?? head?.host?.name ?? null,
-      status: status ?? null,
-      rule: rule ?? null,
-      ...rest,
-      ...(injected !== undefined && injected.length > 0 ? { injected } : {}),
-      duration_ms: Math.round(performance.now() - started),
-    });
+    this.deps.audit.emit("http_request", requestEvent(this.base, head, started, fields));
   }
 
   private finish(fields: Fields): void {
@@ -394,23 +377,4 @@ export class HttpExchange implements LegOwner {
     this.client.end();
     this.onDone({ ...fields, requests: this.count, ...(t !== null ? { tunnel_bytes_up: t.bytesUp, tunnel_bytes_down: t.bytesDown } : {}) });
   }
-}
-
-/** The path of a request-target without its query or fragment (which may carry a credential). */
-function pathOf(target: string): string | null {
-  let path = target;
-  if (!target.startsWith("/")) {
-    try {
-      path = new URL(target).pathname;
-    } catch {
-      return null;
-    }
-  }
-  return path.split(/[?#]/, 1)[0] || null;
-}
-
-/** "http://host/p?q" as "/p?q": what an origin server expects. */
-function originForm(target: string): string {
-  const u = new URL(target);
-  return `${u.pathname}${u.search}`;
 }

@@ -1,0 +1,50 @@
+/**
+ * The `http_request` audit event of one intercepted request (docs/audit.md), from the exchange's
+ * fields: the path never with its query or fragment (either may carry a credential), the secrets
+ * injected by name only, optional texts left out when empty (a line the schema refuses would stop
+ * `audit verify` there).
+ */
+import type { RequestHead } from "../../http1/index.ts";
+import { optional } from "../conn-audit.ts";
+
+type Fields = Record<string, unknown>;
+
+export function requestEvent(base: Readonly<Fields>, head: RequestHead | null, started: number, fields: Readonly<Fields>): Fields {
+  const { path, secrets, host, rule, status, ...others } = fields;
+  const rest: Fields = {};
+  for (const k in others) {
+    const v = optional(others[k]);
+    if (v !== undefined) rest[k] = v;
+  }
+  const injected = secrets as readonly string[] | undefined;
+  return {
+    ...base,
+    method: head?.method ?? null,
+    target: (path as string | undefined) ?? (head === null ? null : pathOf(head.target)),
+    host: (host as string | null | undefined) ?? head?.host?.name ?? null,
+    status: status ?? null,
+    rule: rule ?? null,
+    ...rest,
+    ...(injected !== undefined && injected.length > 0 ? { injected } : {}),
+    duration_ms: Math.round(performance.now() - started),
+  };
+}
+
+/** The path of a request-target without its query or fragment, or null when it has none. */
+export function pathOf(target: string): string | null {
+  let path = target;
+  if (!target.startsWith("/")) {
+    try {
+      path = new URL(target).pathname;
+    } catch {
+      return null;
+    }
+  }
+  return path.split(/[?#]/, 1)[0] || null;
+}
+
+/** "http://host/p?q" as "/p?q": what an origin server expects. */
+export function originForm(target: string): string {
+  const u = new URL(target);
+  return `${u.pathname}${u.search}`;
+}
