@@ -271,3 +271,26 @@ describe("OtlpExporter loop: start, notify, stop", () => {
     }
   });
 });
+
+describe("OtlpExporter and a log replaced under its cursor", () => {
+  test("a cursor past the end of the log (removed and begun again) stops with export_source_gap, sending nothing", async () => {
+    const { AuditLog } = await import("../sink/audit-log.ts");
+    const { FileSource } = await import("./file-source.ts");
+    const dir = join(tmp, `replaced-${++dirs}`);
+    const log = AuditLog.open({ dir, statePath: null, signer: () => null });
+    for (let i = 0; i < 3; i++) log.emit("admin", { action: `a${i}`, actor: null, detail: null });
+    log.close();
+    const collector = TestCollector.start();
+    try {
+      const h = harness({ url: collector.url, source: new FileSource(dir) });
+      await h.cursor.save(10); // delivered up to seq 10 of the chain that was there before
+      const err = await h.exporter.runOnce().then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(ExportError);
+      expect((err as ExportError).code).toBe("export_source_gap");
+      expect((err as Error).message).toContain("ends at seq 3, before the cursor's seq 10");
+      expect(collector.received).toEqual([]);
+    } finally {
+      await collector.close();
+    }
+  });
+});

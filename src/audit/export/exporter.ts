@@ -31,6 +31,8 @@ export type { ParsedEvent } from "../otlp/encode.ts";
 export interface EventSource {
   /** Up to `max` events with seq above `afterSeq`, in seq order; [] when there is none yet. */
   read(afterSeq: number, max: number): Promise<ParsedEvent[]>;
+  /** The seq of the last complete event there is now (null: none), when the source can tell. */
+  lastSeq?(): Promise<number | null>;
 }
 
 export interface ExportCursor {
@@ -174,6 +176,12 @@ export class OtlpExporter {
       if (this.#acked === null) {
         const seq = await this.#o.cursor.load();
         if (!Number.isSafeInteger(seq) || seq < 0) throw new ExportError("export_bad_cursor", `audit: export: the cursor ${seq} is not a seq`);
+        // A cursor past the end of the log: the log was replaced (removed and begun again at seq
+        // 1). Reading after the cursor would skip the new chain's first events in silence.
+        const last = seq > 0 ? ((await this.#o.source.lastSeq?.()) ?? undefined) : undefined;
+        if (last !== undefined && (last ?? 0) < seq) {
+          throw new ExportError("export_source_gap", `audit: export: the log ends at seq ${last ?? 0}, before the cursor's seq ${seq}: it was replaced or cut; nothing is skipped (reset the cursor to export the log as it is now)`);
+        }
         this.#acked = seq;
       }
       while (!this.#stopping) {

@@ -16,6 +16,7 @@
  * same seq. The events are not checked for continuity or hashes here: the exporter refuses a gap,
  * `tidegate audit verify` checks the chain.
  */
+import { readTail } from "../sink/files.ts";
 import { open, readdir, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import type { EventSource, ParsedEvent } from "./exporter.ts";
@@ -46,6 +47,23 @@ export class FileSource implements EventSource {
 
   constructor(dir: string) {
     this.#dir = dir;
+  }
+
+  /** The last complete line's seq in the newest file that holds one (null: no line at all). */
+  async lastSeq(): Promise<number | null> {
+    const files = await this.#list();
+    for (let i = files.length - 1; i >= 0; i--) {
+      let tail;
+      try {
+        tail = readTail(join(this.#dir, files[i]!.name));
+      } catch {
+        continue;
+      }
+      const last = tail.lines.at(-1);
+      const m = last === undefined ? null : /^\{"seq":(\d+),/.exec(last);
+      if (m !== null) return Number(m[1]);
+    }
+    return null;
   }
 
   async read(afterSeq: number, max: number): Promise<ParsedEvent[]> {
