@@ -22,9 +22,11 @@
  *    and forwards only to a peer whose chain tidegate's verifier accepts as `server_id`
  *    (upstream.ts); `intercept` (and `inspect`, a rule with http conditions) hands the connection
  *    to intercept/serve.ts, which decides, rewrites and re-originates every HTTP request on it.
- * Every connection ends in one `egress` log line with the process identity, the decision, a
- * connection id (for TLS legs the exporter value the far end computes alike, peer-tls.ts) and, for
- * a forwarded one, the upstream, the peer's SPIFFE ID, bytes each way and duration.
+ * Every connection has a conn_open and a conn_close audit event (conn-audit.ts) with the process
+ * identity, the decision, a connection id (for TLS legs the exporter value the far end computes
+ * alike, peer-tls.ts) and, for a forwarded one, the upstream, the peer's SPIFFE ID, bytes each way
+ * and duration. While the audit log cannot be written (audit.on_failure: refuse, `accepting`),
+ * a new connection is closed at once.
  */
 import type { Audit } from "../audit/sink/audit-log.ts";
 import { connAudit } from "./conn-audit.ts";
