@@ -1,8 +1,7 @@
 /**
  * The portable core (../shared/STYLE.md point 2): code that uses web-standard APIs and npm
  * packages only, whose tests run under both Bun and Deno. Folders, or single files where a
- * folder mixes portable logic with runtime adapters (attestation's matching rule, say). The
- * parsing half of mcp joins as it lands.
+ * folder mixes portable logic with runtime adapters (attestation's matching rule, say).
  */
 export const PORTABLE_PATHS: readonly string[] = [
   "src/spiffe",
@@ -17,6 +16,7 @@ export const PORTABLE_PATHS: readonly string[] = [
   "src/attest/errors.ts",
   "src/audit/format",
   "src/audit/otlp",
+  "src/mcp",
 ];
 
 /** Files under those folders that may touch the runtime (none yet): adapters live elsewhere. */

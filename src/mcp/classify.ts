@@ -1,0 +1,58 @@
+/**
+ * What policy and audit need from a request or notification (DESIGN.md section 6; MCP
+ * 2025-11-25 "Server Features"). Decided on the parsed body alone, never on HTTP headers.
+ *
+ * Rejected with mcp_invalid_params (JSON-RPC -32602): a tools/call whose params.name is missing
+ * or not a tool name as the policy writes them (1-128 of letters, digits, '_', '-', '.'), or
+ * whose arguments are present but not an object; a resources/read without a string uri; a
+ * prompts/get without a string name. Anything else is classified, never refused here.
+ */
+import { mcpError } from "./errors.ts";
+import { canonicalJson, isJsonObject, sha256Hex } from "./json.ts";
+import type { McpNotification, McpRequest } from "./message.ts";
+
+/** The policy's tool name syntax (src/policy/schema.ts). */
+export const TOOL_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
+
+export type Classification =
+  | { readonly kind: "tool_call"; readonly tool: string; readonly argsSha256: string }
+  | { readonly kind: "resource_read"; readonly uri: string }
+  | { readonly kind: "prompt_get"; readonly name: string }
+  | { readonly kind: "tools_list" }
+  | { readonly kind: "resources_list" }
+  | { readonly kind: "prompts_list" }
+  | { readonly kind: "initialize" }
+  | { readonly kind: "notification"; readonly method: string }
+  | { readonly kind: "other"; readonly method: string };
+
+const LISTS: ReadonlyMap<string, Classification> = new Map<string, Classification>([
+  ["tools/list", Object.freeze({ kind: "tools_list" })],
+  ["resources/list", Object.freeze({ kind: "resources_list" })],
+  ["prompts/list", Object.freeze({ kind: "prompts_list" })],
+  ["initialize", Object.freeze({ kind: "initialize" })],
+]);
+
+/** Classifies `m`; a tool call's arguments (absent: `{}`) are hashed as canonical JSON. */
+export async function classify(m: McpRequest | McpNotification): Promise<Classification> {
+  if (m.kind === "notification") return Object.freeze({ kind: "notification", method: m.method });
+  const id = m.id;
+  const params = m.params ?? {};
+  switch (m.method) {
+    case "tools/call": {
+      const name = params.name;
+      if (typeof name !== "string") throw mcpError("mcp_invalid_params", "a tools/call without a string params.name", id);
+      if (!TOOL_NAME.test(name)) throw mcpError("mcp_invalid_params", "a tools/call whose name is not 1-128 of letters, digits, '_', '-', '.'", id);
+      const args = params.arguments ?? {};
+      if (!isJsonObject(args)) throw mcpError("mcp_invalid_params", `tools/call ${name} with arguments that are not an object`, id);
+      return Object.freeze({ kind: "tool_call", tool: name, argsSha256: await sha256Hex(canonicalJson(args)) });
+    }
+    case "resources/read":
+      if (typeof params.uri !== "string") throw mcpError("mcp_invalid_params", "a resources/read without a string params.uri", id);
+      return Object.freeze({ kind: "resource_read", uri: params.uri });
+    case "prompts/get":
+      if (typeof params.name !== "string") throw mcpError("mcp_invalid_params", "a prompts/get without a string params.name", id);
+      return Object.freeze({ kind: "prompt_get", name: params.name });
+    default:
+      return LISTS.get(m.method) ?? Object.freeze({ kind: "other", method: m.method });
+  }
+}
