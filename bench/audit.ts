@@ -19,7 +19,8 @@
  *   taskset -c 0,1 bun bench/audit.ts [--reps 3] [--duration 10] [--conns 16] [--json FILE] [--keep]
  *
  * TIDEGATE_BENCH_PROFILE_DIR=DIR: the agents run under Bun's CPU profiler (BUN_OPTIONS), each
- * writing a .cpuprofile into DIR when it stops.
+ * writing a .cpuprofile into DIR when it stops. TIDEGATE_BENCH_AUDIT_BASE=DIR: the agents' audit
+ * folders go there (a tmpfs such as /dev/shm tells the disk's share of the cost from the rest).
  */
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -47,6 +48,7 @@ async function tearDown(): Promise<void> {
       if (r.exitCode !== 0) console.error(`bench: uninstall: ${r.stderr.toString()}`);
     }
     rmSync(join(procs.dir, "tidegate"), { recursive: true, force: true });
+    for (const d of Object.values(tide.auditDirs)) rmSync(d, { recursive: true, force: true });
   }
   tide = null;
 }

@@ -104,7 +104,11 @@ async function standUp(procs: Procs, backendPort: number, rule: string, configur
   };
   const inst = instanceNames(process.pid);
   const serverFlags = ["--instance", inst.a, "--state-dir", d("server-state"), "--run-dir", d("server-run"), "--server-config", join(dir, "server.yaml"), "--audit-dir", d("server-audit")];
-  const nodeFlags = (instance: string, n: string) => ["--instance", instance, "--state-dir", d(`${n}-state`), "--run-dir", d(`${n}-run`), "--config", join(dir, `${n}.yaml`), "--audit-dir", d(`${n}-audit`)];
+  // TIDEGATE_BENCH_AUDIT_BASE=DIR puts the agents' audit folders there (a tmpfs, to tell the
+  // disk's share of the audit log's cost from the rest: bench/audit.ts).
+  const auditBase = process.env.TIDEGATE_BENCH_AUDIT_BASE;
+  const auditDir = (n: string) => (auditBase !== undefined ? join(auditBase, `${inst.a}-${n}-audit`) : d(`${n}-audit`));
+  const nodeFlags = (instance: string, n: string) => ["--instance", instance, "--state-dir", d(`${n}-state`), "--run-dir", d(`${n}-run`), "--config", join(dir, `${n}.yaml`), "--audit-dir", auditDir(n)];
   const flags = { a: nodeFlags(inst.a, "a"), b: nodeFlags(inst.b, "b") };
   const listenPort = freePort(DIAL.host);
 
@@ -157,8 +161,8 @@ async function standUp(procs: Procs, backendPort: number, rule: string, configur
     agentPids: pids,
     flags,
     log: logOf,
-    audit: (n) => readAudit(join(dir, `${n}-audit`)),
-    auditDirs: { a: join(dir, "a-audit"), b: join(dir, "b-audit") },
+    audit: (n) => readAudit(auditDir(n)),
+    auditDirs: { a: auditDir("a"), b: auditDir("b") },
   };
 }
 
