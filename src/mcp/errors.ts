@@ -15,6 +15,8 @@ export const MCP_ERROR_CODES = [
   "mcp_too_large",
   /** Objects and arrays nested deeper than `maxDepth` (JSON-RPC -32600). */
   "mcp_too_deep",
+  /** An object key given twice: parsers disagree on which value counts (JSON-RPC -32600). */
+  "mcp_duplicate_key",
   /** Not a JSON-RPC 2.0 request, notification, result or error response: jsonrpc, id, method, result or error of the wrong shape (JSON-RPC -32600). */
   "mcp_invalid_request",
   /** Params that are not an object, or a tools/call, resources/read or prompts/get without its name or uri (JSON-RPC -32602). */
@@ -59,6 +61,7 @@ const JSON_RPC_CODE: Readonly<Record<McpErrorCode, number>> = Object.freeze({
   mcp_batch: INVALID_REQUEST,
   mcp_too_large: INVALID_REQUEST,
   mcp_too_deep: INVALID_REQUEST,
+  mcp_duplicate_key: INVALID_REQUEST,
   mcp_invalid_request: INVALID_REQUEST,
   mcp_invalid_params: INVALID_PARAMS,
   mcp_invalid_result: INTERNAL_ERROR,

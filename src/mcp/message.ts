@@ -9,10 +9,12 @@
  * UTF-8 or not JSON (mcp_parse_error), a JSON array (mcp_batch: batches were removed in
  * 2025-06-18), over `maxBytes` (mcp_too_large), nested deeper than `maxDepth` (mcp_too_deep),
  * anything else of the wrong shape (mcp_invalid_request), params that are not an object
- * (mcp_invalid_params). Duplicate object keys keep the last value, as JSON.parse does.
+ * (mcp_invalid_params); an object key given twice (mcp_duplicate_key: parsers disagree on which
+ * value counts, so policy and server could read different tools).
  */
 import { type JsonRpcId, McpError, mcpError } from "./errors.ts";
 import { freezeDeep, isJsonObject, type JsonObject } from "./json.ts";
+import { firstDuplicateKey } from "./duplicate-keys.ts";
 
 export interface MessageLimits {
   /** UTF-8 bytes of one message; default 4 MiB. */
@@ -79,6 +81,9 @@ export function parseMessage(input: Uint8Array | string, limits?: Partial<Messag
   if (Array.isArray(value)) throw mcpError("mcp_batch", "a JSON-RPC batch (refused since MCP 2025-06-18)");
   if (!isJsonObject(value)) throw mcpError("mcp_invalid_request", "a message that is not a JSON object");
   if (freezeDeep(value, maxDepth) < 0) throw mcpError("mcp_too_deep", `a message nested over ${maxDepth} levels`);
+  // After the depth check, so the scan's stack stays bounded too.
+  const dup = firstDuplicateKey(text);
+  if (dup !== null) throw mcpError("mcp_duplicate_key", `a message with the key ${JSON.stringify(dup.slice(0, 64))} given twice in one object`);
   return Object.freeze(shape(value));
 }
 

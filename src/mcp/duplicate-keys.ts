@@ -1,0 +1,49 @@
+/**
+ * Finds an object key given twice in a JSON text. JSON.parse keeps the last value of a repeated
+ * key; another parser (the MCP server's) may keep the first, so `{"name":"allowed","name":"denied"}`
+ * could be decided as one tool and run as the other. Messages with a repeated key are refused.
+ *
+ * Runs over text JSON.parse has already accepted (so the structure is well formed), in one pass:
+ * a stack of the keys seen in each open object; keys are compared decoded ("a" and "\u0061" are
+ * the same key). Returns the first repeated key's decoded text, or null.
+ */
+export function firstDuplicateKey(text: string): string | null {
+  const stack: (Set<string> | null)[] = [];
+  /** In an object, the next string is a key (after "{" or ","). */
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x7b /* { */) {
+      stack.push(new Set());
+      expectKey = true;
+    } else if (c === 0x5b /* [ */) {
+      stack.push(null);
+      expectKey = false;
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      stack.pop();
+      expectKey = false;
+    } else if (c === 0x2c /* , */) {
+      expectKey = stack.at(-1) instanceof Set;
+    } else if (c === 0x22 /* " */) {
+      let j = i + 1;
+      let escaped = false;
+      for (; j < text.length; j++) {
+        const d = text.charCodeAt(j);
+        if (d === 0x5c /* \ */) {
+          escaped = true;
+          j++;
+        } else if (d === 0x22) break;
+      }
+      if (expectKey) {
+        const raw = text.slice(i, j + 1);
+        const key = escaped ? (JSON.parse(raw) as string) : raw.slice(1, -1);
+        const seen = stack.at(-1)!;
+        if (seen.has(key)) return key;
+        seen.add(key);
+        expectKey = false;
+      }
+      i = j;
+    }
+  }
+  return null;
+}
