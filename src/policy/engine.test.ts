@@ -48,6 +48,11 @@ egress:
     to: { host: mcp.partner.test, port: 443 }
     action: intercept
     mcp: { tools: { allow: [send_email, read_inbox], deny: [read_inbox] } }
+  - name: glob-tools
+    from: spiffe://example.org/agent/*
+    to: { host: files.partner.test, port: 443 }
+    action: intercept
+    mcp: { tools: { allow: ["read_*", "list_?"], deny: ["read_secret*"] } }
   - name: plain-upgrade
     from: "spiffe://example.org/**"
     to: { host: plain.test, port: 80 }
@@ -100,6 +105,11 @@ const CASES: [string, Query, string][] = [
   ["an allowed tool", q(AGENT, "mcp.partner.test", 443, { tool: "send_email" }), "allow intercept by rule partner-tools (upstream port 443)"],
   ["a tool not in allow", q(AGENT, "mcp.partner.test", 443, { tool: "delete_all" }), "deny: rule partner-tools does not allow this MCP tool"],
   ["a tool in allow and in deny: deny wins", q(AGENT, "mcp.partner.test", 443, { tool: "read_inbox" }), "deny: rule partner-tools does not allow this MCP tool"],
+  ["a tool a glob allows", q(AGENT, "files.partner.test", 443, { tool: "read_file" }), "allow intercept by rule glob-tools (upstream port 443)"],
+  ["a tool '?' allows (one character)", q(AGENT, "files.partner.test", 443, { tool: "list_a" }), "allow intercept by rule glob-tools (upstream port 443)"],
+  ["'?' is exactly one character", q(AGENT, "files.partner.test", 443, { tool: "list_ab" }), "deny: rule glob-tools does not allow this MCP tool"],
+  ["a tool a deny glob names, though allow's glob matches: deny wins", q(AGENT, "files.partner.test", 443, { tool: "read_secrets" }), "deny: rule glob-tools does not allow this MCP tool"],
+  ["a tool no allow glob matches", q(AGENT, "files.partner.test", 443, { tool: "write_file" }), "deny: rule glob-tools does not allow this MCP tool"],
   ["no tool (initialize, tools/list): the rule allows", q(AGENT, "mcp.partner.test", 443), "allow intercept by rule partner-tools (upstream port 443)"],
   ["upstream.port replaces the dialled port", q(AGENT, "plain.test", 80), "allow intercept by rule plain-upgrade (upstream port 443)"],
   ["udp to the resolver", q(AGENT, "10.0.0.53", 53, { proto: "udp" }), "allow direct by rule resolver (upstream port 53)"],
@@ -138,7 +148,7 @@ describe("explain: near misses and the rules tried", () => {
   });
   test("no host named: the host rules that would match otherwise", () => {
     const e = explain(policy, { from: AGENT, proto: "tcp", port: 443, address: parseIp("192.0.2.1"), name: null, tool: null });
-    assert.deepEqual(e.nearMisses.map((m) => [m.rule.name, m.field]), [["one-label", "to.host"], ["partner-tools", "to.host"]]);
+    assert.deepEqual(e.nearMisses.map((m) => [m.rule.name, m.field]), [["one-label", "to.host"], ["partner-tools", "to.host"], ["glob-tools", "to.host"]]);
     assert.match(e.nearMisses[0]!.why, /named no host/);
   });
   test("a rule for another caller is not a near miss", () => {

@@ -20,6 +20,7 @@
  */
 import type { TrustDomain } from "../spiffe/index.ts";
 import { PolicyError } from "./errors.ts";
+import { toolDecider } from "../mcp/tool-filter.ts";
 import { normalizeServerName } from "./host-name.ts";
 import type { Action, DnsSettings, EgressRule, IdPattern, InboundRule, Policy, ToolFilter, Workload } from "./model.ts";
 import { PolicySchema, type EgressInput, type PolicyInput } from "./schema.ts";
@@ -43,7 +44,8 @@ function trustDomainOf(text: string): string {
 
 function toolFilter(t: { tools: { allow?: string[] | undefined; deny?: string[] | undefined } } | undefined): ToolFilter | null {
   if (t === undefined) return null;
-  return Object.freeze({ allow: t.tools.allow === undefined ? null : new Set(t.tools.allow), deny: new Set(t.tools.deny ?? []) });
+  const filter = { allow: t.tools.allow === undefined ? null : new Set(t.tools.allow), deny: new Set(t.tools.deny ?? []) };
+  return Object.freeze({ ...filter, decide: toolDecider(filter) });
 }
 
 function checkEgress(r: EgressInput, at: Path, fail: FailFn, ours: TrustDomain, known: ReadonlySet<string>): void {

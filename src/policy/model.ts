@@ -33,8 +33,11 @@ export interface HttpMatch {
 
 /** MCP tool filter of a rule: a tool is allowed when `allow` is null or names it, and `deny` does not. */
 export interface ToolFilter {
+  /** Names or glob patterns (`*` any run, `?` one character). */
   readonly allow: ReadonlySet<string> | null;
   readonly deny: ReadonlySet<string>;
+  /** The filter compiled once (src/mcp/tool-filter.ts): allowed, denied, or not in allow. */
+  readonly decide: (tool: string) => "allowed" | "denied" | "not_allowed";
 }
 
 export interface EgressRule {

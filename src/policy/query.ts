@@ -65,7 +65,7 @@ export function decideWith(rule: EgressRule, q: Query, intercepted: boolean): De
   if (rule.action === "deny") return { verdict: "deny", rule, reason: "rule" };
   if (intercepted && rule.action !== "intercept") return { verdict: "deny", rule, reason: "not_interceptable" };
   const tool = q.tool ?? null;
-  if (tool !== null && rule.tools !== null && ((rule.tools.allow !== null && !rule.tools.allow.has(tool)) || rule.tools.deny.has(tool))) {
+  if (tool !== null && rule.tools !== null && rule.tools.decide(tool) !== "allowed") {
     return { verdict: "deny", rule, reason: "tool" };
   }
   return { verdict: "allow", rule, action: rule.action, upstreamPort: rule.upstreamPort ?? q.port };

