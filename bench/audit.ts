@@ -29,7 +29,7 @@ import { interference, median, sample, wrkArgs, type Sample } from "./lib-measur
 import { freePort, httpPeerCommands, makeCerts, renderHttpConfigs, withChildren, type HttpPorts } from "./lib-peers.ts";
 import { Procs, waitListening } from "./lib-procs.ts";
 import { startBench } from "./lib-start.ts";
-import { BINARY, HTTP_HOST, startTidegateHttpPath, uninstallRun, WORKLOAD_ENV, type TidegatePath } from "./lib-tidegate.ts";
+import { benchCleanup, BINARY, HTTP_HOST, startTidegateHttpPath, stopTidegatePath, WORKLOAD_ENV, type TidegatePath } from "./lib-tidegate.ts";
 
 const NULL_BINARY = join(import.meta.dir, "..", "dist", "tidegate-bench-null-audit");
 const { reps, seconds, conns, json, keep, mount } = await startBench({ json: "/tmp/tidegate-bench-audit.json", tools: [["nginx", "nginx-light"], ["wrk", "wrk"], ["curl", "curl"], ["openssl", "openssl"]] });
@@ -39,31 +39,14 @@ const procs = new Procs();
 let tide: (TidegatePath & { secret: string }) | null = null;
 let running: { kill(sig?: number | NodeJS.Signals): void } | null = null;
 
-/** Stops the agents and the server of the current stand and removes their kernel state. */
+/** Stops the current stand before the next variant stands a fresh one up (its folder too). */
 async function tearDown(): Promise<void> {
-  for (const n of ["tg-agent-a", "tg-agent-b", "tg-server"]) await procs.stop(n);
-  if (tide !== null) {
-    for (const f of [tide.flags.a, tide.flags.b]) {
-      const r = Bun.spawnSync([BINARY, "agent", "--uninstall", ...f], { stdout: "pipe", stderr: "pipe" });
-      if (r.exitCode !== 0) console.error(`bench: uninstall: ${r.stderr.toString()}`);
-    }
-    rmSync(join(procs.dir, "tidegate"), { recursive: true, force: true });
-    for (const d of Object.values(tide.auditDirs)) rmSync(d, { recursive: true, force: true });
-  }
+  await stopTidegatePath(procs, tide);
+  rmSync(join(procs.dir, "tidegate"), { recursive: true, force: true });
   tide = null;
 }
 
-let cleaning: Promise<void> | null = null;
-const cleanup = () =>
-  (cleaning ??= (async () => {
-    running?.kill("SIGKILL");
-    await tearDown();
-    await procs.stopAll();
-    if (mount !== null) await uninstallRun(process.pid, mount).catch((e: unknown) => console.error(`bench: ${String(e)}`));
-    if (keep) console.error(`bench: kept ${procs.dir}`);
-    else rmSync(procs.dir, { recursive: true, force: true });
-  })());
-for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => void cleanup().finally(() => process.exit(130)));
+const cleanup = benchCleanup({ procs, tide: () => tide, running: () => running, mount, keep });
 
 const wrk = (t: TidegatePath, secs: number) => [...t.runPrefix, "wrk", "-H", `Host: ${HTTP_HOST}`, ...wrkArgs("ka1k", `http://${t.host}:${t.port}`, secs, conns)];
 const httpEvents = (t: TidegatePath) => t.audit("a").filter((l) => l.type === "http_request").length;

@@ -13,7 +13,7 @@
  * their default sync interval; their JSON log lines go to files in the run's folder.
  */
 import { readAudit, type AuditLine } from "../test/helpers/audit-files.ts";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { callUnix } from "../src/runtime/unix-http.ts";
 import { freePort, type PathSpec } from "./lib-peers.ts";
@@ -259,3 +259,38 @@ inbound:
   }, agentBinary, agentEnv);
   return { ...path, secret };
 }
+
+/**
+ * Stops a path's agents and server and removes their kernel state (each agent's --uninstall),
+ * their folder and audit folders (which may live elsewhere: TIDEGATE_BENCH_AUDIT_BASE).
+ */
+export async function stopTidegatePath(procs: Procs, tide: TidegatePath | null): Promise<void> {
+  for (const n of ["tg-agent-a", "tg-agent-b", "tg-server"]) await procs.stop(n);
+  if (tide === null) return;
+  for (const [n, f] of [["a", tide.flags.a], ["b", tide.flags.b]] as const) {
+    const r = Bun.spawnSync([BINARY, "agent", "--uninstall", ...f], { stdout: "pipe", stderr: "pipe" });
+    if (r.exitCode !== 0) console.error(`bench: uninstall of ${n}: ${r.stderr.toString()}`);
+  }
+  for (const d of Object.values(tide.auditDirs)) rmSync(d, { recursive: true, force: true });
+}
+
+/**
+ * The one cleanup of a benchmark, run once (on the way out, or at SIGINT/SIGTERM, exiting 130):
+ * the wrk in flight killed, the tidegate path stopped, every child stopped, `tidegate run`'s
+ * cgroups removed, the run's folder removed unless kept.
+ */
+export function benchCleanup(o: { procs: Procs; tide: () => TidegatePath | null; running: () => { kill(sig?: number | NodeJS.Signals): void } | null; mount: string | null; keep: boolean }): () => Promise<void> {
+  let cleaning: Promise<void> | null = null;
+  const cleanup = () =>
+    (cleaning ??= (async () => {
+      o.running()?.kill("SIGKILL");
+      await stopTidegatePath(o.procs, o.tide());
+      await o.procs.stopAll();
+      if (o.mount !== null) await uninstallRun(process.pid, o.mount).catch((e: unknown) => console.error(`bench: ${String(e)}`));
+      if (o.keep) console.error(`bench: kept ${o.procs.dir}`);
+      else rmSync(o.procs.dir, { recursive: true, force: true });
+    })());
+  for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => void cleanup().finally(() => process.exit(130)));
+  return cleanup;
+}
+

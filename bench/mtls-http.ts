@@ -25,38 +25,21 @@
  * Interference (steal plus CPU used outside the benchmark) and retries, --no-tidegate, --keep and
  * the cleanup of leftovers work as in bench/mtls.ts.
  */
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { probeHost } from "../src/runtime/host.ts";
 import { interference, median, sample, wrkArgs, type Sample } from "./lib-measure.ts";
 import { freePort, httpPeerCommands, httpPeerPaths, makeCerts, renderHttpConfigs, withChildren, type HttpPorts, type PathSpec } from "./lib-peers.ts";
 import { Procs, waitListening } from "./lib-procs.ts";
 import { startBench } from "./lib-start.ts";
 import { judgeHttp, markdownHttp } from "./lib-report.ts";
-import { BINARY, HTTP_HOST, SECRET_NAME, startTidegateHttpPath, uninstallRun, WORKLOAD_ENV, type TidegatePath } from "./lib-tidegate.ts";
+import { benchCleanup, HTTP_HOST, SECRET_NAME, startTidegateHttpPath, WORKLOAD_ENV, type TidegatePath } from "./lib-tidegate.ts";
 
 const { reps, seconds, conns, maxInterference, retries, json, keep, withTidegate, mount } = await startBench({ json: "/tmp/tidegate-bench-mtls-http.json", tools: [["nginx", "nginx-light"], ["haproxy", "haproxy"], ["wrk", "wrk"], ["openssl", "openssl"], ["curl", "curl"]] });
 
 const procs = new Procs();
 let tide: (TidegatePath & { secret: string }) | null = null;
 let running: { kill(sig?: number | NodeJS.Signals): void } | null = null;
-let cleaning: Promise<void> | null = null;
-const cleanup = () =>
-  (cleaning ??= (async () => {
-    running?.kill("SIGKILL");
-    for (const n of ["tg-agent-a", "tg-agent-b"]) await procs.stop(n);
-    await procs.stop("tg-server");
-    if (tide !== null) {
-      for (const [n, f] of [["a", tide.flags.a], ["b", tide.flags.b]] as const) {
-        const r = Bun.spawnSync([BINARY, "agent", "--uninstall", ...f], { stdout: "pipe", stderr: "pipe" });
-        if (r.exitCode !== 0) console.error(`bench: uninstall of ${n}: ${r.stderr.toString()}`);
-      }
-    }
-    await procs.stopAll();
-    if (mount !== null) await uninstallRun(process.pid, mount).catch((e: unknown) => console.error(`bench: ${String(e)}`));
-    if (keep) console.error(`bench: kept ${procs.dir}`);
-    else rmSync(procs.dir, { recursive: true, force: true });
-  })());
-for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => void cleanup().finally(() => process.exit(130)));
+const cleanup = benchCleanup({ procs, tide: () => tide, running: () => running, mount, keep });
 
 const HOST_HEADER = `Host: ${HTTP_HOST}`;
 /** wrk's ka1k arguments with the Host every path gets. */

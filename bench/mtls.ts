@@ -29,38 +29,21 @@
  * configs) in /tmp. Everything it starts is stopped at the end, on an error and on SIGINT/SIGTERM;
  * leftovers of a run that was killed are removed at the start of the next (bench/lib-procs.ts).
  */
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { probeHost } from "../src/runtime/host.ts";
 import { interference, median, memory, sample, TESTS, wrkArgs, type Sample } from "./lib-measure.ts";
 import { freePort, makeCerts, peerCommands, peerPaths, renderConfigs, withChildren, type PathSpec, type Ports } from "./lib-peers.ts";
 import { Procs, waitListening } from "./lib-procs.ts";
 import { startBench } from "./lib-start.ts";
 import { judge, markdown, type ProcMemory } from "./lib-report.ts";
-import { BINARY, startTidegatePath, uninstallRun, WORKLOAD_ENV, type TidegatePath } from "./lib-tidegate.ts";
+import { benchCleanup, startTidegatePath, WORKLOAD_ENV, type TidegatePath } from "./lib-tidegate.ts";
 
 const { reps, seconds, conns, maxInterference, retries, json, keep, withTidegate, mount } = await startBench({ json: "/tmp/tidegate-bench-mtls.json", tools: [["nginx", "nginx-light"], ["haproxy", "haproxy"], ["stunnel", "stunnel4"], ["wrk", "wrk"], ["openssl", "openssl"]], files: [["/usr/lib/nginx/modules/ngx_stream_module.so", "nginx's stream module is missing (libnginx-mod-stream): run 'sh bench/install-peers.sh'"]] });
 
 const procs = new Procs();
 let tide: TidegatePath | null = null;
 let running: { kill(sig?: number | NodeJS.Signals): void } | null = null;
-let cleaning: Promise<void> | null = null;
-const cleanup = () =>
-  (cleaning ??= (async () => {
-    running?.kill("SIGKILL");
-    for (const n of ["tg-agent-a", "tg-agent-b"]) await procs.stop(n);
-    await procs.stop("tg-server");
-    if (tide !== null) {
-      for (const [n, f] of [["a", tide.flags.a], ["b", tide.flags.b]] as const) {
-        const r = Bun.spawnSync([BINARY, "agent", "--uninstall", ...f], { stdout: "pipe", stderr: "pipe" });
-        if (r.exitCode !== 0) console.error(`bench: uninstall of ${n}: ${r.stderr.toString()}`);
-      }
-    }
-    await procs.stopAll();
-    if (mount !== null) await uninstallRun(process.pid, mount).catch((e: unknown) => console.error(`bench: ${String(e)}`));
-    if (keep) console.error(`bench: kept ${procs.dir}`);
-    else rmSync(procs.dir, { recursive: true, force: true });
-  })());
-for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => void cleanup().finally(() => process.exit(130)));
+const cleanup = benchCleanup({ procs, tide: () => tide, running: () => running, mount, keep });
 
 /** GET /1k and /1m through a path: sizes and the 1 MiB file's hash. */
 async function sanity(path: PathSpec, prefix: string[], env: Record<string, string>, want: string): Promise<void> {

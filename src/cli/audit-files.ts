@@ -9,7 +9,7 @@
 import { closeSync, existsSync, fstatSync, openSync, readSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { TidegateError } from "../errors.ts";
-import { ACTIVE_FILE, listLogFiles } from "../audit/sink/files.ts";
+import { ACTIVE_FILE, listLogFiles, ROTATED_FILE as ROTATED } from "../audit/sink/files.ts";
 import { UsageError } from "./usage-error.ts";
 
 export const AUDIT_CLI_ERROR_CODES = [
@@ -28,7 +28,6 @@ export interface LogSource {
   readonly firstSeq: number | null;
 }
 
-const ROTATED = /^audit-(\d{12})\.jsonl$/;
 const FIRST_SEQ = /^\{"seq":(\d+),/;
 
 /** The seq of the first line of `path` (read from its first 4 KiB), or null. */

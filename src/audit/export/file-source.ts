@@ -16,14 +16,13 @@
  * same seq. The events are not checked for continuity or hashes here: the exporter refuses a gap,
  * `tidegate audit verify` checks the chain.
  */
-import { readTail } from "../sink/files.ts";
 import { open, readdir, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import type { EventSource, ParsedEvent } from "./exporter.ts";
 import { ExportError } from "./errors.ts";
+import { ACTIVE_FILE, readTail, ROTATED_FILE as ROTATED } from "../sink/files.ts";
 
-export const ACTIVE_FILE = "audit.jsonl";
-const ROTATED = /^audit-\d{12}\.jsonl$/;
+export { ACTIVE_FILE };
 export const MAX_LINE_BYTES = 16 * 1024 * 1024;
 const CHUNK = 256 * 1024;
 const NL = 0x0a;

@@ -12,7 +12,9 @@ export const ACTIVE_FILE = "audit.jsonl";
 export const AUDIT_STATE_FILE = "audit-checkpoint.json";
 /** In the state directory: the last seq the agent's continuous export delivered. */
 export const AUDIT_EXPORT_CURSOR_FILE = "audit-export.json";
-const ROTATED = /^audit-(\d{12})\.jsonl$/;
+/** A rotated file's name; the capture is its first seq. */
+export const ROTATED_FILE = /^audit-(\d{12})\.jsonl$/;
+
 
 export function rotatedName(firstSeq: number): string {
   return `audit-${String(firstSeq).padStart(12, "0")}.jsonl`;
@@ -37,7 +39,7 @@ export function listLogFiles(dir: string): LogFile[] {
   if (!existsSync(dir)) return [];
   const files: LogFile[] = [];
   for (const name of readdirSync(dir)) {
-    const m = ROTATED.exec(name);
+    const m = ROTATED_FILE.exec(name);
     if (m === null && name !== ACTIVE_FILE) continue;
     const path = join(dir, name);
     const seq = firstSeqOf(path) ?? (m !== null ? Number(m[1]) : null);
