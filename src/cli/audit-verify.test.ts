@@ -67,11 +67,13 @@ describe("audit verify: an intact log", () => {
     const other = await verify(p, ["--signer", "spiffe://example.org/tidegate/agent/node-2"]);
     expect(other.code).toBe(1);
     expect(other.out).toContain("is signed by spiffe://example.org/tidegate/agent/node-1, not by spiffe://example.org/tidegate/agent/node-2");
-    writeFileSync(join(p.stateDir, "agent", "agent.json"), JSON.stringify({ spiffe_id: "spiffe://example.org/tidegate/agent/node-9" }));
+    writeFileSync(join(p.stateDir, "agent", "agent.json"), JSON.stringify({ server: "https://127.0.0.1:1", api_port: 2, trust_domain: "example.org", node: "node-9", spiffe_id: "spiffe://example.org/tidegate/agent/node-9" }));
     try {
       const byState = await verify(p);
       expect(byState.code).toBe(1);
       expect(byState.out).toContain("not by spiffe://example.org/tidegate/agent/node-9");
+      writeFileSync(join(p.stateDir, "agent", "agent.json"), "{}");
+      expect((await verify(p)).code).toBe(2); // a damaged agent.json never turns the pin off
     } finally {
       rmSync(join(p.stateDir, "agent", "agent.json"));
     }

@@ -11,18 +11,14 @@ import { parseFilters } from "./audit-view.ts";
 import { tailAudit } from "./audit-tail.ts";
 import { loadState, loadTrust, logPlace, type LogOwner } from "./audit-trust.ts";
 import { jsonRun, pinSigner, printRun, verifyFiles } from "./audit-verify.ts";
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { StateFiles } from "../agent/state-files.ts";
 
-/** The node's SPIFFE ID from the agent's state, or null when there is none to read. */
+/** The node's SPIFFE ID from the agent's state; null when the agent never joined. A damaged agent.json is a usage error: the pin is never dropped in silence. */
 function nodeIdOf(stateDir: string): string | null {
-  const path = join(stateDir, "agent", "agent.json");
-  if (!existsSync(path)) return null;
   try {
-    const id = (JSON.parse(readFileSync(path, "utf8")) as { spiffe_id?: unknown }).spiffe_id;
-    return typeof id === "string" ? id : null;
-  } catch {
-    return null;
+    return new StateFiles(stateDir).readAgentJson()?.spiffe_id ?? null;
+  } catch (e) {
+    throw new UsageError(e instanceof Error ? e.message : String(e));
   }
 }
 import { exportCommand } from "./audit-export-command.ts";
