@@ -68,6 +68,19 @@ export function adminApp(core: AgentCore, now: () => number, capture: CaptureAcc
     return c.json({ entry_id: id, spiffe_id: held.spiffeId, chain_pem: chainPem(held.chain), expires_at: new Date(held.notAfter).toISOString() });
   });
   app.get("/v1/bundle", async (c) => c.body(await formatJwksBundle(core.bundle, { indent: 2 }), 200, { "content-type": "application/json" }));
+  app.get("/v1/mcp/pins", (c) => {
+    const e = capture.enforcer;
+    if (e === null) return fail(503, "capture_unavailable", `agent: no kernel capture, so no MCP policy: ${capture.captureUnavailable}`);
+    return c.json({ servers: e.pins.toJSON() });
+  });
+  app.post("/v1/mcp/approve", async (c) => {
+    const e = capture.enforcer;
+    if (e === null) return fail(503, "capture_unavailable", `agent: no kernel capture, so no MCP policy: ${capture.captureUnavailable}`);
+    const body = (await c.req.raw.json().catch(() => null)) as { server?: unknown; tool?: unknown } | null;
+    if (typeof body?.server !== "string" || (body.tool !== undefined && typeof body.tool !== "string")) return fail(400, "bad_request", 'agent: POST /v1/mcp/approve needs {"server": NAME, "tool"?: NAME}');
+    if (e.pins.show(body.server) === null) return fail(404, "mcp_server_unknown", `agent: no tools pinned for server ${JSON.stringify(body.server.slice(0, 256))}`);
+    return c.json({ approved: e.approveTools(body.server, body.tool as string | undefined) });
+  });
   app.notFound(() => fail(404, "not_found", "agent: no such admin endpoint"));
   return app;
 }

@@ -30,6 +30,8 @@ import { systemResolvers } from "../runtime/resolv-conf.ts";
 import type { AgentCore } from "./agent-core.ts";
 import { chooseEgressPort, unprivilegedPortStart } from "./egress-port.ts";
 import { InboundManager } from "./inbound-manager.ts";
+import { openPins } from "./mcp-pins.ts";
+import type { PinBook } from "../mcp/index.ts";
 import { proxyIdentity } from "./proxy-identity.ts";
 import { openInterception, type Interception } from "../intercept/interception.ts";
 import { SecretStore, secretsDir } from "../secrets/index.ts";
@@ -72,8 +74,17 @@ export class Enforcer {
     readonly inbound: InboundManager,
     /** The interception CA and the workloads' bundle; null when the CA could not be had (logged). */
     readonly interception: Interception | null,
+    /** MCP tool pins (agent/mcp-pins.json), shared by intercepted egress and the inbound listeners. */
+    readonly pins: PinBook,
     private readonly o: EnforcerOptions,
   ) {}
+
+  /** `tidegate mcp approve`: pins the waiting definitions of `server` (only `tool`'s when given), logged as an admin event. */
+  approveTools(server: string, tool?: string): string[] {
+    const approved = this.pins.approve(server, tool);
+    this.o.audit.emit("admin", { action: "mcp approve", actor: null, detail: `${server}: ${approved.length > 0 ? approved.join(", ") : "nothing waiting"}` });
+    return approved;
+  }
 
   /** Reloads the config now (SIGHUP). */
   reload(): boolean {
@@ -223,7 +234,7 @@ export class Enforcer {
  * first use; a store that cannot be read gives no value, so the request is refused, and says why
  * once per error, never with a value).
  */
-function interceptDeps(interception: Interception, o: EnforcerOptions): InterceptDeps {
+function interceptDeps(interception: Interception, o: EnforcerOptions, pins: PinBook): InterceptDeps {
   let store: SecretStore | null = null;
   let said: string | null = null;
   const complain = (e: unknown, name: string) => {
@@ -233,6 +244,7 @@ function interceptDeps(interception: Interception, o: EnforcerOptions): Intercep
   };
   return {
     legs: new LegPool(),
+    pins,
     leafFor: (name) => interception.ca.leafFor(name),
     secret(name) {
       try {
@@ -260,6 +272,13 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
   } catch (e) {
     if (e instanceof CaptureError) throw e;
     if (e instanceof BpfError) return { unavailable: `eBPF: ${e.message}` };
+    throw e;
+  }
+  let pins: PinBook;
+  try {
+    pins = openPins(o.places.stateDir, o.logger);
+  } catch (e) {
+    capture.close();
     throw e;
   }
   const holder = new PolicyHolder();
@@ -294,7 +313,7 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
       engine: () => holder.engine,
       names: namesNow,
       identity,
-      ...(interception !== null ? { intercept: interceptDeps(interception, o) } : {}),
+      ...(interception !== null ? { intercept: interceptDeps(interception, o, pins) } : {}),
       logger: o.logger,
       audit: o.audit,
       ...(o.accepting !== undefined ? { accepting: o.accepting } : {}),
@@ -312,7 +331,7 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
   const present = existsSync(o.places.config);
   if (!present) o.logger.warn("policy_absent", { file: o.places.config, effect: "no policy: managed workloads reach nothing until one loads" });
   if (!(present && enforcement.reload())) enforcement.resync(true);
-  const enforcer = new Enforcer(capture, holder, enforcement, listener, new InboundManager({ identity, logger: o.logger, audit: o.audit, ...(o.accepting !== undefined ? { accepting: o.accepting } : {}) }), interception, o);
+  const enforcer = new Enforcer(capture, holder, enforcement, listener, new InboundManager({ identity, logger: o.logger, audit: o.audit, pins, ...(o.accepting !== undefined ? { accepting: o.accepting } : {}) }), interception, pins, o);
   enforcer.start();
   o.logger.info("capture_ready", { cgroup: capture.tree.root, pins: capture.pinDir, adopted: capture.adopted, egress_port: listener.port });
   return enforcer;

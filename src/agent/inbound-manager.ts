@@ -15,6 +15,7 @@ import type { Logger } from "../runtime/log.ts";
 import type { IdentitySource } from "../proxy/identity-source.ts";
 import { InboundListener } from "../proxy/inbound-listener.ts";
 import { PeerVerifier } from "../proxy/peer-verifier.ts";
+import type { PinStore } from "../mcp/index.ts";
 
 export interface InboundState {
   readonly rule: string;
@@ -43,7 +44,7 @@ export class InboundManager {
   private readonly slots = new Map<string, Slot>();
   private readonly verifier = new PeerVerifier();
 
-  constructor(private readonly o: { identity: IdentitySource; logger: Logger; audit: Audit; accepting?: () => boolean }) {}
+  constructor(private readonly o: { identity: IdentitySource; logger: Logger; audit: Audit; pins?: PinStore; accepting?: () => boolean }) {}
 
   sync(policy: Policy | null): void {
     const wanted = new Map((policy?.inbound ?? []).map((r) => [keyOf(r), r]));
@@ -75,7 +76,7 @@ export class InboundManager {
       return;
     }
     try {
-      slot.listener = new InboundListener(r, credential, { identity: this.o.identity, verifier: this.verifier, logger: this.o.logger, audit: this.o.audit, ...(this.o.accepting !== undefined ? { accepting: this.o.accepting } : {}) });
+      slot.listener = new InboundListener(r, credential, { identity: this.o.identity, verifier: this.verifier, logger: this.o.logger, audit: this.o.audit, ...(this.o.pins !== undefined ? { pins: this.o.pins } : {}), ...(this.o.accepting !== undefined ? { accepting: this.o.accepting } : {}) });
       slot.said = null;
       this.o.logger.info("inbound_listening", fields);
     } catch (e) {

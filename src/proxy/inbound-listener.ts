@@ -36,7 +36,10 @@ import { hex, peerChain, randomConnectionId, tlsConnectionId } from "./peer-tls.
 import type { PeerVerifier } from "./peer-verifier.ts";
 import { encodeProxyV2, ProxyV2Error } from "./proxy-v2.ts";
 import { endOf, splice, type Splice } from "./splice.ts";
-import { XfccRewriter, type Rewritten } from "./xfcc.ts";
+import { XFCC, XfccRewriter, type Rewritten } from "./xfcc.ts";
+import { McpGate, type PinStore } from "../mcp/index.ts";
+import { McpRelay } from "./mcp/relay.ts";
+import type { Header } from "../http1/index.ts";
 
 export interface InboundDeps {
   readonly identity: IdentitySource;
@@ -46,6 +49,8 @@ export interface InboundDeps {
   readonly audit: Audit;
   /** False while the audit log cannot be written and audit.on_failure is refuse: a new connection is closed at once. */
   readonly accepting?: () => boolean;
+  /** MCP tool pins (rules with `mcp:`); absent: none are kept. */
+  readonly pins?: PinStore;
   /** From accept to a verified client (default HANDSHAKE_TIMEOUT_MS), then to a backend connection (BACKEND_TIMEOUT_MS). */
   readonly handshakeTimeoutMs?: number;
   readonly backendTimeoutMs?: number;
@@ -75,12 +80,15 @@ interface Conn {
   header: number;
   /** With forward_client_cert: rewrites each request (xfcc.ts). */
   rewriter: XfccRewriter | null;
+  /** With `mcp:`: every request and answer through the MCP gate (mcp/relay.ts). */
+  relay: McpRelay | null;
   /** Why the connection was ended while forwarding (a request the rewriter refused). */
   refused: Fields | null;
 }
 
 interface BackendData {
   sp: Splice | null;
+  relay: McpRelay | null;
 }
 
 function tlsOf(c: Credential, t: TrustNow) {
@@ -138,6 +146,7 @@ export class InboundListener {
           if (s.data === undefined) return;
           s.data.closed = true;
           if (s.data.timer !== null) clearTimeout(s.data.timer);
+          s.data.relay?.gone();
           s.data.sp?.clientClosed();
         },
         error() {},
@@ -181,7 +190,7 @@ export class InboundListener {
       return;
     }
     const started = performance.now();
-    s.data = { started, events: connAudit(this.deps.audit, "inbound", started), timer: null, client: `${s.remoteAddress}:${(s as unknown as { remotePort: number }).remotePort}`, early: [], sp: null, ended: false, closed: false, header: 0, rewriter: null, refused: null };
+    s.data = { started, events: connAudit(this.deps.audit, "inbound", started), timer: null, client: `${s.remoteAddress}:${(s as unknown as { remotePort: number }).remotePort}`, early: [], sp: null, ended: false, closed: false, header: 0, rewriter: null, relay: null, refused: null };
     s.data.timer = setTimeout(() => {
       s.data.timer = null;
       this.log(s, { client_id: null, outcome: "refused", reason: "handshake_timeout", detail: `no verified client within ${this.deps.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS} ms` });
@@ -233,6 +242,7 @@ export class InboundListener {
   /** Client bytes toward the backend: as they are, or each request rewritten (forward_client_cert). */
   private toBackend(s: Socket<Conn>, sp: Splice, chunk: Uint8Array): void {
     const c = s.data;
+    if (c.relay !== null) return c.relay.clientData(chunk);
     if (c.rewriter === null) return sp.up.data(chunk);
     if (c.refused !== null) return;
     this.rewritten(s, sp, c.rewriter.push(chunk));
@@ -240,6 +250,7 @@ export class InboundListener {
 
   private clientEnded(s: Socket<Conn>, sp: Splice): void {
     const c = s.data;
+    if (c.relay !== null) return c.relay.clientEnd();
     if (c.rewriter !== null && c.refused === null) this.rewritten(s, sp, c.rewriter.finish());
     sp.up.ended();
   }
@@ -250,6 +261,18 @@ export class InboundListener {
     s.data.refused = { outcome: "refused", ...r.refused };
     sp.clientClosed();
     s.end();
+  }
+
+  /** The MCP gate of one connection, between the splice and the sockets (`mcp:`). */
+  private relayFor(sp: Splice, clientId: string, connId: string): McpRelay {
+    const rule = this.rule;
+    const gate = new McpGate(
+      { caller: clientId, server: rule.id.toString(), connId, rule: { name: rule.name, tools: rule.tools?.decide ?? null } },
+      { pins: this.deps.pins ?? null, audit: (type, fields) => this.deps.audit.emit(type, fields), now: () => performance.now() },
+    );
+    const xfcc = rule.forwardClientCert ? `By=${rule.id.toString()};URI=${clientId}` : null;
+    const rewrite = (h: { headers: { entries: readonly Header[] } }): readonly Header[] => (xfcc === null ? h.headers.entries : [...h.headers.entries.filter(([n]) => n.toLowerCase() !== XFCC), [XFCC, xfcc]]);
+    return new McpRelay(gate, rewrite, { toBackend: (b) => sp.up.data(b), toClient: (b) => sp.down.data(b), endBackend: () => sp.up.ended(), endClient: () => sp.down.ended() });
   }
 
   private forward(s: Socket<Conn>, clientId: string, connId: Uint8Array): void {
@@ -277,6 +300,7 @@ export class InboundListener {
           ...base,
           outcome: "forwarded",
           ...(c.rewriter !== null ? { requests: c.rewriter.requests } : {}),
+          ...(c.relay !== null ? { requests: c.relay.count, ...(c.relay.refused !== null ? { outcome: "refused", ...c.relay.refused } : {}) } : {}),
           ...c.refused,
           bytes_up: sp.bytesUp() - c.header,
           bytes_down: sp.bytesDown(),
@@ -288,7 +312,8 @@ export class InboundListener {
         c.header = header.length;
         sp.up.data(header);
       }
-      if (this.rule.forwardClientCert) c.rewriter = new XfccRewriter(this.rule.id.toString(), clientId);
+      if (this.rule.tools !== null) c.relay = b.data.relay = this.relayFor(sp, clientId, hex(connId));
+      else if (this.rule.forwardClientCert) c.rewriter = new XfccRewriter(this.rule.id.toString(), clientId);
       for (const chunk of c.early) this.toBackend(s, sp, chunk);
       c.early = [];
       if (c.closed) sp.clientClosed();
@@ -310,13 +335,16 @@ export class InboundListener {
     Bun.connect<BackendData>({
       ...where,
       allowHalfOpen: true,
-      data: { sp: null },
+      data: { sp: null, relay: null },
       socket: {
         open: begin,
-        data: (b, chunk) => b.data.sp?.down.data(chunk),
+        data: (b, chunk) => (b.data.relay !== null ? b.data.relay.backendData(chunk) : b.data.sp?.down.data(chunk)),
         drain: (b) => b.data.sp?.up.drain(),
-        end: (b) => b.data.sp?.down.ended(),
-        close: (b) => b.data.sp?.upstreamClosed(),
+        end: (b) => (b.data.relay !== null ? b.data.relay.backendEnd() : b.data.sp?.down.ended()),
+        close: (b) => {
+          b.data.relay?.gone();
+          b.data.sp?.upstreamClosed();
+        },
         connectError: (_b, e) => backendFailed(e.message),
         error() {},
       },

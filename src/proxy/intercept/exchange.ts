@@ -33,6 +33,8 @@ import type { LegPool } from "./leg-pool.ts";
 import { decideRequest, type RequestContext, type RequestDeps, type RequestVerdict } from "./request-policy.ts";
 import { UpstreamLeg, type LegOwner } from "./upstream-leg.ts";
 import { originForm, requestEvent } from "./request-event.ts";
+import { McpGate, type PinStore } from "../../mcp/index.ts";
+import { BodyBuffer, gateRequest, McpResponse } from "../mcp/http-filter.ts";
 
 /** The workload's side: a Bun socket, or a TLS socket terminating its TLS. */
 export interface ClientSide {
@@ -53,6 +55,8 @@ export interface ExchangeDeps extends RequestDeps {
   readonly audit: Audit;
   /** False while the audit log cannot be written and audit.on_failure is refuse: each new request is answered 503 and the connection closed. */
   readonly accepting?: () => boolean;
+  /** Tool pins of MCP servers (rules with `mcp:`); absent: none are kept. */
+  readonly pins?: PinStore;
 }
 
 type Fields = Record<string, unknown>;
@@ -67,6 +71,8 @@ interface Req {
   bytesUp: number;
   bytesDown: number;
   response: ResponseHead | null;
+  /** A request under a rule with `mcp:`: its gate, its body read whole, then its response through the gate. */
+  mcp: { gate: McpGate; body: BodyBuffer | null; id: string | number | null; response: McpResponse | null } | null;
 }
 
 /** RFC 9110 section 9.2.2. */
@@ -92,6 +98,8 @@ export class HttpExchange implements LegOwner {
   private tunnel: { up: boolean; down: boolean; bytesUp: number; bytesDown: number } | null = null;
   /** Requests answered (forwarded or refused), for the connection's line. */
   count = 0;
+  /** One MCP gate per rule with `mcp:` the connection's requests went to. */
+  private readonly gates = new Map<string, McpGate>();
 
   constructor(
     private readonly client: ClientSide,
@@ -153,8 +161,12 @@ export class HttpExchange implements LegOwner {
     if (r === null || leg === null) return;
     if (e.kind === "body") {
       r.bytesUp += e.bytes.length;
+      if (r.mcp !== null) return r.mcp.body?.push(e.bytes);
       r.sent = null;
       this.send(leg, r.head.framing === "chunked" ? encodeChunk(e.bytes) : e.bytes);
+    } else if (r.mcp !== null) {
+      this.waiting = true;
+      await this.mcpSend(leg, r);
     } else {
       if (r.head.framing === "chunked") {
         r.sent = null;
@@ -180,8 +192,43 @@ export class HttpExchange implements LegOwner {
     if (leg === null || this.done) return;
     const target = head.form === "absolute" ? originForm(head.target) : head.target;
     const sent = serializeRequestHead({ method: head.method, target, version: head.version, headers: verdict.headers });
-    this.req = { head, verdict, started, sent: head.framing === "none" && IDEMPOTENT.has(head.method) ? sent : null, bytesUp: 0, bytesDown: 0, response: null };
-    this.sendHead(leg, head, sent);
+    const mcp = verdict.rule.tools !== null ? { gate: this.gateFor(verdict), body: head.framing === "none" ? null : new BodyBuffer(), id: null, response: null } : null;
+    this.req = { head, verdict, started, sent: head.framing === "none" && IDEMPOTENT.has(head.method) ? sent : null, bytesUp: 0, bytesDown: 0, response: null, mcp };
+    if (mcp === null) this.sendHead(leg, head, sent); // else at its end (mcpSend), once decided
+  }
+
+  private gateFor(v: Verdict): McpGate {
+    const rule = v.rule;
+    let g = this.gates.get(rule.name);
+    if (g === undefined) {
+      const server = rule.serverId?.toString() ?? rule.name;
+      g = new McpGate({ caller: this.ctx.from.toString(), server, connId: (this.base.conn_id as string | undefined) ?? null, rule: { name: rule.name, tools: rule.tools?.decide ?? null } }, { pins: this.deps.pins ?? null, audit: (type, fields) => this.deps.audit.emit(type, fields), now: () => performance.now() });
+      this.gates.set(rule.name, g);
+    }
+    return g;
+  }
+
+  /** An MCP request read whole: through the gate, then upstream, or answered here (the connection stays open). */
+  private async mcpSend(leg: UpstreamLeg, r: Req): Promise<void> {
+    const m = r.mcp!;
+    const target = r.head.form === "absolute" ? originForm(r.head.target) : r.head.target;
+    const out = await gateRequest(m.gate, r.head, r.verdict.headers, m.body);
+    if (this.done || this.req !== r) return;
+    if (!out.forward) {
+      this.client.write(out.response);
+      this.count += 1;
+      this.logRequest(r.head, r.started, { status: out.status, outcome: "refused", reason: out.reason, rule: r.verdict.rule.name, host: r.verdict.name, path: r.verdict.path });
+      this.req = null;
+      if (!r.head.keepAlive || out.status === 413) return this.finish({ outcome: "closed" });
+      this.waiting = false;
+      return void this.pump();
+    }
+    m.id = out.id;
+    const head = serializeRequestHead({ method: r.head.method, target, version: r.head.version, headers: out.headers });
+    if (r.sent !== null) r.sent = head;
+    this.sendHead(leg, r.head, head);
+    if (out.body.length > 0) this.send(leg, out.body);
+    this.waiting = true;
   }
 
   private sendHead(leg: UpstreamLeg, head: RequestHead, bytes: Uint8Array): void {
@@ -286,6 +333,7 @@ export class HttpExchange implements LegOwner {
       this.tunnel.bytesDown += e.bytes.length;
       return this.toClient(leg, e.bytes);
     }
+    if (r.mcp !== null) return this.mcpResponse(leg, r, r.mcp, e);
     if (e.kind === "head") {
       r.response = e.head;
       this.toClient(leg, serializeResponseHead({ status: e.head.status, reason: e.head.reason, version: "HTTP/1.1", headers: e.head.headers }));
@@ -298,6 +346,32 @@ export class HttpExchange implements LegOwner {
       return this.toClient(leg, framing === "chunked" ? encodeChunk(e.bytes) : e.bytes);
     }
     if (framing === "chunked") this.toClient(leg, lastChunk(e.trailers));
+    this.responseEnded(leg, r);
+  }
+
+  /** A response to an MCP request: through the gate (http-filter.ts), each part in order. */
+  private mcpResponse(leg: UpstreamLeg, r: Req, m: NonNullable<Req["mcp"]>, e: Exclude<ResponseEvent, { kind: "error" | "tunnel" }>): void {
+    if (e.kind === "head") {
+      r.response = e.head;
+      m.response = new McpResponse(m.gate, e.head, m.id, (b) => this.toClient(leg, b));
+      if (e.head.framing === "tunnel") this.switchProtocols(leg, r);
+      return;
+    }
+    if (e.kind === "body") {
+      r.bytesDown += e.bytes.length;
+      return m.response?.body(e.bytes);
+    }
+    const res = m.response;
+    if (res === null) return;
+    leg.pause();
+    void res.end(e.trailers).then(() => {
+      leg.resume();
+      if (this.req === r && !this.done) this.responseEnded(leg, r);
+    });
+  }
+
+  /** The response's last byte went to the client: the request is logged, and the next may come. */
+  private responseEnded(leg: UpstreamLeg, r: Req): void {
     const res = r.response;
     if (res !== null && res.status >= 100 && res.status < 200) return; // interim: the final response follows
     this.count += 1;
@@ -372,6 +446,7 @@ export class HttpExchange implements LegOwner {
   private finish(fields: Fields): void {
     if (this.done) return;
     this.done = true;
+    for (const g of this.gates.values()) g.close();
     const t = this.tunnel;
     this.releaseLeg();
     this.client.end();

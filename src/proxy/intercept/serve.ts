@@ -24,12 +24,15 @@ import { plainClient, tlsClient, type Leaf } from "./client-side.ts";
 import { HttpExchange } from "./exchange.ts";
 import type { LegPool } from "./leg-pool.ts";
 import type { LegSpec } from "../egress-listener.ts";
+import type { PinStore } from "../../mcp/index.ts";
 
 export interface InterceptDeps {
   leafFor(serverName: string): Promise<Leaf>;
   secret(name: string): string | null;
   /** Idle upstream legs shared by the listener's connections; absent: none are kept. */
   readonly legs?: LegPool;
+  /** Tool pins of MCP servers behind rules with `mcp:`; absent: none are kept. */
+  readonly pins?: PinStore;
 }
 
 interface ConnState {
@@ -98,6 +101,7 @@ export async function serveIntercept(call: InterceptCall): Promise<void> {
       secret: (n) => ix.secret(n),
       upstream: call.upstream,
       pool: ix.legs ?? null,
+      ...(ix.pins !== undefined ? { pins: ix.pins } : {}),
       legTls: (v) => call.legTls(v.rule.serverId !== null ? { kind: "mtls", serverName: v.upstream.serverName, serverId: v.rule.serverId } : { kind: "tls", serverName: v.upstream.serverName, caFile: v.rule.ca }),
       audit: deps.audit,
       ...(deps.accepting !== undefined ? { accepting: () => deps.accepting!() } : {}),

@@ -1,0 +1,123 @@
+/**
+ * `tidegate mcp tools|approve` (docs/mcp.md, "Tool pinning"): the tool definitions the agent
+ * pinned per MCP server, the changed ones waiting, and approving them. With the agent running
+ * they go through agent.sock (the agent applies an approval at once and logs it); with no agent
+ * they read and write `<state-dir>/agent/mcp-pins.json` directly. Root only, like the state.
+ */
+import { join } from "node:path";
+import type { Command, Context } from "./command.ts";
+import { UsageError } from "./usage-error.ts";
+import { callUnix } from "../runtime/unix-http.ts";
+import { readPins, writePins } from "../agent/mcp-pins.ts";
+import { PinBook, type PinBookData, type ServerPins } from "../mcp/index.ts";
+
+type Reach = { agent: true; socket: string } | { agent: false };
+
+async function reach(ctx: Context): Promise<Reach> {
+  const socket = join(ctx.places.runDir, "agent.sock");
+  try {
+    await callUnix(socket, "the agent", "GET", "/v1/status");
+    return { agent: true, socket };
+  } catch {
+    return { agent: false };
+  }
+}
+
+async function allPins(ctx: Context, r: Reach): Promise<PinBookData> {
+  if (!r.agent) return readPins(ctx.places.stateDir).toJSON();
+  const res = await callUnix(r.socket, "the agent", "GET", "/v1/mcp/pins");
+  if (res.status !== 200) throw new UsageError(`the agent answered ${res.status}: ${JSON.stringify(res.body)}`);
+  return (res.body as { servers: PinBookData }).servers;
+}
+
+function serverArgument(verb: string, positionals: readonly string[], max: number): string {
+  if (positionals.length === 0) throw new UsageError(`mcp ${verb} needs a SERVER (its SPIFFE ID, or the rule's name for an intercepted third party)`);
+  if (positionals.length > max) throw new UsageError(`mcp ${verb} takes at most ${max === 1 ? "SERVER" : "SERVER and TOOL"}`);
+  return positionals[0]!;
+}
+
+function render(server: string, p: ServerPins): string {
+  const lines = [`${server}${p.strict ? " (from an approved file: unnamed tools wait)" : ""}`];
+  const tools = [...new Set([...Object.keys(p.pinned), ...Object.keys(p.waiting)])].sort();
+  for (const t of tools) {
+    const pinned = p.pinned[t];
+    const waiting = p.waiting[t];
+    if (waiting === undefined) lines.push(`  ${t}  pinned  ${pinned}`);
+    else lines.push(`  ${t}  WAITING for approval: ${pinned === undefined ? "not pinned" : `pinned ${pinned}`}, now ${waiting}`);
+  }
+  if (tools.length === 0) lines.push("  no tools seen yet");
+  return lines.join("\n") + "\n";
+}
+
+const tools: Command = {
+  name: "tools",
+  summary: "show the tool definitions pinned for an MCP server and the changed ones waiting",
+  usage: ["mcp tools [SERVER] [--json]"],
+  help: [
+    "For each tool of SERVER (its SPIFFE ID, or for an intercepted third party the egress rule's",
+    "name): the SHA-256 of its pinned definition (name, description, input schema), and when the",
+    "server now describes it otherwise, the new hash, WAITING: such a tool is hidden from",
+    "tools/list and its calls are refused until `tidegate mcp approve`. Without SERVER, every",
+    "server. Asks the running agent, or reads <state-dir>/agent/mcp-pins.json when none runs.",
+    "Exit 0; 1 when SERVER has no pins.",
+  ].join("\n"),
+  options: { json: { type: "boolean", help: "print {server: {pinned, waiting, strict}} as JSON" } },
+  run: async (ctx) => {
+    if (ctx.positionals.length > 1) throw new UsageError("mcp tools takes at most one SERVER");
+    const server = ctx.positionals[0];
+    const all = await allPins(ctx, await reach(ctx));
+    const shown: PinBookData = server === undefined ? all : all[server] !== undefined ? { [server]: all[server] } : {};
+    if (server !== undefined && Object.keys(shown).length === 0) {
+      ctx.io.err(`tidegate mcp tools: no tools pinned for ${server}\n`);
+      return 1;
+    }
+    if (ctx.values.json) ctx.io.out(JSON.stringify(shown, null, 2) + "\n");
+    else if (Object.keys(shown).length === 0) ctx.io.out("no MCP server seen yet\n");
+    else for (const [s, p] of Object.entries(shown)) ctx.io.out(render(s, p));
+    return 0;
+  },
+};
+
+const approve: Command = {
+  name: "approve",
+  summary: "accept the changed definitions of an MCP server's tools",
+  usage: ["mcp approve SERVER [TOOL]"],
+  help: [
+    "Pins the definition SERVER now gives for TOOL (without TOOL, for every tool waiting), so it",
+    "shows in tools/list and may be called again, as far as the policy allows. Read the change",
+    "first: `tidegate mcp tools SERVER`. Goes through the running agent (logged as an admin",
+    "audit event), or edits <state-dir>/agent/mcp-pins.json when none runs.",
+    "Exit 0 when something was approved; 1 when nothing of SERVER (or TOOL) was waiting.",
+  ].join("\n"),
+  run: async (ctx) => {
+    const server = serverArgument("approve", ctx.positionals, 2);
+    const tool = ctx.positionals[1];
+    const r = await reach(ctx);
+    let approved: string[];
+    if (r.agent) {
+      const res = await callUnix(r.socket, "the agent", "POST", "/v1/mcp/approve", { server, ...(tool !== undefined ? { tool } : {}) });
+      if (res.status !== 200) {
+        ctx.io.err(`tidegate mcp approve: ${(res.body as { error?: { message?: string } })?.error?.message ?? `the agent answered ${res.status}`}\n`);
+        return 1;
+      }
+      approved = (res.body as { approved: string[] }).approved;
+    } else {
+      const book: PinBook = readPins(ctx.places.stateDir);
+      approved = book.approve(server, tool);
+      if (approved.length > 0) writePins(ctx.places.stateDir, book);
+    }
+    if (approved.length === 0) {
+      ctx.io.err(`tidegate mcp approve: nothing of ${server}${tool !== undefined ? ` ${tool}` : ""} is waiting for approval\n`);
+      return 1;
+    }
+    ctx.io.out(`approved for ${server}: ${approved.join(", ")}\n`);
+    return 0;
+  },
+};
+
+export const mcpCommand: Command = {
+  name: "mcp",
+  summary: "MCP tool pins: what is pinned, what changed, approving it",
+  usage: ["mcp tools [SERVER] [--json]", "mcp approve SERVER [TOOL]"],
+  subcommands: [tools, approve],
+};

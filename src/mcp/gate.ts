@@ -1,0 +1,194 @@
+/**
+ * MCP policy on one conversation between a client and a server (issue 10; DESIGN.md section 6),
+ * message by message, whatever carries them (an HTTP body, an SSE event, a stdio line).
+ *
+ * From the client (`fromClient`), refused with a JSON-RPC error answer and nothing forwarded:
+ * - an HTTP request whose Mcp-Method, Mcp-Name or Mcp-Param-* header disagrees with its body
+ *   (MCP 2026-07-28; `mcp_header_mismatch`, error -32020; headers.ts): policy reads the body;
+ * - a message that does not parse (message.ts: parse error, batch, too large or deep, duplicate
+ *   key, wrong shape), or a tools/call, resources/read or prompts/get without its name (classify.ts);
+ * - a request while MAX_PENDING others wait for their answers (`mcp_too_many_pending`);
+ * - a request whose id is already waiting for its answer (`mcp_duplicate_id`: its answer could
+ *   not be told apart, and a tools/list result must never be taken for another's);
+ * - a tools/call of a tool the rule's `mcp.tools` denies or does not allow (`tool_denied`,
+ *   `tool_not_allowed`), or whose definition changed since it was pinned and waits for approval
+ *   (`tool_changed`): error POLICY_DENIED, naming the tool and the rule.
+ * Everything else passes: other requests, notifications, and the client's answers to the server.
+ *
+ * From the server (`fromServer`): any result holding a `tools` array is a tools/list result,
+ * whatever request it answers (so one arriving on another stream is filtered all the same): tools
+ * the rule hides, tools without a name, and tools whose definition is not the pinned one are
+ * removed (pins.ts; a newly seen changed definition is logged `tool_definition_changed`). Other
+ * messages pass unchanged, list-changed notifications included. A message that does not parse is
+ * `invalid`: the carrier drops it or answers the request it stood for with an error.
+ *
+ * Audit: one `tool_call` per tools/call: refused ones at once (decision deny, reason), allowed
+ * ones when their answer comes (duration, is_error), or at `close` when it never came. The
+ * arguments are logged only as their SHA-256 (of canonical JSON), never as values.
+ */
+import { classify } from "./classify.ts";
+import { INVALID_REQUEST, type JsonRpcErrorResponse, type JsonRpcId, jsonRpcError, jsonRpcErrorOf, McpError } from "./errors.ts";
+import { checkHeadersMatchBody, type HeaderSource } from "./headers.ts";
+import { isJsonObject } from "./json.ts";
+import { type MessageLimits, type McpMessage, parseMessage } from "./message.ts";
+import type { PinStore } from "./pins.ts";
+import type { ToolDecision } from "./tool-filter.ts";
+import { toolDefinitionHash } from "./tool-pin.ts";
+
+/** The JSON-RPC error code of a call the policy refused (in the range JSON-RPC leaves to servers). */
+export const POLICY_DENIED = -32001;
+
+/** Requests of one conversation waiting for their answers at once; more are refused (`mcp_too_many_pending`). */
+export const MAX_PENDING = 1024;
+
+export interface GateRule {
+  readonly name: string;
+  /** The rule's `mcp.tools` filter; null: every tool. */
+  readonly tools: ((tool: string) => ToolDecision) | null;
+}
+
+export interface GateContext {
+  /** The caller's SPIFFE ID. */
+  readonly caller: string;
+  /** The server's SPIFFE ID, or for an intercepted third party the rule's name: the pin key. */
+  readonly server: string;
+  readonly connId: string | null;
+  readonly rule: GateRule;
+}
+
+export interface GateDeps {
+  /** null: no pinning. */
+  readonly pins: PinStore | null;
+  audit(type: "tool_call" | "tool_definition_changed", fields: Record<string, unknown>): void;
+  /** Milliseconds, for durations. */
+  now(): number;
+  readonly limits?: Partial<MessageLimits>;
+}
+
+export type ClientVerdict =
+  | { readonly pass: true; readonly message: McpMessage }
+  /** `answer` null: a refused notification, which gets no answer. */
+  | { readonly pass: false; readonly answer: JsonRpcErrorResponse | null; readonly reason: string };
+
+export type ServerVerdict =
+  | { readonly kind: "same"; readonly message: McpMessage }
+  | { readonly kind: "replace"; readonly message: McpMessage; readonly text: string }
+  | { readonly kind: "invalid"; readonly error: McpError };
+
+interface Pending {
+  readonly tool: string | null;
+  readonly argsSha256: string;
+  readonly started: number;
+}
+
+export class McpGate {
+  private readonly pending = new Map<JsonRpcId, Pending>();
+
+  constructor(
+    private readonly ctx: GateContext,
+    private readonly deps: GateDeps,
+  ) {}
+
+  /** `headers`: the HTTP request's, checked against the body when it has Mcp-* headers (headers.ts). */
+  async fromClient(bytes: Uint8Array | string, headers?: HeaderSource): Promise<ClientVerdict> {
+    let m: McpMessage;
+    try {
+      m = parseMessage(bytes, this.deps.limits);
+      if (headers !== undefined && (m.kind === "request" || m.kind === "notification")) {
+        const h = checkHeadersMatchBody(headers, m);
+        if (!h.ok) return { pass: false, answer: jsonRpcError(m.kind === "request" ? m.id : null, h.code, `tidegate: ${h.message}`), reason: "mcp_header_mismatch" };
+      }
+      if (m.kind !== "request") return { pass: true, message: m };
+      if (this.pending.size >= MAX_PENDING) return { pass: false, answer: jsonRpcError(m.id, INVALID_REQUEST, `tidegate: over ${MAX_PENDING} requests waiting for their answers`), reason: "mcp_too_many_pending" };
+      if (this.pending.has(m.id)) return { pass: false, answer: jsonRpcError(m.id, INVALID_REQUEST, `tidegate: request id ${JSON.stringify(m.id)} is already waiting for its answer`), reason: "mcp_duplicate_id" };
+      const c = await classify(m);
+      if (c.kind !== "tool_call") {
+        this.pending.set(m.id, { tool: null, argsSha256: "", started: 0 });
+        return { pass: true, message: m };
+      }
+      const refusal = this.refusal(c.tool);
+      if (refusal !== null) {
+        this.logCall(c.tool, c.argsSha256, "deny", null, null, { reason: refusal.reason });
+        return { pass: false, answer: jsonRpcError(m.id, POLICY_DENIED, refusal.message, { reason: refusal.reason, rule: this.ctx.rule.name, tool: c.tool }), reason: refusal.reason };
+      }
+      this.pending.set(m.id, { tool: c.tool, argsSha256: c.argsSha256, started: this.deps.now() });
+      return { pass: true, message: m };
+    } catch (e) {
+      if (!(e instanceof McpError)) throw e;
+      return { pass: false, answer: jsonRpcErrorOf(e), reason: e.code };
+    }
+  }
+
+  private refusal(tool: string): { reason: string; message: string } | null {
+    const rule = this.ctx.rule.name;
+    const d = this.ctx.rule.tools?.(tool) ?? "allowed";
+    if (d === "denied") return { reason: "tool_denied", message: `tidegate: tool ${tool} is denied by rule ${rule}` };
+    if (d === "not_allowed") return { reason: "tool_not_allowed", message: `tidegate: tool ${tool} is not allowed by rule ${rule}` };
+    if (this.deps.pins?.waiting(this.ctx.server, tool) === true) {
+      return { reason: "tool_changed", message: `tidegate: tool ${tool} changed since it was pinned and waits for approval (rule ${rule}; tidegate mcp approve ${this.ctx.server} ${tool})` };
+    }
+    return null;
+  }
+
+  async fromServer(bytes: Uint8Array | string): Promise<ServerVerdict> {
+    let m: McpMessage;
+    try {
+      m = parseMessage(bytes, this.deps.limits);
+    } catch (e) {
+      if (!(e instanceof McpError)) throw e;
+      return { kind: "invalid", error: e };
+    }
+    if (m.kind !== "result" && m.kind !== "error") return { kind: "same", message: m };
+    const p = this.pending.get(m.id ?? "");
+    if (m.id !== null) this.pending.delete(m.id);
+    if (p !== undefined && p.tool !== null) {
+      const isError = m.kind === "error" || (isJsonObject(m.result) && m.result.isError === true);
+      this.logCall(p.tool, p.argsSha256, "allow", this.deps.now() - p.started, isError);
+    }
+    if (m.kind === "result" && isJsonObject(m.result) && Array.isArray(m.result.tools)) return this.filterTools(m.id, m.result);
+    return { kind: "same", message: m };
+  }
+
+  private async filterTools(id: JsonRpcId, result: Readonly<Record<string, unknown>>): Promise<ServerVerdict> {
+    const listed = result.tools as readonly unknown[];
+    const kept: unknown[] = [];
+    for (const t of listed) {
+      if (!isJsonObject(t) || typeof t.name !== "string") continue;
+      if ((this.ctx.rule.tools?.(t.name) ?? "allowed") !== "allowed") continue;
+      if (this.deps.pins !== null && !(await this.pinned(t.name, t))) continue;
+      kept.push(t);
+    }
+    const message = Object.freeze({ kind: "result" as const, id, result: Object.freeze({ ...result, tools: Object.freeze(kept) }) });
+    if (kept.length === listed.length) return { kind: "same", message };
+    return { kind: "replace", message, text: JSON.stringify({ jsonrpc: "2.0", id, result: message.result }) };
+  }
+
+  private async pinned(name: string, tool: unknown): Promise<boolean> {
+    const hash = await toolDefinitionHash(tool);
+    const v = this.deps.pins!.see(this.ctx.server, name, hash);
+    if (v.state === "pinned") return true;
+    if (v.news) this.deps.audit("tool_definition_changed", { server_id: this.ctx.server, tool: name, old_sha256: v.old, new_sha256: hash, rule: this.ctx.rule.name });
+    return false;
+  }
+
+  /** The connection ended: calls still waiting for an answer are logged without one. */
+  close(): void {
+    for (const p of this.pending.values()) if (p.tool !== null) this.logCall(p.tool, p.argsSha256, "allow", null, null, { outcome: "no_answer" });
+    this.pending.clear();
+  }
+
+  private logCall(tool: string, argsSha256: string, decision: "allow" | "deny", duration: number | null, isError: boolean | null, extra: Record<string, unknown> = {}): void {
+    this.deps.audit("tool_call", {
+      conn_id: this.ctx.connId,
+      caller_id: this.ctx.caller,
+      server_id: this.ctx.server,
+      tool,
+      args_sha256: argsSha256,
+      decision,
+      rule: this.ctx.rule.name,
+      duration_ms: duration === null ? null : Math.max(0, Math.round(duration * 1000) / 1000),
+      is_error: isError,
+      ...extra,
+    });
+  }
+}

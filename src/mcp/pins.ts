@@ -1,0 +1,129 @@
+/**
+ * Tool pins (issue 10, "Tool pinning"): per server, the hash of each tool definition
+ * (tool-pin.ts) tidegate accepted, and the definitions that changed since and wait for approval.
+ *
+ * Rules:
+ * - the first definition seen of a tool is pinned (trust on first sight), unless the book was
+ *   loaded from an approved file for that server, in which case a tool the file does not name is
+ *   waiting too (`strict`);
+ * - a definition with the pinned hash is accepted;
+ * - any other hash is recorded as waiting (the latest one seen), and the tool is hidden and
+ *   refused until `approve`; approving pins the waiting hash;
+ * - a server key is its SPIFFE ID, or for an intercepted third party the rule's name.
+ * The book is plain data (`toJSON`, `fromJSON`), so the agent can keep it in a file.
+ */
+import { isJsonObject } from "./json.ts";
+
+export type PinVerdict =
+  /** Pinned now (first sight) or already pinned with this hash. */
+  | { readonly state: "pinned"; readonly first: boolean }
+  /** A definition other than the pinned one (old null: not pinned at all, under a strict server); `news` is true the first time this hash is seen. */
+  | { readonly state: "changed"; readonly old: string | null; readonly news: boolean };
+
+export interface PinStore {
+  see(server: string, tool: string, hash: string): PinVerdict;
+  /** True while `tool` of `server` has a definition waiting for approval. */
+  waiting(server: string, tool: string): boolean;
+}
+
+export interface ServerPins {
+  /** Tool name to pinned hash. */
+  readonly pinned: Record<string, string>;
+  /** Tool name to the hash waiting for approval. */
+  readonly waiting: Record<string, string>;
+  /** Loaded from an approved file: tools it does not name wait too. */
+  readonly strict: boolean;
+}
+
+export type PinBookData = Record<string, ServerPins>;
+
+const HEX64 = /^[0-9a-f]{64}$/;
+
+export class PinBook implements PinStore {
+  private readonly servers = new Map<string, { pinned: Map<string, string>; waiting: Map<string, string>; strict: boolean }>();
+
+  /** Called after every change (a pin, a new waiting hash, an approval). */
+  onChange: (() => void) | null = null;
+
+  private server(name: string) {
+    let s = this.servers.get(name);
+    if (s === undefined) {
+      s = { pinned: new Map(), waiting: new Map(), strict: false };
+      this.servers.set(name, s);
+    }
+    return s;
+  }
+
+  see(server: string, tool: string, hash: string): PinVerdict {
+    const s = this.server(server);
+    const pinned = s.pinned.get(tool);
+    if (pinned === hash) {
+      if (s.waiting.delete(tool)) this.onChange?.();
+      return { state: "pinned", first: false };
+    }
+    if (pinned === undefined && !s.strict) {
+      s.pinned.set(tool, hash);
+      this.onChange?.();
+      return { state: "pinned", first: true };
+    }
+    const news = s.waiting.get(tool) !== hash;
+    if (news) {
+      s.waiting.set(tool, hash);
+      this.onChange?.();
+    }
+    return { state: "changed", old: pinned ?? null, news };
+  }
+
+  waiting(server: string, tool: string): boolean {
+    return this.servers.get(server)?.waiting.has(tool) ?? false;
+  }
+
+  /** Pins the waiting definitions of `server` (only `tool`'s when given); returns the tools approved. */
+  approve(server: string, tool?: string): string[] {
+    const s = this.servers.get(server);
+    if (s === undefined) return [];
+    const tools = tool === undefined ? [...s.waiting.keys()] : s.waiting.has(tool) ? [tool] : [];
+    for (const t of tools) {
+      s.pinned.set(t, s.waiting.get(t)!);
+      s.waiting.delete(t);
+    }
+    if (tools.length > 0) this.onChange?.();
+    return tools;
+  }
+
+  /** Replaces `server`'s pins with `hashes` (an approved file): strict from then on. */
+  load(server: string, hashes: ReadonlyMap<string, string>): void {
+    this.servers.set(server, { pinned: new Map(hashes), waiting: new Map(), strict: true });
+    this.onChange?.();
+  }
+
+  /** What is pinned and waiting per server; null when the server has never been seen. */
+  show(server: string): ServerPins | null {
+    const s = this.servers.get(server);
+    return s === undefined ? null : { pinned: Object.fromEntries(s.pinned), waiting: Object.fromEntries(s.waiting), strict: s.strict };
+  }
+
+  toJSON(): PinBookData {
+    const out: PinBookData = {};
+    for (const name of [...this.servers.keys()].sort()) out[name] = this.show(name)!;
+    return out;
+  }
+
+  /** Throws TypeError naming the first member of the wrong shape. */
+  static fromJSON(data: unknown): PinBook {
+    const book = new PinBook();
+    if (!isJsonObject(data)) throw new TypeError("pins: not an object");
+    for (const [name, v] of Object.entries(data)) {
+      if (!isJsonObject(v) || !isJsonObject(v.pinned) || !isJsonObject(v.waiting) || typeof v.strict !== "boolean") throw new TypeError(`pins: server ${JSON.stringify(name.slice(0, 128))} is not {pinned, waiting, strict}`);
+      const s = book.server(name);
+      s.strict = v.strict;
+      for (const [which, map] of [["pinned", s.pinned], ["waiting", s.waiting]] as const) {
+        for (const [tool, hash] of Object.entries(v[which] as Record<string, unknown>)) {
+          if (typeof hash !== "string" || !HEX64.test(hash)) throw new TypeError(`pins: ${which} hash of ${JSON.stringify(tool.slice(0, 128))} on ${JSON.stringify(name.slice(0, 128))} is not 64 hex digits`);
+          map.set(tool, hash);
+        }
+      }
+    }
+    return book;
+  }
+}

@@ -1,0 +1,199 @@
+import { describe, expect, test } from "bun:test";
+import { McpGate, PinBook, toolDecider } from "../../mcp/index.ts";
+import { MAX_MCP_BODY } from "./http-filter.ts";
+import { McpRelay } from "./relay.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function stand(opts: { deny?: string[]; pins?: PinBook } = {}) {
+  const events: { type: string; fields: Record<string, unknown> }[] = [];
+  const gate = new McpGate(
+    { caller: "spiffe://example.org/client", server: "spiffe://example.org/mcp/x", connId: "c1", rule: { name: "mcp-x", tools: toolDecider({ allow: null, deny: new Set(opts.deny ?? ["rm"]) }) } },
+    { pins: opts.pins ?? null, audit: (type, fields) => events.push({ type, fields }), now: () => performance.now() },
+  );
+  const toBackend: string[] = [];
+  const toClient: string[] = [];
+  const ends = { backend: 0, client: 0 };
+  const relay = new McpRelay(gate, (h) => [...h.headers.entries, ["x-added", "1"]], {
+    toBackend: (b) => toBackend.push(dec.decode(b)),
+    toClient: (b) => toClient.push(dec.decode(b)),
+    endBackend: () => void ends.backend++,
+    endClient: () => void ends.client++,
+  });
+  return { relay, events, toBackend, toClient, ends, backend: () => toBackend.join(""), client: () => toClient.join("") };
+}
+
+const post = (body: string, extra = "") => enc.encode(`POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n${extra}Content-Length: ${enc.encode(body).length}\r\n\r\n${body}`);
+const call = (id: number, name: string) => JSON.stringify({ jsonrpc: "2.0", id, method: "tools/call", params: { name, arguments: { q: "marker-123" } } });
+const list = (id: number) => JSON.stringify({ jsonrpc: "2.0", id, method: "tools/list" });
+const jsonAnswer = (body: string) => enc.encode(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${enc.encode(body).length}\r\n\r\n${body}`);
+const tools = (id: number, names: string[]) => JSON.stringify({ jsonrpc: "2.0", id, result: { tools: names.map((name) => ({ name, inputSchema: { type: "object" } })) } });
+const settle = () => new Promise((r) => setTimeout(r, 20));
+
+function bodyOf(http: string): string {
+  return http.slice(http.indexOf("\r\n\r\n") + 4);
+}
+
+describe("McpRelay", () => {
+  test("an allowed call goes to the backend, rewritten and framed with Content-Length; its answer comes back", async () => {
+    const s = stand();
+    s.relay.clientData(post(call(1, "echo")));
+    await settle();
+    expect(s.backend()).toContain("x-added: 1\r\n");
+    expect(s.backend()).toContain(call(1, "echo"));
+    s.relay.backendData(jsonAnswer(JSON.stringify({ jsonrpc: "2.0", id: 1, result: { content: [] } })));
+    await settle();
+    expect(s.client()).toStartWith("HTTP/1.1 200 OK\r\n");
+    expect(bodyOf(s.client())).toBe(JSON.stringify({ jsonrpc: "2.0", id: 1, result: { content: [] } }));
+    expect(s.events.map((e) => [e.type, e.fields.tool, e.fields.decision])).toEqual([["tool_call", "echo", "allow"]]);
+  });
+
+  test("a denied call is answered here with -32001 naming the rule; nothing reaches the backend; the connection goes on", async () => {
+    const s = stand();
+    s.relay.clientData(post(call(1, "rm")));
+    await settle();
+    expect(s.backend()).toBe("");
+    expect(s.client()).toStartWith("HTTP/1.1 200 OK\r\n");
+    const answer = JSON.parse(bodyOf(s.client())) as { id: number; error: { code: number; message: string } };
+    expect(answer.id).toBe(1);
+    expect(answer.error.code).toBe(-32001);
+    expect(answer.error.message).toContain("rule mcp-x");
+    expect(s.ends).toEqual({ backend: 0, client: 0 });
+    s.relay.clientData(post(call(2, "echo")));
+    await settle();
+    expect(s.backend()).toContain(call(2, "echo"));
+  });
+
+  test("a JSON tools/list answer is filtered and its Content-Length fixed", async () => {
+    const s = stand();
+    s.relay.clientData(post(list(3)));
+    await settle();
+    s.relay.backendData(jsonAnswer(tools(3, ["echo", "rm", "add"])));
+    await settle();
+    const body = bodyOf(s.client());
+    expect((JSON.parse(body) as { result: { tools: { name: string }[] } }).result.tools.map((t) => t.name)).toEqual(["echo", "add"]);
+    expect(s.client()).toContain(`content-length: ${enc.encode(body).length}\r\n`);
+  });
+
+  test("an SSE answer is passed event by event, chunked, the tools/list event filtered, as each arrives", async () => {
+    const s = stand();
+    s.relay.clientData(post(list(4)));
+    await settle();
+    s.relay.backendData(enc.encode("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"));
+    const progress = `event: message\ndata: ${JSON.stringify({ jsonrpc: "2.0", method: "notifications/progress", params: { progress: 1 } })}\n\n`;
+    s.relay.backendData(enc.encode(`${progress.length.toString(16)}\r\n${progress}\r\n`));
+    await settle();
+    expect(s.client()).toContain("transfer-encoding: chunked");
+    expect(s.client()).toContain("notifications/progress");
+    expect(s.client()).not.toContain("0\r\n\r\n");
+    const ev = `event: message\nid: 7\ndata: ${tools(4, ["rm", "echo"])}\n\n`;
+    s.relay.backendData(enc.encode(`${ev.length.toString(16)}\r\n${ev}\r\n0\r\n\r\n`));
+    await settle();
+    const out = s.client();
+    expect(out).toContain('"name":"echo"');
+    expect(out).not.toContain('"name":"rm"');
+    expect(out).toContain("id: 7\n");
+    expect(out).toEndWith("0\r\n\r\n");
+  });
+
+  test("an SSE event that does not parse is dropped", async () => {
+    const s = stand();
+    s.relay.clientData(post(list(5)));
+    await settle();
+    const ev = `data: {"jsonrpc":"2.0","id":5,"result":{"tools":[]},"result":{"tools":[{"name":"rm"}]}}\n\n`;
+    s.relay.backendData(enc.encode(`HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: ${ev.length}\r\n\r\n${ev}`));
+    await settle();
+    expect(s.client()).not.toContain("rm");
+  });
+
+  test("a body that is not JSON gets 400 with -32700 and never reaches the backend", async () => {
+    const s = stand();
+    s.relay.clientData(post("{nope"));
+    await settle();
+    expect(s.backend()).toBe("");
+    expect(s.client()).toStartWith("HTTP/1.1 400 ");
+    expect((JSON.parse(bodyOf(s.client())) as { error: { code: number } }).error.code).toBe(-32700);
+  });
+
+  test("a header that disagrees with the body gets 400 with -32020", async () => {
+    const s = stand();
+    s.relay.clientData(post(call(6, "rm"), "Mcp-Method: tools/call\r\nMcp-Name: echo\r\n"));
+    await settle();
+    expect(s.backend()).toBe("");
+    expect((JSON.parse(bodyOf(s.client())) as { error: { code: number } }).error.code).toBe(-32020);
+  });
+
+  test(`a body over ${MAX_MCP_BODY} bytes gets 413 and the connection is closed`, async () => {
+    const s = stand();
+    s.relay.clientData(enc.encode(`POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Length: ${MAX_MCP_BODY + 1}\r\n\r\n`));
+    s.relay.clientData(new Uint8Array(MAX_MCP_BODY + 1));
+    await settle();
+    expect(s.backend()).toBe("");
+    expect(s.client()).toStartWith("HTTP/1.1 413 ");
+    expect(s.ends).toEqual({ backend: 1, client: 1 });
+  });
+
+  test("pipelined requests are answered in order, the second sent only after the first answer", async () => {
+    const s = stand();
+    s.relay.clientData(new Uint8Array([...post(call(1, "echo")), ...post(call(2, "rm")), ...post(call(3, "add"))]));
+    await settle();
+    expect(s.backend()).toContain(call(1, "echo"));
+    expect(s.backend()).not.toContain(call(3, "add"));
+    s.relay.backendData(jsonAnswer(JSON.stringify({ jsonrpc: "2.0", id: 1, result: {} })));
+    await settle();
+    expect(s.backend()).toContain(call(3, "add"));
+    const order = s.toClient.filter((c) => c.includes('"id"')).map((c) => (JSON.parse(c.includes("\r\n\r\n") ? bodyOf(c) : c) as { id: number }).id);
+    expect(order).toEqual([1, 2]);
+  });
+
+  test("a smuggling shape is answered 400 and the connection closed", async () => {
+    const s = stand();
+    s.relay.clientData(enc.encode("POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"));
+    await settle();
+    expect(s.client()).toStartWith("HTTP/1.1 400 ");
+    expect(s.relay.refused?.reason).toBeString();
+    expect(s.ends).toEqual({ backend: 1, client: 1 });
+  });
+
+  test("an upgrade request is refused", async () => {
+    const s = stand();
+    s.relay.clientData(enc.encode("GET /mcp HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"));
+    await settle();
+    expect(s.client()).toStartWith("HTTP/1.1 403 ");
+    expect(s.relay.refused?.reason).toBe("upgrade_refused");
+  });
+
+  test("a backend that closes before answering gets the client a 502", async () => {
+    const s = stand();
+    s.relay.clientData(post(call(1, "echo")));
+    await settle();
+    s.relay.backendEnd();
+    await settle();
+    expect(s.client()).toStartWith("HTTP/1.1 502 ");
+    expect(s.relay.refused?.reason).toBe("backend_closed");
+  });
+
+  test("a GET stream passes without a body and its events are gated", async () => {
+    const s = stand();
+    s.relay.clientData(enc.encode("GET /mcp HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"));
+    await settle();
+    expect(s.backend()).toStartWith("GET /mcp HTTP/1.1\r\n");
+    const ev = `data: ${tools(9, ["rm"])}\n\n`;
+    s.relay.backendData(enc.encode(`HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n${ev.length.toString(16)}\r\n${ev}\r\n`));
+    await settle();
+    expect(s.client()).toContain('"tools":[]');
+  });
+
+  test("client end with nothing pending ends both sides; calls never answered are logged at close", async () => {
+    const s = stand();
+    s.relay.clientData(post(call(1, "echo")));
+    await settle();
+    s.relay.gone();
+    expect(s.events.map((e) => e.fields.outcome)).toEqual(["no_answer"]);
+    const t = stand();
+    t.relay.clientEnd();
+    await settle();
+    expect(t.ends).toEqual({ backend: 1, client: 1 });
+  });
+});

@@ -1,0 +1,201 @@
+/**
+ * MCP over HTTP/1.1 between an inbound listener's client and its backend (`inbound[].mcp`): the
+ * listener's splice still moves the bytes (backpressure, FIN); this sits on both directions,
+ * parses requests and responses (src/http1/), and passes each through the gate
+ * (http-filter.ts): a refused call is answered here and never reaches the backend.
+ *
+ * - Requests are handled one at a time: the next is not read from the parser until the answer
+ *   to the one before has ended, so answers cannot be reordered; bytes a client sends ahead are
+ *   held, at most MAX_HELD, else the connection is refused (`mcp_too_much_ahead`).
+ * - Every request's headers pass through `rewrite` (the listener adds `x-forwarded-client-cert`
+ *   there when the rule asks).
+ * - Refused, answered with the status named and the connection closed: a stream that breaks
+ *   HTTP/1.1 (400, the parser's code), CONNECT or an upgrade (403, `upgrade_refused`), an answer
+ *   from the backend that breaks HTTP/1.1 (502, `backend_bad_answer`) or that ends before it
+ *   began (502, `backend_closed`).
+ */
+import { RequestParser, ResponseParser, serializeRequestHead, serializeResponseHead, type Header, type RequestEvent, type RequestHead, type ResponseEvent } from "../../http1/index.ts";
+import type { McpGate } from "../../mcp/index.ts";
+import { BodyBuffer, gateRequest, MAX_MCP_BODY, McpResponse } from "./http-filter.ts";
+
+/** Client bytes held while an answer is awaited (pipelined requests), at most. */
+export const MAX_HELD = MAX_MCP_BODY + 64 * 1024;
+
+export interface RelayOut {
+  toBackend(bytes: Uint8Array): void;
+  toClient(bytes: Uint8Array): void;
+  /** No more requests go to the backend. */
+  endBackend(): void;
+  /** Nothing more goes to the client. */
+  endClient(): void;
+}
+
+interface Current {
+  readonly head: RequestHead;
+  readonly body: BodyBuffer | null;
+  id: string | number | null;
+  response: McpResponse | null;
+}
+
+const STATUS_TEXT: Record<number, string> = { 400: "Bad Request", 403: "Forbidden", 502: "Bad Gateway" };
+
+export class McpRelay {
+  private readonly requests = new RequestParser();
+  private readonly responses = new ResponseParser();
+  private readonly queue: RequestEvent[] = [];
+  private held = 0;
+  private current: Current | null = null;
+  /** A request was forwarded and its answer has not ended. */
+  private waiting = false;
+  private busy = false;
+  private clientEnded = false;
+  private done = false;
+  /** Requests forwarded or answered here. */
+  count = 0;
+  /** Why the relay ended the connection, for its conn_close; null while it did not. */
+  refused: { reason: string; detail: string } | null = null;
+
+  constructor(
+    private readonly gate: McpGate,
+    private readonly rewrite: (head: RequestHead) => readonly Header[],
+    private readonly out: RelayOut,
+  ) {}
+
+  clientData(chunk: Uint8Array): void {
+    if (this.done) return;
+    for (const e of this.requests.push(chunk)) this.hold(e);
+    if (this.held > MAX_HELD) return this.refuse(400, "mcp_too_much_ahead", `over ${MAX_HELD} bytes sent ahead of an answer`);
+    void this.pump();
+  }
+
+  clientEnd(): void {
+    if (this.done) return;
+    this.clientEnded = true;
+    for (const e of this.requests.finish()) this.hold(e);
+    void this.pump();
+  }
+
+  private hold(e: RequestEvent): void {
+    if (e.kind === "body") {
+      this.held += e.bytes.length;
+      this.queue.push({ kind: "body", bytes: e.bytes.slice() });
+    } else this.queue.push(e);
+  }
+
+  private async pump(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      while (!this.done && !this.waiting && this.queue.length > 0) await this.onRequest(this.queue.shift()!);
+      if (!this.done && !this.waiting && this.queue.length === 0 && this.clientEnded && this.current === null) this.close();
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async onRequest(e: RequestEvent): Promise<void> {
+    if (e.kind === "error") return this.refuse(400, e.error.code, e.error.message);
+    if (e.kind === "tunnel") return this.refuse(403, "upgrade_refused", "bytes after a protocol switch");
+    if (e.kind === "head") {
+      const h = e.head;
+      if (h.method === "CONNECT" || h.upgrade.length > 0) return this.refuse(403, "upgrade_refused", `${h.method} with Upgrade: ${h.upgrade.join(", ") || "-"}`);
+      this.current = { head: h, body: h.framing === "none" ? null : new BodyBuffer(), id: null, response: null };
+      return;
+    }
+    const c = this.current;
+    if (c === null) return;
+    if (e.kind === "body") {
+      this.held -= e.bytes.length;
+      return c.body?.push(e.bytes);
+    }
+    const out = await gateRequest(this.gate, c.head, this.rewrite(c.head), c.body);
+    if (this.done) return;
+    this.count += 1;
+    if (!out.forward) {
+      this.out.toClient(out.response);
+      this.current = null;
+      if (!c.head.keepAlive || out.status === 413) this.close();
+      return;
+    }
+    c.id = out.id;
+    this.waiting = true;
+    this.responses.expect(c.head.method);
+    this.out.toBackend(serializeRequestHead({ method: c.head.method, target: c.head.target, version: c.head.version, headers: out.headers }));
+    if (out.body.length > 0) this.out.toBackend(out.body);
+  }
+
+  backendData(chunk: Uint8Array): void {
+    if (this.done) return;
+    for (const e of this.responses.push(chunk)) this.onResponse(e);
+  }
+
+  backendEnd(): void {
+    if (this.done) return;
+    for (const e of this.responses.finish()) this.onResponse(e);
+    if (this.done) return;
+    const c = this.current;
+    if (c !== null && c.response === null && this.waiting) return this.refuse(502, "backend_closed", "the backend closed before it answered");
+    // An answer still being passed through the gate ends the client when it is through.
+    if (c?.response != null) void c.response.end().then(() => this.close());
+    else this.close();
+  }
+
+  private onResponse(e: ResponseEvent): void {
+    const c = this.current;
+    if (e.kind === "error" || e.kind === "tunnel" || c === null) {
+      if (c !== null && c.response === null) return this.refuse(502, "backend_bad_answer", e.kind === "error" ? e.error.code : "an answer nobody asked for");
+      return this.abort("backend_bad_answer", e.kind === "error" ? e.error.code : "an answer nobody asked for");
+    }
+    if (e.kind === "head") {
+      c.response = new McpResponse(this.gate, e.head, c.id, (b) => this.out.toClient(b));
+      return;
+    }
+    const res = c.response;
+    if (res === null) return;
+    if (e.kind === "body") return res.body(e.bytes);
+    const final = res.head.status >= 200;
+    const keep = res.head.keepAlive;
+    void res.end(e.trailers).then(() => {
+      if (this.done || this.current !== c) return;
+      if (!final) {
+        c.response = null;
+        return;
+      }
+      this.current = null;
+      this.waiting = false;
+      if (!c.head.keepAlive || !keep) return this.close();
+      void this.pump();
+    });
+  }
+
+  /** Answers `status` here, then closes: nothing later is read. */
+  private refuse(status: number, reason: string, detail: string): void {
+    if (this.done) return;
+    const body = new TextEncoder().encode(`tidegate: ${reason}\n`);
+    this.out.toClient(serializeResponseHead({ status, reason: STATUS_TEXT[status] ?? "Error", headers: [["content-type", "text/plain"], ["content-length", String(body.length)], ["connection", "close"]] }));
+    this.out.toClient(body);
+    this.abort(reason, detail);
+  }
+
+  private abort(reason: string, detail: string): void {
+    this.refused ??= { reason, detail };
+    this.close();
+  }
+
+  /** A socket closed: nothing more moves; calls still waiting are logged without an answer. */
+  gone(): void {
+    if (this.done) return;
+    this.done = true;
+    this.queue.length = 0;
+    this.gate.close();
+  }
+
+  private close(): void {
+    if (this.done) return;
+    this.done = true;
+    this.queue.length = 0;
+    this.gate.close();
+    this.out.endBackend();
+    this.out.endClient();
+  }
+}
