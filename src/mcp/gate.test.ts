@@ -192,3 +192,43 @@ describe("McpGate with 2026-07-28 headers", () => {
     assert.equal(events.length, 0);
   });
 });
+
+describe("McpGate resources and prompts", () => {
+  const rule: GateRule = {
+    name: "rp",
+    tools: null,
+    resources: toolDecider({ allow: new Set(["file:///data/*"]), deny: new Set(["file:///data/secret*"]) }),
+    prompts: toolDecider({ allow: null, deny: new Set(["admin_*"]) }),
+  };
+  const refusals: [string, string, string][] = [
+    ["a resources/read outside allow", req(1, "resources/read", { uri: "file:///etc/passwd" }), "resource_not_allowed"],
+    ["a resources/read denied", req(2, "resources/read", { uri: "file:///data/secret.txt" }), "resource_denied"],
+    ["a resources/subscribe outside allow", req(3, "resources/subscribe", { uri: "file:///etc/passwd" }), "resource_not_allowed"],
+    ["a prompts/get denied", req(4, "prompts/get", { name: "admin_reset" }), "prompt_denied"],
+  ];
+  for (const [name, body, reason] of refusals) {
+    test(`${name} is answered with POLICY_DENIED naming the rule`, async () => {
+      const { g } = gate(rule);
+      const v = await g.fromClient(body);
+      assert.equal(v.pass, false);
+      if (v.pass) return;
+      assert.equal(v.reason, reason);
+      assert.equal(v.answer?.error.code, POLICY_DENIED);
+      assert.match(v.answer!.error.message, /rule rp/);
+    });
+  }
+  test("allowed ones pass", async () => {
+    const { g } = gate(rule);
+    assert.equal((await g.fromClient(req(1, "resources/read", { uri: "file:///data/a.txt" }))).pass, true);
+    assert.equal((await g.fromClient(req(2, "prompts/get", { name: "summarize" }))).pass, true);
+  });
+  test("resources/list and prompts/list results are filtered", async () => {
+    const { g } = gate(rule);
+    const r = await g.fromServer(result(1, { resources: [{ uri: "file:///data/a.txt" }, { uri: "file:///etc/passwd" }, { uri: "file:///data/secret.txt" }, { name: "no uri" }] }));
+    assert.equal(r.kind, "replace");
+    if (r.kind === "replace") assert.deepEqual((JSON.parse(r.text) as { result: { resources: { uri: string }[] } }).result.resources.map((x) => x.uri), ["file:///data/a.txt"]);
+    const p = await g.fromServer(result(2, { prompts: [{ name: "summarize" }, { name: "admin_reset" }] }));
+    assert.equal(p.kind, "replace");
+    if (p.kind === "replace") assert.deepEqual((JSON.parse(p.text) as { result: { prompts: { name: string }[] } }).result.prompts.map((x) => x.name), ["summarize"]);
+  });
+});

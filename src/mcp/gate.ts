@@ -15,11 +15,16 @@
  *   (`tool_changed`): error POLICY_DENIED, naming the tool and the rule.
  * Everything else passes: other requests, notifications, and the client's answers to the server.
  *
- * From the server (`fromServer`): any result holding a `tools` array is a tools/list result,
- * whatever request it answers (so one arriving on another stream is filtered all the same): tools
- * the rule hides, tools without a name, and tools whose definition is not the pinned one are
- * removed (pins.ts; a newly seen changed definition is logged `tool_definition_changed`). Other
- * messages pass unchanged, list-changed notifications included. A message that does not parse is
+ * - a resources/read, resources/subscribe or resources/unsubscribe of a URI `mcp.resources`
+ *   refuses, a prompts/get of a prompt `mcp.prompts` refuses (`resource_denied`,
+ *   `resource_not_allowed`, `prompt_denied`, `prompt_not_allowed`): error POLICY_DENIED.
+ *
+ * From the server (`fromServer`): any result holding a `tools`, `resources` or `prompts` array is
+ * taken for that list, whatever request it answers (so one arriving on another stream is filtered
+ * all the same): items the rule hides, items without their name (uri), and tools whose
+ * definition is not the pinned one are removed (pins.ts; a newly seen changed definition is
+ * logged `tool_definition_changed`). Other messages pass unchanged, list-changed notifications
+ * included. A message that does not parse is
  * `invalid`: the carrier drops it or answers the request it stood for with an error.
  *
  * Audit: one `tool_call` per tools/call: refused ones at once (decision deny, reason), allowed
@@ -45,7 +50,22 @@ export interface GateRule {
   readonly name: string;
   /** The rule's `mcp.tools` filter; null: every tool. */
   readonly tools: ((tool: string) => ToolDecision) | null;
+  /** `mcp.resources`, over resource URIs; absent or null: every resource. */
+  readonly resources?: ((uri: string) => ToolDecision) | null;
+  /** `mcp.prompts`, over prompt names; absent or null: every prompt. */
+  readonly prompts?: ((name: string) => ToolDecision) | null;
 }
+
+/** What a rule decides over, the member of a list result holding it, and the member naming an item. */
+const KINDS = {
+  tool: { list: "tools", key: "name", filter: (r: GateRule) => r.tools },
+  resource: { list: "resources", key: "uri", filter: (r: GateRule) => r.resources ?? null },
+  prompt: { list: "prompts", key: "name", filter: (r: GateRule) => r.prompts ?? null },
+} as const;
+type Kind = keyof typeof KINDS;
+
+/** Requests naming a resource besides resources/read (which classify.ts reads). */
+const URI_METHODS = new Set(["resources/subscribe", "resources/unsubscribe"]);
 
 export interface GateContext {
   /** The caller's SPIFFE ID. */
@@ -102,6 +122,17 @@ export class McpGate {
       if (this.pending.size >= MAX_PENDING) return { pass: false, answer: jsonRpcError(m.id, INVALID_REQUEST, `tidegate: over ${MAX_PENDING} requests waiting for their answers`), reason: "mcp_too_many_pending" };
       if (this.pending.has(m.id)) return { pass: false, answer: jsonRpcError(m.id, INVALID_REQUEST, `tidegate: request id ${JSON.stringify(m.id)} is already waiting for its answer`), reason: "mcp_duplicate_id" };
       const c = await classify(m);
+      const named: [Kind, string] | null =
+        c.kind === "resource_read" ? ["resource", c.uri] : c.kind === "prompt_get" ? ["prompt", c.name] : URI_METHODS.has(m.method) && typeof m.params?.uri === "string" ? ["resource", m.params.uri] : null;
+      if (named !== null) {
+        const [kind, what] = named;
+        const d = KINDS[kind].filter(this.ctx.rule)?.(what) ?? "allowed";
+        if (d !== "allowed") {
+          const reason = `${kind}_${d === "denied" ? "denied" : "not_allowed"}`;
+          const text = `tidegate: ${kind} ${JSON.stringify(what.slice(0, 256))} is ${d === "denied" ? "denied" : "not allowed"} by rule ${this.ctx.rule.name}`;
+          return { pass: false, answer: jsonRpcError(m.id, POLICY_DENIED, text, { reason, rule: this.ctx.rule.name, [kind]: what }), reason };
+        }
+      }
       if (c.kind !== "tool_call") {
         this.pending.set(m.id, { tool: null, argsSha256: "", started: 0 });
         return { pass: true, message: m };
@@ -145,22 +176,36 @@ export class McpGate {
       const isError = m.kind === "error" || (isJsonObject(m.result) && m.result.isError === true);
       this.logCall(p.tool, p.argsSha256, "allow", this.deps.now() - p.started, isError);
     }
-    if (m.kind === "result" && isJsonObject(m.result) && Array.isArray(m.result.tools)) return this.filterTools(m.id, m.result);
-    return { kind: "same", message: m };
+    if (m.kind !== "result" || !isJsonObject(m.result)) return { kind: "same", message: m };
+    let result: Readonly<Record<string, unknown>> = m.result;
+    let changed = false;
+    for (const kind of Object.keys(KINDS) as Kind[]) {
+      const filtered = await this.filterList(kind, result);
+      if (filtered !== null) {
+        result = filtered;
+        changed = true;
+      }
+    }
+    const message = changed ? Object.freeze({ kind: "result" as const, id: m.id, result: Object.freeze(result) }) : m;
+    return changed ? { kind: "replace", message, text: JSON.stringify({ jsonrpc: "2.0", id: m.id, result }) } : { kind: "same", message };
   }
 
-  private async filterTools(id: JsonRpcId, result: Readonly<Record<string, unknown>>): Promise<ServerVerdict> {
-    const listed = result.tools as readonly unknown[];
+  /** `result` without the items of `kind` the rule (or, for tools, the pins) hides; null when nothing was removed or it has no such list. */
+  private async filterList(kind: Kind, result: Readonly<Record<string, unknown>>): Promise<Readonly<Record<string, unknown>> | null> {
+    const { list, key, filter } = KINDS[kind];
+    const listed = result[list];
+    if (!Array.isArray(listed)) return null;
+    const decide = filter(this.ctx.rule);
+    if (decide === null && (kind !== "tool" || this.deps.pins === null) && listed.every((t) => isJsonObject(t) && typeof t[key] === "string")) return null;
     const kept: unknown[] = [];
-    for (const t of listed) {
-      if (!isJsonObject(t) || typeof t.name !== "string") continue;
-      if ((this.ctx.rule.tools?.(t.name) ?? "allowed") !== "allowed") continue;
-      if (this.deps.pins !== null && !(await this.pinned(t.name, t))) continue;
+    for (const t of listed as readonly unknown[]) {
+      if (!isJsonObject(t) || typeof t[key] !== "string") continue;
+      const name = t[key] as string;
+      if ((decide?.(name) ?? "allowed") !== "allowed") continue;
+      if (kind === "tool" && this.deps.pins !== null && !(await this.pinned(name, t))) continue;
       kept.push(t);
     }
-    const message = Object.freeze({ kind: "result" as const, id, result: Object.freeze({ ...result, tools: Object.freeze(kept) }) });
-    if (kept.length === listed.length) return { kind: "same", message };
-    return { kind: "replace", message, text: JSON.stringify({ jsonrpc: "2.0", id, result: message.result }) };
+    return kept.length === listed.length ? null : Object.freeze({ ...result, [list]: Object.freeze(kept) });
   }
 
   private async pinned(name: string, tool: unknown): Promise<boolean> {

@@ -31,7 +31,7 @@ egress:
     to: { host: "*.partner.com", port: 443 }
     action: intercept
     mtls: { server_id: spiffe://partner.com/mcp/email }
-    mcp: { tools: { allow: [send_email], deny: [delete_all] } }
+    mcp: { tools: { allow: [send_email], deny: [delete_all] }, resources: { allow: ["file:///data/*"] }, prompts: { deny: [admin_*] } }
   - name: internal
     from: "spiffe://example.org/**"
     to: { cidr: 10.0.0.0/8, port: 8000-8080 }
@@ -110,6 +110,9 @@ describe("loadPolicy: the full sketch", () => {
     assert.equal(partner!.serverId?.toString(), "spiffe://partner.com/mcp/email");
     assert.deepEqual([...partner!.tools!.allow!], ["send_email"]);
     assert.deepEqual([...partner!.tools!.deny], ["delete_all"]);
+    assert.equal(partner!.mcp?.tools, partner!.tools);
+    assert.deepEqual([partner!.mcp?.resources?.decide("file:///data/x"), partner!.mcp?.resources?.decide("file:///etc/x"), partner!.mcp?.prompts?.decide("admin_x")], ["allowed", "not_allowed", "denied"]);
+    assert.deepEqual([gh!.mcp, internal!.mcp], [null, null]);
     assert.equal(internal!.to.kind === "cidr" && internal!.to.cidr.text, "10.0.0.0/8");
     assert.deepEqual([internal!.ports.lo, internal!.ports.hi, internal!.ca, internal!.upstreamPort], [8000, 8080, "/etc/tidegate/internal-ca.pem", 8443]);
     assert.deepEqual([v6!.ports.lo, v6!.ports.hi], [1, 65535]);
@@ -209,6 +212,9 @@ const REJECTIONS: [string, string, number, string, RegExp][] = [
   ["egress: bad path pattern", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    http: { paths: [repos] }\n`, 7, "egress[0].http.paths[0]", /path/],
   ["egress: mcp on tls", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: tls\n    mcp: { tools: { allow: [a] } }\n`, 7, "egress[0].mcp", /only with intercept/],
   ["egress: bad tool name", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    mcp: { tools: { allow: ["a b"] } }\n`, 7, "egress[0].mcp.tools.allow[0]", /MCP tool name/],
+  ["egress: resource pattern with a space", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    mcp: { resources: { deny: ["file:///a b"] } }\n`, 7, "egress[0].mcp.resources.deny[0]", /resource URI or pattern/],
+  ["egress: bad prompt name", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    mcp: { prompts: { allow: ["a/b"] } }\n`, 7, "egress[0].mcp.prompts.allow[0]", /MCP tool name/],
+  ["egress: unknown mcp key", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    mcp: { tool: { allow: [a] } }\n`, 7, "egress[0].mcp.tool", /unknown|not allowed|key/],
   ["egress: upgrade on tls", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: tls\n    upgrade: [websocket]\n`, 7, "egress[0].upgrade", /not allowed with action tls \(only with intercept\)/],
   ["egress: upgrade to h2c", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    upgrade: [h2c]\n`, 7, "egress[0].upgrade[0]", /websocket/],
   ["egress: upgrade empty", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    upgrade: []\n`, 7, "egress[0].upgrade", /must not be empty/],

@@ -22,7 +22,7 @@ import type { TrustDomain } from "../spiffe/index.ts";
 import { PolicyError } from "./errors.ts";
 import { toolDecider } from "../mcp/tool-filter.ts";
 import { normalizeServerName } from "./host-name.ts";
-import type { Action, DnsSettings, EgressRule, IdPattern, InboundRule, Policy, ToolFilter, Workload } from "./model.ts";
+import type { Action, DnsSettings, EgressRule, IdPattern, InboundRule, McpRules, Policy, ToolFilter, Workload } from "./model.ts";
 import { PolicySchema, type EgressInput, type PolicyInput } from "./schema.ts";
 import { readYaml, type FailFn, type YamlSource } from "./source.ts";
 
@@ -42,10 +42,24 @@ function trustDomainOf(text: string): string {
   return text.slice("spiffe://".length).split("/")[0] ?? "";
 }
 
-function toolFilter(t: { tools: { allow?: string[] | undefined; deny?: string[] | undefined } } | undefined): ToolFilter | null {
+type FilterInput = { allow?: string[] | undefined; deny?: string[] | undefined } | undefined;
+type McpInput = { tools?: FilterInput; resources?: FilterInput; prompts?: FilterInput } | undefined;
+
+function filterOf(t: FilterInput): ToolFilter | null {
   if (t === undefined) return null;
-  const filter = { allow: t.tools.allow === undefined ? null : new Set(t.tools.allow), deny: new Set(t.tools.deny ?? []) };
+  const filter = { allow: t.allow === undefined ? null : new Set(t.allow), deny: new Set(t.deny ?? []) };
   return Object.freeze({ ...filter, decide: toolDecider(filter) });
+}
+
+/** `mcp` and `tools`, the same filter object in both. */
+function mcpOf(m: McpInput): { tools: ToolFilter | null; mcp: McpRules | null } {
+  const mcp = mcpRules(m);
+  return { tools: mcp?.tools ?? null, mcp };
+}
+
+function mcpRules(m: McpInput): McpRules | null {
+  if (m === undefined) return null;
+  return Object.freeze({ tools: filterOf(m.tools), resources: filterOf(m.resources), prompts: filterOf(m.prompts) });
 }
 
 function checkEgress(r: EgressInput, at: Path, fail: FailFn, ours: TrustDomain, known: ReadonlySet<string>): void {
@@ -90,7 +104,7 @@ function buildEgress(input: PolicyInput, source: YamlSource, fail: FailFn, known
       proto: r.to.proto ?? "tcp",
       action: r.action,
       http: r.http === undefined ? null : Object.freeze({ methods: r.http.methods ?? null, paths: r.http.paths ?? null }),
-      tools: toolFilter(r.mcp),
+      ...mcpOf(r.mcp),
       inject: Object.freeze(r.inject?.headers ?? []),
       ca: r.ca ?? null,
       serverId: r.mtls?.server_id ?? null,
@@ -123,7 +137,7 @@ function buildInbound(input: PolicyInput, source: YamlSource, fail: FailFn, know
       allow: idPatterns(r.allow),
       proxyProtocol: r.proxy_protocol ?? false,
       forwardClientCert: r.forward_client_cert ?? false,
-      tools: toolFilter(r.mcp),
+      ...mcpOf(r.mcp),
     });
   });
 }

@@ -40,6 +40,16 @@ export interface ToolFilter {
   readonly decide: (tool: string) => "allowed" | "denied" | "not_allowed";
 }
 
+/**
+ * A rule's `mcp:` (issue 10): MCP messages on its connections are parsed and decided. Each filter
+ * null: everything of that kind. `resources` matches URIs, `prompts` prompt names.
+ */
+export interface McpRules {
+  readonly tools: ToolFilter | null;
+  readonly resources: ToolFilter | null;
+  readonly prompts: ToolFilter | null;
+}
+
 export interface EgressRule {
   /** Position in `egress:`, from 0: the order rules are tried in. */
   readonly index: number;
@@ -52,7 +62,10 @@ export interface EgressRule {
   readonly action: Action;
   /** Request-level conditions; a rule that has them needs the proxy to see HTTP (docs/policy.md). */
   readonly http: HttpMatch | null;
+  /** `mcp.tools` (also in `mcp`), which the policy engine decides tool calls with. */
   readonly tools: ToolFilter | null;
+  /** `mcp:`, null when the rule has none (then nothing of MCP is parsed on its connections). */
+  readonly mcp: McpRules | null;
   readonly inject: readonly HeaderTemplate[];
   /** `tls` and `intercept` without mtls: a CA file instead of the system roots. */
   readonly ca: string | null;
@@ -84,6 +97,7 @@ export interface InboundRule {
   /** Parse HTTP/1.1 and tell the backend who called in x-forwarded-client-cert (src/proxy/xfcc.ts). */
   readonly forwardClientCert: boolean;
   readonly tools: ToolFilter | null;
+  readonly mcp: McpRules | null;
 }
 
 export interface Workload {

@@ -57,8 +57,13 @@ const httpUrl = urlOf(["http:", "https:"], "an http:// or https://");
 const httpsUrl = urlOf(["https:"], "an https://");
 const duration = converted((t) => parseDuration(t, "duration"));
 const tool = v.pipe(v.string(), v.regex(TOOL, "is not an MCP tool name or pattern (1-128 of letters, digits, '_', '-', '.', and '*' or '?' as wildcards)"));
-const tools = mapping({
-  tools: mapping({ allow: v.optional(v.array(tool)), deny: v.optional(v.array(tool)) }),
+/** A resource URI or a glob of one (`*` any run, `?` one character): 1-2048 characters, no controls or spaces. */
+const uriPattern = v.pipe(v.string(), v.regex(/^[^\u0000-\u0020\u007f]{1,2048}$/, "is not a resource URI or pattern (1-2048 characters, no spaces or control characters)"));
+const filterOf = <T extends v.GenericSchema>(item: T) => mapping({ allow: v.optional(v.array(item)), deny: v.optional(v.array(item)) });
+const mcp = mapping({
+  tools: v.optional(filterOf(tool)),
+  resources: v.optional(filterOf(uriPattern)),
+  prompts: v.optional(filterOf(tool)),
 });
 const listen = converted((t) => {
   const hp = parseHostPort(t);
@@ -107,7 +112,7 @@ export const EgressRuleSchema = mapping({
       paths: v.optional(nonEmpty(converted(parsePathPattern))),
     }),
   ),
-  mcp: v.optional(tools),
+  mcp: v.optional(mcp),
   upstream: v.optional(mapping({ port: convertedAny(parsePort) })),
   /** Protocols a request may switch to (RFC 9110 section 7.8). Only websocket: after h2c, say, requests would pass unchecked. */
   upgrade: v.optional(nonEmpty(v.picklist(["websocket"]))),
@@ -121,7 +126,7 @@ export const InboundRuleSchema = mapping({
   allow: idPatterns,
   proxy_protocol: v.optional(v.boolean()),
   forward_client_cert: v.optional(v.boolean()),
-  mcp: v.optional(tools),
+  mcp: v.optional(mcp),
 });
 
 export const WorkloadSchema = mapping({

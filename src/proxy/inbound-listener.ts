@@ -38,6 +38,7 @@ import { encodeProxyV2, ProxyV2Error } from "./proxy-v2.ts";
 import { endOf, splice, type Splice } from "./splice.ts";
 import { XFCC, XfccRewriter, type Rewritten } from "./xfcc.ts";
 import { McpGate, type PinStore } from "../mcp/index.ts";
+import { gateRule } from "./mcp/gate-rule.ts";
 import { McpRelay } from "./mcp/relay.ts";
 import type { Header } from "../http1/index.ts";
 
@@ -267,7 +268,7 @@ export class InboundListener {
   private relayFor(sp: Splice, clientId: string, connId: string): McpRelay {
     const rule = this.rule;
     const gate = new McpGate(
-      { caller: clientId, server: rule.id.toString(), connId, rule: { name: rule.name, tools: rule.tools?.decide ?? null } },
+      { caller: clientId, server: rule.id.toString(), connId, rule: gateRule(rule) },
       { pins: this.deps.pins ?? null, audit: (type, fields) => this.deps.audit.emit(type, fields), now: () => performance.now() },
     );
     const xfcc = rule.forwardClientCert ? `By=${rule.id.toString()};URI=${clientId}` : null;
@@ -312,7 +313,7 @@ export class InboundListener {
         c.header = header.length;
         sp.up.data(header);
       }
-      if (this.rule.tools !== null) c.relay = b.data.relay = this.relayFor(sp, clientId, hex(connId));
+      if (this.rule.mcp !== null) c.relay = b.data.relay = this.relayFor(sp, clientId, hex(connId));
       else if (this.rule.forwardClientCert) c.rewriter = new XfccRewriter(this.rule.id.toString(), clientId);
       for (const chunk of c.early) this.toBackend(s, sp, chunk);
       c.early = [];

@@ -60,6 +60,7 @@ function rule(over: Partial<InboundRule> = {}): InboundRule {
     proxyProtocol: true,
     forwardClientCert: false,
     tools: null,
+    mcp: null,
     ...over,
   };
 }

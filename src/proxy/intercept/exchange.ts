@@ -34,6 +34,7 @@ import { decideRequest, type RequestContext, type RequestDeps, type RequestVerdi
 import { UpstreamLeg, type LegOwner } from "./upstream-leg.ts";
 import { originForm, requestEvent } from "./request-event.ts";
 import { McpGate, type PinStore } from "../../mcp/index.ts";
+import { gateRule } from "../mcp/gate-rule.ts";
 import { BodyBuffer, gateRequest, McpResponse } from "../mcp/http-filter.ts";
 
 /** The workload's side: a Bun socket, or a TLS socket terminating its TLS. */
@@ -192,7 +193,7 @@ export class HttpExchange implements LegOwner {
     if (leg === null || this.done) return;
     const target = head.form === "absolute" ? originForm(head.target) : head.target;
     const sent = serializeRequestHead({ method: head.method, target, version: head.version, headers: verdict.headers });
-    const mcp = verdict.rule.tools !== null ? { gate: this.gateFor(verdict), body: head.framing === "none" ? null : new BodyBuffer(), id: null, response: null } : null;
+    const mcp = verdict.rule.mcp !== null ? { gate: this.gateFor(verdict), body: head.framing === "none" ? null : new BodyBuffer(), id: null, response: null } : null;
     this.req = { head, verdict, started, sent: head.framing === "none" && IDEMPOTENT.has(head.method) ? sent : null, bytesUp: 0, bytesDown: 0, response: null, mcp };
     if (mcp === null) this.sendHead(leg, head, sent); // else at its end (mcpSend), once decided
   }
@@ -202,7 +203,7 @@ export class HttpExchange implements LegOwner {
     let g = this.gates.get(rule.name);
     if (g === undefined) {
       const server = rule.serverId?.toString() ?? rule.name;
-      g = new McpGate({ caller: this.ctx.from.toString(), server, connId: (this.base.conn_id as string | undefined) ?? null, rule: { name: rule.name, tools: rule.tools?.decide ?? null } }, { pins: this.deps.pins ?? null, audit: (type, fields) => this.deps.audit.emit(type, fields), now: () => performance.now() });
+      g = new McpGate({ caller: this.ctx.from.toString(), server, connId: (this.base.conn_id as string | undefined) ?? null, rule: gateRule(rule) }, { pins: this.deps.pins ?? null, audit: (type, fields) => this.deps.audit.emit(type, fields), now: () => performance.now() });
       this.gates.set(rule.name, g);
     }
     return g;
