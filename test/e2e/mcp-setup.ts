@@ -1,0 +1,307 @@
+/**
+ * The stand of the MCP end-to-end test (mcp.test.ts), built like the interception and mTLS stands
+ * (intercept-setup.ts, mtls-setup.ts):
+ * - the built server (trust domain example.org) and two agents on this host, each with its own
+ *   instance, state, run, audit folders and config under one mkdtemp folder, so cgroups
+ *   (`tidegate-e2e-mcp-a`, `-b`) and pins are their own;
+ * - agent A (instance e2e-mcp-a, node mcp-a) with workload `client`
+ *   (spiffe://example.org/mcp-client, user nobody), whose rule `everything-mcp` intercepts
+ *   http://everything.mcp.test (port 80, resolved by A's dns.hosts to 127.0.0.91) and re-originates
+ *   it with mTLS to B's listener, denying tool `get-sum`;
+ * - agent B (instance e2e-mcp-b, node mcp-b) holding spiffe://example.org/mcp/everything and
+ *   spiffe://example.org/mcp/pinned, with an inbound listener for each on 127.0.0.91: `everything`
+ *   in front of server-everything (denying `get-tiny-image`) and `pinned` in front of
+ *   mcp-pinned-server.ts (no tool filter: `mcp: { tools: {} }`, pinning only);
+ * - server-everything and the pinned server on 127.0.0.1 (mcp-peers.ts).
+ * The MCP client (mcp-client.ts) runs either as workload `client` through `tidegate run` on A
+ * (`runClient`, captured) or from the test with copies of the client's SVID (`directClient`).
+ * Addresses: 127.0.0.90-99 only. `agent --uninstall` runs before (leftovers of an earlier run) and
+ * after; `tearDown` removes everything `setUp` made, last first.
+ */
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { readAudit, type AuditLine } from "../helpers/audit-files.ts";
+import { REPO, tidegate, type RunResult } from "../helpers/binary.ts";
+import { startTidegate, waitFor, type Running } from "../helpers/processes.ts";
+import { callUnix } from "../../src/runtime/unix-http.ts";
+import { encodePem } from "../../src/x509/pem.ts";
+import { freePort, startEverything, startPinnedServer, type Peer, type PinnedPeer } from "./mcp-peers.ts";
+import type { ClientInput, StepResult } from "./mcp-client.ts";
+
+export type { ClientInput, Step, StepResult } from "./mcp-client.ts";
+
+export const INSTANCE_A = "e2e-mcp-a";
+export const INSTANCE_B = "e2e-mcp-b";
+export const ADDR = { listener: "127.0.0.91" } as const;
+export const ID = {
+  client: "spiffe://example.org/mcp-client",
+  everything: "spiffe://example.org/mcp/everything",
+  pinned: "spiffe://example.org/mcp/pinned",
+} as const;
+/** The name A's rule intercepts (port 80, plain HTTP from the workload). */
+export const EVERYTHING_HOST = "everything.mcp.test";
+/** server-everything's tools the rules deny: B's inbound rule `everything`, A's egress rule `everything-mcp`. */
+export const DENIED = { byB: "get-tiny-image", byA: "get-sum" } as const;
+export const RULE = { b: "everything", pinned: "pinned", a: "everything-mcp" } as const;
+export const FIRST_DESCRIPTION = "Looks a word up in the test's dictionary.";
+
+const CLIENT = join(import.meta.dir, "mcp-client.ts");
+/** Workloads run as nobody: system folders only on PATH; Bun writes no transpiler cache. */
+const CLIENT_ENV = { PATH: "/usr/bin:/bin", BUN_RUNTIME_TRANSPILER_CACHE_PATH: "0" };
+
+export type LogLine = { event: string; [k: string]: unknown };
+
+/** What one run of mcp-client.ts did: its exit code, its result lines, and its raw output. */
+export interface ClientRun {
+  readonly code: number;
+  readonly results: StepResult[];
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** A client run's steps, and optionally its per-request timeout. */
+export type ClientSteps = Pick<ClientInput, "steps" | "timeout_ms">;
+
+export interface Stand {
+  readonly dir: string;
+  readonly flagsA: string[];
+  readonly flagsB: string[];
+  /** B's inbound listeners (on ADDR.listener) and the servers behind them (on 127.0.0.1). */
+  readonly ports: { everything: number; pinned: number; everythingBackend: number; pinnedBackend: number };
+  /** https://127.0.0.91:PORT/mcp of B's listeners. */
+  readonly urls: { everything: string; pinned: string };
+  /** The client's SVID (leaf first), its key and the trust bundle, as PEM files (copies). */
+  readonly clientTls: { cert: string; key: string; ca: string };
+  /** mcp-client.ts as workload `client` on A (through `tidegate run`, captured) to http://everything.mcp.test/mcp. */
+  runClient(json: ClientSteps): Promise<ClientRun>;
+  /** mcp-client.ts from the test, outside tidegate, with the client's SVID, to B's listener at `url`. */
+  directClient(url: string, json: ClientSteps): Promise<ClientRun>;
+  /** mcp-client.ts from the test, plaintext, straight to a server (no tidegate in between). */
+  plainClient(url: string, json: ClientSteps): Promise<ClientRun>;
+  /** `tidegate ARGS <flags of B>`. */
+  cli(args: string[]): Promise<RunResult>;
+  /** Rewrites the pinned server's description of `lookup` (read at each new session). */
+  setDescription(text: string): void;
+  auditA(): AuditLine[];
+  auditB(): AuditLine[];
+  /** The raw text of every file in A's, B's and the server's audit folders. */
+  auditText(): string;
+  logA(): LogLine[];
+  logB(): LogLine[];
+  readonly everything: Peer;
+  readonly pinned: PinnedPeer;
+  agentB(): Running;
+  /** What every process of the stand wrote: server, A, B, server-everything, the pinned server. */
+  allOutput(): string;
+}
+
+const cleanups: (() => Promise<unknown> | unknown)[] = [];
+
+/** Undoes whatever `setUp` got to, last first; never throws. */
+export async function tearDown(): Promise<void> {
+  while (cleanups.length > 0) {
+    try {
+      await cleanups.pop()!();
+    } catch (e) {
+      console.warn(`e2e mcp: cleanup: ${String(e)}`);
+    }
+  }
+}
+
+function parseLog(r: Running | undefined): LogLine[] {
+  return (r?.output() ?? "")
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as LogLine);
+}
+
+async function cli(args: string[]): Promise<string> {
+  const r = await tidegate(args);
+  if (r.code !== 0) throw new Error(`tidegate ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** The X.509 roots of a SPIFFE bundle (JWKS, `use: x509-svid`) as PEM. */
+function bundlePem(jwks: string): string {
+  const keys = (JSON.parse(jwks) as { keys: { use?: string; x5c?: string[] }[] }).keys;
+  const roots = keys.filter((k) => k.use === "x509-svid" && k.x5c?.[0] !== undefined).map((k) => encodePem("CERTIFICATE", Buffer.from(k.x5c![0]!, "base64")));
+  if (roots.length === 0) throw new Error("e2e mcp: the agent's bundle.json holds no x509-svid root");
+  return roots.join("");
+}
+
+/** The result lines of a client run (anything else on stdout is kept in `stdout` only). */
+function clientRun(r: RunResult): ClientRun {
+  const results = r.stdout
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as StepResult);
+  return { code: r.code, results, stdout: r.stdout, stderr: r.stderr };
+}
+
+async function runBun(argv: string[]): Promise<RunResult> {
+  const p = Bun.spawn(argv, { cwd: REPO, env: CLIENT_ENV, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  return { code, stdout, stderr };
+}
+
+/** Every file below `dir`, read as text ("" when the folder is not there). */
+function allText(dir: string): string {
+  if (!existsSync(dir)) return "";
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => readFileSync(join(e.parentPath, e.name), "latin1"))
+    .join("\n");
+}
+
+export async function setUp(): Promise<Stand> {
+  const dir = mkdtempSync(join(tmpdir(), "tidegate-test-e2e-mcp-"));
+  chmodSync(dir, 0o711); // the workload (nobody) reads A's interception CA bundle below it
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const d = (n: string) => {
+    const p = join(dir, n);
+    mkdirSync(p, { recursive: true });
+    return p;
+  };
+  const serverFlags = ["--instance", INSTANCE_A, "--state-dir", d("server-state"), "--run-dir", d("server-run"), "--server-config", join(dir, "server.yaml"), "--audit-dir", d("server-audit")];
+  const nodeFlags = (instance: string, n: string) => ["--instance", instance, "--state-dir", d(`${n}-state`), "--run-dir", d(`${n}-run`), "--config", join(dir, `${n}.yaml`), "--audit-dir", join(dir, `${n}-audit`)];
+  const flagsA = nodeFlags(INSTANCE_A, "a");
+  const flagsB = nodeFlags(INSTANCE_B, "b");
+  for (const flags of [flagsA, flagsB]) {
+    await tidegate(["agent", "--uninstall", ...flags]); // leftovers of an earlier run
+    cleanups.push(() => tidegate(["agent", "--uninstall", ...flags]));
+  }
+
+  // the MCP servers
+  const descriptionFile = join(dir, "lookup-description.txt");
+  writeFileSync(descriptionFile, `${FIRST_DESCRIPTION}\n`);
+  const everything = await startEverything(freePort("127.0.0.1"));
+  cleanups.push(() => everything.stop());
+  const pinned = await startPinnedServer("127.0.0.1", freePort("127.0.0.1"), descriptionFile);
+  cleanups.push(() => pinned.stop());
+  const ports = { everything: freePort(ADDR.listener), pinned: 0, everythingBackend: everything.port, pinnedBackend: pinned.port };
+  do ports.pinned = freePort(ADDR.listener);
+  while (ports.pinned === ports.everything);
+
+  writeFileSync(join(dir, "server.yaml"), "svid:\n  default_ttl: 1h\n");
+  await cli(["server", "init", "--trust-domain", "example.org", ...serverFlags]);
+  const server = startTidegate(["server", ...serverFlags]);
+  cleanups.push(() => server.stop());
+  const serverJson = join(dir, "server-run", "server.json");
+  const info = await waitFor("server.json", () => (existsSync(serverJson) ? (JSON.parse(readFileSync(serverJson, "utf8")) as { public: string }) : undefined), 15_000, 100, server);
+  const entryIds: Record<string, string> = {};
+  for (const [node, id, selector] of [
+    ["mcp-a", ID.client, "tidegate:workload:client"],
+    ["mcp-b", ID.everything, "tidegate:workload:unused-everything"],
+    ["mcp-b", ID.pinned, "tidegate:workload:unused-pinned"],
+  ] as const) {
+    entryIds[id] = (JSON.parse(await cli(["entry", "create", "--spiffe-id", id, "--node", node, "--selector", selector, "--json", ...serverFlags])) as { id: string }).id;
+  }
+
+  writeFileSync(
+    join(dir, "a.yaml"),
+    `trust_domain: example.org
+workloads:
+  - { name: client, id: ${ID.client}, user: nobody }
+egress:
+  - name: ${RULE.a}
+    from: ${ID.client}
+    to: { host: ${EVERYTHING_HOST}, port: 80 }
+    action: intercept
+    mtls: { server_id: ${ID.everything} }
+    upstream: { port: ${ports.everything} }
+    mcp: { tools: { deny: [${DENIED.byA}] } }
+dns:
+  hosts:
+    ${EVERYTHING_HOST}: [${ADDR.listener}]
+`,
+  );
+  writeFileSync(
+    join(dir, "b.yaml"),
+    `trust_domain: example.org
+inbound:
+  - name: ${RULE.b}
+    id: ${ID.everything}
+    listen: ${ADDR.listener}:${ports.everything}
+    forward: 127.0.0.1:${everything.port}
+    allow: [${ID.client}]
+    mcp: { tools: { deny: [${DENIED.byB}] } }
+  - name: ${RULE.pinned}
+    id: ${ID.pinned}
+    listen: ${ADDR.listener}:${ports.pinned}
+    forward: 127.0.0.1:${pinned.port}
+    allow: [${ID.client}]
+    mcp: { tools: {} }
+`,
+  );
+  for (const n of ["a", "b"]) {
+    const check = await tidegate(["policy", "check", join(dir, `${n}.yaml`)]);
+    if (check.code !== 0) throw new Error(`e2e mcp: ${n}.yaml does not load: ${check.stdout}${check.stderr}`);
+  }
+
+  const agents: Record<"a" | "b", Running | undefined> = { a: undefined, b: undefined };
+  const startAgent = async (n: "a" | "b", node: string, flags: string[], held: string[]): Promise<Running> => {
+    const tokenOut = await cli(["token", "create", "--node", node, ...serverFlags]);
+    const tokenFile = join(dir, `${n}.token`);
+    writeFileSync(tokenFile, /token:\s*(\S+)/.exec(tokenOut)![1]!, { mode: 0o600 });
+    const fingerprint = /fingerprint[^:]*:\s*([0-9a-fA-F:]+)/.exec(tokenOut)![1]!;
+    const agent = startTidegate(["agent", ...flags, "--sync-interval", "1s", "--server", `https://${info.public}`, "--join-token-file", tokenFile, "--server-fingerprint", fingerprint]);
+    agents[n] = agent;
+    cleanups.push(() => agent.stop());
+    const sock = join(dir, `${n}-run`, "agent.sock");
+    await waitFor(`agent ${n} to capture, holding ${held.join(" and ")}`, async () => {
+      const s = (await callUnix(sock, "the agent", "GET", "/v1/status").catch(() => undefined))?.body as { capture?: { egress_port?: number } } | undefined;
+      if (!s?.capture?.egress_port) return undefined;
+      return held.every((id) => existsSync(join(dir, `${n}-state`, "agent", "svids", `${entryIds[id]}.key`))) ? true : undefined;
+    }, 30_000, 100, agent);
+    return agent;
+  };
+  // one after the other: each instance takes the first free egress port below 1000
+  await startAgent("a", "mcp-a", flagsA, [ID.client]);
+  const agentB = await startAgent("b", "mcp-b", flagsB, [ID.everything, ID.pinned]);
+  for (const rule of [RULE.b, RULE.pinned]) {
+    await waitFor(`B's inbound listener ${rule}`, () => parseLog(agentB).find((l) => l.event === "inbound_listening" && l.rule === rule), 15_000, 100, agentB);
+  }
+
+  // the client's SVID as A holds it, copied (the agent replaces its files whole at rotation)
+  const tlsDir = d("client-tls");
+  const base = join(dir, "a-state", "agent", "svids", entryIds[ID.client]!);
+  const clientTls = { cert: join(tlsDir, "client.pem"), key: join(tlsDir, "client.key"), ca: join(tlsDir, "bundle.pem") };
+  writeFileSync(clientTls.cert, readFileSync(`${base}.pem`));
+  writeFileSync(clientTls.key, readFileSync(`${base}.key`), { mode: 0o600 });
+  writeFileSync(clientTls.ca, bundlePem(readFileSync(join(dir, "a-state", "agent", "bundle.json"), "utf8")));
+
+  const url = (port: number) => `https://${ADDR.listener}:${port}/mcp`;
+  const serverIdOf = (u: string) => (u === url(ports.pinned) ? ID.pinned : u === url(ports.everything) ? ID.everything : undefined);
+
+  return {
+    dir,
+    flagsA,
+    flagsB,
+    ports,
+    urls: { everything: url(ports.everything), pinned: url(ports.pinned) },
+    clientTls,
+    runClient: async (json) => {
+      const input: ClientInput = { ...json, url: `http://${EVERYTHING_HOST}/mcp`, resolve: { [EVERYTHING_HOST]: ADDR.listener } };
+      const r = await tidegate(["run", ...flagsA, "--workload", "client", "--user", "nobody", "--", process.execPath, CLIENT, JSON.stringify(input)], { env: CLIENT_ENV });
+      return clientRun(r);
+    },
+    directClient: async (u, json) => {
+      const serverId = serverIdOf(u);
+      const input: ClientInput = { ...json, url: u, tls: { ...clientTls, ...(serverId !== undefined ? { server_id: serverId } : {}) } };
+      return clientRun(await runBun([process.execPath, CLIENT, JSON.stringify(input)]));
+    },
+    plainClient: async (u, json) => clientRun(await runBun([process.execPath, CLIENT, JSON.stringify({ ...json, url: u })])),
+    cli: (args) => tidegate([...args, ...flagsB]),
+    setDescription: (text) => writeFileSync(descriptionFile, `${text}\n`),
+    auditA: () => readAudit(join(dir, "a-audit")),
+    auditB: () => readAudit(join(dir, "b-audit")),
+    auditText: () => [allText(join(dir, "a-audit")), allText(join(dir, "b-audit")), allText(join(dir, "server-audit"))].join("\n"),
+    logA: () => parseLog(agents.a),
+    logB: () => parseLog(agents.b),
+    everything,
+    pinned,
+    agentB: () => agentB,
+    allOutput: () => [server.output(), agents.a?.output() ?? "", agents.b?.output() ?? "", everything.output(), pinned.output()].join("\n"),
+  };
+}
