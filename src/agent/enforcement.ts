@@ -137,6 +137,25 @@ export class Enforcement {
     }
   }
 
+  /**
+   * The identity a process attests to, by its selectors alone (the registration entry they match),
+   * whatever cgroup it is in: the launching client of `tidegate run --mcp-stdio`.
+   */
+  async identifyPid(pid: number): Promise<{ ok: true; id: string } | { ok: false; reason: string; detail: string }> {
+    let selectors: readonly string[];
+    try {
+      selectors = await this.o.attest(pid);
+    } catch (e) {
+      return { ok: false, reason: "attestation_failed", detail: e instanceof Error ? e.message : String(e) };
+    }
+    try {
+      const matched = matchEntry([...(this.o.entries() ?? [])], [...selectors]);
+      return matched === null ? { ok: false, reason: "no_identity", detail: `no registration entry matches the process's selectors` } : { ok: true, id: matched.spiffe_id };
+    } catch (e) {
+      return { ok: false, reason: "attestation_ambiguous", detail: e instanceof Error ? e.message : String(e) };
+    }
+  }
+
   /** Who a redirected connection's caller is (egress-listener.ts, step 2). */
   async identify(record: CaptureRecord): Promise<Identified> {
     // The cgroups of the last resync (prepareRun resyncs before a run starts): no directory read per

@@ -31,7 +31,10 @@ import type { AgentCore } from "./agent-core.ts";
 import { chooseEgressPort, unprivilegedPortStart } from "./egress-port.ts";
 import { InboundManager } from "./inbound-manager.ts";
 import { openPins } from "./mcp-pins.ts";
-import type { PinBook } from "../mcp/index.ts";
+import { McpGate, type PinBook } from "../mcp/index.ts";
+import { stdioRuleFor } from "../policy/stdio.ts";
+import { SpiffeId } from "../spiffe/id.ts";
+import { hex, randomConnectionId } from "../proxy/peer-tls.ts";
 import { proxyIdentity } from "./proxy-identity.ts";
 import { openInterception, type Interception } from "../intercept/interception.ts";
 import { SecretStore, secretsDir } from "../secrets/index.ts";
@@ -78,6 +81,27 @@ export class Enforcer {
     readonly pins: PinBook,
     private readonly o: EnforcerOptions,
   ) {}
+
+  /**
+   * `tidegate run --mcp-stdio`: the gate between the launching client (`callerPid`, attested)
+   * and the workload's server, under the first `stdio[]` rule for both; or why there is none.
+   */
+  async mcpStdioGate(callerPid: number, workload: string): Promise<{ gate: McpGate; rule: string; caller: string; server: string } | { refused: { code: string; message: string } }> {
+    const no = (code: string, message: string) => ({ refused: { code, message: `run: ${message}` } });
+    const policy = this.holder.policy;
+    if (policy === null) return no("run_no_policy", "no policy is loaded, so no stdio rule");
+    const server = this.enforcement.identityOf(workload);
+    if (server.id === null) return no("run_mcp_no_identity", `workload ${workload} has no identity (${server.why}), so no stdio rule can name it`);
+    const caller = await this.enforcement.identifyPid(callerPid);
+    if (!caller.ok) return no("run_mcp_caller_unknown", `the calling process (pid ${callerPid}) has no identity: ${caller.detail} (${caller.reason})`);
+    const rule = stdioRuleFor(policy, SpiffeId.parse(caller.id), server.id);
+    if (rule === null) return no("run_mcp_no_rule", `no stdio rule lets ${caller.id} use ${server.id.toString()}`);
+    const gate = new McpGate(
+      { caller: caller.id, server: server.id.toString(), connId: hex(randomConnectionId()), rule: { name: rule.name, tools: rule.mcp.tools?.decide ?? null, resources: rule.mcp.resources?.decide ?? null, prompts: rule.mcp.prompts?.decide ?? null } },
+      { pins: this.pins, audit: (type, fields) => this.o.audit.emit(type, fields), now: () => performance.now() },
+    );
+    return { gate, rule: rule.name, caller: caller.id, server: server.id.toString() };
+  }
 
   /** `tidegate mcp approve`: pins the waiting definitions of `server` (only `tool`'s when given), logged as an admin event. */
   approveTools(server: string, tool?: string): string[] {

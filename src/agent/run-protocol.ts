@@ -36,6 +36,11 @@ export interface RunRequest {
   /** The caller's environment, `NAME=VALUE` each. */
   readonly env: readonly string[];
   readonly cwd: string;
+  /**
+   * `--mcp-stdio`: the agent sits on the command's stdin and stdout (newline-delimited JSON-RPC)
+   * and applies the `stdio[]` rule for the caller and the workload (docs/mcp.md).
+   */
+  readonly mcpStdio?: boolean;
 }
 
 export type RunAnswer =
@@ -43,7 +48,7 @@ export type RunAnswer =
   | { readonly exit: number }
   | { readonly signal: string };
 
-const FIELDS = new Set(["workload", "user", "allow_root", "command", "env", "cwd"]);
+const FIELDS = new Set(["workload", "user", "allow_root", "command", "env", "cwd", "mcp_stdio"]);
 
 function bad(message: string): never {
   throw new RunProtocolError("run_bad_request", `run: bad request: ${message}`);
@@ -84,12 +89,13 @@ export function parseRequest(line: string): RunRequest {
   });
   const cwd = text(o.cwd, "cwd");
   if (!cwd.startsWith("/")) bad("cwd is not an absolute path");
-  return { workload, user, allowRoot: o.allow_root === true, command, env, cwd };
+  if (o.mcp_stdio !== undefined && typeof o.mcp_stdio !== "boolean") bad("mcp_stdio is not a boolean");
+  return { workload, user, allowRoot: o.allow_root === true, command, env, cwd, ...(o.mcp_stdio === true ? { mcpStdio: true } : {}) };
 }
 
 /** The request as the line a client sends (newline included). */
 export function encodeRequest(r: RunRequest): Uint8Array {
-  const body = { workload: r.workload, user: r.user, ...(r.allowRoot ? { allow_root: true } : {}), command: r.command, env: r.env, cwd: r.cwd };
+  const body = { workload: r.workload, user: r.user, ...(r.allowRoot ? { allow_root: true } : {}), command: r.command, env: r.env, cwd: r.cwd, ...(r.mcpStdio === true ? { mcp_stdio: true } : {}) };
   return new TextEncoder().encode(`${JSON.stringify(body)}\n`);
 }
 

@@ -33,6 +33,8 @@ import { TidegateError } from "../errors.ts";
 import { decideRun, type RunTarget } from "./run-decision.ts";
 import { encodeLine, LineReader, parseRequest, parseSignalLine, type RunRequest } from "./run-protocol.ts";
 import type { Enforcer } from "./enforcer.ts";
+import type { McpGate } from "../mcp/index.ts";
+import { relayStdio } from "./mcp-stdio.ts";
 
 export const POLL_MS = 20;
 export const MAX_CONNECTIONS = 128;
@@ -66,6 +68,8 @@ export interface RunHost {
   /** Makes the workload's cgroup with its kernel share written; throws TidegateError. */
   prepareRun(workload: string, opts?: { uncontained?: boolean; callerPid?: number }): { cgroup_dir: string; spiffe_id: string | null; ca_bundle?: string | null };
   release(workload: string): void;
+  /** `--mcp-stdio`: the gate for the calling process and the workload (enforcer.ts mcpStdioGate); absent: refused. */
+  mcpStdioGate?(callerPid: number, workload: string): Promise<{ gate: McpGate; rule: string; caller: string; server: string } | { refused: { code: string; message: string } }>;
 }
 
 /** The agent's enforcer as a RunHost. */
@@ -75,6 +79,7 @@ export function runHostOf(e: Enforcer): RunHost {
     generation: () => e.holder.generation,
     prepareRun: (workload, opts) => e.prepareRun(workload, opts),
     release: (workload) => void e.release(workload),
+    mcpStdioGate: (pid, workload) => e.mcpStdioGate(pid, workload),
   };
 }
 
@@ -94,7 +99,7 @@ interface Connection {
   readonly opened: number;
   readonly reader: LineReader;
   fds: number[];
-  state: "reading" | "running" | "done";
+  state: "reading" | "starting" | "running" | "done";
   out: Uint8Array[];
   child: Subprocess | null;
   workload: string | null;
@@ -330,10 +335,27 @@ export class RunService {
     }
     const d = decideRun({ caller: c.peer, request: req, policy: this.o.host.policy(), files: this.accounts() });
     if (!d.ok) return this.refuse(c, d.code, d.message, req.workload);
+    if (req.mcpStdio === true) {
+      const target = d.target;
+      void this.startMcp(c, req, target).catch((e: unknown) => this.refuse(c, "run_failed", `run: ${e instanceof Error ? e.message : String(e)}`, req.workload));
+      return;
+    }
     this.start(c, req, d.target);
   }
 
-  private start(c: Connection, req: RunRequest, t: RunTarget): void {
+  /** `--mcp-stdio`: the caller is attested and a stdio rule found before anything is started. */
+  private async startMcp(c: Connection, req: RunRequest, t: RunTarget): Promise<void> {
+    c.state = "starting";
+    const host = this.o.host;
+    const g = host.mcpStdioGate === undefined ? { refused: { code: "run_mcp_unavailable", message: "run: this agent cannot relay MCP over stdio" } } : await host.mcpStdioGate(c.peer.pid, req.workload);
+    if (c.state !== "starting" || this.stopped) return;
+    if ("refused" in g) return this.refuse(c, g.refused.code, g.refused.message, req.workload);
+    if (c.eof) return this.refuse(c, "run_caller_gone", "run: the caller went away before the server started", req.workload);
+    this.o.logger.info("run_mcp_stdio", { caller_pid: c.peer.pid, caller_id: g.caller, server_id: g.server, rule: g.rule, workload: req.workload });
+    this.start(c, req, t, g.gate);
+  }
+
+  private start(c: Connection, req: RunRequest, t: RunTarget, mcp: McpGate | null = null): void {
     let grant: { cgroup_dir: string; spiffe_id: string | null; ca_bundle?: string | null };
     try {
       grant = this.o.host.prepareRun(req.workload, { uncontained: t.uid === 0, callerPid: c.peer.pid });
@@ -343,13 +365,18 @@ export class RunService {
     const argv = launcherArgv({ binary: (this.o.binary ?? selfBinary)(), cgroupDir: grant.cgroup_dir, uid: t.uid, gid: t.gid, groups: t.groups, allowRoot: t.allowRoot, cwd: t.cwd, envFd: 3, ...(grant.ca_bundle ? { caBundle: grant.ca_bundle } : {}), command: req.command });
     let child: Subprocess;
     let envFd: number | null = null;
+    // With --mcp-stdio the caller's stdin and stdout stay with the agent, bridged (mcp-stdio.ts).
+    const callerIo = mcp !== null ? { stdin: c.fds[0]!, stdout: c.fds[1]! } : null;
+    if (callerIo !== null) c.fds = c.fds.slice(2);
     try {
       // The caller's environment goes to the command only: the launcher runs as root with a fixed
       // environment of its own (a caller's LD_PRELOAD or BUN_OPTIONS would run as root) and reads
       // the command's from descriptor 3; it enters the caller's working directory as the user.
       envFd = environmentFile(req.env);
-      child = Bun.spawn(argv, { stdio: [c.fds[0]!, c.fds[1]!, c.fds[2]!, envFd], env: { PATH: LAUNCHER_PATH }, cwd: "/", detached: true });
+      const opts = { env: { PATH: LAUNCHER_PATH }, cwd: "/", detached: true };
+      child = callerIo !== null ? Bun.spawn(argv, { ...opts, stdio: ["pipe", "pipe", c.fds[0]!, envFd] }) : Bun.spawn(argv, { ...opts, stdio: [c.fds[0]!, c.fds[1]!, c.fds[2]!, envFd] });
     } catch (e) {
+      if (callerIo !== null) for (const fd of [callerIo.stdin, callerIo.stdout]) u.closeFd(fd);
       return this.refuse(c, "run_spawn_failed", `run: cannot start the launcher: ${e instanceof Error ? e.message : String(e)}`, req.workload);
     } finally {
       this.closeReceived(c);
@@ -360,7 +387,8 @@ export class RunService {
     c.state = "running";
     const who = { caller_pid: c.peer.pid, caller_uid: c.peer.uid, caller_gid: c.peer.gid, workload: req.workload };
     this.o.logger.info("run_started", { ...who, user: t.user, uid: t.uid, spiffe_id: grant.spiffe_id, pid: child.pid, command: req.command[0] });
-    void child.exited.then((code) => {
+    const relayed = callerIo !== null && mcp !== null ? relayStdio(mcp, child, callerIo, this.o.logger, who) : Promise.resolve();
+    void Promise.all([child.exited, relayed]).then(([code]) => {
       const signal = child.signalCode;
       this.o.logger.info("run_ended", { ...who, pid: child.pid, exit: signal === null ? code : null, signal: signal ?? null });
       try {

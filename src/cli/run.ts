@@ -141,7 +141,7 @@ async function runThroughAgent(socket: string, request: RunRequest): Promise<Run
 export const runCommand: Command = {
   name: "run",
   summary: "run a command as a managed workload (in its cgroup, as its user, captured)",
-  usage: ["run --workload NAME [--user USER] [--allow-root] [--] COMMAND [ARGS...]"],
+  usage: ["run --workload NAME [--user USER] [--allow-root] [--] COMMAND [ARGS...]", "run --mcp-stdio --workload NAME [--user USER] [--] SERVER [ARGS...]"],
   help: [
     "Starts COMMAND inside the agent's cgroup for workload NAME, so every connection it makes goes",
     "through the kernel's policy and the egress listener. The command runs as USER (default: the",
@@ -152,17 +152,28 @@ export const runCommand: Command = {
     "USER root unless --allow-root (then uncontained). Callers other than root go through the agent",
     "(run.sock): they must be in the agent's run group and named by the workload's run_by, and the",
     "command runs as the workload's user: only.",
+    "",
+    "--mcp-stdio: COMMAND is a stdio MCP server (newline-delimited JSON-RPC on its stdin and",
+    "stdout), started by an MCP client that runs this command. The agent starts it (through",
+    "run.sock, for root too) and sits on its stdin and stdout: the stdio[] rule whose from matches",
+    "this process's identity (the client's: its user, its cgroup) and whose server matches the",
+    "workload's decides which tools, resources and prompts pass; denied calls are answered with a",
+    "JSON-RPC error, tools/list is filtered, tool definitions are pinned, every call is audited.",
+    "No rule: refused. stderr passes as it is.",
   ].join("\n"),
   options: {
     workload: { type: "string", value: "NAME", help: "the workload (its cgroup and identity)" },
     user: { type: "string", value: "USER", help: "run as this user (name or uid)" },
     "allow-root": { type: "boolean", help: "allow running the command as root (uncontained)" },
+    "mcp-stdio": { type: "boolean", help: "COMMAND is a stdio MCP server: the agent applies the stdio[] rules to its stdin and stdout" },
   },
   run: async ({ values, positionals, places }) => {
     const workload = typeof values.workload === "string" ? values.workload : undefined;
     if (workload === undefined) throw new UsageError("run needs --workload NAME");
     if (positionals.length === 0) throw new UsageError("run needs a COMMAND after the options (put -- before it if it has options)");
-    if (process.getuid?.() !== 0) {
+    const mcpStdio = values["mcp-stdio"] === true;
+    if (mcpStdio && values["allow-root"] === true) throw new UsageError("run --mcp-stdio does not take --allow-root: a stdio MCP server runs contained");
+    if (process.getuid?.() !== 0 || mcpStdio) {
       const answer = await runThroughAgent(join(places.runDir, "run.sock"), {
         workload,
         user: typeof values.user === "string" ? values.user : null,
@@ -170,6 +181,7 @@ export const runCommand: Command = {
         command: positionals,
         env: environment(),
         cwd: process.cwd(),
+        ...(mcpStdio ? { mcpStdio: true } : {}),
       });
       if ("error" in answer) throw new RunCliError("run_refused", `run: the agent refused: ${answer.error.message.replace(/^run: /, "")} (${answer.error.code})`);
       return "exit" in answer ? answer.exit : 128 + signalNumber(answer.signal);

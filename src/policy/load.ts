@@ -22,7 +22,7 @@ import type { TrustDomain } from "../spiffe/index.ts";
 import { PolicyError } from "./errors.ts";
 import { toolDecider } from "../mcp/tool-filter.ts";
 import { normalizeServerName } from "./host-name.ts";
-import type { Action, DnsSettings, EgressRule, IdPattern, InboundRule, McpRules, Policy, ToolFilter, Workload } from "./model.ts";
+import type { Action, DnsSettings, EgressRule, IdPattern, InboundRule, McpRules, Policy, StdioRule, ToolFilter, Workload } from "./model.ts";
 import { PolicySchema, type EgressInput, type PolicyInput } from "./schema.ts";
 import { readYaml, type FailFn, type YamlSource } from "./source.ts";
 
@@ -142,6 +142,20 @@ function buildInbound(input: PolicyInput, source: YamlSource, fail: FailFn, know
   });
 }
 
+function buildStdio(input: PolicyInput, source: YamlSource, fail: FailFn, known: ReadonlySet<string>): StdioRule[] {
+  return (input.stdio ?? []).map((r, index) => {
+    const at: Path = ["stdio", index];
+    r.from.forEach((p, i) => {
+      const td = trustDomainOf(p.text);
+      if (!known.has(td)) fail([...at, "from", ...(r.from.length > 1 ? [i] : [])], `trust domain ${td} is neither ours nor under federation:`);
+    });
+    r.server.forEach((p, i) => {
+      if (trustDomainOf(p.text) !== input.trust_domain.name) fail([...at, "server", ...(r.server.length > 1 ? [i] : [])], `${p.text} is not in our trust domain ${input.trust_domain.name}: a stdio server is a workload of this agent`);
+    });
+    return Object.freeze({ index, name: r.name, line: source.lineOf(at), from: idPatterns(r.from), server: idPatterns(r.server), mcp: mcpRules(r.mcp)! });
+  });
+}
+
 function buildWorkloads(input: PolicyInput, fail: FailFn): Workload[] {
   const names = new Map<string, number>();
   const ids = new Map<string, number>();
@@ -200,8 +214,9 @@ export function loadPolicy(text: string, file: string): Policy {
   });
   const egress = buildEgress(input, source, fail, known);
   const inbound = buildInbound(input, source, fail, known);
+  const stdio = buildStdio(input, source, fail, known);
   const seen = new Map<string, string>();
-  for (const [list, rules] of [["egress", egress], ["inbound", inbound]] as const) {
+  for (const [list, rules] of [["egress", egress], ["inbound", inbound], ["stdio", stdio]] as const) {
     for (const r of rules) {
       const before = seen.get(r.name);
       if (before !== undefined) fail([list, r.index, "name"], `${JSON.stringify(r.name)} is already the name of ${before}`);
@@ -233,6 +248,7 @@ export function loadPolicy(text: string, file: string): Policy {
     workloads: Object.freeze(buildWorkloads(input, fail)),
     egress: Object.freeze(egress),
     inbound: Object.freeze(inbound),
+    stdio: Object.freeze(stdio),
     federation: Object.freeze(
       (input.federation ?? []).map((f) =>
         Object.freeze({ trustDomain: f.trust_domain, bundleEndpoint: f.bundle_endpoint, profile: f.profile, endpointId: f.endpoint_id ?? null }),

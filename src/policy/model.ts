@@ -100,6 +100,18 @@ export interface InboundRule {
   readonly mcp: McpRules | null;
 }
 
+/** `stdio[]`: who may use a stdio MCP server started with `tidegate run --mcp-stdio`, and which of its tools. */
+export interface StdioRule {
+  readonly index: number;
+  readonly name: string;
+  readonly line: number;
+  /** The launching client's identity. */
+  readonly from: readonly IdPattern[];
+  /** The server workload's identity. */
+  readonly server: readonly IdPattern[];
+  readonly mcp: McpRules;
+}
+
 export interface Workload {
   readonly name: string;
   readonly id: SpiffeId;
@@ -165,6 +177,7 @@ export interface Policy {
   readonly workloads: readonly Workload[];
   readonly egress: readonly EgressRule[];
   readonly inbound: readonly InboundRule[];
+  readonly stdio: readonly StdioRule[];
   readonly federation: readonly Federation[];
   readonly dns: DnsSettings;
 }

@@ -129,6 +129,16 @@ export const InboundRuleSchema = mapping({
   mcp: v.optional(mcp),
 });
 
+/** `stdio[]`: MCP over a stdio server's pipes (`tidegate run --mcp-stdio`): who may use which server's tools. */
+export const StdioRuleSchema = mapping({
+  name,
+  /** The launching client: the identity the `tidegate run` process attests to. */
+  from: idPatterns,
+  /** The server: the SPIFFE ID of the workload `tidegate run` starts. */
+  server: idPatterns,
+  mcp,
+});
+
 export const WorkloadSchema = mapping({
   name,
   id: spiffeId,
@@ -168,6 +178,7 @@ export const PolicySchema = mapping({
   workloads: v.optional(v.array(WorkloadSchema)),
   egress: v.optional(v.array(EgressRuleSchema)),
   inbound: v.optional(v.array(InboundRuleSchema)),
+  stdio: v.optional(v.array(StdioRuleSchema)),
   federation: v.optional(
     v.array(
       mapping({

@@ -5,13 +5,15 @@
  * It is the SDK's own client (`Client` over `StreamableHTTPClientTransport`), so what tidegate
  * forwards has to make sense to a real MCP client.
  *
- * Input: {url, tls?: {cert, key, ca, server_id?}, resolve?: {NAME: ADDRESS}, steps: [{op: "list"}
+ * Input: {url | stdio: {command, args, env?}, tls?: {cert, key, ca, server_id?}, resolve?: {NAME: ADDRESS}, steps: [{op: "list"}
  * | {op: "call", name, args} | {op: "progress", name, args}], timeout_ms?}. `tls` names PEM files:
  * the transport then fetches with Bun's `tls: {cert, key, ca}` (the chain verified against `ca`;
  * the server's name is not checked, its SPIFFE ID is when `server_id` is given, since an SVID
  * carries a URI SAN, not a DNS name or IP). `resolve` is curl's --resolve: a request to NAME dials
  * ADDRESS and says `Host: NAME` (the test names are in no resolver, and a workload cannot patch
  * Bun's DNS; tidegate decides by the Host and checks the address against its own dns.hosts).
+ * `stdio` instead of `url`: the SDK's StdioClientTransport starts COMMAND ARGS (the stdio test starts
+ * `tidegate run --mcp-stdio ... -- SERVER`) and speaks newline-delimited JSON-RPC on its pipes.
  *
  * Output: one JSON line per step on stdout:
  *   list     {op, ok: true, tools: [names]} or {op, ok: false, code, message}
@@ -25,12 +27,14 @@
 import { readFileSync } from "node:fs";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import type { FetchLike } from "@modelcontextprotocol/sdk/shared/transport.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import type { FetchLike, Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 
 export type Step = { op: "list" } | { op: "call"; name: string; args?: Record<string, unknown> } | { op: "progress"; name: string; args?: Record<string, unknown> };
 
 export interface ClientInput {
-  url: string;
+  url?: string;
+  stdio?: { command: string; args: string[]; env?: Record<string, string> };
   tls?: { cert: string; key: string; ca: string; server_id?: string };
   resolve?: Record<string, string>;
   steps: Step[];
@@ -100,7 +104,8 @@ async function main(): Promise<number> {
   const timeout = input.timeout_ms ?? 20_000;
   let fetcher: FetchLike = input.tls !== undefined ? tlsFetch(input.tls) : (url, init) => fetch(url, init);
   if (input.resolve !== undefined) fetcher = resolvingFetch(fetcher, input.resolve);
-  const transport = new StreamableHTTPClientTransport(new URL(input.url), { fetch: fetcher });
+  const http = input.url !== undefined ? new StreamableHTTPClientTransport(new URL(input.url), { fetch: fetcher }) : null;
+  const transport: Transport = http ?? new StdioClientTransport({ ...input.stdio!, stderr: "inherit" });
   const client = new Client({ name: "tidegate-e2e-mcp-client", version: "1.0.0" });
   try {
     await client.connect(transport, { timeout });
@@ -136,7 +141,7 @@ async function main(): Promise<number> {
     }
   }
   // ends the session (DELETE) where the server keeps one; a refusal there changes nothing here
-  await transport.terminateSession().catch(() => {});
+  await http?.terminateSession().catch(() => {});
   await client.close().catch(() => {});
   return 0;
 }

@@ -1,0 +1,89 @@
+import { describe, expect, test } from "bun:test";
+import { McpGate, PinBook, toolDecider } from "../../mcp/index.ts";
+import { MAX_MCP_BODY } from "./http-filter.ts";
+import { lines, StdioRelay } from "./stdio-relay.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+async function* chunks(...parts: (string | Uint8Array)[]): AsyncGenerator<Uint8Array> {
+  for (const p of parts) yield typeof p === "string" ? enc.encode(p) : p;
+}
+
+async function collect(gen: AsyncIterable<Uint8Array | null>): Promise<(string | null)[]> {
+  const out: (string | null)[] = [];
+  for await (const l of gen) out.push(l === null ? null : dec.decode(l));
+  return out;
+}
+
+describe("lines", () => {
+  test("splits across chunks, drops a CR before LF, keeps a last line without LF", async () => {
+    expect(await collect(lines(chunks("a\r\nb", "c\n", "\n", "d"), 10))).toEqual(["a", "bc", "", "d"]);
+  });
+  test("an over-long line is reported once as null and skipped to its end, in one chunk or many", async () => {
+    expect(await collect(lines(chunks("0123456789AB\nok\n"), 10))).toEqual([null, "ok"]);
+    expect(await collect(lines(chunks("01234567", "89ABCDEF", "GH\nok\n"), 10))).toEqual([null, "ok"]);
+  });
+});
+
+function stand(deny: string[] = ["rm"]) {
+  const events: { type: string; fields: Record<string, unknown> }[] = [];
+  const gate = new McpGate(
+    { caller: "spiffe://example.org/host", server: "spiffe://example.org/mcp/fs", connId: "s1", rule: { name: "fs-stdio", tools: toolDecider({ allow: null, deny: new Set(deny) }) } },
+    { pins: new PinBook(), audit: (type, fields) => events.push({ type, fields }), now: () => performance.now() },
+  );
+  const server: string[] = [];
+  const client: string[] = [];
+  const ended = { server: false, client: false };
+  const relay = new StdioRelay(gate, { write: (b) => void server.push(dec.decode(b)), end: () => void (ended.server = true) }, { write: (b) => void client.push(dec.decode(b)), end: () => void (ended.client = true) });
+  return { relay, server, client, ended, events };
+}
+
+const call = (id: number, name: string) => JSON.stringify({ jsonrpc: "2.0", id, method: "tools/call", params: { name, arguments: {} } });
+
+describe("StdioRelay", () => {
+  test("allowed lines reach the server as they came; denied ones are answered to the client and never reach it", async () => {
+    const s = stand();
+    await s.relay.fromClient(chunks(`${call(1, "ls")}\r\n`, `${call(2, "rm")}\n`, "\n", `${call(3, "cat")}`));
+    expect(s.server).toEqual([`${call(1, "ls")}\n`, `${call(3, "cat")}\n`]);
+    expect(s.client).toHaveLength(1);
+    const answer = JSON.parse(s.client[0]!) as { id: number; error: { code: number; message: string } };
+    expect([answer.id, answer.error.code]).toEqual([2, -32001]);
+    expect(answer.error.message).toContain("rule fs-stdio");
+    expect(s.ended.server).toBe(true);
+    expect(s.events.filter((e) => e.fields.decision === "deny").map((e) => e.fields.tool)).toEqual(["rm"]);
+  });
+
+  test("malformed lines and batches get JSON-RPC errors, never reach the server", async () => {
+    const s = stand();
+    await s.relay.fromClient(chunks("{oops\n", `[${call(1, "ls")}]\n`));
+    expect(s.server).toEqual([]);
+    expect(s.client.map((c) => (JSON.parse(c) as { error: { code: number } }).error.code)).toEqual([-32700, -32600]);
+  });
+
+  test("a client line over the limit is refused with -32600 and skipped", async () => {
+    const s = stand();
+    await s.relay.fromClient(chunks(new Uint8Array(MAX_MCP_BODY + 10).fill(0x20), `\n${call(4, "ls")}\n`));
+    expect(s.server).toEqual([`${call(4, "ls")}\n`]);
+    expect((JSON.parse(s.client[0]!) as { error: { code: number } }).error.code).toBe(-32600);
+  });
+
+  test("the server's tools/list is filtered, its noise dropped, and the client's stdout ended at its EOF", async () => {
+    const s = stand();
+    const list = JSON.stringify({ jsonrpc: "2.0", id: 9, result: { tools: [{ name: "ls" }, { name: "rm" }] } });
+    await s.relay.fromServer(chunks("starting up...\n", `${list}\n`, `${JSON.stringify({ jsonrpc: "2.0", method: "notifications/tools/list_changed" })}\n`));
+    expect(s.client).toHaveLength(2);
+    expect((JSON.parse(s.client[0]!) as { result: { tools: { name: string }[] } }).result.tools.map((t) => t.name)).toEqual(["ls"]);
+    expect(s.client[1]).toContain("list_changed");
+    expect(s.relay.dropped).toBe(1);
+    expect(s.ended.client).toBe(true);
+  });
+
+  test("a call answered by the server is logged with its duration", async () => {
+    const s = stand();
+    await s.relay.fromClient(chunks(`${call(5, "ls")}\n`));
+    await s.relay.fromServer(chunks(`${JSON.stringify({ jsonrpc: "2.0", id: 5, result: { content: [] } })}\n`));
+    const ev = s.events.find((e) => e.type === "tool_call")!;
+    expect([ev.fields.tool, ev.fields.decision, ev.fields.is_error, typeof ev.fields.duration_ms]).toEqual(["ls", "allow", false, "number"]);
+  });
+});

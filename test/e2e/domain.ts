@@ -1,0 +1,125 @@
+/**
+ * A trust domain on this host for an end-to-end test: the built server (trust domain
+ * example.org) and agents, each process with its own instance, state, run and audit folders and
+ * config under one mkdtemp folder, so cgroups (`tidegate-INSTANCE`) and pins are their own.
+ * Everything made is undone by `tearDown`, last first; `agent --uninstall` runs before (leftovers of
+ * an earlier run) and after. Stands of newer tests build on it (mcp-stdio.test.ts).
+ */
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { readAudit, type AuditLine } from "../helpers/audit-files.ts";
+import { tidegate, type RunResult } from "../helpers/binary.ts";
+import { startTidegate, waitFor, type Running } from "../helpers/processes.ts";
+import { callUnix } from "../../src/runtime/unix-http.ts";
+
+export type LogLine = { event: string; [k: string]: unknown };
+
+export interface Agent {
+  readonly flags: string[];
+  readonly process: Running;
+  log(): LogLine[];
+  audit(): AuditLine[];
+  /** `tidegate <this agent's flags> ARGS` (global flags go first: ARGS may end in a command after --). */
+  cli(args: string[], env?: Record<string, string>): Promise<RunResult>;
+}
+
+export interface Domain {
+  readonly dir: string;
+  /** Registers `id` for `node` with `selectors`; its entry id. */
+  entry(node: string, id: string, selectors: string[]): Promise<string>;
+  /** Writes the agent's config, checks it loads, starts it joined as `node`, and waits until it captures and holds SVIDs of `held`. */
+  startAgent(instance: string, node: string, config: string, held: string[]): Promise<Agent>;
+  /** What the server and every agent wrote. */
+  allOutput(): string;
+  tearDown(): Promise<void>;
+}
+
+export function parseLog(r: Running | undefined): LogLine[] {
+  return (r?.output() ?? "")
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as LogLine);
+}
+
+async function cli(args: string[]): Promise<string> {
+  const r = await tidegate(args);
+  if (r.code !== 0) throw new Error(`tidegate ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** `name` is the folder's prefix and the server's instance. */
+export async function startDomain(name: string): Promise<Domain> {
+  const cleanups: (() => Promise<unknown> | unknown)[] = [];
+  const tearDown = async () => {
+    while (cleanups.length > 0) {
+      try {
+        await cleanups.pop()!();
+      } catch (e) {
+        console.warn(`e2e ${name}: cleanup: ${String(e)}`);
+      }
+    }
+  };
+  const running: Running[] = [];
+  try {
+    const dir = mkdtempSync(join(tmpdir(), `tidegate-test-${name}-`));
+    chmodSync(dir, 0o711); // workloads (nobody) read the interception CA bundles below it
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const d = (n: string) => {
+      const p = join(dir, n);
+      mkdirSync(p, { recursive: true });
+      return p;
+    };
+    const serverFlags = ["--instance", name, "--state-dir", d("server-state"), "--run-dir", d("server-run"), "--server-config", join(dir, "server.yaml"), "--audit-dir", d("server-audit")];
+    writeFileSync(join(dir, "server.yaml"), "svid:\n  default_ttl: 1h\n");
+    await cli(["server", "init", "--trust-domain", "example.org", ...serverFlags]);
+    const server = startTidegate(["server", ...serverFlags]);
+    running.push(server);
+    cleanups.push(() => server.stop());
+    const serverJson = join(dir, "server-run", "server.json");
+    const info = await waitFor("server.json", () => (existsSync(serverJson) ? (JSON.parse(readFileSync(serverJson, "utf8")) as { public: string }) : undefined), 15_000, 100, server);
+    const entries = new Map<string, string>();
+    return {
+      dir,
+      entry: async (node, id, selectors) => {
+        const out = await cli(["entry", "create", "--spiffe-id", id, "--node", node, ...selectors.flatMap((s) => ["--selector", s]), "--json", ...serverFlags]);
+        const entryId = (JSON.parse(out) as { id: string }).id;
+        entries.set(id, entryId);
+        return entryId;
+      },
+      startAgent: async (instance, node, config, held) => {
+        const flags = ["--instance", instance, "--state-dir", d(`${node}-state`), "--run-dir", d(`${node}-run`), "--config", join(dir, `${node}.yaml`), "--audit-dir", join(dir, `${node}-audit`)];
+        await tidegate(["agent", "--uninstall", ...flags]); // leftovers of an earlier run
+        cleanups.push(() => tidegate(["agent", "--uninstall", ...flags]));
+        writeFileSync(join(dir, `${node}.yaml`), config);
+        const check = await tidegate(["policy", "check", join(dir, `${node}.yaml`)]);
+        if (check.code !== 0) throw new Error(`e2e ${name}: ${node}.yaml does not load: ${check.stdout}${check.stderr}`);
+        const tokenOut = await cli(["token", "create", "--node", node, ...serverFlags]);
+        const tokenFile = join(dir, `${node}.token`);
+        writeFileSync(tokenFile, /token:\s*(\S+)/.exec(tokenOut)![1]!, { mode: 0o600 });
+        const fingerprint = /fingerprint[^:]*:\s*([0-9a-fA-F:]+)/.exec(tokenOut)![1]!;
+        const agent = startTidegate(["agent", ...flags, "--sync-interval", "1s", "--server", `https://${info.public}`, "--join-token-file", tokenFile, "--server-fingerprint", fingerprint]);
+        running.push(agent);
+        cleanups.push(() => agent.stop());
+        const sock = join(dir, `${node}-run`, "agent.sock");
+        await waitFor(`agent ${node} to capture, holding ${held.join(" and ") || "nothing"}`, async () => {
+          const s = (await callUnix(sock, "the agent", "GET", "/v1/status").catch(() => undefined))?.body as { capture?: { egress_port?: number } } | undefined;
+          if (!s?.capture?.egress_port) return undefined;
+          return held.every((id) => existsSync(join(dir, `${node}-state`, "agent", "svids", `${entries.get(id)}.key`))) ? true : undefined;
+        }, 30_000, 100, agent);
+        return {
+          flags,
+          process: agent,
+          log: () => parseLog(agent),
+          audit: () => readAudit(join(dir, `${node}-audit`)),
+          cli: (args, env) => tidegate([...flags, ...args], env === undefined ? {} : { env }),
+        };
+      },
+      allOutput: () => running.map((r) => r.output()).join("\n"),
+      tearDown,
+    };
+  } catch (e) {
+    await tearDown();
+    throw e;
+  }
+}

@@ -1,0 +1,106 @@
+// Issue 10 end to end (root; CI runs it): MCP over stdio through `tidegate run --mcp-stdio`. The MCP
+// host is the SDK's own client (mcp-client.ts with StdioClientTransport), run as workload `host`
+// (user nobody) through `tidegate run`; it starts server-everything in stdio mode with
+// `tidegate run --mcp-stdio --workload everything -- ...` as nobody, so through run.sock (the run
+// group is nogroup, nobody's own; `run_by` names nobody). The agent attests that process (in the
+// host's cgroup: it is spiffe://example.org/mcp-host), finds the stdio rule for it and the server's
+// identity, and sits on the server's stdin and stdout.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { probeHost } from "../../src/runtime/host.ts";
+import { BINARY, REPO } from "../helpers/binary.ts";
+import { waitFor } from "../helpers/processes.ts";
+import { startDomain, type Agent, type Domain } from "./domain.ts";
+import type { ClientInput, StepResult } from "./mcp-client.ts";
+
+const T = 60_000;
+const mount = probeHost().cgroup2;
+const can = process.getuid?.() === 0 && mount !== null;
+if (!can && !process.env.CI) console.warn("e2e mcp stdio: skipped (needs root and cgroup v2)");
+
+const INSTANCE = "e2e-mcps";
+const ID = { host: "spiffe://example.org/mcp-host", stranger: "spiffe://example.org/stranger", server: "spiffe://example.org/mcp/everything-stdio" } as const;
+const RULE = "host-everything";
+const DENIED = "get-tiny-image";
+const CLIENT = join(import.meta.dir, "mcp-client.ts");
+const EVERYTHING = join(REPO, "node_modules", "@modelcontextprotocol", "server-everything", "dist", "index.js");
+const ENV = { PATH: "/usr/bin:/bin", BUN_RUNTIME_TRANSPILER_CACHE_PATH: "0" };
+
+let domain: Domain;
+let agent: Agent;
+
+/** mcp-client.ts as workload `workload`, starting server-everything through `tidegate run --mcp-stdio`. */
+async function client(workload: string, steps: ClientInput["steps"]): Promise<{ code: number; results: StepResult[]; stderr: string }> {
+  const input: ClientInput = { stdio: { command: BINARY, args: ["run", "--mcp-stdio", ...agent.flags, "--workload", "everything", "--", process.execPath, EVERYTHING, "stdio"], env: ENV }, steps };
+  const r = await agent.cli(["run", "--workload", workload, "--user", "nobody", "--", process.execPath, CLIENT, JSON.stringify(input)], ENV);
+  const results = r.stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as StepResult);
+  return { code: r.code, results, stderr: r.stderr };
+}
+
+describe.skipIf(!can)("MCP over stdio: tidegate run --mcp-stdio", () => {
+  beforeAll(async () => {
+    domain = await startDomain(INSTANCE);
+    await domain.entry("stdio", ID.host, ["tidegate:workload:host"]);
+    await domain.entry("stdio", ID.stranger, ["tidegate:workload:stranger"]);
+    await domain.entry("stdio", ID.server, ["tidegate:workload:everything"]);
+    agent = await domain.startAgent(
+      INSTANCE,
+      "stdio",
+      `trust_domain: example.org
+agent: { run_group: nogroup }
+workloads:
+  - { name: host, id: ${ID.host}, user: nobody }
+  - { name: stranger, id: ${ID.stranger}, user: nobody }
+  - { name: everything, id: ${ID.server}, user: nobody, run_by: { users: [nobody] } }
+stdio:
+  - name: ${RULE}
+    from: ${ID.host}
+    server: ${ID.server}
+    mcp: { tools: { deny: [${DENIED}] } }
+`,
+      [],
+    );
+  }, T);
+
+  afterAll(async () => {
+    await domain?.tearDown();
+  }, T);
+
+  test("the host lists the tools without the denied one, calls an allowed tool, and gets -32001 for the denied one", async () => {
+    const marker = `tg-stdio-${crypto.randomUUID()}`;
+    const r = await client("host", [{ op: "list" }, { op: "call", name: "echo", args: { message: marker } }, { op: "call", name: DENIED, args: {} }, { op: "progress", name: "trigger-long-running-operation", args: { duration: 2, steps: 4 } }]);
+    expect({ code: r.code, stderr: r.code === 0 ? "" : r.stderr }).toEqual({ code: 0, stderr: "" });
+    const [list, echo, denied, progress] = r.results;
+    expect(list?.tools).toContain("echo");
+    expect(list?.tools).not.toContain(DENIED);
+    expect(list?.tools?.length).toBeGreaterThan(5);
+    expect({ ok: echo?.ok, text: JSON.stringify(echo?.content) }).toEqual({ ok: true, text: expect.stringContaining(marker) });
+    expect({ ok: denied?.ok, code: denied?.code }).toEqual({ ok: false, code: -32001 });
+    expect(denied?.message).toContain(`rule ${RULE}`);
+    expect({ ok: progress?.ok, enough: (progress?.progress ?? 0) >= 2, values: progress?.progress_values }).toEqual({ ok: true, enough: true, values: expect.anything() });
+    // the audit: each call with the host's and the server's identities, the arguments only hashed
+    const calls = await waitFor("the tool_call events", () => {
+      const c = agent.audit().filter((l) => l.type === "tool_call");
+      return c.length >= 3 ? c : undefined;
+    });
+    const of = (tool: string) => calls.find((c) => c.tool === tool);
+    expect([of("echo")?.caller_id, of("echo")?.server_id, of("echo")?.rule, of("echo")?.decision, of("echo")?.is_error]).toEqual([ID.host, ID.server, RULE, "allow", false]);
+    expect([of(DENIED)?.decision, of(DENIED)?.reason]).toEqual(["deny", "tool_denied"]);
+    expect(JSON.stringify(agent.audit())).not.toContain(marker);
+    expect(agent.log().some((l) => l.event === "run_mcp_stdio" && l.caller_id === ID.host && l.rule === RULE)).toBe(true);
+    expect(agent.log().some((l) => l.event === "run_started" && l.workload === "everything")).toBe(true);
+  }, T);
+
+  test("a host no stdio rule names is refused, and the server never starts", async () => {
+    const before = agent.log().filter((l) => l.event === "run_started").length;
+    const r = await client("stranger", [{ op: "list" }]);
+    expect(r.code).toBe(2);
+    expect(r.results[0]).toMatchObject({ op: "connect", ok: false });
+    expect(r.stderr).toContain("run_mcp_no_rule");
+    const refused = agent.log().find((l) => l.event === "run_refused" && l.code === "run_mcp_no_rule");
+    expect(String(refused?.reason)).toContain(ID.stranger);
+    // the server's runs go through run.sock, each logged run_started (the first test's was): none now
+    const started = agent.log().filter((l) => l.event === "run_started").slice(before);
+    expect(started.filter((l) => l.workload === "everything")).toEqual([]);
+  }, T);
+});
