@@ -17,12 +17,14 @@
  * (`runClient`, captured) or from the test with copies of the client's SVID (`directClient`).
  * Addresses: 127.0.0.90-99 only. `agent --uninstall` runs before (leftovers of an earlier run) and
  * after; `tearDown` removes everything `setUp` made, last first.
+ * Another test may build the same stand with its own instances, address, name and tool filters
+ * (`StandOptions`; mcp-conformance-setup.ts does); without options it is the stand above.
  */
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readAudit, type AuditLine } from "../helpers/audit-files.ts";
-import { REPO, tidegate, type RunResult } from "../helpers/binary.ts";
+import { REPO, requireBinary, tidegate, type RunResult } from "../helpers/binary.ts";
 import { startTidegate, waitFor, type Running } from "../helpers/processes.ts";
 import { callUnix } from "../../src/runtime/unix-http.ts";
 import { encodePem } from "../../src/x509/pem.ts";
@@ -52,6 +54,23 @@ const CLIENT_ENV = { PATH: "/usr/bin:/bin", BUN_RUNTIME_TRANSPILER_CACHE_PATH: "
 
 export type LogLine = { event: string; [k: string]: unknown };
 
+/** What a stand other than mcp.test.ts's changes; each field defaults to that stand's value. */
+export interface StandOptions {
+  /** Names the temporary folder (`tidegate-test-e2e-LABEL-*`); default `mcp`. */
+  readonly label?: string;
+  /** The agents' instances (their cgroups, pins, egress ports); default INSTANCE_A and INSTANCE_B. */
+  readonly instances?: { readonly a: string; readonly b: string };
+  /** The address of B's listeners, and the one A's dns.hosts gives `host`; default ADDR.listener. */
+  readonly listener?: string;
+  /** The name A's rule intercepts (port 80); default EVERYTHING_HOST. */
+  readonly host?: string;
+  /**
+   * The `mcp.tools` (YAML flow mapping) of A's rule everything-mcp and B's rule everything; default
+   * `{ deny: [DENIED.byA] }` and `{ deny: [DENIED.byB] }`. `{}` allows every tool.
+   */
+  readonly tools?: { readonly a: string; readonly b: string };
+}
+
 /** What one run of mcp-client.ts did: its exit code, its result lines, and its raw output. */
 export interface ClientRun {
   readonly code: number;
@@ -67,14 +86,25 @@ export interface Stand {
   readonly dir: string;
   readonly flagsA: string[];
   readonly flagsB: string[];
-  /** B's inbound listeners (on ADDR.listener) and the servers behind them (on 127.0.0.1). */
+  /** The name A's rule intercepts (EVERYTHING_HOST unless set). */
+  readonly host: string;
+  /** The address of B's listeners, which A's dns.hosts gives `host` (ADDR.listener unless set). */
+  readonly listener: string;
+  /** B's inbound listeners (on `listener`) and the servers behind them (on 127.0.0.1). */
   readonly ports: { everything: number; pinned: number; everythingBackend: number; pinnedBackend: number };
-  /** https://127.0.0.91:PORT/mcp of B's listeners. */
+  /** https://LISTENER:PORT/mcp of B's listeners (https://127.0.0.91:PORT/mcp by default). */
   readonly urls: { everything: string; pinned: string };
   /** The client's SVID (leaf first), its key and the trust bundle, as PEM files (copies). */
   readonly clientTls: { cert: string; key: string; ca: string };
   /** mcp-client.ts as workload `client` on A (through `tidegate run`, captured) to http://everything.mcp.test/mcp. */
   runClient(json: ClientSteps): Promise<ClientRun>;
+  /**
+   * ARGV as workload `client` on A: `[...PREFIX, tidegate, run, <flags of A>, --workload, client,
+   * --user, nobody, --, ...ARGV]` (PREFIX, e.g. `unshare -m ...`, runs as root and execs what
+   * follows), in the client's environment (PATH /usr/bin:/bin, no transpiler cache); killed after
+   * `timeoutMs` (default 60 s).
+   */
+  runWorkload(argv: string[], opts?: { prefix?: string[]; timeoutMs?: number }): Promise<RunResult>;
   /** mcp-client.ts from the test, outside tidegate, with the client's SVID, to B's listener at `url`. */
   directClient(url: string, json: ClientSteps): Promise<ClientRun>;
   /** mcp-client.ts from the test, plaintext, straight to a server (no tidegate in between). */
@@ -154,8 +184,12 @@ function allText(dir: string): string {
     .join("\n");
 }
 
-export async function setUp(): Promise<Stand> {
-  const dir = mkdtempSync(join(tmpdir(), "tidegate-test-e2e-mcp-"));
+export async function setUp(opts: StandOptions = {}): Promise<Stand> {
+  const instances = opts.instances ?? { a: INSTANCE_A, b: INSTANCE_B };
+  const listener = opts.listener ?? ADDR.listener;
+  const host = opts.host ?? EVERYTHING_HOST;
+  const tools = opts.tools ?? { a: `{ deny: [${DENIED.byA}] }`, b: `{ deny: [${DENIED.byB}] }` };
+  const dir = mkdtempSync(join(tmpdir(), `tidegate-test-e2e-${opts.label ?? "mcp"}-`));
   chmodSync(dir, 0o711); // the workload (nobody) reads A's interception CA bundle below it
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   const d = (n: string) => {
@@ -163,10 +197,10 @@ export async function setUp(): Promise<Stand> {
     mkdirSync(p, { recursive: true });
     return p;
   };
-  const serverFlags = ["--instance", INSTANCE_A, "--state-dir", d("server-state"), "--run-dir", d("server-run"), "--server-config", join(dir, "server.yaml"), "--audit-dir", d("server-audit")];
+  const serverFlags = ["--instance", instances.a, "--state-dir", d("server-state"), "--run-dir", d("server-run"), "--server-config", join(dir, "server.yaml"), "--audit-dir", d("server-audit")];
   const nodeFlags = (instance: string, n: string) => ["--instance", instance, "--state-dir", d(`${n}-state`), "--run-dir", d(`${n}-run`), "--config", join(dir, `${n}.yaml`), "--audit-dir", join(dir, `${n}-audit`)];
-  const flagsA = nodeFlags(INSTANCE_A, "a");
-  const flagsB = nodeFlags(INSTANCE_B, "b");
+  const flagsA = nodeFlags(instances.a, "a");
+  const flagsB = nodeFlags(instances.b, "b");
   for (const flags of [flagsA, flagsB]) {
     await tidegate(["agent", "--uninstall", ...flags]); // leftovers of an earlier run
     cleanups.push(() => tidegate(["agent", "--uninstall", ...flags]));
@@ -179,8 +213,8 @@ export async function setUp(): Promise<Stand> {
   cleanups.push(() => everything.stop());
   const pinned = await startPinnedServer("127.0.0.1", freePort("127.0.0.1"), descriptionFile);
   cleanups.push(() => pinned.stop());
-  const ports = { everything: freePort(ADDR.listener), pinned: 0, everythingBackend: everything.port, pinnedBackend: pinned.port };
-  do ports.pinned = freePort(ADDR.listener);
+  const ports = { everything: freePort(listener), pinned: 0, everythingBackend: everything.port, pinnedBackend: pinned.port };
+  do ports.pinned = freePort(listener);
   while (ports.pinned === ports.everything);
 
   writeFileSync(join(dir, "server.yaml"), "svid:\n  default_ttl: 1h\n");
@@ -206,14 +240,14 @@ workloads:
 egress:
   - name: ${RULE.a}
     from: ${ID.client}
-    to: { host: ${EVERYTHING_HOST}, port: 80 }
+    to: { host: ${host}, port: 80 }
     action: intercept
     mtls: { server_id: ${ID.everything} }
     upstream: { port: ${ports.everything} }
-    mcp: { tools: { deny: [${DENIED.byA}] } }
+    mcp: { tools: ${tools.a} }
 dns:
   hosts:
-    ${EVERYTHING_HOST}: [${ADDR.listener}]
+    ${host}: [${listener}]
 `,
   );
   writeFileSync(
@@ -222,13 +256,13 @@ dns:
 inbound:
   - name: ${RULE.b}
     id: ${ID.everything}
-    listen: ${ADDR.listener}:${ports.everything}
+    listen: ${listener}:${ports.everything}
     forward: 127.0.0.1:${everything.port}
     allow: [${ID.client}]
-    mcp: { tools: { deny: [${DENIED.byB}] } }
+    mcp: { tools: ${tools.b} }
   - name: ${RULE.pinned}
     id: ${ID.pinned}
-    listen: ${ADDR.listener}:${ports.pinned}
+    listen: ${listener}:${ports.pinned}
     forward: 127.0.0.1:${pinned.port}
     allow: [${ID.client}]
     mcp: { tools: {} }
@@ -271,20 +305,35 @@ inbound:
   writeFileSync(clientTls.key, readFileSync(`${base}.key`), { mode: 0o600 });
   writeFileSync(clientTls.ca, bundlePem(readFileSync(join(dir, "a-state", "agent", "bundle.json"), "utf8")));
 
-  const url = (port: number) => `https://${ADDR.listener}:${port}/mcp`;
+  const url = (port: number) => `https://${listener}:${port}/mcp`;
   const serverIdOf = (u: string) => (u === url(ports.pinned) ? ID.pinned : u === url(ports.everything) ? ID.everything : undefined);
 
   return {
     dir,
     flagsA,
     flagsB,
+    host,
+    listener,
     ports,
     urls: { everything: url(ports.everything), pinned: url(ports.pinned) },
     clientTls,
     runClient: async (json) => {
-      const input: ClientInput = { ...json, url: `http://${EVERYTHING_HOST}/mcp`, resolve: { [EVERYTHING_HOST]: ADDR.listener } };
+      const input: ClientInput = { ...json, url: `http://${host}/mcp`, resolve: { [host]: listener } };
       const r = await tidegate(["run", ...flagsA, "--workload", "client", "--user", "nobody", "--", process.execPath, CLIENT, JSON.stringify(input)], { env: CLIENT_ENV });
       return clientRun(r);
+    },
+    runWorkload: async (argv, o = {}) => {
+      const p = Bun.spawn([...(o.prefix ?? []), requireBinary(), "run", ...flagsA, "--workload", "client", "--user", "nobody", "--", ...argv], {
+        cwd: REPO,
+        env: CLIENT_ENV,
+        stdin: "ignore",
+        stdout: "pipe",
+        stderr: "pipe",
+        timeout: o.timeoutMs ?? 60_000,
+        killSignal: "SIGTERM",
+      });
+      const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+      return { code, stdout, stderr };
     },
     directClient: async (u, json) => {
       const serverId = serverIdOf(u);
