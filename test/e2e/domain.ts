@@ -9,11 +9,12 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readAudit, type AuditLine } from "../helpers/audit-files.ts";
+import { cliOk, parseLog, type LogLine } from "../helpers/e2e-kit.ts";
 import { tidegate, type RunResult } from "../helpers/binary.ts";
 import { startTidegate, waitFor, type Running } from "../helpers/processes.ts";
 import { callUnix } from "../../src/runtime/unix-http.ts";
 
-export type LogLine = { event: string; [k: string]: unknown };
+export type { LogLine } from "../helpers/e2e-kit.ts";
 
 export interface Agent {
   readonly flags: string[];
@@ -35,18 +36,7 @@ export interface Domain {
   tearDown(): Promise<void>;
 }
 
-export function parseLog(r: Running | undefined): LogLine[] {
-  return (r?.output() ?? "")
-    .split("\n")
-    .filter((l) => l.startsWith("{"))
-    .map((l) => JSON.parse(l) as LogLine);
-}
-
-async function cli(args: string[]): Promise<string> {
-  const r = await tidegate(args);
-  if (r.code !== 0) throw new Error(`tidegate ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
-  return r.stdout;
-}
+const cli = cliOk;
 
 /** `name` is the folder's prefix and the server's instance. */
 export async function startDomain(name: string): Promise<Domain> {

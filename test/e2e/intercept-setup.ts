@@ -11,6 +11,7 @@
  * Leftovers of earlier runs (namespaces tidegate-test-ix-*, host links tgtix*, the instances) are
  * removed first; `tearDown` removes everything `setUp` made.
  */
+import { cliOk, parseLog, type LogLine } from "../helpers/e2e-kit.ts";
 import { readAudit, type AuditLine } from "../helpers/audit-files.ts";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -31,7 +32,7 @@ export const ID = { client: "spiffe://example.org/client", backend: "spiffe://ex
 /** The value of secret partner_token: printable ASCII, unique to this run. */
 export const SECRET = `tg-e2e-${crypto.randomUUID().replaceAll("-", "")}`;
 
-export type LogLine = { event: string; [k: string]: unknown };
+export type { LogLine } from "../helpers/e2e-kit.ts";
 
 export interface Stand {
   readonly dir: string;
@@ -109,18 +110,7 @@ function makePki(dir: string): void {
   run("openssl x509 -req -in api.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -out api.pem -extfile <(printf 'subjectAltName=DNS:api.partner.test,DNS:other.partner.test\\n')");
 }
 
-function parseLog(r: Running | undefined): LogLine[] {
-  return (r?.output() ?? "")
-    .split("\n")
-    .filter((l) => l.startsWith("{"))
-    .map((l) => JSON.parse(l) as LogLine);
-}
-
-async function cli(args: string[]): Promise<string> {
-  const r = await tidegate(args);
-  if (r.code !== 0) throw new Error(`tidegate ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
-  return r.stdout;
-}
+const cli = cliOk;
 
 /** `tidegate ARGS` with `stdin` as its standard input. */
 export async function withStdin(args: string[], stdin: string): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -5,6 +5,7 @@
  * second root of the same trust-domain name (untrusted), and stunnel on either side of an mTLS hop.
  * Addresses: 127.0.0.40-49 only.
  */
+import { bundlePem, cliOk, parseLog, type LogLine } from "../helpers/e2e-kit.ts";
 import { readAudit, type AuditLine } from "../helpers/audit-files.ts";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -43,7 +44,7 @@ export const ID = {
   other: `${TD}/other`,
 } as const;
 
-export type LogLine = { event: string; [k: string]: unknown };
+export type { LogLine } from "../helpers/e2e-kit.ts";
 export interface Pem {
   readonly cert: string;
   readonly key: string;
@@ -84,18 +85,7 @@ export async function tearDown(): Promise<void> {
   }
 }
 
-function parseLog(r: Running | undefined): LogLine[] {
-  return (r?.output() ?? "")
-    .split("\n")
-    .filter((l) => l.startsWith("{"))
-    .map((l) => JSON.parse(l) as LogLine);
-}
-
-async function cli(args: string[]): Promise<string> {
-  const r = await tidegate(args);
-  if (r.code !== 0) throw new Error(`tidegate ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
-  return r.stdout;
-}
+const cli = cliOk;
 
 /** A port free on `host` right now (the listener is closed again before it is used). */
 function freePort(host: string): number {
@@ -105,13 +95,6 @@ function freePort(host: string): number {
   return port;
 }
 
-/** The X.509 roots of a SPIFFE bundle (JWKS, `use: x509-svid`) as PEM. */
-function bundlePem(jwks: string): string {
-  const keys = (JSON.parse(jwks) as { keys: { use?: string; x5c?: string[] }[] }).keys;
-  const roots = keys.filter((k) => k.use === "x509-svid" && k.x5c?.[0] !== undefined).map((k) => encodePem("CERTIFICATE", Buffer.from(k.x5c![0]!, "base64")));
-  if (roots.length === 0) throw new Error("e2e mtls: the agent's bundle.json holds no x509-svid root");
-  return roots.join("");
-}
 
 function startStunnel(dir: string, name: string, lines: string[]): { proc: Subprocess<"ignore", "pipe", "pipe">; output(): string } {
   const conf = join(dir, `${name}.conf`);

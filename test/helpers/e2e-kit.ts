@@ -1,0 +1,49 @@
+/**
+ * Small pieces every end-to-end stand needs (test/e2e/*-setup.ts, domain.ts): the agents' JSON log
+ * lines, a tidegate command that must succeed, a bundle's roots as PEM, a process's output.
+ */
+import { tidegate } from "./binary.ts";
+import type { Running } from "./processes.ts";
+import { encodePem } from "../../src/x509/pem.ts";
+
+export type LogLine = { event: string; [k: string]: unknown };
+
+/** The JSON lines a tidegate process logged so far. */
+export function parseLog(r: Running | undefined): LogLine[] {
+  return (r?.output() ?? "")
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as LogLine);
+}
+
+/** `tidegate ARGS`' stdout; throws with its stderr when it exits non-zero. */
+export async function cliOk(args: readonly string[]): Promise<string> {
+  const r = await tidegate(args);
+  if (r.code !== 0) throw new Error(`tidegate ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** The X.509 roots of a SPIFFE bundle (JWKS, `use: x509-svid`) as PEM. */
+export function bundlePem(jwks: string): string {
+  const keys = (JSON.parse(jwks) as { keys: { use?: string; x5c?: string[] }[] }).keys;
+  const roots = keys.filter((k) => k.use === "x509-svid" && k.x5c?.[0] !== undefined).map((k) => encodePem("CERTIFICATE", Buffer.from(k.x5c![0]!, "base64")));
+  if (roots.length === 0) throw new Error("e2e: the agent's bundle.json holds no x509-svid root");
+  return roots.join("");
+}
+
+/** Everything `streams` write, interleaved as it comes, readable at any time. */
+export function collectOutput(streams: readonly ReadableStream<Uint8Array>[]): () => string {
+  let out = "";
+  const decoder = new TextDecoder();
+  for (const s of streams) {
+    void (async () => {
+      const reader = s.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        out += decoder.decode(value, { stream: true });
+      }
+    })();
+  }
+  return () => out;
+}
