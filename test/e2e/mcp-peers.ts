@@ -9,6 +9,7 @@
  *   logs `Received MCP POST request` on stdout for every POST, which the test counts.
  * - the pinned server (mcp-pinned-server.ts), whose `lookup` description the test changes.
  */
+import { collectOutput } from "../helpers/e2e-kit.ts";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { REPO } from "../helpers/binary.ts";
@@ -48,22 +49,11 @@ export function freePort(host: string): number {
 
 function spawn(argv: string[], env: Record<string, string>, port: number): Peer {
   const proc = Bun.spawn(argv, { cwd: REPO, env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-  let out = "";
-  const decoder = new TextDecoder();
-  for (const s of [proc.stdout, proc.stderr]) {
-    void (async () => {
-      const reader = s.getReader();
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) return;
-        out += decoder.decode(value, { stream: true });
-      }
-    })();
-  }
+  const output = collectOutput([proc.stdout, proc.stderr]);
   return {
     port,
     proc,
-    output: () => out,
+    output,
     stop: async () => {
       if (proc.exitCode !== null || proc.signalCode !== null) return;
       proc.kill("SIGTERM");

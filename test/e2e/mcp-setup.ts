@@ -24,10 +24,10 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readAudit, type AuditLine } from "../helpers/audit-files.ts";
+import { bundlePem, cliOk, parseLog, type LogLine } from "../helpers/e2e-kit.ts";
 import { REPO, requireBinary, tidegate, type RunResult } from "../helpers/binary.ts";
 import { startTidegate, waitFor, type Running } from "../helpers/processes.ts";
 import { callUnix } from "../../src/runtime/unix-http.ts";
-import { encodePem } from "../../src/x509/pem.ts";
 import { freePort, startEverything, startPinnedServer, type Peer, type PinnedPeer } from "./mcp-peers.ts";
 import type { ClientInput, StepResult } from "./mcp-client.ts";
 
@@ -52,7 +52,7 @@ const CLIENT = join(import.meta.dir, "mcp-client.ts");
 /** Workloads run as nobody: system folders only on PATH; Bun writes no transpiler cache. */
 const CLIENT_ENV = { PATH: "/usr/bin:/bin", BUN_RUNTIME_TRANSPILER_CACHE_PATH: "0" };
 
-export type LogLine = { event: string; [k: string]: unknown };
+export type { LogLine } from "../helpers/e2e-kit.ts";
 
 /** What a stand other than mcp.test.ts's changes; each field defaults to that stand's value. */
 export interface StandOptions {
@@ -139,26 +139,7 @@ export async function tearDown(): Promise<void> {
   }
 }
 
-function parseLog(r: Running | undefined): LogLine[] {
-  return (r?.output() ?? "")
-    .split("\n")
-    .filter((l) => l.startsWith("{"))
-    .map((l) => JSON.parse(l) as LogLine);
-}
-
-async function cli(args: string[]): Promise<string> {
-  const r = await tidegate(args);
-  if (r.code !== 0) throw new Error(`tidegate ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
-  return r.stdout;
-}
-
-/** The X.509 roots of a SPIFFE bundle (JWKS, `use: x509-svid`) as PEM. */
-function bundlePem(jwks: string): string {
-  const keys = (JSON.parse(jwks) as { keys: { use?: string; x5c?: string[] }[] }).keys;
-  const roots = keys.filter((k) => k.use === "x509-svid" && k.x5c?.[0] !== undefined).map((k) => encodePem("CERTIFICATE", Buffer.from(k.x5c![0]!, "base64")));
-  if (roots.length === 0) throw new Error("e2e mcp: the agent's bundle.json holds no x509-svid root");
-  return roots.join("");
-}
+const cli = cliOk;
 
 /** The result lines of a client run (anything else on stdout is kept in `stdout` only). */
 function clientRun(r: RunResult): ClientRun {

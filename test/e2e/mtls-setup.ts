@@ -5,7 +5,7 @@
  * second root of the same trust-domain name (untrusted), and stunnel on either side of an mTLS hop.
  * Addresses: 127.0.0.40-49 only.
  */
-import { bundlePem, cliOk, parseLog, type LogLine } from "../helpers/e2e-kit.ts";
+import { bundlePem, cliOk, collectOutput, parseLog, type LogLine } from "../helpers/e2e-kit.ts";
 import { readAudit, type AuditLine } from "../helpers/audit-files.ts";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -100,23 +100,12 @@ function startStunnel(dir: string, name: string, lines: string[]): { proc: Subpr
   const conf = join(dir, `${name}.conf`);
   writeFileSync(conf, ["foreground = yes", `pid = ${join(dir, `${name}.pid`)}`, "syslog = no", "debug = 5", `[tidegate-test-${name}]`, ...lines, ""].join("\n"));
   const proc = Bun.spawn(["/usr/bin/stunnel", conf], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-  let out = "";
-  const decoder = new TextDecoder();
-  for (const s of [proc.stdout, proc.stderr]) {
-    void (async () => {
-      const reader = s.getReader();
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) return;
-        out += decoder.decode(value, { stream: true });
-      }
-    })();
-  }
+  const output = collectOutput([proc.stdout, proc.stderr]);
   cleanups.push(async () => {
     proc.kill();
     await proc.exited;
   });
-  return { proc, output: () => out };
+  return { proc, output };
 }
 
 export async function setUp(): Promise<Stand> {
