@@ -9,7 +9,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readAudit, type AuditLine } from "../helpers/audit-files.ts";
-import { cliOk, parseLog, type LogLine } from "../helpers/e2e-kit.ts";
+import { cleanupStack, cliOk, parseLog, type LogLine } from "../helpers/e2e-kit.ts";
 import { tidegate, type RunResult } from "../helpers/binary.ts";
 import { startTidegate, waitFor, type Running } from "../helpers/processes.ts";
 import { callUnix } from "../../src/runtime/unix-http.ts";
@@ -40,16 +40,8 @@ const cli = cliOk;
 
 /** `name` is the folder's prefix and the server's instance. */
 export async function startDomain(name: string): Promise<Domain> {
-  const cleanups: (() => Promise<unknown> | unknown)[] = [];
-  const tearDown = async () => {
-    while (cleanups.length > 0) {
-      try {
-        await cleanups.pop()!();
-      } catch (e) {
-        console.warn(`e2e ${name}: cleanup: ${String(e)}`);
-      }
-    }
-  };
+  const cleanups = cleanupStack(name);
+  const tearDown = () => cleanups.run();
   const running: Running[] = [];
   try {
     const dir = mkdtempSync(join(tmpdir(), `tidegate-test-${name}-`));

@@ -11,7 +11,7 @@
  * Leftovers of earlier runs (namespaces tidegate-test-ix-*, host links tgtix*, the instances) are
  * removed first; `tearDown` removes everything `setUp` made.
  */
-import { cliOk, parseLog, type LogLine } from "../helpers/e2e-kit.ts";
+import { type LogLine, cleanupStack, cliOk, freePort, parseLog } from "../helpers/e2e-kit.ts";
 import { readAudit, type AuditLine } from "../helpers/audit-files.ts";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -58,18 +58,10 @@ export interface Stand {
   readonly backend: HeaderBackend;
 }
 
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
+const cleanups = cleanupStack("intercept");
 
 /** Undoes whatever `setUp` got to, last first; never throws. */
-export async function tearDown(): Promise<void> {
-  while (cleanups.length > 0) {
-    try {
-      await cleanups.pop()!();
-    } catch (e) {
-      console.warn(`e2e intercept: cleanup: ${String(e)}`);
-    }
-  }
-}
+export const tearDown = (): Promise<void> => cleanups.run();
 
 function sh(argv: string[]): string {
   const r = Bun.spawnSync(argv, { stdout: "pipe", stderr: "pipe" });
@@ -119,12 +111,6 @@ export async function withStdin(args: string[], stdin: string): Promise<{ code: 
   return { code, stdout, stderr };
 }
 
-function freePort(host: string): number {
-  const l = Bun.listen({ hostname: host, port: 0, socket: { data() {} } });
-  const port = l.port;
-  l.stop(true);
-  return port;
-}
 
 export async function setUp(cgroupMount: string): Promise<Stand> {
   removeLeftovers();

@@ -39,13 +39,7 @@ export interface PinnedPeer extends Peer {
   records(): { event: string; [k: string]: unknown }[];
 }
 
-/** A port free on `host` right now (the listener is closed again before it is used). */
-export function freePort(host: string): number {
-  const l = Bun.listen({ hostname: host, port: 0, socket: { data() {} } });
-  const port = l.port;
-  l.stop(true);
-  return port;
-}
+export { freePort } from "../helpers/e2e-kit.ts";
 
 function spawn(argv: string[], env: Record<string, string>, port: number): Peer {
   const proc = Bun.spawn(argv, { cwd: REPO, env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });

@@ -24,7 +24,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readAudit, type AuditLine } from "../helpers/audit-files.ts";
-import { bundlePem, cliOk, parseLog, type LogLine } from "../helpers/e2e-kit.ts";
+import { type LogLine, bundlePem, cleanupStack, cliOk, parseLog } from "../helpers/e2e-kit.ts";
 import { REPO, requireBinary, tidegate, type RunResult } from "../helpers/binary.ts";
 import { startTidegate, waitFor, type Running } from "../helpers/processes.ts";
 import { callUnix } from "../../src/runtime/unix-http.ts";
@@ -126,18 +126,10 @@ export interface Stand {
   allOutput(): string;
 }
 
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
+const cleanups = cleanupStack("mcp");
 
 /** Undoes whatever `setUp` got to, last first; never throws. */
-export async function tearDown(): Promise<void> {
-  while (cleanups.length > 0) {
-    try {
-      await cleanups.pop()!();
-    } catch (e) {
-      console.warn(`e2e mcp: cleanup: ${String(e)}`);
-    }
-  }
-}
+export const tearDown = (): Promise<void> => cleanups.run();
 
 const cli = cliOk;
 

@@ -5,7 +5,7 @@
  * second root of the same trust-domain name (untrusted), and stunnel on either side of an mTLS hop.
  * Addresses: 127.0.0.40-49 only.
  */
-import { bundlePem, cliOk, collectOutput, parseLog, type LogLine } from "../helpers/e2e-kit.ts";
+import { type LogLine, bundlePem, cleanupStack, cliOk, collectOutput, freePort, parseLog } from "../helpers/e2e-kit.ts";
 import { readAudit, type AuditLine } from "../helpers/audit-files.ts";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -72,28 +72,13 @@ export interface Stand {
   stunnelOutput(side: "server" | "client"): string;
 }
 
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
+const cleanups = cleanupStack("mtls");
 
 /** Undoes whatever `setUp` got to, last first; never throws. */
-export async function tearDown(): Promise<void> {
-  while (cleanups.length > 0) {
-    try {
-      await cleanups.pop()!();
-    } catch (e) {
-      console.warn(`e2e mtls: cleanup: ${String(e)}`);
-    }
-  }
-}
+export const tearDown = (): Promise<void> => cleanups.run();
 
 const cli = cliOk;
 
-/** A port free on `host` right now (the listener is closed again before it is used). */
-function freePort(host: string): number {
-  const l = Bun.listen({ hostname: host, port: 0, socket: { data() {} } });
-  const port = l.port;
-  l.stop(true);
-  return port;
-}
 
 
 function startStunnel(dir: string, name: string, lines: string[]): { proc: Subprocess<"ignore", "pipe", "pipe">; output(): string } {

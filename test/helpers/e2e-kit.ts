@@ -47,3 +47,28 @@ export function collectOutput(streams: readonly ReadableStream<Uint8Array>[]): (
   }
   return () => out;
 }
+
+/** What a stand made, undone last first by `run` (which never throws: a failed step is warned about). */
+export function cleanupStack(label: string): { push(...fns: (() => Promise<unknown> | unknown)[]): void; run(): Promise<void> } {
+  const steps: (() => Promise<unknown> | unknown)[] = [];
+  return {
+    push: (...fns) => void steps.push(...fns),
+    run: async () => {
+      while (steps.length > 0) {
+        try {
+          await steps.pop()!();
+        } catch (e) {
+          console.warn(`e2e ${label}: cleanup: ${String(e)}`);
+        }
+      }
+    },
+  };
+}
+
+/** A port free on `host` right now (the listener is closed again before it is used). */
+export function freePort(host: string): number {
+  const l = Bun.listen({ hostname: host, port: 0, socket: { data() {} } });
+  const port = l.port;
+  l.stop(true);
+  return port;
+}
