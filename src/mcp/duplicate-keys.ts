@@ -2,10 +2,13 @@
  * Finds an object key given twice in a JSON text. JSON.parse keeps the last value of a repeated
  * key; another parser (the MCP server's) may keep the first, so `{"name":"allowed","name":"denied"}`
  * could be decided as one tool and run as the other. Messages with a repeated key are refused.
+ * "Twice" is after case folding (`foldKey`): Go's encoding/json matches `Name`, `NAME`, and even
+ * `nameſ`-style folds to the field `name`, so `{"name":"read_file","Name":"delete_all"}` is two
+ * names to a Go server.
  *
  * Runs over text JSON.parse has already accepted (so the structure is well formed), in one pass:
  * a stack of the keys seen in each open object; keys are compared decoded ("a" and "\u0061" are
- * the same key). Returns the first repeated key's decoded text, or null.
+ * the same key) and folded. Returns the first repeated key's decoded text, or null.
  */
 export function firstDuplicateKey(text: string): string | null {
   const stack: (Set<string> | null)[] = [];
@@ -38,12 +41,22 @@ export function firstDuplicateKey(text: string): string | null {
         const raw = text.slice(i, j + 1);
         const key = escaped ? (JSON.parse(raw) as string) : raw.slice(1, -1);
         const seen = stack.at(-1)!;
-        if (seen.has(key)) return key;
-        seen.add(key);
+        const folded = foldKey(key);
+        if (seen.has(folded)) return key;
+        seen.add(folded);
         expectKey = false;
       }
       i = j;
     }
   }
   return null;
+}
+
+/**
+ * A key as case-insensitive matchers see it: upper- then lower-cased (so the long s "ſ" is "s" and
+ * the Kelvin sign is "k", as Unicode case folding has them), NULs removed (some decoders stop a
+ * key there). Stricter than any one parser, which only refuses more.
+ */
+export function foldKey(key: string): string {
+  return key.replaceAll("\u0000", "").toUpperCase().toLowerCase();
 }

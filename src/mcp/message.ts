@@ -9,12 +9,15 @@
  * UTF-8 or not JSON (mcp_parse_error), a JSON array (mcp_batch: batches were removed in
  * 2025-06-18), over `maxBytes` (mcp_too_large), nested deeper than `maxDepth` (mcp_too_deep),
  * anything else of the wrong shape (mcp_invalid_request), params that are not an object
- * (mcp_invalid_params); an object key given twice (mcp_duplicate_key: parsers disagree on which
- * value counts, so policy and server could read different tools).
+ * (mcp_invalid_params); an object key given twice, compared case-folded (mcp_duplicate_key: parsers
+ * disagree on which value counts, so policy and server could read different tools); in the
+ * message or its params, a key with a control character, or one that only folds to a member
+ * (`Method`, `paramſ`, `NAME`: a case-insensitive server would read it as that member;
+ * mcp_invalid_request).
  */
 import { type JsonRpcId, McpError, mcpError } from "./errors.ts";
 import { freezeDeep, isJsonObject, type JsonObject } from "./json.ts";
-import { firstDuplicateKey } from "./duplicate-keys.ts";
+import { firstDuplicateKey, foldKey } from "./duplicate-keys.ts";
 
 export interface MessageLimits {
   /** UTF-8 bytes of one message; default 4 MiB. */
@@ -87,10 +90,25 @@ export function parseMessage(input: Uint8Array | string, limits?: Partial<Messag
   return Object.freeze(shape(value));
 }
 
+/** Members a case-insensitive parser would take a near-miss key for (folded), per level. */
+const ENVELOPE = new Set(["jsonrpc", "id", "method", "params", "result", "error"]);
+const PARAMS = new Set(["name", "arguments", "uri"]);
+
+/** A key that is not `known` member as written but folds to one, or holds a control character. */
+function oddKey(o: JsonObject, known: ReadonlySet<string>): string | null {
+  for (const k of Object.keys(o)) {
+    if (/[\u0000-\u001f\u007f]/.test(k)) return k;
+    if (!known.has(k) && known.has(foldKey(k))) return k;
+  }
+  return null;
+}
+
 function shape(m: JsonObject): McpMessage {
   const rawId = m.id;
   const readableId = isId(rawId) ? rawId : null;
   const bad = (why: string): McpError => mcpError("mcp_invalid_request", why, readableId);
+  const odd = oddKey(m, ENVELOPE) ?? (isJsonObject(m.params) ? oddKey(m.params, PARAMS) : null);
+  if (odd !== null) throw bad(`a message with the key ${JSON.stringify(odd.slice(0, 64))}, which another parser could read as a member it is not`);
   if (m.jsonrpc !== "2.0") throw bad('a message without jsonrpc "2.0"');
   const hasId = "id" in m;
   if ("method" in m) {
