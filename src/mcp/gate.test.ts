@@ -232,3 +232,19 @@ describe("McpGate resources and prompts", () => {
     if (p.kind === "replace") assert.deepEqual((JSON.parse(p.text) as { result: { prompts: { name: string }[] } }).result.prompts.map((x) => x.name), ["summarize"]);
   });
 });
+
+describe("McpGate notifications (review finding 6)", () => {
+  test("a tools/call sent as a notification is refused, answered with id null, and logs nothing", async () => {
+    const { g, events } = gate();
+    const v = await g.fromClient(JSON.stringify({ jsonrpc: "2.0", method: "tools/call", params: { name: "rm_rf" } }));
+    assert.equal(v.pass, false);
+    if (v.pass) return;
+    assert.equal(v.reason, "mcp_bad_notification");
+    assert.equal(v.answer?.id, null);
+    assert.equal(events.length, 0);
+  });
+  test("notifications/* pass", async () => {
+    const { g } = gate();
+    for (const method of ["notifications/initialized", "notifications/cancelled", "notifications/progress", "notifications/roots/list_changed"]) assert.equal((await g.fromClient(JSON.stringify({ jsonrpc: "2.0", method }))).pass, true);
+  });
+});

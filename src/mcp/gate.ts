@@ -7,6 +7,8 @@
  *   (MCP 2026-07-28; `mcp_header_mismatch`, error -32020; headers.ts): policy reads the body;
  * - a message that does not parse (message.ts: parse error, batch, too large or deep, duplicate
  *   key, wrong shape), or a tools/call, resources/read or prompts/get without its name (classify.ts);
+ * - a notification whose method is not notifications/* (`mcp_bad_notification`: a tools/call
+ *   without an id would run unchecked on a server that executes notifications);
  * - a request while MAX_PENDING others wait for their answers (`mcp_too_many_pending`);
  * - a request whose id is already waiting for its answer (`mcp_duplicate_id`: its answer could
  *   not be told apart, and a tools/list result must never be taken for another's);
@@ -118,6 +120,11 @@ export class McpGate {
         const h = checkHeadersMatchBody(headers, m);
         if (!h.ok) return { pass: false, answer: jsonRpcError(m.kind === "request" ? m.id : null, h.code, `tidegate: ${h.message}`), reason: "mcp_header_mismatch" };
       }
+      // A notification is a request without an id: one of tools/call would run unanswered and
+      // unchecked on a server that executes notifications. The client sends notifications/* only.
+      if (m.kind === "notification" && !m.method.startsWith("notifications/")) {
+        return { pass: false, answer: jsonRpcError(null, INVALID_REQUEST, `tidegate: a notification of ${JSON.stringify(m.method.slice(0, 64))} (a client's notifications are notifications/*)`), reason: "mcp_bad_notification" };
+      }
       if (m.kind !== "request") return { pass: true, message: m };
       if (this.pending.size >= MAX_PENDING) return { pass: false, answer: jsonRpcError(m.id, INVALID_REQUEST, `tidegate: over ${MAX_PENDING} requests waiting for their answers`), reason: "mcp_too_many_pending" };
       if (this.pending.has(m.id)) return { pass: false, answer: jsonRpcError(m.id, INVALID_REQUEST, `tidegate: request id ${JSON.stringify(m.id)} is already waiting for its answer`), reason: "mcp_duplicate_id" };
@@ -214,6 +221,23 @@ export class McpGate {
     if (v.state === "pinned") return true;
     if (v.news) this.deps.audit("tool_definition_changed", { server_id: this.ctx.server, tool: name, old_sha256: v.old, new_sha256: hash, rule: this.ctx.rule.name });
     return false;
+  }
+
+  /** True while request `id` waits for its answer. */
+  waiting(id: JsonRpcId): boolean {
+    return this.pending.has(id);
+  }
+
+  /**
+   * The stream that should have carried request `id`'s answer ended without it (an HTTP answer
+   * that was not a JSON-RPC one, a 5xx, an event that could not be read): it waits no more, and a
+   * tool call is logged without an answer.
+   */
+  settle(id: JsonRpcId): void {
+    const p = this.pending.get(id);
+    if (p === undefined) return;
+    this.pending.delete(id);
+    if (p.tool !== null) this.logCall(p.tool, p.argsSha256, "allow", null, null, { outcome: "no_answer" });
   }
 
   /** The connection ended: calls still waiting for an answer are logged without one. */

@@ -13,11 +13,19 @@
  *   Mcp-* header mismatch): answered 400 with the JSON-RPC error.
  * A request without a body (GET opening a stream, DELETE ending a session) passes unchanged.
  *
- * Responses (McpResponse): `text/event-stream` is re-framed chunked and passed event by event as
- * each arrives, each event's data through the gate (a tools/list result filtered, an event that
- * does not parse dropped); a 2xx `application/json` body is read whole (at most MAX_MCP_BODY)
- * and passed through the gate, and one that does not parse, or is too large, is replaced by a
- * JSON-RPC error answering the request; anything else passes as sent.
+ * Every forwarded request asks for `accept-encoding: identity`.
+ *
+ * Responses (McpResponse): a 2xx answer with a body must be exactly one of these (answerMode), or
+ * it is replaced by a JSON-RPC error (-32603) answering the request (502 when none is known):
+ * - `text/event-stream`: re-framed chunked and passed event by event as each arrives, each event's
+ *   data through the gate (a tools/list result filtered; an event that does not parse dropped, and
+ *   the request it may have answered given an error instead);
+ * - `application/json`: read whole (at most MAX_MCP_BODY) and passed through the gate; one that
+ *   does not parse, or is too large, is replaced by the error.
+ * Compressed answers, several Content-Types, a charset other than UTF-8 and any other type are
+ * refused that way. Answers without a body, 1xx and non-2xx pass as sent. When an answer ends, the
+ * request it was for waits no more (gate.settle): a stream that ended without its JSON-RPC answer
+ * does not hold the conversation's pending slots.
  */
 import { DEFAULT_MESSAGE_LIMITS, INTERNAL_ERROR, type JsonRpcId, jsonRpcError, type McpGate, serializeEvent, SseParser } from "../../mcp/index.ts";
 import { encodeChunk, lastChunk, serializeResponseHead, type Header, type RequestHead, type ResponseHead } from "../../http1/index.ts";
@@ -27,7 +35,7 @@ export const MAX_MCP_BODY = DEFAULT_MESSAGE_LIMITS.maxBytes;
 const encoder = new TextEncoder();
 /** Refusals the client gets as the answer to its call (HTTP 200); any other is 400. */
 const ANSWERED = new Set(["tool_denied", "tool_not_allowed", "tool_changed", "mcp_duplicate_id", "mcp_too_many_pending"]);
-const STATUS_TEXT: Record<number, string> = { 200: "OK", 400: "Bad Request", 413: "Content Too Large" };
+const STATUS_TEXT: Record<number, string> = { 200: "OK", 400: "Bad Request", 413: "Content Too Large", 502: "Bad Gateway" };
 
 export type McpRequestOutcome =
   /** `headers` with the body's framing as Content-Length; `id` the request's, for a JSON answer that must be replaced. */
@@ -79,12 +87,18 @@ function withoutFraming(headers: readonly Header[]): Header[] {
   });
 }
 
+/** A request's headers asking for an answer the gate can read: no compression (answerMode refuses it). */
+function identityOnly(headers: readonly Header[]): Header[] {
+  return [...headers.filter(([n]) => n.toLowerCase() !== "accept-encoding"), ["accept-encoding", "identity"]];
+}
+
 /**
  * Decides a request whose body (`body`, null when it has none) was read whole. `headers` are the
  * ones the carrier would send (already rewritten by it); the gate checks the Mcp-* ones as sent.
  */
 export async function gateRequest(gate: McpGate, head: RequestHead, headers: readonly Header[], body: BodyBuffer | null): Promise<McpRequestOutcome> {
-  if (body === null) return { forward: true, headers, body: new Uint8Array(0), id: null, tool: null };
+  // No body, or an empty one on a method that carries no message (a DELETE with Content-Length: 0).
+  if (body === null || (body.size === 0 && head.method !== "POST")) return { forward: true, headers: identityOnly(headers), body: new Uint8Array(0), id: null, tool: null };
   if (body.over) {
     const answer = jsonRpcError(null, -32600, `tidegate: a request body of over ${MAX_MCP_BODY} bytes`);
     return { forward: false, status: 413, reason: "mcp_too_large", response: jsonResponse(413, answer, false) };
@@ -99,10 +113,35 @@ export async function gateRequest(gate: McpGate, head: RequestHead, headers: rea
   const m = v.message;
   const id = m.kind === "request" ? m.id : null;
   const tool = m.kind === "request" && m.method === "tools/call" && typeof m.params?.name === "string" ? m.params.name : null;
-  return { forward: true, headers: [...withoutFraming(headers), ["content-length", String(bytes.length)]], body: bytes, id, tool };
+  return { forward: true, headers: [...withoutFraming(identityOnly(headers)), ["content-length", String(bytes.length)]], body: bytes, id, tool };
 }
 
-type Mode = "pass" | "sse" | "json";
+type Mode = "pass" | "sse" | "json" | "refuse";
+
+/**
+ * How a 2xx answer with a body is read: `sse` or `json`, or why neither (so it cannot pass): the
+ * media type exactly text/event-stream or application/json (any case), at most one Content-Type,
+ * charset (when given) utf-8, no Content-Encoding but identity. Anything else could carry a
+ * message the client reads and the gate did not (a gzip stream, a JSON body under another type,
+ * UTF-16).
+ */
+export function answerMode(head: ResponseHead): { mode: "sse" | "json" } | { mode: "refuse"; why: string } {
+  const types = head.headers.getAll("content-type");
+  if (types.length !== 1) return { mode: "refuse", why: types.length === 0 ? "no Content-Type" : "more than one Content-Type" };
+  const encodings = head.headers.getAll("content-encoding").flatMap((v) => v.split(",")).map((v) => v.trim().toLowerCase()).filter((v) => v !== "");
+  if (encodings.some((e) => e !== "identity")) return { mode: "refuse", why: `Content-Encoding ${encodings.join(", ")}` };
+  const [media, ...params] = types[0]!.split(";").map((p) => p.trim());
+  const type = media!.toLowerCase();
+  for (const p of params) {
+    const eq = p.indexOf("=");
+    const name = p.slice(0, eq < 0 ? p.length : eq).trim().toLowerCase();
+    const value = eq < 0 ? "" : p.slice(eq + 1).trim().replace(/^"(.*)"$/, "$1").toLowerCase();
+    if (name === "charset" && value !== "utf-8" && value !== "utf8") return { mode: "refuse", why: `charset ${value}` };
+  }
+  if (type === "text/event-stream") return { mode: "sse" };
+  if (type === "application/json") return { mode: "json" };
+  return { mode: "refuse", why: `Content-Type ${type.slice(0, 64)}` };
+}
 
 /**
  * One response through the gate. `emit` gets the bytes for the client, in order, head first;
@@ -115,6 +154,8 @@ export class McpResponse {
   private readonly json: BodyBuffer | null = null;
   /** An SSE event over the limit came: the rest of the stream is dropped. */
   private broken = false;
+  /** Mode refuse: why the answer cannot pass. */
+  private readonly refusal: string | null = null;
 
   constructor(
     private readonly gate: McpGate,
@@ -123,15 +164,16 @@ export class McpResponse {
     private readonly requestId: JsonRpcId | null,
     private readonly emit: (bytes: Uint8Array) => void,
   ) {
-    const type = (head.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
-    const hasBody = head.framing === "length" || head.framing === "chunked" || head.framing === "close";
-    this.mode = !hasBody || head.status < 200 || head.status >= 300 ? "pass" : type === "text/event-stream" ? "sse" : type === "application/json" ? "json" : "pass";
+    const hasBody = (head.framing === "length" && head.contentLength !== 0) || head.framing === "chunked" || head.framing === "close";
+    const read = !hasBody || head.status < 200 || head.status >= 300 ? { mode: "pass" as const } : answerMode(head);
+    this.mode = read.mode;
+    if (read.mode === "refuse") this.refusal = read.why;
     if (this.mode === "sse") {
       this.sse = new SseParser();
       this.emitHead([...withoutFraming(head.headers.entries), ["transfer-encoding", "chunked"]]);
     } else if (this.mode === "json") {
       this.json = new BodyBuffer();
-    } else {
+    } else if (this.mode === "pass") {
       this.emitHead(head.headers.entries);
     }
   }
@@ -146,6 +188,7 @@ export class McpResponse {
   }
 
   body(bytes: Uint8Array): void {
+    if (this.mode === "refuse") return;
     if (this.mode === "json") return this.json!.push(bytes);
     if (this.mode === "pass") return this.emit(this.chunked ? encodeChunk(bytes) : bytes.slice());
     if (this.broken) return;
@@ -168,13 +211,19 @@ export class McpResponse {
       const v = await this.gate.fromServer(e.data);
       if (v.kind === "same") this.emit(encodeChunk(e.raw));
       else if (v.kind === "replace") this.emit(encodeChunk(serializeEvent({ type: e.type, id: e.id, retry: e.retry, data: v.text })));
-      // invalid: dropped (a client could read it otherwise than the gate did)
+      else if (this.requestId !== null && this.gate.waiting(this.requestId)) {
+        // Not passed (a client could read it otherwise than the gate did); the request it may have
+        // answered gets an error rather than a wait until the client's timeout.
+        this.gate.settle(this.requestId);
+        this.emit(encodeChunk(serializeEvent({ data: JSON.stringify(jsonRpcError(this.requestId, INTERNAL_ERROR, `tidegate: the server sent an event tidegate cannot read (${v.error.code})`)) })));
+      }
     }
   }
 
   /** The response ended (`trailers` of a chunked one). */
   end(trailers: Iterable<Header> = []): Promise<void> {
     this.chain = this.chain.then(async () => {
+      if (this.mode === "refuse") return this.endRefused();
       if (this.mode === "json") return this.endJson();
       if (this.mode === "sse" && !this.broken) {
         try {
@@ -185,7 +234,17 @@ export class McpResponse {
       }
       if (this.chunked) this.emit(lastChunk(trailers));
     });
+    // The answer ended: its request waits no more (a JSON-RPC answer came, or none will on this stream).
+    this.chain = this.chain.then(() => {
+      if (this.requestId !== null) this.gate.settle(this.requestId);
+    });
     return this.chain;
+  }
+
+  /** A 2xx answer tidegate cannot read is replaced by an error: the request's, else a 502. */
+  private endRefused(): void {
+    const why = `tidegate: the server's answer cannot be checked (${this.refusal})`;
+    this.emit(jsonResponse(this.requestId !== null ? 200 : 502, jsonRpcError(this.requestId, INTERNAL_ERROR, why), this.head.keepAlive));
   }
 
   private async endJson(): Promise<void> {

@@ -197,3 +197,71 @@ describe("McpRelay", () => {
     expect(t.ends).toEqual({ backend: 1, client: 1 });
   });
 });
+
+describe("McpRelay: answers the gate cannot read are replaced (review finding 2)", () => {
+  const hidden = tools(1, ["rm", "echo"]);
+  const cases: [string, string][] = [
+    ["gzip", `HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: ${hidden.length}\r\n\r\n${hidden}`],
+    ["a JSON body under another type", `HTTP/1.1 200 OK\r\nContent-Type: text/html; x=application/json\r\nContent-Length: ${hidden.length}\r\n\r\n${hidden}`],
+    ["two Content-Types", `HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Type: application/json\r\nContent-Length: ${hidden.length}\r\n\r\n${hidden}`],
+    ["application/json-seq", `HTTP/1.1 200 OK\r\nContent-Type: application/json-seq\r\nContent-Length: ${hidden.length}\r\n\r\n${hidden}`],
+    ["UTF-16 SSE", `HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-16le\r\nContent-Length: ${hidden.length + 8}\r\n\r\ndata: ${hidden}\n\n`],
+    ["no Content-Type", `HTTP/1.1 200 OK\r\nContent-Length: ${hidden.length}\r\n\r\n${hidden}`],
+  ];
+  for (const [name, answer] of cases) {
+    test(`${name}: the client gets -32603 for its request, never the body`, async () => {
+      const s = stand();
+      s.relay.clientData(post(list(1)));
+      await settle();
+      s.relay.backendData(enc.encode(answer));
+      await settle();
+      expect(s.client()).not.toContain('"rm"');
+      const body = JSON.parse(bodyOf(s.client())) as { id: number; error: { code: number; message: string } };
+      expect([body.id, body.error.code]).toEqual([1, -32603]);
+      expect(body.error.message).toContain("cannot be checked");
+    });
+  }
+  test("charset=utf-8 and a parameterised SSE type pass", async () => {
+    const s = stand();
+    s.relay.clientData(post(list(2)));
+    await settle();
+    const ok = tools(2, ["echo"]);
+    s.relay.backendData(enc.encode(`HTTP/1.1 200 OK\r\nContent-Type: Application/JSON; charset="UTF-8"\r\nContent-Length: ${ok.length}\r\n\r\n${ok}`));
+    await settle();
+    expect(bodyOf(s.client())).toBe(ok);
+  });
+  test("requests ask for identity encoding whatever the client sent", async () => {
+    const s = stand();
+    s.relay.clientData(post(list(3), "Accept-Encoding: gzip, br\r\n"));
+    await settle();
+    expect(s.backend()).toContain("accept-encoding: identity\r\n");
+    expect(s.backend()).not.toContain("gzip");
+  });
+  test("a DELETE with Content-Length: 0 passes (it carries no message)", async () => {
+    const s = stand();
+    s.relay.clientData(enc.encode("DELETE /mcp HTTP/1.1\r\nHost: x\r\nMcp-Session-Id: s1\r\nContent-Length: 0\r\n\r\n"));
+    await settle();
+    expect(s.backend()).toStartWith("DELETE /mcp HTTP/1.1\r\n");
+  });
+  test("an answer that ends without its JSON-RPC answer frees the request's slot (review finding 9)", async () => {
+    const s = stand();
+    s.relay.clientData(post(call(1, "echo")));
+    await settle();
+    s.relay.backendData(enc.encode("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy"));
+    await settle();
+    expect(s.events.map((e) => [e.fields.tool, e.fields.outcome])).toEqual([["echo", "no_answer"]]);
+    s.relay.clientData(post(call(1, "echo")));
+    await settle();
+    expect(s.backend().split(call(1, "echo")).length).toBe(3); // the same id again is not a duplicate
+  });
+  test("an SSE event that does not parse gives the waiting request an error instead of a hang", async () => {
+    const s = stand();
+    s.relay.clientData(post(call(4, "echo")));
+    await settle();
+    const ev = `data: {"jsonrpc":"2.0","id":4,"result":{},"result":{}}\n\n`;
+    s.relay.backendData(enc.encode(`HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: ${ev.length}\r\n\r\n${ev}`));
+    await settle();
+    expect(s.client()).toContain('"id":4');
+    expect(s.client()).toContain("-32603");
+  });
+});
