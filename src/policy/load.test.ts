@@ -218,6 +218,7 @@ const REJECTIONS: [string, string, number, string, RegExp][] = [
   ["egress: upgrade on tls", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: tls\n    upgrade: [websocket]\n`, 7, "egress[0].upgrade", /not allowed with action tls \(only with intercept\)/],
   ["egress: upgrade to h2c", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    upgrade: [h2c]\n`, 7, "egress[0].upgrade[0]", /websocket/],
   ["egress: upgrade empty", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    upgrade: []\n`, 7, "egress[0].upgrade", /must not be empty/],
+  ["egress: upgrade with mcp", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    mcp: {}\n    upgrade: [websocket]\n`, 8, "egress[0].upgrade", /not with mcp/],
   ["egress: upstream on deny", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: deny\n    upstream: { port: 2 }\n`, 7, "egress[0].upstream", /not allowed with action deny/],
   ["egress: upstream port 70000", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: tls\n    upstream: { port: 70000 }\n`, 7, "egress[0].upstream.port", /port/],
   ["egress: duplicate rule names", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: deny\n${RULE}    to: { host: b.com, port: 1 }\n    action: deny\n`, 7, "egress[1].name", /already the name of egress\[0\] \(line 3\)/],

@@ -70,6 +70,7 @@ function checkEgress(r: EgressInput, at: Path, fail: FailFn, ours: TrustDomain, 
   if (proto === "udp" && hasHost) fail([...at, "to", "host"], "udp rules name a cidr: the kernel decides UDP and never sees names");
   if (r.action === "direct" && hasHost) fail([...at, "to", "host"], "direct rules name a cidr: they are applied in the kernel, which never sees names");
   if (r.action === "mtls" && r.mtls === undefined) fail([...at, "mtls"], "required with action mtls (mtls: { server_id: spiffe://... })");
+  if (r.mcp !== undefined && r.upgrade !== undefined) fail([...at, "upgrade"], "not with mcp: after a protocol switch MCP messages would pass unchecked");
   for (const [key, actions] of Object.entries(ALLOWED)) {
     if ((r as Record<string, unknown>)[key] !== undefined && !actions.includes(r.action)) {
       fail([...at, key], `not allowed with action ${r.action} (only with ${actions.join(", ")})`);

@@ -353,9 +353,10 @@ export class HttpExchange implements LegOwner {
   /** A response to an MCP request: through the gate (http-filter.ts), each part in order. */
   private mcpResponse(leg: UpstreamLeg, r: Req, m: NonNullable<Req["mcp"]>, e: Exclude<ResponseEvent, { kind: "error" | "tunnel" }>): void {
     if (e.kind === "head") {
+      // Never a tunnel under an MCP rule (the policy refuses upgrade: with mcp:): messages after it would pass unchecked.
+      if (e.head.framing === "tunnel") return this.failUpstream("the upstream switched protocols under an MCP rule");
       r.response = e.head;
       m.response = new McpResponse(m.gate, e.head, m.id, (b) => this.toClient(leg, b));
-      if (e.head.framing === "tunnel") this.switchProtocols(leg, r);
       return;
     }
     if (e.kind === "body") {
