@@ -7,7 +7,8 @@
  * - every request is decided before any byte of it leaves: a refused one is answered here (its
  *   status and reason) and the connection is closed, so nothing after it is read as a request;
  * - requests are handled one at a time: the next one (already sent, pipelined) waits in the parser
- *   until the response to the one before has ended, so responses cannot be reordered;
+ *   until the response to the one before has ended, so responses cannot be reordered; at most
+ *   MAX_HELD bytes of bodies wait so (more: 400 `too_much_ahead`, the connection closed);
  * - bodies stream both ways with backpressure (a full writer pauses the other side) and keep
  *   their framing: a fixed length is passed as is, a chunked body is re-chunked;
  * - a stream that breaks HTTP/1.1 (smuggling shapes, oversized heads: src/http1/errors.ts) is
@@ -36,6 +37,7 @@ import { originForm, requestEvent } from "./request-event.ts";
 import { McpGate, type PinStore } from "../../mcp/index.ts";
 import { gateRule } from "../mcp/gate-rule.ts";
 import { BodyBuffer, gateRequest, McpResponse } from "../mcp/http-filter.ts";
+import { MAX_HELD } from "../mcp/relay.ts";
 
 /** The workload's side: a Bun socket, or a TLS socket terminating its TLS. */
 export interface ClientSide {
@@ -113,8 +115,18 @@ export class HttpExchange implements LegOwner {
   clientData(chunk: Uint8Array): void {
     if (this.done) return;
     if (this.tunnel !== null) return this.tunnelUp(chunk);
-    for (const e of this.requests.push(chunk)) this.events.push(e.kind === "body" ? { kind: "body", bytes: e.bytes.slice() } : e);
+    for (const e of this.requests.push(chunk)) this.hold(e);
+    if (this.held > MAX_HELD) return this.refuse(400, "too_much_ahead", `over ${MAX_HELD} bytes sent ahead of an answer`);
     void this.pump();
+  }
+
+  /** Bytes of request bodies parsed and not handled yet (pipelined behind a pending answer). */
+  private held = 0;
+
+  private hold(e: RequestEvent): void {
+    if (e.kind !== "body") return void this.events.push(e);
+    this.held += e.bytes.length;
+    this.events.push({ kind: "body", bytes: e.bytes.slice() });
   }
 
   clientEnd(): void {
@@ -126,7 +138,7 @@ export class HttpExchange implements LegOwner {
       if (t.down) this.finish({ outcome: "closed" });
       return;
     }
-    for (const e of this.requests.finish()) this.events.push(e);
+    for (const e of this.requests.finish()) this.hold(e);
     if (!this.waiting && !this.busy && this.events.length === 0) this.finish({ outcome: "closed" });
     else void this.pump();
   }
@@ -144,7 +156,11 @@ export class HttpExchange implements LegOwner {
     if (this.busy) return;
     this.busy = true;
     try {
-      while (!this.done && !this.waiting && this.events.length > 0) await this.onRequest(this.events.shift()!);
+      while (!this.done && !this.waiting && this.events.length > 0) {
+        const e = this.events.shift()!;
+        if (e.kind === "body") this.held -= e.bytes.length;
+        await this.onRequest(e);
+      }
       if (!this.done && !this.waiting && this.events.length === 0 && this.clientEnded && this.req === null) this.finish({ outcome: "closed" });
     } catch (e) {
       this.refuse(502, "internal_error", e instanceof Error ? e.message : String(e));
@@ -385,7 +401,7 @@ export class HttpExchange implements LegOwner {
     if (!keep) return this.finish({ outcome: "closed" });
     this.waiting = false;
     // An upgrade answered without a switch: what the workload sent after it is its next request.
-    if (this.requests.held) for (const ev of this.requests.resume()) this.events.push(ev.kind === "body" ? { kind: "body", bytes: ev.bytes.slice() } : ev);
+    if (this.requests.held) for (const ev of this.requests.resume()) this.hold(ev);
     void this.pump();
   }
 

@@ -23,6 +23,7 @@ beforeAll(async () => {
     tls: h.apiTls,
     async fetch(req) {
       const u = new URL(req.url);
+      if (u.pathname === "/slow") await Bun.sleep(1500); // an answer that is still pending while the workload pipelines
       seen.push({ path: u.pathname + u.search, auth: req.headers.get("authorization"), xkey: req.headers.get("x-key"), body: await req.text() });
       return new Response(`path=${u.pathname} auth=${req.headers.get("authorization") === `Bearer ${SECRET}` ? "injected" : "other"}`);
     },
@@ -114,6 +115,14 @@ describe("intercept: plain HTTP from the workload, TLS to the API", () => {
     expect(out).toStartWith("HTTP/1.1 200");
     expect(out).toContain("HTTP/1.1 400");
     expect(seen.slice(before).map((x) => x.path)).toEqual(["/good"]);
+  });
+
+  test("bodies pipelined behind a pending answer are bounded: over MAX_HELD the connection is refused (too_much_ahead)", async () => {
+    const big = 4 * 1024 * 1024 + 128 * 1024;
+    const out = await exchange(`GET /slow HTTP/1.1\r\nHost: api.test\r\n\r\nPOST /p HTTP/1.1\r\nHost: api.test\r\nContent-Length: ${big}\r\n\r\n${"x".repeat(big)}`);
+    expect(out).toContain("HTTP/1.1 400");
+    expect(out).toContain("too_much_ahead");
+    expect(httpLines().at(-1)).toMatchObject({ outcome: "refused", reason: "too_much_ahead" });
   });
 
   test("a Host no rule names is refused 403 and logged", async () => {

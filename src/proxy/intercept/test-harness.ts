@@ -140,6 +140,10 @@ export async function createHarness(): Promise<Harness> {
 export async function exchange(port: number, text: string, until?: (got: string) => boolean): Promise<string> {
   let got = "";
   const { promise, resolve } = Promise.withResolvers<string>();
+  let rest = new TextEncoder().encode(text);
+  const push = (sock: { write(b: Uint8Array): number }) => {
+    if (rest.length > 0) rest = rest.subarray(Math.max(0, sock.write(rest)));
+  };
   const s = await Bun.connect({
     hostname: "127.0.0.1",
     port,
@@ -148,11 +152,12 @@ export async function exchange(port: number, text: string, until?: (got: string)
         got += new TextDecoder().decode(c);
         if (until?.(got)) resolve(got);
       },
+      drain: (sock) => push(sock),
       close: () => resolve(got),
       end: () => resolve(got),
     },
   });
-  s.write(text);
+  push(s);
   const out = await promise;
   s.end();
   return out;
