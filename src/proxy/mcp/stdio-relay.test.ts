@@ -87,3 +87,27 @@ describe("StdioRelay", () => {
     expect([ev.fields.tool, ev.fields.decision, ev.fields.is_error, typeof ev.fields.duration_ms]).toEqual(["ls", "allow", false, "number"]);
   });
 });
+
+describe("lines over many small reads (review finding 8)", () => {
+  test("a line cut into 1-byte reads comes whole; one over the limit in small reads is reported once", async () => {
+    const text = `${"a".repeat(300)}\nb\n`;
+    async function* bytes(): AsyncGenerator<Uint8Array> {
+      for (const c of enc.encode(text)) yield new Uint8Array([c]);
+    }
+    expect(await collect(lines(bytes(), 1000))).toEqual(["a".repeat(300), "b"]);
+    expect(await collect(lines(bytes(), 100))).toEqual([null, "b"]);
+  });
+  test("a CR before the LF does not count toward the limit", async () => {
+    expect(await collect(lines(chunks("0123456789\r", "\n"), 10))).toEqual(["0123456789"]);
+  });
+  test("a 4 MiB line (the limit) in 1 KiB reads comes whole", async () => {
+    const size = 4 * 1024 * 1024;
+    async function* reads(): AsyncGenerator<Uint8Array> {
+      const block = new Uint8Array(1024).fill(0x61);
+      for (let i = 0; i < size / 1024; i++) yield block;
+      yield enc.encode("\n");
+    }
+    const out = await collect(lines(reads(), size));
+    expect(out.map((l) => l?.length)).toEqual([size]);
+  });
+});

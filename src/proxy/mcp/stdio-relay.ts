@@ -40,33 +40,49 @@ async function* chunksOf(source: ByteSource): AsyncGenerator<Uint8Array> {
   }
 }
 
-/** Splits a byte stream into lines (without LF or a CR before it); over-long ones are reported as null, once. */
+/**
+ * Splits a byte stream into lines (without LF or a CR before it); over-long ones are reported as
+ * null, once, and skipped to their end. Each chunk is scanned once and a line's pieces are joined
+ * once (a line cut into many small reads costs no more than one read).
+ */
 export async function* lines(source: ByteSource, max: number): AsyncGenerator<Uint8Array | null> {
-  let buf = new Uint8Array(0);
+  let parts: Uint8Array[] = [];
+  let size = 0;
   let skipping = false;
+  const line = (last: Uint8Array): Uint8Array | null => {
+    const t = trimCr(parts.length === 0 ? last : join([...parts, last], size + last.length));
+    return t.length > max ? null : t;
+  };
   for await (const chunk of chunksOf(source)) {
-    let data = buf.length === 0 ? chunk : concat(buf, chunk);
     let start = 0;
-    for (let i = data.indexOf(LF); i !== -1; i = data.indexOf(LF, start)) {
-      const line = trimCr(data.subarray(start, i));
-      if (!skipping) yield line.length > max ? null : line;
+    for (let i = chunk.indexOf(LF); i !== -1; i = chunk.indexOf(LF, start)) {
+      if (!skipping) yield line(chunk.subarray(start, i));
+      parts = [];
+      size = 0;
       skipping = false;
       start = i + 1;
     }
-    data = data.subarray(start);
-    if (!skipping && data.length > max) {
+    if (skipping || start === chunk.length) continue;
+    const rest = chunk.subarray(start);
+    size += rest.length;
+    if (size > max + 1) {
+      // over the limit before its end (one more byte allowed for a CR): reported now, skipped to its LF
+      parts = [];
+      size = 0;
       skipping = true;
       yield null;
-    }
-    buf = skipping ? new Uint8Array(0) : data.slice();
+    } else parts.push(rest.slice());
   }
-  if (!skipping && buf.length > 0) yield trimCr(buf); // a last line without its LF
+  if (!skipping && size > 0) yield line(new Uint8Array(0)); // a last line without its LF
 }
 
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
+function join(pieces: readonly Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const p of pieces) {
+    out.set(p, at);
+    at += p.length;
+  }
   return out;
 }
 
