@@ -139,15 +139,18 @@ export class Enforcement {
 
   /**
    * The identity a process attests to, by its selectors alone (the registration entry they match),
-   * whatever cgroup it is in: the launching client of `tidegate run --mcp-stdio`.
+   * whatever cgroup it is in: the launching client of `tidegate run --mcp-stdio`. `uid` is the one the
+ * kernel gave with the pid (SO_PEERCRED): a process of another uid is refused (`caller_changed`).
    */
-  async identifyPid(pid: number): Promise<{ ok: true; id: string } | { ok: false; reason: string; detail: string }> {
+  async identifyPid(pid: number, uid: number): Promise<{ ok: true; id: string } | { ok: false; reason: string; detail: string }> {
     let selectors: readonly string[];
     try {
       selectors = await this.o.attest(pid);
     } catch (e) {
       return { ok: false, reason: "attestation_failed", detail: e instanceof Error ? e.message : String(e) };
     }
+    // The pid came from SO_PEERCRED with this uid: another user's process now means the pid was reused.
+    if (!selectors.includes(`unix:uid:${uid}`)) return { ok: false, reason: "caller_changed", detail: `process ${pid} no longer runs as uid ${uid}` };
     try {
       const matched = matchEntry([...(this.o.entries() ?? [])], [...selectors]);
       return matched === null ? { ok: false, reason: "no_identity", detail: `no registration entry matches the process's selectors` } : { ok: true, id: matched.spiffe_id };

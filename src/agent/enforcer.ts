@@ -86,13 +86,13 @@ export class Enforcer {
    * `tidegate run --mcp-stdio`: the gate between the launching client (`callerPid`, attested)
    * and the workload's server, under the first `stdio[]` rule for both; or why there is none.
    */
-  async mcpStdioGate(callerPid: number, workload: string): Promise<{ gate: McpGate; rule: string; caller: string; server: string } | { refused: { code: string; message: string } }> {
+  async mcpStdioGate(callerPid: number, callerUid: number, workload: string): Promise<{ gate: McpGate; rule: string; caller: string; server: string } | { refused: { code: string; message: string } }> {
     const no = (code: string, message: string) => ({ refused: { code, message: `run: ${message}` } });
     const policy = this.holder.policy;
     if (policy === null) return no("run_no_policy", "no policy is loaded, so no stdio rule");
     const server = this.enforcement.identityOf(workload);
     if (server.id === null) return no("run_mcp_no_identity", `workload ${workload} has no identity (${server.why}), so no stdio rule can name it`);
-    const caller = await this.enforcement.identifyPid(callerPid);
+    const caller = await this.enforcement.identifyPid(callerPid, callerUid);
     if (!caller.ok) return no("run_mcp_caller_unknown", `the calling process (pid ${callerPid}) has no identity: ${caller.detail} (${caller.reason})`);
     const rule = stdioRuleFor(policy, SpiffeId.parse(caller.id), server.id);
     if (rule === null) return no("run_mcp_no_rule", `no stdio rule lets ${caller.id} use ${server.id.toString()}`);
@@ -101,6 +101,12 @@ export class Enforcer {
       { pins: this.pins, audit: (type, fields) => this.o.audit.emit(type, fields), now: () => performance.now() },
     );
     return { gate, rule: rule.name, caller: caller.id, server: server.id.toString() };
+  }
+
+  /** True when a `stdio[]` rule names `workload`'s identity as its server. */
+  isStdioServer(workload: string): boolean {
+    const id = this.enforcement.identityOf(workload).id;
+    return id !== null && (this.holder.policy?.stdio ?? []).some((r) => r.server.some((p) => p.matcher.matches(id)));
   }
 
   /** `tidegate mcp approve`: pins the waiting definitions of `server` (only `tool`'s when given), logged as an admin event. */

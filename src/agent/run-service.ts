@@ -68,8 +68,10 @@ export interface RunHost {
   /** Makes the workload's cgroup with its kernel share written; throws TidegateError. */
   prepareRun(workload: string, opts?: { uncontained?: boolean; callerPid?: number }): { cgroup_dir: string; spiffe_id: string | null; ca_bundle?: string | null };
   release(workload: string): void;
+  /** True when a `stdio[]` rule names the workload's identity as a server: callers other than root must then use --mcp-stdio. */
+  isStdioServer?(workload: string): boolean;
   /** `--mcp-stdio`: the gate for the calling process and the workload (enforcer.ts mcpStdioGate); absent: refused. */
-  mcpStdioGate?(callerPid: number, workload: string): Promise<{ gate: McpGate; rule: string; caller: string; server: string } | { refused: { code: string; message: string } }>;
+  mcpStdioGate?(callerPid: number, callerUid: number, workload: string): Promise<{ gate: McpGate; rule: string; caller: string; server: string } | { refused: { code: string; message: string } }>;
 }
 
 /** The agent's enforcer as a RunHost. */
@@ -79,7 +81,8 @@ export function runHostOf(e: Enforcer): RunHost {
     generation: () => e.holder.generation,
     prepareRun: (workload, opts) => e.prepareRun(workload, opts),
     release: (workload) => void e.release(workload),
-    mcpStdioGate: (pid, workload) => e.mcpStdioGate(pid, workload),
+    mcpStdioGate: (pid, uid, workload) => e.mcpStdioGate(pid, uid, workload),
+    isStdioServer: (workload) => e.isStdioServer(workload),
   };
 }
 
@@ -335,6 +338,14 @@ export class RunService {
     }
     const d = decideRun({ caller: c.peer, request: req, policy: this.o.host.policy(), files: this.accounts() });
     if (!d.ok) return this.refuse(c, d.code, d.message, req.workload);
+    // A stdio MCP server's pipes go through the gate: a caller that could start it without would
+    // talk to it directly; one that runs as the server's user could open its pipes in /proc.
+    if (req.mcpStdio !== true && c.peer.uid !== 0 && this.o.host.isStdioServer?.(req.workload) === true) {
+      return this.refuse(c, "run_mcp_stdio_required", `run: workload ${req.workload} is a stdio MCP server (a stdio rule names it): start it with --mcp-stdio`, req.workload);
+    }
+    if (req.mcpStdio === true && d.target.uid === c.peer.uid) {
+      return this.refuse(c, "run_mcp_same_user", `run: --mcp-stdio needs the server to run as another user than the caller (uid ${c.peer.uid}), or the caller could reach its pipes itself`, req.workload);
+    }
     if (req.mcpStdio === true) {
       const target = d.target;
       void this.startMcp(c, req, target).catch((e: unknown) => this.refuse(c, "run_failed", `run: ${e instanceof Error ? e.message : String(e)}`, req.workload));
@@ -347,7 +358,7 @@ export class RunService {
   private async startMcp(c: Connection, req: RunRequest, t: RunTarget): Promise<void> {
     c.state = "starting";
     const host = this.o.host;
-    const g = host.mcpStdioGate === undefined ? { refused: { code: "run_mcp_unavailable", message: "run: this agent cannot relay MCP over stdio" } } : await host.mcpStdioGate(c.peer.pid, req.workload);
+    const g = host.mcpStdioGate === undefined ? { refused: { code: "run_mcp_unavailable", message: "run: this agent cannot relay MCP over stdio" } } : await host.mcpStdioGate(c.peer.pid, c.peer.uid, req.workload);
     if (c.state !== "starting" || this.stopped) return;
     if ("refused" in g) return this.refuse(c, g.refused.code, g.refused.message, req.workload);
     if (c.eof) return this.refuse(c, "run_caller_gone", "run: the caller went away before the server started", req.workload);

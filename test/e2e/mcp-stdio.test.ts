@@ -19,7 +19,7 @@ const can = process.getuid?.() === 0 && mount !== null;
 if (!can && !process.env.CI) console.warn("e2e mcp stdio: skipped (needs root and cgroup v2)");
 
 const INSTANCE = "e2e-mcps";
-const ID = { host: "spiffe://example.org/mcp-host", stranger: "spiffe://example.org/stranger", server: "spiffe://example.org/mcp/everything-stdio" } as const;
+const ID = { host: "spiffe://example.org/mcp-host", stranger: "spiffe://example.org/stranger", server: "spiffe://example.org/mcp/everything-stdio", same: "spiffe://example.org/mcp/same" } as const;
 const RULE = "host-everything";
 const DENIED = "get-tiny-image";
 const CLIENT = join(import.meta.dir, "mcp-client.ts");
@@ -37,12 +37,19 @@ async function client(workload: string, steps: ClientInput["steps"]): Promise<{ 
   return { code: r.code, results, stderr: r.stderr };
 }
 
+/** `tidegate run ARGS` by nobody (as workload host), so through run.sock. */
+async function asHost(args: string[]): Promise<{ code: number; stderr: string }> {
+  const r = await agent.cli(["run", "--workload", "host", "--user", "nobody", "--", BINARY, "run", ...agent.flags, ...args], ENV);
+  return { code: r.code, stderr: r.stderr };
+}
+
 describe.skipIf(!can)("MCP over stdio: tidegate run --mcp-stdio", () => {
   beforeAll(async () => {
     domain = await startDomain(INSTANCE);
     await domain.entry("stdio", ID.host, ["tidegate:workload:host"]);
     await domain.entry("stdio", ID.stranger, ["tidegate:workload:stranger"]);
     await domain.entry("stdio", ID.server, ["tidegate:workload:everything"]);
+    await domain.entry("stdio", ID.same, ["tidegate:workload:same"]);
     agent = await domain.startAgent(
       INSTANCE,
       "stdio",
@@ -51,11 +58,12 @@ agent: { run_group: nogroup }
 workloads:
   - { name: host, id: ${ID.host}, user: nobody }
   - { name: stranger, id: ${ID.stranger}, user: nobody }
-  - { name: everything, id: ${ID.server}, user: nobody, run_by: { users: [nobody] } }
+  - { name: everything, id: ${ID.server}, user: daemon, run_by: { users: [nobody] } }
+  - { name: same, id: ${ID.same}, user: nobody, run_by: { users: [nobody] } }
 stdio:
   - name: ${RULE}
     from: ${ID.host}
-    server: ${ID.server}
+    server: [${ID.server}, ${ID.same}]
     mcp: { tools: { deny: [${DENIED}] } }
 `,
       [],
@@ -89,6 +97,18 @@ stdio:
     expect(JSON.stringify(agent.audit())).not.toContain(marker);
     expect(agent.log().some((l) => l.event === "run_mcp_stdio" && l.caller_id === ID.host && l.rule === RULE)).toBe(true);
     expect(agent.log().some((l) => l.event === "run_started" && l.workload === "everything")).toBe(true);
+  }, T);
+
+  test("a stdio server cannot be started without --mcp-stdio by a caller other than root (its pipes would be the caller's)", async () => {
+    const r = await asHost(["--workload", "everything", "--", "/bin/true"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("run_mcp_stdio_required");
+  }, T);
+
+  test("--mcp-stdio is refused when the server would run as the caller's own user", async () => {
+    const r = await asHost(["--mcp-stdio", "--workload", "same", "--", "/bin/true"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("run_mcp_same_user");
   }, T);
 
   test("a host no stdio rule names is refused, and the server never starts", async () => {
