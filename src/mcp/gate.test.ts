@@ -248,3 +248,27 @@ describe("McpGate notifications (review finding 6)", () => {
     for (const method of ["notifications/initialized", "notifications/cancelled", "notifications/progress", "notifications/roots/list_changed"]) assert.equal((await g.fromClient(JSON.stringify({ jsonrpc: "2.0", method }))).pass, true);
   });
 });
+
+describe("McpGate resource URIs are decided normalized (review finding 5)", () => {
+  const rule: GateRule = { name: "rp", tools: null, resources: toolDecider({ allow: new Set(["file:///shared/*"]), deny: new Set(["file:///shared/secret*"]) }) };
+  const cases: [string, string][] = [
+    ["file:///shared/../../etc/shadow", "resource_bad_uri"],
+    ["file:///shared/%73ecret.txt", "resource_denied"],
+    ["file:///shared//secret.txt", "resource_bad_uri"],
+    ["file:///shared/./secret.txt", "resource_bad_uri"],
+    ["FILE:///shared/secret.txt", "resource_denied"],
+  ];
+  for (const [uri, reason] of cases) {
+    test(`${uri}: ${reason}`, async () => {
+      const { g } = gate(rule);
+      const v = await g.fromClient(req(1, "resources/read", { uri }));
+      assert.equal(v.pass ? "passed" : v.reason, reason);
+    });
+  }
+  test("a listed resource whose URI cannot be normalized, or normalizes to a denied one, is hidden", async () => {
+    const { g } = gate(rule);
+    const r = await g.fromServer(result(1, { resources: [{ uri: "file:///shared/a.txt" }, { uri: "file:///shared/../x" }, { uri: "file:///shared/%73ecret" }] }));
+    assert.equal(r.kind, "replace");
+    if (r.kind === "replace") assert.deepEqual((JSON.parse(r.text) as { result: { resources: { uri: string }[] } }).result.resources.map((x) => x.uri), ["file:///shared/a.txt"]);
+  });
+});

@@ -18,7 +18,8 @@
  * Everything else passes: other requests, notifications, and the client's answers to the server.
  *
  * - a resources/read, resources/subscribe or resources/unsubscribe of a URI `mcp.resources`
- *   refuses, a prompts/get of a prompt `mcp.prompts` refuses (`resource_denied`,
+ *   refuses (decided on the URI normalized by resource-uri.ts; one it refuses to normalize, with
+ *   dot segments or encoded slashes, is `resource_bad_uri`), a prompts/get of a prompt `mcp.prompts` refuses (`resource_denied`,
  *   `resource_not_allowed`, `prompt_denied`, `prompt_not_allowed`): error POLICY_DENIED.
  *
  * From the server (`fromServer`): any result holding a `tools`, `resources` or `prompts` array is
@@ -37,6 +38,7 @@ import { classify } from "./classify.ts";
 import { INVALID_REQUEST, type JsonRpcErrorResponse, type JsonRpcId, jsonRpcError, jsonRpcErrorOf, McpError } from "./errors.ts";
 import { checkHeadersMatchBody, type HeaderSource } from "./headers.ts";
 import { isJsonObject } from "./json.ts";
+import { normalizeResourceUri } from "./resource-uri.ts";
 import { type MessageLimits, type McpMessage, parseMessage } from "./message.ts";
 import type { PinStore } from "./pins.ts";
 import type { ToolDecision } from "./tool-filter.ts";
@@ -132,7 +134,12 @@ export class McpGate {
       const named: [Kind, string] | null =
         c.kind === "resource_read" ? ["resource", c.uri] : c.kind === "prompt_get" ? ["prompt", c.name] : URI_METHODS.has(m.method) && typeof m.params?.uri === "string" ? ["resource", m.params.uri] : null;
       if (named !== null) {
-        const [kind, what] = named;
+        const [kind, raw] = named;
+        const what = kind === "resource" && KINDS.resource.filter(this.ctx.rule) !== null ? normalizeResourceUri(raw) : raw;
+        if (what === null) {
+          const text = `tidegate: resource ${JSON.stringify(raw.slice(0, 256))} is not a URI rule ${this.ctx.rule.name} can decide (dot segments, encoded slashes, no scheme)`;
+          return { pass: false, answer: jsonRpcError(m.id, POLICY_DENIED, text, { reason: "resource_bad_uri", rule: this.ctx.rule.name }), reason: "resource_bad_uri" };
+        }
         const d = KINDS[kind].filter(this.ctx.rule)?.(what) ?? "allowed";
         if (d !== "allowed") {
           const reason = `${kind}_${d === "denied" ? "denied" : "not_allowed"}`;
@@ -207,8 +214,8 @@ export class McpGate {
     const kept: unknown[] = [];
     for (const t of listed as readonly unknown[]) {
       if (!isJsonObject(t) || typeof t[key] !== "string") continue;
-      const name = t[key] as string;
-      if ((decide?.(name) ?? "allowed") !== "allowed") continue;
+      const name = kind === "resource" && decide !== null ? normalizeResourceUri(t[key] as string) : (t[key] as string);
+      if (name === null || (decide?.(name) ?? "allowed") !== "allowed") continue;
       if (kind === "tool" && this.deps.pins !== null && !(await this.pinned(name, t))) continue;
       kept.push(t);
     }

@@ -5,6 +5,7 @@ export * from "./headers.ts";
 export * from "./json.ts";
 export * from "./message.ts";
 export * from "./pins.ts";
+export * from "./resource-uri.ts";
 export * from "./sse.ts";
 export * from "./tool-filter.ts";
 export * from "./tool-pin.ts";
