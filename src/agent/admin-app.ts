@@ -76,10 +76,11 @@ export function adminApp(core: AgentCore, now: () => number, capture: CaptureAcc
   app.post("/v1/mcp/approve", async (c) => {
     const e = capture.enforcer;
     if (e === null) return fail(503, "capture_unavailable", `agent: no kernel capture, so no MCP policy: ${capture.captureUnavailable}`);
-    const body = (await c.req.raw.json().catch(() => null)) as { server?: unknown; tool?: unknown } | null;
-    if (typeof body?.server !== "string" || (body.tool !== undefined && typeof body.tool !== "string")) return fail(400, "bad_request", 'agent: POST /v1/mcp/approve needs {"server": NAME, "tool"?: NAME}');
+    const body = (await c.req.raw.json().catch(() => null)) as { server?: unknown; tool?: unknown; hash?: unknown } | null;
+    const optional = (v: unknown) => v === undefined || typeof v === "string";
+    if (typeof body?.server !== "string" || !optional(body.tool) || !optional(body.hash)) return fail(400, "bad_request", 'agent: POST /v1/mcp/approve needs {"server": NAME, "tool"?: NAME, "hash"?: SHA256}');
     if (e.pins.show(body.server) === null) return fail(404, "mcp_server_unknown", `agent: no tools pinned for server ${JSON.stringify(body.server.slice(0, 256))}`);
-    return c.json({ approved: e.approveTools(body.server, body.tool as string | undefined) });
+    return c.json({ approved: e.approveTools(body.server, body.tool as string | undefined, body.hash as string | undefined) });
   });
   app.notFound(() => fail(404, "not_found", "agent: no such admin endpoint"));
   return app;

@@ -110,8 +110,8 @@ export class Enforcer {
   }
 
   /** `tidegate mcp approve`: pins the waiting definitions of `server` (only `tool`'s when given), logged as an admin event. */
-  approveTools(server: string, tool?: string): string[] {
-    const approved = this.pins.approve(server, tool);
+  approveTools(server: string, tool?: string, hash?: string): string[] {
+    const approved = this.pins.approve(server, tool, hash);
     this.o.audit.emit("admin", { action: "mcp approve", actor: null, detail: `${server}: ${approved.length > 0 ? approved.join(", ") : "nothing waiting"}` });
     return approved;
   }

@@ -4,6 +4,7 @@
  * they go through agent.sock (the agent applies an approval at once and logs it); with no agent
  * they read and write `<state-dir>/agent/mcp-pins.json` directly. Root only, like the state.
  */
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Command, Context } from "./command.ts";
 import { UsageError } from "./usage-error.ts";
@@ -13,13 +14,18 @@ import { PinBook, type PinBookData, type ServerPins } from "../mcp/index.ts";
 
 type Reach = { agent: true; socket: string } | { agent: false };
 
+/** The running agent, or none: only when agent.sock is not there does the command touch the file (an agent that fails to answer would overwrite it). */
 async function reach(ctx: Context): Promise<Reach> {
   const socket = join(ctx.places.runDir, "agent.sock");
+  if (!existsSync(socket)) return { agent: false };
   try {
     await callUnix(socket, "the agent", "GET", "/v1/status");
     return { agent: true, socket };
-  } catch {
-    return { agent: false };
+  } catch (e) {
+    // A socket file left by an agent that is gone: nobody listens, so nobody would overwrite the file.
+    const code = ((e as { cause?: { code?: string } }).cause?.code ?? "") as string;
+    if (code === "ConnectionRefused" || code === "ECONNREFUSED" || code === "FailedToOpenSocket") return { agent: false };
+    throw new UsageError(`cannot ask the agent at ${socket} (${e instanceof Error ? e.message : String(e)}); the pins are not changed behind a running agent`);
   }
 }
 
@@ -81,21 +87,25 @@ const tools: Command = {
 const approve: Command = {
   name: "approve",
   summary: "accept the changed definitions of an MCP server's tools",
-  usage: ["mcp approve SERVER [TOOL]"],
+  usage: ["mcp approve SERVER [TOOL] [--hash SHA256]"],
   help: [
     "Pins the definition SERVER now gives for TOOL (without TOOL, for every tool waiting), so it",
     "shows in tools/list and may be called again, as far as the policy allows. Read the change",
-    "first: `tidegate mcp tools SERVER`. Goes through the running agent (logged as an admin",
+    "first: `tidegate mcp tools SERVER`; with --hash, only the definition of that hash is approved",
+    "(the one you read, not one the server swapped in since). Goes through the running agent (logged as an admin",
     "audit event), or edits <state-dir>/agent/mcp-pins.json when none runs.",
     "Exit 0 when something was approved; 1 when nothing of SERVER (or TOOL) was waiting.",
   ].join("\n"),
+  options: { hash: { type: "string", value: "SHA256", help: "approve only while the waiting definition has this hash (from mcp tools)" } },
   run: async (ctx) => {
     const server = serverArgument("approve", ctx.positionals, 2);
     const tool = ctx.positionals[1];
+    const hash = typeof ctx.values.hash === "string" ? ctx.values.hash.toLowerCase() : undefined;
+    if (hash !== undefined && !/^[0-9a-f]{64}$/.test(hash)) throw new UsageError("--hash must be 64 hex digits (a SHA-256 from tidegate mcp tools)");
     const r = await reach(ctx);
     let approved: string[];
     if (r.agent) {
-      const res = await callUnix(r.socket, "the agent", "POST", "/v1/mcp/approve", { server, ...(tool !== undefined ? { tool } : {}) });
+      const res = await callUnix(r.socket, "the agent", "POST", "/v1/mcp/approve", { server, ...(tool !== undefined ? { tool } : {}), ...(hash !== undefined ? { hash } : {}) });
       if (res.status !== 200) {
         ctx.io.err(`tidegate mcp approve: ${(res.body as { error?: { message?: string } })?.error?.message ?? `the agent answered ${res.status}`}\n`);
         return 1;
@@ -103,7 +113,7 @@ const approve: Command = {
       approved = (res.body as { approved: string[] }).approved;
     } else {
       const book: PinBook = readPins(ctx.places.stateDir);
-      approved = book.approve(server, tool);
+      approved = book.approve(server, tool, hash);
       if (approved.length > 0) writePins(ctx.places.stateDir, book);
     }
     if (approved.length === 0) {

@@ -33,6 +33,16 @@ describe("PinBook", () => {
     assert.deepEqual(b.approve("unknown"), []);
   });
 
+  test("approve with a hash pins only when the waiting hash is that one", () => {
+    const b = new PinBook();
+    b.see("s", "t", H("a"));
+    b.see("s", "t", H("b"));
+    assert.deepEqual(b.approve("s", "t", H("c")), []);
+    assert.equal(b.waiting("s", "t"), true);
+    assert.deepEqual(b.approve("s", "t", H("b")), ["t"]);
+    assert.equal(b.waiting("s", "t"), false);
+  });
+
   test("a server loaded from an approved file is strict: an unnamed tool waits", () => {
     const b = new PinBook();
     b.load("s", new Map([["x", H("a")]]));

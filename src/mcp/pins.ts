@@ -78,11 +78,15 @@ export class PinBook implements PinStore {
     return this.servers.get(server)?.waiting.has(tool) ?? false;
   }
 
-  /** Pins the waiting definitions of `server` (only `tool`'s when given); returns the tools approved. */
-  approve(server: string, tool?: string): string[] {
+  /**
+   * Pins the waiting definitions of `server` (only `tool`'s when given; only when its waiting hash
+   * is `hash`, when given: what the admin read, not what the server swapped in since); returns the
+   * tools approved.
+   */
+  approve(server: string, tool?: string, hash?: string): string[] {
     const s = this.servers.get(server);
     if (s === undefined) return [];
-    const tools = tool === undefined ? [...s.waiting.keys()] : s.waiting.has(tool) ? [tool] : [];
+    const tools = (tool === undefined ? [...s.waiting.keys()] : s.waiting.has(tool) ? [tool] : []).filter((t) => hash === undefined || s.waiting.get(t) === hash);
     for (const t of tools) {
       s.pinned.set(t, s.waiting.get(t)!);
       s.waiting.delete(t);

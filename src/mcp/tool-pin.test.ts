@@ -22,8 +22,8 @@ describe("toolDefinitionHash", () => {
     assert.equal(await toolDefinitionHash(other), await toolDefinitionHash(tool));
   });
 
-  test("members other than name, description and inputSchema do not change it", async () => {
-    assert.equal(await toolDefinitionHash({ ...tool, annotations: { readOnlyHint: true }, title: "E" }), await toolDefinitionHash(tool));
+  test("_meta and unknown members do not change it", async () => {
+    assert.equal(await toolDefinitionHash({ ...tool, _meta: { x: 1 }, icons: [] }), await toolDefinitionHash(tool));
   });
 
   const changes: [string, object][] = [
@@ -31,6 +31,9 @@ describe("toolDefinitionHash", () => {
     ["a description removed", { name: tool.name, inputSchema: tool.inputSchema }],
     ["a changed schema", { ...tool, inputSchema: { ...tool.inputSchema, required: [] } }],
     ["a renamed tool", { ...tool, name: "echo2" }],
+    ["annotations that now say read-only (clients auto-approve on them)", { ...tool, annotations: { readOnlyHint: true } }],
+    ["a new title", { ...tool, title: "Echo" }],
+    ["an output schema", { ...tool, outputSchema: { type: "object" } }],
   ];
   for (const [name, changed] of changes) {
     test(`${name} changes it`, async () => assert.notEqual(await toolDefinitionHash(changed), await toolDefinitionHash(tool)));

@@ -154,8 +154,9 @@ export class McpResponse {
   private readonly json: BodyBuffer | null = null;
   /** An SSE event over the limit came: the rest of the stream is dropped. */
   private broken = false;
-  /** Mode refuse: why the answer cannot pass. */
+  /** Mode refuse: why the answer cannot pass, and how much body came (none: it passes, empty). */
   private readonly refusal: string | null = null;
+  private refusedBytes = 0;
 
   constructor(
     private readonly gate: McpGate,
@@ -188,7 +189,10 @@ export class McpResponse {
   }
 
   body(bytes: Uint8Array): void {
-    if (this.mode === "refuse") return;
+    if (this.mode === "refuse") {
+      this.refusedBytes += bytes.length;
+      return;
+    }
     if (this.mode === "json") return this.json!.push(bytes);
     if (this.mode === "pass") return this.emit(this.chunked ? encodeChunk(bytes) : bytes.slice());
     if (this.broken) return;
@@ -243,6 +247,8 @@ export class McpResponse {
 
   /** A 2xx answer tidegate cannot read is replaced by an error: the request's, else a 502. */
   private endRefused(): void {
+    // A body that turned out empty (a 202 sent chunked) carries nothing to check.
+    if (this.refusedBytes === 0) return this.emitHead([...withoutFraming(this.head.headers.entries), ["content-length", "0"]]);
     const why = `tidegate: the server's answer cannot be checked (${this.refusal})`;
     this.emit(jsonResponse(this.requestId !== null ? 200 : 502, jsonRpcError(this.requestId, INTERNAL_ERROR, why), this.head.keepAlive));
   }

@@ -265,3 +265,14 @@ describe("McpRelay: answers the gate cannot read are replaced (review finding 2)
     expect(s.client()).toContain("-32603");
   });
 });
+
+test("a 202 without a Content-Type whose chunked body is empty passes (nothing to check)", async () => {
+  const s = stand();
+  s.relay.clientData(post(JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" })));
+  await settle();
+  s.relay.backendData(enc.encode("HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"));
+  await settle();
+  expect(s.client()).toStartWith("HTTP/1.1 202 Accepted\r\n");
+  expect(s.client()).toContain("content-length: 0\r\n");
+  expect(s.client()).not.toContain("-32603");
+});
