@@ -11,6 +11,7 @@
  * reason. Pins of another layout stop the agent (CaptureError): it never runs beside enforcement
  * it does not understand.
  */
+import { sha256Sync } from "../proxy/mcp/sha256.ts";
 import { SecretWatch } from "./secret-watch.ts";
 import type { Audit } from "../audit/sink/audit-log.ts";
 import { existsSync, watch, type FSWatcher } from "node:fs";
@@ -98,7 +99,7 @@ export class Enforcer {
     if (rule === null) return no("run_mcp_no_rule", `no stdio rule lets ${caller.id} use ${server.id.toString()}`);
     const gate = new McpGate(
       { caller: caller.id, server: server.id.toString(), connId: hex(randomConnectionId()), rule: { name: rule.name, tools: rule.mcp.tools?.decide ?? null, resources: rule.mcp.resources?.decide ?? null, prompts: rule.mcp.prompts?.decide ?? null } },
-      { pins: this.pins, audit: (type, fields) => this.o.audit.emit(type, fields), now: () => performance.now() },
+      { pins: this.pins, audit: (type, fields) => this.o.audit.emit(type, fields), now: () => performance.now(), sha256: sha256Sync },
     );
     return { gate, rule: rule.name, caller: caller.id, server: server.id.toString() };
   }

@@ -32,8 +32,8 @@ const LISTS: ReadonlyMap<string, Classification> = new Map<string, Classificatio
   ["initialize", Object.freeze({ kind: "initialize" })],
 ]);
 
-/** Classifies `m`; a tool call's arguments (absent: `{}`) are hashed as canonical JSON. */
-export async function classify(m: McpRequest | McpNotification): Promise<Classification> {
+/** Classifies `m`; a tool call's arguments (absent: `{}`) are hashed as canonical JSON, with `hash` (SHA-256 hex; default WebCrypto's). */
+export async function classify(m: McpRequest | McpNotification, hash: (text: string) => string | Promise<string> = sha256Hex): Promise<Classification> {
   if (m.kind === "notification") return Object.freeze({ kind: "notification", method: m.method });
   const id = m.id;
   const params = m.params ?? {};
@@ -44,7 +44,7 @@ export async function classify(m: McpRequest | McpNotification): Promise<Classif
       if (!TOOL_NAME.test(name)) throw mcpError("mcp_invalid_params", "a tools/call whose name is not 1-128 of letters, digits, '_', '-', '.'", id);
       const args = params.arguments ?? {};
       if (!isJsonObject(args)) throw mcpError("mcp_invalid_params", `tools/call ${name} with arguments that are not an object`, id);
-      return Object.freeze({ kind: "tool_call", tool: name, argsSha256: await sha256Hex(canonicalJson(args)) });
+      return Object.freeze({ kind: "tool_call", tool: name, argsSha256: await hash(canonicalJson(args)) });
     }
     case "resources/read":
       if (typeof params.uri !== "string") throw mcpError("mcp_invalid_params", "a resources/read without a string params.uri", id);

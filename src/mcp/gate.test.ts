@@ -272,3 +272,16 @@ describe("McpGate resource URIs are decided normalized (review finding 5)", () =
     if (r.kind === "replace") assert.deepEqual((JSON.parse(r.text) as { result: { resources: { uri: string }[] } }).result.resources.map((x) => x.uri), ["file:///shared/a.txt"]);
   });
 });
+
+test("McpGate: an injected synchronous sha256 gives the same args_sha256 as WebCrypto's", async () => {
+  const { g, events } = gate();
+  await g.fromClient(call(1, "ls", { path: "/a", n: 2 }));
+  await g.fromServer(result(1, { content: [] }));
+  const viaSubtle = events[0]!.fields.args_sha256;
+  const sync: string[] = [];
+  const g2 = new McpGate({ caller: "c", server: "s", connId: null, rule: { name: "r", tools: null } }, { pins: null, audit: (_t, f) => void sync.push(String(f.args_sha256)), now: () => 0, sha256: () => "f".repeat(64) });
+  await g2.fromClient(call(1, "ls", { path: "/a", n: 2 }));
+  await g2.fromServer(result(1, { content: [] }));
+  assert.match(String(viaSubtle), /^[0-9a-f]{64}$/);
+  assert.deepEqual(sync, ["f".repeat(64)], "the injected hasher is the one used");
+});

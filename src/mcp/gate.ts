@@ -87,6 +87,8 @@ export interface GateDeps {
   /** Milliseconds, for durations. */
   now(): number;
   readonly limits?: Partial<MessageLimits>;
+  /** SHA-256 hex of a text, for the arguments' hash; default WebCrypto's (asynchronous). A runtime's synchronous one saves a wake-up per call. */
+  readonly sha256?: (text: string) => string;
 }
 
 export type ClientVerdict =
@@ -130,7 +132,7 @@ export class McpGate {
       if (m.kind !== "request") return { pass: true, message: m };
       if (this.pending.size >= MAX_PENDING) return { pass: false, answer: jsonRpcError(m.id, INVALID_REQUEST, `tidegate: over ${MAX_PENDING} requests waiting for their answers`), reason: "mcp_too_many_pending" };
       if (this.pending.has(m.id)) return { pass: false, answer: jsonRpcError(m.id, INVALID_REQUEST, `tidegate: request id ${JSON.stringify(m.id)} is already waiting for its answer`), reason: "mcp_duplicate_id" };
-      const c = await classify(m);
+      const c = await classify(m, this.deps.sha256);
       const named: [Kind, string] | null =
         c.kind === "resource_read" ? ["resource", c.uri] : c.kind === "prompt_get" ? ["prompt", c.name] : URI_METHODS.has(m.method) && typeof m.params?.uri === "string" ? ["resource", m.params.uri] : null;
       if (named !== null) {

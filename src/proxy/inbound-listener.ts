@@ -23,6 +23,7 @@
  * connection before its handshake (`setKeyCert` with a secure context made once per change), so
  * the listener never restarts and no connection is dropped.
  */
+import { sha256Sync } from "./mcp/sha256.ts";
 import type { Audit } from "../audit/sink/audit-log.ts";
 import { connAudit, type ConnAudit } from "./conn-audit.ts";
 import tls from "node:tls";
@@ -269,7 +270,7 @@ export class InboundListener {
     const rule = this.rule;
     const gate = new McpGate(
       { caller: clientId, server: rule.id.toString(), connId, rule: gateRule(rule) },
-      { pins: this.deps.pins ?? null, audit: (type, fields) => this.deps.audit.emit(type, fields), now: () => performance.now() },
+      { pins: this.deps.pins ?? null, audit: (type, fields) => this.deps.audit.emit(type, fields), now: () => performance.now(), sha256: sha256Sync },
     );
     const xfcc = rule.forwardClientCert ? `By=${rule.id.toString()};URI=${clientId}` : null;
     const rewrite = (h: { headers: { entries: readonly Header[] } }): readonly Header[] => (xfcc === null ? h.headers.entries : [...h.headers.entries.filter(([n]) => n.toLowerCase() !== XFCC), [XFCC, xfcc]]);

@@ -26,6 +26,7 @@
  * One `http_request` audit event per request: method, host, path (never the query), rule, status,
  * the secrets injected (by name), body bytes each way, duration.
  */
+import { sha256Sync } from "../mcp/sha256.ts";
 import { lastChunk, encodeChunk, RequestParser, serializeRequestHead, serializeResponseHead, type RequestEvent, type RequestHead, type ResponseEvent, type ResponseHead } from "../../http1/index.ts";
 import type { Audit } from "../../audit/sink/audit-log.ts";
 import { hex } from "../peer-tls.ts";
@@ -36,7 +37,7 @@ import { UpstreamLeg, type LegOwner } from "./upstream-leg.ts";
 import { originForm, requestEvent } from "./request-event.ts";
 import { McpGate, type PinStore } from "../../mcp/index.ts";
 import { gateRule } from "../mcp/gate-rule.ts";
-import { BodyBuffer, gateRequest, McpResponse } from "../mcp/http-filter.ts";
+import { BodyBuffer, concatBytes, gateRequest, McpResponse } from "../mcp/http-filter.ts";
 import { MAX_HELD } from "../mcp/relay.ts";
 
 /** The workload's side: a Bun socket, or a TLS socket terminating its TLS. */
@@ -219,7 +220,7 @@ export class HttpExchange implements LegOwner {
     let g = this.gates.get(rule.name);
     if (g === undefined) {
       const server = rule.serverId?.toString() ?? rule.name;
-      g = new McpGate({ caller: this.ctx.from.toString(), server, connId: (this.base.conn_id as string | undefined) ?? null, rule: gateRule(rule) }, { pins: this.deps.pins ?? null, audit: (type, fields) => this.deps.audit.emit(type, fields), now: () => performance.now() });
+      g = new McpGate({ caller: this.ctx.from.toString(), server, connId: (this.base.conn_id as string | undefined) ?? null, rule: gateRule(rule) }, { pins: this.deps.pins ?? null, audit: (type, fields) => this.deps.audit.emit(type, fields), now: () => performance.now(), sha256: sha256Sync });
       this.gates.set(rule.name, g);
     }
     return g;
@@ -243,8 +244,7 @@ export class HttpExchange implements LegOwner {
     m.id = out.id;
     const head = serializeRequestHead({ method: r.head.method, target, version: r.head.version, headers: out.headers });
     if (r.sent !== null) r.sent = head;
-    this.sendHead(leg, r.head, head);
-    if (out.body.length > 0) this.send(leg, out.body);
+    this.sendHead(leg, r.head, out.body.length > 0 ? concatBytes([head, out.body]) : head); // one write
     this.waiting = true;
   }
 

@@ -43,6 +43,18 @@ export type McpRequestOutcome =
   | { readonly forward: false; readonly status: number; readonly reason: string; readonly response: Uint8Array };
 
 /** A request body read whole, up to MAX_MCP_BODY. */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  let size = 0;
+  for (const p of parts) size += p.length;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
 export class BodyBuffer {
   private readonly chunks: Uint8Array[] = [];
   size = 0;
@@ -59,14 +71,7 @@ export class BodyBuffer {
   }
 
   bytes(): Uint8Array {
-    if (this.chunks.length === 1) return this.chunks[0]!;
-    const out = new Uint8Array(this.size);
-    let at = 0;
-    for (const c of this.chunks) {
-      out.set(c, at);
-      at += c.length;
-    }
-    return out;
+    return this.chunks.length === 1 ? this.chunks[0]! : concatBytes(this.chunks);
   }
 }
 
@@ -154,6 +159,25 @@ export class McpResponse {
   private readonly json: BodyBuffer | null = null;
   /** An SSE event over the limit came: the rest of the stream is dropped. */
   private broken = false;
+  /** Bytes for the client gathered in this tick: one write (one TLS record) instead of one per part. */
+  private out: Uint8Array[] = [];
+  private outScheduled = false;
+
+  private emit(bytes: Uint8Array): void {
+    this.out.push(bytes);
+    if (this.outScheduled) return;
+    this.outScheduled = true;
+    queueMicrotask(() => this.flush());
+  }
+
+  private flush(): void {
+    this.outScheduled = false;
+    const parts = this.out;
+    if (parts.length === 0) return;
+    this.out = [];
+    this.write(parts.length === 1 ? parts[0]! : concatBytes(parts));
+  }
+
   /** Mode refuse: why the answer cannot pass, and how much body came (none: it passes, empty). */
   private readonly refusal: string | null = null;
   private refusedBytes = 0;
@@ -163,7 +187,7 @@ export class McpResponse {
     readonly head: ResponseHead,
     /** The id of the request answered (a JSON answer that cannot pass is replaced by an error for it). */
     private readonly requestId: JsonRpcId | null,
-    private readonly emit: (bytes: Uint8Array) => void,
+    private readonly write: (bytes: Uint8Array) => void,
   ) {
     const hasBody = (head.framing === "length" && head.contentLength !== 0) || head.framing === "chunked" || head.framing === "close";
     const read = !hasBody || head.status < 200 || head.status >= 300 ? { mode: "pass" as const } : answerMode(head);
@@ -241,6 +265,7 @@ export class McpResponse {
     // The answer ended: its request waits no more (a JSON-RPC answer came, or none will on this stream).
     this.chain = this.chain.then(() => {
       if (this.requestId !== null) this.gate.settle(this.requestId);
+      this.flush(); // all of it written before the carrier goes on
     });
     return this.chain;
   }

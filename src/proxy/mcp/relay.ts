@@ -16,7 +16,7 @@
  */
 import { RequestParser, ResponseParser, serializeRequestHead, serializeResponseHead, type Header, type RequestEvent, type RequestHead, type ResponseEvent } from "../../http1/index.ts";
 import type { McpGate } from "../../mcp/index.ts";
-import { BodyBuffer, gateRequest, MAX_MCP_BODY, McpResponse } from "./http-filter.ts";
+import { BodyBuffer, concatBytes, gateRequest, MAX_MCP_BODY, McpResponse } from "./http-filter.ts";
 
 /** Client bytes held while an answer is awaited (pipelined requests), at most. */
 export const MAX_HELD = MAX_MCP_BODY + 64 * 1024;
@@ -120,8 +120,8 @@ export class McpRelay {
     c.id = out.id;
     this.waiting = true;
     this.responses.expect(c.head.method);
-    this.out.toBackend(serializeRequestHead({ method: c.head.method, target: c.head.target, version: c.head.version, headers: out.headers }));
-    if (out.body.length > 0) this.out.toBackend(out.body);
+    const head = serializeRequestHead({ method: c.head.method, target: c.head.target, version: c.head.version, headers: out.headers });
+    this.out.toBackend(out.body.length > 0 ? concatBytes([head, out.body]) : head); // one write
   }
 
   backendData(chunk: Uint8Array): void {
