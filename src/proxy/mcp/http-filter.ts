@@ -170,8 +170,12 @@ export class McpResponse {
     queueMicrotask(() => this.flush());
   }
 
+  /** SSE events of one read still going through the gate: what they produce goes out with them. */
+  private holding = 0;
+
   private flush(): void {
     this.outScheduled = false;
+    if (this.holding > 0) return; // the batch's end flushes
     const parts = this.out;
     if (parts.length === 0) return;
     this.out = [];
@@ -227,7 +231,14 @@ export class McpResponse {
       this.broken = true; // an event over the limit: nothing more of this stream passes
       return;
     }
-    if (events.length > 0) this.chain = this.chain.then(() => this.events(events));
+    if (events.length === 0) return;
+    this.holding += 1;
+    this.chain = this.chain
+      .then(() => this.events(events))
+      .finally(() => {
+        this.holding -= 1;
+        this.flush();
+      });
   }
 
   private async events(events: ReturnType<SseParser["push"]>): Promise<void> {
