@@ -99,7 +99,7 @@ async function everythingTools(): Promise<string[]> {
 const toolCall = (what: string, audit: () => AuditLine[], match: (l: AuditLine) => boolean) => waitFor(`a tool_call event for ${what}`, () => audit().find((l) => l.type === "tool_call" && match(l)), 10_000);
 
 /** POSTs a body to B's listener at `url` with the client's SVID; the JSON-RPC error it answers. */
-async function postRaw(url: string, body: string): Promise<{ status: number; error: { code?: number; message?: string } | undefined; text: string }> {
+async function postRaw(url: string, body: string, extra: Record<string, string> = {}): Promise<{ status: number; error: { code?: number; message?: string } | undefined; text: string }> {
   const tls = {
     cert: readFileSync(s.clientTls.cert, "utf8"),
     key: readFileSync(s.clientTls.key, "utf8"),
@@ -108,7 +108,7 @@ async function postRaw(url: string, body: string): Promise<{ status: number; err
   };
   const res = await fetch(url, {
     method: "POST",
-    headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2025-11-25" },
+    headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2025-11-25", ...extra },
     body,
     tls,
     signal: AbortSignal.timeout(10_000),
@@ -329,6 +329,37 @@ describe.skipIf(!can && !process.env.CI)("MCP tool policy: B's inbound listeners
           expect(httpRequests()).toBe(before);
         }
       }
+    }, T);
+
+    // MCP 2026-07-28 (SEP-2243): stateless requests mirror the method and the tool in headers that
+    // must match the body; built here from the specification, as the SDK packages here do not send them.
+    const v2026 = (method: string, name?: string) => ({ "mcp-protocol-version": "2026-07-28", "mcp-method": method, ...(name !== undefined ? { "mcp-name": name } : {}) });
+    const b64 = (t: string) => `=?base64?${Buffer.from(t).toString("base64")}?=`;
+    const callBody = (name: string) => JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name, arguments: {} } });
+
+    test("2026-07-28: headers that match the body pass on to the server (plain and base64 forms)", async () => {
+      for (const h of [v2026("tools/call", "ping"), { ...v2026("tools/call"), "mcp-name": b64("ping") }]) {
+        const before = httpRequests();
+        const r = await postRaw(s.urls.pinned, callBody("ping"), h);
+        expect(r.error?.code).not.toBe(-32020);
+        await waitFor("the request at the pinned server", () => (httpRequests() > before ? true : undefined), 5_000);
+      }
+    }, T);
+
+    test("2026-07-28: a header naming another tool or method than the body gets 400 and -32020, and nothing reaches the server", async () => {
+      for (const h of [v2026("tools/call", "ping"), { ...v2026("tools/call"), "mcp-name": b64("ping") }, v2026("tools/list")]) {
+        const before = httpRequests();
+        const r = await postRaw(s.urls.pinned, callBody("lookup"), h);
+        expect({ status: r.status, code: r.error?.code }).toEqual({ status: 400, code: -32020 });
+        await Bun.sleep(200);
+        expect(httpRequests()).toBe(before);
+      }
+    }, T);
+
+    test("2026-07-28: policy holds with matching headers: B's denied tool is still refused (-32001)", async () => {
+      const r = await postRaw(s.urls.everything, callBody(DENIED.byB), v2026("tools/call", DENIED.byB));
+      expect(r.error?.code).toBe(POLICY_DENIED);
+      expect(r.error?.message).toContain(`rule ${RULE.b}`);
     }, T);
 
     test("agent B is still up and serving afterwards", async () => {
