@@ -6,7 +6,7 @@ import { McpRelay } from "./relay.ts";
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-function stand(opts: { deny?: string[]; pins?: PinBook } = {}) {
+function stand(opts: { deny?: string[]; pins?: PinBook; timeouts?: { firstByteMs: number; idleMs: number } } = {}) {
   const events: { type: string; fields: Record<string, unknown> }[] = [];
   const gate = new McpGate(
     { caller: "spiffe://example.org/client", server: "spiffe://example.org/mcp/x", connId: "c1", rule: { name: "mcp-x", tools: toolDecider({ allow: null, deny: new Set(opts.deny ?? ["rm"]) }) } },
@@ -20,7 +20,7 @@ function stand(opts: { deny?: string[]; pins?: PinBook } = {}) {
     toClient: (b) => toClient.push(dec.decode(b)),
     endBackend: () => void ends.backend++,
     endClient: () => void ends.client++,
-  });
+  }, opts.timeouts);
   return { relay, events, toBackend, toClient, ends, backend: () => toBackend.join(""), client: () => toClient.join("") };
 }
 
@@ -275,4 +275,32 @@ test("a 202 without a Content-Type whose chunked body is empty passes (nothing t
   expect(s.client()).toStartWith("HTTP/1.1 202 Accepted\r\n");
   expect(s.client()).toContain("content-length: 0\r\n");
   expect(s.client()).not.toContain("-32603");
+});
+
+describe("McpRelay timeouts", () => {
+  test("a backend that never answers gets the client a 504 after the first-byte timeout", async () => {
+    const s = stand({ timeouts: { firstByteMs: 50, idleMs: 60_000 } });
+    s.relay.clientData(post(call(1, "echo")));
+    await Bun.sleep(150);
+    expect(s.client()).toStartWith("HTTP/1.1 504 ");
+    expect(s.relay.refused?.reason).toBe("backend_timeout");
+    expect(s.events.map((e) => e.fields.outcome)).toEqual(["no_answer"]);
+  });
+  test("SSE events keep a long call alive past the idle timeout; silence then ends it", async () => {
+    const s = stand({ timeouts: { firstByteMs: 60_000, idleMs: 300 } });
+    s.relay.clientData(post(call(1, "slow")));
+    await settle();
+    s.relay.backendData(enc.encode("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"));
+    const ev = `data: ${JSON.stringify({ jsonrpc: "2.0", method: "notifications/progress", params: { progress: 1 } })}\n\n`;
+    for (let i = 0; i < 6; i++) {
+      await Bun.sleep(60); // 360 ms in all, past the idle timeout, each gap well under it
+      s.relay.backendData(enc.encode(`${ev.length.toString(16)}\r\n${ev}\r\n`));
+    }
+    await Bun.sleep(5); // the last event through the gate (well under the idle timeout)
+    expect(s.relay.refused).toBeNull();
+    expect(s.client().split("notifications/progress").length - 1).toBe(6);
+    await Bun.sleep(600);
+    expect(s.relay.refused?.reason).toBe("idle_timeout");
+    expect(s.ends).toEqual({ backend: 1, client: 1 });
+  });
 });

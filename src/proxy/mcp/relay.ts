@@ -9,6 +9,10 @@
  *   held, at most MAX_HELD, else the connection is refused (`mcp_too_much_ahead`).
  * - Every request's headers pass through `rewrite` (the listener adds `x-forwarded-client-cert`
  *   there when the rule asks).
+ * - Timeouts: an answer's head must come within FIRST_BYTE_MS of its request (else 504
+ *   `backend_timeout`); a connection with no byte either way for IDLE_MS is closed
+ *   (`idle_timeout`); every byte, so every SSE event, starts that over, and a call's whole
+ *   duration has no cap.
  * - Refused, answered with the status named and the connection closed: a stream that breaks
  *   HTTP/1.1 (400, the parser's code), CONNECT or an upgrade (403, `upgrade_refused`), an answer
  *   from the backend that breaks HTTP/1.1 (502, `backend_bad_answer`) or that ends before it
@@ -20,6 +24,15 @@ import { BodyBuffer, concatBytes, gateRequest, MAX_MCP_BODY, McpResponse } from 
 
 /** Client bytes held while an answer is awaited (pipelined requests), at most. */
 export const MAX_HELD = MAX_MCP_BODY + 64 * 1024;
+/** From a request forwarded to its answer's head (`backend_timeout`, 504). */
+export const FIRST_BYTE_MS = 30_000;
+/** Without a byte either way (an SSE event counts; `idle_timeout`): a call that keeps reporting is never cut off. */
+export const IDLE_MS = 300_000;
+
+export interface RelayTimeouts {
+  readonly firstByteMs: number;
+  readonly idleMs: number;
+}
 
 export interface RelayOut {
   toBackend(bytes: Uint8Array): void;
@@ -37,7 +50,7 @@ interface Current {
   response: McpResponse | null;
 }
 
-const STATUS_TEXT: Record<number, string> = { 400: "Bad Request", 403: "Forbidden", 502: "Bad Gateway" };
+const STATUS_TEXT: Record<number, string> = { 400: "Bad Request", 403: "Forbidden", 502: "Bad Gateway", 504: "Gateway Timeout" };
 
 export class McpRelay {
   private readonly requests = new RequestParser();
@@ -55,14 +68,32 @@ export class McpRelay {
   /** Why the relay ended the connection, for its conn_close; null while it did not. */
   refused: { reason: string; detail: string } | null = null;
 
+  private firstByte: ReturnType<typeof setTimeout> | null = null;
+  private idle: ReturnType<typeof setTimeout> | null = null;
+
   constructor(
     private readonly gate: McpGate,
     private readonly rewrite: (head: RequestHead) => readonly Header[],
     private readonly out: RelayOut,
-  ) {}
+    private readonly timeouts: RelayTimeouts = { firstByteMs: FIRST_BYTE_MS, idleMs: IDLE_MS },
+  ) {
+    this.touch();
+  }
+
+  /** A byte moved: the idle timer starts over. */
+  private touch(): void {
+    if (this.idle !== null) clearTimeout(this.idle);
+    this.idle = setTimeout(() => this.abort("idle_timeout", `no byte either way for ${this.timeouts.idleMs} ms`), this.timeouts.idleMs);
+  }
+
+  private stopTimers(): void {
+    for (const t of [this.firstByte, this.idle]) if (t !== null) clearTimeout(t);
+    this.firstByte = this.idle = null;
+  }
 
   clientData(chunk: Uint8Array): void {
     if (this.done) return;
+    this.touch();
     for (const e of this.requests.push(chunk)) this.hold(e);
     if (this.held > MAX_HELD) return this.refuse(400, "mcp_too_much_ahead", `over ${MAX_HELD} bytes sent ahead of an answer`);
     void this.pump();
@@ -119,6 +150,9 @@ export class McpRelay {
     }
     c.id = out.id;
     this.waiting = true;
+    this.firstByte = setTimeout(() => {
+      if (this.current === c && c.response === null) this.refuse(504, "backend_timeout", `no answer from the backend within ${this.timeouts.firstByteMs} ms`);
+    }, this.timeouts.firstByteMs);
     this.responses.expect(c.head.method);
     const head = serializeRequestHead({ method: c.head.method, target: c.head.target, version: c.head.version, headers: out.headers });
     this.out.toBackend(out.body.length > 0 ? concatBytes([head, out.body]) : head); // one write
@@ -126,6 +160,7 @@ export class McpRelay {
 
   backendData(chunk: Uint8Array): void {
     if (this.done) return;
+    this.touch();
     for (const e of this.responses.push(chunk)) this.onResponse(e);
   }
 
@@ -147,6 +182,8 @@ export class McpRelay {
       return this.abort("backend_bad_answer", e.kind === "error" ? e.error.code : "an answer nobody asked for");
     }
     if (e.kind === "head") {
+      if (this.firstByte !== null) clearTimeout(this.firstByte);
+      this.firstByte = null;
       c.response = new McpResponse(this.gate, e.head, c.id, (b) => this.out.toClient(b));
       return;
     }
@@ -186,6 +223,7 @@ export class McpRelay {
   gone(): void {
     if (this.done) return;
     this.done = true;
+    this.stopTimers();
     this.queue.length = 0;
     this.gate.close();
   }
@@ -193,6 +231,7 @@ export class McpRelay {
   private close(): void {
     if (this.done) return;
     this.done = true;
+    this.stopTimers();
     this.queue.length = 0;
     this.gate.close();
     this.out.endBackend();
