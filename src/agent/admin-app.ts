@@ -82,6 +82,16 @@ export function adminApp(core: AgentCore, now: () => number, capture: CaptureAcc
     if (e.pins.show(body.server) === null) return fail(404, "mcp_server_unknown", `agent: no tools pinned for server ${JSON.stringify(body.server.slice(0, 256))}`);
     return c.json({ approved: e.approveTools(body.server, body.tool as string | undefined, body.hash as string | undefined) });
   });
+  app.post("/v1/mcp/pin", async (c) => {
+    const e = capture.enforcer;
+    if (e === null) return fail(503, "capture_unavailable", `agent: no kernel capture, so no MCP policy: ${capture.captureUnavailable}`);
+    const body = (await c.req.raw.json().catch(() => null)) as { server?: unknown; hashes?: unknown } | null;
+    const hashes = body?.hashes;
+    const valid = hashes !== null && typeof hashes === "object" && !Array.isArray(hashes) && Object.values(hashes as object).every((h) => typeof h === "string" && /^[0-9a-f]{64}$/.test(h));
+    if (typeof body?.server !== "string" || !valid) return fail(400, "bad_request", 'agent: POST /v1/mcp/pin needs {"server": NAME, "hashes": {TOOL: SHA256}}');
+    e.pinTools(body.server, new Map(Object.entries(hashes as Record<string, string>)));
+    return c.json({ pinned: Object.keys(hashes as object).sort() });
+  });
   app.notFound(() => fail(404, "not_found", "agent: no such admin endpoint"));
   return app;
 }

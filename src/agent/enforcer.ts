@@ -104,6 +104,12 @@ export class Enforcer {
     return { gate, rule: rule.name, caller: caller.id, server: server.id.toString() };
   }
 
+  /** `tidegate mcp pin --from-file`: `server`'s pins become exactly `hashes` (strict: other tools wait), logged as an admin event. */
+  pinTools(server: string, hashes: ReadonlyMap<string, string>): void {
+    this.pins.load(server, hashes);
+    this.o.audit.emit("admin", { action: "mcp pin", actor: null, detail: `${server}: ${[...hashes.keys()].sort().join(", ") || "no tools"} (from an approved file)` });
+  }
+
   /** True when a `stdio[]` rule names `workload`'s identity as its server. */
   isStdioServer(workload: string): boolean {
     const id = this.enforcement.identityOf(workload).id;

@@ -10,7 +10,9 @@ import type { Command, Context } from "./command.ts";
 import { UsageError } from "./usage-error.ts";
 import { callUnix } from "../runtime/unix-http.ts";
 import { readPins, writePins } from "../agent/mcp-pins.ts";
-import { PinBook, type PinBookData, type ServerPins } from "../mcp/index.ts";
+import { PinBook, toolDefinitionHash, type PinBookData, type ServerPins } from "../mcp/index.ts";
+import { readInputFile } from "./files.ts";
+import { TidegateError } from "../errors.ts";
 
 type Reach = { agent: true; socket: string } | { agent: false };
 
@@ -125,9 +127,70 @@ const approve: Command = {
   },
 };
 
+/** The tool definitions in an approved file: a tools/list result, a JSON-RPC answer holding one, or a list of tools. */
+async function hashesOf(file: string): Promise<Map<string, string>> {
+  let data: unknown;
+  try {
+    data = JSON.parse(new TextDecoder().decode(readInputFile(file, "--from-file")));
+  } catch (e) {
+    if (e instanceof TidegateError) throw e;
+    throw new UsageError(`--from-file ${JSON.stringify(file)} is not JSON`);
+  }
+  const o = data as { tools?: unknown; result?: { tools?: unknown } };
+  const tools = Array.isArray(data) ? data : Array.isArray(o?.tools) ? o.tools : Array.isArray(o?.result?.tools) ? o.result.tools : null;
+  if (tools === null) throw new UsageError(`--from-file ${JSON.stringify(file)} holds no tools (a tools/list result {"tools": [...]}, its JSON-RPC answer, or a list)`);
+  const out = new Map<string, string>();
+  for (const t of tools as unknown[]) {
+    let hash: string;
+    try {
+      hash = await toolDefinitionHash(t);
+    } catch {
+      throw new UsageError(`--from-file ${JSON.stringify(file)}: a tool without a string name`);
+    }
+    const name = (t as { name: string }).name;
+    if (out.has(name)) throw new UsageError(`--from-file ${JSON.stringify(file)}: tool ${JSON.stringify(name.slice(0, 128))} is given twice`);
+    out.set(name, hash);
+  }
+  return out;
+}
+
+const pin: Command = {
+  name: "pin",
+  summary: "pin an MCP server's tools from an approved file of their definitions",
+  usage: ["mcp pin SERVER --from-file FILE"],
+  help: [
+    "Makes SERVER's pins exactly the tool definitions in FILE (a tools/list result, its JSON-RPC",
+    "answer, or a list of tools, as reviewed): from then on a tool FILE does not name, or names",
+    "otherwise, is hidden and refused until approved, instead of pinned on first sight.",
+    "Through the running agent (an admin audit event), or on <state-dir>/agent/mcp-pins.json when",
+    "none runs. Exit 0.",
+  ].join("\n"),
+  options: { "from-file": { type: "string", value: "FILE", help: "the approved definitions (JSON)" } },
+  run: async (ctx) => {
+    const server = serverArgument("pin", ctx.positionals, 1);
+    const file = typeof ctx.values["from-file"] === "string" ? ctx.values["from-file"] : undefined;
+    if (file === undefined) throw new UsageError("mcp pin needs --from-file FILE");
+    const hashes = await hashesOf(file);
+    const r = await reach(ctx);
+    if (r.agent) {
+      const res = await callUnix(r.socket, "the agent", "POST", "/v1/mcp/pin", { server, hashes: Object.fromEntries(hashes) });
+      if (res.status !== 200) {
+        ctx.io.err(`tidegate mcp pin: ${(res.body as { error?: { message?: string } })?.error?.message ?? `the agent answered ${res.status}`}\n`);
+        return 1;
+      }
+    } else {
+      const book = readPins(ctx.places.stateDir);
+      book.load(server, hashes);
+      writePins(ctx.places.stateDir, book);
+    }
+    ctx.io.out(`pinned for ${server} from ${file}: ${[...hashes.keys()].sort().join(", ") || "no tools"} (other tools wait for approval)\n`);
+    return 0;
+  },
+};
+
 export const mcpCommand: Command = {
   name: "mcp",
   summary: "MCP tool pins: what is pinned, what changed, approving it",
-  usage: ["mcp tools [SERVER] [--json]", "mcp approve SERVER [TOOL]"],
-  subcommands: [tools, approve],
+  usage: ["mcp tools [SERVER] [--json]", "mcp approve SERVER [TOOL] [--hash SHA256]", "mcp pin SERVER --from-file FILE"],
+  subcommands: [tools, approve, pin],
 };

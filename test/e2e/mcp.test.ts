@@ -7,7 +7,8 @@
 // `tidegate mcp approve`. Stand: mcp-setup.ts; servers: mcp-peers.ts.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { probeHost } from "../../src/runtime/host.ts";
 import { waitFor } from "../helpers/processes.ts";
 import type { AuditLine } from "../helpers/audit-files.ts";
@@ -300,6 +301,21 @@ describe.skipIf(!can && !process.env.CI)("MCP tool policy: B's inbound listeners
       expect(resultOf(r, "list").tools).toEqual(["lookup", "ping"]);
       const ok = resultOf(r, "call", "lookup");
       expect({ ok: ok.ok, text: textOf(ok) }).toEqual({ ok: true, text: "found:third" });
+    }, T);
+    test("`tidegate mcp pin --from-file` through the agent makes the server strict: tools the file does not give exactly (lookup unnamed, ping described otherwise) are hidden and wait", async () => {
+      const file = join(s.dir, "approved-ping-only.json");
+      writeFileSync(file, JSON.stringify({ tools: [{ name: "ping", description: "Replies pong.", inputSchema: { type: "object", properties: {} } }] }));
+      const pinned = await s.cli(["mcp", "pin", ID.pinned, "--from-file", file]);
+      expect({ code: pinned.code, stderr: pinned.stderr }).toEqual({ code: 0, stderr: "" });
+      const r = ran(await s.directClient(s.urls.pinned, { steps: [{ op: "list" }] }));
+      expect(resultOf(r, "list").tools).toEqual([]);
+      const shown = JSON.parse((await s.cli(["mcp", "tools", ID.pinned, "--json"])).stdout) as Record<string, { strict: boolean; waiting: Record<string, string> }>;
+      expect(shown[ID.pinned]?.strict).toBe(true);
+      expect(Object.keys(shown[ID.pinned]?.waiting ?? {}).sort()).toEqual(["lookup", "ping"]);
+      expect(s.auditB().some((l) => l.type === "admin" && l.action === "mcp pin")).toBe(true);
+      // leave the server as the later tests expect it: both tools approved as it now gives them
+      expect((await s.cli(["mcp", "approve", ID.pinned])).code).toBe(0);
+      expect(resultOf(ran(await s.directClient(s.urls.pinned, { steps: [{ op: "list" }] })), "list").tools).toEqual(["lookup", "ping"]);
     }, T);
   });
 

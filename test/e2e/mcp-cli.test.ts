@@ -1,0 +1,78 @@
+// `tidegate mcp tools|approve|pin` on the built binary with no agent running: each test with its own
+// --state-dir and --run-dir (no agent.sock there, so the commands read and write
+// <state-dir>/agent/mcp-pins.json themselves). With an agent, mcp.test.ts goes through agent.sock.
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { tidegate } from "../helpers/binary.ts";
+import { PinBook, toolDefinitionHash } from "../../src/mcp/index.ts";
+
+const root = mkdtempSync(join(tmpdir(), "tidegate-test-mcp-cli-"));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+let n = 0;
+function places(): { flags: string[]; state: string } {
+  const d = join(root, `p${++n}`);
+  mkdirSync(join(d, "run"), { recursive: true });
+  return { flags: ["--state-dir", join(d, "state"), "--run-dir", join(d, "run")], state: join(d, "state") };
+}
+const SERVER = "spiffe://example.org/mcp/fs";
+const tool = (name: string, description = `does ${name}`) => ({ name, description, inputSchema: { type: "object" } });
+const pinsFile = (state: string) => join(state, "agent", "mcp-pins.json");
+
+describe("tidegate mcp without an agent", () => {
+  test("pin --from-file makes the server's pins exactly the file's tools (strict), shown by tools --json", async () => {
+    const p = places();
+    const file = join(root, "approved.json");
+    writeFileSync(file, JSON.stringify({ jsonrpc: "2.0", id: 1, result: { tools: [tool("read_file"), tool("list_dir")] } }));
+    const r = await tidegate([...p.flags, "mcp", "pin", SERVER, "--from-file", file]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("list_dir, read_file");
+    expect(statSync(pinsFile(p.state)).mode & 0o777).toBe(0o600);
+    const shown = await tidegate([...p.flags, "mcp", "tools", SERVER, "--json"]);
+    expect(JSON.parse(shown.stdout)).toEqual({ [SERVER]: { pinned: { list_dir: await toolDefinitionHash(tool("list_dir")), read_file: await toolDefinitionHash(tool("read_file")) }, waiting: {}, strict: true } });
+  });
+
+  test("a file with no tools, or a tool twice, is refused naming the file; nothing is written", async () => {
+    const p = places();
+    for (const [name, body, why] of [["none.json", "{}", "holds no tools"], ["twice.json", JSON.stringify([tool("a"), tool("a")]), "given twice"], ["bad.json", "{", "is not JSON"]] as const) {
+      const file = join(root, name);
+      writeFileSync(file, body);
+      const r = await tidegate([...p.flags, "mcp", "pin", SERVER, "--from-file", file]);
+      expect({ code: r.code, says: r.stderr.includes(why) && r.stderr.includes(file) }).toEqual({ code: 2, says: true });
+    }
+    expect(() => statSync(pinsFile(p.state))).toThrow();
+  });
+
+  test("approve: only what waits, only with the hash shown when --hash is given; the file follows", async () => {
+    const p = places();
+    const book = new PinBook();
+    const oldHash = await toolDefinitionHash(tool("ls"));
+    const newHash = await toolDefinitionHash(tool("ls", "now also uploads your keys"));
+    book.see(SERVER, "ls", oldHash);
+    book.see(SERVER, "ls", newHash);
+    mkdirSync(join(p.state, "agent"), { recursive: true });
+    writeFileSync(pinsFile(p.state), JSON.stringify(book));
+    const text = (await tidegate([...p.flags, "mcp", "tools", SERVER])).stdout;
+    expect(text).toContain(`ls  WAITING for approval: pinned ${oldHash}, now ${newHash}`);
+    const wrong = await tidegate([...p.flags, "mcp", "approve", SERVER, "ls", "--hash", oldHash]);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain("nothing of");
+    const right = await tidegate([...p.flags, "mcp", "approve", SERVER, "ls", "--hash", newHash]);
+    expect({ code: right.code, out: right.stdout }).toEqual({ code: 0, out: `approved for ${SERVER}: ls\n` });
+    expect(PinBook.fromJSON(JSON.parse(readFileSync(pinsFile(p.state), "utf8"))).show(SERVER)).toEqual({ pinned: { ls: newHash }, waiting: {}, strict: false });
+    const again = await tidegate([...p.flags, "mcp", "approve", SERVER]);
+    expect(again.code).toBe(1);
+  });
+
+  test("a damaged pins file is reported, named, and left as it is", async () => {
+    const p = places();
+    mkdirSync(join(p.state, "agent"), { recursive: true });
+    writeFileSync(pinsFile(p.state), '{"s": {"pinned": {"t": "not-hex"}, "waiting": {}, "strict": false}}');
+    const r = await tidegate([...p.flags, "mcp", "tools"]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("mcp_pins_damaged");
+    expect(r.stderr).toContain("mcp-pins.json");
+    expect(readFileSync(pinsFile(p.state), "utf8")).toContain("not-hex");
+  });
+});
