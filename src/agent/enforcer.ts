@@ -11,7 +11,7 @@
  * reason. Pins of another layout stop the agent (CaptureError): it never runs beside enforcement
  * it does not understand.
  */
-import { sha256Sync } from "../proxy/mcp/sha256.ts";
+import { openGate } from "../proxy/mcp/gate-rule.ts";
 import { SecretWatch } from "./secret-watch.ts";
 import type { Audit } from "../audit/sink/audit-log.ts";
 import { existsSync, watch, type FSWatcher } from "node:fs";
@@ -32,7 +32,7 @@ import type { AgentCore } from "./agent-core.ts";
 import { chooseEgressPort, unprivilegedPortStart } from "./egress-port.ts";
 import { InboundManager } from "./inbound-manager.ts";
 import { openPins } from "./mcp-pins.ts";
-import { McpGate, type PinBook } from "../mcp/index.ts";
+import type { McpGate, PinBook } from "../mcp/index.ts";
 import { stdioRuleFor } from "../policy/stdio.ts";
 import { SpiffeId } from "../spiffe/id.ts";
 import { hex, randomConnectionId } from "../proxy/peer-tls.ts";
@@ -97,10 +97,7 @@ export class Enforcer {
     if (!caller.ok) return no("run_mcp_caller_unknown", `the calling process (pid ${callerPid}) has no identity: ${caller.detail} (${caller.reason})`);
     const rule = stdioRuleFor(policy, SpiffeId.parse(caller.id), server.id);
     if (rule === null) return no("run_mcp_no_rule", `no stdio rule lets ${caller.id} use ${server.id.toString()}`);
-    const gate = new McpGate(
-      { caller: caller.id, server: server.id.toString(), connId: hex(randomConnectionId()), rule: { name: rule.name, tools: rule.mcp.tools?.decide ?? null, resources: rule.mcp.resources?.decide ?? null, prompts: rule.mcp.prompts?.decide ?? null } },
-      { pins: this.pins, audit: (type, fields) => this.o.audit.emit(type, fields), now: () => performance.now(), sha256: sha256Sync },
-    );
+    const gate = openGate(rule, { caller: caller.id, server: server.id.toString(), connId: hex(randomConnectionId()) }, this.o.audit, this.pins);
     return { gate, rule: rule.name, caller: caller.id, server: server.id.toString() };
   }
 

@@ -23,7 +23,6 @@
  * connection before its handshake (`setKeyCert` with a secure context made once per change), so
  * the listener never restarts and no connection is dropped.
  */
-import { sha256Sync } from "./mcp/sha256.ts";
 import type { Audit } from "../audit/sink/audit-log.ts";
 import { connAudit, type ConnAudit } from "./conn-audit.ts";
 import tls from "node:tls";
@@ -38,8 +37,8 @@ import type { PeerVerifier } from "./peer-verifier.ts";
 import { encodeProxyV2, ProxyV2Error } from "./proxy-v2.ts";
 import { endOf, splice, type Splice } from "./splice.ts";
 import { XFCC, XfccRewriter, type Rewritten } from "./xfcc.ts";
-import { McpGate, type PinStore } from "../mcp/index.ts";
-import { gateRule } from "./mcp/gate-rule.ts";
+import type { PinStore } from "../mcp/index.ts";
+import { openGate } from "./mcp/gate-rule.ts";
 import { McpRelay } from "./mcp/relay.ts";
 import type { Header } from "../http1/index.ts";
 
@@ -268,10 +267,7 @@ export class InboundListener {
   /** The MCP gate of one connection, between the splice and the sockets (`mcp:`). */
   private relayFor(sp: Splice, clientId: string, connId: string): McpRelay {
     const rule = this.rule;
-    const gate = new McpGate(
-      { caller: clientId, server: rule.id.toString(), connId, rule: gateRule(rule) },
-      { pins: this.deps.pins ?? null, audit: (type, fields) => this.deps.audit.emit(type, fields), now: () => performance.now(), sha256: sha256Sync },
-    );
+    const gate = openGate(rule, { caller: clientId, server: rule.id.toString(), connId }, this.deps.audit, this.deps.pins ?? null);
     const xfcc = rule.forwardClientCert ? `By=${rule.id.toString()};URI=${clientId}` : null;
     const rewrite = (h: { headers: { entries: readonly Header[] } }): readonly Header[] => (xfcc === null ? h.headers.entries : [...h.headers.entries.filter(([n]) => n.toLowerCase() !== XFCC), [XFCC, xfcc]]);
     return new McpRelay(gate, rewrite, { toBackend: (b) => sp.up.data(b), toClient: (b) => sp.down.data(b), endBackend: () => sp.up.ended(), endClient: () => sp.down.ended() });

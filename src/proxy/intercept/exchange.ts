@@ -26,7 +26,6 @@
  * One `http_request` audit event per request: method, host, path (never the query), rule, status,
  * the secrets injected (by name), body bytes each way, duration.
  */
-import { sha256Sync } from "../mcp/sha256.ts";
 import { lastChunk, encodeChunk, RequestParser, serializeRequestHead, serializeResponseHead, type RequestEvent, type RequestHead, type ResponseEvent, type ResponseHead } from "../../http1/index.ts";
 import type { Audit } from "../../audit/sink/audit-log.ts";
 import { hex } from "../peer-tls.ts";
@@ -35,8 +34,8 @@ import type { LegPool } from "./leg-pool.ts";
 import { decideRequest, type RequestContext, type RequestDeps, type RequestVerdict } from "./request-policy.ts";
 import { UpstreamLeg, type LegOwner } from "./upstream-leg.ts";
 import { originForm, requestEvent } from "./request-event.ts";
-import { McpGate, type PinStore } from "../../mcp/index.ts";
-import { gateRule } from "../mcp/gate-rule.ts";
+import type { McpGate, PinStore } from "../../mcp/index.ts";
+import { openGate } from "../mcp/gate-rule.ts";
 import { BodyBuffer, concatBytes, gateRequest, McpResponse } from "../mcp/http-filter.ts";
 import { MAX_HELD } from "../mcp/relay.ts";
 
@@ -220,7 +219,7 @@ export class HttpExchange implements LegOwner {
     let g = this.gates.get(rule.name);
     if (g === undefined) {
       const server = rule.serverId?.toString() ?? rule.name;
-      g = new McpGate({ caller: this.ctx.from.toString(), server, connId: (this.base.conn_id as string | undefined) ?? null, rule: gateRule(rule) }, { pins: this.deps.pins ?? null, audit: (type, fields) => this.deps.audit.emit(type, fields), now: () => performance.now(), sha256: sha256Sync });
+      g = openGate(rule, { caller: this.ctx.from.toString(), server, connId: (this.base.conn_id as string | undefined) ?? null }, this.deps.audit, this.deps.pins ?? null);
       this.gates.set(rule.name, g);
     }
     return g;
