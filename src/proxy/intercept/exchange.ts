@@ -37,7 +37,7 @@ import { originForm, requestEvent } from "./request-event.ts";
 import type { McpGate, PinStore } from "../../mcp/index.ts";
 import { openGate } from "../mcp/gate-rule.ts";
 import { BodyBuffer, concatBytes, gateRequest, McpResponse } from "../mcp/http-filter.ts";
-import { MAX_HELD } from "../mcp/relay.ts";
+import { FIRST_BYTE_MS, IDLE_MS, MAX_HELD, type RelayTimeouts } from "../mcp/relay.ts";
 
 /** The workload's side: a Bun socket, or a TLS socket terminating its TLS. */
 export interface ClientSide {
@@ -60,6 +60,8 @@ export interface ExchangeDeps extends RequestDeps {
   readonly accepting?: () => boolean;
   /** Tool pins of MCP servers (rules with `mcp:`); absent: none are kept. */
   readonly pins?: PinStore;
+  /** For MCP requests: first byte and idle bounds (default mcp/relay.ts's FIRST_BYTE_MS, IDLE_MS). */
+  readonly mcpTimeouts?: RelayTimeouts;
 }
 
 type Fields = Record<string, unknown>;
@@ -81,7 +83,7 @@ interface Req {
 /** RFC 9110 section 9.2.2. */
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
 
-const STATUS_TEXT: Record<number, string> = { 400: "Bad Request", 403: "Forbidden", 421: "Misdirected Request", 502: "Bad Gateway", 503: "Service Unavailable" };
+const STATUS_TEXT: Record<number, string> = { 400: "Bad Request", 403: "Forbidden", 421: "Misdirected Request", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout" };
 
 /** What a leg may be reused for: the caller, the rule, and everything its TLS vouched for. */
 export function legKey(caller: string, rule: string, address: Verdict["upstream"]["address"], port: number, tls: UpstreamTls): string {
@@ -112,8 +114,29 @@ export class HttpExchange implements LegOwner {
     private readonly onDone: (fields: Fields) => void,
   ) {}
 
+  /** While an MCP request waits: its first-byte bound, then the idle bound every byte restarts. */
+  private mcpTimer: { kind: "first" | "idle"; timer: ReturnType<typeof setTimeout> } | null = null;
+
+  private armMcp(kind: "first" | "idle"): void {
+    if (this.mcpTimer !== null) clearTimeout(this.mcpTimer.timer);
+    const t = this.deps.mcpTimeouts ?? { firstByteMs: FIRST_BYTE_MS, idleMs: IDLE_MS };
+    const ms = kind === "first" ? t.firstByteMs : t.idleMs;
+    const timer = setTimeout(() => {
+      this.mcpTimer = null;
+      if (kind === "first") return this.refuse(504, "upstream_timeout", `no answer from the upstream within ${ms} ms`);
+      this.finish({ outcome: "idle_timeout", detail: `no byte either way for ${ms} ms during an MCP answer` });
+    }, ms);
+    this.mcpTimer = { kind, timer };
+  }
+
+  private disarmMcp(): void {
+    if (this.mcpTimer !== null) clearTimeout(this.mcpTimer.timer);
+    this.mcpTimer = null;
+  }
+
   clientData(chunk: Uint8Array): void {
     if (this.done) return;
+    if (this.mcpTimer?.kind === "idle") this.armMcp("idle");
     if (this.tunnel !== null) return this.tunnelUp(chunk);
     for (const e of this.requests.push(chunk)) this.hold(e);
     if (this.held > MAX_HELD) return this.refuse(400, "too_much_ahead", `over ${MAX_HELD} bytes sent ahead of an answer`);
@@ -245,6 +268,7 @@ export class HttpExchange implements LegOwner {
     if (r.sent !== null) r.sent = head;
     this.sendHead(leg, r.head, out.body.length > 0 ? concatBytes([head, out.body]) : head); // one write
     this.waiting = true;
+    this.armMcp("first");
   }
 
   private sendHead(leg: UpstreamLeg, head: RequestHead, bytes: Uint8Array): void {
@@ -304,6 +328,7 @@ export class HttpExchange implements LegOwner {
 
   legData(leg: UpstreamLeg, chunk: Uint8Array): void {
     if (leg !== this.leg || this.done) return;
+    if (this.mcpTimer?.kind === "idle") this.armMcp("idle");
     const t = this.tunnel;
     if (t !== null) {
       t.bytesDown += chunk.length;
@@ -370,6 +395,7 @@ export class HttpExchange implements LegOwner {
     if (e.kind === "head") {
       // Never a tunnel under an MCP rule (the policy refuses upgrade: with mcp:): messages after it would pass unchecked.
       if (e.head.framing === "tunnel") return this.failUpstream("the upstream switched protocols under an MCP rule");
+      this.armMcp("idle");
       r.response = e.head;
       m.response = new McpResponse(m.gate, e.head, m.id, (b) => this.toClient(leg, b));
       return;
@@ -383,6 +409,7 @@ export class HttpExchange implements LegOwner {
     leg.pause();
     void res.end(e.trailers).then(() => {
       leg.resume();
+      if (this.req === r) this.disarmMcp();
       if (this.req === r && !this.done) this.responseEnded(leg, r);
     });
   }
@@ -463,6 +490,7 @@ export class HttpExchange implements LegOwner {
   private finish(fields: Fields): void {
     if (this.done) return;
     this.done = true;
+    this.disarmMcp();
     for (const g of this.gates.values()) g.close();
     const t = this.tunnel;
     this.releaseLeg();

@@ -25,6 +25,7 @@ import { HttpExchange } from "./exchange.ts";
 import type { LegPool } from "./leg-pool.ts";
 import type { LegSpec } from "../egress-listener.ts";
 import type { PinStore } from "../../mcp/index.ts";
+import type { RelayTimeouts } from "../mcp/relay.ts";
 
 export interface InterceptDeps {
   leafFor(serverName: string): Promise<Leaf>;
@@ -33,6 +34,8 @@ export interface InterceptDeps {
   readonly legs?: LegPool;
   /** Tool pins of MCP servers behind rules with `mcp:`; absent: none are kept. */
   readonly pins?: PinStore;
+  /** MCP first-byte and idle bounds (tests shorten them). */
+  readonly mcpTimeouts?: RelayTimeouts;
 }
 
 interface ConnState {
@@ -102,6 +105,7 @@ export async function serveIntercept(call: InterceptCall): Promise<void> {
       upstream: call.upstream,
       pool: ix.legs ?? null,
       ...(ix.pins !== undefined ? { pins: ix.pins } : {}),
+      ...(ix.mcpTimeouts !== undefined ? { mcpTimeouts: ix.mcpTimeouts } : {}),
       legTls: (v) => call.legTls(v.rule.serverId !== null ? { kind: "mtls", serverName: v.upstream.serverName, serverId: v.rule.serverId } : { kind: "tls", serverName: v.upstream.serverName, caFile: v.rule.ca }),
       audit: deps.audit,
       ...(deps.accepting !== undefined ? { accepting: () => deps.accepting!() } : {}),

@@ -44,7 +44,7 @@ export interface Harness {
   /** The audit events (`{ type, ...fields }`), each checked against the event schema. */
   readonly lines: Record<string, unknown>[];
   /** Starts the proxy with this policy; the workload "dialled" port 443 for TLS, else 80. */
-  start(policy: string, opts: { secrets: Record<string, string>; pool?: LegPool; accepting?: () => boolean }): number;
+  start(policy: string, opts: { secrets: Record<string, string>; pool?: LegPool; accepting?: () => boolean; mcpTimeouts?: { firstByteMs: number; idleMs: number } }): number;
   stop(): void;
 }
 
@@ -63,12 +63,12 @@ export async function createHarness(): Promise<Harness> {
   let proxy: { stop(force?: boolean): void } | null = null;
   let pool: LegPool | undefined;
 
-  const start = (policyText: string, opts: { secrets: Record<string, string>; pool?: LegPool; accepting?: () => boolean }): number => {
+  const start = (policyText: string, opts: { secrets: Record<string, string>; pool?: LegPool; accepting?: () => boolean; mcpTimeouts?: { firstByteMs: number; idleMs: number } }): number => {
     pool = opts.pool;
     const engine = new PolicyEngine(loadPolicy(policyText, "t.yaml"));
     const names = new NameCache({ hosts: new Map([["api.test", [parseIp("127.0.0.1")]]]), lookup: async () => ({ addresses: [], ttl: 30 }) });
     const upstream = { sessions: new SessionCache(), verifier: new PeerVerifier() };
-    const intercept = { leafFor: (n: string) => agentCa.leafFor(n), secret: (n: string) => opts.secrets[n] ?? null, ...(opts.pool !== undefined ? { legs: opts.pool } : {}) };
+    const intercept = { leafFor: (n: string) => agentCa.leafFor(n), secret: (n: string) => opts.secrets[n] ?? null, ...(opts.pool !== undefined ? { legs: opts.pool } : {}), ...(opts.mcpTimeouts !== undefined ? { mcpTimeouts: opts.mcpTimeouts } : {}) };
     const deps = { engine: () => engine, names: () => names, intercept, logger, audit, ...(opts.accepting !== undefined ? { accepting: opts.accepting } : {}) };
     const listener = Bun.listen<TestConn>({
       hostname: "127.0.0.1",

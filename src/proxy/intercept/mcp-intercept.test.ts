@@ -1,0 +1,84 @@
+// MCP under an intercept rule with mcp: (exchange.ts with the gate of src/proxy/mcp), in one process
+// over real sockets (test-harness.ts): the workload's plain HTTP to api.test, re-originated with TLS
+// to a Bun server standing in for an MCP server. The SDK and server-everything paths are in
+// test/e2e/mcp.test.ts; here: the refusals and bounds that need a server misbehaving on purpose.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { apiRule, createHarness, exchange, type Harness } from "./test-harness.ts";
+
+let h: Harness;
+let api: ReturnType<typeof Bun.serve>;
+let port: number;
+const seen: string[] = [];
+const enc = new TextEncoder();
+
+beforeAll(async () => {
+  h = await createHarness();
+  api = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    tls: h.apiTls,
+    idleTimeout: 0,
+    async fetch(req) {
+      const m = (await req.json()) as { id: number; method: string; params?: { name?: string } };
+      seen.push(`${m.method}:${m.params?.name ?? ""}`);
+      const name = m.params?.name;
+      if (name === "hang") return new Promise<Response>(() => {}); // never answers
+      if (name === "stream") {
+        // progress every 60 ms for 360 ms, then silence: an idle bound of 300 ms must not cut the
+        // stream while it reports, and must end it once it stops
+        const body = new ReadableStream<Uint8Array>({
+          async start(c) {
+            for (let i = 1; i <= 6; i++) {
+              await Bun.sleep(60);
+              c.enqueue(enc.encode(`data: ${JSON.stringify({ jsonrpc: "2.0", method: "notifications/progress", params: { progress: i } })}\n\n`));
+            }
+          },
+        });
+        return new Response(body, { headers: { "content-type": "text/event-stream" } });
+      }
+      if (m.method === "tools/list") return Response.json({ jsonrpc: "2.0", id: m.id, result: { tools: [{ name: "echo" }, { name: "rm" }] } });
+      return Response.json({ jsonrpc: "2.0", id: m.id, result: { content: [{ type: "text", text: "ok" }] } });
+    },
+  });
+  const mcp = "    mcp: { tools: { deny: [rm] } }\n";
+  port = h.start(`trust_domain: example.org\negress:\n${apiRule("mcp-api", 80, h, api.port!, mcp)}`, { secrets: { api_token: "t0ken-value" }, mcpTimeouts: { firstByteMs: 150, idleMs: 300 } });
+});
+
+afterAll(() => {
+  h?.stop();
+  api?.stop(true);
+});
+
+const post = (id: number, method: string, name?: string) => {
+  const body = JSON.stringify({ jsonrpc: "2.0", id, method, ...(name !== undefined ? { params: { name, arguments: {} } } : {}) });
+  return `POST /mcp HTTP/1.1\r\nHost: api.test\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+};
+const closing = (text: string) => text.replace("Host: api.test\r\n", "Host: api.test\r\nConnection: close\r\n");
+
+describe("intercept with mcp:", () => {
+  test("a denied tool is answered here and never reaches the server; tools/list comes back filtered; the token is injected", async () => {
+    const before = seen.length;
+    const out = await exchange(port, post(1, "tools/call", "rm") + closing(post(2, "tools/list")));
+    expect(out).toContain('"code":-32001');
+    expect(out).toContain("rule mcp-api");
+    expect(out).toContain('"name":"echo"');
+    expect(out).not.toContain('"name":"rm"');
+    expect(seen.slice(before)).toEqual(["tools/list:"]);
+    const calls = h.lines.filter((l) => l.type === "tool_call");
+    expect(calls.at(-1)).toMatchObject({ tool: "rm", decision: "deny", rule: "mcp-api", reason: "tool_denied", caller_id: "spiffe://example.org/w", server_id: "mcp-api" });
+  });
+
+  test("a server that never answers gets the workload a 504 after the first-byte bound", async () => {
+    const out = await exchange(port, post(3, "tools/call", "hang"));
+    expect(out).toStartWith("HTTP/1.1 504 ");
+    expect(out).toContain("upstream_timeout");
+    expect(h.lines.filter((l) => l.type === "tool_call").at(-1)).toMatchObject({ tool: "hang", outcome: "no_answer", duration_ms: null });
+  });
+
+  test("progress events keep an answer alive past the idle bound; silence then ends the connection", async () => {
+    const out = await exchange(port, post(4, "tools/call", "stream"));
+    expect(out.split("notifications/progress").length - 1).toBe(6);
+    const closed = h.lines.filter((l) => l.type === "conn_close").at(-1);
+    expect(closed).toMatchObject({ outcome: "idle_timeout" });
+  });
+});
