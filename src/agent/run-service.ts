@@ -39,6 +39,8 @@ import { relayStdio } from "./mcp-stdio.ts";
 export const POLL_MS = 20;
 export const MAX_CONNECTIONS = 128;
 export const REQUEST_TIMEOUT_MS = 10_000;
+/** How long a --mcp-stdio server may outlive its caller after SIGHUP before SIGKILL. */
+export const HANGUP_GRACE_MS = 10_000;
 const ACCESS_EVERY_MS = 5_000;
 const READ_CHUNK = 64 * 1024;
 /** Reads per connection per tick, so that one caller cannot hold the loop. */
@@ -108,6 +110,8 @@ interface Connection {
   workload: string | null;
   /** The caller closed its side (or the connection failed): nothing more to read. */
   eof: boolean;
+  /** A --mcp-stdio run: the server is killed if it outlives its caller by HANGUP_GRACE_MS. */
+  mcp?: boolean;
 }
 
 export class RunService {
@@ -285,6 +289,10 @@ export class RunService {
     if (c.state === "running") {
       this.o.logger.warn("run_caller_gone", { caller_pid: c.peer.pid, caller_uid: c.peer.uid, workload: c.workload, pid: c.child?.pid ?? null, effect: "SIGHUP sent" });
       c.child?.kill("SIGHUP");
+      // An MCP host that went away does not come back: a stdio server that ignores the hang-up
+      // and its closed stdin would hold its workload's cgroup forever.
+      const child = c.child;
+      if (c.mcp === true && child !== null) setTimeout(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"), HANGUP_GRACE_MS).unref();
     }
   }
 
@@ -394,6 +402,7 @@ export class RunService {
       if (envFd !== null) closeSync(envFd);
     }
     c.child = child;
+    if (mcp !== null) c.mcp = true;
     c.workload = req.workload;
     c.state = "running";
     const who = { caller_pid: c.peer.pid, caller_uid: c.peer.uid, caller_gid: c.peer.gid, workload: req.workload };

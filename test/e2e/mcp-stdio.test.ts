@@ -6,6 +6,7 @@
 // host's cgroup: it is spiffe://example.org/mcp-host), finds the stdio rule for it and the server's
 // identity, and sits on the server's stdin and stdout.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { chmodSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { probeHost } from "../../src/runtime/host.ts";
 import { BINARY, REPO } from "../helpers/binary.ts";
@@ -109,6 +110,25 @@ stdio:
     const r = await asHost(["--mcp-stdio", "--workload", "same", "--", "/bin/true"]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("run_mcp_same_user");
+  }, T);
+
+  test("a server that ignores the hang-up of a caller gone for good is killed after the grace period", async () => {
+    const seenBefore = agent.log().filter((l) => l.event === "run_mcp_stdio").length;
+    const flag = join(domain.dir, "drop", "hup-ignored");
+    mkdirSync(join(domain.dir, "drop"), { mode: 0o777, recursive: true });
+    chmodSync(join(domain.dir, "drop"), 0o777);
+    const script = `trap '' HUP TERM; : > ${flag}; exec sleep 120`;
+    const outer = Bun.spawn([BINARY, ...agent.flags, "run", "--workload", "host", "--user", "nobody", "--", BINARY, "run", ...agent.flags, "--mcp-stdio", "--workload", "everything", "--", "/bin/sh", "-c", script], { cwd: REPO, env: ENV, stdin: "pipe", stdout: "ignore", stderr: "ignore" });
+    const started = await waitFor("the server's run", () => agent.log().filter((l) => l.event === "run_started" && l.workload === "everything").slice(-1)[0] && agent.log().filter((l) => l.event === "run_mcp_stdio").length > seenBefore ? agent.log().filter((l) => l.event === "run_started" && l.workload === "everything").at(-1) : undefined, 15_000);
+    const caller = agent.log().filter((l) => l.event === "run_mcp_stdio").at(-1)!.caller_pid as number;
+    const server = started.pid as number;
+    await waitFor("the server to ignore SIGHUP", () => existsSync(flag) || undefined, 15_000);
+    process.kill(caller, "SIGKILL"); // the MCP host's side is gone at once, without closing anything in order
+    await waitFor("the hang-up to be logged", () => agent.log().some((l) => l.event === "run_caller_gone" && l.pid === server) || undefined, 10_000);
+    expect(existsSync(`/proc/${server}`)).toBe(true); // it ignored SIGHUP (and its stdin's end)
+    await waitFor("the server to be killed", () => (existsSync(`/proc/${server}`) ? undefined : true), 20_000);
+    outer.kill("SIGKILL");
+    await outer.exited;
   }, T);
 
   test("a host no stdio rule names is refused, and the server never starts", async () => {
