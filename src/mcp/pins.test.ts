@@ -1,5 +1,5 @@
 import { assert, describe, test } from "../../test/shim.ts";
-import { PinBook } from "./pins.ts";
+import { MAX_TOOLS_PER_SERVER, PinBook } from "./pins.ts";
 
 const H = (c: string) => c.repeat(64);
 
@@ -79,4 +79,22 @@ describe("PinBook", () => {
     ["an upper-case hash", { s: { pinned: {}, waiting: { t: H("A") }, strict: false } }, /waiting hash of "t"/],
   ];
   for (const [name, data, msg] of bad) test(`fromJSON refuses ${name}`, () => assert.throws(() => PinBook.fromJSON(data), msg));
+});
+
+describe("PinBook bounds (review finding 10)", () => {
+  test("a server cycling between two definitions is announced once per hash, not at every list", () => {
+    const b = new PinBook();
+    b.see("s", "t", H("a"));
+    const news = [];
+    for (let i = 0; i < 6; i++) news.push((b.see("s", "t", i % 2 === 0 ? H("b") : H("a")) as { news?: boolean }).news ?? "pinned");
+    assert.deepEqual(news, [true, "pinned", false, "pinned", false, "pinned"]);
+  });
+  test(`over ${MAX_TOOLS_PER_SERVER} tools, the others are refused and not recorded`, () => {
+    const b = new PinBook();
+    for (let i = 0; i < MAX_TOOLS_PER_SERVER; i++) b.see("s", `t${i}`, H("a"));
+    assert.deepEqual(b.see("s", "one-more", H("a")), { state: "changed", old: null, news: false });
+    assert.equal(b.waiting("s", "one-more"), true);
+    assert.equal(Object.keys(b.show("s")!.pinned).length, MAX_TOOLS_PER_SERVER);
+    assert.equal(b.see("s", "t0", H("a")).state, "pinned", "known tools go on as before");
+  });
 });

@@ -9,7 +9,10 @@
  * - a definition with the pinned hash is accepted;
  * - any other hash is recorded as waiting (the latest one seen), and the tool is hidden and
  *   refused until `approve`; approving pins the waiting hash;
- * - a server key is its SPIFFE ID, or for an intercepted third party the rule's name.
+ * - a server key is its SPIFFE ID, or for an intercepted third party the rule's name;
+ * - bounded: at most MAX_TOOLS_PER_SERVER tools kept per server (more are hidden and refused, not
+ *   recorded), and a changed definition is announced (`news`) once per hash and at most
+ *   MAX_ANNOUNCED times per tool and run, so a server cycling definitions cannot flood the log.
  * The book is plain data (`toJSON`, `fromJSON`), so the agent can keep it in a file.
  */
 import { isJsonObject } from "./json.ts";
@@ -38,12 +41,19 @@ export interface ServerPins {
 export type PinBookData = Record<string, ServerPins>;
 
 const HEX64 = /^[0-9a-f]{64}$/;
+/** Tools kept per server (pinned and waiting); a server listing more gets the others hidden and refused, unrecorded. */
+export const MAX_TOOLS_PER_SERVER = 1024;
+/** Changed definitions of one tool announced (`news`) per run, at most: a server cycling definitions is not a flood of events. */
+const MAX_ANNOUNCED = 16;
 
 export class PinBook implements PinStore {
   private readonly servers = new Map<string, { pinned: Map<string, string>; waiting: Map<string, string>; strict: boolean }>();
 
   /** Called after every change (a pin, a new waiting hash, an approval). */
   onChange: (() => void) | null = null;
+  /** In memory: per server and tool, the changed hashes already announced; tools over the cap. */
+  private readonly announced = new Map<string, Set<string>>();
+  private readonly overflow = new Set<string>();
 
   private server(name: string) {
     let s = this.servers.get(name);
@@ -61,21 +71,29 @@ export class PinBook implements PinStore {
       if (s.waiting.delete(tool)) this.onChange?.();
       return { state: "pinned", first: false };
     }
+    const key = `${server}\u0000${tool}`;
+    if (pinned === undefined && !s.waiting.has(tool) && s.pinned.size + s.waiting.size >= MAX_TOOLS_PER_SERVER) {
+      this.overflow.add(key);
+      return { state: "changed", old: null, news: false };
+    }
     if (pinned === undefined && !s.strict) {
       s.pinned.set(tool, hash);
       this.onChange?.();
       return { state: "pinned", first: true };
     }
-    const news = s.waiting.get(tool) !== hash;
-    if (news) {
+    if (s.waiting.get(tool) !== hash) {
       s.waiting.set(tool, hash);
       this.onChange?.();
     }
+    let seen = this.announced.get(key);
+    if (seen === undefined) this.announced.set(key, (seen = new Set()));
+    const news = !seen.has(hash) && seen.size < MAX_ANNOUNCED;
+    if (news) seen.add(hash);
     return { state: "changed", old: pinned ?? null, news };
   }
 
   waiting(server: string, tool: string): boolean {
-    return this.servers.get(server)?.waiting.has(tool) ?? false;
+    return (this.servers.get(server)?.waiting.has(tool) ?? false) || this.overflow.has(`${server}\u0000${tool}`);
   }
 
   /**
