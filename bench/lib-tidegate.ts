@@ -56,7 +56,8 @@ export async function uninstallRun(pid: number, mount: string): Promise<void> {
   }
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, ms: number, check: () => void): Promise<T> {
+/** Polls `probe` every 100 ms until it gives a value; `check` throws to give up early (a process died). */
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, ms: number, check: () => void): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     check();

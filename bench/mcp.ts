@@ -66,7 +66,7 @@ import { encodePem } from "../src/x509/pem.ts";
 import { CLK_TCK, median, ticks } from "./lib-measure.ts";
 import { freePort } from "./lib-peers.ts";
 import { alive, Procs, removeLeftoverRuns, waitListening } from "./lib-procs.ts";
-import { BINARY, uninstallInstance, uninstallRun } from "./lib-tidegate.ts";
+import { BINARY, uninstallInstance, uninstallRun, waitFor } from "./lib-tidegate.ts";
 
 // ---------------------------------------------------------------------------------------------
 // options and checks
@@ -170,16 +170,6 @@ async function cli(args: string[]): Promise<string> {
   return stdout;
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, ms: number, check: () => void): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    check();
-    const v = await Promise.resolve(probe()).catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`bench: timed out after ${ms} ms waiting for ${what}`);
-    await Bun.sleep(100);
-  }
-}
 
 /** The X.509 roots of a SPIFFE bundle (JWKS, `use: x509-svid`) as PEM. */
 function bundlePem(jwks: string): string {

@@ -9,10 +9,9 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readAudit, type AuditLine } from "../helpers/audit-files.ts";
-import { cleanupStack, cliOk, parseLog, type LogLine } from "../helpers/e2e-kit.ts";
+import { cleanupStack, cliOk, parseLog, startJoinedAgent, type LogLine } from "../helpers/e2e-kit.ts";
 import { tidegate, type RunResult } from "../helpers/binary.ts";
 import { startTidegate, waitFor, type Running } from "../helpers/processes.ts";
-import { callUnix } from "../../src/runtime/unix-http.ts";
 
 export type { LogLine } from "../helpers/e2e-kit.ts";
 
@@ -76,19 +75,10 @@ export async function startDomain(name: string): Promise<Domain> {
         writeFileSync(join(dir, `${node}.yaml`), config);
         const check = await tidegate(["policy", "check", join(dir, `${node}.yaml`)]);
         if (check.code !== 0) throw new Error(`e2e ${name}: ${node}.yaml does not load: ${check.stdout}${check.stderr}`);
-        const tokenOut = await cli(["token", "create", "--node", node, ...serverFlags]);
-        const tokenFile = join(dir, `${node}.token`);
-        writeFileSync(tokenFile, /token:\s*(\S+)/.exec(tokenOut)![1]!, { mode: 0o600 });
-        const fingerprint = /fingerprint[^:]*:\s*([0-9a-fA-F:]+)/.exec(tokenOut)![1]!;
-        const agent = startTidegate(["agent", ...flags, "--sync-interval", "1s", "--server", `https://${info.public}`, "--join-token-file", tokenFile, "--server-fingerprint", fingerprint]);
+        const ready = () => held.every((id) => existsSync(join(dir, `${node}-state`, "agent", "svids", `${entries.get(id)}.key`)));
+        const agent = await startJoinedAgent({ dir, serverFlags, server: info.public, key: node, node, flags, what: `agent ${node} to capture, holding ${held.join(" and ") || "nothing"}`, ready });
         running.push(agent);
         cleanups.push(() => agent.stop());
-        const sock = join(dir, `${node}-run`, "agent.sock");
-        await waitFor(`agent ${node} to capture, holding ${held.join(" and ") || "nothing"}`, async () => {
-          const s = (await callUnix(sock, "the agent", "GET", "/v1/status").catch(() => undefined))?.body as { capture?: { egress_port?: number } } | undefined;
-          if (!s?.capture?.egress_port) return undefined;
-          return held.every((id) => existsSync(join(dir, `${node}-state`, "agent", "svids", `${entries.get(id)}.key`))) ? true : undefined;
-        }, 30_000, 100, agent);
         return {
           flags,
           process: agent,

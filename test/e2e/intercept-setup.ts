@@ -11,14 +11,13 @@
  * Leftovers of earlier runs (namespaces tidegate-test-ix-*, host links tgtix*, the instances) are
  * removed first; `tearDown` removes everything `setUp` made.
  */
-import { type LogLine, cleanupStack, cliOk, freePort, parseLog } from "../helpers/e2e-kit.ts";
+import { cleanupStack, cliOk, freePort, type LogLine, parseLog, startJoinedAgent } from "../helpers/e2e-kit.ts";
 import { readAudit, type AuditLine } from "../helpers/audit-files.ts";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { requireBinary, tidegate } from "../helpers/binary.ts";
 import { startTidegate, waitFor, type Running } from "../helpers/processes.ts";
-import { callUnix } from "../../src/runtime/unix-http.ts";
 import { startApi, startHeaderBackend, type ApiRecord, type HeaderBackend } from "./intercept-peers.ts";
 
 export type { ApiRecord, SeenRequest } from "./intercept-peers.ts";
@@ -197,18 +196,10 @@ inbound:
 
   const agents: Record<"a" | "b", Running | undefined> = { a: undefined, b: undefined };
   const startAgent = async (n: "a" | "b", node: string, flags: string[], held: string): Promise<void> => {
-    const tokenOut = await cli(["token", "create", "--node", node, ...serverFlags]);
-    const tokenFile = join(dir, `${n}.token`);
-    writeFileSync(tokenFile, /token:\s*(\S+)/.exec(tokenOut)![1]!, { mode: 0o600 });
-    const fingerprint = /fingerprint[^:]*:\s*([0-9a-fA-F:]+)/.exec(tokenOut)![1]!;
-    const agent = startTidegate(["agent", ...flags, "--sync-interval", "1s", "--server", `https://${info.public}`, "--join-token-file", tokenFile, "--server-fingerprint", fingerprint]);
+    const ready = () => existsSync(join(dir, `${n}-state`, "agent", "svids", `${entryIds[held]}.key`));
+    const agent = await startJoinedAgent({ dir, serverFlags, server: info.public, key: n, node, flags, what: `agent ${n} to capture, holding the SVID of ${held}`, ready });
     agents[n] = agent;
     cleanups.push(() => agent.stop());
-    const sock = join(dir, `${n}-run`, "agent.sock");
-    await waitFor(`agent ${n} to capture, holding the SVID of ${held}`, async () => {
-      const s = (await callUnix(sock, "the agent", "GET", "/v1/status").catch(() => undefined))?.body as { capture?: { egress_port?: number } } | undefined;
-      return s?.capture?.egress_port && existsSync(join(dir, `${n}-state`, "agent", "svids", `${entryIds[held]}.key`)) ? true : undefined;
-    }, 30_000, 100, agent);
   };
   await startAgent("a", "ix-a", flagsA, ID.client);
 

@@ -24,10 +24,9 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readAudit, type AuditLine } from "../helpers/audit-files.ts";
-import { type LogLine, bundlePem, cleanupStack, cliOk, parseLog } from "../helpers/e2e-kit.ts";
+import { bundlePem, cleanupStack, cliOk, type LogLine, parseLog, startJoinedAgent } from "../helpers/e2e-kit.ts";
 import { REPO, requireBinary, tidegate, type RunResult } from "../helpers/binary.ts";
 import { startTidegate, waitFor, type Running } from "../helpers/processes.ts";
-import { callUnix } from "../../src/runtime/unix-http.ts";
 import { freePort, startEverything, startPinnedServer, type Peer, type PinnedPeer } from "./mcp-peers.ts";
 import type { ClientInput, StepResult } from "./mcp-client.ts";
 
@@ -248,19 +247,10 @@ inbound:
 
   const agents: Record<"a" | "b", Running | undefined> = { a: undefined, b: undefined };
   const startAgent = async (n: "a" | "b", node: string, flags: string[], held: string[]): Promise<Running> => {
-    const tokenOut = await cli(["token", "create", "--node", node, ...serverFlags]);
-    const tokenFile = join(dir, `${n}.token`);
-    writeFileSync(tokenFile, /token:\s*(\S+)/.exec(tokenOut)![1]!, { mode: 0o600 });
-    const fingerprint = /fingerprint[^:]*:\s*([0-9a-fA-F:]+)/.exec(tokenOut)![1]!;
-    const agent = startTidegate(["agent", ...flags, "--sync-interval", "1s", "--server", `https://${info.public}`, "--join-token-file", tokenFile, "--server-fingerprint", fingerprint]);
+    const ready = () => held.every((id) => existsSync(join(dir, `${n}-state`, "agent", "svids", `${entryIds[id]}.key`)));
+    const agent = await startJoinedAgent({ dir, serverFlags, server: info.public, key: n, node, flags, what: `agent ${n} to capture, holding ${held.join(" and ")}`, ready });
     agents[n] = agent;
     cleanups.push(() => agent.stop());
-    const sock = join(dir, `${n}-run`, "agent.sock");
-    await waitFor(`agent ${n} to capture, holding ${held.join(" and ")}`, async () => {
-      const s = (await callUnix(sock, "the agent", "GET", "/v1/status").catch(() => undefined))?.body as { capture?: { egress_port?: number } } | undefined;
-      if (!s?.capture?.egress_port) return undefined;
-      return held.every((id) => existsSync(join(dir, `${n}-state`, "agent", "svids", `${entryIds[id]}.key`))) ? true : undefined;
-    }, 30_000, 100, agent);
     return agent;
   };
   // one after the other: each instance takes the first free egress port below 1000

@@ -5,7 +5,7 @@
  * second root of the same trust-domain name (untrusted), and stunnel on either side of an mTLS hop.
  * Addresses: 127.0.0.40-49 only.
  */
-import { type LogLine, bundlePem, cleanupStack, cliOk, collectOutput, freePort, parseLog } from "../helpers/e2e-kit.ts";
+import { bundlePem, cleanupStack, cliOk, collectOutput, freePort, type LogLine, parseLog, startJoinedAgent } from "../helpers/e2e-kit.ts";
 import { readAudit, type AuditLine } from "../helpers/audit-files.ts";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -16,7 +16,6 @@ import { startTidegate, waitFor, type Running } from "../helpers/processes.ts";
 import { createTestCa } from "../helpers/test-ca.ts";
 import { encodePem } from "../../src/x509/pem.ts";
 import { exportPkcs8Pem } from "../../src/x509/keys.ts";
-import { callUnix } from "../../src/runtime/unix-http.ts";
 import { startBackend, type Backend } from "./mtls-backend.ts";
 
 export const INSTANCE_A = "e2e-mtls-a";
@@ -184,19 +183,10 @@ inbound:
 
   const agents: Record<"a" | "b", Running | undefined> = { a: undefined, b: undefined };
   const startAgent = async (n: "a" | "b", node: string, flags: string[], held: string[]): Promise<void> => {
-    const tokenOut = await cli(["token", "create", "--node", node, ...serverFlags]);
-    const tokenFile = join(dir, `${n}.token`);
-    writeFileSync(tokenFile, /token:\s*(\S+)/.exec(tokenOut)![1]!, { mode: 0o600 });
-    const fingerprint = /fingerprint[^:]*:\s*([0-9a-fA-F:]+)/.exec(tokenOut)![1]!;
-    const agent = startTidegate(["agent", ...flags, "--sync-interval", "1s", "--server", `https://${info.public}`, "--join-token-file", tokenFile, "--server-fingerprint", fingerprint]);
+    const ready = () => held.every((id) => existsSync(join(dir, `${n}-state`, "agent", "svids", `${entryIds[`${node} ${id}`]}.key`)));
+    const agent = await startJoinedAgent({ dir, serverFlags, server: info.public, key: n, node, flags, what: `agent ${n} to capture, holding ${held.length} SVIDs`, ready });
     agents[n] = agent;
     cleanups.push(() => agent.stop());
-    const sock = join(dir, `${n}-run`, "agent.sock");
-    await waitFor(`agent ${n} to capture, holding ${held.length} SVIDs`, async () => {
-      const s = (await callUnix(sock, "the agent", "GET", "/v1/status").catch(() => undefined))?.body as { capture?: { egress_port?: number } } | undefined;
-      if (!s?.capture?.egress_port) return undefined;
-      return held.every((id) => existsSync(join(dir, `${n}-state`, "agent", "svids", `${entryIds[`${node} ${id}`]}.key`))) ? true : undefined;
-    }, 30_000, 100, agent);
   };
   // one after the other: each instance takes the first free egress port below 1000
   await startAgent("a", "mtls-a", flagsA, [ID.client, ID.intruder, ID.stunnelClient]);

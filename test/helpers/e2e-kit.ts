@@ -2,8 +2,11 @@
  * Small pieces every end-to-end stand needs (test/e2e/*-setup.ts, domain.ts): the agents' JSON log
  * lines, a tidegate command that must succeed, a bundle's roots as PEM, a process's output.
  */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { tidegate } from "./binary.ts";
-import type { Running } from "./processes.ts";
+import { startTidegate, waitFor, type Running } from "./processes.ts";
+import { callUnix } from "../../src/runtime/unix-http.ts";
 import { encodePem } from "../../src/x509/pem.ts";
 
 export type LogLine = { event: string; [k: string]: unknown };
@@ -71,4 +74,29 @@ export function freePort(host: string): number {
   const port = l.port;
   l.stop(true);
   return port;
+}
+
+/**
+ * Starts `tidegate agent FLAGS` joined to the server with a new join token for `node` (its file
+ * `<dir>/<key>.token`), and waits until it captures (its status names an egress port) and
+ * `ready()` holds (say, the SVID files the test needs are there). `server` is the public listener,
+ * host:port. The caller stops it.
+ */
+export async function startJoinedAgent(o: { dir: string; serverFlags: readonly string[]; server: string; key: string; node: string; flags: readonly string[]; what: string; ready: () => boolean }): Promise<Running> {
+  const tokenOut = await cliOk(["token", "create", "--node", o.node, ...o.serverFlags]);
+  const tokenFile = join(o.dir, `${o.key}.token`);
+  writeFileSync(tokenFile, /token:\s*(\S+)/.exec(tokenOut)![1]!, { mode: 0o600 });
+  const fingerprint = /fingerprint[^:]*:\s*([0-9a-fA-F:]+)/.exec(tokenOut)![1]!;
+  const agent = startTidegate(["agent", ...o.flags, "--sync-interval", "1s", "--server", `https://${o.server}`, "--join-token-file", tokenFile, "--server-fingerprint", fingerprint]);
+  const sock = join(o.dir, `${o.key}-run`, "agent.sock");
+  try {
+    await waitFor(o.what, async () => {
+      const s = (await callUnix(sock, "the agent", "GET", "/v1/status").catch(() => undefined))?.body as { capture?: { egress_port?: number } } | undefined;
+      return s?.capture?.egress_port && o.ready() ? true : undefined;
+    }, 30_000, 100, agent);
+  } catch (e) {
+    await agent.stop();
+    throw e;
+  }
+  return agent;
 }
