@@ -58,5 +58,11 @@ export function firstDuplicateKey(text: string): string | null {
  * key there). Stricter than any one parser, which only refuses more.
  */
 export function foldKey(key: string): string {
-  return key.replaceAll("\u0000", "").toUpperCase().toLowerCase();
+  // Most keys are lowercase ASCII already: nothing to fold (the common case, checked cheaply).
+  let plain = true;
+  for (let i = 0; i < key.length && plain; i++) {
+    const c = key.charCodeAt(i);
+    plain = (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x5f || c === 0x2d || c === 0x2e || c === 0x2f;
+  }
+  return plain ? key : key.replaceAll("\u0000", "").toUpperCase().toLowerCase();
 }

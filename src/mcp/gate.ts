@@ -119,7 +119,7 @@ export class McpGate {
   async fromClient(bytes: Uint8Array | string, headers?: HeaderSource): Promise<ClientVerdict> {
     let m: McpMessage;
     try {
-      m = parseMessage(bytes, this.deps.limits);
+      m = parseMessage(bytes, { ...this.deps.limits, freeze: false });
       if (headers !== undefined && (m.kind === "request" || m.kind === "notification")) {
         const h = checkHeadersMatchBody(headers, m);
         if (!h.ok) return { pass: false, answer: jsonRpcError(m.kind === "request" ? m.id : null, h.code, `tidegate: ${h.message}`), reason: "mcp_header_mismatch" };
@@ -180,7 +180,7 @@ export class McpGate {
   async fromServer(bytes: Uint8Array | string): Promise<ServerVerdict> {
     let m: McpMessage;
     try {
-      m = parseMessage(bytes, this.deps.limits);
+      m = parseMessage(bytes, { ...this.deps.limits, freeze: false });
     } catch (e) {
       if (!(e instanceof McpError)) throw e;
       return { kind: "invalid", error: e };

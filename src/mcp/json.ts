@@ -32,6 +32,20 @@ export function freezeDeep(value: unknown, maxDepth: number): number {
   return deepest;
 }
 
+/** The deepest nesting of `value`, as freezeDeep walks it, without freezing; -1 past `maxDepth`. */
+export function depthOf(value: unknown, maxDepth: number): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop() as [unknown, number];
+    if (typeof v !== "object" || v === null) continue;
+    if (depth > maxDepth) return -1;
+    if (depth > deepest) deepest = depth;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) if (typeof child === "object" && child !== null) stack.push([child, depth + 1]);
+  }
+  return deepest;
+}
+
 /** The canonical JSON text of a parsed JSON value (bounded depth: from parseMessage). */
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value === "boolean" || typeof value === "string") return JSON.stringify(value);

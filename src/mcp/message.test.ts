@@ -129,3 +129,15 @@ describe("parseMessage properties", () => {
     assert.ok(code === "mcp_too_deep" || code === "mcp_parse_error", String(code));
   });
 });
+
+describe("parseMessage freeze: false", () => {
+  test("gives the same message, not frozen, and still refuses what is too deep", () => {
+    const text = '{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"}]}}';
+    const m = parseMessage(text, { freeze: false });
+    assert.deepEqual(m, parseMessage(text));
+    assert.equal(Object.isFrozen((m as { result: object }).result), false);
+    assert.equal(Object.isFrozen((parseMessage(text) as { result: object }).result), true);
+    const deep = `{"jsonrpc":"2.0","id":1,"result":${"[".repeat(70)}${"]".repeat(70)}}`;
+    assert.throws(() => parseMessage(deep, { freeze: false }), (e: unknown) => e instanceof McpError && e.code === "mcp_too_deep");
+  });
+});

@@ -3,7 +3,7 @@
  * 5; MCP 2025-11-25 "Base Protocol"): a request, a notification, a result or an error response,
  * parsed from the bytes of an HTTP body, an SSE event's data or a stdio line.
  *
- * Guaranteed: the returned value and everything in it are frozen; `jsonrpc` was exactly "2.0";
+ * Guaranteed: the returned value and everything in it are frozen (unless `freeze: false`); `jsonrpc` was exactly "2.0";
  * an id is a string or a safe integer (null only in an error response); a method is a string;
  * params, when present, an object. Rejected, each with its McpError code: input that is not
  * UTF-8 or not JSON (mcp_parse_error), a JSON array (mcp_batch: batches were removed in
@@ -16,7 +16,7 @@
  * mcp_invalid_request).
  */
 import { type JsonRpcId, McpError, mcpError } from "./errors.ts";
-import { freezeDeep, isJsonObject, type JsonObject } from "./json.ts";
+import { depthOf, freezeDeep, isJsonObject, type JsonObject } from "./json.ts";
 import { firstDuplicateKey, foldKey } from "./duplicate-keys.ts";
 
 export interface MessageLimits {
@@ -24,6 +24,8 @@ export interface MessageLimits {
   readonly maxBytes: number;
   /** Nesting of objects and arrays, the message itself being 1; default 64. */
   readonly maxDepth: number;
+  /** Freeze the parsed value (default true); false: depth-checked only, for a caller that never changes it (the gate), as freezing a large result costs more than parsing it. */
+  readonly freeze?: boolean;
 }
 
 export const DEFAULT_MESSAGE_LIMITS: MessageLimits = Object.freeze({ maxBytes: 4 * 1024 * 1024, maxDepth: 64 });
@@ -83,7 +85,7 @@ export function parseMessage(input: Uint8Array | string, limits?: Partial<Messag
   }
   if (Array.isArray(value)) throw mcpError("mcp_batch", "a JSON-RPC batch (refused since MCP 2025-06-18)");
   if (!isJsonObject(value)) throw mcpError("mcp_invalid_request", "a message that is not a JSON object");
-  if (freezeDeep(value, maxDepth) < 0) throw mcpError("mcp_too_deep", `a message nested over ${maxDepth} levels`);
+  if ((limits?.freeze === false ? depthOf(value, maxDepth) : freezeDeep(value, maxDepth)) < 0) throw mcpError("mcp_too_deep", `a message nested over ${maxDepth} levels`);
   // After the depth check, so the scan's stack stays bounded too.
   const dup = firstDuplicateKey(text);
   if (dup !== null) throw mcpError("mcp_duplicate_key", `a message with the key ${JSON.stringify(dup.slice(0, 64))} given twice in one object`);
