@@ -235,6 +235,7 @@ export class McpResponse {
     this.holding += 1;
     this.chain = this.chain
       .then(() => this.events(events))
+      .catch(() => void (this.broken = true)) // a fault of ours: nothing more of this stream passes
       .finally(() => {
         this.holding -= 1;
         this.flush();
@@ -274,7 +275,7 @@ export class McpResponse {
       if (this.chunked) this.emit(lastChunk(trailers));
     });
     // The answer ended: its request waits no more (a JSON-RPC answer came, or none will on this stream).
-    this.chain = this.chain.then(() => {
+    this.chain = this.chain.catch(() => void (this.broken = true)).then(() => {
       if (this.requestId !== null) this.gate.settle(this.requestId);
       this.flush(); // all of it written before the carrier goes on
     });

@@ -304,3 +304,43 @@ describe("McpRelay timeouts", () => {
     expect(s.ends).toEqual({ backend: 1, client: 1 });
   });
 });
+
+describe("McpRelay: a fault of the gate is contained", () => {
+  class Faulty extends McpGate {
+    constructor(private readonly side: "client" | "server") {
+      super({ caller: "c", server: "s", connId: null, rule: { name: "r", tools: null } }, { pins: null, audit: () => {}, now: () => 0 });
+    }
+    override async fromClient(bytes: Uint8Array | string) {
+      if (this.side === "client") throw new TypeError("boom");
+      return super.fromClient(bytes);
+    }
+    override async fromServer(bytes: Uint8Array | string) {
+      if (this.side === "server") throw new TypeError("boom");
+      return super.fromServer(bytes);
+    }
+  }
+  const relayWith = (gate: McpGate) => {
+    const client: string[] = [];
+    const ends = { backend: 0, client: 0 };
+    const relay = new McpRelay(gate, (h) => h.headers.entries, { toBackend: () => {}, toClient: (b) => void client.push(dec.decode(b)), endBackend: () => void ends.backend++, endClient: () => void ends.client++ });
+    return { relay, client: () => client.join(""), ends };
+  };
+  test("a request the gate fails on gets 502 internal_error, the connection closed, nothing thrown", async () => {
+    const s = relayWith(new Faulty("client"));
+    s.relay.clientData(post(call(1, "echo")));
+    await settle();
+    expect(s.client()).toStartWith("HTTP/1.1 502 ");
+    expect(s.relay.refused?.reason).toBe("internal_error");
+    expect(s.ends).toEqual({ backend: 1, client: 1 });
+  });
+  test("SSE events the gate fails on are not passed, and the answer still ends", async () => {
+    const s = relayWith(new Faulty("server"));
+    s.relay.clientData(post(call(1, "echo")));
+    await settle();
+    const ev = `data: ${tools(1, ["rm"])}\n\n`;
+    s.relay.backendData(enc.encode(`HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n${ev.length.toString(16)}\r\n${ev}\r\n0\r\n\r\n`));
+    await settle();
+    expect(s.client()).not.toContain("rm");
+    expect(s.client()).toEndWith("0\r\n\r\n");
+  });
+});

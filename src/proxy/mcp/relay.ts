@@ -119,6 +119,8 @@ export class McpRelay {
     try {
       while (!this.done && !this.waiting && this.queue.length > 0) await this.onRequest(this.queue.shift()!);
       if (!this.done && !this.waiting && this.queue.length === 0 && this.clientEnded && this.current === null) this.close();
+    } catch (e) {
+      this.refuse(502, "internal_error", e instanceof Error ? e.message : String(e));
     } finally {
       this.busy = false;
     }
