@@ -285,3 +285,16 @@ test("McpGate: an injected synchronous sha256 gives the same args_sha256 as WebC
   assert.match(String(viaSubtle), /^[0-9a-f]{64}$/);
   assert.deepEqual(sync, ["f".repeat(64)], "the injected hasher is the one used");
 });
+
+describe("McpGate Mcp-Param-* against the listed tool's schema", () => {
+  test("after tools/list, a header is compared with the argument its x-mcp-header mark names, nested too", async () => {
+    const { g } = gate({ name: "r", tools: null });
+    const schema = { type: "object", properties: { target: { type: "object", properties: { tenant: { type: "string", "x-mcp-header": "Tenant" } } } } };
+    await g.fromServer(result(1, { tools: [{ name: "deploy", inputSchema: schema }] }));
+    const body = call(2, "deploy", { target: { tenant: "t1" }, tenant: "t2" });
+    const headers = (v: string) => new Headers({ "mcp-method": "tools/call", "mcp-name": "deploy", "mcp-param-tenant": v });
+    assert.equal((await g.fromClient(body, headers("t1"))).pass, true);
+    const bad = await g.fromClient(call(3, "deploy", { target: { tenant: "t1" }, tenant: "t2" }), headers("t2"));
+    assert.equal(bad.pass ? "passed" : bad.reason, "mcp_header_mismatch", "the schema's path counts, not the top-level key of the same name");
+  });
+});

@@ -36,11 +36,11 @@
  */
 import { classify } from "./classify.ts";
 import { INVALID_REQUEST, type JsonRpcErrorResponse, type JsonRpcId, jsonRpcError, jsonRpcErrorOf, McpError } from "./errors.ts";
-import { checkHeadersMatchBody, type HeaderSource } from "./headers.ts";
+import { checkHeadersMatchBody, paramPathsOf, type HeaderSource, type ParamPaths } from "./headers.ts";
 import { isJsonObject } from "./json.ts";
 import { normalizeResourceUri } from "./resource-uri.ts";
 import { type MessageLimits, type McpMessage, parseMessage } from "./message.ts";
-import type { PinStore } from "./pins.ts";
+import { MAX_TOOLS_PER_SERVER, type PinStore } from "./pins.ts";
 import type { ToolDecision } from "./tool-filter.ts";
 import { toolDefinitionHash } from "./tool-pin.ts";
 
@@ -109,6 +109,8 @@ interface Pending {
 
 export class McpGate {
   private readonly pending = new Map<JsonRpcId, Pending>();
+  /** Per tool listed in this conversation, where its inputSchema puts each Mcp-Param-* header (at most MAX_TOOLS_PER_SERVER). */
+  private readonly paramPaths = new Map<string, ParamPaths>();
 
   constructor(
     private readonly ctx: GateContext,
@@ -121,7 +123,8 @@ export class McpGate {
     try {
       m = parseMessage(bytes, { ...this.deps.limits, freeze: false });
       if (headers !== undefined && (m.kind === "request" || m.kind === "notification")) {
-        const h = checkHeadersMatchBody(headers, m);
+        const tool = m.method === "tools/call" && typeof m.params?.name === "string" ? m.params.name : null;
+        const h = checkHeadersMatchBody(headers, m, tool === null ? undefined : this.paramPaths.get(tool));
         if (!h.ok) return { pass: false, answer: jsonRpcError(m.kind === "request" ? m.id : null, h.code, `tidegate: ${h.message}`), reason: "mcp_header_mismatch" };
       }
       // A notification is a request without an id: one of tools/call would run unanswered and
@@ -212,13 +215,14 @@ export class McpGate {
     const listed = result[list];
     if (!Array.isArray(listed)) return null;
     const decide = filter(this.ctx.rule);
-    if (decide === null && (kind !== "tool" || this.deps.pins === null) && listed.every((t) => isJsonObject(t) && typeof t[key] === "string")) return null;
+    if (decide === null && kind !== "tool" && listed.every((t) => isJsonObject(t) && typeof t[key] === "string")) return null;
     const kept: unknown[] = [];
     for (const t of listed as readonly unknown[]) {
       if (!isJsonObject(t) || typeof t[key] !== "string") continue;
       const name = kind === "resource" && decide !== null ? normalizeResourceUri(t[key] as string) : (t[key] as string);
       if (name === null || (decide?.(name) ?? "allowed") !== "allowed") continue;
       if (kind === "tool" && this.deps.pins !== null && !(await this.pinned(name, t))) continue;
+      if (kind === "tool" && (this.paramPaths.has(name) || this.paramPaths.size < MAX_TOOLS_PER_SERVER)) this.paramPaths.set(name, paramPathsOf(t.inputSchema));
       kept.push(t);
     }
     return kept.length === listed.length ? null : Object.freeze({ ...result, [list]: Object.freeze(kept) });

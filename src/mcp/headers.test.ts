@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { assert, describe, test } from "../../test/shim.ts";
 import { HEADER_MISMATCH } from "./errors.ts";
-import { checkHeadersMatchBody, decodeHeaderValue, type ParamPaths } from "./headers.ts";
+import { paramPathsOf, checkHeadersMatchBody, decodeHeaderValue, type ParamPaths } from "./headers.ts";
 import { type McpNotification, type McpRequest, parseMessage } from "./message.ts";
 
 function msg(method: string, params?: object, notification = false): McpRequest | McpNotification {
@@ -82,5 +82,21 @@ describe("decodeHeaderValue", () => {
   });
   test("a value without the sentinel is itself", () => {
     for (const v of ["", "abc", "=?base64?", "?=", "=?base64??="]) assert.equal(decodeHeaderValue(v), v === "=?base64??=" ? "" : v);
+  });
+});
+
+describe("paramPathsOf", () => {
+  test("maps each x-mcp-header mark (lowercase) to its argument's path, nested ones too; a mark given twice is left out", () => {
+    const schema = {
+      type: "object",
+      properties: {
+        region: { type: "string", "x-mcp-header": "Region" },
+        target: { type: "object", properties: { tenant: { type: "string", "x-mcp-header": "Tenant" } } },
+        a: { type: "string", "x-mcp-header": "Dup" },
+        b: { type: "string", "x-mcp-header": "dup" },
+      },
+    };
+    assert.deepEqual([...paramPathsOf(schema)], [["region", ["region"]], ["tenant", ["target", "tenant"]]]);
+    assert.deepEqual([...paramPathsOf(null)], []);
   });
 });

@@ -83,6 +83,32 @@ function argumentAt(args: JsonValue | undefined, suffix: string, paths: ParamPat
   return keys.length === 1 ? args[keys[0] as string] : undefined;
 }
 
+/**
+ * The `x-mcp-header` marks of a tool's inputSchema: header name (lowercase) to the argument's path,
+ * following `properties` at most 8 levels down. A name marked twice is left out (ambiguous: the
+ * top-level lookup then decides, and a duplicate there mismatches).
+ */
+export function paramPathsOf(inputSchema: unknown): ParamPaths {
+  const out = new Map<string, string[]>();
+  const twice = new Set<string>();
+  const walk = (schema: unknown, path: string[]): void => {
+    if (!isJsonObject(schema) || path.length > 8 || !isJsonObject(schema.properties)) return;
+    for (const [key, sub] of Object.entries(schema.properties)) {
+      if (!isJsonObject(sub)) continue;
+      const mark = sub["x-mcp-header"];
+      if (typeof mark === "string" && mark !== "") {
+        const name = mark.toLowerCase();
+        if (out.has(name)) twice.add(name);
+        out.set(name, [...path, key]);
+      }
+      walk(sub, [...path, key]);
+    }
+  };
+  walk(inputSchema, []);
+  for (const n of twice) out.delete(n);
+  return out;
+}
+
 /** Checks every Mcp-Method, Mcp-Name and Mcp-Param-* header present against `message`. */
 export function checkHeadersMatchBody(headers: HeaderSource, message: McpRequest | McpNotification, paramPaths?: ParamPaths): HeaderCheck {
   const params = message.params ?? {};
