@@ -260,8 +260,11 @@ export class McpResponse {
     }
   }
 
-  /** The response ended (`trailers` of a chunked one). */
+  private ended: Promise<void> | null = null;
+
+  /** The response ended (`trailers` of a chunked one). Once: a second call (the backend closing after the end) adds nothing. */
   end(trailers: Iterable<Header> = []): Promise<void> {
+    if (this.ended !== null) return this.ended;
     this.chain = this.chain.then(async () => {
       if (this.mode === "refuse") return this.endRefused();
       if (this.mode === "json") return this.endJson();
@@ -279,6 +282,7 @@ export class McpResponse {
       if (this.requestId !== null) this.gate.settle(this.requestId);
       this.flush(); // all of it written before the carrier goes on
     });
+    this.ended = this.chain;
     return this.chain;
   }
 

@@ -344,3 +344,15 @@ describe("McpRelay: a fault of the gate is contained", () => {
     expect(s.client()).toEndWith("0\r\n\r\n");
   });
 });
+
+test("a close-delimited SSE answer ends once: one last chunk, then the connection closes", async () => {
+  const s = stand();
+  s.relay.clientData(post(list(1)));
+  await settle();
+  s.relay.backendData(enc.encode(`HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: ${tools(1, ["echo"])}\n\n`));
+  s.relay.backendEnd();
+  await settle();
+  expect(s.client().split("0\r\n\r\n").length - 1).toBe(1);
+  expect(s.client()).toEndWith("0\r\n\r\n");
+  expect(s.ends).toEqual({ backend: 1, client: 1 });
+});
