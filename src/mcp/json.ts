@@ -19,21 +19,15 @@ export function isJsonObject(v: unknown): v is JsonObject {
  * iteratively (no recursion), stopping once it passes `maxDepth`. Returns -1 when too deep.
  */
 export function freezeDeep(value: unknown, maxDepth: number): number {
-  let deepest = 0;
-  const stack: [unknown, number][] = [[value, 1]];
-  while (stack.length > 0) {
-    const [v, depth] = stack.pop() as [unknown, number];
-    if (typeof v !== "object" || v === null) continue;
-    if (depth > maxDepth) return -1;
-    if (depth > deepest) deepest = depth;
-    Object.freeze(v);
-    for (const child of Array.isArray(v) ? v : Object.values(v)) if (typeof child === "object" && child !== null) stack.push([child, depth + 1]);
-  }
-  return deepest;
+  return walkDepth(value, maxDepth, true);
 }
 
 /** The deepest nesting of `value`, as freezeDeep walks it, without freezing; -1 past `maxDepth`. */
 export function depthOf(value: unknown, maxDepth: number): number {
+  return walkDepth(value, maxDepth, false);
+}
+
+function walkDepth(value: unknown, maxDepth: number, freeze: boolean): number {
   let deepest = 0;
   const stack: [unknown, number][] = [[value, 1]];
   while (stack.length > 0) {
@@ -41,6 +35,7 @@ export function depthOf(value: unknown, maxDepth: number): number {
     if (typeof v !== "object" || v === null) continue;
     if (depth > maxDepth) return -1;
     if (depth > deepest) deepest = depth;
+    if (freeze) Object.freeze(v);
     for (const child of Array.isArray(v) ? v : Object.values(v)) if (typeof child === "object" && child !== null) stack.push([child, depth + 1]);
   }
   return deepest;
