@@ -10,6 +10,7 @@ export {
   lastChunk,
   serializeRequestHead,
   serializeResponseHead,
+  wholeResponse,
   type RequestHeadInit,
   type ResponseHeadInit,
 } from "./serialize.ts";

@@ -164,3 +164,18 @@ export function lastChunk(trailers: Iterable<Header> = []): Uint8Array {
     fields(trailers);
   });
 }
+
+/** Reason phrases of the statuses tidegate answers with itself (RFC 9110 section 15). */
+const REASONS: Readonly<Record<number, string>> = Object.freeze({ 200: "OK", 400: "Bad Request", 403: "Forbidden", 413: "Content Too Large", 421: "Misdirected Request", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout" });
+
+/**
+ * A whole response tidegate answers itself: `body` with its Content-Type and Content-Length, and
+ * `Connection: close` unless `keepAlive`.
+ */
+export function wholeResponse(status: number, contentType: string, body: Uint8Array, keepAlive: boolean): Uint8Array {
+  const head = serializeResponseHead({ status, reason: REASONS[status] ?? "Error", headers: [["content-type", contentType], ["content-length", String(body.length)], ...(keepAlive ? [] : [["connection", "close"] as Header])] });
+  const out = new Uint8Array(head.length + body.length);
+  out.set(head);
+  out.set(body, head.length);
+  return out;
+}

@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { assert, describe, test } from "../../test/shim.ts";
 import { type GateRule, MAX_PENDING, McpGate, POLICY_DENIED } from "./gate.ts";
 import { PinBook } from "./pins.ts";
@@ -273,7 +274,7 @@ describe("McpGate resource URIs are decided normalized (review finding 5)", () =
   });
 });
 
-test("McpGate: an injected synchronous sha256 gives the same args_sha256 as WebCrypto's", async () => {
+test("McpGate: args_sha256 comes from the injected sha256 when one is given (WebCrypto otherwise)", async () => {
   const { g, events } = gate();
   await g.fromClient(call(1, "ls", { path: "/a", n: 2 }));
   await g.fromServer(result(1, { content: [] }));
@@ -297,4 +298,22 @@ describe("McpGate Mcp-Param-* against the listed tool's schema", () => {
     const bad = await g.fromClient(call(3, "deploy", { target: { tenant: "t1" }, tenant: "t2" }), headers("t2"));
     assert.equal(bad.pass ? "passed" : bad.reason, "mcp_header_mismatch", "the schema's path counts, not the top-level key of the same name");
   });
+});
+
+test("McpGate: a tools/list result keeps exactly the allowed tools, in order, and its other members (property)", async () => {
+  const name = fc.stringMatching(/^[a-c_.?*-]{1,5}$/);
+  await fc.assert(
+    fc.asyncProperty(fc.option(fc.array(name, { maxLength: 4 }), { nil: null }), fc.array(name, { maxLength: 4 }), fc.array(name.filter((n) => !/[?*]/.test(n)), { maxLength: 12 }), async (allow, deny, names) => {
+      const filter = { allow: allow === null ? null : new Set(allow), deny: new Set(deny) };
+      const decide = toolDecider(filter);
+      const { g } = gate({ name: "p", tools: decide });
+      const tools = [...names.map((n) => ({ name: n })), { nameless: true }, 7];
+      const v = await g.fromServer(result(1, { tools, nextCursor: "c", _meta: { k: 1 } }));
+      const out = v.kind === "replace" ? (JSON.parse(v.text) as { result: Record<string, unknown> }).result : null;
+      assert.ok(out !== null, "a nameless entry is always removed, so the result is always replaced");
+      assert.deepEqual((out.tools as { name: string }[]).map((t) => t.name), names.filter((n) => decide(n) === "allowed"));
+      assert.deepEqual([out.nextCursor, out._meta], ["c", { k: 1 }]);
+    }),
+    { numRuns: 200 },
+  );
 });

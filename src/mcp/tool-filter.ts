@@ -4,8 +4,6 @@
  * is denied. A pattern is a glob: `*` matches any run of characters (empty included), `?`
  * exactly one, every other character itself; a pattern without either is an exact match.
  */
-import { mcpError } from "./errors.ts";
-import { isJsonObject } from "./json.ts";
 
 export interface ToolFilter {
   readonly allow: ReadonlySet<string> | null;
@@ -32,19 +30,4 @@ export function toolDecider(filter: ToolFilter): (name: string) => ToolDecision 
   const denied = matcher(filter.deny);
   const allowed = filter.allow === null ? () => true : matcher(filter.allow);
   return (name) => (denied(name) ? "denied" : allowed(name) ? "allowed" : "not_allowed");
-}
-
-export function decideTool(filter: ToolFilter, name: string): ToolDecision {
-  return toolDecider(filter)(name);
-}
-
-/**
- * A copy of a tools/list `result` without the tools `visible` refuses, and without entries that
- * have no string name (they cannot be decided); every other member (nextCursor, _meta) is kept.
- * The input is not changed. A result without a `tools` array is refused (mcp_invalid_result).
- */
-export function filterToolsList(result: unknown, visible: (name: string) => boolean): Readonly<Record<string, unknown>> {
-  if (!isJsonObject(result) || !Array.isArray(result.tools)) throw mcpError("mcp_invalid_result", "a tools/list result without a tools array");
-  const tools = (result.tools as readonly unknown[]).filter((t) => isJsonObject(t) && typeof t.name === "string" && visible(t.name));
-  return Object.freeze({ ...result, tools: Object.freeze(tools) });
 }

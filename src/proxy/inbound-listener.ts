@@ -36,7 +36,7 @@ import { hex, peerChain, randomConnectionId, tlsConnectionId } from "./peer-tls.
 import type { PeerVerifier } from "./peer-verifier.ts";
 import { encodeProxyV2, ProxyV2Error } from "./proxy-v2.ts";
 import { endOf, splice, type Splice } from "./splice.ts";
-import { XFCC, XfccRewriter, type Rewritten } from "./xfcc.ts";
+import { withXfcc, xfccValue, XfccRewriter, type Rewritten } from "./xfcc.ts";
 import type { PinStore } from "../mcp/index.ts";
 import { openGate } from "./mcp/gate-rule.ts";
 import { McpRelay } from "./mcp/relay.ts";
@@ -268,8 +268,8 @@ export class InboundListener {
   private relayFor(sp: Splice, clientId: string, connId: string): McpRelay {
     const rule = this.rule;
     const gate = openGate(rule, { caller: clientId, server: rule.id.toString(), connId }, this.deps.audit, this.deps.pins ?? null);
-    const xfcc = rule.forwardClientCert ? `By=${rule.id.toString()};URI=${clientId}` : null;
-    const rewrite = (h: { headers: { entries: readonly Header[] } }): readonly Header[] => (xfcc === null ? h.headers.entries : [...h.headers.entries.filter(([n]) => n.toLowerCase() !== XFCC), [XFCC, xfcc]]);
+    const xfcc = rule.forwardClientCert ? xfccValue(rule.id.toString(), clientId) : null;
+    const rewrite = (h: { headers: { entries: readonly Header[] } }): readonly Header[] => (xfcc === null ? h.headers.entries : withXfcc(h.headers.entries, xfcc));
     return new McpRelay(gate, rewrite, { toBackend: (b) => sp.up.data(b), toClient: (b) => sp.down.data(b), endBackend: () => sp.up.ended(), endClient: () => sp.down.ended() });
   }
 

@@ -11,6 +11,16 @@ import { encodeChunk, lastChunk, RequestParser, serializeRequestHead, type Frami
 
 export const XFCC = "x-forwarded-client-cert";
 
+/** `headers` without any x-forwarded-client-cert, then the one with `value`. */
+export function withXfcc(headers: readonly Header[], value: string): Header[] {
+  return [...headers.filter(([n]) => n.toLowerCase() !== XFCC), [XFCC, value]];
+}
+
+/** The header's value for a listener presenting `by` and a client presenting `uri`. */
+export function xfccValue(by: string, uri: string): string {
+  return `By=${by};URI=${uri}`;
+}
+
 export type Rewritten = { readonly out: Uint8Array[]; readonly refused: { reason: string; detail: string } | null };
 
 export class XfccRewriter {
@@ -21,7 +31,7 @@ export class XfccRewriter {
   requests = 0;
 
   constructor(by: string, uri: string) {
-    this.value = `By=${by};URI=${uri}`;
+    this.value = xfccValue(by, uri);
   }
 
   push(chunk: Uint8Array): Rewritten {
@@ -40,8 +50,7 @@ export class XfccRewriter {
       if (e.kind === "head") {
         const h = e.head;
         if (h.method === "CONNECT" || h.upgrade.length > 0) return { out, refused: { reason: "upgrade_refused", detail: `${h.method} with Upgrade: ${h.upgrade.join(", ") || "-"}` } };
-        const headers: Header[] = h.headers.entries.filter(([n]) => n.toLowerCase() !== XFCC);
-        headers.push([XFCC, this.value]);
+        const headers = withXfcc(h.headers.entries, this.value);
         this.framing = h.framing;
         this.requests += 1;
         out.push(serializeRequestHead({ method: h.method, target: h.target, version: h.version, headers }));

@@ -26,7 +26,7 @@
  * One `http_request` audit event per request: method, host, path (never the query), rule, status,
  * the secrets injected (by name), body bytes each way, duration.
  */
-import { lastChunk, encodeChunk, RequestParser, serializeRequestHead, serializeResponseHead, type RequestEvent, type RequestHead, type ResponseEvent, type ResponseHead } from "../../http1/index.ts";
+import { lastChunk, encodeChunk, RequestParser, serializeRequestHead, serializeResponseHead, wholeResponse, type RequestEvent, type RequestHead, type ResponseEvent, type ResponseHead } from "../../http1/index.ts";
 import type { Audit } from "../../audit/sink/audit-log.ts";
 import { hex } from "../peer-tls.ts";
 import { openUpstream, sessionKeyOf, type UpstreamDeps, type UpstreamTls } from "../upstream.ts";
@@ -83,7 +83,6 @@ interface Req {
 /** RFC 9110 section 9.2.2. */
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
 
-const STATUS_TEXT: Record<number, string> = { 400: "Bad Request", 403: "Forbidden", 421: "Misdirected Request", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout" };
 
 /** What a leg may be reused for: the caller, the rule, and everything its TLS vouched for. */
 export function legKey(caller: string, rule: string, address: Verdict["upstream"]["address"], port: number, tls: UpstreamTls): string {
@@ -117,15 +116,21 @@ export class HttpExchange implements LegOwner {
   /** While an MCP request waits: its first-byte bound, then the idle bound every byte restarts. */
   private mcpTimer: { kind: "first" | "idle"; timer: ReturnType<typeof setTimeout> } | null = null;
 
-  private armMcp(kind: "first" | "idle"): void {
+  /** When a byte last moved either way during an MCP answer: the idle timer, when it fires, waits for what is left. */
+  private lastByte = 0;
+
+  private armMcp(kind: "first" | "idle", wait?: number): void {
     if (this.mcpTimer !== null) clearTimeout(this.mcpTimer.timer);
     const t = this.deps.mcpTimeouts ?? { firstByteMs: FIRST_BYTE_MS, idleMs: IDLE_MS };
     const ms = kind === "first" ? t.firstByteMs : t.idleMs;
+    if (kind === "idle" && wait === undefined) this.lastByte = performance.now();
     const timer = setTimeout(() => {
       this.mcpTimer = null;
       if (kind === "first") return this.refuse(504, "upstream_timeout", `no answer from the upstream within ${ms} ms`);
+      const left = ms - (performance.now() - this.lastByte);
+      if (left > 0) return this.armMcp("idle", left);
       this.finish({ outcome: "idle_timeout", detail: `no byte either way for ${ms} ms during an MCP answer` });
-    }, ms);
+    }, wait ?? ms);
     this.mcpTimer = { kind, timer };
   }
 
@@ -136,7 +141,7 @@ export class HttpExchange implements LegOwner {
 
   clientData(chunk: Uint8Array): void {
     if (this.done) return;
-    if (this.mcpTimer?.kind === "idle") this.armMcp("idle");
+    if (this.mcpTimer?.kind === "idle") this.lastByte = performance.now();
     if (this.tunnel !== null) return this.tunnelUp(chunk);
     for (const e of this.requests.push(chunk)) this.hold(e);
     if (this.held > MAX_HELD) return this.refuse(400, "too_much_ahead", `over ${MAX_HELD} bytes sent ahead of an answer`);
@@ -328,7 +333,7 @@ export class HttpExchange implements LegOwner {
 
   legData(leg: UpstreamLeg, chunk: Uint8Array): void {
     if (leg !== this.leg || this.done) return;
-    if (this.mcpTimer?.kind === "idle") this.armMcp("idle");
+    if (this.mcpTimer?.kind === "idle") this.lastByte = performance.now();
     const t = this.tunnel;
     if (t !== null) {
       t.bytesDown += chunk.length;
@@ -476,9 +481,7 @@ export class HttpExchange implements LegOwner {
     // A request already sent upstream whose body then broke HTTP/1.1: its line says so; the leg is
     // closed mid-request, so the upstream never sees it complete.
     if (log && r !== null) this.logRequest(r.head, r.started, { status, outcome: "refused", reason, detail, rule: r.verdict.rule.name, host: r.verdict.name, path: r.verdict.path });
-    const body = new TextEncoder().encode(`tidegate: ${reason}\n`);
-    this.client.write(serializeResponseHead({ status, reason: STATUS_TEXT[status] ?? "Error", headers: [["content-type", "text/plain"], ["content-length", String(body.length)], ["connection", "close"]] }));
-    this.client.write(body);
+    this.client.write(wholeResponse(status, "text/plain", new TextEncoder().encode(`tidegate: ${reason}\n`), false));
     this.finish({ outcome: "refused", reason, detail });
   }
 

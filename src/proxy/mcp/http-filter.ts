@@ -28,14 +28,13 @@
  * does not hold the conversation's pending slots.
  */
 import { DEFAULT_MESSAGE_LIMITS, INTERNAL_ERROR, type JsonRpcId, jsonRpcError, type McpGate, serializeEvent, SseParser } from "../../mcp/index.ts";
-import { encodeChunk, lastChunk, serializeResponseHead, type Header, type RequestHead, type ResponseHead } from "../../http1/index.ts";
+import { encodeChunk, lastChunk, serializeResponseHead, wholeResponse, type Header, type RequestHead, type ResponseHead } from "../../http1/index.ts";
 
 export const MAX_MCP_BODY = DEFAULT_MESSAGE_LIMITS.maxBytes;
 
 const encoder = new TextEncoder();
 /** Refusals the client gets as the answer to its call (HTTP 200); any other is 400. */
 const ANSWERED = new Set(["tool_denied", "tool_not_allowed", "tool_changed", "mcp_duplicate_id", "mcp_too_many_pending"]);
-const STATUS_TEXT: Record<number, string> = { 200: "OK", 400: "Bad Request", 413: "Content Too Large", 502: "Bad Gateway" };
 
 export type McpRequestOutcome =
   /** `headers` with the body's framing as Content-Length; `id` the request's, for a JSON answer that must be replaced. */
@@ -77,12 +76,7 @@ export class BodyBuffer {
 
 /** A whole HTTP/1.1 response carrying `body` as JSON. */
 export function jsonResponse(status: number, body: unknown, keepAlive: boolean): Uint8Array {
-  const bytes = encoder.encode(JSON.stringify(body));
-  const head = serializeResponseHead({ status, reason: STATUS_TEXT[status] ?? "Error", headers: [["content-type", "application/json"], ["content-length", String(bytes.length)], ...(keepAlive ? [] : [["connection", "close"] as Header])] });
-  const out = new Uint8Array(head.length + bytes.length);
-  out.set(head);
-  out.set(bytes, head.length);
-  return out;
+  return wholeResponse(status, "application/json", encoder.encode(JSON.stringify(body)), keepAlive);
 }
 
 function withoutFraming(headers: readonly Header[]): Header[] {

@@ -18,7 +18,7 @@
  *   from the backend that breaks HTTP/1.1 (502, `backend_bad_answer`) or that ends before it
  *   began (502, `backend_closed`).
  */
-import { RequestParser, ResponseParser, serializeRequestHead, serializeResponseHead, type Header, type RequestEvent, type RequestHead, type ResponseEvent } from "../../http1/index.ts";
+import { RequestParser, ResponseParser, serializeRequestHead, wholeResponse, type Header, type RequestEvent, type RequestHead, type ResponseEvent } from "../../http1/index.ts";
 import type { McpGate } from "../../mcp/index.ts";
 import { BodyBuffer, concatBytes, gateRequest, MAX_MCP_BODY, McpResponse } from "./http-filter.ts";
 
@@ -50,7 +50,6 @@ interface Current {
   response: McpResponse | null;
 }
 
-const STATUS_TEXT: Record<number, string> = { 400: "Bad Request", 403: "Forbidden", 502: "Bad Gateway", 504: "Gateway Timeout" };
 
 export class McpRelay {
   private readonly requests = new RequestParser();
@@ -77,13 +76,22 @@ export class McpRelay {
     private readonly out: RelayOut,
     private readonly timeouts: RelayTimeouts = { firstByteMs: FIRST_BYTE_MS, idleMs: IDLE_MS },
   ) {
-    this.touch();
+    this.armIdle(timeouts.idleMs);
   }
 
-  /** A byte moved: the idle timer starts over. */
+  /** When a byte last moved either way: the idle timer, when it fires, waits for what is left. */
+  private lastByte = performance.now();
+
   private touch(): void {
-    if (this.idle !== null) clearTimeout(this.idle);
-    this.idle = setTimeout(() => this.abort("idle_timeout", `no byte either way for ${this.timeouts.idleMs} ms`), this.timeouts.idleMs);
+    this.lastByte = performance.now();
+  }
+
+  private armIdle(ms: number): void {
+    this.idle = setTimeout(() => {
+      const left = this.timeouts.idleMs - (performance.now() - this.lastByte);
+      if (left > 0) return this.armIdle(left);
+      this.abort("idle_timeout", `no byte either way for ${this.timeouts.idleMs} ms`);
+    }, ms);
   }
 
   private stopTimers(): void {
@@ -210,9 +218,7 @@ export class McpRelay {
   /** Answers `status` here, then closes: nothing later is read. */
   private refuse(status: number, reason: string, detail: string): void {
     if (this.done) return;
-    const body = new TextEncoder().encode(`tidegate: ${reason}\n`);
-    this.out.toClient(serializeResponseHead({ status, reason: STATUS_TEXT[status] ?? "Error", headers: [["content-type", "text/plain"], ["content-length", String(body.length)], ["connection", "close"]] }));
-    this.out.toClient(body);
+    this.out.toClient(wholeResponse(status, "text/plain", new TextEncoder().encode(`tidegate: ${reason}\n`), false));
     this.abort(reason, detail);
   }
 
