@@ -5,13 +5,13 @@
  * Everything made is undone by `tearDown`, last first; `agent --uninstall` runs before (leftovers of
  * an earlier run) and after. Stands of newer tests build on it (mcp-stdio.test.ts).
  */
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readAudit, type AuditLine } from "../helpers/audit-files.ts";
-import { cleanupStack, cliOk, parseLog, startJoinedAgent, type LogLine } from "../helpers/e2e-kit.ts";
+import { cleanupStack, cliOk, type LogLine, parseLog, startJoinedAgent, startServer } from "../helpers/e2e-kit.ts";
 import { tidegate, type RunResult } from "../helpers/binary.ts";
-import { startTidegate, waitFor, type Running } from "../helpers/processes.ts";
+import type { Running } from "../helpers/processes.ts";
 
 export type { LogLine } from "../helpers/e2e-kit.ts";
 
@@ -52,13 +52,10 @@ export async function startDomain(name: string): Promise<Domain> {
       return p;
     };
     const serverFlags = ["--instance", name, "--state-dir", d("server-state"), "--run-dir", d("server-run"), "--server-config", join(dir, "server.yaml"), "--audit-dir", d("server-audit")];
-    writeFileSync(join(dir, "server.yaml"), "svid:\n  default_ttl: 1h\n");
-    await cli(["server", "init", "--trust-domain", "example.org", ...serverFlags]);
-    const server = startTidegate(["server", ...serverFlags]);
+    const info = await startServer(dir, serverFlags);
+    const server = info.server;
     running.push(server);
     cleanups.push(() => server.stop());
-    const serverJson = join(dir, "server-run", "server.json");
-    const info = await waitFor("server.json", () => (existsSync(serverJson) ? (JSON.parse(readFileSync(serverJson, "utf8")) as { public: string }) : undefined), 15_000, 100, server);
     const entries = new Map<string, string>();
     return {
       dir,

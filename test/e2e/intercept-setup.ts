@@ -11,13 +11,13 @@
  * Leftovers of earlier runs (namespaces tidegate-test-ix-*, host links tgtix*, the instances) are
  * removed first; `tearDown` removes everything `setUp` made.
  */
-import { cleanupStack, cliOk, freePort, type LogLine, parseLog, startJoinedAgent } from "../helpers/e2e-kit.ts";
+import { cleanupStack, cliOk, freePort, type LogLine, parseLog, startJoinedAgent, startServer } from "../helpers/e2e-kit.ts";
 import { readAudit, type AuditLine } from "../helpers/audit-files.ts";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { requireBinary, tidegate } from "../helpers/binary.ts";
-import { startTidegate, waitFor, type Running } from "../helpers/processes.ts";
+import { waitFor, type Running } from "../helpers/processes.ts";
 import { startApi, startHeaderBackend, type ApiRecord, type HeaderBackend } from "./intercept-peers.ts";
 
 export type { ApiRecord, SeenRequest } from "./intercept-peers.ts";
@@ -143,12 +143,9 @@ export async function setUp(cgroupMount: string): Promise<Stand> {
   cleanups.push(() => backend.stop());
   const listen = freePort(ADDR.listener);
 
-  writeFileSync(join(dir, "server.yaml"), "svid:\n  default_ttl: 1h\n");
-  await cli(["server", "init", "--trust-domain", "example.org", ...serverFlags]);
-  const server = startTidegate(["server", ...serverFlags]);
+  const info = await startServer(dir, serverFlags);
+  const server = info.server;
   cleanups.push(() => server.stop());
-  const serverJson = join(dir, "server-run", "server.json");
-  const info = await waitFor("server.json", () => (existsSync(serverJson) ? (JSON.parse(readFileSync(serverJson, "utf8")) as { public: string }) : undefined), 15_000, 100, server);
   const entryIds: Record<string, string> = {};
   for (const [node, id, selector] of [["ix-a", ID.client, "tidegate:workload:client"], ["ix-b", ID.backend, "tidegate:workload:unused"]] as const) {
     entryIds[id] = (JSON.parse(await cli(["entry", "create", "--spiffe-id", id, "--node", node, "--selector", selector, "--json", ...serverFlags])) as { id: string }).id;

@@ -24,9 +24,9 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readAudit, type AuditLine } from "../helpers/audit-files.ts";
-import { bundlePem, cleanupStack, cliOk, type LogLine, parseLog, startJoinedAgent } from "../helpers/e2e-kit.ts";
+import { bundlePem, cleanupStack, cliOk, type LogLine, parseLog, startJoinedAgent, startServer } from "../helpers/e2e-kit.ts";
 import { REPO, requireBinary, tidegate, type RunResult } from "../helpers/binary.ts";
-import { startTidegate, waitFor, type Running } from "../helpers/processes.ts";
+import { waitFor, type Running } from "../helpers/processes.ts";
 import { freePort, startEverything, startPinnedServer, type Peer, type PinnedPeer } from "./mcp-peers.ts";
 import type { ClientInput, StepResult } from "./mcp-client.ts";
 
@@ -189,12 +189,9 @@ export async function setUp(opts: StandOptions = {}): Promise<Stand> {
   do ports.pinned = freePort(listener);
   while (ports.pinned === ports.everything);
 
-  writeFileSync(join(dir, "server.yaml"), "svid:\n  default_ttl: 1h\n");
-  await cli(["server", "init", "--trust-domain", "example.org", ...serverFlags]);
-  const server = startTidegate(["server", ...serverFlags]);
+  const info = await startServer(dir, serverFlags);
+  const server = info.server;
   cleanups.push(() => server.stop());
-  const serverJson = join(dir, "server-run", "server.json");
-  const info = await waitFor("server.json", () => (existsSync(serverJson) ? (JSON.parse(readFileSync(serverJson, "utf8")) as { public: string }) : undefined), 15_000, 100, server);
   const entryIds: Record<string, string> = {};
   for (const [node, id, selector] of [
     ["mcp-a", ID.client, "tidegate:workload:client"],

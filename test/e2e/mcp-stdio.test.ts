@@ -119,8 +119,10 @@ stdio:
     chmodSync(join(domain.dir, "drop"), 0o777);
     const script = `trap '' HUP TERM; : > ${flag}; exec sleep 120`;
     const outer = Bun.spawn([BINARY, ...agent.flags, "run", "--workload", "host", "--user", "nobody", "--", BINARY, "run", ...agent.flags, "--mcp-stdio", "--workload", "everything", "--", "/bin/sh", "-c", script], { cwd: REPO, env: ENV, stdin: "pipe", stdout: "ignore", stderr: "ignore" });
-    const started = await waitFor("the server's run", () => agent.log().filter((l) => l.event === "run_started" && l.workload === "everything").slice(-1)[0] && agent.log().filter((l) => l.event === "run_mcp_stdio").length > seenBefore ? agent.log().filter((l) => l.event === "run_started" && l.workload === "everything").at(-1) : undefined, 15_000);
-    const caller = agent.log().filter((l) => l.event === "run_mcp_stdio").at(-1)!.caller_pid as number;
+    // this run's lines, matched by the caller's pid (the agent's output may arrive between two lines)
+    const mcpLine = await waitFor("the stdio run", () => agent.log().filter((l) => l.event === "run_mcp_stdio")[seenBefore], 15_000);
+    const caller = mcpLine.caller_pid as number;
+    const started = await waitFor("the server's run", () => agent.log().find((l) => l.event === "run_started" && l.caller_pid === caller), 15_000);
     const server = started.pid as number;
     await waitFor("the server to ignore SIGHUP", () => existsSync(flag) || undefined, 15_000);
     process.kill(caller, "SIGKILL"); // the MCP host's side is gone at once, without closing anything in order

@@ -5,14 +5,14 @@
  * second root of the same trust-domain name (untrusted), and stunnel on either side of an mTLS hop.
  * Addresses: 127.0.0.40-49 only.
  */
-import { bundlePem, cleanupStack, cliOk, collectOutput, freePort, type LogLine, parseLog, startJoinedAgent } from "../helpers/e2e-kit.ts";
+import { bundlePem, cleanupStack, cliOk, collectOutput, freePort, type LogLine, parseLog, startJoinedAgent, startServer } from "../helpers/e2e-kit.ts";
 import { readAudit, type AuditLine } from "../helpers/audit-files.ts";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { tidegate } from "../helpers/binary.ts";
-import { startTidegate, waitFor, type Running } from "../helpers/processes.ts";
+import { waitFor, type Running } from "../helpers/processes.ts";
 import { createTestCa } from "../helpers/test-ca.ts";
 import { encodePem } from "../../src/x509/pem.ts";
 import { exportPkcs8Pem } from "../../src/x509/keys.ts";
@@ -135,12 +135,9 @@ export async function setUp(): Promise<Stand> {
   ports.untrusted = tlsServer.port;
   cleanups.push(() => tlsServer.stop(true));
 
-  writeFileSync(join(dir, "server.yaml"), "svid:\n  default_ttl: 1h\n");
-  await cli(["server", "init", "--trust-domain", "example.org", ...serverFlags]);
-  const server = startTidegate(["server", ...serverFlags]);
+  const info = await startServer(dir, serverFlags);
+  const server = info.server;
   cleanups.push(() => server.stop());
-  const serverJson = join(dir, "server-run", "server.json");
-  const info = await waitFor("server.json", () => (existsSync(serverJson) ? (JSON.parse(readFileSync(serverJson, "utf8")) as { public: string }) : undefined), 15_000, 100, server);
 
   const entryIds: Record<string, string> = {};
   let unused = 0;

@@ -2,7 +2,7 @@
  * Small pieces every end-to-end stand needs (test/e2e/*-setup.ts, domain.ts): the agents' JSON log
  * lines, a tidegate command that must succeed, a bundle's roots as PEM, a process's output.
  */
-import { writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tidegate } from "./binary.ts";
 import { startTidegate, waitFor, type Running } from "./processes.ts";
@@ -99,4 +99,23 @@ export async function startJoinedAgent(o: { dir: string; serverFlags: readonly s
     throw e;
   }
   return agent;
+}
+
+/**
+ * `tidegate server init` (trust domain example.org, SVIDs for an hour) and `tidegate server` with
+ * `serverFlags` (their --run-dir is `<dir>/server-run`), waiting for its server.json. The caller
+ * stops it.
+ */
+export async function startServer(dir: string, serverFlags: readonly string[]): Promise<{ server: Running; public: string }> {
+  writeFileSync(join(dir, "server.yaml"), "svid:\n  default_ttl: 1h\n");
+  await cliOk(["server", "init", "--trust-domain", "example.org", ...serverFlags]);
+  const server = startTidegate(["server", ...serverFlags]);
+  const serverJson = join(dir, "server-run", "server.json");
+  try {
+    const info = await waitFor("server.json", () => (existsSync(serverJson) ? (JSON.parse(readFileSync(serverJson, "utf8")) as { public: string }) : undefined), 15_000, 100, server);
+    return { server, public: info.public };
+  } catch (e) {
+    await server.stop();
+    throw e;
+  }
 }
