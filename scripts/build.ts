@@ -8,11 +8,18 @@
  * into .tmp/native/ (git-ignored: they are Debian's, never committed), next to a generated module
  * that imports the four files; a --define points src/bpf/embedded-files.ts at that module.
  *
+ * Next to dist/tidegate it publishes the release layout install.sh downloads from:
+ * dist/tidegate-linux-<arch> (arch in Bun's names, x64 or arm64; a hard link to dist/tidegate, else
+ * a copy) and dist/SHA256SUMS, one `sha256sum` line for it. Serve dist/ and point
+ * TIDEGATE_DOWNLOAD_URL at it to install from this build.
+ *
  * `bun scripts/build.ts --bench-null-audit` writes dist/tidegate-bench-null-audit instead: the same
  * binary whose agent writes no audit log at all, the baseline of bench/audit.ts. The release
  * binary has no way to select it (the choice is a constant compiled in, its other branch removed).
  */
-import { copyFileSync, existsSync, mkdirSync, realpathSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { machine } from "node:os";
 
 const root = new URL("..", import.meta.url).pathname;
 
@@ -65,6 +72,32 @@ function prepareEmbeddedFiles(): string {
   return "../../.tmp/native/embedded-files.generated.ts";
 }
 
+/** Bun's name for this machine's architecture (`uname -m`), as install.sh maps it. */
+function releaseArch(): string {
+  const m = machine();
+  if (m === "x86_64" || m === "amd64") return "x64";
+  if (m === "aarch64" || m === "arm64") return "arm64";
+  console.error(`build: no release name for architecture '${m}' (release binaries are x64 or arm64)`);
+  process.exit(1);
+}
+
+/** dist/tidegate-linux-<arch> and dist/SHA256SUMS, the files install.sh fetches. */
+function publishRelease(): void {
+  const name = `tidegate-linux-${releaseArch()}`;
+  const binary = `${root}dist/tidegate`;
+  const release = `${root}dist/${name}`;
+  rmSync(release, { force: true });
+  try {
+    linkSync(binary, release);
+  } catch {
+    copyFileSync(binary, release);
+  }
+  const hex = createHash("sha256").update(readFileSync(release)).digest("hex");
+  writeFileSync(`${root}dist/SHA256SUMS.tmp`, `${hex}  ${name}\n`);
+  renameSync(`${root}dist/SHA256SUMS.tmp`, `${root}dist/SHA256SUMS`);
+  console.error(`build: wrote dist/${name} and dist/SHA256SUMS (sha256 ${hex})`);
+}
+
 const nullAudit = process.argv.includes("--bench-null-audit");
 const out = nullAudit ? "dist/tidegate-bench-null-audit" : "dist/tidegate";
 mkdirSync(`${root}/dist`, { recursive: true });
@@ -84,3 +117,4 @@ if (r.exitCode !== 0) {
   process.exit(1);
 }
 console.error(`build: wrote ${out}`);
+if (!nullAudit) publishRelease();
