@@ -4,7 +4,9 @@
  * egress listener (with the SVIDs and bundles of the identity half for mTLS, and the interception
  * CA and secret store for intercept), the inbound listeners of the policy (inbound-manager.ts),
  * deny events from the kernel logged with the process's identity, and the workload cgroups
- * `tidegate run` asks for (with the workloads' CA bundle).
+ * `tidegate run` asks for (with the workloads' CA bundle). Every audit event of the enforcing
+ * half passes through RuleHits (rule-hits.ts) on its way to the log: per-rule counts and recent
+ * denies for `tidegate status`.
  *
  * Where the host cannot capture (no cgroup v2, not root, no libbpf or eBPF), `startEnforcer`
  * returns why and the agent runs its identity half alone; `tidegate run` is then refused with that
@@ -41,6 +43,7 @@ import { openInterception, type Interception } from "../intercept/interception.t
 import { SecretStore, secretsDir } from "../secrets/index.ts";
 import type { InterceptDeps } from "../proxy/intercept/serve.ts";
 import { LegPool } from "../proxy/intercept/leg-pool.ts";
+import { RuleHits } from "./rule-hits.ts";
 
 const REASONS: Record<number, string> = { 1: "rule", 2: "no_rule", 3: "unknown_cgroup", 4: "no_proxy" };
 const HOOKS: Record<number, string> = { 1: "connect4", 2: "connect6", 3: "sendmsg4", 4: "sendmsg6" };
@@ -80,6 +83,8 @@ export class Enforcer {
     readonly interception: Interception | null,
     /** MCP tool pins (agent/mcp-pins.json), shared by intercepted egress and the inbound listeners. */
     readonly pins: PinBook,
+    /** What each rule decided since the policy was loaded; `o.audit` is already its tap. */
+    readonly hits: RuleHits,
     private readonly o: EnforcerOptions,
   ) {}
 
@@ -182,6 +187,7 @@ export class Enforcer {
       workloads: [...this.capture.tree.workloads().keys()],
       inbound: this.inbound.status(),
       counters,
+      ...this.hits.status(this.holder.policy),
     };
   }
 
@@ -316,6 +322,9 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
     throw e;
   }
   const holder = new PolicyHolder();
+  // Every event the enforcing half writes from here on is counted too (rule-hits.ts), kernel denies included.
+  const hits = new RuleHits({ generation: () => holder.generation });
+  const audit = hits.tap(o.audit);
   const attestation = createAttestation({ cgroupName: o.places.cgroupName });
   const enforcement = new Enforcement({
     configPath: o.places.config,
@@ -325,7 +334,7 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
     entries: () => (o.core.entries === null ? null : [...o.core.entries.values()]),
     attest: async (pid) => (await attestation.attest(pid)).selectors,
     logger: o.logger,
-    audit: o.audit,
+    audit,
   });
   // Names are resolved through the dns: setting of the policy in force; a new policy, a new cache.
   let names: { generation: number; cache: NameCache } | null = null;
@@ -349,7 +358,7 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
       identity,
       ...(interception !== null ? { intercept: interceptDeps(interception, o, pins) } : {}),
       logger: o.logger,
-      audit: o.audit,
+      audit,
       ...(o.accepting !== undefined ? { accepting: o.accepting } : {}),
     });
     capture.setProxyPort(port);
@@ -365,7 +374,7 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
   const present = existsSync(o.places.config);
   if (!present) o.logger.warn("policy_absent", { file: o.places.config, effect: "no policy: managed workloads reach nothing until one loads" });
   if (!(present && enforcement.reload())) enforcement.resync(true);
-  const enforcer = new Enforcer(capture, holder, enforcement, listener, new InboundManager({ identity, logger: o.logger, audit: o.audit, pins, ...(o.accepting !== undefined ? { accepting: o.accepting } : {}) }), interception, pins, o);
+  const enforcer = new Enforcer(capture, holder, enforcement, listener, new InboundManager({ identity, logger: o.logger, audit, pins, ...(o.accepting !== undefined ? { accepting: o.accepting } : {}) }), interception, pins, hits, { ...o, audit });
   enforcer.start();
   o.logger.info("capture_ready", { cgroup: capture.tree.root, pins: capture.pinDir, adopted: capture.adopted, egress_port: listener.port });
   return enforcer;

@@ -25,6 +25,8 @@ export const LIBELF_SYMBOLS = {
 export const LIBBPF_SYMBOLS = {
   libbpf_major_version: { args: [], returns: "u32" },
   libbpf_minor_version: { args: [], returns: "u32" },
+  /** "v1.1": what `tidegate version` shows. */
+  libbpf_version_string: { args: [], returns: "cstring" },
   /** libbpf_print_fn_t libbpf_set_print(libbpf_print_fn_t fn); fn(level, fmt, va_list) */
   libbpf_set_print: { args: ["ptr"], returns: "ptr" },
   libbpf_strerror: { args: ["i32", "ptr", "usize"], returns: "i32" },

@@ -5,7 +5,8 @@
  *
  * This file is the one callers import; the pieces live in files of their own:
  * bpf-object.ts (objects, programs, links, object maps), map-handle.ts (map reads and writes),
- * ring-buffer.ts, bpf-fds.ts (pins, info, statistics), bpffs.ts (mounting bpffs).
+ * ring-buffer.ts, bpf-fds.ts (pins, info, statistics), bpffs.ts (mounting bpffs), libbpf-info.ts
+ * (which libbpf, for `tidegate version`).
  */
 export { BpfError, type BpfErrorCode } from "./errors.ts";
 export { libbpfVersion, openObject, type BpfLink, type BpfMap, type BpfObject, type BpfProgram } from "./bpf-object.ts";
@@ -29,3 +30,4 @@ export {
 export { bpffsMounts, mountBpffsIfNeeded } from "./bpffs.ts";
 export { setLibbpfLogSink } from "./ffi-call.ts";
 export { nativeLibs, type NativeLibs } from "./native-libs.ts";
+export { libbpfInfo, type LibbpfInfo } from "./libbpf-info.ts";

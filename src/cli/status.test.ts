@@ -59,4 +59,58 @@ describe("tidegate status screen", () => {
     expect(out).toContain("inbound listeners (2)\n  mcp-in on 0.0.0.0:8443 as spiffe://example.org/mcp: listening\n  db-in on 127.0.0.1:8444 as spiffe://example.org/db: failed (EADDRINUSE)\n");
     expect(renderStatus({ ...status, capture: { unavailable: "the agent runs without capture (--no-capture)" } }, NOW)).toContain("capture        off: the agent runs without capture (--no-capture)\n");
   });
+
+  test("shows each rule's hits since the policy generation, the unmatched, and the recent denies newest first, one line each", () => {
+    const deny = (i: number, extra: object = {}) => ({ time: new Date(NOW - (20 - i) * 1000).toISOString(), side: "egress" as const, source: "proxy" as const, kind: "connection" as const, caller: "spiffe://example.org/client", pid: 4000 + i, workload: "client", destination: `127.0.0.5:80 (api.example.test)`, rule: null, reason: "no_rule", ...extra });
+    const capture = {
+      cgroup: "/sys/fs/cgroup/unified/tidegate",
+      egress_port: 1001,
+      policy: { file: "/etc/tidegate/tidegate.yaml", egress_rules: 2, generation: 3 },
+      workloads: ["client"],
+      inbound: [],
+      hits_since: { generation: 3, at: "2025-12-31T23:55:00.000Z" },
+      rules: [
+        { name: "blocked", side: "egress" as const, action: "deny", line: 4, hits: 4, connections: 4, requests: 0, denied: 4 },
+        { name: "github-api", side: "egress" as const, action: "intercept", line: 8, hits: 13, connections: 1, requests: 12, denied: 2 },
+        { name: "mcp-in", side: "inbound" as const, action: null, line: 14, hits: 0, connections: 0, requests: 0, denied: 0 },
+      ],
+      unmatched: { connections: 2, requests: 0, kernel: 1 },
+      // newest first, as the agent sends them: 12 of them, 10 shown
+      recent_denies: [
+        deny(19, { source: "kernel", caller: null, destination: "10.0.0.9:5432", rule: "blocked", reason: "rule" }),
+        deny(18, { kind: "request", destination: "DELETE api.github.com/repos/x\u001b[2J", rule: "github-api", reason: "rule" }),
+        deny(17, { side: "inbound", pid: null, caller: "spiffe://example.org/intruder", destination: "127.0.0.1:9443", rule: "mcp-in", reason: "client_not_allowed" }),
+        ...Array.from({ length: 9 }, (_, i) => deny(16 - i)),
+      ],
+    };
+    const out = renderStatus({ ...status, capture }, NOW);
+    expect(out).toContain(
+      [
+        "rules (since generation 3, 2025-12-31T23:55:00.000Z (5m ago))",
+        "  RULE               ACTION     HITS  CONNECTIONS  REQUESTS  DENIED",
+        "  blocked            deny          4            4         0       4",
+        "  github-api         intercept    13            1        12       2",
+        "  mcp-in             inbound       0            0         0       0",
+        "  (no rule)                        2            2         0       2",
+        "  (kernel, no rule)                1            1         0       1",
+        "recent denies (10 of 12, newest first)",
+        "  2025-12-31T23:59:59.000Z (1s ago)  unidentified pid 4019 -> 10.0.0.9:5432: rule blocked, rule (kernel)",
+        "  2025-12-31T23:59:58.000Z (2s ago)  spiffe://example.org/client pid 4018 -> DELETE api.github.com/repos/x?[2J: rule github-api, rule",
+        "  2025-12-31T23:59:57.000Z (3s ago)  spiffe://example.org/intruder -> 127.0.0.1:9443: rule mcp-in, client_not_allowed",
+        "  2025-12-31T23:59:56.000Z (4s ago)  spiffe://example.org/client pid 4016 -> 127.0.0.5:80 (api.example.test): no rule, no_rule",
+      ].join("\n") + "\n",
+    );
+    const denyLines = out.split("\n").filter((l) => / -> /.test(l));
+    expect(denyLines).toHaveLength(10);
+    expect(denyLines.at(-1)).toContain("pid 4010 ->");
+    expect(out).not.toContain("\u001b");
+    expect(renderStatus({ ...status, capture: { ...capture, recent_denies: [] } }, NOW)).toContain("\nrecent denies  none\n");
+    expect(renderStatus({ ...status, capture: { ...capture, recent_denies: capture.recent_denies.slice(0, 2) } }, NOW)).toContain("\nrecent denies (2, newest first)\n");
+  });
+
+  test("with no policy loaded the rules table says so", () => {
+    const out = renderStatus({ ...status, capture: { cgroup: "/sys/fs/cgroup/tidegate", egress_port: 1001, policy: null, workloads: [], inbound: [], hits_since: { generation: 0, at: "2026-01-01T00:00:00.000Z" }, rules: [], unmatched: { connections: 1, requests: 0, kernel: 0 }, recent_denies: [] } }, NOW);
+    expect(out).toContain("rules (since generation 0, 2026-01-01T00:00:00.000Z (in 0s))\n  none: no policy is loaded\n  RULE ");
+    expect(out).toContain("  (no rule)                     1            1         0       1\n");
+  });
 });

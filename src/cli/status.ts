@@ -8,6 +8,10 @@ import { join } from "node:path";
 import { callUnix } from "../runtime/unix-http.ts";
 import { formatDuration } from "../runtime/duration.ts";
 import type { AgentStatus } from "../agent/index.ts";
+import type { RecentDeny, RuleCount, Unmatched } from "../agent/rule-hits.ts";
+
+/** How many recent denies the screen shows (the agent keeps more; --json has them all). */
+const DENIES_SHOWN = 10;
 
 function when(isoText: string | null, now: number): string {
   if (isoText === null) return "never";
@@ -24,9 +28,50 @@ export interface CaptureStatus {
   readonly policy?: { file: string; egress_rules: number; generation: number } | null;
   readonly workloads?: readonly string[];
   readonly inbound?: readonly { rule: string; listen: string; id: string; state: string; detail?: string }[];
+  /** src/agent/rule-hits.ts: counts since the policy generation `hits_since` names, and the last denies. */
+  readonly hits_since?: { generation: number; at: string };
+  readonly rules?: readonly RuleCount[];
+  readonly unmatched?: Unmatched;
+  readonly recent_denies?: readonly RecentDeny[];
 }
 
-function renderCapture(c: CaptureStatus, row: (k: string, v: string) => void, lines: string[]): void {
+/** What a workload sent (a Host, a path) shown on one line: control characters become "?". */
+const oneLine = (text: string) => text.replace(/[\u0000-\u001f\u007f-\u009f]/g, "?");
+
+function table(rows: readonly (readonly string[])[], numeric: readonly boolean[]): string[] {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => ("  " + r.map((cell, i) => (numeric[i] ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!))).join("  ")).trimEnd());
+}
+
+function renderRules(c: CaptureStatus, now: number, lines: string[]): void {
+  if (c.rules === undefined || c.hits_since === undefined) return;
+  const u = c.unmatched ?? { connections: 0, requests: 0, kernel: 0 };
+  lines.push(`rules (since generation ${c.hits_since.generation}, ${when(c.hits_since.at, now)})`);
+  if (!c.policy) lines.push("  none: no policy is loaded");
+  const n = (x: number) => String(x);
+  const rows: string[][] = [["RULE", "ACTION", "HITS", "CONNECTIONS", "REQUESTS", "DENIED"]];
+  for (const r of c.rules) rows.push([oneLine(r.name), r.action ?? "inbound", n(r.hits), n(r.connections), n(r.requests), n(r.denied)]);
+  rows.push(["(no rule)", "", n(u.connections + u.requests), n(u.connections), n(u.requests), n(u.connections + u.requests)]);
+  rows.push(["(kernel, no rule)", "", n(u.kernel), n(u.kernel), "0", n(u.kernel)]);
+  lines.push(...table(rows, [false, false, true, true, true, true]));
+}
+
+function denyLine(d: RecentDeny, now: number): string {
+  const who = `${d.caller ?? "unidentified"}${d.pid !== null ? ` pid ${d.pid}` : ""}`;
+  const by = d.rule !== null ? `rule ${d.rule}` : "no rule";
+  return oneLine(`  ${when(d.time, now)}  ${who} -> ${d.destination}: ${by}, ${d.reason}${d.source === "kernel" ? " (kernel)" : ""}`);
+}
+
+function renderDenies(c: CaptureStatus, now: number, lines: string[]): void {
+  if (c.recent_denies === undefined) return;
+  const all = c.recent_denies;
+  if (all.length === 0) return void lines.push("recent denies  none");
+  const shown = all.slice(0, DENIES_SHOWN);
+  lines.push(`recent denies (${shown.length < all.length ? `${shown.length} of ${all.length}` : all.length}, newest first)`);
+  for (const d of shown) lines.push(denyLine(d, now));
+}
+
+function renderCapture(c: CaptureStatus, now: number, row: (k: string, v: string) => void, lines: string[]): void {
   if (c.cgroup === undefined) return row("capture", `off: ${c.unavailable ?? "unknown"}`);
   row("capture", `cgroup ${c.cgroup}, egress port ${c.egress_port ?? "-"}`);
   row("policy", c.policy ? `${c.policy.file} (generation ${c.policy.generation}, ${c.policy.egress_rules} egress rules)` : "none loaded: managed workloads reach nothing");
@@ -34,6 +79,8 @@ function renderCapture(c: CaptureStatus, row: (k: string, v: string) => void, li
   const inbound = c.inbound ?? [];
   lines.push(`inbound listeners (${inbound.length})`);
   for (const l of inbound) lines.push(`  ${l.rule} on ${l.listen} as ${l.id}: ${l.state}${l.detail ? ` (${l.detail})` : ""}`);
+  renderRules(c, now, lines);
+  renderDenies(c, now, lines);
 }
 
 export function renderStatus(s: AgentStatus & { capture?: CaptureStatus }, now: number): string {
@@ -56,18 +103,19 @@ export function renderStatus(s: AgentStatus & { capture?: CaptureStatus }, now: 
     lines.push(`    entry ${v.entry_id}, serial ${v.serial}`);
     lines.push(`    ${v.expired ? "EXPIRED" : "expires"} ${when(v.expires_at, now)}, rotates ${when(v.rotate_at, now)}`);
   }
-  if (s.capture !== undefined) renderCapture(s.capture, row, lines);
+  if (s.capture !== undefined) renderCapture(s.capture, now, row, lines);
   return lines.join("\n") + "\n";
 }
 
 export const statusCommand: Command = {
   name: "status",
-  summary: "show the local agent's health, node SVID, bundle, the SVIDs it holds, capture and inbound listeners",
+  summary: "show the local agent's health, the identities it holds, capture, rule hits and recent denies",
   usage: ["status [--json]"],
   help: [
     "Asks the agent over <run-dir>/agent.sock. Healthy means the node SVID and the SVID of every",
-    "entry the agent serves are unexpired; otherwise each problem is listed. Exit 0 healthy,",
-    "1 unhealthy or when the agent is not running.",
+    "entry the agent serves are unexpired; otherwise each problem is listed. With capture, each",
+    "egress and inbound rule's hits since the policy was loaded (a reload starts them again) and",
+    "the most recent denies. Exit 0 healthy, 1 unhealthy or when the agent is not running.",
   ].join("\n"),
   options: { json: { type: "boolean", help: "print the agent's status object as JSON" } },
   run: async ({ values, positionals, places, io }) => {

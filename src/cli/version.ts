@@ -1,9 +1,19 @@
 import type { Command } from "./command.ts";
 import { COMMIT, VERSION } from "../version.ts";
-import { probeHost } from "../runtime/host.ts";
+import { probeHost, type KtlsSupport } from "../runtime/host.ts";
+import { libbpfInfo, type LibbpfInfo } from "../bpf/libbpf.ts";
 
 export function versionLine(): string {
   return `tidegate ${VERSION} (${COMMIT})`;
+}
+
+function libbpfText(l: LibbpfInfo): string {
+  if (l.unavailable !== null) return `unavailable: ${l.unavailable}`;
+  return `${l.version} (${l.source === "embedded" ? "embedded" : "the system's libbpf.so.1: a source run embeds none"})`;
+}
+
+function ktlsText(k: KtlsSupport): string {
+  return `${k.support} (${k.detail}) (tidegate does not use it yet)`;
 }
 
 export const versionCommand: Command = {
@@ -11,25 +21,30 @@ export const versionCommand: Command = {
   summary: "print the version and what this host offers tidegate",
   usage: ["version [--json]"],
   help: [
-    "Prints tidegate's version and commit, the Bun runtime it was built with, and what the host",
-    "offers: the kernel, where cgroup v2 is mounted, whether bpffs is mounted and whether the",
-    "kernel exposes BTF. 'tidegate --version' prints the first line only.",
+    "Prints tidegate's version and commit, the Bun runtime it was built with, the libbpf it",
+    "carries (or why it cannot be loaded here), and what the host offers: the kernel, where",
+    "cgroup v2 is mounted, whether bpffs is mounted, whether the kernel exposes BTF and whether",
+    "it has kTLS. 'tidegate --version' prints the first line only.",
   ].join("\n"),
   options: { json: { type: "boolean", help: "print one JSON object" } },
   run: async ({ values, io }) => {
     const host = probeHost();
-    const info = { version: VERSION, commit: COMMIT, bun: typeof Bun !== "undefined" ? Bun.version : "none", host };
+    const libbpf = libbpfInfo();
+    const bun = typeof Bun !== "undefined" ? Bun.version : "none";
     if (values.json) {
+      const info = { version: VERSION, commit: COMMIT, bun, libbpf, host: { ...host, ktls: { ...host.ktls, used_by_tidegate: false } } };
       io.out(JSON.stringify(info, null, 2) + "\n");
       return 0;
     }
     const rows: [string, string][] = [
       ["commit", COMMIT],
-      ["bun", info.bun],
+      ["bun", bun],
+      ["libbpf", libbpfText(libbpf)],
       ["kernel", host.kernel],
       ["cgroup2", host.cgroup2 ?? "not mounted (tidegate run will refuse)"],
       ["bpffs", host.bpffs ?? "not mounted (the agent mounts it at /sys/fs/bpf)"],
       ["btf", host.btf ? "yes (/sys/kernel/btf/vmlinux)" : "no (CO-RE programs cannot load)"],
+      ["ktls", ktlsText(host.ktls)],
     ];
     io.out(`tidegate ${VERSION}\n` + rows.map(([k, v]) => `  ${k.padEnd(8)} ${v}`).join("\n") + "\n");
     return 0;

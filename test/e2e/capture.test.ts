@@ -298,6 +298,44 @@ dns:
     expect(line).toMatchObject({ dst: { addr: "127.0.0.5", port: 80, name: "api.example.test" }, src: { uid: 65534, workload: "w1", spiffe_id: "spiffe://example.org/w1" }, decision: "deny", rule: null, outcome: "refused", reason: "no_rule" });
   }, T);
 
+  test("tidegate status shows each rule's hits since the policy loaded and the recent denies, the listener's and the kernel's", async () => {
+    const status = async () => {
+      const r = await tidegate(["status", "--json", ...nodeFlags]);
+      return { code: r.code, capture: JSON.parse(r.stdout).capture };
+    };
+    const hitsOf = (c: any, name: string) => c.rules.find((r: any) => r.name === name).hits as number;
+    const before = (await status()).capture;
+    expect((await run(["curl", "-sS", "--max-time", "5", "http://127.0.0.4:80/"])).stdout).toBe("original");
+    const denied = await run(["sh", "-c", "echo pid=$$; exec curl -sS --max-time 5 -H 'Host: status.example.test' http://127.0.0.5:80/"]);
+    const deniedPid = Number(/pid=(\d+)/.exec(denied.stdout)![1]);
+    const kernel = await run(["sh", "-c", `echo pid=$$; exec python3 -c "$0" 127.0.0.3 ${ports.blocked} tcp`, PY_CONNECT]);
+    expect(kernel.stdout).toContain("EPERM");
+    const kernelPid = Number(/pid=(\d+)/.exec(kernel.stdout)![1]);
+    // the kernel's deny reaches the agent through its ring buffer, read every 100 ms
+    const { code, capture: c } = await waitFor("the kernel's deny in tidegate status", async () => {
+      const s = await status();
+      return s.capture.recent_denies.some((d: any) => d.pid === kernelPid) ? s : undefined;
+    });
+    expect(code).toBe(0);
+    expect(c.hits_since.generation).toBe(c.policy.generation);
+    expect(c.rules.map((r: any) => r.name)).toEqual(["blocked", "local-direct", "local-direct6", "resolver", "web", "api-tls", "wrong-tls"]);
+    expect(c.rules.find((r: any) => r.name === "web")).toMatchObject({ side: "egress", action: "passthrough", denied: 0 });
+    expect(hitsOf(c, "web")).toBe(hitsOf(before, "web") + 1);
+    expect(hitsOf(c, "blocked")).toBe(hitsOf(before, "blocked") + 1);
+    expect(c.unmatched.connections).toBe(before.unmatched.connections + 1);
+    const noRule = c.recent_denies.find((d: any) => d.pid === deniedPid);
+    expect(noRule).toMatchObject({ side: "egress", source: "proxy", kind: "connection", caller: "spiffe://example.org/w1", workload: "w1", destination: "127.0.0.5:80 (status.example.test)", rule: null, reason: "no_rule" });
+    const byKernel = c.recent_denies.find((d: any) => d.pid === kernelPid);
+    expect(byKernel).toMatchObject({ source: "kernel", caller: "spiffe://example.org/w1", destination: `127.0.0.3:${ports.blocked}`, rule: "blocked", reason: "rule" });
+    expect(c.recent_denies.indexOf(byKernel)).toBeLessThan(c.recent_denies.indexOf(noRule)); // newest first
+    const text = await tidegate(["status", ...nodeFlags]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain(`\nrules (since generation ${c.policy.generation}, `);
+    expect(text.stdout).toMatch(new RegExp(`\\n  web +passthrough +${hitsOf(c, "web")} +${hitsOf(c, "web")} +0 +0\\n`));
+    expect(text.stdout).toContain(`  spiffe://example.org/w1 pid ${deniedPid} -> 127.0.0.5:80 (status.example.test): no rule, no_rule\n`);
+    expect(text.stdout).toContain(`  spiffe://example.org/w1 pid ${kernelPid} -> 127.0.0.3:${ports.blocked}: rule blocked, rule (kernel)\n`);
+  }, T);
+
   test("a connection that closes before sending a byte is recorded as the client's going; nothing was decided or forwarded", async () => {
     const probe = "import socket, time; s = socket.create_connection(('127.0.0.5', 80), timeout=3); s.close(); time.sleep(1)"; // alive while the agent attests it
     const r = await run(["sh", "-c", `echo pid=$$; exec python3 -c "${probe}"`]);

@@ -1,7 +1,7 @@
 // The built binary's command-line contract: --version, version, --help on every verb, exit codes,
 // errors on stderr naming the bad input, and no configuration picked up from the working directory.
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { tidegate } from "../helpers/binary.ts";
@@ -10,6 +10,17 @@ import type { Command } from "../../src/cli/command.ts";
 import { VERSION } from "../../src/version.ts";
 
 const T = 20_000;
+
+/** kTLS on this host, looked up here rather than by the code under test: yes, loadable or no. */
+function ktlsHere(release: string): string {
+  let ulps = "";
+  try {
+    ulps = readFileSync("/proc/sys/net/ipv4/tcp_available_ulp", "utf8");
+  } catch {}
+  if (ulps.split(/\s+/).includes("tls") || existsSync("/sys/module/tls")) return "yes";
+  const dir = `/lib/modules/${release}/kernel/net/tls`;
+  return existsSync(dir) && readdirSync(dir).some((n) => /^tls\.ko/.test(n)) ? "loadable" : "no";
+}
 
 function allPaths(cmd: Command, path: string[] = []): string[][] {
   return [path, ...(cmd.subcommands ?? []).flatMap((c) => allPaths(c, [...path, c.name]))];
@@ -22,16 +33,24 @@ describe("version", () => {
     expect(r.stdout).toMatch(new RegExp(`^tidegate ${VERSION.replace(/\./g, "\\.")} \\(([0-9a-f]{12}(-dirty)?|unknown)\\)\\n$`));
   }, T);
 
-  test("version reports the Bun version and the host's cgroup2, bpffs and BTF", async () => {
+  test("version reports the Bun version, the embedded libbpf's version, and the host's cgroup2, bpffs, BTF and kTLS", async () => {
     const r = await tidegate(["version", "--json"]);
     expect(r.code).toBe(0);
     const info = JSON.parse(r.stdout);
     expect(info.version).toBe(VERSION);
     expect(info.bun).toMatch(/^1\.4\./);
-    expect(Object.keys(info.host).sort()).toEqual(["bpffs", "btf", "cgroup2", "kernel"]);
+    expect(info.libbpf).toEqual({ version: expect.stringMatching(/^1\.\d+(\.\d+)?$/), source: "embedded", unavailable: null });
+    // the copy embedded at build time is this machine's libbpf1 package (scripts/build.ts)
+    const deb = Bun.which("dpkg-query") === null ? "" : Bun.spawnSync(["dpkg-query", "-W", "-f", "${Version}", "libbpf1"]).stdout.toString();
+    if (deb !== "") expect(deb.replace(/^\d+:/, "")).toStartWith(`${info.libbpf.version}.`);
+    expect(Object.keys(info.host).sort()).toEqual(["bpffs", "btf", "cgroup2", "kernel", "ktls"]);
     expect(info.host.btf).toBe(existsSync("/sys/kernel/btf/vmlinux"));
+    expect(info.host.ktls).toMatchObject({ support: ktlsHere(info.host.kernel), used_by_tidegate: false });
     const text = await tidegate(["version"]);
     expect(text.stdout).toContain("cgroup2");
+    expect(text.stdout).toContain(`\n  libbpf   ${info.libbpf.version} (embedded)\n`);
+    expect(text.stdout).toContain(`\n  ktls     ${ktlsHere(info.host.kernel)} (`);
+    expect(text.stdout).toContain("(tidegate does not use it yet)\n");
   }, T);
 });
 
