@@ -8,6 +8,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { probeHost } from "../src/runtime/host.ts";
 import { alive, removeLeftoverRuns } from "./lib-procs.ts";
 import { BINARY, uninstallInstance, uninstallRun } from "./lib-tidegate.ts";
+import type { ChartOptions } from "./lib-chart.ts";
 
 export interface BenchStart {
   readonly reps: number;
@@ -20,10 +21,17 @@ export interface BenchStart {
   readonly withTidegate: boolean;
   /** The cgroup2 mount, or null (then only peers can be measured). */
   readonly mount: string | null;
+  /** --chart-out FILE, --no-chart (bench/lib-chart.ts), accepted when the bench draws a chart. */
+  readonly chart: ChartOptions;
+  /**
+   * The documented run: at least 3 repetitions of at least 10 s, 16 connections, tidegate
+   * measured, its audit folders where they always are. Only such a run writes docs/bench/.
+   */
+  readonly full: boolean;
 }
 
 /** Parses argv, checks the machine (throws with what to install), removes leftovers. */
-export async function startBench(o: { json: string; tools: readonly (readonly [bin: string, pkg: string])[]; files?: readonly (readonly [path: string, why: string])[] }): Promise<BenchStart> {
+export async function startBench(o: { json: string; tools: readonly (readonly [bin: string, pkg: string])[]; files?: readonly (readonly [path: string, why: string])[]; chart?: boolean }): Promise<BenchStart> {
   const { values } = parseArgs({
     args: process.argv.slice(2),
     options: {
@@ -35,6 +43,7 @@ export async function startBench(o: { json: string; tools: readonly (readonly [b
       json: { type: "string", default: o.json },
       "no-tidegate": { type: "boolean", default: false },
       keep: { type: "boolean", default: false },
+      ...(o.chart === true ? { "chart-out": { type: "string" as const }, "no-chart": { type: "boolean" as const, default: false } } : {}),
     },
   });
   const [reps, seconds, conns, maxInterference, retries] = [values.reps, values.duration, values.conns, values["max-interference"], values.retries].map(Number) as [number, number, number, number, number];
@@ -53,7 +62,10 @@ export async function startBench(o: { json: string; tools: readonly (readonly [b
 
   for (const d of await removeLeftoverRuns((pid) => (mount !== null ? uninstallRun(pid, mount) : Promise.resolve()))) console.error(`bench: removed leftover run ${d}`);
   if (withTidegate && mount !== null) await removeOrphanInstances(mount);
-  return { reps, seconds, conns, maxInterference, retries, json: values.json, keep: values.keep, withTidegate, mount };
+  const full = reps >= 3 && seconds >= 10 && conns === 16 && withTidegate && process.env.TIDEGATE_BENCH_AUDIT_BASE === undefined;
+  const out = values["chart-out"];
+  const chart = { out: typeof out === "string" ? out : null, off: values["no-chart"] === true };
+  return { reps, seconds, conns, maxInterference, retries, json: values.json, keep: values.keep, withTidegate, mount, chart, full };
 }
 
 /** Instances of earlier runs (either benchmark's: same names) whose process is gone. */

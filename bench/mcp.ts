@@ -40,8 +40,13 @@
  * anything else, in % of one core). A markdown table and one JSON line on stdout.
  *
  *   bun run build && bun bench/mcp.ts [--reps 5] [--calls 2000] [--warmup 500] [--json FILE] [--keep]
+ *                                     [--chart-out FILE] [--no-chart]
  *
  * (or TIDEGATE_BENCH_MCP_REPS, _CALLS, _WARMUP in the environment; about 2 minutes by default).
+ * The chart (bench/lib-svg.ts): calls/s, p50, p99 and p99.9 medians of both listener paths
+ * against direct's, written to docs/bench/mcp.svg by a full run (bench/lib-chart.ts: at least the
+ * defaults, without TIDEGATE_BENCH_AUDIT_BASE or _PROFILE_DIR), to --chart-out FILE by any run,
+ * by none with --no-chart. Progress goes to stderr before each path's turn.
  *
  * TIDEGATE_BENCH_AUDIT_BASE=DIR: the agent's audit folder goes there (a tmpfs such as /dev/shm
  * tells the disk's share from the rest). TIDEGATE_BENCH_PROFILE_DIR=DIR: the agent runs under
@@ -67,6 +72,9 @@ import { CLK_TCK, median, ticks } from "./lib-measure.ts";
 import { freePort } from "./lib-peers.ts";
 import { alive, Procs, removeLeftoverRuns, waitListening } from "./lib-procs.ts";
 import { BINARY, uninstallInstance, uninstallRun, waitFor } from "./lib-tidegate.ts";
+import { writeChart } from "./lib-chart.ts";
+import { Progress } from "./lib-progress.ts";
+import { renderChart, type Chart } from "./lib-svg.ts";
 
 // ---------------------------------------------------------------------------------------------
 // options and checks
@@ -79,6 +87,8 @@ const { values } = parseArgs({
     warmup: { type: "string", default: process.env.TIDEGATE_BENCH_MCP_WARMUP ?? "500" },
     json: { type: "string" },
     keep: { type: "boolean", default: false },
+    "chart-out": { type: "string" },
+    "no-chart": { type: "boolean", default: false },
   },
 });
 const [reps, calls, warmup] = [values.reps, values.calls, values.warmup].map(Number) as [number, number, number];
@@ -659,11 +669,14 @@ try {
   console.error(`bench: ${paths.map((p) => p.name).join(", ")}; ${reps} reps x (${warmup} warm-up + ${calls} timed calls) per path; folder ${procs.dir}`);
 
   const started = Date.now();
+  console.error(`warm-up: ${warmup} calls per path`);
   for (const p of paths) await segment(p, stand, 0, warmup, 0); // JIT, caches; not counted
   const samples: Sample[] = [];
+  const progress = new Progress(reps * paths.length);
   for (let rep = 1; rep <= reps; rep++) {
     const k = (rep - 1) % paths.length;
     for (const p of [...paths.slice(k), ...paths.slice(0, k)]) {
+      progress.step(`rep ${rep}/${reps}, ${p.name}: ${warmup} + ${calls} calls`);
       const s = (await segment(p, stand, rep, warmup, calls))!;
       samples.push(s);
       console.error(
@@ -747,9 +760,31 @@ try {
   const line = JSON.stringify(summary);
   console.log(line);
   if (values.json !== undefined) writeFileSync(values.json, `${line}\n`);
+  const full = reps >= 5 && calls >= 2000 && warmup >= 500 && auditBase === undefined && process.env.TIDEGATE_BENCH_PROFILE_DIR === undefined;
+  writeChart("mcp", () => renderChart(chartOf(samples, command)), { out: values["chart-out"] ?? null, off: values["no-chart"] }, full);
 } catch (e) {
   for (const n of ["tg-agent", "everything"]) console.error(`--- ${n}, last lines:\n${procs.output(n).split("\n").slice(-15).join("\n")}`);
   throw e;
 } finally {
   await cleanup();
+}
+
+/** The chart: each listener path's medians as ratios to direct's. */
+function chartOf(samples: readonly Sample[], command: string): Chart {
+  const paths: PathName[] = ["direct", "mtls", "mtls+mcp"];
+  const m = (f: (s: Sample) => number) => Object.fromEntries(paths.map((p) => [p, median(samples.filter((s) => s.path === p).map(f))]));
+  return {
+    title: "MCP tool calls through an inbound listener (bench/mcp.ts): tidegate with and without MCP handling, ratios to direct",
+    baseline: "direct",
+    paths,
+    highlight: ["mtls", "mtls+mcp"],
+    labels: { mtls: "tidegate mtls (no mcp:)", "mtls+mcp": "tidegate mtls+mcp" },
+    groups: [
+      { label: "tools/call per second, one in flight", better: "higher", unit: "calls/s", values: m((s) => s.callsPerS) },
+      { label: "p50 latency", better: "lower", unit: "ms", values: m((s) => s.p50ms) },
+      { label: "p99 latency", better: "lower", unit: "ms", values: m((s) => s.p99ms) },
+      { label: "p99.9 latency", better: "lower", unit: "ms", values: m((s) => s.p999ms) },
+    ],
+    footer: { date: new Date().toISOString().slice(0, 10), command, reps, note: `${calls} timed calls per path and repetition; direct: plain HTTP to server-everything` },
+  };
 }

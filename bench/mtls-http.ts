@@ -8,7 +8,8 @@
  *   `action: intercept` (each request parsed, `Authorization: Bearer ${secret:bench_token}`
  *   injected, re-originated with mTLS, legs reused) -> B's inbound listener (a second agent
  *   instance; x-forwarded-client-cert set on each request) -> the backend
- *   (bench/lib-tidegate.ts `startTidegateHttpPath`).
+ *   (bench/lib-tidegate.ts `startTidegateHttpPath`);
+ * - direct: wrk straight to the backend with the same Host, no hops: the 1x of the chart.
  *
  * Every request carries `Host: backend.bench.test` (A's rule is a host rule; `dns.hosts` maps the
  * name to the address wrk dials), on every path, so all paths see the same bytes. Per repetition,
@@ -17,13 +18,15 @@
  * all threads) of each hop's processes over the run / requests. Reported: medians, and ratios
  * against nginx-http taken within each repetition (median over repetitions) judged against the
  * issue's targets (req/s at least nginx-http's, p99 at most 1.1x); raw samples as JSON to --json.
+ * The chart: req/s, p50 and p99 medians against direct's, to docs/bench/mtls-http.svg.
  *
  *   sh bench/install-peers.sh && bun run build
  *   taskset -c 0,1 bun bench/mtls-http.ts [--reps 3] [--duration 10] [--conns 16] [--json FILE]
  *                                         [--max-interference 15] [--retries 1] [--no-tidegate] [--keep]
+ *                                         [--chart-out FILE] [--no-chart]
  *
- * Interference (steal plus CPU used outside the benchmark) and retries, --no-tidegate, --keep and
- * the cleanup of leftovers work as in bench/mtls.ts.
+ * Interference (steal plus CPU used outside the benchmark) and retries, --no-tidegate, --keep, the
+ * chart's options, progress and the cleanup of leftovers work as in bench/mtls.ts.
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { probeHost } from "../src/runtime/host.ts";
@@ -31,10 +34,13 @@ import { interference, median, sample, wrkArgs, type Sample } from "./lib-measur
 import { freePort, httpPeerCommands, httpPeerPaths, makeCerts, renderHttpConfigs, withChildren, type HttpPorts, type PathSpec } from "./lib-peers.ts";
 import { Procs, waitListening } from "./lib-procs.ts";
 import { startBench } from "./lib-start.ts";
-import { judgeHttp, markdownHttp } from "./lib-report.ts";
+import { chartHttp, DIRECT, judgeHttp, markdownHttp } from "./lib-report.ts";
 import { benchCleanup, HTTP_HOST, SECRET_NAME, startTidegateHttpPath, WORKLOAD_ENV, type TidegatePath } from "./lib-tidegate.ts";
+import { writeChart } from "./lib-chart.ts";
+import { Progress } from "./lib-progress.ts";
+import { renderChart } from "./lib-svg.ts";
 
-const { reps, seconds, conns, maxInterference, retries, json, keep, withTidegate, mount } = await startBench({ json: "/tmp/tidegate-bench-mtls-http.json", tools: [["nginx", "nginx-light"], ["haproxy", "haproxy"], ["wrk", "wrk"], ["openssl", "openssl"], ["curl", "curl"]] });
+const { reps, seconds, conns, maxInterference, retries, json, keep, withTidegate, mount, chart, full } = await startBench({ chart: true, json: "/tmp/tidegate-bench-mtls-http.json", tools: [["nginx", "nginx-light"], ["haproxy", "haproxy"], ["wrk", "wrk"], ["openssl", "openssl"], ["curl", "curl"]] });
 
 const procs = new Procs();
 let tide: (TidegatePath & { secret: string }) | null = null;
@@ -77,7 +83,7 @@ try {
   };
   for (const [name, argv] of Object.entries(httpPeerCommands(procs.dir))) procs.start(name, argv);
   for (const [name, port] of Object.entries(listens)) await waitListening("127.0.0.1", port, name, 10_000, () => procs.check(name));
-  const paths: PathSpec[] = httpPeerPaths(ports, procs.children);
+  const paths: PathSpec[] = [{ name: DIRECT, host: "127.0.0.1", port: ports.backend, hops: () => ({ client: [], server: [] }) }, ...httpPeerPaths(ports, procs.children)];
   const env = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
   for (const p of paths) await sanity(p, [], env);
   if (withTidegate) {
@@ -92,18 +98,24 @@ try {
   console.error(`bench: ${paths.map((p) => p.name).join(", ")}; ${reps} reps x ${seconds} s; folder ${procs.dir}`);
 
   // Warm-up (not measured): JIT, pools and session caches.
+  console.error(`warm-up: 2 s per path`);
   for (const p of paths) await sample({ path: p.name, test: "ka1k", rep: 0 }, [...prefixOf(p), "wrk", ...wrkHttp(p, 2)], envOf(p), { ...p.hops(), backend: [] }, (x) => (running = x));
 
   const samples: Sample[] = [];
   const retried: { path: string; rep: number; interference_pct: number[] }[] = [];
+  const progress = new Progress(reps * paths.length);
   for (let rep = 1; rep <= reps; rep++) {
     const order = [...paths.slice((rep - 1) % paths.length), ...paths.slice(0, (rep - 1) % paths.length)];
     for (const p of order) {
       // A run the host disturbed is made again, up to --retries times; the least disturbed one is kept.
       let s: Sample | null = null;
       const seen: number[] = [];
+      progress.step(`rep ${rep}/${reps}, ${p.name}: ${seconds} s`);
       for (let t = 0; t <= retries; t++) {
-        if (t > 0) await Bun.sleep(3000);
+        if (t > 0) {
+          console.error(`  again (try ${t + 1} of ${retries + 1}): interference over ${maxInterference} %`);
+          await Bun.sleep(3000);
+        }
         const x = await sample({ path: p.name, test: "ka1k", rep }, [...prefixOf(p), "wrk", ...wrkHttp(p, seconds)], envOf(p), { ...p.hops(), backend: backendPids() }, (w) => (running = w));
         seen.push(interference(x));
         if (s === null || interference(x) < interference(s)) s = x;
@@ -129,6 +141,7 @@ try {
   console.log(`\nInterference (steal + CPU used outside the benchmark, % of one core): kept runs median ${median(kept).toFixed(0)} %, max ${Math.max(...kept).toFixed(0)} %; ${retried.length} of ${samples.length} runs were made again (over ${maxInterference} %).`);
   if (tgSummary !== null) console.log(`\ntidegate's audit events: ${JSON.stringify(tgSummary)}`);
   console.log(`\nraw: ${json}`);
+  writeChart("mtls-http", () => renderChart(chartHttp(samples, names, { reps, command, date: new Date().toISOString().slice(0, 10) })), chart, full);
 } catch (e) {
   if (tide !== null) for (const n of ["a", "b"]) console.error(`--- agent ${n}, last lines:\n${procs.output(`tg-agent-${n}`).split("\n").slice(-15).join("\n")}`);
   throw e;

@@ -6,7 +6,9 @@
  * - nginx-stream, haproxy-tcp and stunnel pairs (resumption on the client hop, as configured there);
  * - the bare Bun tunnel pair (bench/bare-tunnel.ts), the yardstick for memory;
  * - tidegate: wrk under `tidegate run` in agent A's workload cgroup -> A's egress proxy -> mTLS ->
- *   B's inbound listener (a second agent instance) -> the backend (bench/lib-tidegate.ts).
+ *   B's inbound listener (a second agent instance) -> the backend (bench/lib-tidegate.ts);
+ * - direct: wrk straight to the backend, no tunnel (no hops: no CPU or memory of hops), the 1x of
+ *   the chart.
  *
  * Per repetition, per test, each path in turn, the order rotated by one path per repetition:
  * - ka1k: 1 KiB GETs on --conns keep-alive connections (wrk -t1 --latency): req/s, p50, p99, and
@@ -15,11 +17,15 @@
  * - dl1m: 1 MiB GETs on one connection: MiB/s.
  * After the runs, VmRSS and VmHWM of each tunnel process. Reported: medians, and ratios against
  * nginx-stream taken within each repetition (median over repetitions) judged against the issue's
- * targets; raw samples and memory as JSON to --json.
+ * targets; raw samples and memory as JSON to --json. The chart (bench/lib-svg.ts): each test's
+ * medians against direct's, written to docs/bench/mtls.svg by a full run (bench/lib-chart.ts:
+ * --reps 3 or more, --duration 10 or more, 16 connections, tidegate measured), to --chart-out FILE
+ * by any run, by none with --no-chart. Progress goes to stderr before each run.
  *
  *   sh bench/install-peers.sh && bun run build
  *   taskset -c 0,1 bun bench/mtls.ts [--reps 3] [--duration 10] [--conns 16] [--json FILE]
  *                                    [--max-interference 15] [--retries 1] [--no-tidegate] [--keep]
+ *                                    [--chart-out FILE] [--no-chart]
  *
  * This kind of machine is a VM whose host takes CPU away at times (steal), and whatever else runs
  * on it competes for the same two cores: a run whose interference (steal plus CPU used by
@@ -35,10 +41,13 @@ import { interference, median, memory, sample, TESTS, wrkArgs, type Sample } fro
 import { freePort, makeCerts, peerCommands, peerPaths, renderConfigs, withChildren, type PathSpec, type Ports } from "./lib-peers.ts";
 import { Procs, waitListening } from "./lib-procs.ts";
 import { startBench } from "./lib-start.ts";
-import { judge, markdown, type ProcMemory } from "./lib-report.ts";
+import { chartMtls, DIRECT, judge, markdown, type ProcMemory } from "./lib-report.ts";
 import { benchCleanup, startTidegatePath, WORKLOAD_ENV, type TidegatePath } from "./lib-tidegate.ts";
+import { writeChart } from "./lib-chart.ts";
+import { Progress } from "./lib-progress.ts";
+import { renderChart } from "./lib-svg.ts";
 
-const { reps, seconds, conns, maxInterference, retries, json, keep, withTidegate, mount } = await startBench({ json: "/tmp/tidegate-bench-mtls.json", tools: [["nginx", "nginx-light"], ["haproxy", "haproxy"], ["stunnel", "stunnel4"], ["wrk", "wrk"], ["openssl", "openssl"]], files: [["/usr/lib/nginx/modules/ngx_stream_module.so", "nginx's stream module is missing (libnginx-mod-stream): run 'sh bench/install-peers.sh'"]] });
+const { reps, seconds, conns, maxInterference, retries, json, keep, withTidegate, mount, chart, full } = await startBench({ chart: true, json: "/tmp/tidegate-bench-mtls.json", tools: [["nginx", "nginx-light"], ["haproxy", "haproxy"], ["stunnel", "stunnel4"], ["wrk", "wrk"], ["openssl", "openssl"]], files: [["/usr/lib/nginx/modules/ngx_stream_module.so", "nginx's stream module is missing (libnginx-mod-stream): run 'sh bench/install-peers.sh'"]] });
 
 const procs = new Procs();
 let tide: TidegatePath | null = null;
@@ -68,7 +77,7 @@ try {
   };
   for (const [name, argv] of Object.entries(peerCommands(procs.dir, ports))) procs.start(name, argv);
   for (const [name, port] of Object.entries(listens)) await waitListening("127.0.0.1", port, name, 10_000, () => procs.check(name));
-  const paths: PathSpec[] = peerPaths(ports, procs.children);
+  const paths: PathSpec[] = [{ name: DIRECT, host: "127.0.0.1", port: ports.backend, hops: () => ({ client: [], server: [] }) }, ...peerPaths(ports, procs.children)];
   const want = new Bun.CryptoHasher("sha256").update(readFileSync(`${procs.dir}/www/1m`)).digest("hex");
   const env = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
   for (const p of paths) await sanity(p, [], env, want);
@@ -84,10 +93,12 @@ try {
 
   const idle = new Map(paths.flatMap((p) => [...p.hops().client, ...p.hops().server]).map((pid) => [pid, memory(pid).rssKiB]));
   // Warm-up (not measured): JIT and session caches.
+  console.error(`warm-up: 2 s of 1 KiB keep-alive per path`);
   for (const p of paths) await sample({ path: p.name, test: "ka1k", rep: 0 }, [...prefixOf(p), "wrk", ...wrkArgs("ka1k", `http://${p.host}:${p.port}`, 2, conns)], envOf(p), { ...p.hops(), backend: [] }, (x) => (running = x));
 
   const samples: Sample[] = [];
   const retried: { path: string; test: string; rep: number; interference_pct: number[] }[] = [];
+  const progress = new Progress(reps * TESTS.length * paths.length);
   for (let rep = 1; rep <= reps; rep++) {
     const order = [...paths.slice((rep - 1) % paths.length), ...paths.slice(0, (rep - 1) % paths.length)];
     for (const test of TESTS) {
@@ -96,8 +107,12 @@ try {
         // --retries times; the least disturbed one is kept.
         let s: Sample | null = null;
         const seen: number[] = [];
+        progress.step(`rep ${rep}/${reps}, ${test}, ${p.name}: ${seconds} s`);
         for (let t = 0; t <= retries; t++) {
-          if (t > 0) await Bun.sleep(3000);
+          if (t > 0) {
+            console.error(`  again (try ${t + 1} of ${retries + 1}): interference over ${maxInterference} %`);
+            await Bun.sleep(3000);
+          }
           const x = await sample({ path: p.name, test, rep }, [...prefixOf(p), "wrk", ...wrkArgs(test, `http://${p.host}:${p.port}`, seconds, conns)], envOf(p), { ...p.hops(), backend: backendPids() }, (w) => (running = w));
           seen.push(interference(x));
           if (s === null || interference(x) < interference(s)) s = x;
@@ -130,6 +145,7 @@ try {
   console.log(`\nInterference (steal + CPU used outside the benchmark, % of one core): kept runs median ${median(kept).toFixed(0)} %, max ${Math.max(...kept).toFixed(0)} %; ${retried.length} of ${samples.length} runs were made again (over ${maxInterference} %).`);
   if (tgSummary !== null) console.log(`\ntidegate's audit events: ${JSON.stringify(tgSummary)}`);
   console.log(`\nraw: ${json}`);
+  writeChart("mtls", () => renderChart(chartMtls(samples, names, { reps, command, date: new Date().toISOString().slice(0, 10) })), chart, full);
 } catch (e) {
   if (tide !== null) for (const n of ["a", "b"]) console.error(`--- agent ${n}, last lines:\n${procs.output(`tg-agent-${n}`).split("\n").slice(-15).join("\n")}`);
   throw e;
