@@ -21,6 +21,8 @@ import { runCommand } from "./run.ts";
 import { secretCommand } from "./secret.ts";
 import { auditCommand } from "./audit.ts";
 import { mcpCommand } from "./mcp.ts";
+import { downCommand, upCommand } from "./up.ts";
+import { demoCommand } from "./demo.ts";
 import { TidegateError } from "../errors.ts";
 
 export const rootCommand: Command = {
@@ -29,7 +31,7 @@ export const rootCommand: Command = {
   usage: ["COMMAND [OPTIONS]", "--version"],
   help: "Every command answers --help. Exit codes: 0 ok, 1 failure, 2 usage error.",
   options: { version: { type: "boolean", help: "print the version line and exit" } },
-  subcommands: [svidCommand, versionCommand, serverCommand, entryCommand, tokenCommand, agentCommand, statusCommand, attestCommand, policyCommand, secretCommand, auditCommand, mcpCommand, runCommand, launchCommand],
+  subcommands: [demoCommand, upCommand, downCommand, svidCommand, versionCommand, serverCommand, entryCommand, tokenCommand, agentCommand, statusCommand, attestCommand, policyCommand, secretCommand, auditCommand, mcpCommand, runCommand, launchCommand],
 };
 
 export async function main(argv: readonly string[], io: Output, env: Record<string, string | undefined>): Promise<number> {

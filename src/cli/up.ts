@@ -1,0 +1,276 @@
+/**
+ * `tidegate up` and `tidegate down` (issue 11): single-host mode without systemd. `up` starts
+ * `up --foreground` in the background (its own session, output to <state-dir>/up.log), waits
+ * until the agent is healthy while saying what it does, and prints what to do next; `down` stops
+ * it through the pid file <run-dir>/up.pid. Both are harmless to repeat.
+ */
+import { spawn } from "node:child_process";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Command, Context, Output } from "./command.ts";
+import { UsageError } from "./usage-error.ts";
+import { flagsFor, shellJoin, str } from "./global-options.ts";
+import { createLogger } from "../runtime/log.ts";
+import { parseDuration } from "../runtime/duration.ts";
+import type { Places } from "../runtime/instance.ts";
+import { callUnix } from "../runtime/unix-http.ts";
+import { startSingleHost, UpError } from "../up/single-host.ts";
+import type { AgentStatus } from "../agent/index.ts";
+import { selfBinary } from "../run/launcher.ts";
+
+const pidFile = (p: Places) => join(p.runDir, "up.pid");
+const logFile = (p: Places) => join(p.stateDir, "up.log");
+
+/** The pid in the pid file when that process is a running `tidegate up --foreground`; else null. */
+export function runningUp(places: Places): number | null {
+  let pid: number;
+  try {
+    pid = Number.parseInt(readFileSync(pidFile(places), "utf8").trim(), 10);
+  } catch {
+    return null;
+  }
+  if (!Number.isSafeInteger(pid) || pid <= 1) return null;
+  let cmdline: string[];
+  try {
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+  } catch {
+    return null; // gone
+  }
+  // A reused pid is not ours: the process must be tidegate's `up --foreground`.
+  return cmdline.includes("up") && cmdline.includes("--foreground") ? pid : null;
+}
+
+function timeoutOf(v: unknown, fallback: number): number {
+  if (typeof v !== "string") return fallback;
+  try {
+    const ms = parseDuration(v, "--timeout");
+    if (ms <= 0) throw new Error("--timeout must be longer than 0s");
+    return ms;
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+function requireRoot(verb: string): void {
+  if (process.getuid?.() !== 0) throw new UpError("up_not_root", `${verb}: runs as root (it loads eBPF programs, makes cgroups and keeps the CA's keys)`);
+}
+
+async function agentStatus(places: Places): Promise<AgentStatus | null> {
+  try {
+    const r = await callUnix(join(places.runDir, "agent.sock"), "the agent", "GET", "/v1/status");
+    return r.status === 200 ? (r.body as AgentStatus) : null;
+  } catch {
+    return null;
+  }
+}
+
+function nextSteps(places: Places, s: AgentStatus | null): string {
+  const t = (...a: string[]) => shellJoin(["tidegate", ...a, ...flagsFor(places)]);
+  const n = s?.svids.length ?? 0;
+  return [
+    `tidegate is up: trust domain ${s?.trust_domain ?? "?"}, node ${s?.node ?? "?"}, ${n} workload identit${n === 1 ? "y" : "ies"}.`,
+    `  config (agent settings and policy, default deny): ${places.config}`,
+    `  log: ${logFile(places)}`,
+    `  audit: ${places.auditDir}`,
+    "",
+    "next:",
+    "  what it holds, rules with hit counts, recent denies:",
+    `    ${t("status")}`,
+    "  add a workload and the rules it needs (applied when the file is saved):",
+    `    edit ${places.config}`,
+    "  start a command as that workload:",
+    `    ${t("run")} --workload NAME -- COMMAND ...`,
+    "  store a credential that a rule's inject: adds on the wire (read from stdin):",
+    `    ${t("secret", "set")} NAME`,
+    "  why a connection is allowed or denied:",
+    `    ${t("policy", "explain")} --from SPIFFE-ID --to HOST:PORT`,
+    "  follow the audit trail:",
+    `    ${t("audit", "tail")} -f`,
+    "  stop:",
+    `    ${t("down")}`,
+    "",
+  ].join("\n");
+}
+
+/** The foreground process: serves until SIGTERM or SIGINT, removing its pid file at the end. */
+async function foreground(ctx: Context): Promise<number> {
+  const { places, io } = ctx;
+  requireRoot("up");
+  const other = runningUp(places);
+  if (other !== null && other !== process.pid) throw new UpError("up_running", `up: already running as pid ${other} (${pidFile(places)}); 'tidegate down' stops it`);
+  mkdirSync(places.runDir, { recursive: true, mode: 0o755 });
+  writeFileSync(pidFile(places), `${process.pid}\n`, { mode: 0o644 });
+  const removePid = () => {
+    let held = "";
+    try {
+      held = readFileSync(pidFile(places), "utf8").trim();
+    } catch {
+      return;
+    }
+    if (held === String(process.pid)) rmSync(pidFile(places), { force: true });
+  };
+  const progress = (line: string) => io.err(`up: ${line}\n`);
+  let host;
+  try {
+    host = await startSingleHost({
+      places,
+      logger: createLogger({ write: (l) => io.err(l) }),
+      progress,
+      ...(str(ctx.values["trust-domain"]) !== undefined ? { trustDomain: str(ctx.values["trust-domain"])! } : {}),
+      readyTimeoutMs: timeoutOf(ctx.values.timeout, 60_000),
+    });
+  } catch (e) {
+    removePid();
+    throw e;
+  }
+  progress(`ready (pid ${process.pid})`);
+  const hup = () => void host.reload();
+  process.on("SIGHUP", hup);
+  const sig = await new Promise<string>((resolve) => {
+    const on = (s: string) => () => {
+      process.off("SIGTERM", term);
+      process.off("SIGINT", int);
+      resolve(s);
+    };
+    const term = on("SIGTERM");
+    const int = on("SIGINT");
+    process.on("SIGTERM", term);
+    process.on("SIGINT", int);
+  });
+  process.off("SIGHUP", hup);
+  progress(`${sig}: stopping the agent and the server`);
+  await host.stop();
+  removePid();
+  return 0;
+}
+
+async function background(ctx: Context): Promise<number> {
+  const { places, io } = ctx;
+  requireRoot("up");
+  const running = runningUp(places);
+  if (running !== null) {
+    io.err(`up: already running (pid ${running}); nothing to do\n`);
+    io.out(nextSteps(places, await agentStatus(places)));
+    return 0;
+  }
+  mkdirSync(places.stateDir, { recursive: true, mode: 0o755 });
+  const log = openSync(logFile(places), "a", 0o600);
+  const [exe, ...pre] = selfBinary();
+  const args = [...pre, "up", "--foreground", ...flagsFor(places)];
+  for (const k of ["trust-domain", "timeout"] as const) {
+    const v = str(ctx.values[k]);
+    if (v !== undefined) args.push(`--${k}`, v);
+  }
+  const child = spawn(exe!, args, { detached: true, stdio: ["ignore", log, log] });
+  closeSync(log);
+  let exited: number | null = null;
+  child.on("exit", (code, signal) => {
+    exited = code ?? (signal ? 128 : 1);
+  });
+  child.unref();
+  io.err(`up: starting in the background (pid ${child.pid}; output in ${logFile(places)})\n`);
+  const until = Date.now() + timeoutOf(ctx.values.timeout, 60_000) + 15_000;
+  let shown = 0;
+  for (;;) {
+    // Relay the foreground's progress lines as they come.
+    const text = existsSync(logFile(places)) ? readFileSync(logFile(places), "utf8") : "";
+    const lines = text.split("\n").filter((l) => l.startsWith("up: "));
+    for (const l of lines.slice(shown)) io.err(`${l}\n`);
+    shown = Math.max(shown, lines.length);
+    if (exited !== null) {
+      const errors = text.split("\n").filter((l) => l.startsWith("tidegate up")).slice(-3);
+      io.err(`up: the background process exited (${exited}) before it was ready${errors.length ? `:\n${errors.join("\n")}` : ""}\nup: see ${logFile(places)}\n`);
+      return 1;
+    }
+    const s = runningUp(places) === child.pid ? await agentStatus(places) : null;
+    if (s !== null && lines.some((l) => l.startsWith("up: ready"))) {
+      io.out(nextSteps(places, s));
+      return 0;
+    }
+    if (Date.now() > until) {
+      io.err(`up: not ready in time; it still runs as pid ${child.pid} ('tidegate down' stops it); see ${logFile(places)}\n`);
+      return 1;
+    }
+    await Bun.sleep(200);
+  }
+}
+
+export const upCommand: Command = {
+  name: "up",
+  summary: "single host: identity server and agent in one process, in the background",
+  usage: ["up [--trust-domain TD] [--timeout D]", "up --foreground"],
+  help: [
+    "Starts tidegate for one host, as root: the identity server and an agent joined to it in one",
+    "process. The first run writes a starter config at --config when there is none (default deny,",
+    "the host's resolvers allowed, commented examples), creates the trust domain (--trust-domain,",
+    "default HOSTNAME.internal) and its CA, registers the config's workloads: as identities of this",
+    "host (each implies the selector tidegate:workload:NAME) and joins the agent. Later runs reuse all",
+    "of it. Edits of the config are applied when it is saved (workloads and policy); SIGHUP too.",
+    "",
+    "Without --foreground it runs in the background (its own session; output in <state-dir>/up.log;",
+    "pid in <run-dir>/up.pid), shows its progress, waits until the agent is healthy and prints what",
+    "to do next. Run again while it runs: it says so and exits 0. 'tidegate down' stops it.",
+    "With --foreground it serves until SIGTERM or SIGINT (what a systemd unit runs).",
+    "Exit 0 ready; 1 when it could not start (the reason, and the log's path).",
+  ].join("\n"),
+  options: {
+    foreground: { type: "boolean", help: "serve in this process until SIGTERM/SIGINT" },
+    "trust-domain": { type: "string", value: "TD", help: "trust domain of a starter config written now (default HOSTNAME.internal)" },
+    timeout: { type: "string", value: "DURATION", help: "how long to wait for the agent to be healthy (default 60s)" },
+  },
+  run: async (ctx) => {
+    if (ctx.positionals.length > 0) throw new UsageError(`up takes no arguments, got ${JSON.stringify(ctx.positionals[0])}`);
+    return ctx.values.foreground === true ? foreground(ctx) : background(ctx);
+  },
+};
+
+async function down(places: Places, io: Output, timeoutMs: number): Promise<number> {
+  const pid = runningUp(places);
+  if (pid === null) {
+    if (existsSync(pidFile(places))) rmSync(pidFile(places), { force: true });
+    io.out("tidegate up is not running; nothing to stop\n");
+    return 0;
+  }
+  process.kill(pid, "SIGTERM");
+  io.err(`down: sent SIGTERM to pid ${pid}, waiting for it to stop\n`);
+  const until = Date.now() + timeoutMs;
+  let next = Date.now() + 2000;
+  while (existsSync(`/proc/${pid}`) && runningUp(places) === pid) {
+    if (Date.now() > until) {
+      io.err(`down: pid ${pid} still runs after ${Math.round(timeoutMs / 1000)} s; see ${logFile(places)}\n`);
+      return 1;
+    }
+    if (Date.now() > next) {
+      io.err("down: still stopping...\n");
+      next = Date.now() + 2000;
+    }
+    await Bun.sleep(100);
+  }
+  io.out(
+    [
+      `stopped (pid ${pid}).`,
+      "The eBPF programs stay attached and keep enforcing: managed workloads reach nothing new until",
+      `'tidegate up' runs again. ${shellJoin(["tidegate", "agent", "--uninstall", ...flagsFor(places)])} removes them.`,
+      "",
+    ].join("\n"),
+  );
+  return 0;
+}
+
+export const downCommand: Command = {
+  name: "down",
+  summary: "stop what 'tidegate up' started",
+  usage: ["down [--timeout D]"],
+  help: [
+    "Sends SIGTERM to the process in <run-dir>/up.pid (only when it is tidegate's 'up --foreground':",
+    "a stale pid file is removed, never followed) and waits until it has stopped (--timeout, default",
+    "30s). Not running: says so and exits 0. The eBPF programs stay attached (fail closed);",
+    "'tidegate agent --uninstall' removes them.",
+  ].join("\n"),
+  options: { timeout: { type: "string", value: "DURATION", help: "how long to wait (default 30s)" } },
+  run: async ({ positionals, places, io, values }) => {
+    if (positionals.length > 0) throw new UsageError(`down takes no arguments, got ${JSON.stringify(positionals[0])}`);
+    requireRoot("down");
+    return down(places, io, timeoutOf(values.timeout, 30_000));
+  },
+};

@@ -1,0 +1,223 @@
+/**
+ * Single-host mode (`tidegate up`, issue 11; DESIGN.md section 2): the identity server and an agent
+ * joined to it, in one process, for one host. On the first start it writes a starter config when
+ * the instance has none, creates the trust domain and its CA, applies the config's `workloads:` as
+ * registration entries of this node, mints a join token in-process and joins the agent with the
+ * server's root fingerprint (trust on first contact without a human in between). Later starts
+ * reuse all of it: the agent's state needs no token, and nothing already made is made again.
+ *
+ * A reload (SIGHUP, or `reload()`) applies the config's workloads again and reloads the policy.
+ * Nothing here decides policy: the agent does, exactly as `tidegate agent` would.
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, watch, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { dirname, join } from "node:path";
+import { TidegateError, quote } from "../errors.ts";
+import { loadPolicy, type Policy } from "../policy/index.ts";
+import type { Places } from "../runtime/instance.ts";
+import type { Logger } from "../runtime/log.ts";
+import { loadServerConfig } from "../server/config.ts";
+import { initServer, serverPaths } from "../server/init.ts";
+import { startServer, type RunningServer } from "../server/server.ts";
+import { startAgent, type RunningAgent } from "../agent/index.ts";
+import { callServer } from "../cli/server.ts";
+import { nodeNameFor, resolversOf, starterConfig, trustDomainFor } from "./starter-config.ts";
+import { planEntries, wantedEntries, type ExistingEntry } from "./entries.ts";
+
+export class UpError extends TidegateError {}
+
+export interface SingleHostOptions {
+  readonly places: Places;
+  readonly logger: Logger;
+  /** One line per step, for a person watching (stderr). */
+  readonly progress: (line: string) => void;
+  /** The trust domain of a starter config this start writes; default from the host name. */
+  readonly trustDomain?: string;
+  /** How long to wait for the agent to hold every workload's SVID (default 60 s). */
+  readonly readyTimeoutMs?: number;
+  /** Kernel capture (default true: single-host mode is the enforcing agent). */
+  readonly capture?: boolean;
+}
+
+export interface SingleHost {
+  readonly trustDomain: string;
+  readonly node: string;
+  readonly server: RunningServer;
+  readonly agent: RunningAgent;
+  /** True when this start wrote the starter config. */
+  readonly configWritten: boolean;
+  /** Applies the config's workloads again and reloads the policy; false when the config was refused. */
+  reload(): Promise<boolean>;
+  stop(): Promise<void>;
+}
+
+const OURS_FILE = "up-entries.json";
+
+function readConfig(path: string): Policy {
+  return loadPolicy(readFileSync(path, "utf8"), path);
+}
+
+function writeAtomic(path: string, text: string, mode: number): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, text, { mode });
+  chmodSync(tmp, mode);
+  renameSync(tmp, path);
+}
+
+function readOurs(path: string): Set<string> {
+  if (!existsSync(path)) return new Set();
+  try {
+    const ids = JSON.parse(readFileSync(path, "utf8")).entries;
+    return new Set(Array.isArray(ids) ? ids.filter((x: unknown): x is string => typeof x === "string") : []);
+  } catch {
+    throw new UpError("up_state_damaged", `up: ${quote(path)} is not the list of entries tidegate up made; move it aside to start again`);
+  }
+}
+
+/** Makes the node's entries hold the config's workloads; returns how many were created and removed. */
+async function applyWorkloads(places: Places, policy: Policy, node: string, oursPath: string): Promise<{ created: number; removed: number; kept: number }> {
+  const parent = `spiffe://${policy.trustDomain.name}/tidegate/agent/${node}`;
+  const existing = ((await callServer(places, "GET", `/v1/entries?parent_id=${encodeURIComponent(parent)}`)) as { entries: ExistingEntry[] }).entries;
+  const ours = readOurs(oursPath);
+  const plan = planEntries(wantedEntries(policy.workloads), existing, ours);
+  // Removals first: a changed workload keeps its SPIFFE ID, and its old entry must go before the new one.
+  for (const id of plan.remove) {
+    await callServer(places, "DELETE", `/v1/entries/${encodeURIComponent(id)}`);
+    ours.delete(id);
+  }
+  for (const w of plan.create) {
+    const made = (await callServer(places, "POST", "/v1/entries", { spiffe_id: w.spiffeId, parent_id: parent, selectors: w.selectors })) as { id: string };
+    ours.add(made.id);
+  }
+  writeAtomic(oursPath, JSON.stringify({ entries: [...ours].sort() }, null, 2) + "\n", 0o600);
+  return { created: plan.create.length, removed: plan.remove.length, kept: plan.keep.length };
+}
+
+async function waitHealthy(agent: RunningAgent, wanted: number, timeoutMs: number, progress: (l: string) => void): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  let said = -1;
+  for (;;) {
+    const s = agent.status();
+    if (s.healthy && s.svids.length >= wanted) return;
+    if (s.svids.length !== said) {
+      said = s.svids.length;
+      progress(`agent holds ${s.svids.length} of ${wanted} workload SVID${wanted === 1 ? "" : "s"}`);
+    }
+    if (Date.now() > until) {
+      throw new UpError("up_not_ready", `up: the agent was not healthy after ${Math.round(timeoutMs / 1000)} s: ${s.problems.join("; ") || `${s.svids.length} of ${wanted} SVIDs`}`);
+    }
+    agent.wake();
+    await Bun.sleep(100);
+  }
+}
+
+export async function startSingleHost(o: SingleHostOptions): Promise<SingleHost> {
+  const { places, progress } = o;
+  let configWritten = false;
+  if (!existsSync(places.config)) {
+    const td = o.trustDomain ?? trustDomainFor(hostname());
+    let resolvConf = "";
+    try {
+      resolvConf = readFileSync("/etc/resolv.conf", "utf8");
+    } catch {
+      // No resolv.conf: the starter config says so in a comment.
+    }
+    writeAtomic(places.config, starterConfig({ trustDomain: td, resolvers: resolversOf(resolvConf), writtenAt: new Date() }), 0o644);
+    configWritten = true;
+    progress(`wrote a starter config (default deny) to ${places.config}`);
+  }
+  const policy = readConfig(places.config);
+  const td = policy.trustDomain.name;
+  if (o.trustDomain !== undefined && !configWritten && o.trustDomain !== td) {
+    throw new UpError("up_trust_domain_mismatch", `up: --trust-domain ${quote(o.trustDomain)} differs from trust_domain ${quote(td)} in ${places.config}; a starter config is only written when none exists`);
+  }
+  const settings = loadServerConfig(places);
+  const paths = serverPaths(places);
+  if (!existsSync(paths.datastore)) {
+    progress(`creating trust domain ${td}: a root CA and a signing CA in ${paths.dir}`);
+    await initServer({ places, settings, trustDomain: td });
+  }
+  progress("starting the identity server");
+  const server = await startServer({ places, settings, logger: o.logger });
+  const undo: (() => Promise<void>)[] = [() => server.stop()];
+  const unwind = async () => {
+    for (const fn of undo.reverse()) await fn().catch(() => undefined);
+  };
+  try {
+    if (server.trustDomain !== td) {
+      throw new UpError("up_trust_domain_mismatch", `up: the server's state in ${paths.dir} is trust domain ${quote(server.trustDomain)} but ${places.config} says ${quote(td)}; trust domains are never changed in place`);
+    }
+    const agentJson = join(places.stateDir, "agent", "agent.json");
+    const joined = existsSync(agentJson);
+    const node = joined ? String(JSON.parse(readFileSync(agentJson, "utf8")).node ?? nodeNameFor(hostname())) : nodeNameFor(hostname());
+    const oursPath = join(paths.dir, OURS_FILE);
+    const applied = await applyWorkloads(places, policy, node, oursPath);
+    progress(`workloads applied as entries of node ${node}: ${applied.created} created, ${applied.removed} removed, ${applied.kept} unchanged`);
+    let join_: { joinToken?: string; fingerprint?: string } = {};
+    if (!joined) {
+      const t = (await callServer(places, "POST", "/v1/tokens", { node })) as { token: string; server_fingerprint: string };
+      join_ = { joinToken: t.token, fingerprint: t.server_fingerprint };
+      progress(`joining the agent as node ${node} (root fingerprint ${t.server_fingerprint.slice(0, 16)}...)`);
+    } else progress(`starting the agent (node ${node}, joined before)`);
+    const agent = await startAgent({
+      places,
+      serverUrl: server.publicUrl,
+      logger: o.logger,
+      capture: o.capture ?? true,
+      audit: policy.audit,
+      ...join_,
+    });
+    undo.push(() => agent.stop());
+    await agent.ready;
+    if (agent.captureUnavailable !== null && (o.capture ?? true)) {
+      throw new UpError("up_no_capture", `up: the agent cannot capture here: ${agent.captureUnavailable}`);
+    }
+    await waitHealthy(agent, policy.workloads.length, o.readyTimeoutMs ?? 60_000, progress);
+    /** The config's workloads again; the agent reloads its policy itself (file watch or SIGHUP). */
+    const reapply = async (): Promise<boolean> => {
+      let next: Policy;
+      try {
+        next = readConfig(places.config);
+      } catch (e) {
+        o.logger.error("up_reload_refused", { file: places.config, error: (e as Error).message, effect: "the workloads in force stay" });
+        return false;
+      }
+      if (next.trustDomain.name !== td) {
+        o.logger.error("up_reload_refused", { file: places.config, error: `trust_domain changed to ${next.trustDomain.name}`, effect: "the workloads in force stay" });
+        return false;
+      }
+      try {
+        const r = await applyWorkloads(places, next, node, oursPath);
+        o.logger.info("up_workloads_applied", { node, ...r });
+      } catch (e) {
+        o.logger.error("up_workloads_failed", { error: (e as Error).message });
+        return false;
+      }
+      agent.wake();
+      return true;
+    };
+    // Workloads follow the file as the policy does: an edit is applied shortly after it is saved.
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    const watcher = watch(places.config, () => {
+      if (timer !== null) clearTimeout(timer);
+      timer = setTimeout(() => void reapply(), 250);
+    });
+    undo.push(async () => {
+      watcher.close();
+      if (timer !== null) clearTimeout(timer);
+    });
+    return {
+      trustDomain: td,
+      node,
+      server,
+      agent,
+      configWritten,
+      reload: async () => (await reapply()) && agent.reload(),
+      stop: unwind,
+    };
+  } catch (e) {
+    await unwind();
+    throw e;
+  }
+}
