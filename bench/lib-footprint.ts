@@ -9,7 +9,7 @@ import { median, memory } from "./lib-measure.ts";
 import type { Chart } from "./lib-svg.ts";
 
 /** scripts/build.ts's flags: the binary reads no .env, bunfig.toml or tsconfig.json where it runs. */
-export const COMPILE_FLAGS = ["--compile", "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig", "--no-compile-autoload-tsconfig"] as const;
+export const COMPILE_FLAGS = ["--compile", "--bytecode", "--format=esm", "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig", "--no-compile-autoload-tsconfig"] as const;
 
 /** What the bare binaries run: a hello-world, and a hello-world HTTP server (its port on stdout). */
 export const BARE_SOURCES = {

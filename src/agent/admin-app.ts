@@ -6,7 +6,7 @@
 import { Hono } from "hono";
 import { formatJwksBundle } from "../spiffe/index.ts";
 import type { AgentCore } from "./agent-core.ts";
-import { statusOf } from "./health.ts";
+import { statusOf, type AuditStatus } from "./health.ts";
 import { chainPem } from "./svid-cache.ts";
 import type { Enforcer } from "./enforcer.ts";
 import { TidegateError } from "../errors.ts";
@@ -30,9 +30,10 @@ async function runBody(req: Request): Promise<{ workload: string; allowRoot: boo
   }
 }
 
-export function adminApp(core: AgentCore, now: () => number, capture: CaptureAccess = { enforcer: null, captureUnavailable: "no capture" }): Hono {
+/** `audit`: the audit log's state, so an unwritable log makes the agent unhealthy here too. */
+export function adminApp(core: AgentCore, now: () => number, capture: CaptureAccess = { enforcer: null, captureUnavailable: "no capture" }, audit: () => AuditStatus | null = () => null): Hono {
   const app = new Hono();
-  app.get("/v1/status", (c) => c.json({ ...statusOf(core, now()), capture: capture.enforcer?.status() ?? { unavailable: capture.captureUnavailable } }));
+  app.get("/v1/status", (c) => c.json({ ...statusOf(core, now(), audit()), capture: capture.enforcer?.status() ?? { unavailable: capture.captureUnavailable } }));
   app.post("/v1/run", async (c) => {
     const e = capture.enforcer;
     if (e === null) return fail(503, "capture_unavailable", `agent: no kernel capture: ${capture.captureUnavailable}`);

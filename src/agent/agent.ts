@@ -170,7 +170,7 @@ export async function startAgent(o: StartAgentOptions): Promise<RunningAgent> {
     } else enforcer = started;
   }
   const socketPath = join(o.places.runDir, "agent.sock");
-  const server: UnixServer = serveUnix(socketPath, adminApp(core, now, { enforcer, captureUnavailable: captureUnavailable ?? (o.capture ? null : "the agent runs without capture (--no-capture)") }).fetch);
+  const server: UnixServer = serveUnix(socketPath, adminApp(core, now, { enforcer, captureUnavailable: captureUnavailable ?? (o.capture ? null : "the agent runs without capture (--no-capture)") }, auditStatus).fetch);
   let runService: RunService | null = null;
   if (enforcer !== null) {
     const runSocket = join(o.places.runDir, "run.sock");

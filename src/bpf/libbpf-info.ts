@@ -5,15 +5,15 @@
  * libraries cannot be loaded (not Linux on x64/arm64, a missing library) it says why instead of
  * throwing: the report never fails, and never loads anything but the libraries themselves.
  */
-import { nativeLibs, type NativeLibs } from "./native-libs.ts";
+import { libbpfVersionSymbols, type LibbpfVersionSymbols, type NativeLibs } from "./native-libs.ts";
 
 export type LibbpfInfo =
   | { readonly version: string; readonly source: NativeLibs["source"]; readonly unavailable: null }
   | { readonly version: null; readonly source: null; readonly unavailable: string };
 
-/** `load` is nativeLibs but for tests. */
-export function libbpfInfo(load: () => Pick<NativeLibs, "bpf" | "source"> = nativeLibs): LibbpfInfo {
-  let libs: Pick<NativeLibs, "bpf" | "source">;
+/** `load` is libbpfVersionSymbols but for tests. */
+export function libbpfInfo(load: () => { bpf: LibbpfVersionSymbols; source: NativeLibs["source"] } = libbpfVersionSymbols): LibbpfInfo {
+  let libs: { bpf: LibbpfVersionSymbols; source: NativeLibs["source"] };
   try {
     libs = load();
   } catch (e) {

@@ -61,6 +61,30 @@ function load(): NativeLibs {
   return Object.freeze({ bpf, libc, source: EMBEDDED === null ? "system" : "embedded", paths: Object.freeze(paths) });
 }
 
+const VERSION_SYMBOLS = {
+  libbpf_major_version: LIBBPF_SYMBOLS.libbpf_major_version,
+  libbpf_minor_version: LIBBPF_SYMBOLS.libbpf_minor_version,
+  libbpf_version_string: LIBBPF_SYMBOLS.libbpf_version_string,
+} as const;
+
+export type LibbpfVersionSymbols = Pick<LibbpfSymbols, keyof typeof VERSION_SYMBOLS>;
+
+/**
+ * libbpf's version functions alone, for `tidegate version`: the same libraries as nativeLibs()
+ * (already loaded ones are reused), but binding three symbols instead of every one, since each
+ * bound symbol costs a compiled trampoline and `version` should start fast.
+ */
+export function libbpfVersionSymbols(): { bpf: LibbpfVersionSymbols; source: NativeLibs["source"] } {
+  if (loaded !== null) return loaded;
+  if (process.platform !== "linux" || (process.arch !== "x64" && process.arch !== "arm64")) {
+    throw new BpfError("bpf_unavailable", "dlopen", 0, `bpf: eBPF needs linux on x64 or arm64, not ${process.platform}/${process.arch}`);
+  }
+  const [libz, libelf, libbpf] = (EMBEDDED === null ? [...NATIVE_SONAMES] : [EMBEDDED.libz, EMBEDDED.libelf, EMBEDDED.libbpf]) as [string, string, string];
+  open(libz, "libz.so.1", LIBZ_SYMBOLS);
+  open(libelf, "libelf.so.1", LIBELF_SYMBOLS);
+  return { bpf: open(libbpf, "libbpf.so.1", VERSION_SYMBOLS).symbols, source: EMBEDDED === null ? "system" : "embedded" };
+}
+
 /** The loaded libraries; throws BpfError bpf_unavailable when they cannot be loaded. */
 export function nativeLibs(): NativeLibs {
   if (loaded !== null) return loaded;

@@ -5,7 +5,7 @@
  * it through the pid file <run-dir>/up.pid. Both are harmless to repeat.
  */
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Command, Context, Output } from "./command.ts";
 import { UsageError } from "./usage-error.ts";
@@ -155,6 +155,7 @@ async function background(ctx: Context): Promise<number> {
   }
   mkdirSync(places.stateDir, { recursive: true, mode: 0o755 });
   const log = openSync(logFile(places), "a", 0o600);
+  const from = fstatSync(log).size; // earlier runs' lines are not this run's progress
   const [exe, ...pre] = selfBinary();
   const args = [...pre, "up", "--foreground", ...flagsFor(places)];
   for (const k of ["trust-domain", "timeout"] as const) {
@@ -173,7 +174,7 @@ async function background(ctx: Context): Promise<number> {
   let shown = 0;
   for (;;) {
     // Relay the foreground's progress lines as they come.
-    const text = existsSync(logFile(places)) ? readFileSync(logFile(places), "utf8") : "";
+    const text = existsSync(logFile(places)) ? readFileSync(logFile(places)).subarray(from).toString("utf8") : "";
     const lines = text.split("\n").filter((l) => l.startsWith("up: "));
     for (const l of lines.slice(shown)) io.err(`${l}\n`);
     shown = Math.max(shown, lines.length);

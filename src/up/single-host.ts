@@ -166,6 +166,8 @@ export async function startSingleHost(o: SingleHostOptions): Promise<SingleHost>
       logger: o.logger,
       capture: o.capture ?? true,
       audit: policy.audit,
+      ...(policy.agent.syncIntervalMs != null ? { syncIntervalMs: policy.agent.syncIntervalMs } : {}),
+      ...(policy.agent.retryMaxMs != null ? { retryMaxMs: policy.agent.retryMaxMs } : {}),
       ...join_,
     });
     undo.push(() => agent.stop());

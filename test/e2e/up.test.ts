@@ -1,0 +1,174 @@
+// Issue 11 end to end (root; CI runs it): `tidegate up` and `tidegate down` with the built binary,
+// under their own instance with every place in one temporary folder. up writes the starter config,
+// creates the trust domain, joins its agent and goes to the background; a second up is harmless;
+// a workload added to the config becomes an identity the agent holds and `tidegate run` uses; an
+// operator's own entry survives; down stops it through the pid file, never following a stale one;
+// a second up after down reuses everything (no new trust domain, no second join).
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { probeHost } from "../../src/runtime/host.ts";
+import { tidegate } from "../helpers/binary.ts";
+import { waitFor } from "../helpers/processes.ts";
+
+const mount = probeHost().cgroup2;
+const can = process.getuid?.() === 0 && mount !== null;
+if (!can && !process.env.CI) console.warn("e2e up/down: skipped (needs root and cgroup v2)");
+
+const INSTANCE = "e2e-up";
+const TD = "up-test.internal";
+let dir = "";
+let flags: string[] = [];
+const config = () => join(dir, "etc", "tidegate.yaml");
+const pidFile = () => join(dir, "run", "up.pid");
+/** Running: /proc/PID exists and is not a zombie (an orphan waits for a reaper that may be slow). */
+function alive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
+async function status(): Promise<any> {
+  const r = await tidegate(["status", "--json", ...flags]);
+  return r.code === 0 ? JSON.parse(r.stdout) : undefined;
+}
+
+describe.skipIf(!can)("tidegate up and down", () => {
+  beforeAll(async () => {
+    await tidegate(["down", "--instance", INSTANCE]); // leftovers: only ever its own pid file
+    await tidegate(["agent", "--uninstall", "--instance", INSTANCE]);
+    dir = mkdtempSync(join(tmpdir(), "tidegate-test-up-"));
+    chmodSync(dir, 0o711);
+    flags = ["--instance", INSTANCE, "--config", join(dir, "etc", "tidegate.yaml"), "--server-config", join(dir, "etc", "server.yaml"), "--state-dir", join(dir, "state"), "--run-dir", join(dir, "run"), "--audit-dir", join(dir, "audit")];
+  });
+  afterAll(async () => {
+    if (dir === "") return;
+    await tidegate(["down", ...flags]);
+    await tidegate(["agent", "--uninstall", ...flags]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("the first up writes a starter config, creates the trust domain, joins, and says what to do next", async () => {
+    const r = await tidegate(["up", "--trust-domain", TD, ...flags]);
+    expect(r.code).toBe(0);
+    for (const step of ["starting in the background", "wrote a starter config", `creating trust domain ${TD}`, "joining the agent as node", "ready (pid"]) expect(r.stderr).toContain(step);
+    expect(r.stdout).toContain(`tidegate is up: trust domain ${TD}`);
+    expect(r.stdout).toContain(`tidegate status ${flags.join(" ")}`);
+    expect(r.stdout).toContain(`tidegate down ${flags.join(" ")}`);
+    const check = await tidegate(["policy", "check", config()]);
+    expect(check.code).toBe(0);
+    expect(readFileSync(config(), "utf8")).toContain("DEFAULT DENY");
+    const s = await status();
+    expect(s.healthy).toBe(true);
+    expect(s.trust_domain).toBe(TD);
+    expect(s.capture.policy.file).toBe(config());
+    expect(s.audit).toMatchObject({ healthy: true, dir: join(dir, "audit") });
+    const text = await tidegate(["status", ...flags]);
+    expect(text.stdout).toMatch(/^health +healthy$/m);
+    expect(text.stdout).toMatch(new RegExp(`^audit +ok, \\d+ events, ${join(dir, "audit")}$`, "m"));
+    expect(text.stdout).toContain("rules (since generation 1");
+    const pid = Number(readFileSync(pidFile(), "utf8"));
+    expect(alive(pid)).toBe(true);
+    expect(readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")).toContain("--foreground");
+  }, 60_000);
+
+  test("a second up is harmless: it says it runs and changes nothing", async () => {
+    const before = readFileSync(pidFile(), "utf8");
+    const text = readFileSync(config(), "utf8");
+    const r = await tidegate(["up", ...flags]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(`already running (pid ${before.trim()})`);
+    expect(readFileSync(pidFile(), "utf8")).toBe(before);
+    expect(readFileSync(config(), "utf8")).toBe(text);
+  });
+
+  test("a workload added to the config becomes an identity the agent holds, and tidegate run uses it", async () => {
+    const op = await tidegate(["entry", "create", "--spiffe-id", `spiffe://${TD}/operator-made`, "--parent", (await status()).spiffe_id, "--selector", "unix:uid:4242", "--json", ...flags]);
+    expect(op.code).toBe(0);
+    writeFileSync(config(), readFileSync(config(), "utf8").replace("workloads: []", `workloads:\n  - { name: worker, id: spiffe://${TD}/worker, user: nobody }`));
+    const s = await waitFor("the worker's SVID", async () => {
+      const st = await status();
+      return st?.svids.some((v: any) => v.spiffe_id === `spiffe://${TD}/worker`) ? st : undefined;
+    }, 20_000);
+    expect(s.entries.map((e: any) => e.spiffe_id).sort()).toEqual([`spiffe://${TD}/operator-made`, `spiffe://${TD}/worker`]);
+    const worker = s.entries.find((e: any) => e.spiffe_id === `spiffe://${TD}/worker`);
+    expect(worker.selectors.map((x: any) => (typeof x === "string" ? x : `${x.type}:${x.value}`))).toEqual(["tidegate:workload:worker"]);
+    const run = await tidegate(["run", ...flags, "--workload", "worker", "--", "/usr/bin/id", "-un"]);
+    expect(run.stderr).toBe("");
+    expect(run.stdout.trim()).toBe("nobody");
+    expect(run.code).toBe(0);
+    // Dropping the workload removes the entry up made, never the operator's.
+    writeFileSync(config(), readFileSync(config(), "utf8").replace(/workloads:\n {2}- \{ name: worker[^\n]*/, "workloads: []"));
+    const after = await waitFor("the worker's entry to go", async () => {
+      const st = await status();
+      return st && !st.entries.some((e: any) => e.spiffe_id === `spiffe://${TD}/worker`) ? st : undefined;
+    }, 20_000);
+    expect(after.entries.map((e: any) => e.spiffe_id)).toEqual([`spiffe://${TD}/operator-made`]);
+  }, 60_000);
+
+  test("down stops it and removes the pid file; a second down is harmless", async () => {
+    const pid = Number(readFileSync(pidFile(), "utf8"));
+    const r = await tidegate(["down", ...flags]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`stopped (pid ${pid})`);
+    expect(r.stdout).toContain("tidegate agent --uninstall");
+    expect(alive(pid)).toBe(false);
+    expect(existsSync(pidFile())).toBe(false);
+    expect(await status()).toBeUndefined();
+    const again = await tidegate(["down", ...flags]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain("not running");
+  }, 60_000);
+
+  test("down never follows a stale pid file to another process", async () => {
+    const bystander = Bun.spawn(["/bin/sleep", "30"]);
+    try {
+      writeFileSync(pidFile(), `${bystander.pid}\n`);
+      const r = await tidegate(["down", ...flags]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain("not running");
+      expect(alive(bystander.pid)).toBe(true);
+      expect(existsSync(pidFile())).toBe(false);
+    } finally {
+      bystander.kill();
+    }
+  });
+
+  test("up after down reuses the trust domain and the agent's identity", async () => {
+    const node = JSON.parse(readFileSync(join(dir, "state", "agent", "agent.json"), "utf8"));
+    const r = await tidegate(["up", ...flags]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).not.toContain("creating trust domain");
+    expect(r.stderr).not.toContain("wrote a starter config");
+    expect(r.stderr).toContain("joined before");
+    const s = await status();
+    expect(s.spiffe_id).toBe(node.spiffe_id);
+    expect(s.trust_domain).toBe(TD);
+    expect((await tidegate(["down", ...flags])).code).toBe(0);
+  }, 60_000);
+
+  test("a config that names another trust domain than the state is refused, and nothing is left running", async () => {
+    const text = readFileSync(config(), "utf8");
+    writeFileSync(config(), text.replaceAll(TD, "other.internal"));
+    try {
+      const r = await tidegate(["up", ...flags]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain("trust domains are never changed in place");
+      expect(existsSync(pidFile())).toBe(false);
+      expect(await status()).toBeUndefined();
+    } finally {
+      writeFileSync(config(), text);
+    }
+  }, 60_000);
+
+  test("up and down refuse non-root callers", async () => {
+    const r = await tidegate(["up", ...flags, "--help"]);
+    expect(r.code).toBe(0);
+    const as = Bun.spawnSync(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", join(import.meta.dir, "..", "..", "dist", "tidegate"), "up", ...flags]);
+    expect(as.exitCode).toBe(1);
+    expect(as.stderr.toString()).toContain("runs as root");
+  });
+});
