@@ -115,7 +115,19 @@ describe.skipIf(!can)("the README's first command, in a fresh clone", () => {
     const command = blocks[0]!
       .replace("sh install.sh", `sh install.sh --prefix ${prefix} --no-unit`)
       .replace("tidegate demo", `${prefix}/bin/tidegate demo --instance e2e-readme`);
-    const proc = Bun.spawn(["sh", "-c", command], { cwd: clone, stdout: "pipe", stderr: "pipe", env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root" } });
+    const proc = Bun.spawn(["sh", "-c", command], {
+      cwd: clone,
+      stdout: "pipe",
+      stderr: "pipe",
+      env: {
+        PATH: process.env.PATH ?? "/usr/bin:/bin",
+        HOME: process.env.HOME ?? "/root",
+        // No traffic outside loopback: the npm packages come from Bun's cache (the checkout being
+        // tested installed them), never the registry, which this points nowhere.
+        BUN_CONFIG_REGISTRY: "http://127.0.0.1:9/",
+        DEBIAN_FRONTEND: "noninteractive",
+      },
+    });
     const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
     if (code !== 0) throw new Error(`the README's first command failed (${code}):\n${out}\n${err}`);
     expect(err).toContain(`install: installed ${prefix}/bin/tidegate`);
