@@ -2,8 +2,8 @@
 //  - The built binary's demo, under its own instance: every step's claim and the exit code, and
 //    nothing left behind (cgroup, pins, its folder).
 //  - The README's first command, in a fresh clone of this repository, with a temporary prefix
-//    (and no systemd unit) and its own instance: install.sh builds and installs, and the installed
-//    binary's demo passes.
+//    (and no systemd unit) and its own instance, in a network namespace of its own: install.sh
+//    builds and installs, and the installed binary's demo passes.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -115,18 +115,13 @@ describe.skipIf(!can)("the README's first command, in a fresh clone", () => {
     const command = blocks[0]!
       .replace("sh install.sh", `sh install.sh --prefix ${prefix} --no-unit`)
       .replace("tidegate demo", `${prefix}/bin/tidegate demo --instance e2e-readme`);
-    const proc = Bun.spawn(["sh", "-c", command], {
+    // In a network namespace of its own (only its loopback): nothing leaves the host, and the npm
+    // packages come from Bun's cache (the checkout being tested installed them).
+    const proc = Bun.spawn(["unshare", "--net", "--", "sh", "-c", `ip link set lo up && ${command}`], {
       cwd: clone,
       stdout: "pipe",
       stderr: "pipe",
-      env: {
-        PATH: process.env.PATH ?? "/usr/bin:/bin",
-        HOME: process.env.HOME ?? "/root",
-        // No traffic outside loopback: the npm packages come from Bun's cache (the checkout being
-        // tested installed them), never the registry, which this points nowhere.
-        BUN_CONFIG_REGISTRY: "http://127.0.0.1:9/",
-        DEBIAN_FRONTEND: "noninteractive",
-      },
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", DEBIAN_FRONTEND: "noninteractive" },
     });
     const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
     if (code !== 0) throw new Error(`the README's first command failed (${code}):\n${out}\n${err}`);
