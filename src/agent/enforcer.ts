@@ -16,7 +16,8 @@
 import { openGate } from "../proxy/mcp/gate-rule.ts";
 import { SecretWatch } from "./secret-watch.ts";
 import type { Audit } from "../audit/sink/audit-log.ts";
-import { existsSync, watch, type FSWatcher } from "node:fs";
+import { existsSync } from "node:fs";
+import { watchFile, type FileWatch } from "../runtime/file-watch.ts";
 import type { Places } from "../runtime/instance.ts";
 import type { Logger } from "../runtime/log.ts";
 import { probeHost } from "../runtime/host.ts";
@@ -70,8 +71,7 @@ export interface RunGrant {
 
 export class Enforcer {
   private timers: ReturnType<typeof setInterval>[] = [];
-  private watcher: FSWatcher | null = null;
-  private reloadTimer: ReturnType<typeof setTimeout> | null = null;
+  private watcher: FileWatch | null = null;
 
   constructor(
     readonly capture: Capture,
@@ -200,15 +200,10 @@ export class Enforcer {
     this.syncInbound();
     const file = this.o.places.config;
     try {
-      this.watcher = watch(file, () => {
-        if (this.reloadTimer !== null) clearTimeout(this.reloadTimer);
-        this.reloadTimer = setTimeout(() => {
-          this.reloadTimer = null;
-          this.reload();
-        }, 200);
-      });
+      // The folder is watched: a save that renames a new file over the old one is heard too.
+      this.watcher = watchFile(file, () => void this.reload(), 200);
     } catch {
-      this.o.logger.warn("policy_not_watched", { file, reason: "the file does not exist yet; SIGHUP reloads it" });
+      this.o.logger.warn("policy_not_watched", { file, reason: "its folder does not exist yet; SIGHUP reloads it" });
     }
   }
 
@@ -260,7 +255,6 @@ export class Enforcer {
   stop(): void {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
-    if (this.reloadTimer !== null) clearTimeout(this.reloadTimer);
     this.watcher?.close();
     this.drainEvents();
     this.listener.stop();

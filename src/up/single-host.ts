@@ -9,7 +9,8 @@
  * A reload (SIGHUP, or `reload()`) applies the config's workloads again and reloads the policy.
  * Nothing here decides policy: the agent does, exactly as `tidegate agent` would.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, watch, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { watchFile } from "../runtime/file-watch.ts";
 import { hostname } from "node:os";
 import { dirname, join } from "node:path";
 import { TidegateError, quote } from "../errors.ts";
@@ -200,15 +201,8 @@ export async function startSingleHost(o: SingleHostOptions): Promise<SingleHost>
       return true;
     };
     // Workloads follow the file as the policy does: an edit is applied shortly after it is saved.
-    let timer: ReturnType<typeof setTimeout> | null = null;
-    const watcher = watch(places.config, () => {
-      if (timer !== null) clearTimeout(timer);
-      timer = setTimeout(() => void reapply(), 250);
-    });
-    undo.push(async () => {
-      watcher.close();
-      if (timer !== null) clearTimeout(timer);
-    });
+    const watcher = watchFile(places.config, () => void reapply(), 250);
+    undo.push(async () => watcher.close());
     return {
       trustDomain: td,
       node,

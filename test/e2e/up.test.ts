@@ -5,7 +5,7 @@
 // operator's own entry survives; down stops it through the pid file, never following a stale one;
 // a second up after down reuses everything (no new trust domain, no second join).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { probeHost } from "../../src/runtime/host.ts";
@@ -29,6 +29,12 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** Saves the config as many editors do: a new file renamed over the old one (a new inode each time). */
+function save(text: string): void {
+  writeFileSync(`${config()}.new`, text);
+  renameSync(`${config()}.new`, config());
 }
 
 async function status(): Promise<any> {
@@ -88,7 +94,7 @@ describe.skipIf(!can)("tidegate up and down", () => {
   test("a workload added to the config becomes an identity the agent holds, and tidegate run uses it", async () => {
     const op = await tidegate(["entry", "create", "--spiffe-id", `spiffe://${TD}/operator-made`, "--parent", (await status()).spiffe_id, "--selector", "unix:uid:4242", "--json", ...flags]);
     expect(op.code).toBe(0);
-    writeFileSync(config(), readFileSync(config(), "utf8").replace("workloads: []", `workloads:\n  - { name: worker, id: spiffe://${TD}/worker, user: nobody }`));
+    save(readFileSync(config(), "utf8").replace("workloads: []", `workloads:\n  - { name: worker, id: spiffe://${TD}/worker, user: nobody }`));
     const s = await waitFor("the worker's SVID", async () => {
       const st = await status();
       return st?.svids.some((v: any) => v.spiffe_id === `spiffe://${TD}/worker`) ? st : undefined;
@@ -100,8 +106,9 @@ describe.skipIf(!can)("tidegate up and down", () => {
     expect(run.stderr).toBe("");
     expect(run.stdout.trim()).toBe("nobody");
     expect(run.code).toBe(0);
-    // Dropping the workload removes the entry up made, never the operator's.
-    writeFileSync(config(), readFileSync(config(), "utf8").replace(/workloads:\n {2}- \{ name: worker[^\n]*/, "workloads: []"));
+    // Dropping the workload (a second save by rename: still heard) removes the entry up made,
+    // never the operator's.
+    save(readFileSync(config(), "utf8").replace(/workloads:\n {2}- \{ name: worker[^\n]*/, "workloads: []"));
     const after = await waitFor("the worker's entry to go", async () => {
       const st = await status();
       return st && !st.entries.some((e: any) => e.spiffe_id === `spiffe://${TD}/worker`) ? st : undefined;
