@@ -18,26 +18,24 @@ export function resolversOf(resolvConf: string): string[] {
   return out;
 }
 
-/** A trust domain made from a host name: lowercase, only `[a-z0-9.-]`, under `.internal`. */
-export function trustDomainFor(hostname: string): string {
-  const label = hostname
+/** The host name's first label, lowercased, other characters than `keep` replaced by "-"; "" when none is left. */
+function firstLabel(hostname: string, keep: RegExp): string {
+  return hostname
     .toLowerCase()
     .split(".")[0]!
-    .replace(/[^a-z0-9-]/g, "-")
+    .replace(keep, "-")
     .replace(/^-+|-+$/g, "")
     .slice(0, 63);
-  return `${label === "" ? "local" : label}.internal`;
+}
+
+/** A trust domain made from a host name: lowercase, only `[a-z0-9-]` in its first label, under `.internal`. */
+export function trustDomainFor(hostname: string): string {
+  return `${firstLabel(hostname, /[^a-z0-9-]/g) || "local"}.internal`;
 }
 
 /** One SPIFFE path segment naming this node: the host's first label, or "local". */
 export function nodeNameFor(hostname: string): string {
-  const label = hostname
-    .toLowerCase()
-    .split(".")[0]!
-    .replace(/[^a-z0-9_-]/g, "-")
-    .replace(/^-+|-+$/g, "")
-    .slice(0, 63);
-  return label === "" ? "local" : label;
+  return firstLabel(hostname, /[^a-z0-9_-]/g) || "local";
 }
 
 export function starterConfig(opts: { trustDomain: string; resolvers: readonly string[]; writtenAt: Date }): string {
