@@ -50,6 +50,7 @@ const checkCommand: Command = {
       workloads: p.workloads.length,
       egress_rules: p.egress.length,
       inbound_rules: p.inbound.length,
+      stdio_rules: p.stdio.length,
       federation: p.federation.map((f) => f.trustDomain.name),
       secrets,
     };
@@ -60,6 +61,7 @@ const checkCommand: Command = {
       io.out(
         `ok: ${p.file}: trust domain ${summary.trust_domain}; ${n(summary.workloads, "workload", "workloads")}, ` +
           `${n(summary.egress_rules, "egress rule", "egress rules")}, ${n(summary.inbound_rules, "inbound rule", "inbound rules")}, ` +
+          `${n(summary.stdio_rules, "stdio rule", "stdio rules")}, ` +
           `${n(summary.federation.length, "federated trust domain", "federated trust domains")}\n`,
       );
       if (secrets.length > 0) io.out(`secrets referenced: ${secrets.join(", ")}\n`);

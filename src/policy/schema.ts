@@ -139,8 +139,12 @@ export const StdioRuleSchema = mapping({
   mcp,
 });
 
+/** A workload's name is also its cgroup's folder name, which the cgroup tree keeps to 63 characters. */
+const WORKLOAD_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+const workloadName = v.pipe(v.string(), v.regex(WORKLOAD_NAME, "is not a workload name (1-63 of letters, digits, '_', '.', '-', starting with a letter or digit)"));
+
 export const WorkloadSchema = mapping({
-  name,
+  name: workloadName,
   id: spiffeId,
   selectors: v.optional(v.array(v.pipe(v.string(), v.regex(SELECTOR, 'is not a selector "type:value" (e.g. unix:uid:1000)')))),
   user: v.optional(v.pipe(v.string(), v.regex(ACCOUNT, "is not a user name or uid"))),

@@ -44,14 +44,14 @@ describe("tidegate policy check", () => {
   test("the example of docs/policy.md is valid", async () => {
     const r = await tidegate(["policy", "check", "tidegate.yaml"], { cwd: dir });
     expect(r.stderr).toBe("");
-    expect(r.stdout).toBe("ok: tidegate.yaml: trust domain example.org; 1 workload, 3 egress rules, 1 inbound rule, 1 federated trust domain\nsecrets referenced: github_token\n");
+    expect(r.stdout).toBe("ok: tidegate.yaml: trust domain example.org; 1 workload, 3 egress rules, 1 inbound rule, 0 stdio rules, 1 federated trust domain\nsecrets referenced: github_token\n");
     expect(r.code).toBe(0);
   }, T);
   test("--json, and a warning for a file the policy names that is missing here", async () => {
     const path = file("extra.yaml", EXTRA);
     const r = await tidegate(["policy", "check", "--json", path]);
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout)).toEqual({ file: path, trust_domain: "example.org", workloads: 0, egress_rules: 2, inbound_rules: 0, federation: [], secrets: ["mcp_key"] });
+    expect(JSON.parse(r.stdout)).toEqual({ file: path, trust_domain: "example.org", workloads: 0, egress_rules: 2, inbound_rules: 0, stdio_rules: 0, federation: [], secrets: ["mcp_key"] });
     expect(r.stderr).toBe(`warning: egress rule api (line 3): ca: ${join(dir, "no-such-ca.pem")} does not exist here\n`);
   }, T);
   test("an invalid file: exit 1, file, line, field and code", async () => {
