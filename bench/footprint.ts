@@ -26,7 +26,7 @@
  * --uninstall`: its cgroup and pins) and the folder removed (kept with --keep). Leftovers of a run
  * that was killed are removed by the next (bench/lib-procs.ts).
  */
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { probeHost } from "../src/runtime/host.ts";
@@ -152,6 +152,26 @@ async function idleBare(rep: number, serve: string): Promise<RssSample["bare"]> 
   return { ...m, readyS };
 }
 
+/** Runs the runtime floor (BARE_SOURCES.floor) until it says ready, then `idleS` seconds; its memory then. */
+async function idleFloor(rep: number, floor: string): Promise<NonNullable<RssSample["floor"]>> {
+  const name = `bare-floor-${rep}`;
+  const dir = join(procs.dir, name);
+  mkdirSync(dir, { recursive: true });
+  const key = join(dir, "key.pem");
+  const cert = join(dir, "cert.pem");
+  const ssl = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost"], { stdout: "ignore", stderr: "pipe" });
+  if (ssl.exitCode !== 0) throw new Error(`bench: openssl could not make the floor's certificate: ${ssl.stderr.toString()}`);
+  const t0 = performance.now();
+  const c = procs.start(name, [floor, dir, cert, key]);
+  await waitFor("the runtime floor to be ready", () => (/^ready$/m.test(procs.output(name)) ? true : undefined), 20_000, () => procs.check(name));
+  const readyS = (performance.now() - t0) / 1000;
+  await Bun.sleep(idleS * 1000);
+  procs.check(name);
+  const m = treeMemory(c.proc.pid);
+  await procs.stop(name);
+  return { ...m, readyS };
+}
+
 try {
   const tgVersion = Bun.spawnSync([bin, "version", "--json"], { stdout: "pipe" });
   const info = JSON.parse(tgVersion.stdout.toString()) as { version: string; commit: string; bun: string };
@@ -159,6 +179,7 @@ try {
   console.error(`bench: compiling the bare binaries into ${procs.dir}`);
   const hello = compileBare(procs.dir, "hello");
   const serve = compileBare(procs.dir, "serve");
+  const floor = compileBare(procs.dir, "floor");
   const size = { tidegate: statSync(bin).size, hello: statSync(hello).size, serve: statSync(serve).size };
 
   console.error(`bench: startup, ${warmups} warm-up and ${runs} timed runs of each, interleaved`);
@@ -175,10 +196,10 @@ try {
   if (withRss) {
     const progress = new Progress(reps);
     for (let rep = 1; rep <= reps; rep++) {
-      progress.step(`rep ${rep}/${reps}: tidegate up and the bare Bun.serve side by side, ready, then ${idleS} s idle`);
-      const [tidegate, bare] = await Promise.all([idleTidegate(rep), idleBare(rep, serve)]);
-      rss.push({ rep, tidegate, bare });
-      console.error(`rep ${rep}: RSS tidegate ${(tidegate.rssKiB / 1024).toFixed(1)} MiB (${tidegate.processes} processes, ready in ${tidegate.readyS.toFixed(1)} s), bare ${(bare.rssKiB / 1024).toFixed(1)} MiB`);
+      progress.step(`rep ${rep}/${reps}: tidegate up, the bare Bun.serve and the runtime floor side by side, ready, then ${idleS} s idle`);
+      const [tidegate, bare, fl] = await Promise.all([idleTidegate(rep), idleBare(rep, serve), idleFloor(rep, floor)]);
+      rss.push({ rep, tidegate, bare, floor: fl });
+      console.error(`rep ${rep}: RSS tidegate ${(tidegate.rssKiB / 1024).toFixed(1)} MiB (${tidegate.processes} processes, ready in ${tidegate.readyS.toFixed(1)} s), bare ${(bare.rssKiB / 1024).toFixed(1)} MiB, runtime floor ${(fl.rssKiB / 1024).toFixed(1)} MiB`);
     }
   }
 

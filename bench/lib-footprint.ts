@@ -11,10 +11,31 @@ import type { Chart } from "./lib-svg.ts";
 /** scripts/build.ts's flags: the binary reads no .env, bunfig.toml or tsconfig.json where it runs. */
 export const COMPILE_FLAGS = ["--compile", "--bytecode", "--format=esm", "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig", "--no-compile-autoload-tsconfig"] as const;
 
-/** What the bare binaries run: a hello-world, and a hello-world HTTP server (its port on stdout). */
+/**
+ * What the bare binaries run: a hello-world, a hello-world HTTP server (its port on stdout), and
+ * the runtime floor: only what `tidegate up` uses of the runtime and none of tidegate's code (two
+ * TLS listeners, one asking for client certificates; an HTTP server on a Unix socket; one TLS
+ * fetch; SQLite in WAL mode; one FFI call), given its folder, certificate and key as arguments;
+ * it prints "ready" when it has done each once.
+ */
 export const BARE_SOURCES = {
   hello: `console.log("hello");\n`,
   serve: `const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("hello") });\nconsole.log(server.port);\n`,
+  floor: [
+    `import { Database } from "bun:sqlite";`,
+    `import { dlopen } from "bun:ffi";`,
+    `const [dir, certFile, keyFile] = process.argv.slice(2);`,
+    `const cert = await Bun.file(certFile).text(), key = await Bun.file(keyFile).text();`,
+    "const db = new Database(`${dir}/floor.db`); db.run(\"PRAGMA journal_mode=WAL\"); db.run(\"create table if not exists t (a)\"); db.run(\"insert into t values (1)\");",
+    `const a = Bun.serve({ hostname: "127.0.0.1", port: 0, tls: { cert, key }, fetch: () => new Response("a") });`,
+    `Bun.serve({ hostname: "127.0.0.1", port: 0, tls: { cert, key, requestCert: true, rejectUnauthorized: false }, fetch: () => new Response("b") });`,
+    "Bun.serve({ unix: `${dir}/floor.sock`, fetch: () => new Response(\"u\") });",
+    "await fetch(`https://127.0.0.1:${a.port}/`, { tls: { rejectUnauthorized: false } });",
+    `dlopen("libc.so.6", { getpid: { args: [], returns: "i32" } }).symbols.getpid();`,
+    `console.log("ready");`,
+    `setInterval(() => {}, 1 << 30);`,
+    "",
+  ].join("\n"),
 } as const;
 
 /** Compiles `source` into `dir/name` with this Bun and COMPILE_FLAGS; the binary's path. */
@@ -78,6 +99,8 @@ export interface RssSample {
   readonly rep: number;
   readonly tidegate: { rssKiB: number; hwmKiB: number; processes: number; readyS: number };
   readonly bare: { rssKiB: number; hwmKiB: number; processes: number; readyS: number };
+  /** The runtime floor (BARE_SOURCES.floor), when measured. */
+  readonly floor?: { rssKiB: number; hwmKiB: number; processes: number; readyS: number };
 }
 
 export interface Footprint {
@@ -122,7 +145,12 @@ export function markdownFootprint(f: Footprint): string {
     lines.push("", "Per repetition, RSS tidegate / bare (ratio; peak RSS; processes; seconds from start to ready):", "");
     for (const r of f.rss) {
       const one = (m: RssSample["tidegate"]) => `${(m.rssKiB / 1024).toFixed(1)} MiB (peak ${(m.hwmKiB / 1024).toFixed(1)}; ${m.processes} process${m.processes === 1 ? "" : "es"}; ready in ${m.readyS.toFixed(1)} s)`;
-      lines.push(`- rep ${r.rep}: ${one(r.tidegate)} / ${one(r.bare)}: ${x2(r.tidegate.rssKiB / r.bare.rssKiB)}`);
+      lines.push(`- rep ${r.rep}: ${one(r.tidegate)} / ${one(r.bare)}: ${x2(r.tidegate.rssKiB / r.bare.rssKiB)}${r.floor ? `; runtime floor ${one(r.floor)}: ${x2(r.floor.rssKiB / r.bare.rssKiB)} of the bare server` : ""}`);
+    }
+    const floors = f.rss.flatMap((r) => (r.floor ? [r.floor.rssKiB / r.bare.rssKiB] : []));
+    if (floors.length > 0) {
+      const sorted = [...floors].sort((x, y) => x - y);
+      lines.push("", `Runtime floor (a compiled Bun program doing only what \`tidegate up\` uses of the runtime: TLS listeners, a TLS fetch, a Unix-socket server, SQLite, FFI; none of tidegate's code): median ${x2(sorted[Math.floor(sorted.length / 2)]!)} the bare server's RSS, against the target's ${TARGETS.rssRatio}x.`);
     }
   } else {
     lines.push(`| RSS after ${f.idleS} s idle | not measured (--no-rss) | | | ≤ ${TARGETS.rssRatio}x | |`);
