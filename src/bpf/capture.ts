@@ -132,6 +132,7 @@ export class Capture {
     mkdirSync(o.pinDir, { recursive: true });
     chmodSync(o.pinDir, 0o700);
     const rootId = cgroupId(tree.root);
+    tree.attachedRootId = rootId;
     const present = pinned(o.pinDir);
     const wanted = [...Object.keys(MAPS), ...Object.keys(PROGRAMS).map((p) => LINK_PREFIX + p)];
     if (present.length > 0) {

@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { TidegateError } from "../errors.ts";
 import { WORKLOAD_NAME } from "../attest/tidegate.ts";
 
-export class CgroupError extends TidegateError<"cgroup_unavailable" | "cgroup_bad_workload" | "cgroup_io"> {}
+export class CgroupError extends TidegateError<"cgroup_unavailable" | "cgroup_bad_workload" | "cgroup_io" | "cgroup_lost"> {}
 
 export class CgroupTree {
   readonly mount: string;
@@ -42,9 +42,34 @@ export class CgroupTree {
     return join(this.root, "workloads", name);
   }
 
-  /** The workload's cgroup, made if absent; returns its id. */
+  /** The root's cgroup id when the programs were attached to it (Capture sets it); null: not checked. */
+  attachedRootId: bigint | null = null;
+
+  /**
+   * The workload's cgroup, made if absent; returns its id. The root is never made here: when the
+   * programs were attached to a root that is gone or replaced (someone ran `agent --uninstall`
+   * while the agent ran), a workload made under a new root would run with nothing attached, so
+   * that is refused (`cgroup_lost`) instead: fail closed.
+   */
   ensureWorkload(name: string): { dir: string; id: bigint } {
-    this.ensure();
+    let rootId: bigint | null = null;
+    try {
+      rootId = cgroupId(this.root);
+    } catch {
+      rootId = null;
+    }
+    if (rootId === null || (this.attachedRootId !== null && rootId !== this.attachedRootId)) {
+      throw new CgroupError("cgroup_lost", `cgroup: ${this.root}, where tidegate's programs were attached, is ${rootId === null ? "gone" : "a different cgroup now"}: nothing would enforce a workload there; restart the agent`);
+    }
+    const base = join(this.root, "workloads");
+    if (!existsSync(base)) {
+      try {
+        mkdirSync(base);
+        chmodSync(base, 0o755);
+      } catch (e) {
+        if ((e as { code?: string }).code !== "EEXIST") throw new CgroupError("cgroup_io", `cgroup: cannot create ${base}: ${(e as { code?: string }).code ?? String(e)}`);
+      }
+    }
     const dir = this.workloadDir(name);
     if (!existsSync(dir)) {
       try {

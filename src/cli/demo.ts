@@ -68,12 +68,16 @@ export const demoCommand: Command = {
     "then prints the audit trail, verifies it ('tidegate audit verify') and removes everything it",
     "made (--keep keeps the folder). Every claim is checked: exit 0 when all hold, 1 otherwise.",
     "Needs cgroup v2, the users nobody and daemon and the group nogroup, and this binary where those",
-    "users can run it (install.sh puts it in /usr/local/bin).",
+    "users can run it (install.sh puts it in /usr/local/bin). The instance is --instance only (not",
+    "TIDEGATE_INSTANCE); one in use (an agent or 'tidegate up' of it answers, or it has pins or a",
+    "cgroup the demo did not leave) is refused, never torn down. Ctrl-C cleans up as a normal end.",
   ].join("\n"),
   options: { keep: { type: "boolean", help: "keep the demo's folder (config, state, audit log) afterwards" } },
   subcommands: [mcpServer, mcpHost],
   run: async ({ values, positionals, places, io }) => {
     if (positionals.length > 0) throw new UsageError(`unknown command ${JSON.stringify(positionals[0])} for tidegate demo`);
-    return runDemo({ instance: places.instance ?? "demo", keep: values.keep === true, self: selfBinary(), io });
+    // Only an explicit --instance: TIDEGATE_INSTANCE may name the instance this shell works with.
+    void places;
+    return runDemo({ instance: str(values.instance) ?? "demo", keep: values.keep === true, self: selfBinary(), io });
   },
 };

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { loadPolicy } from "../policy/index.ts";
-import { DEMO, demoConfig, othersCannotRun } from "./demo.ts";
+import { DEMO, demoConfig, othersCannotRun, printable, unsafeParent } from "./demo.ts";
 import { forecastFor, startForecastApi } from "./forecast-api.ts";
 
 describe("demoConfig", () => {
@@ -63,5 +63,28 @@ describe("the stand-in forecast API", () => {
     } finally {
       api.stop();
     }
+  });
+});
+
+describe("unsafeParent", () => {
+  const st = (uid: number, mode: number) => () => ({ uid, mode });
+  test("root's folder that only root may change, or any sticky folder, is safe", () => {
+    expect(unsafeParent("/x", st(0, 0o40755))).toBeNull();
+    expect(unsafeParent("/tmp", st(0, 0o41777))).toBeNull();
+    expect(unsafeParent("/x", st(1000, 0o41777))).toBeNull();
+  });
+  test("a folder another user owns, or others may write without the sticky bit, is not", () => {
+    expect(unsafeParent("/home/u/tmp", st(1000, 0o40700))).toContain("owned by uid 1000");
+    expect(unsafeParent("/x", st(0, 0o40777))).toContain("writable by other users");
+    expect(unsafeParent("/missing", () => {
+      throw new Error("ENOENT");
+    })).toBe("it does not exist");
+  });
+});
+
+describe("printable", () => {
+  test("a workload's text cannot send escape sequences to the terminal", () => {
+    expect(printable("ok\u001b[2J\u0007done\nnext")).toBe("ok?[2J?done?next");
+    expect(printable("x".repeat(400))).toHaveLength(300);
   });
 });

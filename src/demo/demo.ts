@@ -15,7 +15,9 @@
  * Every claim it prints is checked against what really happened (what the API and the unlisted
  * host saw, the server's own log, /proc/PID/environ), and the exit code is 0 only when all hold.
  */
-import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { callUnix } from "../runtime/unix-http.ts";
+import { runningUp } from "../cli/up.ts";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -100,12 +102,50 @@ export function othersCannotRun(path: string, exec: boolean, stat: (p: string) =
   return null;
 }
 
+/** Where the demo marks the instances it is using (root's), so it only ever cleans up after itself. */
+export const DEMO_MARKERS = "/run/tidegate-demo";
+
+/**
+ * Whether instance NAME is in use by something else than a demo: an agent answering on its
+ * agent.sock, a running `tidegate up`, or pins or a cgroup of it (`leftover`: nothing answers).
+ */
+async function instanceInUse(name: string, mount: string): Promise<{ what: string; leftover: boolean } | null> {
+  const p = placesFor(name);
+  const sock = join(p.runDir, "agent.sock");
+  if (existsSync(sock)) {
+    const answered = await callUnix(sock, "the agent", "GET", "/v1/status").then(
+      () => true,
+      () => false,
+    );
+    if (answered) return { what: `an agent answers on ${sock}`, leftover: false };
+  }
+  if (runningUp(p) !== null) return { what: `'tidegate up' runs (${join(p.runDir, "up.pid")})`, leftover: false };
+  if (existsSync(p.bpfPinDir)) return { what: `it has eBPF pins in ${p.bpfPinDir}`, leftover: true };
+  if (existsSync(join(mount, p.cgroupName))) return { what: `it has a cgroup ${join(mount, p.cgroupName)}`, leftover: true };
+  return null;
+}
+
+/** Why root should not make its folder in `dir`: another user could rename what root makes there. */
+export function unsafeParent(dir: string, stat: (p: string) => { uid: number; mode: number } = lstatSync): string | null {
+  let st;
+  try {
+    st = stat(dir);
+  } catch {
+    return "it does not exist";
+  }
+  const sticky = (st.mode & 0o1000) !== 0;
+  if (sticky || (st.uid === 0 && (st.mode & 0o022) === 0)) return null;
+  return `it is ${st.uid === 0 ? "writable by other users" : `owned by uid ${st.uid}`} and not sticky`;
+}
+
 interface Step {
   step: string;
   [k: string]: any;
 }
 
-const textOf = (result: any): string => (Array.isArray(result?.content) ? result.content.map((c: any) => (typeof c?.text === "string" ? c.text : "")).join(" ") : "");
+/** What a workload said, safe for a terminal: control characters (escape sequences) shown as "?". */
+export const printable = (t: string): string => t.replace(/[\u0000-\u001f\u007f-\u009f]/g, "?").slice(0, 300);
+const textOf = (result: any): string => printable(Array.isArray(result?.content) ? result.content.map((c: any) => (typeof c?.text === "string" ? c.text : "")).join(" ") : "");
 
 export async function runDemo(o: DemoOptions): Promise<number> {
   const { io } = o;
@@ -129,7 +169,19 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     if (why !== null) throw new DemoError("demo_binary_unreachable", `demo: the workloads run as ${DEMO.agent.user} and ${DEMO.server.user} and start this binary again, but ${why}; install it somewhere they can run it (install.sh puts it in /usr/local/bin)`);
   }
 
-  const dir = mkdtempSync(join(tmpdir(), "tidegate-demo-"));
+  // The demo removes its instance's programs, pins and cgroups: never those of an instance in use.
+  const marker = join(DEMO_MARKERS, o.instance);
+  const inUse = await instanceInUse(o.instance, mount);
+  if (inUse !== null && !(inUse.leftover && existsSync(marker))) {
+    throw new DemoError("demo_instance_in_use", `demo: instance ${o.instance} is in use (${inUse.what}); the demo would tear it down. Pick another with --instance NAME${inUse.leftover ? `, or remove what is left with 'tidegate agent --uninstall --instance ${o.instance}' if it is yours` : ""}`);
+  }
+  const parent = tmpdir();
+  const unsafe = unsafeParent(parent);
+  if (unsafe !== null) throw new DemoError("demo_tmpdir_unsafe", `demo: its folder would go in ${parent}, but ${unsafe}; set TMPDIR to a folder only root can change (or /tmp)`);
+  mkdirSync(DEMO_MARKERS, { recursive: true, mode: 0o700 });
+  writeFileSync(marker, `${process.pid}\n`, { mode: 0o600 });
+
+  const dir = mkdtempSync(join(parent, "tidegate-demo-"));
   chmodSync(dir, 0o711);
   const places: Places = placesFor(o.instance, {
     config: join(dir, "etc", "tidegate.yaml"),
@@ -144,6 +196,17 @@ export async function runDemo(o: DemoOptions): Promise<number> {
   let unlisted: ReturnType<typeof Bun.serve> | null = null;
   const flags = flagsFor(places);
   const self = [...o.self];
+  // Ctrl-C or SIGTERM: stop the demo's agent workload; the cleanup below runs as at a normal end.
+  let interrupted: string | null = null;
+  let agentProc: ReturnType<typeof Bun.spawn> | null = null;
+  const onSignal = (sig: string) => () => {
+    interrupted = sig;
+    agentProc?.kill("SIGKILL");
+  };
+  const sigint = onSignal("SIGINT");
+  const sigterm = onSignal("SIGTERM");
+  process.on("SIGINT", sigint);
+  process.on("SIGTERM", sigterm);
   try {
     await Capture.uninstall(capture); // leftovers of an earlier demo of this instance
     out(`tidegate demo: the local scenario, as instance ${o.instance}; its files are in ${dir}`);
@@ -184,16 +247,18 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     // 3. The demo's AI agent starts the MCP server through tidegate.
     const serverCmd = [...self, "run", "--mcp-stdio", ...flags, "--workload", DEMO.server.workload, "--", ...self, "demo", "mcp-server", "--api-name", DEMO.apiName, "--api-address", DEMO.address, "--api-port", String(api.port)];
     const hostArgs = JSON.stringify({ command: serverCmd, city: DEMO.city, unlistedUrl });
-    const agentProc = Bun.spawn([...self, "run", ...flags, "--workload", DEMO.agent.workload, "--", ...self, "demo", "mcp-host", hostArgs], {
+    const proc = Bun.spawn([...self, "run", ...flags, "--workload", DEMO.agent.workload, "--", ...self, "demo", "mcp-host", hostArgs], {
       stdin: "pipe",
       stdout: "pipe",
       stderr: "pipe",
       env: { PATH: "/usr/bin:/bin" },
     });
-    const agentErr = new Response(agentProc.stderr).text();
+    agentProc = proc;
+    if (interrupted !== null) proc.kill("SIGKILL");
+    const agentErr = new Response(proc.stderr).text();
     const steps: Step[] = [];
-    const timeout = setTimeout(() => agentProc.kill("SIGKILL"), 60_000);
-    for await (const line of linesOf(agentProc.stdout)) {
+    const timeout = setTimeout(() => proc.kill("SIGKILL"), 60_000);
+    for await (const line of linesOf(proc.stdout)) {
       let s: Step;
       try {
         s = JSON.parse(line) as Step;
@@ -203,42 +268,46 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       steps.push(s);
       if (s.step === "list") {
         out(`[3/6] agent ${DEMO.agent.workload} starts the forecast MCP server with 'tidegate run --mcp-stdio' and lists its tools`);
-        const tools: string[] = s.tools ?? [];
+        const tools: string[] = Array.isArray(s.tools) ? s.tools.filter((t: unknown): t is string => typeof t === "string").map(printable) : [];
         out(`      tools/list: ${tools.join(", ") || "(none)"}`);
         out(`      ${DEMO.deniedTool} is hidden by stdio rule ${DEMO.stdioRule}: ${check(`tools/list hides ${DEMO.deniedTool}`, tools.length > 0 && !tools.includes(DEMO.deniedTool))}`);
+        // The pid comes from the workload's own output: read its environment only when the
+        // kernel says it is a process of the forecast-mcp workload's cgroup.
         let env = "";
+        const pid = Number.isSafeInteger(s.server_pid) && s.server_pid > 1 ? (s.server_pid as number) : null;
         try {
-          env = s.server_pid ? readFileSync(`/proc/${s.server_pid}/environ`, "latin1") : "";
+          const cg = pid === null ? "" : readFileSync(`/proc/${pid}/cgroup`, "utf8");
+          if (cg.split("\n").some((l) => l.startsWith("0::") && l.endsWith(`/${places.cgroupName}/workloads/${DEMO.server.workload}`))) env = readFileSync(`/proc/${pid}/environ`, "latin1");
         } catch {
           env = "";
         }
         const vars = env.split("\0").filter((v) => v !== "");
         const clean = env !== "" && !env.includes(token);
-        out(`      the server's environment (/proc/${s.server_pid ?? "?"}/environ, ${vars.length} variables: ${vars.map((v) => v.split("=")[0]).join(", ")}) holds no token: ${check("the server's environment holds no token", clean)}`);
-        agentProc.stdin.write("\n");
-        agentProc.stdin.flush();
+        out(`      the server's environment (/proc/${pid ?? "?"}/environ, ${vars.length} variables: ${vars.map((v) => v.split("=")[0]).join(", ")}) holds no token: ${check("the server's environment holds no token", clean)}`);
+        proc.stdin.write("\n");
+        proc.stdin.flush();
       } else if (s.step === "call" && s.tool === "get_forecast") {
         const t = textOf(s.result);
-        out(`[4/6] get_forecast ${DEMO.city} -> ${t || JSON.stringify(s.error)}`);
+        out(`[4/6] get_forecast ${DEMO.city} -> ${t || printable(JSON.stringify(s.error))}`);
         out("      the server sent plain HTTP with no Authorization header; tidegate intercepted it, added the");
         out(`      token from its store and spoke TLS to the API, which saw ${api.seen.authorized} request(s) with the right token: ${check("the API got the token", t.startsWith("200 ") && api.seen.authorized >= 1 && api.seen.refused === 0)}`);
       } else if (s.step === "call" && s.tool === "fetch_url") {
         const t = textOf(s.result);
-        out(`[5/6] fetch_url ${unlistedUrl} (no rule names this host) -> ${t || JSON.stringify(s.error)}`);
+        out(`[5/6] fetch_url ${unlistedUrl} (no rule names this host) -> ${t || printable(JSON.stringify(s.error))}`);
         out(`      denied; the host received ${unlistedHits} request(s): ${check("the unlisted host is denied", s.result?.isError === true && unlistedHits === 0)}`);
       } else if (s.step === "call" && s.tool === DEMO.deniedTool) {
-        out(`[6/6] ${DEMO.deniedTool} -> ${s.error ? `JSON-RPC error ${s.error.code}: ${s.error.message}` : textOf(s.result)}`);
+        out(`[6/6] ${DEMO.deniedTool} -> ${s.error ? `JSON-RPC error ${printable(String(s.error.code))}: ${printable(String(s.error.message))}` : textOf(s.result)}`);
       } else if (s.step === "done") {
-        const reached = (s.server_log as string[]).some((l) => l.includes(`received tools/call ${DEMO.deniedTool}`));
+        const reached = (Array.isArray(s.server_log) ? (s.server_log as unknown[]) : []).map(String).some((l) => l.includes(`received tools/call ${DEMO.deniedTool}`));
         const refused = steps.find((x) => x.step === "call" && x.tool === DEMO.deniedTool);
         out(`      refused by tidegate; the server never received it: ${check(`${DEMO.deniedTool} is refused`, refused?.error?.code === -32001 && !reached)}`);
       } else if (s.step === "failed") {
-        out(`      the agent's MCP session failed: ${s.error}`);
+        out(`      the agent's MCP session failed: ${printable(String(s.error))}`);
         check("the MCP session ran", false);
       }
     }
     clearTimeout(timeout);
-    const agentExit = await agentProc.exited;
+    const agentExit = await proc.exited;
     if (!steps.some((s) => s.step === "done")) {
       out(`      the demo agent stopped early (exit ${agentExit}): ${(await agentErr).trim().split("\n").slice(-3).join(" / ")}`);
       check("the demo agent ran to the end", false);
@@ -263,7 +332,14 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     const removed = await Capture.uninstall(capture).catch(() => null);
     if (o.keep) out(`\nkept ${dir} (config, state, audit log); 'rm -rf ${dir}' removes it`);
     else rmSync(dir, { recursive: true, force: true });
+    if (removed !== null) rmSync(marker, { force: true });
+    process.off("SIGINT", sigint);
+    process.off("SIGTERM", sigterm);
     out(`cleaned up: the agent and server stopped, ${removed ? `${removed.pins} pins and the cgroup of instance ${o.instance} removed` : "the instance's pins and cgroup could not be removed"}${o.keep ? "" : `, ${dir} removed`}`);
+  }
+  if (interrupted !== null) {
+    out(`demo interrupted (${interrupted})`);
+    return 130;
   }
   const failed = checks.filter((c) => !c.ok);
   out();

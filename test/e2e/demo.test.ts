@@ -84,6 +84,30 @@ describe.skipIf(!can)("tidegate demo", () => {
     }
   }, 60_000);
 
+  test("refuses an instance in use and leaves it running; TIDEGATE_INSTANCE does not pick the demo's instance", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tidegate-test-demolive-"));
+    const flags = ["--instance", "e2e-demolive", "--config", join(dir, "tidegate.yaml"), "--server-config", join(dir, "server.yaml"), "--state-dir", join(dir, "state"), "--run-dir", join(dir, "run"), "--audit-dir", join(dir, "audit")];
+    try {
+      expect((await tidegate(["up", ...flags])).code).toBe(0);
+      const r = await tidegate(["demo", "--instance", "e2e-demolive"]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain("[demo_instance_in_use]");
+      expect(r.stderr).toContain("instance e2e-demolive is in use");
+      expect(r.stdout).toBe("");
+      expect(existsSync("/sys/fs/bpf/tidegate-e2e-demolive")).toBe(true);
+      expect((await tidegate(["status", ...flags])).code).toBe(0);
+      // The environment's instance is the one this shell works with; the demo takes --instance only.
+      const viaEnv = await tidegate(["demo", "--instance", "e2e-demo"], { env: { TIDEGATE_INSTANCE: "e2e-demolive" } });
+      expect(viaEnv.code).toBe(0);
+      expect(viaEnv.stdout).toContain("as instance e2e-demo;");
+      expect((await tidegate(["status", ...flags])).code).toBe(0);
+    } finally {
+      await tidegate(["down", ...flags]);
+      await tidegate(["agent", "--uninstall", ...flags]);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
   test("refuses to run as another user than root, saying why", () => {
     const as = Bun.spawnSync(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", join(REPO, "dist", "tidegate"), "demo", "--instance", "e2e-demo"]);
     expect(as.exitCode).toBe(1);
