@@ -140,8 +140,10 @@ install_binary() {
   d=$BIN_DIR
   while [ ! -e "$d" ]; do made_dir=$d; d=$(dirname "$d"); done
   mkdir -p "$BIN_DIR" || die "cannot create $BIN_DIR"
-  staged="$BIN_DIR/.tidegate.new.$$"
-  cp "$1" "$staged" || die "cannot write $staged: not installed"
+  # mktemp makes the file exclusively (O_EXCL, 0600): a name planted in BIN_DIR, a symlink say,
+  # is never written through.
+  staged=$(mktemp "$BIN_DIR/.tidegate.new.XXXXXX") || die "cannot create a file in $BIN_DIR: not installed"
+  cat "$1" >"$staged" || die "cannot write $staged: not installed"
   chmod 0755 "$staged" || die "cannot chmod $staged: not installed"
   if ! out=$("$staged" --version 2>&1); then
     die "the new binary does not run here (--version said: $(printf '%s\n' "$out" | head -n 1)): not installed"
@@ -156,7 +158,7 @@ install_binary() {
 # Writes UNIT_FILE the same way: a temporary name in UNIT_DIR, then a rename.
 write_unit() {
   mkdir -p "$UNIT_DIR" || die "cannot create $UNIT_DIR"
-  staged="$UNIT_DIR/.tidegate.service.new.$$"
+  staged=$(mktemp "$UNIT_DIR/.tidegate.service.new.XXXXXX") || die "cannot create a file in $UNIT_DIR"
   cat >"$staged" <<EOF || die "cannot write $staged"
 # Written by tidegate's install.sh; running it again rewrites this file.
 [Unit]

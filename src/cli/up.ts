@@ -5,7 +5,8 @@
  * it through the pid file <run-dir>/up.pid. Both are harmless to repeat.
  */
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { parseStartTime } from "../attest/proc-text.ts";
 import { join } from "node:path";
 import type { Command, Context, Output } from "./command.ts";
 import { UsageError } from "./usage-error.ts";
@@ -21,23 +22,57 @@ import { selfBinary } from "../run/launcher.ts";
 const pidFile = (p: Places) => join(p.runDir, "up.pid");
 const logFile = (p: Places) => join(p.stateDir, "up.log");
 
-/** The pid in the pid file when that process is a running `tidegate up --foreground`; else null. */
-export function runningUp(places: Places): number | null {
-  let pid: number;
+/** `pid`'s start time (clock ticks after boot, /proc/PID/stat field 22), or null when it is gone. */
+function startTimeOf(pid: number | "self"): number | null {
   try {
-    pid = Number.parseInt(readFileSync(pidFile(places), "utf8").trim(), 10);
+    return parseStartTime(readFileSync(`/proc/${pid}/stat`, "utf8"));
   } catch {
     return null;
   }
-  if (!Number.isSafeInteger(pid) || pid <= 1) return null;
+}
+
+function exeOf(pid: number | "self"): string | null {
+  try {
+    return readlinkSync(`/proc/${pid}/exe`);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The pid in the pid file when that process is this instance's running `tidegate up
+ * --foreground`; else null. The file holds the pid and its start time: a pid reused by any other
+ * process (a crash leaves the file behind) has another start time, and the process must also run
+ * this same binary with `up --foreground` and this instance's places on its command line.
+ */
+export function runningUp(places: Places): number | null {
+  let pid: number;
+  let start: number;
+  try {
+    const [p, t] = readFileSync(pidFile(places), "utf8").trim().split(/\s+/);
+    pid = Number.parseInt(p ?? "", 10);
+    start = Number.parseInt(t ?? "", 10);
+  } catch {
+    return null;
+  }
+  if (!Number.isSafeInteger(pid) || pid <= 1 || !Number.isSafeInteger(start)) return null;
+  if (startTimeOf(pid) !== start || exeOf(pid) !== exeOf("self")) return null;
   let cmdline: string[];
   try {
     cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
   } catch {
-    return null; // gone
+    return null;
   }
-  // A reused pid is not ours: the process must be tidegate's `up --foreground`.
-  return cmdline.includes("up") && cmdline.includes("--foreground") ? pid : null;
+  const at = cmdline.indexOf("up");
+  if (at < 0 || cmdline[at + 1] !== "--foreground") return null;
+  const want = flagsFor(places);
+  const theirs = cmdline.slice(at + 2);
+  return want.every((f, i) => theirs[i] === f) ? pid : null;
+}
+
+/** What the pid file says of this process: its pid and start time. */
+function pidLine(): string {
+  return `${process.pid} ${startTimeOf("self") ?? 0}\n`;
 }
 
 function timeoutOf(v: unknown, fallback: number): number {
@@ -99,7 +134,7 @@ async function foreground(ctx: Context): Promise<number> {
   const other = runningUp(places);
   if (other !== null && other !== process.pid) throw new UpError("up_running", `up: already running as pid ${other} (${pidFile(places)}); 'tidegate down' stops it`);
   mkdirSync(places.runDir, { recursive: true, mode: 0o755 });
-  writeFileSync(pidFile(places), `${process.pid}\n`, { mode: 0o644 });
+  writeFileSync(pidFile(places), pidLine(), { mode: 0o644 });
   const removePid = () => {
     let held = "";
     try {
@@ -107,36 +142,52 @@ async function foreground(ctx: Context): Promise<number> {
     } catch {
       return;
     }
-    if (held === String(process.pid)) rmSync(pidFile(places), { force: true });
+    if (held.split(/\s+/)[0] === String(process.pid)) rmSync(pidFile(places), { force: true });
   };
   const progress = (line: string) => io.err(`up: ${line}\n`);
+  // Signals are ours from the start: one during startup aborts it and unwinds what was started
+  // (a default-action death would leave sockets, the pid file and an unsealed audit log).
+  const stopping = new AbortController();
+  let stopSignal: string | null = null;
+  let woken: (sig: string) => void = () => undefined;
+  const stopped = new Promise<string>((resolve) => (woken = resolve));
+  const on = (sig: string) => () => {
+    stopSignal ??= sig;
+    stopping.abort();
+    woken(sig);
+  };
+  const term = on("SIGTERM");
+  const int = on("SIGINT");
+  process.on("SIGTERM", term);
+  process.on("SIGINT", int);
+  const handlersOff = () => {
+    process.off("SIGTERM", term);
+    process.off("SIGINT", int);
+  };
   let host;
   try {
     host = await startSingleHost({
       places,
       logger: createLogger({ write: (l) => io.err(l) }),
       progress,
+      signal: stopping.signal,
       ...(str(ctx.values["trust-domain"]) !== undefined ? { trustDomain: str(ctx.values["trust-domain"])! } : {}),
       readyTimeoutMs: timeoutOf(ctx.values.timeout, 60_000),
     });
   } catch (e) {
+    handlersOff();
     removePid();
+    if (stopSignal !== null) {
+      progress(`${stopSignal} while starting: stopped`);
+      return 0;
+    }
     throw e;
   }
-  progress(`ready (pid ${process.pid})`);
   const hup = () => void host.reload();
   process.on("SIGHUP", hup);
-  const sig = await new Promise<string>((resolve) => {
-    const on = (s: string) => () => {
-      process.off("SIGTERM", term);
-      process.off("SIGINT", int);
-      resolve(s);
-    };
-    const term = on("SIGTERM");
-    const int = on("SIGINT");
-    process.on("SIGTERM", term);
-    process.on("SIGINT", int);
-  });
+  if (stopSignal === null) progress(`ready (pid ${process.pid})`);
+  const sig = await stopped;
+  handlersOff();
   process.off("SIGHUP", hup);
   progress(`${sig}: stopping the agent and the server`);
   await host.stop();
@@ -263,8 +314,9 @@ export const downCommand: Command = {
   summary: "stop what 'tidegate up' started",
   usage: ["down [--timeout D]"],
   help: [
-    "Sends SIGTERM to the process in <run-dir>/up.pid (only when it is tidegate's 'up --foreground':",
-    "a stale pid file is removed, never followed) and waits until it has stopped (--timeout, default",
+    "Sends SIGTERM to the process in <run-dir>/up.pid (only when it is this binary's 'up --foreground'",
+    "of this instance, with the start time the file records: a stale pid file is removed, never",
+    "followed) and waits until it has stopped (--timeout, default",
     "30s). Not running: says so and exits 0. The eBPF programs stay attached (fail closed);",
     "'tidegate agent --uninstall' removes them.",
   ].join("\n"),

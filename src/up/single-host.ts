@@ -15,6 +15,7 @@ import { hostname } from "node:os";
 import { dirname, join } from "node:path";
 import { TidegateError, quote } from "../errors.ts";
 import { loadPolicy, type Policy } from "../policy/index.ts";
+import { TrustDomain } from "../spiffe/trust-domain.ts";
 import type { Places } from "../runtime/instance.ts";
 import type { Logger } from "../runtime/log.ts";
 import { loadServerConfig } from "../server/config.ts";
@@ -38,6 +39,8 @@ export interface SingleHostOptions {
   readonly readyTimeoutMs?: number;
   /** Kernel capture (default true: single-host mode is the enforcing agent). */
   readonly capture?: boolean;
+  /** Aborts the start: what was started is stopped and the start rejects (`up_aborted`). */
+  readonly signal?: AbortSignal;
 }
 
 export interface SingleHost {
@@ -83,22 +86,32 @@ async function applyWorkloads(places: Places, policy: Policy, node: string, ours
   const ours = readOurs(oursPath);
   const plan = planEntries(wantedEntries(policy.workloads), existing, ours);
   // Removals first: a changed workload keeps its SPIFFE ID, and its old entry must go before the new one.
+  // The list is saved after every change, so an entry made just before a crash or a failed call
+  // is still known as ours and removed when its workload goes.
+  const save = () => writeAtomic(oursPath, JSON.stringify({ entries: [...ours].sort() }, null, 2) + "\n", 0o600);
   for (const id of plan.remove) {
     await callServer(places, "DELETE", `/v1/entries/${encodeURIComponent(id)}`);
     ours.delete(id);
+    save();
   }
   for (const w of plan.create) {
     const made = (await callServer(places, "POST", "/v1/entries", { spiffe_id: w.spiffeId, parent_id: parent, selectors: w.selectors })) as { id: string };
     ours.add(made.id);
+    save();
   }
-  writeAtomic(oursPath, JSON.stringify({ entries: [...ours].sort() }, null, 2) + "\n", 0o600);
+  save();
   return { created: plan.create.length, removed: plan.remove.length, kept: plan.keep.length };
 }
 
-async function waitHealthy(agent: RunningAgent, wanted: number, timeoutMs: number, progress: (l: string) => void): Promise<void> {
+function checkAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new UpError("up_aborted", "up: stopped while starting");
+}
+
+async function waitHealthy(agent: RunningAgent, wanted: number, timeoutMs: number, progress: (l: string) => void, signal?: AbortSignal): Promise<void> {
   const until = Date.now() + timeoutMs;
   let said = -1;
   for (;;) {
+    checkAborted(signal);
     const s = agent.status();
     if (s.healthy && s.svids.length >= wanted) return;
     if (s.svids.length !== said) {
@@ -124,7 +137,14 @@ export async function startSingleHost(o: SingleHostOptions): Promise<SingleHost>
     } catch {
       // No resolv.conf: the starter config says so in a comment.
     }
-    writeAtomic(places.config, starterConfig({ trustDomain: td, resolvers: resolversOf(resolvConf), writtenAt: new Date() }), 0o644);
+    try {
+      TrustDomain.parse(td);
+    } catch (e) {
+      throw new UpError("up_bad_trust_domain", `up: --trust-domain ${quote(td)}: ${(e as Error).message}`);
+    }
+    const text = starterConfig({ trustDomain: td, resolvers: resolversOf(resolvConf), writtenAt: new Date() });
+    loadPolicy(text, places.config); // what is written loads, or nothing is written
+    writeAtomic(places.config, text, 0o644);
     configWritten = true;
     progress(`wrote a starter config (default deny) to ${places.config}`);
   }
@@ -139,6 +159,7 @@ export async function startSingleHost(o: SingleHostOptions): Promise<SingleHost>
     progress(`creating trust domain ${td}: a root CA and a signing CA in ${paths.dir}`);
     await initServer({ places, settings, trustDomain: td });
   }
+  checkAborted(o.signal);
   progress("starting the identity server");
   const server = await startServer({ places, settings, logger: o.logger });
   const undo: (() => Promise<void>)[] = [() => server.stop()];
@@ -149,6 +170,7 @@ export async function startSingleHost(o: SingleHostOptions): Promise<SingleHost>
     if (server.trustDomain !== td) {
       throw new UpError("up_trust_domain_mismatch", `up: the server's state in ${paths.dir} is trust domain ${quote(server.trustDomain)} but ${places.config} says ${quote(td)}; trust domains are never changed in place`);
     }
+    checkAborted(o.signal);
     const agentJson = join(places.stateDir, "agent", "agent.json");
     const joined = existsSync(agentJson);
     const node = joined ? String(JSON.parse(readFileSync(agentJson, "utf8")).node ?? nodeNameFor(hostname())) : nodeNameFor(hostname());
@@ -176,9 +198,10 @@ export async function startSingleHost(o: SingleHostOptions): Promise<SingleHost>
     if (agent.captureUnavailable !== null && (o.capture ?? true)) {
       throw new UpError("up_no_capture", `up: the agent cannot capture here: ${agent.captureUnavailable}`);
     }
-    await waitHealthy(agent, policy.workloads.length, o.readyTimeoutMs ?? 60_000, progress);
+    checkAborted(o.signal);
+    await waitHealthy(agent, policy.workloads.length, o.readyTimeoutMs ?? 60_000, progress, o.signal);
     /** The config's workloads again; the agent reloads its policy itself (file watch or SIGHUP). */
-    const reapply = async (): Promise<boolean> => {
+    const reapplyOnce = async (): Promise<boolean> => {
       let next: Policy;
       try {
         next = readConfig(places.config);
@@ -199,6 +222,13 @@ export async function startSingleHost(o: SingleHostOptions): Promise<SingleHost>
       }
       agent.wake();
       return true;
+    };
+    // One at a time: a save and a SIGHUP at once must not interleave their calls and lists.
+    let queue: Promise<unknown> = Promise.resolve();
+    const reapply = (): Promise<boolean> => {
+      const next = queue.then(reapplyOnce, reapplyOnce);
+      queue = next;
+      return next;
     };
     // Workloads follow the file as the policy does: an edit is applied shortly after it is saved.
     const watcher = watchFile(places.config, () => void reapply(), 250);

@@ -76,8 +76,9 @@ describe.skipIf(!can)("tidegate up and down", () => {
     expect(text.stdout).toMatch(/^health +healthy$/m);
     expect(text.stdout).toMatch(new RegExp(`^audit +ok, \\d+ events, ${join(dir, "audit")}$`, "m"));
     expect(text.stdout).toContain("rules (since generation 1");
-    const pid = Number(readFileSync(pidFile(), "utf8"));
+    const [pid, start] = readFileSync(pidFile(), "utf8").trim().split(" ").map(Number) as [number, number];
     expect(alive(pid)).toBe(true);
+    expect(readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")[19]).toBe(String(start));
     expect(readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")).toContain("--foreground");
   }, 60_000);
 
@@ -86,7 +87,7 @@ describe.skipIf(!can)("tidegate up and down", () => {
     const text = readFileSync(config(), "utf8");
     const r = await tidegate(["up", ...flags]);
     expect(r.code).toBe(0);
-    expect(r.stderr).toContain(`already running (pid ${before.trim()})`);
+    expect(r.stderr).toContain(`already running (pid ${before.split(" ")[0]})`);
     expect(readFileSync(pidFile(), "utf8")).toBe(before);
     expect(readFileSync(config(), "utf8")).toBe(text);
   });
@@ -117,7 +118,7 @@ describe.skipIf(!can)("tidegate up and down", () => {
   }, 60_000);
 
   test("down stops it and removes the pid file; a second down is harmless", async () => {
-    const pid = Number(readFileSync(pidFile(), "utf8"));
+    const pid = Number(readFileSync(pidFile(), "utf8").split(" ")[0]);
     const r = await tidegate(["down", ...flags]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`stopped (pid ${pid})`);
@@ -130,19 +131,40 @@ describe.skipIf(!can)("tidegate up and down", () => {
     expect(again.stdout).toContain("not running");
   }, 60_000);
 
-  test("down never follows a stale pid file to another process", async () => {
-    const bystander = Bun.spawn(["/bin/sleep", "30"]);
+  test("down and up never follow a stale pid file to another process, even one named 'up --foreground'", async () => {
+    // A reused pid with the right start time and "up --foreground" in its arguments, but not this
+    // binary: what a local user could arrange after a crash left the file behind.
+    const bystander = Bun.spawn(["/bin/sh", "-c", "sleep 30; :", "up", "--foreground", ...flags]);
     try {
-      writeFileSync(pidFile(), `${bystander.pid}\n`);
+      await Bun.sleep(50);
+      const start = readFileSync(`/proc/${bystander.pid}/stat`, "utf8").split(") ")[1]!.split(" ")[19];
+      writeFileSync(pidFile(), `${bystander.pid} ${start}\n`);
       const r = await tidegate(["down", ...flags]);
       expect(r.code).toBe(0);
       expect(r.stdout).toContain("not running");
       expect(alive(bystander.pid)).toBe(true);
       expect(existsSync(pidFile())).toBe(false);
+      // A pid file of the old form (no start time) is not followed either.
+      writeFileSync(pidFile(), `${bystander.pid}\n`);
+      expect((await tidegate(["down", ...flags])).stdout).toContain("not running");
+      expect(alive(bystander.pid)).toBe(true);
     } finally {
       bystander.kill();
     }
   });
+
+  test("SIGTERM while up --foreground starts: it unwinds, removes its pid file and sockets, exits 0", async () => {
+    const fg = Bun.spawn([join(import.meta.dir, "..", "..", "dist", "tidegate"), "up", "--foreground", ...flags], { stdout: "pipe", stderr: "pipe" });
+    await waitFor("the pid file", () => (existsSync(pidFile()) ? true : undefined), 10_000);
+    fg.kill("SIGTERM");
+    const code = await fg.exited;
+    const err = await new Response(fg.stderr).text();
+    expect(code).toBe(0);
+    expect(err).toMatch(/SIGTERM( while starting: stopped|: stopping the agent and the server)/);
+    expect(existsSync(pidFile())).toBe(false);
+    expect(existsSync(join(dir, "run", "agent.sock"))).toBe(false);
+    expect(existsSync(join(dir, "run", "server.sock"))).toBe(false);
+  }, 60_000);
 
   test("up after down reuses the trust domain and the agent's identity", async () => {
     const node = JSON.parse(readFileSync(join(dir, "state", "agent", "agent.json"), "utf8"));
@@ -169,6 +191,14 @@ describe.skipIf(!can)("tidegate up and down", () => {
     } finally {
       writeFileSync(config(), text);
     }
+  }, 60_000);
+
+  test("a bad --trust-domain writes no config", async () => {
+    const other = join(dir, "other", "tidegate.yaml");
+    const r = await tidegate(["up", "--foreground", "--trust-domain", "Bad TD", ...flags.map((f) => (f === config() ? other : f))]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("[up_bad_trust_domain]");
+    expect(existsSync(other)).toBe(false);
   }, 60_000);
 
   test("up and down refuse non-root callers", async () => {
