@@ -289,11 +289,12 @@ fetch() {
   rc=0
   code=""
   say "downloading $name from $url"
+  # A redirect is followed only to https (a plain http base URL stays the operator's own choice).
   if [ "$FETCHER" = curl ]; then
     if [ "${2:-}" = progress ] && [ -t 2 ]; then
-      code=$(curl -fL -# --connect-timeout 30 --retry 2 -w '%{http_code}' -o "$out" "$url") || rc=$?
+      code=$(curl -fL -# --proto-redir =https --connect-timeout 30 --retry 2 -w '%{http_code}' -o "$out" "$url") || rc=$?
     else
-      code=$(curl -fsSL --connect-timeout 30 --retry 2 -w '%{http_code}' -o "$out" "$url" 2>"$err") || rc=$?
+      code=$(curl -fsSL --proto-redir =https --connect-timeout 30 --retry 2 -w '%{http_code}' -o "$out" "$url" 2>"$err") || rc=$?
     fi
     [ "$rc" = 0 ] && return 0
     detail=$(tail -n 1 "$err" | sed 's/^curl: ([0-9]*) //')

@@ -60,7 +60,7 @@ WantedBy=multi-user.target
 let ROOT = "";
 let server: ReturnType<typeof Bun.serve>;
 let BASE = "";
-/** What the server answers with, by file name; anything else is a 404. */
+/** What the server answers with, by file name ("redirect:URL": a 302 there); anything else is a 404. */
 let files: Record<string, string | Blob> = {};
 /** The file names asked for during the last install run. */
 const requests: string[] = [];
@@ -75,6 +75,7 @@ beforeAll(() => {
       const name = decodeURIComponent(new URL(req.url).pathname.slice(1));
       requests.push(name);
       const body = files[name];
+      if (typeof body === "string" && body.startsWith("redirect:")) return new Response(null, { status: 302, headers: { location: body.slice("redirect:".length) } });
       return body === undefined ? new Response("not found\n", { status: 404 }) : new Response(body);
     },
   });
@@ -319,6 +320,17 @@ describe("download mode failures leave nothing behind", () => {
     expect({ ino: after.ino, mtime: after.mtimeMs }).toEqual({ ino: before.ino, mtime: before.mtimeMs });
     expect(readdirSync(c.unit)).toEqual(["tidegate.service"]);
     expect(readFileSync(join(c.unit, "tidegate.service"), "utf8")).toBe(unitBefore);
+  }, T);
+
+  test("a redirect to anything but https is not followed (curl): nothing downloaded through it", async () => {
+    const good = release();
+    files = { ...good, [ARTIFACT]: `redirect:${BASE}/elsewhere`, elsewhere: good[ARTIFACT]! };
+    const c = newCase();
+    const r = await install(c, ["--download", ...into(c)]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`install: error: downloading ${ARTIFACT} from ${BASE}/${ARTIFACT} failed`);
+    expect(requests).not.toContain("elsewhere");
+    expectNothingLeft(c);
   }, T);
 
   test("a verified binary that does not run here is not installed, and the folders made for it are removed", async () => {
