@@ -5,7 +5,7 @@
  * it through the pid file <run-dir>/up.pid. Both are harmless to repeat.
  */
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, fchmodSync, fstatSync, mkdirSync, openSync, readFileSync, readlinkSync, readSync, rmSync, writeFileSync } from "node:fs";
 import { parseStartTime } from "../attest/proc-text.ts";
 import { join } from "node:path";
 import type { Command, Context, Output } from "./command.ts";
@@ -195,6 +195,24 @@ async function foreground(ctx: Context): Promise<number> {
   return 0;
 }
 
+/** The text of `path` from byte `from` on (what this run wrote), without reading what came before. */
+function readFrom(path: string, from: number): string {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch {
+    return "";
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const buf = Buffer.alloc(Math.max(0, size - from));
+    readSync(fd, buf, 0, buf.length, from);
+    return buf.toString("utf8");
+  } finally {
+    closeSync(fd);
+  }
+}
+
 async function background(ctx: Context): Promise<number> {
   const { places, io } = ctx;
   requireRoot("up");
@@ -206,6 +224,7 @@ async function background(ctx: Context): Promise<number> {
   }
   mkdirSync(places.stateDir, { recursive: true, mode: 0o755 });
   const log = openSync(logFile(places), "a", 0o600);
+  fchmodSync(log, 0o600); // "a" keeps the mode of a file that was already there
   const from = fstatSync(log).size; // earlier runs' lines are not this run's progress
   const [exe, ...pre] = selfBinary();
   const args = [...pre, "up", "--foreground", ...flagsFor(places)];
@@ -225,7 +244,7 @@ async function background(ctx: Context): Promise<number> {
   let shown = 0;
   for (;;) {
     // Relay the foreground's progress lines as they come.
-    const text = existsSync(logFile(places)) ? readFileSync(logFile(places)).subarray(from).toString("utf8") : "";
+    const text = readFrom(logFile(places), from);
     const lines = text.split("\n").filter((l) => l.startsWith("up: "));
     for (const l of lines.slice(shown)) io.err(`${l}\n`);
     shown = Math.max(shown, lines.length);

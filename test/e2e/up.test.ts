@@ -5,7 +5,7 @@
 // operator's own entry survives; down stops it through the pid file, never following a stale one;
 // a second up after down reuses everything (no new trust domain, no second join).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { probeHost } from "../../src/runtime/host.ts";
@@ -64,6 +64,7 @@ describe.skipIf(!can)("tidegate up and down", () => {
     expect(r.stdout).toContain(`tidegate is up: trust domain ${TD}`);
     expect(r.stdout).toContain(`tidegate status ${flags.join(" ")}`);
     expect(r.stdout).toContain(`tidegate down ${flags.join(" ")}`);
+    expect(statSync(join(dir, "state", "up.log")).mode & 0o777).toBe(0o600);
     const check = await tidegate(["policy", "check", config()]);
     expect(check.code).toBe(0);
     expect(readFileSync(config(), "utf8")).toContain("DEFAULT DENY");
