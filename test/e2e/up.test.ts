@@ -5,7 +5,7 @@
 // operator's own entry survives; down stops it through the pid file, never following a stale one;
 // a second up after down reuses everything (no new trust domain, no second join).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { probeHost } from "../../src/runtime/host.ts";
@@ -200,6 +200,27 @@ describe.skipIf(!can)("tidegate up and down", () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("[up_bad_trust_domain]");
     expect(existsSync(other)).toBe(false);
+  }, 60_000);
+
+  test("with its cgroup removed under it, the agent refuses to run a workload instead of running it unenforced", async () => {
+    expect((await tidegate(["up", ...flags])).code).toBe(0);
+    try {
+      const root = join(mount!, `tidegate-${INSTANCE}`);
+      for (const d of [join(root, "workloads"), root]) {
+        if (!existsSync(d)) continue;
+        for (const sub of d === root ? [] : readdirSync(d, { withFileTypes: true })) if (sub.isDirectory()) rmdirSync(join(d, sub.name));
+        rmdirSync(d);
+      }
+      const marker = join(dir, "ran");
+      const run = await tidegate(["run", ...flags, "--workload", "late", "--", "/usr/bin/touch", marker]);
+      expect(run.code).not.toBe(0);
+      expect(run.stderr).toContain("cgroup_lost");
+      expect(existsSync(marker)).toBe(false);
+      expect(existsSync(root)).toBe(false);
+    } finally {
+      await tidegate(["down", ...flags]);
+      await tidegate(["agent", "--uninstall", ...flags]);
+    }
   }, 60_000);
 
   test("up and down refuse non-root callers", async () => {
