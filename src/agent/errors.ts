@@ -20,6 +20,7 @@
  * - `state_unreadable`: a state file is missing a part or does not parse (the file is named).
  * - `entry_id_bad`: the server named an entry whose ID cannot be a file name.
  * - `mcp_pins_damaged`: `agent/mcp-pins.json` does not parse (mcp-pins.ts).
+ * - `agent_running`: another agent of the same instance answers on its agent.sock.
  * Answers of the server with an error body keep the server's code (`token_used`, `node_unknown`,
  * `entry_unknown`, `entry_not_for_node`, `rate_limited`...), see ServerError.
  */

@@ -118,6 +118,13 @@ describe.skipIf(!can)("tidegate up and down", () => {
     expect(after.entries.map((e: any) => e.spiffe_id)).toEqual([`spiffe://${TD}/operator-made`]);
   }, 60_000);
 
+  test("a second agent of the same instance is refused while up runs, and up keeps serving", async () => {
+    const r = await tidegate(["agent", ...flags]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("[agent_running]");
+    expect((await status())?.healthy).toBe(true);
+  }, 60_000);
+
   test("down stops it and removes the pid file; a second down is harmless", async () => {
     const pid = Number(readFileSync(pidFile(), "utf8").split(" ")[0]);
     const r = await tidegate(["down", ...flags]);
