@@ -144,10 +144,15 @@ async function idleBare(rep: number, serve: string): Promise<RssSample["bare"]> 
   const port = await waitFor("the bare server's port", () => /^(\d+)$/m.exec(procs.output(name))?.[1], 20_000, () => procs.check(name));
   const body = await (await fetch(`http://127.0.0.1:${port}/`)).text();
   if (body !== "hello") throw new Error(`bench: the bare server answered ${JSON.stringify(body)}`);
+  return idleThenMeasure(name, t0, c.proc.pid);
+}
+
+/** For a process ready now (started at `t0`): `idleS` seconds idle, then its memory; stops it. */
+async function idleThenMeasure(name: string, t0: number, pid: number): Promise<RssSample["bare"]> {
   const readyS = (performance.now() - t0) / 1000;
   await Bun.sleep(idleS * 1000);
   procs.check(name);
-  const m = treeMemory(c.proc.pid);
+  const m = treeMemory(pid);
   await procs.stop(name);
   return { ...m, readyS };
 }
@@ -164,12 +169,7 @@ async function idleFloor(rep: number, floor: string): Promise<NonNullable<RssSam
   const t0 = performance.now();
   const c = procs.start(name, [floor, dir, cert, key]);
   await waitFor("the runtime floor to be ready", () => (/^ready$/m.test(procs.output(name)) ? true : undefined), 20_000, () => procs.check(name));
-  const readyS = (performance.now() - t0) / 1000;
-  await Bun.sleep(idleS * 1000);
-  procs.check(name);
-  const m = treeMemory(c.proc.pid);
-  await procs.stop(name);
-  return { ...m, readyS };
+  return idleThenMeasure(name, t0, c.proc.pid);
 }
 
 try {
