@@ -17,6 +17,7 @@
  */
 import type { Audit } from "../audit/sink/audit-log.ts";
 import { readFileSync } from "node:fs";
+import { untrustedFileReason } from "../runtime/trusted-file.ts";
 import type { Entry } from "./wire.ts";
 import type { Logger } from "../runtime/log.ts";
 import { SpiffeId } from "../spiffe/index.ts";
@@ -66,6 +67,8 @@ export class Enforcement {
   reload(): boolean {
     let text: string;
     try {
+      const untrusted = untrustedFileReason(this.o.configPath, process.geteuid?.() ?? 0);
+      if (untrusted !== null) throw Object.assign(new Error(`not trusted: ${untrusted}`), { code: `not trusted: ${untrusted}` });
       text = readFileSync(this.o.configPath, "utf8");
     } catch (e) {
       const error = `cannot read ${this.o.configPath}: ${(e as { code?: string }).code ?? String(e)}`;

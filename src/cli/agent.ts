@@ -17,7 +17,8 @@ import type { Places } from "../runtime/instance.ts";
 import { callUnix } from "../runtime/unix-http.ts";
 import { probeHost } from "../runtime/host.ts";
 import { Capture } from "../bpf/capture.ts";
-import { loadPolicy, type AgentSettings, type AuditSettings } from "../policy/index.ts";
+import { loadPolicy, PolicyError, type AgentSettings, type AuditSettings } from "../policy/index.ts";
+import { untrustedFileReason } from "../runtime/trusted-file.ts";
 
 /**
  * The `agent:` settings of the config file (docs/policy.md), when the file exists. An invalid file
@@ -29,6 +30,8 @@ export function configuredAgent(configPath: string): AgentSettings | null {
 
 function configured(configPath: string): { agent: AgentSettings; audit: AuditSettings } | null {
   if (!existsSync(configPath)) return null;
+  const untrusted = untrustedFileReason(configPath, process.geteuid?.() ?? 0);
+  if (untrusted !== null) throw new PolicyError("config_untrusted", `policy: ${configPath} is not trusted: ${untrusted}; only root may be able to change the agent's config`);
   return loadPolicy(new TextDecoder().decode(readInputFile(configPath, "agent --config")), configPath);
 }
 

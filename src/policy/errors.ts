@@ -29,6 +29,8 @@ export const POLICY_ERROR_CODES = [
   "policy_dns_failed",
   /** A DNS answer that is malformed or does not answer the question asked. */
   "policy_dns_bad_answer",
+  /** The config file or its folder can be changed by someone other than root (runtime/trusted-file.ts). */
+  "config_untrusted",
 ] as const;
 
 export type PolicyErrorCode = (typeof POLICY_ERROR_CODES)[number];

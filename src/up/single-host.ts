@@ -11,6 +11,7 @@
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { watchFile } from "../runtime/file-watch.ts";
+import { untrustedFileReason } from "../runtime/trusted-file.ts";
 import { hostname } from "node:os";
 import { dirname, join } from "node:path";
 import { TidegateError, quote } from "../errors.ts";
@@ -58,6 +59,8 @@ export interface SingleHost {
 const OURS_FILE = "up-entries.json";
 
 function readConfig(path: string): Policy {
+  const untrusted = untrustedFileReason(path, process.geteuid?.() ?? 0);
+  if (untrusted !== null) throw new UpError("config_untrusted", `up: ${path} is not trusted: ${untrusted}; only root may be able to change the config`);
   return loadPolicy(readFileSync(path, "utf8"), path);
 }
 

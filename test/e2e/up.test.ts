@@ -230,6 +230,22 @@ describe.skipIf(!can)("tidegate up and down", () => {
     }
   }, 60_000);
 
+  test("a config others could change is refused by up and by the agent, naming why", async () => {
+    chmodSync(config(), 0o664);
+    try {
+      const up = await tidegate(["up", "--foreground", ...flags]);
+      expect(up.code).toBe(1);
+      expect(up.stderr).toContain("[config_untrusted]");
+      expect(up.stderr).toContain("is writable by its group (mode 664)");
+      const agent = await tidegate(["agent", ...flags]);
+      expect(agent.code).toBe(1);
+      expect(agent.stderr).toContain("[config_untrusted]");
+      expect(existsSync(pidFile())).toBe(false);
+    } finally {
+      chmodSync(config(), 0o644);
+    }
+  }, 60_000);
+
   test("up and down refuse non-root callers", async () => {
     const r = await tidegate(["up", ...flags, "--help"]);
     expect(r.code).toBe(0);
