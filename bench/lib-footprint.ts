@@ -94,7 +94,7 @@ export function treeMemory(pid: number): { rssKiB: number; hwmKiB: number; proce
 
 export const TARGETS = { startupMs: 50, rssRatio: 1.5 } as const;
 
-/** One repetition of the idle-memory measurement, both processes side by side. */
+/** One repetition of the idle-memory measurement, the processes side by side. */
 export interface RssSample {
   readonly rep: number;
   readonly tidegate: { rssKiB: number; hwmKiB: number; processes: number; readyS: number };
@@ -133,7 +133,7 @@ export function summarize(f: Footprint) {
 export function markdownFootprint(f: Footprint): string {
   const s = summarize(f);
   const lines = [
-    `Command: \`${f.command}\` (${f.date}, Bun ${f.bun}; ${f.tidegateVersion}; startup: ${f.startup.runs} runs of each after warm-ups, interleaved; memory: ${f.rss.length > 0 ? `${f.rss.length} repetition${f.rss.length === 1 ? "" : "s"}, both processes side by side, sampled ${f.idleS} s after each was ready` : "not measured"})`,
+    `Command: \`${f.command}\` (${f.date}, Bun ${f.bun}; ${f.tidegateVersion}; startup: ${f.startup.runs} runs of each after warm-ups, interleaved; memory: ${f.rss.length > 0 ? `${f.rss.length} repetition${f.rss.length === 1 ? "" : "s"}, tidegate, the bare server and the runtime floor side by side, sampled ${f.idleS} s after each was ready` : "not measured"})`,
     "",
     "| figure | tidegate | bare Bun, compiled the same way | ratio | target | result |",
     "|---|---|---|---|---|---|",

@@ -9,8 +9,8 @@ import { join } from "node:path";
 import type { Places } from "../runtime/instance.ts";
 import { createLogger, type Logger } from "../runtime/log.ts";
 import { serveUnix, type UnixServer } from "../runtime/unix-http.ts";
-import { existsSync, readFileSync } from "node:fs";
-import { callUnix } from "../runtime/unix-http.ts";
+import { readFileSync } from "node:fs";
+import { answersOn } from "../runtime/unix-http.ts";
 import { AgentCore } from "./agent-core.ts";
 import { bootstrap } from "./bootstrap.ts";
 import { AgentError, describeError } from "./errors.ts";
@@ -106,7 +106,7 @@ export async function startAgent(o: StartAgentOptions): Promise<RunningAgent> {
   const signal = stopping.signal;
   // One agent per instance: a second would take over the first's sockets, cgroups and maps.
   const running = join(o.places.runDir, "agent.sock");
-  if (existsSync(running) && (await callUnix(running, "the agent", "GET", "/v1/status").then(() => true, () => false))) {
+  if (await answersOn(running)) {
     throw new AgentError("agent_running", `agent: another agent of this instance answers on ${JSON.stringify(running)}; stop it first`);
   }
   logger.info("agent_start", { instance: o.places.instance, state_dir: files.dir, server: o.serverUrl ?? null, join_token_given: o.joinToken !== undefined });

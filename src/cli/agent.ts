@@ -14,7 +14,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Output } from "./command.ts";
 import type { Places } from "../runtime/instance.ts";
-import { callUnix } from "../runtime/unix-http.ts";
+import { answersOn } from "../runtime/unix-http.ts";
 import { probeHost } from "../runtime/host.ts";
 import { Capture } from "../bpf/capture.ts";
 import { loadPolicy, PolicyError, type AgentSettings, type AuditSettings } from "../policy/index.ts";
@@ -57,11 +57,7 @@ export function mergeAgentSettings(values: Readonly<Record<string, unknown>>, fi
 /** `tidegate agent --uninstall`: refused while this instance's agent answers on agent.sock. */
 async function uninstall(places: Places, io: Output): Promise<number> {
   const socket = join(places.runDir, "agent.sock");
-  const alive = await callUnix(socket, "the agent", "GET", "/v1/status").then(
-    () => true,
-    () => false,
-  );
-  if (alive) throw new UsageError(`the agent of this instance is running (${socket}): stop it first`);
+  if (await answersOn(socket)) throw new UsageError(`the agent of this instance is running (${socket}): stop it first`);
   const mount = probeHost().cgroup2;
   if (mount === null) throw new UsageError("no cgroup v2 mount: nothing of tidegate's can be installed here");
   const r = await Capture.uninstall({ mount, cgroupName: places.cgroupName, pinDir: places.bpfPinDir });

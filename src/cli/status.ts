@@ -113,7 +113,8 @@ export const statusCommand: Command = {
   usage: ["status [--json]"],
   help: [
     "Asks the agent over <run-dir>/agent.sock. Healthy means the node SVID and the SVID of every",
-    "entry the agent serves are unexpired; otherwise each problem is listed. With capture, each",
+    "entry the agent serves are unexpired and the audit log can be written; otherwise each problem",
+    "is listed. With capture, each",
     "egress and inbound rule's hits since the policy was loaded (a reload starts them again) and",
     "the most recent denies. Exit 0 healthy, 1 unhealthy or when the agent is not running.",
   ].join("\n"),

@@ -16,7 +16,7 @@
  * host saw, the server's own log, /proc/PID/environ), and the exit code is 0 only when all hold.
  */
 import { appendFileSync, chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { callUnix } from "../runtime/unix-http.ts";
+import { answersOn } from "../runtime/unix-http.ts";
 import { runningUp } from "../cli/up.ts";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -112,13 +112,7 @@ export const DEMO_MARKERS = "/run/tidegate-demo";
 async function instanceInUse(name: string, mount: string): Promise<{ what: string; leftover: boolean } | null> {
   const p = placesFor(name);
   const sock = join(p.runDir, "agent.sock");
-  if (existsSync(sock)) {
-    const answered = await callUnix(sock, "the agent", "GET", "/v1/status").then(
-      () => true,
-      () => false,
-    );
-    if (answered) return { what: `an agent answers on ${sock}`, leftover: false };
-  }
+  if (await answersOn(sock)) return { what: `an agent answers on ${sock}`, leftover: false };
   if (runningUp(p) !== null) return { what: `'tidegate up' runs (${join(p.runDir, "up.pid")})`, leftover: false };
   if (existsSync(p.bpfPinDir)) return { what: `it has eBPF pins in ${p.bpfPinDir}`, leftover: true };
   if (existsSync(join(mount, p.cgroupName))) return { what: `it has a cgroup ${join(mount, p.cgroupName)}`, leftover: true };

@@ -7,6 +7,8 @@
  * while the server runs.
  */
 import { createInterface } from "node:readline";
+import { lines } from "../proxy/mcp/stdio-relay.ts";
+import { MAX_MCP_BODY } from "../proxy/mcp/http-filter.ts";
 
 type Json = Record<string, any>;
 
@@ -17,19 +19,10 @@ export interface McpHostOptions {
   readonly unlistedUrl: string;
 }
 
-/** Lines of a byte stream, as they come. */
+/** Lines of a byte stream as text, as they come (the stdio relay's splitter; over-long lines dropped). */
 export async function* linesOf(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
   const decoder = new TextDecoder();
-  let buf = "";
-  for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) {
-    buf += decoder.decode(chunk, { stream: true });
-    let nl: number;
-    while ((nl = buf.indexOf("\n")) >= 0) {
-      yield buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-    }
-  }
-  if (buf !== "") yield buf;
+  for await (const line of lines(stream, MAX_MCP_BODY)) if (line !== null) yield decoder.decode(line);
 }
 
 export async function runMcpHost(o: McpHostOptions): Promise<number> {

@@ -77,3 +77,12 @@ export async function callUnix(path: string, what: string, method: string, url: 
   }
   return { status: res.status, body: parsed };
 }
+
+/** True when an HTTP server answers GET `url` on the Unix socket `path` (any status); false when none does. */
+export async function answersOn(path: string, url = "/v1/status"): Promise<boolean> {
+  if (!existsSync(path)) return false;
+  return callUnix(path, "the socket", "GET", url).then(
+    () => true,
+    () => false,
+  );
+}

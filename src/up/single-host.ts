@@ -9,7 +9,8 @@
  * A reload (SIGHUP, or `reload()`) applies the config's workloads again and reloads the policy.
  * Nothing here decides policy: the agent does, exactly as `tidegate agent` would.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { writeAtomic } from "../runtime/atomic-write.ts";
 import { watchFile } from "../runtime/file-watch.ts";
 import { untrustedFileReason } from "../runtime/trusted-file.ts";
 import { hostname } from "node:os";
@@ -64,12 +65,10 @@ function readConfig(path: string): Policy {
   return loadPolicy(readFileSync(path, "utf8"), path);
 }
 
-function writeAtomic(path: string, text: string, mode: number): void {
+/** writeAtomic (O_EXCL, synced, renamed), making the folder first when it is missing. */
+function writeFile(path: string, text: string, mode: number): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, text, { mode });
-  chmodSync(tmp, mode);
-  renameSync(tmp, path);
+  writeAtomic(path, text, mode);
 }
 
 function readOurs(path: string): Set<string> {
@@ -91,7 +90,7 @@ async function applyWorkloads(places: Places, policy: Policy, node: string, ours
   // Removals first: a changed workload keeps its SPIFFE ID, and its old entry must go before the new one.
   // The list is saved after every change, so an entry made just before a crash or a failed call
   // is still known as ours and removed when its workload goes.
-  const save = () => writeAtomic(oursPath, JSON.stringify({ entries: [...ours].sort() }, null, 2) + "\n", 0o600);
+  const save = () => writeFile(oursPath, JSON.stringify({ entries: [...ours].sort() }, null, 2) + "\n", 0o600);
   for (const id of plan.remove) {
     await callServer(places, "DELETE", `/v1/entries/${encodeURIComponent(id)}`);
     ours.delete(id);
@@ -147,7 +146,7 @@ export async function startSingleHost(o: SingleHostOptions): Promise<SingleHost>
     }
     const text = starterConfig({ trustDomain: td, resolvers: resolversOf(resolvConf), writtenAt: new Date() });
     loadPolicy(text, places.config); // what is written loads, or nothing is written
-    writeAtomic(places.config, text, 0o644);
+    writeFile(places.config, text, 0o644);
     configWritten = true;
     progress(`wrote a starter config (default deny) to ${places.config}`);
   }
