@@ -1,10 +1,19 @@
 // The egress listener's door: with the audit log unwritable and audit.on_failure refuse
 // (`accepting` false), a connection is closed at once and nothing of it is served; otherwise every
 // connection, even one refused for want of a kernel record, gets its conn_open and conn_close.
+// Odd server names, through a real listener and a real upstream socket: uppercase and a trailing
+// dot decide and are recorded normalised; an IP literal decides as no server_name; a name with a
+// byte no host name has, or too long, is refused before any upstream is contacted, with its reason.
+import type { Socket, TCPSocketListener } from "bun";
 import { afterEach, describe, expect, test } from "bun:test";
-import { memoryAudit } from "../audit/sink/memory-audit.ts";
+import { memoryAudit, type MemoryAudit } from "../audit/sink/memory-audit.ts";
+import { parseIp } from "../policy/address.ts";
+import { PolicyEngine } from "../policy/engine.ts";
+import { loadPolicy } from "../policy/load.ts";
 import { createLogger } from "../runtime/log.ts";
+import { SpiffeId } from "../spiffe/index.ts";
 import { startEgressListener, type EgressDeps, type EgressListener } from "./egress-listener.ts";
+import { ascii, ext, minimalHello, serverNameExt, vec8, vec16 } from "./peek/hello-bytes.ts";
 
 let listener: EgressListener | null = null;
 afterEach(() => {
@@ -24,14 +33,14 @@ function start(deps: EgressDeps): EgressListener {
 }
 
 /** Connects, sends a request, and resolves with what came back once the listener closed. */
-function exchange(port: number): Promise<string> {
+function exchange(port: number, send: string | Uint8Array = "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"): Promise<string> {
   const { promise, resolve } = Promise.withResolvers<string>();
   let got = "";
   void Bun.connect({
     hostname: "127.0.0.1",
     port,
     socket: {
-      open: (s) => void s.write("GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"),
+      open: (s) => void s.write(send),
       data: (_s, d) => void (got += d.toString()),
       close: () => resolve(got),
       end: () => resolve(got),
@@ -69,4 +78,119 @@ describe("egress listener and the audit log", () => {
     expect(d.audit.events.map((e) => e.type)).toEqual(["conn_open", "conn_close"]);
     expect(d.audit.of("conn_close")[0]).toMatchObject({ side: "egress", decision: "deny", outcome: "refused", reason: "no_record" });
   });
+});
+
+/** An upstream that counts connections, keeps what it got, and ends once a whole TLS record is in. */
+function startUpstream() {
+  const got: Uint8Array[] = [];
+  let opened = 0;
+  const server: TCPSocketListener<{ bytes: number[] }> = Bun.listen<{ bytes: number[] }>({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      open: (s) => {
+        opened++;
+        s.data = { bytes: [] };
+      },
+      data: (s: Socket<{ bytes: number[] }>, d) => {
+        s.data.bytes.push(...d);
+        const b = s.data.bytes;
+        if (b.length >= 5 && b.length >= 5 + (((b[3] ?? 0) << 8) | (b[4] ?? 0))) {
+          got.push(Uint8Array.from(b));
+          s.end();
+        }
+      },
+    },
+  });
+  return { port: server.port, got, opened: () => opened, stop: () => server.stop(true) };
+}
+
+describe("egress listener and odd server names", () => {
+  const W = SpiffeId.parse("spiffe://example.org/w");
+  let upstream: ReturnType<typeof startUpstream>;
+  let audit: MemoryAudit;
+
+  /** A host rule for api.example.com, then an address rule for loopback: a name that counts as none takes the second. */
+  function startFor(): EgressListener {
+    upstream = startUpstream();
+    audit = memoryAudit();
+    const engine = new PolicyEngine(
+      loadPolicy(
+        `trust_domain: example.org
+egress:
+  - { name: api, from: spiffe://example.org/w, to: { host: api.example.com, port: ${upstream.port} }, action: passthrough }
+  - { name: by-address, from: spiffe://example.org/w, to: { cidr: 127.0.0.1/32, port: ${upstream.port} }, action: passthrough }
+`,
+        "sni.yaml",
+      ),
+    );
+    const record = { address: parseIp("127.0.0.1"), port: upstream.port, proto: "tcp" as const, pid: 42, tgid: 42, uid: 1000, gid: 1000, cgroupId: 7n };
+    return start({
+      lookupRecord: () => record,
+      identify: async () => ({ ok: true, id: W, workload: "w" }),
+      engine: () => engine,
+      names: () => ({ resolve: async (n: string) => (n === "api.example.com" ? [parseIp("127.0.0.1")] : []) }),
+      logger: createLogger({ write: () => {} }),
+      audit,
+    });
+  }
+
+  afterEach(() => upstream?.stop());
+
+  async function closed(): Promise<Record<string, unknown>> {
+    const deadline = Date.now() + 3000;
+    while (audit.of("conn_close").length === 0 && Date.now() < deadline) await Bun.sleep(10);
+    const events = audit.of("conn_close");
+    expect(events).toHaveLength(1);
+    return events[0]!;
+  }
+
+  const hello = (name: string | number[] | null) => minimalHello([...(name === null ? [] : serverNameExt(name)), ...ext(16, vec16(vec8(ascii("h2"))))]);
+
+  test("uppercase and a trailing dot: decided and recorded as the lowercase name, bytes passed on unchanged", async () => {
+    listener = startFor();
+    const bytes = hello("API.Example.COM.");
+    await exchange(listener.port, bytes);
+    const e = await closed();
+    expect(e).toMatchObject({ decision: "allow", rule: "api", outcome: "forwarded", dst: { addr: "127.0.0.1", port: upstream.port, name: "api.example.com" } });
+    expect(upstream.got).toEqual([bytes]);
+  });
+
+  for (const literal of ["192.0.2.1", "2001:db8::1", "[2001:DB8::1]"]) {
+    test(`the IP literal ${literal} decides as no server_name: by the address rule, no name recorded`, async () => {
+      listener = startFor();
+      await exchange(listener.port, hello(literal));
+      const withIp = await closed();
+      expect(withIp).toMatchObject({ decision: "allow", rule: "by-address", outcome: "forwarded", dst: { addr: "127.0.0.1", name: null } });
+      expect(upstream.opened()).toBe(1);
+    });
+  }
+
+  test("a hello without server_name decides the same way (the reference for the IP literals)", async () => {
+    listener = startFor();
+    await exchange(listener.port, hello(null));
+    expect(await closed()).toMatchObject({ decision: "allow", rule: "by-address", outcome: "forwarded", dst: { name: null } });
+  });
+
+  const refused: [string, number[], RegExp][] = [
+    ["a NUL after the allowed name", [...ascii("api.example.com"), 0, ...ascii(".evil.test")], /holds a NUL byte$/],
+    ["a control byte", [...ascii("api"), 1, ...ascii(".example.com")], /holds byte 0x01/],
+    ["CR LF", ascii("api.example.com\r\nX: y"), /holds byte 0x0d/],
+    ["a byte over 0x7f", [...ascii("api"), 0xc3, 0xa9, ...ascii(".example.com")], /holds byte 0xc3/],
+    ["a wildcard", ascii("*.example.com"), /holds byte 0x2a/],
+    ["a name of 256 bytes", ascii(`${"a".repeat(63)}.`.repeat(4)), /of 256 bytes \(at most 255\)$/],
+  ];
+  for (const [name, raw, detail] of refused) {
+    test(`${name}: refused (peek_tls_bad_sni), recorded, no upstream contacted`, async () => {
+      listener = startFor();
+      expect(await exchange(listener.port, hello(raw))).toBe("");
+      const e = await closed();
+      expect(e).toMatchObject({ decision: "deny", outcome: "refused", reason: "peek_tls_bad_sni", dst: { addr: "127.0.0.1", name: null }, bytes_up: 0, bytes_down: 0 });
+      expect(e.detail).toMatch(detail);
+      expect(e.detail).toMatch(/^[\x20-\x7e]+$/);
+      expect(audit.of("conn_open")).toHaveLength(1);
+      expect(upstream.opened()).toBe(0);
+      expect(upstream.got).toEqual([]);
+    });
+  }
 });

@@ -84,6 +84,7 @@ describe("parseClientHello accepts", () => {
     ["a name of 253 bytes and a dot (254)", hello({ extensions: sni(`${name253}.`) }), name253, []],
     ["an IPv4 literal: no name", hello({ extensions: sni("192.0.2.1") }), null, []],
     ["an IPv6 literal: no name", hello({ extensions: sni("2001:DB8::1") }), null, []],
+    ["a bracketed IPv6 literal: no name", hello({ extensions: sni("[2001:DB8::1]") }), null, []],
     ["no server_name extension", hello({ extensions: alpn("h2") }), null, ["h2"]],
     ["an empty extensions block", hello({ extensions: [] }), null, []],
     ["no extensions block (TLS 1.0-1.2)", hello({ extensions: null, version: 0x0301 }), null, []],
@@ -189,7 +190,6 @@ describe("parseClientHello refuses", () => {
     ["a label starting with a hyphen", hello({ extensions: sni("-a.com") }), "peek_tls_bad_sni"],
     ["an all-digit last label", hello({ extensions: sni("1.2.3.4.5") }), "peek_tls_bad_sni"],
     ["a colon that is no IPv6 literal", hello({ extensions: sni("a.com:443") }), "peek_tls_bad_sni"],
-    ["a bracketed IPv6 literal", hello({ extensions: sni("[::1]") }), "peek_tls_bad_sni"],
     ["a UTF-8 name", hello({ extensions: sni([0x62, 0xc3, 0xbc, 0x63, 0x68, 0x65, 0x72, 0x2e, 0x64, 0x65]) }), "peek_tls_bad_sni"],
     ["a handshake length over the limit", records(handshake(body()).slice(0, 4).map((x, i) => (i === 1 ? 0 : i === 2 ? 0x40 : x))), "peek_too_large"],
   ];
@@ -245,5 +245,94 @@ describe("server name bytes", () => {
       else if (c === 0x2e) assert.equal(parseClientHello(bytes)?.serverName, "ab.d.example.com");
       else assert.equal(code(bytes), "peek_tls_bad_sni", `byte ${c}`);
     }
+  });
+});
+
+// Odd server names a workload may send: what normalises, what counts as no name, what is refused.
+// The name's bytes are those of "letters, digits, -, ., _" (as policy host names, which take "_"
+// too, so every name a rule can hold can arrive), ":" and edge brackets only on the way to an IP
+// literal; every other byte is refused, never dropped or cut at.
+describe("odd server names", () => {
+  const named = (name: string | Bytes): Uint8Array => hello({ extensions: [...sni(name), ...alpn("h2")] });
+  const nameOf = (name: string | Bytes): string | null | undefined => parseClientHello(named(name))?.serverName;
+
+  const normalised: [string, string][] = [
+    ["API.Example.COM.", "api.example.com"],
+    ["API.EXAMPLE.COM", "api.example.com"],
+    ["api.example.com.", "api.example.com"],
+    ["_Acme-Challenge.Example.com", "_acme-challenge.example.com"],
+    ["XN--BCHER-KVA.Example", "xn--bcher-kva.example"],
+    ["localhost.", "localhost"],
+  ];
+  for (const [raw, want] of normalised) {
+    test(`${JSON.stringify(raw)} decides as ${JSON.stringify(want)}, and that again gives itself`, () => {
+      assert.equal(nameOf(raw), want);
+      assert.equal(nameOf(want), want);
+    });
+  }
+
+  const literals = [
+    "192.0.2.1", "192.0.2.1.", "0.0.0.0", "255.255.255.255", "127.0.0.1",
+    "::1", "::", "2001:db8::1", "2001:DB8::1", "1:2:3:4:5:6:7:8", "::ffff:192.0.2.1", "fe80::1",
+    "[::1]", "[2001:DB8::1]", "[::ffff:192.0.2.1]",
+  ];
+  for (const raw of literals) {
+    test(`the IP literal ${JSON.stringify(raw)} counts as no server_name`, () => {
+      const withIp = parseClientHello(named(raw));
+      const without = parseClientHello(hello({ extensions: alpn("h2") }));
+      assert.ok(withIp !== null && without !== null);
+      assert.deepEqual({ ...withIp, clientHelloLength: 0 }, { ...without, clientHelloLength: 0 });
+    });
+  }
+
+  const refused: [string, string | Bytes][] = [
+    ["a NUL after an allowed name (a C string would stop there)", [...ascii("api.example.com"), 0, ...ascii(".evil.test")]],
+    ["a NUL first", [0, ...ascii("api.example.com")]],
+    ["a NUL last", [...ascii("api.example.com"), 0]],
+    ["a NUL after the trailing dot", [...ascii("api.example.com."), 0]],
+    ["SOH", [...ascii("api"), 1, ...ascii(".example.com")]],
+    ["CR LF", "api.example.com\r\nX: y"],
+    ["a tab", "api\t.example.com"],
+    ["DEL", [...ascii("api"), 0x7f, ...ascii(".example.com")]],
+    ["a space", "api .example.com"],
+    ["a wildcard label", "*.example.com"],
+    ["a percent-encoded byte", "api%2eexample.com"],
+    ["a slash", "api.example.com/x"],
+    ["a backslash", "api.example.com\\x"],
+    ["an at sign", "user@api.example.com"],
+    ["a port", "api.example.com:443"],
+    ["UTF-8", [...ascii("b"), 0xc3, 0xbc, ...ascii("cher.example")]],
+    ["a lone byte 0xff", [...ascii("a"), 0xff, ...ascii(".example")]],
+    ["IPv4 in brackets", "[192.0.2.1]"],
+    ["a name in brackets", "[api.example.com]"],
+    ["a bracket inside", "api[1].example.com"],
+    ["an open bracket only", "[::1"],
+    ["a close bracket only", "::1]"],
+    ["empty brackets", "[]"],
+    ["a bracketed literal and a dot", "[::1]."],
+    ["an IPv6 zone", "fe80::1%eth0"],
+    ["an IPv4 octet over 255", "192.0.2.256"],
+    ["an IPv4 octet with a leading zero", "192.0.2.01"],
+    ["three octets", "192.0.2"],
+    ["two trailing dots", "api.example.com.."],
+    ["a label of 64 bytes", `${"a".repeat(64)}.example`],
+    ["255 bytes", `${name253}.b.`],
+    ["256 bytes", `${name253}.bb.`],
+    ["300 bytes", "a.".repeat(150)],
+  ];
+  for (const [name, raw] of refused) {
+    test(`${name}: refused (peek_tls_bad_sni)`, () => assert.equal(code(named(raw)), "peek_tls_bad_sni"));
+  }
+
+  test("a refusal's message is printable ASCII, naming the byte or the fault", () => {
+    for (let c = 0; c < 256; c++) {
+      if (/[A-Za-z0-9_.:-]/.test(String.fromCharCode(c))) continue;
+      const e = errorOf(() => parseClientHello(named([...ascii("api.ex"), c, ...ascii("ample.com")])), PeekError);
+      assert.equal(e.code, "peek_tls_bad_sni", `byte ${c}`);
+      assert.match(e.message, /^[\x20-\x7e]+$/, `byte ${c}`);
+      assert.ok(c === 0 ? e.message.endsWith("holds a NUL byte") : e.message.includes(`byte 0x${c.toString(16).padStart(2, "0")}`), e.message);
+    }
+    const long = errorOf(() => parseClientHello(named("a".repeat(300))), PeekError);
+    assert.match(long.message, /^peek: tls: server name of 300 bytes \(at most 255\)$/);
   });
 });

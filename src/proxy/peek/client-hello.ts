@@ -19,8 +19,10 @@
  * Refused with peek_tls_bad_sni: a server_name list that is empty, holds a second entry or an
  * entry of another type than host_name (0); a host_name that is empty, over 255 bytes, or holds a
  * byte other than letters, digits, "-", ".", "_" (a NUL among them), or that normalizeServerName
- * refuses. ":" is let through only to reach an IPv6 literal: an IP literal gives serverName null,
- * as no server_name extension does. Accepted names are lowercase without their trailing dot.
+ * refuses. ":" is let through only to reach an IPv6 literal, "[" and "]" only as the first and the
+ * last byte to reach a bracketed one: an IP literal (IPv4, IPv6, bracketed IPv6) gives serverName
+ * null, as no server_name extension does, since RFC 6066 section 3 allows no address there.
+ * Accepted names are lowercase without their trailing dot (normalizeServerName).
  * Refused with peek_too_large: records carrying the ClientHello over MAX_PEEK_BYTES in all,
  * headers included, as soon as a length field says so.
  *
@@ -49,6 +51,8 @@ const HANDSHAKE_HEADER = 4;
 const MAX_FRAGMENT = 1 << 14;
 const MAX_SESSION_ID = 32;
 const MAX_SNI = 255;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
 const EXT_SERVER_NAME = 0;
 const EXT_ALPN = 16;
 const EXT_PRE_SHARED_KEY = 41;
@@ -170,6 +174,7 @@ class Reader {
   }
 }
 
+/** Letters, digits, "-", ".", "_" (as policy host names), and ":" of an IPv6 literal. */
 function isNameByte(c: number): boolean {
   return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 45 || c === 46 || c === 95 || c === 58;
 }
@@ -190,7 +195,8 @@ function readServerName(r: Reader, end: number): string | null {
   for (let i = from; i < present; i++) {
     const c = r.b[i] ?? 0;
     if (c === 0) throw badSni(`${quote(latin1(r.b, from, present))} holds a NUL byte`);
-    if (!isNameByte(c)) throw badSni(`${quote(latin1(r.b, from, present))} holds byte ${hex(c, 2)} (letters, digits, "-", ".", "_")`);
+    const bracket = (c === OPEN_BRACKET && i === from) || (c === CLOSE_BRACKET && i === nameEnd - 1);
+    if (!isNameByte(c) && !bracket) throw badSni(`${quote(latin1(r.b, from, present))} holds byte ${hex(c, 2)} (letters, digits, "-", ".", "_")`);
   }
   r.take(nameEnd - from, nameEnd, "the host_name");
   const text = latin1(r.b, from, nameEnd);

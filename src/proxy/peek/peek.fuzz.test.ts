@@ -3,12 +3,14 @@
  * PeekError, never anything else; it finishes; need_more is never the answer for MAX_PEEK_BYTES
  * bytes or more; and more bytes never change a decision (need_more, then one result for good or
  * an error for good). Inputs: arbitrary bytes, generated valid ClientHellos and request heads
- * (checked to give what was built), and those mutated byte by byte.
+ * (checked to give what was built), and those mutated byte by byte. Server names on their own: any
+ * bytes give a canonical name or peek_tls_bad_sni; normalising is idempotent and case-blind; an
+ * IP literal gives no name.
  */
 import fc from "fast-check";
 import { assert, describe, test } from "../../../test/shim.ts";
 import { MAX_PEEK_BYTES, PeekError, peek, type PeekResult } from "./peek.ts";
-import { u16, vec8, vec16, ascii, ext } from "./hello-bytes.ts";
+import { u16, vec8, vec16, ascii, ext, minimalHello, serverNameExt } from "./hello-bytes.ts";
 
 const RUNS = 300;
 
@@ -216,6 +218,70 @@ describe("peek on generated request heads", () => {
         assert.ok(o instanceof PeekError || o.kind === "http");
       }),
       { numRuns: RUNS / 6 },
+    );
+  });
+});
+
+describe("peek on server names", () => {
+  const named = (name: string | readonly number[]): PeekResult | PeekError => outcome(minimalHello([...serverNameExt(name), ...ext(16, vec16(vec8(ascii("h2"))))]));
+  const nameBytes = fc.oneof(
+    fc.uint8Array({ maxLength: 300 }).map((b) => [...b]),
+    fc.array(fc.constantFrom(..."aZ09-._:[]. \u0000\u007f*%".split("").map((c) => c.charCodeAt(0)), 0xc3, 0xff), { maxLength: 40 }),
+    hostName.map(ascii),
+  );
+  const ASCII_UPPER = (s: string) => s.replace(/[a-z]/g, (c) => c.toUpperCase());
+
+  test("any bytes: a canonical name, no name, or peek_tls_bad_sni; never another error", () => {
+    fc.assert(
+      fc.property(nameBytes, (b) => {
+        const o = named(b);
+        if (o instanceof PeekError) return assert.equal(o.code, "peek_tls_bad_sni");
+        assert.equal(o.kind, "tls");
+        if (o.kind !== "tls" || o.serverName === null) return;
+        assert.match(o.serverName, /^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/);
+        assert.ok(o.serverName.length <= 253);
+      }),
+      { numRuns: RUNS * 3 },
+    );
+  });
+
+  test("normalising is idempotent, blind to ASCII case and to one trailing dot", () => {
+    fc.assert(
+      fc.property(nameBytes, (b) => {
+        const text = String.fromCharCode(...b);
+        const o = named(b);
+        const upper = named(ASCII_UPPER(text));
+        if (o instanceof PeekError || upper instanceof PeekError) {
+          assert.ok(o instanceof PeekError && upper instanceof PeekError, `${JSON.stringify(text)}: refused in one case only`);
+          return;
+        }
+        assert.deepEqual(upper, o);
+        if (o.kind !== "tls" || o.serverName === null) return;
+        for (const again of [o.serverName, `${o.serverName}.`, ASCII_UPPER(o.serverName)]) {
+          const r = named(again);
+          assert.ok(!(r instanceof PeekError) && r.kind === "tls" && r.serverName === o.serverName, JSON.stringify(again));
+        }
+      }),
+      { numRuns: RUNS * 3 },
+    );
+  });
+
+  test("an IP literal, in any case, bracketed or not for IPv6, gives no name", () => {
+    const literal = fc.oneof(
+      fc.ipV4(),
+      fc.tuple(fc.ipV6(), fc.boolean(), fc.boolean()).map(([a, bracketed, upper]) => {
+        const t = upper ? a.toUpperCase() : a;
+        return bracketed ? `[${t}]` : t;
+      }),
+    );
+    fc.assert(
+      fc.property(literal, (a) => {
+        const o = named(a);
+        const other = named("x.example");
+        assert.ok(!(o instanceof PeekError) && !(other instanceof PeekError), `${a}: ${o instanceof PeekError ? o.message : ""}`);
+        assert.deepEqual({ ...o, clientHelloLength: 0 }, { ...other, serverName: null, clientHelloLength: 0 });
+      }),
+      { numRuns: RUNS },
     );
   });
 });
