@@ -22,10 +22,11 @@ DEFAULT_DOWNLOAD_URL="https://github.com/tidegate/tidegate/releases/latest/downl
 # in the binary; clang-14, llvm-14 (llvm-strip-14), libbpf-dev and make rebuild bpf/ byte for byte
 # (CI checks it); bpftool reads the objects' BTF in tests and shows what is attached. curl, socat
 # and python3 are the real clients the capture tests run as workloads; stunnel4 stands in for either
-# end of an mTLS hop in the interop tests; iproute2 makes the test network namespaces. npm is the only route to Bun
+# end of an mTLS hop in the interop tests; iproute2 makes the test network namespaces and nftables
+# fences a test host's server off from the others. npm is the only route to Bun
 # here: Debian's nodejs and npm are added only when no npm is on PATH (an image's own Node.js
 # already has one).
-DEB_PACKAGES="ca-certificates git openssl util-linux libbpf1 libelf1 zlib1g clang-14 llvm-14 libbpf-dev make bpftool curl socat python3 stunnel4 iproute2"
+DEB_PACKAGES="ca-certificates git openssl util-linux libbpf1 libelf1 zlib1g clang-14 llvm-14 libbpf-dev make bpftool curl socat python3 stunnel4 iproute2 nftables"
 
 say() { printf 'install: %s\n' "$*" >&2; }
 die() { printf 'install: error: %s\n' "$*" >&2; exit 1; }

@@ -11,8 +11,9 @@ export interface Running {
   stop(signal?: NodeJS.Signals): Promise<number>;
 }
 
-export function startTidegate(args: readonly string[], env: Record<string, string> = {}): Running {
-  const proc = Bun.spawn([requireBinary(), ...args], {
+/** `tidegate ARGS`; with `prefix` (say `nsenter --net=...`), `PREFIX tidegate ARGS`. */
+export function startTidegate(args: readonly string[], env: Record<string, string> = {}, prefix: readonly string[] = []): Running {
+  const proc = Bun.spawn([...prefix, requireBinary(), ...args], {
     cwd: REPO,
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env },
     stdin: "ignore",
