@@ -9,8 +9,9 @@
  *    it lost while the SVID still verifies. An expired node SVID cannot be renewed: only a new
  *    join token helps (reported by health).
  * 2. Sync, every syncIntervalMs: GET /v1/sync. A bundle that differs from the one held replaces
- *    it (the server is verified against the new one from the next call on). SVIDs whose entry is
- *    gone are dropped.
+ *    it (the server is verified against the new one from the next call on). The federated trust
+ *    domains' bundles replace the held ones whole (federated.ts): one the server no longer hands
+ *    over is dropped. SVIDs whose entry is gone are dropped.
  * 3. Workload SVIDs, only after a sync reached the server: for every entry without an SVID, with
  *    an SVID past its rotation time or no longer fitting the entry, POST /v1/svid, a few at a time.
  * Failures back off: sync and node renewal each with their own capped exponential backoff with
@@ -28,6 +29,7 @@ import { chainPem, type HeldSvid } from "./svid-cache.ts";
 import type { StateFiles } from "./state-files.ts";
 import { sha256Hex, tlsTrustOf } from "./trust.ts";
 import { RenewAnswer, SyncAnswer, readAnswer, type Entry } from "./wire.ts";
+import { federatedChanges, loadFederated, persistFederated, readFederated, type FederatedMap } from "./federated.ts";
 import { fitsEntry, removeSvid, requestSvid, writeSvid } from "./workload-svid.ts";
 import type { AgentIdentity } from "./bootstrap.ts";
 
@@ -57,6 +59,8 @@ export class AgentCore {
   /** null until the first sync of this run. */
   entries: Map<string, Entry> | null = null;
   bundleRoots: string[] = [];
+  /** Federated trust domains' bundles by name, with their expiry; replaced whole at each change. */
+  federated: FederatedMap = new Map();
   readonly lastSync = { at: null as number | null, error: null as string | null, nextAt: 0, failures: 0 };
   readonly node: Retry;
   readonly entryRetry = new Map<string, Retry>();
@@ -77,6 +81,7 @@ export class AgentCore {
 
   async init(): Promise<void> {
     this.bundleRoots = await Promise.all(this.identity.bundle.x509Authorities.map((r) => sha256Hex(r)));
+    this.federated = await loadFederated(this.o.files, this.identity.bundle.trustDomain);
   }
 
   get bundle(): Bundle {
@@ -155,6 +160,7 @@ export class AgentCore {
     try {
       const answer = readAnswer(SyncAnswer, await this.call("GET", "/v1/sync"), "GET /v1/sync");
       const bundle = await readServerBundle(this.identity.bundle.trustDomain, answer.bundle, "GET /v1/sync");
+      const federated = await readFederated(answer.federated ?? [], this.identity.bundle.trustDomain, "GET /v1/sync");
       const entries = new Map<string, Entry>();
       for (const e of answer.entries) entries.set(e.id, e);
       this.entries = entries;
@@ -162,6 +168,7 @@ export class AgentCore {
       this.sync.reset();
       Object.assign(this.lastSync, { at: now, error: null, nextAt: now + this.o.syncIntervalMs, failures: 0 });
       await this.adoptBundle(bundle);
+      await this.adoptFederated(federated);
       this.dropGone(entries);
     } catch (e) {
       if (this.o.signal?.aborted) return;
@@ -181,6 +188,19 @@ export class AgentCore {
     this.bundleRoots = await Promise.all(next.x509Authorities.map((r) => sha256Hex(r)));
     await persistBundle(this.o.files, next);
     this.o.logger.info("bundle_updated", { from_sequence: held.sequence ?? null, sequence: next.sequence ?? null, roots: this.bundleRoots });
+  }
+
+  /** Replaces the federated bundles when anything in them changed (a bundle, a trust domain, an expiry). */
+  private async adoptFederated(next: FederatedMap): Promise<void> {
+    const change = federatedChanges(this.federated, next);
+    if (!change.any) return;
+    this.federated = next;
+    await persistFederated(this.o.files, next);
+    for (const td of change.updated) {
+      const h = next.get(td)!;
+      this.o.logger.info("federated_bundle_updated", { trust_domain: td, sequence: h.bundle.sequence ?? null, roots: await Promise.all(h.bundle.x509Authorities.map((r) => sha256Hex(r))), expires_at: iso(h.expiresAt) });
+    }
+    for (const td of change.dropped) this.o.logger.warn("federated_bundle_dropped", { trust_domain: td, reason: "not_handed_over" });
   }
 
   private dropGone(entries: Map<string, Entry>): void {

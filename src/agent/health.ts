@@ -33,6 +33,8 @@ export interface AgentStatus {
   api: string;
   node_svid: { serial: string; expires_at: string; rotate_at: string; expired: boolean; renew_error: string | null };
   bundle: { sequence: number | null; roots: string[] };
+  /** Federated trust domains whose bundles the agent holds (docs/federation.md). */
+  federation: { trust_domain: string; sequence: number | null; roots: number; expires_at: string; expired: boolean }[];
   /** When the last sync succeeded (ISO 8601), null before the first one of this run. */
   last_sync: string | null;
   /** The sync loop: the last attempt's error (null when it succeeded), the next attempt, failures in a row. */
@@ -85,6 +87,9 @@ export function statusOf(core: AgentCore, now: number, audit: AuditStatus | null
     api: apiOrigin(config.server, config.api_port),
     node_svid: { serial: node.serial, expires_at: iso(node.notAfter), rotate_at: iso(node.rotateAt), expired: node.notAfter <= now, renew_error: core.node.error },
     bundle: { sequence: core.bundle.sequence ?? null, roots: core.bundleRoots },
+    federation: [...core.federated]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([td, h]) => ({ trust_domain: td, sequence: h.bundle.sequence ?? null, roots: h.bundle.x509Authorities.length, expires_at: iso(h.expiresAt), expired: h.expiresAt <= now })),
     last_sync: core.lastSync.at === null ? null : iso(core.lastSync.at),
     sync: { error: core.lastSync.error, next_at: iso(core.lastSync.nextAt), failures: core.lastSync.failures },
     entries: core.entries === null ? [] : [...core.entries.values()],

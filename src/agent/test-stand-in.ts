@@ -37,6 +37,8 @@ export interface StandIn {
   sequence: number;
   nodeTtl: number;
   svidTtl: number;
+  /** The sync answer's `federated` list; null: the member is left out (a server without federation). */
+  federated: unknown[] | null;
   /** Answer the next request to this path with this fault. */
   readonly faults: Map<string, Fault>;
   addEntry(id: string, path: string, node?: string): Entry;
@@ -87,7 +89,7 @@ export async function startStandIn(opts: { td?: string; serverId?: string } = {}
     "GET /v1/sync": async (_b, node) => {
       if (!s.nodes.has(node!)) return fail(404, "node_unknown");
       const entries = [...s.entries.values()].filter((e) => e.parent_id === nodeId(node!).toString());
-      return [200, { node, entries, bundle: await jwks(), bundle_sequence: s.sequence }];
+      return [200, { node, entries, bundle: await jwks(), bundle_sequence: s.sequence, ...(s.federated !== null ? { federated: s.federated } : {}) }];
     },
     "POST /v1/svid": async (b, node) => {
       const e = s.entries.get(b.entry_id);
@@ -165,6 +167,7 @@ export async function startStandIn(opts: { td?: string; serverId?: string } = {}
     sequence: 1,
     nodeTtl: 3600,
     svidTtl: 600,
+    federated: null,
     faults: new Map(),
     addEntry(id: string, path: string, node = "node-1") {
       const e: Entry = { id, spiffe_id: `spiffe://${td.name}${path}`, parent_id: nodeId(node).toString(), selectors: ["unix:uid:1000"], ttl_seconds: null, dns_names: [], revision: 1 };

@@ -36,6 +36,8 @@ export const SyncAnswer = v.object({
   entries: v.array(EntrySchema),
   bundle: jwks,
   bundle_sequence: v.nullish(v.number()),
+  /** Federated trust domains' bundles (a server without federation, or an older one, sends none). */
+  federated: v.nullish(v.array(v.object({ trust_domain: v.string(), bundle: jwks, expires_at: v.string() }))),
 });
 
 export const SvidAnswer = v.object({ entry_id: v.string(), spiffe_id: v.string(), svid: chain, expires_at: v.nullish(v.string()) });

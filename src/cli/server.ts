@@ -12,6 +12,8 @@ import { loadServerConfig } from "../server/config.ts";
 import { initServer, serverPaths } from "../server/init.ts";
 import { startServer } from "../server/server.ts";
 import { flagsFor, shellJoin } from "./global-options.ts";
+import type { FederationStatus } from "../server/federation.ts";
+import { encodePem, fromBase64 } from "../x509/index.ts";
 
 export class ServerCallError extends TidegateError {}
 
@@ -103,10 +105,79 @@ const rotateCa: Command = {
   },
 };
 
+const bundle: Command = {
+  name: "bundle",
+  summary: "print this trust domain's bundle, for a federating server",
+  usage: ["server bundle [--pem]"],
+  help: [
+    "Prints the bundle the running server's bundle endpoint serves (SPIFFE JWKS), or with --pem its",
+    "X.509 roots. Another trust domain's server that federates with this one over https_spiffe",
+    "needs it once, out of band, as the `bundle:` file of its federation: item (docs/federation.md);",
+    "after that it fetches the bundle from the endpoint on its own.",
+  ].join("\n"),
+  options: { pem: { type: "boolean", help: "print the X.509 roots as PEM instead of JWKS" } },
+  run: async (ctx) => {
+    noPositionals(ctx, "tidegate server bundle");
+    const jwks = (await callServer(ctx.places, "GET", "/v1/bundle")) as { keys?: { use?: string; x5c?: string[] }[] };
+    if (ctx.values.pem !== true) {
+      ctx.io.out(JSON.stringify(jwks, null, 2) + "\n");
+      return 0;
+    }
+    const roots = (jwks.keys ?? []).filter((k) => k.use === "x509-svid" && typeof k.x5c?.[0] === "string").map((k) => fromBase64(k.x5c![0]!))
+      .filter((der) => der !== null)
+      .map((der) => encodePem("CERTIFICATE", der));
+    ctx.io.out(roots.join(""));
+    return 0;
+  },
+};
+
+const status: Command = {
+  name: "status",
+  summary: "show the running server: addresses, CA, federated trust domains",
+  usage: ["server status [--json]"],
+  help: [
+    "Asks the running server (over server.sock) for its addresses, its bundle's roots (SHA-256 of",
+    "each, to compare with what a federating partner holds), counts of entries and nodes, and each",
+    "federated trust domain: its endpoint, whether its bundle is current, never fetched or dropped",
+    "(older than max_age), when it was fetched and expires, and the last fetch error.",
+    "Exit 0 when every federated bundle is current, 1 otherwise.",
+  ].join("\n"),
+  options: { json: { type: "boolean", help: "print the status as JSON" } },
+  run: async (ctx) => {
+    noPositionals(ctx, "tidegate server status");
+    const s = (await callServer(ctx.places, "GET", "/v1/status")) as {
+      trust_domain: string;
+      public: string;
+      api: string;
+      bundle_sequence: number;
+      entries: number;
+      nodes: number;
+      ca: { roots: { serial: string; sha256: string; state: string }[] };
+      federation: FederationStatus[];
+    };
+    const healthy = s.federation.every((f) => f.state === "current");
+    if (ctx.values.json) {
+      ctx.io.out(JSON.stringify(s, null, 2) + "\n");
+      return healthy ? 0 : 1;
+    }
+    const lines = [`trust domain  ${s.trust_domain}`, `public        ${s.public}`, `api           ${s.api}`, `bundle        sequence ${s.bundle_sequence}`];
+    for (const r of s.ca.roots) lines.push(`  root        ${r.state.padEnd(8)} sha256 ${r.sha256}`);
+    lines.push(`entries       ${s.entries}`, `nodes         ${s.nodes}`);
+    for (const f of s.federation) {
+      lines.push(`federation    ${f.trust_domain}  ${f.state}  ${f.profile} ${f.bundle_endpoint}`);
+      if (f.refreshed_at !== null) lines.push(`              fetched ${f.refreshed_at}, expires ${f.expires_at}`);
+      if (f.last_error !== null) lines.push(`              last error (${f.failures} in a row): ${f.last_error}`);
+    }
+    if (s.federation.length === 0) lines.push("federation    none");
+    ctx.io.out(lines.join("\n") + "\n");
+    return healthy ? 0 : 1;
+  },
+};
+
 export const serverCommand: Command = {
   name: "server",
   summary: "run the identity server: CA, entries, join tokens, SVID signing, bundle endpoint",
-  usage: ["server", "server init --trust-domain TD", "server rotate-ca [--root]"],
+  usage: ["server", "server init --trust-domain TD", "server rotate-ca [--root]", "server bundle [--pem]", "server status [--json]"],
   help: [
     "Without a sub-command, serves until SIGTERM or SIGINT: the public listener (TLS; join-token",
     "attestation and the SPIFFE bundle endpoint), the API listener (mutual TLS with node SVIDs:",
@@ -117,7 +188,7 @@ export const serverCommand: Command = {
     "Exit 1 when the state was never initialised, the datastore is locked by another server or",
     "corrupt, the CA does not load, or a listener cannot bind.",
   ].join("\n"),
-  subcommands: [init, rotateCa],
+  subcommands: [init, rotateCa, bundle, status],
   run: async (ctx) => {
     noPositionals(ctx, "tidegate server");
     const settings = loadServerConfig(ctx.places);

@@ -14,6 +14,7 @@ const status: AgentStatus = {
   api: "https://10.0.0.1:8082",
   node_svid: { serial: "4a", expires_at: "2026-01-01T00:30:00.000Z", rotate_at: "2026-01-01T00:10:00.000Z", expired: false, renew_error: null },
   bundle: { sequence: 3, roots: ["ab".repeat(32)] },
+  federation: [{ trust_domain: "partner.test", sequence: 7, roots: 2, expires_at: "2026-01-01T01:00:00.000Z", expired: false }],
   last_sync: "2025-12-31T23:58:00.000Z",
   sync: { error: "server_unreachable: agent: cannot reach https://10.0.0.1:8082: ConnectionRefused", next_at: "2026-01-01T00:00:30.000Z", failures: 4 },
   entries: [],
@@ -27,6 +28,7 @@ describe("tidegate status screen", () => {
     expect(out).toContain("audit          ok, 42 events, /var/log/tidegate\n");
     expect(out).toContain("health         UNHEALTHY (1 problem)\n  - entry e2 (spiffe://example.org/db): SVID expired at 2025-12-31T23:59:00.000Z\n");
     expect(out).toContain("node           node-1 (spiffe://example.org/tidegate/agent/node-1)");
+    expect(out).toContain("federated      partner.test: sequence 7, 2 roots, trusted until ");
     expect(out).toContain("server         https://10.0.0.1:8081 (api https://10.0.0.1:8082)");
     expect(out).toContain("node SVID      serial 4a, expires 2026-01-01T00:30:00.000Z (in 30m)");
     expect(out).toContain("  renews       2026-01-01T00:10:00.000Z (in 10m)");

@@ -94,6 +94,7 @@ export function renderStatus(s: AgentStatus & { capture?: CaptureStatus }, now: 
   row("  renews", when(s.node_svid.rotate_at, now) + (s.node_svid.renew_error ? `; last renewal failed: ${s.node_svid.renew_error}` : ""));
   row("bundle", `sequence ${s.bundle.sequence ?? "-"}, ${s.bundle.roots.length} root${s.bundle.roots.length === 1 ? "" : "s"}`);
   for (const r of s.bundle.roots) lines.push(`  root sha256 ${r}`);
+  for (const f of s.federation) row("federated", `${f.trust_domain}: sequence ${f.sequence ?? "-"}, ${f.roots} root${f.roots === 1 ? "" : "s"}, ${f.expired ? "EXPIRED" : "trusted until"} ${when(f.expires_at, now)}`);
   if (s.audit) row("audit", `${s.audit.healthy ? "ok" : `CANNOT WRITE (${s.audit.error})`}, ${s.audit.seq} events, ${s.audit.dir}`);
   row("last sync", when(s.last_sync, now) + (s.sync.error ? `; failing (${s.sync.failures}x): ${s.sync.error}; next try ${when(s.sync.next_at, now)}` : ""));
   row("entries", String(s.entries.length));

@@ -160,7 +160,7 @@ export function policyYaml(rules: readonly RuleSpec[], workloads: boolean): stri
   const head = ["trust_domain: example.org"];
   if (workloads) head.push("workloads:", "  - name: agent", `    id: ${TD}/agent/x`, '    selectors: ["unix:uid:1001"]');
   if (rules.some((r) => r.serverId?.startsWith("spiffe://partner.com") === true)) {
-    head.push("federation:", "  - trust_domain: partner.com", "    bundle_endpoint: https://partner.com/bundle", "    profile: https_web");
+    head.push("federation:", "  - trust_domain: partner.com");
   }
   if (rules.length === 0) return `${head.join("\n")}\negress: []\n`;
   return `${head.join("\n")}\negress:\n${rules.map(ruleYaml).join("\n")}\n`;

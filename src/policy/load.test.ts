@@ -62,12 +62,7 @@ inbound:
     allow: spiffe://example.org/agent/*
 federation:
   - trust_domain: partner.com
-    bundle_endpoint: https://partner.com/.well-known/spiffe-bundle
-    profile: https_web
   - trust_domain: other.test
-    bundle_endpoint: https://bundle.other.test:8443/
-    profile: https_spiffe
-    endpoint_id: spiffe://other.test/tidegate/server
 dns:
   servers: [127.0.0.53, "[::1]:5353", 10.0.0.2:53]
   hosts:
@@ -123,10 +118,7 @@ describe("loadPolicy: the full sketch", () => {
       ["email-mcp", "spiffe://example.org/mcp/email", { host: "0.0.0.0", port: 8443 }, { kind: "tcp", host: "127.0.0.1", port: 3000 }, true, 2],
       ["unix-mcp", "spiffe://example.org/mcp/unix", { host: "::1", port: 9443 }, { kind: "unix", path: "/run/mcp.sock" }, false, 1],
     ]);
-    assert.deepEqual(p.federation.map((f) => [f.trustDomain.name, f.bundleEndpoint, f.profile, f.endpointId?.toString() ?? null]), [
-      ["partner.com", "https://partner.com/.well-known/spiffe-bundle", "https_web", null],
-      ["other.test", "https://bundle.other.test:8443/", "https_spiffe", "spiffe://other.test/tidegate/server"],
-    ]);
+    assert.deepEqual(p.federation.map((f) => f.trustDomain.name), ["partner.com", "other.test"]);
     assert.deepEqual(p.dns.servers, [{ host: "127.0.0.53", port: 53 }, { host: "::1", port: 5353 }, { host: "10.0.0.2", port: 53 }]);
     assert.deepEqual(p.dns.hosts.get("api.internal")?.map((a) => a.text), ["10.1.2.3", "fd00::3"]);
   });
@@ -226,7 +218,7 @@ const REJECTIONS: [string, string, number, string, RegExp][] = [
   ["inbound: a name used by egress", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: deny\ninbound:\n  - { name: r, id: spiffe://example.org/srv, listen: 127.0.0.1:9443, forward: 127.0.0.1:3000, allow: spiffe://example.org/a }\n`, 8, "inbound[0].name", /already the name of egress\[0\]/],
   ["inbound: forward_client_cert not a boolean", "inbound:\n  - { name: i, id: spiffe://example.org/srv, listen: 127.0.0.1:9443, forward: 127.0.0.1:3000, allow: spiffe://example.org/a, forward_client_cert: yes please }\n", 3, "inbound[0].forward_client_cert", /expected boolean/],
   ["inbound: no id", "inbound:\n  - { name: i, listen: 127.0.0.1:9443, forward: 127.0.0.1:3000, allow: spiffe://example.org/a }\n", 3, "inbound[0].id", /required|SPIFFE ID/],
-  ["inbound: id of another trust domain", "federation:\n  - { trust_domain: partner.com, bundle_endpoint: https://partner.com/b, profile: https_web }\ninbound:\n  - { name: i, id: spiffe://partner.com/srv, listen: 127.0.0.1:9443, forward: 127.0.0.1:3000, allow: spiffe://example.org/a }\n", 5, "inbound[0].id", /not in our trust domain example.org/],
+  ["inbound: id of another trust domain", "federation:\n  - { trust_domain: partner.com }\ninbound:\n  - { name: i, id: spiffe://partner.com/srv, listen: 127.0.0.1:9443, forward: 127.0.0.1:3000, allow: spiffe://example.org/a }\n", 5, "inbound[0].id", /not in our trust domain example.org/],
   ["inbound: id not a SPIFFE ID", "inbound:\n  - { name: i, id: https://example.org/srv, listen: 127.0.0.1:9443, forward: 127.0.0.1:3000, allow: spiffe://example.org/a }\n", 3, "inbound[0].id", /SPIFFE|spiffe/],
   ["inbound: bad listen", "inbound:\n  - { name: i, id: spiffe://example.org/srv, listen: 9443, forward: 127.0.0.1:3000, allow: spiffe://example.org/a }\n", 3, "inbound[0].listen", /expected string, got 9443/],
   ["inbound: listen without a port", "inbound:\n  - { name: i, id: spiffe://example.org/srv, listen: 127.0.0.1, forward: 127.0.0.1:3000, allow: spiffe://example.org/a }\n", 3, "inbound[0].listen", /HOST:PORT/],
@@ -236,12 +228,9 @@ const REJECTIONS: [string, string, number, string, RegExp][] = [
   ["inbound: allow of an unknown trust domain", "inbound:\n  - { name: i, id: spiffe://example.org/srv, listen: 127.0.0.1:9443, forward: 127.0.0.1:3000, allow: spiffe://partner.com/a }\n", 3, "inbound[0].allow", /neither ours nor under federation/],
   ["inbound: no allow", "inbound:\n  - { name: i, id: spiffe://example.org/srv, listen: 127.0.0.1:9443, forward: 127.0.0.1:3000 }\n", 3, "inbound[0].allow", /required|SPIFFE ID pattern/],
   ["inbound: proxy_protocol not a boolean", "inbound:\n  - { name: i, id: spiffe://example.org/srv, listen: 127.0.0.1:9443, forward: 127.0.0.1:3000, allow: spiffe://example.org/a, proxy_protocol: v2 }\n", 3, "inbound[0].proxy_protocol", /expected boolean/],
-  ["federation: our own trust domain", "federation:\n  - { trust_domain: example.org, bundle_endpoint: 'https://a/', profile: https_web }\n", 3, "federation[0].trust_domain", /our own/],
-  ["federation: twice", "federation:\n  - { trust_domain: p.test, bundle_endpoint: 'https://a/', profile: https_web }\n  - { trust_domain: p.test, bundle_endpoint: 'https://b/', profile: https_web }\n", 4, "federation[1].trust_domain", /listed twice/],
-  ["federation: http endpoint", "federation:\n  - { trust_domain: p.test, bundle_endpoint: 'http://a/', profile: https_web }\n", 3, "federation[0].bundle_endpoint", /https/],
-  ["federation: bad profile", "federation:\n  - { trust_domain: p.test, bundle_endpoint: 'https://a/', profile: web }\n", 3, "federation[0].profile", /expected/],
-  ["federation: https_spiffe without endpoint_id", "federation:\n  - { trust_domain: p.test, bundle_endpoint: 'https://a/', profile: https_spiffe }\n", 3, "federation[0].endpoint_id", /required with profile https_spiffe/],
-  ["federation: endpoint_id with https_web", "federation:\n  - { trust_domain: p.test, bundle_endpoint: 'https://a/', profile: https_web, endpoint_id: spiffe://p.test/x }\n", 3, "federation[0].endpoint_id", /only with profile https_spiffe/],
+  ["federation: our own trust domain", "federation:\n  - { trust_domain: example.org }\n", 3, "federation[0].trust_domain", /our own/],
+  ["federation: twice", "federation:\n  - { trust_domain: p.test }\n  - { trust_domain: p.test }\n", 4, "federation[1].trust_domain", /listed twice/],
+  ["federation: where the bundle comes from is the server's (server.yaml)", "federation:\n  - { trust_domain: p.test, bundle_endpoint: 'https://a/' }\n", 3, "federation[0].bundle_endpoint", /unknown key/],
   ["audit: on_failure other than refuse or serve", "audit: { on_failure: ignore }\n", 2, "audit.on_failure", /refuse/],
   ["audit: a file size under 4096", "audit: { max_file_size: 100 }\n", 2, "audit.max_file_size", /at least 4096/],
   ["audit: checkpoint_every 0", "audit: { checkpoint_every: 0 }\n", 2, "audit.checkpoint_every", /at least 1/],

@@ -210,8 +210,6 @@ export function loadPolicy(text: string, file: string): Policy {
     const td = f.trust_domain.name;
     if (known.has(td)) fail(["federation", i, "trust_domain"], td === ours.name ? `${td} is our own trust domain` : `${td} is listed twice`);
     known.add(td);
-    if (f.profile === "https_spiffe" && f.endpoint_id === undefined) fail(["federation", i, "endpoint_id"], "required with profile https_spiffe");
-    if (f.profile === "https_web" && f.endpoint_id !== undefined) fail(["federation", i, "endpoint_id"], "only with profile https_spiffe");
   });
   const egress = buildEgress(input, source, fail, known);
   const inbound = buildInbound(input, source, fail, known);
@@ -252,7 +250,7 @@ export function loadPolicy(text: string, file: string): Policy {
     stdio: Object.freeze(stdio),
     federation: Object.freeze(
       (input.federation ?? []).map((f) =>
-        Object.freeze({ trustDomain: f.trust_domain, bundleEndpoint: f.bundle_endpoint, profile: f.profile, endpointId: f.endpoint_id ?? null }),
+        Object.freeze({ trustDomain: f.trust_domain }),
       ),
     ),
     dns: buildDns(input, fail),

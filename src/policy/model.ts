@@ -123,12 +123,9 @@ export interface Workload {
   readonly runBy: { readonly users: readonly string[]; readonly groups: readonly string[] };
 }
 
+/** A trust domain the rules may name besides ours; its bundle comes from the server (docs/federation.md). */
 export interface Federation {
   readonly trustDomain: TrustDomain;
-  readonly bundleEndpoint: string;
-  readonly profile: "https_web" | "https_spiffe";
-  /** https_spiffe: the SPIFFE ID the bundle endpoint presents. */
-  readonly endpointId: SpiffeId | null;
 }
 
 export interface DnsServerSetting {

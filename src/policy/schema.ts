@@ -29,7 +29,7 @@ const nonEmpty = <T extends v.GenericSchema>(item: T) => v.pipe(v.array(item), v
 const absolutePath = v.pipe(v.string(), v.regex(/^\/[^\u0000]*$/, "is not an absolute path"));
 
 export const spiffeId = converted((t) => SpiffeId.parse(t));
-const trustDomain = converted((t) => TrustDomain.parse(t));
+export const trustDomain = converted((t) => TrustDomain.parse(t));
 const idPattern = converted((text) => ({ text, matcher: parsePattern(text) }));
 /** One pattern or a non-empty list of them. */
 const idPatterns = convertedAny((x) => {
@@ -54,7 +54,7 @@ const urlOf = (schemes: readonly string[], named: string) =>
   });
 /** An OTLP/HTTP endpoint. */
 const httpUrl = urlOf(["http:", "https:"], "an http:// or https://");
-const httpsUrl = urlOf(["https:"], "an https://");
+export const httpsUrl = urlOf(["https:"], "an https://");
 const duration = converted((t) => parseDuration(t, "duration"));
 const tool = v.pipe(v.string(), v.regex(TOOL, "is not an MCP tool name or pattern (1-128 of letters, digits, '_', '-', '.', and '*' or '?' as wildcards)"));
 /** A resource URI or a glob of one (`*` any run, `?` one character): 1-2048 characters, no controls or spaces. */
@@ -185,12 +185,8 @@ export const PolicySchema = mapping({
   stdio: v.optional(v.array(StdioRuleSchema)),
   federation: v.optional(
     v.array(
-      mapping({
-        trust_domain: trustDomain,
-        bundle_endpoint: httpsUrl,
-        profile: v.picklist(["https_web", "https_spiffe"]),
-        endpoint_id: v.optional(spiffeId),
-      }),
+      // Only the name: the server fetches the bundle (server.yaml's federation:, docs/federation.md).
+      mapping({ trust_domain: trustDomain }),
     ),
   ),
   dns: v.optional(

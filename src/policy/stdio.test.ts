@@ -7,7 +7,7 @@ import { stdioRuleFor } from "./stdio.ts";
 const FILE = "/etc/tidegate/config.yaml";
 const base = `trust_domain: example.org
 federation:
-  - { trust_domain: partner.test, bundle_endpoint: "https://partner.test/b", profile: https_web }
+  - { trust_domain: partner.test }
 stdio:
   - name: fs-readers
     from: [spiffe://example.org/agent/*, spiffe://partner.test/bot]

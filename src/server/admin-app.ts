@@ -17,6 +17,8 @@ import { nodeId } from "./ids.ts";
 import { tokenHash } from "./issuer.ts";
 import { EntryBody, entryJson, limitBody, readBody, RotateBody, TokenBody } from "./wire.ts";
 
+import type { FederationStatus } from "./federation.ts";
+
 export interface AdminDeps {
   readonly trustDomain: TrustDomain;
   readonly settings: ServerSettings;
@@ -27,6 +29,10 @@ export interface AdminDeps {
   readonly caStatus: () => CaStatus;
   readonly fingerprint: () => string;
   readonly bundleSequence: () => number;
+  /** Our bundle as the bundle endpoint serves it (SPIFFE JWKS text). */
+  readonly bundleJwks?: () => string;
+  /** Each federated trust domain's state (federation.ts); none when not federating. */
+  readonly federation?: () => readonly FederationStatus[];
   /** Rotates (the signing CA, or publishes a new root) and applies the change to the listeners. */
   readonly rotate: (root: boolean) => Promise<void>;
 }
@@ -61,7 +67,13 @@ export function adminApp(d: AdminDeps): Hono {
       bundle_sequence: d.bundleSequence(),
       entries: await d.store.countEntries(),
       nodes: (await d.store.listNodes()).length,
+      federation: d.federation?.() ?? [],
     });
+  });
+
+  app.get("/v1/bundle", (c) => {
+    c.header("content-type", "application/json");
+    return c.body(d.bundleJwks?.() ?? "");
   });
 
   app.post("/v1/entries", async (c) => {

@@ -40,11 +40,45 @@ describe("server config", () => {
       svid: { defaultTtlSeconds: 300, nodeTtlSeconds: 120, serverTtlSeconds: 3600 },
       joinToken: { defaultTtlSeconds: 90 },
       rateLimit: { svidPerNode: 20000, attestPerSource: 1 },
+      federation: [],
     });
   });
 
+  test("federation: both profiles, with defaults for max_age and default_refresh", () => {
+    const s = parseServerConfig(
+      [
+        "federation:",
+        "  - trust_domain: partner.test",
+        "    bundle_endpoint: https://10.0.0.4:8081/.well-known/spiffe-bundle",
+        "    profile: https_spiffe",
+        "    endpoint_id: spiffe://partner.test/tidegate/server",
+        "    bundle: /etc/tidegate/partner.test.bundle",
+        "    max_age: 10m",
+        "    default_refresh: 30s",
+        "  - { trust_domain: web.test, bundle_endpoint: 'https://bundle.web.test/', profile: https_web, ca: /etc/ssl/web.pem }",
+      ].join("\n"),
+      "s.yaml",
+    );
+    expect(s.federation.map((f) => [f.trustDomain.name, f.bundleEndpoint, f.profile, f.endpointId?.toString() ?? null, f.bundleFile, f.caFile, f.maxAgeSeconds, f.defaultRefreshSeconds])).toEqual([
+      ["partner.test", "https://10.0.0.4:8081/.well-known/spiffe-bundle", "https_spiffe", "spiffe://partner.test/tidegate/server", "/etc/tidegate/partner.test.bundle", null, 600, 30],
+      ["web.test", "https://bundle.web.test/", "https_web", null, null, "/etc/ssl/web.pem", 86400, 300],
+    ]);
+  });
+
   const rejections: [string, string, RegExp][] = [
-    ["an unknown top-level key", "listen: {}\nfederation: []\n", /^server config: s\.yaml:2: federation: unknown key/],
+    ["an unknown top-level key", "listen: {}\nfederate: []\n", /^server config: s\.yaml:2: federate: unknown key/],
+    ["federation: a trust domain twice", "federation:\n  - { trust_domain: p.test, bundle_endpoint: 'https://a/', profile: https_web }\n  - { trust_domain: p.test, bundle_endpoint: 'https://b/', profile: https_web }\n", /^server config: s\.yaml:3: federation\[1\]\.trust_domain: p\.test is listed twice/],
+    ["federation: an http endpoint", "federation:\n  - { trust_domain: p.test, bundle_endpoint: 'http://a/', profile: https_web }\n", /federation\[0\]\.bundle_endpoint: .*https/],
+    ["federation: an unknown profile", "federation:\n  - { trust_domain: p.test, bundle_endpoint: 'https://a/', profile: web }\n", /federation\[0\]\.profile/],
+    ["federation: a bad trust domain", "federation:\n  - { trust_domain: 'P_.test!', bundle_endpoint: 'https://a/', profile: https_web }\n", /federation\[0\]\.trust_domain/],
+    ["federation: https_spiffe without endpoint_id", "federation:\n  - { trust_domain: p.test, bundle_endpoint: 'https://a/', profile: https_spiffe, bundle: /b.pem }\n", /federation\[0\]\.endpoint_id: required with profile https_spiffe/],
+    ["federation: https_spiffe endpoint_id of another trust domain", "federation:\n  - { trust_domain: p.test, bundle_endpoint: 'https://a/', profile: https_spiffe, endpoint_id: 'spiffe://q.test/s', bundle: /b.pem }\n", /federation\[0\]\.endpoint_id: must be in trust domain p\.test/],
+    ["federation: https_spiffe without an initial bundle", "federation:\n  - { trust_domain: p.test, bundle_endpoint: 'https://a/', profile: https_spiffe, endpoint_id: 'spiffe://p.test/s' }\n", /federation\[0\]\.bundle: required with profile https_spiffe/],
+    ["federation: https_spiffe with a ca file", "federation:\n  - { trust_domain: p.test, bundle_endpoint: 'https://a/', profile: https_spiffe, endpoint_id: 'spiffe://p.test/s', bundle: /b.pem, ca: /c.pem }\n", /federation\[0\]\.ca: only with profile https_web/],
+    ["federation: https_web with endpoint_id", "federation:\n  - { trust_domain: p.test, bundle_endpoint: 'https://a/', profile: https_web, endpoint_id: 'spiffe://p.test/s' }\n", /federation\[0\]\.endpoint_id: only with profile https_spiffe/],
+    ["federation: https_web with an initial bundle", "federation:\n  - { trust_domain: p.test, bundle_endpoint: 'https://a/', profile: https_web, bundle: /b.pem }\n", /federation\[0\]\.bundle: only with profile https_spiffe/],
+    ["federation: a relative ca path", "federation:\n  - { trust_domain: p.test, bundle_endpoint: 'https://a/', profile: https_web, ca: c.pem }\n", /federation\[0\]\.ca: .*absolute path/],
+    ["federation: a bad max_age", "federation:\n  - { trust_domain: p.test, bundle_endpoint: 'https://a/', profile: https_web, max_age: soon }\n", /federation\[0\]\.max_age/],
     ["an unknown nested key", "ca:\n  root_ttl: 1h\n  sign_ttl: 1h\n", /^server config: s\.yaml:3: ca\.sign_ttl: unknown key/],
     ["a bad duration", "svid:\n  node_ttl: 1x\n", /^server config: s\.yaml:2: svid\.node_ttl: .*"1x" is not a duration/],
     ["a bare number as duration", "svid:\n  node_ttl: 60\n", /^server config: s\.yaml:2: svid\.node_ttl: expected string/],

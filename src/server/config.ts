@@ -14,6 +14,8 @@ import { TidegateError } from "../errors.ts";
 import { converted, mapping, readYaml } from "../policy/source.ts";
 import { parseDuration, parseSeconds } from "../runtime/duration.ts";
 import type { Places } from "../runtime/instance.ts";
+import { httpsUrl, spiffeId, trustDomain } from "../policy/schema.ts";
+import type { SpiffeId, TrustDomain } from "../spiffe/index.ts";
 import { parseHostPort, type HostPort } from "./host-port.ts";
 
 export class ServerConfigError extends TidegateError {}
@@ -33,7 +35,29 @@ export interface ServerSettings {
   readonly joinToken: { readonly defaultTtlSeconds: number };
   /** Requests per second; the token bucket's burst is one second's worth. */
   readonly rateLimit: { readonly svidPerNode: number; readonly attestPerSource: number };
+  /** Trust domains whose bundles this server fetches and hands to its agents (docs/federation.md). */
+  readonly federation: readonly FederationSetting[];
 }
+
+/** One `federation:` item: where a trust domain publishes its bundle and how to trust that endpoint. */
+export interface FederationSetting {
+  readonly trustDomain: TrustDomain;
+  /** The bundle endpoint's URL (https). */
+  readonly bundleEndpoint: string;
+  readonly profile: "https_spiffe" | "https_web";
+  /** https_spiffe: the SPIFFE ID the endpoint presents (in `trustDomain`). */
+  readonly endpointId: SpiffeId | null;
+  /** https_spiffe: the initial bundle (PEM roots or SPIFFE JWKS), obtained out of band. */
+  readonly bundleFile: string | null;
+  /** https_web: the CA file the endpoint's certificate chains to; null: the system's roots. */
+  readonly caFile: string | null;
+  /** A bundle not refreshed for this long is dropped (agents stop trusting the trust domain). */
+  readonly maxAgeSeconds: number;
+  /** How often to refresh when the bundle carries no refresh hint. */
+  readonly defaultRefreshSeconds: number;
+}
+
+export const FEDERATION_DEFAULTS = { maxAgeSeconds: 24 * 3600, defaultRefreshSeconds: 300 } as const;
 
 export const DEFAULT_PUBLIC: HostPort = { host: "127.0.0.1", port: 8081 };
 export const DEFAULT_API: HostPort = { host: "127.0.0.1", port: 8082 };
@@ -46,6 +70,7 @@ export const DEFAULT_SETTINGS: ServerSettings = {
   svid: { defaultTtlSeconds: 3600, nodeTtlSeconds: 3600, serverTtlSeconds: 24 * 3600 },
   joinToken: { defaultTtlSeconds: 600 },
   rateLimit: { svidPerNode: 500, attestPerSource: 10 },
+  federation: [],
 };
 
 const seconds = converted((t) => parseSeconds(t, "duration"));
@@ -60,6 +85,7 @@ const rate = converted((t) => {
   return Number(m[1]);
 });
 const hostPort = converted((t) => parseHostPort(t));
+const absolutePath = v.pipe(v.string(), v.regex(/^\/[^\u0000]*$/, "is not an absolute path"));
 const dnsName = v.pipe(
   v.string(),
   v.regex(/^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/, "is not a DNS name"),
@@ -74,12 +100,26 @@ const Schema = v.nullish(
     svid: v.optional(mapping({ default_ttl: v.optional(seconds), node_ttl: v.optional(seconds), server_ttl: v.optional(seconds) })),
     join_token: v.optional(mapping({ default_ttl: v.optional(seconds) })),
     rate_limit: v.optional(mapping({ svid_per_node: v.optional(rate), attest_per_source: v.optional(rate) })),
+    federation: v.optional(
+      v.array(
+        mapping({
+          trust_domain: trustDomain,
+          bundle_endpoint: httpsUrl,
+          profile: v.picklist(["https_spiffe", "https_web"]),
+          endpoint_id: v.optional(spiffeId),
+          bundle: v.optional(absolutePath),
+          ca: v.optional(absolutePath),
+          max_age: v.optional(seconds),
+          default_refresh: v.optional(seconds),
+        }),
+      ),
+    ),
   }),
 );
 
 /** Parses server.yaml text; `file` names it in errors. */
 export function parseServerConfig(text: string, file: string, places?: Pick<Places, "instance">): ServerSettings {
-  const { value } = readYaml(Schema, text, file, {
+  const { value, fail } = readYaml(Schema, text, file, {
     subject: "server config",
     docsHint: "docs/server-api.md",
     makeError: (message) => new ServerConfigError("server_config_invalid", message),
@@ -109,7 +149,44 @@ export function parseServerConfig(text: string, file: string, places?: Pick<Plac
       svidPerNode: o.rate_limit?.svid_per_node ?? d.rateLimit.svidPerNode,
       attestPerSource: o.rate_limit?.attest_per_source ?? d.rateLimit.attestPerSource,
     },
+    federation: federationOf(o.federation ?? [], fail),
   };
+}
+
+type FederationInput = NonNullable<NonNullable<v.InferOutput<typeof Schema>>["federation"]>;
+
+/**
+ * The checks that span fields: each trust domain once; https_spiffe names the endpoint's SPIFFE
+ * ID, in the federated trust domain, and an initial bundle; https_web takes neither (a `ca` file
+ * at most). Our own trust domain is refused when the server starts (federation.ts), where it is known.
+ */
+function federationOf(items: FederationInput, fail: (path: (string | number)[], why: string) => never): FederationSetting[] {
+  const seen = new Set<string>();
+  return items.map((f, i) => {
+    const at = (k: string) => ["federation", i, k];
+    const td = f.trust_domain as TrustDomain;
+    if (seen.has(td.name)) fail(at("trust_domain"), `${td.name} is listed twice`);
+    seen.add(td.name);
+    if (f.profile === "https_spiffe") {
+      if (f.endpoint_id === undefined) fail(at("endpoint_id"), "required with profile https_spiffe (the SPIFFE ID the endpoint presents)");
+      if (!(f.endpoint_id as SpiffeId).trustDomain.equals(td)) fail(at("endpoint_id"), `must be in trust domain ${td.name} (an endpoint of another trust domain is not supported)`);
+      if (f.bundle === undefined) fail(at("bundle"), "required with profile https_spiffe (the trust domain's bundle, obtained out of band, to authenticate the endpoint the first time)");
+      if (f.ca !== undefined) fail(at("ca"), "only with profile https_web (https_spiffe authenticates the endpoint with the trust domain's bundle)");
+    } else {
+      if (f.endpoint_id !== undefined) fail(at("endpoint_id"), "only with profile https_spiffe");
+      if (f.bundle !== undefined) fail(at("bundle"), "only with profile https_spiffe");
+    }
+    return {
+      trustDomain: td,
+      bundleEndpoint: f.bundle_endpoint,
+      profile: f.profile,
+      endpointId: (f.endpoint_id as SpiffeId | undefined) ?? null,
+      bundleFile: f.bundle ?? null,
+      caFile: f.ca ?? null,
+      maxAgeSeconds: f.max_age ?? FEDERATION_DEFAULTS.maxAgeSeconds,
+      defaultRefreshSeconds: f.default_refresh ?? FEDERATION_DEFAULTS.defaultRefreshSeconds,
+    };
+  });
 }
 
 /** Reads `places.serverConfig`; an absent file gives the defaults. */

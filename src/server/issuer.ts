@@ -17,6 +17,7 @@ import type { ServerSettings } from "./config.ts";
 import { ApiError } from "./errors.ts";
 import { nodeId } from "./ids.ts";
 import type { ServedBundle } from "./bundle-state.ts";
+import type { FederatedBundle } from "./federation.ts";
 import { chainJson, csrBytes, entryJson, type EntryJson } from "./wire.ts";
 import type { RateLimiter } from "./rate-limit.ts";
 
@@ -39,7 +40,16 @@ export interface IssuerDeps {
   readonly now: () => Date;
   /** The bundle as currently served. */
   readonly bundle: () => ServedBundle;
+  /** The federated trust domains' bundles agents get now (federation.ts); none by default. */
+  readonly federated?: () => readonly FederatedBundle[];
   readonly svidLimiter: RateLimiter;
+}
+
+/** A federated bundle in a sync answer (docs/server-api.md). */
+export interface FederatedJson {
+  trust_domain: string;
+  bundle: unknown;
+  expires_at: string;
 }
 
 export interface NodeSvidAnswer {
@@ -137,15 +147,19 @@ export class Issuer {
     return { node, spiffe_id: id.toString(), svid: chainJson(minted.chain), bundle: d.bundle().jwks };
   }
 
-  /** GET /v1/sync: the entries parented to the node, and the bundle. */
-  async sync(node: string): Promise<{ node: string; entries: EntryJson[]; bundle: unknown; bundle_sequence: number }> {
+  /**
+   * GET /v1/sync: the entries parented to the node, the bundle, and each federated trust domain's
+   * bundle with the time after which the agent must stop trusting it (its maximum age).
+   */
+  async sync(node: string): Promise<{ node: string; entries: EntryJson[]; bundle: unknown; bundle_sequence: number; federated: FederatedJson[] }> {
     const d = this.#d;
     if ((await d.store.getNode(node)) === null) {
       throw new ApiError("node_unknown", `server: node ${JSON.stringify(node)} is not known to the server (renew the node SVID to re-attest)`);
     }
     const entries = await d.store.listEntries({ parentId: nodeId(d.trustDomain, node).toString() });
     const served = d.bundle();
-    return { node, entries: entries.map(entryJson), bundle: served.jwks, bundle_sequence: served.sequence };
+    const federated = (d.federated?.() ?? []).map((f) => ({ trust_domain: f.trustDomain, bundle: f.jwks, expires_at: new Date(f.expiresAt).toISOString() }));
+    return { node, entries: entries.map(entryJson), bundle: served.jwks, bundle_sequence: served.sequence, federated };
   }
 
   /** POST /v1/svid: a workload SVID for an entry parented to the calling node. */

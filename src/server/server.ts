@@ -25,6 +25,7 @@ import type { ServerSettings } from "./config.ts";
 import { adminApp } from "./admin-app.ts";
 import { apiApp } from "./api-app.ts";
 import { CaKeeper } from "./ca-keeper.ts";
+import { Federation } from "./federation.ts";
 import { formatHostPort, type HostPort } from "./host-port.ts";
 import { openServerState, type ServerPaths } from "./init.ts";
 import { Issuer } from "./issuer.ts";
@@ -111,6 +112,8 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
     const td = ca.trustDomain;
     const keeper = await CaKeeper.start({ ca, store, settings, logger, now });
     material = keeper.material;
+    const federation = await Federation.open({ settings: settings.federation, ownTrustDomain: td, store, logger, now: () => now().getTime() });
+    undo.push(() => federation.stop());
     const verdicts = new ConnectionVerdicts();
     let bound: { public: HostPort; api: HostPort } = { public: settings.listen.public, api: settings.listen.api };
     const issuer = new Issuer({
@@ -121,6 +124,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
       logger,
       now,
       bundle: () => keeper.served,
+      federated: () => federation.served(),
       svidLimiter: new RateLimiter(settings.rateLimit.svidPerNode),
     });
     const pub = publicApp({
@@ -157,6 +161,8 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
       caStatus: () => ca.status(),
       fingerprint: () => ca.activeRootFingerprint(),
       bundleSequence: () => keeper.served.sequence,
+      federation: () => federation.status(),
+      bundleJwks: () => keeper.served.jwksText,
       rotate: (root) => keeper.rotate(root),
     });
     const unix: UnixServer = serveUnix(paths.socket, (r) => admin.fetch(r));
@@ -172,7 +178,9 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
     let timer: ReturnType<typeof setTimeout> | undefined;
     let stopped = false;
     let inflight: Promise<void> = Promise.resolve();
+    void federation.tick();
     const tickAndPrune = async () => {
+      void federation.tick(); // fetches run on their own: a slow endpoint does not hold the CA back
       await keeper.tick();
       await store.pruneJoinTokens(now());
     };

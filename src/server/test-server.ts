@@ -43,14 +43,15 @@ export function tempPlaces(): { dir: string; places: Places } {
   return { dir, places };
 }
 
-export async function startTestServer(opts: { yaml?: string } = {}): Promise<TestServer> {
+/** `trustDomain` defaults to TEST_TD (the helpers below that name the server's SPIFFE ID assume it). */
+export async function startTestServer(opts: { yaml?: string; trustDomain?: string } = {}): Promise<TestServer> {
   const { dir, places } = tempPlaces();
   const settings = parseServerConfig(opts.yaml ?? TEST_YAML, "test.yaml", places);
   const clock = { offsetMs: 0 };
   const now = () => new Date(Date.now() + clock.offsetMs);
   const logger = memoryLogger();
   try {
-    await initServer({ places, settings, trustDomain: TEST_TD });
+    await initServer({ places, settings, trustDomain: opts.trustDomain ?? TEST_TD });
     const server = await startServer({ places, settings, logger, now, tickIntervalMs: 200 });
     return {
       server,

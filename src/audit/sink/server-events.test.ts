@@ -66,6 +66,8 @@ describe("the server's audit log", () => {
       root_published: { serial: "03", activate_at: "2026-01-01T00:00:00.000Z", not_after: "2027-01-01T00:00:00.000Z", reason: "manual" },
       root_activated: { serial: "03", previous: "02" },
       bundle_updated: { trust_domain: "example.org", spiffe_sequence: 4, history_row: 2, roots: 2 },
+      federated_bundle_updated: { trust_domain: "partner.test", sequence: 3, roots: 2, refresh_hint_seconds: 300, expires_at: "2026-01-02T00:00:00.000Z" },
+      federated_bundle_dropped: { trust_domain: "partner.test", refreshed_at: "2026-01-01T00:00:00.000Z", max_age_seconds: 86400, last_error: "federation: cannot reach it" },
       entry_created: { entry_id: "e1", spiffe_id: "spiffe://example.org/w", parent_id: "spiffe://example.org/tidegate/agent/n" },
       entry_deleted: { entry_id: "e1" },
       token_created: { node: "n", expires_at: "2026-01-01T00:00:00.000Z" },

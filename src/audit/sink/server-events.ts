@@ -24,6 +24,9 @@ const MAP: Readonly<Record<string, (f: Fields) => Mapped>> = {
   root_published: (f) => ["ca_rotated", { kind: "root", serial: f.serial, stage: "published", activate_at: f.activate_at, not_after: f.not_after }],
   root_activated: (f) => ["ca_rotated", { kind: "root", serial: f.serial, stage: "activated", previous: f.previous }],
   bundle_updated: (f) => ["bundle_updated", { trust_domain: f.trust_domain, authorities: f.roots, sequence: f.spiffe_sequence }],
+  // federation.ts: another trust domain's bundle fetched with new roots, or dropped for its age
+  federated_bundle_updated: (f) => (text(f.trust_domain) ? ["bundle_updated", { trust_domain: f.trust_domain, authorities: f.roots, sequence: f.sequence, federated: true, expires_at: f.expires_at }] : null),
+  federated_bundle_dropped: (f) => (text(f.trust_domain) ? ["bundle_updated", { trust_domain: f.trust_domain, authorities: 0, federated: true, dropped: "max_age", refreshed_at: f.refreshed_at }] : null),
   entry_created: (f) => ["admin", { action: "entry_created", actor: null, detail: `entry ${String(f.entry_id)} for ${String(f.spiffe_id)} (parent ${String(f.parent_id)})`, entry_id: f.entry_id, spiffe_id: f.spiffe_id }],
   entry_deleted: (f) => ["admin", { action: "entry_deleted", actor: null, detail: `entry ${String(f.entry_id)}`, entry_id: f.entry_id }],
   // The token itself is never in the line (only its node and expiry): the audit event has the same.
