@@ -21,16 +21,23 @@
  *   progress as call, with `progress` (how many notifications came), `progress_values`,
  *            `progress_ms` (when each came) and `elapsed_ms` (when the answer came), so a proxy
  *            that held the stream back until the end shows
+ *   hold     {op, ok: true, pid} when it starts waiting, with the session open, until the file
+ *            `until` exists (at most 60 s; then {op, ok: false}): a test looks into the live
+ *            process meanwhile
  * Exit 0 when every step ran (a refused call is data, not a failure); exit 2 when connecting (the
  * initialize handshake) failed, after printing {op: "connect", ok: false, message}.
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import type { FetchLike, Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 
-export type Step = { op: "list" } | { op: "call"; name: string; args?: Record<string, unknown> } | { op: "progress"; name: string; args?: Record<string, unknown> };
+export type Step =
+  | { op: "list" }
+  | { op: "call"; name: string; args?: Record<string, unknown> }
+  | { op: "progress"; name: string; args?: Record<string, unknown> }
+  | { op: "hold"; until: string };
 
 export interface ClientInput {
   url?: string;
@@ -58,6 +65,8 @@ export type StepResult = {
   progress_ms?: number[];
   /** How long the call took until its answer, in ms. */
   elapsed_ms?: number;
+  /** hold: the client's own pid. */
+  pid?: number;
 };
 
 function emit(r: StepResult): void {
@@ -115,6 +124,13 @@ async function main(): Promise<number> {
     return 2;
   }
   for (const step of input.steps) {
+    if (step.op === "hold") {
+      emit({ op: "hold", ok: true, pid: process.pid } as StepResult);
+      const deadline = Date.now() + 60_000;
+      while (!existsSync(step.until) && Date.now() < deadline) await Bun.sleep(50);
+      if (!existsSync(step.until)) emit({ op: "hold", ok: false, message: `${step.until} did not appear within 60 s` });
+      continue;
+    }
     if (step.op === "list") {
       try {
         const r = await client.listTools(undefined, { timeout });
