@@ -1,0 +1,216 @@
+/**
+ * The bounded soak of issue 13 (bench/soak.ts on demand, test/e2e/soak.test.ts in CI): the egress
+ * proxy's benchmark path (bench/lib-tidegate.ts: a workload on agent A -> A's egress proxy -> mTLS
+ * -> B's inbound listener -> a backend) under connection churn, a new connection every ten
+ * requests (bench/soak-client.ts, run as the workload through `tidegate run`).
+ *
+ * 1. Probe: `probeSeconds` as fast as the answers come: the path's maximum rate with churn.
+ * 2. Soak: `seconds` at half that rate. Each second, the RSS and the open file descriptors of both
+ *    agents are sampled.
+ * 3. Rest: `restSeconds` (5) after the load stops, the descriptors are counted again.
+ *
+ * `judge` lists what failed, against the issue's bar: no errors; the largest RSS in the last
+ * tenth of the soak at most 10 % above the RSS at the end of its first fifth (for each agent); the
+ * descriptors back to their count before any load (or fewer); every connection the client opened has its
+ * `conn_open` and `conn_close` in A's audit log (egress) and in B's (inbound), one of each per
+ * connection, their ids matching. The backend is a Bun server in this process serving /1k.
+ */
+import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import type { AuditLine } from "../test/helpers/audit-files.ts";
+import { freePort } from "./lib-peers.ts";
+import { Procs, removeLeftoverRuns } from "./lib-procs.ts";
+import { startTidegatePath, stopTidegatePath, uninstallRun, WORKLOAD_ENV, type TidegatePath } from "./lib-tidegate.ts";
+import { probeHost } from "../src/runtime/host.ts";
+
+const CLIENT = join(import.meta.dir, "soak-client.ts");
+const KIB = "x".repeat(1024);
+
+export interface SoakOptions {
+  readonly seconds: number;
+  readonly probeSeconds?: number;
+  readonly restSeconds?: number;
+  /** Connections in flight at once (workers of the client). */
+  readonly conns?: number;
+  /** Requests per connection before a new one. */
+  readonly perConn?: number;
+  /** Called with a line of progress now and then. */
+  readonly progress?: (line: string) => void;
+}
+
+export interface ClientTotals {
+  readonly requests: number;
+  readonly errors: number;
+  readonly opened: number;
+  readonly closed: number;
+  readonly seconds: number;
+  readonly first_error: string | null;
+}
+
+export interface Sample {
+  /** Seconds since the soak began. */
+  readonly t: number;
+  readonly rss: { a: number; b: number };
+  readonly fds: { a: number; b: number };
+}
+
+export interface AuditCount {
+  readonly opens: number;
+  readonly closes: number;
+  /** Ids with an open but no close, or a close but no open, or more than one of either. */
+  readonly unpaired: number;
+}
+
+export interface SoakResult {
+  readonly probe: ClientTotals;
+  readonly maxRate: number;
+  readonly targetRate: number;
+  readonly soak: ClientTotals;
+  readonly samples: readonly Sample[];
+  readonly fdsBefore: { a: number; b: number };
+  readonly fdsAfter: { a: number; b: number };
+  readonly audit: { a: AuditCount; b: AuditCount; matched: number };
+  readonly seconds: number;
+}
+
+function rssKiB(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m === null ? 0 : Number(m[1]);
+}
+
+const fdCount = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
+
+async function runClient(tide: TidegatePath, o: { conns: number; rate: number; seconds: number; perConn: number }, onLine: (l: Record<string, unknown>) => void): Promise<ClientTotals> {
+  const input = { host: tide.host, port: tide.port, conns: o.conns, rate: o.rate, seconds: o.seconds, per_conn: o.perConn };
+  const p = Bun.spawn([...tide.runPrefix, process.execPath, CLIENT, JSON.stringify(input)], {
+    env: { ...WORKLOAD_ENV, BUN_RUNTIME_TRANSPILER_CACHE_PATH: "0" },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    cwd: join(import.meta.dir, ".."),
+  });
+  const stderr = new Response(p.stderr).text();
+  let last: ClientTotals | null = null;
+  let pending = "";
+  const decoder = new TextDecoder();
+  for await (const chunk of p.stdout as unknown as AsyncIterable<Uint8Array>) {
+    pending += decoder.decode(chunk, { stream: true });
+    for (let nl = pending.indexOf("\n"); nl >= 0; nl = pending.indexOf("\n")) {
+      const line = pending.slice(0, nl);
+      pending = pending.slice(nl + 1);
+      if (!line.startsWith("{")) continue;
+      const j = JSON.parse(line) as Record<string, unknown>;
+      if (j.done === true) last = j as unknown as ClientTotals;
+      else onLine(j);
+    }
+  }
+  const code = await p.exited;
+  if (code !== 0 || last === null) throw new Error(`soak: the client exited ${code} without its totals: ${(await stderr).slice(-2000)}`);
+  return last;
+}
+
+/** Opens, closes and unpaired ids of `side` connections of rule `bench` in `lines`; and the ids. */
+function countAudit(lines: readonly AuditLine[], side: "egress" | "inbound"): { count: AuditCount; ids: Set<string> } {
+  const opens = new Map<string, number>();
+  const closes = new Map<string, number>();
+  for (const l of lines) {
+    if (l.side !== side || l.rule !== "bench") continue;
+    const id = String(l.conn_id);
+    if (l.type === "conn_open") opens.set(id, (opens.get(id) ?? 0) + 1);
+    if (l.type === "conn_close") closes.set(id, (closes.get(id) ?? 0) + 1);
+  }
+  const ids = new Set([...opens.keys(), ...closes.keys()]);
+  let unpaired = 0;
+  for (const id of ids) if (opens.get(id) !== 1 || closes.get(id) !== 1) unpaired += 1;
+  const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+  return { count: { opens: sum(opens), closes: sum(closes), unpaired }, ids };
+}
+
+export async function runSoak(o: SoakOptions): Promise<SoakResult> {
+  const say = o.progress ?? (() => {});
+  const conns = o.conns ?? 8;
+  const perConn = o.perConn ?? 10;
+  const mount = probeHost().cgroup2;
+  if (mount === null) throw new Error("soak: needs cgroup v2");
+  for (const d of await removeLeftoverRuns((pid) => uninstallRun(pid, mount))) say(`soak: removed leftover run ${d}`);
+  const backendPort = freePort("127.0.0.1");
+  const backend = Bun.serve({ hostname: "127.0.0.1", port: backendPort, fetch: () => new Response(KIB) });
+  const procs = new Procs();
+  let tide: TidegatePath | null = null;
+  const began = performance.now();
+  try {
+    say("soak: starting the server and agents A and B");
+    tide = await startTidegatePath(procs, backendPort);
+    const pids = tide.agentPids;
+    const fdsBefore = { a: fdCount(pids.a), b: fdCount(pids.b) };
+
+    say(`soak: probing the maximum rate with churn for ${o.probeSeconds ?? 5} s`);
+    const probe = await runClient(tide, { conns, rate: 0, seconds: o.probeSeconds ?? 5, perConn }, () => {});
+    const maxRate = probe.requests / probe.seconds;
+    const targetRate = Math.max(1, Math.floor(maxRate / 2));
+    say(`soak: maximum ${maxRate.toFixed(0)} req/s; soaking ${o.seconds} s at ${targetRate} req/s, a new connection every ${perConn} requests`);
+
+    const samples: Sample[] = [];
+    const soakStart = performance.now();
+    const sampler = setInterval(() => {
+      try {
+        samples.push({ t: (performance.now() - soakStart) / 1000, rss: { a: rssKiB(pids.a), b: rssKiB(pids.b) }, fds: { a: fdCount(pids.a), b: fdCount(pids.b) } });
+      } catch {
+        // an agent gone: the judge sees the missing samples and the client's errors
+      }
+    }, 1000);
+    let soak: ClientTotals;
+    try {
+      soak = await runClient(tide, { conns, rate: targetRate, seconds: o.seconds, perConn }, (l) => {
+        if (Number(l.t) % 10 === 0) say(`soak: ${String(l.t)} s: ${String(l.requests)} requests, ${String(l.errors)} errors, ${String(l.opened)} connections; agent A ${samples.at(-1)?.rss.a ?? "?"} KiB`);
+      });
+    } finally {
+      clearInterval(sampler);
+    }
+
+    const rest = o.restSeconds ?? 5;
+    say(`soak: load stopped; counting descriptors after ${rest} s`);
+    await Bun.sleep(rest * 1000);
+    const fdsAfter = { a: fdCount(pids.a), b: fdCount(pids.b) };
+    const a = countAudit(tide.audit("a"), "egress");
+    const b = countAudit(tide.audit("b"), "inbound");
+    const matched = [...a.ids].filter((id) => b.ids.has(id)).length;
+    return { probe, maxRate, targetRate, soak, samples, fdsBefore, fdsAfter, audit: { a: a.count, b: b.count, matched }, seconds: (performance.now() - began) / 1000 };
+  } finally {
+    await stopTidegatePath(procs, tide);
+    await procs.stopAll();
+    backend.stop(true);
+    rmSync(procs.dir, { recursive: true, force: true });
+  }
+}
+
+/** RSS growth of one agent: the largest in the last tenth against the sample at the end of the first fifth. */
+export function rssGrowth(samples: readonly Sample[], seconds: number, agent: "a" | "b"): { atFifth: number; lastTenthMax: number; ratio: number } {
+  const fifth = samples.filter((s) => s.t <= seconds / 5).at(-1) ?? samples[0];
+  const last = samples.filter((s) => s.t >= seconds * 0.9);
+  const atFifth = fifth?.rss[agent] ?? 0;
+  const lastTenthMax = Math.max(0, ...last.map((s) => s.rss[agent]));
+  return { atFifth, lastTenthMax, ratio: atFifth > 0 ? lastTenthMax / atFifth : Infinity };
+}
+
+/** What failed against the issue's bar; empty when the soak passed. */
+export function judge(r: SoakResult, seconds: number): string[] {
+  const out: string[] = [];
+  if (r.probe.errors > 0) out.push(`the probe had ${r.probe.errors} errors (first: ${r.probe.first_error})`);
+  if (r.soak.errors > 0) out.push(`the soak had ${r.soak.errors} errors (first: ${r.soak.first_error})`);
+  const achieved = r.soak.requests / r.soak.seconds;
+  if (achieved < r.targetRate * 0.9) out.push(`the soak ran at ${achieved.toFixed(0)} req/s, under 90 % of its target ${r.targetRate}`);
+  if (r.samples.length < seconds * 0.8) out.push(`only ${r.samples.length} samples in ${seconds} s`);
+  for (const agent of ["a", "b"] as const) {
+    const g = rssGrowth(r.samples, seconds, agent);
+    if (g.ratio > 1.1) out.push(`agent ${agent}: RSS ${g.lastTenthMax} KiB in the last tenth, ${((g.ratio - 1) * 100).toFixed(1)} % above ${g.atFifth} KiB at the end of the first fifth (at most 10 %)`);
+    // fewer is fine (a descriptor of the start, such as a first sync's, closed meanwhile); more is a leak
+    if (r.fdsAfter[agent] > r.fdsBefore[agent]) out.push(`agent ${agent}: ${r.fdsAfter[agent]} descriptors open after the rest, ${r.fdsBefore[agent]} before the load`);
+  }
+  const connections = r.probe.opened + r.soak.opened;
+  for (const [side, c] of [["A (egress)", r.audit.a], ["B (inbound)", r.audit.b]] as const) {
+    if (c.opens !== connections || c.closes !== connections || c.unpaired !== 0) out.push(`${side}'s audit: ${c.opens} conn_open, ${c.closes} conn_close, ${c.unpaired} unpaired, for ${connections} connections`);
+  }
+  if (r.audit.matched !== connections) out.push(`${r.audit.matched} of ${connections} connection ids appear at both ends`);
+  return out;
+}

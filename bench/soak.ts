@@ -1,0 +1,47 @@
+/**
+ * The bounded soak of issue 13, on demand (`bun run soak`: 10 minutes, then every fuzzer with
+ * many more runs): bench/lib-soak.ts's probe, soak and rest on the egress proxy's benchmark path,
+ * judged against the issue's bar. CI runs the same for 60 s (test/e2e/soak.test.ts).
+ *
+ *   bun run build
+ *   bun bench/soak.ts [--duration 600] [--conns 8] [--json FILE]
+ *
+ * Prints progress to stderr, then the figures; exits 1 when the judge lists a failure. Root,
+ * cgroup v2 and dist/tidegate are needed; nothing else is installed for it.
+ */
+import { parseArgs } from "node:util";
+import { writeFileSync } from "node:fs";
+import { judge, rssGrowth, runSoak } from "./lib-soak.ts";
+
+const { values } = parseArgs({
+  args: process.argv.slice(2),
+  options: { duration: { type: "string", default: "600" }, conns: { type: "string", default: "8" }, json: { type: "string", default: "/tmp/tidegate-soak.json" } },
+});
+const seconds = Number(values.duration);
+const conns = Number(values.conns);
+if (!Number.isInteger(seconds) || seconds < 10 || !Number.isInteger(conns) || conns < 1) {
+  console.error("soak: --duration is whole seconds, at least 10; --conns a positive integer");
+  process.exit(2);
+}
+if (process.getuid?.() !== 0) {
+  console.error("soak: run as root (the path captures a workload in a cgroup)");
+  process.exit(2);
+}
+
+const r = await runSoak({ seconds, conns, progress: (l) => console.error(l) });
+writeFileSync(values.json, JSON.stringify(r, null, 2));
+const kib = (n: number) => `${(n / 1024).toFixed(1)} MiB`;
+const lines = [
+  `probe: ${r.maxRate.toFixed(0)} req/s with a new connection every 10 requests (${r.probe.requests} requests, ${r.probe.errors} errors)`,
+  `soak: ${seconds} s at ${r.targetRate} req/s target, ${(r.soak.requests / r.soak.seconds).toFixed(0)} achieved; ${r.soak.requests} requests, ${r.soak.opened} connections, ${r.soak.errors} errors`,
+];
+for (const agent of ["a", "b"] as const) {
+  const g = rssGrowth(r.samples, seconds, agent);
+  lines.push(`agent ${agent}: RSS ${kib(g.atFifth)} at the end of the first fifth, at most ${kib(g.lastTenthMax)} in the last tenth (${((g.ratio - 1) * 100).toFixed(1)} %); descriptors ${r.fdsBefore[agent]} before, ${r.fdsAfter[agent]} after`);
+}
+lines.push(`audit: A ${r.audit.a.opens} opens / ${r.audit.a.closes} closes, B ${r.audit.b.opens} / ${r.audit.b.closes}, ${r.audit.matched} ids at both ends`);
+console.log(lines.join("\n"));
+const failures = judge(r, seconds);
+for (const f of failures) console.log(`FAILED: ${f}`);
+console.log(failures.length === 0 ? "soak: passed" : `soak: ${failures.length} failure(s); samples in ${values.json}`);
+process.exit(failures.length === 0 ? 0 : 1);
