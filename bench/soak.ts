@@ -4,21 +4,29 @@
  * judged against the issue's bar. CI runs the same for 60 s (test/e2e/soak.test.ts).
  *
  *   bun run build
- *   bun bench/soak.ts [--duration 600] [--conns 8] [--json FILE]
+ *   bun bench/soak.ts [--duration 600] [--conns 8] [--json FILE] [--fuzz FACTOR]
  *
- * Prints progress to stderr, then the figures; exits 1 when the judge lists a failure. Root,
+ * Then every fuzzer (scripts/fuzz.ts) with FACTOR times its CI runs (default 20; 0 skips them).
+ * Prints progress to stderr, then the figures; exits 1 when the judge lists a failure or a fuzzer
+ * fails. Root,
  * cgroup v2 and dist/tidegate are needed; nothing else is installed for it.
  */
 import { parseArgs } from "node:util";
 import { writeFileSync } from "node:fs";
 import { judge, rssGrowth, runSoak } from "./lib-soak.ts";
+import { runFuzzers } from "../scripts/fuzz.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { duration: { type: "string", default: "600" }, conns: { type: "string", default: "8" }, json: { type: "string", default: "/tmp/tidegate-soak.json" } },
+  options: { duration: { type: "string", default: "600" }, conns: { type: "string", default: "8" }, json: { type: "string", default: "/tmp/tidegate-soak.json" }, fuzz: { type: "string", default: "20" } },
 });
 const seconds = Number(values.duration);
 const conns = Number(values.conns);
+const fuzz = Number(values.fuzz);
+if (!(fuzz >= 0)) {
+  console.error("soak: --fuzz is a factor >= 0 (0 skips the fuzzers)");
+  process.exit(2);
+}
 if (!Number.isInteger(seconds) || seconds < 10 || !Number.isInteger(conns) || conns < 1) {
   console.error("soak: --duration is whole seconds, at least 10; --conns a positive integer");
   process.exit(2);
@@ -44,4 +52,10 @@ console.log(lines.join("\n"));
 const failures = judge(r, seconds);
 for (const f of failures) console.log(`FAILED: ${f}`);
 console.log(failures.length === 0 ? "soak: passed" : `soak: ${failures.length} failure(s); samples in ${values.json}`);
-process.exit(failures.length === 0 ? 0 : 1);
+let fuzzCode = 0;
+if (fuzz > 0) {
+  console.error(`soak: every fuzzer with ${fuzz} times its CI runs`);
+  fuzzCode = await runFuzzers({ factor: fuzz });
+  console.log(fuzzCode === 0 ? `fuzzers (x${fuzz}): passed` : `fuzzers (x${fuzz}): FAILED (bun test exited ${fuzzCode})`);
+}
+process.exit(failures.length === 0 && fuzzCode === 0 ? 0 : 1);

@@ -21,8 +21,9 @@ const bun = run([process.execPath, "test", ...PORTABLE_PATHS]);
 const bunPass = count(bun.out, /^\s*(\d+) pass$/m);
 const bunFail = count(bun.out, /^\s*(\d+) fail$/m) ?? 0;
 
-// The yaml package reads two debugging switches from the environment; nothing else may be read.
-const den = run([deno, "test", "--no-check", "--allow-read", "--allow-env=LOG_TOKENS,LOG_STREAM", ...PORTABLE_PATHS]);
+// The yaml package reads two debugging switches from the environment, and the fuzzers their run
+// count (test/fuzz-runs.ts); nothing else may be read.
+const den = run([deno, "test", "--no-check", "--allow-read", "--allow-env=LOG_TOKENS,LOG_STREAM,TIDEGATE_FUZZ_RUNS", ...PORTABLE_PATHS]);
 const denoSummary = /^(?:ok|FAILED) \| (\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed/m.exec(den.out);
 const denoPass = denoSummary ? Number(denoSummary[1]) : null;
 const denoFail = denoSummary ? Number(denoSummary[2]) : null;

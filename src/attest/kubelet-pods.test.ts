@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
+import { fuzzRuns } from "../../test/fuzz-runs.ts";
 import { AttestError } from "./errors.ts";
 import { findContainer, indexPodList, podSelectors, runtimeIdOf } from "./kubelet-pods.ts";
 import { DNS_APP, DNS_UID, LATE_APP, LATE_UID, STATIC_APP, STATIC_UID, WEB_APP, WEB_INIT, WEB_PENDING, WEB_SIDECAR, WEB_UID, hex64, latePod, otherPods, webPod } from "./test-kubelet.ts";
@@ -182,15 +183,15 @@ describe("kubelet pod list under arbitrary input (STYLE.md point 6)", () => {
         if (!(e instanceof AttestError)) throw e;
       }
     };
-    fc.assert(fc.property(fc.jsonValue(), (j) => lookUp(j)), { numRuns: 300 });
+    fc.assert(fc.property(fc.jsonValue(), (j) => lookUp(j)), { numRuns: fuzzRuns(300) });
     fc.assert(
       fc.property(fc.constantFrom("metadata", "spec", "status"), fc.jsonValue(), (key, j) => lookUp(list({ ...webPod(), [key]: j }))),
-      { numRuns: 300 },
+      { numRuns: fuzzRuns(300) },
     );
     const meta = webPod().metadata as Record<string, unknown>;
     fc.assert(
       fc.property(fc.constantFrom("name", "namespace", "labels", "ownerReferences"), fc.jsonValue(), (key, j) => lookUp(list({ ...webPod(), metadata: { ...meta, [key]: j } }))),
-      { numRuns: 300 },
+      { numRuns: fuzzRuns(300) },
     );
   });
 });

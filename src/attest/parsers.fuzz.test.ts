@@ -3,6 +3,7 @@
 // the start time.
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
+import { fuzzRuns } from "../../test/fuzz-runs.ts";
 import { AttestError } from "./errors.ts";
 import { parseCgroupPath } from "./cgroup-path.ts";
 import { parseCgroupV2, parseStartTime, parseStatus } from "./proc-text.ts";
@@ -24,6 +25,7 @@ describe("parsers under arbitrary input", () => {
         const text = `42 (${c}) S 1 1 1 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 1 0 ${st} 1000 100\n`;
         expect(parseStartTime(text)).toBe(st);
       }),
+      { numRuns: fuzzRuns(100) },
     );
   });
   test("parseStartTime, parseStatus, parseCgroupV2, parseCgroupPath: return or throw AttestError", () => {
@@ -34,12 +36,12 @@ describe("parsers under arbitrary input", () => {
         onlyOurs(() => parseCgroupV2(s));
         onlyOurs(() => parseCgroupPath(s));
       }),
-      { numRuns: 2000 },
+      { numRuns: fuzzRuns(2000) },
     );
   });
   test("parseCgroupPath over segment-shaped input", () => {
     const seg = fc.oneof(fc.constantFrom("kubepods", "kubepods.slice", "docker", "pod", "a"), fc.stringMatching(/^(docker-|crio-|libpod-conmon-|pod)?[0-9a-f_-]{0,70}(\.scope|\.slice)?$/));
-    fc.assert(fc.property(fc.array(seg, { maxLength: 8 }), (segs) => onlyOurs(() => parseCgroupPath(`/${segs.join("/")}`))), { numRuns: 2000 });
+    fc.assert(fc.property(fc.array(seg, { maxLength: 8 }), (segs) => onlyOurs(() => parseCgroupPath(`/${segs.join("/")}`))), { numRuns: fuzzRuns(2000) });
   });
 });
 

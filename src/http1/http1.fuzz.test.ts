@@ -5,11 +5,12 @@
  * steps, error included, however they are cut.
  */
 import fc from "fast-check";
+import { fuzzRuns } from "../../test/fuzz-runs.ts";
 import { assert, describe, test } from "../../test/shim.ts";
 import { serializeResponseHead } from "./serialize.ts";
 import { bytes, runRequests, runResponses, text } from "./test-helpers.ts";
 
-const RUNS = 200;
+const RUNS = fuzzRuns(200);
 
 const token = fc.stringMatching(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,12}$/);
 const RESERVED = ["host", "content-length", "transfer-encoding", "connection", "upgrade"];

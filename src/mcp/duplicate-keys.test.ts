@@ -1,4 +1,5 @@
 import fc from "fast-check";
+import { fuzzRuns } from "../../test/fuzz-runs.ts";
 import { assert, describe, test } from "../../test/shim.ts";
 import { firstDuplicateKey, foldKey } from "./duplicate-keys.ts";
 import { McpError } from "./errors.ts";
@@ -44,7 +45,7 @@ describe("firstDuplicateKey", () => {
         const doubled = `{${JSON.stringify(k)}:${JSON.stringify(v) ?? "null"},${text.slice(1)}`;
         assert.equal(firstDuplicateKey(doubled), k);
       }),
-      { numRuns: 300 },
+      { numRuns: fuzzRuns(300) },
     );
   });
 });

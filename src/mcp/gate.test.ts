@@ -1,4 +1,5 @@
 import fc from "fast-check";
+import { fuzzRuns } from "../../test/fuzz-runs.ts";
 import { assert, describe, test } from "../../test/shim.ts";
 import { type GateRule, MAX_PENDING, McpGate, POLICY_DENIED } from "./gate.ts";
 import { PinBook } from "./pins.ts";
@@ -314,6 +315,6 @@ test("McpGate: a tools/list result keeps exactly the allowed tools, in order, an
       assert.deepEqual((out.tools as { name: string }[]).map((t) => t.name), names.filter((n) => decide(n) === "allowed"));
       assert.deepEqual([out.nextCursor, out._meta], ["c", { k: 1 }]);
     }),
-    { numRuns: 200 },
+    { numRuns: fuzzRuns(200) },
   );
 });

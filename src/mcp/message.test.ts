@@ -1,4 +1,5 @@
 import fc from "fast-check";
+import { fuzzRuns } from "../../test/fuzz-runs.ts";
 import { assert, codeOf, describe, errorOf, test } from "../../test/shim.ts";
 import { INVALID_PARAMS, INVALID_REQUEST, jsonRpcCodeOf, jsonRpcError, jsonRpcErrorOf, McpError, PARSE_ERROR } from "./errors.ts";
 import { parseMessage } from "./message.ts";
@@ -105,19 +106,19 @@ describe("parseMessage properties", () => {
   };
 
   test("arbitrary strings return a message or throw McpError only", () => {
-    fc.assert(fc.property(fc.string({ unit: "binary" }), (s) => onlyMcpError(s)), { numRuns: 500 });
+    fc.assert(fc.property(fc.string({ unit: "binary" }), (s) => onlyMcpError(s)), { numRuns: fuzzRuns(500) });
   });
 
   test("arbitrary JSON values and bytes return a message or throw McpError only", () => {
-    fc.assert(fc.property(fc.jsonValue(), fc.integer({ min: 1, max: 6 }), (v, depth) => onlyMcpError(JSON.stringify(v), { maxDepth: depth, maxBytes: 2000 })), { numRuns: 500 });
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), (b) => onlyMcpError(b)), { numRuns: 300 });
+    fc.assert(fc.property(fc.jsonValue(), fc.integer({ min: 1, max: 6 }), (v, depth) => onlyMcpError(JSON.stringify(v), { maxDepth: depth, maxBytes: 2000 })), { numRuns: fuzzRuns(500) });
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), (b) => onlyMcpError(b)), { numRuns: fuzzRuns(300) });
   });
 
   test("mutated valid messages return a message or throw McpError only", () => {
     const base = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":{"x":[1,{"y":null}]}}}';
     fc.assert(
       fc.property(fc.nat(base.length - 1), fc.nat(base.length), fc.string({ maxLength: 4 }), (at, end, ins) => onlyMcpError(base.slice(0, at) + ins + base.slice(Math.max(at, end)))),
-      { numRuns: 500 },
+      { numRuns: fuzzRuns(500) },
     );
   });
 

@@ -1,4 +1,5 @@
 import fc from "fast-check";
+import { fuzzRuns } from "../../test/fuzz-runs.ts";
 import { assert, describe, test } from "../../test/shim.ts";
 import { normalizeResourceUri } from "./resource-uri.ts";
 
@@ -35,7 +36,7 @@ describe("normalizeResourceUri", () => {
         const path = n.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/]*/, "").split(/[?#]/)[0]!;
         assert.ok(!path.split("/").some((s) => s === "." || s === ".."), n);
       }),
-      { numRuns: 300 },
+      { numRuns: fuzzRuns(300) },
     );
   });
 });

@@ -12,7 +12,9 @@
  * `dispatch` false: a browser would not fire an event for it, but its bytes still pass.
  * `id` is the block's own id field (null when it has none); `lastEventId` keeps the stream's.
  * One UTF-8 BOM at the start of the stream is ignored; invalid UTF-8 becomes U+FFFD.
- * Rejected: a block over `maxEventBytes` (mcp_sse_too_large); the error then sticks.
+ * Rejected: a block over `maxEventBytes` (mcp_sse_too_large), counting its bytes up to its last
+ * line ending (excluded), whether it ended or not; the error then sticks. So whether a stream is
+ * refused does not depend on how it is cut into pushes.
  */
 import { McpError, mcpError } from "./errors.ts";
 
@@ -76,17 +78,27 @@ export class SseParser {
       this.skipLF = b === CR;
       this.lineStart = ++i;
       if (this.line(line)) {
+        if (this.size(blockStart, i) > this.max) throw this.tooLarge();
         out.push(this.take(this.buf.slice(blockStart, i)));
         blockStart = i;
       }
     }
     this.scanned = i;
     this.compact(blockStart);
-    if (this.len > this.max) {
-      this.failed = mcpError("mcp_sse_too_large", `a server-sent event of over ${this.max} bytes`);
-      throw this.failed;
-    }
+    if (this.size(0, this.len) > this.max) throw this.tooLarge();
     return out;
+  }
+
+  /** The bytes of `buf[from, to)` without the CR and LF at its end: what the limit counts. */
+  private size(from: number, to: number): number {
+    let end = to;
+    while (end > from && (this.buf[end - 1] === LF || this.buf[end - 1] === CR)) end--;
+    return end - from;
+  }
+
+  private tooLarge(): McpError {
+    this.failed = mcpError("mcp_sse_too_large", `a server-sent event of over ${this.max} bytes`);
+    return this.failed;
   }
 
   /** The bytes after the last complete block (an unfinished event, never dispatched). */

@@ -1,4 +1,5 @@
 import fc from "fast-check";
+import { fuzzRuns } from "../../test/fuzz-runs.ts";
 import { assert, codeOf, describe, errorOf, test } from "../../test/shim.ts";
 import { cidrContains, cidrsOfRange, familyBits, formatIp, ipFromBytes, ipToBytes, parseCidr, parseIp, tryParseIp } from "./address.ts";
 import type { Cidr } from "./address.ts";
@@ -166,7 +167,7 @@ describe("ipFromBytes and ipToBytes", () => {
         assert.deepEqual(parseIp(a.text), a);
         assert.equal(formatIp(a.family, a.value), a.text);
       }),
-      { numRuns: 500 },
+      { numRuns: fuzzRuns(500) },
     );
   });
 });
@@ -333,7 +334,7 @@ describe("cidrsOfRange", () => {
           const [first, last] = x <= y ? [x, y] : [y, x];
           checkCover(family, first, last, cidrsOfRange(family, first, last));
         }),
-        { numRuns: 400 },
+        { numRuns: fuzzRuns(400) },
       );
     });
   }

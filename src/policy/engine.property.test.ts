@@ -12,6 +12,7 @@
  * Each property also counts what it saw, so a generator that stopped reaching a case fails too.
  */
 import fc from "fast-check";
+import { fuzzRuns } from "../../test/fuzz-runs.ts";
 import { stringify } from "yaml";
 import { assert, describe, test } from "../../test/shim.ts";
 import type { SpiffeId } from "../spiffe/index.ts";
@@ -60,7 +61,7 @@ describe("engine and explain", () => {
           seen.set(kindOf(got), (seen.get(kindOf(got)) ?? 0) + 1);
         }
       }),
-      { numRuns: 120 },
+      { numRuns: fuzzRuns(120) },
     );
     for (const kind of ["allow", "inspect", "deny:rule", "deny:no_rule", "deny:tool"]) {
       assert.ok((seen.get(kind) ?? 0) > 0, `no ${kind} decision was generated: ${JSON.stringify([...seen])}`);
@@ -114,7 +115,7 @@ describe("the kernel's share", () => {
           for (const v of variants) agrees(engine, share, { ...q, ...v });
         }
       }),
-      { numRuns: 120 },
+      { numRuns: fuzzRuns(120) },
     );
     for (const kind of ["tcp:redirect", "tcp:deny", "tcp:direct", "udp:deny", "udp:direct"]) {
       assert.ok((seen.get(kind) ?? 0) > 0, `no ${kind} verdict was generated: ${JSON.stringify([...seen])}`);
@@ -197,11 +198,11 @@ function mutate(text: string, m: Mutation): string {
 
 describe("loadPolicy on hostile text", () => {
   test("arbitrary strings: a Policy or PolicyError, quickly", () => {
-    fc.assert(fc.property(yamlish, (text) => void loadsOrRefuses(text)), { numRuns: 600 });
+    fc.assert(fc.property(yamlish, (text) => void loadsOrRefuses(text)), { numRuns: fuzzRuns(600) });
   });
 
   test("random JSON values under random top-level keys: a Policy or PolicyError, quickly", () => {
-    fc.assert(fc.property(documents, (text) => void loadsOrRefuses(text)), { numRuns: 250 });
+    fc.assert(fc.property(documents, (text) => void loadsOrRefuses(text)), { numRuns: fuzzRuns(250) });
   });
 
   test("valid documents with a line dropped, duplicated or swapped, or a character changed", () => {
@@ -211,7 +212,7 @@ describe("loadPolicy on hostile text", () => {
       fc.property(arb, ([yaml, ms, probes]) => {
         outcomes.add(loadsOrRefuses(ms.reduce(mutate, yaml), probes));
       }),
-      { numRuns: 200 },
+      { numRuns: fuzzRuns(200) },
     );
     assert.deepEqual([...outcomes].sort(), ["loaded", "refused"]);
   });

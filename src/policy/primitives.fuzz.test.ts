@@ -4,6 +4,7 @@
  * text gives it back).
  */
 import fc from "fast-check";
+import { fuzzRuns } from "../../test/fuzz-runs.ts";
 import { assert, describe, test } from "../../test/shim.ts";
 import { parseCidr, parseIp } from "./address.ts";
 import { PolicyError } from "./errors.ts";
@@ -11,7 +12,7 @@ import { normalizeServerName, parseHostPattern } from "./host-name.ts";
 import { normalizeRequestPath, parseMethod, parsePathPattern } from "./http-match.ts";
 import { parsePortRange } from "./ports.ts";
 
-const RUNS = 400;
+const RUNS = fuzzRuns(400);
 
 /** Characters the parsers give meaning to, so random strings get past the first checks. */
 const SPECIAL = [..."0123456789abcdefABCDEFxyzXYZ:./%[]*-_~?#\\@ \t\u0000\u007f\u00e9\u212a\ud800"];
@@ -175,7 +176,7 @@ describe("parseIp(format(x)) round trips", () => {
           if (!isMapped) assert.equal(a.text, a.text.toLowerCase());
         },
       ),
-      { numRuns: 800 },
+      { numRuns: fuzzRuns(800) },
     );
   });
 });

@@ -56,7 +56,13 @@ export function mapping<E extends v.ObjectEntries>(entries: E) {
 
 function shown(x: unknown): string {
   if (x === undefined) return "nothing";
-  const text = JSON.stringify(x) ?? String(x);
+  let text: string;
+  try {
+    text = JSON.stringify(x) ?? String(x);
+  } catch {
+    // An alias inside its own anchor (`&a [*a]`) makes a value that contains itself.
+    return "a value that contains itself";
+  }
   return text.length > 64 ? `${text.slice(0, 64)}...` : text;
 }
 

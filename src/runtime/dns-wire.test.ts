@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
+import { fuzzRuns } from "../../test/fuzz-runs.ts";
 import { parseIp } from "../policy/address.ts";
 import { PolicyError } from "../policy/errors.ts";
 import { decodeAnswer, encodeQuery, encodeResponse, MAX_CHAIN, type Question, type WireRecord } from "./dns-wire.ts";
@@ -220,7 +221,7 @@ describe("decodeAnswer on hostile bytes returns or throws PolicyError", () => {
   ];
 
   test("arbitrary bytes", () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 600 }), (bytes) => void outcome(bytes)), { numRuns: 1000 });
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 600 }), (bytes) => void outcome(bytes)), { numRuns: fuzzRuns(1000) });
   });
 
   test("arbitrary bytes after a matching header and question", () => {
@@ -231,7 +232,7 @@ describe("decodeAnswer on hostile bytes returns or throws PolicyError", () => {
         counts.forEach((c, i) => (bytes[7 + 2 * i] = c));
         void outcome(bytes);
       }),
-      { numRuns: 1000 },
+      { numRuns: fuzzRuns(1000) },
     );
   });
 
@@ -244,7 +245,7 @@ describe("decodeAnswer on hostile bytes returns or throws PolicyError", () => {
         const r = outcome(bytes);
         expect(["ok", "policy_dns_bad_answer"]).toContain(r);
       }),
-      { numRuns: 1000 },
+      { numRuns: fuzzRuns(1000) },
     );
   });
 });

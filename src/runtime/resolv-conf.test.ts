@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
+import { fuzzRuns } from "../../test/fuzz-runs.ts";
 import { parseResolvConf, RESOLV_CONF, systemResolvers } from "./resolv-conf.ts";
 
 const at53 = (...hosts: string[]) => hosts.map((host) => ({ host, port: 53 }));
@@ -40,7 +41,7 @@ describe("parseResolvConf", () => {
       fc.property(fc.array(line, { maxLength: 10 }), (lines) => {
         for (const s of parseResolvConf(lines.join("\n"))) expect(s.port).toBe(53);
       }),
-      { numRuns: 500 },
+      { numRuns: fuzzRuns(500) },
     );
   });
 });

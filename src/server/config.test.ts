@@ -92,6 +92,9 @@ describe("server config", () => {
     ["a list where a mapping goes", "ca: [1]\n", /^server config: s\.yaml:1: ca: expected a mapping/],
     ["not YAML", "ca: {\n", /^server config: s\.yaml:\d+: not valid YAML/],
     ["a duplicate key", "ca: {}\nca: {}\n", /^server config: s\.yaml:2: not valid YAML/],
+    // Found by config.fuzz.test.ts: printing the value threw a TypeError (a cyclic structure).
+    ["a list that contains itself (an alias in its own anchor)", "ca: {}\ndns_names: &c [*c]\n", /^server config: s\.yaml:2: dns_names\[0\]: expected string, got a value that contains itself/],
+    ["a mapping that contains itself", "listen: &c { public: *c }\n", /^server config: s\.yaml:1: listen\.public: expected string, got a value that contains itself/],
   ];
   for (const [what, text, message] of rejections) {
     test(`rejects ${what}`, () => {

@@ -1,4 +1,5 @@
 import fc from "fast-check";
+import { fuzzRuns } from "../../test/fuzz-runs.ts";
 import { isTidegateError } from "../errors.ts";
 import { subtle } from "../x509/engine.ts";
 import { encodePem } from "../x509/pem.ts";
@@ -95,14 +96,14 @@ describe("parsePemBundle on untrusted input", () => {
   }
 
   test("arbitrary strings", () => {
-    fc.assert(fc.property(fc.string({ maxLength: 300 }), returnsOrThrowsOurs), { numRuns: 300 });
+    fc.assert(fc.property(fc.string({ maxLength: 300 }), returnsOrThrowsOurs), { numRuns: fuzzRuns(300) });
   });
 
   test("arbitrary text around a BEGIN CERTIFICATE line", () => {
     const text = fc.tuple(fc.string(), fc.string({ maxLength: 200 }), fc.string()).map(
       ([a, body, c]) => `${a}\n-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----\n${c}`,
     );
-    fc.assert(fc.property(text, returnsOrThrowsOurs), { numRuns: 300 });
+    fc.assert(fc.property(text, returnsOrThrowsOurs), { numRuns: fuzzRuns(300) });
   });
 
   test("a valid bundle with characters replaced, removed or inserted", () => {
@@ -114,7 +115,7 @@ describe("parsePemBundle on untrusted input", () => {
     fc.assert(
       fc.property(edit, ({ at, remove, insert }) =>
         returnsOrThrowsOurs(valid.slice(0, at) + insert + valid.slice(at + remove))),
-      { numRuns: 300 },
+      { numRuns: fuzzRuns(300) },
     );
   });
 });

@@ -208,7 +208,7 @@ export function canonicalPublicJwk(jwk: unknown, what: string): JsonWebKey {
   }
   const alg = k.alg == null ? {} : { alg: k.alg as string };
   if (k.kty === "EC") {
-    const size = typeof k.crv === "string" ? EC_CURVES[k.crv] : undefined;
+    const size = typeof k.crv === "string" && Object.hasOwn(EC_CURVES, k.crv) ? EC_CURVES[k.crv] : undefined;
     if (size === undefined) throw new BundleError("bundle_bad_key", `bundle: ${what} has an unsupported curve`);
     const x = fromB64u(k.x), y = fromB64u(k.y);
     if (x?.length !== size || y?.length !== size) {

@@ -1,4 +1,5 @@
 import fc from "fast-check";
+import { fuzzRuns } from "../../test/fuzz-runs.ts";
 import { assert, describe, test, codeOf as codeOfError, errorOf as errorOfClass } from "../../test/shim.ts";
 import { SPIFFE_ID_ERROR_CODES, SpiffeIdError, quote } from "./errors.ts";
 import { SpiffeId } from "./id.ts";
@@ -223,10 +224,10 @@ describe("SpiffeId.parse properties", () => {
   }
 
   test("random strings: a round-tripping SpiffeId or a SpiffeIdError", () => {
-    fc.assert(fc.property(fc.string({ unit: "binary", maxLength: 300 }), parsesOrThrowsOurs), { numRuns: 300 });
+    fc.assert(fc.property(fc.string({ unit: "binary", maxLength: 300 }), parsesOrThrowsOurs), { numRuns: fuzzRuns(300) });
     fc.assert(
       fc.property(fc.string({ maxLength: 300 }), (s) => parsesOrThrowsOurs(`spiffe://${s}`)),
-      { numRuns: 300 },
+      { numRuns: fuzzRuns(300) },
     );
   });
 
@@ -234,8 +235,8 @@ describe("SpiffeId.parse properties", () => {
     const alphabet = "aZ09._-/:@?#%*A .".split("");
     const piece = fc.constantFrom(...alphabet, "..", "//", "/.", "/..", "spiffe://");
     const text = fc.array(piece, { maxLength: 40 }).map((p) => p.join(""));
-    fc.assert(fc.property(text, (s) => parsesOrThrowsOurs(`spiffe://${s}`)), { numRuns: 500 });
-    fc.assert(fc.property(text, parsesOrThrowsOurs), { numRuns: 200 });
+    fc.assert(fc.property(text, (s) => parsesOrThrowsOurs(`spiffe://${s}`)), { numRuns: fuzzRuns(500) });
+    fc.assert(fc.property(text, parsesOrThrowsOurs), { numRuns: fuzzRuns(200) });
   });
 
   test("generated valid IDs always parse back to themselves", () => {
@@ -250,7 +251,7 @@ describe("SpiffeId.parse properties", () => {
         assert.equal(id.toString(), s);
         assert.ok(id.equals(SpiffeId.fromSegments(TrustDomain.parse(t), ...segs)));
       }),
-      { numRuns: 300 },
+      { numRuns: fuzzRuns(300) },
     );
   });
 });

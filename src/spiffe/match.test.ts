@@ -1,4 +1,5 @@
 import fc from "fast-check";
+import { fuzzRuns } from "../../test/fuzz-runs.ts";
 import { assert, describe, test, codeOf as codeOfError } from "../../test/shim.ts";
 import { SPIFFE_ID_ERROR_CODES, SpiffeIdError } from "./errors.ts";
 import { SpiffeId } from "./id.ts";
@@ -111,7 +112,7 @@ describe("parsePattern", () => {
           assert.ok((SPIFFE_ID_ERROR_CODES as readonly string[]).includes(e.code));
         }
       }),
-      { numRuns: 300 },
+      { numRuns: fuzzRuns(300) },
     );
   });
 });

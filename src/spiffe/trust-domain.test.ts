@@ -1,4 +1,5 @@
 import fc from "fast-check";
+import { fuzzRuns } from "../../test/fuzz-runs.ts";
 import { assert, describe, test, codeOf as codeOfError } from "../../test/shim.ts";
 import { SpiffeIdError, quote } from "./errors.ts";
 import { TrustDomain } from "./trust-domain.ts";
@@ -114,8 +115,8 @@ describe("TrustDomain.parse", () => {
       }
       assert.ok(s === td.name || s === td.idString());
     };
-    fc.assert(fc.property(fc.string({ unit: "binary", maxLength: 300 }), check), { numRuns: 300 });
+    fc.assert(fc.property(fc.string({ unit: "binary", maxLength: 300 }), check), { numRuns: fuzzRuns(300) });
     const piece = fc.constantFrom(..."az09._-/:@?#%A ".split(""), "spiffe://", ":/");
-    fc.assert(fc.property(fc.array(piece, { maxLength: 30 }).map((p) => p.join("")), check), { numRuns: 300 });
+    fc.assert(fc.property(fc.array(piece, { maxLength: 30 }).map((p) => p.join("")), check), { numRuns: fuzzRuns(300) });
   });
 });

@@ -1,4 +1,5 @@
 import fc from "fast-check";
+import { fuzzRuns } from "../../test/fuzz-runs.ts";
 import { test, describe, assert } from "../../test/shim.ts";
 import { isTidegateError } from "../errors.ts";
 import { createTestCa } from "../../test/helpers/test-ca.ts";
@@ -76,8 +77,8 @@ describe("certificate parser fuzz", () => {
   };
 
   test("random bytes: returns or throws a TidegateError", () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 600 }), check), { numRuns: 300 });
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), (b) => check(new Uint8Array([0x30, 0x82, b.length >> 8, b.length & 0xff, ...b]))), { numRuns: 200 });
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 600 }), check), { numRuns: fuzzRuns(300) });
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), (b) => check(new Uint8Array([0x30, 0x82, b.length >> 8, b.length & 0xff, ...b]))), { numRuns: fuzzRuns(200) });
   });
 
   test("mutated valid DER: returns or throws a TidegateError", () => {
@@ -87,7 +88,7 @@ describe("certificate parser fuzz", () => {
         for (const [i, b] of edits) if (i < d.length) d[i] = b;
         check(d);
       }),
-      { numRuns: 400 },
+      { numRuns: fuzzRuns(400) },
     );
   });
 });

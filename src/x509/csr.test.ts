@@ -1,5 +1,6 @@
 import * as pkijs from "pkijs";
 import fc from "fast-check";
+import { fuzzRuns } from "../../test/fuzz-runs.ts";
 import { test, describe, assert } from "../../test/shim.ts";
 import { isTidegateError } from "../errors.ts";
 import { SpiffeId } from "../spiffe/id.ts";
@@ -11,6 +12,7 @@ import { exportSpki, generateKeyPair } from "./keys.ts";
 import { createRootCa } from "./mint.ts";
 import { keyUsageBits } from "./mint-pkijs.ts";
 import { createCsr, parseCsr, signCsr } from "./csr.ts";
+import { editTree, fromTree, toTree } from "./test-der-tree.ts";
 import { CsrError } from "./x509-errors.ts";
 
 const NOW = new Date("2026-03-01T12:00:00Z");
@@ -81,6 +83,12 @@ describe("parseCsr rejects", () => {
       d[d.length - 3]! ^= 1;
       return d;
     }],
+    // Found by src/server/attest.fuzz.test.ts: the signature algorithm's parameters were not read,
+    // so SEQUENCE { ecdsa-with-SHA256, NULL } (or any second element) was signed.
+    ["an ECDSA signature algorithm with parameters", "csr_malformed", async () => {
+      const tree = toTree(await createCsr(await generateKeyPair()));
+      return fromTree(editTree(tree, [0, 1, 0], (oid) => [oid, { tag: 0x05, bytes: new Uint8Array() }]));
+    }],
   ];
   for (const [name, code, make] of rows) {
     test(`${name}: ${code}`, async () => {
@@ -131,7 +139,7 @@ describe("parseCsr fuzz", () => {
           if (!isTidegateError(e)) throw e;
         }
       }),
-      { numRuns: 300 },
+      { numRuns: fuzzRuns(300) },
     );
   });
 
@@ -147,7 +155,7 @@ describe("parseCsr fuzz", () => {
           if (!isTidegateError(e)) throw e;
         }
       }),
-      { numRuns: 300 },
+      { numRuns: fuzzRuns(300) },
     );
   });
 });

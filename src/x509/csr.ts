@@ -5,7 +5,8 @@
  * side reads it with `parseCsr`, which CHECKS the self-signature, and mints with `signCsr`.
  * Rejected, each a CsrError with its code:
  * - `csr_malformed`: not one DER CertificationRequest (trailing bytes included), version not 0,
- *   malformed attributes or requested extensions;
+ *   malformed attributes or requested extensions, an ECDSA signature algorithm with parameters
+ *   (RFC 5758 section 3.2);
  * - `csr_unsupported_key`: a key other than EC P-256 (RSA of any size, P-192, P-384, Ed25519...);
  * - `csr_unsupported_algorithm`: a signature algorithm other than ECDSA with SHA-256/384/512;
  * - `csr_bad_signature`: the CSR is not signed by the key it carries;
@@ -72,6 +73,8 @@ interface CsrParts {
   info: Tlv;
   spki: Tlv;
   algOid: string;
+  /** The signature AlgorithmIdentifier has parameters (ECDSA's must not, RFC 5758 section 3.2). */
+  algParameters: boolean;
   signature: Uint8Array;
   extensions: ExtensionFields;
 }
@@ -96,11 +99,11 @@ function readParts(der: Uint8Array): CsrParts {
       extsTlv = exts;
     }
   }
-  const [algOidT] = children(der, alg);
+  const [algOidT, algParams] = children(der, alg);
   if (algOidT === undefined) throw malformed("bad signature algorithm");
   const bits = readBitString(der, sig);
   if (bits.unused !== 0) throw malformed("signature has unused bits");
-  return { info, spki, algOid: readOid(der, algOidT), signature: bits.bits, extensions: readExtensions(der, extsTlv) };
+  return { info, spki, algOid: readOid(der, algOidT), algParameters: algParams !== undefined, signature: bits.bits, extensions: readExtensions(der, extsTlv) };
 }
 
 /** Reads a CSR and checks its self-signature. Throws CsrError (codes above). */
@@ -123,6 +126,7 @@ export async function parseCsr(der: Uint8Array): Promise<ParsedCsr> {
   if (keyText !== "EC P-256") throw new CsrError("csr_unsupported_key", `csr: key is ${keyText}, only EC P-256 is accepted`);
   const hash = ECDSA_HASHES[p.algOid];
   if (hash === undefined) throw new CsrError("csr_unsupported_algorithm", `csr: signature algorithm ${p.algOid} is not ECDSA with SHA-2`);
+  if (p.algParameters) throw malformed(`signature algorithm ${p.algOid} has parameters (RFC 5758 section 3.2: they must be absent)`);
   let publicKey: CryptoKey;
   try {
     publicKey = await subtle.importKey("spki", toArrayBuffer(spki), EC_P256, true, ["verify"]);

@@ -1,4 +1,5 @@
 import fc from "fast-check";
+import { fuzzRuns } from "../../test/fuzz-runs.ts";
 import { assert, describe, test } from "../../test/shim.ts";
 import { bytesEqual, fromBase64, fromBase64Fallback, fromBase64Url, toArrayBuffer, toBase64, toBase64Fallback, toBase64Url, toHex } from "./encoding.ts";
 
@@ -73,7 +74,7 @@ describe("base64", () => {
         assert.deepEqual(fromBase64Url(toBase64Url(bytes)), bytes);
         assert.ok(!toBase64Url(bytes).includes("="));
       }),
-      { numRuns: 300 },
+      { numRuns: fuzzRuns(300) },
     );
   });
 
@@ -86,7 +87,7 @@ describe("base64", () => {
         const url = fromBase64Url(s);
         if (url !== null) assert.equal(toBase64Url(url), s);
       }),
-      { numRuns: 500 },
+      { numRuns: fuzzRuns(500) },
     );
   });
 
@@ -129,7 +130,7 @@ describe("the fallback for runtimes without native base64", () => {
         const back = fromBase64Fallback(text);
         assert.ok(back !== null && bytesEqual(back, bytes));
       }),
-      { numRuns: 200 },
+      { numRuns: fuzzRuns(200) },
     );
   });
 });

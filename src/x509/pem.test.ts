@@ -1,4 +1,5 @@
 import fc from "fast-check";
+import { fuzzRuns } from "../../test/fuzz-runs.ts";
 import { assert, describe, test, codeOf as codeOfError } from "../../test/shim.ts";
 import { MAX_PEM_BYTES, PemError, decodePem, encodePem, looksLikePem } from "./pem.ts";
 
@@ -106,7 +107,7 @@ describe("encodePem", () => {
         assert.equal(blocks[0]!.label, l);
         assert.deepEqual(blocks[0]!.der, der);
       }),
-      { numRuns: 200 },
+      { numRuns: fuzzRuns(200) },
     );
   });
 });
@@ -131,7 +132,7 @@ describe("decodePem properties", () => {
   }
 
   test("random text: blocks or PemError, never anything else", () => {
-    fc.assert(fc.property(fc.string({ unit: "binary", maxLength: 300 }), blocksOrPemError), { numRuns: 300 });
+    fc.assert(fc.property(fc.string({ unit: "binary", maxLength: 300 }), blocksOrPemError), { numRuns: fuzzRuns(300) });
   });
 
   test("PEM-like pieces: blocks or PemError, never anything else", () => {
@@ -151,6 +152,6 @@ describe("decodePem properties", () => {
       "*",
     );
     const text = fc.array(piece, { maxLength: 30 }).map((p) => p.join(""));
-    fc.assert(fc.property(text, blocksOrPemError), { numRuns: 500 });
+    fc.assert(fc.property(text, blocksOrPemError), { numRuns: fuzzRuns(500) });
   });
 });

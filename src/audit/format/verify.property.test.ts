@@ -2,6 +2,7 @@
 // verify; any single-byte edit of a sealed log is found; the parsers of untrusted lines return
 // or throw AuditError, never anything else, and verifyAudit never throws on a bad log.
 import fc from "fast-check";
+import { fuzzRuns } from "../../../test/fuzz-runs.ts";
 import { assert, describe, test } from "../../../test/shim.ts";
 import { auditEvent } from "./arbitraries.ts";
 import { ChainBuilder } from "./chain-builder.ts";
@@ -44,7 +45,7 @@ describe("chains of random events", () => {
         assert.equal(r.checkpoints, items.filter((i) => i === "checkpoint").length + 1);
         assert.deepEqual(r.warnings, cut === 0 || cut === b.lines.length ? [cut === 0 ? 'file "a" is empty' : 'file "b" is empty'] : []);
       }),
-      { numRuns: 60 },
+      { numRuns: fuzzRuns(60) },
     );
   });
 
@@ -58,7 +59,7 @@ describe("chains of random events", () => {
         const r = await verify([{ name: "a", text: bytes }], { state: b.lastCheckpoint });
         assert.equal(r.ok, false, `edit at byte ${i} not found`);
       }),
-      { numRuns: 300 },
+      { numRuns: fuzzRuns(300) },
     );
   });
 
@@ -72,7 +73,7 @@ describe("chains of random events", () => {
         const r = await verify([{ name: "a", text: text.slice(0, i) + repl + text.slice(i + repl.length) }], { state: b.lastCheckpoint });
         assert.equal(r.ok, false, `edit at character ${i} not found`);
       }),
-      { numRuns: 200 },
+      { numRuns: fuzzRuns(200) },
     );
   });
 });
@@ -103,13 +104,13 @@ describe("untrusted input returns or throws AuditError", () => {
           attempt(() => validateEvent(p.event));
         }
       }),
-      { numRuns: 2000 },
+      { numRuns: fuzzRuns(2000) },
     );
   });
 
   test("validateEvent on any JSON value, with a known type or not", () => {
     const typed = fc.tuple(fc.constantFrom("conn_open", "checkpoint", "http_request", "audit_gap", "nope"), fc.dictionary(fc.string(), fc.jsonValue({ maxDepth: 3 }))).map(([type, o]) => ({ ...o, type }));
-    fc.assert(fc.property(fc.oneof(fc.jsonValue(), typed), (v) => void attempt(() => validateEvent(v))), { numRuns: 1000 });
+    fc.assert(fc.property(fc.oneof(fc.jsonValue(), typed), (v) => void attempt(() => validateEvent(v))), { numRuns: fuzzRuns(1000) });
   });
 
   test("verifyAudit on random bytes and mutated lines returns a report, a break only with a code", async () => {
@@ -120,7 +121,7 @@ describe("untrusted input returns or throws AuditError", () => {
         assert.equal(r.ok, r.firstBreak === null);
         if (r.firstBreak !== null) assert.ok(r.firstBreak.message.startsWith("audit: "), r.firstBreak.message);
       }),
-      { numRuns: 300 },
+      { numRuns: fuzzRuns(300) },
     );
   });
 });

@@ -4,13 +4,14 @@
  * request with one part replaced by any JSON, returns or throws OtlpError, nothing else.
  */
 import fc from "fast-check";
+import { fuzzRuns } from "../../../test/fuzz-runs.ts";
 import { assert, describe, test } from "../../../test/shim.ts";
 import { decodeOtlpLogs } from "./decode.ts";
 import { encodeOtlpLogs, isoToUnixNano, type ParsedEvent } from "./encode.ts";
 import { OtlpError } from "./errors.ts";
 import { event } from "./test-events.ts";
 
-const RUNS = 200;
+const RUNS = fuzzRuns(200);
 const RESERVED = ["seq", "time", "type", "prev", "tidegate.seq", "tidegate.type"];
 
 const json = fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.parse(JSON.stringify(v)) as unknown);

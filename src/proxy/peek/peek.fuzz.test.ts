@@ -8,11 +8,12 @@
  * IP literal gives no name.
  */
 import fc from "fast-check";
+import { fuzzRuns } from "../../../test/fuzz-runs.ts";
 import { assert, describe, test } from "../../../test/shim.ts";
 import { MAX_PEEK_BYTES, PeekError, peek, type PeekResult } from "./peek.ts";
 import { u16, vec8, vec16, ascii, ext, minimalHello, serverNameExt } from "./hello-bytes.ts";
 
-const RUNS = 300;
+const RUNS = fuzzRuns(300);
 
 function outcome(b: Uint8Array): PeekResult | PeekError {
   try {
