@@ -2,8 +2,10 @@
  * `startAgent`: the identity half of `tidegate agent`. Bootstraps (bootstrap.ts), loads the SVIDs
  * kept from the last run, serves the admin API on `<run-dir>/agent.sock` (root only), with capture
  * `<run-dir>/run.sock` for `tidegate run` by root and the run group (run-service.ts), and runs the loops
- * (agent-core.ts) until `stop()`, which aborts requests in flight, waits for the loop and removes
- * the socket.
+ * (agent-core.ts) until `stop()`. A stop drains first (enforcer.ts `drain`: new connections
+ * refused, the capture still pinned, connections in flight given `agent.drain_timeout`, the rest
+ * cut and recorded), then aborts the identity loop's requests, waits for it, removes the sockets
+ * and writes `agent_stop` with the drain's counts.
  */
 import { join } from "node:path";
 import type { Places } from "../runtime/instance.ts";
@@ -71,6 +73,7 @@ export interface RunningAgent {
   readonly captureUnavailable: string | null;
   /** Reloads the config (SIGHUP); false when it was rejected or there is no capture. */
   reload(): boolean;
+  /** Drains, then stops; a second call waits for the first. */
   stop(): Promise<void>;
 }
 
@@ -217,6 +220,7 @@ export async function startAgent(o: StartAgentOptions): Promise<RunningAgent> {
     }
   })();
 
+  let stopped: Promise<void> | null = null;
   return {
     socketPath,
     core,
@@ -226,17 +230,18 @@ export async function startAgent(o: StartAgentOptions): Promise<RunningAgent> {
     enforcer,
     captureUnavailable,
     reload: () => enforcer?.reload() ?? false,
-    stop: async () => {
-      if (signal.aborted) return;
-      stopping.abort();
-      await loop;
-      runService?.stop();
-      enforcer?.stop();
-      await server.stop();
-      audit.emit("agent_stop", { reason: "stopped" });
-      audit.close();
-      await exporter?.stop(); // what it could not deliver goes at the next start (the cursor)
-      logger.info("agent_stopped", { node: identity.config.node });
-    },
+    stop: () =>
+      (stopped ??= (async () => {
+        runService?.stop();
+        const drained = enforcer === null ? null : await enforcer.drain();
+        stopping.abort();
+        await loop;
+        enforcer?.stop();
+        await server.stop();
+        audit.emit("agent_stop", { reason: "stopped", ...drained });
+        audit.close();
+        await exporter?.stop(); // what it could not deliver goes at the next start (the cursor)
+        logger.info("agent_stopped", { node: identity.config.node });
+      })()),
   };
 }

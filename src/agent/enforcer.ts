@@ -8,6 +8,9 @@
  * half passes through RuleHits (rule-hits.ts) on its way to the log: per-rule counts and recent
  * denies for `tidegate status`.
  *
+ * A graceful stop drains first (`drain`, then `stop`): the ports close while the capture stays
+ * pinned, connections in flight get `agent.drain_timeout` to finish, the rest are cut and recorded.
+ *
  * Where the host cannot capture (no cgroup v2, not root, no libbpf or eBPF), `startEnforcer`
  * returns why and the agent runs its identity half alone; `tidegate run` is then refused with that
  * reason. Pins of another layout stop the agent (CaptureError): it never runs beside enforcement
@@ -45,6 +48,7 @@ import { SecretStore, secretsDir } from "../secrets/index.ts";
 import type { InterceptDeps } from "../proxy/intercept/serve.ts";
 import { LegPool } from "../proxy/intercept/leg-pool.ts";
 import { RuleHits } from "./rule-hits.ts";
+import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_PROXY_SETTINGS } from "../policy/model.ts";
 
 const REASONS: Record<number, string> = { 1: "rule", 2: "no_rule", 3: "unknown_cgroup", 4: "no_proxy" };
 const HOOKS: Record<number, string> = { 1: "connect4", 2: "connect6", 3: "sendmsg4", 4: "sendmsg6" };
@@ -60,6 +64,21 @@ export interface EnforcerOptions {
   /** Fixed egress port (tests); default: kept from the pins, else chosen below 1024. */
   readonly egressPort?: number;
 }
+
+/** What a drain did, for the agent_stop event. */
+export interface DrainCounts {
+  /** Connections open when it began (egress and inbound). */
+  readonly in_flight: number;
+  /** Of those, ended by themselves before the deadline. */
+  readonly finished: number;
+  /** Of those, cut at the deadline (`drain_timeout`). */
+  readonly cut: number;
+  readonly drain_ms: number;
+  readonly drain_timeout_ms: number;
+}
+
+/** How often a drain looks whether connections are left. */
+const DRAIN_POLL_MS = 25;
 
 export interface RunGrant {
   readonly cgroup_dir: string;
@@ -252,6 +271,31 @@ export class Enforcer {
     }
   }
 
+  /**
+   * The first half of a graceful stop. The egress port and every inbound port close: a new
+   * connection from a managed workload is refused by the kernel (the programs stay attached and
+   * still send it to the egress port, where nothing listens: it never goes direct), and one from
+   * another host finds no listener. Connections in flight go on (an intercepted one until the
+   * answer in progress ends) for at most `agent.drain_timeout` of the policy in force; those still
+   * open then are cut, both ways reset, each recorded (`terminated`, `drain_timeout`). Kernel
+   * denies are still read meanwhile; inbound listeners are no longer started.
+   */
+  async drain(): Promise<DrainCounts> {
+    const ms = this.holder.policy?.agent.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
+    const started = performance.now();
+    this.listener.stopAccepting();
+    this.inbound.stopAccepting();
+    const left = () => this.listener.inFlight() + this.inbound.inFlight();
+    const inFlight = left();
+    this.o.logger.info("agent_draining", { in_flight: inFlight, drain_timeout_ms: ms, effect: "new connections are refused; those in flight may finish" });
+    while (left() > 0 && performance.now() - started < ms) await new Promise((r) => setTimeout(r, Math.min(DRAIN_POLL_MS, Math.max(1, ms - (performance.now() - started)))));
+    const why = { outcome: "terminated", reason: "drain_timeout", detail: `still open ${ms} ms after the agent began to stop (agent.drain_timeout)` };
+    const cut = this.listener.endAll(why) + this.inbound.endAll(why);
+    const counts = { in_flight: inFlight, finished: Math.max(0, inFlight - cut), cut, drain_ms: Math.round(performance.now() - started), drain_timeout_ms: ms };
+    this.o.logger.info("agent_drained", counts);
+    return counts;
+  }
+
   stop(): void {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
@@ -354,6 +398,7 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
       logger: o.logger,
       audit,
       ...(o.accepting !== undefined ? { accepting: o.accepting } : {}),
+      timeouts: () => holder.policy?.proxy ?? DEFAULT_PROXY_SETTINGS,
     });
     capture.setProxyPort(port);
     const open = unprivilegedPortStart();
@@ -368,7 +413,7 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
   const present = existsSync(o.places.config);
   if (!present) o.logger.warn("policy_absent", { file: o.places.config, effect: "no policy: managed workloads reach nothing until one loads" });
   if (!(present && enforcement.reload())) enforcement.resync(true);
-  const enforcer = new Enforcer(capture, holder, enforcement, listener, new InboundManager({ identity, logger: o.logger, audit, pins, ...(o.accepting !== undefined ? { accepting: o.accepting } : {}) }), interception, pins, hits, { ...o, audit });
+  const enforcer = new Enforcer(capture, holder, enforcement, listener, new InboundManager({ identity, logger: o.logger, audit, pins, ...(o.accepting !== undefined ? { accepting: o.accepting } : {}), timeouts: () => holder.policy?.proxy ?? DEFAULT_PROXY_SETTINGS }), interception, pins, hits, { ...o, audit });
   enforcer.start();
   o.logger.info("capture_ready", { cgroup: capture.tree.root, pins: capture.pinDir, adopted: capture.adopted, egress_port: listener.port });
   return enforcer;

@@ -8,6 +8,8 @@
  *   (new connections see the new `allow`, `forward` and `proxy_protocol`); one whose address or
  *   `id` changed is restarted; a rule that is gone stops its listener (`inbound_stopped`);
  *   connections in flight finish on the rule they started with.
+ * A stopping agent calls `stopAccepting` (every port closed, sync does nothing more), waits while
+ * `inFlight` counts connections of any listener, stopped ones included, and `endAll` cuts the rest.
  */
 import type { Audit } from "../audit/sink/audit-log.ts";
 import type { InboundRule, Policy } from "../policy/model.ts";
@@ -16,6 +18,7 @@ import type { IdentitySource } from "../proxy/identity-source.ts";
 import { InboundListener } from "../proxy/inbound-listener.ts";
 import { PeerVerifier } from "../proxy/peer-verifier.ts";
 import type { PinStore } from "../mcp/index.ts";
+import type { ProxySettings } from "../policy/model.ts";
 
 export interface InboundState {
   readonly rule: string;
@@ -43,14 +46,24 @@ function listenText(r: InboundRule): string {
 export class InboundManager {
   private readonly slots = new Map<string, Slot>();
   private readonly verifier = new PeerVerifier();
+  /** Listeners stopped while connections of theirs were still open. */
+  private retired: InboundListener[] = [];
+  private stopping = false;
 
-  constructor(private readonly o: { identity: IdentitySource; logger: Logger; audit: Audit; pins?: PinStore; accepting?: () => boolean }) {}
+  constructor(private readonly o: { identity: IdentitySource; logger: Logger; audit: Audit; pins?: PinStore; accepting?: () => boolean; timeouts?: () => ProxySettings }) {}
+
+  private retire(l: InboundListener): void {
+    l.stop();
+    this.retired.push(l);
+  }
 
   sync(policy: Policy | null): void {
+    if (this.stopping) return;
+    this.retired = this.retired.filter((l) => l.connections > 0);
     const wanted = new Map((policy?.inbound ?? []).map((r) => [keyOf(r), r]));
     for (const [key, slot] of this.slots) {
       if (wanted.has(key)) continue;
-      slot.listener?.stop();
+      if (slot.listener !== null) this.retire(slot.listener);
       this.slots.delete(key);
       this.o.logger.info("inbound_stopped", { rule: slot.rule.name, listen: listenText(slot.rule) });
     }
@@ -76,7 +89,7 @@ export class InboundManager {
       return;
     }
     try {
-      slot.listener = new InboundListener(r, credential, { identity: this.o.identity, verifier: this.verifier, logger: this.o.logger, audit: this.o.audit, ...(this.o.pins !== undefined ? { pins: this.o.pins } : {}), ...(this.o.accepting !== undefined ? { accepting: this.o.accepting } : {}) });
+      slot.listener = new InboundListener(r, credential, { identity: this.o.identity, verifier: this.verifier, logger: this.o.logger, audit: this.o.audit, ...(this.o.pins !== undefined ? { pins: this.o.pins } : {}), ...(this.o.accepting !== undefined ? { accepting: this.o.accepting } : {}), ...(this.o.timeouts !== undefined ? { timeouts: this.o.timeouts } : {}) });
       slot.said = null;
       this.o.logger.info("inbound_listening", fields);
     } catch (e) {
@@ -96,8 +109,24 @@ export class InboundManager {
     }));
   }
 
-  stop(): void {
-    for (const s of this.slots.values()) s.listener?.stop();
+  /** Closes every listener's port for good; their connections go on. */
+  stopAccepting(): void {
+    this.stopping = true;
+    for (const s of this.slots.values()) if (s.listener !== null) this.retire(s.listener);
     this.slots.clear();
+  }
+
+  /** Connections of every listener, stopped ones included, whose conn_close is not written yet. */
+  inFlight(): number {
+    return [...this.slots.values()].reduce((n, s) => n + (s.listener?.connections ?? 0), 0) + this.retired.reduce((n, l) => n + l.connections, 0);
+  }
+
+  /** Cuts every connection still open, each recorded with `fields`; how many. */
+  endAll(fields: Record<string, unknown>): number {
+    return [...this.slots.values()].reduce((n, s) => n + (s.listener?.endAll(fields) ?? 0), 0) + this.retired.reduce((n, l) => n + l.endAll(fields), 0);
+  }
+
+  stop(): void {
+    this.stopAccepting();
   }
 }

@@ -81,6 +81,7 @@ describe("loadPolicy: the full sketch", () => {
       syncIntervalMs: 10_000,
       retryMaxMs: 120_000,
       runGroup: "tidegate",
+      drainTimeoutMs: 10_000,
     });
     assert.equal(p.workloads.length, 1);
     const w = p.workloads[0]!;
@@ -122,6 +123,15 @@ describe("loadPolicy: the full sketch", () => {
     assert.deepEqual(p.dns.servers, [{ host: "127.0.0.53", port: 53 }, { host: "::1", port: 5353 }, { host: "10.0.0.2", port: 53 }]);
     assert.deepEqual(p.dns.hosts.get("api.internal")?.map((a) => a.text), ["10.1.2.3", "fd00::3"]);
   });
+  test("proxy: the bounds on upstream legs, and agent.drain_timeout; each has a default", () => {
+    const p = loadPolicy("trust_domain: example.org\nagent: { drain_timeout: 0s }\nproxy: { connect_timeout: 2s, first_byte_timeout: 1m, idle_timeout: 1h }\n", "p.yaml");
+    assert.deepEqual(p.proxy, { connectTimeoutMs: 2000, firstByteTimeoutMs: 60_000, idleTimeoutMs: 3_600_000 });
+    assert.equal(p.agent.drainTimeoutMs, 0);
+    const d = loadPolicy("trust_domain: example.org\n", "d.yaml");
+    assert.deepEqual(d.proxy, { connectTimeoutMs: 10_000, firstByteTimeoutMs: 30_000, idleTimeoutMs: 300_000 });
+    assert.equal(d.agent.drainTimeoutMs, 10_000);
+    assert.deepEqual(loadPolicy("trust_domain: example.org\nproxy: { idle_timeout: 150ms }\n", "s.yaml").proxy.idleTimeoutMs, 150);
+  });
   test("agent.trust_bundle instead of a fingerprint", () => {
     assert.equal(loadPolicy("trust_domain: example.org\nagent: { trust_bundle: /etc/tidegate/bundle.pem }\n", "t.yaml").agent.trustBundle, "/etc/tidegate/bundle.pem");
   });
@@ -157,6 +167,13 @@ const REJECTIONS: [string, string, number, string, RegExp][] = [
   ["agent.run_group not a group", "agent: { run_group: 'a b' }\n", 2, "agent.run_group", /not a group/],
   ["agent.sync_interval not a duration", "agent: { sync_interval: 5 }\n", 2, "agent.sync_interval", /expected string/],
   ["agent.retry_max bad unit", "agent: { retry_max: 5y }\n", 2, "agent.retry_max", /not a duration/],
+  ["agent.drain_timeout a bare number", "agent: { drain_timeout: '10' }\n", 2, "agent.drain_timeout", /not a duration/],
+  ["agent.drain_timeout over 24 days", "agent: { drain_timeout: 25d }\n", 2, "agent.drain_timeout", /at most 24d/],
+  ["proxy: unknown key", "proxy: { total_timeout: 1h }\n", 2, "proxy.total_timeout", /unknown key/],
+  ["proxy.connect_timeout 0", "proxy: { connect_timeout: 0s }\n", 2, "proxy.connect_timeout", /longer than 0/],
+  ["proxy.first_byte_timeout 0", "proxy: { first_byte_timeout: 0ms }\n", 2, "proxy.first_byte_timeout", /longer than 0/],
+  ["proxy.idle_timeout over 24 days", "proxy: { idle_timeout: 30d }\n", 2, "proxy.idle_timeout", /at most 24d/],
+  ["proxy.idle_timeout not a duration", "proxy: { idle_timeout: forever }\n", 2, "proxy.idle_timeout", /not a duration/],
   ["workloads: bad name", "workloads:\n  - { name: 'a b', id: spiffe://example.org/w }\n", 3, "workloads[0].name", /not a workload name/],
   ["workloads: name over 63 (its cgroup folder's limit)", `workloads:\n  - { name: ${"w".repeat(64)}, id: spiffe://example.org/w }\n`, 3, "workloads[0].name", /1-63/],
   ["workloads: bad id", "workloads:\n  - { name: w, id: 'spiffe://example.org/a//b' }\n", 3, "workloads[0].id", /spiffeid/],
@@ -212,6 +229,8 @@ const REJECTIONS: [string, string, number, string, RegExp][] = [
   ["egress: upgrade to h2c", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    upgrade: [h2c]\n`, 7, "egress[0].upgrade[0]", /websocket/],
   ["egress: upgrade empty", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    upgrade: []\n`, 7, "egress[0].upgrade", /must not be empty/],
   ["egress: upgrade with mcp", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    mcp: {}\n    upgrade: [websocket]\n`, 8, "egress[0].upgrade", /not with mcp/],
+  // Found by load.fuzz.test.ts: printing the value threw a TypeError (a cyclic structure).
+  ["egress: a value that contains itself (an alias in its own anchor)", `egress:\n${RULE}    to: { cidr: 10.0.0.0/8, port: 53, proto: &c [*c] }\n    action: direct\n`, 5, "egress[0].to.proto", /expected .*, got a value that contains itself/],
   ["egress: upstream on deny", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: deny\n    upstream: { port: 2 }\n`, 7, "egress[0].upstream", /not allowed with action deny/],
   ["egress: upstream port 70000", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: tls\n    upstream: { port: 70000 }\n`, 7, "egress[0].upstream.port", /port/],
   ["egress: duplicate rule names", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: deny\n${RULE}    to: { host: b.com, port: 1 }\n    action: deny\n`, 7, "egress[1].name", /already the name of egress\[0\] \(line 3\)/],

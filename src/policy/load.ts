@@ -22,7 +22,7 @@ import type { TrustDomain } from "../spiffe/index.ts";
 import { PolicyError } from "./errors.ts";
 import { toolDecider } from "../mcp/tool-filter.ts";
 import { normalizeServerName } from "./host-name.ts";
-import type { Action, DnsSettings, EgressRule, IdPattern, InboundRule, McpRules, Policy, StdioRule, ToolFilter, Workload } from "./model.ts";
+import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_PROXY_SETTINGS, type Action, type DnsSettings, type EgressRule, type IdPattern, type InboundRule, type McpRules, type Policy, type StdioRule, type ToolFilter, type Workload } from "./model.ts";
 import { PolicySchema, type EgressInput, type PolicyInput } from "./schema.ts";
 import { readYaml, type FailFn, type YamlSource } from "./source.ts";
 
@@ -235,6 +235,7 @@ export function loadPolicy(text: string, file: string): Policy {
       syncIntervalMs: a?.sync_interval ?? null,
       retryMaxMs: a?.retry_max ?? null,
       runGroup: a?.run_group ?? "tidegate",
+      drainTimeoutMs: a?.drain_timeout ?? DEFAULT_DRAIN_TIMEOUT_MS,
     }),
     audit: Object.freeze({
       dir: input.audit?.dir ?? null,
@@ -243,6 +244,11 @@ export function loadPolicy(text: string, file: string): Policy {
       maxFileBytes: input.audit?.max_file_size ?? null,
       onFailure: input.audit?.on_failure ?? "refuse",
       exportOtlp: input.audit?.export?.otlp ?? null,
+    }),
+    proxy: Object.freeze({
+      connectTimeoutMs: input.proxy?.connect_timeout ?? DEFAULT_PROXY_SETTINGS.connectTimeoutMs,
+      firstByteTimeoutMs: input.proxy?.first_byte_timeout ?? DEFAULT_PROXY_SETTINGS.firstByteTimeoutMs,
+      idleTimeoutMs: input.proxy?.idle_timeout ?? DEFAULT_PROXY_SETTINGS.idleTimeoutMs,
     }),
     workloads: Object.freeze(buildWorkloads(input, fail)),
     egress: Object.freeze(egress),

@@ -149,7 +149,27 @@ export interface AgentSettings {
   readonly retryMaxMs: number | null;
   /** The group whose members may call `tidegate run` for workloads whose `run_by` names them (default "tidegate"). */
   readonly runGroup: string;
+  /** How long a stopping agent lets connections in flight finish before it closes them (`drain_timeout`); read from the policy in force at the stop. */
+  readonly drainTimeoutMs: number;
 }
+
+export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
+
+/**
+ * `proxy:`: the bounds on every upstream leg of the egress proxy and on every inbound listener's
+ * backend leg (docs/proxy.md, "Timeouts"). There is no bound on a connection's whole duration: one
+ * that keeps moving bytes lives on. Read from the policy in force when a connection arrives.
+ */
+export interface ProxySettings {
+  /** From connect to a leg ready for bytes: connected, and for TLS legs handshaken and verified. */
+  readonly connectTimeoutMs: number;
+  /** From the last byte sent to the upstream to the first byte it sends back, while it has not answered. */
+  readonly firstByteTimeoutMs: number;
+  /** Without a byte either way. */
+  readonly idleTimeoutMs: number;
+}
+
+export const DEFAULT_PROXY_SETTINGS: ProxySettings = Object.freeze({ connectTimeoutMs: 10_000, firstByteTimeoutMs: 30_000, idleTimeoutMs: 300_000 });
 
 /** `audit:` (docs/audit.md, "Settings"); read when the agent starts. */
 export interface AuditSettings {
@@ -171,6 +191,7 @@ export interface Policy {
   readonly trustDomain: TrustDomain;
   readonly agent: AgentSettings;
   readonly audit: AuditSettings;
+  readonly proxy: ProxySettings;
   readonly workloads: readonly Workload[];
   readonly egress: readonly EgressRule[];
   readonly inbound: readonly InboundRule[];

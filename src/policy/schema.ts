@@ -56,6 +56,16 @@ const urlOf = (schemes: readonly string[], named: string) =>
 const httpUrl = urlOf(["http:", "https:"], "an http:// or https://");
 export const httpsUrl = urlOf(["https:"], "an https://");
 const duration = converted((t) => parseDuration(t, "duration"));
+/** Longest bound a timer can hold (2^31 - 1 ms is about 24.8 days). */
+const MAX_BOUND_MS = 24 * 86_400_000;
+/** A bound on a wait: more than 0, at most 24 days. */
+const bound = (zero: "allowed" | "refused") =>
+  converted((t) => {
+    const ms = parseDuration(t, "duration");
+    if (zero === "refused" && ms === 0) throw new Error(`${JSON.stringify(t)}: must be longer than 0`);
+    if (ms > MAX_BOUND_MS) throw new Error(`${JSON.stringify(t)}: must be at most 24d`);
+    return ms;
+  });
 const tool = v.pipe(v.string(), v.regex(TOOL, "is not an MCP tool name or pattern (1-128 of letters, digits, '_', '-', '.', and '*' or '?' as wildcards)"));
 /** A resource URI or a glob of one (`*` any run, `?` one character): 1-2048 characters, no controls or spaces. */
 const uriPattern = v.pipe(v.string(), v.regex(/^[^\u0000-\u0020\u007f]{1,2048}$/, "is not a resource URI or pattern (1-2048 characters, no spaces or control characters)"));
@@ -167,6 +177,14 @@ export const PolicySchema = mapping({
       sync_interval: v.optional(duration),
       retry_max: v.optional(duration),
       run_group: v.optional(v.pipe(v.string(), v.regex(ACCOUNT, "is not a group name or gid"))),
+      drain_timeout: v.optional(bound("allowed")),
+    }),
+  ),
+  proxy: v.optional(
+    mapping({
+      connect_timeout: v.optional(bound("refused")),
+      first_byte_timeout: v.optional(bound("refused")),
+      idle_timeout: v.optional(bound("refused")),
     }),
   ),
   audit: v.optional(

@@ -27,6 +27,17 @@
  * alike, peer-tls.ts) and, for a forwarded one, the upstream, the peer's SPIFFE ID, bytes each way
  * and duration. While the audit log cannot be written (audit.on_failure: refuse, `accepting`),
  * a new connection is closed at once.
+ *
+ * Bounds (`proxy:`, read when a connection arrives): the upstream leg must be ready within the
+ * connect bound (upstream.ts, `upstream_connect_timeout`); then, while forwarding, the first-byte
+ * and idle bounds of watchdog.ts (`upstream_first_byte_timeout`, `idle_timeout`), for
+ * intercepted connections per request (intercept/exchange.ts). A connection the proxy ends is
+ * reset both ways and recorded with its reason. No bound on the whole duration.
+ *
+ * Stopping (`stopAccepting`, then `endAll`): the port is closed, so the kernel refuses a new
+ * connection from a managed workload (the capture still sends it here: nothing goes direct);
+ * connections in flight go on, an intercepted one ends after the answer in progress; what is
+ * still open at the agent's drain deadline is cut and recorded (in-flight.ts).
  */
 import type { Audit } from "../audit/sink/audit-log.ts";
 import { connAudit } from "./conn-audit.ts";
@@ -49,6 +60,9 @@ import { SessionCache } from "./session-cache.ts";
 import { openUpstream, type UpstreamTls } from "./upstream.ts";
 import { readCaFile } from "./ca-file.ts";
 import { serveIntercept, type InterceptDeps } from "./intercept/serve.ts";
+import { DEFAULT_PROXY_SETTINGS, type ProxySettings } from "../policy/model.ts";
+import { InFlight, type Tracked } from "./in-flight.ts";
+import { expiryFields, Watchdog } from "./watchdog.ts";
 
 export const PEEK_TIMEOUT_MS = 300;
 
@@ -85,10 +99,19 @@ export interface EgressDeps {
   audit: Audit;
   /** False while the audit log cannot be written and `audit.on_failure` is refuse: new connections are closed at once. */
   accepting?(): boolean;
+  /** The bounds in force (`proxy:`); absent: the defaults. */
+  timeouts?(): ProxySettings;
 }
 
 export interface EgressListener {
   readonly port: number;
+  /** Closes the port (a new connection is refused); those in flight go on, intercepted ones to the end of the answer in progress. */
+  stopAccepting(): void;
+  /** Connections whose conn_close is not written yet. */
+  inFlight(): number;
+  /** Ends every connection still open, each recorded with `fields` (outcome, reason, detail); how many. */
+  endAll(fields: Record<string, unknown>): number;
+  /** Closes the port and every connection at once. */
   stop(): void;
 }
 
@@ -174,6 +197,10 @@ export async function legTlsOf(spec: LegSpec, callerId: SpiffeId, deps: EgressDe
 }
 
 interface Conn {
+  /** Its events, how the proxy may end it, what is known of it (in-flight.ts). */
+  tracked: Tracked;
+  /** The bounds in force when it arrived. */
+  timeouts: ProxySettings;
   buf: Uint8Array[];
   size: number;
   /** Resolves when the first bytes decide (or the timeout passes). */
@@ -214,10 +241,10 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
       else throw e;
     }
   };
+  const inFlight = new InFlight();
   const serve = async (socket: Socket<Conn>) => {
-    const started = performance.now();
     const c = socket.data;
-    const events = connAudit(deps.audit, "egress", started);
+    const events = c.tracked.events;
     const log = (fields: Fields) => events.close(fields);
     let peer: IpAddress;
     let local: IpAddress;
@@ -235,6 +262,7 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
       socket.end();
       return;
     }
+    c.tracked.fields = caller.fields;
     c.timer = setTimeout(() => settle(c, { kind: "other" }), PEEK_TIMEOUT_MS);
     tryPeek(c);
     const first = await c.peeked.promise;
@@ -250,7 +278,12 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
       return;
     }
     const d = await decideConnection(caller, nameOf(first), deps, first.kind);
-    if (d.intercept === true && !c.closed) return serveIntercept({ socket: socket as Socket<unknown>, conn: c, early: joined(c), first, caller, fields: { ...caller.fields, ...d.fields }, deps, upstream: legDeps, events, legTls: (spec) => legTlsOf(spec, caller.id, deps) });
+    c.tracked.fields = { ...caller.fields, ...d.fields };
+    if (d.intercept === true && !c.closed) {
+      await serveIntercept({ socket: socket as Socket<unknown>, conn: c, early: joined(c), first, caller, fields: { ...caller.fields, ...d.fields }, deps: { ...deps, timeouts: () => c.timeouts }, upstream: { ...legDeps, timeoutMs: c.timeouts.connectTimeoutMs }, events, legTls: (spec) => legTlsOf(spec, caller.id, deps) });
+      if (inFlight.draining) c.tracked.control?.drain(); // it began forwarding after the drain was asked
+      return;
+    }
     if (d.upstream === null || c.closed) {
       log({ ...caller.fields, ...d.fields, ...(c.closed && d.upstream !== null ? { outcome: "client_gone" } : {}) });
       socket.end();
@@ -269,7 +302,7 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
       leg = made;
     }
     if (c.closed) return done({ outcome: "client_gone" });
-    const up = await openUpstream({ address: upstream.address, port: upstream.port, tls: leg }, legDeps);
+    const up = await openUpstream({ address: upstream.address, port: upstream.port, tls: leg }, { ...legDeps, timeoutMs: c.timeouts.connectTimeoutMs });
     if (!up.ok) {
       const extra: Fields = { outcome: up.outcome, ...(up.reason !== null ? { reason: up.reason } : {}), detail: up.detail, ...(up.peerId !== null ? { peer_id: up.peerId } : {}), ...(up.claimedId !== null ? { claimed_id: up.claimedId } : {}), ...(up.connId !== null ? { conn_id: hex(up.connId) } : {}) };
       done(extra);
@@ -279,11 +312,21 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
     const upSocket = up.socket;
     const legFields: Fields = { conn_id: hex(up.connId), ...(up.peerId !== null ? { peer_id: up.peerId } : {}), ...(up.resumed !== null ? { resumed: up.resumed } : {}) };
     events.open({ ...caller.fields, ...d.fields, upstream: `${upstream.address.text}:${upstream.port}`, ...legFields });
-    const sp = splice(endOf(socket as Socket<unknown>), endOf(upSocket as Socket<unknown>), () =>
-      done({ ...legFields, outcome: "forwarded", bytes_up: sp.bytesUp(), bytes_down: sp.bytesDown() }),
+    const t = c.timeouts;
+    const watch = new Watchdog(t, (why) => void inFlight.end(c.tracked, expiryFields(why, t, "upstream")));
+    const sp = splice(
+      endOf(socket as Socket<unknown>),
+      endOf(upSocket as Socket<unknown>),
+      () => {
+        watch.stop();
+        done({ ...legFields, outcome: "forwarded", bytes_up: sp.bytesUp(), bytes_down: sp.bytesDown() });
+      },
+      watch,
     );
     upSocket.data.sp = sp;
     c.sp = sp;
+    // A splice has no request boundary: a drain waits for it to end, or cuts it at the deadline.
+    c.tracked.control = { drain() {}, cut: () => sp.abort() };
     const early = joined(c);
     c.buf = [];
     c.size = 0;
@@ -299,34 +342,40 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
   };
   const handlers = {
     open(socket: Socket<Conn>) {
-      socket.data = { buf: [], size: 0, peeked: Promise.withResolvers(), settled: false, timer: null, sp: null, ended: false, closed: false };
       if (deps.accepting?.() === false) {
         // The audit log cannot be written (audit.on_failure: refuse): nothing goes unrecorded.
         socket.terminate();
         return;
       }
+      const tracked = inFlight.open(connAudit(deps.audit, "egress", performance.now()), () => socket.terminate());
+      socket.data = { tracked, timeouts: deps.timeouts?.() ?? DEFAULT_PROXY_SETTINGS, buf: [], size: 0, peeked: Promise.withResolvers(), settled: false, timer: null, sp: null, ended: false, closed: false };
       serve(socket).catch((e: unknown) => {
-        deps.logger.error("egress_failed", { outcome: "refused", reason: "internal_error", error: e instanceof Error ? e.message : String(e) });
+        const error = e instanceof Error ? e.message : String(e);
+        deps.logger.error("egress_failed", { outcome: "refused", reason: "internal_error", error });
+        tracked.events.close({ ...tracked.fields, outcome: "refused", reason: "internal_error", detail: error });
         socket.end();
       });
     },
     data(socket: Socket<Conn>, chunk: Uint8Array) {
       const c = socket.data;
+      if (c === undefined) return; // closed at accept
       if (c.sp !== null) return c.sp.up.data(chunk);
       c.buf.push(new Uint8Array(chunk));
       c.size += chunk.length;
       if (c.size >= MAX_PEEK_BYTES) socket.pause();
       tryPeek(c);
     },
-    drain: (socket: Socket<Conn>) => socket.data.sp?.down.drain(),
+    drain: (socket: Socket<Conn>) => socket.data?.sp?.down.drain(),
     end: (socket: Socket<Conn>) => {
       const c = socket.data;
+      if (c === undefined) return;
       if (c.sp !== null) return c.sp.up.ended();
       c.ended = true;
       settle(c, { kind: "other" });
     },
     close: (socket: Socket<Conn>) => {
       const c = socket.data;
+      if (c === undefined) return;
       c.closed = true;
       if (c.sp !== null) return c.sp.clientClosed();
       settle(c, { kind: "other" });
@@ -342,6 +391,12 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
   }
   return {
     port,
+    stopAccepting: () => {
+      for (const l of listeners) l.stop(false);
+      inFlight.drain();
+    },
+    inFlight: () => inFlight.size,
+    endAll: (fields) => inFlight.endAll(fields),
     stop: () => {
       for (const l of listeners) l.stop(true);
       deps.intercept?.legs?.close();

@@ -22,6 +22,12 @@
  * Rotation: an SVID or bundle newer than the one the listener started with is put on each new
  * connection before its handshake (`setKeyCert` with a secure context made once per change), so
  * the listener never restarts and no connection is dropped.
+ *
+ * Bounds on the backend leg (`proxy:`, read when a connection arrives): connected within the
+ * connect bound (`backend_connect_timeout`); then the first-byte and idle bounds of watchdog.ts
+ * (`backend_first_byte_timeout`, `idle_timeout`; under `mcp:` the relay applies them per request,
+ * mcp/relay.ts). No bound on the whole duration. `stop` closes the port and leaves connections in
+ * flight to finish; `endAll` cuts what is left, each recorded (in-flight.ts).
  */
 import type { Audit } from "../audit/sink/audit-log.ts";
 import { connAudit, type ConnAudit } from "./conn-audit.ts";
@@ -41,6 +47,9 @@ import type { PinStore } from "../mcp/index.ts";
 import { openGate } from "./mcp/gate-rule.ts";
 import { McpRelay } from "./mcp/relay.ts";
 import type { Header } from "../http1/index.ts";
+import { DEFAULT_PROXY_SETTINGS, type ProxySettings } from "../policy/model.ts";
+import { InFlight, type Tracked } from "./in-flight.ts";
+import { expiryFields, Watchdog } from "./watchdog.ts";
 
 export interface InboundDeps {
   readonly identity: IdentitySource;
@@ -52,14 +61,14 @@ export interface InboundDeps {
   readonly accepting?: () => boolean;
   /** MCP tool pins (rules with `mcp:`); absent: none are kept. */
   readonly pins?: PinStore;
-  /** From accept to a verified client (default HANDSHAKE_TIMEOUT_MS), then to a backend connection (BACKEND_TIMEOUT_MS). */
+  /** From accept to a verified client (default HANDSHAKE_TIMEOUT_MS). */
   readonly handshakeTimeoutMs?: number;
-  readonly backendTimeoutMs?: number;
+  /** The backend leg's bounds in force (`proxy:`); absent: the defaults. */
+  readonly timeouts?: () => ProxySettings;
 }
 
 /** An address anyone may reach must not let a client hold a connection without a handshake. */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
-export const BACKEND_TIMEOUT_MS = 10_000;
 /** TLS 1.3 only (0x0304, BoringSSL's TLS1_3_VERSION): the PROXY header says so, and SVIDs need nothing older. */
 export const TLS_1_3 = 0x0304;
 
@@ -68,6 +77,10 @@ type Fields = Record<string, unknown>;
 interface Conn {
   started: number;
   events: ConnAudit;
+  /** Its record and how the listener may end it (in-flight.ts); `events` is `tracked.events`. */
+  tracked: Tracked;
+  /** The bounds in force when it arrived. */
+  timeouts: ProxySettings;
   /** The handshake deadline, then the backend's; null once forwarding began. */
   timer: ReturnType<typeof setTimeout> | null;
   /** The client as the listener saw it at accept (Bun clears the address at close). */
@@ -96,6 +109,13 @@ function tlsOf(c: Credential, t: TrustNow) {
   return { cert: chainPem(c.chain), key: c.keyPem, ca: t.allCaPem };
 }
 
+/** How a connection the MCP relay ended is recorded: its bounds as the watchdog's are, anything else refused. */
+function relayOutcome(reason: string): string {
+  if (reason === "idle_timeout") return "terminated";
+  if (reason === "backend_first_byte_timeout") return "backend_failed";
+  return "refused";
+}
+
 function addressOf(text: string): IpAddress | null {
   try {
     return parseIp(text);
@@ -112,6 +132,8 @@ export class InboundListener {
 
   /** The rule in force; a reload with the same listen address swaps it in place. */
   rule: InboundRule;
+
+  private readonly inFlight = new InFlight();
 
   /** Throws when the address cannot be bound; `credential` is the SVID for rule.id. */
   constructor(rule: InboundRule, credential: Credential, private readonly deps: InboundDeps) {
@@ -159,8 +181,19 @@ export class InboundListener {
     return `${this.rule.listen.host}:${this.rule.listen.port}`;
   }
 
+  /** Closes the port: a new connection is refused; those in flight go on (on the rule they started with). */
   stop(): void {
     this.listener.stop(false);
+  }
+
+  /** Connections whose conn_close is not written yet. */
+  get connections(): number {
+    return this.inFlight.size;
+  }
+
+  /** Ends every connection still open, each recorded with `fields` (outcome, reason, detail); how many. */
+  endAll(fields: Record<string, unknown>): number {
+    return this.inFlight.endAll(fields);
   }
 
   private fields(s: Socket<Conn>, fields: Fields): Fields {
@@ -191,7 +224,9 @@ export class InboundListener {
       return;
     }
     const started = performance.now();
-    s.data = { started, events: connAudit(this.deps.audit, "inbound", started), timer: null, client: `${s.remoteAddress}:${(s as unknown as { remotePort: number }).remotePort}`, early: [], sp: null, ended: false, closed: false, header: 0, rewriter: null, relay: null, refused: null };
+    const tracked = this.inFlight.open(connAudit(this.deps.audit, "inbound", started), () => s.terminate());
+    s.data = { started, events: tracked.events, tracked, timeouts: this.deps.timeouts?.() ?? DEFAULT_PROXY_SETTINGS, timer: null, client: `${s.remoteAddress}:${(s as unknown as { remotePort: number }).remotePort}`, early: [], sp: null, ended: false, closed: false, header: 0, rewriter: null, relay: null, refused: null };
+    s.data.tracked.fields = this.fields(s, { client_id: null });
     s.data.timer = setTimeout(() => {
       s.data.timer = null;
       this.log(s, { client_id: null, outcome: "refused", reason: "handshake_timeout", detail: `no verified client within ${this.deps.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS} ms` });
@@ -221,6 +256,7 @@ export class InboundListener {
     if (!check.ok) return this.refuse(s, "client_untrusted", { detail: check.code, claimed_id: check.claimed });
     const id = check.id;
     if (!this.rule.allow.some((p) => p.matcher.matches(id))) return this.refuse(s, "client_not_allowed", { client_id: id.toString() });
+    c.tracked.fields = this.fields(s, { client_id: id.toString() });
     if (s.data.closed) return this.log(s, { client_id: id.toString(), outcome: "client_gone" });
     const connId = tlsConnectionId(s as never) ?? randomConnectionId();
     this.forward(s, id.toString(), connId);
@@ -265,12 +301,12 @@ export class InboundListener {
   }
 
   /** The MCP gate of one connection, between the splice and the sockets (`mcp:`). */
-  private relayFor(sp: Splice, clientId: string, connId: string): McpRelay {
+  private relayFor(sp: Splice, clientId: string, connId: string, t: ProxySettings): McpRelay {
     const rule = this.rule;
     const gate = openGate(rule, { caller: clientId, server: rule.id.toString(), connId }, this.deps.audit, this.deps.pins ?? null);
     const xfcc = rule.forwardClientCert ? xfccValue(rule.id.toString(), clientId) : null;
     const rewrite = (h: { headers: { entries: readonly Header[] } }): readonly Header[] => (xfcc === null ? h.headers.entries : withXfcc(h.headers.entries, xfcc));
-    return new McpRelay(gate, rewrite, { toBackend: (b) => sp.up.data(b), toClient: (b) => sp.down.data(b), endBackend: () => sp.up.ended(), endClient: () => sp.down.ended() });
+    return new McpRelay(gate, rewrite, { toBackend: (b) => sp.up.data(b), toClient: (b) => sp.down.data(b), endBackend: () => sp.up.ended(), endClient: () => sp.down.ended() }, { firstByteMs: t.firstByteTimeoutMs, idleMs: t.idleTimeoutMs });
   }
 
   private forward(s: Socket<Conn>, clientId: string, connId: Uint8Array): void {
@@ -293,24 +329,34 @@ export class InboundListener {
       if (c.timer !== null) clearTimeout(c.timer);
       c.timer = null;
       c.events.open(this.fields(s, base));
-      const sp = splice(endOf(s as Socket<unknown>), endOf(b as Socket<unknown>), () =>
-        this.log(s, {
-          ...base,
-          outcome: "forwarded",
-          ...(c.rewriter !== null ? { requests: c.rewriter.requests } : {}),
-          ...(c.relay !== null ? { requests: c.relay.count, ...(c.relay.refused !== null ? { outcome: "refused", ...c.relay.refused } : {}) } : {}),
-          ...c.refused,
-          bytes_up: sp.bytesUp() - c.header,
-          bytes_down: sp.bytesDown(),
-        }),
+      const t = c.timeouts;
+      // Under mcp: the relay bounds each request's answer itself (it answers 504); else the watchdog.
+      const watch = this.rule.mcp !== null ? null : new Watchdog(t, (why) => void this.inFlight.end(c.tracked, expiryFields(why, t, "backend")));
+      const sp = splice(
+        endOf(s as Socket<unknown>),
+        endOf(b as Socket<unknown>),
+        () => {
+          watch?.stop();
+          this.log(s, {
+            ...base,
+            outcome: "forwarded",
+            ...(c.rewriter !== null ? { requests: c.rewriter.requests } : {}),
+            ...(c.relay !== null ? { requests: c.relay.count, ...(c.relay.refused !== null ? { outcome: relayOutcome(c.relay.refused.reason), ...c.relay.refused } : {}) } : {}),
+            ...c.refused,
+            bytes_up: sp.bytesUp() - c.header,
+            bytes_down: sp.bytesDown(),
+          });
+        },
+        watch,
       );
       c.sp = sp;
       b.data.sp = sp;
+      c.tracked.control = { drain() {}, cut: () => sp.abort() };
       if (header !== null) {
         c.header = header.length;
         sp.up.data(header);
       }
-      if (this.rule.mcp !== null) c.relay = b.data.relay = this.relayFor(sp, clientId, hex(connId));
+      if (this.rule.mcp !== null) c.relay = b.data.relay = this.relayFor(sp, clientId, hex(connId), t);
       else if (this.rule.forwardClientCert) c.rewriter = new XfccRewriter(this.rule.id.toString(), clientId);
       for (const chunk of c.early) this.toBackend(s, sp, chunk);
       c.early = [];
@@ -319,16 +365,17 @@ export class InboundListener {
       s.resume();
     };
     let gaveUp = false;
-    const backendFailed = (detail: string) => {
+    const backendFailed = (detail: string, reason: string | null = null) => {
       if (gaveUp) return;
       gaveUp = true;
       if (c.timer !== null) clearTimeout(c.timer);
       c.timer = null;
-      this.log(s, { ...base, outcome: "backend_failed", detail });
+      this.log(s, { ...base, outcome: "backend_failed", ...(reason !== null ? { reason } : {}), detail });
       s.end();
     };
     if (c.timer !== null) clearTimeout(c.timer);
-    c.timer = setTimeout(() => backendFailed(`no connection to the backend within ${this.deps.backendTimeoutMs ?? BACKEND_TIMEOUT_MS} ms`), this.deps.backendTimeoutMs ?? BACKEND_TIMEOUT_MS);
+    const connectMs = c.timeouts.connectTimeoutMs;
+    c.timer = setTimeout(() => backendFailed(`no connection to the backend within ${connectMs} ms`, "backend_connect_timeout"), connectMs);
     const where = f.kind === "unix" ? { unix: f.path } : { hostname: f.host, port: f.port };
     Bun.connect<BackendData>({
       ...where,

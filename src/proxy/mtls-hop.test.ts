@@ -284,7 +284,7 @@ describe("deadlines and protocol versions", () => {
     const mute = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
     try {
       const up = await openUpstream(plan("spiffe://example.org/backend", undefined, mute.port), { sessions: new SessionCache(), verifier: new PeerVerifier(), timeoutMs: 200 });
-      expect(up).toMatchObject({ ok: false, outcome: "upstream_failed", reason: "upstream_timeout" });
+      expect(up).toMatchObject({ ok: false, outcome: "upstream_failed", reason: "upstream_connect_timeout" });
     } finally {
       mute.stop(true);
     }

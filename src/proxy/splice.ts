@@ -3,9 +3,11 @@
  * on a short write the source is paused, the rest is kept and flushed on `drain`, then the source
  * resumes; so memory stays bounded by one chunk per direction whatever the speeds. A FIN from one
  * side is passed on once what it sent has been written; the splice ends when both directions have
- * ended, or at once on an error or a close of either side. Counts bytes each way. Both sockets
- * must be opened with `allowHalfOpen: true`: otherwise Bun closes a socket when its FIN arrives
- * and what still flows the other way is lost.
+ * ended, or at once on an error or a close of either side, or when `abort` cuts it (a timeout,
+ * the agent's drain deadline): both sockets are then reset, so neither end can take a cut stream
+ * for a complete one. Counts bytes each way, and tells an optional watch (watchdog.ts) of every
+ * chunk. Both sockets must be opened with `allowHalfOpen: true`: otherwise Bun closes a socket
+ * when its FIN arrives and what still flows the other way is lost.
  */
 import type { Socket } from "bun";
 
@@ -15,6 +17,14 @@ export interface SpliceEnd {
   resume(): void;
   shutdown(): void;
   end(): void;
+  /** Closes at once, with a reset. */
+  terminate(): void;
+}
+
+/** Told of each chunk: toward the upstream (`sent`) and back (`received`). */
+export interface SpliceWatch {
+  sent(): void;
+  received(): void;
 }
 
 /** One direction: from `src` to `dst`. */
@@ -28,10 +38,12 @@ class Direction {
     private readonly src: SpliceEnd,
     private readonly dst: SpliceEnd,
     private readonly onDone: () => void,
+    private readonly onChunk: (() => void) | null,
   ) {}
 
   data(chunk: Uint8Array): void {
     if (this.done) return;
+    this.onChunk?.();
     if (this.pending !== null) {
       // Bun may deliver data that was in flight when the source was paused.
       const joined = new Uint8Array(this.pending.length + chunk.length);
@@ -92,6 +104,8 @@ export interface Splice {
   /** The client's socket closed (Bun may report a peer's FIN+close as `close` alone). */
   clientClosed(): void;
   upstreamClosed(): void;
+  /** Ends it now: both sockets reset, `onFinished` run (once, as ever). */
+  abort(): void;
   bytesUp(): number;
   bytesDown(): number;
 }
@@ -103,7 +117,7 @@ export interface Splice {
  * `onFinished` runs once, when both directions have ended. A socket's `close` is wired to
  * clientClosed / upstreamClosed: what it sent is complete, and nothing more can reach it.
  */
-export function splice(client: SpliceEnd, upstream: SpliceEnd, onFinished: () => void): Splice {
+export function splice(client: SpliceEnd, upstream: SpliceEnd, onFinished: () => void, watch: SpliceWatch | null = null): Splice {
   let finished = false;
   const check = () => {
     if (!finished && up.done && down.done) {
@@ -113,8 +127,8 @@ export function splice(client: SpliceEnd, upstream: SpliceEnd, onFinished: () =>
       onFinished();
     }
   };
-  const up = new Direction(client, upstream, check);
-  const down = new Direction(upstream, client, check);
+  const up = new Direction(client, upstream, check, watch === null ? null : () => watch.sent());
+  const down = new Direction(upstream, client, check, watch === null ? null : () => watch.received());
   return {
     up: { data: (c) => up.data(c), drain: () => up.drain(), ended: () => up.ended() },
     down: { data: (c) => down.data(c), drain: () => down.drain(), ended: () => down.ended() },
@@ -125,6 +139,15 @@ export function splice(client: SpliceEnd, upstream: SpliceEnd, onFinished: () =>
     upstreamClosed: () => {
       down.ended();
       up.abort();
+    },
+    abort: () => {
+      if (finished) return;
+      finished = true;
+      up.abort();
+      down.abort();
+      client.terminate();
+      upstream.terminate();
+      onFinished();
     },
     bytesUp: () => up.bytes,
     bytesDown: () => down.bytes,
@@ -139,5 +162,6 @@ export function endOf(s: Socket<unknown>): SpliceEnd {
     resume: () => s.resume(),
     shutdown: () => s.shutdown(),
     end: () => void s.end(),
+    terminate: () => s.terminate(),
   };
 }

@@ -7,8 +7,9 @@
  *   chain against the bundle of `server_id`'s trust domain AND the verified SPIFFE ID equals
  *   `server_id`. Refusals: `peer_untrusted` (with the verifier's code), `peer_id_mismatch` (with the
  *   ID presented). Bun's `authorized` is not used here (peer-tls.ts says why).
- * A leg not ready within UPSTREAM_TIMEOUT_MS (connect, handshake and verification) is given up
- * (`upstream_timeout`); mTLS legs speak TLS 1.3 only.
+ * A leg not ready within the connect bound (`proxy.connect_timeout`, default UPSTREAM_TIMEOUT_MS:
+ * connect, handshake and verification together) is given up (`upstream_connect_timeout`); so is
+ * one that never completes its TCP connect. mTLS legs speak TLS 1.3 only.
  * TLS legs offer the session of the last leg with the same key (session-cache.ts) and keep the new
  * one once the upstream has sent something (TLS 1.3 tickets come after the handshake). The socket stays paused from the handshake until the caller attaches a splice, and what the
  * upstream sent before that is kept and handed over, so no byte is lost or early.
@@ -61,7 +62,7 @@ export type UpstreamResult =
 export interface UpstreamDeps {
   readonly sessions: SessionCache;
   readonly verifier: PeerVerifier;
-  /** From connect to a leg ready for bytes (default UPSTREAM_TIMEOUT_MS). */
+  /** From connect to a leg ready for bytes (`proxy.connect_timeout`; default UPSTREAM_TIMEOUT_MS). */
   readonly timeoutMs?: number;
 }
 
@@ -115,7 +116,7 @@ export function openUpstream(plan: UpstreamPlan, deps: UpstreamDeps): Promise<Up
   let opened: Socket<UpData> | null = null;
   const timeoutMs = deps.timeoutMs ?? UPSTREAM_TIMEOUT_MS;
   const timer = setTimeout(() => {
-    fail(null, "upstream_failed", "upstream_timeout", `the upstream was not ready within ${timeoutMs} ms`);
+    fail(null, "upstream_failed", "upstream_connect_timeout", `the upstream was not ready (connected${plan.tls !== null ? ", handshaken, verified" : ""}) within ${timeoutMs} ms`);
     opened?.terminate();
   }, timeoutMs);
   const done = (r: UpstreamResult) => {

@@ -22,7 +22,8 @@ const nullableCount = v.nullable(count);
 /** Each type's fields other than `type` and the common ones. */
 const ENTRIES = {
   agent_start: { version: text, pid: count },
-  agent_stop: { reason: text },
+  /** With capture, the drain before the stop (docs/proxy.md, "Stopping"): connections open when it began, those that finished, those cut at the deadline. */
+  agent_stop: { reason: text, in_flight: v.optional(count), finished: v.optional(count), cut: v.optional(count), drain_ms: v.optional(durationMs), drain_timeout_ms: v.optional(durationMs) },
   policy_loaded: { rules: count, sha256: hex64 },
   policy_rejected: { reason: text },
   node_attested: { node_id: text, method: text },

@@ -45,6 +45,10 @@ export function plainClient(socket: Socket<unknown>, r: Receiver): { side: Clien
       ending = true;
       if (queue.length === 0) socket.end();
     },
+    abort() {
+      queue.length = 0;
+      socket.terminate();
+    },
     pause: () => socket.pause(),
     resume: () => socket.resume(),
   };
@@ -123,6 +127,10 @@ export function tlsClient(socket: Socket<unknown>, early: Uint8Array, leaf: Leaf
   const side: ClientSide = {
     write: (bytes) => t.write(bytes),
     end: () => void t.end(),
+    abort: () => {
+      t.destroy();
+      socket.terminate();
+    },
     pause: () => {
       t.pause();
       socket.pause();

@@ -23,6 +23,13 @@
  *   connection into a tunnel: bytes pass as they are both ways, nothing more is parsed or
  *   decided, and the leg is never reused. Any other answer is an ordinary response, and the bytes
  *   the workload sent after the request are then read as its next request.
+ * - bounds (`proxy:`, watchdog.ts): a request's answer must begin within the first-byte bound of
+ *   the last byte sent upstream, else the workload gets 504 `upstream_first_byte_timeout`; a
+ *   connection without a byte either way for the idle bound ends (`idle_timeout`): an answer that
+ *   was streaming is cut (the workload's connection reset), so it cannot pass for a whole one;
+ * - a stopping agent (`drain`) ends the connection after the answer in progress (at once when none
+ *   is); one still open at its deadline (`cut`) is answered 503 when its answer had not begun, else
+ *   reset; either way the request's line and the connection's say why.
  * One `http_request` audit event per request: method, host, path (never the query), rule, status,
  * the secrets injected (by name), body bytes each way, duration.
  */
@@ -37,13 +44,17 @@ import { originForm, requestEvent } from "./request-event.ts";
 import type { McpGate, PinStore } from "../../mcp/index.ts";
 import { openGate } from "../mcp/gate-rule.ts";
 import { BodyBuffer, concatBytes, gateRequest, McpResponse } from "../mcp/http-filter.ts";
-import { FIRST_BYTE_MS, IDLE_MS, MAX_HELD, type RelayTimeouts } from "../mcp/relay.ts";
+import { MAX_HELD } from "../mcp/relay.ts";
+import { DEFAULT_PROXY_SETTINGS, type ProxySettings } from "../../policy/model.ts";
+import { expiryFields, Watchdog, type Expiry } from "../watchdog.ts";
 
 /** The workload's side: a Bun socket, or a TLS socket terminating its TLS. */
 export interface ClientSide {
   /** False: the rest is queued; `drain` will be called. */
   write(bytes: Uint8Array): boolean;
   end(): void;
+  /** Closes at once, with a reset. */
+  abort(): void;
   pause(): void;
   resume(): void;
 }
@@ -60,8 +71,8 @@ export interface ExchangeDeps extends RequestDeps {
   readonly accepting?: () => boolean;
   /** Tool pins of MCP servers (rules with `mcp:`); absent: none are kept. */
   readonly pins?: PinStore;
-  /** For MCP requests: first byte and idle bounds (default mcp/relay.ts's FIRST_BYTE_MS, IDLE_MS). */
-  readonly mcpTimeouts?: RelayTimeouts;
+  /** First-byte and idle bounds (`proxy:`; the connect bound is `upstream.timeoutMs`); default DEFAULT_PROXY_SETTINGS. */
+  readonly timeouts?: ProxySettings;
 }
 
 type Fields = Record<string, unknown>;
@@ -105,43 +116,70 @@ export class HttpExchange implements LegOwner {
   /** One MCP gate per rule with `mcp:` the connection's requests went to. */
   private readonly gates = new Map<string, McpGate>();
 
+  /** The first-byte and idle bounds: bytes sent upstream, bytes from it, bytes from the workload. */
+  private readonly watch: Watchdog;
+  /** The agent is stopping: the connection ends after the answer in progress. */
+  private draining = false;
+  /** A request decided and waiting for its upstream leg. */
+  private starting: { head: RequestHead; started: number; verdict: Verdict } | null = null;
+
   constructor(
     private readonly client: ClientSide,
     private readonly ctx: RequestContext,
     private readonly base: Fields,
     private readonly deps: ExchangeDeps,
     private readonly onDone: (fields: Fields) => void,
-  ) {}
-
-  /** While an MCP request waits: its first-byte bound, then the idle bound every byte restarts. */
-  private mcpTimer: { kind: "first" | "idle"; timer: ReturnType<typeof setTimeout> } | null = null;
-
-  /** When a byte last moved either way during an MCP answer: the idle timer, when it fires, waits for what is left. */
-  private lastByte = 0;
-
-  private armMcp(kind: "first" | "idle", wait?: number): void {
-    if (this.mcpTimer !== null) clearTimeout(this.mcpTimer.timer);
-    const t = this.deps.mcpTimeouts ?? { firstByteMs: FIRST_BYTE_MS, idleMs: IDLE_MS };
-    const ms = kind === "first" ? t.firstByteMs : t.idleMs;
-    if (kind === "idle" && wait === undefined) this.lastByte = performance.now();
-    const timer = setTimeout(() => {
-      this.mcpTimer = null;
-      if (kind === "first") return this.refuse(504, "upstream_timeout", `no answer from the upstream within ${ms} ms`);
-      const left = ms - (performance.now() - this.lastByte);
-      if (left > 0) return this.armMcp("idle", left);
-      this.finish({ outcome: "idle_timeout", detail: `no byte either way for ${ms} ms during an MCP answer` });
-    }, wait ?? ms);
-    this.mcpTimer = { kind, timer };
+  ) {
+    const t = deps.timeouts ?? DEFAULT_PROXY_SETTINGS;
+    this.watch = new Watchdog(t, (why: Expiry) => this.endNow(expiryFields(why, t, "upstream"), 504));
   }
 
-  private disarmMcp(): void {
-    if (this.mcpTimer !== null) clearTimeout(this.mcpTimer.timer);
-    this.mcpTimer = null;
+  /**
+   * The agent is stopping: ends after the answer in progress, or at once between requests. A
+   * connection that has not had an answer yet (still in its TLS handshake, say) gets its first.
+   */
+  drain(): void {
+    this.draining = true;
+    if (!this.done && this.count > 0 && this.req === null && this.tunnel === null && !this.busy && !this.waiting && this.events.length === 0) this.finish({ outcome: "closed", detail: "the agent is stopping" });
+  }
+
+  /** The agent's drain deadline: ends now, recorded with `why` (in-flight.ts). */
+  cut(why: Readonly<Fields>): void {
+    this.endNow(why, 503);
+  }
+
+  /**
+   * The proxy ends the connection (a bound, the agent's stop), recorded with `why`: a request
+   * waiting for its answer is answered `status`; an answer or a tunnel in progress is cut, the
+   * workload's connection reset; between requests it simply closes.
+   */
+  private endNow(why: Readonly<Fields>, status: number): void {
+    if (this.done) return;
+    const r = this.req;
+    const reason = String(why.reason ?? "");
+    const detail = String(why.detail ?? "");
+    if (r !== null) {
+      this.count += 1;
+      const v = r.verdict;
+      const answered = r.response === null ? { status, upstream: `${v.upstream.address.text}:${v.upstream.port}`, peer_id: this.leg?.peerId ?? null } : this.forwarded(r, this.leg, String(why.outcome));
+      this.logRequest(r.head, r.started, { ...answered, outcome: why.outcome, reason, detail, rule: v.rule.name, host: v.name, path: v.path });
+    }
+    const s = this.starting;
+    if (r === null && s !== null) {
+      // Decided, its leg still being opened: answered like one waiting for its answer.
+      this.count += 1;
+      this.logRequest(s.head, s.started, { status, outcome: why.outcome, reason, detail, rule: s.verdict.rule.name, host: s.verdict.name, path: s.verdict.path });
+    }
+    if ((r !== null && r.response === null) || (r === null && s !== null)) {
+      this.client.write(wholeResponse(status, "text/plain", new TextEncoder().encode(`tidegate: ${reason}\n`), false));
+      return this.finish(why);
+    }
+    this.finish(why, r !== null || this.tunnel !== null);
   }
 
   clientData(chunk: Uint8Array): void {
     if (this.done) return;
-    if (this.mcpTimer?.kind === "idle") this.lastByte = performance.now();
+    this.watch.moved();
     if (this.tunnel !== null) return this.tunnelUp(chunk);
     for (const e of this.requests.push(chunk)) this.hold(e);
     if (this.held > MAX_HELD) return this.refuse(400, "too_much_ahead", `over ${MAX_HELD} bytes sent ahead of an answer`);
@@ -233,7 +271,9 @@ export class HttpExchange implements LegOwner {
       this.logRequest(head, started, { status: verdict.status, outcome: "refused", reason: verdict.reason, detail: verdict.detail, rule: verdict.rule, host: verdict.name });
       return this.refuse(verdict.status, verdict.reason, verdict.detail, false);
     }
+    this.starting = { head, started, verdict };
     const leg = await this.legFor(verdict, true);
+    this.starting = null;
     if (leg === null || this.done) return;
     const target = head.form === "absolute" ? originForm(head.target) : head.target;
     const sent = serializeRequestHead({ method: head.method, target, version: head.version, headers: verdict.headers });
@@ -264,7 +304,7 @@ export class HttpExchange implements LegOwner {
       this.count += 1;
       this.logRequest(r.head, r.started, { status: out.status, outcome: "refused", reason: out.reason, rule: r.verdict.rule.name, host: r.verdict.name, path: r.verdict.path });
       this.req = null;
-      if (!r.head.keepAlive || out.status === 413) return this.finish({ outcome: "closed" });
+      if (!r.head.keepAlive || out.status === 413 || this.draining) return this.finish({ outcome: "closed" });
       this.waiting = false;
       return void this.pump();
     }
@@ -273,11 +313,11 @@ export class HttpExchange implements LegOwner {
     if (r.sent !== null) r.sent = head;
     this.sendHead(leg, r.head, out.body.length > 0 ? concatBytes([head, out.body]) : head); // one write
     this.waiting = true;
-    this.armMcp("first");
   }
 
   private sendHead(leg: UpstreamLeg, head: RequestHead, bytes: Uint8Array): void {
     leg.parser.expect(head.method, head.upgrade.length > 0);
+    this.watch.expectAnswer(); // each request's answer must begin within the first-byte bound
     this.send(leg, bytes);
   }
 
@@ -299,7 +339,7 @@ export class HttpExchange implements LegOwner {
     }
     const up = await openUpstream({ address: v.upstream.address, port: v.upstream.port, tls }, this.deps.upstream);
     if (!up.ok) {
-      this.refuse(502, up.reason ?? up.outcome, up.detail);
+      this.refuse(up.reason === "upstream_connect_timeout" ? 504 : 502, up.reason ?? up.outcome, up.detail, true, up.outcome);
       return null;
     }
     const leg = new UpstreamLeg(key, up.socket, up.peerId, hex(up.connId));
@@ -324,6 +364,7 @@ export class HttpExchange implements LegOwner {
   }
 
   private send(leg: UpstreamLeg, bytes: Uint8Array): void {
+    this.watch.sent();
     if (!leg.send(bytes)) this.client.pause();
   }
 
@@ -333,7 +374,7 @@ export class HttpExchange implements LegOwner {
 
   legData(leg: UpstreamLeg, chunk: Uint8Array): void {
     if (leg !== this.leg || this.done) return;
-    if (this.mcpTimer?.kind === "idle") this.lastByte = performance.now();
+    this.watch.received();
     const t = this.tunnel;
     if (t !== null) {
       t.bytesDown += chunk.length;
@@ -400,7 +441,6 @@ export class HttpExchange implements LegOwner {
     if (e.kind === "head") {
       // Never a tunnel under an MCP rule (the policy refuses upgrade: with mcp:): messages after it would pass unchecked.
       if (e.head.framing === "tunnel") return this.failUpstream("the upstream switched protocols under an MCP rule");
-      this.armMcp("idle");
       r.response = e.head;
       m.response = new McpResponse(m.gate, e.head, m.id, (b) => this.toClient(leg, b));
       return;
@@ -414,7 +454,6 @@ export class HttpExchange implements LegOwner {
     leg.pause();
     void res.end(e.trailers).then(() => {
       leg.resume();
-      if (this.req === r) this.disarmMcp();
       if (this.req === r && !this.done) this.responseEnded(leg, r);
     });
   }
@@ -430,15 +469,16 @@ export class HttpExchange implements LegOwner {
     leg.reusable = keep;
     this.req = null;
     if (!keep) return this.finish({ outcome: "closed" });
+    if (this.draining) return this.finish({ outcome: "closed", detail: "the agent is stopping" });
     this.waiting = false;
     // An upgrade answered without a switch: what the workload sent after it is its next request.
     if (this.requests.held) for (const ev of this.requests.resume()) this.hold(ev);
     void this.pump();
   }
 
-  private forwarded(r: Req, leg: UpstreamLeg, outcome: string): Fields {
+  private forwarded(r: Req, leg: UpstreamLeg | null, outcome: string): Fields {
     const v = r.verdict;
-    return { status: r.response?.status ?? null, outcome, rule: v.rule.name, host: v.name, path: v.path, secrets: v.secrets, upstream: `${v.upstream.address.text}:${v.upstream.port}`, peer_id: leg.peerId, upstream_conn_id: leg.connId, bytes_up: r.bytesUp, bytes_down: r.bytesDown };
+    return { status: r.response?.status ?? null, outcome, rule: v.rule.name, host: v.name, path: v.path, secrets: v.secrets, upstream: `${v.upstream.address.text}:${v.upstream.port}`, peer_id: leg?.peerId ?? null, upstream_conn_id: leg?.connId ?? null, bytes_up: r.bytesUp, bytes_down: r.bytesDown };
   }
 
   /** A 101: from here bytes pass as they are, both ways; the leg is never reused. */
@@ -474,15 +514,18 @@ export class HttpExchange implements LegOwner {
   }
 
   /** Answers `status` with the reason in the body, then closes: nothing later is read. */
-  private refuse(status: number, reason: string, detail: string, log = true): void {
+  private refuse(status: number, reason: string, detail: string, log = true, outcome = "refused"): void {
     if (this.done) return;
     const r = this.req;
-    if (log && r === null) this.logRequest(null, performance.now(), { outcome: "refused", status, reason, detail });
+    const s = this.starting;
+    // A request decided and waiting for its leg (which failed): its line names it.
+    if (log && r === null && s !== null) this.logRequest(s.head, s.started, { status, outcome, reason, detail, rule: s.verdict.rule.name, host: s.verdict.name, path: s.verdict.path });
+    else if (log && r === null) this.logRequest(null, performance.now(), { outcome, status, reason, detail });
     // A request already sent upstream whose body then broke HTTP/1.1: its line says so; the leg is
     // closed mid-request, so the upstream never sees it complete.
-    if (log && r !== null) this.logRequest(r.head, r.started, { status, outcome: "refused", reason, detail, rule: r.verdict.rule.name, host: r.verdict.name, path: r.verdict.path });
+    if (log && r !== null) this.logRequest(r.head, r.started, { status, outcome, reason, detail, rule: r.verdict.rule.name, host: r.verdict.name, path: r.verdict.path });
     this.client.write(wholeResponse(status, "text/plain", new TextEncoder().encode(`tidegate: ${reason}\n`), false));
-    this.finish({ outcome: "refused", reason, detail });
+    this.finish({ outcome, reason, detail });
   }
 
   /** `head` null: the request broke HTTP/1.1 before its head was whole. */
@@ -490,14 +533,16 @@ export class HttpExchange implements LegOwner {
     this.deps.audit.emit("http_request", requestEvent(this.base, head, started, fields));
   }
 
-  private finish(fields: Fields): void {
+  /** `reset`: the workload's connection is closed with a reset (what it was getting was cut). */
+  private finish(fields: Readonly<Fields>, reset = false): void {
     if (this.done) return;
     this.done = true;
-    this.disarmMcp();
+    this.watch.stop();
     for (const g of this.gates.values()) g.close();
     const t = this.tunnel;
     this.releaseLeg();
-    this.client.end();
+    if (reset) this.client.abort();
+    else this.client.end();
     this.onDone({ ...fields, requests: this.count, ...(t !== null ? { tunnel_bytes_up: t.bytesUp, tunnel_bytes_down: t.bytesDown } : {}) });
   }
 }

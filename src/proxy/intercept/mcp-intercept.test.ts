@@ -41,7 +41,7 @@ beforeAll(async () => {
     },
   });
   const mcp = "    mcp: { tools: { deny: [rm] } }\n";
-  port = h.start(`trust_domain: example.org\negress:\n${apiRule("mcp-api", 80, h, api.port!, mcp)}`, { secrets: { api_token: "t0ken-value" }, mcpTimeouts: { firstByteMs: 150, idleMs: 300 } });
+  port = h.start(`trust_domain: example.org\negress:\n${apiRule("mcp-api", 80, h, api.port!, mcp)}`, { secrets: { api_token: "t0ken-value" }, timeouts: { connectTimeoutMs: 10_000, firstByteTimeoutMs: 150, idleTimeoutMs: 300 } });
 });
 
 afterAll(() => {
@@ -71,7 +71,7 @@ describe("intercept with mcp:", () => {
   test("a server that never answers gets the workload a 504 after the first-byte bound", async () => {
     const out = await exchange(port, post(3, "tools/call", "hang"));
     expect(out).toStartWith("HTTP/1.1 504 ");
-    expect(out).toContain("upstream_timeout");
+    expect(out).toContain("upstream_first_byte_timeout");
     expect(h.lines.filter((l) => l.type === "tool_call").at(-1)).toMatchObject({ tool: "hang", outcome: "no_answer", duration_ms: null });
   });
 
@@ -79,6 +79,6 @@ describe("intercept with mcp:", () => {
     const out = await exchange(port, post(4, "tools/call", "stream"));
     expect(out.split("notifications/progress").length - 1).toBe(6);
     const closed = h.lines.filter((l) => l.type === "conn_close").at(-1);
-    expect(closed).toMatchObject({ outcome: "idle_timeout" });
+    expect(closed).toMatchObject({ outcome: "terminated", reason: "idle_timeout" });
   });
 });

@@ -6,7 +6,8 @@
  *   name it gave (no SNI: refused, `no_sni`), offering http/1.1 only;
  * then every request is decided, rewritten and re-originated upstream with TLS, or mTLS when the
  * rule has `mtls:` (exchange.ts). Without an interception CA or a secret store the connection is
- * refused (`intercept_unavailable`).
+ * refused (`intercept_unavailable`). Once it is served, a stopping agent ends it after the answer
+ * in progress, or cuts it at the drain deadline (`conn.tracked.control`, in-flight.ts).
  */
 import type { Socket } from "bun";
 import type { NameCache } from "../../policy/name-cache.ts";
@@ -25,7 +26,8 @@ import { HttpExchange } from "./exchange.ts";
 import type { LegPool } from "./leg-pool.ts";
 import type { LegSpec } from "../egress-listener.ts";
 import type { PinStore } from "../../mcp/index.ts";
-import type { RelayTimeouts } from "../mcp/relay.ts";
+import type { ProxySettings } from "../../policy/model.ts";
+import type { Tracked } from "../in-flight.ts";
 
 export interface InterceptDeps {
   leafFor(serverName: string): Promise<Leaf>;
@@ -34,14 +36,14 @@ export interface InterceptDeps {
   readonly legs?: LegPool;
   /** Tool pins of MCP servers behind rules with `mcp:`; absent: none are kept. */
   readonly pins?: PinStore;
-  /** MCP first-byte and idle bounds (tests shorten them). */
-  readonly mcpTimeouts?: RelayTimeouts;
 }
 
 interface ConnState {
   sp: Splice | null;
   ended: boolean;
   closed: boolean;
+  /** Where the exchange's drain and cut are put (in-flight.ts). */
+  tracked: Tracked;
 }
 
 type Fields = Record<string, unknown>;
@@ -54,9 +56,9 @@ export interface InterceptCall {
   readonly first: PeekResult;
   readonly caller: { record: { address: IpAddress; port: number }; id: SpiffeId };
   readonly fields: Fields;
-  readonly deps: { engine(): PolicyEngine | null; names(): Pick<NameCache, "resolve">; intercept?: InterceptDeps; logger: Logger; audit: Audit; accepting?(): boolean };
+  readonly deps: { engine(): PolicyEngine | null; names(): Pick<NameCache, "resolve">; intercept?: InterceptDeps; logger: Logger; audit: Audit; accepting?(): boolean; timeouts?(): ProxySettings };
   readonly upstream: UpstreamDeps;
-  /** conn_open and conn_close of this connection. */
+  /** conn_open and conn_close of this connection (conn.tracked.events). */
   readonly events: ConnAudit;
   legTls(spec: LegSpec): Promise<UpstreamTls | { refused: string; detail: string }>;
 }
@@ -105,7 +107,7 @@ export async function serveIntercept(call: InterceptCall): Promise<void> {
       upstream: call.upstream,
       pool: ix.legs ?? null,
       ...(ix.pins !== undefined ? { pins: ix.pins } : {}),
-      ...(ix.mcpTimeouts !== undefined ? { mcpTimeouts: ix.mcpTimeouts } : {}),
+      ...(deps.timeouts !== undefined ? { timeouts: deps.timeouts() } : {}),
       legTls: (v) => call.legTls(v.rule.serverId !== null ? { kind: "mtls", serverName: v.upstream.serverName, serverId: v.rule.serverId } : { kind: "tls", serverName: v.upstream.serverName, caFile: v.rule.ca }),
       audit: deps.audit,
       ...(deps.accepting !== undefined ? { accepting: () => deps.accepting!() } : {}),
@@ -118,9 +120,12 @@ export async function serveIntercept(call: InterceptCall): Promise<void> {
     down: { data() {}, ended() {}, drain: () => client.feed.drain() },
     clientClosed: () => client.feed.closed(),
     upstreamClosed() {},
+    abort() {},
     bytesUp: () => 0,
     bytesDown: () => 0,
   };
+  const ex = exchange;
+  conn.tracked.control = { drain: () => ex.drain(), cut: (why) => ex.cut(why) };
   if (first.kind !== "tls" && call.early.length > 0) exchange.clientData(call.early);
   if (conn.closed) client.feed.closed();
   else if (conn.ended) client.feed.ended();

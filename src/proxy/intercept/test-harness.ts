@@ -23,10 +23,13 @@ import type { LegPool } from "./leg-pool.ts";
 import { serveIntercept } from "./serve.ts";
 import { memoryAudit } from "../../audit/sink/memory-audit.ts";
 import { connAudit } from "../conn-audit.ts";
+import { InFlight, type Tracked } from "../in-flight.ts";
+import type { ProxySettings } from "../../policy/model.ts";
 
 export const CALLER = SpiffeId.parse("spiffe://example.org/w");
 
 interface TestConn {
+  tracked: Tracked;
   buf: Uint8Array[];
   sp: Splice | null;
   ended: boolean;
@@ -44,8 +47,18 @@ export interface Harness {
   /** The audit events (`{ type, ...fields }`), each checked against the event schema. */
   readonly lines: Record<string, unknown>[];
   /** Starts the proxy with this policy; the workload "dialled" port 443 for TLS, else 80. */
-  start(policy: string, opts: { secrets: Record<string, string>; pool?: LegPool; accepting?: () => boolean; mcpTimeouts?: { firstByteMs: number; idleMs: number } }): number;
+  start(policy: string, opts: StartOptions): number;
+  /** The connections served, as the egress listener tracks them (drain, cut). */
+  readonly inFlight: InFlight;
   stop(): void;
+}
+
+interface StartOptions {
+  secrets: Record<string, string>;
+  pool?: LegPool;
+  accepting?: () => boolean;
+  /** `proxy:` bounds (tests shorten them). */
+  timeouts?: ProxySettings;
 }
 
 export async function createHarness(): Promise<Harness> {
@@ -62,20 +75,22 @@ export async function createHarness(): Promise<Harness> {
   writeFileSync(agentCaFile, agentCa.certPem);
   let proxy: { stop(force?: boolean): void } | null = null;
   let pool: LegPool | undefined;
+  const inFlight = new InFlight();
 
-  const start = (policyText: string, opts: { secrets: Record<string, string>; pool?: LegPool; accepting?: () => boolean; mcpTimeouts?: { firstByteMs: number; idleMs: number } }): number => {
+  const start = (policyText: string, opts: StartOptions): number => {
     pool = opts.pool;
     const engine = new PolicyEngine(loadPolicy(policyText, "t.yaml"));
     const names = new NameCache({ hosts: new Map([["api.test", [parseIp("127.0.0.1")]]]), lookup: async () => ({ addresses: [], ttl: 30 }) });
-    const upstream = { sessions: new SessionCache(), verifier: new PeerVerifier() };
-    const intercept = { leafFor: (n: string) => agentCa.leafFor(n), secret: (n: string) => opts.secrets[n] ?? null, ...(opts.pool !== undefined ? { legs: opts.pool } : {}), ...(opts.mcpTimeouts !== undefined ? { mcpTimeouts: opts.mcpTimeouts } : {}) };
-    const deps = { engine: () => engine, names: () => names, intercept, logger, audit, ...(opts.accepting !== undefined ? { accepting: opts.accepting } : {}) };
+    const t = opts.timeouts;
+    const upstream = { sessions: new SessionCache(), verifier: new PeerVerifier(), ...(t !== undefined ? { timeoutMs: t.connectTimeoutMs } : {}) };
+    const intercept = { leafFor: (n: string) => agentCa.leafFor(n), secret: (n: string) => opts.secrets[n] ?? null, ...(opts.pool !== undefined ? { legs: opts.pool } : {}) };
+    const deps = { engine: () => engine, names: () => names, intercept, logger, audit, ...(opts.accepting !== undefined ? { accepting: opts.accepting } : {}), ...(t !== undefined ? { timeouts: () => t } : {}) };
     const listener = Bun.listen<TestConn>({
       hostname: "127.0.0.1",
       port: 0,
       allowHalfOpen: true,
       socket: {
-        open: (s) => void (s.data = { buf: [], sp: null, ended: false, closed: false, started: false }),
+        open: (s) => void (s.data = { tracked: inFlight.open(connAudit(audit, "egress"), () => s.terminate()), buf: [], sp: null, ended: false, closed: false, started: false }),
         data(s, chunk) {
           const c = s.data;
           if (c.sp !== null) return c.sp.up.data(chunk);
@@ -87,7 +102,7 @@ export async function createHarness(): Promise<Harness> {
             first = peek(new Uint8Array(early));
           } catch (e) {
             // The listener refuses (and logs) a first request that breaks HTTP/1.1 while peeking.
-            if (e instanceof PeekError) return void (connAudit(audit, "egress").close({ outcome: "refused", reason: e.code }), s.end());
+            if (e instanceof PeekError) return void (c.tracked.events.close({ outcome: "refused", reason: e.code }), s.end());
             throw e;
           }
           if (first.kind === "need_more") return;
@@ -102,7 +117,7 @@ export async function createHarness(): Promise<Harness> {
             fields: { spiffe_id: CALLER.toString(), pid: 1 },
             deps,
             upstream,
-            events: connAudit(audit, "egress"),
+            events: c.tracked.events,
             legTls: (spec) => legTlsOf(spec, CALLER, { lookupRecord: () => null, identify: async () => ({ ok: false, workload: null, reason: "", detail: "" }), engine: () => engine, names: () => names, logger, audit }),
           });
         },
@@ -128,6 +143,7 @@ export async function createHarness(): Promise<Harness> {
     apiTls: { cert: leaf.certPem + apiCa.certPem, key: leaf.keyPem },
     lines,
     start,
+    inFlight,
     stop() {
       proxy?.stop(true);
       pool?.close();

@@ -283,7 +283,7 @@ describe("McpRelay timeouts", () => {
     s.relay.clientData(post(call(1, "echo")));
     await Bun.sleep(150);
     expect(s.client()).toStartWith("HTTP/1.1 504 ");
-    expect(s.relay.refused?.reason).toBe("backend_timeout");
+    expect(s.relay.refused?.reason).toBe("backend_first_byte_timeout");
     expect(s.events.map((e) => e.fields.outcome)).toEqual(["no_answer"]);
   });
   test("SSE events keep a long call alive past the idle timeout; silence then ends it", async () => {

@@ -9,8 +9,9 @@
  *   held, at most MAX_HELD, else the connection is refused (`mcp_too_much_ahead`).
  * - Every request's headers pass through `rewrite` (the listener adds `x-forwarded-client-cert`
  *   there when the rule asks).
- * - Timeouts: an answer's head must come within FIRST_BYTE_MS of its request (else 504
- *   `backend_timeout`); a connection with no byte either way for IDLE_MS is closed
+ * - Timeouts (`proxy.first_byte_timeout` and `proxy.idle_timeout`, default FIRST_BYTE_MS and
+ *   IDLE_MS): an answer's head must come within the first of its request (else 504
+ *   `backend_first_byte_timeout`); a connection with no byte either way for the second is closed
  *   (`idle_timeout`); every byte, so every SSE event, starts that over, and a call's whole
  *   duration has no cap.
  * - Refused, answered with the status named and the connection closed: a stream that breaks
@@ -24,7 +25,7 @@ import { BodyBuffer, concatBytes, gateRequest, MAX_MCP_BODY, McpResponse } from 
 
 /** Client bytes held while an answer is awaited (pipelined requests), at most. */
 export const MAX_HELD = MAX_MCP_BODY + 64 * 1024;
-/** From a request forwarded to its answer's head (`backend_timeout`, 504). */
+/** From a request forwarded to its answer's head (`backend_first_byte_timeout`, 504). */
 export const FIRST_BYTE_MS = 30_000;
 /** Without a byte either way (an SSE event counts; `idle_timeout`): a call that keeps reporting is never cut off. */
 export const IDLE_MS = 300_000;
@@ -161,7 +162,7 @@ export class McpRelay {
     c.id = out.id;
     this.waiting = true;
     this.firstByte = setTimeout(() => {
-      if (this.current === c && c.response === null) this.refuse(504, "backend_timeout", `no answer from the backend within ${this.timeouts.firstByteMs} ms`);
+      if (this.current === c && c.response === null) this.refuse(504, "backend_first_byte_timeout", `no answer from the backend within ${this.timeouts.firstByteMs} ms`);
     }, this.timeouts.firstByteMs);
     this.responses.expect(c.head.method);
     const head = serializeRequestHead({ method: c.head.method, target: c.head.target, version: c.head.version, headers: out.headers });

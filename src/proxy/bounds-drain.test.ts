@@ -1,0 +1,268 @@
+// The egress listener's bounds on an upstream leg (`proxy:`, watchdog.ts), over real loopback
+// sockets with small bounds: an upstream that never completes the TCP connect (a listener whose
+// accept queue is full, so the kernel drops the SYN), one that accepts and never writes, one that
+// answers and goes silent, on a passthrough and on a tls leg; each ends the connection, resets the
+// workload's end, and is recorded with its own reason. A slow but steady stream and a slow upload,
+// each longer than the bounds, go through whole: nothing bounds a connection's whole duration.
+// Draining (a stopping agent): the port closes, a connection in flight ends whole; what is still
+// open at the deadline is reset both ways and recorded (`drain_timeout`).
+import type { Socket, SocketHandler } from "bun";
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { memoryAudit, type MemoryAudit } from "../audit/sink/memory-audit.ts";
+import { InterceptionCa } from "../intercept/ca.ts";
+import { parseIp } from "../policy/address.ts";
+import { PolicyEngine } from "../policy/engine.ts";
+import { loadPolicy } from "../policy/load.ts";
+import type { ProxySettings } from "../policy/model.ts";
+import { createLogger } from "../runtime/log.ts";
+import { SpiffeId } from "../spiffe/index.ts";
+import { startEgressListener, type EgressListener } from "./egress-listener.ts";
+import { fullBacklog, startWorkload, waitUntil } from "./bounds-test-kit.ts";
+
+const W = SpiffeId.parse("spiffe://example.org/w");
+const BOUNDS: ProxySettings = { connectTimeoutMs: 300, firstByteTimeoutMs: 300, idleTimeoutMs: 400 };
+
+let listener: EgressListener | null = null;
+let audit: MemoryAudit;
+const servers: { stop(force?: boolean): void }[] = [];
+let dir: string;
+let caFile: string;
+let apiTls: { cert: string; key: string };
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "tidegate-test-timeouts-"));
+  const ca = await InterceptionCa.open({ stateDir: join(dir, "ca"), label: "api" });
+  const leaf = await ca.leafFor("api.test");
+  caFile = join(dir, "ca.pem");
+  writeFileSync(caFile, ca.certPem);
+  apiTls = { cert: leaf.certPem + ca.certPem, key: leaf.keyPem };
+});
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+afterEach(() => {
+  listener?.stop();
+  listener = null;
+  for (const s of servers.splice(0)) s.stop(true);
+});
+
+/** The egress listener, with every connection recorded as coming from W toward 127.0.0.1:`port`. */
+function proxyTo(port: number, bounds: ProxySettings = BOUNDS): number {
+  audit = memoryAudit();
+  const engine = new PolicyEngine(
+    loadPolicy(
+      `trust_domain: example.org
+egress:
+  - { name: api-tls, from: spiffe://example.org/w, to: { host: api.test, port: ${port} }, action: tls, ca: ${caFile} }
+  - { name: local, from: spiffe://example.org/w, to: { cidr: 127.0.0.1/32, port: any }, action: passthrough }
+`,
+      "t.yaml",
+    ),
+  );
+  const record = { address: parseIp("127.0.0.1"), port, proto: "tcp" as const, pid: 42, tgid: 42, uid: 1000, gid: 1000, cgroupId: 7n };
+  for (let i = 0; i < 20 && listener === null; i++) {
+    try {
+      listener = startEgressListener(20_000 + Math.floor(Math.random() * 40_000), {
+        lookupRecord: () => record,
+        identify: async () => ({ ok: true, id: W, workload: "w" }),
+        engine: () => engine,
+        names: () => ({ resolve: async (n: string) => (n === "api.test" ? [parseIp("127.0.0.1")] : []) }),
+        logger: createLogger({ write: () => {} }),
+        audit,
+        timeouts: () => bounds,
+      });
+    } catch {
+      // taken: another port
+    }
+  }
+  return listener!.port;
+}
+
+/** An upstream on 127.0.0.1 with these handlers (TLS with api.test's leaf when `tls`). */
+function upstream(socket: SocketHandler<unknown>, tls = false): number {
+  const s = Bun.listen<unknown>({ hostname: "127.0.0.1", port: 0, allowHalfOpen: true, socket, ...(tls ? { tls: apiTls } : {}) });
+  servers.push(s);
+  return s.port;
+}
+
+async function closeOf(): Promise<Record<string, unknown>> {
+  return waitUntil("the conn_close", () => audit.of("conn_close")[0]);
+}
+
+describe("egress bounds: an upstream that stalls is given up, with its own reason", () => {
+  test("never completes the TCP connect (its accept queue is full): upstream_connect_timeout, nothing forwarded", async () => {
+    const stuck = await fullBacklog();
+    try {
+      const port = proxyTo(stuck.port);
+      const started = performance.now();
+      const w = await startWorkload(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+      const out = await w.done;
+      expect(out.text).toBe("");
+      const e = await closeOf();
+      expect(e).toMatchObject({ rule: "local", outcome: "upstream_failed", reason: "upstream_connect_timeout", bytes_up: 0, bytes_down: 0 });
+      expect(e.detail).toContain("within 300 ms");
+      expect(performance.now() - started).toBeGreaterThanOrEqual(290);
+      expect(audit.of("conn_open")[0]).toMatchObject({ decision: "allow", rule: "local" });
+    } finally {
+      stuck.stop();
+    }
+  });
+
+  test("accepts and never writes: upstream_first_byte_timeout, the workload's end reset", async () => {
+    let got = "";
+    const port = proxyTo(upstream({ data: (_s: Socket<unknown>, d: Uint8Array) => void (got += new TextDecoder().decode(d)) }));
+    const w = await startWorkload(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    const out = await w.done;
+    expect([out.text, out.error]).toEqual(["", "ECONNRESET"]);
+    expect(got).toBe("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    const e = await closeOf();
+    expect(e).toMatchObject({ rule: "local", outcome: "upstream_failed", reason: "upstream_first_byte_timeout", bytes_up: 27, bytes_down: 0 });
+    expect(e.detail).toBe("no byte from the upstream within 300 ms of the last byte sent to it");
+    expect(e.duration_ms as number).toBeGreaterThanOrEqual(290);
+  });
+
+  test("the same on a tls leg: handshaken and verified, then silent", async () => {
+    const port = proxyTo(upstream({ data() {} }, true));
+    const w = await startWorkload(port, "GET / HTTP/1.1\r\nHost: api.test\r\n\r\n");
+    expect((await w.done).error).toBe("ECONNRESET");
+    expect(await closeOf()).toMatchObject({ rule: "api-tls", action: "tls", outcome: "upstream_failed", reason: "upstream_first_byte_timeout" });
+  });
+
+  test("answers, then goes silent: idle_timeout after the idle bound, what came before delivered", async () => {
+    const port = proxyTo(upstream({ data: (s: Socket<unknown>) => void s.write("HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial") }));
+    const w = await startWorkload(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    const out = await w.done;
+    expect(out.text).toEndWith("partial");
+    expect(out.error).toBe("ECONNRESET");
+    const e = await closeOf();
+    expect(e).toMatchObject({ outcome: "terminated", reason: "idle_timeout", detail: "no byte either way for 400 ms", bytes_down: out.text.length });
+  });
+});
+
+describe("egress bounds: no cap on a connection that keeps moving bytes", () => {
+  test("a slow, steady answer lasting 4 idle bounds arrives whole", async () => {
+    const port = proxyTo(
+      upstream({
+        data(s: Socket<unknown>) {
+          let n = 0;
+          const t = setInterval(() => {
+            s.write(`tick ${n}\n`);
+            if (++n === 16) {
+              clearInterval(t);
+              s.end();
+            }
+          }, 100);
+        },
+      }),
+    );
+    const w = await startWorkload(port, "go\n");
+    const out = await w.done;
+    expect(out.error).toBeNull();
+    expect(out.text.split("\n").filter(Boolean)).toHaveLength(16);
+    const e = await closeOf();
+    expect(e).toMatchObject({ outcome: "forwarded", bytes_down: out.text.length });
+    expect(e.reason).toBeUndefined();
+    expect(e.duration_ms as number).toBeGreaterThan(4 * BOUNDS.idleTimeoutMs - 100);
+  });
+
+  test("a slow upload longer than the first-byte bound: each byte sent restarts it; then the answer", async () => {
+    const port = proxyTo(
+      upstream({
+        data(s: Socket<unknown>, d: Uint8Array) {
+          if (new TextDecoder().decode(d).includes("end")) s.end("done\n");
+        },
+      }),
+    );
+    const w = await startWorkload(port, "part 0\n");
+    for (let i = 1; i < 10; i++) {
+      await Bun.sleep(150); // half the first-byte bound; 1.5 s in all
+      w.write(`part ${i}\n`);
+    }
+    w.write("end\n");
+    const out = await w.done;
+    expect([out.text, out.error]).toEqual(["done\n", null]);
+    expect(await closeOf()).toMatchObject({ outcome: "forwarded", bytes_down: 5 });
+  });
+});
+
+describe("egress bounds: after the upstream's first answer only the idle bound applies", () => {
+  test("a banner, then a workload sending for 4 first-byte bounds to a silent upstream: not cut", async () => {
+    let got = 0;
+    const port = proxyTo(
+      upstream({
+        open: (s: Socket<unknown>) => void s.write("banner\n"),
+        data(s: Socket<unknown>, d: Uint8Array) {
+          got += d.length;
+          if (new TextDecoder().decode(d).includes("bye")) s.end();
+        },
+      }),
+    );
+    const w = await startWorkload(port, "hello\n");
+    await waitUntil("the banner", () => (w.text() === "banner\n" ? true : undefined));
+    for (let i = 0; i < 12; i++) {
+      await Bun.sleep(100);
+      w.write("log line\n");
+    }
+    w.write("bye\n");
+    const out = await w.done;
+    expect([out.text, out.error]).toEqual(["banner\n", null]);
+    expect(got).toBe(6 + 12 * 9 + 4);
+    expect(await closeOf()).toMatchObject({ outcome: "forwarded", bytes_down: 7 });
+  });
+});
+
+describe("egress drain (a stopping agent)", () => {
+  /** An upstream that answers each connection with `n` lines, 100 ms apart; `cut` counts the connections reset under it. */
+  function ticker(n: number) {
+    const seen = { cut: 0 };
+    const port = upstream({
+      data(s: Socket<unknown>) {
+        let i = 0;
+        const t = setInterval(() => {
+          if (s.write(`tick ${i}\n`) < 0 || ++i === n) {
+            clearInterval(t);
+            s.end();
+          }
+        }, 100);
+      },
+      close: (_s: Socket<unknown>, e?: Error) => void (e !== undefined ? seen.cut++ : 0),
+    });
+    return { port, seen };
+  }
+
+  test("stopAccepting: a new connection is refused; one in flight goes on and ends whole", async () => {
+    const up = ticker(8);
+    const port = proxyTo(up.port, { ...BOUNDS, idleTimeoutMs: 60_000 });
+    const w = await startWorkload(port, "go\n");
+    await waitUntil("the first line", () => (w.text().includes("tick 0") ? true : undefined));
+    expect(listener!.inFlight()).toBe(1);
+    listener!.stopAccepting();
+    const late = await startWorkload(port, "late\n").catch((e: { code?: string }) => e.code);
+    expect(late).toBe("ECONNREFUSED");
+    const out = await w.done;
+    expect(out.error).toBeNull();
+    expect(out.text).toContain("tick 7\n");
+    expect(await closeOf()).toMatchObject({ outcome: "forwarded", bytes_down: out.text.length });
+    expect(listener!.inFlight()).toBe(0);
+    expect(audit.of("conn_close")).toHaveLength(1); // the late one never reached the listener
+  });
+
+  test("endAll at the deadline: what is still open is reset both ways and recorded drain_timeout", async () => {
+    const up = ticker(1000);
+    const port = proxyTo(up.port, { ...BOUNDS, idleTimeoutMs: 60_000 });
+    const w = await startWorkload(port, "go\n");
+    await waitUntil("the first line", () => (w.text().includes("tick 0") ? true : undefined));
+    listener!.stopAccepting();
+    expect(listener!.endAll({ outcome: "terminated", reason: "drain_timeout", detail: "still open at the deadline" })).toBe(1);
+    expect(listener!.inFlight()).toBe(0);
+    expect((await w.done).error).toBe("ECONNRESET");
+    const e = audit.of("conn_close");
+    expect(e).toHaveLength(1);
+    expect(e[0]).toMatchObject({ rule: "local", outcome: "terminated", reason: "drain_timeout", detail: "still open at the deadline", bytes_up: 3 });
+    await waitUntil("the upstream's end reset", () => (up.seen.cut === 1 ? true : undefined));
+    expect(listener!.endAll({ outcome: "terminated", reason: "drain_timeout" })).toBe(0);
+  });
+});

@@ -1,0 +1,73 @@
+/**
+ * For the tests of the proxies' bounds and of a stopping agent's drain: a workload's connection
+ * that says how it ended, a TCP listener that never completes a connect, and a deadline-bound poll.
+ */
+import type { Socket } from "bun";
+
+export interface WorkloadConn {
+  write(text: string): void;
+  end(): void;
+  /** What came back, and the error it ended with (`ECONNRESET` for a reset), null for a clean end. */
+  readonly done: Promise<{ text: string; error: string | null }>;
+  /** What came back so far. */
+  text(): string;
+}
+
+/** Connects to 127.0.0.1:`port` and writes `first`. */
+export async function startWorkload(port: number, first: string): Promise<WorkloadConn> {
+  let text = "";
+  const { promise, resolve } = Promise.withResolvers<{ text: string; error: string | null }>();
+  const finish = (error: Error | null | undefined) => resolve({ text, error: error == null ? null : ((error as { code?: string }).code ?? error.message) });
+  const s: Socket<undefined> = await Bun.connect({
+    hostname: "127.0.0.1",
+    port,
+    socket: {
+      data: (_s, d) => void (text += new TextDecoder().decode(d)),
+      close: (_s, e) => finish(e),
+      error: (_s, e) => finish(e),
+      connectError: (_s, e) => finish(e),
+    },
+  });
+  s.write(first);
+  return { write: (t) => void s.write(t), end: () => void s.end(), done: promise, text: () => text };
+}
+
+/**
+ * A TCP listener on 127.0.0.1 whose accept queue is full (backlog 0, one connection queued and
+ * never accepted): the kernel drops every further SYN, so a connect to it never completes. It is
+ * a python3 process (Bun's listeners take no backlog); `stop` ends it.
+ */
+export async function fullBacklog(): Promise<{ port: number; stop(): void }> {
+  const script = [
+    "import socket, sys",
+    "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(0)",
+    "port = s.getsockname()[1]",
+    "held = []",
+    "for i in range(2):",
+    "    c = socket.socket(); c.setblocking(False)",
+    "    try: c.connect(('127.0.0.1', port))",
+    "    except BlockingIOError: pass",
+    "    held.append(c)",
+    "print(port, flush=True)",
+    "sys.stdin.read()",
+  ].join("\n");
+  const p = Bun.spawn(["python3", "-c", script], { stdin: "pipe", stdout: "pipe", stderr: "ignore" });
+  const { value } = await p.stdout.getReader().read();
+  const port = Number(new TextDecoder().decode(value).trim());
+  if (!(port > 0)) {
+    p.kill();
+    throw new Error("bounds-test-kit: python3 did not report its listener's port");
+  }
+  return { port, stop: () => p.kill() };
+}
+
+/** Polls `probe` every 10 ms until it gives a value, or throws after `ms`. */
+export async function waitUntil<T>(what: string, probe: () => T | undefined, ms = 5000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await Bun.sleep(10);
+  }
+}

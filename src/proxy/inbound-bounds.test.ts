@@ -1,0 +1,169 @@
+// An inbound listener's backend leg under small bounds (`proxy:`), over real loopback sockets and
+// real mutual TLS with SVIDs from a test CA: a backend that never completes the TCP connect (a full
+// accept queue), one that accepts and never writes, one that answers and goes silent; each ends
+// the client's connection and is recorded with its own reason. A slow, steady backend lasting
+// longer than the idle bound goes through whole. Stopping: the port closes while a connection in
+// flight goes on, and `endAll` cuts what is left, recorded (`drain_timeout`).
+import type { Socket, SocketHandler } from "bun";
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { memoryAudit } from "../audit/sink/memory-audit.ts";
+import { createTestCa, type TestLeaf } from "../../test/helpers/test-ca.ts";
+import type { InboundRule, ProxySettings } from "../policy/model.ts";
+import { createLogger } from "../runtime/log.ts";
+import { Bundle, BundleSet, SpiffeId, TrustDomain } from "../spiffe/index.ts";
+import { parsePattern } from "../spiffe/match.ts";
+import { readCertificate, serialHex } from "../x509/cert.ts";
+import { exportPkcs8Pem } from "../x509/keys.ts";
+import { encodePem } from "../x509/pem.ts";
+import { fullBacklog, waitUntil } from "./bounds-test-kit.ts";
+import type { Credential, IdentitySource, TrustNow } from "./identity-source.ts";
+import { InboundListener } from "./inbound-listener.ts";
+import { PeerVerifier } from "./peer-verifier.ts";
+
+const TD = TrustDomain.parse("example.org");
+const BOUNDS: ProxySettings = { connectTimeoutMs: 300, firstByteTimeoutMs: 300, idleTimeoutMs: 400 };
+const creds = new Map<string, Credential>();
+let trust: TrustNow;
+let audit = memoryAudit();
+const identity: IdentitySource = { svid: (id) => creds.get(id) ?? null, trust: () => trust };
+const opened: { stop(force?: boolean): void }[] = [];
+
+async function credentialOf(leaf: TestLeaf): Promise<Credential> {
+  const cert = readCertificate(leaf.der);
+  return { chain: leaf.chain, keyPem: await exportPkcs8Pem(leaf.privateKey), spiffeId: leaf.id.toString(), serial: serialHex(cert), notAfter: cert.notAfter };
+}
+
+beforeAll(async () => {
+  const ca = await createTestCa();
+  for (const path of ["/client", "/backend"]) creds.set(`spiffe://example.org${path}`, await credentialOf(await ca.mintLeaf(path)));
+  const pem = encodePem("CERTIFICATE", ca.root.der);
+  trust = { generation: 1, bundles: BundleSet.of(Bundle.create(TD, { x509Authorities: [ca.root.der] })), caPem: () => pem, allCaPem: pem };
+});
+
+afterEach(() => {
+  for (const o of opened.splice(0)) o.stop(true);
+});
+
+afterAll(() => {
+  for (const o of opened.splice(0)) o.stop(true);
+});
+
+/** An inbound listener forwarding to 127.0.0.1:`backendPort`, with BOUNDS; its port. */
+function listenerFor(backendPort: number): { listener: InboundListener; port: number } {
+  audit = memoryAudit();
+  const rule: InboundRule = {
+    index: 0,
+    name: "in",
+    line: 1,
+    id: SpiffeId.parse("spiffe://example.org/backend"),
+    listen: { host: "127.0.0.1", port: 0 },
+    forward: { kind: "tcp", host: "127.0.0.1", port: backendPort },
+    allow: [{ text: "spiffe://example.org/client", matcher: parsePattern("spiffe://example.org/client") }],
+    proxyProtocol: false,
+    forwardClientCert: false,
+    tools: null,
+    mcp: null,
+  };
+  const listener = new InboundListener(rule, creds.get("spiffe://example.org/backend")!, { identity, verifier: new PeerVerifier(), logger: createLogger({ write: () => {} }), audit, timeouts: () => BOUNDS });
+  opened.push({ stop: () => listener.stop() });
+  return { listener, port: (listener as unknown as { listener: { port: number } }).listener.port };
+}
+
+function backend(socket: SocketHandler<unknown>): number {
+  const s = Bun.listen<unknown>({ hostname: "127.0.0.1", port: 0, allowHalfOpen: true, socket });
+  opened.push(s);
+  return s.port;
+}
+
+/** A client with the SVID of /client: sends `line` after the handshake; how it ended. */
+async function client(port: number, line: string) {
+  const c = creds.get("spiffe://example.org/client")!;
+  let text = "";
+  const { promise, resolve } = Promise.withResolvers<{ text: string; error: string | null }>();
+  const finish = (e?: Error | null) => resolve({ text, error: e == null ? null : ((e as { code?: string }).code ?? e.message) });
+  await Bun.connect({
+    hostname: "127.0.0.1",
+    port,
+    tls: { cert: c.chain.map((d) => encodePem("CERTIFICATE", d)).join(""), key: c.keyPem, ca: trust.allCaPem, rejectUnauthorized: false },
+    socket: {
+      handshake: (s) => void s.write(line),
+      data: (_s, d) => void (text += new TextDecoder().decode(d)),
+      close: (_s, e) => finish(e),
+      error: (_s, e) => finish(e),
+      connectError: (_s, e) => finish(e),
+    },
+  }).catch((e: Error) => finish(e));
+  return { done: promise, text: () => text };
+}
+
+const closeOf = () => waitUntil("the inbound conn_close", () => audit.of("conn_close")[0]);
+
+describe("inbound backend bounds", () => {
+  test("a backend that never completes the TCP connect: backend_connect_timeout, nothing forwarded", async () => {
+    const stuck = await fullBacklog();
+    try {
+      const { port } = listenerFor(stuck.port);
+      const out = await (await client(port, "hello\n")).done;
+      expect(out.text).toBe("");
+      expect(await closeOf()).toMatchObject({ side: "inbound", outcome: "backend_failed", reason: "backend_connect_timeout", detail: "no connection to the backend within 300 ms", src: { spiffe_id: "spiffe://example.org/client" } });
+    } finally {
+      stuck.stop();
+    }
+  });
+
+  test("a backend that accepts and never writes: backend_first_byte_timeout, the client's end reset", async () => {
+    let got = "";
+    const { port } = listenerFor(backend({ data: (_s: Socket<unknown>, d: Uint8Array) => void (got += new TextDecoder().decode(d)) }));
+    const out = await (await client(port, "hello\n")).done;
+    expect(out.error).toBe("ECONNRESET");
+    expect(got).toBe("hello\n");
+    expect(await closeOf()).toMatchObject({ outcome: "backend_failed", reason: "backend_first_byte_timeout", detail: "no byte from the backend within 300 ms of the last byte sent to it", bytes_up: 6 });
+  });
+
+  test("a backend that answers, then goes silent: idle_timeout", async () => {
+    const { port } = listenerFor(backend({ data: (s: Socket<unknown>) => void s.write("first part\n") }));
+    const out = await (await client(port, "hello\n")).done;
+    expect([out.text, out.error]).toEqual(["first part\n", "ECONNRESET"]);
+    expect(await closeOf()).toMatchObject({ outcome: "terminated", reason: "idle_timeout", bytes_down: 11 });
+  });
+
+  test("a slow, steady backend lasting 3 idle bounds goes through whole", async () => {
+    const { port } = listenerFor(
+      backend({
+        data(s: Socket<unknown>) {
+          let i = 0;
+          const t = setInterval(() => {
+            s.write(`tick ${i}\n`);
+            if (++i === 12) {
+              clearInterval(t);
+              s.end();
+            }
+          }, 100);
+        },
+      }),
+    );
+    const out = await (await client(port, "go\n")).done;
+    expect(out.text).toContain("tick 11\n");
+    const e = await closeOf();
+    expect(e).toMatchObject({ outcome: "forwarded", bytes_down: out.text.length });
+    expect(e.reason).toBeUndefined();
+  });
+});
+
+describe("inbound drain (a stopping agent)", () => {
+  test("stop closes the port while a connection in flight goes on; endAll cuts it, recorded drain_timeout", async () => {
+    const { listener, port } = listenerFor(backend({ data: (s: Socket<unknown>) => void s.write("answer\n") }));
+    const first = await client(port, "hello\n");
+    await waitUntil("the answer", () => (first.text() === "answer\n" ? true : undefined));
+    listener.stop();
+    const late = await (await client(port, "late\n")).done;
+    expect(late.error).toBe("ECONNREFUSED");
+    expect(listener.connections).toBe(1);
+    await Bun.sleep(100); // less than the idle bound: still open
+    expect(listener.endAll({ outcome: "terminated", reason: "drain_timeout", detail: "still open at the deadline" })).toBe(1);
+    expect(listener.connections).toBe(0);
+    expect((await first.done).error).toBe("ECONNRESET");
+    expect(audit.of("conn_close")).toHaveLength(1);
+    expect(audit.of("conn_close")[0]).toMatchObject({ outcome: "terminated", reason: "drain_timeout", bytes_up: 6, bytes_down: 7 });
+  });
+});
