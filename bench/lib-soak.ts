@@ -184,11 +184,17 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   }
 }
 
-/** RSS growth of one agent: the largest in the last tenth against the sample at the end of the first fifth. */
+/**
+ * RSS growth of one agent: the largest sample in the last tenth against the RSS at the end of the
+ * first fifth. A collected runtime's RSS saws up and down by several MiB between collections, so
+ * "at the end of the first fifth" is the median of the samples of its last 3 seconds rather than
+ * whichever single second happened to fall just after a collection.
+ */
 export function rssGrowth(samples: readonly Sample[], seconds: number, agent: "a" | "b"): { atFifth: number; lastTenthMax: number; ratio: number } {
-  const fifth = samples.filter((s) => s.t <= seconds / 5).at(-1) ?? samples[0];
+  const fifth = seconds / 5;
+  const window = samples.filter((s) => s.t <= fifth && s.t > fifth - 3).map((s) => s.rss[agent]).sort((x, y) => x - y);
   const last = samples.filter((s) => s.t >= seconds * 0.9);
-  const atFifth = fifth?.rss[agent] ?? 0;
+  const atFifth = window.length > 0 ? window[Math.floor(window.length / 2)]! : (samples[0]?.rss[agent] ?? 0);
   const lastTenthMax = Math.max(0, ...last.map((s) => s.rss[agent]));
   return { atFifth, lastTenthMax, ratio: atFifth > 0 ? lastTenthMax / atFifth : Infinity };
 }
