@@ -14,11 +14,11 @@ import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { REPO } from "../helpers/binary.ts";
 
-const EVERYTHING = join(REPO, "node_modules", "@modelcontextprotocol", "server-everything", "dist", "transports", "streamableHttp.js");
+export const EVERYTHING = join(REPO, "node_modules", "@modelcontextprotocol", "server-everything", "dist", "transports", "streamableHttp.js");
 const PINNED = join(import.meta.dir, "mcp-pinned-server.ts");
 
 /** Binds what express passes as `listen(port, callback)` to 127.0.0.1, then runs the transport module. */
-const LOOPBACK_ONLY = `import http from "node:http";
+export const LOOPBACK_ONLY = `import http from "node:http";
 const listen = http.Server.prototype.listen;
 http.Server.prototype.listen = function (...a) {
   if (typeof a[0] === "number" || typeof a[0] === "string") a.splice(1, 0, "127.0.0.1");

@@ -133,7 +133,7 @@ export const tearDown = (): Promise<void> => cleanups.run();
 const cli = cliOk;
 
 /** The result lines of a client run (anything else on stdout is kept in `stdout` only). */
-function clientRun(r: RunResult): ClientRun {
+export function clientRun(r: RunResult): ClientRun {
   const results = r.stdout
     .split("\n")
     .filter((l) => l.startsWith("{"))

@@ -34,11 +34,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readAudit, type AuditLine } from "../helpers/audit-files.ts";
 import { cleanupStack, cliOk, collectOutput, parseLog, type LogLine } from "../helpers/e2e-kit.ts";
-import { REPO, requireBinary, tidegate, type RunResult } from "../helpers/binary.ts";
+import { REPO, requireBinary, tidegate } from "../helpers/binary.ts";
 import { makeHosts, type Host, type Hosts } from "../helpers/netns.ts";
 import { startTidegate, waitFor, type Running } from "../helpers/processes.ts";
 import { callUnix } from "../../src/runtime/unix-http.ts";
 import type { ClientInput, Step, StepResult } from "./mcp-client.ts";
+import { EVERYTHING, LOOPBACK_ONLY } from "./mcp-peers.ts";
+import { clientRun, type ClientRun } from "./mcp-setup.ts";
+
+export type { ClientRun } from "./mcp-setup.ts";
 
 export const PREFIX = "tg-e2e-rm-";
 export const SUBNET = "10.251.0";
@@ -59,24 +63,9 @@ export const C_HINT_S = 4;
 export const MAX_AGE_S = 12;
 
 const CLIENT = join(import.meta.dir, "mcp-client.ts");
-const EVERYTHING = join(REPO, "node_modules", "@modelcontextprotocol", "server-everything", "dist", "transports", "streamableHttp.js");
-/** Binds what express passes as `listen(port, callback)` to 127.0.0.1, then runs the transport module. */
-const LOOPBACK_ONLY = `import http from "node:http";
-const listen = http.Server.prototype.listen;
-http.Server.prototype.listen = function (...a) {
-  if (typeof a[0] === "number" || typeof a[0] === "string") a.splice(1, 0, "127.0.0.1");
-  return listen.apply(this, a);
-};
-await import(process.env.TG_E2E_ENTRY);`;
 /** Workloads run as nobody: system folders only on PATH; Bun writes no transpiler cache. */
 const CLIENT_ENV = { PATH: "/usr/bin:/bin", BUN_RUNTIME_TRANSPILER_CACHE_PATH: "0" };
 
-export interface ClientRun {
-  readonly code: number;
-  readonly results: StepResult[];
-  readonly stdout: string;
-  readonly stderr: string;
-}
 
 /** A client run that waits (step `hold`) while the test looks into it. */
 export interface HeldClient {
@@ -121,13 +110,6 @@ const cleanups = cleanupStack("remote");
 
 export const tearDown = (): Promise<void> => cleanups.run();
 
-function clientRun(r: RunResult): ClientRun {
-  const results = r.stdout
-    .split("\n")
-    .filter((l) => l.startsWith("{"))
-    .map((l) => JSON.parse(l) as StepResult);
-  return { code: r.code, results, stdout: r.stdout, stderr: r.stderr };
-}
 
 /** Waits until http://127.0.0.1:PORT/mcp answers inside HOST (curl there; any status). */
 async function waitHttp(host: Host, port: number, what: string, watch?: { output(): string; exited(): boolean }): Promise<void> {
