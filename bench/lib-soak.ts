@@ -80,6 +80,10 @@ function rssKiB(pid: number): number {
 
 const fdCount = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
 
+/** The client running now, so SIGINT or SIGTERM can end it and let runSoak clean up. */
+let client: { kill(sig?: NodeJS.Signals): void } | null = null;
+let interrupted: NodeJS.Signals | null = null;
+
 async function runClient(tide: TidegatePath, o: { conns: number; rate: number; seconds: number; perConn: number }, onLine: (l: Record<string, unknown>) => void): Promise<ClientTotals> {
   const input = { host: tide.host, port: tide.port, conns: o.conns, rate: o.rate, seconds: o.seconds, per_conn: o.perConn };
   const p = Bun.spawn([...tide.runPrefix, process.execPath, CLIENT, JSON.stringify(input)], {
@@ -89,6 +93,8 @@ async function runClient(tide: TidegatePath, o: { conns: number; rate: number; s
     stderr: "pipe",
     cwd: join(import.meta.dir, ".."),
   });
+  client = p;
+  if (interrupted !== null) p.kill("SIGTERM");
   const stderr = new Response(p.stderr).text();
   let last: ClientTotals | null = null;
   let pending = "";
@@ -105,6 +111,8 @@ async function runClient(tide: TidegatePath, o: { conns: number; rate: number; s
     }
   }
   const code = await p.exited;
+  client = null;
+  if (interrupted !== null) throw new Error(`soak: interrupted by ${interrupted}`);
   if (code !== 0 || last === null) throw new Error(`soak: the client exited ${code} without its totals: ${(await stderr).slice(-2000)}`);
   return last;
 }
@@ -138,6 +146,13 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   const procs = new Procs();
   let tide: TidegatePath | null = null;
   const began = performance.now();
+  // SIGINT or SIGTERM: end the client; the finally below stops the agents, the server and the backend
+  const onSignal = (sig: NodeJS.Signals) => {
+    interrupted = sig;
+    client?.kill("SIGTERM");
+  };
+  const handlers = (["SIGINT", "SIGTERM"] as const).map((sig) => [sig, () => onSignal(sig)] as const);
+  for (const [sig, h] of handlers) process.on(sig, h);
   try {
     say("soak: starting the server and agents A and B");
     tide = await startTidegatePath(procs, backendPort);
@@ -177,6 +192,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     const matched = [...a.ids].filter((id) => b.ids.has(id)).length;
     return { probe, maxRate, targetRate, soak, samples, fdsBefore, fdsAfter, audit: { a: a.count, b: b.count, matched }, seconds: (performance.now() - began) / 1000 };
   } finally {
+    for (const [sig, h] of handlers) process.off(sig, h);
     await stopTidegatePath(procs, tide);
     await procs.stopAll();
     backend.stop(true);

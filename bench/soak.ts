@@ -8,7 +8,7 @@
  *
  * Then every fuzzer (scripts/fuzz.ts) with FACTOR times its CI runs (default 20; 0 skips them).
  * Prints progress to stderr, then the figures; exits 1 when the judge lists a failure or a fuzzer
- * fails. Root,
+ * fails, 130 on SIGINT or SIGTERM after stopping everything it started. Root,
  * cgroup v2 and dist/tidegate are needed; nothing else is installed for it.
  */
 import { parseArgs } from "node:util";
@@ -36,7 +36,13 @@ if (process.getuid?.() !== 0) {
   process.exit(2);
 }
 
-const r = await runSoak({ seconds, conns, progress: (l) => console.error(l) });
+let r: Awaited<ReturnType<typeof runSoak>>;
+try {
+  r = await runSoak({ seconds, conns, progress: (l) => console.error(l) });
+} catch (e) {
+  console.error((e as Error).message);
+  process.exit(/interrupted/.test((e as Error).message) ? 130 : 1);
+}
 writeFileSync(values.json, JSON.stringify(r, null, 2));
 const kib = (n: number) => `${(n / 1024).toFixed(1)} MiB`;
 const lines = [
