@@ -5,7 +5,8 @@
  * requests (bench/soak-client.ts, run as the workload through `tidegate run`).
  *
  * 1. Probe: `probeSeconds` as fast as the answers come: the path's maximum rate with churn.
- * 2. Soak: `seconds` at half that rate. Each second, the RSS and the open file descriptors of both
+ * 2. Soak: `seconds` at half that rate, after `warmupSeconds` at that rate unsampled (CI's
+ *    one-minute run: a fifth of it is too short for the runtime to reach its steady heap). Each second, the RSS and the open file descriptors of both
  *    agents are sampled.
  * 3. Rest: `restSeconds` (5) after the load stops, the descriptors are counted again.
  *
@@ -30,6 +31,8 @@ export interface SoakOptions {
   readonly seconds: number;
   readonly probeSeconds?: number;
   readonly restSeconds?: number;
+  /** Seconds at the soak's rate before sampling starts (the runtime's warm-up); default 0. */
+  readonly warmupSeconds?: number;
   /** Connections in flight at once (workers of the client). */
   readonly conns?: number;
   /** Requests per connection before a new one. */
@@ -65,6 +68,7 @@ export interface SoakResult {
   readonly probe: ClientTotals;
   readonly maxRate: number;
   readonly targetRate: number;
+  readonly warmup: ClientTotals | null;
   readonly soak: ClientTotals;
   readonly samples: readonly Sample[];
   readonly fdsBefore: { a: number; b: number };
@@ -165,6 +169,12 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     const targetRate = Math.max(1, Math.floor(maxRate / 2));
     say(`soak: maximum ${maxRate.toFixed(0)} req/s; soaking ${o.seconds} s at ${targetRate} req/s, a new connection every ${perConn} requests`);
 
+    const warmupSeconds = o.warmupSeconds ?? 0;
+    let warmup: ClientTotals | null = null;
+    if (warmupSeconds > 0) {
+      say(`soak: warming up for ${warmupSeconds} s at ${targetRate} req/s (not sampled)`);
+      warmup = await runClient(tide, { conns, rate: targetRate, seconds: warmupSeconds, perConn }, () => {});
+    }
     const samples: Sample[] = [];
     const soakStart = performance.now();
     const sampler = setInterval(() => {
@@ -190,7 +200,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     const a = countAudit(tide.audit("a"), "egress");
     const b = countAudit(tide.audit("b"), "inbound");
     const matched = [...a.ids].filter((id) => b.ids.has(id)).length;
-    return { probe, maxRate, targetRate, soak, samples, fdsBefore, fdsAfter, audit: { a: a.count, b: b.count, matched }, seconds: (performance.now() - began) / 1000 };
+    return { probe, maxRate, targetRate, warmup, soak, samples, fdsBefore, fdsAfter, audit: { a: a.count, b: b.count, matched }, seconds: (performance.now() - began) / 1000 };
   } finally {
     for (const [sig, h] of handlers) process.off(sig, h);
     await stopTidegatePath(procs, tide);
@@ -215,10 +225,23 @@ export function rssGrowth(samples: readonly Sample[], seconds: number, agent: "a
   return { atFifth, lastTenthMax, ratio: atFifth > 0 ? lastTenthMax / atFifth : Infinity };
 }
 
+/**
+ * Growth without the collector's sawtooth: the median RSS of the last tenth against the median of
+ * the first fifth's last 3 seconds. A leak moves the median; a collection cycle does not.
+ */
+export function rssMedianGrowth(samples: readonly Sample[], seconds: number, agent: "a" | "b"): number {
+  const median = (xs: number[]) => xs.sort((x, y) => x - y)[Math.floor(xs.length / 2)] ?? 0;
+  const fifth = seconds / 5;
+  const before = median(samples.filter((s) => s.t <= fifth && s.t > fifth - 3).map((s) => s.rss[agent]));
+  const last = median(samples.filter((s) => s.t >= seconds * 0.9).map((s) => s.rss[agent]));
+  return before > 0 ? last / before : Infinity;
+}
+
 /** What failed against the issue's bar; empty when the soak passed. */
 export function judge(r: SoakResult, seconds: number): string[] {
   const out: string[] = [];
   if (r.probe.errors > 0) out.push(`the probe had ${r.probe.errors} errors (first: ${r.probe.first_error})`);
+  if ((r.warmup?.errors ?? 0) > 0) out.push(`the warm-up had ${r.warmup!.errors} errors (first: ${r.warmup!.first_error})`);
   if (r.soak.errors > 0) out.push(`the soak had ${r.soak.errors} errors (first: ${r.soak.first_error})`);
   const achieved = r.soak.requests / r.soak.seconds;
   if (achieved < r.targetRate * 0.9) out.push(`the soak ran at ${achieved.toFixed(0)} req/s, under 90 % of its target ${r.targetRate}`);
@@ -229,7 +252,7 @@ export function judge(r: SoakResult, seconds: number): string[] {
     // fewer is fine (a descriptor of the start, such as a first sync's, closed meanwhile); more is a leak
     if (r.fdsAfter[agent] > r.fdsBefore[agent]) out.push(`agent ${agent}: ${r.fdsAfter[agent]} descriptors open after the rest, ${r.fdsBefore[agent]} before the load`);
   }
-  const connections = r.probe.opened + r.soak.opened;
+  const connections = r.probe.opened + (r.warmup?.opened ?? 0) + r.soak.opened;
   for (const [side, c] of [["A (egress)", r.audit.a], ["B (inbound)", r.audit.b]] as const) {
     if (c.opens !== connections || c.closes !== connections || c.unpaired !== 0) out.push(`${side}'s audit: ${c.opens} conn_open, ${c.closes} conn_close, ${c.unpaired} unpaired, for ${connections} connections`);
   }
