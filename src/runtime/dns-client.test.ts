@@ -32,7 +32,7 @@ interface TestServer {
   readonly queries: { q: Question; from: RemoteInfo }[];
 }
 
-async function udpServer(handler: Handler, host = "127.0.0.1"): Promise<TestServer> {
+async function udpServer(handler: Handler, host = "127.0.0.1", port = 0): Promise<TestServer> {
   const socket = createSocket(host.includes(":") ? "udp6" : "udp4");
   open.push(socket);
   const queries: TestServer["queries"] = [];
@@ -42,7 +42,13 @@ async function udpServer(handler: Handler, host = "127.0.0.1"): Promise<TestServ
     const reply = await handler(q, from, socket);
     if (reply !== null) socket.send(encodeResponse(q, reply), from.port, from.address);
   });
-  await new Promise<void>((resolve) => socket.bind(0, host, resolve));
+  await new Promise<void>((resolve, reject) => {
+    socket.once("error", reject);
+    socket.bind(port, host, () => {
+      socket.off("error", reject);
+      resolve();
+    });
+  });
   return { server: { host, port: socket.address().port }, queries };
 }
 
@@ -53,7 +59,25 @@ const hasV6 = await new Promise<boolean>((resolve) => {
   s.bind(0, "::1", () => s.close(() => resolve(true)));
 });
 
-/** A TCP DNS server (2-byte length prefix) on `port`. */
+/**
+ * A UDP server and a TCP one on the same port of 127.0.0.1. The TCP listener takes a free port
+ * first and the UDP socket binds the same number; when that is taken (another socket of this
+ * machine), both are given up and the pair tried again, so no test depends on a port staying free.
+ */
+async function udpAndTcp(udp: Handler, tcp: (q: Question) => Reply): Promise<TestServer> {
+  for (let attempt = 1; ; attempt++) {
+    const t = await tcpServer(0, tcp);
+    const port = (t.address() as { port: number }).port;
+    try {
+      return await udpServer(udp, "127.0.0.1", port);
+    } catch (e) {
+      t.close();
+      if (attempt >= 20) throw e;
+    }
+  }
+}
+
+/** A TCP DNS server (2-byte length prefix) on `port` (0: a free one). */
 async function tcpServer(port: number, handler: (q: Question) => Reply): Promise<Server> {
   const server = createServer((conn) => {
     let got: Buffer = Buffer.alloc(0);
@@ -66,7 +90,13 @@ async function tcpServer(port: number, handler: (q: Question) => Reply): Promise
     });
   });
   open.push(server);
-  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
   return server;
 }
 
@@ -188,8 +218,7 @@ describe("createDnsLookup over UDP", () => {
 
 describe("createDnsLookup over TCP", () => {
   test("TC=1 asks the same server again over TCP", async () => {
-    const udp = await udpServer(() => ({ truncated: true }));
-    await tcpServer(udp.server.port, (q) => ({ answers: Array.from({ length: 40 }, (_, i) => A(q, `198.51.100.${i + 1}`, 600)) }));
+    const udp = await udpAndTcp(() => ({ truncated: true }), (q) => ({ answers: Array.from({ length: 40 }, (_, i) => A(q, `198.51.100.${i + 1}`, 600)) }));
     const got = await createDnsLookup([udp.server], fast)("big.example.com", "A");
     expect(got.addresses.length).toBe(40);
     expect(got.ttl).toBe(600);
@@ -205,8 +234,7 @@ describe("createDnsLookup over TCP", () => {
   });
 
   test("a bad TCP answer fails the attempt", async () => {
-    const udp = await udpServer(() => ({ truncated: true }));
-    await tcpServer(udp.server.port, (q) => ({ truncated: true, answers: [A(q, "192.0.2.1")] }));
+    const udp = await udpAndTcp(() => ({ truncated: true }), (q) => ({ truncated: true, answers: [A(q, "192.0.2.1")] }));
     const e = await failure(createDnsLookup([udp.server], fast)("example.com", "A"));
     expect(e.message).toContain("(truncated over tcp)");
   });
