@@ -18,6 +18,7 @@
  *
  * `keyNeedles` and `textNeedle` make needles for a PEM private key and for a text.
  */
+import { parseStartTime } from "../../src/attest/proc-text.ts";
 import { closeSync, openSync, readFileSync, readSync, readdirSync, readlinkSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { TidegateError } from "../../src/errors.ts";
@@ -306,9 +307,9 @@ function readProc(pid: number, what: string): Buffer {
 }
 
 /** Field 22 of /proc/PID/stat: tells a process from a later one with the same pid. */
-function startTime(pid: number): string {
-  const stat = readProc(pid, "stat").toString("latin1");
-  return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]!;
+/** Field 22 of /proc/PID/stat, read by the attestor's own parser. */
+function startTime(pid: number): number {
+  return parseStartTime(readProc(pid, "stat").toString("latin1"), `/proc/${pid}/stat`);
 }
 
 function scanFds(pid: number, s: Search, maxFileBytes: number): FdEntry[] {
