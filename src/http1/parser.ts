@@ -128,6 +128,16 @@ export abstract class MessageParser<H extends RequestHead | ResponseHead> {
     return (s === HEAD && this.#head.length > 0) || s === LENGTH || s === CHUNKED || s === TRAILERS || s === CLOSE;
   }
 
+  /** Before the end of a head: waiting for the next message's first byte, or past it (`inHead`). */
+  get awaitingHead(): boolean {
+    return this.#state === HEAD;
+  }
+
+  /** Past a head's first byte, before its end. */
+  get inHead(): boolean {
+    return this.#state === HEAD && this.#head.length > 0;
+  }
+
   /** Parses the held bytes as the next message (the switch of protocols did not happen). */
   resume(): Http1Event<H>[] {
     const held = this.#takeHeld();

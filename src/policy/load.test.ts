@@ -124,11 +124,11 @@ describe("loadPolicy: the full sketch", () => {
     assert.deepEqual(p.dns.hosts.get("api.internal")?.map((a) => a.text), ["10.1.2.3", "fd00::3"]);
   });
   test("proxy: the bounds on upstream legs, and agent.drain_timeout; each has a default", () => {
-    const p = loadPolicy("trust_domain: example.org\nagent: { drain_timeout: 0s }\nproxy: { connect_timeout: 2s, first_byte_timeout: 1m, idle_timeout: 1h }\n", "p.yaml");
-    assert.deepEqual(p.proxy, { connectTimeoutMs: 2000, firstByteTimeoutMs: 60_000, idleTimeoutMs: 3_600_000 });
+    const p = loadPolicy("trust_domain: example.org\nagent: { drain_timeout: 0s }\nproxy: { connect_timeout: 2s, first_byte_timeout: 1m, idle_timeout: 1h, header_timeout: 5s }\n", "p.yaml");
+    assert.deepEqual(p.proxy, { connectTimeoutMs: 2000, firstByteTimeoutMs: 60_000, idleTimeoutMs: 3_600_000, headerTimeoutMs: 5000 });
     assert.equal(p.agent.drainTimeoutMs, 0);
     const d = loadPolicy("trust_domain: example.org\n", "d.yaml");
-    assert.deepEqual(d.proxy, { connectTimeoutMs: 10_000, firstByteTimeoutMs: 30_000, idleTimeoutMs: 300_000 });
+    assert.deepEqual(d.proxy, { connectTimeoutMs: 10_000, firstByteTimeoutMs: 30_000, idleTimeoutMs: 300_000, headerTimeoutMs: 30_000 });
     assert.equal(d.agent.drainTimeoutMs, 10_000);
     assert.deepEqual(loadPolicy("trust_domain: example.org\nproxy: { idle_timeout: 150ms }\n", "s.yaml").proxy.idleTimeoutMs, 150);
   });
@@ -174,6 +174,7 @@ const REJECTIONS: [string, string, number, string, RegExp][] = [
   ["proxy.first_byte_timeout 0", "proxy: { first_byte_timeout: 0ms }\n", 2, "proxy.first_byte_timeout", /longer than 0/],
   ["proxy.idle_timeout over 24 days", "proxy: { idle_timeout: 30d }\n", 2, "proxy.idle_timeout", /at most 24d/],
   ["proxy.idle_timeout not a duration", "proxy: { idle_timeout: forever }\n", 2, "proxy.idle_timeout", /not a duration/],
+  ["proxy.header_timeout 0", "proxy: { header_timeout: 0s }\n", 2, "proxy.header_timeout", /longer than 0/],
   ["workloads: bad name", "workloads:\n  - { name: 'a b', id: spiffe://example.org/w }\n", 3, "workloads[0].name", /not a workload name/],
   ["workloads: name over 63 (its cgroup folder's limit)", `workloads:\n  - { name: ${"w".repeat(64)}, id: spiffe://example.org/w }\n`, 3, "workloads[0].name", /1-63/],
   ["workloads: bad id", "workloads:\n  - { name: w, id: 'spiffe://example.org/a//b' }\n", 3, "workloads[0].id", /spiffeid/],

@@ -249,6 +249,7 @@ export function loadPolicy(text: string, file: string): Policy {
       connectTimeoutMs: input.proxy?.connect_timeout ?? DEFAULT_PROXY_SETTINGS.connectTimeoutMs,
       firstByteTimeoutMs: input.proxy?.first_byte_timeout ?? DEFAULT_PROXY_SETTINGS.firstByteTimeoutMs,
       idleTimeoutMs: input.proxy?.idle_timeout ?? DEFAULT_PROXY_SETTINGS.idleTimeoutMs,
+      headerTimeoutMs: input.proxy?.header_timeout ?? DEFAULT_PROXY_SETTINGS.headerTimeoutMs,
     }),
     workloads: Object.freeze(buildWorkloads(input, fail)),
     egress: Object.freeze(egress),

@@ -167,9 +167,15 @@ export interface ProxySettings {
   readonly firstByteTimeoutMs: number;
   /** Without a byte either way. */
   readonly idleTimeoutMs: number;
+  /**
+   * Where the proxy parses HTTP (interception, inbound `forward_client_cert` and `mcp:`): a
+   * connection's first request head must be whole within it of the connection being handed to
+   * the parser, and each later one within it of its first byte (slowloris).
+   */
+  readonly headerTimeoutMs: number;
 }
 
-export const DEFAULT_PROXY_SETTINGS: ProxySettings = Object.freeze({ connectTimeoutMs: 10_000, firstByteTimeoutMs: 30_000, idleTimeoutMs: 300_000 });
+export const DEFAULT_PROXY_SETTINGS: ProxySettings = Object.freeze({ connectTimeoutMs: 10_000, firstByteTimeoutMs: 30_000, idleTimeoutMs: 300_000, headerTimeoutMs: 30_000 });
 
 /** `audit:` (docs/audit.md, "Settings"); read when the agent starts. */
 export interface AuditSettings {

@@ -185,6 +185,7 @@ export const PolicySchema = mapping({
       connect_timeout: v.optional(bound("refused")),
       first_byte_timeout: v.optional(bound("refused")),
       idle_timeout: v.optional(bound("refused")),
+      header_timeout: v.optional(bound("refused")),
     }),
   ),
   audit: v.optional(

@@ -4,6 +4,7 @@
 // answers and goes silent, on a passthrough and on a tls leg; each ends the connection, resets the
 // workload's end, and is recorded with its own reason. A slow but steady stream and a slow upload,
 // each longer than the bounds, go through whole: nothing bounds a connection's whole duration.
+// A workload that resets its end mid-stream is recorded `client_gone`, the upstream's end closed.
 // Draining (a stopping agent): the port closes, a connection in flight ends whole; what is still
 // open at the deadline is reset both ways and recorded (`drain_timeout`).
 import type { Socket, SocketHandler } from "bun";
@@ -23,7 +24,7 @@ import { startEgressListener, type EgressListener } from "./egress-listener.ts";
 import { fullBacklog, startWorkload, waitUntil } from "./bounds-test-kit.ts";
 
 const W = SpiffeId.parse("spiffe://example.org/w");
-const BOUNDS: ProxySettings = { connectTimeoutMs: 300, firstByteTimeoutMs: 300, idleTimeoutMs: 400 };
+const BOUNDS: ProxySettings = { connectTimeoutMs: 300, firstByteTimeoutMs: 300, idleTimeoutMs: 400, headerTimeoutMs: 600 };
 
 let listener: EgressListener | null = null;
 let audit: MemoryAudit;
@@ -214,25 +215,53 @@ describe("egress bounds: after the upstream's first answer only the idle bound a
   });
 });
 
-describe("egress drain (a stopping agent)", () => {
-  /** An upstream that answers each connection with `n` lines, 100 ms apart; `cut` counts the connections reset under it. */
-  function ticker(n: number) {
-    const seen = { cut: 0 };
-    const port = upstream({
-      data(s: Socket<unknown>) {
-        let i = 0;
-        const t = setInterval(() => {
-          if (s.write(`tick ${i}\n`) < 0 || ++i === n) {
-            clearInterval(t);
-            s.end();
-          }
-        }, 100);
-      },
-      close: (_s: Socket<unknown>, e?: Error) => void (e !== undefined ? seen.cut++ : 0),
-    });
-    return { port, seen };
-  }
+/** An upstream that answers each connection with `n` lines, 100 ms apart; `cut` counts the connections reset under it, `closed` all that closed. */
+function ticker(n: number) {
+  const seen = { cut: 0, closed: 0 };
+  const port = upstream({
+    data(s: Socket<unknown>) {
+      let i = 0;
+      const t = setInterval(() => {
+        if (s.write(`tick ${i}\n`) < 0 || ++i === n) {
+          clearInterval(t);
+          s.end();
+        }
+      }, 100);
+    },
+    close: (_s: Socket<unknown>, e?: Error) => {
+      seen.closed++;
+      if (e !== undefined) seen.cut++;
+    },
+  });
+  return { port, seen };
+}
 
+describe("egress: a workload that resets its connection mid-stream", () => {
+  test("the connection is recorded client_gone with the bytes so far, and the upstream's connection is closed", async () => {
+    const up = ticker(1000);
+    const port = proxyTo(up.port, { ...BOUNDS, idleTimeoutMs: 60_000 });
+    let text = "";
+    const s = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data: (_s, d) => void (text += new TextDecoder().decode(d)) } });
+    s.write("go\n");
+    await waitUntil("two lines", () => (text.includes("tick 1") ? true : undefined));
+    s.terminate(); // a reset
+    const e = await closeOf();
+    expect(e).toMatchObject({ rule: "local", outcome: "client_gone", detail: "the workload reset its connection", bytes_up: 3 });
+    expect(e.bytes_down).toBeGreaterThanOrEqual(14);
+    await waitUntil("the upstream's connection closed", () => (up.seen.closed === 1 ? true : undefined));
+    expect(listener!.inFlight()).toBe(0);
+  });
+
+  test("a workload that closes in order is recorded forwarded", async () => {
+    const up = ticker(2);
+    const port = proxyTo(up.port, { ...BOUNDS, idleTimeoutMs: 60_000 });
+    const w = await startWorkload(port, "go\n");
+    expect((await w.done).error).toBeNull();
+    expect(await closeOf()).toMatchObject({ rule: "local", outcome: "forwarded", bytes_up: 3, bytes_down: 14 });
+  });
+});
+
+describe("egress drain (a stopping agent)", () => {
   test("stopAccepting: a new connection is refused; one in flight goes on and ends whole", async () => {
     const up = ticker(8);
     const port = proxyTo(up.port, { ...BOUNDS, idleTimeoutMs: 60_000 });

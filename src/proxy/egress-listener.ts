@@ -189,7 +189,7 @@ export async function legTlsOf(spec: LegSpec, callerId: SpiffeId, deps: EgressDe
     }
   }
   const credential = deps.identity?.svid(callerId.toString()) ?? null;
-  if (credential === null) return { refused: "no_svid", detail: `the agent holds no SVID for ${callerId.toString()}` };
+  if (credential === null) return { refused: "no_svid", detail: `the agent holds no valid SVID for ${callerId.toString()}` };
   const trust = deps.identity!.trust();
   const caPem = trust.caPem(spec.serverId.trustDomain);
   if (caPem === null) return { refused: "no_bundle", detail: `no bundle for trust domain ${spec.serverId.trustDomain.name}` };
@@ -211,6 +211,8 @@ interface Conn {
   /** The client sent FIN, or closed, before the splice began. */
   ended: boolean;
   closed: boolean;
+  /** The workload's end was reset (ECONNRESET), not closed in order. */
+  reset: boolean;
 }
 
 function joined(c: Conn): Uint8Array {
@@ -319,7 +321,9 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
       endOf(upSocket as Socket<unknown>),
       () => {
         watch.stop();
-        done({ ...legFields, outcome: "forwarded", bytes_up: sp.bytesUp(), bytes_down: sp.bytesDown() });
+        // A workload that reset its end mid-stream: what it was sending or getting may be cut.
+        const reset = c.reset ? { outcome: "client_gone", detail: "the workload reset its connection" } : {};
+        done({ ...legFields, outcome: "forwarded", ...reset, bytes_up: sp.bytesUp(), bytes_down: sp.bytesDown() });
       },
       watch,
     );
@@ -348,7 +352,7 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
         return;
       }
       const tracked = inFlight.open(connAudit(deps.audit, "egress", performance.now()), () => socket.terminate());
-      socket.data = { tracked, timeouts: deps.timeouts?.() ?? DEFAULT_PROXY_SETTINGS, buf: [], size: 0, peeked: Promise.withResolvers(), settled: false, timer: null, sp: null, ended: false, closed: false };
+      socket.data = { tracked, timeouts: deps.timeouts?.() ?? DEFAULT_PROXY_SETTINGS, buf: [], size: 0, peeked: Promise.withResolvers(), settled: false, timer: null, sp: null, ended: false, closed: false, reset: false };
       serve(socket).catch((e: unknown) => {
         const error = e instanceof Error ? e.message : String(e);
         deps.logger.error("egress_failed", { outcome: "refused", reason: "internal_error", error });
@@ -373,10 +377,11 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
       c.ended = true;
       settle(c, { kind: "other" });
     },
-    close: (socket: Socket<Conn>) => {
+    close: (socket: Socket<Conn>, error?: Error) => {
       const c = socket.data;
       if (c === undefined) return;
       c.closed = true;
+      c.reset = (error as { code?: string } | undefined)?.code === "ECONNRESET";
       if (c.sp !== null) return c.sp.clientClosed();
       settle(c, { kind: "other" });
     },

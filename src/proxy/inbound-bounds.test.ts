@@ -2,7 +2,8 @@
 // real mutual TLS with SVIDs from a test CA: a backend that never completes the TCP connect (a full
 // accept queue), one that accepts and never writes, one that answers and goes silent; each ends
 // the client's connection and is recorded with its own reason. A slow, steady backend lasting
-// longer than the idle bound goes through whole. Stopping: the port closes while a connection in
+// longer than the idle bound goes through whole. Where the listener parses HTTP
+// (forward_client_cert), a request head sent a byte at a time is cut at the header bound. Stopping: the port closes while a connection in
 // flight goes on, and `endAll` cuts what is left, recorded (`drain_timeout`).
 import type { Socket, SocketHandler } from "bun";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
@@ -21,7 +22,7 @@ import { InboundListener } from "./inbound-listener.ts";
 import { PeerVerifier } from "./peer-verifier.ts";
 
 const TD = TrustDomain.parse("example.org");
-const BOUNDS: ProxySettings = { connectTimeoutMs: 300, firstByteTimeoutMs: 300, idleTimeoutMs: 400 };
+const BOUNDS: ProxySettings = { connectTimeoutMs: 300, firstByteTimeoutMs: 300, idleTimeoutMs: 400, headerTimeoutMs: 600 };
 const creds = new Map<string, Credential>();
 let trust: TrustNow;
 let audit = memoryAudit();
@@ -48,8 +49,8 @@ afterAll(() => {
   for (const o of opened.splice(0)) o.stop(true);
 });
 
-/** An inbound listener forwarding to 127.0.0.1:`backendPort`, with BOUNDS; its port. */
-function listenerFor(backendPort: number): { listener: InboundListener; port: number } {
+/** An inbound listener forwarding to 127.0.0.1:`backendPort`, with BOUNDS; its port. `xfcc`: it parses HTTP (forward_client_cert). */
+function listenerFor(backendPort: number, xfcc = false, bounds: ProxySettings = BOUNDS): { listener: InboundListener; port: number } {
   audit = memoryAudit();
   const rule: InboundRule = {
     index: 0,
@@ -60,11 +61,11 @@ function listenerFor(backendPort: number): { listener: InboundListener; port: nu
     forward: { kind: "tcp", host: "127.0.0.1", port: backendPort },
     allow: [{ text: "spiffe://example.org/client", matcher: parsePattern("spiffe://example.org/client") }],
     proxyProtocol: false,
-    forwardClientCert: false,
+    forwardClientCert: xfcc,
     tools: null,
     mcp: null,
   };
-  const listener = new InboundListener(rule, creds.get("spiffe://example.org/backend")!, { identity, verifier: new PeerVerifier(), logger: createLogger({ write: () => {} }), audit, timeouts: () => BOUNDS });
+  const listener = new InboundListener(rule, creds.get("spiffe://example.org/backend")!, { identity, verifier: new PeerVerifier(), logger: createLogger({ write: () => {} }), audit, timeouts: () => bounds });
   opened.push({ stop: () => listener.stop() });
   return { listener, port: (listener as unknown as { listener: { port: number } }).listener.port };
 }
@@ -76,9 +77,10 @@ function backend(socket: SocketHandler<unknown>): number {
 }
 
 /** A client with the SVID of /client: sends `line` after the handshake; how it ended. */
-async function client(port: number, line: string) {
+async function client(port: number, line: string, everyMs = 0) {
   const c = creds.get("spiffe://example.org/client")!;
   let text = "";
+  let sent = 0;
   const { promise, resolve } = Promise.withResolvers<{ text: string; error: string | null }>();
   const finish = (e?: Error | null) => resolve({ text, error: e == null ? null : ((e as { code?: string }).code ?? e.message) });
   await Bun.connect({
@@ -86,14 +88,25 @@ async function client(port: number, line: string) {
     port,
     tls: { cert: c.chain.map((d) => encodePem("CERTIFICATE", d)).join(""), key: c.keyPem, ca: trust.allCaPem, rejectUnauthorized: false },
     socket: {
-      handshake: (s) => void s.write(line),
+      handshake: (s) => {
+        if (everyMs === 0) return void s.write(line);
+        // a byte every `everyMs` until all is sent or the connection ends
+        void (async () => {
+          for (const ch of line) {
+            if (s.readyState !== "open") return;
+            s.write(ch);
+            sent++;
+            await Bun.sleep(everyMs);
+          }
+        })();
+      },
       data: (_s, d) => void (text += new TextDecoder().decode(d)),
       close: (_s, e) => finish(e),
       error: (_s, e) => finish(e),
       connectError: (_s, e) => finish(e),
     },
   }).catch((e: Error) => finish(e));
-  return { done: promise, text: () => text };
+  return { done: promise, text: () => text, sent: () => sent };
 }
 
 const closeOf = () => waitUntil("the inbound conn_close", () => audit.of("conn_close")[0]);
@@ -147,6 +160,33 @@ describe("inbound backend bounds", () => {
     const e = await closeOf();
     expect(e).toMatchObject({ outcome: "forwarded", bytes_down: out.text.length });
     expect(e.reason).toBeUndefined();
+  });
+});
+
+describe("inbound: a slow request head where the listener parses HTTP (forward_client_cert)", () => {
+  test("a head sent a byte every 100 ms is cut at the header bound: header_timeout, the backend gets nothing", async () => {
+    let got = "";
+    // A long idle bound: bytes the listener holds while a head is incomplete are not forwarded, so they would not restart it.
+    const { port } = listenerFor(backend({ data: (_s: Socket<unknown>, d: Uint8Array) => void (got += new TextDecoder().decode(d)) }), true, { ...BOUNDS, idleTimeoutMs: 60_000 });
+    const started = performance.now();
+    const c = await client(port, "GET /slow HTTP/1.1\r\nHost: backend\r\nX-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n", 100);
+    await c.done;
+    expect(performance.now() - started).toBeGreaterThanOrEqual(590);
+    expect(c.sent()).toBeLessThan(20);
+    expect(got).toBe("");
+    expect(await closeOf()).toMatchObject({ side: "inbound", outcome: "refused", reason: "header_timeout", detail: "no whole request head within 600 ms", bytes_up: 0 });
+  });
+
+  test("a whole head goes through with the caller's identity added", async () => {
+    let got = "";
+    const { port } = listenerFor(backend({ data: (s: Socket<unknown>, d: Uint8Array) => {
+      got += new TextDecoder().decode(d);
+      if (got.endsWith("\r\n\r\n")) s.end("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+    } }), true);
+    const out = await (await client(port, "GET /fast HTTP/1.1\r\nHost: backend\r\nConnection: close\r\n\r\n")).done;
+    expect(out.text).toStartWith("HTTP/1.1 204 ");
+    expect(got).toContain("x-forwarded-client-cert: By=spiffe://example.org/backend;URI=spiffe://example.org/client\r\n");
+    expect(await closeOf()).toMatchObject({ outcome: "forwarded", requests: 1 });
   });
 });
 

@@ -26,7 +26,9 @@
  * Bounds on the backend leg (`proxy:`, read when a connection arrives): connected within the
  * connect bound (`backend_connect_timeout`); then the first-byte and idle bounds of watchdog.ts
  * (`backend_first_byte_timeout`, `idle_timeout`; under `mcp:` the relay applies them per request,
- * mcp/relay.ts). No bound on the whole duration. `stop` closes the port and leaves connections in
+ * mcp/relay.ts); where it parses HTTP (`forward_client_cert`, `mcp:`), the header bound
+ * (head-deadline.ts, `header_timeout`: the connection is closed, and under `mcp:` answered 408).
+ * No bound on the whole duration. `stop` closes the port and leaves connections in
  * flight to finish; `endAll` cuts what is left, each recorded (in-flight.ts).
  */
 import type { Audit } from "../audit/sink/audit-log.ts";
@@ -50,6 +52,7 @@ import type { Header } from "../http1/index.ts";
 import { DEFAULT_PROXY_SETTINGS, type ProxySettings } from "../policy/model.ts";
 import { InFlight, type Tracked } from "./in-flight.ts";
 import { expiryFields, Watchdog } from "./watchdog.ts";
+import { HeadDeadline } from "./head-deadline.ts";
 
 export interface InboundDeps {
   readonly identity: IdentitySource;
@@ -94,6 +97,8 @@ interface Conn {
   header: number;
   /** With forward_client_cert: rewrites each request (xfcc.ts). */
   rewriter: XfccRewriter | null;
+  /** With the rewriter: the header bound (head-deadline.ts; the relay keeps its own). */
+  head: HeadDeadline | null;
   /** With `mcp:`: every request and answer through the MCP gate (mcp/relay.ts). */
   relay: McpRelay | null;
   /** Why the connection was ended while forwarding (a request the rewriter refused). */
@@ -225,7 +230,7 @@ export class InboundListener {
     }
     const started = performance.now();
     const tracked = this.inFlight.open(connAudit(this.deps.audit, "inbound", started), () => s.terminate());
-    s.data = { started, events: tracked.events, tracked, timeouts: this.deps.timeouts?.() ?? DEFAULT_PROXY_SETTINGS, timer: null, client: `${s.remoteAddress}:${(s as unknown as { remotePort: number }).remotePort}`, early: [], sp: null, ended: false, closed: false, header: 0, rewriter: null, relay: null, refused: null };
+    s.data = { started, events: tracked.events, tracked, timeouts: this.deps.timeouts?.() ?? DEFAULT_PROXY_SETTINGS, timer: null, client: `${s.remoteAddress}:${(s as unknown as { remotePort: number }).remotePort}`, early: [], sp: null, ended: false, closed: false, header: 0, rewriter: null, head: null, relay: null, refused: null };
     s.data.tracked.fields = this.fields(s, { client_id: null });
     s.data.timer = setTimeout(() => {
       s.data.timer = null;
@@ -283,11 +288,13 @@ export class InboundListener {
     if (c.rewriter === null) return sp.up.data(chunk);
     if (c.refused !== null) return;
     this.rewritten(s, sp, c.rewriter.push(chunk));
+    c.head?.update(c.refused === null && c.rewriter.awaitingHead);
   }
 
   private clientEnded(s: Socket<Conn>, sp: Splice): void {
     const c = s.data;
     if (c.relay !== null) return c.relay.clientEnd();
+    c.head?.stop();
     if (c.rewriter !== null && c.refused === null) this.rewritten(s, sp, c.rewriter.finish());
     sp.up.ended();
   }
@@ -306,7 +313,7 @@ export class InboundListener {
     const gate = openGate(rule, { caller: clientId, server: rule.id.toString(), connId }, this.deps.audit, this.deps.pins ?? null);
     const xfcc = rule.forwardClientCert ? xfccValue(rule.id.toString(), clientId) : null;
     const rewrite = (h: { headers: { entries: readonly Header[] } }): readonly Header[] => (xfcc === null ? h.headers.entries : withXfcc(h.headers.entries, xfcc));
-    return new McpRelay(gate, rewrite, { toBackend: (b) => sp.up.data(b), toClient: (b) => sp.down.data(b), endBackend: () => sp.up.ended(), endClient: () => sp.down.ended() }, { firstByteMs: t.firstByteTimeoutMs, idleMs: t.idleTimeoutMs });
+    return new McpRelay(gate, rewrite, { toBackend: (b) => sp.up.data(b), toClient: (b) => sp.down.data(b), endBackend: () => sp.up.ended(), endClient: () => sp.down.ended() }, { firstByteMs: t.firstByteTimeoutMs, idleMs: t.idleTimeoutMs, headerMs: t.headerTimeoutMs });
   }
 
   private forward(s: Socket<Conn>, clientId: string, connId: Uint8Array): void {
@@ -337,6 +344,7 @@ export class InboundListener {
         endOf(b as Socket<unknown>),
         () => {
           watch?.stop();
+          c.head?.stop();
           this.log(s, {
             ...base,
             outcome: "forwarded",
@@ -357,7 +365,13 @@ export class InboundListener {
         sp.up.data(header);
       }
       if (this.rule.mcp !== null) c.relay = b.data.relay = this.relayFor(sp, clientId, hex(connId), t);
-      else if (this.rule.forwardClientCert) c.rewriter = new XfccRewriter(this.rule.id.toString(), clientId);
+      else if (this.rule.forwardClientCert) {
+        const rewriter = (c.rewriter = new XfccRewriter(this.rule.id.toString(), clientId));
+        const head = (c.head = new HeadDeadline(t.headerTimeoutMs, () => {
+          if (c.refused === null && rewriter.awaitingHead) this.rewritten(s, sp, { out: [], refused: head.fields() });
+        }));
+        head.update(true);
+      }
       for (const chunk of c.early) this.toBackend(s, sp, chunk);
       c.early = [];
       if (c.closed) sp.clientClosed();

@@ -5,7 +5,8 @@
  * or kept alive: any `x-forwarded-client-cert` the client sent is removed and the one header is
  * added, so a backend never sees a forged one. Bodies pass with their framing; a stream that
  * breaks HTTP/1.1, CONNECT and upgrade requests end the connection (the listener does not read
- * the backend's answers, so it could not tell where another protocol would start).
+ * the backend's answers, so it could not tell where another protocol would start). The listener
+ * bounds how long a request head may take (`awaitingHead`, head-deadline.ts).
  */
 import { encodeChunk, lastChunk, RequestParser, serializeRequestHead, type Framing, type Header } from "../http1/index.ts";
 
@@ -36,6 +37,11 @@ export class XfccRewriter {
 
   push(chunk: Uint8Array): Rewritten {
     return this.run(this.parser.push(chunk));
+  }
+
+  /** Waiting for a request head: the first, or a later one whose first byte came (head-deadline.ts). */
+  get awaitingHead(): boolean {
+    return this.parser.awaitingHead && (this.requests === 0 || this.parser.inHead);
   }
 
   finish(): Rewritten {

@@ -1,5 +1,8 @@
-// Interception's bounds and drain over real sockets (test-harness.ts). With small bounds: an API
-// that never answers gets the workload a 504 `upstream_first_byte_timeout`, on a kept-alive
+// Interception's bounds and drain over real sockets (test-harness.ts). With small bounds: a
+// request head sent a byte at a time (slowloris) is answered 408 `header_timeout` at the header
+// bound though each byte came within the idle bound, while a body sent so is forwarded whole; a
+// workload that resets its connection mid-answer has its request logged as cut and the leg to
+// the API closed; an API that never answers gets the workload a 504 `upstream_first_byte_timeout`, on a kept-alive
 // connection for each request afresh; one that answers and goes silent is cut (`idle_timeout`,
 // the workload's end reset); a slow stream lasting past the idle bound arrives whole; one that
 // never completes its TCP connect gets a 504 `upstream_connect_timeout`; each request's line and
@@ -23,6 +26,10 @@ let boundedPort: number;
 let plainPort: number;
 /** Requests for /hang the API received. */
 let hanging = 0;
+/** Every path the API was asked for. */
+const asked: string[] = [];
+/** /stream answers whose reader cancelled (the leg toward the API closed mid-answer). */
+let cancelled = 0;
 
 /** An API: /hang never answers; /partial sends a head and a first chunk, then nothing; /stream 8 chunks, 100 ms apart. */
 function startApi(h: Harness) {
@@ -31,8 +38,10 @@ function startApi(h: Harness) {
     port: 0,
     tls: h.apiTls,
     idleTimeout: 0,
-    fetch(req) {
+    async fetch(req) {
       const path = new URL(req.url).pathname;
+      asked.push(path);
+      if (path === "/echo") return new Response(await req.text());
       if (path === "/hang") {
         hanging++;
         return new Promise<Response>(() => {});
@@ -47,6 +56,7 @@ function startApi(h: Harness) {
               c.enqueue(enc.encode(`chunk${n}\n`));
               if (++n === 8) c.close();
             },
+            cancel: () => void cancelled++,
           }),
         );
       }
@@ -63,7 +73,7 @@ beforeAll(async () => {
   // Port 80 (plain HTTP from the workload): the API; port 443 (TLS from the workload): a listener that never completes a connect.
   boundedPort = bounded.start(`trust_domain: example.org\negress:\n${apiRule("api", 80, bounded, api.port!)}${apiRule("stuck", 443, bounded, stuck.port)}`, {
     secrets,
-    timeouts: { connectTimeoutMs: 300, firstByteTimeoutMs: 300, idleTimeoutMs: 400 },
+    timeouts: { connectTimeoutMs: 300, firstByteTimeoutMs: 300, idleTimeoutMs: 400, headerTimeoutMs: 600 },
   });
   // The same CA file is given to both harnesses' rules: the API's leaf comes from `bounded`'s API CA.
   plainPort = plain.start(`trust_domain: example.org\negress:\n${apiRule("api", 80, bounded, api.port!)}${apiRule("api-tls", 443, bounded, api.port!)}`, { secrets });
@@ -134,6 +144,93 @@ describe("intercept bounds", () => {
     expect(got).toContain("upstream_connect_timeout");
     expect(last(bounded, "http_request")).toMatchObject({ method: "GET", target: "/v1", rule: "stuck", status: 504, outcome: "upstream_failed", reason: "upstream_connect_timeout" });
     expect(await closedAfter(bounded, n)).toMatchObject({ outcome: "upstream_failed", reason: "upstream_connect_timeout" });
+  });
+});
+
+/** Writes `text` to `w` a byte every `ms` until it is written or the connection ends. */
+async function trickle(w: Awaited<ReturnType<typeof startWorkload>>, text: string, ms = 100): Promise<number> {
+  let ended = false;
+  void w.done.then(() => (ended = true));
+  let sent = 0;
+  for (const ch of text) {
+    if (ended) break;
+    w.write(ch);
+    sent++;
+    await Bun.sleep(ms);
+  }
+  return sent;
+}
+
+describe("intercept: slow heads, slow bodies, and a workload that resets", () => {
+  test("a head sent a byte every 100 ms (within the idle bound) after the TLS handshake is answered 408 header_timeout at the header bound; the API gets nothing", async () => {
+    const n = closes(bounded);
+    const before = asked.length;
+    const started = performance.now();
+    let sent = 0;
+    const got = await new Promise<string>((resolve, reject) => {
+      let text = "";
+      let open = true;
+      const s = tls.connect({ host: "127.0.0.1", port: boundedPort, servername: "api.test", ca: readFileSync(bounded.agentCaFile, "utf8") }, async () => {
+        for (const ch of "GET /slow HTTP/1.1\r\nHost: api.test\r\nX-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n") {
+          if (!open) break;
+          s.write(ch);
+          sent++;
+          await Bun.sleep(100);
+        }
+      });
+      s.on("data", (d: Buffer) => void (text += d.toString()));
+      s.on("close", () => {
+        open = false;
+        resolve(text);
+      });
+      s.on("error", reject);
+    });
+    expect(got).toStartWith("HTTP/1.1 408 ");
+    expect(got).toContain("tidegate: header_timeout");
+    expect(performance.now() - started).toBeGreaterThanOrEqual(590);
+    expect(sent).toBeLessThan(20); // cut long before the head was whole
+    expect(last(bounded, "http_request")).toMatchObject({ status: 408, outcome: "refused", reason: "header_timeout", detail: "no whole request head within 600 ms" });
+    expect(await closedAfter(bounded, n)).toMatchObject({ tls_terminated: true, outcome: "refused", reason: "header_timeout" });
+    expect(asked.slice(before)).toEqual([]);
+  });
+
+  test("on a kept-alive connection the next head is bound from its first byte, not from the answer before", async () => {
+    const n = closes(bounded);
+    const w = await startWorkload(boundedPort, get("/first"));
+    await waitUntil("the first answer", () => (w.text().endsWith("ok") ? true : undefined));
+    await Bun.sleep(300); // quiet, within the idle bound: no head awaited yet
+    w.write(get("/second"));
+    await waitUntil("the second answer", () => (w.text().split("HTTP/1.1 200 ").length === 3 ? true : undefined));
+    await trickle(w, "GET /third HTTP/1.1\r\nHost: api.test\r\n\r\n");
+    const out = await w.done;
+    expect(out.text).toContain("HTTP/1.1 408 ");
+    expect(await closedAfter(bounded, n)).toMatchObject({ outcome: "refused", reason: "header_timeout", requests: 2 });
+  });
+
+  test("the header bound is for heads only: a body sent a byte every 100 ms for twice the bound is forwarded whole", async () => {
+    const body = "0123456789ab";
+    const w = await startWorkload(boundedPort, `POST /echo HTTP/1.1\r\nHost: api.test\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`);
+    await trickle(w, body);
+    const out = await w.done;
+    expect(out.error).toBeNull();
+    expect(out.text).toStartWith("HTTP/1.1 200 ");
+    expect(out.text).toEndWith(body);
+    expect(last(bounded, "http_request")).toMatchObject({ target: "/echo", status: 200, outcome: "forwarded", bytes_up: body.length });
+  });
+
+  test("a workload that resets its connection mid-answer: its request is logged cut (client_gone), the connection too, and the leg to the API is closed, not pooled", async () => {
+    const n = closes(plain);
+    const gone = cancelled;
+    let sock: import("bun").Socket<undefined> | null = null;
+    let text = "";
+    sock = await Bun.connect({ hostname: "127.0.0.1", port: plainPort, socket: { data: (_s, d) => void (text += new TextDecoder().decode(d)) } });
+    sock.write(get("/stream"));
+    await waitUntil("the first chunk", () => (text.includes("chunk1") ? true : undefined));
+    sock.terminate(); // a reset
+    expect(await closedAfter(plain, n)).toMatchObject({ outcome: "client_gone", requests: 1 });
+    expect(last(plain, "http_request")).toMatchObject({ target: "/stream", status: 200, outcome: "client_gone", detail: "the workload's connection closed before the answer ended" });
+    await waitUntil("the API's answer cancelled", () => (cancelled > gone ? true : undefined));
+    expect(plain.inFlight.size).toBe(0);
   });
 });
 

@@ -23,7 +23,10 @@
  *   connection into a tunnel: bytes pass as they are both ways, nothing more is parsed or
  *   decided, and the leg is never reused. Any other answer is an ordinary response, and the bytes
  *   the workload sent after the request are then read as its next request.
- * - bounds (`proxy:`, watchdog.ts): a request's answer must begin within the first-byte bound of
+ * - bounds (`proxy:`): a request head must be whole within the header bound (head-deadline.ts:
+ *   the first from the connection's hand-over, so including an intercepted TLS handshake, each
+ *   later one from its first byte), else the workload gets 408 `header_timeout` and the
+ *   connection closes; (watchdog.ts) a request's answer must begin within the first-byte bound of
  *   the last byte sent upstream, else the workload gets 504 `upstream_first_byte_timeout`; a
  *   connection without a byte either way for the idle bound ends (`idle_timeout`): an answer that
  *   was streaming is cut (the workload's connection reset), so it cannot pass for a whole one;
@@ -47,6 +50,7 @@ import { BodyBuffer, concatBytes, gateRequest, McpResponse } from "../mcp/http-f
 import { MAX_HELD } from "../mcp/relay.ts";
 import { DEFAULT_PROXY_SETTINGS, type ProxySettings } from "../../policy/model.ts";
 import { expiryFields, Watchdog, type Expiry } from "../watchdog.ts";
+import { HeadDeadline } from "../head-deadline.ts";
 
 /** The workload's side: a Bun socket, or a TLS socket terminating its TLS. */
 export interface ClientSide {
@@ -118,6 +122,8 @@ export class HttpExchange implements LegOwner {
 
   /** The first-byte and idle bounds: bytes sent upstream, bytes from it, bytes from the workload. */
   private readonly watch: Watchdog;
+  /** The header bound: runs while a request head is awaited (`awaitingHead`). */
+  private readonly head: HeadDeadline;
   /** The agent is stopping: the connection ends after the answer in progress. */
   private draining = false;
   /** A request decided and waiting for its upstream leg. */
@@ -132,6 +138,20 @@ export class HttpExchange implements LegOwner {
   ) {
     const t = deps.timeouts ?? DEFAULT_PROXY_SETTINGS;
     this.watch = new Watchdog(t, (why: Expiry) => this.endNow(expiryFields(why, t, "upstream"), 504));
+    this.head = new HeadDeadline(t.headerTimeoutMs, () => {
+      if (this.awaitingHead()) this.refuse(408, "header_timeout", this.head.fields().detail);
+    });
+    this.head.update(true);
+  }
+
+  /**
+   * Waiting for a request head: nothing being decided or answered, no head parsed and queued, and
+   * either no request yet or the next one's first byte came.
+   */
+  private awaitingHead(): boolean {
+    if (this.done || this.tunnel !== null || this.req !== null || this.starting !== null || this.busy || this.waiting) return false;
+    if (this.events.some((e) => e.kind !== "body")) return false;
+    return this.requests.awaitingHead && (this.count === 0 || this.requests.inHead);
   }
 
   /**
@@ -157,24 +177,33 @@ export class HttpExchange implements LegOwner {
     if (this.done) return;
     const r = this.req;
     const reason = String(why.reason ?? "");
-    const detail = String(why.detail ?? "");
-    if (r !== null) {
-      this.count += 1;
-      const v = r.verdict;
-      const answered = r.response === null ? { status, upstream: `${v.upstream.address.text}:${v.upstream.port}`, peer_id: this.leg?.peerId ?? null } : this.forwarded(r, this.leg, String(why.outcome));
-      this.logRequest(r.head, r.started, { ...answered, outcome: why.outcome, reason, detail, rule: v.rule.name, host: v.name, path: v.path });
-    }
-    const s = this.starting;
-    if (r === null && s !== null) {
-      // Decided, its leg still being opened: answered like one waiting for its answer.
-      this.count += 1;
-      this.logRequest(s.head, s.started, { status, outcome: why.outcome, reason, detail, rule: s.verdict.rule.name, host: s.verdict.name, path: s.verdict.path });
-    }
-    if ((r !== null && r.response === null) || (r === null && s !== null)) {
+    if (this.logCut(why, status)) {
       this.client.write(wholeResponse(status, "text/plain", new TextEncoder().encode(`tidegate: ${reason}\n`), false));
       return this.finish(why);
     }
     this.finish(why, r !== null || this.tunnel !== null);
+  }
+
+  /**
+   * The request in progress, if any, is logged as ended by `why`, with `status` if its answer had
+   * not begun (null: nobody got one); true when there was one waiting for its answer.
+   */
+  private logCut(why: Readonly<Fields>, status: number | null): boolean {
+    const r = this.req;
+    const cause = { outcome: why.outcome, ...(why.reason !== undefined ? { reason: String(why.reason) } : {}), detail: String(why.detail ?? "") };
+    if (r !== null) {
+      this.count += 1;
+      const v = r.verdict;
+      const answered = r.response === null ? { status, upstream: `${v.upstream.address.text}:${v.upstream.port}`, peer_id: this.leg?.peerId ?? null } : this.forwarded(r, this.leg, String(why.outcome));
+      this.logRequest(r.head, r.started, { ...answered, ...cause, rule: v.rule.name, host: v.name, path: v.path });
+      return r.response === null;
+    }
+    const s = this.starting;
+    if (s === null) return false;
+    // Decided, its leg still being opened: answered like one waiting for its answer.
+    this.count += 1;
+    this.logRequest(s.head, s.started, { status, ...cause, rule: s.verdict.rule.name, host: s.verdict.name, path: s.verdict.path });
+    return true;
   }
 
   clientData(chunk: Uint8Array): void {
@@ -184,6 +213,7 @@ export class HttpExchange implements LegOwner {
     for (const e of this.requests.push(chunk)) this.hold(e);
     if (this.held > MAX_HELD) return this.refuse(400, "too_much_ahead", `over ${MAX_HELD} bytes sent ahead of an answer`);
     void this.pump();
+    this.head.update(this.awaitingHead());
   }
 
   /** Bytes of request bodies parsed and not handled yet (pipelined behind a pending answer). */
@@ -209,7 +239,10 @@ export class HttpExchange implements LegOwner {
     else void this.pump();
   }
 
+  /** The workload's connection closed (or was reset): a request in progress is logged as cut. */
   clientClosed(): void {
+    if (this.done) return;
+    this.logCut({ outcome: "client_gone", detail: "the workload's connection closed before the answer ended" }, null);
     this.finish({ outcome: "client_gone" });
   }
 
@@ -232,6 +265,7 @@ export class HttpExchange implements LegOwner {
       this.refuse(502, "internal_error", e instanceof Error ? e.message : String(e));
     } finally {
       this.busy = false;
+      this.head.update(this.awaitingHead());
     }
   }
 
@@ -538,6 +572,7 @@ export class HttpExchange implements LegOwner {
     if (this.done) return;
     this.done = true;
     this.watch.stop();
+    this.head.stop();
     for (const g of this.gates.values()) g.close();
     const t = this.tunnel;
     this.releaseLeg();

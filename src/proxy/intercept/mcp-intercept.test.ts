@@ -41,7 +41,7 @@ beforeAll(async () => {
     },
   });
   const mcp = "    mcp: { tools: { deny: [rm] } }\n";
-  port = h.start(`trust_domain: example.org\negress:\n${apiRule("mcp-api", 80, h, api.port!, mcp)}`, { secrets: { api_token: "t0ken-value" }, timeouts: { connectTimeoutMs: 10_000, firstByteTimeoutMs: 150, idleTimeoutMs: 300 } });
+  port = h.start(`trust_domain: example.org\negress:\n${apiRule("mcp-api", 80, h, api.port!, mcp)}`, { secrets: { api_token: "t0ken-value" }, timeouts: { connectTimeoutMs: 10_000, firstByteTimeoutMs: 150, idleTimeoutMs: 300, headerTimeoutMs: 10_000 } });
 });
 
 afterAll(() => {

@@ -6,7 +6,7 @@ import { McpRelay } from "./relay.ts";
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-function stand(opts: { deny?: string[]; pins?: PinBook; timeouts?: { firstByteMs: number; idleMs: number } } = {}) {
+function stand(opts: { deny?: string[]; pins?: PinBook; timeouts?: { firstByteMs: number; idleMs: number; headerMs?: number } } = {}) {
   const events: { type: string; fields: Record<string, unknown> }[] = [];
   const gate = new McpGate(
     { caller: "spiffe://example.org/client", server: "spiffe://example.org/mcp/x", connId: "c1", rule: { name: "mcp-x", tools: toolDecider({ allow: null, deny: new Set(opts.deny ?? ["rm"]) }) } },
@@ -278,6 +278,32 @@ test("a 202 without a Content-Type whose chunked body is empty passes (nothing t
 });
 
 describe("McpRelay timeouts", () => {
+  test("a request head sent a byte every 20 ms is answered 408 header_timeout at the header bound; the backend gets nothing", async () => {
+    const s = stand({ timeouts: { firstByteMs: 60_000, idleMs: 60_000, headerMs: 150 } });
+    const bytes = post(call(1, "echo"));
+    let sent = 0;
+    for (; sent < 30 && s.relay.refused === null; sent++) {
+      s.relay.clientData(bytes.subarray(sent, sent + 1));
+      await Bun.sleep(20);
+    }
+    expect(s.relay.refused).toEqual({ reason: "header_timeout", detail: "no whole request head within 150 ms" });
+    expect(sent).toBeLessThan(30);
+    expect(s.client()).toStartWith("HTTP/1.1 408 ");
+    expect(s.backend()).toBe("");
+    expect(s.ends).toEqual({ backend: 1, client: 1 });
+  });
+  test("between requests of a kept-alive connection no head is awaited: a quiet spell longer than the header bound is not cut", async () => {
+    const s = stand({ timeouts: { firstByteMs: 60_000, idleMs: 60_000, headerMs: 100 } });
+    s.relay.clientData(post(list(1)));
+    await settle();
+    s.relay.backendData(jsonAnswer(tools(1, ["echo"])));
+    await Bun.sleep(250);
+    expect(s.relay.refused).toBeNull();
+    s.relay.clientData(post(call(2, "echo")));
+    await settle();
+    expect(s.backend()).toContain('"id":2');
+    expect(s.relay.refused).toBeNull();
+  });
   test("a backend that never answers gets the client a 504 after the first-byte timeout", async () => {
     const s = stand({ timeouts: { firstByteMs: 50, idleMs: 60_000 } });
     s.relay.clientData(post(call(1, "echo")));

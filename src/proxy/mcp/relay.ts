@@ -9,8 +9,10 @@
  *   held, at most MAX_HELD, else the connection is refused (`mcp_too_much_ahead`).
  * - Every request's headers pass through `rewrite` (the listener adds `x-forwarded-client-cert`
  *   there when the rule asks).
- * - Timeouts (`proxy.first_byte_timeout` and `proxy.idle_timeout`, default FIRST_BYTE_MS and
- *   IDLE_MS): an answer's head must come within the first of its request (else 504
+ * - Timeouts (`proxy.header_timeout`, `proxy.first_byte_timeout` and `proxy.idle_timeout`,
+ *   default HEADER_MS, FIRST_BYTE_MS and IDLE_MS): a request head must be whole within the first
+ *   (the connection's first from the relay's start, each later one from its first byte; else 408
+ *   `header_timeout`, head-deadline.ts); an answer's head must come within the second of its request (else 504
  *   `backend_first_byte_timeout`); a connection with no byte either way for the second is closed
  *   (`idle_timeout`); every byte, so every SSE event, starts that over, and a call's whole
  *   duration has no cap.
@@ -22,6 +24,7 @@
 import { RequestParser, ResponseParser, serializeRequestHead, wholeResponse, type Header, type RequestEvent, type RequestHead, type ResponseEvent } from "../../http1/index.ts";
 import type { McpGate } from "../../mcp/index.ts";
 import { BodyBuffer, concatBytes, gateRequest, MAX_MCP_BODY, McpResponse } from "./http-filter.ts";
+import { HeadDeadline } from "../head-deadline.ts";
 
 /** Client bytes held while an answer is awaited (pipelined requests), at most. */
 export const MAX_HELD = MAX_MCP_BODY + 64 * 1024;
@@ -29,10 +32,14 @@ export const MAX_HELD = MAX_MCP_BODY + 64 * 1024;
 export const FIRST_BYTE_MS = 30_000;
 /** Without a byte either way (an SSE event counts; `idle_timeout`): a call that keeps reporting is never cut off. */
 export const IDLE_MS = 300_000;
+/** For a request head to be whole (`header_timeout`, 408). */
+export const HEADER_MS = 30_000;
 
 export interface RelayTimeouts {
   readonly firstByteMs: number;
   readonly idleMs: number;
+  /** Default HEADER_MS. */
+  readonly headerMs?: number;
 }
 
 export interface RelayOut {
@@ -70,6 +77,7 @@ export class McpRelay {
 
   private firstByte: ReturnType<typeof setTimeout> | null = null;
   private idle: ReturnType<typeof setTimeout> | null = null;
+  private readonly head: HeadDeadline;
 
   constructor(
     private readonly gate: McpGate,
@@ -78,6 +86,16 @@ export class McpRelay {
     private readonly timeouts: RelayTimeouts = { firstByteMs: FIRST_BYTE_MS, idleMs: IDLE_MS },
   ) {
     this.armIdle(timeouts.idleMs);
+    this.head = new HeadDeadline(timeouts.headerMs ?? HEADER_MS, () => {
+      if (this.awaitingHead()) this.refuse(408, "header_timeout", this.head.fields().detail);
+    });
+    this.head.update(true);
+  }
+
+  /** No request being gated or answered, none parsed and queued, and no request yet or the next one's first byte came. */
+  private awaitingHead(): boolean {
+    if (this.done || this.current !== null || this.waiting || this.busy || this.queue.some((e) => e.kind !== "body")) return false;
+    return this.requests.awaitingHead && (this.count === 0 || this.requests.inHead);
   }
 
   /** When a byte last moved either way: the idle timer, when it fires, waits for what is left. */
@@ -98,6 +116,7 @@ export class McpRelay {
   private stopTimers(): void {
     for (const t of [this.firstByte, this.idle]) if (t !== null) clearTimeout(t);
     this.firstByte = this.idle = null;
+    this.head.stop();
   }
 
   clientData(chunk: Uint8Array): void {
@@ -106,6 +125,7 @@ export class McpRelay {
     for (const e of this.requests.push(chunk)) this.hold(e);
     if (this.held > MAX_HELD) return this.refuse(400, "mcp_too_much_ahead", `over ${MAX_HELD} bytes sent ahead of an answer`);
     void this.pump();
+    this.head.update(this.awaitingHead());
   }
 
   clientEnd(): void {
@@ -132,6 +152,7 @@ export class McpRelay {
       this.refuse(502, "internal_error", e instanceof Error ? e.message : String(e));
     } finally {
       this.busy = false;
+      this.head.update(this.awaitingHead());
     }
   }
 
