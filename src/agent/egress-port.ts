@@ -6,6 +6,7 @@
  * 900, free on both 127.0.0.1 and ::1.
  */
 import { readFileSync } from "node:fs";
+import type { Logger } from "../runtime/log.ts";
 
 export const DEFAULT_EGRESS_PORT = 1001;
 
@@ -34,4 +35,16 @@ export function unprivilegedPortStart(): number | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * Logs `egress_port_unprotected` (the port and the sysctl's value) when an unprivileged process
+ * may bind `port`, that is when the sysctl is at or below it; an unreadable sysctl says nothing.
+ * True when it warned. `start` is injectable for tests; it defaults to the kernel's value.
+ */
+export function warnIfUnprotected(port: number, logger: Logger, start: () => number | null = unprivilegedPortStart): boolean {
+  const open = start();
+  if (open === null || !(open <= port)) return false;
+  logger.warn("egress_port_unprotected", { port, ip_unprivileged_port_start: open, effect: "an unprivileged process could take the egress port while the agent is down" });
+  return true;
 }

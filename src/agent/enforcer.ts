@@ -35,7 +35,7 @@ import { NameCache } from "../policy/name-cache.ts";
 import { createDnsLookup } from "../runtime/dns-client.ts";
 import { systemResolvers } from "../runtime/resolv-conf.ts";
 import type { AgentCore } from "./agent-core.ts";
-import { chooseEgressPort, unprivilegedPortStart } from "./egress-port.ts";
+import { chooseEgressPort, warnIfUnprotected } from "./egress-port.ts";
 import { InboundManager } from "./inbound-manager.ts";
 import { openPins } from "./mcp-pins.ts";
 import type { McpGate, PinBook } from "../mcp/index.ts";
@@ -401,10 +401,7 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
       timeouts: () => holder.policy?.proxy ?? DEFAULT_PROXY_SETTINGS,
     });
     capture.setProxyPort(port);
-    const open = unprivilegedPortStart();
-    if (open !== null && open <= port) {
-      o.logger.warn("egress_port_unprotected", { port, ip_unprivileged_port_start: open, effect: "an unprivileged process could take the egress port while the agent is down" });
-    }
+    warnIfUnprotected(port, o.logger);
   } catch (e) {
     capture.close();
     throw e;
