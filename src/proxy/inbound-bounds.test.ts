@@ -190,6 +190,39 @@ describe("inbound: a slow request head where the listener parses HTTP (forward_c
   });
 });
 
+describe("inbound: a client that resets its connection mid-stream", () => {
+  test("recorded client_gone with the bytes so far; the backend's connection is closed", async () => {
+    let backendClosed = 0;
+    const { port } = listenerFor(
+      backend({
+        data(s: Socket<unknown>) {
+          let i = 0;
+          const t = setInterval(() => {
+            if (s.write(`tick ${i++}\n`) < 0) clearInterval(t);
+          }, 50);
+        },
+        close: () => void backendClosed++,
+      }),
+      false,
+      { ...BOUNDS, idleTimeoutMs: 60_000 },
+    );
+    const c = creds.get("spiffe://example.org/client")!;
+    let text = "";
+    const sock = await Bun.connect({
+      hostname: "127.0.0.1",
+      port,
+      tls: { cert: c.chain.map((d) => encodePem("CERTIFICATE", d)).join(""), key: c.keyPem, ca: trust.allCaPem, rejectUnauthorized: false },
+      socket: { handshake: (s) => void s.write("go\n"), data: (_s, d) => void (text += new TextDecoder().decode(d)) },
+    });
+    await waitUntil("two lines", () => (text.includes("tick 1") ? true : undefined));
+    sock.terminate(); // a reset
+    const e = await closeOf();
+    expect(e).toMatchObject({ side: "inbound", outcome: "client_gone", detail: "the client reset its connection", bytes_up: 3 });
+    expect(e.bytes_down as number).toBeGreaterThanOrEqual(14);
+    await waitUntil("the backend's connection closed", () => (backendClosed === 1 ? true : undefined));
+  });
+});
+
 describe("inbound drain (a stopping agent)", () => {
   test("stop closes the port while a connection in flight goes on; endAll cuts it, recorded drain_timeout", async () => {
     const { listener, port } = listenerFor(backend({ data: (s: Socket<unknown>) => void s.write("answer\n") }));

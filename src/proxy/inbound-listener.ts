@@ -103,6 +103,8 @@ interface Conn {
   relay: McpRelay | null;
   /** Why the connection was ended while forwarding (a request the rewriter refused). */
   refused: Fields | null;
+  /** The client's end was reset (ECONNRESET), not closed in order. */
+  reset: boolean;
 }
 
 interface BackendData {
@@ -170,9 +172,10 @@ export class InboundListener {
           if (s.data.sp !== null) return this.clientEnded(s, s.data.sp);
           s.data.ended = true;
         },
-        close: (s) => {
+        close: (s, error?: Error) => {
           if (s.data === undefined) return;
           s.data.closed = true;
+          s.data.reset = (error as { code?: string } | undefined)?.code === "ECONNRESET";
           if (s.data.timer !== null) clearTimeout(s.data.timer);
           s.data.relay?.gone();
           s.data.sp?.clientClosed();
@@ -230,7 +233,7 @@ export class InboundListener {
     }
     const started = performance.now();
     const tracked = this.inFlight.open(connAudit(this.deps.audit, "inbound", started), () => s.terminate());
-    s.data = { started, events: tracked.events, tracked, timeouts: this.deps.timeouts?.() ?? DEFAULT_PROXY_SETTINGS, timer: null, client: `${s.remoteAddress}:${(s as unknown as { remotePort: number }).remotePort}`, early: [], sp: null, ended: false, closed: false, header: 0, rewriter: null, head: null, relay: null, refused: null };
+    s.data = { started, events: tracked.events, tracked, timeouts: this.deps.timeouts?.() ?? DEFAULT_PROXY_SETTINGS, timer: null, client: `${s.remoteAddress}:${(s as unknown as { remotePort: number }).remotePort}`, early: [], sp: null, ended: false, closed: false, header: 0, rewriter: null, head: null, relay: null, refused: null, reset: false };
     s.data.tracked.fields = this.fields(s, { client_id: null });
     s.data.timer = setTimeout(() => {
       s.data.timer = null;
@@ -349,6 +352,7 @@ export class InboundListener {
             ...base,
             outcome: "forwarded",
             ...(c.rewriter !== null ? { requests: c.rewriter.requests } : {}),
+            ...(c.reset ? { outcome: "client_gone", detail: "the client reset its connection" } : {}),
             ...(c.relay !== null ? { requests: c.relay.count, ...(c.relay.refused !== null ? { outcome: relayOutcome(c.relay.refused.reason), ...c.relay.refused } : {}) } : {}),
             ...c.refused,
             bytes_up: sp.bytesUp() - c.header,
