@@ -82,7 +82,11 @@ async function client(port: number, line: string, everyMs = 0) {
   let text = "";
   let sent = 0;
   const { promise, resolve } = Promise.withResolvers<{ text: string; error: string | null }>();
-  const finish = (e?: Error | null) => resolve({ text, error: e == null ? null : ((e as { code?: string }).code ?? e.message) });
+  let ended = false;
+  const finish = (e?: Error | null) => {
+    ended = true;
+    resolve({ text, error: e == null ? null : ((e as { code?: string }).code ?? e.message) });
+  };
   await Bun.connect({
     hostname: "127.0.0.1",
     port,
@@ -93,7 +97,7 @@ async function client(port: number, line: string, everyMs = 0) {
         // a byte every `everyMs` until all is sent or the connection ends
         void (async () => {
           for (const ch of line) {
-            if (s.readyState !== "open") return;
+            if (ended) return;
             s.write(ch);
             sent++;
             await Bun.sleep(everyMs);
@@ -172,6 +176,7 @@ describe("inbound: a slow request head where the listener parses HTTP (forward_c
     const c = await client(port, "GET /slow HTTP/1.1\r\nHost: backend\r\nX-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n", 100);
     await c.done;
     expect(performance.now() - started).toBeGreaterThanOrEqual(590);
+    expect(c.sent()).toBeGreaterThanOrEqual(5); // it was trickling
     expect(c.sent()).toBeLessThan(20);
     expect(got).toBe("");
     expect(await closeOf()).toMatchObject({ side: "inbound", outcome: "refused", reason: "header_timeout", detail: "no whole request head within 600 ms", bytes_up: 0 });

@@ -102,12 +102,12 @@ export async function startJoinedAgent(o: { dir: string; serverFlags: readonly s
 }
 
 /**
- * `tidegate server init` (trust domain example.org, SVIDs for an hour) and `tidegate server` with
- * `serverFlags` (their --run-dir is `<dir>/server-run`), waiting for its server.json. The caller
- * stops it.
+ * `tidegate server init` (trust domain example.org) and `tidegate server` with `serverFlags`
+ * (their --run-dir is `<dir>/server-run`, their --server-config `<dir>/server.yaml`, written with
+ * `serverYaml`: by default SVIDs for an hour), waiting for its server.json. The caller stops it.
  */
-export async function startServer(dir: string, serverFlags: readonly string[]): Promise<{ server: Running; public: string }> {
-  writeFileSync(join(dir, "server.yaml"), "svid:\n  default_ttl: 1h\n");
+export async function startServer(dir: string, serverFlags: readonly string[], serverYaml = "svid:\n  default_ttl: 1h\n"): Promise<{ server: Running; public: string }> {
+  writeFileSync(join(dir, "server.yaml"), serverYaml);
   await cliOk(["server", "init", "--trust-domain", "example.org", ...serverFlags]);
   const server = startTidegate(["server", ...serverFlags]);
   const serverJson = join(dir, "server-run", "server.json");
