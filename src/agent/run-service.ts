@@ -29,6 +29,7 @@ import type { Policy } from "../policy/model.ts";
 import { findListedGroup, readAccountFiles, type AccountFiles } from "../run/accounts.ts";
 import { launcherArgv, selfBinary } from "../run/launcher.ts";
 import * as u from "../runtime/unix-fds.ts";
+import { bindPrivately } from "../runtime/private-bind.ts";
 import { TidegateError } from "../errors.ts";
 import { decideRun, type RunTarget } from "./run-decision.ts";
 import { encodeLine, LineReader, parseRequest, parseSignalLine, type RunRequest } from "./run-protocol.ts";
@@ -128,8 +129,9 @@ export class RunService {
       if (!lstatSync(path).isSocket()) throw new RunServiceError("run_socket_taken", `run: ${JSON.stringify(path)} exists and is not a socket`);
       unlinkSync(path);
     }
-    this.listenFd = u.listenUnix(path);
-    chmodSync(path, 0o600);
+    // Bound where only root can reach it and moved into place 0600 (private-bind.ts): no umask
+    // opens it to others before applyAccess gives it its mode.
+    this.listenFd = bindPrivately(path, 0o600, (at) => u.listenUnix(at), (fd) => u.closeFd(fd));
     this.applyAccess(true);
     this.timer = setInterval(() => this.tick(), POLL_MS);
   }
@@ -178,8 +180,11 @@ export class RunService {
       const want = gid === null ? { sock: 0o600, dir: 0o711, gid: 0 } : { sock: 0o660, dir: 0o711, gid };
       for (const [p, mode] of [[path, want.sock], [dir, want.dir]] as const) {
         const s = statSync(p);
+        const now = s.mode & 0o7777;
+        // Narrowed first, then the owner, then widened: never the new group with the old mode.
+        if ((now & mode) !== now) chmodSync(p, now & mode);
         if (s.uid !== 0 || s.gid !== want.gid) chownSync(p, 0, want.gid);
-        if ((s.mode & 0o7777) !== mode) chmodSync(p, mode);
+        if ((now & mode) !== mode) chmodSync(p, mode);
       }
       const key = `${group}:${gid}`;
       if (key !== this.access.key) {

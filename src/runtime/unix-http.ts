@@ -2,12 +2,13 @@
  * HTTP over a Unix socket: how the CLI talks to `server.sock` and `agent.sock` (../shared/DESIGN.md
  * section 2). A new socket directory is made 0700; an existing one keeps at most 0711 (the agent's
  * run service opens it to traversal, for run.sock and the workloads' CA bundle,
- * src/agent/run-service.ts); the socket is 0600 before anything is served, so only root reaches
- * these two sockets.
+ * src/agent/run-service.ts); the socket appears at its path already 0600, whatever the umask
+ * (private-bind.ts), so only root reaches these two sockets, at every moment.
  */
 import { chmodSync, existsSync, lstatSync, mkdirSync, statSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
 import { TidegateError } from "../errors.ts";
+import { bindPrivately } from "./private-bind.ts";
 
 export class UnixHttpError extends TidegateError {}
 
@@ -30,8 +31,7 @@ export function serveUnix(path: string, fetch: (req: Request) => Response | Prom
     }
     unlinkSync(path);
   }
-  const server = Bun.serve({ unix: path, fetch });
-  chmodSync(path, 0o600);
+  const server = bindPrivately(path, 0o600, (at) => Bun.serve({ unix: at, fetch }), (s) => void s.stop(true));
   return {
     path,
     stop: async () => {
