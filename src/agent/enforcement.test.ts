@@ -1,9 +1,12 @@
 // Enforcement without a kernel (a recording fake capture): workload identities from entries, what
 // the maps get on reload and on entry changes, nothing touched before the first sync, a rejected
-// reload keeping the maps, and who a redirected caller is.
+// reload keeping the maps, and who a redirected caller is. Who a `--mcp-stdio` caller is
+// (identifyPid): over a fake /proc, and, as root, with real processes: a caller's pid that comes
+// to belong to another uid (the caller dropping to it, or the pid reused with clone3's set_tid by
+// a process of that uid) is refused as `caller_changed`, though that uid has an identity.
 import { memoryAudit } from "../audit/sink/memory-audit.ts";
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Enforcement, type KernelCapture } from "./enforcement.ts";
@@ -12,8 +15,18 @@ import { parseIp } from "../policy/address.ts";
 import { decideConnection, identifyCaller, type EgressDeps } from "../proxy/egress-listener.ts";
 import { createLogger } from "../runtime/log.ts";
 import { AttestError } from "../attest/errors.ts";
+import { Attestation } from "../attest/attestation.ts";
+import { FakeProcFs } from "../attest/fake-proc-fs.ts";
+import { UnixAttestor } from "../attest/unix.ts";
+import { createAttestation } from "../attest/system.ts";
+import * as u from "../runtime/unix-fds.ts";
+import { waitFor } from "../../test/helpers/processes.ts";
 import type { LpmEntry } from "../bpf/lpm-entries.ts";
 import type { Entry } from "./wire.ts";
+
+const isRoot = process.getuid?.() === 0;
+if (!isRoot && process.env.CI) throw new Error("enforcement.test.ts: CI must run as root");
+if (!isRoot) console.warn("enforcement.test.ts: the real-process caller_changed tests are skipped (need root: callers of other uids)");
 
 const dir = mkdtempSync(join(tmpdir(), "tidegate-enforcement-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -140,4 +153,191 @@ describe("enforcement", () => {
     expect(denied.fields).toMatchObject({ decision: "deny", rule: null, outcome: "refused", reason: "no_rule" });
     expect(denied.upstream).toBeNull();
   });
+});
+
+/** An Enforcement whose `attest` is `attest` (the agent's: enforcer.ts), with nothing else of use. */
+function callerIdentity(entries: Entry[], attest: (pid: number) => Promise<readonly string[]>): Enforcement {
+  return new Enforcement({
+    configPath: config,
+    holder: new PolicyHolder(),
+    capture: { syncCgroup: () => {}, removeCgroup: () => {}, lookupPeer: () => null },
+    cgroups: { workloads: () => new Map() },
+    entries: () => entries,
+    attest,
+    logger: createLogger({ write: () => {} }),
+    audit: memoryAudit(),
+  });
+}
+
+/** An MCP host's identity for uid 1000, and one for nobody: a process of nobody's has an identity of its own. */
+const CALLER_ENTRIES = [entry("host", "spiffe://example.org/mcp-host", "unix:uid:1000"), entry("nobody", "spiffe://example.org/nobody", "unix:uid:65534")];
+const changed = (pid: number, uid: number) => ({ ok: false as const, reason: "caller_changed", detail: `process ${pid} no longer runs as uid ${uid}` });
+
+describe("a --mcp-stdio caller's identity over a fake /proc (identifyPid)", () => {
+  test("its pid now a process of another uid (the pid reused): caller_changed, though that uid has an identity", async () => {
+    const fs = new FakeProcFs().addProcess({ pid: 4242, startTime: 100, uids: [1000, 1000, 1000, 1000] });
+    const attestation = new Attestation(fs, [new UnixAttestor(fs)]);
+    const e = callerIdentity(CALLER_ENTRIES, async (pid) => (await attestation.attest(pid)).selectors);
+    expect(await e.identifyPid(4242, 1000)).toEqual({ ok: true, id: "spiffe://example.org/mcp-host" });
+    fs.removeProcess(4242);
+    fs.addProcess({ pid: 4242, startTime: 900, uids: [65534, 65534, 65534, 65534], gids: [65534, 65534, 65534, 65534] });
+    expect(await e.identifyPid(4242, 1000)).toEqual(changed(4242, 1000));
+    // the process at the pid does have an identity: only the uid the kernel gave with the pid refuses it
+    expect(await e.identifyPid(4242, 65534)).toEqual({ ok: true, id: "spiffe://example.org/nobody" });
+  });
+
+  // Uid: real, effective, saved, filesystem (proc(5)); SO_PEERCRED gives the effective uid.
+  const rows: [string, [number, number, number, number], ReturnType<typeof changed> | { ok: true; id: string }][] = [
+    ["the same uid throughout", [1000, 1000, 1000, 1000], { ok: true, id: "spiffe://example.org/mcp-host" }],
+    ["another effective uid (a setuid program exec'd at the pid)", [1000, 65534, 65534, 65534], changed(4242, 1000)],
+    ["root now at the pid", [0, 0, 0, 0], changed(4242, 1000)],
+    ["another real uid, the caller's effective uid", [65534, 1000, 1000, 1000], { ok: true, id: "spiffe://example.org/mcp-host" }],
+  ];
+  for (const [name, uids, want] of rows) {
+    test(`caller of uid 1000, ${name}`, async () => {
+      const fs = new FakeProcFs().addProcess({ pid: 4242, uids });
+      const attestation = new Attestation(fs, [new UnixAttestor(fs)]);
+      const e = callerIdentity([...CALLER_ENTRIES, entry("root", "spiffe://example.org/root", "unix:uid:0")], async (pid) => (await attestation.attest(pid)).selectors);
+      expect(await e.identifyPid(4242, 1000)).toEqual(want);
+    });
+  }
+});
+
+/** A caller: connects to the socket, says so, and stays until its stdin closes; with "drop", becomes nobody (same pid) when told. */
+const CALLER_PY = `
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+print("connected", flush=True)
+if sys.argv[2] == "drop":
+    sys.stdin.readline()
+    os.setgroups([])
+    os.setresgid(65534, 65534, 65534)
+    os.setresuid(65534, 65534, 65534)
+    print("dropped", flush=True)
+sys.stdin.read()
+`;
+
+/**
+ * clone3(2) with set_tid: "probe" asks for this process's own pid (EEXIST when the kernel and our
+ * capabilities allow choosing a pid); "reuse PID" starts a child at PID that becomes nobody and
+ * execs sleep, and waits for it.
+ */
+const CLONE3_PY = `
+import ctypes, os, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+def clone3(tid):
+    tids = (ctypes.c_int * 1)(tid)
+    args = struct.pack("=11Q", 0, 0, 0, 0, 17, 0, 0, 0, ctypes.addressof(tids), 1, 0)
+    buf = ctypes.create_string_buffer(args, len(args))
+    r = libc.syscall(ctypes.c_long(435), buf, ctypes.c_size_t(len(args)))
+    return r, ctypes.get_errno()
+if sys.argv[1] == "probe":
+    r, e = clone3(os.getpid())
+    if r == 0:
+        os._exit(0)
+    print("errno", e, flush=True)
+    sys.exit(0)
+r, e = clone3(int(sys.argv[2]))
+if r < 0:
+    print("error", os.strerror(e), flush=True)
+    sys.exit(1)
+if r == 0:
+    os.setgroups([])
+    os.setresgid(65534, 65534, 65534)
+    os.setresuid(65534, 65534, 65534)
+    os.execv("/bin/sleep", ["sleep", "300"])
+print("child", r, flush=True)
+os.waitpid(r, 0)
+`;
+
+const EEXIST = 17;
+const canChoosePid = isRoot && (() => {
+  const p = Bun.spawnSync(["/usr/bin/python3", "-c", CLONE3_PY, "probe"], { stdout: "pipe", stderr: "pipe" });
+  return p.stdout.toString().trim() === `errno ${EEXIST}`;
+})();
+if (isRoot && !canChoosePid) console.warn("enforcement.test.ts: the pid-reuse test is skipped (clone3 with set_tid unavailable: Linux 5.5+ and CAP_CHECKPOINT_RESTORE)");
+
+/** The uid line of /proc/PID/status: real, effective, saved, filesystem. */
+function uidsOf(pid: number): number[] | undefined {
+  try {
+    return /^Uid:\s+(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]?.split(/\s+/).map(Number);
+  } catch {
+    return undefined;
+  }
+}
+
+describe.skipIf(!isRoot)("a --mcp-stdio caller's identity with real processes (SO_PEERCRED, /proc)", () => {
+  const entries = [...CALLER_ENTRIES, entry("root", "spiffe://example.org/root-host", "unix:uid:0")];
+  // The agent's attestation, its per-pid cache included: a reused pid has another start time.
+  const attestation = isRoot ? createAttestation({ cgroupName: "tidegate-test-enforcement" }) : null;
+  const e = callerIdentity(entries, async (pid) => (await attestation!.attest(pid)).selectors);
+  // A process that changes its own uid keeps its start time and executable; where the kernel then
+  // shows /proc/PID as root's (non-dumpable), the cache may serve the old answer until it expires
+  // (attestation.ts): the caller that drops its uid is asked about without it.
+  const uncachedAttestation = isRoot ? createAttestation({ cgroupName: "tidegate-test-enforcement", cacheTtlMs: 0 }) : null;
+  const uncached = callerIdentity(entries, async (pid) => (await uncachedAttestation!.attest(pid)).selectors);
+
+  /** A listener another user can reach, the caller's connection accepted and its peer credentials. */
+  async function connected(caller: { setpriv: string[]; mode: "stay" | "drop" }) {
+    const folder = mkdtempSync(join(tmpdir(), "tidegate-enforcement-caller-"));
+    chmodSync(folder, 0o755);
+    const path = join(folder, "caller.sock");
+    const listener = u.listenUnix(path);
+    chmodSync(path, 0o666);
+    const proc = Bun.spawn([...caller.setpriv, "/usr/bin/python3", "-c", CALLER_PY, path, caller.mode], { stdin: "pipe", stdout: "pipe", stderr: "pipe", cwd: "/" });
+    const fd = await waitFor("the caller's connection", () => u.acceptConnection(listener) ?? undefined, 30_000, 10);
+    const cleanup = async () => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
+      await proc.exited;
+      u.closeFd(fd);
+      u.closeFd(listener);
+      rmSync(folder, { recursive: true, force: true });
+    };
+    return { proc, peer: u.peerCredentials(fd), cleanup };
+  }
+
+  test("the caller becomes nobody at its pid after connecting as root: caller_changed", async () => {
+    const c = await connected({ setpriv: [], mode: "drop" });
+    try {
+      expect(c.peer).toMatchObject({ pid: c.proc.pid, uid: 0 });
+      expect(await uncached.identifyPid(c.peer.pid, c.peer.uid)).toEqual({ ok: true, id: "spiffe://example.org/root-host" });
+      c.proc.stdin.write("drop\n");
+      c.proc.stdin.flush();
+      await waitFor("the caller to run as nobody", () => (uidsOf(c.peer.pid)?.[1] === 65534 ? true : undefined), 30_000, 10);
+      expect(await uncached.identifyPid(c.peer.pid, c.peer.uid)).toEqual(changed(c.peer.pid, 0));
+      expect(await uncached.identifyPid(c.peer.pid, 65534)).toEqual({ ok: true, id: "spiffe://example.org/nobody" });
+    } finally {
+      await c.cleanup();
+    }
+  }, 60_000);
+
+  test.skipIf(!canChoosePid)("the caller (uid 1000) exits and its pid is reused by a process of nobody's (clone3 set_tid): caller_changed", async () => {
+    const c = await connected({ setpriv: ["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups"], mode: "stay" });
+    let reuser: ReturnType<typeof Bun.spawn> | null = null;
+    try {
+      expect(c.peer).toMatchObject({ pid: c.proc.pid, uid: 1000 });
+      expect(await e.identifyPid(c.peer.pid, c.peer.uid)).toEqual({ ok: true, id: "spiffe://example.org/mcp-host" });
+      c.proc.stdin.end();
+      await c.proc.exited;
+      expect(uidsOf(c.peer.pid)).toBeUndefined(); // gone and reaped: the pid is free
+      reuser = Bun.spawn(["/usr/bin/python3", "-c", CLONE3_PY, "reuse", String(c.peer.pid)], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+      const r = reuser;
+      await waitFor("nobody's sleep at the caller's pid", () => {
+        if (r.exitCode !== null) throw new Error(`clone3 failed (exit ${r.exitCode})`);
+        const sleeping = uidsOf(c.peer.pid)?.[1] === 65534 && readlinkSync(`/proc/${c.peer.pid}/exe`).endsWith("/sleep");
+        return sleeping ? true : undefined;
+      }, 30_000, 10);
+      expect(await e.identifyPid(c.peer.pid, c.peer.uid)).toEqual(changed(c.peer.pid, 1000));
+      expect(await e.identifyPid(c.peer.pid, 65534)).toEqual({ ok: true, id: "spiffe://example.org/nobody" });
+    } finally {
+      if (reuser !== null) {
+        if (uidsOf(c.peer.pid)?.[1] === 65534) process.kill(c.peer.pid, "SIGKILL");
+        reuser.kill("SIGKILL");
+        await reuser.exited;
+      }
+      await c.cleanup();
+    }
+  }, 60_000);
 });
