@@ -4,7 +4,8 @@
  *   (nsenter): every request it gets is recorded on stdout as a JSON line (headers as received, in
  *   order, duplicates kept; TLS version; SNI; which TLS connection), and answered with what it
  *   received minus header values, Authorization only as its SHA-256, so a workload never reads a
- *   secret back;
+ *   secret back; each TLS connection's end is recorded with the bytes of HTTP it carried in
+ *   (`conn_end`), and each handshake that failed (`handshake_failed`);
  * - the backend behind agent B's inbound listener: raw HTTP/1.1, connections kept alive, every
  *   request head recorded as received.
  */
@@ -12,9 +13,12 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 
-/** One line of the API's record. `request`: a complete request; `incomplete`: its body broke off. */
+/**
+ * One line of the API's record. `request`: a complete request; `incomplete`: its body broke off;
+ * `conn_end`: connection `conn` ended, having carried `bytes` bytes of HTTP in (after TLS).
+ */
 export interface ApiRecord {
-  readonly event: "request" | "incomplete" | "handshake_failed" | "listening";
+  readonly event: "request" | "incomplete" | "handshake_failed" | "listening" | "conn_end";
   readonly method: string;
   readonly path: string;
   readonly test_id: string | null;
@@ -28,6 +32,8 @@ export interface ApiRecord {
   /** As received, in order, duplicates kept. */
   readonly headers: [string, string][];
   readonly body: string;
+  /** conn_end: the bytes read from the connection after its handshake. */
+  readonly bytes?: number;
 }
 
 /** A request head the backend behind B's listener received. */
@@ -116,7 +122,18 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
         with lock:
             conns[0] += 1
             tls.tg_conn = conns[0]
-        super().finish_request(tls, client_address)
+        got = [0]
+        recv_into = tls.recv_into
+        def counting(buf, *a):
+            n = recv_into(buf, *a)
+            got[0] += n
+            return n
+        tls.recv_into = counting
+        try:
+            super().finish_request(tls, client_address)
+        finally:
+            del tls.recv_into  # the cycle through it would keep the socket open past its handler
+            emit({"event": "conn_end", "conn": tls.tg_conn, "bytes": got[0]})
 
 srv = Server((host, port), Handler)
 emit({"event": "listening", "port": srv.server_address[1]})

@@ -5,7 +5,9 @@
  *   serves api.partner.test and other.partner.test on 443 with a certificate of its own openssl
  *   test CA;
  * - the built server and agent A (instance e2e-ix-a) with workload `client`; the secret
- *   partner_token is set with `tidegate secret set` (stdin) before A starts;
+ *   partner_token is set with `tidegate secret set` (stdin) before A starts; besides the rules
+ *   that reach the API, three on ports UNVERIFIED.* lead to the same API on 443 but cannot verify
+ *   it (the ca of another openssl test CA; the system roots; mtls: the backend's SPIFFE ID);
  * - on demand, agent B (instance e2e-ix-b) whose inbound listener (127.0.0.81,
  *   `forward_client_cert: true`) forwards to the header-recording backend in this process.
  * Leftovers of earlier runs (namespaces tidegate-test-ix-*, host links tgtix*, the instances) are
@@ -28,6 +30,11 @@ export const NETNS = `tidegate-test-ix-${process.pid}`;
 const LINK = `tgtix${process.pid}`;
 export const ADDR = { host: "10.250.0.1", api: "10.250.0.2", listener: "127.0.0.81" } as const;
 export const ID = { client: "spiffe://example.org/client", backend: "spiffe://example.org/backend" } as const;
+/**
+ * Ports of the API's name whose rules re-originate to the API on 443 with a verification it fails:
+ * the rule's `ca` is another test CA's; no `ca` (the system roots); `mtls:` wanting ID.backend.
+ */
+export const UNVERIFIED = { otherCa: 8443, systemRoots: 8444, mtls: 8445 } as const;
 /** The value of secret partner_token: printable ASCII, unique to this run. */
 export const SECRET = `tg-e2e-${crypto.randomUUID().replaceAll("-", "")}`;
 
@@ -99,6 +106,8 @@ function makePki(dir: string): void {
   run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.pem -days 1 -subj /CN=tidegate-test-partner-ca -addext basicConstraints=critical,CA:TRUE");
   run("openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout api.key -out api.csr -subj /CN=api.partner.test");
   run("openssl x509 -req -in api.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -out api.pem -extfile <(printf 'subjectAltName=DNS:api.partner.test,DNS:other.partner.test\\n')");
+  // a CA that signed nothing the API presents: a rule trusting it alone cannot verify the API
+  run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout other-ca.key -out other-ca.pem -days 1 -subj /CN=tidegate-test-other-ca -addext basicConstraints=critical,CA:TRUE");
 }
 
 const cli = cliOk;
@@ -153,14 +162,19 @@ export async function setUp(cgroupMount: string): Promise<Stand> {
 
   const ca = join(pki, "ca.pem");
   const inject = `    inject: { headers: { Authorization: "Bearer \${secret:partner_token}" } }\n`;
-  const rule = (name: string, host: string, port: number, extra = "") => `  - name: ${name}\n    from: ${ID.client}\n    to: { host: ${host}, port: ${port} }\n    action: intercept\n    ca: ${ca}\n${extra}`;
+  const rule = (name: string, host: string, port: number, extra = "", trust = `    ca: ${ca}\n`) => `  - name: ${name}\n    from: ${ID.client}\n    to: { host: ${host}, port: ${port} }\n    action: intercept\n${trust}${extra}`;
+  const toApi = `${inject}    upstream: { port: 443 }\n`;
+  const unverified =
+    rule("unverified-other-ca", "api.partner.test", UNVERIFIED.otherCa, toApi, `    ca: ${join(pki, "other-ca.pem")}\n`) +
+    rule("unverified-system-roots", "api.partner.test", UNVERIFIED.systemRoots, toApi, "") +
+    rule("unverified-mtls", "api.partner.test", UNVERIFIED.mtls, toApi, `    mtls: { server_id: ${ID.backend} }\n`);
   writeFileSync(
     join(dir, "a.yaml"),
     `trust_domain: example.org
 workloads:
   - { name: client, id: ${ID.client}, user: nobody }
 egress:
-${rule("partner-api", "api.partner.test", 443, inject)}${rule("partner-api-http", "api.partner.test", 80, `${inject}    upstream: { port: 443 }\n`)}${rule("other-api", "other.partner.test", 443)}  - name: backend
+${rule("partner-api", "api.partner.test", 443, inject)}${rule("partner-api-http", "api.partner.test", 80, `${inject}    upstream: { port: 443 }\n`)}${rule("other-api", "other.partner.test", 443)}${unverified}  - name: backend
     from: ${ID.client}
     to: { host: backend.ix.test, port: 80 }
     action: mtls

@@ -4,9 +4,10 @@
 // Node's fetch, started with `tidegate run`, call it over https:// and http://; the API receives the
 // injected Authorization (the secret set with `tidegate secret set`), which no workload ever holds;
 // each refusal (a placeholder toward another host, every smuggling shape, a Host that is not the
-// SNI) is answered and logged. Agent B (instance e2e-ix-b) tells its backend who called in
-// x-forwarded-client-cert, never a forged one. Stand: intercept-setup.ts; the API and B's backend:
-// intercept-peers.ts; the workloads' programs: intercept-clients.ts.
+// SNI, an upstream leg that does not verify) is answered and logged. Agent B (instance e2e-ix-b)
+// tells its backend who called in x-forwarded-client-cert, never a forged one. Stand:
+// intercept-setup.ts; the API and B's backend: intercept-peers.ts; the workloads' programs:
+// intercept-clients.ts.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -16,7 +17,7 @@ import { startTidegate, waitFor } from "../helpers/processes.ts";
 import { probeHost } from "../../src/runtime/host.ts";
 import { NODE_FETCH, PY_RAW, PY_URLLIB } from "./intercept-clients.ts";
 import { srcOf, type AuditLine } from "../helpers/audit-files.ts";
-import { ADDR, ID, INSTANCE_A, SECRET, setUp, tearDown, withStdin, type ApiRecord, type Stand } from "./intercept-setup.ts";
+import { ADDR, ID, INSTANCE_A, SECRET, UNVERIFIED, setUp, tearDown, withStdin, type ApiRecord, type Stand } from "./intercept-setup.ts";
 
 const T = 60_000;
 const mount = probeHost().cgroup2;
@@ -262,6 +263,64 @@ describe.skipIf(!can && !process.env.CI)("interception: secrets injected toward 
     await Bun.sleep(300);
     expect(apiRecords(id)).toEqual([]);
   }, T);
+
+  // The re-originated leg must verify the API before a byte of the request (and the secret it
+  // carries) goes out. The API is the same one the tests above reach; only the rule's trust differs.
+  const unverified: [string, number, string, string][] = [
+    ["the rule's ca is another test CA's", UNVERIFIED.otherCa, "unverified-other-ca", "upstream_tls_unverified"],
+    ["no ca: the system roots", UNVERIFIED.systemRoots, "unverified-system-roots", "upstream_tls_unverified"],
+    ["mtls: the API presents no SVID of server_id's trust domain", UNVERIFIED.mtls, "unverified-mtls", "peer_untrusted"],
+  ];
+  test("control for the tests below: the API records a connection's end with the bytes of HTTP it carried in", async () => {
+    const id = testId("conn-end-control");
+    const raw = `GET /control HTTP/1.1\r\nHost: api.partner.test\r\nX-Test-Id: ${id}\r\nConnection: close\r\n\r\n`;
+    const { promise, resolve } = Promise.withResolvers<string>();
+    let got = "";
+    // straight from the test (no workload, no proxy) to the API in its namespace
+    await Bun.connect({
+      hostname: ADDR.api,
+      port: 443,
+      tls: { ca: readFileSync(join(s.dir, "pki", "ca.pem"), "utf8"), serverName: "api.partner.test" },
+      socket: {
+        handshake: (sock, authorized) => void (authorized ? sock.write(raw) : sock.end()),
+        data: (_sock, d) => void (got += d.toString()),
+        close: () => resolve(got),
+        error: () => resolve(got),
+      },
+    });
+    expect(await promise).toStartWith("HTTP/1.1 200 OK");
+    const rec = await apiGot(id);
+    const end = await waitFor("the API's conn_end of the control connection", () => s.api().find((x) => x.event === "conn_end" && x.conn === rec.conn));
+    expect(end.bytes).toBe(raw.length);
+  }, T);
+
+  for (const [what, port, rule, reason] of unverified) {
+    test(`an intercept rule whose upstream does not verify (${what}): 502 ${reason}; the API gets no byte of the request, no secret`, async () => {
+      const id = testId(`unverified-${port}`);
+      const mark = s.api().length;
+      const connsBefore = Math.max(0, ...s.api().map((x) => x.conn ?? 0)); // the API's TLS connections so far
+      const r = await curl(`https://api.partner.test:${port}/unverified`, "-H", `X-Test-Id: ${id}`, "-X", "POST", "--data", "body");
+      expect(r.status).toBe(502);
+      expect(r.body).toBe(`tidegate: ${reason}\n`);
+      expectNoSecret(r.out + r.err);
+      const line = await httpLine(id, (l) => l.pid === r.pid);
+      expect(line).toMatchObject({ spiffe_id: ID.client, method: "POST", host: "api.partner.test", target: "/unverified", rule, status: 502, outcome: "refused", reason });
+      expect(line.injected).toBeUndefined(); // nothing injected went out
+      expect(await egressLine(r.pid)).toMatchObject({ dst: { addr: ADDR.api, port, name: "api.partner.test" }, rule, action: "intercept", tls_terminated: true, outcome: "refused", reason });
+      // The leg did reach the API: a handshake the proxy broke off, or (mTLS verifies after the
+      // handshake) a connection that ended; either way without a byte of HTTP.
+      const fresh = (x: ApiRecord) => x.event === "handshake_failed" || (x.event === "conn_end" && x.conn > connsBefore);
+      await waitFor("the API's record of the refused leg", () => (s.api().slice(mark).some(fresh) ? true : undefined));
+      await Bun.sleep(300);
+      const after = s.api().slice(mark);
+      expect(after.filter((x) => x.event === "request" || x.event === "incomplete")).toEqual([]);
+      const ended = after.filter((x) => x.event === "conn_end" && x.conn > connsBefore);
+      expect(ended.map((x) => x.bytes)).toEqual(ended.map(() => 0));
+      if (reason === "peer_untrusted") expect(ended).toHaveLength(1); // a completed handshake, then nothing
+      expectNoSecret(JSON.stringify(after));
+      expect(apiRecords(id)).toEqual([]);
+    }, T);
+  }
 
   test("smuggling, each kind after a good request on the same connection: 400 with the parser's code, logged, the connection closed; the API never gets the bad one as a request", async () => {
     const head = (id: string, method = "GET") => `${method} /smuggle HTTP/1.1\r\nHost: api.partner.test\r\nX-Test-Id: ${id}\r\n`;
