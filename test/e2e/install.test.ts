@@ -68,19 +68,18 @@ const requests: string[] = [];
 beforeAll(() => {
   ROOT = mkdtempSync(join(tmpdir(), "tidegate-install-"));
   chmodSync(ROOT, 0o755);
-  server = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    fetch(req) {
-      const name = decodeURIComponent(new URL(req.url).pathname.slice(1));
-      requests.push(name);
-      const body = files[name];
-      if (typeof body === "string" && body.startsWith("redirect:")) return new Response(null, { status: 302, headers: { location: body.slice("redirect:".length) } });
-      return body === undefined ? new Response("not found\n", { status: 404 }) : new Response(body);
-    },
-  });
+  server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: serveFiles });
   BASE = `http://127.0.0.1:${server.port}`;
 });
+
+/** Answers with `files` and records each name asked for. */
+function serveFiles(req: Request): Response {
+  const name = decodeURIComponent(new URL(req.url).pathname.slice(1));
+  requests.push(name);
+  const body = files[name];
+  if (typeof body === "string" && body.startsWith("redirect:")) return new Response(null, { status: 302, headers: { location: body.slice("redirect:".length) } });
+  return body === undefined ? new Response("not found\n", { status: 404 }) : new Response(body);
+}
 
 afterAll(() => {
   server?.stop(true);
@@ -114,12 +113,12 @@ interface Run {
 }
 
 /** `sh install.sh ARGS` (or the script piped into `sh -s -- ARGS`) in the case's cwd, TMPDIR its tmp. */
-async function install(c: Case, args: readonly string[], o: { base?: string; path?: string; piped?: boolean; script?: string; unprivileged?: boolean } = {}): Promise<Run> {
+async function install(c: Case, args: readonly string[], o: { base?: string; path?: string; piped?: boolean; script?: string; unprivileged?: boolean; env?: Record<string, string> } = {}): Promise<Run> {
   requests.length = 0;
   const argv = [...(o.unprivileged ? UNPRIVILEGED : []), SH, ...(o.piped ? ["-s", "--"] : [o.script ?? SCRIPT]), ...args];
   const proc = Bun.spawn(argv, {
     cwd: c.cwd,
-    env: { PATH: o.path ?? PATH, TMPDIR: c.tmp, HOME: c.dir, TIDEGATE_DOWNLOAD_URL: o.base ?? BASE },
+    env: { PATH: o.path ?? PATH, TMPDIR: c.tmp, HOME: c.dir, TIDEGATE_DOWNLOAD_URL: o.base ?? BASE, ...o.env },
     stdin: o.piped ? Bun.file(o.script ?? SCRIPT) : "ignore",
     stdout: "pipe",
     stderr: "pipe",
@@ -289,6 +288,94 @@ describe("download mode, checksum good", () => {
       expect(r.code).toBe(0);
       expect(r.stderr).toContain(`install: verified ${ARTIFACT}: sha256 ${sha256(files[ARTIFACT] as string)} matches SHA256SUMS (${hasher})`);
       expectInstalled(c, files[ARTIFACT] as string);
+    }, T);
+  }
+});
+
+// Over plain http the checksum and the binary come down the same path: whoever can change one can
+// change both, so install.sh says so for an http:// base URL, and only for one.
+describe("the base URL's scheme", () => {
+  const NOTE = (base: string) => `install: note: ${base} is plain http: the checksum then catches a damaged download, not a tampered one`;
+  let https: ReturnType<typeof Bun.serve> | undefined;
+  let httpsBase = "";
+  let httpsCa = "";
+
+  beforeAll(() => {
+    const pki = join(ROOT, "https-pki");
+    mkdirSync(pki, { mode: 0o755 });
+    const r = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "key.pem", "-out", "cert.pem", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], { cwd: pki, stderr: "pipe" });
+    if (r.exitCode !== 0) throw new Error(`openssl req exited ${r.exitCode}: ${r.stderr.toString()}`);
+    httpsCa = join(pki, "cert.pem");
+    https = Bun.serve({ hostname: "127.0.0.1", port: 0, tls: { cert: readFileSync(httpsCa, "utf8"), key: readFileSync(join(pki, "key.pem"), "utf8") }, fetch: serveFiles });
+    httpsBase = `https://127.0.0.1:${https.port}`;
+  });
+
+  afterAll(() => {
+    https?.stop(true);
+  });
+
+  test("a plain http:// TIDEGATE_DOWNLOAD_URL: the note (the checksum catches damage, not tampering) once, before anything is fetched; installed", async () => {
+    files = release();
+    const c = newCase();
+    const r = await install(c, ["--download", ...into(c)]);
+    expect(r.code).toBe(0);
+    const lines = r.stderr.split("\n");
+    expect(lines.filter((l) => l.includes("plain http"))).toEqual([NOTE(BASE)]);
+    expect(lines.indexOf(NOTE(BASE))).toBeLessThan(lines.findIndex((l) => l.startsWith("install: downloading ")));
+    expect(lines.indexOf(NOTE(BASE))).toBeGreaterThanOrEqual(0);
+    expectInstalled(c, files[ARTIFACT] as string);
+  }, T);
+
+  test("the note names the base URL without its trailing slashes, and comes with wget too", async () => {
+    files = release();
+    const c = newCase();
+    const r = await install(c, ["--download", ...into(c)], { base: `${BASE}//`, path: pathWithout("curl") });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain("(with wget)");
+    expect(r.stderr.split("\n").filter((l) => l.includes("plain http"))).toEqual([NOTE(BASE)]);
+  }, T);
+
+  test("what the note warns of: over http, a changed binary served with a SHA256SUMS changed to match is installed", async () => {
+    const changed = standIn("6.6.6");
+    files = { [ARTIFACT]: changed, SHA256SUMS: `${sha256(changed)}  ${ARTIFACT}\n` };
+    const c = newCase();
+    const r = await install(c, ["--download", ...into(c)]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(NOTE(BASE));
+    expectInstalled(c, changed);
+  }, T);
+
+  test("an https:// base URL: no note; the download is verified by TLS and installed", async () => {
+    files = release();
+    const c = newCase();
+    const r = await install(c, ["--download", ...into(c)], { base: httpsBase, env: { CURL_CA_BUNDLE: httpsCa } });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(`install: downloading SHA256SUMS from ${httpsBase}/SHA256SUMS`);
+    expect(r.stderr).not.toContain("plain http");
+    expect(r.stderr).not.toContain("note:");
+    expect(requests).toEqual(["SHA256SUMS", ARTIFACT]);
+    expectInstalled(c, files[ARTIFACT] as string);
+  }, T);
+
+  test("an https:// server whose certificate curl does not trust: refused, nothing installed, no note", async () => {
+    files = release();
+    const c = newCase();
+    const r = await install(c, ["--download", ...into(c)], { base: httpsBase });
+    expectFailure(r, `downloading SHA256SUMS from ${httpsBase}/SHA256SUMS failed`);
+    expect(r.stderr).not.toContain("plain http");
+    expect(requests).toEqual([]);
+    expectNothingLeft(c);
+  }, T);
+
+  for (const base of ["ftp://127.0.0.1/release", "file:///tmp/release", "127.0.0.1/release"]) {
+    test(`TIDEGATE_DOWNLOAD_URL '${base}' is refused before anything is fetched, named`, async () => {
+      files = release();
+      const c = newCase();
+      const r = await install(c, ["--download", ...into(c)], { base });
+      expectFailure(r, `TIDEGATE_DOWNLOAD_URL '${base}' is not an http(s) URL`);
+      expect(r.stderr).not.toContain("plain http");
+      expect(requests).toEqual([]);
+      expectNothingLeft(c);
     }, T);
   }
 });
