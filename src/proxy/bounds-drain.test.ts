@@ -20,7 +20,7 @@ import { loadPolicy } from "../policy/load.ts";
 import type { ProxySettings } from "../policy/model.ts";
 import { createLogger } from "../runtime/log.ts";
 import { SpiffeId } from "../spiffe/index.ts";
-import { startEgressListener, type EgressListener } from "./egress-listener.ts";
+import { PEEK_TIMEOUT_MS, startEgressListener, type EgressListener } from "./egress-listener.ts";
 import { fullBacklog, startWorkload, waitUntil } from "./bounds-test-kit.ts";
 
 const W = SpiffeId.parse("spiffe://example.org/w");
@@ -186,6 +186,35 @@ describe("egress bounds: no cap on a connection that keeps moving bytes", () => 
     const out = await w.done;
     expect([out.text, out.error]).toEqual(["done\n", null]);
     expect(await closeOf()).toMatchObject({ outcome: "forwarded", bytes_down: 5 });
+  });
+});
+
+describe("egress peek: at most PEEK_TIMEOUT_MS for a name, then the address decides", () => {
+  test("a workload that sends nothing (the server speaks first): decided by address after the peek; the banner arrives", async () => {
+    const port = proxyTo(upstream({ open: (s: Socket<unknown>) => void s.write("220 ready\n"), data: (s: Socket<unknown>) => void s.end() }));
+    const started = performance.now();
+    let text = "";
+    const w = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data: (_s, d) => void (text += new TextDecoder().decode(d)) } });
+    await waitUntil("the banner", () => (text === "220 ready\n" ? true : undefined));
+    expect(performance.now() - started).toBeGreaterThanOrEqual(PEEK_TIMEOUT_MS - 10);
+    expect(audit.of("conn_open")[0]).toMatchObject({ rule: "local", decision: "allow", dst: { name: null } });
+    w.write("QUIT\n");
+    expect(await closeOf()).toMatchObject({ rule: "local", outcome: "forwarded", bytes_down: 10 });
+  });
+
+  test("an HTTP head trickled past the peek is decided without its Host: the host rule does not apply, the address rule does", async () => {
+    const port = proxyTo(upstream({ data: (s: Socket<unknown>) => void s.end("HTTP/1.1 204 No Content\r\n\r\n") }));
+    const w = await startWorkload(port, "G");
+    await Bun.sleep(PEEK_TIMEOUT_MS + 100);
+    w.write(`ET / HTTP/1.1\r\nHost: api.test\r\n\r\n`);
+    expect((await w.done).text).toStartWith("HTTP/1.1 204 ");
+    expect(await closeOf()).toMatchObject({ rule: "local", outcome: "forwarded" });
+  });
+
+  test("control: the same head sent at once gives its Host, and the host rule (tls) applies", async () => {
+    const port = proxyTo(upstream({ data: (s: Socket<unknown>) => void s.end("HTTP/1.1 204 No Content\r\n\r\n") }));
+    await startWorkload(port, `GET / HTTP/1.1\r\nHost: api.test\r\n\r\n`);
+    expect(await closeOf()).toMatchObject({ rule: "api-tls" });
   });
 });
 
