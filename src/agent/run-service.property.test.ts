@@ -11,7 +11,8 @@
 // except under CI. The protocol's own properties: run-protocol.property.test.ts.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { holders } from "../../test/helpers/fds.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FUZZ_FACTOR, fuzzRuns } from "../../test/fuzz-runs.ts";
@@ -76,18 +77,6 @@ afterAll(() => {
   service?.stop();
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
 });
-
-/** How many of this process's descriptors are `fd`'s file. */
-function holders(fd: number): number {
-  const target = readlinkSync(`/proc/self/fd/${fd}`);
-  return readdirSync("/proc/self/fd").filter((n) => {
-    try {
-      return readlinkSync(`/proc/self/fd/${n}`) === target;
-    } catch {
-      return false;
-    }
-  }).length;
-}
 
 /** `bytes` cut at the given points (modulo its length), empty pieces dropped. */
 function split(bytes: Uint8Array, cuts: number[]): Uint8Array[] {

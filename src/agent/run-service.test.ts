@@ -5,7 +5,8 @@
 // other than root are real processes run as nobody (setpriv), so SO_PEERCRED names them. Needs
 // root (chown, setpriv); skipped with a message otherwise, except under CI.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, statSync, writeSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readSync, rmSync, statSync, writeSync } from "node:fs";
+import { holders } from "../../test/helpers/fds.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadPolicy } from "../policy/load.ts";
@@ -96,18 +97,6 @@ async function answerOf(fd: number): Promise<Record<string, unknown>> {
     return text.includes("\n") ? true : null;
   });
   return JSON.parse(text.split("\n")[0]!);
-}
-
-/** How many of this process's descriptors are `fd`'s file (pipe:[inode] and the like). */
-function holders(fd: number): number {
-  const target = readlinkSync(`/proc/self/fd/${fd}`);
-  return readdirSync("/proc/self/fd").filter((n) => {
-    try {
-      return readlinkSync(`/proc/self/fd/${n}`) === target;
-    } catch {
-      return false;
-    }
-  }).length;
 }
 
 function readAll(fd: number): string {
