@@ -40,7 +40,7 @@ import { parseIp, type IpAddress } from "../policy/address.ts";
 import type { Logger } from "../runtime/log.ts";
 import { chainPem } from "../x509/pem.ts";
 import type { Credential, IdentitySource, TrustNow } from "./identity-source.ts";
-import { hex, peerChain, randomConnectionId, tlsConnectionId } from "./peer-tls.ts";
+import { hex, peerChain, peerLeaf, randomConnectionId, tlsConnectionId } from "./peer-tls.ts";
 import type { PeerVerifier } from "./peer-verifier.ts";
 import { encodeProxyV2, ProxyV2Error } from "./proxy-v2.ts";
 import { endOf, splice, type Splice } from "./splice.ts";
@@ -255,11 +255,10 @@ export class InboundListener {
     const c = s.data;
     const verified = () => c.timer !== null; // false: the deadline passed and the connection was refused
     if (this.deps.identity.svid(this.rule.id.toString()) === null) return this.refuse(s, "no_svid", { detail: `the agent holds no valid SVID for ${this.rule.id.toString()}` });
-    const chain = peerChain(s as never);
-    if (chain.length === 0) return this.refuse(s, "client_no_certificate");
+    if (peerLeaf(s as never) === null && peerChain(s as never).length === 0) return this.refuse(s, "client_no_certificate");
     if (!authorized || error !== null) return this.refuse(s, "client_untrusted", { detail: (error as { code?: string } | null)?.code ?? error?.message ?? "not authorized" });
     const trust = this.deps.identity.trust();
-    const check = await this.deps.verifier.verify(chain, trust.bundles, trust.generation);
+    const check = await this.deps.verifier.verifyPeer(s as never, trust.bundles, trust.generation);
     if (!verified()) return;
     if (!check.ok) return this.refuse(s, "client_untrusted", { detail: check.code, claimed_id: check.claimed });
     const id = check.id;

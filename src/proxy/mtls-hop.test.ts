@@ -18,7 +18,7 @@ import { InboundListener } from "./inbound-listener.ts";
 import { PeerVerifier } from "./peer-verifier.ts";
 import { SessionCache } from "./session-cache.ts";
 import { openUpstream, type UpstreamPlan } from "./upstream.ts";
-import { hex } from "./peer-tls.ts";
+import { hex, peerChain, peerLeaf } from "./peer-tls.ts";
 import { decodeProxyV2 } from "./proxy-v2.ts";
 
 const TD = TrustDomain.parse("example.org");
@@ -154,6 +154,10 @@ describe("an mTLS hop between the egress upstream leg and an inbound listener", 
     if (!up.ok) throw new Error(`not ok: ${up.reason} ${up.detail}`);
     expect(up.resumed).toBe(true);
     expect(up.peerId).toBe("spiffe://example.org/backend");
+    // the leaf read alone (what the verifier's cache is asked with) is the chain's first, resumed too
+    const leaf = peerLeaf(up.socket as never);
+    expect(leaf).not.toBeNull();
+    expect(Buffer.from(leaf!).equals(Buffer.from(peerChain(up.socket as never)[0]!))).toBe(true);
     expect(await roundTrip(up.socket as never, "again\n")).toContain("caller=spiffe://example.org/client");
   });
 

@@ -3,7 +3,9 @@
  * "TLS in Bun"; checked on Bun 1.4.5):
  * - the certificate chain: the native `getPeerCertificate(false)` (false: not abbreviated; node:tls
  *   passes `!detailed`) gives the leaf with `issuerCertificate` links up to the root as the TLS
- *   stack built the path, each with its DER in `raw`, on both ends and on resumed sessions;
+ *   stack built the path, each with its DER in `raw`, on both ends and on resumed sessions; it
+ *   parses every field of every certificate into objects, so the leaf alone is read first with
+ *   `getPeerX509Certificate` (`peerLeaf`), and the chain only when the verifier needs it;
  * - a connection id both ends compute alike without touching the byte stream (DESIGN.md section
  *   8): the TLS exporter (RFC 8446 section 7.5) with label EXPORTER-tidegate-connection-id, no
  *   context, 16 bytes, in hex.
@@ -23,6 +25,8 @@ interface PeerCert {
 
 export interface TlsPeer {
   getPeerCertificate(abbreviated?: boolean): unknown;
+  /** The leaf alone (node:crypto's X509Certificate, parsed lazily): a few µs, where getPeerCertificate builds objects of every field of the whole chain (about 70 µs). */
+  getPeerX509Certificate?(): { readonly raw: Uint8Array } | undefined;
   exportKeyingMaterial(length: number, label: string, context?: Uint8Array): Uint8Array | undefined;
 }
 
@@ -37,6 +41,16 @@ export function peerChain(socket: TlsPeer): Uint8Array[] {
     c = next;
   }
   return out;
+}
+
+/** The peer's leaf certificate, DER, read without the rest of the chain; null when it sent none (or the socket cannot say). */
+export function peerLeaf(socket: TlsPeer): Uint8Array | null {
+  try {
+    const raw = socket.getPeerX509Certificate?.()?.raw;
+    return raw !== undefined && raw.length > 0 ? new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength) : null;
+  } catch {
+    return null;
+  }
 }
 
 export function hex(bytes: Uint8Array): string {

@@ -5,6 +5,7 @@ import { createTestCa, type TestCa } from "../../test/helpers/test-ca.ts";
 import type { TrustDomain } from "../spiffe/trust-domain.ts";
 import type { X509BundleSource } from "../x509/verify.ts";
 import { PeerVerifier } from "./peer-verifier.ts";
+import type { TlsPeer } from "./peer-tls.ts";
 
 let ca: TestCa;
 let other: TestCa;
@@ -83,5 +84,81 @@ describe("PeerVerifier", () => {
 
   test("an empty chain is no_certificate", async () => {
     expect(await new PeerVerifier().verify([], counting(() => ca), 1)).toMatchObject({ ok: false, code: "no_certificate", claimed: null });
+  });
+});
+
+/** A TLS peer presenting `chain`: counts how often the whole chain was read. `leaf: false`: a socket that cannot give the leaf alone. */
+function peerOf(chain: readonly Uint8Array[], o: { leaf?: boolean } = {}): TlsPeer & { chainReads: number } {
+  const linked = chain.reduceRight<{ raw: Uint8Array; issuerCertificate?: unknown } | undefined>((issuer, der) => ({ raw: der, ...(issuer !== undefined ? { issuerCertificate: issuer } : {}) }), undefined);
+  const p = {
+    chainReads: 0,
+    getPeerCertificate: () => (p.chainReads++, linked ?? {}),
+    ...(o.leaf === false ? {} : { getPeerX509Certificate: () => (chain[0] !== undefined ? { raw: chain[0] } : undefined) }),
+    exportKeyingMaterial: () => undefined,
+  };
+  return p;
+}
+
+describe("PeerVerifier.verifyPeer (a TLS socket)", () => {
+  test("a leaf not remembered: the chain is read and verified; once remembered, the leaf alone answers and the chain is not read", async () => {
+    const leaf = await ca.mintLeaf("/w");
+    const v = new PeerVerifier({ now: () => NOW });
+    const b = counting(() => ca);
+    const first = peerOf(leaf.chain);
+    expect(await v.verifyPeer(first, b, 1)).toMatchObject({ ok: true });
+    expect(first.chainReads).toBe(1);
+    const again = peerOf(leaf.chain);
+    expect(await v.verifyPeer(again, b, 1)).toMatchObject({ ok: true });
+    expect(again.chainReads).toBe(0);
+    expect(b.calls).toBe(1);
+  });
+
+  test("a rogue leaf is never answered from the cache: every time its chain is read and refused", async () => {
+    const good = await ca.mintLeaf("/w");
+    const rogue = await other.mintLeaf("/w");
+    const v = new PeerVerifier({ now: () => NOW });
+    const b = counting(() => ca);
+    await v.verifyPeer(peerOf(good.chain), b, 1);
+    for (let i = 0; i < 2; i++) {
+      const p = peerOf(rogue.chain);
+      expect(await v.verifyPeer(p, b, 1)).toMatchObject({ ok: false, code: "svid_untrusted" });
+      expect(p.chainReads).toBe(1);
+    }
+  });
+
+  test("a new bundle generation: the remembered leaf's chain is read and verified again", async () => {
+    const leaf = await ca.mintLeaf("/w");
+    const v = new PeerVerifier({ now: () => NOW });
+    const b = counting(() => ca);
+    await v.verifyPeer(peerOf(leaf.chain), b, 1);
+    const p = peerOf(leaf.chain);
+    expect(await v.verifyPeer(p, b, 2)).toMatchObject({ ok: true });
+    expect(p.chainReads).toBe(1);
+    expect(b.calls).toBe(2);
+  });
+
+  test("a remembered leaf past the first expiry on its path: read and verified again (and refused)", async () => {
+    const leaf = await ca.mintLeaf("/w");
+    let now = NOW;
+    const v = new PeerVerifier({ now: () => now });
+    const b = counting(() => ca);
+    await v.verifyPeer(peerOf(leaf.chain), b, 1);
+    now = NOW + 400 * 24 * 3600 * 1000;
+    const p = peerOf(leaf.chain);
+    expect(await v.verifyPeer(p, b, 1)).toMatchObject({ ok: false, code: "svid_expired" });
+    expect(p.chainReads).toBe(1);
+  });
+
+  test("a socket that cannot give the leaf alone: the chain every time, the cache as before; none at all: no_certificate", async () => {
+    const leaf = await ca.mintLeaf("/w");
+    const v = new PeerVerifier({ now: () => NOW });
+    const b = counting(() => ca);
+    for (let i = 0; i < 2; i++) {
+      const p = peerOf(leaf.chain, { leaf: false });
+      expect(await v.verifyPeer(p, b, 1)).toMatchObject({ ok: true });
+      expect(p.chainReads).toBe(1);
+    }
+    expect(b.calls).toBe(1);
+    expect(await v.verifyPeer(peerOf([]), b, 1)).toMatchObject({ ok: false, code: "no_certificate" });
   });
 });

@@ -17,6 +17,7 @@ import { X509SvidError } from "../x509/x509-errors.ts";
 import { verifyX509Svid, type X509BundleSource } from "../x509/verify.ts";
 import type { SpiffeId } from "../spiffe/id.ts";
 import { BoundedMap } from "./session-cache.ts";
+import { peerChain, peerLeaf, type TlsPeer } from "./peer-tls.ts";
 
 export type PeerCheck =
   | { readonly ok: true; readonly id: SpiffeId }
@@ -39,19 +40,40 @@ export class PeerVerifier {
     return this.o.now?.() ?? Date.now();
   }
 
-  async verify(chain: readonly Uint8Array[], bundles: X509BundleSource, generation: number): Promise<PeerCheck> {
-    if (chain.length === 0) return { ok: false, code: "no_certificate", detail: "the peer presented no certificate", claimed: null };
+  /**
+   * A TLS peer's chain: its leaf is read alone first (peer-tls.ts `peerLeaf`, cheap), and the whole
+   * chain only when that leaf is not remembered for `generation`.
+   */
+  async verifyPeer(peer: TlsPeer, bundles: X509BundleSource, generation: number): Promise<PeerCheck> {
+    const leaf = peerLeaf(peer);
+    if (leaf !== null) {
+      const hit = this.remembered(leaf, generation);
+      if (hit !== null) return hit;
+    }
+    return this.verify(peerChain(peer), bundles, generation);
+  }
+
+  /** What is remembered of `leaf` for `generation` and still within its path's validity, else null. */
+  private remembered(leaf: Uint8Array, generation: number): PeerCheck | null {
     if (generation > this.generation) {
       this.cache.clear();
       this.generation = generation;
     }
+    if (generation !== this.generation) return null;
+    const key = keyOf(leaf);
+    const hit = this.cache.get(key);
+    if (hit === undefined) return null;
+    if (this.now() <= hit.until) return { ok: true, id: hit.id };
+    this.cache.delete(key);
+    return null;
+  }
+
+  async verify(chain: readonly Uint8Array[], bundles: X509BundleSource, generation: number): Promise<PeerCheck> {
+    if (chain.length === 0) return { ok: false, code: "no_certificate", detail: "the peer presented no certificate", claimed: null };
+    const hit = this.remembered(chain[0]!, generation);
+    if (hit !== null) return hit;
     const now = this.now();
     const key = keyOf(chain[0]!);
-    const hit = generation === this.generation ? this.cache.get(key) : undefined;
-    if (hit !== undefined) {
-      if (now <= hit.until) return { ok: true, id: hit.id };
-      this.cache.delete(key);
-    }
     try {
       const v = await verifyX509Svid(chain, bundles, { now: new Date(now) });
       const until = Math.min(...v.chain.map((der) => readCertificate(der).notAfter));
@@ -68,10 +90,9 @@ export class PeerVerifier {
   }
 }
 
+/** The leaf's exact bytes as a string (base64: one to one, and native). */
 function keyOf(der: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < der.length; i += 8192) s += String.fromCharCode(...der.subarray(i, i + 8192));
-  return s;
+  return Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString("base64");
 }
 
 /** The URI SAN a leaf claims, whether or not it verifies (for the log only). */

@@ -20,7 +20,7 @@ import type { SpiffeId } from "../spiffe/id.ts";
 import { chainPem } from "../x509/pem.ts";
 import type { CaFile } from "./ca-file.ts";
 import type { Credential, TrustNow } from "./identity-source.ts";
-import { peerChain, randomConnectionId, tlsConnectionId } from "./peer-tls.ts";
+import { randomConnectionId, tlsConnectionId } from "./peer-tls.ts";
 import type { PeerVerifier } from "./peer-verifier.ts";
 import type { SessionCache } from "./session-cache.ts";
 import type { Splice } from "./splice.ts";
@@ -138,7 +138,7 @@ export function openUpstream(plan: UpstreamPlan, deps: UpstreamDeps): Promise<Up
   const verifyPeer = async (up: Socket<UpData>, m: Extract<UpstreamTls, { kind: "mtls" }>) => {
     up.pause();
     const connId = tlsConnectionId(up as never);
-    const check = await deps.verifier.verify(peerChain(up as never), m.trust.bundles, m.trust.generation);
+    const check = await deps.verifier.verifyPeer(up as never, m.trust.bundles, m.trust.generation);
     if (settled) return; // the deadline passed meanwhile
     if (up.data.closed) return fail(null, "upstream_failed", null, "the upstream closed during verification", { connId });
     if (!check.ok) return fail(up, "refused", "peer_untrusted", check.code, { claimedId: check.claimed, connId });
