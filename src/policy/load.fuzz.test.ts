@@ -17,7 +17,8 @@ const FROM = "spiffe://example.org/agent/*";
 /** Every section of the policy file, with valid values (docs/policy.md). */
 const VALID = {
   trust_domain: "example.org",
-  agent: { server: "https://tidegate.example.org:8081", server_fingerprint: `ab:${"cd".repeat(30)}:ef`, join_token_file: "/etc/tidegate/join-token", sync_interval: "10s", retry_max: "2m" },
+  agent: { server: "https://tidegate.example.org:8081", server_fingerprint: `ab:${"cd".repeat(30)}:ef`, join_token_file: "/etc/tidegate/join-token", sync_interval: "10s", retry_max: "2m", drain_timeout: "10s" },
+  proxy: { connect_timeout: "10s", first_byte_timeout: "30s", idle_timeout: "5m", header_timeout: "30s" },
   audit: { dir: "/srv/audit", checkpoint_every: 10, checkpoint_interval: "5s", max_file_size: 65536, on_failure: "serve", export: { otlp: "http://127.0.0.1:4318/v1/logs" } },
   workloads: [{ name: "github-mcp", id: "spiffe://example.org/mcp/github", selectors: ["unix:uid:1001"], user: "mcp", run_by: { users: ["alice"], groups: ["developers"] } }],
   egress: [
@@ -51,7 +52,7 @@ const VALID = {
 };
 
 const WORDS = [
-  "trust_domain", "example.org", "agent", "server", "audit", "workloads", "egress", "inbound", "stdio", "federation", "dns", "name", "from",
+  "trust_domain", "example.org", "agent", "server", "audit", "proxy", "header_timeout", "30s", "workloads", "egress", "inbound", "stdio", "federation", "dns", "name", "from",
   "to", "host", "cidr", "port", "proto", "action", "intercept", "deny", "mtls", "server_id", "inject", "headers", "http", "mcp", "tools",
   "allow", "upstream", "listen", "forward", FROM, "10.0.0.0/8", "443", "/v1/**",
 ];
