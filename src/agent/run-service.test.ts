@@ -5,7 +5,7 @@
 // other than root are real processes run as nobody (setpriv), so SO_PEERCRED names them. Needs
 // root (chown, setpriv); skipped with a message otherwise, except under CI.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readSync, rmSync, statSync, writeSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readSync, rmSync, statSync, writeSync } from "node:fs";
 import { holders } from "../../test/helpers/fds.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,6 +18,21 @@ import { MAX_CONNECTIONS, RunService, type RunHost } from "./run-service.ts";
 const isRoot = process.getuid?.() === 0;
 if (!isRoot && !process.env.CI) console.warn("run-service: skipped (needs root: chown of the socket, callers run as nobody)");
 const NOGROUP = 65534;
+
+/** The socket's mode and group changes, in the order the service made them. */
+const accessOps: { path: string; mode?: number; gid?: number }[] = [];
+
+/** The socket's (mode, group) after each of `ops` that touched it, from `from`. */
+function steps(ops: readonly { path: string; mode?: number; gid?: number }[], from: { mode: number; gid: number }) {
+  const out: { mode: number; gid: number }[] = [];
+  let at = from;
+  for (const op of ops) {
+    if (op.path !== socketPath) continue;
+    at = { mode: op.mode ?? at.mode, gid: op.gid ?? at.gid };
+    out.push(at);
+  }
+  return out;
+}
 
 const POLICY = (group: string) => `trust_domain: example.org
 agent: { run_group: ${group} }
@@ -123,6 +138,10 @@ describe.skipIf(!isRoot && !process.env.CI)("run.sock", () => {
       logger,
       // the stand-in does what the launcher does with --cwd and --env-fd, without cgroups or users
       binary: () => ["/usr/bin/python3", "-c", STAND_IN, launcher],
+      fileOps: {
+        chmod: (p, mode) => void (accessOps.push({ path: p, mode }), chmodSync(p, mode)),
+        chown: (p, uid, gid) => void (accessOps.push({ path: p, gid }), chownSync(p, uid, gid)),
+      },
     });
   });
   afterAll(() => {
@@ -257,14 +276,26 @@ describe.skipIf(!isRoot && !process.env.CI)("run.sock", () => {
   }, 20_000);
 
   test("without the run group the socket is root's alone (its folder stays traverse-only); nobody cannot connect", async () => {
+    accessOps.length = 0;
     group = "no-such-group-tidegate-test";
     await until(() => ((statSync(socketPath).mode & 0o777) === 0o600 ? true : null));
+    // narrowed before its group changed: never 0660 with the new group (root's, gid 0)
+    expect(steps(accessOps, { mode: 0o660, gid: NOGROUP })).toEqual([
+      { mode: 0o600, gid: NOGROUP },
+      { mode: 0o600, gid: 0 },
+    ]);
     expect(statSync(runDir).mode & 0o777).toBe(0o711);
     expect(logs("run_socket").at(-1)).toMatchObject({ level: "warn", mode: "0600" });
     const r = await asNobody({ workload: "w1", command: ["true"], env: [], cwd: "/" });
     expect(r.err).toMatch(/PermissionError/);
+    accessOps.length = 0;
     group = "nogroup";
     await until(() => ((statSync(socketPath).mode & 0o777) === 0o660 ? true : null));
+    // the group given before the mode is widened: never 0660 with root's group
+    expect(steps(accessOps, { mode: 0o600, gid: 0 })).toEqual([
+      { mode: 0o600, gid: NOGROUP },
+      { mode: 0o660, gid: NOGROUP },
+    ]);
   });
 
   test("stop removes the socket", () => {

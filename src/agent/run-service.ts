@@ -97,6 +97,8 @@ export interface RunServiceOptions {
   readonly accounts?: () => AccountFiles;
   /** How to run the launcher (default: this program again). */
   readonly binary?: () => string | readonly string[];
+  /** How modes and owners are changed (tests record the order). */
+  readonly fileOps?: { chmod(path: string, mode: number): void; chown(path: string, uid: number, gid: number): void };
 }
 
 interface Connection {
@@ -182,9 +184,10 @@ export class RunService {
         const s = statSync(p);
         const now = s.mode & 0o7777;
         // Narrowed first, then the owner, then widened: never the new group with the old mode.
-        if ((now & mode) !== now) chmodSync(p, now & mode);
-        if (s.uid !== 0 || s.gid !== want.gid) chownSync(p, 0, want.gid);
-        if ((now & mode) !== mode) chmodSync(p, mode);
+        const ops = this.o.fileOps ?? { chmod: chmodSync, chown: chownSync };
+        if ((now & mode) !== now) ops.chmod(p, now & mode);
+        if (s.uid !== 0 || s.gid !== want.gid) ops.chown(p, 0, want.gid);
+        if ((now & mode) !== mode) ops.chmod(p, mode);
       }
       const key = `${group}:${gid}`;
       if (key !== this.access.key) {
