@@ -194,6 +194,39 @@ describe("the node SVID", () => {
     expect(statSync(files.path("node.key")).mode & 0o777).toBe(0o600);
   });
 
+  test("an impostor after the join is refused at the node's renewal, both ways: nothing reaches a handler, the node SVID is kept and retried", async () => {
+    s.nodeTtl = 100;
+    const core = await joined({ syncIntervalMs: 3600_000 });
+    await core.tick();
+    const before = core.identity.node;
+    const onDisk = new StateFiles(t.places.stateDir).read("node.pem");
+    const stranger = await createTestCa({ trustDomain: "example.org" });
+    const impostors: [string, () => Promise<void>, RegExp][] = [
+      // a server SVID from another root of the same trust-domain name
+      ["another root", async () => s.present(await stranger.mintIntermediate()), /server_untrusted/],
+      // a genuine SVID of the trust domain that is not the server's
+      ["another ID", async () => s.present(s.signing, "spiffe://example.org/web"), /server_spiffe_id_mismatch/],
+    ];
+    for (const [what, present, code] of impostors) {
+      await present();
+      const reached = s.requests.length;
+      s.clock.now = Math.max(s.clock.now, before.rotateAt, core.nextWake());
+      await core.tick();
+      expect([what, s.requests.length]).toEqual([what, reached]);
+      expect(core.identity.node.serial).toBe(before.serial);
+      const failed = log.lines.filter((l) => l.event === "node_renew_failed").at(-1);
+      expect(String(failed?.error)).toMatch(code);
+    }
+    expect(events()).not.toContain("node_renewed");
+    expect(new StateFiles(t.places.stateDir).read("node.pem")).toBe(onDisk);
+    // the real server again: the renewal that was due goes through
+    await s.present(s.signing);
+    s.clock.now = Math.max(s.clock.now, core.nextWake());
+    await core.tick();
+    expect(events()).toContain("node_renewed");
+    expect(core.identity.node.serial).not.toBe(before.serial);
+  });
+
   test("a server that lost the node (404 node_unknown on sync) gets a renewal, which re-attests", async () => {
     s.addEntry("e1", "/web");
     const core = await joined();
