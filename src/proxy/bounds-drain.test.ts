@@ -21,7 +21,7 @@ import type { ProxySettings } from "../policy/model.ts";
 import { createLogger } from "../runtime/log.ts";
 import { SpiffeId } from "../spiffe/index.ts";
 import { PEEK_TIMEOUT_MS, startEgressListener, type EgressListener } from "./egress-listener.ts";
-import { fullBacklog, startWorkload, waitUntil } from "./bounds-test-kit.ts";
+import { fullBacklog, startWorkload, ticker, waitUntil } from "./bounds-test-kit.ts";
 
 const W = SpiffeId.parse("spiffe://example.org/w");
 const BOUNDS: ProxySettings = { connectTimeoutMs: 300, firstByteTimeoutMs: 300, idleTimeoutMs: 400, headerTimeoutMs: 600 };
@@ -145,20 +145,7 @@ describe("egress bounds: an upstream that stalls is given up, with its own reaso
 
 describe("egress bounds: no cap on a connection that keeps moving bytes", () => {
   test("a slow, steady answer lasting 4 idle bounds arrives whole", async () => {
-    const port = proxyTo(
-      upstream({
-        data(s: Socket<unknown>) {
-          let n = 0;
-          const t = setInterval(() => {
-            s.write(`tick ${n}\n`);
-            if (++n === 16) {
-              clearInterval(t);
-              s.end();
-            }
-          }, 100);
-        },
-      }),
-    );
+    const port = proxyTo(upstream(ticker(16).handler));
     const w = await startWorkload(port, "go\n");
     const out = await w.done;
     expect(out.error).toBeNull();
@@ -244,30 +231,15 @@ describe("egress bounds: after the upstream's first answer only the idle bound a
   });
 });
 
-/** An upstream that answers each connection with `n` lines, 100 ms apart; `cut` counts the connections reset under it, `closed` all that closed. */
-function ticker(n: number) {
-  const seen = { cut: 0, closed: 0 };
-  const port = upstream({
-    data(s: Socket<unknown>) {
-      let i = 0;
-      const t = setInterval(() => {
-        if (s.write(`tick ${i}\n`) < 0 || ++i === n) {
-          clearInterval(t);
-          s.end();
-        }
-      }, 100);
-    },
-    close: (_s: Socket<unknown>, e?: Error) => {
-      seen.closed++;
-      if (e !== undefined) seen.cut++;
-    },
-  });
-  return { port, seen };
+/** An upstream answering with `n` lines, 100 ms apart (bounds-test-kit.ts `ticker`). */
+function tickingUpstream(n: number) {
+  const t = ticker(n);
+  return { port: upstream(t.handler), seen: t.seen };
 }
 
 describe("egress: a workload that resets its connection mid-stream", () => {
   test("the connection is recorded client_gone with the bytes so far, and the upstream's connection is closed", async () => {
-    const up = ticker(1000);
+    const up = tickingUpstream(1000);
     const port = proxyTo(up.port, { ...BOUNDS, idleTimeoutMs: 60_000 });
     let text = "";
     const s = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data: (_s, d) => void (text += new TextDecoder().decode(d)) } });
@@ -282,7 +254,7 @@ describe("egress: a workload that resets its connection mid-stream", () => {
   });
 
   test("a workload that closes in order is recorded forwarded", async () => {
-    const up = ticker(2);
+    const up = tickingUpstream(2);
     const port = proxyTo(up.port, { ...BOUNDS, idleTimeoutMs: 60_000 });
     const w = await startWorkload(port, "go\n");
     expect((await w.done).error).toBeNull();
@@ -292,7 +264,7 @@ describe("egress: a workload that resets its connection mid-stream", () => {
 
 describe("egress drain (a stopping agent)", () => {
   test("stopAccepting: a new connection is refused; one in flight goes on and ends whole", async () => {
-    const up = ticker(8);
+    const up = tickingUpstream(8);
     const port = proxyTo(up.port, { ...BOUNDS, idleTimeoutMs: 60_000 });
     const w = await startWorkload(port, "go\n");
     await waitUntil("the first line", () => (w.text().includes("tick 0") ? true : undefined));
@@ -309,7 +281,7 @@ describe("egress drain (a stopping agent)", () => {
   });
 
   test("endAll at the deadline: what is still open is reset both ways and recorded drain_timeout", async () => {
-    const up = ticker(1000);
+    const up = tickingUpstream(1000);
     const port = proxyTo(up.port, { ...BOUNDS, idleTimeoutMs: 60_000 });
     const w = await startWorkload(port, "go\n");
     await waitUntil("the first line", () => (w.text().includes("tick 0") ? true : undefined));

@@ -2,7 +2,7 @@
  * For the tests of the proxies' bounds and of a stopping agent's drain: a workload's connection
  * that says how it ended, a TCP listener that never completes a connect, and a deadline-bound poll.
  */
-import type { Socket } from "bun";
+import type { Socket, SocketHandler } from "bun";
 
 export interface WorkloadConn {
   write(text: string): void;
@@ -59,6 +59,31 @@ export async function fullBacklog(): Promise<{ port: number; stop(): void }> {
     throw new Error("bounds-test-kit: python3 did not report its listener's port");
   }
   return { port, stop: () => p.kill() };
+}
+
+/**
+ * Handlers of a server that answers each connection's first bytes with `n` lines (`tick 0\n`, ...),
+ * one every `everyMs`, then ends it (sooner when a write fails: the connection went). `seen`
+ * counts the connections that closed, and those that were reset (closed with an error).
+ */
+export function ticker(n: number, everyMs = 100): { handler: SocketHandler<unknown>; seen: { closed: number; cut: number } } {
+  const seen = { closed: 0, cut: 0 };
+  const handler: SocketHandler<unknown> = {
+    data(s: Socket<unknown>) {
+      let i = 0;
+      const t = setInterval(() => {
+        if (s.write(`tick ${i}\n`) < 0 || ++i === n) {
+          clearInterval(t);
+          s.end();
+        }
+      }, everyMs);
+    },
+    close: (_s: Socket<unknown>, e?: Error) => {
+      seen.closed++;
+      if (e !== undefined) seen.cut++;
+    },
+  };
+  return { handler, seen };
 }
 
 /** Polls `probe` every 10 ms until it gives a value, or throws after `ms`. */

@@ -16,7 +16,7 @@ import { parsePattern } from "../spiffe/match.ts";
 import { readCertificate, serialHex } from "../x509/cert.ts";
 import { exportPkcs8Pem } from "../x509/keys.ts";
 import { encodePem } from "../x509/pem.ts";
-import { fullBacklog, waitUntil } from "./bounds-test-kit.ts";
+import { fullBacklog, ticker, waitUntil } from "./bounds-test-kit.ts";
 import type { Credential, IdentitySource, TrustNow } from "./identity-source.ts";
 import { InboundListener } from "./inbound-listener.ts";
 import { PeerVerifier } from "./peer-verifier.ts";
@@ -145,20 +145,7 @@ describe("inbound backend bounds", () => {
   });
 
   test("a slow, steady backend lasting 3 idle bounds goes through whole", async () => {
-    const { port } = listenerFor(
-      backend({
-        data(s: Socket<unknown>) {
-          let i = 0;
-          const t = setInterval(() => {
-            s.write(`tick ${i}\n`);
-            if (++i === 12) {
-              clearInterval(t);
-              s.end();
-            }
-          }, 100);
-        },
-      }),
-    );
+    const { port } = listenerFor(backend(ticker(12).handler));
     const out = await (await client(port, "go\n")).done;
     expect(out.text).toContain("tick 11\n");
     const e = await closeOf();
@@ -197,20 +184,8 @@ describe("inbound: a slow request head where the listener parses HTTP (forward_c
 
 describe("inbound: a client that resets its connection mid-stream", () => {
   test("recorded client_gone with the bytes so far; the backend's connection is closed", async () => {
-    let backendClosed = 0;
-    const { port } = listenerFor(
-      backend({
-        data(s: Socket<unknown>) {
-          let i = 0;
-          const t = setInterval(() => {
-            if (s.write(`tick ${i++}\n`) < 0) clearInterval(t);
-          }, 50);
-        },
-        close: () => void backendClosed++,
-      }),
-      false,
-      { ...BOUNDS, idleTimeoutMs: 60_000 },
-    );
+    const ticking = ticker(Infinity, 50);
+    const { port } = listenerFor(backend(ticking.handler), false, { ...BOUNDS, idleTimeoutMs: 60_000 });
     const c = creds.get("spiffe://example.org/client")!;
     let text = "";
     const sock = await Bun.connect({
@@ -224,7 +199,7 @@ describe("inbound: a client that resets its connection mid-stream", () => {
     const e = await closeOf();
     expect(e).toMatchObject({ side: "inbound", outcome: "client_gone", detail: "the client reset its connection", bytes_up: 3 });
     expect(e.bytes_down as number).toBeGreaterThanOrEqual(14);
-    await waitUntil("the backend's connection closed", () => (backendClosed === 1 ? true : undefined));
+    await waitUntil("the backend's connection closed", () => (ticking.seen.closed === 1 ? true : undefined));
   });
 });
 
