@@ -1,6 +1,6 @@
 // The executable hash cache under concurrency: look-ups of one binary not cached yet share one
-// read; a failed shared read fails those that asked through the same path, while one that asked
-// through another process's path reads on its own; nothing failed is cached.
+// read; a failed shared read fails those that asked through the same path, while those that asked
+// through other processes' paths share one new read; nothing failed is cached.
 import { describe, expect, test } from "bun:test";
 import { ExeHashCache } from "./exe-hash.ts";
 import { fakeStat } from "./fake-proc-fs.ts";
@@ -53,6 +53,21 @@ describe("ExeHashCache: concurrent look-ups", () => {
     reads[1]!.settle({ sha256: "cd".repeat(32), before: ST, after: ST });
     expect(await other).toBe("cd".repeat(32));
     expect(cache.hashed).toBe(1);
+  });
+
+  test("the shared read fails and two look-ups came through other paths: one more read, not one each", async () => {
+    const { fs, reads } = slowFs();
+    const cache = new ExeHashCache(fs);
+    const first = cache.sha256("/proc/100/exe", ST).catch((e: unknown) => e);
+    const others = Promise.all([cache.sha256("/proc/101/exe", ST), cache.sha256("/proc/102/exe", ST)]);
+    await tick();
+    reads[0]!.settle(Object.assign(new Error("ENOENT: /proc/100/exe"), { code: "ENOENT" }));
+    expect(String(await first)).toBe("Error: ENOENT: /proc/100/exe");
+    await tick();
+    expect(reads.map((r) => r.path)).toEqual(["/proc/100/exe", "/proc/101/exe"]);
+    reads[1]!.settle({ sha256: "ab".repeat(32), before: ST, after: ST });
+    expect(await others).toEqual(["ab".repeat(32), "ab".repeat(32)]);
+    expect(reads).toHaveLength(2);
   });
 
   test("a file that changes during the shared read: attest_exe_changed for its path, not cached; the next look-up reads again", async () => {

@@ -47,15 +47,17 @@ export class ExeHashCache {
       this.#hashes.set(key, hit);
       return hit;
     }
-    const running = this.#reading.get(key);
-    if (running !== undefined) {
+    // Joins the read in progress; after a failed one through another path, the next read (ours, or
+    // one another waiter started meanwhile), so waiters never each read the file.
+    for (;;) {
+      const running = this.#reading.get(key);
+      if (running === undefined) return this.#read(path, key);
       try {
         return await running.hash;
       } catch (e) {
         if (running.path === path) throw e;
       }
     }
-    return this.#read(path, key);
   }
 
   async #read(path: string, key: string): Promise<string> {
