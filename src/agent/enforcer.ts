@@ -360,6 +360,8 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
     throw e;
   }
   const holder = new PolicyHolder();
+  /** The proxies' bounds in force, read as each connection arrives. */
+  const proxyBounds = () => holder.policy?.proxy ?? DEFAULT_PROXY_SETTINGS;
   // Every event the enforcing half writes from here on is counted too (rule-hits.ts), kernel denies included.
   const hits = new RuleHits({ generation: () => holder.generation });
   const audit = hits.tap(o.audit);
@@ -398,7 +400,7 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
       logger: o.logger,
       audit,
       ...(o.accepting !== undefined ? { accepting: o.accepting } : {}),
-      timeouts: () => holder.policy?.proxy ?? DEFAULT_PROXY_SETTINGS,
+      timeouts: proxyBounds,
     });
     capture.setProxyPort(port);
     warnIfUnprotected(port, o.logger);
@@ -410,7 +412,7 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
   const present = existsSync(o.places.config);
   if (!present) o.logger.warn("policy_absent", { file: o.places.config, effect: "no policy: managed workloads reach nothing until one loads" });
   if (!(present && enforcement.reload())) enforcement.resync(true);
-  const enforcer = new Enforcer(capture, holder, enforcement, listener, new InboundManager({ identity, logger: o.logger, audit, pins, ...(o.accepting !== undefined ? { accepting: o.accepting } : {}), timeouts: () => holder.policy?.proxy ?? DEFAULT_PROXY_SETTINGS }), interception, pins, hits, { ...o, audit });
+  const enforcer = new Enforcer(capture, holder, enforcement, listener, new InboundManager({ identity, logger: o.logger, audit, pins, ...(o.accepting !== undefined ? { accepting: o.accepting } : {}), timeouts: proxyBounds }), interception, pins, hits, { ...o, audit });
   enforcer.start();
   o.logger.info("capture_ready", { cgroup: capture.tree.root, pins: capture.pinDir, adopted: capture.adopted, egress_port: listener.port });
   return enforcer;

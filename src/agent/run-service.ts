@@ -182,12 +182,12 @@ export class RunService {
       const want = gid === null ? { sock: 0o600, dir: 0o711, gid: 0 } : { sock: 0o660, dir: 0o711, gid };
       for (const [p, mode] of [[path, want.sock], [dir, want.dir]] as const) {
         const s = statSync(p);
-        const now = s.mode & 0o7777;
+        const had = s.mode & 0o7777;
         // Narrowed first, then the owner, then widened: never the new group with the old mode.
         const ops = this.o.fileOps ?? { chmod: chmodSync, chown: chownSync };
-        if ((now & mode) !== now) ops.chmod(p, now & mode);
+        if ((had & mode) !== had) ops.chmod(p, had & mode);
         if (s.uid !== 0 || s.gid !== want.gid) ops.chown(p, 0, want.gid);
-        if ((now & mode) !== mode) ops.chmod(p, mode);
+        if ((had & mode) !== mode) ops.chmod(p, mode);
       }
       const key = `${group}:${gid}`;
       if (key !== this.access.key) {

@@ -58,7 +58,7 @@ export const httpsUrl = urlOf(["https:"], "an https://");
 const duration = converted((t) => parseDuration(t, "duration"));
 /** Longest bound a timer can hold (2^31 - 1 ms is about 24.8 days). */
 const MAX_BOUND_MS = 24 * 86_400_000;
-/** A bound on a wait: more than 0, at most 24 days. */
+/** A bound on a wait: at most 24 days; more than 0 unless `zero` is "allowed". */
 const bound = (zero: "allowed" | "refused") =>
   converted((t) => {
     const ms = parseDuration(t, "duration");

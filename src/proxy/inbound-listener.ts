@@ -255,10 +255,11 @@ export class InboundListener {
     const c = s.data;
     const verified = () => c.timer !== null; // false: the deadline passed and the connection was refused
     if (this.deps.identity.svid(this.rule.id.toString()) === null) return this.refuse(s, "no_svid", { detail: `the agent holds no valid SVID for ${this.rule.id.toString()}` });
-    if (peerLeaf(s as never) === null && peerChain(s as never).length === 0) return this.refuse(s, "client_no_certificate");
+    const leaf = peerLeaf(s as never);
+    if (leaf === null && peerChain(s as never).length === 0) return this.refuse(s, "client_no_certificate");
     if (!authorized || error !== null) return this.refuse(s, "client_untrusted", { detail: (error as { code?: string } | null)?.code ?? error?.message ?? "not authorized" });
     const trust = this.deps.identity.trust();
-    const check = await this.deps.verifier.verifyPeer(s as never, trust.bundles, trust.generation);
+    const check = await this.deps.verifier.verifyPeer(s as never, trust.bundles, trust.generation, leaf);
     if (!verified()) return;
     if (!check.ok) return this.refuse(s, "client_untrusted", { detail: check.code, claimed_id: check.claimed });
     const id = check.id;

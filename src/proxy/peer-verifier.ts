@@ -42,25 +42,24 @@ export class PeerVerifier {
 
   /**
    * A TLS peer's chain: its leaf is read alone first (peer-tls.ts `peerLeaf`, cheap), and the whole
-   * chain only when that leaf is not remembered for `generation`.
+   * chain only when that leaf is not remembered for `generation` (a miss: once per SVID). `leaf`:
+   * the peer's leaf when the caller has read it already.
    */
-  async verifyPeer(peer: TlsPeer, bundles: X509BundleSource, generation: number): Promise<PeerCheck> {
-    const leaf = peerLeaf(peer);
+  async verifyPeer(peer: TlsPeer, bundles: X509BundleSource, generation: number, leaf: Uint8Array | null = peerLeaf(peer)): Promise<PeerCheck> {
     if (leaf !== null) {
-      const hit = this.remembered(leaf, generation);
+      const hit = this.remembered(keyOf(leaf), generation);
       if (hit !== null) return hit;
     }
     return this.verify(peerChain(peer), bundles, generation);
   }
 
-  /** What is remembered of `leaf` for `generation` and still within its path's validity, else null. */
-  private remembered(leaf: Uint8Array, generation: number): PeerCheck | null {
+  /** What is remembered of the leaf with `key` for `generation` and still within its path's validity, else null. */
+  private remembered(key: string, generation: number): PeerCheck | null {
     if (generation > this.generation) {
       this.cache.clear();
       this.generation = generation;
     }
     if (generation !== this.generation) return null;
-    const key = keyOf(leaf);
     const hit = this.cache.get(key);
     if (hit === undefined) return null;
     if (this.now() <= hit.until) return { ok: true, id: hit.id };
@@ -70,10 +69,10 @@ export class PeerVerifier {
 
   async verify(chain: readonly Uint8Array[], bundles: X509BundleSource, generation: number): Promise<PeerCheck> {
     if (chain.length === 0) return { ok: false, code: "no_certificate", detail: "the peer presented no certificate", claimed: null };
-    const hit = this.remembered(chain[0]!, generation);
+    const key = keyOf(chain[0]!);
+    const hit = this.remembered(key, generation);
     if (hit !== null) return hit;
     const now = this.now();
-    const key = keyOf(chain[0]!);
     try {
       const v = await verifyX509Svid(chain, bundles, { now: new Date(now) });
       const until = Math.min(...v.chain.map((der) => readCertificate(der).notAfter));

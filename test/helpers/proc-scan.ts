@@ -306,8 +306,7 @@ function readProc(pid: number, what: string): Buffer {
   }
 }
 
-/** Field 22 of /proc/PID/stat: tells a process from a later one with the same pid. */
-/** Field 22 of /proc/PID/stat, read by the attestor's own parser. */
+/** Field 22 of /proc/PID/stat (the attestor's own parser): tells a process from a later one with the same pid. */
 function startTime(pid: number): number {
   return parseStartTime(readProc(pid, "stat").toString("latin1"), `/proc/${pid}/stat`);
 }

@@ -145,12 +145,12 @@ export class HttpExchange implements LegOwner {
   }
 
   /**
-   * Waiting for a request head: nothing being decided or answered, no head parsed and queued, and
-   * either no request yet or the next one's first byte came.
+   * Waiting for a request head: nothing being decided or answered (`pump` leaves no event queued
+   * when it is neither busy nor waiting), and either no request yet or the next one's first byte
+   * came.
    */
   private awaitingHead(): boolean {
-    if (this.done || this.tunnel !== null || this.req !== null || this.starting !== null || this.busy || this.waiting) return false;
-    if (this.events.some((e) => e.kind !== "body")) return false;
+    if (this.done || this.tunnel !== null || this.req !== null || this.busy || this.waiting) return false;
     return this.requests.awaitingHead && (this.count === 0 || this.requests.inHead);
   }
 

@@ -13,7 +13,7 @@
  *   default HEADER_MS, FIRST_BYTE_MS and IDLE_MS): a request head must be whole within the first
  *   (the connection's first from the relay's start, each later one from its first byte; else 408
  *   `header_timeout`, head-deadline.ts); an answer's head must come within the second of its request (else 504
- *   `backend_first_byte_timeout`); a connection with no byte either way for the second is closed
+ *   `backend_first_byte_timeout`); a connection with no byte either way for the third is closed
  *   (`idle_timeout`); every byte, so every SSE event, starts that over, and a call's whole
  *   duration has no cap.
  * - Refused, answered with the status named and the connection closed: a stream that breaks
@@ -92,9 +92,9 @@ export class McpRelay {
     this.head.update(true);
   }
 
-  /** No request being gated or answered, none parsed and queued, and no request yet or the next one's first byte came. */
+  /** No request being gated or answered (`pump` leaves none queued when it is neither busy nor waiting), and no request yet or the next one's first byte came. */
   private awaitingHead(): boolean {
-    if (this.done || this.current !== null || this.waiting || this.busy || this.queue.some((e) => e.kind !== "body")) return false;
+    if (this.done || this.current !== null || this.waiting || this.busy) return false;
     return this.requests.awaitingHead && (this.count === 0 || this.requests.inHead);
   }
 
