@@ -144,16 +144,6 @@ describe("POST /v1/attest/join-token on any body", () => {
     );
   });
 
-  test("tokenHash: any string gives 64 hex digits, the same each time", () => {
-    fc.assert(
-      fc.property(fc.string({ unit: "binary", maxLength: 600 }), (t) => {
-        const h = tokenHash(t);
-        expect(h).toMatch(/^[0-9a-f]{64}$/);
-        expect(tokenHash(t)).toBe(h);
-      }),
-      { numRuns: RUNS },
-    );
-  });
 });
 
 describe("a known token with its CSR changed", () => {
