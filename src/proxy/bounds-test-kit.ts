@@ -3,6 +3,7 @@
  * that says how it ended, a TCP listener that never completes a connect, and a deadline-bound poll.
  */
 import type { Socket, SocketHandler } from "bun";
+import { waitFor } from "../../test/helpers/processes.ts";
 
 export interface WorkloadConn {
   write(text: string): void;
@@ -86,13 +87,7 @@ export function ticker(n: number, everyMs = 100): { handler: SocketHandler<unkno
   return { handler, seen };
 }
 
-/** Polls `probe` every 10 ms until it gives a value, or throws after `ms`. */
-export async function waitUntil<T>(what: string, probe: () => T | undefined, ms = 5000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await Bun.sleep(10);
-  }
+/** test/helpers/processes.ts `waitFor`, polling every 10 ms, for 5 s unless told. */
+export function waitUntil<T>(what: string, probe: () => T | undefined, ms = 5000): Promise<T> {
+  return waitFor(what, probe, ms, 10);
 }
