@@ -16,13 +16,12 @@ import { parseIp } from "../policy/address.ts";
 import { PolicyEngine } from "../policy/engine.ts";
 import { loadPolicy } from "../policy/load.ts";
 import { createLogger } from "../runtime/log.ts";
-import { Bundle, BundleSet, SpiffeId, TrustDomain } from "../spiffe/index.ts";
-import { readCertificate, serialHex } from "../x509/cert.ts";
-import { exportPkcs8Pem } from "../x509/keys.ts";
-import { chainPem, encodePem } from "../x509/pem.ts";
+import { SpiffeId, TrustDomain } from "../spiffe/index.ts";
+import { chainPem } from "../x509/pem.ts";
 import { startEgressListener, type CaptureRecord, type EgressListener, type Identified } from "./egress-listener.ts";
 import type { IdentitySource } from "./identity-source.ts";
 import { ascii, minimalHello, serverNameExt } from "./peek/hello-bytes.ts";
+import { credentialOf, trustOf } from "./test-identity.ts";
 
 const TD = TrustDomain.parse("example.org");
 const W = SpiffeId.parse("spiffe://example.org/w");
@@ -84,15 +83,9 @@ beforeAll(async () => {
   const apiLeaf = await apiCa.leafFor("api.test");
 
   const spiffeCa = await createTestCa();
-  const svid = async (path: string) => {
-    const leaf = await spiffeCa.mintLeaf(path);
-    const cert = readCertificate(leaf.der);
-    return { chain: leaf.chain, keyPem: await exportPkcs8Pem(leaf.privateKey), spiffeId: leaf.id.toString(), serial: serialHex(cert), notAfter: cert.notAfter };
-  };
-  const client = await svid("/w");
-  const backend = await svid("/backend");
-  const rootPem = encodePem("CERTIFICATE", spiffeCa.root.der);
-  const trust = { generation: 1, bundles: BundleSet.of(Bundle.create(TD, { x509Authorities: [spiffeCa.root.der] })), caPem: (td: TrustDomain) => (td.equals(TD) ? rootPem : null), allCaPem: rootPem };
+  const client = await credentialOf(await spiffeCa.mintLeaf("/w"));
+  const backend = await credentialOf(await spiffeCa.mintLeaf("/backend"));
+  const trust = trustOf(spiffeCa);
   const identity: IdentitySource = { svid: (id) => (id === W.toString() ? client : null), trust: () => trust };
 
   const plainPort = upstream("plain");

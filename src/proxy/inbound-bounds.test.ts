@@ -8,18 +8,17 @@
 import type { Socket, SocketHandler } from "bun";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { memoryAudit } from "../audit/sink/memory-audit.ts";
-import { createTestCa, type TestLeaf } from "../../test/helpers/test-ca.ts";
+import { createTestCa } from "../../test/helpers/test-ca.ts";
 import type { InboundRule, ProxySettings } from "../policy/model.ts";
 import { createLogger } from "../runtime/log.ts";
-import { Bundle, BundleSet, SpiffeId, TrustDomain } from "../spiffe/index.ts";
+import { SpiffeId, TrustDomain } from "../spiffe/index.ts";
 import { parsePattern } from "../spiffe/match.ts";
-import { readCertificate, serialHex } from "../x509/cert.ts";
-import { exportPkcs8Pem } from "../x509/keys.ts";
 import { encodePem } from "../x509/pem.ts";
 import { fullBacklog, ticker, waitUntil } from "./bounds-test-kit.ts";
 import type { Credential, IdentitySource, TrustNow } from "./identity-source.ts";
 import { InboundListener } from "./inbound-listener.ts";
 import { PeerVerifier } from "./peer-verifier.ts";
+import { credentialOf, trustOf } from "./test-identity.ts";
 
 const TD = TrustDomain.parse("example.org");
 const BOUNDS: ProxySettings = { connectTimeoutMs: 300, firstByteTimeoutMs: 300, idleTimeoutMs: 400, headerTimeoutMs: 600 };
@@ -29,16 +28,10 @@ let audit = memoryAudit();
 const identity: IdentitySource = { svid: (id) => creds.get(id) ?? null, trust: () => trust };
 const opened: { stop(force?: boolean): void }[] = [];
 
-async function credentialOf(leaf: TestLeaf): Promise<Credential> {
-  const cert = readCertificate(leaf.der);
-  return { chain: leaf.chain, keyPem: await exportPkcs8Pem(leaf.privateKey), spiffeId: leaf.id.toString(), serial: serialHex(cert), notAfter: cert.notAfter };
-}
-
 beforeAll(async () => {
   const ca = await createTestCa();
   for (const path of ["/client", "/backend"]) creds.set(`spiffe://example.org${path}`, await credentialOf(await ca.mintLeaf(path)));
-  const pem = encodePem("CERTIFICATE", ca.root.der);
-  trust = { generation: 1, bundles: BundleSet.of(Bundle.create(TD, { x509Authorities: [ca.root.der] })), caPem: () => pem, allCaPem: pem };
+  trust = trustOf(ca);
 });
 
 afterEach(() => {

@@ -4,11 +4,10 @@
 import { memoryAudit } from "../audit/sink/memory-audit.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Socket } from "bun";
-import { createTestCa, type TestCa, type TestLeaf } from "../../test/helpers/test-ca.ts";
+import { createTestCa, type TestCa } from "../../test/helpers/test-ca.ts";
 import { exportPkcs8Pem } from "../x509/keys.ts";
 import { encodePem } from "../x509/pem.ts";
-import { serialHex, readCertificate } from "../x509/cert.ts";
-import { BundleSet, Bundle, SpiffeId, TrustDomain } from "../spiffe/index.ts";
+import { SpiffeId, TrustDomain } from "../spiffe/index.ts";
 import { parsePattern } from "../spiffe/match.ts";
 import { parseIp } from "../policy/address.ts";
 import type { InboundRule } from "../policy/model.ts";
@@ -20,6 +19,7 @@ import { SessionCache } from "./session-cache.ts";
 import { openUpstream, type UpstreamPlan } from "./upstream.ts";
 import { hex, peerChain, peerLeaf } from "./peer-tls.ts";
 import { decodeProxyV2 } from "./proxy-v2.ts";
+import { credentialOf, trustOf } from "./test-identity.ts";
 
 const TD = TrustDomain.parse("example.org");
 let ca: TestCa;
@@ -35,16 +35,6 @@ let backend: { port: number; stop(force?: boolean): void };
 let inbound: InboundListener;
 const LISTEN_PORT = 0;
 
-async function credentialOf(leaf: TestLeaf): Promise<Credential> {
-  const cert = readCertificate(leaf.der);
-  return { chain: leaf.chain, keyPem: await exportPkcs8Pem(leaf.privateKey), spiffeId: leaf.id.toString(), serial: serialHex(cert), notAfter: cert.notAfter };
-}
-
-function trustOf(c: TestCa, generation: number): TrustNow {
-  const bundle = Bundle.create(TD, { x509Authorities: [c.root.der] });
-  const pem = encodePem("CERTIFICATE", c.root.der);
-  return { generation, bundles: BundleSet.of(bundle), caPem: (td) => (td.equals(TD) ? pem : null), allCaPem: pem };
-}
 
 const identity: IdentitySource = { svid: (id) => creds.get(id) ?? null, trust: () => trust };
 
