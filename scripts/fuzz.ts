@@ -22,15 +22,15 @@ export function fuzzFiles(): string[] {
   return files.filter((f) => /from "(\.\.\/)+test\/fuzz-runs\.ts"/.test(readFileSync(join(root, f), "utf8"))).sort();
 }
 
-/** Runs them all with `factor` (default: TIDEGATE_FUZZ_RUNS, else 1); resolves to bun test's exit code. */
-export async function runFuzzers(opts: { factor?: number; output?: "inherit" | "ignore" } = {}): Promise<number> {
+/** Runs `files` (default: fuzzFiles()) with `factor` (default: TIDEGATE_FUZZ_RUNS, else 1); resolves to bun test's exit code. */
+export async function runFuzzers(opts: { factor?: number; files?: readonly string[] } = {}): Promise<number> {
   const factor = opts.factor ?? parseFuzzFactor(process.env[FUZZ_RUNS_ENV]);
   const timeoutMs = Math.max(5_000, Math.round(5_000 * factor));
-  const proc = Bun.spawn([process.execPath, "test", "--timeout", String(timeoutMs), ...fuzzFiles().map((f) => `./${f}`)], {
+  const proc = Bun.spawn([process.execPath, "test", "--timeout", String(timeoutMs), ...(opts.files ?? fuzzFiles()).map((f) => `./${f}`)], {
     cwd: root,
     env: { ...process.env, [FUZZ_RUNS_ENV]: String(factor) },
-    stdout: opts.output ?? "inherit",
-    stderr: opts.output ?? "inherit",
+    stdout: "inherit",
+    stderr: "inherit",
   });
   return proc.exited;
 }
@@ -38,6 +38,7 @@ export async function runFuzzers(opts: { factor?: number; output?: "inherit" | "
 if (import.meta.main) {
   const arg = process.argv[2];
   const factor = parseFuzzFactor(arg ?? process.env[FUZZ_RUNS_ENV]);
-  console.log(`fuzz: ${fuzzFiles().length} files, ${FUZZ_RUNS_ENV}=${factor}`);
-  process.exit(await runFuzzers({ factor }));
+  const files = fuzzFiles();
+  console.log(`fuzz: ${files.length} files, ${FUZZ_RUNS_ENV}=${factor}`);
+  process.exit(await runFuzzers({ factor, files }));
 }

@@ -6,6 +6,7 @@
  * the result is well-framed DER that reaches deep into a parser instead of failing at a length.
  */
 import { readTlv } from "./der.ts";
+import { tlv } from "./der-write.ts";
 
 export type DerNode = { readonly tag: number; readonly children: readonly DerNode[] } | { readonly tag: number; readonly bytes: Uint8Array };
 
@@ -20,23 +21,9 @@ export function toTree(bytes: Uint8Array, from = 0, to = bytes.length): DerNode[
   return out;
 }
 
-function lengthOctets(n: number): number[] {
-  if (n < 0x80) return [n];
-  const out: number[] = [];
-  for (let v = n; v > 0; v = Math.floor(v / 256)) out.unshift(v % 256);
-  return [0x80 | out.length, ...out];
-}
-
-/** The DER of `nodes`, one after another. */
+/** The DER of `nodes`, one after another (der-write.ts `tlv` for each). */
 export function fromTree(nodes: readonly DerNode[]): Uint8Array {
-  const parts = nodes.map((n) => {
-    const content = "children" in n ? fromTree(n.children) : n.bytes;
-    const head = [n.tag, ...lengthOctets(content.length)];
-    const out = new Uint8Array(head.length + content.length);
-    out.set(head);
-    out.set(content, head.length);
-    return out;
-  });
+  const parts = nodes.map((n) => tlv(n.tag, "children" in n ? fromTree(n.children) : n.bytes));
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of parts) {

@@ -168,7 +168,7 @@ describe("peek on generated ClientHellos", () => {
   test("mutated: a result or PeekError at every prefix, consistently", () => {
     fc.assert(
       fc.property(helloSpec, fc.array(mutation, { minLength: 1, maxLength: 4 }), (s, ms) => consistent(mutate(buildHello(s), ms), true)),
-      { numRuns: RUNS / 2 },
+      { numRuns: fuzzRuns(150) },
     );
   });
 
@@ -180,7 +180,7 @@ describe("peek on generated ClientHellos", () => {
         const o = outcome(bytes.subarray(0, MAX_PEEK_BYTES));
         assert.ok(o instanceof PeekError || o.kind === "tls");
       }),
-      { numRuns: RUNS / 6 },
+      { numRuns: fuzzRuns(50) },
     );
   });
 });
@@ -202,7 +202,7 @@ describe("peek on generated request heads", () => {
   test("mutated: a result or PeekError at every prefix, consistently", () => {
     fc.assert(
       fc.property(headSpec, fc.array(mutation, { minLength: 1, maxLength: 4 }), (s, ms) => consistent(mutate(latin1(headText(s)), ms), true)),
-      { numRuns: RUNS / 2 },
+      { numRuns: fuzzRuns(150) },
     );
   });
 
@@ -218,7 +218,7 @@ describe("peek on generated request heads", () => {
         const o = outcome(bytes.subarray(0, MAX_PEEK_BYTES));
         assert.ok(o instanceof PeekError || o.kind === "http");
       }),
-      { numRuns: RUNS / 6 },
+      { numRuns: fuzzRuns(50) },
     );
   });
 });
