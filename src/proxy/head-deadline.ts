@@ -2,7 +2,11 @@
  * The header-read bound (`proxy.header_timeout`) of a connection whose HTTP/1.1 the proxy parses:
  * interception (intercept/exchange.ts), and an inbound listener's `forward_client_cert` (xfcc.ts)
  * and `mcp:` (mcp/relay.ts). It stops a slowloris client, which keeps a connection by sending a
- * request head a byte at a time: each byte restarts the idle bound, but not this one.
+ * request head a byte at a time: each byte restarts the idle bound, but not this one. Not covered:
+ * between kept-alive requests, the empty lines HTTP/1.1 lets a client send before a request line
+ * (the parser skips them) end a head's clock and restart the idle bound, so a client that sends
+ * CRLF now and then keeps an idle connection, as TCP keep-alive would; it never gets a request
+ * through that way.
  *
  * The owner says, after anything that may change it, whether it is waiting for a request head
  * (`update`): for a connection's first request from the moment the parser has it (for an
