@@ -119,7 +119,9 @@ async function worker(index: number): Promise<void> {
       await Bun.sleep(100);
       continue;
     }
-    for (let i = 0; i < input.per_conn && performance.now() < deadline; i++) {
+    // A connection opened carries at least one request, even one opened just before the deadline:
+    // one that closed without a byte would be recorded by the proxy with no decision, no conn_open.
+    for (let i = 0; i < input.per_conn && (i === 0 || performance.now() < deadline); i++) {
       if (interval > 0) {
         const wait = next - performance.now();
         if (wait > 0) await Bun.sleep(wait);
