@@ -18,7 +18,7 @@ const SECONDS = Number(process.env.TIDEGATE_SOAK_SECONDS ?? "60");
 // fail it by chance. This test checks growth on medians, which a leak moves and a collection cycle
 // does not; `bun run soak` judges the issue's bar as written, and the doc reports it.
 test.skipIf(!isRoot)(`${SECONDS} s of churn at half the maximum rate: no errors, no RSS growth (medians), descriptors back, every connection audited at both ends`, async () => {
-  const r = await runSoak({ seconds: SECONDS, warmupSeconds: 15, progress: (l) => console.error(l) });
+  const r = await runSoak({ seconds: SECONDS, warmupSeconds: 30, progress: (l) => console.error(l) });
   const connections = r.probe.opened + (r.warmup?.opened ?? 0) + r.soak.opened;
   // the run did what it says: load at half the probe's rate, with churn
   expect(r.maxRate).toBeGreaterThan(0);
