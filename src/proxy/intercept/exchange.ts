@@ -51,6 +51,7 @@ import { MAX_HELD } from "../mcp/relay.ts";
 import { DEFAULT_PROXY_SETTINGS, type ProxySettings } from "../../policy/model.ts";
 import { expiryFields, Watchdog, type Expiry } from "../watchdog.ts";
 import { HeadDeadline } from "../head-deadline.ts";
+import { CorkedClient } from "./cork.ts";
 
 /** The workload's side: a Bun socket, or a TLS socket terminating its TLS. */
 export interface ClientSide {
@@ -129,13 +130,16 @@ export class HttpExchange implements LegOwner {
   /** A request decided and waiting for its upstream leg. */
   private starting: { head: RequestHead; started: number; verdict: Verdict } | null = null;
 
+  private readonly client: CorkedClient;
+
   constructor(
-    private readonly client: ClientSide,
+    client: ClientSide,
     private readonly ctx: RequestContext,
     private readonly base: Fields,
     private readonly deps: ExchangeDeps,
     private readonly onDone: (fields: Fields) => void,
   ) {
+    this.client = new CorkedClient(client);
     const t = deps.timeouts ?? DEFAULT_PROXY_SETTINGS;
     this.watch = new Watchdog(t, (why: Expiry) => this.endNow(expiryFields(why, t, "upstream"), 504));
     this.head = new HeadDeadline(t.headerTimeoutMs, () => {
@@ -415,7 +419,13 @@ export class HttpExchange implements LegOwner {
       return this.toClient(leg, chunk);
     }
     if (this.req !== null) this.req.sent = null;
-    for (const e of leg.parser.push(chunk)) this.onResponse(leg, e);
+    // what this read yields for the client goes out in one write (cork.ts)
+    this.client.cork();
+    try {
+      for (const e of leg.parser.push(chunk)) this.onResponse(leg, e);
+    } finally {
+      if (!this.client.uncork() && leg === this.leg) leg.pause();
+    }
   }
 
   legEnded(leg: UpstreamLeg): void {

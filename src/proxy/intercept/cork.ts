@@ -1,0 +1,57 @@
+/**
+ * The workload's side, corked while the exchange handles one read from the upstream: what that
+ * read produces for the client (a response's head, its body, the chunk framing) goes out as one
+ * write, so one send(2) (one TLS record when the client's TLS is terminated) instead of one per
+ * part. On loopback each send also runs the receiver's side of TCP and wakes it, so on the
+ * intercepting hop the number of sends per request is what its CPU is mostly spent on
+ * (docs/benchmarks.md, "Interception").
+ *
+ * Order is kept: every write goes through here, and `end` writes what is queued first; `abort`
+ * drops it (the connection is reset anyway).
+ */
+import { concatBytes } from "../mcp/http-filter.ts";
+import type { ClientSide } from "./exchange.ts";
+
+export class CorkedClient implements ClientSide {
+  #queue: Uint8Array[] | null = null;
+
+  constructor(private readonly inner: ClientSide) {}
+
+  /** Later writes are queued until `uncork`. */
+  cork(): void {
+    this.#queue ??= [];
+  }
+
+  /** Writes what was queued, as one write; false when the client could not take it all (its drain follows). */
+  uncork(): boolean {
+    const q = this.#queue;
+    this.#queue = null;
+    if (q === null || q.length === 0) return true;
+    return this.inner.write(q.length === 1 ? q[0]! : concatBytes(q));
+  }
+
+  /** Corked: queued, and true (the caller learns of backpressure from `uncork`). */
+  write(bytes: Uint8Array): boolean {
+    if (this.#queue === null) return this.inner.write(bytes);
+    this.#queue.push(bytes);
+    return true;
+  }
+
+  end(): void {
+    this.uncork();
+    this.inner.end();
+  }
+
+  abort(): void {
+    this.#queue = null;
+    this.inner.abort();
+  }
+
+  pause(): void {
+    this.inner.pause();
+  }
+
+  resume(): void {
+    this.inner.resume();
+  }
+}
