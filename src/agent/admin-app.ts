@@ -93,6 +93,13 @@ export function adminApp(core: AgentCore, now: () => number, capture: CaptureAcc
     e.pinTools(body.server, new Map(Object.entries(hashes as Record<string, string>)));
     return c.json({ pinned: Object.keys(hashes as object).sort() });
   });
+  // `tidegate secret set|rm` wrote the store: injection reads it on its next request (docs/secrets.md)
+  app.post("/v1/secrets/changed", (c) => {
+    const e = capture.enforcer;
+    if (e === null) return c.json({ noticed: false });
+    e.secretsChanged();
+    return c.json({ noticed: true });
+  });
   app.notFound(() => fail(404, "not_found", "agent: no such admin endpoint"));
   return app;
 }

@@ -44,7 +44,7 @@ import { SpiffeId } from "../spiffe/id.ts";
 import { hex, randomConnectionId } from "../proxy/peer-tls.ts";
 import { proxyIdentity } from "./proxy-identity.ts";
 import { openInterception, type Interception } from "../intercept/interception.ts";
-import { SecretStore, secretsDir } from "../secrets/index.ts";
+import { AGENT_RECHECK_MS, SecretStore, secretsDir } from "../secrets/index.ts";
 import type { InterceptDeps } from "../proxy/intercept/serve.ts";
 import { LegPool } from "../proxy/intercept/leg-pool.ts";
 import { RuleHits } from "./rule-hits.ts";
@@ -91,6 +91,7 @@ export interface RunGrant {
 export class Enforcer {
   private timers: ReturnType<typeof setInterval>[] = [];
   private watcher: FileWatch | null = null;
+  private secretWatch: SecretWatch | null = null;
 
   constructor(
     readonly capture: Capture,
@@ -105,7 +106,19 @@ export class Enforcer {
     /** What each rule decided since the policy was loaded; `o.audit` is already its tap. */
     readonly hits: RuleHits,
     private readonly o: EnforcerOptions,
+    /** Makes the injection's secret store look at its file on the next request. */
+    private readonly secretHook: { readonly hook: () => void } = { hook: () => {} },
   ) {}
+
+  /**
+   * `tidegate secret set|rm` changed the store (agent.sock `POST /v1/secrets/changed`): the next
+   * request that injects a secret reads it again, and the change is audited now rather than at
+   * the next look of the watch.
+   */
+  secretsChanged(): void {
+    this.secretHook.hook();
+    this.secretWatch?.check();
+  }
 
   /**
    * `tidegate run --mcp-stdio`: the gate between the launching client (`callerPid`, attested)
@@ -214,7 +227,7 @@ export class Enforcer {
     this.timers.push(setInterval(() => this.drainEvents(), 100));
     this.timers.push(setInterval(() => this.sweep(), 1000));
     this.timers.push(setInterval(() => this.syncInbound(), 1000));
-    const secrets = new SecretWatch(this.o.places.stateDir, this.o.audit);
+    const secrets = (this.secretWatch = new SecretWatch(this.o.places.stateDir, this.o.audit));
     this.timers.push(setInterval(() => secrets.check(), 2000));
     this.syncInbound();
     const file = this.o.places.config;
@@ -312,8 +325,9 @@ export class Enforcer {
  * first use; a store that cannot be read gives no value, so the request is refused, and says why
  * once per error, never with a value).
  */
-function interceptDeps(interception: Interception, o: EnforcerOptions, pins: PinBook): InterceptDeps {
+function interceptDeps(interception: Interception, o: EnforcerOptions, pins: PinBook, changed: { hook: () => void }): InterceptDeps {
   let store: SecretStore | null = null;
+  changed.hook = () => store?.invalidate();
   let said: string | null = null;
   const complain = (e: unknown, name: string) => {
     const code = (e as { code?: string }).code ?? "secret_store_unreadable";
@@ -326,7 +340,7 @@ function interceptDeps(interception: Interception, o: EnforcerOptions, pins: Pin
     leafFor: (name) => interception.ca.leafFor(name),
     secret(name) {
       try {
-        store ??= SecretStore.open(secretsDir(o.places.stateDir));
+        store ??= SecretStore.open(secretsDir(o.places.stateDir), { recheckMs: AGENT_RECHECK_MS });
         const v = store.get(name);
         said = null;
         return v;
@@ -386,6 +400,7 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
     return names.cache;
   };
   const identity = proxyIdentity(o.core);
+  const secretsChanged = { hook: () => {} };
   const interception = await openInterception({ stateDir: o.places.stateDir, runDir: o.places.runDir, label: o.core.identity.config.node, logger: o.logger });
   let listener: EgressListener;
   try {
@@ -396,7 +411,7 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
       engine: () => holder.engine,
       names: namesNow,
       identity,
-      ...(interception !== null ? { intercept: interceptDeps(interception, o, pins) } : {}),
+      ...(interception !== null ? { intercept: interceptDeps(interception, o, pins, secretsChanged) } : {}),
       logger: o.logger,
       audit,
       ...(o.accepting !== undefined ? { accepting: o.accepting } : {}),
@@ -412,7 +427,7 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
   const present = existsSync(o.places.config);
   if (!present) o.logger.warn("policy_absent", { file: o.places.config, effect: "no policy: managed workloads reach nothing until one loads" });
   if (!(present && enforcement.reload())) enforcement.resync(true);
-  const enforcer = new Enforcer(capture, holder, enforcement, listener, new InboundManager({ identity, logger: o.logger, audit, pins, ...(o.accepting !== undefined ? { accepting: o.accepting } : {}), timeouts: proxyBounds }), interception, pins, hits, { ...o, audit });
+  const enforcer = new Enforcer(capture, holder, enforcement, listener, new InboundManager({ identity, logger: o.logger, audit, pins, ...(o.accepting !== undefined ? { accepting: o.accepting } : {}), timeouts: proxyBounds }), interception, pins, hits, { ...o, audit }, secretsChanged);
   enforcer.start();
   o.logger.info("capture_ready", { cgroup: capture.tree.root, pins: capture.pinDir, adopted: capture.adopted, egress_port: listener.port });
   return enforcer;

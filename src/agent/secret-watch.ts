@@ -2,7 +2,8 @@
  * `secret_changed` audit events (docs/audit.md): `tidegate secret set|rm` runs as its own process
  * and writes the store (src/secrets/); the agent notices each change by the store's names and
  * their `changed_at` times, and records the secret's name and whether it was set or removed, never
- * a value (the store's list holds none). A store that cannot be read is skipped until it can.
+ * a value (the store's list holds none). A store that cannot be read is skipped until it can. The
+ * enforcer looks every 2 s, and at once when the command tells it (Enforcer.secretsChanged).
  */
 import type { Audit } from "../audit/sink/audit-log.ts";
 import { SecretStore, secretsDir } from "../secrets/index.ts";

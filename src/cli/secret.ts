@@ -8,7 +8,36 @@ import type { Command, Context } from "./command.ts";
 import { UsageError } from "./usage-error.ts";
 import { str } from "./global-options.ts";
 import { readInputFile } from "./files.ts";
-import { SecretStore, secretsDir, checkSecretName, readSecretInput, secretValueFromBytes, SecretError, MAX_SECRET_BYTES } from "../secrets/index.ts";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { SecretStore, secretsDir, checkSecretName, readSecretInput, secretValueFromBytes, SecretError, MAX_SECRET_BYTES, AGENT_RECHECK_MS } from "../secrets/index.ts";
+import { callUnix } from "../runtime/unix-http.ts";
+
+/** How long `set` and `rm` wait for the running agent to hear of the change. */
+const TELL_AGENT_MS = 2000;
+
+/**
+ * Tells this instance's running agent that the store changed (agent.sock `POST
+ * /v1/secrets/changed`), so its next request reads it. No agent: nothing to tell (one that starts
+ * reads the store). An agent that cannot be told uses the change within AGENT_RECHECK_MS anyway:
+ * a note says so, and the command still succeeds (the store was written).
+ */
+async function tellAgent(ctx: Context): Promise<void> {
+  const socket = join(ctx.places.runDir, "agent.sock");
+  if (!existsSync(socket)) return;
+  const later = `the running agent uses the change within ${AGENT_RECHECK_MS / 1000} s`;
+  const signal = AbortSignal.timeout(TELL_AGENT_MS);
+  try {
+    const r = await callUnix(socket, "the agent", "POST", "/v1/secrets/changed", undefined, signal);
+    if (r.status !== 200) ctx.io.err(`secret: the agent at ${socket} answered ${r.status}; ${later}\n`);
+  } catch (e) {
+    if (signal.aborted) return void ctx.io.err(`secret: the agent at ${socket} did not answer within ${TELL_AGENT_MS / 1000} s; ${later}\n`);
+    // A socket file left by an agent that is gone: nobody to tell.
+    const code = ((e as { cause?: { code?: string } }).cause?.code ?? "") as string;
+    if (code === "ConnectionRefused" || code === "ECONNREFUSED" || code === "FailedToOpenSocket" || code === "ENOENT") return;
+    ctx.io.err(`secret: could not tell the agent at ${socket} (${e instanceof Error ? e.message : String(e)}); ${later}\n`);
+  }
+}
 
 function requireRoot(dir: string): void {
   const uid = process.getuid?.();
@@ -43,7 +72,8 @@ const set: Command = {
     "(AES-256-GCM) in <state-dir>/secrets/, replacing any value NAME had. Never from the command",
     "line: other users can read argv. NAME is 1-64 of letters, digits, '_', '.', '-' (what",
     "${secret:NAME} in the policy names). A value is 1 to " + MAX_SECRET_BYTES + " bytes of printable ASCII, space",
-    "and tab: it goes into HTTP headers. The agent uses the new value on its next request.",
+    "and tab: it goes into HTTP headers. A running agent of the same instance is told over",
+    "agent.sock and uses the new value from its next request (one it cannot tell: within " + AGENT_RECHECK_MS / 1000 + " s).",
     "Root only. Exit 0 stored, 1 refused or failed.",
   ].join("\n"),
   options: { "from-file": { type: "string", value: "FILE", help: "read the value from FILE instead of stdin" } },
@@ -54,6 +84,7 @@ const set: Command = {
     const value = file !== undefined ? secretValueFromBytes(name, readInputFile(file, "--from-file")) : await readSecretInput(name, ctx.io.err);
     const done = await store.set(name, value);
     ctx.io.out(`secret ${name} ${done === "created" ? "stored" : "replaced"} in ${store.dir}\n`);
+    await tellAgent(ctx);
     return 0;
   },
 };
@@ -90,15 +121,17 @@ const rm: Command = {
   summary: "remove a secret",
   usage: ["secret rm NAME"],
   help: [
-    "Removes NAME from the store. Requests whose rule injects it are refused from then on (the",
-    "agent reads the store on each request). Root only. Exit 0 removed, 1 when the store holds no",
-    "NAME (secret_not_found).",
+    "Removes NAME from the store. Requests whose rule injects it are refused from the agent's next",
+    "request on (a running agent of the same instance is told over agent.sock; one it cannot tell",
+    "notices within " + AGENT_RECHECK_MS / 1000 + " s). Root only. Exit 0 removed, 1 when the store holds no NAME",
+    "(secret_not_found).",
   ].join("\n"),
   run: async (ctx) => {
     const name = nameArgument("rm", ctx.positionals, "");
     const store = openStore(ctx);
     if (!(await store.remove(name))) throw new SecretError("secret_not_found", `secrets: ${store.dir} holds no secret ${name}`);
     ctx.io.out(`secret ${name} removed from ${store.dir}\n`);
+    await tellAgent(ctx);
     return 0;
   },
 };

@@ -54,12 +54,13 @@ export interface UnixResponse {
  * One JSON request to a Unix-socket API. A missing or refused socket becomes `socket_unreachable`
  * with `what` ("the server", "the agent") named, so the CLI can say which process is not running.
  */
-export async function callUnix(path: string, what: string, method: string, url: string, body?: unknown): Promise<UnixResponse> {
+export async function callUnix(path: string, what: string, method: string, url: string, body?: unknown, signal?: AbortSignal): Promise<UnixResponse> {
   let res: Response;
   try {
     res = await fetch(`http://localhost${url}`, {
       method,
       unix: path,
+      ...(signal !== undefined ? { signal } : {}),
       headers: body === undefined ? {} : { "content-type": "application/json" },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     } as RequestInit);

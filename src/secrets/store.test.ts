@@ -102,6 +102,77 @@ describe("SecretStore", () => {
     expect(agent.get("api")).toBeNull();
   });
 
+  describe("recheckMs: the file looked at most once per window, invalidate() forcing a look", () => {
+    const agentOn = (dir: string) => {
+      const clock = { t: 1000 };
+      return { clock, agent: SecretStore.open(dir, { recheckMs: 1000, clockMs: () => clock.t }) };
+    };
+
+    test("inside the window a change is not seen; at its end it is", async () => {
+      const dir = freshDir();
+      const cli = SecretStore.open(dir);
+      await cli.set("api", "one");
+      const { clock, agent } = agentOn(dir);
+      expect(agent.get("api")).toBe("one");
+      await cli.set("api", "two");
+      clock.t += 999;
+      expect(agent.get("api")).toBe("one");
+      clock.t += 1;
+      expect(agent.get("api")).toBe("two");
+    });
+
+    test("invalidate(): the next get sees the change at once (what agent.sock's POST /v1/secrets/changed does)", async () => {
+      const dir = freshDir();
+      const cli = SecretStore.open(dir);
+      await cli.set("api", "one");
+      const { clock, agent } = agentOn(dir);
+      expect(agent.get("api")).toBe("one");
+      await cli.set("api", "two");
+      agent.invalidate();
+      expect(agent.get("api")).toBe("two");
+      await cli.remove("api");
+      clock.t += 10;
+      expect(agent.get("api")).toBe("two"); // inside the window again
+      agent.invalidate();
+      expect(agent.get("api")).toBeNull();
+    });
+
+    test("a clock that went back is not inside the window: the file is looked at", async () => {
+      const dir = freshDir();
+      const cli = SecretStore.open(dir);
+      await cli.set("api", "one");
+      const { clock, agent } = agentOn(dir);
+      expect(agent.get("api")).toBe("one");
+      await cli.set("api", "two");
+      clock.t -= 1;
+      expect(agent.get("api")).toBe("two");
+    });
+
+    test("a store's own set and remove are seen by its next get, inside the window", async () => {
+      const dir = freshDir();
+      const { agent } = agentOn(dir);
+      expect(agent.get("api")).toBeNull();
+      await agent.set("api", "mine");
+      expect(agent.get("api")).toBe("mine");
+      await agent.remove("api");
+      expect(agent.get("api")).toBeNull();
+    });
+
+    test("a file that no longer parses throws on every get, inside the window too: nothing from the older reading", async () => {
+      const dir = freshDir();
+      const cli = SecretStore.open(dir);
+      await cli.set("api", "one");
+      const { clock, agent } = agentOn(dir);
+      expect(agent.get("api")).toBe("one");
+      writeFileSync(join(dir, "secrets.json"), "not json", { mode: 0o600 });
+      agent.invalidate();
+      const first = await codeOf(() => agent.get("api"));
+      expect(first).not.toBe("no error");
+      clock.t += 1;
+      expect(await codeOf(() => agent.get("api"))).toBe(first);
+    });
+  });
+
   test("values are decrypted once per reading of the file", async () => {
     const dir = freshDir();
     const s = SecretStore.open(dir);

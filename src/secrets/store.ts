@@ -7,8 +7,11 @@
  *     lock                while a writer changes secrets.json (lock.ts)
  *
  * Readers (the agent) call `get`, which checks secrets.json's identity (device, inode, size, mtime,
- * ctime) on every call and re-reads the file when it changed, so a `set` or `rm` takes effect on
- * the next request; values are decrypted on first use and kept in memory until the file changes.
+ * ctime) and re-reads the file when it changed; values are decrypted on first use and kept in
+ * memory until the file changes. The check runs on every call, or at most once per `recheckMs`
+ * with `invalidate()` forcing the next one (the agent: `tidegate secret set|rm` tells it over
+ * agent.sock, so a change still takes effect on the next request, and the stat(2) per request,
+ * about a tenth of the intercepting hop's CPU, is gone; docs/secrets.md).
  * A file that fails to parse or a value that fails to open throws on every `get` until it is
  * fixed: nothing is served from an older reading of a file that has since changed.
  *
@@ -32,6 +35,10 @@ export interface SecretStoreOptions {
   readonly fileOps?: FileOps;
   /** How long a writer waits for another one's lock. */
   readonly lockWaitMs?: number;
+  /** Readers: look at the file's identity at most once per this many ms (0, the default: on every call); `invalidate()` forces the next look. */
+  readonly recheckMs?: number;
+  /** The clock of `recheckMs`, in ms. */
+  readonly clockMs?: () => number;
 }
 
 export interface SecretInfo {
@@ -47,6 +54,13 @@ export function secretsDir(stateDir: string): string {
 
 const FILE = "secrets.json";
 
+/**
+ * The agent's store looks at secrets.json's identity at most this often (a stat(2) per request was
+ * about a tenth of the intercepting hop's CPU); `tidegate secret set|rm` tells the agent at once,
+ * so only a change made some other way (a restored backup) waits for it. docs/secrets.md.
+ */
+export const AGENT_RECHECK_MS = 1000;
+
 export class SecretStore {
   readonly dir: string;
   readonly file: string;
@@ -54,6 +68,10 @@ export class SecretStore {
   private readonly now: () => Date;
   private readonly ops: FileOps;
   private readonly lockWaitMs: number;
+  private readonly recheckMs: number;
+  private readonly clockMs: () => number;
+  /** When the file's identity was last looked at (clockMs); null: look on the next call. */
+  private checkedAt: number | null = null;
   /** The last reading of secrets.json; identity null: the file did not exist. */
   private loaded: { identity: string | null; entries: ReadonlyMap<string, SealedEntry> } = { identity: null, entries: new Map() };
   private key: KeyObject | null = null;
@@ -66,6 +84,13 @@ export class SecretStore {
     this.now = opts.now ?? (() => new Date());
     this.ops = opts.fileOps ?? nodeFileOps;
     this.lockWaitMs = opts.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS;
+    this.recheckMs = opts.recheckMs ?? 0;
+    this.clockMs = opts.clockMs ?? (() => performance.now());
+  }
+
+  /** The next reader call looks at the file again, whatever `recheckMs` says (a writer changed it). */
+  invalidate(): void {
+    this.checkedAt = null;
   }
 
   /** The store in `dir` (`secretsDir(stateDir)`), read once now: throws when its file is bad. A missing folder is an empty store. */
@@ -119,6 +144,7 @@ export class SecretStore {
         const replaced = entries.has(name);
         entries.set(name, seal(key, name, value, this.now().toISOString()));
         writeFileAtomic(this.dir, FILE, new TextEncoder().encode(serializeSecretsFile(entries)), this.ops);
+        this.invalidate();
         return replaced ? "replaced" : "created";
       },
       this.lockWaitMs,
@@ -135,6 +161,7 @@ export class SecretStore {
         const entries = new Map(this.readNow());
         if (!entries.delete(name)) return false;
         writeFileAtomic(this.dir, FILE, new TextEncoder().encode(serializeSecretsFile(entries)), this.ops);
+        this.invalidate();
         return true;
       },
       this.lockWaitMs,
@@ -148,6 +175,19 @@ export class SecretStore {
 
   /** The current entries, re-read when the file changed since the last reading. */
   private refresh(): ReadonlyMap<string, SealedEntry> {
+    let t: number | null = null;
+    if (this.recheckMs > 0) {
+      t = this.clockMs();
+      if (this.checkedAt !== null && t - this.checkedAt < this.recheckMs && t >= this.checkedAt) return this.loaded.entries;
+      // a look that throws leaves checkedAt null: the next call looks again (nothing served from an older reading)
+      this.checkedAt = null;
+    }
+    const entries = this.look();
+    if (t !== null) this.checkedAt = t;
+    return entries;
+  }
+
+  private look(): ReadonlyMap<string, SealedEntry> {
     const identity = fileIdentity(this.file);
     if (identity === this.loaded.identity) return this.loaded.entries;
     const read = readPrivateFile(this.file, "the secrets file");

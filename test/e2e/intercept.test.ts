@@ -441,6 +441,46 @@ describe.skipIf(!can && !process.env.CI)("interception: secrets injected toward 
     }
   }, T);
 
+  test("secret set and rm while A runs: the CLI tells A over agent.sock, so the very next request carries the change, audited at once; set back after", async () => {
+    const changes = () => s.auditA().filter((l) => l.type === "secret_changed" && l.name === "partner_token");
+    const ROTATED = `${SECRET}-rotated`;
+    const request = async (what: string) => {
+      const id = testId(what);
+      const r = await curl(`http://api.partner.test/${what}`, "-H", `X-Test-Id: ${id}`);
+      return { id, ...r };
+    };
+    // a request just before: A's store has looked at the file, and would not look again for a second on its own
+    const before = await request("before-rotation");
+    expect(before.status).toBe(200);
+    expectInjected(await apiGot(before.id));
+    const seen = changes().length;
+    const set = await withStdin(["secret", "set", "partner_token", ...s.flagsA], `${ROTATED}\n`);
+    expect(set.code).toBe(0);
+    expect(set.stderr).toBe(""); // told: no note that the agent could not be
+    expect(changes().slice(seen)).toMatchObject([{ change: "set" }]); // written before the agent answered, not by its 2 s watch
+    const rotated = await request("rotated");
+    expect(rotated.status).toBe(200);
+    expect((await apiGot(rotated.id)).authorization).toEqual([`Bearer ${ROTATED}`]);
+
+    const rm = await withStdin(["secret", "rm", "partner_token", ...s.flagsA], "");
+    expect(rm.code).toBe(0);
+    expect(rm.stderr).toBe("");
+    expect(changes().slice(seen)).toMatchObject([{ change: "set" }, { change: "removed" }]);
+    const gone = await request("removed");
+    expect(gone.status).toBe(503);
+    expect(gone.body).toContain("secret_missing");
+    await Bun.sleep(300);
+    expect(apiRecords(gone.id)).toEqual([]);
+
+    const back = await withStdin(["secret", "set", "partner_token", ...s.flagsA], `${SECRET}\n`);
+    expect(back.code).toBe(0);
+    const after = await request("set-back");
+    expect(after.status).toBe(200);
+    expectInjected(await apiGot(after.id));
+    expectNoSecret(set.stdout + set.stderr + rm.stdout + back.stdout + back.stderr);
+    expect(set.stdout + back.stdout).not.toContain(ROTATED);
+  }, T);
+
   test("killed with SIGKILL mid-traffic: the secret's value is in no output, log or audit file; what A wrote still verifies", async () => {
     const id = testId("killed");
     const r = await curl("https://api.partner.test/before-kill", "-H", `X-Test-Id: ${id}`);

@@ -1,7 +1,7 @@
 // `tidegate secret set|list|rm` on the built binary, each test with its own --state-dir: values in
 // from stdin, a file or a terminal (a real pty, echo off), never from argv, never printed; root only.
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { requireBinary, REPO, type RunResult } from "../helpers/binary.ts";
@@ -60,6 +60,57 @@ describe("tidegate secret", () => {
     expect(gone.code).toBe(1);
     expect(gone.stderr).toBe(`tidegate secret rm: secrets: ${s}/secrets holds no secret github_token [secret_not_found]\n`);
     expect((await run(["--state-dir", s, "secret", "list", "--json"])).stdout).toContain('"a.second-one"');
+  }, T);
+
+  test("set and rm tell the agent on <run-dir>/agent.sock; a socket nobody serves is quiet; an agent that fails or hangs gets a note, and the change is stored anyway", async () => {
+    // The real agent's side (the next request carries the change) is test/e2e/intercept.test.ts's;
+    // here a stand-in on the socket records what the CLI sends and answers as told.
+    const s = stateDir();
+    const runDir = join(root, `run-${n}`);
+    mkdirSync(runDir, { mode: 0o700 });
+    const sock = join(runDir, "agent.sock");
+    const flags = ["--state-dir", s, "--run-dir", runDir];
+    const asked: string[] = [];
+    let answer: "ok" | "fail" | "hang" = "ok";
+    const agent = Bun.serve({
+      unix: sock,
+      async fetch(req) {
+        asked.push(`${req.method} ${new URL(req.url).pathname}`);
+        if (answer === "hang") await Bun.sleep(5000);
+        return answer === "ok" ? Response.json({ noticed: true }) : Response.json({ error: { code: "boom", message: "boom" } }, { status: 500 });
+      },
+    });
+    try {
+      const set = await run([...flags, "secret", "set", "api"], { stdin: VALUE });
+      expect(set).toEqual({ code: 0, stdout: `secret api stored in ${s}/secrets\n`, stderr: "" });
+      expect(asked).toEqual(["POST /v1/secrets/changed"]);
+      const rm = await run([...flags, "secret", "rm", "api"]);
+      expect(rm).toEqual({ code: 0, stdout: `secret api removed from ${s}/secrets\n`, stderr: "" });
+      expect(asked).toEqual(["POST /v1/secrets/changed", "POST /v1/secrets/changed"]);
+      // list changes nothing: nothing to tell
+      await run([...flags, "secret", "list"]);
+      expect(asked).toHaveLength(2);
+
+      answer = "fail";
+      const failed = await run([...flags, "secret", "set", "api"], { stdin: VALUE });
+      expect(failed.code).toBe(0);
+      expect(failed.stderr).toBe(`secret: the agent at ${sock} answered 500; the running agent uses the change within 1 s\n`);
+      expect(stored(s, "api")).toBe(VALUE);
+
+      answer = "hang";
+      const started = performance.now();
+      const hung = await run([...flags, "secret", "rm", "api"]);
+      expect(hung.code).toBe(0);
+      expect(hung.stderr).toBe(`secret: the agent at ${sock} did not answer within 2 s; the running agent uses the change within 1 s\n`);
+      expect(performance.now() - started).toBeLessThan(4500); // did not wait for the stand-in's 5 s
+      expect(stored(s, "api")).toBeNull();
+    } finally {
+      agent.stop(true);
+    }
+    // the socket file left behind with nobody serving it: a gone agent, nothing to say
+    if (!existsSync(sock)) writeFileSync(sock, "");
+    const quiet = await run([...flags, "secret", "set", "api"], { stdin: VALUE });
+    expect(quiet).toEqual({ code: 0, stdout: `secret api stored in ${s}/secrets\n`, stderr: "" });
   }, T);
 
   test("set --from-file", async () => {
