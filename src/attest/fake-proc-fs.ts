@@ -54,6 +54,10 @@ export class FakeProcFs implements ProcFs {
   }
 
   async readText(path: string): Promise<string> {
+    return this.readTextSync(path);
+  }
+
+  readTextSync(path: string): string {
     this.log.push(`read ${path}`);
     this.onRead?.(path);
     const t = this.#get(path).text;
@@ -71,7 +75,16 @@ export class FakeProcFs implements ProcFs {
     return fakeStat(this.#get(path).stat);
   }
 
+  fileIdSync(path: string): string {
+    const s = fakeStat(this.#get(path).stat);
+    return `${s.dev}:${s.ino}`;
+  }
+
   async owner(path: string): Promise<{ uid: number; gid: number }> {
+    return this.ownerSync(path);
+  }
+
+  ownerSync(path: string): { uid: number; gid: number } {
     const s = fakeStat(this.#get(path).stat);
     return { uid: s.uid, gid: s.gid };
   }

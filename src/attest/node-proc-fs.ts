@@ -23,10 +23,14 @@ function toStat(s: BigIntStats): FileStat {
 }
 
 const CHUNK = 1 << 20;
+const MAX_EXACT = 2 ** 53;
 const small = Buffer.alloc(64 * 1024);
 
 export const nodeProcFs: ProcFs = {
   async readText(path) {
+    return nodeProcFs.readTextSync(path);
+  },
+  readTextSync(path) {
     // One read of a 64 KiB buffer covers every /proc file we read; longer files fall back.
     const fd = openSync(path, "r");
     try {
@@ -43,7 +47,20 @@ export const nodeProcFs: ProcFs = {
   async stat(path) {
     return toStat(statSync(path, { bigint: true }));
   },
+  fileIdSync(path) {
+    // A stat of numbers allocates far less than one of bigints (this runs on every cached
+    // attestation); a device or inode number past 2^53 (overlayfs sets high inode bits) would
+    // be rounded, so those are read again as bigints. Rounding is monotonic: any such number
+    // reads as at least 2^53 here.
+    const s = statSync(path);
+    if (s.ino < MAX_EXACT && s.dev < MAX_EXACT) return `${s.dev}:${s.ino}`;
+    const b = statSync(path, { bigint: true });
+    return `${b.dev}:${b.ino}`;
+  },
   async owner(path) {
+    return nodeProcFs.ownerSync(path);
+  },
+  ownerSync(path) {
     const s = lstatSync(path);
     return { uid: s.uid, gid: s.gid };
   },

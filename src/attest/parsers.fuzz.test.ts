@@ -28,6 +28,32 @@ describe("parsers under arbitrary input", () => {
       { numRuns: fuzzRuns(100) },
     );
   });
+  test("parseStartTime's scan agrees with the split it replaced (fields[19] of the text after ')', trimmed, split on runs of spaces)", () => {
+    const reference = (stat: string): string => {
+      const close = stat.lastIndexOf(")");
+      if (close < 0 || stat.indexOf("(") < 0) return "error";
+      const v = stat.slice(close + 1).trim().split(/ +/)[19];
+      return v === undefined || !/^[0-9]+$/.test(v) || !Number.isSafeInteger(Number(v)) ? "error" : String(Number(v));
+    };
+    const ours = (stat: string): string => {
+      try {
+        return String(parseStartTime(stat));
+      } catch (e) {
+        if (e instanceof AttestError) return "error";
+        throw e;
+      }
+    };
+    // mostly spaces, digits and parentheses, so that field 22 exists, is cut short or is not a number
+    const text = fc.string({ unit: fc.constantFrom(" ", " ", " ", "1", "7", "(", ")", "x", "\t", "\n"), maxLength: 80 });
+    fc.assert(
+      fc.property(text, fc.integer({ min: 0, max: 25 }), (t, n) => {
+        const line = `1 (c)${" 5".repeat(n)}${t}`;
+        expect(ours(line)).toBe(reference(line));
+        expect(ours(t)).toBe(reference(t));
+      }),
+      { numRuns: fuzzRuns(3000) },
+    );
+  });
   test("parseStartTime, parseStatus, parseCgroupV2, parseCgroupPath: return or throw AttestError", () => {
     fc.assert(
       fc.property(fc.string({ maxLength: 300 }), (s) => {

@@ -39,6 +39,15 @@ export interface ProcFs {
   owner(path: string): Promise<{ readonly uid: number; readonly gid: number }>;
   /** Opens `path` once, and hashes what that descriptor reads. */
   hashFile(path: string): Promise<HashedFile>;
+  /**
+   * The same three, synchronous: what a cached attestation reads (the start time, the executable's
+   * identity, the owner of /proc/PID) on every connection, where each promise and await showed in
+   * its tail (docs/benchmarks.md, "Workload attestation").
+   */
+  readTextSync(path: string): string;
+  /** `dev:ino` of what `path` leads to (following links, as `stat`), in decimal. */
+  fileIdSync(path: string): string;
+  ownerSync(path: string): { readonly uid: number; readonly gid: number };
 }
 
 /** True for the errors a vanished file or process gives. */
