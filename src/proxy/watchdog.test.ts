@@ -1,6 +1,6 @@
 // The watchdog's rules with real timers and bounds of 100 and 200 ms: which expiry comes,
 // when, and that bytes keep a connection alive; never an expiry after stop, never two.
-import { describe, expect, test } from "bun:test";
+import { describe, expect, spyOn, test } from "bun:test";
 import { expiryFields, Watchdog, type Expiry } from "./watchdog.ts";
 
 const BOUNDS = { firstByteTimeoutMs: 100, idleTimeoutMs: 200 };
@@ -9,7 +9,7 @@ function watch(bounds = BOUNDS) {
   const started = performance.now();
   const fired: { why: Expiry; at: number }[] = [];
   const w = new Watchdog(bounds, (why) => void fired.push({ why, at: performance.now() - started }));
-  return { w, fired };
+  return { w, fired, started };
 }
 
 /** Calls `f` every `every` ms for `ms`; when it last did. */
@@ -69,6 +69,29 @@ describe("Watchdog", () => {
     w.stop();
     await Bun.sleep(300);
     expect(fired).toEqual([]);
+  });
+
+  test("a kept-alive connection's requests do not set a timer each; its deadlines still hold after them", async () => {
+    const set = spyOn(globalThis, "setTimeout");
+    try {
+      const { w, fired, started } = watch();
+      const before = set.mock.calls.length;
+      for (let i = 0; i < 1000; i++) {
+        w.expectAnswer();
+        w.sent();
+        w.received();
+      }
+      expect(set.mock.calls.length - before).toBeLessThanOrEqual(1);
+      // the last request goes unanswered: first_byte, from its byte
+      w.expectAnswer();
+      const lastSent = performance.now();
+      w.sent();
+      await Bun.sleep(300);
+      expect(fired.map((f) => f.why)).toEqual(["first_byte"]);
+      expect(started + fired[0]!.at - lastSent).toBeGreaterThanOrEqual(99);
+    } finally {
+      set.mockRestore();
+    }
   });
 
   test("what each expiry records", () => {
