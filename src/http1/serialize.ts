@@ -9,7 +9,7 @@
 import { quote } from "../errors.ts";
 import { TARGET_BYTE, TCHAR, VALUE_BYTE } from "./bytes.ts";
 import { fail, type Http1ErrorCode } from "./errors.ts";
-import type { Header } from "./headers.ts";
+import { HeaderList, type Header } from "./headers.ts";
 import type { HttpVersion } from "./types.ts";
 
 export interface RequestHeadInit {
@@ -40,12 +40,16 @@ function room(n: number): void {
   scratch = next;
 }
 
-/** Writes `s`, each char checked against `table` (a byte class of bytes.ts). */
-function put(s: string, table: Uint8Array, code: Http1ErrorCode, what: () => string): void {
+/**
+ * Writes `s`, each char checked against `table` (a byte class of bytes.ts). An error names `what`,
+ * followed by `name` quoted when given (a label and a name, not a closure: this runs for every
+ * header of every request and answer the proxy writes).
+ */
+function put(s: string, table: Uint8Array, code: Http1ErrorCode, what: string, name?: string): void {
   room(s.length);
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    if (c > 0xff || table[c] !== 1) throw fail(code, `serialize: ${what()}: character U+${c.toString(16).padStart(4, "0")} is not allowed`);
+    if (c > 0xff || table[c] !== 1) throw fail(code, `serialize: ${name === undefined ? what : `${what} ${quote(name)}`}: character U+${c.toString(16).padStart(4, "0")} is not allowed`);
     scratch[at++] = c;
   }
 }
@@ -68,11 +72,16 @@ function version(v: HttpVersion | undefined): string {
 }
 
 function fields(headers: Iterable<Header>): void {
-  for (const [name, value] of headers) {
+  // by index, without destructuring: this runs for every header the proxy writes
+  const list: readonly Header[] = Array.isArray(headers) ? headers : headers instanceof HeaderList ? headers.entries : [...headers];
+  for (let i = 0; i < list.length; i++) {
+    const h = list[i]!;
+    const name = h[0];
+    const value = h[1];
     if (name.length === 0) throw fail("http1_bad_header_name", "serialize: an empty header name");
-    put(name, TCHAR, "http1_bad_header_name", () => `header name ${quote(name)}`);
+    put(name, TCHAR, "http1_bad_header_name", "header name", name);
     raw(": ");
-    put(value, VALUE_BYTE, "http1_bad_header_value", () => `the value of header ${quote(name)}`);
+    put(value, VALUE_BYTE, "http1_bad_header_value", "the value of header", name);
     crlf();
   }
   crlf();
@@ -99,10 +108,10 @@ function guarded(write: () => void): Uint8Array {
 export function serializeRequestHead(h: RequestHeadInit): Uint8Array {
   return guarded(() => {
     if (h.method.length === 0) throw fail("http1_bad_method", "serialize: an empty method");
-    put(h.method, TCHAR, "http1_bad_method", () => `method ${quote(h.method)}`);
+    put(h.method, TCHAR, "http1_bad_method", "method", h.method);
     raw(" ");
     if (h.target.length === 0) throw fail("http1_bad_target", "serialize: an empty request target");
-    put(h.target, TARGET_BYTE, "http1_bad_target", () => "the request target");
+    put(h.target, TARGET_BYTE, "http1_bad_target", "the request target");
     raw(" ");
     raw(version(h.version));
     crlf();
@@ -116,7 +125,7 @@ export function serializeResponseHead(h: ResponseHeadInit): Uint8Array {
     raw(version(h.version));
     if (!Number.isInteger(h.status) || h.status < 100 || h.status > 599) throw fail("http1_bad_status", `serialize: status ${h.status} is outside 100..599`);
     raw(` ${h.status} `);
-    put(h.reason ?? "", VALUE_BYTE, "http1_bad_status", () => "the reason phrase");
+    put(h.reason ?? "", VALUE_BYTE, "http1_bad_status", "the reason phrase");
     crlf();
     fields(h.headers);
   });

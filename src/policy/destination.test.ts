@@ -2,7 +2,7 @@
 import { describe, test, assert, rejectionCode } from "../../test/shim.ts";
 import { SpiffeId } from "../spiffe/index.ts";
 import { parseIp, type IpAddress } from "./address.ts";
-import { admit, addressesFor } from "./destination.ts";
+import { admit, admitNow, addressesFor } from "./destination.ts";
 import { PolicyEngine } from "./engine.ts";
 import { PolicyError } from "./errors.ts";
 import { loadPolicy } from "./load.ts";
@@ -64,5 +64,23 @@ describe("destination: where bytes go", () => {
     assert.equal(r.decision.verdict, "deny");
     assert.deepEqual(await addressesFor(r.decision, query, resolver), []);
     assert.deepEqual(resolver.asked, []);
+  });
+
+  test("admitNow: what admit says, without a promise, when the cache holds the name, the rule is a cidr one or the decision a deny; null when a look-up is needed", async () => {
+    const cache = (answers: Record<string, string[]>) => ({ peek: (name: string) => answers[name]?.map(parseIp) });
+    const cases: [Query, Record<string, string[]>][] = [
+      [q("api.test", "192.0.2.7", 443), { "api.test": ["192.0.2.1", "192.0.2.7"] }],
+      [q("api.test", "198.51.100.9", 443), { "api.test": ["192.0.2.1"] }],
+      [q("api.test", "2001:db8::7", 443), { "api.test": ["2001:db8::8"] }],
+      [q(null, "10.1.2.3", 80), {}],
+      [q("other.test", "192.0.2.7", 443), {}],
+    ];
+    for (const [query, answers] of cases) {
+      const now = admitNow(engine.decide(query), query, cache(answers));
+      assert.notEqual(now, null);
+      assert.deepEqual(now, await admit(engine.decide(query), query, names(answers)));
+    }
+    const unknown = q("api.test", "192.0.2.7", 443);
+    assert.equal(admitNow(engine.decide(unknown), unknown, cache({})), null);
   });
 });

@@ -39,10 +39,29 @@ export async function addressesFor(decision: Decision, q: Query, names: Pick<Nam
 export async function admit(decision: Decision, q: Query, names: Pick<NameCache, "resolve">): Promise<Admission> {
   if (decision.verdict !== "allow") return { decision, upstream: null };
   if (q.address === null) throw new TypeError("admit: the query has no original address");
-  const allowed = await addressesFor(decision, q, names);
-  if (!allowed.some((a) => same(a, q.address!))) {
+  return judge(decision, q, await addressesFor(decision, q, names));
+}
+
+/**
+ * `admit` when no look-up is needed: a cidr rule, or a name `names.peek` holds (a static entry or
+ * a cached answer); null when the name must be looked up (then `admit`). The intercepting proxy
+ * asks this first on every request: the async path's promises were a sixth of what a request
+ * allocated there.
+ */
+export function admitNow(decision: Decision, q: Query, names: Pick<NameCache, "peek">): Admission | null {
+  if (decision.verdict !== "allow") return { decision, upstream: null };
+  if (q.address === null) throw new TypeError("admit: the query has no original address");
+  if (decision.rule.to.kind === "cidr") return judge(decision, q, [q.address]);
+  if (q.name === null) return judge(decision, q, []);
+  const known = names.peek(q.name);
+  return known === undefined ? null : judge(decision, q, known);
+}
+
+function judge(decision: Decision & { verdict: "allow" }, q: Query, allowed: readonly IpAddress[]): Admission {
+  const address = q.address!;
+  if (!allowed.some((a) => same(a, address))) {
     return { decision: { verdict: "deny", rule: decision.rule, reason: "address_not_resolved" }, upstream: null };
   }
   const serverName = decision.rule.to.kind === "host" ? q.name : null;
-  return { decision, upstream: { address: q.address, port: decision.upstreamPort, serverName } };
+  return { decision, upstream: { address, port: decision.upstreamPort, serverName } };
 }

@@ -32,6 +32,7 @@ export function plainClient(socket: Socket<unknown>, r: Receiver): { side: Clien
   const queue: Uint8Array[] = [];
   let ending = false;
   const side: ClientSide = {
+    copies: true,
     write(bytes) {
       if (queue.length > 0) {
         queue.push(bytes.slice());

@@ -91,6 +91,45 @@ describe("CorkedClient", () => {
     expect(calls).toEqual(["write:12"]);
   });
 
+  test("reusable: one buffer joins each uncork's writes, in order; the inner side sees each join whole", () => {
+    const seen: string[] = [];
+    const views: Uint8Array[] = [];
+    const inner: ClientSide = {
+      write(b) {
+        seen.push(new TextDecoder().decode(b));
+        views.push(b);
+        return true;
+      },
+      end() {},
+      abort() {},
+      pause() {},
+      resume() {},
+    };
+    const c = new CorkedClient(inner, true);
+    for (const [a, b] of [["head-1|", "body-1"], ["head-2|", "body-two"]]) {
+      c.cork();
+      c.write(bytes(a!));
+      c.write(bytes(b!));
+      c.uncork();
+    }
+    expect(seen).toEqual(["head-1|body-1", "head-2|body-two"]);
+    expect(views[0]!.buffer).toBe(views[1]!.buffer); // the same buffer, reused
+  });
+
+  test("not reusable (a TLS stream may keep what it is given): each join is a buffer of its own", () => {
+    const views: Uint8Array[] = [];
+    const inner: ClientSide = { write: (b) => (views.push(b), true), end() {}, abort() {}, pause() {}, resume() {} };
+    const c = new CorkedClient(inner);
+    for (const s of ["a", "b"]) {
+      c.cork();
+      c.write(bytes(s));
+      c.write(bytes(s));
+      c.uncork();
+    }
+    expect(views.map((v) => new TextDecoder().decode(v))).toEqual(["aa", "bb"]);
+    expect(views[0]!.buffer).not.toBe(views[1]!.buffer);
+  });
+
   test("pause and resume pass through, corked or not", () => {
     const { calls, inner } = recorder();
     const c = new CorkedClient(inner);

@@ -14,8 +14,18 @@ import type { ClientSide } from "./exchange.ts";
 
 export class CorkedClient implements ClientSide {
   #queue: Uint8Array[] | null = null;
+  /** Where several queued writes are joined; kept for the next uncork (plain clients only). */
+  #joined = new Uint8Array(0);
 
-  constructor(private readonly inner: ClientSide) {}
+  /**
+   * `reusable`: the inner side is done with the bytes when `write` returns (a Bun socket: what it
+   * cannot take at once, plainClient copies), so one buffer can join every uncork's writes. A TLS
+   * stream may keep the chunk it was given: then each join is a new buffer.
+   */
+  constructor(
+    private readonly inner: ClientSide,
+    private readonly reusable = false,
+  ) {}
 
   /** Later writes are queued until `uncork`. */
   cork(): void {
@@ -27,7 +37,17 @@ export class CorkedClient implements ClientSide {
     const q = this.#queue;
     this.#queue = null;
     if (q === null || q.length === 0) return true;
-    return this.inner.write(q.length === 1 ? q[0]! : concatBytes(q));
+    if (q.length === 1) return this.inner.write(q[0]!);
+    if (!this.reusable) return this.inner.write(concatBytes(q));
+    let size = 0;
+    for (const b of q) size += b.length;
+    if (this.#joined.length < size) this.#joined = new Uint8Array(Math.max(size, this.#joined.length * 2, 4096));
+    let at = 0;
+    for (const b of q) {
+      this.#joined.set(b, at);
+      at += b.length;
+    }
+    return this.inner.write(this.#joined.subarray(0, at));
   }
 
   /** Corked: queued, and true (the caller learns of backpressure from `uncork`). */

@@ -57,6 +57,8 @@ import { CorkedClient } from "./cork.ts";
 export interface ClientSide {
   /** False: the rest is queued; `drain` will be called. */
   write(bytes: Uint8Array): boolean;
+  /** True when `write` keeps no reference to the bytes once it returns (what it queues, it copies). */
+  readonly copies?: boolean;
   end(): void;
   /** Closes at once, with a reset. */
   abort(): void;
@@ -139,7 +141,7 @@ export class HttpExchange implements LegOwner {
     private readonly deps: ExchangeDeps,
     private readonly onDone: (fields: Fields) => void,
   ) {
-    this.client = new CorkedClient(client);
+    this.client = new CorkedClient(client, client.copies === true);
     const t = deps.timeouts ?? DEFAULT_PROXY_SETTINGS;
     this.watch = new Watchdog(t, (why: Expiry) => this.endNow(expiryFields(why, t, "upstream"), 504));
     this.head = new HeadDeadline(t.headerTimeoutMs, () => {

@@ -22,7 +22,7 @@
  * their values.
  */
 import type { IpAddress } from "../../policy/address.ts";
-import { admit, type Upstream } from "../../policy/destination.ts";
+import { admit, admitNow, type Upstream } from "../../policy/destination.ts";
 import type { PolicyEngine } from "../../policy/engine.ts";
 import { normalizeServerName } from "../../policy/host-name.ts";
 import { normalizeRequestPath } from "../../policy/http-match.ts";
@@ -47,7 +47,8 @@ export interface RequestContext {
 
 export interface RequestDeps {
   engine(): PolicyEngine | null;
-  names(): Pick<NameCache, "resolve">;
+  /** `peek`, when there: a name the cache holds is admitted without a promise (admitNow). */
+  names(): Pick<NameCache, "resolve"> & Partial<Pick<NameCache, "peek">>;
   /** A secret's value, or null when the store has none (or cannot be read). */
   secret(name: string): string | null;
 }
@@ -87,7 +88,8 @@ export async function decideRequest(ctx: RequestContext, head: RequestHead, deps
   const decision = engine.decide(q);
   let admitted;
   try {
-    admitted = await admit(decision, q, deps.names());
+    const names = deps.names();
+    admitted = (names.peek !== undefined ? admitNow(decision, q, names as Pick<NameCache, "peek">) : null) ?? (await admit(decision, q, names));
   } catch (e) {
     if (!(e instanceof TidegateError)) throw e;
     return refuse(502, "dns_failed", e.message, decision.rule?.name ?? null, name);
@@ -98,20 +100,22 @@ export async function decideRequest(ctx: RequestContext, head: RequestHead, deps
     return refuse(403, "not_interceptable", `rule ${d.rule.name} is not an intercept rule`, d.rule.name, name);
   }
   const rule = d.rule;
-  const offered = head.upgrade.map((p) => p.split("/")[0]!.toLowerCase());
-  const notAllowed = offered.find((p) => !rule.upgrade.includes(p));
-  if (notAllowed !== undefined) return refuse(403, "upgrade_refused", `Upgrade: ${head.upgrade.join(", ")}: rule ${rule.name} does not allow ${notAllowed} (upgrade:)`, rule.name, name);
-  const injected = new Set(rule.inject.map((t) => t.key));
-  const allowed = new Set(rule.inject.flatMap((t) => t.secrets));
-  const used = new Set<string>();
-  const missing: string[] = [];
+  if (head.upgrade.length > 0) {
+    const offered = head.upgrade.map((p) => p.split("/")[0]!.toLowerCase());
+    const notAllowed = offered.find((p) => !rule.upgrade.includes(p));
+    if (notAllowed !== undefined) return refuse(403, "upgrade_refused", `Upgrade: ${head.upgrade.join(", ")}: rule ${rule.name} does not allow ${notAllowed} (upgrade:)`, rule.name, name);
+  }
+  const { injected, allowed } = injectionOf(rule);
+  // a request names a secret or two: arrays, not sets (this runs on every request)
+  const used: string[] = [];
+  let missing: string | null = null;
   const value = (secret: string): string => {
     const v = deps.secret(secret);
     if (v === null) {
-      missing.push(secret);
+      missing ??= secret;
       return "";
     }
-    used.add(secret);
+    if (!used.includes(secret)) used.push(secret);
     return v;
   };
   const headers: Header[] = [];
@@ -133,6 +137,18 @@ export async function decideRequest(ctx: RequestContext, head: RequestHead, deps
     headers.push([hName, swapped]);
   }
   for (const t of rule.inject) headers.push([t.name, renderHeader(t, value)]);
-  if (missing.length > 0) return refuse(503, "secret_missing", `rule ${rule.name} injects secret ${missing[0]}, which the agent does not hold`, rule.name, name);
-  return { ok: true, rule, upstream: admitted.upstream, name, path, headers, secrets: [...used] };
+  if (missing !== null) return refuse(503, "secret_missing", `rule ${rule.name} injects secret ${missing}, which the agent does not hold`, rule.name, name);
+  return { ok: true, rule, upstream: admitted.upstream, name, path, headers, secrets: used };
+}
+
+/** A rule's injected header names (lower case) and the secrets it may inject: made once per rule. */
+const injections = new WeakMap<EgressRule, { readonly injected: ReadonlySet<string>; readonly allowed: ReadonlySet<string> }>();
+
+function injectionOf(rule: EgressRule): { readonly injected: ReadonlySet<string>; readonly allowed: ReadonlySet<string> } {
+  let i = injections.get(rule);
+  if (i === undefined) {
+    i = { injected: new Set(rule.inject.map((t) => t.key)), allowed: new Set(rule.inject.flatMap((t) => t.secrets)) };
+    injections.set(rule, i);
+  }
+  return i;
 }

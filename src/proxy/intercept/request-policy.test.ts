@@ -1,0 +1,96 @@
+// decideRequest (request-policy.ts) over parsed requests and a loaded policy: the headers that go
+// upstream, the secrets named, and each refusal's status and reason, with names admitted from the
+// cache without a look-up (admitNow) or through one.
+import { describe, expect, test } from "bun:test";
+import { loadPolicy } from "../../policy/load.ts";
+import { PolicyEngine } from "../../policy/engine.ts";
+import { NameCache } from "../../policy/name-cache.ts";
+import { parseIp } from "../../policy/address.ts";
+import { SpiffeId } from "../../spiffe/index.ts";
+import { RequestParser } from "../../http1/request-parser.ts";
+import type { RequestHead } from "../../http1/index.ts";
+import { decideRequest, type RequestDeps } from "./request-policy.ts";
+
+const engine = new PolicyEngine(
+  loadPolicy(
+    `trust_domain: example.org
+egress:
+  - name: api
+    from: spiffe://example.org/w
+    to: { host: api.test, port: 80 }
+    action: intercept
+    inject: { headers: { Authorization: "Bearer \${secret:tok}", X-Key: "\${secret:tok}-\${secret:key}" } }
+  - name: ws
+    from: spiffe://example.org/w
+    to: { host: ws.test, port: 80 }
+    action: intercept
+    upgrade: [websocket]
+dns:
+  hosts:
+    api.test: [192.0.2.10]
+    ws.test: [192.0.2.11]
+`,
+    "r.yaml",
+  ),
+);
+const ctx = (address = "192.0.2.10") => ({ from: SpiffeId.parse("spiffe://example.org/w"), address: parseIp(address), port: 80, sni: null });
+const head = (text: string): RequestHead => {
+  const e = new RequestParser().push(new TextEncoder().encode(text)).find((x) => x.kind === "head");
+  if (e?.kind !== "head") throw new Error("no head");
+  return e.head;
+};
+const secrets: Record<string, string> = { tok: "T0K", key: "K3Y" };
+const cached = new NameCache({ hosts: new Map([["api.test", [parseIp("192.0.2.10")]], ["ws.test", [parseIp("192.0.2.11")]]]), lookup: async () => ({ addresses: [], ttl: 30 }) });
+/** A resolver without peek: every name goes through an asynchronous look-up. */
+const lookedUp = { asked: 0, async resolve(name: string) { this.asked++; return name === "api.test" ? [parseIp("192.0.2.10")] : [parseIp("192.0.2.11")]; } };
+const deps = (names: RequestDeps["names"] extends () => infer N ? N : never, s = secrets): RequestDeps => ({ engine: () => engine, names: () => names, secret: (n) => s[n] ?? null });
+
+describe("decideRequest", () => {
+  for (const [how, names] of [["from the cache (no look-up)", cached], ["through a look-up", lookedUp]] as const) {
+    test(`injected headers replace the workload's, each secret named once (${how})`, async () => {
+      const v = await decideRequest(ctx(), head("GET /b?q=1 HTTP/1.1\r\nHost: api.test\r\nauthorization: mine\r\nX-Other: 1\r\n\r\n"), deps(names));
+      expect(v).toMatchObject({ ok: true, name: "api.test", path: "/b", secrets: ["tok", "key"] });
+      if (!v.ok) return;
+      expect(v.headers).toEqual([["Host", "api.test"], ["X-Other", "1"], ["Authorization", "Bearer T0K"], ["X-Key", "T0K-K3Y"]]);
+      expect(v.upstream).toMatchObject({ port: 80, serverName: "api.test" });
+    });
+  }
+
+  test("a name the cache holds is not looked up; one it does not is", async () => {
+    const before = lookedUp.asked;
+    await decideRequest(ctx(), head("GET / HTTP/1.1\r\nHost: api.test\r\n\r\n"), deps(lookedUp));
+    expect(lookedUp.asked).toBe(before + 1);
+    let resolved = 0;
+    const spy = { peek: (n: string) => cached.peek(n), resolve: (n: string) => (resolved++, cached.resolve(n)) };
+    const v = await decideRequest(ctx(), head("GET / HTTP/1.1\r\nHost: api.test\r\n\r\n"), deps(spy));
+    expect(v.ok).toBe(true);
+    expect(resolved).toBe(0);
+  });
+
+  test("a Host that does not resolve to the dialled address: 403 address_not_resolved", async () => {
+    const v = await decideRequest(ctx("192.0.2.99"), head("GET / HTTP/1.1\r\nHost: api.test\r\n\r\n"), deps(cached));
+    expect(v).toMatchObject({ ok: false, status: 403, reason: "address_not_resolved" });
+  });
+
+  test("a secret the store does not hold: 503 secret_missing naming the first one missing, never a value", async () => {
+    const v = await decideRequest(ctx(), head("GET / HTTP/1.1\r\nHost: api.test\r\n\r\n"), deps(cached, { key: "K3Y" }));
+    expect(v).toMatchObject({ ok: false, status: 503, reason: "secret_missing" });
+    if (v.ok) return;
+    expect(v.detail).toContain("secret tok");
+    expect(JSON.stringify(v)).not.toContain("K3Y");
+  });
+
+  test("a placeholder for a secret the rule injects is swapped; one for another secret is refused", async () => {
+    const ok = await decideRequest(ctx(), head("GET / HTTP/1.1\r\nHost: api.test\r\nX-P: tidegate-placeholder:key\r\n\r\n"), deps(cached));
+    expect(ok.ok && ok.headers.find(([n]) => n === "X-P")).toEqual(["X-P", "K3Y"]);
+    const no = await decideRequest(ctx(), head("GET / HTTP/1.1\r\nHost: api.test\r\nX-P: tidegate-placeholder:other\r\n\r\n"), deps(cached, { ...secrets, other: "0THER" }));
+    expect(no).toMatchObject({ ok: false, status: 403, reason: "placeholder_not_allowed" });
+  });
+
+  test("Upgrade: refused unless the rule names the protocol; no Upgrade needs no upgrade:", async () => {
+    const up = "GET / HTTP/1.1\r\nHost: HOST\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n";
+    expect(await decideRequest(ctx(), head(up.replace("HOST", "api.test")), deps(cached))).toMatchObject({ ok: false, status: 403, reason: "upgrade_refused" });
+    expect((await decideRequest(ctx("192.0.2.11"), head(up.replace("HOST", "ws.test")), deps(cached))).ok).toBe(true);
+    expect((await decideRequest(ctx("192.0.2.11"), head("GET / HTTP/1.1\r\nHost: ws.test\r\n\r\n"), deps(cached))).ok).toBe(true);
+  });
+});
