@@ -183,7 +183,7 @@ export async function legTlsOf(spec: LegSpec, callerId: SpiffeId, deps: EgressDe
   if (spec.kind === "tls") {
     if (spec.caFile === null) return { kind: "tls", serverName: spec.serverName, ca: null };
     try {
-      return { kind: "tls", serverName: spec.serverName, ca: await readCaFile(spec.caFile) };
+      return { kind: "tls", serverName: spec.serverName, ca: readCaFile(spec.caFile) };
     } catch (e) {
       return { refused: "ca_unreadable", detail: `${spec.caFile}: ${(e as { code?: string }).code ?? String(e)}` };
     }
