@@ -53,6 +53,7 @@ export interface AuditLogOptions {
 /** Field names formatLine writes itself or refuses: an event naming one takes the checked path. */
 const SLOW_KEYS = ["seq", "time", "type", "prev"];
 const INDEX_KEY = /^\d+$/;
+const COMMA = 0x2c;
 
 type Tunables = { readonly checkpointEvery: number; readonly checkpointIntervalMs: number; readonly fsyncIntervalMs: number; readonly maxFileBytes: number; readonly maxPending: number };
 
@@ -83,8 +84,8 @@ export class AuditLog implements AgentAuditLog {
   /** Lines of an active file that was removed under the writer, counted in the next audit_gap. */
   #lostLines = 0;
   readonly #timers: ReturnType<typeof setInterval>[] = [];
-  /** The base fields as JSON without braces (null when there are none), and their names. */
-  readonly #baseJson: string | null;
+  /** The base fields as JSON without braces, encoded (null when there are none), and their names. */
+  readonly #baseBytes: Uint8Array | null;
   readonly #baseKeys: readonly string[];
   readonly #encoder = new TextEncoder();
   #buf = new Uint8Array(16 * 1024);
@@ -99,7 +100,7 @@ export class AuditLog implements AgentAuditLog {
     this.#head = state.head;
     this.#sinceCheckpoint = state.since;
     const baseBody = o.base === undefined ? "{}" : JSON.stringify(o.base);
-    this.#baseJson = baseBody.length > 2 ? baseBody.slice(1, -1) : null;
+    this.#baseBytes = baseBody.length > 2 ? new TextEncoder().encode(baseBody.slice(1, -1)) : null;
     this.#baseKeys = Object.keys(o.base ?? {});
     const every = (ms: number, fn: () => void) => {
       const t = setInterval(fn, ms);
@@ -197,30 +198,56 @@ export class AuditLog implements AgentAuditLog {
   }
 
   /**
-   * The line of an event: formatLine's output for `{ ...base, ...fields }`. The per-event path
-   * splices the base's JSON in instead of copying it into every event (the hot path of each
-   * intercepted request); an event that names a base field, a reserved one or an integer-like one
-   * goes through formatLine itself, which merges and checks. The sink's tests hold the two equal.
+   * Encodes the line of an event, with its newline, into #buf; its length in bytes. The line is
+   * formatLine's output for `{ ...base, ...fields }`. The per-event path (every intercepted
+   * request's) builds no line string: the head (seq, time, type), the base's JSON (encoded once),
+   * the event's own JSON and the tail (prev) are encoded one after another into the kept buffer,
+   * the own JSON's braces overwritten by the commas around it. An event that names a base field, a
+   * reserved one or an integer-like one goes through formatLine itself, which merges and checks.
+   * The sink's tests hold the two equal.
    */
-  #line(seq: number, time: Date, type: AuditEventType, fields: Fields): string {
-    const base = this.#baseJson;
-    const slow = () => formatLine(seq, time, type, this.#o.base === undefined ? fields : { ...this.#o.base, ...fields }, this.#head);
-    if (SLOW_KEYS.some((k) => k in fields) || this.#baseKeys.some((k) => k in fields)) return slow();
-    for (const k in fields) if (INDEX_KEY.test(k)) return slow();
+  #encodeLine(seq: number, time: Date, type: AuditEventType, fields: Fields): number {
+    if (this.#needsSlowPath(fields)) {
+      const line = `${formatLine(seq, time, type, this.#o.base === undefined ? fields : { ...this.#o.base, ...fields }, this.#head)}\n`;
+      this.#room(line.length * 3);
+      return this.#encoder.encodeInto(line, this.#buf).written;
+    }
     const body = JSON.stringify(fields);
-    const own = body.length > 2 ? body.slice(1, -1) : null;
-    const middle = base === null ? (own === null ? "" : `${own},`) : own === null ? `${base},` : `${base},${own},`;
-    return `{"seq":${seq},"time":"${time.toISOString()}","type":"${type}",${middle}"prev":"${this.#head}"}`;
+    const head = `{"seq":${seq},"time":"${time.toISOString()}","type":"${type}",`;
+    const tail = `,"prev":"${this.#head}"}\n`;
+    const base = this.#baseBytes;
+    this.#room(3 * (head.length + body.length + tail.length) + (base === null ? 0 : base.length + 1));
+    const buf = this.#buf;
+    let at = this.#encoder.encodeInto(head, buf).written;
+    if (base !== null) {
+      buf.set(base, at);
+      at += base.length;
+      buf[at++] = COMMA;
+    }
+    // buf[at - 1] is a comma
+    if (body.length > 2) {
+      const n = this.#encoder.encodeInto(body, buf.subarray(at - 1)).written; // its "{" lands on the comma
+      buf[at - 1] = COMMA;
+      at += n - 2; // at its "}", which the tail overwrites
+    } else at -= 1; // no own fields: the tail's comma replaces this one
+    return at + this.#encoder.encodeInto(tail, buf.subarray(at)).written;
+  }
+
+  #needsSlowPath(fields: Fields): boolean {
+    for (const k of SLOW_KEYS) if (k in fields) return true;
+    for (const k of this.#baseKeys) if (k in fields) return true;
+    for (const k in fields) if (INDEX_KEY.test(k)) return true;
+    return false;
+  }
+
+  #room(bytes: number): void {
+    if (bytes > this.#buf.length) this.#buf = new Uint8Array(Math.max(bytes, this.#buf.length * 2));
   }
 
   /** Formats and writes one line; false (and unhealthy, the event held) when the write failed. */
   #write(type: AuditEventType, fields: Fields, time: Date): boolean {
     const seq = this.#seq + 1;
-    const line = `${this.#line(seq, time, type, fields)}\n`;
-    // One encoding into a buffer kept for the purpose, hashed and written from there: no copy of
-    // the line per event beyond the string itself (the hot path of every intercepted request).
-    if (line.length * 3 > this.#buf.length) this.#buf = new Uint8Array(Math.max(line.length * 3, this.#buf.length * 2));
-    const n = this.#encoder.encodeInto(line, this.#buf).written;
+    const n = this.#encodeLine(seq, time, type, fields);
     let bytes = 0;
     try {
       // A short write (a nearly full disk) goes on from where it stopped.
