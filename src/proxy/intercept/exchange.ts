@@ -107,6 +107,13 @@ export function legKey(caller: string, rule: string, address: Verdict["upstream"
   return `${caller}|${rule}|${sessionKeyOf({ address, port, tls })}`;
 }
 
+/** True when sessionKeyOf would give the same text for `a` and `b` (upstream.ts): the parts of a leg's TLS that its key names. */
+export function sameKeyParts(a: UpstreamTls, b: UpstreamTls): boolean {
+  if (a.serverName !== b.serverName) return false;
+  if (a.kind === "tls") return b.kind === "tls" && (a.ca === b.ca || (a.ca !== null && b.ca !== null && a.ca.id === b.ca.id));
+  return b.kind === "mtls" && (a.serverId === b.serverId || a.serverId.equals(b.serverId)) && a.credential.serial === b.credential.serial && a.trust.generation === b.trust.generation;
+}
+
 export class HttpExchange implements LegOwner {
   private readonly requests = new RequestParser();
   private readonly events: RequestEvent[] = [];
@@ -368,7 +375,7 @@ export class HttpExchange implements LegOwner {
       this.refuse(502, tls.refused, tls.detail);
       return null;
     }
-    const key = legKey(this.ctx.from.toString(), v.rule.name, v.upstream.address, v.upstream.port, tls);
+    const key = this.keyFor(v, tls);
     if (this.leg !== null && this.leg.key === key && !this.leg.closed) return this.leg;
     this.releaseLeg();
     const idle = pooled ? (this.deps.pool?.take(key) ?? null) : null;
@@ -391,6 +398,21 @@ export class HttpExchange implements LegOwner {
     this.leg = leg;
     leg.start();
     return leg;
+  }
+
+  /** The last leg key made, and what it was made from. */
+  private lastKey: { readonly rule: string; readonly address: string; readonly port: number; readonly tls: UpstreamTls; readonly key: string } | null = null;
+
+  /**
+   * legKey for this request: the last one when nothing it is made of changed (the usual case on a
+   * kept-alive connection), so the string is not built again on every request.
+   */
+  private keyFor(v: Verdict, tls: UpstreamTls): string {
+    const k = this.lastKey;
+    if (k !== null && k.rule === v.rule.name && k.address === v.upstream.address.text && k.port === v.upstream.port && sameKeyParts(k.tls, tls)) return k.key;
+    const key = legKey(this.ctx.from.toString(), v.rule.name, v.upstream.address, v.upstream.port, tls);
+    this.lastKey = { rule: v.rule.name, address: v.upstream.address.text, port: v.upstream.port, tls, key };
+    return key;
   }
 
   /** The current leg goes back to the pool if it may carry another request, else it is closed. */
