@@ -30,7 +30,9 @@
  * tidegate process writes to an audit folder of the run's own.
  *
  * Per repetition, each path in turn (the order rotated by one path per repetition): a fresh
- * connection and session, --warmup calls, then --calls calls, each timed with performance.now()
+ * connection and session, --warmup calls (5,000 by default: the agent's JIT tiers and heap
+ * settle over the first few thousand MCP calls, and with 500 the first repetition's p99 carried
+ * that; docs/benchmarks.md), then --calls calls, each timed with performance.now()
  * from the request's write to its response's last byte. A first round of warm-up calls on every
  * path, not counted, comes before the repetitions. Reported: calls/s, p50 and p99 per path
  * (median over repetitions), and, taken within each repetition and then the median: calls/s
@@ -39,10 +41,10 @@
  * client (this process), the agent and server-everything, and interference (steal and CPU used by
  * anything else, in % of one core). A markdown table and one JSON line on stdout.
  *
- *   bun run build && bun bench/mcp.ts [--reps 5] [--calls 2000] [--warmup 500] [--json FILE] [--keep]
+ *   bun run build && bun bench/mcp.ts [--reps 5] [--calls 2000] [--warmup 5000] [--json FILE] [--keep]
  *                                     [--chart-out FILE] [--no-chart]
  *
- * (or TIDEGATE_BENCH_MCP_REPS, _CALLS, _WARMUP in the environment; about 2 minutes by default).
+ * (or TIDEGATE_BENCH_MCP_REPS, _CALLS, _WARMUP in the environment; about 3 minutes by default).
  * The chart (bench/lib-svg.ts): calls/s, p50, p99 and p99.9 medians of both listener paths
  * against direct's, written to docs/bench/mcp.svg by a full run (bench/lib-chart.ts: at least the
  * defaults, without TIDEGATE_BENCH_AUDIT_BASE or _PROFILE_DIR), to --chart-out FILE by any run,
@@ -84,7 +86,7 @@ const { values } = parseArgs({
   options: {
     reps: { type: "string", default: process.env.TIDEGATE_BENCH_MCP_REPS ?? "5" },
     calls: { type: "string", default: process.env.TIDEGATE_BENCH_MCP_CALLS ?? "2000" },
-    warmup: { type: "string", default: process.env.TIDEGATE_BENCH_MCP_WARMUP ?? "500" },
+    warmup: { type: "string", default: process.env.TIDEGATE_BENCH_MCP_WARMUP ?? "5000" },
     json: { type: "string" },
     keep: { type: "boolean", default: false },
     "chart-out": { type: "string" },
