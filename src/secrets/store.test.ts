@@ -107,13 +107,18 @@ describe("SecretStore", () => {
       const clock = { t: 1000 };
       return { clock, agent: SecretStore.open(dir, { recheckMs: 1000, clockMs: () => clock.t }) };
     };
-
-    test("inside the window a change is not seen; at its end it is", async () => {
+    /** A store holding api = "one", written by `cli`; `agent` has read it. */
+    const withOne = async () => {
       const dir = freshDir();
       const cli = SecretStore.open(dir);
       await cli.set("api", "one");
       const { clock, agent } = agentOn(dir);
       expect(agent.get("api")).toBe("one");
+      return { dir, cli, clock, agent };
+    };
+
+    test("inside the window a change is not seen; at its end it is", async () => {
+      const { cli, clock, agent } = await withOne();
       await cli.set("api", "two");
       clock.t += 999;
       expect(agent.get("api")).toBe("one");
@@ -122,11 +127,7 @@ describe("SecretStore", () => {
     });
 
     test("invalidate(): the next get sees the change at once (what agent.sock's POST /v1/secrets/changed does)", async () => {
-      const dir = freshDir();
-      const cli = SecretStore.open(dir);
-      await cli.set("api", "one");
-      const { clock, agent } = agentOn(dir);
-      expect(agent.get("api")).toBe("one");
+      const { cli, clock, agent } = await withOne();
       await cli.set("api", "two");
       agent.invalidate();
       expect(agent.get("api")).toBe("two");
@@ -138,11 +139,7 @@ describe("SecretStore", () => {
     });
 
     test("a clock that went back is not inside the window: the file is looked at", async () => {
-      const dir = freshDir();
-      const cli = SecretStore.open(dir);
-      await cli.set("api", "one");
-      const { clock, agent } = agentOn(dir);
-      expect(agent.get("api")).toBe("one");
+      const { cli, clock, agent } = await withOne();
       await cli.set("api", "two");
       clock.t -= 1;
       expect(agent.get("api")).toBe("two");
@@ -159,11 +156,7 @@ describe("SecretStore", () => {
     });
 
     test("a file that no longer parses throws on every get, inside the window too: nothing from the older reading", async () => {
-      const dir = freshDir();
-      const cli = SecretStore.open(dir);
-      await cli.set("api", "one");
-      const { clock, agent } = agentOn(dir);
-      expect(agent.get("api")).toBe("one");
+      const { dir, clock, agent } = await withOne();
       writeFileSync(join(dir, "secrets.json"), "not json", { mode: 0o600 });
       agent.invalidate();
       const first = await codeOf(() => agent.get("api"));

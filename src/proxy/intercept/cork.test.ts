@@ -5,9 +5,12 @@ import type { ClientSide } from "./exchange.ts";
 
 function recorder(accept = true) {
   const calls: string[] = [];
+  /** The bytes each write was given, as given. */
+  const views: Uint8Array[] = [];
   const inner: ClientSide = {
     write(b) {
       calls.push(`write:${new TextDecoder().decode(b)}`);
+      views.push(b);
       return accept;
     },
     end: () => void calls.push("end"),
@@ -15,7 +18,7 @@ function recorder(accept = true) {
     pause: () => void calls.push("pause"),
     resume: () => void calls.push("resume"),
   };
-  return { calls, inner };
+  return { calls, views, inner };
 }
 const bytes = (s: string) => new TextEncoder().encode(s);
 
@@ -92,19 +95,7 @@ describe("CorkedClient", () => {
   });
 
   test("reusable: one buffer joins each uncork's writes, in order; the inner side sees each join whole", () => {
-    const seen: string[] = [];
-    const views: Uint8Array[] = [];
-    const inner: ClientSide = {
-      write(b) {
-        seen.push(new TextDecoder().decode(b));
-        views.push(b);
-        return true;
-      },
-      end() {},
-      abort() {},
-      pause() {},
-      resume() {},
-    };
+    const { calls, views, inner } = recorder();
     const c = new CorkedClient(inner, true);
     for (const [a, b] of [["head-1|", "body-1"], ["head-2|", "body-two"]]) {
       c.cork();
@@ -112,21 +103,20 @@ describe("CorkedClient", () => {
       c.write(bytes(b!));
       c.uncork();
     }
-    expect(seen).toEqual(["head-1|body-1", "head-2|body-two"]);
+    expect(calls).toEqual(["write:head-1|body-1", "write:head-2|body-two"]);
     expect(views[0]!.buffer).toBe(views[1]!.buffer); // the same buffer, reused
   });
 
   test("not reusable (a TLS stream may keep what it is given): each join is a buffer of its own", () => {
-    const views: Uint8Array[] = [];
-    const inner: ClientSide = { write: (b) => (views.push(b), true), end() {}, abort() {}, pause() {}, resume() {} };
+    const { calls, views, inner } = recorder();
     const c = new CorkedClient(inner);
-    for (const s of ["a", "b"]) {
+    for (const x of ["a", "b"]) {
       c.cork();
-      c.write(bytes(s));
-      c.write(bytes(s));
+      c.write(bytes(x));
+      c.write(bytes(x));
       c.uncork();
     }
-    expect(views.map((v) => new TextDecoder().decode(v))).toEqual(["aa", "bb"]);
+    expect(calls).toEqual(["write:aa", "write:bb"]);
     expect(views[0]!.buffer).not.toBe(views[1]!.buffer);
   });
 
