@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Command, Context } from "./command.ts";
 import { UsageError } from "./usage-error.ts";
-import { callUnix } from "../runtime/unix-http.ts";
+import { callUnix, nobodyListens } from "../runtime/unix-http.ts";
 import { readPins, writePins } from "../agent/mcp-pins.ts";
 import { PinBook, toolDefinitionHash, type PinBookData, type ServerPins } from "../mcp/index.ts";
 import { readInputFile } from "./files.ts";
@@ -25,8 +25,7 @@ async function reach(ctx: Context): Promise<Reach> {
     return { agent: true, socket };
   } catch (e) {
     // A socket file left by an agent that is gone: nobody listens, so nobody would overwrite the file.
-    const code = ((e as { cause?: { code?: string } }).cause?.code ?? "") as string;
-    if (code === "ConnectionRefused" || code === "ECONNREFUSED" || code === "FailedToOpenSocket") return { agent: false };
+    if (nobodyListens(e)) return { agent: false };
     throw new UsageError(`cannot ask the agent at ${socket} (${e instanceof Error ? e.message : String(e)}); the pins are not changed behind a running agent`);
   }
 }

@@ -11,7 +11,7 @@ import { readInputFile } from "./files.ts";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { SecretStore, secretsDir, checkSecretName, readSecretInput, secretValueFromBytes, SecretError, MAX_SECRET_BYTES, AGENT_RECHECK_MS } from "../secrets/index.ts";
-import { callUnix } from "../runtime/unix-http.ts";
+import { callUnix, nobodyListens } from "../runtime/unix-http.ts";
 
 /** How long `set` and `rm` wait for the running agent to hear of the change. */
 const TELL_AGENT_MS = 2000;
@@ -32,9 +32,7 @@ async function tellAgent(ctx: Context): Promise<void> {
     if (r.status !== 200) ctx.io.err(`secret: the agent at ${socket} answered ${r.status}; ${later}\n`);
   } catch (e) {
     if (signal.aborted) return void ctx.io.err(`secret: the agent at ${socket} did not answer within ${TELL_AGENT_MS / 1000} s; ${later}\n`);
-    // A socket file left by an agent that is gone: nobody to tell.
-    const code = ((e as { cause?: { code?: string } }).cause?.code ?? "") as string;
-    if (code === "ConnectionRefused" || code === "ECONNREFUSED" || code === "FailedToOpenSocket" || code === "ENOENT") return;
+    if (nobodyListens(e)) return; // a socket file left by an agent that is gone: nobody to tell
     ctx.io.err(`secret: could not tell the agent at ${socket} (${e instanceof Error ? e.message : String(e)}); ${later}\n`);
   }
 }

@@ -2,7 +2,7 @@ import { afterAll, expect, test } from "bun:test";
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { callUnix, serveUnix } from "./unix-http.ts";
+import { callUnix, nobodyListens, serveUnix } from "./unix-http.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "tidegate-unix-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -24,6 +24,28 @@ test("a missing socket is socket_unreachable naming the process", async () => {
   const err = await callUnix(join(dir, "none.sock"), "the agent", "GET", "/v1/status").catch((e) => e);
   expect(err.code).toBe("socket_unreachable");
   expect(err.message).toContain("cannot reach the agent");
+});
+
+test("nobodyListens: a missing socket and a file nobody serves (a process that is gone) are; a timeout and other errors are not", async () => {
+  const missing = await callUnix(join(dir, "gone.sock"), "the agent", "GET", "/v1/status").catch((e) => e);
+  expect(missing.message).toContain("is it running?");
+  expect(nobodyListens(missing)).toBe(true);
+  const left = join(dir, "left.sock");
+  writeFileSync(left, "");
+  const stale = await callUnix(left, "the agent", "GET", "/v1/status").catch((e) => e);
+  expect(stale.code).toBe("socket_unreachable");
+  expect(nobodyListens(stale)).toBe(true);
+  const path = join(dir, "run", "slow.sock");
+  const s = serveUnix(path, async () => (await Bun.sleep(1000), new Response("late")));
+  try {
+    const timedOut = await callUnix(path, "the agent", "GET", "/v1/status", undefined, AbortSignal.timeout(50)).catch((e) => e);
+    expect(timedOut.code).toBe("socket_unreachable");
+    expect(nobodyListens(timedOut)).toBe(false);
+  } finally {
+    await s.stop();
+  }
+  expect(nobodyListens(new Error("other"))).toBe(false);
+  expect(nobodyListens(null)).toBe(false);
 });
 
 test("a regular file in the socket's place is refused, not removed", () => {

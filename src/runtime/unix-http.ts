@@ -50,6 +50,14 @@ export interface UnixResponse {
   readonly body: unknown;
 }
 
+/** The codes of a connect to a Unix socket that nothing listens on: no file, or one left by a process that is gone. */
+const NOBODY_LISTENS = new Set(["ENOENT", "ECONNREFUSED", "ConnectionRefused", "FailedToOpenSocket"]);
+
+/** True when `callUnix` failed because nothing listens on the socket (the process is not running). */
+export function nobodyListens(e: unknown): boolean {
+  return NOBODY_LISTENS.has(String((e as { cause?: { code?: unknown } } | null)?.cause?.code ?? ""));
+}
+
 /**
  * One JSON request to a Unix-socket API. A missing or refused socket becomes `socket_unreachable`
  * with `what` ("the server", "the agent") named, so the CLI can say which process is not running.
@@ -66,7 +74,7 @@ export async function callUnix(path: string, what: string, method: string, url: 
     } as RequestInit);
   } catch (cause) {
     const code = (cause as { code?: string }).code ?? "";
-    const why = code === "ENOENT" || code === "FailedToOpenSocket" || code === "ConnectionRefused" ? "is it running?" : String(code || cause);
+    const why = NOBODY_LISTENS.has(code) ? "is it running?" : String(code || cause);
     throw new UnixHttpError("socket_unreachable", `cannot reach ${what} at ${JSON.stringify(path)}: ${why}`, { cause });
   }
   const text = await res.text();
