@@ -27,33 +27,41 @@ function same(a: IpAddress, b: IpAddress): boolean {
   return a.family === b.family && a.value === b.value;
 }
 
-/** The addresses a decided rule lets the proxy use for this query (empty when it decides nothing). */
-export async function addressesFor(decision: Decision, q: Query, names: Pick<NameCache, "resolve">): Promise<readonly IpAddress[]> {
+/**
+ * The addresses a decided rule lets the proxy use for this query when they are known without a
+ * look-up: none for a deny or a host rule without a name, the original address for a cidr rule,
+ * what `peek` holds for a host rule's name; undefined when that name must be looked up.
+ */
+function knownAddresses(decision: Decision, q: Query, peek: (name: string) => readonly IpAddress[] | undefined): readonly IpAddress[] | undefined {
   if (decision.verdict !== "allow") return [];
   if (decision.rule.to.kind === "cidr") return q.address === null ? [] : [q.address];
   if (q.name === null) return [];
-  return names.resolve(q.name);
+  return peek(q.name);
+}
+
+const NOTHING_KNOWN = { peek: (): undefined => undefined };
+
+/** The addresses a decided rule lets the proxy use for this query (empty when it decides nothing). */
+export async function addressesFor(decision: Decision, q: Query, names: Pick<NameCache, "resolve">): Promise<readonly IpAddress[]> {
+  return knownAddresses(decision, q, NOTHING_KNOWN.peek) ?? names.resolve(q.name!);
 }
 
 /** A decision checked against the addresses its rule may reach. Throws PolicyError on a failed lookup. */
 export async function admit(decision: Decision, q: Query, names: Pick<NameCache, "resolve">): Promise<Admission> {
-  if (decision.verdict !== "allow") return { decision, upstream: null };
-  if (q.address === null) throw new TypeError("admit: the query has no original address");
-  return judge(decision, q, await addressesFor(decision, q, names));
+  // null only for an allow by a host rule whose name must be looked up
+  return admitNow(decision, q, NOTHING_KNOWN) ?? judge(decision as Decision & { verdict: "allow" }, q, await names.resolve(q.name!));
 }
 
 /**
- * `admit` when no look-up is needed: a cidr rule, or a name `names.peek` holds (a static entry or
- * a cached answer); null when the name must be looked up (then `admit`). The intercepting proxy
- * asks this first on every request: the async path's promises were a sixth of what a request
- * allocated there.
+ * `admit` when no look-up is needed: a deny, a cidr rule, or a name `names.peek` holds (a static
+ * entry or a cached answer); null when the name must be looked up (then `admit`). The
+ * intercepting proxy asks this first on every request: the async path's promises were a sixth of
+ * what a request allocated there.
  */
 export function admitNow(decision: Decision, q: Query, names: Pick<NameCache, "peek">): Admission | null {
   if (decision.verdict !== "allow") return { decision, upstream: null };
   if (q.address === null) throw new TypeError("admit: the query has no original address");
-  if (decision.rule.to.kind === "cidr") return judge(decision, q, [q.address]);
-  if (q.name === null) return judge(decision, q, []);
-  const known = names.peek(q.name);
+  const known = knownAddresses(decision, q, (name) => names.peek(name));
   return known === undefined ? null : judge(decision, q, known);
 }
 
