@@ -106,8 +106,8 @@ export class Enforcer {
     /** What each rule decided since the policy was loaded; `o.audit` is already its tap. */
     readonly hits: RuleHits,
     private readonly o: EnforcerOptions,
-    /** Makes the injection's secret store look at its file on the next request. */
-    private readonly secretHook: { readonly hook: () => void } = { hook: () => {} },
+    /** The injected secrets (`changed`: the store looks at its file on the next request). */
+    private readonly secrets: Pick<AgentSecrets, "changed"> = { changed() {} },
   ) {}
 
   /**
@@ -116,7 +116,7 @@ export class Enforcer {
    * the next look of the watch.
    */
   secretsChanged(): void {
-    this.secretHook.hook();
+    this.secrets.changed();
     this.secretWatch?.check();
   }
 
@@ -320,25 +320,23 @@ export class Enforcer {
   }
 }
 
+/** The injected secrets, as interception asks for them and as `tidegate secret set|rm` tells of a change. */
+interface AgentSecrets {
+  /** A secret's value, or null when the store has none or cannot be read. */
+  get(name: string): string | null;
+  /** The store changed: the next `get` looks at its file. */
+  changed(): void;
+}
+
 /**
- * What interception needs of the agent: leaves of its CA, and secrets from the store (opened on
- * first use; a store that cannot be read gives no value, so the request is refused, and says why
- * once per error, never with a value).
+ * The agent's secret store (opened on first use; a store that cannot be read gives no value, so
+ * the request is refused, and says why once per error, never with a value).
  */
-function interceptDeps(interception: Interception, o: EnforcerOptions, pins: PinBook, changed: { hook: () => void }): InterceptDeps {
+function agentSecrets(o: EnforcerOptions): AgentSecrets {
   let store: SecretStore | null = null;
-  changed.hook = () => store?.invalidate();
   let said: string | null = null;
-  const complain = (e: unknown, name: string) => {
-    const code = (e as { code?: string }).code ?? "secret_store_unreadable";
-    if (code !== said) o.logger.error("secret_unavailable", { secret: name, error: code, effect: "requests that inject it are refused (secret_missing)" });
-    said = code;
-  };
   return {
-    legs: new LegPool(),
-    pins,
-    leafFor: (name) => interception.ca.leafFor(name),
-    secret(name) {
+    get(name) {
       try {
         store ??= SecretStore.open(secretsDir(o.places.stateDir), { recheckMs: AGENT_RECHECK_MS });
         const v = store.get(name);
@@ -346,10 +344,23 @@ function interceptDeps(interception: Interception, o: EnforcerOptions, pins: Pin
         return v;
       } catch (e) {
         store = null;
-        complain(e, name);
+        const code = (e as { code?: string }).code ?? "secret_store_unreadable";
+        if (code !== said) o.logger.error("secret_unavailable", { secret: name, error: code, effect: "requests that inject it are refused (secret_missing)" });
+        said = code;
         return null;
       }
     },
+    changed: () => store?.invalidate(),
+  };
+}
+
+/** What interception needs of the agent: leaves of its CA, and secrets from the store. */
+function interceptDeps(interception: Interception, pins: PinBook, secrets: AgentSecrets): InterceptDeps {
+  return {
+    legs: new LegPool(),
+    pins,
+    leafFor: (name) => interception.ca.leafFor(name),
+    secret: (name) => secrets.get(name),
   };
 }
 
@@ -400,7 +411,7 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
     return names.cache;
   };
   const identity = proxyIdentity(o.core);
-  const secretsChanged = { hook: () => {} };
+  const secrets = agentSecrets(o);
   const interception = await openInterception({ stateDir: o.places.stateDir, runDir: o.places.runDir, label: o.core.identity.config.node, logger: o.logger });
   let listener: EgressListener;
   try {
@@ -411,7 +422,7 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
       engine: () => holder.engine,
       names: namesNow,
       identity,
-      ...(interception !== null ? { intercept: interceptDeps(interception, o, pins, secretsChanged) } : {}),
+      ...(interception !== null ? { intercept: interceptDeps(interception, pins, secrets) } : {}),
       logger: o.logger,
       audit,
       ...(o.accepting !== undefined ? { accepting: o.accepting } : {}),
@@ -427,7 +438,7 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
   const present = existsSync(o.places.config);
   if (!present) o.logger.warn("policy_absent", { file: o.places.config, effect: "no policy: managed workloads reach nothing until one loads" });
   if (!(present && enforcement.reload())) enforcement.resync(true);
-  const enforcer = new Enforcer(capture, holder, enforcement, listener, new InboundManager({ identity, logger: o.logger, audit, pins, ...(o.accepting !== undefined ? { accepting: o.accepting } : {}), timeouts: proxyBounds }), interception, pins, hits, { ...o, audit }, secretsChanged);
+  const enforcer = new Enforcer(capture, holder, enforcement, listener, new InboundManager({ identity, logger: o.logger, audit, pins, ...(o.accepting !== undefined ? { accepting: o.accepting } : {}), timeouts: proxyBounds }), interception, pins, hits, { ...o, audit }, secrets);
   enforcer.start();
   o.logger.info("capture_ready", { cgroup: capture.tree.root, pins: capture.pinDir, adopted: capture.adopted, egress_port: listener.port });
   return enforcer;
