@@ -6,7 +6,7 @@
 // a process of that uid) is refused as `caller_changed`, though that uid has an identity.
 import { memoryAudit } from "../audit/sink/memory-audit.ts";
 import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Enforcement, type KernelCapture } from "./enforcement.ts";
@@ -273,11 +273,9 @@ describe.skipIf(!isRoot)("a --mcp-stdio caller's identity with real processes (S
   // The agent's attestation, its per-pid cache included: a reused pid has another start time.
   const attestation = isRoot ? createAttestation({ cgroupName: "tidegate-test-enforcement" }) : null;
   const e = callerIdentity(entries, async (pid) => (await attestation!.attest(pid)).selectors);
-  // A process that changes its own uid keeps its start time and executable; where the kernel then
-  // shows /proc/PID as root's (non-dumpable), the cache may serve the old answer until it expires
-  // (attestation.ts): the caller that drops its uid is asked about without it.
-  const uncachedAttestation = isRoot ? createAttestation({ cgroupName: "tidegate-test-enforcement", cacheTtlMs: 0 }) : null;
-  const uncached = callerIdentity(entries, async (pid) => (await uncachedAttestation!.attest(pid)).selectors);
+  // A process that changes its own uid keeps its start time and executable; the cache sees the
+  // change in the owner of /proc/PID, which is the effective uid and gid even once the process is
+  // no longer dumpable (attestation.ts), so the caller that drops its uid is asked through it.
 
   /** A listener another user can reach, the caller's connection accepted and its peer credentials. */
   async function connected(caller: { setpriv: string[]; mode: "stay" | "drop" }) {
@@ -302,12 +300,16 @@ describe.skipIf(!isRoot)("a --mcp-stdio caller's identity with real processes (S
     const c = await connected({ setpriv: [], mode: "drop" });
     try {
       expect(c.peer).toMatchObject({ pid: c.proc.pid, uid: 0 });
-      expect(await uncached.identifyPid(c.peer.pid, c.peer.uid)).toEqual({ ok: true, id: "spiffe://example.org/root-host" });
+      expect(await e.identifyPid(c.peer.pid, c.peer.uid)).toEqual({ ok: true, id: "spiffe://example.org/root-host" });
+      expect((await attestation!.attest(c.peer.pid)).cached).toBe(true);
       c.proc.stdin.write("drop\n");
       c.proc.stdin.flush();
       await waitFor("the caller to run as nobody", () => (uidsOf(c.peer.pid)?.[1] === 65534 ? true : undefined), 30_000, 10);
-      expect(await uncached.identifyPid(c.peer.pid, c.peer.uid)).toEqual(changed(c.peer.pid, 0));
-      expect(await uncached.identifyPid(c.peer.pid, 65534)).toEqual({ ok: true, id: "spiffe://example.org/nobody" });
+      // no longer dumpable: its files show root, the directory its effective uid
+      expect(statSync(`/proc/${c.peer.pid}/status`).uid).toBe(0);
+      expect(statSync(`/proc/${c.peer.pid}`).uid).toBe(65534);
+      expect(await e.identifyPid(c.peer.pid, c.peer.uid)).toEqual(changed(c.peer.pid, 0));
+      expect(await e.identifyPid(c.peer.pid, 65534)).toEqual({ ok: true, id: "spiffe://example.org/nobody" });
     } finally {
       await c.cleanup();
     }

@@ -33,6 +33,18 @@ describe("Attestation", () => {
     expect(seen).toEqual([{ pid: 5, startTime: 777 }]);
   });
 
+  test("a /proc/PID/stat the byte parser does not take is parsed as text: a tab, a 5,000-byte comm; a bad field 22 is attest_bad_proc", async () => {
+    const fs = new FakeProcFs().addProcess({ pid: 5 }).addProcess({ pid: 6 }).addProcess({ pid: 7 });
+    const fields = (start: string) => `S 1 1 1 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 1 0 ${start} 1000 100\n`;
+    fs.set("/proc/5/stat", { text: `5 (a) \t${fields("31337")}` });
+    fs.set("/proc/6/stat", { text: `6 (${"x".repeat(5000)}) ${fields("4242")}` });
+    fs.set("/proc/7/stat", { text: `7 (a) ${fields("12x")}` });
+    const at = new Attestation(fs, [probe()]);
+    expect((await at.attest(5)).startTime).toBe(31337);
+    expect((await at.attest(6)).startTime).toBe(4242);
+    expect(await codeOf(at.attest(7))).toBe("attest_bad_proc");
+  });
+
   test("a start time other than the captured one: attest_process_changed (pid reused)", async () => {
     const fs = new FakeProcFs().addProcess({ pid: 5, startTime: 777 });
     const p = probe();

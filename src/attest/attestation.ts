@@ -11,15 +11,20 @@
  *   passes it, and a process with another start time is refused at once.
  * - An attestor's failure fails the whole attestation: no partial selector list is returned.
  * - Results are cached per pid, and a cached result is used only when the start time, the
- *   executable's (device, inode) and the owner of /proc/PID (the process's effective uid and gid,
- *   or root once a credential change made it non-dumpable) are all unchanged, and it is younger
+ *   executable's (device, inode) and the owner of /proc/PID (the process's effective uid and gid:
+ *   the directory keeps them even when the process is not dumpable, where the files in it show
+ *   root) are all unchanged, and it is younger
  *   than `cacheTtlMs`. What a process can change without those moving (its supplementary groups,
  *   or being moved to another cgroup by root) is seen when the entry expires.
  */
 import type { ProcessRef, WorkloadAttestor } from "./attestor.ts";
 import { AttestError } from "./errors.ts";
 import { isGone, type ProcFs } from "./proc-fs.ts";
-import { parseStartTime } from "./proc-text.ts";
+import { parseStartTime, startTimeFromBytes } from "./proc-text.ts";
+
+/** /proc/PID/stat is about 300 bytes; one buffer serves every read (they are synchronous). */
+const statBytes = new Uint8Array(4096);
+const utf8 = new TextDecoder();
 
 export interface Attested extends ProcessRef {
   readonly selectors: readonly string[];
@@ -72,14 +77,20 @@ export class Attestation {
   #startTime(pid: number): number {
     checkPid(pid);
     const path = `/proc/${pid}/stat`;
-    let text: string;
     try {
-      text = this.#fs.readTextSync(path);
+      // The bytes are parsed in place; only a shape the fast parser does not take (or a file
+      // longer than the buffer) is decoded and parsed as text.
+      const n = this.#fs.readBytesSync(path, statBytes);
+      if (n < statBytes.length) {
+        const fast = startTimeFromBytes(statBytes, n);
+        if (fast >= 0) return fast;
+      }
+      return parseStartTime(n < statBytes.length ? utf8.decode(statBytes.subarray(0, n)) : this.#fs.readTextSync(path), path);
     } catch (cause) {
+      if (cause instanceof AttestError) throw cause;
       if (isGone(cause)) throw new AttestError("attest_no_process", `attest: no process with pid ${pid}`, { cause });
       throw new AttestError("attest_failed", `attest: cannot read ${path}`, { cause });
     }
-    return parseStartTime(text, path);
   }
 
   /**

@@ -65,6 +65,12 @@ export class FakeProcFs implements ProcFs {
     return t;
   }
 
+  readBytesSync(path: string, into: Uint8Array): number {
+    const bytes = new TextEncoder().encode(this.readTextSync(path)).subarray(0, into.length);
+    into.set(bytes);
+    return bytes.length;
+  }
+
   async readlink(path: string): Promise<string> {
     const l = this.#get(path).link;
     if (l === undefined) throw Object.assign(new Error(`EINVAL: ${path}`), { code: "EINVAL" });

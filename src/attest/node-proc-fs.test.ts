@@ -30,4 +30,18 @@ describe("nodeProcFs, synchronous", () => {
     expect(nodeProcFs.ownerSync(`/proc/${process.pid}`)).toEqual({ uid: own.uid, gid: own.gid });
     expect(() => nodeProcFs.readTextSync("/proc/0/stat")).toThrow();
   });
+
+  test("readBytesSync reads a /proc file from its start, at most the buffer's length; a missing one throws ENOENT", () => {
+    const path = `/proc/${process.pid}/stat`;
+    const buf = new Uint8Array(4096);
+    const n = nodeProcFs.readBytesSync(path, buf);
+    const text = new TextDecoder().decode(buf.subarray(0, n));
+    // the same process's stat read again: the fields before the ones that tick (pid, comm, state, ppid, …)
+    expect(text.split(" ").slice(0, 8)).toEqual(readFileSync(path, "utf8").split(" ").slice(0, 8));
+    expect(text.endsWith("\n")).toBe(true);
+    const short = new Uint8Array(5);
+    expect(nodeProcFs.readBytesSync(path, short)).toBe(5);
+    expect(new TextDecoder().decode(short)).toBe(text.slice(0, 5));
+    expect(() => nodeProcFs.readBytesSync("/proc/0/stat", buf)).toThrow(expect.objectContaining({ code: "ENOENT" }));
+  });
 });

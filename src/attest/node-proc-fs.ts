@@ -41,6 +41,14 @@ export const nodeProcFs: ProcFs = {
     }
     return readFileSync(path, "utf8");
   },
+  readBytesSync(path, into) {
+    const fd = openSync(path, "r");
+    try {
+      return readSync(fd, into, 0, into.length, null);
+    } finally {
+      closeSync(fd);
+    }
+  },
   async readlink(path) {
     return readlinkSync(path);
   },

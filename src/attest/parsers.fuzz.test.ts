@@ -6,7 +6,7 @@ import fc from "fast-check";
 import { fuzzRuns } from "../../test/fuzz-runs.ts";
 import { AttestError } from "./errors.ts";
 import { parseCgroupPath } from "./cgroup-path.ts";
-import { parseCgroupV2, parseStartTime, parseStatus } from "./proc-text.ts";
+import { parseCgroupV2, parseStartTime, parseStatus, startTimeFromBytes } from "./proc-text.ts";
 import { createAttestation } from "./system.ts";
 
 function onlyOurs(f: () => unknown): void {
@@ -53,6 +53,37 @@ describe("parsers under arbitrary input", () => {
       }),
       { numRuns: fuzzRuns(3000) },
     );
+  });
+  test("startTimeFromBytes gives parseStartTime's answer or -1 (then the text is parsed), never another number", () => {
+    const enc = new TextEncoder();
+    const check = (t: string): boolean => {
+      const b = new Uint8Array(4096);
+      const bytes = enc.encode(t);
+      b.set(bytes);
+      const fast = startTimeFromBytes(b, bytes.length);
+      if (fast === -1) return false;
+      expect(fast).toBe(parseStartTime(t));
+      return true;
+    };
+    // the kernel's shape, any comm: always taken by the fast parser
+    const comm = fc.string({ unit: fc.constantFrom("a", " ", "(", ")", "1", "S", "\t", "é"), maxLength: 64 });
+    fc.assert(
+      fc.property(comm, fc.integer({ min: 0, max: 2 ** 49 }), (c, st) => {
+        expect(check(`42 (${c}) S 1 1 1 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 1 0 ${st} 1000 100\n`)).toBe(true);
+      }),
+      { numRuns: fuzzRuns(300) },
+    );
+    // near misses: when it answers, it is parseStartTime's answer
+    const text = fc.string({ unit: fc.constantFrom(" ", " ", " ", "1", "7", "(", ")", "x", "\t", "\n", "\u0000", "é"), maxLength: 80 });
+    let taken = 0;
+    fc.assert(
+      fc.property(text, fc.integer({ min: 0, max: 25 }), fc.integer({ min: 0, max: 20 }), (t, n, digits) => {
+        if (check(`1 (c)${" 5".repeat(n)} ${"9".repeat(digits)}${t}`)) taken++;
+        check(t);
+      }),
+      { numRuns: fuzzRuns(3000) },
+    );
+    expect(taken).toBeGreaterThan(0);
   });
   test("parseStartTime, parseStatus, parseCgroupV2, parseCgroupPath: return or throw AttestError", () => {
     fc.assert(

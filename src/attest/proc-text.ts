@@ -40,6 +40,35 @@ export function parseStartTime(stat: string, what = "stat"): number {
   return n;
 }
 
+/**
+ * parseStartTime on the bytes of /proc/PID/stat as read (`n` of them), without making a string:
+ * a cached attestation reads it on every connection. Only the shape the kernel writes is taken
+ * here: after the last ")", fields of printable ASCII separated by spaces, field 22 of 1 to 15
+ * digits followed by a space. For anything else it returns -1 and the caller decodes the text for
+ * parseStartTime, which gives the answer or the error (the fuzz test holds the two equal).
+ */
+export function startTimeFromBytes(b: Uint8Array, n: number): number {
+  let close = n - 1;
+  while (close >= 0 && b[close] !== 0x29) close--;
+  if (close < 0) return -1;
+  let open = 0;
+  while (open < close && b[open] !== 0x28) open++;
+  if (open === close) return -1;
+  let i = close + 1;
+  while (i < n && b[i] === 0x20) i++;
+  for (let field = 0; field < 19; field++) {
+    const from = i;
+    while (i < n && b[i]! > 0x20 && b[i]! < 0x7f) i++;
+    if (i === from || i === n || b[i] !== 0x20) return -1;
+    while (i < n && b[i] === 0x20) i++;
+  }
+  let v = 0;
+  const from = i;
+  while (i < n && b[i]! >= 0x30 && b[i]! <= 0x39) v = v * 10 + (b[i++]! - 0x30);
+  if (i === from || i - from > 15 || i === n || b[i] !== 0x20) return -1;
+  return v;
+}
+
 /** The credentials in /proc/PID/status: Uid and Gid are "real effective saved filesystem". */
 export interface ProcCredentials {
   readonly uids: readonly [number, number, number, number];
