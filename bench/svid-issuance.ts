@@ -6,10 +6,12 @@
  *
  *   taskset -c 1 bun bench/svid-issuance.ts [--seconds 5] [--reps 3] [--concurrency 32]
  *
- * Per repetition and node: the maximum rate (closed loop, N requests in flight), then latency at
- * half that rate (open loop, requests sent on a fixed schedule; latency counted from the scheduled
- * time, so a stalled server cannot hide its queue). Targets: >= 2,000 issuances/s; p99 <= 10 ms at
- * half that rate. The per-node rate limit is raised to 1,000,000/s for the run (it is a setting).
+ * Per repetition and node: the maximum rate (closed loop, N requests in flight), then latency on a
+ * fixed schedule (open loop; latency counted from the scheduled time, so a stalled server cannot
+ * hide its queue; never sent early) at two rates: 1,000/s, half the 2,000/s target rate, which is
+ * what the target names ("p99 at most 10 ms at half that rate"), and half the maximum just
+ * measured, a stricter load reported beside it. Targets: >= 2,000 issuances/s; p99 <= 10 ms at
+ * 1,000/s. The per-node rate limit is raised to 1,000,000/s for the run (it is a setting).
  */
 import { Agent, request } from "node:https";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -29,7 +31,7 @@ const { values } = parseArgs({
     "server-cpus": { type: "string", default: "0" },
     // Appends the server's stderr (its JSON log, and JSC's GC log with BUN_JSC_logGC=1) to FILE.
     "server-log": { type: "string" },
-    // Measures latency at this fixed rate instead of half the measured maximum (a diagnostic).
+    // Measures the second latency at this fixed rate instead of half the measured maximum (a diagnostic).
     "latency-rate": { type: "string" },
     // Runs the server from source under Bun's CPU profiler, writing a markdown profile to DIR.
     "profile-dir": { type: "string" },
@@ -180,8 +182,12 @@ async function latencyAt(node: Node, rate: number): Promise<{ p50: number; p90: 
   const pending: Promise<void>[] = [];
   for (let i = 0; i < total; i++) {
     const due = start + i * interval;
+    // Never early: Bun.sleep can wake up to half a millisecond before its time, and a request
+    // sent early would hide that much latency. Sleep most of the way, then yield to the event
+    // loop (so answers are still read) until the send time.
     const wait = due - performance.now();
-    if (wait > 1) await Bun.sleep(wait);
+    if (wait > 2) await Bun.sleep(wait - 1);
+    while (performance.now() < due) await new Promise<void>((r) => setImmediate(r));
     pending.push(issue(node).then(() => void lat.push(performance.now() - due)));
   }
   await Promise.all(pending);
@@ -202,7 +208,9 @@ function yardstick(): { sign: number; verify: number } {
   return m ? { sign: Number(m[1]), verify: Number(m[2]) } : { sign: NaN, verify: NaN };
 }
 const yard: { sign: number; verify: number }[] = [];
-const results = new Map(nodes.map((n) => [n.name, { max: [] as number[], p50: [] as number[], p99: [] as number[], half: [] as number[] }]));
+/** The target's rate: half of the 2,000 issuances/s the target asks for. */
+const TARGET_HALF = 1000;
+const results = new Map(nodes.map((n) => [n.name, { max: [] as number[], p50: [] as number[], p99: [] as number[], halfMaxP50: [] as number[], halfMaxP99: [] as number[], halfMax: [] as number[] }]));
 try {
   for (const n of nodes) await maxRate(n); // warm-up: JIT, caches, connections
   for (let r = 1; r <= REPS; r++) {
@@ -211,13 +219,17 @@ try {
     for (const n of nodes) {
       const res = results.get(n.name)!;
       const max = await maxRate(n);
+      const at = await latencyAt(n, TARGET_HALF);
       const rate = values["latency-rate"] ? Number(values["latency-rate"]) : max / 2;
-      const lat = await latencyAt(n, rate);
+      const half = await latencyAt(n, rate);
       res.max.push(max);
-      res.half.push(rate);
-      res.p50.push(lat.p50);
-      res.p99.push(lat.p99);
-      console.error(`rep ${r}/${REPS} ${n.name}: max ${max.toFixed(0)}/s; at ${rate.toFixed(0)}/s p50 ${lat.p50.toFixed(2)} p90 ${lat.p90.toFixed(2)} p99 ${lat.p99.toFixed(2)} max ${lat.max.toFixed(2)} ms`);
+      res.p50.push(at.p50);
+      res.p99.push(at.p99);
+      res.halfMax.push(rate);
+      res.halfMaxP50.push(half.p50);
+      res.halfMaxP99.push(half.p99);
+      const line = (l: typeof at) => `p50 ${l.p50.toFixed(2)} p90 ${l.p90.toFixed(2)} p99 ${l.p99.toFixed(2)} max ${l.max.toFixed(2)} ms`;
+      console.error(`rep ${r}/${REPS} ${n.name}: max ${max.toFixed(0)}/s; at ${TARGET_HALF}/s ${line(at)}; at ${rate.toFixed(0)}/s ${line(half)}`);
     }
   }
 } finally {
@@ -228,12 +240,13 @@ try {
 console.log(`workload SVID issuance through the API; server on CPU ${values["server-cpus"]}, load generator on CPU 1; ${REPS} reps x ${SECONDS}s, ${CONCURRENCY} keep-alive mTLS connections; bun ${Bun.version}; medians`);
 console.log(`(trust domain ${status.trust_domain}; per-node rate limit set to 1000000/s for the run; ${issued} issuances in all, warm-up included; server ${binary})`);
 console.log(`(machine yardstick, median of reps: openssl speed ecdsap256 sign ${median(yard.map((y) => y.sign)).toFixed(0)}/s, verify ${median(yard.map((y) => y.verify)).toFixed(0)}/s on the server's core)`);
-console.log("| node | max issuances/s | target | p50 ms at half rate | p99 ms at half rate | target | result |");
+console.log(`| node | max issuances/s | target | p50 / p99 ms at ${TARGET_HALF.toLocaleString("en")}/s | target | p50 / p99 ms at half the max (rate) | result |`);
 console.log("|---|---|---|---|---|---|---|");
 for (const n of nodes) {
   const r = results.get(n.name)!;
   const max = median(r.max);
   const p99 = median(r.p99);
   const ok = max >= 2000 && p99 <= 10;
-  console.log(`| ${n.name === "one-entry" ? "1 entry" : "1,000 entries"} | ${max.toFixed(0)} | 2,000 | ${median(r.p50).toFixed(2)} | ${p99.toFixed(2)} | 10 | ${ok ? "met" : "MISSED"} |`);
+  const halfMax = `${median(r.halfMaxP50).toFixed(2)} / ${median(r.halfMaxP99).toFixed(2)} (${median(r.halfMax).toFixed(0)}/s)`;
+  console.log(`| ${n.name === "one-entry" ? "1 entry" : "1,000 entries"} | ${max.toFixed(0)} | 2,000 | ${median(r.p50).toFixed(2)} / ${p99.toFixed(2)} | p99 10 | ${halfMax} | ${ok ? "met" : "MISSED"} |`);
 }

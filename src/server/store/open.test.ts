@@ -1,6 +1,6 @@
 import { Database } from "bun:sqlite";
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, fdatasync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { APPLICATION_ID, LATEST_VERSION, MIGRATIONS } from "./migrations.ts";
 import { SqliteDatastore } from "./sqlite.ts";
 import { StoreError, type StoreErrorCode } from "./errors.ts";
@@ -219,5 +219,84 @@ describe("exclusive hold within one process", () => {
     await first.close();
     const second = await SqliteDatastore.open(path);
     await second.close();
+  });
+});
+
+describe("background WAL sync", () => {
+  async function until(ok: () => boolean): Promise<void> {
+    for (const deadline = Date.now() + 5000; !ok(); await Bun.sleep(5)) if (Date.now() > deadline) throw new Error("timed out");
+  }
+  const issued = (i: number) => ({ serial: (i + 1).toString(16), spiffeId: `spiffe://example.org/w/${i}`, kind: "workload" as const, nodeName: "n", entryId: null, notBefore: T0, notAfter: T0, issuedAt: T0 });
+  /** A store whose background syncs are recorded: the path each fd names, at the time of the sync. */
+  async function recorded(options: { walSyncMs?: number; synchronous?: "normal" | "full"; readonly?: boolean } = {}) {
+    const synced: string[] = [];
+    const path = tmp.path("s.db");
+    const store = await SqliteDatastore.open(path, {
+      walSyncMs: 5,
+      ...options,
+      syncFile: (fd, done) => {
+        synced.push(readlinkSync(`/proc/self/fd/${fd}`));
+        fdatasync(fd, done);
+      },
+    });
+    return { store, path, synced };
+  }
+
+  test("after writes, the WAL file is fdatasync'd in the background, at most once per interval", async () => {
+    const { store, path, synced } = await recorded();
+    try {
+      await Bun.sleep(30);
+      expect(synced).toEqual([]); // opening wrote nothing since: no sync
+      await Promise.all(Array.from({ length: 50 }, (_, i) => store.recordIssued(issued(i))));
+      await store.setState("k", "v");
+      await until(() => synced.length >= 1);
+      await Bun.sleep(30);
+      expect(synced.length).toBeLessThanOrEqual(2); // one burst, not one sync per write
+      expect(new Set(synced)).toEqual(new Set([`${path}-wal`]));
+      const before = synced.length;
+      await store.getState("k"); // a read dirties nothing
+      await Bun.sleep(30);
+      expect(synced.length).toBe(before);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test("close stops it and closes the WAL's descriptor; the data is all there after reopening", async () => {
+    const { store, path, synced } = await recorded();
+    await store.recordIssued(issued(1));
+    await until(() => synced.length === 1);
+    const walFds = () => readdirSync("/proc/self/fd").filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`).startsWith(`${path}-wal`);
+      } catch {
+        return false;
+      }
+    });
+    expect(walFds().length).toBeGreaterThanOrEqual(1);
+    await store.recordIssued(issued(2));
+    await store.close();
+    await Bun.sleep(30);
+    expect(synced.length).toBe(1); // the write before close armed a sync that close cancelled
+    expect(walFds()).toEqual([]);
+    const again = await SqliteDatastore.open(path, { walSyncMs: 0 });
+    expect(await again.countIssued()).toBe(2);
+    await again.close();
+  });
+
+  test("off with walSyncMs 0, with synchronous full (SQLite syncs every commit), and read-only", async () => {
+    for (const [i, options] of [{ walSyncMs: 0 }, { synchronous: "full" as const }].entries()) {
+      const { store, synced } = await recorded(options);
+      await store.recordIssued(issued(i));
+      await store.setState("k", "v");
+      await Bun.sleep(30);
+      expect(synced).toEqual([]);
+      await store.close();
+    }
+    const { store, synced } = await recorded({ readonly: true });
+    await store.getState("k");
+    await Bun.sleep(30);
+    expect(synced).toEqual([]);
+    await store.close();
   });
 });

@@ -20,11 +20,20 @@
  * consistent, the last commits are lost). `synchronous: "full"` fsyncs the WAL on every commit and
  * survives those too, at a cost in issuance rate.
  *
+ * Background WAL sync (`walSyncMs`, default 50; 0 turns it off): at most that often, after a
+ * write, the WAL file is fdatasync'd on the runtime's thread pool. SQLite's own fsyncs stay where
+ * they are, so durability is as above; this only leaves little for the checkpoint's fsync of the
+ * WAL to write. A checkpoint runs in the committing call, on the event loop, and that fsync of
+ * up to 1,000 pages was half of a 9 ms stall every ~300 issuances (docs/benchmarks.md, "Workload
+ * SVID issuance"). A failed background sync changes nothing and is not reported: the
+ * checkpoint's own fsync still runs and reports.
+ *
  * With the exclusive hold SQLite keeps the WAL index in heap memory (no -shm file). `exclusive:
  * false` opens in the ordinary shared mode instead, for tests of the transactional guarantees
  * across processes and for tools that read while no server runs.
  */
 import { Database } from "bun:sqlite";
+import { closeSync, fdatasync, openSync } from "node:fs";
 import { storeFailure, writeTransaction, type SqlConnection } from "./connection.ts";
 import type {
   AttestedNode,
@@ -57,18 +66,27 @@ export interface SqliteOpenOptions {
   readonly busyTimeoutMs?: number;
   /** "normal" (default) survives a process crash; "full" also an OS crash or power loss. */
   readonly synchronous?: "normal" | "full";
+  /** Background fdatasync of the WAL at most this often after writes (default 50 ms; 0: off; ignored with "full"). */
+  readonly walSyncMs?: number;
+  /** The sync a background WAL sync makes (tests); node:fs fdatasync otherwise. */
+  readonly syncFile?: (fd: number, done: (err: Error | null) => void) => void;
 }
+
+const DEFAULT_WAL_SYNC_MS = 50;
 
 export class SqliteDatastore implements Datastore {
   readonly path: string;
   readonly readonly: boolean;
   #db: Database | null;
 
-  private constructor(db: Database, path: string, readonly: boolean) {
+  private constructor(db: Database, path: string, readonly: boolean, walSync: WalSync | null) {
     this.#db = db;
     this.path = path;
     this.readonly = readonly;
+    this.#walSync = walSync;
   }
+
+  readonly #walSync: WalSync | null;
 
   static async open(path: string, options: SqliteOpenOptions = {}): Promise<SqliteDatastore> {
     if (typeof path !== "string" || path.length === 0) throw new StoreError("store_io", "store: the datastore path is empty");
@@ -106,7 +124,9 @@ export class SqliteDatastore implements Datastore {
       db.close();
       throw storeFailure(e, path, "open", "open");
     }
-    return new SqliteDatastore(db, path, readonly);
+    const walSyncMs = options.walSyncMs ?? DEFAULT_WAL_SYNC_MS;
+    const walSync = readonly || options.synchronous === "full" || walSyncMs <= 0 ? null : new WalSync(`${path}-wal`, walSyncMs, options.syncFile ?? fdatasync);
+    return new SqliteDatastore(db, path, readonly, walSync);
   }
 
   #use<T>(what: string, write: boolean, fn: (db: SqlConnection) => T): Promise<T> {
@@ -115,7 +135,9 @@ export class SqliteDatastore implements Datastore {
       if (write && this.readonly) {
         throw new StoreError("store_readonly", `store: ${what}: ${JSON.stringify(this.path)} was opened read-only`);
       }
-      return Promise.resolve(fn(this.#db));
+      const out = fn(this.#db);
+      if (write) this.#walSync?.wrote();
+      return Promise.resolve(out);
     } catch (e) {
       return Promise.reject(storeFailure(e, this.path, "use", what));
     }
@@ -197,6 +219,7 @@ export class SqliteDatastore implements Datastore {
       for (const p of batch) void one(p);
       return;
     }
+    this.#walSync?.wrote();
     for (const p of batch) p.resolve();
   }
   getIssued(serial: string): Promise<IssuedCertificate | null> {
@@ -231,6 +254,7 @@ export class SqliteDatastore implements Datastore {
     this.#flushIssued();
     const db = this.#db;
     this.#db = null;
+    this.#walSync?.stop();
     if (db === null) return Promise.resolve();
     try {
       db.close();
@@ -238,5 +262,68 @@ export class SqliteDatastore implements Datastore {
     } catch (e) {
       return Promise.reject(storeFailure(e, this.path, "use", "close"));
     }
+  }
+}
+
+/**
+ * The background WAL sync: `wrote()` marks the WAL dirty; a timer, running only while there is
+ * something to sync, fdatasyncs it at most every `everyMs` (one sync at a time). The WAL is opened
+ * read-only on first use (fdatasync needs no write access) and closed by stop().
+ */
+class WalSync {
+  #fd: number | null = null;
+  #dirty = false;
+  #busy = false;
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  #stopped = false;
+
+  constructor(
+    readonly walPath: string,
+    readonly everyMs: number,
+    readonly syncFile: (fd: number, done: (err: Error | null) => void) => void,
+  ) {}
+
+  wrote(): void {
+    this.#dirty = true;
+    if (this.#timer === null && !this.#busy && !this.#stopped) this.#arm();
+  }
+
+  #arm(): void {
+    this.#timer = setTimeout(() => this.#tick(), this.everyMs);
+    this.#timer.unref?.();
+  }
+
+  #tick(): void {
+    this.#timer = null;
+    if (this.#stopped || !this.#dirty) return;
+    try {
+      this.#fd ??= openSync(this.walPath, "r");
+    } catch {
+      return; // no WAL file (yet): nothing to sync; the next write arms the timer again
+    }
+    this.#dirty = false;
+    this.#busy = true;
+    this.syncFile(this.#fd, () => {
+      this.#busy = false;
+      if (this.#stopped) this.#close();
+      else if (this.#dirty) this.#arm();
+    });
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    if (!this.#busy) this.#close();
+  }
+
+  #close(): void {
+    if (this.#fd === null) return;
+    try {
+      closeSync(this.#fd);
+    } catch {
+      // already closed
+    }
+    this.#fd = null;
   }
 }
