@@ -5,6 +5,7 @@
  * by anyone but its owner, not even for an instant.
  */
 import { closeSync, constants, fchmodSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { open, unlink } from "node:fs/promises";
 
 export function writeAtomic(path: string, text: string, mode: number): void {
   const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
@@ -25,4 +26,37 @@ export function writeAtomic(path: string, text: string, mode: number): void {
     unlinkSync(tmp);
     throw e;
   }
+}
+
+/**
+ * writeAtomic with the writing and syncing on the runtime's thread pool, off the event loop. Just
+ * before the rename, which is synchronous, `stillWanted()` is asked: when it says no (a newer file
+ * was written meanwhile), the temporary file is removed and nothing is replaced. The check and the
+ * rename run in one turn of the event loop, so a synchronous writeAtomic of a newer text can never
+ * be overwritten by an older one. Resolves true when the file was replaced.
+ */
+export async function writeAtomicInBackground(path: string, text: string, mode: number, stillWanted: () => boolean): Promise<boolean> {
+  const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode & 0o600);
+  try {
+    await fh.chmod(mode);
+    await fh.writeFile(text);
+    await fh.sync();
+  } catch (e) {
+    await fh.close();
+    await unlink(tmp).catch(() => {});
+    throw e;
+  }
+  await fh.close();
+  if (!stillWanted()) {
+    await unlink(tmp).catch(() => {});
+    return false;
+  }
+  try {
+    renameSync(tmp, path);
+  } catch (e) {
+    await unlink(tmp).catch(() => {});
+    throw e;
+  }
+  return true;
 }

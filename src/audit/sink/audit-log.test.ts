@@ -56,6 +56,31 @@ describe("AuditLog", () => {
     expect(statSync(f.dir).mode & 0o777).toBe(0o700);
   });
 
+  test("between rotation and close, a checkpoint's state follows in the background; close writes one still in flight", async () => {
+    const f = fresh();
+    const log = f.open();
+    const lastCheckpoint = () => {
+      const lines = readFileSync(join(f.dir, ACTIVE_FILE), "utf8").trimEnd().split("\n").map((l) => JSON.parse(l) as { seq: number; type: string });
+      return lines.filter((l) => l.type === "checkpoint").at(-1)!.seq;
+    };
+    const stateSeq = () => (JSON.parse(readFileSync(f.state, "utf8")) as { seq: number }).seq;
+    for (let i = 0; i < 10; i++) log.emit("conn_close", conn(i)); // a checkpoint (seq 11)
+    expect(lastCheckpoint()).toBe(11);
+    for (const deadline = Date.now() + 5000; !(statSync(f.state, { throwIfNoEntry: false }) && stateSeq() === 11); await Bun.sleep(5)) {
+      if (Date.now() > deadline) throw new Error("the state never followed the checkpoint");
+    }
+    // two checkpoints in one turn: only the newer state lands, never the older after it
+    for (let i = 0; i < 20; i++) log.emit("conn_close", conn(i)); // checkpoints at seq 22 and 33
+    expect(lastCheckpoint()).toBe(33);
+    log.close(); // nothing unsealed: no new checkpoint, but the one in flight is written now
+    expect(stateSeq()).toBe(33);
+    await Bun.sleep(100); // what was in flight finds itself superseded
+    expect(stateSeq()).toBe(33);
+    expect(readdirSync(root).filter((n) => n.includes(".tmp-"))).toEqual([]);
+    const r = await verifyDir(f.dir, f.state);
+    expect([r.ok, r.lastSeq]).toEqual([true, 33]);
+  });
+
   test("reopened, the chain goes on where it stopped, also after a crash (no closing checkpoint)", async () => {
     const f = fresh();
     const a = f.open();

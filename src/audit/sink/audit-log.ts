@@ -9,6 +9,11 @@
  * - a signed checkpoint every `checkpointEvery` events, every `checkpointIntervalMs` while events
  *   came, at rotation and at close; the latest checkpoint's seq and line hash go to `statePath`
  *   (written whole), so `audit verify --state` finds a tail cut even exactly at a checkpoint.
+ *   The state is written only after the log is fdatasync'ed, so it is never ahead of the log. At
+ *   rotation and close this is done before returning; for the checkpoints in between (every
+ *   `checkpointEvery` events) the fdatasync and the state's write run on the thread pool, off the
+ *   event loop (two fsyncs there cost the agent's requests about 1.3 ms per checkpoint), so the
+ *   state may lag the log by one checkpoint until they finish, and a newer state always wins.
  *   Without a signer (no SVID yet) no checkpoint is written, and the count goes on;
  * - the active file is rotated once it reaches `maxFileBytes`, the chain continuing in the next;
  * - on open, the chain goes on from the last complete line; a file that ends in a torn line
@@ -28,7 +33,7 @@ import { buildCheckpointFields, checkpointPayload, formatLine, type AuditEventTy
 import { ACTIVE_FILE, rotatedName } from "./files.ts";
 import { readRecordedSeq, recoverChain } from "./recover.ts";
 import type { AgentAuditLog, AuditSigner, Fields } from "./audit.ts";
-import { writeAtomic } from "../../runtime/atomic-write.ts";
+import { writeAtomic, writeAtomicInBackground } from "../../runtime/atomic-write.ts";
 
 export { NULL_AUDIT, NullAuditLog, type AgentAuditLog, type Audit, type AuditSigner, type Fields } from "./audit.ts";
 
@@ -152,8 +157,12 @@ export class AuditLog implements AgentAuditLog {
     this.#append(type, fields, time);
   }
 
-  /** Writes a signed checkpoint now (when a signer is at hand). */
+  /** Writes a signed checkpoint now (when a signer is at hand); its state follows in the background. */
   checkpoint(): void {
+    this.#checkpoint(false);
+  }
+
+  #checkpoint(stateNow: boolean): void {
     const signer = this.#o.signer();
     if (signer === null || this.#error !== null) return;
     const time = this.#now();
@@ -162,22 +171,55 @@ export class AuditLog implements AgentAuditLog {
     const fields = buildCheckpointFields({ signer: signer.id, chain: signer.chain, sig, covers: { seq: this.#seq, hash: this.#head }, events: this.#sinceCheckpoint });
     if (!this.#write("checkpoint", { ...fields }, time)) return;
     this.#sinceCheckpoint = 0;
-    if (this.#o.statePath !== null) {
-      try {
-        // The checkpoint line is on disk before the state names it: never a state ahead of the log.
-        fdatasyncSync(this.#fd);
-        writeAtomic(this.#o.statePath, `${JSON.stringify({ seq: this.#seq, hash: this.#head, time: time.toISOString() })}\n`, 0o600);
-      } catch (e) {
-        this.#fail(e);
-      }
+    if (this.#o.statePath === null) return;
+    const state = `${JSON.stringify({ seq: this.#seq, hash: this.#head, time: time.toISOString() })}\n`;
+    if (stateNow) this.#stateNow(state);
+    else this.#stateInBackground(state);
+  }
+
+  /** A newer state supersedes any still in flight: they check this before their rename. */
+  #stateGen = 0;
+  /** The latest state not yet renamed into place (close writes it at once). */
+  #statePending: string | null = null;
+
+  #stateNow(state: string): void {
+    this.#stateGen++;
+    this.#statePending = null;
+    try {
+      // The checkpoint line is on disk before the state names it: never a state ahead of the log.
+      fdatasyncSync(this.#fd);
+      writeAtomic(this.#o.statePath!, state, 0o600);
+    } catch (e) {
+      this.#fail(e);
     }
+  }
+
+  #stateInBackground(state: string): void {
+    const gen = ++this.#stateGen;
+    const fd = this.#fd;
+    this.#statePending = state;
+    const current = () => gen === this.#stateGen && !this.#closed;
+    // The same order off the event loop: the log's fdatasync, then the state.
+    fdatasync(fd, (e) => {
+      if (!current()) return;
+      if (e !== null) return this.#fail(e);
+      writeAtomicInBackground(this.#o.statePath!, state, 0o600, current).then(
+        (wrote) => {
+          if (wrote && current()) this.#statePending = null;
+        },
+        (err) => {
+          if (current()) this.#fail(err);
+        },
+      );
+    });
   }
 
   /** A checkpoint, fdatasync and close: what an orderly stop does. */
   close(): void {
     if (this.#closed) return;
     if (this.#error !== null) this.#retry();
-    if (this.#sinceCheckpoint > 0) this.checkpoint();
+    if (this.#sinceCheckpoint > 0) this.#checkpoint(true);
+    else if (this.#statePending !== null && this.#error === null && this.#fd >= 0) this.#stateNow(this.#statePending);
     this.#closed = true;
     for (const t of this.#timers) clearInterval(t);
     if (this.#fd < 0) return;
@@ -339,6 +381,7 @@ export class AuditLog implements AgentAuditLog {
       }
       if (same && open.nlink > 0) return;
       this.#lostLines = this.#seq - this.#fileFirstSeq + 1;
+      this.#stateGen++; // a state in flight was about the removed file
       closeSync(this.#fd);
       this.#fd = -1;
       this.#fail({ code: "log_removed" });
@@ -348,7 +391,8 @@ export class AuditLog implements AgentAuditLog {
   }
 
   #rotate(): void {
-    if (this.#sinceCheckpoint > 0) this.checkpoint();
+    if (this.#sinceCheckpoint > 0) this.#checkpoint(true);
+    else if (this.#statePending !== null && this.#error === null) this.#stateNow(this.#statePending);
     if (this.#error !== null) return;
     try {
       fdatasyncSync(this.#fd);
