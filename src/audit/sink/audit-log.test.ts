@@ -56,7 +56,7 @@ describe("AuditLog", () => {
     expect(statSync(f.dir).mode & 0o777).toBe(0o700);
   });
 
-  test("between rotation and close, a checkpoint's state follows in the background; close writes one still in flight", async () => {
+  test("a checkpoint between rotations: its state follows in the background, a newer one wins, close writes one still in flight", async () => {
     const f = fresh();
     const log = f.open();
     const lastCheckpoint = () => {

@@ -33,7 +33,7 @@
  * across processes and for tools that read while no server runs.
  */
 import { Database } from "bun:sqlite";
-import { closeSync, fdatasync, openSync } from "node:fs";
+import { closeSync, constants, fdatasync, openSync } from "node:fs";
 import { storeFailure, writeTransaction, type SqlConnection } from "./connection.ts";
 import type {
   AttestedNode,
@@ -268,7 +268,8 @@ export class SqliteDatastore implements Datastore {
 /**
  * The background WAL sync: `wrote()` marks the WAL dirty; a timer, running only while there is
  * something to sync, fdatasyncs it at most every `everyMs` (one sync at a time). The WAL is opened
- * read-only on first use (fdatasync needs no write access) and closed by stop().
+ * read-only on first use (fdatasync needs no write access; never through a link) and closed by
+ * stop().
  */
 class WalSync {
   #fd: number | null = null;
@@ -297,7 +298,7 @@ class WalSync {
     this.#timer = null;
     if (this.#stopped || !this.#dirty) return;
     try {
-      this.#fd ??= openSync(this.walPath, "r");
+      this.#fd ??= openSync(this.walPath, constants.O_RDONLY | constants.O_NOFOLLOW);
     } catch {
       return; // no WAL file (yet): nothing to sync; the next write arms the timer again
     }
