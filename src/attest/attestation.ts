@@ -98,7 +98,8 @@ export class Attestation {
    * a process that started at another time is refused (`attest_process_changed`).
    */
   async attest(pid: number, expectedStartTime?: number): Promise<Attested> {
-    // The fingerprint is read synchronously: a cached hit is three system calls and no await.
+    // The fingerprint is read synchronously: a cached hit is three reads of /proc (five system
+    // calls) and no await.
     const before = this.#fingerprint(pid);
     if (expectedStartTime !== undefined && before.startTime !== expectedStartTime) {
       throw changed(pid, `started at tick ${before.startTime}, not ${expectedStartTime}: the pid was reused`);

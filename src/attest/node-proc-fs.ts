@@ -32,14 +32,8 @@ export const nodeProcFs: ProcFs = {
   },
   readTextSync(path) {
     // One read of a 64 KiB buffer covers every /proc file we read; longer files fall back.
-    const fd = openSync(path, "r");
-    try {
-      const n = readSync(fd, small, 0, small.length, null);
-      if (n < small.length) return small.toString("utf8", 0, n);
-    } finally {
-      closeSync(fd);
-    }
-    return readFileSync(path, "utf8");
+    const n = nodeProcFs.readBytesSync(path, small);
+    return n < small.length ? small.toString("utf8", 0, n) : readFileSync(path, "utf8");
   },
   readBytesSync(path, into) {
     const fd = openSync(path, "r");

@@ -32,18 +32,19 @@ function same(a: IpAddress, b: IpAddress): boolean {
  * look-up: none for a deny or a host rule without a name, the original address for a cidr rule,
  * what `peek` holds for a host rule's name; undefined when that name must be looked up.
  */
-function knownAddresses(decision: Decision, q: Query, peek: (name: string) => readonly IpAddress[] | undefined): readonly IpAddress[] | undefined {
+function knownAddresses(decision: Decision, q: Query, names: Pick<NameCache, "peek">): readonly IpAddress[] | undefined {
   if (decision.verdict !== "allow") return [];
   if (decision.rule.to.kind === "cidr") return q.address === null ? [] : [q.address];
   if (q.name === null) return [];
-  return peek(q.name);
+  return names.peek(q.name);
 }
 
-const NOTHING_KNOWN = { peek: (): undefined => undefined };
+/** A cache that holds no name: every host rule's name is looked up. */
+const NOTHING_KNOWN: Pick<NameCache, "peek"> = { peek: () => undefined };
 
 /** The addresses a decided rule lets the proxy use for this query (empty when it decides nothing). */
 export async function addressesFor(decision: Decision, q: Query, names: Pick<NameCache, "resolve">): Promise<readonly IpAddress[]> {
-  return knownAddresses(decision, q, NOTHING_KNOWN.peek) ?? names.resolve(q.name!);
+  return knownAddresses(decision, q, NOTHING_KNOWN) ?? names.resolve(q.name!);
 }
 
 /** A decision checked against the addresses its rule may reach. Throws PolicyError on a failed lookup. */
@@ -61,7 +62,7 @@ export async function admit(decision: Decision, q: Query, names: Pick<NameCache,
 export function admitNow(decision: Decision, q: Query, names: Pick<NameCache, "peek">): Admission | null {
   if (decision.verdict !== "allow") return { decision, upstream: null };
   if (q.address === null) throw new TypeError("admit: the query has no original address");
-  const known = knownAddresses(decision, q, (name) => names.peek(name));
+  const known = knownAddresses(decision, q, names);
   return known === undefined ? null : judge(decision, q, known);
 }
 
