@@ -22,6 +22,7 @@ import type { AuditLine } from "../test/helpers/audit-files.ts";
 import { freePort } from "./lib-peers.ts";
 import { Procs, removeLeftoverRuns } from "./lib-procs.ts";
 import { startTidegatePath, stopTidegatePath, uninstallRun, WORKLOAD_ENV, type TidegatePath } from "./lib-tidegate.ts";
+import { GC_LOG_ENV, withGcLog, type GcStats, type HopLogs } from "./lib-gclog.ts";
 import { probeHost } from "../src/runtime/host.ts";
 
 const CLIENT = join(import.meta.dir, "soak-client.ts");
@@ -39,6 +40,8 @@ export interface SoakOptions {
   readonly perConn?: number;
   /** Called with a line of progress now and then. */
   readonly progress?: (line: string) => void;
+  /** The agents log their collections (bench/lib-gclog.ts); the result has those of the soak phase. */
+  readonly gcLog?: boolean;
 }
 
 export interface ClientTotals {
@@ -75,6 +78,8 @@ export interface SoakResult {
   readonly fdsAfter: { a: number; b: number };
   readonly audit: { a: AuditCount; b: AuditCount; matched: number };
   readonly seconds: number;
+  /** With `gcLog`: each agent's collections during the soak phase. */
+  readonly gc?: { readonly a: GcStats; readonly b: GcStats };
 }
 
 function rssKiB(pid: number): number {
@@ -159,7 +164,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   for (const [sig, h] of handlers) process.on(sig, h);
   try {
     say("soak: starting the server and agents A and B");
-    tide = await startTidegatePath(procs, backendPort);
+    tide = await startTidegatePath(procs, backendPort, o.gcLog === true ? GC_LOG_ENV : {});
     const pids = tide.agentPids;
     const fdsBefore = { a: fdCount(pids.a), b: fdCount(pids.b) };
 
@@ -185,10 +190,15 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       }
     }, 1000);
     let soak: ClientTotals;
+    let gc: Record<string, GcStats> = {};
+    const t = tide;
+    const logs: HopLogs = o.gcLog === true ? [["a", procs.children.get("tg-agent-a")!.log], ["b", procs.children.get("tg-agent-b")!.log]] : [];
     try {
-      soak = await runClient(tide, { conns, rate: targetRate, seconds: o.seconds, perConn }, (l) => {
-        if (Number(l.t) % 10 === 0) say(`soak: ${String(l.t)} s: ${String(l.requests)} requests, ${String(l.errors)} errors, ${String(l.opened)} connections; agent A ${samples.at(-1)?.rss.a ?? "?"} KiB`);
-      });
+      ({ result: soak, gc } = await withGcLog(logs, () =>
+        runClient(t, { conns, rate: targetRate, seconds: o.seconds, perConn }, (l) => {
+          if (Number(l.t) % 10 === 0) say(`soak: ${String(l.t)} s: ${String(l.requests)} requests, ${String(l.errors)} errors, ${String(l.opened)} connections; agent A ${samples.at(-1)?.rss.a ?? "?"} KiB`);
+        }),
+      ));
     } finally {
       clearInterval(sampler);
     }
@@ -200,7 +210,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     const a = countAudit(tide.audit("a"), "egress");
     const b = countAudit(tide.audit("b"), "inbound");
     const matched = [...a.ids].filter((id) => b.ids.has(id)).length;
-    return { probe, maxRate, targetRate, warmup, soak, samples, fdsBefore, fdsAfter, audit: { a: a.count, b: b.count, matched }, seconds: (performance.now() - began) / 1000 };
+    return { probe, maxRate, targetRate, warmup, soak, samples, fdsBefore, fdsAfter, audit: { a: a.count, b: b.count, matched }, seconds: (performance.now() - began) / 1000, ...(gc.a !== undefined && gc.b !== undefined ? { gc: { a: gc.a, b: gc.b } } : {}) };
   } finally {
     for (const [sig, h] of handlers) process.off(sig, h);
     await stopTidegatePath(procs, tide);

@@ -21,6 +21,12 @@ export interface BenchStart {
   readonly withTidegate: boolean;
   /** The cgroup2 mount, or null (then only peers can be measured). */
   readonly mount: string | null;
+  /**
+   * --gc-log, accepted when the bench reports collections: the Bun hops (tidegate's agents, the
+   * bare tunnel) log their collections and each run reports their pauses (bench/lib-gclog.ts).
+   * Such a run is not a documented one (`full`).
+   */
+  readonly gcLog: boolean;
   /** --chart-out FILE, --no-chart (bench/lib-chart.ts), accepted when the bench draws a chart. */
   readonly chart: ChartOptions;
   /**
@@ -31,7 +37,7 @@ export interface BenchStart {
 }
 
 /** Parses argv, checks the machine (throws with what to install), removes leftovers. */
-export async function startBench(o: { json: string; tools: readonly (readonly [bin: string, pkg: string])[]; files?: readonly (readonly [path: string, why: string])[]; chart?: boolean }): Promise<BenchStart> {
+export async function startBench(o: { json: string; tools: readonly (readonly [bin: string, pkg: string])[]; files?: readonly (readonly [path: string, why: string])[]; chart?: boolean; gcLog?: boolean }): Promise<BenchStart> {
   const { values } = parseArgs({
     args: process.argv.slice(2),
     options: {
@@ -43,6 +49,7 @@ export async function startBench(o: { json: string; tools: readonly (readonly [b
       json: { type: "string", default: o.json },
       "no-tidegate": { type: "boolean", default: false },
       keep: { type: "boolean", default: false },
+      ...(o.gcLog === true ? { "gc-log": { type: "boolean" as const, default: false } } : {}),
       ...(o.chart === true ? { "chart-out": { type: "string" as const }, "no-chart": { type: "boolean" as const, default: false } } : {}),
     },
   });
@@ -62,10 +69,11 @@ export async function startBench(o: { json: string; tools: readonly (readonly [b
 
   for (const d of await removeLeftoverRuns((pid) => (mount !== null ? uninstallRun(pid, mount) : Promise.resolve()))) console.error(`bench: removed leftover run ${d}`);
   if (withTidegate && mount !== null) await removeOrphanInstances(mount);
-  const full = reps >= 3 && seconds >= 10 && conns === 16 && withTidegate && process.env.TIDEGATE_BENCH_AUDIT_BASE === undefined;
+  const gcLog = values["gc-log"] === true;
+  const full = reps >= 3 && seconds >= 10 && conns === 16 && withTidegate && !gcLog && process.env.TIDEGATE_BENCH_AUDIT_BASE === undefined;
   const out = values["chart-out"];
   const chart = { out: typeof out === "string" ? out : null, off: values["no-chart"] === true };
-  return { reps, seconds, conns, maxInterference, retries, json: values.json, keep: values.keep, withTidegate, mount, chart, full };
+  return { reps, seconds, conns, maxInterference, retries, json: values.json, keep: values.keep, withTidegate, mount, gcLog, chart, full };
 }
 
 /** Instances of earlier runs (either benchmark's: same names) whose process is gone. */

@@ -167,8 +167,11 @@ async function standUp(procs: Procs, backendPort: number, rule: string, configur
   };
 }
 
-/** Starts server and agents as children of `procs` ("tg-server", "tg-agent-a", "tg-agent-b"); `procs.stopAll` and `uninstall` undo it. */
-export async function startTidegatePath(procs: Procs, backendPort: number): Promise<TidegatePath> {
+/**
+ * Starts server and agents as children of `procs` ("tg-server", "tg-agent-a", "tg-agent-b"); `procs.stopAll` and `uninstall` undo it.
+ * `agentEnv` is added to the agents' environment (GC_LOG_ENV for --gc-log).
+ */
+export async function startTidegatePath(procs: Procs, backendPort: number, agentEnv: Record<string, string> = {}): Promise<TidegatePath> {
   return standUp(procs, backendPort, "bench", async ({ dir, listenPort }) => {
     writeFileSync(
       join(dir, "a.yaml"),
@@ -195,7 +198,7 @@ inbound:
     allow: [${CLIENT_ID}]
 `,
     );
-  });
+  }, BINARY, agentEnv);
 }
 
 /** The name wrk's requests carry in bench/mtls-http.ts; A's `dns.hosts` maps it to `DIAL.host`. */

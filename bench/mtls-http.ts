@@ -23,10 +23,11 @@
  *   sh bench/install-peers.sh && bun run build
  *   taskset -c 0,1 bun bench/mtls-http.ts [--reps 3] [--duration 10] [--conns 16] [--json FILE]
  *                                         [--max-interference 15] [--retries 1] [--no-tidegate] [--keep]
- *                                         [--chart-out FILE] [--no-chart]
+ *                                         [--chart-out FILE] [--no-chart] [--gc-log]
  *
  * Interference (steal plus CPU used outside the benchmark) and retries, --no-tidegate, --keep, the
- * chart's options, progress and the cleanup of leftovers work as in bench/mtls.ts.
+ * chart's options, progress and the cleanup of leftovers work as in bench/mtls.ts; --gc-log too,
+ * for tidegate's two agents.
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { probeHost } from "../src/runtime/host.ts";
@@ -38,9 +39,10 @@ import { chartHttp, DIRECT, judgeHttp, markdownHttp } from "./lib-report.ts";
 import { benchCleanup, HTTP_HOST, SECRET_NAME, startTidegateHttpPath, WORKLOAD_ENV, type TidegatePath } from "./lib-tidegate.ts";
 import { writeChart } from "./lib-chart.ts";
 import { Progress } from "./lib-progress.ts";
+import { describeGc, GC_LOG_ENV, withGcLog, type GcStats, type HopLogs } from "./lib-gclog.ts";
 import { renderChart } from "./lib-svg.ts";
 
-const { reps, seconds, conns, maxInterference, retries, json, keep, withTidegate, mount, chart, full } = await startBench({ chart: true, json: "/tmp/tidegate-bench-mtls-http.json", tools: [["nginx", "nginx-light"], ["haproxy", "haproxy"], ["wrk", "wrk"], ["openssl", "openssl"], ["curl", "curl"]] });
+const { reps, seconds, conns, maxInterference, retries, json, keep, withTidegate, mount, gcLog, chart, full } = await startBench({ chart: true, gcLog: true, json: "/tmp/tidegate-bench-mtls-http.json", tools: [["nginx", "nginx-light"], ["haproxy", "haproxy"], ["wrk", "wrk"], ["openssl", "openssl"], ["curl", "curl"]] });
 
 const procs = new Procs();
 let tide: (TidegatePath & { secret: string }) | null = null;
@@ -87,7 +89,7 @@ try {
   const env = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
   for (const p of paths) await sanity(p, [], env);
   if (withTidegate) {
-    tide = await startTidegateHttpPath(procs, ports.backend);
+    tide = await startTidegateHttpPath(procs, ports.backend, undefined, gcLog ? GC_LOG_ENV : {});
     await sanity(tide, tide.runPrefix, WORKLOAD_ENV);
     await checkInjection(tide);
     paths.push(tide);
@@ -95,6 +97,9 @@ try {
   const backendPids = () => withChildren(procs.children.get("backend")!.proc.pid);
   const prefixOf = (p: PathSpec) => (p === tide ? tide.runPrefix : []);
   const envOf = (p: PathSpec) => (p === tide ? WORKLOAD_ENV : env);
+  const logOf = (name: string) => procs.children.get(name)!.log;
+  const gcLogsOf = (p: PathSpec): HopLogs => (gcLog && p === tide ? [["client", logOf("tg-agent-a")], ["server", logOf("tg-agent-b")]] : []);
+  const gcRuns: { path: string; rep: number; gc: Record<string, GcStats> }[] = [];
   console.error(`bench: ${paths.map((p) => p.name).join(", ")}; ${reps} reps x ${seconds} s; folder ${procs.dir}`);
 
   // Warm-up (not measured): JIT, pools and session caches.
@@ -116,10 +121,12 @@ try {
           console.error(`  again (try ${t + 1} of ${retries + 1}): interference over ${maxInterference} %`);
           await Bun.sleep(3000);
         }
-        const x = await sample({ path: p.name, test: "ka1k", rep }, [...prefixOf(p), "wrk", ...wrkHttp(p, seconds)], envOf(p), { ...p.hops(), backend: backendPids() }, (w) => (running = w));
+        const { result: x, gc } = await withGcLog(gcLogsOf(p), () => sample({ path: p.name, test: "ka1k", rep }, [...prefixOf(p), "wrk", ...wrkHttp(p, seconds)], envOf(p), { ...p.hops(), backend: backendPids() }, (w) => (running = w)));
         seen.push(interference(x));
         if (s === null || interference(x) < interference(s)) s = x;
         console.error(`rep ${rep} ${p.name}: ${x.rps.toFixed(0)} req/s, p50 ${x.p50ms.toFixed(2)} ms, p99 ${x.p99ms.toFixed(2)} ms, CPU ${x.cpuUsPerReq.toFixed(1)} us/req, interference ${interference(x).toFixed(0)} %${x.errors ? `, ${x.errors}` : ""}`);
+        for (const [hop, g] of Object.entries(gc)) console.error(`  collector, ${hop} hop: ${describeGc(g, x.wallS)}`);
+        if (Object.keys(gc).length > 0) gcRuns.push({ path: p.name, rep, gc });
         if (interference(x) <= maxInterference) break;
       }
       samples.push(s!);
@@ -131,10 +138,10 @@ try {
 
   const tgSummary = tide === null ? null : summarizeLogs(tide);
   const names = paths.map((p) => p.name);
-  const command = `taskset -c 0,1 bun bench/mtls-http.ts --reps ${reps} --duration ${seconds}${conns !== 16 ? ` --conns ${conns}` : ""}${withTidegate ? "" : " --no-tidegate"}`;
+  const command = `taskset -c 0,1 bun bench/mtls-http.ts --reps ${reps} --duration ${seconds}${conns !== 16 ? ` --conns ${conns}` : ""}${withTidegate ? "" : " --no-tidegate"}${gcLog ? " --gc-log" : ""}`;
   writeFileSync(
     json,
-    JSON.stringify({ bench: "mtls-http", date: new Date().toISOString(), bun: Bun.version, kernel: probeHost().kernel, command, reps, seconds, conns, cpus: readFileSync("/proc/self/status", "utf8").match(/Cpus_allowed_list:\s*(\S+)/)?.[1], paths: names, samples, targets: tide === null ? null : judgeHttp(samples, "tidegate"), retried, max_interference_pct: maxInterference, tidegate_logs: tgSummary }, null, 1),
+    JSON.stringify({ bench: "mtls-http", date: new Date().toISOString(), bun: Bun.version, kernel: probeHost().kernel, command, reps, seconds, conns, cpus: readFileSync("/proc/self/status", "utf8").match(/Cpus_allowed_list:\s*(\S+)/)?.[1], paths: names, samples, targets: tide === null ? null : judgeHttp(samples, "tidegate"), retried, max_interference_pct: maxInterference, tidegate_logs: tgSummary, ...(gcLog ? { gc: gcRuns } : {}) }, null, 1),
   );
   console.log(markdownHttp(samples, names, { reps, seconds, conns, command }));
   const kept = samples.map(interference);

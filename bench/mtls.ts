@@ -25,14 +25,17 @@
  *   sh bench/install-peers.sh && bun run build
  *   taskset -c 0,1 bun bench/mtls.ts [--reps 3] [--duration 10] [--conns 16] [--json FILE]
  *                                    [--max-interference 15] [--retries 1] [--no-tidegate] [--keep]
- *                                    [--chart-out FILE] [--no-chart]
+ *                                    [--chart-out FILE] [--no-chart] [--gc-log]
  *
  * This kind of machine is a VM whose host takes CPU away at times (steal), and whatever else runs
  * on it competes for the same two cores: a run whose interference (steal plus CPU used by
  * processes outside the benchmark, in % of one core) exceeds --max-interference is made again,
  * up to --retries times, and the least disturbed is kept; the report says how many were.
  * --no-tidegate measures the peers and the bare tunnel only; --keep leaves the run's folder (logs,
- * configs) in /tmp. Everything it starts is stopped at the end, on an error and on SIGINT/SIGTERM;
+ * configs) in /tmp. --gc-log starts the Bun hops (tidegate's agents, the bare tunnel) with
+ * JavaScriptCore's GC log and reports, after each of their runs, the collections each hop made and
+ * how long they stopped it (bench/lib-gclog.ts; in the JSON as `gc`): what sets the p99
+ * (docs/benchmarks.md). Such a run draws no chart to docs/bench/. Everything it starts is stopped at the end, on an error and on SIGINT/SIGTERM;
  * leftovers of a run that was killed are removed at the start of the next (bench/lib-procs.ts).
  */
 import { readFileSync, writeFileSync } from "node:fs";
@@ -46,8 +49,9 @@ import { benchCleanup, startTidegatePath, WORKLOAD_ENV, type TidegatePath } from
 import { writeChart } from "./lib-chart.ts";
 import { Progress } from "./lib-progress.ts";
 import { renderChart } from "./lib-svg.ts";
+import { describeGc, GC_LOG_ENV, withGcLog, type GcStats, type HopLogs } from "./lib-gclog.ts";
 
-const { reps, seconds, conns, maxInterference, retries, json, keep, withTidegate, mount, chart, full } = await startBench({ chart: true, json: "/tmp/tidegate-bench-mtls.json", tools: [["nginx", "nginx-light"], ["haproxy", "haproxy"], ["stunnel", "stunnel4"], ["wrk", "wrk"], ["openssl", "openssl"]], files: [["/usr/lib/nginx/modules/ngx_stream_module.so", "nginx's stream module is missing (libnginx-mod-stream): run 'sh bench/install-peers.sh'"]] });
+const { reps, seconds, conns, maxInterference, retries, json, keep, withTidegate, mount, gcLog, chart, full } = await startBench({ chart: true, gcLog: true, json: "/tmp/tidegate-bench-mtls.json", tools: [["nginx", "nginx-light"], ["haproxy", "haproxy"], ["stunnel", "stunnel4"], ["wrk", "wrk"], ["openssl", "openssl"]], files: [["/usr/lib/nginx/modules/ngx_stream_module.so", "nginx's stream module is missing (libnginx-mod-stream): run 'sh bench/install-peers.sh'"]] });
 
 const procs = new Procs();
 let tide: TidegatePath | null = null;
@@ -75,20 +79,24 @@ try {
     backend: ports.backend, "nginx-stream-server": ports.nginxServer, "nginx-stream-client": ports.nginxClient, "haproxy-tcp-server": ports.haproxyServer,
     "haproxy-tcp-client": ports.haproxyClient, "stunnel-server": ports.stunnelServer, "stunnel-client": ports.stunnelClient, "bare-server": ports.bareServer, "bare-client": ports.bareClient,
   };
-  for (const [name, argv] of Object.entries(peerCommands(procs.dir, ports))) procs.start(name, argv);
+  // --gc-log: the bare tunnel's hops log their collections, as tidegate's agents do
+  for (const [name, argv] of Object.entries(peerCommands(procs.dir, ports))) procs.start(name, argv, gcLog && name.startsWith("bare-") ? GC_LOG_ENV : {});
   for (const [name, port] of Object.entries(listens)) await waitListening("127.0.0.1", port, name, 10_000, () => procs.check(name));
   const paths: PathSpec[] = [{ name: DIRECT, host: "127.0.0.1", port: ports.backend, hops: () => ({ client: [], server: [] }) }, ...peerPaths(ports, procs.children)];
   const want = new Bun.CryptoHasher("sha256").update(readFileSync(`${procs.dir}/www/1m`)).digest("hex");
   const env = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
   for (const p of paths) await sanity(p, [], env, want);
   if (withTidegate) {
-    tide = await startTidegatePath(procs, ports.backend);
+    tide = await startTidegatePath(procs, ports.backend, gcLog ? GC_LOG_ENV : {});
     await sanity(tide, tide.runPrefix, WORKLOAD_ENV, want);
     paths.push(tide);
   }
   const backendPids = () => withChildren(procs.children.get("backend")!.proc.pid);
   const prefixOf = (p: PathSpec) => (p === tide ? tide.runPrefix : []);
   const envOf = (p: PathSpec) => (p === tide ? WORKLOAD_ENV : env);
+  const logOf = (name: string) => procs.children.get(name)!.log;
+  const gcLogsOf = (p: PathSpec): HopLogs => (!gcLog ? [] : p === tide ? [["client", logOf("tg-agent-a")], ["server", logOf("tg-agent-b")]] : p.name === "bare-bun" ? [["client", logOf("bare-client")], ["server", logOf("bare-server")]] : []);
+  const gcRuns: { path: string; test: string; rep: number; gc: Record<string, GcStats> }[] = [];
   console.error(`bench: ${paths.map((p) => p.name).join(", ")}; ${reps} reps x ${TESTS.length} tests x ${seconds} s; folder ${procs.dir}`);
 
   const idle = new Map(paths.flatMap((p) => [...p.hops().client, ...p.hops().server]).map((pid) => [pid, memory(pid).rssKiB]));
@@ -113,10 +121,12 @@ try {
             console.error(`  again (try ${t + 1} of ${retries + 1}): interference over ${maxInterference} %`);
             await Bun.sleep(3000);
           }
-          const x = await sample({ path: p.name, test, rep }, [...prefixOf(p), "wrk", ...wrkArgs(test, `http://${p.host}:${p.port}`, seconds, conns)], envOf(p), { ...p.hops(), backend: backendPids() }, (w) => (running = w));
+          const { result: x, gc } = await withGcLog(gcLogsOf(p), () => sample({ path: p.name, test, rep }, [...prefixOf(p), "wrk", ...wrkArgs(test, `http://${p.host}:${p.port}`, seconds, conns)], envOf(p), { ...p.hops(), backend: backendPids() }, (w) => (running = w)));
           seen.push(interference(x));
           if (s === null || interference(x) < interference(s)) s = x;
           console.error(`rep ${rep} ${test} ${p.name}: ${x.rps.toFixed(0)} req/s, ${x.mibps.toFixed(1)} MiB/s, p50 ${x.p50ms.toFixed(2)} ms, p99 ${x.p99ms.toFixed(2)} ms, CPU ${x.cpuUsPerReq.toFixed(1)} us/req, interference ${interference(x).toFixed(0)} %${x.errors ? `, ${x.errors}` : ""}`);
+          for (const [hop, g] of Object.entries(gc)) console.error(`  collector, ${hop} hop: ${describeGc(g, x.wallS)}`);
+          if (Object.keys(gc).length > 0) gcRuns.push({ path: p.name, test, rep, gc });
           if (interference(x) <= maxInterference) break;
         }
         samples.push(s!);
@@ -135,10 +145,10 @@ try {
   });
   const tgSummary = tide === null ? null : summarizeLogs(tide);
   const names = paths.map((p) => p.name);
-  const command = `taskset -c 0,1 bun bench/mtls.ts --reps ${reps} --duration ${seconds}${conns !== 16 ? ` --conns ${conns}` : ""}${withTidegate ? "" : " --no-tidegate"}`;
+  const command = `taskset -c 0,1 bun bench/mtls.ts --reps ${reps} --duration ${seconds}${conns !== 16 ? ` --conns ${conns}` : ""}${withTidegate ? "" : " --no-tidegate"}${gcLog ? " --gc-log" : ""}`;
   writeFileSync(
     json,
-    JSON.stringify({ bench: "mtls", date: new Date().toISOString(), bun: Bun.version, kernel: probeHost().kernel, command, reps, seconds, conns, cpus: readFileSync("/proc/self/status", "utf8").match(/Cpus_allowed_list:\s*(\S+)/)?.[1], paths: names, samples, memory: mem, targets: tide === null ? null : judge(samples, mem, "tidegate"), retried, max_interference_pct: maxInterference, tidegate_logs: tgSummary }, null, 1),
+    JSON.stringify({ bench: "mtls", date: new Date().toISOString(), bun: Bun.version, kernel: probeHost().kernel, command, reps, seconds, conns, cpus: readFileSync("/proc/self/status", "utf8").match(/Cpus_allowed_list:\s*(\S+)/)?.[1], paths: names, samples, memory: mem, targets: tide === null ? null : judge(samples, mem, "tidegate"), retried, max_interference_pct: maxInterference, tidegate_logs: tgSummary, ...(gcLog ? { gc: gcRuns } : {}) }, null, 1),
   );
   console.log(markdown(samples, mem, names, { reps, seconds, conns, command }));
   const kept = samples.map(interference);

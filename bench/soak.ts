@@ -4,8 +4,11 @@
  * judged against the issue's bar. CI runs the same for 60 s (test/e2e/soak.test.ts).
  *
  *   bun run build
- *   bun bench/soak.ts [--duration 600] [--conns 8] [--json FILE] [--fuzz FACTOR]
+ *   bun bench/soak.ts [--duration 600] [--conns 8] [--json FILE] [--fuzz FACTOR] [--gc-log]
  *
+ * --gc-log starts the agents with JavaScriptCore's GC log and reports each agent's collections
+ * during the soak: eden and full, their pauses, and the heap before and after each full one
+ * (bench/lib-gclog.ts). The RSS sawtooth follows those full collections (docs/benchmarks.md).
  * Then every fuzzer (scripts/fuzz.ts) with FACTOR times its CI runs (default 20; 0 skips them).
  * Prints progress to stderr, then the figures; exits 1 when the judge lists a failure or a fuzzer
  * fails, 130 on SIGINT or SIGTERM after stopping everything it started. Root,
@@ -14,11 +17,12 @@
 import { parseArgs } from "node:util";
 import { writeFileSync } from "node:fs";
 import { judge, rssGrowth, runSoak } from "./lib-soak.ts";
+import { describeGc } from "./lib-gclog.ts";
 import { runFuzzers } from "../scripts/fuzz.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { duration: { type: "string", default: "600" }, conns: { type: "string", default: "8" }, json: { type: "string", default: "/tmp/tidegate-soak.json" }, fuzz: { type: "string", default: "20" } },
+  options: { duration: { type: "string", default: "600" }, conns: { type: "string", default: "8" }, json: { type: "string", default: "/tmp/tidegate-soak.json" }, fuzz: { type: "string", default: "20" }, "gc-log": { type: "boolean", default: false } },
 });
 const seconds = Number(values.duration);
 const conns = Number(values.conns);
@@ -38,7 +42,7 @@ if (process.getuid?.() !== 0) {
 
 let r: Awaited<ReturnType<typeof runSoak>>;
 try {
-  r = await runSoak({ seconds, conns, progress: (l) => console.error(l) });
+  r = await runSoak({ seconds, conns, progress: (l) => console.error(l), gcLog: values["gc-log"] });
 } catch (e) {
   console.error((e as Error).message);
   process.exit(/interrupted/.test((e as Error).message) ? 130 : 1);
@@ -52,6 +56,13 @@ const lines = [
 for (const agent of ["a", "b"] as const) {
   const g = rssGrowth(r.samples, seconds, agent);
   lines.push(`agent ${agent}: RSS ${kib(g.atFifth)} at the end of the first fifth, at most ${kib(g.lastTenthMax)} in the last tenth (${((g.ratio - 1) * 100).toFixed(1)} %); descriptors ${r.fdsBefore[agent]} before, ${r.fdsAfter[agent]} after`);
+}
+for (const agent of ["a", "b"] as const) {
+  const g = r.gc?.[agent];
+  if (g === undefined) continue;
+  const range = (xs: readonly number[]) => (xs.length === 0 ? "-" : `${kib(Math.min(...xs))}-${kib(Math.max(...xs))}`);
+  const every = g.full.count > 0 ? `, one every ${(r.soak.seconds / g.full.count).toFixed(1)} s, heap ${range(g.heapBeforeFullKiB)} before, ${range(g.heapAfterFullKiB)} after` : "";
+  lines.push(`agent ${agent} collector: ${describeGc(g, r.soak.seconds)}${every}`);
 }
 lines.push(`audit: A ${r.audit.a.opens} opens / ${r.audit.a.closes} closes, B ${r.audit.b.opens} / ${r.audit.b.closes}, ${r.audit.matched} ids at both ends`);
 console.log(lines.join("\n"));
