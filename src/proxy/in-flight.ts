@@ -10,11 +10,16 @@
  * - `end` records at once: a connection that forwards (`control` set) is cut by its path, which
  *   writes its record synchronously; one that does not forward yet is recorded with what is known
  *   of it (`fields`) and its socket reset; whatever its path does later records nothing more;
- * - `size` counts the connections whose record is not written yet.
+ * - `size` counts the connections whose record is not written yet;
+ * - once recorded, a connection's `control` and `fields` are let go of (null and empty): its
+ *   socket keeps the entry until the collector takes it, and what they hold (the path's state)
+ *   can then be freed young (docs/benchmarks.md, "Soak").
  */
 import type { ConnAudit } from "./conn-audit.ts";
 
 type Fields = Record<string, unknown>;
+
+const NO_FIELDS: Fields = Object.freeze({});
 
 /** How a forwarding connection ends early: after the exchange in progress (`drain`), or now (`cut`). */
 export interface ConnControl {
@@ -55,6 +60,8 @@ export class InFlight {
           entry.recorded = true;
           this.#live.delete(entry);
           events.close(entry.ended !== null ? { ...f, ...entry.ended } : f);
+          entry.control = null;
+          entry.fields = NO_FIELDS;
         },
       },
       control: null,

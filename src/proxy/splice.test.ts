@@ -3,7 +3,7 @@
 // keeps flowing, and byte counts are exact.
 import { describe, expect, test } from "bun:test";
 import type { Socket } from "bun";
-import { endOf, splice, type Splice } from "./splice.ts";
+import { endOf, splice, type Splice, type SpliceEnd } from "./splice.ts";
 
 const MiB = 1024 * 1024;
 
@@ -165,4 +165,73 @@ describe("splice", () => {
     r.stop(true);
     server.stop(true);
   }, 10_000);
+});
+
+/** An end that records what is called on it, holding `payload` (the connection state an end keeps alive). */
+function recordingEnd(calls: string[], payload: object): SpliceEnd & { payload: object } {
+  return {
+    payload,
+    write: (d) => (calls.push(`write ${d.length}`), d.length),
+    pause: () => void calls.push("pause"),
+    resume: () => void calls.push("resume"),
+    shutdown: () => void calls.push("shutdown"),
+    end: () => void calls.push("end"),
+    terminate: () => void calls.push("terminate"),
+  };
+}
+
+/** A splice over two recording ends, each holding a fresh object, and WeakRefs to those objects. */
+function tracedSplice(calls: string[], finished: string[]): { sp: Splice; refs: WeakRef<object>[] } {
+  const held = [{ state: "client" }, { state: "upstream" }, { state: "onFinished" }];
+  const onFinishedHolds = held[2]!;
+  const sp = splice(recordingEnd(calls, held[0]!), recordingEnd(calls, held[1]!), () => void finished.push(String(onFinishedHolds.state)), { sent() {}, received() {} });
+  return { sp, refs: held.map((o) => new WeakRef(o)) };
+}
+
+describe("an ended splice", () => {
+  // Without this, a socket that keeps its splice as `data` until the collector takes it keeps the
+  // whole connection alive with it, into the old generation.
+  for (const how of ["both ends ended", "aborted"] as const) {
+    test(`lets go of its ends and onFinished once ${how}, and calls nothing on them after`, async () => {
+      const calls: string[] = [];
+      const finished: string[] = [];
+      const { sp, refs } = tracedSplice(calls, finished);
+      sp.up.data(new Uint8Array(3));
+      sp.down.data(new Uint8Array(5));
+      if (how === "aborted") sp.abort();
+      else {
+        sp.up.ended();
+        sp.down.ended();
+      }
+      expect(finished).toEqual(["onFinished"]);
+      expect(calls).toEqual(how === "aborted" ? ["write 3", "write 5", "terminate", "terminate"] : ["write 3", "write 5", "shutdown", "shutdown", "end", "end"]);
+      // what an ended splice is still asked: nothing reaches the ends, the counts stay
+      calls.length = 0;
+      sp.up.data(new Uint8Array(7));
+      sp.down.drain();
+      sp.clientClosed();
+      sp.upstreamClosed();
+      sp.abort();
+      expect(calls).toEqual([]);
+      expect(finished).toEqual(["onFinished"]);
+      expect([sp.bytesUp(), sp.bytesDown()]).toEqual([3, 5]);
+      // the splice is still held here; what it held is not
+      await Bun.sleep(0);
+      Bun.gc(true);
+      await Bun.sleep(0);
+      Bun.gc(true);
+      expect(refs.map((r) => r.deref() === undefined)).toEqual([true, true, true]);
+      expect(sp.bytesUp()).toBe(3);
+    });
+  }
+
+  test("while it runs, it keeps its ends (the check above can tell)", async () => {
+    const { sp, refs } = tracedSplice([], []);
+    await Bun.sleep(0);
+    Bun.gc(true);
+    await Bun.sleep(0);
+    Bun.gc(true);
+    expect(refs.map((r) => r.deref() !== undefined)).toEqual([true, true, true]);
+    sp.abort();
+  });
 });

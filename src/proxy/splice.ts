@@ -8,6 +8,12 @@
  * for a complete one. Counts bytes each way, and tells an optional watch (watchdog.ts) of every
  * chunk. Both sockets must be opened with `allowHalfOpen: true`: otherwise Bun closes a socket
  * when its FIN arrives and what still flows the other way is lost.
+ *
+ * Once it has ended (after `onFinished`), a splice lets go of both ends, `onFinished` and the
+ * watch: the sockets keep it (as their `data`) until the collector takes them, and what it let go
+ * of (the connection's state, which `onFinished` holds) can then be freed by a young collection
+ * instead of waiting, promoted, for a full one (docs/benchmarks.md, "Soak"). Nothing is called on
+ * an ended splice's ends; its byte counts stay.
  */
 import type { Socket } from "bun";
 
@@ -27,6 +33,10 @@ export interface SpliceWatch {
   received(): void;
 }
 
+/** An end that does nothing: what an ended splice holds instead of its sockets. */
+const DETACHED: SpliceEnd = { write: () => 0, pause() {}, resume() {}, shutdown() {}, end() {}, terminate() {} };
+const NOTHING = () => {};
+
 /** One direction: from `src` to `dst`. */
 class Direction {
   bytes = 0;
@@ -35,11 +45,20 @@ class Direction {
   done = false;
 
   constructor(
-    private readonly src: SpliceEnd,
-    private readonly dst: SpliceEnd,
-    private readonly onDone: () => void,
-    private readonly onChunk: (() => void) | null,
+    private src: SpliceEnd,
+    private dst: SpliceEnd,
+    private onDone: () => void,
+    private onChunk: (() => void) | null,
   ) {}
+
+  /** Lets go of the ends and callbacks; only once `done`, when nothing calls them any more. */
+  detach(): void {
+    this.src = DETACHED;
+    this.dst = DETACHED;
+    this.onDone = NOTHING;
+    this.onChunk = null;
+    this.pending = null;
+  }
 
   data(chunk: Uint8Array): void {
     if (this.done) return;
@@ -119,16 +138,28 @@ export interface Splice {
  */
 export function splice(client: SpliceEnd, upstream: SpliceEnd, onFinished: () => void, watch: SpliceWatch | null = null): Splice {
   let finished = false;
+  // What an ended splice lets go of (see the module's comment).
+  let ends: { client: SpliceEnd; upstream: SpliceEnd; onFinished: () => void } | null = { client, upstream, onFinished };
+  const finish = (last: (e: NonNullable<typeof ends>) => void) => {
+    const e = ends!;
+    ends = null;
+    last(e);
+    e.onFinished();
+    up.detach();
+    down.detach();
+  };
   const check = () => {
     if (!finished && up.done && down.done) {
       finished = true;
-      client.end();
-      upstream.end();
-      onFinished();
+      finish((e) => {
+        e.client.end();
+        e.upstream.end();
+      });
     }
   };
-  const up = new Direction(client, upstream, check, watch === null ? null : () => watch.sent());
-  const down = new Direction(upstream, client, check, watch === null ? null : () => watch.received());
+  // bound, not closures over `watch`: nothing but the directions (detached at the end) holds it
+  const up = new Direction(client, upstream, check, watch === null ? null : watch.sent.bind(watch));
+  const down = new Direction(upstream, client, check, watch === null ? null : watch.received.bind(watch));
   return {
     up: { data: (c) => up.data(c), drain: () => up.drain(), ended: () => up.ended() },
     down: { data: (c) => down.data(c), drain: () => down.drain(), ended: () => down.ended() },
@@ -145,9 +176,10 @@ export function splice(client: SpliceEnd, upstream: SpliceEnd, onFinished: () =>
       finished = true;
       up.abort();
       down.abort();
-      client.terminate();
-      upstream.terminate();
-      onFinished();
+      finish((e) => {
+        e.client.terminate();
+        e.upstream.terminate();
+      });
     },
     bytesUp: () => up.bytes,
     bytesDown: () => down.bytes,

@@ -1,0 +1,60 @@
+// in-flight.ts: each connection recorded once, an early end recorded with its reason, and a
+// recorded connection's state let go of.
+import { describe, expect, test } from "bun:test";
+import type { ConnAudit } from "./conn-audit.ts";
+import { InFlight } from "./in-flight.ts";
+
+/** A ConnAudit that keeps what `close` was given. */
+function events(closed: Record<string, unknown>[]): ConnAudit {
+  return { open() {}, close: (f) => void closed.push({ ...f }), connId: () => "id" };
+}
+
+describe("InFlight", () => {
+  test("a connection is recorded once; a second close is ignored", () => {
+    const closed: Record<string, unknown>[] = [];
+    const f = new InFlight();
+    const t = f.open(events(closed), () => {});
+    expect(f.size).toBe(1);
+    t.events.close({ outcome: "forwarded" });
+    t.events.close({ outcome: "again" });
+    expect(closed).toEqual([{ outcome: "forwarded" }]);
+    expect(f.size).toBe(0);
+  });
+
+  test("end: one not forwarding is recorded with what is known and reset; one forwarding is cut by its path, its reason over the path's fields", () => {
+    const closed: Record<string, unknown>[] = [];
+    const f = new InFlight();
+    let resets = 0;
+    const early = f.open(events(closed), () => void resets++);
+    early.fields = { pid: 7 };
+    expect(f.end(early, { outcome: "terminated", reason: "idle_timeout" })).toBe(true);
+    expect(resets).toBe(1);
+    const forwarding = f.open(events(closed), () => void resets++);
+    forwarding.control = { drain() {}, cut: () => forwarding.events.close({ outcome: "forwarded", bytes_up: 3 }) };
+    expect(f.end(forwarding, { outcome: "terminated", reason: "drain_deadline" })).toBe(true);
+    expect(resets).toBe(1);
+    expect(closed).toEqual([{ pid: 7, outcome: "terminated", reason: "idle_timeout" }, { outcome: "terminated", bytes_up: 3, reason: "drain_deadline" }]);
+    expect(f.end(forwarding, { outcome: "terminated" })).toBe(false);
+  });
+
+  test("once recorded, its control and fields are let go of", async () => {
+    const f = new InFlight();
+    const t = f.open(events([]), () => {});
+    const refs = ((): WeakRef<object>[] => {
+      const control = { drain() {}, cut() {} };
+      const fields = { pid: 7, state: {} };
+      t.control = control;
+      t.fields = fields;
+      return [new WeakRef(control), new WeakRef(fields)];
+    })();
+    t.events.close({ outcome: "closed" });
+    expect(t.control).toBeNull();
+    expect(t.fields).toEqual({});
+    await Bun.sleep(0);
+    Bun.gc(true);
+    await Bun.sleep(0);
+    Bun.gc(true);
+    expect(refs.map((r) => r.deref() === undefined)).toEqual([true, true]);
+    expect(f.end(t, { outcome: "terminated" })).toBe(false); // recorded: nothing more
+  });
+});
