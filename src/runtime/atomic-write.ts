@@ -7,9 +7,13 @@
 import { closeSync, constants, fchmodSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { open, unlink } from "node:fs/promises";
 
+/** The temporary file beside `path`: a fresh name, created by this call or not at all, never through a link. */
+const tempName = (path: string) => `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+const TEMP_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+
 export function writeAtomic(path: string, text: string, mode: number): void {
-  const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode & 0o600);
+  const tmp = tempName(path);
+  const fd = openSync(tmp, TEMP_FLAGS, mode & 0o600);
   try {
     fchmodSync(fd, mode);
     writeSync(fd, text);
@@ -36,8 +40,8 @@ export function writeAtomic(path: string, text: string, mode: number): void {
  * be overwritten by an older one. Resolves true when the file was replaced.
  */
 export async function writeAtomicInBackground(path: string, text: string, mode: number, stillWanted: () => boolean): Promise<boolean> {
-  const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-  const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode & 0o600);
+  const tmp = tempName(path);
+  const fh = await open(tmp, TEMP_FLAGS, mode & 0o600);
   try {
     await fh.chmod(mode);
     await fh.writeFile(text);

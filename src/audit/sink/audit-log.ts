@@ -194,6 +194,15 @@ export class AuditLog implements AgentAuditLog {
     }
   }
 
+  /**
+   * Before the file is closed (rotation, close): a checkpoint over the events not yet under one,
+   * its state written at once; with none, the state still in flight written at once.
+   */
+  #seal(): void {
+    if (this.#sinceCheckpoint > 0) this.#checkpoint(true);
+    else if (this.#statePending !== null && this.#error === null && this.#fd >= 0) this.#stateNow(this.#statePending);
+  }
+
   #stateInBackground(state: string): void {
     const gen = ++this.#stateGen;
     const fd = this.#fd;
@@ -218,8 +227,7 @@ export class AuditLog implements AgentAuditLog {
   close(): void {
     if (this.#closed) return;
     if (this.#error !== null) this.#retry();
-    if (this.#sinceCheckpoint > 0) this.#checkpoint(true);
-    else if (this.#statePending !== null && this.#error === null && this.#fd >= 0) this.#stateNow(this.#statePending);
+    this.#seal();
     this.#closed = true;
     for (const t of this.#timers) clearInterval(t);
     if (this.#fd < 0) return;
@@ -391,8 +399,7 @@ export class AuditLog implements AgentAuditLog {
   }
 
   #rotate(): void {
-    if (this.#sinceCheckpoint > 0) this.#checkpoint(true);
-    else if (this.#statePending !== null && this.#error === null) this.#stateNow(this.#statePending);
+    this.#seal();
     if (this.#error !== null) return;
     try {
       fdatasyncSync(this.#fd);
