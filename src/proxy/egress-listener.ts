@@ -179,7 +179,7 @@ function nameOf(r: PeekResult): string | null {
 }
 
 /** The TLS of an upstream leg for `spec`, with the caller's SVID and the bundles for mtls, or why not. */
-export async function legTlsOf(spec: LegSpec, callerId: SpiffeId, deps: EgressDeps): Promise<UpstreamTls | { refused: string; detail: string }> {
+export function legTlsOf(spec: LegSpec, callerId: SpiffeId, deps: EgressDeps): UpstreamTls | { refused: string; detail: string } {
   if (spec.kind === "tls") {
     if (spec.caFile === null) return { kind: "tls", serverName: spec.serverName, ca: null };
     try {
@@ -299,7 +299,7 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
     };
     let leg: UpstreamTls | null = null;
     if (d.tls !== null) {
-      const made = await legTlsOf(d.tls, caller.id, deps);
+      const made = legTlsOf(d.tls, caller.id, deps);
       if ("refused" in made) return refuse({ reason: made.refused, detail: made.detail });
       leg = made;
     }

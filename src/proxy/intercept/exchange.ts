@@ -69,7 +69,7 @@ export interface ClientSide {
 export interface ExchangeDeps extends RequestDeps {
   readonly upstream: UpstreamDeps;
   /** How a leg for this rule is wrapped (tls or mtls), or why it cannot be. */
-  legTls(verdict: Extract<RequestVerdict, { ok: true }>): Promise<UpstreamTls | { refused: string; detail: string }>;
+  legTls(verdict: Extract<RequestVerdict, { ok: true }>): UpstreamTls | { refused: string; detail: string };
   /** Where idle legs wait for the next connection; null: a leg lives as long as its connection. */
   readonly pool: LegPool | null;
   /** One http_request event per request. */
@@ -225,7 +225,7 @@ export class HttpExchange implements LegOwner {
     if (this.tunnel !== null) return this.tunnelUp(chunk);
     for (const e of this.requests.push(chunk)) this.hold(e);
     if (this.held > MAX_HELD) return this.refuse(400, "too_much_ahead", `over ${MAX_HELD} bytes sent ahead of an answer`);
-    void this.pump();
+    this.pump();
     this.head.update(this.awaitingHead());
   }
 
@@ -249,7 +249,7 @@ export class HttpExchange implements LegOwner {
     }
     for (const e of this.requests.finish()) this.hold(e);
     if (!this.waiting && !this.busy && this.events.length === 0) this.finish({ outcome: "closed" });
-    else void this.pump();
+    else this.pump();
   }
 
   /** The workload's connection closed (or was reset): a request in progress is logged as cut. */
@@ -264,39 +264,69 @@ export class HttpExchange implements LegOwner {
     this.leg?.resume();
   }
 
-  private async pump(): Promise<void> {
+  /**
+   * Handles the queued events in order, one at a time. Synchronous while each event is handled
+   * at once (a kept-alive connection's usual request: its name cached, its leg at hand), so no
+   * promise is made per request; when one has to wait (a name look-up, a new leg, an MCP gate),
+   * the rest follow once it has settled, and `busy` holds meanwhile.
+   */
+  private pump(): void {
     if (this.busy) return;
     this.busy = true;
+    this.pumpOn();
+  }
+
+  /** The loop of `pump`, entered with `busy` set; left with it cleared unless an event is still pending. */
+  private pumpOn(): void {
     try {
       while (!this.done && !this.waiting && this.events.length > 0) {
         const e = this.events.shift()!;
         if (e.kind === "body") this.held -= e.bytes.length;
-        await this.onRequest(e);
+        const pending = this.onRequest(e);
+        if (pending !== undefined) {
+          pending.then(
+            () => this.pumpOn(),
+            (err: unknown) => this.pumpFailed(err),
+          );
+          return;
+        }
       }
       if (!this.done && !this.waiting && this.events.length === 0 && this.clientEnded && this.req === null) this.finish({ outcome: "closed" });
     } catch (e) {
+      return this.pumpFailed(e);
+    }
+    this.pumpDone();
+  }
+
+  private pumpFailed(e: unknown): void {
+    try {
       this.refuse(502, "internal_error", e instanceof Error ? e.message : String(e));
     } finally {
-      this.busy = false;
-      this.head.update(this.awaitingHead());
+      this.pumpDone();
     }
   }
 
-  private async onRequest(e: RequestEvent): Promise<void> {
-    if (e.kind === "error") return this.refuse(400, e.error.code, e.error.message);
-    if (e.kind === "tunnel") return this.refuse(403, "upgrade_refused", "bytes after a protocol switch");
+  private pumpDone(): void {
+    this.busy = false;
+    this.head.update(this.awaitingHead());
+  }
+
+  /** undefined when handled at once; else a promise that settles when it has been. */
+  private onRequest(e: RequestEvent): Promise<void> | undefined {
+    if (e.kind === "error") return void this.refuse(400, e.error.code, e.error.message);
+    if (e.kind === "tunnel") return void this.refuse(403, "upgrade_refused", "bytes after a protocol switch");
     if (e.kind === "head") return this.begin(e.head);
     const r = this.req;
     const leg = this.leg;
     if (r === null || leg === null) return;
     if (e.kind === "body") {
       r.bytesUp += e.bytes.length;
-      if (r.mcp !== null) return r.mcp.body?.push(e.bytes);
+      if (r.mcp !== null) return void r.mcp.body?.push(e.bytes);
       r.sent = null;
       this.send(leg, r.head.framing === "chunked" ? encodeChunk(e.bytes) : e.bytes);
     } else if (r.mcp !== null) {
       this.waiting = true;
-      await this.mcpSend(leg, r);
+      return this.mcpSend(leg, r);
     } else {
       if (r.head.framing === "chunked") {
         r.sent = null;
@@ -306,20 +336,32 @@ export class HttpExchange implements LegOwner {
     }
   }
 
-  private async begin(head: RequestHead): Promise<void> {
+  /** A request head: decided, then sent on its leg; a promise only while either has to wait. */
+  private begin(head: RequestHead): Promise<void> | undefined {
     const started = performance.now();
     // A connection opened before the log failed must not carry requests past it (on_failure: refuse).
     if (this.deps.accepting?.() === false) {
       this.logRequest(head, started, { status: 503, outcome: "refused", reason: "audit_unavailable" });
-      return this.refuse(503, "audit_unavailable", "the audit log cannot be written", false);
+      return void this.refuse(503, "audit_unavailable", "the audit log cannot be written", false);
     }
-    const verdict = await decideRequest(this.ctx, head, this.deps);
+    const verdict = decideRequest(this.ctx, head, this.deps);
+    if (verdict instanceof Promise) return verdict.then((v) => this.decided(head, started, v));
+    return this.decided(head, started, verdict);
+  }
+
+  private decided(head: RequestHead, started: number, verdict: RequestVerdict): Promise<void> | undefined {
     if (!verdict.ok) {
       this.logRequest(head, started, { status: verdict.status, outcome: "refused", reason: verdict.reason, detail: verdict.detail, rule: verdict.rule, host: verdict.name });
-      return this.refuse(verdict.status, verdict.reason, verdict.detail, false);
+      return void this.refuse(verdict.status, verdict.reason, verdict.detail, false);
     }
     this.starting = { head, started, verdict };
-    const leg = await this.legFor(verdict, true);
+    const leg = this.legFor(verdict, true);
+    if (leg instanceof Promise) return leg.then((l) => this.sendRequest(head, started, verdict, l));
+    this.sendRequest(head, started, verdict, leg);
+  }
+
+  /** The decided request goes out on `leg` (null: none could be had, and the request was answered). */
+  private sendRequest(head: RequestHead, started: number, verdict: Verdict, leg: UpstreamLeg | null): void {
     this.starting = null;
     if (leg === null || this.done) return;
     const target = head.form === "absolute" ? originForm(head.target) : head.target;
@@ -368,9 +410,12 @@ export class HttpExchange implements LegOwner {
     this.send(leg, bytes);
   }
 
-  /** The current leg if its key matches, else one from the pool (`pooled`), else a new one. */
-  private async legFor(v: Verdict, pooled: boolean): Promise<UpstreamLeg | null> {
-    const tls = await this.deps.legTls(v);
+  /**
+   * The current leg if its key matches, else one from the pool (`pooled`), both at once; else a
+   * new one, once opened. null: none could be had (the request was answered).
+   */
+  private legFor(v: Verdict, pooled: boolean): UpstreamLeg | null | Promise<UpstreamLeg | null> {
+    const tls = this.deps.legTls(v);
     if ("refused" in tls) {
       this.refuse(502, tls.refused, tls.detail);
       return null;
@@ -384,6 +429,10 @@ export class HttpExchange implements LegOwner {
       this.leg = idle;
       return idle;
     }
+    return this.openLeg(v, tls, key);
+  }
+
+  private async openLeg(v: Verdict, tls: UpstreamTls, key: string): Promise<UpstreamLeg | null> {
     const up = await openUpstream({ address: v.upstream.address, port: v.upstream.port, tls }, this.deps.upstream);
     if (!up.ok) {
       this.refuse(up.reason === "upstream_connect_timeout" ? 504 : 502, up.reason ?? up.outcome, up.detail, true, up.outcome);
@@ -541,7 +590,7 @@ export class HttpExchange implements LegOwner {
     this.waiting = false;
     // An upgrade answered without a switch: what the workload sent after it is its next request.
     if (this.requests.held) for (const ev of this.requests.resume()) this.hold(ev);
-    void this.pump();
+    this.pump();
   }
 
   private forwarded(r: Req, leg: UpstreamLeg | null, outcome: string): Fields {

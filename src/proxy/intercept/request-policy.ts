@@ -22,7 +22,8 @@
  * their values.
  */
 import type { IpAddress } from "../../policy/address.ts";
-import { admit, admitNow, type Upstream } from "../../policy/destination.ts";
+import { admit, admitNow, type Admission, type Upstream } from "../../policy/destination.ts";
+import type { Decision } from "../../policy/query.ts";
 import type { PolicyEngine } from "../../policy/engine.ts";
 import { normalizeServerName } from "../../policy/host-name.ts";
 import { normalizeRequestPath } from "../../policy/http-match.ts";
@@ -69,7 +70,12 @@ export type RequestVerdict =
 
 const refuse = (status: number, reason: string, detail: string, rule: string | null = null, name: string | null = null): RequestVerdict => ({ ok: false, status, reason, detail, rule, name });
 
-export async function decideRequest(ctx: RequestContext, head: RequestHead, deps: RequestDeps): Promise<RequestVerdict> {
+/**
+ * The verdict on one request. Synchronous when the name cache holds the request's host (a kept-alive
+ * connection's usual case: no promise made per request); a promise only when the name must be
+ * looked up.
+ */
+export function decideRequest(ctx: RequestContext, head: RequestHead, deps: RequestDeps): RequestVerdict | Promise<RequestVerdict> {
   if (head.host === null) return refuse(400, "no_host", "the request names no host");
   const name = head.host.name === null ? null : normalizeServerName(head.host.name);
   if (name === null) return refuse(400, "no_host", "the request's host is an address, not a name");
@@ -86,14 +92,29 @@ export async function decideRequest(ctx: RequestContext, head: RequestHead, deps
   if (engine === null) return refuse(403, "no_policy", "no policy is loaded", null, name);
   const q = { from: ctx.from, proto: "tcp" as const, port: ctx.port, address: ctx.address, name, http: { method: head.method, path } };
   const decision = engine.decide(q);
-  let admitted;
+  let names: ReturnType<RequestDeps["names"]>;
+  let now: Admission | null;
   try {
-    const names = deps.names();
-    admitted = (names.peek !== undefined ? admitNow(decision, q, names as Pick<NameCache, "peek">) : null) ?? (await admit(decision, q, names));
+    names = deps.names();
+    now = names.peek !== undefined ? admitNow(decision, q, names as Pick<NameCache, "peek">) : null;
   } catch (e) {
-    if (!(e instanceof TidegateError)) throw e;
-    return refuse(502, "dns_failed", e.message, decision.rule?.name ?? null, name);
+    return dnsFailed(e, decision, name);
   }
+  if (now !== null) return verdictFor(head, deps, now, name, path);
+  return admit(decision, q, names).then(
+    (a) => verdictFor(head, deps, a, name, path),
+    (e: unknown) => dnsFailed(e, decision, name),
+  );
+}
+
+/** A name look-up that failed (TidegateError) is refused `dns_failed`; anything else is a bug and is thrown. */
+function dnsFailed(e: unknown, decision: Decision, name: string): RequestVerdict {
+  if (!(e instanceof TidegateError)) throw e;
+  return refuse(502, "dns_failed", e.message, decision.rule?.name ?? null, name);
+}
+
+/** The rest of the verdict, once the destination is admitted (or not). */
+function verdictFor(head: RequestHead, deps: RequestDeps, admitted: Admission, name: string, path: string): RequestVerdict {
   const d = admitted.decision;
   if (d.verdict === "deny") return refuse(403, d.reason, `denied (${d.reason})`, d.rule?.name ?? null, name);
   if (d.verdict === "inspect" || d.action !== "intercept" || admitted.upstream === null) {

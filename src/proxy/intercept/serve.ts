@@ -60,7 +60,7 @@ export interface InterceptCall {
   readonly upstream: UpstreamDeps;
   /** conn_open and conn_close of this connection (conn.tracked.events). */
   readonly events: ConnAudit;
-  legTls(spec: LegSpec): Promise<UpstreamTls | { refused: string; detail: string }>;
+  legTls(spec: LegSpec): UpstreamTls | { refused: string; detail: string };
 }
 
 export async function serveIntercept(call: InterceptCall): Promise<void> {
