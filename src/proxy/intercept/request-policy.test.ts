@@ -9,6 +9,7 @@ import { parseIp } from "../../policy/address.ts";
 import { SpiffeId } from "../../spiffe/index.ts";
 import { RequestParser } from "../../http1/request-parser.ts";
 import type { RequestHead } from "../../http1/index.ts";
+import { TidegateError } from "../../errors.ts";
 import { decideRequest, type RequestDeps } from "./request-policy.ts";
 
 const engine = new PolicyEngine(
@@ -65,6 +66,22 @@ describe("decideRequest", () => {
     const v = await decideRequest(ctx(), head("GET / HTTP/1.1\r\nHost: api.test\r\n\r\n"), deps(spy));
     expect(v.ok).toBe(true);
     expect(resolved).toBe(0);
+  });
+
+  test("a name the cache holds is decided at once, without a promise; a look-up gives one", async () => {
+    const now = decideRequest(ctx(), head("GET / HTTP/1.1\r\nHost: api.test\r\n\r\n"), deps(cached));
+    expect(now).not.toBeInstanceOf(Promise);
+    expect(now).toMatchObject({ ok: true, name: "api.test" });
+    const later = decideRequest(ctx(), head("GET / HTTP/1.1\r\nHost: api.test\r\n\r\n"), deps(lookedUp));
+    expect(later).toBeInstanceOf(Promise);
+    expect(await later).toMatchObject({ ok: true, name: "api.test" });
+  });
+
+  test("a look-up that fails is refused 502 dns_failed; any other error is thrown", async () => {
+    const failing = { resolve: async () => { throw new TidegateError("dns_failed", "api.test: SERVFAIL"); } };
+    expect(await decideRequest(ctx(), head("GET / HTTP/1.1\r\nHost: api.test\r\n\r\n"), deps(failing))).toMatchObject({ ok: false, status: 502, reason: "dns_failed", rule: "api", name: "api.test" });
+    const broken = { resolve: async () => { throw new RangeError("a bug"); } };
+    await expect(decideRequest(ctx(), head("GET / HTTP/1.1\r\nHost: api.test\r\n\r\n"), deps(broken))).rejects.toThrow("a bug");
   });
 
   test("a Host that does not resolve to the dialled address: 403 address_not_resolved", async () => {
