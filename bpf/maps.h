@@ -80,6 +80,23 @@ struct tg_caller {
 	__u32 gid;
 };
 
+/* The two members of the kernel's task_struct read here, relocated by CO-RE (libbpf matches the
+ * name before "___"); declaring only them keeps the rest of task_struct's types out of the
+ * object's BTF. */
+struct task_struct___tg {
+	struct task_struct___tg *group_leader;
+	__u64 start_boottime;
+} __attribute__((preserve_access_index));
+
+/* When the caller's process started (its thread group leader's start_boottime, ns after boot):
+ * with its pid, it names the one process that connected, whatever reuses the pid later. */
+static __always_inline __u64 tg_caller_start_ns(void)
+{
+	struct task_struct___tg *task = (struct task_struct___tg *)bpf_get_current_task_btf();
+
+	return task->group_leader->start_boottime;
+}
+
 static __always_inline void tg_caller_get(struct tg_caller *c)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();

@@ -174,9 +174,9 @@ def raw(vals): return bytes(int(x, 16) for x in vals)
 
 def record():
     v = raw(json.load(sys.stdin)["value"])
-    a, port, fam, proto, pid, tgid, uid, gid, pad, cg, cookie, t = struct.unpack("<16sHBBIIIIIQQQ", v)
+    a, port, fam, proto, pid, tgid, uid, gid, pad, cg, cookie, t, st = struct.unpack("<16sHBBIIIIIQQQQ", v)
     print(f"family={fam} orig={show(fam, a)}:{port} proto={proto} pid={pid} tgid={tgid} uid={uid} gid={gid} "
-          f"cgroup={cg} cookie={cookie} pad={pad} time={'set' if t else 0}")
+          f"cgroup={cg} cookie={cookie} pad={pad} time={'set' if t else 0} start={'set' if st else 0}")
 
 def counters():
     sums = {}
@@ -280,7 +280,7 @@ py proginfo "$PIN"/progs/tg_connect4 "$PIN"/progs/tg_connect6 "$PIN"/progs/tg_se
 mapshape() { bpftool -j map show pinned "$PIN/maps/$1" | "$PY" -c 'import json,sys; m=json.load(sys.stdin); print(m["type"], m["name"], "flags", m["flags"], "key", m["bytes_key"], "value", m["bytes_value"], "max", m["max_entries"])'; }
 expect "tg_policy4 shape" "lpm_trie tg_policy4 flags 1 key 16 value 136 max 16384" mapshape tg_policy4
 expect "tg_policy6 shape" "lpm_trie tg_policy6 flags 1 key 28 value 136 max 16384" mapshape tg_policy6
-expect "tg_rec_cookie shape" "lru_hash tg_rec_cookie flags 0 key 8 value 64 max 65536" mapshape tg_rec_cookie
+expect "tg_rec_cookie shape" "lru_hash tg_rec_cookie flags 0 key 8 value 72 max 65536" mapshape tg_rec_cookie
 expect "tg_counters shape" "percpu_array tg_counters flags 0 key 4 value 8 max 8" mapshape tg_counters
 expect "tg_events shape" "ringbuf tg_events flags 0 key 0 value 0 max 262144" mapshape tg_events
 expect "tg_settings shape" "array tg_settings flags 0 key 4 value 28 max 1" mapshape tg_settings
@@ -318,7 +318,7 @@ count CONNECT REDIRECT
 P=$(pid_of) LP=$(field 4) CK=$(field 5)
 wait_log "proxy 127.0.0.1 $LP"
 check_record "tg_rec_cookie[$CK] (from 127.0.0.1:$LP) holds the original destination" \
-	"family=4 orig=127.0.0.4:$O4 proto=6 pid=$P tgid=$P uid=65534 gid=65534 cgroup=$WID cookie=$CK pad=0 time=set" "$CK"
+	"family=4 orig=127.0.0.4:$O4 proto=6 pid=$P tgid=$P uid=65534 gid=65534 cgroup=$WID cookie=$CK pad=0 time=set start=set" "$CK"
 
 # --- w1: TCP over IPv6 and IPv4-mapped ----------------------------------------------------------
 expect "w1 tcp [::1]:deny6 (deny rule 7) fails with EPERM" "err EPERM *" in_cg "$W" "$PY" "$TMP/tg.py" tcp 6 ::1 "$X6"
@@ -330,7 +330,7 @@ count CONNECT REDIRECT
 P=$(pid_of) LP=$(field 4) CK=$(field 5)
 wait_log "proxy ::1 $LP"
 check_record "tg_rec_cookie[$CK] (from [::1]:$LP) holds the original destination" \
-	"family=6 orig=::1:$O6 proto=6 pid=$P tgid=$P uid=0 gid=0 cgroup=$WID cookie=$CK pad=0 time=set" "$CK"
+	"family=6 orig=::1:$O6 proto=6 pid=$P tgid=$P uid=0 gid=0 cgroup=$WID cookie=$CK pad=0 time=set start=set" "$CK"
 expect "w1 tcp6 ::ffff:127.0.0.3 (deny rule 3) fails with EPERM" "err EPERM *" in_cg "$W" "$PY" "$TMP/tg.py" tcp 6 ::ffff:127.0.0.3 "$X4"
 count CONNECT DENY; deny_event connect6 rule 4 127.0.0.3 "$X4" 6 3 "$WID"
 expect "w1 tcp6 ::ffff:127.0.0.2 (direct rule 4) connects" "ok DIRECT4 ::ffff:127.0.0.1 *" in_cg "$W" "$PY" "$TMP/tg.py" tcp 6 ::ffff:127.0.0.2 "$D4"
@@ -340,7 +340,7 @@ count CONNECT REDIRECT
 P=$(pid_of) LP=$(field 4) CK=$(field 5)
 wait_log "proxy 127.0.0.1 $LP"
 check_record "tg_rec_cookie[$CK] (v4-mapped client, from 127.0.0.1:$LP) holds the original destination" \
-	"family=4 orig=127.0.0.4:$O4 proto=6 pid=$P tgid=$P uid=0 gid=0 cgroup=$WID cookie=$CK pad=0 time=set" "$CK"
+	"family=4 orig=127.0.0.4:$O4 proto=6 pid=$P tgid=$P uid=0 gid=0 cgroup=$WID cookie=$CK pad=0 time=set start=set" "$CK"
 
 # --- w1: UDP --------------------------------------------------------------------------------------
 expect "w1 udp sendto 127.0.0.2 (direct rule 5) is sent" "ok - 0.0.0.0 *" in_cg "$W" "$PY" "$TMP/tg.py" udp sendto 4 127.0.0.2 "$U4"
@@ -370,7 +370,7 @@ expect "nopolicy tcp 127.0.0.2 is redirected to the proxy" "ok PROXY 127.0.0.1 *
 count CONNECT UNKNOWN_CGROUP REDIRECT
 P=$(pid_of) LP=$(field 4) CK=$(field 5)
 check_record "tg_rec_cookie[$CK] (from 127.0.0.1:$LP) names the unknown cgroup" \
-	"family=4 orig=127.0.0.2:$D4 proto=6 pid=$P tgid=$P uid=0 gid=0 cgroup=$NPID cookie=$CK pad=0 time=set" "$CK"
+	"family=4 orig=127.0.0.2:$D4 proto=6 pid=$P tgid=$P uid=0 gid=0 cgroup=$NPID cookie=$CK pad=0 time=set start=set" "$CK"
 expect "nopolicy udp sendto 127.0.0.2 fails with EPERM" "err EPERM *" in_cg "$NP" "$PY" "$TMP/tg.py" udp sendto 4 127.0.0.2 "$U4"
 count SENDMSG UNKNOWN_CGROUP DENY; deny_event sendmsg4 unknown_cgroup 4 127.0.0.2 "$U4" 17 none "$NPID"
 

@@ -81,6 +81,7 @@ static __always_inline int tg_redirect(struct bpf_sock_addr *ctx, const struct t
 		.cgroup_id = c->cgroup_id,
 		.cookie = bpf_get_socket_cookie(ctx),
 		.time_ns = bpf_ktime_get_ns(),
+		.start_ns = tg_caller_start_ns(),
 	};
 
 	if (bpf_map_update_elem(&tg_rec_cookie, &rec.cookie, &rec, BPF_ANY) != 0) {

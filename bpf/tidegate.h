@@ -13,7 +13,8 @@
  * refuses to adopt pinned maps whose tg_settings.layout_version differs.
  * Version 2: tg_sock_create joined the programs. Version 3: tg_ingress. Version 4: tg_sockops,
  * tg_rec_peer, struct tg_peer_key and the REKEY counter removed (records stay keyed by socket
- * cookie; the proxy finds a connection's cookie through sock_diag).
+ * cookie; the proxy finds a connection's cookie through sock_diag). Version 5: tg_record.start_ns,
+ * the caller's start time, so the proxy binds its attestation to the process that connected.
  */
 #ifndef __TIDEGATE_H
 #define __TIDEGATE_H
@@ -22,7 +23,7 @@
 #include <linux/types.h> /* user space C; BPF code gets the __u* types from vmlinux.h */
 #endif
 
-#define TG_LAYOUT_VERSION 4
+#define TG_LAYOUT_VERSION 5
 #define TG_MAX_PORT_RULES 16 /* port rules per LPM value */
 #define TG_RULE_NONE 0xffff  /* rule_id when no egress rule decided */
 
@@ -110,6 +111,8 @@ struct tg_record {
 	__u64 cgroup_id;    /* bpf_get_current_cgroup_id() of the caller */
 	__u64 cookie;       /* socket cookie */
 	__u64 time_ns;      /* bpf_ktime_get_ns() at connect */
+	__u64 start_ns;     /* the caller's process (thread group leader) start_boottime: ns after boot,
+			     * what /proc/PID/stat field 22 shows in clock ticks */
 };
 
 /* A ring buffer record (tg_events): one denied connect or sendmsg. */
@@ -162,7 +165,7 @@ TG_ASSERT_AT(tg_policy6_key, cgroup_hi, 4);
 TG_ASSERT_AT(tg_policy6_key, cgroup_lo, 8);
 TG_ASSERT_AT(tg_policy6_key, addr, 12);
 
-TG_ASSERT_SIZE(tg_record, 64);
+TG_ASSERT_SIZE(tg_record, 72);
 TG_ASSERT_AT(tg_record, orig_port, 16);
 TG_ASSERT_AT(tg_record, family, 18);
 TG_ASSERT_AT(tg_record, proto, 19);
@@ -174,6 +177,7 @@ TG_ASSERT_AT(tg_record, pad0, 36);
 TG_ASSERT_AT(tg_record, cgroup_id, 40);
 TG_ASSERT_AT(tg_record, cookie, 48);
 TG_ASSERT_AT(tg_record, time_ns, 56);
+TG_ASSERT_AT(tg_record, start_ns, 64);
 
 TG_ASSERT_SIZE(tg_event, 56);
 TG_ASSERT_AT(tg_event, cgroup_id, 8);

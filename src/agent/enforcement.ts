@@ -49,8 +49,11 @@ export interface EnforcementOptions {
   readonly cgroups: WorkloadCgroups;
   /** The entries of the last sync with the server; null before the first one. */
   readonly entries: () => readonly Entry[] | null;
-  /** Selectors of a process (the agent's attestation). */
-  readonly attest: (pid: number) => Promise<readonly string[]>;
+  /**
+   * Selectors of a process (the agent's attestation); `startTime`, when the kernel captured it
+   * with the pid, binds them to the process that started then (attestation.ts).
+   */
+  readonly attest: (pid: number, startTime?: number) => Promise<readonly string[]>;
   readonly logger: Logger;
   /** policy_loaded and policy_rejected go here too. */
   readonly audit: Audit;
@@ -172,7 +175,7 @@ export class Enforcement {
     if (expected.id === null) return { ok: false, workload, reason: "no_identity", detail: expected.why };
     let selectors: readonly string[];
     try {
-      selectors = await this.o.attest(record.tgid);
+      selectors = await this.o.attest(record.tgid, record.startTime);
     } catch (e) {
       // A caller that exited before it could be attested (a client's last connections as it quits)
       // is refused like any other, under its own reason so that it does not read as a fault.

@@ -397,7 +397,7 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
     capture,
     cgroups: capture.tree,
     entries: () => (o.core.entries === null ? null : [...o.core.entries.values()]),
-    attest: async (pid) => (await attestation.attest(pid)).selectors,
+    attest: async (pid, startTime) => (await attestation.attest(pid, startTime)).selectors,
     logger: o.logger,
     audit,
   });

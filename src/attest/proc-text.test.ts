@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { parseCgroupV2, parseStartTime, parseStatus } from "./proc-text.ts";
+import { parseBootOffset, parseCgroupV2, parseStartTime, parseStatus, startTicks } from "./proc-text.ts";
 import { AttestError } from "./errors.ts";
 
 function code(f: () => unknown): string {
@@ -62,4 +62,36 @@ describe("parseCgroupV2", () => {
   test("the root", () => expect(parseCgroupV2("0::/\n")).toBe("/"));
   test("a v1-only host has none", () => expect(parseCgroupV2("4:memory:/x\n1:cpu:/\n")).toBeNull());
   test("rejects a relative path", () => expect(code(() => parseCgroupV2("0::x/y\n"))).toBe("attest_bad_proc"));
+});
+
+describe("startTicks and parseBootOffset (the kernel's start time as /proc shows it)", () => {
+  test("nanoseconds after boot to clock ticks of 10 ms, rounded down as the kernel does", () => {
+    expect(startTicks(1_234_567_890n)).toBe(123);
+    expect(startTicks(9_999_999n)).toBe(0);
+    expect(startTicks(10_000_000n)).toBe(1);
+  });
+
+  test("a time namespace's boot offset is added; 0 or a negative sum is not a start time", () => {
+    expect(startTicks(1_000_000_000n, 2_500_000_000n)).toBe(350);
+    expect(startTicks(2_000_000_000n, -1_000_000_000n)).toBe(100);
+    expect(startTicks(0n)).toBeNull();
+    expect(startTicks(1_000_000_000n, -2_000_000_000n)).toBeNull();
+  });
+
+  test("timens_offsets: the boottime line, by name or clock number; none is 0", () => {
+    expect(parseBootOffset("monotonic 0 0\nboottime 0 0\n")).toBe(0n);
+    expect(parseBootOffset("monotonic 100 0\nboottime 2 500000000\n")).toBe(2_500_000_000n);
+    expect(parseBootOffset("boottime -3 250000000\n")).toBe(-2_750_000_000n);
+    expect(parseBootOffset("7 1 0\n")).toBe(1_000_000_000n);
+    expect(parseBootOffset("monotonic 5 0\n")).toBe(0n);
+    expect(parseBootOffset("")).toBe(0n);
+  });
+
+  for (const [name, text] of [
+    ["a missing field", "boottime 1\n"],
+    ["a fraction past 9 digits", "boottime 1 1000000000\n"],
+    ["a word for seconds", "boottime one 0\n"],
+  ] as const) {
+    test(`timens_offsets: rejects ${name}`, () => expect(code(() => parseBootOffset(text))).toBe("attest_bad_proc"));
+  }
 });

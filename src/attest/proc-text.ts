@@ -40,6 +40,35 @@ export function parseStartTime(stat: string, what = "stat"): number {
   return n;
 }
 
+/** /proc shows a process's times in USER_HZ clock ticks: 100 a second on every Linux ABI. */
+const NS_PER_TICK = 10_000_000n;
+
+/**
+ * A start time the kernel gave in nanoseconds after boot (a task's start_boottime) as /proc/PID/stat
+ * field 22 shows it to a reader whose time namespace moves boot time by `bootOffsetNs`: clock ticks,
+ * rounded down as the kernel rounds. null for 0 (not known) or a negative sum.
+ */
+export function startTicks(startNs: bigint, bootOffsetNs = 0n): number | null {
+  if (startNs <= 0n) return null;
+  const ns = startNs + bootOffsetNs;
+  return ns < 0n ? null : Number(ns / NS_PER_TICK);
+}
+
+/**
+ * The boot-time offset, in nanoseconds, of /proc/self/timens_offsets (time_namespaces(7): lines
+ * `<clock> <seconds> <nanoseconds>`): what /proc adds to start times for a process in a time
+ * namespace. A file without a boottime line is an offset of 0; any other shape is `attest_bad_proc`.
+ */
+export function parseBootOffset(text: string, what = "timens_offsets"): bigint {
+  for (const line of text.split("\n")) {
+    const f = line.trim().split(/\s+/);
+    if (f[0] !== "boottime" && f[0] !== "7") continue; // by name, or CLOCK_BOOTTIME's number
+    if (f.length !== 3 || !/^-?[0-9]{1,19}$/.test(f[1]!) || !/^[0-9]{1,9}$/.test(f[2]!)) bad(what, `boottime line ${quote(line)}`);
+    return BigInt(f[1]!) * 1_000_000_000n + BigInt(f[2]!);
+  }
+  return 0n;
+}
+
 /**
  * parseStartTime on the bytes of /proc/PID/stat as read (`n` of them), without making a string:
  * a cached attestation reads it on every connection. Only the shape the kernel writes is taken

@@ -4,7 +4,7 @@
 // behind.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Socket } from "bun";
-import { existsSync, readdirSync, rmSync, rmdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 import { probeHost } from "../runtime/host.ts";
 import { parseCidr, parseIp } from "../policy/address.ts";
@@ -13,6 +13,7 @@ import { MapHandle } from "./libbpf.ts";
 import { decodeRecord, encodeSettings, MAPS, TG_ACT, TG_PROTO, u32Key, u64Key, type TgEvent } from "./layout.ts";
 import type { CaptureRecord } from "../proxy/egress-listener.ts";
 import { SockDiag } from "../runtime/sock-diag.ts";
+import { parseStartTime } from "../attest/proc-text.ts";
 
 const mount = probeHost().cgroup2;
 const root = process.getuid?.() === 0;
@@ -139,7 +140,7 @@ describe.skipIf(!run)("capture on the real kernel", () => {
     // The oracle: the record's own cookie field, which connect4/6 wrote from bpf_get_socket_cookie.
     const records = MapHandle.fromPinned(join(opts.pinDir, "tg_rec_cookie"), MAPS.tg_rec_cookie.keySize, MAPS.tg_rec_cookie.valueSize);
     const diag = SockDiag.open();
-    const seen: { peer: string; cookie: bigint | null; stored: bigint | null; record: CaptureRecord | null; again: CaptureRecord | null }[] = [];
+    const seen: { peer: string; cookie: bigint | null; stored: bigint | null; record: CaptureRecord | null; again: CaptureRecord | null; procStart: number | null }[] = [];
     const l = listenPair({
       open(sock) {
         const peer = { address: parseIp(sock.remoteAddress), port: sock.remotePort };
@@ -147,7 +148,9 @@ describe.skipIf(!run)("capture on the real kernel", () => {
         const cookie = diag.cookie(peer, local);
         const raw = cookie === null ? null : records.lookup(u64Key(cookie));
         const record = capture.lookupPeer(peer, local);
-        seen.push({ peer: peer.address.text, cookie, stored: raw === null ? null : decodeRecord(raw).cookie, record, again: capture.lookupPeer(peer, local) });
+        // the caller waits for this end to close, so its /proc entry is still there
+        const procStart = record === null ? null : parseStartTime(readFileSync(`/proc/${record.tgid}/stat`, "utf8"));
+        seen.push({ peer: peer.address.text, cookie, stored: raw === null ? null : decodeRecord(raw).cookie, record, again: capture.lookupPeer(peer, local), procStart });
         sock.end();
       },
       data() {},
@@ -169,6 +172,9 @@ describe.skipIf(!run)("capture on the real kernel", () => {
         expect(typeof s.cookie).toBe("bigint");
         expect(s.stored).toBe(s.cookie);
         expect(s.record).toMatchObject({ port: 80, proto: "tcp", tgid: r.pid, uid: 0, cgroupId: w.id });
+        // the kernel's start time of the caller, as /proc/PID/stat field 22 shows it
+        expect(typeof s.record?.startTime).toBe("number");
+        expect(s.record?.startTime).toBe(s.procStart!);
         expect(s.record?.address.text).toBe(c.dst);
         expect(s.again).toBeNull();
       }
@@ -203,7 +209,7 @@ describe.skipIf(!run)("capture on the real kernel", () => {
     const err = await Capture.open(opts).then(() => null, (e: unknown) => e);
     expect(err).toBeInstanceOf(CaptureError);
     expect((err as CaptureError).code).toBe("capture_pins_foreign");
-    expect((err as Error).message).toContain("layout version 3, this agent has 4");
+    expect((err as Error).message).toContain("layout version 3, this agent has 5");
     expect((err as Error).message).toContain("tidegate agent --uninstall");
   });
 

@@ -34,6 +34,8 @@ export interface TgRecord {
   readonly cookie: bigint;
   /** bpf_ktime_get_ns() at connect (CLOCK_MONOTONIC). */
   readonly timeNs: bigint;
+  /** When the caller's process (its thread group leader) started: start_boottime, ns after boot. */
+  readonly startNs: bigint;
 }
 
 export function decodeRecord(bytes: Uint8Array): TgRecord {
@@ -51,6 +53,7 @@ export function decodeRecord(bytes: Uint8Array): TgRecord {
     cgroupId: v.getBigUint64(s.cgroup_id.offset, LE),
     cookie: v.getBigUint64(s.cookie.offset, LE),
     timeNs: v.getBigUint64(s.time_ns.offset, LE),
+    startNs: v.getBigUint64(s.start_ns.offset, LE),
   });
 }
 

@@ -5,7 +5,7 @@
  * #defines against the header; the encoders read their offsets from LAYOUT.
  */
 
-export const TG_LAYOUT_VERSION = 4;
+export const TG_LAYOUT_VERSION = 5;
 export const TG_MAX_PORT_RULES = 16;
 export const TG_RULE_NONE = 0xffff;
 
@@ -45,10 +45,11 @@ export const LAYOUT = {
   tg_policy4_key: { size: 16, members: { prefixlen: m(0, 4), cgroup_hi: m(4, 4), cgroup_lo: m(8, 4), addr: m(12, 4) } },
   tg_policy6_key: { size: 28, members: { prefixlen: m(0, 4), cgroup_hi: m(4, 4), cgroup_lo: m(8, 4), addr: m(12, 16) } },
   tg_record: {
-    size: 64,
+    size: 72,
     members: {
       orig_addr: m(0, 16), orig_port: m(16, 2), family: m(18, 1), proto: m(19, 1), pid: m(20, 4), tgid: m(24, 4),
       uid: m(28, 4), gid: m(32, 4), pad0: m(36, 4), cgroup_id: m(40, 8), cookie: m(48, 8), time_ns: m(56, 8),
+      start_ns: m(64, 8),
     },
   },
   tg_event: {
@@ -65,7 +66,7 @@ export const LAYOUT = {
 export const MAPS = {
   tg_policy4: { type: 11, keySize: 16, valueSize: 136, maxEntries: 16384 },
   tg_policy6: { type: 11, keySize: 28, valueSize: 136, maxEntries: 16384 },
-  tg_rec_cookie: { type: 9, keySize: 8, valueSize: 64, maxEntries: 65536 },
+  tg_rec_cookie: { type: 9, keySize: 8, valueSize: 72, maxEntries: 65536 },
   tg_counters: { type: 6, keySize: 4, valueSize: 8, maxEntries: TG_CNT_MAX },
   tg_events: { type: 27, keySize: 0, valueSize: 0, maxEntries: 256 * 1024 },
   tg_settings: { type: 2, keySize: 4, valueSize: 28, maxEntries: 1 },

@@ -125,22 +125,24 @@ describe("records and events", () => {
   test("decodeRecord reads every field at the header's offsets", () => {
     const raw = bytes(
       "7f000001 00000000 00000000 00000000" + "bb01 04 06" + "e8030000 e9030000 f4010000 f5010000 00000000" +
-        "0807060504030201" + "1100000000000000" + "0010000000000000",
+        "0807060504030201" + "1100000000000000" + "0010000000000000" + "00e1f50500000000",
     );
-    expect(raw.length).toBe(64);
+    expect(raw.length).toBe(72);
     const r = decodeRecord(raw);
     expect(r.address.text).toBe("127.0.0.1");
     expect([r.port, r.proto, r.pid, r.tgid, r.uid, r.gid]).toEqual([443, 6, 1000, 1001, 500, 501]);
     expect(r.cgroupId).toBe(0x0102030405060708n);
     expect(r.cookie).toBe(17n);
     expect(r.timeNs).toBe(4096n);
+    expect(r.startNs).toBe(100_000_000n);
     const v6 = raw.slice();
     v6.set(bytes("20010db8000000000000000000000042"), 0);
     v6[18] = 6;
     expect(decodeRecord(v6).address.text).toBe("2001:db8::42");
     v6[18] = 5;
     layoutError(() => decodeRecord(v6), "address family 5");
-    layoutError(() => decodeRecord(new Uint8Array(63)), "63 bytes, want 64");
+    layoutError(() => decodeRecord(new Uint8Array(71)), "71 bytes, want 72");
+    layoutError(() => decodeRecord(new Uint8Array(64)), "64 bytes, want 72"); // a layout-4 record
   });
 
   test("decodeEvent reads every field; TG_RULE_NONE is null", () => {
@@ -163,8 +165,8 @@ describe("records and events", () => {
 describe("settings and counters", () => {
   test("encodeSettings writes the layout version, the port in host order and both proxies in network order", () => {
     const s = encodeSettings({ proxyPort: 15001, proxy4: parseIp("127.0.0.1"), proxy6: parseIp("::1") });
-    expect(hex(s)).toBe(hex(bytes("04000000 993a 0000 7f000001 00000000000000000000000000000001")));
-    expect(decodeSettings(s)).toEqual({ layoutVersion: 4, proxyPort: 15001, proxy4: parseIp("127.0.0.1"), proxy6: parseIp("::1") });
+    expect(hex(s)).toBe(hex(bytes("05000000 993a 0000 7f000001 00000000000000000000000000000001")));
+    expect(decodeSettings(s)).toEqual({ layoutVersion: 5, proxyPort: 15001, proxy4: parseIp("127.0.0.1"), proxy6: parseIp("::1") });
   });
 
   test("no proxy: zeros, read back as null", () => {

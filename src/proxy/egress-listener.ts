@@ -76,6 +76,11 @@ export interface CaptureRecord {
   readonly uid: number;
   readonly gid: number;
   readonly cgroupId: bigint;
+  /**
+   * When the caller's process started, in clock ticks after boot as /proc/PID/stat field 22 shows
+   * it to the agent (`start_ns`); absent when not known. Attestation is bound to it.
+   */
+  readonly startTime?: number;
 }
 
 export type Identified =
