@@ -84,6 +84,15 @@ describe("Attestation", () => {
     expect(await codeOf(at.attest(5))).toBe("attest_process_changed");
   });
 
+  test("a process that exited and is not reaped yet (a zombie: stat left, no executable): attest_no_process", async () => {
+    const fs = new FakeProcFs().addProcess({ pid: 5, startTime: 10 });
+    fs.set("/proc/5/stat", { text: "5 (w) r k) Z 1 1 1 0 -1 4194348 0 0 0 0 0 0 0 0 20 0 1 0 10 0 0\n" });
+    fs.nodes.delete("/proc/5/exe");
+    const at = new Attestation(fs, [probe()]);
+    expect(await codeOf(at.attest(5))).toBe("attest_no_process");
+    expect(await codeOf(at.attest(5, 10))).toBe("attest_no_process");
+  });
+
   test("a process without an executable (kernel thread): attest_exe_unreadable", async () => {
     const fs = new FakeProcFs().addProcess({ pid: 2 });
     fs.nodes.delete("/proc/2/exe");

@@ -75,6 +75,15 @@ export class Attestation {
     this.#now = opts.now ?? Date.now;
   }
 
+  /** True when `pid` has exited and waits to be reaped (or cannot be read any more). */
+  #exited(pid: number): boolean {
+    try {
+      return exitedState(this.#fs.readTextSync(`/proc/${pid}/stat`));
+    } catch {
+      return true;
+    }
+  }
+
   /** The start time of `pid` now (`attest_no_process` when there is no such process). */
   async startTime(pid: number): Promise<number> {
     return this.#startTime(pid);
@@ -179,10 +188,19 @@ export class Attestation {
     } catch (cause) {
       const now = this.#startTime(pid); // throws attest_no_process when it is gone
       if (now !== startTime) throw changed(pid, `exited and the pid was reused`);
+      // An exited process not yet reaped keeps its /proc/PID/stat but has no executable any more.
+      if (this.#exited(pid)) throw new AttestError("attest_no_process", `attest: pid ${pid} has exited`, { cause });
       if (isGone(cause)) throw new AttestError("attest_exe_unreadable", `attest: pid ${pid} has no executable (a kernel thread?)`, { cause });
       throw new AttestError("attest_exe_unreadable", `attest: cannot resolve the executable of pid ${pid}`, { cause });
     }
   }
+}
+
+/** The state of /proc/PID/stat (field 3, after the last ")") says the process has exited: zombie or dead. */
+function exitedState(stat: string): boolean {
+  const close = stat.lastIndexOf(")");
+  const state = close < 0 ? "" : stat.slice(close + 1).trimStart().charAt(0);
+  return state === "Z" || state === "X" || state === "x";
 }
 
 function changed(pid: number, why: string): AttestError {
