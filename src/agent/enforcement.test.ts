@@ -50,7 +50,7 @@ function setup(entries: Entry[] | null, cgroups = new Map([["w1", 101n]])) {
     removeCgroup: (id) => void removed.push(id),
     lookupPeer: () => null,
   };
-  const state = { entries, selectors: ["tidegate:workload:w1"] as string[], attestError: null as Error | null };
+  const state = { entries, selectors: ["tidegate:workload:w1"] as string[], attestError: null as Error | null, attested: [] as [number, number | undefined][] };
   const holder = new PolicyHolder();
   const enforcement = new Enforcement({
     configPath: config,
@@ -58,7 +58,8 @@ function setup(entries: Entry[] | null, cgroups = new Map([["w1", 101n]])) {
     capture,
     cgroups: { workloads: () => cgroups },
     entries: () => state.entries,
-    attest: async () => {
+    attest: async (pid, startTime) => {
+      state.attested.push([pid, startTime]);
       if (state.attestError !== null) throw state.attestError;
       return state.selectors;
     },
@@ -152,6 +153,16 @@ describe("enforcement", () => {
     const denied = await decideConnection({ ...caller, record: { ...record, port: 81 } }, null, deps(record));
     expect(denied.fields).toMatchObject({ decision: "deny", rule: null, outcome: "refused", reason: "no_rule" });
     expect(denied.upstream).toBeNull();
+  });
+
+  test("the caller is attested bound to the start time the kernel recorded with its pid", async () => {
+    writeFileSync(config, POLICY);
+    const t = setup([entry("e1", "spiffe://example.org/w1", "tidegate:workload:w1")]);
+    t.enforcement.reload();
+    const record = { address: parseIp("10.1.2.3"), port: 80, proto: "tcp" as const, pid: 43, tgid: 42, uid: 65534, gid: 65534, cgroupId: 101n };
+    expect(await t.enforcement.identify({ ...record, startTime: 31337 })).toMatchObject({ ok: true });
+    expect(await t.enforcement.identify(record)).toMatchObject({ ok: true });
+    expect(t.state.attested).toEqual([[42, 31337], [42, undefined]]);
   });
 });
 

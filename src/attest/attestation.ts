@@ -16,12 +16,6 @@
  *   root) are all unchanged, and it is younger
  *   than `cacheTtlMs`. What a process can change without those moving (its supplementary groups,
  *   or being moved to another cgroup by root) is seen when the entry expires.
- * - A caller that captured the start time with the pid (the kernel's record of a connection,
- *   bpf/tidegate.h `start_ns`) is served a cached result whose start time is that one without
- *   /proc/PID/stat being read again: the executable and the owner are still read. So the result
- *   is the one attested for the process that connected, even if its pid was reused since; when
- *   the pid now belongs to a process with another executable or owner, the entry is not used,
- *   and the fresh attestation finds the other start time and fails (`attest_process_changed`).
  */
 import type { ProcessRef, WorkloadAttestor } from "./attestor.ts";
 import { AttestError } from "./errors.ts";
@@ -114,11 +108,7 @@ export class Attestation {
    */
   async attest(pid: number, expectedStartTime?: number): Promise<Attested> {
     // The fingerprint is read synchronously: a cached hit is three reads of /proc (five system
-    // calls) and no await; two (two calls) when the start time came with the pid.
-    if (expectedStartTime !== undefined) {
-      const known = this.#knownHit(pid, expectedStartTime);
-      if (known !== null) return known;
-    }
+    // calls) and no await.
     const before = this.#fingerprint(pid);
     if (expectedStartTime !== undefined && before.startTime !== expectedStartTime) {
       throw changed(pid, `started at tick ${before.startTime}, not ${expectedStartTime}: the pid was reused`);
@@ -145,24 +135,6 @@ export class Attestation {
     return { pid, startTime: before.startTime, selectors: unique, cached: false };
   }
 
-  /**
-   * The cached result for `pid` that started at `startTime` (captured with the pid, so not read
-   * again), if it is still fresh and the executable and owner of /proc/PID are unchanged; else
-   * null, and the caller attests in full (which also reports a process gone or changed).
-   */
-  #knownHit(pid: number, startTime: number): Attested | null {
-    checkPid(pid);
-    const hit = this.#cache.get(pid);
-    if (hit === undefined || hit.startTime !== startTime || this.#now() - hit.at >= this.#ttl) return null;
-    let now: Fingerprint;
-    try {
-      now = this.#printOf(pid, startTime);
-    } catch {
-      return null;
-    }
-    return samePrint(hit, now) ? { pid, startTime, selectors: hit.selectors, cached: true } : null;
-  }
-
   /** Drops the cached result of `pid` (e.g. when its connection closes). */
   forget(pid: number): void {
     this.#cache.delete(pid);
@@ -174,17 +146,12 @@ export class Attestation {
     if (after.exe !== before.exe) throw changed(pid, `executed another file during attestation`);
   }
 
-  /** The executable's identity and the owner of /proc/PID, with `startTime` as given. Throws what the file system throws. */
-  #printOf(pid: number, startTime: number): Fingerprint {
-    const exe = this.#fs.fileIdSync(`/proc/${pid}/exe`);
-    const dir = this.#fs.ownerSync(`/proc/${pid}`);
-    return { startTime, exe, owner: `${dir.uid}:${dir.gid}` };
-  }
-
   #fingerprint(pid: number): Fingerprint {
     const startTime = this.#startTime(pid);
     try {
-      return this.#printOf(pid, startTime);
+      const exe = this.#fs.fileIdSync(`/proc/${pid}/exe`);
+      const dir = this.#fs.ownerSync(`/proc/${pid}`);
+      return { startTime, exe, owner: `${dir.uid}:${dir.gid}` };
     } catch (cause) {
       const now = this.#startTime(pid); // throws attest_no_process when it is gone
       if (now !== startTime) throw changed(pid, `exited and the pid was reused`);
