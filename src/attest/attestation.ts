@@ -69,15 +69,6 @@ export class Attestation {
     this.#now = opts.now ?? Date.now;
   }
 
-  /** True when `pid` has exited and waits to be reaped (or cannot be read any more). */
-  #exited(pid: number): boolean {
-    try {
-      return exitedState(this.#fs.readTextSync(`/proc/${pid}/stat`));
-    } catch {
-      return true;
-    }
-  }
-
   /** The start time of `pid` now (`attest_no_process` when there is no such process). */
   async startTime(pid: number): Promise<number> {
     return this.#startTime(pid);
@@ -96,9 +87,17 @@ export class Attestation {
       }
       return parseStartTime(n < statBytes.length ? utf8.decode(statBytes.subarray(0, n)) : this.#fs.readTextSync(path), path);
     } catch (cause) {
-      if (cause instanceof AttestError) throw cause;
-      if (isGone(cause)) throw new AttestError("attest_no_process", `attest: no process with pid ${pid}`, { cause });
-      throw new AttestError("attest_failed", `attest: cannot read ${path}`, { cause });
+      readFailed(pid, path, cause);
+    }
+  }
+
+  /** /proc/PID/stat as text, with #startTime's errors (`attest_no_process` when it is gone). */
+  #statText(pid: number): string {
+    const path = `/proc/${pid}/stat`;
+    try {
+      return this.#fs.readTextSync(path);
+    } catch (cause) {
+      readFailed(pid, path, cause);
     }
   }
 
@@ -153,10 +152,10 @@ export class Attestation {
       const dir = this.#fs.ownerSync(`/proc/${pid}`);
       return { startTime, exe, owner: `${dir.uid}:${dir.gid}` };
     } catch (cause) {
-      const now = this.#startTime(pid); // throws attest_no_process when it is gone
-      if (now !== startTime) throw changed(pid, `exited and the pid was reused`);
+      const stat = this.#statText(pid); // throws attest_no_process when it is gone
+      if (parseStartTime(stat, `/proc/${pid}/stat`) !== startTime) throw changed(pid, `exited and the pid was reused`);
       // An exited process not yet reaped keeps its /proc/PID/stat but has no executable any more.
-      if (this.#exited(pid)) throw new AttestError("attest_no_process", `attest: pid ${pid} has exited`, { cause });
+      if (exitedState(stat)) throw new AttestError("attest_no_process", `attest: pid ${pid} has exited`, { cause });
       if (isGone(cause)) throw new AttestError("attest_exe_unreadable", `attest: pid ${pid} has no executable (a kernel thread?)`, { cause });
       throw new AttestError("attest_exe_unreadable", `attest: cannot resolve the executable of pid ${pid}`, { cause });
     }
@@ -168,6 +167,13 @@ function exitedState(stat: string): boolean {
   const close = stat.lastIndexOf(")");
   const state = close < 0 ? "" : stat.slice(close + 1).trimStart().charAt(0);
   return state === "Z" || state === "X" || state === "x";
+}
+
+/** A failed read of /proc/PID/stat: the process is gone (`attest_no_process`), or the read failed. */
+function readFailed(pid: number, path: string, cause: unknown): never {
+  if (cause instanceof AttestError) throw cause;
+  if (isGone(cause)) throw new AttestError("attest_no_process", `attest: no process with pid ${pid}`, { cause });
+  throw new AttestError("attest_failed", `attest: cannot read ${path}`, { cause });
 }
 
 function changed(pid: number, why: string): AttestError {

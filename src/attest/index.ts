@@ -7,7 +7,7 @@ export { UnixAttestor } from "./unix.ts";
 export { CgroupAttestor } from "./cgroup.ts";
 export { TidegateAttestor, WORKLOAD_NAME, workloadCgroupPath } from "./tidegate.ts";
 export { parseCgroupPath, type CgroupInfo, type CgroupFinding } from "./cgroup-path.ts";
-export { parseStartTime, parseStatus, parseCgroupV2, parseBootOffset, startTicks } from "./proc-text.ts";
+export { parseStartTime, parseStatus, parseCgroupV2 } from "./proc-text.ts";
 export { ExeHashCache } from "./exe-hash.ts";
 export { Accounts } from "./accounts.ts";
 export { matchEntry, nearMisses, type MatchEntry, type NearMiss } from "./match.ts";

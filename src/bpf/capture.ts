@@ -266,8 +266,7 @@ export class Capture {
     if (raw === null) return null;
     this.maps.tg_rec_cookie.delete(key);
     const r = decodeRecord(raw);
-    const startTime = startTicks(r.startNs, this.bootOffset);
-    return { address: r.address, port: r.port, proto: r.proto === 17 ? "udp" : "tcp", pid: r.pid, tgid: r.tgid, uid: r.uid, gid: r.gid, cgroupId: r.cgroupId, ...(startTime !== null ? { startTime } : {}) };
+    return { address: r.address, port: r.port, proto: r.proto === 17 ? "udp" : "tcp", pid: r.pid, tgid: r.tgid, uid: r.uid, gid: r.gid, cgroupId: r.cgroupId, startTime: startTicks(r.startNs, this.bootOffset) ?? undefined };
   }
 
   /** Reads the deny events queued since the last call. */
