@@ -48,8 +48,9 @@ function systemLibrary(soname: string): string {
 function prepareEmbeddedFiles(): string {
   const dir = `${root}.tmp/native`;
   mkdirSync(dir, { recursive: true });
-  if (!existsSync(`${root}bpf/tidegate.bpf.o`)) {
-    console.error("build: bpf/tidegate.bpf.o is missing (it is committed; rebuild it with make -C bpf)");
+  for (const o of ["tidegate.bpf.o", "task-print.bpf.o"]) {
+    if (existsSync(`${root}bpf/${o}`)) continue;
+    console.error(`build: bpf/${o} is missing (it is committed; rebuild it with make -C bpf)`);
     process.exit(1);
   }
   const sonames = ["libz.so.1", "libelf.so.1", "libbpf.so.1"];
@@ -63,11 +64,12 @@ function prepareEmbeddedFiles(): string {
       `import libelf from "./${libelf}" with { type: "file" };`,
       `import libbpf from "./${libbpf}" with { type: "file" };`,
       `import object from "../../bpf/tidegate.bpf.o" with { type: "file" };`,
-      "export default { libz, libelf, libbpf, object };",
+      `import taskPrintObject from "../../bpf/task-print.bpf.o" with { type: "file" };`,
+      "export default { libz, libelf, libbpf, object, taskPrintObject };",
       "",
     ].join("\n"),
   );
-  console.error(`build: embedding ${sonames.join(", ")} and bpf/tidegate.bpf.o`);
+  console.error(`build: embedding ${sonames.join(", ")}, bpf/tidegate.bpf.o and bpf/task-print.bpf.o`);
   // Relative to src/bpf/embedded-files.ts, which imports it.
   return "../../.tmp/native/embedded-files.generated.ts";
 }

@@ -30,6 +30,7 @@ import { BpfError } from "../bpf/errors.ts";
 import type { TgEvent } from "../bpf/layout.ts";
 import { startEgressListener, type EgressListener } from "../proxy/egress-listener.ts";
 import { createAttestation } from "../attest/system.ts";
+import { openKernelPrint, type KernelPrint } from "./kernel-print.ts";
 import { Enforcement } from "./enforcement.ts";
 import { NameCache } from "../policy/name-cache.ts";
 import { createDnsLookup } from "../runtime/dns-client.ts";
@@ -108,6 +109,8 @@ export class Enforcer {
     private readonly o: EnforcerOptions,
     /** The injected secrets (`changed`: the store looks at its file on the next request). */
     private readonly secrets: Pick<AgentSecrets, "changed"> = { changed() {} },
+    /** tg_task_print, which attestation reads callers through (closed at stop). */
+    private readonly prints: KernelPrint = { print: undefined, close() {} },
   ) {}
 
   /**
@@ -316,6 +319,7 @@ export class Enforcer {
     this.drainEvents();
     this.listener.stop();
     this.inbound.stop();
+    this.prints.close();
     this.capture.close();
   }
 }
@@ -390,7 +394,8 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
   // Every event the enforcing half writes from here on is counted too (rule-hits.ts), kernel denies included.
   const hits = new RuleHits({ generation: () => holder.generation });
   const audit = hits.tap(o.audit);
-  const attestation = createAttestation({ cgroupName: o.places.cgroupName });
+  const prints = await openKernelPrint(o.logger);
+  const attestation = createAttestation({ cgroupName: o.places.cgroupName, ...(prints.print !== undefined ? { kernelPrint: prints.print } : {}) });
   const enforcement = new Enforcement({
     configPath: o.places.config,
     holder,
@@ -431,6 +436,7 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
     capture.setProxyPort(port);
     warnIfUnprotected(port, o.logger);
   } catch (e) {
+    prints.close();
     capture.close();
     throw e;
   }
@@ -438,7 +444,7 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
   const present = existsSync(o.places.config);
   if (!present) o.logger.warn("policy_absent", { file: o.places.config, effect: "no policy: managed workloads reach nothing until one loads" });
   if (!(present && enforcement.reload())) enforcement.resync(true);
-  const enforcer = new Enforcer(capture, holder, enforcement, listener, new InboundManager({ identity, logger: o.logger, audit, pins, ...(o.accepting !== undefined ? { accepting: o.accepting } : {}), timeouts: proxyBounds }), interception, pins, hits, { ...o, audit }, secrets);
+  const enforcer = new Enforcer(capture, holder, enforcement, listener, new InboundManager({ identity, logger: o.logger, audit, pins, ...(o.accepting !== undefined ? { accepting: o.accepting } : {}), timeouts: proxyBounds }), interception, pins, hits, { ...o, audit }, secrets, prints);
   enforcer.start();
   o.logger.info("capture_ready", { cgroup: capture.tree.root, pins: capture.pinDir, adopted: capture.adopted, egress_port: listener.port });
   return enforcer;

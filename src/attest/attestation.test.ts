@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { Attestation } from "./attestation.ts";
+import { Attestation, type Fingerprint } from "./attestation.ts";
 import type { ProcessRef, WorkloadAttestor } from "./attestor.ts";
 import { AttestError } from "./errors.ts";
 import { FakeProcFs } from "./fake-proc-fs.ts";
@@ -190,6 +190,114 @@ describe("Attestation", () => {
       await at.attest(5, 10);
       expect(await codeOf(at.attest(5, 9))).toBe("attest_process_changed");
     });
+  });
+});
+
+describe("Attestation with the kernel's print (kernelPrint)", () => {
+  /** A kernel print of whatever the fake /proc holds for the pid, in the kernel's own formats; null when told to or when there is no such process. */
+  function kernel(fs: FakeProcFs) {
+    const k = {
+      calls: 0,
+      answer: true,
+      exe: "k254:0:1234",
+      owner: "1000:1000",
+      print: (pid: number): Fingerprint | null => {
+        k.calls++;
+        const stat = fs.nodes.get(`/proc/${pid}/stat`);
+        if (!k.answer || stat === undefined || !("text" in stat)) return null;
+        return { startTime: Number(stat.text!.split(") ")[1]!.split(" ")[19]), exe: k.exe, owner: k.owner };
+      },
+    };
+    return k;
+  }
+
+  test("a cached hit is one call to the kernel and no read of /proc", async () => {
+    const fs = new FakeProcFs().addProcess({ pid: 5, startTime: 10 });
+    const k = kernel(fs);
+    const p = probe();
+    const at = new Attestation(fs, [p], { kernelPrint: k.print });
+    expect(await at.attest(5, 10)).toMatchObject({ startTime: 10, cached: false });
+    fs.log.length = 0;
+    k.calls = 0;
+    expect(await at.attest(5, 10)).toEqual({ pid: 5, startTime: 10, selectors: ["test:k:v"], cached: true });
+    expect(fs.log).toEqual([]);
+    expect(k.calls).toBe(1);
+    expect(p.calls).toBe(1);
+  });
+
+  test("a start time other than the captured one: attest_process_changed, the attestors not run", async () => {
+    const fs = new FakeProcFs().addProcess({ pid: 5, startTime: 10 });
+    const p = probe();
+    const at = new Attestation(fs, [p], { kernelPrint: kernel(fs).print });
+    expect(await codeOf(at.attest(5, 9))).toBe("attest_process_changed");
+    expect(p.calls).toBe(0);
+  });
+
+  test("the caller gone and its pid reused: refused, its cached result not used", async () => {
+    const fs = new FakeProcFs().addProcess({ pid: 5, startTime: 10 });
+    const p = probe();
+    const at = new Attestation(fs, [p], { kernelPrint: kernel(fs).print });
+    await at.attest(5, 10);
+    fs.addProcess({ pid: 5, startTime: 20 });
+    expect(await codeOf(at.attest(5, 10))).toBe("attest_process_changed");
+    expect(await at.attest(5, 20)).toMatchObject({ startTime: 20, cached: false });
+    expect(p.calls).toBe(2);
+  });
+
+  test("the process execs another file during attestation: attest_process_changed", async () => {
+    const fs = new FakeProcFs().addProcess({ pid: 5, startTime: 10 });
+    const k = kernel(fs);
+    const at = new Attestation(fs, [probe(() => (k.exe = "k254:0:99"))], { kernelPrint: k.print });
+    expect(await codeOf(at.attest(5))).toBe("attest_process_changed");
+  });
+
+  test("another executable or owner since the cached result: attested afresh", async () => {
+    const fs = new FakeProcFs().addProcess({ pid: 5, startTime: 10 });
+    const k = kernel(fs);
+    const p = probe();
+    const at = new Attestation(fs, [p], { kernelPrint: k.print });
+    await at.attest(5, 10);
+    k.exe = "k254:0:99";
+    expect((await at.attest(5, 10)).cached).toBe(false);
+    expect((await at.attest(5, 10)).cached).toBe(true);
+    k.owner = "0:0";
+    expect((await at.attest(5, 10)).cached).toBe(false);
+    expect(p.calls).toBe(3);
+  });
+
+  test("no answer from the kernel: /proc is read, and its refusals keep their reasons", async () => {
+    const fs = new FakeProcFs().addProcess({ pid: 5, startTime: 10 }).addProcess({ pid: 2, startTime: 1 });
+    fs.nodes.delete("/proc/2/exe");
+    const k = kernel(fs);
+    k.answer = false;
+    const at = new Attestation(fs, [probe()], { kernelPrint: k.print });
+    expect(await at.attest(5, 10)).toMatchObject({ startTime: 10, cached: false });
+    expect(fs.log).toContain("read /proc/5/stat");
+    expect(await codeOf(at.attest(6))).toBe("attest_no_process");
+    expect(await codeOf(at.attest(2))).toBe("attest_exe_unreadable");
+    expect(await codeOf(at.attest(5, 9))).toBe("attest_process_changed");
+  });
+
+  test("a result cached from /proc is not served on the kernel's print, nor the other way round", async () => {
+    const fs = new FakeProcFs().addProcess({ pid: 5, startTime: 10 });
+    const k = kernel(fs);
+    const p = probe();
+    const at = new Attestation(fs, [p], { kernelPrint: k.print });
+    k.answer = false;
+    await at.attest(5, 10);
+    k.answer = true;
+    expect((await at.attest(5, 10)).cached).toBe(false);
+    k.answer = false;
+    expect((await at.attest(5, 10)).cached).toBe(false);
+    expect(p.calls).toBe(3);
+  });
+
+  test("not a pid: attest_bad_pid, the kernel not asked", async () => {
+    const fs = new FakeProcFs();
+    const k = kernel(fs);
+    const at = new Attestation(fs, [probe()], { kernelPrint: k.print });
+    for (const pid of [0, -1, 1.5, Number.NaN, 2 ** 40]) expect(await codeOf(at.attest(pid))).toBe("attest_bad_pid");
+    expect(k.calls).toBe(0);
   });
 });
 

@@ -15,7 +15,7 @@
  * - `uninstall` is the one way out: it kills what is left in the cgroups (and says how many),
  *   removes the links (detaching the programs), the map pins and the cgroups.
  */
-import { existsSync, mkdirSync, chmodSync, openSync, closeSync, readdirSync, readFileSync, rmdirSync, unlinkSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, chmodSync, openSync, closeSync, readdirSync, rmdirSync, unlinkSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { TidegateError } from "../errors.ts";
 import type { CaptureRecord } from "../proxy/egress-listener.ts";
@@ -44,23 +44,8 @@ import type { LpmEntry } from "./lpm-entries.ts";
 import { tidegateObject } from "./object.ts";
 import { parseIp } from "../policy/address.ts";
 import { SockDiag, SockDiagError, type Endpoint } from "../runtime/sock-diag.ts";
-import { parseBootOffset, startTicks } from "../attest/proc-text.ts";
-
-/**
- * What /proc adds to the start times it shows this process (its time namespace's boot-time
- * offset; 0 in the initial one): records carry the kernel's own start times, and attestation
- * compares them with /proc's. A file that cannot be read is no offset (kernels before 5.6 have
- * no time namespaces).
- */
-function bootOffsetNs(): bigint {
-  let text: string;
-  try {
-    text = readFileSync("/proc/self/timens_offsets", "utf8");
-  } catch {
-    return 0n;
-  }
-  return parseBootOffset(text, "/proc/self/timens_offsets");
-}
+import { startTicks } from "../attest/proc-text.ts";
+import { bootOffsetNs } from "./task-print.ts";
 
 export class CaptureError extends TidegateError<"capture_unavailable" | "capture_pins_foreign" | "capture_io"> {}
 

@@ -18,6 +18,8 @@
  * - `bpf_info`: bpf_obj_get_info_by_fd failed.
  * - `bpf_stats`: bpf_enable_stats failed.
  * - `bpf_mount`: bpffs could not be mounted.
+ * - `bpf_run`: running a program with bpf(BPF_PROG_TEST_RUN) failed, or it returned a status
+ *   the caller does not know.
  * - `bpf_closed`: a handle was used after close.
  * - `bpf_layout`: a value does not fit a struct of bpf/tidegate.h (too many port rules, a prefix
  *   longer than the address, a field out of range) or a buffer read back has the wrong size.
@@ -38,6 +40,7 @@ export type BpfErrorCode =
   | "bpf_stats"
   | "bpf_mount"
   | "bpf_closed"
+  | "bpf_run"
   | "bpf_layout";
 
 export class BpfError extends TidegateError<BpfErrorCode> {

@@ -1,12 +1,14 @@
 /**
  * The TypeScript mirror of bpf/tidegate.h against the BTF that clang wrote into the committed
  * bpf/tidegate.bpf.o (STYLE.md point 9): every struct's size, member names, order, offsets and
- * sizes; every enum's values; and the header's #defines. Needs bpftool (installed by the
+ * sizes; every enum's values; and the header's #defines. The same for struct tg_task_print of
+ * bpf/task-print.bpf.o against src/bpf/task-print.ts. Needs bpftool (installed by the
  * project's setup); without it the test is skipped with a reason, except under CI where it fails.
  */
 import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { ENUMS, LAYOUT, TG_LAYOUT_VERSION, TG_MAX_PORT_RULES, TG_PROTO, TG_RULE_NONE } from "./layout.ts";
+import { TASK_PRINT_LAYOUT, TG_PRINT } from "./task-print.ts";
 
 const root = new URL("../..", import.meta.url).pathname;
 const objectPath = `${root}bpf/tidegate.bpf.o`;
@@ -24,8 +26,8 @@ interface BtfType {
   values?: { name: string; val: number }[];
 }
 
-function dumpBtf(): Map<number, BtfType> {
-  const r = Bun.spawnSync([bpftool!, "btf", "dump", "file", objectPath, "-j"], { stdout: "pipe", stderr: "pipe" });
+function dumpBtf(path = objectPath): Map<number, BtfType> {
+  const r = Bun.spawnSync([bpftool!, "btf", "dump", "file", path, "-j"], { stdout: "pipe", stderr: "pipe" });
   if (r.exitCode !== 0) throw new Error(`bpftool btf dump failed: ${r.stderr.toString()}`);
   const types = (JSON.parse(r.stdout.toString()) as { types: BtfType[] }).types;
   return new Map(types.map((t) => [t.id, t]));
@@ -58,8 +60,21 @@ function sizeOf(btf: Map<number, BtfType>, id: number): number {
 
 function named(btf: Map<number, BtfType>, kind: string, name: string): BtfType {
   const found = [...btf.values()].filter((t) => t.kind === kind && t.name === name);
-  if (found.length !== 1) throw new Error(`${found.length} BTF ${kind} named ${name} in ${objectPath} (want 1; is it referenced by the programs?)`);
+  if (found.length !== 1) throw new Error(`${found.length} BTF ${kind} named ${name} (want 1; is it referenced by the programs?)`);
   return found[0]!;
+}
+
+/** A struct's size and members as BTF gives them, in the shape of LAYOUT's entries. */
+function structOf(btf: Map<number, BtfType>, name: string) {
+  const t = named(btf, "STRUCT", name);
+  return {
+    size: t.size,
+    members: t.members!.map((m) => ({ name: m.name, offset: m.bits_offset / 8, size: sizeOf(btf, m.type_id), bitfield: m.bitfield_size ?? 0 })),
+  };
+}
+
+function mirrorOf(struct: { size: number; members: Readonly<Record<string, { offset: number; size: number }>> }): ReturnType<typeof structOf> {
+  return { size: struct.size, members: Object.entries(struct.members).map(([member, m]) => ({ name: member, offset: m.offset, size: m.size, bitfield: 0 })) };
 }
 
 const skip = bpftool === null && process.env.CI === undefined;
@@ -70,21 +85,7 @@ describe.skipIf(skip)("layout against the BTF of bpf/tidegate.bpf.o", () => {
 
   for (const [name, struct] of Object.entries(LAYOUT)) {
     test(`struct ${name}: size, and each member's name, order, offset and size`, () => {
-      const t = named(btf, "STRUCT", name);
-      const fromBtf: { size: number | undefined; members: { name: string; offset: number; size: number; bitfield: number }[] } = {
-        size: t.size,
-        members: t.members!.map((m) => ({
-          name: m.name,
-          offset: m.bits_offset / 8,
-          size: sizeOf(btf, m.type_id),
-          bitfield: m.bitfield_size ?? 0,
-        })),
-      };
-      const mirror: typeof fromBtf = {
-        size: struct.size,
-        members: Object.entries(struct.members).map(([member, m]) => ({ name: member, offset: m.offset, size: m.size, bitfield: 0 })),
-      };
-      expect(mirror).toEqual(fromBtf);
+      expect(mirrorOf(struct)).toEqual(structOf(btf, name));
     });
   }
 
@@ -98,6 +99,18 @@ describe.skipIf(skip)("layout against the BTF of bpf/tidegate.bpf.o", () => {
   test("the structs in BTF named tg_* are exactly those LAYOUT mirrors", () => {
     const inBtf = [...btf.values()].filter((t) => t.kind === "STRUCT" && t.name.startsWith("tg_")).map((t) => t.name).sort();
     expect(inBtf).toEqual(Object.keys(LAYOUT).sort());
+  });
+});
+
+describe.skipIf(skip)("layout against the BTF of bpf/task-print.bpf.o", () => {
+  test("struct tg_task_print: size, and each member's name, order, offset and size", () => {
+    expect(mirrorOf(TASK_PRINT_LAYOUT)).toEqual(structOf(dumpBtf(`${root}bpf/task-print.bpf.o`), "tg_task_print"));
+  });
+
+  test("the status values match bpf/task-print.bpf.c", () => {
+    const source = readFileSync(`${root}bpf/task-print.bpf.c`, "utf8");
+    const define = (name: string) => Number(new RegExp(`^#define TG_PRINT_${name}\\s+(\\d+)`, "m").exec(source)?.[1]);
+    expect({ OK: define("OK"), NO_TASK: define("NO_TASK"), NO_EXE: define("NO_EXE") }).toEqual({ ...TG_PRINT });
   });
 });
 

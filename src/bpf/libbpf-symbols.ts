@@ -78,6 +78,8 @@ export const LIBC_SYMBOLS = {
   /** Variadic in C; called with exactly (fd, F_DUPFD_CLOEXEC, minfd), all integers. */
   fcntl: { args: ["i32", "i32", "i32"], returns: "i32" },
   mount: { args: ["ptr", "ptr", "ptr", "u64", "ptr"], returns: "i32" },
+  /** Variadic in C; called only as syscall(SYS_bpf, cmd, attr, size), all integers or pointers. */
+  syscall: { args: ["i64", "i64", "ptr", "u64"], returns: "i64" },
 } as const satisfies SymbolTable;
 
 export type LibbpfSymbols = Library<typeof LIBBPF_SYMBOLS>["symbols"];

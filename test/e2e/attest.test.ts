@@ -11,6 +11,7 @@ import { Attestation, AttestError, CgroupAttestor, nodeProcFs, TidegateAttestor,
 import { probeHost } from "../../src/runtime/host.ts";
 import { podCgroup, startKubelet, webPod, WEB_APP, WEB_UID } from "../../src/attest/test-kubelet.ts";
 import { tidegate } from "../helpers/binary.ts";
+import { TaskPrinter } from "../../src/bpf/task-print.ts";
 import { rejectionCode } from "../shim.ts";
 
 const isRoot = process.getuid?.() === 0;
@@ -60,10 +61,17 @@ function sleepVariant(path: string, v: number): void {
   writeFileSync(path, bytes, { mode: 0o755 });
 }
 
-function unixOnly(): { at: Attestation; unix: UnixAttestor } {
+/** tg_task_print, opened before the tests when root: the agent's way to read the fingerprint. */
+let printer: TaskPrinter | null = null;
+
+/** With `kernel`, the fingerprint is read by tg_task_print (as the agent does), else from /proc. */
+function unixOnly(kernel = false): { at: Attestation; unix: UnixAttestor } {
   const unix = new UnixAttestor(nodeProcFs);
-  return { at: new Attestation(nodeProcFs, [unix]), unix };
+  return { at: new Attestation(nodeProcFs, [unix], kernel ? { kernelPrint: (pid) => printer!.print(pid) } : {}), unix };
 }
+
+/** Each fingerprint test runs twice: /proc, and the kernel's print. */
+const SOURCES: readonly (readonly [string, boolean])[] = [["", false], [" (fingerprint from tg_task_print)", true]];
 
 const codeOf = (p: Promise<unknown>) => rejectionCode(p, AttestError);
 
@@ -80,12 +88,14 @@ function removeCgroupTree(path: string): void {
   rmdirSync(path);
 }
 
-beforeAll(() => {
+beforeAll(async () => {
   if (!isRoot || mount === null) return;
+  printer = await TaskPrinter.open();
   for (const name of readdirSync(mount)) if (name.startsWith("tidegate-test-")) removeCgroupTree(join(mount, name));
 });
 
 afterAll(async () => {
+  printer?.close();
   for (const c of children) c.kill("SIGKILL");
   await Promise.all(children.map((c) => c.exited));
   if (isRoot && mount !== null && existsSync(join(mount, cgroupName))) removeCgroupTree(join(mount, cgroupName));
@@ -93,110 +103,112 @@ afterAll(async () => {
 });
 
 describe("attest real processes", () => {
-  rootTest("a child running as another uid is attested as that uid, user, gid and group", async () => {
-    const child = spawnSleep(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sleep", "60"]);
-    await execd(child.pid, "/usr/bin/sleep");
-    const { selectors } = await unixOnly().at.attest(child.pid);
-    expect(selectors).toContain("unix:uid:65534");
-    expect(selectors).toContain("unix:user:nobody");
-    expect(selectors).toContain("unix:gid:65534");
-    expect(selectors).toContain("unix:group:nogroup");
-    expect(selectors.some((s) => s.startsWith("unix:supplementary_gid:"))).toBe(false);
-    expect(selectors).toContain("unix:path:/usr/bin/sleep");
-    expect(selectors).toContain(`unix:sha256:${sha256("/usr/bin/sleep")}`);
-  });
+  for (const [how, kernel] of SOURCES) {
+    rootTest(`a child running as another uid is attested as that uid, user, gid and group${how}`, async () => {
+      const child = spawnSleep(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sleep", "60"]);
+      await execd(child.pid, "/usr/bin/sleep");
+      const { selectors } = await unixOnly(kernel).at.attest(child.pid);
+      expect(selectors).toContain("unix:uid:65534");
+      expect(selectors).toContain("unix:user:nobody");
+      expect(selectors).toContain("unix:gid:65534");
+      expect(selectors).toContain("unix:group:nogroup");
+      expect(selectors.some((s) => s.startsWith("unix:supplementary_gid:"))).toBe(false);
+      expect(selectors).toContain("unix:path:/usr/bin/sleep");
+      expect(selectors).toContain(`unix:sha256:${sha256("/usr/bin/sleep")}`);
+    });
 
-  rootTest("a binary replaced on disk: a new process gets the new hash, the old keeps the old", async () => {
-    const app = join(dir, "replaced");
-    sleepVariant(app, 1);
-    const oldHash = sha256(app);
-    const old = spawnSleep([app, "60"]);
-    await execd(old.pid, app);
-    const { at } = unixOnly();
-    expect((await at.attest(old.pid)).selectors).toContain(`unix:sha256:${oldHash}`);
-    sleepVariant(`${app}.new`, 2);
-    renameSync(`${app}.new`, app);
-    const newHash = sha256(app);
-    expect(newHash).not.toBe(oldHash);
-    const fresh = spawnSleep([app, "60"]);
-    await execd(fresh.pid, app);
-    expect((await at.attest(fresh.pid)).selectors).toContain(`unix:sha256:${newHash}`);
-    // the old process, attested afresh (no cache), still hashes the file it runs, now deleted
-    const again = (await unixOnly().at.attest(old.pid)).selectors;
-    expect(again).toContain(`unix:sha256:${oldHash}`);
-    expect(again).toContain(`unix:path:${app}`);
-  });
+    rootTest(`a binary replaced on disk: a new process gets the new hash, the old keeps the old${how}`, async () => {
+      const app = join(dir, kernel ? "replaced-k" : "replaced");
+      sleepVariant(app, 1);
+      const oldHash = sha256(app);
+      const old = spawnSleep([app, "60"]);
+      await execd(old.pid, app);
+      const { at } = unixOnly(kernel);
+      expect((await at.attest(old.pid)).selectors).toContain(`unix:sha256:${oldHash}`);
+      sleepVariant(`${app}.new`, 2);
+      renameSync(`${app}.new`, app);
+      const newHash = sha256(app);
+      expect(newHash).not.toBe(oldHash);
+      const fresh = spawnSleep([app, "60"]);
+      await execd(fresh.pid, app);
+      expect((await at.attest(fresh.pid)).selectors).toContain(`unix:sha256:${newHash}`);
+      // the old process, attested afresh (no cache), still hashes the file it runs, now deleted
+      const again = (await unixOnly(kernel).at.attest(old.pid)).selectors;
+      expect(again).toContain(`unix:sha256:${oldHash}`);
+      expect(again).toContain(`unix:path:${app}`);
+    });
 
-  rootTest("a binary rewritten in place with its mtime restored by touch -d is hashed anew", async () => {
-    const app = join(dir, "inplace");
-    sleepVariant(app, 3);
-    const st0 = statSync(app, { bigint: true });
-    const { at, unix } = unixOnly();
-    const first = spawnSleep([app, "60"]);
-    await execd(first.pid, app);
-    expect((await at.attest(first.pid)).selectors).toContain(`unix:sha256:${sha256(app)}`);
-    const hashedBefore = unix.hashes.hashed;
-    first.kill("SIGKILL");
-    await first.exited;
-    // same inode, same size, the old mtime put back
-    const bytes = new Uint8Array(readFileSync(app));
-    const shoff = Number(new DataView(bytes.buffer).getBigUint64(0x28, true));
-    bytes[shoff + 1] = 4;
-    writeFileSync(app, bytes);
-    const stamp = `@${st0.mtimeNs / 1_000_000_000n}.${String(st0.mtimeNs % 1_000_000_000n).padStart(9, "0")}`;
-    expect(Bun.spawnSync(["touch", "-d", stamp, app]).exitCode).toBe(0);
-    const st1 = statSync(app, { bigint: true });
-    expect([st1.ino, st1.size, st1.mtimeNs]).toEqual([st0.ino, st0.size, st0.mtimeNs]);
-    expect(st1.ctimeNs).not.toBe(st0.ctimeNs);
-    const second = spawnSleep([app, "60"]);
-    await execd(second.pid, app);
-    expect((await at.attest(second.pid)).selectors).toContain(`unix:sha256:${sha256(app)}`);
-    expect(unix.hashes.hashed).toBe(hashedBefore + 1);
-  });
+    rootTest(`a binary rewritten in place with its mtime restored by touch -d is hashed anew${how}`, async () => {
+      const app = join(dir, kernel ? "inplace-k" : "inplace");
+      sleepVariant(app, 3);
+      const st0 = statSync(app, { bigint: true });
+      const { at, unix } = unixOnly(kernel);
+      const first = spawnSleep([app, "60"]);
+      await execd(first.pid, app);
+      expect((await at.attest(first.pid)).selectors).toContain(`unix:sha256:${sha256(app)}`);
+      const hashedBefore = unix.hashes.hashed;
+      first.kill("SIGKILL");
+      await first.exited;
+      // same inode, same size, the old mtime put back
+      const bytes = new Uint8Array(readFileSync(app));
+      const shoff = Number(new DataView(bytes.buffer).getBigUint64(0x28, true));
+      bytes[shoff + 1] = 4;
+      writeFileSync(app, bytes);
+      const stamp = `@${st0.mtimeNs / 1_000_000_000n}.${String(st0.mtimeNs % 1_000_000_000n).padStart(9, "0")}`;
+      expect(Bun.spawnSync(["touch", "-d", stamp, app]).exitCode).toBe(0);
+      const st1 = statSync(app, { bigint: true });
+      expect([st1.ino, st1.size, st1.mtimeNs]).toEqual([st0.ino, st0.size, st0.mtimeNs]);
+      expect(st1.ctimeNs).not.toBe(st0.ctimeNs);
+      const second = spawnSleep([app, "60"]);
+      await execd(second.pid, app);
+      expect((await at.attest(second.pid)).selectors).toContain(`unix:sha256:${sha256(app)}`);
+      expect(unix.hashes.hashed).toBe(hashedBefore + 1);
+    });
 
-  rootTest("a second attestation of the same process is a cache hit; another process of the same binary is not hashed again", async () => {
-    const { at, unix } = unixOnly();
-    const a = spawnSleep();
-    const b = spawnSleep();
-    await execd(a.pid, "/usr/bin/sleep");
-    await execd(b.pid, "/usr/bin/sleep");
-    await at.attest(a.pid);
-    const hashed = unix.hashes.hashed;
-    expect((await at.attest(a.pid)).cached).toBe(true);
-    expect((await at.attest(b.pid)).cached).toBe(false);
-    expect(unix.hashes.hashed).toBe(hashed);
-  });
+    rootTest(`a second attestation of the same process is a cache hit; another process of the same binary is not hashed again${how}`, async () => {
+      const { at, unix } = unixOnly(kernel);
+      const a = spawnSleep();
+      const b = spawnSleep();
+      await execd(a.pid, "/usr/bin/sleep");
+      await execd(b.pid, "/usr/bin/sleep");
+      await at.attest(a.pid);
+      const hashed = unix.hashes.hashed;
+      expect((await at.attest(a.pid)).cached).toBe(true);
+      expect((await at.attest(b.pid)).cached).toBe(false);
+      expect(unix.hashes.hashed).toBe(hashed);
+    });
 
-  rootTest("pid reuse: a stale start time is refused, an exited process is refused, a reused pid is refused", async () => {
-    const { at } = unixOnly();
-    const p = spawnSleep();
-    await execd(p.pid, "/usr/bin/sleep");
-    const start = await at.startTime(p.pid);
-    expect((await at.attest(p.pid, start)).startTime).toBe(start);
-    expect(await codeOf(at.attest(p.pid, start - 1))).toBe("attest_process_changed");
-    p.kill("SIGKILL");
-    await p.exited;
-    expect(await codeOf(at.attest(p.pid, start))).toBe("attest_no_process");
-    // Make the kernel hand the same pid to a new process (ns_last_pid), then attest the old pair.
-    // The start time counts clock ticks (10 ms): a process reusing the pid within the same tick
-    // has the same start time (docs/attestation.md), so a reuse in the same tick is retried.
-    let reused: Subprocess | undefined;
-    const deadline = Date.now() + 5000;
-    while (reused === undefined && Date.now() < deadline) {
-      writeFileSync("/proc/sys/kernel/ns_last_pid", String(p.pid - 1));
-      const c = spawnSleep();
-      if (c.pid === p.pid && (await at.startTime(c.pid)) !== start) reused = c;
-      else {
-        c.kill("SIGKILL");
-        await c.exited;
-        await Bun.sleep(2);
+    rootTest(`pid reuse: a stale start time is refused, an exited process is refused, a reused pid is refused${how}`, async () => {
+      const { at } = unixOnly(kernel);
+      const p = spawnSleep();
+      await execd(p.pid, "/usr/bin/sleep");
+      const start = await at.startTime(p.pid);
+      expect((await at.attest(p.pid, start)).startTime).toBe(start);
+      expect(await codeOf(at.attest(p.pid, start - 1))).toBe("attest_process_changed");
+      p.kill("SIGKILL");
+      await p.exited;
+      expect(await codeOf(at.attest(p.pid, start))).toBe("attest_no_process");
+      // Make the kernel hand the same pid to a new process (ns_last_pid), then attest the old pair.
+      // The start time counts clock ticks (10 ms): a process reusing the pid within the same tick
+      // has the same start time (docs/attestation.md), so a reuse in the same tick is retried.
+      let reused: Subprocess | undefined;
+      const deadline = Date.now() + 5000;
+      while (reused === undefined && Date.now() < deadline) {
+        writeFileSync("/proc/sys/kernel/ns_last_pid", String(p.pid - 1));
+        const c = spawnSleep();
+        if (c.pid === p.pid && (await at.startTime(c.pid)) !== start) reused = c;
+        else {
+          c.kill("SIGKILL");
+          await c.exited;
+          await Bun.sleep(2);
+        }
       }
-    }
-    if (reused === undefined) throw new Error(`could not get pid ${p.pid} again`);
-    await execd(reused.pid, "/usr/bin/sleep");
-    expect(await codeOf(at.attest(p.pid, start))).toBe("attest_process_changed");
-    expect((await at.attest(reused.pid)).startTime).not.toBe(start);
-  });
+      if (reused === undefined) throw new Error(`could not get pid ${p.pid} again`);
+      await execd(reused.pid, "/usr/bin/sleep");
+      expect(await codeOf(at.attest(p.pid, start))).toBe("attest_process_changed");
+      expect((await at.attest(reused.pid)).startTime).not.toBe(start);
+    });
+  }
 
   rootTest("a process in a container-shaped cgroup under the cgroup2 tree gets container:id and k8s:pod-uid", async () => {
     const id = Array.from({ length: 64 }, () => "0123456789abcdef"[Math.floor(Math.random() * 16)]).join("");
