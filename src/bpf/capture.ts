@@ -35,7 +35,6 @@ import {
   readCounters,
   TG_LAYOUT_VERSION,
   u32Key,
-  u64Key,
   type CounterName,
   type MapName,
   type TgEvent,
@@ -100,6 +99,8 @@ export class Capture {
   private readonly diag: SockDiag;
   /** bootOffsetNs(), read once: a time namespace's offsets never change. */
   private readonly bootOffset = bootOffsetNs();
+  /** The key lookupPeer writes each cookie into (one lookup at a time: they are synchronous). */
+  private readonly cookieKey = new Uint8Array(8);
   private ring: RingBuffer | null = null;
 
   private constructor(tree: CgroupTree, pinDir: string, adopted: boolean, diag: SockDiag) {
@@ -244,12 +245,10 @@ export class Capture {
    * cannot be asked.
    */
   lookupPeer(peer: Endpoint, local: Endpoint): CaptureRecord | null {
-    const cookie = this.diag.cookie(peer, local);
-    if (cookie === null) return null;
-    const key = u64Key(cookie);
-    const raw = this.maps.tg_rec_cookie.lookup(key);
+    const key = this.cookieKey;
+    if (!this.diag.cookieInto(peer, local, key)) return null;
+    const raw = this.maps.tg_rec_cookie.take(key);
     if (raw === null) return null;
-    this.maps.tg_rec_cookie.delete(key);
     const r = decodeRecord(raw);
     return { address: r.address, port: r.port, proto: r.proto === 17 ? "udp" : "tcp", pid: r.pid, tgid: r.tgid, uid: r.uid, gid: r.gid, cgroupId: r.cgroupId, startTime: startTicks(r.startNs, this.bootOffset) ?? undefined };
   }

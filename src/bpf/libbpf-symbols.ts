@@ -61,6 +61,7 @@ export const LIBBPF_SYMBOLS = {
   bpf_map_lookup_elem: { args: ["i32", "ptr", "ptr"], returns: "i32" },
   bpf_map_update_elem: { args: ["i32", "ptr", "ptr", "u64"], returns: "i32" },
   bpf_map_delete_elem: { args: ["i32", "ptr"], returns: "i32" },
+  bpf_map_lookup_and_delete_elem: { args: ["i32", "ptr", "ptr"], returns: "i32" },
   bpf_map_get_next_key: { args: ["i32", "ptr", "ptr"], returns: "i32" },
 
   /** struct ring_buffer *ring_buffer__new(int map_fd, ring_buffer_sample_fn cb, void *ctx, const struct ring_buffer_opts *opts) */

@@ -45,6 +45,7 @@ import {
   TG_LAYOUT_VERSION,
   TG_REASON,
   u32Key,
+  u64Key,
   type TgEvent,
 } from "./layout.ts";
 import { tidegateObject } from "./object.ts";
@@ -204,6 +205,27 @@ describe.skipIf(skip)("libbpf against the kernel", () => {
     const counters = MapHandle.fromMap(obj.map("tg_counters"));
     handles.push(counters);
     expectBpfError(() => counters.lookup(u32Key(0)), "bpf_map", 0, "bpf_map_lookup_elem");
+  });
+
+  test("take: a record's value and its deletion in one call, null when absent; a map without the combined command falls back to lookup and delete", () => {
+    const records = MapHandle.fromMap(obj.map("tg_rec_cookie"));
+    handles.push(records);
+    const key = u64Key(0x1234_5678_9abcn);
+    const value = new Uint8Array(records.valueSize).map((_, i) => i);
+    records.update(key, value);
+    expect(records.take(key)).toEqual(value);
+    expect(records.lookup(key)).toBeNull();
+    expect(records.take(key)).toBeNull();
+    expectBpfError(() => records.take(new Uint8Array(7)), "bpf_map", 0, "bpf_map_lookup_and_delete_elem");
+    // An LPM trie has no BPF_MAP_LOOKUP_AND_DELETE_ELEM: the same result through two calls.
+    const policy = MapHandle.fromMap(obj.map("tg_policy4"));
+    handles.push(policy);
+    const exact = encodePolicyKey({ cgroupId: 98n, address: parseIp("10.2.0.0"), prefixLen: 16 });
+    const rules = [{ portLo: 443, portHi: 443, proto: 6 as const, action: 2 as const, ruleId: 1 }];
+    policy.update(exact, encodePolicyValue(rules));
+    expect(decodePolicyValue(policy.take(exact)!)).toEqual(rules);
+    expect(policy.lookup(exact)).toBeNull();
+    expect(policy.take(exact)).toBeNull();
   });
 
   test("a denied connect from the cgroup: EPERM, its events in the ring buffer, counters and run count", async () => {

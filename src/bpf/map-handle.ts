@@ -16,6 +16,9 @@ import { BpfError, ENOENT } from "./errors.ts";
 import { bpfFailure, libs } from "./ffi-call.ts";
 
 const PERCPU_TYPES = new Set([5, 6, 10, 21]); // PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH, PERCPU_CGROUP_STORAGE
+const EINVAL = 22;
+/** The kernel's internal "operation not supported" (524), which the bpf syscall can return. */
+const ENOTSUPP = 524;
 const UPDATE_FLAGS = { any: 0, noexist: 1, exist: 2 } as const;
 
 export class MapHandle {
@@ -26,6 +29,8 @@ export class MapHandle {
   /** BPF_MAP_TYPE_* */
   readonly type: number;
   readonly name: string;
+  /** take() is a lookup and a delete: the kernel refused the combined command once. */
+  #separateTake = false;
 
   private constructor(fd: number, name: string, type: number, keySize: number, valueSize: number, maxEntries: number) {
     this.#fd = fd;
@@ -125,6 +130,29 @@ export class MapHandle {
       UPDATE_FLAGS[flags],
     );
     if (ret < 0) throw this.#fail("bpf_map_update_elem", ret);
+  }
+
+  /**
+   * The value under `key`, deleted in the same call (BPF_MAP_LOOKUP_AND_DELETE_ELEM: hash maps,
+   * Linux 5.14), or null when there is none. Where the kernel does not take that command for this
+   * map (EINVAL, ENOTSUPP), a lookup then a delete, from then on.
+   */
+  take(key: Uint8Array): Uint8Array | null {
+    this.#notPerCpu("bpf_map_lookup_and_delete_elem");
+    if (this.#separateTake) {
+      const value = this.lookup(key);
+      if (value !== null) this.delete(key);
+      return value;
+    }
+    const value = new Uint8Array(this.valueSize);
+    const ret = libs().bpf.bpf_map_lookup_and_delete_elem(this.fd, this.#size(key, this.keySize, "a key", "bpf_map_lookup_and_delete_elem"), value);
+    if (ret === -ENOENT) return null;
+    if (ret === -EINVAL || ret === -ENOTSUPP) {
+      this.#separateTake = true;
+      return this.take(key);
+    }
+    if (ret < 0) throw this.#fail("bpf_map_lookup_and_delete_elem", ret);
+    return value;
   }
 
   /** True when an entry was deleted, false when there was none. */

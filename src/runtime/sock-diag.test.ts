@@ -105,6 +105,20 @@ describe("sock_diag cookie lookups", () => {
     expect(diag.cookie(c.peer, { address: parseIp("127.0.0.1"), port: 9 })).toBeNull();
   });
 
+  test("cookieInto: the cookie as the little-endian u64 key a BPF map takes; false and the key untouched when there is none; IPv4 after IPv6 with the one buffer", async () => {
+    const v6 = await connect("::1", "::1");
+    const v4 = await connect("127.0.0.1", "::ffff:127.0.0.1");
+    for (const c of [v6, v4, v6]) {
+      const key = new Uint8Array(8);
+      expect(diag.cookieInto(c.self, c.peer, key)).toBe(true);
+      expect(new DataView(key.buffer).getBigUint64(0, true)).toBe(diag.cookie(c.self, c.peer)!);
+    }
+    const key = new Uint8Array(8).fill(7);
+    expect(diag.cookieInto({ address: parseIp("127.0.0.1"), port: v4.self.port }, { address: parseIp("127.0.0.2"), port: v4.peer.port }, key)).toBe(false);
+    expect([...key]).toEqual(Array(8).fill(7));
+    expect(errorOf(() => diag.cookieInto(v4.self, v4.peer, new Uint8Array(4)), SockDiagError).code).toBe("sock_diag_bad_argument");
+  });
+
   test("refused: ports out of range, an IPv4 end with an IPv6 one, a closed SockDiag", () => {
     const v4 = { address: parseIp("127.0.0.1"), port: 1 };
     const v6 = { address: parseIp("::1"), port: 1 };

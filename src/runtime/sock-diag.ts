@@ -19,9 +19,9 @@
  *   blocking, and a missing one is an error rather than a wait on the event loop;
  * - the lookups are in the calling process's network namespace.
  */
-import { dlopen, FFIType, ptr } from "bun:ffi";
+import { dlopen, FFIType } from "bun:ffi";
 import { TidegateError } from "../errors.ts";
-import { ipFromBytes, ipToBytes, type IpAddress } from "../policy/address.ts";
+import { ipToBytes, type IpAddress } from "../policy/address.ts";
 import { errno, Errno, errnoName } from "./libc.ts";
 
 export type SockDiagErrorCode = "sock_diag_unavailable" | "sock_diag_failed" | "sock_diag_bad_argument";
@@ -105,24 +105,31 @@ function text(e: Endpoint): string {
 }
 
 /** Writes sport, dport, src and dst of a sockid at `off`; addresses as 4 or 16 network-order bytes. */
-function putSockId(out: Uint8Array, off: number, self: Endpoint, peer: Endpoint): void {
-  const v = new DataView(out.buffer, out.byteOffset);
+function putSockId(out: Uint8Array, v: DataView, off: number, self: Endpoint, peer: Endpoint): void {
   v.setUint16(off, self.port, false);
   v.setUint16(off + 2, peer.port, false);
-  out.set(ipToBytes(self.address), off + 4);
-  out.set(ipToBytes(peer.address), off + 20);
+  putAddress(out, v, off + 4, self.address);
+  putAddress(out, v, off + 20, peer.address);
   // idiag_if 0: any device. idiag_cookie INET_DIAG_NOCOOKIE: the kernel checks no cookie.
   v.setUint32(off + 36, 0, true);
   v.setUint32(off + 40, 0xffffffff, true);
   v.setUint32(off + 44, 0xffffffff, true);
 }
 
-function addressAt(bytes: Uint8Array, off: number, family: number): IpAddress {
-  return ipFromBytes(bytes.slice(off, off + (family === AF_INET ? 4 : 16)));
+/** An address in network order at `off`: an IPv4 one without a bigint per byte (it fits a number). */
+function putAddress(out: Uint8Array, v: DataView, off: number, a: IpAddress): void {
+  if (a.family === 4) v.setUint32(off, Number(a.value), false);
+  else out.set(ipToBytes(a), off);
 }
 
-function same(a: IpAddress, b: IpAddress): boolean {
-  return a.family === b.family && a.value === b.value;
+function sameBytes(a: Uint8Array, aOff: number, b: Uint8Array, bOff: number, n: number): boolean {
+  for (let i = 0; i < n; i++) if (a[aOff + i] !== b[bOff + i]) return false;
+  return true;
+}
+
+/** The connection, for messages. */
+function what(self: Endpoint, peer: Endpoint): string {
+  return `tcp ${text(self)} -> ${text(peer)}`;
 }
 
 function checkEndpoint(e: Endpoint, what: string): void {
@@ -131,11 +138,26 @@ function checkEndpoint(e: Endpoint, what: string): void {
   }
 }
 
+/** Where the request's inet_diag_sockid starts. */
+const REQ_ID = NLMSG_HDR + 8;
+
 export class SockDiag {
   private seq = 0;
-  private readonly answer = new Uint8Array(ANSWER_BYTES);
+  // One request and one answer buffer, each owning its memory outside the collector's heap,
+  // reused by every lookup (they are synchronous).
+  private readonly req = new Uint8Array(new ArrayBuffer(NLMSG_HDR + REQ_V2));
+  private readonly reqView = new DataView(this.req.buffer);
+  private readonly answer = new Uint8Array(new ArrayBuffer(ANSWER_BYTES));
+  private readonly answerView = new DataView(this.answer.buffer);
 
-  private constructor(private fd: number) {}
+  private constructor(private fd: number) {
+    const v = this.reqView;
+    v.setUint32(0, this.req.length, true);
+    v.setUint16(4, SOCK_DIAG_BY_FAMILY, true);
+    v.setUint16(6, NLM_F_REQUEST, true);
+    this.req[NLMSG_HDR + 1] = IPPROTO_TCP;
+    v.setUint32(NLMSG_HDR + 4, STATES, true);
+  }
 
   /** Opens the NETLINK_SOCK_DIAG socket; `sock_diag_unavailable` when the kernel has none. */
   static open(): SockDiag {
@@ -153,85 +175,105 @@ export class SockDiag {
    * listener's address and port), or null when there is no such socket.
    */
   cookie(self: Endpoint, peer: Endpoint): bigint | null {
+    const key = new Uint8Array(8);
+    if (!this.cookieInto(self, peer, key)) return null;
+    return new DataView(key.buffer).getBigUint64(0, true);
+  }
+
+  /**
+   * cookie(), written into `key` (8 bytes) as the little-endian u64 a BPF map keyed by cookie
+   * takes; false (and `key` untouched) when there is no such socket. Makes no object per call.
+   */
+  cookieInto(self: Endpoint, peer: Endpoint, key: Uint8Array): boolean {
     if (this.fd < 0) throw new SockDiagError("sock_diag_bad_argument", "sock_diag: lookup on a closed socket");
+    if (key.length !== 8) throw new SockDiagError("sock_diag_bad_argument", `sock_diag: a cookie key is 8 bytes, not ${key.length}`);
     checkEndpoint(self, "socket");
     checkEndpoint(peer, "peer");
     if (self.address.family !== peer.address.family) {
       throw new SockDiagError("sock_diag_bad_argument", `sock_diag: ${text(self)} and ${text(peer)} are not one connection (IPv4 and IPv6)`);
     }
-    const what = `tcp ${text(self)} -> ${text(peer)}`;
-    const family = self.address.family === 4 ? AF_INET : AF_INET6;
+    const req = this.req;
     this.seq = (this.seq + 1) >>> 0;
     const seq = this.seq;
-    const req = new Uint8Array(NLMSG_HDR + REQ_V2);
-    const v = new DataView(req.buffer);
-    v.setUint32(0, req.length, true);
-    v.setUint16(4, SOCK_DIAG_BY_FAMILY, true);
-    v.setUint16(6, NLM_F_REQUEST, true);
-    v.setUint32(8, seq, true);
-    req[NLMSG_HDR] = family;
-    req[NLMSG_HDR + 1] = IPPROTO_TCP;
-    v.setUint32(NLMSG_HDR + 4, STATES, true);
-    putSockId(req, NLMSG_HDR + 8, self, peer);
+    this.reqView.setUint32(8, seq, true);
+    req[NLMSG_HDR] = self.address.family === 4 ? AF_INET : AF_INET6;
+    req.fill(0, REQ_ID, REQ_ID + 36);
+    putSockId(req, this.reqView, REQ_ID, self, peer);
     const lib = sockDiagSymbols();
     for (;;) {
-      const sent = Number(lib.sendto(this.fd, ptr(req), req.length, 0, ptr(KERNEL), SOCKADDR_NL));
+      const sent = Number(lib.sendto(this.fd, req, req.length, 0, KERNEL, SOCKADDR_NL));
       if (sent === req.length) break;
       const e = sent < 0 ? errno() : 0;
       if (e === Errno.EINTR) continue;
-      throw new SockDiagError("sock_diag_failed", `sock_diag: sendto(SOCK_DIAG_BY_FAMILY ${what}) failed: ${sent < 0 ? errnoName(e) : `sent ${sent} of ${req.length} bytes`}`, e);
+      throw new SockDiagError("sock_diag_failed", `sock_diag: sendto(SOCK_DIAG_BY_FAMILY ${what(self, peer)}) failed: ${sent < 0 ? errnoName(e) : `sent ${sent} of ${req.length} bytes`}`, e);
     }
     // Answers to earlier requests (one whose reader threw) are skipped by sequence number.
     for (;;) {
-      const n = Number(lib.recv(this.fd, ptr(this.answer), this.answer.length, MSG_DONTWAIT));
+      const n = Number(lib.recv(this.fd, this.answer, this.answer.length, MSG_DONTWAIT));
       if (n < 0) {
         const e = errno();
         if (e === Errno.EINTR) continue;
-        if (e === Errno.EAGAIN) throw new SockDiagError("sock_diag_failed", `sock_diag: no answer to SOCK_DIAG_BY_FAMILY ${what}`, e);
-        throw new SockDiagError("sock_diag_failed", `sock_diag: recv(SOCK_DIAG_BY_FAMILY ${what}) failed: ${errnoName(e)}`, e);
+        if (e === Errno.EAGAIN) throw new SockDiagError("sock_diag_failed", `sock_diag: no answer to SOCK_DIAG_BY_FAMILY ${what(self, peer)}`, e);
+        throw new SockDiagError("sock_diag_failed", `sock_diag: recv(SOCK_DIAG_BY_FAMILY ${what(self, peer)}) failed: ${errnoName(e)}`, e);
       }
-      const found = this.read(this.answer.subarray(0, n), seq, self, peer, what);
-      if (found !== undefined) return found;
+      const found = this.read(n, seq, self, peer);
+      if (found < 0) continue;
+      if (found === 0) return false;
+      key.set(this.answer.subarray(found, found + 8));
+      return true;
     }
   }
 
-  /** The answer to `seq` in one datagram: the cookie, null (no such socket), or undefined (not ours). */
-  private read(bytes: Uint8Array, seq: number, self: Endpoint, peer: Endpoint, what: string): bigint | null | undefined {
-    const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    for (let off = 0; off + NLMSG_HDR <= bytes.length; ) {
+  /**
+   * The answer to `seq` among the first `n` bytes of the answer buffer: the offset of its cookie
+   * (the socket's), 0 (no such socket), or -1 (not ours).
+   */
+  private read(n: number, seq: number, self: Endpoint, peer: Endpoint): number {
+    const bytes = this.answer;
+    const v = this.answerView;
+    for (let off = 0; off + NLMSG_HDR <= n; ) {
       const len = v.getUint32(off, true);
-      if (len < NLMSG_HDR || off + len > bytes.length) {
-        throw new SockDiagError("sock_diag_failed", `sock_diag: malformed answer to SOCK_DIAG_BY_FAMILY ${what} (message of ${len} bytes at ${off} in ${bytes.length})`);
+      if (len < NLMSG_HDR || off + len > n) {
+        throw new SockDiagError("sock_diag_failed", `sock_diag: malformed answer to SOCK_DIAG_BY_FAMILY ${what(self, peer)} (message of ${len} bytes at ${off} in ${n})`);
       }
       const type = v.getUint16(off + 4, true);
       if (v.getUint32(off + 8, true) === seq) {
         const body = off + NLMSG_HDR;
         if (type === NLMSG_ERROR) {
           const err = len >= NLMSG_HDR + 4 ? -v.getInt32(body, true) : 0;
-          if (err === Errno.ENOENT) return null;
-          throw new SockDiagError("sock_diag_failed", `sock_diag: SOCK_DIAG_BY_FAMILY ${what} failed: ${errnoName(err)}`, err);
+          if (err === Errno.ENOENT) return 0;
+          throw new SockDiagError("sock_diag_failed", `sock_diag: SOCK_DIAG_BY_FAMILY ${what(self, peer)} failed: ${errnoName(err)}`, err);
         }
         if (type !== SOCK_DIAG_BY_FAMILY || len < NLMSG_HDR + DIAG_MSG) {
-          throw new SockDiagError("sock_diag_failed", `sock_diag: unexpected answer to SOCK_DIAG_BY_FAMILY ${what} (type ${type}, ${len} bytes)`);
+          throw new SockDiagError("sock_diag_failed", `sock_diag: unexpected answer to SOCK_DIAG_BY_FAMILY ${what(self, peer)} (type ${type}, ${len} bytes)`);
         }
         const family = bytes[body]!;
         const state = bytes[body + 1]!;
         if (family !== AF_INET && family !== AF_INET6) {
-          throw new SockDiagError("sock_diag_failed", `sock_diag: answer to SOCK_DIAG_BY_FAMILY ${what} has address family ${family}`);
+          throw new SockDiagError("sock_diag_failed", `sock_diag: answer to SOCK_DIAG_BY_FAMILY ${what(self, peer)} has address family ${family}`);
         }
+        // The same ports and addresses as asked. An IPv6 socket connected to an IPv4 address
+        // answers an IPv4 question with its v4-mapped addresses (::ffff:a.b.c.d).
         const id = body + 4;
         const matches =
           state !== TCP_LISTEN &&
-          v.getUint16(id, false) === self.port &&
-          v.getUint16(id + 2, false) === peer.port &&
-          same(addressAt(bytes, id + 4, family), self.address) &&
-          same(addressAt(bytes, id + 20, family), peer.address);
-        if (!matches) return null;
-        return (BigInt(v.getUint32(id + 44, true)) << 32n) | BigInt(v.getUint32(id + 40, true));
+          sameBytes(bytes, id, this.req, REQ_ID, 4) &&
+          this.sameAddress(family, id + 4, REQ_ID + 4) &&
+          this.sameAddress(family, id + 20, REQ_ID + 20);
+        return matches ? id + 40 : 0;
       }
       off += (len + 3) & ~3;
     }
-    return undefined;
+    return -1;
+  }
+
+  /** Whether the answer's address (of `family`) at `at` is the request's at `asked`. */
+  private sameAddress(family: number, at: number, asked: number): boolean {
+    const askedFamily = this.req[NLMSG_HDR];
+    if (family === askedFamily) return sameBytes(this.answer, at, this.req, asked, family === AF_INET ? 4 : 16);
+    if (askedFamily !== AF_INET || family !== AF_INET6) return false;
+    for (let i = 0; i < 10; i++) if (this.answer[at + i] !== 0) return false;
+    return this.answer[at + 10] === 0xff && this.answer[at + 11] === 0xff && sameBytes(this.answer, at + 12, this.req, asked, 4);
   }
 
   /** Closes the netlink socket; later lookups throw. Closing twice is allowed. */
