@@ -110,7 +110,7 @@ export class Enforcer {
     /** The injected secrets (`changed`: the store looks at its file on the next request). */
     private readonly secrets: Pick<AgentSecrets, "changed"> = { changed() {} },
     /** tg_task_print, which attestation reads callers through (closed at stop). */
-    private readonly prints: KernelPrint = { print: undefined, close() {} },
+    private readonly prints: KernelPrint,
   ) {}
 
   /**

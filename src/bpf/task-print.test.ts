@@ -7,6 +7,7 @@ import { parseStartTime } from "../attest/proc-text.ts";
 import { BpfError } from "./errors.ts";
 import { TaskPrinter } from "./task-print.ts";
 import { openKernelPrint } from "../agent/kernel-print.ts";
+import { errorOf } from "../../test/shim.ts";
 
 const root = process.getuid?.() === 0;
 if (!root && !process.env.CI) console.warn("task-print.test: skipped (needs root to load eBPF programs)");
@@ -134,7 +135,7 @@ describe.skipIf(!root)("tg_task_print on the real kernel", () => {
     const p = await TaskPrinter.open();
     p.close();
     p.close();
-    expect(() => p.print(process.pid)).toThrow(BpfError);
+    expect(errorOf(() => p.print(process.pid), BpfError).code).toBe("bpf_closed");
   });
 
   test("the agent's wrapper gives attestation the kernel's print", async () => {

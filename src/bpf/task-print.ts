@@ -71,6 +71,8 @@ export class TaskPrinter {
   // the context's address written into the attribute stays valid for the printer's life.
   readonly #ctx = new DataView(new ArrayBuffer(TASK_PRINT_LAYOUT.size));
   readonly #attr = new Uint8Array(new ArrayBuffer(ATTR_SIZE));
+  /** libc's syscall(2), looked up once: print runs on every new connection. */
+  readonly #syscall = libs().libc.syscall;
 
   private constructor(fd: number, bootOffset: bigint) {
     this.#fd = fd;
@@ -101,7 +103,7 @@ export class TaskPrinter {
     const c = this.#ctx;
     c.setInt32(L.pid.offset, pid, true);
     c.setInt32(L.status.offset, -1, true);
-    const ret = Number(libs().libc.syscall(SYS_BPF, BPF_PROG_TEST_RUN, this.#attr, ATTR_SIZE));
+    const ret = Number(this.#syscall(SYS_BPF, BPF_PROG_TEST_RUN, this.#attr, ATTR_SIZE));
     if (ret !== 0) throw bpfFailure("bpf_run", "bpf(BPF_PROG_TEST_RUN)", errno() || 22, `of tg_task_print for pid ${pid}`);
     const status = c.getInt32(L.status.offset, true);
     if (status !== TG_PRINT.OK) {

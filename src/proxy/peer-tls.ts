@@ -53,11 +53,10 @@ export function peerLeaf(socket: TlsPeer): Uint8Array | null {
   }
 }
 
-/** Lowercase hex of `bytes`: Uint8Array.prototype.toHex where the runtime has it (Bun), else Buffer's. */
-export const hex: (bytes: Uint8Array) => string =
-  typeof (Uint8Array.prototype as { toHex?: unknown }).toHex === "function"
-    ? (bytes) => (bytes as Uint8Array & { toHex(): string }).toHex()
-    : (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
+/** Lowercase hex of `bytes`, by Uint8Array.prototype.toHex (native in Bun's JavaScriptCore). */
+export function hex(bytes: Uint8Array): string {
+  return (bytes as Uint8Array & { toHex(): string }).toHex();
+}
 
 /** The TLS connection id, or null when the socket cannot export one (not TLS, not established). */
 export function tlsConnectionId(socket: TlsPeer): Uint8Array | null {
