@@ -9,6 +9,7 @@ import { str } from "./global-options.ts";
 import { readInputFile } from "./files.ts";
 import { parseDuration } from "../runtime/duration.ts";
 import { createLogger } from "../runtime/log.ts";
+import { dropStartupCode } from "../runtime/compiled-code.ts";
 import { DEFAULT_RETRY_MAX_MS, DEFAULT_SYNC_INTERVAL_MS, parseFingerprint, startAgent } from "../agent/index.ts";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -142,11 +143,12 @@ export const agentCommand: Command = {
     const trustBundle = str(values["trust-bundle"]);
     if (fingerprint !== undefined && trustBundle !== undefined) throw new UsageError("give --server-fingerprint or --trust-bundle, not both");
     const serverUrl = str(values.server);
+    const logger = createLogger({ write: (l) => io.err(l) });
     const agent = await startAgent({
       places,
       syncIntervalMs: positiveDuration(values["sync-interval"], "--sync-interval", DEFAULT_SYNC_INTERVAL_MS),
       retryMaxMs: positiveDuration(values["retry-max"], "--retry-max", DEFAULT_RETRY_MAX_MS),
-      logger: createLogger({ write: (l) => io.err(l) }),
+      logger,
       capture: flags["no-capture"] !== true,
       ...(config !== null ? { audit: config.audit } : {}),
       ...(serverUrl !== undefined ? { serverUrl } : {}),
@@ -156,6 +158,7 @@ export const agentCommand: Command = {
     });
     const reload = () => void agent.reload();
     process.on("SIGHUP", reload);
+    void agent.ready.then(() => dropStartupCode(logger, "agent"));
     await new Promise<void>((resolve) => {
       const done = () => {
         process.off("SIGTERM", done);

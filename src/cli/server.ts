@@ -11,6 +11,8 @@ import { callUnix, UnixHttpError } from "../runtime/unix-http.ts";
 import { loadServerConfig } from "../server/config.ts";
 import { initServer, serverPaths } from "../server/init.ts";
 import { startServer } from "../server/server.ts";
+import { dropStartupCode } from "../runtime/compiled-code.ts";
+import { createLogger } from "../runtime/log.ts";
 import { flagsFor, shellJoin } from "./global-options.ts";
 import type { FederationStatus } from "../server/federation.ts";
 import { encodePem, fromBase64 } from "../x509/index.ts";
@@ -192,7 +194,9 @@ export const serverCommand: Command = {
   run: async (ctx) => {
     noPositionals(ctx, "tidegate server");
     const settings = loadServerConfig(ctx.places);
-    const server = await startServer({ places: ctx.places, settings });
+    const logger = createLogger();
+    const server = await startServer({ places: ctx.places, settings, logger });
+    void dropStartupCode(logger, "server");
     const sig = await untilSignal();
     ctx.io.err(`tidegate server: ${sig}, stopping\n`);
     await server.stop();

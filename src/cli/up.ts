@@ -12,6 +12,7 @@ import type { Command, Context, Output } from "./command.ts";
 import { UsageError } from "./usage-error.ts";
 import { flagsFor, shellJoin, str } from "./global-options.ts";
 import { createLogger } from "../runtime/log.ts";
+import { dropStartupCode } from "../runtime/compiled-code.ts";
 import { parseDuration } from "../runtime/duration.ts";
 import type { Places } from "../runtime/instance.ts";
 import { callUnix } from "../runtime/unix-http.ts";
@@ -164,11 +165,12 @@ async function foreground(ctx: Context): Promise<number> {
     process.off("SIGTERM", term);
     process.off("SIGINT", int);
   };
+  const logger = createLogger({ write: (l) => io.err(l) });
   let host;
   try {
     host = await startSingleHost({
       places,
-      logger: createLogger({ write: (l) => io.err(l) }),
+      logger,
       progress,
       signal: stopping.signal,
       ...(str(ctx.values["trust-domain"]) !== undefined ? { trustDomain: str(ctx.values["trust-domain"])! } : {}),
@@ -186,6 +188,7 @@ async function foreground(ctx: Context): Promise<number> {
   const hup = () => void host.reload();
   process.on("SIGHUP", hup);
   if (stopSignal === null) progress(`ready (pid ${process.pid})`);
+  void dropStartupCode(logger, "up");
   const sig = await stopped;
   handlersOff();
   process.off("SIGHUP", hup);

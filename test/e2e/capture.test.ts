@@ -289,6 +289,21 @@ dns:
     expect(open!.seq).toBeLessThan(line.seq);
   }, T);
 
+  test("the agent dropped its start-up code once serving; the proxy, compiled afresh, serves on", async () => {
+    const dropped = await waitFor("the agent's startup_code_dropped", () =>
+      agent!
+        .output()
+        .split("\n")
+        .filter((l) => l.includes('"startup_code_dropped"'))
+        .map((l) => JSON.parse(l))[0],
+    );
+    expect(dropped).toMatchObject({ level: "info", component: "agent" });
+    expect(dropped.code_blocks_before).toBeGreaterThan(1000);
+    expect(dropped.code_blocks_after).toBeLessThan(dropped.code_blocks_before / 5);
+    const r = await run(["curl", "-sS", "--max-time", "5", "http://127.0.0.4:80/"]);
+    expect(r.stdout).toContain("original");
+  }, T);
+
   test("a redirected connection no rule names is refused by the listener, naming destination and caller", async () => {
     const r = await run(["sh", "-c", `echo pid=$$; exec curl -sS --max-time 5 -H 'Host: api.example.test' http://127.0.0.5:80/`]);
     const pid = Number(/pid=(\d+)/.exec(r.stdout)![1]);

@@ -77,6 +77,9 @@ describe.skipIf(!can)("tidegate up and down", () => {
     expect(text.stdout).toMatch(/^health +healthy$/m);
     expect(text.stdout).toMatch(new RegExp(`^audit +ok, \\d+ events, ${join(dir, "audit")}$`, "m"));
     expect(text.stdout).toContain("rules (since generation 1");
+    // Once serving, it dropped the compiled code of its start-up (src/runtime/compiled-code.ts).
+    const dropped = await waitFor("up's startup_code_dropped", () => readFileSync(join(dir, "state", "up.log"), "utf8").split("\n").find((l) => l.includes('"startup_code_dropped"')));
+    expect(JSON.parse(dropped)).toMatchObject({ component: "up" });
     const [pid, start] = readFileSync(pidFile(), "utf8").trim().split(" ").map(Number) as [number, number];
     expect(alive(pid)).toBe(true);
     expect(readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")[19]).toBe(String(start));
