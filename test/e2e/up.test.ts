@@ -78,7 +78,7 @@ describe.skipIf(!can)("tidegate up and down", () => {
     expect(text.stdout).toMatch(new RegExp(`^audit +ok, \\d+ events, ${join(dir, "audit")}$`, "m"));
     expect(text.stdout).toContain("rules (since generation 1");
     // Once serving, it dropped the compiled code of its start-up (src/runtime/compiled-code.ts).
-    const dropped = await waitFor("up's startup_code_dropped", () => readFileSync(join(dir, "state", "up.log"), "utf8").split("\n").find((l) => l.includes('"startup_code_dropped"')));
+    const dropped = await waitFor("up's startup_code_dropped", () => readFileSync(join(dir, "state", "up.log"), "utf8").split("\n").slice(0, -1).find((l) => l.includes('"startup_code_dropped"')));
     expect(JSON.parse(dropped)).toMatchObject({ component: "up" });
     const [pid, start] = readFileSync(pidFile(), "utf8").trim().split(" ").map(Number) as [number, number];
     expect(alive(pid)).toBe(true);
