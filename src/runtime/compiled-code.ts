@@ -8,9 +8,10 @@
  * (docs/benchmarks.md, "Start-up code").
  *
  * `Bun.shrink()` has JavaScriptCore delete all compiled code, collect the heap fully and hand free
- * memory back. Functions compile again when next called, so only what runs after
- * start-up, the data path above all, is compiled again. It is asked for once, when the process
- * has finished starting: the work happens when JavaScript next returns to the event loop.
+ * memory back. Functions compile again when next called, so what stays compiled is what runs
+ * after start-up, the data path above all. It is asked for once, when the process has finished
+ * starting: the work happens when JavaScript next returns to the event loop. A second drop later
+ * under load was measured and not kept (the same docs section).
  *
  * Bun only (`bun:jsc`), so it sits in the runtime adapters, not the portable core.
  */
