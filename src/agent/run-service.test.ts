@@ -186,6 +186,21 @@ describe.skipIf(!isRoot && !process.env.CI)("run.sock", () => {
     expect(released).toContain("w1");
   }, 20_000);
 
+  test("an idle service takes a connection when it arrives (SIGIO), not at its next poll", async () => {
+    const path = join(runDir, "idle.sock");
+    const idle = new RunService({ socketPath: path, host, logger, idlePollMs: 600_000, binary: () => ["/usr/bin/python3", "-c", STAND_IN, launcher] });
+    try {
+      await Bun.sleep(50); // its first look is behind it: the next is ten minutes away
+      const c = u.connectUnix(path);
+      u.sendWithFds(c, enc(`${JSON.stringify({ workload: "w1", command: ["true"], env: ["PATH=/usr/bin:/bin"], cwd: "/" })}\n`), [0, 1, 2]);
+      expect(await answerOf(c)).toEqual({ exit: 0 });
+      u.closeFd(c);
+    } finally {
+      idle.stop();
+    }
+    expect(existsSync(path)).toBe(false);
+  }, 20_000);
+
   test("root: signal lines reach the command (only the four, after any junk), its end by a signal comes back", async () => {
     const c = u.connectUnix(socketPath);
     u.sendWithFds(c, enc(`${JSON.stringify({ workload: "w1", command: ["sleep", "30"], env: ["PATH=/usr/bin:/bin"], cwd: "/" })}\n`), [0, 1, 2]);

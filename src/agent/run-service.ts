@@ -37,7 +37,14 @@ import type { Enforcer } from "./enforcer.ts";
 import type { McpGate } from "../mcp/index.ts";
 import { relayStdio } from "./mcp-stdio.ts";
 
+/** How often the connections are served while any is open. */
 export const POLL_MS = 20;
+/**
+ * How often the socket is looked at with no connection open. A waiting connection raises SIGIO
+ * (`signalWhenReadable`) and is taken at once; this poll is the safety net, and how soon a change
+ * of the run group reaches the socket's mode.
+ */
+export const IDLE_POLL_MS = 1000;
 export const MAX_CONNECTIONS = 128;
 export const REQUEST_TIMEOUT_MS = 10_000;
 /** How long a --mcp-stdio server may outlive its caller after SIGHUP before SIGKILL. */
@@ -99,6 +106,8 @@ export interface RunServiceOptions {
   readonly binary?: () => string | readonly string[];
   /** How modes and owners are changed (tests record the order). */
   readonly fileOps?: { chmod(path: string, mode: number): void; chown(path: string, uid: number, gid: number): void };
+  /** The poll with no connection open (default IDLE_POLL_MS; tests make it long to see SIGIO at work). */
+  readonly idlePollMs?: number;
 }
 
 interface Connection {
@@ -119,7 +128,8 @@ interface Connection {
 
 export class RunService {
   private listenFd: number;
-  private timer: ReturnType<typeof setInterval>;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private readonly unwatch: () => void;
   private readonly conns = new Set<Connection>();
   private access = { key: "", at: 0, generation: -1 };
   private stopped = false;
@@ -135,7 +145,33 @@ export class RunService {
     // opens it to others before applyAccess gives it its mode.
     this.listenFd = bindPrivately(path, 0o600, (at) => u.listenUnix(at), (fd) => u.closeFd(fd));
     this.applyAccess(true);
-    this.timer = setInterval(() => this.tick(), POLL_MS);
+    // An idle agent is woken by a connection instead of polling for one (50 times a second before).
+    try {
+      this.unwatch = u.signalWhenReadable(this.listenFd, () => this.wake());
+    } catch (e) {
+      u.closeFd(this.listenFd);
+      rmSync(path, { force: true });
+      throw e;
+    }
+    this.schedule();
+  }
+
+  /** The next look: soon while connections are open, else the idle safety poll. */
+  private schedule(): void {
+    this.timer = setTimeout(() => this.run(), this.conns.size > 0 ? POLL_MS : (this.o.idlePollMs ?? IDLE_POLL_MS));
+  }
+
+  private run(): void {
+    this.timer = null;
+    this.tick();
+    if (!this.stopped) this.schedule();
+  }
+
+  /** A connection waits (SIGIO): serve now rather than at the next poll. */
+  private wake(): void {
+    if (this.stopped) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.run();
   }
 
   get connections(): number {
@@ -149,7 +185,8 @@ export class RunService {
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
-    clearInterval(this.timer);
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.unwatch();
     u.closeFd(this.listenFd);
     for (const c of this.conns) this.close(c);
     try {

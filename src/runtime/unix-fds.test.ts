@@ -2,7 +2,7 @@
 // of this process and of another one, descriptors through SCM_RIGHTS (a pipe's write end, used on
 // the other side), the kernel dropping descriptors that do not fit, end of stream, errors.
 import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, mkdtempSync, readlinkSync, readSync, rmSync, writeSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, readlinkSync, readSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as u from "./unix-fds.ts";
@@ -160,5 +160,39 @@ describe("unix-fds", () => {
     expect(thrown(() => u.sendAll(a, enc("x"))).errno).toBe(Errno.EPIPE);
     u.closeFd(a);
     expect(() => u.closeFd(a)).not.toThrow();
+  });
+});
+
+describe("signalWhenReadable", () => {
+  /** The descriptor's file flags, from /proc (octal there). */
+  const flagsOf = (fd: number) => parseInt(/^flags:\s*([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, "utf8"))![1]!, 8);
+  const O_ASYNC = 0o20000;
+
+  test("a waiting connection signals the process and each watcher is told; once unwatched, nothing is", async () => {
+    const path = join(dir, "sigio.sock");
+    const listener = u.listenUnix(path);
+    const other = u.listenUnix(join(dir, "sigio-other.sock"));
+    let told = 0;
+    let otherTold = 0;
+    const unwatch = u.signalWhenReadable(listener, () => void told++);
+    const unwatchOther = u.signalWhenReadable(other, () => void otherTold++);
+    expect(flagsOf(listener) & O_ASYNC).toBe(O_ASYNC);
+    expect(thrown(() => u.signalWhenReadable(listener, () => {})).code).toBe("unix_fds_bad_argument");
+    const c = u.connectUnix(path);
+    await until(() => (told > 0 ? true : null)); // no poll here: only the signal calls it
+    expect(otherTold).toBeGreaterThan(0); // SIGIO names no descriptor: every watcher looks
+    const accepted = u.acceptConnection(listener)!;
+    expect(accepted).toBeGreaterThanOrEqual(0);
+    expect(u.acceptConnection(other)).toBeNull(); // told, and nothing was waiting there
+    unwatch();
+    unwatchOther();
+    expect(flagsOf(listener) & O_ASYNC).toBe(0);
+    const before = told;
+    const c2 = u.connectUnix(path);
+    await Bun.sleep(200);
+    expect(told).toBe(before);
+    const late = u.acceptConnection(listener); // it was there; nobody was told
+    expect(late).not.toBeNull();
+    for (const fd of [c, c2, accepted, late!, listener, other]) u.closeFd(fd);
   });
 });

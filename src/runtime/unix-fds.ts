@@ -6,14 +6,15 @@
  *
  * Guaranteed: every descriptor made or received here is close-on-exec (SOCK_CLOEXEC,
  * MSG_CMSG_CLOEXEC), so no child started meanwhile inherits one; a listener and what it accepts are
- * non-blocking, so a caller polls them and never blocks the event loop. `receive` returns every
+ * non-blocking, so a caller polls them, or has SIGIO say when to (`signalWhenReadable`), and never
+ * blocks the event loop. `receive` returns every
  * descriptor that arrived, and says when the kernel dropped some (MSG_CTRUNC): the caller must then
  * refuse. Sends never raise SIGPIPE (MSG_NOSIGNAL). Layouts are glibc's on 64-bit Linux (x86-64,
  * arm64); anything else throws `unix_fds_unavailable`.
  */
 import { dlopen, FFIType, ptr } from "bun:ffi";
 import { TidegateError } from "../errors.ts";
-import { errno, Errno, errnoName } from "./libc.ts";
+import { errno, Errno, errnoName, getpid } from "./libc.ts";
 
 export type UnixFdErrorCode = "unix_fds_unavailable" | "unix_fds_failed" | "unix_fds_bad_argument";
 
@@ -42,6 +43,8 @@ const SYMBOLS = {
   pipe2: { args: [P, i32], returns: i32 },
   close: { args: [i32], returns: i32 },
   shutdown: { args: [i32, i32], returns: i32 },
+  // variadic in C; an integer third argument passes in the same register on x86-64 and arm64
+  fcntl: { args: [i32, i32, u64], returns: i32 },
 } as const;
 
 type Symbols = ReturnType<typeof dlopen<typeof SYMBOLS>>["symbols"];
@@ -74,6 +77,10 @@ const MSG_DONTWAIT = 0x40;
 const MSG_NOSIGNAL = 0x4000;
 const MSG_CMSG_CLOEXEC = 0x40000000;
 const SHUT_WR = 1;
+const F_GETFL = 3;
+const F_SETFL = 4;
+const F_SETOWN = 8;
+const O_ASYNC = 0o20000;
 /** sizeof(struct sockaddr_un): sun_family and a 108-byte path. */
 const SOCKADDR_UN = 110;
 const MSGHDR = 56;
@@ -279,6 +286,46 @@ export function closeFd(fd: number): void {
 /** Ends the sending half: the peer reads end of stream once it has read what was sent. */
 export function shutdownWrite(fd: number): void {
   call("shutdown(SHUT_WR)", () => sockets().shutdown(fd, SHUT_WR), false);
+}
+
+/** Descriptors that raise SIGIO for this process, each with what it wants told. */
+const sigioWatchers = new Map<number, () => void>();
+let sigioListening = false;
+
+/**
+ * Has the kernel signal this process (SIGIO, through O_ASYNC and F_SETOWN: fcntl(2)) when `fd`
+ * becomes readable (for a listening socket: a connection waits), and calls `onReadable` then,
+ * from the event loop, so a caller need not poll an idle descriptor. SIGIO names no descriptor:
+ * every watcher is told of every signal and must take it as "look now", doing nothing when
+ * nothing is ready; and signals coalesce, so a watcher drains all that is ready each time.
+ *
+ * The process's SIGIO listener, added with the first watcher, stays for the life of the process:
+ * SIGIO's default action ends it, and a signal raised just before the last watcher went must not.
+ * Returns what stops the watch (O_ASYNC cleared, the watcher forgotten): call it before closing
+ * `fd`.
+ */
+export function signalWhenReadable(fd: number, onReadable: () => void): () => void {
+  if (sigioWatchers.has(fd)) throw new UnixFdError("unix_fds_bad_argument", `unix sockets: descriptor ${fd} is watched already`);
+  if (!sigioListening) {
+    process.on("SIGIO", () => {
+      for (const told of [...sigioWatchers.values()]) told();
+    });
+    sigioListening = true;
+  }
+  sigioWatchers.set(fd, onReadable);
+  try {
+    call(`fcntl(${fd}, F_SETOWN)`, () => sockets().fcntl(fd, F_SETOWN, getpid()), false);
+    const flags = call(`fcntl(${fd}, F_GETFL)`, () => sockets().fcntl(fd, F_GETFL, 0), false)!;
+    call(`fcntl(${fd}, F_SETFL, O_ASYNC)`, () => sockets().fcntl(fd, F_SETFL, flags | O_ASYNC), false);
+  } catch (e) {
+    sigioWatchers.delete(fd);
+    throw e;
+  }
+  return () => {
+    if (!sigioWatchers.delete(fd)) return;
+    const flags = sockets().fcntl(fd, F_GETFL, 0);
+    if (flags >= 0) sockets().fcntl(fd, F_SETFL, flags & ~O_ASYNC);
+  };
 }
 
 function keep(..._values: unknown[]): void {}
