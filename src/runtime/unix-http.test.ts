@@ -20,6 +20,26 @@ test("serves JSON on a 0600 socket in a 0700 directory", async () => {
   }
 });
 
+test("a handler's uncaught error answers a bare 500: its message and stack never leave the process", async () => {
+  // In a process of its own: bun test counts an error thrown in a server's handler against the test.
+  const path = join(dir, "run", "throws.sock");
+  const script = `
+    import { serveUnix } from ${JSON.stringify(join(import.meta.dir, "unix-http.ts"))};
+    const s = serveUnix(${JSON.stringify(path)}, () => { throw new Error("no such key at /etc/tidegate/secret-key-file"); });
+    const r = await fetch("http://localhost/v1/status", { unix: ${JSON.stringify(path)} });
+    console.log(JSON.stringify({ status: r.status, type: r.headers.get("content-type"), text: await r.text() }));
+    await s.stop();
+  `;
+  const p = Bun.spawn([process.execPath, "-e", script], { stdout: "pipe", stderr: "pipe" });
+  // (its exit code is 1: Bun reports the handler's error on stderr, and the server serves on)
+  const [out] = await Promise.all([new Response(p.stdout).text(), p.exited]);
+  const r = JSON.parse(out);
+  expect(r.status).toBe(500);
+  expect(r.type).not.toContain("html");
+  expect(r.text).not.toContain("secret-key-file");
+  expect(r.text).not.toContain("unix-http");
+});
+
 test("a missing socket is socket_unreachable naming the process", async () => {
   const err = await callUnix(join(dir, "none.sock"), "the agent", "GET", "/v1/status").catch((e) => e);
   expect(err.code).toBe("socket_unreachable");

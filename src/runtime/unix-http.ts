@@ -31,7 +31,9 @@ export function serveUnix(path: string, fetch: (req: Request) => Response | Prom
     }
     unlinkSync(path);
   }
-  const server = bindPrivately(path, 0o600, (at) => Bun.serve({ unix: at, fetch }), (s) => void s.stop(true));
+  // development: false, never Bun's default of true: a handler's uncaught error then answers a bare
+  // 500, not a page carrying the error's message and stack.
+  const server = bindPrivately(path, 0o600, (at) => Bun.serve({ unix: at, fetch, development: false }), (s) => void s.stop(true));
   return {
     path,
     stop: async () => {
