@@ -7,10 +7,10 @@
  * Guaranteed: every descriptor made or received here is close-on-exec (SOCK_CLOEXEC,
  * MSG_CMSG_CLOEXEC), so no child started meanwhile inherits one; a listener and what it accepts are
  * non-blocking, so a caller polls them, or has SIGIO say when to (`signalWhenReadable`), and never
- * blocks the event loop. `receive` returns every
- * descriptor that arrived, and says when the kernel dropped some (MSG_CTRUNC): the caller must then
- * refuse. Sends never raise SIGPIPE (MSG_NOSIGNAL). Layouts are glibc's on 64-bit Linux (x86-64,
- * arm64); anything else throws `unix_fds_unavailable`.
+ * blocks the event loop. `receive` returns every descriptor that arrived, and says when the kernel
+ * dropped some (MSG_CTRUNC): the caller must then refuse. Sends never raise SIGPIPE
+ * (MSG_NOSIGNAL). Layouts are glibc's on 64-bit Linux (x86-64, arm64); anything else throws
+ * `unix_fds_unavailable`.
  */
 import { dlopen, FFIType, ptr } from "bun:ffi";
 import { TidegateError } from "../errors.ts";
