@@ -262,6 +262,25 @@ describe("background WAL sync", () => {
     }
   });
 
+  test("pruning that removes nothing (the server's every second) syncs nothing; pruning that removes rows does", async () => {
+    const { store, synced } = await recorded();
+    try {
+      const now = new Date("2026-01-01T00:00:00Z");
+      await store.createJoinToken({ tokenHash: "ab".repeat(32), nodeName: "node-1", expiresAt: new Date(now.getTime() + 60_000), now });
+      await until(() => synced.length >= 1);
+      await Bun.sleep(30);
+      const before = synced.length;
+      for (let i = 0; i < 5; i++) expect(await store.pruneJoinTokens(now)).toBe(0);
+      expect(await store.pruneIssued(now)).toBe(0);
+      await Bun.sleep(50);
+      expect(synced.length).toBe(before);
+      expect(await store.pruneJoinTokens(new Date(now.getTime() + 120_000))).toBe(1);
+      await until(() => synced.length > before);
+    } finally {
+      await store.close();
+    }
+  });
+
   test("close stops it and closes the WAL's descriptor; the data is all there after reopening", async () => {
     const { store, path, synced } = await recorded();
     await store.recordIssued(issued(1));

@@ -26,7 +26,9 @@
  * WAL to write. A checkpoint runs in the committing call, on the event loop, and that fsync of
  * up to 1,000 pages was half of a 9 ms stall every ~300 issuances (docs/benchmarks.md, "Workload
  * SVID issuance"). A failed background sync changes nothing and is not reported: the
- * checkpoint's own fsync still runs and reports.
+ * checkpoint's own fsync still runs and reports. Pruning, which the server runs every second and
+ * which mostly removes nothing, asks for the sync only when it removed rows: an idle server
+ * fdatasync'd its WAL once a second for nothing.
  *
  * With the exclusive hold SQLite keeps the WAL index in heap memory (no -shm file). `exclusive:
  * false` opens in the ordinary shared mode instead, for tests of the transactional guarantees
@@ -129,14 +131,19 @@ export class SqliteDatastore implements Datastore {
     return new SqliteDatastore(db, path, readonly, walSync);
   }
 
-  #use<T>(what: string, write: boolean, fn: (db: SqlConnection) => T): Promise<T> {
+  /**
+   * Runs `fn` on the connection. `write`: whether it may write, or, for a write that often changes
+   * nothing (the server's pruning, every second), how to tell from its result that it did: only
+   * then is the WAL synced.
+   */
+  #use<T>(what: string, write: boolean | ((out: T) => boolean), fn: (db: SqlConnection) => T): Promise<T> {
     try {
       if (this.#db === null) throw new StoreError("store_closed", `store: ${what}: ${JSON.stringify(this.path)} is closed`);
-      if (write && this.readonly) {
+      if (write !== false && this.readonly) {
         throw new StoreError("store_readonly", `store: ${what}: ${JSON.stringify(this.path)} was opened read-only`);
       }
       const out = fn(this.#db);
-      if (write) this.#walSync?.wrote();
+      if (write === true || (write !== false && write(out))) this.#walSync?.wrote();
       return Promise.resolve(out);
     } catch (e) {
       return Promise.reject(storeFailure(e, this.path, "use", what));
@@ -169,7 +176,7 @@ export class SqliteDatastore implements Datastore {
     return this.#use("consume join token", true, (db) => tokens.consumeJoinToken(db, tokenHash, now));
   }
   pruneJoinTokens(now: Date): Promise<number> {
-    return this.#use("prune join tokens", true, (db) => tokens.pruneJoinTokens(db, now));
+    return this.#use("prune join tokens", (pruned) => pruned > 0, (db) => tokens.pruneJoinTokens(db, now));
   }
 
   upsertNode(node: AttestedNode): Promise<void> {
@@ -229,7 +236,7 @@ export class SqliteDatastore implements Datastore {
     return this.#use("count issued certificates", false, (db) => issued.countIssued(db));
   }
   pruneIssued(before: Date): Promise<number> {
-    return this.#use("prune issued certificates", true, (db) => issued.pruneIssued(db, before));
+    return this.#use("prune issued certificates", (pruned) => pruned > 0, (db) => issued.pruneIssued(db, before));
   }
 
   appendBundle(input: NewBundle): Promise<number> {
