@@ -20,6 +20,7 @@
  */
 import { readFileSync } from "node:fs";
 import { ptr } from "bun:ffi";
+import type { Fingerprint } from "../attest/attestation.ts";
 import { parseBootOffset, startTicks } from "../attest/proc-text.ts";
 import { closeFd, dupFd } from "./bpf-fds.ts";
 import { openObject } from "./bpf-object.ts";
@@ -35,12 +36,6 @@ export const TASK_PRINT_LAYOUT = {
 
 /** tg_task_print's status values. */
 export const TG_PRINT = { OK: 0, NO_TASK: 1, NO_EXE: 2 } as const;
-
-export interface TaskPrint {
-  readonly startTime: number;
-  readonly exe: string;
-  readonly owner: string;
-}
 
 const SYS_BPF = process.arch === "arm64" ? 280 : 321;
 const BPF_PROG_TEST_RUN = 10;
@@ -98,7 +93,7 @@ export class TaskPrinter {
   }
 
   /** The print of `pid`, or null when the kernel has no task with an executable for it. */
-  print(pid: number): TaskPrint | null {
+  print(pid: number): Fingerprint | null {
     if (this.#fd < 0) throw new BpfError("bpf_closed", "tg_task_print", 0, "bpf: tg_task_print used after close");
     const c = this.#ctx;
     c.setInt32(L.pid.offset, pid, true);

@@ -14,7 +14,7 @@
  */
 import { dlopen, FFIType, ptr } from "bun:ffi";
 import { TidegateError } from "../errors.ts";
-import { errno, Errno, errnoName, getpid } from "./libc.ts";
+import { errno, Errno, errnoName, getpid, libc } from "./libc.ts";
 
 export type UnixFdErrorCode = "unix_fds_unavailable" | "unix_fds_failed" | "unix_fds_bad_argument";
 
@@ -28,7 +28,7 @@ export class UnixFdError extends TidegateError<UnixFdErrorCode> {
   }
 }
 
-const { i32, i64, u32, u64, ptr: P } = FFIType;
+const { i32, i64, u32, ptr: P } = FFIType;
 
 const SYMBOLS = {
   socket: { args: [i32, i32, i32], returns: i32 },
@@ -43,8 +43,6 @@ const SYMBOLS = {
   pipe2: { args: [P, i32], returns: i32 },
   close: { args: [i32], returns: i32 },
   shutdown: { args: [i32, i32], returns: i32 },
-  // variadic in C; an integer third argument passes in the same register on x86-64 and arm64
-  fcntl: { args: [i32, i32, u64], returns: i32 },
 } as const;
 
 type Symbols = ReturnType<typeof dlopen<typeof SYMBOLS>>["symbols"];
@@ -314,17 +312,17 @@ export function signalWhenReadable(fd: number, onReadable: () => void): () => vo
   }
   sigioWatchers.set(fd, onReadable);
   try {
-    call(`fcntl(${fd}, F_SETOWN)`, () => sockets().fcntl(fd, F_SETOWN, getpid()), false);
-    const flags = call(`fcntl(${fd}, F_GETFL)`, () => sockets().fcntl(fd, F_GETFL, 0), false)!;
-    call(`fcntl(${fd}, F_SETFL, O_ASYNC)`, () => sockets().fcntl(fd, F_SETFL, flags | O_ASYNC), false);
+    call(`fcntl(${fd}, F_SETOWN)`, () => libc().fcntl(fd, F_SETOWN, getpid()), false);
+    const flags = call(`fcntl(${fd}, F_GETFL)`, () => libc().fcntl(fd, F_GETFL, 0), false)!;
+    call(`fcntl(${fd}, F_SETFL, O_ASYNC)`, () => libc().fcntl(fd, F_SETFL, flags | O_ASYNC), false);
   } catch (e) {
     sigioWatchers.delete(fd);
     throw e;
   }
   return () => {
     if (!sigioWatchers.delete(fd)) return;
-    const flags = sockets().fcntl(fd, F_GETFL, 0);
-    if (flags >= 0) sockets().fcntl(fd, F_SETFL, flags & ~O_ASYNC);
+    const flags = libc().fcntl(fd, F_GETFL, 0);
+    if (flags >= 0) libc().fcntl(fd, F_SETFL, flags & ~O_ASYNC);
   };
 }
 

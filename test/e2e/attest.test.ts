@@ -67,11 +67,27 @@ let printer: TaskPrinter | null = null;
 /** With `kernel`, the fingerprint is read by tg_task_print (as the agent does), else from /proc. */
 function unixOnly(kernel = false): { at: Attestation; unix: UnixAttestor } {
   const unix = new UnixAttestor(nodeProcFs);
-  return { at: new Attestation(nodeProcFs, [unix], kernel ? { kernelPrint: (pid) => printer!.print(pid) } : {}), unix };
+  const kernelPrint = (pid: number) => {
+    const print = printer!.print(pid);
+    if (print !== null) kernelAnswers++;
+    return print;
+  };
+  return { at: new Attestation(nodeProcFs, [unix], kernel ? { kernelPrint } : {}), unix };
 }
+
+/** Prints tg_task_print answered (not null: /proc read instead) since the test began. */
+let kernelAnswers = 0;
 
 /** Each fingerprint test runs twice: /proc, and the kernel's print. */
 const SOURCES: readonly (readonly [string, boolean])[] = [["", false], [" (fingerprint from tg_task_print)", true]];
+
+/** A fingerprint test; with `kernel`, it also fails if tg_task_print never answered (all of it read /proc). */
+const sourceTest = (name: string, kernel: boolean, fn: () => Promise<void>) =>
+  rootTest(name, async () => {
+    kernelAnswers = 0;
+    await fn();
+    if (kernel) expect(kernelAnswers).toBeGreaterThan(0);
+  });
 
 const codeOf = (p: Promise<unknown>) => rejectionCode(p, AttestError);
 
@@ -104,7 +120,7 @@ afterAll(async () => {
 
 describe("attest real processes", () => {
   for (const [how, kernel] of SOURCES) {
-    rootTest(`a child running as another uid is attested as that uid, user, gid and group${how}`, async () => {
+    sourceTest(`a child running as another uid is attested as that uid, user, gid and group${how}`, kernel, async () => {
       const child = spawnSleep(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sleep", "60"]);
       await execd(child.pid, "/usr/bin/sleep");
       const { selectors } = await unixOnly(kernel).at.attest(child.pid);
@@ -117,7 +133,7 @@ describe("attest real processes", () => {
       expect(selectors).toContain(`unix:sha256:${sha256("/usr/bin/sleep")}`);
     });
 
-    rootTest(`a binary replaced on disk: a new process gets the new hash, the old keeps the old${how}`, async () => {
+    sourceTest(`a binary replaced on disk: a new process gets the new hash, the old keeps the old${how}`, kernel, async () => {
       const app = join(dir, kernel ? "replaced-k" : "replaced");
       sleepVariant(app, 1);
       const oldHash = sha256(app);
@@ -138,7 +154,7 @@ describe("attest real processes", () => {
       expect(again).toContain(`unix:path:${app}`);
     });
 
-    rootTest(`a binary rewritten in place with its mtime restored by touch -d is hashed anew${how}`, async () => {
+    sourceTest(`a binary rewritten in place with its mtime restored by touch -d is hashed anew${how}`, kernel, async () => {
       const app = join(dir, kernel ? "inplace-k" : "inplace");
       sleepVariant(app, 3);
       const st0 = statSync(app, { bigint: true });
@@ -165,7 +181,7 @@ describe("attest real processes", () => {
       expect(unix.hashes.hashed).toBe(hashedBefore + 1);
     });
 
-    rootTest(`a second attestation of the same process is a cache hit; another process of the same binary is not hashed again${how}`, async () => {
+    sourceTest(`a second attestation of the same process is a cache hit; another process of the same binary is not hashed again${how}`, kernel, async () => {
       const { at, unix } = unixOnly(kernel);
       const a = spawnSleep();
       const b = spawnSleep();
@@ -178,7 +194,7 @@ describe("attest real processes", () => {
       expect(unix.hashes.hashed).toBe(hashed);
     });
 
-    rootTest(`pid reuse: a stale start time is refused, an exited process is refused, a reused pid is refused${how}`, async () => {
+    sourceTest(`pid reuse: a stale start time is refused, an exited process is refused, a reused pid is refused${how}`, kernel, async () => {
       const { at } = unixOnly(kernel);
       const p = spawnSleep();
       await execd(p.pid, "/usr/bin/sleep");
