@@ -59,6 +59,20 @@ export interface AuditLogOptions {
 const SLOW_KEYS = ["seq", "time", "type", "prev"];
 const INDEX_KEY = /^\d+$/;
 const COMMA = 0x2c;
+const DIGIT_0 = 0x30;
+const DIGIT_9 = 0x39;
+/** The lowercase hex digits of each byte value, high and low. */
+const HEX_HI = new Uint8Array(256);
+const HEX_LO = new Uint8Array(256);
+for (let b = 0; b < 256; b++) {
+  const h = b.toString(16).padStart(2, "0");
+  HEX_HI[b] = h.charCodeAt(0);
+  HEX_LO[b] = h.charCodeAt(1);
+}
+const PREV_KEY = new TextEncoder().encode(',"prev":"');
+const LINE_END = new TextEncoder().encode('"}\n');
+/** `,"prev":"` + 64 hex digits + `"}\n`. */
+const TAIL_BYTES = PREV_KEY.length + 64 + LINE_END.length;
 
 type Tunables = { readonly checkpointEvery: number; readonly checkpointIntervalMs: number; readonly fsyncIntervalMs: number; readonly maxFileBytes: number; readonly maxPending: number };
 
@@ -78,7 +92,9 @@ export class AuditLog implements AgentAuditLog {
   #size: number;
   #fileFirstSeq: number;
   #seq: number;
-  #head: string;
+  /** The SHA-256 of the last line (what the next line's prev names); its hex made when asked. */
+  readonly #headBytes = new Uint8Array(32);
+  #headHex: string | null;
   #sinceCheckpoint: number;
   #dirty = false;
   #pending: Pending[] = [];
@@ -102,7 +118,8 @@ export class AuditLog implements AgentAuditLog {
     this.#size = state.size;
     this.#fileFirstSeq = state.fileFirstSeq;
     this.#seq = state.seq;
-    this.#head = state.head;
+    this.#headHex = state.head;
+    this.#headBytes.set(Uint8Array.fromHex(state.head));
     this.#sinceCheckpoint = state.since;
     const baseBody = o.base === undefined ? "{}" : JSON.stringify(o.base);
     this.#baseBytes = baseBody.length > 2 ? new TextEncoder().encode(baseBody.slice(1, -1)) : null;
@@ -155,6 +172,11 @@ export class AuditLog implements AgentAuditLog {
     const time = this.#now();
     if (this.#error !== null) return this.#hold({ type, fields, time });
     this.#append(type, fields, time);
+  }
+
+  /** The hex of the last line's hash (GENESIS_PREV before the first). */
+  get #head(): string {
+    return (this.#headHex ??= this.#headBytes.toHex());
   }
 
   /** Writes a signed checkpoint now (when a signer is at hand); its state follows in the background. */
@@ -263,10 +285,9 @@ export class AuditLog implements AgentAuditLog {
       return this.#encoder.encodeInto(line, this.#buf).written;
     }
     const body = JSON.stringify(fields);
-    const head = `{"seq":${seq},"time":"${time.toISOString()}","type":"${type}",`;
-    const tail = `,"prev":"${this.#head}"}\n`;
+    const head = `{"seq":${seq},"time":"${this.#iso(time)}","type":"${type}",`;
     const base = this.#baseBytes;
-    this.#room(3 * (head.length + body.length + tail.length) + (base === null ? 0 : base.length + 1));
+    this.#room(3 * (head.length + body.length) + TAIL_BYTES + (base === null ? 0 : base.length + 1));
     const buf = this.#buf;
     let at = this.#encoder.encodeInto(head, buf).written;
     if (base !== null) {
@@ -280,13 +301,38 @@ export class AuditLog implements AgentAuditLog {
       buf[at - 1] = COMMA;
       at += n - 2; // at its "}", which the tail overwrites
     } else at -= 1; // no own fields: the tail's comma replaces this one
-    return at + this.#encoder.encodeInto(tail, buf.subarray(at)).written;
+    // The tail, written in place: the hash's hex straight from its bytes, no string made.
+    buf.set(PREV_KEY, at);
+    at += PREV_KEY.length;
+    const h = this.#headBytes;
+    for (let i = 0; i < 32; i++) {
+      const b = h[i]!;
+      buf[at++] = HEX_HI[b]!;
+      buf[at++] = HEX_LO[b]!;
+    }
+    buf.set(LINE_END, at);
+    return at + LINE_END.length;
+  }
+
+  /** time.toISOString(), made once per millisecond (events come many to a millisecond under load). */
+  #isoMs = Number.NaN;
+  #isoText = "";
+  #iso(time: Date): string {
+    const ms = time.getTime();
+    if (ms !== this.#isoMs) {
+      this.#isoText = time.toISOString();
+      this.#isoMs = ms;
+    }
+    return this.#isoText;
   }
 
   #needsSlowPath(fields: Fields): boolean {
     for (const k of SLOW_KEYS) if (k in fields) return true;
     for (const k of this.#baseKeys) if (k in fields) return true;
-    for (const k in fields) if (INDEX_KEY.test(k)) return true;
+    for (const k in fields) {
+      const c = k.charCodeAt(0);
+      if (c >= DIGIT_0 && c <= DIGIT_9 && INDEX_KEY.test(k)) return true;
+    }
     return false;
   }
 
@@ -309,7 +355,8 @@ export class AuditLog implements AgentAuditLog {
     }
     this.#size += n;
     this.#seq = seq;
-    this.#head = Bun.SHA256.hash(this.#buf.subarray(0, n - 1), "hex") as string;
+    Bun.SHA256.hash(this.#buf.subarray(0, n - 1), this.#headBytes);
+    this.#headHex = null;
     this.#dirty = true;
     this.#o.onWritten?.(seq);
     return true;
