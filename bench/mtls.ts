@@ -10,7 +10,8 @@
  * - direct: wrk straight to the backend, no tunnel (no hops: no CPU or memory of hops), the 1x of
  *   the chart.
  *
- * Per repetition, per test, each path in turn, the order rotated by one path per repetition:
+ * First 2 s of each test per path, not measured (the Bun hops' JIT and the session caches warm
+ * up). Then per repetition, per test, each path in turn, the order rotated by one path per repetition:
  * - ka1k: 1 KiB GETs on --conns keep-alive connections (wrk -t1 --latency): req/s, p50, p99, and
  *   the CPU time (utime + stime, all threads) of each hop's processes over the run / requests;
  * - close1k: the same with `Connection: close`: a new connection through the tunnel per request;
@@ -100,9 +101,12 @@ try {
   console.error(`bench: ${paths.map((p) => p.name).join(", ")}; ${reps} reps x ${TESTS.length} tests x ${seconds} s; folder ${procs.dir}`);
 
   const idle = new Map(paths.flatMap((p) => [...p.hops().client, ...p.hops().server]).map((pid) => [pid, memory(pid).rssKiB]));
-  // Warm-up (not measured): JIT and session caches.
-  console.error(`warm-up: 2 s of 1 KiB keep-alive per path`);
-  for (const p of paths) await sample({ path: p.name, test: "ka1k", rep: 0 }, [...prefixOf(p), "wrk", ...wrkArgs("ka1k", `http://${p.host}:${p.port}`, 2, conns)], envOf(p), { ...p.hops(), backend: [] }, (x) => (running = x));
+  // Warm-up (not measured): JIT and session caches, for every test, so that no repetition's first
+  // run of a test pays for compiling its path (a new connection runs code keep-alive never does:
+  // in a local harness, tidegate's first 10 s of one connection per request ran 2.5-6 % slower
+  // than the next 10 s, its JIT threads busy for about half a second of CPU).
+  console.error(`warm-up: 2 s of each test per path`);
+  for (const test of TESTS) for (const p of paths) await sample({ path: p.name, test, rep: 0 }, [...prefixOf(p), "wrk", ...wrkArgs(test, `http://${p.host}:${p.port}`, 2, conns)], envOf(p), { ...p.hops(), backend: [] }, (x) => (running = x));
 
   const samples: Sample[] = [];
   const retried: { path: string; test: string; rep: number; interference_pct: number[] }[] = [];
