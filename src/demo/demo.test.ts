@@ -1,6 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { loadPolicy } from "../policy/index.ts";
-import { DEMO, demoConfig, othersCannotRun, printable, unsafeParent } from "./demo.ts";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DEMO, demoConfig, markInstance, othersCannotRun, printable, unmarkInstance, unsafeParent } from "./demo.ts";
 import { forecastFor, startForecastApi } from "./forecast-api.ts";
 
 describe("demoConfig", () => {
@@ -62,6 +65,30 @@ describe("the stand-in forecast API", () => {
       await expect(fetch(url, { headers: { authorization: "Bearer s3cret-token" } })).rejects.toThrow();
     } finally {
       api.stop();
+    }
+  });
+});
+
+describe("the demo's instance markers", () => {
+  test("a marker holds the pid; the folder goes with the last marker, not before", () => {
+    const parent = mkdtempSync(join(tmpdir(), "tidegate-test-markers-"));
+    const folder = join(parent, "markers");
+    try {
+      const a = markInstance("one", folder);
+      expect(a).toBe(join(folder, "one"));
+      expect(readFileSync(a, "utf8")).toBe(`${process.pid}\n`);
+      expect(statSync(a).mode & 0o777).toBe(0o600);
+      expect(statSync(folder).mode & 0o777).toBe(0o700);
+      markInstance("two", folder);
+      unmarkInstance("one", folder);
+      expect(existsSync(a)).toBe(false);
+      expect(existsSync(join(folder, "two"))).toBe(true);
+      unmarkInstance("two", folder);
+      expect(existsSync(folder)).toBe(false);
+      // Removing again, or a marker never made, is not an error.
+      unmarkInstance("two", folder);
+    } finally {
+      rmSync(parent, { recursive: true, force: true });
     }
   });
 });

@@ -15,7 +15,7 @@
  * Every claim it prints is checked against what really happened (what the API and the unlisted
  * host saw, the server's own log, /proc/PID/environ), and the exit code is 0 only when all hold.
  */
-import { appendFileSync, chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { answersOn } from "../runtime/unix-http.ts";
 import { runningUp } from "../cli/up.ts";
 import { tmpdir } from "node:os";
@@ -106,6 +106,34 @@ export function othersCannotRun(path: string, exec: boolean, stat: (p: string) =
 export const DEMO_MARKERS = "/run/tidegate-demo";
 
 /**
+ * Writes the marker of `instance` (this process's pid) in `folder`, making the folder when needed.
+ * Another demo that finished just then may remove the folder between the two steps
+ * (unmarkInstance): the marker is then tried again. Returns the marker's path.
+ */
+export function markInstance(instance: string, folder = DEMO_MARKERS): string {
+  const marker = join(folder, instance);
+  for (let attempt = 1; ; attempt++) {
+    mkdirSync(folder, { recursive: true, mode: 0o700 });
+    try {
+      writeFileSync(marker, `${process.pid}\n`, { mode: 0o600 });
+      return marker;
+    } catch (e) {
+      if ((e as { code?: string }).code !== "ENOENT" || attempt >= 5) throw e;
+    }
+  }
+}
+
+/** Removes the marker of `instance`, and `folder` with it when no other demo's marker is left in it. */
+export function unmarkInstance(instance: string, folder = DEMO_MARKERS): void {
+  rmSync(join(folder, instance), { force: true });
+  try {
+    rmdirSync(folder);
+  } catch {
+    // another demo's marker is in it (ENOTEMPTY), or it is gone already
+  }
+}
+
+/**
  * Whether instance NAME is in use by something else than a demo: an agent answering on its
  * agent.sock, a running `tidegate up`, or pins or a cgroup of it (`leftover`: nothing answers).
  */
@@ -172,8 +200,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
   const parent = tmpdir();
   const unsafe = unsafeParent(parent);
   if (unsafe !== null) throw new DemoError("demo_tmpdir_unsafe", `demo: its folder would go in ${parent}, but ${unsafe}; set TMPDIR to a folder only root can change (or /tmp)`);
-  mkdirSync(DEMO_MARKERS, { recursive: true, mode: 0o700 });
-  writeFileSync(marker, `${process.pid}\n`, { mode: 0o600 });
+  markInstance(o.instance);
 
   const dir = mkdtempSync(join(parent, "tidegate-demo-"));
   chmodSync(dir, 0o711);
@@ -326,7 +353,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     const removed = await Capture.uninstall(capture).catch(() => null);
     if (o.keep) out(`\nkept ${dir} (config, state, audit log); 'rm -rf ${dir}' removes it`);
     else rmSync(dir, { recursive: true, force: true });
-    if (removed !== null) rmSync(marker, { force: true });
+    if (removed !== null) unmarkInstance(o.instance);
     process.off("SIGINT", sigint);
     process.off("SIGTERM", sigterm);
     out(`cleaned up: the agent and server stopped, ${removed ? `${removed.pins} pins and the cgroup of instance ${o.instance} removed` : "the instance's pins and cgroup could not be removed"}${o.keep ? "" : `, ${dir} removed`}`);

@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { probeHost } from "../../src/runtime/host.ts";
 import { REPO, tidegate } from "../helpers/binary.ts";
+import { DEMO_MARKERS } from "../../src/demo/demo.ts";
 
 const mount = probeHost().cgroup2;
 const can = process.getuid?.() === 0 && mount !== null;
@@ -56,6 +57,10 @@ function expectPassingDemo(out: string, instance: string): void {
 function expectNothingLeft(instance: string): void {
   expect(existsSync(join(mount!, `tidegate-${instance}`))).toBe(false);
   expect(existsSync(`/sys/fs/bpf/tidegate-${instance}`)).toBe(false);
+  // Its marker goes, and the markers' folder with it when no other demo's marker is in it.
+  expect(existsSync(join(DEMO_MARKERS, instance))).toBe(false);
+  if (!existsSync(DEMO_MARKERS)) return;
+  expect(readdirSync(DEMO_MARKERS).length).toBeGreaterThan(0);
 }
 
 describe.skipIf(!can)("tidegate demo", () => {
