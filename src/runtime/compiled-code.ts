@@ -30,24 +30,43 @@ export interface CodeDrop {
   codeBlocksAfter: number;
   rssBeforeMiB: number;
   rssAfterMiB: number;
+  /** How many times the drop was asked for (see dropStartupCode). */
+  attempts: number;
 }
 
 const mib = (bytes: number) => Math.round((bytes / 1048576) * 10) / 10;
 
+/** How many times the drop is asked for at most, and how long to wait before asking again. */
+export const DROP_ATTEMPTS = 5;
+export const DROP_RETRY_MS = 100;
+
 /**
  * Asks for the drop and reports it, once it has happened, in the log (`startup_code_dropped`) and
  * in the returned promise. `component` names what finished starting (`agent`, `server`, `up`).
+ *
+ * The drop is not certain: JavaScriptCore runs it once no JavaScript is on the stack, and skips
+ * the deletion if a collection is under way then (`DeleteAllCodeIfNotCollecting`); a start-up
+ * that allocates a lot is often collecting. So the drop counts as done only when fewer than half
+ * the code blocks are left; otherwise it is asked for again, DROP_RETRY_MS later, up to
+ * DROP_ATTEMPTS times in all. The log says how many it took, and what was left after the last.
  */
-export function dropStartupCode(logger: Logger, component: string): Promise<CodeDrop> {
+export function dropStartupCode(logger: Logger, component: string, shrink: () => void = () => Bun.shrink()): Promise<CodeDrop> {
   const codeBlocksBefore = liveCodeBlocks();
   const rssBefore = process.memoryUsage.rss();
-  Bun.shrink();
-  // The drop and its collection run when this task returns to the event loop; a timer runs after.
-  return new Promise((resolve) =>
-    setTimeout(() => {
-      const drop: CodeDrop = { codeBlocksBefore, codeBlocksAfter: liveCodeBlocks(), rssBeforeMiB: mib(rssBefore), rssAfterMiB: mib(process.memoryUsage.rss()) };
-      logger.info("startup_code_dropped", { component, code_blocks_before: drop.codeBlocksBefore, code_blocks_after: drop.codeBlocksAfter, rss_before_mib: drop.rssBeforeMiB, rss_after_mib: drop.rssAfterMiB });
-      resolve(drop);
-    }, 0),
-  );
+  return new Promise((resolve) => {
+    let attempts = 0;
+    const attempt = () => {
+      attempts += 1;
+      shrink();
+      // The drop and its collection run when this task returns to the event loop; a timer runs after.
+      setTimeout(() => {
+        const codeBlocksAfter = liveCodeBlocks();
+        if (codeBlocksAfter * 2 >= codeBlocksBefore && attempts < DROP_ATTEMPTS) return void setTimeout(attempt, DROP_RETRY_MS);
+        const drop: CodeDrop = { codeBlocksBefore, codeBlocksAfter, rssBeforeMiB: mib(rssBefore), rssAfterMiB: mib(process.memoryUsage.rss()), attempts };
+        logger.info("startup_code_dropped", { component, code_blocks_before: drop.codeBlocksBefore, code_blocks_after: drop.codeBlocksAfter, rss_before_mib: drop.rssBeforeMiB, rss_after_mib: drop.rssAfterMiB, attempts });
+        resolve(drop);
+      }, 0);
+    };
+    attempt();
+  });
 }
