@@ -535,10 +535,10 @@ while time.time() < end:
   test("a workload's listener takes no connection from another address; loopback ones still connect", async () => {
     const hostIp = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(Bun.spawnSync(["ip", "-4", "-o", "addr", "show", "scope", "global"]).stdout.toString())?.[1];
     if (hostIp === undefined) throw new Error("this test needs the host's own global IPv4 address (traffic to it stays on the host)");
-    const port = 40000 + (process.pid % 20000);
+    // The kernel picks the port (a fixed one could be in use as another connection's ephemeral port).
     const server = startTidegate(["run", ...nodeFlags, "--workload", "w1", "--user", "nobody", "--", "python3", "-c",
-      `import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', ${port})); s.listen(8); s.settimeout(8)\nprint('listening', flush=True)\nwhile True:\n  try:\n    c, a = s.accept(); c.sendall(b'served'); c.close()\n  except OSError: break`], WORKLOAD_ENV);
-    await waitFor("the workload's listener", () => (server.output().includes("listening") ? true : undefined));
+      `import socket\ns=socket.socket(); s.bind(('0.0.0.0', 0)); s.listen(8); s.settimeout(8)\nprint('listening', s.getsockname()[1], flush=True)\nwhile True:\n  try:\n    c, a = s.accept(); c.sendall(b'served'); c.close()\n  except OSError: break`], WORKLOAD_ENV);
+    const port = Number(await waitFor("the workload's listener", () => /listening (\d+)/.exec(server.output())?.[1]));
     const from = (host: string) => outside(["python3", "-c", `import socket\ns=socket.socket(); s.settimeout(2)\ntry:\n  s.connect(('${host}', ${port})); print(s.recv(10).decode())\nexcept OSError as e: print(type(e).__name__)`]);
     expect(await from("127.0.0.1")).toBe("served");
     expect(await from(hostIp)).toBe("TimeoutError");
