@@ -236,14 +236,17 @@ export function rssGrowth(samples: readonly Sample[], seconds: number, agent: "a
 }
 
 /**
- * Growth without the collector's sawtooth: the median RSS of the last tenth against the median of
- * the first fifth's last 3 seconds. A leak moves the median; a collection cycle does not.
+ * Growth without the collector's sawtooth: the median RSS of the last fifth against the median of
+ * the first fifth. A leak moves the medians; a collection cycle does not, as long as each window
+ * spans more than one cycle (12 s of a 60 s run, against cycles of 6-8 s: docs/benchmarks.md,
+ * "Soak"). Windows shorter than a cycle (3 s and 6 s, before 2026-11-28) gave whatever phase of
+ * the cycle they caught: a CI run failed at 1.109 with flat RSS.
  */
 export function rssMedianGrowth(samples: readonly Sample[], seconds: number, agent: "a" | "b"): number {
   const median = (xs: number[]) => xs.sort((x, y) => x - y)[Math.floor(xs.length / 2)] ?? 0;
   const fifth = seconds / 5;
-  const before = median(samples.filter((s) => s.t <= fifth && s.t > fifth - 3).map((s) => s.rss[agent]));
-  const last = median(samples.filter((s) => s.t >= seconds * 0.9).map((s) => s.rss[agent]));
+  const before = median(samples.filter((s) => s.t <= fifth).map((s) => s.rss[agent]));
+  const last = median(samples.filter((s) => s.t > seconds - fifth).map((s) => s.rss[agent]));
   return before > 0 ? last / before : Infinity;
 }
 
