@@ -9,9 +9,10 @@
  *
  * `Bun.shrink()` has JavaScriptCore delete all compiled code, collect the heap fully and hand free
  * memory back. Functions compile again when next called, so what stays compiled is what runs
- * after start-up, the data path above all. It is asked for once, when the process has finished
- * starting: the work happens when JavaScript next returns to the event loop. A second drop later
- * under load was measured and not kept (the same docs section).
+ * after start-up, the data path above all. It is asked for when the process has finished starting
+ * (and again when it did not take, dropStartupCode): the work happens when JavaScript next returns
+ * to the event loop. A second drop later under load was measured and not kept (the same docs
+ * section).
  *
  * Bun only (`bun:jsc`), so it sits in the runtime adapters, not the portable core.
  */
