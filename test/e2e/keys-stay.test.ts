@@ -38,12 +38,16 @@ const entryIds: string[] = [];
 /** Every distinct private key PEM the agent held, by file (relative to its state folder). */
 const agentKeys = new Map<string, Set<string>>();
 
-/** Regular files below `root`, recursively (sockets, links and the like left out). */
+/**
+ * Regular files below `root`, recursively (sockets, links and the like left out). A file gone
+ * between the listing and its lstat is left out too: the running agent writes its keys to a
+ * temporary name and renames it (a CI run failed on one such name, ENOENT).
+ */
 function filesBelow(root: string): string[] {
   if (!existsSync(root)) return [];
   return readdirSync(root, { recursive: true, encoding: "utf8" })
     .map((n) => join(root, n))
-    .filter((p) => lstatSync(p).isFile());
+    .filter((p) => lstatSync(p, { throwIfNoEntry: false })?.isFile() === true);
 }
 
 /** Reads every private key file of the agent's state folder now, keeping each new one. */
