@@ -127,6 +127,9 @@ export class HttpExchange implements LegOwner {
   private tunnel: { up: boolean; down: boolean; bytesUp: number; bytesDown: number } | null = null;
   /** Requests answered (forwarded or refused), for the connection's line. */
   count = 0;
+  /** Body bytes of all its requests and responses, as their http_request lines count them: the connection's line adds a tunnel's. */
+  private bodyUp = 0;
+  private bodyDown = 0;
   /** One MCP gate per rule with `mcp:` the connection's requests went to. */
   private readonly gates = new Map<string, McpGate>();
 
@@ -321,6 +324,7 @@ export class HttpExchange implements LegOwner {
     if (r === null || leg === null) return;
     if (e.kind === "body") {
       r.bytesUp += e.bytes.length;
+      this.bodyUp += e.bytes.length;
       if (r.mcp !== null) return void r.mcp.body?.push(e.bytes);
       r.sent = null;
       this.send(leg, r.head.framing === "chunked" ? encodeChunk(e.bytes) : e.bytes);
@@ -547,6 +551,7 @@ export class HttpExchange implements LegOwner {
     const framing = r.response?.framing;
     if (e.kind === "body") {
       r.bytesDown += e.bytes.length;
+      this.bodyDown += e.bytes.length;
       return this.toClient(leg, framing === "chunked" ? encodeChunk(e.bytes) : e.bytes);
     }
     if (framing === "chunked") this.toClient(leg, lastChunk(e.trailers));
@@ -564,6 +569,7 @@ export class HttpExchange implements LegOwner {
     }
     if (e.kind === "body") {
       r.bytesDown += e.bytes.length;
+      this.bodyDown += e.bytes.length;
       return m.response?.body(e.bytes);
     }
     const res = m.response;
@@ -661,6 +667,8 @@ export class HttpExchange implements LegOwner {
     this.releaseLeg();
     if (reset) this.client.abort();
     else this.client.end();
-    this.onDone({ ...fields, requests: this.count, ...(t !== null ? { tunnel_bytes_up: t.bytesUp, tunnel_bytes_down: t.bytesDown } : {}) });
+    const up = this.bodyUp + (t?.bytesUp ?? 0);
+    const down = this.bodyDown + (t?.bytesDown ?? 0);
+    this.onDone({ ...fields, requests: this.count, bytes_up: up, bytes_down: down, ...(t !== null ? { tunnel_bytes_up: t.bytesUp, tunnel_bytes_down: t.bytesDown } : {}) });
   }
 }

@@ -39,6 +39,15 @@ afterAll(() => {
 const exchange = (text: string, until?: (got: string) => boolean) => exchangeOn(proxyPort, text, until);
 const count = (s: string, what: string) => s.split(what).length - 1;
 const httpLines = () => lines.filter((l) => l.type === "http_request");
+/** The line of `type` for connection `connId`, once written (the exchange ends as the client sees its close). */
+async function lineOf(type: string, connId: unknown): Promise<Record<string, unknown>> {
+  for (let i = 0; i < 100; i++) {
+    const l = lines.find((x) => x.type === type && x.conn_id === connId);
+    if (l !== undefined) return l;
+    await Bun.sleep(20);
+  }
+  throw new Error(`no ${type} line for connection ${String(connId)}`);
+}
 
 describe("intercept: plain HTTP from the workload, TLS to the API", () => {
   test("the API gets the injected Authorization; the workload's own value is dropped; the secret is in no log line", async () => {
@@ -60,6 +69,11 @@ describe("intercept: plain HTTP from the workload, TLS to the API", () => {
     expect(out.indexOf("path=/p1")).toBeLessThan(out.indexOf("path=/p2"));
     expect(out.indexOf("path=/p2")).toBeLessThan(out.indexOf("path=/p3"));
     expect(seen.slice(before).map((x) => [x.path, x.auth, x.body])).toEqual(["/p1", "/p2", "/p3"].map((p) => [p, `Bearer ${SECRET}`, "hello"]));
+    // The connection's line counts the body bytes its requests' lines count, each way.
+    const mine = httpLines().slice(-3);
+    expect(mine.map((l) => [l.target, l.bytes_up, l.bytes_down])).toEqual(["/p1", "/p2", "/p3"].map((p) => [p, 5, `path=${p} auth=injected`.length]));
+    const close = await lineOf("conn_close", mine[0]!.conn_id);
+    expect(close).toMatchObject({ outcome: "closed", requests: 3, bytes_up: 15, bytes_down: 3 * "path=/p1 auth=injected".length });
   });
 
   test("a chunked request body streams through and arrives whole", async () => {

@@ -198,7 +198,9 @@ describe("interception: WebSocket upgrades a rule allows (upgrade: [websocket])"
     expect(httpLines().at(-1)).toMatchObject({ target: "/ws", status: 101, outcome: "upgraded", rule: "api" });
     await until(() => h.lines.some((l) => l.type === "conn_close" && typeof l.tunnel_bytes_up === "number"));
     const conn = h.lines.find((l) => l.type === "conn_close" && typeof l.tunnel_bytes_up === "number");
-    expect(conn).toMatchObject({ requests: 1, tunnel_bytes_up: 11 });
+    expect(conn).toMatchObject({ requests: 1, tunnel_bytes_up: 11, tunnel_bytes_down: 12 });
+    // the handshake had no body either way: the connection's bytes are the tunnel's
+    expect(conn).toMatchObject({ bytes_up: 11, bytes_down: 12 });
     expect(JSON.stringify(h.lines)).not.toContain(SECRET);
   });
 
