@@ -204,7 +204,8 @@ describe("intercept: slow heads, slow bodies, and a workload that resets", () =>
     await trickle(w, "GET /third HTTP/1.1\r\nHost: api.test\r\n\r\n");
     const out = await w.done;
     expect(out.text).toContain("HTTP/1.1 408 ");
-    expect(await closedAfter(bounded, n)).toMatchObject({ outcome: "refused", reason: "header_timeout", requests: 2 });
+    // two answered, and the third's line (408): `requests` counts the connection's http_request lines
+    expect(await closedAfter(bounded, n)).toMatchObject({ outcome: "refused", reason: "header_timeout", requests: 3 });
   });
 
   test("the header bound is for heads only: a body sent a byte every 100 ms for twice the bound is forwarded whole", async () => {

@@ -98,6 +98,9 @@ interface Req {
   mcp: { gate: McpGate; body: BodyBuffer | null; id: string | number | null; response: McpResponse | null } | null;
 }
 
+/** A request's body bytes each way so far, as its line and the connection's count them. */
+const bodyBytes = (r: Req) => ({ bytes_up: r.bytesUp, bytes_down: r.bytesDown });
+
 /** RFC 9110 section 9.2.2. */
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
 
@@ -125,7 +128,7 @@ export class HttpExchange implements LegOwner {
   private req: Req | null = null;
   /** After a 101: bytes pass as they are; each flag says that side has ended. */
   private tunnel: { up: boolean; down: boolean; bytesUp: number; bytesDown: number } | null = null;
-  /** Requests answered (forwarded or refused), for the connection's line. */
+  /** Its http_request lines (requests forwarded, refused or cut), for the connection's line. */
   count = 0;
   /** Body bytes of all its requests and responses, as their http_request lines count them: the connection's line adds a tunnel's. */
   private bodyUp = 0;
@@ -208,16 +211,14 @@ export class HttpExchange implements LegOwner {
     const r = this.req;
     const cause = { outcome: why.outcome, ...(why.reason !== undefined ? { reason: String(why.reason) } : {}), detail: String(why.detail ?? "") };
     if (r !== null) {
-      this.count += 1;
       const v = r.verdict;
-      const answered = r.response === null ? { status, upstream: `${v.upstream.address.text}:${v.upstream.port}`, peer_id: this.leg?.peerId ?? null } : this.forwarded(r, this.leg, String(why.outcome));
+      const answered = r.response === null ? { status, upstream: `${v.upstream.address.text}:${v.upstream.port}`, peer_id: this.leg?.peerId ?? null, ...bodyBytes(r) } : this.forwarded(r, this.leg, String(why.outcome));
       this.logRequest(r.head, r.started, { ...answered, ...cause, rule: v.rule.name, host: v.name, path: v.path });
       return r.response === null;
     }
     const s = this.starting;
     if (s === null) return false;
     // Decided, its leg still being opened: answered like one waiting for its answer.
-    this.count += 1;
     this.logRequest(s.head, s.started, { status, ...cause, rule: s.verdict.rule.name, host: s.verdict.name, path: s.verdict.path });
     return true;
   }
@@ -394,8 +395,7 @@ export class HttpExchange implements LegOwner {
     if (this.done || this.req !== r) return;
     if (!out.forward) {
       this.client.write(out.response);
-      this.count += 1;
-      this.logRequest(r.head, r.started, { status: out.status, outcome: "refused", reason: out.reason, rule: r.verdict.rule.name, host: r.verdict.name, path: r.verdict.path });
+      this.logRequest(r.head, r.started, { status: out.status, outcome: "refused", reason: out.reason, rule: r.verdict.rule.name, host: r.verdict.name, path: r.verdict.path, ...bodyBytes(r) });
       this.req = null;
       if (!r.head.keepAlive || out.status === 413 || this.draining) return this.finish({ outcome: "closed" });
       this.waiting = false;
@@ -585,7 +585,6 @@ export class HttpExchange implements LegOwner {
   private responseEnded(leg: UpstreamLeg, r: Req): void {
     const res = r.response;
     if (res !== null && res.status >= 100 && res.status < 200) return; // interim: the final response follows
-    this.count += 1;
     this.logRequest(r.head, r.started, this.forwarded(r, leg, "forwarded"));
     const keep = r.head.keepAlive && res !== null && res.keepAlive && !leg.closed;
     leg.served += 1;
@@ -601,12 +600,11 @@ export class HttpExchange implements LegOwner {
 
   private forwarded(r: Req, leg: UpstreamLeg | null, outcome: string): Fields {
     const v = r.verdict;
-    return { status: r.response?.status ?? null, outcome, rule: v.rule.name, host: v.name, path: v.path, secrets: v.secrets, upstream: `${v.upstream.address.text}:${v.upstream.port}`, peer_id: leg?.peerId ?? null, upstream_conn_id: leg?.connId ?? null, bytes_up: r.bytesUp, bytes_down: r.bytesDown };
+    return { status: r.response?.status ?? null, outcome, rule: v.rule.name, host: v.name, path: v.path, secrets: v.secrets, upstream: `${v.upstream.address.text}:${v.upstream.port}`, peer_id: leg?.peerId ?? null, upstream_conn_id: leg?.connId ?? null, ...bodyBytes(r) };
   }
 
   /** A 101: from here bytes pass as they are, both ways; the leg is never reused. */
   private switchProtocols(leg: UpstreamLeg, r: Req): void {
-    this.count += 1;
     this.logRequest(r.head, r.started, this.forwarded(r, leg, "upgraded"));
     this.req = null;
     this.tunnel = { up: false, down: false, bytesUp: 0, bytesDown: 0 };
@@ -630,7 +628,7 @@ export class HttpExchange implements LegOwner {
   private failUpstream(detail: string): void {
     const r = this.req;
     if (r !== null && r.response === null) {
-      this.logRequest(r.head, r.started, { status: 502, outcome: "upstream_failed", detail, rule: r.verdict.rule.name, host: r.verdict.name });
+      this.logRequest(r.head, r.started, { status: 502, outcome: "upstream_failed", detail, rule: r.verdict.rule.name, host: r.verdict.name, ...bodyBytes(r) });
       return this.refuse(502, "upstream_failed", detail, false);
     }
     this.finish({ outcome: "upstream_failed", detail });
@@ -646,13 +644,14 @@ export class HttpExchange implements LegOwner {
     else if (log && r === null) this.logRequest(null, performance.now(), { outcome, status, reason, detail });
     // A request already sent upstream whose body then broke HTTP/1.1: its line says so; the leg is
     // closed mid-request, so the upstream never sees it complete.
-    if (log && r !== null) this.logRequest(r.head, r.started, { status, outcome, reason, detail, rule: r.verdict.rule.name, host: r.verdict.name, path: r.verdict.path });
+    if (log && r !== null) this.logRequest(r.head, r.started, { status, outcome, reason, detail, rule: r.verdict.rule.name, host: r.verdict.name, path: r.verdict.path, ...bodyBytes(r) });
     this.client.write(wholeResponse(status, "text/plain", new TextEncoder().encode(`tidegate: ${reason}\n`), false));
     this.finish({ outcome, reason, detail });
   }
 
   /** `head` null: the request broke HTTP/1.1 before its head was whole. */
   private logRequest(head: RequestHead | null, started: number, fields: Fields): void {
+    this.count += 1;
     this.deps.audit.emit("http_request", requestEvent(this.base, head, started, fields));
   }
 

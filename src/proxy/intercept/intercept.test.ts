@@ -142,7 +142,10 @@ describe("intercept: plain HTTP from the workload, TLS to the API", () => {
   test("a Host no rule names is refused 403 and logged", async () => {
     const out = await exchange("GET / HTTP/1.1\r\nHost: elsewhere.test\r\n\r\n");
     expect(out).toStartWith("HTTP/1.1 403");
-    expect(httpLines().at(-1)).toMatchObject({ outcome: "refused", reason: "no_rule", host: "elsewhere.test" });
+    const line = httpLines().at(-1)!;
+    expect(line).toMatchObject({ outcome: "refused", reason: "no_rule", host: "elsewhere.test" });
+    // the connection's line counts it: `requests` is how many http_request lines it wrote
+    expect(await lineOf("conn_close", line.conn_id)).toMatchObject({ outcome: "refused", reason: "no_rule", requests: 1, bytes_up: 0, bytes_down: 0 });
   });
 
   test("the audit log failing mid-connection (on_failure refuse): the next request gets 503 and never reaches the API", async () => {

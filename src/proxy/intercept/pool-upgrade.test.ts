@@ -149,7 +149,11 @@ describe("interception: upstream legs pooled per (caller, rule, upstream)", () =
     expect(out).toStartWith("HTTP/1.1 502");
     // /f/p1 may itself have met a leg the upstream closed (and been sent again); /f/p2 never is.
     expect(flakySeen.slice(before).filter((x) => x.path === "/f/p2")).toEqual([{ conn: expect.any(Number), path: "/f/p2", answered: false }]);
-    expect(httpLines().at(-1)).toMatchObject({ outcome: "upstream_failed", rule: "flaky" });
+    // its line, and its connection's, count the body sent before the leg failed
+    const line = httpLines().at(-1)!;
+    expect(line).toMatchObject({ target: "/f/p2", outcome: "upstream_failed", rule: "flaky", bytes_up: 3, bytes_down: 0 });
+    await until(() => h.lines.some((l) => l.type === "conn_close" && l.conn_id === line.conn_id));
+    expect(h.lines.find((l) => l.type === "conn_close" && l.conn_id === line.conn_id)).toMatchObject({ requests: 1, bytes_up: 3, bytes_down: 0 });
   });
 });
 
