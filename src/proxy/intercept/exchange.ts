@@ -629,7 +629,7 @@ export class HttpExchange implements LegOwner {
     const r = this.req;
     if (r !== null && r.response === null) {
       this.logRequest(r.head, r.started, { status: 502, outcome: "upstream_failed", detail, rule: r.verdict.rule.name, host: r.verdict.name, ...bodyBytes(r) });
-      return this.refuse(502, "upstream_failed", detail, false);
+      return this.refuse(502, "upstream_failed", detail, false, "upstream_failed");
     }
     this.finish({ outcome: "upstream_failed", detail });
   }

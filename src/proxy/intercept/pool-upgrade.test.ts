@@ -153,7 +153,7 @@ describe("interception: upstream legs pooled per (caller, rule, upstream)", () =
     const line = httpLines().at(-1)!;
     expect(line).toMatchObject({ target: "/f/p2", outcome: "upstream_failed", rule: "flaky", bytes_up: 3, bytes_down: 0 });
     await until(() => h.lines.some((l) => l.type === "conn_close" && l.conn_id === line.conn_id));
-    expect(h.lines.find((l) => l.type === "conn_close" && l.conn_id === line.conn_id)).toMatchObject({ requests: 1, bytes_up: 3, bytes_down: 0 });
+    expect(h.lines.find((l) => l.type === "conn_close" && l.conn_id === line.conn_id)).toMatchObject({ outcome: "upstream_failed", reason: "upstream_failed", requests: 1, bytes_up: 3, bytes_down: 0 });
   });
 });
 
