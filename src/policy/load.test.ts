@@ -37,7 +37,7 @@ egress:
     to: { cidr: 10.0.0.0/8, port: 8000-8080 }
     action: tls
     ca: /etc/tidegate/internal-ca.pem
-    upstream: { port: 8443 }
+    upstream: { port: 8443, key_exchange: classical }
   - name: resolver
     from: "spiffe://example.org/**"
     to: { cidr: 127.0.0.53/32, port: 53, proto: udp }
@@ -111,6 +111,8 @@ describe("loadPolicy: the full sketch", () => {
     assert.deepEqual([gh!.mcp, internal!.mcp], [null, null]);
     assert.equal(internal!.to.kind === "cidr" && internal!.to.cidr.text, "10.0.0.0/8");
     assert.deepEqual([internal!.ports.lo, internal!.ports.hi, internal!.ca, internal!.upstreamPort], [8000, 8080, "/etc/tidegate/internal-ca.pem", 8443]);
+    // upstream.key_exchange: classical where given, else the hybrid default
+    assert.deepEqual([internal!.keyExchange, gh!.keyExchange, partner!.keyExchange], ["classical", "hybrid", "hybrid"]);
     assert.deepEqual([v6!.ports.lo, v6!.ports.hi], [1, 65535]);
   });
   test("inbound, federation and dns", () => {
@@ -234,6 +236,9 @@ const REJECTIONS: [string, string, number, string, RegExp][] = [
   ["egress: a value that contains itself (an alias in its own anchor)", `egress:\n${RULE}    to: { cidr: 10.0.0.0/8, port: 53, proto: &c [*c] }\n    action: direct\n`, 5, "egress[0].to.proto", /expected .*, got a value that contains itself/],
   ["egress: upstream on deny", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: deny\n    upstream: { port: 2 }\n`, 7, "egress[0].upstream", /not allowed with action deny/],
   ["egress: upstream port 70000", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: tls\n    upstream: { port: 70000 }\n`, 7, "egress[0].upstream.port", /port/],
+  ["egress: upstream with neither port nor key_exchange", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: tls\n    upstream: {}\n`, 7, "egress[0].upstream", /give port, key_exchange or both/],
+  ["egress: key_exchange on passthrough", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: passthrough\n    upstream: { key_exchange: classical }\n`, 7, "egress[0].upstream.key_exchange", /not allowed with action passthrough/],
+  ["egress: key_exchange other than hybrid or classical", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: tls\n    upstream: { key_exchange: x25519 }\n`, 7, "egress[0].upstream.key_exchange", /hybrid/],
   ["egress: duplicate rule names", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: deny\n${RULE}    to: { host: b.com, port: 1 }\n    action: deny\n`, 7, "egress[1].name", /already the name of egress\[0\] \(line 3\)/],
   ["inbound: a name used by egress", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: deny\ninbound:\n  - { name: r, id: spiffe://example.org/srv, listen: 127.0.0.1:9443, forward: 127.0.0.1:3000, allow: spiffe://example.org/a }\n`, 8, "inbound[0].name", /already the name of egress\[0\]/],
   ["inbound: forward_client_cert not a boolean", "inbound:\n  - { name: i, id: spiffe://example.org/srv, listen: 127.0.0.1:9443, forward: 127.0.0.1:3000, allow: spiffe://example.org/a, forward_client_cert: yes please }\n", 3, "inbound[0].forward_client_cert", /expected boolean/],

@@ -77,6 +77,8 @@ function checkEgress(r: EgressInput, at: Path, fail: FailFn, ours: TrustDomain, 
     }
   }
   if (r.ca !== undefined && r.mtls !== undefined) fail([...at, "ca"], "not allowed with mtls: (the peer is verified against its trust domain's bundle)");
+  if (r.upstream !== undefined && r.upstream.port === undefined && r.upstream.key_exchange === undefined) fail([...at, "upstream"], "give port, key_exchange or both");
+  if (r.upstream?.key_exchange !== undefined && r.action === "passthrough") fail([...at, "upstream", "key_exchange"], "not allowed with action passthrough (its upstream leg is not TLS)");
   if (proto === "udp" && r.http !== undefined) fail([...at, "http"], "not allowed on udp");
   if (r.http !== undefined && r.http.methods === undefined && r.http.paths === undefined) fail([...at, "http"], "give methods, paths or both");
   r.from.forEach((p, i) => {
@@ -110,6 +112,7 @@ function buildEgress(input: PolicyInput, source: YamlSource, fail: FailFn, known
       ca: r.ca ?? null,
       serverId: r.mtls?.server_id ?? null,
       upstreamPort: r.upstream?.port ?? null,
+      keyExchange: r.upstream?.key_exchange ?? "hybrid",
       upgrade: Object.freeze([...new Set(r.upgrade ?? [])]),
     });
   });

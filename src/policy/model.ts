@@ -12,6 +12,17 @@ import type { HeaderTemplate } from "./inject.ts";
 
 export const ACTIONS = ["deny", "direct", "passthrough", "tls", "mtls", "intercept"] as const;
 export type Action = (typeof ACTIONS)[number];
+
+/**
+ * The TLS key exchange of an upstream leg (`upstream.key_exchange`). `hybrid`, the default: the
+ * post-quantum hybrid X25519MLKEM768 first, with X25519, P-256 and P-384 for servers without it
+ * (the runtime's BoringSSL default). `classical`: X25519, P-256 and P-384 only; a smaller
+ * ClientHello, for a server that cannot take the hybrid's, and about 60 µs less CPU per handshake
+ * over both ends (docs/benchmarks.md), with no protection against a future quantum computer for
+ * the traffic recorded now.
+ */
+export const KEY_EXCHANGES = ["hybrid", "classical"] as const;
+export type KeyExchange = (typeof KEY_EXCHANGES)[number];
 export type Proto = "tcp" | "udp";
 
 export type Destination =
@@ -73,6 +84,8 @@ export interface EgressRule {
   readonly serverId: SpiffeId | null;
   /** `upstream.port`: where the proxy connects instead of the port the workload dialled. */
   readonly upstreamPort: number | null;
+  /** `upstream.key_exchange`: the TLS key exchange the upstream leg offers (KEY_EXCHANGES). */
+  readonly keyExchange: KeyExchange;
   /**
    * `upgrade`: the protocols an intercepted request may switch to (only "websocket"); empty: an
    * upgrade request is refused. After the switch the connection is a tunnel: nothing more is parsed.

@@ -14,7 +14,7 @@ import { parseHostPattern } from "./host-name.ts";
 import { parseMethod, parsePathPattern } from "./http-match.ts";
 import { parseHeaderTemplate } from "./inject.ts";
 import { parsePort, parsePortRange } from "./ports.ts";
-import { ACTIONS } from "./model.ts";
+import { ACTIONS, KEY_EXCHANGES } from "./model.ts";
 import { converted, convertedAny, mapping, transformed } from "./source.ts";
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -123,7 +123,7 @@ export const EgressRuleSchema = mapping({
     }),
   ),
   mcp: v.optional(mcp),
-  upstream: v.optional(mapping({ port: convertedAny(parsePort) })),
+  upstream: v.optional(mapping({ port: v.optional(convertedAny(parsePort)), key_exchange: v.optional(v.picklist(KEY_EXCHANGES)) })),
   /** Protocols a request may switch to (RFC 9110 section 7.8). Only websocket: after h2c, say, requests would pass unchecked. */
   upgrade: v.optional(nonEmpty(v.picklist(["websocket"]))),
 });

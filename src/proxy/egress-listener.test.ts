@@ -13,7 +13,7 @@ import { loadPolicy } from "../policy/load.ts";
 import { createLogger } from "../runtime/log.ts";
 import { SpiffeId } from "../spiffe/index.ts";
 import { startEgressListener, type EgressDeps, type EgressListener } from "./egress-listener.ts";
-import { ascii, ext, minimalHello, serverNameExt, vec8, vec16 } from "./peek/hello-bytes.ts";
+import { ascii, ext, GROUP, minimalHello, offeredGroups, serverNameExt, sharedGroups, vec8, vec16 } from "./peek/hello-bytes.ts";
 
 let listener: EgressListener | null = null;
 afterEach(() => {
@@ -193,4 +193,33 @@ egress:
       expect(upstream.got).toEqual([]);
     });
   }
+});
+
+describe("egress listener: a rule's upstream.key_exchange reaches its leg", () => {
+  const W = SpiffeId.parse("spiffe://example.org/w");
+  let upstream: ReturnType<typeof startUpstream>;
+  afterEach(() => upstream?.stop());
+
+  /** The ClientHello the upstream gets for plain HTTP from the workload under a `tls` rule with `upstream` (YAML flow mapping, or none). */
+  async function helloUnder(upstreamKey: string): Promise<Uint8Array> {
+    upstream = startUpstream();
+    const engine = new PolicyEngine(loadPolicy(`trust_domain: example.org\negress:\n  - { name: api, from: spiffe://example.org/w, to: { cidr: 127.0.0.1/32, port: ${upstream.port} }, action: tls${upstreamKey} }\n`, "kx.yaml"));
+    const record = { address: parseIp("127.0.0.1"), port: upstream.port, proto: "tcp" as const, pid: 42, tgid: 42, uid: 1000, gid: 1000, cgroupId: 7n };
+    listener = start({ lookupRecord: () => record, identify: async () => ({ ok: true, id: W, workload: "w" }), engine: () => engine, names: () => ({ resolve: async () => [] }), logger: createLogger({ write: () => {} }), audit: memoryAudit() });
+    await exchange(listener.port); // the upstream ends the leg once it has the hello
+    expect(upstream.got).toHaveLength(1);
+    return upstream.got[0]!;
+  }
+
+  test("classical: the leg offers X25519, P-256 and P-384 and no hybrid group", async () => {
+    const hello = await helloUnder(", upstream: { key_exchange: classical }");
+    expect(offeredGroups(hello)).toEqual([GROUP.X25519, GROUP.P256, GROUP.P384]);
+    expect(sharedGroups(hello)).toEqual([GROUP.X25519]);
+  });
+
+  test("without it: the hybrid X25519MLKEM768 first", async () => {
+    const hello = await helloUnder("");
+    expect(offeredGroups(hello)[0]).toBe(GROUP.X25519MLKEM768);
+    expect(sharedGroups(hello)).toEqual([GROUP.X25519MLKEM768, GROUP.X25519]);
+  });
 });

@@ -60,7 +60,7 @@ import { SessionCache } from "./session-cache.ts";
 import { openUpstream, type UpstreamTls } from "./upstream.ts";
 import { readCaFile } from "./ca-file.ts";
 import { serveIntercept, type InterceptDeps } from "./intercept/serve.ts";
-import { DEFAULT_PROXY_SETTINGS, type ProxySettings } from "../policy/model.ts";
+import { DEFAULT_PROXY_SETTINGS, type KeyExchange, type ProxySettings } from "../policy/model.ts";
 import { InFlight, type Tracked } from "./in-flight.ts";
 import { expiryFields, Watchdog } from "./watchdog.ts";
 
@@ -136,8 +136,8 @@ export async function identifyCaller(peer: { address: IpAddress; port: number },
 /** What the upstream leg must be (step 5), before the agent's SVIDs and files are looked up. */
 export type LegSpec =
   /** serverName: SNI and the name the certificate must carry (null: the address itself); caFile: instead of the system roots. */
-  | { readonly kind: "tls"; readonly serverName: string | null; readonly caFile: string | null }
-  | { readonly kind: "mtls"; readonly serverName: string | null; readonly serverId: SpiffeId };
+  | { readonly kind: "tls"; readonly serverName: string | null; readonly caFile: string | null; readonly keyExchange?: KeyExchange }
+  | { readonly kind: "mtls"; readonly serverName: string | null; readonly serverId: SpiffeId; readonly keyExchange?: KeyExchange };
 
 /** The decision for an identified caller and the name its first bytes gave (steps 3 and 4). */
 export async function decideConnection(
@@ -170,7 +170,8 @@ export async function decideConnection(
   const serverName = decision.rule.to.kind === "host" ? name : null;
   if (decision.action === "tls" || decision.action === "mtls") {
     if (sent === "tls") return refused("tls_in_tls", { action: decision.action });
-    const tls: LegSpec = decision.action === "tls" ? { kind: "tls", serverName, caFile: decision.rule.ca } : { kind: "mtls", serverName, serverId: decision.rule.serverId! };
+    const keyExchange = decision.rule.keyExchange;
+    const tls: LegSpec = decision.action === "tls" ? { kind: "tls", serverName, caFile: decision.rule.ca, keyExchange } : { kind: "mtls", serverName, serverId: decision.rule.serverId!, keyExchange };
     return { decision, upstream, tls, fields: { ...fields, action: decision.action } };
   }
   if (decision.action !== "passthrough" && decision.action !== "direct") return refused(`${decision.action}_not_implemented`, { action: decision.action });
@@ -185,10 +186,11 @@ function nameOf(r: PeekResult): string | null {
 
 /** The TLS of an upstream leg for `spec`, with the caller's SVID and the bundles for mtls, or why not. */
 export function legTlsOf(spec: LegSpec, callerId: SpiffeId, deps: EgressDeps): UpstreamTls | { refused: string; detail: string } {
+  const kx = spec.keyExchange === "classical" ? { keyExchange: spec.keyExchange } : {};
   if (spec.kind === "tls") {
-    if (spec.caFile === null) return { kind: "tls", serverName: spec.serverName, ca: null };
+    if (spec.caFile === null) return { kind: "tls", serverName: spec.serverName, ca: null, ...kx };
     try {
-      return { kind: "tls", serverName: spec.serverName, ca: readCaFile(spec.caFile) };
+      return { kind: "tls", serverName: spec.serverName, ca: readCaFile(spec.caFile), ...kx };
     } catch (e) {
       return { refused: "ca_unreadable", detail: `${spec.caFile}: ${(e as { code?: string }).code ?? String(e)}` };
     }
@@ -198,7 +200,7 @@ export function legTlsOf(spec: LegSpec, callerId: SpiffeId, deps: EgressDeps): U
   const trust = deps.identity!.trust();
   const caPem = trust.caPem(spec.serverId.trustDomain);
   if (caPem === null) return { refused: "no_bundle", detail: `no bundle for trust domain ${spec.serverId.trustDomain.name}` };
-  return { kind: "mtls", serverName: spec.serverName, serverId: spec.serverId, credential, trust, caPem };
+  return { kind: "mtls", serverName: spec.serverName, serverId: spec.serverId, credential, trust, caPem, ...kx };
 }
 
 interface Conn {

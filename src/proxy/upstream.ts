@@ -16,6 +16,7 @@
  */
 import type { Socket } from "bun";
 import type { IpAddress } from "../policy/address.ts";
+import type { KeyExchange } from "../policy/model.ts";
 import type { SpiffeId } from "../spiffe/id.ts";
 import { chainPem } from "../x509/pem.ts";
 import type { CaFile } from "./ca-file.ts";
@@ -25,9 +26,10 @@ import type { PeerVerifier } from "./peer-verifier.ts";
 import type { SessionCache } from "./session-cache.ts";
 import type { Splice } from "./splice.ts";
 
+/** `keyExchange` absent: "hybrid" (the rule's `upstream.key_exchange`, KEY_EXCHANGES in policy/model.ts). */
 export type UpstreamTls =
-  | { readonly kind: "tls"; readonly serverName: string | null; readonly ca: CaFile | null }
-  | { readonly kind: "mtls"; readonly serverName: string | null; readonly serverId: SpiffeId; readonly credential: Credential; readonly trust: TrustNow; readonly caPem: string };
+  | { readonly kind: "tls"; readonly serverName: string | null; readonly ca: CaFile | null; readonly keyExchange?: KeyExchange }
+  | { readonly kind: "mtls"; readonly serverName: string | null; readonly serverId: SpiffeId; readonly credential: Credential; readonly trust: TrustNow; readonly caPem: string; readonly keyExchange?: KeyExchange };
 
 export interface UpstreamPlan {
   readonly address: IpAddress;
@@ -75,7 +77,7 @@ const TLS_1_3 = 0x0304;
 export function sessionKeyOf(plan: UpstreamPlan): string | null {
   const t = plan.tls;
   if (t === null) return null;
-  const base = `${plan.address.text}|${plan.port}|${t.serverName ?? ""}`;
+  const base = `${plan.address.text}|${plan.port}|${t.serverName ?? ""}${t.keyExchange === "classical" ? "|classical" : ""}`;
   return t.kind === "tls" ? `tls|${base}|${t.ca === null ? "system" : t.ca.id}` : `mtls|${base}|${t.serverId.toString()}|${t.credential.serial}|${t.trust.generation}`;
 }
 
@@ -90,10 +92,14 @@ function certPem(c: Credential): string {
   return p;
 }
 
-function tlsOptions(t: UpstreamTls): Record<string, unknown> {
+/** The groups a `classical` leg offers (BoringSSL names): the hybrid's default without X25519MLKEM768. */
+export const CLASSICAL_GROUPS = "X25519:P-256:P-384";
+
+export function tlsOptions(t: UpstreamTls): Record<string, unknown> {
   const name = t.serverName !== null ? { serverName: t.serverName } : {};
-  if (t.kind === "tls") return { rejectUnauthorized: true, ...name, ...(t.ca !== null ? { ca: t.ca.pem } : {}) };
-  return { rejectUnauthorized: false, minVersion: TLS_1_3, cert: certPem(t.credential), key: t.credential.keyPem, ca: t.caPem, ...name };
+  const kx = t.keyExchange === "classical" ? { ecdhCurve: CLASSICAL_GROUPS } : {};
+  if (t.kind === "tls") return { rejectUnauthorized: true, ...name, ...kx, ...(t.ca !== null ? { ca: t.ca.pem } : {}) };
+  return { rejectUnauthorized: false, minVersion: TLS_1_3, cert: certPem(t.credential), key: t.credential.keyPem, ca: t.caPem, ...name, ...kx };
 }
 
 function saveSession(up: Socket<UpData>, deps: UpstreamDeps): void {

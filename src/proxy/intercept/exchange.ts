@@ -112,7 +112,7 @@ export function legKey(caller: string, rule: string, address: Verdict["upstream"
 
 /** True when sessionKeyOf would give the same text for `a` and `b` (upstream.ts): the parts of a leg's TLS that its key names. */
 export function sameKeyParts(a: UpstreamTls, b: UpstreamTls): boolean {
-  if (a.serverName !== b.serverName) return false;
+  if (a.serverName !== b.serverName || (a.keyExchange ?? "hybrid") !== (b.keyExchange ?? "hybrid")) return false;
   if (a.kind === "tls") return b.kind === "tls" && (a.ca === b.ca || (a.ca !== null && b.ca !== null && a.ca.id === b.ca.id));
   return b.kind === "mtls" && (a.serverId === b.serverId || a.serverId.equals(b.serverId)) && a.credential.serial === b.credential.serial && a.trust.generation === b.trust.generation;
 }

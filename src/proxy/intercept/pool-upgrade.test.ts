@@ -7,6 +7,7 @@ import { parseIp } from "../../policy/address.ts";
 import { legKey } from "./exchange.ts";
 import { LegPool } from "./leg-pool.ts";
 import { apiRule, createHarness, exchange, type Harness } from "./test-harness.ts";
+import { GROUP, offeredGroups, sharedGroups } from "../peek/hello-bytes.ts";
 
 const SECRET = "pool-test-secret-value";
 const secrets = { api_token: SECRET };
@@ -20,6 +21,9 @@ const seen: { port: number; path: string; auth: string | null }[] = [];
 /** Per request head the flaky server read: its connection number and the path. */
 const flakySeen: { conn: number; path: string; answered: boolean }[] = [];
 let flakyConns = 0;
+/** The ClientHellos the `classical` rule's upstream got. */
+let hellos: TCPSocketListener<{ got: Buffer }>;
+const hellosGot: Uint8Array[] = [];
 
 const complete = (got: string) => /\r\n\r\n/.test(got) && got.length >= got.indexOf("\r\n\r\n") + 4 + Number(/content-length: (\d+)/i.exec(got)?.[1] ?? 0);
 
@@ -62,10 +66,32 @@ beforeAll(async () => {
       },
     },
   });
+  // Takes the first TLS record of each connection (a ClientHello) and closes: the leg never becomes ready.
+  hellos = Bun.listen<{ got: Buffer }>({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      open: (s) => void (s.data = { got: Buffer.alloc(0) }),
+      data(s, chunk) {
+        const got = (s.data.got = Buffer.concat([s.data.got, chunk]));
+        if (got.length < 5 || got.length < 5 + got.readUInt16BE(3)) return;
+        hellosGot.push(new Uint8Array(got));
+        s.end();
+      },
+    },
+  });
   pool = new LegPool({ idleMs: 10_000 });
+  const kx = `  - name: classical
+    from: spiffe://example.org/w
+    to: { host: api.test, port: 80 }
+    action: intercept
+    ca: ${h.apiCaFile}
+    upstream: { port: ${hellos.port}, key_exchange: classical }
+    http: { paths: [/kx/**] }
+`;
   const policy = `trust_domain: example.org
 egress:
-${apiRule("flaky", 80, h, flaky.port, "    http: { paths: [/f/**] }\n")}${apiRule("api", 80, h, api.port!, "    upgrade: [websocket]\n")}`;
+${apiRule("flaky", 80, h, flaky.port, "    http: { paths: [/f/**] }\n")}${kx}${apiRule("api", 80, h, api.port!, "    upgrade: [websocket]\n")}`;
   proxyPort = h.start(policy, { secrets, pool });
 });
 
@@ -73,6 +99,7 @@ afterAll(() => {
   h?.stop();
   api?.stop(true);
   flaky?.stop(true);
+  hellos?.stop(true);
 });
 
 /** One keep-alive request on its own client connection, closed once the response is complete. */
@@ -222,5 +249,15 @@ describe("interception: WebSocket upgrades a rule allows (upgrade: [websocket])"
     );
     expect(out.split("HTTP/1.1 200").length - 1).toBe(2);
     expect(seen.slice(before).map((x) => x.path)).toEqual(["/nows", "/after"]);
+  });
+});
+
+describe("interception: a rule's upstream.key_exchange reaches the legs it opens", () => {
+  test("classical: the leg's ClientHello offers X25519, P-256 and P-384 and no hybrid group", async () => {
+    const out = await oneRequest("GET /kx/1 HTTP/1.1\r\nHost: api.test\r\n\r\n");
+    expect(out).toStartWith("HTTP/1.1 502"); // the stand-in upstream never answers the hello
+    expect(hellosGot).toHaveLength(1);
+    expect(offeredGroups(hellosGot[0]!)).toEqual([GROUP.X25519, GROUP.P256, GROUP.P384]);
+    expect(sharedGroups(hellosGot[0]!)).toEqual([GROUP.X25519]);
   });
 });

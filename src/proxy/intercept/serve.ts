@@ -108,7 +108,7 @@ export async function serveIntercept(call: InterceptCall): Promise<void> {
       pool: ix.legs ?? null,
       ...(ix.pins !== undefined ? { pins: ix.pins } : {}),
       ...(deps.timeouts !== undefined ? { timeouts: deps.timeouts() } : {}),
-      legTls: (v) => call.legTls(v.rule.serverId !== null ? { kind: "mtls", serverName: v.upstream.serverName, serverId: v.rule.serverId } : { kind: "tls", serverName: v.upstream.serverName, caFile: v.rule.ca }),
+      legTls: (v) => call.legTls(v.rule.serverId !== null ? { kind: "mtls", serverName: v.upstream.serverName, serverId: v.rule.serverId, keyExchange: v.rule.keyExchange } : { kind: "tls", serverName: v.upstream.serverName, caFile: v.rule.ca, keyExchange: v.rule.keyExchange }),
       audit: deps.audit,
       ...(deps.accepting !== undefined ? { accepting: () => deps.accepting!() } : {}),
     },
