@@ -105,6 +105,10 @@ export function markdown(samples: readonly Sample[], mem: readonly ProcMemory[],
     lines.push("", "tidegate against the issue's targets:", "", "| figure | ratio | target | result |", "|---|---|---|---|");
     for (const j of judge(samples, mem, "tidegate")) lines.push(`| ${j.figure} | ${f2(j.value)}x | ${j.target} | ${j.met ? "met" : "MISSED"} |`);
   }
+  if (paths.includes("tidegate-x25519")) {
+    lines.push("", "tidegate-x25519 (the same agents; A's rule has upstream.key_exchange: classical, so the hop does X25519 alone, as the OpenSSL peers do) against the same targets:", "", "| figure | ratio | target | result |", "|---|---|---|---|");
+    for (const j of judge(samples, mem, "tidegate-x25519")) lines.push(`| ${j.figure} | ${f2(j.value)}x | ${j.target} | ${j.met ? "met" : "MISSED"} |`);
+  }
   lines.push("", "Per-run values (req/s for 1 KiB, MiB/s for 1 MiB), in repetition order:", "");
   for (const t of ["ka1k", "close1k", "dl1m"] as const) {
     lines.push(`- ${t}: ${paths.map((p) => `${p} [${pick(samples, p, t).sort((a, b) => a.rep - b.rep).map((s) => f0(t === "dl1m" ? s.mibps : s.rps)).join(", ")}]`).join("; ")}`);

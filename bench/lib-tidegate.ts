@@ -80,6 +80,11 @@ export interface TidegatePath extends PathSpec {
   audit(node: "a" | "b"): AuditLine[];
   /** The agents' audit folders. */
   readonly auditDirs: { a: string; b: string };
+  /**
+   * bench/mtls.ts: the same agents and hop, dialled on DIAL.port + 1, where A's rule says
+   * `upstream: { key_exchange: classical }`: X25519 alone, as the OpenSSL peers do it.
+   */
+  readonly x25519?: PathSpec;
 }
 
 /** What a path's stand-up writes between the entries and the agents' start. */
@@ -172,7 +177,7 @@ async function standUp(procs: Procs, backendPort: number, rule: string, configur
  * `agentEnv` is added to the agents' environment (GC_LOG_ENV for --gc-log).
  */
 export async function startTidegatePath(procs: Procs, backendPort: number, agentEnv: Record<string, string> = {}): Promise<TidegatePath> {
-  return standUp(procs, backendPort, "bench", async ({ dir, listenPort }) => {
+  const path = await standUp(procs, backendPort, "bench", async ({ dir, listenPort }) => {
     writeFileSync(
       join(dir, "a.yaml"),
       `trust_domain: example.org
@@ -185,6 +190,12 @@ egress:
     action: mtls
     mtls: { server_id: ${BACKEND_ID} }
     upstream: { port: ${listenPort} }
+  - name: bench-x25519
+    from: ${CLIENT_ID}
+    to: { cidr: ${DIAL.host}/32, port: ${DIAL.port + 1} }
+    action: mtls
+    mtls: { server_id: ${BACKEND_ID} }
+    upstream: { port: ${listenPort}, key_exchange: classical }
 `,
     );
     writeFileSync(
@@ -199,6 +210,7 @@ inbound:
 `,
     );
   }, BINARY, agentEnv);
+  return { ...path, x25519: { name: "tidegate-x25519", host: DIAL.host, port: DIAL.port + 1, hops: path.hops } };
 }
 
 /** The name wrk's requests carry in bench/mtls-http.ts; A's `dns.hosts` maps it to `DIAL.host`. */

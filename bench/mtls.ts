@@ -7,6 +7,10 @@
  * - the bare Bun tunnel pair (bench/bare-tunnel.ts), the yardstick for memory;
  * - tidegate: wrk under `tidegate run` in agent A's workload cgroup -> A's egress proxy -> mTLS ->
  *   B's inbound listener (a second agent instance) -> the backend (bench/lib-tidegate.ts);
+ * - tidegate-x25519: the same agents, dialled on the next port, where A's rule has
+ *   `upstream: { key_exchange: classical }`: the hop does X25519 alone, as the OpenSSL peers do,
+ *   where tidegate's default (and the bare tunnel) adds the hybrid X25519MLKEM768. Judged against
+ *   the same targets, beside tidegate's default;
  * - direct: wrk straight to the backend, no tunnel (no hops: no CPU or memory of hops), the 1x of
  *   the chart.
  *
@@ -91,12 +95,16 @@ try {
     tide = await startTidegatePath(procs, ports.backend, gcLog ? GC_LOG_ENV : {});
     await sanity(tide, tide.runPrefix, WORKLOAD_ENV, want);
     paths.push(tide);
+    // the same agents with X25519 alone on the mTLS hop, as the OpenSSL peers do it (docs/benchmarks.md)
+    await sanity(tide.x25519!, tide.runPrefix, WORKLOAD_ENV, want);
+    paths.push(tide.x25519!);
   }
   const backendPids = () => withChildren(procs.children.get("backend")!.proc.pid);
-  const prefixOf = (p: PathSpec) => (p === tide ? tide.runPrefix : []);
-  const envOf = (p: PathSpec) => (p === tide ? WORKLOAD_ENV : env);
+  const isTide = (p: PathSpec) => tide !== null && (p === tide || p === tide.x25519);
+  const prefixOf = (p: PathSpec) => (isTide(p) ? tide!.runPrefix : []);
+  const envOf = (p: PathSpec) => (isTide(p) ? WORKLOAD_ENV : env);
   const logOf = (name: string) => procs.children.get(name)!.log;
-  const gcLogsOf = (p: PathSpec): HopLogs => (!gcLog ? [] : p === tide ? [["client", logOf("tg-agent-a")], ["server", logOf("tg-agent-b")]] : p.name === "bare-bun" ? [["client", logOf("bare-client")], ["server", logOf("bare-server")]] : []);
+  const gcLogsOf = (p: PathSpec): HopLogs => (!gcLog ? [] : isTide(p) ? [["client", logOf("tg-agent-a")], ["server", logOf("tg-agent-b")]] : p.name === "bare-bun" ? [["client", logOf("bare-client")], ["server", logOf("bare-server")]] : []);
   const gcRuns: { path: string; test: string; rep: number; gc: Record<string, GcStats> }[] = [];
   console.error(`bench: ${paths.map((p) => p.name).join(", ")}; ${reps} reps x ${TESTS.length} tests x ${seconds} s; folder ${procs.dir}`);
 
@@ -152,7 +160,7 @@ try {
   const command = `taskset -c 0,1 bun bench/mtls.ts --reps ${reps} --duration ${seconds}${conns !== 16 ? ` --conns ${conns}` : ""}${withTidegate ? "" : " --no-tidegate"}${gcLog ? " --gc-log" : ""}`;
   writeFileSync(
     json,
-    JSON.stringify({ bench: "mtls", date: new Date().toISOString(), bun: Bun.version, kernel: probeHost().kernel, command, reps, seconds, conns, cpus: readFileSync("/proc/self/status", "utf8").match(/Cpus_allowed_list:\s*(\S+)/)?.[1], paths: names, samples, memory: mem, targets: tide === null ? null : judge(samples, mem, "tidegate"), retried, max_interference_pct: maxInterference, tidegate_logs: tgSummary, ...(gcLog ? { gc: gcRuns } : {}) }, null, 1),
+    JSON.stringify({ bench: "mtls", date: new Date().toISOString(), bun: Bun.version, kernel: probeHost().kernel, command, reps, seconds, conns, cpus: readFileSync("/proc/self/status", "utf8").match(/Cpus_allowed_list:\s*(\S+)/)?.[1], paths: names, samples, memory: mem, targets: tide === null ? null : judge(samples, mem, "tidegate"), targets_x25519: tide === null ? null : judge(samples, mem, "tidegate-x25519"), retried, max_interference_pct: maxInterference, tidegate_logs: tgSummary, ...(gcLog ? { gc: gcRuns } : {}) }, null, 1),
   );
   console.log(markdown(samples, mem, names, { reps, seconds, conns, command }));
   const kept = samples.map(interference);
