@@ -17,7 +17,7 @@ export type Action = (typeof ACTIONS)[number];
  * The TLS key exchange of an upstream leg (`upstream.key_exchange`). `hybrid`, the default: the
  * post-quantum hybrid X25519MLKEM768 first, with X25519, P-256 and P-384 for servers without it
  * (the runtime's BoringSSL default). `classical`: X25519, P-256 and P-384 only; a smaller
- * ClientHello, for a server that cannot take the hybrid's, and about 60 µs less CPU per handshake
+ * ClientHello, for a server that cannot take the hybrid's, and 60-80 µs less CPU per handshake
  * over both ends (docs/benchmarks.md), with no protection against a future quantum computer for
  * the traffic recorded now.
  */
