@@ -361,7 +361,8 @@ describe.skipIf(!can && !process.env.CI)("interception: secrets injected toward 
         goodAtApi: ["request"],
         badAtApi: 0,
         logged: [{ status: 400, outcome: "refused" }],
-        connection: [{ outcome: "refused", requests: 1 }],
+        // requests: the connection's http_request lines, the good one's and the refusal's
+        connection: [{ outcome: "refused", requests: 2 }],
       })),
     );
   }, T);
