@@ -57,7 +57,7 @@ egress:
     from: "spiffe://example.org/**"
     to: { host: plain.test, port: 80 }
     action: intercept
-    upstream: { port: 443 }
+    upstream: { port: 443, key_exchange: classical }
   - name: resolver
     from: "spiffe://example.org/**"
     to: { cidr: 10.0.0.53/32, port: 53, proto: udp }
@@ -111,7 +111,7 @@ const CASES: [string, Query, string][] = [
   ["a tool a deny glob names, though allow's glob matches: deny wins", q(AGENT, "files.partner.test", 443, { tool: "read_secrets" }), "deny: rule glob-tools does not allow this MCP tool"],
   ["a tool no allow glob matches", q(AGENT, "files.partner.test", 443, { tool: "write_file" }), "deny: rule glob-tools does not allow this MCP tool"],
   ["no tool (initialize, tools/list): the rule allows", q(AGENT, "mcp.partner.test", 443), "allow intercept by rule partner-tools (upstream port 443)"],
-  ["upstream.port replaces the dialled port", q(AGENT, "plain.test", 80), "allow intercept by rule plain-upgrade (upstream port 443)"],
+  ["upstream.port replaces the dialled port; a classical key exchange is named", q(AGENT, "plain.test", 80), "allow intercept by rule plain-upgrade (upstream port 443, key exchange classical)"],
   ["udp to the resolver", q(AGENT, "10.0.0.53", 53, { proto: "udp" }), "allow direct by rule resolver (upstream port 53)"],
   ["tcp to the resolver's address: the rule is udp", q(AGENT, "10.0.0.53", 53), "deny: no rule matches"],
   ["udp elsewhere", q(AGENT, "10.0.0.54", 53, { proto: "udp" }), "deny: no rule matches"],

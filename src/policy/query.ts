@@ -71,10 +71,13 @@ export function decideWith(rule: EgressRule, q: Query, intercepted: boolean): De
   return { verdict: "allow", rule, action: rule.action, upstreamPort: rule.upstreamPort ?? q.port };
 }
 
-/** The one-line summary used by the CLI and logs: "allow tls by rule X", "deny (no rule)". */
+/**
+ * The one-line summary used by the CLI and logs: "allow tls by rule X (upstream port P)", "deny
+ * (no rule)"; a rule's non-default key exchange is named ("..., key exchange classical").
+ */
 export function describeDecision(d: Decision): string {
   if (d.verdict === "inspect") return `inspect: intercept and decide per request (rule ${d.rule.name} has http conditions)`;
-  if (d.verdict === "allow") return `allow ${d.action} by rule ${d.rule.name} (upstream port ${d.upstreamPort})`;
+  if (d.verdict === "allow") return `allow ${d.action} by rule ${d.rule.name} (upstream port ${d.upstreamPort}${d.rule.keyExchange === "classical" ? ", key exchange classical" : ""})`;
   switch (d.reason) {
     case "no_rule":
       return "deny: no rule matches";
