@@ -12,7 +12,6 @@ import { openUpstream, sessionKeyOf, type UpstreamPlan } from "./upstream.ts";
 
 const { X25519MLKEM768, X25519, P256, P384 } = GROUP;
 
-const hellos: Uint8Array[] = [];
 let waiting: ((b: Uint8Array) => void) | null = null;
 const listener = Bun.listen<{ got: Uint8Array }>({
   hostname: "127.0.0.1",
@@ -28,7 +27,6 @@ const listener = Bun.listen<{ got: Uint8Array }>({
       s.data.got = got;
       // the whole record: 5 bytes of header and its length
       if (got.length < 5 || got.length < 5 + ((got[3]! << 8) | got[4]!)) return;
-      hellos.push(got);
       waiting?.(got);
       s.terminate();
     },
