@@ -2,9 +2,9 @@
 // listener (so nothing answers it; the leg then fails, which is not what is tested), and the
 // groups it offers and shares a key for (RFC 8446 sections 4.2.7 and 4.2.8).
 import { afterAll, describe, expect, test } from "bun:test";
-import type { Socket } from "bun";
 import { parseIp } from "../policy/address.ts";
 import type { KeyExchange } from "../policy/model.ts";
+import { catchHellos } from "./hello-catcher.ts";
 import { GROUP, offeredGroups as offered, sharedGroups as shared } from "./peek/hello-bytes.ts";
 import { PeerVerifier } from "./peer-verifier.ts";
 import { SessionCache } from "./session-cache.ts";
@@ -12,36 +12,16 @@ import { openUpstream, sessionKeyOf, type UpstreamPlan } from "./upstream.ts";
 
 const { X25519MLKEM768, X25519, P256, P384 } = GROUP;
 
-let waiting: ((b: Uint8Array) => void) | null = null;
-const listener = Bun.listen<{ got: Uint8Array }>({
-  hostname: "127.0.0.1",
-  port: 0,
-  socket: {
-    open(s) {
-      s.data = { got: new Uint8Array(0) };
-    },
-    data(s: Socket<{ got: Uint8Array }>, chunk) {
-      const got = new Uint8Array(s.data.got.length + chunk.length);
-      got.set(s.data.got);
-      got.set(chunk, s.data.got.length);
-      s.data.got = got;
-      // the whole record: 5 bytes of header and its length
-      if (got.length < 5 || got.length < 5 + ((got[3]! << 8) | got[4]!)) return;
-      waiting?.(got);
-      s.terminate();
-    },
-  },
-});
-afterAll(() => listener.stop(true));
+const catcher = catchHellos();
+afterAll(() => catcher.stop());
 
 /** The ClientHello of a leg opened with `keyExchange` (absent: the default). */
 async function helloOf(keyExchange: KeyExchange | undefined): Promise<Uint8Array> {
-  const { promise, resolve } = Promise.withResolvers<Uint8Array>();
-  waiting = resolve;
+  const next = catcher.next();
   const kx = keyExchange === undefined ? {} : { keyExchange };
-  const plan: UpstreamPlan = { address: parseIp("127.0.0.1"), port: listener.port, tls: { kind: "tls", serverName: "api.test", ca: null, ...kx } };
+  const plan: UpstreamPlan = { address: parseIp("127.0.0.1"), port: catcher.port, tls: { kind: "tls", serverName: "api.test", ca: null, ...kx } };
   const result = openUpstream(plan, { sessions: new SessionCache(), verifier: new PeerVerifier(), timeoutMs: 5000 });
-  const hello = await promise;
+  const hello = await next;
   expect((await result).ok).toBe(false); // nothing answered it
   return hello;
 }

@@ -93,9 +93,9 @@ function certPem(c: Credential): string {
 }
 
 /** The groups a `classical` leg offers (BoringSSL names): the hybrid's default without X25519MLKEM768. */
-export const CLASSICAL_GROUPS = "X25519:P-256:P-384";
+const CLASSICAL_GROUPS = "X25519:P-256:P-384";
 
-export function tlsOptions(t: UpstreamTls): Record<string, unknown> {
+function tlsOptions(t: UpstreamTls): Record<string, unknown> {
   const name = t.serverName !== null ? { serverName: t.serverName } : {};
   const kx = t.keyExchange === "classical" ? { ecdhCurve: CLASSICAL_GROUPS } : {};
   if (t.kind === "tls") return { rejectUnauthorized: true, ...name, ...kx, ...(t.ca !== null ? { ca: t.ca.pem } : {}) };

@@ -7,6 +7,7 @@ import { parseIp } from "../../policy/address.ts";
 import { legKey } from "./exchange.ts";
 import { LegPool } from "./leg-pool.ts";
 import { apiRule, createHarness, exchange, type Harness } from "./test-harness.ts";
+import { catchHellos, type HelloCatcher } from "../hello-catcher.ts";
 import { GROUP, offeredGroups, sharedGroups } from "../peek/hello-bytes.ts";
 
 const SECRET = "pool-test-secret-value";
@@ -21,9 +22,7 @@ const seen: { port: number; path: string; auth: string | null }[] = [];
 /** Per request head the flaky server read: its connection number and the path. */
 const flakySeen: { conn: number; path: string; answered: boolean }[] = [];
 let flakyConns = 0;
-/** The ClientHellos the `classical` rule's upstream got. */
-let hellos: TCPSocketListener<{ got: Buffer }>;
-const hellosGot: Uint8Array[] = [];
+let hellos: HelloCatcher;
 
 const complete = (got: string) => /\r\n\r\n/.test(got) && got.length >= got.indexOf("\r\n\r\n") + 4 + Number(/content-length: (\d+)/i.exec(got)?.[1] ?? 0);
 
@@ -66,20 +65,7 @@ beforeAll(async () => {
       },
     },
   });
-  // Takes the first TLS record of each connection (a ClientHello) and closes: the leg never becomes ready.
-  hellos = Bun.listen<{ got: Buffer }>({
-    hostname: "127.0.0.1",
-    port: 0,
-    socket: {
-      open: (s) => void (s.data = { got: Buffer.alloc(0) }),
-      data(s, chunk) {
-        const got = (s.data.got = Buffer.concat([s.data.got, chunk]));
-        if (got.length < 5 || got.length < 5 + got.readUInt16BE(3)) return;
-        hellosGot.push(new Uint8Array(got));
-        s.end();
-      },
-    },
-  });
+  hellos = catchHellos(); // the classical rule's upstream: takes each ClientHello and closes
   pool = new LegPool({ idleMs: 10_000 });
   const kx = `  - name: classical
     from: spiffe://example.org/w
@@ -99,7 +85,7 @@ afterAll(() => {
   h?.stop();
   api?.stop(true);
   flaky?.stop(true);
-  hellos?.stop(true);
+  hellos?.stop();
 });
 
 /** One keep-alive request on its own client connection, closed once the response is complete. */
@@ -256,8 +242,8 @@ describe("interception: a rule's upstream.key_exchange reaches the legs it opens
   test("classical: the leg's ClientHello offers X25519, P-256 and P-384 and no hybrid group", async () => {
     const out = await oneRequest("GET /kx/1 HTTP/1.1\r\nHost: api.test\r\n\r\n");
     expect(out).toStartWith("HTTP/1.1 502"); // the stand-in upstream never answers the hello
-    expect(hellosGot).toHaveLength(1);
-    expect(offeredGroups(hellosGot[0]!)).toEqual([GROUP.X25519, GROUP.P256, GROUP.P384]);
-    expect(sharedGroups(hellosGot[0]!)).toEqual([GROUP.X25519]);
+    expect(hellos.hellos).toHaveLength(1);
+    expect(offeredGroups(hellos.hellos[0]!)).toEqual([GROUP.X25519, GROUP.P256, GROUP.P384]);
+    expect(sharedGroups(hellos.hellos[0]!)).toEqual([GROUP.X25519]);
   });
 });
