@@ -100,6 +100,46 @@ describe("sync and workload SVIDs", () => {
     expect(core.svids.get("e1")!.spiffeId).toBe("spiffe://example.org/web2");
   });
 
+  test("syncSoon: an entry the server gained is synced and issued at the next round, not at the interval's end", async () => {
+    s.addEntry("e1", "/web");
+    const core = await joined({ syncIntervalMs: 3600_000 });
+    await core.tick();
+    s.addEntry("e2", "/db");
+    s.clock.now += 1000;
+    await core.tick();
+    expect(core.lastSync.nextAt).toBe(s.clock.now - 1000 + 3600_000);
+    expect([...core.svids.keys()]).toEqual(["e1"]);
+    core.syncSoon();
+    expect(core.nextWake()).toBe(s.clock.now);
+    await core.tick();
+    expect([...core.svids.keys()].sort()).toEqual(["e1", "e2"]);
+    expect(core.lastSync.nextAt).toBe(s.clock.now + 3600_000);
+  });
+
+  test("syncSoon during a sync: its answer may predate the change, so another sync follows at once", async () => {
+    s.addEntry("e1", "/web");
+    const core = await joined({ syncIntervalMs: 3600_000 });
+    const round = core.tick(); // the sync's request is on its way
+    core.syncSoon();
+    expect(await round).toBe(s.clock.now);
+    expect(core.lastSync.nextAt).toBe(s.clock.now);
+    await core.tick();
+    expect(core.lastSync.nextAt).toBe(s.clock.now + 3600_000);
+  });
+
+  test("syncSoon while syncs fail keeps their backoff", async () => {
+    const core = await joined({ random: () => 0.5 });
+    await core.tick();
+    await s.down();
+    s.clock.now += 5000;
+    await core.tick();
+    const retryAt = core.lastSync.nextAt;
+    expect(retryAt).toBeGreaterThan(s.clock.now);
+    core.syncSoon();
+    expect(core.lastSync.nextAt).toBe(retryAt);
+    await s.up();
+  });
+
   test("403, 404 and 429 answers: the entry waits (Retry-After for 429), the others go on", async () => {
     s.addEntry("e1", "/web");
     s.addEntry("e2", "/db");

@@ -155,8 +155,22 @@ export class AgentCore {
     }
   }
 
+  /**
+   * Syncs at the next round instead of at the interval's end: the entries changed on the server
+   * and the caller knows it (`tidegate up` applying its config's workloads). Not while syncs
+   * fail: their backoff stands.
+   */
+  syncSoon(): void {
+    this.syncAsked += 1;
+    if (this.lastSync.failures === 0) this.lastSync.nextAt = Math.min(this.lastSync.nextAt, this.o.now());
+  }
+
+  /** Counts syncSoon() calls: one that comes while a sync is under way asks for another after it. */
+  private syncAsked = 0;
+
   private async syncNow(): Promise<void> {
     const now = this.o.now();
+    const asked = this.syncAsked;
     try {
       const answer = readAnswer(SyncAnswer, await this.call("GET", "/v1/sync"), "GET /v1/sync");
       const bundle = await readServerBundle(this.identity.bundle.trustDomain, answer.bundle, "GET /v1/sync");
@@ -166,7 +180,8 @@ export class AgentCore {
       this.entries = entries;
       this.reachable = true;
       this.sync.reset();
-      Object.assign(this.lastSync, { at: now, error: null, nextAt: now + this.o.syncIntervalMs, failures: 0 });
+      // The answer may predate a change the caller of syncSoon() knows of: then once more.
+      Object.assign(this.lastSync, { at: now, error: null, nextAt: asked === this.syncAsked ? now + this.o.syncIntervalMs : this.o.now(), failures: 0 });
       await this.adoptBundle(bundle);
       await this.adoptFederated(federated);
       this.dropGone(entries);

@@ -66,8 +66,8 @@ export interface RunningAgent {
   /** Resolves once the first round (sync and SVID requests) has run. */
   readonly ready: Promise<void>;
   status(): AgentStatus;
-  /** Runs the loop now instead of at the next due time. */
-  wake(): void;
+  /** Runs the loop now instead of at the next due time; with `sync`, that round syncs the entries too. */
+  wake(o?: { readonly sync?: boolean }): void;
   /** The enforcer when capture runs; else why it does not (null when not asked for). */
   readonly enforcer: Enforcer | null;
   readonly captureUnavailable: string | null;
@@ -226,7 +226,10 @@ export async function startAgent(o: StartAgentOptions): Promise<RunningAgent> {
     core,
     ready,
     status: () => statusOf(core, now(), auditStatus()),
-    wake: () => wakeUp?.(),
+    wake: (w) => {
+      if (w?.sync === true) core.syncSoon();
+      wakeUp?.();
+    },
     enforcer,
     captureUnavailable,
     reload: () => enforcer?.reload() ?? false,

@@ -218,11 +218,13 @@ export async function startSingleHost(o: SingleHostOptions): Promise<SingleHost>
       try {
         const r = await applyWorkloads(places, next, node, oursPath);
         o.logger.info("up_workloads_applied", { node, ...r });
+        // The agent learns of new and removed entries now, not at its next sync: a workload added
+        // to the config can be run as soon as its SVID is issued, a few milliseconds on.
+        if (r.created + r.removed > 0) agent.wake({ sync: true });
       } catch (e) {
         o.logger.error("up_workloads_failed", { error: (e as Error).message });
         return false;
       }
-      agent.wake();
       return true;
     };
     // One at a time: a save and a SIGHUP at once must not interleave their calls and lists.

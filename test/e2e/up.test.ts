@@ -3,7 +3,8 @@
 // creates the trust domain, joins its agent and goes to the background; a second up is harmless;
 // a workload added to the config becomes an identity the agent holds and `tidegate run` uses; an
 // operator's own entry survives; down stops it through the pid file, never following a stale one;
-// a second up after down reuses everything (no new trust domain, no second join).
+// a second up after down reuses everything (no new trust domain, no second join); a workload added
+// to the config is held at once, whatever the agent's sync interval.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -188,6 +189,26 @@ describe.skipIf(!can)("tidegate up and down", () => {
     expect(s.spiffe_id).toBe(node.spiffe_id);
     expect(s.trust_domain).toBe(TD);
     expect((await tidegate(["down", ...flags])).code).toBe(0);
+  }, 60_000);
+
+  test("a workload added while the agent's sync interval is long is held at once: up has the agent sync when it applies the workloads", async () => {
+    const text = readFileSync(config(), "utf8");
+    expect(text).not.toMatch(/^agent:/m);
+    writeFileSync(config(), `${text}\nagent:\n  sync_interval: 1h\n`);
+    try {
+      expect((await tidegate(["up", ...flags])).code).toBe(0);
+      const id = `spiffe://${TD}/prompt`;
+      save(readFileSync(config(), "utf8").replace("workloads: []", `workloads:\n  - { name: prompt, id: ${id}, user: nobody }`));
+      // Left to its interval, the agent would sync an hour from now.
+      const s = await waitFor("the new workload's SVID", async () => ((await status())?.svids.some((v: any) => v.spiffe_id === id) ? true : undefined), 20_000);
+      expect(s).toBe(true);
+      const run = await tidegate(["run", ...flags, "--workload", "prompt", "--", "/usr/bin/id", "-un"]);
+      expect(run.stderr).toBe("");
+      expect(run.stdout.trim()).toBe("nobody");
+    } finally {
+      writeFileSync(config(), text);
+      expect((await tidegate(["down", ...flags])).code).toBe(0);
+    }
   }, 60_000);
 
   test("a config that names another trust domain than the state is refused, and nothing is left running", async () => {
