@@ -122,9 +122,10 @@ function queryOf(values: Readonly<Record<string, unknown>>): Query {
   };
 }
 
-function render(e: Explanation, q: Query, final: Decision): string {
+function render(e: Explanation, q: Query, final: Decision, detail: string | null): string {
   const at = (r: { name: string; line: number }) => `${r.name} (line ${r.line})`;
   const lines = [`decision   ${describeDecision(final)}`];
+  if (detail !== null) lines.push(`resolved   ${detail}`);
   if (final.rule !== null) lines.push(`rule       ${at(final.rule)}`);
   lines.push(`caller     ${q.from.toString()}`);
   const tried = e.steps.filter((s) => s.failed.length > 0);
@@ -139,11 +140,13 @@ function render(e: Explanation, q: Query, final: Decision): string {
   return lines.join("\n") + "\n";
 }
 
-async function resolveCheck(p: Policy, d: Decision, q: Query): Promise<Decision> {
-  if (d.verdict !== "allow" || q.address === null) return d;
+/** The decision once --addr is checked against what the name resolves to; `detail` says what it resolved to when that refuses. */
+async function resolveCheck(p: Policy, d: Decision, q: Query): Promise<{ decision: Decision; detail: string | null }> {
+  if (d.verdict !== "allow" || q.address === null) return { decision: d, detail: null };
   const servers = p.dns.servers ?? systemResolvers();
   const names = new NameCache({ hosts: p.dns.hosts, lookup: createDnsLookup(servers) });
-  return (await admit(d, q, names)).decision;
+  const a = await admit(d, q, names);
+  return { decision: a.decision, detail: a.upstream === null ? (a.detail ?? null) : null };
 }
 
 const explainCommand: Command = {
@@ -176,7 +179,7 @@ const explainCommand: Command = {
     const p = readPolicy(str(values.policy) ?? places.config);
     const engine = new PolicyEngine(p);
     const e = explain(p, q);
-    const final = await resolveCheck(p, engine.decide(q), q);
+    const { decision: final, detail } = await resolveCheck(p, engine.decide(q), q);
     if (values.json) {
       const rule = (r: { name: string; line: number } | null) => (r === null ? null : { name: r.name, line: r.line });
       io.out(
@@ -187,6 +190,7 @@ const explainCommand: Command = {
             reason: final.verdict === "deny" ? final.reason : null,
             rule: rule(final.rule),
             summary: describeDecision(final),
+            detail,
             tried: e.steps.filter((s) => s.failed.length > 0).map((s) => ({ ...rule(s.rule), failed: s.failed })),
             near_misses: e.nearMisses.map((m) => ({ ...rule(m.rule), field: m.field, why: m.why })),
           },
@@ -194,7 +198,7 @@ const explainCommand: Command = {
           2,
         ) + "\n",
       );
-    } else io.out(render(e, q, final));
+    } else io.out(render(e, q, final, detail));
     return final.verdict === "deny" ? 3 : 0;
   },
 };

@@ -40,6 +40,17 @@ describe("destination: where bytes go", () => {
     const query = q("api.test", "198.51.100.9", 443);
     const r = await admit(engine.decide(query), query, names({ "api.test": ["192.0.2.1"] }));
     assert.deepEqual([r.decision.verdict, r.decision.verdict === "deny" && r.decision.reason, r.decision.rule?.name, r.upstream], ["deny", "address_not_resolved", "api", null]);
+    assert.equal(r.upstream === null && r.detail, "api.test resolves to 192.0.2.1, not to 198.51.100.9");
+  });
+  test("the refusal's detail names at most four answers, and says when the name resolves to none", async () => {
+    const query = q("api.test", "198.51.100.9", 443);
+    const many = await admit(engine.decide(query), query, names({ "api.test": ["192.0.2.1", "192.0.2.2", "2001:db8::3", "192.0.2.4", "192.0.2.5", "192.0.2.6"] }));
+    assert.equal(many.upstream === null && many.detail, "api.test resolves to 192.0.2.1, 192.0.2.2, 2001:db8::3, 192.0.2.4 and 2 more, not to 198.51.100.9");
+    const none = await admit(engine.decide(query), query, names({ "api.test": [] }));
+    assert.equal(none.upstream === null && none.detail, "api.test resolves to no address (dns: hosts and servers), not to 198.51.100.9");
+    const deny = q("other.test", "198.51.100.9", 443);
+    const r = await admit(engine.decide(deny), deny, names({}));
+    assert.equal(r.upstream === null && r.detail, undefined); // a deny by the rules resolves nothing and says nothing of names
   });
   test("an IPv6 original address must be among the AAAA answers", async () => {
     const query = q("api.test", "2001:db8::7", 443);

@@ -21,7 +21,15 @@ export interface Upstream {
 
 export type Admission =
   | { readonly decision: Decision & { verdict: "allow" }; readonly upstream: Upstream }
-  | { readonly decision: Exclude<Decision, { verdict: "allow" }>; readonly upstream: null };
+  | {
+      readonly decision: Exclude<Decision, { verdict: "allow" }>;
+      readonly upstream: null;
+      /** With `address_not_resolved`: what the name resolves to, for the log and `policy explain`. */
+      readonly detail?: string;
+    };
+
+/** The first this many answers are named in an `address_not_resolved` detail. */
+const NAMED_ANSWERS = 4;
 
 function same(a: IpAddress, b: IpAddress): boolean {
   return a.family === b.family && a.value === b.value;
@@ -69,8 +77,16 @@ export function admitNow(decision: Decision, q: Query, names: Pick<NameCache, "p
 function judge(decision: Decision & { verdict: "allow" }, q: Query, allowed: readonly IpAddress[]): Admission {
   const address = q.address!;
   if (!allowed.some((a) => same(a, address))) {
-    return { decision: { verdict: "deny", rule: decision.rule, reason: "address_not_resolved" }, upstream: null };
+    return { decision: { verdict: "deny", rule: decision.rule, reason: "address_not_resolved" }, upstream: null, detail: unresolvedDetail(q.name!, allowed, address) };
   }
   const serverName = decision.rule.to.kind === "host" ? q.name : null;
   return { decision, upstream: { address, port: decision.upstreamPort, serverName } };
+}
+
+/** `NAME resolves to A, B, not to ADDRESS`: an empty answer (NXDOMAIN, no record) says so. */
+function unresolvedDetail(name: string, answers: readonly IpAddress[], address: IpAddress): string {
+  if (answers.length === 0) return `${name} resolves to no address (dns: hosts and servers), not to ${address.text}`;
+  const more = answers.length - NAMED_ANSWERS;
+  const named = answers.slice(0, NAMED_ANSWERS).map((a) => a.text).join(", ");
+  return `${name} resolves to ${named}${more > 0 ? ` and ${more} more` : ""}, not to ${address.text}`;
 }

@@ -151,17 +151,19 @@ export async function decideConnection(
   const q = { from: caller.id, proto: "tcp" as const, port: caller.record.port, address: caller.record.address, name };
   let decision = engine.decide(q);
   let upstream: { address: IpAddress; port: number } | null = null;
+  let detail: string | undefined;
   try {
     const admitted = await admit(decision, q, deps.names());
     decision = admitted.decision;
     upstream = admitted.upstream;
+    if (admitted.upstream === null) detail = admitted.detail;
   } catch (e) {
     if (!(e instanceof TidegateError)) throw e;
     return { decision, upstream: null, tls: null, fields: { name, decision: "deny", rule: decision.rule?.name ?? null, outcome: "refused", reason: "dns_failed", detail: e.message } };
   }
   const fields: Fields = { name, decision: decision.verdict, rule: decision.rule?.name ?? null, summary: describeDecision(decision) };
   const refused = (reason: string, extra: Fields = {}) => ({ decision, upstream: null, tls: null, fields: { ...fields, ...extra, outcome: "refused", reason } });
-  if (decision.verdict === "deny") return refused(decision.reason);
+  if (decision.verdict === "deny") return refused(decision.reason, detail !== undefined ? { detail } : {});
   if (decision.verdict === "inspect" || decision.action === "intercept") {
     // Decided per request (intercept/): the connection-level upstream is not used.
     if (sent === "other") return refused("not_http", { action: "intercept" });

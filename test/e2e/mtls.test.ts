@@ -202,7 +202,7 @@ describe.skipIf(!can && !process.env.CI)("mutual TLS between two agents: egress 
     const before = s.backend.conns.length;
     const r = await curl("http://backend.test.internal/", "--resolve", `backend.test.internal:80:${ADDR.elsewhere}`);
     expect(r.code).not.toBe(0);
-    expect(await egressLine(r.pid)).toMatchObject({ dst: { addr: ADDR.elsewhere, port: 80, name: "backend.test.internal" }, rule: "backend-http", decision: "deny", outcome: "refused", reason: "address_not_resolved" });
+    expect(await egressLine(r.pid)).toMatchObject({ dst: { addr: ADDR.elsewhere, port: 80, name: "backend.test.internal" }, rule: "backend-http", decision: "deny", outcome: "refused", reason: "address_not_resolved", detail: `backend.test.internal resolves to ${ADDR.listener}, not to ${ADDR.elsewhere}` });
     expect(s.backend.conns.length).toBe(before);
   }, T);
 

@@ -116,6 +116,7 @@ describe("tidegate policy explain", () => {
       reason: "no_rule",
       rule: null,
       summary: "deny: no rule matches",
+      detail: null,
       tried: [
         { name: "api", line: 3, failed: ["to.host"] },
         { name: "tools", line: 8, failed: ["http.methods"] },
@@ -131,8 +132,11 @@ describe("tidegate policy explain", () => {
     expect(good.stdout).toStartWith("decision   allow tls by rule api (upstream port 443)\n");
     expect(good.code).toBe(0);
     const bad = await tidegate([...base, "--addr", "198.51.100.7"]);
-    expect(bad.stdout).toStartWith("decision   deny: the original address is not one that rule api's host resolves to\n");
+    expect(bad.stdout).toStartWith("decision   deny: the original address is not one that rule api's host resolves to\nresolved   api.internal.test resolves to 192.0.2.10, not to 198.51.100.7\n");
     expect(bad.code).toBe(3);
+    const json = await tidegate([...base, "--addr", "198.51.100.7", "--json"]);
+    expect(JSON.parse(json.stdout)).toMatchObject({ verdict: "deny", reason: "address_not_resolved", detail: "api.internal.test resolves to 192.0.2.10, not to 198.51.100.7" });
+    expect(JSON.parse(good.code === 0 ? (await tidegate([...base, "--addr", "192.0.2.10", "--json"])).stdout : "{}").detail).toBeNull();
   }, T);
   test("the policy defaults to --config", async () => {
     const r = await tidegate(["policy", "explain", "--config", join(dir, "tidegate.yaml"), "--from", "spiffe://example.org/x", "--to", "127.0.0.53:53", "--proto", "udp"]);

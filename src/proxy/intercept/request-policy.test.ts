@@ -87,6 +87,7 @@ describe("decideRequest", () => {
   test("a Host that does not resolve to the dialled address: 403 address_not_resolved", async () => {
     const v = await decideRequest(ctx("192.0.2.99"), head("GET / HTTP/1.1\r\nHost: api.test\r\n\r\n"), deps(cached));
     expect(v).toMatchObject({ ok: false, status: 403, reason: "address_not_resolved" });
+    expect(v.ok === false && v.detail).toBe("api.test resolves to 192.0.2.10, not to 192.0.2.99");
   });
 
   test("a secret the store does not hold: 503 secret_missing naming the first one missing, never a value", async () => {

@@ -116,7 +116,7 @@ function dnsFailed(e: unknown, decision: Decision, name: string): RequestVerdict
 /** The rest of the verdict, once the destination is admitted (or not). */
 function verdictFor(head: RequestHead, deps: RequestDeps, admitted: Admission, name: string, path: string): RequestVerdict {
   const d = admitted.decision;
-  if (d.verdict === "deny") return refuse(403, d.reason, `denied (${d.reason})`, d.rule?.name ?? null, name);
+  if (d.verdict === "deny") return refuse(403, d.reason, admitted.upstream === null && admitted.detail !== undefined ? admitted.detail : `denied (${d.reason})`, d.rule?.name ?? null, name);
   if (d.verdict === "inspect" || d.action !== "intercept" || admitted.upstream === null) {
     return refuse(403, "not_interceptable", `rule ${d.rule.name} is not an intercept rule`, d.rule.name, name);
   }
