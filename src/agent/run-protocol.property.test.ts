@@ -10,7 +10,7 @@ import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { fuzzRuns } from "../../test/fuzz-runs.ts";
 import { editedText, hostileJson, hostileObject, mutatedJson } from "../../test/helpers/json-mutations.ts";
-import { encodeLine, encodeRequest, LineReader, parseAnswer, parseRequest, parseSignalLine, RUN_SIGNALS, RunProtocolError, type RunAnswer, type RunRequest } from "./run-protocol.ts";
+import { encodeLine, encodeRequest, LineReader, parseAnswer, parseRequest, parseSignalLine, RUN_SIGNALS, RunProtocolError, MAX_NOTICE, type RunAnswer, type RunNotice, type RunRequest } from "./run-protocol.ts";
 
 const RUNS = fuzzRuns(300);
 const FIELDS = ["workload", "user", "allow_root", "command", "env", "cwd", "mcp_stdio"] as const;
@@ -219,12 +219,12 @@ describe("run.sock signal lines and answers", () => {
     const line = fc.oneof(
       fc.string({ unit: "binary", maxLength: 300 }),
       fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)),
-      fc.dictionary(fc.constantFrom("error", "exit", "signal", "code", "message"), hostileJson, { maxKeys: 4 }).map((o) => JSON.stringify(o)),
+      fc.dictionary(fc.constantFrom("error", "exit", "signal", "notice", "code", "message"), hostileJson, { maxKeys: 4 }).map((o) => JSON.stringify(o)),
       fc.record({ error: fc.dictionary(fc.constantFrom("code", "message"), hostileJson, { maxKeys: 2 }) }).map((o) => JSON.stringify(o)),
     );
     fc.assert(
       fc.property(line, (l) => {
-        let a: RunAnswer;
+        let a: RunAnswer | RunNotice;
         try {
           a = parseAnswer(l);
         } catch (e) {
@@ -236,6 +236,7 @@ describe("run.sock signal lines and answers", () => {
         }
         if ("error" in a) expect([typeof a.error.code, typeof a.error.message]).toEqual(["string", "string"]);
         else if ("exit" in a) expect(Number.isInteger(a.exit) && a.exit >= 0 && a.exit <= 255).toBe(true);
+        else if ("notice" in a) expect(a.notice.length <= MAX_NOTICE && !/[\u0000-\u001f\u007f-\u009f]/.test(a.notice)).toBe(true);
         else expect(a.signal).toMatch(/^SIG[A-Z0-9]{1,12}$/);
       }),
       { numRuns: RUNS },

@@ -1,6 +1,6 @@
 // run.sock's line protocol: what a request may hold, the 1 MiB cap, signal lines, answers.
 import { describe, expect, test } from "bun:test";
-import { encodeRequest, LineReader, MAX_REQUEST, parseAnswer, parseRequest, parseSignalLine, RunProtocolError } from "./run-protocol.ts";
+import { encodeRequest, LineReader, MAX_NOTICE, MAX_REQUEST, noIdentityNotice, parseAnswer, parseRequest, parseSignalLine, RunProtocolError } from "./run-protocol.ts";
 
 const ok = { workload: "w1", user: null, command: ["id", "-u"], env: ["PATH=/usr/bin", "EMPTY="], cwd: "/tmp" };
 
@@ -78,5 +78,11 @@ describe("run protocol", () => {
     expect(parseAnswer('{"signal":"SIGTERM"}')).toEqual({ signal: "SIGTERM" });
     expect(parseAnswer('{"error":{"code":"c","message":"m"}}')).toEqual({ error: { code: "c", message: "m" } });
     for (const line of ['{"exit":256}', '{"exit":-1}', '{"exit":"0"}', '{"signal":"kill"}', "{}", "x"]) expect(code(() => parseAnswer(line))).toMatch(/^run_bad_answer/);
+    // notices, for the caller's terminal: text only, bounded, no control characters
+    const notice = noIdentityNotice("w", "no registration entry has the selector tidegate:workload:w");
+    expect(parseAnswer(JSON.stringify({ notice }))).toEqual({ notice });
+    expect(notice).toBe("workload w has no identity (no registration entry has the selector tidegate:workload:w): its connections are refused until the agent holds one");
+    expect(parseAnswer(JSON.stringify({ notice: "x".repeat(MAX_NOTICE) }))).toEqual({ notice: "x".repeat(MAX_NOTICE) });
+    for (const bad of [{ notice: 1 }, { notice: "x".repeat(MAX_NOTICE + 1) }, { notice: "a\u001b[2Jb" }, { notice: "a\nb" }, { notice: "a\u009bb" }]) expect(code(() => parseAnswer(JSON.stringify(bad)))).toMatch(/^run_bad_answer/);
   });
 });

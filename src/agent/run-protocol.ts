@@ -5,7 +5,8 @@
  * 1. The client sends the request line with sendmsg(2); its descriptors 0, 1 and 2 travel with
  *    the first byte (SCM_RIGHTS): `{"workload", "user"?, "allow_root"?, "command", "env", "cwd"}`.
  * 2. The agent answers `{"error": {"code", "message"}}` and closes, or starts the command and,
- *    when it has ended, answers `{"exit": N}` or `{"signal": "SIGTERM"}`.
+ *    when it has ended, answers `{"exit": N}` or `{"signal": "SIGTERM"}`. Before that answer it
+ *    may send `{"notice": TEXT}` lines for the caller's user (a workload without an identity).
  * 3. Meanwhile the client may send `{"signal": NAME}` lines (SIGINT, SIGTERM, SIGHUP, SIGQUIT).
  *
  * Rejected: a request line over MAX_REQUEST bytes, one that is not JSON, has a field of the wrong
@@ -47,6 +48,18 @@ export type RunAnswer =
   | { readonly error: { readonly code: string; readonly message: string } }
   | { readonly exit: number }
   | { readonly signal: string };
+
+/** A line before the answer, for the caller's user; at most MAX_NOTICE characters. */
+export interface RunNotice {
+  readonly notice: string;
+}
+
+export const MAX_NOTICE = 1000;
+
+/** What the notice of a workload without an identity says (the agent sends it, `tidegate run` as root prints it). */
+export function noIdentityNotice(workload: string, why: string): string {
+  return `workload ${workload} has no identity (${why}): its connections are refused until the agent holds one`;
+}
 
 const FIELDS = new Set(["workload", "user", "allow_root", "command", "env", "cwd", "mcp_stdio"]);
 
@@ -114,7 +127,7 @@ export function parseSignalLine(line: string): RunSignal | null {
 }
 
 /** The agent's answer line; throws `run_bad_answer` for anything else. */
-export function parseAnswer(line: string): RunAnswer {
+export function parseAnswer(line: string): RunAnswer | RunNotice {
   let v: unknown;
   try {
     v = JSON.parse(line);
@@ -127,6 +140,8 @@ export function parseAnswer(line: string): RunAnswer {
     if (e && typeof e.code === "string" && typeof e.message === "string") return { error: { code: e.code, message: e.message } };
     if (Number.isInteger(o.exit) && (o.exit as number) >= 0 && (o.exit as number) <= 255) return { exit: o.exit as number };
     if (typeof o.signal === "string" && /^SIG[A-Z0-9]{1,12}$/.test(o.signal)) return { signal: o.signal };
+    // printed on the caller's terminal: no control characters
+    if (typeof o.notice === "string" && o.notice.length <= MAX_NOTICE && !/[\u0000-\u001f\u007f-\u009f]/.test(o.notice)) return { notice: o.notice };
   }
   throw new RunProtocolError("run_bad_answer", `run: the agent's answer is not understood: ${JSON.stringify(line.slice(0, 100))}`);
 }

@@ -133,7 +133,9 @@ async function exchange(chunks: Uint8Array[], fds: number[], shut: boolean): Pro
 function oneAnswer(text: string): RunAnswer {
   expect(text.endsWith("\n")).toBe(true);
   expect(text.indexOf("\n")).toBe(text.length - 1);
-  return parseAnswer(text.slice(0, -1));
+  const a = parseAnswer(text.slice(0, -1));
+  if ("notice" in a) throw new Error(`a notice where the answer was due: ${a.notice}`);
+  return a;
 }
 
 /** Any string of code points (well-formed UTF-16: argv and files carry UTF-8), no NUL. */

@@ -14,6 +14,7 @@ import { memoryLogger } from "../runtime/log.ts";
 import * as u from "../runtime/unix-fds.ts";
 import { Errno } from "../runtime/libc.ts";
 import { MAX_CONNECTIONS, RunService, type RunHost } from "./run-service.ts";
+import { noIdentityNotice } from "./run-protocol.ts";
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot && !process.env.CI) console.warn("run-service: skipped (needs root: chown of the socket, callers run as nobody)");
@@ -57,7 +58,11 @@ try:
         s.sendall(body[1:])
 except OSError as e:
     pass
-line = s.makefile("rb").readline().decode()
+f = s.makefile("rb")
+line = f.readline().decode()
+while line.startswith('{"notice"'):
+    sys.stdout.write("NOTICE " + line)
+    line = f.readline().decode()
 sys.stdout.write("ANSWER " + line)
 `;
 
@@ -79,10 +84,12 @@ os.execvpe(cmd[0], cmd, env)
 const logger = memoryLogger();
 const released: string[] = [];
 let group = "nogroup";
+/** Why the next runs' workload has no identity; null: it has one. */
+let noIdentity: string | null = null;
 const host: RunHost = {
   policy: () => loadPolicy(POLICY(group), "test.yaml"),
   generation: () => (group === "nogroup" ? 1 : 2),
-  prepareRun: (w) => ({ cgroup_dir: `/cgroups/${w}`, spiffe_id: `spiffe://example.org/${w}`, ca_bundle: "/run/t/intercept-ca-bundle.pem" }),
+  prepareRun: (w) => ({ cgroup_dir: `/cgroups/${w}`, spiffe_id: noIdentity === null ? `spiffe://example.org/${w}` : null, no_identity: noIdentity, ca_bundle: "/run/t/intercept-ca-bundle.pem" }),
   release: (w) => void released.push(w),
 };
 let service: RunService | undefined;
@@ -125,7 +132,8 @@ async function asNobody(body: unknown, mode: "fds" | "nofds" | "big" = "fds") {
   const p = Bun.spawn(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", PY_CLIENT, socketPath, JSON.stringify(body), mode], { stdout: "pipe", stderr: "pipe", stdin: "ignore", cwd: "/" });
   const [out, err] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
   const answer = /ANSWER (.*)/.exec(out)?.[1];
-  return { pid: p.pid, out, err, answer: answer ? JSON.parse(answer) : null };
+  const notices = [...out.matchAll(/^NOTICE (.*)$/gm)].map((m) => JSON.parse(m[1]!));
+  return { pid: p.pid, out, err, answer: answer ? JSON.parse(answer) : null, notices };
 }
 
 describe.skipIf(!isRoot && !process.env.CI)("run.sock", () => {
@@ -226,9 +234,22 @@ describe.skipIf(!isRoot && !process.env.CI)("run.sock", () => {
   test("nobody, named by run_by: runs as the workload's user, exit code back", async () => {
     const r = await asNobody({ workload: "w1", command: ["sh", "-c", "echo from-workload; exit 4"], env: ["PATH=/usr/bin:/bin"], cwd: dir });
     expect(r.answer).toEqual({ exit: 4 });
+    expect(r.notices).toEqual([]);
     expect(r.out).toContain("from-workload");
     expect(readFileSync(`${launcher}.argv`, "utf8")).toContain("--uid=33\n");
     expect(logs("run_started").at(-1)).toMatchObject({ caller_pid: r.pid, caller_uid: 65534, caller_gid: NOGROUP, workload: "w1", user: "www-data" });
+  }, 20_000);
+
+  test("a workload without an identity still runs, and its caller is told first that its connections are refused", async () => {
+    noIdentity = "no registration entry has the selector tidegate:workload:w1";
+    try {
+      const r = await asNobody({ workload: "w1", command: ["sh", "-c", "exit 3"], env: ["PATH=/usr/bin:/bin"], cwd: dir });
+      expect(r.notices).toEqual([{ notice: noIdentityNotice("w1", noIdentity) }]);
+      expect(r.answer).toEqual({ exit: 3 });
+      expect(logs("run_started").at(-1)).toMatchObject({ caller_pid: r.pid, workload: "w1", spiffe_id: null });
+    } finally {
+      noIdentity = null;
+    }
   }, 20_000);
 
   const refusals: [string, unknown, "fds" | "nofds" | "big", string][] = [

@@ -32,7 +32,7 @@ import * as u from "../runtime/unix-fds.ts";
 import { bindPrivately } from "../runtime/private-bind.ts";
 import { TidegateError } from "../errors.ts";
 import { decideRun, type RunTarget } from "./run-decision.ts";
-import { encodeLine, LineReader, parseRequest, parseSignalLine, type RunRequest } from "./run-protocol.ts";
+import { encodeLine, LineReader, MAX_NOTICE, noIdentityNotice, parseRequest, parseSignalLine, type RunRequest } from "./run-protocol.ts";
 import type { Enforcer } from "./enforcer.ts";
 import type { McpGate } from "../mcp/index.ts";
 import { relayStdio } from "./mcp-stdio.ts";
@@ -76,7 +76,7 @@ export interface RunHost {
   /** Counts good policy loads. */
   generation(): number;
   /** Makes the workload's cgroup with its kernel share written; throws TidegateError. */
-  prepareRun(workload: string, opts?: { uncontained?: boolean; callerPid?: number }): { cgroup_dir: string; spiffe_id: string | null; ca_bundle?: string | null };
+  prepareRun(workload: string, opts?: { uncontained?: boolean; callerPid?: number }): { cgroup_dir: string; spiffe_id: string | null; no_identity?: string | null; ca_bundle?: string | null };
   release(workload: string): void;
   /** True when a `stdio[]` rule names the workload's identity as a server: callers other than root must then use --mcp-stdio. */
   isStdioServer?(workload: string): boolean;
@@ -420,7 +420,7 @@ export class RunService {
   }
 
   private start(c: Connection, req: RunRequest, t: RunTarget, mcp: McpGate | null = null): void {
-    let grant: { cgroup_dir: string; spiffe_id: string | null; ca_bundle?: string | null };
+    let grant: { cgroup_dir: string; spiffe_id: string | null; no_identity?: string | null; ca_bundle?: string | null };
     try {
       grant = this.o.host.prepareRun(req.workload, { uncontained: t.uid === 0, callerPid: c.peer.pid });
     } catch (e) {
@@ -447,6 +447,10 @@ export class RunService {
       if (envFd !== null) closeSync(envFd);
     }
     c.child = child;
+    if (grant.spiffe_id === null && grant.no_identity != null) {
+      c.out.push(encodeLine({ notice: noIdentityNotice(req.workload, grant.no_identity).slice(0, MAX_NOTICE) }));
+      this.flush(c);
+    }
     if (mcp !== null) c.mcp = true;
     c.workload = req.workload;
     c.state = "running";

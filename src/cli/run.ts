@@ -27,7 +27,7 @@ import { findUser, readAccountFiles, supplementaryGroups } from "../run/accounts
 import { launcherArgv, selfBinary } from "../run/launcher.ts";
 import * as u from "../runtime/unix-fds.ts";
 import { Errno } from "../runtime/libc.ts";
-import { encodeLine, encodeRequest, LineReader, parseAnswer, RUN_SIGNALS, type RunAnswer, type RunRequest } from "../agent/run-protocol.ts";
+import { encodeLine, encodeRequest, LineReader, noIdentityNotice, parseAnswer, RUN_SIGNALS, type RunAnswer, type RunRequest } from "../agent/run-protocol.ts";
 
 export class RunCliError extends TidegateError<"run_agent" | "run_refused" | "run_bad_user" | "run_lost"> {}
 
@@ -36,6 +36,8 @@ const SIGNALS = RUN_SIGNALS;
 interface CgroupGrant {
   cgroup_dir: string;
   spiffe_id: string | null;
+  /** Why the workload has no identity, when it has none. */
+  no_identity: string | null;
   user: string | null;
   /** The agent's workload trust bundle (the interception CA); null without one. */
   ca_bundle: string | null;
@@ -56,7 +58,7 @@ async function prepare(socket: string, workload: string): Promise<CgroupGrant> {
   if (res.status !== 200 || typeof body?.cgroup_dir !== "string") {
     throw new RunCliError("run_refused", `run: the agent refused: ${body?.error?.message ?? `status ${res.status}`}${body?.error?.code ? ` (${body.error.code})` : ""}`);
   }
-  return { cgroup_dir: body.cgroup_dir, spiffe_id: body.spiffe_id ?? null, user: body.user ?? null, ca_bundle: typeof body.ca_bundle === "string" ? body.ca_bundle : null };
+  return { cgroup_dir: body.cgroup_dir, spiffe_id: body.spiffe_id ?? null, no_identity: typeof body.no_identity === "string" ? body.no_identity : null, user: body.user ?? null, ca_bundle: typeof body.ca_bundle === "string" ? body.ca_bundle : null };
 }
 
 function signalNumber(name: string | number): number {
@@ -118,10 +120,14 @@ async function runThroughAgent(socket: string, request: RunRequest): Promise<Run
             for (let got = u.receive(fd, 4096); got !== null; got = u.receive(fd, 4096)) {
               for (const extra of got.fds) u.closeFd(extra);
               if (got.bytes.length === 0) throw new RunCliError("run_lost", "run: the agent closed the connection before the command ended (it may still be running)");
-              const line = reader.push(got.bytes)[0];
-              if (line !== undefined) {
+              for (const line of reader.push(got.bytes)) {
+                const m = parseAnswer(line);
+                if ("notice" in m) {
+                  process.stderr.write(`tidegate run: warning: ${m.notice}\n`);
+                  continue;
+                }
                 clearInterval(timer);
-                return resolve(parseAnswer(line));
+                return resolve(m);
               }
             }
           } catch (e) {
@@ -187,6 +193,7 @@ export const runCommand: Command = {
       return "exit" in answer ? answer.exit : 128 + signalNumber(answer.signal);
     }
     const answer = await prepare(join(places.runDir, "agent.sock"), workload);
+    if (answer.spiffe_id === null && answer.no_identity !== null) process.stderr.write(`tidegate run: warning: ${noIdentityNotice(workload, answer.no_identity)}\n`);
     const userSpec = typeof values.user === "string" ? values.user : answer.user;
     if (userSpec === null) throw new UsageError(`run needs --user USER (workload ${workload} names no user: in the config)`);
     const files = readAccountFiles();

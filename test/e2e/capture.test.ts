@@ -193,6 +193,7 @@ agent: { run_group: nogroup }
 workloads:
   - { name: w1, id: spiffe://example.org/w1, user: www-data, run_by: { users: [nobody] } }
   - { name: w2, id: spiffe://example.org/w2, user: www-data, run_by: { users: [daemon] } }
+  - { name: w3, id: spiffe://example.org/w3, user: www-data, run_by: { users: [nobody] } }
 egress:
   - name: blocked
     from: spiffe://example.org/w1
@@ -449,6 +450,9 @@ dns:
     // the caller's stdin, stdout, stderr and the exit code pass through
     const cat = await asUser(65534, ["--workload", "w1", "--", "sh", "-c", "cat; echo oops >&2; exit 5"], "hi\n");
     expect([cat.code, cat.stdout, cat.stderr]).toEqual([5, "hi\n", "oops\n"]);
+    // a workload no entry names runs, and its caller is told that its connections are refused
+    const w3 = await asUser(65534, ["--workload", "w3", "--", "true"]);
+    expect([w3.code, w3.stdout, w3.stderr]).toEqual([0, "", "tidegate run: warning: workload w3 has no identity (no registration entry has the selector tidegate:workload:w3): its connections are refused until the agent holds one\n"]);
     // nothing else: another workload, another user, root
     const w2 = await asUser(65534, ["--workload", "w2", "--", "id", "-u"]);
     expect([w2.code, w2.stdout]).toEqual([1, ""]);

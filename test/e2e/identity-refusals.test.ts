@@ -246,6 +246,8 @@ egress:
       src: { pid: r.pid, workload: "orphan", spiffe_id: null, uid: 65534 },
       dst: { addr: SERVER_ADDR, port: serverPort },
     });
+    // tidegate run said so before the command ran
+    expect(r.stderr).toContain("tidegate run: warning: workload orphan has no identity (no registration entry has the selector tidegate:workload:orphan): its connections are refused until the agent holds one\n");
     const warned = await waitFor("workload_without_identity for orphan", () => parseLog(agent).find((l) => l.event === "workload_without_identity" && l.workload === "orphan"));
     expect(warned).toMatchObject({ reason: "no registration entry has the selector tidegate:workload:orphan" });
     // the cgroup has no kernel share: TCP goes to the listener, which closes it
