@@ -281,6 +281,10 @@ describe("loadPolicy: every rejection names file, line and field", () => {
       assert.match(e.message, why);
     });
   }
+  test("a converter's message follows the field once, without a second 'policy: '", () => {
+    const doc = `trust_domain: example.org\negress:\n${RULE}    to: { host: a.com, port: [80, 443] }\n    action: deny\n`;
+    assert.equal(errorOf(() => loadPolicy(doc, "p.yaml"), PolicyError).message, 'policy: p.yaml:5: egress[0].to.port: port [80, 443]: a list: a rule takes one port, a range "N-M" or "any"; write a rule per port');
+  });
   test("a rule's error never reaches a later rule: the first problem is reported", () => {
     const doc = `trust_domain: example.org\negress:\n${RULE}    to: { host: a.com, port: 0 }\n    action: deny\n${RULE}    to: { host: b.com, port: 1 }\n    action: nope\n`;
     assert.match(errorOf(() => loadPolicy(doc, "p.yaml"), PolicyError).message, /p\.yaml:5: egress\[0\]\.to\.port/);

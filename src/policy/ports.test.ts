@@ -71,7 +71,8 @@ describe("parsePortRange", () => {
   test("messages name the value", () => {
     assert.match(errorOf(() => parsePortRange("8080-8000"), PolicyError).message, /^policy: port "8080-8000": .*8080 is above 8000/);
     assert.match(errorOf(() => parsePortRange(true), PolicyError).message, /^policy: port true: /);
-    assert.match(errorOf(() => parsePortRange({}), PolicyError).message, /^policy: port a value of type object: /);
+    assert.match(errorOf(() => parsePortRange({}), PolicyError).message, /^policy: port \(a value of type object\): want an integer/);
+    assert.equal(errorOf(() => parsePortRange([80, "443", { a: 1 }, null, 5]), PolicyError).message, 'policy: port [80, "443", ..., null, ...]: a list: a rule takes one port, a range "N-M" or "any"; write a rule per port');
   });
 
   test("byte loop: a port takes only the decimal digits", () => {

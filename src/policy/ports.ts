@@ -21,7 +21,8 @@ function shown(x: unknown): string {
   if (typeof x === "string") return quote(x);
   if (typeof x === "number" || typeof x === "boolean" || typeof x === "bigint") return String(x);
   if (x === null) return "null";
-  return `a value of type ${Array.isArray(x) ? "array" : typeof x}`;
+  if (Array.isArray(x)) return `[${x.slice(0, 4).map((v) => (typeof v === "object" && v !== null ? "..." : shown(v))).join(", ")}${x.length > 4 ? ", ..." : ""}]`;
+  return `(a value of type ${typeof x})`;
 }
 
 function badPort(x: unknown, why: string): PolicyError {
@@ -58,6 +59,7 @@ export function parsePortRange(x: unknown): PortRange {
     if (n < 0) throw badPort(x, `not an integer 1..${MAX_PORT}`);
     return range(n, n);
   }
+  if (Array.isArray(x)) throw badPort(x, `a list: a rule takes one port, a range "N-M" or "any"; write a rule per port`);
   if (typeof x !== "string") throw badPort(x, `want an integer 1..${MAX_PORT}, "N-M" or "any"`);
   if (x === "any") return range(1, MAX_PORT);
   const dash = x.indexOf("-");

@@ -29,7 +29,8 @@ export function transformed<I, T>(base: v.GenericSchema<unknown, I>, convert: (i
       try {
         return convert(dataset.value);
       } catch (e) {
-        addIssue({ message: e instanceof Error ? e.message : String(e) });
+        // The loader's message begins "policy: FILE:LINE: PATH: " already: a converter's own "policy: " goes.
+        addIssue({ message: (e instanceof Error ? e.message : String(e)).replace(/^policy: /, "") });
         return NEVER;
       }
     }),
