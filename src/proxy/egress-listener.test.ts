@@ -147,6 +147,20 @@ egress:
 
   const hello = (name: string | number[] | null) => minimalHello([...(name === null ? [] : serverNameExt(name)), ...ext(16, vec16(vec8(ascii("h2"))))]);
 
+  test("a client that resets after half a request head: recorded as gone, not refused by a rule it never reached", async () => {
+    const l = startFor();
+    try {
+      const s = await Bun.connect({ hostname: "127.0.0.1", port: l.port, socket: { data: () => {} } });
+      s.write("GET / HTTP/1.1\r\nHost: api.exa");
+      await Bun.sleep(50);
+      s.terminate();
+      expect(await closed()).toMatchObject({ outcome: "client_gone", detail: "closed after 29 bytes, before they gave a name (SNI or Host)" });
+      expect(upstream.opened()).toBe(0);
+    } finally {
+      l.stop();
+    }
+  });
+
   test("uppercase and a trailing dot: decided and recorded as the lowercase name, bytes passed on unchanged", async () => {
     listener = startFor();
     const bytes = hello("API.Example.COM.");

@@ -282,9 +282,11 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
       socket.end();
       return;
     }
-    if (first.kind === "other" && c.size === 0 && (c.ended || c.closed)) {
-      // It went away without a byte (a client probing the address): nothing to decide.
-      log({ ...caller.fields, outcome: "client_gone", detail: "closed before sending anything" });
+    if (first.kind === "other" && (c.closed || (c.ended && c.size === 0))) {
+      // It went away without a byte (a client probing the address), or closed before its first
+      // bytes gave a name: nothing to decide, and nothing could be forwarded. (A client that only
+      // ended its side after some bytes is decided: a raw protocol may send, then wait.)
+      log({ ...caller.fields, outcome: "client_gone", detail: c.size === 0 ? "closed before sending anything" : `closed after ${c.size} bytes, before they gave a name (SNI or Host)` });
       socket.end();
       return;
     }

@@ -233,6 +233,33 @@ describe("intercept: slow heads, slow bodies, and a workload that resets", () =>
     await waitUntil("the API's answer cancelled", () => (cancelled > gone ? true : undefined));
     expect(plain.inFlight.size).toBe(0);
   });
+
+  test("a TLS workload that closes after its answer ended: the connection closed, not client_gone", async () => {
+    const n = closes(plain);
+    const got = await new Promise<string>((resolve, reject) => {
+      let text = "";
+      const s = tls.connect({ host: "127.0.0.1", port: plainPort, servername: "api.test", ca: readFileSync(plain.agentCaFile, "utf8") }, () => s.write(get("/first")));
+      s.on("data", (d: Buffer) => {
+        text += d.toString();
+        if (text.endsWith("ok")) s.end(); // close_notify and FIN, as curl does
+      });
+      s.on("close", () => resolve(text));
+      s.on("error", reject);
+    });
+    expect(got).toStartWith("HTTP/1.1 200 ");
+    expect(await closedAfter(plain, n)).toMatchObject({ tls_terminated: true, outcome: "closed", requests: 1 });
+    expect(last(plain, "http_request")).toMatchObject({ target: "/first", status: 200, outcome: "forwarded" });
+  });
+
+  test("a reset between requests loses nothing: the connection closed, not client_gone", async () => {
+    const n = closes(plain);
+    let text = "";
+    const idle = await Bun.connect({ hostname: "127.0.0.1", port: plainPort, socket: { data: (_s, d) => void (text += new TextDecoder().decode(d)) } });
+    idle.write(get("/first"));
+    await waitUntil("the answer", () => (text.endsWith("ok") ? true : undefined));
+    idle.terminate();
+    expect(await closedAfter(plain, n)).toMatchObject({ outcome: "closed", requests: 1 });
+  });
 });
 
 describe("intercept drain (a stopping agent)", () => {

@@ -168,6 +168,11 @@ export class HttpExchange implements LegOwner {
    * when it is neither busy nor waiting), and either no request yet or the next one's first byte
    * came.
    */
+  /** No request in progress, decided, held or begun (no part of a head read), and no tunnel. */
+  private betweenRequests(): boolean {
+    return this.req === null && this.starting === null && this.tunnel === null && !this.busy && !this.waiting && this.events.length === 0 && !this.requests.inHead;
+  }
+
   private awaitingHead(): boolean {
     if (this.done || this.tunnel !== null || this.req !== null || this.busy || this.waiting) return false;
     return this.requests.awaitingHead && (this.count === 0 || this.requests.inHead);
@@ -256,9 +261,14 @@ export class HttpExchange implements LegOwner {
     else this.pump();
   }
 
-  /** The workload's connection closed (or was reset): a request in progress is logged as cut. */
+  /**
+   * The workload's connection closed (or was reset): a request in progress is logged as cut. Between
+   * requests nothing is lost, and the connection closed as connections do (a TLS workload's close
+   * comes here without an end first).
+   */
   clientClosed(): void {
     if (this.done) return;
+    if (this.betweenRequests()) return this.finish({ outcome: "closed" });
     this.logCut({ outcome: "client_gone", detail: "the workload's connection closed before the answer ended" }, null);
     this.finish({ outcome: "client_gone" });
   }
