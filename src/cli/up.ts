@@ -41,10 +41,21 @@ function exeOf(pid: number | "self"): string | null {
 }
 
 /**
+ * Whether a process whose executable is `theirs` runs the binary at our path `ours`: the same
+ * file, or the one an upgrade replaced there (install.sh renames the new binary over the old one,
+ * and the kernel then shows the old, unlinked file as `PATH (deleted)`). Only root can replace
+ * the binary, and `tidegate down && tidegate up` after an upgrade must stop the old process.
+ */
+export function sameProgram(theirs: string | null, ours: string | null): boolean {
+  return theirs !== null && ours !== null && (theirs === ours || theirs === `${ours} (deleted)`);
+}
+
+/**
  * The pid in the pid file when that process is this instance's running `tidegate up
  * --foreground`; else null. The file holds the pid and its start time: a pid reused by any other
  * process (a crash leaves the file behind) has another start time, and the process must also run
- * this same binary with `up --foreground` and this instance's places on its command line.
+ * this same binary (or the one an upgrade replaced at its path) with `up --foreground` and this
+ * instance's places on its command line.
  */
 export function runningUp(places: Places): number | null {
   let pid: number;
@@ -57,7 +68,7 @@ export function runningUp(places: Places): number | null {
     return null;
   }
   if (!Number.isSafeInteger(pid) || pid <= 1 || !Number.isSafeInteger(start)) return null;
-  if (startTimeOf(pid) !== start || exeOf(pid) !== exeOf("self")) return null;
+  if (startTimeOf(pid) !== start || !sameProgram(exeOf(pid), exeOf("self"))) return null;
   let cmdline: string[];
   try {
     cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
@@ -337,8 +348,8 @@ export const downCommand: Command = {
   usage: ["down [--timeout D]"],
   help: [
     "Sends SIGTERM to the process in <run-dir>/up.pid (only when it is this binary's 'up --foreground'",
-    "of this instance, with the start time the file records: a stale pid file is removed, never",
-    "followed) and waits until it has stopped (--timeout, default",
+    "of this instance, or the binary an upgrade replaced at its path, with the start time the file",
+    "records: a stale pid file is removed, never followed) and waits until it has stopped (--timeout, default",
     "30s). Not running: says so and exits 0. The eBPF programs stay attached (fail closed);",
     "'tidegate agent --uninstall' removes them.",
   ].join("\n"),

@@ -6,11 +6,11 @@
 // a second up after down reuses everything (no new trust domain, no second join); a workload added
 // to the config is held at once, whatever the agent's sync interval.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { probeHost } from "../../src/runtime/host.ts";
-import { tidegate } from "../helpers/binary.ts";
+import { BINARY, tidegate } from "../helpers/binary.ts";
 import { waitFor } from "../helpers/processes.ts";
 
 const mount = probeHost().cgroup2;
@@ -210,6 +210,44 @@ describe.skipIf(!can)("tidegate up and down", () => {
       expect((await tidegate(["down", ...flags])).code).toBe(0);
     }
   }, 60_000);
+
+  test("after an upgrade replaced the binary by a rename, down stops the old up and up starts the new one", async () => {
+    // install.sh's way: the new file renamed over the old; the running up keeps the old, unlinked one.
+    const bin = join(dir, "bin");
+    mkdirSync(bin, { recursive: true });
+    const installed = join(bin, "tidegate");
+    const install = () => {
+      copyFileSync(BINARY, `${installed}.new`);
+      chmodSync(`${installed}.new`, 0o755);
+      renameSync(`${installed}.new`, installed);
+    };
+    const at = async (args: string[]) => {
+      const p = Bun.spawn([installed, ...args], { stdout: "pipe", stderr: "pipe", stdin: "ignore", env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } });
+      const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+      return { stdout, stderr, code };
+    };
+    install();
+    expect((await at(["up", ...flags])).code).toBe(0);
+    const old = Number(readFileSync(pidFile(), "utf8").split(" ")[0]);
+    let now = 0;
+    try {
+      install(); // the upgrade
+      expect(readlinkSync(`/proc/${old}/exe`)).toBe(`${installed} (deleted)`);
+      const again = await at(["up", ...flags]);
+      expect([again.code, again.stderr]).toEqual([0, `up: already running (pid ${old}); nothing to do\n`]);
+      const down = await at(["down", ...flags]);
+      expect(down.code).toBe(0);
+      expect(down.stdout).toContain(`stopped (pid ${old}).`);
+      expect(alive(old)).toBe(false);
+      expect((await at(["up", ...flags])).code).toBe(0);
+      now = Number(readFileSync(pidFile(), "utf8").split(" ")[0]);
+      expect(readlinkSync(`/proc/${now}/exe`)).toBe(installed);
+      expect((await at(["down", ...flags])).stdout).toContain(`stopped (pid ${now}).`);
+    } finally {
+      // a failure must not leave either running: later tests and runs need the instance
+      for (const pid of [old, now]) if (pid > 0 && alive(pid)) process.kill(pid, "SIGKILL");
+    }
+  }, 90_000);
 
   test("a config that names another trust domain than the state is refused, and nothing is left running", async () => {
     const text = readFileSync(config(), "utf8");
