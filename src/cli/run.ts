@@ -193,37 +193,44 @@ export const runCommand: Command = {
       return "exit" in answer ? answer.exit : 128 + signalNumber(answer.signal);
     }
     const answer = await prepare(join(places.runDir, "agent.sock"), workload);
-    if (answer.spiffe_id === null && answer.no_identity !== null) process.stderr.write(`tidegate run: warning: ${noIdentityNotice(workload, answer.no_identity)}\n`);
-    const userSpec = typeof values.user === "string" ? values.user : answer.user;
-    if (userSpec === null) throw new UsageError(`run needs --user USER (workload ${workload} names no user: in the config)`);
-    const files = readAccountFiles();
-    const account = findUser(files, userSpec);
-    if (account === null) throw new RunCliError("run_bad_user", `run: no such user ${JSON.stringify(userSpec.slice(0, 64))}`);
-    const gid = account.gid ?? account.uid;
-    // A root workload is uncontained: tell the agent, which records it.
-    if (account.uid === 0 && values["allow-root"] === true) await noteUncontained(join(places.runDir, "agent.sock"), workload);
-    const argv = launcherArgv({
-      binary: selfBinary(),
-      cgroupDir: answer.cgroup_dir,
-      uid: account.uid,
-      gid,
-      groups: supplementaryGroups(files, account.uid, gid),
-      allowRoot: values["allow-root"] === true,
-      ...(answer.ca_bundle !== null ? { caBundle: answer.ca_bundle } : {}),
-      command: positionals,
-    });
-    const child = Bun.spawn(argv, { stdin: "inherit", stdout: "inherit", stderr: "inherit", env: process.env });
-    const forward = (sig: (typeof SIGNALS)[number]) => () => child.kill(sig);
-    const handlers = SIGNALS.map((s) => [s, forward(s)] as const);
-    for (const [s, h] of handlers) process.on(s, h);
-    const code = await child.exited;
-    for (const [s, h] of handlers) process.off(s, h);
+    // From here on the agent holds the workload's cgroup for this run: released however it ends.
+    let code: number;
+    let signal: string | number | null;
     try {
-      await callUnix(join(places.runDir, "agent.sock"), "the agent", "POST", "/v1/run/release", { workload });
-    } catch {
-      // the agent sweeps empty workload cgroups itself as well
+      const userSpec = typeof values.user === "string" ? values.user : answer.user;
+      if (userSpec === null) throw new UsageError(`run needs --user USER (workload ${workload} names no user: in the config)`);
+      const files = readAccountFiles();
+      const account = findUser(files, userSpec);
+      if (account === null) throw new RunCliError("run_bad_user", `run: no such user ${JSON.stringify(userSpec.slice(0, 64))}`);
+      const gid = account.gid ?? account.uid;
+      // A root workload is uncontained: tell the agent, which records it.
+      if (account.uid === 0 && values["allow-root"] === true) await noteUncontained(join(places.runDir, "agent.sock"), workload);
+      const argv = launcherArgv({
+        binary: selfBinary(),
+        cgroupDir: answer.cgroup_dir,
+        uid: account.uid,
+        gid,
+        groups: supplementaryGroups(files, account.uid, gid),
+        allowRoot: values["allow-root"] === true,
+        ...(answer.ca_bundle !== null ? { caBundle: answer.ca_bundle } : {}),
+        command: positionals,
+      });
+      if (answer.spiffe_id === null && answer.no_identity !== null) process.stderr.write(`tidegate run: warning: ${noIdentityNotice(workload, answer.no_identity)}\n`);
+      const started = Bun.spawn(argv, { stdin: "inherit", stdout: "inherit", stderr: "inherit", env: process.env });
+      const forward = (sig: (typeof SIGNALS)[number]) => () => started.kill(sig);
+      const handlers = SIGNALS.map((s) => [s, forward(s)] as const);
+      for (const [s, h] of handlers) process.on(s, h);
+      code = await started.exited;
+      signal = started.signalCode;
+      for (const [s, h] of handlers) process.off(s, h);
+    } finally {
+      try {
+        await callUnix(join(places.runDir, "agent.sock"), "the agent", "POST", "/v1/run/release", { workload });
+      } catch {
+        // the agent sweeps empty workload cgroups itself as well
+      }
     }
-    if (child.signalCode !== null) return 128 + signalNumber(child.signalCode);
+    if (signal !== null) return 128 + signalNumber(signal);
     return code;
   },
 };

@@ -572,6 +572,11 @@ while time.time() < end:
     const u = await run(["true"], { user: "no-such-user-xyz" });
     expect(u.code).toBe(1);
     expect(u.stderr).toContain("no such user");
+    // refused after the agent made the cgroup: it is released at once (the sweep would take 30 s),
+    // and a workload without an identity is not warned about, since nothing ran
+    const w3 = await run(["true"], { workload: "w3", user: "no-such-user-xyz" });
+    expect([w3.code, w3.stderr]).toEqual([1, 'tidegate run: run: no such user "no-such-user-xyz" [run_bad_user]\n']);
+    await waitFor("w3's cgroup to go", () => (existsSync(join(cgroupRoot, "workloads", "w3")) ? undefined : true), 10_000);
     const r = await run(["true"], { user: "root" });
     expect(r.code).toBe(126);
     expect(r.stderr).toContain("--allow-root");
