@@ -35,6 +35,9 @@ interface Slot {
   said: string | null;
 }
 
+/** Why a listener waits: what `tidegate status` shows. */
+export const NO_SVID = "no SVID for its id yet: an entry of this node with that SPIFFE ID (tidegate up makes one)";
+
 function keyOf(r: InboundRule): string {
   return `${r.listen.host}|${r.listen.port}|${r.id.toString()}`;
 }
@@ -105,7 +108,7 @@ export class InboundManager {
       listen: listenText(s.rule),
       id: s.rule.id.toString(),
       state: s.listener !== null ? "listening" : s.said === "no_svid" ? "waiting" : "failed",
-      ...(s.listener === null && s.said !== null && s.said !== "no_svid" ? { detail: s.said } : {}),
+      ...(s.listener === null && s.said !== null ? { detail: s.said === "no_svid" ? NO_SVID : s.said } : {}),
     }));
   }
 

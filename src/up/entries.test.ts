@@ -18,6 +18,23 @@ describe("wantedEntries", () => {
       { spiffeId: "spiffe://example.org/mcp", selectors: ["tidegate:workload:mcp"] },
     ]);
   });
+  test("an inbound listener's id gets an entry that only the agent holds: tidegate:inbound:RULE, one per id; a workload's id none", () => {
+    const p = loadPolicy(
+      `trust_domain: example.org
+workloads:
+  - { name: mcp, id: spiffe://example.org/mcp }
+inbound:
+  - { name: reports-b, id: spiffe://example.org/svc/reports, listen: 127.0.0.1:9444, forward: 127.0.0.1:3001, allow: spiffe://example.org/mcp }
+  - { name: reports-a, id: spiffe://example.org/svc/reports, listen: 127.0.0.1:9443, forward: 127.0.0.1:3000, allow: spiffe://example.org/mcp }
+  - { name: mcp-in, id: spiffe://example.org/mcp, listen: 127.0.0.1:9445, forward: 127.0.0.1:3002, allow: spiffe://example.org/mcp }
+`,
+      "i.yaml",
+    );
+    expect(wantedEntries(p.workloads, p.inbound)).toEqual([
+      { spiffeId: "spiffe://example.org/mcp", selectors: ["tidegate:workload:mcp"] },
+      { spiffeId: "spiffe://example.org/svc/reports", selectors: ["tidegate:inbound:reports-a", "tidegate:inbound:reports-b"] },
+    ]);
+  });
 });
 
 describe("planEntries", () => {

@@ -1,12 +1,14 @@
 /**
  * Single-host mode applies the config's `workloads:` as registration entries of the local node
  * (DESIGN.md section 2, "Source of identity"). Each workload NAME becomes one entry: its SPIFFE
- * ID, with its selectors plus the implied `tidegate:workload:NAME`.
+ * ID, with its selectors plus the implied `tidegate:workload:NAME`. Each `inbound:` listener's id
+ * that no workload has becomes one entry too, with the selector `tidegate:inbound:RULE` (one per
+ * rule presenting that id): no process carries it, so the SVID serves the agent's listener alone.
  *
  * `tidegate up` only ever removes entries it made itself (their ids are kept in its state), so an
  * entry an operator added with `tidegate entry create` for this node is left alone.
  */
-import type { Workload } from "../policy/index.ts";
+import type { InboundRule, Workload } from "../policy/index.ts";
 
 export interface WantedEntry {
   readonly spiffeId: string;
@@ -28,11 +30,19 @@ export interface EntryPlan {
   readonly keep: readonly string[];
 }
 
-export function wantedEntries(workloads: readonly Workload[]): WantedEntry[] {
-  return workloads.map((w) => ({
+export function wantedEntries(workloads: readonly Workload[], inbound: readonly Pick<InboundRule, "name" | "id">[] = []): WantedEntry[] {
+  const out: WantedEntry[] = workloads.map((w) => ({
     spiffeId: w.id.toString(),
     selectors: [...new Set([...w.selectors, `tidegate:workload:${w.name}`])].sort(),
   }));
+  const held = new Set(out.map((w) => w.spiffeId));
+  const listeners = new Map<string, string[]>();
+  for (const r of inbound) {
+    const id = r.id.toString();
+    if (!held.has(id)) listeners.set(id, [...(listeners.get(id) ?? []), `tidegate:inbound:${r.name}`]);
+  }
+  for (const [spiffeId, selectors] of listeners) out.push({ spiffeId, selectors: selectors.sort() });
+  return out;
 }
 
 const same = (e: ExistingEntry, w: WantedEntry) => e.spiffe_id === w.spiffeId && e.selectors.length === w.selectors.length && [...e.selectors].sort().every((s, i) => s === w.selectors[i]);

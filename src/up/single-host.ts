@@ -86,7 +86,7 @@ async function applyWorkloads(places: Places, policy: Policy, node: string, ours
   const parent = `spiffe://${policy.trustDomain.name}/tidegate/agent/${node}`;
   const existing = ((await callServer(places, "GET", `/v1/entries?parent_id=${encodeURIComponent(parent)}`)) as { entries: ExistingEntry[] }).entries;
   const ours = readOurs(oursPath);
-  const plan = planEntries(wantedEntries(policy.workloads), existing, ours);
+  const plan = planEntries(wantedEntries(policy.workloads, policy.inbound), existing, ours);
   // Removals first: a changed workload keeps its SPIFFE ID, and its old entry must go before the new one.
   // The list is saved after every change, so an entry made just before a crash or a failed call
   // is still known as ours and removed when its workload goes.

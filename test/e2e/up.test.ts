@@ -122,6 +122,32 @@ describe.skipIf(!can)("tidegate up and down", () => {
     expect(after.entries.map((e: any) => e.spiffe_id)).toEqual([`spiffe://${TD}/operator-made`]);
   }, 60_000);
 
+  test("an inbound listener added to the config is served: up registers its id, for the agent alone", async () => {
+    const free = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const port = free.port;
+    free.stop(true);
+    const text = readFileSync(config(), "utf8");
+    const id = `spiffe://${TD}/svc/echo`;
+    save(`${text}\ninbound:\n  - { name: echo-in, id: ${id}, listen: "127.0.0.1:${port}", forward: "127.0.0.1:9", allow: "spiffe://${TD}/**" }\n`);
+    try {
+      const s = await waitFor("the listener to listen", async () => {
+        const st = await status();
+        return st?.capture?.inbound?.some((l: any) => l.rule === "echo-in" && l.state === "listening") ? st : undefined;
+      }, 20_000);
+      const entry = s.entries.find((e: any) => e.spiffe_id === id);
+      expect(entry.selectors.map((x: any) => (typeof x === "string" ? x : `${x.type}:${x.value}`))).toEqual(["tidegate:inbound:echo-in"]);
+      const open = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
+      open.end();
+    } finally {
+      save(text);
+    }
+    const after = await waitFor("the listener's entry to go", async () => {
+      const st = await status();
+      return st && !st.entries.some((e: any) => e.spiffe_id === id) ? st : undefined;
+    }, 20_000);
+    expect(after.capture.inbound).toEqual([]);
+  }, 60_000);
+
   test("a second agent of the same instance is refused while up runs, and up keeps serving", async () => {
     const r = await tidegate(["agent", ...flags]);
     expect(r.code).toBe(1);
