@@ -115,7 +115,7 @@ function nextSteps(places: Places, s: AgentStatus | null): string {
   const t = (...a: string[]) => shellJoin(["tidegate", ...a, ...flagsFor(places)]);
   const n = s?.svids.length ?? 0;
   return [
-    `tidegate is up: trust domain ${s?.trust_domain ?? "?"}, node ${s?.node ?? "?"}, ${n} workload identit${n === 1 ? "y" : "ies"}.`,
+    `tidegate is up: trust domain ${s?.trust_domain ?? "?"}, node ${s?.node ?? "?"}, ${n} SVID${n === 1 ? "" : "s"} held (workloads and inbound listeners).`,
     `  config (agent settings and policy, default deny): ${places.config}`,
     `  log: ${logFile(places)}`,
     `  audit: ${places.auditDir}`,
