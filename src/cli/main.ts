@@ -58,7 +58,7 @@ export async function main(argv: readonly string[], io: Output, env: Record<stri
     const places = placesFromValues(routed.values, env);
     return await command.run({ values: routed.values, positionals: routed.positionals, places, io });
   } catch (e) {
-    const where = ["tidegate", ...path].join(" ");
+    const where = ["tidegate", ...(e instanceof UsageError && e.path !== undefined ? e.path : path)].join(" ");
     if (e instanceof UsageError || (e instanceof TidegateError && e.code === "instance_bad_name")) {
       io.err(`${where}: ${e.message}\nrun '${where} --help' for usage\n`);
       return EXIT_USAGE;

@@ -54,7 +54,7 @@ export function route(root: Command, argv: readonly string[]): Routed {
     }
     if (command.run === undefined) {
       const where = path.length ? `tidegate ${path.join(" ")}` : "tidegate";
-      throw new UsageError(`unknown command ${JSON.stringify(token)} for ${where}`);
+      throw new UsageError(`unknown command ${JSON.stringify(token)} for ${where}`, path);
     }
     rest.push(...argv.slice(i));
     break;
@@ -71,7 +71,7 @@ export function route(root: Command, argv: readonly string[]): Routed {
       strict: true,
     });
   } catch (e) {
-    throw new UsageError(parseErrorMessage(e));
+    throw new UsageError(parseErrorMessage(e), path);
   }
   return { command, path, values: parsed.values as Routed["values"], positionals: parsed.positionals };
 }

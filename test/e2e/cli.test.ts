@@ -94,6 +94,15 @@ describe("usage errors exit 2 and name the bad input", () => {
     }, T);
   }
 
+  test("a mistake found while routing points to the help of the command routed so far", async () => {
+    const sub = await tidegate(["svid", "frob"]);
+    expect(sub.stderr).toBe('tidegate svid: unknown command "frob" for tidegate svid\nrun \'tidegate svid --help\' for usage\n');
+    const opt = await tidegate(["policy", "explain", "--sni", "x"]);
+    expect(opt.code).toBe(2);
+    expect(opt.stderr).toStartWith('tidegate policy explain: unknown option "--sni"');
+    expect(opt.stderr).toEndWith("\nrun 'tidegate policy explain --help' for usage\n");
+  }, T);
+
   test("TIDEGATE_INSTANCE is validated like --instance", async () => {
     const r = await tidegate(["version"], { env: { TIDEGATE_INSTANCE: "../etc" } });
     expect(r.code).toBe(2);
