@@ -52,8 +52,10 @@ const create: Command = {
         `server fingerprint (sha256): ${res.server_fingerprint}`,
         `node: ${res.node}, valid once, until ${res.expires_at} (${left})`,
         "",
-        "on the node, run:",
-        `  tidegate agent --server https://${status.public} --join-token ${res.token} --server-fingerprint ${res.server_fingerprint}`,
+        "on the node, as root: put the token in a file only root can read (printf is the shell's own, so",
+        "the token is on no process's command line, which every user can see), then start the agent:",
+        `  (umask 077 && printf '%s\\n' '${res.token}' > /root/tidegate-join-token)`,
+        `  tidegate agent --server https://${status.public} --join-token-file /root/tidegate-join-token --server-fingerprint ${res.server_fingerprint}`,
         "",
       ].join("\n"),
     );

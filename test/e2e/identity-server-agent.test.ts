@@ -5,7 +5,7 @@
 // agent keeps its SVIDs until they expire and then reports itself unhealthy; after both restart
 // nothing is lost; a CA rotation keeps every chain valid.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { tidegate } from "../helpers/binary.ts";
@@ -106,9 +106,18 @@ describe("identity server and node agent", () => {
     entryIds = JSON.parse(await cli(["entry", "list", "--json", ...serverFlags])).map((e: { id: string }) => e.id);
     expect(entryIds).toHaveLength(2);
 
+    // What token create says to do on the node, done as it says (the file moved into the test's folder):
+    // the token goes to a file by the shell's own printf, never on a command line.
     const tokenFile = join(root, "token");
-    writeFileSync(tokenFile, token!, { mode: 0o600 });
-    agent = startTidegate(["agent", "--server", `https://${serverInfo().public}`, "--join-token-file", tokenFile, "--server-fingerprint", fingerprint!, "--sync-interval", "1s", "--retry-max", "2s", ...agentFlags]);
+    const told = tokenOut.split("\n").filter((l) => l.startsWith("  ")).map((l) => l.trim().replaceAll("/root/tidegate-join-token", tokenFile));
+    expect(told).toHaveLength(2);
+    expect(tokenOut).not.toContain("--join-token ");
+    expect(Bun.spawnSync(["sh", "-c", told[0]!]).exitCode).toBe(0);
+    expect(statSync(tokenFile).mode & 0o777).toBe(0o600);
+    const agentArgs = told[1]!.split(" ");
+    expect(agentArgs.slice(0, 2)).toEqual(["tidegate", "agent"]);
+    expect(agentArgs.slice(2)).toEqual(["--server", `https://${serverInfo().public}`, "--join-token-file", tokenFile, "--server-fingerprint", fingerprint!]);
+    agent = startTidegate([...agentArgs.slice(1), "--sync-interval", "1s", "--retry-max", "2s", ...agentFlags]);
     const status = await waitFor("the agent to hold both SVIDs", async () => {
       const s = await agentStatus();
       return s.healthy && s.svids.length === 2 ? s : undefined;
