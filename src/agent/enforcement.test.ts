@@ -93,6 +93,12 @@ describe("enforcement", () => {
     expect(t.synced.size).toBe(0);
     expect(t.holder.policy?.egress[0]?.action).toBe("deny");
     expect(t.lines.some((l) => l.includes('"policy_rejected"') && l.includes("egress[0].action"))).toBe(true);
+    // remembered for status until a good load
+    expect(t.enforcement.rejected?.error).toMatch(/egress\[0\]\.action/);
+    expect(Date.parse(t.enforcement.rejected!.at)).toBeGreaterThan(Date.now() - 60_000);
+    writeFileSync(config, POLICY);
+    expect(t.enforcement.reload()).toBe(true);
+    expect(t.enforcement.rejected).toBeNull();
   });
 
   test("before the first sync nothing is written; a workload without identity gets only the /0 entries", () => {

@@ -64,6 +64,9 @@ const WORKLOAD_SELECTOR = "tidegate:workload:";
 export class Enforcement {
   private synced = new Map<string, { id: bigint; key: string }>();
 
+  /** The config file's last refused load, until a good one: the policy in force is an older one. */
+  rejected: { readonly at: string; readonly error: string } | null = null;
+
   constructor(private readonly o: EnforcementOptions) {}
 
   /** Reads the config file and swaps the policy in; on failure keeps the last good one. */
@@ -77,14 +80,17 @@ export class Enforcement {
       const error = `cannot read ${this.o.configPath}: ${(e as { code?: string }).code ?? String(e)}`;
       this.o.logger.error("policy_rejected", { file: this.o.configPath, error, kept: this.o.holder.policy !== null });
       this.o.audit.emit("policy_rejected", { reason: error, file: this.o.configPath, kept: this.o.holder.policy !== null });
+      this.rejected = { at: new Date().toISOString(), error };
       return false;
     }
     const r = this.o.holder.reload(text, this.o.configPath);
     if (!r.ok) {
       this.o.logger.error("policy_rejected", { file: this.o.configPath, error: r.error.message, code: r.error.code, kept: r.kept !== null });
       this.o.audit.emit("policy_rejected", { reason: r.error.message, code: r.error.code, file: this.o.configPath, kept: r.kept !== null });
+      this.rejected = { at: new Date().toISOString(), error: r.error.message };
       return false;
     }
+    this.rejected = null;
     this.o.logger.info("policy_loaded", { file: this.o.configPath, egress_rules: r.policy.egress.length, inbound_rules: r.policy.inbound.length });
     this.o.audit.emit("policy_loaded", {
       rules: r.policy.egress.length + r.policy.inbound.length,

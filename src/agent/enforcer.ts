@@ -221,6 +221,7 @@ export class Enforcer {
       adopted: this.capture.adopted,
       egress_port: this.listener.port,
       policy: this.holder.policy === null ? null : { file: this.holder.policy.file, egress_rules: this.holder.policy.egress.length, generation: this.holder.generation },
+      policy_rejected: this.enforcement.rejected,
       workloads: [...this.capture.tree.workloads().keys()],
       inbound: this.inbound.status(),
       counters,

@@ -62,6 +62,17 @@ describe("tidegate status screen", () => {
     expect(renderStatus({ ...status, capture: { unavailable: "the agent runs without capture (--no-capture)" } }, NOW)).toContain("capture        off: the agent runs without capture (--no-capture)\n");
   });
 
+  test("a config file that was saved and refused: said under the policy, with the error, and what stays in force", () => {
+    const at = new Date(NOW - 5000).toISOString();
+    const error = "policy: /etc/tidegate/tidegate.yaml:9: egress[0].action: want one of ...\u001b[2J";
+    const capture = { cgroup: "/sys/fs/cgroup/unified/tidegate", egress_port: 1001, workloads: [], inbound: [], policy_rejected: { at, error } };
+    const out = renderStatus({ ...status, capture: { ...capture, policy: { file: "/etc/tidegate/tidegate.yaml", egress_rules: 4, generation: 2 } } }, NOW);
+    expect(out).toContain(`policy         /etc/tidegate/tidegate.yaml (generation 2, 4 egress rules)\n  REFUSED      the file as saved ${at} (5s ago): policy: /etc/tidegate/tidegate.yaml:9: egress[0].action: want one of ...?[2J\n  the policy of generation 2 stays in force until the file loads ('tidegate policy check' it)\n`);
+    const none = renderStatus({ ...status, capture: { ...capture, policy: null } }, NOW);
+    expect(none).toContain("  no policy is in force until the file loads");
+    expect(renderStatus({ ...status, capture: { ...capture, policy_rejected: null, policy: null } }, NOW)).not.toContain("REFUSED");
+  });
+
   test("shows each rule's hits since the policy generation, the unmatched, and the recent denies newest first, one line each", () => {
     const deny = (i: number, extra: object = {}) => ({ time: new Date(NOW - (20 - i) * 1000).toISOString(), side: "egress" as const, source: "proxy" as const, kind: "connection" as const, caller: "spiffe://example.org/client", pid: 4000 + i, workload: "client", destination: `127.0.0.5:80 (api.example.test)`, rule: null, reason: "no_rule", ...extra });
     const capture = {

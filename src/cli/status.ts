@@ -26,6 +26,8 @@ export interface CaptureStatus {
   readonly cgroup?: string;
   readonly egress_port?: number;
   readonly policy?: { file: string; egress_rules: number; generation: number } | null;
+  /** The config file's last refused load, while no good one has come since. */
+  readonly policy_rejected?: { at: string; error: string } | null;
   readonly workloads?: readonly string[];
   readonly inbound?: readonly { rule: string; listen: string; id: string; state: string; detail?: string }[];
   /** src/agent/rule-hits.ts: counts since the policy generation `hits_since` names, and the last denies. */
@@ -75,6 +77,10 @@ function renderCapture(c: CaptureStatus, now: number, row: (k: string, v: string
   if (c.cgroup === undefined) return row("capture", `off: ${c.unavailable ?? "unknown"}`);
   row("capture", `cgroup ${c.cgroup}, egress port ${c.egress_port ?? "-"}`);
   row("policy", c.policy ? `${c.policy.file} (generation ${c.policy.generation}, ${c.policy.egress_rules} egress rules)` : "none loaded: managed workloads reach nothing");
+  if (c.policy_rejected) {
+    row("  REFUSED", `the file as saved ${when(c.policy_rejected.at, now)}: ${oneLine(c.policy_rejected.error)}`);
+    lines.push(`  ${c.policy ? "the policy of generation " + c.policy.generation + " stays in force" : "no policy is in force"} until the file loads ('tidegate policy check' it)`);
+  }
   row("workloads", c.workloads && c.workloads.length > 0 ? c.workloads.join(", ") : "none running");
   const inbound = c.inbound ?? [];
   lines.push(`inbound listeners (${inbound.length})`);
