@@ -169,7 +169,7 @@ describe("audit verify: tampering exits 1 and names the first broken link", () =
     expect(await brokenJson(p)).toEqual([1, ["audit.jsonl", 4, 4, "audit_prev_mismatch"]]);
     const r = await verify(p);
     expect(r.code).toBe(1);
-    expect(breakOf(r.out)).toBe(`${p.active} line 4 (seq 4): audit_prev_mismatch: seq 4: prev is not the hash of the line before it (seq 3)`);
+    expect(breakOf(r.out)).toBe(`${p.active} line 4 (seq 4): audit_prev_mismatch: seq 4: prev is not the hash of the line before it (seq 3): that line or this one was edited`);
   });
 
   test("a deleted line", async () => {

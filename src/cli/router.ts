@@ -27,7 +27,8 @@ function takesValue(token: string, options: Record<string, OptionSpec>): boolean
 
 function parseErrorMessage(e: unknown): string {
   const raw = e instanceof Error ? e.message : String(e);
-  const text = raw.replace(/'/g, '"').replace(/\. This command does not take positional arguments/, "");
+  // Node's hints name its own "--" convention, not tidegate's options: dropped.
+  const text = raw.replace(/'/g, '"').replace(/\. This command does not take positional arguments/, "").replace(/\. To specify a positional argument starting with a .*$/s, "");
   return text.charAt(0).toLowerCase() + text.slice(1);
 }
 

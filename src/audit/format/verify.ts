@@ -135,7 +135,7 @@ class Walk {
       this.firstFile = where.file;
     } else {
       if (p.seq !== this.lastSeq + 1) throw auditError("audit_seq_gap", `seq ${p.seq} follows seq ${this.lastSeq}`);
-      if (p.prev !== this.lastHash) throw auditError("audit_prev_mismatch", `seq ${p.seq}: prev is not the hash of the line before it (seq ${this.lastSeq})`);
+      if (p.prev !== this.lastHash) throw auditError("audit_prev_mismatch", `seq ${p.seq}: prev is not the hash of the line before it (seq ${this.lastSeq}): that line or this one was edited`);
     }
     if (p.type === "checkpoint") {
       const ev = p.event as AuditEventOf<"checkpoint">;
