@@ -167,12 +167,16 @@ export function openUpstream(plan: UpstreamPlan, deps: UpstreamDeps): Promise<Up
       },
       handshake(up, authorized, error) {
         if (t === null || settled) return;
+        // A handshake that failed before any certificate was judged (an errno-style code: EPROTO
+        // from an upstream that does not speak TLS there, ECONNRESET) is not an unverified peer.
+        const code = (error as { code?: string } | null)?.code;
+        if (code !== undefined && /^E[A-Z]+$/.test(code)) return fail(up, "refused", "upstream_tls_failed", `${code}: ${error!.message}`);
         if (t.kind === "mtls") {
           verifyPeer(up, t).catch((e: unknown) => fail(up, "upstream_failed", "internal_error", e instanceof Error ? e.message : String(e)));
           return;
         }
         if (authorized && error == null) return ready(up, null);
-        fail(up, "refused", "upstream_tls_unverified", (error as { code?: string } | null)?.code ?? error?.message ?? "not authorized");
+        fail(up, "refused", "upstream_tls_unverified", code ?? error?.message ?? "not authorized");
       },
       data(up, chunk) {
         saveSession(up, deps);
