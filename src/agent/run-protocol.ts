@@ -126,7 +126,7 @@ export function parseSignalLine(line: string): RunSignal | null {
   }
 }
 
-/** The agent's answer line; throws `run_bad_answer` for anything else. */
+/** The agent's answer line, or a notice line before it; throws `run_bad_answer` for anything else. */
 export function parseAnswer(line: string): RunAnswer | RunNotice {
   let v: unknown;
   try {
