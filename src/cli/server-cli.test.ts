@@ -70,14 +70,16 @@ describe("tidegate server", () => {
 });
 
 describe("tidegate token create", () => {
-  test("prints the token, the fingerprint and the agent command line", async () => {
+  test("prints the token, the fingerprint, and the commands that put the token in a 0600 file and join with it", async () => {
     const r = await run(t.places, ["token", "create", "--node", "edge-1", "--ttl", "2m"]);
     expect(r.code).toBe(0);
     const token = /^token: ([A-Za-z0-9_-]{43})$/m.exec(r.out)?.[1];
     const fp = /^server fingerprint \(sha256\): ([0-9a-f]{64})$/m.exec(r.out)?.[1];
     expect(token).toBeDefined();
     expect(fp).toBe(t.server.ca.activeRootFingerprint());
-    expect(r.out).toContain(`tidegate agent --server https://127.0.0.1:${t.server.public.port} --join-token ${token} --server-fingerprint ${fp}`);
+    expect(r.out).toContain(`\n  (umask 077 && printf '%s\\n' '${token}' > /root/tidegate-join-token)\n`);
+    expect(r.out).toContain(`\n  tidegate agent --server https://127.0.0.1:${t.server.public.port} --join-token-file /root/tidegate-join-token --server-fingerprint ${fp}\n`);
+    expect(r.out).not.toContain("--join-token ");
   });
 
   test("usage errors: no --node, a bad --ttl; a bad node name is the server's 400", async () => {
