@@ -121,9 +121,10 @@ export const statusCommand: Command = {
   help: [
     "Asks the agent over <run-dir>/agent.sock. Healthy means the node SVID and the SVID of every",
     "entry the agent serves are unexpired and the audit log can be written; otherwise each problem",
-    "is listed. With capture, each",
-    "egress and inbound rule's hits since the policy was loaded (a reload starts them again) and",
-    "the most recent denies. Exit 0 healthy, 1 unhealthy or when the agent is not running.",
+    "is listed. With capture: the policy in force (and REFUSED, with the error, when the config",
+    "file as last saved did not load), each inbound listener's state, each egress and inbound",
+    "rule's hits since the policy was loaded (a reload starts them again) and the most recent",
+    "denies. Exit 0 healthy, 1 unhealthy or when the agent is not running.",
   ].join("\n"),
   options: { json: { type: "boolean", help: "print the agent's status object as JSON" } },
   run: async ({ values, positionals, places, io }) => {

@@ -348,11 +348,11 @@ export const downCommand: Command = {
   summary: "stop what 'tidegate up' started",
   usage: ["down [--timeout D]"],
   help: [
-    "Sends SIGTERM to the process in <run-dir>/up.pid (only when it is this binary's 'up --foreground'",
-    "of this instance, or the binary an upgrade replaced at its path, with the start time the file",
-    "records: a stale pid file is removed, never followed) and waits until it has stopped (--timeout, default",
-    "30s). Not running: says so and exits 0. The eBPF programs stay attached (fail closed);",
-    "'tidegate agent --uninstall' removes them.",
+    "Sends SIGTERM to the process in <run-dir>/up.pid and waits until it has stopped (--timeout,",
+    "default 30s): only when it is this binary's 'up --foreground' of this instance (or the binary",
+    "an upgrade replaced at its path) with the start time the file records; a stale pid file is",
+    "removed, never followed. Not running: says so and exits 0. The eBPF programs stay attached",
+    "(fail closed); 'tidegate agent --uninstall' removes them.",
   ].join("\n"),
   options: { timeout: { type: "string", value: "DURATION", help: "how long to wait (default 30s)" } },
   run: async ({ positionals, places, io, values }) => {
