@@ -420,7 +420,7 @@ export class RunService {
   }
 
   private start(c: Connection, req: RunRequest, t: RunTarget, mcp: McpGate | null = null): void {
-    let grant: { cgroup_dir: string; spiffe_id: string | null; no_identity?: string | null; ca_bundle?: string | null };
+    let grant: ReturnType<RunHost["prepareRun"]>;
     try {
       grant = this.o.host.prepareRun(req.workload, { uncontained: t.uid === 0, callerPid: c.peer.pid });
     } catch (e) {
@@ -447,7 +447,7 @@ export class RunService {
       if (envFd !== null) closeSync(envFd);
     }
     c.child = child;
-    if (grant.spiffe_id === null && grant.no_identity != null) {
+    if (grant.no_identity != null) {
       c.out.push(encodeLine({ notice: noIdentityNotice(req.workload, grant.no_identity).slice(0, MAX_NOTICE) }));
       this.flush(c);
     }

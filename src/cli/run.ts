@@ -19,7 +19,7 @@
 import { join } from "node:path";
 import { constants } from "node:os";
 import { readFileSync } from "node:fs";
-import type { Command } from "./command.ts";
+import type { Command, Output } from "./command.ts";
 import { UsageError } from "./usage-error.ts";
 import { callUnix } from "../runtime/unix-http.ts";
 import { TidegateError } from "../errors.ts";
@@ -90,7 +90,7 @@ function connect(socket: string): number {
 }
 
 /** Sends the request with descriptors 0, 1, 2, then waits for the answer, passing signals on. */
-async function runThroughAgent(socket: string, request: RunRequest): Promise<RunAnswer> {
+async function runThroughAgent(socket: string, request: RunRequest, io: Output): Promise<RunAnswer> {
   const fd = connect(socket);
   try {
     const bytes = encodeRequest(request);
@@ -123,7 +123,7 @@ async function runThroughAgent(socket: string, request: RunRequest): Promise<Run
               for (const line of reader.push(got.bytes)) {
                 const m = parseAnswer(line);
                 if ("notice" in m) {
-                  process.stderr.write(`tidegate run: warning: ${m.notice}\n`);
+                  io.err(`tidegate run: warning: ${m.notice}\n`);
                   continue;
                 }
                 clearInterval(timer);
@@ -173,7 +173,7 @@ export const runCommand: Command = {
     "allow-root": { type: "boolean", help: "allow running the command as root (uncontained)" },
     "mcp-stdio": { type: "boolean", help: "COMMAND is a stdio MCP server: the agent applies the stdio[] rules to its stdin and stdout" },
   },
-  run: async ({ values, positionals, places }) => {
+  run: async ({ values, positionals, places, io }) => {
     const workload = typeof values.workload === "string" ? values.workload : undefined;
     if (workload === undefined) throw new UsageError("run needs --workload NAME");
     if (positionals.length === 0) throw new UsageError("run needs a COMMAND after the options (put -- before it if it has options)");
@@ -188,7 +188,7 @@ export const runCommand: Command = {
         env: environment(),
         cwd: process.cwd(),
         ...(mcpStdio ? { mcpStdio: true } : {}),
-      });
+      }, io);
       if ("error" in answer) throw new RunCliError("run_refused", `run: the agent refused: ${answer.error.message.replace(/^run: /, "")} (${answer.error.code})`);
       return "exit" in answer ? answer.exit : 128 + signalNumber(answer.signal);
     }
@@ -215,7 +215,7 @@ export const runCommand: Command = {
         ...(answer.ca_bundle !== null ? { caBundle: answer.ca_bundle } : {}),
         command: positionals,
       });
-      if (answer.spiffe_id === null && answer.no_identity !== null) process.stderr.write(`tidegate run: warning: ${noIdentityNotice(workload, answer.no_identity)}\n`);
+      if (answer.no_identity !== null) io.err(`tidegate run: warning: ${noIdentityNotice(workload, answer.no_identity)}\n`);
       const started = Bun.spawn(argv, { stdin: "inherit", stdout: "inherit", stderr: "inherit", env: process.env });
       const forward = (sig: (typeof SIGNALS)[number]) => () => started.kill(sig);
       const handlers = SIGNALS.map((s) => [s, forward(s)] as const);

@@ -46,7 +46,7 @@ function exeOf(pid: number | "self"): string | null {
  * and the kernel then shows the old, unlinked file as `PATH (deleted)`). Only root can replace
  * the binary, and `tidegate down && tidegate up` after an upgrade must stop the old process.
  */
-export function sameProgram(theirs: string | null, ours: string | null): boolean {
+function sameProgram(theirs: string | null, ours: string | null): boolean {
   return theirs !== null && ours !== null && (theirs === ours || theirs === `${ours} (deleted)`);
 }
 

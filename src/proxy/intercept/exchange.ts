@@ -168,14 +168,14 @@ export class HttpExchange implements LegOwner {
    * when it is neither busy nor waiting), and either no request yet or the next one's first byte
    * came.
    */
-  /** No request in progress, decided, held or begun (no part of a head read), and no tunnel. */
-  private betweenRequests(): boolean {
-    return this.req === null && this.starting === null && this.tunnel === null && !this.busy && !this.waiting && this.events.length === 0 && !this.requests.inHead;
-  }
-
   private awaitingHead(): boolean {
     if (this.done || this.tunnel !== null || this.req !== null || this.busy || this.waiting) return false;
     return this.requests.awaitingHead && (this.count === 0 || this.requests.inHead);
+  }
+
+  /** No request in progress, decided, held or begun (no part of a head read), and no tunnel. */
+  private betweenRequests(): boolean {
+    return this.req === null && this.starting === null && this.tunnel === null && !this.busy && !this.waiting && this.events.length === 0 && !this.requests.inHead;
   }
 
   /**
