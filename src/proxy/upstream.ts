@@ -95,8 +95,13 @@ function certPem(c: Credential): string {
 /** The groups a `classical` leg offers (BoringSSL names): the hybrid's default without X25519MLKEM768. */
 const CLASSICAL_GROUPS = "X25519:P-256:P-384";
 
+/**
+ * A leg with a name sends it as SNI. A leg to an address (a cidr rule) sends none: left unset, Bun
+ * would send the dialled IP literal, which RFC 6066 section 3 does not allow. The certificate is
+ * still checked against the dialled address (its IP SAN) with `tls`.
+ */
 function tlsOptions(t: UpstreamTls): Record<string, unknown> {
-  const name = t.serverName !== null ? { serverName: t.serverName } : {};
+  const name = { serverName: t.serverName ?? "" };
   const kx = t.keyExchange === "classical" ? { ecdhCurve: CLASSICAL_GROUPS } : {};
   if (t.kind === "tls") return { rejectUnauthorized: true, ...name, ...kx, ...(t.ca !== null ? { ca: t.ca.pem } : {}) };
   return { rejectUnauthorized: false, minVersion: TLS_1_3, cert: certPem(t.credential), key: t.credential.keyPem, ca: t.caPem, ...name, ...kx };

@@ -7,7 +7,9 @@
  * - the built server and agent A (instance e2e-ix-a) with workload `client`; the secret
  *   partner_token is set with `tidegate secret set` (stdin) before A starts; besides the rules
  *   that reach the API, three on ports UNVERIFIED.* lead to the same API on 443 but cannot verify
- *   it (the ca of another openssl test CA; the system roots; mtls: the backend's SPIFFE ID);
+ *   it (the ca of another openssl test CA; the system roots; mtls: the backend's SPIFFE ID), and
+ *   one by the API's address (a `cidr` rule on port BY_ADDRESS_PORT; the API's certificate names
+ *   that address too);
  * - on demand, agent B (instance e2e-ix-b) whose inbound listener (127.0.0.81,
  *   `forward_client_cert: true`) forwards to the header-recording backend in this process.
  * Leftovers of earlier runs (namespaces tidegate-test-ix-*, host links tgtix*, the instances) are
@@ -35,6 +37,8 @@ export const ID = { client: "spiffe://example.org/client", backend: "spiffe://ex
  * the rule's `ca` is another test CA's; no `ca` (the system roots); `mtls:` wanting ID.backend.
  */
 export const UNVERIFIED = { otherCa: 8443, systemRoots: 8444, mtls: 8445 } as const;
+/** The port of the API's address whose `cidr` rule (partner-api-addr) intercepts plain HTTP and re-originates to 443: no name involved. */
+export const BY_ADDRESS_PORT = 8081;
 /** The value of secret partner_token: printable ASCII, unique to this run. */
 export const SECRET = `tg-e2e-${crypto.randomUUID().replaceAll("-", "")}`;
 
@@ -105,7 +109,7 @@ function makePki(dir: string): void {
   };
   run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.pem -days 1 -subj /CN=tidegate-test-partner-ca -addext basicConstraints=critical,CA:TRUE");
   run("openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout api.key -out api.csr -subj /CN=api.partner.test");
-  run("openssl x509 -req -in api.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -out api.pem -extfile <(printf 'subjectAltName=DNS:api.partner.test,DNS:other.partner.test\\n')");
+  run(`openssl x509 -req -in api.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -out api.pem -extfile <(printf 'subjectAltName=DNS:api.partner.test,DNS:other.partner.test,IP:${ADDR.api}\\n')`);
   // a CA that signed nothing the API presents: a rule trusting it alone cannot verify the API
   run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout other-ca.key -out other-ca.pem -days 1 -subj /CN=tidegate-test-other-ca -addext basicConstraints=critical,CA:TRUE");
 }
@@ -174,7 +178,12 @@ export async function setUp(cgroupMount: string): Promise<Stand> {
 workloads:
   - { name: client, id: ${ID.client}, user: nobody }
 egress:
-${rule("partner-api", "api.partner.test", 443, inject)}${rule("partner-api-http", "api.partner.test", 80, `${inject}    upstream: { port: 443 }\n`)}${rule("other-api", "other.partner.test", 443)}${unverified}  - name: backend
+${rule("partner-api", "api.partner.test", 443, inject)}${rule("partner-api-http", "api.partner.test", 80, `${inject}    upstream: { port: 443 }\n`)}${rule("other-api", "other.partner.test", 443)}${unverified}  - name: partner-api-addr
+    from: ${ID.client}
+    to: { cidr: ${ADDR.api}/32, port: ${BY_ADDRESS_PORT} }
+    action: intercept
+    ca: ${ca}
+${toApi}  - name: backend
     from: ${ID.client}
     to: { host: backend.ix.test, port: 80 }
     action: mtls

@@ -17,7 +17,7 @@ import { startTidegate, waitFor } from "../helpers/processes.ts";
 import { probeHost } from "../../src/runtime/host.ts";
 import { NODE_FETCH, PY_RAW, PY_URLLIB } from "./intercept-clients.ts";
 import { srcOf, type AuditLine } from "../helpers/audit-files.ts";
-import { ADDR, ID, INSTANCE_A, SECRET, UNVERIFIED, setUp, tearDown, withStdin, type ApiRecord, type Stand } from "./intercept-setup.ts";
+import { ADDR, BY_ADDRESS_PORT, ID, INSTANCE_A, SECRET, UNVERIFIED, setUp, tearDown, withStdin, type ApiRecord, type Stand } from "./intercept-setup.ts";
 
 const T = 60_000;
 const mount = probeHost().cgroup2;
@@ -59,12 +59,12 @@ const httpLine = (what: string, match: (l: AuditLine) => boolean) => waitFor(`A'
 const egressLine = (pid: number) => waitFor(`A's conn_close for pid ${pid}`, () => s.auditA().find((l) => l.type === "conn_close" && srcOf(l).pid === pid));
 const header = (r: ApiRecord, name: string) => r.headers.filter(([n]) => n.toLowerCase() === name.toLowerCase()).map(([, v]) => v);
 
-/** What the API must have received from one workload request: the secret, once, over TLS to its name. */
-function expectInjected(r: ApiRecord, host = "api.partner.test"): void {
+/** What the API must have received from one workload request: the secret, once, over TLS to its name (sni: null for none), with the Host the workload sent. */
+function expectInjected(r: ApiRecord, sni: string | null = "api.partner.test", host: string = sni ?? ""): void {
   expect(r.authorization).toEqual([AUTH]);
   expect(header(r, "authorization")).toEqual([AUTH]);
   expect(r.tls).toMatch(/^TLSv1\.[23]$/);
-  expect(r.sni).toBe(host);
+  expect(r.sni).toBe(sni);
   expect(header(r, "host")).toEqual([host]);
 }
 
@@ -262,6 +262,23 @@ describe.skipIf(!can && !process.env.CI)("interception: secrets injected toward 
     expect(await httpLine(id, (l) => l.pid === r.pid)).toMatchObject({ host: "other.partner.test", status: 421, outcome: "refused", reason: "host_sni_mismatch" });
     await Bun.sleep(300);
     expect(apiRecords(id)).toEqual([]);
+  }, T);
+
+  test("by address: http://IP reaches the API on 443 over TLS, injected, under a cidr rule; a Host naming another address: 421 host_address_mismatch", async () => {
+    const id = testId("by-address");
+    const url = `http://${ADDR.api}:${BY_ADDRESS_PORT}/by/address`;
+    const r = await curl(url, "-H", `X-Test-Id: ${id}`);
+    expect(r.status).toBe(200);
+    expectInjected(await apiGot(id), null, `${ADDR.api}:${BY_ADDRESS_PORT}`); // no server_name: an IP literal may not be one (RFC 6066); the Host as sent
+    expect(await httpLine(id, (l) => l.pid === r.pid)).toMatchObject({ host: ADDR.api, target: "/by/address", rule: "partner-api-addr", status: 200, outcome: "forwarded", injected: ["partner_token"], upstream: `${ADDR.api}:443` });
+    expect(await egressLine(r.pid)).toMatchObject({ dst: { addr: ADDR.api, port: BY_ADDRESS_PORT, name: null }, rule: "partner-api-addr", requests: 1 });
+    const other = testId("by-other-address");
+    const o = await curl(url, "-H", `X-Test-Id: ${other}`, "-H", `Host: ${ADDR.host}`);
+    expect(o.status).toBe(421);
+    expect(o.body).toBe("tidegate: host_address_mismatch\n");
+    expect(await httpLine(other, (l) => l.pid === o.pid)).toMatchObject({ host: ADDR.host, status: 421, outcome: "refused", reason: "host_address_mismatch" });
+    await Bun.sleep(300);
+    expect(apiRecords(other)).toEqual([]);
   }, T);
 
   // The re-originated leg must verify the API before a byte of the request (and the secret it

@@ -26,6 +26,11 @@ egress:
     to: { host: ws.test, port: 80 }
     action: intercept
     upgrade: [websocket]
+  - name: by-address
+    from: spiffe://example.org/w
+    to: { cidr: 192.0.2.50/32, port: 80 }
+    action: intercept
+    inject: { headers: { Authorization: "Bearer \${secret:tok}" } }
 dns:
   hosts:
     api.test: [192.0.2.10]
@@ -110,5 +115,31 @@ describe("decideRequest", () => {
     expect(await decideRequest(ctx(), head(up.replace("HOST", "api.test")), deps(cached))).toMatchObject({ ok: false, status: 403, reason: "upgrade_refused" });
     expect((await decideRequest(ctx("192.0.2.11"), head(up.replace("HOST", "ws.test")), deps(cached))).ok).toBe(true);
     expect((await decideRequest(ctx("192.0.2.11"), head("GET / HTTP/1.1\r\nHost: ws.test\r\n\r\n"), deps(cached))).ok).toBe(true);
+  });
+
+  test("a Host that is the address dialled: decided by cidr rules alone, with no name upstream", async () => {
+    for (const host of ["192.0.2.50", "192.0.2.50:80", "[::ffff:192.0.2.50]"]) {
+      const v = decideRequest(ctx("192.0.2.50"), head(`GET /x HTTP/1.1\r\nHost: ${host}\r\n\r\n`), deps(cached));
+      expect(v).not.toBeInstanceOf(Promise); // an address is never looked up
+      expect(v).toMatchObject({ ok: true, name: "192.0.2.50", path: "/x", secrets: ["tok"] });
+      if (v instanceof Promise || !v.ok) return;
+      expect(v.rule.name).toBe("by-address");
+      expect(v.upstream).toMatchObject({ port: 80, serverName: null });
+      expect(v.upstream.address.text).toBe("192.0.2.50");
+    }
+    // a host rule never matches an address, even one its name resolves to
+    expect(await decideRequest(ctx("192.0.2.10"), head("GET / HTTP/1.1\r\nHost: 192.0.2.10\r\n\r\n"), deps(cached))).toMatchObject({ ok: false, status: 403, reason: "no_rule", name: "192.0.2.10" });
+  });
+
+  test("a Host that is another address than the one dialled: 421 host_address_mismatch, naming both", async () => {
+    const v = await decideRequest(ctx("192.0.2.50"), head("GET / HTTP/1.1\r\nHost: 192.0.2.51\r\n\r\n"), deps(cached));
+    expect(v).toMatchObject({ ok: false, status: 421, reason: "host_address_mismatch", rule: null, name: "192.0.2.51" });
+    expect(v.ok === false && v.detail).toBe("Host 192.0.2.51 is an address, and not the one dialled (192.0.2.50)");
+    expect(await decideRequest(ctx("192.0.2.50"), head("GET / HTTP/1.1\r\nHost: [2001:db8::1]\r\n\r\n"), deps(cached))).toMatchObject({ ok: false, status: 421, reason: "host_address_mismatch" });
+  });
+
+  test("over TLS, a Host that is an address is not the connection's name: 421 host_sni_mismatch", async () => {
+    const tls = { ...ctx("192.0.2.50"), sni: "api.test" };
+    expect(await decideRequest(tls, head("GET / HTTP/1.1\r\nHost: 192.0.2.50\r\n\r\n"), deps(cached))).toMatchObject({ ok: false, status: 421, reason: "host_sni_mismatch" });
   });
 });

@@ -6,6 +6,10 @@
  * - `no_host` (400): an HTTP/1.0 request without Host;
  * - `host_sni_mismatch` (421): the workload spoke TLS and the request's Host is not the name it
  *   gave in its ClientHello (a connection is decided, and its leaf minted, for that name);
+ * - `host_address_mismatch` (421): the Host is an IP address other than the one the workload
+ *   dialled. An address names nothing, so only `cidr` rules can match it, by the address dialled;
+ *   a Host naming another address would have the upstream (a reverse proxy, say) route the
+ *   request somewhere the policy did not judge;
  * - `bad_path` (400): the path does not normalize (http-match.ts);
  * - `upgrade_refused` (403): CONNECT; a request asking to switch to a protocol (its Upgrade list,
  *   by name, any version) that the matching rule's `upgrade:` does not name (only websocket can be
@@ -21,7 +25,7 @@
  * template; placeholders are swapped in the other headers. Messages and logs name secrets, never
  * their values.
  */
-import type { IpAddress } from "../../policy/address.ts";
+import { tryParseIp, type IpAddress } from "../../policy/address.ts";
 import { admit, admitNow, type Admission, type Upstream } from "../../policy/destination.ts";
 import type { Decision } from "../../policy/query.ts";
 import type { PolicyEngine } from "../../policy/engine.ts";
@@ -59,7 +63,7 @@ export type RequestVerdict =
       readonly ok: true;
       readonly rule: EgressRule;
       readonly upstream: Upstream;
-      /** The request's host name, normalized. */
+      /** The request's host name, normalized; an IP literal's canonical text (the address dialled). */
       readonly name: string;
       readonly path: string;
       readonly headers: readonly Header[];
@@ -76,20 +80,30 @@ const refuse = (status: number, reason: string, detail: string, rule: string | n
  * looked up.
  */
 export function decideRequest(ctx: RequestContext, head: RequestHead, deps: RequestDeps): RequestVerdict | Promise<RequestVerdict> {
-  if (head.host === null) return refuse(400, "no_host", "the request names no host");
-  const name = head.host.name === null ? null : normalizeServerName(head.host.name);
-  if (name === null) return refuse(400, "no_host", "the request's host is an address, not a name");
-  if (ctx.sni !== null && name !== ctx.sni) return refuse(421, "host_sni_mismatch", `Host ${name} is not the name the connection gave (${ctx.sni})`, null, name);
-  if (head.method === "CONNECT") return refuse(403, "upgrade_refused", "CONNECT is not allowed", null, name);
+  const host = head.host;
+  if (host === null) return refuse(400, "no_host", "the request names no host");
+  // An IP literal names nothing: the query has no name, so only a cidr rule can match (by the
+  // address dialled), and the literal must be that address. It is logged as the request's host.
+  const name = host.name === null ? null : normalizeServerName(host.name);
+  const label = name ?? host.ip;
+  if (label === null) return refuse(400, "no_host", "the request's host is neither a name nor an address");
+  if (ctx.sni !== null && label !== ctx.sni) return refuse(421, "host_sni_mismatch", `Host ${label} is not the name the connection gave (${ctx.sni})`, null, label);
+  if (name === null) {
+    const ip = tryParseIp(label);
+    if (ip === null || ip.family !== ctx.address.family || ip.value !== ctx.address.value) {
+      return refuse(421, "host_address_mismatch", `Host ${label} is an address, and not the one dialled (${ctx.address.text})`, null, label);
+    }
+  }
+  if (head.method === "CONNECT") return refuse(403, "upgrade_refused", "CONNECT is not allowed", null, label);
   let path: string;
   try {
     path = normalizeRequestPath(head.form === "absolute" ? new URL(head.target).pathname : head.target);
   } catch (e) {
-    if (e instanceof TidegateError || e instanceof TypeError) return refuse(400, "bad_path", e.message, null, name);
+    if (e instanceof TidegateError || e instanceof TypeError) return refuse(400, "bad_path", e.message, null, label);
     throw e;
   }
   const engine = deps.engine();
-  if (engine === null) return refuse(403, "no_policy", "no policy is loaded", null, name);
+  if (engine === null) return refuse(403, "no_policy", "no policy is loaded", null, label);
   const q = { from: ctx.from, proto: "tcp" as const, port: ctx.port, address: ctx.address, name, http: { method: head.method, path } };
   const decision = engine.decide(q);
   let names: ReturnType<RequestDeps["names"]>;
@@ -98,12 +112,12 @@ export function decideRequest(ctx: RequestContext, head: RequestHead, deps: Requ
     names = deps.names();
     now = names.peek !== undefined ? admitNow(decision, q, names as Pick<NameCache, "peek">) : null;
   } catch (e) {
-    return dnsFailed(e, decision, name);
+    return dnsFailed(e, decision, label);
   }
-  if (now !== null) return verdictFor(head, deps, now, name, path);
+  if (now !== null) return verdictFor(head, deps, now, label, path);
   return admit(decision, q, names).then(
-    (a) => verdictFor(head, deps, a, name, path),
-    (e: unknown) => dnsFailed(e, decision, name),
+    (a) => verdictFor(head, deps, a, label, path),
+    (e: unknown) => dnsFailed(e, decision, label),
   );
 }
 
