@@ -86,18 +86,20 @@ describe("rule hits", () => {
     expect(d).toMatchObject({ caller: null, pid: null, destination: "unknown:0", rule: null, reason: "no_record" });
   });
 
-  test("as the audit log has it: a refusal before the open is a deny, one after an allowed open is not, nor a client gone before a byte", () => {
+  test("as the audit log has it: a refusal before the open is a deny, one after an allowed open is not; a client gone before a byte is not counted at all", () => {
     const st = stand();
     const opened = connAudit(st.audit, "egress");
     opened.open(egress({ decision: "allow", rule: "web", action: "passthrough" }));
     opened.close(egress({ decision: "allow", rule: "web", outcome: "refused", reason: "upstream_closed" }));
     connAudit(st.audit, "egress").close(egress({ outcome: "client_gone", detail: "closed before sending anything" }));
+    connAudit(st.audit, "egress").close(egress({ outcome: "client_gone", detail: "closed after 3 bytes, before they gave a name (SNI or Host)" }));
     expect(st.status().recent_denies).toEqual([]);
+    expect(st.status().unmatched.connections).toBe(0); // nothing was decided: not a deny of "no rule"
     connAudit(st.audit, "egress").close(egress({ decision: "allow", rule: "web", outcome: "refused", reason: "upstream_tls_unverified" }));
     const s = st.status();
     expect(s.recent_denies.map((d) => [d.rule, d.reason])).toEqual([["web", "upstream_tls_unverified"]]);
     expect(s.rules.find((r) => r.name === "web")).toMatchObject({ connections: 2, denied: 1 });
-    expect(s.unmatched.connections).toBe(1);
+    expect(s.unmatched.connections).toBe(0);
   });
 
   test("inbound connections count under their inbound rule; a refused client is a deny naming the listener", () => {

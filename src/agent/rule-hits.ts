@@ -4,9 +4,10 @@
  * `GET /v1/status`, docs/server-api.md).
  *
  * Counted from the agent's audit events, the one place every decision passes (docs/audit.md):
- * - `conn_open`: one connection decided by its `rule` (the proxy's egress and inbound listeners;
- *   a connection refused before any rule was tried counts under "no rule"); denied when its
- *   `decision` is deny;
+ * - `conn_open`: one connection decided by its `rule` (the proxy's egress and inbound listeners);
+ *   denied when its `decision` is deny. One with no rule is counted at its `conn_close`, which
+ *   follows at once: under "no rule" when it was refused (no rule matched, or refused before any
+ *   was tried), not at all when the client went away before it said where to (nothing decided);
  * - `http_request`: one request of an intercepted connection decided by its `rule`; denied when
  *   refused;
  * - `deny`: a connection the kernel refused (it never reaches the proxy), under the rule it
@@ -150,10 +151,14 @@ export class RuleHits {
   observe(type: AuditEventType, f: Fields): void {
     this.#sync();
     switch (type) {
-      case "conn_open":
-        return this.#count(str(f.rule), "connections", f.decision === "deny");
+      case "conn_open": {
+        const rule = str(f.rule);
+        if (rule !== null) this.#count(rule, "connections", f.decision === "deny");
+        return;
+      }
       case "conn_close": {
         if (f.decision !== "deny" || f.outcome !== "refused") return;
+        if (str(f.rule) === null) this.#count(null, "connections", true);
         const src = obj(f.src);
         return this.#remember({ side: sideOf(f.side), source: "proxy", kind: "connection", caller: str(src.spiffe_id), pid: num(src.pid), workload: str(src.workload), destination: connectionDestination(obj(f.dst)), rule: str(f.rule), reason: str(f.reason) ?? "refused" });
       }
