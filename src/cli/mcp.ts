@@ -43,14 +43,17 @@ function serverArgument(verb: string, positionals: readonly string[], max: numbe
   return positionals[0]!;
 }
 
-function render(server: string, p: ServerPins): string {
+/** One server's pins, a tool a line, the names padded to one column. */
+export function renderPins(server: string, p: ServerPins): string {
   const lines = [`${server}${p.strict ? " (from an approved file: unnamed tools wait)" : ""}`];
   const tools = [...new Set([...Object.keys(p.pinned), ...Object.keys(p.waiting)])].sort();
+  const width = Math.max(0, ...tools.map((t) => t.length));
   for (const t of tools) {
     const pinned = p.pinned[t];
     const waiting = p.waiting[t];
-    if (waiting === undefined) lines.push(`  ${t}  pinned  ${pinned}`);
-    else lines.push(`  ${t}  WAITING for approval: ${pinned === undefined ? "not pinned" : `pinned ${pinned}`}, now ${waiting}`);
+    const name = t.padEnd(width);
+    if (waiting === undefined) lines.push(`  ${name}  pinned  ${pinned}`);
+    else lines.push(`  ${name}  WAITING for approval: ${pinned === undefined ? "not pinned" : `pinned ${pinned}`}, now ${waiting}`);
   }
   if (tools.length === 0) lines.push("  no tools seen yet");
   return lines.join("\n") + "\n";
@@ -80,7 +83,7 @@ const tools: Command = {
     }
     if (ctx.values.json) ctx.io.out(JSON.stringify(shown, null, 2) + "\n");
     else if (Object.keys(shown).length === 0) ctx.io.out("no MCP server seen yet\n");
-    else for (const [s, p] of Object.entries(shown)) ctx.io.out(render(s, p));
+    else for (const [s, p] of Object.entries(shown)) ctx.io.out(renderPins(s, p));
     return 0;
   },
 };
