@@ -12,6 +12,7 @@ import { callUnix, nobodyListens } from "../runtime/unix-http.ts";
 import { readPins, writePins } from "../agent/mcp-pins.ts";
 import { PinBook, toolDefinitionHash, type PinBookData, type ServerPins } from "../mcp/index.ts";
 import { readInputFile } from "./files.ts";
+import { renderPins, renderTool, safeJson, type ShownTool } from "./mcp-show.ts";
 import { TidegateError } from "../errors.ts";
 
 type Reach = { agent: true; socket: string } | { agent: false };
@@ -43,45 +44,55 @@ function serverArgument(verb: string, positionals: readonly string[], max: numbe
   return positionals[0]!;
 }
 
-/** One server's pins, a tool a line, the names padded to one column. */
-export function renderPins(server: string, p: ServerPins): string {
-  const lines = [`${server}${p.strict ? " (from an approved file: unnamed tools wait)" : ""}`];
-  const tools = [...new Set([...Object.keys(p.pinned), ...Object.keys(p.waiting)])].sort();
-  const width = Math.max(0, ...tools.map((t) => t.length));
-  for (const t of tools) {
-    const pinned = p.pinned[t];
-    const waiting = p.waiting[t];
-    const name = t.padEnd(width);
-    if (waiting === undefined) lines.push(`  ${name}  pinned  ${pinned}`);
-    else lines.push(`  ${name}  WAITING for approval: ${pinned === undefined ? "not pinned" : `pinned ${pinned}`}, now ${waiting}`);
+/** One tool's pins: from the agent, with the definitions it was shown; from the file, hashes alone. Null when unknown. */
+async function toolPins(ctx: Context, r: Reach, server: string, tool: string): Promise<ShownTool | null> {
+  if (!r.agent) {
+    const e = readPins(ctx.places.stateDir).entry(server, tool);
+    return e === null ? null : { pinned: e.pinned === null ? null : { hash: e.pinned.hash, definition: null }, waiting: e.waiting === null ? null : { hash: e.waiting.hash, definition: null } };
   }
-  if (tools.length === 0) lines.push("  no tools seen yet");
-  return lines.join("\n") + "\n";
+  const res = await callUnix(r.socket, "the agent", "GET", `/v1/mcp/tool?server=${encodeURIComponent(server)}&tool=${encodeURIComponent(tool)}`);
+  if (res.status === 404) return null;
+  if (res.status !== 200) throw new UsageError(`the agent answered ${res.status}: ${JSON.stringify(res.body)}`);
+  return res.body as ShownTool;
 }
 
 const tools: Command = {
   name: "tools",
-  summary: "show the tool definitions pinned for an MCP server and the changed ones waiting",
-  usage: ["mcp tools [SERVER] [--json]"],
+  summary: "show the tool definitions pinned for an MCP server, the changed ones waiting, and what changed",
+  usage: ["mcp tools [SERVER [TOOL]] [--json]"],
   help: [
     "For each tool of SERVER (its SPIFFE ID, or for an intercepted third party the egress rule's",
-    "name): the SHA-256 of its pinned definition (name, description, input schema), and when the",
-    "server now describes it otherwise, the new hash, WAITING: such a tool is hidden from",
-    "tools/list and its calls are refused until `tidegate mcp approve`. Without SERVER, every",
-    "server. Asks the running agent, or reads <state-dir>/agent/mcp-pins.json when none runs.",
-    "Exit 0; 1 when SERVER has no pins.",
+    "name): the SHA-256 of its pinned definition (name, title, description, schemas, annotations,",
+    "execution), and when the server now describes it otherwise, the new hash, WAITING: such a tool",
+    "is hidden from tools/list and its calls are refused until `tidegate mcp approve`. Without",
+    "SERVER, every server. With TOOL, that tool's definitions: what changed, member by member",
+    "(- pinned, + waiting), to read before approving; the running agent keeps the definitions it",
+    "was shown in memory, so they show once a client has listed the server's tools through it.",
+    "Text from the server is shown as JSON, every character from DEL up escaped (\\uXXXX).",
+    "Asks the running agent, or reads <state-dir>/agent/mcp-pins.json (hashes only) when none runs.",
+    "Exit 0; 1 when SERVER (or TOOL) has no pins.",
   ].join("\n"),
-  options: { json: { type: "boolean", help: "print {server: {pinned, waiting, strict}} as JSON" } },
+  options: { json: { type: "boolean", help: "print {server: {pinned, waiting, strict}} as JSON; with TOOL, {pinned, waiting} each {hash, definition}" } },
   run: async (ctx) => {
-    if (ctx.positionals.length > 1) throw new UsageError("mcp tools takes at most one SERVER");
-    const server = ctx.positionals[0];
-    const all = await allPins(ctx, await reach(ctx));
+    if (ctx.positionals.length > 2) throw new UsageError("mcp tools takes at most SERVER and TOOL");
+    const [server, tool] = ctx.positionals;
+    const r = await reach(ctx);
+    if (server !== undefined && tool !== undefined) {
+      const t = await toolPins(ctx, r, server, tool);
+      if (t === null) {
+        ctx.io.err(`tidegate mcp tools: no pin of tool ${tool} for ${server}\n`);
+        return 1;
+      }
+      ctx.io.out(ctx.values.json ? `${safeJson({ server, tool, pinned: t.pinned, waiting: t.waiting })}\n` : renderTool(server, tool, t, r.agent));
+      return 0;
+    }
+    const all = await allPins(ctx, r);
     const shown: PinBookData = server === undefined ? all : all[server] !== undefined ? { [server]: all[server] } : {};
     if (server !== undefined && Object.keys(shown).length === 0) {
       ctx.io.err(`tidegate mcp tools: no tools pinned for ${server}\n`);
       return 1;
     }
-    if (ctx.values.json) ctx.io.out(JSON.stringify(shown, null, 2) + "\n");
+    if (ctx.values.json) ctx.io.out(safeJson(shown) + "\n");
     else if (Object.keys(shown).length === 0) ctx.io.out("no MCP server seen yet\n");
     else for (const [s, p] of Object.entries(shown)) ctx.io.out(renderPins(s, p));
     return 0;
@@ -95,7 +106,7 @@ const approve: Command = {
   help: [
     "Pins the definition SERVER now gives for TOOL (without TOOL, for every tool waiting), so it",
     "shows in tools/list and may be called again, as far as the policy allows. Read the change",
-    "first: `tidegate mcp tools SERVER`; with --hash, only the definition of that hash is approved",
+    "first: `tidegate mcp tools SERVER TOOL`; with --hash, only the definition of that hash is approved",
     "(the one you read, not one the server swapped in since). Goes through the running agent (logged as an admin",
     "audit event), or edits <state-dir>/agent/mcp-pins.json when none runs.",
     "Exit 0 when something was approved; 1 when nothing of SERVER (or TOOL) was waiting.",
@@ -193,6 +204,6 @@ const pin: Command = {
 export const mcpCommand: Command = {
   name: "mcp",
   summary: "MCP tool pins: what is pinned, what changed, approving it",
-  usage: ["mcp tools [SERVER] [--json]", "mcp approve SERVER [TOOL] [--hash SHA256]", "mcp pin SERVER --from-file FILE"],
+  usage: ["mcp tools [SERVER [TOOL]] [--json]", "mcp approve SERVER [TOOL] [--hash SHA256]", "mcp pin SERVER --from-file FILE"],
   subcommands: [tools, approve, pin],
 };

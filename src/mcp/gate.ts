@@ -37,12 +37,12 @@
 import { classify } from "./classify.ts";
 import { INVALID_REQUEST, type JsonRpcErrorResponse, type JsonRpcId, jsonRpcError, jsonRpcErrorOf, McpError } from "./errors.ts";
 import { checkHeadersMatchBody, paramPathsOf, type HeaderSource, type ParamPaths } from "./headers.ts";
-import { isJsonObject } from "./json.ts";
+import { isJsonObject, sha256Hex } from "./json.ts";
 import { normalizeResourceUri } from "./resource-uri.ts";
 import { type MessageLimits, type McpMessage, parseMessage } from "./message.ts";
 import { MAX_TOOLS_PER_SERVER, type PinStore } from "./pins.ts";
 import type { ToolDecision } from "./tool-filter.ts";
-import { toolDefinitionHash } from "./tool-pin.ts";
+import { toolDefinitionText } from "./tool-pin.ts";
 
 /** The JSON-RPC error code of a call the policy refused (in the range JSON-RPC leaves to servers). */
 export const POLICY_DENIED = -32001;
@@ -175,7 +175,7 @@ export class McpGate {
     if (d === "denied") return { reason: "tool_denied", message: `tidegate: tool ${tool} is denied by rule ${rule}` };
     if (d === "not_allowed") return { reason: "tool_not_allowed", message: `tidegate: tool ${tool} is not allowed by rule ${rule}` };
     if (this.deps.pins?.waiting(this.ctx.server, tool) === true) {
-      return { reason: "tool_changed", message: `tidegate: tool ${tool} changed since it was pinned and waits for approval (rule ${rule}; tidegate mcp approve ${this.ctx.server} ${tool})` };
+      return { reason: "tool_changed", message: `tidegate: tool ${tool} changed since it was pinned and waits for an admin's approval (rule ${rule}; the change: tidegate mcp tools ${this.ctx.server} ${tool})` };
     }
     return null;
   }
@@ -229,8 +229,9 @@ export class McpGate {
   }
 
   private async pinned(name: string, tool: unknown): Promise<boolean> {
-    const hash = await toolDefinitionHash(tool);
-    const v = this.deps.pins!.see(this.ctx.server, name, hash);
+    const text = toolDefinitionText(tool);
+    const hash = await sha256Hex(text);
+    const v = this.deps.pins!.see(this.ctx.server, name, hash, text);
     if (v.state === "pinned") return true;
     if (v.news) this.deps.audit("tool_definition_changed", { server_id: this.ctx.server, tool: name, old_sha256: v.old, new_sha256: hash, rule: this.ctx.rule.name });
     return false;

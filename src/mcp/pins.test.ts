@@ -1,5 +1,5 @@
 import { assert, describe, test } from "../../test/shim.ts";
-import { MAX_TOOLS_PER_SERVER, PinBook } from "./pins.ts";
+import { MAX_DEFINITION_CHARS, MAX_DEFINITIONS_CHARS, MAX_TOOLS_PER_SERVER, PinBook } from "./pins.ts";
 
 const H = (c: string) => c.repeat(64);
 
@@ -96,5 +96,61 @@ describe("PinBook bounds (review finding 10)", () => {
     assert.equal(b.waiting("s", "one-more"), true);
     assert.equal(Object.keys(b.show("s")!.pinned).length, MAX_TOOLS_PER_SERVER);
     assert.equal(b.see("s", "t0", H("a")).state, "pinned", "known tools go on as before");
+  });
+
+});
+
+describe("PinBook definitions (shown to an admin before approving)", () => {
+  test("entry: a tool's pinned and waiting hashes with the definitions it was shown; unknown ones are null", () => {
+    const b = new PinBook();
+    assert.equal(b.entry("s", "t"), null);
+    b.see("s", "t", H("a"), '{"d":"old"}');
+    assert.deepEqual(b.entry("s", "t"), { pinned: { hash: H("a"), definition: '{"d":"old"}' }, waiting: null });
+    b.see("s", "t", H("b"), '{"d":"new"}');
+    assert.deepEqual(b.entry("s", "t"), { pinned: { hash: H("a"), definition: '{"d":"old"}' }, waiting: { hash: H("b"), definition: '{"d":"new"}' } });
+    assert.equal(b.entry("s", "other"), null);
+    assert.equal(b.entry("other", "t"), null);
+  });
+
+  test("definitions live in memory only: not in toJSON, so a book read back knows hashes alone until shown again", () => {
+    const b = new PinBook();
+    b.see("s", "t", H("a"), '{"d":"old"}');
+    assert.equal(JSON.stringify(b).includes("old"), false);
+    const back = PinBook.fromJSON(JSON.parse(JSON.stringify(b)));
+    assert.deepEqual(back.entry("s", "t"), { pinned: { hash: H("a"), definition: null }, waiting: null });
+    back.see("s", "t", H("a"), '{"d":"old"}'); // the server lists it again
+    assert.deepEqual(back.entry("s", "t")!.pinned, { hash: H("a"), definition: '{"d":"old"}' });
+  });
+
+  test("a definition no longer pinned or waiting anywhere is let go; one another server still pins is kept", () => {
+    const b = new PinBook();
+    b.see("s", "t", H("a"), "A");
+    b.see("s2", "t", H("a"), "A");
+    b.see("s", "t", H("b"), "B");
+    b.see("s", "t", H("c"), "C"); // replaces the waiting B
+    assert.deepEqual(b.entry("s", "t")!.waiting, { hash: H("c"), definition: "C" });
+    b.see("s", "t", H("b"), "B"); // B again: known again, as it is shown again
+    assert.equal(b.entry("s", "t")!.waiting!.definition, "B");
+    b.approve("s", "t"); // s now pins B; A stays for s2
+    assert.deepEqual(b.entry("s", "t"), { pinned: { hash: H("b"), definition: "B" }, waiting: null });
+    assert.deepEqual(b.entry("s2", "t")!.pinned, { hash: H("a"), definition: "A" });
+    b.load("s2", new Map([["t", H("d")]])); // nothing pins A now
+    b.see("s3", "t", H("a")); // pinned again without a definition: A was let go
+    assert.deepEqual(b.entry("s3", "t")!.pinned, { hash: H("a"), definition: null });
+  });
+
+  test(`a definition over ${MAX_DEFINITION_CHARS} characters, or past ${MAX_DEFINITIONS_CHARS} in all, is known by its hash alone`, () => {
+    const b = new PinBook();
+    b.see("s", "big", H("a"), "x".repeat(MAX_DEFINITION_CHARS + 1));
+    assert.deepEqual(b.entry("s", "big")!.pinned, { hash: H("a"), definition: null });
+    const fill = MAX_DEFINITIONS_CHARS / MAX_DEFINITION_CHARS;
+    for (let i = 0; i < fill; i++) b.see("s", `t${i}`, i.toString(16).padStart(64, "0"), "y".repeat(MAX_DEFINITION_CHARS));
+    assert.equal(b.entry("s", "t0")!.pinned!.definition!.length, MAX_DEFINITION_CHARS);
+    b.see("s", "one-more", H("f"), "z");
+    assert.deepEqual(b.entry("s", "one-more")!.pinned, { hash: H("f"), definition: null });
+    b.see("s", "t0", H("e")); // t0 waits now; its pinned one is still live, so nothing is freed
+    b.approve("s", "t0"); // the old t0 definition is let go: room for one more
+    b.see("s", "another", H("9"), "w");
+    assert.equal(b.entry("s", "another")!.pinned!.definition, "w");
   });
 });

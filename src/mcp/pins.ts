@@ -14,6 +14,12 @@
  *   recorded), and a changed definition is announced (`news`) once per hash and at most
  *   MAX_ANNOUNCED times per tool and run, so a server cycling definitions cannot flood the log.
  * The book is plain data (`toJSON`, `fromJSON`), so the agent can keep it in a file.
+ *
+ * Beside the hashes, it keeps in memory (never in the file) the definitions it was shown of the
+ * hashes pinned or waiting, so that an admin reads what changed before approving it (`entry`):
+ * each at most MAX_DEFINITION_CHARS of canonical JSON, all together at most MAX_DEFINITIONS_CHARS;
+ * past either, that definition is known by its hash alone. One no longer pinned or waiting
+ * anywhere is let go. After a restart a definition is known again once a server lists it.
  */
 import { isJsonObject } from "./json.ts";
 
@@ -24,7 +30,8 @@ export type PinVerdict =
   | { readonly state: "changed"; readonly old: string | null; readonly news: boolean };
 
 export interface PinStore {
-  see(server: string, tool: string, hash: string): PinVerdict;
+  /** `definition`: the canonical JSON `hash` is the SHA-256 of (tool-pin.ts), kept to be shown. */
+  see(server: string, tool: string, hash: string, definition?: string): PinVerdict;
   /** True while `tool` of `server` has a definition waiting for approval. */
   waiting(server: string, tool: string): boolean;
 }
@@ -40,11 +47,27 @@ export interface ServerPins {
 
 export type PinBookData = Record<string, ServerPins>;
 
+/** One hash of a tool, with its definition (canonical JSON) when the book was shown it and kept it. */
+export interface PinnedDefinition {
+  readonly hash: string;
+  readonly definition: string | null;
+}
+
+/** One tool of one server: what is pinned and what waits (null: nothing). */
+export interface ToolPins {
+  readonly pinned: PinnedDefinition | null;
+  readonly waiting: PinnedDefinition | null;
+}
+
 const HEX64 = /^[0-9a-f]{64}$/;
 /** Tools kept per server (pinned and waiting); a server listing more gets the others hidden and refused, unrecorded. */
 export const MAX_TOOLS_PER_SERVER = 1024;
 /** Changed definitions of one tool announced (`news`) per run, at most: a server cycling definitions is not a flood of events. */
 const MAX_ANNOUNCED = 16;
+/** The longest definition kept to be shown (canonical JSON, characters). */
+export const MAX_DEFINITION_CHARS = 64 * 1024;
+/** All definitions kept, characters. */
+export const MAX_DEFINITIONS_CHARS = 8 * 1024 * 1024;
 
 export class PinBook implements PinStore {
   private readonly servers = new Map<string, { pinned: Map<string, string>; waiting: Map<string, string>; strict: boolean }>();
@@ -54,6 +77,9 @@ export class PinBook implements PinStore {
   /** In memory: per server and tool, the changed hashes already announced; tools over the cap. */
   private readonly announced = new Map<string, Set<string>>();
   private readonly overflow = new Set<string>();
+  /** In memory: hash to the definition shown with it, for the hashes pinned or waiting. */
+  private readonly definitions = new Map<string, string>();
+  private definitionChars = 0;
 
   private server(name: string) {
     let s = this.servers.get(name);
@@ -64,11 +90,12 @@ export class PinBook implements PinStore {
     return s;
   }
 
-  see(server: string, tool: string, hash: string): PinVerdict {
+  see(server: string, tool: string, hash: string, definition?: string): PinVerdict {
     const s = this.server(server);
     const pinned = s.pinned.get(tool);
     if (pinned === hash) {
-      if (s.waiting.delete(tool)) this.onChange?.();
+      this.keep(hash, definition);
+      if (s.waiting.delete(tool)) this.changed();
       return { state: "pinned", first: false };
     }
     const key = `${server}\u0000${tool}`;
@@ -78,12 +105,14 @@ export class PinBook implements PinStore {
     }
     if (pinned === undefined && !s.strict) {
       s.pinned.set(tool, hash);
-      this.onChange?.();
+      this.keep(hash, definition);
+      this.changed();
       return { state: "pinned", first: true };
     }
+    this.keep(hash, definition);
     if (s.waiting.get(tool) !== hash) {
       s.waiting.set(tool, hash);
-      this.onChange?.();
+      this.changed();
     }
     let seen = this.announced.get(key);
     if (seen === undefined) this.announced.set(key, (seen = new Set()));
@@ -109,13 +138,45 @@ export class PinBook implements PinStore {
       s.pinned.set(t, s.waiting.get(t)!);
       s.waiting.delete(t);
     }
-    if (tools.length > 0) this.onChange?.();
+    if (tools.length > 0) this.changed();
     return tools;
   }
 
   /** Replaces `server`'s pins with `hashes` (an approved file): strict from then on. */
   load(server: string, hashes: ReadonlyMap<string, string>): void {
     this.servers.set(server, { pinned: new Map(hashes), waiting: new Map(), strict: true });
+    this.changed();
+  }
+
+  /** One tool's pinned and waiting hashes, with their definitions when kept; null when the server or tool is unknown. */
+  entry(server: string, tool: string): ToolPins | null {
+    const s = this.servers.get(server);
+    const pinned = s?.pinned.get(tool);
+    const waiting = s?.waiting.get(tool);
+    if (pinned === undefined && waiting === undefined) return null;
+    const of = (hash: string | undefined): PinnedDefinition | null => (hash === undefined ? null : { hash, definition: this.definitions.get(hash) ?? null });
+    return { pinned: of(pinned), waiting: of(waiting) };
+  }
+
+  /** Keeps `definition` of `hash` (pinned or waiting now), within the bounds. */
+  private keep(hash: string, definition: string | undefined): void {
+    if (definition === undefined || this.definitions.has(hash) || definition.length > MAX_DEFINITION_CHARS) return;
+    if (this.definitionChars + definition.length > MAX_DEFINITIONS_CHARS) return;
+    this.definitions.set(hash, definition);
+    this.definitionChars += definition.length;
+  }
+
+  /** After a change of the hashes: lets go of the definitions no longer pinned or waiting anywhere, then tells onChange. */
+  private changed(): void {
+    if (this.definitions.size > 0) {
+      const live = new Set<string>();
+      for (const s of this.servers.values()) for (const m of [s.pinned, s.waiting]) for (const h of m.values()) live.add(h);
+      for (const [h, d] of this.definitions) {
+        if (live.has(h)) continue;
+        this.definitions.delete(h);
+        this.definitionChars -= d.length;
+      }
+    }
     this.onChange?.();
   }
 

@@ -9,16 +9,17 @@
 import { mcpError } from "./errors.ts";
 import { canonicalJson, isJsonObject, sha256Hex } from "./json.ts";
 
-export async function toolDefinitionHash(tool: unknown): Promise<string> {
+/** The members pinned, in the order they are shown; the canonical JSON sorts them anyway. */
+export const PINNED_MEMBERS = ["name", "title", "description", "inputSchema", "outputSchema", "annotations", "execution"] as const;
+
+/** The canonical JSON of what is pinned of `tool`: the text its pin is the SHA-256 of. */
+export function toolDefinitionText(tool: unknown): string {
   if (!isJsonObject(tool) || typeof tool.name !== "string") throw mcpError("mcp_invalid_result", "a tool definition without a string name");
-  const pinned = {
-    name: tool.name,
-    description: tool.description ?? null,
-    inputSchema: tool.inputSchema ?? null,
-    title: tool.title ?? null,
-    annotations: tool.annotations ?? null,
-    outputSchema: tool.outputSchema ?? null,
-    execution: tool.execution ?? null,
-  };
-  return sha256Hex(canonicalJson(pinned));
+  const pinned: Record<string, unknown> = {};
+  for (const m of PINNED_MEMBERS) pinned[m] = tool[m] ?? null;
+  return canonicalJson(pinned);
+}
+
+export async function toolDefinitionHash(tool: unknown): Promise<string> {
+  return sha256Hex(toolDefinitionText(tool));
 }
