@@ -121,6 +121,36 @@ describe("inbound backend bounds", () => {
     }
   });
 
+  test("a backend that refuses the connection: backend_failed; an L4 client gets the connection closed, nothing else", async () => {
+    const gone = backend({ data() {} });
+    opened.pop()!.stop(true); // nothing listens on that port now
+    const { port } = listenerFor(gone);
+    const out = await (await client(port, "GET / HTTP/1.1\r\nHost: b\r\n\r\n")).done;
+    expect(out.text).toBe("");
+    expect(await closeOf()).toMatchObject({ side: "inbound", outcome: "backend_failed" });
+  });
+
+  test("where it parses HTTP, a backend that refuses is answered 502 backend_failed once the request head is in, whole or trickled", async () => {
+    const gone = backend({ data() {} });
+    opened.pop()!.stop(true);
+    for (const everyMs of [0, 5]) {
+      const { port } = listenerFor(gone, true);
+      const out = await (await client(port, "GET /x HTTP/1.1\r\nHost: b\r\n\r\n", everyMs)).done;
+      expect(out.text).toBe("HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain\r\ncontent-length: 25\r\nconnection: close\r\n\r\ntidegate: backend_failed\n");
+      expect(await closeOf()).toMatchObject({ side: "inbound", outcome: "backend_failed" });
+    }
+  });
+
+  test("where it parses HTTP, a backend that refuses and a client that never finishes its head: closed at the header bound, no answer", async () => {
+    const gone = backend({ data() {} });
+    opened.pop()!.stop(true);
+    const { port } = listenerFor(gone, true);
+    const started = performance.now();
+    const out = await (await client(port, "GET /x HTTP/1.1\r\nHost: b\r\n")).done;
+    expect(out.text).toBe("");
+    expect(performance.now() - started).toBeGreaterThanOrEqual(BOUNDS.headerTimeoutMs - 50);
+  });
+
   test("a backend that accepts and never writes: backend_first_byte_timeout, the client's end reset", async () => {
     let got = "";
     const { port } = listenerFor(backend({ data: (_s: Socket<unknown>, d: Uint8Array) => void (got += new TextDecoder().decode(d)) }));

@@ -28,6 +28,9 @@
  * (`backend_first_byte_timeout`, `idle_timeout`; under `mcp:` the relay applies them per request,
  * mcp/relay.ts); where it parses HTTP (`forward_client_cert`, `mcp:`), the header bound
  * (head-deadline.ts, `header_timeout`: the connection is closed, and under `mcp:` answered 408).
+ * Where it parses HTTP, a backend it cannot reach is answered too: once the client's request head
+ * is in (within the header bound), `502 Bad Gateway`, body `tidegate: backend_failed`, and the
+ * connection closed, so the caller learns why without this end's audit log (elsewhere: closed).
  * No bound on the whole duration. `stop` closes the port and leaves connections in
  * flight to finish; `endAll` cuts what is left, each recorded (in-flight.ts).
  */
@@ -48,7 +51,7 @@ import { withXfcc, xfccValue, XfccRewriter, type Rewritten } from "./xfcc.ts";
 import type { PinStore } from "../mcp/index.ts";
 import { openGate } from "./mcp/gate-rule.ts";
 import { McpRelay } from "./mcp/relay.ts";
-import type { Header } from "../http1/index.ts";
+import { RequestParser, wholeResponse, type Header } from "../http1/index.ts";
 import { DEFAULT_PROXY_SETTINGS, type ProxySettings } from "../policy/model.ts";
 import { InFlight, type Tracked } from "./in-flight.ts";
 import { expiryFields, Watchdog } from "./watchdog.ts";
@@ -105,7 +108,12 @@ interface Conn {
   refused: Fields | null;
   /** The client's end was reset (ECONNRESET), not closed in order. */
   reset: boolean;
+  /** The backend could not be reached (HTTP rules): reads the request head to answer 502; "answered" once it did. */
+  failed: RequestParser | "answered" | null;
 }
+
+/** What an HTTP rule's client gets when the backend cannot be reached. */
+const BACKEND_FAILED = wholeResponse(502, "text/plain", new TextEncoder().encode("tidegate: backend_failed\n"), false);
 
 interface BackendData {
   sp: Splice | null;
@@ -164,6 +172,7 @@ export class InboundListener {
           const c = s.data;
           if (c === undefined) return;
           if (c.sp !== null) return this.toBackend(s, c.sp, chunk);
+          if (c.failed !== null) return this.failedData(s, chunk);
           c.early.push(new Uint8Array(chunk));
         },
         drain: (s) => s.data?.sp?.down.drain(),
@@ -171,6 +180,7 @@ export class InboundListener {
           if (s.data === undefined) return;
           if (s.data.sp !== null) return this.clientEnded(s, s.data.sp);
           s.data.ended = true;
+          if (s.data.failed !== null) s.end();
         },
         close: (s, error?: Error) => {
           if (s.data === undefined) return;
@@ -233,7 +243,7 @@ export class InboundListener {
     }
     const started = performance.now();
     const tracked = this.inFlight.open(connAudit(this.deps.audit, "inbound", started), () => s.terminate());
-    s.data = { started, events: tracked.events, tracked, timeouts: this.deps.timeouts?.() ?? DEFAULT_PROXY_SETTINGS, timer: null, client: `${s.remoteAddress}:${(s as unknown as { remotePort: number }).remotePort}`, early: [], sp: null, ended: false, closed: false, header: 0, rewriter: null, head: null, relay: null, refused: null, reset: false };
+    s.data = { started, events: tracked.events, tracked, timeouts: this.deps.timeouts?.() ?? DEFAULT_PROXY_SETTINGS, timer: null, client: `${s.remoteAddress}:${(s as unknown as { remotePort: number }).remotePort}`, early: [], sp: null, ended: false, closed: false, header: 0, rewriter: null, head: null, relay: null, refused: null, reset: false, failed: null };
     s.data.tracked.fields = this.fields(s, { client_id: null });
     s.data.timer = setTimeout(() => {
       s.data.timer = null;
@@ -282,6 +292,18 @@ export class InboundListener {
       if (e instanceof ProxyV2Error) return null;
       throw e;
     }
+  }
+
+  /** Client bytes after the backend failed (HTTP rules): once the request head is in (or breaks HTTP/1.1), 502 and close; later bytes are dropped. */
+  private failedData(s: Socket<Conn>, chunk: Uint8Array): void {
+    const c = s.data;
+    if (c.failed === null || c.failed === "answered") return;
+    if (!c.failed.push(chunk).some((e) => e.kind === "head" || e.kind === "error")) return;
+    c.failed = "answered";
+    if (c.timer !== null) clearTimeout(c.timer);
+    c.timer = null;
+    s.write(BACKEND_FAILED);
+    s.end();
   }
 
   /** Client bytes toward the backend: as they are, or each request rewritten (forward_client_cert). */
@@ -389,7 +411,13 @@ export class InboundListener {
       if (c.timer !== null) clearTimeout(c.timer);
       c.timer = null;
       this.log(s, { ...base, outcome: "backend_failed", ...(reason !== null ? { reason } : {}), detail });
-      s.end();
+      if (this.rule.mcp === null && !this.rule.forwardClientCert) return void s.end();
+      c.failed = new RequestParser();
+      for (const chunk of c.early.splice(0)) this.failedData(s, chunk);
+      if ((c.failed as Conn["failed"]) === "answered") return;
+      if (c.ended || c.closed) return void s.end();
+      c.timer = setTimeout(() => s.end(), c.timeouts.headerTimeoutMs);
+      s.resume(); // paused since its handshake
     };
     if (c.timer !== null) clearTimeout(c.timer);
     const connectMs = c.timeouts.connectTimeoutMs;
