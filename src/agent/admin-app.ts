@@ -10,7 +10,7 @@ import { statusOf, type AuditStatus } from "./health.ts";
 import { chainPem } from "./svid-cache.ts";
 import type { Enforcer } from "./enforcer.ts";
 import { TidegateError } from "../errors.ts";
-import type { PinnedDefinition } from "../mcp/index.ts";
+import { sha256Hex, type PinnedDefinition } from "../mcp/index.ts";
 
 export interface CaptureAccess {
   readonly enforcer: Enforcer | null;
@@ -98,11 +98,18 @@ export function adminApp(core: AgentCore, now: () => number, capture: CaptureAcc
   app.post("/v1/mcp/pin", async (c) => {
     const e = capture.enforcer;
     if (e === null) return fail(503, "capture_unavailable", `agent: no kernel capture, so no MCP policy: ${capture.captureUnavailable}`);
-    const body = (await c.req.raw.json().catch(() => null)) as { server?: unknown; hashes?: unknown } | null;
+    const body = (await c.req.raw.json().catch(() => null)) as { server?: unknown; hashes?: unknown; definitions?: unknown } | null;
     const hashes = body?.hashes;
-    const valid = hashes !== null && typeof hashes === "object" && !Array.isArray(hashes) && Object.values(hashes as object).every((h) => typeof h === "string" && /^[0-9a-f]{64}$/.test(h));
-    if (typeof body?.server !== "string" || !valid) return fail(400, "bad_request", 'agent: POST /v1/mcp/pin needs {"server": NAME, "hashes": {TOOL: SHA256}}');
-    e.pinTools(body.server, new Map(Object.entries(hashes as Record<string, string>)));
+    const isMap = (m: unknown): m is Record<string, unknown> => m !== null && typeof m === "object" && !Array.isArray(m);
+    const valid = isMap(hashes) && Object.values(hashes).every((h) => typeof h === "string" && /^[0-9a-f]{64}$/.test(h));
+    const defs = body?.definitions;
+    if (typeof body?.server !== "string" || !valid || (defs !== undefined && (!isMap(defs) || !Object.values(defs).every((d) => typeof d === "string")))) {
+      return fail(400, "bad_request", 'agent: POST /v1/mcp/pin needs {"server": NAME, "hashes": {TOOL: SHA256}, "definitions"?: {SHA256: TEXT}}');
+    }
+    // kept to be shown only when each text is what its hash is taken of
+    const definitions = new Map<string, string>();
+    for (const [hash, text] of Object.entries((defs ?? {}) as Record<string, string>)) if ((await sha256Hex(text)) === hash) definitions.set(hash, text);
+    e.pinTools(body.server, new Map(Object.entries(hashes as Record<string, string>)), definitions);
     return c.json({ pinned: Object.keys(hashes as object).sort() });
   });
   // `tidegate secret set|rm` wrote the store: injection reads it on its next request (docs/secrets.md)

@@ -144,8 +144,8 @@ export class Enforcer {
   }
 
   /** `tidegate mcp pin --from-file`: `server`'s pins become exactly `hashes` (strict: other tools wait), logged as an admin event. */
-  pinTools(server: string, hashes: ReadonlyMap<string, string>): void {
-    this.pins.load(server, hashes);
+  pinTools(server: string, hashes: ReadonlyMap<string, string>, definitions?: ReadonlyMap<string, string>): void {
+    this.pins.load(server, hashes, definitions);
     this.o.audit.emit("admin", { action: "mcp pin", actor: null, detail: `${server}: ${[...hashes.keys()].sort().join(", ") || "no tools"} (from an approved file)` });
   }
 

@@ -60,13 +60,14 @@ describe("renderTool", () => {
     expect(out).toBe(`s  echo\n  pinned   ${H1}\n\npinned definition:\n  name\n    "echo"\n  description\n    "echo text"\n  inputSchema\n${safeJson(def("").inputSchema).split("\n").map((l) => `    ${l}`).join("\n")}\n`);
   });
 
-  test("a definition not known says why: the agent was not shown it, or no agent runs (the file has hashes)", () => {
+  test("a definition not known says why, and whether an agent was asked or its files read", () => {
     const t = { pinned: { hash: H1, definition: null }, waiting: { hash: H2, definition: def("new") } };
     const byAgent = renderTool("s", "echo", t, true);
-    expect(byAgent).toContain("the pinned definition is known by its hash alone: the agent has not been shown it since it started");
+    expect(byAgent).toContain("the pinned definition is known by its hash alone: the agent has not been shown it (pinned from a file, or before it kept definitions)");
     expect(byAgent).toContain('waiting definition:\n  name\n    "echo"\n  description\n    "new"');
     const noAgent = renderTool("s", "echo", { pinned: { hash: H1, definition: null }, waiting: { hash: H2, definition: null } }, false);
-    expect(noAgent).toContain("the waiting definition is known by its hash alone: no agent runs, and the pins file keeps hashes only");
+    expect(noAgent).toContain("the waiting definition is known by its hash alone: the agent has not been shown it");
+    expect(noAgent).toContain("(no agent runs: read from its files)");
     expect(noAgent).toContain(`--hash ${H2}`);
   });
 

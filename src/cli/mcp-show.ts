@@ -54,11 +54,10 @@ export function renderPins(server: string, p: ServerPins): string {
 
 const indented = (text: string, prefix: string) => text.split("\n").map((l) => prefix + l).join("\n");
 
-/** Why a definition is not shown: the agent was not shown it, or no agent runs. */
+/** Why a definition is not shown: the agent was not shown it (or could not keep it). */
 function unknown(which: string, agent: boolean): string {
-  return agent
-    ? `  the ${which} definition is known by its hash alone: the agent has not been shown it since it started (it keeps definitions in memory only), or it is too large to keep; it shows here once a client lists the server's tools through tidegate`
-    : `  the ${which} definition is known by its hash alone: no agent runs, and the pins file keeps hashes only`;
+  const why = "the agent has not been shown it (pinned from a file, or before it kept definitions), or it is too large to keep";
+  return `  the ${which} definition is known by its hash alone: ${why}; it shows here once a client lists the server's tools through tidegate${agent ? "" : " (no agent runs: read from its files)"}`;
 }
 
 /** One tool: its hashes, then the pinned definition, or what changed in the waiting one. `agent`: asked of a running agent. */

@@ -9,8 +9,8 @@ import { join } from "node:path";
 import type { Command, Context } from "./command.ts";
 import { UsageError } from "./usage-error.ts";
 import { callUnix, nobodyListens } from "../runtime/unix-http.ts";
-import { readPins, writePins } from "../agent/mcp-pins.ts";
-import { PinBook, toolDefinitionHash, type PinBookData, type ServerPins } from "../mcp/index.ts";
+import { readPins, readPinsWithDefinitions, writeDefinitions, writePins } from "../agent/mcp-pins.ts";
+import { PinBook, sha256Hex, toolDefinitionText, type PinBookData, type PinnedDefinition } from "../mcp/index.ts";
 import { readInputFile } from "./files.ts";
 import { renderPins, renderTool, safeJson, type ShownTool } from "./mcp-show.ts";
 import { TidegateError } from "../errors.ts";
@@ -44,11 +44,12 @@ function serverArgument(verb: string, positionals: readonly string[], max: numbe
   return positionals[0]!;
 }
 
-/** One tool's pins: from the agent, with the definitions it was shown; from the file, hashes alone. Null when unknown. */
+/** One tool's pins with the definitions kept: from the agent, or from the files when none runs. Null when unknown. */
 async function toolPins(ctx: Context, r: Reach, server: string, tool: string): Promise<ShownTool | null> {
   if (!r.agent) {
-    const e = readPins(ctx.places.stateDir).entry(server, tool);
-    return e === null ? null : { pinned: e.pinned === null ? null : { hash: e.pinned.hash, definition: null }, waiting: e.waiting === null ? null : { hash: e.waiting.hash, definition: null } };
+    const e = readPinsWithDefinitions(ctx.places.stateDir).entry(server, tool);
+    const shown = (d: PinnedDefinition | null) => (d === null ? null : { hash: d.hash, definition: d.definition === null ? null : (JSON.parse(d.definition) as Record<string, unknown>) });
+    return e === null ? null : { pinned: shown(e.pinned), waiting: shown(e.waiting) };
   }
   const res = await callUnix(r.socket, "the agent", "GET", `/v1/mcp/tool?server=${encodeURIComponent(server)}&tool=${encodeURIComponent(tool)}`);
   if (res.status === 404) return null;
@@ -66,10 +67,12 @@ const tools: Command = {
     "execution), and when the server now describes it otherwise, the new hash, WAITING: such a tool",
     "is hidden from tools/list and its calls are refused until `tidegate mcp approve`. Without",
     "SERVER, every server. With TOOL, that tool's definitions: what changed, member by member",
-    "(- pinned, + waiting), to read before approving; the running agent keeps the definitions it",
-    "was shown in memory, so they show once a client has listed the server's tools through it.",
+    "(- pinned, + waiting), to read before approving; the agent keeps the definitions it was shown",
+    "(in <state-dir>/agent/mcp-definitions.json), so one shows once a client has listed the",
+    "server's tools through it.",
     "Text from the server is shown as JSON, every character from DEL up escaped (\\uXXXX).",
-    "Asks the running agent, or reads <state-dir>/agent/mcp-pins.json (hashes only) when none runs.",
+    "Asks the running agent, or reads <state-dir>/agent/mcp-pins.json and mcp-definitions.json",
+    "when none runs.",
     "Exit 0; 1 when SERVER (or TOOL) has no pins.",
   ].join("\n"),
   options: { json: { type: "boolean", help: "print {server: {pinned, waiting, strict}} as JSON; with TOOL, {pinned, waiting} each {hash, definition}" } },
@@ -140,8 +143,8 @@ const approve: Command = {
   },
 };
 
-/** The tool definitions in an approved file: a tools/list result, a JSON-RPC answer holding one, or a list of tools. */
-async function hashesOf(file: string): Promise<Map<string, string>> {
+/** The tool definitions in an approved file (a tools/list result, a JSON-RPC answer holding one, or a list of tools): each tool's hash, and each hash's text. */
+async function hashesOf(file: string): Promise<{ hashes: Map<string, string>; definitions: Map<string, string> }> {
   let data: unknown;
   try {
     data = JSON.parse(new TextDecoder().decode(readInputFile(file, "--from-file")));
@@ -153,18 +156,21 @@ async function hashesOf(file: string): Promise<Map<string, string>> {
   const tools = Array.isArray(data) ? data : Array.isArray(o?.tools) ? o.tools : Array.isArray(o?.result?.tools) ? o.result.tools : null;
   if (tools === null) throw new UsageError(`--from-file ${JSON.stringify(file)} holds no tools (a tools/list result {"tools": [...]}, its JSON-RPC answer, or a list)`);
   const out = new Map<string, string>();
+  const definitions = new Map<string, string>();
   for (const t of tools as unknown[]) {
-    let hash: string;
+    let text: string;
     try {
-      hash = await toolDefinitionHash(t);
+      text = toolDefinitionText(t);
     } catch {
       throw new UsageError(`--from-file ${JSON.stringify(file)}: a tool without a string name`);
     }
     const name = (t as { name: string }).name;
     if (out.has(name)) throw new UsageError(`--from-file ${JSON.stringify(file)}: tool ${JSON.stringify(name.slice(0, 128))} is given twice`);
+    const hash = await sha256Hex(text);
     out.set(name, hash);
+    definitions.set(hash, text);
   }
-  return out;
+  return { hashes: out, definitions };
 }
 
 const pin: Command = {
@@ -183,18 +189,19 @@ const pin: Command = {
     const server = serverArgument("pin", ctx.positionals, 1);
     const file = typeof ctx.values["from-file"] === "string" ? ctx.values["from-file"] : undefined;
     if (file === undefined) throw new UsageError("mcp pin needs --from-file FILE");
-    const hashes = await hashesOf(file);
+    const { hashes, definitions } = await hashesOf(file);
     const r = await reach(ctx);
     if (r.agent) {
-      const res = await callUnix(r.socket, "the agent", "POST", "/v1/mcp/pin", { server, hashes: Object.fromEntries(hashes) });
+      const res = await callUnix(r.socket, "the agent", "POST", "/v1/mcp/pin", { server, hashes: Object.fromEntries(hashes), definitions: Object.fromEntries(definitions) });
       if (res.status !== 200) {
         ctx.io.err(`tidegate mcp pin: ${(res.body as { error?: { message?: string } })?.error?.message ?? `the agent answered ${res.status}`}\n`);
         return 1;
       }
     } else {
-      const book = readPins(ctx.places.stateDir);
-      book.load(server, hashes);
+      const book = readPinsWithDefinitions(ctx.places.stateDir);
+      book.load(server, hashes, definitions);
       writePins(ctx.places.stateDir, book);
+      writeDefinitions(ctx.places.stateDir, book);
     }
     ctx.io.out(`pinned for ${server} from ${file}: ${[...hashes.keys()].sort().join(", ") || "no tools"} (other tools wait for approval)\n`);
     return 0;

@@ -112,14 +112,44 @@ describe("PinBook definitions (shown to an admin before approving)", () => {
     assert.equal(b.entry("other", "t"), null);
   });
 
-  test("definitions live in memory only: not in toJSON, so a book read back knows hashes alone until shown again", () => {
+  test("definitions are not in toJSON (the pins) but in definitionsJSON; a book read back takes back those of live hashes", () => {
     const b = new PinBook();
+    let told = 0;
+    b.onDefinitionsChange = () => told++;
     b.see("s", "t", H("a"), '{"d":"old"}');
+    assert.equal(told, 1);
     assert.equal(JSON.stringify(b).includes("old"), false);
+    assert.deepEqual(b.definitionsJSON(), { [H("a")]: '{"d":"old"}' });
     const back = PinBook.fromJSON(JSON.parse(JSON.stringify(b)));
     assert.deepEqual(back.entry("s", "t"), { pinned: { hash: H("a"), definition: null }, waiting: null });
-    back.see("s", "t", H("a"), '{"d":"old"}'); // the server lists it again
+    back.restoreDefinitions(new Map([[H("a"), '{"d":"old"}'], [H("9"), "pinned nowhere"]]));
     assert.deepEqual(back.entry("s", "t")!.pinned, { hash: H("a"), definition: '{"d":"old"}' });
+    assert.deepEqual(back.definitionsJSON(), { [H("a")]: '{"d":"old"}' });
+    const fresh = PinBook.fromJSON(JSON.parse(JSON.stringify(b)));
+    fresh.see("s", "t", H("a"), '{"d":"old"}'); // or the server lists it again
+    assert.deepEqual(fresh.entry("s", "t")!.pinned, { hash: H("a"), definition: '{"d":"old"}' });
+  });
+
+  test("load keeps the approved file's definitions of the hashes it pins, and no other", () => {
+    const b = new PinBook();
+    b.load("s", new Map([["t", H("a")]]), new Map([[H("a"), "A"], [H("b"), "B, pinned by nothing"]]));
+    assert.deepEqual(b.entry("s", "t"), { pinned: { hash: H("a"), definition: "A" }, waiting: null });
+    assert.deepEqual(b.definitionsJSON(), { [H("a")]: "A" });
+  });
+
+  test("onDefinitionsChange: told when one is kept or let go, not when nothing moved", () => {
+    const b = new PinBook();
+    let told = 0;
+    b.onDefinitionsChange = () => told++;
+    b.see("s", "t", H("a"), "A");
+    b.see("s", "t", H("a"), "A");
+    assert.equal(told, 1);
+    b.see("s", "t", H("b"), "B");
+    assert.equal(told, 2);
+    b.approve("s", "t"); // A let go
+    assert.equal(told, 3);
+    b.see("s", "u", H("c")); // no definition given
+    assert.equal(told, 3);
   });
 
   test("a definition no longer pinned or waiting anywhere is let go; one another server still pins is kept", () => {

@@ -15,11 +15,12 @@
  *   MAX_ANNOUNCED times per tool and run, so a server cycling definitions cannot flood the log.
  * The book is plain data (`toJSON`, `fromJSON`), so the agent can keep it in a file.
  *
- * Beside the hashes, it keeps in memory (never in the file) the definitions it was shown of the
- * hashes pinned or waiting, so that an admin reads what changed before approving it (`entry`):
- * each at most MAX_DEFINITION_CHARS of canonical JSON, all together at most MAX_DEFINITIONS_CHARS;
- * past either, that definition is known by its hash alone. One no longer pinned or waiting
- * anywhere is let go. After a restart a definition is known again once a server lists it.
+ * Beside the hashes, it keeps the definitions it was shown of the hashes pinned or waiting, so
+ * that an admin reads what changed before approving it (`entry`): each at most
+ * MAX_DEFINITION_CHARS of canonical JSON, all together at most MAX_DEFINITIONS_CHARS; past either,
+ * that definition is known by its hash alone. One no longer pinned or waiting anywhere is let go.
+ * They are not in `toJSON` (the pins): `definitionsJSON` and `restoreDefinitions` carry them, and
+ * `onDefinitionsChange` tells when they changed, so the agent keeps them in a file of their own.
  */
 import { isJsonObject } from "./json.ts";
 
@@ -74,6 +75,8 @@ export class PinBook implements PinStore {
 
   /** Called after every change (a pin, a new waiting hash, an approval). */
   onChange: (() => void) | null = null;
+  /** Called after the definitions kept changed (one kept, or let go). */
+  onDefinitionsChange: (() => void) | null = null;
   /** In memory: per server and tool, the changed hashes already announced; tools over the cap. */
   private readonly announced = new Map<string, Set<string>>();
   private readonly overflow = new Set<string>();
@@ -142,9 +145,15 @@ export class PinBook implements PinStore {
     return tools;
   }
 
-  /** Replaces `server`'s pins with `hashes` (an approved file): strict from then on. */
-  load(server: string, hashes: ReadonlyMap<string, string>): void {
+  /**
+   * Replaces `server`'s pins with `hashes` (an approved file): strict from then on. `definitions`:
+   * the file's texts by hash (the caller vouches each is the text its hash is taken of), kept to be
+   * shown.
+   */
+  load(server: string, hashes: ReadonlyMap<string, string>, definitions: ReadonlyMap<string, string> = new Map()): void {
     this.servers.set(server, { pinned: new Map(hashes), waiting: new Map(), strict: true });
+    const pinned = new Set(hashes.values());
+    for (const [hash, text] of definitions) if (pinned.has(hash)) this.keep(hash, text);
     this.changed();
   }
 
@@ -158,24 +167,47 @@ export class PinBook implements PinStore {
     return { pinned: of(pinned), waiting: of(waiting) };
   }
 
+  /** The definitions kept, hash to canonical JSON (each hash pinned or waiting somewhere). */
+  definitionsJSON(): Record<string, string> {
+    return Object.fromEntries(this.definitions);
+  }
+
+  /**
+   * Takes back definitions kept earlier (`definitionsJSON`): those of hashes pinned or waiting now,
+   * within the bounds. The caller vouches that each is the text its hash is taken of.
+   */
+  restoreDefinitions(kept: ReadonlyMap<string, string>): void {
+    const live = this.liveHashes();
+    for (const [hash, text] of kept) if (live.has(hash)) this.keep(hash, text, false);
+  }
+
+  private liveHashes(): Set<string> {
+    const live = new Set<string>();
+    for (const s of this.servers.values()) for (const m of [s.pinned, s.waiting]) for (const h of m.values()) live.add(h);
+    return live;
+  }
+
   /** Keeps `definition` of `hash` (pinned or waiting now), within the bounds. */
-  private keep(hash: string, definition: string | undefined): void {
+  private keep(hash: string, definition: string | undefined, tell = true): void {
     if (definition === undefined || this.definitions.has(hash) || definition.length > MAX_DEFINITION_CHARS) return;
     if (this.definitionChars + definition.length > MAX_DEFINITIONS_CHARS) return;
     this.definitions.set(hash, definition);
     this.definitionChars += definition.length;
+    if (tell) this.onDefinitionsChange?.();
   }
 
   /** After a change of the hashes: lets go of the definitions no longer pinned or waiting anywhere, then tells onChange. */
   private changed(): void {
     if (this.definitions.size > 0) {
-      const live = new Set<string>();
-      for (const s of this.servers.values()) for (const m of [s.pinned, s.waiting]) for (const h of m.values()) live.add(h);
+      const live = this.liveHashes();
+      let released = false;
       for (const [h, d] of this.definitions) {
         if (live.has(h)) continue;
         this.definitions.delete(h);
         this.definitionChars -= d.length;
+        released = true;
       }
+      if (released) this.onDefinitionsChange?.();
     }
     this.onChange?.();
   }

@@ -31,6 +31,12 @@ describe("tidegate mcp without an agent", () => {
     expect(statSync(pinsFile(p.state)).mode & 0o777).toBe(0o600);
     const shown = await tidegate([...p.flags, "mcp", "tools", SERVER, "--json"]);
     expect(JSON.parse(shown.stdout)).toEqual({ [SERVER]: { pinned: { list_dir: await toolDefinitionHash(tool("list_dir")), read_file: await toolDefinitionHash(tool("read_file")) }, waiting: {}, strict: true } });
+    // the file's definitions are kept beside the hashes, to be read later
+    expect(statSync(join(p.state, "agent", "mcp-definitions.json")).mode & 0o777).toBe(0o600);
+    const one = await tidegate([...p.flags, "mcp", "tools", SERVER, "read_file"]);
+    expect(one.code).toBe(0);
+    expect(one.stdout).toContain(`  pinned   ${await toolDefinitionHash(tool("read_file"))}\n\npinned definition:\n  name\n    "read_file"\n  description\n    "does read_file"\n  inputSchema\n    {\n      "type": "object"\n    }\n`);
+    expect((await tidegate([...p.flags, "mcp", "tools", SERVER, "write_file"])).code).toBe(1);
   });
 
   test("a file with no tools, or a tool twice, is refused naming the file; nothing is written", async () => {

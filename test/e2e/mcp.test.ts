@@ -323,6 +323,9 @@ describe.skipIf(!can && !process.env.CI)("MCP tool policy: B's inbound listeners
       const shown = JSON.parse((await s.cli(["mcp", "tools", ID.pinned, "--json"])).stdout) as Record<string, { strict: boolean; waiting: Record<string, string> }>;
       expect(shown[ID.pinned]?.strict).toBe(true);
       expect(Object.keys(shown[ID.pinned]?.waiting ?? {}).sort()).toEqual(["lookup", "ping"]);
+      // the file's ping beside the server's: what differs is what to read before approving
+      const ping = await s.cli(["mcp", "tools", ID.pinned, "ping"]);
+      expect(ping.stdout).toContain('what changed (- pinned, + waiting):\n  description\n    - "Replies pong."\n');
       expect(s.auditB().some((l) => l.type === "admin" && l.action === "mcp pin")).toBe(true);
       // leave the server as the later tests expect it: both tools approved as it now gives them
       expect((await s.cli(["mcp", "approve", ID.pinned])).code).toBe(0);
