@@ -6,7 +6,8 @@
  * forwards has to make sense to a real MCP client.
  *
  * Input: {url | stdio: {command, args, env?}, tls?: {cert, key, ca, server_id?}, resolve?: {NAME: ADDRESS}, steps: [{op: "list"}
- * | {op: "call", name, args} | {op: "progress", name, args}], timeout_ms?}. `tls` names PEM files:
+ * | {op: "call", name, args} | {op: "progress", name, args} | {op: "resources"} | {op: "read", uri}
+ * | {op: "prompts"} | {op: "prompt", name}], timeout_ms?}. `tls` names PEM files:
  * the transport then fetches with Bun's `tls: {cert, key, ca}` (the chain verified against `ca`;
  * the server's name is not checked, its SPIFFE ID is when `server_id` is given, since an SVID
  * carries a URI SAN, not a DNS name or IP). `resolve` is curl's --resolve: a request to NAME dials
@@ -17,6 +18,10 @@
  *
  * Output: one JSON line per step on stdout:
  *   list     {op, ok: true, tools: [names]} or {op, ok: false, code, message}
+ *   resources, prompts
+ *            {op, ok: true, names: [uris or names]} or {op, ok: false, code, message}
+ *   read, prompt
+ *            {op, name: uri or name, ok: true} or {op, name, ok: false, code, message}
  *   call     {op, name, ok: true, isError, content} or {op, name, ok: false, code, message}
  *   progress as call, with `progress` (how many notifications came), `progress_values`,
  *            `progress_ms` (when each came) and `elapsed_ms` (when the answer came), so a proxy
@@ -37,7 +42,11 @@ export type Step =
   | { op: "list" }
   | { op: "call"; name: string; args?: Record<string, unknown> }
   | { op: "progress"; name: string; args?: Record<string, unknown> }
-  | { op: "hold"; until: string };
+  | { op: "hold"; until: string }
+  | { op: "resources" }
+  | { op: "read"; uri: string }
+  | { op: "prompts" }
+  | { op: "prompt"; name: string };
 
 export interface ClientInput {
   url?: string;
@@ -55,6 +64,8 @@ export type StepResult = {
   ok: boolean;
   name?: string;
   tools?: string[];
+  /** resources, prompts: the URIs or names listed. */
+  names?: string[];
   isError?: boolean;
   content?: unknown;
   code?: number | string;
@@ -137,6 +148,26 @@ async function main(): Promise<number> {
         emit({ op: "list", ok: true, tools: r.tools.map((t) => t.name) });
       } catch (e) {
         emit({ op: "list", ok: false, ...failure(e) });
+      }
+      continue;
+    }
+    if (step.op === "resources" || step.op === "prompts") {
+      try {
+        const names = step.op === "resources" ? (await client.listResources(undefined, { timeout })).resources.map((r) => r.uri) : (await client.listPrompts(undefined, { timeout })).prompts.map((p) => p.name);
+        emit({ op: step.op, ok: true, names });
+      } catch (e) {
+        emit({ op: step.op, ok: false, ...failure(e) });
+      }
+      continue;
+    }
+    if (step.op === "read" || step.op === "prompt") {
+      const name = step.op === "read" ? step.uri : step.name;
+      try {
+        if (step.op === "read") await client.readResource({ uri: step.uri }, { timeout });
+        else await client.getPrompt({ name: step.name }, { timeout });
+        emit({ op: step.op, name, ok: true });
+      } catch (e) {
+        emit({ op: step.op, name, ok: false, ...failure(e) });
       }
       continue;
     }

@@ -43,7 +43,7 @@ export const ID = {
 /** The name A's rule intercepts (port 80, plain HTTP from the workload). */
 export const EVERYTHING_HOST = "everything.mcp.test";
 /** server-everything's tools the rules deny: B's inbound rule `everything`, A's egress rule `everything-mcp`. */
-export const DENIED = { byB: "get-tiny-image", byA: "get-sum" } as const;
+export const DENIED = { byB: "get-tiny-image", byA: "get-sum", resourceByB: "demo://resource/static/document/architecture.md", promptByB: "simple-prompt" } as const;
 export const RULE = { b: "everything", pinned: "pinned", a: "everything-mcp" } as const;
 export const FIRST_DESCRIPTION = "Looks a word up in the test's dictionary.";
 
@@ -68,6 +68,11 @@ export interface StandOptions {
    * `{ deny: [DENIED.byA] }` and `{ deny: [DENIED.byB] }`. `{}` allows every tool.
    */
   readonly tools?: { readonly a: string; readonly b: string };
+  /**
+   * B's rule everything also refuses resource DENIED.resourceByB and prompt DENIED.promptByB;
+   * default true, false when `tools` is given.
+   */
+  readonly resourcesAndPrompts?: boolean;
 }
 
 /** What one run of mcp-client.ts did: its exit code, its result lines, and its raw output. */
@@ -161,6 +166,7 @@ export async function setUp(opts: StandOptions = {}): Promise<Stand> {
   const listener = opts.listener ?? ADDR.listener;
   const host = opts.host ?? EVERYTHING_HOST;
   const tools = opts.tools ?? { a: `{ deny: [${DENIED.byA}] }`, b: `{ deny: [${DENIED.byB}] }` };
+  const othersB = (opts.resourcesAndPrompts ?? opts.tools === undefined) ? `, resources: { deny: ["${DENIED.resourceByB}"] }, prompts: { deny: [${DENIED.promptByB}] }` : "";
   const dir = mkdtempSync(join(tmpdir(), `tidegate-test-e2e-${opts.label ?? "mcp"}-`));
   chmodSync(dir, 0o711); // the workload (nobody) reads A's interception CA bundle below it
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
@@ -228,7 +234,7 @@ inbound:
     listen: ${listener}:${ports.everything}
     forward: 127.0.0.1:${everything.port}
     allow: [${ID.client}]
-    mcp: { tools: ${tools.b} }
+    mcp: { tools: ${tools.b}${othersB} }
   - name: ${RULE.pinned}
     id: ${ID.pinned}
     listen: ${listener}:${ports.pinned}

@@ -211,6 +211,38 @@ describe.skipIf(!can && !process.env.CI)("MCP tool policy: B's inbound listeners
     test("the tool B's rule denies is refused too (-32001, rule everything)", async () => {
       expectRefused(resultOf(ran((await throughA()).run), "call", DENIED.byB), DENIED.byB, RULE.b);
     }, T);
+
+    test("the resource and prompt B's rule denies: hidden from their lists; reading or getting one is that call's -32001, and the session goes on", async () => {
+      const ALLOWED = "demo://resource/static/document/features.md";
+      const run = ran(
+        await s.runClient({
+          steps: [
+            { op: "resources" },
+            { op: "read", uri: DENIED.resourceByB },
+            { op: "read", uri: ALLOWED },
+            { op: "prompts" },
+            { op: "prompt", name: DENIED.promptByB },
+            { op: "call", name: "echo", args: { message: "still here" } },
+          ],
+        }),
+      );
+      const resources = resultOf(run, "resources");
+      expect(resources.ok).toBe(true);
+      expect(resources.names).toContain(ALLOWED);
+      expect(resources.names).not.toContain(DENIED.resourceByB);
+      const prompts = resultOf(run, "prompts");
+      expect(prompts.names).toContain("args-prompt");
+      expect(prompts.names).not.toContain(DENIED.promptByB);
+      // a JSON-RPC error of the call (an HTTP 400 would surface as the transport's error, code 400)
+      for (const [name, reason] of [[DENIED.resourceByB, "resource_denied"], [DENIED.promptByB, "prompt_denied"]] as const) {
+        const r = run.find((x) => x.name === name)!;
+        expect({ ok: r.ok, code: r.code }).toEqual({ ok: false, code: POLICY_DENIED });
+        expect(r.message).toContain(`rule ${RULE.b}`);
+        expect(r.message).toContain(reason === "resource_denied" ? "resource" : "prompt");
+      }
+      expect(resultOf(run, "read", ALLOWED).ok).toBe(true);
+      expect(resultOf(run, "call", "echo").ok).toBe(true);
+    }, T);
   });
 
   describe("3. audit: tool_call events, arguments only as their hash", () => {

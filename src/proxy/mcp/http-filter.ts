@@ -27,14 +27,21 @@
  * request it was for waits no more (gate.settle): a stream that ended without its JSON-RPC answer
  * does not hold the conversation's pending slots.
  */
-import { DEFAULT_MESSAGE_LIMITS, INTERNAL_ERROR, type JsonRpcId, jsonRpcError, type McpGate, serializeEvent, SseParser } from "../../mcp/index.ts";
+import { DEFAULT_MESSAGE_LIMITS, INTERNAL_ERROR, type JsonRpcErrorResponse, type JsonRpcId, jsonRpcError, type McpGate, POLICY_DENIED, serializeEvent, SseParser } from "../../mcp/index.ts";
 import { encodeChunk, lastChunk, serializeResponseHead, wholeResponse, type Header, type RequestHead, type ResponseHead } from "../../http1/index.ts";
 
 export const MAX_MCP_BODY = DEFAULT_MESSAGE_LIMITS.maxBytes;
 
 const encoder = new TextEncoder();
 /** Refusals the client gets as the answer to its call (HTTP 200); any other is 400. */
-const ANSWERED = new Set(["tool_denied", "tool_not_allowed", "tool_changed", "mcp_duplicate_id", "mcp_too_many_pending"]);
+/**
+ * Refusals answered as the call's own error with status 200, so a client raises it for that call
+ * and the session goes on: every policy refusal (-32001: a tool, resource or prompt the rule
+ * refuses, a changed tool, a URI it cannot decide) and these two of the conversation's bounds.
+ * Anything else (a message that does not parse or is not one) is 400.
+ */
+const ANSWERED = new Set(["mcp_duplicate_id", "mcp_too_many_pending"]);
+const answeredHere = (reason: string, answer: JsonRpcErrorResponse | null) => ANSWERED.has(reason) || answer?.error.code === POLICY_DENIED;
 
 export type McpRequestOutcome =
   /** `headers` with the body's framing as Content-Length; `id` the request's, for a JSON answer that must be replaced. */
@@ -106,7 +113,7 @@ export async function gateRequest(gate: McpGate, head: RequestHead, headers: rea
   const source = { get: (n: string) => head.headers.get(n), forEach: (cb: (v: string, n: string) => void) => head.headers.entries.forEach(([n, v]) => cb(v, n)) };
   const v = await gate.fromClient(bytes, source);
   if (!v.pass) {
-    const status = ANSWERED.has(v.reason) ? 200 : 400;
+    const status = answeredHere(v.reason, v.answer) ? 200 : 400;
     return { forward: false, status, reason: v.reason, response: jsonResponse(status, v.answer ?? jsonRpcError(null, -32600, "tidegate: refused"), head.keepAlive) };
   }
   const m = v.message;

@@ -6,10 +6,10 @@ import { McpRelay } from "./relay.ts";
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-function stand(opts: { deny?: string[]; pins?: PinBook; timeouts?: { firstByteMs: number; idleMs: number; headerMs?: number } } = {}) {
+function stand(opts: { deny?: string[]; pins?: PinBook; timeouts?: { firstByteMs: number; idleMs: number; headerMs?: number }; resources?: string[]; prompts?: string[] } = {}) {
   const events: { type: string; fields: Record<string, unknown> }[] = [];
   const gate = new McpGate(
-    { caller: "spiffe://example.org/client", server: "spiffe://example.org/mcp/x", connId: "c1", rule: { name: "mcp-x", tools: toolDecider({ allow: null, deny: new Set(opts.deny ?? ["rm"]) }) } },
+    { caller: "spiffe://example.org/client", server: "spiffe://example.org/mcp/x", connId: "c1", rule: { name: "mcp-x", tools: toolDecider({ allow: null, deny: new Set(opts.deny ?? ["rm"]) }), resources: toolDecider({ allow: null, deny: new Set(opts.resources ?? []) }), prompts: toolDecider({ allow: null, deny: new Set(opts.prompts ?? []) }) } },
     { pins: opts.pins ?? null, audit: (type, fields) => events.push({ type, fields }), now: () => performance.now() },
   );
   const toBackend: string[] = [];
@@ -64,6 +64,25 @@ describe("McpRelay", () => {
     await settle();
     expect(s.backend()).toContain(call(2, "echo"));
   });
+
+  // Every policy refusal is the call's own error with status 200, so an SDK client raises it for
+  // that call and goes on; a 400 would read as the transport failing.
+  for (const [what, method, params, reason] of [
+    ["a denied resource read", "resources/read", { uri: "file:///etc/secret.conf" }, "resource_denied"],
+    ["a resource URI the rule cannot decide", "resources/read", { uri: "file:///etc/../etc/secret.conf" }, "resource_bad_uri"],
+    ["a denied prompt", "prompts/get", { name: "admin_reset" }, "prompt_denied"],
+  ] as const) {
+    test(`${what} is answered 200 with -32001 (${reason}); the connection goes on`, async () => {
+      const s = stand({ resources: ["file:///etc/secret.conf"], prompts: ["admin_reset"] });
+      s.relay.clientData(post(JSON.stringify({ jsonrpc: "2.0", id: 7, method, params })));
+      await settle();
+      expect(s.backend()).toBe("");
+      expect(s.client()).toStartWith("HTTP/1.1 200 OK\r\n");
+      const answer = JSON.parse(bodyOf(s.client())) as { id: number; error: { code: number; data: { reason: string } } };
+      expect([answer.id, answer.error.code, answer.error.data.reason]).toEqual([7, -32001, reason]);
+      expect(s.ends).toEqual({ backend: 0, client: 0 });
+    });
+  }
 
   test("a JSON tools/list answer is filtered and its Content-Length fixed", async () => {
     const s = stand();
