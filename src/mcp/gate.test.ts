@@ -209,20 +209,30 @@ describe("McpGate resources and prompts", () => {
     ["a prompts/get denied", req(4, "prompts/get", { name: "admin_reset" }), "prompt_denied"],
   ];
   for (const [name, body, reason] of refusals) {
-    test(`${name} is answered with POLICY_DENIED naming the rule`, async () => {
-      const { g } = gate(rule);
+    test(`${name} is answered with POLICY_DENIED naming the rule, and logged mcp_denied`, async () => {
+      const { g, events } = gate(rule);
       const v = await g.fromClient(body);
       assert.equal(v.pass, false);
       if (v.pass) return;
       assert.equal(v.reason, reason);
       assert.equal(v.answer?.error.code, POLICY_DENIED);
       assert.match(v.answer!.error.message, /rule rp/);
+      const m = JSON.parse(body) as { method: string; params: { uri?: string; name?: string } };
+      assert.deepEqual(events, [{ type: "mcp_denied", fields: { conn_id: "c1", caller_id: "spiffe://example.org/agent", server_id: "spiffe://example.org/mcp/fs", method: m.method, target: m.params.uri ?? m.params.name, rule: "rp", reason } }]);
     });
   }
-  test("allowed ones pass", async () => {
-    const { g } = gate(rule);
+  test("mcp_denied logs a URI without its query or fragment (they may carry a credential); one it cannot decide as sent", async () => {
+    const { g, events } = gate(rule);
+    await g.fromClient(req(1, "resources/read", { uri: "file:///data/secret.txt?token=s3cr3t#frag" }));
+    await g.fromClient(req(2, "resources/read", { uri: "file:///data/../etc/shadow?token=s3cr3t" }));
+    assert.deepEqual(events.map((e) => [e.fields.target, e.fields.reason]), [["file:///data/secret.txt", "resource_denied"], ["file:///data/../etc/shadow", "resource_bad_uri"]]);
+    assert.equal(JSON.stringify(events).includes("s3cr3t"), false);
+  });
+  test("allowed ones pass, and are not logged", async () => {
+    const { g, events } = gate(rule);
     assert.equal((await g.fromClient(req(1, "resources/read", { uri: "file:///data/a.txt" }))).pass, true);
     assert.equal((await g.fromClient(req(2, "prompts/get", { name: "summarize" }))).pass, true);
+    assert.deepEqual(events, []);
   });
   test("resources/list and prompts/list results are filtered", async () => {
     const { g } = gate(rule);

@@ -32,7 +32,9 @@
  *
  * Audit: one `tool_call` per tools/call: refused ones at once (decision deny, reason), allowed
  * ones when their answer comes (duration, is_error), or at `close` when it never came. The
- * arguments are logged only as their SHA-256 (of canonical JSON), never as values.
+ * arguments are logged only as their SHA-256 (of canonical JSON), never as values. One
+ * `mcp_denied` per refused resource or prompt request (its method, the URI without its query or
+ * fragment, or the prompt's name; the reason).
  */
 import { classify } from "./classify.ts";
 import { INVALID_REQUEST, type JsonRpcErrorResponse, type JsonRpcId, jsonRpcError, jsonRpcErrorOf, McpError } from "./errors.ts";
@@ -46,6 +48,8 @@ import { toolDefinitionText } from "./tool-pin.ts";
 
 /** The JSON-RPC error code of a call the policy refused (in the range JSON-RPC leaves to servers). */
 export const POLICY_DENIED = -32001;
+/** The longest resource URI or prompt name an `mcp_denied` event carries. */
+const MAX_LOGGED_TARGET = 2048;
 
 /** Requests of one conversation waiting for their answers at once; more are refused (`mcp_too_many_pending`). */
 export const MAX_PENDING = 1024;
@@ -83,7 +87,7 @@ export interface GateContext {
 export interface GateDeps {
   /** null: no pinning. */
   readonly pins: PinStore | null;
-  audit(type: "tool_call" | "tool_definition_changed", fields: Record<string, unknown>): void;
+  audit(type: "tool_call" | "tool_definition_changed" | "mcp_denied", fields: Record<string, unknown>): void;
   /** Milliseconds, for durations. */
   now(): number;
   readonly limits?: Partial<MessageLimits>;
@@ -143,12 +147,14 @@ export class McpGate {
         const what = kind === "resource" && KINDS.resource.filter(this.ctx.rule) !== null ? normalizeResourceUri(raw) : raw;
         if (what === null) {
           const text = `tidegate: resource ${JSON.stringify(raw.slice(0, 256))} is not a URI rule ${this.ctx.rule.name} can decide (dot segments, encoded slashes, no scheme)`;
+          this.logDenied(m.method, raw, "resource_bad_uri");
           return { pass: false, answer: jsonRpcError(m.id, POLICY_DENIED, text, { reason: "resource_bad_uri", rule: this.ctx.rule.name }), reason: "resource_bad_uri" };
         }
         const d = KINDS[kind].filter(this.ctx.rule)?.(what) ?? "allowed";
         if (d !== "allowed") {
           const reason = `${kind}_${d === "denied" ? "denied" : "not_allowed"}`;
           const text = `tidegate: ${kind} ${JSON.stringify(what.slice(0, 256))} is ${d === "denied" ? "denied" : "not allowed"} by rule ${this.ctx.rule.name}`;
+          this.logDenied(m.method, what, reason);
           return { pass: false, answer: jsonRpcError(m.id, POLICY_DENIED, text, { reason, rule: this.ctx.rule.name, [kind]: what }), reason };
         }
       }
@@ -258,6 +264,13 @@ export class McpGate {
   close(): void {
     for (const p of this.pending.values()) if (p.tool !== null) this.logCall(p.tool, p.argsSha256, "allow", null, null, { outcome: "no_answer" });
     this.pending.clear();
+  }
+
+  /** A refused resource or prompt request; a URI without its query or fragment, which may carry a credential. */
+  private logDenied(method: string, target: string, reason: string): void {
+    const cut = target.search(/[?#]/);
+    const shown = (cut < 0 ? target : target.slice(0, cut)).slice(0, MAX_LOGGED_TARGET);
+    this.deps.audit("mcp_denied", { conn_id: this.ctx.connId, caller_id: this.ctx.caller, server_id: this.ctx.server, method, target: shown.length > 0 ? shown : "(empty)", rule: this.ctx.rule.name, reason });
   }
 
   private logCall(tool: string, argsSha256: string, decision: "allow" | "deny", duration: number | null, isError: boolean | null, extra: Record<string, unknown> = {}): void {

@@ -212,7 +212,7 @@ describe.skipIf(!can && !process.env.CI)("MCP tool policy: B's inbound listeners
       expectRefused(resultOf(ran((await throughA()).run), "call", DENIED.byB), DENIED.byB, RULE.b);
     }, T);
 
-    test("the resource and prompt B's rule denies: hidden from their lists; reading or getting one is that call's -32001, and the session goes on", async () => {
+    test("the resource and prompt B's rule denies: hidden from their lists; reading or getting one is that call's -32001, logged mcp_denied at B, and the session goes on", async () => {
       const ALLOWED = "demo://resource/static/document/features.md";
       const run = ran(
         await s.runClient({
@@ -239,6 +239,8 @@ describe.skipIf(!can && !process.env.CI)("MCP tool policy: B's inbound listeners
         expect({ ok: r.ok, code: r.code }).toEqual({ ok: false, code: POLICY_DENIED });
         expect(r.message).toContain(`rule ${RULE.b}`);
         expect(r.message).toContain(reason === "resource_denied" ? "resource" : "prompt");
+        const logged = await waitFor(`B's mcp_denied for ${name}`, () => s.auditB().find((l) => l.type === "mcp_denied" && l.target === name), 10_000);
+        expect(logged).toMatchObject({ caller_id: ID.client, server_id: ID.everything, method: reason === "resource_denied" ? "resources/read" : "prompts/get", rule: RULE.b, reason });
       }
       expect(resultOf(run, "read", ALLOWED).ok).toBe(true);
       expect(resultOf(run, "call", "echo").ok).toBe(true);

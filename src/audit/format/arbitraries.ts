@@ -60,6 +60,7 @@ const RANDOM: Partial<Record<AuditEventType, fc.Arbitrary<Record<string, unknown
     duration_ms: fc.option(duration, { nil: null }), is_error: fc.option(fc.boolean(), { nil: null }),
   }),
   audit_gap: fc.record({ dropped: fc.integer({ min: 1, max: 1e6 }), since: time, until: time }),
+  mcp_denied: fc.record({ conn_id: optText, caller_id: text, server_id: text, method: text, target: text, rule: optText, reason: text }),
 };
 
 /** Fields a later version might add: any JSON value under a name this one does not know. */

@@ -48,6 +48,15 @@ export const SAMPLE_EVENTS: { readonly [T in AuditEventType]: AuditFields<T> } =
     is_error: false,
   },
   tool_definition_changed: { server_id: "spiffe://partner.com/mcp/email", tool: "send_email", old_sha256: HASH_A, new_sha256: HASH_B },
+  mcp_denied: {
+    conn_id: "c-77aa",
+    caller_id: "spiffe://example.org/agent/claude",
+    server_id: "spiffe://example.org/mcp/fs",
+    method: "resources/read",
+    target: "file:///etc/secret.conf",
+    rule: "fs-readers",
+    reason: "resource_denied",
+  },
   checkpoint: {
     signer: "spiffe://example.org/tidegate/agent/node-1",
     alg: "ES256",

@@ -11,7 +11,7 @@ describe("event types", () => {
   test("those of DESIGN.md section 8, and the log's own two", () => {
     assert.deepEqual([...AUDIT_EVENT_TYPES].sort(), [
       "admin", "agent_start", "agent_stop", "audit_gap", "audit_recovered", "bundle_updated", "ca_rotated", "checkpoint", "conn_close",
-      "conn_open", "deny", "http_request", "node_attested", "policy_loaded", "policy_rejected", "secret_changed", "svid_issued",
+      "conn_open", "deny", "http_request", "mcp_denied", "node_attested", "policy_loaded", "policy_rejected", "secret_changed", "svid_issued",
       "svid_rotated", "tool_call", "tool_definition_changed",
     ]);
   });

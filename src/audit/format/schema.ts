@@ -74,6 +74,8 @@ const ENTRIES = {
     is_error: v.nullable(v.boolean()),
   },
   tool_definition_changed: { server_id: text, tool: text, old_sha256: v.nullable(hex64), new_sha256: hex64 },
+  /** An MCP request other than tools/call refused by its rule (a resource, a prompt). */
+  mcp_denied: { conn_id: optText, caller_id: text, server_id: text, method: text, target: text, rule: optText, reason: text },
   checkpoint: {
     signer: spiffeId,
     alg: v.literal("ES256"),
