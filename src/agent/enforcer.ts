@@ -395,7 +395,7 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
   /** The proxies' bounds in force, read as each connection arrives. */
   const proxyBounds = () => holder.policy?.proxy ?? DEFAULT_PROXY_SETTINGS;
   // Every event the enforcing half writes from here on is counted too (rule-hits.ts), kernel denies included.
-  const hits = new RuleHits({ generation: () => holder.generation });
+  const hits = new RuleHits({ generation: () => holder.generation, policy: () => holder.policy });
   const audit = hits.tap(o.audit);
   const prints = await openKernelPrint(o.logger);
   const attestation = createAttestation({ cgroupName: o.places.cgroupName, ...(prints.print !== undefined ? { kernelPrint: prints.print } : {}) });

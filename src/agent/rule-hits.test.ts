@@ -14,6 +14,8 @@ egress:
   - { name: blocked, from: spiffe://example.org/a, to: { cidr: 10.0.0.0/8, port: any }, action: deny }
   - { name: web, from: spiffe://example.org/a, to: { cidr: 192.0.2.0/24, port: 80 }, action: passthrough }
   - { name: api, from: spiffe://example.org/a, to: { host: api.example.com, port: 443 }, action: intercept }
+stdio:
+  - { name: fs, from: spiffe://example.org/a, server: spiffe://example.org/srv, mcp: { tools: { deny: [rm] } } }
 `;
 
 const T0 = Date.parse("2026-01-01T00:00:00Z");
@@ -22,7 +24,7 @@ function stand() {
   const holder = new PolicyHolder();
   let now = T0;
   const written: [AuditEventType, Fields][] = [];
-  const hits = new RuleHits({ generation: () => holder.generation, now: () => now });
+  const hits = new RuleHits({ generation: () => holder.generation, policy: () => holder.policy, now: () => now });
   const audit = hits.tap({ emit: (type, fields) => void written.push([type, fields]) });
   const load = (text = POLICY) => {
     if (!holder.reload(text, "p.yaml").ok) throw new Error("policy did not load");
@@ -128,6 +130,24 @@ describe("rule hits", () => {
     ]);
     expect(JSON.stringify(s)).not.toContain("SECRET");
     expect(JSON.stringify(s)).not.toContain("api-key");
+  });
+
+  test("MCP refusals of an inbound listener or a stdio rule are denied requests and recent denies; under an egress rule their http_request already counts", () => {
+    const st = stand();
+    const call = (rule: string, decision: string, tool: string) => ({ conn_id: "c9", caller_id: "spiffe://example.org/a", server_id: "spiffe://example.org/srv", tool, args_sha256: "0".repeat(64), decision, rule, duration_ms: null, is_error: null, ...(decision === "deny" ? { reason: "tool_denied" } : {}) });
+    st.audit.emit("tool_call", call("mcp-in", "allow", "echo"));
+    st.audit.emit("tool_call", call("mcp-in", "deny", "rm"));
+    st.audit.emit("mcp_denied", { conn_id: "c9", caller_id: "spiffe://example.org/a", server_id: "spiffe://example.org/srv", method: "resources/read", target: "file:///etc/secret", rule: "mcp-in", reason: "resource_denied" });
+    st.audit.emit("tool_call", call("fs", "deny", "rm"));
+    st.audit.emit("tool_call", call("api", "deny", "rm")); // A's side: its http_request is the count
+    const s = st.status();
+    expect(s.rules.find((r) => r.name === "mcp-in")).toMatchObject({ connections: 0, requests: 2, denied: 2 });
+    expect(s.rules.find((r) => r.name === "api")).toMatchObject({ requests: 0, denied: 0 });
+    expect(s.recent_denies.map((d) => [d.side, d.kind, d.caller, d.destination, d.rule, d.reason])).toEqual([
+      ["stdio", "request", "spiffe://example.org/a", "tools/call rm", "fs", "tool_denied"],
+      ["inbound", "request", "spiffe://example.org/a", "resources/read file:///etc/secret", "mcp-in", "resource_denied"],
+      ["inbound", "request", "spiffe://example.org/a", "tools/call rm", "mcp-in", "tool_denied"],
+    ]);
   });
 
   test("kernel denies count under the rule they name, else under kernel", () => {

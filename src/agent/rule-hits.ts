@@ -11,9 +11,12 @@
  * - `http_request`: one request of an intercepted connection decided by its `rule`; denied when
  *   refused;
  * - `deny`: a connection the kernel refused (it never reaches the proxy), under the rule it
- *   names, or under "kernel" when it names none.
- * A `conn_close` of a refused, denied connection, a refused `http_request` and a `deny` each add
- * one entry to the recent denies (the last RECENT_DENIES; older ones fall out). What the kernel
+ *   names, or under "kernel" when it names none;
+ * - a refused MCP request of an inbound listener or a stdio rule (`tool_call` with decision deny,
+ *   `mcp_denied`): one denied request under its rule. Under an egress rule the same refusal is
+ *   already its intercepted `http_request`, so it is not counted twice.
+ * A `conn_close` of a refused, denied connection, a refused `http_request`, a `deny` and such an
+ * MCP refusal each add one entry to the recent denies (the last RECENT_DENIES; older ones fall out). What the kernel
  * lets through (`direct`) is not reported to user space, so it is not counted.
  *
  * Counts start again at zero when the policy generation moves (a good reload; a rejected one
@@ -45,7 +48,8 @@ export interface RuleCount {
 
 export interface RecentDeny {
   readonly time: string;
-  readonly side: "egress" | "inbound";
+  /** "stdio": an MCP request on the pipes of a `tidegate run --mcp-stdio` server. */
+  readonly side: "egress" | "inbound" | "stdio";
   /** "kernel": refused at connect by the eBPF programs; "proxy": by a listener. */
   readonly source: "kernel" | "proxy";
   readonly kind: "connection" | "request";
@@ -112,6 +116,8 @@ function requestDestination(f: Fields): string {
 export interface RuleHitsOptions {
   /** The policy generation in force (PolicyHolder.generation). */
   generation(): number;
+  /** The policy in force: which rules are egress, inbound or stdio (an MCP refusal's side). */
+  policy?(): Policy | null;
   now?(): number;
   /** How many denies to keep (default RECENT_DENIES). */
   keep?: number;
@@ -167,6 +173,17 @@ export class RuleHits {
         this.#count(str(f.rule), "requests", refused);
         if (!refused) return;
         return this.#remember({ side: sideOf(f.side), source: "proxy", kind: "request", caller: str(f.spiffe_id), pid: num(f.pid), workload: str(f.workload), destination: requestDestination(f), rule: str(f.rule), reason: str(f.reason) ?? "refused" });
+      }
+      case "tool_call":
+      case "mcp_denied": {
+        if (type === "tool_call" && f.decision !== "deny") return;
+        const rule = str(f.rule);
+        const policy = this.#o.policy?.() ?? null;
+        if (rule === null || policy === null || policy.egress.some((r) => r.name === rule)) return;
+        this.#count(rule, "requests", true);
+        const side = policy.inbound.some((r) => r.name === rule) ? "inbound" : "stdio";
+        const what = type === "tool_call" ? `tools/call ${str(f.tool) ?? "?"}` : `${str(f.method) ?? "?"} ${str(f.target) ?? "?"}`;
+        return this.#remember({ side, source: "proxy", kind: "request", caller: str(f.caller_id), pid: null, workload: null, destination: what, rule, reason: str(f.reason) ?? "denied" });
       }
       case "deny": {
         const kernel = f.source === "kernel";
