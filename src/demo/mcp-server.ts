@@ -43,10 +43,11 @@ type Json = Record<string, unknown>;
 
 const text = (t: string, isError = false) => ({ content: [{ type: "text", text: t }], ...(isError ? { isError: true } : {}) });
 
-async function get(url: string, host?: string): Promise<string> {
+/** "STATUS BODY" (the body cut to 200 characters); `ok` false for a status outside 2xx. */
+async function get(url: string, host?: string): Promise<{ ok: boolean; text: string }> {
   const res = await fetch(url, { headers: host ? { host } : {}, signal: AbortSignal.timeout(10_000) });
   const body = (await res.text()).slice(0, 200);
-  return `${res.status} ${body}`;
+  return { ok: res.ok, text: `${res.status} ${body.trimEnd()}` };
 }
 
 async function call(o: McpServerOptions, name: string, args: Json): Promise<Json> {
@@ -54,7 +55,8 @@ async function call(o: McpServerOptions, name: string, args: Json): Promise<Json
     const city = typeof args.city === "string" ? args.city : "";
     try {
       // Plain HTTP and no Authorization header: tidegate intercepts, adds the token, speaks TLS.
-      return text(await get(`http://${o.apiAddress}:${o.apiPort}/v1/forecast?city=${encodeURIComponent(city)}`, `${o.apiName}:${o.apiPort}`));
+      const r = await get(`http://${o.apiAddress}:${o.apiPort}/v1/forecast?city=${encodeURIComponent(city)}`, `${o.apiName}:${o.apiPort}`);
+      return text(r.text, !r.ok);
     } catch (e) {
       return text(`the forecast API could not be reached: ${(e as Error).message}`, true);
     }
@@ -63,7 +65,8 @@ async function call(o: McpServerOptions, name: string, args: Json): Promise<Json
     const url = typeof args.url === "string" ? args.url : "";
     if (!url.startsWith("http://")) return text("fetch_url takes an http:// URL", true);
     try {
-      return text(await get(url));
+      const r = await get(url);
+      return text(r.text, !r.ok);
     } catch (e) {
       return text(`could not fetch ${url}: ${(e as Error).message.split(". ")[0]}`, true);
     }

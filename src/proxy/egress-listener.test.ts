@@ -110,7 +110,7 @@ describe("egress listener and odd server names", () => {
   let upstream: ReturnType<typeof startUpstream>;
   let audit: MemoryAudit;
 
-  /** A host rule for api.example.com, then an address rule for loopback: a name that counts as none takes the second. */
+  /** A deny rule for blocked.example.com, a host rule for api.example.com, then an address rule for loopback: a name that counts as none takes the last. */
   function startFor(): EgressListener {
     upstream = startUpstream();
     audit = memoryAudit();
@@ -118,6 +118,7 @@ describe("egress listener and odd server names", () => {
       loadPolicy(
         `trust_domain: example.org
 egress:
+  - { name: blocked, from: spiffe://example.org/w, to: { host: blocked.example.com, port: ${upstream.port} }, action: deny }
   - { name: api, from: spiffe://example.org/w, to: { host: api.example.com, port: ${upstream.port} }, action: passthrough }
   - { name: by-address, from: spiffe://example.org/w, to: { cidr: 127.0.0.1/32, port: ${upstream.port} }, action: passthrough }
 `,
@@ -156,6 +157,42 @@ egress:
       s.terminate();
       expect(await closed()).toMatchObject({ outcome: "client_gone", detail: "closed after 29 bytes, before they gave a name (SNI or Host)" });
       expect(upstream.opened()).toBe(0);
+    } finally {
+      l.stop();
+    }
+  });
+
+  /** What a plain client sending `text` got back before the listener closed. */
+  async function answerTo(port: number, text: string | Uint8Array): Promise<string> {
+    let got = "";
+    const { promise, resolve } = Promise.withResolvers<void>();
+    await Bun.connect({ hostname: "127.0.0.1", port, socket: { open: (s) => void s.write(text), data: (_s, d) => void (got += new TextDecoder().decode(d)), close: () => resolve(), error: () => resolve() } });
+    await promise;
+    return got;
+  }
+
+  for (const [what, head, status, reason] of [
+    ["a Host a deny rule names: 403 rule", "GET / HTTP/1.1\r\nHost: blocked.example.com\r\n\r\n", "403 Forbidden", "rule"],
+    ["a head that breaks HTTP/1.1 (two Hosts): 400 with the peek code", "GET / HTTP/1.1\r\nHost: api.example.com\r\nHost: b\r\n\r\n", "400 Bad Request", "peek_http_smuggling"],
+  ] as const) {
+    test(`plain HTTP refused before anything was forwarded is answered, not reset: ${what}`, async () => {
+      const l = startFor();
+      try {
+        const body = `tidegate: ${reason}\n`;
+        expect(await answerTo(l.port, head)).toBe(`HTTP/1.1 ${status}\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
+        expect(await closed()).toMatchObject({ decision: "deny", outcome: "refused", reason });
+        expect(upstream.opened()).toBe(0);
+      } finally {
+        l.stop();
+      }
+    });
+  }
+
+  test("a TLS hello refused the same way gets no HTTP answer, only the close", async () => {
+    const l = startFor();
+    try {
+      expect(await answerTo(l.port, hello("blocked.example.com"))).toBe("");
+      expect(await closed()).toMatchObject({ outcome: "refused", reason: "rule" });
     } finally {
       l.stop();
     }

@@ -312,10 +312,10 @@ dns:
     expect(r.stdout).toContain("original");
   }, T);
 
-  test("a redirected connection no rule names is refused by the listener, naming destination and caller", async () => {
-    const r = await run(["sh", "-c", `echo pid=$$; exec curl -sS --max-time 5 -H 'Host: api.example.test' http://127.0.0.5:80/`]);
+  test("a redirected connection no rule names is refused by the listener, naming destination and caller; plain HTTP is answered 403 with the reason", async () => {
+    const r = await run(["sh", "-c", `echo pid=$$; exec curl -sS --max-time 5 -w '\n%{http_code}' -H 'Host: api.example.test' http://127.0.0.5:80/`]);
     const pid = Number(/pid=(\d+)/.exec(r.stdout)![1]);
-    expect(r.code).not.toBe(0);
+    expect(r.stdout.slice(r.stdout.indexOf("\n") + 1)).toBe("tidegate: no_rule\n\n403");
     expect(accepted.unnamed ?? 0).toBe(0);
     const line = await waitFor("the listener's conn_close", () => closes().find((l) => srcOf(l).pid === pid));
     expect(line).toMatchObject({ dst: { addr: "127.0.0.5", port: 80, name: "api.example.test" }, src: { uid: 65534, workload: "w1", spiffe_id: "spiffe://example.org/w1" }, decision: "deny", rule: null, outcome: "refused", reason: "no_rule" });

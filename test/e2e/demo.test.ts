@@ -32,6 +32,7 @@ function expectPassingDemo(out: string, instance: string): void {
     '[4/6] get_forecast Lisbon -> 200 {"city":"Lisbon"',
     "which saw 1 request(s) with the right token: ok",
     "[5/6] fetch_url http://127.0.0.1:",
+    "(no rule names this host) -> 403 tidegate: no_rule",
     "denied; the host received 0 request(s): ok",
     "[6/6] delete_all_forecasts -> JSON-RPC error -32001: tidegate: tool delete_all_forecasts is denied by rule agent-uses-forecast",
     "the server never received it: ok",

@@ -193,15 +193,15 @@ describe.skipIf(!can && !process.env.CI)("mutual TLS between two agents: egress 
   }, T);
 
   test("refused, with its reason: a destination no rule names", async () => {
-    const r = await curl(`http://${ADDR.unnamed}:80/`, "-H", "Host: nowhere.test.internal");
-    expect(r.code).not.toBe(0);
+    const r = await curl(`http://${ADDR.unnamed}:80/`, "-H", "Host: nowhere.test.internal", "-w", "%{http_code}");
+    expect(r.out).toBe("tidegate: no_rule\n403"); // plain HTTP refused before anything was forwarded is answered
     expect(await egressLine(r.pid)).toMatchObject({ dst: { addr: ADDR.unnamed, port: 80, name: "nowhere.test.internal" }, decision: "deny", rule: null, outcome: "refused", reason: "no_rule" });
   }, T);
 
   test("refused: a Host whose resolution does not contain the original address", async () => {
     const before = s.backend.conns.length;
-    const r = await curl("http://backend.test.internal/", "--resolve", `backend.test.internal:80:${ADDR.elsewhere}`);
-    expect(r.code).not.toBe(0);
+    const r = await curl("http://backend.test.internal/", "--resolve", `backend.test.internal:80:${ADDR.elsewhere}`, "-w", "%{http_code}");
+    expect(r.out).toBe("tidegate: address_not_resolved\n403");
     expect(await egressLine(r.pid)).toMatchObject({ dst: { addr: ADDR.elsewhere, port: 80, name: "backend.test.internal" }, rule: "backend-http", decision: "deny", outcome: "refused", reason: "address_not_resolved", detail: `backend.test.internal resolves to ${ADDR.listener}, not to ${ADDR.elsewhere}` });
     expect(s.backend.conns.length).toBe(before);
   }, T);
