@@ -27,7 +27,7 @@ import type { Subprocess } from "bun";
 import type { Logger } from "../runtime/log.ts";
 import type { Policy } from "../policy/model.ts";
 import { findListedGroup, readAccountFiles, type AccountFiles } from "../run/accounts.ts";
-import { launcherArgv, selfBinary } from "../run/launcher.ts";
+import { agentLauncher, launcherArgv } from "../run/launcher.ts";
 import * as u from "../runtime/unix-fds.ts";
 import { bindPrivately } from "../runtime/private-bind.ts";
 import { TidegateError } from "../errors.ts";
@@ -102,7 +102,7 @@ export interface RunServiceOptions {
   readonly logger: Logger;
   /** /etc/passwd and /etc/group (tests inject theirs). */
   readonly accounts?: () => AccountFiles;
-  /** How to run the launcher (default: this program again). */
+  /** How to run the launcher (default: this program again, agentLauncher). */
   readonly binary?: () => string | readonly string[];
   /** How modes and owners are changed (tests record the order). */
   readonly fileOps?: { chmod(path: string, mode: number): void; chown(path: string, uid: number, gid: number): void };
@@ -426,7 +426,8 @@ export class RunService {
     } catch (e) {
       return this.refuse(c, e instanceof TidegateError ? e.code : "run_failed", e instanceof Error ? e.message : String(e), req.workload);
     }
-    const argv = launcherArgv({ binary: (this.o.binary ?? selfBinary)(), cgroupDir: grant.cgroup_dir, uid: t.uid, gid: t.gid, groups: t.groups, allowRoot: t.allowRoot, cwd: t.cwd, envFd: 3, ...(grant.ca_bundle ? { caBundle: grant.ca_bundle } : {}), command: req.command });
+    const self: { binary: string | readonly string[]; argv0?: string } = this.o.binary !== undefined ? { binary: this.o.binary() } : agentLauncher();
+    const argv = launcherArgv({ binary: self.binary, cgroupDir: grant.cgroup_dir, uid: t.uid, gid: t.gid, groups: t.groups, allowRoot: t.allowRoot, cwd: t.cwd, envFd: 3, ...(grant.ca_bundle ? { caBundle: grant.ca_bundle } : {}), command: req.command });
     let child: Subprocess;
     let envFd: number | null = null;
     // With --mcp-stdio the caller's stdin and stdout stay with the agent, bridged (mcp-stdio.ts).
@@ -437,7 +438,7 @@ export class RunService {
       // environment of its own (a caller's LD_PRELOAD or BUN_OPTIONS would run as root) and reads
       // the command's from descriptor 3; it enters the caller's working directory as the user.
       envFd = environmentFile(req.env);
-      const opts = { env: { PATH: LAUNCHER_PATH }, cwd: "/", detached: true };
+      const opts = { env: { PATH: LAUNCHER_PATH }, cwd: "/", detached: true, ...(self.argv0 !== undefined ? { argv0: self.argv0 } : {}) };
       child = callerIo !== null ? Bun.spawn(argv, { ...opts, stdio: ["pipe", "pipe", c.fds[0]!, envFd] }) : Bun.spawn(argv, { ...opts, stdio: [c.fds[0]!, c.fds[1]!, c.fds[2]!, envFd] });
     } catch (e) {
       if (callerIo !== null) for (const fd of [callerIo.stdin, callerIo.stdout]) u.closeFd(fd);

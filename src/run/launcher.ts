@@ -367,6 +367,20 @@ export function launcherArgv(o: {
 
 const REPO = resolve(import.meta.dir, "../..");
 
+/** Running as the compiled binary (its modules in Bun's embedded file system), not from source. */
+const compiled = () => import.meta.path.startsWith("/$bunfs/");
+
+/**
+ * How a long-running process (the agent) starts the launcher: the very binary it runs, through
+ * /proc/self/exe, which a child resolves to its parent's executable even after an upgrade renamed
+ * a new binary over the path (the old one, unlinked, stays readable there). Through the path, an
+ * agent not yet restarted would start another version's launcher, whose options may differ.
+ * `argv0` keeps the path as argv[0], for ps. From source: selfBinary().
+ */
+export function agentLauncher(): { readonly binary: readonly string[]; readonly argv0?: string } {
+  return compiled() ? { binary: ["/proc/self/exe"], argv0: process.execPath } : { binary: selfBinary() };
+}
+
 /**
  * How to run this program again as the launcher. A compiled binary is itself
  * (`[process.execPath]`). From source it is Bun with src/cli/main.ts, told to read no .env,
@@ -374,7 +388,7 @@ const REPO = resolve(import.meta.dir, "../..");
  * binary is built not to.
  */
 export function selfBinary(): string[] {
-  if (import.meta.path.startsWith("/$bunfs/")) return [process.execPath];
+  if (compiled()) return [process.execPath];
   return [
     process.execPath,
     "--no-env-file",

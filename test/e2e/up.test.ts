@@ -237,15 +237,23 @@ describe.skipIf(!can)("tidegate up and down", () => {
     }
   }, 60_000);
 
-  test("after an upgrade replaced the binary by a rename, down stops the old up and up starts the new one", async () => {
+  test("after an upgrade replaced the binary by a rename, down stops the old up and up starts the new one; meanwhile the old agent starts its own launcher", async () => {
     // install.sh's way: the new file renamed over the old; the running up keeps the old, unlinked one.
     const bin = join(dir, "bin");
     mkdirSync(bin, { recursive: true });
+    chmodSync(bin, 0o755);
     const installed = join(bin, "tidegate");
-    const install = () => {
-      copyFileSync(BINARY, `${installed}.new`);
+    const install = (from = BINARY) => {
+      copyFileSync(from, `${installed}.new`);
       chmodSync(`${installed}.new`, 0o755);
       renameSync(`${installed}.new`, installed);
+    };
+    // A workload nobody may run through run.sock: there the agent starts the launcher itself.
+    const text = readFileSync(config(), "utf8");
+    save(`${text.replace("workloads: []", "workloads:\n  - { name: runner, id: spiffe://" + TD + "/runner, user: nobody, run_by: { users: [nobody] } }")}\nagent: { run_group: nogroup }\n`);
+    const asNobody = (binary: string) => {
+      const p = Bun.spawnSync(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", binary, "run", ...flags, "--workload", "runner", "--", "/usr/bin/id", "-un"], { env: { PATH: "/usr/bin:/bin" } });
+      return { code: p.exitCode, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
     };
     const at = async (args: string[]) => {
       const p = Bun.spawn([installed, ...args], { stdout: "pipe", stderr: "pipe", stdin: "ignore", env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } });
@@ -257,8 +265,19 @@ describe.skipIf(!can)("tidegate up and down", () => {
     const old = Number(readFileSync(pidFile(), "utf8").split(" ")[0]);
     let now = 0;
     try {
+      await waitFor("the runner's SVID", async () => ((await status())?.svids.some((v: any) => v.spiffe_id === `spiffe://${TD}/runner`) ? true : undefined), 20_000);
       install(); // the upgrade
       expect(readlinkSync(`/proc/${old}/exe`)).toBe(`${installed} (deleted)`);
+      // Before down && up, the path holds another version: here one that only leaves a mark, so
+      // the old agent must not start its launcher from the path.
+      const stub = join(dir, "stub.sh");
+      const mark = join(dir, "stub-ran");
+      writeFileSync(stub, `#!/bin/sh\ntouch ${mark}\nexit 97\n`);
+      install(stub);
+      const ran = asNobody(BINARY);
+      expect([ran.stdout.trim(), ran.code, ran.stderr]).toEqual(["nobody", 0, ""]);
+      expect(existsSync(mark)).toBe(false);
+      install();
       const again = await at(["up", ...flags]);
       expect([again.code, again.stderr]).toEqual([0, `up: already running (pid ${old}); nothing to do\n`]);
       const down = await at(["down", ...flags]);
@@ -272,6 +291,7 @@ describe.skipIf(!can)("tidegate up and down", () => {
     } finally {
       // a failure must not leave either running: later tests and runs need the instance
       for (const pid of [old, now]) if (pid > 0 && alive(pid)) process.kill(pid, "SIGKILL");
+      save(text);
     }
   }, 90_000);
 
