@@ -13,6 +13,7 @@ import { loadPolicy, PolicyEngine, explain, admit, describeDecision, parseIp, no
 import type { Explanation, Policy, Query, Decision } from "../policy/index.ts";
 import { createDnsLookup } from "../runtime/dns-client.ts";
 import { systemResolvers } from "../runtime/resolv-conf.ts";
+import { explainInbound, inboundRule, renderInbound } from "./policy-inbound.ts";
 
 
 function readPolicy(path: string): Policy {
@@ -91,17 +92,21 @@ function flag<T>(name: string, parse: () => T): T {
   }
 }
 
-function queryOf(values: Readonly<Record<string, unknown>>): Query {
+function fromOf(values: Readonly<Record<string, unknown>>): SpiffeId {
   const fromText = str(values.from);
-  const toText = str(values.to);
-  if (fromText === undefined || toText === undefined) throw new UsageError("policy explain needs --from SPIFFE_ID and --to HOST:PORT");
-  let from: SpiffeId;
+  if (fromText === undefined) throw new UsageError("policy explain needs --from SPIFFE_ID and --to HOST:PORT (or --inbound NAME)");
   try {
-    from = SpiffeId.parse(fromText);
+    return SpiffeId.parse(fromText);
   } catch (e) {
     if (e instanceof SpiffeIdError) throw new UsageError(`--from: ${e.message}`);
     throw e;
   }
+}
+
+function queryOf(values: Readonly<Record<string, unknown>>): Query {
+  const toText = str(values.to);
+  if (toText === undefined) throw new UsageError("policy explain needs --from SPIFFE_ID and --to HOST:PORT (or --inbound NAME)");
+  const from = fromOf(values);
   const to = flag("to", () => parseTo(toText));
   const addr = str(values.addr);
   if (addr !== undefined && to.address !== null) throw new UsageError("--addr is for a --to that names a host; --to already gives an address");
@@ -152,7 +157,10 @@ async function resolveCheck(p: Policy, d: Decision, q: Query): Promise<{ decisio
 const explainCommand: Command = {
   name: "explain",
   summary: "show the decision for a connection and the rule that makes it",
-  usage: ["policy explain [--policy FILE] --from SPIFFE_ID --to HOST:PORT [--addr IP] [--proto udp] [--method M --path P] [--tool T] [--json]"],
+  usage: [
+    "policy explain [--policy FILE] --from SPIFFE_ID --to HOST:PORT [--addr IP] [--proto udp] [--method M --path P] [--tool T] [--json]",
+    "policy explain [--policy FILE] --from SPIFFE_ID --inbound NAME [--tool T | --resource URI | --prompt P] [--json]",
+  ],
   help: [
     "Asks the policy what happens when SPIFFE_ID connects to HOST:PORT: allow (with the action),",
     "inspect (the proxy must see HTTP first: add --method and --path), or deny, with the rule that",
@@ -160,7 +168,11 @@ const explainCommand: Command = {
     "destination. For a deny it lists near misses: rules that matched the caller and destination but",
     "failed on one other field. With --addr, the address the workload dialled, an allow by a host",
     "rule is checked against what the name resolves to (the policy's dns: setting). --tool names",
-    "the tool of an MCP tools/call. Exit 0 allowed (or inspect), 3 denied, 1 error.",
+    "the tool of an MCP tools/call.",
+    "With --inbound NAME instead of --to: what inbound listener NAME does with a client of",
+    "SPIFFE_ID: its trust domain (ours or federated), its allow patterns, and with --tool,",
+    "--resource or --prompt the listener's mcp: filter of that kind.",
+    "Exit 0 allowed (or inspect), 3 denied, 1 error.",
   ].join("\n"),
   options: {
     policy: { type: "string", value: "FILE", help: "the policy (default: the --config file)" },
@@ -171,10 +183,28 @@ const explainCommand: Command = {
     method: { type: "string", value: "M", help: "HTTP method of the request" },
     path: { type: "string", value: "P", help: "HTTP request path (query string ignored)" },
     tool: { type: "string", value: "T", help: "MCP tool of a tools/call" },
+    inbound: { type: "string", value: "NAME", help: "explain inbound listener NAME instead of an egress connection" },
+    resource: { type: "string", value: "URI", help: "with --inbound: MCP resource of a resources/read" },
+    prompt: { type: "string", value: "P", help: "with --inbound: MCP prompt of a prompts/get" },
     json: { type: "boolean", help: "print the explanation as JSON" },
   },
   run: async ({ values, positionals, places, io }) => {
     if (positionals.length > 0) throw new UsageError(`policy explain takes no arguments, got ${JSON.stringify(positionals[0])}`);
+    const inbound = str(values.inbound);
+    const asked = (["tool", "resource", "prompt"] as const).filter((k) => str(values[k]) !== undefined);
+    if (inbound === undefined && asked.some((k) => k !== "tool")) throw new UsageError("--resource and --prompt go with --inbound NAME (for an egress connection, --tool is explained)");
+    if (inbound !== undefined) {
+      for (const f of ["to", "addr", "proto", "method", "path"]) if (str(values[f]) !== undefined) throw new UsageError(`--${f} is for an egress connection, not with --inbound`);
+      if (asked.length > 1) throw new UsageError("give one of --tool, --resource and --prompt");
+      const from = fromOf(values);
+      const p = readPolicy(str(values.policy) ?? places.config);
+      const e = explainInbound(p, inboundRule(p, inbound), { from, tool: str(values.tool), resource: str(values.resource), prompt: str(values.prompt) });
+      if (values.json) {
+        const r = e.rule;
+        io.out(JSON.stringify({ verdict: e.verdict, reason: e.reason, rule: { name: r.name, line: r.line }, summary: e.summary, allow_matched: e.matched, mcp: e.mcp, listener: { listen: `${r.listen.host}:${r.listen.port}`, id: r.id.toString() } }, null, 2) + "\n");
+      } else io.out(renderInbound(e, from));
+      return e.verdict === "deny" ? 3 : 0;
+    }
     const q = queryOf(values);
     const p = readPolicy(str(values.policy) ?? places.config);
     const engine = new PolicyEngine(p);

@@ -87,12 +87,14 @@ describe("tidegate agent and the config file", () => {
 });
 
 describe("tidegate policy explain", () => {
-  test("the example of docs/policy.md, verbatim", async () => {
-    const block = /\n\$ (tidegate policy explain [^\n]+)\n([\s\S]*?)```/.exec(doc)!;
-    const args = block[1]!.split(" ").slice(1);
-    const r = await tidegate(args, { cwd: dir });
-    expect(r.stdout).toBe(block[2]!);
-    expect(r.code).toBe(3);
+  test("the examples of docs/policy.md, verbatim (an egress deny, an inbound one)", async () => {
+    const blocks = [...doc.matchAll(/\n\$ (tidegate policy explain [^\n]+)\n([\s\S]*?)```/g)];
+    expect(blocks.map((b) => b[1]!.includes("--inbound"))).toEqual([true, false]);
+    for (const block of blocks) {
+      const r = await tidegate(block[1]!.split(" ").slice(1), { cwd: dir });
+      expect(r.stdout).toBe(block[2]!);
+      expect(r.code).toBe(3);
+    }
   }, T);
   test("an allowed tool: exit 0; another tool: exit 3 with the rule", async () => {
     const base = ["policy", "explain", "--policy", "tidegate.yaml", "--from", "spiffe://example.org/agent/a1", "--to", "mcp.partner.com:443"];
@@ -143,8 +145,21 @@ describe("tidegate policy explain", () => {
     expect(r.stdout).toStartWith("decision   allow direct by rule resolver (upstream port 53)\n");
     expect(r.code).toBe(0);
   }, T);
+  test("--inbound: an allowed tool, a client allow does not name, and --json", async () => {
+    const base = ["policy", "explain", "--policy", "tidegate.yaml", "--inbound", "email-mcp"];
+    const ok = await tidegate([...base, "--from", "spiffe://example.org/agent/a1", "--tool", "send_email"], { cwd: dir });
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toStartWith("decision   allow: listener email-mcp accepts the client (allow spiffe://example.org/agent/*); tool send_email is allowed by mcp.tools\n");
+    const stranger = await tidegate([...base, "--from", "spiffe://partner.com/bot", "--json"], { cwd: dir });
+    expect(stranger.code).toBe(3);
+    expect(JSON.parse(stranger.stdout)).toMatchObject({ verdict: "deny", reason: "client_not_allowed", rule: { name: "email-mcp" }, allow_matched: null, listener: { listen: "0.0.0.0:8443", id: "spiffe://example.org/mcp/email" } });
+  }, T);
   const USAGE: [string, string[], RegExp][] = [
     ["no --from", ["--to", "a.test:443"], /needs --from SPIFFE_ID and --to HOST:PORT/],
+    ["an --inbound the policy lacks", ["--from", "spiffe://example.org/x", "--inbound", "nope"], /has no inbound rule of that name \(it has email-mcp\)/],
+    ["--inbound with --to", ["--from", "spiffe://example.org/x", "--inbound", "email-mcp", "--to", "a.test:443"], /--to is for an egress connection, not with --inbound/],
+    ["--resource without --inbound", ["--from", "spiffe://example.org/x", "--to", "a.test:443", "--resource", "file:///a"], /--resource and --prompt go with --inbound/],
+    ["--tool and --prompt with --inbound", ["--from", "spiffe://example.org/x", "--inbound", "email-mcp", "--tool", "a", "--prompt", "b"], /give one of --tool, --resource and --prompt/],
     ["a bad --from", ["--from", "spiffe://Example.org/x", "--to", "a.test:443"], /--from: spiffeid/],
     ["a --to without a port", ["--from", "spiffe://example.org/x", "--to", "a.test"], /is not HOST:PORT/],
     ["a --to with a bad name", ["--from", "spiffe://example.org/x", "--to", "a..test:443"], /--to: host/],
