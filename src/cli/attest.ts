@@ -11,6 +11,7 @@ import { UsageError } from "./usage-error.ts";
 import { str } from "./global-options.ts";
 import { callUnix } from "../runtime/unix-http.ts";
 import { createAttestation, matchEntry, nearMisses, type MatchEntry } from "../attest/index.ts";
+import { INBOUND_SELECTOR } from "../up/entries.ts";
 import { TidegateError } from "../errors.ts";
 
 interface Report {
@@ -45,7 +46,10 @@ function render(r: Report): string {
   }
   if (r.error !== null) lines.push(`match          ERROR [${r.error.code}]: ${r.error.message}`);
   else if (r.match === null) lines.push(`match          none of the agent's ${r.entries} entries: no identity (default deny)`);
-  else lines.push(`match          ${r.match.spiffe_id} (entry ${r.match.id}, ${new Set(r.match.selectors).size} selectors)`);
+  else {
+    const n = new Set(r.match.selectors).size;
+    lines.push(`match          ${r.match.spiffe_id} (entry ${r.match.id}, ${n} selector${n === 1 ? "" : "s"})`);
+  }
   if (r.near_misses.length > 0) {
     lines.push(`near misses (entries missing one selector)`);
     for (const m of r.near_misses) lines.push(`  ${m.spiffe_id} (entry ${m.entry_id}) needs ${m.missing}`);
@@ -112,7 +116,10 @@ export const attestCommand: Command = {
         if (!(e instanceof TidegateError)) throw e;
         r.error = { code: e.code, message: e.message };
       }
-      r.near_misses = nearMisses(found, attested.selectors).map((m) => ({ entry_id: m.entry.id, spiffe_id: m.entry.spiffe_id, missing: m.missing }));
+      // An inbound listener's entry misses a selector no process carries: not a near miss.
+      r.near_misses = nearMisses(found, attested.selectors)
+        .filter((m) => !m.missing.startsWith(INBOUND_SELECTOR))
+        .map((m) => ({ entry_id: m.entry.id, spiffe_id: m.entry.spiffe_id, missing: m.missing }));
     }
     io.out(values.json ? JSON.stringify(r, null, 2) + "\n" : render(r));
     return r.error === null ? 0 : 1;

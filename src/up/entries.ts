@@ -10,6 +10,9 @@
  */
 import type { InboundRule, Workload } from "../policy/index.ts";
 
+/** The selector of an inbound listener's entry, followed by the rule's name: no attestor gives it, so no process carries it. */
+export const INBOUND_SELECTOR = "tidegate:inbound:";
+
 export interface WantedEntry {
   readonly spiffeId: string;
   /** Sorted, unique. */
@@ -39,7 +42,7 @@ export function wantedEntries(workloads: readonly Workload[], inbound: readonly 
   const listeners = new Map<string, string[]>();
   for (const r of inbound) {
     const id = r.id.toString();
-    if (!held.has(id)) listeners.set(id, [...(listeners.get(id) ?? []), `tidegate:inbound:${r.name}`]);
+    if (!held.has(id)) listeners.set(id, [...(listeners.get(id) ?? []), `${INBOUND_SELECTOR}${r.name}`]);
   }
   for (const [spiffeId, selectors] of listeners) out.push({ spiffeId, selectors: selectors.sort() });
   return out;

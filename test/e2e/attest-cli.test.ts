@@ -63,6 +63,7 @@ describe.skipIf(!hasCgroup2)("tidegate attest", () => {
       entry("sleep", `unix:uid:${uid}`, "unix:path:/usr/bin/sleep"),
       entry("other-uid", "unix:uid:4242", "unix:path:/usr/bin/sleep"),
       entry("far", "unix:uid:4242", "unix:path:/bin/nothing"),
+      entry("listener", "tidegate:inbound:tools"), // up's entry for an inbound listener: no process carries it
     ];
     await withAgent(entries, async (runDir) => {
       const r = await tidegate(["attest", "--pid", String(child.pid), "--run-dir", runDir]);
@@ -70,11 +71,19 @@ describe.skipIf(!hasCgroup2)("tidegate attest", () => {
       expect(r.stdout).toContain("match          spiffe://example.org/sleep (entry sleep, 2 selectors)");
       expect(r.stdout).toContain("spiffe://example.org/other-uid (entry other-uid) needs unix:uid:4242");
       expect(r.stdout).not.toContain("entry far");
+      expect(r.stdout).not.toContain("entry listener");
       const j = JSON.parse((await tidegate(["attest", "--pid", String(child.pid), "--run-dir", runDir, "--json"])).stdout);
       expect(j.match.id).toBe("sleep");
-      expect(j.entries).toBe(4);
+      expect(j.entries).toBe(5);
       expect(j.error).toBeNull();
       expect(j.near_misses).toEqual([{ entry_id: "other-uid", spiffe_id: "spiffe://example.org/other-uid", missing: "unix:uid:4242" }]);
+    });
+  }, T);
+
+  test("a match on one selector says so in the singular", async () => {
+    await withAgent([entry("uid-only", `unix:uid:${uid}`)], async (runDir) => {
+      const r = await tidegate(["attest", "--pid", String(child.pid), "--run-dir", runDir]);
+      expect(r.stdout).toContain("match          spiffe://example.org/uid-only (entry uid-only, 1 selector)\n");
     });
   }, T);
 
