@@ -14,10 +14,32 @@ import type { Explanation, Policy, Query, Decision } from "../policy/index.ts";
 import { createDnsLookup } from "../runtime/dns-client.ts";
 import { systemResolvers } from "../runtime/resolv-conf.ts";
 import { explainInbound, inboundRule, renderInbound } from "./policy-inbound.ts";
+import { findGroup, findListedGroup, findUser, readAccountFiles, type AccountFiles } from "../run/accounts.ts";
 
 
 function readPolicy(path: string): Policy {
   return loadPolicy(new TextDecoder().decode(readInputFile(path, "policy")), path);
+}
+
+/**
+ * Users and groups the policy names that this host's /etc/passwd and /etc/group do not have: a
+ * warning, as a missing file is (the policy may be for another host), where `tidegate run` would
+ * refuse (`run_bad_user`) or a caller would never be let in.
+ */
+function missingAccounts(p: Policy, files: AccountFiles): string[] {
+  const out: string[] = [];
+  const user = (where: string, u: string) => {
+    if (findUser(files, u) === null) out.push(`${where}: user ${u} does not exist here`);
+  };
+  for (const w of p.workloads) {
+    if (w.user !== null) user(`workload ${w.name}: user`, w.user);
+    for (const u of w.runBy.users) user(`workload ${w.name}: run_by`, u);
+    for (const g of w.runBy.groups) if (findGroup(files, g) === null) out.push(`workload ${w.name}: run_by: group ${g} does not exist here`);
+  }
+  if (findListedGroup(files, p.agent.runGroup) === null && p.workloads.some((w) => w.runBy.users.length + w.runBy.groups.length > 0)) {
+    out.push(`agent.run_group: group ${p.agent.runGroup} is not in /etc/group here, so no caller other than root reaches run.sock`);
+  }
+  return out;
 }
 
 /** Files the policy names: a missing one is a warning (the file may live on the agent's host). */
@@ -37,8 +59,8 @@ const checkCommand: Command = {
   help: [
     "Reads FILE as the agent would and reports the first problem as FILE:LINE: FIELD: WHY (unknown",
     "keys, bad values, options that do not go with the rule's action, duplicate names). A valid file",
-    "gets a one-line summary and the secrets it references; files it names that do not exist here",
-    "are warned about on stderr. Exit 0 valid, 1 invalid.",
+    "gets a one-line summary and the secrets it references; files, users and groups it names that",
+    "do not exist here are warned about on stderr. Exit 0 valid, 1 invalid.",
   ].join("\n"),
   options: { json: { type: "boolean", help: "print the summary as JSON" } },
   run: async ({ values, positionals, io }) => {
@@ -55,7 +77,8 @@ const checkCommand: Command = {
       federation: p.federation.map((f) => f.trustDomain.name),
       secrets,
     };
-    for (const w of missingFiles(p)) io.err(`warning: ${w}\n`);
+    const accounts = readAccountFiles(); // "" for a file it cannot read: then no account warnings
+    for (const w of [...missingFiles(p), ...(accounts.passwd === "" ? [] : missingAccounts(p, accounts))]) io.err(`warning: ${w}\n`);
     if (values.json) io.out(JSON.stringify(summary, null, 2) + "\n");
     else {
       const n = (count: number, one: string, many: string) => `${count} ${count === 1 ? one : many}`;

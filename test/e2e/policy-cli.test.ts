@@ -54,6 +54,25 @@ describe("tidegate policy check", () => {
     expect(JSON.parse(r.stdout)).toEqual({ file: path, trust_domain: "example.org", workloads: 0, egress_rules: 2, inbound_rules: 0, stdio_rules: 0, federation: [], secrets: ["mcp_key"] });
     expect(r.stderr).toBe(`warning: egress rule api (line 3): ca: ${join(dir, "no-such-ca.pem")} does not exist here\n`);
   }, T);
+  test("users and groups this host lacks are warned about, the file still valid; ones it has are not", async () => {
+    const path = file("accounts.yaml", `trust_domain: example.org
+agent: { run_group: no-such-group-tg }
+workloads:
+  - { name: a, id: spiffe://example.org/a, user: no-such-user-tg, run_by: { users: [nobody, ghost-tg], groups: [nogroup, phantoms-tg] } }
+  - { name: b, id: spiffe://example.org/b, user: nobody }
+`);
+    const r = await tidegate(["policy", "check", path]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe(
+      [
+        "warning: workload a: user: user no-such-user-tg does not exist here",
+        "warning: workload a: run_by: user ghost-tg does not exist here",
+        "warning: workload a: run_by: group phantoms-tg does not exist here",
+        "warning: agent.run_group: group no-such-group-tg is not in /etc/group here, so no caller other than root reaches run.sock",
+        "",
+      ].join("\n"),
+    );
+  }, T);
   test("an invalid file: exit 1, file, line, field and code", async () => {
     const path = file("bad.yaml", example.replace("port: 443 }\n    action: intercept\n    inject", "port: 443, prot: udp }\n    action: intercept\n    inject"));
     const r = await tidegate(["policy", "check", path]);
