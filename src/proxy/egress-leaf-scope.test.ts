@@ -3,7 +3,8 @@
 // pass through (plain and the workload's own TLS), are wrapped in TLS or mTLS, or are refused at
 // any step never reach the interception CA: its `leafFor` is never called and its leaf cache stays
 // empty. Each refused TLS client trusts the interception CA, so a leaf served by mistake would let
-// its handshake succeed. The last test is the control: an intercepted TLS connection does get one.
+// its handshake succeed. The last tests are the controls: an intercepted TLS connection does get
+// one, for its SNI, or without one for the address it dialled.
 import type { Socket, TCPSocketListener } from "bun";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -269,13 +270,12 @@ describe("no interception leaf for a connection the proxy does not intercept", (
       },
       { outcome: "refused", reason: "identity_mismatch" },
     ],
-    ["TLS without SNI to an intercept rule (no_sni)", () => dialled(DIAL.interceptByAddress), { rule: "intercept-by-address", outcome: "refused", reason: "no_sni" }],
   ];
   for (const [what, setUp, expected] of refusals) {
     test(`${what}: refused, the handshake never completes, no leaf`, async () => {
       setUp();
       const before = audit.events.length;
-      const r = await tlsClient(agentCaPem, expected.reason === "no_sni" ? null : "api.test");
+      const r = await tlsClient(agentCaPem);
       expect(r).toEqual({ verified: false, got: "" });
       expect(await closeSince(before)).toMatchObject(expected);
       expectNoLeaf();
@@ -316,5 +316,15 @@ describe("no interception leaf for a connection the proxy does not intercept", (
     expect(await closeSince(before)).toMatchObject({ rule: "intercept", action: "intercept", tls_terminated: true });
     expect(leafCalls).toEqual(["api.test"]);
     expect(agentCa.cachedLeaves).toBe(1);
+  });
+
+  test("TLS without SNI (a client of https://127.0.0.1) to an intercept rule by address: the leaf names the dialled address", async () => {
+    dialled(DIAL.interceptByAddress);
+    const before = audit.events.length;
+    const r = await tlsClient(agentCaPem, null); // Bun sends the IP as SNI, which counts as none
+    expect(r.verified).toBe(true); // verified for 127.0.0.1: the leaf's one SAN is that IP
+    expect(await closeSince(before)).toMatchObject({ rule: "intercept-by-address", action: "intercept", tls_terminated: true });
+    expect(leafCalls).toEqual(["api.test", "127.0.0.1"]);
+    expect(agentCa.cachedLeaves).toBe(2);
   });
 });

@@ -37,8 +37,9 @@ export const ID = { client: "spiffe://example.org/client", backend: "spiffe://ex
  * the rule's `ca` is another test CA's; no `ca` (the system roots); `mtls:` wanting ID.backend.
  */
 export const UNVERIFIED = { otherCa: 8443, systemRoots: 8444, mtls: 8445 } as const;
-/** The port of the API's address whose `cidr` rule (partner-api-addr) intercepts plain HTTP and re-originates to 443: no name involved. */
+/** The ports of the API's address whose `cidr` rule (partner-api-addr) intercepts, plain HTTP on the first and TLS on the second, and re-originates to 443: no name involved. */
 export const BY_ADDRESS_PORT = 8081;
+export const BY_ADDRESS_TLS_PORT = 8082;
 /** The value of secret partner_token: printable ASCII, unique to this run. */
 export const SECRET = `tg-e2e-${crypto.randomUUID().replaceAll("-", "")}`;
 
@@ -180,7 +181,7 @@ workloads:
 egress:
 ${rule("partner-api", "api.partner.test", 443, inject)}${rule("partner-api-http", "api.partner.test", 80, `${inject}    upstream: { port: 443 }\n`)}${rule("other-api", "other.partner.test", 443)}${unverified}  - name: partner-api-addr
     from: ${ID.client}
-    to: { cidr: ${ADDR.api}/32, port: ${BY_ADDRESS_PORT} }
+    to: { cidr: ${ADDR.api}/32, port: "${BY_ADDRESS_PORT}-${BY_ADDRESS_TLS_PORT}" }
     action: intercept
     ca: ${ca}
 ${toApi}  - name: backend

@@ -17,7 +17,7 @@ import { startTidegate, waitFor } from "../helpers/processes.ts";
 import { probeHost } from "../../src/runtime/host.ts";
 import { NODE_FETCH, PY_RAW, PY_URLLIB } from "./intercept-clients.ts";
 import { srcOf, type AuditLine } from "../helpers/audit-files.ts";
-import { ADDR, BY_ADDRESS_PORT, ID, INSTANCE_A, SECRET, UNVERIFIED, setUp, tearDown, withStdin, type ApiRecord, type Stand } from "./intercept-setup.ts";
+import { ADDR, BY_ADDRESS_PORT, BY_ADDRESS_TLS_PORT, ID, INSTANCE_A, SECRET, UNVERIFIED, setUp, tearDown, withStdin, type ApiRecord, type Stand } from "./intercept-setup.ts";
 
 const T = 60_000;
 const mount = probeHost().cgroup2;
@@ -279,6 +279,14 @@ describe.skipIf(!can && !process.env.CI)("interception: secrets injected toward 
     expect(await httpLine(other, (l) => l.pid === o.pid)).toMatchObject({ host: ADDR.host, status: 421, outcome: "refused", reason: "host_address_mismatch" });
     await Bun.sleep(300);
     expect(apiRecords(other)).toEqual([]);
+  }, T);
+
+  test("by address over TLS: https://IP (no server_name) is terminated with a leaf for that address, and injected", async () => {
+    const id = testId("by-address-tls");
+    const r = await curl(`https://${ADDR.api}:${BY_ADDRESS_TLS_PORT}/by/address-tls`, "-H", `X-Test-Id: ${id}`);
+    expect(r.status).toBe(200); // curl verified the interception leaf for the IP through CURL_CA_BUNDLE
+    expectInjected(await apiGot(id), null, `${ADDR.api}:${BY_ADDRESS_TLS_PORT}`);
+    expect(await egressLine(r.pid)).toMatchObject({ dst: { addr: ADDR.api, port: BY_ADDRESS_TLS_PORT, name: null }, rule: "partner-api-addr", tls_terminated: true, requests: 1 });
   }, T);
 
   // The re-originated leg must verify the API before a byte of the request (and the secret it

@@ -3,7 +3,10 @@
  * egress listener's hand-over to its conn_close event (conn-audit.ts):
  * - the workload sent plain HTTP: its requests are parsed as they come;
  * - it sent a TLS ClientHello: the session is terminated with the interception CA's leaf for the
- *   name it gave (no SNI: refused, `no_sni`), offering http/1.1 only;
+ *   name it gave, offering http/1.1 only; with no name (a client of https://ADDRESS: an IP
+ *   literal is no server_name, RFC 6066) the leaf names the address the workload dialled (the
+ *   kernel's record, never anything the workload sent), as its one IP SAN, and the requests'
+ *   Host must then be that address (request-policy.ts);
  * then every request is decided, rewritten and re-originated upstream with TLS, or mTLS when the
  * rule has `mtls:` (exchange.ts). Without an interception CA or a secret store the connection is
  * refused (`intercept_unavailable`). Once it is served, a stopping agent ends it after the answer
@@ -81,13 +84,12 @@ export async function serveIntercept(call: InterceptCall): Promise<void> {
     drain: () => exchange?.clientDrain(),
   };
   let client;
-  let sni: string | null = null;
+  const sni: string | null = first.kind === "tls" ? first.serverName : null;
+  const terminated = first.kind === "tls";
   if (first.kind === "tls") {
-    if (first.serverName === null) return refuse("no_sni", "a TLS connection to intercept must name its server (SNI)");
-    sni = first.serverName;
     let leaf: Leaf;
     try {
-      leaf = await ix.leafFor(sni);
+      leaf = await ix.leafFor(sni ?? call.caller.record.address.text);
     } catch (e) {
       return refuse("intercept_unavailable", e instanceof Error ? e.message : String(e));
     }
@@ -95,7 +97,7 @@ export async function serveIntercept(call: InterceptCall): Promise<void> {
   } else {
     client = plainClient(socket, receiver);
   }
-  call.events.open({ ...call.fields, conn_id: connId, tls_terminated: sni !== null });
+  call.events.open({ ...call.fields, conn_id: connId, tls_terminated: terminated });
   exchange = new HttpExchange(
     client.side,
     { from: call.caller.id, address: call.caller.record.address, port: call.caller.record.port, sni },
@@ -112,7 +114,7 @@ export async function serveIntercept(call: InterceptCall): Promise<void> {
       audit: deps.audit,
       ...(deps.accepting !== undefined ? { accepting: () => deps.accepting!() } : {}),
     },
-    (end) => call.events.close({ ...call.fields, conn_id: connId, tls_terminated: sni !== null, ...end }),
+    (end) => call.events.close({ ...call.fields, conn_id: connId, tls_terminated: terminated, ...end }),
   );
   // From here the listener's handlers feed the exchange (through the splice slot they call).
   conn.sp = {
