@@ -46,6 +46,18 @@ function listenText(r: InboundRule): string {
   return `${r.listen.host}:${r.listen.port}`;
 }
 
+/** Why `listen` could not be bound, as `tidegate status` shows it: the errno code, and for the usual ones what it means here. */
+export function bindProblem(e: unknown, listen: string): string {
+  const code = (e as { code?: unknown }).code;
+  if (typeof code !== "string") return e instanceof Error ? e.message : String(e);
+  const why: Record<string, string> = {
+    EADDRINUSE: `another program listens on ${listen}`,
+    EADDRNOTAVAIL: `no interface of this host has the address of ${listen}`,
+    EACCES: `not allowed to bind ${listen}`,
+  };
+  return why[code] !== undefined ? `${code}: ${why[code]}; retried every second` : code;
+}
+
 export class InboundManager {
   private readonly slots = new Map<string, Slot>();
   private readonly verifier = new PeerVerifier();
@@ -96,7 +108,7 @@ export class InboundManager {
       slot.said = null;
       this.o.logger.info("inbound_listening", fields);
     } catch (e) {
-      const detail = (e as { code?: string }).code ?? (e instanceof Error ? e.message : String(e));
+      const detail = bindProblem(e, fields.listen);
       if (slot.said !== detail) this.o.logger.error("inbound_failed", { ...fields, detail, effect: "retried every second" });
       slot.said = detail;
     }
