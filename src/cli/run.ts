@@ -52,7 +52,8 @@ async function prepare(socket: string, workload: string): Promise<CgroupGrant> {
   try {
     res = await callUnix(socket, "the agent", "POST", "/v1/run", { workload });
   } catch (e) {
-    throw new RunCliError("run_agent", `run: cannot reach the agent at ${socket}: ${e instanceof Error ? e.message : String(e)}`);
+    // callUnix's message names the socket already ("cannot reach the agent at PATH: is it running?")
+    throw new RunCliError("run_agent", `run: ${e instanceof Error ? e.message : `cannot reach the agent at ${socket}: ${String(e)}`}`);
   }
   const body = res.body as { error?: { code: string; message: string } } & Partial<CgroupGrant>;
   if (res.status !== 200 || typeof body?.cgroup_dir !== "string") {

@@ -118,6 +118,22 @@ describe("a missing file is a failure naming the file", () => {
   }, T);
 });
 
+describe("tidegate run without an agent", () => {
+  test("says once that it cannot reach the agent, naming the socket, and exits 1", async () => {
+    const runDir = mkdtempSync(join(tmpdir(), "tidegate-test-cli-run-"));
+    try {
+      const r = await tidegate(["run", "--instance", "e2e-cli-noagent", "--run-dir", runDir, "--workload", "w", "--", "/bin/true"]);
+      expect(r.code).toBe(1);
+      expect(r.stderr.match(/cannot reach the agent/g)).toHaveLength(1);
+      expect(r.stderr).toContain(join(runDir, process.getuid?.() === 0 ? "agent.sock" : "run.sock"));
+      expect(r.stderr).toContain("is it running");
+      expect(r.stderr).toContain("[run_agent]");
+    } finally {
+      rmSync(runDir, { recursive: true, force: true });
+    }
+  }, T);
+});
+
 describe("the binary ignores .env and bunfig.toml in its working directory", () => {
   const dir = mkdtempSync(join(tmpdir(), "tidegate-cwd-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
