@@ -57,6 +57,7 @@ describe("rule hits", () => {
       ["blocked", "egress", "deny", 0],
       ["web", "egress", "passthrough", 0],
       ["api", "egress", "intercept", 0],
+      ["fs", "stdio", null, 0],
     ]);
     expect(s.unmatched).toEqual({ connections: 0, requests: 0, kernel: 0 });
     expect(s.recent_denies).toEqual([]);
@@ -143,6 +144,7 @@ describe("rule hits", () => {
     const s = st.status();
     expect(s.rules.find((r) => r.name === "mcp-in")).toMatchObject({ connections: 0, requests: 2, denied: 2 });
     expect(s.rules.find((r) => r.name === "api")).toMatchObject({ requests: 0, denied: 0 });
+    expect(s.rules.find((r) => r.name === "fs")).toMatchObject({ side: "stdio", action: null, requests: 1, denied: 1 });
     expect(s.recent_denies.map((d) => [d.side, d.kind, d.caller, d.destination, d.rule, d.reason])).toEqual([
       ["stdio", "request", "spiffe://example.org/a", "tools/call rm", "fs", "tool_denied"],
       ["inbound", "request", "spiffe://example.org/a", "resources/read file:///etc/secret", "mcp-in", "resource_denied"],

@@ -35,8 +35,8 @@ export const RECENT_DENIES = 20;
 
 export interface RuleCount {
   readonly name: string;
-  readonly side: "egress" | "inbound";
-  /** The egress rule's action; null for an inbound rule (it accepts or refuses callers). */
+  readonly side: "egress" | "inbound" | "stdio";
+  /** The egress rule's action; null for an inbound or stdio rule (it accepts or refuses callers and MCP requests). */
   readonly action: string | null;
   readonly line: number;
   /** connections + requests. */
@@ -76,7 +76,7 @@ export interface Unmatched {
 export interface RuleHitsStatus {
   /** The policy generation the counts are of, and when counting for it began. */
   readonly hits_since: { readonly generation: number; readonly at: string };
-  /** The policy's egress and inbound rules in file order, those with no hits too; empty without a policy. */
+  /** The policy's egress, inbound and stdio rules in file order, those with no hits too; empty without a policy. */
   readonly rules: readonly RuleCount[];
   readonly unmatched: Unmatched;
   /** Newest first. */
@@ -205,6 +205,7 @@ export class RuleHits {
     const rules = [
       ...(policy?.egress ?? []).map((r) => ({ name: r.name, side: "egress" as const, action: r.action as string | null, line: r.line })),
       ...(policy?.inbound ?? []).map((r) => ({ name: r.name, side: "inbound" as const, action: null, line: r.line })),
+      ...(policy?.stdio ?? []).map((r) => ({ name: r.name, side: "stdio" as const, action: null, line: r.line })),
     ]
       .sort((a, b) => a.line - b.line)
       .map((r) => {

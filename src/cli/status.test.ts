@@ -86,6 +86,7 @@ describe("tidegate status screen", () => {
         { name: "blocked", side: "egress" as const, action: "deny", line: 4, hits: 4, connections: 4, requests: 0, denied: 4 },
         { name: "github-api", side: "egress" as const, action: "intercept", line: 8, hits: 13, connections: 1, requests: 12, denied: 2 },
         { name: "mcp-in", side: "inbound" as const, action: null, line: 14, hits: 0, connections: 0, requests: 0, denied: 0 },
+        { name: "fs-readers", side: "stdio" as const, action: null, line: 20, hits: 1, connections: 0, requests: 1, denied: 1 },
       ],
       unmatched: { connections: 2, requests: 0, kernel: 1 },
       // newest first, as the agent sends them: 12 of them, 10 shown
@@ -104,6 +105,7 @@ describe("tidegate status screen", () => {
         "  blocked            deny          4            4         0       4",
         "  github-api         intercept    13            1        12       2",
         "  mcp-in             inbound       0            0         0       0",
+        "  fs-readers         stdio         1            0         1       1",
         "  (no rule)                        2            2         0       2",
         "  (kernel, no rule)                1            1         0       1",
         "recent denies (10 of 12, newest first)",

@@ -52,7 +52,7 @@ function renderRules(c: CaptureStatus, now: number, lines: string[]): void {
   if (!c.policy) lines.push("  none: no policy is loaded");
   const n = (x: number) => String(x);
   const rows: string[][] = [["RULE", "ACTION", "HITS", "CONNECTIONS", "REQUESTS", "DENIED"]];
-  for (const r of c.rules) rows.push([oneLine(r.name), r.action ?? "inbound", n(r.hits), n(r.connections), n(r.requests), n(r.denied)]);
+  for (const r of c.rules) rows.push([oneLine(r.name), r.action ?? r.side, n(r.hits), n(r.connections), n(r.requests), n(r.denied)]);
   rows.push(["(no rule)", "", n(u.connections + u.requests), n(u.connections), n(u.requests), n(u.connections + u.requests)]);
   rows.push(["(kernel, no rule)", "", n(u.kernel), n(u.kernel), "0", n(u.kernel)]);
   lines.push(...table(rows, [false, false, true, true, true, true]));
@@ -122,8 +122,8 @@ export const statusCommand: Command = {
     "Asks the agent over <run-dir>/agent.sock. Healthy means the node SVID and the SVID of every",
     "entry the agent serves are unexpired and the audit log can be written; otherwise each problem",
     "is listed. With capture: the policy in force (and REFUSED, with the error, when the config",
-    "file as last saved did not load), each inbound listener's state, each egress and inbound",
-    "rule's hits since the policy was loaded (a reload starts them again) and the most recent",
+    "file as last saved did not load), each inbound listener's state, each egress, inbound and",
+    "stdio rule's hits since the policy was loaded (a reload starts them again) and the most recent",
     "denies. Exit 0 healthy, 1 unhealthy or when the agent is not running.",
   ].join("\n"),
   options: { json: { type: "boolean", help: "print the agent's status object as JSON" } },
