@@ -24,6 +24,8 @@ export class UpstreamLeg {
   #queue: Uint8Array[] = [];
   #closed = false;
   #gone = false;
+  /** Our side was ended (socket.end): the socket is let go, whoever ended first. */
+  #shut = false;
   #shutdownAfterDrain = false;
   /** The last response ended and both sides keep the connection alive: it may carry another. */
   reusable = false;
@@ -95,11 +97,16 @@ export class UpstreamLeg {
     else this.#shutdownAfterDrain = true;
   }
 
-  /** Closes it for good: it is never reused. */
+  /**
+   * Closes it for good: it is never reused. Also after the upstream ended first: the socket is
+   * half-open (allowHalfOpen), so until our side ends too it stays in CLOSE-WAIT, holding its
+   * descriptor and keeping the process's event loop alive.
+   */
   end(): void {
-    if (this.#closed) return;
     this.#closed = true;
     this.reusable = false;
+    if (this.#shut) return;
+    this.#shut = true;
     this.socket.end();
   }
 
