@@ -63,7 +63,7 @@ describe("renderTool", () => {
   test("a definition not known says why, and whether an agent was asked or its files read", () => {
     const t = { pinned: { hash: H1, definition: null }, waiting: { hash: H2, definition: def("new") } };
     const byAgent = renderTool("s", "echo", t, true);
-    expect(byAgent).toContain("the pinned definition is known by its hash alone: the agent has not been shown it (pinned from a file, or before it kept definitions)");
+    expect(byAgent).toContain("the pinned definition is known by its hash alone: the agent has not been shown it since it began to keep definitions, or it is too large to keep");
     expect(byAgent).toContain('waiting definition:\n  name\n    "echo"\n  description\n    "new"');
     const noAgent = renderTool("s", "echo", { pinned: { hash: H1, definition: null }, waiting: { hash: H2, definition: null } }, false);
     expect(noAgent).toContain("the waiting definition is known by its hash alone: the agent has not been shown it");

@@ -56,7 +56,7 @@ const indented = (text: string, prefix: string) => text.split("\n").map((l) => p
 
 /** Why a definition is not shown: the agent was not shown it (or could not keep it). */
 function unknown(which: string, agent: boolean): string {
-  const why = "the agent has not been shown it (pinned from a file, or before it kept definitions), or it is too large to keep";
+  const why = "the agent has not been shown it since it began to keep definitions, or it is too large to keep";
   return `  the ${which} definition is known by its hash alone: ${why}; it shows here once a client lists the server's tools through tidegate${agent ? "" : " (no agent runs: read from its files)"}`;
 }
 
