@@ -10,7 +10,7 @@ import { statusOf, type AuditStatus } from "./health.ts";
 import { chainPem } from "./svid-cache.ts";
 import type { Enforcer } from "./enforcer.ts";
 import { TidegateError } from "../errors.ts";
-import { sha256Hex, type PinnedDefinition } from "../mcp/index.ts";
+import { parsedPins, sha256Hex } from "../mcp/index.ts";
 
 export interface CaptureAccess {
   readonly enforcer: Enforcer | null;
@@ -83,8 +83,7 @@ export function adminApp(core: AgentCore, now: () => number, capture: CaptureAcc
     if (server === undefined || tool === undefined) return fail(400, "bad_request", "agent: GET /v1/mcp/tool needs ?server=NAME&tool=NAME");
     const entry = e.pins.entry(server, tool);
     if (entry === null) return fail(404, "mcp_tool_unknown", `agent: no pin of tool ${JSON.stringify(tool.slice(0, 128))} for server ${JSON.stringify(server.slice(0, 256))}`);
-    const shown = (d: PinnedDefinition | null) => (d === null ? null : { hash: d.hash, definition: d.definition === null ? null : (JSON.parse(d.definition) as unknown) });
-    return c.json({ server, tool, pinned: shown(entry.pinned), waiting: shown(entry.waiting) });
+    return c.json({ server, tool, ...parsedPins(entry) });
   });
   app.post("/v1/mcp/approve", async (c) => {
     const e = capture.enforcer;

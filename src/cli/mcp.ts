@@ -10,7 +10,7 @@ import type { Command, Context } from "./command.ts";
 import { UsageError } from "./usage-error.ts";
 import { callUnix, nobodyListens } from "../runtime/unix-http.ts";
 import { readPins, readPinsWithDefinitions, writeDefinitions, writePins } from "../agent/mcp-pins.ts";
-import { PinBook, sha256Hex, toolDefinitionText, type PinBookData, type PinnedDefinition } from "../mcp/index.ts";
+import { parsedPins, PinBook, sha256Hex, toolDefinitionText, type PinBookData } from "../mcp/index.ts";
 import { readInputFile } from "./files.ts";
 import { renderPins, renderTool, safeJson, type ShownTool } from "./mcp-show.ts";
 import { TidegateError } from "../errors.ts";
@@ -48,8 +48,7 @@ function serverArgument(verb: string, positionals: readonly string[], max: numbe
 async function toolPins(ctx: Context, r: Reach, server: string, tool: string): Promise<ShownTool | null> {
   if (!r.agent) {
     const e = readPinsWithDefinitions(ctx.places.stateDir).entry(server, tool);
-    const shown = (d: PinnedDefinition | null) => (d === null ? null : { hash: d.hash, definition: d.definition === null ? null : (JSON.parse(d.definition) as Record<string, unknown>) });
-    return e === null ? null : { pinned: shown(e.pinned), waiting: shown(e.waiting) };
+    return e === null ? null : parsedPins(e);
   }
   const res = await callUnix(r.socket, "the agent", "GET", `/v1/mcp/tool?server=${encodeURIComponent(server)}&tool=${encodeURIComponent(tool)}`);
   if (res.status === 404) return null;

@@ -10,6 +10,7 @@ export {
   lastChunk,
   serializeRequestHead,
   serializeResponseHead,
+  refusalResponse,
   wholeResponse,
   type RequestHeadInit,
   type ResponseHeadInit,

@@ -188,3 +188,8 @@ export function wholeResponse(status: number, contentType: string, body: Uint8Ar
   out.set(body, head.length);
   return out;
 }
+
+/** A refusal tidegate answers itself: `status`, the body `tidegate: REASON` as text/plain, and `Connection: close`. */
+export function refusalResponse(status: number, reason: string): Uint8Array {
+  return wholeResponse(status, "text/plain", new TextEncoder().encode(`tidegate: ${reason}\n`), false);
+}

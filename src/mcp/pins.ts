@@ -60,6 +60,12 @@ export interface ToolPins {
   readonly waiting: PinnedDefinition | null;
 }
 
+/** A tool's pins with each kept definition parsed back into its members, as agent.sock's GET /v1/mcp/tool answers and `mcp tools SERVER TOOL` reads. */
+export function parsedPins(e: ToolPins): { pinned: { hash: string; definition: Record<string, unknown> | null } | null; waiting: { hash: string; definition: Record<string, unknown> | null } | null } {
+  const parsed = (d: PinnedDefinition | null) => (d === null ? null : { hash: d.hash, definition: d.definition === null ? null : (JSON.parse(d.definition) as Record<string, unknown>) });
+  return { pinned: parsed(e.pinned), waiting: parsed(e.waiting) };
+}
+
 const HEX64 = /^[0-9a-f]{64}$/;
 /** Tools kept per server (pinned and waiting); a server listing more gets the others hidden and refused, unrecorded. */
 export const MAX_TOOLS_PER_SERVER = 1024;

@@ -23,7 +23,7 @@
  *    (upstream.ts); `intercept` (and `inspect`, a rule with http conditions) hands the connection
  *    to intercept/serve.ts, which decides, rewrites and re-originates every HTTP request on it.
  * A connection refused at steps 3 and 4 whose first bytes were a whole plain HTTP request head is
- * answered before it is closed (`refusalAnswer`): `403` with the body `tidegate: REASON` for a
+ * answered before it is closed (`refusalResponse`): `403` with the body `tidegate: REASON` for a
  * policy refusal, `400` for a head that breaks HTTP/1.1, `502` for a name that could not be
  * looked up; the workload learns it was refused and why, instead of a reset. A TLS or raw one is
  * closed: there is nothing it would read.
@@ -67,7 +67,7 @@ import { readCaFile } from "./ca-file.ts";
 import { serveIntercept, type InterceptDeps } from "./intercept/serve.ts";
 import { DEFAULT_PROXY_SETTINGS, type KeyExchange, type ProxySettings } from "../policy/model.ts";
 import { InFlight, type Tracked } from "./in-flight.ts";
-import { wholeResponse } from "../http1/index.ts";
+import { refusalResponse } from "../http1/index.ts";
 import { expiryFields, Watchdog } from "./watchdog.ts";
 
 export const PEEK_TIMEOUT_MS = 300;
@@ -240,11 +240,6 @@ function joined(c: Conn): Uint8Array {
   return out;
 }
 
-/** What a plain HTTP workload refused before anything was forwarded gets: `status`, `tidegate: REASON`, and the connection closed. */
-function refusalAnswer(status: number, reason: string): Uint8Array {
-  return wholeResponse(status, "text/plain", new TextEncoder().encode(`tidegate: ${reason}\n`), false);
-}
-
 export function startEgressListener(port: number, deps: EgressDeps): EgressListener {
   const legDeps = { sessions: new SessionCache(), verifier: new PeerVerifier() };
   const settle = (c: Conn, r: PeekResult | PeekError) => {
@@ -290,7 +285,7 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
     const first = await c.peeked.promise;
     if (first instanceof PeekError) {
       log({ ...caller.fields, outcome: "refused", reason: first.code, detail: first.message });
-      if (first.code.startsWith("peek_http_")) socket.write(refusalAnswer(400, first.code));
+      if (first.code.startsWith("peek_http_")) socket.write(refusalResponse(400, first.code));
       socket.end();
       return;
     }
@@ -311,7 +306,7 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
     }
     if (d.upstream === null || c.closed) {
       log({ ...caller.fields, ...d.fields, ...(c.closed && d.upstream !== null ? { outcome: "client_gone" } : {}) });
-      if (first.kind === "http" && !c.closed && d.fields.outcome === "refused" && typeof d.fields.reason === "string") socket.write(refusalAnswer(d.fields.reason === "dns_failed" ? 502 : 403, d.fields.reason));
+      if (first.kind === "http" && !c.closed && d.fields.outcome === "refused" && typeof d.fields.reason === "string") socket.write(refusalResponse(d.fields.reason === "dns_failed" ? 502 : 403, d.fields.reason));
       socket.end();
       return;
     }

@@ -51,7 +51,7 @@ import { withXfcc, xfccValue, XfccRewriter, type Rewritten } from "./xfcc.ts";
 import type { PinStore } from "../mcp/index.ts";
 import { openGate } from "./mcp/gate-rule.ts";
 import { McpRelay } from "./mcp/relay.ts";
-import { RequestParser, wholeResponse, type Header } from "../http1/index.ts";
+import { refusalResponse, RequestParser, type Header } from "../http1/index.ts";
 import { DEFAULT_PROXY_SETTINGS, type ProxySettings } from "../policy/model.ts";
 import { InFlight, type Tracked } from "./in-flight.ts";
 import { expiryFields, Watchdog } from "./watchdog.ts";
@@ -113,7 +113,7 @@ interface Conn {
 }
 
 /** What an HTTP rule's client gets when the backend cannot be reached. */
-const BACKEND_FAILED = wholeResponse(502, "text/plain", new TextEncoder().encode("tidegate: backend_failed\n"), false);
+const BACKEND_FAILED = refusalResponse(502, "backend_failed");
 
 interface BackendData {
   sp: Splice | null;

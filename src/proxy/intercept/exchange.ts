@@ -36,7 +36,7 @@
  * One `http_request` audit event per request: method, host, path (never the query), rule, status,
  * the secrets injected (by name), body bytes each way, duration.
  */
-import { lastChunk, encodeChunk, RequestParser, serializeRequestHead, serializeResponseHead, wholeResponse, type RequestEvent, type RequestHead, type ResponseEvent, type ResponseHead } from "../../http1/index.ts";
+import { lastChunk, encodeChunk, RequestParser, serializeRequestHead, serializeResponseHead, refusalResponse, type RequestEvent, type RequestHead, type ResponseEvent, type ResponseHead } from "../../http1/index.ts";
 import type { Audit } from "../../audit/sink/audit-log.ts";
 import { hex } from "../peer-tls.ts";
 import { openUpstream, sessionKeyOf, type UpstreamDeps, type UpstreamTls } from "../upstream.ts";
@@ -202,7 +202,7 @@ export class HttpExchange implements LegOwner {
     const r = this.req;
     const reason = String(why.reason ?? "");
     if (this.logCut(why, status)) {
-      this.client.write(wholeResponse(status, "text/plain", new TextEncoder().encode(`tidegate: ${reason}\n`), false));
+      this.client.write(refusalResponse(status, reason));
       return this.finish(why);
     }
     this.finish(why, r !== null || this.tunnel !== null);
@@ -655,7 +655,7 @@ export class HttpExchange implements LegOwner {
     // A request already sent upstream whose body then broke HTTP/1.1: its line says so; the leg is
     // closed mid-request, so the upstream never sees it complete.
     if (log && r !== null) this.logRequest(r.head, r.started, { status, outcome, reason, detail, rule: r.verdict.rule.name, host: r.verdict.name, path: r.verdict.path, ...bodyBytes(r) });
-    this.client.write(wholeResponse(status, "text/plain", new TextEncoder().encode(`tidegate: ${reason}\n`), false));
+    this.client.write(refusalResponse(status, reason));
     this.finish({ outcome, reason, detail });
   }
 

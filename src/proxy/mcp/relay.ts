@@ -21,7 +21,7 @@
  *   from the backend that breaks HTTP/1.1 (502, `backend_bad_answer`) or that ends before it
  *   began (502, `backend_closed`).
  */
-import { RequestParser, ResponseParser, serializeRequestHead, wholeResponse, type Header, type RequestEvent, type RequestHead, type ResponseEvent } from "../../http1/index.ts";
+import { RequestParser, ResponseParser, serializeRequestHead, refusalResponse, type Header, type RequestEvent, type RequestHead, type ResponseEvent } from "../../http1/index.ts";
 import type { McpGate } from "../../mcp/index.ts";
 import { BodyBuffer, concatBytes, gateRequest, MAX_MCP_BODY, McpResponse } from "./http-filter.ts";
 import { HeadDeadline } from "../head-deadline.ts";
@@ -240,7 +240,7 @@ export class McpRelay {
   /** Answers `status` here, then closes: nothing later is read. */
   private refuse(status: number, reason: string, detail: string): void {
     if (this.done) return;
-    this.out.toClient(wholeResponse(status, "text/plain", new TextEncoder().encode(`tidegate: ${reason}\n`), false));
+    this.out.toClient(refusalResponse(status, reason));
     this.abort(reason, detail);
   }
 
