@@ -16,7 +16,7 @@
  * reason. Pins of another layout stop the agent (CaptureError): it never runs beside enforcement
  * it does not understand.
  */
-import { openGate } from "../proxy/mcp/gate-rule.ts";
+import { closedRule, following, gateRule, openGate } from "../proxy/mcp/gate-rule.ts";
 import { SecretWatch } from "./secret-watch.ts";
 import type { Audit } from "../audit/sink/audit-log.ts";
 import { existsSync } from "node:fs";
@@ -137,9 +137,18 @@ export class Enforcer {
     if (server.id === null) return no("run_mcp_no_identity", `workload ${workload} has no identity (${server.why}), so no stdio rule can name it`);
     const caller = await this.enforcement.identifyPid(callerPid, callerUid);
     if (!caller.ok) return no("run_mcp_caller_unknown", `the calling process (pid ${callerPid}) has no identity: ${caller.detail} (${caller.reason})`);
-    const rule = stdioRuleFor(policy, SpiffeId.parse(caller.id), server.id);
-    if (rule === null) return no("run_mcp_no_rule", `no stdio rule lets ${caller.id} use ${server.id.toString()}`);
-    const gate = openGate(rule, { caller: caller.id, server: server.id.toString(), connId: hex(randomConnectionId()) }, this.o.audit, this.pins);
+    const callerId = SpiffeId.parse(caller.id);
+    const serverId = server.id;
+    const rule = stdioRuleFor(policy, callerId, serverId);
+    if (rule === null) return no("run_mcp_no_rule", `no stdio rule lets ${caller.id} use ${serverId.toString()}`);
+    // Each message under the rule in force then: a reload that narrows the rule applies to the
+    // next request, and one that leaves no rule for this pair refuses every request after it.
+    const gone = closedRule(rule.name, "rule_removed", `tidegate: no stdio rule lets ${caller.id} use ${serverId.toString()} any more (a policy reload); this server takes no more requests`);
+    const current = following(() => this.holder.policy ?? policy, (p) => {
+      const r = stdioRuleFor(p, callerId, serverId);
+      return r === null ? gone : gateRule(r);
+    });
+    const gate = openGate(current, { caller: caller.id, server: serverId.toString(), connId: hex(randomConnectionId()) }, this.o.audit, this.pins);
     return { gate, rule: rule.name, caller: caller.id, server: server.id.toString() };
   }
 

@@ -7,7 +7,9 @@
  * - a rule that changed but kept its listen address and `id` is swapped into the running listener
  *   (new connections see the new `allow`, `forward` and `proxy_protocol`); one whose address or
  *   `id` changed is restarted; a rule that is gone stops its listener (`inbound_stopped`);
- *   connections in flight finish on the rule they started with.
+ *   connections in flight go on, and their MCP conversations follow the rule in force (a
+ *   narrowed `mcp:` or `allow` applies to their next request; a removed or restarted rule's take
+ *   no more requests).
  * A stopping agent calls `stopAccepting` (every port closed, sync does nothing more), waits while
  * `inFlight` counts connections of any listener, stopped ones included, and `endAll` cuts the rest.
  */
@@ -67,8 +69,10 @@ export class InboundManager {
 
   constructor(private readonly o: { identity: IdentitySource; logger: Logger; audit: Audit; pins?: PinStore; accepting?: () => boolean; timeouts?: () => ProxySettings }) {}
 
-  private retire(l: InboundListener): void {
-    l.stop();
+  /** `removed`: the policy dropped the listener's rule (not a stopping agent): its MCP conversations take no more requests. */
+  private retire(l: InboundListener, removed = false): void {
+    if (removed) l.remove();
+    else l.stop();
     this.retired.push(l);
   }
 
@@ -78,7 +82,7 @@ export class InboundManager {
     const wanted = new Map((policy?.inbound ?? []).map((r) => [keyOf(r), r]));
     for (const [key, slot] of this.slots) {
       if (wanted.has(key)) continue;
-      if (slot.listener !== null) this.retire(slot.listener);
+      if (slot.listener !== null) this.retire(slot.listener, true);
       this.slots.delete(key);
       this.o.logger.info("inbound_stopped", { rule: slot.rule.name, listen: listenText(slot.rule) });
     }

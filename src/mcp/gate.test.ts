@@ -328,3 +328,70 @@ test("McpGate: a tools/list result keeps exactly the allowed tools, in order, an
     { numRuns: fuzzRuns(200) },
   );
 });
+
+describe("McpGate under a rule that changes (a reload)", () => {
+  /** A gate whose rule is the variable `now`, asked at each message. */
+  function live(first: GateRule) {
+    let now = first;
+    const events: Event[] = [];
+    const g = new McpGate({ caller: "spiffe://example.org/agent", server: "spiffe://example.org/mcp/fs", connId: "c1", rule: () => now }, { pins: null, audit: (type, fields) => events.push({ type, fields }), now: () => 0 });
+    return { g, events, set: (r: GateRule) => void (now = r) };
+  }
+  const open: GateRule = { name: "r1", tools: null };
+  const narrowed: GateRule = { name: "r2", tools: toolDecider({ allow: null, deny: new Set(["write"]) }) };
+  const closed: GateRule = { name: "r1", tools: null, closed: { reason: "rule_removed", message: "tidegate: rule r1 was removed" } };
+
+  test("the next tools/call is decided by the rule in force then; a call let through before logs the rule that let it", async () => {
+    const { g, events, set } = live(open);
+    assert.equal((await g.fromClient(call(1, "write"))).pass, true);
+    set(narrowed);
+    const v = await g.fromClient(call(2, "write"));
+    assert.equal(v.pass ? "passed" : v.reason, "tool_denied");
+    assert.match(v.pass ? "" : v.answer!.error.message, /rule r2/);
+    await g.fromServer(result(1, { content: [] }));
+    assert.deepEqual(events.map((e) => [e.fields.decision, e.fields.rule]), [["deny", "r2"], ["allow", "r1"]]);
+  });
+
+  test("a list result is filtered by the rule in force when it arrives", async () => {
+    const { g, set } = live(open);
+    assert.equal((await g.fromServer(result(1, { tools: [tool("read"), tool("write")] }))).kind, "same");
+    set(narrowed);
+    const v = await g.fromServer(result(2, { tools: [tool("read"), tool("write")] }));
+    assert.deepEqual(v.kind === "replace" ? (JSON.parse(v.text) as { result: { tools: { name: string }[] } }).result.tools.map((t) => t.name) : v.kind, ["read"]);
+  });
+
+  test("closed: every request is refused with its reason and message (tool calls logged deny, resources and prompts mcp_denied), a notification dropped, lists emptied; an answer to a request let through before still passes", async () => {
+    const { g, events, set } = live(open);
+    assert.equal((await g.fromClient(call(1, "read"))).pass, true);
+    set(closed);
+    for (const [id, text] of [
+      [2, call(2, "read")],
+      [3, req(3, "tools/list")],
+      [4, req(4, "resources/read", { uri: "file:///a" })],
+      [5, req(5, "prompts/get", { name: "p" })],
+      [6, req(6, "initialize", { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "c", version: "1" } })],
+    ] as const) {
+      const v = await g.fromClient(text);
+      assert.equal(v.pass ? "passed" : v.reason, "rule_removed", text);
+      assert.deepEqual(v.pass ? null : [v.answer!.id, v.answer!.error.code, v.answer!.error.message], [id, POLICY_DENIED, "tidegate: rule r1 was removed"]);
+    }
+    const n = await g.fromClient(JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }));
+    assert.deepEqual(n.pass ? "passed" : [n.reason, n.answer], ["rule_removed", null]);
+    const answer = await g.fromClient(result("s1", { roots: [] }));
+    assert.equal(answer.pass, true, "the client's answer to a server request passes");
+    const listed = await g.fromServer(result(9, { tools: [tool("read")], resources: [], prompts: [{ name: "p" }] }));
+    assert.deepEqual(listed.kind === "replace" ? (JSON.parse(listed.text) as { result: unknown }).result : listed.kind, { tools: [], resources: [], prompts: [] });
+    assert.equal((await g.fromServer(result(1, { content: [] }))).kind, "same");
+    assert.deepEqual(
+      events.map((e) => [e.type, e.fields.decision ?? e.fields.method, e.fields.reason ?? null]),
+      [["tool_call", "deny", "rule_removed"], ["mcp_denied", "resources/read", "rule_removed"], ["mcp_denied", "prompts/get", "rule_removed"], ["tool_call", "allow", null]],
+    );
+  });
+
+  test("closed and then open again (a reload that brings the rule back): requests pass again", async () => {
+    const { g, set } = live(closed);
+    assert.equal((await g.fromClient(call(1, "read"))).pass, false);
+    set(open);
+    assert.equal((await g.fromClient(call(2, "read"))).pass, true);
+  });
+});

@@ -16,6 +16,9 @@
  *   `tool_not_allowed`), or whose definition changed since it was pinned and waits for approval
  *   (`tool_changed`): error POLICY_DENIED, naming the tool and the rule.
  * Everything else passes: other requests, notifications, and the client's answers to the server.
+ * The rule is asked at each message (GateContext.rule may be a function), so a reload applies to
+ * the next one; a `closed` rule (no rule lets the conversation go on) refuses every request with
+ * its reason and asks the carrier to close (`close`).
  *
  * - a resources/read, resources/subscribe or resources/unsubscribe of a URI `mcp.resources`
  *   refuses (decided on the URI normalized by resource-uri.ts; one it refuses to normalize, with
@@ -62,6 +65,13 @@ export interface GateRule {
   readonly resources?: ((uri: string) => ToolDecision) | null;
   /** `mcp.prompts`, over prompt names; absent or null: every prompt. */
   readonly prompts?: ((name: string) => ToolDecision) | null;
+  /**
+   * Set when no rule lets the conversation go on (a reload removed the rule, or the caller from
+   * it): every request is refused with POLICY_DENIED, this reason and this message; a
+   * notification is dropped; list results come back empty. Answers to requests let through before
+   * still pass, and the client's answers to the server's requests.
+   */
+  readonly closed?: { readonly reason: string; readonly message: string } | null;
 }
 
 /** What a rule decides over, the member of a list result holding it, and the member naming an item. */
@@ -81,7 +91,8 @@ export interface GateContext {
   /** The server's SPIFFE ID, or for an intercepted third party the rule's name: the pin key. */
   readonly server: string;
   readonly connId: string | null;
-  readonly rule: GateRule;
+  /** The rule in force, or a function giving it: asked at each message, so a reload applies to the conversation's next one. */
+  readonly rule: GateRule | (() => GateRule);
 }
 
 export interface GateDeps {
@@ -97,8 +108,8 @@ export interface GateDeps {
 
 export type ClientVerdict =
   | { readonly pass: true; readonly message: McpMessage }
-  /** `answer` null: a refused notification, which gets no answer. */
-  | { readonly pass: false; readonly answer: JsonRpcErrorResponse | null; readonly reason: string };
+  /** `answer` null: a refused notification, which gets no answer. `close`: the conversation takes no more requests (the rule is `closed`); a carrier that can end it does. */
+  | { readonly pass: false; readonly answer: JsonRpcErrorResponse | null; readonly reason: string; readonly close?: true };
 
 export type ServerVerdict =
   | { readonly kind: "same"; readonly message: McpMessage }
@@ -107,6 +118,8 @@ export type ServerVerdict =
 
 interface Pending {
   readonly tool: string | null;
+  /** The rule that let it through, which its tool_call event names. */
+  readonly rule: string;
   readonly argsSha256: string;
   readonly started: number;
 }
@@ -121,9 +134,21 @@ export class McpGate {
     private readonly deps: GateDeps,
   ) {}
 
+  /** Why the conversation takes no more requests (the rule in force is `closed`), or null. */
+  closedNow(): { readonly reason: string; readonly message: string } | null {
+    return this.ruleNow().closed ?? null;
+  }
+
+  /** The rule in force now. */
+  private ruleNow(): GateRule {
+    const r = this.ctx.rule;
+    return typeof r === "function" ? r() : r;
+  }
+
   /** `headers`: the HTTP request's, checked against the body when it has Mcp-* headers (headers.ts). */
   async fromClient(bytes: Uint8Array | string, headers?: HeaderSource): Promise<ClientVerdict> {
     let m: McpMessage;
+    const rule = this.ruleNow();
     try {
       m = parseMessage(bytes, { ...this.deps.limits, freeze: false });
       if (headers !== undefined && (m.kind === "request" || m.kind === "notification")) {
@@ -136,38 +161,45 @@ export class McpGate {
       if (m.kind === "notification" && !m.method.startsWith("notifications/")) {
         return { pass: false, answer: jsonRpcError(null, INVALID_REQUEST, `tidegate: a notification of ${JSON.stringify(m.method.slice(0, 64))} (a client's notifications are notifications/*)`), reason: "mcp_bad_notification" };
       }
+      if (rule.closed && m.kind === "notification") return { pass: false, answer: null, reason: rule.closed.reason, close: true };
       if (m.kind !== "request") return { pass: true, message: m };
       if (this.pending.size >= MAX_PENDING) return { pass: false, answer: jsonRpcError(m.id, INVALID_REQUEST, `tidegate: over ${MAX_PENDING} requests waiting for their answers`), reason: "mcp_too_many_pending" };
       if (this.pending.has(m.id)) return { pass: false, answer: jsonRpcError(m.id, INVALID_REQUEST, `tidegate: request id ${JSON.stringify(m.id)} is already waiting for its answer`), reason: "mcp_duplicate_id" };
       const c = await classify(m, this.deps.sha256);
       const named: [Kind, string] | null =
         c.kind === "resource_read" ? ["resource", c.uri] : c.kind === "prompt_get" ? ["prompt", c.name] : URI_METHODS.has(m.method) && typeof m.params?.uri === "string" ? ["resource", m.params.uri] : null;
+      if (rule.closed) {
+        const { reason, message } = rule.closed;
+        if (c.kind === "tool_call") this.logCall(rule.name, c.tool, c.argsSha256, "deny", null, null, { reason });
+        else if (named !== null) this.logDenied(rule.name, m.method, named[1], reason);
+        return { pass: false, answer: jsonRpcError(m.id, POLICY_DENIED, message, { reason, rule: rule.name }), reason, close: true };
+      }
       if (named !== null) {
         const [kind, raw] = named;
-        const what = kind === "resource" && KINDS.resource.filter(this.ctx.rule) !== null ? normalizeResourceUri(raw) : raw;
+        const what = kind === "resource" && KINDS.resource.filter(rule) !== null ? normalizeResourceUri(raw) : raw;
         if (what === null) {
-          const text = `tidegate: resource ${JSON.stringify(raw.slice(0, 256))} is not a URI rule ${this.ctx.rule.name} can decide (dot segments, encoded slashes, no scheme)`;
-          this.logDenied(m.method, raw, "resource_bad_uri");
-          return { pass: false, answer: jsonRpcError(m.id, POLICY_DENIED, text, { reason: "resource_bad_uri", rule: this.ctx.rule.name }), reason: "resource_bad_uri" };
+          const text = `tidegate: resource ${JSON.stringify(raw.slice(0, 256))} is not a URI rule ${rule.name} can decide (dot segments, encoded slashes, no scheme)`;
+          this.logDenied(rule.name, m.method, raw, "resource_bad_uri");
+          return { pass: false, answer: jsonRpcError(m.id, POLICY_DENIED, text, { reason: "resource_bad_uri", rule: rule.name }), reason: "resource_bad_uri" };
         }
-        const d = KINDS[kind].filter(this.ctx.rule)?.(what) ?? "allowed";
+        const d = KINDS[kind].filter(rule)?.(what) ?? "allowed";
         if (d !== "allowed") {
           const reason = `${kind}_${d === "denied" ? "denied" : "not_allowed"}`;
-          const text = `tidegate: ${kind} ${JSON.stringify(what.slice(0, 256))} is ${d === "denied" ? "denied" : "not allowed"} by rule ${this.ctx.rule.name}`;
-          this.logDenied(m.method, what, reason);
-          return { pass: false, answer: jsonRpcError(m.id, POLICY_DENIED, text, { reason, rule: this.ctx.rule.name, [kind]: what }), reason };
+          const text = `tidegate: ${kind} ${JSON.stringify(what.slice(0, 256))} is ${d === "denied" ? "denied" : "not allowed"} by rule ${rule.name}`;
+          this.logDenied(rule.name, m.method, what, reason);
+          return { pass: false, answer: jsonRpcError(m.id, POLICY_DENIED, text, { reason, rule: rule.name, [kind]: what }), reason };
         }
       }
       if (c.kind !== "tool_call") {
-        this.pending.set(m.id, { tool: null, argsSha256: "", started: 0 });
+        this.pending.set(m.id, { tool: null, rule: rule.name, argsSha256: "", started: 0 });
         return { pass: true, message: m };
       }
-      const refusal = this.refusal(c.tool);
+      const refusal = this.refusal(rule, c.tool);
       if (refusal !== null) {
-        this.logCall(c.tool, c.argsSha256, "deny", null, null, { reason: refusal.reason });
-        return { pass: false, answer: jsonRpcError(m.id, POLICY_DENIED, refusal.message, { reason: refusal.reason, rule: this.ctx.rule.name, tool: c.tool }), reason: refusal.reason };
+        this.logCall(rule.name, c.tool, c.argsSha256, "deny", null, null, { reason: refusal.reason });
+        return { pass: false, answer: jsonRpcError(m.id, POLICY_DENIED, refusal.message, { reason: refusal.reason, rule: rule.name, tool: c.tool }), reason: refusal.reason };
       }
-      this.pending.set(m.id, { tool: c.tool, argsSha256: c.argsSha256, started: this.deps.now() });
+      this.pending.set(m.id, { tool: c.tool, rule: rule.name, argsSha256: c.argsSha256, started: this.deps.now() });
       return { pass: true, message: m };
     } catch (e) {
       if (!(e instanceof McpError)) throw e;
@@ -175,9 +207,9 @@ export class McpGate {
     }
   }
 
-  private refusal(tool: string): { reason: string; message: string } | null {
-    const rule = this.ctx.rule.name;
-    const d = this.ctx.rule.tools?.(tool) ?? "allowed";
+  private refusal(r: GateRule, tool: string): { reason: string; message: string } | null {
+    const rule = r.name;
+    const d = r.tools?.(tool) ?? "allowed";
     if (d === "denied") return { reason: "tool_denied", message: `tidegate: tool ${tool} is denied by rule ${rule}` };
     if (d === "not_allowed") return { reason: "tool_not_allowed", message: `tidegate: tool ${tool} is not allowed by rule ${rule}` };
     if (this.deps.pins?.waiting(this.ctx.server, tool) === true) {
@@ -199,13 +231,14 @@ export class McpGate {
     if (m.id !== null) this.pending.delete(m.id);
     if (p !== undefined && p.tool !== null) {
       const isError = m.kind === "error" || (isJsonObject(m.result) && m.result.isError === true);
-      this.logCall(p.tool, p.argsSha256, "allow", this.deps.now() - p.started, isError);
+      this.logCall(p.rule, p.tool, p.argsSha256, "allow", this.deps.now() - p.started, isError);
     }
     if (m.kind !== "result" || !isJsonObject(m.result)) return { kind: "same", message: m };
     let result: Readonly<Record<string, unknown>> = m.result;
     let changed = false;
+    const rule = this.ruleNow();
     for (const kind of Object.keys(KINDS) as Kind[]) {
-      const filtered = await this.filterList(kind, result);
+      const filtered = await this.filterList(rule, kind, result);
       if (filtered !== null) {
         result = filtered;
         changed = true;
@@ -216,30 +249,31 @@ export class McpGate {
   }
 
   /** `result` without the items of `kind` the rule (or, for tools, the pins) hides; null when nothing was removed or it has no such list. */
-  private async filterList(kind: Kind, result: Readonly<Record<string, unknown>>): Promise<Readonly<Record<string, unknown>> | null> {
+  private async filterList(rule: GateRule, kind: Kind, result: Readonly<Record<string, unknown>>): Promise<Readonly<Record<string, unknown>> | null> {
     const { list, key, filter } = KINDS[kind];
     const listed = result[list];
     if (!Array.isArray(listed)) return null;
-    const decide = filter(this.ctx.rule);
+    if (rule.closed) return listed.length === 0 ? null : Object.freeze({ ...result, [list]: Object.freeze([]) });
+    const decide = filter(rule);
     if (decide === null && kind !== "tool" && listed.every((t) => isJsonObject(t) && typeof t[key] === "string")) return null;
     const kept: unknown[] = [];
     for (const t of listed as readonly unknown[]) {
       if (!isJsonObject(t) || typeof t[key] !== "string") continue;
       const name = kind === "resource" && decide !== null ? normalizeResourceUri(t[key] as string) : (t[key] as string);
       if (name === null || (decide?.(name) ?? "allowed") !== "allowed") continue;
-      if (kind === "tool" && this.deps.pins !== null && !(await this.pinned(name, t))) continue;
+      if (kind === "tool" && this.deps.pins !== null && !(await this.pinned(rule.name, name, t))) continue;
       if (kind === "tool" && (this.paramPaths.has(name) || this.paramPaths.size < MAX_TOOLS_PER_SERVER)) this.paramPaths.set(name, paramPathsOf(t.inputSchema));
       kept.push(t);
     }
     return kept.length === listed.length ? null : Object.freeze({ ...result, [list]: Object.freeze(kept) });
   }
 
-  private async pinned(name: string, tool: unknown): Promise<boolean> {
+  private async pinned(rule: string, name: string, tool: unknown): Promise<boolean> {
     const text = toolDefinitionText(tool);
     const hash = await sha256Hex(text);
     const v = this.deps.pins!.see(this.ctx.server, name, hash, text);
     if (v.state === "pinned") return true;
-    if (v.news) this.deps.audit("tool_definition_changed", { server_id: this.ctx.server, tool: name, old_sha256: v.old, new_sha256: hash, rule: this.ctx.rule.name });
+    if (v.news) this.deps.audit("tool_definition_changed", { server_id: this.ctx.server, tool: name, old_sha256: v.old, new_sha256: hash, rule });
     return false;
   }
 
@@ -257,23 +291,23 @@ export class McpGate {
     const p = this.pending.get(id);
     if (p === undefined) return;
     this.pending.delete(id);
-    if (p.tool !== null) this.logCall(p.tool, p.argsSha256, "allow", null, null, { outcome: "no_answer" });
+    if (p.tool !== null) this.logCall(p.rule, p.tool, p.argsSha256, "allow", null, null, { outcome: "no_answer" });
   }
 
   /** The connection ended: calls still waiting for an answer are logged without one. */
   close(): void {
-    for (const p of this.pending.values()) if (p.tool !== null) this.logCall(p.tool, p.argsSha256, "allow", null, null, { outcome: "no_answer" });
+    for (const p of this.pending.values()) if (p.tool !== null) this.logCall(p.rule, p.tool, p.argsSha256, "allow", null, null, { outcome: "no_answer" });
     this.pending.clear();
   }
 
   /** A refused resource or prompt request; a URI without its query or fragment, which may carry a credential. */
-  private logDenied(method: string, target: string, reason: string): void {
+  private logDenied(rule: string, method: string, target: string, reason: string): void {
     const cut = target.search(/[?#]/);
     const shown = (cut < 0 ? target : target.slice(0, cut)).slice(0, MAX_LOGGED_TARGET);
-    this.deps.audit("mcp_denied", { conn_id: this.ctx.connId, caller_id: this.ctx.caller, server_id: this.ctx.server, method, target: shown.length > 0 ? shown : "(empty)", rule: this.ctx.rule.name, reason });
+    this.deps.audit("mcp_denied", { conn_id: this.ctx.connId, caller_id: this.ctx.caller, server_id: this.ctx.server, method, target: shown.length > 0 ? shown : "(empty)", rule, reason });
   }
 
-  private logCall(tool: string, argsSha256: string, decision: "allow" | "deny", duration: number | null, isError: boolean | null, extra: Record<string, unknown> = {}): void {
+  private logCall(rule: string, tool: string, argsSha256: string, decision: "allow" | "deny", duration: number | null, isError: boolean | null, extra: Record<string, unknown> = {}): void {
     this.deps.audit("tool_call", {
       conn_id: this.ctx.connId,
       caller_id: this.ctx.caller,
@@ -281,7 +315,7 @@ export class McpGate {
       tool,
       args_sha256: argsSha256,
       decision,
-      rule: this.ctx.rule.name,
+      rule,
       duration_ms: duration === null ? null : Math.max(0, Math.round(duration * 1000) / 1000),
       is_error: isError,
       ...extra,

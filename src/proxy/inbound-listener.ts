@@ -49,7 +49,8 @@ import { encodeProxyV2, ProxyV2Error } from "./proxy-v2.ts";
 import { endOf, splice, type Splice } from "./splice.ts";
 import { withXfcc, xfccValue, XfccRewriter, type Rewritten } from "./xfcc.ts";
 import type { PinStore } from "../mcp/index.ts";
-import { openGate } from "./mcp/gate-rule.ts";
+import { closedRule, following, gateRule, openGate } from "./mcp/gate-rule.ts";
+import type { SpiffeId } from "../spiffe/index.ts";
 import { McpRelay } from "./mcp/relay.ts";
 import { refusalResponse, RequestParser, type Header } from "../http1/index.ts";
 import { DEFAULT_PROXY_SETTINGS, type ProxySettings } from "../policy/model.ts";
@@ -147,6 +148,8 @@ export class InboundListener {
 
   /** The rule in force; a reload with the same listen address swaps it in place. */
   rule: InboundRule;
+  /** Set once the policy no longer has this listener (`remove`): what an MCP conversation still open is told at its next request. */
+  private gone: { readonly reason: string; readonly message: string } | null = null;
 
   private readonly inFlight = new InFlight();
 
@@ -199,9 +202,20 @@ export class InboundListener {
     return `${this.rule.listen.host}:${this.rule.listen.port}`;
   }
 
-  /** Closes the port: a new connection is refused; those in flight go on (on the rule they started with). */
+  /** Closes the port: a new connection is refused; those in flight go on. */
   stop(): void {
     this.listener.stop(false);
+  }
+
+  /**
+   * The policy no longer has this listener (its rule removed, or its `listen` or `id` changed):
+   * the port closes, connections in flight go on, and an MCP conversation among them takes no
+   * more requests (each is refused, `rule_removed`).
+   */
+  remove(): void {
+    const r = this.rule;
+    this.gone = { reason: "rule_removed", message: `tidegate: inbound rule ${r.name} on ${this.listen} was removed or changed its listen address or id (a policy reload); this connection takes no more requests` };
+    this.stop();
   }
 
   /** Connections whose conn_close is not written yet. */
@@ -277,7 +291,7 @@ export class InboundListener {
     c.tracked.fields = this.fields(s, { client_id: id.toString() });
     if (s.data.closed) return this.log(s, { client_id: id.toString(), outcome: "client_gone" });
     const connId = tlsConnectionId(s as never) ?? randomConnectionId();
-    this.forward(s, id.toString(), connId);
+    this.forward(s, id, connId);
   }
 
   /** The PROXY v2 header for this connection, or null when its addresses cannot be written. */
@@ -332,17 +346,31 @@ export class InboundListener {
     s.end();
   }
 
-  /** The MCP gate of one connection, between the splice and the sockets (`mcp:`). */
-  private relayFor(sp: Splice, clientId: string, connId: string, t: ProxySettings): McpRelay {
+  /**
+   * The MCP gate of one connection, between the splice and the sockets (`mcp:`). Each message is
+   * decided under the rule in force then: a reload that narrows the rule's `mcp:`, drops the
+   * client from its `allow`, or removes the rule applies to the conversation's next request.
+   */
+  private relayFor(sp: Splice, client: SpiffeId, connId: string, t: ProxySettings): McpRelay {
     const rule = this.rule;
-    const gate = openGate(rule, { caller: clientId, server: rule.id.toString(), connId }, this.deps.audit, this.deps.pins ?? null);
+    const clientId = client.toString();
+    const current = following(
+      () => this.gone ?? this.rule,
+      (k) => {
+        if (!("allow" in k)) return closedRule(rule.name, k.reason, k.message);
+        if (k.allow.some((p) => p.matcher.matches(client))) return gateRule(k);
+        return closedRule(k.name, "client_not_allowed", `tidegate: inbound rule ${k.name} no longer allows ${clientId} (a policy reload); this connection takes no more requests`);
+      },
+    );
+    const gate = openGate(current, { caller: clientId, server: rule.id.toString(), connId }, this.deps.audit, this.deps.pins ?? null);
     const xfcc = rule.forwardClientCert ? xfccValue(rule.id.toString(), clientId) : null;
     const rewrite = (h: { headers: { entries: readonly Header[] } }): readonly Header[] => (xfcc === null ? h.headers.entries : withXfcc(h.headers.entries, xfcc));
     return new McpRelay(gate, rewrite, { toBackend: (b) => sp.up.data(b), toClient: (b) => sp.down.data(b), endBackend: () => sp.up.ended(), endClient: () => sp.down.ended() }, { firstByteMs: t.firstByteTimeoutMs, idleMs: t.idleTimeoutMs, headerMs: t.headerTimeoutMs });
   }
 
-  private forward(s: Socket<Conn>, clientId: string, connId: Uint8Array): void {
+  private forward(s: Socket<Conn>, client: SpiffeId, connId: Uint8Array): void {
     const c = s.data;
+    const clientId = client.toString();
     const base: Fields = { client_id: clientId, conn_id: hex(connId) };
     const f = this.rule.forward;
     const header = this.rule.proxyProtocol ? this.proxyHeader(s, clientId, connId) : null;
@@ -390,7 +418,7 @@ export class InboundListener {
         c.header = header.length;
         sp.up.data(header);
       }
-      if (this.rule.mcp !== null) c.relay = b.data.relay = this.relayFor(sp, clientId, hex(connId), t);
+      if (this.rule.mcp !== null) c.relay = b.data.relay = this.relayFor(sp, client, hex(connId), t);
       else if (this.rule.forwardClientCert) {
         const rewriter = (c.rewriter = new XfccRewriter(this.rule.id.toString(), clientId));
         const head = (c.head = new HeadDeadline(t.headerTimeoutMs, () => {

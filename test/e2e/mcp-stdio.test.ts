@@ -6,7 +6,8 @@
 // host's cgroup: it is spiffe://example.org/mcp-host), finds the stdio rule for it and the server's
 // identity, and sits on the server's stdin and stdout.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { probeHost } from "../../src/runtime/host.ts";
 import { BINARY, REPO } from "../helpers/binary.ts";
@@ -132,6 +133,53 @@ stdio:
     outer.kill("SIGKILL");
     await outer.exited;
   }, T);
+
+  test("a reload applies to the next request of a stdio server already running: a narrowed rule refuses echo, a removed one every request", async () => {
+    const file = join(domain.dir, "stdio.yaml");
+    const original = readFileSync(file, "utf8");
+    const loads = () => agent.log().filter((l) => l.event === "policy_loaded").length;
+    const reload = async (text: string) => {
+      const before = loads();
+      writeFileSync(file, text);
+      await waitFor("the agent to load its changed config", () => loads() > before || undefined, 15_000);
+    };
+    // the hash tool_call gives one echo's arguments ({"message": M} is its own canonical form)
+    const hashOf = (m: string) => createHash("sha256").update(JSON.stringify({ message: m })).digest("hex");
+    const echoEvent = (m: string) => waitFor(`the tool_call of echo ${m}`, () => agent.audit().find((l) => l.type === "tool_call" && l.args_sha256 === hashOf(m)), 15_000);
+    const [m1, m2] = [`tg-stdio-r1-${crypto.randomUUID()}`, `tg-stdio-r2-${crypto.randomUUID()}`];
+    const [f1, f2] = [join(domain.dir, `release-${crypto.randomUUID()}`), join(domain.dir, `release-${crypto.randomUUID()}`)];
+    const running = client("host", [
+      { op: "call", name: "echo", args: { message: m1 } },
+      { op: "hold", until: f1 },
+      { op: "call", name: "echo", args: { message: m2 } },
+      { op: "hold", until: f2 },
+      { op: "list" },
+    ]);
+    try {
+      expect(await echoEvent(m1)).toMatchObject({ decision: "allow", rule: RULE });
+      const narrowed = original.replace(`deny: [${DENIED}]`, `deny: [${DENIED}, echo]`);
+      expect(narrowed).not.toBe(original);
+      await reload(narrowed);
+      writeFileSync(f1, "");
+      expect(await echoEvent(m2)).toMatchObject({ decision: "deny", reason: "tool_denied", rule: RULE });
+      const removed = original.replace(/^stdio:\n(  .*\n)+/m, "stdio: []\n");
+      expect(removed).not.toContain(RULE);
+      await reload(removed);
+      writeFileSync(f2, "");
+      const r = await running;
+      expect(r.code).toBe(0);
+      const echoes = r.results.filter((x) => x.op === "call");
+      expect(echoes.map((x) => [x.ok, x.code ?? null])).toEqual([[true, null], [false, -32001]]);
+      const list = r.results.find((x) => x.op === "list");
+      expect({ ok: list?.ok, code: list?.code }).toEqual({ ok: false, code: -32001 });
+      expect(list?.message).toContain(`no stdio rule lets ${ID.host} use ${ID.server} any more`);
+    } finally {
+      writeFileSync(f1, "");
+      writeFileSync(f2, "");
+      await running.catch(() => undefined);
+      await reload(original);
+    }
+  }, 2 * T);
 
   test("a host no stdio rule names is refused, and the server never starts", async () => {
     const before = agent.log().filter((l) => l.event === "run_started").length;

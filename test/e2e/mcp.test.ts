@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { probeHost } from "../../src/runtime/host.ts";
 import { waitFor } from "../helpers/processes.ts";
 import type { AuditLine } from "../helpers/audit-files.ts";
-import { DENIED, FIRST_DESCRIPTION, ID, RULE, setUp, tearDown, type ClientRun, type Stand, type StepResult } from "./mcp-setup.ts";
+import { DENIED, FIRST_DESCRIPTION, ID, RULE, setUp, tearDown, type ClientRun, type Stand, type Step, type StepResult } from "./mcp-setup.ts";
 
 const T = 60_000;
 const mount = probeHost().cgroup2;
@@ -431,5 +431,103 @@ describe.skipIf(!can && !process.env.CI)("MCP tool policy: B's inbound listeners
       const r = ran(await s.directClient(s.urls.everything, { steps: [{ op: "call", name: "echo", args: { message: "still-up" } }] }));
       expect(textOf(resultOf(r, "call", "echo"))).toBe("Echo: still-up");
     }, T);
+  });
+
+  describe("6. a reload applies to the next request of a conversation already open", () => {
+    /**
+     * Agent `n`'s config rewritten by `edit`; resolves once that agent logged `event` (default
+     * policy_loaded) one more time. Returns what puts the original back, waiting for `back` the same way.
+     */
+    async function rewrite(n: "a" | "b", edit: (yaml: string) => string, event = "policy_loaded", back = "policy_loaded"): Promise<() => Promise<void>> {
+      const file = join(s.dir, `${n}.yaml`);
+      const log = n === "a" ? s.logA : s.logB;
+      const count = (e: string) => log().filter((l) => l.event === e).length;
+      const original = readFileSync(file, "utf8");
+      const write = async (text: string, e: string) => {
+        const before = count(e);
+        writeFileSync(file, text);
+        await waitFor(`agent ${n} to log ${e} after its config changed`, () => count(e) > before || undefined, 15_000);
+      };
+      const edited = edit(original);
+      expect(edited).not.toBe(original);
+      await write(edited, event);
+      return () => write(original, back);
+    }
+
+    /**
+     * A client that calls echo, waits while `change` runs, then calls echo again and lists the
+     * tools, in one session (`how`: straight to B's listener or through A). The two echo calls'
+     * tool_call events, in `audit`, name one conn_id: the second went on the connection the first
+     * opened.
+     */
+    async function acrossChange(how: "direct" | "viaA", audit: () => AuditLine[], change: () => Promise<() => Promise<void>>): Promise<{ first: StepResult; second: StepResult; list: StepResult; events: AuditLine[] }> {
+      const until = join(s.dir, `release-${crypto.randomUUID()}`);
+      const [m1, m2] = [marker("reload-echo"), marker("reload-echo")];
+      const steps: Step[] = [
+        { op: "call", name: "echo", args: { message: m1 } },
+        { op: "hold", until },
+        { op: "call", name: "echo", args: { message: m2 } },
+        { op: "list" },
+      ];
+      const running = how === "direct" ? s.directClient(s.urls.everything, { steps }) : s.runClient({ steps });
+      const first = await toolCall("the first echo", audit, (l) => l.args_sha256 === argsSha256({ message: m1 }));
+      const restore = await change();
+      let results: StepResult[];
+      try {
+        writeFileSync(until, "");
+        results = ran(await running);
+      } finally {
+        await restore();
+      }
+      const calls = results.filter((r) => r.op === "call" && r.name === "echo");
+      const second = await toolCall("the second echo", audit, (l) => l.args_sha256 === argsSha256({ message: m2 }));
+      return { first: calls[0]!, second: calls[1]!, list: resultOf(results, "list"), events: [first, second] };
+    }
+
+    /** B's conn_close of connection `connId`. */
+    const closeOf = (connId: unknown) => waitFor(`B's conn_close of ${String(connId)}`, () => s.auditB().find((l) => l.type === "conn_close" && l.conn_id === connId), 10_000);
+
+    test("B's rule narrowed (echo denied too): the next call on the open connection is refused, echo leaves the list; put back, echo works", async () => {
+      const r = await acrossChange("viaA", s.auditB, () => rewrite("b", (y) => y.replace(`mcp: { tools: { deny: [${DENIED.byB}] }`, `mcp: { tools: { deny: [${DENIED.byB}, echo] }`)));
+      expect({ ok: r.first.ok, isError: r.first.isError }).toEqual({ ok: true, isError: false });
+      expectRefused(r.second, "echo", RULE.b);
+      expect(r.list.tools).not.toContain("echo");
+      expect(r.list.tools).toContain(LONG);
+      expect(r.events.map((e) => [e.decision, e.reason ?? null])).toEqual([["allow", null], ["deny", "tool_denied"]]);
+      expect(r.events[1]!.conn_id).toBe(r.events[0]!.conn_id);
+      const again = ran(await s.directClient(s.urls.everything, { steps: [{ op: "call", name: "echo", args: { message: "back" } }] }));
+      expect(textOf(resultOf(again, "call", "echo"))).toBe("Echo: back");
+    }, 2 * T);
+
+    test("the client dropped from B's rule's allow: the next request on the open connection is refused (client_not_allowed), tools/list too", async () => {
+      const r = await acrossChange("viaA", s.auditB, () => rewrite("b", (y) => y.replace(`allow: [${ID.client}]\n    mcp: { tools: { deny`, `allow: [spiffe://example.org/someone-else]\n    mcp: { tools: { deny`)));
+      expect(r.first.ok).toBe(true);
+      expect({ ok: r.second.ok, code: r.second.code }).toEqual({ ok: false, code: POLICY_DENIED });
+      expect(r.second.message).toContain(`no longer allows ${ID.client}`);
+      expect([r.events[1]!.decision, r.events[1]!.reason, r.events[1]!.conn_id]).toEqual(["deny", "client_not_allowed", r.events[0]!.conn_id]);
+      // B closed that connection with its answer; the next one A opens is refused at its handshake, which the workload reads as 502.
+      expect({ ok: r.list.ok, code: r.list.code }).toEqual({ ok: false, code: 502 });
+      expect(await closeOf(r.events[0]!.conn_id)).toMatchObject({ outcome: "refused", reason: "client_not_allowed" });
+    }, 2 * T);
+
+    test("B's rule removed: its listener stops, and the open connection's next request is refused (rule_removed); put back, it listens again", async () => {
+      const cut = (y: string) => y.replace(/  - name: everything\n(    .*\n)+?(?=  - name: )/, "");
+      const r = await acrossChange("viaA", s.auditB, () => rewrite("b", cut, "inbound_stopped", "inbound_listening"));
+      expect(r.first.ok).toBe(true);
+      expect({ ok: r.second.ok, code: r.second.code }).toEqual({ ok: false, code: POLICY_DENIED });
+      expect(r.second.message).toContain(`inbound rule ${RULE.b}`);
+      expect([r.events[1]!.decision, r.events[1]!.reason, r.events[1]!.conn_id]).toEqual(["deny", "rule_removed", r.events[0]!.conn_id]);
+      expect(await closeOf(r.events[0]!.conn_id)).toMatchObject({ outcome: "refused", reason: "rule_removed" });
+      const again = ran(await s.directClient(s.urls.everything, { steps: [{ op: "call", name: "echo", args: { message: "listening" } }] }));
+      expect(textOf(resultOf(again, "call", "echo"))).toBe("Echo: listening");
+    }, 2 * T);
+
+    test("A's intercept rule narrowed (echo denied too): the workload's next call through A is refused by A, on the same connection", async () => {
+      const r = await acrossChange("viaA", s.auditA, () => rewrite("a", (y) => y.replace(`mcp: { tools: { deny: [${DENIED.byA}] }`, `mcp: { tools: { deny: [${DENIED.byA}, echo] }`)));
+      expect(r.first.ok).toBe(true);
+      expectRefused(r.second, "echo", RULE.a);
+      expect(r.list.tools).not.toContain("echo");
+      expect([r.events[1]!.decision, r.events[1]!.reason, r.events[1]!.conn_id]).toEqual(["deny", "tool_denied", r.events[0]!.conn_id]);
+    }, 2 * T);
   });
 });

@@ -45,10 +45,10 @@ import { decideRequest, type RequestContext, type RequestDeps, type RequestVerdi
 import { UpstreamLeg, type LegOwner } from "./upstream-leg.ts";
 import { originForm, requestEvent } from "./request-event.ts";
 import type { McpGate, PinStore } from "../../mcp/index.ts";
-import { openGate } from "../mcp/gate-rule.ts";
+import { following, gateRule, openGate } from "../mcp/gate-rule.ts";
 import { BodyBuffer, concatBytes, gateRequest, McpResponse } from "../mcp/http-filter.ts";
 import { MAX_HELD } from "../mcp/relay.ts";
-import { DEFAULT_PROXY_SETTINGS, type ProxySettings } from "../../policy/model.ts";
+import { DEFAULT_PROXY_SETTINGS, type EgressRule, type ProxySettings } from "../../policy/model.ts";
 import { expiryFields, Watchdog, type Expiry } from "../watchdog.ts";
 import { HeadDeadline } from "../head-deadline.ts";
 import { CorkedClient } from "./cork.ts";
@@ -134,7 +134,8 @@ export class HttpExchange implements LegOwner {
   private bodyUp = 0;
   private bodyDown = 0;
   /** One MCP gate per rule with `mcp:` the connection's requests went to. */
-  private readonly gates = new Map<string, McpGate>();
+  /** Per rule name, its MCP conversation on this connection, and the rule object the last request was decided by (a reload swaps it). */
+  private readonly gates = new Map<string, { rule: EgressRule; gate: McpGate }>();
 
   /** The first-byte and idle bounds: bytes sent upstream, bytes from it, bytes from the workload. */
   private readonly watch: Watchdog;
@@ -386,15 +387,19 @@ export class HttpExchange implements LegOwner {
     if (mcp === null) this.sendHead(leg, head, sent); // else at its end (mcpSend), once decided
   }
 
+  /** The gate of `v`'s rule on this connection; after a reload it follows the rule this request was decided by (so do the server's messages after it). */
   private gateFor(v: Verdict): McpGate {
     const rule = v.rule;
-    let g = this.gates.get(rule.name);
-    if (g === undefined) {
-      const server = rule.serverId?.toString() ?? rule.name;
-      g = openGate(rule, { caller: this.ctx.from.toString(), server, connId: (this.base.conn_id as string | undefined) ?? null }, this.deps.audit, this.deps.pins ?? null);
-      this.gates.set(rule.name, g);
+    const had = this.gates.get(rule.name);
+    if (had !== undefined) {
+      had.rule = rule;
+      return had.gate;
     }
-    return g;
+    const server = rule.serverId?.toString() ?? rule.name;
+    const live = { rule };
+    const gate = openGate(following(() => live.rule, gateRule), { caller: this.ctx.from.toString(), server, connId: (this.base.conn_id as string | undefined) ?? null }, this.deps.audit, this.deps.pins ?? null);
+    this.gates.set(rule.name, Object.assign(live, { gate }));
+    return gate;
   }
 
   /** An MCP request read whole: through the gate, then upstream, or answered here (the connection stays open). */
@@ -407,7 +412,7 @@ export class HttpExchange implements LegOwner {
       this.client.write(out.response);
       this.logRequest(r.head, r.started, { status: out.status, outcome: "refused", reason: out.reason, rule: r.verdict.rule.name, host: r.verdict.name, path: r.verdict.path, ...bodyBytes(r) });
       this.req = null;
-      if (!r.head.keepAlive || out.status === 413 || this.draining) return this.finish({ outcome: "closed" });
+      if (out.close || this.draining) return this.finish({ outcome: "closed" });
       this.waiting = false;
       return void this.pump();
     }
@@ -671,7 +676,7 @@ export class HttpExchange implements LegOwner {
     this.done = true;
     this.watch.stop();
     this.head.stop();
-    for (const g of this.gates.values()) g.close();
+    for (const g of this.gates.values()) g.gate.close();
     const t = this.tunnel;
     this.releaseLeg();
     if (reset) this.client.abort();

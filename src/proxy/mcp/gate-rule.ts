@@ -4,12 +4,37 @@ import type { McpRules } from "../../policy/model.ts";
 import type { Audit } from "../../audit/sink/audit-log.ts";
 import { sha256Sync } from "./sha256.ts";
 
-export function gateRule(rule: { readonly name: string; readonly mcp: McpRules | null }): GateRule {
+type RuleLike = { readonly name: string; readonly mcp: McpRules | null };
+
+export function gateRule(rule: RuleLike): GateRule {
   const m = rule.mcp;
   return { name: rule.name, tools: m?.tools?.decide ?? null, resources: m?.resources?.decide ?? null, prompts: m?.prompts?.decide ?? null };
 }
 
-/** A gate for `caller` talking to `server` (the pin key) under `rule`, auditing to `audit`, pinning in `pins` (none: no pinning). */
-export function openGate(rule: { readonly name: string; readonly mcp: McpRules | null }, who: { caller: string; server: string; connId: string | null }, audit: Pick<Audit, "emit">, pins: PinStore | null): McpGate {
-  return new McpGate({ ...who, rule: gateRule(rule) }, { pins, audit: (type, fields) => audit.emit(type, fields), now: () => performance.now(), sha256: sha256Sync });
+/** A rule under which the conversation takes no more requests (gate.ts, `closed`): `reason` for the audit and the answer, `message` for the client. */
+export function closedRule(name: string, reason: string, message: string): GateRule {
+  return { name, tools: null, closed: { reason, message } };
+}
+
+/**
+ * The gate's rule as a function of what is in force now (`current`: a rule, the policy), so a
+ * reload applies to a conversation's next message; `derive` runs again only when `current`
+ * returns another object (a reload makes new ones).
+ */
+export function following<K extends object>(current: () => K, derive: (k: K) => GateRule): () => GateRule {
+  let seen: K | null = null;
+  let rule: GateRule | null = null;
+  return () => {
+    const k = current();
+    if (k !== seen || rule === null) {
+      seen = k;
+      rule = derive(k);
+    }
+    return rule;
+  };
+}
+
+/** A gate for `caller` talking to `server` (the pin key) under `rule` (fixed, or asked at each message), auditing to `audit`, pinning in `pins` (none: no pinning). */
+export function openGate(rule: RuleLike | (() => GateRule), who: { caller: string; server: string; connId: string | null }, audit: Pick<Audit, "emit">, pins: PinStore | null): McpGate {
+  return new McpGate({ ...who, rule: typeof rule === "function" ? rule : gateRule(rule) }, { pins, audit: (type, fields) => audit.emit(type, fields), now: () => performance.now(), sha256: sha256Sync });
 }

@@ -46,7 +46,8 @@ const answeredHere = (reason: string, answer: JsonRpcErrorResponse | null) => AN
 export type McpRequestOutcome =
   /** `headers` with the body's framing as Content-Length; `id` the request's, for a JSON answer that must be replaced. */
   | { readonly forward: true; readonly headers: readonly Header[]; readonly body: Uint8Array; readonly id: JsonRpcId | null; readonly tool: string | null }
-  | { readonly forward: false; readonly status: number; readonly reason: string; readonly response: Uint8Array };
+  /** `close`: the carrier ends the connection after `response` (its Connection: close says so). */
+  | { readonly forward: false; readonly status: number; readonly reason: string; readonly response: Uint8Array; readonly close: boolean };
 
 /** A request body read whole, up to MAX_MCP_BODY. */
 export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
@@ -103,18 +104,23 @@ function identityOnly(headers: readonly Header[]): Header[] {
  * ones the carrier would send (already rewritten by it); the gate checks the Mcp-* ones as sent.
  */
 export async function gateRequest(gate: McpGate, head: RequestHead, headers: readonly Header[], body: BodyBuffer | null): Promise<McpRequestOutcome> {
+  const noMessage = body === null || (body.size === 0 && head.method !== "POST");
+  // A conversation no rule lets go on: a request without a message (the GET of its event stream, a DELETE) is refused too.
+  const closed = noMessage ? gate.closedNow() : null;
+  if (closed !== null) return { forward: false, status: 403, reason: closed.reason, response: jsonResponse(403, jsonRpcError(null, POLICY_DENIED, closed.message), false), close: true };
   // No body, or an empty one on a method that carries no message (a DELETE with Content-Length: 0).
-  if (body === null || (body.size === 0 && head.method !== "POST")) return { forward: true, headers: identityOnly(headers), body: new Uint8Array(0), id: null, tool: null };
+  if (body === null || noMessage) return { forward: true, headers: identityOnly(headers), body: new Uint8Array(0), id: null, tool: null };
   if (body.over) {
     const answer = jsonRpcError(null, -32600, `tidegate: a request body of over ${MAX_MCP_BODY} bytes`);
-    return { forward: false, status: 413, reason: "mcp_too_large", response: jsonResponse(413, answer, false) };
+    return { forward: false, status: 413, reason: "mcp_too_large", response: jsonResponse(413, answer, false), close: true };
   }
   const bytes = body.bytes();
   const source = { get: (n: string) => head.headers.get(n), forEach: (cb: (v: string, n: string) => void) => head.headers.entries.forEach(([n, v]) => cb(v, n)) };
   const v = await gate.fromClient(bytes, source);
   if (!v.pass) {
     const status = answeredHere(v.reason, v.answer) ? 200 : 400;
-    return { forward: false, status, reason: v.reason, response: jsonResponse(status, v.answer ?? jsonRpcError(null, -32600, "tidegate: refused"), head.keepAlive) };
+    const close = v.close === true || !head.keepAlive;
+    return { forward: false, status, reason: v.reason, response: jsonResponse(status, v.answer ?? jsonRpcError(null, -32600, "tidegate: refused"), !close), close };
   }
   const m = v.message;
   const id = m.kind === "request" ? m.id : null;

@@ -177,7 +177,11 @@ export class McpRelay {
     if (!out.forward) {
       this.out.toClient(out.response);
       this.current = null;
-      if (!c.head.keepAlive || out.status === 413) this.close();
+      if (out.close) {
+        const why = this.gate.closedNow(); // no rule lets the conversation go on: the connection's record says so
+        if (why !== null) this.refused ??= { reason: why.reason, detail: why.message };
+        this.close();
+      }
       return;
     }
     c.id = out.id;
