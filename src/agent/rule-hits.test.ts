@@ -152,6 +152,19 @@ describe("rule hits", () => {
     ]);
   });
 
+  test("an MCP refusal after a reload removed its rule (rule_removed) keeps the side the rule was on", () => {
+    const st = stand();
+    const call = (rule: string) => ({ conn_id: "c9", caller_id: "spiffe://example.org/a", server_id: "spiffe://example.org/srv", tool: "echo", args_sha256: "0".repeat(64), decision: "deny", rule, duration_ms: null, is_error: null, reason: "rule_removed" });
+    st.audit.emit("conn_open", { conn_id: "c9" }); // any event under the first policy
+    st.load("trust_domain: example.org\n");
+    st.audit.emit("tool_call", call("mcp-in"));
+    st.audit.emit("tool_call", call("fs"));
+    expect(st.status().recent_denies.map((d) => [d.side, d.rule, d.reason])).toEqual([
+      ["stdio", "fs", "rule_removed"],
+      ["inbound", "mcp-in", "rule_removed"],
+    ]);
+  });
+
   test("kernel denies count under the rule they name, else under kernel", () => {
     const st = stand();
     st.audit.emit("deny", kernelDeny("blocked", "rule"));

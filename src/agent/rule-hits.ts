@@ -134,6 +134,9 @@ export class RuleHits {
   /** A ring: #denies[#next] is the oldest once it is full. */
   #denies: RecentDeny[] = [];
   #next = 0;
+  /** The side of each inbound and stdio rule of the policies seen, so an MCP refusal after a reload removed its rule (`rule_removed`) still names its side. */
+  #sides = new Map<string, "inbound" | "stdio">();
+  #seen: Policy | null = null;
 
   constructor(o: RuleHitsOptions) {
     this.#o = o;
@@ -181,7 +184,7 @@ export class RuleHits {
         const policy = this.#o.policy?.() ?? null;
         if (rule === null || policy === null || policy.egress.some((r) => r.name === rule)) return;
         this.#count(rule, "requests", true);
-        const side = policy.inbound.some((r) => r.name === rule) ? "inbound" : "stdio";
+        const side = policy.inbound.some((r) => r.name === rule) ? "inbound" : policy.stdio.some((r) => r.name === rule) ? "stdio" : (this.#sides.get(rule) ?? "stdio");
         const what = type === "tool_call" ? `tools/call ${str(f.tool) ?? "?"}` : `${str(f.method) ?? "?"} ${str(f.target) ?? "?"}`;
         return this.#remember({ side, source: "proxy", kind: "request", caller: str(f.caller_id), pid: null, workload: null, destination: what, rule, reason: str(f.reason) ?? "denied" });
       }
@@ -219,6 +222,13 @@ export class RuleHits {
 
   /** A new policy generation: counts start again. */
   #sync(): void {
+    const policy = this.#o.policy?.() ?? null;
+    if (policy !== this.#seen && policy !== null) {
+      this.#seen = policy;
+      if (this.#sides.size > 4096) this.#sides.clear();
+      for (const r of policy.inbound) this.#sides.set(r.name, "inbound");
+      for (const r of policy.stdio) this.#sides.set(r.name, "stdio");
+    }
     const g = this.#o.generation();
     if (g === this.#generation) return;
     this.#generation = g;
