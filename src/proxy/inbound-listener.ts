@@ -308,6 +308,25 @@ export class InboundListener {
     }
   }
 
+  /**
+   * Why the rule in force no longer lets `client` make requests, or null: asked at each request
+   * where requests are parsed (`mcp:`, `forward_client_cert`), so a reload that removes the
+   * listener's rule or drops the client from `allow` applies to the next one.
+   */
+  private admission(client: SpiffeId): () => { readonly reason: string; readonly message: string } | null {
+    let seen: object | null = null;
+    let why: { readonly reason: string; readonly message: string } | null = null;
+    return () => {
+      const k = this.gone ?? this.rule;
+      if (k !== seen) {
+        seen = k;
+        if (!("allow" in k)) why = k;
+        else why = k.allow.some((p) => p.matcher.matches(client)) ? null : { reason: "client_not_allowed", message: `tidegate: inbound rule ${k.name} no longer allows ${client.toString()} (a policy reload); this connection takes no more requests` };
+      }
+      return why;
+    };
+  }
+
   /** Client bytes after the backend failed (HTTP rules): once the request head is in (or breaks HTTP/1.1), 502 and close; later bytes are dropped. */
   private failedData(s: Socket<Conn>, chunk: Uint8Array): void {
     const c = s.data;
@@ -354,12 +373,12 @@ export class InboundListener {
   private relayFor(sp: Splice, client: SpiffeId, connId: string, t: ProxySettings): McpRelay {
     const rule = this.rule;
     const clientId = client.toString();
+    const admitted = this.admission(client);
     const current = following(
       () => this.gone ?? this.rule,
       (k) => {
-        if (!("allow" in k)) return closedRule(rule.name, k.reason, k.message);
-        if (k.allow.some((p) => p.matcher.matches(client))) return gateRule(k);
-        return closedRule(k.name, "client_not_allowed", `tidegate: inbound rule ${k.name} no longer allows ${clientId} (a policy reload); this connection takes no more requests`);
+        const no = admitted();
+        return no === null && "allow" in k ? gateRule(k) : closedRule(rule.name, no?.reason ?? "rule_removed", no?.message ?? "");
       },
     );
     const gate = openGate(current, { caller: clientId, server: rule.id.toString(), connId }, this.deps.audit, this.deps.pins ?? null);
@@ -420,7 +439,11 @@ export class InboundListener {
       }
       if (this.rule.mcp !== null) c.relay = b.data.relay = this.relayFor(sp, client, hex(connId), t);
       else if (this.rule.forwardClientCert) {
-        const rewriter = (c.rewriter = new XfccRewriter(this.rule.id.toString(), clientId));
+        const admitted = this.admission(client);
+        const rewriter = (c.rewriter = new XfccRewriter(this.rule.id.toString(), clientId, () => {
+          const no = admitted();
+          return no === null ? null : { reason: no.reason, detail: no.message };
+        }));
         const head = (c.head = new HeadDeadline(t.headerTimeoutMs, () => {
           if (c.refused === null && rewriter.awaitingHead) this.rewritten(s, sp, { out: [], refused: head.fields() });
         }));

@@ -244,6 +244,62 @@ describe("forward_client_cert", () => {
   });
 });
 
+describe("a reload under forward_client_cert", () => {
+  const cases: [string, (l: InboundListener) => void, string][] = [
+    ["the client dropped from allow", (l) => void (l.rule = { ...l.rule, allow: ["spiffe://example.org/someone-else"].map((text) => ({ text, matcher: parsePattern(text) })) }), "client_not_allowed"],
+    ["the rule removed", (l) => l.remove(), "rule_removed"],
+  ];
+  for (const [what, change, reason] of cases) {
+    test(`${what}: the next request of a keep-alive connection is not forwarded; the connection closes, recorded ${reason}`, async () => {
+      let raw = "";
+      const plain = Bun.listen({
+        hostname: "127.0.0.1",
+        port: 0,
+        socket: {
+          data(s, chunk) {
+            raw += new TextDecoder().decode(chunk);
+            if (raw.endsWith("\r\n\r\n")) s.write("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+          },
+        },
+      });
+      const name = `xfcc-${reason}`;
+      const l = new InboundListener(rule({ name, proxyProtocol: false, forwardClientCert: true, forward: { kind: "tcp", host: "127.0.0.1", port: plain.port } }), creds.get("spiffe://example.org/backend")!, { identity, verifier: new PeerVerifier(), logger, audit });
+      try {
+        const port = (l as unknown as { listener: { port: number } }).listener.port;
+        const up = await openUpstream(plan("spiffe://example.org/backend", undefined, port), { sessions: new SessionCache(), verifier: new PeerVerifier() });
+        if (!up.ok) throw new Error(`not ok: ${up.reason} ${up.detail}`);
+        let got = "";
+        const answered = Promise.withResolvers<void>();
+        const closed = Promise.withResolvers<void>();
+        const sink = {
+          data: (c: Uint8Array) => {
+            got += new TextDecoder().decode(c);
+            if (got.includes("ok")) answered.resolve();
+          },
+          drain() {},
+          ended: () => closed.resolve(),
+        };
+        const socket = up.socket as unknown as Socket<{ sp: unknown; early: Uint8Array[] }>;
+        socket.data.sp = { down: sink, up: sink, upstreamClosed: () => closed.resolve(), clientClosed() {}, bytesUp: () => 0, bytesDown: () => 0 };
+        for (const c of socket.data.early) sink.data(c);
+        socket.resume();
+        socket.write("GET /1 HTTP/1.1\r\nHost: b\r\n\r\n");
+        await answered.promise;
+        change(l);
+        socket.write("GET /2 HTTP/1.1\r\nHost: b\r\n\r\n");
+        await closed.promise;
+        expect(raw).toContain("GET /1 ");
+        expect(raw).not.toContain("GET /2 ");
+        const line = await waitForLine(() => inboundLines().find((x) => x.rule === name));
+        expect({ outcome: line.outcome, reason: line.reason, requests: line.requests }).toEqual({ outcome: "refused", reason, requests: 1 });
+      } finally {
+        l.stop();
+        plain.stop(true);
+      }
+    });
+  }
+});
+
 describe("deadlines and protocol versions", () => {
   test("while the audit log cannot be written (on_failure refuse) a new connection is closed at once, unrecorded and unserved", async () => {
     const closed = new InboundListener(rule({ name: "closed-door" }), creds.get("spiffe://example.org/backend")!, { identity, verifier: new PeerVerifier(), logger, audit, accepting: () => false });

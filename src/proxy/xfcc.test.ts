@@ -32,6 +32,15 @@ describe("x-forwarded-client-cert on every request", () => {
     expect(out.endsWith(`Content-Length: 3\r\n${xfcc}\r\nabc`)).toBe(true);
   });
 
+  test("a request the rule no longer admits (a reload) ends the connection with admit's reason; those before it pass", () => {
+    let heads = 0;
+    const w = new XfccRewriter(BY, URI, () => (++heads > 1 ? { reason: "client_not_allowed", detail: "dropped" } : null));
+    const r = w.push(new TextEncoder().encode("GET /a HTTP/1.1\r\nHost: b\r\n\r\nGET /b HTTP/1.1\r\nHost: b\r\n\r\n"));
+    expect(r.refused).toEqual({ reason: "client_not_allowed", detail: "dropped" });
+    expect(text(r)).toBe(`GET /a HTTP/1.1\r\nHost: b\r\nx-forwarded-client-cert: By=${BY};URI=${URI}\r\n\r\n`);
+    expect(w.requests).toBe(1);
+  });
+
   test("a smuggling shape, an upgrade or CONNECT ends the connection with a reason", () => {
     for (const [input, reason] of [
       ["GET / HTTP/1.1\r\nHost: b\r\nHost: c\r\n\r\n", "http1_duplicate_host"],

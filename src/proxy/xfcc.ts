@@ -4,7 +4,8 @@
  * URI=<the client's SPIFFE ID>`. Every request of the connection is parsed (src/http1/), pipelined
  * or kept alive: any `x-forwarded-client-cert` the client sent is removed and the one header is
  * added, so a backend never sees a forged one. Bodies pass with their framing; a stream that
- * breaks HTTP/1.1, CONNECT and upgrade requests end the connection (the listener does not read
+ * breaks HTTP/1.1, CONNECT and upgrade requests, and a request the rule in force no longer admits
+ * (`admit`: a reload removed the rule or the client from it), end the connection (the listener does not read
  * the backend's answers, so it could not tell where another protocol would start). The listener
  * bounds how long a request head may take (`awaitingHead`, head-deadline.ts).
  */
@@ -31,7 +32,12 @@ export class XfccRewriter {
   /** Requests rewritten so far. */
   requests = 0;
 
-  constructor(by: string, uri: string) {
+  /** `admit`, asked at each request head: why the connection takes no more requests (a reload), or null. */
+  constructor(
+    by: string,
+    uri: string,
+    private readonly admit: () => { reason: string; detail: string } | null = () => null,
+  ) {
     this.value = xfccValue(by, uri);
   }
 
@@ -56,6 +62,8 @@ export class XfccRewriter {
       if (e.kind === "head") {
         const h = e.head;
         if (h.method === "CONNECT" || h.upgrade.length > 0) return { out, refused: { reason: "upgrade_refused", detail: `${h.method} with Upgrade: ${h.upgrade.join(", ") || "-"}` } };
+        const no = this.admit();
+        if (no !== null) return { out, refused: no };
         const headers = withXfcc(h.headers.entries, this.value);
         this.framing = h.framing;
         this.requests += 1;
