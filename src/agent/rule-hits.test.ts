@@ -165,6 +165,26 @@ describe("rule hits", () => {
     ]);
   });
 
+  test("an MCP request refused under an egress rule: its http_request's recent deny names what the gate refused, even with another connection's request in between", () => {
+    const st = stand();
+    const base = (conn: string) => ({ conn_id: conn, side: "egress", spiffe_id: "spiffe://example.org/a", pid: 4242, workload: "client" });
+    const post = { method: "POST", target: "/mcp", host: { name: "api.example.com" } } as never;
+    st.audit.emit("tool_call", { conn_id: "c1", caller_id: "spiffe://example.org/a", server_id: "api", tool: "rm", args_sha256: "0".repeat(64), decision: "deny", rule: "api", duration_ms: null, is_error: null, reason: "tool_denied" });
+    st.audit.emit("mcp_denied", { conn_id: "c2", caller_id: "spiffe://example.org/a", server_id: "api", method: "resources/read", target: "file:///etc/x", rule: "api", reason: "resource_denied" });
+    st.audit.emit("http_request", requestEvent(base("c3"), post, performance.now(), { status: 403, outcome: "refused", reason: "rule", rule: "api", host: "api.example.com", path: "/mcp" }));
+    st.audit.emit("http_request", requestEvent(base("c2"), post, performance.now(), { status: 200, outcome: "refused", reason: "resource_denied", rule: "api", host: "api.example.com", path: "/mcp" }));
+    st.audit.emit("http_request", requestEvent(base("c1"), post, performance.now(), { status: 200, outcome: "refused", reason: "tool_denied", rule: "api", host: "api.example.com", path: "/mcp" }));
+    st.audit.emit("http_request", requestEvent(base("c1"), post, performance.now(), { status: 200, outcome: "refused", reason: "mcp_parse_error", rule: "api", host: "api.example.com", path: "/mcp" }));
+    const s = st.status();
+    expect(s.rules.find((r) => r.name === "api")).toMatchObject({ requests: 4, denied: 4 });
+    expect(s.recent_denies.map((d) => [d.destination, d.reason])).toEqual([
+      ["POST api.example.com/mcp", "mcp_parse_error"],
+      ["POST api.example.com/mcp (tools/call rm)", "tool_denied"],
+      ["POST api.example.com/mcp (resources/read file:///etc/x)", "resource_denied"],
+      ["POST api.example.com/mcp", "rule"],
+    ]);
+  });
+
   test("kernel denies count under the rule they name, else under kernel", () => {
     const st = stand();
     st.audit.emit("deny", kernelDeny("blocked", "rule"));

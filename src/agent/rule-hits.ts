@@ -14,7 +14,8 @@
  *   names, or under "kernel" when it names none;
  * - a refused MCP request of an inbound listener or a stdio rule (`tool_call` with decision deny,
  *   `mcp_denied`): one denied request under its rule. Under an egress rule the same refusal is
- *   already its intercepted `http_request`, so it is not counted twice.
+ *   already its intercepted `http_request`, so it is not counted twice; that request's recent
+ *   deny names what the gate refused (`POST HOST/PATH (tools/call TOOL)`).
  * A `conn_close` of a refused, denied connection, a refused `http_request`, a `deny` and such an
  * MCP refusal each add one entry to the recent denies (the last RECENT_DENIES; older ones fall out). What the kernel
  * lets through (`direct`) is not reported to user space, so it is not counted.
@@ -136,6 +137,8 @@ export class RuleHits {
   #next = 0;
   /** The side of each inbound and stdio rule of the policies seen, so an MCP refusal after a reload removed its rule (`rule_removed`) still names its side. */
   #sides = new Map<string, "inbound" | "stdio">();
+  /** Per connection, an MCP request refused under an egress rule (`tools/call TOOL`, `METHOD URI`), until that connection's http_request names it. */
+  #egressMcp = new Map<string, string>();
   #seen: Policy | null = null;
 
   constructor(o: RuleHitsOptions) {
@@ -174,18 +177,30 @@ export class RuleHits {
       case "http_request": {
         const refused = f.outcome === "refused";
         this.#count(str(f.rule), "requests", refused);
+        const conn = str(f.conn_id);
+        const mcp = conn !== null ? (this.#egressMcp.get(conn) ?? null) : null;
+        if (mcp !== null) this.#egressMcp.delete(conn!);
         if (!refused) return;
-        return this.#remember({ side: sideOf(f.side), source: "proxy", kind: "request", caller: str(f.spiffe_id), pid: num(f.pid), workload: str(f.workload), destination: requestDestination(f), rule: str(f.rule), reason: str(f.reason) ?? "refused" });
+        const destination = requestDestination(f) + (mcp !== null ? ` (${mcp})` : "");
+        return this.#remember({ side: sideOf(f.side), source: "proxy", kind: "request", caller: str(f.spiffe_id), pid: num(f.pid), workload: str(f.workload), destination, rule: str(f.rule), reason: str(f.reason) ?? "refused" });
       }
       case "tool_call":
       case "mcp_denied": {
         if (type === "tool_call" && f.decision !== "deny") return;
         const rule = str(f.rule);
         const policy = this.#o.policy?.() ?? null;
-        if (rule === null || policy === null || policy.egress.some((r) => r.name === rule)) return;
+        const what = type === "tool_call" ? `tools/call ${str(f.tool) ?? "?"}` : `${str(f.method) ?? "?"} ${str(f.target) ?? "?"}`;
+        if (rule !== null && policy?.egress.some((r) => r.name === rule) === true) {
+          // Its http_request, written next on the same connection, is the count and the recent deny; it names what was refused.
+          const conn = str(f.conn_id);
+          if (conn === null) return;
+          if (this.#egressMcp.size >= 256) this.#egressMcp.clear(); // each is taken at once; never more than the requests in flight
+          this.#egressMcp.set(conn, what);
+          return;
+        }
+        if (rule === null || policy === null) return;
         this.#count(rule, "requests", true);
         const side = policy.inbound.some((r) => r.name === rule) ? "inbound" : policy.stdio.some((r) => r.name === rule) ? "stdio" : (this.#sides.get(rule) ?? "stdio");
-        const what = type === "tool_call" ? `tools/call ${str(f.tool) ?? "?"}` : `${str(f.method) ?? "?"} ${str(f.target) ?? "?"}`;
         return this.#remember({ side, source: "proxy", kind: "request", caller: str(f.caller_id), pid: null, workload: null, destination: what, rule, reason: str(f.reason) ?? "denied" });
       }
       case "deny": {
