@@ -4,6 +4,7 @@ import { describe, test, assert, errorOf } from "../../test/shim.ts";
 import { SpiffeId } from "../spiffe/index.ts";
 import { PolicyError } from "./errors.ts";
 import { loadPolicy } from "./load.ts";
+import { editDistance, keysAllowedAt } from "./source.ts";
 
 export const SKETCH = `trust_domain: example.org
 agent:
@@ -159,8 +160,8 @@ const REJECTIONS: [string, string, number, string, RegExp][] = [
   ["no trust_domain", "!egress: []\n", 1, "trust_domain", /required/],
   ["a bad trust domain", "!trust_domain: Example.org\n", 1, "trust_domain", /spiffeid/],
   ["a list at the top", "!- a\n", 1, "(top)", /expected a mapping/],
-  ["an unknown top-level key", "egres: []\n", 2, "egres", /unknown key/],
-  ["agent: unknown key", "agent: { servr: https://a }\n", 2, "agent.servr", /unknown key/],
+  ["an unknown top-level key", "egres: []\n", 2, "egres", /unknown key \(allowed: agent, audit, dns, egress, federation, inbound, proxy, stdio, trust_domain, workloads; did you mean egress\?\)$/],
+  ["agent: unknown key", "agent: { servr: https://a }\n", 2, "agent.servr", /unknown key \(allowed: [a-z_, ]*\bserver\b[a-z_, ]*; did you mean server\?\)$/],
   ["agent.server not https", "agent: { server: 'http://a:1' }\n", 2, "agent.server", /not an https/],
   ["agent.server with credentials", "agent: { server: 'https://u:p@a:1' }\n", 2, "agent.server", /user name or password/],
   ["agent.server_fingerprint short", "agent: { server_fingerprint: abcd }\n", 2, "agent.server_fingerprint", /SHA-256/],
@@ -171,7 +172,7 @@ const REJECTIONS: [string, string, number, string, RegExp][] = [
   ["agent.retry_max bad unit", "agent: { retry_max: 5y }\n", 2, "agent.retry_max", /not a duration/],
   ["agent.drain_timeout a bare number", "agent: { drain_timeout: '10' }\n", 2, "agent.drain_timeout", /not a duration/],
   ["agent.drain_timeout over 24 days", "agent: { drain_timeout: 25d }\n", 2, "agent.drain_timeout", /at most 24d/],
-  ["proxy: unknown key", "proxy: { total_timeout: 1h }\n", 2, "proxy.total_timeout", /unknown key/],
+  ["proxy: unknown key", "proxy: { total_timeout: 1h }\n", 2, "proxy.total_timeout", /unknown key \(allowed: connect_timeout, first_byte_timeout, header_timeout, idle_timeout\)$/],
   ["proxy.connect_timeout 0", "proxy: { connect_timeout: 0s }\n", 2, "proxy.connect_timeout", /longer than 0/],
   ["proxy.first_byte_timeout 0", "proxy: { first_byte_timeout: 0ms }\n", 2, "proxy.first_byte_timeout", /longer than 0/],
   ["proxy.idle_timeout over 24 days", "proxy: { idle_timeout: 30d }\n", 2, "proxy.idle_timeout", /at most 24d/],
@@ -187,8 +188,9 @@ const REJECTIONS: [string, string, number, string, RegExp][] = [
   ["workloads: duplicate id", "workloads:\n  - { name: v, id: spiffe://example.org/a }\n  - { name: w, id: spiffe://example.org/a }\n", 4, "workloads[1].id", /already the id/],
   ["workloads: bad selector", "workloads:\n  - { name: w, id: spiffe://example.org/a, selectors: [uid1000] }\n", 3, "workloads[0].selectors[0]", /not a selector/],
   ["workloads: bad user", "workloads:\n  - { name: w, id: spiffe://example.org/a, user: 'a;b' }\n", 3, "workloads[0].user", /not a user/],
-  ["workloads: run_by unknown key", "workloads:\n  - { name: w, id: spiffe://example.org/a, run_by: { user: [a] } }\n", 3, "workloads[0].run_by.user", /unknown key/],
-  ["egress: unknown key in a rule", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    actoin: deny\n`, 6, "egress[0].actoin", /unknown key/],
+  ["workloads: run_by unknown key", "workloads:\n  - { name: w, id: spiffe://example.org/a, run_by: { user: [a] } }\n", 3, "workloads[0].run_by.user", /unknown key \(allowed: groups, users; did you mean users\?\)$/],
+  ["egress: unknown key in a rule", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    actoin: deny\n`, 6, "egress[0].actoin", /unknown key \(allowed: action, ca, from, http, inject, mcp, mtls, name, to, upgrade, upstream; did you mean action\?\)$/],
+  ["stdio: an unknown key under mcp", "stdio:\n  - { name: s, from: spiffe://example.org/a, server: spiffe://example.org/b, mcp: { tool: { deny: [x] } } }\n", 3, "stdio[0].mcp.tool", /unknown key \(allowed: prompts, resources, tools; did you mean tools\?\)$/],
   ["egress: no action", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n`, 3, "egress[0].action", /required/],
   ["egress: bad action", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: allow\n`, 6, "egress[0].action", /expected .*"deny".*got "allow"/],
   ["egress: bad name", `egress:\n  - name: -r\n    from: spiffe://example.org/a\n    to: { host: a.com, port: 1 }\n    action: deny\n`, 3, "egress[0].name", /not a name/],
@@ -281,6 +283,12 @@ describe("loadPolicy: every rejection names file, line and field", () => {
       assert.match(e.message, why);
     });
   }
+  test("did you mean: a swap of two neighbours is one edit", () => {
+    assert.deepEqual([editDistance("prot", "port"), editDistance("actoin", "action"), editDistance("abc", ""), editDistance("kitten", "sitting"), editDistance("tools", "tools")], [1, 1, 3, 3, 0]);
+  });
+  test("an unknown key whose mapping the walk cannot find points at the docs", () => {
+    assert.deepEqual(keysAllowedAt({ type: "string" }, ["a"]), []);
+  });
   test("a converter's message follows the field once, without a second 'policy: '", () => {
     const doc = `trust_domain: example.org\negress:\n${RULE}    to: { host: a.com, port: [80, 443] }\n    action: deny\n`;
     assert.equal(errorOf(() => loadPolicy(doc, "p.yaml"), PolicyError).message, 'policy: p.yaml:5: egress[0].to.port: port [80, 443]: a list: a rule takes one port, a range "N-M" or "any"; write a rule per port');

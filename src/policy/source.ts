@@ -71,8 +71,71 @@ function isUnknownKey(issue: v.BaseIssue<unknown>): boolean {
   return issue.type === "strict_object" && issue.expected === "never";
 }
 
-function describeIssue(issue: v.BaseIssue<unknown>, docsHint: string): string {
-  if (isUnknownKey(issue)) return `unknown key (allowed: see ${docsHint})`;
+/** A valibot schema as far as the walk below reads it. */
+interface SchemaNode {
+  readonly kind?: string;
+  readonly type?: string;
+  readonly entries?: Readonly<Record<string, SchemaNode>>;
+  readonly wrapped?: SchemaNode;
+  readonly item?: SchemaNode;
+  readonly value?: SchemaNode;
+  readonly options?: readonly SchemaNode[];
+  readonly pipe?: readonly SchemaNode[];
+}
+
+/** The schemas `n` stands for once optional and nullable wrappers, pipes and unions are looked through. */
+function expand(n: SchemaNode | undefined, depth = 0): SchemaNode[] {
+  if (n === undefined || depth > 16) return [];
+  if (n.wrapped !== undefined) return expand(n.wrapped, depth + 1);
+  const out: SchemaNode[] = n.entries !== undefined || n.item !== undefined || n.value !== undefined ? [n] : [];
+  for (const o of n.options ?? []) out.push(...expand(o, depth + 1));
+  for (const p of n.pipe ?? []) if (p !== n && p.kind === "schema") out.push(...expand(p, depth + 1));
+  return out;
+}
+
+/** Every key a mapping at `path` may have under `schema`, sorted; empty when the walk cannot tell. */
+export function keysAllowedAt(schema: unknown, path: readonly (string | number)[]): string[] {
+  let nodes = expand(schema as SchemaNode);
+  for (const key of path) {
+    const next: SchemaNode[] = [];
+    for (const n of nodes) {
+      if (typeof key === "number") next.push(...expand(n.item));
+      else next.push(...expand(n.entries?.[key] ?? n.value));
+    }
+    nodes = next;
+  }
+  return [...new Set(nodes.flatMap((n) => Object.keys(n.entries ?? {})))].sort();
+}
+
+/** Edit distance counting a swap of two neighbours as one edit (optimal string alignment), for "did you mean". */
+export function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let best = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = best;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/** "unknown key (allowed: a, b, c; did you mean b?)", or the docs when the keys cannot be told. */
+function unknownKey(key: unknown, allowed: readonly string[], docsHint: string): string {
+  if (allowed.length === 0) return `unknown key (allowed: see ${docsHint})`;
+  const k = String(key).toLowerCase().slice(0, 64);
+  const scored = allowed.map((a) => ({ a, d: editDistance(k, a.toLowerCase()) })).filter(({ a, d }) => d <= (a.length <= 4 ? 1 : 2));
+  const bestD = Math.min(...scored.map((x) => x.d));
+  const near = scored.filter((x) => x.d === bestD).map((x) => x.a);
+  return `unknown key (allowed: ${allowed.join(", ")}${near.length > 0 ? `; did you mean ${near.join(" or ")}?` : ""})`;
+}
+
+function describeIssue(issue: v.BaseIssue<unknown>, docsHint: string, schema?: unknown): string {
+  if (isUnknownKey(issue)) {
+    const path = (issue.path ?? []).map((p) => p.key as string | number);
+    return unknownKey(path[path.length - 1], schema === undefined ? [] : keysAllowedAt(schema, path.slice(0, -1)), docsHint);
+  }
   if (issue.type === "custom") return issue.message.replace(/^policy: /, "");
   if (issue.kind === "schema") {
     if (issue.type === "strict_object" && issue.input === undefined) return "required";
@@ -143,7 +206,7 @@ export function readYaml<S extends v.GenericSchema>(
   if (!result.success) {
     // An unknown key first: a misspelt key also makes the key it meant look missing.
     const issue = result.issues.find(isUnknownKey) ?? result.issues[0];
-    fail((issue.path ?? []).map((p) => p.key as string | number), describeIssue(issue, o.docsHint));
+    fail((issue.path ?? []).map((p) => p.key as string | number), describeIssue(issue, o.docsHint, schema));
   }
   return { value: result.output as v.InferOutput<S>, source: { file, lineOf }, fail };
 }

@@ -78,7 +78,7 @@ workloads:
     const r = await tidegate(["policy", "check", path]);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe("");
-    expect(r.stderr).toBe(`tidegate policy check: policy: ${path}:9: egress[0].to.prot: unknown key (allowed: see docs/policy.md) [policy_invalid]\n`);
+    expect(r.stderr).toBe(`tidegate policy check: policy: ${path}:9: egress[0].to.prot: unknown key (allowed: cidr, host, port, proto; did you mean port or proto?) [policy_invalid]\n`);
   }, T);
   test("a missing file: exit 1 naming it", async () => {
     const r = await tidegate(["policy", "check", join(dir, "absent.yaml")]);
