@@ -103,6 +103,12 @@ describe("audit tail", () => {
     const limited = await run(["audit", "tail", ...p.flags, "--json", "--where", "type=conn_open", "-n", "1"]);
     expect(seqsOf(limited.out)).toEqual([2]);
     for (const bad of ["type", "=x", "a..b=1", "a b=1"]) expect((await run(["audit", "tail", ...p.flags, "--where", bad])).code).toBe(2);
+    // a type no event has is a usage error naming the nearest; a field no event read has is said when nothing matched
+    const typo = await run(["audit", "tail", ...p.flags, "--where", "type=tool_cal"]);
+    expect([typo.code, typo.err]).toEqual([2, expect.stringContaining('--where type="tool_cal": no event has that type (did you mean tool_call? the types: ')]);
+    const absent = await run(["audit", "tail", ...p.flags, "--where", "typ=deny", "--where", "dst.port=22"]);
+    expect([absent.code, absent.out, absent.err]).toEqual([0, "", expect.stringMatching(/^note: none of the \d+ events read has a field typ \(--where names a field by its dotted path, as the output shows it\)\n$/)]);
+    expect((await run(["audit", "tail", ...p.flags, "--where", "dst.port=23"])).err).toBe("");
     expect((await run(["audit", "tail", ...p.flags, "-n", "-1"])).code).toBe(2);
     expect((await run(["audit", "tail", ...p.flags, "-n", "lots"])).code).toBe(2);
     expect((await run(["audit", "tail", ...p.flags, "extra"])).code).toBe(2);

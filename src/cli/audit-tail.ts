@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { ACTIVE_FILE } from "../audit/sink/files.ts";
 import type { Output } from "./command.ts";
 import { completeEnd, dirSources, linesBackward, linesFrom, requireDir, seqOfLine } from "./audit-files.ts";
-import { matches, parseEvent, showEvent, type AuditObject, type Filter } from "./audit-view.ts";
+import { absentFields, matches, noteFields, parseEvent, showEvent, type AuditObject, type Filter } from "./audit-view.ts";
 
 export interface TailOptions {
   readonly dir: string;
@@ -76,6 +76,9 @@ class Tail {
   fresh = false;
   lastSeen: number | null = null;
   skipped = 0;
+  /** Events the first scan read, and the filters whose field one of them had. */
+  private read = 0;
+  private readonly fieldsSeen = new Set<Filter>();
   out: string[] = [];
 
   constructor(
@@ -99,6 +102,8 @@ class Tail {
         return false;
       }
       this.lastSeen ??= e.seq as number;
+      this.read++;
+      noteFields(e, this.o.filters, this.fieldsSeen);
       if (picked.length < this.o.count && matches(e, this.o.filters)) picked.push(this.show(line, e));
       return picked.length >= this.o.count && this.lastSeen !== null;
     };
@@ -121,6 +126,10 @@ class Tail {
       } finally {
         closeSync(fd);
       }
+    }
+    if (picked.length === 0 && this.read > 0 && this.o.count > 0) {
+      const absent = absentFields(this.o.filters, this.fieldsSeen);
+      if (absent.length > 0) this.io.err(`note: none of the ${this.read} events read has ${absent.map((f) => `a field ${f}`).join(" or ")} (--where names a field by its dotted path, as the output shows it)\n`);
     }
     return picked.reverse();
   }

@@ -12,6 +12,8 @@
  * exactly VALUE: a string as it is, a number or boolean as JSON writes it, null as "null", an
  * array or object as its JSON. A missing field never matches. Filters are ANDed.
  */
+import { AUDIT_EVENT_TYPES, isAuditEventType } from "../audit/format/index.ts";
+import { nearest } from "../policy/nearest.ts";
 import { UsageError } from "./usage-error.ts";
 
 export type AuditObject = Readonly<Record<string, unknown>>;
@@ -23,14 +25,32 @@ export interface Filter {
 
 const FIELD_PATH = /^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$/;
 
-/** Parses `--where` values; a value without "=" or with a bad field path is a usage error. */
+/**
+ * Parses `--where` values; a value without "=" or with a bad field path is a usage error, and so
+ * is `type=` naming no event type (it could match nothing).
+ */
 export function parseFilters(values: readonly string[]): Filter[] {
   return values.map((w) => {
     const eq = w.indexOf("=");
     const field = eq < 0 ? "" : w.slice(0, eq);
     if (!FIELD_PATH.test(field)) throw new UsageError(`--where ${JSON.stringify(w.slice(0, 80))} is not FIELD=VALUE (FIELD a dotted path such as src.workload)`);
-    return { path: field.split("."), value: w.slice(eq + 1) };
+    const value = w.slice(eq + 1);
+    if (field === "type" && !isAuditEventType(value)) {
+      const near = nearest(value, AUDIT_EVENT_TYPES);
+      throw new UsageError(`--where type=${JSON.stringify(value.slice(0, 80))}: no event has that type (${near.length > 0 ? `did you mean ${near.join(" or ")}? ` : ""}the types: ${AUDIT_EVENT_TYPES.join(", ")})`);
+    }
+    return { path: field.split("."), value };
   });
+}
+
+/** The fields of the filters not in `seen`: no event read had them (a misspelt field matches nothing). */
+export function absentFields(filters: readonly Filter[], seen: ReadonlySet<Filter>): string[] {
+  return filters.filter((f) => !seen.has(f)).map((f) => f.path.join("."));
+}
+
+/** Adds to `seen` the filters whose field `event` has. */
+export function noteFields(event: AuditObject, filters: readonly Filter[], seen: Set<Filter>): void {
+  for (const f of filters) if (!seen.has(f) && at(event, f.path) !== undefined) seen.add(f);
 }
 
 function at(o: unknown, path: readonly string[]): unknown {

@@ -66,6 +66,8 @@ const tail: Command = {
     "--where FIELD=VALUE keeps the events whose FIELD (a dotted path) is exactly VALUE: strings as",
     "they are, numbers and booleans as written, null as null. Several are ANDed:",
     "  tidegate audit tail --where type=deny --where src.workload=claude -n 50",
+    "type= must name an event type; when nothing matches and no event read has a filter's field,",
+    "a note on stderr says so.",
     "",
     "-f keeps printing new events as the agent writes them, following rotation, until Ctrl-C or",
     "SIGTERM. A line still being written is printed once it is complete. Lines that are not audit",

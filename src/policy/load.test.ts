@@ -4,7 +4,8 @@ import { describe, test, assert, errorOf } from "../../test/shim.ts";
 import { SpiffeId } from "../spiffe/index.ts";
 import { PolicyError } from "./errors.ts";
 import { loadPolicy } from "./load.ts";
-import { editDistance, keysAllowedAt } from "./source.ts";
+import { editDistance, nearest } from "./nearest.ts";
+import { keysAllowedAt } from "./source.ts";
 
 export const SKETCH = `trust_domain: example.org
 agent:
@@ -285,6 +286,7 @@ describe("loadPolicy: every rejection names file, line and field", () => {
   }
   test("did you mean: a swap of two neighbours is one edit", () => {
     assert.deepEqual([editDistance("prot", "port"), editDistance("actoin", "action"), editDistance("abc", ""), editDistance("kitten", "sitting"), editDistance("tools", "tools")], [1, 1, 3, 3, 0]);
+    assert.deepEqual([nearest("prot", ["cidr", "host", "port", "proto"]), nearest("xyz", ["ca", "to"]), nearest("SERVR", ["server", "servers"]), nearest("tol", ["to"])], [["port", "proto"], [], ["server"], ["to"]]);
   });
   test("an unknown key whose mapping the walk cannot find points at the docs", () => {
     assert.deepEqual(keysAllowedAt({ type: "string" }, ["a"]), []);

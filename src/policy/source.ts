@@ -11,6 +11,7 @@
  */
 import * as v from "valibot";
 import { LineCounter, parseDocument, type Document } from "yaml";
+import { nearest } from "./nearest.ts";
 
 /** Where a value came from, for the error of a check made after the schema (see `fail`). */
 export interface YamlSource {
@@ -107,27 +108,10 @@ export function keysAllowedAt(schema: unknown, path: readonly (string | number)[
   return [...new Set(nodes.flatMap((n) => Object.keys(n.entries ?? {})))].sort();
 }
 
-/** Edit distance counting a swap of two neighbours as one edit (optimal string alignment), for "did you mean". */
-export function editDistance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let best = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, d[i - 2]![j - 2]! + 1);
-      d[i]![j] = best;
-    }
-  }
-  return d[a.length]![b.length]!;
-}
-
 /** "unknown key (allowed: a, b, c; did you mean b?)", or the docs when the keys cannot be told. */
 function unknownKey(key: unknown, allowed: readonly string[], docsHint: string): string {
   if (allowed.length === 0) return `unknown key (allowed: see ${docsHint})`;
-  const k = String(key).toLowerCase().slice(0, 64);
-  const scored = allowed.map((a) => ({ a, d: editDistance(k, a.toLowerCase()) })).filter(({ a, d }) => d <= (a.length <= 4 ? 1 : 2));
-  const bestD = Math.min(...scored.map((x) => x.d));
-  const near = scored.filter((x) => x.d === bestD).map((x) => x.a);
+  const near = nearest(String(key), allowed);
   return `unknown key (allowed: ${allowed.join(", ")}${near.length > 0 ? `; did you mean ${near.join(" or ")}?` : ""})`;
 }
 
