@@ -76,6 +76,8 @@ describe("enforcement", () => {
     const { enforcement, state } = setup([entry("e1", "spiffe://example.org/w1", "tidegate:workload:w1", "unix:uid:65534")]);
     expect(enforcement.identityOf("w1").id?.toString()).toBe("spiffe://example.org/w1");
     expect(enforcement.identityOf("w2")).toEqual({ id: null, why: "no registration entry has the selector tidegate:workload:w2" });
+    state.entries = [entry("e1", "spiffe://example.org/c", "tidegate:workload:client"), entry("e2", "spiffe://example.org/s", "tidegate:workload:server")];
+    expect(enforcement.identityOf("clent")).toEqual({ id: null, why: "no registration entry has the selector tidegate:workload:clent; did you mean client?" });
     state.entries = [entry("e1", "spiffe://example.org/a", "tidegate:workload:w1"), entry("e2", "spiffe://example.org/b", "tidegate:workload:w1")];
     expect(enforcement.identityOf("w1").id).toBeNull();
     state.entries = null;

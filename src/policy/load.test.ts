@@ -286,7 +286,7 @@ describe("loadPolicy: every rejection names file, line and field", () => {
   }
   test("did you mean: a swap of two neighbours is one edit", () => {
     assert.deepEqual([editDistance("prot", "port"), editDistance("actoin", "action"), editDistance("abc", ""), editDistance("kitten", "sitting"), editDistance("tools", "tools")], [1, 1, 3, 3, 0]);
-    assert.deepEqual([nearest("prot", ["cidr", "host", "port", "proto"]), nearest("xyz", ["ca", "to"]), nearest("SERVR", ["server", "servers"]), nearest("tol", ["to"])], [["port", "proto"], [], ["server"], ["to"]]);
+    assert.deepEqual([nearest("prot", ["cidr", "host", "port", "proto"]), nearest("xyz", ["ca", "to"]), nearest("SERVR", ["server", "servers"]), nearest("tol", ["to"]), nearest("w3", ["w1", "w2"]), nearest("clent", ["client", "server"]), nearest("Egress", ["egress"])], [["port", "proto"], [], ["server"], [], [], ["client"], ["egress"]]);
   });
   test("an unknown key whose mapping the walk cannot find points at the docs", () => {
     assert.deepEqual(keysAllowedAt({ type: "string" }, ["a"]), []);

@@ -16,11 +16,12 @@ export function editDistance(a: string, b: string): number {
 
 /**
  * The candidates nearest to `name`, ignoring case: those at the smallest distance, when it is at
- * most 1 for a candidate of up to four characters and 2 for a longer one; none when none is.
+ * most a quarter of the candidate's length (none for up to three characters, one edit up to
+ * seven, two beyond), so `w3` suggests no `w1`; none when none is near.
  */
 export function nearest(name: string, candidates: readonly string[]): string[] {
   const k = name.toLowerCase().slice(0, 64);
-  const scored = candidates.map((c) => ({ c, d: editDistance(k, c.toLowerCase()) })).filter(({ c, d }) => d <= (c.length <= 4 ? 1 : 2));
+  const scored = candidates.map((c) => ({ c, d: editDistance(k, c.toLowerCase()) })).filter(({ c, d }) => d <= Math.min(2, Math.floor(c.length / 4)));
   const best = Math.min(...scored.map((x) => x.d));
   return scored.filter((x) => x.d === best).map((x) => x.c);
 }
