@@ -78,6 +78,16 @@ describe("enforcement", () => {
     expect(enforcement.identityOf("w2")).toEqual({ id: null, why: "no registration entry has the selector tidegate:workload:w2" });
     state.entries = [entry("e1", "spiffe://example.org/c", "tidegate:workload:client"), entry("e2", "spiffe://example.org/s", "tidegate:workload:server")];
     expect(enforcement.identityOf("clent")).toEqual({ id: null, why: "no registration entry has the selector tidegate:workload:clent; did you mean client?" });
+  });
+
+  test("stillIdentifies follows the entries: the same answer while they stay, another once a sync changes them", () => {
+    const { enforcement, state } = setup([entry("e1", "spiffe://example.org/w1", "tidegate:workload:w1")]);
+    expect([enforcement.stillIdentifies("w1", "spiffe://example.org/w1"), enforcement.stillIdentifies("w1", "spiffe://example.org/other"), enforcement.stillIdentifies("w2", "spiffe://example.org/w1")]).toEqual([true, false, false]);
+    state.entries = [entry("e2", "spiffe://example.org/w1-new", "tidegate:workload:w1")];
+    expect(enforcement.stillIdentifies("w1", "spiffe://example.org/w1")).toBe(false);
+    expect(enforcement.stillIdentifies("w1", "spiffe://example.org/w1-new")).toBe(true);
+    state.entries = [];
+    expect(enforcement.stillIdentifies("w1", "spiffe://example.org/w1-new")).toBe(false);
     state.entries = [entry("e1", "spiffe://example.org/a", "tidegate:workload:w1"), entry("e2", "spiffe://example.org/b", "tidegate:workload:w1")];
     expect(enforcement.identityOf("w1").id).toBeNull();
     state.entries = null;

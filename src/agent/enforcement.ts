@@ -120,6 +120,24 @@ export class Enforcement {
     return { id: SpiffeId.parse(ids[0]!) };
   }
 
+  /** identityOf's answers per workload, for the entries they were computed from. */
+  private idMemo: { entries: readonly Entry[] | null; ids: Map<string, string | null> } = { entries: null, ids: new Map() };
+
+  /**
+   * Whether workload `name` still has identity `id` under the entries in force: asked at each
+   * request of an intercepted connection, so it is remembered until the entries change.
+   */
+  stillIdentifies(name: string, id: string): boolean {
+    const entries = this.o.entries();
+    if (entries !== this.idMemo.entries) this.idMemo = { entries, ids: new Map() };
+    let now = this.idMemo.ids.get(name);
+    if (now === undefined) {
+      now = this.identityOf(name).id?.toString() ?? null;
+      if (this.idMemo.ids.size < 4096) this.idMemo.ids.set(name, now);
+    }
+    return now === id;
+  }
+
   /** Brings the kernel maps in line with the policy, the entries and the cgroups that exist. */
   resync(force = false): void {
     if (this.o.entries() === null) return;

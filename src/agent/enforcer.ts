@@ -49,6 +49,7 @@ import { AGENT_RECHECK_MS, SecretStore, secretsDir } from "../secrets/index.ts";
 import type { InterceptDeps } from "../proxy/intercept/serve.ts";
 import { LegPool } from "../proxy/intercept/leg-pool.ts";
 import { RuleHits } from "./rule-hits.ts";
+import type { Entry } from "./wire.ts";
 import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_PROXY_SETTINGS } from "../policy/model.ts";
 
 const REASONS: Record<number, string> = { 1: "rule", 2: "no_rule", 3: "unknown_cgroup", 4: "no_proxy" };
@@ -408,12 +409,18 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
   const audit = hits.tap(o.audit);
   const prints = await openKernelPrint(o.logger);
   const attestation = createAttestation({ cgroupName: o.places.cgroupName, ...(prints.print !== undefined ? { kernelPrint: prints.print } : {}) });
+  let entryList: { map: ReadonlyMap<string, Entry> | null | undefined; list: Entry[] | null } = { map: undefined, list: null };
   const enforcement = new Enforcement({
     configPath: o.places.config,
     holder,
     capture,
     cgroups: capture.tree,
-    entries: () => (o.core.entries === null ? null : [...o.core.entries.values()]),
+    // The same list until a sync brings a new map, so what is computed from it can be kept (stillIdentifies).
+    entries: () => {
+      const map = o.core.entries;
+      if (map !== entryList.map) entryList = { map, list: map === null ? null : [...map.values()] };
+      return entryList.list;
+    },
     attest: async (pid, startTime) => (await attestation.attest(pid, startTime)).selectors,
     logger: o.logger,
     audit,
@@ -444,6 +451,7 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
       audit,
       ...(o.accepting !== undefined ? { accepting: o.accepting } : {}),
       timeouts: proxyBounds,
+      stillIdentified: (workload, id) => enforcement.stillIdentifies(workload, id.toString()),
     });
     capture.setProxyPort(port);
     warnIfUnprotected(port, o.logger);

@@ -112,6 +112,8 @@ export interface EgressDeps {
   accepting?(): boolean;
   /** The bounds in force (`proxy:`); absent: the defaults. */
   timeouts?(): ProxySettings;
+  /** Whether `workload` still has identity `id` under the registration in force (an intercepted connection asks at each request); absent: not asked. */
+  stillIdentified?(workload: string, id: SpiffeId): boolean;
 }
 
 export interface EgressListener {

@@ -115,6 +115,8 @@ export interface Stand {
   plainClient(url: string, json: ClientSteps): Promise<ClientRun>;
   /** `tidegate ARGS <flags of B>`. */
   cli(args: string[]): Promise<RunResult>;
+  /** Deletes the registration entry of `id` on the server; what puts a new one back (same selector), resolving once its agent holds its SVID. */
+  unregister(id: (typeof ID)[keyof typeof ID]): Promise<() => Promise<void>>;
   /** Rewrites the pinned server's description of `lookup` (read at each new session). */
   setDescription(text: string): void;
   auditA(): AuditLine[];
@@ -199,11 +201,12 @@ export async function setUp(opts: StandOptions = {}): Promise<Stand> {
   const server = info.server;
   cleanups.push(() => server.stop());
   const entryIds: Record<string, string> = {};
-  for (const [node, id, selector] of [
-    ["mcp-a", ID.client, "tidegate:workload:client"],
-    ["mcp-b", ID.everything, "tidegate:workload:unused-everything"],
-    ["mcp-b", ID.pinned, "tidegate:workload:unused-pinned"],
-  ] as const) {
+  const registered = {
+    [ID.client]: ["mcp-a", "tidegate:workload:client"],
+    [ID.everything]: ["mcp-b", "tidegate:workload:unused-everything"],
+    [ID.pinned]: ["mcp-b", "tidegate:workload:unused-pinned"],
+  } as const;
+  for (const [id, [node, selector]] of Object.entries(registered)) {
     entryIds[id] = (JSON.parse(await cli(["entry", "create", "--spiffe-id", id, "--node", node, "--selector", selector, "--json", ...serverFlags])) as { id: string }).id;
   }
 
@@ -308,6 +311,15 @@ inbound:
     },
     plainClient: async (u, json) => clientRun(await runBun([process.execPath, CLIENT, JSON.stringify({ ...json, url: u })])),
     cli: (args) => tidegate([...args, ...flagsB]),
+    unregister: async (id) => {
+      const [node, selector] = registered[id];
+      await cli(["entry", "delete", entryIds[id]!, ...serverFlags]);
+      return async () => {
+        entryIds[id] = (JSON.parse(await cli(["entry", "create", "--spiffe-id", id, "--node", node, "--selector", selector, "--json", ...serverFlags])) as { id: string }).id;
+        const n = node === "mcp-a" ? "a" : "b";
+        await waitFor(`agent ${n} to hold the SVID of ${id} again`, () => existsSync(join(dir, `${n}-state`, "agent", "svids", `${entryIds[id]}.key`)) || undefined, 20_000);
+      };
+    },
     setDescription: (text) => writeFileSync(descriptionFile, `${text}\n`),
     auditA: () => readAudit(join(dir, "a-audit")),
     auditB: () => readAudit(join(dir, "b-audit")),

@@ -433,7 +433,7 @@ describe.skipIf(!can && !process.env.CI)("MCP tool policy: B's inbound listeners
     }, T);
   });
 
-  describe("6. a reload applies to the next request of a conversation already open", () => {
+  describe("6. a reload, or a registration changed, applies to the next request of a conversation already open", () => {
     /**
      * Agent `n`'s config rewritten by `edit`; resolves once that agent logged `event` (default
      * policy_loaded) one more time. Returns what puts the original back, waiting for `back` the same way.
@@ -520,6 +520,32 @@ describe.skipIf(!can && !process.env.CI)("MCP tool policy: B's inbound listeners
       expect(await closeOf(r.events[0]!.conn_id)).toMatchObject({ outcome: "refused", reason: "rule_removed" });
       const again = ran(await s.directClient(s.urls.everything, { steps: [{ op: "call", name: "echo", args: { message: "listening" } }] }));
       expect(textOf(resultOf(again, "call", "echo"))).toBe("Echo: listening");
+    }, 2 * T);
+
+    test("the client's entry deleted on the server: A refuses the open connection's next request (403 identity_revoked) and closes it; registered again, calls work", async () => {
+      const until = join(s.dir, `release-${crypto.randomUUID()}`);
+      const [m1, m2] = [marker("revoked-echo"), marker("revoked-echo")];
+      const running = s.runClient({ steps: [{ op: "call", name: "echo", args: { message: m1 } }, { op: "hold", until }, { op: "call", name: "echo", args: { message: m2 } }] });
+      const first = await toolCall("the first echo", s.auditA, (l) => l.args_sha256 === argsSha256({ message: m1 }));
+      const dropped = () => s.logA().filter((l) => l.event === "svid_dropped" && l.spiffe_id === ID.client).length;
+      const before = dropped();
+      const restore = await s.unregister(ID.client);
+      let results: StepResult[];
+      try {
+        await waitFor("agent A to drop the client's SVID", () => dropped() > before || undefined, 15_000);
+        writeFileSync(until, "");
+        results = ran(await running);
+      } finally {
+        await restore();
+      }
+      const calls = results.filter((r) => r.op === "call");
+      expect(calls.map((c) => c.ok)).toEqual([true, false]);
+      expect(String(calls[1]!.message)).toContain("identity_revoked");
+      const refused = await waitFor("A's http_request refusing the second call", () => s.auditA().find((l) => l.type === "http_request" && l.conn_id === first.conn_id && l.reason === "identity_revoked"), 10_000);
+      expect(refused).toMatchObject({ status: 403, outcome: "refused", workload: "client" });
+      expect(s.auditA().some((l) => l.type === "tool_call" && l.args_sha256 === argsSha256({ message: m2 }))).toBe(false);
+      const again = ran(await s.runClient({ steps: [{ op: "call", name: "echo", args: { message: "registered-again" } }] }));
+      expect(textOf(resultOf(again, "call", "echo"))).toBe("Echo: registered-again");
     }, 2 * T);
 
     test("A's intercept rule narrowed (echo denied too): the workload's next call through A is refused by A, on the same connection", async () => {

@@ -76,6 +76,12 @@ export interface ExchangeDeps extends RequestDeps {
   readonly audit: Audit;
   /** False while the audit log cannot be written and audit.on_failure is refuse: each new request is answered 503 and the connection closed. */
   readonly accepting?: () => boolean;
+  /**
+   * Why the caller no longer has the identity the connection was opened under (its workload's
+   * registration changed), or null: asked at each request, refused 403 `identity_revoked` and the
+   * connection closed. Absent: not asked.
+   */
+  readonly revoked?: () => string | null;
   /** Tool pins of MCP servers (rules with `mcp:`); absent: none are kept. */
   readonly pins?: PinStore;
   /** First-byte and idle bounds (`proxy:`; the connect bound is `upstream.timeoutMs`); default DEFAULT_PROXY_SETTINGS. */
@@ -359,6 +365,11 @@ export class HttpExchange implements LegOwner {
     if (this.deps.accepting?.() === false) {
       this.logRequest(head, started, { status: 503, outcome: "refused", reason: "audit_unavailable" });
       return void this.refuse(503, "audit_unavailable", "the audit log cannot be written", false);
+    }
+    const revoked = this.deps.revoked?.() ?? null;
+    if (revoked !== null) {
+      this.logRequest(head, started, { status: 403, outcome: "refused", reason: "identity_revoked", detail: revoked });
+      return void this.refuse(403, "identity_revoked", revoked, false);
     }
     const verdict = decideRequest(this.ctx, head, this.deps);
     if (verdict instanceof Promise) return verdict.then((v) => this.decided(head, started, v));

@@ -2,7 +2,7 @@
 // listener, a Bun HTTPS server as the "third-party API" with its own CA. Clients are raw sockets
 // (so pipelining and smuggling shapes can be written byte for byte) and curl over TLS.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { apiRule, createHarness, exchange as exchangeOn, type Harness } from "./test-harness.ts";
+import { apiRule, CALLER, createHarness, exchange as exchangeOn, type Harness } from "./test-harness.ts";
 
 const SECRET = "s3cr3t-value-for-the-api";
 const secrets: Record<string, string> = { api_token: SECRET, other_token: "other-secret-value" };
@@ -12,6 +12,8 @@ let lines: Record<string, unknown>[];
 let proxyPort: number;
 /** What the harness's `accepting` answers: false as while the audit log cannot be written. */
 let accepting = true;
+/** What the harness's identity check answers: false once workload w's registration no longer gives it CALLER. */
+let identified = true;
 const seen: { path: string; auth: string | null; xkey: string | null; body: string }[] = [];
 
 beforeAll(async () => {
@@ -28,7 +30,7 @@ beforeAll(async () => {
       return new Response(`path=${u.pathname} auth=${req.headers.get("authorization") === `Bearer ${SECRET}` ? "injected" : "other"}`);
     },
   });
-  proxyPort = h.start(`trust_domain: example.org\negress:\n${apiRule("api", 80, h, api.port!)}${apiRule("api-tls", 443, h, api.port!)}`, { secrets, accepting: () => accepting });
+  proxyPort = h.start(`trust_domain: example.org\negress:\n${apiRule("api", 80, h, api.port!)}${apiRule("api-tls", 443, h, api.port!)}`, { secrets, accepting: () => accepting, identified: () => identified });
 });
 
 afterAll(() => {
@@ -180,6 +182,40 @@ describe("intercept: plain HTTP from the workload, TLS to the API", () => {
     expect(got).toContain("HTTP/1.1 503");
     expect(seen.slice(before).map((x) => x.path)).toEqual(["/ok"]);
     expect(httpLines().at(-1)).toMatchObject({ target: "/after", status: 503, outcome: "refused", reason: "audit_unavailable" });
+  });
+
+  test("the caller's identity revoked mid-connection (its registration changed): the next request gets 403 identity_revoked, never reaches the API, and the connection closes", async () => {
+    const before = seen.length;
+    const { promise, resolve } = Promise.withResolvers<string>();
+    let got = "";
+    const closed = Promise.withResolvers<void>();
+    const sock = await Bun.connect({
+      hostname: "127.0.0.1",
+      port: proxyPort,
+      socket: {
+        data(_s, c) {
+          got += new TextDecoder().decode(c);
+          if (got.includes("path=/ok")) resolve(got);
+        },
+        close: () => closed.resolve(),
+      },
+    });
+    sock.write("GET /ok HTTP/1.1\r\nHost: api.test\r\n\r\n");
+    await promise;
+    identified = false;
+    try {
+      sock.write("GET /after HTTP/1.1\r\nHost: api.test\r\n\r\n");
+      await closed.promise;
+    } finally {
+      identified = true;
+      sock.end();
+    }
+    expect(got).toContain("HTTP/1.1 403");
+    expect(got).toContain("tidegate: identity_revoked");
+    expect(seen.slice(before).map((x) => x.path)).toEqual(["/ok"]);
+    const line = httpLines().at(-1)!;
+    expect(line).toMatchObject({ target: "/after", status: 403, outcome: "refused", reason: "identity_revoked", workload: "w" });
+    expect(String(line.detail)).toContain(`workload w no longer has identity ${CALLER.toString()}`);
   });
 
   test("an upgrade (WebSocket) request is refused", async () => {

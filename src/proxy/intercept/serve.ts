@@ -59,11 +59,16 @@ export interface InterceptCall {
   readonly first: PeekResult;
   readonly caller: { record: { address: IpAddress; port: number }; id: SpiffeId };
   readonly fields: Fields;
-  readonly deps: { engine(): PolicyEngine | null; names(): Pick<NameCache, "resolve">; intercept?: InterceptDeps; logger: Logger; audit: Audit; accepting?(): boolean; timeouts?(): ProxySettings };
+  readonly deps: { engine(): PolicyEngine | null; names(): Pick<NameCache, "resolve">; intercept?: InterceptDeps; logger: Logger; audit: Audit; accepting?(): boolean; timeouts?(): ProxySettings; stillIdentified?(workload: string, id: SpiffeId): boolean };
   readonly upstream: UpstreamDeps;
   /** conn_open and conn_close of this connection (conn.tracked.events). */
   readonly events: ConnAudit;
   legTls(spec: LegSpec): UpstreamTls | { refused: string; detail: string };
+}
+
+/** What an intercepted connection's later requests are told once `workload` no longer has identity `id`. */
+function revocation(workload: string, id: SpiffeId, still: (workload: string, id: SpiffeId) => boolean): () => string | null {
+  return () => (still(workload, id) ? null : `workload ${workload} no longer has identity ${id.toString()} (its registration changed); this connection takes no more requests`);
 }
 
 export async function serveIntercept(call: InterceptCall): Promise<void> {
@@ -113,6 +118,7 @@ export async function serveIntercept(call: InterceptCall): Promise<void> {
       legTls: (v) => call.legTls(v.rule.serverId !== null ? { kind: "mtls", serverName: v.upstream.serverName, serverId: v.rule.serverId, keyExchange: v.rule.keyExchange } : { kind: "tls", serverName: v.upstream.serverName, caFile: v.rule.ca, keyExchange: v.rule.keyExchange }),
       audit: deps.audit,
       ...(deps.accepting !== undefined ? { accepting: () => deps.accepting!() } : {}),
+      ...(deps.stillIdentified !== undefined && typeof call.fields.workload === "string" ? { revoked: revocation(call.fields.workload, call.caller.id, deps.stillIdentified) } : {}),
     },
     (end) => call.events.close({ ...call.fields, conn_id: connId, tls_terminated: terminated, ...end }),
   );

@@ -57,6 +57,8 @@ interface StartOptions {
   secrets: Record<string, string>;
   pool?: LegPool;
   accepting?: () => boolean;
+  /** Whether workload "w" still has CALLER's identity (asked at each request); absent: not asked, and no workload named. */
+  identified?: () => boolean;
   /** `proxy:` bounds (tests shorten them). */
   timeouts?: ProxySettings;
 }
@@ -84,7 +86,7 @@ export async function createHarness(): Promise<Harness> {
     const t = opts.timeouts;
     const upstream = { sessions: new SessionCache(), verifier: new PeerVerifier(), ...(t !== undefined ? { timeoutMs: t.connectTimeoutMs } : {}) };
     const intercept = { leafFor: (n: string) => agentCa.leafFor(n), secret: (n: string) => opts.secrets[n] ?? null, ...(opts.pool !== undefined ? { legs: opts.pool } : {}) };
-    const deps = { engine: () => engine, names: () => names, intercept, logger, audit, ...(opts.accepting !== undefined ? { accepting: opts.accepting } : {}), ...(t !== undefined ? { timeouts: () => t } : {}) };
+    const deps = { engine: () => engine, names: () => names, intercept, logger, audit, ...(opts.accepting !== undefined ? { accepting: opts.accepting } : {}), ...(t !== undefined ? { timeouts: () => t } : {}), ...(opts.identified !== undefined ? { stillIdentified: opts.identified } : {}) };
     const listener = Bun.listen<TestConn>({
       hostname: "127.0.0.1",
       port: 0,
@@ -114,7 +116,7 @@ export async function createHarness(): Promise<Harness> {
             early: new Uint8Array(early),
             first,
             caller: { record: { address: parseIp("127.0.0.1"), port }, id: CALLER },
-            fields: { spiffe_id: CALLER.toString(), pid: 1 },
+            fields: { spiffe_id: CALLER.toString(), pid: 1, ...(opts.identified !== undefined ? { workload: "w" } : {}) },
             deps,
             upstream,
             events: c.tracked.events,
