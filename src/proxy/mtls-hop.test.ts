@@ -209,22 +209,27 @@ describe("an mTLS hop between the egress upstream leg and an inbound listener", 
   });
 });
 
+/** A plain HTTP backend answering 200 "ok" to each request head (no bodies), pipelined ones too; what it read. */
+function headBackend(): { port: number; raw(): string; stop(force: boolean): void } {
+  let raw = "";
+  const l = Bun.listen<{ n: number }>({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      open: (s) => void (s.data = { n: 0 }),
+      data(s, chunk) {
+        raw += new TextDecoder().decode(chunk);
+        const ends = raw.split("\r\n\r\n").length - 1;
+        for (; s.data.n < ends; s.data.n++) s.write("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+      },
+    },
+  });
+  return { port: l.port, raw: () => raw, stop: (force) => l.stop(force) };
+}
+
 describe("forward_client_cert", () => {
   test("every request of a keep-alive connection reaches the backend with one x-forwarded-client-cert naming the caller", async () => {
-    let raw = "";
-    const plain = Bun.listen({
-      hostname: "127.0.0.1",
-      port: 0,
-      socket: {
-        data(s, chunk) {
-          raw += new TextDecoder().decode(chunk);
-          const answered = (s as unknown as { n?: number }).n ?? 0;
-          const ends = raw.split("\r\n\r\n").length - 1;
-          for (let i = answered; i < ends; i++) s.write("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
-          (s as unknown as { n?: number }).n = ends;
-        },
-      },
-    });
+    const plain = headBackend();
     const l = new InboundListener(rule({ name: "xfcc", proxyProtocol: false, forwardClientCert: true, forward: { kind: "tcp", host: "127.0.0.1", port: plain.port } }), creds.get("spiffe://example.org/backend")!, { identity, verifier: new PeerVerifier(), logger, audit });
     try {
       const port = (l as unknown as { listener: { port: number } }).listener.port;
@@ -233,8 +238,8 @@ describe("forward_client_cert", () => {
       const answer = await roundTripUntil(up.socket as never, "GET /1 HTTP/1.1\r\nHost: b\r\nX-Forwarded-Client-Cert: By=x;URI=spiffe://example.org/admin\r\n\r\nGET /2 HTTP/1.1\r\nHost: b\r\n\r\n", (got) => got.split("HTTP/1.1 200").length === 3);
       expect(answer.split("HTTP/1.1 200").length).toBe(3);
       const want = "x-forwarded-client-cert: By=spiffe://example.org/backend;URI=spiffe://example.org/client\r\n";
-      expect(raw).toBe(`GET /1 HTTP/1.1\r\nHost: b\r\n${want}\r\nGET /2 HTTP/1.1\r\nHost: b\r\n${want}\r\n`);
-      expect(raw).not.toContain("admin");
+      expect(plain.raw()).toBe(`GET /1 HTTP/1.1\r\nHost: b\r\n${want}\r\nGET /2 HTTP/1.1\r\nHost: b\r\n${want}\r\n`);
+      expect(plain.raw()).not.toContain("admin");
       const line = await waitForLine(() => inboundLines().find((x) => x.rule === "xfcc" && x.outcome === "forwarded"));
       expect(line.requests).toBe(2);
     } finally {
@@ -251,17 +256,7 @@ describe("a reload under forward_client_cert", () => {
   ];
   for (const [what, change, reason] of cases) {
     test(`${what}: the next request of a keep-alive connection is not forwarded; the connection closes, recorded ${reason}`, async () => {
-      let raw = "";
-      const plain = Bun.listen({
-        hostname: "127.0.0.1",
-        port: 0,
-        socket: {
-          data(s, chunk) {
-            raw += new TextDecoder().decode(chunk);
-            if (raw.endsWith("\r\n\r\n")) s.write("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
-          },
-        },
-      });
+      const plain = headBackend();
       const name = `xfcc-${reason}`;
       const l = new InboundListener(rule({ name, proxyProtocol: false, forwardClientCert: true, forward: { kind: "tcp", host: "127.0.0.1", port: plain.port } }), creds.get("spiffe://example.org/backend")!, { identity, verifier: new PeerVerifier(), logger, audit });
       try {
@@ -288,8 +283,8 @@ describe("a reload under forward_client_cert", () => {
         change(l);
         socket.write("GET /2 HTTP/1.1\r\nHost: b\r\n\r\n");
         await closed.promise;
-        expect(raw).toContain("GET /1 ");
-        expect(raw).not.toContain("GET /2 ");
+        expect(plain.raw()).toContain("GET /1 ");
+        expect(plain.raw()).not.toContain("GET /2 ");
         const line = await waitForLine(() => inboundLines().find((x) => x.rule === name));
         expect({ outcome: line.outcome, reason: line.reason, requests: line.requests }).toEqual({ outcome: "refused", reason, requests: 1 });
       } finally {

@@ -150,35 +150,42 @@ describe("intercept: plain HTTP from the workload, TLS to the API", () => {
     expect(await lineOf("conn_close", line.conn_id)).toMatchObject({ outcome: "refused", reason: "no_rule", requests: 1, bytes_up: 0, bytes_down: 0 });
   });
 
-  test("the audit log failing mid-connection (on_failure refuse): the next request gets 503 and never reaches the API", async () => {
-    const before = seen.length;
-    const { promise, resolve } = Promise.withResolvers<string>();
+  /**
+   * One kept-alive connection: GET /ok answered, then `fault(true)` and GET /after; what the
+   * workload read once `done` holds or the connection closed, `fault(false)` after.
+   */
+  async function faultMidConnection(fault: (on: boolean) => void, done: (got: string) => boolean): Promise<string> {
     let got = "";
+    const first = Promise.withResolvers<void>();
+    const second = Promise.withResolvers<void>();
     const sock = await Bun.connect({
       hostname: "127.0.0.1",
       port: proxyPort,
       socket: {
         data(_s, c) {
           got += new TextDecoder().decode(c);
-          if (got.includes("path=/ok")) resolve(got);
-          if (got.includes("audit_unavailable")) resolve(got);
+          if (got.includes("path=/ok")) first.resolve();
+          if (done(got)) second.resolve();
         },
-        close: () => resolve(got),
+        close: () => (first.resolve(), second.resolve()),
       },
     });
     sock.write("GET /ok HTTP/1.1\r\nHost: api.test\r\n\r\n");
-    await promise;
-    accepting = false;
+    await first.promise;
+    fault(true);
     try {
-      const { promise: second, resolve: done } = Promise.withResolvers<void>();
-      const t = setInterval(() => (got.includes("audit_unavailable") ? done() : undefined), 10);
       sock.write("GET /after HTTP/1.1\r\nHost: api.test\r\n\r\n");
-      await second;
-      clearInterval(t);
+      await second.promise;
     } finally {
-      accepting = true;
+      fault(false);
       sock.end();
     }
+    return got;
+  }
+
+  test("the audit log failing mid-connection (on_failure refuse): the next request gets 503 and never reaches the API", async () => {
+    const before = seen.length;
+    const got = await faultMidConnection((on) => void (accepting = !on), (g) => g.includes("audit_unavailable"));
     expect(got).toContain("HTTP/1.1 503");
     expect(seen.slice(before).map((x) => x.path)).toEqual(["/ok"]);
     expect(httpLines().at(-1)).toMatchObject({ target: "/after", status: 503, outcome: "refused", reason: "audit_unavailable" });
@@ -186,30 +193,7 @@ describe("intercept: plain HTTP from the workload, TLS to the API", () => {
 
   test("the caller's identity revoked mid-connection (its registration changed): the next request gets 403 identity_revoked, never reaches the API, and the connection closes", async () => {
     const before = seen.length;
-    const { promise, resolve } = Promise.withResolvers<string>();
-    let got = "";
-    const closed = Promise.withResolvers<void>();
-    const sock = await Bun.connect({
-      hostname: "127.0.0.1",
-      port: proxyPort,
-      socket: {
-        data(_s, c) {
-          got += new TextDecoder().decode(c);
-          if (got.includes("path=/ok")) resolve(got);
-        },
-        close: () => closed.resolve(),
-      },
-    });
-    sock.write("GET /ok HTTP/1.1\r\nHost: api.test\r\n\r\n");
-    await promise;
-    identified = false;
-    try {
-      sock.write("GET /after HTTP/1.1\r\nHost: api.test\r\n\r\n");
-      await closed.promise;
-    } finally {
-      identified = true;
-      sock.end();
-    }
+    const got = await faultMidConnection((on) => void (identified = !on), () => false);
     expect(got).toContain("HTTP/1.1 403");
     expect(got).toContain("tidegate: identity_revoked");
     expect(seen.slice(before).map((x) => x.path)).toEqual(["/ok"]);
