@@ -4,6 +4,7 @@
  * they go through agent.sock (the agent applies an approval at once and logs it); with no agent
  * they read and write `<state-dir>/agent/mcp-pins.json` directly. Root only, like the state.
  */
+import { nearest } from "../policy/nearest.ts";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Command, Context } from "./command.ts";
@@ -82,7 +83,10 @@ const tools: Command = {
     if (server !== undefined && tool !== undefined) {
       const t = await toolPins(ctx, r, server, tool);
       if (t === null) {
-        ctx.io.err(`tidegate mcp tools: no pin of tool ${tool} for ${server}\n`);
+        const all = await allPins(ctx, r);
+        const known = all[server];
+        const near = known === undefined ? nearest(server, Object.keys(all)).map((x) => `${x} ${tool}`) : nearest(tool, [...Object.keys(known.pinned), ...Object.keys(known.waiting)]).map((x) => `${server} ${x}`);
+        ctx.io.err(`tidegate mcp tools: no pin of tool ${tool} for ${server}${near.length > 0 ? `; did you mean ${near.join(" or ")}?` : ""}\n`);
         return 1;
       }
       ctx.io.out(ctx.values.json ? `${safeJson({ server, tool, pinned: t.pinned, waiting: t.waiting })}\n` : renderTool(server, tool, t, r.agent));
@@ -91,7 +95,8 @@ const tools: Command = {
     const all = await allPins(ctx, r);
     const shown: PinBookData = server === undefined ? all : all[server] !== undefined ? { [server]: all[server] } : {};
     if (server !== undefined && Object.keys(shown).length === 0) {
-      ctx.io.err(`tidegate mcp tools: no tools pinned for ${server}\n`);
+      const near = nearest(server, Object.keys(all));
+      ctx.io.err(`tidegate mcp tools: no tools pinned for ${server}${near.length > 0 ? `; did you mean ${near.join(" or ")}?` : ""}\n`);
       return 1;
     }
     if (ctx.values.json) ctx.io.out(safeJson(shown) + "\n");

@@ -37,6 +37,11 @@ describe("tidegate mcp without an agent", () => {
     expect(one.code).toBe(0);
     expect(one.stdout).toContain(`  pinned   ${await toolDefinitionHash(tool("read_file"))}\n\npinned definition:\n  name\n    "read_file"\n  description\n    "does read_file"\n  inputSchema\n    {\n      "type": "object"\n    }\n`);
     expect((await tidegate([...p.flags, "mcp", "tools", SERVER, "write_file"])).code).toBe(1);
+    // a name one letter off says which it probably is
+    const typo = await tidegate([...p.flags, "mcp", "tools", SERVER, "reed_file"]);
+    expect([typo.code, typo.stderr]).toEqual([1, `tidegate mcp tools: no pin of tool reed_file for ${SERVER}; did you mean ${SERVER} read_file?\n`]);
+    const server = await tidegate([...p.flags, "mcp", "tools", `${SERVER}x`]);
+    expect([server.code, server.stderr]).toEqual([1, `tidegate mcp tools: no tools pinned for ${SERVER}x; did you mean ${SERVER}?\n`]);
   });
 
   test("a file with no tools, or a tool twice, is refused naming the file; nothing is written", async () => {
