@@ -28,6 +28,8 @@ export interface Domain {
   readonly dir: string;
   /** Registers `id` for `node` with `selectors`; its entry id. */
   entry(node: string, id: string, selectors: string[]): Promise<string>;
+  /** Deletes the entry `entry` last registered for `id`. */
+  deleteEntry(id: string): Promise<void>;
   /** Writes the agent's config, checks it loads, starts it joined as `node`, and waits until it captures and holds SVIDs of `held`. */
   startAgent(instance: string, node: string, config: string, held: string[]): Promise<Agent>;
   /** What the server and every agent wrote. */
@@ -64,6 +66,10 @@ export async function startDomain(name: string): Promise<Domain> {
         const entryId = (JSON.parse(out) as { id: string }).id;
         entries.set(id, entryId);
         return entryId;
+      },
+      deleteEntry: async (id) => {
+        await cli(["entry", "delete", entries.get(id)!, ...serverFlags]);
+        entries.delete(id);
       },
       startAgent: async (instance, node, config, held) => {
         const flags = ["--instance", instance, "--state-dir", d(`${node}-state`), "--run-dir", d(`${node}-run`), "--config", join(dir, `${node}.yaml`), "--audit-dir", join(dir, `${node}-audit`)];
