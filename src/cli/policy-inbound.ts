@@ -10,7 +10,7 @@
  *    `resource_bad_uri`, `prompt_denied`, `prompt_not_allowed`); without `mcp:` the listener
  *    reads no MCP and everything passes.
  */
-import type { InboundRule, Policy, ToolFilter } from "../policy/index.ts";
+import type { InboundRule, McpRules, Policy, ToolFilter } from "../policy/index.ts";
 import type { SpiffeId } from "../spiffe/index.ts";
 import { normalizeResourceUri } from "../mcp/index.ts";
 import { UsageError } from "./usage-error.ts";
@@ -53,20 +53,30 @@ export function explainInbound(p: Policy, rule: InboundRule, ask: InboundAsk): I
   if (matched === null) {
     return { ...base, verdict: "deny", reason: "client_not_allowed", summary: `deny: ${ask.from.toString()} matches none of allow: ${rule.allow.map((a) => a.text).join(", ")}` };
   }
+  return { ...base, matched, ...mcpVerdict(rule.mcp, ask, `allow: listener ${rule.name} accepts the client (allow ${matched})`, `listener ${rule.name}`) };
+}
+
+export type McpAnswer = Pick<InboundExplanation, "verdict" | "reason" | "summary" | "mcp">;
+
+/**
+ * What `mcp` (a rule's `mcp:`; null: the carrier reads no MCP) decides of the tool, resource or
+ * prompt `ask` names, as the gate would (src/mcp/gate.ts); `accepted` begins an allow's summary,
+ * `of` names the rule in a deny's.
+ */
+export function mcpVerdict(mcp: McpRules | null, ask: Omit<InboundAsk, "from">, accepted: string, of: string): McpAnswer {
   const kind = ask.tool !== undefined ? "tool" : ask.resource !== undefined ? "resource" : ask.prompt !== undefined ? "prompt" : null;
-  const accepted = `allow: listener ${rule.name} accepts the client (allow ${matched})`;
-  if (kind === null) return { ...base, matched, verdict: "allow", reason: null, summary: accepted };
+  if (kind === null) return { verdict: "allow", reason: null, summary: accepted, mcp: null };
   const raw = (kind === "tool" ? ask.tool : kind === "resource" ? ask.resource : ask.prompt)!;
-  if (rule.mcp === null) return { ...base, matched, verdict: "allow", reason: null, summary: `${accepted}; it has no mcp:, so it reads no MCP and every ${kind} passes`, mcp: { kind, name: raw, by: "no mcp:" } };
-  const filter: ToolFilter | null = kind === "tool" ? rule.mcp.tools : kind === "resource" ? rule.mcp.resources : rule.mcp.prompts;
+  if (mcp === null) return { verdict: "allow", reason: null, summary: `${accepted}; it has no mcp:, so it reads no MCP and every ${kind} passes`, mcp: { kind, name: raw, by: "no mcp:" } };
+  const filter: ToolFilter | null = kind === "tool" ? mcp.tools : kind === "resource" ? mcp.resources : mcp.prompts;
   const name = kind === "resource" && filter !== null ? normalizeResourceUri(raw) : raw;
   if (name === null) {
-    return { ...base, matched, verdict: "deny", reason: "resource_bad_uri", summary: `deny: resource ${JSON.stringify(raw.slice(0, 256))} is not a URI the rule can decide (dot segments, encoded slashes, no scheme)`, mcp: { kind, name: raw, by: `mcp.resources` } };
+    return { verdict: "deny", reason: "resource_bad_uri", summary: `deny: resource ${JSON.stringify(raw.slice(0, 256))} is not a URI the rule can decide (dot segments, encoded slashes, no scheme)`, mcp: { kind, name: raw, by: `mcp.resources` } };
   }
   const by = `mcp.${kind}s`;
   const d = filter?.decide(name) ?? "allowed";
-  if (d === "allowed") return { ...base, matched, verdict: "allow", reason: null, summary: `${accepted}; ${kind} ${name} ${filter === null ? `passes (no ${by} filter)` : `is allowed by ${by}`}`, mcp: { kind, name, by } };
-  return { ...base, matched, verdict: "deny", reason: `${kind}_${d}`, summary: `deny: ${kind} ${name} is ${d === "denied" ? "denied" : "not allowed"} by ${by} of listener ${rule.name}`, mcp: { kind, name, by } };
+  if (d === "allowed") return { verdict: "allow", reason: null, summary: `${accepted}; ${kind} ${name} ${filter === null ? `passes (no ${by} filter)` : `is allowed by ${by}`}`, mcp: { kind, name, by } };
+  return { verdict: "deny", reason: `${kind}_${d}`, summary: `deny: ${kind} ${name} is ${d === "denied" ? "denied" : "not allowed"} by ${by} of ${of}`, mcp: { kind, name, by } };
 }
 
 export function renderInbound(e: InboundExplanation, from: SpiffeId): string {

@@ -14,6 +14,7 @@ import type { Explanation, Policy, Query, Decision } from "../policy/index.ts";
 import { createDnsLookup } from "../runtime/dns-client.ts";
 import { systemResolvers } from "../runtime/resolv-conf.ts";
 import { explainInbound, inboundRule, renderInbound } from "./policy-inbound.ts";
+import { explainStdio, renderStdio } from "./policy-stdio.ts";
 import { findGroup, findListedGroup, findUser, readAccountFiles, type AccountFiles } from "../run/accounts.ts";
 
 
@@ -115,20 +116,25 @@ function flag<T>(name: string, parse: () => T): T {
   }
 }
 
-function fromOf(values: Readonly<Record<string, unknown>>): SpiffeId {
-  const fromText = str(values.from);
-  if (fromText === undefined) throw new UsageError("policy explain needs --from SPIFFE_ID and --to HOST:PORT (or --inbound NAME)");
+/** `text` as a SPIFFE ID; a usage error naming flag `name` when it is not one. */
+function idFlag(name: string, text: string): SpiffeId {
   try {
-    return SpiffeId.parse(fromText);
+    return SpiffeId.parse(text);
   } catch (e) {
-    if (e instanceof SpiffeIdError) throw new UsageError(`--from: ${e.message}`);
+    if (e instanceof SpiffeIdError) throw new UsageError(`--${name}: ${e.message}`);
     throw e;
   }
 }
 
+function fromOf(values: Readonly<Record<string, unknown>>): SpiffeId {
+  const fromText = str(values.from);
+  if (fromText === undefined) throw new UsageError("policy explain needs --from SPIFFE_ID and --to HOST:PORT (or --inbound NAME, or --stdio SERVER_ID)");
+  return idFlag("from", fromText);
+}
+
 function queryOf(values: Readonly<Record<string, unknown>>): Query {
   const toText = str(values.to);
-  if (toText === undefined) throw new UsageError("policy explain needs --from SPIFFE_ID and --to HOST:PORT (or --inbound NAME)");
+  if (toText === undefined) throw new UsageError("policy explain needs --from SPIFFE_ID and --to HOST:PORT (or --inbound NAME, or --stdio SERVER_ID)");
   const from = fromOf(values);
   const to = flag("to", () => parseTo(toText));
   const addr = str(values.addr);
@@ -183,6 +189,7 @@ const explainCommand: Command = {
   usage: [
     "policy explain [--policy FILE] --from SPIFFE_ID --to HOST:PORT [--addr IP] [--proto udp] [--method M --path P] [--tool T] [--json]",
     "policy explain [--policy FILE] --from SPIFFE_ID --inbound NAME [--tool T | --resource URI | --prompt P] [--json]",
+    "policy explain [--policy FILE] --from SPIFFE_ID --stdio SERVER_ID [--tool T | --resource URI | --prompt P] [--json]",
   ],
   help: [
     "Asks the policy what happens when SPIFFE_ID connects to HOST:PORT: allow (with the action),",
@@ -195,6 +202,10 @@ const explainCommand: Command = {
     "With --inbound NAME instead of --to: what inbound listener NAME does with a client of",
     "SPIFFE_ID: its trust domain (ours or federated), its allow patterns, and with --tool,",
     "--resource or --prompt the listener's mcp: filter of that kind.",
+    "With --stdio SERVER_ID instead: what 'tidegate run --mcp-stdio' does when a process of",
+    "SPIFFE_ID starts a server workload of SERVER_ID: the stdio rule that lets it (the rules",
+    "tried before, each with the side it failed), and with --tool, --resource or --prompt that",
+    "rule's mcp: filter.",
     "Exit 0 allowed (or inspect), 3 denied, 1 error.",
   ].join("\n"),
   options: {
@@ -207,15 +218,31 @@ const explainCommand: Command = {
     path: { type: "string", value: "P", help: "HTTP request path (query string ignored)" },
     tool: { type: "string", value: "T", help: "MCP tool of a tools/call" },
     inbound: { type: "string", value: "NAME", help: "explain inbound listener NAME instead of an egress connection" },
-    resource: { type: "string", value: "URI", help: "with --inbound: MCP resource of a resources/read" },
-    prompt: { type: "string", value: "P", help: "with --inbound: MCP prompt of a prompts/get" },
+    stdio: { type: "string", value: "SERVER_ID", help: "explain a stdio MCP server of this identity started by --from (tidegate run --mcp-stdio)" },
+    resource: { type: "string", value: "URI", help: "with --inbound or --stdio: MCP resource of a resources/read" },
+    prompt: { type: "string", value: "P", help: "with --inbound or --stdio: MCP prompt of a prompts/get" },
     json: { type: "boolean", help: "print the explanation as JSON" },
   },
   run: async ({ values, positionals, places, io }) => {
     if (positionals.length > 0) throw new UsageError(`policy explain takes no arguments, got ${JSON.stringify(positionals[0])}`);
     const inbound = str(values.inbound);
+    const stdio = str(values.stdio);
     const asked = (["tool", "resource", "prompt"] as const).filter((k) => str(values[k]) !== undefined);
-    if (inbound === undefined && asked.some((k) => k !== "tool")) throw new UsageError("--resource and --prompt go with --inbound NAME (for an egress connection, --tool is explained)");
+    if (inbound !== undefined && stdio !== undefined) throw new UsageError("give one of --inbound and --stdio");
+    if (inbound === undefined && stdio === undefined && asked.some((k) => k !== "tool")) throw new UsageError("--resource and --prompt go with --inbound NAME or --stdio SERVER_ID (for an egress connection, --tool is explained)");
+    if (stdio !== undefined) {
+      for (const f of ["to", "addr", "proto", "method", "path"]) if (str(values[f]) !== undefined) throw new UsageError(`--${f} is for an egress connection, not with --stdio`);
+      if (asked.length > 1) throw new UsageError("give one of --tool, --resource and --prompt");
+      const from = fromOf(values);
+      const server = idFlag("stdio", stdio);
+      const p = readPolicy(str(values.policy) ?? places.config);
+      const e = explainStdio(p, server, { from, tool: str(values.tool), resource: str(values.resource), prompt: str(values.prompt) });
+      if (values.json) {
+        const rule = (r: { name: string; line: number } | null) => (r === null ? null : { name: r.name, line: r.line });
+        io.out(JSON.stringify({ verdict: e.verdict, reason: e.reason, rule: rule(e.rule), summary: e.summary, mcp: e.mcp, tried: e.tried.map((t) => ({ ...rule(t.rule), failed: t.failed })) }, null, 2) + "\n");
+      } else io.out(renderStdio(e, from, server));
+      return e.verdict === "deny" ? 3 : 0;
+    }
     if (inbound !== undefined) {
       for (const f of ["to", "addr", "proto", "method", "path"]) if (str(values[f]) !== undefined) throw new UsageError(`--${f} is for an egress connection, not with --inbound`);
       if (asked.length > 1) throw new UsageError("give one of --tool, --resource and --prompt");

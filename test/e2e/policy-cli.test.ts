@@ -173,7 +173,23 @@ describe("tidegate policy explain", () => {
     expect(stranger.code).toBe(3);
     expect(JSON.parse(stranger.stdout)).toMatchObject({ verdict: "deny", reason: "client_not_allowed", rule: { name: "email-mcp" }, allow_matched: null, listener: { listen: "0.0.0.0:8443", id: "spiffe://example.org/mcp/email" } });
   }, T);
+  test("--stdio: the rule that lets a host start a server, its tool filter, a server none lets, and --json", async () => {
+    const path = file("stdio.yaml", "trust_domain: example.org\nstdio:\n  - name: desktop-fs\n    from: spiffe://example.org/host/desktop\n    server: spiffe://example.org/mcp/fs\n    mcp: { tools: { deny: [\"delete_*\"] } }\n");
+    const base = ["policy", "explain", "--policy", path, "--from", "spiffe://example.org/host/desktop"];
+    const ok = await tidegate([...base, "--stdio", "spiffe://example.org/mcp/fs", "--tool", "read_file"]);
+    expect([ok.code, ok.stdout]).toEqual([0, "decision   allow: stdio rule desktop-fs lets the caller use the server; tool read_file is allowed by mcp.tools\nrule       desktop-fs (line 3), stdio\ncaller     spiffe://example.org/host/desktop\nserver     spiffe://example.org/mcp/fs\n"]);
+    const denied = await tidegate([...base, "--stdio", "spiffe://example.org/mcp/fs", "--tool", "delete_file", "--json"]);
+    expect(denied.code).toBe(3);
+    expect(JSON.parse(denied.stdout)).toEqual({ verdict: "deny", reason: "tool_denied", rule: { name: "desktop-fs", line: 3 }, summary: "deny: tool delete_file is denied by mcp.tools of stdio rule desktop-fs", mcp: { kind: "tool", name: "delete_file", by: "mcp.tools" }, tried: [] });
+    const none = await tidegate([...base, "--stdio", "spiffe://example.org/mcp/git"]);
+    expect(none.code).toBe(3);
+    expect(none.stdout).toStartWith("decision   deny: no stdio rule lets spiffe://example.org/host/desktop use spiffe://example.org/mcp/git, so tidegate run --mcp-stdio refuses to start the server\n");
+    expect(none.stdout).toContain("tried      desktop-fs (line 3): server does not match\n");
+  }, T);
   const USAGE: [string, string[], RegExp][] = [
+    ["--stdio with --inbound", ["--from", "spiffe://example.org/x", "--stdio", "spiffe://example.org/s", "--inbound", "email-mcp"], /give one of --inbound and --stdio/],
+    ["--stdio with --to", ["--from", "spiffe://example.org/x", "--stdio", "spiffe://example.org/s", "--to", "a.test:443"], /--to is for an egress connection, not with --stdio/],
+    ["a bad --stdio", ["--from", "spiffe://example.org/x", "--stdio", "mcp-fs"], /--stdio: spiffeid/],
     ["no --from", ["--to", "a.test:443"], /needs --from SPIFFE_ID and --to HOST:PORT/],
     ["an --inbound the policy lacks", ["--from", "spiffe://example.org/x", "--inbound", "nope"], /has no inbound rule of that name \(it has email-mcp\)/],
     ["--inbound with --to", ["--from", "spiffe://example.org/x", "--inbound", "email-mcp", "--to", "a.test:443"], /--to is for an egress connection, not with --inbound/],
