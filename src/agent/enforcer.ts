@@ -141,7 +141,7 @@ export class Enforcer {
     const callerId = SpiffeId.parse(caller.id);
     const serverId = server.id;
     const rule = stdioRuleFor(policy, callerId, serverId);
-    if (rule === null) return no("run_mcp_no_rule", `no stdio rule lets ${caller.id} use ${serverId.toString()}`);
+    if (rule === null) return no("run_mcp_no_rule", `no stdio rule lets ${caller.id} use ${serverId.toString()} (tidegate policy explain --from ${caller.id} --stdio ${serverId.toString()} says what each rule lacks)`);
     // Each message under the rule in force then: a reload that narrows the rule applies to the
     // next request, and one that leaves no rule for this pair refuses every request after it, as
     // does a registration change that takes the server's identity away.

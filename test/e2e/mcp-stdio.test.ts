@@ -214,6 +214,7 @@ stdio:
     expect(r.stderr).toContain("run_mcp_no_rule");
     const refused = agent.log().find((l) => l.event === "run_refused" && l.code === "run_mcp_no_rule");
     expect(String(refused?.reason)).toContain(ID.stranger);
+    expect(r.stderr).toContain(`(tidegate policy explain --from ${ID.stranger} --stdio ${ID.server} says what each rule lacks)`);
     // the server's runs go through run.sock, each logged run_started (the first test's was): none now
     const started = agent.log().filter((l) => l.event === "run_started").slice(before);
     expect(started.filter((l) => l.workload === "everything")).toEqual([]);
