@@ -454,7 +454,7 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
       audit,
       ...(o.accepting !== undefined ? { accepting: o.accepting } : {}),
       timeouts: proxyBounds,
-      stillIdentified: (workload, id) => enforcement.stillIdentifies(workload, id.toString()),
+      stillIdentified: (workload, id) => enforcement.stillIdentifies(workload, id),
     });
     capture.setProxyPort(port);
     warnIfUnprotected(port, o.logger);

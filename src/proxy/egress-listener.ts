@@ -112,8 +112,8 @@ export interface EgressDeps {
   accepting?(): boolean;
   /** The bounds in force (`proxy:`); absent: the defaults. */
   timeouts?(): ProxySettings;
-  /** Whether `workload` still has identity `id` under the registration in force (an intercepted connection asks at each request); absent: not asked. */
-  stillIdentified?(workload: string, id: SpiffeId): boolean;
+  /** Whether `workload` still has identity `id` (its text) under the registration in force (an intercepted connection asks at each request); absent: not asked. */
+  stillIdentified?(workload: string, id: string): boolean;
 }
 
 export interface EgressListener {

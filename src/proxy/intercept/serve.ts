@@ -59,7 +59,7 @@ export interface InterceptCall {
   readonly first: PeekResult;
   readonly caller: { record: { address: IpAddress; port: number }; id: SpiffeId };
   readonly fields: Fields;
-  readonly deps: { engine(): PolicyEngine | null; names(): Pick<NameCache, "resolve">; intercept?: InterceptDeps; logger: Logger; audit: Audit; accepting?(): boolean; timeouts?(): ProxySettings; stillIdentified?(workload: string, id: SpiffeId): boolean };
+  readonly deps: { engine(): PolicyEngine | null; names(): Pick<NameCache, "resolve">; intercept?: InterceptDeps; logger: Logger; audit: Audit; accepting?(): boolean; timeouts?(): ProxySettings; stillIdentified?(workload: string, id: string): boolean };
   readonly upstream: UpstreamDeps;
   /** conn_open and conn_close of this connection (conn.tracked.events). */
   readonly events: ConnAudit;
@@ -67,8 +67,9 @@ export interface InterceptCall {
 }
 
 /** What an intercepted connection's later requests are told once `workload` no longer has identity `id`. */
-function revocation(workload: string, id: SpiffeId, still: (workload: string, id: SpiffeId) => boolean): () => string | null {
-  return () => (still(workload, id) ? null : `workload ${workload} no longer has identity ${id.toString()} (its registration changed); this connection takes no more requests`);
+function revocation(workload: string, id: SpiffeId, still: (workload: string, id: string) => boolean): () => string | null {
+  const text = id.toString();
+  return () => (still(workload, text) ? null : `workload ${workload} no longer has identity ${text} (its registration changed); this connection takes no more requests`);
 }
 
 export async function serveIntercept(call: InterceptCall): Promise<void> {
