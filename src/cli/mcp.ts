@@ -85,7 +85,7 @@ const tools: Command = {
       if (t === null) {
         const all = await allPins(ctx, r);
         const known = all[server];
-        const near = known === undefined ? nearest(server, Object.keys(all)).map((x) => `${x} ${tool}`) : nearest(tool, [...Object.keys(known.pinned), ...Object.keys(known.waiting)]).map((x) => `${server} ${x}`);
+        const near = known === undefined ? nearest(server, Object.keys(all)).map((x) => `${x} ${tool}`) : nearest(tool, [...new Set([...Object.keys(known.pinned), ...Object.keys(known.waiting)])]).map((x) => `${server} ${x}`);
         ctx.io.err(`tidegate mcp tools: no pin of tool ${tool} for ${server}${near.length > 0 ? `; did you mean ${near.join(" or ")}?` : ""}\n`);
         return 1;
       }

@@ -374,11 +374,12 @@ export class InboundListener {
     const rule = this.rule;
     const clientId = client.toString();
     const admitted = this.admission(client);
+    // admitted() answers for the same object: the rule in force while it admits the client, `gone` once removed.
     const current = following(
       () => this.gone ?? this.rule,
-      (k) => {
+      () => {
         const no = admitted();
-        return no === null && "allow" in k ? gateRule(k) : closedRule(rule.name, no?.reason ?? "rule_removed", no?.message ?? "");
+        return no === null ? gateRule(this.rule) : closedRule(rule.name, no.reason, no.message);
       },
     );
     const gate = openGate(current, { caller: clientId, server: rule.id.toString(), connId }, this.deps.audit, this.deps.pins ?? null);

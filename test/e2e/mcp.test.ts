@@ -326,6 +326,9 @@ describe.skipIf(!can && !process.env.CI)("MCP tool policy: B's inbound listeners
       const line = r.stdout.split("\n").find((l) => /\blookup\b/.test(l));
       expect(line).toBeDefined();
       expect(line!).toMatch(/wait/i);
+      // lookup is both pinned and waiting: a misspelt name suggests it once
+      const typo = await s.cli(["mcp", "tools", ID.pinned, "lookp"]);
+      expect([typo.code, typo.stderr]).toEqual([1, `tidegate mcp tools: no pin of tool lookp for ${ID.pinned}; did you mean ${ID.pinned} lookup?\n`]);
     }, T);
 
     test("`tidegate mcp tools SERVER lookup` shows what changed, the old description and the new, and the hash to approve", async () => {

@@ -6,10 +6,10 @@ import { McpRelay } from "./relay.ts";
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-function stand(opts: { deny?: string[]; pins?: PinBook; timeouts?: { firstByteMs: number; idleMs: number; headerMs?: number }; resources?: string[]; prompts?: string[] } = {}) {
+function stand(opts: { deny?: string[]; pins?: PinBook; timeouts?: { firstByteMs: number; idleMs: number; headerMs?: number }; resources?: string[]; prompts?: string[]; closed?: { reason: string; message: string } } = {}) {
   const events: { type: string; fields: Record<string, unknown> }[] = [];
   const gate = new McpGate(
-    { caller: "spiffe://example.org/client", server: "spiffe://example.org/mcp/x", connId: "c1", rule: { name: "mcp-x", tools: toolDecider({ allow: null, deny: new Set(opts.deny ?? ["rm"]) }), resources: toolDecider({ allow: null, deny: new Set(opts.resources ?? []) }), prompts: toolDecider({ allow: null, deny: new Set(opts.prompts ?? []) }) } },
+    { caller: "spiffe://example.org/client", server: "spiffe://example.org/mcp/x", connId: "c1", rule: { name: "mcp-x", tools: toolDecider({ allow: null, deny: new Set(opts.deny ?? ["rm"]) }), resources: toolDecider({ allow: null, deny: new Set(opts.resources ?? []) }), prompts: toolDecider({ allow: null, deny: new Set(opts.prompts ?? []) }), ...(opts.closed !== undefined ? { closed: opts.closed } : {}) } },
     { pins: opts.pins ?? null, audit: (type, fields) => events.push({ type, fields }), now: () => performance.now() },
   );
   const toBackend: string[] = [];
@@ -191,6 +191,30 @@ describe("McpRelay", () => {
     await settle();
     expect(s.client()).toStartWith("HTTP/1.1 502 ");
     expect(s.relay.refused?.reason).toBe("backend_closed");
+  });
+
+  describe("a conversation no rule lets go on (a reload removed it): answered here and the connection closed", () => {
+    const closed = { reason: "rule_removed", message: "tidegate: inbound rule mcp-x was removed" };
+    test("a POSTed call: 200 with -32001 and the reason, Connection: close", async () => {
+      const s = stand({ closed });
+      s.relay.clientData(post(call(1, "echo")));
+      await settle();
+      expect(s.backend()).toBe("");
+      expect(s.client()).toStartWith("HTTP/1.1 200 OK\r\n");
+      expect(s.client().toLowerCase()).toContain("connection: close\r\n");
+      expect(JSON.parse(bodyOf(s.client()))).toMatchObject({ id: 1, error: { code: -32001, message: closed.message, data: { reason: "rule_removed" } } });
+      expect([s.ends.client, s.ends.backend, s.relay.refused?.reason]).toEqual([1, 1, "rule_removed"]);
+    });
+    test("a GET of the event stream, which carries no message: 403 with -32001, Connection: close", async () => {
+      const s = stand({ closed });
+      s.relay.clientData(enc.encode("GET /mcp HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"));
+      await settle();
+      expect(s.backend()).toBe("");
+      expect(s.client()).toStartWith("HTTP/1.1 403 ");
+      expect(s.client().toLowerCase()).toContain("connection: close\r\n");
+      expect(JSON.parse(bodyOf(s.client()))).toMatchObject({ id: null, error: { code: -32001, message: closed.message } });
+      expect([s.ends.client, s.ends.backend]).toEqual([1, 1]);
+    });
   });
 
   test("a GET stream passes without a body and its events are gated", async () => {
