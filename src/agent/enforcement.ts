@@ -70,6 +70,11 @@ export class Enforcement {
 
   constructor(private readonly o: EnforcementOptions) {}
 
+  /** The entries in force (the same list until a sync brings new ones); null before the first sync. */
+  entries(): readonly Entry[] | null {
+    return this.o.entries();
+  }
+
   /** Reads the config file and swaps the policy in; on failure keeps the last good one. */
   reload(): boolean {
     let text: string;

@@ -38,6 +38,7 @@ import { systemResolvers } from "../runtime/resolv-conf.ts";
 import type { AgentCore } from "./agent-core.ts";
 import { chooseEgressPort, warnIfUnprotected } from "./egress-port.ts";
 import { InboundManager } from "./inbound-manager.ts";
+import type { Rechecked } from "../proxy/in-flight.ts";
 import { openPins } from "./mcp-pins.ts";
 import type { McpGate, PinBook } from "../mcp/index.ts";
 import { stdioRuleFor } from "../policy/stdio.ts";
@@ -175,19 +176,34 @@ export class Enforcer {
     return approved;
   }
 
-  /** Reloads the config now (SIGHUP). */
+  /**
+   * Reloads the config now (SIGHUP). A good load also reaches connections already open whose
+   * bytes pass unparsed: each is decided again and ended if it no longer holds (`rechecked`).
+   */
   reload(): boolean {
     const ok = this.enforcement.reload();
+    if (ok) this.rechecked("policy_loaded", this.listener.recheck());
     this.syncInbound();
     return ok;
   }
 
   private syncInbound(): void {
     try {
-      this.inbound.sync(this.holder.policy);
+      this.rechecked("policy_loaded", this.inbound.sync(this.holder.policy));
     } catch (e) {
       this.o.logger.error("inbound_sync_failed", { error: e instanceof Error ? e.message : String(e) });
     }
+  }
+
+  /** The entries the egress connections were last rechecked under (`sweep`). */
+  private checkedEntries: unknown = undefined;
+
+  /** Logs what a recheck (after `cause`) ended; each ended connection has its own conn_close. */
+  private rechecked(cause: string, done: Promise<Rechecked>): void {
+    void done.then((r) => {
+      if (r.cut > 0) this.o.logger.info("connections_ended", { cause, ended: r.cut });
+      if (r.failed > 0) this.o.logger.error("recheck_failed", { cause, failed: r.failed, error: r.error });
+    });
   }
 
   /** Makes (or reuses) the workload's cgroup with its kernel share written, for `tidegate run`. */
@@ -300,6 +316,14 @@ export class Enforcer {
       this.enforcement.resync();
     } catch (e) {
       this.o.logger.error("kernel_sync_failed", { error: e instanceof Error ? e.message : String(e) });
+    }
+    // New entries (a sync with the server brought a change): an identity taken away reaches the
+    // egress connections already open.
+    const entries = this.enforcement.entries();
+    if (entries !== this.checkedEntries) {
+      const first = this.checkedEntries === undefined;
+      this.checkedEntries = entries;
+      if (!first) this.rechecked("entries_changed", this.listener.recheck());
     }
   }
 

@@ -7,9 +7,11 @@
  * - a rule that changed but kept its listen address and `id` is swapped into the running listener
  *   (new connections see the new `allow`, `forward` and `proxy_protocol`); one whose address or
  *   `id` changed is restarted; a rule that is gone stops its listener (`inbound_stopped`);
- *   connections in flight go on, and their MCP conversations follow the rule in force (a
- *   narrowed `mcp:` or `allow` applies to their next request; a removed or restarted rule's take
- *   no more requests).
+ *   connections in flight go on under the rule in force: where requests are parsed (`mcp:`,
+ *   `forward_client_cert`) a narrowed `mcp:` or `allow` applies to their next request and a
+ *   removed or restarted rule's take no more requests; where bytes pass unparsed, a connection
+ *   whose client the rule no longer allows, or whose rule is removed or restarted, is ended at
+ *   once (`rule_removed`, `client_not_allowed`, outcome `terminated`).
  * A stopping agent calls `stopAccepting` (every port closed, sync does nothing more), waits while
  * `inFlight` counts connections of any listener, stopped ones included, and `endAll` cuts the rest.
  */
@@ -19,6 +21,7 @@ import type { Logger } from "../runtime/log.ts";
 import type { IdentitySource } from "../proxy/identity-source.ts";
 import { InboundListener } from "../proxy/inbound-listener.ts";
 import { PeerVerifier } from "../proxy/peer-verifier.ts";
+import type { Rechecked } from "../proxy/in-flight.ts";
 import type { PinStore } from "../mcp/index.ts";
 import type { ProxySettings } from "../policy/model.ts";
 
@@ -60,6 +63,13 @@ export function bindProblem(e: unknown, listen: string): string {
   return why[code] !== undefined ? `${code}: ${why[code]}; retried every second` : code;
 }
 
+const NONE_ENDED: Rechecked = { cut: 0, failed: 0, error: null };
+
+/** Several `recheck` results as one. */
+export function sumRechecked(all: readonly Rechecked[]): Rechecked {
+  return { cut: all.reduce((n, r) => n + r.cut, 0), failed: all.reduce((n, r) => n + r.failed, 0), error: all.find((r) => r.error !== null)?.error ?? null };
+}
+
 export class InboundManager {
   private readonly slots = new Map<string, Slot>();
   private readonly verifier = new PeerVerifier();
@@ -76,13 +86,18 @@ export class InboundManager {
     this.retired.push(l);
   }
 
-  sync(policy: Policy | null): void {
-    if (this.stopping) return;
+  /** Brings the listeners in line with `policy`; resolves with what the listeners whose rule changed or went ended (`InboundListener.recheck`). */
+  sync(policy: Policy | null): Promise<Rechecked> {
+    if (this.stopping) return Promise.resolve(NONE_ENDED);
     this.retired = this.retired.filter((l) => l.connections > 0);
     const wanted = new Map((policy?.inbound ?? []).map((r) => [keyOf(r), r]));
+    const changed: InboundListener[] = [];
     for (const [key, slot] of this.slots) {
       if (wanted.has(key)) continue;
-      if (slot.listener !== null) this.retire(slot.listener, true);
+      if (slot.listener !== null) {
+        this.retire(slot.listener, true);
+        changed.push(slot.listener);
+      }
       this.slots.delete(key);
       this.o.logger.info("inbound_stopped", { rule: slot.rule.name, listen: listenText(slot.rule) });
     }
@@ -91,11 +106,13 @@ export class InboundManager {
       this.slots.set(key, slot);
       slot.rule = rule;
       if (slot.listener !== null) {
+        if (slot.listener.rule !== rule) changed.push(slot.listener);
         slot.listener.rule = rule;
         continue;
       }
       this.start(slot);
     }
+    return changed.length === 0 ? Promise.resolve(NONE_ENDED) : Promise.all(changed.map((l) => l.recheck())).then(sumRechecked);
   }
 
   private start(slot: Slot): void {

@@ -39,6 +39,10 @@
  * intercepted connections per request (intercept/exchange.ts). A connection the proxy ends is
  * reset both ways and recorded with its reason. No bound on the whole duration.
  *
+ * A reload or a registration change (`recheck`, which the agent calls after each): a spliced
+ * connection, and an intercepted one's tunnel after a protocol switch, is decided again and cut
+ * if it no longer holds (`recheckConnection`); intercepted requests are decided one by one anyway.
+ *
  * Stopping (`stopAccepting`, then `endAll`): the port is closed, so the kernel refuses a new
  * connection from a managed workload (the capture still sends it here: nothing goes direct);
  * connections in flight go on, an intercepted one ends after the answer in progress; what is
@@ -66,7 +70,7 @@ import { openUpstream, type UpstreamTls } from "./upstream.ts";
 import { readCaFile } from "./ca-file.ts";
 import { serveIntercept, type InterceptDeps } from "./intercept/serve.ts";
 import { DEFAULT_PROXY_SETTINGS, type KeyExchange, type ProxySettings } from "../policy/model.ts";
-import { InFlight, type Tracked } from "./in-flight.ts";
+import { InFlight, type Rechecked, type Tracked } from "./in-flight.ts";
 import { refusalResponse } from "../http1/index.ts";
 import { expiryFields, Watchdog } from "./watchdog.ts";
 
@@ -126,6 +130,13 @@ export interface EgressListener {
   endAll(fields: Record<string, unknown>): number;
   /** Closes the port and every connection at once. */
   stop(): void;
+  /**
+   * Decides again every connection whose bytes pass unparsed (a splice; an intercepted one after a
+   * protocol switch) under the registration and policy in force, and ends each that no longer
+   * holds (`recheckConnection`); the agent calls it after a good policy load and when its entries
+   * change. Intercepted requests need none: each is decided as it comes.
+   */
+  recheck(): Promise<Rechecked>;
 }
 
 type Fields = Record<string, unknown>;
@@ -186,6 +197,45 @@ export async function decideConnection(
   }
   if (decision.action !== "passthrough" && decision.action !== "direct") return refused(`${decision.action}_not_implemented`, { action: decision.action });
   return { decision, upstream, tls: null, fields: { ...fields, action: decision.action } };
+}
+
+type Decided = Awaited<ReturnType<typeof decideConnection>>;
+
+/** What a decided connection is given, as one comparable text: the action, where its bytes go, and its leg's TLS terms. */
+function treatment(d: Decided): string {
+  const t = d.tls;
+  const leg = t === null ? null : [t.kind, t.serverName, t.kind === "tls" ? t.caFile : t.serverId.toString(), t.keyExchange ?? null];
+  return JSON.stringify([d.intercept === true ? "intercept" : (d.fields.action ?? null), d.upstream === null ? null : `${d.upstream.address.text}|${d.upstream.port}`, leg]);
+}
+
+/**
+ * Why a spliced connection (`passthrough`, `direct`, `tls`, `mtls`), decided `was` for `caller` on
+ * the name its first bytes gave, no longer holds under the registration and policy in force, or
+ * null. The agent asks after every good policy load and every change of the entries it holds, so
+ * that a reload or a registration change reaches a connection already open (docs/proxy.md, "A
+ * reload"). Ended, with outcome `terminated`:
+ * - `identity_revoked`: its workload no longer has the identity the connection was opened under;
+ * - `policy_changed` (only when `policy`: the policy is not the one it was last decided under):
+ *   the policy in force refuses it, or would give it another treatment (another action, upstream
+ *   address or port, server name, `server_id`, `ca` file or key exchange); the detail says what
+ *   the policy decides now.
+ * A look-up that fails (`dns_failed`) says nothing about the address the connection was admitted
+ * to: the connection is left as it is.
+ */
+export async function recheckConnection(caller: { record: CaptureRecord; id: SpiffeId; workload: string | null }, name: string | null, sent: PeekResult["kind"], was: Decided, deps: EgressDeps, policy = true): Promise<Fields | null> {
+  const idText = caller.id.toString();
+  if (caller.workload !== null && deps.stillIdentified !== undefined && !deps.stillIdentified(caller.workload, idText)) {
+    return { outcome: "terminated", reason: "identity_revoked", detail: `workload ${caller.workload} no longer has identity ${idText} (its registration changed)` };
+  }
+  if (!policy) return null;
+  const now = await decideConnection(caller, name, deps, sent);
+  if (now.fields.reason === "dns_failed") return null;
+  const summary = String(now.fields.summary ?? "no policy is loaded");
+  if (now.upstream === null && now.intercept !== true) {
+    return { outcome: "terminated", reason: "policy_changed", detail: `a policy reload: the policy in force now refuses it (${String(now.fields.reason)}: ${summary})` };
+  }
+  if (treatment(now) === treatment(was)) return null;
+  return { outcome: "terminated", reason: "policy_changed", detail: `a policy reload: the policy in force now decides ${now.intercept === true ? `intercept by rule ${String(now.fields.rule)}` : summary}, where this connection was given ${String(was.fields.summary)}` };
 }
 
 function nameOf(r: PeekResult): string | null {
@@ -299,6 +349,7 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
       socket.end();
       return;
     }
+    let under = deps.engine();
     const d = await decideConnection(caller, nameOf(first), deps, first.kind);
     c.tracked.fields = { ...caller.fields, ...d.fields };
     if (d.intercept === true && !c.closed) {
@@ -352,6 +403,16 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
     c.sp = sp;
     // A splice has no request boundary: a drain waits for it to end, or cuts it at the deadline.
     c.tracked.control = { drain() {}, cut: () => sp.abort() };
+    // Asked again after a reload or a registration change; the policy part only under a policy it
+    // was not decided under. One that changed while the leg was being made is asked at once.
+    const checked = { ...caller, workload: typeof caller.fields.workload === "string" ? caller.fields.workload : null };
+    c.tracked.recheck = () => {
+      const engine = deps.engine();
+      const changed = engine !== under;
+      under = engine;
+      return recheckConnection(checked, nameOf(first), first.kind, d, deps, changed);
+    };
+    if (deps.engine() !== under || (checked.workload !== null && deps.stillIdentified?.(checked.workload, caller.id.toString()) === false)) inFlight.recheckOne(c.tracked, (e) => deps.logger.error("recheck_failed", { error: e }));
     const early = joined(c);
     c.buf = [];
     c.size = 0;
@@ -423,6 +484,7 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
     },
     inFlight: () => inFlight.size,
     endAll: (fields) => inFlight.endAll(fields),
+    recheck: () => inFlight.recheck(),
     stop: () => {
       for (const l of listeners) l.stop(true);
       deps.intercept?.legs?.close();

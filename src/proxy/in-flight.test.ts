@@ -57,4 +57,33 @@ describe("InFlight", () => {
     expect(refs.map((r) => r.deref() === undefined)).toEqual([true, true]);
     expect(f.end(t, { outcome: "terminated" })).toBe(false); // recorded: nothing more
   });
+  test("recheck: each connection whose check gives a reason is ended with it; one that holds, one without a check, one whose check throws, and one recorded meanwhile are left", async () => {
+    const closed: Record<string, unknown>[] = [];
+    const f = new InFlight();
+    const forwarding = (check: (() => Record<string, unknown> | null | Promise<Record<string, unknown> | null>) | null) => {
+      const t = f.open(events(closed), () => {});
+      t.control = { drain() {}, cut: () => t.events.close({ outcome: "forwarded" }) };
+      t.recheck = check;
+      return t;
+    };
+    forwarding(() => ({ outcome: "terminated", reason: "policy_changed" }));
+    forwarding(async () => ({ outcome: "terminated", reason: "identity_revoked" }));
+    forwarding(() => null);
+    forwarding(null);
+    forwarding(() => {
+      throw new Error("check broke");
+    });
+    const late = forwarding(async () => {
+      late.events.close({ outcome: "forwarded", detail: "ended on its own meanwhile" });
+      return { outcome: "terminated", reason: "policy_changed" };
+    });
+    expect(await f.recheck()).toEqual({ cut: 2, failed: 1, error: "check broke" });
+    expect(closed).toEqual([
+      { outcome: "forwarded", detail: "ended on its own meanwhile" },
+      { outcome: "terminated", reason: "policy_changed" },
+      { outcome: "terminated", reason: "identity_revoked" },
+    ]);
+    expect(f.size).toBe(3);
+    expect(await f.recheck()).toEqual({ cut: 0, failed: 1, error: "check broke" });
+  });
 });

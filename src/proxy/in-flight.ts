@@ -11,6 +11,9 @@
  *   writes its record synchronously; one that does not forward yet is recorded with what is known
  *   of it (`fields`) and its socket reset; whatever its path does later records nothing more;
  * - `size` counts the connections whose record is not written yet;
+ * - `recheck` asks every connection that has a check (`Tracked.recheck`: one whose bytes pass
+ *   unparsed, so nothing else would look at it again) whether it still holds under what is in
+ *   force, and ends each that does not, recorded with what its check said;
  * - once recorded, a connection's `control` and `fields` are let go of (null and empty): its
  *   socket keeps the entry until the collector takes it, and what they hold (the path's state)
  *   can then be freed young (docs/benchmarks.md, "Soak").
@@ -37,6 +40,18 @@ export interface Tracked {
   fields: Fields;
   /** Why the proxy ended it, or null. */
   readonly ended: Fields | null;
+  /**
+   * Set once it forwards, where nothing else decides it again (a splice, a tunnel): why it no
+   * longer holds under the policy and registration in force (outcome, reason, detail), or null.
+   */
+  recheck: (() => Fields | null | Promise<Fields | null>) | null;
+}
+
+/** What `recheck` did: how many it ended, and the first check that threw (that connection is left as it is). */
+export interface Rechecked {
+  readonly cut: number;
+  readonly failed: number;
+  readonly error: string | null;
 }
 
 interface Entry extends Tracked {
@@ -61,10 +76,12 @@ export class InFlight {
           this.#live.delete(entry);
           events.close(entry.ended !== null ? { ...f, ...entry.ended } : f);
           entry.control = null;
+          entry.recheck = null;
           entry.fields = NO_FIELDS;
         },
       },
       control: null,
+      recheck: null,
       fields: {},
       ended: null,
       recorded: false,
@@ -101,6 +118,36 @@ export class InFlight {
       e.reset();
     }
     return true;
+  }
+
+  /**
+   * Asks each open connection that has a check whether it still holds, and ends (`end`) each whose
+   * check gives a reason. Checks run together; one that throws leaves its connection as it is and
+   * is counted in `failed`.
+   */
+  async recheck(): Promise<Rechecked> {
+    const results = await Promise.all([...this.#live].filter((e) => e.recheck !== null && e.ended === null).map((e) => this.#check(e)));
+    const error = results.find((r) => typeof r === "string") ?? null;
+    return { cut: results.filter((r) => r === true).length, failed: results.filter((r) => typeof r === "string").length, error };
+  }
+
+  /** `recheck` for one connection (one whose terms may have changed while its leg was being made); `onError` hears a check that threw. */
+  recheckOne(t: Tracked, onError: (message: string) => void): void {
+    void this.#check(t as Entry).then((r) => {
+      if (typeof r === "string") onError(r);
+    });
+  }
+
+  /** True: ended; false: it holds (or was ended already); a string: its check threw, with that message. */
+  async #check(e: Entry): Promise<boolean | string> {
+    const check = e.recheck;
+    if (check === null || e.ended !== null || e.recorded) return false;
+    try {
+      const why = await check();
+      return why !== null && this.end(e, why);
+    } catch (err) {
+      return err instanceof Error ? err.message : String(err);
+    }
   }
 
   /** Ends every connection still open; how many. */

@@ -54,7 +54,7 @@ import type { SpiffeId } from "../spiffe/index.ts";
 import { McpRelay } from "./mcp/relay.ts";
 import { refusalResponse, RequestParser, type Header } from "../http1/index.ts";
 import { DEFAULT_PROXY_SETTINGS, type ProxySettings } from "../policy/model.ts";
-import { InFlight, type Tracked } from "./in-flight.ts";
+import { InFlight, type Rechecked, type Tracked } from "./in-flight.ts";
 import { expiryFields, Watchdog } from "./watchdog.ts";
 import { HeadDeadline } from "./head-deadline.ts";
 
@@ -132,6 +132,17 @@ function relayOutcome(reason: string): string {
   return "refused";
 }
 
+/** Why the rule in force no longer lets a connection go on: `cause` for the log, `message` for a client whose request is refused. */
+interface Refusal {
+  readonly reason: string;
+  readonly cause: string;
+  readonly message: string;
+}
+
+function refusal(reason: string, cause: string): Refusal {
+  return { reason, cause, message: `tidegate: ${cause}; this connection takes no more requests` };
+}
+
 function addressOf(text: string): IpAddress | null {
   try {
     return parseIp(text);
@@ -149,7 +160,7 @@ export class InboundListener {
   /** The rule in force; a reload with the same listen address swaps it in place. */
   rule: InboundRule;
   /** Set once the policy no longer has this listener (`remove`): what an MCP conversation still open is told at its next request. */
-  private gone: { readonly reason: string; readonly message: string } | null = null;
+  private gone: Refusal | null = null;
 
   private readonly inFlight = new InFlight();
 
@@ -214,7 +225,7 @@ export class InboundListener {
    */
   remove(): void {
     const r = this.rule;
-    this.gone = { reason: "rule_removed", message: `tidegate: inbound rule ${r.name} on ${this.listen} was removed or changed its listen address or id (a policy reload); this connection takes no more requests` };
+    this.gone = refusal("rule_removed", `inbound rule ${r.name} on ${this.listen} was removed or changed its listen address or id (a policy reload)`);
     this.stop();
   }
 
@@ -226,6 +237,16 @@ export class InboundListener {
   /** Ends every connection still open, each recorded with `fields` (outcome, reason, detail); how many. */
   endAll(fields: Record<string, unknown>): number {
     return this.inFlight.endAll(fields);
+  }
+
+  /**
+   * After a reload (its rule swapped in, or `remove`): ends each connection whose bytes pass
+   * unparsed (neither `mcp:` nor `forward_client_cert`) once the rule is gone (`rule_removed`) or
+   * no longer allows its client (`client_not_allowed`), outcome `terminated`. Where requests are
+   * parsed, the next request is refused instead (`admission`).
+   */
+  recheck(): Promise<Rechecked> {
+    return this.inFlight.recheck();
   }
 
   private fields(s: Socket<Conn>, fields: Fields): Fields {
@@ -313,15 +334,15 @@ export class InboundListener {
    * where requests are parsed (`mcp:`, `forward_client_cert`), so a reload that removes the
    * listener's rule or drops the client from `allow` applies to the next one.
    */
-  private admission(client: SpiffeId): () => { readonly reason: string; readonly message: string } | null {
+  private admission(client: SpiffeId): () => Refusal | null {
     let seen: object | null = null;
-    let why: { readonly reason: string; readonly message: string } | null = null;
+    let why: Refusal | null = null;
     return () => {
       const k = this.gone ?? this.rule;
       if (k !== seen) {
         seen = k;
         if (!("allow" in k)) why = k;
-        else why = k.allow.some((p) => p.matcher.matches(client)) ? null : { reason: "client_not_allowed", message: `tidegate: inbound rule ${k.name} no longer allows ${client.toString()} (a policy reload); this connection takes no more requests` };
+        else why = k.allow.some((p) => p.matcher.matches(client)) ? null : refusal("client_not_allowed", `inbound rule ${k.name} no longer allows ${client.toString()} (a policy reload)`);
       }
       return why;
     };
@@ -439,7 +460,16 @@ export class InboundListener {
         sp.up.data(header);
       }
       if (this.rule.mcp !== null) c.relay = b.data.relay = this.relayFor(sp, client, hex(connId), t);
-      else if (this.rule.forwardClientCert) {
+      else if (!this.rule.forwardClientCert) {
+        // Bytes pass unparsed: asked again after each reload (`recheck`), and at once, for one
+        // that came while the backend was being reached.
+        const admitted = this.admission(client);
+        c.tracked.recheck = () => {
+          const no = admitted();
+          return no === null ? null : { outcome: "terminated", reason: no.reason, detail: no.cause };
+        };
+        this.inFlight.recheckOne(c.tracked, (e) => this.deps.logger.error("recheck_failed", { error: e }));
+      } else {
         const admitted = this.admission(client);
         const rewriter = (c.rewriter = new XfccRewriter(this.rule.id.toString(), clientId, () => {
           const no = admitted();

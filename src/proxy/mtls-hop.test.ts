@@ -249,44 +249,91 @@ describe("forward_client_cert", () => {
   });
 });
 
+/**
+ * A client's keep-alive connection through listener `l` (as the egress proxy's mTLS leg opens it):
+ * `request(path)` sends a GET and resolves once its answer ("ok") came; `closed` resolves when the
+ * listener ends the connection (its error code, or "closed").
+ */
+async function keptAlive(l: InboundListener): Promise<{ request(path: string): Promise<void>; closed: Promise<string> }> {
+  const port = (l as unknown as { listener: { port: number } }).listener.port;
+  const up = await openUpstream(plan("spiffe://example.org/backend", undefined, port), { sessions: new SessionCache(), verifier: new PeerVerifier() });
+  if (!up.ok) throw new Error(`not ok: ${up.reason} ${up.detail}`);
+  let got = "";
+  let waiting: { oks: number; resolve(): void } | null = null;
+  const closed = Promise.withResolvers<string>();
+  const sink = {
+    data: (c: Uint8Array) => {
+      got += new TextDecoder().decode(c);
+      if (waiting !== null && got.split("ok").length - 1 >= waiting.oks) waiting.resolve();
+    },
+    drain() {},
+    ended: () => closed.resolve("closed"),
+  };
+  const socket = up.socket as unknown as Socket<{ sp: unknown; early: Uint8Array[] }>;
+  socket.data.sp = { down: sink, up: sink, upstreamClosed: () => closed.resolve("closed"), clientClosed() {}, bytesUp: () => 0, bytesDown: () => 0 };
+  for (const c of socket.data.early) sink.data(c);
+  socket.resume();
+  let sent = 0;
+  return {
+    request(path: string) {
+      const answered = Promise.withResolvers<void>();
+      waiting = { oks: ++sent, resolve: answered.resolve };
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: b\r\n\r\n`);
+      return answered.promise;
+    },
+    closed: closed.promise,
+  };
+}
+
+/** Reload changes of an inbound listener's rule: the client dropped from `allow`, and the rule removed. */
+const RULE_CHANGES: [string, (l: InboundListener) => void, string][] = [
+  ["the client dropped from allow", (l) => void (l.rule = { ...l.rule, allow: ["spiffe://example.org/someone-else"].map((text) => ({ text, matcher: parsePattern(text) })) }), "client_not_allowed"],
+  ["the rule removed", (l) => l.remove(), "rule_removed"],
+];
+
 describe("a reload under forward_client_cert", () => {
-  const cases: [string, (l: InboundListener) => void, string][] = [
-    ["the client dropped from allow", (l) => void (l.rule = { ...l.rule, allow: ["spiffe://example.org/someone-else"].map((text) => ({ text, matcher: parsePattern(text) })) }), "client_not_allowed"],
-    ["the rule removed", (l) => l.remove(), "rule_removed"],
-  ];
-  for (const [what, change, reason] of cases) {
+  for (const [what, change, reason] of RULE_CHANGES) {
     test(`${what}: the next request of a keep-alive connection is not forwarded; the connection closes, recorded ${reason}`, async () => {
       const plain = headBackend();
       const name = `xfcc-${reason}`;
       const l = new InboundListener(rule({ name, proxyProtocol: false, forwardClientCert: true, forward: { kind: "tcp", host: "127.0.0.1", port: plain.port } }), creds.get("spiffe://example.org/backend")!, { identity, verifier: new PeerVerifier(), logger, audit });
       try {
-        const port = (l as unknown as { listener: { port: number } }).listener.port;
-        const up = await openUpstream(plan("spiffe://example.org/backend", undefined, port), { sessions: new SessionCache(), verifier: new PeerVerifier() });
-        if (!up.ok) throw new Error(`not ok: ${up.reason} ${up.detail}`);
-        let got = "";
-        const answered = Promise.withResolvers<void>();
-        const closed = Promise.withResolvers<void>();
-        const sink = {
-          data: (c: Uint8Array) => {
-            got += new TextDecoder().decode(c);
-            if (got.includes("ok")) answered.resolve();
-          },
-          drain() {},
-          ended: () => closed.resolve(),
-        };
-        const socket = up.socket as unknown as Socket<{ sp: unknown; early: Uint8Array[] }>;
-        socket.data.sp = { down: sink, up: sink, upstreamClosed: () => closed.resolve(), clientClosed() {}, bytesUp: () => 0, bytesDown: () => 0 };
-        for (const c of socket.data.early) sink.data(c);
-        socket.resume();
-        socket.write("GET /1 HTTP/1.1\r\nHost: b\r\n\r\n");
-        await answered.promise;
+        const c = await keptAlive(l);
+        await c.request("/1");
         change(l);
-        socket.write("GET /2 HTTP/1.1\r\nHost: b\r\n\r\n");
-        await closed.promise;
+        void c.request("/2");
+        await c.closed;
         expect(plain.raw()).toContain("GET /1 ");
         expect(plain.raw()).not.toContain("GET /2 ");
         const line = await waitForLine(() => inboundLines().find((x) => x.rule === name));
         expect({ outcome: line.outcome, reason: line.reason, requests: line.requests }).toEqual({ outcome: "refused", reason, requests: 1 });
+      } finally {
+        l.stop();
+        plain.stop(true);
+      }
+    });
+  }
+});
+
+describe("a reload under a plain forward (bytes unparsed)", () => {
+  for (const [what, change, reason] of RULE_CHANGES) {
+    test(`${what}: a rule swapped in that still allows the client leaves it; then the connection is ended at the recheck, recorded ${reason}`, async () => {
+      const plain = headBackend();
+      const name = `plain-${reason}`;
+      const l = new InboundListener(rule({ name, proxyProtocol: false, forward: { kind: "tcp", host: "127.0.0.1", port: plain.port } }), creds.get("spiffe://example.org/backend")!, { identity, verifier: new PeerVerifier(), logger, audit });
+      try {
+        const c = await keptAlive(l);
+        await c.request("/1");
+        l.rule = { ...l.rule, forward: { ...l.rule.forward } }; // a reload of the same terms
+        expect(await l.recheck()).toEqual({ cut: 0, failed: 0, error: null });
+        await c.request("/2");
+        change(l);
+        expect(await l.recheck()).toEqual({ cut: 1, failed: 0, error: null });
+        await c.closed;
+        expect(l.connections).toBe(0);
+        const line = await waitForLine(() => inboundLines().find((x) => x.rule === name));
+        expect(line).toMatchObject({ outcome: "terminated", reason, src: { spiffe_id: "spiffe://example.org/client" } });
+        expect(String(line.detail)).toEndWith("(a policy reload)");
       } finally {
         l.stop();
         plain.stop(true);

@@ -24,7 +24,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readAudit, type AuditLine } from "../helpers/audit-files.ts";
-import { bundlePem, cleanupStack, cliOk, type LogLine, parseLog, startJoinedAgent, startServer } from "../helpers/e2e-kit.ts";
+import { bundlePem, cleanupStack, cliOk, deleteEntry, type LogLine, parseLog, startJoinedAgent, startServer } from "../helpers/e2e-kit.ts";
 import { REPO, requireBinary, tidegate, type RunResult } from "../helpers/binary.ts";
 import { waitFor, type Running } from "../helpers/processes.ts";
 import { freePort, startEverything, startPinnedServer, type Peer, type PinnedPeer } from "./mcp-peers.ts";
@@ -313,12 +313,8 @@ inbound:
     cli: (args) => tidegate([...args, ...flagsB]),
     unregister: async (id) => {
       const [node, selector] = registered[id];
-      await cli(["entry", "delete", entryIds[id]!, ...serverFlags]);
-      return async () => {
-        entryIds[id] = (JSON.parse(await cli(["entry", "create", "--spiffe-id", id, "--node", node, "--selector", selector, "--json", ...serverFlags])) as { id: string }).id;
-        const n = node === "mcp-a" ? "a" : "b";
-        await waitFor(`agent ${n} to hold the SVID of ${id} again`, () => existsSync(join(dir, `${n}-state`, "agent", "svids", `${entryIds[id]}.key`)) || undefined, 20_000);
-      };
+      const again = await deleteEntry({ serverFlags, entryId: entryIds[id]!, spiffeId: id, node, selector, stateDir: join(dir, `${node === "mcp-a" ? "a" : "b"}-state`) });
+      return async () => void (entryIds[id] = await again());
     },
     setDescription: (text) => writeFileSync(descriptionFile, `${text}\n`),
     auditA: () => readAudit(join(dir, "a-audit")),

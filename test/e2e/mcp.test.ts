@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { probeHost } from "../../src/runtime/host.ts";
 import { waitFor } from "../helpers/processes.ts";
 import type { AuditLine } from "../helpers/audit-files.ts";
+import { rewriteConfig } from "../helpers/e2e-kit.ts";
 import { DENIED, FIRST_DESCRIPTION, ID, RULE, setUp, tearDown, type ClientRun, type Stand, type Step, type StepResult } from "./mcp-setup.ts";
 
 const T = 60_000;
@@ -437,25 +438,8 @@ describe.skipIf(!can && !process.env.CI)("MCP tool policy: B's inbound listeners
   });
 
   describe("6. a reload, or a registration changed, applies to the next request of a conversation already open", () => {
-    /**
-     * Agent `n`'s config rewritten by `edit`; resolves once that agent logged `event` (default
-     * policy_loaded) one more time. Returns what puts the original back, waiting for `back` the same way.
-     */
-    async function rewrite(n: "a" | "b", edit: (yaml: string) => string, event = "policy_loaded", back = "policy_loaded"): Promise<() => Promise<void>> {
-      const file = join(s.dir, `${n}.yaml`);
-      const log = n === "a" ? s.logA : s.logB;
-      const count = (e: string) => log().filter((l) => l.event === e).length;
-      const original = readFileSync(file, "utf8");
-      const write = async (text: string, e: string) => {
-        const before = count(e);
-        writeFileSync(file, text);
-        await waitFor(`agent ${n} to log ${e} after its config changed`, () => count(e) > before || undefined, 15_000);
-      };
-      const edited = edit(original);
-      expect(edited).not.toBe(original);
-      await write(edited, event);
-      return () => write(original, back);
-    }
+    /** Agent `n`'s config rewritten by `edit` (e2e-kit.ts `rewriteConfig`). */
+    const rewrite = (n: "a" | "b", edit: (yaml: string) => string, event?: string, back?: string) => rewriteConfig(join(s.dir, `${n}.yaml`), n === "a" ? s.logA : s.logB, edit, event, back);
 
     /**
      * A client that calls echo, waits while `change` runs, then calls echo again and lists the

@@ -5,7 +5,7 @@
  * second root of the same trust-domain name (untrusted), and stunnel on either side of an mTLS hop.
  * Addresses: 127.0.0.40-49 only.
  */
-import { bundlePem, cleanupStack, cliOk, collectOutput, freePort, type LogLine, parseLog, startJoinedAgent, startServer } from "../helpers/e2e-kit.ts";
+import { bundlePem, cleanupStack, cliOk, collectOutput, deleteEntry, freePort, type LogLine, parseLog, startJoinedAgent, startServer } from "../helpers/e2e-kit.ts";
 import { readAudit, type AuditLine } from "../helpers/audit-files.ts";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -69,6 +69,8 @@ export interface Stand {
   /** The SVID the agent holds for that SPIFFE ID, read from its state folder. */
   svid(node: "a" | "b", id: string): Pem;
   stunnelOutput(side: "server" | "client"): string;
+  /** Deletes the entry that gives workload `client` on A its identity; what puts a new one back (resolving once A holds its SVID). */
+  unregisterClient(): Promise<() => Promise<void>>;
 }
 
 const cleanups = cleanupStack("mtls");
@@ -234,5 +236,10 @@ inbound:
     auditB: () => readAudit(join(dir, "b-audit")),
     svid,
     stunnelOutput: (side) => stunnels[side].output(),
+    unregisterClient: async () => {
+      const key = `mtls-a ${ID.client}`;
+      const again = await deleteEntry({ serverFlags, entryId: entryIds[key]!, spiffeId: ID.client, node: "mtls-a", selector: "tidegate:workload:client", stateDir: join(dir, "a-state") });
+      return async () => void (entryIds[key] = await again());
+    },
   };
 }

@@ -13,6 +13,10 @@ import { probeHost } from "../../src/runtime/host.ts";
 import { tlsProbe, type BackendConn, type ProxyHeader } from "./mtls-backend.ts";
 import { ADDR, ID, setUp, tearDown, type Stand } from "./mtls-setup.ts";
 import { srcOf, type AuditLine } from "../helpers/audit-files.ts";
+import { rewriteConfig } from "../helpers/e2e-kit.ts";
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 const T = 60_000;
 const can = process.getuid?.() === 0 && probeHost().cgroup2 !== null;
@@ -21,6 +25,37 @@ if (!can && !process.env.CI) console.warn("e2e mtls: skipped (needs root and cgr
 /** Workloads run as nobody: a PATH of system folders only. */
 const WORKLOAD_ENV = { PATH: "/usr/local/bin:/usr/bin:/bin" };
 const CONN_ID = /^[0-9a-f]{32}$/;
+
+/**
+ * Holds one connection open across reloads: sends a line and reads two back (the caller line and
+ * the echo), then says so (a file "ready" in the folder argv[3]); then for each round i = 1, 2,
+ * ... waits for a file "go-i" there, sends a line and reads its echo, and prints "round i: echoed"
+ * or, once the connection is gone, "round i: cut (WHY)" and stops.
+ */
+const PY_HELD = `
+import os, socket, sys, time
+where = sys.argv[3]
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+s.sendall(b'first\\n')
+buf = b''
+while buf.count(b'\\n') < 2:
+    d = s.recv(4096)
+    if not d: break
+    buf += d
+open(os.path.join(where, 'ready'), 'w').close()
+for i in range(1, 10):
+    deadline = time.time() + 30
+    while not os.path.exists(os.path.join(where, 'go-%d' % i)) and time.time() < deadline:
+        time.sleep(0.05)
+    try:
+        s.sendall(b'round %d\\n' % i)
+        d = s.recv(4096)
+        why = 'echoed' if d == b'round %d\\n' % i else 'cut (%r)' % d
+    except OSError as e:
+        why = 'cut (%s)' % type(e).__name__
+    print('round %d: %s' % (i, why), flush=True)
+    if why != 'echoed': break
+`;
 
 /** Sends one line, reads two back (the caller line and the echo), then closes. */
 const PY_RAW = `
@@ -51,6 +86,18 @@ async function workload(argv: string[]): Promise<{ pid: number; out: string; cod
 
 const curl = (url: string, ...extra: string[]) => workload(["curl", "-sS", "--max-time", "5", ...extra, url]);
 const raw = (host: string, port: number, text: string) => workload(["python3", "-c", PY_RAW, host, String(port), text]);
+
+/**
+ * A workload holding one raw TCP connection to B's listener open (PY_HELD): `go(i)` lets round i
+ * run, `done` is its output once it ends.
+ */
+async function held(): Promise<{ go(i: number): void; done: Promise<{ pid: number; out: string }> }> {
+  const where = mkdtempSync(join(tmpdir(), "tidegate-test-held-"));
+  chmodSync(where, 0o777); // the workload runs as nobody
+  const done = workload(["python3", "-c", PY_HELD, ADDR.listener, String(s.ports.listen), where]).finally(() => rmSync(where, { recursive: true, force: true }));
+  await waitFor("the workload's connection to be open", () => existsSync(join(where, "ready")) || undefined, 15_000);
+  return { go: (i) => writeFileSync(join(where, `go-${i}`), ""), done };
+}
 
 /** A's conn_close for the connection of workload process `pid`, from A's audit log. */
 const egressLine = (pid: number) => waitFor(`A's conn_close for pid ${pid}`, () => s.auditA().find((l) => l.type === "conn_close" && srcOf(l).pid === pid));
@@ -281,4 +328,57 @@ describe.skipIf(!can && !process.env.CI)("mutual TLS between two agents: egress 
     expect(out).toBe(`caller=${ID.stunnelClient} conn=${h.uniqueId}\nhello from stunnel\n`);
     expect(await byConnId(h.uniqueId)).toMatchObject({ rule: "backend", src: { peer: `${h.src.address}:${h.src.port}`, spiffe_id: ID.stunnelClient }, outcome: "forwarded", proxy_protocol: true });
   }, T);
+  describe("a reload or a registration change reaches a raw TCP connection already open (bytes spliced, nothing parsed)", () => {
+    const rewrite = (n: "a" | "b", edit: (yaml: string) => string) => rewriteConfig(join(s.dir, `${n}.yaml`), n === "a" ? s.logA : s.logB, edit);
+    /** The terminated conn_close `reason` names in agent `n`'s audit log. */
+    const terminated = (n: "a" | "b", reason: string) => waitFor(`agent ${n}'s conn_close ${reason}`, () => (n === "a" ? s.auditA() : s.auditB()).find((l) => l.type === "conn_close" && l.outcome === "terminated" && l.reason === reason), 15_000);
+
+    test("A: a reload that keeps its terms leaves it; one that removes its rule ends it, policy_changed, and the workload sees it cut", async () => {
+      const w = await held();
+      const restoreA: (() => Promise<void>)[] = [];
+      try {
+        restoreA.push(await rewrite("a", (y) => y.replace("dns:\n", `  - { name: unrelated, from: ${ID.client}, to: { cidr: ${ADDR.unnamed}/32, port: 9 }, action: deny }\ndns:\n`)));
+        w.go(1);
+        await restoreA.pop()!();
+        restoreA.push(await rewrite("a", (y) => y.replace(/  - name: backend-raw\n(    .*\n)+?(?=  - name)/, "")));
+        const line = await terminated("a", "policy_changed");
+        w.go(2);
+        const { pid, out } = await w.done;
+        expect(out).toMatch(/^round 1: echoed\nround 2: cut \(.*\)\n$/);
+        expect(line).toMatchObject({ src: { pid, spiffe_id: ID.client }, rule: "backend-raw", action: "mtls", peer_id: ID.backend, outcome: "terminated", reason: "policy_changed" });
+        expect(String(line.detail)).toBe("a policy reload: the policy in force now refuses it (no_rule: deny: no rule matches)");
+        expect(s.logA().some((l) => l.event === "connections_ended" && l.cause === "policy_loaded" && l.ended === 1)).toBe(true);
+      } finally {
+        for (const r of restoreA.reverse()) await r();
+      }
+    }, 2 * T);
+
+    test("B: a reload whose rule no longer allows the caller ends it at B, client_not_allowed", async () => {
+      const w = await held();
+      const restoreB = await rewrite("b", (y) => y.replace(`allow: [${ID.client}, ${ID.stunnelClient}]`, `allow: [${ID.stunnelClient}]`));
+      try {
+        const line = await terminated("b", "client_not_allowed");
+        w.go(1);
+        const { out } = await w.done;
+        expect(out).toMatch(/^round 1: cut \(.*\)\n$/);
+        expect(line).toMatchObject({ side: "inbound", rule: "backend", src: { spiffe_id: ID.client }, outcome: "terminated", reason: "client_not_allowed", detail: `inbound rule backend no longer allows ${ID.client} (a policy reload)` });
+      } finally {
+        await restoreB();
+      }
+    }, 2 * T);
+    test("A: the workload's registration entry deleted ends it at the agent's next look at its entries, identity_revoked", async () => {
+      const w = await held();
+      const restore = await s.unregisterClient();
+      try {
+        const line = await terminated("a", "identity_revoked");
+        w.go(1);
+        const { pid, out } = await w.done;
+        expect(out).toMatch(/^round 1: cut \(.*\)\n$/);
+        expect(line).toMatchObject({ src: { pid, spiffe_id: ID.client, workload: "client" }, rule: "backend-raw", outcome: "terminated", reason: "identity_revoked", detail: `workload client no longer has identity ${ID.client} (its registration changed)` });
+        expect(s.logA().some((l) => l.event === "connections_ended" && l.cause === "entries_changed")).toBe(true);
+      } finally {
+        await restore();
+      }
+    }, 2 * T);
+  });
 });

@@ -119,3 +119,36 @@ export async function startServer(dir: string, serverFlags: readonly string[], s
     throw e;
   }
 }
+
+/**
+ * An agent's config file rewritten by `edit`; resolves once `log` shows `event` (default
+ * policy_loaded) one more time. Returns what puts the original back, waiting for `back` the same
+ * way. An edit that changes nothing is a mistake of the test: it throws.
+ */
+export async function rewriteConfig(file: string, log: () => LogLine[], edit: (yaml: string) => string, event = "policy_loaded", back = "policy_loaded"): Promise<() => Promise<void>> {
+  const count = (e: string) => log().filter((l) => l.event === e).length;
+  const original = readFileSync(file, "utf8");
+  const write = async (text: string, e: string) => {
+    const before = count(e);
+    writeFileSync(file, text);
+    await waitFor(`the agent to log ${e} after ${file} changed`, () => count(e) > before || undefined, 15_000);
+  };
+  const edited = edit(original);
+  if (edited === original) throw new Error(`rewriteConfig: the edit left ${file} as it was`);
+  await write(edited, event);
+  return () => write(original, back);
+}
+
+/**
+ * Deletes registration entry `entryId` (SPIFFE ID `spiffeId`, node `node`, selector `selector`)
+ * on the server of `serverFlags`. Returns what creates it again, resolving with the new entry's
+ * id once the agent whose state folder is `stateDir` holds its SVID.
+ */
+export async function deleteEntry(o: { serverFlags: readonly string[]; entryId: string; spiffeId: string; node: string; selector: string; stateDir: string }): Promise<() => Promise<string>> {
+  await cliOk(["entry", "delete", o.entryId, ...o.serverFlags]);
+  return async () => {
+    const id = (JSON.parse(await cliOk(["entry", "create", "--spiffe-id", o.spiffeId, "--node", o.node, "--selector", o.selector, "--json", ...o.serverFlags])) as { id: string }).id;
+    await waitFor(`the agent to hold the SVID of ${o.spiffeId} again`, () => existsSync(join(o.stateDir, "agent", "svids", `${id}.key`)) || undefined, 20_000);
+    return id;
+  };
+}

@@ -123,6 +123,19 @@ export function sameKeyParts(a: UpstreamTls, b: UpstreamTls): boolean {
   return b.kind === "mtls" && (a.serverId === b.serverId || a.serverId.equals(b.serverId)) && a.credential.serial === b.credential.serial && a.trust.generation === b.trust.generation;
 }
 
+/** Why a tunnel opened under `was` no longer holds now that its request is decided `now` (HttpExchange.recheck), or null. */
+function tunnelChange(was: Verdict, now: RequestVerdict): Fields | null {
+  if (!now.ok) {
+    if (now.reason === "dns_failed" || now.reason === "secret_missing") return null;
+    return { outcome: "terminated", reason: "policy_changed", detail: `a policy reload: the policy in force now refuses the request that switched protocols (${now.reason}: ${now.detail})` };
+  }
+  const r = now.rule;
+  const p = was.rule;
+  const same = r.action === p.action && now.upstream.address.text === was.upstream.address.text && now.upstream.port === was.upstream.port && now.upstream.serverName === was.upstream.serverName && (r.serverId?.toString() ?? null) === (p.serverId?.toString() ?? null) && r.ca === p.ca && r.keyExchange === p.keyExchange;
+  if (same) return null;
+  return { outcome: "terminated", reason: "policy_changed", detail: `a policy reload: the request that switched protocols would now go by rule ${r.name} (${r.action}) to ${now.upstream.address.text}:${now.upstream.port}, where it went by rule ${p.name} (${p.action}) to ${was.upstream.address.text}:${was.upstream.port}, or with other TLS terms` };
+}
+
 export class HttpExchange implements LegOwner {
   private readonly requests = new RequestParser();
   private readonly events: RequestEvent[] = [];
@@ -151,6 +164,10 @@ export class HttpExchange implements LegOwner {
   private draining = false;
   /** A request decided and waiting for its upstream leg. */
   private starting: { head: RequestHead; started: number; verdict: Verdict } | null = null;
+  /** The policy engine the last request was decided under. */
+  private decidedUnder: unknown = null;
+  /** After a 101: the request that switched, its verdict, and the engine the tunnel was last judged under (`recheck`). */
+  private upgraded: { head: RequestHead; verdict: Verdict; engine: unknown } | null = null;
 
   private readonly client: CorkedClient;
 
@@ -371,6 +388,7 @@ export class HttpExchange implements LegOwner {
       this.logRequest(head, started, { status: 403, outcome: "refused", reason: "identity_revoked", detail: revoked });
       return void this.refuse(403, "identity_revoked", revoked, false);
     }
+    this.decidedUnder = this.deps.engine();
     const verdict = decideRequest(this.ctx, head, this.deps);
     if (verdict instanceof Promise) return verdict.then((v) => this.decided(head, started, v));
     return this.decided(head, started, verdict);
@@ -638,6 +656,34 @@ export class HttpExchange implements LegOwner {
     const held = this.requests.held ? this.requests.tunnel() : new Uint8Array(0);
     if (held.length > 0) this.tunnelUp(held);
     if (this.clientEnded) this.clientEnd();
+    this.upgraded = { head: r.head, verdict: r.verdict, engine: this.decidedUnder };
+    // A reload or a registration change while the switch was awaited found no tunnel to ask: asked now.
+    if (this.deps.engine() !== this.decidedUnder || (this.deps.revoked?.() ?? null) !== null) {
+      void Promise.resolve(this.recheck()).then((why) => {
+        if (why !== null) this.cut(why);
+      });
+    }
+  }
+
+  /**
+   * Why a tunnel (bytes passing unparsed after a 101) no longer holds under the registration and
+   * policy in force, or null; always null before a switch (each request is decided as it comes).
+   * Ended with outcome `terminated`: `identity_revoked`, or `policy_changed` (only under a policy
+   * the tunnel was not judged under yet) when the request that switched would now be refused, or
+   * sent to another upstream or under other TLS terms (`server_id`, `ca`, key exchange). A look-up that fails (`dns_failed`) or a secret
+   * the store no longer holds (`secret_missing`) says nothing about what the policy allows: the
+   * tunnel is left as it is.
+   */
+  recheck(): Fields | null | Promise<Fields | null> {
+    const u = this.upgraded;
+    if (this.done || this.tunnel === null || u === null) return null;
+    const revoked = this.deps.revoked?.() ?? null;
+    if (revoked !== null) return { outcome: "terminated", reason: "identity_revoked", detail: revoked };
+    const engine = this.deps.engine();
+    if (engine === u.engine) return null;
+    u.engine = engine;
+    const now = decideRequest(this.ctx, u.head, this.deps);
+    return now instanceof Promise ? now.then((v) => tunnelChange(u.verdict, v)) : tunnelChange(u.verdict, now);
   }
 
   private tunnelUp(chunk: Uint8Array): void {

@@ -17,6 +17,10 @@ let api: Server<undefined>;
 let flaky: TCPSocketListener<{ n: number; buf: string }>;
 let pool: LegPool;
 let proxyPort: number;
+/** The policy the proxy started with (tests reload variants of it, then put it back). */
+let policyText: string;
+/** Whether workload "w" still has its identity (asked at each request, and by a recheck). */
+let identified = true;
 /** Per request to `api`: the client port it came from (one per upstream leg), path, Authorization. */
 const seen: { port: number; path: string; auth: string | null }[] = [];
 /** Per request head the flaky server read: its connection number and the path. */
@@ -75,10 +79,10 @@ beforeAll(async () => {
     upstream: { port: ${hellos.port}, key_exchange: classical }
     http: { paths: [/kx/**] }
 `;
-  const policy = `trust_domain: example.org
+  policyText = `trust_domain: example.org
 egress:
 ${apiRule("flaky", 80, h, flaky.port, "    http: { paths: [/f/**] }\n")}${kx}${apiRule("api", 80, h, api.port!, "    upgrade: [websocket]\n")}`;
-  proxyPort = h.start(policy, { secrets, pool });
+  proxyPort = h.start(policyText, { secrets, pool, identified: () => identified });
 });
 
 afterAll(() => {
@@ -180,37 +184,71 @@ function clientFrame(text: string): Uint8Array {
   return out;
 }
 
+/**
+ * A WebSocket through the proxy at `port` (default the harness's) to api.test's /ws: the 101's
+ * head, `echo` (a frame out, the server's echo back), its conn_id (from the upgrade's
+ * http_request), and how the socket closed (its error code, or "closed").
+ */
+async function openTunnel(port = proxyPort): Promise<{ socket: Socket<undefined>; head: string; echo(text: string): Promise<string>; connId(): unknown; closed: Promise<string> }> {
+  let got = new Uint8Array(0);
+  let headLength = -1;
+  let waiter: ((text: string) => void) | null = null;
+  const { promise: switched, resolve: onSwitch } = Promise.withResolvers<string>();
+  const { promise: closed, resolve: onClosed } = Promise.withResolvers<string>();
+  const before = httpLines().length;
+  const socket: Socket<undefined> = await Bun.connect({
+    hostname: "127.0.0.1",
+    port,
+    socket: {
+      data(_s, c) {
+        const joined = new Uint8Array(got.length + c.length);
+        joined.set(got);
+        joined.set(c, got.length);
+        got = joined;
+        if (headLength < 0) {
+          const text = new TextDecoder().decode(got);
+          const end = text.indexOf("\r\n\r\n");
+          if (end < 0) return;
+          headLength = Buffer.byteLength(text.slice(0, end + 4));
+          onSwitch(text.slice(0, end + 4));
+          got = got.subarray(headLength);
+        }
+        if (got.length >= 2 && got.length >= 2 + got[1]! && waiter !== null) {
+          const frame = new TextDecoder().decode(got.subarray(2, 2 + got[1]!));
+          got = got.subarray(2 + got[1]!);
+          const w = waiter;
+          waiter = null;
+          w(frame);
+        }
+      },
+      close: (_s, e) => onClosed((e as { code?: string } | undefined)?.code ?? "closed"),
+      error: (_s, e) => onClosed((e as { code?: string }).code ?? e.message),
+    },
+  });
+  const key = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64");
+  socket.write(`GET /ws HTTP/1.1\r\nHost: api.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${key}\r\n\r\n`);
+  const head = await switched;
+  return {
+    socket,
+    head,
+    echo(text: string) {
+      const { promise, resolve } = Promise.withResolvers<string>();
+      waiter = resolve;
+      socket.write(clientFrame(text));
+      return promise;
+    },
+    connId: () => httpLines().slice(before).find((l) => l.outcome === "upgraded")?.conn_id,
+    closed,
+  };
+}
+
 describe("interception: WebSocket upgrades a rule allows (upgrade: [websocket])", () => {
   test("the handshake gets the injected header, then frames pass both ways", async () => {
     const before = seen.length;
-    let got = new Uint8Array(0);
-    const { promise: switched, resolve: onSwitch } = Promise.withResolvers<void>();
-    const { promise: echoed, resolve: onEcho } = Promise.withResolvers<string>();
-    const s: Socket<undefined> = await Bun.connect({
-      hostname: "127.0.0.1",
-      port: proxyPort,
-      socket: {
-        data(_s, c) {
-          const joined = new Uint8Array(got.length + c.length);
-          joined.set(got);
-          joined.set(c, got.length);
-          got = joined;
-          const text = new TextDecoder().decode(got);
-          const headEnd = text.indexOf("\r\n\r\n");
-          if (headEnd < 0) return;
-          onSwitch();
-          const frame = got.subarray(Buffer.byteLength(text.slice(0, headEnd + 4)));
-          if (frame.length >= 2 && frame.length >= 2 + frame[1]!) onEcho(new TextDecoder().decode(frame.subarray(2, 2 + frame[1]!)));
-        },
-      },
-    });
-    const key = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64");
-    s.write(`GET /ws HTTP/1.1\r\nHost: api.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${key}\r\n\r\n`);
-    await switched;
-    expect(new TextDecoder().decode(got)).toStartWith("HTTP/1.1 101");
-    s.write(clientFrame("hello"));
-    expect(await echoed).toBe("echo:hello");
-    s.end();
+    const ws = await openTunnel();
+    expect(ws.head).toStartWith("HTTP/1.1 101");
+    expect(await ws.echo("hello")).toBe("echo:hello");
+    ws.socket.end();
     expect(seen.slice(before).map((x) => [x.path, x.auth])).toEqual([["/ws", `Bearer ${SECRET}`]]);
     expect(httpLines().at(-1)).toMatchObject({ target: "/ws", status: 101, outcome: "upgraded", rule: "api" });
     await until(() => h.lines.some((l) => l.type === "conn_close" && typeof l.tunnel_bytes_up === "number"));
@@ -219,6 +257,42 @@ describe("interception: WebSocket upgrades a rule allows (upgrade: [websocket])"
     // the handshake had no body either way: the connection's bytes are the tunnel's
     expect(conn).toMatchObject({ bytes_up: 11, bytes_down: 12 });
     expect(JSON.stringify(h.lines)).not.toContain(SECRET);
+  });
+
+  test("a reload: a tunnel whose rule still allows its upgrade goes on; one the new policy refuses is ended, policy_changed", async () => {
+    const ws = await openTunnel();
+    expect(await ws.echo("one")).toBe("echo:one");
+    const closes = () => h.lines.filter((l) => l.type === "conn_close" && l.conn_id === ws.connId());
+    try {
+      // The same terms under a new policy object (a reload of an unchanged file): nothing ended.
+      h.reload(policyText);
+      expect(await h.inFlight.recheck()).toEqual({ cut: 0, failed: 0, error: null });
+      expect(await ws.echo("two")).toBe("echo:two");
+      expect(closes()).toEqual([]);
+      // The api rule no longer names websocket: the request that switched would now be refused.
+      h.reload(policyText.replace("    upgrade: [websocket]\n", ""));
+      expect(await h.inFlight.recheck()).toEqual({ cut: 1, failed: 0, error: null });
+      expect(await ws.closed).toBe("ECONNRESET");
+      const [close] = closes();
+      expect(close).toMatchObject({ outcome: "terminated", reason: "policy_changed", requests: 1, tunnel_bytes_up: 18 });
+      expect(String(close!.detail)).toContain("now refuses the request that switched protocols (upgrade_refused");
+    } finally {
+      h.reload(policyText);
+      ws.socket.end();
+    }
+  });
+
+  test("a tunnel whose caller lost its identity is ended at the next recheck, identity_revoked", async () => {
+    const ws = await openTunnel();
+    expect(await ws.echo("one")).toBe("echo:one");
+    identified = false;
+    try {
+      expect(await h.inFlight.recheck()).toEqual({ cut: 1, failed: 0, error: null });
+      expect(await ws.closed).toBe("ECONNRESET");
+      expect(h.lines.find((l) => l.type === "conn_close" && l.conn_id === ws.connId())).toMatchObject({ outcome: "terminated", reason: "identity_revoked" });
+    } finally {
+      identified = true;
+    }
   });
 
   test("an upgrade to another protocol is refused, naming the rule", async () => {

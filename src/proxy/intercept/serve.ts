@@ -135,6 +135,7 @@ export async function serveIntercept(call: InterceptCall): Promise<void> {
   };
   const ex = exchange;
   conn.tracked.control = { drain: () => ex.drain(), cut: (why) => ex.cut(why) };
+  conn.tracked.recheck = () => ex.recheck();
   if (first.kind !== "tls" && call.early.length > 0) exchange.clientData(call.early);
   if (conn.closed) client.feed.closed();
   else if (conn.ended) client.feed.ended();

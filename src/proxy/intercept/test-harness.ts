@@ -48,6 +48,8 @@ export interface Harness {
   readonly lines: Record<string, unknown>[];
   /** Starts the proxy with this policy; the workload "dialled" port 443 for TLS, else 80. */
   start(policy: string, opts: StartOptions): number;
+  /** Puts this policy in force, as an agent's reload does (connections already open go on; `inFlight.recheck` asks them). */
+  reload(policy: string): void;
   /** The connections served, as the egress listener tracks them (drain, cut). */
   readonly inFlight: InFlight;
   stop(): void;
@@ -78,10 +80,11 @@ export async function createHarness(): Promise<Harness> {
   let proxy: { stop(force?: boolean): void } | null = null;
   let pool: LegPool | undefined;
   const inFlight = new InFlight();
+  let engine: PolicyEngine | null = null;
 
   const start = (policyText: string, opts: StartOptions): number => {
     pool = opts.pool;
-    const engine = new PolicyEngine(loadPolicy(policyText, "t.yaml"));
+    engine = new PolicyEngine(loadPolicy(policyText, "t.yaml"));
     const names = new NameCache({ hosts: new Map([["api.test", [parseIp("127.0.0.1")]]]), lookup: async () => ({ addresses: [], ttl: 30 }) });
     const t = opts.timeouts;
     const upstream = { sessions: new SessionCache(), verifier: new PeerVerifier(), ...(t !== undefined ? { timeoutMs: t.connectTimeoutMs } : {}) };
@@ -145,6 +148,7 @@ export async function createHarness(): Promise<Harness> {
     apiTls: { cert: leaf.certPem + apiCa.certPem, key: leaf.keyPem },
     lines,
     start,
+    reload: (policyText) => void (engine = new PolicyEngine(loadPolicy(policyText, "t.yaml"))),
     inFlight,
     stop() {
       proxy?.stop(true);

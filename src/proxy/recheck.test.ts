@@ -1,0 +1,190 @@
+// A reload or a registration change reaches egress connections already open whose bytes pass
+// unparsed (egress-listener.ts `recheckConnection`, in-flight.ts `recheck`), over real loopback
+// sockets: a workload's connection through the listener to an echo server, the policy swapped as
+// an agent's reload swaps it, then the listener asked to recheck. Kept: the same treatment, even
+// by a renamed rule; a look-up that fails; no policy change at all (the policy is not decided
+// again). Ended, both ends reset and recorded `terminated`: the rule gone (`policy_changed`),
+// another action (`policy_changed`, both named), the name no longer resolving to the address
+// (`policy_changed`), the identity taken away (`identity_revoked`), and a reload that came while
+// the connection's upstream leg was being made.
+import type { Socket } from "bun";
+import { afterEach, beforeAll, afterAll, describe, expect, test } from "bun:test";
+import { memoryAudit, type MemoryAudit } from "../audit/sink/memory-audit.ts";
+import { parseIp, type IpAddress } from "../policy/address.ts";
+import { PolicyEngine } from "../policy/engine.ts";
+import { PolicyError } from "../policy/errors.ts";
+import { loadPolicy } from "../policy/load.ts";
+import { createLogger } from "../runtime/log.ts";
+import { SpiffeId } from "../spiffe/index.ts";
+import { startEgressListener, type EgressListener } from "./egress-listener.ts";
+import { startWorkload, waitUntil, type WorkloadConn } from "./bounds-test-kit.ts";
+
+const W = SpiffeId.parse("spiffe://example.org/w");
+const HTTP = "GET / HTTP/1.1\r\nHost: echo.test\r\n\r\n";
+
+let echo: { port: number; stop(force?: boolean): void };
+/** Connections the echo server saw close, and those closed with an error (reset). */
+const upstreamSeen = { closed: 0, cut: 0 };
+let listener: EgressListener | null = null;
+let audit: MemoryAudit;
+let engine: PolicyEngine;
+let identified = true;
+/** What echo.test resolves to; a function, so a test can make it fail or wait. */
+let resolveEcho: () => Promise<readonly IpAddress[]>;
+
+beforeAll(() => {
+  echo = Bun.listen<undefined>({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      data: (s: Socket<undefined>, d: Uint8Array) => void s.write(d),
+      close: (_s: Socket<undefined>, e?: Error) => {
+        upstreamSeen.closed++;
+        if (e !== undefined) upstreamSeen.cut++;
+      },
+    },
+  });
+});
+
+afterAll(() => echo.stop(true));
+
+afterEach(() => {
+  listener?.stop();
+  listener = null;
+});
+
+/** The policy: `rules` under `egress:`, each line one rule; PORT stands for the echo server's port. */
+function policy(...rules: string[]): PolicyEngine {
+  const text = `trust_domain: example.org\negress:\n${rules.map((r) => `  - ${r.replaceAll("PORT", String(echo.port))}\n`).join("")}`;
+  return new PolicyEngine(loadPolicy(rules.length === 0 ? "trust_domain: example.org\n" : text, "t.yaml"));
+}
+
+const LOCAL = "{ name: local, from: spiffe://example.org/w, to: { cidr: 127.0.0.1/32, port: PORT }, action: passthrough }";
+const NAMED = "{ name: named, from: spiffe://example.org/w, to: { host: echo.test, port: PORT }, action: passthrough }";
+
+/** The listener, every connection recorded as W's toward 127.0.0.1:(the echo server's port). */
+function start(first: PolicyEngine): number {
+  audit = memoryAudit();
+  engine = first;
+  identified = true;
+  resolveEcho = async () => [parseIp("127.0.0.1")];
+  const record = { address: parseIp("127.0.0.1"), port: echo.port, proto: "tcp" as const, pid: 42, tgid: 42, uid: 1000, gid: 1000, cgroupId: 7n };
+  for (let i = 0; i < 20 && listener === null; i++) {
+    try {
+      listener = startEgressListener(20_000 + Math.floor(Math.random() * 40_000), {
+        lookupRecord: () => record,
+        identify: async () => ({ ok: true, id: W, workload: "w" }),
+        engine: () => engine,
+        names: () => ({ resolve: (n: string) => (n === "echo.test" ? resolveEcho() : Promise.resolve([])) }),
+        logger: createLogger({ write: () => {} }),
+        audit,
+        stillIdentified: (workload, id) => identified && workload === "w" && id === W.toString(),
+      });
+    } catch {
+      // taken: another port
+    }
+  }
+  return listener!.port;
+}
+
+/** A workload's connection that sent `first` and got it echoed back. */
+async function forwarding(port: number, first: string): Promise<WorkloadConn> {
+  const w = await startWorkload(port, first);
+  await waitUntil("the echo", () => (w.text() === first ? true : undefined));
+  return w;
+}
+
+/** `w` sends `text` and gets it back: its connection still forwards. */
+async function stillEchoes(w: WorkloadConn, text: string): Promise<void> {
+  const before = w.text();
+  w.write(text);
+  await waitUntil("the echo", () => (w.text() === before + text ? true : undefined));
+}
+
+const closes = () => audit.of("conn_close");
+
+describe("a reload or a registration change reaches a spliced egress connection", () => {
+  test("the same treatment, by a renamed rule, goes on; once no rule allows it, it is ended: policy_changed, both ends reset", async () => {
+    const w = await forwarding(start(policy(LOCAL)), "one\n");
+    engine = policy(LOCAL.replace("name: local", "name: renamed"));
+    expect(await listener!.recheck()).toEqual({ cut: 0, failed: 0, error: null });
+    await stillEchoes(w, "two\n");
+    const cutBefore = upstreamSeen.cut;
+    engine = policy();
+    expect(await listener!.recheck()).toEqual({ cut: 1, failed: 0, error: null });
+    expect((await w.done).error).toBe("ECONNRESET");
+    await waitUntil("the upstream's end closed", () => (upstreamSeen.cut > cutBefore ? true : undefined));
+    const [close] = closes();
+    expect(close).toMatchObject({ rule: "local", outcome: "terminated", reason: "policy_changed", bytes_up: 8, bytes_down: 8 });
+    expect(String(close!.detail)).toBe("a policy reload: the policy in force now refuses it (no_rule: deny: no rule matches)");
+    expect(listener!.inFlight()).toBe(0);
+  });
+
+  test("another action for it (passthrough now tls): ended, the detail naming both", async () => {
+    const w = await forwarding(start(policy(LOCAL)), "one\n");
+    engine = policy(LOCAL.replace("action: passthrough", "action: tls"));
+    expect((await listener!.recheck()).cut).toBe(1);
+    expect((await w.done).error).toBe("ECONNRESET");
+    expect(closes()[0]).toMatchObject({
+      outcome: "terminated",
+      reason: "policy_changed",
+      detail: `a policy reload: the policy in force now decides allow tls by rule local (upstream port ${echo.port}), where this connection was given allow passthrough by rule local (upstream port ${echo.port})`,
+    });
+  });
+
+  test("its workload's identity taken away: identity_revoked, with the policy unchanged", async () => {
+    const w = await forwarding(start(policy(LOCAL)), "one\n");
+    identified = false;
+    expect((await listener!.recheck()).cut).toBe(1);
+    expect((await w.done).error).toBe("ECONNRESET");
+    expect(closes()[0]).toMatchObject({ outcome: "terminated", reason: "identity_revoked", detail: `workload w no longer has identity ${W.toString()} (its registration changed)` });
+  });
+
+  test("without a new policy the policy is not decided again; under one, a name that no longer resolves to the address ends it", async () => {
+    const w = await forwarding(start(policy(NAMED)), HTTP);
+    expect(closes()).toEqual([]);
+    // echo.test moved elsewhere: with the same policy in force (a registration change) nothing is looked up.
+    resolveEcho = async () => [parseIp("127.0.0.9")];
+    expect((await listener!.recheck()).cut).toBe(0);
+    await stillEchoes(w, "more");
+    engine = policy(NAMED);
+    expect((await listener!.recheck()).cut).toBe(1);
+    expect((await w.done).error).toBe("ECONNRESET");
+    const [close] = closes();
+    expect(close).toMatchObject({ rule: "named", outcome: "terminated", reason: "policy_changed" });
+    expect(String(close!.detail)).toStartWith("a policy reload: the policy in force now refuses it (address_not_resolved: ");
+  });
+
+  test("a look-up that fails says nothing new about the address: the connection goes on", async () => {
+    const w = await forwarding(start(policy(NAMED)), HTTP);
+    resolveEcho = async () => {
+      throw new PolicyError("policy_dns_failed", "echo.test: SERVFAIL");
+    };
+    engine = policy(NAMED);
+    expect(await listener!.recheck()).toEqual({ cut: 0, failed: 0, error: null });
+    await stillEchoes(w, "more");
+    w.end();
+    await waitUntil("its conn_close", () => closes()[0]);
+    expect(closes()[0]).toMatchObject({ rule: "named", outcome: "forwarded" });
+  });
+
+  test("a reload while the connection was being decided: it is decided again as it starts to forward", async () => {
+    const port = start(policy(NAMED));
+    const gate = Promise.withResolvers<void>();
+    const asked = Promise.withResolvers<void>();
+    resolveEcho = async () => {
+      asked.resolve();
+      await gate.promise;
+      return [parseIp("127.0.0.1")];
+    };
+    const w = await startWorkload(port, HTTP);
+    await asked.promise; // decided under the first policy, waiting for the name
+    engine = policy();
+    expect((await listener!.recheck()).cut).toBe(0); // not forwarding yet: nothing to ask
+    gate.resolve();
+    expect((await w.done).error).toBe("ECONNRESET");
+    const close = await waitUntil("its conn_close", () => closes()[0]);
+    expect(close).toMatchObject({ rule: "named", outcome: "terminated", reason: "policy_changed" });
+    expect(audit.of("conn_open")).toHaveLength(1);
+  });
+});
