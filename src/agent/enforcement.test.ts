@@ -185,13 +185,13 @@ describe("enforcement", () => {
 });
 
 /** An Enforcement whose `attest` is `attest` (the agent's: enforcer.ts), with nothing else of use. */
-function callerIdentity(entries: Entry[], attest: (pid: number) => Promise<readonly string[]>): Enforcement {
+function callerIdentity(entries: Entry[] | (() => Entry[]), attest: (pid: number) => Promise<readonly string[]>): Enforcement {
   return new Enforcement({
     configPath: config,
     holder: new PolicyHolder(),
     capture: { syncCgroup: () => {}, removeCgroup: () => {}, lookupPeer: () => null },
     cgroups: { workloads: () => new Map() },
-    entries: () => entries,
+    entries: typeof entries === "function" ? entries : () => entries,
     attest,
     logger: createLogger({ write: () => {} }),
     audit: memoryAudit(),
@@ -202,17 +202,34 @@ function callerIdentity(entries: Entry[], attest: (pid: number) => Promise<reado
 const CALLER_ENTRIES = [entry("host", "spiffe://example.org/mcp-host", "unix:uid:1000"), entry("nobody", "spiffe://example.org/nobody", "unix:uid:65534")];
 const changed = (pid: number, uid: number) => ({ ok: false as const, reason: "caller_changed", detail: `process ${pid} no longer runs as uid ${uid}` });
 
+describe("a --mcp-stdio caller's identity held under the entries in force (holdsIdentity)", () => {
+  test("held while an entry of that identity matches its selectors; not once the entries change so none does, or two do", () => {
+    let entries: Entry[] = [...CALLER_ENTRIES];
+    const e = callerIdentity(() => entries, async () => []);
+    const held = e.holdsIdentity(["unix:uid:1000", "unix:gid:1000"], "spiffe://example.org/mcp-host");
+    expect(held()).toBe(true);
+    entries = [entry("other", "spiffe://example.org/other-host", "unix:uid:1000"), CALLER_ENTRIES[1]!]; // its uid now gives another identity
+    expect(held()).toBe(false);
+    entries = [...CALLER_ENTRIES];
+    expect(held()).toBe(true);
+    entries = [CALLER_ENTRIES[1]!]; // its entry deleted
+    expect(held()).toBe(false);
+    entries = [...CALLER_ENTRIES, entry("also", "spiffe://example.org/also", "unix:gid:1000")]; // ambiguous: fail closed
+    expect(held()).toBe(false);
+  });
+});
+
 describe("a --mcp-stdio caller's identity over a fake /proc (identifyPid)", () => {
   test("its pid now a process of another uid (the pid reused): caller_changed, though that uid has an identity", async () => {
     const fs = new FakeProcFs().addProcess({ pid: 4242, startTime: 100, uids: [1000, 1000, 1000, 1000] });
     const attestation = new Attestation(fs, [new UnixAttestor(fs)]);
     const e = callerIdentity(CALLER_ENTRIES, async (pid) => (await attestation.attest(pid)).selectors);
-    expect(await e.identifyPid(4242, 1000)).toEqual({ ok: true, id: "spiffe://example.org/mcp-host" });
+    expect(await e.identifyPid(4242, 1000)).toMatchObject({ ok: true, id: "spiffe://example.org/mcp-host" });
     fs.removeProcess(4242);
     fs.addProcess({ pid: 4242, startTime: 900, uids: [65534, 65534, 65534, 65534], gids: [65534, 65534, 65534, 65534] });
     expect(await e.identifyPid(4242, 1000)).toEqual(changed(4242, 1000));
     // the process at the pid does have an identity: only the uid the kernel gave with the pid refuses it
-    expect(await e.identifyPid(4242, 65534)).toEqual({ ok: true, id: "spiffe://example.org/nobody" });
+    expect(await e.identifyPid(4242, 65534)).toMatchObject({ ok: true, id: "spiffe://example.org/nobody" });
   });
 
   // Uid: real, effective, saved, filesystem (proc(5)); SO_PEERCRED gives the effective uid.
@@ -227,7 +244,7 @@ describe("a --mcp-stdio caller's identity over a fake /proc (identifyPid)", () =
       const fs = new FakeProcFs().addProcess({ pid: 4242, uids });
       const attestation = new Attestation(fs, [new UnixAttestor(fs)]);
       const e = callerIdentity([...CALLER_ENTRIES, entry("root", "spiffe://example.org/root", "unix:uid:0")], async (pid) => (await attestation.attest(pid)).selectors);
-      expect(await e.identifyPid(4242, 1000)).toEqual(want);
+      expect(await e.identifyPid(4242, 1000)).toMatchObject(want);
     });
   }
 });
@@ -329,7 +346,7 @@ describe.skipIf(!isRoot)("a --mcp-stdio caller's identity with real processes (S
     const c = await connected({ setpriv: [], mode: "drop" });
     try {
       expect(c.peer).toMatchObject({ pid: c.proc.pid, uid: 0 });
-      expect(await e.identifyPid(c.peer.pid, c.peer.uid)).toEqual({ ok: true, id: "spiffe://example.org/root-host" });
+      expect(await e.identifyPid(c.peer.pid, c.peer.uid)).toMatchObject({ ok: true, id: "spiffe://example.org/root-host" });
       expect((await attestation!.attest(c.peer.pid)).cached).toBe(true);
       c.proc.stdin.write("drop\n");
       c.proc.stdin.flush();
@@ -338,7 +355,7 @@ describe.skipIf(!isRoot)("a --mcp-stdio caller's identity with real processes (S
       expect(statSync(`/proc/${c.peer.pid}/status`).uid).toBe(0);
       expect(statSync(`/proc/${c.peer.pid}`).uid).toBe(65534);
       expect(await e.identifyPid(c.peer.pid, c.peer.uid)).toEqual(changed(c.peer.pid, 0));
-      expect(await e.identifyPid(c.peer.pid, 65534)).toEqual({ ok: true, id: "spiffe://example.org/nobody" });
+      expect(await e.identifyPid(c.peer.pid, 65534)).toMatchObject({ ok: true, id: "spiffe://example.org/nobody" });
     } finally {
       await c.cleanup();
     }
@@ -349,7 +366,7 @@ describe.skipIf(!isRoot)("a --mcp-stdio caller's identity with real processes (S
     let reuser: ReturnType<typeof Bun.spawn> | null = null;
     try {
       expect(c.peer).toMatchObject({ pid: c.proc.pid, uid: 1000 });
-      expect(await e.identifyPid(c.peer.pid, c.peer.uid)).toEqual({ ok: true, id: "spiffe://example.org/mcp-host" });
+      expect(await e.identifyPid(c.peer.pid, c.peer.uid)).toMatchObject({ ok: true, id: "spiffe://example.org/mcp-host" });
       c.proc.stdin.end();
       await c.proc.exited;
       expect(uidsOf(c.peer.pid)).toBeUndefined(); // gone and reaped: the pid is free
@@ -361,7 +378,7 @@ describe.skipIf(!isRoot)("a --mcp-stdio caller's identity with real processes (S
         return sleeping ? true : undefined;
       }, 30_000, 10);
       expect(await e.identifyPid(c.peer.pid, c.peer.uid)).toEqual(changed(c.peer.pid, 1000));
-      expect(await e.identifyPid(c.peer.pid, 65534)).toEqual({ ok: true, id: "spiffe://example.org/nobody" });
+      expect(await e.identifyPid(c.peer.pid, 65534)).toMatchObject({ ok: true, id: "spiffe://example.org/nobody" });
     } finally {
       if (reuser !== null) {
         if (uidsOf(c.peer.pid)?.[1] === 65534) process.kill(c.peer.pid, "SIGKILL");

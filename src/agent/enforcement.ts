@@ -143,6 +143,28 @@ export class Enforcement {
     return now === id;
   }
 
+  /**
+   * Whether selectors a process attested to (`identifyPid`) still match an entry of identity `id`
+   * under the entries in force: asked at each message of a stdio server's conversation, so the
+   * answer is kept until the entries change. An ambiguous match is a no.
+   */
+  holdsIdentity(selectors: readonly string[], id: string): () => boolean {
+    let seen: readonly Entry[] | null | undefined;
+    let held = true;
+    return () => {
+      const entries = this.o.entries();
+      if (entries !== seen) {
+        seen = entries;
+        try {
+          held = matchEntry([...(entries ?? [])], [...selectors])?.spiffe_id === id;
+        } catch {
+          held = false;
+        }
+      }
+      return held;
+    };
+  }
+
   /** Brings the kernel maps in line with the policy, the entries and the cgroups that exist. */
   resync(force = false): void {
     if (this.o.entries() === null) return;
@@ -182,7 +204,7 @@ export class Enforcement {
    * whatever cgroup it is in: the launching client of `tidegate run --mcp-stdio`. `uid` is the one the
  * kernel gave with the pid (SO_PEERCRED): a process of another uid is refused (`caller_changed`).
    */
-  async identifyPid(pid: number, uid: number): Promise<{ ok: true; id: string } | { ok: false; reason: string; detail: string }> {
+  async identifyPid(pid: number, uid: number): Promise<{ ok: true; id: string; selectors: readonly string[] } | { ok: false; reason: string; detail: string }> {
     let selectors: readonly string[];
     try {
       selectors = await this.o.attest(pid);
@@ -193,7 +215,7 @@ export class Enforcement {
     if (!selectors.includes(`unix:uid:${uid}`)) return { ok: false, reason: "caller_changed", detail: `process ${pid} no longer runs as uid ${uid}` };
     try {
       const matched = matchEntry([...(this.o.entries() ?? [])], [...selectors]);
-      return matched === null ? { ok: false, reason: "no_identity", detail: `no registration entry matches the process's selectors` } : { ok: true, id: matched.spiffe_id };
+      return matched === null ? { ok: false, reason: "no_identity", detail: `no registration entry matches the process's selectors` } : { ok: true, id: matched.spiffe_id, selectors };
     } catch (e) {
       return { ok: false, reason: "attestation_ambiguous", detail: e instanceof Error ? e.message : String(e) };
     }

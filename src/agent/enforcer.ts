@@ -145,14 +145,16 @@ export class Enforcer {
     if (rule === null) return no("run_mcp_no_rule", `no stdio rule lets ${caller.id} use ${serverId.toString()} (tidegate policy explain --from ${caller.id} --stdio ${serverId.toString()} says what each rule lacks)`);
     // Each message under the rule in force then: a reload that narrows the rule applies to the
     // next request, and one that leaves no rule for this pair refuses every request after it, as
-    // does a registration change that takes the server's identity away.
+    // does a registration change that takes the server's or the caller's identity away.
     const gone = closedRule(rule.name, "rule_removed", `tidegate: no stdio rule lets ${caller.id} use ${serverId.toString()} any more (a policy reload); this server takes no more requests`);
     const revoked = closedRule(rule.name, "identity_revoked", `tidegate: workload ${workload} no longer has identity ${serverId.toString()} (its registration changed); this server takes no more requests`);
     const byPolicy = following(() => this.holder.policy ?? policy, (p) => {
       const r = stdioRuleFor(p, callerId, serverId);
       return r === null ? gone : gateRule(r);
     });
-    const current = () => (this.enforcement.stillIdentifies(workload, serverId.toString()) ? byPolicy() : revoked);
+    const callerRevoked = closedRule(rule.name, "identity_revoked", `tidegate: the calling process no longer has identity ${caller.id} (its registration changed); this server takes no more requests`);
+    const callerHolds = this.enforcement.holdsIdentity(caller.selectors, caller.id);
+    const current = () => (!this.enforcement.stillIdentifies(workload, serverId.toString()) ? revoked : !callerHolds() ? callerRevoked : byPolicy());
     const gate = openGate(current, { caller: caller.id, server: serverId.toString(), connId: hex(randomConnectionId()) }, this.o.audit, this.pins);
     return { gate, rule: rule.name, caller: caller.id, server: server.id.toString() };
   }

@@ -181,30 +181,36 @@ stdio:
     }
   }, 2 * T);
 
-  test("the server's entry deleted while it runs: its next request is refused (identity_revoked); registered again, a new server works", async () => {
-    const until = join(domain.dir, `release-${crypto.randomUUID()}`);
-    const marker = `tg-stdio-rv-${crypto.randomUUID()}`;
-    const running = client("host", [{ op: "call", name: "echo", args: { message: marker } }, { op: "hold", until }, { op: "list" }]);
-    const dropped = () => agent.log().filter((l) => l.event === "svid_dropped" && l.spiffe_id === ID.server).length;
-    try {
-      await waitFor("the first echo", () => agent.audit().find((l) => l.type === "tool_call" && l.args_sha256 === createHash("sha256").update(JSON.stringify({ message: marker })).digest("hex")), 15_000);
-      const before = dropped();
-      await domain.deleteEntry(ID.server);
-      await waitFor("the agent to drop the server's SVID", () => dropped() > before || undefined, 15_000);
-      writeFileSync(until, "");
-      const r = await running;
-      const list = r.results.find((x) => x.op === "list");
-      expect({ ok: list?.ok, code: list?.code }).toEqual({ ok: false, code: -32001 });
-      expect(list?.message).toContain(`workload everything no longer has identity ${ID.server}`);
-    } finally {
-      writeFileSync(until, "");
-      await running.catch(() => undefined);
-      const entryId = await domain.entry("stdio", ID.server, ["tidegate:workload:everything"]);
-      await waitFor("the agent to hold the server's SVID again", () => existsSync(join(domain.dir, "stdio-state", "agent", "svids", `${entryId}.key`)) || undefined, 20_000);
-    }
-    const again = await client("host", [{ op: "call", name: "echo", args: { message: "again" } }]);
-    expect(again.results[0]).toMatchObject({ op: "call", ok: true });
-  }, 2 * T);
+  const deleted: [string, string, string, string][] = [
+    ["the server's", ID.server, "tidegate:workload:everything", `workload everything no longer has identity ${ID.server}`],
+    ["the calling host's", ID.host, "tidegate:workload:host", `the calling process no longer has identity ${ID.host}`],
+  ];
+  for (const [whose, id, selector, said] of deleted) {
+    test(`${whose} entry deleted while the server runs: its next request is refused (identity_revoked); registered again, a new server works`, async () => {
+      const until = join(domain.dir, `release-${crypto.randomUUID()}`);
+      const marker = `tg-stdio-rv-${crypto.randomUUID()}`;
+      const running = client("host", [{ op: "call", name: "echo", args: { message: marker } }, { op: "hold", until }, { op: "list" }]);
+      const dropped = () => agent.log().filter((l) => l.event === "svid_dropped" && l.spiffe_id === id).length;
+      try {
+        await waitFor("the first echo", () => agent.audit().find((l) => l.type === "tool_call" && l.args_sha256 === createHash("sha256").update(JSON.stringify({ message: marker })).digest("hex")), 15_000);
+        const before = dropped();
+        await domain.deleteEntry(id);
+        await waitFor(`the agent to drop the SVID of ${id}`, () => dropped() > before || undefined, 15_000);
+        writeFileSync(until, "");
+        const r = await running;
+        const list = r.results.find((x) => x.op === "list");
+        expect({ ok: list?.ok, code: list?.code }).toEqual({ ok: false, code: -32001 });
+        expect(list?.message).toContain(said);
+      } finally {
+        writeFileSync(until, "");
+        await running.catch(() => undefined);
+        const entryId = await domain.entry("stdio", id, [selector]);
+        await waitFor(`the agent to hold the SVID of ${id} again`, () => existsSync(join(domain.dir, "stdio-state", "agent", "svids", `${entryId}.key`)) || undefined, 20_000);
+      }
+      const again = await client("host", [{ op: "call", name: "echo", args: { message: "again" } }]);
+      expect(again.results[0]).toMatchObject({ op: "call", ok: true });
+    }, 2 * T);
+  }
 
   test("a host no stdio rule names is refused, and the server never starts", async () => {
     const before = agent.log().filter((l) => l.event === "run_started").length;
