@@ -105,6 +105,33 @@ describe("rule hits", () => {
     expect(s.unmatched.connections).toBe(0);
   });
 
+  test("an allowed connection a reload or a registration change ended is a recent deny, counted once (at its open)", () => {
+    const st = stand();
+    for (const [reason, outcome] of [["policy_changed", "terminated"], ["identity_revoked", "terminated"]] as const) {
+      const c = connAudit(st.audit, "egress");
+      c.open(egress({ decision: "allow", rule: "web", action: "passthrough" }));
+      c.close(egress({ decision: "allow", rule: "web", action: "passthrough", outcome, reason }));
+    }
+    for (const [reason, outcome] of [["client_not_allowed", "terminated"], ["rule_removed", "refused"]] as const) {
+      const c = connAudit(st.audit, "inbound");
+      c.open({ rule: "mcp-in", listen: "127.0.0.1:9443", client: "127.0.0.1:5000", client_id: "spiffe://example.org/a" });
+      c.close({ rule: "mcp-in", listen: "127.0.0.1:9443", client: "127.0.0.1:5000", client_id: "spiffe://example.org/a", outcome, reason });
+    }
+    const idle = connAudit(st.audit, "egress"); // ended by a bound: not a deny
+    idle.open(egress({ decision: "allow", rule: "web", action: "passthrough" }));
+    idle.close(egress({ decision: "allow", rule: "web", outcome: "terminated", reason: "idle_timeout" }));
+    const s = st.status();
+    expect(s.recent_denies.map((d) => [d.side, d.rule, d.reason])).toEqual([
+      ["inbound", "mcp-in", "rule_removed"],
+      ["inbound", "mcp-in", "client_not_allowed"],
+      ["egress", "web", "identity_revoked"],
+      ["egress", "web", "policy_changed"],
+    ]);
+    expect(s.rules.find((r) => r.name === "web")).toMatchObject({ connections: 3, denied: 0 });
+    expect(s.rules.find((r) => r.name === "mcp-in")).toMatchObject({ connections: 2, denied: 0 });
+    expect(s.unmatched.connections).toBe(0);
+  });
+
   test("inbound connections count under their inbound rule; a refused client is a deny naming the listener", () => {
     const st = stand();
     connAudit(st.audit, "inbound").close({ rule: "mcp-in", listen: "127.0.0.1:9443", client: "127.0.0.1:5000", client_id: "spiffe://example.org/intruder", outcome: "refused", reason: "client_not_allowed" });

@@ -17,7 +17,9 @@
  *   already its intercepted `http_request`, so it is not counted twice; that request's recent
  *   deny names what the gate refused (`POST HOST/PATH (tools/call TOOL)`).
  * A `conn_close` of a refused, denied connection, a refused `http_request`, a `deny` and such an
- * MCP refusal each add one entry to the recent denies (the last RECENT_DENIES; older ones fall out). What the kernel
+ * MCP refusal each add one entry to the recent denies, as does the `conn_close` of an allowed
+ * connection a reload or a registration change ended (`policy_changed`, `identity_revoked`,
+ * `rule_removed`, `client_not_allowed`; not counted again: its conn_open was) (the last RECENT_DENIES; older ones fall out). What the kernel
  * lets through (`direct`) is not reported to user space, so it is not counted.
  *
  * Counts start again at zero when the policy generation moves (a good reload; a rejected one
@@ -91,6 +93,9 @@ interface Counts {
 }
 
 const MAX_TEXT = 300;
+
+/** The reasons an allowed connection is ended for once what allowed it is gone (docs/proxy.md, "A reload"). */
+const REVOKED = new Set(["policy_changed", "identity_revoked", "rule_removed", "client_not_allowed"]);
 
 const str = (x: unknown): string | null => (typeof x === "string" && x.length > 0 ? x.slice(0, MAX_TEXT) : null);
 const num = (x: unknown): number | null => (typeof x === "number" && Number.isFinite(x) ? x : null);
@@ -169,8 +174,10 @@ export class RuleHits {
         return;
       }
       case "conn_close": {
-        if (f.decision !== "deny" || f.outcome !== "refused") return;
-        if (str(f.rule) === null) this.#count(null, "connections", true);
+        // An allowed connection that a reload or a registration change ended (cut, or refused at its next request) is a recent deny too; it was counted at its conn_open.
+        const revoked = f.decision !== "deny" && (f.outcome === "terminated" || f.outcome === "refused") && REVOKED.has(String(f.reason));
+        if (!revoked && (f.decision !== "deny" || f.outcome !== "refused")) return;
+        if (!revoked && str(f.rule) === null) this.#count(null, "connections", true);
         const src = obj(f.src);
         return this.#remember({ side: sideOf(f.side), source: "proxy", kind: "connection", caller: str(src.spiffe_id), pid: num(src.pid), workload: str(src.workload), destination: connectionDestination(obj(f.dst)), rule: str(f.rule), reason: str(f.reason) ?? "refused" });
       }
