@@ -155,7 +155,8 @@ export class Enforcer {
     const callerRevoked = closedRule(rule.name, "identity_revoked", `tidegate: the calling process no longer has identity ${caller.id} (its registration changed); this server takes no more requests`);
     const callerHolds = this.enforcement.holdsIdentity(caller.selectors, caller.id);
     const current = () => (!this.enforcement.stillIdentifies(workload, serverId.toString()) ? revoked : !callerHolds() ? callerRevoked : byPolicy());
-    const gate = openGate(current, { caller: caller.id, server: serverId.toString(), connId: hex(randomConnectionId()) }, this.o.audit, this.pins);
+    // The stdio relay tells the client when a reload changes what it may list (mcp-stdio.ts).
+    const gate = openGate(current, { caller: caller.id, server: serverId.toString(), connId: hex(randomConnectionId()) }, this.o.audit, this.pins, true);
     return { gate, rule: rule.name, caller: caller.id, server: server.id.toString() };
   }
 

@@ -9,6 +9,9 @@
  * blocks its own bridge, never the agent. The descriptors are closed in the agent as soon as the
  * bridges hold them.
  *
+ * Every second the relay looks whether a reload, a registration change or an approval changed what
+ * the client may list, and tells it (StdioRelay.announce).
+ *
  * Ends: the client's EOF closes the server's stdin; the server's stdout EOF (it exited, or closed
  * it) ends the client's stdout; then the reading bridge is stopped. Resolves when both directions
  * are done; `run_mcp_ended` logs what the relay refused and dropped.
@@ -20,6 +23,9 @@ import * as u from "../runtime/unix-fds.ts";
 import { StdioRelay, type LineSink } from "../proxy/mcp/stdio-relay.ts";
 
 const CAT = "/bin/cat";
+
+/** How often a stdio relay looks whether the client should be told a list changed (StdioRelay.announce). */
+const ANNOUNCE_EVERY_MS = 1000;
 
 /** A Bun subprocess's stdin as a LineSink; a write to a closed pipe ends it quietly (the reader is gone). */
 function sinkOf(stdin: import("bun").FileSink): LineSink {
@@ -64,9 +70,12 @@ export async function relayStdio(gate: McpGate, server: Subprocess, caller: { st
   const relay = new StdioRelay(gate, sinkOf(server.stdin as import("bun").FileSink), sinkOf(toCaller.stdin));
   const up = relay.fromClient(fromCaller.stdout).catch((e: unknown) => logger.warn("run_mcp_relay_failed", { ...who, direction: "to_server", error: e instanceof Error ? e.message : String(e) }));
   const down = relay.fromServer(server.stdout as ReadableStream<Uint8Array>).catch((e: unknown) => logger.warn("run_mcp_relay_failed", { ...who, direction: "to_client", error: e instanceof Error ? e.message : String(e) }));
+  // A reload (or a registration change, an approval) that changes what the client may list: it is told.
+  const announcing = setInterval(() => relay.announce(), ANNOUNCE_EVERY_MS);
   await down;
+  clearInterval(announcing);
   await server.exited;
   fromCaller.kill();
   await Promise.all([up, fromCaller.exited, toCaller.exited]);
-  logger.info("run_mcp_ended", { ...who, refused: relay.refused, dropped: relay.dropped });
+  logger.info("run_mcp_ended", { ...who, refused: relay.refused, dropped: relay.dropped, announced: relay.announced });
 }

@@ -329,6 +329,31 @@ test("McpGate: a tools/list result keeps exactly the allowed tools, in order, an
   );
 });
 
+describe("McpGate where the carrier announces list changes (announcesLists)", () => {
+  const init = (caps: unknown) => JSON.stringify({ jsonrpc: "2.0", id: 0, result: { protocolVersion: "2025-11-25", capabilities: caps, serverInfo: { name: "s", version: "1" } } });
+  function withAnnounce(announcesLists: boolean) {
+    return new McpGate({ caller: "spiffe://example.org/agent", server: "spiffe://example.org/mcp/fs", connId: "c1", rule: { name: "r1", tools: null } }, { pins: null, audit: () => {}, now: () => 0, announcesLists });
+  }
+
+  test("the answer to initialize declares listChanged for each list the server offers, its other members kept", async () => {
+    const g = withAnnounce(true);
+    await g.fromClient(req(0, "initialize", { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "c", version: "1" } }));
+    const v = await g.fromServer(init({ tools: {}, prompts: { listChanged: false }, logging: {} }));
+    assert.equal(v.kind, "replace");
+    if (v.kind === "replace") assert.deepEqual((JSON.parse(v.text) as { result: { capabilities: unknown; serverInfo: unknown } }).result, { protocolVersion: "2025-11-25", capabilities: { tools: { listChanged: true }, prompts: { listChanged: true }, logging: {} }, serverInfo: { name: "s", version: "1" } });
+  });
+
+  test("not when they already say so, not for a result that answers no initialize, not without announcesLists", async () => {
+    const g = withAnnounce(true);
+    await g.fromClient(req(0, "initialize", {}));
+    assert.equal((await g.fromServer(init({ tools: { listChanged: true } }))).kind, "same");
+    assert.equal((await g.fromServer(init({ tools: {} }))).kind, "same", "id 0 answered already");
+    const off = withAnnounce(false);
+    await off.fromClient(req(0, "initialize", {}));
+    assert.equal((await off.fromServer(init({ tools: {} }))).kind, "same");
+  });
+});
+
 describe("McpGate under a rule that changes (a reload)", () => {
   /** A gate whose rule is the variable `now`, asked at each message. */
   function live(first: GateRule) {
@@ -393,5 +418,36 @@ describe("McpGate under a rule that changes (a reload)", () => {
     assert.equal((await g.fromClient(call(1, "read"))).pass, false);
     set(open);
     assert.equal((await g.fromClient(call(2, "read"))).pass, true);
+  });
+
+  test("listsChanged: nothing before a list; then a filter of the same text is no change, a narrowed one, a closed rule and a reopened one each say the listed kinds' notification once", async () => {
+    const all = { tool: "all", resource: "all", prompt: "all" };
+    const { g, set } = live({ ...open, lists: all });
+    assert.deepEqual(g.listsChanged(), []);
+    set({ ...narrowed, lists: { ...all, tool: "deny write" } });
+    assert.deepEqual(g.listsChanged(), [], "nothing was listed yet: nothing to say");
+    await g.fromServer(result(1, { tools: [tool("read"), tool("write")] }));
+    await g.fromServer(result(2, { prompts: [{ name: "p" }] }));
+    set({ ...narrowed, lists: { ...all, tool: "deny write" } }); // a reload of the same file: new objects, same filters
+    assert.deepEqual(g.listsChanged(), []);
+    set({ ...open, lists: all });
+    assert.deepEqual(g.listsChanged(), ["notifications/tools/list_changed"]);
+    assert.deepEqual(g.listsChanged(), [], "said once");
+    set(closed);
+    assert.deepEqual(g.listsChanged(), ["notifications/tools/list_changed", "notifications/prompts/list_changed"]);
+    set({ ...open, lists: all });
+    assert.deepEqual(g.listsChanged(), ["notifications/tools/list_changed", "notifications/prompts/list_changed"]);
+  });
+
+  test("listsChanged: a tool the last list left out as not pinned, approved since, says tools/list_changed once", async () => {
+    const pins = new PinBook();
+    const first = gate(undefined, pins);
+    await first.g.fromServer(result(1, { tools: [tool("ls"), tool("cat")] }));
+    const { g } = gate(undefined, pins);
+    await g.fromServer(result(1, { tools: [tool("ls", "changed since"), tool("cat")] }));
+    assert.deepEqual(g.listsChanged(), []);
+    pins.approve("spiffe://example.org/mcp/fs", "ls");
+    assert.deepEqual(g.listsChanged(), ["notifications/tools/list_changed"]);
+    assert.deepEqual(g.listsChanged(), []);
   });
 });

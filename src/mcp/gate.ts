@@ -30,7 +30,8 @@
  * all the same): items the rule hides, items without their name (uri), and tools whose
  * definition is not the pinned one are removed (pins.ts; a newly seen changed definition is
  * logged `tool_definition_changed`). Other messages pass unchanged, list-changed notifications
- * included. A message that does not parse is
+ * included, except, where the carrier announces list changes itself (`announcesLists`, `listsChanged`),
+ * the answer to the client's initialize, which then declares `listChanged` for the server's lists. A message that does not parse is
  * `invalid`: the carrier drops it or answers the request it stood for with an error.
  *
  * Audit: one `tool_call` per tools/call: refused ones at once (decision deny, reason), allowed
@@ -72,6 +73,12 @@ export interface GateRule {
    * still pass, and the client's answers to the server's requests.
    */
   readonly closed?: { readonly reason: string; readonly message: string } | null;
+  /**
+   * Per list kind, a text that differs when the filter differs (gate-rule.ts makes it from the
+   * rule's `mcp:`), so a reload that leaves a filter as it was is not taken for a change
+   * (`listsChanged`); absent: the filter function itself is compared.
+   */
+  readonly lists?: Readonly<Record<Kind, string>>;
 }
 
 /** What a rule decides over, the member of a list result holding it, and the member naming an item. */
@@ -104,6 +111,12 @@ export interface GateDeps {
   readonly limits?: Partial<MessageLimits>;
   /** SHA-256 hex of a text, for the arguments' hash; default WebCrypto's (asynchronous). A runtime's synchronous one saves a wake-up per call. */
   readonly sha256?: (text: string) => string;
+  /**
+   * The carrier sends the client the list-changed notifications of `listsChanged`: the answer to
+   * the client's initialize then declares `listChanged: true` for each of tools, resources and
+   * prompts the server offers, so a client that refreshes only on a server's word does.
+   */
+  readonly announcesLists?: boolean;
 }
 
 export type ClientVerdict =
@@ -117,6 +130,8 @@ export type ServerVerdict =
   | { readonly kind: "invalid"; readonly error: McpError };
 
 interface Pending {
+  /** "initialize" for the client's initialize request (its answer declares the capabilities). */
+  readonly method?: string;
   readonly tool: string | null;
   /** The rule that let it through, which its tool_call event names. */
   readonly rule: string;
@@ -124,8 +139,40 @@ interface Pending {
   readonly started: number;
 }
 
+/** The list-changed notification (MCP "Tools", "Resources", "Prompts": List Changed Notification) of each list kind. */
+export const LIST_CHANGED: Readonly<Record<Kind, string>> = {
+  tool: "notifications/tools/list_changed",
+  resource: "notifications/resources/list_changed",
+  prompt: "notifications/prompts/list_changed",
+};
+
+/** An initialize result whose `capabilities` say `listChanged: true` for each list the server offers; null when they already do (or it offers none). */
+function declaringListChanged(result: Readonly<Record<string, unknown>>): Readonly<Record<string, unknown>> | null {
+  const caps = result.capabilities;
+  if (!isJsonObject(caps)) return null;
+  let out: Record<string, unknown> | null = null;
+  for (const kind of Object.keys(KINDS) as Kind[]) {
+    const list = KINDS[kind].list;
+    const offered = caps[list];
+    if (!isJsonObject(offered) || offered.listChanged === true) continue;
+    out ??= { ...caps };
+    out[list] = { ...offered, listChanged: true };
+  }
+  return out === null ? null : Object.freeze({ ...result, capabilities: Object.freeze(out) });
+}
+
+/** What a list of `kind` was filtered under: the rule's text for it, its filter function, or "closed". */
+function filterOf(rule: GateRule, kind: Kind): unknown {
+  if (rule.closed) return "closed";
+  return rule.lists?.[kind] ?? KINDS[kind].filter(rule);
+}
+
 export class McpGate {
   private readonly pending = new Map<JsonRpcId, Pending>();
+  /** Per list kind the server sent the client through this gate, what it was last filtered under (`listsChanged`). */
+  private readonly listed = new Map<Kind, unknown>();
+  /** The tools the last tools list left out as not pinned (waiting for approval). */
+  private readonly unpinned = new Set<string>();
   /** Per tool listed in this conversation, where its inputSchema puts each Mcp-Param-* header (at most MAX_TOOLS_PER_SERVER). */
   private readonly paramPaths = new Map<string, ParamPaths>();
 
@@ -191,7 +238,7 @@ export class McpGate {
         }
       }
       if (c.kind !== "tool_call") {
-        this.pending.set(m.id, { tool: null, rule: rule.name, argsSha256: "", started: 0 });
+        this.pending.set(m.id, { ...(m.method === "initialize" ? { method: "initialize" } : {}), tool: null, rule: rule.name, argsSha256: "", started: 0 });
         return { pass: true, message: m };
       }
       const refusal = this.refusal(rule, c.tool);
@@ -236,6 +283,13 @@ export class McpGate {
     if (m.kind !== "result" || !isJsonObject(m.result)) return { kind: "same", message: m };
     let result: Readonly<Record<string, unknown>> = m.result;
     let changed = false;
+    if (p?.method === "initialize" && this.deps.announcesLists === true) {
+      const declared = declaringListChanged(result);
+      if (declared !== null) {
+        result = declared;
+        changed = true;
+      }
+    }
     const rule = this.ruleNow();
     for (const kind of Object.keys(KINDS) as Kind[]) {
       const filtered = await this.filterList(rule, kind, result);
@@ -253,6 +307,8 @@ export class McpGate {
     const { list, key, filter } = KINDS[kind];
     const listed = result[list];
     if (!Array.isArray(listed)) return null;
+    this.listed.set(kind, filterOf(rule, kind));
+    if (kind === "tool") this.unpinned.clear();
     if (rule.closed) return listed.length === 0 ? null : Object.freeze({ ...result, [list]: Object.freeze([]) });
     const decide = filter(rule);
     if (decide === null && kind !== "tool" && listed.every((t) => isJsonObject(t) && typeof t[key] === "string")) return null;
@@ -261,7 +317,10 @@ export class McpGate {
       if (!isJsonObject(t) || typeof t[key] !== "string") continue;
       const name = kind === "resource" && decide !== null ? normalizeResourceUri(t[key] as string) : (t[key] as string);
       if (name === null || (decide?.(name) ?? "allowed") !== "allowed") continue;
-      if (kind === "tool" && this.deps.pins !== null && !(await this.pinned(rule.name, name, t))) continue;
+      if (kind === "tool" && this.deps.pins !== null && !(await this.pinned(rule.name, name, t))) {
+        if (this.unpinned.size < MAX_TOOLS_PER_SERVER) this.unpinned.add(name);
+        continue;
+      }
       if (kind === "tool" && (this.paramPaths.has(name) || this.paramPaths.size < MAX_TOOLS_PER_SERVER)) this.paramPaths.set(name, paramPathsOf(t.inputSchema));
       kept.push(t);
     }
@@ -275,6 +334,29 @@ export class McpGate {
     if (v.state === "pinned") return true;
     if (v.news) this.deps.audit("tool_definition_changed", { server_id: this.ctx.server, tool: name, old_sha256: v.old, new_sha256: hash, rule });
     return false;
+  }
+
+  /**
+   * The list-changed notifications the client should get now (LIST_CHANGED): one per list kind the
+   * server sent it through this gate whose filter differs in the rule in force from the one it was
+   * filtered under (a reload, a registration change), and tools/list_changed when a tool the last
+   * tools list left out as not pinned has been approved since. Each change is said once; the
+   * carrier sends them (the server is not asked: its list is the same, what the client may see of
+   * it is not).
+   */
+  listsChanged(): string[] {
+    if (this.listed.size === 0) return [];
+    const rule = this.ruleNow();
+    const out: string[] = [];
+    for (const [kind, was] of this.listed) {
+      const now = filterOf(rule, kind);
+      const approved = kind === "tool" && this.deps.pins !== null && [...this.unpinned].some((t) => !this.deps.pins!.waiting(this.ctx.server, t));
+      if (now === was && !approved) continue;
+      this.listed.set(kind, now);
+      if (approved) this.unpinned.clear();
+      out.push(LIST_CHANGED[kind]);
+    }
+    return out;
   }
 
   /** True while request `id` waits for its answer. */

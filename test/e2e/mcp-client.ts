@@ -26,6 +26,10 @@
  *   progress as call, with `progress` (how many notifications came), `progress_values`,
  *            `progress_ms` (when each came) and `elapsed_ms` (when the answer came), so a proxy
  *            that held the stream back until the end shows
+ *   refreshed (with watch_tools) {op, ok: true, tools: [names]}: the latest tools list the SDK
+ *            fetched by itself after a notifications/tools/list_changed, once one has come that
+ *            names tool `has` and not tool `lacks` (waited for at most 15 s; then {op, ok: false}
+ *            with the last one); a server may say its list changed at other times too
  *   hold     {op, ok: true, pid} when it starts waiting, with the session open, until the file
  *            `until` exists (at most 60 s; then {op, ok: false}): a test looks into the live
  *            process meanwhile
@@ -43,6 +47,7 @@ export type Step =
   | { op: "call"; name: string; args?: Record<string, unknown> }
   | { op: "progress"; name: string; args?: Record<string, unknown> }
   | { op: "hold"; until: string }
+  | { op: "refreshed"; has?: string; lacks?: string }
   | { op: "resources" }
   | { op: "read"; uri: string }
   | { op: "prompts" }
@@ -56,6 +61,8 @@ export interface ClientInput {
   steps: Step[];
   /** Per request; a progress notification restarts it. Default 20 s. */
   timeout_ms?: number;
+  /** The SDK's own listChanged handling for tools (Client option `listChanged`, autoRefresh): step `refreshed` reports what it fetched. */
+  watch_tools?: boolean;
 }
 
 /** One line of output. */
@@ -126,7 +133,10 @@ async function main(): Promise<number> {
   if (input.resolve !== undefined) fetcher = resolvingFetch(fetcher, input.resolve);
   const http = input.url !== undefined ? new StreamableHTTPClientTransport(new URL(input.url), { fetch: fetcher }) : null;
   const transport: Transport = http ?? new StdioClientTransport({ ...input.stdio!, stderr: "inherit" });
-  const client = new Client({ name: "tidegate-e2e-mcp-client", version: "1.0.0" });
+  // Each tools list the SDK fetched on its own after a list-changed notification (watch_tools).
+  const refreshed: string[][] = [];
+  const watch = { listChanged: { tools: { debounceMs: 0, onChanged: (err: Error | null, tools: { name: string }[] | null) => void (err === null && tools !== null && refreshed.push(tools.map((t) => t.name))) } } };
+  const client = new Client({ name: "tidegate-e2e-mcp-client", version: "1.0.0" }, input.watch_tools === true ? watch : undefined);
   try {
     await client.connect(transport, { timeout });
   } catch (e) {
@@ -140,6 +150,15 @@ async function main(): Promise<number> {
       const deadline = Date.now() + 60_000;
       while (!existsSync(step.until) && Date.now() < deadline) await Bun.sleep(50);
       if (!existsSync(step.until)) emit({ op: "hold", ok: false, message: `${step.until} did not appear within 60 s` });
+      continue;
+    }
+    if (step.op === "refreshed") {
+      const fits = (tools: string[] | undefined) => tools !== undefined && (step.has === undefined || tools.includes(step.has)) && (step.lacks === undefined || !tools.includes(step.lacks));
+      const deadline = Date.now() + 15_000;
+      while (!fits(refreshed.at(-1)) && Date.now() < deadline) await Bun.sleep(50);
+      const last = refreshed.at(-1);
+      if (fits(last)) emit({ op: "refreshed", ok: true, tools: last! });
+      else emit({ op: "refreshed", ok: false, message: `no list-changed refresh as asked within 15 s (${refreshed.length} refreshes)`, ...(last !== undefined ? { tools: last } : {}) });
       continue;
     }
     if (step.op === "list") {

@@ -32,8 +32,13 @@ let domain: Domain;
 let agent: Agent;
 
 /** mcp-client.ts as workload `workload`, starting server-everything through `tidegate run --mcp-stdio`. */
-async function client(workload: string, steps: ClientInput["steps"]): Promise<{ code: number; results: StepResult[]; stderr: string }> {
-  const input: ClientInput = { stdio: { command: BINARY, args: ["run", "--mcp-stdio", ...agent.flags, "--workload", "everything", "--", process.execPath, EVERYTHING, "stdio"], env: ENV }, steps };
+function client(workload: string, steps: ClientInput["steps"]): Promise<{ code: number; results: StepResult[]; stderr: string }> {
+  return clientWith({}, workload, steps);
+}
+
+/** `client`, with more of mcp-client.ts's input (`watch_tools`). */
+async function clientWith(extra: Partial<ClientInput>, workload: string, steps: ClientInput["steps"]): Promise<{ code: number; results: StepResult[]; stderr: string }> {
+  const input: ClientInput = { ...extra, stdio: { command: BINARY, args: ["run", "--mcp-stdio", ...agent.flags, "--workload", "everything", "--", process.execPath, EVERYTHING, "stdio"], env: ENV }, steps };
   const r = await agent.cli(["run", "--workload", workload, "--user", "nobody", "--", process.execPath, CLIENT, JSON.stringify(input)], ENV);
   const results = r.stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as StepResult);
   return { code: r.code, results, stderr: r.stderr };
@@ -173,6 +178,56 @@ stdio:
       const list = r.results.find((x) => x.op === "list");
       expect({ ok: list?.ok, code: list?.code }).toEqual({ ok: false, code: -32001 });
       expect(list?.message).toContain(`no stdio rule lets ${ID.host} use ${ID.server} any more`);
+    } finally {
+      writeFileSync(f1, "");
+      writeFileSync(f2, "");
+      await running.catch(() => undefined);
+      await reload(original);
+    }
+  }, 2 * T);
+
+  test("a reload that changes what the client may list: the SDK client is told (tools/list_changed) and lists again by itself", async () => {
+    const file = join(domain.dir, "stdio.yaml");
+    const original = readFileSync(file, "utf8");
+    const loads = () => agent.log().filter((l) => l.event === "policy_loaded").length;
+    const reload = async (text: string) => {
+      const before = loads();
+      writeFileSync(file, text);
+      await waitFor("the agent to load its changed config", () => loads() > before || undefined, 15_000);
+    };
+    const hashOf = (m: string) => createHash("sha256").update(JSON.stringify({ message: m })).digest("hex");
+    const echoEvent = (m: string) => waitFor(`the tool_call of echo ${m}`, () => agent.audit().find((l) => l.type === "tool_call" && l.args_sha256 === hashOf(m)), 15_000);
+    const [m1, m2] = [`tg-stdio-lc1-${crypto.randomUUID()}`, `tg-stdio-lc2-${crypto.randomUUID()}`];
+    const [f1, f2] = [join(domain.dir, `release-${crypto.randomUUID()}`), join(domain.dir, `release-${crypto.randomUUID()}`)];
+    const running = clientWith({ watch_tools: true }, "host", [
+      { op: "list" },
+      { op: "call", name: "echo", args: { message: m1 } },
+      { op: "hold", until: f1 },
+      { op: "refreshed", lacks: "echo" },
+      { op: "call", name: "echo", args: { message: m2 } },
+      { op: "hold", until: f2 },
+      { op: "refreshed", has: DENIED },
+    ]);
+    try {
+      await echoEvent(m1); // the first list is in
+      await reload(original.replace(`deny: [${DENIED}]`, `deny: [${DENIED}, echo]`));
+      writeFileSync(f1, "");
+      await echoEvent(m2);
+      await reload(original.replace(`deny: [${DENIED}]`, "deny: [no-such-tool]"));
+      writeFileSync(f2, "");
+      const r = await running;
+      expect(r.code).toBe(0);
+      const lists = r.results.filter((x) => x.op === "list" || x.op === "refreshed");
+      expect(lists.map((x) => x.ok)).toEqual([true, true, true]);
+      const [first, narrowed, widened] = lists.map((x) => x.tools!);
+      expect(first).toContain("echo");
+      expect(first).not.toContain(DENIED);
+      expect(narrowed).toEqual(first!.filter((t) => t !== "echo"));
+      expect(widened).toContain(DENIED);
+      expect(widened).toContain("echo");
+      expect(r.results.filter((x) => x.op === "call").map((x) => [x.ok, x.code ?? null])).toEqual([[true, null], [false, -32001]]);
+      const ended = await waitFor("run_mcp_ended", () => agent.log().filter((l) => l.event === "run_mcp_ended").at(-1), 15_000);
+      expect(ended.announced).toBe(2);
     } finally {
       writeFileSync(f1, "");
       writeFileSync(f2, "");

@@ -1,14 +1,26 @@
 /** The MCP gate (src/mcp/gate.ts) of one conversation under a policy rule with `mcp:`, as every carrier makes it. */
 import { McpGate, type GateRule, type PinStore } from "../../mcp/index.ts";
-import type { McpRules } from "../../policy/model.ts";
+import type { McpRules, ToolFilter } from "../../policy/model.ts";
 import type { Audit } from "../../audit/sink/audit-log.ts";
 import { sha256Sync } from "./sha256.ts";
 
 type RuleLike = { readonly name: string; readonly mcp: McpRules | null };
 
+/** A filter as text: equal texts filter alike (the gate's `lists`, so a reload that keeps a filter is no change). */
+function filterText(f: ToolFilter | null | undefined): string {
+  if (f == null) return "all";
+  return JSON.stringify([f.allow === null ? null : [...f.allow].sort(), [...f.deny].sort()]);
+}
+
 export function gateRule(rule: RuleLike): GateRule {
   const m = rule.mcp;
-  return { name: rule.name, tools: m?.tools?.decide ?? null, resources: m?.resources?.decide ?? null, prompts: m?.prompts?.decide ?? null };
+  return {
+    name: rule.name,
+    tools: m?.tools?.decide ?? null,
+    resources: m?.resources?.decide ?? null,
+    prompts: m?.prompts?.decide ?? null,
+    lists: { tool: filterText(m?.tools), resource: filterText(m?.resources), prompt: filterText(m?.prompts) },
+  };
 }
 
 /** A rule under which the conversation takes no more requests (gate.ts, `closed`): `reason` for the audit and the answer, `message` for the client. */
@@ -34,7 +46,11 @@ export function following<K extends object>(current: () => K, derive: (k: K) => 
   };
 }
 
-/** A gate for `caller` talking to `server` (the pin key) under `rule` (fixed, or asked at each message), auditing to `audit`, pinning in `pins` (none: no pinning). */
-export function openGate(rule: RuleLike | (() => GateRule), who: { caller: string; server: string; connId: string | null }, audit: Pick<Audit, "emit">, pins: PinStore | null): McpGate {
-  return new McpGate({ ...who, rule: typeof rule === "function" ? rule : gateRule(rule) }, { pins, audit: (type, fields) => audit.emit(type, fields), now: () => performance.now(), sha256: sha256Sync });
+/**
+ * A gate for `caller` talking to `server` (the pin key) under `rule` (fixed, or asked at each
+ * message), auditing to `audit`, pinning in `pins` (none: no pinning); `announcesLists`: its
+ * carrier tells the client of list changes (gate.ts).
+ */
+export function openGate(rule: RuleLike | (() => GateRule), who: { caller: string; server: string; connId: string | null }, audit: Pick<Audit, "emit">, pins: PinStore | null, announcesLists = false): McpGate {
+  return new McpGate({ ...who, rule: typeof rule === "function" ? rule : gateRule(rule) }, { pins, audit: (type, fields) => audit.emit(type, fields), now: () => performance.now(), sha256: sha256Sync, announcesLists });
 }

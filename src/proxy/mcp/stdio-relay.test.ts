@@ -2,6 +2,8 @@ import { describe, expect, test } from "bun:test";
 import { McpGate, PinBook, toolDecider } from "../../mcp/index.ts";
 import { MAX_MCP_BODY } from "./http-filter.ts";
 import { lines, StdioRelay } from "./stdio-relay.ts";
+import { gateRule } from "./gate-rule.ts";
+import { loadPolicy } from "../../policy/load.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -109,5 +111,40 @@ describe("lines over many small reads (review finding 8)", () => {
     }
     const out = await collect(lines(reads(), size));
     expect(out.map((l) => l?.length)).toEqual([size]);
+  });
+});
+
+describe("StdioRelay.announce: a reload that changes what the client may list", () => {
+  const policyText = (deny: string) => `trust_domain: example.org\nstdio:\n  - { name: fs-stdio, from: spiffe://example.org/host, server: spiffe://example.org/mcp/fs, mcp: { tools: { deny: [${deny}] } } }\n`;
+  const ruleOf = (deny: string) => gateRule(loadPolicy(policyText(deny), "t.yaml").stdio[0]!);
+
+  test("the same policy loaded again is no change; a narrowed filter sends tools/list_changed once; nothing after the client's stdout ended", async () => {
+    let rule = ruleOf("rm");
+    const gate = new McpGate({ caller: "spiffe://example.org/host", server: "spiffe://example.org/mcp/fs", connId: "s1", rule: () => rule }, { pins: null, audit: () => {}, now: () => 0 });
+    const client: string[] = [];
+    let ended = false;
+    const relay = new StdioRelay(gate, { write() {}, end() {} }, { write: (b) => void client.push(dec.decode(b)), end: () => void (ended = true) });
+    const { promise: serverEnd, resolve: endServer } = Promise.withResolvers<void>();
+    const server = (async function* () {
+      yield enc.encode(`${JSON.stringify({ jsonrpc: "2.0", id: 1, result: { tools: [{ name: "ls" }, { name: "rm" }, { name: "cat" }] } })}\n`);
+      await serverEnd;
+    })();
+    const down = relay.fromServer(server);
+    await Bun.sleep(5);
+    expect(client.map((l) => (JSON.parse(l) as { result: { tools: { name: string }[] } }).result.tools.map((t) => t.name))).toEqual([["ls", "cat"]]);
+    rule = ruleOf("rm"); // a reload of the same file
+    relay.announce();
+    rule = ruleOf("rm, cat");
+    relay.announce();
+    relay.announce();
+    await Bun.sleep(5);
+    expect(client.slice(1)).toEqual([`${JSON.stringify({ jsonrpc: "2.0", method: "notifications/tools/list_changed" })}\n`]);
+    expect(relay.announced).toBe(1);
+    endServer();
+    await down;
+    expect(ended).toBe(true);
+    rule = ruleOf("ls");
+    relay.announce();
+    expect(client).toHaveLength(2);
   });
 });

@@ -10,6 +10,10 @@
  * - Server to client: a line the gate passes goes out as it came, or filtered (a tools/list
  *   result); a line that does not parse, or is over MAX_MCP_BODY, is dropped (MCP: a server writes
  *   nothing but messages on stdout) and counted.
+ * - `announce` (the agent calls it every second): when a reload, a registration change or an
+ *   approval changed what the client may see of a list the server sent it, the client gets that
+ *   list's list-changed notification (gate.ts `listsChanged`), so it lists again; until the
+ *   client's stdout has ended.
  * - Empty lines and a CR before the LF are tolerated; lines go out with LF only.
  * - Each direction ends when its source does: the client's EOF closes the server's stdin, the
  *   server's EOF ends the client's stdout. Lines from both directions reach the client whole,
@@ -104,6 +108,10 @@ export class StdioRelay {
   /** Client lines refused (answered here). */
   refused = 0;
   private clientChain: Promise<void> = Promise.resolve();
+  /** The client's stdout was ended: nothing more is written to it. */
+  private clientEnded = false;
+  /** List-changed notifications sent (`announce`). */
+  announced = 0;
 
   constructor(
     private readonly gate: McpGate,
@@ -115,6 +123,15 @@ export class StdioRelay {
   private client(bytes: Uint8Array): Promise<void> {
     this.clientChain = this.clientChain.then(() => this.toClient.write(bytes));
     return this.clientChain;
+  }
+
+  /** Tells the client of each list whose filter changed since the server sent it (gate.ts `listsChanged`). */
+  announce(): void {
+    if (this.clientEnded) return;
+    for (const method of this.gate.listsChanged()) {
+      this.announced += 1;
+      void this.client(withLf(JSON.stringify({ jsonrpc: "2.0", method })));
+    }
   }
 
   /** Reads the client until its EOF, then ends the server's stdin. */
@@ -153,6 +170,7 @@ export class StdioRelay {
         else await this.client(withLf(v.kind === "same" ? line : v.text));
       }
     } finally {
+      this.clientEnded = true;
       await this.clientChain;
       await this.toClient.end();
       this.gate.close();
