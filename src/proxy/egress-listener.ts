@@ -201,11 +201,16 @@ export async function decideConnection(
 
 type Decided = Awaited<ReturnType<typeof decideConnection>>;
 
-/** What a decided connection is given, as one comparable text: the action, where its bytes go, and its leg's TLS terms. */
+/**
+ * What a decided connection is given, as one comparable text: the action, where its bytes go, and
+ * its leg's TLS terms. `direct` is `passthrough` here: through the proxy both pass the bytes as
+ * they are to the same address (the kernel lets a direct rule's new connections by the proxy).
+ */
 function treatment(d: Decided): string {
   const t = d.tls;
   const leg = t === null ? null : [t.kind, t.serverName, t.kind === "tls" ? t.caFile : t.serverId.toString(), t.keyExchange ?? null];
-  return JSON.stringify([d.intercept === true ? "intercept" : (d.fields.action ?? null), d.upstream === null ? null : `${d.upstream.address.text}|${d.upstream.port}`, leg]);
+  const action = d.intercept === true ? "intercept" : d.fields.action === "direct" ? "passthrough" : (d.fields.action ?? null);
+  return JSON.stringify([action, d.upstream === null ? null : `${d.upstream.address.text}|${d.upstream.port}`, leg]);
 }
 
 /**
@@ -405,12 +410,13 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
     c.tracked.control = { drain() {}, cut: () => sp.abort() };
     // Asked again after a reload or a registration change; the policy part only under a policy it
     // was not decided under. One that changed while the leg was being made is asked at once.
-    const checked = { ...caller, workload: typeof caller.fields.workload === "string" ? caller.fields.workload : null };
+    const checked = { record: caller.record, id: caller.id, workload: typeof caller.fields.workload === "string" ? caller.fields.workload : null };
+    const [name, sent] = [nameOf(first), first.kind];
     c.tracked.recheck = () => {
       const engine = deps.engine();
       const changed = engine !== under;
       under = engine;
-      return recheckConnection(checked, nameOf(first), first.kind, d, deps, changed);
+      return recheckConnection(checked, name, sent, d, deps, changed);
     };
     if (deps.engine() !== under || (checked.workload !== null && deps.stillIdentified?.(checked.workload, caller.id.toString()) === false)) inFlight.recheckOne(c.tracked, (e) => deps.logger.error("recheck_failed", { error: e }));
     const early = joined(c);

@@ -2,7 +2,7 @@
 // unparsed (egress-listener.ts `recheckConnection`, in-flight.ts `recheck`), over real loopback
 // sockets: a workload's connection through the listener to an echo server, the policy swapped as
 // an agent's reload swaps it, then the listener asked to recheck. Kept: the same treatment, even
-// by a renamed rule; a look-up that fails; no policy change at all (the policy is not decided
+// by a renamed rule or as `direct`; a look-up that fails; no policy change at all (the policy is not decided
 // again). Ended, both ends reset and recorded `terminated`: the rule gone (`policy_changed`),
 // another action (`policy_changed`, both named), the name no longer resolving to the address
 // (`policy_changed`), the identity taken away (`identity_revoked`), and a reload that came while
@@ -104,9 +104,11 @@ async function stillEchoes(w: WorkloadConn, text: string): Promise<void> {
 const closes = () => audit.of("conn_close");
 
 describe("a reload or a registration change reaches a spliced egress connection", () => {
-  test("the same treatment, by a renamed rule, goes on; once no rule allows it, it is ended: policy_changed, both ends reset", async () => {
+  test("the same treatment, by a renamed rule or as direct, goes on; once no rule allows it, it is ended: policy_changed, both ends reset", async () => {
     const w = await forwarding(start(policy(LOCAL)), "one\n");
     engine = policy(LOCAL.replace("name: local", "name: renamed"));
+    expect(await listener!.recheck()).toEqual({ cut: 0, failed: 0, error: null });
+    engine = policy(LOCAL.replace("action: passthrough", "action: direct")); // the bytes would go as they are to the same address
     expect(await listener!.recheck()).toEqual({ cut: 0, failed: 0, error: null });
     await stillEchoes(w, "two\n");
     const cutBefore = upstreamSeen.cut;

@@ -670,9 +670,9 @@ export class HttpExchange implements LegOwner {
    * policy in force, or null; always null before a switch (each request is decided as it comes).
    * Ended with outcome `terminated`: `identity_revoked`, or `policy_changed` (only under a policy
    * the tunnel was not judged under yet) when the request that switched would now be refused, or
-   * sent to another upstream or under other TLS terms (`server_id`, `ca`, key exchange). A look-up that fails (`dns_failed`) or a secret
-   * the store no longer holds (`secret_missing`) says nothing about what the policy allows: the
-   * tunnel is left as it is.
+   * sent to another upstream or under other TLS terms (`server_id`, `ca`, key exchange). A
+   * look-up that fails (`dns_failed`) or a secret the store no longer holds (`secret_missing`)
+   * says nothing about what the policy allows: the tunnel is left as it is.
    */
   recheck(): Fields | null | Promise<Fields | null> {
     const u = this.upgraded;
