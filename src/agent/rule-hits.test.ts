@@ -160,18 +160,20 @@ describe("rule hits", () => {
     expect(JSON.stringify(s)).not.toContain("api-key");
   });
 
-  test("MCP refusals of an inbound listener or a stdio rule are denied requests and recent denies; under an egress rule their http_request already counts", () => {
+  test("tool calls of an inbound listener or a stdio rule are its requests, refused ones denied and recent denies; under an egress rule their http_request already counts", () => {
     const st = stand();
     const call = (rule: string, decision: string, tool: string) => ({ conn_id: "c9", caller_id: "spiffe://example.org/a", server_id: "spiffe://example.org/srv", tool, args_sha256: "0".repeat(64), decision, rule, duration_ms: null, is_error: null, ...(decision === "deny" ? { reason: "tool_denied" } : {}) });
     st.audit.emit("tool_call", call("mcp-in", "allow", "echo"));
     st.audit.emit("tool_call", call("mcp-in", "deny", "rm"));
     st.audit.emit("mcp_denied", { conn_id: "c9", caller_id: "spiffe://example.org/a", server_id: "spiffe://example.org/srv", method: "resources/read", target: "file:///etc/secret", rule: "mcp-in", reason: "resource_denied" });
     st.audit.emit("tool_call", call("fs", "deny", "rm"));
+    st.audit.emit("tool_call", call("fs", "allow", "ls"));
     st.audit.emit("tool_call", call("api", "deny", "rm")); // A's side: its http_request is the count
+    st.audit.emit("tool_call", call("api", "allow", "ls"));
     const s = st.status();
-    expect(s.rules.find((r) => r.name === "mcp-in")).toMatchObject({ connections: 0, requests: 2, denied: 2 });
+    expect(s.rules.find((r) => r.name === "mcp-in")).toMatchObject({ connections: 0, requests: 3, denied: 2 });
     expect(s.rules.find((r) => r.name === "api")).toMatchObject({ requests: 0, denied: 0 });
-    expect(s.rules.find((r) => r.name === "fs")).toMatchObject({ side: "stdio", action: null, requests: 1, denied: 1 });
+    expect(s.rules.find((r) => r.name === "fs")).toMatchObject({ side: "stdio", action: null, requests: 2, denied: 1 });
     expect(s.recent_denies.map((d) => [d.side, d.kind, d.caller, d.destination, d.rule, d.reason])).toEqual([
       ["stdio", "request", "spiffe://example.org/a", "tools/call rm", "fs", "tool_denied"],
       ["inbound", "request", "spiffe://example.org/a", "resources/read file:///etc/secret", "mcp-in", "resource_denied"],

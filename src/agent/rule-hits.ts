@@ -12,8 +12,8 @@
  *   refused;
  * - `deny`: a connection the kernel refused (it never reaches the proxy), under the rule it
  *   names, or under "kernel" when it names none;
- * - a refused MCP request of an inbound listener or a stdio rule (`tool_call` with decision deny,
- *   `mcp_denied`): one denied request under its rule. Under an egress rule the same refusal is
+ * - a tools/call of an inbound listener or a stdio rule (`tool_call`): one request under its rule,
+ *   denied when refused; another refused MCP request there (`mcp_denied`): one denied request. Under an egress rule the same refusal is
  *   already its intercepted `http_request`, so it is not counted twice; that request's recent
  *   deny names what the gate refused (`POST HOST/PATH (tools/call TOOL)`).
  * A `conn_close` of a refused, denied connection, a refused `http_request`, a `deny` and such an
@@ -193,9 +193,13 @@ export class RuleHits {
       }
       case "tool_call":
       case "mcp_denied": {
-        if (type === "tool_call" && f.decision !== "deny") return;
         const rule = str(f.rule);
         const policy = this.#o.policy?.() ?? null;
+        if (type === "tool_call" && f.decision !== "deny") {
+          // A call let through under an inbound or stdio rule is one of its requests; under an egress rule its http_request is.
+          if (rule !== null && policy !== null && (policy.inbound.some((r) => r.name === rule) || policy.stdio.some((r) => r.name === rule))) this.#count(rule, "requests", false);
+          return;
+        }
         const what = type === "tool_call" ? `tools/call ${str(f.tool) ?? "?"}` : `${str(f.method) ?? "?"} ${str(f.target) ?? "?"}`;
         if (rule !== null && policy?.egress.some((r) => r.name === rule) === true) {
           // Its http_request, written next on the same connection, is the count and the recent deny; it names what was refused.
