@@ -37,7 +37,7 @@ import { createDnsLookup } from "../runtime/dns-client.ts";
 import { systemResolvers } from "../runtime/resolv-conf.ts";
 import type { AgentCore } from "./agent-core.ts";
 import { chooseEgressPort, warnIfUnprotected } from "./egress-port.ts";
-import { InboundManager } from "./inbound-manager.ts";
+import { InboundManager, sumRechecked } from "./inbound-manager.ts";
 import type { Rechecked } from "../proxy/in-flight.ts";
 import { openPins } from "./mcp-pins.ts";
 import type { McpGate, PinBook } from "../mcp/index.ts";
@@ -115,6 +115,8 @@ export class Enforcer {
     private readonly secrets: Pick<AgentSecrets, "changed"> = { changed() {} },
     /** tg_task_print, which attestation reads callers through (closed at stop). */
     private readonly prints: KernelPrint,
+    /** The bundles' generation (proxy-identity.ts): a change has the connections checked again (`sweep`). */
+    private readonly trustGeneration: () => number = () => 0,
   ) {}
 
   /**
@@ -198,8 +200,9 @@ export class Enforcer {
     }
   }
 
-  /** The entries the egress connections were last rechecked under (`sweep`). */
+  /** The entries and the bundle generation the connections were last rechecked under (`sweep`). */
   private checkedEntries: unknown = undefined;
+  private checkedTrust: number | undefined = undefined;
 
   /** Logs what a recheck (after `cause`) ended; each ended connection has its own conn_close. */
   private rechecked(cause: string, done: Promise<Rechecked>): void {
@@ -321,12 +324,19 @@ export class Enforcer {
       this.o.logger.error("kernel_sync_failed", { error: e instanceof Error ? e.message : String(e) });
     }
     // New entries (a sync with the server brought a change): an identity taken away reaches the
-    // egress connections already open.
+    // egress connections already open. New bundles: a peer whose authority is gone reaches them
+    // and the inbound ones.
     const entries = this.enforcement.entries();
     if (entries !== this.checkedEntries) {
       const first = this.checkedEntries === undefined;
       this.checkedEntries = entries;
       if (!first) this.rechecked("entries_changed", this.listener.recheck());
+    }
+    const trust = this.trustGeneration();
+    if (trust !== this.checkedTrust) {
+      const first = this.checkedTrust === undefined;
+      this.checkedTrust = trust;
+      if (!first) this.rechecked("bundles_changed", Promise.all([this.listener.recheck(), this.inbound.recheckAll()]).then(sumRechecked));
     }
   }
 
@@ -494,7 +504,7 @@ export async function startEnforcer(o: EnforcerOptions): Promise<Enforcer | { un
   const present = existsSync(o.places.config);
   if (!present) o.logger.warn("policy_absent", { file: o.places.config, effect: "no policy: managed workloads reach nothing until one loads" });
   if (!(present && enforcement.reload())) enforcement.resync(true);
-  const enforcer = new Enforcer(capture, holder, enforcement, listener, new InboundManager({ identity, logger: o.logger, audit, pins, ...(o.accepting !== undefined ? { accepting: o.accepting } : {}), timeouts: proxyBounds }), interception, pins, hits, { ...o, audit }, secrets, prints);
+  const enforcer = new Enforcer(capture, holder, enforcement, listener, new InboundManager({ identity, logger: o.logger, audit, pins, ...(o.accepting !== undefined ? { accepting: o.accepting } : {}), timeouts: proxyBounds }), interception, pins, hits, { ...o, audit }, secrets, prints, () => identity.trust().generation);
   enforcer.start();
   o.logger.info("capture_ready", { cgroup: capture.tree.root, pins: capture.pinDir, adopted: capture.adopted, egress_port: listener.port });
   return enforcer;

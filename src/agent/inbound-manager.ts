@@ -145,6 +145,12 @@ export class InboundManager {
     }));
   }
 
+  /** Every listener's `recheck`, stopped ones' included (a bundle change: clients whose authority is gone). */
+  recheckAll(): Promise<Rechecked> {
+    const all = [...[...this.slots.values()].flatMap((s) => (s.listener !== null ? [s.listener] : [])), ...this.retired];
+    return Promise.all(all.map((l) => l.recheck())).then(sumRechecked);
+  }
+
   /** Closes every listener's port for good; their connections go on. */
   stopAccepting(): void {
     this.stopping = true;

@@ -105,9 +105,9 @@ describe("rule hits", () => {
     expect(s.unmatched.connections).toBe(0);
   });
 
-  test("an allowed connection a reload or a registration change ended is a recent deny, counted once (at its open)", () => {
+  test("an allowed connection a reload, a registration change or a bundle change ended is a recent deny, counted once (at its open)", () => {
     const st = stand();
-    for (const [reason, outcome] of [["policy_changed", "terminated"], ["identity_revoked", "terminated"]] as const) {
+    for (const [reason, outcome] of [["policy_changed", "terminated"], ["identity_revoked", "terminated"], ["peer_untrusted", "terminated"]] as const) {
       const c = connAudit(st.audit, "egress");
       c.open(egress({ decision: "allow", rule: "web", action: "passthrough" }));
       c.close(egress({ decision: "allow", rule: "web", action: "passthrough", outcome, reason }));
@@ -124,10 +124,11 @@ describe("rule hits", () => {
     expect(s.recent_denies.map((d) => [d.side, d.rule, d.reason])).toEqual([
       ["inbound", "mcp-in", "rule_removed"],
       ["inbound", "mcp-in", "client_not_allowed"],
+      ["egress", "web", "peer_untrusted"],
       ["egress", "web", "identity_revoked"],
       ["egress", "web", "policy_changed"],
     ]);
-    expect(s.rules.find((r) => r.name === "web")).toMatchObject({ connections: 3, denied: 0 });
+    expect(s.rules.find((r) => r.name === "web")).toMatchObject({ connections: 4, denied: 0 });
     expect(s.rules.find((r) => r.name === "mcp-in")).toMatchObject({ connections: 2, denied: 0 });
     expect(s.unmatched.connections).toBe(0);
   });

@@ -18,8 +18,9 @@
  *   deny names what the gate refused (`POST HOST/PATH (tools/call TOOL)`).
  * A `conn_close` of a refused, denied connection, a refused `http_request`, a `deny` and such an
  * MCP refusal each add one entry to the recent denies, as does the `conn_close` of an allowed
- * connection a reload or a registration change ended (`policy_changed`, `identity_revoked`,
- * `rule_removed`, `client_not_allowed`; not counted again: its conn_open was) (the last RECENT_DENIES; older ones fall out). What the kernel
+ * connection a reload, a registration change or a bundle change ended (`policy_changed`,
+ * `identity_revoked`, `rule_removed`, `client_not_allowed`, `peer_untrusted`, `client_untrusted`;
+ * not counted again: its conn_open was) (the last RECENT_DENIES; older ones fall out). What the kernel
  * lets through (`direct`) is not reported to user space, so it is not counted.
  *
  * Counts start again at zero when the policy generation moves (a good reload; a rejected one
@@ -95,7 +96,7 @@ interface Counts {
 const MAX_TEXT = 300;
 
 /** The reasons an allowed connection is ended for once what allowed it is gone (docs/proxy.md, "A reload"). */
-const REVOKED = new Set(["policy_changed", "identity_revoked", "rule_removed", "client_not_allowed"]);
+const REVOKED = new Set(["policy_changed", "identity_revoked", "rule_removed", "client_not_allowed", "peer_untrusted", "client_untrusted"]);
 
 const str = (x: unknown): string | null => (typeof x === "string" && x.length > 0 ? x.slice(0, MAX_TEXT) : null);
 const num = (x: unknown): number | null => (typeof x === "number" && Number.isFinite(x) ? x : null);

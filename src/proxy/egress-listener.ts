@@ -39,9 +39,10 @@
  * intercepted connections per request (intercept/exchange.ts). A connection the proxy ends is
  * reset both ways and recorded with its reason. No bound on the whole duration.
  *
- * A reload or a registration change (`recheck`, which the agent calls after each): a spliced
- * connection, and an intercepted one's tunnel after a protocol switch, is decided again and cut
- * if it no longer holds (`recheckConnection`); intercepted requests are decided one by one anyway.
+ * A reload, a registration change or a bundle change (`recheck`, which the agent calls after
+ * each): a spliced connection, and an intercepted one's tunnel after a protocol switch, is decided
+ * again and cut if it no longer holds (`recheckConnection`); intercepted requests are decided one
+ * by one anyway.
  *
  * Stopping (`stopAccepting`, then `endAll`): the port is closed, so the kernel refuses a new
  * connection from a managed workload (the capture still sends it here: nothing goes direct);
@@ -64,7 +65,7 @@ import { MAX_PEEK_BYTES, peek, PeekError, type PeekResult } from "./peek/peek.ts
 import { endOf, splice, type Splice } from "./splice.ts";
 import type { IdentitySource } from "./identity-source.ts";
 import { hex } from "./peer-tls.ts";
-import { PeerVerifier } from "./peer-verifier.ts";
+import { PeerVerifier, stillAnchored } from "./peer-verifier.ts";
 import { SessionCache } from "./session-cache.ts";
 import { openUpstream, type UpstreamTls } from "./upstream.ts";
 import { readCaFile } from "./ca-file.ts";
@@ -220,6 +221,8 @@ function treatment(d: Decided): string {
  * that a reload or a registration change reaches a connection already open (docs/proxy.md, "A
  * reload"). Ended, with outcome `terminated`:
  * - `identity_revoked`: its workload no longer has the identity the connection was opened under;
+ * - `peer_untrusted` (an `mtls` leg, `peer`): the bundles in force no longer hold the authority
+ *   that vouched for the upstream's SVID (a CA rotated out, a federation dropped);
  * - `policy_changed` (only when `policy`: the policy is not the one it was last decided under):
  *   the policy in force refuses it, or would give it another treatment (another action, upstream
  *   address or port, server name, `server_id`, `ca` file or key exchange); the detail says what
@@ -227,10 +230,21 @@ function treatment(d: Decided): string {
  * A look-up that fails (`dns_failed`) says nothing about the address the connection was admitted
  * to: the connection is left as it is.
  */
-export async function recheckConnection(caller: { record: CaptureRecord; id: SpiffeId; workload: string | null }, name: string | null, sent: PeekResult["kind"], was: Decided, deps: EgressDeps, policy = true): Promise<Fields | null> {
+export async function recheckConnection(
+  caller: { record: CaptureRecord; id: SpiffeId; workload: string | null },
+  name: string | null,
+  sent: PeekResult["kind"],
+  was: Decided,
+  deps: EgressDeps,
+  policy = true,
+  peer: { readonly id: SpiffeId; readonly anchor: Uint8Array } | null = null,
+): Promise<Fields | null> {
   const idText = caller.id.toString();
   if (caller.workload !== null && deps.stillIdentified !== undefined && !deps.stillIdentified(caller.workload, idText)) {
     return { outcome: "terminated", reason: "identity_revoked", detail: `workload ${caller.workload} no longer has identity ${idText} (its registration changed)` };
+  }
+  if (peer !== null && deps.identity !== undefined && !stillAnchored(deps.identity.trust().bundles, peer.id, peer.anchor)) {
+    return { outcome: "terminated", reason: "peer_untrusted", detail: `the bundles in force no longer hold the authority that vouched for the upstream ${peer.id.toString()} (a bundle change)` };
   }
   if (!policy) return null;
   const now = await decideConnection(caller, name, deps, sent);
@@ -411,14 +425,15 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
     // Asked again after a reload or a registration change; the policy part only under a policy it
     // was not decided under. One that changed while the leg was being made is asked at once.
     const checked = { record: caller.record, id: caller.id, workload: typeof caller.fields.workload === "string" ? caller.fields.workload : null };
-    const [name, sent] = [nameOf(first), first.kind];
+    const [name, sent, upPeer] = [nameOf(first), first.kind, up.peer ?? null];
     c.tracked.recheck = () => {
       const engine = deps.engine();
       const changed = engine !== under;
       under = engine;
-      return recheckConnection(checked, name, sent, d, deps, changed);
+      return recheckConnection(checked, name, sent, d, deps, changed, upPeer);
     };
-    if (deps.engine() !== under || (checked.workload !== null && deps.stillIdentified?.(checked.workload, caller.id.toString()) === false)) inFlight.recheckOne(c.tracked, (e) => deps.logger.error("recheck_failed", { error: e }));
+    const bundlesMoved = leg?.kind === "mtls" && deps.identity !== undefined && deps.identity.trust().generation !== leg.trust.generation;
+    if (bundlesMoved || deps.engine() !== under || (checked.workload !== null && deps.stillIdentified?.(checked.workload, caller.id.toString()) === false)) inFlight.recheckOne(c.tracked, (e) => deps.logger.error("recheck_failed", { error: e }));
     const early = joined(c);
     c.buf = [];
     c.size = 0;

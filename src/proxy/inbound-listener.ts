@@ -44,7 +44,7 @@ import type { Logger } from "../runtime/log.ts";
 import { chainPem } from "../x509/pem.ts";
 import type { Credential, IdentitySource, TrustNow } from "./identity-source.ts";
 import { hex, peerChain, peerLeaf, randomConnectionId, tlsConnectionId } from "./peer-tls.ts";
-import type { PeerVerifier } from "./peer-verifier.ts";
+import { stillAnchored, type PeerVerifier } from "./peer-verifier.ts";
 import { encodeProxyV2, ProxyV2Error } from "./proxy-v2.ts";
 import { endOf, splice, type Splice } from "./splice.ts";
 import { withXfcc, xfccValue, XfccRewriter, type Rewritten } from "./xfcc.ts";
@@ -240,10 +240,11 @@ export class InboundListener {
   }
 
   /**
-   * After a reload (its rule swapped in, or `remove`): ends each connection whose bytes pass
-   * unparsed (neither `mcp:` nor `forward_client_cert`) once the rule is gone (`rule_removed`) or
-   * no longer allows its client (`client_not_allowed`), outcome `terminated`. Where requests are
-   * parsed, the next request is refused instead (`admission`).
+   * After a reload (its rule swapped in, or `remove`) or a bundle change: ends each connection
+   * whose client's SVID the bundles in force no longer vouch for (`client_untrusted`), and each
+   * whose bytes pass unparsed (neither `mcp:` nor `forward_client_cert`) once the rule is gone
+   * (`rule_removed`) or no longer allows its client (`client_not_allowed`), outcome `terminated`.
+   * Where requests are parsed, the next request is refused instead (`admission`).
    */
   recheck(): Promise<Rechecked> {
     return this.inFlight.recheck();
@@ -312,7 +313,7 @@ export class InboundListener {
     c.tracked.fields = this.fields(s, { client_id: id.toString() });
     if (s.data.closed) return this.log(s, { client_id: id.toString(), outcome: "client_gone" });
     const connId = tlsConnectionId(s as never) ?? randomConnectionId();
-    this.forward(s, id, connId);
+    this.forward(s, id, connId, { anchor: check.anchor, rule: this.rule, generation: trust.generation });
   }
 
   /** The PROXY v2 header for this connection, or null when its addresses cannot be written. */
@@ -409,7 +410,8 @@ export class InboundListener {
     return new McpRelay(gate, rewrite, { toBackend: (b) => sp.up.data(b), toClient: (b) => sp.down.data(b), endBackend: () => sp.up.ended(), endClient: () => sp.down.ended() }, { firstByteMs: t.firstByteTimeoutMs, idleMs: t.idleTimeoutMs, headerMs: t.headerTimeoutMs });
   }
 
-  private forward(s: Socket<Conn>, client: SpiffeId, connId: Uint8Array): void {
+  /** `seen`: the authority that vouched for the client, and the rule and bundle generation it was admitted under. */
+  private forward(s: Socket<Conn>, client: SpiffeId, connId: Uint8Array, seen: { anchor: Uint8Array; rule: InboundRule; generation: number }): void {
     const c = s.data;
     const clientId = client.toString();
     const base: Fields = { client_id: clientId, conn_id: hex(connId) };
@@ -459,17 +461,20 @@ export class InboundListener {
         c.header = header.length;
         sp.up.data(header);
       }
+      // Asked again after each reload or bundle change (`recheck`), and at once for one admitted
+      // under a rule or bundles that changed since: every connection, whether the authority that
+      // vouched for its client is still trusted; one whose bytes pass unparsed, whether the rule
+      // still admits its client too (where requests are parsed, each request asks that itself).
+      const parsed = this.rule.mcp !== null || this.rule.forwardClientCert;
+      const admitted = parsed ? null : this.admission(client);
+      c.tracked.recheck = () => {
+        if (!stillAnchored(this.deps.identity.trust().bundles, client, seen.anchor)) return { outcome: "terminated", reason: "client_untrusted", detail: `the bundles in force no longer hold the authority that vouched for ${clientId} (a bundle change)` };
+        const no = admitted?.() ?? null;
+        return no === null ? null : { outcome: "terminated", reason: no.reason, detail: no.cause };
+      };
+      if (this.rule !== seen.rule || this.gone !== null || this.deps.identity.trust().generation !== seen.generation) this.inFlight.recheckOne(c.tracked, (e) => this.deps.logger.error("recheck_failed", { error: e }));
       if (this.rule.mcp !== null) c.relay = b.data.relay = this.relayFor(sp, client, hex(connId), t);
-      else if (!this.rule.forwardClientCert) {
-        // Bytes pass unparsed: asked again after each reload (`recheck`), and at once, for one
-        // that came while the backend was being reached.
-        const admitted = this.admission(client);
-        c.tracked.recheck = () => {
-          const no = admitted();
-          return no === null ? null : { outcome: "terminated", reason: no.reason, detail: no.cause };
-        };
-        this.inFlight.recheckOne(c.tracked, (e) => this.deps.logger.error("recheck_failed", { error: e }));
-      } else {
+      else if (this.rule.forwardClientCert) {
         const admitted = this.admission(client);
         const rewriter = (c.rewriter = new XfccRewriter(this.rule.id.toString(), clientId, () => {
           const no = admitted();

@@ -14,7 +14,8 @@ import type { InboundRule } from "../policy/model.ts";
 import { createLogger } from "../runtime/log.ts";
 import type { Credential, IdentitySource, TrustNow } from "./identity-source.ts";
 import { InboundListener } from "./inbound-listener.ts";
-import { PeerVerifier } from "./peer-verifier.ts";
+import { PeerVerifier, stillAnchored } from "./peer-verifier.ts";
+import { Bundle, BundleSet } from "../spiffe/index.ts";
 import { SessionCache } from "./session-cache.ts";
 import { openUpstream, type UpstreamPlan } from "./upstream.ts";
 import { hex, peerChain, peerLeaf } from "./peer-tls.ts";
@@ -452,3 +453,43 @@ async function waitForLine<T>(probe: () => T | undefined, ms = 3000): Promise<T>
     await Bun.sleep(10);
   }
 }
+
+describe("a bundle change: a connection whose peer's authority the bundles no longer hold", () => {
+  test("the inbound listener ends its client's connection (client_untrusted); a bundle that still holds the root, with another added, keeps it", async () => {
+    const plain = headBackend();
+    const name = "plain-bundle";
+    const l = new InboundListener(rule({ name, proxyProtocol: false, forward: { kind: "tcp", host: "127.0.0.1", port: plain.port } }), creds.get("spiffe://example.org/backend")!, { identity, verifier: new PeerVerifier(), logger, audit });
+    const before = trust;
+    try {
+      const c = await keptAlive(l);
+      await c.request("/1");
+      // A rotation that adds a root: the one that vouched for the client is still there.
+      trust = { ...before, generation: before.generation + 1, bundles: BundleSet.of(Bundle.create(TD, { x509Authorities: [ca.root.der, evil.root.der] })) };
+      expect(await l.recheck()).toEqual({ cut: 0, failed: 0, error: null });
+      await c.request("/2");
+      // Then the old root taken out (another root of the same trust-domain name only).
+      trust = trustOf(evil, before.generation + 2);
+      expect(await l.recheck()).toEqual({ cut: 1, failed: 0, error: null });
+      await c.closed;
+      const line = await waitForLine(() => inboundLines().find((x) => x.rule === name));
+      expect(line).toMatchObject({ outcome: "terminated", reason: "client_untrusted", detail: "the bundles in force no longer hold the authority that vouched for spiffe://example.org/client (a bundle change)" });
+    } finally {
+      trust = before;
+      l.stop();
+      plain.stop(true);
+    }
+  });
+
+  test("the egress leg knows the authority its peer's path ended at: held while a bundle keeps it, not once it is gone", async () => {
+    const up = await openUpstream(plan("spiffe://example.org/backend"), deps);
+    if (!up.ok) throw new Error(`not ok: ${up.reason} ${up.detail}`);
+    up.socket.end();
+    expect(up.peer?.id.toString()).toBe("spiffe://example.org/backend");
+    const anchor = up.peer!.anchor;
+    expect(Buffer.from(anchor).equals(Buffer.from(ca.root.der))).toBe(true);
+    expect(stillAnchored(trustOf(ca, 9).bundles, up.peer!.id, anchor)).toBe(true);
+    expect(stillAnchored(BundleSet.of(Bundle.create(TD, { x509Authorities: [evil.root.der, ca.root.der] })), up.peer!.id, anchor)).toBe(true);
+    expect(stillAnchored(trustOf(evil, 9).bundles, up.peer!.id, anchor)).toBe(false);
+    expect(stillAnchored(trustOf(ca, 9, TrustDomain.parse("other.org")).bundles, up.peer!.id, anchor)).toBe(false); // no bundle for its trust domain
+  });
+});

@@ -20,11 +20,13 @@ import { BoundedMap } from "./session-cache.ts";
 import { peerChain, peerLeaf, type TlsPeer } from "./peer-tls.ts";
 
 export type PeerCheck =
-  | { readonly ok: true; readonly id: SpiffeId }
+  /** `anchor`: the bundle authority the path ended at (DER), which `stillAnchored` looks for after a bundle change. */
+  | { readonly ok: true; readonly id: SpiffeId; readonly anchor: Uint8Array }
   | { readonly ok: false; readonly code: string; readonly detail: string; readonly claimed: string | null };
 
 interface Remembered {
   readonly id: SpiffeId;
+  readonly anchor: Uint8Array;
   readonly until: number;
 }
 
@@ -62,7 +64,7 @@ export class PeerVerifier {
     if (generation !== this.generation) return null;
     const hit = this.cache.get(key);
     if (hit === undefined) return null;
-    if (this.now() <= hit.until) return { ok: true, id: hit.id };
+    if (this.now() <= hit.until) return { ok: true, id: hit.id, anchor: hit.anchor };
     this.cache.delete(key);
     return null;
   }
@@ -76,8 +78,9 @@ export class PeerVerifier {
     try {
       const v = await verifyX509Svid(chain, bundles, { now: new Date(now) });
       const until = Math.min(...v.chain.map((der) => readCertificate(der).notAfter));
-      if (generation === this.generation) this.cache.set(key, { id: v.id, until });
-      return { ok: true, id: v.id };
+      const anchor = v.chain[v.chain.length - 1]!;
+      if (generation === this.generation) this.cache.set(key, { id: v.id, anchor, until });
+      return { ok: true, id: v.id, anchor };
     } catch (e) {
       if (!(e instanceof X509SvidError)) throw e;
       return { ok: false, code: e.code, detail: e.message, claimed: claimedId(chain[0]!) };
@@ -87,6 +90,19 @@ export class PeerVerifier {
   get size(): number {
     return this.cache.size;
   }
+}
+
+/**
+ * Whether the bundles in force still hold `anchor`, the authority a peer's path ended at when it
+ * was verified (`PeerCheck.anchor`), for the peer's trust domain: false once a bundle change
+ * removed that authority (a CA rotated out, a federation dropped), so a connection it vouched
+ * for is no longer vouched for. Expiry is not looked at: TLS checks a certificate at the handshake.
+ */
+export function stillAnchored(bundles: X509BundleSource, id: SpiffeId, anchor: Uint8Array): boolean {
+  const held = bundles.x509Authorities(id.trustDomain);
+  if (held === undefined) return false;
+  const want = keyOf(anchor);
+  return held.some((der) => der.length === anchor.length && keyOf(der) === want);
 }
 
 /** The leaf's exact bytes as a string (base64: one to one, and native). */

@@ -16,7 +16,7 @@ import { PolicyError } from "../policy/errors.ts";
 import { loadPolicy } from "../policy/load.ts";
 import { createLogger } from "../runtime/log.ts";
 import { SpiffeId } from "../spiffe/index.ts";
-import { startEgressListener, type EgressListener } from "./egress-listener.ts";
+import { recheckConnection, startEgressListener, type EgressListener } from "./egress-listener.ts";
 import { startWorkload, waitUntil, type WorkloadConn } from "./bounds-test-kit.ts";
 
 const W = SpiffeId.parse("spiffe://example.org/w");
@@ -188,5 +188,22 @@ describe("a reload or a registration change reaches a spliced egress connection"
     const close = await waitUntil("its conn_close", () => closes()[0]);
     expect(close).toMatchObject({ rule: "named", outcome: "terminated", reason: "policy_changed" });
     expect(audit.of("conn_open")).toHaveLength(1);
+  });
+});
+
+describe("recheckConnection on an mtls leg", () => {
+  test("the upstream's authority gone from the bundles: peer_untrusted, before the policy is asked; still held: the policy decides", async () => {
+    const anchor = new Uint8Array([1, 2, 3]);
+    const peer = { id: SpiffeId.parse("spiffe://example.org/backend"), anchor };
+    let held: Uint8Array[] = [anchor];
+    const trust = () => ({ generation: 1, bundles: { x509Authorities: () => held }, caPem: () => null, allCaPem: "" });
+    const record = { address: parseIp("127.0.0.1"), port: 443, proto: "tcp" as const, pid: 1, tgid: 1, uid: 0, gid: 0, cgroupId: 1n };
+    const engineNow = policy(LOCAL.replace("PORT", "443"));
+    const deps = { lookupRecord: () => null, identify: async () => ({ ok: false as const, workload: null, reason: "", detail: "" }), engine: () => engineNow, names: () => ({ resolve: async () => [] }), logger: createLogger({ write: () => {} }), audit: memoryAudit(), identity: { svid: () => null, trust } };
+    const was = { decision: null, upstream: { address: parseIp("127.0.0.1"), port: 443 }, tls: null, fields: { action: "passthrough", summary: "allow passthrough by rule local (upstream port 443)" } };
+    const caller = { record, id: W, workload: null };
+    expect(await recheckConnection(caller, null, "other", was, deps, true, peer)).toBeNull();
+    held = [new Uint8Array([9, 9, 9])];
+    expect(await recheckConnection(caller, null, "other", was, deps, false, peer)).toEqual({ outcome: "terminated", reason: "peer_untrusted", detail: "the bundles in force no longer hold the authority that vouched for the upstream spiffe://example.org/backend (a bundle change)" });
   });
 });

@@ -48,7 +48,7 @@ export interface UpData {
 }
 
 export type UpstreamResult =
-  | { readonly ok: true; readonly socket: Socket<UpData>; readonly connId: Uint8Array; readonly resumed: boolean | null; readonly peerId: string | null }
+  | { readonly ok: true; readonly socket: Socket<UpData>; readonly connId: Uint8Array; readonly resumed: boolean | null; readonly peerId: string | null; /** mtls: the peer's ID and the bundle authority its path ended at (peer-verifier.ts `stillAnchored`). */ readonly peer?: { readonly id: SpiffeId; readonly anchor: Uint8Array } }
   | {
       readonly ok: false;
       readonly outcome: "refused" | "upstream_failed";
@@ -142,9 +142,9 @@ export function openUpstream(plan: UpstreamPlan, deps: UpstreamDeps): Promise<Up
   };
   const t = plan.tls;
   const sessionKey = sessionKeyOf(plan);
-  const ready = (up: Socket<UpData>, peerId: string | null) => {
+  const ready = (up: Socket<UpData>, peer: { id: SpiffeId; anchor: Uint8Array } | null) => {
     const tls = t !== null;
-    done({ ok: true, socket: up, connId: (tls ? tlsConnectionId(up as never) : null) ?? randomConnectionId(), resumed: tls ? up.isSessionReused() : null, peerId });
+    done({ ok: true, socket: up, connId: (tls ? tlsConnectionId(up as never) : null) ?? randomConnectionId(), resumed: tls ? up.isSessionReused() : null, peerId: peer?.id.toString() ?? null, ...(peer !== null ? { peer } : {}) });
   };
   const verifyPeer = async (up: Socket<UpData>, m: Extract<UpstreamTls, { kind: "mtls" }>) => {
     up.pause();
@@ -154,7 +154,7 @@ export function openUpstream(plan: UpstreamPlan, deps: UpstreamDeps): Promise<Up
     if (up.data.closed) return fail(null, "upstream_failed", null, "the upstream closed during verification", { connId });
     if (!check.ok) return fail(up, "refused", "peer_untrusted", check.code, { claimedId: check.claimed, connId });
     if (!check.id.equals(m.serverId)) return fail(up, "refused", "peer_id_mismatch", `the upstream is ${check.id.toString()}, the rule wants ${m.serverId.toString()}`, { peerId: check.id.toString(), connId });
-    ready(up, check.id.toString());
+    ready(up, { id: check.id, anchor: check.anchor });
   };
   Bun.connect<UpData>({
     hostname: plan.address.text,
