@@ -20,8 +20,8 @@ import { loadPolicy } from "../policy/load.ts";
 import type { ProxySettings } from "../policy/model.ts";
 import { createLogger } from "../runtime/log.ts";
 import { SpiffeId } from "../spiffe/index.ts";
-import { PEEK_TIMEOUT_MS, startEgressListener, type EgressListener } from "./egress-listener.ts";
-import { fullBacklog, startWorkload, ticker, waitUntil } from "./bounds-test-kit.ts";
+import { PEEK_TIMEOUT_MS, type EgressListener } from "./egress-listener.ts";
+import { fullBacklog, startEgressOnFreePort, startWorkload, ticker, waitUntil } from "./bounds-test-kit.ts";
 
 const W = SpiffeId.parse("spiffe://example.org/w");
 const BOUNDS: ProxySettings = { connectTimeoutMs: 300, firstByteTimeoutMs: 300, idleTimeoutMs: 400, headerTimeoutMs: 600 };
@@ -64,22 +64,16 @@ egress:
     ),
   );
   const record = { address: parseIp("127.0.0.1"), port, proto: "tcp" as const, pid: 42, tgid: 42, uid: 1000, gid: 1000, cgroupId: 7n };
-  for (let i = 0; i < 20 && listener === null; i++) {
-    try {
-      listener = startEgressListener(20_000 + Math.floor(Math.random() * 40_000), {
-        lookupRecord: () => record,
-        identify: async () => ({ ok: true, id: W, workload: "w" }),
-        engine: () => engine,
-        names: () => ({ resolve: async (n: string) => (n === "api.test" ? [parseIp("127.0.0.1")] : []) }),
-        logger: createLogger({ write: () => {} }),
-        audit,
-        timeouts: () => bounds,
-      });
-    } catch {
-      // taken: another port
-    }
-  }
-  return listener!.port;
+  listener = startEgressOnFreePort({
+    lookupRecord: () => record,
+    identify: async () => ({ ok: true, id: W, workload: "w" }),
+    engine: () => engine,
+    names: () => ({ resolve: async (n: string) => (n === "api.test" ? [parseIp("127.0.0.1")] : []) }),
+    logger: createLogger({ write: () => {} }),
+    audit,
+    timeouts: () => bounds,
+  });
+  return listener.port;
 }
 
 /** An upstream on 127.0.0.1 with these handlers (TLS with api.test's leaf when `tls`). */

@@ -4,6 +4,7 @@
  */
 import type { Socket, SocketHandler } from "bun";
 import { waitFor } from "../../test/helpers/processes.ts";
+import { startEgressListener, type EgressDeps, type EgressListener } from "./egress-listener.ts";
 
 export interface WorkloadConn {
   write(text: string): void;
@@ -90,4 +91,16 @@ export function ticker(n: number, everyMs = 100): { handler: SocketHandler<unkno
 /** test/helpers/processes.ts `waitFor`, polling every 10 ms, for 5 s unless told. */
 export function waitUntil<T>(what: string, probe: () => T | undefined, ms = 5000): Promise<T> {
   return waitFor(what, probe, ms, 10);
+}
+
+/** The egress listener with `deps`, on a free port above 20000 (a taken one: another, 20 tries). */
+export function startEgressOnFreePort(deps: EgressDeps): EgressListener {
+  for (let i = 0; i < 20; i++) {
+    try {
+      return startEgressListener(20_000 + Math.floor(Math.random() * 40_000), deps);
+    } catch {
+      // taken: another port
+    }
+  }
+  throw new Error("bounds-test-kit: no free port for the egress listener in 20 tries");
 }

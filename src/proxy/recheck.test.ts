@@ -16,8 +16,8 @@ import { PolicyError } from "../policy/errors.ts";
 import { loadPolicy } from "../policy/load.ts";
 import { createLogger } from "../runtime/log.ts";
 import { SpiffeId } from "../spiffe/index.ts";
-import { recheckConnection, startEgressListener, type EgressListener } from "./egress-listener.ts";
-import { startWorkload, waitUntil, type WorkloadConn } from "./bounds-test-kit.ts";
+import { recheckConnection, type EgressListener } from "./egress-listener.ts";
+import { startEgressOnFreePort, startWorkload, waitUntil, type WorkloadConn } from "./bounds-test-kit.ts";
 
 const W = SpiffeId.parse("spiffe://example.org/w");
 const HTTP = "GET / HTTP/1.1\r\nHost: echo.test\r\n\r\n";
@@ -69,22 +69,16 @@ function start(first: PolicyEngine): number {
   identified = true;
   resolveEcho = async () => [parseIp("127.0.0.1")];
   const record = { address: parseIp("127.0.0.1"), port: echo.port, proto: "tcp" as const, pid: 42, tgid: 42, uid: 1000, gid: 1000, cgroupId: 7n };
-  for (let i = 0; i < 20 && listener === null; i++) {
-    try {
-      listener = startEgressListener(20_000 + Math.floor(Math.random() * 40_000), {
-        lookupRecord: () => record,
-        identify: async () => ({ ok: true, id: W, workload: "w" }),
-        engine: () => engine,
-        names: () => ({ resolve: (n: string) => (n === "echo.test" ? resolveEcho() : Promise.resolve([])) }),
-        logger: createLogger({ write: () => {} }),
-        audit,
-        stillIdentified: (workload, id) => identified && workload === "w" && id === W.toString(),
-      });
-    } catch {
-      // taken: another port
-    }
-  }
-  return listener!.port;
+  listener = startEgressOnFreePort({
+    lookupRecord: () => record,
+    identify: async () => ({ ok: true, id: W, workload: "w" }),
+    engine: () => engine,
+    names: () => ({ resolve: (n: string) => (n === "echo.test" ? resolveEcho() : Promise.resolve([])) }),
+    logger: createLogger({ write: () => {} }),
+    audit,
+    stillIdentified: (workload, id) => identified && workload === "w" && id === W.toString(),
+  });
+  return listener.port;
 }
 
 /** A workload's connection that sent `first` and got it echoed back. */

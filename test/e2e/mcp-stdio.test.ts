@@ -44,6 +44,20 @@ async function clientWith(extra: Partial<ClientInput>, workload: string, steps: 
   return { code: r.code, results, stderr: r.stderr };
 }
 
+/** Writes the agent's config (stdio.yaml) and waits until it loaded it. */
+async function reload(text: string): Promise<void> {
+  const loads = () => agent.log().filter((l) => l.event === "policy_loaded").length;
+  const before = loads();
+  writeFileSync(join(domain.dir, "stdio.yaml"), text);
+  await waitFor("the agent to load its changed config", () => loads() > before || undefined, 15_000);
+}
+
+/** The tool_call of the echo of message `m` (its arguments' hash: {"message": M} is its own canonical form). */
+function echoEvent(m: string) {
+  const hash = createHash("sha256").update(JSON.stringify({ message: m })).digest("hex");
+  return waitFor(`the tool_call of echo ${m}`, () => agent.audit().find((l) => l.type === "tool_call" && l.args_sha256 === hash), 15_000);
+}
+
 /** `tidegate run ARGS` by nobody (as workload host), so through run.sock. */
 async function asHost(args: string[]): Promise<{ code: number; stderr: string }> {
   const r = await agent.cli(["run", "--workload", "host", "--user", "nobody", "--", BINARY, "run", ...agent.flags, ...args], ENV);
@@ -140,17 +154,7 @@ stdio:
   }, T);
 
   test("a reload applies to the next request of a stdio server already running: a narrowed rule refuses echo, a removed one every request", async () => {
-    const file = join(domain.dir, "stdio.yaml");
-    const original = readFileSync(file, "utf8");
-    const loads = () => agent.log().filter((l) => l.event === "policy_loaded").length;
-    const reload = async (text: string) => {
-      const before = loads();
-      writeFileSync(file, text);
-      await waitFor("the agent to load its changed config", () => loads() > before || undefined, 15_000);
-    };
-    // the hash tool_call gives one echo's arguments ({"message": M} is its own canonical form)
-    const hashOf = (m: string) => createHash("sha256").update(JSON.stringify({ message: m })).digest("hex");
-    const echoEvent = (m: string) => waitFor(`the tool_call of echo ${m}`, () => agent.audit().find((l) => l.type === "tool_call" && l.args_sha256 === hashOf(m)), 15_000);
+    const original = readFileSync(join(domain.dir, "stdio.yaml"), "utf8");
     const [m1, m2] = [`tg-stdio-r1-${crypto.randomUUID()}`, `tg-stdio-r2-${crypto.randomUUID()}`];
     const [f1, f2] = [join(domain.dir, `release-${crypto.randomUUID()}`), join(domain.dir, `release-${crypto.randomUUID()}`)];
     const running = client("host", [
@@ -187,16 +191,7 @@ stdio:
   }, 2 * T);
 
   test("a reload that changes what the client may list: the SDK client is told (tools/list_changed) and lists again by itself", async () => {
-    const file = join(domain.dir, "stdio.yaml");
-    const original = readFileSync(file, "utf8");
-    const loads = () => agent.log().filter((l) => l.event === "policy_loaded").length;
-    const reload = async (text: string) => {
-      const before = loads();
-      writeFileSync(file, text);
-      await waitFor("the agent to load its changed config", () => loads() > before || undefined, 15_000);
-    };
-    const hashOf = (m: string) => createHash("sha256").update(JSON.stringify({ message: m })).digest("hex");
-    const echoEvent = (m: string) => waitFor(`the tool_call of echo ${m}`, () => agent.audit().find((l) => l.type === "tool_call" && l.args_sha256 === hashOf(m)), 15_000);
+    const original = readFileSync(join(domain.dir, "stdio.yaml"), "utf8");
     const [m1, m2] = [`tg-stdio-lc1-${crypto.randomUUID()}`, `tg-stdio-lc2-${crypto.randomUUID()}`];
     const [f1, f2] = [join(domain.dir, `release-${crypto.randomUUID()}`), join(domain.dir, `release-${crypto.randomUUID()}`)];
     const running = clientWith({ watch_tools: true }, "host", [
@@ -247,7 +242,7 @@ stdio:
       const running = client("host", [{ op: "call", name: "echo", args: { message: marker } }, { op: "hold", until }, { op: "list" }]);
       const dropped = () => agent.log().filter((l) => l.event === "svid_dropped" && l.spiffe_id === id).length;
       try {
-        await waitFor("the first echo", () => agent.audit().find((l) => l.type === "tool_call" && l.args_sha256 === createHash("sha256").update(JSON.stringify({ message: marker })).digest("hex")), 15_000);
+        await echoEvent(marker);
         const before = dropped();
         await domain.deleteEntry(id);
         await waitFor(`the agent to drop the SVID of ${id}`, () => dropped() > before || undefined, 15_000);
