@@ -258,6 +258,7 @@ export class Enforcer {
       policy: this.holder.policy === null ? null : { file: this.holder.policy.file, egress_rules: this.holder.policy.egress.length, generation: this.holder.generation },
       policy_rejected: this.enforcement.rejected,
       workloads: [...this.capture.tree.workloads().keys()],
+      open_connections: { egress: this.listener.inFlight(), inbound: this.inbound.inFlight() },
       inbound: this.inbound.status(),
       counters,
       ...this.hits.status(this.holder.policy),

@@ -29,6 +29,8 @@ export interface CaptureStatus {
   /** The config file's last refused load, while no good one has come since. */
   readonly policy_rejected?: { at: string; error: string } | null;
   readonly workloads?: readonly string[];
+  /** Connections whose conn_close is not written yet, by listener side. */
+  readonly open_connections?: { readonly egress: number; readonly inbound: number };
   readonly inbound?: readonly { rule: string; listen: string; id: string; state: string; detail?: string }[];
   /** src/agent/rule-hits.ts: counts since the policy generation `hits_since` names, and the last denies. */
   readonly hits_since?: { generation: number; at: string };
@@ -82,6 +84,7 @@ function renderCapture(c: CaptureStatus, now: number, row: (k: string, v: string
     lines.push(`  ${c.policy ? "the policy of generation " + c.policy.generation + " stays in force" : "no policy is in force"} until the file loads ('tidegate policy check' it)`);
   }
   row("workloads", c.workloads && c.workloads.length > 0 ? c.workloads.join(", ") : "none running");
+  if (c.open_connections !== undefined) row("connections", `${c.open_connections.egress} open through the egress proxy, ${c.open_connections.inbound} through inbound listeners`);
   const inbound = c.inbound ?? [];
   lines.push(`inbound listeners (${inbound.length})`);
   for (const l of inbound) lines.push(`  ${l.rule} on ${l.listen} as ${l.id}: ${l.state}${l.detail ? ` (${l.detail})` : ""}`);

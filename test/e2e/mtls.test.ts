@@ -337,6 +337,10 @@ describe.skipIf(!can && !process.env.CI)("mutual TLS between two agents: egress 
       const w = await held();
       const restoreA: (() => Promise<void>)[] = [];
       try {
+        // tidegate status counts it open at both ends
+        const open = async (flags: string[]) => ((JSON.parse((await tidegate(["status", "--json", ...flags])).stdout) as { capture: { open_connections: { egress: number; inbound: number } } }).capture.open_connections);
+        expect((await open(s.flagsA)).egress).toBeGreaterThanOrEqual(1);
+        expect((await open(s.flagsB)).inbound).toBeGreaterThanOrEqual(1);
         restoreA.push(await rewrite("a", (y) => y.replace("dns:\n", `  - { name: unrelated, from: ${ID.client}, to: { cidr: ${ADDR.unnamed}/32, port: 9 }, action: deny }\ndns:\n`)));
         w.go(1);
         await restoreA.pop()!();
