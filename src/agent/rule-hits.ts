@@ -13,15 +13,17 @@
  * - `deny`: a connection the kernel refused (it never reaches the proxy), under the rule it
  *   names, or under "kernel" when it names none;
  * - a tools/call of an inbound listener or a stdio rule (`tool_call`): one request under its rule,
- *   denied when refused; another refused MCP request there (`mcp_denied`): one denied request. Under an egress rule the same refusal is
- *   already its intercepted `http_request`, so it is not counted twice; that request's recent
- *   deny names what the gate refused (`POST HOST/PATH (tools/call TOOL)`).
+ *   denied when refused; another refused MCP request there (`mcp_denied`): one denied request.
+ *   Under an egress rule the same call is already its intercepted `http_request`, so it is not
+ *   counted twice; a refused one's recent deny names what the gate refused (`POST HOST/PATH
+ *   (tools/call TOOL)`).
  * A `conn_close` of a refused, denied connection, a refused `http_request`, a `deny` and such an
- * MCP refusal each add one entry to the recent denies, as does the `conn_close` of an allowed
- * connection a reload, a registration change or a bundle change ended (`policy_changed`,
- * `identity_revoked`, `rule_removed`, `client_not_allowed`, `peer_untrusted`, `client_untrusted`;
- * not counted again: its conn_open was) (the last RECENT_DENIES; older ones fall out). What the kernel
- * lets through (`direct`) is not reported to user space, so it is not counted.
+ * MCP refusal each add one entry to the recent denies (the last RECENT_DENIES; older ones fall
+ * out), as does the `conn_close` of an allowed connection that a reload, a registration change
+ * or a bundle change ended (`policy_changed`, `identity_revoked`, `rule_removed`,
+ * `client_not_allowed`, `peer_untrusted`, `client_untrusted`; not counted again: its conn_open
+ * was). What the kernel lets through (`direct`) is not reported to user space, so it is not
+ * counted.
  *
  * Counts start again at zero when the policy generation moves (a good reload; a rejected one
  * keeps the policy and the counts); recent denies are kept across reloads. Events are counted
@@ -175,7 +177,8 @@ export class RuleHits {
         return;
       }
       case "conn_close": {
-        // An allowed connection that a reload or a registration change ended (cut, or refused at its next request) is a recent deny too; it was counted at its conn_open.
+        // An allowed connection that a reload, a registration change or a bundle change ended (cut,
+        // or refused at its next request) is a recent deny too; it was counted at its conn_open.
         const revoked = f.decision !== "deny" && (f.outcome === "terminated" || f.outcome === "refused") && REVOKED.has(String(f.reason));
         if (!revoked && (f.decision !== "deny" || f.outcome !== "refused")) return;
         if (!revoked && str(f.rule) === null) this.#count(null, "connections", true);

@@ -30,9 +30,10 @@
  * all the same): items the rule hides, items without their name (uri), and tools whose
  * definition is not the pinned one are removed (pins.ts; a newly seen changed definition is
  * logged `tool_definition_changed`). Other messages pass unchanged, list-changed notifications
- * included, except, where the carrier announces list changes itself (`announcesLists`, `listsChanged`),
- * the answer to the client's initialize, which then declares `listChanged` for the server's lists. A message that does not parse is
- * `invalid`: the carrier drops it or answers the request it stood for with an error.
+ * included, except, where the carrier announces list changes itself (`announcesLists`,
+ * `listsChanged`), the answer to the client's initialize, which then declares `listChanged` for
+ * the server's lists. A message that does not parse is `invalid`: the carrier drops it or
+ * answers the request it stood for with an error.
  *
  * Audit: one `tool_call` per tools/call: refused ones at once (decision deny, reason), allowed
  * ones when their answer comes (duration, is_error), or at `close` when it never came. The
