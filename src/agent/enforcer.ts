@@ -200,8 +200,12 @@ export class Enforcer {
     }
   }
 
-  /** The entries and the bundle generation the connections were last rechecked under (`sweep`). */
-  private checkedEntries: unknown = undefined;
+  /**
+   * What the connections were last rechecked under (`sweep`): the entries (the list a sync
+   * brought, and what of it gives identities: a sync hands over a new list every time, most often
+   * equal) and the bundles' generation.
+   */
+  private checkedEntries: { list: unknown; key: string } | undefined = undefined;
   private checkedTrust: number | undefined = undefined;
 
   /** Logs what a recheck (after `cause`) ended; each ended connection has its own conn_close. */
@@ -328,10 +332,11 @@ export class Enforcer {
     // egress connections already open. New bundles: a peer whose authority is gone reaches them
     // and the inbound ones.
     const entries = this.enforcement.entries();
-    if (entries !== this.checkedEntries) {
-      const first = this.checkedEntries === undefined;
-      this.checkedEntries = entries;
-      if (!first) this.rechecked("entries_changed", this.listener.recheck());
+    if (entries !== this.checkedEntries?.list) {
+      const key = JSON.stringify((entries ?? []).map((e) => [e.id, e.spiffe_id, [...e.selectors].sort()]).sort());
+      const was = this.checkedEntries;
+      this.checkedEntries = { list: entries, key };
+      if (was !== undefined && was.key !== key) this.rechecked("entries_changed", this.listener.recheck());
     }
     const trust = this.trustGeneration();
     if (trust !== this.checkedTrust) {

@@ -23,7 +23,9 @@
  * A's rules (plain HTTP from the workload on port 80, intercepted, re-originated with mTLS):
  * `to-b` (both workloads) to B's listener, injecting secret b_token as Authorization; `to-c`
  * (client) to C's `tools`; `to-impostor` (client) to C's `impostor` port while still wanting
- * spiffe://partner.test/mcp/tools. B allows only the client; C allows only the client.
+ * spiffe://partner.test/mcp/tools; `to-c-raw` (client), raw TCP to C's `impostor` port carried
+ * over mTLS as it is (a splice), wanting the impostor's own ID. B allows only the client; C
+ * allows only the client.
  *
  * `setUp` removes what an earlier run left (namespaces, agents' pins and cgroups) first; every
  * step it takes is undone by `tearDown`, last first. Nothing is sent outside the namespaces and
@@ -89,6 +91,8 @@ export interface Stand {
   runClient(workload: "client" | "other", name: string, steps: Step[]): Promise<ClientRun>;
   /** As runClient, ending with a hold step; resolves once the client holds. */
   holdClient(name: string, steps: Step[]): Promise<HeldClient>;
+  /** `argv` as workload client on A, through `tidegate run`; its output once it ends. */
+  runOnA(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
   /** `tidegate ARGS FLAGS-OF-ORG`, which must succeed; its stdout. */
   cli(org: Org, args: string[]): Promise<string>;
   /** An agent's /v1/status. */
@@ -254,6 +258,11 @@ egress:
     action: intercept
     mtls: { server_id: ${ID.tools} }
     upstream: { port: ${PORT.impostor} }
+  - name: to-c-raw
+    from: ${ID.client}
+    to: { cidr: ${C.address}/32, port: ${PORT.impostor} }
+    action: mtls
+    mtls: { server_id: ${ID.impostor} }
 dns:
   hosts:
     ${NAME.b}: [${B.address}]
@@ -344,6 +353,11 @@ inbound:
     hosts,
     flags,
     secret,
+    runOnA: async (argv) => {
+      const p = Bun.spawn(A.nsenterArgv([requireBinary(), "run", ...flags.a, "--workload", "client", "--user", "nobody", "--", ...argv]), { cwd: REPO, env: CLIENT_ENV, stdin: "ignore", stdout: "pipe", stderr: "pipe", timeout: 90_000, killSignal: "SIGTERM" });
+      const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+      return { code, stdout, stderr };
+    },
     runClient: async (workload, name, steps) => {
       const p = spawnClient(runArgv(workload, name, steps));
       const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);

@@ -22,6 +22,30 @@ if (!isRoot) console.warn("remote.test.ts: skipped (needs root: network namespac
 
 let s: Stand;
 
+/**
+ * Holds one TCP connection to argv[1]:argv[2] and sends an HTTP GET on it every 0.3 s, reading
+ * each answer's head, for at most 60 s; prints "answered N, then cut (WHY)" once the connection
+ * is gone, or "answered N, never cut".
+ */
+const PY_HELD_HTTP = `
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+n, why, end = 0, None, time.time() + 60
+while time.time() < end:
+    try:
+        s.sendall(b'GET /health HTTP/1.1\\r\\nHost: c\\r\\n\\r\\n')
+        d = s.recv(65536)
+        if not d:
+            why = 'closed'
+            break
+        n += 1
+    except OSError as e:
+        why = type(e).__name__
+        break
+    time.sleep(0.3)
+print('answered %d, then cut (%s)' % (n, why) if why else 'answered %d, never cut' % n, flush=True)
+`;
+
 beforeAll(async () => {
   if (!isRoot) return;
   try {
@@ -156,7 +180,12 @@ describe.skipIf(!isRoot)("the remote scenario, across network namespaces", () =>
     expect((await egressRequests("to-c", before)).every((q) => q.peer_id === ID.tools && q.outcome === "forwarded")).toBe(true);
   }, 90_000);
 
-  test("while C's bundle endpoint is down A keeps C's bundle until its maximum age, then refuses C; a new fetch restores it", async () => {
+  test("while C's bundle endpoint is down A keeps C's bundle until its maximum age, then refuses C, and cuts a raw mTLS connection to C held open across it; a new fetch restores it", async () => {
+    // A connection held open over mTLS to C (rule to-c-raw, spliced), asking C's backend every 0.3 s.
+    const C = s.hosts.host("c");
+    const auditedBefore = { a: s.audit("a").length, c: s.audit("c").length };
+    const held = s.runOnA(["python3", "-c", PY_HELD_HTTP, C.address, String(PORT.impostor)]);
+    await waitFor("A's conn_open of the held connection", () => s.audit("a").slice(auditedBefore.a).find((l) => l.type === "conn_open" && l.rule === "to-c-raw"), 15_000);
     await s.stopServerC();
     const stoppedAt = Date.now();
     ok(await s.runClient("client", NAME.c, [echo("server C is down")]), "client to C with C's server down");
@@ -169,6 +198,19 @@ describe.skipIf(!isRoot)("the remote scenario, across network namespaces", () =>
       200,
     );
     const heldFor = (Date.now() - stoppedAt) / 1000;
+    // The bundle gone, the held connection is cut at whichever end dropped the other's bundle
+    // first: A (the upstream's authority, peer_untrusted) or C (the client's, client_untrusted).
+    const cut = await waitFor(
+      "the held connection to be cut for its bundle",
+      () =>
+        s.audit("a").slice(auditedBefore.a).find((l) => l.type === "conn_close" && l.rule === "to-c-raw" && l.outcome === "terminated" && l.reason === "peer_untrusted") ??
+        s.audit("c").slice(auditedBefore.c).find((l) => l.type === "conn_close" && l.rule === "impostor" && l.outcome === "terminated" && l.reason === "client_untrusted"),
+      15_000,
+    );
+    expect(String(cut.detail)).toMatch(/^the bundles in force no longer hold the authority that vouched for (the upstream )?spiffe:\/\/\S+ \(a bundle change\)$/);
+    const r0 = await held;
+    expect(r0.stdout).toMatch(/^answered \d+, then cut \(.*\)\n$/);
+    expect(Number(/^answered (\d+)/.exec(r0.stdout)![1])).toBeGreaterThan(0);
     // the last fetch was at most half a hint before the stop, and A stops within a sync of expiry
     expect(heldFor).toBeGreaterThan(MAX_AGE_S - C_HINT_S / 2 - 1);
     expect(heldFor).toBeLessThan(MAX_AGE_S + 3);
