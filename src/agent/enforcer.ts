@@ -37,8 +37,8 @@ import { createDnsLookup } from "../runtime/dns-client.ts";
 import { systemResolvers } from "../runtime/resolv-conf.ts";
 import type { AgentCore } from "./agent-core.ts";
 import { chooseEgressPort, warnIfUnprotected } from "./egress-port.ts";
-import { InboundManager, sumRechecked } from "./inbound-manager.ts";
-import type { Rechecked } from "../proxy/in-flight.ts";
+import { InboundManager } from "./inbound-manager.ts";
+import { sumRechecked, type Rechecked } from "../proxy/in-flight.ts";
 import { openPins } from "./mcp-pins.ts";
 import type { McpGate, PinBook } from "../mcp/index.ts";
 import { stdioRuleFor } from "../policy/stdio.ts";
@@ -116,7 +116,7 @@ export class Enforcer {
     /** tg_task_print, which attestation reads callers through (closed at stop). */
     private readonly prints: KernelPrint,
     /** The bundles' generation (proxy-identity.ts): a change has the connections checked again (`sweep`). */
-    private readonly trustGeneration: () => number = () => 0,
+    private readonly trustGeneration: () => number,
   ) {}
 
   /**

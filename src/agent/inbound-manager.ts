@@ -21,7 +21,7 @@ import type { Logger } from "../runtime/log.ts";
 import type { IdentitySource } from "../proxy/identity-source.ts";
 import { InboundListener } from "../proxy/inbound-listener.ts";
 import { PeerVerifier } from "../proxy/peer-verifier.ts";
-import type { Rechecked } from "../proxy/in-flight.ts";
+import { NONE_ENDED, sumRechecked, type Rechecked } from "../proxy/in-flight.ts";
 import type { PinStore } from "../mcp/index.ts";
 import type { ProxySettings } from "../policy/model.ts";
 
@@ -61,13 +61,6 @@ export function bindProblem(e: unknown, listen: string): string {
     EACCES: `not allowed to bind ${listen}`,
   };
   return why[code] !== undefined ? `${code}: ${why[code]}; retried every second` : code;
-}
-
-const NONE_ENDED: Rechecked = { cut: 0, failed: 0, error: null };
-
-/** Several `recheck` results as one. */
-export function sumRechecked(all: readonly Rechecked[]): Rechecked {
-  return { cut: all.reduce((n, r) => n + r.cut, 0), failed: all.reduce((n, r) => n + r.failed, 0), error: all.find((r) => r.error !== null)?.error ?? null };
 }
 
 export class InboundManager {

@@ -135,7 +135,7 @@ export interface EgressListener {
    * Decides again every connection whose bytes pass unparsed (a splice; an intercepted one after a
    * protocol switch) under the registration and policy in force, and ends each that no longer
    * holds (`recheckConnection`); the agent calls it after a good policy load and when its entries
-   * change. Intercepted requests need none: each is decided as it comes.
+   * or its bundles change. Intercepted requests need none: each is decided as it comes.
    */
   recheck(): Promise<Rechecked>;
 }
@@ -217,9 +217,9 @@ function treatment(d: Decided): string {
 /**
  * Why a spliced connection (`passthrough`, `direct`, `tls`, `mtls`), decided `was` for `caller` on
  * the name its first bytes gave, no longer holds under the registration and policy in force, or
- * null. The agent asks after every good policy load and every change of the entries it holds, so
- * that a reload or a registration change reaches a connection already open (docs/proxy.md, "A
- * reload"). Ended, with outcome `terminated`:
+ * null. The agent asks after every good policy load and every change of the entries or the
+ * bundles it holds, so that a reload, a registration change or a bundle change reaches a
+ * connection already open (docs/proxy.md, "A reload"). Ended, with outcome `terminated`:
  * - `identity_revoked`: its workload no longer has the identity the connection was opened under;
  * - `peer_untrusted` (an `mtls` leg, `peer`): the bundles in force no longer hold the authority
  *   that vouched for the upstream's SVID (a CA rotated out, a federation dropped);
@@ -422,8 +422,9 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
     c.sp = sp;
     // A splice has no request boundary: a drain waits for it to end, or cuts it at the deadline.
     c.tracked.control = { drain() {}, cut: () => sp.abort() };
-    // Asked again after a reload or a registration change; the policy part only under a policy it
-    // was not decided under. One that changed while the leg was being made is asked at once.
+    // Asked again after a reload, a registration change or a bundle change; the policy part only
+    // under a policy it was not decided under. One whose terms changed while the leg was being
+    // made is asked at once.
     const checked = { record: caller.record, id: caller.id, workload: typeof caller.fields.workload === "string" ? caller.fields.workload : null };
     const [name, sent, upPeer] = [nameOf(first), first.kind, up.peer ?? null];
     c.tracked.recheck = () => {

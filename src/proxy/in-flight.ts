@@ -54,6 +54,14 @@ export interface Rechecked {
   readonly error: string | null;
 }
 
+/** A recheck that ended nothing. */
+export const NONE_ENDED: Rechecked = Object.freeze({ cut: 0, failed: 0, error: null });
+
+/** Several `recheck` results as one. */
+export function sumRechecked(all: readonly Rechecked[]): Rechecked {
+  return { cut: all.reduce((n, r) => n + r.cut, 0), failed: all.reduce((n, r) => n + r.failed, 0), error: all.find((r) => r.error !== null)?.error ?? null };
+}
+
 interface Entry extends Tracked {
   ended: Fields | null;
   recorded: boolean;
