@@ -12,7 +12,8 @@ import { PolicyEngine } from "../policy/engine.ts";
 import { loadPolicy } from "../policy/load.ts";
 import { createLogger } from "../runtime/log.ts";
 import { SpiffeId } from "../spiffe/index.ts";
-import { startEgressListener, type EgressDeps, type EgressListener } from "./egress-listener.ts";
+import type { EgressDeps, EgressListener } from "./egress-listener.ts";
+import { startEgressOnFreePort } from "./bounds-test-kit.ts";
 import { ascii, ext, GROUP, minimalHello, offeredGroups, serverNameExt, sharedGroups, vec8, vec16 } from "./peek/hello-bytes.ts";
 
 let listener: EgressListener | null = null;
@@ -21,16 +22,6 @@ afterEach(() => {
   listener = null;
 });
 
-function start(deps: EgressDeps): EgressListener {
-  for (let i = 0; i < 20; i++) {
-    try {
-      return startEgressListener(20_000 + Math.floor(Math.random() * 40_000), deps);
-    } catch {
-      // taken: another port
-    }
-  }
-  throw new Error("no free port");
-}
 
 /** Connects, sends a request, and resolves with what came back once the listener closed. */
 function exchange(port: number, send: string | Uint8Array = "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"): Promise<string> {
@@ -63,7 +54,7 @@ const deps = (accepting: boolean, audit = memoryAudit()): EgressDeps & { audit: 
 describe("egress listener and the audit log", () => {
   test("not accepting (the log cannot be written, on_failure refuse): closed at once, nothing recorded or served", async () => {
     const d = deps(false);
-    listener = start(d);
+    listener = startEgressOnFreePort(d);
     expect(await exchange(listener.port)).toBe("");
     await Bun.sleep(50);
     expect(d.audit.events).toEqual([]);
@@ -71,7 +62,7 @@ describe("egress listener and the audit log", () => {
 
   test("accepting: a connection without a kernel record is refused, with its conn_open and conn_close", async () => {
     const d = deps(true);
-    listener = start(d);
+    listener = startEgressOnFreePort(d);
     expect(await exchange(listener.port)).toBe("");
     const deadline = Date.now() + 3000;
     while (d.audit.of("conn_close").length === 0 && Date.now() < deadline) await Bun.sleep(10);
@@ -126,7 +117,7 @@ egress:
       ),
     );
     const record = { address: parseIp("127.0.0.1"), port: upstream.port, proto: "tcp" as const, pid: 42, tgid: 42, uid: 1000, gid: 1000, cgroupId: 7n };
-    return start({
+    return startEgressOnFreePort({
       lookupRecord: () => record,
       identify: async () => ({ ok: true, id: W, workload: "w" }),
       engine: () => engine,
@@ -256,7 +247,7 @@ describe("egress listener: a rule's upstream.key_exchange reaches its leg", () =
     upstream = startUpstream();
     const engine = new PolicyEngine(loadPolicy(`trust_domain: example.org\negress:\n  - { name: api, from: spiffe://example.org/w, to: { cidr: 127.0.0.1/32, port: ${upstream.port} }, action: tls${upstreamKey} }\n`, "kx.yaml"));
     const record = { address: parseIp("127.0.0.1"), port: upstream.port, proto: "tcp" as const, pid: 42, tgid: 42, uid: 1000, gid: 1000, cgroupId: 7n };
-    listener = start({ lookupRecord: () => record, identify: async () => ({ ok: true, id: W, workload: "w" }), engine: () => engine, names: () => ({ resolve: async () => [] }), logger: createLogger({ write: () => {} }), audit: memoryAudit() });
+    listener = startEgressOnFreePort({ lookupRecord: () => record, identify: async () => ({ ok: true, id: W, workload: "w" }), engine: () => engine, names: () => ({ resolve: async () => [] }), logger: createLogger({ write: () => {} }), audit: memoryAudit() });
     await exchange(listener.port); // the upstream ends the leg once it has the hello
     expect(upstream.got).toHaveLength(1);
     return upstream.got[0]!;
