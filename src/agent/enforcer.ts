@@ -40,7 +40,7 @@ import { chooseEgressPort, warnIfUnprotected } from "./egress-port.ts";
 import { InboundManager } from "./inbound-manager.ts";
 import { sumRechecked, type Rechecked } from "../proxy/in-flight.ts";
 import { openPins } from "./mcp-pins.ts";
-import type { McpGate, PinBook } from "../mcp/index.ts";
+import { type McpGate, type PinBook, SessionLists } from "../mcp/index.ts";
 import { stdioRuleFor } from "../policy/stdio.ts";
 import { SpiffeId } from "../spiffe/id.ts";
 import { hex, randomConnectionId } from "../proxy/peer-tls.ts";
@@ -158,7 +158,7 @@ export class Enforcer {
     const callerHolds = this.enforcement.holdsIdentity(caller.selectors, caller.id);
     const current = () => (!this.enforcement.stillIdentifies(workload, serverId.toString()) ? revoked : !callerHolds() ? callerRevoked : byPolicy());
     // The stdio relay tells the client when a reload changes what it may list (mcp-stdio.ts).
-    const gate = openGate(current, { caller: caller.id, server: serverId.toString(), connId: hex(randomConnectionId()) }, this.o.audit, this.pins, true);
+    const gate = openGate(current, { caller: caller.id, server: serverId.toString(), connId: hex(randomConnectionId()) }, this.o.audit, this.pins, { announcesLists: true });
     return { gate, rule: rule.name, caller: caller.id, server: server.id.toString() };
   }
 
@@ -422,6 +422,7 @@ function interceptDeps(interception: Interception, pins: PinBook, secrets: Agent
   return {
     legs: new LegPool(),
     pins,
+    sessions: new SessionLists(),
     leafFor: (name) => interception.ca.leafFor(name),
     secret: (name) => secrets.get(name),
   };

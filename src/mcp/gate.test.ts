@@ -2,6 +2,7 @@ import fc from "fast-check";
 import { fuzzRuns } from "../../test/fuzz-runs.ts";
 import { assert, describe, test } from "../../test/shim.ts";
 import { type GateRule, MAX_PENDING, McpGate, POLICY_DENIED } from "./gate.ts";
+import { SessionLists } from "./lists-seen.ts";
 import { PinBook } from "./pins.ts";
 import { toolDecider } from "./tool-filter.ts";
 import { toolDefinitionHash } from "./tool-pin.ts";
@@ -449,5 +450,69 @@ describe("McpGate under a rule that changes (a reload)", () => {
     pins.approve("spiffe://example.org/mcp/fs", "ls");
     assert.deepEqual(g.listsChanged(), ["notifications/tools/list_changed"]);
     assert.deepEqual(g.listsChanged(), []);
+  });
+});
+
+describe("McpGate: an HTTP session's lists, shared by its connections (lists-seen.ts)", () => {
+  const headers = (session: string | null) => ({ get: (n: string) => (n === "mcp-session-id" ? session : null), forEach: () => {} });
+  function conn(sessions: SessionLists, rule: () => GateRule, caller = "spiffe://example.org/agent") {
+    return new McpGate({ caller, server: "spiffe://example.org/mcp/fs", connId: null, rule }, { pins: null, audit: () => {}, now: () => 0, sessions });
+  }
+  const all: GateRule = { name: "r1", tools: null, lists: { tool: "all", resource: "all", prompt: "all" } };
+  const narrowed: GateRule = { name: "r1", tools: toolDecider({ allow: null, deny: new Set(["write"]) }), lists: { tool: "deny write", resource: "all", prompt: "all" } };
+
+  test("a tools list answered on one connection is announced on another connection of the session, once; a request without headers keeps to its gate", async () => {
+    const sessions = new SessionLists();
+    let rule = all;
+    const posts = conn(sessions, () => rule);
+    const stream = conn(sessions, () => rule);
+    assert.equal((await posts.fromClient(req(1, "tools/list"), headers("s1"))).pass, true);
+    await posts.fromServer(result(1, { tools: [tool("read"), tool("write")] }));
+    const seen = stream.lists(headers("s1"));
+    assert.equal(seen, posts.lists(headers("s1")));
+    assert.deepEqual(stream.listsChanged(seen), []);
+    assert.deepEqual(posts.listsChanged(), [], "the gate's own record was not the one listed into");
+    rule = narrowed;
+    assert.deepEqual(stream.listsChanged(seen), ["notifications/tools/list_changed"]);
+    assert.deepEqual(stream.listsChanged(seen), [], "said once");
+  });
+
+  test("another session, or another caller with the same session ID, has its own record: nothing to announce there", async () => {
+    const sessions = new SessionLists();
+    let rule = all;
+    const posts = conn(sessions, () => rule);
+    await posts.fromClient(req(1, "tools/list"), headers("s1"));
+    await posts.fromServer(result(1, { tools: [tool("read")] }));
+    const other = conn(sessions, () => rule).lists(headers("s2"));
+    const stranger = conn(sessions, () => rule, "spiffe://example.org/stranger");
+    const strangers = stranger.lists(headers("s1"));
+    rule = narrowed;
+    assert.deepEqual(posts.listsChanged(other), []);
+    assert.deepEqual(stranger.listsChanged(strangers), []);
+    assert.deepEqual(posts.listsChanged(posts.lists(headers("s1"))), ["notifications/tools/list_changed"]);
+  });
+
+  test("a list result on the session's stream (no request of this gate) is recorded in the stream's record", async () => {
+    const sessions = new SessionLists();
+    let rule = all;
+    const stream = conn(sessions, () => rule);
+    const seen = stream.lists(headers(null));
+    await stream.fromServer(result("srv-1", { tools: [tool("read")] }), seen);
+    rule = narrowed;
+    assert.deepEqual(stream.listsChanged(seen), ["notifications/tools/list_changed"]);
+  });
+
+  test("closing its gates lets the session's record go", async () => {
+    const sessions = new SessionLists();
+    const a = conn(sessions, () => all);
+    const b = conn(sessions, () => all);
+    await a.fromClient(req(1, "tools/list"), headers("s1"));
+    b.lists(headers("s1"));
+    b.lists(headers("s2"));
+    assert.equal(sessions.size, 2);
+    a.close();
+    assert.equal(sessions.size, 2);
+    b.close();
+    assert.equal(sessions.size, 0);
   });
 });

@@ -47,6 +47,7 @@ import { checkHeadersMatchBody, paramPathsOf, type HeaderSource, type ParamPaths
 import { isJsonObject, sha256Hex } from "./json.ts";
 import { normalizeResourceUri } from "./resource-uri.ts";
 import { type MessageLimits, type McpMessage, parseMessage } from "./message.ts";
+import { type Joined, type ListKind, ListsSeen, MAX_JOINED, type SessionLists } from "./lists-seen.ts";
 import { MAX_TOOLS_PER_SERVER, type PinStore } from "./pins.ts";
 import type { ToolDecision } from "./tool-filter.ts";
 import { toolDefinitionText } from "./tool-pin.ts";
@@ -87,8 +88,8 @@ const KINDS = {
   tool: { list: "tools", key: "name", filter: (r: GateRule) => r.tools },
   resource: { list: "resources", key: "uri", filter: (r: GateRule) => r.resources ?? null },
   prompt: { list: "prompts", key: "name", filter: (r: GateRule) => r.prompts ?? null },
-} as const;
-type Kind = keyof typeof KINDS;
+} as const satisfies Record<ListKind, unknown>;
+type Kind = ListKind;
 
 /** Requests naming a resource besides resources/read (which classify.ts reads). */
 const URI_METHODS = new Set(["resources/subscribe", "resources/unsubscribe"]);
@@ -118,6 +119,12 @@ export interface GateDeps {
    * prompts the server offers, so a client that refreshes only on a server's word does.
    */
   readonly announcesLists?: boolean;
+  /**
+   * An HTTP carrier's records of the lists each session was sent (lists-seen.ts), shared by its
+   * gates: a request's answer is recorded in the record of the session its Mcp-Session-Id names,
+   * and the session's stream announces from it (`lists`). Absent: the gate keeps its own.
+   */
+  readonly sessions?: SessionLists;
 }
 
 export type ClientVerdict =
@@ -138,6 +145,8 @@ interface Pending {
   readonly rule: string;
   readonly argsSha256: string;
   readonly started: number;
+  /** Where a list its answer carries is recorded (`lists`). */
+  readonly seen: ListsSeen;
 }
 
 /** The list-changed notification (MCP "Tools", "Resources", "Prompts": List Changed Notification) of each list kind. */
@@ -170,10 +179,10 @@ function filterOf(rule: GateRule, kind: Kind): unknown {
 
 export class McpGate {
   private readonly pending = new Map<JsonRpcId, Pending>();
-  /** Per list kind the server sent the client through this gate, what it was last filtered under (`listsChanged`). */
-  private readonly listed = new Map<Kind, unknown>();
-  /** The tools the last tools list left out as not pinned (waiting for approval). */
-  private readonly unpinned = new Set<string>();
+  /** What the client was sent of each list through this gate, when no session's record holds it (`lists`, `listsChanged`). */
+  private readonly own = new ListsSeen();
+  /** The sessions' records this gate holds, by Mcp-Session-Id ("" for none), until it closes. */
+  private readonly joined = new Map<string, Joined>();
   /** Per tool listed in this conversation, where its inputSchema puts each Mcp-Param-* header (at most MAX_TOOLS_PER_SERVER). */
   private readonly paramPaths = new Map<string, ParamPaths>();
 
@@ -191,6 +200,24 @@ export class McpGate {
   private ruleNow(): GateRule {
     const r = this.ctx.rule;
     return typeof r === "function" ? r() : r;
+  }
+
+  /**
+   * The record of the lists sent in the conversation an HTTP request with `headers` belongs to:
+   * its session's (GateDeps.sessions), shared with the carrier's other connections, or, without
+   * `headers` or `sessions` or past the bounds (lists-seen.ts), this gate's own.
+   */
+  lists(headers?: HeaderSource): ListsSeen {
+    const sessions = this.deps.sessions;
+    if (sessions === undefined || headers === undefined) return this.own;
+    const id = headers.get("mcp-session-id") ?? "";
+    const had = this.joined.get(id);
+    if (had !== undefined) return had.seen;
+    if (this.joined.size >= MAX_JOINED) return this.own;
+    const j = sessions.join(this.ctx.caller, this.ctx.server, id);
+    if (j === null) return this.own;
+    this.joined.set(id, j);
+    return j.seen;
   }
 
   /** `headers`: the HTTP request's, checked against the body when it has Mcp-* headers (headers.ts). */
@@ -239,7 +266,7 @@ export class McpGate {
         }
       }
       if (c.kind !== "tool_call") {
-        this.pending.set(m.id, { ...(m.method === "initialize" ? { method: "initialize" } : {}), tool: null, rule: rule.name, argsSha256: "", started: 0 });
+        this.pending.set(m.id, { ...(m.method === "initialize" ? { method: "initialize" } : {}), tool: null, rule: rule.name, argsSha256: "", started: 0, seen: this.lists(headers) });
         return { pass: true, message: m };
       }
       const refusal = this.refusal(rule, c.tool);
@@ -247,7 +274,7 @@ export class McpGate {
         this.logCall(rule.name, c.tool, c.argsSha256, "deny", null, null, { reason: refusal.reason });
         return { pass: false, answer: jsonRpcError(m.id, POLICY_DENIED, refusal.message, { reason: refusal.reason, rule: rule.name, tool: c.tool }), reason: refusal.reason };
       }
-      this.pending.set(m.id, { tool: c.tool, rule: rule.name, argsSha256: c.argsSha256, started: this.deps.now() });
+      this.pending.set(m.id, { tool: c.tool, rule: rule.name, argsSha256: c.argsSha256, started: this.deps.now(), seen: this.lists(headers) });
       return { pass: true, message: m };
     } catch (e) {
       if (!(e instanceof McpError)) throw e;
@@ -266,7 +293,8 @@ export class McpGate {
     return null;
   }
 
-  async fromServer(bytes: Uint8Array | string): Promise<ServerVerdict> {
+  /** `stream`: the record of the session whose stream carried the message, for a list result that answers no request this gate passed (`lists`). */
+  async fromServer(bytes: Uint8Array | string, stream?: ListsSeen): Promise<ServerVerdict> {
     let m: McpMessage;
     try {
       m = parseMessage(bytes, { ...this.deps.limits, freeze: false });
@@ -292,8 +320,9 @@ export class McpGate {
       }
     }
     const rule = this.ruleNow();
+    const seen = p?.seen ?? stream ?? this.own;
     for (const kind of Object.keys(KINDS) as Kind[]) {
-      const filtered = await this.filterList(rule, kind, result);
+      const filtered = await this.filterList(rule, kind, result, seen);
       if (filtered !== null) {
         result = filtered;
         changed = true;
@@ -304,12 +333,12 @@ export class McpGate {
   }
 
   /** `result` without the items of `kind` the rule (or, for tools, the pins) hides; null when nothing was removed or it has no such list. */
-  private async filterList(rule: GateRule, kind: Kind, result: Readonly<Record<string, unknown>>): Promise<Readonly<Record<string, unknown>> | null> {
+  private async filterList(rule: GateRule, kind: Kind, result: Readonly<Record<string, unknown>>, seen: ListsSeen): Promise<Readonly<Record<string, unknown>> | null> {
     const { list, key, filter } = KINDS[kind];
     const listed = result[list];
     if (!Array.isArray(listed)) return null;
-    this.listed.set(kind, filterOf(rule, kind));
-    if (kind === "tool") this.unpinned.clear();
+    seen.listed.set(kind, filterOf(rule, kind));
+    if (kind === "tool") seen.unpinned.clear();
     if (rule.closed) return listed.length === 0 ? null : Object.freeze({ ...result, [list]: Object.freeze([]) });
     const decide = filter(rule);
     if (decide === null && kind !== "tool" && listed.every((t) => isJsonObject(t) && typeof t[key] === "string")) return null;
@@ -319,7 +348,7 @@ export class McpGate {
       const name = kind === "resource" && decide !== null ? normalizeResourceUri(t[key] as string) : (t[key] as string);
       if (name === null || (decide?.(name) ?? "allowed") !== "allowed") continue;
       if (kind === "tool" && this.deps.pins !== null && !(await this.pinned(rule.name, name, t))) {
-        if (this.unpinned.size < MAX_TOOLS_PER_SERVER) this.unpinned.add(name);
+        if (seen.unpinned.size < MAX_TOOLS_PER_SERVER) seen.unpinned.add(name);
         continue;
       }
       if (kind === "tool" && (this.paramPaths.has(name) || this.paramPaths.size < MAX_TOOLS_PER_SERVER)) this.paramPaths.set(name, paramPathsOf(t.inputSchema));
@@ -339,22 +368,22 @@ export class McpGate {
 
   /**
    * The list-changed notifications the client should get now (LIST_CHANGED): one per list kind the
-   * server sent it through this gate whose filter differs in the rule in force from the one it was
-   * filtered under (a reload, a registration change), and tools/list_changed when a tool the last
-   * tools list left out as not pinned has been approved since. Each change is said once; the
-   * carrier sends them (the server is not asked: its list is the same, what the client may see of
-   * it is not).
+   * server sent it (in `seen`: this gate's own, or an HTTP session's from `lists`) whose filter
+   * differs in the rule in force from the one it was filtered under (a reload, a registration
+   * change), and tools/list_changed when a tool the last tools list left out as not pinned has been
+   * approved since. Each change is said once; the carrier sends them (the server is not asked: its
+   * list is the same, what the client may see of it is not).
    */
-  listsChanged(): string[] {
-    if (this.listed.size === 0) return [];
+  listsChanged(seen: ListsSeen = this.own): string[] {
+    if (seen.listed.size === 0) return [];
     const rule = this.ruleNow();
     const out: string[] = [];
-    for (const [kind, was] of this.listed) {
+    for (const [kind, was] of seen.listed) {
       const now = filterOf(rule, kind);
-      const approved = kind === "tool" && this.deps.pins !== null && [...this.unpinned].some((t) => !this.deps.pins!.waiting(this.ctx.server, t));
+      const approved = kind === "tool" && this.deps.pins !== null && [...seen.unpinned].some((t) => !this.deps.pins!.waiting(this.ctx.server, t));
       if (now === was && !approved) continue;
-      this.listed.set(kind, now);
-      if (approved) this.unpinned.clear();
+      seen.listed.set(kind, now);
+      if (approved) seen.unpinned.clear();
       out.push(LIST_CHANGED[kind]);
     }
     return out;
@@ -377,10 +406,12 @@ export class McpGate {
     if (p.tool !== null) this.logCall(p.rule, p.tool, p.argsSha256, "allow", null, null, { outcome: "no_answer" });
   }
 
-  /** The connection ended: calls still waiting for an answer are logged without one. */
+  /** The connection ended: calls still waiting for an answer are logged without one, and the sessions' records are let go. */
   close(): void {
     for (const p of this.pending.values()) if (p.tool !== null) this.logCall(p.rule, p.tool, p.argsSha256, "allow", null, null, { outcome: "no_answer" });
     this.pending.clear();
+    for (const j of this.joined.values()) j.release();
+    this.joined.clear();
   }
 
   /** A refused resource or prompt request; a URI without its query or fragment, which may carry a credential. */

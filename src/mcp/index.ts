@@ -3,6 +3,7 @@ export * from "./errors.ts";
 export * from "./gate.ts";
 export * from "./headers.ts";
 export * from "./json.ts";
+export * from "./lists-seen.ts";
 export * from "./message.ts";
 export * from "./pins.ts";
 export * from "./resource-uri.ts";

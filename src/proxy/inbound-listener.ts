@@ -48,7 +48,7 @@ import { stillAnchored, type PeerVerifier } from "./peer-verifier.ts";
 import { encodeProxyV2, ProxyV2Error } from "./proxy-v2.ts";
 import { endOf, splice, type Splice } from "./splice.ts";
 import { withXfcc, xfccValue, XfccRewriter, type Rewritten } from "./xfcc.ts";
-import type { PinStore } from "../mcp/index.ts";
+import { type PinStore, SessionLists } from "../mcp/index.ts";
 import { closedRule, following, gateRule, openGate } from "./mcp/gate-rule.ts";
 import type { SpiffeId } from "../spiffe/index.ts";
 import { McpRelay } from "./mcp/relay.ts";
@@ -163,6 +163,8 @@ export class InboundListener {
   private gone: Refusal | null = null;
 
   private readonly inFlight = new InFlight();
+  /** What each MCP session was sent of its lists, shared by this listener's connections (mcp/lists-seen.ts): a session's stream tells its client of changes. */
+  private readonly sessions = new SessionLists();
 
   /** Throws when the address cannot be bound; `credential` is the SVID for rule.id. */
   constructor(rule: InboundRule, credential: Credential, private readonly deps: InboundDeps) {
@@ -404,7 +406,7 @@ export class InboundListener {
         return no === null ? gateRule(this.rule) : closedRule(rule.name, no.reason, no.message);
       },
     );
-    const gate = openGate(current, { caller: clientId, server: rule.id.toString(), connId }, this.deps.audit, this.deps.pins ?? null);
+    const gate = openGate(current, { caller: clientId, server: rule.id.toString(), connId }, this.deps.audit, this.deps.pins ?? null, { announcesLists: true, sessions: this.sessions });
     const xfcc = rule.forwardClientCert ? xfccValue(rule.id.toString(), clientId) : null;
     const rewrite = (h: { headers: { entries: readonly Header[] } }): readonly Header[] => (xfcc === null ? h.headers.entries : withXfcc(h.headers.entries, xfcc));
     return new McpRelay(gate, rewrite, { toBackend: (b) => sp.up.data(b), toClient: (b) => sp.down.data(b), endBackend: () => sp.up.ended(), endClient: () => sp.down.ended() }, { firstByteMs: t.firstByteTimeoutMs, idleMs: t.idleTimeoutMs, headerMs: t.headerTimeoutMs });
@@ -446,7 +448,7 @@ export class InboundListener {
             outcome: "forwarded",
             ...(c.rewriter !== null ? { requests: c.rewriter.requests } : {}),
             ...(c.reset ? { outcome: "client_gone", detail: "the client reset its connection" } : {}),
-            ...(c.relay !== null ? { requests: c.relay.count, ...(c.relay.refused !== null ? { outcome: relayOutcome(c.relay.refused.reason), ...c.relay.refused } : {}) } : {}),
+            ...(c.relay !== null ? { requests: c.relay.count, ...(c.relay.announced > 0 ? { lists_announced: c.relay.announced } : {}), ...(c.relay.refused !== null ? { outcome: relayOutcome(c.relay.refused.reason), ...c.relay.refused } : {}) } : {}),
             ...c.refused,
             bytes_up: sp.bytesUp() - c.header,
             bytes_down: sp.bytesDown(),

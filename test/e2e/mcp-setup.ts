@@ -84,7 +84,7 @@ export interface ClientRun {
 }
 
 /** A client run's steps, and optionally its per-request timeout. */
-export type ClientSteps = Pick<ClientInput, "steps" | "timeout_ms">;
+export type ClientSteps = Pick<ClientInput, "steps" | "timeout_ms" | "watch_tools">;
 
 export interface Stand {
   readonly dir: string;

@@ -535,6 +535,59 @@ describe.skipIf(!can && !process.env.CI)("MCP tool policy: B's inbound listeners
       expect(textOf(resultOf(again, "call", "echo"))).toBe("Echo: registered-again");
     }, 2 * T);
 
+    /**
+     * An SDK client that watches its tools list (over Streamable HTTP: its POSTs and its session's
+     * GET stream go over connections of their own) lists and calls echo, then waits while agent
+     * `n`'s rule comes to deny echo too; told on its stream, it lists again by itself (a list
+     * without echo) and its echo is refused; the rule put back, it is told again and lists echo.
+     * The connections that told it count the notifications in their conn_close.
+     */
+    for (const [n, how, rule, denied] of [["b", "direct", RULE.b, DENIED.byB], ["a", "viaA", RULE.a, DENIED.byA]] as const) {
+      test(`${n === "b" ? "B's rule" : "A's intercept rule"} narrowed, then put back: an SDK client watching its tools list ${how === "direct" ? "straight to B" : "through A"} is told on its session's stream each time and lists again by itself (lists_announced: 2)`, async () => {
+        const audit = n === "a" ? s.auditA : s.auditB;
+        const from = audit().length;
+        const [m1, m2] = [marker("watch-echo"), marker("watch-echo")];
+        const [f1, f2] = [join(s.dir, `release-${crypto.randomUUID()}`), join(s.dir, `release-${crypto.randomUUID()}`)];
+        const steps: Step[] = [
+          { op: "list" },
+          { op: "call", name: "echo", args: { message: m1 } },
+          { op: "hold", until: f1 },
+          { op: "refreshed", lacks: "echo" },
+          { op: "call", name: "echo", args: { message: m2 } },
+          { op: "hold", until: f2 },
+          { op: "refreshed", has: "echo" },
+        ];
+        const running = how === "direct" ? s.directClient(s.urls.everything, { watch_tools: true, steps }) : s.runClient({ watch_tools: true, steps });
+        let restore: (() => Promise<void>) | null = null;
+        try {
+          await toolCall("the first echo", audit, (l) => l.args_sha256 === argsSha256({ message: m1 }));
+          restore = await rewrite(n, (y) => y.replace(`mcp: { tools: { deny: [${denied}] }`, `mcp: { tools: { deny: [${denied}, echo] }`));
+          writeFileSync(f1, "");
+          const second = await toolCall("the refused echo", audit, (l) => l.args_sha256 === argsSha256({ message: m2 }));
+          expect([second.decision, second.reason, second.rule]).toEqual(["deny", "tool_denied", rule]);
+          await restore();
+          restore = null;
+          writeFileSync(f2, "");
+          const r = ran(await running);
+          const lists = r.filter((x) => x.op === "list" || x.op === "refreshed");
+          expect(lists.map((x) => [x.op, x.ok])).toEqual([["list", true], ["refreshed", true], ["refreshed", true]]);
+          const [first, narrowed, widened] = lists.map((x) => x.tools!);
+          expect(first).toContain("echo");
+          expect(first).not.toContain(denied);
+          expect(narrowed).toEqual(first!.filter((t) => t !== "echo"));
+          expect(widened).toEqual(first);
+          expect(r.filter((x) => x.op === "call").map((x) => [x.ok, x.code ?? null])).toEqual([[true, null], [false, POLICY_DENIED]]);
+          const told = await waitFor("the conn_close of the connection that told the client", () => audit().slice(from).find((l) => l.type === "conn_close" && typeof l.lists_announced === "number"), 15_000);
+          expect(told.lists_announced).toBe(2);
+        } finally {
+          writeFileSync(f1, "");
+          writeFileSync(f2, "");
+          await running.catch(() => undefined);
+          if (restore !== null) await restore();
+        }
+      }, 2 * T);
+    }
+
     test("A's intercept rule narrowed (echo denied too): the workload's next call through A is refused by A, on the same connection", async () => {
       const r = await acrossChange("viaA", s.auditA, () => rewrite("a", (y) => y.replace(`mcp: { tools: { deny: [${DENIED.byA}] }`, `mcp: { tools: { deny: [${DENIED.byA}, echo] }`)));
       expect(r.first.ok).toBe(true);

@@ -44,7 +44,7 @@ import type { LegPool } from "./leg-pool.ts";
 import { decideRequest, type RequestContext, type RequestDeps, type RequestVerdict } from "./request-policy.ts";
 import { UpstreamLeg, type LegOwner } from "./upstream-leg.ts";
 import { originForm, requestEvent } from "./request-event.ts";
-import type { McpGate, PinStore } from "../../mcp/index.ts";
+import type { ListsSeen, McpGate, PinStore, SessionLists } from "../../mcp/index.ts";
 import { following, gateRule, openGate } from "../mcp/gate-rule.ts";
 import { BodyBuffer, concatBytes, gateRequest, McpResponse } from "../mcp/http-filter.ts";
 import { MAX_HELD } from "../mcp/relay.ts";
@@ -84,6 +84,8 @@ export interface ExchangeDeps extends RequestDeps {
   readonly revoked?: () => string | null;
   /** Tool pins of MCP servers (rules with `mcp:`); absent: none are kept. */
   readonly pins?: PinStore;
+  /** The MCP sessions' lists, shared with the listener's other connections (lists-seen.ts); absent: clients are not told of list changes. */
+  readonly sessions?: SessionLists;
   /** First-byte and idle bounds (`proxy:`; the connect bound is `upstream.timeoutMs`); default DEFAULT_PROXY_SETTINGS. */
   readonly timeouts?: ProxySettings;
 }
@@ -100,8 +102,12 @@ interface Req {
   bytesUp: number;
   bytesDown: number;
   response: ResponseHead | null;
-  /** A request under a rule with `mcp:`: its gate, its body read whole, then its response through the gate. */
-  mcp: { gate: McpGate; body: BodyBuffer | null; id: string | number | null; response: McpResponse | null } | null;
+  /**
+   * A request under a rule with `mcp:`: its gate (and the rule the gate follows, `live`), its body
+   * read whole, then its response through the gate. `stream`, for a GET (the session's stream),
+   * the session's record of its lists, and `judged` the engine it was last decided under (`recheck`).
+   */
+  mcp: { gate: McpGate; live: { rule: EgressRule }; body: BodyBuffer | null; id: string | number | null; stream: ListsSeen | null; judged: unknown; response: McpResponse | null } | null;
 }
 
 /** A request's body bytes each way so far, as its line and the connection's count them. */
@@ -123,17 +129,20 @@ export function sameKeyParts(a: UpstreamTls, b: UpstreamTls): boolean {
   return b.kind === "mtls" && (a.serverId === b.serverId || a.serverId.equals(b.serverId)) && a.credential.serial === b.credential.serial && a.trust.generation === b.trust.generation;
 }
 
-/** Why a tunnel opened under `was` no longer holds now that its request is decided `now` (HttpExchange.recheck), or null. */
-function tunnelChange(was: Verdict, now: RequestVerdict): Fields | null {
+/**
+ * Why a tunnel (or an MCP session's stream: `what` names the request) opened under `was` no longer
+ * holds now that its request is decided `now` (HttpExchange.recheck), or null.
+ */
+function tunnelChange(was: Verdict, now: RequestVerdict, what = "the request that switched protocols"): Fields | null {
   if (!now.ok) {
     if (now.reason === "dns_failed" || now.reason === "secret_missing") return null;
-    return { outcome: "terminated", reason: "policy_changed", detail: `a policy reload: the policy in force now refuses the request that switched protocols (${now.reason}: ${now.detail})` };
+    return { outcome: "terminated", reason: "policy_changed", detail: `a policy reload: the policy in force now refuses ${what} (${now.reason}: ${now.detail})` };
   }
   const r = now.rule;
   const p = was.rule;
   const same = r.action === p.action && now.upstream.address.text === was.upstream.address.text && now.upstream.port === was.upstream.port && now.upstream.serverName === was.upstream.serverName && (r.serverId?.toString() ?? null) === (p.serverId?.toString() ?? null) && r.ca === p.ca && r.keyExchange === p.keyExchange;
   if (same) return null;
-  return { outcome: "terminated", reason: "policy_changed", detail: `a policy reload: the request that switched protocols would now go by rule ${r.name} (${r.action}) to ${now.upstream.address.text}:${now.upstream.port}, where it went by rule ${p.name} (${p.action}) to ${was.upstream.address.text}:${was.upstream.port}, or with other TLS terms` };
+  return { outcome: "terminated", reason: "policy_changed", detail: `a policy reload: ${what} would now go by rule ${r.name} (${r.action}) to ${now.upstream.address.text}:${now.upstream.port}, where it went by rule ${p.name} (${p.action}) to ${was.upstream.address.text}:${was.upstream.port}, or with other TLS terms` };
 }
 
 export class HttpExchange implements LegOwner {
@@ -149,6 +158,8 @@ export class HttpExchange implements LegOwner {
   private tunnel: { up: boolean; down: boolean; bytesUp: number; bytesDown: number } | null = null;
   /** Its http_request lines (requests forwarded, refused or cut), for the connection's line. */
   count = 0;
+  /** List-changed notifications sent to the client on MCP sessions' streams (http-filter.ts McpResponse): the connection's line's `lists_announced`. */
+  private announced = 0;
   /** Body bytes of all its requests and responses, as their http_request lines count them: the connection's line adds a tunnel's. */
   private bodyUp = 0;
   private bodyDown = 0;
@@ -411,24 +422,24 @@ export class HttpExchange implements LegOwner {
     if (leg === null || this.done) return;
     const target = head.form === "absolute" ? originForm(head.target) : head.target;
     const sent = serializeRequestHead({ method: head.method, target, version: head.version, headers: verdict.headers });
-    const mcp = verdict.rule.mcp !== null ? { gate: this.gateFor(verdict), body: head.framing === "none" ? null : new BodyBuffer(), id: null, response: null } : null;
+    const mcp = verdict.rule.mcp !== null ? { ...this.gateFor(verdict), body: head.framing === "none" ? null : new BodyBuffer(), id: null, stream: null, judged: null, response: null } : null;
     this.req = { head, verdict, started, sent: head.framing === "none" && IDEMPOTENT.has(head.method) ? sent : null, bytesUp: 0, bytesDown: 0, response: null, mcp };
     if (mcp === null) this.sendHead(leg, head, sent); // else at its end (mcpSend), once decided
   }
 
   /** The gate of `v`'s rule on this connection; after a reload it follows the rule this request was decided by (so do the server's messages after it). */
-  private gateFor(v: Verdict): McpGate {
+  private gateFor(v: Verdict): { gate: McpGate; live: { rule: EgressRule } } {
     const rule = v.rule;
     const had = this.gates.get(rule.name);
     if (had !== undefined) {
       had.rule = rule;
-      return had.gate;
+      return { gate: had.gate, live: had };
     }
     const server = rule.serverId?.toString() ?? rule.name;
     const live = { rule };
-    const gate = openGate(following(() => live.rule, gateRule), { caller: this.ctx.from.toString(), server, connId: (this.base.conn_id as string | undefined) ?? null }, this.deps.audit, this.deps.pins ?? null);
+    const gate = openGate(following(() => live.rule, gateRule), { caller: this.ctx.from.toString(), server, connId: (this.base.conn_id as string | undefined) ?? null }, this.deps.audit, this.deps.pins ?? null, this.deps.sessions !== undefined ? { announcesLists: true, sessions: this.deps.sessions } : {});
     this.gates.set(rule.name, Object.assign(live, { gate }));
-    return gate;
+    return { gate, live };
   }
 
   /** An MCP request read whole: through the gate, then upstream, or answered here (the connection stays open). */
@@ -446,6 +457,8 @@ export class HttpExchange implements LegOwner {
       return void this.pump();
     }
     m.id = out.id;
+    m.stream = out.stream;
+    m.judged = this.decidedUnder;
     const head = serializeRequestHead({ method: r.head.method, target, version: r.head.version, headers: out.headers });
     if (r.sent !== null) r.sent = head;
     this.sendHead(leg, r.head, out.body.length > 0 ? concatBytes([head, out.body]) : head); // one write
@@ -608,7 +621,7 @@ export class HttpExchange implements LegOwner {
       // Never a tunnel under an MCP rule (the policy refuses upgrade: with mcp:): messages after it would pass unchecked.
       if (e.head.framing === "tunnel") return this.failUpstream("the upstream switched protocols under an MCP rule");
       r.response = e.head;
-      m.response = new McpResponse(m.gate, e.head, m.id, (b) => this.toClient(leg, b));
+      m.response = new McpResponse(m.gate, e.head, m.id, (b) => this.toClient(leg, b), m.stream);
       return;
     }
     if (e.kind === "body") {
@@ -620,6 +633,8 @@ export class HttpExchange implements LegOwner {
     if (res === null) return;
     leg.pause();
     void res.end(e.trailers).then(() => {
+      this.announced += res.announced;
+      res.announced = 0;
       leg.resume();
       if (this.req === r && !this.done) this.responseEnded(leg, r);
     });
@@ -666,8 +681,9 @@ export class HttpExchange implements LegOwner {
   }
 
   /**
-   * Why a tunnel (bytes passing unparsed after a 101) no longer holds under the registration and
-   * policy in force, or null; always null before a switch (each request is decided as it comes).
+   * Why a tunnel (bytes passing unparsed after a 101), or an MCP session's stream
+   * (`recheckStream`), no longer holds under the registration and policy in force, or null; else
+   * always null (each request is decided as it comes).
    * Ended with outcome `terminated`: `identity_revoked`, or `policy_changed` (only under a policy
    * the tunnel was not judged under yet) when the request that switched would now be refused, or
    * sent to another upstream or under other TLS terms (`server_id`, `ca`, key exchange). A
@@ -676,7 +692,8 @@ export class HttpExchange implements LegOwner {
    */
   recheck(): Fields | null | Promise<Fields | null> {
     const u = this.upgraded;
-    if (this.done || this.tunnel === null || u === null) return null;
+    if (this.done) return null;
+    if (this.tunnel === null || u === null) return this.recheckStream();
     const revoked = this.deps.revoked?.() ?? null;
     if (revoked !== null) return { outcome: "terminated", reason: "identity_revoked", detail: revoked };
     const engine = this.deps.engine();
@@ -684,6 +701,31 @@ export class HttpExchange implements LegOwner {
     u.engine = engine;
     const now = decideRequest(this.ctx, u.head, this.deps);
     return now instanceof Promise ? now.then((v) => tunnelChange(u.verdict, v)) : tunnelChange(u.verdict, now);
+  }
+
+  /**
+   * An MCP session's stream (a GET, open while the server may send) follows a reload as a tunnel
+   * does: its request is decided again under a policy it was not judged under yet, and the stream is
+   * cut (`policy_changed`, `identity_revoked`) on the same grounds. One that holds goes on under the
+   * rule that decides it now: its gate follows that rule, so its events are filtered by it, and
+   * the session's client is told when what it listed changed (http-filter.ts McpResponse).
+   */
+  private recheckStream(): Fields | null | Promise<Fields | null> {
+    const r = this.req;
+    const m = r?.mcp;
+    if (r == null || m == null || m.stream === null) return null;
+    const revoked = this.deps.revoked?.() ?? null;
+    if (revoked !== null) return { outcome: "terminated", reason: "identity_revoked", detail: revoked };
+    const engine = this.deps.engine();
+    if (engine === m.judged) return null;
+    m.judged = engine;
+    const follow = (now: RequestVerdict): Fields | null => {
+      const why = tunnelChange(r.verdict, now, "the request that opened the MCP session's stream");
+      if (why === null && now.ok && now.rule.mcp !== null) m.live.rule = now.rule;
+      return why;
+    };
+    const now = decideRequest(this.ctx, r.head, this.deps);
+    return now instanceof Promise ? now.then(follow) : follow(now);
   }
 
   private tunnelUp(chunk: Uint8Array): void {
@@ -733,6 +775,9 @@ export class HttpExchange implements LegOwner {
     this.done = true;
     this.watch.stop();
     this.head.stop();
+    const answering = this.req?.mcp?.response ?? null;
+    answering?.stop();
+    const announced = this.announced + (answering?.announced ?? 0);
     for (const g of this.gates.values()) g.gate.close();
     const t = this.tunnel;
     this.releaseLeg();
@@ -740,6 +785,6 @@ export class HttpExchange implements LegOwner {
     else this.client.end();
     const up = this.bodyUp + (t?.bytesUp ?? 0);
     const down = this.bodyDown + (t?.bytesDown ?? 0);
-    this.onDone({ ...fields, requests: this.count, bytes_up: up, bytes_down: down, ...(t !== null ? { tunnel_bytes_up: t.bytesUp, tunnel_bytes_down: t.bytesDown } : {}) });
+    this.onDone({ ...fields, requests: this.count, ...(announced > 0 ? { lists_announced: announced } : {}), bytes_up: up, bytes_down: down, ...(t !== null ? { tunnel_bytes_up: t.bytesUp, tunnel_bytes_down: t.bytesDown } : {}) });
   }
 }

@@ -6,6 +6,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { apiRule, createHarness, exchange, type Harness } from "./test-harness.ts";
 
 let h: Harness;
+const MCP = "    mcp: { tools: { deny: [rm] } }\n";
+/** The policy the proxy starts with (a test reloads variants of it, then puts it back). */
+let policy: string;
 let api: ReturnType<typeof Bun.serve>;
 let port: number;
 const seen: string[] = [];
@@ -19,6 +22,18 @@ beforeAll(async () => {
     tls: h.apiTls,
     idleTimeout: 0,
     async fetch(req) {
+      if (req.method === "GET") {
+        // The session's stream: a comment at once, then one every 100 ms (inside the idle bound below) until the client goes.
+        let ping: ReturnType<typeof setInterval> | undefined;
+        const body = new ReadableStream<Uint8Array>({
+          start(c) {
+            c.enqueue(enc.encode(": open\n\n"));
+            ping = setInterval(() => c.enqueue(enc.encode(": ping\n\n")), 100);
+          },
+          cancel: () => clearInterval(ping),
+        });
+        return new Response(body, { headers: { "content-type": "text/event-stream" } });
+      }
       const m = (await req.json()) as { id: number; method: string; params?: { name?: string } };
       seen.push(`${m.method}:${m.params?.name ?? ""}`);
       const name = m.params?.name;
@@ -40,8 +55,8 @@ beforeAll(async () => {
       return Response.json({ jsonrpc: "2.0", id: m.id, result: { content: [{ type: "text", text: "ok" }] } });
     },
   });
-  const mcp = "    mcp: { tools: { deny: [rm] } }\n";
-  port = h.start(`trust_domain: example.org\negress:\n${apiRule("mcp-api", 80, h, api.port!, mcp)}`, { secrets: { api_token: "t0ken-value" }, timeouts: { connectTimeoutMs: 10_000, firstByteTimeoutMs: 150, idleTimeoutMs: 300, headerTimeoutMs: 10_000 } });
+  policy = `trust_domain: example.org\negress:\n${apiRule("mcp-api", 80, h, api.port!, MCP)}`;
+  port = h.start(policy, { secrets: { api_token: "t0ken-value" }, timeouts: { connectTimeoutMs: 10_000, firstByteTimeoutMs: 150, idleTimeoutMs: 300, headerTimeoutMs: 10_000 } });
 });
 
 afterAll(() => {
@@ -81,4 +96,64 @@ describe("intercept with mcp:", () => {
     const closed = h.lines.filter((l) => l.type === "conn_close").at(-1);
     expect(closed).toMatchObject({ outcome: "terminated", reason: "idle_timeout" });
   });
+});
+
+describe("intercept with mcp: a session's stream", () => {
+  /** A plain connection to the proxy that sends `text` and keeps what comes back; `end` resets it (a half-close would leave the stream open). */
+  async function open(text: string): Promise<{ got: () => string; closed: Promise<string>; end(): void }> {
+    let got = "";
+    const { promise: closed, resolve } = Promise.withResolvers<string>();
+    const socket = await Bun.connect({
+      hostname: "127.0.0.1",
+      port,
+      socket: { data: (_s, c) => void (got += new TextDecoder().decode(c)), close: () => resolve("closed"), error: (_s, e) => resolve((e as { code?: string }).code ?? String(e)) },
+    });
+    socket.write(text);
+    return { got: () => got, closed, end: () => socket.terminate() };
+  }
+  const until = async (what: string, ok: () => boolean, ms = 3000) => {
+    const deadline = Date.now() + ms;
+    while (!ok() && Date.now() < deadline) await Bun.sleep(20);
+    if (!ok()) throw new Error(`timed out waiting for ${what}`);
+  };
+  const session = "Mcp-Session-Id: sess-7\r\n";
+  const CHANGED = `data: {"jsonrpc":"2.0","method":"notifications/tools/list_changed"}`;
+
+  test("a reload that narrows the rule's tools: the stream, decided again, follows the rule and tells the client its tools list changed, though the list went over another connection", async () => {
+    const list = await open(post(1, "tools/list").replace("Host: api.test\r\n", `Host: api.test\r\n${session}`));
+    await until("the tools list", () => list.got().includes('"echo"'));
+    const stream = await open(`GET /mcp HTTP/1.1\r\nHost: api.test\r\nAccept: text/event-stream\r\n${session}\r\n`);
+    try {
+      await until("the stream's first event", () => stream.got().includes(": open"));
+      h.reload(policy.replace("deny: [rm]", "deny: [rm, echo]"));
+      expect(await h.inFlight.recheck()).toEqual({ cut: 0, failed: 0, error: null });
+      await until("tools/list_changed on the stream", () => stream.got().includes(CHANGED));
+      expect(list.got()).not.toContain("list_changed");
+      // Said once: another tick adds nothing.
+      await Bun.sleep(1200);
+      expect(stream.got().split(CHANGED).length - 1).toBe(1);
+    } finally {
+      h.reload(policy);
+      list.end();
+      stream.end();
+    }
+  }, 10_000);
+
+  test("a reload that refuses the stream's request ends it, policy_changed, naming the session's stream", async () => {
+    await until("the connections of the tests before to be gone", () => h.inFlight.size === 0);
+    const stream = await open(`GET /mcp HTTP/1.1\r\nHost: api.test\r\nAccept: text/event-stream\r\n${session}\r\n`);
+    try {
+      await until("the stream's first event", () => stream.got().includes(": open"));
+      const before = h.lines.length;
+      h.reload("trust_domain: example.org\negress: []\n");
+      expect(await h.inFlight.recheck()).toEqual({ cut: 1, failed: 0, error: null });
+      await stream.closed;
+      const close = h.lines.slice(before).find((l) => l.type === "conn_close");
+      expect(close).toMatchObject({ outcome: "terminated", reason: "policy_changed" });
+      expect(String(close!.detail)).toContain("now refuses the request that opened the MCP session's stream");
+    } finally {
+      h.reload(policy);
+      stream.end();
+    }
+  }, 10_000);
 });

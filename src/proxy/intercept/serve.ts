@@ -28,7 +28,7 @@ import { plainClient, tlsClient, type Leaf } from "./client-side.ts";
 import { HttpExchange } from "./exchange.ts";
 import type { LegPool } from "./leg-pool.ts";
 import type { LegSpec } from "../egress-listener.ts";
-import type { PinStore } from "../../mcp/index.ts";
+import type { PinStore, SessionLists } from "../../mcp/index.ts";
 import type { ProxySettings } from "../../policy/model.ts";
 import type { Tracked } from "../in-flight.ts";
 
@@ -39,6 +39,8 @@ export interface InterceptDeps {
   readonly legs?: LegPool;
   /** Tool pins of MCP servers behind rules with `mcp:`; absent: none are kept. */
   readonly pins?: PinStore;
+  /** The lists each MCP session was sent, shared by the listener's connections, so a session's stream tells its client of list changes (lists-seen.ts); absent: not told. */
+  readonly sessions?: SessionLists;
 }
 
 interface ConnState {
@@ -115,6 +117,7 @@ export async function serveIntercept(call: InterceptCall): Promise<void> {
       upstream: call.upstream,
       pool: ix.legs ?? null,
       ...(ix.pins !== undefined ? { pins: ix.pins } : {}),
+      ...(ix.sessions !== undefined ? { sessions: ix.sessions } : {}),
       ...(deps.timeouts !== undefined ? { timeouts: deps.timeouts() } : {}),
       legTls: (v) => call.legTls(v.rule.serverId !== null ? { kind: "mtls", serverName: v.upstream.serverName, serverId: v.rule.serverId, keyExchange: v.rule.keyExchange } : { kind: "tls", serverName: v.upstream.serverName, caFile: v.rule.ca, keyExchange: v.rule.keyExchange }),
       audit: deps.audit,

@@ -13,6 +13,7 @@ import { PolicyEngine } from "../../policy/engine.ts";
 import { NameCache } from "../../policy/name-cache.ts";
 import { parseIp } from "../../policy/address.ts";
 import { SpiffeId } from "../../spiffe/id.ts";
+import { SessionLists } from "../../mcp/index.ts";
 import { createLogger } from "../../runtime/log.ts";
 import { peek, PeekError, type PeekResult } from "../peek/peek.ts";
 import { PeerVerifier } from "../peer-verifier.ts";
@@ -88,7 +89,7 @@ export async function createHarness(): Promise<Harness> {
     const names = new NameCache({ hosts: new Map([["api.test", [parseIp("127.0.0.1")]]]), lookup: async () => ({ addresses: [], ttl: 30 }) });
     const t = opts.timeouts;
     const upstream = { sessions: new SessionCache(), verifier: new PeerVerifier(), ...(t !== undefined ? { timeoutMs: t.connectTimeoutMs } : {}) };
-    const intercept = { leafFor: (n: string) => agentCa.leafFor(n), secret: (n: string) => opts.secrets[n] ?? null, ...(opts.pool !== undefined ? { legs: opts.pool } : {}) };
+    const intercept = { leafFor: (n: string) => agentCa.leafFor(n), secret: (n: string) => opts.secrets[n] ?? null, sessions: new SessionLists(), ...(opts.pool !== undefined ? { legs: opts.pool } : {}) };
     const deps = { engine: () => engine, names: () => names, intercept, logger, audit, ...(opts.accepting !== undefined ? { accepting: opts.accepting } : {}), ...(t !== undefined ? { timeouts: () => t } : {}), ...(opts.identified !== undefined ? { stillIdentified: opts.identified } : {}) };
     const listener = Bun.listen<TestConn>({
       hostname: "127.0.0.1",

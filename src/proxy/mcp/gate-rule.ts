@@ -1,5 +1,5 @@
 /** The MCP gate (src/mcp/gate.ts) of one conversation under a policy rule with `mcp:`, as every carrier makes it. */
-import { McpGate, type GateRule, type PinStore } from "../../mcp/index.ts";
+import { McpGate, type GateRule, type PinStore, type SessionLists } from "../../mcp/index.ts";
 import type { McpRules, ToolFilter } from "../../policy/model.ts";
 import type { Audit } from "../../audit/sink/audit-log.ts";
 import { sha256Sync } from "./sha256.ts";
@@ -46,11 +46,19 @@ export function following<K extends object>(current: () => K, derive: (k: K) => 
   };
 }
 
+/** How a gate's carrier tells the client of list changes (gate.ts `announcesLists`, `sessions`). */
+export interface GateCarrier {
+  /** The carrier tells the client of list changes. */
+  readonly announcesLists?: boolean;
+  /** An HTTP carrier's records of its sessions' lists, shared by its gates (lists-seen.ts). */
+  readonly sessions?: SessionLists;
+}
+
 /**
  * A gate for `caller` talking to `server` (the pin key) under `rule` (fixed, or asked at each
- * message), auditing to `audit`, pinning in `pins` (none: no pinning); `announcesLists`: its
- * carrier tells the client of list changes (gate.ts).
+ * message), auditing to `audit`, pinning in `pins` (none: no pinning), for a carrier that tells the
+ * client of list changes as `carrier` says (default: it does not).
  */
-export function openGate(rule: RuleLike | (() => GateRule), who: { caller: string; server: string; connId: string | null }, audit: Pick<Audit, "emit">, pins: PinStore | null, announcesLists = false): McpGate {
-  return new McpGate({ ...who, rule: typeof rule === "function" ? rule : gateRule(rule) }, { pins, audit: (type, fields) => audit.emit(type, fields), now: () => performance.now(), sha256: sha256Sync, announcesLists });
+export function openGate(rule: RuleLike | (() => GateRule), who: { caller: string; server: string; connId: string | null }, audit: Pick<Audit, "emit">, pins: PinStore | null, carrier: GateCarrier = {}): McpGate {
+  return new McpGate({ ...who, rule: typeof rule === "function" ? rule : gateRule(rule) }, { pins, audit: (type, fields) => audit.emit(type, fields), now: () => performance.now(), sha256: sha256Sync, announcesLists: carrier.announcesLists === true, ...(carrier.sessions !== undefined ? { sessions: carrier.sessions } : {}) });
 }

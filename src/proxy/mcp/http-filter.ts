@@ -11,7 +11,8 @@
  *   call's answer; the connection stays open;
  * - refused because it is not a message the gate can read (parse error, batch, wrong shape,
  *   Mcp-* header mismatch): answered 400 with the JSON-RPC error.
- * A request without a body (GET opening a stream, DELETE ending a session) passes unchanged.
+ * A request without a body (GET opening a stream, DELETE ending a session) passes unchanged; a
+ * GET's answer, the session's stream, also carries list-changed notifications (McpResponse).
  *
  * Every forwarded request asks for `accept-encoding: identity`.
  *
@@ -27,10 +28,12 @@
  * request it was for waits no more (gate.settle): a stream that ended without its JSON-RPC answer
  * does not hold the conversation's pending slots.
  */
-import { DEFAULT_MESSAGE_LIMITS, INTERNAL_ERROR, type JsonRpcErrorResponse, type JsonRpcId, jsonRpcError, type McpGate, POLICY_DENIED, serializeEvent, SseParser } from "../../mcp/index.ts";
+import { DEFAULT_MESSAGE_LIMITS, INTERNAL_ERROR, type JsonRpcErrorResponse, type JsonRpcId, jsonRpcError, type ListsSeen, type McpGate, POLICY_DENIED, serializeEvent, SseParser } from "../../mcp/index.ts";
 import { encodeChunk, lastChunk, serializeResponseHead, wholeResponse, type Header, type RequestHead, type ResponseHead } from "../../http1/index.ts";
 
 export const MAX_MCP_BODY = DEFAULT_MESSAGE_LIMITS.maxBytes;
+/** How often a session's stream looks for list changes to tell its client of (McpResponse, `stream`). */
+export const ANNOUNCE_MS = 1000;
 
 const encoder = new TextEncoder();
 /** Refusals the client gets as the answer to its call (HTTP 200); any other is 400. */
@@ -44,8 +47,12 @@ const ANSWERED = new Set(["mcp_duplicate_id", "mcp_too_many_pending"]);
 const answeredHere = (reason: string, answer: JsonRpcErrorResponse | null) => ANSWERED.has(reason) || answer?.error.code === POLICY_DENIED;
 
 export type McpRequestOutcome =
-  /** `headers` with the body's framing as Content-Length; `id` the request's, for a JSON answer that must be replaced. */
-  | { readonly forward: true; readonly headers: readonly Header[]; readonly body: Uint8Array; readonly id: JsonRpcId | null; readonly tool: string | null }
+  /**
+   * `headers` with the body's framing as Content-Length; `id` the request's, for a JSON answer that
+   * must be replaced; `stream`, for a GET (the client's stream for the server's messages), the
+   * record of its session's lists, which the answer announces changes from (McpResponse).
+   */
+  | { readonly forward: true; readonly headers: readonly Header[]; readonly body: Uint8Array; readonly id: JsonRpcId | null; readonly tool: string | null; readonly stream: ListsSeen | null }
   /** `close`: the carrier ends the connection after `response` (its Connection: close says so). */
   | { readonly forward: false; readonly status: number; readonly reason: string; readonly response: Uint8Array; readonly close: boolean };
 
@@ -108,14 +115,14 @@ export async function gateRequest(gate: McpGate, head: RequestHead, headers: rea
   // A conversation no rule lets go on: a request without a message (the GET of its event stream, a DELETE) is refused too.
   const closed = noMessage ? gate.closedNow() : null;
   if (closed !== null) return { forward: false, status: 403, reason: closed.reason, response: jsonResponse(403, jsonRpcError(null, POLICY_DENIED, closed.message), false), close: true };
+  const source = { get: (n: string) => head.headers.get(n), forEach: (cb: (v: string, n: string) => void) => head.headers.entries.forEach(([n, v]) => cb(v, n)) };
   // No body, or an empty one on a method that carries no message (a DELETE with Content-Length: 0).
-  if (body === null || noMessage) return { forward: true, headers: identityOnly(headers), body: new Uint8Array(0), id: null, tool: null };
+  if (body === null || noMessage) return { forward: true, headers: identityOnly(headers), body: new Uint8Array(0), id: null, tool: null, stream: head.method === "GET" ? gate.lists(source) : null };
   if (body.over) {
     const answer = jsonRpcError(null, -32600, `tidegate: a request body of over ${MAX_MCP_BODY} bytes`);
     return { forward: false, status: 413, reason: "mcp_too_large", response: jsonResponse(413, answer, false), close: true };
   }
   const bytes = body.bytes();
-  const source = { get: (n: string) => head.headers.get(n), forEach: (cb: (v: string, n: string) => void) => head.headers.entries.forEach(([n, v]) => cb(v, n)) };
   const v = await gate.fromClient(bytes, source);
   if (!v.pass) {
     const status = answeredHere(v.reason, v.answer) ? 200 : 400;
@@ -125,7 +132,7 @@ export async function gateRequest(gate: McpGate, head: RequestHead, headers: rea
   const m = v.message;
   const id = m.kind === "request" ? m.id : null;
   const tool = m.kind === "request" && m.method === "tools/call" && typeof m.params?.name === "string" ? m.params.name : null;
-  return { forward: true, headers: [...withoutFraming(identityOnly(headers)), ["content-length", String(bytes.length)]], body: bytes, id, tool };
+  return { forward: true, headers: [...withoutFraming(identityOnly(headers)), ["content-length", String(bytes.length)]], body: bytes, id, tool, stream: null };
 }
 
 type Mode = "pass" | "sse" | "json" | "refuse";
@@ -158,6 +165,12 @@ export function answerMode(head: ResponseHead): { mode: "sse" | "json" } | { mod
 /**
  * One response through the gate. `emit` gets the bytes for the client, in order, head first;
  * `end` resolves once the last of them was emitted.
+ *
+ * Given `stream` (the answer to a session's GET: gateRequest's `stream`) and answered as SSE, it
+ * also tells the client of list changes: every ANNOUNCE_MS it asks the gate for the list-changed
+ * notifications of the session's record (gate.ts `listsChanged`) and sends each as an event of its
+ * own, between the server's events, until the answer ends or the carrier `stop`s it. The client
+ * then lists again, whichever connection carries that.
  */
 export class McpResponse {
   private readonly mode: Mode;
@@ -199,6 +212,9 @@ export class McpResponse {
     /** The id of the request answered (a JSON answer that cannot pass is replaced by an error for it). */
     private readonly requestId: JsonRpcId | null,
     private readonly write: (bytes: Uint8Array) => void,
+    /** The session's record of its lists, when this answers its stream (gateRequest's `stream`). */
+    private readonly stream: ListsSeen | null = null,
+    announceMs = ANNOUNCE_MS,
   ) {
     const hasBody = (head.framing === "length" && head.contentLength !== 0) || head.framing === "chunked" || head.framing === "close";
     const read = !hasBody || head.status < 200 || head.status >= 300 ? { mode: "pass" as const } : answerMode(head);
@@ -207,11 +223,33 @@ export class McpResponse {
     if (this.mode === "sse") {
       this.sse = new SseParser();
       this.emitHead([...withoutFraming(head.headers.entries), ["transfer-encoding", "chunked"]]);
+      if (stream !== null) this.announcer = setInterval(() => this.announce(stream), announceMs);
     } else if (this.mode === "json") {
       this.json = new BodyBuffer();
     } else if (this.mode === "pass") {
       this.emitHead(head.headers.entries);
     }
+  }
+
+  private announcer: ReturnType<typeof setInterval> | null = null;
+  /** List-changed notifications this answer sent the client. */
+  announced = 0;
+
+  /** The session's list-changed notifications, each an event, after the server's events already on their way. */
+  private announce(seen: ListsSeen): void {
+    if (this.ended !== null || this.broken) return this.stop();
+    const methods = this.gate.listsChanged(seen);
+    if (methods.length === 0) return;
+    this.announced += methods.length;
+    this.chain = this.chain.then(() => {
+      for (const method of methods) this.emit(encodeChunk(serializeEvent({ data: JSON.stringify({ jsonrpc: "2.0", method }) })));
+    });
+  }
+
+  /** No more list-changed notifications (the answer ended, or the connection went). */
+  stop(): void {
+    if (this.announcer !== null) clearInterval(this.announcer);
+    this.announcer = null;
   }
 
   /** The body will be re-chunked (sse, or a chunked body passed as is). */
@@ -255,7 +293,7 @@ export class McpResponse {
         this.emit(encodeChunk(e.raw));
         continue;
       }
-      const v = await this.gate.fromServer(e.data);
+      const v = await this.gate.fromServer(e.data, this.stream ?? undefined);
       if (v.kind === "same") this.emit(encodeChunk(e.raw));
       else if (v.kind === "replace") this.emit(encodeChunk(serializeEvent({ type: e.type, id: e.id, retry: e.retry, data: v.text })));
       else if (this.requestId !== null && this.gate.waiting(this.requestId)) {
@@ -272,6 +310,7 @@ export class McpResponse {
   /** The response ended (`trailers` of a chunked one). Once: a second call (the backend closing after the end) adds nothing. */
   end(trailers: Iterable<Header> = []): Promise<void> {
     if (this.ended !== null) return this.ended;
+    this.stop();
     this.chain = this.chain.then(async () => {
       if (this.mode === "refuse") return this.endRefused();
       if (this.mode === "json") return this.endJson();
@@ -307,7 +346,7 @@ export class McpResponse {
     if (buf.over) body = encoder.encode(JSON.stringify(jsonRpcError(this.requestId, INTERNAL_ERROR, `tidegate: the server's answer is over ${MAX_MCP_BODY} bytes`)));
     else {
       const bytes = buf.bytes();
-      const v = await this.gate.fromServer(bytes);
+      const v = await this.gate.fromServer(bytes, this.stream ?? undefined);
       body = v.kind === "same" ? bytes : v.kind === "replace" ? encoder.encode(v.text) : encoder.encode(JSON.stringify(jsonRpcError(this.requestId, INTERNAL_ERROR, `tidegate: the server's answer is not a message tidegate can read (${v.error.code})`)));
     }
     this.emitHead([...withoutFraming(this.head.headers.entries), ["content-length", String(body.length)]]);

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { McpGate, PinBook, toolDecider } from "../../mcp/index.ts";
+import { type GateRule, McpGate, PinBook, SessionLists, toolDecider } from "../../mcp/index.ts";
 import { MAX_MCP_BODY } from "./http-filter.ts";
 import { McpRelay } from "./relay.ts";
 
@@ -424,4 +424,40 @@ test("a close-delimited SSE answer ends once: one last chunk, then the connectio
   expect(s.client().split("0\r\n\r\n").length - 1).toBe(1);
   expect(s.client()).toEndWith("0\r\n\r\n");
   expect(s.ends).toEqual({ backend: 1, client: 1 });
+});
+
+describe("McpRelay: a session's stream and its other connections", () => {
+  test("a tools list answered on one connection, then narrowed by a reload: the session's GET stream, on another connection, carries tools/list_changed within a second or so; once the stream's connection goes, nothing more is written", async () => {
+    let rule: GateRule = { name: "mcp-x", tools: null, lists: { tool: "all", resource: "all", prompt: "all" } };
+    const sessions = new SessionLists();
+    const conn = () => {
+      const gate = new McpGate({ caller: "spiffe://example.org/client", server: "spiffe://example.org/mcp/x", connId: null, rule: () => rule }, { pins: null, audit: () => {}, now: () => 0, sessions, announcesLists: true });
+      const toClient: string[] = [];
+      const relay = new McpRelay(gate, (h) => h.headers.entries, { toBackend: () => {}, toClient: (b) => toClient.push(dec.decode(b)), endBackend: () => {}, endClient: () => {} });
+      return { relay, client: () => toClient.join("") };
+    };
+    const posts = conn();
+    const stream = conn();
+    posts.relay.clientData(post(list(1), "Mcp-Session-Id: sess-1\r\n"));
+    await settle();
+    posts.relay.backendData(jsonAnswer(tools(1, ["echo", "rm"])));
+    stream.relay.clientData(enc.encode("GET /mcp HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nMcp-Session-Id: sess-1\r\n\r\n"));
+    await settle();
+    stream.relay.backendData(enc.encode("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"));
+    await settle();
+    expect(bodyOf(posts.client())).toContain('"echo"');
+    rule = { name: "mcp-x", tools: toolDecider({ allow: null, deny: new Set(["echo"]) }), lists: { tool: "deny echo", resource: "all", prompt: "all" } };
+    const deadline = Date.now() + 3000;
+    while (!stream.client().includes("list_changed") && Date.now() < deadline) await Bun.sleep(50);
+    expect(stream.client()).toContain(`data: {"jsonrpc":"2.0","method":"notifications/tools/list_changed"}\n\n`);
+    expect(posts.client()).not.toContain("list_changed");
+    expect([stream.relay.announced, posts.relay.announced]).toEqual([1, 0]);
+    stream.relay.gone();
+    posts.relay.gone();
+    expect(sessions.size).toBe(0);
+    const written = stream.client();
+    rule = { name: "mcp-x", tools: null, lists: { tool: "all", resource: "all", prompt: "all" } };
+    await Bun.sleep(1200);
+    expect(stream.client()).toBe(written);
+  }, 10_000);
 });

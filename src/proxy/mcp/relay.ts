@@ -9,6 +9,9 @@
  *   held, at most MAX_HELD, else the connection is refused (`mcp_too_much_ahead`).
  * - Every request's headers pass through `rewrite` (the listener adds `x-forwarded-client-cert`
  *   there when the rule asks).
+ * - The answer to a GET (the session's stream) also tells the client of list changes, from the
+ *   record of lists its session's connections share (http-filter.ts McpResponse, `stream`);
+ *   `announced` counts them, for the connection's conn_close (`lists_announced`).
  * - Timeouts (`proxy.header_timeout`, `proxy.first_byte_timeout` and `proxy.idle_timeout`,
  *   default HEADER_MS, FIRST_BYTE_MS and IDLE_MS): a request head must be whole within the first
  *   (the connection's first from the relay's start, each later one from its first byte; else 408
@@ -22,7 +25,7 @@
  *   began (502, `backend_closed`).
  */
 import { RequestParser, ResponseParser, serializeRequestHead, refusalResponse, type Header, type RequestEvent, type RequestHead, type ResponseEvent } from "../../http1/index.ts";
-import type { McpGate } from "../../mcp/index.ts";
+import type { ListsSeen, McpGate } from "../../mcp/index.ts";
 import { BodyBuffer, concatBytes, gateRequest, MAX_MCP_BODY, McpResponse } from "./http-filter.ts";
 import { HeadDeadline } from "../head-deadline.ts";
 
@@ -55,6 +58,8 @@ interface Current {
   readonly head: RequestHead;
   readonly body: BodyBuffer | null;
   id: string | number | null;
+  /** The session's record of its lists, when this is its stream (gateRequest's `stream`). */
+  stream: ListsSeen | null;
   response: McpResponse | null;
 }
 
@@ -72,6 +77,13 @@ export class McpRelay {
   private done = false;
   /** Requests forwarded or answered here. */
   count = 0;
+  /** List-changed notifications of answers that ended, sent on the session's stream (http-filter.ts McpResponse). */
+  private announcedBefore = 0;
+
+  /** List-changed notifications this connection sent the client (its conn_close's `lists_announced`). */
+  get announced(): number {
+    return this.announcedBefore + (this.current?.response?.announced ?? 0);
+  }
   /** Why the relay ended the connection, for its conn_close; null while it did not. */
   refused: { reason: string; detail: string } | null = null;
 
@@ -114,6 +126,7 @@ export class McpRelay {
   }
 
   private stopTimers(): void {
+    this.current?.response?.stop();
     for (const t of [this.firstByte, this.idle]) if (t !== null) clearTimeout(t);
     this.firstByte = this.idle = null;
     this.head.stop();
@@ -162,7 +175,7 @@ export class McpRelay {
     if (e.kind === "head") {
       const h = e.head;
       if (h.method === "CONNECT" || h.upgrade.length > 0) return this.refuse(403, "upgrade_refused", `${h.method} with Upgrade: ${h.upgrade.join(", ") || "-"}`);
-      this.current = { head: h, body: h.framing === "none" ? null : new BodyBuffer(), id: null, response: null };
+      this.current = { head: h, body: h.framing === "none" ? null : new BodyBuffer(), id: null, stream: null, response: null };
       return;
     }
     const c = this.current;
@@ -185,6 +198,7 @@ export class McpRelay {
       return;
     }
     c.id = out.id;
+    c.stream = out.stream;
     this.waiting = true;
     this.firstByte = setTimeout(() => {
       if (this.current === c && c.response === null) this.refuse(504, "backend_first_byte_timeout", `no answer from the backend within ${this.timeouts.firstByteMs} ms`);
@@ -220,7 +234,7 @@ export class McpRelay {
     if (e.kind === "head") {
       if (this.firstByte !== null) clearTimeout(this.firstByte);
       this.firstByte = null;
-      c.response = new McpResponse(this.gate, e.head, c.id, (b) => this.out.toClient(b));
+      c.response = new McpResponse(this.gate, e.head, c.id, (b) => this.out.toClient(b), c.stream);
       return;
     }
     const res = c.response;
@@ -229,6 +243,8 @@ export class McpRelay {
     const final = res.head.status >= 200;
     const keep = res.head.keepAlive;
     void res.end(e.trailers).then(() => {
+      this.announcedBefore += res.announced;
+      res.announced = 0;
       if (this.done || this.current !== c) return;
       if (!final) {
         c.response = null;

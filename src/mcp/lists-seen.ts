@@ -1,0 +1,77 @@
+/**
+ * What a client was sent of each list, and under which filter (gate.ts `listsChanged`), kept per
+ * conversation. Over stdio a conversation is the gate's own. Over Streamable HTTP one session's
+ * requests go over several connections: the client's stream for the server's messages (a GET)
+ * is rarely the connection that carried its tools/list. So an HTTP carrier gives its gates one
+ * SessionLists, and every gate of a listener or proxy shares one ListsSeen per (caller, server,
+ * Mcp-Session-Id). Then the stream can tell the client of a change to a list that went over
+ * another connection.
+ *
+ * A session's record lives while a connection of it is open: each gate holds what it joined
+ * until it closes (`release`). Bounds: MAX_SESSIONS records a SessionLists keeps, MAX_JOINED that
+ * one gate holds. A gate past either keeps a record of its own for that session, which no other
+ * connection sees. A session ID that is not 1-256 visible ASCII characters (MCP "Session
+ * Management") is never shared.
+ */
+
+/** Records one SessionLists keeps at once. */
+export const MAX_SESSIONS = 4096;
+/** Sessions one gate (one connection) holds a record of at once: a proxy's pooled connection carries several clients' sessions. */
+export const MAX_JOINED = 64;
+
+/** The three lists a rule decides over (gate.ts KINDS). */
+export type ListKind = "tool" | "resource" | "prompt";
+
+export class ListsSeen {
+  /** Per list kind sent, what it was last filtered under (gate.ts `filterOf`). */
+  readonly listed = new Map<ListKind, unknown>();
+  /** The tools the last tools list left out as not pinned (waiting for approval). */
+  readonly unpinned = new Set<string>();
+}
+
+export interface Joined {
+  readonly seen: ListsSeen;
+  release(): void;
+}
+
+const SESSION_ID = /^[\x21-\x7e]{1,256}$/;
+
+/** The records of one listener's or proxy's sessions, shared by its gates. */
+export class SessionLists {
+  private readonly entries = new Map<string, { readonly seen: ListsSeen; refs: number }>();
+
+  constructor(private readonly max = MAX_SESSIONS) {}
+
+  /** Records held now. */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /**
+   * The record of `session` (an Mcp-Session-Id, or "" for a server that gives none) between
+   * `caller` and `server`, held until `release`; null when the ID cannot be shared or the
+   * records are at their bound.
+   */
+  join(caller: string, server: string, session: string): Joined | null {
+    if (session !== "" && !SESSION_ID.test(session)) return null;
+    const key = `${caller}\n${server}\n${session}`;
+    let e = this.entries.get(key);
+    if (e === undefined) {
+      if (this.entries.size >= this.max) return null;
+      e = { seen: new ListsSeen(), refs: 0 };
+      this.entries.set(key, e);
+    }
+    e.refs += 1;
+    const entry = e;
+    let held = true;
+    return {
+      seen: entry.seen,
+      release: () => {
+        if (!held) return;
+        held = false;
+        entry.refs -= 1;
+        if (entry.refs === 0 && this.entries.get(key) === entry) this.entries.delete(key);
+      },
+    };
+  }
+}
