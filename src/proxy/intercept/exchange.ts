@@ -88,6 +88,8 @@ export interface ExchangeDeps extends RequestDeps {
   readonly sessions?: SessionLists;
   /** First-byte and idle bounds (`proxy:`; the connect bound is `upstream.timeoutMs`); default DEFAULT_PROXY_SETTINGS. */
   readonly timeouts?: ProxySettings;
+  /** Whether the bundles in force still hold the authority that vouched for an mTLS leg's peer (peer-verifier.ts `stillAnchored`), asked at `recheck`; absent: not asked. */
+  readonly anchored?: (peer: NonNullable<UpstreamLeg["peer"]>) => boolean;
 }
 
 type Fields = Record<string, unknown>;
@@ -499,7 +501,7 @@ export class HttpExchange implements LegOwner {
       this.refuse(up.reason === "upstream_connect_timeout" ? 504 : 502, up.reason ?? up.outcome, up.detail, true, up.outcome);
       return null;
     }
-    const leg = new UpstreamLeg(key, up.socket, up.peerId, hex(up.connId));
+    const leg = new UpstreamLeg(key, up.socket, up.peerId, hex(up.connId), up.peer ?? null);
     if (this.done) {
       leg.end();
       return null;
@@ -693,6 +695,8 @@ export class HttpExchange implements LegOwner {
   recheck(): Fields | null | Promise<Fields | null> {
     const u = this.upgraded;
     if (this.done) return null;
+    const untrusted = this.legUntrusted();
+    if (untrusted !== null) return untrusted;
     if (this.tunnel === null || u === null) return this.recheckStream();
     const revoked = this.deps.revoked?.() ?? null;
     if (revoked !== null) return { outcome: "terminated", reason: "identity_revoked", detail: revoked };
@@ -701,6 +705,25 @@ export class HttpExchange implements LegOwner {
     u.engine = engine;
     const now = decideRequest(this.ctx, u.head, this.deps);
     return now instanceof Promise ? now.then((v) => tunnelChange(u.verdict, v)) : tunnelChange(u.verdict, now);
+  }
+
+  /**
+   * A bundle change: the mTLS leg this connection holds, whose peer's path ended at an authority the
+   * bundles in force no longer hold for the peer's trust domain, carries nothing more. While a
+   * request (or a tunnel) is on it, the connection is cut (`peer_untrusted`), as a spliced mtls
+   * connection is; between requests the leg is closed, never pooled, and the next request takes
+   * a leg made under the bundles in force. Null when nothing was cut.
+   */
+  private legUntrusted(): Fields | null {
+    const leg = this.leg;
+    if (leg === null || leg.peer === null || this.deps.anchored === undefined || this.deps.anchored(leg.peer)) return null;
+    if (this.req === null && this.tunnel === null) {
+      this.leg = null;
+      leg.owner = null;
+      leg.end();
+      return null;
+    }
+    return { outcome: "terminated", reason: "peer_untrusted", detail: `the bundles in force no longer hold the authority that vouched for ${leg.peer.id.toString()} (a bundle change)` };
   }
 
   /**

@@ -31,6 +31,8 @@ import type { LegSpec } from "../egress-listener.ts";
 import type { PinStore, SessionLists } from "../../mcp/index.ts";
 import type { ProxySettings } from "../../policy/model.ts";
 import type { Tracked } from "../in-flight.ts";
+import type { IdentitySource } from "../identity-source.ts";
+import { stillAnchored } from "../peer-verifier.ts";
 
 export interface InterceptDeps {
   leafFor(serverName: string): Promise<Leaf>;
@@ -61,7 +63,7 @@ export interface InterceptCall {
   readonly first: PeekResult;
   readonly caller: { record: { address: IpAddress; port: number }; id: SpiffeId };
   readonly fields: Fields;
-  readonly deps: { engine(): PolicyEngine | null; names(): Pick<NameCache, "resolve">; intercept?: InterceptDeps; logger: Logger; audit: Audit; accepting?(): boolean; timeouts?(): ProxySettings; stillIdentified?(workload: string, id: string): boolean };
+  readonly deps: { engine(): PolicyEngine | null; names(): Pick<NameCache, "resolve">; intercept?: InterceptDeps; logger: Logger; audit: Audit; accepting?(): boolean; timeouts?(): ProxySettings; stillIdentified?(workload: string, id: string): boolean; identity?: Pick<IdentitySource, "trust"> };
   readonly upstream: UpstreamDeps;
   /** conn_open and conn_close of this connection (conn.tracked.events). */
   readonly events: ConnAudit;
@@ -118,6 +120,7 @@ export async function serveIntercept(call: InterceptCall): Promise<void> {
       pool: ix.legs ?? null,
       ...(ix.pins !== undefined ? { pins: ix.pins } : {}),
       ...(ix.sessions !== undefined ? { sessions: ix.sessions } : {}),
+      ...(deps.identity !== undefined ? { anchored: (peer: { id: SpiffeId; anchor: Uint8Array }) => stillAnchored(deps.identity!.trust().bundles, peer.id, peer.anchor) } : {}),
       ...(deps.timeouts !== undefined ? { timeouts: deps.timeouts() } : {}),
       legTls: (v) => call.legTls(v.rule.serverId !== null ? { kind: "mtls", serverName: v.upstream.serverName, serverId: v.rule.serverId, keyExchange: v.rule.keyExchange } : { kind: "tls", serverName: v.upstream.serverName, caFile: v.rule.ca, keyExchange: v.rule.keyExchange }),
       audit: deps.audit,

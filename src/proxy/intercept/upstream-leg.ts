@@ -10,6 +10,7 @@ import type { Socket } from "bun";
 import { ResponseParser } from "../../http1/index.ts";
 import type { Splice } from "../splice.ts";
 import type { UpData } from "../upstream.ts";
+import type { SpiffeId } from "../../spiffe/id.ts";
 
 export interface LegOwner {
   legData(leg: UpstreamLeg, chunk: Uint8Array): void;
@@ -40,6 +41,8 @@ export class UpstreamLeg {
     /** mTLS: the upstream's verified SPIFFE ID. */
     readonly peerId: string | null,
     readonly connId: string,
+    /** mTLS: the upstream's ID and the bundle authority its path ended at (peer-verifier.ts `stillAnchored`: a bundle change). */
+    readonly peer: { readonly id: SpiffeId; readonly anchor: Uint8Array } | null = null,
   ) {
     const splice = {
       down: { data: (c: Uint8Array) => this.owner?.legData(this, c), ended: () => this.#ended(), drain() {} },
