@@ -434,7 +434,7 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
       return recheckConnection(checked, name, sent, d, deps, changed, upPeer);
     };
     const bundlesMoved = leg?.kind === "mtls" && deps.identity !== undefined && deps.identity.trust().generation !== leg.trust.generation;
-    if (bundlesMoved || deps.engine() !== under || (checked.workload !== null && deps.stillIdentified?.(checked.workload, caller.id.toString()) === false)) inFlight.recheckOne(c.tracked, (e) => deps.logger.error("recheck_failed", { error: e }));
+    if (bundlesMoved || deps.engine() !== under || (checked.workload !== null && deps.stillIdentified?.(checked.workload, caller.id.toString()) === false)) inFlight.recheckOne(c.tracked, deps.logger);
     const early = joined(c);
     c.buf = [];
     c.size = 0;

@@ -19,6 +19,7 @@
  *   can then be freed young (docs/benchmarks.md, "Soak").
  */
 import type { ConnAudit } from "./conn-audit.ts";
+import type { Logger } from "../runtime/log.ts";
 
 type Fields = Record<string, unknown>;
 
@@ -139,10 +140,10 @@ export class InFlight {
     return { cut: results.filter((r) => r === true).length, failed: results.filter((r) => typeof r === "string").length, error };
   }
 
-  /** `recheck` for one connection (one whose terms may have changed while its leg was being made); `onError` hears a check that threw. */
-  recheckOne(t: Tracked, onError: (message: string) => void): void {
+  /** `recheck` for one connection (one whose terms may have changed while its leg was being made); a check that threw is logged `recheck_failed`. */
+  recheckOne(t: Tracked, logger: Pick<Logger, "error">): void {
     void this.#check(t as Entry).then((r) => {
-      if (typeof r === "string") onError(r);
+      if (typeof r === "string") logger.error("recheck_failed", { error: r });
     });
   }
 

@@ -474,7 +474,7 @@ export class InboundListener {
         const no = admitted?.() ?? null;
         return no === null ? null : { outcome: "terminated", reason: no.reason, detail: no.cause };
       };
-      if (this.rule !== seen.rule || this.gone !== null || this.deps.identity.trust().generation !== seen.generation) this.inFlight.recheckOne(c.tracked, (e) => this.deps.logger.error("recheck_failed", { error: e }));
+      if (this.rule !== seen.rule || this.gone !== null || this.deps.identity.trust().generation !== seen.generation) this.inFlight.recheckOne(c.tracked, this.deps.logger);
       if (this.rule.mcp !== null) c.relay = b.data.relay = this.relayFor(sp, client, hex(connId), t);
       else if (this.rule.forwardClientCert) {
         const admitted = this.admission(client);
