@@ -4,6 +4,7 @@ import { describe, test, assert, errorOf } from "../../test/shim.ts";
 import { SpiffeId } from "../spiffe/index.ts";
 import { PolicyError } from "./errors.ts";
 import { loadPolicy } from "./load.ts";
+import { boundsOf } from "./model.ts";
 import { editDistance, nearest } from "./nearest.ts";
 import { keysAllowedAt } from "./source.ts";
 
@@ -136,6 +137,24 @@ describe("loadPolicy: the full sketch", () => {
     assert.equal(d.agent.drainTimeoutMs, 10_000);
     assert.deepEqual(loadPolicy("trust_domain: example.org\nproxy: { idle_timeout: 150ms }\n", "s.yaml").proxy.idleTimeoutMs, 150);
   });
+  test("a rule's own proxy: bounds, over the top-level ones for its connections (boundsOf); none: null", () => {
+    const p = loadPolicy(
+      `trust_domain: example.org
+proxy: { idle_timeout: 5m }
+egress:
+  - { name: slow-api, from: spiffe://example.org/a, to: { host: a.com, port: 443 }, action: intercept, proxy: { first_byte_timeout: 10m, idle_timeout: 1h } }
+  - { name: plain, from: spiffe://example.org/a, to: { host: b.com, port: 443 }, action: passthrough }
+inbound:
+  - { name: long-tools, id: spiffe://example.org/s, listen: 127.0.0.1:9443, forward: 127.0.0.1:9000, allow: [spiffe://example.org/c], proxy: { connect_timeout: 2s, first_byte_timeout: 2m, idle_timeout: 2h, header_timeout: 5s } }
+`,
+      "b.yaml",
+    );
+    assert.deepEqual(p.egress[0]!.bounds, { firstByteTimeoutMs: 600_000, idleTimeoutMs: 3_600_000 });
+    assert.equal(p.egress[1]!.bounds, null);
+    assert.deepEqual(p.inbound[0]!.bounds, { connectTimeoutMs: 2000, firstByteTimeoutMs: 120_000, idleTimeoutMs: 7_200_000, headerTimeoutMs: 5000 });
+    assert.deepEqual(boundsOf(p.proxy, p.egress[0]!.bounds), { connectTimeoutMs: 10_000, firstByteTimeoutMs: 600_000, idleTimeoutMs: 3_600_000, headerTimeoutMs: 30_000 });
+    assert.equal(boundsOf(p.proxy, p.egress[1]!.bounds), p.proxy);
+  });
   test("agent.trust_bundle instead of a fingerprint", () => {
     assert.equal(loadPolicy("trust_domain: example.org\nagent: { trust_bundle: /etc/tidegate/bundle.pem }\n", "t.yaml").agent.trustBundle, "/etc/tidegate/bundle.pem");
   });
@@ -190,7 +209,13 @@ const REJECTIONS: [string, string, number, string, RegExp][] = [
   ["workloads: bad selector", "workloads:\n  - { name: w, id: spiffe://example.org/a, selectors: [uid1000] }\n", 3, "workloads[0].selectors[0]", /not a selector/],
   ["workloads: bad user", "workloads:\n  - { name: w, id: spiffe://example.org/a, user: 'a;b' }\n", 3, "workloads[0].user", /not a user/],
   ["workloads: run_by unknown key", "workloads:\n  - { name: w, id: spiffe://example.org/a, run_by: { user: [a] } }\n", 3, "workloads[0].run_by.user", /unknown key \(allowed: groups, users; did you mean users\?\)$/],
-  ["egress: unknown key in a rule", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    actoin: deny\n`, 6, "egress[0].actoin", /unknown key \(allowed: action, ca, from, http, inject, mcp, mtls, name, to, upgrade, upstream; did you mean action\?\)$/],
+  ["egress: unknown key in a rule", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    actoin: deny\n`, 6, "egress[0].actoin", /unknown key \(allowed: action, ca, from, http, inject, mcp, mtls, name, proxy, to, upgrade, upstream; did you mean action\?\)$/],
+  ["egress: proxy: on a deny rule", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: deny\n    proxy: { idle_timeout: 1h }\n`, 7, "egress[0].proxy", /not allowed with action deny \(only with passthrough, tls, mtls, intercept\)/],
+  ["egress: proxy: on a direct rule", `egress:\n${RULE}    to: { cidr: 10.0.0.0/8, port: 1 }\n    action: direct\n    proxy: { idle_timeout: 1h }\n`, 7, "egress[0].proxy", /not allowed with action direct/],
+  ["egress: proxy: header_timeout on a rule (its head is read before the rule is known)", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: passthrough\n    proxy: { header_timeout: 5s }\n`, 7, "egress[0].proxy.header_timeout", /unknown key \(allowed: connect_timeout, first_byte_timeout, idle_timeout/],
+  ["egress: proxy: empty", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: passthrough\n    proxy: {}\n`, 7, "egress[0].proxy", /give at least one bound/],
+  ["egress: proxy: a zero bound", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: passthrough\n    proxy: { idle_timeout: 0s }\n`, 7, "egress[0].proxy.idle_timeout", /must be longer than 0/],
+  ["inbound: proxy: a bound over 24d", "inbound:\n  - { name: i, id: spiffe://example.org/s, listen: 127.0.0.1:9443, forward: 127.0.0.1:9000, allow: [spiffe://example.org/c], proxy: { first_byte_timeout: 30d } }\n", 3, "inbound[0].proxy.first_byte_timeout", /must be at most 24d/],
   ["stdio: an unknown key under mcp", "stdio:\n  - { name: s, from: spiffe://example.org/a, server: spiffe://example.org/b, mcp: { tool: { deny: [x] } } }\n", 3, "stdio[0].mcp.tool", /unknown key \(allowed: prompts, resources, tools; did you mean tools\?\)$/],
   ["egress: no action", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n`, 3, "egress[0].action", /required/],
   ["egress: bad action", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: allow\n`, 6, "egress[0].action", /expected .*"deny".*got "allow"/],

@@ -22,7 +22,7 @@ import type { TrustDomain } from "../spiffe/index.ts";
 import { PolicyError } from "./errors.ts";
 import { toolDecider } from "../mcp/tool-filter.ts";
 import { normalizeServerName } from "./host-name.ts";
-import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_PROXY_SETTINGS, type Action, type DnsSettings, type EgressRule, type IdPattern, type InboundRule, type McpRules, type Policy, type StdioRule, type ToolFilter, type Workload } from "./model.ts";
+import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_PROXY_SETTINGS, type Action, type DnsSettings, type EgressRule, type IdPattern, type InboundRule, type McpRules, type Policy, type RuleBounds, type StdioRule, type ToolFilter, type Workload } from "./model.ts";
 import { PolicySchema, type EgressInput, type PolicyInput } from "./schema.ts";
 import { readYaml, type FailFn, type YamlSource } from "./source.ts";
 
@@ -36,6 +36,7 @@ const ALLOWED: Readonly<Record<string, readonly Action[]>> = {
   http: ["intercept", "deny"],
   upstream: ["passthrough", "tls", "mtls", "intercept"],
   upgrade: ["intercept"],
+  proxy: ["passthrough", "tls", "mtls", "intercept"],
 };
 
 function trustDomainOf(text: string): string {
@@ -89,6 +90,18 @@ function checkEgress(r: EgressInput, at: Path, fail: FailFn, ours: TrustDomain, 
   }
 }
 
+/** A rule's `proxy:` as bounds in milliseconds; null without one. An empty one is refused: it would look like it changes something. */
+function ruleBounds(p: { connect_timeout?: number; first_byte_timeout?: number; idle_timeout?: number; header_timeout?: number } | undefined, at: Path, fail: FailFn): RuleBounds | null {
+  if (p === undefined) return null;
+  const b: { -readonly [K in keyof RuleBounds]: RuleBounds[K] } = {};
+  if (p.connect_timeout !== undefined) b.connectTimeoutMs = p.connect_timeout;
+  if (p.first_byte_timeout !== undefined) b.firstByteTimeoutMs = p.first_byte_timeout;
+  if (p.idle_timeout !== undefined) b.idleTimeoutMs = p.idle_timeout;
+  if (p.header_timeout !== undefined) b.headerTimeoutMs = p.header_timeout;
+  if (Object.keys(b).length === 0) fail(at, "give at least one bound (connect_timeout, first_byte_timeout, idle_timeout, and on an inbound listener header_timeout)");
+  return Object.freeze(b);
+}
+
 function idPatterns(list: readonly { text: string; matcher: IdPattern["matcher"] }[]): readonly IdPattern[] {
   return Object.freeze(list.map((p) => Object.freeze({ text: p.text, matcher: p.matcher })));
 }
@@ -114,6 +127,7 @@ function buildEgress(input: PolicyInput, source: YamlSource, fail: FailFn, known
       upstreamPort: r.upstream?.port ?? null,
       keyExchange: r.upstream?.key_exchange ?? "hybrid",
       upgrade: Object.freeze([...new Set(r.upgrade ?? [])]),
+      bounds: ruleBounds(r.proxy, [...at, "proxy"], fail),
     });
   });
 }
@@ -142,6 +156,7 @@ function buildInbound(input: PolicyInput, source: YamlSource, fail: FailFn, know
       proxyProtocol: r.proxy_protocol ?? false,
       forwardClientCert: r.forward_client_cert ?? false,
       ...mcpOf(r.mcp),
+      bounds: ruleBounds(r.proxy, [...at, "proxy"], fail),
     });
   });
 }

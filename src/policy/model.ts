@@ -91,6 +91,8 @@ export interface EgressRule {
    * upgrade request is refused. After the switch the connection is a tunnel: nothing more is parsed.
    */
   readonly upgrade: readonly string[];
+  /** The rule's own `proxy:` bounds (connect, first byte, idle), over the top-level ones; null: none. */
+  readonly bounds: RuleBounds | null;
 }
 
 export type ForwardTarget =
@@ -111,6 +113,8 @@ export interface InboundRule {
   readonly forwardClientCert: boolean;
   readonly tools: ToolFilter | null;
   readonly mcp: McpRules | null;
+  /** The listener's own `proxy:` bounds (the four), over the top-level ones; null: none. */
+  readonly bounds: RuleBounds | null;
 }
 
 /** `stdio[]`: who may use a stdio MCP server started with `tidegate run --mcp-stdio`, and which of its tools. */
@@ -189,6 +193,14 @@ export interface ProxySettings {
 }
 
 export const DEFAULT_PROXY_SETTINGS: ProxySettings = Object.freeze({ connectTimeoutMs: 10_000, firstByteTimeoutMs: 30_000, idleTimeoutMs: 300_000, headerTimeoutMs: 30_000 });
+
+/** A rule's `proxy:` (docs/policy.md): each bound it gives replaces the top-level one for its connections. */
+export type RuleBounds = Partial<ProxySettings>;
+
+/** The bounds of a connection that `rule`'s bounds (null: none) apply to, over `base`. */
+export function boundsOf(base: ProxySettings, rule: RuleBounds | null): ProxySettings {
+  return rule === null ? base : Object.freeze({ ...base, ...rule });
+}
 
 /** `audit:` (docs/audit.md, "Settings"); read when the agent starts. */
 export interface AuditSettings {

@@ -66,6 +66,12 @@ const bound = (zero: "allowed" | "refused") =>
     if (ms > MAX_BOUND_MS) throw new Error(`${JSON.stringify(t)}: must be at most 24d`);
     return ms;
   });
+/** The bounds on a leg (`proxy:`, top level and per rule). */
+const LEG_BOUNDS = {
+  connect_timeout: v.optional(bound("refused")),
+  first_byte_timeout: v.optional(bound("refused")),
+  idle_timeout: v.optional(bound("refused")),
+};
 const tool = v.pipe(v.string(), v.regex(TOOL, "is not an MCP tool name or pattern (1-128 of letters, digits, '_', '-', '.', and '*' or '?' as wildcards)"));
 /** A resource URI or a glob of one (`*` any run, `?` one character): 1-2048 characters, no controls or spaces. */
 const uriPattern = v.pipe(v.string(), v.regex(/^[^\u0000-\u0020\u007f]{1,2048}$/, "is not a resource URI or pattern (1-2048 characters, no spaces or control characters)"));
@@ -126,6 +132,8 @@ export const EgressRuleSchema = mapping({
   upstream: v.optional(mapping({ port: v.optional(convertedAny(parsePort)), key_exchange: v.optional(v.picklist(KEY_EXCHANGES)) })),
   /** Protocols a request may switch to (RFC 9110 section 7.8). Only websocket: after h2c, say, requests would pass unchecked. */
   upgrade: v.optional(nonEmpty(v.picklist(["websocket"]))),
+  /** The rule's own bounds; no header_timeout: a connection's first head is read before its rule is known. */
+  proxy: v.optional(mapping(LEG_BOUNDS)),
 });
 
 export const InboundRuleSchema = mapping({
@@ -137,6 +145,7 @@ export const InboundRuleSchema = mapping({
   proxy_protocol: v.optional(v.boolean()),
   forward_client_cert: v.optional(v.boolean()),
   mcp: v.optional(mcp),
+  proxy: v.optional(mapping({ ...LEG_BOUNDS, header_timeout: v.optional(bound("refused")) })),
 });
 
 /** `stdio[]`: MCP over a stdio server's pipes (`tidegate run --mcp-stdio`): who may use which server's tools. */
@@ -180,14 +189,7 @@ export const PolicySchema = mapping({
       drain_timeout: v.optional(bound("allowed")),
     }),
   ),
-  proxy: v.optional(
-    mapping({
-      connect_timeout: v.optional(bound("refused")),
-      first_byte_timeout: v.optional(bound("refused")),
-      idle_timeout: v.optional(bound("refused")),
-      header_timeout: v.optional(bound("refused")),
-    }),
-  ),
+  proxy: v.optional(mapping({ ...LEG_BOUNDS, header_timeout: v.optional(bound("refused")) })),
   audit: v.optional(
     mapping({
       dir: v.optional(absolutePath),

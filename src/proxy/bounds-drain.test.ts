@@ -22,6 +22,7 @@ import { createLogger } from "../runtime/log.ts";
 import { SpiffeId } from "../spiffe/index.ts";
 import { PEEK_TIMEOUT_MS, type EgressListener } from "./egress-listener.ts";
 import { fullBacklog, startEgressOnFreePort, startWorkload, ticker, waitUntil } from "./bounds-test-kit.ts";
+import type { InterceptDeps } from "./intercept/serve.ts";
 
 const W = SpiffeId.parse("spiffe://example.org/w");
 const BOUNDS: ProxySettings = { connectTimeoutMs: 300, firstByteTimeoutMs: 300, idleTimeoutMs: 400, headerTimeoutMs: 600 };
@@ -31,6 +32,9 @@ let audit: MemoryAudit;
 const servers: { stop(force?: boolean): void }[] = [];
 let dir: string;
 let caFile: string;
+/** Interception for listenUnder's next listener (its CA's leaves); null: none. */
+let intercepting: InterceptDeps | null = null;
+let agentCa: InterceptionCa;
 let apiTls: { cert: string; key: string };
 
 beforeAll(async () => {
@@ -40,6 +44,7 @@ beforeAll(async () => {
   caFile = join(dir, "ca.pem");
   writeFileSync(caFile, ca.certPem);
   apiTls = { cert: leaf.certPem + ca.certPem, key: leaf.keyPem };
+  agentCa = await InterceptionCa.open({ stateDir: join(dir, "agent"), label: "agent" });
 });
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -50,19 +55,23 @@ afterEach(() => {
   for (const s of servers.splice(0)) s.stop(true);
 });
 
-/** The egress listener, with every connection recorded as coming from W toward 127.0.0.1:`port`. */
-function proxyTo(port: number, bounds: ProxySettings = BOUNDS): number {
-  audit = memoryAudit();
-  const engine = new PolicyEngine(
-    loadPolicy(
-      `trust_domain: example.org
+/** The egress listener, with every connection recorded as coming from W toward 127.0.0.1:`port`; rule `local`'s own bounds `localBounds` (`, proxy: {...}`). */
+function proxyTo(port: number, bounds: ProxySettings = BOUNDS, localBounds = ""): number {
+  return listenUnder(
+    `trust_domain: example.org
 egress:
   - { name: api-tls, from: spiffe://example.org/w, to: { host: api.test, port: ${port} }, action: tls, ca: ${caFile} }
-  - { name: local, from: spiffe://example.org/w, to: { cidr: 127.0.0.1/32, port: any }, action: passthrough }
+  - { name: local, from: spiffe://example.org/w, to: { cidr: 127.0.0.1/32, port: any }, action: passthrough${localBounds} }
 `,
-      "t.yaml",
-    ),
+    port,
+    bounds,
   );
+}
+
+/** The egress listener under `policy`, with every connection recorded as coming from W toward 127.0.0.1:`port`. */
+function listenUnder(policy: string, port: number, bounds: ProxySettings = BOUNDS): number {
+  audit = memoryAudit();
+  const engine = new PolicyEngine(loadPolicy(policy, "t.yaml"));
   const record = { address: parseIp("127.0.0.1"), port, proto: "tcp" as const, pid: 42, tgid: 42, uid: 1000, gid: 1000, cgroupId: 7n };
   listener = startEgressOnFreePort({
     lookupRecord: () => record,
@@ -72,6 +81,7 @@ egress:
     logger: createLogger({ write: () => {} }),
     audit,
     timeouts: () => bounds,
+    ...(intercepting !== null ? { intercept: intercepting } : {}),
   });
   return listener.port;
 }
@@ -134,6 +144,41 @@ describe("egress bounds: an upstream that stalls is given up, with its own reaso
     expect(out.error).toBe("ECONNRESET");
     const e = await closeOf();
     expect(e).toMatchObject({ outcome: "terminated", reason: "idle_timeout", detail: "no byte either way for 400 ms", bytes_down: out.text.length });
+  });
+});
+
+describe("egress bounds: a rule's own (its proxy:)", () => {
+  test("replace the top-level ones for its connections: a silent upstream is given up at the rule's 150 ms first-byte bound; one silent after its first bytes waits the rule's 1.2 s idle bound", async () => {
+    let port = proxyTo(upstream({ data() {} }), BOUNDS, ", proxy: { first_byte_timeout: 150ms }");
+    let started = performance.now();
+    expect((await (await startWorkload(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")).done).error).toBe("ECONNRESET");
+    expect(performance.now() - started).toBeLessThan(290);
+    expect(await closeOf()).toMatchObject({ rule: "local", reason: "upstream_first_byte_timeout", detail: "no byte from the upstream within 150 ms of the last byte sent to it" });
+    listener?.stop();
+    port = proxyTo(upstream({ data: (s: Socket<unknown>) => void s.write("HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial") }), BOUNDS, ", proxy: { idle_timeout: 1200ms }");
+    started = performance.now();
+    const out = await (await startWorkload(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")).done;
+    expect([out.text.endsWith("partial"), out.error]).toEqual([true, "ECONNRESET"]);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(1150);
+    expect(await closeOf()).toMatchObject({ rule: "local", reason: "idle_timeout", detail: "no byte either way for 1200 ms" });
+  });
+
+  test("under interception, the bounds of the rule the connection was decided by: a silent upstream is given up at its 150 ms first-byte bound, 504", async () => {
+    const silent = upstream({ data() {} }, true);
+    intercepting = { leafFor: (name: string) => agentCa.leafFor(name), secret: () => null };
+    try {
+      const port = listenUnder(`trust_domain: example.org\negress:\n  - { name: api-intercept, from: spiffe://example.org/w, to: { host: api.test, port: 80 }, action: intercept, ca: ${caFile}, upstream: { port: ${silent} }, proxy: { first_byte_timeout: 150ms } }\n`, 80);
+      const started = performance.now();
+      const out = await (await startWorkload(port, "GET / HTTP/1.1\r\nHost: api.test\r\n\r\n")).done;
+      expect(out.text).toStartWith("HTTP/1.1 504 ");
+      expect(out.text).toContain("upstream_first_byte_timeout");
+      expect(performance.now() - started).toBeLessThan(290);
+      const e = await closeOf();
+      expect(e).toMatchObject({ rule: "api-intercept", reason: "upstream_first_byte_timeout" });
+      expect(String(e.detail)).toContain("150 ms");
+    } finally {
+      intercepting = null;
+    }
   });
 });
 

@@ -70,7 +70,7 @@ import { SessionCache } from "./session-cache.ts";
 import { openUpstream, type UpstreamTls } from "./upstream.ts";
 import { readCaFile } from "./ca-file.ts";
 import { serveIntercept, type InterceptDeps } from "./intercept/serve.ts";
-import { DEFAULT_PROXY_SETTINGS, type KeyExchange, type ProxySettings } from "../policy/model.ts";
+import { boundsOf, DEFAULT_PROXY_SETTINGS, type KeyExchange, type ProxySettings } from "../policy/model.ts";
 import { InFlight, type Rechecked, type Tracked } from "./in-flight.ts";
 import { refusalResponse } from "../http1/index.ts";
 import { expiryFields, Watchdog } from "./watchdog.ts";
@@ -371,6 +371,8 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
     let under = deps.engine();
     const d = await decideConnection(caller, nameOf(first), deps, first.kind);
     c.tracked.fields = { ...caller.fields, ...d.fields };
+    // The rule's own bounds, from here on (its leg's connect, first byte and idle; interception: the whole connection's).
+    c.timeouts = boundsOf(c.timeouts, d.decision?.rule?.bounds ?? null);
     if (d.intercept === true && !c.closed) {
       await serveIntercept({ socket: socket as Socket<unknown>, conn: c, early: joined(c), first, caller, fields: { ...caller.fields, ...d.fields }, deps: { ...deps, timeouts: () => c.timeouts }, upstream: { ...legDeps, timeoutMs: c.timeouts.connectTimeoutMs }, events, legTls: (spec) => legTlsOf(spec, caller.id, deps) });
       if (inFlight.draining) c.tracked.control?.drain(); // it began forwarding after the drain was asked

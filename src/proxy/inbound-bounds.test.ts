@@ -43,7 +43,7 @@ afterAll(() => {
 });
 
 /** An inbound listener forwarding to 127.0.0.1:`backendPort`, with BOUNDS; its port. `xfcc`: it parses HTTP (forward_client_cert). */
-function listenerFor(backendPort: number, xfcc = false, bounds: ProxySettings = BOUNDS): { listener: InboundListener; port: number } {
+function listenerFor(backendPort: number, xfcc = false, bounds: ProxySettings = BOUNDS, own: InboundRule["bounds"] = null): { listener: InboundListener; port: number } {
   audit = memoryAudit();
   const rule: InboundRule = {
     index: 0,
@@ -57,6 +57,7 @@ function listenerFor(backendPort: number, xfcc = false, bounds: ProxySettings = 
     forwardClientCert: xfcc,
     tools: null,
     mcp: null,
+    bounds: own,
   };
   const listener = new InboundListener(rule, creds.get("spiffe://example.org/backend")!, { identity, verifier: new PeerVerifier(), logger: createLogger({ write: () => {} }), audit, timeouts: () => bounds });
   opened.push({ stop: () => listener.stop() });
@@ -165,6 +166,20 @@ describe("inbound backend bounds", () => {
     const out = await (await client(port, "hello\n")).done;
     expect([out.text, out.error]).toEqual(["first part\n", "ECONNRESET"]);
     expect(await closeOf()).toMatchObject({ outcome: "terminated", reason: "idle_timeout", bytes_down: 11 });
+  });
+
+  test("the listener's own bounds (its rule's proxy:) replace the top-level ones: a silent backend is given up at its 150 ms first-byte bound, and one silent after its first bytes waits its 1.2 s idle bound", async () => {
+    const silent = listenerFor(backend({ data() {} }), false, BOUNDS, { firstByteTimeoutMs: 150 });
+    let started = performance.now();
+    expect((await (await client(silent.port, "hello\n")).done).error).toBe("ECONNRESET");
+    expect(performance.now() - started).toBeLessThan(290);
+    expect(await closeOf()).toMatchObject({ outcome: "backend_failed", reason: "backend_first_byte_timeout", detail: "no byte from the backend within 150 ms of the last byte sent to it" });
+    const quiet = listenerFor(backend({ data: (s: Socket<unknown>) => void s.write("first part\n") }), false, BOUNDS, { idleTimeoutMs: 1200 });
+    started = performance.now();
+    const out = await (await client(quiet.port, "hello\n")).done;
+    expect([out.text, out.error]).toEqual(["first part\n", "ECONNRESET"]);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(1150);
+    expect(await closeOf()).toMatchObject({ outcome: "terminated", reason: "idle_timeout", detail: "no byte either way for 1200 ms" });
   });
 
   test("a slow, steady backend lasting 3 idle bounds goes through whole", async () => {

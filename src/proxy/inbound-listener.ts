@@ -53,7 +53,7 @@ import { closedRule, following, gateRule, openGate } from "./mcp/gate-rule.ts";
 import type { SpiffeId } from "../spiffe/index.ts";
 import { McpRelay } from "./mcp/relay.ts";
 import { refusalResponse, RequestParser, type Header } from "../http1/index.ts";
-import { DEFAULT_PROXY_SETTINGS, type ProxySettings } from "../policy/model.ts";
+import { boundsOf, DEFAULT_PROXY_SETTINGS, type ProxySettings } from "../policy/model.ts";
 import { InFlight, type Rechecked, type Tracked } from "./in-flight.ts";
 import { expiryFields, Watchdog } from "./watchdog.ts";
 import { HeadDeadline } from "./head-deadline.ts";
@@ -281,7 +281,7 @@ export class InboundListener {
     }
     const started = performance.now();
     const tracked = this.inFlight.open(connAudit(this.deps.audit, "inbound", started), () => s.terminate());
-    s.data = { started, events: tracked.events, tracked, timeouts: this.deps.timeouts?.() ?? DEFAULT_PROXY_SETTINGS, timer: null, client: `${s.remoteAddress}:${(s as unknown as { remotePort: number }).remotePort}`, early: [], sp: null, ended: false, closed: false, header: 0, rewriter: null, head: null, relay: null, refused: null, reset: false, failed: null };
+    s.data = { started, events: tracked.events, tracked, timeouts: boundsOf(this.deps.timeouts?.() ?? DEFAULT_PROXY_SETTINGS, this.rule.bounds), timer: null, client: `${s.remoteAddress}:${(s as unknown as { remotePort: number }).remotePort}`, early: [], sp: null, ended: false, closed: false, header: 0, rewriter: null, head: null, relay: null, refused: null, reset: false, failed: null };
     s.data.tracked.fields = this.fields(s, { client_id: null });
     s.data.timer = setTimeout(() => {
       s.data.timer = null;

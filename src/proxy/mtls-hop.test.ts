@@ -52,8 +52,9 @@ function rule(over: Partial<InboundRule> = {}): InboundRule {
     forwardClientCert: false,
     tools: null,
     mcp: null,
+    bounds: null,
     ...over,
-  };
+  } as InboundRule;
 }
 
 beforeAll(async () => {
