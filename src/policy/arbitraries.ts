@@ -66,7 +66,12 @@ export interface RuleSpec {
   readonly tools: { readonly allow: readonly string[] | null; readonly deny: readonly string[] | null } | null;
   readonly inject: boolean;
   readonly upstream: number | null;
+  /** The rule's own `proxy:` bounds, each key with its text and its milliseconds; null: none (and none on deny or direct). */
+  readonly proxy: readonly (readonly [key: (typeof BOUND_KEYS)[number], text: string, ms: number])[] | null;
 }
+
+const BOUND_KEYS = ["connect_timeout", "first_byte_timeout", "idle_timeout"] as const;
+const BOUND_VALUES: readonly (readonly [string, number])[] = [["250ms", 250], ["2s", 2000], ["90s", 90_000], ["30m", 1_800_000], ["1h", 3_600_000], ["24d", 2_073_600_000]];
 
 export interface PolicySpec {
   readonly rules: readonly RuleSpec[];
@@ -96,6 +101,7 @@ const rawRuleArb = fc.record({
   tools: maybe(fc.record({ allow: maybe(fc.uniqueArray(fc.constantFrom(...TOOLS), { maxLength: 2 })), deny: maybe(some(TOOLS, 2)) })),
   inject: fc.boolean(),
   upstream: maybe(fc.constantFrom(443, 8443), 1, 2),
+  proxy: maybe(fc.uniqueArray(fc.tuple(fc.constantFrom(...BOUND_KEYS), fc.constantFrom(...BOUND_VALUES)), { minLength: 1, maxLength: 3, selector: ([k]) => k }), 1, 2),
 });
 
 /** A rule that load.ts accepts: keys the action does not allow are dropped, not rejected. */
@@ -122,6 +128,7 @@ export const ruleArb: fc.Arbitrary<RuleSpec> = rawRuleArb.map((r) => {
     tools: a === "intercept" ? r.tools : null,
     inject: a === "intercept" && r.inject,
     upstream: a === "passthrough" || a === "tls" || a === "mtls" || a === "intercept" ? r.upstream : null,
+    proxy: a === "deny" || a === "direct" || r.proxy === null ? null : r.proxy.map(([k, [text, ms]]) => [k, text, ms] as const),
   };
 });
 
@@ -153,6 +160,7 @@ function ruleYaml(r: RuleSpec, i: number): string {
   }
   if (r.inject) lines.push(`    inject: { headers: { X-Api-Key: "\${secret:key_${i}}" } }`);
   if (r.upstream !== null) lines.push(`    upstream: { port: ${r.upstream} }`);
+  if (r.proxy !== null) lines.push(`    proxy: { ${r.proxy.map(([k, text]) => `${k}: ${text}`).join(", ")} }`);
   return lines.join("\n");
 }
 

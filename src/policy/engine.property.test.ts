@@ -45,6 +45,25 @@ function load(yaml: string): Policy {
   return loadPolicy(yaml, "random.yaml");
 }
 
+describe("loading random rule sets", () => {
+  test("each rule's own proxy: bounds load as written (milliseconds, the others left to the top-level ones)", () => {
+    const ms = { connect_timeout: "connectTimeoutMs", first_byte_timeout: "firstByteTimeoutMs", idle_timeout: "idleTimeoutMs" } as const;
+    let withBounds = 0;
+    fc.assert(
+      fc.property(policyArb, (spec) => {
+        const policy = load(spec.yaml);
+        spec.rules.forEach((r, i) => {
+          const want = r.proxy === null ? null : Object.fromEntries(r.proxy.map(([k, , v]) => [ms[k], v]));
+          assert.deepEqual(policy.egress[i]!.bounds, want, `rule r${i}\n${spec.yaml}`);
+          if (want !== null) withBounds++;
+        });
+      }),
+      { numRuns: fuzzRuns(60) },
+    );
+    assert.ok(withBounds > 0, "no rule with bounds was generated");
+  });
+});
+
 describe("engine and explain", () => {
   test("decide the same for random ordered rule sets and queries", () => {
     const seen = new Map<string, number>();
