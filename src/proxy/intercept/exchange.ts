@@ -729,9 +729,10 @@ export class HttpExchange implements LegOwner {
   /**
    * An MCP session's stream (a GET, open while the server may send) follows a reload as a tunnel
    * does: its request is decided again under a policy it was not judged under yet, and the stream is
-   * cut (`policy_changed`, `identity_revoked`) on the same grounds. One that holds goes on under the
-   * rule that decides it now: its gate follows that rule, so its events are filtered by it, and
-   * the session's client is told when what it listed changed (http-filter.ts McpResponse).
+   * cut (`policy_changed`, `identity_revoked`) on the same grounds, and when the rule that decides
+   * it now has no `mcp:`. One that holds goes on under the rule that decides it now: its gate
+   * follows that rule, so its events are filtered by it, and the session's client is told when what
+   * it listed changed (http-filter.ts McpResponse).
    */
   private recheckStream(): Fields | null | Promise<Fields | null> {
     const r = this.req;
@@ -744,8 +745,11 @@ export class HttpExchange implements LegOwner {
     m.judged = engine;
     const follow = (now: RequestVerdict): Fields | null => {
       const why = tunnelChange(r.verdict, now, "the request that opened the MCP session's stream");
-      if (why === null && now.ok && now.rule.mcp !== null) m.live.rule = now.rule;
-      return why;
+      if (why !== null || !now.ok) return why;
+      // Its GET would now pass unread: the stream ends, and the one the client opens again is read as its rule says.
+      if (now.rule.mcp === null) return { outcome: "terminated", reason: "policy_changed", detail: `a policy reload: the request that opened the MCP session's stream would now go by rule ${now.rule.name}, which has no mcp:` };
+      m.live.rule = now.rule;
+      return null;
     };
     const now = decideRequest(this.ctx, r.head, this.deps);
     return now instanceof Promise ? now.then(follow) : follow(now);
