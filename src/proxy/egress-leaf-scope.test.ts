@@ -19,7 +19,8 @@ import { loadPolicy } from "../policy/load.ts";
 import { createLogger } from "../runtime/log.ts";
 import { SpiffeId, TrustDomain } from "../spiffe/index.ts";
 import { chainPem } from "../x509/pem.ts";
-import { startEgressListener, type CaptureRecord, type EgressListener, type Identified } from "./egress-listener.ts";
+import type { CaptureRecord, EgressListener, Identified } from "./egress-listener.ts";
+import { startEgressOnFreePort } from "./bounds-test-kit.ts";
 import type { IdentitySource } from "./identity-source.ts";
 import { ascii, minimalHello, serverNameExt } from "./peek/hello-bytes.ts";
 import { credentialOf, trustOf } from "./test-identity.ts";
@@ -124,14 +125,7 @@ beforeAll(async () => {
     logger: createLogger({ write: () => {} }),
     audit,
   };
-  for (let i = 0; ; i++) {
-    try {
-      listener = startEgressListener(20_000 + Math.floor(Math.random() * 40_000), deps);
-      break;
-    } catch (e) {
-      if (i === 20) throw e;
-    }
-  }
+  listener = startEgressOnFreePort(deps);
 });
 
 afterAll(() => {

@@ -14,6 +14,7 @@ import { BINARY, REPO } from "../helpers/binary.ts";
 import { waitFor } from "../helpers/processes.ts";
 import { startDomain, type Agent, type Domain } from "./domain.ts";
 import type { ClientInput, StepResult } from "./mcp-client.ts";
+import { watchedAcrossTwoChanges } from "./mcp-steps.ts";
 
 const T = 60_000;
 const mount = probeHost().cgroup2;
@@ -194,15 +195,7 @@ stdio:
     const original = readFileSync(join(domain.dir, "stdio.yaml"), "utf8");
     const [m1, m2] = [`tg-stdio-lc1-${crypto.randomUUID()}`, `tg-stdio-lc2-${crypto.randomUUID()}`];
     const [f1, f2] = [join(domain.dir, `release-${crypto.randomUUID()}`), join(domain.dir, `release-${crypto.randomUUID()}`)];
-    const running = clientWith({ watch_tools: true }, "host", [
-      { op: "list" },
-      { op: "call", name: "echo", args: { message: m1 } },
-      { op: "hold", until: f1 },
-      { op: "refreshed", lacks: "echo" },
-      { op: "call", name: "echo", args: { message: m2 } },
-      { op: "hold", until: f2 },
-      { op: "refreshed", has: DENIED },
-    ]);
+    const running = clientWith({ watch_tools: true }, "host", watchedAcrossTwoChanges([m1, m2], [f1, f2], DENIED));
     try {
       await echoEvent(m1); // the first list is in
       await reload(original.replace(`deny: [${DENIED}]`, `deny: [${DENIED}, echo]`));

@@ -13,6 +13,7 @@ import { probeHost } from "../../src/runtime/host.ts";
 import { waitFor } from "../helpers/processes.ts";
 import type { AuditLine } from "../helpers/audit-files.ts";
 import { rewriteConfig } from "../helpers/e2e-kit.ts";
+import { watchedAcrossTwoChanges } from "./mcp-steps.ts";
 import { DENIED, FIRST_DESCRIPTION, ID, RULE, setUp, tearDown, type ClientRun, type Stand, type Step, type StepResult } from "./mcp-setup.ts";
 
 const T = 60_000;
@@ -548,15 +549,7 @@ describe.skipIf(!can && !process.env.CI)("MCP tool policy: B's inbound listeners
         const from = audit().length;
         const [m1, m2] = [marker("watch-echo"), marker("watch-echo")];
         const [f1, f2] = [join(s.dir, `release-${crypto.randomUUID()}`), join(s.dir, `release-${crypto.randomUUID()}`)];
-        const steps: Step[] = [
-          { op: "list" },
-          { op: "call", name: "echo", args: { message: m1 } },
-          { op: "hold", until: f1 },
-          { op: "refreshed", lacks: "echo" },
-          { op: "call", name: "echo", args: { message: m2 } },
-          { op: "hold", until: f2 },
-          { op: "refreshed", has: "echo" },
-        ];
+        const steps = watchedAcrossTwoChanges([m1, m2], [f1, f2], "echo");
         const running = how === "direct" ? s.directClient(s.urls.everything, { watch_tools: true, steps }) : s.runClient({ watch_tools: true, steps });
         let restore: (() => Promise<void>) | null = null;
         try {

@@ -15,7 +15,8 @@ import { loadPolicy } from "../../policy/load.ts";
 import { createLogger } from "../../runtime/log.ts";
 import { Bundle, BundleSet, SpiffeId, TrustDomain } from "../../spiffe/index.ts";
 import { chainPem } from "../../x509/pem.ts";
-import { startEgressListener, type EgressListener } from "../egress-listener.ts";
+import type { EgressListener } from "../egress-listener.ts";
+import { startEgressOnFreePort } from "../bounds-test-kit.ts";
 import type { IdentitySource, TrustNow } from "../identity-source.ts";
 import { credentialOf, trustOf } from "../test-identity.ts";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -79,14 +80,7 @@ beforeAll(async () => {
     logger: createLogger({ write: () => {} }),
     audit,
   };
-  for (let i = 0; ; i++) {
-    try {
-      listener = startEgressListener(20_000 + Math.floor(Math.random() * 40_000), deps);
-      break;
-    } catch (e) {
-      if (i === 20) throw e;
-    }
-  }
+  listener = startEgressOnFreePort(deps);
 });
 
 afterAll(() => {
