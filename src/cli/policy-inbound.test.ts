@@ -22,6 +22,7 @@ inbound:
     listen: 127.0.0.1:5433
     forward: unix:/run/db.sock
     allow: spiffe://example.org/agent/*
+    proxy: { idle_timeout: 1h }
 `,
   "p.yaml",
 );
@@ -41,6 +42,9 @@ describe("policy explain --inbound", () => {
         "",
       ].join("\n"),
     );
+  });
+  test("a listener with its own bounds says them in the decision", () => {
+    expect(ask("plain", "spiffe://example.org/agent/bot").summary).toBe("allow: listener plain accepts the client (allow spiffe://example.org/agent/*; idle_timeout 1h)");
   });
   test("a federated client that allow names is accepted; one of a trust domain not federated is client_untrusted", () => {
     expect(ask("tools", "spiffe://partner.test/bot")).toMatchObject({ verdict: "allow", matched: "spiffe://partner.test/bot" });

@@ -10,7 +10,7 @@
  *    `resource_bad_uri`, `prompt_denied`, `prompt_not_allowed`); without `mcp:` the listener
  *    reads no MCP and everything passes.
  */
-import type { InboundRule, McpRules, Policy, ToolFilter } from "../policy/index.ts";
+import { boundsText, type InboundRule, type McpRules, type Policy, type ToolFilter } from "../policy/index.ts";
 import type { SpiffeId } from "../spiffe/index.ts";
 import { normalizeResourceUri } from "../mcp/index.ts";
 import { UsageError } from "./usage-error.ts";
@@ -53,7 +53,8 @@ export function explainInbound(p: Policy, rule: InboundRule, ask: InboundAsk): I
   if (matched === null) {
     return { ...base, verdict: "deny", reason: "client_not_allowed", summary: `deny: ${ask.from.toString()} matches none of allow: ${rule.allow.map((a) => a.text).join(", ")}` };
   }
-  return { ...base, matched, ...mcpVerdict(rule.mcp, ask, `allow: listener ${rule.name} accepts the client (allow ${matched})`, `listener ${rule.name}`) };
+  const bounds = boundsText(rule.bounds);
+  return { ...base, matched, ...mcpVerdict(rule.mcp, ask, `allow: listener ${rule.name} accepts the client (allow ${matched}${bounds === "" ? "" : `; ${bounds}`})`, `listener ${rule.name}`) };
 }
 
 export type McpAnswer = Pick<InboundExplanation, "verdict" | "reason" | "summary" | "mcp">;

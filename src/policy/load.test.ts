@@ -4,7 +4,8 @@ import { describe, test, assert, errorOf } from "../../test/shim.ts";
 import { SpiffeId } from "../spiffe/index.ts";
 import { PolicyError } from "./errors.ts";
 import { loadPolicy } from "./load.ts";
-import { boundsOf } from "./model.ts";
+import { boundsOf, boundsText } from "./model.ts";
+import { describeDecision } from "./query.ts";
 import { editDistance, nearest } from "./nearest.ts";
 import { keysAllowedAt } from "./source.ts";
 
@@ -154,6 +155,10 @@ inbound:
     assert.deepEqual(p.inbound[0]!.bounds, { connectTimeoutMs: 2000, firstByteTimeoutMs: 120_000, idleTimeoutMs: 7_200_000, headerTimeoutMs: 5000 });
     assert.deepEqual(boundsOf(p.proxy, p.egress[0]!.bounds), { connectTimeoutMs: 10_000, firstByteTimeoutMs: 600_000, idleTimeoutMs: 3_600_000, headerTimeoutMs: 30_000 });
     assert.equal(boundsOf(p.proxy, p.egress[1]!.bounds), p.proxy);
+    // Summaries (conn_open's, `tidegate policy explain`) name a rule's own bounds.
+    assert.equal(boundsText(p.inbound[0]!.bounds), "connect_timeout 2s, first_byte_timeout 2m, idle_timeout 2h, header_timeout 5s");
+    assert.equal(describeDecision({ verdict: "allow", rule: p.egress[0]!, action: "intercept", upstreamPort: 443 }), "allow intercept by rule slow-api (upstream port 443, first_byte_timeout 10m, idle_timeout 1h)");
+    assert.equal(describeDecision({ verdict: "allow", rule: p.egress[1]!, action: "passthrough", upstreamPort: 443 }), "allow passthrough by rule plain (upstream port 443)");
   });
   test("agent.trust_bundle instead of a fingerprint", () => {
     assert.equal(loadPolicy("trust_domain: example.org\nagent: { trust_bundle: /etc/tidegate/bundle.pem }\n", "t.yaml").agent.trustBundle, "/etc/tidegate/bundle.pem");

@@ -9,6 +9,7 @@ import type { HostPattern } from "./host-name.ts";
 import type { PathPattern } from "./http-match.ts";
 import type { PortRange } from "./ports.ts";
 import type { HeaderTemplate } from "./inject.ts";
+import { formatDuration } from "../runtime/duration.ts";
 
 export const ACTIONS = ["deny", "direct", "passthrough", "tls", "mtls", "intercept"] as const;
 export type Action = (typeof ACTIONS)[number];
@@ -196,6 +197,13 @@ export const DEFAULT_PROXY_SETTINGS: ProxySettings = Object.freeze({ connectTime
 
 /** A rule's `proxy:` (docs/policy.md): each bound it gives replaces the top-level one for its connections. */
 export type RuleBounds = Partial<ProxySettings>;
+
+/** A rule's own bounds as its `proxy:` gives them ("first_byte_timeout 10m, idle_timeout 1h"), for summaries; "" without. */
+export function boundsText(rule: RuleBounds | null): string {
+  if (rule === null) return "";
+  const keys = [["connectTimeoutMs", "connect_timeout"], ["firstByteTimeoutMs", "first_byte_timeout"], ["idleTimeoutMs", "idle_timeout"], ["headerTimeoutMs", "header_timeout"]] as const;
+  return keys.flatMap(([k, key]) => (rule[k] === undefined ? [] : [`${key} ${formatDuration(rule[k])}`])).join(", ");
+}
 
 /** The bounds of a connection that `rule`'s bounds (null: none) apply to, over `base`. */
 export function boundsOf(base: ProxySettings, rule: RuleBounds | null): ProxySettings {

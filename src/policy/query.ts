@@ -19,7 +19,7 @@
  */
 import type { SpiffeId } from "../spiffe/index.ts";
 import type { IpAddress } from "./address.ts";
-import type { Action, EgressRule, Proto } from "./model.ts";
+import { type Action, boundsText, type EgressRule, type Proto } from "./model.ts";
 
 export interface HttpRequestInfo {
   readonly method: string;
@@ -77,7 +77,10 @@ export function decideWith(rule: EgressRule, q: Query, intercepted: boolean): De
  */
 export function describeDecision(d: Decision): string {
   if (d.verdict === "inspect") return `inspect: intercept and decide per request (rule ${d.rule.name} has http conditions)`;
-  if (d.verdict === "allow") return `allow ${d.action} by rule ${d.rule.name} (upstream port ${d.upstreamPort}${d.rule.keyExchange === "classical" ? ", key exchange classical" : ""})`;
+  if (d.verdict === "allow") {
+    const bounds = d.action === "direct" ? "" : boundsText(d.rule.bounds);
+    return `allow ${d.action} by rule ${d.rule.name} (upstream port ${d.upstreamPort}${d.rule.keyExchange === "classical" ? ", key exchange classical" : ""}${bounds === "" ? "" : `, ${bounds}`})`;
+  }
   switch (d.reason) {
     case "no_rule":
       return "deny: no rule matches";
