@@ -163,7 +163,30 @@ describe("egress bounds: a rule's own (its proxy:)", () => {
     expect(await closeOf()).toMatchObject({ rule: "local", reason: "idle_timeout", detail: "no byte either way for 1200 ms" });
   });
 
-  test("under interception, the bounds of the rule the connection was decided by: a silent upstream is given up at its 150 ms first-byte bound, 504", async () => {
+  test("under interception, each request's rule's: on one kept-alive connection a request its rule gives 1.2 s (first byte and idle) is answered after 600 ms, and the next, whose rule gives 150 ms, gets 504", async () => {
+    // Answers each request head 600 ms after it came.
+    const slow = upstream({ data: (sock: Socket<unknown>, d: Uint8Array) => void (new TextDecoder().decode(d).includes("\r\n\r\n") && setTimeout(() => sock.write("HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nlate"), 600)) }, true);
+    intercepting = { leafFor: (name: string) => agentCa.leafFor(name), secret: () => null };
+    try {
+      const rule = (name: string, extra: string) => `  - { name: ${name}, from: spiffe://example.org/w, to: { host: api.test, port: 80 }, action: intercept, ca: ${caFile}, upstream: { port: ${slow} }${extra} }\n`;
+      const port = listenUnder(`trust_domain: example.org\negress:\n${rule("api-slow", ', http: { paths: ["/slow/**"] }, proxy: { first_byte_timeout: 1200ms, idle_timeout: 1200ms }')}${rule("api", ", proxy: { first_byte_timeout: 150ms }")}`, 80);
+      const w = await startWorkload(port, "GET /slow/report HTTP/1.1\r\nHost: api.test\r\n\r\n");
+      await waitUntil("the slow answer", () => (w.text().endsWith("late") ? true : undefined), 3000);
+      expect(w.text()).toStartWith("HTTP/1.1 200 OK\r\n");
+      const started = performance.now();
+      w.write("GET /other HTTP/1.1\r\nHost: api.test\r\n\r\n");
+      const out = await w.done;
+      expect(out.text.slice(out.text.indexOf("late") + 4)).toStartWith("HTTP/1.1 504 ");
+      expect(performance.now() - started).toBeLessThan(450);
+      const requests = audit.of("http_request");
+      expect(requests.map((r) => [r.rule, r.status, r.reason ?? null])).toEqual([["api-slow", 200, null], ["api", 504, "upstream_first_byte_timeout"]]);
+      expect(String(requests[1]!.detail)).toContain("150 ms");
+    } finally {
+      intercepting = null;
+    }
+  });
+
+  test("under interception, a silent upstream is given up at the request's rule's 150 ms first-byte bound, 504", async () => {
     const silent = upstream({ data() {} }, true);
     intercepting = { leafFor: (name: string) => agentCa.leafFor(name), secret: () => null };
     try {

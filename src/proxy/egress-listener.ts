@@ -371,9 +371,8 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
     let under = deps.engine();
     const d = await decideConnection(caller, nameOf(first), deps, first.kind);
     c.tracked.fields = { ...caller.fields, ...d.fields };
-    // The rule's own bounds, from here on (its leg's connect, first byte and idle; interception: the whole connection's).
-    c.timeouts = boundsOf(c.timeouts, d.decision?.rule?.bounds ?? null);
     if (d.intercept === true && !c.closed) {
+      // The top-level bounds: each request takes its own rule's over them (exchange.ts `boundsFor`).
       await serveIntercept({ socket: socket as Socket<unknown>, conn: c, early: joined(c), first, caller, fields: { ...caller.fields, ...d.fields }, deps: { ...deps, timeouts: () => c.timeouts }, upstream: { ...legDeps, timeoutMs: c.timeouts.connectTimeoutMs }, events, legTls: (spec) => legTlsOf(spec, caller.id, deps) });
       if (inFlight.draining) c.tracked.control?.drain(); // it began forwarding after the drain was asked
       return;
@@ -385,6 +384,8 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
       return;
     }
     const upstream = d.upstream;
+    // The rule's own bounds from here on: its leg's connect, first byte and idle.
+    c.timeouts = boundsOf(c.timeouts, d.decision?.rule?.bounds ?? null);
     const done = (extra: Fields) => log({ ...caller.fields, ...d.fields, upstream: `${upstream.address.text}:${upstream.port}`, ...extra });
     const refuse = (extra: Fields) => {
       done({ outcome: "refused", ...extra });

@@ -39,7 +39,7 @@ export class Watchdog {
   #stopped = false;
 
   constructor(
-    private readonly bounds: Pick<ProxySettings, "firstByteTimeoutMs" | "idleTimeoutMs">,
+    private bounds: Pick<ProxySettings, "firstByteTimeoutMs" | "idleTimeoutMs">,
     private readonly expired: (why: Expiry) => void,
     private readonly now: () => number = () => performance.now(),
   ) {
@@ -67,6 +67,12 @@ export class Watchdog {
   /** A new request begins: its answer is awaited from the next byte sent. */
   expectAnswer(): void {
     this.#answered = false;
+  }
+
+  /** Other bounds from now on (an intercepted request decided by a rule with its own); a deadline they bring nearer is armed. */
+  setBounds(bounds: Pick<ProxySettings, "firstByteTimeoutMs" | "idleTimeoutMs">): void {
+    this.bounds = bounds;
+    this.#arm();
   }
 
   /** A byte from the workload that is not (yet) sent on: it counts for idle only. */

@@ -48,7 +48,7 @@ import type { ListsSeen, McpGate, PinStore, SessionLists } from "../../mcp/index
 import { following, gateRule, openGate } from "../mcp/gate-rule.ts";
 import { BodyBuffer, concatBytes, gateRequest, McpResponse } from "../mcp/http-filter.ts";
 import { MAX_HELD } from "../mcp/relay.ts";
-import { DEFAULT_PROXY_SETTINGS, type EgressRule, type ProxySettings } from "../../policy/model.ts";
+import { boundsOf, DEFAULT_PROXY_SETTINGS, type EgressRule, type ProxySettings } from "../../policy/model.ts";
 import { expiryFields, Watchdog, type Expiry } from "../watchdog.ts";
 import { HeadDeadline } from "../head-deadline.ts";
 import { CorkedClient } from "./cork.ts";
@@ -193,7 +193,8 @@ export class HttpExchange implements LegOwner {
   ) {
     this.client = new CorkedClient(client, client.copies === true);
     const t = deps.timeouts ?? DEFAULT_PROXY_SETTINGS;
-    this.watch = new Watchdog(t, (why: Expiry) => this.endNow(expiryFields(why, t, "upstream"), 504));
+    this.top = this.bounds = t;
+    this.watch = new Watchdog(t, (why: Expiry) => this.endNow(expiryFields(why, this.bounds, "upstream"), 504));
     this.head = new HeadDeadline(t.headerTimeoutMs, () => {
       if (this.awaitingHead()) this.refuse(408, "header_timeout", this.head.fields().detail);
     });
@@ -413,9 +414,28 @@ export class HttpExchange implements LegOwner {
       return void this.refuse(verdict.status, verdict.reason, verdict.detail, false);
     }
     this.starting = { head, started, verdict };
+    this.boundsFor(verdict.rule);
     const leg = this.legFor(verdict, true);
     if (leg instanceof Promise) return leg.then((l) => this.sendRequest(head, started, verdict, l));
     this.sendRequest(head, started, verdict, leg);
+  }
+
+  /** The top-level bounds (`proxy:`), and those in force: the last request's rule's own over them (`boundsFor`). */
+  private readonly top: ProxySettings;
+  private bounds: ProxySettings;
+  private boundsRule: EgressRule | null = null;
+
+  /**
+   * The bounds of a request `rule` decided: its own over the top-level ones (policy model.ts
+   * `boundsOf`), for its leg's connect, its answer's first byte, and the idle bound until the next
+   * request is decided.
+   */
+  private boundsFor(rule: EgressRule): void {
+    if (rule === this.boundsRule) return;
+    this.boundsRule = rule;
+    const b = boundsOf(this.top, rule.bounds);
+    if (b.firstByteTimeoutMs !== this.bounds.firstByteTimeoutMs || b.idleTimeoutMs !== this.bounds.idleTimeoutMs) this.watch.setBounds(b);
+    this.bounds = b;
   }
 
   /** The decided request goes out on `leg` (null: none could be had, and the request was answered). */
@@ -496,7 +516,7 @@ export class HttpExchange implements LegOwner {
   }
 
   private async openLeg(v: Verdict, tls: UpstreamTls, key: string): Promise<UpstreamLeg | null> {
-    const up = await openUpstream({ address: v.upstream.address, port: v.upstream.port, tls }, this.deps.upstream);
+    const up = await openUpstream({ address: v.upstream.address, port: v.upstream.port, tls }, this.bounds === this.top ? this.deps.upstream : { ...this.deps.upstream, timeoutMs: this.bounds.connectTimeoutMs });
     if (!up.ok) {
       this.refuse(up.reason === "upstream_connect_timeout" ? 504 : 502, up.reason ?? up.outcome, up.detail, true, up.outcome);
       return null;
