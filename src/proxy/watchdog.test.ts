@@ -25,6 +25,23 @@ async function keep(ms: number, every: number, f: () => void): Promise<number> {
 }
 
 describe("Watchdog", () => {
+  test("setBounds: a bound brought nearer fires at the new one; one pushed later does not fire at the old", async () => {
+    const near = watch({ firstByteTimeoutMs: 1000, idleTimeoutMs: 1000 });
+    near.w.sent();
+    near.w.setBounds({ firstByteTimeoutMs: 100, idleTimeoutMs: 1000 });
+    await Bun.sleep(300);
+    expect(near.fired.map((f) => f.why)).toEqual(["first_byte"]);
+    expect(near.fired[0]!.at).toBeLessThan(250);
+    const later = watch();
+    later.w.setBounds({ firstByteTimeoutMs: 100, idleTimeoutMs: 400 });
+    await Bun.sleep(300);
+    expect(later.fired).toEqual([]);
+    await Bun.sleep(200);
+    expect(later.fired.map((f) => f.why)).toEqual(["idle"]);
+    near.w.stop();
+    later.w.stop();
+  });
+
   test("nothing moves: idle, once, after the idle bound (nothing was sent, so no answer is awaited)", async () => {
     const { fired } = watch();
     await Bun.sleep(400);
