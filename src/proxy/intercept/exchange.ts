@@ -643,7 +643,7 @@ export class HttpExchange implements LegOwner {
       // Never a tunnel under an MCP rule (the policy refuses upgrade: with mcp:): messages after it would pass unchecked.
       if (e.head.framing === "tunnel") return this.failUpstream("the upstream switched protocols under an MCP rule");
       r.response = e.head;
-      m.response = new McpResponse(m.gate, e.head, m.id, (b) => this.toClient(leg, b), m.stream);
+      m.response = new McpResponse(m.gate, e.head, m.id, (b) => this.toClient(leg, b), m.stream === null ? null : { seen: m.stream, told: (n) => void (this.announced += n) });
       return;
     }
     if (e.kind === "body") {
@@ -655,8 +655,6 @@ export class HttpExchange implements LegOwner {
     if (res === null) return;
     leg.pause();
     void res.end(e.trailers).then(() => {
-      this.announced += res.announced;
-      res.announced = 0;
       leg.resume();
       if (this.req === r && !this.done) this.responseEnded(leg, r);
     });
@@ -822,9 +820,7 @@ export class HttpExchange implements LegOwner {
     this.done = true;
     this.watch.stop();
     this.head.stop();
-    const answering = this.req?.mcp?.response ?? null;
-    answering?.stop();
-    const announced = this.announced + (answering?.announced ?? 0);
+    this.req?.mcp?.response?.stop();
     for (const g of this.gates.values()) g.gate.close();
     const t = this.tunnel;
     this.releaseLeg();
@@ -832,6 +828,6 @@ export class HttpExchange implements LegOwner {
     else this.client.end();
     const up = this.bodyUp + (t?.bytesUp ?? 0);
     const down = this.bodyDown + (t?.bytesDown ?? 0);
-    this.onDone({ ...fields, requests: this.count, ...(announced > 0 ? { lists_announced: announced } : {}), bytes_up: up, bytes_down: down, ...(t !== null ? { tunnel_bytes_up: t.bytesUp, tunnel_bytes_down: t.bytesDown } : {}) });
+    this.onDone({ ...fields, requests: this.count, ...(this.announced > 0 ? { lists_announced: this.announced } : {}), bytes_up: up, bytes_down: down, ...(t !== null ? { tunnel_bytes_up: t.bytesUp, tunnel_bytes_down: t.bytesDown } : {}) });
   }
 }

@@ -31,8 +31,9 @@ async function stand(answer = SSE, withStream = true) {
   await posts.fromServer(JSON.stringify({ jsonrpc: "2.0", id: 1, result: { tools: [{ name: "read" }, { name: "write" }] } }));
   const gate = gateOf();
   const out: string[] = [];
-  const res = new McpResponse(gate, head(answer), null, (b) => out.push(dec.decode(b)), withStream ? gate.lists(h) : null, 20);
-  return { res, out, text: () => out.join(""), set: (r: GateRule) => void (rule = r), count: () => out.join("").split(CHANGED).length - 1 };
+  let told = 0;
+  const res = new McpResponse(gate, head(answer), null, (b) => out.push(dec.decode(b)), withStream ? { seen: gate.lists(h), told: (n) => void (told += n), everyMs: 20 } : null);
+  return { res, out, text: () => out.join(""), set: (r: GateRule) => void (rule = r), count: () => out.join("").split(CHANGED).length - 1, told: () => told };
 }
 
 const chunk = (s: string) => enc.encode(`${s}`);
@@ -56,6 +57,7 @@ describe("McpResponse: a session's stream tells the client of list changes", () 
     s.set(all);
     await sleep(60);
     expect(s.count()).toBe(2);
+    expect(s.told()).toBe(2);
     s.res.stop();
   });
 

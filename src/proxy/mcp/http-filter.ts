@@ -162,6 +162,16 @@ export function answerMode(head: ResponseHead): { mode: "sse" | "json" } | { mod
   return { mode: "refuse", why: `Content-Type ${type.slice(0, 64)}` };
 }
 
+/** What a session's stream announces from, and whom it tells how many it sent (McpResponse). */
+export interface SessionStream {
+  /** The session's record of its lists (gateRequest's `stream`). */
+  readonly seen: ListsSeen;
+  /** `count` list-changed notifications went to the client (the carrier's `lists_announced`). */
+  told(count: number): void;
+  /** Default ANNOUNCE_MS. */
+  readonly everyMs?: number;
+}
+
 /**
  * One response through the gate. `emit` gets the bytes for the client, in order, head first;
  * `end` resolves once the last of them was emitted.
@@ -212,10 +222,10 @@ export class McpResponse {
     /** The id of the request answered (a JSON answer that cannot pass is replaced by an error for it). */
     private readonly requestId: JsonRpcId | null,
     private readonly write: (bytes: Uint8Array) => void,
-    /** The session's record of its lists, when this answers its stream (gateRequest's `stream`). */
-    private readonly stream: ListsSeen | null = null,
-    announceMs = ANNOUNCE_MS,
+    /** When this answers a session's stream: what it announces from. */
+    session: SessionStream | null = null,
   ) {
+    this.stream = session?.seen ?? null;
     const hasBody = (head.framing === "length" && head.contentLength !== 0) || head.framing === "chunked" || head.framing === "close";
     const read = !hasBody || head.status < 200 || head.status >= 300 ? { mode: "pass" as const } : answerMode(head);
     this.mode = read.mode;
@@ -223,7 +233,7 @@ export class McpResponse {
     if (this.mode === "sse") {
       this.sse = new SseParser();
       this.emitHead([...withoutFraming(head.headers.entries), ["transfer-encoding", "chunked"]]);
-      if (stream !== null) this.announcer = setInterval(() => this.announce(stream), announceMs);
+      if (session !== null) this.announcer = setInterval(() => this.announce(session), session.everyMs ?? ANNOUNCE_MS);
     } else if (this.mode === "json") {
       this.json = new BodyBuffer();
     } else if (this.mode === "pass") {
@@ -231,16 +241,16 @@ export class McpResponse {
     }
   }
 
+  /** The session's record of its lists, for list results on its stream that answer no request of this gate. */
+  private readonly stream: ListsSeen | null;
   private announcer: ReturnType<typeof setInterval> | null = null;
-  /** List-changed notifications this answer sent the client. */
-  announced = 0;
 
   /** The session's list-changed notifications, each an event, after the server's events already on their way. */
-  private announce(seen: ListsSeen): void {
+  private announce(session: SessionStream): void {
     if (this.ended !== null || this.broken) return this.stop();
-    const methods = this.gate.listsChanged(seen);
+    const methods = this.gate.listsChanged(session.seen);
     if (methods.length === 0) return;
-    this.announced += methods.length;
+    session.told(methods.length);
     this.chain = this.chain.then(() => {
       for (const method of methods) this.emit(encodeChunk(serializeEvent({ data: JSON.stringify({ jsonrpc: "2.0", method }) })));
     });

@@ -77,13 +77,8 @@ export class McpRelay {
   private done = false;
   /** Requests forwarded or answered here. */
   count = 0;
-  /** List-changed notifications of answers that ended, sent on the session's stream (http-filter.ts McpResponse). */
-  private announcedBefore = 0;
-
-  /** List-changed notifications this connection sent the client (its conn_close's `lists_announced`). */
-  get announced(): number {
-    return this.announcedBefore + (this.current?.response?.announced ?? 0);
-  }
+  /** List-changed notifications this connection sent the client on its session's stream (its conn_close's `lists_announced`). */
+  announced = 0;
   /** Why the relay ended the connection, for its conn_close; null while it did not. */
   refused: { reason: string; detail: string } | null = null;
 
@@ -234,7 +229,7 @@ export class McpRelay {
     if (e.kind === "head") {
       if (this.firstByte !== null) clearTimeout(this.firstByte);
       this.firstByte = null;
-      c.response = new McpResponse(this.gate, e.head, c.id, (b) => this.out.toClient(b), c.stream);
+      c.response = new McpResponse(this.gate, e.head, c.id, (b) => this.out.toClient(b), c.stream === null ? null : { seen: c.stream, told: (n) => void (this.announced += n) });
       return;
     }
     const res = c.response;
@@ -243,8 +238,6 @@ export class McpRelay {
     const final = res.head.status >= 200;
     const keep = res.head.keepAlive;
     void res.end(e.trailers).then(() => {
-      this.announcedBefore += res.announced;
-      res.announced = 0;
       if (this.done || this.current !== c) return;
       if (!final) {
         c.response = null;
