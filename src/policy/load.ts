@@ -22,7 +22,7 @@ import type { TrustDomain } from "../spiffe/index.ts";
 import { PolicyError } from "./errors.ts";
 import { toolDecider } from "../mcp/tool-filter.ts";
 import { normalizeServerName } from "./host-name.ts";
-import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_PROXY_SETTINGS, type Action, type DnsSettings, type EgressRule, type IdPattern, type InboundRule, type McpRules, type Policy, type RuleBounds, type StdioRule, type ToolFilter, type Workload } from "./model.ts";
+import { BOUND_KEYS, DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_PROXY_SETTINGS, type Action, type DnsSettings, type EgressRule, type IdPattern, type InboundRule, type McpRules, type Policy, type RuleBounds, type StdioRule, type ToolFilter, type Workload } from "./model.ts";
 import { PolicySchema, type EgressInput, type PolicyInput } from "./schema.ts";
 import { readYaml, type FailFn, type YamlSource } from "./source.ts";
 
@@ -94,10 +94,7 @@ function checkEgress(r: EgressInput, at: Path, fail: FailFn, ours: TrustDomain, 
 function ruleBounds(p: { connect_timeout?: number; first_byte_timeout?: number; idle_timeout?: number; header_timeout?: number } | undefined, at: Path, fail: FailFn): RuleBounds | null {
   if (p === undefined) return null;
   const b: { -readonly [K in keyof RuleBounds]: RuleBounds[K] } = {};
-  if (p.connect_timeout !== undefined) b.connectTimeoutMs = p.connect_timeout;
-  if (p.first_byte_timeout !== undefined) b.firstByteTimeoutMs = p.first_byte_timeout;
-  if (p.idle_timeout !== undefined) b.idleTimeoutMs = p.idle_timeout;
-  if (p.header_timeout !== undefined) b.headerTimeoutMs = p.header_timeout;
+  for (const [key, k] of BOUND_KEYS) if (p[key] !== undefined) b[k] = p[key];
   if (Object.keys(b).length === 0) fail(at, "give at least one bound (connect_timeout, first_byte_timeout, idle_timeout, and on an inbound listener header_timeout)");
   return Object.freeze(b);
 }

@@ -198,11 +198,13 @@ export const DEFAULT_PROXY_SETTINGS: ProxySettings = Object.freeze({ connectTime
 /** A rule's `proxy:` (docs/policy.md): each bound it gives replaces the top-level one for its connections. */
 export type RuleBounds = Partial<ProxySettings>;
 
+/** Each bound's key under `proxy:` and its field here, in the order docs/policy.md gives them. */
+export const BOUND_KEYS = [["connect_timeout", "connectTimeoutMs"], ["first_byte_timeout", "firstByteTimeoutMs"], ["idle_timeout", "idleTimeoutMs"], ["header_timeout", "headerTimeoutMs"]] as const;
+
 /** A rule's own bounds as its `proxy:` gives them ("first_byte_timeout 10m, idle_timeout 1h"), for summaries; "" without. */
 export function boundsText(rule: RuleBounds | null): string {
   if (rule === null) return "";
-  const keys = [["connectTimeoutMs", "connect_timeout"], ["firstByteTimeoutMs", "first_byte_timeout"], ["idleTimeoutMs", "idle_timeout"], ["headerTimeoutMs", "header_timeout"]] as const;
-  return keys.flatMap(([k, key]) => (rule[k] === undefined ? [] : [`${key} ${formatDuration(rule[k])}`])).join(", ");
+  return BOUND_KEYS.flatMap(([key, k]) => (rule[k] === undefined ? [] : [`${key} ${formatDuration(rule[k])}`])).join(", ");
 }
 
 /** The bounds of a connection that `rule`'s bounds (null: none) apply to, over `base`. */
