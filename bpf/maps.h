@@ -25,13 +25,33 @@ struct {
 } tg_policy6 SEC(".maps");
 
 /* Records of redirected connects by the client socket's cookie (written by connect4/6; the proxy
- * reads each once and deletes it). LRU: the oldest records go first when full. */
+ * reads each once and deletes it; tg_sock_release deletes one the proxy never read). A plain hash:
+ * no record is ever evicted to make room for another, so one cgroup's connects cannot push out
+ * another's; a full map refuses the connect (RECORD_FAIL). tg_settings.max_open bounds each
+ * cgroup's share. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, __u64);
 	__type(value, struct tg_record);
 	__uint(max_entries, 65536);
 } tg_rec_cookie SEC(".maps");
+
+/* Redirected sockets open per cgroup id: raised by connect4/6 at a socket's first redirect,
+ * lowered by tg_sock_release when it closes. The agent deletes a cgroup's entry with the cgroup. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u64);
+	__type(value, __u64);
+	__uint(max_entries, 16384);
+} tg_rec_count SEC(".maps");
+
+/* Per socket, which cgroup's count its redirect raised (local storage: freed with the socket). */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct tg_sk_owner);
+} tg_sk_owner SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -77,7 +77,7 @@ libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
 HOOKS = {1: "connect4", 2: "connect6", 3: "sendmsg4", 4: "sendmsg6"}
 REASONS = {1: "rule", 2: "no_rule", 3: "unknown_cgroup", 4: "no_proxy"}
-COUNTERS = ["CONNECT", "DENY", "DIRECT", "REDIRECT", "SENDMSG", "UNKNOWN_CGROUP", "RECORD_FAIL", "EVENT_DROP"]
+COUNTERS = ["CONNECT", "DENY", "DIRECT", "REDIRECT", "SENDMSG", "UNKNOWN_CGROUP", "RECORD_FAIL", "EVENT_DROP", "RECORD_LIMIT"]
 SO_COOKIE = 57
 
 def hexs(b): return " ".join(f"{x:02x}" for x in b)
@@ -156,8 +156,8 @@ def udp(mode, fam, addr, port):
         oserr(e)
 
 def enc(kind, *a):
-    if kind == "settings":  # port proxy4 proxy6
-        b = struct.pack("<IHH", 1, int(a[0]), 0) + socket.inet_pton(A4, a[1]) + socket.inet_pton(A6, a[2])
+    if kind == "settings":  # port proxy4 proxy6; max_open 0: no bound (sock_release is not attached here)
+        b = struct.pack("<IHH", 1, int(a[0]), 0) + socket.inet_pton(A4, a[1]) + socket.inet_pton(A6, a[2]) + struct.pack("<I", 0)
     elif kind in ("key4", "key6"):  # cgroup_id prefix-bits addr
         cg = int(a[0])
         b = struct.pack("<III", 64 + int(a[1]), cg >> 32, cg & 0xffffffff) + socket.inet_pton(A4 if kind == "key4" else A6, a[2])
@@ -236,7 +236,7 @@ py() { "$PY" "$TMP/tg.py" "$@"; }
 in_cg() { local cg=$1; shift; bash -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$cg" "$@"; }
 
 # Expected counters and events, updated by each scenario.
-declare -A CNT=([CONNECT]=0 [DENY]=0 [DIRECT]=0 [REDIRECT]=0 [SENDMSG]=0 [UNKNOWN_CGROUP]=0 [RECORD_FAIL]=0 [EVENT_DROP]=0)
+declare -A CNT=([CONNECT]=0 [DENY]=0 [DIRECT]=0 [REDIRECT]=0 [SENDMSG]=0 [UNKNOWN_CGROUP]=0 [RECORD_FAIL]=0 [EVENT_DROP]=0 [RECORD_LIMIT]=0)
 count() { local c; for c in "$@"; do CNT[$c]=$((CNT[$c] + 1)); done; }
 EVENTS=()
 OUT=""
@@ -280,10 +280,10 @@ py proginfo "$PIN"/progs/tg_connect4 "$PIN"/progs/tg_connect6 "$PIN"/progs/tg_se
 mapshape() { bpftool -j map show pinned "$PIN/maps/$1" | "$PY" -c 'import json,sys; m=json.load(sys.stdin); print(m["type"], m["name"], "flags", m["flags"], "key", m["bytes_key"], "value", m["bytes_value"], "max", m["max_entries"])'; }
 expect "tg_policy4 shape" "lpm_trie tg_policy4 flags 1 key 16 value 136 max 16384" mapshape tg_policy4
 expect "tg_policy6 shape" "lpm_trie tg_policy6 flags 1 key 28 value 136 max 16384" mapshape tg_policy6
-expect "tg_rec_cookie shape" "lru_hash tg_rec_cookie flags 0 key 8 value 72 max 65536" mapshape tg_rec_cookie
-expect "tg_counters shape" "percpu_array tg_counters flags 0 key 4 value 8 max 8" mapshape tg_counters
+expect "tg_rec_cookie shape" "hash tg_rec_cookie flags 0 key 8 value 72 max 65536" mapshape tg_rec_cookie
+expect "tg_counters shape" "percpu_array tg_counters flags 0 key 4 value 8 max 9" mapshape tg_counters
 expect "tg_events shape" "ringbuf tg_events flags 0 key 0 value 0 max 262144" mapshape tg_events
-expect "tg_settings shape" "array tg_settings flags 0 key 4 value 28 max 1" mapshape tg_settings
+expect "tg_settings shape" "array tg_settings flags 0 key 4 value 32 max 1" mapshape tg_settings
 WID=$(stat -c %i "$W") W2ID=$(stat -c %i "$W2") NPID=$(stat -c %i "$NP")
 
 "$PY" "$TMP/tg.py" listen "$TMP/ports.json" "$TMP/listen.log" 2>"$TMP/listen.err" &
@@ -392,7 +392,7 @@ wait_log "udpother4 127.0.0.1 $(field 4) hello-sendto"
 
 # --- counters, records, events ---------------------------------------------------------------------
 want=""
-for c in CONNECT DENY DIRECT REDIRECT SENDMSG UNKNOWN_CGROUP RECORD_FAIL EVENT_DROP; do want="$want $c=${CNT[$c]}"; done
+for c in CONNECT DENY DIRECT REDIRECT SENDMSG UNKNOWN_CGROUP RECORD_FAIL EVENT_DROP RECORD_LIMIT; do want="$want $c=${CNT[$c]}"; done
 expect "tg_counters (summed over CPUs) count exactly what was done" "${want# }" \
 	sh -c "bpftool -j map dump pinned '$PIN/maps/tg_counters' | '$PY' '$TMP/tg.py' counters"
 expect "tg_rec_cookie holds one record per redirect (nothing here consumes them)" "${CNT[REDIRECT]}" \

@@ -44,10 +44,42 @@ static __always_inline int tg_deny(const struct tg_caller *c, const struct tg_de
 	return TG_DENY;
 }
 
+/* Counts the socket as one of its caller's cgroup's open redirected sockets, at its first redirect
+ * (a socket connected again after a failed connect is already counted): TG_OPEN_OK, or why not.
+ * The socket's local storage keeps which cgroup's count it raised, for tg_sock_release. The
+ * increment and the bound are one atomic step, so concurrent connects never exceed max_open. */
+#define TG_OPEN_OK 0
+#define TG_OPEN_FAIL 1
+#define TG_OPEN_LIMIT 2
+static __always_inline int tg_count_open(struct bpf_sock_addr *ctx, const struct tg_caller *c, __u32 max_open)
+{
+	struct tg_sk_owner *owner = bpf_sk_storage_get(&tg_sk_owner, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	__u64 zero = 0;
+	__u64 *open;
+
+	if (!owner)
+		return TG_OPEN_FAIL;
+	if (owner->cgroup_id != 0)
+		return TG_OPEN_OK;
+	open = bpf_map_lookup_elem(&tg_rec_count, &c->cgroup_id);
+	if (!open) {
+		bpf_map_update_elem(&tg_rec_count, &c->cgroup_id, &zero, BPF_NOEXIST);
+		open = bpf_map_lookup_elem(&tg_rec_count, &c->cgroup_id);
+		if (!open)
+			return TG_OPEN_FAIL;
+	}
+	if (__sync_fetch_and_add(open, 1) >= max_open && max_open != 0) {
+		__sync_fetch_and_sub(open, 1);
+		return TG_OPEN_LIMIT;
+	}
+	owner->cgroup_id = c->cgroup_id;
+	return TG_OPEN_OK;
+}
+
 /* Stores the record under the socket cookie, then points the connect at the proxy. A connect is
  * never redirected without a record: the proxy refuses peers it has no record for. The proxy finds
  * the record by the cookie of its peer's socket, which it asks the kernel for (sock_diag); no
- * program runs once the connection is established. */
+ * program runs once the connection is established, until the socket closes (tg_sock_release). */
 static __always_inline int tg_redirect(struct bpf_sock_addr *ctx, const struct tg_caller *c, const struct tg_dest *d,
 				       int v6, __u8 hook)
 {
@@ -68,6 +100,18 @@ static __always_inline int tg_redirect(struct bpf_sock_addr *ctx, const struct t
 	if (proxy_port == 0 || (d->family == 4 && proxy4 == 0) ||
 	    (d->family == 6 && (proxy6[0] | proxy6[1] | proxy6[2] | proxy6[3]) == 0))
 		return tg_deny(c, d, TG_REASON_NO_PROXY, TG_RULE_NONE, hook);
+
+	switch (tg_count_open(ctx, c, s->max_open)) {
+	case TG_OPEN_OK:
+		break;
+	case TG_OPEN_LIMIT:
+		tg_count(TG_CNT_RECORD_LIMIT);
+		return tg_deny(c, d, TG_REASON_RECORD_LIMIT, TG_RULE_NONE, hook);
+	default:
+		tg_count(TG_CNT_RECORD_FAIL);
+		tg_count(TG_CNT_DENY);
+		return TG_DENY;
+	}
 
 	struct tg_record rec = {
 		.orig_addr = { d->addr[0], d->addr[1], d->addr[2], d->addr[3] },
@@ -192,6 +236,36 @@ int tg_sock_create(struct bpf_sock *sk)
 	if (sk->protocol == IPPROTO_TCP || sk->protocol == IPPROTO_UDP)
 		return TG_ALLOW;
 	return TG_DENY;
+}
+
+/* A managed socket closes (its last file reference is gone; the protocol may linger on, in
+ * TIME_WAIT say). If its redirect was counted, its cgroup's count of open redirected sockets goes
+ * down by one, so a cgroup's share is what it holds open. Its record goes too if the connection
+ * never reached the proxy (still SYN_SENT, or CLOSE: refused, reset, timed out): nothing would
+ * ever take it. A connection that did reach the proxy keeps its record until the proxy takes it
+ * at accept, so a client that connects and closes at once is still named in the audit log; such
+ * records are bounded by the proxy's accept queue. */
+SEC("cgroup/sock_release")
+int tg_sock_release(struct bpf_sock *sk)
+{
+	struct tg_sk_owner *owner;
+	__u64 cookie;
+	__u64 *open;
+
+	if (sk->protocol != IPPROTO_TCP)
+		return TG_ALLOW;
+	owner = bpf_sk_storage_get(&tg_sk_owner, sk, 0, 0);
+	if (!owner || owner->cgroup_id == 0)
+		return TG_ALLOW;
+	if (sk->state == BPF_TCP_SYN_SENT || sk->state == BPF_TCP_CLOSE) {
+		cookie = bpf_get_socket_cookie(sk);
+		bpf_map_delete_elem(&tg_rec_cookie, &cookie);
+	}
+	open = bpf_map_lookup_elem(&tg_rec_count, &owner->cgroup_id);
+	if (open && *open > 0)
+		__sync_fetch_and_sub(open, 1);
+	owner->cgroup_id = 0;
+	return TG_ALLOW;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -15,6 +15,9 @@
  * tg_rec_peer, struct tg_peer_key and the REKEY counter removed (records stay keyed by socket
  * cookie; the proxy finds a connection's cookie through sock_diag). Version 5: tg_record.start_ns,
  * the caller's start time, so the proxy binds its attestation to the process that connected.
+ * Version 6: tg_sock_release, tg_sk_owner and tg_rec_count, tg_settings.max_open, the RECORD_LIMIT
+ * reason and counter: a cgroup's redirected sockets are counted while they are open and bounded,
+ * and tg_rec_cookie is a plain hash whose records go with their socket (no eviction).
  */
 #ifndef __TIDEGATE_H
 #define __TIDEGATE_H
@@ -23,7 +26,7 @@
 #include <linux/types.h> /* user space C; BPF code gets the __u* types from vmlinux.h */
 #endif
 
-#define TG_LAYOUT_VERSION 5
+#define TG_LAYOUT_VERSION 6
 #define TG_MAX_PORT_RULES 16 /* port rules per LPM value */
 #define TG_RULE_NONE 0xffff  /* rule_id when no egress rule decided */
 
@@ -41,6 +44,8 @@ enum tg_reason {
 	TG_REASON_NO_RULE = 2,        /* UDP (or another non-TCP protocol) that no rule names */
 	TG_REASON_UNKNOWN_CGROUP = 3, /* the cgroup has no entry in the policy maps */
 	TG_REASON_NO_PROXY = 4,       /* TCP to redirect, but tg_settings names no proxy */
+	TG_REASON_RECORD_LIMIT = 5,   /* TCP to redirect, but the caller's cgroup has max_open redirected
+				       * sockets open already */
 };
 
 enum tg_hook {
@@ -60,6 +65,7 @@ enum tg_counter {
 	TG_CNT_UNKNOWN_CGROUP,  /* calls from a cgroup with no policy entry */
 	TG_CNT_RECORD_FAIL,     /* a record could not be stored: the connect is denied */
 	TG_CNT_EVENT_DROP,      /* the ring buffer was full: the deny happened, its event is lost */
+	TG_CNT_RECORD_LIMIT,    /* a redirect refused: its cgroup had max_open redirected sockets open */
 	TG_CNT__MAX,
 };
 
@@ -139,6 +145,13 @@ struct tg_settings {
 	__u16 pad;            /* 0 */
 	__u32 proxy4;         /* network order, e.g. 127.0.0.1; 0 = no IPv4 proxy (NO_PROXY) */
 	__u32 proxy6[4];      /* network order, e.g. ::1; all zero = no IPv6 proxy (NO_PROXY) */
+	__u32 max_open;       /* redirected sockets one cgroup may hold open at once; 0 = no bound */
+};
+
+/* The value of tg_sk_owner, a socket's local storage: the cgroup whose count (tg_rec_count) its
+ * redirect raised, 0 while it raised none. tg_sock_release lowers that count again. */
+struct tg_sk_owner {
+	__u64 cgroup_id;
 };
 
 #define TG_ASSERT_SIZE(type, size) _Static_assert(sizeof(struct type) == (size), #type " size")
@@ -193,7 +206,9 @@ TG_ASSERT_AT(tg_event, proto, 53);
 TG_ASSERT_AT(tg_event, reason, 54);
 TG_ASSERT_AT(tg_event, hook, 55);
 
-TG_ASSERT_SIZE(tg_settings, 28);
+TG_ASSERT_SIZE(tg_settings, 32);
+TG_ASSERT_AT(tg_settings, max_open, 28);
+TG_ASSERT_SIZE(tg_sk_owner, 8);
 TG_ASSERT_AT(tg_settings, proxy_port, 4);
 TG_ASSERT_AT(tg_settings, pad, 6);
 TG_ASSERT_AT(tg_settings, proxy4, 8);

@@ -23,6 +23,7 @@ import * as u from "../runtime/unix-fds.ts";
 import { waitFor } from "../../test/helpers/processes.ts";
 import type { LpmEntry } from "../bpf/lpm-entries.ts";
 import type { Entry } from "./wire.ts";
+import { DEFAULT_MAX_OPEN } from "../policy/model.ts";
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot && process.env.CI) throw new Error("enforcement.test.ts: CI must run as root");
@@ -43,11 +44,13 @@ const entry = (id: string, spiffe: string, ...selectors: string[]): Entry =>
 function setup(entries: Entry[] | null, cgroups = new Map([["w1", 101n]])) {
   const synced = new Map<bigint, readonly LpmEntry[]>();
   const removed: bigint[] = [];
+  const maxOpen: number[] = [];
   const lines: string[] = [];
   const audit = memoryAudit();
   const capture: KernelCapture = {
     syncCgroup: (id, e) => void synced.set(id, e),
     removeCgroup: (id) => void removed.push(id),
+    setMaxOpen: (n) => void maxOpen.push(n),
     lookupPeer: () => null,
   };
   const state = { entries, selectors: ["tidegate:workload:w1"] as string[], attestError: null as Error | null, attested: [] as [number, number | undefined][] };
@@ -66,7 +69,7 @@ function setup(entries: Entry[] | null, cgroups = new Map([["w1", 101n]])) {
     logger: createLogger({ write: (l) => void lines.push(l) }),
     audit,
   });
-  return { enforcement, holder, synced, removed, lines, state, cgroups };
+  return { enforcement, holder, synced, removed, maxOpen, lines, state, cgroups };
 }
 
 const rulesOf = (entries: readonly LpmEntry[] | undefined) => (entries ?? []).map((e) => `${e.cidr.text}:${e.rules.map((r) => `${r.action}/${r.ruleId}`).join(",")}`);
@@ -111,6 +114,19 @@ describe("enforcement", () => {
     writeFileSync(config, POLICY);
     expect(t.enforcement.reload()).toBe(true);
     expect(t.enforcement.rejected).toBeNull();
+  });
+
+  test("the kernel's bound on a workload's open connections follows the policy in force, the default without one, even before the first sync", () => {
+    writeFileSync(config, `${POLICY}agent: { max_connections_per_workload: 7 }\n`);
+    const t = setup(null);
+    t.enforcement.resync();
+    expect(t.maxOpen).toEqual([DEFAULT_MAX_OPEN]);
+    expect(t.enforcement.reload()).toBe(true);
+    expect(t.maxOpen).toEqual([DEFAULT_MAX_OPEN, 7]);
+    expect(t.synced.size).toBe(0); // no entries yet: no shares written
+    writeFileSync(config, POLICY);
+    expect(t.enforcement.reload()).toBe(true);
+    expect(t.maxOpen).toEqual([DEFAULT_MAX_OPEN, 7, DEFAULT_MAX_OPEN]);
   });
 
   test("before the first sync nothing is written; a workload without identity gets only the /0 entries", () => {
@@ -189,7 +205,7 @@ function callerIdentity(entries: Entry[] | (() => Entry[]), attest: (pid: number
   return new Enforcement({
     configPath: config,
     holder: new PolicyHolder(),
-    capture: { syncCgroup: () => {}, removeCgroup: () => {}, lookupPeer: () => null },
+    capture: { syncCgroup: () => {}, removeCgroup: () => {}, setMaxOpen: () => {}, lookupPeer: () => null },
     cgroups: { workloads: () => new Map() },
     entries: typeof entries === "function" ? entries : () => entries,
     attest,

@@ -29,12 +29,15 @@ import { lpmEntries, type LpmEntry } from "../bpf/lpm-entries.ts";
 import type { CaptureRecord, Identified } from "../proxy/egress-listener.ts";
 import { matchEntry } from "../attest/match.ts";
 import { TidegateError } from "../errors.ts";
+import { DEFAULT_MAX_OPEN } from "../policy/model.ts";
 
 /** What enforcement needs from the kernel side (src/bpf/capture.ts). */
 export interface KernelCapture {
   /** Replaces what the maps hold for one cgroup: upserts first, then deletes what is stale. */
   syncCgroup(cgroupId: bigint, entries: readonly LpmEntry[]): void;
   removeCgroup(cgroupId: bigint): void;
+  /** How many connections through the proxy one workload cgroup may hold open (the kernel refuses the next). */
+  setMaxOpen(n: number): void;
   /** The record of a redirected connection from `peer` to the listener's `local` end; consumed once read. */
   lookupPeer(peer: { address: IpAddress; port: number }, local: { address: IpAddress; port: number }): CaptureRecord | null;
 }
@@ -167,8 +170,9 @@ export class Enforcement {
 
   /** Brings the kernel maps in line with the policy, the entries and the cgroups that exist. */
   resync(force = false): void {
-    if (this.o.entries() === null) return;
     const policy = this.o.holder.policy;
+    this.o.capture.setMaxOpen(policy?.agent.maxConnectionsPerWorkload ?? DEFAULT_MAX_OPEN);
+    if (this.o.entries() === null) return;
     const now = this.o.cgroups.workloads();
     for (const [name, cgroupId] of now) {
       const who = this.identityOf(name);

@@ -53,7 +53,7 @@ import { RuleHits } from "./rule-hits.ts";
 import type { Entry } from "./wire.ts";
 import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_PROXY_SETTINGS } from "../policy/model.ts";
 
-const REASONS: Record<number, string> = { 1: "rule", 2: "no_rule", 3: "unknown_cgroup", 4: "no_proxy" };
+const REASONS: Record<number, string> = { 1: "rule", 2: "no_rule", 3: "unknown_cgroup", 4: "no_proxy", 5: "connection_limit" };
 const HOOKS: Record<number, string> = { 1: "connect4", 2: "connect6", 3: "sendmsg4", 4: "sendmsg6" };
 
 export interface EnforcerOptions {

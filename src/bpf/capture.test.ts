@@ -51,6 +51,59 @@ async function redirectFrom(cgroupDir: string, host: string): Promise<{ pid: num
   return { pid: p.pid, out: err === "" ? out : `${out} ${err}` };
 }
 
+/**
+ * A python3 process in `cgroupDir` that holds TCP sockets to 127.0.0.9:80 open, told what to do a
+ * line at a time: `open N` connects N more (answering ok or the errno of each), `close N` closes
+ * the N last; `end` (or stdin's end) exits, closing the rest.
+ */
+function holder(cgroupDir: string): { say(line: string): Promise<string>; end(): Promise<void> } {
+  const py = `import socket,errno,sys
+socks=[]
+def one():
+  s=socket.socket(); s.settimeout(2)
+  try:
+    s.connect(('127.0.0.9',80)); socks.append(s); return 'ok'
+  except OSError as e:
+    s.close(); return errno.errorcode.get(e.errno,str(e))
+for line in sys.stdin:
+  cmd,_,n=line.strip().partition(' ')
+  if cmd=='open': print(' '.join(one() for _ in range(int(n))),flush=True)
+  elif cmd=='close':
+    for _ in range(int(n)): socks.pop().close()
+    print('closed',flush=True)
+  else: break`;
+  const p = Bun.spawn(["sh", "-c", `echo $$ > ${cgroupDir}/cgroup.procs && exec python3 -c "$0"`, py], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+  const reader = p.stdout.getReader();
+  let buf = "";
+  const line = async (): Promise<string> => {
+    for (;;) {
+      const i = buf.indexOf("\n");
+      if (i >= 0) {
+        const l = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        return l;
+      }
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`the holder exited (${await p.exited}) before answering`);
+      buf += new TextDecoder().decode(value);
+    }
+  };
+  let ended = false;
+  return {
+    say: async (l) => {
+      p.stdin.write(`${l}\n`);
+      p.stdin.flush();
+      return line();
+    },
+    end: async () => {
+      if (ended) return;
+      ended = true;
+      p.stdin.end();
+      await p.exited;
+    },
+  };
+}
+
 /** A stand-in egress listener on 127.0.0.1 and [::1] at one port (the proxy address capture installs). */
 function listenPair(socket: { open(s: Socket<undefined>): void; data(): void }): { port: number; stop(): void } {
   for (let tries = 0; ; tries++) {
@@ -82,10 +135,10 @@ describe.skipIf(!run)("capture on the real kernel", () => {
 
   test("installs: pins for every map and link, programs attached to the instance root", () => {
     expect(capture.adopted).toBe(false);
-    expect(readdirSync(opts.pinDir).sort()).toEqual([...Object.keys(MAPS), "link_tg_connect4", "link_tg_connect6", "link_tg_ingress", "link_tg_sendmsg4", "link_tg_sendmsg6", "link_tg_sock_create"].sort());
+    expect(readdirSync(opts.pinDir).sort()).toEqual([...Object.keys(MAPS), "link_tg_connect4", "link_tg_connect6", "link_tg_ingress", "link_tg_sendmsg4", "link_tg_sendmsg6", "link_tg_sock_create", "link_tg_sock_release"].sort());
     expect(readdirSync(opts.pinDir)).not.toContain("tg_rec_peer");
     const shown = JSON.parse(Bun.spawnSync(["bpftool", "cgroup", "show", capture.tree.root, "-j"]).stdout.toString()) as { id: number; attach_type: string }[];
-    expect(shown.map((p) => p.attach_type).sort()).toEqual(["cgroup_inet4_connect", "cgroup_inet6_connect", "cgroup_inet_ingress", "cgroup_inet_sock_create", "cgroup_udp4_sendmsg", "cgroup_udp6_sendmsg"]);
+    expect(shown.map((p) => p.attach_type).sort()).toEqual(["cgroup_inet4_connect", "cgroup_inet6_connect", "cgroup_inet_ingress", "cgroup_inet_sock_create", "cgroup_inet_sock_release", "cgroup_udp4_sendmsg", "cgroup_udp6_sendmsg"]);
     programIds = shown.map((p) => p.id);
   });
 
@@ -194,6 +247,64 @@ describe.skipIf(!run)("capture on the real kernel", () => {
     }
   }, 30_000);
 
+  test("a workload holds at most max_open redirected sockets: the next connect is EPERM with an event, a closed one frees its place, another workload is not touched; a record goes at close only if its connection never reached the proxy", async () => {
+    const a = capture.tree.ensureWorkload("w-many");
+    const b = capture.tree.ensureWorkload("w-other");
+    for (const w of [a, b]) capture.syncCgroup(w.id, [{ cgroupId: w.id, cidr: parseCidr("0.0.0.0/0"), rules: [] }]);
+    const records = MapHandle.fromPinned(join(opts.pinDir, "tg_rec_cookie"), MAPS.tg_rec_cookie.keySize, MAPS.tg_rec_cookie.valueSize);
+    const recordsOf = (id: bigint) => records.keys().filter((k) => {
+      const raw = records.lookup(k);
+      return raw !== null && decodeRecord(raw).cgroupId === id;
+    }).length;
+    // This listener takes no record (the proxy takes each at accept): they stay to be counted.
+    const l = listenPair({ open() {}, data() {} });
+    const before = capture.counters().record_limit;
+    capture.drainEvents(() => {});
+    const many = holder(a.dir);
+    try {
+      capture.setProxyPort(l.port);
+      capture.setMaxOpen(3);
+      expect(capture.maxOpen).toBe(3);
+      expect(await many.say("open 5")).toBe("ok ok ok EPERM EPERM");
+      expect(capture.openCount(a.id)).toBe(3n);
+      expect(recordsOf(a.id)).toBe(3); // the refused two stored none
+      // another workload connects while the first is at its bound
+      expect(await connectFrom(b.dir, "127.0.0.9", 80)).toBe("ok");
+      expect(capture.openCount(b.id)).toBe(0n); // its one socket closed with its process
+      expect(recordsOf(b.id)).toBe(1); // it reached the listener: its record waits there to be taken
+      // a socket closed frees its place; refused ones never took one
+      expect(await many.say("close 1")).toBe("closed");
+      expect(capture.openCount(a.id)).toBe(2n);
+      expect(await many.say("open 2")).toBe("ok EPERM");
+      const events: TgEvent[] = [];
+      capture.drainEvents((e) => events.push(e));
+      expect(events.filter((e) => e.cgroupId === a.id).map((e) => [e.reason, e.ruleId, e.address.text, e.port])).toEqual(Array(3).fill([5, null, "127.0.0.9", 80]));
+      expect(events.filter((e) => e.cgroupId === b.id)).toEqual([]);
+      expect(capture.counters().record_limit - before).toBe(3n);
+      // the bound raised: the same workload gets one more
+      capture.setMaxOpen(4);
+      expect(await many.say("open 2")).toBe("ok EPERM");
+      expect(capture.openCount(a.id)).toBe(4n);
+      expect(recordsOf(a.id)).toBe(5);
+      // Connections that never reach a listener: counted while open, their records gone at close.
+      expect(await many.say("close 4")).toBe("closed");
+      expect(capture.openCount(a.id)).toBe(0n);
+      l.stop();
+      expect(await many.say("open 2")).toBe("ECONNREFUSED ECONNREFUSED");
+      expect(capture.openCount(a.id)).toBe(0n);
+      expect(recordsOf(a.id)).toBe(5);
+    } finally {
+      await many.end();
+      l.stop();
+      records.close();
+      capture.setProxyPort(0);
+      capture.setMaxOpen(1024);
+      capture.removeCgroup(a.id);
+      capture.removeCgroup(b.id);
+    }
+    expect(capture.openCount(a.id)).toBe(0n);
+  }, 30_000);
+
   test("after close the pins stay and a new agent adopts them", async () => {
     capture.setProxyPort(1001);
     capture.close();
@@ -204,12 +315,12 @@ describe.skipIf(!run)("capture on the real kernel", () => {
 
   test("pins of another layout version (3: the one with sockops) are refused, naming what to do", async () => {
     const s = MapHandle.fromPinned(join(opts.pinDir, "tg_settings"), MAPS.tg_settings.keySize, MAPS.tg_settings.valueSize);
-    s.update(u32Key(0), encodeSettings({ layoutVersion: 3, proxyPort: 0, proxy4: parseIp("127.0.0.1"), proxy6: parseIp("::1") }));
+    s.update(u32Key(0), encodeSettings({ layoutVersion: 3, proxyPort: 0, proxy4: parseIp("127.0.0.1"), proxy6: parseIp("::1"), maxOpen: 0 }));
     s.close();
     const err = await Capture.open(opts).then(() => null, (e: unknown) => e);
     expect(err).toBeInstanceOf(CaptureError);
     expect((err as CaptureError).code).toBe("capture_pins_foreign");
-    expect((err as Error).message).toContain("layout version 3, this agent has 5");
+    expect((err as Error).message).toContain("layout version 3, this agent has 6");
     expect((err as Error).message).toContain("tidegate agent --uninstall");
   });
 

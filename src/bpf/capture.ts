@@ -35,7 +35,9 @@ import {
   readCounters,
   TG_LAYOUT_VERSION,
   u32Key,
+  u64Key,
   type CounterName,
+  type TgSettings,
   type MapName,
   type TgEvent,
 } from "./layout.ts";
@@ -45,6 +47,7 @@ import { parseIp } from "../policy/address.ts";
 import { SockDiag, SockDiagError, type Endpoint } from "../runtime/sock-diag.ts";
 import { startTicks } from "../attest/proc-text.ts";
 import { bootOffsetNs } from "./task-print.ts";
+import { DEFAULT_MAX_OPEN } from "../policy/model.ts";
 
 export class CaptureError extends TidegateError<"capture_unavailable" | "capture_pins_foreign" | "capture_io"> {}
 
@@ -94,7 +97,7 @@ export class Capture {
   readonly tree: CgroupTree;
   readonly pinDir: string;
   readonly adopted: boolean;
-  private readonly maps: Record<"tg_policy4" | "tg_policy6" | "tg_rec_cookie" | "tg_counters" | "tg_settings" | "tg_events", MapHandle>;
+  private readonly maps: Record<"tg_policy4" | "tg_policy6" | "tg_rec_cookie" | "tg_rec_count" | "tg_counters" | "tg_settings" | "tg_events", MapHandle>;
   /** Finds a redirected connection's cookie, the key of its record; opened once, reused. */
   private readonly diag: SockDiag;
   /** bootOffsetNs(), read once: a time namespace's offsets never change. */
@@ -113,6 +116,7 @@ export class Capture {
       tg_policy4: open("tg_policy4"),
       tg_policy6: open("tg_policy6"),
       tg_rec_cookie: open("tg_rec_cookie"),
+      tg_rec_count: open("tg_rec_count"),
       tg_counters: open("tg_counters"),
       tg_settings: open("tg_settings"),
       tg_events: open("tg_events"),
@@ -166,7 +170,7 @@ export class Capture {
       obj.load();
       for (const name of Object.keys(MAPS)) obj.map(name).pin(join(o.pinDir, name));
       const settings = MapHandle.fromMap(obj.map("tg_settings"));
-      settings.update(u32Key(0), encodeSettings({ proxyPort: 0, proxy4: PROXY4, proxy6: PROXY6 }));
+      settings.update(u32Key(0), encodeSettings({ proxyPort: 0, proxy4: PROXY4, proxy6: PROXY6, maxOpen: DEFAULT_MAX_OPEN }));
       settings.close();
       for (const name of Object.keys(PROGRAMS)) {
         const link = obj.program(name).attachCgroup(rootFd);
@@ -185,14 +189,35 @@ export class Capture {
     return new Capture(tree, o.pinDir, false, diag);
   }
 
+  private settings(): TgSettings {
+    const raw = this.maps.tg_settings.lookup(u32Key(0));
+    return raw === null ? { layoutVersion: TG_LAYOUT_VERSION, proxyPort: 0, proxy4: PROXY4, proxy6: PROXY6, maxOpen: DEFAULT_MAX_OPEN } : decodeSettings(raw);
+  }
+
   /** The egress listener's port (0: none; redirected connects are then denied in the kernel). */
   get proxyPort(): number {
-    const raw = this.maps.tg_settings.lookup(u32Key(0));
-    return raw === null ? 0 : decodeSettings(raw).proxyPort;
+    return this.settings().proxyPort;
   }
 
   setProxyPort(port: number): void {
-    this.maps.tg_settings.update(u32Key(0), encodeSettings({ proxyPort: port, proxy4: PROXY4, proxy6: PROXY6 }));
+    this.maps.tg_settings.update(u32Key(0), encodeSettings({ ...this.settings(), proxyPort: port, proxy4: PROXY4, proxy6: PROXY6 }));
+  }
+
+  /** How many redirected sockets one workload cgroup may hold open at once (docs/capture.md, "Open connections"). */
+  get maxOpen(): number {
+    return this.settings().maxOpen;
+  }
+
+  /** Sets that bound; written only when it changes. A bound lowered below what a cgroup holds refuses its next redirects until it closes enough. */
+  setMaxOpen(n: number): void {
+    const now = this.settings();
+    if (now.maxOpen !== n) this.maps.tg_settings.update(u32Key(0), encodeSettings({ ...now, maxOpen: n }));
+  }
+
+  /** The redirected sockets a cgroup holds open now, as the kernel counts them (0 when it never had one). */
+  openCount(id: bigint): bigint {
+    const raw = this.maps.tg_rec_count.lookup(u64Key(id));
+    return raw === null ? 0n : new DataView(raw.buffer, raw.byteOffset, 8).getBigUint64(0, true);
   }
 
   /** The policy-map keys of each cgroup, by hex: read from the maps once, then kept as they are written. */
@@ -231,6 +256,8 @@ export class Capture {
     const index = this.index();
     for (const k of (index.get(id) ?? new Map()).values()) this.mapOf(k.family).delete(k.key);
     index.delete(id);
+    // A removed cgroup connects no more; its sockets still open find no count to lower, and stop there.
+    this.maps.tg_rec_count.delete(u64Key(id));
   }
 
   private mapOf(family: 4 | 6): MapHandle {
@@ -253,10 +280,18 @@ export class Capture {
     return { address: r.address, port: r.port, proto: r.proto === 17 ? "udp" : "tcp", pid: r.pid, tgid: r.tgid, uid: r.uid, gid: r.gid, cgroupId: r.cgroupId, startTime: startTicks(r.startNs, this.bootOffset) ?? undefined };
   }
 
-  /** Reads the deny events queued since the last call. */
+  /** Where the ring buffer's records go during the current drainEvents call. */
+  private onEvent: (e: TgEvent) => void = () => {};
+
+  /** Reads the deny events queued since the last call, each to this call's `onEvent`. */
   drainEvents(onEvent: (e: TgEvent) => void): number {
-    this.ring ??= new RingBuffer(this.maps.tg_events.fd, (bytes) => onEvent(decodeEvent(bytes)));
-    return this.ring.consume();
+    this.ring ??= new RingBuffer(this.maps.tg_events.fd, (bytes) => this.onEvent(decodeEvent(bytes)));
+    this.onEvent = onEvent;
+    try {
+      return this.ring.consume();
+    } finally {
+      this.onEvent = () => {};
+    }
   }
 
   counters(): Record<CounterName, bigint> {

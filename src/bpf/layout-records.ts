@@ -106,6 +106,8 @@ export interface TgSettings {
   readonly proxy4: IpAddress | null;
   /** IPv6 proxy address, or null for none. */
   readonly proxy6: IpAddress | null;
+  /** Redirected sockets one cgroup may hold open at once; 0: no bound. */
+  readonly maxOpen: number;
 }
 
 /** tg_settings; layoutVersion defaults to TG_LAYOUT_VERSION. proxy4 must be IPv4, proxy6 IPv6. */
@@ -116,6 +118,7 @@ export function encodeSettings(s: Omit<TgSettings, "layoutVersion"> & { readonly
   const v = new DataView(out.buffer);
   v.setUint32(L.members.layout_version.offset, uint(op, "layout version", s.layoutVersion ?? TG_LAYOUT_VERSION, 0xffffffff), LE);
   v.setUint16(L.members.proxy_port.offset, uint(op, "proxy port", s.proxyPort, 0xffff), LE);
+  v.setUint32(L.members.max_open.offset, uint(op, "max open", s.maxOpen, 0xffffffff), LE);
   if (s.proxy4 !== null) {
     if (s.proxy4.family !== 4) throw bad(op, `proxy4 ${s.proxy4.text} is not IPv4`);
     putAddr(out, L.members.proxy4.offset, s.proxy4);
@@ -137,6 +140,7 @@ export function decodeSettings(bytes: Uint8Array): TgSettings {
     proxyPort: v.getUint16(L.proxy_port.offset, LE),
     proxy4: p4.every((b) => b === 0) ? null : ipFromBytes(p4),
     proxy6: p6.every((b) => b === 0) ? null : ipFromBytes(p6),
+    maxOpen: v.getUint32(L.max_open.offset, LE),
   });
 }
 

@@ -163,22 +163,24 @@ describe("records and events", () => {
 });
 
 describe("settings and counters", () => {
-  test("encodeSettings writes the layout version, the port in host order and both proxies in network order", () => {
-    const s = encodeSettings({ proxyPort: 15001, proxy4: parseIp("127.0.0.1"), proxy6: parseIp("::1") });
-    expect(hex(s)).toBe(hex(bytes("05000000 993a 0000 7f000001 00000000000000000000000000000001")));
-    expect(decodeSettings(s)).toEqual({ layoutVersion: 5, proxyPort: 15001, proxy4: parseIp("127.0.0.1"), proxy6: parseIp("::1") });
+  test("encodeSettings writes the layout version, the port in host order, both proxies in network order and the bound on open sockets", () => {
+    const s = encodeSettings({ proxyPort: 15001, proxy4: parseIp("127.0.0.1"), proxy6: parseIp("::1"), maxOpen: 1024 });
+    expect(hex(s)).toBe(hex(bytes("06000000 993a 0000 7f000001 00000000000000000000000000000001 00040000")));
+    expect(decodeSettings(s)).toEqual({ layoutVersion: 6, proxyPort: 15001, proxy4: parseIp("127.0.0.1"), proxy6: parseIp("::1"), maxOpen: 1024 });
   });
 
   test("no proxy: zeros, read back as null", () => {
-    const s = encodeSettings({ proxyPort: 0, proxy4: null, proxy6: null, layoutVersion: 9 });
-    expect(decodeSettings(s)).toEqual({ layoutVersion: 9, proxyPort: 0, proxy4: null, proxy6: null });
+    const s = encodeSettings({ proxyPort: 0, proxy4: null, proxy6: null, layoutVersion: 9, maxOpen: 0 });
+    expect(decodeSettings(s)).toEqual({ layoutVersion: 9, proxyPort: 0, proxy4: null, proxy6: null, maxOpen: 0 });
   });
 
-  test("refused: a proxy of the wrong family, a port past 16 bits, a settings buffer of the wrong size", () => {
-    layoutError(() => encodeSettings({ proxyPort: 1, proxy4: parseIp("::1"), proxy6: null }), "proxy4 ::1 is not IPv4");
-    layoutError(() => encodeSettings({ proxyPort: 1, proxy4: null, proxy6: parseIp("127.0.0.1") }), "proxy6 127.0.0.1 is not IPv6");
-    layoutError(() => encodeSettings({ proxyPort: 70000, proxy4: null, proxy6: null }), "proxy port 70000");
-    layoutError(() => decodeSettings(new Uint8Array(32)), "32 bytes, want 28");
+  test("refused: a proxy of the wrong family, a port past 16 bits, a bound past 32 bits or negative, a settings buffer of the wrong size", () => {
+    layoutError(() => encodeSettings({ proxyPort: 1, proxy4: parseIp("::1"), proxy6: null, maxOpen: 1 }), "proxy4 ::1 is not IPv4");
+    layoutError(() => encodeSettings({ proxyPort: 1, proxy4: null, proxy6: parseIp("127.0.0.1"), maxOpen: 1 }), "proxy6 127.0.0.1 is not IPv6");
+    layoutError(() => encodeSettings({ proxyPort: 70000, proxy4: null, proxy6: null, maxOpen: 1 }), "proxy port 70000");
+    layoutError(() => encodeSettings({ proxyPort: 1, proxy4: null, proxy6: null, maxOpen: 2 ** 32 }), "max open 4294967296");
+    layoutError(() => encodeSettings({ proxyPort: 1, proxy4: null, proxy6: null, maxOpen: -1 }), "max open -1");
+    layoutError(() => decodeSettings(new Uint8Array(28)), "28 bytes, want 32");
   });
 
   test("per-CPU counters are summed; every counter is read by its index", () => {

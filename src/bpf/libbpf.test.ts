@@ -169,15 +169,15 @@ describe.skipIf(skip)("libbpf against the kernel", () => {
   test("a pinned map reopens with its sizes checked; tg_settings written through the pin reads back through the object", () => {
     obj.map("tg_settings").pin(`${pinDir}/tg_settings`);
     expectBpfError(() => openPinnedLink(`${pinDir}/tg_settings`), "bpf_pin", 22, "bpf_obj_get");
-    expectBpfError(() => MapHandle.fromPinned(`${pinDir}/tg_settings`, 4, 32), "bpf_map", 0, "bpf_obj_get_info_by_fd");
-    const pinned = MapHandle.fromPinned(`${pinDir}/tg_settings`, 4, 28);
+    expectBpfError(() => MapHandle.fromPinned(`${pinDir}/tg_settings`, 4, 28), "bpf_map", 0, "bpf_obj_get_info_by_fd");
+    const pinned = MapHandle.fromPinned(`${pinDir}/tg_settings`, 4, 32);
     const fromObject = MapHandle.fromMap(obj.map("tg_settings"));
     handles.push(pinned, fromObject);
     expect(pinned.fd).not.toBe(fromObject.fd);
-    const settings = { proxyPort: 15001, proxy4: parseIp("127.0.0.1"), proxy6: parseIp("::1") };
+    const settings = { proxyPort: 15001, proxy4: parseIp("127.0.0.1"), proxy6: parseIp("::1"), maxOpen: 7 };
     pinned.update(u32Key(0), encodeSettings(settings));
     expect(decodeSettings(fromObject.lookup(u32Key(0))!)).toEqual({ layoutVersion: TG_LAYOUT_VERSION, ...settings });
-    expectBpfError(() => pinned.update(u32Key(0), new Uint8Array(27)), "bpf_map", 0, "bpf_map_update_elem");
+    expectBpfError(() => pinned.update(u32Key(0), new Uint8Array(31)), "bpf_map", 0, "bpf_map_update_elem");
     expect(pinned.lookup(u32Key(1))).toBeNull(); // past the array's end: ENOENT
     obj.map("tg_settings").unpin(`${pinDir}/tg_settings`);
     expect(existsSync(`${pinDir}/tg_settings`)).toBe(false);

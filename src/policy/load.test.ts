@@ -86,6 +86,7 @@ describe("loadPolicy: the full sketch", () => {
       retryMaxMs: 120_000,
       runGroup: "tidegate",
       drainTimeoutMs: 10_000,
+      maxConnectionsPerWorkload: 1024,
     });
     assert.equal(p.workloads.length, 1);
     const w = p.workloads[0]!;
@@ -137,6 +138,11 @@ describe("loadPolicy: the full sketch", () => {
     assert.deepEqual(d.proxy, { connectTimeoutMs: 10_000, firstByteTimeoutMs: 30_000, idleTimeoutMs: 300_000, headerTimeoutMs: 30_000 });
     assert.equal(d.agent.drainTimeoutMs, 10_000);
     assert.deepEqual(loadPolicy("trust_domain: example.org\nproxy: { idle_timeout: 150ms }\n", "s.yaml").proxy.idleTimeoutMs, 150);
+  });
+  test("agent.max_connections_per_workload: 1 to 65536, default 1024", () => {
+    assert.equal(loadPolicy("trust_domain: example.org\n", "d.yaml").agent.maxConnectionsPerWorkload, 1024);
+    assert.equal(loadPolicy("trust_domain: example.org\nagent: { max_connections_per_workload: 1 }\n", "p.yaml").agent.maxConnectionsPerWorkload, 1);
+    assert.equal(loadPolicy("trust_domain: example.org\nagent: { max_connections_per_workload: 65536 }\n", "p.yaml").agent.maxConnectionsPerWorkload, 65536);
   });
   test("a rule's own proxy: bounds, over the top-level ones for its connections (boundsOf); none: null", () => {
     const p = loadPolicy(
@@ -197,6 +203,10 @@ const REJECTIONS: [string, string, number, string, RegExp][] = [
   ["agent.retry_max bad unit", "agent: { retry_max: 5y }\n", 2, "agent.retry_max", /not a duration/],
   ["agent.drain_timeout a bare number", "agent: { drain_timeout: '10' }\n", 2, "agent.drain_timeout", /not a duration/],
   ["agent.drain_timeout over 24 days", "agent: { drain_timeout: 25d }\n", 2, "agent.drain_timeout", /at most 24d/],
+  ["agent.max_connections_per_workload 0", "agent: { max_connections_per_workload: 0 }\n", 2, "agent.max_connections_per_workload", /at least 1/],
+  ["agent.max_connections_per_workload over the kernel's map", "agent: { max_connections_per_workload: 65537 }\n", 2, "agent.max_connections_per_workload", /at most 65536/],
+  ["agent.max_connections_per_workload a fraction", "agent: { max_connections_per_workload: 1.5 }\n", 2, "agent.max_connections_per_workload", /not a whole number/],
+  ["agent.max_connections_per_workload a string", "agent: { max_connections_per_workload: many }\n", 2, "agent.max_connections_per_workload", /expected number/],
   ["proxy: unknown key", "proxy: { total_timeout: 1h }\n", 2, "proxy.total_timeout", /unknown key \(allowed: connect_timeout, first_byte_timeout, header_timeout, idle_timeout\)$/],
   ["proxy.connect_timeout 0", "proxy: { connect_timeout: 0s }\n", 2, "proxy.connect_timeout", /longer than 0/],
   ["proxy.first_byte_timeout 0", "proxy: { first_byte_timeout: 0ms }\n", 2, "proxy.first_byte_timeout", /longer than 0/],

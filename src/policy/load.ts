@@ -22,7 +22,7 @@ import type { TrustDomain } from "../spiffe/index.ts";
 import { PolicyError } from "./errors.ts";
 import { toolDecider } from "../mcp/tool-filter.ts";
 import { normalizeServerName } from "./host-name.ts";
-import { BOUND_KEYS, DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_PROXY_SETTINGS, type Action, type DnsSettings, type EgressRule, type IdPattern, type InboundRule, type McpRules, type Policy, type RuleBounds, type StdioRule, type ToolFilter, type Workload } from "./model.ts";
+import { BOUND_KEYS, DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_MAX_OPEN, DEFAULT_PROXY_SETTINGS, type Action, type DnsSettings, type EgressRule, type IdPattern, type InboundRule, type McpRules, type Policy, type RuleBounds, type StdioRule, type ToolFilter, type Workload } from "./model.ts";
 import { PolicySchema, type EgressInput, type PolicyInput } from "./schema.ts";
 import { readYaml, type FailFn, type YamlSource } from "./source.ts";
 
@@ -251,6 +251,7 @@ export function loadPolicy(text: string, file: string): Policy {
       retryMaxMs: a?.retry_max ?? null,
       runGroup: a?.run_group ?? "tidegate",
       drainTimeoutMs: a?.drain_timeout ?? DEFAULT_DRAIN_TIMEOUT_MS,
+      maxConnectionsPerWorkload: a?.max_connections_per_workload ?? DEFAULT_MAX_OPEN,
     }),
     audit: Object.freeze({
       dir: input.audit?.dir ?? null,

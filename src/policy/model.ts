@@ -169,9 +169,22 @@ export interface AgentSettings {
   readonly runGroup: string;
   /** How long a stopping agent lets connections in flight finish before it closes them (`drain_timeout`); read from the policy in force at the stop. */
   readonly drainTimeoutMs: number;
+  /**
+   * How many connections one workload (its cgroup) may hold open through the egress proxy at once
+   * (`max_connections_per_workload`); the kernel refuses the next connect with EPERM. Read from
+   * the policy in force, so a reload changes it.
+   */
+  readonly maxConnectionsPerWorkload: number;
 }
 
 export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
+/**
+ * The default bound on a workload's open redirected connections. With the kernel's record map at
+ * 65,536 (bpf/maps.h), 64 workloads can each hold this many before any connect finds it full.
+ */
+export const DEFAULT_MAX_OPEN = 1024;
+/** The highest bound a policy may set: the kernel's record map holds 65,536. */
+export const MAX_OPEN_LIMIT = 65_536;
 
 /**
  * `proxy:`: the bounds on every upstream leg of the egress proxy and on every inbound listener's

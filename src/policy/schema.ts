@@ -14,7 +14,7 @@ import { parseHostPattern } from "./host-name.ts";
 import { parseMethod, parsePathPattern } from "./http-match.ts";
 import { parseHeaderTemplate } from "./inject.ts";
 import { parsePort, parsePortRange } from "./ports.ts";
-import { ACTIONS, KEY_EXCHANGES } from "./model.ts";
+import { ACTIONS, KEY_EXCHANGES, MAX_OPEN_LIMIT } from "./model.ts";
 import { converted, convertedAny, mapping, transformed } from "./source.ts";
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -187,6 +187,7 @@ export const PolicySchema = mapping({
       retry_max: v.optional(duration),
       run_group: v.optional(v.pipe(v.string(), v.regex(ACCOUNT, "is not a group name or gid"))),
       drain_timeout: v.optional(bound("allowed")),
+      max_connections_per_workload: v.optional(v.pipe(v.number(), v.integer("is not a whole number"), v.minValue(1, "must be at least 1"), v.maxValue(MAX_OPEN_LIMIT, `must be at most ${MAX_OPEN_LIMIT}`))),
     }),
   ),
   proxy: v.optional(mapping({ ...LEG_BOUNDS, header_timeout: v.optional(bound("refused")) })),

@@ -539,6 +539,34 @@ while time.time() < end:
     expect(agentLog().filter((l) => l.event === "policy_loaded").length).toBeGreaterThan(loads);
   }, T);
 
+  test("agent.max_connections_per_workload: the kernel refuses a workload's connect past it, the audit log says connection_limit; a reload changes it", async () => {
+    const file = join(dirs.etc, "tidegate.yaml");
+    const good = readFileSync(file, "utf8");
+    // Three sockets to the passthrough destination, held open together, then closed at exit.
+    const three = async () => (await run(["python3", "-c", `import socket,errno
+socks=[]
+out=[]
+for _ in range(3):
+  s=socket.socket(); s.settimeout(3)
+  try:
+    s.connect(('127.0.0.4',80)); socks.append(s); out.append('ok')
+  except OSError as e:
+    out.append(errno.errorcode.get(e.errno,str(e)))
+print(' '.join(out))`])).stdout.trim();
+    expect(await three()).toBe("ok ok ok");
+    try {
+      writeFileSync(file, good.replace("agent: { run_group: nogroup }", "agent: { run_group: nogroup, max_connections_per_workload: 2 }"));
+      agent!.proc.kill("SIGHUP");
+      await waitFor("the kernel to hold w1 at two open connections", async () => ((await three()) === "ok ok EPERM" ? true : undefined), 10_000, 200);
+      const deny = await waitFor("the kernel's connection_limit deny in the audit log", () => audit().find((l) => l.type === "deny" && l.reason === "connection_limit"));
+      expect(deny).toMatchObject({ source: "kernel", rule: null, dst: { addr: "127.0.0.4", port: 80, proto: "tcp" }, src: { uid: 65534, workload: "w1", spiffe_id: "spiffe://example.org/w1" } });
+    } finally {
+      writeFileSync(file, good);
+      agent!.proc.kill("SIGHUP");
+    }
+    await waitFor("the default bound back", async () => ((await three()) === "ok ok ok" ? true : undefined), 10_000, 200);
+  }, T);
+
   test("a workload's listener takes no connection from another address; loopback ones still connect", async () => {
     const hostIp = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(Bun.spawnSync(["ip", "-4", "-o", "addr", "show", "scope", "global"]).stdout.toString())?.[1];
     if (hostIp === undefined) throw new Error("this test needs the host's own global IPv4 address (traffic to it stays on the host)");
@@ -588,7 +616,7 @@ while time.time() < end:
 
   test("uninstall: the workloads are killed and no cgroup, pin or program of the instance is left", async () => {
     const ids = JSON.parse(Bun.spawnSync(["bpftool", "cgroup", "show", cgroupRoot, "-j"]).stdout.toString()).map((p: { id: number }) => p.id);
-    expect(ids).toHaveLength(6); // connect4/6, sendmsg4/6, sock_create, ingress
+    expect(ids).toHaveLength(7); // connect4/6, sendmsg4/6, sock_create, ingress, sock_release
     const sleeper = startTidegate(["run", ...nodeFlags, "--workload", "w1", "--user", "nobody", "--", "sleep", "60"], WORKLOAD_ENV);
     await waitFor("the sleeper in its cgroup", () => (readFileSync(join(cgroupRoot, "workloads", "w1", "cgroup.procs"), "utf8").trim() !== "" ? true : undefined));
     await agent!.stop();
