@@ -182,7 +182,7 @@ describe.skipIf(!isRoot || mount === null)("the agent's guards", () => {
     expect(pinned.length).toBeGreaterThan(0);
     const programs = () => (JSON.parse(Bun.spawnSync(["bpftool", "cgroup", "show", cgroup, "-j"]).stdout.toString() || "[]") as { id: number }[]).map((p) => p.id).sort();
     const attached = programs();
-    expect(attached).toHaveLength(6); // connect4/6, sendmsg4/6, sock_create, ingress
+    expect(attached).toHaveLength(7); // connect4/6, sendmsg4/6, sock_create, ingress, sock_release
     const sleeper = startTidegate([...agent.flags, "run", "--workload", "w1", "--user", "nobody", "--", "sleep", "600"], ENV);
     workloads.push(sleeper);
     const procs = join(cgroup, "workloads", "w1", "cgroup.procs");
