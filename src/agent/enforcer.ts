@@ -263,6 +263,7 @@ export class Enforcer {
       policy_rejected: this.enforcement.rejected,
       workloads: [...this.capture.tree.workloads().keys()],
       open_connections: { egress: this.listener.inFlight(), inbound: this.inbound.inFlight() },
+      workload_connections: { max: this.capture.maxOpen, open: Object.fromEntries([...this.capture.tree.workloads()].map(([name, id]) => [name, Number(this.capture.openCount(id))])) },
       inbound: this.inbound.status(),
       counters,
       ...this.hits.status(this.holder.policy),

@@ -46,8 +46,9 @@ describe("tidegate status screen", () => {
           cgroup: "/sys/fs/cgroup/unified/tidegate",
           egress_port: 1001,
           policy: { file: "/etc/tidegate/tidegate.yaml", egress_rules: 4, generation: 2 },
-          workloads: ["client"],
+          workloads: ["client", "crawler"],
           open_connections: { egress: 3, inbound: 0 },
+          workload_connections: { max: 2, open: { client: 1, crawler: 2 } },
           inbound: [
             { rule: "mcp-in", listen: "0.0.0.0:8443", id: "spiffe://example.org/mcp", state: "listening" },
             { rule: "db-in", listen: "127.0.0.1:8444", id: "spiffe://example.org/db", state: "failed", detail: "EADDRINUSE" },
@@ -58,7 +59,7 @@ describe("tidegate status screen", () => {
     );
     expect(out).toContain("capture        cgroup /sys/fs/cgroup/unified/tidegate, egress port 1001\n");
     expect(out).toContain("policy         /etc/tidegate/tidegate.yaml (generation 2, 4 egress rules)\n");
-    expect(out).toContain("workloads      client\nconnections    3 open through the egress proxy, 0 through inbound listeners\n");
+    expect(out).toContain("workloads      client, crawler\n  open         client 1, crawler 2 (AT THE BOUND: further connects fail with EPERM); at most 2 each (agent.max_connections_per_workload)\nconnections    3 open through the egress proxy, 0 through inbound listeners\n");
     expect(out).toContain("inbound listeners (2)\n  mcp-in on 0.0.0.0:8443 as spiffe://example.org/mcp: listening\n  db-in on 127.0.0.1:8444 as spiffe://example.org/db: failed (EADDRINUSE)\n");
     expect(renderStatus({ ...status, capture: { unavailable: "the agent runs without capture (--no-capture)" } }, NOW)).toContain("capture        off: the agent runs without capture (--no-capture)\n");
   });

@@ -31,6 +31,8 @@ export interface CaptureStatus {
   readonly workloads?: readonly string[];
   /** Connections whose conn_close is not written yet, by listener side. */
   readonly open_connections?: { readonly egress: number; readonly inbound: number };
+  /** The kernel's count of each workload's sockets open through the egress proxy, and its bound (agent.max_connections_per_workload). */
+  readonly workload_connections?: { readonly max: number; readonly open: Readonly<Record<string, number>> };
   readonly inbound?: readonly { rule: string; listen: string; id: string; state: string; detail?: string }[];
   /** src/agent/rule-hits.ts: counts since the policy generation `hits_since` names, and the last denies. */
   readonly hits_since?: { generation: number; at: string };
@@ -84,6 +86,12 @@ function renderCapture(c: CaptureStatus, now: number, row: (k: string, v: string
     lines.push(`  ${c.policy ? "the policy of generation " + c.policy.generation + " stays in force" : "no policy is in force"} until the file loads ('tidegate policy check' it)`);
   }
   row("workloads", c.workloads && c.workloads.length > 0 ? c.workloads.join(", ") : "none running");
+  const wc = c.workload_connections;
+  if (wc !== undefined && Object.keys(wc.open).length > 0) {
+    // Near the bound the kernel refuses the workload's next connect: say so before it happens.
+    const each = Object.entries(wc.open).map(([w, n]) => `${w} ${n}${n >= wc.max ? " (AT THE BOUND: further connects fail with EPERM)" : ""}`);
+    row("  open", `${each.join(", ")}; at most ${wc.max} each (agent.max_connections_per_workload)`);
+  }
   if (c.open_connections !== undefined) row("connections", `${c.open_connections.egress} open through the egress proxy, ${c.open_connections.inbound} through inbound listeners`);
   const inbound = c.inbound ?? [];
   lines.push(`inbound listeners (${inbound.length})`);

@@ -179,8 +179,9 @@ export interface AgentSettings {
 
 export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
 /**
- * The default bound on a workload's open redirected connections. With the kernel's record map at
- * 65,536 (bpf/maps.h), 64 workloads can each hold this many before any connect finds it full.
+ * The default bound on a workload's open redirected connections. A workload's records in the
+ * kernel's map (65,536, bpf/maps.h) are at most this many, besides those the listener's accept
+ * queue holds, so it takes 64 workloads at the bound, all waiting on the listener at once, to fill it.
  */
 export const DEFAULT_MAX_OPEN = 1024;
 /** The highest bound a policy may set: the kernel's record map holds 65,536. */

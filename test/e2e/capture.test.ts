@@ -560,6 +560,7 @@ print(' '.join(out))`])).stdout.trim();
       await waitFor("the kernel to hold w1 at two open connections", async () => ((await three()) === "ok ok EPERM" ? true : undefined), 10_000, 200);
       const deny = await waitFor("the kernel's connection_limit deny in the audit log", () => audit().find((l) => l.type === "deny" && l.reason === "connection_limit"));
       expect(deny).toMatchObject({ source: "kernel", rule: null, dst: { addr: "127.0.0.4", port: 80, proto: "tcp" }, src: { uid: 65534, workload: "w1", spiffe_id: "spiffe://example.org/w1" } });
+      expect((await agentStatus()).capture.workload_connections.max).toBe(2);
     } finally {
       writeFileSync(file, good);
       agent!.proc.kill("SIGHUP");
