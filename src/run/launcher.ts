@@ -6,7 +6,9 @@
  * Guaranteed when `launch` reaches execve (it never returns then): the process is in the cgroup
  * (checked in /proc after the move); no_new_privs is set; for a non-root target the thread that
  * execs has empty inheritable, permitted, effective, bounding and ambient capability sets, every
- * thread has exactly the target uid, gid and supplementary groups (checked in /proc); signals
+ * thread has exactly the target uid, gid and supplementary groups (checked in /proc); the exec
+ * thread is in a Landlock domain of its own where the kernel has Landlock ABI 6 (else `warn` says
+ * so): no ptrace, signal or abstract Unix socket reaches out of it (`isolate`); signals
  * ignored or blocked by Bun are back to default; descriptors above 2 are close-on-exec; the
  * environment is the launcher's own (as its parent gave it, not as Bun or a .env file changed it)
  * minus `TIDEGATE_*`, with the CA bundle variables set when `caBundle` is given (ca-environment.ts).
@@ -104,7 +106,29 @@ export function launch(req: LaunchRequest, io: LaunchIo, drop = dropPrivileges):
   prepareExec();
   checkCredentials(readFileSync("/proc/thread-self/status", "utf8"), { uid: req.uid, gid: req.gid, groups, root: req.uid === 0 });
   checkAllThreads(req.uid, req.gid);
+  isolate(io);
   return exec(req.command, env);
+}
+
+/** Landlock's ABI that scopes signals and abstract Unix sockets (Linux 6.12). */
+const LANDLOCK_SCOPED_ABI = 6;
+
+/**
+ * Puts the command in a Landlock domain of its own (landlock(7)), so that it cannot ptrace,
+ * signal, or read the ptrace-guarded /proc files (environ, mem, maps) of any process outside it:
+ * another workload, even of the same uid (this kernel has no Yama), or an unmanaged process. Its
+ * own children share the domain, and processes outside may still signal it (`tidegate run`
+ * passes signals on). No file or network access is restricted; abstract Unix sockets made
+ * outside the domain are out of its reach too (a way between workloads that capture cannot see).
+ * A kernel without that Landlock: a warning, and the command runs without it.
+ */
+function isolate(io: LaunchIo): void {
+  const abi = step("run_privileges", "asking the kernel for Landlock", () => c.landlockAbi());
+  if (abi < LANDLOCK_SCOPED_ABI) {
+    io.warn(`tidegate run: warning: this kernel's Landlock (${abi === 0 ? "none" : `ABI ${abi}`}, ABI ${LANDLOCK_SCOPED_ABI} needed) cannot keep the workload apart: another process of its uid can ptrace it, and it them\n`);
+    return;
+  }
+  step("run_privileges", "entering a Landlock domain of its own", () => c.landlockScope(c.LANDLOCK_SCOPE_SIGNAL | c.LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET));
 }
 
 /**

@@ -136,6 +136,32 @@ describe("in a child process", () => {
     expect(after! & (1n << 12n)).toBe(0n);
   });
 
+  // Needs a kernel with Landlock ABI 6 (this kind of machine's 6.18 has it); under CI it must run.
+  const scoped = c.landlockAbi() >= 6;
+  (scoped || CI ? test : test.skip)(`landlockScope: what the thread execs signals nothing outside its domain, its own children it does${scoped || CI ? "" : " (skipped: no Landlock ABI 6 here)"}`, async () => {
+    const parent = process.pid;
+    const probe = `kill -0 ${parent} 2>/dev/null && echo outside-signalled || echo outside-refused; sleep 5 & kill $! && wait $!; echo child-$?`;
+    const free = await child(`c.prctl("nnp", c.PR_SET_NO_NEW_PRIVS, 1); c.execve("/bin/sh", ["sh", "-c", ${JSON.stringify(probe)}], []);`);
+    expect(free.out.trim().split("\n")).toEqual(["outside-signalled", "child-143"]);
+    const r = await child(`
+      c.prctl("nnp", c.PR_SET_NO_NEW_PRIVS, 1);
+      console.log("abi", c.landlockAbi() >= 6);
+      c.landlockScope(c.LANDLOCK_SCOPE_SIGNAL | c.LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET);
+      c.execve("/bin/sh", ["sh", "-c", ${JSON.stringify(probe)}], []);
+    `);
+    expect([r.code, r.out.trim().split("\n")]).toEqual([0, ["abi true", "outside-refused", "child-143"]]);
+  }, 20_000);
+
+  test("landlockScope without no_new_privs (and not root): refused with EPERM, nothing applied", async () => {
+    if (isRoot) {
+      const r = await child(`c.setresuid(65534); try { c.landlockScope(c.LANDLOCK_SCOPE_SIGNAL); console.log("applied"); } catch (e) { console.log(e.code, e.errno); }`);
+      expect(r.out.trim()).toBe(`libc_failed ${c.Errno.EPERM}`);
+    } else {
+      const r = await child(`try { c.landlockScope(c.LANDLOCK_SCOPE_SIGNAL); console.log("applied"); } catch (e) { console.log(e.code, e.errno); }`);
+      expect(r.out.trim()).toBe(`libc_failed ${c.Errno.EPERM}`);
+    }
+  });
+
   rootTest("execve replaces the process: argv and the environment are exactly what was passed", async () => {
     const r = await child(`c.execve("/usr/bin/env", ["env"], ["A=1", new Uint8Array([66, 61, 0xff])]);`, { SECRET: "x" });
     expect(r.code).toBe(0);

@@ -39,7 +39,7 @@ export function errnoName(errno: number): string {
   return ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
 }
 
-const { i32, u32, u64, ptr: P } = FFIType;
+const { i32, u32, u64, i64, ptr: P } = FFIType;
 
 const SYMBOLS = {
   __errno_location: { args: [], returns: P },
@@ -56,6 +56,9 @@ const SYMBOLS = {
   sigaction: { args: [i32, P, P], returns: i32 },
   sigprocmask: { args: [i32, P, P], returns: i32 },
   execve: { args: [P, P, P], returns: i32 },
+  close: { args: [i32], returns: i32 },
+  // variadic in C: integer and pointer arguments pass in the same registers on x86-64 and arm64
+  syscall: { args: [i64, u64, u64, u64], returns: i64 },
 } as const;
 
 type Symbols = ReturnType<typeof dlopen<typeof SYMBOLS>>["symbols"];
@@ -214,3 +217,42 @@ export function execve(path: string, argv: readonly string[], env: readonly (str
 }
 
 function keepAlive(..._values: unknown[]): void {}
+
+// landlock(7). New system calls take the same numbers on every architecture (the unified table).
+const SYS_LANDLOCK_CREATE_RULESET = 444;
+const SYS_LANDLOCK_RESTRICT_SELF = 446;
+const LANDLOCK_CREATE_RULESET_VERSION = 1;
+/** Landlock ABI 6 (Linux 6.12): a domain's processes reach no abstract Unix socket made outside it. */
+export const LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET = 1;
+/** Landlock ABI 6: a domain's processes send no signal to a process outside it. */
+export const LANDLOCK_SCOPE_SIGNAL = 2;
+
+/**
+ * The kernel's Landlock ABI version; 0 when it has none (not built: ENOSYS; built but not enabled
+ * at boot: EOPNOTSUPP).
+ */
+export function landlockAbi(): number {
+  const r = Number(libc().syscall(SYS_LANDLOCK_CREATE_RULESET, 0, 0, LANDLOCK_CREATE_RULESET_VERSION));
+  if (r >= 0) return r;
+  const e = errno();
+  if (e === Errno.ENOSYS || e === Errno.EOPNOTSUPP) return 0;
+  throw new LibcError("libc_failed", `libc: landlock_create_ruleset(version) failed: ${errnoName(e)}`, e);
+}
+
+/**
+ * Puts the calling thread, and what it execs, in a new Landlock domain that restricts no file or
+ * network access, only `scoped` (LANDLOCK_SCOPE_*; ABI 6 or later). Any domain also keeps its
+ * processes from ptrace-ing, or reading the /proc files that need ptrace access of, a process
+ * outside it. Needs no_new_privs (or CAP_SYS_ADMIN); cannot be undone.
+ */
+export function landlockScope(scoped: number): void {
+  const attr = new BigUint64Array([0n, 0n, BigInt(scoped)]); // handled_access_fs, handled_access_net, scoped
+  const fd = Number(libc().syscall(SYS_LANDLOCK_CREATE_RULESET, ptr(attr), attr.byteLength, 0));
+  check(fd, `landlock_create_ruleset(scoped ${scoped})`);
+  try {
+    check(Number(libc().syscall(SYS_LANDLOCK_RESTRICT_SELF, fd, 0, 0)), "landlock_restrict_self");
+  } finally {
+    libc().close(fd);
+    keepAlive(attr);
+  }
+}

@@ -427,6 +427,37 @@ dns:
     expect(r.stdout).not.toContain("PINS_VISIBLE");
   }, T);
 
+  test("a workload cannot ptrace, signal or read the environment of another workload of the same uid; its own children it can", async () => {
+    // w3 runs as nobody too (its own cgroup, no identity: it needs none to be a target)
+    const other = startTidegate(["run", ...nodeFlags, "--workload", "w3", "--user", "nobody", "--", "sleep", "30"], WORKLOAD_ENV);
+    try {
+      const procs = join(cgroupRoot, "workloads", "w3", "cgroup.procs");
+      const pid = await waitFor("sleep in w3's cgroup", () => (existsSync(procs) ? Number(readFileSync(procs, "utf8").trim().split("\n")[0]) || undefined : undefined));
+      expect(readFileSync(`/proc/${pid}/status`, "utf8")).toMatch(/^Uid:\t65534\t/m);
+      const r = await run(["python3", "-c", `import ctypes, os, errno, subprocess, sys
+pid = int(sys.argv[1])
+libc = ctypes.CDLL(None, use_errno=True)
+r = libc.ptrace(16, pid, 0, 0)  # PTRACE_ATTACH
+print('ptrace', 'ATTACHED' if r == 0 else errno.errorcode[ctypes.get_errno()])
+if r == 0: libc.ptrace(17, pid, 0, 0)  # PTRACE_DETACH
+for what, f in (('kill', lambda: os.kill(pid, 0)), ('environ', lambda: open(f'/proc/{pid}/environ', 'rb').read())):
+    try:
+        f(); print(what, 'ALLOWED')
+    except OSError as e:
+        print(what, errno.errorcode[e.errno])
+child = subprocess.Popen(['sleep', '5'])
+os.kill(child.pid, 9)
+print('own child', child.wait())`, String(pid)]);
+      expect([r.code, r.stdout.trim().split("\n")]).toEqual([0, ["ptrace EPERM", "kill EPERM", "environ EACCES", "own child -9"]]);
+      expect(r.stderr).not.toContain("warning");
+      // the agent, outside any workload's domain, still reads it: attestation needs that
+      expect(readFileSync(`/proc/${pid}/environ`).length).toBeGreaterThan(0);
+    } finally {
+      other.proc.kill("SIGTERM");
+      await other.proc.exited;
+    }
+  }, T);
+
   test("signals pass through tidegate run: SIGTERM ends the command, the exit code says so", async () => {
     const r = startTidegate(["run", ...nodeFlags, "--workload", "w1", "--user", "nobody", "--", "sleep", "30"], WORKLOAD_ENV);
     await waitFor("sleep in the workload's cgroup", () => (readFileSync(join(cgroupRoot, "workloads", "w1", "cgroup.procs"), "utf8").trim() !== "" ? true : undefined));
