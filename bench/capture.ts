@@ -38,6 +38,7 @@ import { Capture } from "../src/bpf/capture.ts";
 import { closeFd, enableStats, linkInfo, openPinnedLink } from "../src/bpf/libbpf.ts";
 import { MAPS, TG_ACT, TG_PROTO, type PortRule, type TgAction } from "../src/bpf/layout.ts";
 import { MapHandle } from "../src/bpf/map-handle.ts";
+import { lineReader } from "../test/helpers/lines.ts";
 import type { LpmEntry } from "../src/bpf/lpm-entries.ts";
 import { parseCidr } from "../src/policy/address.ts";
 import { probeHost } from "../src/runtime/host.ts";
@@ -203,22 +204,7 @@ function spawnIn(dir: string, cpu: string | null, argv: string[]): Bun.Subproces
 
 /** Lines of a child's stdout, one at a time. */
 function lines(p: Bun.Subprocess<"pipe", "pipe", "pipe">): () => Promise<string> {
-  const reader = p.stdout.getReader();
-  const dec = new TextDecoder();
-  let buf = "";
-  return async () => {
-    for (;;) {
-      const nl = buf.indexOf("\n");
-      if (nl >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        return line;
-      }
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`bench: child ${p.pid} ended: ${await new Response(p.stderr).text()}`);
-      buf += dec.decode(value, { stream: true });
-    }
-  };
+  return lineReader(p.stdout, async () => `bench: child ${p.pid} ended: ${await new Response(p.stderr).text()}`);
 }
 
 interface Batch {

@@ -14,6 +14,7 @@ import { decodeRecord, encodeSettings, MAPS, TG_ACT, TG_PROTO, u32Key, u64Key, t
 import type { CaptureRecord } from "../proxy/egress-listener.ts";
 import { SockDiag } from "../runtime/sock-diag.ts";
 import { parseStartTime } from "../attest/proc-text.ts";
+import { lineReader } from "../../test/helpers/lines.ts";
 
 const mount = probeHost().cgroup2;
 const root = process.getuid?.() === 0;
@@ -73,21 +74,7 @@ for line in sys.stdin:
     print('closed',flush=True)
   else: break`;
   const p = Bun.spawn(["sh", "-c", `echo $$ > ${cgroupDir}/cgroup.procs && exec python3 -c "$0"`, py], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
-  const reader = p.stdout.getReader();
-  let buf = "";
-  const line = async (): Promise<string> => {
-    for (;;) {
-      const i = buf.indexOf("\n");
-      if (i >= 0) {
-        const l = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        return l;
-      }
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`the holder exited (${await p.exited}) before answering`);
-      buf += new TextDecoder().decode(value);
-    }
-  };
+  const line = lineReader(p.stdout, async () => `the holder exited (${await p.exited}) before answering`);
   let ended = false;
   return {
     say: async (l) => {
