@@ -218,6 +218,21 @@ export function execve(path: string, argv: readonly string[], env: readonly (str
 
 function keepAlive(..._values: unknown[]): void {}
 
+let probing: { syscall: Symbols["syscall"]; __errno_location: Symbols["__errno_location"] } | null = null;
+
+/** syscall and errno alone: `tidegate version` asks for Landlock without binding the whole table (each symbol is a compiled trampoline). */
+function probeSymbols(): NonNullable<typeof probing> {
+  if (opened !== null) return opened;
+  if (probing !== null) return probing;
+  if (process.platform !== "linux") throw new LibcError("libc_unavailable", `libc: not available on ${process.platform} (Linux with glibc only)`);
+  try {
+    probing = dlopen("libc.so.6", { syscall: SYMBOLS.syscall, __errno_location: SYMBOLS.__errno_location }).symbols;
+  } catch (e) {
+    throw new LibcError("libc_unavailable", "libc: cannot open libc.so.6 (Linux with glibc only)", 0, { cause: e });
+  }
+  return probing;
+}
+
 // landlock(7). New system calls take the same numbers on every architecture (the unified table).
 const SYS_LANDLOCK_CREATE_RULESET = 444;
 const SYS_LANDLOCK_RESTRICT_SELF = 446;
@@ -232,9 +247,11 @@ export const LANDLOCK_SCOPE_SIGNAL = 2;
  * at boot: EOPNOTSUPP).
  */
 export function landlockAbi(): number {
-  const r = Number(libc().syscall(SYS_LANDLOCK_CREATE_RULESET, 0, 0, LANDLOCK_CREATE_RULESET_VERSION));
+  const s = probeSymbols();
+  const r = Number(s.syscall(SYS_LANDLOCK_CREATE_RULESET, 0, 0, LANDLOCK_CREATE_RULESET_VERSION));
   if (r >= 0) return r;
-  const e = errno();
+  const where = s.__errno_location();
+  const e = where === null ? 0 : read.i32(where, 0);
   if (e === Errno.ENOSYS || e === Errno.EOPNOTSUPP) return 0;
   throw new LibcError("libc_failed", `libc: landlock_create_ruleset(version) failed: ${errnoName(e)}`, e);
 }

@@ -8,6 +8,7 @@ import { tidegate } from "../helpers/binary.ts";
 import { rootCommand } from "../../src/cli/main.ts";
 import type { Command } from "../../src/cli/command.ts";
 import { VERSION } from "../../src/version.ts";
+import { landlockAbi } from "../../src/runtime/libc.ts";
 
 const T = 20_000;
 
@@ -33,7 +34,7 @@ describe("version", () => {
     expect(r.stdout).toMatch(new RegExp(`^tidegate ${VERSION.replace(/\./g, "\\.")} \\(([0-9a-f]{12}(-dirty)?|unknown)\\)\\n$`));
   }, T);
 
-  test("version reports the Bun version, the embedded libbpf's version, and the host's cgroup2, bpffs, BTF and kTLS", async () => {
+  test("version reports the Bun version, the embedded libbpf's version, and the host's cgroup2, bpffs, BTF, kTLS and Landlock", async () => {
     const r = await tidegate(["version", "--json"]);
     expect(r.code).toBe(0);
     const info = JSON.parse(r.stdout);
@@ -43,7 +44,10 @@ describe("version", () => {
     // the copy embedded at build time is this machine's libbpf1 package (scripts/build.ts)
     const deb = Bun.which("dpkg-query") === null ? "" : Bun.spawnSync(["dpkg-query", "-W", "-f", "${Version}", "libbpf1"]).stdout.toString();
     if (deb !== "") expect(deb.replace(/^\d+:/, "")).toStartWith(`${info.libbpf.version}.`);
-    expect(Object.keys(info.host).sort()).toEqual(["bpffs", "btf", "cgroup2", "kernel", "ktls"]);
+    expect(Object.keys(info.host).sort()).toEqual(["bpffs", "btf", "cgroup2", "kernel", "ktls", "landlock"]);
+    // the kernel's own answer, asked from this process
+    const abi = landlockAbi();
+    expect(info.host.landlock).toEqual({ abi, keeps_workloads_apart: abi >= 6 });
     expect(info.host.btf).toBe(existsSync("/sys/kernel/btf/vmlinux"));
     expect(info.host.ktls).toMatchObject({ support: ktlsHere(info.host.kernel), used_by_tidegate: false });
     const text = await tidegate(["version"]);
@@ -51,6 +55,7 @@ describe("version", () => {
     expect(text.stdout).toContain(`\n  libbpf   ${info.libbpf.version} (embedded)\n`);
     expect(text.stdout).toContain(`\n  ktls     ${ktlsHere(info.host.kernel)} (`);
     expect(text.stdout).toContain("(tidegate does not use it yet)\n");
+    expect(text.stdout).toContain(abi >= 6 ? `\n  landlock ABI ${abi} (each workload in a domain of its own` : "\n  landlock ");
   }, T);
 });
 
