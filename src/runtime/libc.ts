@@ -65,16 +65,19 @@ type Symbols = ReturnType<typeof dlopen<typeof SYMBOLS>>["symbols"];
 
 let opened: Symbols | null = null;
 
-/** The raw symbol table. Throws `libc_unavailable` where libc.so.6 cannot be opened (not glibc Linux). */
-export function libc(): Symbols {
-  if (opened !== null) return opened;
+/** `symbols` of libc.so.6; `libc_unavailable` where it cannot be opened (not glibc Linux). */
+function open<T extends Record<string, { args: readonly FFIType[]; returns: FFIType }>>(symbols: T) {
   if (process.platform !== "linux") throw new LibcError("libc_unavailable", `libc: not available on ${process.platform} (Linux with glibc only)`);
   try {
-    opened = dlopen("libc.so.6", SYMBOLS).symbols;
+    return dlopen("libc.so.6", symbols).symbols;
   } catch (e) {
     throw new LibcError("libc_unavailable", "libc: cannot open libc.so.6 (Linux with glibc only)", 0, { cause: e });
   }
-  return opened;
+}
+
+/** The raw symbol table. Throws `libc_unavailable` where libc.so.6 cannot be opened (not glibc Linux). */
+export function libc(): Symbols {
+  return (opened ??= open(SYMBOLS));
 }
 
 /** errno of the calling thread, read right after a failed call. */
@@ -222,15 +225,7 @@ let probing: { syscall: Symbols["syscall"]; __errno_location: Symbols["__errno_l
 
 /** syscall and errno alone: `tidegate version` asks for Landlock without binding the whole table (each symbol is a compiled trampoline). */
 function probeSymbols(): NonNullable<typeof probing> {
-  if (opened !== null) return opened;
-  if (probing !== null) return probing;
-  if (process.platform !== "linux") throw new LibcError("libc_unavailable", `libc: not available on ${process.platform} (Linux with glibc only)`);
-  try {
-    probing = dlopen("libc.so.6", { syscall: SYMBOLS.syscall, __errno_location: SYMBOLS.__errno_location }).symbols;
-  } catch (e) {
-    throw new LibcError("libc_unavailable", "libc: cannot open libc.so.6 (Linux with glibc only)", 0, { cause: e });
-  }
-  return probing;
+  return opened ?? (probing ??= open({ syscall: SYMBOLS.syscall, __errno_location: SYMBOLS.__errno_location }));
 }
 
 // landlock(7). New system calls take the same numbers on every architecture (the unified table).
