@@ -82,7 +82,12 @@ export function libc(): Symbols {
 
 /** errno of the calling thread, read right after a failed call. */
 export function errno(): number {
-  const where = libc().__errno_location();
+  return errnoVia(libc());
+}
+
+/** errno read through whichever table is open (version's probe binds only syscall and errno). */
+function errnoVia(s: Pick<Symbols, "__errno_location">): number {
+  const where = s.__errno_location();
   return where === null ? 0 : read.i32(where, 0);
 }
 
@@ -245,8 +250,7 @@ export function landlockAbi(): number {
   const s = probeSymbols();
   const r = Number(s.syscall(SYS_LANDLOCK_CREATE_RULESET, 0, 0, LANDLOCK_CREATE_RULESET_VERSION));
   if (r >= 0) return r;
-  const where = s.__errno_location();
-  const e = where === null ? 0 : read.i32(where, 0);
+  const e = errnoVia(s);
   if (e === Errno.ENOSYS || e === Errno.EOPNOTSUPP) return 0;
   throw new LibcError("libc_failed", `libc: landlock_create_ruleset(version) failed: ${errnoName(e)}`, e);
 }
