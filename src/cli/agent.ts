@@ -10,6 +10,7 @@ import { readInputFile } from "./files.ts";
 import { parseDuration } from "../runtime/duration.ts";
 import { createLogger } from "../runtime/log.ts";
 import { dropStartupCode } from "../runtime/compiled-code.ts";
+import { heapGovernor } from "../runtime/heap-governor.ts";
 import { DEFAULT_RETRY_MAX_MS, DEFAULT_SYNC_INTERVAL_MS, parseFingerprint, startAgent } from "../agent/index.ts";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -158,7 +159,8 @@ export const agentCommand: Command = {
     });
     const reload = () => void agent.reload();
     process.on("SIGHUP", reload);
-    void agent.ready.then(() => dropStartupCode(logger, "agent"));
+    const heap = heapGovernor();
+    void agent.ready.then(() => dropStartupCode(logger, "agent")).then(() => heap.start());
     await new Promise<void>((resolve) => {
       const done = () => {
         process.off("SIGTERM", done);
@@ -169,6 +171,7 @@ export const agentCommand: Command = {
       process.on("SIGINT", done);
     });
     process.off("SIGHUP", reload);
+    heap.stop();
     await agent.stop();
     return 0;
   },
