@@ -2,7 +2,7 @@ import fc from "fast-check";
 import { fuzzRuns } from "../../test/fuzz-runs.ts";
 import { assert, describe, test } from "../../test/shim.ts";
 import { type GateRule, MAX_PENDING, McpGate, POLICY_DENIED } from "./gate.ts";
-import { SessionLists } from "./lists-seen.ts";
+import { MAX_AWAITED, SessionLists } from "./lists-seen.ts";
 import { PinBook } from "./pins.ts";
 import { toolDecider } from "./tool-filter.ts";
 import { toolDefinitionHash } from "./tool-pin.ts";
@@ -514,5 +514,112 @@ describe("McpGate: an HTTP session's lists, shared by its connections (lists-see
     assert.equal(sessions.size, 2);
     b.close();
     assert.equal(sessions.size, 0);
+  });
+});
+
+describe("McpGate: a tool call answered on another stream of its session (resumed)", () => {
+  const headers = (session: string | null) => ({ get: (n: string) => (n === "mcp-session-id" ? session : null), forEach: () => {} });
+  const rule: GateRule = { name: "r1", tools: null };
+  function setup() {
+    const events: Event[] = [];
+    let clock = 1000;
+    const sessions = new SessionLists();
+    const conn = (connId: string) => new McpGate({ caller: "spiffe://example.org/agent", server: "spiffe://example.org/mcp/fs", connId, rule }, { pins: null, audit: (type, fields) => events.push({ type, fields }), now: () => clock, sessions });
+    return { events, sessions, conn, tick: (ms: number) => (clock += ms) };
+  }
+  const calls = (events: Event[]) => events.filter((e) => e.type === "tool_call").map((e) => [e.fields.tool, e.fields.conn_id, e.fields.duration_ms, e.fields.is_error, e.fields.outcome ?? null, e.fields.resumed ?? null]);
+
+  test("the call's stream ends without its answer; the answer comes on the session's GET stream of another connection: one tool_call, with the whole duration, resumed", async () => {
+    const { events, conn, tick } = setup();
+    const post = conn("c-post");
+    const get = conn("c-get");
+    assert.equal((await post.fromClient(call(5, "slow"), headers("s1"))).pass, true);
+    tick(30);
+    post.settle(5); // the server closed the call's stream (SSE polling) before answering
+    assert.equal(post.waiting(5), false, "the stream's conversation does not wait on");
+    assert.deepEqual(calls(events), [], "not logged as unanswered while the session may bring the answer");
+    tick(70);
+    const stream = get.lists(headers("s1"));
+    const v = await get.fromServer(result(5, { content: [], isError: true }), stream);
+    assert.equal(v.kind, "same");
+    assert.deepEqual(calls(events), [["slow", "c-post", 100, true, null, true]]);
+    // once: a second delivery of the same answer (a replay) logs nothing more
+    await get.fromServer(result(5, { content: [] }), stream);
+    post.close();
+    get.close();
+    assert.equal(calls(events).length, 1);
+  });
+
+  test("the same connection resuming (keep-alive) finds it too, and an error answer counts as is_error", async () => {
+    const { events, conn, tick } = setup();
+    const c = conn("c1");
+    await c.fromClient(call(9, "slow"), headers("s1"));
+    c.settle(9);
+    tick(5);
+    await c.fromServer(JSON.stringify({ jsonrpc: "2.0", id: 9, error: { code: -32000, message: "boom" } }), c.lists(headers("s1")));
+    assert.deepEqual(calls(events), [["slow", "c1", 5, true, null, true]]);
+  });
+
+  test("an answer on another session's stream, or on a stream with no session record, is not taken for it", async () => {
+    const { events, conn } = setup();
+    const post = conn("c-post");
+    const other = conn("c-other");
+    await post.fromClient(call(3, "slow"), headers("s1"));
+    post.settle(3);
+    await other.fromServer(result(3, { content: [] }), other.lists(headers("s2")));
+    await other.fromServer(result(3, { content: [] }));
+    assert.deepEqual(calls(events), []);
+    post.close();
+    other.close();
+    assert.deepEqual(calls(events), [["slow", "c-post", null, null, "no_answer", null]]);
+  });
+
+  test("when the session's last connection closes, what it still awaits is logged without an answer, once", async () => {
+    const { events, sessions, conn } = setup();
+    const post = conn("c-post");
+    const get = conn("c-get");
+    await post.fromClient(call(1, "a"), headers("s1"));
+    await post.fromClient(call(2, "b"), headers("s1"));
+    get.lists(headers("s1"));
+    post.settle(1);
+    post.close(); // 2 was still waiting on this connection: awaited by the session too
+    assert.deepEqual(calls(events), [], "the GET connection still holds the session");
+    get.close();
+    assert.deepEqual(calls(events).sort(), [["a", "c-post", null, null, "no_answer", null], ["b", "c-post", null, null, "no_answer", null]]);
+    assert.equal(sessions.size, 0);
+  });
+
+  test("an id used again in the session while awaited: the earlier call is logged without an answer, the new one waits on its own", async () => {
+    const { events, conn, tick } = setup();
+    const c = conn("c1");
+    await c.fromClient(call(4, "first"), headers("s1"));
+    c.settle(4);
+    assert.equal((await c.fromClient(call(4, "second"), headers("s1"))).pass, true);
+    assert.deepEqual(calls(events), [["first", "c1", null, null, "no_answer", null]]);
+    tick(8);
+    await c.fromServer(result(4, { content: [] }), c.lists(headers("s1")));
+    assert.deepEqual(calls(events)[1], ["second", "c1", 8, false, null, null]);
+  });
+
+  test("without a session record (no Mcp-Session-Id headers given, or stdio) a call whose stream ends is logged without an answer at once", async () => {
+    const { events, conn } = setup();
+    const c = conn("c1");
+    await c.fromClient(call(1, "slow"));
+    c.settle(1);
+    assert.deepEqual(calls(events), [["slow", "c1", null, null, "no_answer", null]]);
+  });
+
+  test(`past ${MAX_AWAITED} awaited calls in one session, the next is logged without an answer at once`, async () => {
+    const { events, conn } = setup();
+    const keep = conn("c-keep");
+    keep.lists(headers("s1"));
+    for (let i = 0; i <= MAX_AWAITED; i++) {
+      const c = conn(`c${i}`);
+      await c.fromClient(call(i, "t"), headers("s1"));
+      c.close();
+    }
+    assert.deepEqual(calls(events), [["t", `c${MAX_AWAITED}`, null, null, "no_answer", null]]);
+    keep.close();
+    assert.equal(calls(events).length, MAX_AWAITED + 1);
   });
 });

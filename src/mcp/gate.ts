@@ -47,7 +47,7 @@ import { checkHeadersMatchBody, paramPathsOf, type HeaderSource, type ParamPaths
 import { isJsonObject, sha256Hex } from "./json.ts";
 import { normalizeResourceUri } from "./resource-uri.ts";
 import { type MessageLimits, type McpMessage, parseMessage } from "./message.ts";
-import { type Joined, type ListKind, ListsSeen, MAX_JOINED, type SessionLists } from "./lists-seen.ts";
+import { type Joined, type ListKind, ListsSeen, MAX_AWAITED, MAX_JOINED, type SessionLists } from "./lists-seen.ts";
 import { MAX_TOOLS_PER_SERVER, type PinStore } from "./pins.ts";
 import type { ToolDecision } from "./tool-filter.ts";
 import { toolDefinitionText } from "./tool-pin.ts";
@@ -266,7 +266,7 @@ export class McpGate {
         }
       }
       if (c.kind !== "tool_call") {
-        this.pending.set(m.id, { ...(m.method === "initialize" ? { method: "initialize" } : {}), tool: null, rule: rule.name, argsSha256: "", started: 0, seen: this.lists(headers) });
+        this.hold(m.id, { ...(m.method === "initialize" ? { method: "initialize" } : {}), tool: null, rule: rule.name, argsSha256: "", started: 0, seen: this.lists(headers) });
         return { pass: true, message: m };
       }
       const refusal = this.refusal(rule, c.tool);
@@ -274,12 +274,26 @@ export class McpGate {
         this.logCall(rule.name, c.tool, c.argsSha256, "deny", null, null, { reason: refusal.reason });
         return { pass: false, answer: jsonRpcError(m.id, POLICY_DENIED, refusal.message, { reason: refusal.reason, rule: rule.name, tool: c.tool }), reason: refusal.reason };
       }
-      this.pending.set(m.id, { tool: c.tool, rule: rule.name, argsSha256: c.argsSha256, started: this.deps.now(), seen: this.lists(headers) });
+      this.hold(m.id, { tool: c.tool, rule: rule.name, argsSha256: c.argsSha256, started: this.deps.now(), seen: this.lists(headers) });
       return { pass: true, message: m };
     } catch (e) {
       if (!(e instanceof McpError)) throw e;
       return { pass: false, answer: jsonRpcErrorOf(e), reason: e.code };
     }
+  }
+
+  /**
+   * Request `id` waits for its answer. A call of the same session still awaited under that id
+   * (its stream ended without the answer) is logged without one: an id is not used twice while
+   * its request waits (JSON-RPC), so that answer is not coming.
+   */
+  private hold(id: JsonRpcId, p: Pending): void {
+    const earlier = p.seen.awaited.get(id);
+    if (earlier !== undefined) {
+      p.seen.awaited.delete(id);
+      earlier.unanswered();
+    }
+    this.pending.set(id, p);
   }
 
   private refusal(r: GateRule, tool: string): { reason: string; message: string } | null {
@@ -305,9 +319,13 @@ export class McpGate {
     if (m.kind !== "result" && m.kind !== "error") return { kind: "same", message: m };
     const p = this.pending.get(m.id ?? "");
     if (m.id !== null) this.pending.delete(m.id);
-    if (p !== undefined && p.tool !== null) {
-      const isError = m.kind === "error" || (isJsonObject(m.result) && m.result.isError === true);
-      this.logCall(p.rule, p.tool, p.argsSha256, "allow", this.deps.now() - p.started, isError);
+    const isError = () => m.kind === "error" || (isJsonObject(m.result) && m.result.isError === true);
+    if (p !== undefined && p.tool !== null) this.logCall(p.rule, p.tool, p.argsSha256, "allow", this.deps.now() - p.started, isError());
+    const awaited = p === undefined && m.id !== null && stream !== undefined ? stream.awaited.get(m.id) : undefined;
+    if (awaited !== undefined) {
+      // the answer to a call whose own stream ended without it, on another stream of its session
+      stream!.awaited.delete(m.id!);
+      awaited.answered(isError());
     }
     if (m.kind !== "result" || !isJsonObject(m.result)) return { kind: "same", message: m };
     let result: Readonly<Record<string, unknown>> = m.result;
@@ -396,19 +414,38 @@ export class McpGate {
 
   /**
    * The stream that should have carried request `id`'s answer ended without it (an HTTP answer
-   * that was not a JSON-RPC one, a 5xx, an event that could not be read): it waits no more, and a
-   * tool call is logged without an answer.
+   * that was not a JSON-RPC one, a 5xx, an event that could not be read, a stream the server
+   * closed for the client to resume): it waits no more on this conversation (`unanswered`).
    */
   settle(id: JsonRpcId): void {
     const p = this.pending.get(id);
     if (p === undefined) return;
     this.pending.delete(id);
-    if (p.tool !== null) this.logCall(p.rule, p.tool, p.argsSha256, "allow", null, null, { outcome: "no_answer" });
+    this.unanswered(id, p);
   }
 
-  /** The connection ended: calls still waiting for an answer are logged without one, and the sessions' records are let go. */
+  /**
+   * A tool call whose answer will not come where it was awaited. In a session's shared record it
+   * is awaited there (lists-seen.ts `awaited`): another stream of the session may bring the answer,
+   * a GET resuming the first, and the call is logged then, with its duration and `resumed: true`,
+   * or without an answer once the session's last connection closes. Otherwise it is logged
+   * without an answer now (`outcome: "no_answer"`).
+   */
+  private unanswered(id: JsonRpcId, p: Pending): void {
+    if (p.tool === null) return;
+    const { rule, tool, argsSha256, started, seen } = p;
+    const noAnswer = () => this.logCall(rule, tool, argsSha256, "allow", null, null, { outcome: "no_answer" });
+    if (seen === this.own || seen.awaited.size >= MAX_AWAITED) return noAnswer();
+    seen.awaited.set(id, { answered: (isError) => this.logCall(rule, tool, argsSha256, "allow", this.deps.now() - started, isError, { resumed: true }), unanswered: noAnswer });
+  }
+
+  /**
+   * The connection ended: calls still waiting for an answer are awaited by their sessions'
+   * records or logged without one (`unanswered`), and the records are let go (the last
+   * connection of a session logs what its record still awaits).
+   */
   close(): void {
-    for (const p of this.pending.values()) if (p.tool !== null) this.logCall(p.rule, p.tool, p.argsSha256, "allow", null, null, { outcome: "no_answer" });
+    for (const [id, p] of this.pending) this.unanswered(id, p);
     this.pending.clear();
     for (const j of this.joined.values()) j.release();
     this.joined.clear();

@@ -7,17 +7,30 @@
  * Mcp-Session-Id). Then the stream can tell the client of a change to a list that went over
  * another connection.
  *
+ * The record also holds the session's tool calls whose answer did not come on the stream that was
+ * to carry it (`awaited`): the server may send it on another of the session's streams, a GET that
+ * resumes the first (MCP "Resumability and Redelivery"), and the gate that sees it there logs the
+ * call with its duration (gate.ts `fromServer`).
+ *
  * A session's record lives while a connection of it is open: each gate holds what it joined
- * until it closes (`release`). Bounds: MAX_SESSIONS records a SessionLists keeps, MAX_JOINED that
- * one gate holds. A gate past either keeps a record of its own for that session, which no other
- * connection sees. A session ID that is not 1-256 visible ASCII characters (MCP "Session
- * Management") is never shared.
+ * until it closes (`release`). When the last lets go, the calls still awaited are logged without
+ * an answer (`unanswered`): no stream of the session is left to bring one.
+ *
+ * Bounds: MAX_SESSIONS records a SessionLists keeps, MAX_JOINED that one gate holds, MAX_AWAITED
+ * calls a record awaits. A gate past either of the first two keeps a record of its own for that
+ * session, which no other connection sees. A session ID that is not 1-256 visible ASCII
+ * characters (MCP "Session Management") is never shared.
  */
+
+import type { JsonRpcId } from "./errors.ts";
 
 /** Records one SessionLists keeps at once. */
 export const MAX_SESSIONS = 4096;
 /** Sessions one gate (one connection) holds a record of at once: a proxy's pooled connection carries several clients' sessions. */
 export const MAX_JOINED = 64;
+
+/** Tool calls one session's record awaits at once; past it, a call whose stream ended is logged without an answer at once. */
+export const MAX_AWAITED = 1024;
 
 /** The three lists a rule decides over (gate.ts KINDS). */
 export type ListKind = "tool" | "resource" | "prompt";
@@ -27,6 +40,16 @@ export class ListsSeen {
   readonly listed = new Map<ListKind, unknown>();
   /** The tools the last tools list left out as not pinned (waiting for approval). */
   readonly unpinned = new Set<string>();
+  /** Tool calls whose answer's stream ended without it, by JSON-RPC id (a session's record only). */
+  readonly awaited = new Map<JsonRpcId, AwaitedCall>();
+}
+
+/** A tool call awaited by its session's record: logged once, either way. */
+export interface AwaitedCall {
+  /** Its answer came on another of the session's streams. */
+  answered(isError: boolean): void;
+  /** No answer will come: the session's last connection closed, or its id was used again. */
+  unanswered(): void;
 }
 
 export interface Joined {
@@ -70,7 +93,11 @@ export class SessionLists {
         if (!held) return;
         held = false;
         entry.refs -= 1;
-        if (entry.refs === 0 && this.entries.get(key) === entry) this.entries.delete(key);
+        if (entry.refs !== 0) return;
+        if (this.entries.get(key) === entry) this.entries.delete(key);
+        const left = [...entry.seen.awaited.values()];
+        entry.seen.awaited.clear();
+        for (const call of left) call.unanswered();
       },
     };
   }

@@ -5,12 +5,17 @@
  * each session has its Mcp-Session-Id and its own McpServer. Two tools:
  * - `lookup` {q: string} → text `found:<q>`; its description is read from DESCRIPTION_FILE when a
  *   session starts (each `initialize`), so the test changes a tool's definition between two client
- *   connections by rewriting the file;
+ *   connections by rewriting the file. A `q` that begins `resume:` makes it close the call's SSE
+ *   stream first (the SDK's `closeSSEStream`, SSE polling), then answer RESUME_DELAY_MS later: the
+ *   answer reaches the client on the GET that resumes the stream (Last-Event-ID), replayed from
+ *   the session's event store;
  * - `ping` {} → text `pong`.
  * It prints one JSON line per event on stdout: {event: "listening", port}, {event: "http", method,
  * session} for every request to /mcp (so the test can tell what tidegate forwarded at all),
  * {event: "session_starting", description}, {event: "session", id}, {event: "call", session, tool}
- * when a tool runs (so the test can tell a refused call never reached it), {event: "closed", id}.
+ * when a tool runs (so the test can tell a refused call never reached it), {event: "stream_closed",
+ * session} when `lookup` closed a call's stream, {event: "closed", id}. Its transports keep an event
+ * store (the SDK's in-memory one), so every stream's events have ids and can be resumed.
  */
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -18,6 +23,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
+import { InMemoryEventStore } from "@modelcontextprotocol/sdk/examples/shared/inMemoryEventStore.js";
 import * as z from "zod/v4";
 
 const [host, portText, descriptionFile] = process.argv.slice(2);
@@ -34,8 +40,13 @@ function emit(rec: Record<string, unknown>): void {
 function sessionServer(sessionOf: () => string | undefined): McpServer {
   const description = readFileSync(descriptionFile!, "utf8").trim();
   const server = new McpServer({ name: "tidegate-e2e-pinned", version: "1.0.0" });
-  server.registerTool("lookup", { description, inputSchema: { q: z.string().describe("what to look up") } }, async ({ q }) => {
+  server.registerTool("lookup", { description, inputSchema: { q: z.string().describe("what to look up") } }, async ({ q }, extra) => {
     emit({ event: "call", session: sessionOf() ?? null, tool: "lookup" });
+    if (q.startsWith("resume:") && extra.closeSSEStream !== undefined) {
+      extra.closeSSEStream();
+      emit({ event: "stream_closed", session: sessionOf() ?? null });
+      await new Promise((r) => setTimeout(r, RESUME_DELAY_MS));
+    }
     return { content: [{ type: "text", text: `found:${q}` }] };
   });
   server.registerTool("ping", { description: "Answers pong." }, async () => {
@@ -45,6 +56,9 @@ function sessionServer(sessionOf: () => string | undefined): McpServer {
   emit({ event: "session_starting", description });
   return server;
 }
+
+/** How long `lookup` of a `resume:` query waits after closing the call's stream before it answers. */
+const RESUME_DELAY_MS = 300;
 
 const transports = new Map<string, StreamableHTTPServerTransport>();
 
@@ -78,6 +92,8 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
   if (sid !== undefined || !isInitializeRequest(body)) return jsonError(res, 400, -32000, "Bad Request: No valid session ID provided");
   const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
     sessionIdGenerator: () => randomUUID(),
+    eventStore: new InMemoryEventStore(),
+    retryInterval: 100, // the client's wait before it resumes a closed stream
     onsessioninitialized: (id) => {
       transports.set(id, transport);
       emit({ event: "session", id });

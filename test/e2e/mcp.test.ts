@@ -589,4 +589,25 @@ describe.skipIf(!can && !process.env.CI)("MCP tool policy: B's inbound listeners
       expect([r.events[1]!.decision, r.events[1]!.reason, r.events[1]!.conn_id]).toEqual(["deny", "tool_denied", r.events[0]!.conn_id]);
     }, 2 * T);
   });
+
+  describe("7. a call whose stream the server closes (SSE polling) is answered on the resumed stream", () => {
+    test("the SDK client resumes with a GET (Last-Event-ID), gets the answer, and B logs one tool_call for it, with its whole duration and resumed: true", async () => {
+      const q = `resume:${marker("resume")}`;
+      const sha = argsSha256({ q });
+      const from = s.pinned.records().length;
+      const r = ran(await s.directClient(s.urls.pinned, { steps: [{ op: "call", name: "lookup", args: { q } }] }));
+      const answer = resultOf(r, "call", "lookup");
+      expect({ ok: answer.ok, text: textOf(answer) }).toEqual({ ok: true, text: `found:${q}` });
+      // the server closed the call's stream, and the client came back for the answer on a GET of its session
+      const seen = s.pinned.records().slice(from);
+      const closed = seen.find((x) => x.event === "stream_closed");
+      expect(closed).toBeDefined();
+      expect(seen.some((x) => x.event === "http" && x.method === "GET" && x.session === closed!.session)).toBe(true);
+      const ev = await toolCall("the resumed lookup", s.auditB, (l) => l.tool === "lookup" && l.args_sha256 === sha);
+      expect({ decision: ev.decision, rule: ev.rule, is_error: ev.is_error, resumed: ev.resumed, outcome: ev.outcome }).toEqual({ decision: "allow", rule: RULE.pinned, is_error: false, resumed: true, outcome: undefined });
+      expect(ev.duration_ms as number).toBeGreaterThanOrEqual(250); // the server answered 300 ms after closing the stream
+      await Bun.sleep(500); // a second event (no_answer when the client's connections close) would come by now
+      expect(s.auditB().filter((l) => l.type === "tool_call" && l.args_sha256 === sha)).toHaveLength(1);
+    }, T);
+  });
 });

@@ -72,6 +72,12 @@ const ENTRIES = {
     rule: optText,
     duration_ms: v.nullable(durationMs),
     is_error: v.nullable(v.boolean()),
+    /** A refused call: why. */
+    reason: v.optional(text),
+    /** "no_answer": an allowed call no answer came for (docs/mcp.md, "Audit"). */
+    outcome: v.optional(v.literal("no_answer")),
+    /** The answer came on another stream of the call's session (a resumed one). */
+    resumed: v.optional(v.literal(true)),
   },
   tool_definition_changed: { server_id: text, tool: text, old_sha256: v.nullable(hex64), new_sha256: hex64 },
   /** An MCP request other than tools/call refused by its rule (a resource, a prompt). */
