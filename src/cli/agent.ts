@@ -11,6 +11,7 @@ import { parseDuration } from "../runtime/duration.ts";
 import { createLogger } from "../runtime/log.ts";
 import { dropStartupCode } from "../runtime/compiled-code.ts";
 import { heapGovernor } from "../runtime/heap-governor.ts";
+import { connectionsClosed } from "../proxy/in-flight.ts";
 import { DEFAULT_RETRY_MAX_MS, DEFAULT_SYNC_INTERVAL_MS, parseFingerprint, startAgent } from "../agent/index.ts";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -159,7 +160,7 @@ export const agentCommand: Command = {
     });
     const reload = () => void agent.reload();
     process.on("SIGHUP", reload);
-    const heap = heapGovernor();
+    const heap = heapGovernor({ churn: connectionsClosed });
     void agent.ready.then(() => dropStartupCode(logger, "agent")).then(() => heap.start());
     await new Promise<void>((resolve) => {
       const done = () => {

@@ -14,6 +14,7 @@ import { flagsFor, shellJoin, str } from "./global-options.ts";
 import { createLogger } from "../runtime/log.ts";
 import { dropStartupCode } from "../runtime/compiled-code.ts";
 import { heapGovernor } from "../runtime/heap-governor.ts";
+import { connectionsClosed } from "../proxy/in-flight.ts";
 import { parseDuration } from "../runtime/duration.ts";
 import type { Places } from "../runtime/instance.ts";
 import { callUnix } from "../runtime/unix-http.ts";
@@ -200,7 +201,7 @@ async function foreground(ctx: Context): Promise<number> {
   const hup = () => void host.reload();
   process.on("SIGHUP", hup);
   if (stopSignal === null) progress(`ready (pid ${process.pid})`);
-  const heap = heapGovernor();
+  const heap = heapGovernor({ churn: connectionsClosed });
   void dropStartupCode(logger, "up").then(() => heap.start());
   const sig = await stopped;
   heap.stop();

@@ -2,7 +2,7 @@
 // recorded connection's state let go of.
 import { describe, expect, test } from "bun:test";
 import type { ConnAudit } from "./conn-audit.ts";
-import { InFlight } from "./in-flight.ts";
+import { connectionsClosed, InFlight } from "./in-flight.ts";
 import { memoryLogger } from "../runtime/log.ts";
 
 /** A ConnAudit that keeps what `close` was given. */
@@ -20,6 +20,19 @@ describe("InFlight", () => {
     t.events.close({ outcome: "again" });
     expect(closed).toEqual([{ outcome: "forwarded" }]);
     expect(f.size).toBe(0);
+  });
+
+  test("connectionsClosed counts each recorded connection once, over every InFlight of the process (the heap governor's churn)", () => {
+    const before = connectionsClosed();
+    const [a, b] = [new InFlight(), new InFlight()];
+    const ta = a.open(events([]), () => {});
+    const tb = b.open(events([]), () => {});
+    b.open(events([]), () => {}); // still open: not counted
+    ta.events.close({ outcome: "forwarded" });
+    ta.events.close({ outcome: "again" });
+    expect(connectionsClosed()).toBe(before + 1);
+    b.end(tb, { outcome: "terminated" });
+    expect(connectionsClosed()).toBe(before + 2);
   });
 
   test("end: one not forwarding is recorded with what is known and reset; one forwarding is cut by its path, its reason over the path's fields", () => {

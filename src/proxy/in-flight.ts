@@ -69,6 +69,14 @@ interface Entry extends Tracked {
   readonly reset: () => void;
 }
 
+/** Connections whose `conn_close` was written, over every InFlight of the process (heap-governor.ts reads it). */
+let closedInProcess = 0;
+
+/** How many connections of any listener of this process have been recorded closed so far. */
+export function connectionsClosed(): number {
+  return closedInProcess;
+}
+
 export class InFlight {
   readonly #live = new Set<Entry>();
   #draining = false;
@@ -82,6 +90,7 @@ export class InFlight {
         close: (f) => {
           if (entry.recorded) return;
           entry.recorded = true;
+          closedInProcess += 1;
           this.#live.delete(entry);
           events.close(entry.ended !== null ? { ...f, ...entry.ended } : f);
           entry.control = null;

@@ -1,18 +1,19 @@
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { CHECK_MS, HEADROOM_BYTES, HeapGovernor, heapGovernor, MIN_SPACING_MS } from "./heap-governor.ts";
+import { CHECK_MS, HEADROOM_BYTES, HeapGovernor, heapGovernor, MIN_CHURN, MIN_SPACING_MS } from "./heap-governor.ts";
 
 const MiB = 1048576;
 
 /** A governor over a settable RSS and clock that counts its collections. */
-function rig(o: { headroomMiB?: number; spacingMs?: number; rssMiB: number }) {
-  const state = { rss: o.rssMiB * MiB, now: 0, collected: 0 };
+function rig(o: { headroomMiB?: number; spacingMs?: number; rssMiB: number; churn?: boolean }) {
+  const state = { rss: o.rssMiB * MiB, now: 0, collected: 0, closed: 0 };
   const g = new HeapGovernor({
     headroomBytes: (o.headroomMiB ?? 6) * MiB,
     minSpacingMs: o.spacingMs ?? 1000,
     rss: () => state.rss,
     now: () => state.now,
     collect: () => void (state.collected += 1),
+    ...(o.churn === true ? { churn: () => state.closed, minChurn: 100 } : {}),
   });
   const at = (rssMiB: number, advanceMs = 250) => {
     state.rss = rssMiB * MiB;
@@ -23,10 +24,33 @@ function rig(o: { headroomMiB?: number; spacingMs?: number; rssMiB: number }) {
 }
 
 describe("HeapGovernor", () => {
-  test("the defaults: 6 MiB of headroom, a check every 250 ms, at most one collection a second", () => {
+  test("the defaults: 6 MiB of headroom, a check every 250 ms, at most one collection a second, 256 connections closed in between", () => {
     expect(HEADROOM_BYTES).toBe(6 * MiB);
     expect(CHECK_MS).toBe(250);
     expect(MIN_SPACING_MS).toBe(1000);
+    expect(MIN_CHURN).toBe(256);
+  });
+
+  test("given a count of closed connections, the RSS over the headroom is not enough: as many connections must have closed since the last collection", () => {
+    const { state, at } = rig({ rssMiB: 90, churn: true });
+    expect(at(100)).toBe(false); // keep-alive: the RSS climbs, nothing closes
+    state.closed = 99;
+    expect(at(100, 2000)).toBe(false);
+    state.closed = 100;
+    expect(at(100)).toBe(true);
+    expect(at(90)).toBe(false); // settles
+    state.closed = 150; // 50 since the collection
+    expect(at(100, 2000)).toBe(false);
+    state.closed = 200;
+    expect(at(100)).toBe(true);
+    expect(state.collected).toBe(2);
+  });
+
+  test("closed connections alone do not make it collect: the RSS must be over the headroom too", () => {
+    const { state, at } = rig({ rssMiB: 90, churn: true });
+    state.closed = 10_000;
+    for (let i = 0; i < 8; i++) expect(at(95, 1000)).toBe(false);
+    expect(state.collected).toBe(0);
   });
 
   test("does nothing while the RSS stays within the headroom of where it started", () => {
