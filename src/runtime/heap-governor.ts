@@ -18,9 +18,9 @@
  * A full collection stops the process's one JavaScript thread for about 10 ms with the L4 agent's
  * heap. Under keep-alive load, where the RSS also climbs but few connections close, collections
  * made on the RSS alone cost about 10 % on the L4 benchmark's p99 in alternating runs, so
- * connections that close are what it answers. Idle, or under
- * keep-alive load, it does nothing; under the soak's churn it collects every 2-4 s; at the L4
- * benchmark's rate of new connections once a second, its most (docs/benchmarks.md, "Soak").
+ * connections that close are what it answers. Idle, or under keep-alive load, it does nothing;
+ * under the soak's churn it collects every 3-5 s; at the L4 benchmark's rate of new connections
+ * once a second, its most (docs/benchmarks.md, "Soak").
  *
  * Bun only (`bun:jsc`), so it sits in the runtime adapters, not the portable core.
  */

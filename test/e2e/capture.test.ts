@@ -432,7 +432,18 @@ dns:
     const other = startTidegate(["run", ...nodeFlags, "--workload", "w3", "--user", "nobody", "--", "sleep", "30"], WORKLOAD_ENV);
     try {
       const procs = join(cgroupRoot, "workloads", "w3", "cgroup.procs");
-      const pid = await waitFor("sleep in w3's cgroup", () => (existsSync(procs) ? Number(readFileSync(procs, "utf8").trim().split("\n")[0]) || undefined : undefined));
+      // the launcher enters the cgroup as root before it drops to nobody and execs: wait for `sleep` itself
+      const pid = await waitFor("sleep in w3's cgroup", () => {
+        if (!existsSync(procs)) return undefined;
+        for (const p of readFileSync(procs, "utf8").split("\n").filter((l) => l !== "")) {
+          try {
+            if (readFileSync(`/proc/${p}/comm`, "utf8").trim() === "sleep") return Number(p);
+          } catch {
+            // gone meanwhile
+          }
+        }
+        return undefined;
+      });
       expect(readFileSync(`/proc/${pid}/status`, "utf8")).toMatch(/^Uid:\t65534\t/m);
       const r = await run(["python3", "-c", `import ctypes, os, errno, subprocess, sys
 pid = int(sys.argv[1])
