@@ -177,6 +177,11 @@ function filterOf(rule: GateRule, kind: Kind): unknown {
   return rule.lists?.[kind] ?? KINDS[kind].filter(rule);
 }
 
+/** A result with `isError: true`, or an error answer. */
+function answerIsError(m: McpMessage): boolean {
+  return m.kind === "error" || (m.kind === "result" && isJsonObject(m.result) && m.result.isError === true);
+}
+
 export class McpGate {
   private readonly pending = new Map<JsonRpcId, Pending>();
   /** What the client was sent of each list through this gate, when no session's record holds it (`lists`, `listsChanged`). */
@@ -319,13 +324,14 @@ export class McpGate {
     if (m.kind !== "result" && m.kind !== "error") return { kind: "same", message: m };
     const p = this.pending.get(m.id ?? "");
     if (m.id !== null) this.pending.delete(m.id);
-    const isError = () => m.kind === "error" || (isJsonObject(m.result) && m.result.isError === true);
-    if (p !== undefined && p.tool !== null) this.logCall(p.rule, p.tool, p.argsSha256, "allow", this.deps.now() - p.started, isError());
-    const awaited = p === undefined && m.id !== null && stream !== undefined ? stream.awaited.get(m.id) : undefined;
-    if (awaited !== undefined) {
+    if (p !== undefined && p.tool !== null) this.logCall(p.rule, p.tool, p.argsSha256, "allow", this.deps.now() - p.started, answerIsError(m));
+    else if (p === undefined && m.id !== null && stream !== undefined) {
       // the answer to a call whose own stream ended without it, on another stream of its session
-      stream!.awaited.delete(m.id!);
-      awaited.answered(isError());
+      const awaited = stream.awaited.get(m.id);
+      if (awaited !== undefined) {
+        stream.awaited.delete(m.id);
+        awaited.answered(answerIsError(m));
+      }
     }
     if (m.kind !== "result" || !isJsonObject(m.result)) return { kind: "same", message: m };
     let result: Readonly<Record<string, unknown>> = m.result;
