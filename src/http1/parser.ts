@@ -93,7 +93,14 @@ export abstract class MessageParser<H extends RequestHead | ResponseHead> {
   push(bytes: Uint8Array): Http1Event<H>[] {
     const out: Http1Event<H>[] = [];
     if (this.#error !== null) out.push({ kind: "error", error: this.#error });
-    else this.#guard(out, () => this.#run(bytes, 0, out));
+    else {
+      // no closure per push: this runs for every read of every intercepted connection
+      try {
+        this.#run(bytes, 0, out);
+      } catch (e) {
+        this.#failed(e, out);
+      }
+    }
     return out;
   }
 
@@ -105,14 +112,16 @@ export abstract class MessageParser<H extends RequestHead | ResponseHead> {
     const out: Http1Event<H>[] = [];
     if (this.#error !== null) out.push({ kind: "error", error: this.#error });
     else {
-      this.#guard(out, () => {
+      try {
         const s = this.#state;
         if (s === CLOSE) out.push(END);
         else if ((s === HEAD && this.#head.length > 0) || s === LENGTH || s === CHUNKED || s === TRAILERS) {
           throw fail("http1_truncated", s === HEAD ? "the connection ended inside a head" : "the connection ended inside a body");
         }
         this.#state = DONE;
-      });
+      } catch (e) {
+        this.#failed(e, out);
+      }
     }
     return out;
   }
@@ -159,15 +168,12 @@ export abstract class MessageParser<H extends RequestHead | ResponseHead> {
     return held;
   }
 
-  #guard(out: Http1Event<H>[], fn: () => void): void {
-    try {
-      fn();
-    } catch (e) {
-      if (!(e instanceof Http1Error)) throw e;
-      this.#error = e;
-      this.#state = FAILED;
-      out.push({ kind: "error", error: e });
-    }
+  /** An Http1Error ends the stream: this and every later push give it as an "error" event. Anything else is rethrown. */
+  #failed(e: unknown, out: Http1Event<H>[]): void {
+    if (!(e instanceof Http1Error)) throw e;
+    this.#error = e;
+    this.#state = FAILED;
+    out.push({ kind: "error", error: e });
   }
 
   #run(b: Uint8Array, i: number, out: Http1Event<H>[]): void {

@@ -29,6 +29,9 @@ export interface ResponseHeadInit {
   readonly headers: Iterable<Header>;
 }
 
+/** "100" to "599", made once: the status line's code without a string per answer. */
+const STATUS_TEXT: readonly string[] = Array.from({ length: 500 }, (_, i) => String(i + 100));
+
 /** Grows as needed; each result is a copy of its start. */
 let scratch = new Uint8Array(4096);
 let at = 0;
@@ -93,20 +96,14 @@ function finish(): Uint8Array {
   return out;
 }
 
-function guarded(write: () => void): Uint8Array {
-  at = 0;
-  try {
-    write();
-  } catch (e) {
-    at = 0;
-    throw e;
-  }
-  return finish();
-}
+// Each head is written from `at = 0` and, on an error, `at` goes back to 0, so a failed head
+// leaves nothing behind for the next. Written out in each function, not through a callback: a
+// closure per head would be garbage on every request and answer the proxy writes.
 
 /** `method SP target SP version CRLF`, the fields, CRLF. Throws Http1Error. */
 export function serializeRequestHead(h: RequestHeadInit): Uint8Array {
-  return guarded(() => {
+  at = 0;
+  try {
     if (h.method.length === 0) throw fail("http1_bad_method", "serialize: an empty method");
     put(h.method, TCHAR, "http1_bad_method", "method", h.method);
     raw(" ");
@@ -116,19 +113,30 @@ export function serializeRequestHead(h: RequestHeadInit): Uint8Array {
     raw(version(h.version));
     crlf();
     fields(h.headers);
-  });
+  } catch (e) {
+    at = 0;
+    throw e;
+  }
+  return finish();
 }
 
 /** `version SP status SP reason CRLF`, the fields, CRLF. Throws Http1Error. */
 export function serializeResponseHead(h: ResponseHeadInit): Uint8Array {
-  return guarded(() => {
+  at = 0;
+  try {
     raw(version(h.version));
     if (!Number.isInteger(h.status) || h.status < 100 || h.status > 599) throw fail("http1_bad_status", `serialize: status ${h.status} is outside 100..599`);
-    raw(` ${h.status} `);
+    raw(" ");
+    raw(STATUS_TEXT[h.status - 100]!);
+    raw(" ");
     put(h.reason ?? "", VALUE_BYTE, "http1_bad_status", "the reason phrase");
     crlf();
     fields(h.headers);
-  });
+  } catch (e) {
+    at = 0;
+    throw e;
+  }
+  return finish();
 }
 
 const CRLF = Uint8Array.of(13, 10);
@@ -167,11 +175,16 @@ export function encodeChunk(bytes: Uint8Array): Uint8Array {
 
 /** The last chunk and the trailer section: `0 CRLF`, the trailer fields, CRLF. Throws Http1Error. */
 export function lastChunk(trailers: Iterable<Header> = []): Uint8Array {
-  return guarded(() => {
+  at = 0;
+  try {
     raw("0");
     crlf();
     fields(trailers);
-  });
+  } catch (e) {
+    at = 0;
+    throw e;
+  }
+  return finish();
 }
 
 /** Reason phrases of the statuses tidegate answers with itself (RFC 9110 section 15). */

@@ -76,7 +76,9 @@ export function admitNow(decision: Decision, q: Query, names: Pick<NameCache, "p
 
 function judge(decision: Decision & { verdict: "allow" }, q: Query, allowed: readonly IpAddress[]): Admission {
   const address = q.address!;
-  if (!allowed.some((a) => same(a, address))) {
+  let found = false;
+  for (let i = 0; i < allowed.length && !found; i++) found = same(allowed[i]!, address); // no closure: every intercepted request comes here
+  if (!found) {
     return { decision: { verdict: "deny", rule: decision.rule, reason: "address_not_resolved" }, upstream: null, detail: unresolvedDetail(q.name!, allowed, address) };
   }
   const serverName = decision.rule.to.kind === "host" ? q.name : null;

@@ -1,7 +1,7 @@
 // Header templates (inject.ts): references parsed, every rejection by code, rendering.
 import { describe, test, assert, codeOf } from "../../test/shim.ts";
 import { PolicyError } from "./errors.ts";
-import { parseHeaderName, parseHeaderTemplate, parseSecretName, renderHeader } from "./inject.ts";
+import { missingSecret, parseHeaderName, parseHeaderTemplate, parseSecretName, renderHeader } from "./inject.ts";
 
 describe("inject: templates", () => {
   test("literal text and references, in order, each secret named once", () => {
@@ -9,7 +9,14 @@ describe("inject: templates", () => {
     assert.deepEqual(t.parts, ["Bearer ", { secret: "gh" }, " and ", { secret: "x.y-z" }, " ", { secret: "gh" }]);
     assert.deepEqual(t.secrets, ["gh", "x.y-z"]);
     assert.equal(t.key, "authorization");
-    assert.equal(renderHeader(t, (n) => `<${n}>`), "Bearer <gh> and <x.y-z> <gh>");
+    assert.equal(renderHeader(t, { secret: (n) => `<${n}>` }), "Bearer <gh> and <x.y-z> <gh>");
+  });
+  test("a reference the store has no value for renders nothing, and is named", () => {
+    const t = parseHeaderTemplate("Authorization", "${secret:a} ${secret:b}");
+    const store = { secret: (n: string) => (n === "a" ? "va" : null) };
+    assert.equal(renderHeader(t, store), null);
+    assert.equal(missingSecret(t, store), "b");
+    assert.equal(missingSecret(t, { secret: () => "v" }), null);
   });
   test("a value without references is literal", () => {
     assert.deepEqual(parseHeaderTemplate("X-Api-Version", "2022-11-28").parts, ["2022-11-28"]);

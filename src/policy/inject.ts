@@ -72,9 +72,32 @@ export function parseHeaderTemplate(name: string, template: string): HeaderTempl
   return Object.freeze({ name, key: name.toLowerCase(), parts: Object.freeze(parts), secrets: Object.freeze(secrets) });
 }
 
-/** The header's value with `value(NAME)` for each reference (the proxy's job, issue 8). */
-export function renderHeader(t: HeaderTemplate, value: (secret: string) => string): string {
+/** Where a rendered header's secrets come from: a value, or null when there is none. */
+export interface SecretSource {
+  secret(name: string): string | null;
+}
+
+/**
+ * The header's value with `store.secret(NAME)` for each reference (the proxy's job, issue 8), or
+ * null when the store has no value for one of them (`missingSecret` names it). A store object,
+ * not a callback, and indexed loops: the proxy renders on every request.
+ */
+export function renderHeader(t: HeaderTemplate, store: SecretSource): string | null {
   let out = "";
-  for (const p of t.parts) out += typeof p === "string" ? p : value(p.secret);
+  const parts = t.parts;
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i]!;
+    if (typeof p === "string") out += p;
+    else {
+      const v = store.secret(p.secret);
+      if (v === null) return null;
+      out += v;
+    }
+  }
   return out;
+}
+
+/** The first secret of `t` the store has no value for, or null. */
+export function missingSecret(t: HeaderTemplate, store: SecretSource): string | null {
+  return t.secrets.find((s) => store.secret(s) === null) ?? null;
 }

@@ -68,7 +68,7 @@ import { hex } from "./peer-tls.ts";
 import { PeerVerifier, stillAnchored } from "./peer-verifier.ts";
 import { SessionCache } from "./session-cache.ts";
 import { openUpstream, type UpstreamTls } from "./upstream.ts";
-import { readCaFile } from "./ca-file.ts";
+import { readCaFile, type CaFile } from "./ca-file.ts";
 import { serveIntercept, type InterceptDeps } from "./intercept/serve.ts";
 import { boundsOf, DEFAULT_PROXY_SETTINGS, type KeyExchange, type ProxySettings } from "../policy/model.ts";
 import { InFlight, type Rechecked, type Tracked } from "./in-flight.ts";
@@ -265,21 +265,25 @@ function nameOf(r: PeekResult): string | null {
 
 /** The TLS of an upstream leg for `spec`, with the caller's SVID and the bundles for mtls, or why not. */
 export function legTlsOf(spec: LegSpec, callerId: SpiffeId, deps: EgressDeps): UpstreamTls | { refused: string; detail: string } {
-  const kx = spec.keyExchange === "classical" ? { keyExchange: spec.keyExchange } : {};
+  // one object per leg asked for (the intercepting proxy asks on every request): no spread
+  const classical = spec.keyExchange === "classical";
   if (spec.kind === "tls") {
-    if (spec.caFile === null) return { kind: "tls", serverName: spec.serverName, ca: null, ...kx };
-    try {
-      return { kind: "tls", serverName: spec.serverName, ca: readCaFile(spec.caFile), ...kx };
-    } catch (e) {
-      return { refused: "ca_unreadable", detail: `${spec.caFile}: ${(e as { code?: string }).code ?? String(e)}` };
+    let ca: CaFile | null = null;
+    if (spec.caFile !== null) {
+      try {
+        ca = readCaFile(spec.caFile);
+      } catch (e) {
+        return { refused: "ca_unreadable", detail: `${spec.caFile}: ${(e as { code?: string }).code ?? String(e)}` };
+      }
     }
+    return classical ? { kind: "tls", serverName: spec.serverName, ca, keyExchange: "classical" } : { kind: "tls", serverName: spec.serverName, ca };
   }
   const credential = deps.identity?.svid(callerId.toString()) ?? null;
   if (credential === null) return { refused: "no_svid", detail: `the agent holds no valid SVID for ${callerId.toString()}` };
   const trust = deps.identity!.trust();
   const caPem = trust.caPem(spec.serverId.trustDomain);
   if (caPem === null) return { refused: "no_bundle", detail: `no bundle for trust domain ${spec.serverId.trustDomain.name}` };
-  return { kind: "mtls", serverName: spec.serverName, serverId: spec.serverId, credential, trust, caPem, ...kx };
+  return classical ? { kind: "mtls", serverName: spec.serverName, serverId: spec.serverId, credential, trust, caPem, keyExchange: "classical" } : { kind: "mtls", serverName: spec.serverName, serverId: spec.serverId, credential, trust, caPem };
 }
 
 interface Conn {

@@ -68,7 +68,10 @@ export class SpiffeId {
     return this.trustDomain.equals(other.trustDomain) && this.path === other.path;
   }
 
+  /** The text, made on first use: the proxy asks for it on every request it decides. */
+  #text: string | null = null;
+
   toString(): string {
-    return SCHEME + this.trustDomain.name + this.path;
+    return (this.#text ??= SCHEME + this.trustDomain.name + this.path);
   }
 }

@@ -335,19 +335,35 @@ export class HttpExchange implements LegOwner {
         const e = this.events.shift()!;
         if (e.kind === "body") this.held -= e.bytes.length;
         const pending = this.onRequest(e);
-        if (pending !== undefined) {
-          pending.then(
-            () => this.pumpOn(),
-            (err: unknown) => this.pumpFailed(err),
-          );
-          return;
-        }
+        if (pending !== undefined) return this.pumpAfter(pending);
       }
       if (!this.done && !this.waiting && this.events.length === 0 && this.clientEnded && this.req === null) this.finish({ outcome: "closed" });
     } catch (e) {
       return this.pumpFailed(e);
     }
     this.pumpDone();
+  }
+
+  /*
+   * The closures that continue after a promise live in these small methods, not in the methods on
+   * every request's path: a closure there (even one not made on that call) has the runtime make a
+   * scope object for the method's variables on every call.
+   */
+
+  /** The loop goes on once `pending` has settled. */
+  private pumpAfter(pending: Promise<void>): void {
+    pending.then(
+      () => this.pumpOn(),
+      (err: unknown) => this.pumpFailed(err),
+    );
+  }
+
+  private decidedAfter(verdict: Promise<RequestVerdict>, head: RequestHead, started: number): Promise<void | undefined> {
+    return verdict.then((v) => this.decided(head, started, v));
+  }
+
+  private sendAfter(leg: Promise<UpstreamLeg | null>, head: RequestHead, started: number, verdict: Verdict): Promise<void> {
+    return leg.then((l) => this.sendRequest(head, started, verdict, l));
   }
 
   private pumpFailed(e: unknown): void {
@@ -404,7 +420,7 @@ export class HttpExchange implements LegOwner {
     }
     this.decidedUnder = this.deps.engine();
     const verdict = decideRequest(this.ctx, head, this.deps);
-    if (verdict instanceof Promise) return verdict.then((v) => this.decided(head, started, v));
+    if (verdict instanceof Promise) return this.decidedAfter(verdict, head, started);
     return this.decided(head, started, verdict);
   }
 
@@ -416,7 +432,7 @@ export class HttpExchange implements LegOwner {
     this.starting = { head, started, verdict };
     this.boundsFor(verdict.rule);
     const leg = this.legFor(verdict, true);
-    if (leg instanceof Promise) return leg.then((l) => this.sendRequest(head, started, verdict, l));
+    if (leg instanceof Promise) return this.sendAfter(leg, head, started, verdict);
     this.sendRequest(head, started, verdict, leg);
   }
 
@@ -679,7 +695,18 @@ export class HttpExchange implements LegOwner {
 
   private forwarded(r: Req, leg: UpstreamLeg | null, outcome: string): Fields {
     const v = r.verdict;
-    return { status: r.response?.status ?? null, outcome, rule: v.rule.name, host: v.name, path: v.path, secrets: v.secrets, upstream: `${v.upstream.address.text}:${v.upstream.port}`, peer_id: leg?.peerId ?? null, upstream_conn_id: leg?.connId ?? null, ...bodyBytes(r) };
+    return { status: r.response?.status ?? null, outcome, rule: v.rule.name, host: v.name, path: v.path, secrets: v.secrets, upstream: this.upstreamText(v.upstream), peer_id: leg?.peerId ?? null, upstream_conn_id: leg?.connId ?? null, bytes_up: r.bytesUp, bytes_down: r.bytesDown };
+  }
+
+  /** The last upstream's `address:port`, kept while the requests go to the same one (so not a string per request). */
+  private upstreamSeen: { readonly address: string; readonly port: number; readonly text: string } | null = null;
+
+  private upstreamText(u: Verdict["upstream"]): string {
+    const seen = this.upstreamSeen;
+    if (seen !== null && seen.address === u.address.text && seen.port === u.port) return seen.text;
+    const text = `${u.address.text}:${u.port}`;
+    this.upstreamSeen = { address: u.address.text, port: u.port, text };
+    return text;
   }
 
   /** A 101: from here bytes pass as they are, both ways; the leg is never reused. */

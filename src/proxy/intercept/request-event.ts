@@ -10,24 +10,26 @@ import { optional } from "../conn-audit.ts";
 type Fields = Record<string, unknown>;
 
 export function requestEvent(base: Readonly<Fields>, head: RequestHead | null, started: number, fields: Readonly<Fields>): Fields {
-  const { path, secrets, host, rule, status, ...others } = fields;
-  const rest: Fields = {};
-  for (const k in others) {
-    const v = optional(others[k]);
-    if (v !== undefined) rest[k] = v;
-  }
-  const injected = secrets as readonly string[] | undefined;
-  return {
+  const path = fields.path as string | undefined;
+  const host = fields.host as string | null | undefined;
+  // one object, built in the line's order, without a rest copy of `fields`: one per request
+  const out: Fields = {
     ...base,
     method: head?.method ?? null,
-    target: (path as string | undefined) ?? (head === null ? null : pathOf(head.target)),
-    host: (host as string | null | undefined) ?? head?.host?.name ?? null,
-    status: status ?? null,
-    rule: rule ?? null,
-    ...rest,
-    ...(injected !== undefined && injected.length > 0 ? { injected } : {}),
-    duration_ms: Math.round(performance.now() - started),
+    target: path ?? (head === null ? null : pathOf(head.target)),
+    host: host ?? head?.host?.name ?? null,
+    status: fields.status ?? null,
+    rule: fields.rule ?? null,
   };
+  for (const k in fields) {
+    if (k === "path" || k === "secrets" || k === "host" || k === "rule" || k === "status") continue;
+    const v = optional(fields[k]);
+    if (v !== undefined) out[k] = v;
+  }
+  const injected = fields.secrets as readonly string[] | undefined;
+  if (injected !== undefined && injected.length > 0) out.injected = injected;
+  out.duration_ms = Math.round(performance.now() - started);
+  return out;
 }
 
 /** The path of a request-target without its query or fragment, or null when it has none. */

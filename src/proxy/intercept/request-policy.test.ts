@@ -110,6 +110,23 @@ describe("decideRequest", () => {
     expect(no).toMatchObject({ ok: false, status: 403, reason: "placeholder_not_allowed" });
   });
 
+  test("secrets are named in the order first used: a placeholder's before the rule's own, each once", async () => {
+    const v = await decideRequest(ctx(), head("GET / HTTP/1.1\r\nHost: api.test\r\nX-P: tidegate-placeholder:key+tidegate-placeholder:key\r\n\r\n"), deps(cached));
+    expect(v).toMatchObject({ ok: true, secrets: ["key", "tok"] });
+    expect(v.ok && v.headers.find(([n]) => n === "X-P")).toEqual(["X-P", "K3Y+K3Y"]);
+    // without a placeholder, the rule's order (Authorization's tok, then X-Key's key)
+    const plain = decideRequest(ctx(), head("GET / HTTP/1.1\r\nHost: api.test\r\n\r\n"), deps(cached));
+    expect(plain).toMatchObject({ ok: true, secrets: ["tok", "key"] });
+  });
+
+  test("the secret named missing is the first one used: a placeholder's before the rule's headers'", async () => {
+    const v = decideRequest(ctx(), head("GET / HTTP/1.1\r\nHost: api.test\r\nX-P: tidegate-placeholder:key\r\n\r\n"), deps(cached, {}));
+    expect(v).toMatchObject({ ok: false, status: 503, reason: "secret_missing" });
+    expect(v instanceof Promise || v.ok ? "" : v.detail).toBe("rule api injects secret key, which the agent does not hold");
+    const second = decideRequest(ctx(), head("GET / HTTP/1.1\r\nHost: api.test\r\n\r\n"), deps(cached, { tok: "T0K" }));
+    expect(second instanceof Promise || second.ok ? "" : second.detail).toBe("rule api injects secret key, which the agent does not hold");
+  });
+
   test("Upgrade: refused unless the rule names the protocol; no Upgrade needs no upgrade:", async () => {
     const up = "GET / HTTP/1.1\r\nHost: HOST\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n";
     expect(await decideRequest(ctx(), head(up.replace("HOST", "api.test")), deps(cached))).toMatchObject({ ok: false, status: 403, reason: "upgrade_refused" });

@@ -27,11 +27,11 @@
  */
 import { tryParseIp, type IpAddress } from "../../policy/address.ts";
 import { admit, admitNow, type Admission, type Upstream } from "../../policy/destination.ts";
-import type { Decision } from "../../policy/query.ts";
+import type { Decision, Query } from "../../policy/query.ts";
 import type { PolicyEngine } from "../../policy/engine.ts";
 import { normalizeServerName } from "../../policy/host-name.ts";
 import { normalizeRequestPath } from "../../policy/http-match.ts";
-import { renderHeader } from "../../policy/inject.ts";
+import { missingSecret, renderHeader } from "../../policy/inject.ts";
 import type { EgressRule } from "../../policy/model.ts";
 import type { NameCache } from "../../policy/name-cache.ts";
 import type { SpiffeId } from "../../spiffe/id.ts";
@@ -115,6 +115,14 @@ export function decideRequest(ctx: RequestContext, head: RequestHead, deps: Requ
     return dnsFailed(e, decision, label);
   }
   if (now !== null) return verdictFor(head, deps, now, label, path);
+  return decideAfterLookUp(decision, q, names, head, deps, label, path);
+}
+
+/**
+ * The verdict once the name is looked up. Its own function: a closure in decideRequest would have
+ * the runtime make a scope object for decideRequest's variables on every request, promise or not.
+ */
+function decideAfterLookUp(decision: Decision, q: Query, names: Pick<NameCache, "resolve">, head: RequestHead, deps: RequestDeps, label: string, path: string): Promise<RequestVerdict> {
   return admit(decision, q, names).then(
     (a) => verdictFor(head, deps, a, label, path),
     (e: unknown) => dnsFailed(e, decision, label),
@@ -140,11 +148,51 @@ function verdictFor(head: RequestHead, deps: RequestDeps, admitted: Admission, n
     const notAllowed = offered.find((p) => !rule.upgrade.includes(p));
     if (notAllowed !== undefined) return refuse(403, "upgrade_refused", `Upgrade: ${head.upgrade.join(", ")}: rule ${rule.name} does not allow ${notAllowed} (upgrade:)`, rule.name, name);
   }
-  const { injected, allowed } = injectionOf(rule);
-  // a request names a secret or two: arrays, not sets (this runs on every request)
-  const used: string[] = [];
+  const inj = injectionOf(rule);
+  // Secrets swapped in for placeholders (rare): null while none was. Indexed loops and no closure
+  // on the usual path, which runs on every request.
+  let swappedIn: string[] | null = null;
   let missing: string | null = null;
-  const value = (secret: string): string => {
+  const headers: Header[] = [];
+  const sent = head.headers.entries;
+  const lower = head.headers.names(); // built once per head (a repeated head shares its list)
+  for (let i = 0; i < sent.length; i++) {
+    const hName = sent[i]![0];
+    const hValue = sent[i]![1];
+    if (inj.injected.has(lower[i]!)) continue;
+    if (!hValue.includes(PLACEHOLDER_PREFIX)) {
+      headers.push(sent[i]!);
+      continue;
+    }
+    const swap = swapPlaceholders(hValue, inj, deps, (swappedIn ??= []));
+    if (swap.notAllowed !== null) return refuse(403, "placeholder_not_allowed", `header ${hName} carries a placeholder for secret ${swap.notAllowed}, which rule ${rule.name} does not inject`, rule.name, name);
+    missing ??= swap.missing;
+    headers.push([hName, swap.value]);
+  }
+  const templates = rule.inject;
+  for (let i = 0; i < templates.length && missing === null; i++) {
+    const t = templates[i]!;
+    const v = renderHeader(t, deps);
+    if (v === null) missing = missingSecret(t, deps) ?? t.secrets[0] ?? t.name;
+    else headers.push([t.name, v]);
+  }
+  if (missing !== null) return refuse(503, "secret_missing", `rule ${rule.name} injects secret ${missing}, which the agent does not hold`, rule.name, name);
+  return { ok: true, rule, upstream: admitted.upstream, name, path, headers, secrets: swappedIn === null ? inj.secrets : withRuleSecrets(swappedIn, inj.secrets) };
+}
+
+/**
+ * `value` with each `tidegate-placeholder:NAME` swapped for the secret's value, each NAME added to
+ * `used` once; `notAllowed`: the first NAME the rule does not inject (then the request is refused);
+ * `missing`: the first the store has no value for.
+ */
+function swapPlaceholders(value: string, inj: Injection, deps: RequestDeps, used: string[]): { value: string; notAllowed: string | null; missing: string | null } {
+  let notAllowed: string | null = null;
+  let missing: string | null = null;
+  const swapped = value.replace(PLACEHOLDER, (_m, secret: string) => {
+    if (!inj.allowed.has(secret)) {
+      notAllowed ??= secret;
+      return "";
+    }
     const v = deps.secret(secret);
     if (v === null) {
       missing ??= secret;
@@ -152,37 +200,33 @@ function verdictFor(head: RequestHead, deps: RequestDeps, admitted: Admission, n
     }
     if (!used.includes(secret)) used.push(secret);
     return v;
-  };
-  const headers: Header[] = [];
-  for (const [hName, hValue] of head.headers) {
-    if (injected.has(hName.toLowerCase())) continue;
-    if (!hValue.includes(PLACEHOLDER_PREFIX)) {
-      headers.push([hName, hValue]);
-      continue;
-    }
-    let notAllowed: string | null = null;
-    const swapped = hValue.replace(PLACEHOLDER, (_m, secret: string) => {
-      if (!allowed.has(secret)) {
-        notAllowed ??= secret;
-        return "";
-      }
-      return value(secret);
-    });
-    if (notAllowed !== null) return refuse(403, "placeholder_not_allowed", `header ${hName} carries a placeholder for secret ${notAllowed}, which rule ${rule.name} does not inject`, rule.name, name);
-    headers.push([hName, swapped]);
-  }
-  for (const t of rule.inject) headers.push([t.name, renderHeader(t, value)]);
-  if (missing !== null) return refuse(503, "secret_missing", `rule ${rule.name} injects secret ${missing}, which the agent does not hold`, rule.name, name);
-  return { ok: true, rule, upstream: admitted.upstream, name, path, headers, secrets: used };
+  });
+  return { value: swapped, notAllowed, missing };
+}
+
+/** The secrets a request used, in the order first used: those swapped in for placeholders, then the rule's own. */
+function withRuleSecrets(swapped: string[], rule: readonly string[]): readonly string[] {
+  for (const s of rule) if (!swapped.includes(s)) swapped.push(s);
+  return swapped;
 }
 
 /** A rule's injected header names (lower case) and the secrets it may inject: made once per rule. */
-const injections = new WeakMap<EgressRule, { readonly injected: ReadonlySet<string>; readonly allowed: ReadonlySet<string> }>();
+interface Injection {
+  /** The names of the headers it sets, lowercase. */
+  readonly injected: ReadonlySet<string>;
+  /** The secrets it may inject, and so the placeholders it swaps. */
+  readonly allowed: ReadonlySet<string>;
+  /** The same secrets in the order its templates name them: a request's `secrets` when it swapped no placeholder. */
+  readonly secrets: readonly string[];
+}
 
-function injectionOf(rule: EgressRule): { readonly injected: ReadonlySet<string>; readonly allowed: ReadonlySet<string> } {
+const injections = new WeakMap<EgressRule, Injection>();
+
+function injectionOf(rule: EgressRule): Injection {
   let i = injections.get(rule);
   if (i === undefined) {
-    i = { injected: new Set(rule.inject.map((t) => t.key)), allowed: new Set(rule.inject.flatMap((t) => t.secrets)) };
+    const secrets = Object.freeze([...new Set(rule.inject.flatMap((t) => t.secrets))]);
+    i = { injected: new Set(rule.inject.map((t) => t.key)), allowed: new Set(secrets), secrets };
     injections.set(rule, i);
   }
   return i;

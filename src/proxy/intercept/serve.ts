@@ -29,7 +29,7 @@ import { HttpExchange } from "./exchange.ts";
 import type { LegPool } from "./leg-pool.ts";
 import type { LegSpec } from "../egress-listener.ts";
 import type { PinStore, SessionLists } from "../../mcp/index.ts";
-import type { ProxySettings } from "../../policy/model.ts";
+import type { EgressRule, ProxySettings } from "../../policy/model.ts";
 import type { Tracked } from "../in-flight.ts";
 import type { IdentitySource } from "../identity-source.ts";
 import { stillAnchored } from "../peer-verifier.ts";
@@ -76,6 +76,17 @@ function revocation(workload: string, id: SpiffeId, still: (workload: string, id
   return () => (still(workload, text) ? null : `workload ${workload} no longer has identity ${text} (its registration changed); this connection takes no more requests`);
 }
 
+/** What a rule's legs are wrapped in for `serverName`: the connection's last, while its requests go by the same rule to the same name. */
+function legSpecs(): (rule: EgressRule, serverName: string | null) => LegSpec {
+  let last: { rule: EgressRule; serverName: string | null; spec: LegSpec } | null = null;
+  return (rule, serverName) => {
+    if (last !== null && last.rule === rule && last.serverName === serverName) return last.spec;
+    const spec: LegSpec = rule.serverId !== null ? { kind: "mtls", serverName, serverId: rule.serverId, keyExchange: rule.keyExchange } : { kind: "tls", serverName, caFile: rule.ca, keyExchange: rule.keyExchange };
+    last = { rule, serverName, spec };
+    return spec;
+  };
+}
+
 export async function serveIntercept(call: InterceptCall): Promise<void> {
   const { socket, conn, first, deps } = call;
   const refuse = (reason: string, detail: string) => {
@@ -108,6 +119,7 @@ export async function serveIntercept(call: InterceptCall): Promise<void> {
     client = plainClient(socket, receiver);
   }
   call.events.open({ ...call.fields, conn_id: connId, tls_terminated: terminated });
+  const legSpec = legSpecs();
   exchange = new HttpExchange(
     client.side,
     { from: call.caller.id, address: call.caller.record.address, port: call.caller.record.port, sni },
@@ -122,7 +134,7 @@ export async function serveIntercept(call: InterceptCall): Promise<void> {
       ...(ix.sessions !== undefined ? { sessions: ix.sessions } : {}),
       ...(deps.identity !== undefined ? { anchored: (peer: { id: SpiffeId; anchor: Uint8Array }) => stillAnchored(deps.identity!.trust().bundles, peer.id, peer.anchor) } : {}),
       ...(deps.timeouts !== undefined ? { timeouts: deps.timeouts() } : {}),
-      legTls: (v) => call.legTls(v.rule.serverId !== null ? { kind: "mtls", serverName: v.upstream.serverName, serverId: v.rule.serverId, keyExchange: v.rule.keyExchange } : { kind: "tls", serverName: v.upstream.serverName, caFile: v.rule.ca, keyExchange: v.rule.keyExchange }),
+      legTls: (v) => call.legTls(legSpec(v.rule, v.upstream.serverName)),
       audit: deps.audit,
       ...(deps.accepting !== undefined ? { accepting: () => deps.accepting!() } : {}),
       ...(deps.stillIdentified !== undefined && typeof call.fields.workload === "string" ? { revoked: revocation(call.fields.workload, call.caller.id, deps.stillIdentified) } : {}),
