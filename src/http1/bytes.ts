@@ -33,6 +33,32 @@ for (let c = 0; c < 6; c++) {
   HEX[97 + c] = 10 + c;
 }
 
+/** Where `copyOf` copies whole reads to (grown as needed, never shrunk). */
+let staging = new Uint8Array(16 * 1024);
+
+/**
+ * A copy of `b[from, to)`, made without calling a method on `b` itself. `b` is often a buffer the
+ * runtime made (a socket's read, in Bun), and `slice`, `subarray` or `.buffer` on one has the
+ * runtime give it an ArrayBuffer of its own: one per read, which made each young collection of the
+ * intercepting proxy last about three times as long (docs/benchmarks.md, "Interception"). `set`
+ * reads it without that, so the whole read is staged in a kept buffer and the part sliced from there.
+ */
+export function copyOf(b: Uint8Array, from: number, to: number): Uint8Array {
+  return staged(b).slice(from, to);
+}
+
+/** A kept buffer holding `b` from its start: valid until the next call (a view of it is cheap, see copyOf). */
+export function staged(b: Uint8Array): Uint8Array {
+  if (staging.length < b.length) staging = new Uint8Array(Math.max(b.length, staging.length * 2));
+  staging.set(b);
+  return staging;
+}
+
+/** `b[from, to)` for a body or tunnel event: `b` itself when that is all of it, else a copy (copyOf), never a view. */
+export function part(b: Uint8Array, from: number, to: number): Uint8Array {
+  return from === 0 && to === b.length ? b : copyOf(b, from, to);
+}
+
 export function byteName(c: number): string {
   return `byte 0x${c.toString(16).padStart(2, "0")}`;
 }

@@ -12,7 +12,7 @@
  * a bare CR or LF in a size line (http1_bad_line_ending); data not followed by CRLF
  * (http1_bad_chunk_terminator). Extensions are checked and dropped.
  */
-import { byteName, CR, HEX, HTAB, LF, SP, TCHAR } from "./bytes.ts";
+import { byteName, CR, HEX, HTAB, LF, part, SP, TCHAR } from "./bytes.ts";
 import { fail, type Http1Limits } from "./errors.ts";
 import type { Http1Event } from "./types.ts";
 
@@ -71,7 +71,7 @@ export class ChunkedDecoder {
       const s = this.#s;
       if (s === DATA) {
         const take = Math.min(this.#remaining, n - i);
-        out.push({ kind: "body", bytes: b.subarray(i, i + take) });
+        out.push({ kind: "body", bytes: part(b, i, i + take) });
         i += take;
         this.#remaining -= take;
         if (this.#remaining === 0) this.#s = DATA_CR;

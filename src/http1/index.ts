@@ -10,6 +10,8 @@ export {
   lastChunk,
   serializeRequestHead,
   serializeResponseHead,
+  requestHeadBytes,
+  responseHeadBytes,
   refusalResponse,
   wholeResponse,
   type RequestHeadInit,

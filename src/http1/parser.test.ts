@@ -34,12 +34,13 @@ describe("a pipelined stream", () => {
     assert.deepEqual(runRequests(STREAM, Array.from({ length: STREAM.length }, (_, i) => i)), whole);
   });
 
-  test("a repeated head equals its first parse, and a head one byte apart is parsed anew", () => {
+  test("a repeated head is its first parse again (the same frozen object), and a head one byte apart is parsed anew", () => {
     const steps = runRequests(STREAM).flatMap((s) => (s.kind === "head" ? [s.head] : []));
     const [g4a, g4b, g5] = [steps[3], steps[4], steps[5]];
     assert.ok(g4a && g4b && g5);
-    assert.notEqual(g4a, g4b);
-    assert.deepEqual(g4a, g4b);
+    assert.equal(g4a, g4b);
+    assert.ok(Object.isFrozen(g4a));
+    assert.notEqual(g4b, g5);
     assert.deepEqual(g5.headers.entries, [["Host", "a.example"], ["X-B", "2"]]);
     const p = new RequestParser();
     const first = p.push(bytes(`GET / HTTP/1.1\r\n${H}Content-Length: 1\r\n\r\nx`));
@@ -63,6 +64,25 @@ describe("a pipelined stream", () => {
     const head = events[0]?.kind === "head" ? events[0].head : null;
     assert.equal(head?.target, "/abc");
     assert.equal(head?.headers.get("host"), "a.example");
+  });
+
+  test("a body after its head in one push is a copy; a push that is all body is passed as it is", () => {
+    const p = new ResponseParser();
+    p.expect("GET");
+    const big = "x".repeat(100_000); // more than the staging buffer holds at first
+    const first = bytes(`HTTP/1.1 200 OK\r\nContent-Length: ${big.length + 3}\r\n\r\n${big}`);
+    const events = p.push(first);
+    const body = events.find((e) => e.kind === "body");
+    assert.ok(body?.kind === "body");
+    assert.notEqual(body.bytes.buffer, first.buffer);
+    assert.equal(text(body.bytes), big);
+    first.fill(0x21); // reusing the pushed buffer changes no event
+    assert.equal(text(body.bytes), big);
+    const rest = bytes("end");
+    const more = p.push(rest);
+    assert.ok(more[0]?.kind === "body");
+    assert.equal(more[0].bytes, rest);
+    assert.equal(more[1]?.kind, "end");
   });
 });
 

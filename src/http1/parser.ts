@@ -12,11 +12,13 @@
  * section 9.6: nothing after "close" is processed).
  *
  * A head whose bytes repeat the previous head's exactly (keep-alive clients mostly send the same
- * head again) is not scanned nor parsed: it gets a copy of that head. Other heads reuse the lines
- * they share with the previous one (memo.ts). The previous head is kept for the parser's life.
+ * head again) is not scanned nor parsed: it is that head again, the same frozen object, in the
+ * same frozen event (so a kept-alive connection's heads make no garbage). Other heads reuse the
+ * lines they share with the previous one (memo.ts). The previous head is kept for the parser's
+ * life. Events are frozen; callers must not count on two messages having distinct head objects.
  */
 import { fail, Http1Error, limitsOf, type Http1Limits } from "./errors.ts";
-import { HeadText } from "./bytes.ts";
+import { copyOf, HeadText, part, staged } from "./bytes.ts";
 import { ChunkedDecoder } from "./chunked.ts";
 import { parseFields } from "./fields.ts";
 import { NO_HEADERS } from "./headers.ts";
@@ -48,7 +50,7 @@ class Bytes {
       next.set(this.buf.subarray(0, this.length));
       this.buf = next;
     }
-    this.buf.set(b.subarray(from, to), this.length);
+    this.buf.set(from === 0 && to === b.length ? b : staged(b).subarray(from, to), this.length);
     this.length = need;
   }
 
@@ -72,6 +74,8 @@ export abstract class MessageParser<H extends RequestHead | ResponseHead> {
   /** The bytes of the last head parsed from scratch, and that head. */
   #lastBytes: Uint8Array | null = null;
   #last: H | null = null;
+  /** The event of the last head pushed out: given again while the head repeats. */
+  #headEvent: Readonly<{ kind: "head"; head: H }> | null = null;
 
   constructor(limits?: Partial<Http1Limits>) {
     this.limits = limitsOf(limits);
@@ -183,7 +187,7 @@ export abstract class MessageParser<H extends RequestHead | ResponseHead> {
       if (s === HEAD) i = this.#headBytes(b, i, out);
       else if (s === LENGTH) {
         const take = Math.min(this.#remaining, n - i);
-        out.push({ kind: "body", bytes: b.subarray(i, i + take) });
+        out.push({ kind: "body", bytes: part(b, i, i + take) });
         i += take;
         this.#remaining -= take;
         if (this.#remaining === 0) this.#end(out, END);
@@ -196,7 +200,7 @@ export abstract class MessageParser<H extends RequestHead | ResponseHead> {
         }
       } else if (s === TRAILERS) i = this.#trailerBytes(b, i, out);
       else if (s === CLOSE || s === TUNNEL) {
-        out.push({ kind: s === CLOSE ? "body" : "tunnel", bytes: b.subarray(i) });
+        out.push({ kind: s === CLOSE ? "body" : "tunnel", bytes: part(b, i, n) });
         i = n;
       } else if (s === HELD) {
         if (this.#held.length + (n - i) > this.limits.maxHeadBytes) {
@@ -227,7 +231,7 @@ export abstract class MessageParser<H extends RequestHead | ResponseHead> {
         return b.length;
       }
       let bytes: Uint8Array;
-      if (this.#acc.length === 0) bytes = b.slice(from, end);
+      if (this.#acc.length === 0) bytes = copyOf(b, from, end);
       else {
         this.#acc.append(b, from, end);
         bytes = this.#acc.view().slice();
@@ -239,7 +243,10 @@ export abstract class MessageParser<H extends RequestHead | ResponseHead> {
       this.#acc.length = 0;
     }
     this.#current = head;
-    out.push({ kind: "head", head });
+    // a repeated head is the same frozen object: so is its event
+    let ev = this.#headEvent;
+    if (ev === null || ev.head !== head) this.#headEvent = ev = Object.freeze({ kind: "head", head } as const);
+    out.push(ev);
     const framing = head.framing;
     if (framing === "length" && head.contentLength !== 0) {
       this.#remaining = head.contentLength ?? 0;
@@ -265,7 +272,7 @@ export abstract class MessageParser<H extends RequestHead | ResponseHead> {
     if (sc.count === 0) this.#end(out, END);
     else {
       let bytes: Uint8Array;
-      if (this.#acc.length === 0) bytes = b.subarray(i, end);
+      if (this.#acc.length === 0) bytes = copyOf(b, i, end);
       else {
         this.#acc.append(b, i, end);
         bytes = this.#acc.view();

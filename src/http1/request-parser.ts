@@ -23,7 +23,7 @@ export class RequestParser extends MessageParser<RequestHead> {
   }
 
   protected repeat(prev: RequestHead): RequestHead {
-    return Object.freeze({ ...prev });
+    return prev;
   }
 
   protected holdsAfter(head: RequestHead): boolean {

@@ -13,14 +13,11 @@ import type { HeadScanner } from "./scan.ts";
 import type { StatusLine } from "./start-line.ts";
 import type { ResponseHead } from "./types.ts";
 
-interface Expected {
-  readonly method: string;
-  readonly upgrade: boolean;
-}
-
 export class ResponseParser extends MessageParser<ResponseHead> {
   protected readonly skipEmptyLines = false;
-  readonly #expected: Expected[] = [];
+  /** The requests announced, in order: each one's method, and whether it asked to upgrade (two arrays: no object per request). */
+  readonly #methods: string[] = [];
+  readonly #upgrades: boolean[] = [];
   readonly #memo = new HeadMemo<StatusLine>();
   #first = 0;
 
@@ -29,40 +26,42 @@ export class ResponseParser extends MessageParser<ResponseHead> {
    * protocols (its head's `upgrade` is not empty), so a 101 may answer it.
    */
   expect(method: string, upgrade = false): void {
-    this.#expected.push({ method, upgrade });
+    this.#methods.push(method);
+    this.#upgrades.push(upgrade);
   }
 
   /** Requests announced and not answered yet. */
   get waiting(): number {
-    return this.#expected.length - this.#first;
+    return this.#methods.length - this.#first;
   }
 
   protected parseHead(b: Uint8Array, sc: HeadScanner): ResponseHead {
-    const req = this.#next();
-    const head = buildResponseHead(b, sc, req.method, req.upgrade, this.#memo);
+    const at = this.#next();
+    const head = buildResponseHead(b, sc, this.#methods[at]!, this.#upgrades[at]!, this.#memo);
     this.#answered(head);
     return head;
   }
 
   protected repeat(prev: ResponseHead): ResponseHead | null {
-    const req = this.#next();
-    if (req.method !== prev.requestMethod || (prev.status === 101 && !req.upgrade)) return null;
+    const at = this.#next();
+    if (this.#methods[at] !== prev.requestMethod || (prev.status === 101 && !this.#upgrades[at])) return null;
     this.#answered(prev);
-    return Object.freeze({ ...prev });
+    return prev;
   }
 
-  #next(): Expected {
-    const req = this.#expected[this.#first];
-    if (req === undefined) throw fail("http1_unexpected_response", "a response when no request waits for one");
-    return req;
+  /** Where the first request waiting is in the arrays. */
+  #next(): number {
+    if (this.#first >= this.#methods.length) throw fail("http1_unexpected_response", "a response when no request waits for one");
+    return this.#first;
   }
 
   /** A final response (not an interim 1xx) answers the first request waiting. */
   #answered(head: ResponseHead): void {
     if (head.status >= 200 || head.status === 101) {
       this.#first++;
-      if (this.#first > 64 && this.#first * 2 > this.#expected.length) {
-        this.#expected.splice(0, this.#first);
+      if (this.#first > 64 && this.#first * 2 > this.#methods.length) {
+        this.#methods.splice(0, this.#first);
+        this.#upgrades.splice(0, this.#first);
         this.#first = 0;
       }
     }

@@ -102,17 +102,22 @@ function finish(): Uint8Array {
 
 /** `method SP target SP version CRLF`, the fields, CRLF. Throws Http1Error. */
 export function serializeRequestHead(h: RequestHeadInit): Uint8Array {
+  return requestHeadBytes(h.method, h.target, h.version, h.headers);
+}
+
+/** serializeRequestHead without an init object (the proxy writes one per request). */
+export function requestHeadBytes(method: string, target: string, v: HttpVersion | undefined, headers: Iterable<Header>): Uint8Array {
   at = 0;
   try {
-    if (h.method.length === 0) throw fail("http1_bad_method", "serialize: an empty method");
-    put(h.method, TCHAR, "http1_bad_method", "method", h.method);
+    if (method.length === 0) throw fail("http1_bad_method", "serialize: an empty method");
+    put(method, TCHAR, "http1_bad_method", "method", method);
     raw(" ");
-    if (h.target.length === 0) throw fail("http1_bad_target", "serialize: an empty request target");
-    put(h.target, TARGET_BYTE, "http1_bad_target", "the request target");
+    if (target.length === 0) throw fail("http1_bad_target", "serialize: an empty request target");
+    put(target, TARGET_BYTE, "http1_bad_target", "the request target");
     raw(" ");
-    raw(version(h.version));
+    raw(version(v));
     crlf();
-    fields(h.headers);
+    fields(headers);
   } catch (e) {
     at = 0;
     throw e;
@@ -122,16 +127,21 @@ export function serializeRequestHead(h: RequestHeadInit): Uint8Array {
 
 /** `version SP status SP reason CRLF`, the fields, CRLF. Throws Http1Error. */
 export function serializeResponseHead(h: ResponseHeadInit): Uint8Array {
+  return responseHeadBytes(h.status, h.reason ?? "", h.version, h.headers);
+}
+
+/** serializeResponseHead without an init object (the proxy writes one per answer). */
+export function responseHeadBytes(status: number, reason: string, v: HttpVersion | undefined, headers: Iterable<Header>): Uint8Array {
   at = 0;
   try {
-    raw(version(h.version));
-    if (!Number.isInteger(h.status) || h.status < 100 || h.status > 599) throw fail("http1_bad_status", `serialize: status ${h.status} is outside 100..599`);
+    raw(version(v));
+    if (!Number.isInteger(status) || status < 100 || status > 599) throw fail("http1_bad_status", `serialize: status ${status} is outside 100..599`);
     raw(" ");
-    raw(STATUS_TEXT[h.status - 100]!);
+    raw(STATUS_TEXT[status - 100]!);
     raw(" ");
-    put(h.reason ?? "", VALUE_BYTE, "http1_bad_status", "the reason phrase");
+    put(reason, VALUE_BYTE, "http1_bad_status", "the reason phrase");
     crlf();
-    fields(h.headers);
+    fields(headers);
   } catch (e) {
     at = 0;
     throw e;

@@ -13,7 +13,9 @@ import { concatBytes } from "../mcp/http-filter.ts";
 import type { ClientSide } from "./exchange.ts";
 
 export class CorkedClient implements ClientSide {
-  #queue: Uint8Array[] | null = null;
+  /** While corked: what waits for `uncork` (the same array each time: emptied, never replaced). */
+  readonly #queue: Uint8Array[] = [];
+  #corked = false;
   /** Where several queued writes are joined; kept for the next uncork (plain clients only). */
   #joined = new Uint8Array(0);
 
@@ -29,30 +31,39 @@ export class CorkedClient implements ClientSide {
 
   /** Later writes are queued until `uncork`. */
   cork(): void {
-    this.#queue ??= [];
+    this.#corked = true;
   }
 
   /** Writes what was queued, as one write; false when the client could not take it all (its drain follows). */
   uncork(): boolean {
     const q = this.#queue;
-    this.#queue = null;
-    if (q === null || q.length === 0) return true;
-    if (q.length === 1) return this.inner.write(q[0]!);
-    if (!this.reusable) return this.inner.write(concatBytes(q));
+    this.#corked = false;
+    if (q.length === 0) return true;
+    if (q.length === 1) {
+      const only = q[0]!;
+      q.length = 0;
+      return this.inner.write(only);
+    }
+    if (!this.reusable) {
+      const all = concatBytes(q);
+      q.length = 0;
+      return this.inner.write(all);
+    }
     let size = 0;
-    for (const b of q) size += b.length;
+    for (let i = 0; i < q.length; i++) size += q[i]!.length;
     if (this.#joined.length < size) this.#joined = new Uint8Array(Math.max(size, this.#joined.length * 2, 4096));
     let at = 0;
-    for (const b of q) {
-      this.#joined.set(b, at);
-      at += b.length;
+    for (let i = 0; i < q.length; i++) {
+      this.#joined.set(q[i]!, at);
+      at += q[i]!.length;
     }
+    q.length = 0;
     return this.inner.write(this.#joined.subarray(0, at));
   }
 
   /** Corked: queued, and true (the caller learns of backpressure from `uncork`). */
   write(bytes: Uint8Array): boolean {
-    if (this.#queue === null) return this.inner.write(bytes);
+    if (!this.#corked) return this.inner.write(bytes);
     this.#queue.push(bytes);
     return true;
   }
@@ -63,7 +74,8 @@ export class CorkedClient implements ClientSide {
   }
 
   abort(): void {
-    this.#queue = null;
+    this.#queue.length = 0;
+    this.#corked = false;
     this.inner.abort();
   }
 
