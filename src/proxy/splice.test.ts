@@ -235,3 +235,39 @@ describe("an ended splice", () => {
     sp.abort();
   });
 });
+
+describe("short writes", () => {
+  test("what the destination did not take goes out from where it stopped, in order, with data that came meanwhile", () => {
+    const got: number[] = [];
+    const offsets: number[] = [];
+    let room = 3;
+    const dst: SpliceEnd = {
+      write: (d, offset = 0) => {
+        offsets.push(offset);
+        const n = Math.min(room, d.length - offset);
+        for (let i = 0; i < n; i++) got.push(d[offset + i]!);
+        room -= n;
+        return n;
+      },
+      pause() {},
+      resume() {},
+      shutdown() {},
+      end() {},
+      terminate() {},
+    };
+    const calls: string[] = [];
+    const sp = splice(recordingEnd(calls, {}), dst, () => {}, null);
+    sp.up.data(Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8));
+    expect(got).toEqual([1, 2, 3]);
+    expect(calls).toContain("pause");
+    room = 2;
+    sp.up.drain(); // the upstream can take more: the direction toward it goes on
+    expect(got).toEqual([1, 2, 3, 4, 5]);
+    expect(offsets).toEqual([0, 3]);
+    sp.up.data(Uint8Array.of(9, 10)); // in flight while paused: joined after the rest
+    room = 100;
+    sp.up.drain();
+    expect(got).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(sp.bytesUp()).toBe(10);
+  });
+});

@@ -16,9 +16,11 @@
  * an ended splice's ends; its byte counts stay.
  */
 import type { Socket } from "bun";
+import { staged } from "../http1/bytes.ts";
 
 export interface SpliceEnd {
-  write(data: Uint8Array): number;
+  /** Writes `data[offset, data.length)` (offset 0 when absent); the bytes taken. */
+  write(data: Uint8Array, offset?: number): number;
   pause(): void;
   resume(): void;
   shutdown(): void;
@@ -40,7 +42,13 @@ const NOTHING = () => {};
 /** One direction: from `src` to `dst`. */
 class Direction {
   bytes = 0;
+  /**
+   * What the destination did not take yet: `pending[pendingAt, pending.length)`. An offset, not a
+   * subarray: a view of a read Bun handed over has the runtime give that read an ArrayBuffer of
+   * its own (src/http1/bytes.ts copyOf), and a short write happens on every read under load.
+   */
   private pending: Uint8Array | null = null;
+  private pendingAt = 0;
   private srcEnded = false;
   done = false;
 
@@ -63,22 +71,26 @@ class Direction {
   data(chunk: Uint8Array): void {
     if (this.done) return;
     this.onChunk?.();
-    if (this.pending !== null) {
+    const p = this.pending;
+    if (p !== null) {
       // Bun may deliver data that was in flight when the source was paused.
-      const joined = new Uint8Array(this.pending.length + chunk.length);
-      joined.set(this.pending);
-      joined.set(chunk, this.pending.length);
+      const rest = p.length - this.pendingAt;
+      const joined = new Uint8Array(rest + chunk.length);
+      joined.set(this.pendingAt === 0 ? p : staged(p).subarray(this.pendingAt, p.length));
+      joined.set(chunk, rest);
       this.pending = joined;
+      this.pendingAt = 0;
       return;
     }
-    this.push(chunk);
+    this.push(chunk, 0);
   }
 
-  private push(chunk: Uint8Array): void {
-    const n = Math.max(0, this.dst.write(chunk));
+  private push(chunk: Uint8Array, at: number): void {
+    const n = Math.max(0, this.dst.write(chunk, at));
     this.bytes += n;
-    if (n < chunk.length) {
-      this.pending = chunk.subarray(n);
+    if (at + n < chunk.length) {
+      this.pending = chunk;
+      this.pendingAt = at + n;
       this.src.pause();
     }
   }
@@ -87,8 +99,9 @@ class Direction {
   drain(): void {
     if (this.pending === null) return;
     const rest = this.pending;
+    const at = this.pendingAt;
     this.pending = null;
-    this.push(rest);
+    this.push(rest, at);
     if (this.pending === null) {
       if (this.srcEnded) this.finish();
       else this.src.resume();
@@ -189,7 +202,7 @@ export function splice(client: SpliceEnd, upstream: SpliceEnd, onFinished: () =>
 /** A Bun socket as a splice end. */
 export function endOf(s: Socket<unknown>): SpliceEnd {
   return {
-    write: (d) => s.write(d),
+    write: (d, offset = 0) => (offset === 0 ? s.write(d) : s.write(d, offset, d.length - offset)),
     pause: () => s.pause(),
     resume: () => s.resume(),
     shutdown: () => s.shutdown(),

@@ -18,6 +18,16 @@ describe("x-forwarded-client-cert on every request", () => {
     expect(w.requests).toBe(2);
   });
 
+  test("a kept-alive connection's repeated request is rewritten as the first was, a forged header still removed; another head anew", () => {
+    const w = new XfccRewriter(BY, URI);
+    const req = new TextEncoder().encode("GET /a HTTP/1.1\r\nHost: b\r\nX-Forwarded-Client-Cert: URI=spiffe://evil\r\n\r\n");
+    const want = `GET /a HTTP/1.1\r\nHost: b\r\nx-forwarded-client-cert: By=${BY};URI=${URI}\r\n\r\n`;
+    for (let i = 0; i < 3; i++) expect(text(w.push(req))).toBe(want);
+    expect(text(w.push(new TextEncoder().encode("GET /z HTTP/1.1\r\nHost: b\r\n\r\n")))).toBe(`GET /z HTTP/1.1\r\nHost: b\r\nx-forwarded-client-cert: By=${BY};URI=${URI}\r\n\r\n`);
+    expect(text(w.push(req))).toBe(want);
+    expect(w.requests).toBe(5);
+  });
+
   test("bodies keep their framing, whole or split byte by byte", () => {
     const input = "POST /c HTTP/1.1\r\nHost: b\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nPOST /d HTTP/1.1\r\nHost: b\r\nContent-Length: 3\r\n\r\nabc";
     const xfcc = `x-forwarded-client-cert: By=${BY};URI=${URI}\r\n`;

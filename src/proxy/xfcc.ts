@@ -9,7 +9,7 @@
  * the backend's answers, so it could not tell where another protocol would start). The listener
  * bounds how long a request head may take (`awaitingHead`, head-deadline.ts).
  */
-import { encodeChunk, lastChunk, RequestParser, serializeRequestHead, type Framing, type Header } from "../http1/index.ts";
+import { encodeChunk, lastChunk, RequestParser, requestHeadBytes, type Framing, type Header, type RequestHead } from "../http1/index.ts";
 
 export const XFCC = "x-forwarded-client-cert";
 
@@ -54,6 +54,17 @@ export class XfccRewriter {
     return this.run(this.parser.finish());
   }
 
+  /** The last head rewritten and its bytes: a head that repeats (the parser gives the same frozen head) is not rewritten again. */
+  private last: { readonly head: RequestHead; readonly bytes: Uint8Array } | null = null;
+
+  private rewrite(h: RequestHead): Uint8Array {
+    const last = this.last;
+    if (last !== null && last.head === h) return last.bytes;
+    const bytes = requestHeadBytes(h.method, h.target, h.version, withXfcc(h.headers.entries, this.value));
+    this.last = { head: h, bytes };
+    return bytes;
+  }
+
   private run(events: ReturnType<RequestParser["push"]>): Rewritten {
     const out: Uint8Array[] = [];
     for (const e of events) {
@@ -64,10 +75,9 @@ export class XfccRewriter {
         if (h.method === "CONNECT" || h.upgrade.length > 0) return { out, refused: { reason: "upgrade_refused", detail: `${h.method} with Upgrade: ${h.upgrade.join(", ") || "-"}` } };
         const no = this.admit();
         if (no !== null) return { out, refused: no };
-        const headers = withXfcc(h.headers.entries, this.value);
         this.framing = h.framing;
         this.requests += 1;
-        out.push(serializeRequestHead({ method: h.method, target: h.target, version: h.version, headers }));
+        out.push(this.rewrite(h));
       } else if (e.kind === "body") {
         out.push(this.framing === "chunked" ? encodeChunk(e.bytes) : e.bytes.slice());
       } else if (this.framing === "chunked") {

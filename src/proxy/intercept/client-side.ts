@@ -12,6 +12,7 @@ import tls from "node:tls";
 import { Duplex } from "node:stream";
 import type { Socket } from "bun";
 import type { ClientSide } from "./exchange.ts";
+import { copyOf } from "../../http1/bytes.ts";
 
 export interface Feed {
   data(chunk: Uint8Array): void;
@@ -34,12 +35,13 @@ export function plainClient(socket: Socket<unknown>, r: Receiver): { side: Clien
   const side: ClientSide = {
     copies: true,
     write(bytes) {
+      // copies by copyOf, not slice: `bytes` may be a read Bun handed over (src/http1/bytes.ts)
       if (queue.length > 0) {
-        queue.push(bytes.slice());
+        queue.push(copyOf(bytes, 0, bytes.length));
         return false;
       }
       const n = Math.max(0, socket.write(bytes));
-      if (n < bytes.length) queue.push(bytes.slice(n));
+      if (n < bytes.length) queue.push(copyOf(bytes, n, bytes.length));
       return n === bytes.length;
     },
     end() {

@@ -6,6 +6,7 @@
  * Writes keep their order: once a write is short, later bytes queue behind the rest until the
  * socket drains, and the owner hears `legDrain` when the queue is empty again.
  */
+import { copyOf } from "../../http1/bytes.ts";
 import type { Socket } from "bun";
 import { ResponseParser } from "../../http1/index.ts";
 import type { Splice } from "../splice.ts";
@@ -69,13 +70,14 @@ export class UpstreamLeg {
   /** False: part of it is queued, and the owner will hear legDrain. */
   send(bytes: Uint8Array): boolean {
     if (this.#closed) return true;
+    // copies by copyOf, not slice: `bytes` may be a read Bun handed over (src/http1/bytes.ts)
     if (this.#queue.length > 0) {
-      this.#queue.push(bytes.slice());
+      this.#queue.push(copyOf(bytes, 0, bytes.length));
       return false;
     }
     const n = Math.max(0, this.socket.write(bytes));
     if (n < bytes.length) {
-      this.#queue.push(bytes.slice(n));
+      this.#queue.push(copyOf(bytes, n, bytes.length));
       return false;
     }
     return true;
