@@ -640,7 +640,7 @@ export class HttpExchange implements LegOwner {
     if (r.mcp !== null) return this.mcpResponse(leg, r, r.mcp, e);
     if (e.kind === "head") {
       r.response = e.head;
-      this.toClient(leg, responseHeadBytes(e.head.status, e.head.reason, "HTTP/1.1", e.head.headers));
+      this.toClient(leg, this.responseHead(e.head));
       if (e.head.framing === "tunnel") this.switchProtocols(leg, r);
       return;
     }
@@ -652,6 +652,18 @@ export class HttpExchange implements LegOwner {
     }
     if (framing === "chunked") this.toClient(leg, lastChunk(e.trailers));
     this.responseEnded(leg, r);
+  }
+
+  /** The last response head written, and its bytes: a head that repeats (the parser gives the same frozen head) is written from them. */
+  private lastResponse: { readonly head: ResponseHead; readonly bytes: Uint8Array } | null = null;
+
+  /** A response head as the workload gets it: HTTP/1.1, the upstream's status, reason and fields, checked as written (serialize.ts). Never changed once made. */
+  private responseHead(h: ResponseHead): Uint8Array {
+    const last = this.lastResponse;
+    if (last !== null && last.head === h) return last.bytes;
+    const bytes = responseHeadBytes(h.status, h.reason, "HTTP/1.1", h.headers);
+    this.lastResponse = { head: h, bytes };
+    return bytes;
   }
 
   /** A response to an MCP request: through the gate (http-filter.ts), each part in order. */

@@ -78,6 +78,15 @@ describe("intercept: plain HTTP from the workload, TLS to the API", () => {
     expect(close).toMatchObject({ outcome: "closed", requests: 3, bytes_up: 15, bytes_down: 3 * "path=/p1 auth=injected".length });
   });
 
+  test("kept alive, a repeated answer head and then a different one each reach the workload as the API sent them", async () => {
+    const reqs = ["/a", "/a", "/bbbb"].map((p, i) => `GET ${p} HTTP/1.1\r\nHost: api.test\r\n${i === 2 ? "Connection: close\r\n" : ""}\r\n`).join("");
+    const out = await exchange(reqs);
+    const answers = out.split(/(?=HTTP\/1\.1 )/);
+    const bodies = ["path=/a auth=injected", "path=/a auth=injected", "path=/bbbb auth=injected"];
+    expect(answers.map((a) => a.slice(a.indexOf("\r\n\r\n") + 4))).toEqual(bodies);
+    expect(answers.map((a) => Number(/content-length: (\d+)/i.exec(a)?.[1]))).toEqual(bodies.map((b) => b.length));
+  });
+
   test("a chunked request body streams through and arrives whole", async () => {
     const before = seen.length;
     const out = await exchange("POST /c HTTP/1.1\r\nHost: api.test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
