@@ -11,6 +11,20 @@ describe("inject: templates", () => {
     assert.equal(t.key, "authorization");
     assert.equal(renderHeader(t, { secret: (n) => `<${n}>` }), "Bearer <gh> and <x.y-z> <gh>");
   });
+  test("rendered from the values in force: a changed or removed value never gives the last rendering", () => {
+    const t = parseHeaderTemplate("Authorization", "Bearer ${secret:a}");
+    const held: Record<string, string> = { a: "one" };
+    const store = { secret: (n: string) => held[n] ?? null };
+    const first = renderHeader(t, store);
+    assert.equal(first, "Bearer one");
+    assert.equal(renderHeader(t, store), first);
+    held.a = "two";
+    assert.equal(renderHeader(t, store), "Bearer two");
+    delete held.a;
+    assert.equal(renderHeader(t, store), null);
+    held.a = "one";
+    assert.equal(renderHeader(t, store), "Bearer one");
+  });
   test("a reference the store has no value for renders nothing, and is named", () => {
     const t = parseHeaderTemplate("Authorization", "${secret:a} ${secret:b}");
     const store = { secret: (n: string) => (n === "a" ? "va" : null) };

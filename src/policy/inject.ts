@@ -83,19 +83,35 @@ export interface SecretSource {
  * not a callback, and indexed loops: the proxy renders on every request.
  */
 export function renderHeader(t: HeaderTemplate, store: SecretSource): string | null {
+  // Each secret is read once. While every value is the very string of the last rendering (a
+  // store keeps one string per value), the last rendering is the answer and no string is made;
+  // else the header is rendered from the values just read, so the two always agree.
+  const names = t.secrets;
+  const last = lastRendered.get(t);
+  let same = last !== undefined;
+  const values: string[] = [];
+  for (let i = 0; i < names.length; i++) {
+    const v = store.secret(names[i]!);
+    if (v === null) {
+      lastRendered.delete(t); // a removed secret's value is not kept here
+      return null;
+    }
+    values.push(v);
+    if (same && last!.values[i] !== v) same = false;
+  }
+  if (same) return last!.out;
   let out = "";
   const parts = t.parts;
   for (let i = 0; i < parts.length; i++) {
     const p = parts[i]!;
-    if (typeof p === "string") out += p;
-    else {
-      const v = store.secret(p.secret);
-      if (v === null) return null;
-      out += v;
-    }
+    out += typeof p === "string" ? p : values[names.indexOf(p.secret)]!;
   }
+  lastRendered.set(t, { values, out });
   return out;
 }
+
+/** Each template's last rendering and the values it was made from, while the template lives (a policy reload makes new ones). */
+const lastRendered = new WeakMap<HeaderTemplate, { readonly values: readonly string[]; readonly out: string }>();
 
 /** The first secret of `t` the store has no value for, or null. */
 export function missingSecret(t: HeaderTemplate, store: SecretSource): string | null {

@@ -36,7 +36,7 @@
  * One `http_request` audit event per request: method, host, path (never the query), rule, status,
  * the secrets injected (by name), body bytes each way, duration.
  */
-import { lastChunk, encodeChunk, RequestParser, requestHeadBytes, responseHeadBytes, refusalResponse, type RequestEvent, type RequestHead, type ResponseEvent, type ResponseHead } from "../../http1/index.ts";
+import { lastChunk, encodeChunk, RequestParser, requestHeadBytes, responseHeadBytes, refusalResponse, type Header, type RequestEvent, type RequestHead, type ResponseEvent, type ResponseHead } from "../../http1/index.ts";
 import type { Audit } from "../../audit/sink/audit-log.ts";
 import { hex } from "../peer-tls.ts";
 import { openUpstream, sessionKeyOf, type UpstreamDeps, type UpstreamTls } from "../upstream.ts";
@@ -115,6 +115,13 @@ interface Req {
 
 /** A request's body bytes each way so far, as its line and the connection's count them. */
 const bodyBytes = (r: Req) => ({ bytes_up: r.bytesUp, bytes_down: r.bytesDown });
+
+/** The same names and values, in the same order. */
+function sameHeaders(a: readonly Header[], b: readonly Header[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i]![0] !== b[i]![0] || a[i]![1] !== b[i]![1]) return false;
+  return true;
+}
 
 /** RFC 9110 section 9.2.2. */
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
@@ -460,7 +467,7 @@ export class HttpExchange implements LegOwner {
     this.starting = null;
     if (leg === null || this.done) return;
     const target = head.form === "absolute" ? originForm(head.target) : head.target;
-    const sent = requestHeadBytes(head.method, target, head.version, verdict.headers);
+    const sent = this.requestHead(head, target, verdict.headers);
     const mcp = verdict.rule.mcp !== null ? { ...this.gateFor(verdict), body: head.framing === "none" ? null : new BodyBuffer(), id: null, stream: null, judged: null, response: null } : null;
     this.req = { head, verdict, started, sent: head.framing === "none" && IDEMPOTENT.has(head.method) ? sent : null, bytesUp: 0, bytesDown: 0, response: null, mcp };
     if (mcp === null) this.sendHead(leg, head, sent); // else at its end (mcpSend), once decided
@@ -652,6 +659,23 @@ export class HttpExchange implements LegOwner {
     }
     if (framing === "chunked") this.toClient(leg, lastChunk(e.trailers));
     this.responseEnded(leg, r);
+  }
+
+  /** The last request head sent, and its bytes: the next one with the same head, target and headers is sent from them. */
+  private lastRequest: { readonly head: RequestHead; readonly target: string; readonly headers: readonly Header[]; readonly bytes: Uint8Array } | null = null;
+
+  /**
+   * A request head as it goes upstream (the headers the verdict gave: injected ones included),
+   * checked as written (serialize.ts). A kept-alive connection mostly sends the same head again
+   * (the parser gives the same frozen head, renderHeader the same string while a secret's value
+   * is unchanged), so each header is compared, by identity first, before anything is written.
+   */
+  private requestHead(head: RequestHead, target: string, headers: readonly Header[]): Uint8Array {
+    const last = this.lastRequest;
+    if (last !== null && last.head === head && last.target === target && sameHeaders(last.headers, headers)) return last.bytes;
+    const bytes = requestHeadBytes(head.method, target, head.version, headers);
+    this.lastRequest = { head, target, headers, bytes };
+    return bytes;
   }
 
   /** The last response head written, and its bytes: a head that repeats (the parser gives the same frozen head) is written from them. */

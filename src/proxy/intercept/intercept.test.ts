@@ -87,6 +87,41 @@ describe("intercept: plain HTTP from the workload, TLS to the API", () => {
     expect(answers.map((a) => Number(/content-length: (\d+)/i.exec(a)?.[1]))).toEqual(bodies.map((b) => b.length));
   });
 
+  test("a secret changed between two identical requests of one kept-alive connection: the second carries the new value", async () => {
+    const before = seen.length;
+    let got = "";
+    let waiting: { n: number; resolve: () => void } | null = null;
+    const answered = () => got.split("HTTP/1.1 200").length - 1;
+    const s = await Bun.connect({
+      hostname: "127.0.0.1",
+      port: proxyPort,
+      socket: {
+        data(_s, c) {
+          got += new TextDecoder().decode(c);
+          // each answer's body ends "auth=injected" (the secret of the suite) or "auth=other"
+          if (waiting !== null && answered() >= waiting.n && /auth=(injected|other)$/.test(got)) waiting.resolve();
+        },
+      },
+    });
+    // the same bytes each time: the parser gives the same head, and only the secret changes
+    const ask = (n: number) => {
+      const { promise, resolve } = Promise.withResolvers<void>();
+      waiting = { n, resolve };
+      s.write("GET /rot HTTP/1.1\r\nHost: api.test\r\n\r\n");
+      return promise;
+    };
+    try {
+      await ask(1);
+      secrets.api_token = "rotated-value";
+      await ask(2);
+      await ask(3);
+    } finally {
+      secrets.api_token = SECRET;
+      s.end();
+    }
+    expect(seen.slice(before).map((x) => x.auth)).toEqual([`Bearer ${SECRET}`, "Bearer rotated-value", "Bearer rotated-value"]);
+  });
+
   test("a chunked request body streams through and arrives whole", async () => {
     const before = seen.length;
     const out = await exchange("POST /c HTTP/1.1\r\nHost: api.test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
