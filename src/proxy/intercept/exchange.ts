@@ -93,7 +93,6 @@ export interface ExchangeDeps extends RequestDeps {
 }
 
 type Fields = Record<string, unknown>;
-const TGX = process.env.TG_X;
 type Verdict = Extract<RequestVerdict, { ok: true }>;
 
 interface Req {
@@ -875,7 +874,6 @@ export class HttpExchange implements LegOwner {
   /** `head` null: the request broke HTTP/1.1 before its head was whole. */
   private logRequest(head: RequestHead | null, started: number, fields: Fields): void {
     this.count += 1;
-    if (TGX === "noevent") return void this.deps.audit.emit("http_request", fields);
     this.deps.audit.emit("http_request", requestEvent(this.base, head, started, fields));
   }
 
