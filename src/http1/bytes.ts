@@ -44,6 +44,11 @@ let staging = new Uint8Array(16 * 1024);
  * reads it without that, so the whole read is staged in a kept buffer and the part sliced from there.
  */
 export function copyOf(b: Uint8Array, from: number, to: number): Uint8Array {
+  if (from === 0 && to === b.length) {
+    const whole = new Uint8Array(b.length);
+    whole.set(b);
+    return whole;
+  }
   return staged(b).slice(from, to);
 }
 

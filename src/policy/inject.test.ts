@@ -1,7 +1,7 @@
 // Header templates (inject.ts): references parsed, every rejection by code, rendering.
 import { describe, test, assert, codeOf } from "../../test/shim.ts";
 import { PolicyError } from "./errors.ts";
-import { missingSecret, parseHeaderName, parseHeaderTemplate, parseSecretName, renderHeader } from "./inject.ts";
+import { parseHeaderName, parseHeaderTemplate, parseSecretName, renderHeader } from "./inject.ts";
 
 describe("inject: templates", () => {
   test("literal text and references, in order, each secret named once", () => {
@@ -21,16 +21,15 @@ describe("inject: templates", () => {
     held.a = "two";
     assert.equal(renderHeader(t, store), "Bearer two");
     delete held.a;
-    assert.equal(renderHeader(t, store), null);
+    assert.deepEqual(renderHeader(t, store), { missing: "a" });
     held.a = "one";
     assert.equal(renderHeader(t, store), "Bearer one");
   });
   test("a reference the store has no value for renders nothing, and is named", () => {
     const t = parseHeaderTemplate("Authorization", "${secret:a} ${secret:b}");
     const store = { secret: (n: string) => (n === "a" ? "va" : null) };
-    assert.equal(renderHeader(t, store), null);
-    assert.equal(missingSecret(t, store), "b");
-    assert.equal(missingSecret(t, { secret: () => "v" }), null);
+    assert.deepEqual(renderHeader(t, store), { missing: "b" });
+    assert.equal(renderHeader(t, { secret: () => "v" }), "v v");
   });
   test("a value without references is literal", () => {
     assert.deepEqual(parseHeaderTemplate("X-Api-Version", "2022-11-28").parts, ["2022-11-28"]);

@@ -79,10 +79,10 @@ export interface SecretSource {
 
 /**
  * The header's value with `store.secret(NAME)` for each reference (the proxy's job, issue 8), or
- * null when the store has no value for one of them (`missingSecret` names it). A store object,
+ * `{ missing: NAME }` for the first secret the store has no value for. A store object,
  * not a callback, and indexed loops: the proxy renders on every request.
  */
-export function renderHeader(t: HeaderTemplate, store: SecretSource): string | null {
+export function renderHeader(t: HeaderTemplate, store: SecretSource): string | { readonly missing: string } {
   // Each secret is read once. While every value is the very string of the last rendering (a
   // store keeps one string per value), the last rendering is the answer and no string is made;
   // else the header is rendered from the values just read, so the two always agree.
@@ -94,7 +94,7 @@ export function renderHeader(t: HeaderTemplate, store: SecretSource): string | n
     const v = store.secret(names[i]!);
     if (v === null) {
       lastRendered.delete(t); // a removed secret's value is not kept here
-      return null;
+      return { missing: names[i]! };
     }
     values.push(v);
     if (same && last!.values[i] !== v) same = false;
@@ -112,8 +112,3 @@ export function renderHeader(t: HeaderTemplate, store: SecretSource): string | n
 
 /** Each template's last rendering and the values it was made from, while the template lives (a policy reload makes new ones). */
 const lastRendered = new WeakMap<HeaderTemplate, { readonly values: readonly string[]; readonly out: string }>();
-
-/** The first secret of `t` the store has no value for, or null. */
-export function missingSecret(t: HeaderTemplate, store: SecretSource): string | null {
-  return t.secrets.find((s) => store.secret(s) === null) ?? null;
-}

@@ -276,14 +276,20 @@ export function legTlsOf(spec: LegSpec, callerId: SpiffeId, deps: EgressDeps): U
         return { refused: "ca_unreadable", detail: `${spec.caFile}: ${(e as { code?: string }).code ?? String(e)}` };
       }
     }
-    return classical ? { kind: "tls", serverName: spec.serverName, ca, keyExchange: "classical" } : { kind: "tls", serverName: spec.serverName, ca };
+    return withKeyExchange({ kind: "tls", serverName: spec.serverName, ca }, classical);
   }
   const credential = deps.identity?.svid(callerId.toString()) ?? null;
   if (credential === null) return { refused: "no_svid", detail: `the agent holds no valid SVID for ${callerId.toString()}` };
   const trust = deps.identity!.trust();
   const caPem = trust.caPem(spec.serverId.trustDomain);
   if (caPem === null) return { refused: "no_bundle", detail: `no bundle for trust domain ${spec.serverId.trustDomain.name}` };
-  return classical ? { kind: "mtls", serverName: spec.serverName, serverId: spec.serverId, credential, trust, caPem, keyExchange: "classical" } : { kind: "mtls", serverName: spec.serverName, serverId: spec.serverId, credential, trust, caPem };
+  return withKeyExchange({ kind: "mtls", serverName: spec.serverName, serverId: spec.serverId, credential, trust, caPem }, classical);
+}
+
+/** `tls` with `keyExchange: "classical"` when asked; the hybrid default is left unnamed (upstream.ts). */
+function withKeyExchange<T extends UpstreamTls>(tls: T, classical: boolean): T {
+  if (classical) (tls as { keyExchange?: KeyExchange }).keyExchange = "classical";
+  return tls;
 }
 
 interface Conn {

@@ -10,6 +10,7 @@
  * bounds how long a request head may take (`awaitingHead`, head-deadline.ts).
  */
 import { encodeChunk, lastChunk, RequestParser, requestHeadBytes, type Framing, type Header, type RequestHead } from "../http1/index.ts";
+import { copyOf } from "../http1/bytes.ts";
 
 export const XFCC = "x-forwarded-client-cert";
 
@@ -79,7 +80,7 @@ export class XfccRewriter {
         this.requests += 1;
         out.push(this.rewrite(h));
       } else if (e.kind === "body") {
-        out.push(this.framing === "chunked" ? encodeChunk(e.bytes) : e.bytes.slice());
+        out.push(this.framing === "chunked" ? encodeChunk(e.bytes) : copyOf(e.bytes, 0, e.bytes.length));
       } else if (this.framing === "chunked") {
         out.push(lastChunk(e.trailers));
       }

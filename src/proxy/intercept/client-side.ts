@@ -98,12 +98,12 @@ export function tlsClient(socket: Socket<unknown>, early: Uint8Array, leaf: Leaf
   const wire = new Duplex({
     read() {},
     write(chunk: Uint8Array, _enc, cb) {
-      const n = Math.max(0, socket.write(chunk));
-      if (n === chunk.length) return cb();
-      const rest = chunk.subarray(n);
+      // what the socket did not take goes on from where it stopped, at each drain (an offset, not a view: src/http1/bytes.ts copyOf)
+      let at = Math.max(0, socket.write(chunk));
+      if (at === chunk.length) return cb();
       pendingWrite = () => {
-        const m = Math.max(0, socket.write(rest));
-        if (m === rest.length) {
+        at += Math.max(0, socket.write(chunk, at, chunk.length - at));
+        if (at === chunk.length) {
           pendingWrite = null;
           cb();
         }
@@ -121,7 +121,8 @@ export function tlsClient(socket: Socket<unknown>, early: Uint8Array, leaf: Leaf
     gone = true;
     r.closed();
   };
-  t.on("data", (chunk: Buffer) => r.data(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length)));
+  // the read itself: its bytes are copied where they are kept (copyOf), and `.buffer` on it would cost each young collection (src/http1/bytes.ts)
+  t.on("data", (chunk: Buffer) => r.data(chunk));
   t.on("end", () => r.end());
   t.on("drain", () => r.drain());
   t.on("error", closed);

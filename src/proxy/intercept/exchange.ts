@@ -52,6 +52,7 @@ import { boundsOf, DEFAULT_PROXY_SETTINGS, type EgressRule, type ProxySettings }
 import { expiryFields, Watchdog, type Expiry } from "../watchdog.ts";
 import { HeadDeadline } from "../head-deadline.ts";
 import { CorkedClient } from "./cork.ts";
+import { copyOf } from "../../http1/bytes.ts";
 
 /** The workload's side: a Bun socket, or a TLS socket terminating its TLS. */
 export interface ClientSide {
@@ -289,7 +290,7 @@ export class HttpExchange implements LegOwner {
   private hold(e: RequestEvent): void {
     if (e.kind !== "body") return void this.events.push(e);
     this.held += e.bytes.length;
-    this.events.push({ kind: "body", bytes: e.bytes.slice() });
+    this.events.push({ kind: "body", bytes: copyOf(e.bytes, 0, e.bytes.length) });
   }
 
   clientEnd(): void {

@@ -31,7 +31,7 @@ import type { Decision, Query } from "../../policy/query.ts";
 import type { PolicyEngine } from "../../policy/engine.ts";
 import { normalizeServerName } from "../../policy/host-name.ts";
 import { normalizeRequestPath } from "../../policy/http-match.ts";
-import { missingSecret, renderHeader } from "../../policy/inject.ts";
+import { renderHeader } from "../../policy/inject.ts";
 import type { EgressRule } from "../../policy/model.ts";
 import type { NameCache } from "../../policy/name-cache.ts";
 import type { SpiffeId } from "../../spiffe/id.ts";
@@ -173,8 +173,8 @@ function verdictFor(head: RequestHead, deps: RequestDeps, admitted: Admission, n
   for (let i = 0; i < templates.length && missing === null; i++) {
     const t = templates[i]!;
     const v = renderHeader(t, deps);
-    if (v === null) missing = missingSecret(t, deps) ?? t.secrets[0] ?? t.name;
-    else headers.push([t.name, v]);
+    if (typeof v === "string") headers.push([t.name, v]);
+    else missing = v.missing;
   }
   if (missing !== null) return refuse(503, "secret_missing", `rule ${rule.name} injects secret ${missing}, which the agent does not hold`, rule.name, name);
   return { ok: true, rule, upstream: admitted.upstream, name, path, headers, secrets: swappedIn === null ? inj.secrets : withRuleSecrets(swappedIn, inj.secrets) };

@@ -30,6 +30,7 @@
  */
 import { DEFAULT_MESSAGE_LIMITS, INTERNAL_ERROR, type JsonRpcErrorResponse, type JsonRpcId, jsonRpcError, type ListsSeen, type McpGate, POLICY_DENIED, serializeEvent, SseParser } from "../../mcp/index.ts";
 import { encodeChunk, lastChunk, serializeResponseHead, wholeResponse, type Header, type RequestHead, type ResponseHead } from "../../http1/index.ts";
+import { copyOf } from "../../http1/bytes.ts";
 
 export const MAX_MCP_BODY = DEFAULT_MESSAGE_LIMITS.maxBytes;
 /** How often a session's stream looks for list changes to tell its client of (McpResponse, `stream`). */
@@ -81,7 +82,7 @@ export class BodyBuffer {
       this.chunks.length = 0;
       return;
     }
-    this.chunks.push(bytes.slice());
+    this.chunks.push(copyOf(bytes, 0, bytes.length));
   }
 
   bytes(): Uint8Array {
@@ -277,11 +278,11 @@ export class McpResponse {
       return;
     }
     if (this.mode === "json") return this.json!.push(bytes);
-    if (this.mode === "pass") return this.emit(this.chunked ? encodeChunk(bytes) : bytes.slice());
+    if (this.mode === "pass") return this.emit(this.chunked ? encodeChunk(bytes) : copyOf(bytes, 0, bytes.length));
     if (this.broken) return;
     let events;
     try {
-      events = this.sse!.push(bytes.slice());
+      events = this.sse!.push(copyOf(bytes, 0, bytes.length));
     } catch {
       this.broken = true; // an event over the limit: nothing more of this stream passes
       return;

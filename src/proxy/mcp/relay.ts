@@ -28,6 +28,7 @@ import { RequestParser, ResponseParser, serializeRequestHead, refusalResponse, t
 import type { ListsSeen, McpGate } from "../../mcp/index.ts";
 import { BodyBuffer, concatBytes, gateRequest, MAX_MCP_BODY, McpResponse } from "./http-filter.ts";
 import { HeadDeadline } from "../head-deadline.ts";
+import { copyOf } from "../../http1/bytes.ts";
 
 /** Client bytes held while an answer is awaited (pipelined requests), at most. */
 export const MAX_HELD = MAX_MCP_BODY + 64 * 1024;
@@ -146,7 +147,7 @@ export class McpRelay {
   private hold(e: RequestEvent): void {
     if (e.kind === "body") {
       this.held += e.bytes.length;
-      this.queue.push({ kind: "body", bytes: e.bytes.slice() });
+      this.queue.push({ kind: "body", bytes: copyOf(e.bytes, 0, e.bytes.length) });
     } else this.queue.push(e);
   }
 
