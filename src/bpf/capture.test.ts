@@ -15,6 +15,7 @@ import type { CaptureRecord } from "../proxy/egress-listener.ts";
 import { SockDiag } from "../runtime/sock-diag.ts";
 import { parseStartTime } from "../attest/proc-text.ts";
 import { lineReader } from "../../test/helpers/lines.ts";
+import { waitFor } from "../../test/helpers/processes.ts";
 
 const mount = probeHost().cgroup2;
 const root = process.getuid?.() === 0;
@@ -314,7 +315,7 @@ describe.skipIf(!run)("capture on the real kernel", () => {
   test("uninstall kills what is left, detaches and removes every pin and cgroup", async () => {
     const w = capture.tree.ensureWorkload("w2");
     const sleeper = Bun.spawn(["sh", "-c", `echo $$ > ${w.dir}/cgroup.procs && exec sleep 60`]);
-    await Bun.sleep(200);
+    await waitFor("the sleeper in w2's cgroup", () => (readFileSync(join(w.dir, "cgroup.procs"), "utf8").trim() !== "" ? true : undefined), 5000, 10);
     capture.close();
     const r = await Capture.uninstall(opts);
     expect(r.killed).toBe(1);

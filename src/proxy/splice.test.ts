@@ -3,6 +3,7 @@
 // keeps flowing, and byte counts are exact.
 import { describe, expect, test } from "bun:test";
 import type { Socket } from "bun";
+import { waitFor } from "../../test/helpers/processes.ts";
 import { endOf, splice, type Splice, type SpliceEnd } from "./splice.ts";
 
 const MiB = 1024 * 1024;
@@ -108,9 +109,11 @@ describe("splice", () => {
       },
     });
     await done.promise;
-    await Bun.sleep(50);
     const join = (parts: Uint8Array[]) => Buffer.concat(parts);
     const total = (parts: Uint8Array[]) => parts.reduce((n, p) => n + p.length, 0);
+    // The client hears the server's FIN once the server's 16 MiB are through; its own upload
+    // (paused by the slow reader) and the splice's end can still be on their way.
+    await waitFor("the upload whole at the server and the splice finished", () => (finished !== null && total(got.server) >= toServer.length ? true : undefined), 20_000, 5);
     expect(total(got.client)).toBe(toClient.length);
     expect(total(got.server)).toBe(toServer.length);
     expect(join(got.client).equals(Buffer.from(toClient))).toBe(true);

@@ -554,7 +554,7 @@ while time.time() < end:
     await Bun.sleep(1500);
     agent = await startAgent();
     expect((await agentStatus()).capture.adopted).toBe(true);
-    await looper.proc.exited;
+    await looper.ended();
     const lines = looper.output().split("\n").filter((l) => l.startsWith("127."));
     expect(lines.filter((l) => l.startsWith("127.0.0.3") && !l.endsWith("EPERM"))).toEqual([]);
     expect(lines.some((l) => l.startsWith("127.0.0.5") && l.endsWith("ECONNREFUSED"))).toBe(true);
@@ -571,14 +571,17 @@ while time.time() < end:
     agent!.proc.kill("SIGHUP");
     await waitFor("policy_rejected", () => agentLog().find((l) => l.event === "policy_rejected"));
     expect(await py("127.0.0.3", ports.blocked)).toBe("EPERM");
+    const loaded = () => agentLog().filter((l) => l.event === "policy_loaded").length;
+    const beforeHup = loaded();
     writeFileSync(file, good.replace(`cidr: 127.0.0.3/32, port: any }\n    action: deny`, `cidr: 127.0.0.3/32, port: any }\n    action: direct`));
     agent!.proc.kill("SIGHUP");
     await waitFor("the kernel to let 127.0.0.3 through", async () => ((await py("127.0.0.3", ports.blocked)) === "connected blocked" ? true : undefined), 10_000, 200);
-    // a change of the file is enough, without SIGHUP
-    const loads = agentLog().filter((l) => l.event === "policy_loaded").length;
+    // a change of the file is enough, without SIGHUP; the agent's log comes through a pipe, so
+    // its lines are counted once the SIGHUP's own policy_loaded has come through
+    const loads = await waitFor("policy_loaded of the SIGHUP", () => (loaded() > beforeHup ? loaded() : undefined));
     writeFileSync(file, good);
     await waitFor("the deny back, from the file's change alone", async () => ((await py("127.0.0.3", ports.blocked)) === "EPERM" ? true : undefined), 10_000, 200);
-    expect(agentLog().filter((l) => l.event === "policy_loaded").length).toBeGreaterThan(loads);
+    await waitFor("policy_loaded of the file's change", () => (loaded() > loads ? true : undefined));
   }, T);
 
   test("agent.max_connections_per_workload: the kernel refuses a workload's connect past it, the audit log says connection_limit; a reload changes it", async () => {
@@ -635,7 +638,7 @@ print(' '.join(out))`])).stdout.trim();
     const r = await tidegate(["run", ...nodeFlags, "--workload", "w1", "--user", "root", "--allow-root", "--", "id", "-u"], { env: WORKLOAD_ENV });
     expect(r.stdout).toBe("0\n");
     expect(r.stderr).toContain("uncontained");
-    expect(agentLog().find((l) => l.event === "workload_uncontained")).toMatchObject({ workload: "w1" });
+    expect(await waitFor("workload_uncontained in the agent's log", () => agentLog().find((l) => l.event === "workload_uncontained"))).toMatchObject({ workload: "w1" });
     await waitFor("w1's cgroup to go once nothing runs in it", () => (existsSync(join(cgroupRoot, "workloads", "w1")) ? undefined : true));
   }, T);
 

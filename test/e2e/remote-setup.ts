@@ -35,10 +35,10 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readAudit, type AuditLine } from "../helpers/audit-files.ts";
-import { cleanupStack, cliOk, collectOutput, parseLog, type LogLine } from "../helpers/e2e-kit.ts";
+import { cleanupStack, cliOk, parseLog, type LogLine } from "../helpers/e2e-kit.ts";
 import { REPO, requireBinary, tidegate } from "../helpers/binary.ts";
 import { makeHosts, type Host, type Hosts } from "../helpers/netns.ts";
-import { startTidegate, waitFor, type Running } from "../helpers/processes.ts";
+import { startTidegate, tracked, waitFor, type Running } from "../helpers/processes.ts";
 import { callUnix } from "../../src/runtime/unix-http.ts";
 import type { ClientInput, Step, StepResult } from "./mcp-client.ts";
 import { EVERYTHING, LOOPBACK_ONLY } from "./mcp-peers.ts";
@@ -131,20 +131,8 @@ async function waitHttp(host: Host, port: number, what: string, watch?: { output
 async function startEverything(host: Host, port: number, loopbackOnly: boolean): Promise<Running> {
   const argv = loopbackOnly ? [process.execPath, "-e", LOOPBACK_ONLY] : [process.execPath, EVERYTHING];
   const proc = Bun.spawn(host.nsenterArgv(argv), { cwd: REPO, env: { PATH: "/usr/bin:/bin", PORT: String(port), TG_E2E_ENTRY: EVERYTHING }, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-  const output = collectOutput([proc.stdout, proc.stderr]);
-  const running: Running = {
-    proc,
-    output,
-    stop: async () => {
-      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode ?? -1;
-      proc.kill("SIGTERM");
-      const t = setTimeout(() => proc.kill("SIGKILL"), 5000);
-      const code = await proc.exited;
-      clearTimeout(t);
-      return code;
-    },
-  };
-  await waitHttp(host, port, `server-everything on ${host.name}`, { output, exited: () => proc.exitCode !== null || proc.signalCode !== null });
+  const running = tracked(proc);
+  await waitHttp(host, port, `server-everything on ${host.name}`, { output: running.output, exited: () => proc.exitCode !== null || proc.signalCode !== null });
   return running;
 }
 

@@ -7,19 +7,32 @@ import { requireBinary, REPO } from "./binary.ts";
 
 export interface Running {
   readonly proc: Subprocess<"ignore", "pipe", "pipe">;
+  /** What it printed so far: the pipes are read as they fill, so this may lag what was written. */
   output(): string;
+  /**
+   * Its exit code, once it has exited and its output has been read to the end: the end of both
+   * pipes, which a child that inherited them (a workload of `tidegate run`) may hold open after
+   * it. Read the output after this, not after `proc.exited`, to see all of it.
+   */
+  ended(): Promise<number>;
   stop(signal?: NodeJS.Signals): Promise<number>;
 }
 
 /** `tidegate ARGS`; with `prefix` (say `nsenter --net=...`), `PREFIX tidegate ARGS`. */
 export function startTidegate(args: readonly string[], env: Record<string, string> = {}, prefix: readonly string[] = []): Running {
-  const proc = Bun.spawn([...prefix, requireBinary(), ...args], {
-    cwd: REPO,
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env },
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
+  return tracked(
+    Bun.spawn([...prefix, requireBinary(), ...args], {
+      cwd: REPO,
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env },
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+    }),
+  );
+}
+
+/** `proc` as a Running: its output read as it comes, stopped with SIGTERM, then SIGKILL after 5 s. */
+export function tracked(proc: Subprocess<"ignore", "pipe", "pipe">): Running {
   let out = "";
   const decoder = new TextDecoder();
   const drain = async (s: ReadableStream<Uint8Array>) => {
@@ -30,11 +43,15 @@ export function startTidegate(args: readonly string[], env: Record<string, strin
       out += decoder.decode(value, { stream: true });
     }
   };
-  void drain(proc.stdout);
-  void drain(proc.stderr);
+  const drained = Promise.all([drain(proc.stdout), drain(proc.stderr)]);
   return {
     proc,
     output: () => out,
+    ended: async () => {
+      const code = await proc.exited;
+      await drained;
+      return code;
+    },
     stop: async (signal = "SIGTERM") => {
       if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode ?? -1;
       proc.kill(signal);

@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { type GateRule, McpGate, PinBook, SessionLists, toolDecider } from "../../mcp/index.ts";
 import { MAX_MCP_BODY } from "./http-filter.ts";
 import { McpRelay } from "./relay.ts";
+import { waitFor } from "../../../test/helpers/processes.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -350,7 +351,8 @@ describe("McpRelay timeouts", () => {
   test("a backend that never answers gets the client a 504 after the first-byte timeout", async () => {
     const s = stand({ timeouts: { firstByteMs: 50, idleMs: 60_000 } });
     s.relay.clientData(post(call(1, "echo")));
-    await Bun.sleep(150);
+    // the timer starts once the call is decided (a hash that may resolve a loop turn later): wait for the refusal, not a fixed time
+    await waitFor("the first-byte timeout", () => (s.relay.refused !== null ? true : undefined), 5000, 5);
     expect(s.client()).toStartWith("HTTP/1.1 504 ");
     expect(s.relay.refused?.reason).toBe("backend_first_byte_timeout");
     expect(s.events.map((e) => e.fields.outcome)).toEqual(["no_answer"]);
