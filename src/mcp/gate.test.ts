@@ -286,6 +286,109 @@ describe("McpGate resource URIs are decided normalized (review finding 5)", () =
   });
 });
 
+describe("McpGate resource templates (resources/templates/list), decided by mcp.resources on their text with `*` for expressions", () => {
+  const shared: GateRule = { name: "rt", tools: null, resources: toolDecider({ allow: new Set(["file:///shared/*", "test://static/*"]), deny: new Set(["file:///shared/private/*"]) }) };
+  const templates = (v: Awaited<ReturnType<McpGate["fromServer"]>>) => (v.kind === "replace" ? (JSON.parse(v.text) as { result: { resourceTemplates: { uriTemplate: unknown }[] } }).result.resourceTemplates.map((t) => t.uriTemplate) : v.kind);
+  /** A gate whose rule is the variable `now`, asked at each message; `announcesLists` as a carrier that tells the client of list changes. */
+  function live(first: GateRule) {
+    let now = first;
+    const g = new McpGate({ caller: "spiffe://example.org/agent", server: "spiffe://example.org/mcp/fs", connId: "c1", rule: () => now }, { pins: null, audit: () => {}, now: () => 0, announcesLists: true });
+    return { g, set: (r: GateRule) => void (now = r) };
+  }
+
+  test("an allowed template is kept, one under a prefix the rule does not allow or denies is hidden; the result's other members are kept", async () => {
+    const { g } = gate(shared);
+    await g.fromClient(req(1, "resources/templates/list"));
+    const v = await g.fromServer(result(1, {
+      resourceTemplates: [
+        { uriTemplate: "file:///shared/{name}", name: "shared" },
+        { uriTemplate: "file:///etc/{name}", name: "etc" },
+        { uriTemplate: "file:///shared/private/{name}", name: "private" },
+        { uriTemplate: "test://static/resource/{id}", name: "static" },
+        { uriTemplate: "FILE:///shared/{a}/{b}", name: "nested" },
+      ],
+      nextCursor: "n2",
+    }));
+    assert.deepEqual(templates(v), ["file:///shared/{name}", "test://static/resource/{id}", "FILE:///shared/{a}/{b}"]);
+    if (v.kind === "replace") assert.deepEqual([JSON.parse(v.text).id, JSON.parse(v.text).result.nextCursor], [1, "n2"]);
+  });
+
+  test("a deny pattern hides a template when it matches the template's text with `*` for expressions, not when it matches only some URIs of it", async () => {
+    const { g } = gate({ name: "rt", tools: null, resources: toolDecider({ allow: null, deny: new Set(["file:///shared/*", "test://static/secret*"]) }) });
+    const v = await g.fromServer(result(1, { resourceTemplates: [{ uriTemplate: "file:///shared/{name}" }, { uriTemplate: "file:///other/{name}" }, { uriTemplate: "test://static/{name}" }, { uriTemplate: "test://static/secret/{name}" }] }));
+    assert.deepEqual(templates(v), ["file:///other/{name}", "test://static/{name}"]);
+    const read = await g.fromClient(req(2, "resources/read", { uri: "test://static/secret.txt" }));
+    assert.equal(read.pass ? "passed" : read.reason, "resource_denied", "a URI made from a listed template is still decided on its own");
+  });
+
+  test("hidden when it cannot be decided: a brace outside a pair, an empty expression, a text that does not normalize, a uriTemplate that is not a string or is missing", async () => {
+    const { g } = gate(shared);
+    const v = await g.fromServer(result(1, {
+      resourceTemplates: [
+        { uriTemplate: "file:///shared/{name" },
+        { uriTemplate: "file:///shared/name}" },
+        { uriTemplate: "file:///shared/{a{b}}" },
+        { uriTemplate: "file:///shared/{}" },
+        { uriTemplate: "file:///shared/{a}/../../etc/{b}" },
+        { uriTemplate: "file:///shared/%2f{a}" },
+        { uriTemplate: "{scheme}:///shared/x" },
+        { uriTemplate: 7 },
+        { uriTemplate: ["file:///shared/{a}"] },
+        { name: "no uriTemplate" },
+        "file:///shared/{a}",
+        { uriTemplate: "file:///shared/{ok}" },
+      ],
+    }));
+    assert.deepEqual(templates(v), ["file:///shared/{ok}"]);
+  });
+
+  test("without mcp.resources every template with a string uriTemplate is kept (same bytes); only those without one are removed, as resources without a uri are", async () => {
+    const { g } = gate({ name: "open", tools: null });
+    const valid = [{ uriTemplate: "file:///etc/{name}" }, { uriTemplate: "file:///shared/{name" }, { uriTemplate: "x" }];
+    assert.equal((await g.fromServer(result(1, { resourceTemplates: valid }))).kind, "same");
+    const v = await g.fromServer(result(2, { resourceTemplates: [...valid, { uriTemplate: 7 }, { name: "none" }, null] }));
+    assert.deepEqual(templates(v), ["file:///etc/{name}", "file:///shared/{name", "x"]);
+  });
+
+  test("a closed rule empties the templates list like the others", async () => {
+    const { g, set } = live(shared);
+    set({ name: "rt", tools: null, closed: { reason: "rule_removed", message: "tidegate: rule rt was removed" } });
+    const v = await g.fromServer(result(1, { resourceTemplates: [{ uriTemplate: "file:///shared/{name}" }], resources: [{ uri: "file:///shared/a" }] }));
+    assert.deepEqual(v.kind === "replace" ? (JSON.parse(v.text) as { result: unknown }).result : v.kind, { resourceTemplates: [], resources: [] });
+  });
+
+  test("list changes: initialize declares listChanged on resources only; a reload changing mcp.resources after both lists were sent says resources/list_changed once, and after the templates list alone says it too", async () => {
+    const lists = (resource: string) => ({ tool: "all", resource, prompt: "all" });
+    const narrowed: GateRule = { ...shared, resources: toolDecider({ allow: new Set(["test://static/*"]), deny: new Set() }), lists: lists("static") };
+    const { g, set } = live({ ...shared, lists: lists("shared") });
+    await g.fromClient(req(0, "initialize", { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "c", version: "1" } }));
+    const init = await g.fromServer(result(0, { protocolVersion: "2025-11-25", capabilities: { resources: { subscribe: true }, resourceTemplates: {} }, serverInfo: { name: "s", version: "1" } }));
+    assert.deepEqual(init.kind === "replace" ? (JSON.parse(init.text) as { result: { capabilities: unknown } }).result.capabilities : init.kind, { resources: { subscribe: true, listChanged: true }, resourceTemplates: {} }, "no capability of templates is made up, nor one the server named changed");
+    await g.fromServer(result(1, { resources: [{ uri: "file:///shared/a" }] }));
+    await g.fromServer(result(2, { resourceTemplates: [{ uriTemplate: "file:///shared/{name}" }] }));
+    set({ ...shared, lists: lists("shared") }); // the same file again: no change
+    assert.deepEqual(g.listsChanged(), []);
+    set(narrowed);
+    assert.deepEqual(g.listsChanged(), ["notifications/resources/list_changed"], "once for both lists");
+    assert.deepEqual(g.listsChanged(), [], "said once");
+
+    const alone = live({ ...shared, lists: lists("shared") });
+    await alone.g.fromServer(result(1, { resourceTemplates: [{ uriTemplate: "file:///shared/{name}" }] }));
+    alone.set(narrowed);
+    assert.deepEqual(alone.g.listsChanged(), ["notifications/resources/list_changed"]);
+  });
+
+  test("list changes: templates listed before a reload and resources after it, the templates the client holds are still announced as changed", async () => {
+    const lists = (resource: string) => ({ tool: "all", resource, prompt: "all" });
+    const { g, set } = live({ ...shared, lists: lists("shared") });
+    await g.fromServer(result(1, { resourceTemplates: [{ uriTemplate: "file:///shared/{name}" }] }));
+    set({ ...shared, resources: toolDecider({ allow: new Set(["test://static/*"]), deny: new Set() }), lists: lists("static") });
+    await g.fromServer(result(2, { resources: [{ uri: "test://static/a" }] }));
+    assert.deepEqual(g.listsChanged(), ["notifications/resources/list_changed"], "the resources list is fresh, the templates list is not");
+    assert.deepEqual(g.listsChanged(), []);
+  });
+});
+
 test("McpGate: args_sha256 comes from the injected sha256 when one is given (WebCrypto otherwise)", async () => {
   const { g, events } = gate();
   await g.fromClient(call(1, "ls", { path: "/a", n: 2 }));

@@ -25,15 +25,21 @@
  *   dot segments or encoded slashes, is `resource_bad_uri`), a prompts/get of a prompt `mcp.prompts` refuses (`resource_denied`,
  *   `resource_not_allowed`, `prompt_denied`, `prompt_not_allowed`): error POLICY_DENIED.
  *
- * From the server (`fromServer`): any result holding a `tools`, `resources` or `prompts` array is
- * taken for that list, whatever request it answers (so one arriving on another stream is filtered
- * all the same): items the rule hides, items without their name (uri), and tools whose
- * definition is not the pinned one are removed (pins.ts; a newly seen changed definition is
- * logged `tool_definition_changed`). Other messages pass unchanged, list-changed notifications
- * included, except, where the carrier announces list changes itself (`announcesLists`,
- * `listsChanged`), the answer to the client's initialize, which then declares `listChanged` for
- * the server's lists. A message that does not parse is `invalid`: the carrier drops it or
- * answers the request it stood for with an error.
+ * From the server (`fromServer`): any result holding a `tools`, `resources`, `resourceTemplates`
+ * or `prompts` array is taken for that list, whatever request it answers (so one arriving on
+ * another stream is filtered all the same): items the rule hides, items without their name (uri,
+ * uriTemplate), and tools whose definition is not the pinned one are removed (pins.ts; a newly
+ * seen changed definition is logged `tool_definition_changed`). A resource template
+ * (resources/templates/list) is decided by `mcp.resources` on its text with each `{...}`
+ * expression as `*` (resource-template.ts: `file:///shared/{name}` as `file:///shared/*`), and
+ * hidden when that text is refused or cannot be decided (a brace outside a pair, a text that does
+ * not normalize). That decides only what the client is shown: every URI made from a template,
+ * listed or hidden, is decided on its own at resources/read. Other messages pass unchanged,
+ * list-changed notifications included, except, where the carrier announces list changes itself
+ * (`announcesLists`, `listsChanged`; resources/list_changed stands for the templates too), the
+ * answer to the client's initialize, which then declares `listChanged` for the server's lists. A
+ * message that does not parse is `invalid`: the carrier drops it or answers the request it stood
+ * for with an error.
  *
  * Audit: one `tool_call` per tools/call: refused ones at once (decision deny, reason), allowed
  * ones when their answer comes (duration, is_error), or at `close` when it never came. The
@@ -45,9 +51,10 @@ import { classify } from "./classify.ts";
 import { INVALID_REQUEST, type JsonRpcErrorResponse, type JsonRpcId, jsonRpcError, jsonRpcErrorOf, McpError } from "./errors.ts";
 import { checkHeadersMatchBody, paramPathsOf, type HeaderSource, type ParamPaths } from "./headers.ts";
 import { isJsonObject, sha256Hex } from "./json.ts";
+import { normalizeResourceTemplate } from "./resource-template.ts";
 import { normalizeResourceUri } from "./resource-uri.ts";
 import { type MessageLimits, type McpMessage, parseMessage } from "./message.ts";
-import { type Joined, type ListKind, ListsSeen, MAX_AWAITED, MAX_JOINED, type SessionLists } from "./lists-seen.ts";
+import { type Joined, type ListKind, type ListName, ListsSeen, MAX_AWAITED, MAX_JOINED, type SessionLists } from "./lists-seen.ts";
 import { MAX_TOOLS_PER_SERVER, type PinStore } from "./pins.ts";
 import type { ToolDecision } from "./tool-filter.ts";
 import { toolDefinitionText } from "./tool-pin.ts";
@@ -83,13 +90,25 @@ export interface GateRule {
   readonly lists?: Readonly<Record<Kind, string>>;
 }
 
-/** What a rule decides over, the member of a list result holding it, and the member naming an item. */
+/** What a rule decides over: its filter, and the server capability (initialize) offering its lists. */
 const KINDS = {
-  tool: { list: "tools", key: "name", filter: (r: GateRule) => r.tools },
-  resource: { list: "resources", key: "uri", filter: (r: GateRule) => r.resources ?? null },
-  prompt: { list: "prompts", key: "name", filter: (r: GateRule) => r.prompts ?? null },
+  tool: { capability: "tools", filter: (r: GateRule) => r.tools },
+  resource: { capability: "resources", filter: (r: GateRule) => r.resources ?? null },
+  prompt: { capability: "prompts", filter: (r: GateRule) => r.prompts ?? null },
 } as const satisfies Record<ListKind, unknown>;
 type Kind = ListKind;
+
+/**
+ * Each list a result may hold (its member, ListName): the filter deciding its items, the member
+ * naming an item, and the text the filter decides that name as (null: hidden). Resource
+ * templates are decided by the resources filter (resource-template.ts).
+ */
+const LISTS = {
+  tools: { kind: "tool", key: "name", decided: (name: string): string | null => name },
+  resources: { kind: "resource", key: "uri", decided: normalizeResourceUri },
+  resourceTemplates: { kind: "resource", key: "uriTemplate", decided: normalizeResourceTemplate },
+  prompts: { kind: "prompt", key: "name", decided: (name: string): string | null => name },
+} as const satisfies Record<ListName, { kind: Kind; key: string; decided: (name: string) => string | null }>;
 
 /** Requests naming a resource besides resources/read (which classify.ts reads). */
 const URI_METHODS = new Set(["resources/subscribe", "resources/unsubscribe"]);
@@ -149,7 +168,11 @@ interface Pending {
   readonly seen: ListsSeen;
 }
 
-/** The list-changed notification (MCP "Tools", "Resources", "Prompts": List Changed Notification) of each list kind. */
+/**
+ * The list-changed notification (MCP "Tools", "Resources", "Prompts": List Changed Notification)
+ * of each list kind; resources/list_changed stands for the resource templates too (the spec has
+ * no notification of their own).
+ */
 export const LIST_CHANGED: Readonly<Record<Kind, string>> = {
   tool: "notifications/tools/list_changed",
   resource: "notifications/resources/list_changed",
@@ -162,11 +185,11 @@ function declaringListChanged(result: Readonly<Record<string, unknown>>): Readon
   if (!isJsonObject(caps)) return null;
   let out: Record<string, unknown> | null = null;
   for (const kind of Object.keys(KINDS) as Kind[]) {
-    const list = KINDS[kind].list;
-    const offered = caps[list];
+    const capability = KINDS[kind].capability;
+    const offered = caps[capability];
     if (!isJsonObject(offered) || offered.listChanged === true) continue;
     out ??= { ...caps };
-    out[list] = { ...offered, listChanged: true };
+    out[capability] = { ...offered, listChanged: true };
   }
   return out === null ? null : Object.freeze({ ...result, capabilities: Object.freeze(out) });
 }
@@ -345,8 +368,8 @@ export class McpGate {
     }
     const rule = this.ruleNow();
     const seen = p?.seen ?? stream ?? this.own;
-    for (const kind of Object.keys(KINDS) as Kind[]) {
-      const filtered = await this.filterList(rule, kind, result, seen);
+    for (const list of Object.keys(LISTS) as ListName[]) {
+      const filtered = await this.filterList(rule, list, result, seen);
       if (filtered !== null) {
         result = filtered;
         changed = true;
@@ -356,26 +379,32 @@ export class McpGate {
     return changed ? { kind: "replace", message, text: JSON.stringify({ jsonrpc: "2.0", id: m.id, result }) } : { kind: "same", message };
   }
 
-  /** `result` without the items of `kind` the rule (or, for tools, the pins) hides; null when nothing was removed or it has no such list. */
-  private async filterList(rule: GateRule, kind: Kind, result: Readonly<Record<string, unknown>>, seen: ListsSeen): Promise<Readonly<Record<string, unknown>> | null> {
-    const { list, key, filter } = KINDS[kind];
+  /**
+   * `result` without the items of `list` the rule (or, for tools, the pins) hides; null when
+   * nothing was removed or it has no such list. Without a filter for it, only items without
+   * their name are removed (and, for tools, those not pinned); with one, an item whose name
+   * cannot be decided (LISTS `decided`) is removed too.
+   */
+  private async filterList(rule: GateRule, list: ListName, result: Readonly<Record<string, unknown>>, seen: ListsSeen): Promise<Readonly<Record<string, unknown>> | null> {
+    const { kind, key, decided } = LISTS[list];
     const listed = result[list];
     if (!Array.isArray(listed)) return null;
-    seen.listed.set(kind, filterOf(rule, kind));
-    if (kind === "tool") seen.unpinned.clear();
+    seen.listed.set(list, filterOf(rule, kind));
+    if (list === "tools") seen.unpinned.clear();
     if (rule.closed) return listed.length === 0 ? null : Object.freeze({ ...result, [list]: Object.freeze([]) });
-    const decide = filter(rule);
-    if (decide === null && kind !== "tool" && listed.every((t) => isJsonObject(t) && typeof t[key] === "string")) return null;
+    const decide = KINDS[kind].filter(rule);
+    if (decide === null && list !== "tools" && listed.every((t) => isJsonObject(t) && typeof t[key] === "string")) return null;
     const kept: unknown[] = [];
     for (const t of listed as readonly unknown[]) {
       if (!isJsonObject(t) || typeof t[key] !== "string") continue;
-      const name = kind === "resource" && decide !== null ? normalizeResourceUri(t[key] as string) : (t[key] as string);
+      const raw = t[key] as string;
+      const name = decide === null ? raw : decided(raw);
       if (name === null || (decide?.(name) ?? "allowed") !== "allowed") continue;
-      if (kind === "tool" && this.deps.pins !== null && !(await this.pinned(rule.name, name, t))) {
+      if (list === "tools" && this.deps.pins !== null && !(await this.pinned(rule.name, name, t))) {
         if (seen.unpinned.size < MAX_TOOLS_PER_SERVER) seen.unpinned.add(name);
         continue;
       }
-      if (kind === "tool" && (this.paramPaths.has(name) || this.paramPaths.size < MAX_TOOLS_PER_SERVER)) this.paramPaths.set(name, paramPathsOf(t.inputSchema));
+      if (list === "tools" && (this.paramPaths.has(name) || this.paramPaths.size < MAX_TOOLS_PER_SERVER)) this.paramPaths.set(name, paramPathsOf(t.inputSchema));
       kept.push(t);
     }
     return kept.length === listed.length ? null : Object.freeze({ ...result, [list]: Object.freeze(kept) });
@@ -391,26 +420,29 @@ export class McpGate {
   }
 
   /**
-   * The list-changed notifications the client should get now (LIST_CHANGED): one per list kind the
-   * server sent it (in `seen`: this gate's own, or an HTTP session's from `lists`) whose filter
-   * differs in the rule in force from the one it was filtered under (a reload, a registration
-   * change), and tools/list_changed when a tool the last tools list left out as not pinned has been
-   * approved since. Each change is said once; the carrier sends them (the server is not asked: its
-   * list is the same, what the client may see of it is not).
+   * The list-changed notifications the client should get now (LIST_CHANGED): one per list kind
+   * with a list the server sent it (in `seen`: this gate's own, or an HTTP session's from `lists`)
+   * whose filter differs in the rule in force from the one it was filtered under (a reload, a
+   * registration change), and tools/list_changed when a tool the last tools list left out as not
+   * pinned has been approved since. Each change is said once, and each notification at most once
+   * per call: resources and resource templates both sent, a change of `mcp.resources` says
+   * resources/list_changed once. The carrier sends them (the server is not asked: its list is the
+   * same, what the client may see of it is not).
    */
   listsChanged(seen: ListsSeen = this.own): string[] {
     if (seen.listed.size === 0) return [];
     const rule = this.ruleNow();
-    const out: string[] = [];
-    for (const [kind, was] of seen.listed) {
+    const out = new Set<string>();
+    for (const [list, was] of seen.listed) {
+      const kind = LISTS[list].kind;
       const now = filterOf(rule, kind);
-      const approved = kind === "tool" && this.deps.pins !== null && [...seen.unpinned].some((t) => !this.deps.pins!.waiting(this.ctx.server, t));
+      const approved = list === "tools" && this.deps.pins !== null && [...seen.unpinned].some((t) => !this.deps.pins!.waiting(this.ctx.server, t));
       if (now === was && !approved) continue;
-      seen.listed.set(kind, now);
+      seen.listed.set(list, now);
       if (approved) seen.unpinned.clear();
-      out.push(LIST_CHANGED[kind]);
+      out.add(LIST_CHANGED[kind]);
     }
-    return out;
+    return [...out];
   }
 
   /** True while request `id` waits for its answer. */

@@ -22,7 +22,7 @@ describe("SessionLists", () => {
     const s = new SessionLists();
     const one = s.join(A, S, "x")!;
     const two = s.join(A, S, "x")!;
-    one.seen.listed.set("tool", "deny rm");
+    one.seen.listed.set("tools", "deny rm");
     one.release();
     one.release();
     assert.equal(s.size, 1, "the second holder still holds it");
@@ -34,7 +34,7 @@ describe("SessionLists", () => {
   test("released by all, the next join starts a fresh record", () => {
     const s = new SessionLists();
     const one = s.join(A, S, "x")!;
-    one.seen.listed.set("tool", "deny rm");
+    one.seen.listed.set("tools", "deny rm");
     one.release();
     assert.equal(s.size, 0);
     assert.equal(s.join(A, S, "x")!.seen.listed.size, 0);

@@ -32,12 +32,18 @@ export const MAX_JOINED = 64;
 /** Tool calls one session's record awaits at once; past it, a call whose stream ended is logged without an answer at once. */
 export const MAX_AWAITED = 1024;
 
-/** The three lists a rule decides over (gate.ts KINDS). */
+/** The three filters a rule decides lists with (gate.ts KINDS), each with its list-changed notification. */
 export type ListKind = "tool" | "resource" | "prompt";
 
+/**
+ * The member of a list result holding a list (gate.ts LISTS). `resourceTemplates` is decided by
+ * the resource filter and announced with the resources' notification: MCP has none of its own.
+ */
+export type ListName = "tools" | "resources" | "resourceTemplates" | "prompts";
+
 export class ListsSeen {
-  /** Per list kind sent, what it was last filtered under (gate.ts `filterOf`). */
-  readonly listed = new Map<ListKind, unknown>();
+  /** Per list sent, what it was last filtered under (gate.ts `filterOf`): each list on its own, so one refiltered after a reload does not stand for another sent before it. */
+  readonly listed = new Map<ListName, unknown>();
   /** The tools the last tools list left out as not pinned (waiting for approval). */
   readonly unpinned = new Set<string>();
   /** Tool calls whose answer's stream ended without it, by JSON-RPC id (a session's record only). */
