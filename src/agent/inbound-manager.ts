@@ -13,7 +13,9 @@
  *   whose client the rule no longer allows, or whose rule is removed or restarted, is ended at
  *   once (`rule_removed`, `client_not_allowed`, outcome `terminated`).
  * A stopping agent calls `stopAccepting` (every port closed, sync does nothing more), waits while
- * `inFlight` counts connections of any listener, stopped ones included, and `endAll` cuts the rest.
+ * `inFlight` counts connections of any listener, stopped ones included, and `endAll` cuts the rest;
+ * then `stop` logs the tool calls the listeners' MCP sessions still await (a stopped listener is
+ * kept until its connections have ended and no session of it waits for its client to resume).
  */
 import type { Audit } from "../audit/sink/audit-log.ts";
 import type { InboundRule, Policy } from "../policy/model.ts";
@@ -82,7 +84,7 @@ export class InboundManager {
   /** Brings the listeners in line with `policy`; resolves with what the listeners whose rule changed or went ended (`InboundListener.recheck`). */
   sync(policy: Policy | null): Promise<Rechecked> {
     if (this.stopping) return Promise.resolve(NONE_ENDED);
-    this.retired = this.retired.filter((l) => l.connections > 0);
+    this.retired = this.retired.filter((l) => l.connections > 0 || l.sessionsWaiting > 0);
     const wanted = new Map((policy?.inbound ?? []).map((r) => [keyOf(r), r]));
     const changed: InboundListener[] = [];
     for (const [key, slot] of this.slots) {
@@ -161,7 +163,9 @@ export class InboundManager {
     return [...this.slots.values()].reduce((n, s) => n + (s.listener?.endAll(fields) ?? 0), 0) + this.retired.reduce((n, l) => n + l.endAll(fields), 0);
   }
 
+  /** Closes every port, and logs what the listeners' MCP sessions still await without an answer (lists-seen.ts). */
   stop(): void {
     this.stopAccepting();
+    for (const l of this.retired) l.closeSessions();
   }
 }

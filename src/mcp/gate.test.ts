@@ -626,9 +626,17 @@ describe("McpGate: a tool call answered on another stream of its session (resume
   function setup() {
     const events: Event[] = [];
     let clock = 1000;
-    const sessions = new SessionLists();
+    // the resume window's timers, fired by the test (`windowPasses`)
+    const armed = new Map<number, () => void>();
+    let nextTimer = 1;
+    const sessions = new SessionLists(undefined, undefined, { set: (fn) => (armed.set(nextTimer, fn), nextTimer++), clear: (h) => void armed.delete(h as number) });
     const conn = (connId: string) => new McpGate({ caller: "spiffe://example.org/agent", server: "spiffe://example.org/mcp/fs", connId, rule }, { pins: null, audit: (type, fields) => events.push({ type, fields }), now: () => clock, sessions });
-    return { events, sessions, conn, tick: (ms: number) => (clock += ms) };
+    const windowPasses = () => {
+      const all = [...armed.values()];
+      armed.clear();
+      for (const fn of all) fn();
+    };
+    return { events, sessions, conn, tick: (ms: number) => (clock += ms), windowPasses };
   }
   const calls = (events: Event[]) => events.filter((e) => e.type === "tool_call").map((e) => [e.fields.tool, e.fields.conn_id, e.fields.duration_ms, e.fields.is_error, e.fields.outcome ?? null, e.fields.resumed ?? null]);
 
@@ -664,7 +672,7 @@ describe("McpGate: a tool call answered on another stream of its session (resume
   });
 
   test("an answer on another session's stream, or on a stream with no session record, is not taken for it", async () => {
-    const { events, conn } = setup();
+    const { events, conn, windowPasses } = setup();
     const post = conn("c-post");
     const other = conn("c-other");
     await post.fromClient(call(3, "slow"), headers("s1"));
@@ -674,11 +682,37 @@ describe("McpGate: a tool call answered on another stream of its session (resume
     assert.deepEqual(calls(events), []);
     post.close();
     other.close();
+    windowPasses();
     assert.deepEqual(calls(events), [["slow", "c-post", null, null, "no_answer", null]]);
   });
 
-  test("when the session's last connection closes, what it still awaits is logged without an answer, once", async () => {
+  test("the client lost its only connection and resumes on a new one within the window: one tool_call, resumed, no no_answer", async () => {
+    const { events, sessions, conn, tick, windowPasses } = setup();
+    const first = conn("c1");
+    await first.fromClient(call(7, "slow"), headers("s1"));
+    tick(10);
+    first.close(); // the client's only connection dropped while the call ran
+    assert.deepEqual([calls(events), sessions.waiting], [[], 1], "not logged while the client may come back");
+    tick(1500);
+    const back = conn("c2");
+    await back.fromServer(result(7, { content: [] }), back.lists(headers("s1"))); // its GET with Last-Event-ID brings the answer
+    assert.deepEqual(calls(events), [["slow", "c1", 1510, false, null, true]]);
+    back.close();
+    windowPasses();
+    assert.equal(calls(events).length, 1);
+    assert.equal(sessions.size, 0);
+  });
+
+  test("closed by its carrier's own answer (final: a refusal, a timeout's 504), a waiting call is logged without an answer at once, not awaited", async () => {
     const { events, sessions, conn } = setup();
+    const c = conn("c1");
+    await c.fromClient(call(2, "slow"), headers("s1"));
+    c.close(true);
+    assert.deepEqual([calls(events), sessions.size, sessions.waiting], [[["slow", "c1", null, null, "no_answer", null]], 0, 0]);
+  });
+
+  test("when the session's last connection closes, what it still awaits is logged without an answer once the resume window passes, once", async () => {
+    const { events, sessions, conn, windowPasses } = setup();
     const post = conn("c-post");
     const get = conn("c-get");
     await post.fromClient(call(1, "a"), headers("s1"));
@@ -688,8 +722,12 @@ describe("McpGate: a tool call answered on another stream of its session (resume
     post.close(); // 2 was still waiting on this connection: awaited by the session too
     assert.deepEqual(calls(events), [], "the GET connection still holds the session");
     get.close();
+    assert.deepEqual([calls(events), sessions.waiting], [[], 1], "the client may still resume on a new connection");
+    windowPasses();
     assert.deepEqual(calls(events).sort(), [["a", "c-post", null, null, "no_answer", null], ["b", "c-post", null, null, "no_answer", null]]);
     assert.equal(sessions.size, 0);
+    windowPasses();
+    assert.equal(calls(events).length, 2);
   });
 
   test("an id used again in the session while awaited: the earlier call is logged without an answer, the new one waits on its own", async () => {
@@ -713,7 +751,7 @@ describe("McpGate: a tool call answered on another stream of its session (resume
   });
 
   test(`past ${MAX_AWAITED} awaited calls in one session, the next is logged without an answer at once`, async () => {
-    const { events, conn } = setup();
+    const { events, conn, windowPasses } = setup();
     const keep = conn("c-keep");
     keep.lists(headers("s1"));
     for (let i = 0; i <= MAX_AWAITED; i++) {
@@ -723,6 +761,7 @@ describe("McpGate: a tool call answered on another stream of its session (resume
     }
     assert.deepEqual(calls(events), [["t", `c${MAX_AWAITED}`, null, null, "no_answer", null]]);
     keep.close();
+    windowPasses();
     assert.equal(calls(events).length, MAX_AWAITED + 1);
   });
 });

@@ -466,7 +466,7 @@ export class McpGate {
    * A tool call whose answer will not come where it was awaited. In a session's shared record it
    * is awaited there (lists-seen.ts `awaited`): another stream of the session may bring the answer,
    * a GET resuming the first, and the call is logged then, with its duration and `resumed: true`,
-   * or without an answer once the session's last connection closes. Otherwise it is logged
+   * or without an answer once the session's record ends (lists-seen.ts). Otherwise it is logged
    * without an answer now (`outcome: "no_answer"`).
    */
   private unanswered(id: JsonRpcId, p: Pending): void {
@@ -479,11 +479,16 @@ export class McpGate {
 
   /**
    * The connection ended: calls still waiting for an answer are awaited by their sessions'
-   * records or logged without one (`unanswered`), and the records are let go (the last
-   * connection of a session logs what its record still awaits).
+   * records or logged without one (`unanswered`), and the records are let go (a session's record
+   * that no connection holds waits for its client to resume, then logs what it still awaits:
+   * lists-seen.ts). `final`: the carrier answered the client itself (a refusal, a timeout's 504),
+   * so no answer will be resumed: the calls still waiting are logged without one now.
    */
-  close(): void {
-    for (const [id, p] of this.pending) this.unanswered(id, p);
+  close(final = false): void {
+    for (const [id, p] of this.pending) {
+      if (final && p.tool !== null) this.logCall(p.rule, p.tool, p.argsSha256, "allow", null, null, { outcome: "no_answer" });
+      else this.unanswered(id, p);
+    }
     this.pending.clear();
     for (const j of this.joined.values()) j.release();
     this.joined.clear();

@@ -13,19 +13,27 @@
  * call with its duration (gate.ts `fromServer`).
  *
  * A session's record lives while a connection of it is open: each gate holds what it joined
- * until it closes (`release`). When the last lets go, the calls still awaited are logged without
- * an answer (`unanswered`): no stream of the session is left to bring one.
+ * until it closes (`release`). When the last lets go, the record lingers for RESUME_WINDOW_MS: a
+ * client that lost its only connection comes back on a new one to resume (MCP "Resumability and
+ * Redelivery"; the TypeScript SDK retries after 1 s, then 1.5 s), and a join of the session in
+ * that time takes the record up again, with the calls it awaits. When the window passes with no
+ * join, or the SessionLists is closed (the agent stops), the calls still awaited are logged
+ * without an answer (`unanswered`): no stream of the session is left to bring one.
  *
- * Bounds: MAX_SESSIONS records a SessionLists keeps, MAX_JOINED that one gate holds, MAX_AWAITED
- * calls a record awaits. A gate past either of the first two keeps a record of its own for that
- * session, which no other connection sees. A session ID that is not 1-256 visible ASCII
- * characters (MCP "Session Management") is never shared.
+ * Bounds: MAX_SESSIONS records a SessionLists keeps, lingering ones included (at the bound, the
+ * record that began lingering first ends at once to make room; only records held by a connection
+ * refuse a join), MAX_JOINED that one gate holds, MAX_AWAITED calls a record awaits. A gate past
+ * either of the first two keeps a record of its own for that session, which no other connection
+ * sees. A session ID that is not 1-256 visible ASCII characters (MCP "Session Management") is
+ * never shared.
  */
 
 import type { JsonRpcId } from "./errors.ts";
 
 /** Records one SessionLists keeps at once. */
 export const MAX_SESSIONS = 4096;
+/** How long a record no connection holds waits for the client to come back and resume. */
+export const RESUME_WINDOW_MS = 30_000;
 /** Sessions one gate (one connection) holds a record of at once: a proxy's pooled connection carries several clients' sessions. */
 export const MAX_JOINED = 64;
 
@@ -65,29 +73,74 @@ export interface Joined {
 
 const SESSION_ID = /^[\x21-\x7e]{1,256}$/;
 
+/** The timer a lingering record waits with (the runtime's by default; a test's own clock). */
+export interface LingerTimers {
+  set(fn: () => void, ms: number): unknown;
+  clear(handle: unknown): void;
+}
+
+const RUNTIME_TIMERS: LingerTimers = {
+  set(fn, ms) {
+    const t = setTimeout(fn, ms);
+    // A lingering record must not keep a stopping process alive (Bun and Node timers; Deno's are numbers).
+    (t as { unref?: () => void }).unref?.();
+    return t;
+  },
+  clear: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
+interface Entry {
+  readonly seen: ListsSeen;
+  refs: number;
+  /** While no connection holds it: the timer that ends it. */
+  linger: unknown;
+}
+
 /** The records of one listener's or proxy's sessions, shared by its gates. */
 export class SessionLists {
-  private readonly entries = new Map<string, { readonly seen: ListsSeen; refs: number }>();
+  private readonly entries = new Map<string, Entry>();
+  /** The records no connection holds, in the order they began to linger. */
+  private readonly lingering = new Map<string, Entry>();
+  private closed = false;
 
-  constructor(private readonly max = MAX_SESSIONS) {}
+  constructor(
+    private readonly max = MAX_SESSIONS,
+    private readonly lingerMs = RESUME_WINDOW_MS,
+    private readonly timers: LingerTimers = RUNTIME_TIMERS,
+  ) {}
 
-  /** Records held now. */
+  /** Records kept now, lingering ones included. */
   get size(): number {
     return this.entries.size;
   }
 
+  /** Records no connection holds, waiting for the client to resume. */
+  get waiting(): number {
+    return this.lingering.size;
+  }
+
   /**
    * The record of `session` (an Mcp-Session-Id, or "" for a server that gives none) between
-   * `caller` and `server`, held until `release`; null when the ID cannot be shared or the
-   * records are at their bound.
+   * `caller` and `server`, held until `release`; null when the ID cannot be shared, or the
+   * records are at their bound and every one is held by a connection. After `close`, every
+   * join is null.
    */
   join(caller: string, server: string, session: string): Joined | null {
-    if (session !== "" && !SESSION_ID.test(session)) return null;
+    if (this.closed || (session !== "" && !SESSION_ID.test(session))) return null;
     const key = `${caller}\n${server}\n${session}`;
     let e = this.entries.get(key);
+    if (e !== undefined && e.refs === 0) {
+      this.timers.clear(e.linger);
+      e.linger = null;
+      this.lingering.delete(key);
+    }
     if (e === undefined) {
-      if (this.entries.size >= this.max) return null;
-      e = { seen: new ListsSeen(), refs: 0 };
+      if (this.entries.size >= this.max) {
+        const oldest = this.lingering.keys().next();
+        if (oldest.done) return null;
+        this.end(oldest.value);
+      }
+      e = { seen: new ListsSeen(), refs: 0, linger: null };
       this.entries.set(key, e);
     }
     e.refs += 1;
@@ -99,12 +152,30 @@ export class SessionLists {
         if (!held) return;
         held = false;
         entry.refs -= 1;
-        if (entry.refs !== 0) return;
-        if (this.entries.get(key) === entry) this.entries.delete(key);
-        const left = [...entry.seen.awaited.values()];
-        entry.seen.awaited.clear();
-        for (const call of left) call.unanswered();
+        if (entry.refs !== 0 || this.entries.get(key) !== entry) return;
+        if (this.closed || entry.seen.awaited.size === 0) return this.end(key);
+        entry.linger = this.timers.set(() => this.end(key), this.lingerMs);
+        this.lingering.set(key, entry);
       },
     };
+  }
+
+  /** Ends every lingering record now, logging what each awaits without an answer; joins are refused from now on. */
+  close(): void {
+    this.closed = true;
+    for (const key of [...this.lingering.keys()]) this.end(key);
+  }
+
+  /** The record of `key` goes; the calls it awaits are logged without an answer. */
+  private end(key: string): void {
+    const entry = this.entries.get(key);
+    if (entry === undefined) return;
+    this.entries.delete(key);
+    this.lingering.delete(key);
+    if (entry.linger !== null) this.timers.clear(entry.linger);
+    entry.linger = null;
+    const left = [...entry.seen.awaited.values()];
+    entry.seen.awaited.clear();
+    for (const call of left) call.unanswered();
   }
 }

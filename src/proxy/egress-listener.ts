@@ -523,6 +523,7 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
     stop: () => {
       for (const l of listeners) l.stop(true);
       deps.intercept?.legs?.close();
+      deps.intercept?.sessions?.close(); // tool calls a session still awaits are logged without an answer
     },
   };
 }

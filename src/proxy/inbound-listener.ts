@@ -220,6 +220,16 @@ export class InboundListener {
     this.listener.stop(false);
   }
 
+  /** MCP sessions no connection holds, kept for their client to resume (lists-seen.ts). */
+  get sessionsWaiting(): number {
+    return this.sessions.waiting;
+  }
+
+  /** The agent stops: tool calls a session still awaits are logged without an answer now, not when its window would pass. */
+  closeSessions(): void {
+    this.sessions.close();
+  }
+
   /**
    * The policy no longer has this listener (its rule removed, or its `listen` or `id` changed):
    * the port closes, connections in flight go on, and an MCP conversation among them takes no

@@ -247,11 +247,12 @@ export class HttpExchange implements LegOwner {
     if (this.done) return;
     const r = this.req;
     const reason = String(why.reason ?? "");
+    // The proxy ended it, not the workload: an MCP call still waiting will not be resumed.
     if (this.logCut(why, status)) {
       this.client.write(refusalResponse(status, reason));
-      return this.finish(why);
+      return this.finish(why, false, true);
     }
-    this.finish(why, r !== null || this.tunnel !== null);
+    this.finish(why, r !== null || this.tunnel !== null, true);
   }
 
   /**
@@ -869,7 +870,7 @@ export class HttpExchange implements LegOwner {
     // closed mid-request, so the upstream never sees it complete.
     if (log && r !== null) this.logRequest(r.head, r.started, { status, outcome, reason, detail, rule: r.verdict.rule.name, host: r.verdict.name, path: r.verdict.path, ...bodyBytes(r) });
     this.client.write(refusalResponse(status, reason));
-    this.finish({ outcome, reason, detail });
+    this.finish({ outcome, reason, detail }, false, true);
   }
 
   /** `head` null: the request broke HTTP/1.1 before its head was whole. */
@@ -878,14 +879,18 @@ export class HttpExchange implements LegOwner {
     this.deps.audit.emit("http_request", requestEvent(this.base, head, started, fields));
   }
 
-  /** `reset`: the workload's connection is closed with a reset (what it was getting was cut). */
-  private finish(fields: Readonly<Fields>, reset = false): void {
+  /**
+   * `reset`: the workload's connection is closed with a reset (what it was getting was cut).
+   * `answered`: tidegate ended the exchange itself (a refusal, a bound, the agent's stop), so an
+   * MCP call still waiting will not be resumed (McpGate.close `final`).
+   */
+  private finish(fields: Readonly<Fields>, reset = false, answered = false): void {
     if (this.done) return;
     this.done = true;
     this.watch.stop();
     this.head.stop();
     this.req?.mcp?.response?.stop();
-    for (const g of this.gates.values()) g.gate.close();
+    for (const g of this.gates.values()) g.gate.close(answered);
     const t = this.tunnel;
     this.releaseLeg();
     if (reset) this.client.abort();

@@ -260,7 +260,7 @@ export class McpRelay {
 
   private abort(reason: string, detail: string): void {
     this.refused ??= { reason, detail };
-    this.close();
+    this.close(true);
   }
 
   /** A socket closed: nothing more moves; calls still waiting are logged without an answer. */
@@ -272,12 +272,13 @@ export class McpRelay {
     this.gate.close();
   }
 
-  private close(): void {
+  /** `final`: the client got the relay's own answer (a refusal, a timeout): a call still waiting will not be resumed (McpGate.close). */
+  private close(final = false): void {
     if (this.done) return;
     this.done = true;
     this.stopTimers();
     this.queue.length = 0;
-    this.gate.close();
+    this.gate.close(final);
     this.out.endBackend();
     this.out.endClient();
   }
