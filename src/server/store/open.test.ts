@@ -247,11 +247,14 @@ describe("background WAL sync", () => {
     try {
       await Bun.sleep(30);
       expect(synced).toEqual([]); // opening wrote nothing since: no sync
+      const t0 = performance.now();
       await Promise.all(Array.from({ length: 50 }, (_, i) => store.recordIssued(issued(i))));
       await store.setState("k", "v");
       await until(() => synced.length >= 1);
       await Bun.sleep(30);
-      expect(synced.length).toBeLessThanOrEqual(2); // one burst, not one sync per write
+      // not one sync per write (51 of them), and at most one per 5 ms interval since the first
+      // (a loaded machine spreads the writes over more than one interval)
+      expect(synced.length).toBeLessThanOrEqual(Math.min(25, Math.ceil((performance.now() - t0) / 5) + 1));
       expect(new Set(synced)).toEqual(new Set([`${path}-wal`]));
       const before = synced.length;
       await store.getState("k"); // a read dirties nothing
