@@ -263,7 +263,7 @@ export class McpRelay {
     this.close(true);
   }
 
-  /** A socket closed: nothing more moves; calls still waiting are logged without an answer. */
+  /** A socket closed: nothing more moves; calls still waiting are awaited by their session for a resume, or logged without an answer (McpGate.close). */
   gone(): void {
     if (this.done) return;
     this.done = true;
