@@ -6,7 +6,8 @@
 // each longer than the bounds, go through whole: nothing bounds a connection's whole duration.
 // A workload that resets its end mid-stream is recorded `client_gone`, the upstream's end closed.
 // Draining (a stopping agent): the port closes, a connection in flight ends whole; what is still
-// open at the deadline is reset both ways and recorded (`drain_timeout`).
+// open at the deadline is reset both ways and recorded (`drain_timeout`). Stopping: an MCP call
+// whose client lost its only connection, awaited by its session for a resume, is logged then.
 import type { Socket, SocketHandler } from "bun";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -23,6 +24,7 @@ import { SpiffeId } from "../spiffe/index.ts";
 import { PEEK_TIMEOUT_MS, type EgressListener } from "./egress-listener.ts";
 import { fullBacklog, startEgressOnFreePort, startWorkload, ticker, waitUntil } from "./bounds-test-kit.ts";
 import type { InterceptDeps } from "./intercept/serve.ts";
+import { SessionLists } from "../mcp/index.ts";
 
 const W = SpiffeId.parse("spiffe://example.org/w");
 const BOUNDS: ProxySettings = { connectTimeoutMs: 300, firstByteTimeoutMs: 300, idleTimeoutMs: 400, headerTimeoutMs: 600 };
@@ -205,6 +207,27 @@ describe("egress bounds: a rule's own (its proxy:)", () => {
       const e = await closeOf();
       expect(e).toMatchObject({ rule: "api-intercept", reason: "upstream_first_byte_timeout" });
       expect(String(e.detail)).toContain("150 ms");
+    } finally {
+      intercepting = null;
+    }
+  });
+});
+
+describe("egress stop: MCP calls a session still awaits", () => {
+  test("a call whose client lost its only connection is awaited for a resume, not logged; the listener's stop logs it without an answer", async () => {
+    let got = "";
+    const silent = upstream({ data: (_s: Socket<unknown>, d: Uint8Array) => void (got += new TextDecoder().decode(d)) }, true); // takes the call, never answers
+    intercepting = { leafFor: (name: string) => agentCa.leafFor(name), secret: () => null, sessions: new SessionLists() };
+    try {
+      const port = listenUnder(`trust_domain: example.org\negress:\n  - { name: api-mcp, from: spiffe://example.org/w, to: { host: api.test, port: 80 }, action: intercept, ca: ${caFile}, upstream: { port: ${silent} }, mcp: {} }\n`, 80, LONG);
+      const body = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "slow", arguments: {} } });
+      const w = await startWorkload(port, `POST /mcp HTTP/1.1\r\nHost: api.test\r\nContent-Type: application/json\r\nMcp-Session-Id: s1\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+      await waitUntil("the call upstream", () => (got.includes('"slow"') ? true : undefined));
+      w.reset(); // the workload's only connection is lost while the call runs
+      expect(await closeOf()).toMatchObject({ rule: "api-mcp", outcome: "client_gone" });
+      expect(audit.of("tool_call")).toEqual([]);
+      listener!.stop();
+      expect(audit.of("tool_call")).toMatchObject([{ tool: "slow", decision: "allow", rule: "api-mcp", outcome: "no_answer", duration_ms: null }]);
     } finally {
       intercepting = null;
     }

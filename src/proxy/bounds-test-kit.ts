@@ -9,6 +9,8 @@ import { startEgressListener, type EgressDeps, type EgressListener } from "./egr
 export interface WorkloadConn {
   write(text: string): void;
   end(): void;
+  /** Closes at once, with a reset: the workload's connection is lost. */
+  reset(): void;
   /** What came back, and the error it ended with (`ECONNRESET` for a reset), null for a clean end. */
   readonly done: Promise<{ text: string; error: string | null }>;
   /** What came back so far. */
@@ -31,7 +33,7 @@ export async function startWorkload(port: number, first: string): Promise<Worklo
     },
   });
   s.write(first);
-  return { write: (t) => void s.write(t), end: () => void s.end(), done: promise, text: () => text };
+  return { write: (t) => void s.write(t), end: () => void s.end(), reset: () => void s.terminate(), done: promise, text: () => text };
 }
 
 /**
