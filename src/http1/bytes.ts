@@ -37,13 +37,13 @@ for (let c = 0; c < 6; c++) {
 let staging = new Uint8Array(16 * 1024);
 
 /**
- * A copy of `b[from, to)`, made without calling a method on `b` itself. `b` is often a buffer the
+ * A copy of `b[from, to)` (by default all of `b`), made without calling a method on `b` itself. `b` is often a buffer the
  * runtime made (a socket's read, in Bun), and `slice`, `subarray` or `.buffer` on one has the
  * runtime give it an ArrayBuffer of its own: one per read, which made each young collection of the
  * intercepting proxy last about three times as long (docs/benchmarks.md, "Interception"). `set`
  * reads it without that, so the whole read is staged in a kept buffer and the part sliced from there.
  */
-export function copyOf(b: Uint8Array, from: number, to: number): Uint8Array {
+export function copyOf(b: Uint8Array, from = 0, to = b.length): Uint8Array {
   if (from === 0 && to === b.length) {
     const whole = new Uint8Array(b.length);
     whole.set(b);

@@ -80,7 +80,7 @@ export class XfccRewriter {
         this.requests += 1;
         out.push(this.rewrite(h));
       } else if (e.kind === "body") {
-        out.push(this.framing === "chunked" ? encodeChunk(e.bytes) : copyOf(e.bytes, 0, e.bytes.length));
+        out.push(this.framing === "chunked" ? encodeChunk(e.bytes) : copyOf(e.bytes));
       } else if (this.framing === "chunked") {
         out.push(lastChunk(e.trailers));
       }

@@ -37,11 +37,11 @@ export function plainClient(socket: Socket<unknown>, r: Receiver): { side: Clien
     write(bytes) {
       // copies by copyOf, not slice: `bytes` may be a read Bun handed over (src/http1/bytes.ts)
       if (queue.length > 0) {
-        queue.push(copyOf(bytes, 0, bytes.length));
+        queue.push(copyOf(bytes));
         return false;
       }
       const n = Math.max(0, socket.write(bytes));
-      if (n < bytes.length) queue.push(copyOf(bytes, n, bytes.length));
+      if (n < bytes.length) queue.push(copyOf(bytes, n));
       return n === bytes.length;
     },
     end() {

@@ -291,7 +291,7 @@ export class HttpExchange implements LegOwner {
   private hold(e: RequestEvent): void {
     if (e.kind !== "body") return void this.events.push(e);
     this.held += e.bytes.length;
-    this.events.push({ kind: "body", bytes: copyOf(e.bytes, 0, e.bytes.length) });
+    this.events.push({ kind: "body", bytes: copyOf(e.bytes) });
   }
 
   clientEnd(): void {

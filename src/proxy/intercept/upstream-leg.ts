@@ -72,12 +72,12 @@ export class UpstreamLeg {
     if (this.#closed) return true;
     // copies by copyOf, not slice: `bytes` may be a read Bun handed over (src/http1/bytes.ts)
     if (this.#queue.length > 0) {
-      this.#queue.push(copyOf(bytes, 0, bytes.length));
+      this.#queue.push(copyOf(bytes));
       return false;
     }
     const n = Math.max(0, this.socket.write(bytes));
     if (n < bytes.length) {
-      this.#queue.push(copyOf(bytes, n, bytes.length));
+      this.#queue.push(copyOf(bytes, n));
       return false;
     }
     return true;

@@ -82,7 +82,7 @@ export class BodyBuffer {
       this.chunks.length = 0;
       return;
     }
-    this.chunks.push(copyOf(bytes, 0, bytes.length));
+    this.chunks.push(copyOf(bytes));
   }
 
   bytes(): Uint8Array {
@@ -278,11 +278,11 @@ export class McpResponse {
       return;
     }
     if (this.mode === "json") return this.json!.push(bytes);
-    if (this.mode === "pass") return this.emit(this.chunked ? encodeChunk(bytes) : copyOf(bytes, 0, bytes.length));
+    if (this.mode === "pass") return this.emit(this.chunked ? encodeChunk(bytes) : copyOf(bytes));
     if (this.broken) return;
     let events;
     try {
-      events = this.sse!.push(copyOf(bytes, 0, bytes.length));
+      events = this.sse!.push(copyOf(bytes));
     } catch {
       this.broken = true; // an event over the limit: nothing more of this stream passes
       return;

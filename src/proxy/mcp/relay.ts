@@ -147,7 +147,7 @@ export class McpRelay {
   private hold(e: RequestEvent): void {
     if (e.kind === "body") {
       this.held += e.bytes.length;
-      this.queue.push({ kind: "body", bytes: copyOf(e.bytes, 0, e.bytes.length) });
+      this.queue.push({ kind: "body", bytes: copyOf(e.bytes) });
     } else this.queue.push(e);
   }
 
