@@ -442,10 +442,16 @@ describe.skipIf(!can && !process.env.CI)("interception: secrets injected toward 
     expect(live.report.ok).toBe(true);
     expect(live.report.checkpoints).toBeGreaterThan(1);
     const src = join(s.dir, "a-audit", "audit.jsonl");
-    const lines = readFileSync(src, "utf8").trimEnd().split("\n");
-    const checkpoints = lines.map((l, i) => (l.includes('"type":"checkpoint"') ? i : -1)).filter((i) => i >= 0);
+    const checkpointsOf = (ls: string[]) => ls.map((l, i) => (l.includes('"type":"checkpoint"') ? i : -1)).filter((i) => i >= 0);
+    const stateFile = join(s.dir, "a-state", "agent", "audit-checkpoint.json");
+    const readState = () => (existsSync(stateFile) ? (JSON.parse(readFileSync(stateFile, "utf8")) as { seq: number }) : undefined);
+    // The state follows the log's checkpoints at A's once-a-second sync: wait for it to reach the last one seen.
+    const seen = readFileSync(src, "utf8").trimEnd().split("\n");
+    const lastSeen = (JSON.parse(seen[checkpointsOf(seen).at(-1)!]!) as { seq: number }).seq;
+    const state = await waitFor("A's state at its log's last checkpoint", () => (readState()?.seq ?? 0) >= lastSeen ? readState() : undefined);
+    const lines = readFileSync(src, "utf8").trimEnd().split("\n"); // after the state: never behind it
+    const checkpoints = checkpointsOf(lines);
     expect(checkpoints.length).toBeGreaterThan(1);
-    const state = JSON.parse(readFileSync(join(s.dir, "a-state", "agent", "audit-checkpoint.json"), "utf8")) as { seq: number };
     const lastCp = checkpoints.findLast((i) => JSON.parse(lines[i]!).seq === state.seq)!;
     const firstCp = checkpoints[0]!;
     const edited = lines.findIndex((l, i) => i > 2 && i < lastCp && l.includes('"outcome":"forwarded"'));

@@ -81,6 +81,39 @@ describe("AuditLog", () => {
     expect([r.ok, r.lastSeq]).toEqual([true, 33]);
   });
 
+  test("a checkpoint's state waits for the periodic sync: not one write per checkpoint", async () => {
+    const f = fresh({ fsyncIntervalMs: 3000 });
+    const log = f.open();
+    for (let i = 0; i < 30; i++) log.emit("conn_close", conn(i)); // checkpoints at seq 11, 22 and 33
+    await Bun.sleep(300); // a state per checkpoint would be on disk by now; the first sync is 2.7 s away
+    expect(statSync(f.state, { throwIfNoEntry: false })).toBeUndefined();
+    for (const deadline = Date.now() + 10_000; !statSync(f.state, { throwIfNoEntry: false }); await Bun.sleep(20)) {
+      if (Date.now() > deadline) throw new Error("the periodic sync never wrote the state");
+    }
+    expect(JSON.parse(readFileSync(f.state, "utf8"))).toMatchObject({ seq: 33 });
+    log.close();
+    const r = await verifyDir(f.dir, f.state);
+    expect([r.ok, r.lastSeq]).toEqual([true, 33]);
+  });
+
+  test("checkpoints that come faster than a state is written: the state still moves on, never backwards", async () => {
+    const f = fresh({ fsyncIntervalMs: 20, checkpointEvery: 1 });
+    const log = f.open();
+    const seen: number[] = [];
+    for (const end = Date.now() + 1500; Date.now() < end; await Bun.sleep(1)) {
+      log.emit("conn_close", conn(seen.length)); // and its checkpoint: one every turn
+      const st = statSync(f.state, { throwIfNoEntry: false }) ? (JSON.parse(readFileSync(f.state, "utf8")) as { seq: number }).seq : 0;
+      if (st !== seen.at(-1)) seen.push(st);
+    }
+    // A newer checkpoint does not cut short the write in flight (it would, every time, at this rate).
+    expect(seen.filter((s) => s > 0).length).toBeGreaterThan(3);
+    expect(seen).toEqual([...seen].sort((a, b) => a - b));
+    log.close();
+    expect(readdirSync(root).filter((n) => n.includes(".tmp-"))).toEqual([]);
+    const r = await verifyDir(f.dir, f.state);
+    expect([r.ok, r.lastSeq]).toEqual([true, log.seq]);
+  });
+
   test("reopened, the chain goes on where it stopped, also after a crash (no closing checkpoint)", async () => {
     const f = fresh();
     const a = f.open();

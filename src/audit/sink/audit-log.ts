@@ -10,10 +10,12 @@
  *   came, at rotation and at close; the latest checkpoint's seq and line hash go to `statePath`
  *   (written whole), so `audit verify --state` finds a tail cut even exactly at a checkpoint.
  *   The state is written only after the log is fdatasync'ed, so it is never ahead of the log. At
- *   rotation and close this is done before returning; for the checkpoints in between (every
- *   `checkpointEvery` events) the fdatasync and the state's write run on the thread pool, off the
- *   event loop (two fsyncs there cost the agent's requests about 1.3 ms per checkpoint), so the
- *   state may lag the log by one checkpoint until they finish, and a newer state always wins.
+ *   rotation and close this is done before returning; the state of a checkpoint in between (every
+ *   `checkpointEvery` events) is written by the next periodic sync, its fdatasync and the state's
+ *   write on the thread pool, off the event loop, at most one a sync: so the state may lag the log
+ *   by up to `fsyncIntervalMs` and the write, and a newer state always wins. (A state per
+ *   checkpoint cost the agent's requests about 1.3 ms each on the event loop, and on the thread
+ *   pool its fsyncs' journal commits still stopped the loop's appends for milliseconds.)
  *   Without a signer (no SVID yet) no checkpoint is written, and the count goes on;
  * - the active file is rotated once it reaches `maxFileBytes`, the chain continuing in the next;
  * - on open, the chain goes on from the last complete line; a file that ends in a torn line
@@ -195,17 +197,24 @@ export class AuditLog implements AgentAuditLog {
     this.#sinceCheckpoint = 0;
     if (this.#o.statePath === null) return;
     const state = `${JSON.stringify({ seq: this.#seq, hash: this.#head, time: time.toISOString() })}\n`;
-    if (stateNow) this.#stateNow(state);
-    else this.#stateInBackground(state);
+    if (stateNow) return this.#stateNow(state);
+    // Written by the next periodic sync (#fsyncSoon), after its fdatasync.
+    this.#statePending = state;
+    this.#statePendingGen = ++this.#stateGen;
   }
 
-  /** A newer state supersedes any still in flight: they check this before their rename. */
+  /** Each state made takes the next number. */
   #stateGen = 0;
-  /** The latest state not yet renamed into place (close writes it at once). */
+  /** A state numbered at or below this is not renamed into place: a newer one was, or its file was removed. */
+  #stateFloor = 0;
+  /** The latest state not yet renamed into place (close writes it at once), and its number. */
   #statePending: string | null = null;
+  #statePendingGen = 0;
+  /** A periodic sync is writing a state: the next one waits, so one in flight always finishes. */
+  #stateWriting = false;
 
   #stateNow(state: string): void {
-    this.#stateGen++;
+    this.#stateFloor = ++this.#stateGen;
     this.#statePending = null;
     try {
       // The checkpoint line is on disk before the state names it: never a state ahead of the log.
@@ -218,31 +227,11 @@ export class AuditLog implements AgentAuditLog {
 
   /**
    * Before the file is closed (rotation, close): a checkpoint over the events not yet under one,
-   * its state written at once; with none, the state still in flight written at once.
+   * its state written at once; with none, the state still waiting written at once.
    */
   #seal(): void {
     if (this.#sinceCheckpoint > 0) this.#checkpoint(true);
-    else if (this.#statePending !== null && this.#error === null && this.#fd >= 0) this.#stateNow(this.#statePending);
-  }
-
-  #stateInBackground(state: string): void {
-    const gen = ++this.#stateGen;
-    const fd = this.#fd;
-    this.#statePending = state;
-    const current = () => gen === this.#stateGen && !this.#closed;
-    // The same order off the event loop: the log's fdatasync, then the state.
-    fdatasync(fd, (e) => {
-      if (!current()) return;
-      if (e !== null) return this.#fail(e);
-      writeAtomicInBackground(this.#o.statePath!, state, 0o600, current).then(
-        (wrote) => {
-          if (wrote && current()) this.#statePending = null;
-        },
-        (err) => {
-          if (current()) this.#fail(err);
-        },
-      );
-    });
+    else if (this.#statePending !== null && this.#statePendingGen > this.#stateFloor && this.#error === null && this.#fd >= 0) this.#stateNow(this.#statePending);
   }
 
   /** A checkpoint, fdatasync and close: what an orderly stop does. */
@@ -436,7 +425,7 @@ export class AuditLog implements AgentAuditLog {
       }
       if (same && open.nlink > 0) return;
       this.#lostLines = this.#seq - this.#fileFirstSeq + 1;
-      this.#stateGen++; // a state in flight was about the removed file
+      this.#stateFloor = this.#stateGen; // a state waiting or in flight was about the removed file
       closeSync(this.#fd);
       this.#fd = -1;
       this.#fail({ code: "log_removed" });
@@ -462,12 +451,46 @@ export class AuditLog implements AgentAuditLog {
     }
   }
 
+  /**
+   * The periodic sync: the log's fdatasync when lines were written, then, when a checkpoint's state
+   * waits, its write (writeAtomicInBackground), all on the thread pool. One state write a second at
+   * most: each fsync forces a journal commit, during which the event loop's appends to the log
+   * wait (a state per checkpoint, 16 a second under load, stopped it for milliseconds each time).
+   */
   #fsyncSoon(): void {
-    if (!this.#dirty || this.#closed || this.#fd < 0) return;
+    if (this.#closed || this.#fd < 0) return;
+    const gen = this.#statePendingGen;
+    const state = !this.#stateWriting && gen > this.#stateFloor ? this.#statePending : null;
+    if (!this.#dirty && state === null) return;
     this.#dirty = false;
     const fd = this.#fd;
+    if (state === null) {
+      return void fdatasync(fd, (e) => {
+        if (e !== null && fd === this.#fd) this.#fail(e);
+      });
+    }
+    this.#stateWriting = true;
+    const current = () => gen > this.#stateFloor && !this.#closed;
+    const done = () => void (this.#stateWriting = false);
     fdatasync(fd, (e) => {
-      if (e !== null && fd === this.#fd) this.#fail(e);
+      if (e !== null) {
+        done();
+        if (fd === this.#fd) this.#fail(e);
+        return;
+      }
+      if (!current()) return done();
+      writeAtomicInBackground(this.#o.statePath!, state, 0o600, current).then(
+        (wrote) => {
+          done();
+          if (!wrote) return;
+          this.#stateFloor = gen;
+          if (this.#statePendingGen === gen) this.#statePending = null;
+        },
+        (err) => {
+          done();
+          if (current()) this.#fail(err);
+        },
+      );
     });
   }
 }
