@@ -134,9 +134,16 @@ describe("AuditLog", () => {
   });
 
   test("rotated by size: several files, one chain, each rotated file ends in a checkpoint", async () => {
-    const f = fresh({ maxFileBytes: 4096, checkpointEvery: 1000 });
+    const f = fresh({ maxFileBytes: 4096, checkpointEvery: 1000, fsyncIntervalMs: 50 });
     const log = f.open();
     for (let i = 0; i < 100; i++) log.emit("conn_close", conn(i));
+    // the last rotated file's closing checkpoint: its state follows at the next periodic sync
+    const rotated = listLogFiles(f.dir).filter((x) => x.name !== ACTIVE_FILE).at(-1)!;
+    const closing = (JSON.parse(readFileSync(rotated.path, "utf8").trimEnd().split("\n").at(-1)!) as { seq: number; type: string });
+    expect(closing.type).toBe("checkpoint");
+    for (const deadline = Date.now() + 5000; (statSync(f.state, { throwIfNoEntry: false }) ? JSON.parse(readFileSync(f.state, "utf8")).seq : 0) !== closing.seq; await Bun.sleep(10)) {
+      if (Date.now() > deadline) throw new Error("the rotated file's checkpoint never reached the state");
+    }
     log.close();
     const files = listLogFiles(f.dir);
     expect(files.length).toBeGreaterThan(2);

@@ -10,14 +10,16 @@
  *   came, at rotation and at close; the latest checkpoint's seq and line hash go to `statePath`
  *   (written whole), so `audit verify --state` finds a tail cut even exactly at a checkpoint.
  *   The state is written only after the log is fdatasync'ed, so it is never ahead of the log. At
- *   rotation and close this is done before returning; the state of a checkpoint in between (every
- *   `checkpointEvery` events) is written by the next periodic sync, its fdatasync and the state's
- *   write on the thread pool, off the event loop, at most one a sync: so the state may lag the log
- *   by up to `fsyncIntervalMs` and the write, and a newer state always wins. (A state per
- *   checkpoint cost the agent's requests about 1.3 ms each on the event loop, and on the thread
- *   pool its fsyncs' journal commits still stopped the loop's appends for milliseconds.)
+ *   close this is done before returning; the state of any other checkpoint (every
+ *   `checkpointEvery` events, or at rotation) is written by the next periodic sync, its
+ *   fdatasync and the state's write on the thread pool, off the event loop, at most one a sync:
+ *   so the state may lag the log by up to `fsyncIntervalMs` and the write, and a newer state
+ *   always wins. (A state per checkpoint cost the agent's requests about 1.3 ms each on the event
+ *   loop, and on the thread pool its fsyncs' journal commits still stopped the loop's appends for
+ *   milliseconds.)
  *   Without a signer (no SVID yet) no checkpoint is written, and the count goes on;
  * - the active file is rotated once it reaches `maxFileBytes`, the chain continuing in the next;
+ *   the rotated file ends in a checkpoint and is fdatasync'ed before it is renamed;
  * - on open, the chain goes on from the last complete line; a file that ends in a torn line
  *   (power lost mid-write) is left as it is, rotated, and the next file begins with
  *   `audit_recovered` naming it and the torn byte count;
@@ -225,10 +227,7 @@ export class AuditLog implements AgentAuditLog {
     }
   }
 
-  /**
-   * Before the file is closed (rotation, close): a checkpoint over the events not yet under one,
-   * its state written at once; with none, the state still waiting written at once.
-   */
+  /** Before the log is closed: a checkpoint over the events not yet under one, its state written at once; with none, the state still waiting written at once. */
   #seal(): void {
     if (this.#sinceCheckpoint > 0) this.#checkpoint(true);
     else if (this.#statePending !== null && this.#statePendingGen > this.#stateFloor && this.#error === null && this.#fd >= 0) this.#stateNow(this.#statePending);
@@ -434,8 +433,13 @@ export class AuditLog implements AgentAuditLog {
     }
   }
 
+  /**
+   * The file ends in a checkpoint and is fdatasync'ed before it is renamed; that checkpoint's state
+   * is left to the next periodic sync (the file it names is on disk by then), so a rotation, on the
+   * event loop, waits for one sync rather than three.
+   */
   #rotate(): void {
-    this.#seal();
+    if (this.#sinceCheckpoint > 0) this.#checkpoint(false);
     if (this.#error !== null) return;
     try {
       fdatasyncSync(this.#fd);
