@@ -170,6 +170,7 @@ describe("audit export", () => {
       [["audit", "export", ...p.flags, "--otlp", "ftp://127.0.0.1/v1/logs"], "scheme"],
       [["audit", "export", ...p.flags, "--otlp", c.url, "--from-seq", "0"], "--from-seq"],
       [["audit", "export", "--otlp", c.url, join(p.dir, "missing.jsonl")], "no such file"],
+      [["audit", "export", "--audit-dir", join(p.dir, "audit.jsonl"), "--otlp", c.url], `${JSON.stringify(join(p.dir, "audit.jsonl"))} is not a directory`],
     ];
     for (const [args, text] of cases) {
       const r = await run(args);

@@ -318,6 +318,12 @@ describe("audit verify: usage and inputs", () => {
     expect([bad.code, bad.err.includes("is not {\"seq\": N")]).toEqual([2, true]);
   });
 
+  test("exit 2 naming the path when --audit-dir is a file", async () => {
+    const r = await run(["audit", "verify", "--audit-dir", kit.rootsPem]);
+    expect(r.code).toBe(2);
+    expect(r.err).toStartWith(`tidegate audit verify: ${JSON.stringify(kit.rootsPem)} is not a directory: give the audit log's folder (--audit-dir DIR or --instance NAME), or log files as FILES\n`);
+  });
+
   test("exit 1 audit_no_log when the audit directory does not exist", async () => {
     const p = kit.place();
     const r = await run(["audit", "verify", ...p.flags]);
