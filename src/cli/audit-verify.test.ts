@@ -299,7 +299,7 @@ describe("audit verify --server: the identity server's log and state", () => {
 });
 
 describe("audit verify: usage and inputs", () => {
-  test("exit 2: a FILE, a --state or a --bundle that cannot be read, a bad state, conflicting flags", async () => {
+  test("exit 2: a FILE, a --state or a --bundle that cannot be read, a bad state, conflicting flags, a --signer that is not a SPIFFE ID", async () => {
     const p = standard();
     const cases: [string[], string][] = [
       [["audit", "verify", join(p.dir, "nope.jsonl")], "no such file"],
@@ -308,6 +308,10 @@ describe("audit verify: usage and inputs", () => {
       [["audit", "verify", ...p.flags, "--bundle", join(kit.root, "none.pem")], "no such file"],
       [["audit", "verify", ...p.flags, "--state", p.stateDir, "--no-state"], "not both"],
       [["audit", "verify", ...p.flags, "--trust-domain", "example.org"], "--trust-domain goes with --bundle"],
+      // a typo in --signer is not a tampered log (exit 1 BROKEN): it is refused before anything is read
+      [["audit", "verify", ...p.flags, "--signer", "notanid"], '--signer: spiffeid: "notanid" does not start with "spiffe://"'],
+      [["audit", "verify", ...p.flags, "--signer", ""], "--signer: spiffeid: the SPIFFE ID is empty"],
+      [["audit", "verify", ...p.flags, "--signer", "spiffe://example.org/tidegate/agent/node-1/"], "--signer: spiffeid: "],
     ];
     for (const [args, text] of cases) {
       const r = await run(args);
