@@ -79,6 +79,28 @@ describe("audit verify: an intact log", () => {
     }
   });
 
+  test("a log with no checkpoint at all: the summary and the verdict say its events are unsigned; still exit 0", async () => {
+    const p = standard();
+    writeLines(p.active, linesOf(p.active).slice(0, 5));
+    const r = await verify(p, ["--no-state"]);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("checkpoints  none\n");
+    expect(r.out).toContain("unsealed     5 events, none under a signed checkpoint\n");
+    expect(r.out).toEndWith("ok: the chain is intact up to seq 5, but unsigned: no checkpoint vouches for these events, and anyone able to write the log could have rebuilt the chain\n");
+    expect(r.err).toContain("no checkpoint: 5 events are not signed");
+  });
+
+  test("a log broken at its first line claims nothing about checkpoints", async () => {
+    const garbage = join(kit.root, "garbage.jsonl");
+    writeFileSync(garbage, Buffer.from([0xff, 0xfe, 0x80, 0x0a]));
+    const r = await run(["audit", "verify", "--bundle", kit.rootsPem, garbage]);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain("events       0, verified before the break\n");
+    expect(r.out).toContain("unsealed     0 events, none under a signed checkpoint\n");
+    expect(r.out).not.toContain("every event");
+    expect(breakOf(r.out)).toStartWith(`${garbage} line 1: audit_malformed_line: `);
+  });
+
   test("--json prints the VerifyReport", async () => {
     const p = standard();
     const r = await verify(p, ["--json"]);
