@@ -7,6 +7,8 @@
  * file is updated after each acknowledged batch), but not before `--from-seq N`; with neither, at
  * the first event of the files. A source that does not continue from there (events deleted
  * before they were exported) stops with `export_source_gap`: nothing is skipped in silence.
+ * A cursor whose file could not be saved is refused before the first batch (a usage error);
+ * one that fails later says which seq the collector acknowledged and which the file still holds.
  * The URL is never printed whole: messages show scheme, host, port and path only, and a URL with
  * a user name or password is refused without repeating it (a usage error).
  */
@@ -42,21 +44,45 @@ function endpoint(v: unknown): { url: string; shown: string } {
   }
 }
 
-/** The cursor: the file's when it exists, else in memory, starting at `start`, never below `floor`. */
-function cursorFor(path: string | undefined, start: number, floor: number): ExportCursor & { readonly seq: number } {
+/**
+ * The cursor: the file's when it exists, else in memory, starting at `start`, never below `floor`.
+ * `seq` is what the cursor holds (a rerun resumes after it), `acked` the last seq the collector
+ * acknowledged: they differ only when the file could not be saved, and the error says both.
+ */
+function cursorFor(path: string | undefined, start: number, floor: number): ExportCursor & { readonly seq: number; readonly acked: number; check(): Promise<void> } {
   const file = path === undefined ? null : new CursorFile(path);
   let seq = start;
+  let acked = start;
   return {
     get seq() {
       return seq;
     },
+    get acked() {
+      return acked;
+    },
+    /** A usage error, before anything is sent, when the file could not be saved. */
+    async check() {
+      try {
+        await file?.checkWritable();
+      } catch (e) {
+        if (e instanceof ExportError) throw new UsageError(`--cursor: ${e.message.replace(/^audit: export: /, "")}`);
+        throw e;
+      }
+    },
     async load() {
       const saved = file !== null && existsSync(file.path) ? await file.load() : start;
-      seq = Math.max(saved, floor);
+      seq = acked = Math.max(saved, floor);
       return seq;
     },
     async save(s: number) {
-      if (file !== null) await file.save(s);
+      acked = s;
+      try {
+        await file?.save(s);
+      } catch (e) {
+        if (!(e instanceof ExportError && e.code === "export_cursor_unwritable")) throw e;
+        const why = e.message.replace(/^audit: export: /, "");
+        throw new ExportError("export_cursor_unwritable", `audit: export: the collector acknowledged the events up to seq ${s}, but ${why}; it still holds seq ${seq}, so a rerun with it sends seq ${seq + 1} to ${s} again`, { cause: e });
+      }
       seq = s;
     },
   };
@@ -86,6 +112,7 @@ async function run(ctx: Context): Promise<number> {
   }
   const floor = from === null ? 0 : from - 1;
   const cursor = cursorFor(str(ctx.values.cursor), from === null ? Math.max(0, (first ?? 1) - 1) : floor, floor);
+  await cursor.check();
   const io = ctx.io;
   let startSeq = -1;
   let shown = 0;
@@ -116,8 +143,8 @@ async function run(ctx: Context): Promise<number> {
     io.out(delivered === 0 ? `nothing to export from ${where} after seq ${last}\n` : `exported ${delivered} events (seq ${last - delivered + 1} to ${last}) from ${where} to ${target.shown}\n`);
     return EXIT_OK;
   } catch (e) {
-    const sent = startSeq < 0 ? 0 : cursor.seq - startSeq;
-    io.err(`audit export: ${sent} events were delivered before the failure (up to seq ${cursor.seq})\n`);
+    const sent = startSeq < 0 ? 0 : cursor.acked - startSeq;
+    io.err(`audit export: ${sent} events were delivered before the failure (up to seq ${cursor.acked})\n`);
     throw e;
   } finally {
     process.off("SIGINT", stop);
@@ -140,14 +167,16 @@ export const exportCommand: Command = {
     "",
     "--cursor FILE keeps the last seq delivered, updated after each batch: a rerun with the same",
     "FILE sends only what came since. Without a cursor the export starts at the first event of",
-    "the files, or at --from-seq N. Events missing at the start (deleted before they were",
-    "exported) stop the export (export_source_gap) rather than being skipped in silence.",
+    "the files, or at --from-seq N. A cursor whose folder cannot be written is refused before",
+    "anything is sent. Events missing at the start (deleted before they were exported) stop the",
+    "export (export_source_gap) rather than being skipped in silence.",
     "The URL is not printed (only scheme, host, port and path); one with a user name or password",
     "is refused. Progress every " + PROGRESS_EVERY + " events on stderr; the count on stdout.",
     "",
     "  tidegate audit export --otlp http://127.0.0.1:4318/v1/logs --cursor /var/lib/tidegate/export.cursor",
     "",
-    "Exit 0 all sent; 1 refused by the collector, interrupted, or a file that is not an audit log;",
+    "Exit 0 all sent; 1 refused by the collector, interrupted, a file that is not an audit log, or",
+    "a cursor that could not be saved after a batch (export_cursor_unwritable);",
     "2 usage error.",
   ].join("\n"),
   options: {

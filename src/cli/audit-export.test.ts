@@ -3,7 +3,7 @@
 // --cursor, started at --from-seq, FILES in any order; refusals and retries; the URL's
 // credentials and query never printed.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { listLogFiles } from "../audit/sink/files.ts";
 import { TestCollector } from "../audit/export/test-collector.ts";
@@ -142,6 +142,44 @@ describe("audit export", () => {
     expect(JSON.parse(readFileSync(cursor, "utf8"))).toEqual({ seq: delivered });
   });
 
+  test("a --cursor whose folder is missing is refused before anything is sent: exit 2 naming the path", async () => {
+    const p = kit.place();
+    const log = p.open();
+    for (let i = 1; i <= 5; i++) log.emit("conn_close", connClose(i));
+    log.close();
+    const c = collector();
+    const dir = join(p.stateDir, "missing");
+    const r = await run(["audit", "export", ...p.flags, "--otlp", c.url, "--cursor", join(dir, "export.cursor")]);
+    expect([r.code, r.out]).toEqual([2, ""]);
+    expect(r.err).toStartWith(`tidegate audit export: --cursor: cannot save the cursor file ${JSON.stringify(join(dir, "export.cursor"))}: its folder ${JSON.stringify(dir)} does not exist\n`);
+    expect(c.requests.length).toBe(0);
+    const isDir = await run(["audit", "export", ...p.flags, "--otlp", c.url, "--cursor", p.stateDir]);
+    expect([isDir.code, isDir.err.includes(`--cursor: cannot save the cursor file ${JSON.stringify(p.stateDir)}: it is a directory`)]).toEqual([2, true]);
+    expect(c.requests.length).toBe(0);
+  });
+
+  test("a cursor that cannot be saved after a batch was acknowledged: exit 1 export_cursor_unwritable, saying what was delivered", async () => {
+    const p = kit.place();
+    const log = p.open({ checkpointEvery: 1000 });
+    for (let i = 1; i <= 1000; i++) log.emit("conn_close", connClose(i));
+    log.close();
+    const dir = join(p.stateDir, "cursors");
+    mkdirSync(dir);
+    // the second batch is acknowledged, but its cursor's folder is gone by then
+    const c = collector((n) => {
+      if (n === 2) rmSync(dir, { recursive: true });
+      return null;
+    });
+    const r = await run(["audit", "export", ...p.flags, "--otlp", c.url, "--cursor", join(dir, "export.cursor")]);
+    expect(r.code).toBe(1);
+    const [first, second] = c.requests.map((q) => q.seqs.at(-1)!);
+    expect(c.requests.length).toBe(2);
+    expect(r.err).toBe(
+      `audit export: ${second} events were delivered before the failure (up to seq ${second})\n` +
+        `tidegate audit export: audit: export: the collector acknowledged the events up to seq ${second}, but cannot save the cursor file ${JSON.stringify(join(dir, "export.cursor"))}: its folder ${JSON.stringify(dir)} does not exist; it still holds seq ${first}, so a rerun with it sends seq ${first! + 1} to ${second} again [export_cursor_unwritable]\n`,
+    );
+  });
+
   test("events missing after the cursor stop the export with export_source_gap", async () => {
     const p = kit.place();
     const log = p.open({ maxFileBytes: 2048, checkpointEvery: 1000 });
@@ -170,6 +208,7 @@ describe("audit export", () => {
       [["audit", "export", ...p.flags, "--otlp", "ftp://127.0.0.1/v1/logs"], "scheme"],
       [["audit", "export", ...p.flags, "--otlp", c.url, "--from-seq", "0"], "--from-seq"],
       [["audit", "export", "--otlp", c.url, join(p.dir, "missing.jsonl")], "no such file"],
+      [["audit", "export", "--audit-dir", join(p.dir, "audit.jsonl"), "--otlp", c.url], `${JSON.stringify(join(p.dir, "audit.jsonl"))} is not a directory`],
     ];
     for (const [args, text] of cases) {
       const r = await run(args);

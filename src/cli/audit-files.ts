@@ -77,10 +77,24 @@ export function allInDir(paths: readonly string[], dir: string): boolean {
   return paths.every((p) => resolve(p) === join(d, basename(p)) && (basename(p) === ACTIVE_FILE || ROTATED.test(basename(p))));
 }
 
-/** Throws `audit_no_log` unless `dir` exists. */
+/** Throws `audit_no_log` unless `dir` exists; see refuseNonDir. */
 export function requireDir(dir: string, verb: string): void {
   if (!existsSync(dir)) {
     throw new AuditCliError("audit_no_log", `audit: there is no audit log in ${JSON.stringify(dir)}: give --audit-dir DIR or --instance NAME${verb === "tail" ? ", or --dir DIR" : ", or FILES"}`);
+  }
+  refuseNonDir(dir, verb);
+}
+
+/** A usage error when `dir` exists but is not a directory (a file given as --audit-dir or --dir). */
+export function refuseNonDir(dir: string, verb: string): void {
+  let st;
+  try {
+    st = statSync(dir);
+  } catch {
+    return; // missing: requireDir's audit_no_log, or waited for by tail -f
+  }
+  if (!st.isDirectory()) {
+    throw new UsageError(`${JSON.stringify(dir)} is not a directory: give the audit log's folder (${verb === "tail" ? "--audit-dir DIR, --instance NAME or --dir DIR)" : "--audit-dir DIR or --instance NAME), or log files as FILES"}`);
   }
 }
 

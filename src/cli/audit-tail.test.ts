@@ -147,6 +147,14 @@ describe("audit tail", () => {
     const r = await run(["audit", "tail", ...p.flags]);
     expect([r.code, r.err.includes("[audit_no_log]")]).toEqual([1, true]);
   });
+
+  test("exit 2 naming the path when --audit-dir or --dir is a file, with -f too", async () => {
+    const file = kit.rootsPem;
+    for (const args of [["--audit-dir", file], ["--dir", file], ["-f", "--dir", file]]) {
+      const r = await run(["audit", "tail", ...args]);
+      expect([r.code, r.err]).toEqual([2, `tidegate audit tail: ${JSON.stringify(file)} is not a directory: give the audit log's folder (--audit-dir DIR, --instance NAME or --dir DIR)\nrun 'tidegate audit tail --help' for usage\n`]);
+    }
+  });
 });
 
 function capture(): Output & { text: string; errors: string } {

@@ -20,7 +20,7 @@ import { closeSync, fstatSync, openSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { ACTIVE_FILE } from "../audit/sink/files.ts";
 import type { Output } from "./command.ts";
-import { completeEnd, dirSources, linesBackward, linesFrom, requireDir, seqOfLine } from "./audit-files.ts";
+import { completeEnd, dirSources, linesBackward, linesFrom, refuseNonDir, requireDir, seqOfLine } from "./audit-files.ts";
 import { absentFields, matches, noteFields, parseEvent, showEvent, type AuditObject, type Filter } from "./audit-view.ts";
 
 export interface TailOptions {
@@ -198,9 +198,10 @@ class Tail {
   }
 }
 
-/** See the header. Without `follow`, a directory that does not exist is `audit_no_log`. */
+/** See the header. Without `follow`, a directory that does not exist is `audit_no_log`; a file is a usage error. */
 export async function tailAudit(o: TailOptions, io: Output): Promise<void> {
   if (!o.follow) requireDir(o.dir, "tail");
+  else refuseNonDir(o.dir, "tail");
   const t = new Tail(o, io);
   try {
     t.out = t.initial();

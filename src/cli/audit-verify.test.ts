@@ -79,6 +79,28 @@ describe("audit verify: an intact log", () => {
     }
   });
 
+  test("a log with no checkpoint at all: the summary and the verdict say its events are unsigned; still exit 0", async () => {
+    const p = standard();
+    writeLines(p.active, linesOf(p.active).slice(0, 5));
+    const r = await verify(p, ["--no-state"]);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("checkpoints  none\n");
+    expect(r.out).toContain("unsealed     5 events, none under a signed checkpoint\n");
+    expect(r.out).toEndWith("ok: the chain is intact up to seq 5, but unsigned: no checkpoint vouches for these events, and anyone able to write the log could have rebuilt the chain\n");
+    expect(r.err).toContain("no checkpoint: 5 events are not signed");
+  });
+
+  test("a log broken at its first line claims nothing about checkpoints", async () => {
+    const garbage = join(kit.root, "garbage.jsonl");
+    writeFileSync(garbage, Buffer.from([0xff, 0xfe, 0x80, 0x0a]));
+    const r = await run(["audit", "verify", "--bundle", kit.rootsPem, garbage]);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain("events       0, verified before the break\n");
+    expect(r.out).toContain("unsealed     0 events, none under a signed checkpoint\n");
+    expect(r.out).not.toContain("every event");
+    expect(breakOf(r.out)).toStartWith(`${garbage} line 1: audit_malformed_line: `);
+  });
+
   test("--json prints the VerifyReport", async () => {
     const p = standard();
     const r = await verify(p, ["--json"]);
@@ -299,7 +321,7 @@ describe("audit verify --server: the identity server's log and state", () => {
 });
 
 describe("audit verify: usage and inputs", () => {
-  test("exit 2: a FILE, a --state or a --bundle that cannot be read, a bad state, conflicting flags", async () => {
+  test("exit 2: a FILE, a --state or a --bundle that cannot be read, a bad state, conflicting flags, a --signer that is not a SPIFFE ID", async () => {
     const p = standard();
     const cases: [string[], string][] = [
       [["audit", "verify", join(p.dir, "nope.jsonl")], "no such file"],
@@ -308,6 +330,10 @@ describe("audit verify: usage and inputs", () => {
       [["audit", "verify", ...p.flags, "--bundle", join(kit.root, "none.pem")], "no such file"],
       [["audit", "verify", ...p.flags, "--state", p.stateDir, "--no-state"], "not both"],
       [["audit", "verify", ...p.flags, "--trust-domain", "example.org"], "--trust-domain goes with --bundle"],
+      // a typo in --signer is not a tampered log (exit 1 BROKEN): it is refused before anything is read
+      [["audit", "verify", ...p.flags, "--signer", "notanid"], '--signer: spiffeid: "notanid" does not start with "spiffe://"'],
+      [["audit", "verify", ...p.flags, "--signer", ""], "--signer: spiffeid: the SPIFFE ID is empty"],
+      [["audit", "verify", ...p.flags, "--signer", "spiffe://example.org/tidegate/agent/node-1/"], "--signer: spiffeid: "],
     ];
     for (const [args, text] of cases) {
       const r = await run(args);
@@ -316,6 +342,12 @@ describe("audit verify: usage and inputs", () => {
     writeFileSync(p.statePath, "{}");
     const bad = await run(["audit", "verify", ...p.flags]);
     expect([bad.code, bad.err.includes("is not {\"seq\": N")]).toEqual([2, true]);
+  });
+
+  test("exit 2 naming the path when --audit-dir is a file", async () => {
+    const r = await run(["audit", "verify", "--audit-dir", kit.rootsPem]);
+    expect(r.code).toBe(2);
+    expect(r.err).toStartWith(`tidegate audit verify: ${JSON.stringify(kit.rootsPem)} is not a directory: give the audit log's folder (--audit-dir DIR or --instance NAME), or log files as FILES\n`);
   });
 
   test("exit 1 audit_no_log when the audit directory does not exist", async () => {

@@ -120,6 +120,12 @@ export function pinSigner(run: VerifyRun, signer: string | null): VerifyRun {
   return { ...run, report: { ...run.report, ok: false, firstBreak } };
 }
 
+/** The `unsealed` row: what no signed checkpoint covers, said truly for a log with no event or no checkpoint. */
+function unsealedRow(r: VerifyReport): string {
+  if (r.events === 0 || r.checkpoints === 0) return `${plural(r.events, "event")}, none under a signed checkpoint`;
+  return r.unsealedTail === 0 ? "none: every event is under a signed checkpoint" : `${plural(r.unsealedTail, "event")} after the last checkpoint`;
+}
+
 /** The human report: a summary on stdout, warnings on stderr, then the verdict on stdout. */
 export function printRun(run: VerifyRun, ctx: { trust: Trust; state: StateRecord | null; where: string }, io: Output): void {
   const r = run.report;
@@ -128,7 +134,7 @@ export function printRun(run: VerifyRun, ctx: { trust: Trust; state: StateRecord
   const range = r.lastSeq === null ? "" : ` (seq ${r.lastSeq - r.events + 1} to ${r.lastSeq})`;
   rows.push(["events", `${r.events}${range}${r.firstBreak === null ? "" : ", verified before the break"}`]);
   rows.push(["checkpoints", r.checkpoints === 0 ? "none" : `${r.checkpoints}, the last at seq ${r.lastCheckpointSeq}`]);
-  rows.push(["unsealed", r.unsealedTail === 0 ? "none: every event is under a signed checkpoint" : `${plural(r.unsealedTail, "event")} after the last checkpoint`]);
+  rows.push(["unsealed", unsealedRow(r)]);
   rows.push(["signers", run.signers.length === 0 ? "none" : run.signers.join(", ")]);
   rows.push(["trust bundle", ctx.trust.bundleFrom ?? "none: checkpoint certificates checked against their own keys only"]);
   rows.push(["state", ctx.state === null ? "none" : `${ctx.state.path}: the checkpoint at seq ${ctx.state.seq}`]);
@@ -139,7 +145,9 @@ export function printRun(run: VerifyRun, ctx: { trust: Trust; state: StateRecord
   }
   const b = r.firstBreak;
   if (b === null) {
-    io.out(`ok: the chain is intact${r.lastSeq === null ? "" : ` up to seq ${r.lastSeq}`}\n`);
+    // An unkeyed SHA-256 chain proves order, not authorship: without a checkpoint, anyone able to write the log could have rebuilt it.
+    const unsigned = r.checkpoints === 0 ? ", but unsigned: no checkpoint vouches for these events, and anyone able to write the log could have rebuilt the chain" : "";
+    io.out(`ok: the chain is intact${r.lastSeq === null ? "" : ` up to seq ${r.lastSeq}`}${unsigned}\n`);
     return;
   }
   const where = b.line > 0 ? `${b.file} line ${b.line}` : b.file || ctx.where;

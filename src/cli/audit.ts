@@ -12,6 +12,8 @@ import { tailAudit } from "./audit-tail.ts";
 import { loadState, loadTrust, logPlace, type LogOwner } from "./audit-trust.ts";
 import { jsonRun, pinSigner, printRun, verifyFiles } from "./audit-verify.ts";
 import { StateFiles } from "../agent/state-files.ts";
+import { SpiffeId, SpiffeIdError } from "../spiffe/index.ts";
+import { exportCommand } from "./audit-export-command.ts";
 
 /** The node's SPIFFE ID from the agent's state; null when the agent never joined. A damaged agent.json is a usage error: the pin is never dropped in silence. */
 function nodeIdOf(stateDir: string): string | null {
@@ -21,7 +23,18 @@ function nodeIdOf(stateDir: string): string | null {
     throw new UsageError(e instanceof Error ? e.message : String(e));
   }
 }
-import { exportCommand } from "./audit-export-command.ts";
+
+/** --signer as a SPIFFE ID; a usage error naming the flag when it is not one (never a false break). */
+function signerFlag(v: unknown): string | undefined {
+  const text = str(v);
+  if (text === undefined) return undefined;
+  try {
+    return SpiffeId.parse(text).toString();
+  } catch (e) {
+    if (e instanceof SpiffeIdError) throw new UsageError(`--signer: ${e.message}`);
+    throw e;
+  }
+}
 
 function list(v: unknown): string[] {
   return Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : typeof v === "string" ? [v] : [];
@@ -141,12 +154,13 @@ const verify: Command = {
   run: async (ctx: Context) => {
     const { dir, statePath } = logPlace(ctx.places, ownerOf(ctx));
     const paths = ctx.positionals;
+    const pinned = signerFlag(ctx.values.signer);
     if (str(ctx.values["trust-domain"]) !== undefined && str(ctx.values.bundle) === undefined) throw new UsageError("--trust-domain goes with --bundle FILE");
     const state = loadState({ state: str(ctx.values.state), noState: ctx.values["no-state"] === true, statePath, useDefault: paths.length === 0 || allInDir(paths, dir) });
     const trust = await loadTrust({ bundle: str(ctx.values.bundle), trustDomain: str(ctx.values["trust-domain"]), stateDir: ctx.places.stateDir });
     const explicit = paths.length > 0 ? explicitSources(paths) : null;
     if (explicit === null) requireDir(dir, "verify");
-    const signer = str(ctx.values.signer) ?? (ownerOf(ctx) === "agent" && explicit === null ? nodeIdOf(ctx.places.stateDir) : null);
+    const signer = pinned ?? (ownerOf(ctx) === "agent" && explicit === null ? nodeIdOf(ctx.places.stateDir) : null);
     const run = pinSigner(await verifyFiles({ dir, explicit, trust, state, now: () => new Date() }), signer);
     if (ctx.values.json) ctx.io.out(jsonRun(run, { trust, state }));
     else printRun(run, { trust, state, where: explicit === null ? `in ${dir}` : "given" }, ctx.io);

@@ -24,6 +24,7 @@ import { mcpCommand } from "./mcp.ts";
 import { downCommand, upCommand } from "./up.ts";
 import { demoCommand } from "./demo.ts";
 import { TidegateError } from "../errors.ts";
+import { stdOutput } from "./std-output.ts";
 
 export const rootCommand: Command = {
   name: "tidegate",
@@ -74,10 +75,8 @@ export async function main(argv: readonly string[], io: Output, env: Record<stri
 }
 
 if (import.meta.main) {
-  const io: Output = {
-    out: (t) => void process.stdout.write(t),
-    err: (t) => void process.stderr.write(t),
-  };
+  // A reader that leaves early (`| head -1`) ends output quietly: see ./std-output.ts.
+  const io: Output = stdOutput();
   const code = await main(process.argv.slice(2), io, process.env);
   process.exitCode = code;
 }

@@ -30,6 +30,23 @@ describe("CursorFile", () => {
     });
   }
 
+  test("a folder that is missing, or a folder in the file's place: export_cursor_unwritable naming the path, from checkWritable and from save", async () => {
+    const missing = new CursorFile(join(tmp, "no-such-folder", "export.cursor"));
+    const why = `the cursor file ${JSON.stringify(missing.path)}: its folder ${JSON.stringify(join(tmp, "no-such-folder"))} does not exist`;
+    await expect(missing.checkWritable()).rejects.toMatchObject({ code: "export_cursor_unwritable", message: `audit: export: cannot save ${why}` });
+    await expect(missing.save(5)).rejects.toMatchObject({ code: "export_cursor_unwritable", message: `audit: export: cannot save ${why}` });
+    const dir = mkdtempSync(join(tmp, "dir-"));
+    await expect(new CursorFile(dir).checkWritable()).rejects.toMatchObject({ code: "export_cursor_unwritable" });
+    await expect(new CursorFile(dir).save(5)).rejects.toMatchObject({ code: "export_cursor_unwritable" });
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  test("checkWritable in a writable folder leaves nothing behind and writes no cursor", async () => {
+    const dir = mkdtempSync(join(tmp, "ok-"));
+    await new CursorFile(join(dir, "export.cursor")).checkWritable();
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
   test("refuses to save a seq that is not a non-negative integer", async () => {
     const c = new CursorFile(join(tmp, "never.cursor"));
     for (const seq of [-1, 1.5, Number.NaN]) await expect(c.save(seq)).rejects.toMatchObject({ code: "export_bad_cursor" });

@@ -20,6 +20,8 @@ export const EXPORT_ERROR_CODES = [
   "export_bad_source",
   /** A cursor file that is not `{"seq": N}`. */
   "export_bad_cursor",
+  /** The cursor file cannot be written (its folder is missing, read-only, full...): said before the first batch, or after an acknowledged one whose seq it could not keep. */
+  "export_cursor_unwritable",
 ] as const;
 
 export type ExportErrorCode = (typeof EXPORT_ERROR_CODES)[number];
