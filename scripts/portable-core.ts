@@ -14,6 +14,8 @@ export const PORTABLE_PATHS: readonly string[] = [
   "src/attest/match.ts",
   "src/attest/match.test.ts",
   "src/attest/errors.ts",
+  "src/attest/selector.ts",
+  "src/attest/selector.test.ts",
   "src/audit/format",
   "src/audit/otlp",
   "src/mcp",

@@ -2,6 +2,10 @@
  * The agent's admin API on `<run-dir>/agent.sock` (docs/server-api.md, "Agent"): status, the
  * chains it holds (certificates only: a key never leaves through this API) and its bundle.
  * The socket is 0600 in a 0700 folder (src/runtime/unix-http.ts): root only.
+ * `POST /v1/mcp/pin` refuses a server name no gate could use (400 `policy_bad_mcp_server`) and
+ * answers which rules of the policy in force read MCP from the server (`read_by`, null with no
+ * policy), every server name they use (`servers`) and the ones it was probably meant as
+ * (`meant`), so `tidegate mcp pin` can warn.
  */
 import { Hono } from "hono";
 import { formatJwksBundle } from "../spiffe/index.ts";
@@ -11,6 +15,7 @@ import { chainPem } from "./svid-cache.ts";
 import type { Enforcer } from "./enforcer.ts";
 import { TidegateError } from "../errors.ts";
 import { parsedPins, sha256Hex } from "../mcp/index.ts";
+import { mcpServerNaming, parseMcpServerName, PolicyError, type McpServerName } from "../policy/index.ts";
 
 export interface CaptureAccess {
   readonly enforcer: Enforcer | null;
@@ -105,11 +110,23 @@ export function adminApp(core: AgentCore, now: () => number, capture: CaptureAcc
     if (typeof body?.server !== "string" || !valid || (defs !== undefined && (!isMap(defs) || !Object.values(defs).every((d) => typeof d === "string")))) {
       return fail(400, "bad_request", 'agent: POST /v1/mcp/pin needs {"server": NAME, "hashes": {TOOL: SHA256}, "definitions"?: {SHA256: TEXT}}');
     }
+    // A name no gate could use is refused (docs/mcp.md, "Tool pinning"); one no rule of the
+    // policy in force uses yet is pinned (pinning before the rule exists is the careful order),
+    // and the answer says which rules read it, so the caller can warn.
+    let name: McpServerName;
+    try {
+      name = parseMcpServerName(body.server);
+    } catch (err) {
+      if (err instanceof PolicyError) return fail(400, err.code, err.message.replace(/^policy: /, "agent: "));
+      throw err;
+    }
     // kept to be shown only when each text is what its hash is taken of
     const definitions = new Map<string, string>();
     for (const [hash, text] of Object.entries((defs ?? {}) as Record<string, string>)) if ((await sha256Hex(text)) === hash) definitions.set(hash, text);
     e.pinTools(body.server, new Map(Object.entries(hashes as Record<string, string>)), definitions);
-    return c.json({ pinned: Object.keys(hashes as object).sort() });
+    const policy = e.holder.policy;
+    const naming = policy === null ? null : mcpServerNaming(policy, name);
+    return c.json({ pinned: Object.keys(hashes as object).sort(), read_by: naming?.readBy ?? null, servers: naming?.servers ?? [], meant: naming?.meant ?? [] });
   });
   // `tidegate secret set|rm` wrote the store: injection reads it on its next request (docs/secrets.md)
   app.post("/v1/secrets/changed", (c) => {

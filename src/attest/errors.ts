@@ -14,6 +14,8 @@
  * - `attest_bad_workload`: a workload name that cannot be a cgroup directory name.
  * - `attest_no_cgroup2`: the host has no cgroup v2 mount (the cgroup attestors need one).
  * - `attest_failed`: an attestor failed for another reason (named in the message, cause kept).
+ * - `attest_bad_selector`: a selector (of an entry, or of the policy's workloads) that no attestor
+ *   gives: an unknown type or key, or a value not of its key's form (selector.ts).
  * - `attest_ambiguous`: several entries match with the same, highest number of selectors.
  * - `attest_pod_not_found` (kubelet): the pod or its container is still not listed after the polls.
  * - `attest_kubelet_unavailable` (kubelet): unreachable, untrusted, timed out, or not 200.

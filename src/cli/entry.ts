@@ -2,13 +2,15 @@
  * `tidegate entry create|list|show|delete`: registration entries on the running server, over
  * server.sock (docs/server-api.md, "Server admin API"). The server validates; its error codes
  * (bad_spiffe_id, bad_parent_id, wrong_trust_domain, bad_selector, entry_exists...) are printed.
+ * A selector no attestor gives (src/attest/selector.ts) is a usage error here already, before
+ * the server is asked, with the nearest known type or key.
  */
 import type { Command, Context } from "./command.ts";
 import { UsageError } from "./usage-error.ts";
 import { callServer } from "./server.ts";
 import { formatDuration, parseSeconds } from "../runtime/duration.ts";
 import type { EntryJson } from "../server/wire.ts";
-
+import { selectorProblem } from "../attest/selector.ts";
 
 function list(v: unknown): string[] {
   return Array.isArray(v) ? v : typeof v === "string" ? [v] : [];
@@ -41,8 +43,9 @@ const create: Command = {
   usage: ["entry create --spiffe-id ID (--node NAME | --parent ID) --selector S [--selector S...] [--ttl D] [--dns NAME...]"],
   help: [
     "The node NAME (or the parent ID spiffe://TD/tidegate/agent/NAME) may then obtain X.509-SVIDs",
-    "for ID for the processes that carry every selector S (SPIRE's type:value syntax, e.g.",
-    "unix:uid:1000 or tidegate:workload:github-mcp). ID must be in the server's trust domain and",
+    "for ID for the processes that carry every selector S (SPIRE's type:key:value syntax, e.g.",
+    "unix:uid:1000 or tidegate:workload:github-mcp; only selectors an attestor gives, listed in",
+    "docs/attestation.md, are taken). ID must be in the server's trust domain and",
     "not under /tidegate/ (reserved). --ttl sets the SVIDs' lifetime (default: the server's",
     "svid.default_ttl); --dns adds DNS SANs. Prints the new entry (its ID is what show and delete take).",
   ].join("\n"),
@@ -50,7 +53,7 @@ const create: Command = {
     "spiffe-id": { type: "string", value: "ID", help: "the workload's SPIFFE ID (required)" },
     node: { type: "string", value: "NAME", help: "the node that may obtain it" },
     parent: { type: "string", value: "ID", help: "the same as a node SPIFFE ID" },
-    selector: { type: "string", multiple: true, value: "S", help: "a selector type:value (at least one)" },
+    selector: { type: "string", multiple: true, value: "S", help: "a selector type:key:value (at least one)" },
     ttl: { type: "string", value: "D", help: "SVID lifetime, e.g. 1h" },
     dns: { type: "string", multiple: true, value: "NAME", help: "a DNS SAN" },
     json: { type: "boolean", help: "print the entry as JSON" },
@@ -62,6 +65,10 @@ const create: Command = {
     if ((typeof v.node === "string") === (typeof v.parent === "string")) throw new UsageError("entry create needs exactly one of --node NAME and --parent ID");
     const selectors = list(v.selector);
     if (selectors.length === 0) throw new UsageError("entry create needs at least one --selector S");
+    for (const s of selectors) {
+      const why = selectorProblem(s);
+      if (why !== null) throw new UsageError(`--selector: ${why}`);
+    }
     let ttl: number | undefined;
     if (typeof v.ttl === "string") {
       try {

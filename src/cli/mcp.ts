@@ -3,6 +3,8 @@
  * pinned per MCP server, the changed ones waiting, and approving them. With the agent running
  * they go through agent.sock (the agent applies an approval at once and logs it); with no agent
  * they read and write `<state-dir>/agent/mcp-pins.json` directly. Root only, like the state.
+ * `mcp pin` checks its SERVER before anything is written (mcp-server-name.ts): a name no gate
+ * uses is refused, one no rule of the policy reads is pinned with a warning.
  */
 import { nearest } from "../policy/nearest.ts";
 import { existsSync } from "node:fs";
@@ -15,6 +17,7 @@ import { parsedPins, PinBook, sha256Hex, toolDefinitionText, type PinBookData } 
 import { readInputFile } from "./files.ts";
 import { renderPins, renderTool, safeJson, type ShownTool } from "./mcp-show.ts";
 import { TidegateError } from "../errors.ts";
+import { namingFromConfig, pinServerName, unnamedWarning, type ServerNaming } from "./mcp-server-name.ts";
 
 type Reach = { agent: true; socket: string } | { agent: false };
 
@@ -185,29 +188,41 @@ const pin: Command = {
     "Makes SERVER's pins exactly the tool definitions in FILE (a tools/list result, its JSON-RPC",
     "answer, or a list of tools, as reviewed): from then on a tool FILE does not name, or names",
     "otherwise, is hidden and refused until approved, instead of pinned on first sight.",
+    "SERVER is the name the pins are kept under: the server's SPIFFE ID (an inbound rule's id, an",
+    "intercept rule's mtls.server_id, a stdio server's workload ID), or an intercept rule's name",
+    "when it has no mtls.server_id. Anything else is refused (exit 2); a SERVER no rule of the",
+    "policy reads MCP from (the running agent's, else --config's) is pinned with a warning naming",
+    "the servers its rules do read, as a rule may come after its pins.",
     "Through the running agent (an admin audit event), or on <state-dir>/agent/mcp-pins.json when",
     "none runs. Exit 0.",
   ].join("\n"),
   options: { "from-file": { type: "string", value: "FILE", help: "the approved definitions (JSON)" } },
   run: async (ctx) => {
     const server = serverArgument("pin", ctx.positionals, 1);
+    const name = pinServerName(ctx, server);
     const file = typeof ctx.values["from-file"] === "string" ? ctx.values["from-file"] : undefined;
     if (file === undefined) throw new UsageError("mcp pin needs --from-file FILE");
     const { hashes, definitions } = await hashesOf(file);
     const r = await reach(ctx);
+    let naming: ServerNaming | { why: string };
     if (r.agent) {
       const res = await callUnix(r.socket, "the agent", "POST", "/v1/mcp/pin", { server, hashes: Object.fromEntries(hashes), definitions: Object.fromEntries(definitions) });
       if (res.status !== 200) {
         ctx.io.err(`tidegate mcp pin: ${(res.body as { error?: { message?: string } })?.error?.message ?? `the agent answered ${res.status}`}\n`);
         return 1;
       }
+      const body = res.body as { read_by?: string[] | null; servers?: string[]; meant?: string[] };
+      naming = body.read_by == null ? { why: "the running agent has no policy loaded" } : { source: "the running agent's policy", readBy: body.read_by, servers: body.servers ?? [], meant: body.meant ?? [] };
     } else {
       const book = readPinsWithDefinitions(ctx.places.stateDir);
       book.load(server, hashes, definitions);
       writePins(ctx.places.stateDir, book);
       writeDefinitions(ctx.places.stateDir, book);
+      naming = namingFromConfig(ctx, name);
     }
     ctx.io.out(`pinned for ${server} from ${file}: ${[...hashes.keys()].sort().join(", ") || "no tools"} (other tools wait for approval)\n`);
+    const warning = unnamedWarning("mcp pin", server, naming);
+    if (warning !== null) ctx.io.err(warning);
     return 0;
   },
 };

@@ -110,18 +110,34 @@ describe("tidegate entry", () => {
   });
 
   test("create --parent with a parent that is not a node: the server's bad_parent_id", async () => {
-    const r = await run(t.places, ["entry", "create", "--spiffe-id", `spiffe://${TEST_TD}/x`, "--parent", `spiffe://${TEST_TD}/x`, "--selector", "a:b"]);
+    const r = await run(t.places, ["entry", "create", "--spiffe-id", `spiffe://${TEST_TD}/x`, "--parent", `spiffe://${TEST_TD}/x`, "--selector", "unix:uid:1000"]);
     expect(r.code).toBe(1);
     expect(r.err).toContain("[bad_parent_id]");
+  });
+
+  test("create with a selector no attestor gives: a usage error naming it, with what it probably is; nothing created", async () => {
+    const before = await t.server.store.countEntries();
+    const base = ["entry", "create", "--spiffe-id", `spiffe://${TEST_TD}/x`, "--node", "edge-1", "--selector", "unix:uid:1000", "--selector"];
+    for (const [selector, why] of [
+      ["unix:uid:abc", 'tidegate entry create: --selector: selector "unix:uid:abc": the value of unix:uid must be a decimal id'],
+      ["bogus:thing", 'selector "bogus:thing" has type "bogus", which no attestor gives (types: unix, cgroup, container, k8s, tidegate)'],
+      ["tidgate:workload:x", "did you mean tidegate?"],
+      ["unix:ud:1000", "did you mean unix:uid?"],
+      ["a:b", 'selector "a:b" has type "a"'],
+    ]) {
+      const r = await run(t.places, [...base, selector!]);
+      expect({ selector, code: r.code, says: r.err.includes(why!) }).toEqual({ selector, code: 2, says: true });
+    }
+    expect(await t.server.store.countEntries()).toBe(before);
   });
 
   test("usage errors exit 2", async () => {
     const base = ["entry", "create", "--spiffe-id", `spiffe://${TEST_TD}/x`];
     for (const args of [
-      [...base, "--selector", "a:b"], // neither --node nor --parent
-      [...base, "--node", "n", "--parent", `spiffe://${TEST_TD}/tidegate/agent/n`, "--selector", "a:b"],
+      [...base, "--selector", "unix:uid:1000"], // neither --node nor --parent
+      [...base, "--node", "n", "--parent", `spiffe://${TEST_TD}/tidegate/agent/n`, "--selector", "unix:uid:1000"],
       [...base, "--node", "n"], // no selector
-      [...base, "--node", "n", "--selector", "a:b", "--ttl", "1.5h"],
+      [...base, "--node", "n", "--selector", "unix:uid:1000", "--ttl", "1.5h"],
       ["entry", "show"],
       ["entry", "delete", "a", "b"],
     ]) {

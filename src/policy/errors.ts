@@ -23,6 +23,8 @@ export const POLICY_ERROR_CODES = [
   "policy_bad_header",
   /** An MCP tool name. */
   "policy_bad_tool",
+  /** An MCP server name (`tidegate mcp pin SERVER`) that is neither a SPIFFE ID nor a rule name (mcp-servers.ts). */
+  "policy_bad_mcp_server",
   /** A query given to the engine (explain's flags): a missing or malformed field. */
   "policy_bad_query",
   /** A name the resolver could not resolve (no such name, no address, every server failed). */

@@ -13,4 +13,5 @@ export { kernelShare, kernelVerdict, type KernelEntry, type KernelVerdict } from
 export { admit, addressesFor, type Admission, type Upstream } from "./destination.ts";
 export { NameCache, type Lookup, type NameCacheOptions } from "./name-cache.ts";
 export type { Field } from "./rule-match.ts";
+export { mcpServerNames, mcpServerNaming, parseMcpServerName, rulesNamingMcpServer, type McpServerName } from "./mcp-servers.ts";
 export { PolicyHolder, type ReloadResult } from "./holder.ts";

@@ -93,6 +93,11 @@ describe("loadPolicy: the full sketch", () => {
     assert.equal(w.id.toString(), "spiffe://example.org/mcp/github");
     assert.deepEqual([w.name, w.selectors, w.user, w.runBy], ["github-mcp", ["unix:uid:1001"], "mcp", { users: ["alice"], groups: ["developers"] }]);
   });
+  test("workload selectors of every attestor are kept as written, the workload's own tidegate:workload too", () => {
+    const all = ["unix:uid:0", "unix:user:mcp", "unix:gid:1001", "unix:supplementary_group:docker", "unix:path:/usr/bin/node", `unix:sha256:${"ab".repeat(32)}`, "cgroup:path:/system.slice/mcp.service", `container:id:${"0f".repeat(32)}`, "k8s:ns:payments", "k8s:pod-label:app:web", "tidegate:workload:w"];
+    const w = loadPolicy(`trust_domain: example.org\nworkloads:\n  - name: w\n    id: spiffe://example.org/w\n    selectors: ${JSON.stringify(all)}\n`, "w.yaml").workloads[0]!;
+    assert.deepEqual(w.selectors, all);
+  });
   test("egress rules keep order, names, lines and every option", () => {
     assert.deepEqual(p.egress.map((r) => [r.index, r.name, r.line, r.action, r.proto]), [
       [0, "github-api", 15, "intercept", "tcp"],
@@ -221,7 +226,14 @@ const REJECTIONS: [string, string, number, string, RegExp][] = [
   ["workloads: reserved id", "workloads:\n  - { name: w, id: spiffe://example.org/tidegate/agent/x }\n", 3, "workloads[0].id", /reserved/],
   ["workloads: duplicate name", "workloads:\n  - { name: w, id: spiffe://example.org/a }\n  - { name: w, id: spiffe://example.org/b }\n", 4, "workloads[1].name", /already the name of workloads\[0\]/],
   ["workloads: duplicate id", "workloads:\n  - { name: v, id: spiffe://example.org/a }\n  - { name: w, id: spiffe://example.org/a }\n", 4, "workloads[1].id", /already the id/],
-  ["workloads: bad selector", "workloads:\n  - { name: w, id: spiffe://example.org/a, selectors: [uid1000] }\n", 3, "workloads[0].selectors[0]", /not a selector/],
+  ["workloads: bad selector", "workloads:\n  - { name: w, id: spiffe://example.org/a, selectors: [uid1000] }\n", 3, "workloads[0].selectors[0]", /selector "uid1000" is not TYPE:KEY:VALUE/],
+  ["workloads: selector of a type no attestor gives", "workloads:\n  - name: w\n    id: spiffe://example.org/a\n    selectors: ['unix:uid:1000', 'bogus:thing']\n", 5, "workloads[0].selectors[1]", /selector "bogus:thing" has type "bogus", which no attestor gives \(types: unix, cgroup, container, k8s, tidegate\)$/],
+  ["workloads: selector with a misspelt type", "workloads:\n  - { name: w, id: spiffe://example.org/a, selectors: ['tidgate:workload:w'] }\n", 3, "workloads[0].selectors[0]", /type "tidgate", which no attestor gives .*; did you mean tidegate\?$/],
+  ["workloads: selector with a misspelt key", "workloads:\n  - { name: w, id: spiffe://example.org/a, selectors: ['unix:ud:1000'] }\n", 3, "workloads[0].selectors[0]", /unix has no key "ud" .*; did you mean unix:uid\?$/],
+  ["workloads: unix:uid not a number", "workloads:\n  - { name: w, id: spiffe://example.org/a, selectors: ['unix:uid:abc'] }\n", 3, "workloads[0].selectors[0]", /selector "unix:uid:abc": the value of unix:uid must be a decimal id .*, not "abc"$/],
+  ["workloads: unix:gid not a number", "workloads:\n  - { name: w, id: spiffe://example.org/a, selectors: ['unix:gid:staff'] }\n", 3, "workloads[0].selectors[0]", /the value of unix:gid must be a decimal id/],
+  ["workloads: another workload's tidegate:workload", "workloads:\n  - { name: w, id: spiffe://example.org/a, selectors: ['tidegate:workload:v'] }\n", 3, "workloads[0].selectors[0]", /"tidegate:workload:v" would make the workload select nothing: tidegate:workload:w is implied/],
+  ["workloads: an inbound listener's selector", "workloads:\n  - { name: w, id: spiffe://example.org/a, selectors: ['unix:uid:1', 'tidegate:inbound:in'] }\n", 3, "workloads[0].selectors[1]", /"tidegate:inbound:in" would make the workload select nothing/],
   ["workloads: bad user", "workloads:\n  - { name: w, id: spiffe://example.org/a, user: 'a;b' }\n", 3, "workloads[0].user", /not a user/],
   ["workloads: run_by unknown key", "workloads:\n  - { name: w, id: spiffe://example.org/a, run_by: { user: [a] } }\n", 3, "workloads[0].run_by.user", /unknown key \(allowed: groups, users; did you mean users\?\)$/],
   ["egress: unknown key in a rule", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    actoin: deny\n`, 6, "egress[0].actoin", /unknown key \(allowed: action, ca, from, http, inject, mcp, mtls, name, proxy, to, upgrade, upstream; did you mean action\?\)$/],

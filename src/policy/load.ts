@@ -15,6 +15,10 @@
  *   addresses unique; federated trust domains unique and not our own;
  * - `from` patterns and workload IDs in our trust domain; `mtls.server_id` and inbound `allow` in
  *   our trust domain or a federated one; workload IDs have a path not under /tidegate/;
+ * - a workload's selectors are ones an attestor gives (schema.ts, src/attest/selector.ts), and no
+ *   `tidegate:` selector but its own `tidegate:workload:NAME`: that one is implied, and a process
+ *   is in one workload's cgroup only, so another workload's, or an inbound listener's, would make
+ *   the entry select nothing;
  * - a `dns.hosts` name is a plain host name (no wildcard);
  * - `agent:` names server_fingerprint or trust_bundle, not both.
  */
@@ -185,6 +189,11 @@ function buildWorkloads(input: PolicyInput, fail: FailFn): Workload[] {
     if (!w.id.memberOf(input.trust_domain)) fail([...at, "id"], `${id} is not in trust domain ${input.trust_domain.name}`);
     if (w.id.path === "" || w.id.path === "/tidegate" || w.id.path.startsWith("/tidegate/")) {
       fail([...at, "id"], `${id} needs a path, not under /tidegate/ (reserved for the server and its nodes)`);
+    }
+    for (const [j, s] of (w.selectors ?? []).entries()) {
+      if (s.startsWith("tidegate:") && s !== `tidegate:workload:${w.name}`) {
+        fail([...at, "selectors", j], `selector ${JSON.stringify(s)} would make the workload select nothing: tidegate:workload:${w.name} is implied, and a process carries one tidegate: selector only`);
+      }
     }
     return Object.freeze({
       name: w.name,

@@ -16,9 +16,9 @@ import { parseHeaderTemplate } from "./inject.ts";
 import { parsePort, parsePortRange } from "./ports.ts";
 import { ACTIONS, KEY_EXCHANGES, MAX_OPEN_LIMIT } from "./model.ts";
 import { converted, convertedAny, mapping, transformed } from "./source.ts";
+import { selectorProblem } from "../attest/selector.ts";
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-const SELECTOR = /^[a-z0-9_-]+:[^\u0000-\u001f\u007f]+$/;
 /** A tool name, or a glob of one: `*` any run of characters, `?` one (src/mcp/tool-filter.ts). */
 const TOOL = /^[A-Za-z0-9_.*?-]{1,128}$/;
 const FINGERPRINT = /^(?:[0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$/;
@@ -158,6 +158,13 @@ export const StdioRuleSchema = mapping({
   mcp,
 });
 
+/** A selector an attestor can give (src/attest/selector.ts): a typo would make the workload's entry select nothing. */
+const selector = converted((text) => {
+  const why = selectorProblem(text);
+  if (why !== null) throw new Error(why);
+  return text;
+});
+
 /** A workload's name is also its cgroup's folder name, which the cgroup tree keeps to 63 characters. */
 const WORKLOAD_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 const workloadName = v.pipe(v.string(), v.regex(WORKLOAD_NAME, "is not a workload name (1-63 of letters, digits, '_', '.', '-', starting with a letter or digit)"));
@@ -165,7 +172,7 @@ const workloadName = v.pipe(v.string(), v.regex(WORKLOAD_NAME, "is not a workloa
 export const WorkloadSchema = mapping({
   name: workloadName,
   id: spiffeId,
-  selectors: v.optional(v.array(v.pipe(v.string(), v.regex(SELECTOR, 'is not a selector "type:value" (e.g. unix:uid:1000)')))),
+  selectors: v.optional(v.array(selector)),
   user: v.optional(v.pipe(v.string(), v.regex(ACCOUNT, "is not a user name or uid"))),
   run_by: v.optional(
     mapping({

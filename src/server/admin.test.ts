@@ -53,6 +53,11 @@ describe("entries", () => {
     ["a selector without a type", { selectors: ["uid1000"] }, "bad_selector"],
     ["a selector with an upper-case type", { selectors: ["Unix:uid:1"] }, "bad_selector"],
     ["a selector with an empty value", { selectors: ["unix:"] }, "bad_selector"],
+    ["a selector of a type no attestor gives", { selectors: ["bogus:thing"] }, "bad_selector"],
+    ["a selector with a misspelt type", { selectors: ["tidgate:workload:web"] }, "bad_selector"],
+    ["a selector with a misspelt key", { selectors: ["unix:ud:1000"] }, "bad_selector"],
+    ["a unix:uid that is not a number", { selectors: ["unix:uid:abc"] }, "bad_selector"],
+    ["a container:id that is not 64 hex", { selectors: ["container:id:abc"] }, "bad_selector"],
     ["no selector", { selectors: [] }, "bad_request"],
     ["a bad DNS name", { dns_names: ["bad_name.example"] }, "bad_dns_name"],
     ["a TTL of 0", { ttl_seconds: 0 }, "bad_request"],
@@ -69,6 +74,17 @@ describe("entries", () => {
       expect(await t.server.store.countEntries()).toBe(before);
     });
   }
+
+  test("a bad selector's error names it, says why and what it probably is", async () => {
+    const typo = await t.admin("POST", "/v1/entries", { ...good, spiffe_id: `spiffe://${TEST_TD}/svc/rejected`, selectors: ["unix:uid:1000", "tidgate:workload:web"] });
+    expect([typo.status, typo.body.error.code]).toEqual([400, "bad_selector"]);
+    expect(typo.body.error.message).toBe('server: selector "tidgate:workload:web" has type "tidgate", which no attestor gives (types: unix, cgroup, container, k8s, tidegate); did you mean tidegate?');
+    const uid = await t.admin("POST", "/v1/entries", { ...good, spiffe_id: `spiffe://${TEST_TD}/svc/rejected`, selectors: ["unix:uid:abc"] });
+    expect(uid.body.error.message).toMatch(/^server: selector "unix:uid:abc": the value of unix:uid must be a decimal id/);
+    // what `tidegate up` gives an inbound listener's entry is accepted, though no attestor gives it
+    const inbound = await t.admin("POST", "/v1/entries", { ...good, spiffe_id: `spiffe://${TEST_TD}/svc/listener`, selectors: ["tidegate:inbound:email-mcp"] });
+    expect(inbound.status).toBe(201);
+  }, T);
 
   test("an unknown route is 404 not_found; a body over 64 KiB is 413 body_too_large", async () => {
     const res = await t.admin("GET", "/v1/nope");

@@ -4,19 +4,20 @@
  *   (wrong_trust_domain), not under /tidegate/ (reserved_spiffe_id: the server's and the nodes'
  *   own IDs live there, and an entry for one would hand a node that identity);
  * - parent_id: spiffe://TD/tidegate/agent/NODE (bad_parent_id, wrong_trust_domain);
- * - selectors: SPIRE's "type:value" with type of [a-z0-9_-] and a non-empty value without control
- *   characters (bad_selector);
+ * - selectors: SPIRE's "type:key:value", of a type and key an attestor gives and a value of that
+ *   key's form, e.g. a numeric unix:uid (bad_selector, saying why and the nearest known type or
+ *   key: src/attest/selector.ts): an entry with a selector no process carries selects nothing;
  * - dns_names: DNS names, "*." allowed as the first label (bad_dns_name);
  * - ttl_seconds: the settings' svid.default_ttl when absent.
  */
 import { SpiffeId, SpiffeIdError, type TrustDomain } from "../spiffe/index.ts";
 import type { NewRegistrationEntry } from "./store/index.ts";
 import { ApiError } from "./errors.ts";
+import { selectorProblem } from "../attest/selector.ts";
 import { nodeOf, RESERVED_PREFIX } from "./ids.ts";
 import type { EntryBody } from "./wire.ts";
 import type * as v from "valibot";
 
-const SELECTOR = /^[a-z0-9_-]+:[^\u0000-\u001f\u007f]+$/;
 const DNS_NAME = /^(?=.{1,253}$)(\*\.)?[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 const q = (s: string) => JSON.stringify(s.slice(0, 200));
@@ -43,7 +44,8 @@ export function checkEntry(td: TrustDomain, body: v.InferOutput<typeof EntryBody
     throw new ApiError("bad_parent_id", `server: parent_id ${q(body.parent_id)} is not a node (spiffe://${td.name}/tidegate/agent/NODE)`);
   }
   for (const s of body.selectors) {
-    if (!SELECTOR.test(s)) throw new ApiError("bad_selector", `server: selector ${q(s)} is not "type:value" (e.g. unix:uid:1000)`);
+    const why = selectorProblem(s);
+    if (why !== null) throw new ApiError("bad_selector", `server: ${why}`);
   }
   for (const d of body.dns_names ?? []) {
     if (!DNS_NAME.test(d)) throw new ApiError("bad_dns_name", `server: ${q(d)} is not a DNS name`);

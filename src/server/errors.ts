@@ -17,7 +17,7 @@ export const API_ERROR_STATUS = {
   reserved_spiffe_id: 400, // an entry's spiffe_id under /tidegate/: the server's and nodes' own IDs
   bad_parent_id: 400, // an entry's parent_id is not spiffe://TD/tidegate/agent/NODE
   wrong_trust_domain: 400, // a SPIFFE ID of another trust domain than the server's
-  bad_selector: 400, // a selector not "type:value"
+  bad_selector: 400, // a selector no attestor gives (src/attest/selector.ts)
   bad_dns_name: 400,
   bad_node_name: 400, // a node name that is not one SPIFFE path segment
   // CSR checks of src/x509/csr.ts, passed through:

@@ -110,7 +110,7 @@ describe("server lifecycle", () => {
       const first = await startServer({ places, settings, logger: memoryLogger() });
       const t = { server: first, admin: (m: string, u: string, b?: unknown) => callUnix(first.socketPath, "the server", m, u, b) } as unknown as TestServer;
       await joinNode(t, "keep");
-      const entry = await callUnix(first.socketPath, "the server", "POST", "/v1/entries", { spiffe_id: `spiffe://${TEST_TD}/w`, parent_id: `spiffe://${TEST_TD}/tidegate/agent/keep`, selectors: ["a:b"] });
+      const entry = await callUnix(first.socketPath, "the server", "POST", "/v1/entries", { spiffe_id: `spiffe://${TEST_TD}/w`, parent_id: `spiffe://${TEST_TD}/tidegate/agent/keep`, selectors: ["unix:uid:1000"] });
       const fingerprint = first.ca.activeRootFingerprint();
       const err = await rejection(startServer({ places, settings, logger: memoryLogger() }));
       expect(err.code).toBe("store_locked");

@@ -88,6 +88,10 @@ describe("usage errors exit 2 and name the bad input", () => {
     [["svid", "verify", "x.pem"], "--bundle"],
     [["--instance", "Bad_Name", "version"], '"Bad_Name"'],
     [["svid", "verify", "--bundle", "b", "--at", "yesterday", "x"], '"yesterday"'],
+    // a selector no attestor gives is refused before the server is asked (no server runs here)
+    [["entry", "create", "--spiffe-id", "spiffe://example.org/x", "--node", "n", "--selector", "unix:uid:abc"], '--selector: selector "unix:uid:abc": the value of unix:uid must be a decimal id'],
+    [["entry", "create", "--spiffe-id", "spiffe://example.org/x", "--node", "n", "--selector", "unix:uid:1000", "--selector", "tidgate:workload:x"], 'selector "tidgate:workload:x" has type "tidgate", which no attestor gives (types: unix, cgroup, container, k8s, tidegate); did you mean tidegate?'],
+    [["entry", "create", "--spiffe-id", "spiffe://example.org/x", "--node", "n", "--selector", "bogus:thing"], 'selector "bogus:thing" has type "bogus"'],
   ];
   for (const [args, needle] of cases) {
     test(`tidegate ${args.join(" ")}`, async () => {

@@ -86,4 +86,52 @@ describe("tidegate mcp without an agent", () => {
     expect(r.stderr).toContain("mcp-pins.json");
     expect(readFileSync(pinsFile(p.state), "utf8")).toContain("not-hex");
   });
+
+  test("pin: a SERVER no gate could use is refused (exit 2, did you mean); one no rule reads is pinned with a warning", async () => {
+    const p = places();
+    const file = join(root, "approved-names.json");
+    writeFileSync(file, JSON.stringify([tool("read_file")]));
+    const config = join(root, "names.yaml");
+    writeFileSync(
+      config,
+      `trust_domain: example.org
+egress:
+  - name: github
+    from: spiffe://example.org/agent/*
+    to: { host: api.github.com, port: 443 }
+    action: intercept
+    mcp: {}
+stdio:
+  - name: fs-readers
+    from: spiffe://example.org/agent/*
+    server: ${SERVER}
+    mcp: {}
+`,
+    );
+    const flags = [...p.flags, "--config", config];
+    const bad = await tidegate([...flags, "mcp", "pin", "not an id", "--from-file", file]);
+    expect([bad.code, bad.stdout]).toEqual([2, ""]);
+    expect(bad.stderr).toStartWith(`tidegate mcp pin: SERVER: MCP server "not an id" is neither a SPIFFE ID nor a rule name (1-64 of letters, digits, '_', '.', '-', starting with a letter or digit)\n`);
+    const spaced = await tidegate([...flags, "mcp", "pin", "git hub", "--from-file", file]);
+    expect([spaced.code, spaced.stderr.split("\n")[0]]).toEqual([2, `tidegate mcp pin: SERVER: MCP server "git hub" is neither a SPIFFE ID nor a rule name (1-64 of letters, digits, '_', '.', '-', starting with a letter or digit); did you mean github?`]);
+    const upper = await tidegate([...flags, "mcp", "pin", "spiffe://Example.org/mcp/fs", "--from-file", file]);
+    expect([upper.code, upper.stderr.includes('MCP server "spiffe://Example.org/mcp/fs" is not a SPIFFE ID')]).toEqual([2, true]);
+    expect(() => statSync(pinsFile(p.state))).toThrow();
+
+    // well-formed, but no rule reads MCP from it: pinned (a rule may come later), and said so
+    const typo = await tidegate([...flags, "mcp", "pin", `${SERVER}s`, "--from-file", file]);
+    expect([typo.code, typo.stdout]).toEqual([0, `pinned for ${SERVER}s from ${file}: read_file (other tools wait for approval)\n`]);
+    expect(typo.stderr).toBe(`tidegate mcp pin: warning: no rule of ${config} reads MCP from ${SERVER}s, so these pins are not used until one does; did you mean ${SERVER}?\n`);
+    const far = await tidegate([...flags, "mcp", "pin", "spiffe://example.org/elsewhere", "--from-file", file]);
+    expect([far.code, far.stderr]).toEqual([0, `tidegate mcp pin: warning: no rule of ${config} reads MCP from spiffe://example.org/elsewhere, so these pins are not used until one does (its MCP servers: github, ${SERVER})\n`]);
+    // the names the rules use: no warning
+    for (const server of [SERVER, "github"]) {
+      const ok = await tidegate([...flags, "mcp", "pin", server, "--from-file", file]);
+      expect([ok.code, ok.stderr]).toEqual([0, ""]);
+    }
+    // no policy to check against: pinned, and said so
+    const unchecked = await tidegate([...p.flags, "--config", join(root, "absent.yaml"), "mcp", "pin", "githb", "--from-file", file]);
+    expect([unchecked.code, unchecked.stderr]).toEqual([0, `tidegate mcp pin: warning: cannot check githb against a policy (${join(root, "absent.yaml")} does not exist): if no rule reads MCP from it, these pins are never used\n`]);
+    expect(Object.keys(JSON.parse(readFileSync(pinsFile(p.state), "utf8"))).sort()).toEqual(["github", "githb", SERVER, `${SERVER}s`, "spiffe://example.org/elsewhere"].sort());
+  });
 });

@@ -80,6 +80,15 @@ workloads:
     expect(r.stdout).toBe("");
     expect(r.stderr).toBe(`tidegate policy check: policy: ${path}:9: egress[0].to.prot: unknown key (allowed: cidr, host, port, proto; did you mean port or proto?) [policy_invalid]\n`);
   }, T);
+  test("a selector no attestor gives: exit 1, file, line, field, and what it probably is", async () => {
+    const path = file("selectors.yaml", "trust_domain: example.org\nworkloads:\n  - name: w\n    id: spiffe://example.org/w\n    selectors:\n      - unix:uid:1000\n      - unix:ud:1000\n");
+    const r = await tidegate(["policy", "check", path]);
+    expect([r.code, r.stdout]).toEqual([1, ""]);
+    expect(r.stderr).toBe(`tidegate policy check: policy: ${path}:7: workloads[0].selectors[1]: selector "unix:ud:1000": unix has no key "ud" (unix gives unix:uid, unix:user, unix:gid, unix:group, unix:supplementary_gid, unix:supplementary_group, unix:path, unix:sha256); did you mean unix:uid? [policy_invalid]\n`);
+    const uid = await tidegate(["policy", "check", file("uid.yaml", "trust_domain: example.org\nworkloads:\n  - { name: w, id: spiffe://example.org/w, selectors: ['unix:uid:abc', 'bogus:x'] }\n")]);
+    expect(uid.code).toBe(1);
+    expect(uid.stderr).toContain(':3: workloads[0].selectors[0]: selector "unix:uid:abc": the value of unix:uid must be a decimal id');
+  }, T);
   test("a missing file: exit 1 naming it", async () => {
     const r = await tidegate(["policy", "check", join(dir, "absent.yaml")]);
     expect(r.code).toBe(1);
