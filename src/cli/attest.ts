@@ -13,6 +13,7 @@ import { callUnix } from "../runtime/unix-http.ts";
 import { createAttestation, matchEntry, nearMisses, type MatchEntry } from "../attest/index.ts";
 import { INBOUND_SELECTOR } from "../up/entries.ts";
 import { TidegateError } from "../errors.ts";
+import { httpsOriginFlag } from "./flag-values.ts";
 
 interface Report {
   pid: number;
@@ -89,6 +90,7 @@ export const attestCommand: Command = {
     const flag = (k: string) => str(values[k]);
     const kubeletFlags = ["kubelet-url", "kubelet-node", "kubelet-token-file", "kubelet-ca-file"].filter((k) => flag(k) !== undefined);
     if (!values.kubelet && kubeletFlags.length > 0) throw new UsageError(`--${kubeletFlags[0]} needs --kubelet`);
+    if (flag("kubelet-url") !== undefined) httpsOriginFlag(flag("kubelet-url")!, "--kubelet-url");
     const kubelet = values.kubelet
       ? {
           ...(flag("kubelet-url") ? { url: flag("kubelet-url")! } : {}),

@@ -16,6 +16,7 @@ import { createLogger } from "../runtime/log.ts";
 import { flagsFor, shellJoin } from "./global-options.ts";
 import type { FederationStatus } from "../server/federation.ts";
 import { encodePem, fromBase64 } from "../x509/index.ts";
+import { trustDomainFlag } from "./flag-values.ts";
 
 export class ServerCallError extends TidegateError {}
 
@@ -71,8 +72,9 @@ const init: Command = {
   options: { "trust-domain": { type: "string", value: "TD", help: "the trust domain, e.g. example.org (required)" } },
   run: async (ctx) => {
     noPositionals(ctx, "tidegate server init");
-    const td = ctx.values["trust-domain"];
-    if (typeof td !== "string") throw new UsageError("server init needs --trust-domain TD");
+    const text = ctx.values["trust-domain"];
+    if (typeof text !== "string") throw new UsageError("server init needs --trust-domain TD");
+    const td = trustDomainFlag(text).name; // "spiffe://example.org" is example.org: that is what is stored
     const settings = loadServerConfig(ctx.places);
     const { paths, fingerprint } = await initServer({ places: ctx.places, settings, trustDomain: td });
     ctx.io.out(`initialised trust domain ${td} in ${paths.dir}\nroot fingerprint (sha256): ${fingerprint}\nstart the server with: ${shellJoin(["tidegate", "server", ...flagsFor(ctx.places)])}\n`);
