@@ -61,7 +61,7 @@ function render(r: Report): string {
 export const attestCommand: Command = {
   name: "attest",
   summary: "show a process's selectors and the agent entry they select",
-  usage: ["attest --pid PID [--json] [--kubelet [--kubelet-url URL] [--kubelet-node NAME] [--kubelet-token-file F] [--kubelet-ca-file F]]]"],
+  usage: ["attest --pid PID [--json] [--kubelet [--kubelet-url URL] [--kubelet-node NAME] [--kubelet-token-file F] [--kubelet-ca-file F]]"],
   help: [
     "Attests process PID as the agent does (unix, cgroup and tidegate selectors, bound to the",
     "process's start time) and, when the agent answers on <run-dir>/agent.sock, shows the entry",

@@ -169,6 +169,8 @@ export const runCommand: Command = {
     "workload's decides which tools, resources and prompts pass; denied calls are answered with a",
     "JSON-RPC error, tools/list is filtered, tool definitions are pinned, every call is audited.",
     "No rule: refused. stderr passes as it is.",
+    "",
+    "Example: tidegate run --workload github-mcp -- curl -sS https://api.github.com/user",
   ].join("\n"),
   options: {
     workload: { type: "string", value: "NAME", help: "the workload (its cgroup and identity)" },

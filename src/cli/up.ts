@@ -316,7 +316,10 @@ export const upCommand: Command = {
     "pid in <run-dir>/up.pid), shows its progress, waits until the agent is healthy and prints what",
     "to do next. Run again while it runs: it says so and exits 0. 'tidegate down' stops it.",
     "With --foreground it serves until SIGTERM or SIGINT (what a systemd unit runs).",
-    "Exit 0 ready; 1 when it could not start (the reason, and the log's path).",
+    "Exit 0 ready; 1 when it could not start (the reason, and the log's path); 2 on a bad value",
+    "(--trust-domain, --timeout), found before anything starts.",
+    "",
+    "Example: tidegate up --trust-domain example.org",
   ].join("\n"),
   options: {
     foreground: { type: "boolean", help: "serve in this process until SIGTERM/SIGINT" },
