@@ -31,3 +31,20 @@ export function quote(text: string): string {
   const q = JSON.stringify(cut).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
   return cut === text ? q : `${q}...`;
 }
+
+/**
+ * URL text for error messages, quoted like `quote`, never with a user name or password (it may be
+ * a secret): text with an '@' is shown as its scheme and host only, when it parses as a URL with a
+ * host, and not at all otherwise.
+ */
+export function quoteUrl(text: string): string {
+  if (!text.includes("@")) return quote(text);
+  let host = "";
+  try {
+    const u = new URL(text);
+    if (u.host !== "") host = `${u.protocol}//${u.host}`;
+  } catch {
+    // not a URL: nothing of it is shown
+  }
+  return host === "" ? "(not repeated: it has an '@' and may hold a password)" : `${quote(host)} (the rest not repeated: it has an '@' and may hold a password)`;
+}

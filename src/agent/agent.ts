@@ -20,6 +20,7 @@ import { adminApp } from "./admin-app.ts";
 import { statusOf, type AgentStatus } from "./health.ts";
 import { StateFiles } from "./state-files.ts";
 import { parseFingerprint } from "./trust.ts";
+import { parseServerUrl } from "./server-client.ts";
 import { loadSvids } from "./workload-svid.ts";
 import { startEnforcer, type Enforcer } from "./enforcer.ts";
 import { RunService, runHostOf } from "./run-service.ts";
@@ -112,7 +113,9 @@ export async function startAgent(o: StartAgentOptions): Promise<RunningAgent> {
   if (await answersOn(running)) {
     throw new AgentError("agent_running", `agent: another agent of this instance answers on ${JSON.stringify(running)}; stop it first`);
   }
-  logger.info("agent_start", { instance: o.places.instance, state_dir: files.dir, server: o.serverUrl ?? null, join_token_given: o.joinToken !== undefined });
+  // The origin only: a URL's user name or password (refused by parseServerUrl) never reaches the log.
+  const serverOrigin = o.serverUrl !== undefined ? parseServerUrl(o.serverUrl).origin : null;
+  logger.info("agent_start", { instance: o.places.instance, state_dir: files.dir, server: serverOrigin, join_token_given: o.joinToken !== undefined });
   const fingerprint = o.fingerprint !== undefined ? parseFingerprint(o.fingerprint) : undefined;
   let trustBundle: { text: string; path: string } | undefined;
   if (o.trustBundle !== undefined) {

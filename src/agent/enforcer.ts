@@ -89,6 +89,8 @@ export interface RunGrant {
   /** Why the workload has no identity (spiffe_id null): its connections are refused until it has one. */
   readonly no_identity: string | null;
   readonly user: string | null;
+  /** The names of the config's workloads (so `tidegate run` can say that `workload` is not one). */
+  readonly workloads: readonly string[];
   /** The workload trust bundle (system roots + interception CA) its CA variables name; null without one. */
   readonly ca_bundle: string | null;
 }
@@ -231,7 +233,7 @@ export class Enforcer {
     this.enforcement.resync();
     const who = this.enforcement.identityOf(workload);
     const configured = this.holder.policy?.workloads.find((w) => w.name === workload);
-    return { cgroup_dir: dir, spiffe_id: who.id?.toString() ?? null, no_identity: who.id === null ? who.why : null, user: configured?.user ?? null, ca_bundle: this.interception?.bundlePath() ?? null };
+    return { cgroup_dir: dir, spiffe_id: who.id?.toString() ?? null, no_identity: who.id === null ? who.why : null, user: configured?.user ?? null, workloads: this.holder.policy?.workloads.map((w) => w.name) ?? [], ca_bundle: this.interception?.bundlePath() ?? null };
   }
 
   /** Runs asked for and not yet released, per workload: a cgroup is never removed under one. */

@@ -52,6 +52,17 @@ function decide(caller: DecisionInput["caller"], request: RunRequest, over: Part
 }
 
 describe("decideRun", () => {
+  test("root, no --user, a workload the config does not have: says so, with the ones it has and the nearest", () => {
+    const d = decideRun({ caller: ROOT, request: req("wdav"), policy, files, cwdFor: (cwd) => cwd });
+    expect(d.ok).toBe(false);
+    if (d.ok) return;
+    expect(d.code).toBe("run_workload_unknown");
+    expect(d.message).toBe('run: workload "wdav" is not in the agent\'s config (workloads: it has: w1, w2, wroot, wnouser, wbyuid, wdave, wghost); did you mean wdave?; give --user USER to run it anyway');
+    const known = decideRun({ caller: ROOT, request: req("wnouser"), policy, files, cwdFor: (cwd) => cwd });
+    expect(known.ok ? "" : known.message).toBe('run: workload "wnouser" names no user: in the config; give --user USER');
+  });
+
+
   const table: [string, DecisionInput["caller"], RunRequest, string, Partial<DecisionInput>?][] = [
     ["root: the workload's user", ROOT, req("w1"), "ok uid=33 gid=33 groups=33"],
     ["root: any user, any workload", ROOT, req("elsewhere", { user: "bob" }), "ok uid=1001 gid=1001 groups=1001,900"],

@@ -20,7 +20,7 @@ import { quote } from "../errors.ts";
 import type { Policy } from "../policy/model.ts";
 import { findGroup, findListedGroup, findUser, supplementaryGroups, type AccountFiles } from "../run/accounts.ts";
 import type { PeerCredentials } from "../runtime/unix-fds.ts";
-import type { RunRequest } from "./run-protocol.ts";
+import { noUserReason, type RunRequest } from "./run-protocol.ts";
 
 export type RunRefusalCode =
   | "run_not_in_group"
@@ -72,7 +72,7 @@ export function decideRun(input: DecisionInput): RunDecision {
   const cwdFor = input.cwdFor ?? reachable;
   if (caller.uid === 0) {
     const spec = request.user ?? configured?.user ?? null;
-    if (spec === null) return no("run_workload_without_user", `workload ${quote(request.workload)} names no user: in the config; give --user USER`);
+    if (spec === null) return no(policy !== null && configured === null ? "run_workload_unknown" : "run_workload_without_user", noUserReason(request.workload, policy?.workloads.map((w) => w.name) ?? null));
     const account = findUser(files, spec);
     if (account === null) return no("run_no_such_user", `no such user ${quote(spec)}`);
     if (account.uid === 0 && !request.allowRoot) {

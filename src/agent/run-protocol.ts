@@ -14,6 +14,7 @@
  * any string with a NUL.
  */
 import { TidegateError } from "../errors.ts";
+import { nearest } from "../policy/nearest.ts";
 
 export type RunProtocolErrorCode = "run_bad_request" | "run_request_too_large" | "run_bad_answer";
 
@@ -59,6 +60,19 @@ export const MAX_NOTICE = 1000;
 /** What the notice of a workload without an identity says (the agent sends it, `tidegate run` as root prints it). */
 export function noIdentityNotice(workload: string, why: string): string {
   return `workload ${workload} has no identity (${why}): its connections are refused until the agent holds one`;
+}
+
+/**
+ * Why root's run of `workload` has no user (neither --user nor the config's user:), given the
+ * names of the config's workloads (null when unknown): a workload the config does not have is
+ * said to be missing, with the ones it has and the nearest name, not to lack a user.
+ */
+export function noUserReason(workload: string, configured: readonly string[] | null): string {
+  const name = JSON.stringify(workload.slice(0, 64));
+  if (configured === null || configured.includes(workload)) return `workload ${name} names no user: in the config; give --user USER`;
+  const near = nearest(workload, configured);
+  const has = configured.length === 0 ? "it has none" : `it has: ${configured.slice(0, 20).join(", ")}${configured.length > 20 ? ", ..." : ""}`;
+  return `workload ${name} is not in the agent's config (workloads: ${has})${near.length ? `; did you mean ${near.join(" or ")}?` : ""}; give --user USER to run it anyway`;
 }
 
 const FIELDS = new Set(["workload", "user", "allow_root", "command", "env", "cwd", "mcp_stdio"]);

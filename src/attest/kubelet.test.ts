@@ -312,6 +312,7 @@ describe("kubelet attestor options", () => {
       }
       expect(`${name}: ${code}`).toBe(`${name}: attest_kubelet_config`);
     }
+    expect(seen.join("\n")).not.toContain("u:p@"); // a password is never repeated
   });
 
   test("createAttestation adds it when configured, and fails closed through Attestation", async () => {

@@ -27,7 +27,7 @@
  */
 import { readFile } from "node:fs/promises";
 import ky from "ky";
-import { quote } from "../errors.ts";
+import { quote, quoteUrl } from "../errors.ts";
 import type { Logger } from "../runtime/log.ts";
 import type { ProcessRef, WorkloadAttestor } from "./attestor.ts";
 import { parseCgroupPath } from "./cgroup-path.ts";
@@ -122,10 +122,10 @@ export class KubeletAttestor implements WorkloadAttestor {
     try {
       url = new URL(text);
     } catch (cause) {
-      throw config(`${quote(text)} is not a URL`, cause);
+      throw config(`${quoteUrl(text)} is not a URL`, cause);
     }
     if (url.protocol !== "https:" || url.username !== "" || url.password !== "" || url.search !== "" || url.hash !== "" || (url.pathname !== "/" && url.pathname !== "")) {
-      throw config(`the kubelet URL ${quote(text)} must be https://HOST[:PORT] (no path, query or credentials)`);
+      throw config(`the kubelet URL ${quoteUrl(text)} must be https://HOST[:PORT] (no path, query or credentials)`);
     }
     this.url = new URL("/pods", url);
     this.#tokenFile = opts.tokenFile ?? KUBELET_DEFAULTS.tokenFile;

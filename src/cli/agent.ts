@@ -1,7 +1,8 @@
 /**
  * `tidegate agent`: the node agent (its identity part: join, node SVID, sync, workload SVIDs, the
  * admin API on agent.sock). Runs until SIGTERM or SIGINT, then stops cleanly and removes the
- * socket. Logs JSON lines on stderr; the join token never appears in them.
+ * socket. Logs JSON lines on stderr; the join token never appears in them, nor a --server URL's
+ * user name or password (a bad --server is a usage error found before the agent starts).
  */
 import type { Command } from "./command.ts";
 import { UsageError } from "./usage-error.ts";
@@ -22,6 +23,9 @@ import { probeHost } from "../runtime/host.ts";
 import { Capture } from "../bpf/capture.ts";
 import { loadPolicy, PolicyError, type AgentSettings, type AuditSettings } from "../policy/index.ts";
 import { untrustedFileReason } from "../runtime/trusted-file.ts";
+import { httpsOriginFlag } from "./flag-values.ts";
+import { AgentError } from "../agent/errors.ts";
+import { runningUp } from "./up.ts";
 
 /**
  * The `agent:` settings of the config file (docs/policy.md), when the file exists. An invalid file
@@ -60,7 +64,11 @@ export function mergeAgentSettings(values: Readonly<Record<string, unknown>>, fi
 /** `tidegate agent --uninstall`: refused while this instance's agent answers on agent.sock. */
 async function uninstall(places: Places, io: Output): Promise<number> {
   const socket = join(places.runDir, "agent.sock");
-  if (await answersOn(socket)) throw new UsageError(`the agent of this instance is running (${socket}): stop it first`);
+  if (await answersOn(socket)) {
+    const up = runningUp(places);
+    const how = up !== null ? `'tidegate up' started it (pid ${up}): stop it with 'tidegate down' (or 'systemctl stop tidegate' where systemd runs it)` : "stop it first (SIGTERM to the agent's process, or 'tidegate down' when 'tidegate up' started it)";
+    throw new AgentError("agent_running", `the agent of this instance is running (it answers on ${socket}); ${how}, then run --uninstall again`);
+  }
   const mount = probeHost().cgroup2;
   if (mount === null) throw new UsageError("no cgroup v2 mount: nothing of tidegate's can be installed here");
   const r = await Capture.uninstall({ mount, cgroupName: places.cgroupName, pinDir: places.bpfPinDir });
@@ -144,6 +152,9 @@ export const agentCommand: Command = {
     }
     const trustBundle = str(values["trust-bundle"]);
     if (fingerprint !== undefined && trustBundle !== undefined) throw new UsageError("give --server-fingerprint or --trust-bundle, not both");
+    // The flag is checked before anything is started or logged (the config's agent.server was
+    // checked when the config loaded); the agent logs its origin only.
+    if (str(flags.server) !== undefined) httpsOriginFlag(str(flags.server)!, "--server");
     const serverUrl = str(values.server);
     const logger = createLogger({ write: (l) => io.err(l) });
     const agent = await startAgent({

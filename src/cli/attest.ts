@@ -13,6 +13,7 @@ import { callUnix } from "../runtime/unix-http.ts";
 import { createAttestation, matchEntry, nearMisses, type MatchEntry } from "../attest/index.ts";
 import { INBOUND_SELECTOR } from "../up/entries.ts";
 import { TidegateError } from "../errors.ts";
+import { httpsOriginFlag } from "./flag-values.ts";
 
 interface Report {
   pid: number;
@@ -60,7 +61,7 @@ function render(r: Report): string {
 export const attestCommand: Command = {
   name: "attest",
   summary: "show a process's selectors and the agent entry they select",
-  usage: ["attest --pid PID [--json] [--kubelet [--kubelet-url URL] [--kubelet-node NAME] [--kubelet-token-file F] [--kubelet-ca-file F]]]"],
+  usage: ["attest --pid PID [--json] [--kubelet [--kubelet-url URL] [--kubelet-node NAME] [--kubelet-token-file F] [--kubelet-ca-file F]]"],
   help: [
     "Attests process PID as the agent does (unix, cgroup and tidegate selectors, bound to the",
     "process's start time) and, when the agent answers on <run-dir>/agent.sock, shows the entry",
@@ -89,6 +90,7 @@ export const attestCommand: Command = {
     const flag = (k: string) => str(values[k]);
     const kubeletFlags = ["kubelet-url", "kubelet-node", "kubelet-token-file", "kubelet-ca-file"].filter((k) => flag(k) !== undefined);
     if (!values.kubelet && kubeletFlags.length > 0) throw new UsageError(`--${kubeletFlags[0]} needs --kubelet`);
+    if (flag("kubelet-url") !== undefined) httpsOriginFlag(flag("kubelet-url")!, "--kubelet-url");
     const kubelet = values.kubelet
       ? {
           ...(flag("kubelet-url") ? { url: flag("kubelet-url")! } : {}),

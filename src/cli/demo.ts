@@ -71,6 +71,8 @@ export const demoCommand: Command = {
     "users can run it (install.sh puts it in /usr/local/bin). The instance is --instance only (not",
     "TIDEGATE_INSTANCE); one in use (an agent or 'tidegate up' of it answers, or it has pins or a",
     "cgroup the demo did not leave) is refused, never torn down. Ctrl-C cleans up as a normal end.",
+    "",
+    "Example: tidegate demo --instance docs-demo",
   ].join("\n"),
   options: { keep: { type: "boolean", help: "keep the demo's folder (config, state, audit log) afterwards" } },
   subcommands: [mcpServer, mcpHost],

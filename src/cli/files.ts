@@ -1,5 +1,6 @@
 import { readFileSync, statSync } from "node:fs";
 import { TidegateError } from "../errors.ts";
+import { UsageError } from "./usage-error.ts";
 
 export class InputFileError extends TidegateError {}
 
@@ -23,4 +24,18 @@ export function readInputFile(path: string, what: string): Uint8Array {
     throw new InputFileError("input_too_large", `${what}: ${JSON.stringify(path)} is ${size} bytes, more than ${MAX_INPUT_BYTES}`);
   }
   return new Uint8Array(readFileSync(path));
+}
+
+/**
+ * Runs `parse` on what `path` holds: an error it throws about the content (a TidegateError, not
+ * a usage error) is thrown again with the same code, its message naming the file (after `flag`,
+ * when the file was given as one) and ending with `hint`.
+ */
+export async function namingFile<T>(flag: string, path: string, parse: () => T | Promise<T>, hint = ""): Promise<T> {
+  try {
+    return await parse();
+  } catch (e) {
+    if (!(e instanceof TidegateError) || e instanceof UsageError || e instanceof InputFileError) throw e;
+    throw new InputFileError(e.code, `${flag === "" ? "" : `${flag} `}${JSON.stringify(path)}: ${e.message}${hint}`, { cause: e });
+  }
 }

@@ -62,6 +62,8 @@ const checkCommand: Command = {
     "keys, bad values, options that do not go with the rule's action, duplicate names). A valid file",
     "gets a one-line summary and the secrets it references; files, users and groups it names that",
     "do not exist here are warned about on stderr. Exit 0 valid, 1 invalid.",
+    "",
+    "Example: tidegate policy check /etc/tidegate/tidegate.yaml",
   ].join("\n"),
   options: { json: { type: "boolean", help: "print the summary as JSON" } },
   run: async ({ values, positionals, io }) => {
@@ -207,6 +209,8 @@ const explainCommand: Command = {
     "tried before, each with the side it failed), and with --tool, --resource or --prompt that",
     "rule's mcp: filter.",
     "Exit 0 allowed (or inspect), 3 denied, 1 error.",
+    "",
+    "Example: tidegate policy explain --from spiffe://example.org/mcp/github --to api.github.com:443",
   ].join("\n"),
   options: {
     policy: { type: "string", value: "FILE", help: "the policy (default: the --config file)" },

@@ -1,11 +1,13 @@
 /**
  * Finds the verb an argument list names and parses the rest against that verb's options plus the
- * global ones. Global flags may stand before or after the verb; `--` ends option parsing.
+ * global ones. Global flags may stand before or after the verb; `--` ends option parsing. An
+ * unknown verb is a usage error naming it, with the nearest listed verbs ("did you mean").
  */
 import { parseArgs } from "node:util";
 import type { Command, OptionSpec } from "./command.ts";
 import { GLOBAL_OPTIONS } from "./global-options.ts";
 import { UsageError } from "./usage-error.ts";
+import { nearest } from "../policy/nearest.ts";
 
 export interface Routed {
   readonly command: Command;
@@ -55,7 +57,8 @@ export function route(root: Command, argv: readonly string[]): Routed {
     }
     if (command.run === undefined) {
       const where = path.length ? `tidegate ${path.join(" ")}` : "tidegate";
-      throw new UsageError(`unknown command ${JSON.stringify(token)} for ${where}`, path);
+      const near = token === "help" ? ["--help"] : nearest(token, (command.subcommands ?? []).filter((c) => !c.hidden).map((c) => c.name));
+      throw new UsageError(`unknown command ${JSON.stringify(token.slice(0, 64))} for ${where}${near.length ? `; did you mean ${near.join(" or ")}?` : ""}`, path);
     }
     rest.push(...argv.slice(i));
     break;

@@ -27,7 +27,7 @@ import { findUser, readAccountFiles, supplementaryGroups } from "../run/accounts
 import { launcherArgv, selfBinary } from "../run/launcher.ts";
 import * as u from "../runtime/unix-fds.ts";
 import { Errno } from "../runtime/libc.ts";
-import { encodeLine, encodeRequest, LineReader, noIdentityNotice, parseAnswer, RUN_SIGNALS, type RunAnswer, type RunRequest } from "../agent/run-protocol.ts";
+import { encodeLine, encodeRequest, LineReader, noIdentityNotice, noUserReason, parseAnswer, RUN_SIGNALS, type RunAnswer, type RunRequest } from "../agent/run-protocol.ts";
 
 export class RunCliError extends TidegateError<"run_agent" | "run_refused" | "run_bad_user" | "run_lost"> {}
 
@@ -39,6 +39,8 @@ interface CgroupGrant {
   /** Why the workload has no identity, when it has none. */
   no_identity: string | null;
   user: string | null;
+  /** The config's workload names; null from an agent that does not send them. */
+  workloads: readonly string[] | null;
   /** The agent's workload trust bundle (the interception CA); null without one. */
   ca_bundle: string | null;
 }
@@ -59,7 +61,7 @@ async function prepare(socket: string, workload: string): Promise<CgroupGrant> {
   if (res.status !== 200 || typeof body?.cgroup_dir !== "string") {
     throw new RunCliError("run_refused", `run: the agent refused: ${body?.error?.message ?? `status ${res.status}`}${body?.error?.code ? ` (${body.error.code})` : ""}`);
   }
-  return { cgroup_dir: body.cgroup_dir, spiffe_id: body.spiffe_id ?? null, no_identity: typeof body.no_identity === "string" ? body.no_identity : null, user: body.user ?? null, ca_bundle: typeof body.ca_bundle === "string" ? body.ca_bundle : null };
+  return { cgroup_dir: body.cgroup_dir, spiffe_id: body.spiffe_id ?? null, no_identity: typeof body.no_identity === "string" ? body.no_identity : null, user: body.user ?? null, workloads: Array.isArray(body.workloads) ? body.workloads.filter((w): w is string => typeof w === "string") : null, ca_bundle: typeof body.ca_bundle === "string" ? body.ca_bundle : null };
 }
 
 function signalNumber(name: string | number): number {
@@ -167,6 +169,8 @@ export const runCommand: Command = {
     "workload's decides which tools, resources and prompts pass; denied calls are answered with a",
     "JSON-RPC error, tools/list is filtered, tool definitions are pinned, every call is audited.",
     "No rule: refused. stderr passes as it is.",
+    "",
+    "Example: tidegate run --workload github-mcp -- curl -sS https://api.github.com/user",
   ].join("\n"),
   options: {
     workload: { type: "string", value: "NAME", help: "the workload (its cgroup and identity)" },
@@ -199,7 +203,7 @@ export const runCommand: Command = {
     let signal: string | number | null;
     try {
       const userSpec = typeof values.user === "string" ? values.user : answer.user;
-      if (userSpec === null) throw new UsageError(`run needs --user USER (workload ${workload} names no user: in the config)`);
+      if (userSpec === null) throw new UsageError(noUserReason(workload, answer.workloads));
       const files = readAccountFiles();
       const account = findUser(files, userSpec);
       if (account === null) throw new RunCliError("run_bad_user", `run: no such user ${JSON.stringify(userSpec.slice(0, 64))}`);

@@ -73,6 +73,8 @@ const set: Command = {
     "and tab: it goes into HTTP headers. A running agent of the same instance is told over",
     "agent.sock and uses the new value from its next request (one it cannot tell: within " + AGENT_RECHECK_MS / 1000 + " s).",
     "Root only. Exit 0 stored, 1 refused or failed.",
+    "",
+    'Example: printf %s "$GITHUB_TOKEN" | tidegate secret set github_token',
   ].join("\n"),
   options: { "from-file": { type: "string", value: "FILE", help: "read the value from FILE instead of stdin" } },
   run: async (ctx) => {

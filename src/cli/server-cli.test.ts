@@ -34,7 +34,8 @@ describe("tidegate server", () => {
       expect(again.err).toContain("[server_exists]");
       expect((await run(places, ["server", "init"])).code).toBe(2);
       const bad = await run(places, ["server", "init", "--trust-domain", "Bad_TD"]);
-      expect(bad.code).toBe(1);
+      expect(bad.code).toBe(2);
+      expect(bad.err).toContain("--trust-domain");
       expect(bad.err).toContain("Bad_TD");
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -16,6 +16,8 @@ import { createLogger } from "../runtime/log.ts";
 import { flagsFor, shellJoin } from "./global-options.ts";
 import type { FederationStatus } from "../server/federation.ts";
 import { encodePem, fromBase64 } from "../x509/index.ts";
+import { trustDomainFlag } from "./flag-values.ts";
+import { nearest } from "../policy/nearest.ts";
 
 export class ServerCallError extends TidegateError {}
 
@@ -40,7 +42,11 @@ export async function callServer(places: Places, method: string, url: string, bo
 }
 
 function noPositionals(ctx: Context, verb: string): void {
-  if (ctx.positionals.length > 0) throw new UsageError(`unknown command ${JSON.stringify(ctx.positionals[0])} for ${verb}`);
+  if (ctx.positionals.length === 0) return;
+  const word = ctx.positionals[0]!;
+  // `tidegate server` serves, so the router hands it what follows: a mistyped sub-command lands here.
+  const near = verb === "tidegate server" ? nearest(word, [init, rotateCa, bundle, status].map((c) => c.name)) : [];
+  throw new UsageError(`unknown command ${JSON.stringify(word.slice(0, 64))} for ${verb}${near.length ? `; did you mean ${near.join(" or ")}?` : ""}`);
 }
 
 /** Resolves on SIGTERM or SIGINT. */
@@ -71,8 +77,9 @@ const init: Command = {
   options: { "trust-domain": { type: "string", value: "TD", help: "the trust domain, e.g. example.org (required)" } },
   run: async (ctx) => {
     noPositionals(ctx, "tidegate server init");
-    const td = ctx.values["trust-domain"];
-    if (typeof td !== "string") throw new UsageError("server init needs --trust-domain TD");
+    const text = ctx.values["trust-domain"];
+    if (typeof text !== "string") throw new UsageError("server init needs --trust-domain TD");
+    const td = trustDomainFlag(text).name; // "spiffe://example.org" is example.org: that is what is stored
     const settings = loadServerConfig(ctx.places);
     const { paths, fingerprint } = await initServer({ places: ctx.places, settings, trustDomain: td });
     ctx.io.out(`initialised trust domain ${td} in ${paths.dir}\nroot fingerprint (sha256): ${fingerprint}\nstart the server with: ${shellJoin(["tidegate", "server", ...flagsFor(ctx.places)])}\n`);
@@ -83,7 +90,7 @@ const init: Command = {
 const rotateCa: Command = {
   name: "rotate-ca",
   summary: "rotate the signing CA now, or publish a new root (--root)",
-  usage: ["server rotate-ca [--root]"],
+  usage: ["server rotate-ca [--root] [--json]"],
   help: [
     "Asks the running server (over server.sock) for a new signing CA under the active root, signed",
     "and self-checked before use; SVIDs already issued stay valid. With --root, publishes a new",
@@ -179,7 +186,7 @@ const status: Command = {
 export const serverCommand: Command = {
   name: "server",
   summary: "run the identity server: CA, entries, join tokens, SVID signing, bundle endpoint",
-  usage: ["server", "server init --trust-domain TD", "server rotate-ca [--root]", "server bundle [--pem]", "server status [--json]"],
+  usage: ["server", "server init --trust-domain TD", "server rotate-ca [--root] [--json]", "server bundle [--pem]", "server status [--json]"],
   help: [
     "Without a sub-command, serves until SIGTERM or SIGINT: the public listener (TLS; join-token",
     "attestation and the SPIFFE bundle endpoint), the API listener (mutual TLS with node SVIDs:",

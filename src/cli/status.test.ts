@@ -1,5 +1,9 @@
 import { describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { renderStatus } from "./status.ts";
+import { main } from "./main.ts";
 import type { AgentStatus } from "../agent/index.ts";
 
 const NOW = Date.parse("2026-01-01T00:00:00Z");
@@ -129,5 +133,19 @@ describe("tidegate status screen", () => {
     const out = renderStatus({ ...status, capture: { cgroup: "/sys/fs/cgroup/tidegate", egress_port: 1001, policy: null, workloads: [], inbound: [], hits_since: { generation: 0, at: "2026-01-01T00:00:00.000Z" }, rules: [], unmatched: { connections: 1, requests: 0, kernel: 0 }, recent_denies: [] } }, NOW);
     expect(out).toContain("rules (since generation 0, 2026-01-01T00:00:00.000Z (in 0s))\n  none: no policy is loaded\n  RULE ");
     expect(out).toContain("  (no rule)                     1            1         0       1\n");
+  });
+});
+
+describe("tidegate status with no agent", () => {
+  test("exit 1 with a code, naming the socket and how to start an agent", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tidegate-uxcli-status-"));
+    try {
+      let err = "";
+      const code = await main(["status", "--instance", "uxcli", "--run-dir", dir], { out: () => undefined, err: (t) => void (err += t) }, {});
+      expect(code).toBe(1);
+      expect(err).toBe(`tidegate status: the agent is not running: nothing answers on ${join(dir, "agent.sock")}; start it with 'tidegate up' (single host) or 'tidegate agent' [agent_not_running]\n`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -9,6 +9,9 @@ import { callUnix } from "../runtime/unix-http.ts";
 import { formatDuration } from "../runtime/duration.ts";
 import type { AgentStatus } from "../agent/index.ts";
 import type { RecentDeny, RuleCount, Unmatched } from "../agent/rule-hits.ts";
+import { TidegateError } from "../errors.ts";
+
+export class StatusCliError extends TidegateError<"agent_not_running" | "agent_status_failed"> {}
 
 /** How many recent denies the screen shows (the agent keeps more; --json has them all). */
 const DENIES_SHOWN = 10;
@@ -145,13 +148,12 @@ export const statusCommand: Command = {
     try {
       res = await callUnix(socket, "the agent", "GET", "/v1/status");
     } catch (e) {
-      io.err(`tidegate status: the agent is not running (cannot reach ${socket})\n`);
-      return 1;
+      const why = (e as Error).message.replace(/^cannot reach the agent at "[^"]*": /, "");
+      // Only a missing or refused socket means no agent; anything else (EACCES) is said as it is.
+      if (why !== "is it running?") throw new StatusCliError("agent_status_failed", `cannot reach the agent at ${socket}: ${why}`, { cause: e });
+      throw new StatusCliError("agent_not_running", `the agent is not running: nothing answers on ${socket}; start it with 'tidegate up' (single host) or 'tidegate agent'`, { cause: e });
     }
-    if (res.status !== 200) {
-      io.err(`tidegate status: the agent answered ${res.status}: ${JSON.stringify(res.body)}\n`);
-      return 1;
-    }
+    if (res.status !== 200) throw new StatusCliError("agent_status_failed", `the agent answered ${res.status}: ${JSON.stringify(res.body).slice(0, 500)}`);
     const s = res.body as AgentStatus;
     io.out(values.json ? JSON.stringify(s, null, 2) + "\n" : renderStatus(s, Date.now()));
     return s.healthy ? 0 : 1;

@@ -4,11 +4,13 @@
  */
 import type { Command } from "./command.ts";
 import { UsageError } from "./usage-error.ts";
-import { readInputFile } from "./files.ts";
-import { readChainFile } from "../x509/chain-file.ts";
-import { describeCertificate, type CertificateDescription } from "../x509/cert.ts";
+import { namingFile, readInputFile } from "./files.ts";
+import { readChainFile, type ChainFile } from "../x509/chain-file.ts";
+import { looksLikePem } from "../x509/pem.ts";
+import { describeCertificate, readCertificate, type CertificateDescription } from "../x509/cert.ts";
 import { verifyX509Svid } from "../x509/verify.ts";
 import { loadBundleFile } from "./bundle-file.ts";
+import { trustDomainFlag } from "./flag-values.ts";
 
 function when(d: Date, now: Date): string {
   const s = Math.round((d.getTime() - now.getTime()) / 1000);
@@ -43,6 +45,20 @@ function fileArg(positionals: readonly string[], verb: string): string {
   return positionals[0]!;
 }
 
+/**
+ * The chain in `path`, every certificate parsed: an error names the file, and says when the file
+ * was read as DER because it holds no PEM.
+ */
+async function readChain(path: string, what: string): Promise<ChainFile> {
+  const bytes = readInputFile(path, what);
+  const hint = looksLikePem(bytes) ? "" : " (no PEM -----BEGIN line, so it was read as one DER certificate)";
+  return namingFile("", path, () => {
+    const chain = readChainFile(bytes);
+    for (const der of chain.certificates) readCertificate(der);
+    return chain;
+  }, hint);
+}
+
 function parseAt(v: unknown): Date {
   if (typeof v !== "string") return new Date();
   const d = new Date(v);
@@ -62,7 +78,7 @@ const inspect: Command = {
   options: { json: { type: "boolean", help: "print a JSON array, one object per certificate" } },
   run: async ({ values, positionals, io }) => {
     const path = fileArg(positionals, "svid inspect");
-    const chain = readChainFile(readInputFile(path, "svid inspect"));
+    const chain = await readChain(path, "svid inspect");
     const descriptions = await Promise.all(chain.certificates.map((der) => describeCertificate(der)));
     if (values.json) {
       io.out(JSON.stringify(descriptions, null, 2) + "\n");
@@ -96,9 +112,10 @@ const verify: Command = {
     const path = fileArg(positionals, "svid verify");
     if (typeof values.bundle !== "string") throw new UsageError("svid verify needs --bundle BUNDLE");
     const now = parseAt(values.at);
-    const td = typeof values["trust-domain"] === "string" ? values["trust-domain"] : undefined;
-    const source = await loadBundleFile(readInputFile(values.bundle, "svid verify --bundle"), td);
-    const chain = readChainFile(readInputFile(path, "svid verify"));
+    const td = typeof values["trust-domain"] === "string" ? trustDomainFlag(values["trust-domain"]).name : undefined;
+    const bundlePath = values.bundle;
+    const source = await namingFile("--bundle", bundlePath, () => loadBundleFile(readInputFile(bundlePath, "svid verify --bundle"), td));
+    const chain = await readChain(path, "svid verify");
     const result = await verifyX509Svid(chain.certificates, source, { now });
     io.out(`${result.id.toString()}\n`);
     return 0;
@@ -108,6 +125,6 @@ const verify: Command = {
 export const svidCommand: Command = {
   name: "svid",
   summary: "inspect and verify X.509-SVIDs",
-  usage: ["svid inspect [--json] FILE", "svid verify --bundle BUNDLE [--trust-domain TD] FILE"],
+  usage: ["svid inspect [--json] FILE", "svid verify --bundle BUNDLE [--trust-domain TD] [--at TIME] FILE"],
   subcommands: [inspect, verify],
 };

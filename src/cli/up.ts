@@ -21,6 +21,7 @@ import { callUnix } from "../runtime/unix-http.ts";
 import { startSingleHost, UpError } from "../up/single-host.ts";
 import type { AgentStatus } from "../agent/index.ts";
 import { selfBinary } from "../run/launcher.ts";
+import { trustDomainFlag } from "./flag-values.ts";
 
 const pidFile = (p: Places) => join(p.runDir, "up.pid");
 const logFile = (p: Places) => join(p.stateDir, "up.log");
@@ -100,6 +101,22 @@ function timeoutOf(v: unknown, fallback: number): number {
   }
 }
 
+interface UpFlags {
+  /** The parsed trust domain's name (`spiffe://x` gives `x`). */
+  readonly trustDomain?: string;
+  readonly timeoutMs: number;
+}
+
+/**
+ * `--trust-domain` and `--timeout`, checked before `up` starts, spawns or creates anything: a bad
+ * value is a usage error in this process, never a background process that fails on its own.
+ */
+function upFlags(ctx: Context): UpFlags {
+  const td = str(ctx.values["trust-domain"]);
+  const timeoutMs = timeoutOf(ctx.values.timeout, 60_000);
+  return td === undefined ? { timeoutMs } : { trustDomain: trustDomainFlag(td).name, timeoutMs };
+}
+
 function requireRoot(verb: string): void {
   if (process.getuid?.() !== 0) throw new UpError("up_not_root", `${verb}: runs as root (it loads eBPF programs, makes cgroups and keeps the CA's keys)`);
 }
@@ -142,7 +159,7 @@ function nextSteps(places: Places, s: AgentStatus | null): string {
 }
 
 /** The foreground process: serves until SIGTERM or SIGINT, removing its pid file at the end. */
-async function foreground(ctx: Context): Promise<number> {
+async function foreground(ctx: Context, flags: UpFlags): Promise<number> {
   const { places, io } = ctx;
   requireRoot("up");
   const other = runningUp(places);
@@ -186,8 +203,8 @@ async function foreground(ctx: Context): Promise<number> {
       logger,
       progress,
       signal: stopping.signal,
-      ...(str(ctx.values["trust-domain"]) !== undefined ? { trustDomain: str(ctx.values["trust-domain"])! } : {}),
-      readyTimeoutMs: timeoutOf(ctx.values.timeout, 60_000),
+      ...(flags.trustDomain !== undefined ? { trustDomain: flags.trustDomain } : {}),
+      readyTimeoutMs: flags.timeoutMs,
     });
   } catch (e) {
     handlersOff();
@@ -231,7 +248,7 @@ function readFrom(path: string, from: number): string {
   }
 }
 
-async function background(ctx: Context): Promise<number> {
+async function background(ctx: Context, flags: UpFlags): Promise<number> {
   const { places, io } = ctx;
   requireRoot("up");
   const running = runningUp(places);
@@ -246,10 +263,8 @@ async function background(ctx: Context): Promise<number> {
   const from = fstatSync(log).size; // earlier runs' lines are not this run's progress
   const [exe, ...pre] = selfBinary();
   const args = [...pre, "up", "--foreground", ...flagsFor(places)];
-  for (const k of ["trust-domain", "timeout"] as const) {
-    const v = str(ctx.values[k]);
-    if (v !== undefined) args.push(`--${k}`, v);
-  }
+  if (flags.trustDomain !== undefined) args.push("--trust-domain", flags.trustDomain);
+  if (str(ctx.values.timeout) !== undefined) args.push("--timeout", str(ctx.values.timeout)!);
   const child = spawn(exe!, args, { detached: true, stdio: ["ignore", log, log] });
   closeSync(log);
   let exited: number | null = null;
@@ -258,7 +273,7 @@ async function background(ctx: Context): Promise<number> {
   });
   child.unref();
   io.err(`up: starting in the background (pid ${child.pid}; output in ${logFile(places)})\n`);
-  const until = Date.now() + timeoutOf(ctx.values.timeout, 60_000) + 15_000;
+  const until = Date.now() + flags.timeoutMs + 15_000;
   let shown = 0;
   for (;;) {
     // Relay the foreground's progress lines as they come.
@@ -301,7 +316,10 @@ export const upCommand: Command = {
     "pid in <run-dir>/up.pid), shows its progress, waits until the agent is healthy and prints what",
     "to do next. Run again while it runs: it says so and exits 0. 'tidegate down' stops it.",
     "With --foreground it serves until SIGTERM or SIGINT (what a systemd unit runs).",
-    "Exit 0 ready; 1 when it could not start (the reason, and the log's path).",
+    "Exit 0 ready; 1 when it could not start (the reason, and the log's path); 2 on a bad value",
+    "(--trust-domain, --timeout), found before anything starts.",
+    "",
+    "Example: tidegate up --trust-domain example.org",
   ].join("\n"),
   options: {
     foreground: { type: "boolean", help: "serve in this process until SIGTERM/SIGINT" },
@@ -310,7 +328,8 @@ export const upCommand: Command = {
   },
   run: async (ctx) => {
     if (ctx.positionals.length > 0) throw new UsageError(`up takes no arguments, got ${JSON.stringify(ctx.positionals[0])}`);
-    return ctx.values.foreground === true ? foreground(ctx) : background(ctx);
+    const flags = upFlags(ctx);
+    return ctx.values.foreground === true ? foreground(ctx, flags) : background(ctx, flags);
   },
 };
 

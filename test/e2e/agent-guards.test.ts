@@ -189,8 +189,9 @@ describe.skipIf(!isRoot || mount === null)("the agent's guards", () => {
     const pid = await waitFor("the sleeper in w1's cgroup", () => (existsSync(procs) ? readFileSync(procs, "utf8").trim() || undefined : undefined), 15_000, 100, sleeper);
 
     const refused = await agent.cli(["agent", "--uninstall"]);
-    expect(refused.code).toBe(2);
-    expect(refused.stderr).toContain(`tidegate agent: the agent of this instance is running (${agentSock()}): stop it first`);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`tidegate agent: the agent of this instance is running (it answers on ${agentSock()}); stop it first (SIGTERM to the agent's process`);
+    expect(refused.stderr).toEndWith("[agent_running]\n");
     expect(refused.stdout).toBe("");
     expect(readdirSync(pins).sort()).toEqual(pinned);
     expect(programs()).toEqual(attached);

@@ -1,0 +1,55 @@
+// `tidegate run` as root against a stand-in agent.sock (a unit test of the CLI's side of POST
+// /v1/run): what it says when the workload has no user, in this process through main().
+import { afterEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { main } from "./main.ts";
+import { serveUnix } from "../runtime/unix-http.ts";
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+async function runAgainst(grant: Record<string, unknown>, args: string[]): Promise<{ code: number; err: string; released: string[] }> {
+  const dir = mkdtempSync(join(tmpdir(), "tidegate-uxcli-run-"));
+  dirs.push(dir);
+  const released: string[] = [];
+  const agent = serveUnix(join(dir, "run", "agent.sock"), async (req) => {
+    const path = new URL(req.url).pathname;
+    if (path === "/v1/run") return Response.json({ cgroup_dir: join(dir, "cg"), spiffe_id: null, no_identity: null, ca_bundle: null, ...grant });
+    if (path === "/v1/run/release") {
+      released.push(((await req.json()) as { workload: string }).workload);
+      return Response.json({ removed: true });
+    }
+    return Response.json({ error: { code: "not_found", message: "no" } }, { status: 404 });
+  });
+  let err = "";
+  try {
+    const code = await main([...args, "--instance", "uxcli", "--run-dir", join(dir, "run"), "--", "true"], { out: () => undefined, err: (t) => void (err += t) }, {});
+    return { code, err, released };
+  } finally {
+    await agent.stop();
+  }
+}
+
+describe.skipIf(process.getuid?.() !== 0)("tidegate run as root, without --user", () => {
+  test("a workload the config does not have: says so, lists the config's workloads, and that --user runs it anyway", async () => {
+    const r = await runAgainst({ user: null, workloads: ["w1", "web"] }, ["run", "--workload", "nope"]);
+    expect(r.code).toBe(2);
+    expect(r.err).toStartWith(`tidegate run: workload "nope" is not in the agent's config (workloads: it has: w1, web); give --user USER to run it anyway\n`);
+    expect(r.released).toEqual(["nope"]);
+  });
+
+  test("a misspelt workload gets a did-you-mean", async () => {
+    const r = await runAgainst({ user: null, workloads: ["billing", "web"] }, ["run", "--workload", "biling"]);
+    expect(r.err).toContain("did you mean billing?");
+  });
+
+  test("a workload in the config without user: still says to give --user", async () => {
+    const r = await runAgainst({ user: null, workloads: ["w1"] }, ["run", "--workload", "w1"]);
+    expect(r.code).toBe(2);
+    expect(r.err).toStartWith(`tidegate run: workload "w1" names no user: in the config; give --user USER\n`);
+  });
+});
