@@ -48,6 +48,8 @@ const create: Command = {
     "docs/attestation.md, are taken). ID must be in the server's trust domain and",
     "not under /tidegate/ (reserved). --ttl sets the SVIDs' lifetime (default: the server's",
     "svid.default_ttl); --dns adds DNS SANs. Prints the new entry (its ID is what show and delete take).",
+    "",
+    "Example: tidegate entry create --spiffe-id spiffe://example.org/agent/demo --node node1 --selector tidegate:workload:demo",
   ].join("\n"),
   options: {
     "spiffe-id": { type: "string", value: "ID", help: "the workload's SPIFFE ID (required)" },

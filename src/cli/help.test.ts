@@ -44,6 +44,9 @@ describe("examples", () => {
     [["secret", "set"], 'Example: printf %s "$GITHUB_TOKEN" | tidegate secret set github_token\n'],
     [["policy", "check"], "Example: tidegate policy check /etc/tidegate/tidegate.yaml\n"],
     [["policy", "explain"], "Example: tidegate policy explain --from spiffe://example.org/mcp/github --to api.github.com:443\n"],
+    [["entry", "create"], "Example: tidegate entry create --spiffe-id spiffe://example.org/agent/demo --node node1 --selector tidegate:workload:demo\n"],
+    [["token", "create"], "Example: tidegate token create --node node1 --ttl 10m\n"],
+    [["mcp", "pin"], "Example: tidegate mcp pin spiffe://example.org/mcp/github --from-file approved.json\n"],
   ] as const) {
     test(`tidegate ${path.join(" ")} --help ends its text with an example`, async () => {
       const r = await run([...path, "--help"]);

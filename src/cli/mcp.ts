@@ -195,6 +195,8 @@ const pin: Command = {
     "the servers its rules do read, as a rule may come after its pins.",
     "Through the running agent (an admin audit event), or on <state-dir>/agent/mcp-pins.json when",
     "none runs. Exit 0.",
+    "",
+    "Example: tidegate mcp pin spiffe://example.org/mcp/github --from-file approved.json",
   ].join("\n"),
   options: { "from-file": { type: "string", value: "FILE", help: "the approved definitions (JSON)" } },
   run: async (ctx) => {

@@ -17,6 +17,8 @@ const create: Command = {
     "that uses both. The token works once, for node NAME only, until it expires (--ttl, default",
     "the server's join_token.default_ttl). Pass it to the agent out of band; anyone holding it",
     "can join as NAME until it is used.",
+    "",
+    "Example: tidegate token create --node node1 --ttl 10m",
   ].join("\n"),
   options: {
     node: { type: "string", value: "NAME", help: "the node the token is for (required)" },
