@@ -190,8 +190,21 @@ describe.skipIf(!isRoot)("no private key leaves a node", () => {
   test("control: the same search finds the agent's current keys in the agent's own memory", () => {
     collectAgentKeys();
     const state = join(dir, "a-state");
-    const current = ["agent/node.key", ...entryIds.map((e) => `agent/svids/${e}.key`)].flatMap((f) => keyNeedles(`current ${f}`, readFileSync(join(state, f), "utf8")));
-    const { reports, gone } = scanPids([agent.proc.pid], current);
+    // With SVIDs of TTL_S seconds backdated by 10 s, the agent renews each about once a second and
+    // drops the key it replaced, which a collection may free and overwrite: a key read from its file
+    // and renewed while the scan runs (half a second or more on a loaded machine) can be gone before
+    // the scan reaches it. The agent is stopped while its files are read and its memory scanned, so
+    // the keys searched for are the ones it holds during the whole scan (it writes a new key's file
+    // before it lets go of the old key).
+    process.kill(agent.proc.pid, "SIGSTOP");
+    let scan: ReturnType<typeof scanPids>;
+    try {
+      const current = ["agent/node.key", ...entryIds.map((e) => `agent/svids/${e}.key`)].flatMap((f) => keyNeedles(`current ${f}`, readFileSync(join(state, f), "utf8")));
+      scan = scanPids([agent.proc.pid], current);
+    } finally {
+      process.kill(agent.proc.pid, "SIGCONT");
+    }
+    const { reports, gone } = scan;
     expect(gone).toEqual([]);
     const hits = describeHits(reports);
     for (const f of ["agent/node.key", ...entryIds.map((e) => `agent/svids/${e}.key`)]) {
