@@ -4,7 +4,7 @@
 // line of it, never another exception, quickly.
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { fuzzRuns } from "../../test/fuzz-runs.ts";
+import { FUZZ_FACTOR, fuzzRuns } from "../../test/fuzz-runs.ts";
 import { mutatedDocument, yamlDocument, yamlishText } from "../policy/yaml-arbitraries.ts";
 import { parseServerConfig, ServerConfigError, type ServerSettings } from "./config.ts";
 
@@ -60,6 +60,13 @@ function parsesOrRefuses(text: string): "parsed" | "refused" {
   return outcome;
 }
 
+/**
+ * Time limit of the 400 mutated files: under a second on an idle machine, but near Bun's default
+ * 5 s on a loaded CI machine late in the suite (4.8 s seen), so 30 s, times the soak's factor.
+ * Each file's own limit (a second, in parsesOrRefuses) is unchanged.
+ */
+const MUTATED_TIMEOUT_MS = Math.round(30_000 * Math.max(1, FUZZ_FACTOR));
+
 describe("parseServerConfig on hostile text", () => {
   test("the valid document parses (the mutations start from a working file)", () => {
     expect(parsesOrRefuses(yamlDocument(VALID))).toBe("parsed");
@@ -78,5 +85,5 @@ describe("parseServerConfig on hostile text", () => {
       { numRuns: fuzzRuns(400) },
     );
     expect([...outcomes].sort()).toEqual(["parsed", "refused"]);
-  });
+  }, MUTATED_TIMEOUT_MS);
 });
