@@ -148,4 +148,15 @@ describe("tidegate status with no agent", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  test("a socket that cannot be reached for another reason is said as it is, not as no agent", async () => {
+    // a path over the 108 bytes a Unix socket's address holds: the connect fails, but not because nothing listens
+    const dir = join(tmpdir(), "x".repeat(120));
+    let err = "";
+    const code = await main(["status", "--instance", "uxcli", "--run-dir", dir], { out: () => undefined, err: (t) => void (err += t) }, {});
+    expect(code).toBe(1);
+    expect(err).toStartWith(`tidegate status: cannot reach the agent at ${JSON.stringify(join(dir, "agent.sock"))}: `);
+    expect(err).toEndWith(" [agent_status_failed]\n");
+    expect(err).not.toContain("not running");
+  });
 });

@@ -5,7 +5,7 @@
 import type { Command } from "./command.ts";
 import { UsageError } from "./usage-error.ts";
 import { join } from "node:path";
-import { callUnix } from "../runtime/unix-http.ts";
+import { callUnix, nobodyListens } from "../runtime/unix-http.ts";
 import { formatDuration } from "../runtime/duration.ts";
 import type { AgentStatus } from "../agent/index.ts";
 import type { RecentDeny, RuleCount, Unmatched } from "../agent/rule-hits.ts";
@@ -148,9 +148,8 @@ export const statusCommand: Command = {
     try {
       res = await callUnix(socket, "the agent", "GET", "/v1/status");
     } catch (e) {
-      const why = (e as Error).message.replace(/^cannot reach the agent at "[^"]*": /, "");
       // Only a missing or refused socket means no agent; anything else (EACCES) is said as it is.
-      if (why !== "is it running?") throw new StatusCliError("agent_status_failed", `cannot reach the agent at ${socket}: ${why}`, { cause: e });
+      if (!nobodyListens(e)) throw new StatusCliError("agent_status_failed", (e as Error).message, { cause: e });
       throw new StatusCliError("agent_not_running", `the agent is not running: nothing answers on ${socket}; start it with 'tidegate up' (single host) or 'tidegate agent'`, { cause: e });
     }
     if (res.status !== 200) throw new StatusCliError("agent_status_failed", `the agent answered ${res.status}: ${JSON.stringify(res.body).slice(0, 500)}`);
