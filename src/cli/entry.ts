@@ -11,6 +11,7 @@ import { callServer } from "./server.ts";
 import { formatDuration, parseSeconds } from "../runtime/duration.ts";
 import type { EntryJson } from "../server/wire.ts";
 import { selectorProblem } from "../attest/selector.ts";
+import { shortTtlNote } from "../server/config.ts";
 
 function list(v: unknown): string[] {
   return Array.isArray(v) ? v : typeof v === "string" ? [v] : [];
@@ -47,7 +48,9 @@ const create: Command = {
     "unix:uid:1000 or tidegate:workload:github-mcp; only selectors an attestor gives, listed in",
     "docs/attestation.md, are taken). ID must be in the server's trust domain and",
     "not under /tidegate/ (reserved). --ttl sets the SVIDs' lifetime (default: the server's",
-    "svid.default_ttl); --dns adds DNS SANs. Prints the new entry (its ID is what show and delete take).",
+    "svid.default_ttl; one under 20s is taken with a warning: SVIDs are backdated 10s and renewed at",
+    "half their whole lifetime, so these turn over within seconds); --dns adds DNS SANs. Prints the",
+    "new entry (its ID is what show and delete take).",
     "",
     "Example: tidegate entry create --spiffe-id spiffe://example.org/agent/demo --node node1 --selector tidegate:workload:demo",
   ].join("\n"),
@@ -83,6 +86,8 @@ const create: Command = {
     const body = { spiffe_id: v["spiffe-id"], parent_id: parent, selectors, ...(ttl !== undefined ? { ttl_seconds: ttl } : {}), ...(v.dns ? { dns_names: list(v.dns) } : {}) };
     const entry = (await callServer(ctx.places, "POST", "/v1/entries", body)) as EntryJson;
     ctx.io.out(v.json ? JSON.stringify(entry, null, 2) + "\n" : render(entry));
+    const short = ttl === undefined ? null : shortTtlNote("--ttl", ttl);
+    if (short !== null) ctx.io.err(`tidegate entry create: warning: ${short}\n`);
     return 0;
   },
 };

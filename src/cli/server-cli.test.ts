@@ -110,6 +110,15 @@ describe("tidegate entry", () => {
     expect([gone.code, gone.err.includes("[entry_unknown]")]).toEqual([1, true]);
   });
 
+  test("create --ttl under 20 s: created, with a warning that its SVIDs turn over at once", async () => {
+    const c = await run(t.places, ["entry", "create", "--spiffe-id", `spiffe://${TEST_TD}/cli/fast`, "--node", "edge-1", "--selector", "unix:uid:1000", "--ttl", "8s", "--json"]);
+    expect(c.code).toBe(0);
+    expect(JSON.parse(c.out)).toMatchObject({ ttl_seconds: 8 });
+    expect(c.err).toBe("tidegate entry create: warning: --ttl 8s is under 20s: SVIDs are backdated 10s for clock skew and renewed at half their whole lifetime, so these are renewed as soon as they are issued, again and again\n");
+    const slow = await run(t.places, ["entry", "create", "--spiffe-id", `spiffe://${TEST_TD}/cli/slow`, "--node", "edge-1", "--selector", "unix:uid:1000", "--ttl", "20s"]);
+    expect([slow.code, slow.err]).toEqual([0, ""]);
+  });
+
   test("create --parent with a parent that is not a node: the server's bad_parent_id", async () => {
     const r = await run(t.places, ["entry", "create", "--spiffe-id", `spiffe://${TEST_TD}/x`, "--parent", `spiffe://${TEST_TD}/x`, "--selector", "unix:uid:1000"]);
     expect(r.code).toBe(1);

@@ -4,7 +4,9 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DEFAULT_SETTINGS, loadServerConfig, parseServerConfig, ServerConfigError } from "./config.ts";
+import { DEFAULT_SETTINGS, loadServerConfig, parseServerConfig, renewedAfterSeconds, ServerConfigError, shortSvidTtls } from "./config.ts";
+import { rotationTime } from "../agent/rotation.ts";
+import { BACKDATE_SECONDS } from "../x509/mint.ts";
 
 describe("server config", () => {
   test("an empty or absent file gives the defaults of docs/server-api.md", () => {
@@ -12,6 +14,23 @@ describe("server config", () => {
     expect(loadServerConfig({ serverConfig: "/nonexistent/tidegate/server.yaml", instance: null })).toEqual(DEFAULT_SETTINGS);
     expect(DEFAULT_SETTINGS.listen.public).toEqual({ host: "127.0.0.1", port: 8081 });
     expect(DEFAULT_SETTINGS.ca.rootTtlSeconds).toBe(8760 * 3600);
+  });
+
+  test("svid lifetimes under 20 s are named with when agents renew them; the defaults are not", () => {
+    expect(shortSvidTtls(DEFAULT_SETTINGS)).toEqual([]);
+    const s = parseServerConfig("svid: { default_ttl: 8s, node_ttl: 19s, server_ttl: 20s }", "s.yaml");
+    const short = shortSvidTtls(s);
+    expect(short.map((x) => [x.setting, x.ttl_seconds])).toEqual([["svid.default_ttl", 8], ["svid.node_ttl", 19]]);
+    expect(short[0]!.note).toBe("svid.default_ttl 8s is under 20s: SVIDs are backdated 10s for clock skew and renewed at half their whole lifetime, so these are renewed as soon as they are issued, again and again");
+    expect(short[1]!.note).toEndWith("so these are renewed 4.5s after they are issued");
+  });
+
+  test("renewedAfterSeconds is what the agent's rotation rule gives for the CA's validity (backdated)", () => {
+    const issued = Date.UTC(2026, 0, 1);
+    for (const ttl of [5, 10, 19, 60, 3600]) {
+      const at = rotationTime(issued - BACKDATE_SECONDS * 1000, issued + ttl * 1000, () => 0.5); // the middle of the jitter
+      expect({ ttl, after: Math.max(0, (at - issued) / 1000) }).toEqual({ ttl, after: renewedAfterSeconds(ttl) });
+    }
   });
 
   test("with an instance, listeners the file does not name bind 127.0.0.1:0", () => {

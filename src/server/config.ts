@@ -17,6 +17,7 @@ import type { Places } from "../runtime/instance.ts";
 import { httpsUrl, spiffeId, trustDomain } from "../policy/schema.ts";
 import type { SpiffeId, TrustDomain } from "../spiffe/index.ts";
 import { parseHostPort, type HostPort } from "./host-port.ts";
+import { BACKDATE_SECONDS } from "../x509/mint.ts";
 
 export class ServerConfigError extends TidegateError {}
 
@@ -200,4 +201,34 @@ export function loadServerConfig(places: Pick<Places, "serverConfig" | "instance
     throw new ServerConfigError("server_config_unreadable", `server config: cannot read ${JSON.stringify(file)}: ${(cause as Error).message}`, { cause });
   }
   return parseServerConfig(text, file, places);
+}
+
+/**
+ * An SVID is backdated BACKDATE_SECONDS for clock skew (src/x509/mint.ts), and agents renew it at
+ * half its whole lifetime, the backdate included (src/agent/rotation.ts, SPIRE's rule): about
+ * (ttl - 10) / 2 seconds after it is issued. So a TTL under twice the backdate is renewed within
+ * 5 s of issuance, and one of 10 s or less at once, over and over, each agent asking the server
+ * for it about once a second. Allowed (a test wants SVIDs that turn over fast), but said.
+ */
+export const SHORT_TTL_SECONDS = 2 * BACKDATE_SECONDS;
+
+/** When agents renew an SVID of `ttlSeconds` after its issuance, at the middle of its jitter; 0: at once. */
+export function renewedAfterSeconds(ttlSeconds: number): number {
+  return Math.max(0, (ttlSeconds - BACKDATE_SECONDS) / 2);
+}
+
+/** What to say of an SVID lifetime under SHORT_TTL_SECONDS (null when it is not). */
+export function shortTtlNote(what: string, ttlSeconds: number): string | null {
+  if (ttlSeconds >= SHORT_TTL_SECONDS) return null;
+  const after = renewedAfterSeconds(ttlSeconds);
+  return `${what} ${ttlSeconds}s is under ${SHORT_TTL_SECONDS}s: SVIDs are backdated ${BACKDATE_SECONDS}s for clock skew and renewed at half their whole lifetime, so these are renewed ${after === 0 ? "as soon as they are issued, again and again" : `${after}s after they are issued`}`;
+}
+
+/** The `svid:` lifetimes of `s` under SHORT_TTL_SECONDS, each with what to say of it (the server logs them at start). */
+export function shortSvidTtls(s: ServerSettings): { setting: string; ttl_seconds: number; note: string }[] {
+  const all: [string, number][] = [["svid.default_ttl", s.svid.defaultTtlSeconds], ["svid.node_ttl", s.svid.nodeTtlSeconds], ["svid.server_ttl", s.svid.serverTtlSeconds]];
+  return all.flatMap(([setting, ttl]) => {
+    const note = shortTtlNote(setting, ttl);
+    return note === null ? [] : [{ setting, ttl_seconds: ttl, note }];
+  });
 }

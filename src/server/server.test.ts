@@ -234,6 +234,18 @@ describe("API listener (mutual TLS)", () => {
   }, T);
 });
 
+describe("svid lifetimes that agents renew at once", () => {
+  test("the server says so at start, once per short setting; the test server's 60 s say nothing", async () => {
+    expect(t.logger.lines.filter((l) => l.event === "svid_ttl_short")).toEqual([]);
+    const s = await startTestServer({ yaml: "svid: { default_ttl: 8s, node_ttl: 1h, server_ttl: 1h }" });
+    try {
+      expect(s.logger.lines.filter((l) => l.event === "svid_ttl_short")).toMatchObject([{ level: "warn", setting: "svid.default_ttl", ttl_seconds: 8 }]);
+    } finally {
+      await s.close();
+    }
+  }, T);
+});
+
 describe("rate limits", () => {
   let r: TestServer;
   beforeAll(async () => {

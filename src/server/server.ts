@@ -21,7 +21,7 @@ import type { Places } from "../runtime/instance.ts";
 import { serveUnix, type UnixServer } from "../runtime/unix-http.ts";
 import type { CaManager } from "../ca/index.ts";
 import type { Datastore } from "./store/index.ts";
-import type { ServerSettings } from "./config.ts";
+import { shortSvidTtls, type ServerSettings } from "./config.ts";
 import { adminApp } from "./admin-app.ts";
 import { apiApp } from "./api-app.ts";
 import { CaKeeper } from "./ca-keeper.ts";
@@ -200,6 +200,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
       return inflight;
     });
     logger.info("server_started", { trust_domain: td.name, public: formatHostPort(bound.public), api: formatHostPort(bound.api), socket: paths.socket });
+    for (const t of shortSvidTtls(settings)) logger.warn("svid_ttl_short", t);
 
     let stopping: Promise<void> | undefined;
     return {
