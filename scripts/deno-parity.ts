@@ -42,7 +42,9 @@ if (bunPass === null || denoPass === null) {
   ok = false;
 }
 if (bun.code !== 0 || den.code !== 0 || bunFail > 0 || (denoFail ?? 1) > 0) {
-  if (den.code !== 0) console.log(den.out.split("\n").filter((l) => /FAILED|error|=>/.test(l)).slice(0, 40).join("\n"));
+  // which tests failed, and why, for each runner that failed: a CI log must name them
+  if (bun.code !== 0 || bunFail > 0) console.log([...new Set(bun.out.split("\n").filter((l) => /^(?:\(fail\)|error:|\w*Error\b)/.test(l)))].slice(0, 40).join("\n"));
+  if (den.code !== 0) console.log(den.out.split("\n").filter((l) => /FAILED|^error:|=>/.test(l)).slice(0, 40).join("\n"));
   ok = false;
 }
 console.log(`deno-parity: ${denoPass ?? 0} passed, ${(denoFail ?? 0) + (ok ? 0 : denoFail ? 0 : 1)} failed`);
