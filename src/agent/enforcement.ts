@@ -20,7 +20,7 @@ import { readFileSync } from "node:fs";
 import { untrustedFileReason } from "../runtime/trusted-file.ts";
 import type { Entry } from "./wire.ts";
 import type { Logger } from "../runtime/log.ts";
-import { nearest } from "../policy/nearest.ts";
+import { didYouMean, nearest } from "../policy/nearest.ts";
 import { SpiffeId } from "../spiffe/index.ts";
 import type { PolicyHolder } from "../policy/holder.ts";
 import { kernelShare } from "../policy/kernel-share.ts";
@@ -122,7 +122,7 @@ export class Enforcement {
     if (ids.length === 0) {
       const names = [...new Set(entries.flatMap((e) => e.selectors.filter((x) => x.startsWith(WORKLOAD_SELECTOR)).map((x) => x.slice(WORKLOAD_SELECTOR.length))))];
       const near = nearest(name, names);
-      return { id: null, why: `no registration entry has the selector ${selector}${near.length > 0 ? `; did you mean ${near.join(" or ")}?` : ""}` };
+      return { id: null, why: `no registration entry has the selector ${selector}${didYouMean(near)}` };
     }
     if (ids.length > 1) return { id: null, why: `entries with the selector ${selector} name ${ids.length} identities: ${ids.join(", ")}` };
     return { id: SpiffeId.parse(ids[0]!) };

@@ -14,7 +14,7 @@
  * any string with a NUL.
  */
 import { TidegateError } from "../errors.ts";
-import { nearest } from "../policy/nearest.ts";
+import { didYouMean, nearest } from "../policy/nearest.ts";
 
 export type RunProtocolErrorCode = "run_bad_request" | "run_request_too_large" | "run_bad_answer";
 
@@ -72,7 +72,7 @@ export function noUserReason(workload: string, configured: readonly string[] | n
   if (configured === null || configured.includes(workload)) return `workload ${name} names no user: in the config; give --user USER`;
   const near = nearest(workload, configured);
   const has = configured.length === 0 ? "it has none" : `it has: ${configured.slice(0, 20).join(", ")}${configured.length > 20 ? ", ..." : ""}`;
-  return `workload ${name} is not in the agent's config (workloads: ${has})${near.length ? `; did you mean ${near.join(" or ")}?` : ""}; give --user USER to run it anyway`;
+  return `workload ${name} is not in the agent's config (workloads: ${has})${didYouMean(near)}; give --user USER to run it anyway`;
 }
 
 const FIELDS = new Set(["workload", "user", "allow_root", "command", "env", "cwd", "mcp_stdio"]);

@@ -13,14 +13,16 @@
  *   zero); `unix:sha256`, `container:id`: 64 lowercase hex; `unix:path`, `cgroup:path`: an
  *   absolute path; `k8s:pod-image-count`, `k8s:pod-init-image-count`: a decimal count;
  *   `k8s:pod-label`, `k8s:pod-owner`, `k8s:pod-owner-uid`: `A:B`; `tidegate:workload`: a
- *   workload name (tidegate.ts's WORKLOAD_NAME); `tidegate:inbound`: a rule name (no process
+ *   workload name (src/policy/names.ts); `tidegate:inbound`: a rule name (no process
  *   carries it: `tidegate up` gives an inbound listener's entry that selector, src/up/entries.ts).
  * - Other values (user and group names, k8s names, images, UIDs) as they come: any text.
  * Rejected, naming the selector: an unknown type or key (with the nearest known ones), a missing
  * value, and a value not of its key's form. Every selector the attestors give passes
  * (selector-attestors.test.ts checks them against this list).
  */
-import { nearest } from "../policy/nearest.ts";
+import { didYouMean, nearest } from "../policy/nearest.ts";
+import { quote } from "../errors.ts";
+import { RULE_NAME, WORKLOAD_NAME } from "../policy/names.ts";
 import { AttestError } from "./errors.ts";
 
 interface ValueForm {
@@ -35,9 +37,8 @@ const HEX64 = form(/^[0-9a-f]{64}$/, "64 lowercase hex digits");
 const ABSOLUTE = form(/^\//, "an absolute path (starting with /)");
 const COUNT = form(/^(?:0|[1-9][0-9]{0,9})$/, "a decimal count");
 const PAIR = form(/:/, "two parts, A:B (e.g. app:web)");
-/** As tidegate.ts's WORKLOAD_NAME; repeated so this file stays portable (tidegate.ts is not). */
-const WORKLOAD = form(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, "a workload name (1-63 of letters, digits, '_', '.', '-', starting with a letter or digit)");
-const RULE = form(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "a rule name");
+const WORKLOAD = form(WORKLOAD_NAME, "a workload name (1-63 of letters, digits, '_', '.', '-', starting with a letter or digit)");
+const RULE = form(RULE_NAME, "a rule name");
 
 /** Type, then key, then the form of the value (null: any text). */
 const SELECTORS: Readonly<Record<string, Readonly<Record<string, ValueForm | null>>>> = {
@@ -68,33 +69,31 @@ export const SELECTOR_KEYS: readonly string[] = Object.entries(SELECTORS).flatMa
 
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
-const shown = (s: string) => JSON.stringify(s.length > 200 ? `${s.slice(0, 200)}...` : s);
-const didYouMean = (near: readonly string[]) => (near.length > 0 ? `; did you mean ${near.join(" or ")}?` : "");
 
 /**
  * Why no attestor could give `selector`, or null when one can. The reason starts with the
  * selector, quoted, so it can follow "FIELD: " or "server: " as it is.
  */
 export function selectorProblem(selector: string): string | null {
-  const s = shown(selector);
+  const s = quote(selector);
   if (CONTROL.test(selector)) return `selector ${s} holds a control character`;
   const first = selector.indexOf(":");
   const type = first < 0 ? selector : selector.slice(0, first);
   if (!Object.hasOwn(SELECTORS, type)) {
     if (first < 0) return `selector ${s} is not TYPE:KEY:VALUE (e.g. unix:uid:1000)`;
-    return `selector ${s} has type ${shown(type)}, which no attestor gives (types: ${Object.keys(SELECTORS).join(", ")})${didYouMean(nearest(type, Object.keys(SELECTORS)))}`;
+    return `selector ${s} has type ${quote(type)}, which no attestor gives (types: ${Object.keys(SELECTORS).join(", ")})${didYouMean(nearest(type, Object.keys(SELECTORS)))}`;
   }
   const keys = SELECTORS[type]!;
   const second = selector.indexOf(":", first + 1);
   const key = second < 0 ? selector.slice(first + 1) : selector.slice(first + 1, second);
   if (!Object.hasOwn(keys, key)) {
     const known = Object.keys(keys).map((k) => `${type}:${k}`);
-    return `selector ${s}: ${type} has no key ${shown(key)} (${type} gives ${known.join(", ")})${didYouMean(nearest(`${type}:${key}`, known))}`;
+    return `selector ${s}: ${type} has no key ${quote(key)} (${type} gives ${known.join(", ")})${didYouMean(nearest(`${type}:${key}`, known))}`;
   }
   const value = second < 0 ? "" : selector.slice(second + 1);
   if (value === "") return `selector ${s} has no value (${type}:${key}:VALUE)`;
   const f = keys[key];
-  if (f != null && !f.test(value)) return `selector ${s}: the value of ${type}:${key} must be ${f.is}, not ${shown(value)}`;
+  if (f != null && !f.test(value)) return `selector ${s}: the value of ${type}:${key} must be ${f.is}, not ${quote(value)}`;
   return null;
 }
 

@@ -13,13 +13,14 @@
  */
 import { join } from "node:path";
 import { quote } from "../errors.ts";
+import { WORKLOAD_NAME } from "../policy/names.ts";
 import type { ProcessRef, WorkloadAttestor } from "./attestor.ts";
 import { AttestError } from "./errors.ts";
 import type { ProcFs } from "./proc-fs.ts";
 import { parseCgroupV2 } from "./proc-text.ts";
 
-/** Workload names as cgroup directory names: `tidegate run --workload` must accept no others. */
-export const WORKLOAD_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+/** Workload names as cgroup directory names (src/policy/names.ts): `tidegate run --workload` must accept no others. */
+export { WORKLOAD_NAME };
 
 /** The cgroup path (relative to the cgroup2 mount, leading "/") of workload `name`. */
 export function workloadCgroupPath(cgroupName: string, name: string): string {

@@ -14,7 +14,7 @@
  */
 import { existsSync } from "node:fs";
 import { loadPolicy, mcpServerNames, mcpServerNaming, parseMcpServerName, PolicyError, type McpServerName, type Policy } from "../policy/index.ts";
-import { nearest } from "../policy/nearest.ts";
+import { didYouMean, nearest } from "../policy/nearest.ts";
 import type { Context } from "./command.ts";
 import { readInputFile } from "./files.ts";
 import { UsageError } from "./usage-error.ts";
@@ -41,8 +41,6 @@ export function configPolicy(ctx: Context): { policy: Policy } | { why: string }
     return { why: e instanceof Error ? e.message : String(e) };
   }
 }
-
-const didYouMean = (near: readonly string[]) => (near.length > 0 ? `; did you mean ${near.join(" or ")}?` : "");
 
 /** `server` as a pin name; a usage error (exit 2) naming it, with the config's nearest server names, otherwise. */
 export function pinServerName(ctx: Context, server: string): McpServerName {

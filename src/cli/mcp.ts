@@ -6,7 +6,7 @@
  * `mcp pin` checks its SERVER before anything is written (mcp-server-name.ts): a name no gate
  * uses is refused, one no rule of the policy reads is pinned with a warning.
  */
-import { nearest } from "../policy/nearest.ts";
+import { didYouMean, nearest } from "../policy/nearest.ts";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Command, Context } from "./command.ts";
@@ -89,7 +89,7 @@ const tools: Command = {
         const all = await allPins(ctx, r);
         const known = all[server];
         const near = known === undefined ? nearest(server, Object.keys(all)).map((x) => `${x} ${tool}`) : nearest(tool, [...new Set([...Object.keys(known.pinned), ...Object.keys(known.waiting)])]).map((x) => `${server} ${x}`);
-        ctx.io.err(`tidegate mcp tools: no pin of tool ${tool} for ${server}${near.length > 0 ? `; did you mean ${near.join(" or ")}?` : ""}\n`);
+        ctx.io.err(`tidegate mcp tools: no pin of tool ${tool} for ${server}${didYouMean(near)}\n`);
         return 1;
       }
       ctx.io.out(ctx.values.json ? `${safeJson({ server, tool, pinned: t.pinned, waiting: t.waiting })}\n` : renderTool(server, tool, t, r.agent));
@@ -99,7 +99,7 @@ const tools: Command = {
     const shown: PinBookData = server === undefined ? all : all[server] !== undefined ? { [server]: all[server] } : {};
     if (server !== undefined && Object.keys(shown).length === 0) {
       const near = nearest(server, Object.keys(all));
-      ctx.io.err(`tidegate mcp tools: no tools pinned for ${server}${near.length > 0 ? `; did you mean ${near.join(" or ")}?` : ""}\n`);
+      ctx.io.err(`tidegate mcp tools: no tools pinned for ${server}${didYouMean(near)}\n`);
       return 1;
     }
     if (ctx.values.json) ctx.io.out(safeJson(shown) + "\n");

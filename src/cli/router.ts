@@ -7,7 +7,7 @@ import { parseArgs } from "node:util";
 import type { Command, OptionSpec } from "./command.ts";
 import { GLOBAL_OPTIONS } from "./global-options.ts";
 import { UsageError } from "./usage-error.ts";
-import { nearest } from "../policy/nearest.ts";
+import { didYouMean, nearest } from "../policy/nearest.ts";
 
 export interface Routed {
   readonly command: Command;
@@ -58,7 +58,7 @@ export function route(root: Command, argv: readonly string[]): Routed {
     if (command.run === undefined) {
       const where = path.length ? `tidegate ${path.join(" ")}` : "tidegate";
       const near = token === "help" ? ["--help"] : nearest(token, (command.subcommands ?? []).filter((c) => !c.hidden).map((c) => c.name));
-      throw new UsageError(`unknown command ${JSON.stringify(token.slice(0, 64))} for ${where}${near.length ? `; did you mean ${near.join(" or ")}?` : ""}`, path);
+      throw new UsageError(`unknown command ${JSON.stringify(token.slice(0, 64))} for ${where}${didYouMean(near)}`, path);
     }
     rest.push(...argv.slice(i));
     break;

@@ -17,7 +17,7 @@ import { flagsFor, shellJoin } from "./global-options.ts";
 import type { FederationStatus } from "../server/federation.ts";
 import { encodePem, fromBase64 } from "../x509/index.ts";
 import { trustDomainFlag } from "./flag-values.ts";
-import { nearest } from "../policy/nearest.ts";
+import { didYouMean, nearest } from "../policy/nearest.ts";
 
 export class ServerCallError extends TidegateError {}
 
@@ -46,7 +46,7 @@ function noPositionals(ctx: Context, verb: string): void {
   const word = ctx.positionals[0]!;
   // `tidegate server` serves, so the router hands it what follows: a mistyped sub-command lands here.
   const near = verb === "tidegate server" ? nearest(word, [init, rotateCa, bundle, status].map((c) => c.name)) : [];
-  throw new UsageError(`unknown command ${JSON.stringify(word.slice(0, 64))} for ${verb}${near.length ? `; did you mean ${near.join(" or ")}?` : ""}`);
+  throw new UsageError(`unknown command ${JSON.stringify(word.slice(0, 64))} for ${verb}${didYouMean(near)}`);
 }
 
 /** Resolves on SIGTERM or SIGINT. */

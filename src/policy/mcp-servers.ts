@@ -22,15 +22,12 @@
  */
 import { SpiffeId, SpiffeIdError } from "../spiffe/index.ts";
 import { PolicyError } from "./errors.ts";
+import { quote } from "../errors.ts";
 import type { Policy } from "./model.ts";
 import { nearest } from "./nearest.ts";
-
-/** As schema.ts's rule names. */
-const RULE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+import { RULE_NAME } from "./names.ts";
 
 export type McpServerName = { readonly kind: "id"; readonly id: SpiffeId; readonly text: string } | { readonly kind: "rule"; readonly text: string };
-
-const shown = (s: string) => JSON.stringify(s.length > 200 ? `${s.slice(0, 200)}...` : s);
 
 /** `text` as a pin key the gates can use; `policy_bad_mcp_server` naming it otherwise. */
 export function parseMcpServerName(text: string): McpServerName {
@@ -40,13 +37,13 @@ export function parseMcpServerName(text: string): McpServerName {
       id = SpiffeId.parse(text);
     } catch (e) {
       if (!(e instanceof SpiffeIdError)) throw e;
-      throw new PolicyError("policy_bad_mcp_server", `policy: MCP server ${shown(text)} is not a SPIFFE ID: ${e.message}`, { cause: e });
+      throw new PolicyError("policy_bad_mcp_server", `policy: MCP server ${quote(text)} is not a SPIFFE ID: ${e.message}`, { cause: e });
     }
-    if (id.toString() !== text) throw new PolicyError("policy_bad_mcp_server", `policy: MCP server ${shown(text)} is written ${id.toString()} by the gates`);
+    if (id.toString() !== text) throw new PolicyError("policy_bad_mcp_server", `policy: MCP server ${quote(text)} is written ${id.toString()} by the gates`);
     return { kind: "id", id, text };
   }
   if (!RULE_NAME.test(text)) {
-    throw new PolicyError("policy_bad_mcp_server", `policy: MCP server ${shown(text)} is neither a SPIFFE ID nor a rule name (1-64 of letters, digits, '_', '.', '-', starting with a letter or digit)`);
+    throw new PolicyError("policy_bad_mcp_server", `policy: MCP server ${quote(text)} is neither a SPIFFE ID nor a rule name (1-64 of letters, digits, '_', '.', '-', starting with a letter or digit)`);
   }
   return { kind: "rule", text };
 }

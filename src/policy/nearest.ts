@@ -25,3 +25,8 @@ export function nearest(name: string, candidates: readonly string[]): string[] {
   const best = Math.min(...scored.map((x) => x.d));
   return scored.filter((x) => x.d === best).map((x) => x.c);
 }
+
+/** `; did you mean A or B?` for the names `nearest` gave, or nothing when it gave none. */
+export function didYouMean(near: readonly string[]): string {
+  return near.length > 0 ? `; did you mean ${near.join(" or ")}?` : "";
+}

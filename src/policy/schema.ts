@@ -17,14 +17,14 @@ import { parsePort, parsePortRange } from "./ports.ts";
 import { ACTIONS, KEY_EXCHANGES, MAX_OPEN_LIMIT } from "./model.ts";
 import { converted, convertedAny, mapping, transformed } from "./source.ts";
 import { selectorProblem } from "../attest/selector.ts";
+import { RULE_NAME, WORKLOAD_NAME } from "./names.ts";
 
-const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 /** A tool name, or a glob of one: `*` any run of characters, `?` one (src/mcp/tool-filter.ts). */
 const TOOL = /^[A-Za-z0-9_.*?-]{1,128}$/;
 const FINGERPRINT = /^(?:[0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$/;
 const ACCOUNT = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$/;
 
-const name = v.pipe(v.string(), v.regex(NAME, "is not a name (1-64 of letters, digits, '_', '.', '-', starting with a letter or digit)"));
+const name = v.pipe(v.string(), v.regex(RULE_NAME, "is not a name (1-64 of letters, digits, '_', '.', '-', starting with a letter or digit)"));
 const nonEmpty = <T extends v.GenericSchema>(item: T) => v.pipe(v.array(item), v.minLength(1, "must not be empty"));
 const absolutePath = v.pipe(v.string(), v.regex(/^\/[^\u0000]*$/, "is not an absolute path"));
 
@@ -165,8 +165,6 @@ const selector = converted((text) => {
   return text;
 });
 
-/** A workload's name is also its cgroup's folder name, which the cgroup tree keeps to 63 characters. */
-const WORKLOAD_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 const workloadName = v.pipe(v.string(), v.regex(WORKLOAD_NAME, "is not a workload name (1-63 of letters, digits, '_', '.', '-', starting with a letter or digit)"));
 
 export const WorkloadSchema = mapping({

@@ -11,7 +11,7 @@
  */
 import * as v from "valibot";
 import { LineCounter, parseDocument, type Document } from "yaml";
-import { nearest } from "./nearest.ts";
+import { didYouMean, nearest } from "./nearest.ts";
 
 /** Where a value came from, for the error of a check made after the schema (see `fail`). */
 export interface YamlSource {
@@ -112,7 +112,7 @@ export function keysAllowedAt(schema: unknown, path: readonly (string | number)[
 function unknownKey(key: unknown, allowed: readonly string[], docsHint: string): string {
   if (allowed.length === 0) return `unknown key (allowed: see ${docsHint})`;
   const near = nearest(String(key), allowed);
-  return `unknown key (allowed: ${allowed.join(", ")}${near.length > 0 ? `; did you mean ${near.join(" or ")}?` : ""})`;
+  return `unknown key (allowed: ${allowed.join(", ")}${didYouMean(near)})`;
 }
 
 function describeIssue(issue: v.BaseIssue<unknown>, docsHint: string, schema?: unknown): string {
