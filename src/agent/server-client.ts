@@ -13,6 +13,7 @@ import ky from "ky";
 import { readCertificate } from "../x509/cert.ts";
 import { AgentError, ServerError } from "./errors.ts";
 import { quoteUrl } from "../errors.ts";
+import { httpsOrigin } from "../runtime/https-origin.ts";
 
 export interface TlsTrust {
   /** PEM of the trusted roots. */
@@ -30,15 +31,10 @@ export const REQUEST_TIMEOUT_MS = 10_000;
 
 /** `https://host:port` with nothing after it; the origin is returned. Messages never repeat a user name or password. */
 export function parseServerUrl(text: string): { origin: string; hostname: string; port: number } {
-  let u: URL;
-  try {
-    u = new URL(text);
-  } catch {
-    throw new AgentError("server_url_bad", `agent: --server ${quoteUrl(text)} is not a URL (use https://host:port)`);
-  }
-  if (u.protocol !== "https:" || (u.pathname !== "/" && u.pathname !== "") || u.search || u.hash || u.username || u.password) {
-    throw new AgentError("server_url_bad", `agent: --server ${quoteUrl(text)} must be https://host:port and nothing more`);
-  }
+  const o = httpsOrigin(text);
+  if (o.why === "not_a_url") throw new AgentError("server_url_bad", `agent: --server ${quoteUrl(text)} is not a URL (use https://host:port)`);
+  if (o.url === null) throw new AgentError("server_url_bad", `agent: --server ${quoteUrl(text)} must be https://host:port and nothing more`);
+  const u = o.url;
   return { origin: u.origin, hostname: u.hostname, port: u.port === "" ? 443 : Number(u.port) };
 }
 

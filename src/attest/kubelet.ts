@@ -28,6 +28,7 @@
 import { readFile } from "node:fs/promises";
 import ky from "ky";
 import { quote, quoteUrl } from "../errors.ts";
+import { httpsOrigin } from "../runtime/https-origin.ts";
 import type { Logger } from "../runtime/log.ts";
 import type { ProcessRef, WorkloadAttestor } from "./attestor.ts";
 import { parseCgroupPath } from "./cgroup-path.ts";
@@ -118,15 +119,10 @@ export class KubeletAttestor implements WorkloadAttestor {
     this.#fs = fs;
     this.#mount = mount;
     const text = opts.url ?? `https://${opts.nodeName ?? KUBELET_DEFAULTS.host}:${KUBELET_DEFAULTS.port}`;
-    let url: URL;
-    try {
-      url = new URL(text);
-    } catch (cause) {
-      throw config(`${quoteUrl(text)} is not a URL`, cause);
-    }
-    if (url.protocol !== "https:" || url.username !== "" || url.password !== "" || url.search !== "" || url.hash !== "" || (url.pathname !== "/" && url.pathname !== "")) {
-      throw config(`the kubelet URL ${quoteUrl(text)} must be https://HOST[:PORT] (no path, query or credentials)`);
-    }
+    const o = httpsOrigin(text);
+    if (o.why === "not_a_url") throw config(`${quoteUrl(text)} is not a URL`);
+    if (o.url === null) throw config(`the kubelet URL ${quoteUrl(text)} must be https://HOST[:PORT] (no path, query or credentials)`);
+    const url = o.url;
     this.url = new URL("/pods", url);
     this.#tokenFile = opts.tokenFile ?? KUBELET_DEFAULTS.tokenFile;
     this.#caFile = opts.caFile ?? KUBELET_DEFAULTS.caFile;

@@ -5,6 +5,7 @@
  */
 import { TrustDomain } from "../spiffe/trust-domain.ts";
 import { quoteUrl, TidegateError } from "../errors.ts";
+import { httpsOrigin } from "../runtime/https-origin.ts";
 import { UsageError } from "./usage-error.ts";
 
 /** `--trust-domain TD` (a bare name or `spiffe://name`), parsed. */
@@ -17,20 +18,11 @@ export function trustDomainFlag(text: string, flag = "--trust-domain"): TrustDom
   }
 }
 
-/**
- * An `https://host[:port]` flag with nothing after the authority (no path, query, fragment, user
- * name or password), as the agent's --server and attest's --kubelet-url take it; returns its origin.
- */
+/** An `https://host[:port]` flag (src/runtime/https-origin.ts), as the agent's --server and attest's --kubelet-url take it; returns its origin. */
 export function httpsOriginFlag(text: string, flag: string): string {
-  let u: URL;
-  try {
-    u = new URL(text);
-  } catch {
-    throw new UsageError(`${flag} ${quoteUrl(text)} is not a URL (use https://host:port)`);
-  }
-  if (u.username !== "" || u.password !== "") throw new UsageError(`${flag}: the URL for ${u.host} carries a user name or password (not repeated): use https://host:port`);
-  if (u.protocol !== "https:" || (u.pathname !== "/" && u.pathname !== "") || u.search || u.hash) {
-    throw new UsageError(`${flag} ${quoteUrl(text)} must be https://host:port and nothing more`);
-  }
-  return u.origin;
+  const o = httpsOrigin(text);
+  if (o.url !== null) return o.url.origin;
+  if (o.why === "not_a_url") throw new UsageError(`${flag} ${quoteUrl(text)} is not a URL (use https://host:port)`);
+  if (o.why === "credentials") throw new UsageError(`${flag}: the URL for ${new URL(text).host} carries a user name or password (not repeated): use https://host:port`);
+  throw new UsageError(`${flag} ${quoteUrl(text)} must be https://host:port and nothing more`);
 }
