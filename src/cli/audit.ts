@@ -12,7 +12,7 @@ import { tailAudit } from "./audit-tail.ts";
 import { loadState, loadTrust, logPlace, type LogOwner } from "./audit-trust.ts";
 import { jsonRun, pinSigner, printRun, verifyFiles } from "./audit-verify.ts";
 import { StateFiles } from "../agent/state-files.ts";
-import { SpiffeId, SpiffeIdError } from "../spiffe/index.ts";
+import { spiffeIdFlag } from "./flag-values.ts";
 import { exportCommand } from "./audit-export-command.ts";
 
 /** The node's SPIFFE ID from the agent's state; null when the agent never joined. A damaged agent.json is a usage error: the pin is never dropped in silence. */
@@ -21,18 +21,6 @@ function nodeIdOf(stateDir: string): string | null {
     return new StateFiles(stateDir).readAgentJson()?.spiffe_id ?? null;
   } catch (e) {
     throw new UsageError(e instanceof Error ? e.message : String(e));
-  }
-}
-
-/** --signer as a SPIFFE ID; a usage error naming the flag when it is not one (never a false break). */
-function signerFlag(v: unknown): string | undefined {
-  const text = str(v);
-  if (text === undefined) return undefined;
-  try {
-    return SpiffeId.parse(text).toString();
-  } catch (e) {
-    if (e instanceof SpiffeIdError) throw new UsageError(`--signer: ${e.message}`);
-    throw e;
   }
 }
 
@@ -154,7 +142,9 @@ const verify: Command = {
   run: async (ctx: Context) => {
     const { dir, statePath } = logPlace(ctx.places, ownerOf(ctx));
     const paths = ctx.positionals;
-    const pinned = signerFlag(ctx.values.signer);
+    // a bad --signer is a usage error, never a false break
+    const signerText = str(ctx.values.signer);
+    const pinned = signerText === undefined ? undefined : spiffeIdFlag(signerText, "--signer").toString();
     if (str(ctx.values["trust-domain"]) !== undefined && str(ctx.values.bundle) === undefined) throw new UsageError("--trust-domain goes with --bundle FILE");
     const state = loadState({ state: str(ctx.values.state), noState: ctx.values["no-state"] === true, statePath, useDefault: paths.length === 0 || allInDir(paths, dir) });
     const trust = await loadTrust({ bundle: str(ctx.values.bundle), trustDomain: str(ctx.values["trust-domain"]), stateDir: ctx.places.stateDir });

@@ -3,7 +3,7 @@
  * bad value is a UsageError (exit 2) naming the flag and the value. A URL's user name or password
  * is never repeated (it may be a secret, and these messages reach logs; see quoteUrl).
  */
-import { TrustDomain } from "../spiffe/trust-domain.ts";
+import { SpiffeId, SpiffeIdError, TrustDomain } from "../spiffe/index.ts";
 import { quoteUrl, TidegateError } from "../errors.ts";
 import { httpsOrigin } from "../runtime/https-origin.ts";
 import { UsageError } from "./usage-error.ts";
@@ -14,6 +14,16 @@ export function trustDomainFlag(text: string, flag = "--trust-domain"): TrustDom
     return TrustDomain.parse(text);
   } catch (e) {
     if (e instanceof TidegateError) throw new UsageError(`${flag}: ${e.message}`);
+    throw e;
+  }
+}
+
+/** A SPIFFE ID flag (`--from`, `--signer`), parsed. */
+export function spiffeIdFlag(text: string, flag: string): SpiffeId {
+  try {
+    return SpiffeId.parse(text);
+  } catch (e) {
+    if (e instanceof SpiffeIdError) throw new UsageError(`${flag}: ${e.message}`);
     throw e;
   }
 }

@@ -8,7 +8,8 @@ import { UsageError } from "./usage-error.ts";
 import { str } from "./global-options.ts";
 import { readInputFile } from "./files.ts";
 import { existsSync } from "node:fs";
-import { SpiffeId, SpiffeIdError } from "../spiffe/index.ts";
+import type { SpiffeId } from "../spiffe/index.ts";
+import { spiffeIdFlag } from "./flag-values.ts";
 import { loadPolicy, PolicyEngine, explain, admit, describeDecision, parseIp, normalizeServerName, normalizeRequestPath, parseMethod, NameCache, PolicyError } from "../policy/index.ts";
 import type { Explanation, Policy, Query, Decision } from "../policy/index.ts";
 import { createDnsLookup } from "../runtime/dns-client.ts";
@@ -118,20 +119,10 @@ function flag<T>(name: string, parse: () => T): T {
   }
 }
 
-/** `text` as a SPIFFE ID; a usage error naming flag `name` when it is not one. */
-function idFlag(name: string, text: string): SpiffeId {
-  try {
-    return SpiffeId.parse(text);
-  } catch (e) {
-    if (e instanceof SpiffeIdError) throw new UsageError(`--${name}: ${e.message}`);
-    throw e;
-  }
-}
-
 function fromOf(values: Readonly<Record<string, unknown>>): SpiffeId {
   const fromText = str(values.from);
   if (fromText === undefined) throw new UsageError("policy explain needs --from SPIFFE_ID and --to HOST:PORT (or --inbound NAME, or --stdio SERVER_ID)");
-  return idFlag("from", fromText);
+  return spiffeIdFlag(fromText, "--from");
 }
 
 function queryOf(values: Readonly<Record<string, unknown>>): Query {
@@ -238,7 +229,7 @@ const explainCommand: Command = {
       for (const f of ["to", "addr", "proto", "method", "path"]) if (str(values[f]) !== undefined) throw new UsageError(`--${f} is for an egress connection, not with --stdio`);
       if (asked.length > 1) throw new UsageError("give one of --tool, --resource and --prompt");
       const from = fromOf(values);
-      const server = idFlag("stdio", stdio);
+      const server = spiffeIdFlag(stdio, "--stdio");
       const p = readPolicy(str(values.policy) ?? places.config);
       const e = explainStdio(p, server, { from, tool: str(values.tool), resource: str(values.resource), prompt: str(values.prompt) });
       if (values.json) {
