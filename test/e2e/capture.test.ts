@@ -114,11 +114,16 @@ const PY_CONNECT = `
 import socket, sys, errno
 host, port, kind = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 fam = socket.AF_INET6 if ':' in host else socket.AF_INET
-s = socket.socket(fam, socket.SOCK_DGRAM if kind != 'tcp' else socket.SOCK_STREAM)
+s = socket.socket(fam, socket.SOCK_STREAM if kind.startswith('tcp') else socket.SOCK_DGRAM)
 s.settimeout(3)
 try:
     if kind == 'tcp':
         s.connect((host, port)); print('connected', s.recv(200).decode().split('\\r\\n\\r\\n')[-1])
+    elif kind == 'tcp-fastopen':
+        # no connect(): the request rides TCP Fast Open's sendto (data in the SYN when a cookie is
+        # known); blocking, since a socket with a timeout answers EINPROGRESS until the handshake ends
+        s.settimeout(None); s.sendto(b'GET / HTTP/1.1\\r\\nHost: fastopen.test\\r\\nConnection: close\\r\\n\\r\\n', socket.MSG_FASTOPEN, (host, port)); s.settimeout(3)
+        print('connected', s.recv(200).decode().split('\\r\\n\\r\\n')[-1])
     elif kind == 'udp-sendto':
         s.sendto(b'ping', (host, port)); print('sent')
     else:
@@ -127,7 +132,7 @@ except OSError as e:
     print(errno.errorcode.get(e.errno, str(e)))
 `;
 
-async function py(host: string, port: number, kind: "tcp" | "udp-sendto" | "udp-connect" = "tcp") {
+async function py(host: string, port: number, kind: "tcp" | "tcp-fastopen" | "udp-sendto" | "udp-connect" = "tcp") {
   const r = await run(["python3", "-c", PY_CONNECT, host, String(port), kind]);
   return r.stdout.trim();
 }
@@ -399,6 +404,26 @@ dns:
     await waitFor("a conn_close for the mapped connect", () => (closes().length > before ? true : undefined));
     expect(closes().at(-1)).toMatchObject({ dst: { addr: "127.0.0.5", port: 80 }, outcome: "refused", reason: "no_rule" });
     expect(accepted.unnamed ?? 0).toBe(0);
+  }, T);
+
+  test("TCP Fast Open (sendto with MSG_FASTOPEN, no connect()) is judged as a connect(): denied, passed through, refused at the listener", async () => {
+    // the client side of Fast Open must be on, or Python's sendto would not take this path at all
+    expect(Number(readFileSync("/proc/sys/net/ipv4/tcp_fastopen", "utf8")) & 1).toBe(1);
+    expect(await py("127.0.0.3", ports.blocked, "tcp-fastopen")).toBe("EPERM");
+    expect(accepted.blocked ?? 0).toBe(0);
+    const before = accepted.original ?? 0;
+    expect(await py("127.0.0.4", 80, "tcp-fastopen")).toBe("connected original");
+    expect(accepted.original).toBe(before + 1);
+    const r = await run(["sh", "-c", `echo pid=$$; exec python3 -c "$0" 127.0.0.5 80 tcp-fastopen`, PY_CONNECT]);
+    const pid = Number(/pid=(\d+)/.exec(r.stdout)![1]);
+    expect(r.stdout).toContain("connected tidegate: no_rule");
+    expect(accepted.unnamed ?? 0).toBe(0);
+    const line = await waitFor("the listener's conn_close of the Fast Open connection", () => closes().find((l) => srcOf(l).pid === pid));
+    expect(line).toMatchObject({ dst: { addr: "127.0.0.5", port: 80, name: "fastopen.test" }, src: { workload: "w1" }, decision: "deny", outcome: "refused", reason: "no_rule" });
+    // the control: outside the instance's tree the same sendto reaches the denied listener
+    expect(await outside(["python3", "-c", PY_CONNECT, "127.0.0.3", String(ports.blocked), "tcp-fastopen"])).toBe("connected blocked");
+    expect(accepted.blocked).toBe(1);
+    accepted.blocked = 0;
   }, T);
 
   test("UDP: only the direct resolver, connected or not", async () => {
