@@ -14,7 +14,8 @@
  * - a stream that breaks HTTP/1.1 (smuggling shapes, oversized heads: src/http1/errors.ts) is
  *   answered 400 with the parser's code, and the connection closed;
  * - an upstream leg is reused for the next request while its key stays the same (`legKey`: caller,
- *   rule, and what the leg's TLS vouched for) and both sides keep the connection alive; between
+ *   rule, and what the leg's TLS vouched for), both sides keep the connection alive and the
+ *   answer came after the whole request was sent (an early answer leaves body bytes owed); between
  *   requests and at the end of the connection it goes back to the pool (leg-pool.ts), where the
  *   next connection with that key finds it. A request without a body, of an idempotent method,
  *   whose reused leg closes before any byte of the response, is sent once more on a new leg (the
@@ -721,9 +722,19 @@ export class HttpExchange implements LegOwner {
     this.logRequest(r.head, r.started, this.forwarded(r, leg, "forwarded"));
     const keep = r.head.keepAlive && res !== null && res.keepAlive && !leg.closed;
     leg.served += 1;
-    leg.reusable = keep;
+    // An answer that came before the request's end (`waiting` is set there): the upstream is still
+    // owed the rest of the body, and would read the next request on this leg as those bytes, and
+    // what follows them as a request nobody decided. The leg carries nothing more; the rest of the
+    // body is read from the workload and dropped, and its next request takes a new leg.
+    const whole = this.waiting;
+    leg.reusable = keep && whole;
     this.req = null;
     if (!keep) return this.finish({ outcome: "closed" });
+    if (!whole) {
+      this.leg = null;
+      leg.owner = null;
+      leg.end();
+    }
     if (this.draining) return this.finish({ outcome: "closed", detail: "the agent is stopping" });
     this.waiting = false;
     // An upgrade answered without a switch: what the workload sent after it is its next request.
