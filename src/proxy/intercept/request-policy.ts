@@ -22,7 +22,8 @@
  *   rules that inject that secret;
  * - `secret_missing` (503): the rule injects a secret the store does not hold (or cannot read).
  * Headers: every header the rule injects is removed as the workload sent it, then set from its
- * template; placeholders are swapped in the other headers. Messages and logs name secrets, never
+ * template; placeholders are swapped in the other headers; an absolute-form request without Host
+ * (HTTP/1.0) gets its target's authority as Host, as its target goes upstream in origin-form. Messages and logs name secrets, never
  * their values.
  */
 import { tryParseIp, type IpAddress } from "../../policy/address.ts";
@@ -156,6 +157,10 @@ function verdictFor(head: RequestHead, deps: RequestDeps, admitted: Admission, n
   const headers: Header[] = [];
   const sent = head.headers.entries;
   const lower = head.headers.names(); // built once per head (a repeated head shares its list)
+  // An absolute-form target goes upstream in origin-form: an HTTP/1.0 request that named its host
+  // there alone gets it as Host, else the upstream would route it to its default site, which the
+  // policy never judged (RFC 9112 section 3.2.2: the target's authority is the host).
+  if (head.form === "absolute" && head.host !== null && !lower.includes("host")) headers.push(["Host", head.host.text]);
   for (let i = 0; i < sent.length; i++) {
     const hName = sent[i]![0];
     const hValue = sent[i]![1];
