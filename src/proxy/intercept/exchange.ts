@@ -42,7 +42,7 @@ import type { Audit } from "../../audit/sink/audit-log.ts";
 import { hex } from "../peer-tls.ts";
 import { openUpstream, sessionKeyOf, type UpstreamDeps, type UpstreamTls } from "../upstream.ts";
 import type { LegPool } from "./leg-pool.ts";
-import { decideRequest, type RequestContext, type RequestDeps, type RequestVerdict } from "./request-policy.ts";
+import { decideRequest, requestTrailers, type RequestContext, type RequestDeps, type RequestVerdict } from "./request-policy.ts";
 import { UpstreamLeg, type LegOwner } from "./upstream-leg.ts";
 import { originForm, requestEvent } from "./request-event.ts";
 import type { ListsSeen, McpGate, PinStore, SessionLists } from "../../mcp/index.ts";
@@ -409,7 +409,7 @@ export class HttpExchange implements LegOwner {
     } else {
       if (r.head.framing === "chunked") {
         r.sent = null;
-        this.send(leg, lastChunk(e.trailers));
+        this.send(leg, lastChunk(requestTrailers(e.trailers, r.verdict.rule)));
       }
       this.waiting = true;
     }

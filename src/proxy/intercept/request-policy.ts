@@ -37,7 +37,7 @@ import type { EgressRule } from "../../policy/model.ts";
 import type { NameCache } from "../../policy/name-cache.ts";
 import type { SpiffeId } from "../../spiffe/id.ts";
 import { TidegateError } from "../../errors.ts";
-import type { Header, RequestHead } from "../../http1/index.ts";
+import type { Header, HeaderList, RequestHead } from "../../http1/index.ts";
 
 export const PLACEHOLDER_PREFIX = "tidegate-placeholder:";
 const PLACEHOLDER = /tidegate-placeholder:([A-Za-z0-9_][A-Za-z0-9_.-]{0,63})/g;
@@ -213,6 +213,18 @@ function swapPlaceholders(value: string, inj: Injection, deps: RequestDeps, used
 function withRuleSecrets(swapped: string[], rule: readonly string[]): readonly string[] {
   for (const s of rule) if (!swapped.includes(s)) swapped.push(s);
   return swapped;
+}
+
+/**
+ * A request's trailer fields as they go upstream: those under a name the rule injects are the
+ * workload's own values for them, dropped as in the head (an upstream that reads trailers must
+ * not get them beside the injected ones). Placeholders are not swapped there.
+ */
+export function requestTrailers(trailers: HeaderList, rule: EgressRule): Iterable<Header> {
+  if (trailers.length === 0 || rule.inject.length === 0) return trailers;
+  const injected = injectionOf(rule).injected;
+  const names = trailers.names();
+  return trailers.entries.filter((_, i) => !injected.has(names[i]!));
 }
 
 /** A rule's injected header names (lower case) and the secrets it may inject: made once per rule. */
