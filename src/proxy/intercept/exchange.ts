@@ -861,12 +861,17 @@ export class HttpExchange implements LegOwner {
   }
 
   private failUpstream(detail: string): void {
+    if (this.done) return;
     const r = this.req;
     if (r !== null && r.response === null) {
       this.logRequest(r.head, r.started, { status: 502, outcome: "upstream_failed", detail, rule: r.verdict.rule.name, host: r.verdict.name, ...bodyBytes(r) });
       return this.refuse(502, "upstream_failed", detail, false, "upstream_failed");
     }
-    this.finish({ outcome: "upstream_failed", detail });
+    // An answer in progress was cut: the request (forwarded, its secrets injected) has its line,
+    // and the workload's connection is reset, so it cannot take the cut answer for a whole one.
+    const why = { outcome: "upstream_failed", detail };
+    this.logCut(why, null);
+    this.finish(why, r !== null);
   }
 
   /** Answers `status` with the reason in the body, then closes: nothing later is read. */
