@@ -23,8 +23,9 @@
  * - `secret_missing` (503): the rule injects a secret the store does not hold (or cannot read).
  * Headers: every header the rule injects is removed as the workload sent it, then set from its
  * template; placeholders are swapped in the other headers; an absolute-form request without Host
- * (HTTP/1.0) gets its target's authority as Host, as its target goes upstream in origin-form. Messages and logs name secrets, never
- * their values.
+ * (HTTP/1.0) gets its target's authority as Host, as its target goes upstream in origin-form;
+ * Content-Length and Transfer-Encoding go as the parser read them, written one way. Messages
+ * and logs name secrets, never their values.
  */
 import { tryParseIp, type IpAddress } from "../../policy/address.ts";
 import { admit, admitNow, type Admission, type Upstream } from "../../policy/destination.ts";
@@ -161,10 +162,22 @@ function verdictFor(head: RequestHead, deps: RequestDeps, admitted: Admission, n
   // there alone gets it as Host, else the upstream would route it to its default site, which the
   // policy never judged (RFC 9112 section 3.2.2: the target's authority is the host).
   if (head.form === "absolute" && head.host !== null && !lower.includes("host")) headers.push(["Host", head.host.text]);
+  let length = false;
   for (let i = 0; i < sent.length; i++) {
     const hName = sent[i]![0];
     const hValue = sent[i]![1];
-    if (inj.injected.has(lower[i]!)) continue;
+    const key = lower[i]!;
+    if (inj.injected.has(key)) continue;
+    // The framing fields go as they were read, written one way (framingField); Content-Length once.
+    if (key === "content-length") {
+      if (!length) headers.push(framingField(head, sent[i]!));
+      length = true;
+      continue;
+    }
+    if (key === "transfer-encoding") {
+      headers.push(sent[i]![1] === "chunked" ? sent[i]! : [hName, "chunked"]);
+      continue;
+    }
     if (!hValue.includes(PLACEHOLDER_PREFIX)) {
       headers.push(sent[i]!);
       continue;
@@ -183,6 +196,18 @@ function verdictFor(head: RequestHead, deps: RequestDeps, admitted: Admission, n
   }
   if (missing !== null) return refuse(503, "secret_missing", `rule ${rule.name} injects secret ${missing}, which the agent does not hold`, rule.name, name);
   return { ok: true, rule, upstream: admitted.upstream, name, path, headers, secrets: swappedIn === null ? inj.secrets : withRuleSecrets(swappedIn, inj.secrets) };
+}
+
+/**
+ * The Content-Length field as it goes upstream: the length the parser read, in decimal. "010"
+ * (octal 8 to a strtol-style reader), "10, 10" or the field sent twice is one "10"; so is a
+ * Transfer-Encoding of "Chunked" (any case) "chunked" (verdictFor). An upstream that read either
+ * otherwise would frame the body otherwise, and take the rest of it as a request nobody decided.
+ * The field as sent when it is already so (a kept-alive connection's usual case: no new entry).
+ */
+function framingField(head: RequestHead, sent: Header): Header {
+  const text = String(head.contentLength ?? 0);
+  return sent[1] === text ? sent : [sent[0], text];
 }
 
 /**
