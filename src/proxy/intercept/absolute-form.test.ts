@@ -1,7 +1,8 @@
-// An HTTP/1.0 request in absolute-form names its host in the target alone (no Host header): it is
-// decided for that host, and its target goes upstream in origin-form. Without a Host added, the
-// upstream (a reverse proxy serving several names at that address) would route it to its default
-// site, one the policy never judged, with the injected credentials on it.
+// The Host the upstream gets is the host the request was decided for, else the upstream (a
+// reverse proxy serving several names at that address) could route it to its default site, one
+// the policy never judged, with the injected credentials on it. An HTTP/1.0 request in
+// absolute-form names its host in the target alone (no Host header): it gets that Host, as its
+// target goes upstream in origin-form. A Host written "API.Test." goes as "api.test".
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import tls from "node:tls";
 import { apiRule, createHarness, exchange, type Harness } from "./test-harness.ts";
@@ -36,4 +37,10 @@ test("HTTP/1.0 in absolute-form without Host: the upstream gets the Host the req
   expect(out).toStartWith("HTTP/1.1 200");
   expect(received.at(-1)).toStartWith("GET /v1/x?q=1 HTTP/1.0\r\n");
   expect(received.at(-1)!.toLowerCase()).toContain("\r\nhost: api.test\r\n");
+});
+
+test("a Host with a trailing dot or capitals goes upstream as the name decided, with its port", async () => {
+  const out = await exchange(proxyPort, "GET /v1/y HTTP/1.1\r\nHost: API.Test.:80\r\nConnection: close\r\n\r\n");
+  expect(out).toStartWith("HTTP/1.1 200");
+  expect(received.at(-1)).toContain("\r\nHost: api.test:80\r\n");
 });

@@ -24,7 +24,8 @@
  * Headers: every header the rule injects is removed as the workload sent it, then set from its
  * template; placeholders are swapped in the other headers; an absolute-form request without Host
  * (HTTP/1.0) gets its target's authority as Host, as its target goes upstream in origin-form;
- * Content-Length and Transfer-Encoding go as the parser read them, written one way. Messages
+ * Host goes as the name decided (lowercase, no trailing dot); Content-Length and
+ * Transfer-Encoding go as the parser read them, written one way. Messages
  * and logs name secrets, never their values.
  */
 import { tryParseIp, type IpAddress } from "../../policy/address.ts";
@@ -161,7 +162,7 @@ function verdictFor(head: RequestHead, deps: RequestDeps, admitted: Admission, n
   // An absolute-form target goes upstream in origin-form: an HTTP/1.0 request that named its host
   // there alone gets it as Host, else the upstream would route it to its default site, which the
   // policy never judged (RFC 9112 section 3.2.2: the target's authority is the host).
-  if (head.form === "absolute" && head.host !== null && !lower.includes("host")) headers.push(["Host", head.host.text]);
+  if (head.form === "absolute" && head.host !== null && !lower.includes("host")) headers.push(["Host", hostText(head, name)]);
   let length = false;
   for (let i = 0; i < sent.length; i++) {
     const hName = sent[i]![0];
@@ -172,6 +173,13 @@ function verdictFor(head: RequestHead, deps: RequestDeps, admitted: Admission, n
     if (key === "content-length") {
       if (!length) headers.push(framingField(head, sent[i]!));
       length = true;
+      continue;
+    }
+    // The host as decided: "API.Test." names api.test to the policy, and a router upstream that
+    // kept the dot (or the case) would not find that site, and send the request to its default.
+    if (key === "host") {
+      const text = hostText(head, name);
+      headers.push(hValue === text ? sent[i]! : [hName, text]);
       continue;
     }
     if (key === "transfer-encoding") {
@@ -196,6 +204,13 @@ function verdictFor(head: RequestHead, deps: RequestDeps, admitted: Admission, n
   }
   if (missing !== null) return refuse(503, "secret_missing", `rule ${rule.name} injects secret ${missing}, which the agent does not hold`, rule.name, name);
   return { ok: true, rule, upstream: admitted.upstream, name, path, headers, secrets: swappedIn === null ? inj.secrets : withRuleSecrets(swappedIn, inj.secrets) };
+}
+
+/** The request's host as it goes upstream: the name decided (lowercase, no trailing dot) and the port sent; an IP literal as sent. */
+function hostText(head: RequestHead, name: string): string {
+  const h = head.host!;
+  if (h.name === null) return h.text;
+  return h.port === null ? name : `${name}:${h.port}`;
 }
 
 /**
