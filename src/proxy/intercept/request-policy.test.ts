@@ -62,6 +62,13 @@ describe("decideRequest", () => {
     });
   }
 
+  test("a method with a lowercase letter is refused 400 bad_method: no rule's methods can name it, and a server that upper-cases it would take it for one", async () => {
+    for (const m of ["delete", "Delete", "gEt"]) {
+      expect(await decideRequest(ctx(), head(`${m} /b HTTP/1.1\r\nHost: api.test\r\n\r\n`), deps(cached))).toMatchObject({ ok: false, status: 400, reason: "bad_method" });
+    }
+    expect(await decideRequest(ctx(), head("M-SEARCH_2 /b HTTP/1.1\r\nHost: api.test\r\n\r\n"), deps(cached))).toMatchObject({ ok: true });
+  });
+
   test("a name the cache holds is not looked up; one it does not is", async () => {
     const before = lookedUp.asked;
     await decideRequest(ctx(), head("GET / HTTP/1.1\r\nHost: api.test\r\n\r\n"), deps(lookedUp));

@@ -11,6 +11,9 @@
  *   a Host naming another address would have the upstream (a reverse proxy, say) route the
  *   request somewhere the policy did not judge;
  * - `bad_path` (400): the path does not normalize (http-match.ts);
+ * - `bad_method` (400): the method has a lowercase letter. Methods are case-sensitive, and a
+ *   rule's `http.methods` are uppercase, so no rule names it; but servers that upper-case the
+ *   method (Django, Werkzeug) would take `delete` for the DELETE a deny rule refuses;
  * - `upgrade_refused` (403): CONNECT; a request asking to switch to a protocol (its Upgrade list,
  *   by name, any version) that the matching rule's `upgrade:` does not name (only websocket can be
  *   named);
@@ -38,7 +41,7 @@ import { renderHeader } from "../../policy/inject.ts";
 import type { EgressRule } from "../../policy/model.ts";
 import type { NameCache } from "../../policy/name-cache.ts";
 import type { SpiffeId } from "../../spiffe/id.ts";
-import { TidegateError } from "../../errors.ts";
+import { quote, TidegateError } from "../../errors.ts";
 import type { Header, HeaderList, RequestHead } from "../../http1/index.ts";
 
 export const PLACEHOLDER_PREFIX = "tidegate-placeholder:";
@@ -98,6 +101,7 @@ export function decideRequest(ctx: RequestContext, head: RequestHead, deps: Requ
     }
   }
   if (head.method === "CONNECT") return refuse(403, "upgrade_refused", "CONNECT is not allowed", null, label);
+  if (hasLowercase(head.method)) return refuse(400, "bad_method", `method ${quote(head.method)} has a lowercase letter: no rule's http.methods can name it, and a server that upper-cases methods would take it for one they do`, null, label);
   let path: string;
   try {
     path = normalizeRequestPath(head.form === "absolute" ? new URL(head.target).pathname : head.target);
@@ -119,6 +123,15 @@ export function decideRequest(ctx: RequestContext, head: RequestHead, deps: Requ
   }
   if (now !== null) return verdictFor(head, deps, now, label, path);
   return decideAfterLookUp(decision, q, names, head, deps, label, path);
+}
+
+/** A lowercase ASCII letter in `method` (a token: the parser checked it). */
+function hasLowercase(method: string): boolean {
+  for (let i = 0; i < method.length; i++) {
+    const c = method.charCodeAt(i);
+    if (c >= 0x61 && c <= 0x7a) return true;
+  }
+  return false;
 }
 
 /**
