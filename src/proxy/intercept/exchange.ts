@@ -8,7 +8,7 @@
  *   status and reason) and the connection is closed, so nothing after it is read as a request;
  * - requests are handled one at a time: the next one (already sent, pipelined) waits in the parser
  *   until the response to the one before has ended, so responses cannot be reordered; at most
- *   MAX_HELD bytes of bodies wait so (more: 400 `too_much_ahead`, the connection closed);
+ *   MAX_HELD bytes of heads and bodies wait so (more: 400 `too_much_ahead`, the connection closed);
  * - bodies stream both ways with backpressure (a full writer pauses the other side) and keep
  *   their framing: a fixed length is passed as is, a chunked body is re-chunked;
  * - a stream that breaks HTTP/1.1 (smuggling shapes, oversized heads: src/http1/errors.ts) is
@@ -286,10 +286,12 @@ export class HttpExchange implements LegOwner {
     this.head.update(this.awaitingHead());
   }
 
-  /** Bytes of request bodies parsed and not handled yet (pipelined behind a pending answer). */
+  /** Bytes of request heads and bodies parsed and not handled yet (pipelined behind a pending answer). */
   private held = 0;
 
   private hold(e: RequestEvent): void {
+    // a head counts too: a stream of bodiless requests behind a pending answer would else grow without bound
+    if (e.kind === "head") this.held += e.head.headLength;
     if (e.kind !== "body") return void this.events.push(e);
     this.held += e.bytes.length;
     this.events.push({ kind: "body", bytes: copyOf(e.bytes) });
@@ -344,6 +346,7 @@ export class HttpExchange implements LegOwner {
       while (!this.done && !this.waiting && this.events.length > 0) {
         const e = this.events.shift()!;
         if (e.kind === "body") this.held -= e.bytes.length;
+        else if (e.kind === "head") this.held -= e.head.headLength;
         const pending = this.onRequest(e);
         if (pending !== undefined) return this.pumpAfter(pending);
       }

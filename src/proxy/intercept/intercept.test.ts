@@ -158,6 +158,15 @@ describe("intercept: plain HTTP from the workload, TLS to the API", () => {
     expect(httpLines().at(-1)).toMatchObject({ outcome: "refused", reason: "too_much_ahead" });
   });
 
+  test("heads pipelined behind a pending answer count toward MAX_HELD too: a stream of them is refused (too_much_ahead)", async () => {
+    // ~4.3 MB of bodiless requests, each head different (a repeated one is one object, these are not)
+    const heads = Array.from({ length: 30000 }, (_, i) => `GET /p${i} HTTP/1.1\r\nHost: api.test\r\nX-Pad: ${"a".repeat(100)}\r\n\r\n`).join("");
+    const out = await exchange(`GET /slow HTTP/1.1\r\nHost: api.test\r\n\r\n${heads}`);
+    expect(out).toContain("HTTP/1.1 400");
+    expect(out).toContain("too_much_ahead");
+    expect(httpLines().at(-1)).toMatchObject({ outcome: "refused", reason: "too_much_ahead" });
+  });
+
   test("a Host no rule names is refused 403 and logged", async () => {
     const out = await exchange("GET / HTTP/1.1\r\nHost: elsewhere.test\r\n\r\n");
     expect(out).toStartWith("HTTP/1.1 403");
