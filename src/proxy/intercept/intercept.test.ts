@@ -239,7 +239,8 @@ describe("intercept: plain HTTP from the workload, TLS to the API", () => {
 describe("intercept: the workload's TLS terminated with the interception CA", () => {
   test("curl over https trusts the leaf, and the API gets the injected header", async () => {
     const before = seen.length;
-    const p = Bun.spawn(["curl", "-sS", "--max-time", "5", "--cacert", h.agentCaFile, "--resolve", `api.test:${proxyPort}:127.0.0.1`, `https://api.test:${proxyPort}/tls`], { stdout: "pipe", stderr: "pipe" });
+    // curl dials the proxy for https://api.test/ (port 443, as the harness records the connection: a Host port must be the one dialled)
+    const p = Bun.spawn(["curl", "-sS", "--max-time", "5", "--cacert", h.agentCaFile, "--connect-to", `api.test:443:127.0.0.1:${proxyPort}`, "https://api.test/tls"], { stdout: "pipe", stderr: "pipe" });
     const [out, err] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
     expect(err).toBe("");
     expect(out).toBe("path=/tls auth=injected");

@@ -69,6 +69,13 @@ describe("decideRequest", () => {
     expect(await decideRequest(ctx(), head("M-SEARCH_2 /b HTTP/1.1\r\nHost: api.test\r\n\r\n"), deps(cached))).toMatchObject({ ok: true });
   });
 
+  test("a Host port other than the one dialled: 421 host_port_mismatch; the dialled one, or none, is decided", async () => {
+    expect(await decideRequest(ctx(), head("GET /b HTTP/1.1\r\nHost: api.test:8443\r\n\r\n"), deps(cached))).toMatchObject({ ok: false, status: 421, reason: "host_port_mismatch" });
+    expect(await decideRequest(ctx(), head("GET http://api.test:8443/b HTTP/1.1\r\nHost: api.test:8443\r\n\r\n"), deps(cached))).toMatchObject({ ok: false, status: 421, reason: "host_port_mismatch" });
+    expect(await decideRequest(ctx(), head("GET /b HTTP/1.1\r\nHost: api.test:80\r\n\r\n"), deps(cached))).toMatchObject({ ok: true });
+    expect(await decideRequest(ctx(), head("GET /b HTTP/1.1\r\nHost: api.test\r\n\r\n"), deps(cached))).toMatchObject({ ok: true });
+  });
+
   test("a name the cache holds is not looked up; one it does not is", async () => {
     const before = lookedUp.asked;
     await decideRequest(ctx(), head("GET / HTTP/1.1\r\nHost: api.test\r\n\r\n"), deps(lookedUp));

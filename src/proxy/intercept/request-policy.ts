@@ -6,6 +6,9 @@
  * - `no_host` (400): an HTTP/1.0 request without Host;
  * - `host_sni_mismatch` (421): the workload spoke TLS and the request's Host is not the name it
  *   gave in its ClientHello (a connection is decided, and its leaf minted, for that name);
+ * - `host_port_mismatch` (421): the Host names a port other than the one the workload dialled
+ *   (the policy decided that port; a router upstream that matches sites by host and port would
+ *   send the request to another site, or its default);
  * - `host_address_mismatch` (421): the Host is an IP address other than the one the workload
  *   dialled. An address names nothing, so only `cidr` rules can match it, by the address dialled;
  *   a Host naming another address would have the upstream (a reverse proxy, say) route the
@@ -94,6 +97,9 @@ export function decideRequest(ctx: RequestContext, head: RequestHead, deps: Requ
   const label = name ?? host.ip;
   if (label === null) return refuse(400, "no_host", "the request's host is neither a name nor an address");
   if (ctx.sni !== null && label !== ctx.sni) return refuse(421, "host_sni_mismatch", `Host ${label} is not the name the connection gave (${ctx.sni})`, null, label);
+  if (host.port !== null && host.port !== ctx.port) {
+    return refuse(421, "host_port_mismatch", `Host ${label}:${host.port} names another port than the one dialled (${ctx.port})`, null, label);
+  }
   if (name === null) {
     const ip = tryParseIp(label);
     if (ip === null || ip.family !== ctx.address.family || ip.value !== ctx.address.value) {
