@@ -399,7 +399,12 @@ export class HttpExchange implements LegOwner {
     if (e.kind === "head") return this.begin(e.head);
     const r = this.req;
     const leg = this.leg;
-    if (r === null || leg === null) return;
+    if (r === null || leg === null) {
+      // The rest of a request answered before its end (responseEnded) is dropped; at its end, what
+      // the parser holds after an upgrade request (it was answered without a switch) is the next request.
+      if (r === null && e.kind === "end" && this.requests.held) for (const ev of this.requests.resume()) this.hold(ev);
+      return;
+    }
     if (e.kind === "body") {
       r.bytesUp += e.bytes.length;
       this.bodyUp += e.bytes.length;
