@@ -124,6 +124,32 @@ function sameHeaders(a: readonly Header[], b: readonly Header[]): boolean {
   return true;
 }
 
+/**
+ * An answer's fields as the workload gets them: the framing fields as the parser read them,
+ * written one way (one decimal Content-Length for "002", "2, 2" or the field twice; "chunked"
+ * for any case of it), so the workload's client frames the body as the exchange does, and a
+ * hostile upstream cannot have it read part of one answer as the next. The fields as they
+ * came when they already are so.
+ */
+function responseFields(h: ResponseHead): readonly Header[] {
+  const sent = h.headers.entries;
+  const names = h.headers.names();
+  let out: Header[] | null = null;
+  let length = false;
+  for (let i = 0; i < sent.length; i++) {
+    const k = names[i]!;
+    let f: Header | null = sent[i]!;
+    if (k === "content-length") {
+      const text = String(h.contentLength ?? 0);
+      f = length ? null : f[1] === text ? f : [f[0], text];
+      length = true;
+    } else if (k === "transfer-encoding" && f[1] !== "chunked") f = [f[0], "chunked"];
+    if (f !== sent[i] && out === null) out = sent.slice(0, i);
+    if (out !== null && f !== null) out.push(f);
+  }
+  return out ?? sent;
+}
+
 /** RFC 9110 section 9.2.2. */
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
 
@@ -695,7 +721,7 @@ export class HttpExchange implements LegOwner {
   private responseHead(h: ResponseHead): Uint8Array {
     const last = this.lastResponse;
     if (last !== null && last.head === h) return last.bytes;
-    const bytes = responseHeadBytes(h.status, h.reason, "HTTP/1.1", h.headers);
+    const bytes = responseHeadBytes(h.status, h.reason, "HTTP/1.1", responseFields(h));
     this.lastResponse = { head: h, bytes };
     return bytes;
   }

@@ -1,4 +1,4 @@
-// The framing fields go upstream as tidegate read them, written one way: a Content-Length with
+// The framing fields go upstream (and an answer's back to the workload) as tidegate read them, written one way: a Content-Length with
 // leading zeros ("010", which a strtol-style reader takes for octal 8), a list of equal values or
 // the field twice becomes one decimal Content-Length; "Transfer-Encoding: Chunked" (any case)
 // becomes "chunked". An upstream that reads such a field otherwise would frame the body
@@ -21,7 +21,10 @@ beforeAll(async () => {
       received[i] += d.toString("latin1");
       const t = received[i]!;
       const head = t.indexOf("\r\n\r\n");
-      if (head >= 0 && (t.endsWith("\r\n0\r\n\r\n") || t.length - head - 4 >= 10)) s.end("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+      if (head < 0) return;
+      if (t.startsWith("GET /odd-length ")) return void s.end("HTTP/1.1 200 OK\r\nContent-Length: 002\r\nContent-Length: 2, 2\r\nConnection: close\r\n\r\nok");
+      if (t.startsWith("GET /odd-chunked ")) return void s.end("HTTP/1.1 200 OK\r\nTransfer-Encoding: CHUNKED\r\nConnection: close\r\n\r\n2\r\nok\r\n0\r\n\r\n");
+      if (t.endsWith("\r\n0\r\n\r\n") || t.length - head - 4 >= 10) s.end("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
     });
     s.on("error", () => {});
   });
@@ -50,4 +53,11 @@ test('"Transfer-Encoding: Chunked" goes upstream as "chunked"', async () => {
   const out = await exchange(proxyPort, "POST /v1 HTTP/1.1\r\nHost: api.test\r\nTransfer-Encoding: Chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
   expect(out).toStartWith("HTTP/1.1 200");
   expect(received.at(-1)!).toContain("\r\nTransfer-Encoding: chunked\r\n");
+});
+
+test("an answer's framing fields reach the workload as they were read, written one way", async () => {
+  const a = await exchange(proxyPort, "GET /odd-length HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n");
+  expect(a).toBe("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+  const c = await exchange(proxyPort, "GET /odd-chunked HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n");
+  expect(c).toBe("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\nok\r\n0\r\n\r\n");
 });
