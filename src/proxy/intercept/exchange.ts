@@ -913,6 +913,13 @@ export class HttpExchange implements LegOwner {
     if (this.done) return;
     const r = this.req;
     const s = this.starting;
+    // An answer in progress (too much sent ahead while it streamed): an answer written now would
+    // be read as part of it. It is cut instead, the workload's connection reset, its line saying why.
+    if (r !== null && r.response !== null) {
+      const why = { outcome, reason, detail };
+      if (log) this.logCut(why, null);
+      return this.finish(why, true, true);
+    }
     // A request decided and waiting for its leg (which failed): its line names it.
     if (log && r === null && s !== null) this.logRequest(s.head, s.started, { status, outcome, reason, detail, rule: s.verdict.rule.name, host: s.verdict.name, path: s.verdict.path });
     else if (log && r === null) this.logRequest(null, performance.now(), { outcome, status, reason, detail });
