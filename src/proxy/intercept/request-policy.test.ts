@@ -76,6 +76,13 @@ describe("decideRequest", () => {
     expect(await decideRequest(ctx(), head("GET /b HTTP/1.1\r\nHost: api.test\r\n\r\n"), deps(cached))).toMatchObject({ ok: true });
   });
 
+  test("a header that would have the upstream run another method or path is refused 400 (method_override, target_override)", async () => {
+    const with_ = (h: string) => decideRequest(ctx(), head(`POST /b HTTP/1.1\r\nHost: api.test\r\n${h}\r\nContent-Length: 0\r\n\r\n`), deps(cached));
+    for (const h of ["X-HTTP-Method-Override: DELETE", "x-http-method: delete", "X-Method-Override: PUT"]) expect(await with_(h)).toMatchObject({ ok: false, status: 400, reason: "method_override" });
+    for (const h of ["X-Original-URL: /admin", "X-Rewrite-URL: /admin"]) expect(await with_(h)).toMatchObject({ ok: false, status: 400, reason: "target_override" });
+    expect(await with_("X-HTTP-Method-Override: POST")).toMatchObject({ ok: true });
+  });
+
   test("a name the cache holds is not looked up; one it does not is", async () => {
     const before = lookedUp.asked;
     await decideRequest(ctx(), head("GET / HTTP/1.1\r\nHost: api.test\r\n\r\n"), deps(lookedUp));

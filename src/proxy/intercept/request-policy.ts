@@ -17,6 +17,10 @@
  * - `bad_method` (400): the method has a lowercase letter. Methods are case-sensitive, and a
  *   rule's `http.methods` are uppercase, so no rule names it; but servers that upper-case the
  *   method (Django, Werkzeug) would take `delete` for the DELETE a deny rule refuses;
+ * - `method_override`, `target_override` (400): a header some servers take as the real method
+ *   (X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override, unless it names the request's own
+ *   method) or path (X-Original-URL, X-Rewrite-URL): the upstream would run a request the policy
+ *   did not decide;
  * - `upgrade_refused` (403): CONNECT; a request asking to switch to a protocol (its Upgrade list,
  *   by name, any version) that the matching rule's `upgrade:` does not name (only websocket can be
  *   named);
@@ -46,6 +50,15 @@ import type { NameCache } from "../../policy/name-cache.ts";
 import type { SpiffeId } from "../../spiffe/id.ts";
 import { quote, TidegateError } from "../../errors.ts";
 import type { Header, HeaderList, RequestHead } from "../../http1/index.ts";
+
+/**
+ * Headers some servers take as the request's real method or path (Express's method-override,
+ * Google's APIs; IIS and Symfony's X-Original-URL): a request decided as `POST /public` would run
+ * as the DELETE or the path they name. Refused (`method_override`, `target_override`), but a
+ * method override naming the request's own method.
+ */
+const METHOD_OVERRIDES: ReadonlySet<string> = new Set(["x-http-method-override", "x-http-method", "x-method-override"]);
+const OVERRIDES: ReadonlySet<string> = new Set([...METHOD_OVERRIDES, "x-original-url", "x-rewrite-url"]);
 
 export const PLACEHOLDER_PREFIX = "tidegate-placeholder:";
 const PLACEHOLDER = /tidegate-placeholder:([A-Za-z0-9_][A-Za-z0-9_.-]{0,63})/g;
@@ -204,6 +217,12 @@ function verdictFor(head: RequestHead, deps: RequestDeps, admitted: Admission, n
     if (key === "transfer-encoding") {
       headers.push(sent[i]![1] === "chunked" ? sent[i]! : [hName, "chunked"]);
       continue;
+    }
+    if (OVERRIDES.has(key)) {
+      const method = METHOD_OVERRIDES.has(key);
+      if (!method || hValue.toUpperCase() !== head.method) {
+        return refuse(400, method ? "method_override" : "target_override", `header ${hName} would have the upstream run ${method ? "another method" : "another path"} than the one decided`, rule.name, name);
+      }
     }
     if (!hValue.includes(PLACEHOLDER_PREFIX)) {
       headers.push(sent[i]!);
