@@ -8,13 +8,14 @@
  *   status and reason) and the connection is closed, so nothing after it is read as a request;
  * - requests are handled one at a time: the next one (already sent, pipelined) waits in the parser
  *   until the response to the one before has ended, so responses cannot be reordered; at most
- *   MAX_HELD bytes of bodies wait so (more: 400 `too_much_ahead`, the connection closed);
+ *   MAX_HELD bytes of heads and bodies wait so (more: 400 `too_much_ahead`, the connection closed);
  * - bodies stream both ways with backpressure (a full writer pauses the other side) and keep
  *   their framing: a fixed length is passed as is, a chunked body is re-chunked;
  * - a stream that breaks HTTP/1.1 (smuggling shapes, oversized heads: src/http1/errors.ts) is
  *   answered 400 with the parser's code, and the connection closed;
  * - an upstream leg is reused for the next request while its key stays the same (`legKey`: caller,
- *   rule, and what the leg's TLS vouched for) and both sides keep the connection alive; between
+ *   rule, and what the leg's TLS vouched for), both sides keep the connection alive and the
+ *   answer came after the whole request was sent (an early answer leaves body bytes owed); between
  *   requests and at the end of the connection it goes back to the pool (leg-pool.ts), where the
  *   next connection with that key finds it. A request without a body, of an idempotent method,
  *   whose reused leg closes before any byte of the response, is sent once more on a new leg (the
@@ -41,7 +42,7 @@ import type { Audit } from "../../audit/sink/audit-log.ts";
 import { hex } from "../peer-tls.ts";
 import { openUpstream, sessionKeyOf, type UpstreamDeps, type UpstreamTls } from "../upstream.ts";
 import type { LegPool } from "./leg-pool.ts";
-import { decideRequest, type RequestContext, type RequestDeps, type RequestVerdict } from "./request-policy.ts";
+import { decideRequest, requestTrailers, type RequestContext, type RequestDeps, type RequestVerdict } from "./request-policy.ts";
 import { UpstreamLeg, type LegOwner } from "./upstream-leg.ts";
 import { originForm, requestEvent } from "./request-event.ts";
 import type { ListsSeen, McpGate, PinStore, SessionLists } from "../../mcp/index.ts";
@@ -121,6 +122,32 @@ function sameHeaders(a: readonly Header[], b: readonly Header[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i]![0] !== b[i]![0] || a[i]![1] !== b[i]![1]) return false;
   return true;
+}
+
+/**
+ * An answer's fields as the workload gets them: the framing fields as the parser read them,
+ * written one way (one decimal Content-Length for "002", "2, 2" or the field twice; "chunked"
+ * for any case of it), so the workload's client frames the body as the exchange does, and a
+ * hostile upstream cannot have it read part of one answer as the next. The fields as they
+ * came when they already are so.
+ */
+function responseFields(h: ResponseHead): readonly Header[] {
+  const sent = h.headers.entries;
+  const names = h.headers.names();
+  let out: Header[] | null = null;
+  let length = false;
+  for (let i = 0; i < sent.length; i++) {
+    const k = names[i]!;
+    let f: Header | null = sent[i]!;
+    if (k === "content-length") {
+      const text = String(h.contentLength ?? 0);
+      f = length ? null : f[1] === text ? f : [f[0], text];
+      length = true;
+    } else if (k === "transfer-encoding" && f[1] !== "chunked") f = [f[0], "chunked"];
+    if (f !== sent[i] && out === null) out = sent.slice(0, i);
+    if (out !== null && f !== null) out.push(f);
+  }
+  return out ?? sent;
 }
 
 /** RFC 9110 section 9.2.2. */
@@ -285,10 +312,12 @@ export class HttpExchange implements LegOwner {
     this.head.update(this.awaitingHead());
   }
 
-  /** Bytes of request bodies parsed and not handled yet (pipelined behind a pending answer). */
+  /** Bytes of request heads and bodies parsed and not handled yet (pipelined behind a pending answer). */
   private held = 0;
 
   private hold(e: RequestEvent): void {
+    // a head counts too: a stream of bodiless requests behind a pending answer would else grow without bound
+    if (e.kind === "head") this.held += e.head.headLength;
     if (e.kind !== "body") return void this.events.push(e);
     this.held += e.bytes.length;
     this.events.push({ kind: "body", bytes: copyOf(e.bytes) });
@@ -343,6 +372,7 @@ export class HttpExchange implements LegOwner {
       while (!this.done && !this.waiting && this.events.length > 0) {
         const e = this.events.shift()!;
         if (e.kind === "body") this.held -= e.bytes.length;
+        else if (e.kind === "head") this.held -= e.head.headLength;
         const pending = this.onRequest(e);
         if (pending !== undefined) return this.pumpAfter(pending);
       }
@@ -395,7 +425,12 @@ export class HttpExchange implements LegOwner {
     if (e.kind === "head") return this.begin(e.head);
     const r = this.req;
     const leg = this.leg;
-    if (r === null || leg === null) return;
+    if (r === null || leg === null) {
+      // The rest of a request answered before its end (responseEnded) is dropped; at its end, what
+      // the parser holds after an upgrade request (it was answered without a switch) is the next request.
+      if (r === null && e.kind === "end" && this.requests.held) for (const ev of this.requests.resume()) this.hold(ev);
+      return;
+    }
     if (e.kind === "body") {
       r.bytesUp += e.bytes.length;
       this.bodyUp += e.bytes.length;
@@ -408,7 +443,7 @@ export class HttpExchange implements LegOwner {
     } else {
       if (r.head.framing === "chunked") {
         r.sent = null;
-        this.send(leg, lastChunk(e.trailers));
+        this.send(leg, lastChunk(requestTrailers(e.trailers, r.verdict.rule)));
       }
       this.waiting = true;
     }
@@ -686,7 +721,7 @@ export class HttpExchange implements LegOwner {
   private responseHead(h: ResponseHead): Uint8Array {
     const last = this.lastResponse;
     if (last !== null && last.head === h) return last.bytes;
-    const bytes = responseHeadBytes(h.status, h.reason, "HTTP/1.1", h.headers);
+    const bytes = responseHeadBytes(h.status, h.reason, "HTTP/1.1", responseFields(h));
     this.lastResponse = { head: h, bytes };
     return bytes;
   }
@@ -721,9 +756,19 @@ export class HttpExchange implements LegOwner {
     this.logRequest(r.head, r.started, this.forwarded(r, leg, "forwarded"));
     const keep = r.head.keepAlive && res !== null && res.keepAlive && !leg.closed;
     leg.served += 1;
-    leg.reusable = keep;
+    // An answer that came before the request's end (`waiting` is set there): the upstream is still
+    // owed the rest of the body, and would read the next request on this leg as those bytes, and
+    // what follows them as a request nobody decided. The leg carries nothing more; the rest of the
+    // body is read from the workload and dropped, and its next request takes a new leg.
+    const whole = this.waiting;
+    leg.reusable = keep && whole;
     this.req = null;
     if (!keep) return this.finish({ outcome: "closed" });
+    if (!whole) {
+      this.leg = null;
+      leg.owner = null;
+      leg.end();
+    }
     if (this.draining) return this.finish({ outcome: "closed", detail: "the agent is stopping" });
     this.waiting = false;
     // An upgrade answered without a switch: what the workload sent after it is its next request.
@@ -850,12 +895,17 @@ export class HttpExchange implements LegOwner {
   }
 
   private failUpstream(detail: string): void {
+    if (this.done) return;
     const r = this.req;
     if (r !== null && r.response === null) {
       this.logRequest(r.head, r.started, { status: 502, outcome: "upstream_failed", detail, rule: r.verdict.rule.name, host: r.verdict.name, ...bodyBytes(r) });
       return this.refuse(502, "upstream_failed", detail, false, "upstream_failed");
     }
-    this.finish({ outcome: "upstream_failed", detail });
+    // An answer in progress was cut: the request (forwarded, its secrets injected) has its line,
+    // and the workload's connection is reset, so it cannot take the cut answer for a whole one.
+    const why = { outcome: "upstream_failed", detail };
+    this.logCut(why, null);
+    this.finish(why, r !== null);
   }
 
   /** Answers `status` with the reason in the body, then closes: nothing later is read. */
@@ -863,6 +913,13 @@ export class HttpExchange implements LegOwner {
     if (this.done) return;
     const r = this.req;
     const s = this.starting;
+    // An answer in progress (too much sent ahead while it streamed): an answer written now would
+    // be read as part of it. It is cut instead, the workload's connection reset, its line saying why.
+    if (r !== null && r.response !== null) {
+      const why = { outcome, reason, detail };
+      if (log) this.logCut(why, null);
+      return this.finish(why, true, true);
+    }
     // A request decided and waiting for its leg (which failed): its line names it.
     if (log && r === null && s !== null) this.logRequest(s.head, s.started, { status, outcome, reason, detail, rule: s.verdict.rule.name, host: s.verdict.name, path: s.verdict.path });
     else if (log && r === null) this.logRequest(null, performance.now(), { outcome, status, reason, detail });

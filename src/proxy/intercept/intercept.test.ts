@@ -158,6 +158,15 @@ describe("intercept: plain HTTP from the workload, TLS to the API", () => {
     expect(httpLines().at(-1)).toMatchObject({ outcome: "refused", reason: "too_much_ahead" });
   });
 
+  test("heads pipelined behind a pending answer count toward MAX_HELD too: a stream of them is refused (too_much_ahead)", async () => {
+    // ~4.3 MB of bodiless requests, each head different (a repeated one is one object, these are not)
+    const heads = Array.from({ length: 30000 }, (_, i) => `GET /p${i} HTTP/1.1\r\nHost: api.test\r\nX-Pad: ${"a".repeat(100)}\r\n\r\n`).join("");
+    const out = await exchange(`GET /slow HTTP/1.1\r\nHost: api.test\r\n\r\n${heads}`);
+    expect(out).toContain("HTTP/1.1 400");
+    expect(out).toContain("too_much_ahead");
+    expect(httpLines().at(-1)).toMatchObject({ outcome: "refused", reason: "too_much_ahead" });
+  });
+
   test("a Host no rule names is refused 403 and logged", async () => {
     const out = await exchange("GET / HTTP/1.1\r\nHost: elsewhere.test\r\n\r\n");
     expect(out).toStartWith("HTTP/1.1 403");
@@ -230,7 +239,8 @@ describe("intercept: plain HTTP from the workload, TLS to the API", () => {
 describe("intercept: the workload's TLS terminated with the interception CA", () => {
   test("curl over https trusts the leaf, and the API gets the injected header", async () => {
     const before = seen.length;
-    const p = Bun.spawn(["curl", "-sS", "--max-time", "5", "--cacert", h.agentCaFile, "--resolve", `api.test:${proxyPort}:127.0.0.1`, `https://api.test:${proxyPort}/tls`], { stdout: "pipe", stderr: "pipe" });
+    // curl dials the proxy for https://api.test/ (port 443, as the harness records the connection: a Host port must be the one dialled)
+    const p = Bun.spawn(["curl", "-sS", "--max-time", "5", "--cacert", h.agentCaFile, "--connect-to", `api.test:443:127.0.0.1:${proxyPort}`, "https://api.test/tls"], { stdout: "pipe", stderr: "pipe" });
     const [out, err] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
     expect(err).toBe("");
     expect(out).toBe("path=/tls auth=injected");

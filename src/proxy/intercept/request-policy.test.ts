@@ -62,6 +62,27 @@ describe("decideRequest", () => {
     });
   }
 
+  test("a method with a lowercase letter is refused 400 bad_method: no rule's methods can name it, and a server that upper-cases it would take it for one", async () => {
+    for (const m of ["delete", "Delete", "gEt"]) {
+      expect(await decideRequest(ctx(), head(`${m} /b HTTP/1.1\r\nHost: api.test\r\n\r\n`), deps(cached))).toMatchObject({ ok: false, status: 400, reason: "bad_method" });
+    }
+    expect(await decideRequest(ctx(), head("M-SEARCH_2 /b HTTP/1.1\r\nHost: api.test\r\n\r\n"), deps(cached))).toMatchObject({ ok: true });
+  });
+
+  test("a Host port other than the one dialled: 421 host_port_mismatch; the dialled one, or none, is decided", async () => {
+    expect(await decideRequest(ctx(), head("GET /b HTTP/1.1\r\nHost: api.test:8443\r\n\r\n"), deps(cached))).toMatchObject({ ok: false, status: 421, reason: "host_port_mismatch" });
+    expect(await decideRequest(ctx(), head("GET http://api.test:8443/b HTTP/1.1\r\nHost: api.test:8443\r\n\r\n"), deps(cached))).toMatchObject({ ok: false, status: 421, reason: "host_port_mismatch" });
+    expect(await decideRequest(ctx(), head("GET /b HTTP/1.1\r\nHost: api.test:80\r\n\r\n"), deps(cached))).toMatchObject({ ok: true });
+    expect(await decideRequest(ctx(), head("GET /b HTTP/1.1\r\nHost: api.test\r\n\r\n"), deps(cached))).toMatchObject({ ok: true });
+  });
+
+  test("a header that would have the upstream run another method or path is refused 400 (method_override, target_override)", async () => {
+    const with_ = (h: string) => decideRequest(ctx(), head(`POST /b HTTP/1.1\r\nHost: api.test\r\n${h}\r\nContent-Length: 0\r\n\r\n`), deps(cached));
+    for (const h of ["X-HTTP-Method-Override: DELETE", "x-http-method: delete", "X-Method-Override: PUT"]) expect(await with_(h)).toMatchObject({ ok: false, status: 400, reason: "method_override" });
+    for (const h of ["X-Original-URL: /admin", "X-Rewrite-URL: /admin"]) expect(await with_(h)).toMatchObject({ ok: false, status: 400, reason: "target_override" });
+    expect(await with_("X-HTTP-Method-Override: POST")).toMatchObject({ ok: true });
+  });
+
   test("a name the cache holds is not looked up; one it does not is", async () => {
     const before = lookedUp.asked;
     await decideRequest(ctx(), head("GET / HTTP/1.1\r\nHost: api.test\r\n\r\n"), deps(lookedUp));

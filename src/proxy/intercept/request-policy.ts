@@ -6,11 +6,21 @@
  * - `no_host` (400): an HTTP/1.0 request without Host;
  * - `host_sni_mismatch` (421): the workload spoke TLS and the request's Host is not the name it
  *   gave in its ClientHello (a connection is decided, and its leaf minted, for that name);
+ * - `host_port_mismatch` (421): the Host names a port other than the one the workload dialled
+ *   (the policy decided that port; a router upstream that matches sites by host and port would
+ *   send the request to another site, or its default);
  * - `host_address_mismatch` (421): the Host is an IP address other than the one the workload
  *   dialled. An address names nothing, so only `cidr` rules can match it, by the address dialled;
  *   a Host naming another address would have the upstream (a reverse proxy, say) route the
  *   request somewhere the policy did not judge;
  * - `bad_path` (400): the path does not normalize (http-match.ts);
+ * - `bad_method` (400): the method has a lowercase letter. Methods are case-sensitive, and a
+ *   rule's `http.methods` are uppercase, so no rule names it; but servers that upper-case the
+ *   method (Django, Werkzeug) would take `delete` for the DELETE a deny rule refuses;
+ * - `method_override`, `target_override` (400): a header some servers take as the real method
+ *   (X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override, unless it names the request's own
+ *   method) or path (X-Original-URL, X-Rewrite-URL): the upstream would run a request the policy
+ *   did not decide;
  * - `upgrade_refused` (403): CONNECT; a request asking to switch to a protocol (its Upgrade list,
  *   by name, any version) that the matching rule's `upgrade:` does not name (only websocket can be
  *   named);
@@ -22,8 +32,11 @@
  *   rules that inject that secret;
  * - `secret_missing` (503): the rule injects a secret the store does not hold (or cannot read).
  * Headers: every header the rule injects is removed as the workload sent it, then set from its
- * template; placeholders are swapped in the other headers. Messages and logs name secrets, never
- * their values.
+ * template; placeholders are swapped in the other headers; an absolute-form request without Host
+ * (HTTP/1.0) gets its target's authority as Host, as its target goes upstream in origin-form;
+ * Host goes as the name decided (lowercase, no trailing dot); Content-Length and
+ * Transfer-Encoding go as the parser read them, written one way. Messages
+ * and logs name secrets, never their values.
  */
 import { tryParseIp, type IpAddress } from "../../policy/address.ts";
 import { admit, admitNow, type Admission, type Upstream } from "../../policy/destination.ts";
@@ -35,8 +48,17 @@ import { renderHeader } from "../../policy/inject.ts";
 import type { EgressRule } from "../../policy/model.ts";
 import type { NameCache } from "../../policy/name-cache.ts";
 import type { SpiffeId } from "../../spiffe/id.ts";
-import { TidegateError } from "../../errors.ts";
-import type { Header, RequestHead } from "../../http1/index.ts";
+import { quote, TidegateError } from "../../errors.ts";
+import type { Header, HeaderList, RequestHead } from "../../http1/index.ts";
+
+/**
+ * Headers some servers take as the request's real method or path (Express's method-override,
+ * Google's APIs; IIS and Symfony's X-Original-URL): a request decided as `POST /public` would run
+ * as the DELETE or the path they name. Refused (`method_override`, `target_override`), but a
+ * method override naming the request's own method.
+ */
+const METHOD_OVERRIDES: ReadonlySet<string> = new Set(["x-http-method-override", "x-http-method", "x-method-override"]);
+const OVERRIDES: ReadonlySet<string> = new Set([...METHOD_OVERRIDES, "x-original-url", "x-rewrite-url"]);
 
 export const PLACEHOLDER_PREFIX = "tidegate-placeholder:";
 const PLACEHOLDER = /tidegate-placeholder:([A-Za-z0-9_][A-Za-z0-9_.-]{0,63})/g;
@@ -88,6 +110,9 @@ export function decideRequest(ctx: RequestContext, head: RequestHead, deps: Requ
   const label = name ?? host.ip;
   if (label === null) return refuse(400, "no_host", "the request's host is neither a name nor an address");
   if (ctx.sni !== null && label !== ctx.sni) return refuse(421, "host_sni_mismatch", `Host ${label} is not the name the connection gave (${ctx.sni})`, null, label);
+  if (host.port !== null && host.port !== ctx.port) {
+    return refuse(421, "host_port_mismatch", `Host ${label}:${host.port} names another port than the one dialled (${ctx.port})`, null, label);
+  }
   if (name === null) {
     const ip = tryParseIp(label);
     if (ip === null || ip.family !== ctx.address.family || ip.value !== ctx.address.value) {
@@ -95,6 +120,7 @@ export function decideRequest(ctx: RequestContext, head: RequestHead, deps: Requ
     }
   }
   if (head.method === "CONNECT") return refuse(403, "upgrade_refused", "CONNECT is not allowed", null, label);
+  if (hasLowercase(head.method)) return refuse(400, "bad_method", `method ${quote(head.method)} has a lowercase letter: no rule's http.methods can name it, and a server that upper-cases methods would take it for one they do`, null, label);
   let path: string;
   try {
     path = normalizeRequestPath(head.form === "absolute" ? new URL(head.target).pathname : head.target);
@@ -116,6 +142,15 @@ export function decideRequest(ctx: RequestContext, head: RequestHead, deps: Requ
   }
   if (now !== null) return verdictFor(head, deps, now, label, path);
   return decideAfterLookUp(decision, q, names, head, deps, label, path);
+}
+
+/** A lowercase ASCII letter in `method` (a token: the parser checked it). */
+function hasLowercase(method: string): boolean {
+  for (let i = 0; i < method.length; i++) {
+    const c = method.charCodeAt(i);
+    if (c >= 0x61 && c <= 0x7a) return true;
+  }
+  return false;
 }
 
 /**
@@ -156,10 +191,39 @@ function verdictFor(head: RequestHead, deps: RequestDeps, admitted: Admission, n
   const headers: Header[] = [];
   const sent = head.headers.entries;
   const lower = head.headers.names(); // built once per head (a repeated head shares its list)
+  // An absolute-form target goes upstream in origin-form: an HTTP/1.0 request that named its host
+  // there alone gets it as Host, else the upstream would route it to its default site, which the
+  // policy never judged (RFC 9112 section 3.2.2: the target's authority is the host).
+  if (head.form === "absolute" && head.host !== null && !lower.includes("host")) headers.push(["Host", hostText(head, name)]);
+  let length = false;
   for (let i = 0; i < sent.length; i++) {
     const hName = sent[i]![0];
     const hValue = sent[i]![1];
-    if (inj.injected.has(lower[i]!)) continue;
+    const key = lower[i]!;
+    if (inj.injected.has(key)) continue;
+    // The framing fields go as they were read, written one way (framingField); Content-Length once.
+    if (key === "content-length") {
+      if (!length) headers.push(framingField(head, sent[i]!));
+      length = true;
+      continue;
+    }
+    // The host as decided: "API.Test." names api.test to the policy, and a router upstream that
+    // kept the dot (or the case) would not find that site, and send the request to its default.
+    if (key === "host") {
+      const text = hostText(head, name);
+      headers.push(hValue === text ? sent[i]! : [hName, text]);
+      continue;
+    }
+    if (key === "transfer-encoding") {
+      headers.push(sent[i]![1] === "chunked" ? sent[i]! : [hName, "chunked"]);
+      continue;
+    }
+    if (OVERRIDES.has(key)) {
+      const method = METHOD_OVERRIDES.has(key);
+      if (!method || hValue.toUpperCase() !== head.method) {
+        return refuse(400, method ? "method_override" : "target_override", `header ${hName} would have the upstream run ${method ? "another method" : "another path"} than the one decided`, rule.name, name);
+      }
+    }
     if (!hValue.includes(PLACEHOLDER_PREFIX)) {
       headers.push(sent[i]!);
       continue;
@@ -178,6 +242,25 @@ function verdictFor(head: RequestHead, deps: RequestDeps, admitted: Admission, n
   }
   if (missing !== null) return refuse(503, "secret_missing", `rule ${rule.name} injects secret ${missing}, which the agent does not hold`, rule.name, name);
   return { ok: true, rule, upstream: admitted.upstream, name, path, headers, secrets: swappedIn === null ? inj.secrets : withRuleSecrets(swappedIn, inj.secrets) };
+}
+
+/** The request's host as it goes upstream: the name decided (lowercase, no trailing dot) and the port sent; an IP literal as sent. */
+function hostText(head: RequestHead, name: string): string {
+  const h = head.host!;
+  if (h.name === null) return h.text;
+  return h.port === null ? name : `${name}:${h.port}`;
+}
+
+/**
+ * The Content-Length field as it goes upstream: the length the parser read, in decimal. "010"
+ * (octal 8 to a strtol-style reader), "10, 10" or the field sent twice is one "10"; so is a
+ * Transfer-Encoding of "Chunked" (any case) "chunked" (verdictFor). An upstream that read either
+ * otherwise would frame the body otherwise, and take the rest of it as a request nobody decided.
+ * The field as sent when it is already so (a kept-alive connection's usual case: no new entry).
+ */
+function framingField(head: RequestHead, sent: Header): Header {
+  const text = String(head.contentLength ?? 0);
+  return sent[1] === text ? sent : [sent[0], text];
 }
 
 /**
@@ -208,6 +291,18 @@ function swapPlaceholders(value: string, inj: Injection, deps: RequestDeps, used
 function withRuleSecrets(swapped: string[], rule: readonly string[]): readonly string[] {
   for (const s of rule) if (!swapped.includes(s)) swapped.push(s);
   return swapped;
+}
+
+/**
+ * A request's trailer fields as they go upstream: those under a name the rule injects are the
+ * workload's own values for them, dropped as in the head (an upstream that reads trailers must
+ * not get them beside the injected ones). Placeholders are not swapped there.
+ */
+export function requestTrailers(trailers: HeaderList, rule: EgressRule): Iterable<Header> {
+  if (trailers.length === 0 || rule.inject.length === 0) return trailers;
+  const injected = injectionOf(rule).injected;
+  const names = trailers.names();
+  return trailers.entries.filter((_, i) => !injected.has(names[i]!));
 }
 
 /** A rule's injected header names (lower case) and the secrets it may inject: made once per rule. */

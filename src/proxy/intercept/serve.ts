@@ -5,8 +5,9 @@
  * - it sent a TLS ClientHello: the session is terminated with the interception CA's leaf for the
  *   name it gave, offering http/1.1 only; with no name (a client of https://ADDRESS: an IP
  *   literal is no server_name, RFC 6066) the leaf names the address the workload dialled (the
- *   kernel's record, never anything the workload sent), as its one IP SAN, and the requests'
- *   Host must then be that address (request-policy.ts);
+ *   kernel's record, never anything the workload sent), as its one IP SAN; with no SNI to hold
+ *   it to, each request's Host is decided as over plain HTTP (request-policy.ts): an address
+ *   must be the one dialled, a name must resolve to it;
  * then every request is decided, rewritten and re-originated upstream with TLS, or mTLS when the
  * rule has `mtls:` (exchange.ts). Without an interception CA or a secret store the connection is
  * refused (`intercept_unavailable`). Once it is served, a stopping agent ends it after the answer
