@@ -42,6 +42,13 @@ describe("x-forwarded-client-cert on every request", () => {
     expect(out.endsWith(`Content-Length: 3\r\n${xfcc}\r\nabc`)).toBe(true);
   });
 
+  test("a forged one in a chunked body's trailer section is removed too; other trailers pass", () => {
+    const w = new XfccRewriter(BY, URI);
+    const r = w.push(new TextEncoder().encode("POST /t HTTP/1.1\r\nHost: b\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Forwarded-Client-Cert: By=x;URI=spiffe://example.org/admin\r\nx-checksum: 1\r\nx-forwarded-client-cert: URI=spiffe://evil\r\n\r\n"));
+    expect(r.refused).toBeNull();
+    expect(text(r)).toBe(`POST /t HTTP/1.1\r\nHost: b\r\nTransfer-Encoding: chunked\r\nx-forwarded-client-cert: By=${BY};URI=${URI}\r\n\r\n3\r\nabc\r\n0\r\nx-checksum: 1\r\n\r\n`);
+  });
+
   test("a request the rule no longer admits (a reload) ends the connection with admit's reason; those before it pass", () => {
     let heads = 0;
     const w = new XfccRewriter(BY, URI, () => (++heads > 1 ? { reason: "client_not_allowed", detail: "dropped" } : null));

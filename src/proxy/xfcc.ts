@@ -2,9 +2,9 @@
  * The caller's identity in an HTTP header for an inbound listener's backend (`forward_client_cert:
  * true`), in the style of Envoy's `x-forwarded-client-cert`: `By=<the listener's SPIFFE ID>;
  * URI=<the client's SPIFFE ID>`. Every request of the connection is parsed (src/http1/), pipelined
- * or kept alive: any `x-forwarded-client-cert` the client sent is removed and the one header is
- * added, so a backend never sees a forged one. Bodies pass with their framing; a stream that
- * breaks HTTP/1.1, CONNECT and upgrade requests, and a request the rule in force no longer admits
+ * or kept alive: any `x-forwarded-client-cert` the client sent is removed (from a chunked body's
+ * trailer section too) and the one header is added, so a backend never sees a forged one. Bodies
+ * pass with their framing; a stream that breaks HTTP/1.1, CONNECT and upgrade requests, and a request the rule in force no longer admits
  * (`admit`: a reload removed the rule or the client from it), end the connection (the listener does not read
  * the backend's answers, so it could not tell where another protocol would start). The listener
  * bounds how long a request head may take (`awaitingHead`, head-deadline.ts).
@@ -14,9 +14,14 @@ import { copyOf } from "../http1/bytes.ts";
 
 export const XFCC = "x-forwarded-client-cert";
 
+/** `headers` without any x-forwarded-client-cert. */
+export function withoutXfcc(headers: Iterable<Header>): Header[] {
+  return [...headers].filter(([n]) => n.toLowerCase() !== XFCC);
+}
+
 /** `headers` without any x-forwarded-client-cert, then the one with `value`. */
 export function withXfcc(headers: readonly Header[], value: string): Header[] {
-  return [...headers.filter(([n]) => n.toLowerCase() !== XFCC), [XFCC, value]];
+  return [...withoutXfcc(headers), [XFCC, value]];
 }
 
 /** The header's value for a listener presenting `by` and a client presenting `uri`. */
@@ -82,7 +87,9 @@ export class XfccRewriter {
       } else if (e.kind === "body") {
         out.push(this.framing === "chunked" ? encodeChunk(e.bytes) : copyOf(e.bytes));
       } else if (this.framing === "chunked") {
-        out.push(lastChunk(e.trailers));
+        // A chunked body's trailer section is the client's too: a backend that reads trailers
+        // (or merges them into the headers) must not find a forged one there.
+        out.push(lastChunk(e.trailers.length === 0 ? e.trailers : withoutXfcc(e.trailers)));
       }
     }
     return { out, refused: null };
