@@ -49,6 +49,14 @@ describe("x-forwarded-client-cert on every request", () => {
     expect(text(r)).toBe(`POST /t HTTP/1.1\r\nHost: b\r\nTransfer-Encoding: chunked\r\nx-forwarded-client-cert: By=${BY};URI=${URI}\r\n\r\n3\r\nabc\r\n0\r\nx-checksum: 1\r\n\r\n`);
   });
 
+  test("a Connection header cannot name x-forwarded-client-cert as hop-by-hop (an intermediary behind would drop the listener's); its other options stay", () => {
+    const w = new XfccRewriter(BY, URI);
+    const r = w.push(new TextEncoder().encode("GET /a HTTP/1.1\r\nHost: b\r\nConnection: X-Forwarded-Client-Cert\r\n\r\nGET /b HTTP/1.1\r\nHost: b\r\nConnection: keep-alive, x-forwarded-client-cert ,x-other\r\n\r\n"));
+    expect(r.refused).toBeNull();
+    const xfcc = `x-forwarded-client-cert: By=${BY};URI=${URI}\r\n`;
+    expect(text(r)).toBe(`GET /a HTTP/1.1\r\nHost: b\r\n${xfcc}\r\nGET /b HTTP/1.1\r\nHost: b\r\nConnection: keep-alive, x-other\r\n${xfcc}\r\n`);
+  });
+
   test("a request the rule no longer admits (a reload) ends the connection with admit's reason; those before it pass", () => {
     let heads = 0;
     const w = new XfccRewriter(BY, URI, () => (++heads > 1 ? { reason: "client_not_allowed", detail: "dropped" } : null));

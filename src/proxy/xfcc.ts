@@ -19,9 +19,34 @@ export function withoutXfcc(headers: Iterable<Header>): Header[] {
   return [...headers].filter(([n]) => n.toLowerCase() !== XFCC);
 }
 
-/** `headers` without any x-forwarded-client-cert, then the one with `value`. */
+/** A Connection value without the option x-forwarded-client-cert (any case), "" when nothing else is left. */
+function connectionWithoutXfcc(value: string): string {
+  return value
+    .split(",")
+    .map((o) => o.trim())
+    .filter((o) => o !== "" && o.toLowerCase() !== XFCC)
+    .join(", ");
+}
+
+/**
+ * `headers` without any x-forwarded-client-cert, then the one with `value`. A Connection header
+ * naming x-forwarded-client-cert loses that option: it would have an intermediary behind the
+ * listener (Go's ReverseProxy, Caddy, Traefik) drop the listener's header as hop-by-hop (RFC 9110
+ * section 7.6.1), so the application would never learn the caller.
+ */
 export function withXfcc(headers: readonly Header[], value: string): Header[] {
-  return [...withoutXfcc(headers), [XFCC, value]];
+  const out: Header[] = [];
+  for (const h of headers) {
+    const name = h[0].toLowerCase();
+    if (name === XFCC) continue;
+    if (name !== "connection" || !h[1].toLowerCase().includes(XFCC)) out.push(h);
+    else {
+      const rest = connectionWithoutXfcc(h[1]);
+      if (rest !== "") out.push([h[0], rest]);
+    }
+  }
+  out.push([XFCC, value]);
+  return out;
 }
 
 /** The header's value for a listener presenting `by` and a client presenting `uri`. */
