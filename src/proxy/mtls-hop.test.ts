@@ -344,6 +344,36 @@ describe("a reload under a plain forward (bytes unparsed)", () => {
   }
 });
 
+/** Reloads with the same listen and id that carry a connection otherwise: its bytes would now be parsed, gated or sent elsewhere. */
+const TREATMENT_CHANGES: [string, Partial<InboundRule>, Partial<InboundRule>][] = [
+  ["a plain forward, then forward_client_cert", {}, { forwardClientCert: true }],
+  ["a plain forward, then mcp:", {}, { mcp: { tools: null, resources: null, prompts: null } }],
+  ["forward_client_cert, then mcp:", { forwardClientCert: true }, { forwardClientCert: true, mcp: { tools: null, resources: null, prompts: null } }],
+  ["a plain forward, then another backend", {}, { forward: { kind: "tcp", host: "127.0.0.2", port: 9 } }],
+];
+
+describe("a reload that carries an open connection otherwise", () => {
+  for (const [what, before, after] of TREATMENT_CHANGES) {
+    test(`${what}: the connection is ended at the recheck (policy_changed), not left to pass bytes unparsed or ungated`, async () => {
+      const plain = headBackend();
+      const name = `treatment-${TREATMENT_CHANGES.findIndex(([w]) => w === what)}`;
+      const l = new InboundListener(rule({ name, proxyProtocol: false, ...before, forward: { kind: "tcp", host: "127.0.0.1", port: plain.port } }), creds.get("spiffe://example.org/backend")!, { identity, verifier: new PeerVerifier(), logger, audit });
+      try {
+        const c = await keptAlive(l);
+        await c.request("/1");
+        l.rule = { ...l.rule, ...after };
+        expect(await l.recheck()).toEqual({ cut: 1, failed: 0, error: null });
+        await c.closed;
+        const line = await waitForLine(() => inboundLines().find((x) => x.rule === name));
+        expect(line).toMatchObject({ outcome: "terminated", reason: "policy_changed", src: { spiffe_id: "spiffe://example.org/client" } });
+      } finally {
+        l.stop();
+        plain.stop(true);
+      }
+    });
+  }
+});
+
 describe("deadlines and protocol versions", () => {
   test("while the audit log cannot be written (on_failure refuse) a new connection is closed at once, unrecorded and unserved", async () => {
     const closed = new InboundListener(rule({ name: "closed-door" }), creds.get("spiffe://example.org/backend")!, { identity, verifier: new PeerVerifier(), logger, audit, accepting: () => false });
