@@ -4,9 +4,10 @@
 import { memoryAudit } from "../audit/sink/memory-audit.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Socket } from "bun";
+import nodeTls from "node:tls";
 import { createTestCa, type TestCa } from "../../test/helpers/test-ca.ts";
 import { exportPkcs8Pem } from "../x509/keys.ts";
-import { encodePem } from "../x509/pem.ts";
+import { chainPem, encodePem } from "../x509/pem.ts";
 import { SpiffeId, TrustDomain } from "../spiffe/index.ts";
 import { parsePattern } from "../spiffe/match.ts";
 import { parseIp } from "../policy/address.ts";
@@ -372,6 +373,43 @@ describe("a reload that carries an open connection otherwise", () => {
       }
     });
   }
+});
+
+describe("session resumption at an inbound listener", () => {
+  test("a client resuming its TLS session (no certificate sent) is still checked against the rule in force: dropped from allow, it is refused", async () => {
+    const plain = headBackend();
+    const l = new InboundListener(rule({ name: "resume", proxyProtocol: false, forward: { kind: "tcp", host: "127.0.0.1", port: plain.port } }), creds.get("spiffe://example.org/backend")!, { identity, verifier: new PeerVerifier(), logger, audit });
+    const port = (l as unknown as { listener: { port: number } }).listener.port;
+    const c = creds.get("spiffe://example.org/client")!;
+    let session: Buffer | undefined;
+    const once = async (opts: nodeTls.ConnectionOptions): Promise<{ reused: boolean; answer: string }> => {
+      const sock = nodeTls.connect({ host: "127.0.0.1", port, ca: trust.allCaPem, checkServerIdentity: () => undefined, ...opts });
+      sock.on("session", (s: Buffer) => void (session = s));
+      let answer = "";
+      sock.on("data", (d: Buffer) => void (answer += d.toString()));
+      const done = new Promise<void>((resolve) => sock.once("close", () => resolve()));
+      sock.on("error", () => {});
+      await new Promise((r) => sock.once("secureConnect", r));
+      const reused = sock.isSessionReused();
+      sock.write("GET / HTTP/1.1\r\nHost: b\r\n\r\n");
+      await Promise.race([done, waitForLine(() => (answer.includes("ok") ? true : undefined), 1000).catch(() => {})]);
+      sock.destroy();
+      return { reused, answer };
+    };
+    try {
+      expect(await once({ cert: chainPem(c.chain), key: c.keyPem })).toEqual({ reused: false, answer: expect.stringContaining("ok") });
+      expect(session).toBeDefined();
+      const resumed = await once({ session });
+      expect(resumed).toEqual({ reused: true, answer: expect.stringContaining("ok") });
+      l.rule = { ...l.rule, allow: ["spiffe://example.org/someone-else"].map((text) => ({ text, matcher: parsePattern(text) })) };
+      expect(await once({ session })).toEqual({ reused: true, answer: "" });
+      const line = await waitForLine(() => inboundLines().find((x) => x.rule === "resume" && x.outcome === "refused"));
+      expect(line).toMatchObject({ reason: "client_not_allowed", src: { spiffe_id: "spiffe://example.org/client" } });
+    } finally {
+      l.stop();
+      plain.stop(true);
+    }
+  });
 });
 
 describe("deadlines and protocol versions", () => {
