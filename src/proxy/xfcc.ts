@@ -3,10 +3,11 @@
  * true`), in the style of Envoy's `x-forwarded-client-cert`: `By=<the listener's SPIFFE ID>;
  * URI=<the client's SPIFFE ID>`. Every request of the connection is parsed (src/http1/), pipelined
  * or kept alive: any `x-forwarded-client-cert` the client sent (any case, `_` for `-`: isXfcc) is
- * removed (from a chunked body's trailer section too) and the one header is added, so a backend never sees a forged one. Bodies
- * pass with their framing; a stream that breaks HTTP/1.1, CONNECT and upgrade requests, and a request the rule in force no longer admits
- * (`admit`: a reload removed the rule or the client from it), end the connection (the listener does not read
- * the backend's answers, so it could not tell where another protocol would start). The listener
+ * removed (from a chunked body's trailer section too) and the one header is added, so a backend
+ * never sees a forged one. Bodies pass with their framing; a stream that breaks HTTP/1.1, CONNECT
+ * and upgrade requests, and a request the rule in force no longer admits (`admit`: a reload
+ * removed the rule or the client from it), end the connection (the listener does not read the
+ * backend's answers, so it could not tell where another protocol would start). The listener
  * bounds how long a request head may take (`awaitingHead`, head-deadline.ts).
  */
 import { encodeChunk, lastChunk, RequestParser, requestHeadBytes, type Framing, type Header, type RequestHead } from "../http1/index.ts";
@@ -29,7 +30,7 @@ export function withoutXfcc(headers: Iterable<Header>): Header[] {
   return [...headers].filter(([n]) => !isXfcc(n));
 }
 
-/** A Connection value without the option x-forwarded-client-cert (any case), "" when nothing else is left. */
+/** A Connection value without the option x-forwarded-client-cert (isXfcc), "" when nothing else is left. */
 function connectionWithoutXfcc(value: string): string {
   return value
     .split(",")
@@ -39,10 +40,10 @@ function connectionWithoutXfcc(value: string): string {
 }
 
 /**
- * `headers` without any x-forwarded-client-cert (isXfcc), then the one with `value`. A Connection header
- * naming x-forwarded-client-cert loses that option: it would have an intermediary behind the
- * listener (Go's ReverseProxy, Caddy, Traefik) drop the listener's header as hop-by-hop (RFC 9110
- * section 7.6.1), so the application would never learn the caller.
+ * `headers` without any x-forwarded-client-cert (isXfcc), then the one with `value`. A
+ * Connection header naming x-forwarded-client-cert loses that option: it would have an
+ * intermediary behind the listener (Go's ReverseProxy, Caddy, Traefik) drop the listener's
+ * header as hop-by-hop (RFC 9110 section 7.6.1), so the application would never learn the caller.
  */
 export function withXfcc(headers: readonly Header[], value: string): Header[] {
   const out: Header[] = [];
