@@ -485,17 +485,15 @@ export class InboundListener {
       c.sp = sp;
       b.data.sp = sp;
       c.tracked.control = { drain() {}, cut: () => sp.abort() };
-      if (header !== null) {
-        c.header = header.length;
-        sp.up.data(header);
-      }
-      // Asked again after each reload or bundle change (`recheck`), and at once for one admitted
-      // under a rule or bundles that changed since: every connection, whether the authority that
-      // vouched for its client is still trusted; one whose bytes pass unparsed, whether the rule
-      // still admits its client too (where requests are parsed, each request asks that itself).
+      // Asked again after each reload or bundle change (`recheck`), and here, before any byte goes
+      // to the backend, for one admitted under a rule or bundles that changed while the backend
+      // was being connected: every connection, whether the authority that vouched for its client
+      // is still trusted and its rule still carries it as before; one whose bytes pass unparsed,
+      // whether the rule still admits its client too (where requests are parsed, each request
+      // asks that itself).
       const parsed = this.rule.mcp !== null || this.rule.forwardClientCert;
       const admitted = parsed ? null : this.admission(client);
-      c.tracked.recheck = () => {
+      const recheck = (): Fields | null => {
         if (!stillAnchored(this.deps.identity.trust().bundles, client, seen.anchor)) return { outcome: "terminated", reason: "client_untrusted", detail: `the bundles in force no longer hold the authority that vouched for ${clientId} (a bundle change)` };
         if (this.gone === null && !sameTreatment(seen.rule, this.rule)) {
           return { outcome: "terminated", reason: "policy_changed", detail: `inbound rule ${this.rule.name} now forwards, parses or gates its connections otherwise (a policy reload)` };
@@ -503,7 +501,16 @@ export class InboundListener {
         const no = admitted?.() ?? null;
         return no === null ? null : { outcome: "terminated", reason: no.reason, detail: no.cause };
       };
-      if (this.rule !== seen.rule || this.gone !== null || this.deps.identity.trust().generation !== seen.generation) this.inFlight.recheckOne(c.tracked, this.deps.logger);
+      c.tracked.recheck = recheck;
+      if (this.rule !== seen.rule || this.gone !== null || this.deps.identity.trust().generation !== seen.generation) {
+        const why = recheck();
+        // What the client sent meanwhile stays unsent: ended before its first byte is forwarded.
+        if (why !== null) return void this.inFlight.end(c.tracked, why);
+      }
+      if (header !== null) {
+        c.header = header.length;
+        sp.up.data(header);
+      }
       if (this.rule.mcp !== null) c.relay = b.data.relay = this.relayFor(sp, client, hex(connId), t);
       else if (this.rule.forwardClientCert) {
         const admitted = this.admission(client);

@@ -22,6 +22,7 @@ import { openUpstream, type UpstreamPlan } from "./upstream.ts";
 import { hex, peerChain, peerLeaf } from "./peer-tls.ts";
 import { decodeProxyV2 } from "./proxy-v2.ts";
 import { credentialOf, trustOf } from "./test-identity.ts";
+import { releasableBacklog } from "./bounds-test-kit.ts";
 
 const TD = TrustDomain.parse("example.org");
 let ca: TestCa;
@@ -372,6 +373,39 @@ describe("a reload that carries an open connection otherwise", () => {
         plain.stop(true);
       }
     });
+  }
+});
+
+describe("a reload while the backend is being connected", () => {
+  const changes: [string, (l: InboundListener) => void, string][] = [
+    ["the client dropped from allow", (l) => void (l.rule = { ...l.rule, allow: ["spiffe://example.org/someone-else"].map((text) => ({ text, matcher: parsePattern(text) })) }), "client_not_allowed"],
+    ["the rule now forwards elsewhere", (l) => void (l.rule = { ...l.rule, forward: { kind: "tcp", host: "127.0.0.1", port: 9 } }), "policy_changed"],
+  ];
+  for (const [what, change, reason] of changes) {
+    test(`${what}: what the client sent meanwhile never reaches the backend; the connection ends, ${reason}`, async () => {
+      const slow = await releasableBacklog();
+      const name = `connecting-${reason}`;
+      const l = new InboundListener(rule({ name, proxyProtocol: false, forward: { kind: "tcp", host: "127.0.0.1", port: slow.port } }), creds.get("spiffe://example.org/backend")!, { identity, verifier: new PeerVerifier(), logger, audit });
+      const port = (l as unknown as { listener: { port: number } }).listener.port;
+      const c = creds.get("spiffe://example.org/client")!;
+      const sock = nodeTls.connect({ host: "127.0.0.1", port, ca: trust.allCaPem, checkServerIdentity: () => undefined, cert: chainPem(c.chain), key: c.keyPem });
+      sock.on("error", () => {});
+      try {
+        await new Promise((r) => sock.once("secureConnect", r));
+        sock.write("sent while the backend is being connected\n");
+        await Bun.sleep(200); // verified, the backend's connect waiting on its full accept queue
+        change(l);
+        await l.recheck();
+        const got = await slow.release(2500);
+        expect(got.join("")).not.toContain("sent while");
+        const line = await waitForLine(() => inboundLines().find((x) => x.rule === name));
+        expect(line).toMatchObject({ outcome: "terminated", reason, src: { spiffe_id: "spiffe://example.org/client" } });
+      } finally {
+        sock.destroy();
+        l.stop();
+        slow.stop();
+      }
+    }, 15_000);
   }
 });
 
