@@ -66,6 +66,70 @@ export async function fullBacklog(): Promise<{ port: number; stop(): void }> {
 }
 
 /**
+ * Like fullBacklog, but `release` makes room in the accept queue: a connect waiting on it then
+ * completes (at the kernel's next SYN retry, about a second later), and the listener accepts and
+ * reads for `forMs`; it resolves with what each connection it accepted received (latin1).
+ */
+export async function releasableBacklog(): Promise<{ port: number; release(forMs: number): Promise<string[]>; stop(): void }> {
+  const script = [
+    "import json, socket, sys, time",
+    "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(0)",
+    "port = s.getsockname()[1]",
+    "held = []",
+    "for i in range(2):",
+    "    c = socket.socket(); c.setblocking(False)",
+    "    try: c.connect(('127.0.0.1', port))",
+    "    except BlockingIOError: pass",
+    "    held.append(c)",
+    "print(port, flush=True)",
+    "until = time.time() + float(sys.stdin.readline()) / 1000",
+    "s.setblocking(False)",
+    "mine = set(c.getsockname()[1] for c in held)",
+    "conns, got = [], []",
+    "while time.time() < until:",
+    "    try:",
+    "        c, peer = s.accept(); c.setblocking(False)",
+    "        if peer[1] in mine: continue",
+    "        conns.append(c); got.append(b'')",
+    "    except BlockingIOError: pass",
+    "    for i, c in enumerate(conns):",
+    "        try: got[i] += c.recv(65536)",
+    "        except (BlockingIOError, ConnectionResetError): pass",
+    "    time.sleep(0.01)",
+    "print(json.dumps([g.decode('latin1') for g in got]), flush=True)",
+  ].join("\n");
+  const p = Bun.spawn(["python3", "-c", script], { stdin: "pipe", stdout: "pipe", stderr: "ignore" });
+  const reader = p.stdout.getReader();
+  let out = "";
+  /** The next line python3 prints (a read may end mid-line). */
+  const line = async (): Promise<string> => {
+    while (!out.includes("\n")) {
+      const r = await reader.read();
+      if (r.done) throw new Error("bounds-test-kit: python3 ended early");
+      out += new TextDecoder().decode(r.value);
+    }
+    const at = out.indexOf("\n");
+    const text = out.slice(0, at);
+    out = out.slice(at + 1);
+    return text;
+  };
+  const port = Number(await line());
+  if (!(port > 0)) {
+    p.kill();
+    throw new Error("bounds-test-kit: python3 did not report its listener's port");
+  }
+  return {
+    port,
+    async release(forMs) {
+      p.stdin.write(`${forMs}\n`);
+      p.stdin.flush();
+      return JSON.parse(await line()) as string[];
+    },
+    stop: () => p.kill(),
+  };
+}
+
+/**
  * Handlers of a server that answers each connection's first bytes with `n` lines (`tick 0\n`, ...),
  * one every `everyMs`, then ends it (sooner when a write fails: the connection went). `seen`
  * counts the connections that closed, and those that were reset (closed with an error).

@@ -143,6 +143,21 @@ function refusal(reason: string, cause: string): Refusal {
   return { reason, cause, message: `tidegate: ${cause}; this connection takes no more requests` };
 }
 
+/**
+ * Whether rule `b` carries a connection as `a` did: the same backend, PROXY header, and parsing
+ * (`forward_client_cert`, and whether `mcp:` gates it; a changed filter is the relay's business,
+ * which decides each message under the rule in force). A reload that changes any of these ends
+ * the connections admitted before (`policy_changed`): their bytes would otherwise go on to the old
+ * backend, or unparsed and ungated where the rule now wants them rewritten or gated.
+ */
+function sameTreatment(a: InboundRule, b: InboundRule): boolean {
+  if (a === b) return true;
+  const f = a.forward;
+  const g = b.forward;
+  const sameForward = f.kind === "unix" ? g.kind === "unix" && g.path === f.path : g.kind === "tcp" && g.host === f.host && g.port === f.port;
+  return sameForward && a.proxyProtocol === b.proxyProtocol && a.forwardClientCert === b.forwardClientCert && (a.mcp === null) === (b.mcp === null);
+}
+
 function addressOf(text: string): IpAddress | null {
   try {
     return parseIp(text);
@@ -254,6 +269,7 @@ export class InboundListener {
   /**
    * After a reload (its rule swapped in, or `remove`) or a bundle change: ends each connection
    * whose client's SVID the bundles in force no longer vouch for (`client_untrusted`), and each
+   * whose rule in force now carries it otherwise (`sameTreatment`: `policy_changed`), and each
    * whose bytes pass unparsed (neither `mcp:` nor `forward_client_cert`) once the rule is gone
    * (`rule_removed`) or no longer allows its client (`client_not_allowed`), outcome `terminated`.
    * Where requests are parsed, the next request is refused instead (`admission`).
@@ -469,22 +485,32 @@ export class InboundListener {
       c.sp = sp;
       b.data.sp = sp;
       c.tracked.control = { drain() {}, cut: () => sp.abort() };
+      // Asked again after each reload or bundle change (`recheck`), and here, before any byte goes
+      // to the backend, for one admitted under a rule or bundles that changed while the backend
+      // was being connected: every connection, whether the authority that vouched for its client
+      // is still trusted and its rule still carries it as before; one whose bytes pass unparsed,
+      // whether the rule still admits its client too (where requests are parsed, each request
+      // asks that itself).
+      const parsed = this.rule.mcp !== null || this.rule.forwardClientCert;
+      const admitted = parsed ? null : this.admission(client);
+      const recheck = (): Fields | null => {
+        if (!stillAnchored(this.deps.identity.trust().bundles, client, seen.anchor)) return { outcome: "terminated", reason: "client_untrusted", detail: `the bundles in force no longer hold the authority that vouched for ${clientId} (a bundle change)` };
+        if (this.gone === null && !sameTreatment(seen.rule, this.rule)) {
+          return { outcome: "terminated", reason: "policy_changed", detail: `inbound rule ${this.rule.name} now forwards, parses or gates its connections otherwise (a policy reload)` };
+        }
+        const no = admitted?.() ?? null;
+        return no === null ? null : { outcome: "terminated", reason: no.reason, detail: no.cause };
+      };
+      c.tracked.recheck = recheck;
+      if (this.rule !== seen.rule || this.gone !== null || this.deps.identity.trust().generation !== seen.generation) {
+        const why = recheck();
+        // What the client sent meanwhile stays unsent: ended before its first byte is forwarded.
+        if (why !== null) return void this.inFlight.end(c.tracked, why);
+      }
       if (header !== null) {
         c.header = header.length;
         sp.up.data(header);
       }
-      // Asked again after each reload or bundle change (`recheck`), and at once for one admitted
-      // under a rule or bundles that changed since: every connection, whether the authority that
-      // vouched for its client is still trusted; one whose bytes pass unparsed, whether the rule
-      // still admits its client too (where requests are parsed, each request asks that itself).
-      const parsed = this.rule.mcp !== null || this.rule.forwardClientCert;
-      const admitted = parsed ? null : this.admission(client);
-      c.tracked.recheck = () => {
-        if (!stillAnchored(this.deps.identity.trust().bundles, client, seen.anchor)) return { outcome: "terminated", reason: "client_untrusted", detail: `the bundles in force no longer hold the authority that vouched for ${clientId} (a bundle change)` };
-        const no = admitted?.() ?? null;
-        return no === null ? null : { outcome: "terminated", reason: no.reason, detail: no.cause };
-      };
-      if (this.rule !== seen.rule || this.gone !== null || this.deps.identity.trust().generation !== seen.generation) this.inFlight.recheckOne(c.tracked, this.deps.logger);
       if (this.rule.mcp !== null) c.relay = b.data.relay = this.relayFor(sp, client, hex(connId), t);
       else if (this.rule.forwardClientCert) {
         const admitted = this.admission(client);

@@ -4,9 +4,10 @@
 import { memoryAudit } from "../audit/sink/memory-audit.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Socket } from "bun";
+import nodeTls from "node:tls";
 import { createTestCa, type TestCa } from "../../test/helpers/test-ca.ts";
 import { exportPkcs8Pem } from "../x509/keys.ts";
-import { encodePem } from "../x509/pem.ts";
+import { chainPem, encodePem } from "../x509/pem.ts";
 import { SpiffeId, TrustDomain } from "../spiffe/index.ts";
 import { parsePattern } from "../spiffe/match.ts";
 import { parseIp } from "../policy/address.ts";
@@ -21,6 +22,7 @@ import { openUpstream, type UpstreamPlan } from "./upstream.ts";
 import { hex, peerChain, peerLeaf } from "./peer-tls.ts";
 import { decodeProxyV2 } from "./proxy-v2.ts";
 import { credentialOf, trustOf } from "./test-identity.ts";
+import { releasableBacklog } from "./bounds-test-kit.ts";
 
 const TD = TrustDomain.parse("example.org");
 let ca: TestCa;
@@ -342,6 +344,106 @@ describe("a reload under a plain forward (bytes unparsed)", () => {
       }
     });
   }
+});
+
+/** Reloads with the same listen and id that carry a connection otherwise: its bytes would now be parsed, gated or sent elsewhere. */
+const TREATMENT_CHANGES: [string, Partial<InboundRule>, Partial<InboundRule>][] = [
+  ["a plain forward, then forward_client_cert", {}, { forwardClientCert: true }],
+  ["a plain forward, then mcp:", {}, { mcp: { tools: null, resources: null, prompts: null } }],
+  ["forward_client_cert, then mcp:", { forwardClientCert: true }, { forwardClientCert: true, mcp: { tools: null, resources: null, prompts: null } }],
+  ["a plain forward, then another backend", {}, { forward: { kind: "tcp", host: "127.0.0.2", port: 9 } }],
+];
+
+describe("a reload that carries an open connection otherwise", () => {
+  for (const [what, before, after] of TREATMENT_CHANGES) {
+    test(`${what}: the connection is ended at the recheck (policy_changed), not left to pass bytes unparsed or ungated`, async () => {
+      const plain = headBackend();
+      const name = `treatment-${TREATMENT_CHANGES.findIndex(([w]) => w === what)}`;
+      const l = new InboundListener(rule({ name, proxyProtocol: false, ...before, forward: { kind: "tcp", host: "127.0.0.1", port: plain.port } }), creds.get("spiffe://example.org/backend")!, { identity, verifier: new PeerVerifier(), logger, audit });
+      try {
+        const c = await keptAlive(l);
+        await c.request("/1");
+        l.rule = { ...l.rule, ...after };
+        expect(await l.recheck()).toEqual({ cut: 1, failed: 0, error: null });
+        await c.closed;
+        const line = await waitForLine(() => inboundLines().find((x) => x.rule === name));
+        expect(line).toMatchObject({ outcome: "terminated", reason: "policy_changed", src: { spiffe_id: "spiffe://example.org/client" } });
+      } finally {
+        l.stop();
+        plain.stop(true);
+      }
+    });
+  }
+});
+
+describe("a reload while the backend is being connected", () => {
+  const changes: [string, (l: InboundListener) => void, string][] = [
+    ["the client dropped from allow", (l) => void (l.rule = { ...l.rule, allow: ["spiffe://example.org/someone-else"].map((text) => ({ text, matcher: parsePattern(text) })) }), "client_not_allowed"],
+    ["the rule now forwards elsewhere", (l) => void (l.rule = { ...l.rule, forward: { kind: "tcp", host: "127.0.0.1", port: 9 } }), "policy_changed"],
+  ];
+  for (const [what, change, reason] of changes) {
+    test(`${what}: what the client sent meanwhile never reaches the backend; the connection ends, ${reason}`, async () => {
+      const slow = await releasableBacklog();
+      const name = `connecting-${reason}`;
+      const l = new InboundListener(rule({ name, proxyProtocol: false, forward: { kind: "tcp", host: "127.0.0.1", port: slow.port } }), creds.get("spiffe://example.org/backend")!, { identity, verifier: new PeerVerifier(), logger, audit });
+      const port = (l as unknown as { listener: { port: number } }).listener.port;
+      const c = creds.get("spiffe://example.org/client")!;
+      const sock = nodeTls.connect({ host: "127.0.0.1", port, ca: trust.allCaPem, checkServerIdentity: () => undefined, cert: chainPem(c.chain), key: c.keyPem });
+      sock.on("error", () => {});
+      try {
+        await new Promise((r) => sock.once("secureConnect", r));
+        sock.write("sent while the backend is being connected\n");
+        await Bun.sleep(200); // verified, the backend's connect waiting on its full accept queue
+        change(l);
+        await l.recheck();
+        const got = await slow.release(2500);
+        expect(got.join("")).not.toContain("sent while");
+        const line = await waitForLine(() => inboundLines().find((x) => x.rule === name));
+        expect(line).toMatchObject({ outcome: "terminated", reason, src: { spiffe_id: "spiffe://example.org/client" } });
+      } finally {
+        sock.destroy();
+        l.stop();
+        slow.stop();
+      }
+    }, 15_000);
+  }
+});
+
+describe("session resumption at an inbound listener", () => {
+  test("a client resuming its TLS session (no certificate sent) is still checked against the rule in force: dropped from allow, it is refused", async () => {
+    const plain = headBackend();
+    const l = new InboundListener(rule({ name: "resume", proxyProtocol: false, forward: { kind: "tcp", host: "127.0.0.1", port: plain.port } }), creds.get("spiffe://example.org/backend")!, { identity, verifier: new PeerVerifier(), logger, audit });
+    const port = (l as unknown as { listener: { port: number } }).listener.port;
+    const c = creds.get("spiffe://example.org/client")!;
+    let session: Buffer | undefined;
+    const once = async (opts: nodeTls.ConnectionOptions): Promise<{ reused: boolean; answer: string }> => {
+      const sock = nodeTls.connect({ host: "127.0.0.1", port, ca: trust.allCaPem, checkServerIdentity: () => undefined, ...opts });
+      sock.on("session", (s: Buffer) => void (session = s));
+      let answer = "";
+      sock.on("data", (d: Buffer) => void (answer += d.toString()));
+      const done = new Promise<void>((resolve) => sock.once("close", () => resolve()));
+      sock.on("error", () => {});
+      await new Promise((r) => sock.once("secureConnect", r));
+      const reused = sock.isSessionReused();
+      sock.write("GET / HTTP/1.1\r\nHost: b\r\n\r\n");
+      await Promise.race([done, waitForLine(() => (answer.includes("ok") ? true : undefined), 1000).catch(() => {})]);
+      sock.destroy();
+      return { reused, answer };
+    };
+    try {
+      expect(await once({ cert: chainPem(c.chain), key: c.keyPem })).toEqual({ reused: false, answer: expect.stringContaining("ok") });
+      expect(session).toBeDefined();
+      const resumed = await once({ session });
+      expect(resumed).toEqual({ reused: true, answer: expect.stringContaining("ok") });
+      l.rule = { ...l.rule, allow: ["spiffe://example.org/someone-else"].map((text) => ({ text, matcher: parsePattern(text) })) };
+      expect(await once({ session })).toEqual({ reused: true, answer: "" });
+      const line = await waitForLine(() => inboundLines().find((x) => x.rule === "resume" && x.outcome === "refused"));
+      expect(line).toMatchObject({ reason: "client_not_allowed", src: { spiffe_id: "spiffe://example.org/client" } });
+    } finally {
+      l.stop();
+      plain.stop(true);
+    }
+  });
 });
 
 describe("deadlines and protocol versions", () => {

@@ -42,6 +42,28 @@ describe("x-forwarded-client-cert on every request", () => {
     expect(out.endsWith(`Content-Length: 3\r\n${xfcc}\r\nabc`)).toBe(true);
   });
 
+  test("a forged one in a chunked body's trailer section is removed too; other trailers pass", () => {
+    const w = new XfccRewriter(BY, URI);
+    const r = w.push(new TextEncoder().encode("POST /t HTTP/1.1\r\nHost: b\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Forwarded-Client-Cert: By=x;URI=spiffe://example.org/admin\r\nx-checksum: 1\r\nx-forwarded-client-cert: URI=spiffe://evil\r\n\r\n"));
+    expect(r.refused).toBeNull();
+    expect(text(r)).toBe(`POST /t HTTP/1.1\r\nHost: b\r\nTransfer-Encoding: chunked\r\nx-forwarded-client-cert: By=${BY};URI=${URI}\r\n\r\n3\r\nabc\r\n0\r\nx-checksum: 1\r\n\r\n`);
+  });
+
+  test("a Connection header cannot name x-forwarded-client-cert as hop-by-hop (an intermediary behind would drop the listener's); its other options stay", () => {
+    const w = new XfccRewriter(BY, URI);
+    const r = w.push(new TextEncoder().encode("GET /a HTTP/1.1\r\nHost: b\r\nConnection: X-Forwarded-Client-Cert\r\n\r\nGET /b HTTP/1.1\r\nHost: b\r\nConnection: keep-alive, x-forwarded-client-cert ,x-other\r\n\r\n"));
+    expect(r.refused).toBeNull();
+    const xfcc = `x-forwarded-client-cert: By=${BY};URI=${URI}\r\n`;
+    expect(text(r)).toBe(`GET /a HTTP/1.1\r\nHost: b\r\n${xfcc}\r\nGET /b HTTP/1.1\r\nHost: b\r\nConnection: keep-alive, x-other\r\n${xfcc}\r\n`);
+  });
+
+  test("a forged one spelt with underscores is removed too: CGI and WSGI servers (wsgiref, older gunicorn) read it as the same variable, before the listener's", () => {
+    const w = new XfccRewriter(BY, URI);
+    const r = w.push(new TextEncoder().encode("POST /u HTTP/1.1\r\nHost: b\r\nX_Forwarded_Client_Cert: By=x;URI=spiffe://example.org/admin\r\nx-forwarded_client-cert: URI=spiffe://evil\r\nx_other: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nx_forwarded_client_cert: URI=spiffe://evil2\r\n\r\n"));
+    expect(r.refused).toBeNull();
+    expect(text(r)).toBe(`POST /u HTTP/1.1\r\nHost: b\r\nx_other: 1\r\nTransfer-Encoding: chunked\r\nx-forwarded-client-cert: By=${BY};URI=${URI}\r\n\r\n0\r\n\r\n`);
+  });
+
   test("a request the rule no longer admits (a reload) ends the connection with admit's reason; those before it pass", () => {
     let heads = 0;
     const w = new XfccRewriter(BY, URI, () => (++heads > 1 ? { reason: "client_not_allowed", detail: "dropped" } : null));

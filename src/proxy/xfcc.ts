@@ -2,11 +2,12 @@
  * The caller's identity in an HTTP header for an inbound listener's backend (`forward_client_cert:
  * true`), in the style of Envoy's `x-forwarded-client-cert`: `By=<the listener's SPIFFE ID>;
  * URI=<the client's SPIFFE ID>`. Every request of the connection is parsed (src/http1/), pipelined
- * or kept alive: any `x-forwarded-client-cert` the client sent is removed and the one header is
- * added, so a backend never sees a forged one. Bodies pass with their framing; a stream that
- * breaks HTTP/1.1, CONNECT and upgrade requests, and a request the rule in force no longer admits
- * (`admit`: a reload removed the rule or the client from it), end the connection (the listener does not read
- * the backend's answers, so it could not tell where another protocol would start). The listener
+ * or kept alive: any `x-forwarded-client-cert` the client sent (any case, `_` for `-`: isXfcc) is
+ * removed (from a chunked body's trailer section too) and the one header is added, so a backend
+ * never sees a forged one. Bodies pass with their framing; a stream that breaks HTTP/1.1, CONNECT
+ * and upgrade requests, and a request the rule in force no longer admits (`admit`: a reload
+ * removed the rule or the client from it), end the connection (the listener does not read the
+ * backend's answers, so it could not tell where another protocol would start). The listener
  * bounds how long a request head may take (`awaitingHead`, head-deadline.ts).
  */
 import { encodeChunk, lastChunk, RequestParser, requestHeadBytes, type Framing, type Header, type RequestHead } from "../http1/index.ts";
@@ -14,9 +15,48 @@ import { copyOf } from "../http1/bytes.ts";
 
 export const XFCC = "x-forwarded-client-cert";
 
-/** `headers` without any x-forwarded-client-cert, then the one with `value`. */
+/**
+ * Whether a field (or Connection option) named `name` is x-forwarded-client-cert to some backend:
+ * any case, and `_` for any `-`. CGI and WSGI servers (Python's wsgiref, gunicorn before 22) map
+ * both `X_Forwarded_Client_Cert` and `X-Forwarded-Client-Cert` to HTTP_X_FORWARDED_CLIENT_CERT,
+ * joining them with a comma, the client's first.
+ */
+function isXfcc(name: string): boolean {
+  return name.length === XFCC.length && name.toLowerCase().replaceAll("_", "-") === XFCC;
+}
+
+/** `headers` without any x-forwarded-client-cert (isXfcc). */
+export function withoutXfcc(headers: Iterable<Header>): Header[] {
+  return [...headers].filter(([n]) => !isXfcc(n));
+}
+
+/** A Connection value without the option x-forwarded-client-cert (isXfcc), "" when nothing else is left. */
+function connectionWithoutXfcc(value: string): string {
+  return value
+    .split(",")
+    .map((o) => o.trim())
+    .filter((o) => o !== "" && !isXfcc(o))
+    .join(", ");
+}
+
+/**
+ * `headers` without any x-forwarded-client-cert (isXfcc), then the one with `value`. A
+ * Connection header naming x-forwarded-client-cert loses that option: it would have an
+ * intermediary behind the listener (Go's ReverseProxy, Caddy, Traefik) drop the listener's
+ * header as hop-by-hop (RFC 9110 section 7.6.1), so the application would never learn the caller.
+ */
 export function withXfcc(headers: readonly Header[], value: string): Header[] {
-  return [...headers.filter(([n]) => n.toLowerCase() !== XFCC), [XFCC, value]];
+  const out: Header[] = [];
+  for (const h of headers) {
+    if (isXfcc(h[0])) continue;
+    if (h[0].toLowerCase() !== "connection" || !h[1].toLowerCase().replaceAll("_", "-").includes(XFCC)) out.push(h);
+    else {
+      const rest = connectionWithoutXfcc(h[1]);
+      if (rest !== "") out.push([h[0], rest]);
+    }
+  }
+  out.push([XFCC, value]);
+  return out;
 }
 
 /** The header's value for a listener presenting `by` and a client presenting `uri`. */
@@ -82,7 +122,9 @@ export class XfccRewriter {
       } else if (e.kind === "body") {
         out.push(this.framing === "chunked" ? encodeChunk(e.bytes) : copyOf(e.bytes));
       } else if (this.framing === "chunked") {
-        out.push(lastChunk(e.trailers));
+        // A chunked body's trailer section is the client's too: a backend that reads trailers
+        // (or merges them into the headers) must not find a forged one there.
+        out.push(lastChunk(e.trailers.length === 0 ? e.trailers : withoutXfcc(e.trailers)));
       }
     }
     return { out, refused: null };
