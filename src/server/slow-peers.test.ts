@@ -79,3 +79,21 @@ test("a kept-alive connection gets a new deadline after each answer, and is clos
   expect(r.closedAfter).not.toBeNull();
   expect(r.closedAfter!).toBeGreaterThanOrEqual(2.4 * DEADLINE_MS - 200);
 }, T);
+
+test("stop() closes connections that never finished their TLS handshake instead of waiting for them", async () => {
+  const s = await startTestServer();
+  const open: Socket[] = [];
+  for (const url of [s.server.publicUrl, s.server.apiUrl]) {
+    const u = new URL(url);
+    const raw = netConnect(Number(u.port), u.hostname);
+    raw.on("error", () => undefined);
+    await new Promise((resolve) => raw.once("connect", resolve));
+    open.push(raw);
+  }
+  await Bun.sleep(100);
+  const start = Date.now();
+  const stopped = await Promise.race([s.close().then(() => true), Bun.sleep(5000).then(() => false)]);
+  for (const raw of open) raw.destroy();
+  expect(stopped).toBe(true);
+  expect(Date.now() - start).toBeLessThan(5000);
+}, T);

@@ -78,9 +78,13 @@ export function createTlsListener(opts: TlsListenerOptions): TlsListener {
     rejectUnauthorized: false,
     ALPNProtocols: ["http/1.1"],
   });
+  // Every connection from its accept on, not from its handshake: close() destroys them all, since
+  // server.close() waits for each one, and one that never says hello would hold a stop forever.
   server.on("connection", (socket: Socket) => {
+    sockets.add(socket);
     deadline(socket);
     socket.on("close", () => {
+      sockets.delete(socket);
       clearTimeout(deadlines.get(socket));
       deadlines.delete(socket);
     });
