@@ -201,7 +201,7 @@ describe("enforcement", () => {
 });
 
 /** An Enforcement whose `attest` is `attest` (the agent's: enforcer.ts), with nothing else of use. */
-function callerIdentity(entries: Entry[] | (() => Entry[]), attest: (pid: number) => Promise<readonly string[]>): Enforcement {
+function callerIdentity(entries: Entry[] | (() => Entry[]), attest: (pid: number, startTime?: number) => Promise<readonly string[]>): Enforcement {
   return new Enforcement({
     configPath: config,
     holder: new PolicyHolder(),
@@ -246,6 +246,16 @@ describe("a --mcp-stdio caller's identity over a fake /proc (identifyPid)", () =
     expect(await e.identifyPid(4242, 1000)).toEqual(changed(4242, 1000));
     // the process at the pid does have an identity: only the uid the kernel gave with the pid refuses it
     expect(await e.identifyPid(4242, 65534)).toMatchObject({ ok: true, id: "spiffe://example.org/nobody" });
+  });
+
+  test("its pid now another process of the same uid: refused by the start time run.sock read at accept (caller_changed)", async () => {
+    const fs = new FakeProcFs().addProcess({ pid: 4242, startTime: 100, uids: [1000, 1000, 1000, 1000] });
+    const attestation = new Attestation(fs, [new UnixAttestor(fs)]);
+    const e = callerIdentity(CALLER_ENTRIES, async (pid, startTime) => (await attestation.attest(pid, startTime)).selectors);
+    expect(await e.identifyPid(4242, 1000, 100)).toMatchObject({ ok: true, id: "spiffe://example.org/mcp-host" });
+    fs.removeProcess(4242);
+    fs.addProcess({ pid: 4242, startTime: 900, uids: [1000, 1000, 1000, 1000] });
+    expect(await e.identifyPid(4242, 1000, 100)).toMatchObject({ ok: false, reason: "caller_changed" });
   });
 
   // Uid: real, effective, saved, filesystem (proc(5)); SO_PEERCRED gives the effective uid.

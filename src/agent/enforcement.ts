@@ -206,14 +206,17 @@ export class Enforcement {
   /**
    * The identity a process attests to, by its selectors alone (the registration entry they match),
    * whatever cgroup it is in: the launching client of `tidegate run --mcp-stdio`. `uid` is the one the
- * kernel gave with the pid (SO_PEERCRED): a process of another uid is refused (`caller_changed`).
+   * kernel gave with the pid (SO_PEERCRED): a process of another uid is refused (`caller_changed`),
+   * and so is one with another `startTime` than the one read with the pid (the pid was reused).
    */
-  async identifyPid(pid: number, uid: number): Promise<{ ok: true; id: string; selectors: readonly string[] } | { ok: false; reason: string; detail: string }> {
+  async identifyPid(pid: number, uid: number, startTime?: number): Promise<{ ok: true; id: string; selectors: readonly string[] } | { ok: false; reason: string; detail: string }> {
     let selectors: readonly string[];
     try {
-      selectors = await this.o.attest(pid);
+      selectors = await this.o.attest(pid, startTime);
     } catch (e) {
-      return { ok: false, reason: "attestation_failed", detail: e instanceof Error ? e.message : String(e) };
+      // Another start time at the pid than the one read with it (run.sock, at accept): the pid was reused.
+      const reason = (e as { code?: unknown }).code === "attest_process_changed" ? "caller_changed" : "attestation_failed";
+      return { ok: false, reason, detail: e instanceof Error ? e.message : String(e) };
     }
     // The pid came from SO_PEERCRED with this uid: another user's process now means the pid was reused.
     if (!selectors.includes(`unix:uid:${uid}`)) return { ok: false, reason: "caller_changed", detail: `process ${pid} no longer runs as uid ${uid}` };

@@ -135,13 +135,13 @@ export class Enforcer {
    * `tidegate run --mcp-stdio`: the gate between the launching client (`callerPid`, attested)
    * and the workload's server, under the first `stdio[]` rule for both; or why there is none.
    */
-  async mcpStdioGate(callerPid: number, callerUid: number, workload: string): Promise<{ gate: McpGate; rule: string; caller: string; server: string } | { refused: { code: string; message: string } }> {
+  async mcpStdioGate(callerPid: number, callerUid: number, workload: string, callerStartTime?: number): Promise<{ gate: McpGate; rule: string; caller: string; server: string } | { refused: { code: string; message: string } }> {
     const no = (code: string, message: string) => ({ refused: { code, message: `run: ${message}` } });
     const policy = this.holder.policy;
     if (policy === null) return no("run_no_policy", "no policy is loaded, so no stdio rule");
     const server = this.enforcement.identityOf(workload);
     if (server.id === null) return no("run_mcp_no_identity", `workload ${workload} has no identity (${server.why}), so no stdio rule can name it`);
-    const caller = await this.enforcement.identifyPid(callerPid, callerUid);
+    const caller = await this.enforcement.identifyPid(callerPid, callerUid, callerStartTime);
     if (!caller.ok) return no("run_mcp_caller_unknown", `the calling process (pid ${callerPid}) has no identity: ${caller.detail} (${caller.reason})`);
     const callerId = SpiffeId.parse(caller.id);
     const serverId = server.id;

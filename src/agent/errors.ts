@@ -9,9 +9,10 @@
  * - `server_root_no_trust_domain`: the trusted root names no trust domain (a URI SAN `spiffe://TD`).
  * - `server_spiffe_id_mismatch`: the server's certificate is not `spiffe://TD/tidegate/server`.
  * - `server_untrusted`: the TLS handshake failed (the server's chain does not lead to a trusted root).
- * - `server_unreachable`: no answer (refused, reset, timed out).
+ * - `server_unreachable`: no answer (refused, reset, timed out: head and body within the call's timeout).
  * - `server_bad_answer`: an answer that is not what docs/server-api.md says (status, JSON, fields,
- *   a certificate that does not verify or does not carry the key the agent asked for).
+ *   a certificate that does not verify or does not carry the key the agent asked for), or larger
+ *   than MAX_ANSWER_BYTES (server-client.ts).
  * - `server_url_bad`: --server is not `https://host:port`.
  * - `join_token_required`: no usable state and no join token; `join_trust_required`: a token but
  *   neither --server-fingerprint nor --trust-bundle; `server_required`: no --server and no state.

@@ -15,6 +15,7 @@ import * as u from "../runtime/unix-fds.ts";
 import { Errno } from "../runtime/libc.ts";
 import { MAX_CONNECTIONS, RunService, type RunHost } from "./run-service.ts";
 import { noIdentityNotice } from "./run-protocol.ts";
+import { parseStartTime } from "../attest/proc-text.ts";
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot && !process.env.CI) console.warn("run-service: skipped (needs root: chown of the socket, callers run as nobody)");
@@ -86,11 +87,23 @@ const released: string[] = [];
 let group = "nogroup";
 /** Why the next runs' workload has no identity; null: it has one. */
 let noIdentity: string | null = null;
+/** What the --mcp-stdio gate was asked, with the caller's start time as /proc said while it waited. */
+const mcpAsked: { pid: number; startTime: number | null; actual: number | null }[] = [];
 const host: RunHost = {
   policy: () => loadPolicy(POLICY(group), "test.yaml"),
   generation: () => (group === "nogroup" ? 1 : 2),
   prepareRun: (w) => ({ cgroup_dir: `/cgroups/${w}`, spiffe_id: noIdentity === null ? `spiffe://example.org/${w}` : null, no_identity: noIdentity, ca_bundle: "/run/t/intercept-ca-bundle.pem" }),
   release: (w) => void released.push(w),
+  mcpStdioGate: async (pid, _uid, _workload, startTime) => {
+    let actual: number | null = null;
+    try {
+      actual = parseStartTime(readFileSync(`/proc/${pid}/stat`, "utf8"));
+    } catch {
+      // gone
+    }
+    mcpAsked.push({ pid, startTime: startTime ?? null, actual });
+    return { refused: { code: "test_mcp_refused", message: "run: this test's host relays no MCP" } };
+  },
 };
 let service: RunService | undefined;
 
@@ -268,6 +281,15 @@ describe.skipIf(!isRoot && !process.env.CI)("run.sock", () => {
       expect(logs("run_refused").at(-1)).toMatchObject({ caller_pid: r.pid, caller_uid: 65534, code });
     }, 20_000);
   }
+
+  test("--mcp-stdio: the gate gets the caller's start time, read when its connection was accepted, so a pid reused later is not attested in its place", async () => {
+    const r = await asNobody({ workload: "w1", command: ["true"], env: [], cwd: "/", mcp_stdio: true });
+    expect(r.answer?.error?.code).toBe("test_mcp_refused");
+    const asked = mcpAsked.at(-1)!;
+    expect(asked.pid).toBe(r.pid);
+    expect(asked.actual).not.toBeNull();
+    expect(asked.startTime).toBe(asked.actual);
+  }, 20_000);
 
   test("a truncated request is refused", async () => {
     const c = u.connectUnix(socketPath);

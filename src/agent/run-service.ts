@@ -20,7 +20,7 @@
  * Refused before the request is read: more than MAX_CONNECTIONS at once. A request must arrive
  * whole within REQUEST_TIMEOUT_MS, carry exactly three descriptors and be at most 1 MiB.
  */
-import { chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdtempSync, openSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { Subprocess } from "bun";
@@ -32,6 +32,7 @@ import * as u from "../runtime/unix-fds.ts";
 import { bindPrivately } from "../runtime/private-bind.ts";
 import { TidegateError } from "../errors.ts";
 import { decideRun, type RunTarget } from "./run-decision.ts";
+import { parseStartTime } from "../attest/proc-text.ts";
 import { encodeLine, LineReader, MAX_NOTICE, noIdentityNotice, parseRequest, parseSignalLine, type RunRequest } from "./run-protocol.ts";
 import type { Enforcer } from "./enforcer.ts";
 import type { McpGate } from "../mcp/index.ts";
@@ -70,6 +71,15 @@ function environmentFile(env: readonly string[]): number {
 
 export class RunServiceError extends TidegateError<"run_socket_taken"> {}
 
+/** The start time (clock ticks since boot, field 22 of /proc/PID/stat) of `pid`; null when it is gone. */
+function startTimeOf(pid: number): number | null {
+  try {
+    return parseStartTime(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return null;
+  }
+}
+
 /** What the service needs from the agent (enforcer.ts). */
 export interface RunHost {
   policy(): Pick<Policy, "workloads" | "agent"> | null;
@@ -81,7 +91,7 @@ export interface RunHost {
   /** True when a `stdio[]` rule names the workload's identity as a server: callers other than root must then use --mcp-stdio. */
   isStdioServer?(workload: string): boolean;
   /** `--mcp-stdio`: the gate for the calling process and the workload (enforcer.ts mcpStdioGate); absent: refused. */
-  mcpStdioGate?(callerPid: number, callerUid: number, workload: string): Promise<{ gate: McpGate; rule: string; caller: string; server: string } | { refused: { code: string; message: string } }>;
+  mcpStdioGate?(callerPid: number, callerUid: number, workload: string, callerStartTime?: number): Promise<{ gate: McpGate; rule: string; caller: string; server: string } | { refused: { code: string; message: string } }>;
 }
 
 /** The agent's enforcer as a RunHost. */
@@ -91,7 +101,7 @@ export function runHostOf(e: Enforcer): RunHost {
     generation: () => e.holder.generation,
     prepareRun: (workload, opts) => e.prepareRun(workload, opts),
     release: (workload) => void e.release(workload),
-    mcpStdioGate: (pid, uid, workload) => e.mcpStdioGate(pid, uid, workload),
+    mcpStdioGate: (pid, uid, workload, startTime) => e.mcpStdioGate(pid, uid, workload, startTime),
     isStdioServer: (workload) => e.isStdioServer(workload),
   };
 }
@@ -113,6 +123,13 @@ export interface RunServiceOptions {
 interface Connection {
   readonly fd: number;
   readonly peer: u.PeerCredentials;
+  /**
+   * The start time of the caller's pid when its connection was accepted (null: already gone). A
+   * --mcp-stdio caller is attested bound to it: the caller may hold its connection open for as
+   * long as it likes, and a pid reused meanwhile by another process of the same uid must not be
+   * attested in its place.
+   */
+  readonly startTime: number | null;
   readonly opened: number;
   readonly reader: LineReader;
   fds: number[];
@@ -279,7 +296,7 @@ export class RunService {
         this.o.logger.error("run_refused", { reason: "no peer credentials", error: e instanceof Error ? e.message : String(e) });
         continue;
       }
-      const c: Connection = { fd, peer, opened: Date.now(), reader: new LineReader(), fds: [], state: "reading", out: [], child: null, workload: null, eof: false };
+      const c: Connection = { fd, peer, startTime: startTimeOf(peer.pid), opened: Date.now(), reader: new LineReader(), fds: [], state: "reading", out: [], child: null, workload: null, eof: false };
       this.conns.add(c);
       if (this.conns.size > MAX_CONNECTIONS) this.refuse(c, "run_busy", `run: the agent has ${MAX_CONNECTIONS} run connections open; try again`);
     }
@@ -411,7 +428,12 @@ export class RunService {
   private async startMcp(c: Connection, req: RunRequest, t: RunTarget): Promise<void> {
     c.state = "starting";
     const host = this.o.host;
-    const g = host.mcpStdioGate === undefined ? { refused: { code: "run_mcp_unavailable", message: "run: this agent cannot relay MCP over stdio" } } : await host.mcpStdioGate(c.peer.pid, c.peer.uid, req.workload);
+    const g =
+      host.mcpStdioGate === undefined
+        ? { refused: { code: "run_mcp_unavailable", message: "run: this agent cannot relay MCP over stdio" } }
+        : c.startTime === null
+          ? { refused: { code: "run_mcp_caller_unknown", message: `run: the calling process (pid ${c.peer.pid}) was gone when its connection was accepted` } }
+          : await host.mcpStdioGate(c.peer.pid, c.peer.uid, req.workload, c.startTime);
     if (c.state !== "starting" || this.stopped) return;
     if ("refused" in g) return this.refuse(c, g.refused.code, g.refused.message, req.workload);
     if (c.eof) return this.refuse(c, "run_caller_gone", "run: the caller went away before the server started", req.workload);

@@ -28,6 +28,48 @@ export interface ClientCert {
 }
 
 export const REQUEST_TIMEOUT_MS = 10_000;
+/**
+ * An answer's body is refused past this many bytes (`server_bad_answer`). The largest the server
+ * sends is a sync of a node with many entries (about half a KiB each): 32 MiB holds tens of
+ * thousands. Without a bound, whoever answers the first-contact bundle fetch (not verified) could
+ * make the agent buffer until the host runs out of memory.
+ */
+export const MAX_ANSWER_BYTES = 32 * 1024 * 1024;
+
+/**
+ * The body of `res` as text, whole before `deadline` (ms since the epoch; ky's timeout covers the
+ * head only) and at most MAX_ANSWER_BYTES: else server_unreachable (timed out) or
+ * server_bad_answer. A body cut by the connection reads as empty, as Response.text() failing did.
+ */
+async function answerText(res: Response, deadline: number, what: string): Promise<string> {
+  const reader = res.body?.getReader();
+  if (reader === undefined) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new AgentError("server_unreachable", `agent: ${what}: the answer did not arrive whole in time (timed out)`)), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    for (;;) {
+      let next: Awaited<ReturnType<typeof reader.read>>;
+      try {
+        next = await Promise.race([reader.read(), late]);
+      } catch (e) {
+        if (e instanceof AgentError) throw e;
+        return "";
+      }
+      if (next.done) break;
+      size += next.value.length;
+      if (size > MAX_ANSWER_BYTES) throw new AgentError("server_bad_answer", `agent: ${what} answered more than ${MAX_ANSWER_BYTES} bytes`);
+      chunks.push(next.value);
+    }
+  } finally {
+    clearTimeout(timer);
+    reader.cancel().catch(() => undefined);
+  }
+  return new TextDecoder().decode(Buffer.concat(chunks));
+}
 
 /** `https://host:port` with nothing after it; the origin is returned. Messages never repeat a user name or password. */
 export function parseServerUrl(text: string): { origin: string; hostname: string; port: number } {
@@ -94,6 +136,7 @@ export async function callServer(o: CallOptions): Promise<unknown> {
           ...(o.clientCert ? { cert: o.clientCert.chainPem, key: o.clientCert.keyPem } : {}),
         };
   const what = `${o.method} ${o.origin}${o.path}`;
+  const deadline = Date.now() + (o.timeoutMs ?? REQUEST_TIMEOUT_MS);
   let res: Response;
   try {
     res = await ky(o.path.replace(/^\//, ""), {
@@ -117,7 +160,7 @@ export async function callServer(o: CallOptions): Promise<unknown> {
     const why = (e as Error).name === "TimeoutError" ? "timed out" : code || (e as Error).message || String(e);
     throw new AgentError("server_unreachable", `agent: cannot reach ${o.origin}: ${why}`, { cause: e });
   }
-  const text = await res.text().catch(() => "");
+  const text = await answerText(res, deadline, what);
   let body: unknown = null;
   try {
     body = text === "" ? null : JSON.parse(text);

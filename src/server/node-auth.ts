@@ -7,14 +7,25 @@
  * Each connection is checked once, right after its handshake, at that moment's time and bundle;
  * the verdict is kept for the connection's lifetime (keep-alive requests reuse it). Rejected:
  * no certificate (client_cert_required), a chain that does not verify, from another trust domain
- * included (client_cert_invalid, the svid_* code in the message), an SVID that is not a node's
- * (not_a_node).
+ * included (client_cert_invalid, the svid_* code in the message; a chain of more than
+ * MAX_NODE_CHAIN certificates is svid_chain_too_long before any is checked), an SVID that is not a
+ * node's (not_a_node).
  */
 import type { TLSSocket } from "node:tls";
 import type { TrustDomain, X509AuthoritySource } from "../spiffe/index.ts";
 import { readCertificate, verifyX509Svid, X509SvidError } from "../x509/index.ts";
 import { ApiError } from "./errors.ts";
 import { nodeOf } from "./ids.ts";
+
+/**
+ * The most certificates a node's chain has as node:tls hands it over: the node SVID, the signing
+ * CA that issued it, and the root node:tls may add from the listener's CA list (src/ca: a leaf is
+ * always issued by a signing CA directly under a root). A longer chain is refused before the
+ * verifier's path search: anyone may connect, and a chain of eight certificates that all "issue"
+ * one another makes that search run to its cap of signature checks, some 20 ms of the server's
+ * event loop per handshake (against under 1 ms for a node's), for bytes the peer replays at no cost.
+ */
+export const MAX_NODE_CHAIN = 3;
 
 export interface NodeIdentity {
   readonly node: string;
@@ -44,6 +55,9 @@ export function peerChain(socket: TLSSocket): Uint8Array[] {
 
 export async function authenticateNode(chain: readonly Uint8Array[], td: TrustDomain, source: X509AuthoritySource, now: Date): Promise<Verdict> {
   if (chain.length === 0) return new ApiError("client_cert_required", "server: this listener needs a client certificate (a node SVID)");
+  if (chain.length > MAX_NODE_CHAIN) {
+    return new ApiError("client_cert_invalid", `server: the client certificate does not verify: a node's chain has at most ${MAX_NODE_CHAIN} certificates, not ${chain.length} (svid_chain_too_long)`);
+  }
   let id;
   try {
     ({ id } = await verifyX509Svid(chain, source, { now }));

@@ -43,6 +43,8 @@ export interface StartServerOptions {
   readonly logger?: Logger;
   /** How often the CA's due work runs (default 1000 ms). */
   readonly tickIntervalMs?: number;
+  /** Each listener's per-answer deadline (tls-listener.ts, default ANSWER_TIMEOUT_MS; tests shorten it). */
+  readonly answerTimeoutMs?: number;
 }
 
 export interface RunningServer {
@@ -135,13 +137,15 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
       logger,
     });
     const api = apiApp({ issuer, verdicts, logger, now });
-    const publicListener: TlsListener = createTlsListener({ material: keeper.material, requestCert: false, fetch: (r, env) => pub.fetch(r, env) });
+    const timeouts = opts.answerTimeoutMs !== undefined ? { answerTimeoutMs: opts.answerTimeoutMs } : {};
+    const publicListener: TlsListener = createTlsListener({ material: keeper.material, requestCert: false, fetch: (r, env) => pub.fetch(r, env), ...timeouts });
     const apiListener: TlsListener = createTlsListener({
       material: keeper.material,
       requestCert: true,
       fetch: (r, env) => api.fetch(r, env),
       intercept: svidRoute({ issuer, verdicts, logger, now }),
       onSecure: (socket: TLSSocket) => verdicts.set(socket, authenticateNode(peerChain(socket), td, keeper.served.source, now())),
+      ...timeouts,
     });
     keeper.onMaterial((m) => {
       material = m;

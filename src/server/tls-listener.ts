@@ -7,12 +7,23 @@
  *
  * `setContext` swaps certificate, key and CA list for new handshakes (a renewed server SVID, a new
  * root in the bundle); established connections keep theirs.
+ *
+ * Every connection must have each answer sent within `answerTimeoutMs` (ANSWER_TIMEOUT_MS) of its
+ * opening (the TLS handshake included) or of the end of its previous answer; past that it is
+ * destroyed, whatever it is in the middle of. Under Bun neither node:tls's handshakeTimeout nor
+ * node:http's headersTimeout, requestTimeout or keepAliveTimeout closes these connections, so
+ * without this deadline anyone who can reach a listener holds a descriptor for as long as they
+ * like: a TCP connection that never says hello, a TLS one that sends nothing, half a request head,
+ * or a body that never ends.
  */
 import http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import tls from "node:tls";
 import { getRequestListener } from "@hono/node-server";
 import type { HostPort } from "./host-port.ts";
+
+/** See above: the longest a connection may wait for, or take to send, its next whole request. */
+export const ANSWER_TIMEOUT_MS = 60_000;
 
 export interface TlsMaterial {
   /** PEM: the server's SVID then its intermediates. */
@@ -32,6 +43,8 @@ export interface TlsListenerOptions {
   readonly intercept?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
   /** Called once per connection after the handshake, before any request on it is read. */
   readonly onSecure?: (socket: tls.TLSSocket) => void;
+  /** Default ANSWER_TIMEOUT_MS (tests shorten it). */
+  readonly answerTimeoutMs?: number;
 }
 
 export interface TlsListener {
@@ -51,11 +64,30 @@ export function createTlsListener(opts: TlsListenerOptions): TlsListener {
   const intercept = opts.intercept;
   const httpServer = http.createServer({ keepAliveTimeout: 60_000 }, intercept === undefined ? app : (req, res) => void (intercept(req, res) || app(req, res)));
   const sockets = new Set<Socket>();
+  const answerTimeoutMs = opts.answerTimeoutMs ?? ANSWER_TIMEOUT_MS;
+  const deadlines = new Map<Socket, ReturnType<typeof setTimeout>>();
+  const deadline = (socket: Socket) => {
+    clearTimeout(deadlines.get(socket));
+    if (socket.destroyed) return void deadlines.delete(socket);
+    deadlines.set(socket, setTimeout(() => socket.destroy(), answerTimeoutMs));
+  };
+  httpServer.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => res.on("finish", () => deadline(req.socket)));
   const server = tls.createServer({
     ...contextOptions(opts.material),
     requestCert: opts.requestCert,
     rejectUnauthorized: false,
     ALPNProtocols: ["http/1.1"],
+  });
+  // Every connection from its accept on, not from its handshake: close() destroys them all, since
+  // server.close() waits for each one, and one that never says hello would hold a stop forever.
+  server.on("connection", (socket: Socket) => {
+    sockets.add(socket);
+    deadline(socket);
+    socket.on("close", () => {
+      sockets.delete(socket);
+      clearTimeout(deadlines.get(socket));
+      deadlines.delete(socket);
+    });
   });
   server.on("secureConnection", (socket: tls.TLSSocket) => {
     sockets.add(socket);
