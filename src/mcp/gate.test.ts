@@ -149,6 +149,25 @@ describe("McpGate from the server", () => {
     const v = await g.fromServer('{"jsonrpc":"2.0","id":1,"result":{"tools":[]},"result":{"tools":[1]}}');
     assert.equal(v.kind, "invalid");
   });
+
+  // A Go client (encoding/json: mark3labs/mcp-go; the official go-sdk before 2026-02) matches
+  // `Tools` and `toolſ` to the member tools, and `Description` to a tool's description.
+  for (const key of ["Tools", "TOOLS", "toolſ", "Prompts", "resourcetemplates"]) {
+    test(`a result listing under ${JSON.stringify(key)} (a case-insensitive client reads it as the list) is invalid, not passed unfiltered`, async () => {
+      const { g } = gate();
+      const v = await g.fromServer(result(1, { [key]: [tool("rm_rf")] }));
+      assert.equal(v.kind, "invalid");
+    });
+  }
+
+  test("a tool with a member that only folds to a pinned one (Description, INPUTSCHEMA) is hidden: its pin would not cover what a Go client reads", async () => {
+    const { g } = gate({ name: "open", tools: null }, new PinBook());
+    const sneaky = [{ name: "a", Description: "evil" }, { name: "b", description: "ok", INPUTSCHEMA: { type: "object" } }, { name: "c", annotationſ: {} }];
+    const v = await g.fromServer(result(1, { tools: [...sneaky, tool("ls")] }));
+    assert.equal(v.kind, "replace");
+    if (v.kind !== "replace") return;
+    assert.deepEqual((JSON.parse(v.text) as { result: { tools: { name: string }[] } }).result.tools.map((t) => t.name), ["ls"]);
+  });
 });
 
 describe("McpGate pinning", () => {

@@ -29,7 +29,9 @@
  * or `prompts` array is taken for that list, whatever request it answers (so one arriving on
  * another stream is filtered all the same): items the rule hides, items without their name (uri,
  * uriTemplate), and tools whose definition is not the pinned one are removed (pins.ts; a newly
- * seen changed definition is logged `tool_definition_changed`). A resource template
+ * seen changed definition is logged `tool_definition_changed`). A result with a key that only
+ * folds to a list's (`Tools`: a Go client reads it as the list) is `invalid`, and a tool with a
+ * key that only folds to a pinned member (`Description`) is removed. A resource template
  * (resources/templates/list) is decided by `mcp.resources` on its text with each `{...}`
  * expression as `*` (resource-template.ts: `file:///shared/{name}` as `file:///shared/*`), and
  * hidden when that text is refused or cannot be decided (a brace outside a pair, a text that does
@@ -48,7 +50,7 @@
  * fragment, or the prompt's name; the reason).
  */
 import { classify } from "./classify.ts";
-import { INVALID_REQUEST, type JsonRpcErrorResponse, type JsonRpcId, jsonRpcError, jsonRpcErrorOf, McpError } from "./errors.ts";
+import { INVALID_REQUEST, type JsonRpcErrorResponse, type JsonRpcId, jsonRpcError, jsonRpcErrorOf, McpError, mcpError } from "./errors.ts";
 import { checkHeadersMatchBody, paramPathsOf, type HeaderSource, type ParamPaths } from "./headers.ts";
 import { isJsonObject, sha256Hex } from "./json.ts";
 import { normalizeResourceTemplate } from "./resource-template.ts";
@@ -57,7 +59,8 @@ import { type MessageLimits, type McpMessage, parseMessage } from "./message.ts"
 import { type Joined, type ListKind, type ListName, ListsSeen, MAX_AWAITED, MAX_JOINED, type SessionLists } from "./lists-seen.ts";
 import { MAX_TOOLS_PER_SERVER, type PinStore } from "./pins.ts";
 import type { ToolDecision } from "./tool-filter.ts";
-import { toolDefinitionText } from "./tool-pin.ts";
+import { nearMember } from "./duplicate-keys.ts";
+import { PINNED_MEMBERS, toolDefinitionText } from "./tool-pin.ts";
 
 /** The JSON-RPC error code of a call the policy refused (in the range JSON-RPC leaves to servers). */
 export const POLICY_DENIED = -32001;
@@ -109,6 +112,10 @@ const LISTS = {
   resourceTemplates: { kind: "resource", key: "uriTemplate", decided: normalizeResourceTemplate },
   prompts: { kind: "prompt", key: "name", decided: (name: string): string | null => name },
 } as const satisfies Record<ListName, { kind: Kind; key: string; decided: (name: string) => string | null }>;
+
+/** A key of a result, or of a tool in it, that a case-insensitive client reads as a list (a pinned member) and the gate does not. */
+const nearListName = nearMember(Object.keys(LISTS));
+const nearPinnedMember = nearMember(PINNED_MEMBERS);
 
 /** Requests naming a resource besides resources/read (which classify.ts reads). */
 const URI_METHODS = new Set(["resources/subscribe", "resources/unsubscribe"]);
@@ -357,6 +364,10 @@ export class McpGate {
       }
     }
     if (m.kind !== "result" || !isJsonObject(m.result)) return { kind: "same", message: m };
+    // A list under a near-miss key (`Tools`, `toolſ`) would reach a case-insensitive client (Go's
+    // encoding/json) unfiltered: refused like a message that does not parse.
+    const near = nearListName(m.result);
+    if (near !== null) return { kind: "invalid", error: mcpError("mcp_invalid_result", `a result with the key ${JSON.stringify(near.slice(0, 64))}, which another parser could read as a list it is not`, m.id) };
     let result: Readonly<Record<string, unknown>> = m.result;
     let changed = false;
     if (p?.method === "initialize" && this.deps.announcesLists === true) {
@@ -397,6 +408,9 @@ export class McpGate {
     const kept: unknown[] = [];
     for (const t of listed as readonly unknown[]) {
       if (!isJsonObject(t) || typeof t[key] !== "string") continue;
+      // A tool whose pinned member is spelled so only a case-insensitive client reads it
+      // (`Description`): its pin would not cover what that client acts on.
+      if (list === "tools" && nearPinnedMember(t) !== null) continue;
       const raw = t[key] as string;
       const name = decide === null ? raw : decided(raw);
       if (name === null || (decide?.(name) ?? "allowed") !== "allowed") continue;
