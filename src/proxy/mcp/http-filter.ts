@@ -20,7 +20,9 @@
  * it is replaced by a JSON-RPC error (-32603) answering the request (502 when none is known):
  * - `text/event-stream`: re-framed chunked and passed event by event as each arrives, each event's
  *   data through the gate (a tools/list result filtered; an event that does not parse dropped, and
- *   the request it may have answered given an error instead);
+ *   the request it may have answered given an error instead); an event some client would cut
+ *   into other lines than the parser did (a lone CR, U+2028: sse.ts plainBlock) is sent again
+ *   from its fields, or dropped when it has no data or such a character in its type or id;
  * - `application/json`: read whole (at most MAX_MCP_BODY) and passed through the gate; one that
  *   does not parse, or is too large, is replaced by the error.
  * Compressed answers, several Content-Types, a charset other than UTF-8 and any other type are
@@ -28,7 +30,7 @@
  * request it was for waits no more (gate.settle): a stream that ended without its JSON-RPC answer
  * does not hold the conversation's pending slots.
  */
-import { DEFAULT_MESSAGE_LIMITS, INTERNAL_ERROR, type JsonRpcErrorResponse, type JsonRpcId, jsonRpcError, type ListsSeen, type McpGate, POLICY_DENIED, serializeEvent, SseParser } from "../../mcp/index.ts";
+import { DEFAULT_MESSAGE_LIMITS, escapeBreaks, hasOtherBreak, INTERNAL_ERROR, type JsonRpcErrorResponse, type JsonRpcId, jsonRpcError, type ListsSeen, type McpGate, plainBlock, POLICY_DENIED, serializeEvent, SseParser } from "../../mcp/index.ts";
 import { encodeChunk, lastChunk, serializeResponseHead, wholeResponse, type Header, type RequestHead, type ResponseHead } from "../../http1/index.ts";
 import { copyOf } from "../../http1/bytes.ts";
 
@@ -300,18 +302,22 @@ export class McpResponse {
 
   private async events(events: ReturnType<SseParser["push"]>): Promise<void> {
     for (const e of events) {
+      // A block some client would cut into other lines than the parser did (a lone CR, U+2028:
+      // sse.ts plainBlock) never passes as it came: what that client read in it the gate did not.
+      const plain = plainBlock(e.raw);
       if (!e.dispatch || e.data === "") {
-        this.emit(encodeChunk(e.raw));
+        if (plain) this.emit(encodeChunk(e.raw)); // else dropped: nothing in it for the client
         continue;
       }
       const v = await this.gate.fromServer(e.data, this.stream ?? undefined);
-      if (v.kind === "same") this.emit(encodeChunk(e.raw));
-      else if (v.kind === "replace") this.emit(encodeChunk(serializeEvent({ type: e.type, id: e.id, retry: e.retry, data: v.text })));
+      const why = v.kind === "invalid" ? v.error.code : hasOtherBreak(e.type) || (e.id !== null && hasOtherBreak(e.id)) ? "a line break in its type or id" : null;
+      if (v.kind === "same" && plain) this.emit(encodeChunk(e.raw));
+      else if (v.kind !== "invalid" && why === null) this.emit(encodeChunk(serializeEvent({ type: e.type, id: e.id, retry: e.retry, data: escapeBreaks(v.kind === "same" ? e.data : v.text) })));
       else if (this.requestId !== null && this.gate.waiting(this.requestId)) {
         // Not passed (a client could read it otherwise than the gate did); the request it may have
         // answered gets an error rather than a wait until the client's timeout.
         this.gate.settle(this.requestId);
-        this.emit(encodeChunk(serializeEvent({ data: JSON.stringify(jsonRpcError(this.requestId, INTERNAL_ERROR, `tidegate: the server sent an event tidegate cannot read (${v.error.code})`)) })));
+        this.emit(encodeChunk(serializeEvent({ data: JSON.stringify(jsonRpcError(this.requestId, INTERNAL_ERROR, `tidegate: the server sent an event tidegate cannot read (${why})`)) })));
       }
     }
   }
