@@ -297,6 +297,15 @@ describe("McpGate resource URIs are decided normalized (review finding 5)", () =
       assert.equal(v.pass ? "passed" : v.reason, reason);
     });
   }
+  test("a deny list is not passed by a URI a server's URL parser reads as a denied one (file:/x, file://localhost/x)", async () => {
+    const { g } = gate({ name: "rd", tools: null, resources: toolDecider({ allow: null, deny: new Set(["file:///etc/*"]) }) });
+    const got = [];
+    for (const uri of ["file:/etc/shadow", "file://localhost/etc/shadow", "file:///tmp/ok"]) {
+      const v = await g.fromClient(req(uri, "resources/read", { uri }));
+      got.push(v.pass ? "passed" : v.reason);
+    }
+    assert.deepEqual(got, ["resource_bad_uri", "resource_denied", "passed"]);
+  });
   test("a listed resource whose URI cannot be normalized, or normalizes to a denied one, is hidden", async () => {
     const { g } = gate(rule);
     const r = await g.fromServer(result(1, { resources: [{ uri: "file:///shared/a.txt" }, { uri: "file:///shared/../x" }, { uri: "file:///shared/%73ecret" }] }));
