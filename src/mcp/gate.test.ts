@@ -241,6 +241,29 @@ describe("McpGate resources and prompts", () => {
       assert.deepEqual(events, [{ type: "mcp_denied", fields: { conn_id: "c1", caller_id: "spiffe://example.org/agent", server_id: "spiffe://example.org/mcp/fs", method: m.method, target: m.params.uri ?? m.params.name, rule: "rp", reason } }]);
     });
   }
+  // completion/complete runs the completer of the prompt or resource template it names: a
+  // denied prompt's, or a template over a denied directory's (file names under it).
+  const complete = (id: number, ref: unknown) => req(id, "completion/complete", { ref, argument: { name: "path", value: "" } });
+  const completions: [string, string, string][] = [
+    ["a completion of a denied prompt's argument", complete(5, { type: "ref/prompt", name: "admin_reset" }), "prompt_denied"],
+    ["a completion of a template outside allow", complete(6, { type: "ref/resource", uri: "file:///etc/{path}" }), "resource_not_allowed"],
+    ["a completion of a denied template", complete(7, { type: "ref/resource", uri: "file:///data/secret{path}" }), "resource_denied"],
+    ["a completion whose ref names its prompt only so a case-insensitive server reads it", complete(8, { type: "ref/prompt", NAME: "admin_reset" }), "mcp_invalid_params"],
+    ["a completion whose ref is typed only so a case-insensitive server reads it", complete(9, { TYPE: "ref/prompt", name: "admin_reset" }), "mcp_invalid_params"],
+    ["a completion whose ref member is spelled Ref", req(10, "completion/complete", { Ref: { type: "ref/prompt", name: "admin_reset" }, argument: { name: "a", value: "" } }), "mcp_invalid_params"],
+  ];
+  for (const [name, body, reason] of completions) {
+    test(`${name} is refused (${reason})`, async () => {
+      const { g } = gate(rule);
+      const v = await g.fromClient(body);
+      assert.equal(v.pass ? "passed" : v.reason, reason);
+    });
+  }
+  test("a completion of an allowed prompt or template passes", async () => {
+    const { g } = gate(rule);
+    assert.equal((await g.fromClient(complete(11, { type: "ref/prompt", name: "greet" }))).pass, true);
+    assert.equal((await g.fromClient(complete(12, { type: "ref/resource", uri: "file:///data/{path}" }))).pass, true);
+  });
   test("mcp_denied logs a URI without its query or fragment (they may carry a credential); one it cannot decide as sent", async () => {
     const { g, events } = gate(rule);
     await g.fromClient(req(1, "resources/read", { uri: "file:///data/secret.txt?token=s3cr3t#frag" }));

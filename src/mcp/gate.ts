@@ -20,6 +20,8 @@
  * the next one; a `closed` rule (no rule lets the conversation go on) refuses every request with
  * its reason and asks the carrier to close (`close`).
  *
+ * - a completion/complete of a prompt or resource template (its `ref`) the rule refuses: it runs
+ *   that prompt's or template's completer (a template is decided as a listed one is);
  * - a resources/read, resources/subscribe or resources/unsubscribe of a URI `mcp.resources`
  *   refuses (decided on the URI normalized by resource-uri.ts; one it refuses to normalize, with
  *   dot segments or encoded slashes, is `resource_bad_uri`), a prompts/get of a prompt `mcp.prompts` refuses (`resource_denied`,
@@ -277,7 +279,7 @@ export class McpGate {
       if (this.pending.has(m.id)) return { pass: false, answer: jsonRpcError(m.id, INVALID_REQUEST, `tidegate: request id ${JSON.stringify(m.id)} is already waiting for its answer`), reason: "mcp_duplicate_id" };
       const c = await classify(m, this.deps.sha256);
       const named: [Kind, string] | null =
-        c.kind === "resource_read" ? ["resource", c.uri] : c.kind === "prompt_get" ? ["prompt", c.name] : URI_METHODS.has(m.method) && typeof m.params?.uri === "string" ? ["resource", m.params.uri] : null;
+        c.kind === "resource_read" ? ["resource", c.uri] : c.kind === "prompt_get" ? ["prompt", c.name] : c.kind === "completion" ? [c.of, c.target] : URI_METHODS.has(m.method) && typeof m.params?.uri === "string" ? ["resource", m.params.uri] : null;
       if (rule.closed) {
         const { reason, message } = rule.closed;
         if (c.kind === "tool_call") this.logCall(rule.name, c.tool, c.argsSha256, "deny", null, null, { reason });
@@ -286,7 +288,8 @@ export class McpGate {
       }
       if (named !== null) {
         const [kind, raw] = named;
-        const what = kind === "resource" && KINDS.resource.filter(rule) !== null ? normalizeResourceUri(raw) : raw;
+        // A completion's ref/resource names a URI or a URI template, decided as a listed template is.
+        const what = kind === "resource" && KINDS.resource.filter(rule) !== null ? (c.kind === "completion" ? normalizeResourceTemplate : normalizeResourceUri)(raw) : raw;
         if (what === null) {
           const text = `tidegate: resource ${JSON.stringify(raw.slice(0, 256))} is not a URI rule ${rule.name} can decide (dot segments, encoded slashes, no scheme)`;
           this.logDenied(rule.name, m.method, raw, "resource_bad_uri");
