@@ -50,6 +50,12 @@ describe("PinBook", () => {
     assert.deepEqual(b.see("s", "new", H("c")), { state: "changed", old: null, news: true });
   });
 
+  test("under a strict server, a tool the file does not name is refused before any list showed it (a tool the server never lists)", () => {
+    const b = new PinBook();
+    b.load("s", new Map([["x", H("a")]]));
+    assert.deepEqual([b.waiting("s", "x"), b.waiting("s", "hidden"), b.waiting("other", "hidden")], [false, true, false]);
+  });
+
   test("onChange fires on every change and not otherwise", () => {
     const b = new PinBook();
     let n = 0;

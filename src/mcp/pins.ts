@@ -33,7 +33,7 @@ export type PinVerdict =
 export interface PinStore {
   /** `definition`: the canonical JSON `hash` is the SHA-256 of (tool-pin.ts), kept to be shown. */
   see(server: string, tool: string, hash: string, definition?: string): PinVerdict;
-  /** True while `tool` of `server` has a definition waiting for approval. */
+  /** True while `tool` of `server` has a definition waiting for approval, or the server is strict and `tool` is not pinned. */
   waiting(server: string, tool: string): boolean;
 }
 
@@ -130,8 +130,10 @@ export class PinBook implements PinStore {
     return { state: "changed", old: pinned ?? null, news };
   }
 
+  /** Under a strict server, a tool the file did not name waits too, listed or not (a tool the server calls but never lists). */
   waiting(server: string, tool: string): boolean {
-    return (this.servers.get(server)?.waiting.has(tool) ?? false) || this.overflow.has(`${server}\u0000${tool}`);
+    const s = this.servers.get(server);
+    return (s !== undefined && (s.waiting.has(tool) || (s.strict && !s.pinned.has(tool)))) || this.overflow.has(`${server}\u0000${tool}`);
   }
 
   /**
