@@ -38,6 +38,17 @@ describe("McpGate from the client", () => {
     assert.ok(!JSON.stringify(events).includes("secret-marker"), "arguments are logged only as a hash");
   });
 
+  test("an answer whose id is another type than its request's (\"1\" for 1), which the TypeScript SDK's client takes for it (Number(id)), is invalid: never an answer the audit did not see", async () => {
+    const { g, events } = gate();
+    await g.fromClient(call(1, "read_file"));
+    await g.fromClient(call(2, "read_file"));
+    for (const id of ["1", " 2", "0x1"]) assert.equal((await g.fromServer(result(id, { content: [], isError: true }))).kind, "invalid");
+    assert.equal(events.length, 0);
+    assert.equal((await g.fromServer(result(1, { content: [] }))).kind, "same");
+    assert.deepEqual(events.map((e) => [e.fields.tool, e.fields.is_error]), [["read_file", false]]);
+    assert.equal((await g.fromServer(result("7", { content: [] }))).kind, "same");
+  });
+
   test("a result with isError and an error response both log is_error true", async () => {
     const { g, events } = gate();
     await g.fromClient(call(1, "a"));

@@ -355,6 +355,12 @@ export class McpGate {
       return { kind: "invalid", error: e };
     }
     if (m.kind !== "result" && m.kind !== "error") return { kind: "same", message: m };
+    // An id a client would take for a waiting request's though it is not ("1" for 1: the TypeScript
+    // SDK's client looks answers up by Number(id)): the gate would not log the answer it delivers.
+    if (typeof m.id === "string" && !this.pending.has(m.id) && !stream?.awaited.has(m.id)) {
+      const n = Number(m.id);
+      if (this.pending.has(n) || stream?.awaited.has(n) === true) return { kind: "invalid", error: mcpError("mcp_invalid_request", "an answer whose id is a string where its request's was a number", n) };
+    }
     const p = this.pending.get(m.id ?? "");
     if (m.id !== null) this.pending.delete(m.id);
     if (p !== undefined && p.tool !== null) this.logCall(p.rule, p.tool, p.argsSha256, "allow", this.deps.now() - p.started, answerIsError(m));
