@@ -155,6 +155,14 @@ describe("McpGate from the server", () => {
     assert.equal((await g.fromServer(JSON.stringify({ jsonrpc: "2.0", method: "notifications/tools/list_changed" }))).kind, "same");
   });
 
+  test("a number past a double's range (1e400: JSON.parse makes it Infinity, which has no canonical JSON) is refused either way, never thrown at the carrier", async () => {
+    const { g } = gate({ name: "open", tools: null }, new PinBook());
+    const v = await g.fromClient('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ls","arguments":{"n":1e400}}}');
+    assert.equal(v.pass ? "passed" : v.reason, "mcp_parse_error");
+    const s = await g.fromServer('{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"ls","inputSchema":{"type":"object","maximum":-1e400}}]}}');
+    assert.equal(s.kind, "invalid");
+  });
+
   test("a server message that does not parse is invalid", async () => {
     const { g } = gate();
     const v = await g.fromServer('{"jsonrpc":"2.0","id":1,"result":{"tools":[]},"result":{"tools":[1]}}');
