@@ -138,3 +138,20 @@ describe("McpResponse: SSE events read one way by the gate and another by a clie
     expect(await through(plain)).toBe(plain);
   });
 });
+
+describe("McpResponse: a redirect", () => {
+  // fetch (the TypeScript SDK) and httpx as the Python SDK sets it up follow a 307/308 with the
+  // same POST: the answer would come from where the gate never reads it.
+  for (const status of ["307 Temporary Redirect", "308 Permanent Redirect", "302 Found"]) {
+    test(`${status} with a Location is replaced by the request's error, never passed`, async () => {
+      const gate = new McpGate({ caller: "spiffe://example.org/agent", server: "spiffe://example.org/mcp/fs", connId: null, rule: all }, { pins: null, audit: () => {}, now: () => 0 });
+      const out: string[] = [];
+      const res = new McpResponse(gate, head(`HTTP/1.1 ${status}\r\nLocation: http://elsewhere.example/mcp\r\nContent-Length: 0\r\n\r\n`), 1, (b) => out.push(dec.decode(b)));
+      await res.end();
+      const text = out.join("");
+      expect(text).not.toMatch(/location/i);
+      expect(text.startsWith("HTTP/1.1 200")).toBe(true);
+      expect(text).toContain('"code":-32603');
+    });
+  }
+});

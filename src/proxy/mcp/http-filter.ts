@@ -26,9 +26,10 @@
  * - `application/json`: read whole (at most MAX_MCP_BODY) and passed through the gate; one that
  *   does not parse, or is too large, is replaced by the error.
  * Compressed answers, several Content-Types, a charset other than UTF-8 and any other type are
- * refused that way. Answers without a body, 1xx and non-2xx pass as sent. When an answer ends, the
- * request it was for waits no more (gate.settle): a stream that ended without its JSON-RPC answer
- * does not hold the conversation's pending slots.
+ * refused that way, and so is a redirect (3xx with a Location, which a client follows to an
+ * answer the gate never reads). Answers without a body, 1xx and other non-2xx pass as sent. When
+ * an answer ends, the request it was for waits no more (gate.settle): a stream that ended without
+ * its JSON-RPC answer does not hold the conversation's pending slots.
  */
 import { DEFAULT_MESSAGE_LIMITS, escapeBreaks, hasOtherBreak, INTERNAL_ERROR, type JsonRpcErrorResponse, type JsonRpcId, jsonRpcError, type ListsSeen, type McpGate, plainBlock, POLICY_DENIED, serializeEvent, SseParser } from "../../mcp/index.ts";
 import { encodeChunk, lastChunk, serializeResponseHead, wholeResponse, type Header, type RequestHead, type ResponseHead } from "../../http1/index.ts";
@@ -215,8 +216,9 @@ export class McpResponse {
     this.write(parts.length === 1 ? parts[0]! : concatBytes(parts));
   }
 
-  /** Mode refuse: why the answer cannot pass, and how much body came (none: it passes, empty). */
+  /** Mode refuse: why the answer cannot pass, and how much body came (none: it passes, empty, unless a redirect). */
   private readonly refusal: string | null = null;
+  private readonly redirect: boolean;
   private refusedBytes = 0;
 
   constructor(
@@ -230,7 +232,10 @@ export class McpResponse {
   ) {
     this.stream = session?.seen ?? null;
     const hasBody = (head.framing === "length" && head.contentLength !== 0) || head.framing === "chunked" || head.framing === "close";
-    const read = !hasBody || head.status < 200 || head.status >= 300 ? { mode: "pass" as const } : answerMode(head);
+    // A redirect is followed by the client (fetch; httpx as the Python SDK sets it up) with the
+    // same request, and its answer read from where the gate does not see it.
+    this.redirect = head.status >= 300 && head.status < 400 && head.headers.getAll("location").length > 0;
+    const read = this.redirect ? { mode: "refuse" as const, why: "a redirect" } : !hasBody || head.status < 200 || head.status >= 300 ? { mode: "pass" as const } : answerMode(head);
     this.mode = read.mode;
     if (read.mode === "refuse") this.refusal = read.why;
     if (this.mode === "sse") {
@@ -352,7 +357,7 @@ export class McpResponse {
   /** A 2xx answer tidegate cannot read is replaced by an error: the request's, else a 502. */
   private endRefused(): void {
     // A body that turned out empty (a 202 sent chunked) carries nothing to check.
-    if (this.refusedBytes === 0) return this.emitHead([...withoutFraming(this.head.headers.entries), ["content-length", "0"]]);
+    if (this.refusedBytes === 0 && !this.redirect) return this.emitHead([...withoutFraming(this.head.headers.entries), ["content-length", "0"]]);
     const why = `tidegate: the server's answer cannot be checked (${this.refusal})`;
     this.emit(jsonResponse(this.requestId !== null ? 200 : 502, jsonRpcError(this.requestId, INTERNAL_ERROR, why), this.head.keepAlive));
   }
