@@ -38,6 +38,10 @@ describe("normalizeResourceUri", () => {
     ["https://example.com:443/x", "https://example.com/x"],
     ["http://example.com:80/x", "http://example.com/x"],
     ["http://example.com:8080/x", "http://example.com:8080/x"],
+    // A file URI has no use for a query or fragment; a server that takes the URI's text after
+    // file:// for a path (and path.resolve()s it) reads ../ in one as the path's.
+    ["file:///shared/x?/../../etc/shadow", null],
+    ["file:///shared/x#/../../etc/shadow", null],
     ["", null],
   ];
   for (const [uri, want] of table) test(`${JSON.stringify(uri)} -> ${JSON.stringify(want)}`, () => assert.equal(normalizeResourceUri(uri), want));

@@ -9,8 +9,10 @@
  * backslash; bad percent-encoding; an encoded `/`, `\`, `%` or NUL; in a hierarchical URI
  * (`scheme://`) or a path from "/" (`foo:/a`, which that parser resolves too), a `.` or `..`
  * segment or an empty one (`//`) in the path; a special scheme (file, http, https, ws, wss, ftp)
- * without `//` (`file:/etc/x` is `file:///etc/x` to that parser); userinfo (`https://u@host`).
- * The query and fragment are kept as sent, and matching is case-sensitive.
+ * without `//` (`file:/etc/x` is `file:///etc/x` to that parser); userinfo (`https://u@host`); a
+ * file URI with a query or fragment (`file:///a/x?/../../etc/shadow`: a server that takes the text
+ * after `file://` for a path resolves it to /etc/shadow). Other URIs' query and fragment are kept
+ * as sent, and matching is case-sensitive.
  */
 const SCHEME = /^([A-Za-z][A-Za-z0-9+.-]*):/;
 const FORBIDDEN = /[\u0000-\u0020\u007f\\]/;
@@ -54,6 +56,8 @@ export function normalizeResourceUri(uri: string): string | null {
   const cut = rest.search(/[?#]/);
   const tail = cut < 0 ? "" : rest.slice(cut);
   rest = cut < 0 ? rest : rest.slice(0, cut);
+  // A file URI has no use for a query or fragment, and a server taking the text after file:// for a path reads `?/../..` in one.
+  if (scheme === "file" && tail !== "") return null;
   if (!rest.startsWith("//")) {
     // A special scheme without `//` is read with one; a path from "/" has its dot segments resolved.
     if (SPECIAL.has(scheme)) return null;
