@@ -179,6 +179,16 @@ describe("McpGate from the server", () => {
     });
   }
 
+  test("a listed tool whose name no call could use (not 1-128 of letters, digits, _ - .) is removed before it is pinned: a server cannot fill the pins with 4 MiB names", async () => {
+    const book = new PinBook();
+    const { g } = gate({ name: "open", tools: null }, book);
+    const v = await g.fromServer(result(1, { tools: [tool("x".repeat(129)), tool("has space"), tool("ls")] }));
+    assert.equal(v.kind, "replace");
+    if (v.kind !== "replace") return;
+    assert.deepEqual((JSON.parse(v.text) as { result: { tools: { name: string }[] } }).result.tools.map((t) => t.name), ["ls"]);
+    assert.deepEqual(Object.keys(book.show("spiffe://example.org/mcp/fs")!.pinned), ["ls"]);
+  });
+
   test("a tool with a member that only folds to a pinned one (Description, INPUTSCHEMA) is hidden: its pin would not cover what a Go client reads", async () => {
     const { g } = gate({ name: "open", tools: null }, new PinBook());
     const sneaky = [{ name: "a", Description: "evil" }, { name: "b", description: "ok", INPUTSCHEMA: { type: "object" } }, { name: "c", annotationſ: {} }];

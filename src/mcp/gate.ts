@@ -30,7 +30,8 @@
  * From the server (`fromServer`): any result holding a `tools`, `resources`, `resourceTemplates`
  * or `prompts` array is taken for that list, whatever request it answers (so one arriving on
  * another stream is filtered all the same): items the rule hides, items without their name (uri,
- * uriTemplate), and tools whose definition is not the pinned one are removed (pins.ts; a newly
+ * uriTemplate), tools whose name no call could use (classify.ts TOOL_NAME), and tools whose
+ * definition is not the pinned one are removed (pins.ts; a newly
  * seen changed definition is logged `tool_definition_changed`). A result with a key that only
  * folds to a list's (`Tools`: a Go client reads it as the list) is `invalid`, and a tool with a
  * key that only folds to a pinned member (`Description`) is removed. A resource template
@@ -51,7 +52,7 @@
  * `mcp_denied` per refused resource or prompt request (its method, the URI without its query or
  * fragment, or the prompt's name; the reason).
  */
-import { classify } from "./classify.ts";
+import { classify, TOOL_NAME } from "./classify.ts";
 import { INVALID_REQUEST, type JsonRpcErrorResponse, type JsonRpcId, jsonRpcError, jsonRpcErrorOf, McpError, mcpError } from "./errors.ts";
 import { checkHeadersMatchBody, paramPathsOf, type HeaderSource, type ParamPaths } from "./headers.ts";
 import { isJsonObject, sha256Hex } from "./json.ts";
@@ -421,6 +422,8 @@ export class McpGate {
       // (`Description`): its pin would not cover what that client acts on.
       if (list === "tools" && nearPinnedMember(t) !== null) continue;
       const raw = t[key] as string;
+      // A tool no call could name (classify.ts TOOL_NAME, MCP's tool name syntax) is not shown, nor pinned (a 4 MiB name).
+      if (list === "tools" && !TOOL_NAME.test(raw)) continue;
       const name = decide === null ? raw : decided(raw);
       if (name === null || (decide?.(name) ?? "allowed") !== "allowed") continue;
       if (list === "tools" && this.deps.pins !== null && !(await this.pinned(rule.name, name, t))) {

@@ -104,6 +104,14 @@ describe("PinBook bounds (review finding 10)", () => {
     assert.equal(b.see("s", "t0", H("a")).state, "pinned", "known tools go on as before");
   });
 
+  test("at the bound, a server's new tool names are not kept one by one (they would grow without end): each is refused all the same", () => {
+    const b = new PinBook();
+    for (let i = 0; i < MAX_TOOLS_PER_SERVER; i++) b.see("s", `t${i}`, H("a"));
+    for (let i = 0; i < 5000; i++) b.see("s", `flood${i}`, H("a"));
+    assert.equal((b as unknown as { overflow?: Set<string> }).overflow?.size ?? 0, 0);
+    assert.deepEqual([b.waiting("s", "flood1"), b.waiting("s", "never-listed"), b.waiting("s", "t1"), b.waiting("other", "x")], [true, true, false, false]);
+  });
+
 });
 
 describe("PinBook definitions (shown to an admin before approving)", () => {
