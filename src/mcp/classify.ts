@@ -5,7 +5,8 @@
  * Rejected with mcp_invalid_params (JSON-RPC -32602): a tools/call whose params.name is missing
  * or not a tool name as the policy writes them (1-128 of letters, digits, '_', '-', '.'), or
  * whose arguments are present but not an object; a resources/read without a string uri; a
- * prompts/get without a string name. Anything else is classified, never refused here.
+ * prompts/get without a string name; a completion/complete whose ref is not a ref/prompt with a
+ * string name or a ref/resource with a string uri. Anything else is classified, never refused here.
  */
 import { mcpError } from "./errors.ts";
 import { canonicalJson, isJsonObject, sha256Hex } from "./json.ts";
@@ -18,6 +19,8 @@ export type Classification =
   | { readonly kind: "tool_call"; readonly tool: string; readonly argsSha256: string }
   | { readonly kind: "resource_read"; readonly uri: string }
   | { readonly kind: "prompt_get"; readonly name: string }
+  /** completion/complete: the prompt (name) or resource (URI or URI template) whose completer it runs. */
+  | { readonly kind: "completion"; readonly of: "prompt" | "resource"; readonly target: string }
   | { readonly kind: "tools_list" }
   | { readonly kind: "resources_list" }
   | { readonly kind: "prompts_list" }
@@ -52,6 +55,20 @@ export async function classify(m: McpRequest | McpNotification, hash: (text: str
     case "prompts/get":
       if (typeof params.name !== "string") throw mcpError("mcp_invalid_params", "a prompts/get without a string params.name", id);
       return Object.freeze({ kind: "prompt_get", name: params.name });
+    case "completion/complete": {
+      const ref = params.ref;
+      const bad = (why: string) => mcpError("mcp_invalid_params", `a completion/complete whose ref ${why}`, id);
+      if (!isJsonObject(ref)) throw bad("is not an object");
+      if (ref.type === "ref/prompt") {
+        if (typeof ref.name !== "string") throw bad("names no prompt");
+        return Object.freeze({ kind: "completion", of: "prompt", target: ref.name });
+      }
+      if (ref.type === "ref/resource") {
+        if (typeof ref.uri !== "string") throw bad("names no resource");
+        return Object.freeze({ kind: "completion", of: "resource", target: ref.uri });
+      }
+      throw bad("is neither ref/prompt nor ref/resource");
+    }
     default:
       return LISTS.get(m.method) ?? Object.freeze({ kind: "other", method: m.method });
   }

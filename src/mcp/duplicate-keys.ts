@@ -66,3 +66,18 @@ export function foldKey(key: string): string {
   }
   return plain ? key : key.replaceAll("\u0000", "").toUpperCase().toLowerCase();
 }
+
+/**
+ * For `members`, a finder of a key of an object that is none of them as written but folds
+ * (`foldKey`) to one (`Tools`, `toolſ`, `DESCRIPTION`): a case-insensitive decoder (Go's
+ * encoding/json) reads it as that member while the gate, matching exactly, does not. The finder
+ * gives null when there is none.
+ */
+export function nearMember(members: readonly string[]): (o: Readonly<Record<string, unknown>>) => string | null {
+  const exact = new Set(members);
+  const folded = new Set(members.map(foldKey));
+  return (o) => {
+    for (const k of Object.keys(o)) if (!exact.has(k) && folded.has(foldKey(k))) return k;
+    return null;
+  };
+}

@@ -38,6 +38,17 @@ describe("McpGate from the client", () => {
     assert.ok(!JSON.stringify(events).includes("secret-marker"), "arguments are logged only as a hash");
   });
 
+  test("an answer whose id is another type than its request's (\"1\" for 1), which the TypeScript SDK's client takes for it (Number(id)), is invalid: never an answer the audit did not see", async () => {
+    const { g, events } = gate();
+    await g.fromClient(call(1, "read_file"));
+    await g.fromClient(call(2, "read_file"));
+    for (const id of ["1", " 2", "0x1"]) assert.equal((await g.fromServer(result(id, { content: [], isError: true }))).kind, "invalid");
+    assert.equal(events.length, 0);
+    assert.equal((await g.fromServer(result(1, { content: [] }))).kind, "same");
+    assert.deepEqual(events.map((e) => [e.fields.tool, e.fields.is_error]), [["read_file", false]]);
+    assert.equal((await g.fromServer(result("7", { content: [] }))).kind, "same");
+  });
+
   test("a result with isError and an error response both log is_error true", async () => {
     const { g, events } = gate();
     await g.fromClient(call(1, "a"));
@@ -144,10 +155,47 @@ describe("McpGate from the server", () => {
     assert.equal((await g.fromServer(JSON.stringify({ jsonrpc: "2.0", method: "notifications/tools/list_changed" }))).kind, "same");
   });
 
+  test("a number past a double's range (1e400: JSON.parse makes it Infinity, which has no canonical JSON) is refused either way, never thrown at the carrier", async () => {
+    const { g } = gate({ name: "open", tools: null }, new PinBook());
+    const v = await g.fromClient('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ls","arguments":{"n":1e400}}}');
+    assert.equal(v.pass ? "passed" : v.reason, "mcp_parse_error");
+    const s = await g.fromServer('{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"ls","inputSchema":{"type":"object","maximum":-1e400}}]}}');
+    assert.equal(s.kind, "invalid");
+  });
+
   test("a server message that does not parse is invalid", async () => {
     const { g } = gate();
     const v = await g.fromServer('{"jsonrpc":"2.0","id":1,"result":{"tools":[]},"result":{"tools":[1]}}');
     assert.equal(v.kind, "invalid");
+  });
+
+  // A Go client (encoding/json: mark3labs/mcp-go; the official go-sdk before 2026-02) matches
+  // `Tools` and `toolſ` to the member tools, and `Description` to a tool's description.
+  for (const key of ["Tools", "TOOLS", "toolſ", "Prompts", "resourcetemplates"]) {
+    test(`a result listing under ${JSON.stringify(key)} (a case-insensitive client reads it as the list) is invalid, not passed unfiltered`, async () => {
+      const { g } = gate();
+      const v = await g.fromServer(result(1, { [key]: [tool("rm_rf")] }));
+      assert.equal(v.kind, "invalid");
+    });
+  }
+
+  test("a listed tool whose name no call could use (not 1-128 of letters, digits, _ - .) is removed before it is pinned: a server cannot fill the pins with 4 MiB names", async () => {
+    const book = new PinBook();
+    const { g } = gate({ name: "open", tools: null }, book);
+    const v = await g.fromServer(result(1, { tools: [tool("x".repeat(129)), tool("has space"), tool("ls")] }));
+    assert.equal(v.kind, "replace");
+    if (v.kind !== "replace") return;
+    assert.deepEqual((JSON.parse(v.text) as { result: { tools: { name: string }[] } }).result.tools.map((t) => t.name), ["ls"]);
+    assert.deepEqual(Object.keys(book.show("spiffe://example.org/mcp/fs")!.pinned), ["ls"]);
+  });
+
+  test("a tool with a member that only folds to a pinned one (Description, INPUTSCHEMA) is hidden: its pin would not cover what a Go client reads", async () => {
+    const { g } = gate({ name: "open", tools: null }, new PinBook());
+    const sneaky = [{ name: "a", Description: "evil" }, { name: "b", description: "ok", INPUTSCHEMA: { type: "object" } }, { name: "c", annotationſ: {} }];
+    const v = await g.fromServer(result(1, { tools: [...sneaky, tool("ls")] }));
+    assert.equal(v.kind, "replace");
+    if (v.kind !== "replace") return;
+    assert.deepEqual((JSON.parse(v.text) as { result: { tools: { name: string }[] } }).result.tools.map((t) => t.name), ["ls"]);
   });
 });
 
@@ -222,11 +270,35 @@ describe("McpGate resources and prompts", () => {
       assert.deepEqual(events, [{ type: "mcp_denied", fields: { conn_id: "c1", caller_id: "spiffe://example.org/agent", server_id: "spiffe://example.org/mcp/fs", method: m.method, target: m.params.uri ?? m.params.name, rule: "rp", reason } }]);
     });
   }
+  // completion/complete runs the completer of the prompt or resource template it names: a
+  // denied prompt's, or a template over a denied directory's (file names under it).
+  const complete = (id: number, ref: unknown) => req(id, "completion/complete", { ref, argument: { name: "path", value: "" } });
+  const completions: [string, string, string][] = [
+    ["a completion of a denied prompt's argument", complete(5, { type: "ref/prompt", name: "admin_reset" }), "prompt_denied"],
+    ["a completion of a template outside allow", complete(6, { type: "ref/resource", uri: "file:///etc/{path}" }), "resource_not_allowed"],
+    ["a completion of a denied template", complete(7, { type: "ref/resource", uri: "file:///data/secret{path}" }), "resource_denied"],
+    ["a completion whose ref names its prompt only so a case-insensitive server reads it", complete(8, { type: "ref/prompt", NAME: "admin_reset" }), "mcp_invalid_params"],
+    ["a completion whose ref is typed only so a case-insensitive server reads it", complete(9, { TYPE: "ref/prompt", name: "admin_reset" }), "mcp_invalid_params"],
+    ["a completion whose ref member is spelled Ref", req(10, "completion/complete", { Ref: { type: "ref/prompt", name: "admin_reset" }, argument: { name: "a", value: "" } }), "mcp_invalid_params"],
+  ];
+  for (const [name, body, reason] of completions) {
+    test(`${name} is refused (${reason})`, async () => {
+      const { g } = gate(rule);
+      const v = await g.fromClient(body);
+      assert.equal(v.pass ? "passed" : v.reason, reason);
+    });
+  }
+  test("a completion of an allowed prompt or template passes", async () => {
+    const { g } = gate(rule);
+    assert.equal((await g.fromClient(complete(11, { type: "ref/prompt", name: "greet" }))).pass, true);
+    assert.equal((await g.fromClient(complete(12, { type: "ref/resource", uri: "file:///data/{path}" }))).pass, true);
+  });
   test("mcp_denied logs a URI without its query or fragment (they may carry a credential); one it cannot decide as sent", async () => {
     const { g, events } = gate(rule);
     await g.fromClient(req(1, "resources/read", { uri: "file:///data/secret.txt?token=s3cr3t#frag" }));
     await g.fromClient(req(2, "resources/read", { uri: "file:///data/../etc/shadow?token=s3cr3t" }));
-    assert.deepEqual(events.map((e) => [e.fields.target, e.fields.reason]), [["file:///data/secret.txt", "resource_denied"], ["file:///data/../etc/shadow", "resource_bad_uri"]]);
+    // (a file URI with a query cannot be decided: resource-uri.ts)
+    assert.deepEqual(events.map((e) => [e.fields.target, e.fields.reason]), [["file:///data/secret.txt", "resource_bad_uri"], ["file:///data/../etc/shadow", "resource_bad_uri"]]);
     assert.equal(JSON.stringify(events).includes("s3cr3t"), false);
   });
   test("allowed ones pass, and are not logged", async () => {
@@ -278,6 +350,15 @@ describe("McpGate resource URIs are decided normalized (review finding 5)", () =
       assert.equal(v.pass ? "passed" : v.reason, reason);
     });
   }
+  test("a deny list is not passed by a URI a server's URL parser reads as a denied one (file:/x, file://localhost/x)", async () => {
+    const { g } = gate({ name: "rd", tools: null, resources: toolDecider({ allow: null, deny: new Set(["file:///etc/*"]) }) });
+    const got = [];
+    for (const uri of ["file:/etc/shadow", "file://localhost/etc/shadow", "file:///tmp/ok"]) {
+      const v = await g.fromClient(req(uri, "resources/read", { uri }));
+      got.push(v.pass ? "passed" : v.reason);
+    }
+    assert.deepEqual(got, ["resource_bad_uri", "resource_denied", "passed"]);
+  });
   test("a listed resource whose URI cannot be normalized, or normalizes to a denied one, is hidden", async () => {
     const { g } = gate(rule);
     const r = await g.fromServer(result(1, { resources: [{ uri: "file:///shared/a.txt" }, { uri: "file:///shared/../x" }, { uri: "file:///shared/%73ecret" }] }));

@@ -20,6 +20,8 @@
  * the next one; a `closed` rule (no rule lets the conversation go on) refuses every request with
  * its reason and asks the carrier to close (`close`).
  *
+ * - a completion/complete of a prompt or resource template (its `ref`) the rule refuses: it runs
+ *   that prompt's or template's completer (a template is decided as a listed one is);
  * - a resources/read, resources/subscribe or resources/unsubscribe of a URI `mcp.resources`
  *   refuses (decided on the URI normalized by resource-uri.ts; one it refuses to normalize, with
  *   dot segments or encoded slashes, is `resource_bad_uri`), a prompts/get of a prompt `mcp.prompts` refuses (`resource_denied`,
@@ -28,8 +30,11 @@
  * From the server (`fromServer`): any result holding a `tools`, `resources`, `resourceTemplates`
  * or `prompts` array is taken for that list, whatever request it answers (so one arriving on
  * another stream is filtered all the same): items the rule hides, items without their name (uri,
- * uriTemplate), and tools whose definition is not the pinned one are removed (pins.ts; a newly
- * seen changed definition is logged `tool_definition_changed`). A resource template
+ * uriTemplate), tools whose name no call could use (classify.ts TOOL_NAME), and tools whose
+ * definition is not the pinned one are removed (pins.ts; a newly
+ * seen changed definition is logged `tool_definition_changed`). A result with a key that only
+ * folds to a list's (`Tools`: a Go client reads it as the list) is `invalid`, and a tool with a
+ * key that only folds to a pinned member (`Description`) is removed. A resource template
  * (resources/templates/list) is decided by `mcp.resources` on its text with each `{...}`
  * expression as `*` (resource-template.ts: `file:///shared/{name}` as `file:///shared/*`), and
  * hidden when that text is refused or cannot be decided (a brace outside a pair, a text that does
@@ -47,8 +52,8 @@
  * `mcp_denied` per refused resource or prompt request (its method, the URI without its query or
  * fragment, or the prompt's name; the reason).
  */
-import { classify } from "./classify.ts";
-import { INVALID_REQUEST, type JsonRpcErrorResponse, type JsonRpcId, jsonRpcError, jsonRpcErrorOf, McpError } from "./errors.ts";
+import { classify, TOOL_NAME } from "./classify.ts";
+import { INVALID_REQUEST, type JsonRpcErrorResponse, type JsonRpcId, jsonRpcError, jsonRpcErrorOf, McpError, mcpError } from "./errors.ts";
 import { checkHeadersMatchBody, paramPathsOf, type HeaderSource, type ParamPaths } from "./headers.ts";
 import { isJsonObject, sha256Hex } from "./json.ts";
 import { normalizeResourceTemplate } from "./resource-template.ts";
@@ -57,7 +62,8 @@ import { type MessageLimits, type McpMessage, parseMessage } from "./message.ts"
 import { type Joined, type ListKind, type ListName, ListsSeen, MAX_AWAITED, MAX_JOINED, type SessionLists } from "./lists-seen.ts";
 import { MAX_TOOLS_PER_SERVER, type PinStore } from "./pins.ts";
 import type { ToolDecision } from "./tool-filter.ts";
-import { toolDefinitionText } from "./tool-pin.ts";
+import { nearMember } from "./duplicate-keys.ts";
+import { PINNED_MEMBERS, toolDefinitionText } from "./tool-pin.ts";
 
 /** The JSON-RPC error code of a call the policy refused (in the range JSON-RPC leaves to servers). */
 export const POLICY_DENIED = -32001;
@@ -109,6 +115,10 @@ const LISTS = {
   resourceTemplates: { kind: "resource", key: "uriTemplate", decided: normalizeResourceTemplate },
   prompts: { kind: "prompt", key: "name", decided: (name: string): string | null => name },
 } as const satisfies Record<ListName, { kind: Kind; key: string; decided: (name: string) => string | null }>;
+
+/** A key of a result, or of a tool in it, that a case-insensitive client reads as a list (a pinned member) and the gate does not. */
+const nearListName = nearMember(Object.keys(LISTS));
+const nearPinnedMember = nearMember(PINNED_MEMBERS);
 
 /** Requests naming a resource besides resources/read (which classify.ts reads). */
 const URI_METHODS = new Set(["resources/subscribe", "resources/unsubscribe"]);
@@ -270,7 +280,7 @@ export class McpGate {
       if (this.pending.has(m.id)) return { pass: false, answer: jsonRpcError(m.id, INVALID_REQUEST, `tidegate: request id ${JSON.stringify(m.id)} is already waiting for its answer`), reason: "mcp_duplicate_id" };
       const c = await classify(m, this.deps.sha256);
       const named: [Kind, string] | null =
-        c.kind === "resource_read" ? ["resource", c.uri] : c.kind === "prompt_get" ? ["prompt", c.name] : URI_METHODS.has(m.method) && typeof m.params?.uri === "string" ? ["resource", m.params.uri] : null;
+        c.kind === "resource_read" ? ["resource", c.uri] : c.kind === "prompt_get" ? ["prompt", c.name] : c.kind === "completion" ? [c.of, c.target] : URI_METHODS.has(m.method) && typeof m.params?.uri === "string" ? ["resource", m.params.uri] : null;
       if (rule.closed) {
         const { reason, message } = rule.closed;
         if (c.kind === "tool_call") this.logCall(rule.name, c.tool, c.argsSha256, "deny", null, null, { reason });
@@ -279,7 +289,8 @@ export class McpGate {
       }
       if (named !== null) {
         const [kind, raw] = named;
-        const what = kind === "resource" && KINDS.resource.filter(rule) !== null ? normalizeResourceUri(raw) : raw;
+        // A completion's ref/resource names a URI or a URI template, decided as a listed template is.
+        const what = kind === "resource" && KINDS.resource.filter(rule) !== null ? (c.kind === "completion" ? normalizeResourceTemplate : normalizeResourceUri)(raw) : raw;
         if (what === null) {
           const text = `tidegate: resource ${JSON.stringify(raw.slice(0, 256))} is not a URI rule ${rule.name} can decide (dot segments, encoded slashes, no scheme)`;
           this.logDenied(rule.name, m.method, raw, "resource_bad_uri");
@@ -345,6 +356,12 @@ export class McpGate {
       return { kind: "invalid", error: e };
     }
     if (m.kind !== "result" && m.kind !== "error") return { kind: "same", message: m };
+    // An id a client would take for a waiting request's though it is not ("1" for 1: the TypeScript
+    // SDK's client looks answers up by Number(id)): the gate would not log the answer it delivers.
+    if (typeof m.id === "string" && !this.pending.has(m.id) && !stream?.awaited.has(m.id)) {
+      const n = Number(m.id);
+      if (this.pending.has(n) || stream?.awaited.has(n) === true) return { kind: "invalid", error: mcpError("mcp_invalid_request", "an answer whose id is a string where its request's was a number", n) };
+    }
     const p = this.pending.get(m.id ?? "");
     if (m.id !== null) this.pending.delete(m.id);
     if (p !== undefined && p.tool !== null) this.logCall(p.rule, p.tool, p.argsSha256, "allow", this.deps.now() - p.started, answerIsError(m));
@@ -357,6 +374,10 @@ export class McpGate {
       }
     }
     if (m.kind !== "result" || !isJsonObject(m.result)) return { kind: "same", message: m };
+    // A list under a near-miss key (`Tools`, `toolſ`) would reach a case-insensitive client (Go's
+    // encoding/json) unfiltered: refused like a message that does not parse.
+    const near = nearListName(m.result);
+    if (near !== null) return { kind: "invalid", error: mcpError("mcp_invalid_result", `a result with the key ${JSON.stringify(near.slice(0, 64))}, which another parser could read as a list it is not`, m.id) };
     let result: Readonly<Record<string, unknown>> = m.result;
     let changed = false;
     if (p?.method === "initialize" && this.deps.announcesLists === true) {
@@ -397,7 +418,12 @@ export class McpGate {
     const kept: unknown[] = [];
     for (const t of listed as readonly unknown[]) {
       if (!isJsonObject(t) || typeof t[key] !== "string") continue;
+      // A tool whose pinned member is spelled so only a case-insensitive client reads it
+      // (`Description`): its pin would not cover what that client acts on.
+      if (list === "tools" && nearPinnedMember(t) !== null) continue;
       const raw = t[key] as string;
+      // A tool no call could name (classify.ts TOOL_NAME, MCP's tool name syntax) is not shown, nor pinned (a 4 MiB name).
+      if (list === "tools" && !TOOL_NAME.test(raw)) continue;
       const name = decide === null ? raw : decided(raw);
       if (name === null || (decide?.(name) ?? "allowed") !== "allowed") continue;
       if (list === "tools" && this.deps.pins !== null && !(await this.pinned(rule.name, name, t))) {

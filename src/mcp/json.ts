@@ -14,15 +14,19 @@ export function isJsonObject(v: unknown): v is JsonObject {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+/** walkDepth's answer for a number JSON.parse made Infinity (`1e400`): it has no canonical JSON. */
+export const NOT_FINITE = -2;
+
 /**
  * Freezes every object and array of `value` and returns the deepest nesting seen, walking
- * iteratively (no recursion), stopping once it passes `maxDepth`. Returns -1 when too deep.
+ * iteratively (no recursion), stopping once it passes `maxDepth`. Returns -1 when too deep,
+ * NOT_FINITE at a number that is not finite.
  */
 export function freezeDeep(value: unknown, maxDepth: number): number {
   return walkDepth(value, maxDepth, true);
 }
 
-/** The deepest nesting of `value`, as freezeDeep walks it, without freezing; -1 past `maxDepth`. */
+/** The deepest nesting of `value`, as freezeDeep walks it, without freezing; -1 past `maxDepth`, NOT_FINITE at a number that is not finite. */
 export function depthOf(value: unknown, maxDepth: number): number {
   return walkDepth(value, maxDepth, false);
 }
@@ -36,7 +40,10 @@ function walkDepth(value: unknown, maxDepth: number, freeze: boolean): number {
     if (depth > maxDepth) return -1;
     if (depth > deepest) deepest = depth;
     if (freeze) Object.freeze(v);
-    for (const child of Array.isArray(v) ? v : Object.values(v)) if (typeof child === "object" && child !== null) stack.push([child, depth + 1]);
+    for (const child of Array.isArray(v) ? v : Object.values(v)) {
+      if (typeof child === "object" && child !== null) stack.push([child, depth + 1]);
+      else if (typeof child === "number" && !Number.isFinite(child)) return NOT_FINITE;
+    }
   }
   return deepest;
 }

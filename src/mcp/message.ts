@@ -6,7 +6,8 @@
  * Guaranteed: the returned value and everything in it are frozen (unless `freeze: false`); `jsonrpc` was exactly "2.0";
  * an id is a string or a safe integer (null only in an error response); a method is a string;
  * params, when present, an object. Rejected, each with its McpError code: input that is not
- * UTF-8 or not JSON (mcp_parse_error), a JSON array (mcp_batch: batches were removed in
+ * UTF-8 or not JSON, or with a number past a double's range (`1e400`, which JSON.parse makes
+ * Infinity; mcp_parse_error), a JSON array (mcp_batch: batches were removed in
  * 2025-06-18), over `maxBytes` (mcp_too_large), nested deeper than `maxDepth` (mcp_too_deep),
  * anything else of the wrong shape (mcp_invalid_request), params that are not an object
  * (mcp_invalid_params); an object key given twice, compared case-folded (mcp_duplicate_key: parsers
@@ -16,7 +17,7 @@
  * mcp_invalid_request).
  */
 import { type JsonRpcId, McpError, mcpError } from "./errors.ts";
-import { depthOf, freezeDeep, isJsonObject, type JsonObject } from "./json.ts";
+import { depthOf, freezeDeep, isJsonObject, type JsonObject, NOT_FINITE } from "./json.ts";
 import { firstDuplicateKey, foldKey } from "./duplicate-keys.ts";
 
 export interface MessageLimits {
@@ -85,7 +86,9 @@ export function parseMessage(input: Uint8Array | string, limits?: Partial<Messag
   }
   if (Array.isArray(value)) throw mcpError("mcp_batch", "a JSON-RPC batch (refused since MCP 2025-06-18)");
   if (!isJsonObject(value)) throw mcpError("mcp_invalid_request", "a message that is not a JSON object");
-  if ((limits?.freeze === false ? depthOf(value, maxDepth) : freezeDeep(value, maxDepth)) < 0) throw mcpError("mcp_too_deep", `a message nested over ${maxDepth} levels`);
+  const depth = limits?.freeze === false ? depthOf(value, maxDepth) : freezeDeep(value, maxDepth);
+  if (depth === NOT_FINITE) throw mcpError("mcp_parse_error", "a message with a number past a double's range");
+  if (depth < 0) throw mcpError("mcp_too_deep", `a message nested over ${maxDepth} levels`);
   // After the depth check, so the scan's stack stays bounded too.
   const dup = firstDuplicateKey(text);
   if (dup !== null) throw mcpError("mcp_duplicate_key", `a message with the key ${JSON.stringify(dup.slice(0, 64))} given twice in one object`);

@@ -50,6 +50,12 @@ describe("PinBook", () => {
     assert.deepEqual(b.see("s", "new", H("c")), { state: "changed", old: null, news: true });
   });
 
+  test("under a strict server, a tool the file does not name is refused before any list showed it (a tool the server never lists)", () => {
+    const b = new PinBook();
+    b.load("s", new Map([["x", H("a")]]));
+    assert.deepEqual([b.waiting("s", "x"), b.waiting("s", "hidden"), b.waiting("other", "hidden")], [false, true, false]);
+  });
+
   test("onChange fires on every change and not otherwise", () => {
     const b = new PinBook();
     let n = 0;
@@ -96,6 +102,14 @@ describe("PinBook bounds (review finding 10)", () => {
     assert.equal(b.waiting("s", "one-more"), true);
     assert.equal(Object.keys(b.show("s")!.pinned).length, MAX_TOOLS_PER_SERVER);
     assert.equal(b.see("s", "t0", H("a")).state, "pinned", "known tools go on as before");
+  });
+
+  test("at the bound, a server's new tool names are not kept one by one (they would grow without end): each is refused all the same", () => {
+    const b = new PinBook();
+    for (let i = 0; i < MAX_TOOLS_PER_SERVER; i++) b.see("s", `t${i}`, H("a"));
+    for (let i = 0; i < 5000; i++) b.see("s", `flood${i}`, H("a"));
+    assert.equal((b as unknown as { overflow?: Set<string> }).overflow?.size ?? 0, 0);
+    assert.deepEqual([b.waiting("s", "flood1"), b.waiting("s", "never-listed"), b.waiting("s", "t1"), b.waiting("other", "x")], [true, true, false, false]);
   });
 
 });

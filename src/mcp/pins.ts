@@ -33,7 +33,7 @@ export type PinVerdict =
 export interface PinStore {
   /** `definition`: the canonical JSON `hash` is the SHA-256 of (tool-pin.ts), kept to be shown. */
   see(server: string, tool: string, hash: string, definition?: string): PinVerdict;
-  /** True while `tool` of `server` has a definition waiting for approval. */
+  /** True while `tool` of `server` has a definition waiting for approval, or the server is strict and `tool` is not pinned. */
   waiting(server: string, tool: string): boolean;
 }
 
@@ -83,9 +83,8 @@ export class PinBook implements PinStore {
   onChange: (() => void) | null = null;
   /** Called after the definitions kept changed (one kept, or let go). */
   onDefinitionsChange: (() => void) | null = null;
-  /** In memory: per server and tool, the changed hashes already announced; tools over the cap. */
+  /** In memory: per server and tool, the changed hashes already announced. */
   private readonly announced = new Map<string, Set<string>>();
-  private readonly overflow = new Set<string>();
   /** In memory: hash to the definition shown with it, for the hashes pinned or waiting. */
   private readonly definitions = new Map<string, string>();
   private definitionChars = 0;
@@ -108,10 +107,7 @@ export class PinBook implements PinStore {
       return { state: "pinned", first: false };
     }
     const key = `${server}\u0000${tool}`;
-    if (pinned === undefined && !s.waiting.has(tool) && s.pinned.size + s.waiting.size >= MAX_TOOLS_PER_SERVER) {
-      this.overflow.add(key);
-      return { state: "changed", old: null, news: false };
-    }
+    if (pinned === undefined && !s.waiting.has(tool) && s.pinned.size + s.waiting.size >= MAX_TOOLS_PER_SERVER) return { state: "changed", old: null, news: false };
     if (pinned === undefined && !s.strict) {
       s.pinned.set(tool, hash);
       this.keep(hash, definition);
@@ -130,8 +126,17 @@ export class PinBook implements PinStore {
     return { state: "changed", old: pinned ?? null, news };
   }
 
+  /**
+   * Under a strict server, a tool the file did not name waits too, listed or not (a tool the server
+   * calls but never lists); so does every tool neither pinned nor waiting of a server at
+   * MAX_TOOLS_PER_SERVER (not recorded one by one: a server could list new names without end).
+   */
   waiting(server: string, tool: string): boolean {
-    return (this.servers.get(server)?.waiting.has(tool) ?? false) || this.overflow.has(`${server}\u0000${tool}`);
+    const s = this.servers.get(server);
+    if (s === undefined) return false;
+    if (s.waiting.has(tool)) return true;
+    if (s.pinned.has(tool)) return false;
+    return s.strict || s.pinned.size + s.waiting.size >= MAX_TOOLS_PER_SERVER;
   }
 
   /**

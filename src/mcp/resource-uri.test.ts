@@ -24,6 +24,24 @@ describe("normalizeResourceUri", () => {
     ["file:///shared/a\\b", null],
     ["file:///shared/a b", null],
     ["no-scheme/path", null],
+    // What a WHATWG URL parser (new URL, a server's) reads as another URI than the text says.
+    ["file:/etc/shadow", null],
+    ["file:etc/shadow", null],
+    ["HTTP:example.com/x", null],
+    ["file://localhost/etc/shadow", "file:///etc/shadow"],
+    ["file://LOCALHOST/etc/shadow", "file:///etc/shadow"],
+    ["foo:/a/../b", null],
+    ["foo:/a/%2e%2e/b", null],
+    ["foo:/a//b", null],
+    ["foo:/a/b", "foo:/a/b"],
+    ["https://user@example.com/x", null],
+    ["https://example.com:443/x", "https://example.com/x"],
+    ["http://example.com:80/x", "http://example.com/x"],
+    ["http://example.com:8080/x", "http://example.com:8080/x"],
+    // A file URI has no use for a query or fragment; a server that takes the URI's text after
+    // file:// for a path (and path.resolve()s it) reads ../ in one as the path's.
+    ["file:///shared/x?/../../etc/shadow", null],
+    ["file:///shared/x#/../../etc/shadow", null],
     ["", null],
   ];
   for (const [uri, want] of table) test(`${JSON.stringify(uri)} -> ${JSON.stringify(want)}`, () => assert.equal(normalizeResourceUri(uri), want));

@@ -164,6 +164,44 @@ export class SseParser {
   }
 }
 
+/**
+ * Characters some SSE clients end a line at besides CR and LF: Python's str.splitlines, which
+ * httpx-sse before 0.4.2 (the MCP Python SDK's client) split on.
+ */
+const OTHER_BREAKS = /[\u000b\u000c\u001c-\u001e\u0085\u2028\u2029]/;
+
+/**
+ * True when every SSE client cuts `raw` (a block's bytes, SseEvent.raw) into the lines this parser
+ * did: no CR inside it but before an LF (a Go client, go-sdk's bufio.Scanner, ends lines at LF
+ * only, so the lines a lone CR ends are one to it), and none of OTHER_BREAKS (a client splitting
+ * there finds lines this parser did not). A block's last byte may be a CR: a client that does
+ * not end the line there reads it with the next block's first line, which it then ignores.
+ */
+export function plainBlock(raw: Uint8Array): boolean {
+  for (let i = 0; i < raw.length; i++) {
+    const b = raw[i] as number;
+    if (b === CR) {
+      if (i + 1 < raw.length && raw[i + 1] !== LF) return false;
+    } else if (b === 0x0b || b === 0x0c || (b >= 0x1c && b <= 0x1e)) return false;
+    else if (b === 0xc2 && raw[i + 1] === 0x85) return false;
+    else if (b === 0xe2 && raw[i + 1] === 0x80 && (raw[i + 2] === 0xa8 || raw[i + 2] === 0xa9)) return false;
+  }
+  return true;
+}
+
+/** True when `text` (an event's type or id) holds one of OTHER_BREAKS. */
+export function hasOtherBreak(text: string): boolean {
+  return OTHER_BREAKS.test(text);
+}
+
+/**
+ * A JSON text with U+0085, U+2028 and U+2029 written as \u escapes: the same JSON value (in valid
+ * JSON they can only be inside strings), with nothing a client could take for a line break.
+ */
+export function escapeBreaks(json: string): string {
+  return json.replace(/[\u0085\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
 export interface SseEventInit {
   readonly type?: string;
   readonly data: string;

@@ -1,3 +1,5 @@
+import fc from "fast-check";
+import { fuzzRuns } from "../../test/fuzz-runs.ts";
 import { assert, describe, test } from "../../test/shim.ts";
 import { toolDecider, type ToolFilter } from "./tool-filter.ts";
 
@@ -25,4 +27,32 @@ describe("toolDecider", () => {
     ["regex characters do not act", f(["a+"], []), "aa", "not_allowed"],
   ];
   for (const [name, filter, tool, want] of cases) test(`${name}: ${tool} is ${want}`, () => assert.equal(toolDecider(filter)(tool), want));
+});
+
+describe("toolDecider on what a peer sends (a resource URI, a listed tool's name: up to 4 MiB)", () => {
+  test("several *s against a long name that does not match take linear time, not a backtracking regex's power of it (the agent's one thread)", () => {
+    const d = toolDecider(f(null, ["file:///data/*/*/*.txt", "*_*_*_admin"]));
+    const t = performance.now();
+    assert.equal(d(`file:///data/${"a/".repeat(1500)}x`), "allowed");
+    assert.equal(d("a_".repeat(1500)), "allowed");
+    assert.ok(performance.now() - t < 250, `took ${performance.now() - t} ms`);
+    const big = performance.now();
+    assert.equal(d(`file:///data/${"a/".repeat(2 * 1024 * 1024)}x`), "allowed");
+    assert.equal(d(`${"a_".repeat(2 * 1024 * 1024)}admin`), "denied");
+    assert.ok(performance.now() - big < 2000, `took ${performance.now() - big} ms`);
+  });
+
+  test("matches as a glob does: the same as the anchored regex of * and ? (property)", () => {
+    const alphabet = fc.constantFrom("a", "b", "_", "*", "?", "\n", "é", "😀");
+    fc.assert(
+      fc.property(fc.array(alphabet, { maxLength: 8 }), fc.array(fc.constantFrom("a", "b", "_", "\n", "é", "😀", "*", "?"), { maxLength: 10 }), (p, n) => {
+        const pattern = p.join("");
+        const name = n.join("");
+        const body = Array.from(pattern, (c) => (c === "*" ? ".*" : c === "?" ? "." : c.replace(/[\\^$.|+()[\]{}\/]/g, "\\$&"))).join("");
+        const want = new RegExp(`^${body}$`, "su").test(name);
+        assert.equal(toolDecider(f(null, [pattern]))(name) === "denied", want, `${JSON.stringify(pattern)} ${JSON.stringify(name)}`);
+      }),
+      { numRuns: fuzzRuns(2000) },
+    );
+  });
 });

@@ -86,3 +86,72 @@ describe("McpResponse: a session's stream tells the client of list changes", () 
     json.res.stop();
   });
 });
+
+/** The body of a chunked answer as emitted (head dropped, chunks joined). */
+function dechunk(text: string): string {
+  let rest = text.slice(text.indexOf("\r\n\r\n") + 4);
+  let body = "";
+  for (;;) {
+    const nl = rest.indexOf("\r\n");
+    const size = Number.parseInt(rest.slice(0, nl), 16);
+    if (!(size > 0)) return body;
+    const bytes = enc.encode(rest.slice(nl + 2));
+    body += dec.decode(bytes.subarray(0, size));
+    rest = dec.decode(bytes.subarray(size + 2));
+  }
+}
+
+describe("McpResponse: SSE events read one way by the gate and another by a client", () => {
+  const denyRm: GateRule = { name: "r1", tools: toolDecider({ allow: null, deny: new Set(["rm_rf"]) }) };
+  const through = async (stream: string): Promise<string> => {
+    const gate = new McpGate({ caller: "spiffe://example.org/agent", server: "spiffe://example.org/mcp/fs", connId: null, rule: denyRm }, { pins: null, audit: () => {}, now: () => 0 });
+    const out: string[] = [];
+    const res = new McpResponse(gate, head(SSE), null, (b) => out.push(dec.decode(b)));
+    res.body(enc.encode(stream));
+    await res.end();
+    return dechunk(out.join(""));
+  };
+  const L = "\u2028";
+  const smuggles: [string, string][] = [
+    // Go (go-sdk's bufio.Scanner) ends lines at LF only: a lone CR keeps `"tools":[...]`, a line the gate ignores, in its data.
+    ["a lone CR, for a client that ends lines at LF only", `data: {"jsonrpc":"2.0","id":1,"result":{"tools":[],\r"tools":[{"name":"rm_rf"}],\ndata: "z":1}}\n\n`],
+    // httpx-sse before 0.4.2 (the Python SDK's client) splits lines at U+2028, U+0085, VT, FF and FS-RS too.
+    ["U+2028 in a comment, for a client that splits lines there", `: x${L}data: {"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"rm_rf"}]}}${L}${L}\n\n`],
+    ["VT in an id line", `id: 5\u000bdata: {"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"rm_rf"}]}}\u000b\u000b\ndata: {"jsonrpc":"2.0","method":"notifications/message","params":{}}\n\n`],
+    ["NEL in an event type", `event: x\u0085data: {"jsonrpc":"2.0","id":4,"result":{"tools":[{"name":"rm_rf"}]}}\u0085\u0085\ndata: {"jsonrpc":"2.0","method":"notifications/message","params":{}}\n\n`],
+  ];
+  for (const [name, stream] of smuggles) {
+    test(`${name}: what reaches the client has no line break the gate did not see, nor the hidden tool`, async () => {
+      const body = await through(stream);
+      expect(body).not.toContain("rm_rf");
+      expect(body).not.toMatch(/\r(?!\n)|[\u000b\u000c\u001c-\u001e\u0085\u2028\u2029]/);
+    });
+  }
+
+  test("a message with U+2028 in a string still reaches the client, escaped; a plain stream passes byte for byte", async () => {
+    const msg = { jsonrpc: "2.0", method: "notifications/message", params: { data: `a${L}b\u0085c` } };
+    const body = await through(`id: 7\ndata: ${JSON.stringify(msg)}\n\n`);
+    expect(body).not.toMatch(/[\u0085\u2028]/);
+    expect(body.startsWith("id: 7\n")).toBe(true);
+    expect(JSON.parse(body.split("\n").find((l) => l.startsWith("data: "))!.slice(6))).toEqual(msg);
+    const plain = `: ping\r\n\r\nid: 1\r\ndata: {"jsonrpc":"2.0","method":"notifications/message","params":{}}\n\n`;
+    expect(await through(plain)).toBe(plain);
+  });
+});
+
+describe("McpResponse: a redirect", () => {
+  // fetch (the TypeScript SDK) and httpx as the Python SDK sets it up follow a 307/308 with the
+  // same POST: the answer would come from where the gate never reads it.
+  for (const status of ["307 Temporary Redirect", "308 Permanent Redirect", "302 Found"]) {
+    test(`${status} with a Location is replaced by the request's error, never passed`, async () => {
+      const gate = new McpGate({ caller: "spiffe://example.org/agent", server: "spiffe://example.org/mcp/fs", connId: null, rule: all }, { pins: null, audit: () => {}, now: () => 0 });
+      const out: string[] = [];
+      const res = new McpResponse(gate, head(`HTTP/1.1 ${status}\r\nLocation: http://elsewhere.example/mcp\r\nContent-Length: 0\r\n\r\n`), 1, (b) => out.push(dec.decode(b)));
+      await res.end();
+      const text = out.join("");
+      expect(text).not.toMatch(/location/i);
+      expect(text.startsWith("HTTP/1.1 200")).toBe(true);
+      expect(text).toContain('"code":-32603');
+    });
+  }
+});

@@ -20,15 +20,18 @@
  * it is replaced by a JSON-RPC error (-32603) answering the request (502 when none is known):
  * - `text/event-stream`: re-framed chunked and passed event by event as each arrives, each event's
  *   data through the gate (a tools/list result filtered; an event that does not parse dropped, and
- *   the request it may have answered given an error instead);
+ *   the request it may have answered given an error instead); an event some client would cut
+ *   into other lines than the parser did (a lone CR, U+2028: sse.ts plainBlock) is sent again
+ *   from its fields, or dropped when it has no data or such a character in its type or id;
  * - `application/json`: read whole (at most MAX_MCP_BODY) and passed through the gate; one that
  *   does not parse, or is too large, is replaced by the error.
  * Compressed answers, several Content-Types, a charset other than UTF-8 and any other type are
- * refused that way. Answers without a body, 1xx and non-2xx pass as sent. When an answer ends, the
- * request it was for waits no more (gate.settle): a stream that ended without its JSON-RPC answer
- * does not hold the conversation's pending slots.
+ * refused that way, and so is a redirect (3xx with a Location, which a client follows to an
+ * answer the gate never reads). Answers without a body, 1xx and other non-2xx pass as sent. When
+ * an answer ends, the request it was for waits no more (gate.settle): a stream that ended without
+ * its JSON-RPC answer does not hold the conversation's pending slots.
  */
-import { DEFAULT_MESSAGE_LIMITS, INTERNAL_ERROR, type JsonRpcErrorResponse, type JsonRpcId, jsonRpcError, type ListsSeen, type McpGate, POLICY_DENIED, serializeEvent, SseParser } from "../../mcp/index.ts";
+import { DEFAULT_MESSAGE_LIMITS, escapeBreaks, hasOtherBreak, INTERNAL_ERROR, type JsonRpcErrorResponse, type JsonRpcId, jsonRpcError, type ListsSeen, type McpGate, plainBlock, POLICY_DENIED, serializeEvent, SseParser } from "../../mcp/index.ts";
 import { encodeChunk, lastChunk, serializeResponseHead, wholeResponse, type Header, type RequestHead, type ResponseHead } from "../../http1/index.ts";
 import { copyOf } from "../../http1/bytes.ts";
 
@@ -213,8 +216,9 @@ export class McpResponse {
     this.write(parts.length === 1 ? parts[0]! : concatBytes(parts));
   }
 
-  /** Mode refuse: why the answer cannot pass, and how much body came (none: it passes, empty). */
+  /** Mode refuse: why the answer cannot pass, and how much body came (none: it passes, empty, unless a redirect). */
   private readonly refusal: string | null = null;
+  private readonly redirect: boolean;
   private refusedBytes = 0;
 
   constructor(
@@ -228,7 +232,10 @@ export class McpResponse {
   ) {
     this.stream = session?.seen ?? null;
     const hasBody = (head.framing === "length" && head.contentLength !== 0) || head.framing === "chunked" || head.framing === "close";
-    const read = !hasBody || head.status < 200 || head.status >= 300 ? { mode: "pass" as const } : answerMode(head);
+    // A redirect is followed by the client (fetch; httpx as the Python SDK sets it up) with the
+    // same request, and its answer read from where the gate does not see it.
+    this.redirect = head.status >= 300 && head.status < 400 && head.headers.getAll("location").length > 0;
+    const read = this.redirect ? { mode: "refuse" as const, why: "a redirect" } : !hasBody || head.status < 200 || head.status >= 300 ? { mode: "pass" as const } : answerMode(head);
     this.mode = read.mode;
     if (read.mode === "refuse") this.refusal = read.why;
     if (this.mode === "sse") {
@@ -300,18 +307,22 @@ export class McpResponse {
 
   private async events(events: ReturnType<SseParser["push"]>): Promise<void> {
     for (const e of events) {
+      // A block some client would cut into other lines than the parser did (a lone CR, U+2028:
+      // sse.ts plainBlock) never passes as it came: what that client read in it the gate did not.
+      const plain = plainBlock(e.raw);
       if (!e.dispatch || e.data === "") {
-        this.emit(encodeChunk(e.raw));
+        if (plain) this.emit(encodeChunk(e.raw)); // else dropped: nothing in it for the client
         continue;
       }
       const v = await this.gate.fromServer(e.data, this.stream ?? undefined);
-      if (v.kind === "same") this.emit(encodeChunk(e.raw));
-      else if (v.kind === "replace") this.emit(encodeChunk(serializeEvent({ type: e.type, id: e.id, retry: e.retry, data: v.text })));
+      const why = v.kind === "invalid" ? v.error.code : hasOtherBreak(e.type) || (e.id !== null && hasOtherBreak(e.id)) ? "a line break in its type or id" : null;
+      if (v.kind === "same" && plain) this.emit(encodeChunk(e.raw));
+      else if (v.kind !== "invalid" && why === null) this.emit(encodeChunk(serializeEvent({ type: e.type, id: e.id, retry: e.retry, data: escapeBreaks(v.kind === "same" ? e.data : v.text) })));
       else if (this.requestId !== null && this.gate.waiting(this.requestId)) {
         // Not passed (a client could read it otherwise than the gate did); the request it may have
         // answered gets an error rather than a wait until the client's timeout.
         this.gate.settle(this.requestId);
-        this.emit(encodeChunk(serializeEvent({ data: JSON.stringify(jsonRpcError(this.requestId, INTERNAL_ERROR, `tidegate: the server sent an event tidegate cannot read (${v.error.code})`)) })));
+        this.emit(encodeChunk(serializeEvent({ data: JSON.stringify(jsonRpcError(this.requestId, INTERNAL_ERROR, `tidegate: the server sent an event tidegate cannot read (${why})`)) })));
       }
     }
   }
@@ -346,7 +357,7 @@ export class McpResponse {
   /** A 2xx answer tidegate cannot read is replaced by an error: the request's, else a 502. */
   private endRefused(): void {
     // A body that turned out empty (a 202 sent chunked) carries nothing to check.
-    if (this.refusedBytes === 0) return this.emitHead([...withoutFraming(this.head.headers.entries), ["content-length", "0"]]);
+    if (this.refusedBytes === 0 && !this.redirect) return this.emitHead([...withoutFraming(this.head.headers.entries), ["content-length", "0"]]);
     const why = `tidegate: the server's answer cannot be checked (${this.refusal})`;
     this.emit(jsonResponse(this.requestId !== null ? 200 : 502, jsonRpcError(this.requestId, INTERNAL_ERROR, why), this.head.keepAlive));
   }
