@@ -29,7 +29,7 @@ describe("parseMethod", () => {
 
 describe("parsePathPattern", () => {
   const accepted = ["/", "/v1", "/v1/", "/v1/*", "/v1/*/", "/v1/**", "/**", "/*", "/a/*/b/**", "/repos/*/issues",
-    "/a-b_c.d~e", "/a:b@c!$&'()+,;=", "/café", "/..a/.b./a..b"];
+    "/a-b_c.d~e", "/a:b@c!$&'()+,=", "/café", "/..a/.b./a..b"];
   for (const text of accepted) {
     test(`accepts ${text}`, () => {
       const p = parsePathPattern(text);
@@ -66,6 +66,8 @@ describe("parsePathPattern", () => {
     ["/a[0]", "brackets"],
     ["/a\ud800", "a lone surrogate"],
     [`/${"a".repeat(2048)}`, "2049 characters"],
+    ["/a;b", "a semicolon: request segments are matched without their parameters"],
+    ["/admin;x/**", "a semicolon"],
   ];
   for (const [text, why] of rejected) {
     test(`rejects ${JSON.stringify(text.length > 40 ? `${text.slice(0, 20)}...` : text)} (${why})`, () => {
@@ -76,7 +78,7 @@ describe("parsePathPattern", () => {
   test("byte loop: the characters a pattern segment takes literally", () => {
     for (let b = 0; b < 256; b++) {
       const ch = String.fromCharCode(b);
-      const ok = /^[A-Za-z0-9._~!$&'()+,;=:@/-]$/.test(ch) || b >= 128; // "/" splits the segment
+      const ok = /^[A-Za-z0-9._~!$&'()+,=:@/-]$/.test(ch) || b >= 128; // "/" splits the segment; ";" is refused
       assert.equal(codeOf(() => parsePathPattern(`/a${ch}b`)), ok ? null : "policy_bad_path", `byte ${b}`);
     }
   });
@@ -121,6 +123,16 @@ describe("pathMatches", () => {
     ["/a,b", "/a,b", true],
     ["/a,b", "/a%2Cb", false],
     ["/a~b", "/a%7Eb", true],
+    // a segment is matched up to its parameters (";..."), as Tomcat, Jetty and Spring route it
+    ["/admin/**", "/admin;x/users", true],
+    ["/admin/users", "/admin/users;jsessionid=1", true],
+    ["/admin/users", "/admin;a=b/users;c", true],
+    ["/v1/*", "/v1/a;b", true],
+    ["/v1/*/", "/v1/a;b/", true],
+    ["/v1", "/v1x;y", false],
+    ["/v1", "/v1;y/z", false],
+    ["/a,b", "/a,b;c", true],
+    ["/a/b", "/a;/b", true],
   ];
   for (const [pattern, target, want] of table) {
     test(`${pattern} ${want ? "matches" : "does not match"} ${target}`, () => {
@@ -156,6 +168,9 @@ describe("normalizeRequestPath", () => {
     ["/%2e%2ea", "/..a"],
     ["/a.b/.c/..d", "/a.b/.c/..d"],
     ["/a:b@c!$&'()*+,;=", "/a:b@c!$&'()*+,;="],
+    ["/a;b/c;d=e", "/a;b/c;d=e"],
+    ["/a;b/%7E;x", "/a;b/~;x"],
+    ["/a;%2e%2e", "/a;.."],
   ];
   for (const [target, want] of table) {
     test(`${target} -> ${want}`, () => {
@@ -209,6 +224,13 @@ describe("normalizeRequestPath", () => {
     ["/a^b", "a raw caret"],
     ["/a`b", "a raw backtick"],
     [`/${"a".repeat(8192)}`, "8193 characters"],
+    ["/public/..;/admin", "a dot-dot segment with parameters (Tomcat's /admin)"],
+    ["/public/..;jsessionid=1/admin", "a dot-dot segment with parameters"],
+    ["/public/.;x/admin", "a dot segment with parameters"],
+    ["/public/%2e%2e;/admin", "an encoded dot-dot segment with parameters"],
+    ["/admin/;x/secret", "a segment of parameters alone (read as //)"],
+    ["/;x", "a first segment of parameters alone"],
+    ["/a/;", "a last segment of parameters alone"],
   ];
   for (const [target, why] of rejected) {
     test(`rejects ${JSON.stringify(target.length > 40 ? `${target.slice(0, 20)}...` : target)} (${why})`, () => {

@@ -6,15 +6,22 @@
  * the query is dropped; the path must start with "/"; percent-encoded unreserved characters
  * (RFC 3986 section 2.3) are decoded, every other percent-encoding is kept with uppercase hex
  * (RFC 3986 section 6.2.2.1), so one resource has one spelling. Refused rather than guessed (each
- * is read differently by different servers): "." and ".." segments, also when encoded ("%2e%2E");
- * an encoded "/" or "\" ("%2F", "%5C"); a raw "\"; an empty segment ("//") except one trailing
- * "/"; NUL and control characters, raw or encoded; a bad percent-encoding; characters RFC 3986
- * does not allow raw in a path (space, "\"", "<", ">", "^", "`", "{", "|", "}", "[", "]", "#",
- * non-ASCII); more than 8192 characters.
+ * is read differently by different servers): "." and ".." segments, also when encoded ("%2e%2E")
+ * or followed by parameters (";", below: "..;x"); an encoded "/" or "\" ("%2F", "%5C"); a raw
+ * "\"; an empty segment ("//", or ";x" alone) except one trailing "/"; NUL and control characters,
+ * raw or encoded; a bad percent-encoding; characters RFC 3986 does not allow raw in a path (space,
+ * "\"", "<", ">", "^", "`", "{", "|", "}", "[", "]", "#", non-ASCII); more than 8192 characters.
+ *
+ * Parameters: servers such as Tomcat, Jetty and Spring drop what follows a raw ";" in each segment
+ * before routing ("/admin;x/users" is their "/admin/users", "/public/..;/admin" their "/admin").
+ * So patterns are matched against each segment up to its first ";" (a deny of "/admin/**" holds
+ * for "/admin;x/users"), and a pattern may not hold a ";" itself (it could never match). What goes
+ * upstream, and into the log, is the path as sent.
  *
  * Path patterns (`parsePathPattern`) are written decoded and start with "/". A segment "*" matches
  * exactly one non-empty segment; a last segment "**" matches zero or more segments ("/v1/**"
- * matches "/v1", "/v1/", "/v1/a/b"); any other segment matches literally, case-sensitively, and
+ * matches "/v1", "/v1/", "/v1/a/b"); any other segment matches literally (a request segment's
+ * parameters left out, above), case-sensitively, and
  * one trailing "/" is literal too ("/v1/" matches "/v1/", not "/v1"). Non-ASCII characters are
  * matched in their UTF-8 percent-encoded form. A reserved character a client sends encoded
  * ("%2C") stays encoded and so does not match a pattern's raw ",": they are different resources
@@ -93,8 +100,9 @@ export function parsePathPattern(text: string): PathPattern {
   if (!text.startsWith("/")) throw badPath(text, "a pattern starts with \"/\"");
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (c === 0x2f || (c < 128 && PCHAR[c] === 1) || c >= 128) continue;
+    if (c !== 0x3b && (c === 0x2f || (c < 128 && PCHAR[c] === 1) || c >= 128)) continue;
     if (c === 0x3f || c === 0x23) throw badPath(text, "a \"?\" or \"#\": patterns match the path only");
+    if (c === 0x3b) throw badPath(text, "a \";\": patterns match each segment up to its parameters (\";...\"), so one with \";\" could never match");
     throw badPath(text, charProblem(c, text[i] ?? ""));
   }
   const parts = text.slice(1).split("/");
@@ -116,19 +124,28 @@ export function parsePathPattern(text: string): PathPattern {
   return Object.freeze({ text, segments: Object.freeze(segments), rest });
 }
 
-/** True when `p` matches `path` (from normalizeRequestPath). Allocates nothing. */
+/**
+ * True when `p` matches `path` (from normalizeRequestPath), each segment of `path` up to its first
+ * ";" (its parameters, see the module comment). Allocates nothing.
+ */
 export function pathMatches(p: PathPattern, path: string): boolean {
   if (path.charCodeAt(0) !== 0x2f) return false;
   const segs = p.segments;
+  const params = path.indexOf(";") >= 0;
   let pos = 1;
   for (let i = 0; i < segs.length; i++) {
     if (pos > path.length) return false;
     let end = path.indexOf("/", pos);
     if (end < 0) end = path.length;
+    let to = end;
+    if (params) {
+      const semi = path.indexOf(";", pos);
+      if (semi >= 0 && semi < end) to = semi;
+    }
     const want = segs[i] as string;
     if (want === "*") {
-      if (end === pos) return false;
-    } else if (end - pos !== want.length || !path.startsWith(want, pos)) {
+      if (to === pos) return false;
+    } else if (to - pos !== want.length || !path.startsWith(want, pos)) {
       return false;
     }
     pos = end + 1;
@@ -171,6 +188,20 @@ function isDotSegment(s: string, from: number, to: number): boolean {
   return (n === 1 || n === 2) && s.charCodeAt(from) === 0x2e && (n === 1 || s.charCodeAt(from + 1) === 0x2e);
 }
 
+/** Segment [from, to) of `s` up to its first ";" (its parameters): the end of what names the resource. */
+function nameEnd(s: string, from: number, to: number): number {
+  const semi = s.indexOf(";", from);
+  return semi >= 0 && semi < to ? semi : to;
+}
+
+/** The refusal, if any, of segment [from, to) of `s` by what it names (its parameters left out; `params`: `s` has a ";"); "" when none. */
+function segmentProblem(s: string, from: number, to: number, params: boolean): string {
+  const n = params ? nameEnd(s, from, to) : to;
+  if (n === to) return isDotSegment(s, from, to) ? "a \".\" or \"..\" segment" : "";
+  if (n === from) return "a segment of parameters alone (\";...\"), read as an empty one";
+  return isDotSegment(s, from, n) ? "a \".\" or \"..\" segment with parameters (\"..;\"), read as \"..\"" : "";
+}
+
 /**
  * The path of the origin-form request-target `target` in its one spelling (see the module
  * comment). Throws PolicyError policy_bad_path. Without "%" in the path it returns the path
@@ -182,9 +213,11 @@ export function normalizeRequestPath(target: string): string {
   if (end > MAX_REQUEST_PATH) throw badPath(target, `longer than ${MAX_REQUEST_PATH} characters`);
   if (target.charCodeAt(0) !== 0x2f) throw badPath(target, "a request path starts with \"/\"");
   let encoded = false;
+  let params = false;
   for (let i = 0; i < end; i++) {
     const c = target.charCodeAt(i);
     if (c === 0x25) encoded = true;
+    else if (c === 0x3b) params = true;
     else if (c !== 0x2f && (c >= 128 || PCHAR[c] !== 1)) {
       throw badPath(target, c >= 128 ? "a non-ASCII character" : charProblem(c, target[i] ?? ""));
     }
@@ -197,10 +230,12 @@ export function normalizeRequestPath(target: string): string {
     if (stop === pos && stop !== end) throw badPath(target, "an empty segment (\"//\")");
     if (encoded) {
       const seg = decodeSegment(target, pos, stop);
-      if (isDotSegment(seg, 0, seg.length)) throw badPath(target, "a \".\" or \"..\" segment");
+      const problem = segmentProblem(seg, 0, seg.length, params);
+      if (problem !== "") throw badPath(target, problem);
       out += `/${seg}`;
-    } else if (isDotSegment(target, pos, stop)) {
-      throw badPath(target, "a \".\" or \"..\" segment");
+    } else {
+      const problem = segmentProblem(target, pos, stop, params);
+      if (problem !== "") throw badPath(target, problem);
     }
     if (stop === end) break;
     pos = stop + 1;

@@ -16,6 +16,11 @@ const engine = new PolicyEngine(
   loadPolicy(
     `trust_domain: example.org
 egress:
+  - name: no-admin
+    from: spiffe://example.org/w
+    to: { host: api.test, port: 80 }
+    action: deny
+    http: { paths: ["/admin/**"] }
   - name: api
     from: spiffe://example.org/w
     to: { host: api.test, port: 80 }
@@ -81,6 +86,14 @@ describe("decideRequest", () => {
     for (const h of ["X-HTTP-Method-Override: DELETE", "x-http-method: delete", "X-Method-Override: PUT"]) expect(await with_(h)).toMatchObject({ ok: false, status: 400, reason: "method_override" });
     for (const h of ["X-Original-URL: /admin", "X-Rewrite-URL: /admin"]) expect(await with_(h)).toMatchObject({ ok: false, status: 400, reason: "target_override" });
     expect(await with_("X-HTTP-Method-Override: POST")).toMatchObject({ ok: true });
+  });
+
+  test("a path's segment parameters (\";...\") do not take it past a deny of its path; a \"..;\" segment is refused", async () => {
+    const go = (target: string) => decideRequest(ctx(), head(`GET ${target} HTTP/1.1\r\nHost: api.test\r\n\r\n`), deps(cached));
+    for (const t of ["/admin/users", "/admin;x/users", "/admin/users;jsessionid=1"]) expect(await go(t)).toMatchObject({ ok: false, status: 403, rule: "no-admin" });
+    expect(await go("/public/..;/admin/users")).toMatchObject({ ok: false, status: 400, reason: "bad_path" });
+    // decided without them, sent as it came
+    expect(await go("/b;v=1")).toMatchObject({ ok: true, rule: { name: "api" }, path: "/b;v=1" });
   });
 
   test("a name the cache holds is not looked up; one it does not is", async () => {
