@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { type GateRule, McpGate, PinBook, SessionLists, toolDecider } from "../../mcp/index.ts";
 import { MAX_MCP_BODY } from "./http-filter.ts";
-import { McpRelay } from "./relay.ts";
+import { MAX_HELD, McpRelay } from "./relay.ts";
 import { waitFor } from "../../../test/helpers/processes.ts";
 
 const enc = new TextEncoder();
@@ -165,6 +165,20 @@ describe("McpRelay", () => {
     expect(s.backend()).toContain(call(3, "add"));
     const order = s.toClient.filter((c) => c.includes('"id"')).map((c) => (JSON.parse(c.includes("\r\n\r\n") ? bodyOf(c) : c) as { id: number }).id);
     expect(order).toEqual([1, 2]);
+  });
+
+  test("heads pipelined behind a pending answer count toward MAX_HELD: a stream of bodiless requests is refused (mcp_too_much_ahead)", async () => {
+    const s = stand();
+    s.relay.clientData(post(call(1, "echo")));
+    await settle();
+    expect(s.backend()).toContain(call(1, "echo"));
+    const get = "GET /mcp HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n";
+    const chunk = enc.encode(get.repeat(Math.ceil((1024 * 1024) / get.length)));
+    for (let sent = 0; sent <= MAX_HELD && s.ends.client === 0; sent += chunk.length) s.relay.clientData(chunk);
+    await settle();
+    expect(s.client()).toContain("mcp_too_much_ahead");
+    expect(s.ends.client).toBe(1);
+    expect(s.backend()).not.toContain("GET /mcp");
   });
 
   test("a smuggling shape is answered 400 and the connection closed", async () => {

@@ -30,7 +30,7 @@ import { BodyBuffer, concatBytes, gateRequest, MAX_MCP_BODY, McpResponse } from 
 import { HeadDeadline } from "../head-deadline.ts";
 import { copyOf } from "../../http1/bytes.ts";
 
-/** Client bytes held while an answer is awaited (pipelined requests), at most. */
+/** Client bytes (heads and bodies) held while an answer is awaited (pipelined requests), at most. */
 export const MAX_HELD = MAX_MCP_BODY + 64 * 1024;
 /** From a request forwarded to its answer's head (`backend_first_byte_timeout`, 504). */
 export const FIRST_BYTE_MS = 30_000;
@@ -145,6 +145,8 @@ export class McpRelay {
   }
 
   private hold(e: RequestEvent): void {
+    // a head counts too: a stream of bodiless requests behind a pending answer would else grow without bound
+    if (e.kind === "head") this.held += e.head.headLength;
     if (e.kind === "body") {
       this.held += e.bytes.length;
       this.queue.push({ kind: "body", bytes: copyOf(e.bytes) });
@@ -170,6 +172,7 @@ export class McpRelay {
     if (e.kind === "tunnel") return this.refuse(403, "upgrade_refused", "bytes after a protocol switch");
     if (e.kind === "head") {
       const h = e.head;
+      this.held -= h.headLength;
       if (h.method === "CONNECT" || h.upgrade.length > 0) return this.refuse(403, "upgrade_refused", `${h.method} with Upgrade: ${h.upgrade.join(", ") || "-"}`);
       this.current = { head: h, body: h.framing === "none" ? null : new BodyBuffer(), id: null, stream: null, response: null };
       return;
