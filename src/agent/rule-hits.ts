@@ -179,7 +179,7 @@ export class RuleHits {
       case "conn_close": {
         // An allowed connection that a reload, a registration change or a bundle change ended (cut,
         // or refused at its next request) is a recent deny too; it was counted at its conn_open.
-        const revoked = f.decision !== "deny" && (f.outcome === "terminated" || f.outcome === "refused") && REVOKED.has(String(f.reason));
+        const revoked = f.decision !== "deny" && (f.outcome === "terminated" || f.outcome === "refused") && typeof f.reason === "string" && REVOKED.has(f.reason);
         if (!revoked && (f.decision !== "deny" || f.outcome !== "refused")) return;
         if (!revoked && str(f.rule) === null) this.#count(null, "connections", true);
         const src = obj(f.src);
