@@ -290,7 +290,8 @@ fetch() {
   rc=0
   code=""
   say "downloading $name from $url"
-  # A redirect is followed only to https (a plain http base URL stays the operator's own choice).
+  # With curl a redirect is followed only to https (a plain http base URL stays the operator's own
+  # choice); wget has no such switch and follows any redirect (docs/operations.md says so).
   if [ "$FETCHER" = curl ]; then
     if [ "${2:-}" = progress ] && [ -t 2 ]; then
       code=$(curl -fL -# --proto-redir =https --connect-timeout 30 --retry 2 -w '%{http_code}' -o "$out" "$url") || rc=$?

@@ -4,7 +4,8 @@
 // behind.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Socket } from "bun";
-import { existsSync, readdirSync, readFileSync, rmSync, rmdirSync } from "node:fs";
+import { chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, rmdirSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { probeHost } from "../runtime/host.ts";
 import { parseCidr, parseIp } from "../policy/address.ts";
@@ -329,4 +330,50 @@ describe.skipIf(!run)("capture on the real kernel", () => {
     expect(alive()).toEqual([]);
     capture = await Capture.open(opts);
   }, 20_000);
+});
+
+// bpffs is mounted 1777 (sticky, world-writable): any local user may make a folder or a symlink at
+// the pin folder's path before the agent first runs. A folder of theirs would let them unlink the
+// pinned links (detaching every program: fail open); a symlink would make root chmod, fill or,
+// on uninstall, empty whatever folder it points to.
+describe.skipIf(!run)("a pin folder a local user made first", () => {
+  const other = { ...opts, cgroupName: `${name}-planted`, pinDir: `/sys/fs/bpf/${name}-planted` };
+  const attached = () => JSON.parse(Bun.spawnSync(["bpftool", "cgroup", "show", join(mount!, other.cgroupName), "-j"]).stdout.toString().trim() || "[]") as unknown[];
+  afterAll(async () => {
+    rmSync(other.pinDir, { recursive: true, force: true });
+    await Capture.uninstall(other).catch(() => undefined);
+    rmSync(other.pinDir, { recursive: true, force: true });
+  });
+
+  test("a folder of another user's is refused before anything is pinned or attached", async () => {
+    mkdirSync(other.pinDir, { mode: 0o755 });
+    chownSync(other.pinDir, 65534, 65534);
+    const err = await Capture.open(other).then((c) => (c.close(), null), (e: unknown) => e);
+    expect(err).toBeInstanceOf(CaptureError);
+    expect((err as CaptureError).code).toBe("capture_pins_foreign");
+    expect((err as Error).message).toContain("belongs to uid 65534");
+    expect(readdirSync(other.pinDir)).toEqual([]);
+    expect(attached()).toEqual([]);
+    rmdirSync(other.pinDir);
+  });
+
+  test("a symlink is refused: the folder it points to is neither chmodded nor, on uninstall, emptied", async () => {
+    const target = mkdtempSync(join(tmpdir(), "tidegate-test-pin-target-"));
+    try {
+      writeFileSync(join(target, "precious"), "made-up\n");
+      const mode = statSync(target).mode & 0o7777;
+      symlinkSync(target, other.pinDir);
+      const err = await Capture.open(other).then((c) => (c.close(), null), (e: unknown) => e);
+      expect(err).toBeInstanceOf(CaptureError);
+      expect((err as Error).message).toContain("symbolic link");
+      expect(statSync(target).mode & 0o7777).toBe(mode);
+      const gone = await Capture.uninstall(other).then(() => null, (e: unknown) => e);
+      expect(gone).toBeInstanceOf(CaptureError);
+      expect(readdirSync(target)).toEqual(["precious"]);
+      expect(lstatSync(other.pinDir).isSymbolicLink()).toBe(true);
+    } finally {
+      rmSync(other.pinDir, { force: true });
+      rmSync(target, { recursive: true, force: true });
+    }
+  });
 });

@@ -6,6 +6,10 @@
  * - install: bpffs is mounted in the host's mount namespace when absent (pins made in a private
  *   namespace would vanish with it and fail open); the pin folder is root's, 0700; every map is
  *   pinned and every program attached and its link pinned before `open` returns;
+ * - a pin folder that is not root's own folder on bpffs is refused before anything is changed
+ *   (`pinDirProblem`): bpffs is mounted 1777, so any local user can make a folder or a symlink at
+ *   its path first; one who owns the folder could unlink the pinned links (detaching the programs),
+ *   and a symlink would have root chmod, or on uninstall empty, the folder it points to;
  * - adoption: pins left by an earlier agent are reused as they are (enforcement never stops
  *   across a restart), after checking their layout version and that each link is attached to this
  *   instance's cgroup; pins of another layout, or a partial set, are refused with what to do;
@@ -15,8 +19,8 @@
  * - `uninstall` is the one way out: it kills what is left in the cgroups (and says how many),
  *   removes the links (detaching the programs), the map pins and the cgroups.
  */
-import { existsSync, mkdirSync, chmodSync, openSync, closeSync, readdirSync, rmdirSync, unlinkSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, chmodSync, openSync, closeSync, readdirSync, rmdirSync, unlinkSync, statSync, lstatSync, statfsSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { TidegateError } from "../errors.ts";
 import type { CaptureRecord } from "../proxy/egress-listener.ts";
 import { CgroupTree, cgroupId } from "./cgroup-tree.ts";
@@ -89,6 +93,49 @@ function openDiag(): SockDiag {
   }
 }
 
+/** statfs(2) f_type of bpffs. */
+const BPF_FS_MAGIC = 0xcafe4a11;
+
+/**
+ * Why `dir` cannot hold this instance's pins; null when it can (or is absent and may be made).
+ * It must be a real folder (not a symlink) on bpffs; with `owned`, root's own, and every folder
+ * above it root's and not writable by others unless sticky (else its owner could swap it).
+ */
+export function pinDirProblem(dir: string, owned = true): string | null {
+  let st;
+  try {
+    st = lstatSync(dir);
+  } catch (e) {
+    if ((e as { code?: string }).code !== "ENOENT") return `${dir}: ${(e as { code?: string }).code ?? String(e)}`;
+    st = null;
+  }
+  if (st !== null) {
+    if (st.isSymbolicLink()) return `${dir} is a symbolic link`;
+    if (!st.isDirectory()) return `${dir} is not a folder`;
+    if (statfsSync(dir).type !== BPF_FS_MAGIC) return `${dir} is not on a bpf filesystem`;
+    if (owned && st.uid !== 0) return `${dir} belongs to uid ${st.uid}, not root`;
+  }
+  if (!owned) return null;
+  for (let d = dirname(dir); ; d = dirname(d)) {
+    let a;
+    try {
+      a = lstatSync(d);
+    } catch {
+      a = null; // not made yet: mkdir makes it root's
+    }
+    if (a !== null) {
+      if (a.isSymbolicLink()) return `${d}, above it, is a symbolic link`;
+      if (a.uid !== 0) return `${d}, above it, belongs to uid ${a.uid}`;
+      if ((a.mode & 0o022) !== 0 && (a.mode & 0o1000) === 0) return `${d}, above it, is writable by other users and not sticky`;
+    }
+    if (d === dirname(d)) return null;
+  }
+}
+
+function refuseForeign(dir: string, problem: string): never {
+  throw new CaptureError("capture_pins_foreign", `capture: ${problem}: the pin folder must be root's own folder on bpffs (anyone can make one in /sys/fs/bpf first; its owner could unlink the pins and detach the programs); look at what ${dir} is, remove it by hand, then start again`);
+}
+
 function pinned(dir: string): string[] {
   return existsSync(dir) ? readdirSync(dir) : [];
 }
@@ -138,7 +185,11 @@ export class Capture {
     const tree = new CgroupTree(o.mount, o.cgroupName);
     tree.ensure();
     if (o.pinDir.startsWith("/sys/fs/bpf/") || o.pinDir === "/sys/fs/bpf") mountBpffsIfNeeded("/sys/fs/bpf");
-    mkdirSync(o.pinDir, { recursive: true });
+    const before = pinDirProblem(o.pinDir);
+    if (before !== null) refuseForeign(o.pinDir, before);
+    mkdirSync(o.pinDir, { recursive: true, mode: 0o700 });
+    const after = pinDirProblem(o.pinDir);
+    if (after !== null) refuseForeign(o.pinDir, after);
     chmodSync(o.pinDir, 0o700);
     const rootId = cgroupId(tree.root);
     tree.attachedRootId = rootId;
@@ -308,6 +359,10 @@ export class Capture {
 
   /** Kills the instance's workloads, detaches and removes every link, map pin and cgroup. */
   static async uninstall(o: CaptureOptions): Promise<{ killed: number; pins: number; cgroups: boolean }> {
+    // A folder another user owns is still emptied (only pins, folders and symlinks live on bpffs,
+    // and unlinking one follows nothing); a symlink, or a folder elsewhere, is not touched.
+    const problem = pinDirProblem(o.pinDir, false);
+    if (problem !== null) refuseForeign(o.pinDir, problem);
     const tree = new CgroupTree(o.mount, o.cgroupName);
     const hadTree = existsSync(tree.root);
     const killed = await tree.removeAll();
@@ -320,7 +375,7 @@ export class Capture {
         throw new CaptureError("capture_io", `capture: cannot remove pin ${join(o.pinDir, name)}: ${(e as { code?: string }).code ?? String(e)}`);
       }
     }
-    if (existsSync(o.pinDir) && statSync(o.pinDir).isDirectory()) rmdirSync(o.pinDir);
+    if (existsSync(o.pinDir) && lstatSync(o.pinDir).isDirectory()) rmdirSync(o.pinDir);
     return { killed, pins, cgroups: hadTree };
   }
 }

@@ -217,6 +217,9 @@ export const runCommand: Command = {
         gid,
         groups: supplementaryGroups(files, account.uid, gid),
         allowRoot: values["allow-root"] === true,
+        // Entered by the launcher as the user: inherited, root's working directory would hand the
+        // workload a folder its user may not reach (one inside a root-only folder, say).
+        cwd: process.cwd(),
         ...(answer.ca_bundle !== null ? { caBundle: answer.ca_bundle } : {}),
         command: positionals,
       });

@@ -273,6 +273,9 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       stdout: "pipe",
       stderr: "pipe",
       env: { PATH: "/usr/bin:/bin" },
+      // `tidegate run` enters its working directory as the workload's user: root's own (/root,
+      // where the demo is often started) would be refused.
+      cwd: "/",
     });
     agentProc = proc;
     if (interrupted !== null) proc.kill("SIGKILL");
