@@ -417,7 +417,45 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
     }
     const upSocket = up.socket;
     const legFields: Fields = { conn_id: hex(up.connId), ...(up.peerId !== null ? { peer_id: up.peerId } : {}), ...(up.resumed !== null ? { resumed: up.resumed } : {}) };
+    if (c.tracked.ended !== null) return void upSocket.terminate(); // cut (the drain's deadline) while the leg was being made: recorded
     events.open({ ...caller.fields, ...d.fields, upstream: `${upstream.address.text}:${upstream.port}`, ...legFields });
+    // Asked again after a reload, a registration change or a bundle change; the policy part only
+    // under a policy it was not decided under.
+    const checked = { record: caller.record, id: caller.id, workload: typeof caller.fields.workload === "string" ? caller.fields.workload : null };
+    const [name, sent, upPeer] = [nameOf(first), first.kind, up.peer ?? null];
+    const recheck = () => {
+      const engine = deps.engine();
+      const changed = engine !== under;
+      under = engine;
+      return recheckConnection(checked, name, sent, d, deps, changed, upPeer);
+    };
+    // One whose terms changed while it was decided or its leg was being made is asked here, before
+    // the splice: what the workload sent (and sends meanwhile) waits in c.buf, what the upstream
+    // sent in its early, so a connection the check ends forwards nothing. The check may look a
+    // name up; a change during it is asked again.
+    let generation = leg?.kind === "mtls" ? leg.trust.generation : null;
+    for (;;) {
+      const nowGeneration = generation !== null ? deps.identity!.trust().generation : null;
+      const revoked = checked.workload !== null && deps.stillIdentified?.(checked.workload, caller.id.toString()) === false;
+      if (nowGeneration === generation && deps.engine() === under && !revoked) break;
+      generation = nowGeneration;
+      upSocket.pause(); // a server that speaks first waits too, else its early list would grow for the whole check (resumed below)
+      let why: Fields | null = null;
+      try {
+        why = await recheck();
+      } catch (e) {
+        deps.logger.error("recheck_failed", { error: e instanceof Error ? e.message : String(e) }); // left as it is, as a recheck that throws
+        break;
+      }
+      if (c.tracked.ended !== null) break;
+      if (why !== null) {
+        c.tracked.fields = { ...caller.fields, ...d.fields, upstream: `${upstream.address.text}:${upstream.port}`, ...legFields };
+        inFlight.end(c.tracked, why);
+        upSocket.terminate();
+        return;
+      }
+    }
+    if (c.tracked.ended !== null) return void upSocket.terminate();
     const t = c.timeouts;
     const watch = new Watchdog(t, (why) => void inFlight.end(c.tracked, expiryFields(why, t, "upstream")));
     const sp = splice(
@@ -435,19 +473,7 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
     c.sp = sp;
     // A splice has no request boundary: a drain waits for it to end, or cuts it at the deadline.
     c.tracked.control = { drain() {}, cut: () => sp.abort() };
-    // Asked again after a reload, a registration change or a bundle change; the policy part only
-    // under a policy it was not decided under. One whose terms changed while the leg was being
-    // made is asked at once.
-    const checked = { record: caller.record, id: caller.id, workload: typeof caller.fields.workload === "string" ? caller.fields.workload : null };
-    const [name, sent, upPeer] = [nameOf(first), first.kind, up.peer ?? null];
-    c.tracked.recheck = () => {
-      const engine = deps.engine();
-      const changed = engine !== under;
-      under = engine;
-      return recheckConnection(checked, name, sent, d, deps, changed, upPeer);
-    };
-    const bundlesMoved = leg?.kind === "mtls" && deps.identity !== undefined && deps.identity.trust().generation !== leg.trust.generation;
-    if (bundlesMoved || deps.engine() !== under || (checked.workload !== null && deps.stillIdentified?.(checked.workload, caller.id.toString()) === false)) inFlight.recheckOne(c.tracked, deps.logger);
+    c.tracked.recheck = recheck;
     const early = joined(c);
     c.buf = [];
     c.size = 0;

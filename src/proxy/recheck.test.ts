@@ -24,7 +24,7 @@ const HTTP = "GET / HTTP/1.1\r\nHost: echo.test\r\n\r\n";
 
 let echo: { port: number; stop(force?: boolean): void };
 /** Connections the echo server saw close, and those closed with an error (reset). */
-const upstreamSeen = { closed: 0, cut: 0 };
+const upstreamSeen = { closed: 0, cut: 0, bytes: 0 };
 let listener: EgressListener | null = null;
 let audit: MemoryAudit;
 let engine: PolicyEngine;
@@ -37,7 +37,10 @@ beforeAll(() => {
     hostname: "127.0.0.1",
     port: 0,
     socket: {
-      data: (s: Socket<undefined>, d: Uint8Array) => void s.write(d),
+      data: (s: Socket<undefined>, d: Uint8Array) => {
+        upstreamSeen.bytes += d.length;
+        s.write(d);
+      },
       close: (_s: Socket<undefined>, e?: Error) => {
         upstreamSeen.closed++;
         if (e !== undefined) upstreamSeen.cut++;
@@ -182,6 +185,31 @@ describe("a reload or a registration change reaches a spliced egress connection"
     const close = await waitUntil("its conn_close", () => closes()[0]);
     expect(close).toMatchObject({ rule: "named", outcome: "terminated", reason: "policy_changed" });
     expect(audit.of("conn_open")).toHaveLength(1);
+  });
+
+  test("a reload while it was being decided that refuses it: ended before its first bytes reach the upstream, even when the new decision takes a look-up", async () => {
+    const port = start(policy(NAMED));
+    const gate = Promise.withResolvers<void>();
+    const asked = Promise.withResolvers<void>();
+    resolveEcho = async () => {
+      asked.resolve();
+      await gate.promise;
+      return [parseIp("127.0.0.1")];
+    };
+    const w = await startWorkload(port, HTTP);
+    await asked.promise;
+    engine = policy(NAMED); // a reload: echo.test now looked up again, slowly, and elsewhere
+    resolveEcho = async () => {
+      await Bun.sleep(300);
+      return [parseIp("127.0.0.9")];
+    };
+    const before = upstreamSeen.bytes;
+    gate.resolve();
+    expect((await w.done).error).toBe("ECONNRESET");
+    const close = await waitUntil("its conn_close", () => closes()[0]);
+    expect(close).toMatchObject({ rule: "named", outcome: "terminated", reason: "policy_changed" });
+    await Bun.sleep(100);
+    expect(upstreamSeen.bytes - before).toBe(0);
   });
 });
 
