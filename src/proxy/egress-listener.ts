@@ -53,7 +53,7 @@ import type { Audit } from "../audit/sink/audit-log.ts";
 import { connAudit } from "./conn-audit.ts";
 import type { Socket } from "bun";
 import type { IpAddress } from "../policy/address.ts";
-import { parseIp } from "../policy/address.ts";
+import { parseIp, reachedAddress } from "../policy/address.ts";
 import type { PolicyEngine } from "../policy/engine.ts";
 import { admit } from "../policy/destination.ts";
 import type { NameCache } from "../policy/name-cache.ts";
@@ -145,10 +145,14 @@ type Fields = Record<string, unknown>;
 /** Who is calling (steps 1 and 2); exported for tests. */
 export async function identifyCaller(peer: { address: IpAddress; port: number }, local: { address: IpAddress; port: number }, deps: EgressDeps): Promise<{ fields: Fields; record: CaptureRecord; id: SpiffeId } | { fields: Fields; refused: string }> {
   const base = { peer: `${peer.address.text}:${peer.port}` };
-  const record = deps.lookupRecord(peer, local);
-  if (record === null) return { fields: { ...base, outcome: "refused", reason: "no_record" }, refused: "no_record" };
+  const recorded = deps.lookupRecord(peer, local);
+  if (recorded === null) return { fields: { ...base, outcome: "refused", reason: "no_record" }, refused: "no_record" };
+  // Decided, and forwarded, as where it goes: a dialled 0.0.0.0 or :: is this host's loopback.
+  // The audit's dst keeps what was dialled; its upstream says where the bytes went.
+  const reached = reachedAddress(recorded.address);
+  const record = reached === recorded.address ? recorded : { ...recorded, address: reached };
   const who = await deps.identify(record);
-  const fields = { ...base, dst: record.address.text, dst_port: record.port, pid: record.tgid, tid: record.pid, uid: record.uid, gid: record.gid, cgroup_id: record.cgroupId.toString(), workload: who.workload };
+  const fields = { ...base, dst: recorded.address.text, dst_port: record.port, pid: record.tgid, tid: record.pid, uid: record.uid, gid: record.gid, cgroup_id: record.cgroupId.toString(), workload: who.workload };
   if (!who.ok) return { fields: { ...fields, outcome: "refused", reason: who.reason, detail: who.detail }, refused: who.reason };
   return { fields: { ...fields, spiffe_id: who.id.toString() }, record, id: who.id };
 }
