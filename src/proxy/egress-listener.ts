@@ -468,7 +468,8 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
       () => {
         watch.stop();
         // A workload that reset its end mid-stream: what it was sending or getting may be cut.
-        const reset = c.reset ? { outcome: "client_gone", detail: "the workload reset its connection" } : {};
+        // An upstream that reset it: what the workload got may be cut (it got a reset too).
+        const reset = c.reset ? { outcome: "client_gone", detail: "the workload reset its connection" } : upSocket.data.reset ? { outcome: "upstream_failed", detail: "the upstream reset its connection" } : {};
         done({ ...legFields, outcome: "forwarded", ...reset, bytes_up: sp.bytesUp(), bytes_down: sp.bytesDown() });
       },
       watch,
@@ -484,9 +485,9 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
     if (early.length > 0) sp.up.data(early);
     for (const chunk of upSocket.data.early) sp.down.data(chunk);
     upSocket.data.early = [];
-    if (c.closed) sp.clientClosed();
+    if (c.closed) sp.clientClosed(c.reset);
     else if (c.ended) sp.up.ended();
-    if (upSocket.data.closed) sp.upstreamClosed();
+    if (upSocket.data.closed) sp.upstreamClosed(upSocket.data.reset);
     else if (upSocket.data.ended) sp.down.ended();
     socket.resume();
     upSocket.resume();
@@ -529,7 +530,7 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
       if (c === undefined) return;
       c.closed = true;
       c.reset = (error as { code?: string } | undefined)?.code === "ECONNRESET";
-      if (c.sp !== null) return c.sp.clientClosed();
+      if (c.sp !== null) return c.sp.clientClosed(c.reset);
       settle(c, { kind: "other" });
     },
     error() {},
