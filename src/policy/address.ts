@@ -231,6 +231,17 @@ export function tryParseIp(text: string): IpAddress | null {
   return typeof raw === "string" ? null : fromRaw(raw);
 }
 
+const LOOPBACK: Readonly<Record<4 | 6, IpAddress>> = Object.freeze({ 4: v4(0x7f000001), 6: fromGroups([0, 0, 0, 0, 0, 0, 0, 1]) });
+
+/**
+ * The address a TCP connection to `a` reaches: the unspecified address (0.0.0.0, ::, and so
+ * ::ffff:0.0.0.0) is this host's loopback, 127.0.0.1 or ::1 (Linux connects it there), so it is
+ * decided and forwarded as that; any other address is itself.
+ */
+export function reachedAddress(a: IpAddress): IpAddress {
+  return a.value === 0n ? LOOPBACK[a.family] : a;
+}
+
 /** 4 or 16 bytes in network order; 16 bytes of an IPv4-mapped address give the IPv4 address. */
 export function ipFromBytes(bytes: Uint8Array): IpAddress {
   if (bytes.length === 4) {

@@ -13,7 +13,7 @@ import { loadPolicy } from "../policy/load.ts";
 import { createLogger } from "../runtime/log.ts";
 import { SpiffeId } from "../spiffe/index.ts";
 import type { EgressDeps, EgressListener } from "./egress-listener.ts";
-import { startEgressOnFreePort } from "./bounds-test-kit.ts";
+import { startEgressOnFreePort, startWorkload } from "./bounds-test-kit.ts";
 import { ascii, ext, GROUP, minimalHello, offeredGroups, serverNameExt, sharedGroups, vec8, vec16 } from "./peek/hello-bytes.ts";
 
 let listener: EgressListener | null = null;
@@ -264,4 +264,45 @@ describe("egress listener: a rule's upstream.key_exchange reaches its leg", () =
     expect(offeredGroups(hello)[0]).toBe(GROUP.X25519MLKEM768);
     expect(sharedGroups(hello)).toEqual([GROUP.X25519MLKEM768, GROUP.X25519]);
   });
+});
+
+describe("egress listener: a connection to the unspecified address (0.0.0.0, ::) is one to this host's loopback", () => {
+  const W = SpiffeId.parse("spiffe://example.org/w");
+
+  /** `dialled` as the kernel recorded it, under a policy that denies loopback and passes everything else. */
+  async function dial(dialled: string): Promise<{ echoed: string; received: number; close: Record<string, unknown> }> {
+    let received = 0;
+    const echo = Bun.listen<undefined>({ hostname: dialled.includes(":") ? "::1" : "127.0.0.1", port: 0, socket: { data: (s: Socket<undefined>, d: Uint8Array) => void ((received += d.length), s.write(d)) } });
+    const audit = memoryAudit();
+    const engine = new PolicyEngine(
+      loadPolicy(
+        `trust_domain: example.org
+egress:
+  - { name: no-loopback, from: spiffe://example.org/w, to: { cidr: 127.0.0.0/8, port: any }, action: deny }
+  - { name: no-loopback6, from: spiffe://example.org/w, to: { cidr: "::1/128", port: any }, action: deny }
+  - { name: internet, from: spiffe://example.org/w, to: { cidr: 0.0.0.0/0, port: any }, action: passthrough }
+  - { name: internet6, from: spiffe://example.org/w, to: { cidr: "::/0", port: any }, action: passthrough }
+`,
+        "zero.yaml",
+      ),
+    );
+    const record = { address: parseIp(dialled), port: echo.port, proto: "tcp" as const, pid: 42, tgid: 42, uid: 1000, gid: 1000, cgroupId: 7n };
+    listener = startEgressOnFreePort({ lookupRecord: () => record, identify: async () => ({ ok: true, id: W, workload: "w" }), engine: () => engine, names: () => ({ resolve: async () => [] }), logger: createLogger({ write: () => {} }), audit });
+    const w = await startWorkload(listener.port, "hello, host\n");
+    const deadline = Date.now() + 3000;
+    while (audit.of("conn_close").length === 0 && received === 0 && Date.now() < deadline) await Bun.sleep(10);
+    await Bun.sleep(50);
+    w.reset();
+    echo.stop(true);
+    return { echoed: w.text(), received, close: audit.of("conn_close")[0] ?? audit.of("conn_open")[0]! };
+  }
+
+  for (const dialled of ["0.0.0.0", "::", "::ffff:0.0.0.0"]) {
+    test(`${dialled}: decided as loopback (refused by the loopback deny), nothing reaches the host's listener`, async () => {
+      const { echoed, received, close } = await dial(dialled);
+      expect(close).toMatchObject({ outcome: "refused", reason: "rule", rule: dialled === "::" ? "no-loopback6" : "no-loopback" });
+      expect(echoed).toBe("");
+      expect(received).toBe(0);
+    });
+  }
 });

@@ -53,7 +53,7 @@ import type { Audit } from "../audit/sink/audit-log.ts";
 import { connAudit } from "./conn-audit.ts";
 import type { Socket } from "bun";
 import type { IpAddress } from "../policy/address.ts";
-import { parseIp } from "../policy/address.ts";
+import { parseIp, reachedAddress } from "../policy/address.ts";
 import type { PolicyEngine } from "../policy/engine.ts";
 import { admit } from "../policy/destination.ts";
 import type { NameCache } from "../policy/name-cache.ts";
@@ -145,10 +145,14 @@ type Fields = Record<string, unknown>;
 /** Who is calling (steps 1 and 2); exported for tests. */
 export async function identifyCaller(peer: { address: IpAddress; port: number }, local: { address: IpAddress; port: number }, deps: EgressDeps): Promise<{ fields: Fields; record: CaptureRecord; id: SpiffeId } | { fields: Fields; refused: string }> {
   const base = { peer: `${peer.address.text}:${peer.port}` };
-  const record = deps.lookupRecord(peer, local);
-  if (record === null) return { fields: { ...base, outcome: "refused", reason: "no_record" }, refused: "no_record" };
+  const recorded = deps.lookupRecord(peer, local);
+  if (recorded === null) return { fields: { ...base, outcome: "refused", reason: "no_record" }, refused: "no_record" };
+  // Decided, and forwarded, as where it goes: a dialled 0.0.0.0 or :: is this host's loopback.
+  // The audit's dst keeps what was dialled; its upstream says where the bytes went.
+  const reached = reachedAddress(recorded.address);
+  const record = reached === recorded.address ? recorded : { ...recorded, address: reached };
   const who = await deps.identify(record);
-  const fields = { ...base, dst: record.address.text, dst_port: record.port, pid: record.tgid, tid: record.pid, uid: record.uid, gid: record.gid, cgroup_id: record.cgroupId.toString(), workload: who.workload };
+  const fields = { ...base, dst: recorded.address.text, dst_port: record.port, pid: record.tgid, tid: record.pid, uid: record.uid, gid: record.gid, cgroup_id: record.cgroupId.toString(), workload: who.workload };
   if (!who.ok) return { fields: { ...fields, outcome: "refused", reason: who.reason, detail: who.detail }, refused: who.reason };
   return { fields: { ...fields, spiffe_id: who.id.toString() }, record, id: who.id };
 }
@@ -417,7 +421,45 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
     }
     const upSocket = up.socket;
     const legFields: Fields = { conn_id: hex(up.connId), ...(up.peerId !== null ? { peer_id: up.peerId } : {}), ...(up.resumed !== null ? { resumed: up.resumed } : {}) };
+    if (c.tracked.ended !== null) return void upSocket.terminate(); // cut (the drain's deadline) while the leg was being made: recorded
     events.open({ ...caller.fields, ...d.fields, upstream: `${upstream.address.text}:${upstream.port}`, ...legFields });
+    // Asked again after a reload, a registration change or a bundle change; the policy part only
+    // under a policy it was not decided under.
+    const checked = { record: caller.record, id: caller.id, workload: typeof caller.fields.workload === "string" ? caller.fields.workload : null };
+    const [name, sent, upPeer] = [nameOf(first), first.kind, up.peer ?? null];
+    const recheck = () => {
+      const engine = deps.engine();
+      const changed = engine !== under;
+      under = engine;
+      return recheckConnection(checked, name, sent, d, deps, changed, upPeer);
+    };
+    // One whose terms changed while it was decided or its leg was being made is asked here, before
+    // the splice: what the workload sent (and sends meanwhile) waits in c.buf, what the upstream
+    // sent in its early, so a connection the check ends forwards nothing. The check may look a
+    // name up; a change during it is asked again.
+    let generation = leg?.kind === "mtls" ? leg.trust.generation : null;
+    for (;;) {
+      const nowGeneration = generation !== null ? deps.identity!.trust().generation : null;
+      const revoked = checked.workload !== null && deps.stillIdentified?.(checked.workload, caller.id.toString()) === false;
+      if (nowGeneration === generation && deps.engine() === under && !revoked) break;
+      generation = nowGeneration;
+      upSocket.pause(); // a server that speaks first waits too, else its early list would grow for the whole check (resumed below)
+      let why: Fields | null = null;
+      try {
+        why = await recheck();
+      } catch (e) {
+        deps.logger.error("recheck_failed", { error: e instanceof Error ? e.message : String(e) }); // left as it is, as a recheck that throws
+        break;
+      }
+      if (c.tracked.ended !== null) break;
+      if (why !== null) {
+        c.tracked.fields = { ...caller.fields, ...d.fields, upstream: `${upstream.address.text}:${upstream.port}`, ...legFields };
+        inFlight.end(c.tracked, why);
+        upSocket.terminate();
+        return;
+      }
+    }
+    if (c.tracked.ended !== null) return void upSocket.terminate();
     const t = c.timeouts;
     const watch = new Watchdog(t, (why) => void inFlight.end(c.tracked, expiryFields(why, t, "upstream")));
     const sp = splice(
@@ -426,7 +468,8 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
       () => {
         watch.stop();
         // A workload that reset its end mid-stream: what it was sending or getting may be cut.
-        const reset = c.reset ? { outcome: "client_gone", detail: "the workload reset its connection" } : {};
+        // An upstream that reset it: what the workload got may be cut (it got a reset too).
+        const reset = c.reset ? { outcome: "client_gone", detail: "the workload reset its connection" } : upSocket.data.reset ? { outcome: "upstream_failed", detail: "the upstream reset its connection" } : {};
         done({ ...legFields, outcome: "forwarded", ...reset, bytes_up: sp.bytesUp(), bytes_down: sp.bytesDown() });
       },
       watch,
@@ -435,28 +478,16 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
     c.sp = sp;
     // A splice has no request boundary: a drain waits for it to end, or cuts it at the deadline.
     c.tracked.control = { drain() {}, cut: () => sp.abort() };
-    // Asked again after a reload, a registration change or a bundle change; the policy part only
-    // under a policy it was not decided under. One whose terms changed while the leg was being
-    // made is asked at once.
-    const checked = { record: caller.record, id: caller.id, workload: typeof caller.fields.workload === "string" ? caller.fields.workload : null };
-    const [name, sent, upPeer] = [nameOf(first), first.kind, up.peer ?? null];
-    c.tracked.recheck = () => {
-      const engine = deps.engine();
-      const changed = engine !== under;
-      under = engine;
-      return recheckConnection(checked, name, sent, d, deps, changed, upPeer);
-    };
-    const bundlesMoved = leg?.kind === "mtls" && deps.identity !== undefined && deps.identity.trust().generation !== leg.trust.generation;
-    if (bundlesMoved || deps.engine() !== under || (checked.workload !== null && deps.stillIdentified?.(checked.workload, caller.id.toString()) === false)) inFlight.recheckOne(c.tracked, deps.logger);
+    c.tracked.recheck = recheck;
     const early = joined(c);
     c.buf = [];
     c.size = 0;
     if (early.length > 0) sp.up.data(early);
     for (const chunk of upSocket.data.early) sp.down.data(chunk);
     upSocket.data.early = [];
-    if (c.closed) sp.clientClosed();
+    if (c.closed) sp.clientClosed(c.reset);
     else if (c.ended) sp.up.ended();
-    if (upSocket.data.closed) sp.upstreamClosed();
+    if (upSocket.data.closed) sp.upstreamClosed(upSocket.data.reset);
     else if (upSocket.data.ended) sp.down.ended();
     socket.resume();
     upSocket.resume();
@@ -499,7 +530,7 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
       if (c === undefined) return;
       c.closed = true;
       c.reset = (error as { code?: string } | undefined)?.code === "ECONNRESET";
-      if (c.sp !== null) return c.sp.clientClosed();
+      if (c.sp !== null) return c.sp.clientClosed(c.reset);
       settle(c, { kind: "other" });
     },
     error() {},

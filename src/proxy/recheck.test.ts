@@ -6,7 +6,8 @@
 // again). Ended, both ends reset and recorded `terminated`: the rule gone (`policy_changed`),
 // another action (`policy_changed`, both named), the name no longer resolving to the address
 // (`policy_changed`), the identity taken away (`identity_revoked`), and a reload that came while
-// the connection's upstream leg was being made.
+// the connection's upstream leg was being made. And a reset from either end passes through the
+// splice as a reset, never as an orderly end.
 import type { Socket } from "bun";
 import { afterEach, beforeAll, afterAll, describe, expect, test } from "bun:test";
 import { memoryAudit, type MemoryAudit } from "../audit/sink/memory-audit.ts";
@@ -24,7 +25,7 @@ const HTTP = "GET / HTTP/1.1\r\nHost: echo.test\r\n\r\n";
 
 let echo: { port: number; stop(force?: boolean): void };
 /** Connections the echo server saw close, and those closed with an error (reset). */
-const upstreamSeen = { closed: 0, cut: 0 };
+const upstreamSeen = { closed: 0, cut: 0, bytes: 0 };
 let listener: EgressListener | null = null;
 let audit: MemoryAudit;
 let engine: PolicyEngine;
@@ -37,7 +38,10 @@ beforeAll(() => {
     hostname: "127.0.0.1",
     port: 0,
     socket: {
-      data: (s: Socket<undefined>, d: Uint8Array) => void s.write(d),
+      data: (s: Socket<undefined>, d: Uint8Array) => {
+        upstreamSeen.bytes += d.length;
+        s.write(d);
+      },
       close: (_s: Socket<undefined>, e?: Error) => {
         upstreamSeen.closed++;
         if (e !== undefined) upstreamSeen.cut++;
@@ -183,6 +187,31 @@ describe("a reload or a registration change reaches a spliced egress connection"
     expect(close).toMatchObject({ rule: "named", outcome: "terminated", reason: "policy_changed" });
     expect(audit.of("conn_open")).toHaveLength(1);
   });
+
+  test("a reload while it was being decided that refuses it: ended before its first bytes reach the upstream, even when the new decision takes a look-up", async () => {
+    const port = start(policy(NAMED));
+    const gate = Promise.withResolvers<void>();
+    const asked = Promise.withResolvers<void>();
+    resolveEcho = async () => {
+      asked.resolve();
+      await gate.promise;
+      return [parseIp("127.0.0.1")];
+    };
+    const w = await startWorkload(port, HTTP);
+    await asked.promise;
+    engine = policy(NAMED); // a reload: echo.test now looked up again, slowly, and elsewhere
+    resolveEcho = async () => {
+      await Bun.sleep(300);
+      return [parseIp("127.0.0.9")];
+    };
+    const before = upstreamSeen.bytes;
+    gate.resolve();
+    expect((await w.done).error).toBe("ECONNRESET");
+    const close = await waitUntil("its conn_close", () => closes()[0]);
+    expect(close).toMatchObject({ rule: "named", outcome: "terminated", reason: "policy_changed" });
+    await Bun.sleep(100);
+    expect(upstreamSeen.bytes - before).toBe(0);
+  });
 });
 
 describe("recheckConnection on an mtls leg", () => {
@@ -199,5 +228,77 @@ describe("recheckConnection on an mtls leg", () => {
     expect(await recheckConnection(caller, null, "other", was, deps, true, peer)).toBeNull();
     held = [new Uint8Array([9, 9, 9])];
     expect(await recheckConnection(caller, null, "other", was, deps, false, peer)).toEqual({ outcome: "terminated", reason: "peer_untrusted", detail: "the bundles in force no longer hold the authority that vouched for the upstream spiffe://example.org/backend (a bundle change)" });
+  });
+});
+
+describe("a reset passes through a splice as a reset, never as an orderly end", () => {
+  /** A server that answers the first bytes with `partial`, then resets (or, `fin`, ends in order). */
+  function cutting(partial: string, fin: boolean) {
+    return Bun.listen<undefined>({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: {
+        data: (s: Socket<undefined>) => {
+          s.write(partial);
+          setTimeout(() => (fin ? s.end() : s.terminate()), 50);
+        },
+      },
+    });
+  }
+
+  function startTo(port: number): number {
+    audit = memoryAudit();
+    engine = policy(LOCAL.replace("PORT", String(port)));
+    const record = { address: parseIp("127.0.0.1"), port, proto: "tcp" as const, pid: 42, tgid: 42, uid: 1000, gid: 1000, cgroupId: 7n };
+    listener = startEgressOnFreePort({ lookupRecord: () => record, identify: async () => ({ ok: true, id: W, workload: "w" }), engine: () => engine, names: () => ({ resolve: async () => [] }), logger: createLogger({ write: () => {} }), audit });
+    return listener.port;
+  }
+
+  test("the upstream resets mid-answer: the workload gets what came, then a reset (not a clean end it would take for the whole answer); recorded upstream_failed", async () => {
+    const up = cutting("the first half of a close-delimited answer", false);
+    try {
+      const w = await startWorkload(startTo(up.port), "GET / HTTP/1.0\r\n\r\n");
+      expect(await w.done).toEqual({ text: "the first half of a close-delimited answer", error: "ECONNRESET" });
+      const close = await waitUntil("its conn_close", () => closes()[0]);
+      expect(close).toMatchObject({ outcome: "upstream_failed", detail: "the upstream reset its connection", bytes_down: 42 });
+    } finally {
+      up.stop(true);
+    }
+  });
+
+  test("an orderly end stays one", async () => {
+    const up = cutting("a whole answer", true);
+    try {
+      const w = await startWorkload(startTo(up.port), "GET / HTTP/1.0\r\n\r\n");
+      expect(await w.done).toEqual({ text: "a whole answer", error: null });
+      expect(await waitUntil("its conn_close", () => closes()[0])).toMatchObject({ outcome: "forwarded" });
+    } finally {
+      up.stop(true);
+    }
+  });
+
+  test("the workload resets mid-upload: the upstream gets a reset, not a FIN that would end the upload as if whole", async () => {
+    let seen = "none";
+    const up = Bun.listen<undefined>({
+      hostname: "127.0.0.1",
+      port: 0,
+      allowHalfOpen: true,
+      socket: {
+        data() {},
+        end: () => void (seen = "fin"),
+        close: (_s: Socket<undefined>, e?: Error) => void (seen === "none" && (seen = (e as { code?: string } | undefined)?.code ?? "closed")),
+      },
+    });
+    try {
+      const w = await startWorkload(startTo(up.port), "PUT /file HTTP/1.0\r\n\r\nhalf of the up");
+      await waitUntil("the conn_open", () => audit.of("conn_open")[0]);
+      await Bun.sleep(50);
+      w.reset();
+      await waitUntil("the upstream's close", () => (seen !== "none" ? true : undefined));
+      expect(seen).toBe("ECONNRESET");
+      expect(await waitUntil("its conn_close", () => closes()[0])).toMatchObject({ outcome: "client_gone", detail: "the workload reset its connection" });
+    } finally {
+      up.stop(true);
+    }
   });
 });

@@ -108,6 +108,11 @@ class Direction {
     }
   }
 
+  /** The source sent FIN (its stream is whole). */
+  get sourceEnded(): boolean {
+    return this.srcEnded;
+  }
+
   /** The source sent FIN. */
   ended(): void {
     this.srcEnded = true;
@@ -133,9 +138,14 @@ class Direction {
 export interface Splice {
   readonly up: { data(chunk: Uint8Array): void; drain(): void; ended(): void };
   readonly down: { data(chunk: Uint8Array): void; drain(): void; ended(): void };
-  /** The client's socket closed (Bun may report a peer's FIN+close as `close` alone). */
-  clientClosed(): void;
-  upstreamClosed(): void;
+  /**
+   * The client's socket closed (Bun may report a peer's FIN+close as `close` alone). `reset`: it
+   * was reset (ECONNRESET) before its FIN: the splice is cut as by `abort`, so the upstream gets a
+   * reset too, never a FIN that would pass the cut stream off as whole.
+   */
+  clientClosed(reset?: boolean): void;
+  /** The same for the upstream's socket. */
+  upstreamClosed(reset?: boolean): void;
   /** Ends it now: both sockets reset, `onFinished` run (once, as ever). */
   abort(): void;
   bytesUp(): number;
@@ -173,27 +183,30 @@ export function splice(client: SpliceEnd, upstream: SpliceEnd, onFinished: () =>
   // bound, not closures over `watch`: nothing but the directions (detached at the end) holds it
   const up = new Direction(client, upstream, check, watch === null ? null : watch.sent.bind(watch));
   const down = new Direction(upstream, client, check, watch === null ? null : watch.received.bind(watch));
+  const abort = () => {
+    if (finished) return;
+    finished = true;
+    up.abort();
+    down.abort();
+    finish((e) => {
+      e.client.terminate();
+      e.upstream.terminate();
+    });
+  };
   return {
     up: { data: (c) => up.data(c), drain: () => up.drain(), ended: () => up.ended() },
     down: { data: (c) => down.data(c), drain: () => down.drain(), ended: () => down.ended() },
-    clientClosed: () => {
+    clientClosed: (reset = false) => {
+      if (reset && !up.sourceEnded) return abort();
       up.ended();
       down.abort();
     },
-    upstreamClosed: () => {
+    upstreamClosed: (reset = false) => {
+      if (reset && !down.sourceEnded) return abort();
       down.ended();
       up.abort();
     },
-    abort: () => {
-      if (finished) return;
-      finished = true;
-      up.abort();
-      down.abort();
-      finish((e) => {
-        e.client.terminate();
-        e.upstream.terminate();
-      });
-    },
+    abort,
     bytesUp: () => up.bytes,
     bytesDown: () => down.bytes,
   };

@@ -43,6 +43,8 @@ export interface UpData {
   early: Uint8Array[];
   ended: boolean;
   closed: boolean;
+  /** The upstream reset its end (ECONNRESET) rather than closing it in order. */
+  reset: boolean;
   sessionKey: string | null;
   sessionSaved: boolean;
 }
@@ -160,7 +162,7 @@ export function openUpstream(plan: UpstreamPlan, deps: UpstreamDeps): Promise<Up
     hostname: plan.address.text,
     port: plan.port,
     allowHalfOpen: true,
-    data: { sp: null, early: [], ended: false, closed: false, sessionKey, sessionSaved: false },
+    data: { sp: null, early: [], ended: false, closed: false, reset: false, sessionKey, sessionSaved: false },
     ...(t !== null ? { tls: tlsOptions(t) } : {}),
     socket: {
       open(up) {
@@ -194,10 +196,11 @@ export function openUpstream(plan: UpstreamPlan, deps: UpstreamDeps): Promise<Up
         if (up.data.sp !== null) return up.data.sp.down.ended();
         up.data.ended = true;
       },
-      close(up) {
+      close(up, error?: Error) {
         saveSession(up, deps);
         up.data.closed = true;
-        if (up.data.sp !== null) return up.data.sp.upstreamClosed();
+        up.data.reset = (error as { code?: string } | undefined)?.code === "ECONNRESET";
+        if (up.data.sp !== null) return up.data.sp.upstreamClosed(up.data.reset);
         fail(null, "upstream_failed", null, "the upstream closed before it was ready");
       },
       connectError: (_up, e) => fail(null, "upstream_failed", null, e.message),
