@@ -21,6 +21,7 @@ import { PolicyEngine } from "./engine.ts";
 import { PolicyError } from "./errors.ts";
 import { explain } from "./explain.ts";
 import { kernelShare, kernelVerdict, type KernelEntry } from "./kernel-share.ts";
+import { reachedAddress } from "./address.ts";
 import { loadPolicy } from "./load.ts";
 import type { Policy } from "./model.ts";
 import type { Decision, Query } from "./query.ts";
@@ -92,10 +93,14 @@ function overlap(a: KernelEntry, b: KernelEntry): boolean {
   return a.proto === b.proto && a.cidr.family === b.cidr.family && a.cidr.first <= b.cidr.last && b.cidr.first <= a.cidr.last && a.portLo <= b.portHi && b.portLo <= a.portHi;
 }
 
-/** The engine's decision for `q` against the kernel's verdict for its address, port and protocol. */
+/**
+ * The engine's decision for `q` against the kernel's verdict for its address, port and protocol;
+ * the engine asked, as the proxy asks it, for the address the connection reaches (0.0.0.0 and ::
+ * reach the loopback address).
+ */
 function agrees(engine: PolicyEngine, share: readonly KernelEntry[], q: Query): string {
   const k = kernelVerdict(share, q.proto, q.address!, q.port);
-  const d = summary(engine.decide(q));
+  const d = summary(engine.decide({ ...q, address: reachedAddress(q.address!) }));
   const at = `${show(q)}: kernel ${JSON.stringify(k)}, engine ${JSON.stringify(d)}`;
   if (k.verdict === "redirect") {
     assert.equal(q.proto, "tcp", `UDP is never redirected: ${at}`);

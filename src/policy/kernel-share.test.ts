@@ -87,3 +87,35 @@ describe("kernel share: UDP is exact", () => {
     ]);
   });
 });
+
+describe("kernel share: the unspecified address is decided as the loopback it reaches", () => {
+  const at = (rules: string, proto: "tcp" | "udp", addr: string, port: number) => {
+    const p = loadPolicy(`trust_domain: example.org\negress:\n${rules}`, "k.yaml");
+    return kernelVerdict(kernelShare(p, A), proto, parseIp(addr), port);
+  };
+  test("a direct range holding 0.0.0.0 but not 127.0.0.1 does not pass 0.0.0.0: the proxy decides it", () => {
+    const r = rule("zero", "{ cidr: 0.0.0.0/8, port: any }", "direct");
+    assert.deepEqual(at(r, "tcp", "0.0.0.0", 8080), { verdict: "redirect" });
+    assert.deepEqual(at(r, "tcp", "0.0.0.1", 8080), { verdict: "direct", rule: "zero" });
+    const entries = share(r);
+    assert.equal(entries.length, 24, "0.0.0.1-0.255.255.255 in CIDR blocks");
+    assert.deepEqual([entries[0], entries.at(-1)], ["tcp 0.0.0.1/32 1-65535 direct zero", "tcp 0.128.0.0/9 1-65535 direct zero"]);
+  });
+  test("0.0.0.0 and :: get the loopback's entry: its deny, or its direct, on its ports", () => {
+    const rules = rule("no-lo", "{ cidr: 127.0.0.0/8, port: any }", "deny") + rule("lo6", "{ cidr: \"::1/128\", port: 5432 }", "direct") + rule("zero", "{ cidr: 0.0.0.0/8, port: any }", "direct");
+    assert.deepEqual(at(rules, "tcp", "0.0.0.0", 8080), { verdict: "deny", rule: "no-lo" });
+    assert.deepEqual(at(rules, "tcp", "::", 5432), { verdict: "direct", rule: "lo6" });
+    assert.deepEqual(at(rules, "tcp", "::", 5433), { verdict: "redirect" });
+    assert.deepEqual(at(rules, "tcp", "::ffff:0.0.0.0", 8080), { verdict: "deny", rule: "no-lo" });
+  });
+  test("UDP: 0.0.0.0 is denied unless the loopback's port is allowed", () => {
+    const rules = rule("dns-lo", "{ cidr: 127.0.0.0/8, port: 53, proto: udp }", "direct") + rule("zero", "{ cidr: 0.0.0.0/8, port: any, proto: udp }", "direct");
+    assert.deepEqual(at(rules, "udp", "0.0.0.0", 53), { verdict: "direct", rule: "dns-lo" });
+    assert.deepEqual(at(rules, "udp", "0.0.0.0", 54), { verdict: "deny", rule: null });
+    assert.deepEqual(at(rules, "udp", "0.0.0.1", 54), { verdict: "direct", rule: "zero" });
+  });
+  test("a range that holds both (0.0.0.0/0, ::/0) stays one entry", () => {
+    assert.deepEqual(share(rule("all", "{ cidr: 0.0.0.0/0, port: any }", "deny") + rule("all6", "{ cidr: \"::/0\", port: any }", "direct")), ["tcp 0.0.0.0/0 1-65535 deny all", "tcp ::/0 1-65535 direct all6"]);
+  });
+});
+

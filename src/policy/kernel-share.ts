@@ -12,6 +12,10 @@
  *   what earlier udp rules already decided, cut back into CIDR blocks. A UDP destination no entry
  *   names is denied, as the engine denies it (no rule).
  * - Entries never overlap, so the kernel may look them up in any order (LPM included).
+ * - The unspecified address (0.0.0.0, ::), which Linux connects to this host's loopback, is
+ *   decided as the loopback address it reaches (127.0.0.1, ::1; address.ts reachedAddress), as the
+ *   proxy decides it: a range holding 0.0.0.0 but not 127.0.0.1 (`direct 0.0.0.0/8`) would else let
+ *   a workload through to the host's loopback, which no rule allowed.
  */
 import type { SpiffeId } from "../spiffe/index.ts";
 import { cidrContains, cidrsOfRange, type Cidr, type IpAddress } from "./address.ts";
@@ -91,7 +95,31 @@ export function kernelShare(policy: Policy, id: SpiffeId): KernelEntry[] {
     });
     if (!shadowed) entries.push(...entriesOf([box], r));
   });
-  return entries;
+  return asReached(entries);
+}
+
+/** The loopback address that a connect or sendmsg to the unspecified address (0) reaches, per family. */
+const LOOPBACK: Readonly<Record<4 | 6, bigint>> = { 4: 0x7f000001n, 6: 1n };
+
+/**
+ * `entries` with the unspecified address decided as the loopback it reaches. An entry that holds
+ * both (0.0.0.0/0, ::/0) decides them alike already and stays as it is; one that holds 0 without
+ * the loopback address has 0 taken out; one that holds the loopback address without 0 gets a
+ * twin for 0 (same protocol, ports, action and rule). Entries stay apart: for a protocol and
+ * port, the one entry that held the loopback address is the only one that now holds 0.
+ */
+function asReached(entries: readonly KernelEntry[]): KernelEntry[] {
+  const out: KernelEntry[] = [];
+  for (const e of entries) {
+    const lo = LOOPBACK[e.cidr.family];
+    const holdsLoopback = e.cidr.first <= lo && lo <= e.cidr.last;
+    if (e.cidr.first !== 0n) {
+      out.push(e);
+      if (holdsLoopback) out.push(Object.freeze({ ...e, cidr: cidrsOfRange(e.cidr.family, 0n, 0n)[0]! }));
+    } else if (holdsLoopback) out.push(e);
+    else if (e.cidr.last > 0n) out.push(...cidrsOfRange(e.cidr.family, 1n, e.cidr.last).map((cidr) => Object.freeze({ ...e, cidr })));
+  }
+  return out;
 }
 
 /** What the kernel does with a connect or sendmsg, given the share (a model of the eBPF lookup). */
