@@ -7,7 +7,10 @@ import { createTestCa } from "../../test/helpers/test-ca.ts";
 import { encodePem } from "../x509/pem.ts";
 import { formatJwksBundle } from "../spiffe/index.ts";
 import { Bundle } from "../spiffe/index.ts";
-import { formatLine, sha256Hex } from "../audit/format/index.ts";
+import { buildCheckpointFields, checkpointPayload, formatLine, sha256Hex } from "../audit/format/index.ts";
+import { subtle } from "../x509/engine.ts";
+import { ECDSA_SHA256 } from "../x509/keys.ts";
+import { toArrayBuffer } from "../x509/encoding.ts";
 import { listLogFiles } from "../audit/sink/files.ts";
 import { verifyFiles } from "./audit-verify.ts";
 import { connClose, linesOf, makeKit, run, writeLines, type Kit, type Place } from "./audit-testkit.ts";
@@ -192,6 +195,26 @@ describe("audit verify: tampering exits 1 and names the first broken link", () =
     const r = await verify(p);
     expect(r.code).toBe(1);
     expect(breakOf(r.out)).toBe(`${p.active} line 4 (seq 4): audit_prev_mismatch: seq 4: prev is not the hash of the line before it (seq 3): that line or this one was edited`);
+  });
+
+  test("a checkpoint signed by another SVID cannot pass the signer pin by naming the pinned ID in a field of its own", async () => {
+    // Objects are open, so a forged checkpoint may carry {"x":{"signer":"<the node>"}} before its
+    // real signer; the pin must read the signer the verifier checked, not the first "signer" text.
+    const p = standard();
+    const node1 = "spiffe://example.org/tidegate/agent/node-1";
+    const evil = await kit.ca.mintLeaf("/workload/evil");
+    const lines = linesOf(p.active);
+    const head = await sha256Hex(lines.at(-1)!);
+    const line16 = formatLine(16, new Date(), "admin", { action: "nothing happened", actor: null, detail: null }, head);
+    const h16 = await sha256Hex(line16);
+    const time = new Date();
+    const sig = new Uint8Array(await subtle.sign(ECDSA_SHA256, evil.privateKey, toArrayBuffer(checkpointPayload(17, time, h16, evil.id.toString(), 1))));
+    const fields = { x: { signer: node1 }, ...buildCheckpointFields({ signer: evil.id.toString(), chain: evil.chain, sig, covers: { seq: 16, hash: h16 }, events: 1 }) };
+    const line17 = formatLine(17, time, "checkpoint", fields, h16);
+    writeLines(p.active, [...lines, line16, line17]);
+    const r = await verify(p, ["--signer", node1, "--no-state"]);
+    expect(r.out).toContain(`is signed by ${evil.id.toString()}, not by ${node1}`);
+    expect(r.code).toBe(1);
   });
 
   test("a deleted line", async () => {

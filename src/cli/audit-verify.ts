@@ -27,17 +27,26 @@ export interface VerifyRun {
 }
 
 const NEEDLE = Buffer.from('"type":"checkpoint",');
-const CHECKPOINT = /^\{"seq":(\d+),"time":"[^"]*","type":"checkpoint",.*?"signer":"([^"\\]*)"/;
 
-/** The (seq, signer) of every checkpoint line in `bytes`. */
+/**
+ * The (seq, signer) of every checkpoint line in `bytes`: the line parsed, its top-level `signer`
+ * (the one the verifier checks the signature and chain of). Never a text search: objects are
+ * open, so a forged checkpoint may hold `"signer":"<the node>"` in a field of its own.
+ */
 function checkpointSigners(bytes: Buffer): { seq: number; signer: string }[] {
   const found: { seq: number; signer: string }[] = [];
   for (let i = bytes.indexOf(NEEDLE); i >= 0; ) {
     const start = bytes.lastIndexOf(0x0a, i) + 1;
     const nl = bytes.indexOf(0x0a, i);
     const end = nl < 0 ? bytes.length : nl;
-    const m = CHECKPOINT.exec(bytes.subarray(start, end).toString("utf8"));
-    if (m !== null) found.push({ seq: Number(m[1]), signer: m[2]! });
+    let o: unknown = null;
+    try {
+      o = JSON.parse(bytes.subarray(start, end).toString("utf8"));
+    } catch {
+      // not a line the verifier accepts: it breaks there
+    }
+    const { seq, type, signer } = (typeof o === "object" && o !== null ? o : {}) as { seq?: unknown; type?: unknown; signer?: unknown };
+    if (type === "checkpoint" && typeof seq === "number" && typeof signer === "string") found.push({ seq, signer });
     i = bytes.indexOf(NEEDLE, end);
   }
   return found;
