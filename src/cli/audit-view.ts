@@ -94,7 +94,8 @@ const UNSAFE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu;
 export function showValue(v: unknown): string {
   const text = Array.isArray(v) && v.every((x) => typeof x !== "object" || x === null) ? v.map(textOf).join(",") : textOf(v);
   if (text !== "" && BARE.test(text)) return text;
-  return JSON.stringify(text).replace(UNSAFE, (c) => `\\u${c.codePointAt(0)!.toString(16).padStart(4, "0")}`);
+  // Each UTF-16 unit as its own \u escape: one above U+FFFF is its surrogate pair, so the text stays JSON that reads back as the value.
+  return JSON.stringify(text).replace(UNSAFE, (c) => [...Array(c.length).keys()].map((i) => `\\u${c.charCodeAt(i).toString(16).padStart(4, "0")}`).join(""));
 }
 
 function flatten(o: AuditObject, prefix: string, out: [string, unknown][]): void {
