@@ -139,6 +139,9 @@ export class Enforcer {
     const no = (code: string, message: string) => ({ refused: { code, message: `run: ${message}` } });
     const policy = this.holder.policy;
     if (policy === null) return no("run_no_policy", "no policy is loaded, so no stdio rule");
+    // audit.on_failure: refuse, as the proxy's listeners: nothing goes unrecorded.
+    const auditDown = () => this.o.accepting?.() === false;
+    if (auditDown()) return no("run_audit_unavailable", "the audit log cannot be written (audit.on_failure: refuse), so no MCP session starts");
     const server = this.enforcement.identityOf(workload);
     if (server.id === null) return no("run_mcp_no_identity", `workload ${workload} has no identity (${server.why}), so no stdio rule can name it`);
     const caller = await this.enforcement.identifyPid(callerPid, callerUid, callerStartTime);
@@ -158,7 +161,8 @@ export class Enforcer {
     });
     const callerRevoked = closedRule(rule.name, "identity_revoked", `tidegate: the calling process no longer has identity ${caller.id} (its registration changed); this server takes no more requests`);
     const callerHolds = this.enforcement.holdsIdentity(caller.selectors, caller.id);
-    const current = () => (!this.enforcement.stillIdentifies(workload, serverId.toString()) ? revoked : !callerHolds() ? callerRevoked : byPolicy());
+    const unrecorded = closedRule(rule.name, "audit_unavailable", "tidegate: the audit log cannot be written (audit.on_failure: refuse); this server takes no more requests");
+    const current = () => (auditDown() ? unrecorded : !this.enforcement.stillIdentifies(workload, serverId.toString()) ? revoked : !callerHolds() ? callerRevoked : byPolicy());
     // The stdio relay tells the client when a reload changes what it may list (mcp-stdio.ts).
     const gate = openGate(current, { caller: caller.id, server: serverId.toString(), connId: hex(randomConnectionId()) }, this.o.audit, this.pins, { announcesLists: true });
     return { gate, rule: rule.name, caller: caller.id, server: server.id.toString() };
