@@ -16,6 +16,7 @@ import { verifyFiles } from "./audit-verify.ts";
 import { connClose, linesOf, makeKit, run, writeLines, type Kit, type Place } from "./audit-testkit.ts";
 
 let kit: Kit;
+const NODE_1 = "spiffe://example.org/tidegate/agent/node-1";
 beforeAll(async () => {
   kit = await makeKit("verify");
 });
@@ -197,24 +198,38 @@ describe("audit verify: tampering exits 1 and names the first broken link", () =
     expect(breakOf(r.out)).toBe(`${p.active} line 4 (seq 4): audit_prev_mismatch: seq 4: prev is not the hash of the line before it (seq 3): that line or this one was edited`);
   });
 
+  /** The standard log with an event and a checkpoint signed by a workload's SVID (of the same CA) appended; `decoy`: the checkpoint names node-1 in a field of its own. */
+  async function forgedTail(p: Place, decoy: boolean): Promise<string> {
+    const evil = await kit.ca.mintLeaf("/workload/evil");
+    const lines = linesOf(p.active);
+    const line16 = formatLine(16, new Date(), "admin", { action: "nothing happened", actor: null, detail: null }, await sha256Hex(lines.at(-1)!));
+    const h16 = await sha256Hex(line16);
+    const time = new Date();
+    const sig = new Uint8Array(await subtle.sign(ECDSA_SHA256, evil.privateKey, toArrayBuffer(checkpointPayload(17, time, h16, evil.id.toString(), 1))));
+    const own = buildCheckpointFields({ signer: evil.id.toString(), chain: evil.chain, sig, covers: { seq: 16, hash: h16 }, events: 1 });
+    writeLines(p.active, [...lines, line16, formatLine(17, time, "checkpoint", decoy ? { x: { signer: NODE_1 }, ...own } : own, h16)]);
+    return evil.id.toString();
+  }
+
   test("a checkpoint signed by another SVID cannot pass the signer pin by naming the pinned ID in a field of its own", async () => {
     // Objects are open, so a forged checkpoint may carry {"x":{"signer":"<the node>"}} before its
     // real signer; the pin must read the signer the verifier checked, not the first "signer" text.
     const p = standard();
-    const node1 = "spiffe://example.org/tidegate/agent/node-1";
-    const evil = await kit.ca.mintLeaf("/workload/evil");
-    const lines = linesOf(p.active);
-    const head = await sha256Hex(lines.at(-1)!);
-    const line16 = formatLine(16, new Date(), "admin", { action: "nothing happened", actor: null, detail: null }, head);
-    const h16 = await sha256Hex(line16);
-    const time = new Date();
-    const sig = new Uint8Array(await subtle.sign(ECDSA_SHA256, evil.privateKey, toArrayBuffer(checkpointPayload(17, time, h16, evil.id.toString(), 1))));
-    const fields = { x: { signer: node1 }, ...buildCheckpointFields({ signer: evil.id.toString(), chain: evil.chain, sig, covers: { seq: 16, hash: h16 }, events: 1 }) };
-    const line17 = formatLine(17, time, "checkpoint", fields, h16);
-    writeLines(p.active, [...lines, line16, line17]);
-    const r = await verify(p, ["--signer", node1, "--no-state"]);
-    expect(r.out).toContain(`is signed by ${evil.id.toString()}, not by ${node1}`);
+    const evil = await forgedTail(p, true);
+    const r = await verify(p, ["--signer", NODE_1, "--no-state"]);
+    expect(r.out).toContain(`is signed by ${evil}, not by ${NODE_1}`);
     expect(r.code).toBe(1);
+  });
+
+  test("the audit directory's own files named as FILES are pinned to the node's ID as the directory is", async () => {
+    const p = standard();
+    const evil = await forgedTail(p, false);
+    writeFileSync(join(p.stateDir, "agent", "agent.json"), JSON.stringify({ server: "https://127.0.0.1:1", api_port: 2, trust_domain: "example.org", node: "node-1", spiffe_id: NODE_1 }));
+    const byDir = await verify(p, ["--no-state"]);
+    expect(byDir.out).toContain(`is signed by ${evil}, not by ${NODE_1}`);
+    const byFiles = await verify(p, ["--no-state", p.active]);
+    expect(byFiles.out).toContain(`is signed by ${evil}, not by ${NODE_1}`);
+    expect(byFiles.code).toBe(1);
   });
 
   test("a deleted line", async () => {

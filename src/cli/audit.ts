@@ -146,11 +146,13 @@ const verify: Command = {
     const signerText = str(ctx.values.signer);
     const pinned = signerText === undefined ? undefined : spiffeIdFlag(signerText, "--signer").toString();
     if (str(ctx.values["trust-domain"]) !== undefined && str(ctx.values.bundle) === undefined) throw new UsageError("--trust-domain goes with --bundle FILE");
-    const state = loadState({ state: str(ctx.values.state), noState: ctx.values["no-state"] === true, statePath, useDefault: paths.length === 0 || allInDir(paths, dir) });
+    // The audit directory's own files, named or not, are this node's log: its state and its signer apply.
+    const own = paths.length === 0 || allInDir(paths, dir);
+    const state = loadState({ state: str(ctx.values.state), noState: ctx.values["no-state"] === true, statePath, useDefault: own });
     const trust = await loadTrust({ bundle: str(ctx.values.bundle), trustDomain: str(ctx.values["trust-domain"]), stateDir: ctx.places.stateDir });
     const explicit = paths.length > 0 ? explicitSources(paths) : null;
     if (explicit === null) requireDir(dir, "verify");
-    const signer = pinned ?? (ownerOf(ctx) === "agent" && explicit === null ? nodeIdOf(ctx.places.stateDir) : null);
+    const signer = pinned ?? (ownerOf(ctx) === "agent" && own ? nodeIdOf(ctx.places.stateDir) : null);
     const run = pinSigner(await verifyFiles({ dir, explicit, trust, state, now: () => new Date() }), signer);
     if (ctx.values.json) ctx.io.out(jsonRun(run, { trust, state }));
     else printRun(run, { trust, state, where: explicit === null ? `in ${dir}` : "given" }, ctx.io);
