@@ -232,6 +232,19 @@ describe("audit verify: tampering exits 1 and names the first broken link", () =
     expect(byFiles.code).toBe(1);
   });
 
+  test("the signers listed are those of the checkpoints verified: a line after the break names none, nor drives the terminal", async () => {
+    const p = standard();
+    const lines = linesOf(p.active);
+    const bogus = JSON.parse(lines[5]!) as Record<string, unknown>; // the checkpoint at seq 6
+    writeLines(p.active, [...lines, JSON.stringify({ ...bogus, signer: "spiffe://example.org/\u001b]0;owned\u0007\u009b2J" })]);
+    for (const more of [[], ["--json"]]) {
+      const r = await verify(p, ["--no-state", ...more]);
+      expect(r.code).toBe(1);
+      expect(r.out + r.err).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+      expect(r.out).not.toContain("owned");
+    }
+  });
+
   test("a deleted line", async () => {
     const p = standard();
     const lines = linesOf(p.active);
