@@ -9,16 +9,22 @@ import { formatJwksBundle } from "../spiffe/index.ts";
 import { Bundle } from "../spiffe/index.ts";
 import { buildCheckpointFields, checkpointPayload, formatLine, sha256Hex } from "../audit/format/index.ts";
 import { subtle } from "../x509/engine.ts";
-import { ECDSA_SHA256 } from "../x509/keys.ts";
+import { ECDSA_SHA256, exportPkcs8Pem } from "../x509/keys.ts";
 import { toArrayBuffer } from "../x509/encoding.ts";
+import { svidSigner } from "../audit/sink/signer.ts";
+import type { AuditSigner } from "../audit/sink/audit-log.ts";
 import { listLogFiles } from "../audit/sink/files.ts";
 import { verifyFiles } from "./audit-verify.ts";
 import { connClose, linesOf, makeKit, run, writeLines, type Kit, type Place } from "./audit-testkit.ts";
 
 let kit: Kit;
 const NODE_1 = "spiffe://example.org/tidegate/agent/node-1";
+/** The identity server's own SVID, which signs its log. */
+let serverSigner: AuditSigner;
 beforeAll(async () => {
   kit = await makeKit("verify");
+  const leaf = await kit.ca.mintLeaf("/tidegate/server");
+  serverSigner = svidSigner({ spiffeId: leaf.id.toString(), chain: leaf.chain, keyPem: await exportPkcs8Pem(leaf.privateKey) });
 });
 afterAll(() => kit.cleanup());
 
@@ -163,7 +169,7 @@ describe("audit verify: an intact log", () => {
       }
       return new Date();
     };
-    const trust = { bundles: kit.ca.bundle, bundleFrom: null };
+    const trust = { bundles: kit.ca.bundle, bundleFrom: null, trustDomains: [] };
     const r = await verifyFiles({ dir: p.dir, explicit: null, trust, state: null, now });
     const written = log.seq;
     log.close();
@@ -357,7 +363,7 @@ describe("audit verify --server: the identity server's log and state", () => {
   test("<audit-dir>/server with <state-dir>/server/audit-checkpoint.json; a cut tail is found", async () => {
     const p = kit.place({ server: true });
     expect(p.dir).toEndWith("/log/server");
-    const log = p.open();
+    const log = p.open({ signer: () => serverSigner });
     for (let i = 1; i <= 12; i++) log.emit("admin", { action: `entry create ${i}`, actor: "root", detail: null });
     log.close();
     const ok = await verify(p);
@@ -368,6 +374,17 @@ describe("audit verify --server: the identity server's log and state", () => {
     expect(await brokenJson(p)).toEqual([1, ["audit.jsonl", 13, 13, "audit_tail_cut"]]);
     const tail = await run(["audit", "tail", ...p.flags, "-n", "1"]);
     expect(tail.out).toMatch(/ checkpoint #12 /);
+  });
+
+  test("checkpoints must be signed by the server's own ID (spiffe://TD/tidegate/server of the bundle's trust domain), or --signer's", async () => {
+    const p = kit.place({ server: true });
+    const log = p.open(); // signed by a node's SVID, which chains to the same bundle
+    for (let i = 1; i <= 3; i++) log.emit("admin", { action: `entry create ${i}`, actor: "root", detail: null });
+    log.close();
+    const r = await verify(p);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain(`is signed by ${NODE_1}, not by spiffe://example.org/tidegate/server`);
+    expect((await verify(p, ["--signer", NODE_1])).code).toBe(0);
   });
 });
 

@@ -14,6 +14,7 @@ import { jsonRun, pinSigner, printRun, verifyFiles } from "./audit-verify.ts";
 import { StateFiles } from "../agent/state-files.ts";
 import { spiffeIdFlag } from "./flag-values.ts";
 import { exportCommand } from "./audit-export-command.ts";
+import { serverId } from "../server/ids.ts";
 
 /** The node's SPIFFE ID from the agent's state; null when the agent never joined. A damaged agent.json is a usage error: the pin is never dropped in silence. */
 function nodeIdOf(stateDir: string): string | null {
@@ -153,7 +154,9 @@ const verify: Command = {
     const trust = await loadTrust({ bundle: str(ctx.values.bundle), trustDomain: str(ctx.values["trust-domain"]), stateDir: ctx.places.stateDir });
     const explicit = paths.length > 0 ? explicitSources(paths) : null;
     if (explicit === null) requireDir(dir, "verify");
-    const signer = pinned ?? (ownerOf(ctx) === "agent" && own ? nodeIdOf(ctx.places.stateDir) : null);
+    // The identity server signs its log with its own SVID, spiffe://TD/tidegate/server: pinned when the bundle names one trust domain.
+    const serverPin = trust.trustDomains.length === 1 ? serverId(trust.trustDomains[0]!).toString() : null;
+    const signer = pinned ?? (!own ? null : ownerOf(ctx) === "agent" ? nodeIdOf(ctx.places.stateDir) : serverPin);
     const run = pinSigner(await verifyFiles({ dir, explicit, trust, state, now: () => new Date() }), signer);
     if (ctx.values.json) ctx.io.out(jsonRun(run, { trust, state }));
     else printRun(run, { trust, state, where: explicit === null ? `in ${dir}` : "given" }, ctx.io);
