@@ -95,6 +95,21 @@ export interface RunGrant {
   readonly ca_bundle: string | null;
 }
 
+/** Characters of tool names an admin event's detail lists (a text field holds 65,536; a server may have 1,024 tools of 128). */
+const LISTED_TOOLS_CHARS = 4096;
+
+/** `names` joined with ", ", cut after LISTED_TOOLS_CHARS and saying how many were left out; `none` when there are none. */
+function listedTools(names: readonly string[], none: string): string {
+  if (names.length === 0) return none;
+  let text = "";
+  let n = 0;
+  for (const name of names) {
+    if (n > 0 && text.length + 2 + name.length > LISTED_TOOLS_CHARS) break;
+    text += n++ > 0 ? `, ${name}` : name;
+  }
+  return n === names.length ? text : `${text}, and ${names.length - n} more (${names.length} in all)`;
+}
+
 export class Enforcer {
   private timers: ReturnType<typeof setInterval>[] = [];
   private watcher: FileWatch | null = null;
@@ -139,6 +154,9 @@ export class Enforcer {
     const no = (code: string, message: string) => ({ refused: { code, message: `run: ${message}` } });
     const policy = this.holder.policy;
     if (policy === null) return no("run_no_policy", "no policy is loaded, so no stdio rule");
+    // audit.on_failure: refuse, as the proxy's listeners: nothing goes unrecorded.
+    const auditDown = () => this.o.accepting?.() === false;
+    if (auditDown()) return no("run_audit_unavailable", "the audit log cannot be written (audit.on_failure: refuse), so no MCP session starts");
     const server = this.enforcement.identityOf(workload);
     if (server.id === null) return no("run_mcp_no_identity", `workload ${workload} has no identity (${server.why}), so no stdio rule can name it`);
     const caller = await this.enforcement.identifyPid(callerPid, callerUid, callerStartTime);
@@ -158,7 +176,8 @@ export class Enforcer {
     });
     const callerRevoked = closedRule(rule.name, "identity_revoked", `tidegate: the calling process no longer has identity ${caller.id} (its registration changed); this server takes no more requests`);
     const callerHolds = this.enforcement.holdsIdentity(caller.selectors, caller.id);
-    const current = () => (!this.enforcement.stillIdentifies(workload, serverId.toString()) ? revoked : !callerHolds() ? callerRevoked : byPolicy());
+    const unrecorded = closedRule(rule.name, "audit_unavailable", "tidegate: the audit log cannot be written (audit.on_failure: refuse); this server takes no more requests");
+    const current = () => (auditDown() ? unrecorded : !this.enforcement.stillIdentifies(workload, serverId.toString()) ? revoked : !callerHolds() ? callerRevoked : byPolicy());
     // The stdio relay tells the client when a reload changes what it may list (mcp-stdio.ts).
     const gate = openGate(current, { caller: caller.id, server: serverId.toString(), connId: hex(randomConnectionId()) }, this.o.audit, this.pins, { announcesLists: true });
     return { gate, rule: rule.name, caller: caller.id, server: server.id.toString() };
@@ -167,7 +186,7 @@ export class Enforcer {
   /** `tidegate mcp pin --from-file`: `server`'s pins become exactly `hashes` (strict: other tools wait), logged as an admin event. */
   pinTools(server: string, hashes: ReadonlyMap<string, string>, definitions?: ReadonlyMap<string, string>): void {
     this.pins.load(server, hashes, definitions);
-    this.o.audit.emit("admin", { action: "mcp pin", actor: null, detail: `${server}: ${[...hashes.keys()].sort().join(", ") || "no tools"} (from an approved file)` });
+    this.o.audit.emit("admin", { action: "mcp pin", actor: null, detail: `${server}: ${listedTools([...hashes.keys()].sort(), "no tools")} (from an approved file)` });
   }
 
   /** True when a `stdio[]` rule names `workload`'s identity as its server. */
@@ -179,7 +198,7 @@ export class Enforcer {
   /** `tidegate mcp approve`: pins the waiting definitions of `server` (only `tool`'s when given), logged as an admin event. */
   approveTools(server: string, tool?: string, hash?: string): string[] {
     const approved = this.pins.approve(server, tool, hash);
-    this.o.audit.emit("admin", { action: "mcp approve", actor: null, detail: `${server}: ${approved.length > 0 ? approved.join(", ") : "nothing waiting"}` });
+    this.o.audit.emit("admin", { action: "mcp approve", actor: null, detail: `${server}: ${listedTools(approved, "nothing waiting")}` });
     return approved;
   }
 

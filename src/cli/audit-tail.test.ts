@@ -9,6 +9,7 @@ import { SAMPLE_EVENTS } from "../audit/format/samples.ts";
 import { listLogFiles } from "../audit/sink/files.ts";
 import type { Output } from "./command.ts";
 import { tailAudit, type TailOptions } from "./audit-tail.ts";
+import { showValue } from "./audit-view.ts";
 import { connClose, eventually, linesOf, makeKit, run, type Kit } from "./audit-testkit.ts";
 
 let kit: Kit;
@@ -76,6 +77,25 @@ describe("audit tail", () => {
     const out = (await run(["audit", "tail", ...p.flags, "-n", "2"])).out;
     expect(out).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/);
     expect(out).toContain('src.exe="/bin/x\\u001b]0;owned\\u0007\\u009b2J\\u202e"');
+  });
+
+  test("--json: a line holding characters JSON leaves raw (C1 controls, bidi overrides, U+2028) is printed with them escaped, the same JSON", async () => {
+    const p = kit.place();
+    const log = p.open();
+    // a resource URI is the workload's own text (mcp_denied.target)
+    const target = "file:///a\u009b2J\u009d52;c;eA==\u0007\u202eb\u2028c\u{e0041}";
+    log.emit("mcp_denied", { conn_id: null, caller_id: "spiffe://example.org/w", server_id: "spiffe://example.org/mcp", method: "resources/read", target, rule: "r", reason: "resource_not_allowed" });
+    log.close();
+    const line = linesOf(p.active)[0]!;
+    expect(line).toContain("\u009b"); // the file holds the raw character (JSON does not escape it)
+    const out = (await run(["audit", "tail", ...p.flags, "--json", "-n", "2"])).out; // the event, then the closing checkpoint
+    expect(out).not.toMatch(/[\u007f-\u009f\u202e\u2028]|\p{Cf}/u);
+    expect(JSON.parse(out.split("\n")[0]!)).toEqual(JSON.parse(line));
+  });
+
+  test("a quoted value is JSON that reads back as the value, an escaped character beyond U+FFFF included", () => {
+    // U+E0041 (a tag character, format class): one \\u escape takes 4 hex digits, so it is written as its surrogate pair
+    for (const v of ["x\u{e0041}y", "\u{e0001}", "a\u202eb\u2028\u009b", "t\udc00"]) expect(JSON.parse(showValue(v))).toBe(v);
   });
 
   test("--where filters by dotted path, ANDed; numbers, null and values holding '=' compare as text", async () => {

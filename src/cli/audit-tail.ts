@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { ACTIVE_FILE } from "../audit/sink/files.ts";
 import type { Output } from "./command.ts";
 import { completeEnd, dirSources, linesBackward, linesFrom, refuseNonDir, requireDir, seqOfLine } from "./audit-files.ts";
-import { absentFields, matches, noteFields, parseEvent, showEvent, type AuditObject, type Filter } from "./audit-view.ts";
+import { absentFields, matches, noteFields, parseEvent, showEvent, showRaw, type AuditObject, type Filter } from "./audit-view.ts";
 
 export interface TailOptions {
   readonly dir: string;
@@ -89,7 +89,7 @@ class Tail {
   }
 
   show(line: string, e: AuditObject): string {
-    return this.o.json ? line : showEvent(e);
+    return this.o.json ? showRaw(line) : showEvent(e);
   }
 
   /** The last `count` matching events, oldest first; sets lastSeen and where following starts. */

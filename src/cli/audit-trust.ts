@@ -49,6 +49,8 @@ export interface Trust {
   readonly bundles: X509BundleSource | null;
   /** Where the bundle came from, e.g. "/var/lib/tidegate/agent/bundle.json (example.org)". */
   readonly bundleFrom: string | null;
+  /** The trust domains the bundle holds ([] without one). */
+  readonly trustDomains: readonly TrustDomain[];
 }
 
 export interface StateRecord extends AuditState {
@@ -95,17 +97,17 @@ export async function loadTrust(opts: { bundle: string | undefined; trustDomain:
     const file = opts.bundle;
     const set = await asUsageAsync("--bundle", async () => loadBundleFile(readInputFile(file, "--bundle"), opts.trustDomain));
     const names = set.bundles().map((b) => b.trustDomain.name);
-    return { bundles: set, bundleFrom: `${file} (${names.join(", ")})` };
+    return { bundles: set, bundleFrom: `${file} (${names.join(", ")})`, trustDomains: set.bundles().map((b) => b.trustDomain) };
   }
   const files = new StateFiles(opts.stateDir);
   const bundlePath = files.path("bundle.json");
-  if (!existsSync(bundlePath)) return { bundles: null, bundleFrom: null };
+  if (!existsSync(bundlePath)) return { bundles: null, bundleFrom: null, trustDomains: [] };
   const what = "the agent's trust bundle";
   const agent = asUsage(what, () => files.readAgentJson());
   if (agent === null) throw new UsageError(`${what}: ${JSON.stringify(files.path("agent.json"))} is missing, so the bundle's trust domain is unknown: give --bundle FILE`);
   const text = readText(bundlePath, what);
   const bundle = await asUsageAsync(what, async () => parseJwksBundle(TrustDomain.parse(agent.trust_domain), text));
-  return { bundles: BundleSet.of(bundle), bundleFrom: `${bundlePath} (${agent.trust_domain})` };
+  return { bundles: BundleSet.of(bundle), bundleFrom: `${bundlePath} (${agent.trust_domain})`, trustDomains: [bundle.trustDomain] };
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;

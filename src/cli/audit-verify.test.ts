@@ -7,14 +7,24 @@ import { createTestCa } from "../../test/helpers/test-ca.ts";
 import { encodePem } from "../x509/pem.ts";
 import { formatJwksBundle } from "../spiffe/index.ts";
 import { Bundle } from "../spiffe/index.ts";
-import { formatLine, sha256Hex } from "../audit/format/index.ts";
+import { buildCheckpointFields, checkpointPayload, formatLine, sha256Hex } from "../audit/format/index.ts";
+import { subtle } from "../x509/engine.ts";
+import { ECDSA_SHA256, exportPkcs8Pem } from "../x509/keys.ts";
+import { toArrayBuffer } from "../x509/encoding.ts";
+import { svidSigner } from "../audit/sink/signer.ts";
+import type { AuditSigner } from "../audit/sink/audit-log.ts";
 import { listLogFiles } from "../audit/sink/files.ts";
 import { verifyFiles } from "./audit-verify.ts";
 import { connClose, linesOf, makeKit, run, writeLines, type Kit, type Place } from "./audit-testkit.ts";
 
 let kit: Kit;
+const NODE_1 = "spiffe://example.org/tidegate/agent/node-1";
+/** The identity server's own SVID, which signs its log. */
+let serverSigner: AuditSigner;
 beforeAll(async () => {
   kit = await makeKit("verify");
+  const leaf = await kit.ca.mintLeaf("/tidegate/server");
+  serverSigner = svidSigner({ spiffeId: leaf.id.toString(), chain: leaf.chain, keyPem: await exportPkcs8Pem(leaf.privateKey) });
 });
 afterAll(() => kit.cleanup());
 
@@ -159,7 +169,7 @@ describe("audit verify: an intact log", () => {
       }
       return new Date();
     };
-    const trust = { bundles: kit.ca.bundle, bundleFrom: null };
+    const trust = { bundles: kit.ca.bundle, bundleFrom: null, trustDomains: [] };
     const r = await verifyFiles({ dir: p.dir, explicit: null, trust, state: null, now });
     const written = log.seq;
     log.close();
@@ -192,6 +202,53 @@ describe("audit verify: tampering exits 1 and names the first broken link", () =
     const r = await verify(p);
     expect(r.code).toBe(1);
     expect(breakOf(r.out)).toBe(`${p.active} line 4 (seq 4): audit_prev_mismatch: seq 4: prev is not the hash of the line before it (seq 3): that line or this one was edited`);
+  });
+
+  /** The standard log with an event and a checkpoint signed by a workload's SVID (of the same CA) appended; `decoy`: the checkpoint names node-1 in a field of its own. */
+  async function forgedTail(p: Place, decoy: boolean): Promise<string> {
+    const evil = await kit.ca.mintLeaf("/workload/evil");
+    const lines = linesOf(p.active);
+    const line16 = formatLine(16, new Date(), "admin", { action: "nothing happened", actor: null, detail: null }, await sha256Hex(lines.at(-1)!));
+    const h16 = await sha256Hex(line16);
+    const time = new Date();
+    const sig = new Uint8Array(await subtle.sign(ECDSA_SHA256, evil.privateKey, toArrayBuffer(checkpointPayload(17, time, h16, evil.id.toString(), 1))));
+    const own = buildCheckpointFields({ signer: evil.id.toString(), chain: evil.chain, sig, covers: { seq: 16, hash: h16 }, events: 1 });
+    writeLines(p.active, [...lines, line16, formatLine(17, time, "checkpoint", decoy ? { x: { signer: NODE_1 }, ...own } : own, h16)]);
+    return evil.id.toString();
+  }
+
+  test("a checkpoint signed by another SVID cannot pass the signer pin by naming the pinned ID in a field of its own", async () => {
+    // Objects are open, so a forged checkpoint may carry {"x":{"signer":"<the node>"}} before its
+    // real signer; the pin must read the signer the verifier checked, not the first "signer" text.
+    const p = standard();
+    const evil = await forgedTail(p, true);
+    const r = await verify(p, ["--signer", NODE_1, "--no-state"]);
+    expect(r.out).toContain(`is signed by ${evil}, not by ${NODE_1}`);
+    expect(r.code).toBe(1);
+  });
+
+  test("the audit directory's own files named as FILES are pinned to the node's ID as the directory is", async () => {
+    const p = standard();
+    const evil = await forgedTail(p, false);
+    writeFileSync(join(p.stateDir, "agent", "agent.json"), JSON.stringify({ server: "https://127.0.0.1:1", api_port: 2, trust_domain: "example.org", node: "node-1", spiffe_id: NODE_1 }));
+    const byDir = await verify(p, ["--no-state"]);
+    expect(byDir.out).toContain(`is signed by ${evil}, not by ${NODE_1}`);
+    const byFiles = await verify(p, ["--no-state", p.active]);
+    expect(byFiles.out).toContain(`is signed by ${evil}, not by ${NODE_1}`);
+    expect(byFiles.code).toBe(1);
+  });
+
+  test("the signers listed are those of the checkpoints verified: a line after the break names none, nor drives the terminal", async () => {
+    const p = standard();
+    const lines = linesOf(p.active);
+    const bogus = JSON.parse(lines[5]!) as Record<string, unknown>; // the checkpoint at seq 6
+    writeLines(p.active, [...lines, JSON.stringify({ ...bogus, signer: "spiffe://example.org/\u001b]0;owned\u0007\u009b2J" })]);
+    for (const more of [[], ["--json"]]) {
+      const r = await verify(p, ["--no-state", ...more]);
+      expect(r.code).toBe(1);
+      expect(r.out + r.err).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+      expect(r.out).not.toContain("owned");
+    }
   });
 
   test("a deleted line", async () => {
@@ -306,7 +363,7 @@ describe("audit verify --server: the identity server's log and state", () => {
   test("<audit-dir>/server with <state-dir>/server/audit-checkpoint.json; a cut tail is found", async () => {
     const p = kit.place({ server: true });
     expect(p.dir).toEndWith("/log/server");
-    const log = p.open();
+    const log = p.open({ signer: () => serverSigner });
     for (let i = 1; i <= 12; i++) log.emit("admin", { action: `entry create ${i}`, actor: "root", detail: null });
     log.close();
     const ok = await verify(p);
@@ -317,6 +374,17 @@ describe("audit verify --server: the identity server's log and state", () => {
     expect(await brokenJson(p)).toEqual([1, ["audit.jsonl", 13, 13, "audit_tail_cut"]]);
     const tail = await run(["audit", "tail", ...p.flags, "-n", "1"]);
     expect(tail.out).toMatch(/ checkpoint #12 /);
+  });
+
+  test("checkpoints must be signed by the server's own ID (spiffe://TD/tidegate/server of the bundle's trust domain), or --signer's", async () => {
+    const p = kit.place({ server: true });
+    const log = p.open(); // signed by a node's SVID, which chains to the same bundle
+    for (let i = 1; i <= 3; i++) log.emit("admin", { action: `entry create ${i}`, actor: "root", detail: null });
+    log.close();
+    const r = await verify(p);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain(`is signed by ${NODE_1}, not by spiffe://example.org/tidegate/server`);
+    expect((await verify(p, ["--signer", NODE_1])).code).toBe(0);
   });
 });
 

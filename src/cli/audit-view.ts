@@ -94,7 +94,20 @@ const UNSAFE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu;
 export function showValue(v: unknown): string {
   const text = Array.isArray(v) && v.every((x) => typeof x !== "object" || x === null) ? v.map(textOf).join(",") : textOf(v);
   if (text !== "" && BARE.test(text)) return text;
-  return JSON.stringify(text).replace(UNSAFE, (c) => `\\u${c.codePointAt(0)!.toString(16).padStart(4, "0")}`);
+  // Each UTF-16 unit as its own \u escape: one above U+FFFF is its surrogate pair, so the text stays JSON that reads back as the value.
+  return JSON.stringify(text).replace(UNSAFE, (c) => [...Array(c.length).keys()].map((i) => `\\u${c.charCodeAt(i).toString(16).padStart(4, "0")}`).join(""));
+}
+
+/** What JSON.stringify leaves raw that a terminal may act on: DEL, C1 controls, format characters (bidi overrides), line and paragraph separators. */
+const RAW_UNSAFE = /[\u007f-\u009f\p{Cf}\p{Zl}\p{Zp}]/gu;
+
+/**
+ * A line as `--json` prints it: its bytes, except the characters of RAW_UNSAFE, written as
+ * \uXXXX escapes (each UTF-16 unit). They can only stand inside JSON strings, so the text is
+ * the same JSON; a workload's text (a resource URI) cannot drive the terminal through it.
+ */
+export function showRaw(line: string): string {
+  return line.replace(RAW_UNSAFE, (c) => [...Array(c.length).keys()].map((i) => `\\u${c.charCodeAt(i).toString(16).padStart(4, "0")}`).join(""));
 }
 
 function flatten(o: AuditObject, prefix: string, out: [string, unknown][]): void {

@@ -14,6 +14,7 @@ import { jsonRun, pinSigner, printRun, verifyFiles } from "./audit-verify.ts";
 import { StateFiles } from "../agent/state-files.ts";
 import { spiffeIdFlag } from "./flag-values.ts";
 import { exportCommand } from "./audit-export-command.ts";
+import { serverId } from "../server/ids.ts";
 
 /** The node's SPIFFE ID from the agent's state; null when the agent never joined. A damaged agent.json is a usage error: the pin is never dropped in silence. */
 function nodeIdOf(stateDir: string): string | null {
@@ -62,7 +63,8 @@ const tail: Command = {
     "(--audit-dir, default /var/log/tidegate[-INSTANCE]; --server: its server/ folder, the identity",
     "server's log; --dir DIR: any other), oldest first. Each is one line: time, type, #seq,",
     "then its fields as key=value, nested ones with dots (src.spiffe_id=...); null fields, prev and",
-    "a checkpoint's certificates and signature are left out. --json prints the raw lines instead.",
+    "a checkpoint's certificates and signature are left out. --json prints the raw lines instead (with",
+    "C1 controls, bidi and other format characters, U+2028 and U+2029 written as \\uXXXX).",
     "",
     "--where FIELD=VALUE keeps the events whose FIELD (a dotted path) is exactly VALUE: strings as",
     "they are, numbers and booleans as written, null as null. Several are ANDed:",
@@ -146,11 +148,15 @@ const verify: Command = {
     const signerText = str(ctx.values.signer);
     const pinned = signerText === undefined ? undefined : spiffeIdFlag(signerText, "--signer").toString();
     if (str(ctx.values["trust-domain"]) !== undefined && str(ctx.values.bundle) === undefined) throw new UsageError("--trust-domain goes with --bundle FILE");
-    const state = loadState({ state: str(ctx.values.state), noState: ctx.values["no-state"] === true, statePath, useDefault: paths.length === 0 || allInDir(paths, dir) });
+    // The audit directory's own files, named or not, are this node's log: its state and its signer apply.
+    const own = paths.length === 0 || allInDir(paths, dir);
+    const state = loadState({ state: str(ctx.values.state), noState: ctx.values["no-state"] === true, statePath, useDefault: own });
     const trust = await loadTrust({ bundle: str(ctx.values.bundle), trustDomain: str(ctx.values["trust-domain"]), stateDir: ctx.places.stateDir });
     const explicit = paths.length > 0 ? explicitSources(paths) : null;
     if (explicit === null) requireDir(dir, "verify");
-    const signer = pinned ?? (ownerOf(ctx) === "agent" && explicit === null ? nodeIdOf(ctx.places.stateDir) : null);
+    // The identity server signs its log with its own SVID, spiffe://TD/tidegate/server: pinned when the bundle names one trust domain.
+    const serverPin = trust.trustDomains.length === 1 ? serverId(trust.trustDomains[0]!).toString() : null;
+    const signer = pinned ?? (!own ? null : ownerOf(ctx) === "agent" ? nodeIdOf(ctx.places.stateDir) : serverPin);
     const run = pinSigner(await verifyFiles({ dir, explicit, trust, state, now: () => new Date() }), signer);
     if (ctx.values.json) ctx.io.out(jsonRun(run, { trust, state }));
     else printRun(run, { trust, state, where: explicit === null ? `in ${dir}` : "given" }, ctx.io);

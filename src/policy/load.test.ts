@@ -179,6 +179,10 @@ inbound:
     assert.deepEqual(a, { dir: "/srv/audit", checkpointEvery: 10, checkpointIntervalMs: 5000, maxFileBytes: 65536, onFailure: "serve", exportOtlp: "http://127.0.0.1:4318/v1/logs" });
     assert.deepEqual(loadPolicy("trust_domain: example.org\n", "d.yaml").audit, { dir: null, checkpointEvery: null, checkpointIntervalMs: null, maxFileBytes: null, onFailure: "refuse", exportOtlp: null });
     assert.throws(() => loadPolicy("trust_domain: example.org\naudit: { export: { otlp: 'https://u:hunter2@c.example/' } }\n", "p.yaml"), (e: Error) => !e.message.includes("hunter2"));
+    // nor with another scheme, or text that does not parse as a URL (the message becomes policy_rejected's reason, in the audit log)
+    for (const url of ["grpc://u:hunter2@c.example:4317", "http://u:hunter2@c example/v1/logs"]) {
+      assert.throws(() => loadPolicy(`trust_domain: example.org\naudit: { export: { otlp: '${url}' } }\n`, "p.yaml"), (e: Error) => !e.message.includes("hunter2"));
+    }
     const m = loadPolicy("trust_domain: example.org\n", "m.yaml");
     assert.deepEqual([m.egress.length, m.inbound.length, m.workloads.length, m.dns.servers], [0, 0, 0, null]);
   });

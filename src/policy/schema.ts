@@ -18,6 +18,7 @@ import { ACTIONS, KEY_EXCHANGES, MAX_OPEN_LIMIT } from "./model.ts";
 import { converted, convertedAny, mapping, transformed } from "./source.ts";
 import { selectorProblem } from "../attest/selector.ts";
 import { RULE_NAME, WORKLOAD_NAME } from "./names.ts";
+import { quoteUrl } from "../errors.ts";
 
 /** A tool name, or a glob of one: `*` any run of characters, `?` one (src/mcp/tool-filter.ts). */
 const TOOL = /^[A-Za-z0-9_.*?-]{1,128}$/;
@@ -46,9 +47,10 @@ const urlOf = (schemes: readonly string[], named: string) =>
     try {
       u = new URL(t);
     } catch {
-      throw new Error(`${JSON.stringify(t.slice(0, 64))} is not a URL`);
+      throw new Error(`${quoteUrl(t)} is not a URL`);
     }
-    if (!schemes.includes(u.protocol)) throw new Error(`${JSON.stringify(t.slice(0, 64))} is not ${named} URL`);
+    // quoteUrl: never the user name or password of a URL (the message reaches logs and policy_rejected)
+    if (!schemes.includes(u.protocol)) throw new Error(`${quoteUrl(t)} is not ${named} URL`);
     if (u.username !== "" || u.password !== "") throw new Error("a URL with a user name or password is refused (it would be logged)");
     return u.toString();
   });

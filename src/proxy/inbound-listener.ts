@@ -143,6 +143,9 @@ function refusal(reason: string, cause: string): Refusal {
   return { reason, cause, message: `tidegate: ${cause}; this connection takes no more requests` };
 }
 
+/** audit.on_failure refuse: a connection admitted before the log failed carries no request past it, as an intercepted egress one. */
+const AUDIT_DOWN = refusal("audit_unavailable", "the audit log cannot be written (audit.on_failure: refuse)");
+
 /**
  * Whether rule `b` carries a connection as `a` did: the same backend, PROXY header, and parsing
  * (`forward_client_cert`, and whether `mcp:` gates it; a changed filter is the relay's business,
@@ -425,13 +428,15 @@ export class InboundListener {
     const clientId = client.toString();
     const admitted = this.admission(client);
     // admitted() answers for the same object: the rule in force while it admits the client, `gone` once removed.
-    const current = following(
+    const followed = following(
       () => this.gone ?? this.rule,
       () => {
         const no = admitted();
         return no === null ? gateRule(this.rule) : closedRule(rule.name, no.reason, no.message);
       },
     );
+    const unrecorded = closedRule(rule.name, AUDIT_DOWN.reason, AUDIT_DOWN.message);
+    const current = () => (this.deps.accepting?.() === false ? unrecorded : followed());
     const gate = openGate(current, { caller: clientId, server: rule.id.toString(), connId }, this.deps.audit, this.deps.pins ?? null, { announcesLists: true, sessions: this.sessions });
     const xfcc = rule.forwardClientCert ? xfccValue(rule.id.toString(), clientId) : null;
     const rewrite = (h: { headers: { entries: readonly Header[] } }): readonly Header[] => (xfcc === null ? h.headers.entries : withXfcc(h.headers.entries, xfcc));
@@ -515,7 +520,7 @@ export class InboundListener {
       else if (this.rule.forwardClientCert) {
         const admitted = this.admission(client);
         const rewriter = (c.rewriter = new XfccRewriter(this.rule.id.toString(), clientId, () => {
-          const no = admitted();
+          const no = this.deps.accepting?.() === false ? AUDIT_DOWN : admitted();
           return no === null ? null : { reason: no.reason, detail: no.message };
         }));
         const head = (c.head = new HeadDeadline(t.headerTimeoutMs, () => {

@@ -214,7 +214,7 @@ describe("an mTLS hop between the egress upstream leg and an inbound listener", 
 });
 
 /** A plain HTTP backend answering 200 "ok" to each request head (no bodies), pipelined ones too; what it read. */
-function headBackend(): { port: number; raw(): string; stop(force: boolean): void } {
+function headBackend(answer = (_n: number) => "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"): { port: number; raw(): string; stop(force: boolean): void } {
   let raw = "";
   const l = Bun.listen<{ n: number }>({
     hostname: "127.0.0.1",
@@ -224,7 +224,7 @@ function headBackend(): { port: number; raw(): string; stop(force: boolean): voi
       data(s, chunk) {
         raw += new TextDecoder().decode(chunk);
         const ends = raw.split("\r\n\r\n").length - 1;
-        for (; s.data.n < ends; s.data.n++) s.write("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+        for (; s.data.n < ends; s.data.n++) s.write(answer(s.data.n));
       },
     },
   });
@@ -258,7 +258,7 @@ describe("forward_client_cert", () => {
  * `request(path)` sends a GET and resolves once its answer ("ok") came; `closed` resolves when the
  * listener ends the connection (its error code, or "closed").
  */
-async function keptAlive(l: InboundListener): Promise<{ request(path: string): Promise<void>; closed: Promise<string> }> {
+async function keptAlive(l: InboundListener, requestText = (path: string) => `GET ${path} HTTP/1.1\r\nHost: b\r\n\r\n`): Promise<{ request(path: string): Promise<void>; closed: Promise<string> }> {
   const port = (l as unknown as { listener: { port: number } }).listener.port;
   const up = await openUpstream(plan("spiffe://example.org/backend", undefined, port), { sessions: new SessionCache(), verifier: new PeerVerifier() });
   if (!up.ok) throw new Error(`not ok: ${up.reason} ${up.detail}`);
@@ -282,12 +282,52 @@ async function keptAlive(l: InboundListener): Promise<{ request(path: string): P
     request(path: string) {
       const answered = Promise.withResolvers<void>();
       waiting = { oks: ++sent, resolve: answered.resolve };
-      socket.write(`GET ${path} HTTP/1.1\r\nHost: b\r\n\r\n`);
+      socket.write(requestText(path));
       return answered.promise;
     },
     closed: closed.promise,
   };
 }
+
+/** A tools/call to `path`, as one HTTP request of an MCP client. */
+const toolCall = (path: string) => {
+  const body = JSON.stringify({ jsonrpc: "2.0", id: Number(path.slice(1)), method: "tools/call", params: { name: "echo", arguments: {} } });
+  return `POST ${path} HTTP/1.1\r\nHost: b\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+};
+
+describe("while the audit log cannot be written (on_failure refuse)", () => {
+  /** A JSON-RPC answer to the tools/call of id n + 1 (the nth request), holding "ok". */
+  const toolAnswer = (n: number) => {
+    const body = JSON.stringify({ jsonrpc: "2.0", id: n + 1, result: { content: [{ type: "text", text: "ok" }] } });
+    return `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
+  };
+  const cases: [string, Partial<InboundRule>, ((path: string) => string) | undefined, ((n: number) => string) | undefined][] = [
+    ["forward_client_cert", { forwardClientCert: true }, undefined, undefined],
+    ["mcp:", { mcp: { tools: null, resources: null, prompts: null } } as Partial<InboundRule>, toolCall, toolAnswer],
+  ];
+  for (const [what, over, requestText, answer] of cases) {
+    test(`${what}: a keep-alive connection opened before carries no request past it; it closes, recorded audit_unavailable`, async () => {
+      const plain = headBackend(answer);
+      const name = `audit-down-${what.replace(/[^a-z]/g, "")}`;
+      let healthy = true;
+      const l = new InboundListener(rule({ name, proxyProtocol: false, ...over, forward: { kind: "tcp", host: "127.0.0.1", port: plain.port } }), creds.get("spiffe://example.org/backend")!, { identity, verifier: new PeerVerifier(), logger, audit, accepting: () => healthy });
+      try {
+        const c = await keptAlive(l, requestText);
+        await c.request("/1");
+        healthy = false;
+        void c.request("/2");
+        await c.closed;
+        expect(plain.raw()).toContain(" /1 HTTP/1.1");
+        expect(plain.raw()).not.toContain(" /2 HTTP/1.1");
+        const line = await waitForLine(() => inboundLines().find((x) => x.rule === name));
+        expect({ outcome: line.outcome, reason: line.reason }).toEqual({ outcome: "refused", reason: "audit_unavailable" });
+      } finally {
+        l.stop();
+        plain.stop(true);
+      }
+    });
+  }
+});
 
 /** Reload changes of an inbound listener's rule: the client dropped from `allow`, and the rule removed. */
 const RULE_CHANGES: [string, (l: InboundListener) => void, string][] = [

@@ -137,6 +137,22 @@ describe("OtlpExporter against a real OTLP/HTTP receiver", () => {
     }
   });
 
+  test("a 2xx whose answer is too long to read whole (a partial success after 64 KiB, or no end) is not taken as delivered", async () => {
+    const endless = () => new Response(new ReadableStream({ pull: (c) => c.enqueue(new Uint8Array(65536).fill(0x20)) }), { status: 200 });
+    for (const answer of [() => new Response(JSON.stringify({ pad: "x".repeat(70_000), partialSuccess: { rejectedLogRecords: "3" } }), { status: 200 }), endless]) {
+      const collector = TestCollector.start((n) => (n === 2 ? answer() : null));
+      const h = harness({ url: collector.url, source: memorySource(events(30)), batchMax: 10 });
+      try {
+        const err = await h.exporter.runOnce().catch((e) => e);
+        expect(err.code).toBe("export_partial");
+        expect(cursorText(h.cursor)).toBe('{"seq":10}\n');
+        expect(collector.requests.length).toBe(2);
+      } finally {
+        await collector.close();
+      }
+    }
+  });
+
   test("a partial success that rejects nothing (a warning) counts as delivered", async () => {
     const collector = TestCollector.start(() => null);
     collector.plan = (_n, records) => (collector.received.push(...records), Response.json({ partialSuccess: { errorMessage: "slow down" } }));

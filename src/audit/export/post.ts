@@ -2,7 +2,8 @@
  * One OTLP/HTTP export attempt and what it means (OTLP specification, "OTLP/HTTP Response"):
  * - 2xx: delivered, unless the body's `partialSuccess.rejectedLogRecords` is above 0 (the
  *   collector dropped records; the spec forbids a retry, the audit trail forbids a skip: the
- *   caller stops);
+ *   caller stops), or the body could not be read whole (over BODY_READ_MAX bytes, or unfinished
+ *   within the timeout: a partialSuccess may lie past what was read; the caller stops too);
  * - 429, 502, 503, 504 (the spec's retryable codes) and 408: try again, after `Retry-After`
  *   (seconds or an HTTP date, capped at RETRY_AFTER_MAX_MS) when given;
  * - no answer (refused, reset, timed out): try again;
@@ -45,8 +46,10 @@ export async function postLogs(o: PostOptions): Promise<Outcome> {
   } catch (e) {
     return { kind: "retry", error: describeFailure(e, o.timeoutMs) };
   }
-  const text = await readCapped(res, o.timeoutMs);
+  const { text, whole } = await readCapped(res, o.timeoutMs);
   if (res.status >= 200 && res.status < 300) {
+    // A partialSuccess may lie past what was read: records rejected unseen would be skipped for good.
+    if (!whole) return { kind: "partial", rejected: "an unknown number", message: `its ${res.status} answer could not be read whole (over ${BODY_READ_MAX} bytes, or unfinished within ${o.timeoutMs} ms), so whether it rejected records cannot be told` };
     const partial = (parseJson(text) as { partialSuccess?: { rejectedLogRecords?: unknown; errorMessage?: unknown } } | null)?.partialSuccess;
     const rejected = String(partial?.rejectedLogRecords ?? "0");
     if (/^[1-9][0-9]*$/.test(rejected)) return { kind: "partial", rejected, message: messageOf(partial?.errorMessage) };
@@ -83,17 +86,18 @@ function describeFailure(e: unknown, timeoutMs: number): string {
   return code !== undefined ? `connection failed (${code as string})` : `request failed (${name})`;
 }
 
-/** At most BODY_READ_MAX bytes of the body, read within `timeoutMs`; "" when it fails or stalls. */
-async function readCapped(res: Response, timeoutMs: number): Promise<string> {
-  if (res.body === null) return "";
+/** At most BODY_READ_MAX bytes of the body, read within `timeoutMs` ("" when it fails or stalls); `whole`: the body ended within both. */
+async function readCapped(res: Response, timeoutMs: number): Promise<{ text: string; whole: boolean }> {
+  if (res.body === null) return { text: "", whole: true };
   const reader = res.body.getReader();
   const parts: Uint8Array[] = [];
   let size = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
+  let ended = false;
   const read = async (): Promise<boolean> => {
-    while (size < BODY_READ_MAX) {
+    while (size <= BODY_READ_MAX) {
       const { done, value } = await reader.read();
-      if (done) return true;
+      if (done) return (ended = true);
       parts.push(value);
       size += value.byteLength;
     }
@@ -103,11 +107,11 @@ async function readCapped(res: Response, timeoutMs: number): Promise<string> {
   const complete = await Promise.race([read(), stalled]).catch(() => false);
   clearTimeout(timer);
   reader.cancel().catch(() => undefined);
-  if (!complete) return "";
+  if (!complete) return { text: "", whole: false };
   const all = new Uint8Array(size);
   let at = 0;
   for (const p of parts) all.set(p, at), (at += p.byteLength);
-  return new TextDecoder().decode(all.subarray(0, BODY_READ_MAX));
+  return { text: new TextDecoder().decode(all.subarray(0, BODY_READ_MAX)), whole: ended };
 }
 
 function parseJson(text: string): unknown {

@@ -23,6 +23,7 @@ describe("an intact log verifies", () => {
       unsealedTail: 3,
       firstBreak: null,
       warnings: ["3 events after the last checkpoint: the agent is running, crashed, or the tail was cut; give --state to tell"],
+      signers: ["spiffe://example.org/tidegate/agent/node-1"],
     });
   });
 

@@ -88,6 +88,8 @@ export interface VerifyReport {
   readonly unsealedTail: number;
   readonly firstBreak: VerifyBreak | null;
   readonly warnings: string[];
+  /** The signers of the checkpoints verified, in order of first appearance. */
+  readonly signers: string[];
 }
 
 const baseName = (name: string) => name.slice(name.lastIndexOf("/") + 1);
@@ -110,6 +112,7 @@ class Walk {
   datedLater = 0;
   atState: { file: string; line: number; hash: string; type: string } | null = null;
   readonly warnings: string[] = [];
+  readonly signers: string[] = [];
   readonly cache: LeafCache = new Map();
   /** The file of the first line checked. */
   firstFile: string | null = null;
@@ -142,6 +145,7 @@ class Walk {
       checkCovers(p, ev);
       this.checkCount(p.seq, ev.events);
       await checkSignedCheckpoint(p, ev, { bundles: this.input.bundles, cache: this.cache });
+      if (!this.signers.includes(ev.signer)) this.signers.push(ev.signer);
       if (Date.parse(p.time) > this.input.now.getTime()) this.datedLater++;
       this.checkpoints++;
       this.lastCheckpointSeq = p.seq;
@@ -186,6 +190,7 @@ export async function verifyAudit(input: VerifyInput): Promise<VerifyReport> {
     unsealedTail: w.lastSeq === null ? 0 : w.lastSeq - (w.lastCheckpointSeq ?? (w.firstSeq ?? 1) - 1),
     firstBreak,
     warnings: w.warnings,
+    signers: w.signers,
   });
   const tornBreak = (t: { file: string; line: number; bytes: number }): VerifyReport =>
     report({ file: t.file, line: t.line, seq: null, code: "audit_torn_line", message: `audit: ${quote(t.file)} ends with a line of ${t.bytes} bytes without its newline` });
