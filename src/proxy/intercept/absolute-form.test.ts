@@ -4,27 +4,16 @@
 // absolute-form names its host in the target alone (no Host header): it gets that Host, as its
 // target goes upstream in origin-form. A Host written "API.Test." goes as "api.test".
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import tls from "node:tls";
-import { apiRule, createHarness, exchange, type Harness } from "./test-harness.ts";
+import { createHarness, exchange, rawApi, type Harness, type RawApi } from "./test-harness.ts";
 
 let h: Harness;
-let api: tls.Server;
-let proxyPort: number;
-/** The bytes each connection to the API received. */
-const received: string[] = [];
+let api: RawApi;
 
 beforeAll(async () => {
   h = await createHarness();
-  api = tls.createServer({ cert: h.apiTls.cert, key: h.apiTls.key }, (s) => {
-    const i = received.push("") - 1;
-    s.on("data", (d: Buffer) => {
-      received[i] += d.toString("latin1");
-      if (received[i]!.includes("\r\n\r\n")) s.end("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok");
-    });
-    s.on("error", () => {});
+  api = await rawApi(h, (s, sent) => {
+    if (sent.includes("\r\n\r\n")) s.end("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok");
   });
-  await new Promise<void>((r) => api.listen(0, "127.0.0.1", r));
-  proxyPort = h.start(`trust_domain: example.org\negress:\n${apiRule("api", 80, h, (api.address() as { port: number }).port)}`, { secrets: { api_token: "t0ken-value" } });
 });
 
 afterAll(() => {
@@ -33,14 +22,14 @@ afterAll(() => {
 });
 
 test("HTTP/1.0 in absolute-form without Host: the upstream gets the Host the request was decided for", async () => {
-  const out = await exchange(proxyPort, "GET http://api.test/v1/x?q=1 HTTP/1.0\r\n\r\n");
+  const out = await exchange(api.proxyPort, "GET http://api.test/v1/x?q=1 HTTP/1.0\r\n\r\n");
   expect(out).toStartWith("HTTP/1.1 200");
-  expect(received.at(-1)).toStartWith("GET /v1/x?q=1 HTTP/1.0\r\n");
-  expect(received.at(-1)!.toLowerCase()).toContain("\r\nhost: api.test\r\n");
+  expect(api.received.at(-1)).toStartWith("GET /v1/x?q=1 HTTP/1.0\r\n");
+  expect(api.received.at(-1)!.toLowerCase()).toContain("\r\nhost: api.test\r\n");
 });
 
 test("a Host with a trailing dot or capitals goes upstream as the name decided, with its port", async () => {
-  const out = await exchange(proxyPort, "GET /v1/y HTTP/1.1\r\nHost: API.Test.:80\r\nConnection: close\r\n\r\n");
+  const out = await exchange(api.proxyPort, "GET /v1/y HTTP/1.1\r\nHost: API.Test.:80\r\nConnection: close\r\n\r\n");
   expect(out).toStartWith("HTTP/1.1 200");
-  expect(received.at(-1)).toContain("\r\nHost: api.test:80\r\n");
+  expect(api.received.at(-1)).toContain("\r\nHost: api.test:80\r\n");
 });

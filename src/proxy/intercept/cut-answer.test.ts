@@ -4,29 +4,20 @@
 // reset, so it cannot take the cut answer for a whole one. So is one cut because the workload
 // sent too much ahead while it streamed: no 400 is written into it.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import tls from "node:tls";
-import { apiRule, createHarness, type Harness } from "./test-harness.ts";
+import { createHarness, rawApi, type Harness, type RawApi } from "./test-harness.ts";
 import { startWorkload } from "../bounds-test-kit.ts";
 
 let h: Harness;
-let api: tls.Server;
-let proxyPort: number;
+let api: RawApi;
 
 beforeAll(async () => {
   h = await createHarness();
-  api = tls.createServer({ cert: h.apiTls.cert, key: h.apiTls.key }, (s) => {
-    let got = "";
-    s.on("data", (d: Buffer) => {
-      got += d.toString("latin1");
-      if (!got.includes("\r\n\r\n")) return;
-      if (got.startsWith("GET /trickle ")) return void (got.length < 100_000 && s.write("HTTP/1.1 200 OK\r\n\r\npart")); // close-delimited, never ends
-      if (got.startsWith("GET /short ")) s.end("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial");
-      else s.end("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\npart\r\nzz\r\n");
-    });
-    s.on("error", () => {});
+  api = await rawApi(h, (s, got) => {
+    if (!got.includes("\r\n\r\n")) return;
+    if (got.startsWith("GET /trickle ")) return void (got.length < 100_000 && s.write("HTTP/1.1 200 OK\r\n\r\npart")); // close-delimited, never ends
+    if (got.startsWith("GET /short ")) s.end("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial");
+    else s.end("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\npart\r\nzz\r\n");
   });
-  await new Promise<void>((r) => api.listen(0, "127.0.0.1", r));
-  proxyPort = h.start(`trust_domain: example.org\negress:\n${apiRule("api", 80, h, (api.address() as { port: number }).port)}`, { secrets: { api_token: "t0ken-value" } });
 });
 
 afterAll(() => {
@@ -37,7 +28,7 @@ afterAll(() => {
 for (const path of ["/short", "/badchunk"]) {
   test(`an answer cut short (${path}): the request's line is written, the workload's connection reset`, async () => {
     const before = h.lines.length;
-    const w = await startWorkload(proxyPort, `GET ${path} HTTP/1.1\r\nHost: api.test\r\n\r\n`);
+    const w = await startWorkload(api.proxyPort, `GET ${path} HTTP/1.1\r\nHost: api.test\r\n\r\n`);
     const out = await w.done;
     // what was corked for the workload from that read may be lost with the reset
     if (path === "/short") expect(out.text).toStartWith("HTTP/1.1 200");
@@ -57,7 +48,7 @@ test("too much sent ahead while an answer streams: the answer is cut (reset), no
   const push = (s: { write(b: Uint8Array): number }) => void (rest = rest.subarray(Math.max(0, s.write(rest))));
   const s = await Bun.connect({
     hostname: "127.0.0.1",
-    port: proxyPort,
+    port: api.proxyPort,
     socket: {
       data: (_s, d) => void (text += new TextDecoder().decode(d)),
       drain: (sock) => push(sock),

@@ -5,33 +5,22 @@
 // reused: the workload's next request goes on a new one. An upgrade request answered so (no
 // switch) has the bytes after its body read as the next request, as after any other answer.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import tls from "node:tls";
-import { apiRule, createHarness, type Harness } from "./test-harness.ts";
+import { createHarness, rawApi, type Harness, type RawApi } from "./test-harness.ts";
 
 let h: Harness;
-let api: tls.Server;
-let proxyPort: number;
-/** The bytes each connection to the API received, in order of connection. */
-const received: string[] = [];
+let api: RawApi;
+/** The connections to the API answered so far, by index. */
+const answered = new Set<number>();
 
 beforeAll(async () => {
   h = await createHarness();
-  // Answers each connection's first bytes at once, whatever they are, and keeps the connection.
-  api = tls.createServer({ cert: h.apiTls.cert, key: h.apiTls.key }, (s) => {
-    const i = received.push("") - 1;
-    let answered = false;
-    s.on("data", (d: Buffer) => {
-      received[i] += d.toString("latin1");
-      if (!answered) {
-        answered = true;
-        s.write("HTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\n\r\nno");
-      }
-    });
-    s.on("error", () => {});
-  });
-  await new Promise<void>((r) => api.listen(0, "127.0.0.1", r));
-  const apiPort = (api.address() as { port: number }).port;
-  proxyPort = h.start(`trust_domain: example.org\negress:\n${apiRule("api", 80, h, apiPort, "    http: { paths: [/allowed] }\n    upgrade: [websocket]\n")}`, { secrets: { api_token: "t0ken-value" } });
+  api = await rawApi(h, (s, _sent, i) => {
+    // Answers each connection's first bytes at once, whatever they are, and keeps the connection.
+    if (!answered.has(i)) {
+      answered.add(i);
+      s.write("HTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\n\r\nno");
+    }
+  }, "    http: { paths: [/allowed] }\n    upgrade: [websocket]\n");
 });
 
 afterAll(() => {
@@ -45,7 +34,7 @@ test("an answer before the request body ends: the leg is not reused for the next
   const { promise: closed, resolve: close } = Promise.withResolvers<void>();
   const s = await Bun.connect({
     hostname: "127.0.0.1",
-    port: proxyPort,
+    port: api.proxyPort,
     socket: {
       data(_s, c) {
         got += new TextDecoder().decode(c);
@@ -63,12 +52,12 @@ test("an answer before the request body ends: the leg is not reused for the next
   s.end();
   await Bun.sleep(50);
   // The first leg carried the first request alone; whatever came after its answer went elsewhere.
-  expect(received.length).toBeGreaterThanOrEqual(1);
-  expect(received[0]).toStartWith("POST /allowed HTTP/1.1\r\n");
-  expect(received[0]).not.toContain("GET /allowed");
-  expect(received[0]).not.toContain("defghij");
+  expect(api.received.length).toBeGreaterThanOrEqual(1);
+  expect(api.received[0]).toStartWith("POST /allowed HTTP/1.1\r\n");
+  expect(api.received[0]).not.toContain("GET /allowed");
+  expect(api.received[0]).not.toContain("defghij");
   // The next request went whole on a new leg, and was answered.
-  expect(received[1]).toStartWith("GET /allowed HTTP/1.1\r\n");
+  expect(api.received[1]).toStartWith("GET /allowed HTTP/1.1\r\n");
   expect(got.split("HTTP/1.1 401").length - 1).toBe(2);
 });
 
@@ -78,7 +67,7 @@ test("an upgrade request answered (without a switch) before its body ended: what
   const { promise: second, resolve: gotSecond } = Promise.withResolvers<void>();
   const s = await Bun.connect({
     hostname: "127.0.0.1",
-    port: proxyPort,
+    port: api.proxyPort,
     socket: {
       data(_s, c) {
         got += new TextDecoder().decode(c);
@@ -87,12 +76,12 @@ test("an upgrade request answered (without a switch) before its body ended: what
       },
     },
   });
-  const before = received.length;
+  const before = api.received.length;
   s.write("POST /allowed HTTP/1.1\r\nHost: api.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 5\r\n\r\nab");
   await first;
   s.write("cde" + "GET /allowed HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n");
   await Promise.race([second, Bun.sleep(2000)]);
   s.end();
   expect(got.split("HTTP/1.1 401").length - 1).toBe(2);
-  expect(received.slice(before).map((r) => r.split("\r\n")[0])).toEqual(["POST /allowed HTTP/1.1", "GET /allowed HTTP/1.1"]);
+  expect(api.received.slice(before).map((r) => r.split("\r\n")[0])).toEqual(["POST /allowed HTTP/1.1", "GET /allowed HTTP/1.1"]);
 });

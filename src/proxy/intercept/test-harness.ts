@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Socket } from "bun";
+import tls from "node:tls";
 import { InterceptionCa } from "../../intercept/ca.ts";
 import { loadPolicy } from "../../policy/load.ts";
 import { PolicyEngine } from "../../policy/engine.ts";
@@ -197,3 +198,34 @@ export function apiRule(name: string, port: number, h: Harness, apiPort: number,
     inject: { headers: { Authorization: "Bearer \${secret:api_token}" } }
 ${extra}`;
 }
+
+/** A stand-in API that speaks raw HTTP/1.1 (rawApi), with the proxy started toward it. */
+export interface RawApi {
+  /** The port the workload's connections go to (the proxy's). */
+  readonly proxyPort: number;
+  /** The bytes each connection to the API sent so far, in order of connection. */
+  readonly received: string[];
+  close(): void;
+}
+
+/**
+ * For tests of the bytes a leg carries: a TLS server with `h`'s api.test leaf that records what
+ * each connection sends and calls `onData(socket, all it sent so far, its index)` on each read, to
+ * answer by hand; and the proxy started on one rule `api` toward it (apiRule, `extra` its further
+ * lines), the secret api_token in the store.
+ */
+export async function rawApi(h: Harness, onData: (s: tls.TLSSocket, sent: string, i: number) => void, extra = ""): Promise<RawApi> {
+  const received: string[] = [];
+  const api = tls.createServer({ cert: h.apiTls.cert, key: h.apiTls.key }, (s) => {
+    const i = received.push("") - 1;
+    s.on("data", (d: Buffer) => {
+      received[i] += d.toString("latin1");
+      onData(s, received[i]!, i);
+    });
+    s.on("error", () => {});
+  });
+  await new Promise<void>((r) => api.listen(0, "127.0.0.1", r));
+  const proxyPort = h.start(`trust_domain: example.org\negress:\n${apiRule("api", 80, h, (api.address() as { port: number }).port, extra)}`, { secrets: { api_token: "t0ken-value" } });
+  return { proxyPort, received, close: () => void api.close() };
+}
+
