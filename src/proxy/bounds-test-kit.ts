@@ -36,6 +36,19 @@ export async function startWorkload(port: number, first: string): Promise<Worklo
   return { write: (t) => void s.write(t), end: () => void s.end(), reset: () => void s.terminate(), done: promise, text: () => text };
 }
 
+/** Python lines: a listener `s` on 127.0.0.1 with backlog 0, its queue filled by two connects held in `held`; prints its port. */
+const FILL_BACKLOG = [
+  "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(0)",
+  "port = s.getsockname()[1]",
+  "held = []",
+  "for i in range(2):",
+  "    c = socket.socket(); c.setblocking(False)",
+  "    try: c.connect(('127.0.0.1', port))",
+  "    except BlockingIOError: pass",
+  "    held.append(c)",
+  "print(port, flush=True)",
+];
+
 /**
  * A TCP listener on 127.0.0.1 whose accept queue is full (backlog 0, one connection queued and
  * never accepted): the kernel drops every further SYN, so a connect to it never completes. It is
@@ -44,15 +57,7 @@ export async function startWorkload(port: number, first: string): Promise<Worklo
 export async function fullBacklog(): Promise<{ port: number; stop(): void }> {
   const script = [
     "import socket, sys",
-    "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(0)",
-    "port = s.getsockname()[1]",
-    "held = []",
-    "for i in range(2):",
-    "    c = socket.socket(); c.setblocking(False)",
-    "    try: c.connect(('127.0.0.1', port))",
-    "    except BlockingIOError: pass",
-    "    held.append(c)",
-    "print(port, flush=True)",
+    ...FILL_BACKLOG,
     "sys.stdin.read()",
   ].join("\n");
   const p = Bun.spawn(["python3", "-c", script], { stdin: "pipe", stdout: "pipe", stderr: "ignore" });
@@ -73,15 +78,7 @@ export async function fullBacklog(): Promise<{ port: number; stop(): void }> {
 export async function releasableBacklog(): Promise<{ port: number; release(forMs: number): Promise<string[]>; stop(): void }> {
   const script = [
     "import json, socket, sys, time",
-    "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(0)",
-    "port = s.getsockname()[1]",
-    "held = []",
-    "for i in range(2):",
-    "    c = socket.socket(); c.setblocking(False)",
-    "    try: c.connect(('127.0.0.1', port))",
-    "    except BlockingIOError: pass",
-    "    held.append(c)",
-    "print(port, flush=True)",
+    ...FILL_BACKLOG,
     "until = time.time() + float(sys.stdin.readline()) / 1000",
     "s.setblocking(False)",
     "mine = set(c.getsockname()[1] for c in held)",
