@@ -155,6 +155,22 @@ function pollWait(fd: number, events: number): void {
   libc().poll(ptr(buf), 1, 100);
 }
 
+/** A new pseudo-terminal: its master and its slave, both close-on-exec, neither a controlling terminal of this process. */
+export function openPseudoTerminal(): { master: number; slave: number } {
+  const master = check(libc().posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC), "posix_openpt");
+  try {
+    check(libc().grantpt(master), "grantpt");
+    check(libc().unlockpt(master), "unlockpt");
+    const name = new Uint8Array(128);
+    const r = libc().ptsname_r(master, ptr(name), name.length);
+    if (r !== 0) throw new LibcError("libc_failed", `libc: ptsname_r failed: ${errnoName(r)}`, r);
+    return { master, slave: check(libc().open(ptr(name), O_RDWR | O_NOCTTY | O_CLOEXEC), "open(the pty's slave)") };
+  } catch (e) {
+    libc().close(master);
+    throw e;
+  }
+}
+
 /** Whether descriptor `fd` is a terminal. */
 export function isTerminal(fd: number): boolean {
   try {
@@ -204,15 +220,8 @@ export class RunTerminal {
   static open(): RunTerminal | null {
     if (!isTerminal(0)) return null;
     const saved = getAttr(0);
-    const master = check(libc().posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC), "posix_openpt");
-    let slave = -1;
+    const { master, slave } = openPseudoTerminal();
     try {
-      check(libc().grantpt(master), "grantpt");
-      check(libc().unlockpt(master), "unlockpt");
-      const name = new Uint8Array(128);
-      const r = libc().ptsname_r(master, ptr(name), name.length);
-      if (r !== 0) throw new LibcError("libc_failed", `libc: ptsname_r failed: ${errnoName(r)}`, r);
-      slave = check(libc().open(ptr(name), O_RDWR | O_NOCTTY | O_CLOEXEC), "open(the pty's slave)");
       // The slave starts as the caller's terminal was: echo, line editing, the control characters.
       check(libc().tcsetattr(slave, TCSANOW, ptr(saved)), "tcsetattr(the pty's slave)");
       const size = getWinsize(0);
@@ -220,7 +229,7 @@ export class RunTerminal {
       // Ours alone, so non-blocking is safe: a command that does not read cannot stall the relay.
       check(setFlags(master, O_NONBLOCK), "fcntl(master, O_NONBLOCK)");
     } catch (e) {
-      if (slave >= 0) libc().close(slave);
+      libc().close(slave);
       libc().close(master);
       throw e;
     }
