@@ -142,14 +142,14 @@ function newCgroup(): string {
   return dir;
 }
 
-/** Kills what is left in the test's cgroups and removes them. */
-async function removeCgroups(dir: string): Promise<void> {
+/** Kills what is left in the test's cgroups and removes them (`stale`: a top left by an earlier run, killed too). */
+async function removeCgroups(dir: string, stale = false): Promise<void> {
   if (!existsSync(dir)) return;
   for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) await removeCgroups(join(dir, e.name));
   const deadline = Date.now() + 5000;
   for (;;) {
     try {
-      if (dir !== cgroupTop) writeFileSync(join(dir, "cgroup.kill"), "1");
+      if (stale || dir !== cgroupTop) writeFileSync(join(dir, "cgroup.kill"), "1");
       rmdirSync(dir);
       return;
     } catch (e) {
@@ -171,6 +171,8 @@ describe.skipIf(!can)("tidegate run from a terminal", () => {
     chmodSync(root, 0o711);
     mkdirSync(shared, { mode: 0o777 });
     chmodSync(shared, 0o777);
+    // what an earlier run of this file left (killed mid-run): its cgroups and what runs in them
+    for (const e of readdirSync(cgroup2!)) if (/^tidegate-test-pty-\d+$/.test(e)) await removeCgroups(join(cgroup2!, e), true);
     mkdirSync(cgroupTop);
     agent = serveUnix(join(rootRunDir, "agent.sock"), async (req) => {
       const path = new URL(req.url).pathname;
