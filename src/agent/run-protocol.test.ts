@@ -23,6 +23,14 @@ describe("run protocol", () => {
     expect(parseRequest(JSON.stringify({ ...ok, user: "www-data", allow_root: true }))).toMatchObject({ user: "www-data", allowRoot: true });
   });
 
+  test("tty (descriptor 0 is the caller's pseudo-terminal for the run) round-trips, and is left out when false", () => {
+    const line = new TextDecoder().decode(encodeRequest({ ...ok, allowRoot: false, tty: true })).slice(0, -1);
+    expect(JSON.parse(line).tty).toBe(true);
+    expect(parseRequest(line)).toEqual({ ...ok, allowRoot: false, tty: true });
+    expect("tty" in JSON.parse(new TextDecoder().decode(encodeRequest({ ...ok, allowRoot: false, tty: false })))).toBe(false);
+    expect(parseRequest(JSON.stringify({ ...ok, tty: false }))).toEqual({ ...ok, allowRoot: false });
+  });
+
   const bad: [string, unknown, RegExp][] = [
     ["not JSON", "{", /not JSON/],
     ["an array", [], /not an object/],
@@ -39,6 +47,7 @@ describe("run protocol", () => {
     ["an env entry without =", { ...ok, env: ["A"] }, /env\[0\] is not NAME=VALUE/],
     ["an env entry with an empty name", { ...ok, env: ["=x"] }, /env\[0\] is not NAME=VALUE/],
     ["a relative cwd", { ...ok, cwd: "tmp" }, /cwd is not an absolute path/],
+    ["tty not boolean", { ...ok, tty: 1 }, /tty is not a boolean/],
   ];
   for (const [name, value, message] of bad) {
     test(`refused: ${name}`, () => {

@@ -43,6 +43,11 @@ export interface RunRequest {
    * and applies the `stdio[]` rule for the caller and the workload (docs/mcp.md).
    */
   readonly mcpStdio?: boolean;
+  /**
+   * The caller's stdin was its terminal and descriptor 0 is a pseudo-terminal the caller made for
+   * this run (../runtime/pty.ts): the launcher makes it the command's controlling terminal.
+   */
+  readonly tty?: boolean;
 }
 
 export type RunAnswer =
@@ -75,7 +80,7 @@ export function noUserReason(workload: string, configured: readonly string[] | n
   return `workload ${name} is not in the agent's config (workloads: ${has})${didYouMean(near)}; give --user USER to run it anyway`;
 }
 
-const FIELDS = new Set(["workload", "user", "allow_root", "command", "env", "cwd", "mcp_stdio"]);
+const FIELDS = new Set(["workload", "user", "allow_root", "command", "env", "cwd", "mcp_stdio", "tty"]);
 
 function bad(message: string): never {
   throw new RunProtocolError("run_bad_request", `run: bad request: ${message}`);
@@ -117,12 +122,13 @@ export function parseRequest(line: string): RunRequest {
   const cwd = text(o.cwd, "cwd");
   if (!cwd.startsWith("/")) bad("cwd is not an absolute path");
   if (o.mcp_stdio !== undefined && typeof o.mcp_stdio !== "boolean") bad("mcp_stdio is not a boolean");
-  return { workload, user, allowRoot: o.allow_root === true, command, env, cwd, ...(o.mcp_stdio === true ? { mcpStdio: true } : {}) };
+  if (o.tty !== undefined && typeof o.tty !== "boolean") bad("tty is not a boolean");
+  return { workload, user, allowRoot: o.allow_root === true, command, env, cwd, ...(o.mcp_stdio === true ? { mcpStdio: true } : {}), ...(o.tty === true ? { tty: true } : {}) };
 }
 
 /** The request as the line a client sends (newline included). */
 export function encodeRequest(r: RunRequest): Uint8Array {
-  const body = { workload: r.workload, user: r.user, ...(r.allowRoot ? { allow_root: true } : {}), command: r.command, env: r.env, cwd: r.cwd, ...(r.mcpStdio === true ? { mcp_stdio: true } : {}) };
+  const body = { workload: r.workload, user: r.user, ...(r.allowRoot ? { allow_root: true } : {}), command: r.command, env: r.env, cwd: r.cwd, ...(r.mcpStdio === true ? { mcp_stdio: true } : {}), ...(r.tty === true ? { tty: true } : {}) };
   return new TextEncoder().encode(`${JSON.stringify(body)}\n`);
 }
 

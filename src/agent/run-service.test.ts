@@ -16,6 +16,7 @@ import { Errno } from "../runtime/libc.ts";
 import { MAX_CONNECTIONS, RunService, type RunHost } from "./run-service.ts";
 import { noIdentityNotice } from "./run-protocol.ts";
 import { parseStartTime } from "../attest/proc-text.ts";
+import { openPseudoTerminal } from "../runtime/pty.ts";
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot && !process.env.CI) console.warn("run-service: skipped (needs root: chown of the socket, callers run as nobody)");
@@ -205,6 +206,28 @@ describe.skipIf(!isRoot && !process.env.CI)("run.sock", () => {
     expect(logs("run_started").at(-1)).toMatchObject({ caller_pid: process.pid, caller_uid: 0, workload: "w1", user: "www-data", uid: 33, spiffe_id: "spiffe://example.org/w1" });
     expect(logs("run_ended").at(-1)).toMatchObject({ caller_pid: process.pid, workload: "w1", exit: 3, signal: null });
     expect(released).toContain("w1");
+  }, 20_000);
+
+  test("tty: the launcher gets --tty only when descriptor 0 really is a terminal", async () => {
+    const pty = openPseudoTerminal();
+    const [inR, inW] = u.pipe();
+    try {
+      for (const [stdin, want] of [[pty.slave, true], [inR, false]] as const) {
+        const c = u.connectUnix(socketPath);
+        u.sendWithFds(c, enc(`${JSON.stringify({ workload: "w1", command: ["true"], env: ["PATH=/usr/bin:/bin"], cwd: "/", tty: true })}\n`), [stdin, 1, 2]);
+        expect(await answerOf(c)).toEqual({ exit: 0 });
+        u.closeFd(c);
+        expect(readFileSync(`${launcher}.argv`, "utf8").split("\n").includes("--tty")).toBe(want);
+      }
+      // without tty in the request, a terminal on descriptor 0 is not made the controlling terminal
+      const c = u.connectUnix(socketPath);
+      u.sendWithFds(c, enc(`${JSON.stringify({ workload: "w1", command: ["true"], env: ["PATH=/usr/bin:/bin"], cwd: "/" })}\n`), [pty.slave, 1, 2]);
+      expect(await answerOf(c)).toEqual({ exit: 0 });
+      u.closeFd(c);
+      expect(readFileSync(`${launcher}.argv`, "utf8").split("\n").includes("--tty")).toBe(false);
+    } finally {
+      for (const fd of [pty.master, pty.slave, inR, inW]) u.closeFd(fd);
+    }
   }, 20_000);
 
   test("an idle service takes a connection when it arrives (SIGIO), not at its next poll", async () => {

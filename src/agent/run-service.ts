@@ -37,6 +37,7 @@ import { encodeLine, LineReader, MAX_NOTICE, noIdentityNotice, parseRequest, par
 import type { Enforcer } from "./enforcer.ts";
 import type { McpGate } from "../mcp/index.ts";
 import { relayStdio } from "./mcp-stdio.ts";
+import { isTerminal } from "../runtime/pty.ts";
 
 /** How often the connections are served while any is open. */
 export const POLL_MS = 20;
@@ -449,7 +450,10 @@ export class RunService {
       return this.refuse(c, e instanceof TidegateError ? e.code : "run_failed", e instanceof Error ? e.message : String(e), req.workload);
     }
     const self: { binary: string | readonly string[]; argv0?: string } = this.o.binary !== undefined ? { binary: this.o.binary() } : agentLauncher();
-    const argv = launcherArgv({ binary: self.binary, cgroupDir: grant.cgroup_dir, uid: t.uid, gid: t.gid, groups: t.groups, allowRoot: t.allowRoot, cwd: t.cwd, envFd: 3, ...(grant.ca_bundle ? { caBundle: grant.ca_bundle } : {}), command: req.command });
+    // The caller's own pseudo-terminal for the run (its stdin was a terminal): the command's
+    // controlling terminal. Only for a terminal that descriptor 0 really is, never with --mcp-stdio.
+    const tty = req.tty === true && mcp === null && isTerminal(c.fds[0]!);
+    const argv = launcherArgv({ binary: self.binary, cgroupDir: grant.cgroup_dir, uid: t.uid, gid: t.gid, groups: t.groups, allowRoot: t.allowRoot, cwd: t.cwd, envFd: 3, ...(grant.ca_bundle ? { caBundle: grant.ca_bundle } : {}), ...(tty ? { tty: true } : {}), command: req.command });
     let child: Subprocess;
     let envFd: number | null = null;
     // With --mcp-stdio the caller's stdin and stdout stay with the agent, bridged (mcp-stdio.ts).

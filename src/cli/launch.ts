@@ -36,6 +36,7 @@ export function launchRequest(ctx: Pick<Context, "values" | "positionals">): Lau
     ...(typeof ctx.values.cwd === "string" ? { cwd: ctx.values.cwd } : {}),
     ...(typeof ctx.values["env-fd"] === "string" ? { envFd: id(ctx.values["env-fd"], "env-fd") } : {}),
     ...(typeof caBundle === "string" ? { caBundle } : {}),
+    ...(ctx.values.tty === true ? { tty: true } : {}),
     command: [...ctx.positionals],
   };
 }
@@ -44,7 +45,7 @@ export const launchCommand: Command = {
   name: "__launch",
   hidden: true,
   summary: "internal: the process side of 'tidegate run'",
-  usage: ["__launch --cgroup-dir DIR --uid N --gid N [--groups G,...] [--allow-root] [--cwd DIR] [--env-fd N] [--ca-bundle FILE] -- COMMAND [ARGS...]"],
+  usage: ["__launch --cgroup-dir DIR --uid N --gid N [--groups G,...] [--allow-root] [--cwd DIR] [--env-fd N] [--ca-bundle FILE] [--tty] -- COMMAND [ARGS...]"],
   help: [
     "Run by 'tidegate run' as root, not by hand. Joins cgroup DIR, sets no_new_privs, drops every",
     "capability, becomes uid N and gid N with the user's groups from /etc/group (or exactly --groups),",
@@ -62,6 +63,7 @@ export const launchCommand: Command = {
     cwd: { type: "string", value: "DIR", help: "enter DIR after dropping privileges (the user's own access is checked)" },
     "env-fd": { type: "string", value: "N", help: "read the command's environment (NUL-separated) from descriptor N instead of this process's" },
     "ca-bundle": { type: "string", value: "FILE", help: "set SSL_CERT_FILE, NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE to FILE (absolute)" },
+    tty: { type: "boolean", help: "descriptor 0 is the run's own pseudo-terminal: make it the controlling terminal after setsid" },
   },
   run: async (ctx) => {
     try {

@@ -1,6 +1,9 @@
 /**
  * `tidegate run --workload NAME [--user USER] [--allow-root] [--] COMMAND [ARGS...]` (DESIGN.md
- * section 2, docs/capture.md). stdin, stdout and stderr are the caller's own; SIGINT, SIGTERM,
+ * section 2, docs/capture.md). stdin, stdout and stderr are the caller's own, except that when
+ * stdin is a terminal (and not with --mcp-stdio) the command gets a pseudo-terminal of its own in
+ * place of each of them that is the terminal, relayed to the caller's (../runtime/pty.ts) and
+ * closed when the command ends, so nothing it leaves behind reads the caller's terminal; SIGINT, SIGTERM,
  * SIGHUP and SIGQUIT are passed on; the exit code is the command's (128+N when a signal N ended
  * it). Two paths:
  *
@@ -27,9 +30,10 @@ import { findUser, readAccountFiles, supplementaryGroups } from "../run/accounts
 import { launcherArgv, selfBinary } from "../run/launcher.ts";
 import * as u from "../runtime/unix-fds.ts";
 import { Errno } from "../runtime/libc.ts";
+import { RunTerminal } from "../runtime/pty.ts";
 import { encodeLine, encodeRequest, LineReader, noIdentityNotice, noUserReason, parseAnswer, RUN_SIGNALS, type RunAnswer, type RunRequest } from "../agent/run-protocol.ts";
 
-export class RunCliError extends TidegateError<"run_agent" | "run_refused" | "run_bad_user" | "run_lost"> {}
+export class RunCliError extends TidegateError<"run_agent" | "run_refused" | "run_bad_user" | "run_lost" | "run_terminal"> {}
 
 const SIGNALS = RUN_SIGNALS;
 
@@ -64,6 +68,15 @@ async function prepare(socket: string, workload: string): Promise<CgroupGrant> {
   return { cgroup_dir: body.cgroup_dir, spiffe_id: body.spiffe_id ?? null, no_identity: typeof body.no_identity === "string" ? body.no_identity : null, user: body.user ?? null, workloads: Array.isArray(body.workloads) ? body.workloads.filter((w): w is string => typeof w === "string") : null, ca_bundle: typeof body.ca_bundle === "string" ? body.ca_bundle : null };
 }
 
+/** The run's own terminal when stdin is the caller's terminal (null otherwise: nothing changes). */
+function openTerminal(): RunTerminal | null {
+  try {
+    return RunTerminal.open();
+  } catch (e) {
+    throw new RunCliError("run_terminal", `run: cannot make a terminal for the command: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
 function signalNumber(name: string | number): number {
   return typeof name === "number" ? name : ((constants.signals as Record<string, number>)[name] ?? 0);
 }
@@ -92,19 +105,28 @@ function connect(socket: string): number {
   }
 }
 
-/** Sends the request with descriptors 0, 1, 2, then waits for the answer, passing signals on. */
-async function runThroughAgent(socket: string, request: RunRequest, io: Output): Promise<RunAnswer> {
+/**
+ * Sends the request with descriptors 0, 1, 2 (the run's own terminal's slave in place of each that
+ * is the caller's terminal, when `term` is given), then waits for the answer, passing signals on
+ * and relaying the terminal.
+ */
+async function runThroughAgent(socket: string, request: RunRequest, io: Output, term: RunTerminal | null = null): Promise<RunAnswer> {
   const fd = connect(socket);
   try {
-    const bytes = encodeRequest(request);
+    const bytes = encodeRequest(term === null ? request : { ...request, tty: true });
     let sent: number | null;
     try {
-      sent = u.sendWithFds(fd, bytes, [0, 1, 2]);
+      sent = u.sendWithFds(fd, bytes, term === null ? [0, 1, 2] : [term.descriptor(0), term.descriptor(1), term.descriptor(2)]);
       if (sent === null) throw new u.UnixFdError("unix_fds_failed", "unix sockets: sendmsg would block", Errno.EAGAIN);
       u.sendAll(fd, bytes.subarray(sent));
     } catch (e) {
       const why = e instanceof u.UnixFdError && e.errno === Errno.EBADF ? "stdin, stdout and stderr must all be open" : e instanceof Error ? e.message : String(e);
       throw new RunCliError("run_agent", `run: cannot send the request to ${socket}: ${why}`);
+    }
+    if (term !== null) {
+      // The agent has its own copies now (in flight or received): the command's end is EIO on the master.
+      term.closeSlave();
+      term.start();
     }
     const forward = (sig: string) => () => {
       try {
@@ -126,10 +148,12 @@ async function runThroughAgent(socket: string, request: RunRequest, io: Output):
               for (const line of reader.push(got.bytes)) {
                 const m = parseAnswer(line);
                 if ("notice" in m) {
-                  io.err(`tidegate run: warning: ${m.notice}\n`);
+                  // the caller's terminal is raw meanwhile: a line ends with a carriage return too
+                  io.err(`tidegate run: warning: ${m.notice}${term === null ? "\n" : "\r\n"}`);
                   continue;
                 }
                 clearInterval(timer);
+                term?.stopInput();
                 return resolve(m);
               }
             }
@@ -156,7 +180,8 @@ export const runCommand: Command = {
     "through the kernel's policy and the egress listener. The command runs as USER (default: the",
     "workload's user: in the config) with no capabilities and no_new_privs, and not one system call",
     "of it runs outside the cgroup. Its identity is that of the registration entry with the selector",
-    "tidegate:workload:NAME. stdin/stdout/stderr, signals and the exit code pass through.",
+    "tidegate:workload:NAME. stdin/stdout/stderr, signals and the exit code pass through; when stdin",
+    "is a terminal the command gets a terminal of its own, relayed to yours and closed when it ends.",
     "Refused when the agent has no kernel capture (no cgroup v2 or eBPF: it says which), and for",
     "USER root unless --allow-root (then uncontained). Callers other than root go through the agent",
     "(run.sock): they must be in the agent's run group and named by the workload's run_by, and the",
@@ -185,15 +210,23 @@ export const runCommand: Command = {
     const mcpStdio = values["mcp-stdio"] === true;
     if (mcpStdio && values["allow-root"] === true) throw new UsageError("run --mcp-stdio does not take --allow-root: a stdio MCP server runs contained");
     if (process.getuid?.() !== 0 || mcpStdio) {
-      const answer = await runThroughAgent(join(places.runDir, "run.sock"), {
-        workload,
-        user: typeof values.user === "string" ? values.user : null,
-        allowRoot: values["allow-root"] === true,
-        command: positionals,
-        env: environment(),
-        cwd: process.cwd(),
-        ...(mcpStdio ? { mcpStdio: true } : {}),
-      }, io);
+      // A terminal of the run's own when stdin is the caller's terminal; never with --mcp-stdio (JSON-RPC on stdin and stdout).
+      const term = mcpStdio ? null : openTerminal();
+      let answer: RunAnswer;
+      try {
+        answer = await runThroughAgent(join(places.runDir, "run.sock"), {
+          workload,
+          user: typeof values.user === "string" ? values.user : null,
+          allowRoot: values["allow-root"] === true,
+          command: positionals,
+          env: environment(),
+          cwd: process.cwd(),
+          ...(mcpStdio ? { mcpStdio: true } : {}),
+        }, io, term);
+        await term?.finish();
+      } finally {
+        term?.close();
+      }
       if ("error" in answer) throw new RunCliError("run_refused", `run: the agent refused: ${answer.error.message.replace(/^run: /, "")} (${answer.error.code})`);
       return "exit" in answer ? answer.exit : 128 + signalNumber(answer.signal);
     }
@@ -201,7 +234,9 @@ export const runCommand: Command = {
     // From here on the agent holds the workload's cgroup for this run: released however it ends.
     let code: number;
     let signal: string | number | null;
+    let term: RunTerminal | null = null;
     try {
+      term = openTerminal();
       const userSpec = typeof values.user === "string" ? values.user : answer.user;
       if (userSpec === null) throw new UsageError(noUserReason(workload, answer.workloads));
       const files = readAccountFiles();
@@ -221,17 +256,26 @@ export const runCommand: Command = {
         // workload a folder its user may not reach (one inside a root-only folder, say).
         cwd: process.cwd(),
         ...(answer.ca_bundle !== null ? { caBundle: answer.ca_bundle } : {}),
+        ...(term !== null ? { tty: true } : {}),
         command: positionals,
       });
       if (answer.no_identity !== null) io.err(`tidegate run: warning: ${noIdentityNotice(workload, answer.no_identity)}\n`);
-      const started = Bun.spawn(argv, { stdin: "inherit", stdout: "inherit", stderr: "inherit", env: process.env });
+      const stdio = (n: 0 | 1 | 2) => (term === null ? "inherit" : term.useSlave[n] ? term.slave : "inherit");
+      const started = Bun.spawn(argv, { stdin: stdio(0), stdout: stdio(1), stderr: stdio(2), env: process.env });
+      term?.closeSlave();
       const forward = (sig: (typeof SIGNALS)[number]) => () => started.kill(sig);
       const handlers = SIGNALS.map((s) => [s, forward(s)] as const);
       for (const [s, h] of handlers) process.on(s, h);
-      code = await started.exited;
-      signal = started.signalCode;
-      for (const [s, h] of handlers) process.off(s, h);
+      try {
+        term?.start();
+        code = await started.exited;
+        signal = started.signalCode;
+        await term?.finish();
+      } finally {
+        for (const [s, h] of handlers) process.off(s, h);
+      }
     } finally {
+      term?.close();
       try {
         await callUnix(join(places.runDir, "agent.sock"), "the agent", "POST", "/v1/run/release", { workload });
       } catch {

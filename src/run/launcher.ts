@@ -52,6 +52,12 @@ export interface LaunchRequest {
    * CURL_CA_BUNDLE are set to it, over whatever the environment had for them.
    */
   readonly caBundle?: string;
+  /**
+   * Descriptor 0 is a pseudo-terminal made for this run (`tidegate run` relays it to the caller's
+   * terminal, ../runtime/pty.ts): it becomes the controlling terminal of the command's session, so
+   * /dev/tty, job control and Ctrl-C work inside. Never set for a caller's own terminal.
+   */
+  readonly tty?: boolean;
 }
 
 export interface LaunchIo {
@@ -103,6 +109,7 @@ export function launch(req: LaunchRequest, io: LaunchIo, drop = dropPrivileges):
     step("run_bad_cwd", `entering the working directory ${quote(cwd)} as uid ${req.uid}`, () => process.chdir(cwd));
   }
   newSession();
+  if (req.tty === true) step("run_privileges", "making the run's terminal the controlling terminal", () => c.setControllingTerminal(0));
   prepareExec();
   checkCredentials(readFileSync("/proc/thread-self/status", "utf8"), { uid: req.uid, gid: req.gid, groups, root: req.uid === 0 });
   checkAllThreads(req.uid, req.gid);
@@ -132,9 +139,11 @@ function isolate(io: LaunchIo): void {
 }
 
 /**
- * Leaves the starter's session (setsid), so the command has no controlling terminal: a workload
- * must not push input into the terminal of whoever ran it (TIOCSTI on a controlling terminal needs
- * no privilege). Already a session leader (the agent starts it detached): nothing to do.
+ * Leaves the starter's session (setsid), so the caller's terminal is never the command's
+ * controlling terminal: a workload must not push input into the terminal of whoever ran it
+ * (TIOCSTI on a controlling terminal needs no privilege). With `tty`, the run's own pseudo-terminal
+ * on descriptor 0 becomes the new session's controlling terminal afterwards. Already a session
+ * leader (the agent starts it detached): nothing to do.
  */
 function newSession(): void {
   step("run_privileges", "leaving the caller's session", () => {
@@ -376,6 +385,7 @@ export function launcherArgv(o: {
   cwd?: string;
   envFd?: number;
   caBundle?: string;
+  tty?: boolean;
   command: readonly string[];
 }): string[] {
   const out = typeof o.binary === "string" ? [o.binary] : [...o.binary];
@@ -385,6 +395,7 @@ export function launcherArgv(o: {
   if (o.cwd !== undefined) out.push(`--cwd=${o.cwd}`);
   if (o.envFd !== undefined) out.push(`--env-fd=${o.envFd}`);
   if (o.caBundle !== undefined) out.push(`--ca-bundle=${o.caBundle}`);
+  if (o.tty === true) out.push("--tty");
   out.push("--", ...o.command);
   return out;
 }

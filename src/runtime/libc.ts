@@ -57,6 +57,8 @@ const SYMBOLS = {
   sigprocmask: { args: [i32, P, P], returns: i32 },
   execve: { args: [P, P, P], returns: i32 },
   close: { args: [i32], returns: i32 },
+  // variadic in C: an integer argument passes in the same register as a pointer
+  ioctl: { args: [i32, u64, u64], returns: i32 },
   // variadic in C: integer and pointer arguments pass in the same registers on x86-64 and arm64
   syscall: { args: [i64, u64, u64, u64], returns: i64 },
 } as const;
@@ -109,6 +111,17 @@ export function getsid(): number {
 /** setsid(2): a new session, with no controlling terminal. */
 export function setsid(): number {
   return check(libc().setsid(), "setsid");
+}
+
+const TIOCSCTTY = 0x540e;
+
+/**
+ * ioctl(fd, TIOCSCTTY, 0): the terminal on `fd` becomes the controlling terminal of this session
+ * (this process must lead a session that has none). Never steals one: a terminal that is already
+ * another session's is refused (EPERM).
+ */
+export function setControllingTerminal(fd: number): void {
+  check(libc().ioctl(fd, TIOCSCTTY, 0), `ioctl(${fd}, TIOCSCTTY)`);
 }
 
 // prctl(2) options used by the launcher.
