@@ -19,7 +19,6 @@
  *   can then be freed young (docs/benchmarks.md, "Soak").
  */
 import type { ConnAudit } from "./conn-audit.ts";
-import type { Logger } from "../runtime/log.ts";
 
 type Fields = Record<string, unknown>;
 
@@ -147,13 +146,6 @@ export class InFlight {
     const results = await Promise.all([...this.#live].filter((e) => e.recheck !== null && e.ended === null).map((e) => this.#check(e)));
     const error = results.find((r) => typeof r === "string") ?? null;
     return { cut: results.filter((r) => r === true).length, failed: results.filter((r) => typeof r === "string").length, error };
-  }
-
-  /** `recheck` for one connection (one whose terms may have changed while its leg was being made); a check that threw is logged `recheck_failed`. */
-  recheckOne(t: Tracked, logger: Pick<Logger, "error">): void {
-    void this.#check(t as Entry).then((r) => {
-      if (typeof r === "string") logger.error("recheck_failed", { error: r });
-    });
   }
 
   /** True: ended; false: it holds (or was ended already); a string: its check threw, with that message. */
