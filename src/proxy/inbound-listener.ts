@@ -119,6 +119,8 @@ const BACKEND_FAILED = refusalResponse(502, "backend_failed");
 interface BackendData {
   sp: Splice | null;
   relay: McpRelay | null;
+  /** The backend reset its end (ECONNRESET) rather than closing it in order. */
+  reset: boolean;
 }
 
 function tlsOf(c: Credential, t: TrustNow) {
@@ -222,7 +224,8 @@ export class InboundListener {
           s.data.reset = (error as { code?: string } | undefined)?.code === "ECONNRESET";
           if (s.data.timer !== null) clearTimeout(s.data.timer);
           s.data.relay?.gone();
-          s.data.sp?.clientClosed();
+          // a reset before the client's FIN reaches the backend as a reset (splice.ts), not as an orderly end
+          s.data.sp?.clientClosed(s.data.reset);
         },
         error() {},
       },
@@ -478,7 +481,7 @@ export class InboundListener {
             ...base,
             outcome: "forwarded",
             ...(c.rewriter !== null ? { requests: c.rewriter.requests } : {}),
-            ...(c.reset ? { outcome: "client_gone", detail: "the client reset its connection" } : {}),
+            ...(c.reset ? { outcome: "client_gone", detail: "the client reset its connection" } : b.data.reset ? { outcome: "backend_failed", detail: "the backend reset its connection" } : {}),
             ...(c.relay !== null ? { requests: c.relay.count, ...(c.relay.announced > 0 ? { lists_announced: c.relay.announced } : {}), ...(c.relay.refused !== null ? { outcome: relayOutcome(c.relay.refused.reason), ...c.relay.refused } : {}) } : {}),
             ...c.refused,
             bytes_up: sp.bytesUp() - c.header,
@@ -530,7 +533,7 @@ export class InboundListener {
       }
       for (const chunk of c.early) this.toBackend(s, sp, chunk);
       c.early = [];
-      if (c.closed) sp.clientClosed();
+      if (c.closed) sp.clientClosed(c.reset);
       else if (c.ended) this.clientEnded(s, sp);
       s.resume();
     };
@@ -556,15 +559,17 @@ export class InboundListener {
     Bun.connect<BackendData>({
       ...where,
       allowHalfOpen: true,
-      data: { sp: null, relay: null },
+      data: { sp: null, relay: null, reset: false },
       socket: {
         open: begin,
         data: (b, chunk) => (b.data.relay !== null ? b.data.relay.backendData(chunk) : b.data.sp?.down.data(chunk)),
         drain: (b) => b.data.sp?.up.drain(),
         end: (b) => (b.data.relay !== null ? b.data.relay.backendEnd() : b.data.sp?.down.ended()),
-        close: (b) => {
+        close: (b, error?: Error) => {
+          b.data.reset = (error as { code?: string } | undefined)?.code === "ECONNRESET";
           b.data.relay?.gone();
-          b.data.sp?.upstreamClosed();
+          // a reset before the backend's FIN reaches the client as a reset, so a cut answer never looks whole
+          b.data.sp?.upstreamClosed(b.data.reset);
         },
         connectError: (_b, e) => backendFailed(e.message),
         error() {},

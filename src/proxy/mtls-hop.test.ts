@@ -636,3 +636,83 @@ describe("a bundle change: a connection whose peer's authority the bundles no lo
     expect(stillAnchored(trustOf(ca, 9, TrustDomain.parse("other.org")).bundles, up.peer!.id, anchor)).toBe(false); // no bundle for its trust domain
   });
 });
+
+describe("a reset passes through an inbound splice as a reset, never as an orderly end", () => {
+  /** A listener forwarding to `backendPort` (no PROXY header) and a client leg to it, the line written; `fn` then runs. */
+  async function through<T>(backendPort: number, fn: (up: Socket<{ sp: unknown; early: Uint8Array[] }>, l: InboundListener) => Promise<T>): Promise<T> {
+    const l = new InboundListener(rule({ name: "reset-in", forward: { kind: "tcp", host: "127.0.0.1", port: backendPort }, proxyProtocol: false }), creds.get("spiffe://example.org/backend")!, { identity, verifier: new PeerVerifier(), logger, audit });
+    try {
+      const up = await openUpstream(plan("spiffe://example.org/backend", undefined, (l as unknown as { listener: { port: number } }).listener.port), { sessions: new SessionCache(), verifier: new PeerVerifier() });
+      if (!up.ok) throw new Error(`not ok: ${up.reason} ${up.detail}`);
+      return await fn(up.socket as never, l);
+    } finally {
+      l.stop();
+    }
+  }
+
+  /** Sends `line`; what came back, and whether the leg then saw a reset (true) or an orderly end (false). */
+  async function answerOf(up: Socket<{ sp: unknown; early: Uint8Array[] }>, line: string): Promise<{ got: string; reset: boolean }> {
+    let got = "";
+    const done = Promise.withResolvers<boolean>();
+    const sink = { data: (c: Uint8Array) => void (got += new TextDecoder().decode(c)), drain() {}, ended: () => done.resolve(false) };
+    up.data.sp = { down: sink, up: sink, upstreamClosed: (reset = false) => done.resolve(reset), clientClosed() {}, bytesUp: () => 0, bytesDown: () => 0 };
+    for (const c of up.data.early) sink.data(c);
+    up.resume();
+    up.write(line);
+    const reset = await done.promise;
+    return { got, reset };
+  }
+
+  /** A backend that answers the first bytes with `partial`, then resets (or, `fin`, ends in order). */
+  const cutting = (partial: string, fin: boolean) =>
+    Bun.listen<undefined>({ hostname: "127.0.0.1", port: 0, socket: { data: (s: Socket<undefined>) => void (s.write(partial), setTimeout(() => (fin ? s.end() : s.terminate()), 50)) } });
+
+  test("the backend resets mid-answer: the client gets what came, then a reset; recorded backend_failed", async () => {
+    const b = cutting("the first half of a close-delimited answer", false);
+    try {
+      const before = inboundLines().length;
+      const out = await through(b.port, (up) => answerOf(up, "GET / HTTP/1.0\r\n\r\n"));
+      expect(out).toEqual({ got: "the first half of a close-delimited answer", reset: true });
+      const line = await waitForLine(() => inboundLines().slice(before).find((l) => l.rule === "reset-in"));
+      expect(line).toMatchObject({ outcome: "backend_failed", detail: "the backend reset its connection" });
+    } finally {
+      b.stop(true);
+    }
+  });
+
+  test("an orderly end stays one", async () => {
+    const b = cutting("a whole answer", true);
+    try {
+      expect(await through(b.port, (up) => answerOf(up, "GET / HTTP/1.0\r\n\r\n"))).toEqual({ got: "a whole answer", reset: false });
+    } finally {
+      b.stop(true);
+    }
+  });
+
+  test("the client resets mid-upload: the backend gets a reset, not a FIN that would end the upload as if whole", async () => {
+    let seen = "none";
+    const b = Bun.listen<undefined>({
+      hostname: "127.0.0.1",
+      port: 0,
+      allowHalfOpen: true,
+      socket: {
+        data() {},
+        end: () => void (seen = "fin"),
+        close: (_s: Socket<undefined>, e?: Error) => void (seen === "none" && (seen = (e as { code?: string } | undefined)?.code ?? "closed")),
+      },
+    });
+    try {
+      await through(b.port, async (up) => {
+        up.data.sp = { down: { data() {}, drain() {}, ended() {} }, up: { data() {}, drain() {}, ended() {} }, upstreamClosed() {}, clientClosed() {}, bytesUp: () => 0, bytesDown: () => 0 };
+        up.resume();
+        up.write("PUT /file HTTP/1.0\r\n\r\nhalf of the up");
+        await Bun.sleep(100);
+        up.terminate();
+        await waitForLine(() => (seen !== "none" ? true : undefined));
+      });
+      expect(seen).toBe("ECONNRESET");
+    } finally {
+      b.stop(true);
+    }
+  });
+});
