@@ -5,6 +5,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmdirSync, rmSync, writeFileSync } f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { main } from "./main.ts";
+import { agentRefusal } from "./run.ts";
 import { serveUnix } from "../runtime/unix-http.ts";
 import { probeHost } from "../runtime/host.ts";
 
@@ -89,3 +90,13 @@ describe.skipIf(process.getuid?.() !== 0 || cgroup2 === null)("tidegate run as r
     }
   }, 30_000);
 });
+
+describe("agentRefusal", () => {
+  test("an agent older than the binary (it does not know the terminal field) is named, with how to mend it; other refusals as they are", () => {
+    expect(agentRefusal({ code: "run_bad_request", message: 'run: bad request: unknown field "tty"' })).toBe(
+      'run: the agent refused: bad request: unknown field "tty" (run_bad_request); the agent is older than this tidegate: restart it (tidegate down, then tidegate up; or the agent\'s service) so it runs the installed binary',
+    );
+    expect(agentRefusal({ code: "run_not_allowed", message: "run: nobody may not run w1" })).toBe("run: the agent refused: nobody may not run w1 (run_not_allowed)");
+  });
+});
+

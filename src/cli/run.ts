@@ -35,6 +35,16 @@ import { encodeLine, encodeRequest, LineReader, noIdentityNotice, noUserReason, 
 
 export class RunCliError extends TidegateError<"run_agent" | "run_refused" | "run_bad_user" | "run_lost" | "run_terminal"> {}
 
+/**
+ * What `tidegate run` says when the agent refused a run over run.sock. An agent older than this
+ * binary (upgraded, not restarted) refuses the request's terminal field as unknown: that says how
+ * to mend it.
+ */
+export function agentRefusal(e: { code: string; message: string }): string {
+  const older = e.code === "run_bad_request" && e.message.includes('unknown field "tty"') ? "; the agent is older than this tidegate: restart it (tidegate down, then tidegate up; or the agent's service) so it runs the installed binary" : "";
+  return `run: the agent refused: ${e.message.replace(/^run: /, "")} (${e.code})${older}`;
+}
+
 const SIGNALS = RUN_SIGNALS;
 
 interface CgroupGrant {
@@ -227,7 +237,7 @@ export const runCommand: Command = {
       } finally {
         term?.close();
       }
-      if ("error" in answer) throw new RunCliError("run_refused", `run: the agent refused: ${answer.error.message.replace(/^run: /, "")} (${answer.error.code})`);
+      if ("error" in answer) throw new RunCliError("run_refused", agentRefusal(answer.error));
       return "exit" in answer ? answer.exit : 128 + signalNumber(answer.signal);
     }
     const answer = await prepare(join(places.runDir, "agent.sock"), workload);
