@@ -7,10 +7,10 @@
 // the agent's run group (nobody, in nogroup) runs the workload whose run_by names it, as its
 // configured user, over run.sock, and nothing else; uninstall leaves nothing behind.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { requireBinary, tidegate } from "../helpers/binary.ts";
+import { removeUserBinary, requireBinary, userBinary, tidegate } from "../helpers/binary.ts";
 import { startTidegate, waitFor, type Running } from "../helpers/processes.ts";
 import { dstOf, readAudit, srcOf } from "../helpers/audit-files.ts";
 import { callUnix } from "../../src/runtime/unix-http.ts";
@@ -93,21 +93,6 @@ async function asUser(id: number, runArgs: string[], stdin = ""): Promise<{ code
 
 function spawnAs(id: number, runArgs: string[], stdin: "pipe"): Bun.Subprocess<"pipe", "pipe", "pipe"> {
   return Bun.spawn(["setpriv", `--reuid=${id}`, `--regid=${id}`, "--clear-groups", "env", "-i", `PATH=${WORKLOAD_ENV.PATH}`, "LANG=C", userBinary(), "run", ...nodeFlags, ...runArgs], { stdin, stdout: "pipe", stderr: "pipe", cwd: "/" });
-}
-
-let copied: string | null = null;
-/** dist/tidegate when nobody can execute it where it is, else a 0755 copy in a 0755 temp folder. */
-function userBinary(): string {
-  const binary = requireBinary();
-  if (Bun.spawnSync(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "test", "-x", binary]).exitCode === 0) return binary;
-  if (copied === null) {
-    const d = mkdtempSync(join(tmpdir(), "tidegate-test-bin-"));
-    chmodSync(d, 0o755);
-    copied = join(d, "tidegate");
-    copyFileSync(binary, copied);
-    chmodSync(copied, 0o755);
-  }
-  return copied;
 }
 
 const PY_CONNECT = `
@@ -254,7 +239,7 @@ dns:
     await tidegate(["agent", "--uninstall", ...nodeFlags]);
     for (const l of listeners) l.stop(true);
     rmSync(root, { recursive: true, force: true });
-    if (copied !== null) rmSync(join(copied, ".."), { recursive: true, force: true });
+    removeUserBinary();
   }, T);
 
   test("a denied destination fails at once with EPERM (curl, python3, node, socat)", async () => {

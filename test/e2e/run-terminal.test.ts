@@ -10,10 +10,10 @@
 // caller's terminal modes (stty -g) are the same afterwards, after a signal exit and a SIGTERM
 // to `tidegate run` too. Needs root and cgroup v2.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { requireBinary } from "../helpers/binary.ts";
+import { removeUserBinary, requireBinary, userBinary } from "../helpers/binary.ts";
 import { serveUnix, type UnixServer } from "../../src/runtime/unix-http.ts";
 import { probeHost } from "../../src/runtime/host.ts";
 import { RunService } from "../../src/agent/run-service.ts";
@@ -111,21 +111,6 @@ async function drive(argv: string[], o: { stdin?: "tty" | "null"; steps?: Step[]
   return JSON.parse(out) as Driven;
 }
 
-let copied: string | null = null;
-/** The binary where nobody can execute it. */
-function userBinary(): string {
-  const binary = requireBinary();
-  if (Bun.spawnSync(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "test", "-x", binary]).exitCode === 0) return binary;
-  if (copied === null) {
-    const d = mkdtempSync(join(tmpdir(), "tidegate-test-bin-"));
-    chmodSync(d, 0o755);
-    copied = join(d, "tidegate");
-    copyFileSync(binary, copied);
-    chmodSync(copied, 0o755);
-  }
-  return copied;
-}
-
 /** `tidegate run` as root (the launcher drops to nobody), through the stand-in agent.sock. */
 const asRoot = (command: string[]) => [requireBinary(), "run", "--instance", "e2e-pty", "--run-dir", rootRunDir, "--workload", "w1", "--", ...command];
 /** `tidegate run` as nobody, through run.sock (the command runs as www-data). */
@@ -203,7 +188,7 @@ describe.skipIf(!can)("tidegate run from a terminal", () => {
     await agent?.stop();
     await removeCgroups(cgroupTop);
     rmSync(root, { recursive: true, force: true });
-    if (copied !== null) rmSync(join(copied, ".."), { recursive: true, force: true });
+    removeUserBinary();
   }, T);
 
   test("a run that fails before the command starts leaves the caller's terminal as it was (root: no such user; run.sock: a workload the config does not have)", async () => {
