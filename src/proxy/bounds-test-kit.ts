@@ -167,3 +167,38 @@ export function startEgressOnFreePort(deps: EgressDeps): EgressListener {
   }
   throw new Error("bounds-test-kit: no free port for the egress listener in 20 tries");
 }
+
+/** A TCP server on 127.0.0.1 that answers the first bytes of each connection with `partial`, then resets it (or, `fin`, ends it in order). */
+export function cuttingServer(partial: string, fin: boolean): { port: number; stop(force?: boolean): void } {
+  return Bun.listen<undefined>({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      data: (s: Socket<undefined>) => {
+        s.write(partial);
+        setTimeout(() => (fin ? s.end() : s.terminate()), 50);
+      },
+    },
+  });
+}
+
+/**
+ * A TCP server on 127.0.0.1 that reads and drops what it gets and tells how its connection ended
+ * (`seen()`): "fin" for an orderly end, else its close's error code ("ECONNRESET"), or "closed";
+ * "none" until then.
+ */
+export function endWatcher(): { port: number; seen(): string; stop(force?: boolean): void } {
+  let seen = "none";
+  const l = Bun.listen<undefined>({
+    hostname: "127.0.0.1",
+    port: 0,
+    allowHalfOpen: true,
+    socket: {
+      data() {},
+      end: () => void (seen = "fin"),
+      close: (_s: Socket<undefined>, e?: Error) => void (seen === "none" && (seen = (e as { code?: string } | undefined)?.code ?? "closed")),
+    },
+  });
+  return { port: l.port, seen: () => seen, stop: (force) => l.stop(force) };
+}
+

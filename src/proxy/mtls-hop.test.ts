@@ -22,7 +22,7 @@ import { openUpstream, type UpstreamPlan } from "./upstream.ts";
 import { hex, peerChain, peerLeaf } from "./peer-tls.ts";
 import { decodeProxyV2 } from "./proxy-v2.ts";
 import { credentialOf, trustOf } from "./test-identity.ts";
-import { releasableBacklog } from "./bounds-test-kit.ts";
+import { cuttingServer, endWatcher, releasableBacklog } from "./bounds-test-kit.ts";
 
 const TD = TrustDomain.parse("example.org");
 let ca: TestCa;
@@ -663,12 +663,8 @@ describe("a reset passes through an inbound splice as a reset, never as an order
     return { got, reset };
   }
 
-  /** A backend that answers the first bytes with `partial`, then resets (or, `fin`, ends in order). */
-  const cutting = (partial: string, fin: boolean) =>
-    Bun.listen<undefined>({ hostname: "127.0.0.1", port: 0, socket: { data: (s: Socket<undefined>) => void (s.write(partial), setTimeout(() => (fin ? s.end() : s.terminate()), 50)) } });
-
   test("the backend resets mid-answer: the client gets what came, then a reset; recorded backend_failed", async () => {
-    const b = cutting("the first half of a close-delimited answer", false);
+    const b = cuttingServer("the first half of a close-delimited answer", false);
     try {
       const before = inboundLines().length;
       const out = await through(b.port, (up) => answerOf(up, "GET / HTTP/1.0\r\n\r\n"));
@@ -681,7 +677,7 @@ describe("a reset passes through an inbound splice as a reset, never as an order
   });
 
   test("an orderly end stays one", async () => {
-    const b = cutting("a whole answer", true);
+    const b = cuttingServer("a whole answer", true);
     try {
       expect(await through(b.port, (up) => answerOf(up, "GET / HTTP/1.0\r\n\r\n"))).toEqual({ got: "a whole answer", reset: false });
     } finally {
@@ -690,17 +686,7 @@ describe("a reset passes through an inbound splice as a reset, never as an order
   });
 
   test("the client resets mid-upload: the backend gets a reset, not a FIN that would end the upload as if whole", async () => {
-    let seen = "none";
-    const b = Bun.listen<undefined>({
-      hostname: "127.0.0.1",
-      port: 0,
-      allowHalfOpen: true,
-      socket: {
-        data() {},
-        end: () => void (seen = "fin"),
-        close: (_s: Socket<undefined>, e?: Error) => void (seen === "none" && (seen = (e as { code?: string } | undefined)?.code ?? "closed")),
-      },
-    });
+    const b = endWatcher();
     try {
       await through(b.port, async (up) => {
         up.data.sp = { down: { data() {}, drain() {}, ended() {} }, up: { data() {}, drain() {}, ended() {} }, upstreamClosed() {}, clientClosed() {}, bytesUp: () => 0, bytesDown: () => 0 };
@@ -708,9 +694,9 @@ describe("a reset passes through an inbound splice as a reset, never as an order
         up.write("PUT /file HTTP/1.0\r\n\r\nhalf of the up");
         await Bun.sleep(100);
         up.terminate();
-        await waitForLine(() => (seen !== "none" ? true : undefined));
+        await waitForLine(() => (b.seen() !== "none" ? true : undefined));
       });
-      expect(seen).toBe("ECONNRESET");
+      expect(b.seen()).toBe("ECONNRESET");
     } finally {
       b.stop(true);
     }

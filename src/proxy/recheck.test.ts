@@ -18,7 +18,7 @@ import { loadPolicy } from "../policy/load.ts";
 import { createLogger } from "../runtime/log.ts";
 import { SpiffeId } from "../spiffe/index.ts";
 import { recheckConnection, type EgressListener } from "./egress-listener.ts";
-import { startEgressOnFreePort, startWorkload, waitUntil, type WorkloadConn } from "./bounds-test-kit.ts";
+import { cuttingServer, endWatcher, startEgressOnFreePort, startWorkload, waitUntil, type WorkloadConn } from "./bounds-test-kit.ts";
 
 const W = SpiffeId.parse("spiffe://example.org/w");
 const HTTP = "GET / HTTP/1.1\r\nHost: echo.test\r\n\r\n";
@@ -168,8 +168,8 @@ describe("a reload or a registration change reaches a spliced egress connection"
     expect(closes()[0]).toMatchObject({ rule: "named", outcome: "forwarded" });
   });
 
-  test("a reload while the connection was being decided: it is decided again as it starts to forward", async () => {
-    const port = start(policy(NAMED));
+  /** echo.test's look-up held until `gate` is resolved (then 127.0.0.1); `asked`: it began. */
+  function heldLookUp(): { gate: { resolve(): void }; asked: { promise: Promise<void> } } {
     const gate = Promise.withResolvers<void>();
     const asked = Promise.withResolvers<void>();
     resolveEcho = async () => {
@@ -177,6 +177,12 @@ describe("a reload or a registration change reaches a spliced egress connection"
       await gate.promise;
       return [parseIp("127.0.0.1")];
     };
+    return { gate, asked };
+  }
+
+  test("a reload while the connection was being decided: it is decided again as it starts to forward", async () => {
+    const port = start(policy(NAMED));
+    const { gate, asked } = heldLookUp();
     const w = await startWorkload(port, HTTP);
     await asked.promise; // decided under the first policy, waiting for the name
     engine = policy();
@@ -190,13 +196,7 @@ describe("a reload or a registration change reaches a spliced egress connection"
 
   test("a reload while it was being decided that refuses it: ended before its first bytes reach the upstream, even when the new decision takes a look-up", async () => {
     const port = start(policy(NAMED));
-    const gate = Promise.withResolvers<void>();
-    const asked = Promise.withResolvers<void>();
-    resolveEcho = async () => {
-      asked.resolve();
-      await gate.promise;
-      return [parseIp("127.0.0.1")];
-    };
+    const { gate, asked } = heldLookUp();
     const w = await startWorkload(port, HTTP);
     await asked.promise;
     engine = policy(NAMED); // a reload: echo.test now looked up again, slowly, and elsewhere
@@ -232,20 +232,6 @@ describe("recheckConnection on an mtls leg", () => {
 });
 
 describe("a reset passes through a splice as a reset, never as an orderly end", () => {
-  /** A server that answers the first bytes with `partial`, then resets (or, `fin`, ends in order). */
-  function cutting(partial: string, fin: boolean) {
-    return Bun.listen<undefined>({
-      hostname: "127.0.0.1",
-      port: 0,
-      socket: {
-        data: (s: Socket<undefined>) => {
-          s.write(partial);
-          setTimeout(() => (fin ? s.end() : s.terminate()), 50);
-        },
-      },
-    });
-  }
-
   function startTo(port: number): number {
     audit = memoryAudit();
     engine = policy(LOCAL.replace("PORT", String(port)));
@@ -255,7 +241,7 @@ describe("a reset passes through a splice as a reset, never as an orderly end", 
   }
 
   test("the upstream resets mid-answer: the workload gets what came, then a reset (not a clean end it would take for the whole answer); recorded upstream_failed", async () => {
-    const up = cutting("the first half of a close-delimited answer", false);
+    const up = cuttingServer("the first half of a close-delimited answer", false);
     try {
       const w = await startWorkload(startTo(up.port), "GET / HTTP/1.0\r\n\r\n");
       expect(await w.done).toEqual({ text: "the first half of a close-delimited answer", error: "ECONNRESET" });
@@ -267,7 +253,7 @@ describe("a reset passes through a splice as a reset, never as an orderly end", 
   });
 
   test("an orderly end stays one", async () => {
-    const up = cutting("a whole answer", true);
+    const up = cuttingServer("a whole answer", true);
     try {
       const w = await startWorkload(startTo(up.port), "GET / HTTP/1.0\r\n\r\n");
       expect(await w.done).toEqual({ text: "a whole answer", error: null });
@@ -278,24 +264,14 @@ describe("a reset passes through a splice as a reset, never as an orderly end", 
   });
 
   test("the workload resets mid-upload: the upstream gets a reset, not a FIN that would end the upload as if whole", async () => {
-    let seen = "none";
-    const up = Bun.listen<undefined>({
-      hostname: "127.0.0.1",
-      port: 0,
-      allowHalfOpen: true,
-      socket: {
-        data() {},
-        end: () => void (seen = "fin"),
-        close: (_s: Socket<undefined>, e?: Error) => void (seen === "none" && (seen = (e as { code?: string } | undefined)?.code ?? "closed")),
-      },
-    });
+    const up = endWatcher();
     try {
       const w = await startWorkload(startTo(up.port), "PUT /file HTTP/1.0\r\n\r\nhalf of the up");
       await waitUntil("the conn_open", () => audit.of("conn_open")[0]);
       await Bun.sleep(50);
       w.reset();
-      await waitUntil("the upstream's close", () => (seen !== "none" ? true : undefined));
-      expect(seen).toBe("ECONNRESET");
+      await waitUntil("the upstream's close", () => (up.seen() !== "none" ? true : undefined));
+      expect(up.seen()).toBe("ECONNRESET");
       expect(await waitUntil("its conn_close", () => closes()[0])).toMatchObject({ outcome: "client_gone", detail: "the workload reset its connection" });
     } finally {
       up.stop(true);

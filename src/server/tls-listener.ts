@@ -89,9 +89,8 @@ export function createTlsListener(opts: TlsListenerOptions): TlsListener {
       deadlines.delete(socket);
     });
   });
+  // Under Bun the socket is the one "connection" gave, already tracked (and destroying it ends both).
   server.on("secureConnection", (socket: tls.TLSSocket) => {
-    sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
     socket.on("error", () => socket.destroy());
     opts.onSecure?.(socket);
     httpServer.emit("connection", socket);
