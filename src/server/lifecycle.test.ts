@@ -4,6 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { connect } from "node:net";
 import { memoryLogger } from "../runtime/log.ts";
 import { parseServerConfig } from "./config.ts";
 import { initServer } from "./init.ts";
@@ -126,6 +127,29 @@ describe("server lifecycle", () => {
       } finally {
         await second.stop();
       }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, T);
+
+  test("stop finishes when server.json was removed under it: listeners, socket and datastore released", async () => {
+    const { dir, places } = tempPlaces();
+    try {
+      const settings = parseServerConfig(TEST_YAML, "t.yaml", places);
+      await initServer({ places, settings, trustDomain: TEST_TD });
+      const first = await startServer({ places, settings, logger: memoryLogger() });
+      const port = first.public.port;
+      rmSync(first.paths.serverJson);
+      await first.stop();
+      expect(existsSync(first.socketPath)).toBe(false);
+      const refused = await new Promise<boolean>((resolve) => {
+        const s = connect({ host: "127.0.0.1", port }, () => resolve(false));
+        s.on("error", () => resolve(true));
+        s.on("connect", () => s.destroy());
+      });
+      expect(refused).toBe(true);
+      const second = await startServer({ places, settings, logger: memoryLogger() }); // the datastore's lock was released
+      await second.stop();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -107,8 +107,16 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
   });
   const logger = auditingLogger(plain, audit);
   const undo: (() => Promise<void> | void)[] = [() => audit.close(), () => store.close()];
+  // Every step runs whatever the one before did: a step that throws at once (server.json already
+  // removed by hand, say) must not leave the listeners open and the stop waiting for ever.
   const cleanup = async () => {
-    for (const fn of undo.reverse()) await Promise.resolve(fn()).catch(() => undefined);
+    for (const fn of undo.reverse()) {
+      try {
+        await fn();
+      } catch {
+        // what this step could not undo is gone or unreachable; the next steps still run
+      }
+    }
   };
   try {
     const td = ca.trustDomain;
