@@ -1,9 +1,10 @@
 /**
  * `tidegate run --workload NAME [--user USER] [--allow-root] [--] COMMAND [ARGS...]` (DESIGN.md
  * section 2, docs/capture.md). stdin, stdout and stderr are the caller's own, except that when
- * stdin is a terminal (and not with --mcp-stdio) the command gets a pseudo-terminal of its own in
- * place of each of them that is the terminal, relayed to the caller's (../runtime/pty.ts) and
- * closed when the command ends, so nothing it leaves behind reads the caller's terminal; SIGINT, SIGTERM,
+ * one of them is a terminal (and not with --mcp-stdio) the command gets a pseudo-terminal of its
+ * own in place of each of them that is the terminal, relayed to the caller's (../runtime/pty.ts)
+ * and closed when the command ends, so nothing it leaves behind reads or writes the caller's
+ * terminal (its controlling terminal too when stdin was the terminal); SIGINT, SIGTERM,
  * SIGHUP and SIGQUIT are passed on; the exit code is the command's (128+N when a signal N ended
  * it). Two paths:
  *
@@ -78,7 +79,7 @@ async function prepare(socket: string, workload: string): Promise<CgroupGrant> {
   return { cgroup_dir: body.cgroup_dir, spiffe_id: body.spiffe_id ?? null, no_identity: typeof body.no_identity === "string" ? body.no_identity : null, user: body.user ?? null, workloads: Array.isArray(body.workloads) ? body.workloads.filter((w): w is string => typeof w === "string") : null, ca_bundle: typeof body.ca_bundle === "string" ? body.ca_bundle : null };
 }
 
-/** The run's own terminal when stdin is the caller's terminal (null otherwise: nothing changes). */
+/** The run's own terminal when stdin, stdout or stderr is the caller's terminal (null otherwise: nothing changes). */
 function openTerminal(): RunTerminal | null {
   try {
     return RunTerminal.open();
@@ -123,7 +124,8 @@ function connect(socket: string): number {
 async function runThroughAgent(socket: string, request: RunRequest, io: Output, term: RunTerminal | null = null): Promise<RunAnswer> {
   const fd = connect(socket);
   try {
-    const bytes = encodeRequest(term === null ? request : { ...request, tty: true });
+    // `tty` asks for the slave on descriptor 0 as the controlling terminal: only when it is there.
+    const bytes = encodeRequest(term?.controlling === true ? { ...request, tty: true } : request);
     let sent: number | null;
     try {
       sent = u.sendWithFds(fd, bytes, term === null ? [0, 1, 2] : [term.descriptor(0), term.descriptor(1), term.descriptor(2)]);
@@ -159,7 +161,7 @@ async function runThroughAgent(socket: string, request: RunRequest, io: Output, 
                 const m = parseAnswer(line);
                 if ("notice" in m) {
                   // the caller's terminal is raw meanwhile: a line ends with a carriage return too
-                  io.err(`tidegate run: warning: ${m.notice}${term === null ? "\n" : "\r\n"}`);
+                  io.err(`tidegate run: warning: ${m.notice}${term?.controlling === true ? "\r\n" : "\n"}`);
                   continue;
                 }
                 clearInterval(timer);
@@ -190,8 +192,9 @@ export const runCommand: Command = {
     "through the kernel's policy and the egress listener. The command runs as USER (default: the",
     "workload's user: in the config) with no capabilities and no_new_privs, and not one system call",
     "of it runs outside the cgroup. Its identity is that of the registration entry with the selector",
-    "tidegate:workload:NAME. stdin/stdout/stderr, signals and the exit code pass through; when stdin",
-    "is a terminal the command gets a terminal of its own, relayed to yours and closed when it ends.",
+    "tidegate:workload:NAME. stdin/stdout/stderr, signals and the exit code pass through; where any",
+    "of them is a terminal the command gets a terminal of its own in its place, relayed to yours and",
+    "closed when it ends, so nothing it leaves running reads or writes yours.",
     "Refused when the agent has no kernel capture (no cgroup v2 or eBPF: it says which), and for",
     "USER root unless --allow-root (then uncontained). Callers other than root go through the agent",
     "(run.sock): they must be in the agent's run group and named by the workload's run_by, and the",
@@ -220,7 +223,7 @@ export const runCommand: Command = {
     const mcpStdio = values["mcp-stdio"] === true;
     if (mcpStdio && values["allow-root"] === true) throw new UsageError("run --mcp-stdio does not take --allow-root: a stdio MCP server runs contained");
     if (process.getuid?.() !== 0 || mcpStdio) {
-      // A terminal of the run's own when stdin is the caller's terminal; never with --mcp-stdio (JSON-RPC on stdin and stdout).
+      // A terminal of the run's own where stdin, stdout or stderr is the caller's terminal; never with --mcp-stdio (JSON-RPC on stdin and stdout).
       const term = mcpStdio ? null : openTerminal();
       let answer: RunAnswer;
       try {
@@ -266,7 +269,7 @@ export const runCommand: Command = {
         // workload a folder its user may not reach (one inside a root-only folder, say).
         cwd: process.cwd(),
         ...(answer.ca_bundle !== null ? { caBundle: answer.ca_bundle } : {}),
-        ...(term !== null ? { tty: true } : {}),
+        ...(term?.controlling === true ? { tty: true } : {}),
         command: positionals,
       });
       if (answer.no_identity !== null) io.err(`tidegate run: warning: ${noIdentityNotice(workload, answer.no_identity)}\n`);

@@ -1,11 +1,15 @@
 /**
- * A pseudo-terminal of its own for a `tidegate run` whose stdin is the caller's terminal (as sudo
- * does with `use_pty`; docs/capture.md, "`tidegate run`"). The command gets the slave as its
- * stdin (and as its stdout and stderr where those are the terminal); this process keeps the master
- * and relays between it and the caller's terminal, which it puts in raw mode for the run. When the
- * command ends, what is left on the master is read and written out, the master is closed and the
- * caller's terminal modes are put back: a process the command left behind holds the slave alone,
- * which then reads EOF or EIO, never the caller's terminal.
+ * A pseudo-terminal of its own for a `tidegate run` whose stdin, stdout or stderr is the caller's
+ * terminal (as sudo does with `use_pty`; docs/capture.md, "`tidegate run`"). The command gets the
+ * slave in place of each of those descriptors that is the terminal; this process keeps the master
+ * and relays between it and the caller's terminal. When stdin is the terminal, the slave is also
+ * the command's controlling terminal (`controlling`) and the caller's terminal is in raw mode for
+ * the run, its input passed on; otherwise only the command's output is relayed and the caller's
+ * modes are not touched. When the command ends, what is left on the master is read and written
+ * out, the master is closed and the caller's terminal modes are put back: a process the command
+ * left behind holds the slave alone, which then reads EOF or EIO and takes no writes, never the
+ * caller's terminal (a terminal's descriptor is usually open for reading and writing, so stdout
+ * alone would let a leftover read what is typed next).
  *
  * Guarantees: the caller's terminal is put back to the modes it had by `close()`, which `run.ts`
  * calls in a `finally`, and by a process `exit` handler as well; no read of the caller's terminal
@@ -193,6 +197,8 @@ export class RunTerminal {
   private slaveFd: number;
   /** Where the command's terminal output goes: the caller's stdout, else stderr, else stdin, if a terminal. */
   private readonly out: number;
+  /** The caller's descriptor whose terminal the modes and window size are taken from: the first of 0, 1, 2 that is one. */
+  private readonly termFd: number;
   private timer: ReturnType<typeof setInterval> | null = null;
   private inputOpen = true;
   private masterOpen = true;
@@ -205,26 +211,30 @@ export class RunTerminal {
   /** Which of the caller's 0, 1, 2 are terminals, and so get the slave. */
   readonly useSlave: readonly [boolean, boolean, boolean];
 
-  private constructor(master: number, slave: number, saved: Uint8Array, useSlave: readonly [boolean, boolean, boolean]) {
+  private constructor(master: number, slave: number, saved: Uint8Array, useSlave: readonly [boolean, boolean, boolean], termFd: number) {
     this.masterFd = master;
     this.slaveFd = slave;
     this.saved = saved;
     this.useSlave = useSlave;
+    this.termFd = termFd;
     this.out = useSlave[1] ? 1 : useSlave[2] ? 2 : 0;
   }
 
   /**
-   * A new pseudo-terminal with the caller's terminal's modes and window size, or null when stdin
-   * is not a terminal (nothing changes then). Throws LibcError when one cannot be made.
+   * A new pseudo-terminal with the caller's terminal's modes and window size, or null when none of
+   * stdin, stdout and stderr is a terminal (nothing changes then). Throws LibcError when one cannot
+   * be made.
    */
   static open(): RunTerminal | null {
-    if (!isTerminal(0)) return null;
-    const saved = getAttr(0);
+    const useSlave = [isTerminal(0), isTerminal(1), isTerminal(2)] as const;
+    const termFd = useSlave.indexOf(true);
+    if (termFd < 0) return null;
+    const saved = getAttr(termFd);
     const { master, slave } = openPseudoTerminal();
     try {
       // The slave starts as the caller's terminal was: echo, line editing, the control characters.
       check(libc().tcsetattr(slave, TCSANOW, ptr(saved)), "tcsetattr(the pty's slave)");
-      const size = getWinsize(0);
+      const size = getWinsize(termFd);
       if (size !== null) libc().ioctl(master, TIOCSWINSZ, ptr(size));
       // Ours alone, so non-blocking is safe: a command that does not read cannot stall the relay.
       check(setFlags(master, O_NONBLOCK), "fcntl(master, O_NONBLOCK)");
@@ -233,11 +243,20 @@ export class RunTerminal {
       libc().close(master);
       throw e;
     }
-    return new RunTerminal(master, slave, saved, [true, isTerminal(1), isTerminal(2)]);
+    return new RunTerminal(master, slave, saved, useSlave, termFd);
   }
 
   get slave(): number {
     return this.slaveFd;
+  }
+
+  /**
+   * Whether the slave is the command's stdin, and so should be its controlling terminal (job
+   * control, /dev/tty, Ctrl-C through it). Without it only output is relayed: Ctrl-C at the
+   * caller's terminal reaches `tidegate run`, which passes it on as it does without a terminal.
+   */
+  get controlling(): boolean {
+    return this.useSlave[0];
   }
 
   /** Descriptor `n` (0, 1, 2) as the command should have it: the slave, or the caller's own. */
@@ -252,14 +271,15 @@ export class RunTerminal {
   }
 
   /**
-   * The caller's terminal in raw mode, and the relay started. Run in the background of the
-   * caller's terminal (a job of its shell not in the foreground), the terminal is neither changed
-   * nor read, as the kernel would stop this process for either (SIGTTOU, SIGTTIN): the command's
-   * output is relayed, and its terminal gets no input.
+   * The caller's terminal in raw mode when stdin is that terminal, and the relay started. Run in
+   * the background of the caller's terminal (a job of its shell not in the foreground), the
+   * terminal is neither changed nor read, as the kernel would stop this process for either
+   * (SIGTTOU, SIGTTIN): the command's output is relayed, and its terminal gets no input. With
+   * stdin not a terminal it is never changed nor read either.
    */
   start(): void {
     process.on("exit", this.onExit);
-    if (this.inBackground()) this.inputOpen = false;
+    if (!this.controlling || this.inBackground()) this.inputOpen = false;
     else {
       const raw = new Uint8Array(this.saved);
       libc().cfmakeraw(ptr(raw));
@@ -322,7 +342,7 @@ export class RunTerminal {
 
   private copyWindowSize(): void {
     if (this.masterFd < 0) return;
-    const size = getWinsize(0);
+    const size = getWinsize(this.termFd);
     if (size !== null) libc().ioctl(this.masterFd, TIOCSWINSZ, ptr(size));
   }
 

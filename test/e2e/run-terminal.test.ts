@@ -6,7 +6,8 @@
 // a process the command leaves holding its stdin no longer reads what is typed at the caller's
 // terminal after `tidegate run` returned; output, exit code, Ctrl-C and the window size pass and the
 // command sees a terminal of its own (test -t 0, tty names a /dev/pts, /dev/tty opens); with
-// stdin not a terminal nothing changes (the caller's own terminal on stdout, no pty); the
+// stdin not a terminal, stdout and stderr still get one (not a controlling terminal), so a
+// leftover holding stdout neither reads nor writes the caller's terminal afterwards; the
 // caller's terminal modes (stty -g) are the same afterwards, after a signal exit and a SIGTERM
 // to `tidegate run` too. Needs root and cgroup v2.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -305,13 +306,29 @@ describe.skipIf(!can)("tidegate run from a terminal", () => {
         expect(r.before).toBe(r.after);
       }, T);
 
-      test("with stdin not a terminal nothing changes: no terminal of its own, the caller's on stdout", async () => {
-        const r = await drive(runArgv(["sh", "-c", "test -t 0 || echo stdin-not-a-terminal; tty; readlink /proc/self/fd/1; exit 5"]), { stdin: "null" });
+      test("with stdin not a terminal, stdout and stderr get a terminal of its own, not a controlling one; the modes stay", async () => {
+        const r = await drive(runArgv(["sh", "-c", "test -t 0 || echo stdin-not-a-terminal; tty; echo \"fd1 $(readlink /proc/$$/fd/1)\"; echo to-stderr >&2; (: </dev/tty) 2>/dev/null || echo no-controlling-terminal; exit 5"]), { stdin: "null" });
         expect(r.code).toBe(5);
         expect(r.out).toContain("stdin-not-a-terminal");
         expect(r.out).toContain("not a tty");
-        expect(r.out).toContain(r.tty); // stdout is the caller's own terminal, as before
+        expect(r.out).toContain("to-stderr");
+        expect(r.out).toContain("no-controlling-terminal");
+        const fd1 = /fd1 (\S+)/.exec(r.out)?.[1];
+        expect(fd1).toMatch(/^\/dev\/pts\/\d+$/);
+        expect(fd1).not.toBe(r.tty); // its own terminal, not the caller's
         expect(r.before).toBe(r.after);
+      }, T);
+
+      test("with stdin not a terminal, a process the command leaves holding its stdout neither reads what is typed nor writes to the caller's terminal afterwards", async () => {
+        const file = join(shared, `leftover-out-${path.length}`);
+        // the caller's terminal is open for reading and writing: stdout alone let a leftover read it
+        const command = ["sh", "-c", `exec 3<&1; (setsid sh -c "head -n 1 <&3 > ${file}; sleep 0.3; echo late-leftover-write >&3" &); while [ ! -e ${file} ]; do sleep 0.05; done; echo started`];
+        const r = await drive(runArgv(command), { stdin: "null", typeAfter: "typed-after-the-run\n" });
+        expect(r.out).toContain("started");
+        expect(r.code).toBe(0);
+        expect(existsSync(file)).toBe(true);
+        expect(readFileSync(file, "utf8")).toBe("");
+        expect(r.out).not.toContain("late-leftover-write");
       }, T);
     });
   }
