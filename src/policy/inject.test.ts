@@ -1,7 +1,7 @@
 // Header templates (inject.ts): references parsed, every rejection by code, rendering.
 import { describe, test, assert, codeOf } from "../../test/shim.ts";
 import { PolicyError } from "./errors.ts";
-import { parseHeaderName, parseHeaderTemplate, parseSecretName, renderHeader } from "./inject.ts";
+import { DEFAULT_PLACEHOLDER_HEADERS, parseHeaderName, parseHeaderTemplate, parsePlaceholderHeaders, parseSecretName, renderHeader } from "./inject.ts";
 
 describe("inject: templates", () => {
   test("literal text and references, in order, each secret named once", () => {
@@ -53,6 +53,9 @@ describe("inject: templates", () => {
     ["a header name with a colon", () => parseHeaderName("X:A")],
     ["an empty header name", () => parseHeaderName("")],
     ["a value over 8192", () => parseHeaderTemplate("X-A", "a".repeat(8193))],
+    ["a placeholder header that is not a token", () => parsePlaceholderHeaders(["X-A", "X A"])],
+    ["a placeholder header that frames the request", () => parsePlaceholderHeaders(["Content-Length"])],
+    ["a placeholder header listed twice, in another case", () => parsePlaceholderHeaders(["X-Auth", "x-AUTH"])],
   ];
   for (const [what, f] of BAD) test(`rejects ${what}`, () => assert.equal(codeOf(f, PolicyError), "policy_bad_header"));
   for (const h of ["Host", "content-length", "Transfer-Encoding", "Connection", "Upgrade", "TE", "Trailer", "Keep-Alive", "Proxy-Connection", "Expect"]) {
@@ -76,5 +79,15 @@ describe("inject: templates", () => {
       return null;
     })();
     assert.ok(e !== null && e.message.includes("Authorization") && !e.message.includes("hunter2"));
+  });
+});
+
+describe("inject: placeholder_headers", () => {
+  test("the names lowercase, in order; none is an empty list", () => {
+    assert.deepEqual(parsePlaceholderHeaders(["X-Custom-Auth", "Api-Key"]), ["x-custom-auth", "api-key"]);
+    assert.deepEqual(parsePlaceholderHeaders([]), []);
+  });
+  test("the default is the credential headers, each one a name the parser takes", () => {
+    assert.deepEqual(parsePlaceholderHeaders(DEFAULT_PLACEHOLDER_HEADERS), ["authorization", "x-api-key", "api-key"]);
   });
 });

@@ -10,6 +10,11 @@
  * - `${` that does not start a well-formed `${secret:NAME}`, NAME being 1-64 of [A-Za-z0-9_.-]
  *   starting with a letter, digit or underscore (a typo must not send the literal text);
  * - a template with no text at all.
+ *
+ * `inject.placeholder_headers` names the only request headers in which a workload's
+ * `tidegate-placeholder:NAME` is swapped for a secret the rule injects (DEFAULT_PLACEHOLDER_HEADERS
+ * when absent; `[]`: nowhere). Rejected (policy_bad_header): a name refused above, and a name listed
+ * twice (in any case: header names are case-insensitive, RFC 9110 section 5.1).
  */
 import { quote } from "../errors.ts";
 import { PolicyError } from "./errors.ts";
@@ -39,6 +44,26 @@ export function parseHeaderName(text: string): string {
   if (!TOKEN.test(text)) throw bad(`header name ${quote(text)} is not an HTTP token`);
   if (FORBIDDEN.has(text.toLowerCase())) throw bad(`header ${quote(text)} cannot be injected (it frames or routes the request)`);
   return text;
+}
+
+/**
+ * The request headers a placeholder is swapped in when a rule does not say (`inject.placeholder_headers`
+ * absent): those that carry a credential to the API and that APIs do not send back. Any other header
+ * a workload could fill with a placeholder is one some API echoes (X-Request-Id, a header quoted in an
+ * error), and the workload would read the secret in the answer (docs/security-model.md, "Not covered").
+ */
+export const DEFAULT_PLACEHOLDER_HEADERS: readonly string[] = Object.freeze(["Authorization", "X-Api-Key", "Api-Key"]);
+
+/** `inject.placeholder_headers`: each an injectable header name, none twice in any case; the names lowercase. */
+export function parsePlaceholderHeaders(names: readonly string[]): readonly string[] {
+  const keys: string[] = [];
+  for (const name of names) {
+    parseHeaderName(name);
+    const key = name.toLowerCase();
+    if (keys.includes(key)) throw bad(`header ${quote(name)} is listed twice in placeholder_headers`);
+    keys.push(key);
+  }
+  return Object.freeze(keys);
 }
 
 export function parseHeaderTemplate(name: string, template: string): HeaderTemplate {

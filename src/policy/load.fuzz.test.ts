@@ -33,7 +33,7 @@ const VALID = {
       from: "spiffe://example.org/mcp/github",
       to: { host: "api.github.com", port: 443 },
       action: "intercept",
-      inject: { headers: { Authorization: "Bearer ${secret:github_token}" } },
+      inject: { headers: { Authorization: "Bearer ${secret:github_token}" }, placeholder_headers: ["X-Api-Key"] },
       http: { methods: ["GET", "POST"], paths: ["/repos/**"] },
       upgrade: ["websocket"],
     },
@@ -59,7 +59,7 @@ const VALID = {
 
 const WORDS = [
   "trust_domain", "example.org", "agent", "server", "audit", "proxy", "header_timeout", "30s", "workloads", "egress", "inbound", "stdio", "federation", "dns", "name", "from",
-  "to", "host", "cidr", "port", "proto", "action", "intercept", "deny", "mtls", "server_id", "inject", "headers", "http", "mcp", "tools",
+  "to", "host", "cidr", "port", "proto", "action", "intercept", "deny", "mtls", "server_id", "inject", "headers", "placeholder_headers", "http", "mcp", "tools",
   "allow", "upstream", "listen", "forward", FROM, "10.0.0.0/8", "443", "/v1/**",
 ];
 

@@ -3,6 +3,7 @@
 import { describe, test, assert, errorOf } from "../../test/shim.ts";
 import { SpiffeId } from "../spiffe/index.ts";
 import { PolicyError } from "./errors.ts";
+import { DEFAULT_PLACEHOLDER_HEADERS } from "./inject.ts";
 import { loadPolicy } from "./load.ts";
 import { boundsOf, boundsText } from "./model.ts";
 import { describeDecision } from "./query.ts";
@@ -186,6 +187,15 @@ inbound:
     const m = loadPolicy("trust_domain: example.org\n", "m.yaml");
     assert.deepEqual([m.egress.length, m.inbound.length, m.workloads.length, m.dns.servers], [0, 0, 0, null]);
   });
+  test("inject.placeholder_headers: the names lowercase, in order; absent: the default credential headers; [] kept empty", () => {
+    const rule = (inject: string) => `trust_domain: example.org\negress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    inject: ${inject}\n`;
+    const listed = loadPolicy(rule(`{ headers: { X-Key: "\${secret:k}" }, placeholder_headers: [X-Custom-Auth, api-key] }`), "p.yaml").egress[0]!;
+    assert.deepEqual(listed.placeholderHeaders, ["x-custom-auth", "api-key"]);
+    assert.ok(Object.isFrozen(listed.placeholderHeaders));
+    assert.deepEqual(loadPolicy(rule(`{ headers: { X-Key: "\${secret:k}" } }`), "p.yaml").egress[0]!.placeholderHeaders, ["authorization", "x-api-key", "api-key"]);
+    assert.deepEqual(DEFAULT_PLACEHOLDER_HEADERS, ["Authorization", "X-Api-Key", "Api-Key"]);
+    assert.deepEqual(loadPolicy(rule(`{ headers: { X-Key: "\${secret:k}" }, placeholder_headers: [] }`), "p.yaml").egress[0]!.placeholderHeaders, []);
+  });
   test("the policy is frozen", () => {
     assert.ok(Object.isFrozen(p) && Object.isFrozen(p.egress) && Object.isFrozen(p.egress[0]));
   });
@@ -277,6 +287,12 @@ const REJECTIONS: [string, string, number, string, RegExp][] = [
   ["egress: inject Host", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    inject: { headers: { Host: evil.test } }\n`, 7, "egress[0].inject.headers", /cannot be injected/],
   ["egress: inject a bad reference", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    inject: { headers: { X-Key: "\${secrt:k}" } }\n`, 7, "egress[0].inject.headers", /does not start a \$\{secret:NAME\}/],
   ["egress: inject a CR LF", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    inject: { headers: { X-Key: "a\\r\\nX-Evil: 1" } }\n`, 7, "egress[0].inject.headers", /control character/],
+  ["egress: inject an unknown key", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    inject: { headers: { X-Key: "\${secret:k}" }, placeholder_header: [X-A] }\n`, 7, "egress[0].inject.placeholder_header", /unknown key \(allowed: headers, placeholder_headers; did you mean placeholder_headers\?\)$/],
+  ["egress: placeholder_headers not a list", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    inject: { headers: { X-Key: "\${secret:k}" }, placeholder_headers: X-A }\n`, 7, "egress[0].inject.placeholder_headers", /expected/],
+  ["egress: placeholder_headers a name that is not a token", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    inject: { headers: { X-Key: "\${secret:k}" }, placeholder_headers: ["X A"] }\n`, 7, "egress[0].inject.placeholder_headers", /header name "X A" is not an HTTP token/],
+  ["egress: placeholder_headers Host", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    inject: { headers: { X-Key: "\${secret:k}" }, placeholder_headers: [Host] }\n`, 7, "egress[0].inject.placeholder_headers", /header "Host" cannot be injected/],
+  ["egress: placeholder_headers a name twice, in another case", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    inject: { headers: { X-Key: "\${secret:k}" }, placeholder_headers: [X-Auth, x-auth] }\n`, 7, "egress[0].inject.placeholder_headers", /header "x-auth" is listed twice in placeholder_headers/],
+  ["egress: placeholder_headers a header the rule injects", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    inject: { headers: { X-Key: "\${secret:k}" }, placeholder_headers: [x-key] }\n`, 7, "egress[0].inject.placeholder_headers", /header x-key is one the rule injects/],
   ["egress: http on passthrough", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: passthrough\n    http: { methods: [GET] }\n`, 7, "egress[0].http", /only with intercept, deny/],
   ["egress: empty http", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    http: {}\n`, 7, "egress[0].http", /give methods, paths or both/],
   ["egress: empty methods", `egress:\n${RULE}    to: { host: a.com, port: 1 }\n    action: intercept\n    http: { methods: [] }\n`, 7, "egress[0].http.methods", /must not be empty/],

@@ -10,7 +10,8 @@
  * - `mtls:` required with `mtls`, allowed with `intercept`, nowhere else; `ca` only with `tls`, or
  *   `intercept` without `mtls:`; `inject` and `mcp` only with `intercept`; `http` only with
  *   `intercept` or `deny`; `upstream` only with `passthrough`, `tls`, `mtls`, `intercept`;
- *   `upgrade` only with `intercept`;
+ *   `upgrade` only with `intercept`; `inject.placeholder_headers` names no header the rule injects
+ *   (the workload's value for it is dropped: the entry would look like it allows something);
  * - rule names unique across `egress` and `inbound`; workload names and IDs unique; inbound listen
  *   addresses unique; federated trust domains unique and not our own;
  * - `from` patterns and workload IDs in our trust domain; `mtls.server_id` and inbound `allow` in
@@ -27,10 +28,13 @@ import { PolicyError } from "./errors.ts";
 import { toolDecider } from "../mcp/tool-filter.ts";
 import { normalizeServerName } from "./host-name.ts";
 import { BOUND_KEYS, DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_MAX_OPEN, DEFAULT_PROXY_SETTINGS, type Action, type DnsSettings, type EgressRule, type IdPattern, type InboundRule, type McpRules, type Policy, type RuleBounds, type StdioRule, type ToolFilter, type Workload } from "./model.ts";
+import { DEFAULT_PLACEHOLDER_HEADERS } from "./inject.ts";
 import { PolicySchema, type EgressInput, type PolicyInput } from "./schema.ts";
 import { readYaml, type FailFn, type YamlSource } from "./source.ts";
 
 type Path = (string | number)[];
+
+const DEFAULT_PLACEHOLDER_KEYS: readonly string[] = Object.freeze(DEFAULT_PLACEHOLDER_HEADERS.map((h) => h.toLowerCase()));
 
 const ALLOWED: Readonly<Record<string, readonly Action[]>> = {
   mtls: ["mtls", "intercept"],
@@ -81,6 +85,9 @@ function checkEgress(r: EgressInput, at: Path, fail: FailFn, ours: TrustDomain, 
       fail([...at, key], `not allowed with action ${r.action} (only with ${actions.join(", ")})`);
     }
   }
+  const injected = new Set(r.inject?.headers.map((t) => t.key));
+  const both = r.inject?.placeholder_headers?.find((k) => injected.has(k));
+  if (both !== undefined) fail([...at, "inject", "placeholder_headers"], `header ${both} is one the rule injects: the workload's value for it is dropped, so no placeholder is ever swapped there`);
   if (r.ca !== undefined && r.mtls !== undefined) fail([...at, "ca"], "not allowed with mtls: (the peer is verified against its trust domain's bundle)");
   if (r.upstream !== undefined && r.upstream.port === undefined && r.upstream.key_exchange === undefined) fail([...at, "upstream"], "give port, key_exchange or both");
   if (r.upstream?.key_exchange !== undefined && r.action === "passthrough") fail([...at, "upstream", "key_exchange"], "not allowed with action passthrough (its upstream leg is not TLS)");
@@ -123,6 +130,7 @@ function buildEgress(input: PolicyInput, source: YamlSource, fail: FailFn, known
       http: r.http === undefined ? null : Object.freeze({ methods: r.http.methods ?? null, paths: r.http.paths ?? null }),
       ...mcpOf(r.mcp),
       inject: Object.freeze(r.inject?.headers ?? []),
+      placeholderHeaders: r.inject?.placeholder_headers ?? DEFAULT_PLACEHOLDER_KEYS,
       ca: r.ca ?? null,
       serverId: r.mtls?.server_id ?? null,
       upstreamPort: r.upstream?.port ?? null,

@@ -79,6 +79,12 @@ export interface EgressRule {
   /** `mcp:`, null when the rule has none (then nothing of MCP is parsed on its connections). */
   readonly mcp: McpRules | null;
   readonly inject: readonly HeaderTemplate[];
+  /**
+   * `inject.placeholder_headers`, lowercase: the only request headers in which a placeholder for a
+   * secret of `inject` is swapped (inject.ts DEFAULT_PLACEHOLDER_HEADERS when absent); elsewhere it
+   * is refused (`placeholder_header_not_allowed`).
+   */
+  readonly placeholderHeaders: readonly string[];
   /** `tls` and `intercept` without mtls: a CA file instead of the system roots. */
   readonly ca: string | null;
   /** `mtls`, and `intercept` with `mtls:`: the peer's SPIFFE ID. */

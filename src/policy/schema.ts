@@ -12,7 +12,7 @@ import { parseHostPort } from "../server/host-port.ts";
 import { parseCidr, parseIp } from "./address.ts";
 import { parseHostPattern } from "./host-name.ts";
 import { parseMethod, parsePathPattern } from "./http-match.ts";
-import { parseHeaderTemplate } from "./inject.ts";
+import { parseHeaderTemplate, parsePlaceholderHeaders } from "./inject.ts";
 import { parsePort, parsePortRange } from "./ports.ts";
 import { ACTIONS, KEY_EXCHANGES, MAX_OPEN_LIMIT } from "./model.ts";
 import { converted, convertedAny, mapping, transformed } from "./source.ts";
@@ -115,6 +115,8 @@ const to = mapping({
 });
 
 const headers = transformed(v.record(v.string(), v.string()), (h) => Object.entries(h).map(([k, t]) => parseHeaderTemplate(k, t)));
+/** The only headers a placeholder is swapped in (inject.ts DEFAULT_PLACEHOLDER_HEADERS when absent); lowercase. */
+const placeholderHeaders = transformed(v.array(v.string()), parsePlaceholderHeaders);
 
 export const EgressRuleSchema = mapping({
   name,
@@ -123,7 +125,7 @@ export const EgressRuleSchema = mapping({
   action: v.picklist(ACTIONS),
   mtls: v.optional(mapping({ server_id: spiffeId })),
   ca: v.optional(absolutePath),
-  inject: v.optional(mapping({ headers })),
+  inject: v.optional(mapping({ headers, placeholder_headers: v.optional(placeholderHeaders) })),
   http: v.optional(
     mapping({
       methods: v.optional(nonEmpty(converted(parseMethod))),

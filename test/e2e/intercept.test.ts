@@ -230,9 +230,9 @@ describe.skipIf(!can && !process.env.CI)("interception: secrets injected toward 
 
   test("a placeholder is swapped toward the rule that injects its secret; toward another host it is refused, and that API gets nothing", async () => {
     const ok = testId("placeholder-ok");
-    const a = await curl("https://api.partner.test/placeholder", "-H", `X-Test-Id: ${ok}`, "-H", "X-Key: tidegate-placeholder:partner_token");
+    const a = await curl("https://api.partner.test/placeholder", "-H", `X-Test-Id: ${ok}`, "-H", "X-Api-Key: tidegate-placeholder:partner_token");
     expect(a.status).toBe(200);
-    expect(header(await apiGot(ok), "x-key")).toEqual([SECRET]);
+    expect(header(await apiGot(ok), "x-api-key")).toEqual([SECRET]);
     expect(await httpLine(ok, (l) => l.pid === a.pid)).toMatchObject({ rule: "partner-api", outcome: "forwarded", injected: ["partner_token"] });
     expectNoSecret(a.out + a.err);
 
@@ -246,7 +246,7 @@ describe.skipIf(!can && !process.env.CI)("interception: secrets injected toward 
     expect(plainLine.injected).toBeUndefined();
 
     const refused = testId("other-placeholder");
-    const c = await curl("https://other.partner.test/steal", "-H", `X-Test-Id: ${refused}`, "-H", "X-Key: tidegate-placeholder:partner_token");
+    const c = await curl("https://other.partner.test/steal", "-H", `X-Test-Id: ${refused}`, "-H", "X-Api-Key: tidegate-placeholder:partner_token");
     expect(c.status).toBe(403);
     expect(c.body).toBe("tidegate: placeholder_not_allowed\n");
     expect(await httpLine(refused, (l) => l.pid === c.pid)).toMatchObject({ spiffe_id: ID.client, method: "GET", host: "other.partner.test", rule: "other-api", status: 403, outcome: "refused", reason: "placeholder_not_allowed" });
@@ -518,7 +518,7 @@ describe.skipIf(!can && !process.env.CI)("interception: secrets injected toward 
     const r = await curl("https://api.partner.test/before-kill", "-H", `X-Test-Id: ${id}`);
     expect(r.status).toBe(200);
     // requests keep coming (placeholders swapped in) while the agent is killed
-    const loop = `while :; do curl -s --max-time 2 --resolve api.partner.test:443:${ADDR.api} -H 'X-Key: tidegate-placeholder:partner_token' https://api.partner.test/during-kill >/dev/null; done`;
+    const loop = `while :; do curl -s --max-time 2 --resolve api.partner.test:443:${ADDR.api} -H 'X-Api-Key: tidegate-placeholder:partner_token' https://api.partner.test/during-kill >/dev/null; done`;
     const slow = tidegate(["run", ...s.flagsA, "--workload", "client", "--user", "nobody", "--", "timeout", "6", "sh", "-c", loop], { env: WORKLOAD_ENV });
     await waitFor("requests of the loop at the API", () => (s.api().filter((x) => x.path === "/during-kill").length >= 3 ? true : undefined));
     await s.killA();

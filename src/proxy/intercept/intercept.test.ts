@@ -14,7 +14,7 @@ let proxyPort: number;
 let accepting = true;
 /** What the harness's identity check answers: false once workload w's registration no longer gives it CALLER. */
 let identified = true;
-const seen: { path: string; auth: string | null; xkey: string | null; body: string }[] = [];
+const seen: { path: string; auth: string | null; apiKey: string | null; requestId: string | null; body: string }[] = [];
 
 beforeAll(async () => {
   h = await createHarness();
@@ -26,7 +26,7 @@ beforeAll(async () => {
     async fetch(req) {
       const u = new URL(req.url);
       if (u.pathname === "/slow") await Bun.sleep(1500); // an answer that is still pending while the workload pipelines
-      seen.push({ path: u.pathname + u.search, auth: req.headers.get("authorization"), xkey: req.headers.get("x-key"), body: await req.text() });
+      seen.push({ path: u.pathname + u.search, auth: req.headers.get("authorization"), apiKey: req.headers.get("x-api-key"), requestId: req.headers.get("x-request-id"), body: await req.text() });
       return new Response(`path=${u.pathname} auth=${req.headers.get("authorization") === `Bearer ${SECRET}` ? "injected" : "other"}`);
     },
   });
@@ -57,7 +57,7 @@ describe("intercept: plain HTTP from the workload, TLS to the API", () => {
     const out = await exchange("GET /v1/a?q=1 HTTP/1.1\r\nHost: api.test\r\nAuthorization: Bearer mine\r\nConnection: close\r\n\r\n");
     expect(out).toStartWith("HTTP/1.1 200");
     expect(out).toContain("path=/v1/a auth=injected");
-    expect(seen.slice(before)).toEqual([{ path: "/v1/a?q=1", auth: `Bearer ${SECRET}`, xkey: null, body: "" }]);
+    expect(seen.slice(before)).toEqual([{ path: "/v1/a?q=1", auth: `Bearer ${SECRET}`, apiKey: null, requestId: null, body: "" }]);
     const line = httpLines().at(-1)!;
     expect(line).toMatchObject({ method: "GET", host: "api.test", target: "/v1/a", rule: "api", status: 200, outcome: "forwarded", injected: ["api_token"] });
     expect(JSON.stringify(lines)).not.toContain(SECRET);
@@ -104,15 +104,35 @@ describe("intercept: plain HTTP from the workload, TLS to the API", () => {
 
   test("a placeholder is swapped toward the rule that injects its secret, and refused for any other secret", async () => {
     const before = seen.length;
-    const ok = await exchange("GET /ph HTTP/1.1\r\nHost: api.test\r\nX-Key: tidegate-placeholder:api_token\r\nConnection: close\r\n\r\n");
+    const ok = await exchange("GET /ph HTTP/1.1\r\nHost: api.test\r\nX-Api-Key: tidegate-placeholder:api_token\r\nConnection: close\r\n\r\n");
     expect(ok).toStartWith("HTTP/1.1 200");
-    expect(seen.at(-1)?.xkey).toBe(SECRET);
-    const bad = await exchange("GET /ph2 HTTP/1.1\r\nHost: api.test\r\nX-Key: tidegate-placeholder:other_token\r\nConnection: close\r\n\r\n");
+    expect(seen.at(-1)?.apiKey).toBe(SECRET);
+    const bad = await exchange("GET /ph2 HTTP/1.1\r\nHost: api.test\r\nX-Api-Key: tidegate-placeholder:other_token\r\nConnection: close\r\n\r\n");
     expect(bad).toStartWith("HTTP/1.1 403");
     expect(bad).toContain("placeholder_not_allowed");
     expect(seen.length).toBe(before + 1);
     expect(httpLines().at(-1)).toMatchObject({ outcome: "refused", reason: "placeholder_not_allowed", rule: "api" });
     expect(JSON.stringify(lines)).not.toContain("other-secret-value");
+  });
+
+  test("a placeholder in a header off the rule's placeholder_headers (X-Request-Id, which APIs echo) is refused, kept alive or not; the API never gets it", async () => {
+    const before = seen.length;
+    const alone = await exchange("GET /echo HTTP/1.1\r\nHost: api.test\r\nX-Request-Id: tidegate-placeholder:api_token\r\nConnection: close\r\n\r\n");
+    expect(alone).toBe("HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: 41\r\nconnection: close\r\n\r\ntidegate: placeholder_header_not_allowed\n");
+    expect(seen.length).toBe(before);
+    expect(httpLines().at(-1)).toMatchObject({ target: "/echo", outcome: "refused", status: 403, reason: "placeholder_header_not_allowed", rule: "api" });
+    // behind a good request on a kept-alive connection (pipelined): the first goes, the second is refused, nothing after it is read
+    const piped = await exchange(
+      "GET /first HTTP/1.1\r\nHost: api.test\r\n\r\n" +
+        "GET /echo2 HTTP/1.1\r\nHost: api.test\r\nX-Request-Id: Bearer tidegate-placeholder:api_token\r\n\r\n" +
+        "GET /after HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n",
+    );
+    expect(piped).toStartWith("HTTP/1.1 200");
+    expect(piped).toContain("HTTP/1.1 403 Forbidden");
+    expect(piped).toEndWith("tidegate: placeholder_header_not_allowed\n");
+    expect(seen.slice(before).map((x) => [x.path, x.requestId])).toEqual([["/first", null]]);
+    expect(httpLines().at(-1)).toMatchObject({ target: "/echo2", outcome: "refused", reason: "placeholder_header_not_allowed" });
+    expect(JSON.stringify(lines)).not.toContain(SECRET);
   });
 
   const SMUGGLING: [string, string][] = [

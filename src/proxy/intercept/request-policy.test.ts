@@ -31,6 +31,21 @@ egress:
     to: { host: ws.test, port: 80 }
     action: intercept
     upgrade: [websocket]
+  - name: listed
+    from: spiffe://example.org/w
+    to: { host: listed.test, port: 80 }
+    action: intercept
+    inject: { headers: { X-Key: "\${secret:key}" }, placeholder_headers: [X-Custom-Auth] }
+  - name: defaults
+    from: spiffe://example.org/w
+    to: { host: defaults.test, port: 80 }
+    action: intercept
+    inject: { headers: { X-Key: "\${secret:key}" } }
+  - name: none
+    from: spiffe://example.org/w
+    to: { host: none.test, port: 80 }
+    action: intercept
+    inject: { headers: { X-Key: "\${secret:key}" }, placeholder_headers: [] }
   - name: by-address
     from: spiffe://example.org/w
     to: { cidr: 192.0.2.50/32, port: 80 }
@@ -40,6 +55,9 @@ dns:
   hosts:
     api.test: [192.0.2.10]
     ws.test: [192.0.2.11]
+    listed.test: [192.0.2.12]
+    none.test: [192.0.2.13]
+    defaults.test: [192.0.2.14]
 `,
     "r.yaml",
   ),
@@ -51,7 +69,7 @@ const head = (text: string): RequestHead => {
   return e.head;
 };
 const secrets: Record<string, string> = { tok: "T0K", key: "K3Y" };
-const cached = new NameCache({ hosts: new Map([["api.test", [parseIp("192.0.2.10")]], ["ws.test", [parseIp("192.0.2.11")]]]), lookup: async () => ({ addresses: [], ttl: 30 }) });
+const cached = new NameCache({ hosts: new Map([["api.test", [parseIp("192.0.2.10")]], ["ws.test", [parseIp("192.0.2.11")]], ["listed.test", [parseIp("192.0.2.12")]], ["none.test", [parseIp("192.0.2.13")]], ["defaults.test", [parseIp("192.0.2.14")]]]), lookup: async () => ({ addresses: [], ttl: 30 }) });
 /** A resolver without peek: every name goes through an asynchronous look-up. */
 const lookedUp = { asked: 0, async resolve(name: string) { this.asked++; return name === "api.test" ? [parseIp("192.0.2.10")] : [parseIp("192.0.2.11")]; } };
 const deps = (names: RequestDeps["names"] extends () => infer N ? N : never, s = secrets): RequestDeps => ({ engine: () => engine, names: () => names, secret: (n) => s[n] ?? null });
@@ -138,23 +156,81 @@ describe("decideRequest", () => {
   });
 
   test("a placeholder for a secret the rule injects is swapped; one for another secret is refused", async () => {
-    const ok = await decideRequest(ctx(), head("GET / HTTP/1.1\r\nHost: api.test\r\nX-P: tidegate-placeholder:key\r\n\r\n"), deps(cached));
-    expect(ok.ok && ok.headers.find(([n]) => n === "X-P")).toEqual(["X-P", "K3Y"]);
-    const no = await decideRequest(ctx(), head("GET / HTTP/1.1\r\nHost: api.test\r\nX-P: tidegate-placeholder:other\r\n\r\n"), deps(cached, { ...secrets, other: "0THER" }));
+    const ok = await decideRequest(ctx(), head("GET / HTTP/1.1\r\nHost: api.test\r\nX-Api-Key: tidegate-placeholder:key\r\n\r\n"), deps(cached));
+    expect(ok.ok && ok.headers.find(([n]) => n === "X-Api-Key")).toEqual(["X-Api-Key", "K3Y"]);
+    const no = await decideRequest(ctx(), head("GET / HTTP/1.1\r\nHost: api.test\r\nX-Api-Key: tidegate-placeholder:other\r\n\r\n"), deps(cached, { ...secrets, other: "0THER" }));
     expect(no).toMatchObject({ ok: false, status: 403, reason: "placeholder_not_allowed" });
   });
 
+  /** The verdict on a GET to `host` (api.test, listed.test, none.test, defaults.test) with `lines` as its further header lines; the secrets read, by name. */
+  const withHeaders = (host: string, ...lines: string[]) => {
+    const read: string[] = [];
+    const address = { "api.test": "192.0.2.10", "listed.test": "192.0.2.12", "none.test": "192.0.2.13", "defaults.test": "192.0.2.14" }[host]!;
+    const d = { ...deps(cached), secret: (n: string) => (read.push(n), secrets[n] ?? null) };
+    const v = decideRequest(ctx(address), head(`GET / HTTP/1.1\r\nHost: ${host}\r\n${lines.map((l) => `${l}\r\n`).join("")}\r\n`), d);
+    if (v instanceof Promise) throw new Error("looked up");
+    return { v, read };
+  };
+
+  test("by default a placeholder is swapped in Authorization, X-Api-Key and Api-Key only, in any case and anywhere in the value", () => {
+    for (const h of ["Authorization", "authorization", "X-Api-Key", "x-api-key", "API-KEY", "Api-Key"]) {
+      const { v } = withHeaders("defaults.test", `${h}: Bearer tidegate-placeholder:key`);
+      expect(v).toMatchObject({ ok: true, rule: { name: "defaults" }, secrets: ["key"] });
+      expect(v.ok && v.headers.find(([n]) => n === h)).toEqual([h, "Bearer K3Y"]);
+    }
+    for (const h of ["X-Request-Id", "X-Custom-Auth", "Cookie", "X-Api-Key2"]) {
+      expect(withHeaders("defaults.test", `${h}: tidegate-placeholder:key`).v).toMatchObject({ ok: false, status: 403, reason: "placeholder_header_not_allowed", rule: "defaults" });
+    }
+  });
+
+  test("a placeholder in a header off the list is refused 403 placeholder_header_not_allowed: the secret is never read, nor named by value", () => {
+    for (const [lines, readBefore] of [
+      [["X-Request-Id: tidegate-placeholder:key"], []],
+      [["x-request-id: req-1 tidegate-placeholder:key"], []],
+      [["X-Api-Key: tidegate-placeholder:key", "X-Request-Id: tidegate-placeholder:key"], ["key"]], // the listed one's, before
+      [["X-Request-Id: 1", "X-Request-Id: tidegate-placeholder:tok"], []], // a repeated field: each one is judged
+    ] as const) {
+      const { v, read } = withHeaders("api.test", ...lines);
+      expect(v).toMatchObject({ ok: false, status: 403, reason: "placeholder_header_not_allowed", rule: "api", name: "api.test" });
+      expect(v.ok === false && v.detail).toMatch(/^header [Xx]-[Rr]equest-[Ii]d carries a placeholder for secret (key|tok), and rule api swaps placeholders only in authorization, x-api-key, api-key$/);
+      expect(JSON.stringify(v)).not.toMatch(/K3Y|T0K/);
+      expect(read).toEqual([...readBefore]);
+    }
+    // a placeholder for a secret the rule does not inject stays placeholder_not_allowed, on the list or off it
+    expect(withHeaders("api.test", "X-Request-Id: tidegate-placeholder:other").v).toMatchObject({ ok: false, reason: "placeholder_not_allowed" });
+    expect(withHeaders("api.test", "X-Api-Key: tidegate-placeholder:other").v).toMatchObject({ ok: false, reason: "placeholder_not_allowed" });
+  });
+
+  test("placeholder_headers replaces the default: only the headers it names, in any case", () => {
+    const ok = withHeaders("listed.test", "x-custom-auth: tidegate-placeholder:key");
+    expect(ok.v).toMatchObject({ ok: true, secrets: ["key"] });
+    expect(ok.v.ok && ok.v.headers.find(([n]) => n === "x-custom-auth")).toEqual(["x-custom-auth", "K3Y"]);
+    const off = withHeaders("listed.test", "X-Api-Key: tidegate-placeholder:key");
+    expect(off.v).toMatchObject({ ok: false, status: 403, reason: "placeholder_header_not_allowed", rule: "listed" });
+    expect(off.v.ok === false && off.v.detail).toBe("header X-Api-Key carries a placeholder for secret key, and rule listed swaps placeholders only in x-custom-auth");
+    expect(off.read).toEqual([]);
+  });
+
+  test("placeholder_headers: [] swaps no placeholder, in any header", () => {
+    for (const h of ["Authorization", "X-Api-Key", "X-Custom-Auth"]) {
+      const { v, read } = withHeaders("none.test", `${h}: tidegate-placeholder:key`);
+      expect(v).toMatchObject({ ok: false, status: 403, reason: "placeholder_header_not_allowed", rule: "none" });
+      expect(v.ok === false && v.detail).toEndWith("and rule none swaps placeholders only in no header (placeholder_headers: [])");
+      expect(read).toEqual([]);
+    }
+  });
+
   test("secrets are named in the order first used: a placeholder's before the rule's own, each once", async () => {
-    const v = await decideRequest(ctx(), head("GET / HTTP/1.1\r\nHost: api.test\r\nX-P: tidegate-placeholder:key+tidegate-placeholder:key\r\n\r\n"), deps(cached));
+    const v = await decideRequest(ctx(), head("GET / HTTP/1.1\r\nHost: api.test\r\nApi-Key: tidegate-placeholder:key+tidegate-placeholder:key\r\n\r\n"), deps(cached));
     expect(v).toMatchObject({ ok: true, secrets: ["key", "tok"] });
-    expect(v.ok && v.headers.find(([n]) => n === "X-P")).toEqual(["X-P", "K3Y+K3Y"]);
+    expect(v.ok && v.headers.find(([n]) => n === "Api-Key")).toEqual(["Api-Key", "K3Y+K3Y"]);
     // without a placeholder, the rule's order (Authorization's tok, then X-Key's key)
     const plain = decideRequest(ctx(), head("GET / HTTP/1.1\r\nHost: api.test\r\n\r\n"), deps(cached));
     expect(plain).toMatchObject({ ok: true, secrets: ["tok", "key"] });
   });
 
   test("the secret named missing is the first one used: a placeholder's before the rule's headers'", async () => {
-    const v = decideRequest(ctx(), head("GET / HTTP/1.1\r\nHost: api.test\r\nX-P: tidegate-placeholder:key\r\n\r\n"), deps(cached, {}));
+    const v = decideRequest(ctx(), head("GET / HTTP/1.1\r\nHost: api.test\r\nX-Api-Key: tidegate-placeholder:key\r\n\r\n"), deps(cached, {}));
     expect(v).toMatchObject({ ok: false, status: 503, reason: "secret_missing" });
     expect(v instanceof Promise || v.ok ? "" : v.detail).toBe("rule api injects secret key, which the agent does not hold");
     const second = decideRequest(ctx(), head("GET / HTTP/1.1\r\nHost: api.test\r\n\r\n"), deps(cached, { tok: "T0K" }));

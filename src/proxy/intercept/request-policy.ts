@@ -30,9 +30,16 @@
  * - `placeholder_not_allowed` (403): a header carries `tidegate-placeholder:NAME` and the rule's
  *   `inject` does not name secret NAME: a placeholder is swapped only toward the destinations of the
  *   rules that inject that secret;
+ * - `placeholder_header_not_allowed` (403): a header carries a placeholder for a secret the rule
+ *   injects, and is not one of the rule's `inject.placeholder_headers` (by default Authorization,
+ *   X-Api-Key, Api-Key: inject.ts DEFAULT_PLACEHOLDER_HEADERS), matched in any case. Else the
+ *   workload would pick the header the secret goes in, and one the API echoes (X-Request-Id) would
+ *   hand it the value;
  * - `secret_missing` (503): the rule injects a secret the store does not hold (or cannot read).
  * Headers: every header the rule injects is removed as the workload sent it, then set from its
- * template; placeholders are swapped in the other headers; an absolute-form request without Host
+ * template; placeholders are swapped in the listed headers the rule does not inject (each field
+ * of a repeated one; anywhere in its value: `Bearer tidegate-placeholder:NAME`), never in the
+ * target, the body or trailers (requestTrailers); an absolute-form request without Host
  * (HTTP/1.0) gets its target's authority as Host, as its target goes upstream in origin-form;
  * Host goes as the name decided (lowercase, no trailing dot); Content-Length and
  * Transfer-Encoding go as the parser read them, written one way. Messages
@@ -228,8 +235,11 @@ function verdictFor(head: RequestHead, deps: RequestDeps, admitted: Admission, n
       headers.push(sent[i]!);
       continue;
     }
-    const swap = swapPlaceholders(hValue, inj, deps, (swappedIn ??= []));
+    const swap = swapPlaceholders(hValue, inj, deps, (swappedIn ??= []), inj.placeholderHeaders.has(key));
     if (swap.notAllowed !== null) return refuse(403, "placeholder_not_allowed", `header ${hName} carries a placeholder for secret ${swap.notAllowed}, which rule ${rule.name} does not inject`, rule.name, name);
+    if (swap.misplaced !== null) {
+      return refuse(403, "placeholder_header_not_allowed", `header ${hName} carries a placeholder for secret ${swap.misplaced}, and rule ${rule.name} swaps placeholders only in ${listedText(inj)}`, rule.name, name);
+    }
     missing ??= swap.missing;
     headers.push([hName, swap.value]);
   }
@@ -265,15 +275,21 @@ function framingField(head: RequestHead, sent: Header): Header {
 
 /**
  * `value` with each `tidegate-placeholder:NAME` swapped for the secret's value, each NAME added to
- * `used` once; `notAllowed`: the first NAME the rule does not inject (then the request is refused);
- * `missing`: the first the store has no value for.
+ * `used` once; `notAllowed`: the first NAME the rule does not inject; `misplaced`: the first it
+ * does inject, in a header not on its placeholder_headers (`listed` false: the secret is not read);
+ * either refuses the request. `missing`: the first the store has no value for.
  */
-function swapPlaceholders(value: string, inj: Injection, deps: RequestDeps, used: string[]): { value: string; notAllowed: string | null; missing: string | null } {
+function swapPlaceholders(value: string, inj: Injection, deps: RequestDeps, used: string[], listed: boolean): { value: string; notAllowed: string | null; misplaced: string | null; missing: string | null } {
   let notAllowed: string | null = null;
+  let misplaced: string | null = null;
   let missing: string | null = null;
   const swapped = value.replace(PLACEHOLDER, (_m, secret: string) => {
     if (!inj.allowed.has(secret)) {
       notAllowed ??= secret;
+      return "";
+    }
+    if (!listed) {
+      misplaced ??= secret;
       return "";
     }
     const v = deps.secret(secret);
@@ -284,7 +300,7 @@ function swapPlaceholders(value: string, inj: Injection, deps: RequestDeps, used
     if (!used.includes(secret)) used.push(secret);
     return v;
   });
-  return { value: swapped, notAllowed, missing };
+  return { value: swapped, notAllowed, misplaced, missing };
 }
 
 /** The secrets a request used, in the order first used: those swapped in for placeholders, then the rule's own. */
@@ -313,6 +329,13 @@ interface Injection {
   readonly allowed: ReadonlySet<string>;
   /** The same secrets in the order its templates name them: a request's `secrets` when it swapped no placeholder. */
   readonly secrets: readonly string[];
+  /** `inject.placeholder_headers` (lowercase): the only headers a placeholder is swapped in. */
+  readonly placeholderHeaders: ReadonlySet<string>;
+}
+
+/** The rule's placeholder headers for a refusal's detail: "authorization, x-api-key, api-key", or "no header (...)". */
+function listedText(inj: Injection): string {
+  return inj.placeholderHeaders.size === 0 ? "no header (placeholder_headers: [])" : [...inj.placeholderHeaders].join(", ");
 }
 
 const injections = new WeakMap<EgressRule, Injection>();
@@ -321,7 +344,7 @@ function injectionOf(rule: EgressRule): Injection {
   let i = injections.get(rule);
   if (i === undefined) {
     const secrets = Object.freeze([...new Set(rule.inject.flatMap((t) => t.secrets))]);
-    i = { injected: new Set(rule.inject.map((t) => t.key)), allowed: new Set(secrets), secrets };
+    i = { injected: new Set(rule.inject.map((t) => t.key)), allowed: new Set(secrets), secrets, placeholderHeaders: new Set(rule.placeholderHeaders) };
     injections.set(rule, i);
   }
   return i;
