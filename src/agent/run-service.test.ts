@@ -13,7 +13,7 @@ import { loadPolicy } from "../policy/load.ts";
 import { memoryLogger } from "../runtime/log.ts";
 import * as u from "../runtime/unix-fds.ts";
 import { Errno } from "../runtime/libc.ts";
-import { MAX_CONNECTIONS, RunService, type RunHost } from "./run-service.ts";
+import { MAX_CONNECTIONS, MAX_CONNECTIONS_PER_USER, RunService, type RunHost } from "./run-service.ts";
 import { noIdentityNotice } from "./run-protocol.ts";
 import { parseStartTime } from "../attest/proc-text.ts";
 import { openPseudoTerminal } from "../runtime/pty.ts";
@@ -40,7 +40,7 @@ function steps(ops: readonly { path: string; mode?: number; gid?: number }[], fr
 const POLICY = (group: string) => `trust_domain: example.org
 agent: { run_group: ${group} }
 workloads:
-  - { name: w1, id: spiffe://example.org/w1, user: www-data, run_by: { users: [nobody] } }
+  - { name: w1, id: spiffe://example.org/w1, user: www-data, run_by: { users: [nobody, www-data] } }
   - { name: w2, id: spiffe://example.org/w2, user: www-data, run_by: { users: [root] } }
 `;
 
@@ -68,6 +68,20 @@ while line.startswith('{"notice"'):
 sys.stdout.write("ANSWER " + line)
 `;
 
+/** Opens N connections to PATH and holds them; prints the answer the last one got; ends when stdin closes. */
+const HOLD_PY = `
+import socket, sys
+path, n = sys.argv[1], int(sys.argv[2])
+held = []
+for i in range(n):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(path)
+    held.append(s)
+sys.stdout.write(held[-1].makefile("rb").readline().decode())
+sys.stdout.flush()
+sys.stdin.read()
+`;
+
 const dir = mkdtempSync(join(tmpdir(), "tidegate-test-run-service-"));
 const runDir = join(dir, "run");
 const socketPath = join(runDir, "run.sock");
@@ -90,6 +104,8 @@ let group = "nogroup";
 let noIdentity: string | null = null;
 /** What the --mcp-stdio gate was asked, with the caller's start time as /proc said while it waited. */
 const mcpAsked: { pid: number; startTime: number | null; actual: number | null }[] = [];
+/** The gate kills its caller and waits for it to be reaped before it answers. */
+let killCallerInGate = false;
 const host: RunHost = {
   policy: () => loadPolicy(POLICY(group), "test.yaml"),
   generation: () => (group === "nogroup" ? 1 : 2),
@@ -103,6 +119,10 @@ const host: RunHost = {
       // gone
     }
     mcpAsked.push({ pid, startTime: startTime ?? null, actual });
+    if (killCallerInGate) {
+      process.kill(pid, "SIGKILL");
+      await until(() => (existsSync(`/proc/${pid}`) ? null : true)); // reaped (by Bun: our child)
+    }
     return { refused: { code: "test_mcp_refused", message: "run: this test's host relays no MCP" } };
   },
 };
@@ -142,13 +162,71 @@ function readAll(fd: number): string {
   return out;
 }
 
-async function asNobody(body: unknown, mode: "fds" | "nofds" | "big" = "fds") {
-  const p = Bun.spawn(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", PY_CLIENT, socketPath, JSON.stringify(body), mode], { stdout: "pipe", stderr: "pipe", stdin: "ignore", cwd: "/" });
+async function asNobody(body: unknown, mode: "fds" | "nofds" | "big" = "fds", uid = 65534) {
+  const p = Bun.spawn(["setpriv", `--reuid=${uid}`, "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", PY_CLIENT, socketPath, JSON.stringify(body), mode], { stdout: "pipe", stderr: "pipe", stdin: "ignore", cwd: "/" });
   const [out, err] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
   const answer = /ANSWER (.*)/.exec(out)?.[1];
   const notices = [...out.matchAll(/^NOTICE (.*)$/gm)].map((m) => JSON.parse(m[1]!));
   return { pid: p.pid, out, err, answer: answer ? JSON.parse(answer) : null, notices };
 }
+
+/**
+ * A caller that is gone before the agent accepts its connection, made certain: run with spawnSync,
+ * which holds this process's event loop (so the service cannot accept meanwhile) until the driver
+ * has exited. The driver (root) forks the caller, which becomes nobody, connects, sends BODY with
+ * its descriptors 0, 1, 2, leaves its connection to a child of its own (which writes the answer to
+ * the file on descriptor 3) and exits; the driver reaps it. With "reuse", the driver then starts a
+ * process of nobody's at the caller's very pid (clone3 set_tid, see CLONE3 in enforcement.test.ts)
+ * that sleeps: the pid the kernel recorded at connect() is another process's when the agent reads
+ * /proc. Writes {"caller", "reuser"} as JSON to OUT.
+ */
+const GONE_PY = `
+import ctypes, json, os, socket, struct, sys
+path, body, mode, out = sys.argv[1], sys.argv[2].encode() + b"\\n", sys.argv[3], sys.argv[4]
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+def clone3(tid):
+    tids = (ctypes.c_int * 1)(tid)
+    args = struct.pack("=11Q", 0, 0, 0, 0, 17, 0, 0, 0, ctypes.addressof(tids), 1, 0)
+    buf = ctypes.create_string_buffer(args, len(args))
+    return libc.syscall(ctypes.c_long(435), buf, ctypes.c_size_t(len(args))), ctypes.get_errno()
+def nobody():
+    os.setgroups([])
+    os.setresgid(65534, 65534, 65534)
+    os.setresuid(65534, 65534, 65534)
+def quiet():
+    null = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+answer = os.open(out + ".answer", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+caller = os.fork()
+if caller == 0:
+    nobody()
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(path)
+    socket.send_fds(s, [body[:1]], [0, 1, 2])
+    s.sendall(body[1:])
+    if os.fork() == 0:
+        quiet()
+        os.write(answer, s.makefile("rb").readline())
+        os._exit(0)
+    os._exit(0)
+os.waitpid(caller, 0)
+result = {"caller": caller, "reuser": None}
+if mode == "reuse":
+    r, e = clone3(caller)
+    if r == 0:
+        nobody()
+        quiet()
+        os.execv("/bin/sleep", ["sleep", "300"])
+    result["reuser"] = r if r > 0 else "clone3: " + os.strerror(e)
+open(out, "w").write(json.dumps(result))
+`;
+
+/** clone3 with set_tid works here (Linux 5.5+, CAP_CHECKPOINT_RESTORE): asked for this very pid, EEXIST. */
+const canChoosePid =
+  isRoot &&
+  Bun.spawnSync(["/usr/bin/python3", "-c", "import ctypes,os,struct\nl=ctypes.CDLL(None,use_errno=True)\nl.syscall.restype=ctypes.c_long\nt=(ctypes.c_int*1)(os.getpid())\na=struct.pack('=11Q',0,0,0,0,17,0,0,0,ctypes.addressof(t),1,0)\nb=ctypes.create_string_buffer(a,len(a))\nr=l.syscall(ctypes.c_long(435),b,ctypes.c_size_t(len(a)))\nos._exit(0) if r==0 else print(ctypes.get_errno())"], { stdout: "pipe" }).stdout.toString().trim() === "17";
 
 describe.skipIf(!isRoot && !process.env.CI)("run.sock", () => {
   beforeAll(async () => {
@@ -312,6 +390,100 @@ describe.skipIf(!isRoot && !process.env.CI)("run.sock", () => {
     expect(asked.pid).toBe(r.pid);
     expect(asked.actual).not.toBeNull();
     expect(asked.startTime).toBe(asked.actual);
+  }, 20_000);
+
+  /** Runs GONE_PY (see there) to its end, then waits for the answer its caller's child got. */
+  async function gone(body: unknown, mode: "exit" | "reuse") {
+    const out = join(dir, `gone-${mode}.json`);
+    // No pipe: the caller's descriptors wait in the socket with its request, and a pipe among them
+    // would never end while the service, held by spawnSync, cannot take them.
+    const r = Bun.spawnSync(["/usr/bin/python3", "-c", GONE_PY, socketPath, JSON.stringify(body), mode, out], { stdin: "ignore", stdout: "ignore", stderr: Bun.file(`${out}.err`), cwd: "/" });
+    if (r.exitCode !== 0) throw new Error(`the driver failed: ${readFileSync(`${out}.err`, "utf8")}`);
+    const result = JSON.parse(readFileSync(out, "utf8")) as { caller: number; reuser: number | string | null };
+    const answer = await until(() => {
+      const text = readFileSync(`${out}.answer`, "utf8");
+      return text.endsWith("\n") ? JSON.parse(text) : null;
+    });
+    return { ...result, answer };
+  }
+
+  test("a caller that exits after connecting, before its connection is accepted, is refused (run_caller_exited), not served", async () => {
+    const g = await gone({ workload: "w1", command: ["true"], env: [], cwd: "/" }, "exit");
+    expect(g.answer).toEqual({ error: { code: "run_caller_exited", message: `run: the calling process (pid ${g.caller}) exited before its connection was accepted` } });
+    expect(logs("run_refused").at(-1)).toMatchObject({ caller_pid: g.caller, caller_uid: 65534, code: "run_caller_exited" });
+    expect(logs("run_started").some((l) => l.caller_pid === g.caller)).toBe(false);
+  }, 20_000);
+
+  test.skipIf(!canChoosePid)("--mcp-stdio: a caller whose pid another process of its uid holds when its connection is accepted (clone3 set_tid) is refused, never attested in its place", async () => {
+    const asked = mcpAsked.length;
+    const g = await gone({ workload: "w1", command: ["true"], env: [], cwd: "/", mcp_stdio: true }, "reuse");
+    try {
+      expect(typeof g.reuser).toBe("number");
+      expect(g.reuser).toBe(g.caller); // the very pid SO_PEERCRED names
+      expect(g.answer?.error?.code).toBe("run_caller_exited");
+      expect(mcpAsked.slice(asked)).toEqual([]); // the gate never saw the process at that pid
+    } finally {
+      if (typeof g.reuser === "number") process.kill(g.reuser, "SIGKILL");
+    }
+  }, 20_000);
+
+  test("a kernel without SO_PEERPIDFD: callers are served as before (start time unpinned), and the agent says so once", async () => {
+    const path = join(runDir, "unpinned.sock");
+    const before = logs("run_caller_unpinned").length;
+    const old = new RunService({ socketPath: path, host, logger, peerPidfd: () => null, binary: () => ["/usr/bin/python3", "-c", STAND_IN, launcher] });
+    try {
+      for (let i = 0; i < 2; i++) {
+        const c = u.connectUnix(path);
+        u.sendWithFds(c, enc(`${JSON.stringify({ workload: "w1", command: ["true"], env: ["PATH=/usr/bin:/bin"], cwd: "/" })}\n`), [0, 1, 2]);
+        expect(await answerOf(c)).toEqual({ exit: 0 });
+        u.closeFd(c);
+      }
+    } finally {
+      old.stop();
+    }
+    expect(logs("run_caller_unpinned").length - before).toBe(1);
+    expect(logs("run_caller_unpinned").at(-1)).toMatchObject({ level: "warn" });
+  }, 20_000);
+
+  test(`one user at its cap (${MAX_CONNECTIONS_PER_USER} connections held) is refused the next (run_busy_user); another uid and root are still served`, async () => {
+    expect(service!.connections).toBe(0);
+    const holder = Bun.spawn(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", HOLD_PY, socketPath, String(MAX_CONNECTIONS_PER_USER + 1)], { stdin: "pipe", stdout: "pipe", stderr: "pipe", cwd: "/" });
+    try {
+      const reader = holder.stdout.getReader();
+      let text = "";
+      while (!text.includes("\n")) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`the holder ended: ${text}`);
+        text += new TextDecoder().decode(value);
+      }
+      expect(JSON.parse(text)).toEqual({ error: { code: "run_busy_user", message: `run: uid 65534 has ${MAX_CONNECTIONS_PER_USER} run connections open (at most ${MAX_CONNECTIONS_PER_USER} per user); end one and try again` } });
+      expect(logs("run_refused").at(-1)).toMatchObject({ caller_pid: holder.pid, caller_uid: 65534, code: "run_busy_user" });
+      expect(service!.connections).toBe(MAX_CONNECTIONS_PER_USER); // the first ones still held
+      const other = await asNobody({ workload: "w1", command: ["sh", "-c", "exit 5"], env: ["PATH=/usr/bin:/bin"], cwd: "/" }, "fds", 33);
+      expect(other.answer).toEqual({ exit: 5 });
+      expect(logs("run_started").at(-1)).toMatchObject({ caller_pid: other.pid, caller_uid: 33 });
+      const c = u.connectUnix(socketPath);
+      u.sendWithFds(c, enc(`${JSON.stringify({ workload: "w1", command: ["true"], env: ["PATH=/usr/bin:/bin"], cwd: "/" })}\n`), [0, 1, 2]);
+      expect(await answerOf(c)).toEqual({ exit: 0 });
+      u.closeFd(c);
+    } finally {
+      holder.stdin.end();
+      await holder.exited;
+    }
+    await until(() => (service!.connections === 0 ? true : null));
+  }, 20_000);
+
+  test("--mcp-stdio: a caller that exits while it is attested is refused (run_caller_exited): what the gate read may be of another process", async () => {
+    killCallerInGate = true;
+    try {
+      const r = await asNobody({ workload: "w1", command: ["true"], env: [], cwd: "/", mcp_stdio: true });
+      expect(r.answer).toBeNull(); // killed before any answer
+      expect(mcpAsked.at(-1)?.pid).toBe(r.pid);
+      const refused = await until(() => logs("run_refused").find((l) => l.caller_pid === r.pid));
+      expect(refused).toMatchObject({ code: "run_caller_exited", reason: `run: the calling process (pid ${r.pid}) exited while it was attested` });
+    } finally {
+      killCallerInGate = false;
+    }
   }, 20_000);
 
   test("a truncated request is refused", async () => {

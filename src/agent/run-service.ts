@@ -7,6 +7,10 @@
  * Guarantees:
  * - the caller is who the kernel says connected (SO_PEERCRED); run-decision.ts decides, and every
  *   refusal is logged (`run_refused`, with the caller's pid and uid) and answered with its reason;
+ * - what is read of the caller's /proc/PID is of the process that connected: a pidfd the kernel
+ *   took at connect() (SO_PEERPIDFD) pins the reads, at accept and around the --mcp-stdio
+ *   attestation (run-caller.ts); a caller gone by then is refused. A kernel before 6.5 has no
+ *   such option: the reads are then unpinned, as the agent logs once (`run_caller_unpinned`);
  * - an accepted request is started by the agent itself, as root, through the launcher
  *   (../run/launcher.ts) in the workload's cgroup, with the caller's own descriptors 0, 1, 2 as its
  *   stdin, stdout and stderr, the caller's environment and working directory, in a session of its
@@ -17,8 +21,9 @@
  * - access: the socket is 0660 root:<run group> while that group exists in /etc/group, else 0600
  *   root's; the run folder is 0711 (traverse only, for the workloads' CA bundle beside the
  *   sockets); re-checked every few seconds and when the policy changes. agent.sock stays 0600.
- * Refused before the request is read: more than MAX_CONNECTIONS at once. A request must arrive
- * whole within REQUEST_TIMEOUT_MS, carry exactly three descriptors and be at most 1 MiB.
+ * Refused before the request is read: more connections than run-limits.ts allows (in all, per
+ * user, and all users but root together). A request must arrive whole within REQUEST_TIMEOUT_MS,
+ * carry exactly three descriptors and be at most 1 MiB.
  */
 import { chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -29,9 +34,12 @@ import type { Policy } from "../policy/model.ts";
 import { findListedGroup, readAccountFiles, type AccountFiles } from "../run/accounts.ts";
 import { agentLauncher, launcherArgv } from "../run/launcher.ts";
 import * as u from "../runtime/unix-fds.ts";
+import { peerPidfd, pidfdPid } from "../runtime/peer-pidfd.ts";
 import { bindPrivately } from "../runtime/private-bind.ts";
 import { TidegateError } from "../errors.ts";
 import { decideRun, type RunTarget } from "./run-decision.ts";
+import { confirmCaller, pinCaller, type CallerLookups } from "./run-caller.ts";
+import { admitConnection } from "./run-limits.ts";
 import { parseStartTime } from "../attest/proc-text.ts";
 import { encodeLine, LineReader, MAX_NOTICE, noIdentityNotice, parseRequest, parseSignalLine, type RunRequest } from "./run-protocol.ts";
 import type { Enforcer } from "./enforcer.ts";
@@ -47,7 +55,7 @@ export const POLL_MS = 20;
  * of the run group reaches the socket's mode.
  */
 export const IDLE_POLL_MS = 1000;
-export const MAX_CONNECTIONS = 128;
+export { MAX_CONNECTIONS, MAX_CONNECTIONS_PER_USER, ROOT_RESERVE } from "./run-limits.ts";
 export const REQUEST_TIMEOUT_MS = 10_000;
 /** How long a --mcp-stdio server may outlive its caller after SIGHUP before SIGKILL. */
 export const HANGUP_GRACE_MS = 10_000;
@@ -119,6 +127,8 @@ export interface RunServiceOptions {
   readonly fileOps?: { chmod(path: string, mode: number): void; chown(path: string, uid: number, gid: number): void };
   /** The poll with no connection open (default IDLE_POLL_MS; tests make it long to see SIGIO at work). */
   readonly idlePollMs?: number;
+  /** SO_PEERPIDFD of an accepted connection (tests stand in a kernel without it). */
+  readonly peerPidfd?: (fd: number) => number | null;
 }
 
 interface Connection {
@@ -131,6 +141,8 @@ interface Connection {
    * attested in its place.
    */
   readonly startTime: number | null;
+  /** The caller's pidfd (SO_PEERPIDFD), closed with the connection; null: refused at accept, or a kernel without it. */
+  readonly pidfd: number | null;
   readonly opened: number;
   readonly reader: LineReader;
   fds: number[];
@@ -149,6 +161,9 @@ export class RunService {
   private timer: ReturnType<typeof setTimeout> | null = null;
   private readonly unwatch: () => void;
   private readonly conns = new Set<Connection>();
+  /** Connections open per caller uid, for run-limits.ts. */
+  private readonly perUid = new Map<number, number>();
+  private unpinnedLogged = false;
   private access = { key: "", at: 0, generation: -1 };
   private stopped = false;
   private failureLogged = 0;
@@ -297,10 +312,36 @@ export class RunService {
         this.o.logger.error("run_refused", { reason: "no peer credentials", error: e instanceof Error ? e.message : String(e) });
         continue;
       }
-      const c: Connection = { fd, peer, startTime: startTimeOf(peer.pid), opened: Date.now(), reader: new LineReader(), fds: [], state: "reading", out: [], child: null, workload: null, eof: false };
+      const busy = admitConnection(peer.uid, this.open(peer.uid));
+      const pin = busy === null ? pinCaller(peer.pid, this.lookups(fd)) : null;
+      const pinned = pin?.ok === true ? pin : null;
+      const c: Connection = { fd, peer, startTime: pinned?.startTime ?? null, pidfd: pinned?.pidfd ?? null, opened: Date.now(), reader: new LineReader(), fds: [], state: "reading", out: [], child: null, workload: null, eof: false };
       this.conns.add(c);
-      if (this.conns.size > MAX_CONNECTIONS) this.refuse(c, "run_busy", `run: the agent has ${MAX_CONNECTIONS} run connections open; try again`);
+      this.perUid.set(peer.uid, (this.perUid.get(peer.uid) ?? 0) + 1);
+      if (busy !== null) this.refuse(c, busy.code, busy.message);
+      else if (pin !== null && !pin.ok) this.refuse(c, pin.code, pin.message);
     }
+  }
+
+  /** What run-limits.ts counts, before a connection of `uid` is added. */
+  private open(uid: number): { total: number; ofUid: number; notRoot: number } {
+    return { total: this.conns.size, ofUid: this.perUid.get(uid) ?? 0, notRoot: this.conns.size - (this.perUid.get(0) ?? 0) };
+  }
+
+  private lookups(fd: number): CallerLookups {
+    return {
+      peerPidfd: () => {
+        const pidfd = (this.o.peerPidfd ?? peerPidfd)(fd);
+        if (pidfd === null && !this.unpinnedLogged) {
+          this.unpinnedLogged = true;
+          this.o.logger.warn("run_caller_unpinned", { effect: "this kernel has no SO_PEERPIDFD (Linux 6.5): a caller that exits before its connection is accepted could have its pid, reused, read as another process" });
+        }
+        return pidfd;
+      },
+      startTime: startTimeOf,
+      pidfdPid: (pidfd) => pidfdPid(pidfd),
+      close: (pidfd) => u.closeFd(pidfd),
+    };
   }
 
   private service(c: Connection): void {
@@ -394,7 +435,12 @@ export class RunService {
 
   private close(c: Connection): void {
     this.closeReceived(c);
-    if (this.conns.delete(c)) u.closeFd(c.fd);
+    if (!this.conns.delete(c)) return;
+    u.closeFd(c.fd);
+    if (c.pidfd !== null) u.closeFd(c.pidfd);
+    const left = (this.perUid.get(c.peer.uid) ?? 1) - 1;
+    if (left > 0) this.perUid.set(c.peer.uid, left);
+    else this.perUid.delete(c.peer.uid);
   }
 
   private request(c: Connection, line: string): void {
@@ -436,6 +482,9 @@ export class RunService {
           ? { refused: { code: "run_mcp_caller_unknown", message: `run: the calling process (pid ${c.peer.pid}) was gone when its connection was accepted` } }
           : await host.mcpStdioGate(c.peer.pid, c.peer.uid, req.workload, c.startTime);
     if (c.state !== "starting" || this.stopped) return;
+    // The gate read /proc/PID: it was the caller's only if the caller still holds its pid now.
+    const gone = c.pidfd === null ? null : confirmCaller(c.peer.pid, c.pidfd, { pidfdPid }, "while it was attested");
+    if (gone !== null) return this.refuse(c, gone.code, gone.message, req.workload);
     if ("refused" in g) return this.refuse(c, g.refused.code, g.refused.message, req.workload);
     if (c.eof) return this.refuse(c, "run_caller_gone", "run: the caller went away before the server started", req.workload);
     this.o.logger.info("run_mcp_stdio", { caller_pid: c.peer.pid, caller_id: g.caller, server_id: g.server, rule: g.rule, workload: req.workload });
