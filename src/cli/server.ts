@@ -15,6 +15,7 @@ import { dropStartupCode } from "../runtime/compiled-code.ts";
 import { createLogger } from "../runtime/log.ts";
 import { flagsFor, shellJoin } from "./global-options.ts";
 import type { FederationStatus } from "../server/federation.ts";
+import type { ConnectionsStatus } from "../server/admin-app.ts";
 import { encodePem, fromBase64 } from "../x509/index.ts";
 import { trustDomainFlag } from "./flag-values.ts";
 import { didYouMean, nearest } from "../policy/nearest.ts";
@@ -163,6 +164,7 @@ const status: Command = {
       nodes: number;
       ca: { roots: { serial: string; sha256: string; state: string }[] };
       federation: FederationStatus[];
+      connections?: ConnectionsStatus;
     };
     const healthy = s.federation.every((f) => f.state === "current");
     if (ctx.values.json) {
@@ -172,6 +174,8 @@ const status: Command = {
     const lines = [`trust domain  ${s.trust_domain}`, `public        ${s.public}`, `api           ${s.api}`, `bundle        sequence ${s.bundle_sequence}`];
     for (const r of s.ca.roots) lines.push(`  root        ${r.state.padEnd(8)} sha256 ${r.sha256}`);
     lines.push(`entries       ${s.entries}`, `nodes         ${s.nodes}`);
+    const c = s.connections;
+    if (c !== undefined) lines.push(`connections   at most ${c.max_per_source} open per source address; refused over it: public ${c.public.refused}, api ${c.api.refused}`);
     for (const f of s.federation) {
       lines.push(`federation    ${f.trust_domain}  ${f.state}  ${f.profile} ${f.bundle_endpoint}`);
       if (f.refreshed_at !== null) lines.push(`              fetched ${f.refreshed_at}, expires ${f.expires_at}`);

@@ -33,8 +33,16 @@ export interface AdminDeps {
   readonly bundleJwks?: () => string;
   /** Each federated trust domain's state (federation.ts); none when not federating. */
   readonly federation?: () => readonly FederationStatus[];
+  /** The per-source connection cap and how many connections each TLS listener refused over it (source-cap.ts). */
+  readonly connections?: () => ConnectionsStatus;
   /** Rotates (the signing CA, or publishes a new root) and applies the change to the listeners. */
   readonly rotate: (root: boolean) => Promise<void>;
+}
+
+export interface ConnectionsStatus {
+  readonly max_per_source: number;
+  readonly public: { readonly refused: number };
+  readonly api: { readonly refused: number };
 }
 
 export function caStatusJson(s: CaStatus) {
@@ -68,6 +76,7 @@ export function adminApp(d: AdminDeps): Hono {
       entries: await d.store.countEntries(),
       nodes: (await d.store.listNodes()).length,
       federation: d.federation?.() ?? [],
+      ...(d.connections !== undefined ? { connections: d.connections() } : {}),
     });
   });
 

@@ -18,11 +18,13 @@ import { httpsUrl, spiffeId, trustDomain } from "../policy/schema.ts";
 import type { SpiffeId, TrustDomain } from "../spiffe/index.ts";
 import { parseHostPort, type HostPort } from "./host-port.ts";
 import { BACKDATE_SECONDS } from "../x509/mint.ts";
+import { DEFAULT_MAX_CONNECTIONS_PER_SOURCE } from "./source-cap.ts";
 
 export class ServerConfigError extends TidegateError {}
 
 export interface ServerSettings {
-  readonly listen: { readonly public: HostPort; readonly api: HostPort };
+  /** `maxConnectionsPerSource`: open connections one source address may hold at each TLS listener (source-cap.ts). */
+  readonly listen: { readonly public: HostPort; readonly api: HostPort; readonly maxConnectionsPerSource: number };
   /** DNS SANs of the server's own SVID. */
   readonly dnsNames: readonly string[];
   readonly ca: {
@@ -65,7 +67,7 @@ export const DEFAULT_API: HostPort = { host: "127.0.0.1", port: 8082 };
 const INSTANCE_LISTEN: HostPort = { host: "127.0.0.1", port: 0 };
 
 export const DEFAULT_SETTINGS: ServerSettings = {
-  listen: { public: DEFAULT_PUBLIC, api: DEFAULT_API },
+  listen: { public: DEFAULT_PUBLIC, api: DEFAULT_API, maxConnectionsPerSource: DEFAULT_MAX_CONNECTIONS_PER_SOURCE },
   dnsNames: ["localhost"],
   ca: { rootTtlSeconds: 8760 * 3600, signingTtlSeconds: 24 * 3600, rootRotateBeforeSeconds: 720 * 3600, refreshHintSeconds: 300 },
   svid: { defaultTtlSeconds: 3600, nodeTtlSeconds: 3600, serverTtlSeconds: 24 * 3600 },
@@ -86,6 +88,14 @@ const rate = converted((t) => {
   return Number(m[1]);
 });
 const hostPort = converted((t) => parseHostPort(t));
+/** The most connections per source the cap allows: more than a host's ephemeral ports to one address. */
+export const MAX_CONNECTIONS_PER_SOURCE_LIMIT = 65536;
+const connectionCap = v.pipe(
+  v.number(),
+  v.integer("is not a whole number"),
+  v.minValue(1, "must be at least 1"),
+  v.maxValue(MAX_CONNECTIONS_PER_SOURCE_LIMIT, `must be at most ${MAX_CONNECTIONS_PER_SOURCE_LIMIT}`),
+);
 const absolutePath = v.pipe(v.string(), v.regex(/^\/[^\u0000]*$/, "is not an absolute path"));
 const dnsName = v.pipe(
   v.string(),
@@ -94,7 +104,7 @@ const dnsName = v.pipe(
 
 const Schema = v.nullish(
   mapping({
-    listen: v.optional(mapping({ public: v.optional(hostPort), api: v.optional(hostPort) })),
+    listen: v.optional(mapping({ public: v.optional(hostPort), api: v.optional(hostPort), max_connections_per_source: v.optional(connectionCap) })),
     dns_names: v.optional(v.array(dnsName)),
     ca: v.optional(mapping({ root_ttl: v.optional(seconds), signing_ttl: v.optional(seconds), root_rotate_before: v.optional(secondsOrZero) })),
     bundle: v.optional(mapping({ refresh_hint: v.optional(seconds) })),
@@ -132,6 +142,7 @@ export function parseServerConfig(text: string, file: string, places?: Pick<Plac
     listen: {
       public: o.listen?.public ?? (fallback ? INSTANCE_LISTEN : d.listen.public),
       api: o.listen?.api ?? (fallback ? INSTANCE_LISTEN : d.listen.api),
+      maxConnectionsPerSource: o.listen?.max_connections_per_source ?? d.listen.maxConnectionsPerSource,
     },
     dnsNames: o.dns_names ?? d.dnsNames,
     ca: {

@@ -34,6 +34,7 @@ import { publicApp } from "./public-app.ts";
 import { RateLimiter } from "./rate-limit.ts";
 import { createTlsListener, type TlsListener, type TlsMaterial } from "./tls-listener.ts";
 import { svidRoute } from "./fast-svid-route.ts";
+import { SourceCap } from "./source-cap.ts";
 
 export interface StartServerOptions {
   readonly places: Places;
@@ -138,9 +139,12 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
     });
     const api = apiApp({ issuer, verdicts, logger, now });
     const timeouts = opts.answerTimeoutMs !== undefined ? { answerTimeoutMs: opts.answerTimeoutMs } : {};
-    const publicListener: TlsListener = createTlsListener({ material: keeper.material, requestCert: false, fetch: (r, env) => pub.fetch(r, env), ...timeouts });
+    const max = settings.listen.maxConnectionsPerSource;
+    const caps = { public: new SourceCap({ listener: "public", max, logger }), api: new SourceCap({ listener: "api", max, logger }) };
+    const publicListener: TlsListener = createTlsListener({ material: keeper.material, requestCert: false, fetch: (r, env) => pub.fetch(r, env), cap: caps.public, ...timeouts });
     const apiListener: TlsListener = createTlsListener({
       material: keeper.material,
+      cap: caps.api,
       requestCert: true,
       fetch: (r, env) => api.fetch(r, env),
       intercept: svidRoute({ issuer, verdicts, logger, now }),
@@ -168,6 +172,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
       federation: () => federation.status(),
       bundleJwks: () => keeper.served.jwksText,
       rotate: (root) => keeper.rotate(root),
+      connections: () => ({ max_per_source: max, public: { refused: caps.public.refused }, api: { refused: caps.api.refused } }),
     });
     const unix: UnixServer = serveUnix(paths.socket, (r) => admin.fetch(r));
     undo.push(() => unix.stop());
