@@ -15,6 +15,7 @@ describe("server config", () => {
     expect(DEFAULT_SETTINGS.listen.public).toEqual({ host: "127.0.0.1", port: 8081 });
     expect(DEFAULT_SETTINGS.ca.rootTtlSeconds).toBe(8760 * 3600);
     expect(DEFAULT_SETTINGS.listen.maxConnectionsPerSource).toBe(64);
+    expect(DEFAULT_SETTINGS.audit.onFailure).toBe("refuse");
   });
 
   test("svid lifetimes under 20 s are named with when agents renew them; the defaults are not", () => {
@@ -50,6 +51,7 @@ describe("server config", () => {
         "svid: { default_ttl: 5m, node_ttl: 2m, server_ttl: 1h }",
         "join_token: { default_ttl: 90s }",
         "rate_limit: { svid_per_node: 20000/s, attest_per_source: 1/s }",
+        "audit: { on_failure: serve }",
       ].join("\n"),
       "s.yaml",
     );
@@ -61,6 +63,7 @@ describe("server config", () => {
       joinToken: { defaultTtlSeconds: 90 },
       rateLimit: { svidPerNode: 20000, attestPerSource: 1 },
       federation: [],
+      audit: { onFailure: "serve" },
     });
   });
 
@@ -112,6 +115,8 @@ describe("server config", () => {
     ["a connection cap over 65536", "listen: { max_connections_per_source: 65537 }\n", /listen\.max_connections_per_source: .*at most 65536/],
     ["a fractional connection cap", "listen: { max_connections_per_source: 1.5 }\n", /listen\.max_connections_per_source: .*whole number/],
     ["a connection cap as text", "listen: { max_connections_per_source: '64' }\n", /listen\.max_connections_per_source: expected number/],
+    ["audit.on_failure other than refuse or serve", "audit:\n  on_failure: ignore\n", /^server config: s\.yaml:2: audit\.on_failure: .*refuse/],
+    ["an agent-only audit key", "audit: { dir: /var/log }\n", /audit\.dir: unknown key \(allowed: on_failure/],
     ["a misspelt listen key", "listen: { max_connections: 10 }\n", /listen\.max_connections: unknown key \(allowed: api, max_connections_per_source, public/],
     ["a bad DNS name in a list", "dns_names:\n  - ok.example\n  - bad_name\n", /^server config: s\.yaml:3: dns_names\[1\]: "bad_name" is not a DNS name/],
     ["a list where a mapping goes", "ca: [1]\n", /^server config: s\.yaml:1: ca: expected a mapping/],

@@ -19,6 +19,7 @@ import type { SpiffeId, TrustDomain } from "../spiffe/index.ts";
 import { parseHostPort, type HostPort } from "./host-port.ts";
 import { BACKDATE_SECONDS } from "../x509/mint.ts";
 import { DEFAULT_MAX_CONNECTIONS_PER_SOURCE } from "./source-cap.ts";
+import type { AuditOnFailure } from "./audit-gate.ts";
 
 export class ServerConfigError extends TidegateError {}
 
@@ -40,6 +41,8 @@ export interface ServerSettings {
   readonly rateLimit: { readonly svidPerNode: number; readonly attestPerSource: number };
   /** Trust domains whose bundles this server fetches and hands to its agents (docs/federation.md). */
   readonly federation: readonly FederationSetting[];
+  /** While the server's audit log cannot be written: refuse what would need an event, or serve on (audit-gate.ts). */
+  readonly audit: { readonly onFailure: AuditOnFailure };
 }
 
 /** One `federation:` item: where a trust domain publishes its bundle and how to trust that endpoint. */
@@ -74,6 +77,7 @@ export const DEFAULT_SETTINGS: ServerSettings = {
   joinToken: { defaultTtlSeconds: 600 },
   rateLimit: { svidPerNode: 500, attestPerSource: 10 },
   federation: [],
+  audit: { onFailure: "refuse" },
 };
 
 const seconds = converted((t) => parseSeconds(t, "duration"));
@@ -111,6 +115,7 @@ const Schema = v.nullish(
     svid: v.optional(mapping({ default_ttl: v.optional(seconds), node_ttl: v.optional(seconds), server_ttl: v.optional(seconds) })),
     join_token: v.optional(mapping({ default_ttl: v.optional(seconds) })),
     rate_limit: v.optional(mapping({ svid_per_node: v.optional(rate), attest_per_source: v.optional(rate) })),
+    audit: v.optional(mapping({ on_failure: v.optional(v.picklist(["refuse", "serve"])) })),
     federation: v.optional(
       v.array(
         mapping({
@@ -162,6 +167,7 @@ export function parseServerConfig(text: string, file: string, places?: Pick<Plac
       attestPerSource: o.rate_limit?.attest_per_source ?? d.rateLimit.attestPerSource,
     },
     federation: federationOf(o.federation ?? [], fail),
+    audit: { onFailure: o.audit?.on_failure ?? d.audit.onFailure },
   };
 }
 

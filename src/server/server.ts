@@ -35,6 +35,7 @@ import { RateLimiter } from "./rate-limit.ts";
 import { createTlsListener, type TlsListener, type TlsMaterial } from "./tls-listener.ts";
 import { svidRoute } from "./fast-svid-route.ts";
 import { SourceCap } from "./source-cap.ts";
+import { auditGate } from "./audit-gate.ts";
 
 export interface StartServerOptions {
   readonly places: Places;
@@ -97,15 +98,26 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
   // CA keeper has minted it: node attestations, SVIDs issued, CA rotations, admin actions.
   let material: TlsMaterial | null = null;
   const plain = opts.logger ?? createLogger();
+  const auditDir = join(opts.places.auditDir, "server");
+  const onFailure = settings.audit.onFailure;
   const audit = AuditLog.open({
-    dir: join(opts.places.auditDir, "server"),
+    dir: auditDir,
     statePath: join(paths.dir, AUDIT_STATE_FILE),
     signer: followingSigner(svidOfMaterial(() => material)),
     onHealth(healthy, error) {
-      if (healthy) plain.info("audit_recovered", { dir: join(opts.places.auditDir, "server") });
-      else plain.error("audit_unwritable", { dir: join(opts.places.auditDir, "server"), error, effect: "events wait in memory (up to 10,000) until it can be written" });
+      if (healthy) plain.info("audit_recovered", { dir: auditDir });
+      else
+        plain.error("audit_unwritable", {
+          dir: auditDir,
+          error,
+          effect:
+            onFailure === "refuse"
+              ? "attestation, SVID issuance and admin changes are refused (503 audit_unavailable) until it can be written (audit.on_failure: refuse); events wait in memory (up to 10,000)"
+              : "served on; events wait in memory (up to 10,000) until it can be written (audit.on_failure: serve)",
+        });
     },
   });
+  const gate = auditGate(audit, onFailure);
   const logger = auditingLogger(plain, audit);
   const undo: (() => Promise<void> | void)[] = [() => audit.close(), () => store.close()];
   const cleanup = async () => {
@@ -129,6 +141,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
       bundle: () => keeper.served,
       federated: () => federation.served(),
       svidLimiter: new RateLimiter(settings.rateLimit.svidPerNode),
+      auditGate: gate,
     });
     const pub = publicApp({
       issuer,
@@ -172,6 +185,8 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
       federation: () => federation.status(),
       bundleJwks: () => keeper.served.jwksText,
       rotate: (root) => keeper.rotate(root),
+      auditGate: gate,
+      audit: () => ({ dir: auditDir, healthy: audit.healthy, error: audit.error, seq: audit.seq, on_failure: onFailure }),
       connections: () => ({ max_per_source: max, public: { refused: caps.public.refused }, api: { refused: caps.api.refused } }),
     });
     const unix: UnixServer = serveUnix(paths.socket, (r) => admin.fetch(r));
