@@ -38,6 +38,31 @@ async function codeOf(p: Promise<unknown>): Promise<string> {
 }
 
 describe("first contact with a fingerprint", () => {
+  test("a join the server answers 503 (audit_unavailable, not_ready) is tried again with backoff, with the same token, until it is answered", async () => {
+    s.faults.set("/v1/attest/join-token", { status: 503, code: "audit_unavailable" });
+    const o = opts({ joinToken: TOKEN, fingerprint: s.fingerprint, random: () => 0 });
+    const id = await bootstrap(o);
+    expect(id.config.node).toBe("node-1");
+    expect(s.requests).toEqual(["GET /.well-known/spiffe-bundle", "POST /v1/attest/join-token", "POST /v1/attest/join-token"]);
+    expect(o.logger.lines.find((l) => l.event === "join_retry")).toMatchObject({ level: "warn", code: "audit_unavailable", failures: 1 });
+  });
+
+  test("a join refused otherwise is not tried again (401 token_unknown)", async () => {
+    s.faults.set("/v1/attest/join-token", { status: 401, code: "token_unknown" });
+    expect(await codeOf(bootstrap(opts({ joinToken: TOKEN, fingerprint: s.fingerprint, random: () => 0 })))).toBe("token_unknown");
+    expect(s.requests.filter((r) => r === "POST /v1/attest/join-token")).toHaveLength(1);
+  });
+
+  test("a stopping agent stops trying: the 503 is what it reports", async () => {
+    s.faults.set("/v1/attest/join-token", { status: 503, code: "audit_unavailable" });
+    const stop = new AbortController();
+    const o = opts({ joinToken: TOKEN, fingerprint: s.fingerprint, random: () => 0.99, signal: stop.signal });
+    const p = codeOf(bootstrap(o));
+    while (!o.logger.lines.some((l) => l.event === "join_retry")) await Bun.sleep(10);
+    stop.abort();
+    expect(await p).toBe("audit_unavailable");
+  });
+
   test("joins: the node SVID, key, bundle and agent.json are kept with safe modes", async () => {
     const o = opts({ joinToken: TOKEN, fingerprint: parseFingerprint(s.fingerprint.toUpperCase().replace(/(..)/g, "$1:").slice(0, -1)) });
     const id = await bootstrap(o);

@@ -8,11 +8,15 @@
  * - Otherwise a join: the server is trusted first (trust.ts: --server-fingerprint, --trust-bundle,
  *   or the bundle kept from an earlier join), the connection is verified against that trust with
  *   the server's SPIFFE ID checked, and only then the token goes out with a CSR for a key made here.
+ *   A 503 answer (the server cannot issue for now: `not_ready`, its CA cannot sign;
+ *   `audit_unavailable`, its audit log cannot be written) left the token unused: the join is
+ *   tried again with backoff (`join_retry`, warn) until it is answered otherwise or the agent stops.
  */
 import type { Bundle } from "../spiffe/index.ts";
 import type { Logger } from "../runtime/log.ts";
 import { TrustDomain, parseJwksBundle } from "../spiffe/index.ts";
-import { AgentError } from "./errors.ts";
+import { AgentError, ServerError } from "./errors.ts";
+import { Backoff } from "./backoff.ts";
 import { callServer, parseServerUrl } from "./server-client.ts";
 import { trustByBundleFile, trustByFingerprint, tlsTrustOf } from "./trust.ts";
 import { AttestAnswer, readAnswer } from "./wire.ts";
@@ -98,17 +102,46 @@ export async function bootstrap(o: BootstrapOptions): Promise<AgentIdentity> {
   return join(o, server, o.joinToken, trust);
 }
 
+/** The longest wait between two tries of a join the server answered 503. */
+export const JOIN_RETRY_MAX_MS = 30_000;
+
+function wait(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
 async function join(o: BootstrapOptions, server: string, token: string, trust: Bundle): Promise<AgentIdentity> {
   const key = await freshKey();
   const what = "join-token attestation";
-  const body = await callServer({
-    origin: server,
-    method: "POST",
-    path: "/v1/attest/join-token",
-    body: { token, csr: key.csr },
-    trust: tlsTrustOf(trust),
-    ...(o.signal ? { signal: o.signal } : {}),
-  });
+  const backoff = new Backoff({ maxMs: JOIN_RETRY_MAX_MS, ...(o.random ? { random: o.random } : {}) });
+  const stopped = () => o.signal?.aborted === true;
+  let body: unknown;
+  for (;;) {
+    try {
+      body = await callServer({
+        origin: server,
+        method: "POST",
+        path: "/v1/attest/join-token",
+        body: { token, csr: key.csr },
+        trust: tlsTrustOf(trust),
+        ...(o.signal ? { signal: o.signal } : {}),
+      });
+      break;
+    } catch (e) {
+      if (!(e instanceof ServerError && e.status === 503) || stopped()) throw e;
+      const ms = backoff.next();
+      o.logger.warn("join_retry", { server, code: e.code, retry_in_ms: ms, failures: backoff.count });
+      await wait(ms, o.signal);
+      if (stopped()) throw e;
+    }
+  }
   const answer = readAnswer(AttestAnswer, body, what);
   const r = await acceptNodeAnswer(answer, key, trust.trustDomain, o.now(), what, o.random);
   const config: AgentJson = { server, api_port: answer.api_port, trust_domain: trust.trustDomain.name, node: r.node, spiffe_id: r.spiffeId };

@@ -15,6 +15,7 @@ import { dropStartupCode } from "../runtime/compiled-code.ts";
 import { createLogger } from "../runtime/log.ts";
 import { flagsFor, shellJoin } from "./global-options.ts";
 import type { FederationStatus } from "../server/federation.ts";
+import type { AuditStatus, ConnectionsStatus } from "../server/admin-app.ts";
 import { encodePem, fromBase64 } from "../x509/index.ts";
 import { trustDomainFlag } from "./flag-values.ts";
 import { didYouMean, nearest } from "../policy/nearest.ts";
@@ -149,7 +150,9 @@ const status: Command = {
     "each, to compare with what a federating partner holds), counts of entries and nodes, and each",
     "federated trust domain: its endpoint, whether its bundle is current, never fetched or dropped",
     "(older than max_age), when it was fetched and expires, and the last fetch error.",
-    "Exit 0 when every federated bundle is current, 1 otherwise.",
+    "Also the per-source connection cap with the connections refused over it, and the server's",
+    "audit log: whether it can be written and what audit.on_failure does meanwhile.",
+    "Exit 0 when every federated bundle is current and the audit log can be written, 1 otherwise.",
   ].join("\n"),
   options: { json: { type: "boolean", help: "print the status as JSON" } },
   run: async (ctx) => {
@@ -163,8 +166,10 @@ const status: Command = {
       nodes: number;
       ca: { roots: { serial: string; sha256: string; state: string }[] };
       federation: FederationStatus[];
+      connections?: ConnectionsStatus;
+      audit?: AuditStatus;
     };
-    const healthy = s.federation.every((f) => f.state === "current");
+    const healthy = s.federation.every((f) => f.state === "current") && s.audit?.healthy !== false;
     if (ctx.values.json) {
       ctx.io.out(JSON.stringify(s, null, 2) + "\n");
       return healthy ? 0 : 1;
@@ -172,6 +177,16 @@ const status: Command = {
     const lines = [`trust domain  ${s.trust_domain}`, `public        ${s.public}`, `api           ${s.api}`, `bundle        sequence ${s.bundle_sequence}`];
     for (const r of s.ca.roots) lines.push(`  root        ${r.state.padEnd(8)} sha256 ${r.sha256}`);
     lines.push(`entries       ${s.entries}`, `nodes         ${s.nodes}`);
+    const a = s.audit;
+    if (a !== undefined) {
+      lines.push(
+        a.healthy
+          ? `audit log     ${a.dir}  seq ${a.seq}`
+          : `audit log     CANNOT BE WRITTEN (${a.error ?? "unknown error"}): ${a.dir}; ${a.on_failure === "refuse" ? "attestation, SVID issuance and admin changes are refused (audit.on_failure: refuse)" : "served unrecorded for now (audit.on_failure: serve)"}`,
+      );
+    }
+    const c = s.connections;
+    if (c !== undefined) lines.push(`connections   at most ${c.max_per_source} open per source address; refused over it: public ${c.public.refused}, api ${c.api.refused}`);
     for (const f of s.federation) {
       lines.push(`federation    ${f.trust_domain}  ${f.state}  ${f.profile} ${f.bundle_endpoint}`);
       if (f.refreshed_at !== null) lines.push(`              fetched ${f.refreshed_at}, expires ${f.expires_at}`);

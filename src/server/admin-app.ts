@@ -18,6 +18,7 @@ import { tokenHash } from "./issuer.ts";
 import { EntryBody, entryJson, limitBody, readBody, RotateBody, TokenBody } from "./wire.ts";
 
 import type { FederationStatus } from "./federation.ts";
+import type { AuditGate } from "./audit-gate.ts";
 
 export interface AdminDeps {
   readonly trustDomain: TrustDomain;
@@ -33,8 +34,28 @@ export interface AdminDeps {
   readonly bundleJwks?: () => string;
   /** Each federated trust domain's state (federation.ts); none when not federating. */
   readonly federation?: () => readonly FederationStatus[];
+  /** The per-source connection cap and how many connections each TLS listener refused over it (source-cap.ts). */
+  readonly connections?: () => ConnectionsStatus;
+  /** Refuses a change while the audit log cannot be written (audit-gate.ts); none: never. */
+  readonly auditGate?: AuditGate;
+  /** The server's audit log, as status reports it. */
+  readonly audit?: () => AuditStatus;
   /** Rotates (the signing CA, or publishes a new root) and applies the change to the listeners. */
   readonly rotate: (root: boolean) => Promise<void>;
+}
+
+export interface ConnectionsStatus {
+  readonly max_per_source: number;
+  readonly public: { readonly refused: number };
+  readonly api: { readonly refused: number };
+}
+
+export interface AuditStatus {
+  readonly dir: string;
+  readonly healthy: boolean;
+  readonly error: string | null;
+  readonly seq: number;
+  readonly on_failure: "refuse" | "serve";
 }
 
 export function caStatusJson(s: CaStatus) {
@@ -68,6 +89,8 @@ export function adminApp(d: AdminDeps): Hono {
       entries: await d.store.countEntries(),
       nodes: (await d.store.listNodes()).length,
       federation: d.federation?.() ?? [],
+      ...(d.connections !== undefined ? { connections: d.connections() } : {}),
+      ...(d.audit !== undefined ? { audit: d.audit() } : {}),
     });
   });
 
@@ -78,6 +101,7 @@ export function adminApp(d: AdminDeps): Hono {
 
   app.post("/v1/entries", async (c) => {
     const input = checkEntry(d.trustDomain, await readBody(c, EntryBody), d.settings.svid.defaultTtlSeconds, d.now());
+    d.auditGate?.("entry creation");
     const entry = await d.store.createEntry(input);
     d.logger.info("entry_created", { entry_id: entry.id, spiffe_id: entry.spiffeId, parent_id: entry.parentId });
     return c.json(entryJson(entry), 201);
@@ -94,6 +118,7 @@ export function adminApp(d: AdminDeps): Hono {
   });
   app.delete("/v1/entries/:id", async (c) => {
     const id = c.req.param("id");
+    d.auditGate?.("entry deletion");
     if (!(await d.store.deleteEntry(id))) throw new ApiError("entry_unknown", `server: no registration entry ${JSON.stringify(id)}`);
     d.logger.info("entry_deleted", { entry_id: id });
     return c.body(null, 204);
@@ -102,6 +127,7 @@ export function adminApp(d: AdminDeps): Hono {
   app.post("/v1/tokens", async (c) => {
     const body = await readBody(c, TokenBody);
     nodeId(d.trustDomain, body.node);
+    d.auditGate?.("join token creation");
     const now = d.now();
     const expiresAt = new Date(now.getTime() + (body.ttl_seconds ?? d.settings.joinToken.defaultTtlSeconds) * 1000);
     const token = toBase64Url(webcrypto.getRandomValues(new Uint8Array(32)));
@@ -125,6 +151,7 @@ export function adminApp(d: AdminDeps): Hono {
 
   app.post("/v1/ca/rotate", async (c) => {
     const body = await readBody(c, RotateBody);
+    d.auditGate?.("ca rotation");
     await d.rotate(body.root === true);
     return c.json(caStatusJson(d.caStatus()));
   });

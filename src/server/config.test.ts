@@ -14,6 +14,8 @@ describe("server config", () => {
     expect(loadServerConfig({ serverConfig: "/nonexistent/tidegate/server.yaml", instance: null })).toEqual(DEFAULT_SETTINGS);
     expect(DEFAULT_SETTINGS.listen.public).toEqual({ host: "127.0.0.1", port: 8081 });
     expect(DEFAULT_SETTINGS.ca.rootTtlSeconds).toBe(8760 * 3600);
+    expect(DEFAULT_SETTINGS.listen.maxConnectionsPerSource).toBe(64);
+    expect(DEFAULT_SETTINGS.audit.onFailure).toBe("refuse");
   });
 
   test("svid lifetimes under 20 s are named with when agents renew them; the defaults are not", () => {
@@ -42,24 +44,26 @@ describe("server config", () => {
   test("every setting is read", () => {
     const s = parseServerConfig(
       [
-        "listen: { public: '0.0.0.0:443', api: '[::1]:8443' }",
+        "listen: { public: '0.0.0.0:443', api: '[::1]:8443', max_connections_per_source: 500 }",
         "dns_names: [id.example.org, localhost]",
         "ca: { root_ttl: 48h, signing_ttl: 1h, root_rotate_before: 0s }",
         "bundle: { refresh_hint: 10s }",
         "svid: { default_ttl: 5m, node_ttl: 2m, server_ttl: 1h }",
         "join_token: { default_ttl: 90s }",
         "rate_limit: { svid_per_node: 20000/s, attest_per_source: 1/s }",
+        "audit: { on_failure: serve }",
       ].join("\n"),
       "s.yaml",
     );
     expect(s).toEqual({
-      listen: { public: { host: "0.0.0.0", port: 443 }, api: { host: "::1", port: 8443 } },
+      listen: { public: { host: "0.0.0.0", port: 443 }, api: { host: "::1", port: 8443 }, maxConnectionsPerSource: 500 },
       dnsNames: ["id.example.org", "localhost"],
       ca: { rootTtlSeconds: 172800, signingTtlSeconds: 3600, rootRotateBeforeSeconds: 0, refreshHintSeconds: 10 },
       svid: { defaultTtlSeconds: 300, nodeTtlSeconds: 120, serverTtlSeconds: 3600 },
       joinToken: { defaultTtlSeconds: 90 },
       rateLimit: { svidPerNode: 20000, attestPerSource: 1 },
       federation: [],
+      audit: { onFailure: "serve" },
     });
   });
 
@@ -107,6 +111,13 @@ describe("server config", () => {
     ["a rate of 0", "rate_limit: { attest_per_source: 0/s }\n", /rate_limit\.attest_per_source: "0\/s" is not a rate/],
     ["a listen address without a port", "listen:\n  public: localhost\n", /^server config: s\.yaml:2: listen\.public: "localhost" is not HOST:PORT/],
     ["a port above 65535", "listen: { api: '1.2.3.4:70000' }\n", /listen\.api: .*port above 65535/],
+    ["a connection cap of 0 (no way to turn the cap off)", "listen:\n  max_connections_per_source: 0\n", /^server config: s\.yaml:2: listen\.max_connections_per_source: .*at least 1/],
+    ["a connection cap over 65536", "listen: { max_connections_per_source: 65537 }\n", /listen\.max_connections_per_source: .*at most 65536/],
+    ["a fractional connection cap", "listen: { max_connections_per_source: 1.5 }\n", /listen\.max_connections_per_source: .*whole number/],
+    ["a connection cap as text", "listen: { max_connections_per_source: '64' }\n", /listen\.max_connections_per_source: expected number/],
+    ["audit.on_failure other than refuse or serve", "audit:\n  on_failure: ignore\n", /^server config: s\.yaml:2: audit\.on_failure: .*refuse/],
+    ["an agent-only audit key", "audit: { dir: /var/log }\n", /audit\.dir: unknown key \(allowed: on_failure/],
+    ["a misspelt listen key", "listen: { max_connections: 10 }\n", /listen\.max_connections: unknown key \(allowed: api, max_connections_per_source, public/],
     ["a bad DNS name in a list", "dns_names:\n  - ok.example\n  - bad_name\n", /^server config: s\.yaml:3: dns_names\[1\]: "bad_name" is not a DNS name/],
     ["a list where a mapping goes", "ca: [1]\n", /^server config: s\.yaml:1: ca: expected a mapping/],
     ["not YAML", "ca: {\n", /^server config: s\.yaml:\d+: not valid YAML/],

@@ -18,11 +18,14 @@ import { httpsUrl, spiffeId, trustDomain } from "../policy/schema.ts";
 import type { SpiffeId, TrustDomain } from "../spiffe/index.ts";
 import { parseHostPort, type HostPort } from "./host-port.ts";
 import { BACKDATE_SECONDS } from "../x509/mint.ts";
+import { DEFAULT_MAX_CONNECTIONS_PER_SOURCE } from "./source-cap.ts";
+import type { AuditOnFailure } from "./audit-gate.ts";
 
 export class ServerConfigError extends TidegateError {}
 
 export interface ServerSettings {
-  readonly listen: { readonly public: HostPort; readonly api: HostPort };
+  /** `maxConnectionsPerSource`: open connections one source address may hold at each TLS listener (source-cap.ts). */
+  readonly listen: { readonly public: HostPort; readonly api: HostPort; readonly maxConnectionsPerSource: number };
   /** DNS SANs of the server's own SVID. */
   readonly dnsNames: readonly string[];
   readonly ca: {
@@ -38,6 +41,8 @@ export interface ServerSettings {
   readonly rateLimit: { readonly svidPerNode: number; readonly attestPerSource: number };
   /** Trust domains whose bundles this server fetches and hands to its agents (docs/federation.md). */
   readonly federation: readonly FederationSetting[];
+  /** While the server's audit log cannot be written: refuse what would need an event, or serve on (audit-gate.ts). */
+  readonly audit: { readonly onFailure: AuditOnFailure };
 }
 
 /** One `federation:` item: where a trust domain publishes its bundle and how to trust that endpoint. */
@@ -65,13 +70,14 @@ export const DEFAULT_API: HostPort = { host: "127.0.0.1", port: 8082 };
 const INSTANCE_LISTEN: HostPort = { host: "127.0.0.1", port: 0 };
 
 export const DEFAULT_SETTINGS: ServerSettings = {
-  listen: { public: DEFAULT_PUBLIC, api: DEFAULT_API },
+  listen: { public: DEFAULT_PUBLIC, api: DEFAULT_API, maxConnectionsPerSource: DEFAULT_MAX_CONNECTIONS_PER_SOURCE },
   dnsNames: ["localhost"],
   ca: { rootTtlSeconds: 8760 * 3600, signingTtlSeconds: 24 * 3600, rootRotateBeforeSeconds: 720 * 3600, refreshHintSeconds: 300 },
   svid: { defaultTtlSeconds: 3600, nodeTtlSeconds: 3600, serverTtlSeconds: 24 * 3600 },
   joinToken: { defaultTtlSeconds: 600 },
   rateLimit: { svidPerNode: 500, attestPerSource: 10 },
   federation: [],
+  audit: { onFailure: "refuse" },
 };
 
 const seconds = converted((t) => parseSeconds(t, "duration"));
@@ -86,6 +92,14 @@ const rate = converted((t) => {
   return Number(m[1]);
 });
 const hostPort = converted((t) => parseHostPort(t));
+/** The most connections per source the cap allows: more than a host's ephemeral ports to one address. */
+export const MAX_CONNECTIONS_PER_SOURCE_LIMIT = 65536;
+const connectionCap = v.pipe(
+  v.number(),
+  v.integer("is not a whole number"),
+  v.minValue(1, "must be at least 1"),
+  v.maxValue(MAX_CONNECTIONS_PER_SOURCE_LIMIT, `must be at most ${MAX_CONNECTIONS_PER_SOURCE_LIMIT}`),
+);
 const absolutePath = v.pipe(v.string(), v.regex(/^\/[^\u0000]*$/, "is not an absolute path"));
 const dnsName = v.pipe(
   v.string(),
@@ -94,13 +108,14 @@ const dnsName = v.pipe(
 
 const Schema = v.nullish(
   mapping({
-    listen: v.optional(mapping({ public: v.optional(hostPort), api: v.optional(hostPort) })),
+    listen: v.optional(mapping({ public: v.optional(hostPort), api: v.optional(hostPort), max_connections_per_source: v.optional(connectionCap) })),
     dns_names: v.optional(v.array(dnsName)),
     ca: v.optional(mapping({ root_ttl: v.optional(seconds), signing_ttl: v.optional(seconds), root_rotate_before: v.optional(secondsOrZero) })),
     bundle: v.optional(mapping({ refresh_hint: v.optional(seconds) })),
     svid: v.optional(mapping({ default_ttl: v.optional(seconds), node_ttl: v.optional(seconds), server_ttl: v.optional(seconds) })),
     join_token: v.optional(mapping({ default_ttl: v.optional(seconds) })),
     rate_limit: v.optional(mapping({ svid_per_node: v.optional(rate), attest_per_source: v.optional(rate) })),
+    audit: v.optional(mapping({ on_failure: v.optional(v.picklist(["refuse", "serve"])) })),
     federation: v.optional(
       v.array(
         mapping({
@@ -132,6 +147,7 @@ export function parseServerConfig(text: string, file: string, places?: Pick<Plac
     listen: {
       public: o.listen?.public ?? (fallback ? INSTANCE_LISTEN : d.listen.public),
       api: o.listen?.api ?? (fallback ? INSTANCE_LISTEN : d.listen.api),
+      maxConnectionsPerSource: o.listen?.max_connections_per_source ?? d.listen.maxConnectionsPerSource,
     },
     dnsNames: o.dns_names ?? d.dnsNames,
     ca: {
@@ -151,6 +167,7 @@ export function parseServerConfig(text: string, file: string, places?: Pick<Plac
       attestPerSource: o.rate_limit?.attest_per_source ?? d.rateLimit.attestPerSource,
     },
     federation: federationOf(o.federation ?? [], fail),
+    audit: { onFailure: o.audit?.on_failure ?? d.audit.onFailure },
   };
 }
 

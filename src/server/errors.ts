@@ -45,6 +45,7 @@ export const API_ERROR_STATUS = {
   rate_limited: 429,
   internal: 500,
   not_ready: 503, // the CA cannot sign (its signing CA expired while the server was down, for instance)
+  audit_unavailable: 503, // the server's audit log cannot be written and audit.on_failure is refuse (audit-gate.ts)
 } as const satisfies Record<string, ContentfulStatusCode>;
 
 export type ApiErrorCode = keyof typeof API_ERROR_STATUS;

@@ -20,6 +20,7 @@ import type { ServedBundle } from "./bundle-state.ts";
 import type { FederatedBundle } from "./federation.ts";
 import { chainJson, csrBytes, entryJson, type EntryJson } from "./wire.ts";
 import type { RateLimiter } from "./rate-limit.ts";
+import type { AuditGate } from "./audit-gate.ts";
 
 /** The CA operations the issuer needs (src/ca's CaManager). */
 export interface CsrMinter {
@@ -43,6 +44,8 @@ export interface IssuerDeps {
   /** The federated trust domains' bundles agents get now (federation.ts); none by default. */
   readonly federated?: () => readonly FederatedBundle[];
   readonly svidLimiter: RateLimiter;
+  /** Refuses issuance while the audit log cannot be written (audit-gate.ts); none: never. */
+  readonly auditGate?: AuditGate;
 }
 
 /** A federated bundle in a sync answer (docs/server-api.md). */
@@ -98,6 +101,7 @@ export class Issuer {
     if (now.getTime() >= record.expiresAt.getTime()) throw new ApiError("token_expired", `server: the join token expired at ${record.expiresAt.toISOString()}`);
     const node = record.nodeName;
     const id = nodeId(d.trustDomain, node);
+    d.auditGate?.("join-token attestation"); // before the token is consumed: it stays usable
     const minted = await d.ca.mintFromCsr({ csr: csrBytes(csr), id, ttlSeconds: d.settings.svid.nodeTtlSeconds, now });
     await d.store.consumeJoinToken(hash, now);
     const answer = await this.#keepNodeSvid(node, id, minted, now, now);
@@ -110,6 +114,7 @@ export class Issuer {
     const d = this.#d;
     const now = d.now();
     const id = nodeId(d.trustDomain, node);
+    d.auditGate?.("node svid renewal");
     const minted = await d.ca.mintFromCsr({ csr: csrBytes(csr), id, ttlSeconds: d.settings.svid.nodeTtlSeconds, now });
     const previous = await d.store.getNode(node);
     const answer = await this.#keepNodeSvid(node, id, minted, now, previous?.attestedAt ?? now);
@@ -174,6 +179,7 @@ export class Issuer {
       d.logger.warn("entry_not_for_node", { node, entry_id: entry.id, spiffe_id: entry.spiffeId, parent_id: entry.parentId });
       throw new ApiError("entry_not_for_node", `server: entry ${JSON.stringify(entry.id)} is not parented to node ${JSON.stringify(node)}`);
     }
+    d.auditGate?.("workload svid issuance");
     const now = d.now();
     const minted = await d.ca.mintFromCsr({
       csr: csrBytes(csr),

@@ -162,7 +162,7 @@ describe("server lifecycle", () => {
       await initServer({ places, settings: base, trustDomain: TEST_TD });
       const blocker = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
       try {
-        const settings = { ...base, listen: { public: { host: "127.0.0.1", port: blocker.port }, api: base.listen.api } };
+        const settings = { ...base, listen: { ...base.listen, public: { host: "127.0.0.1", port: blocker.port } } };
         const err = await rejection(startServer({ places, settings, logger: memoryLogger() }));
         expect(err.message).toMatch(/EADDRINUSE|in use/i);
       } finally {

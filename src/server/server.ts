@@ -34,6 +34,8 @@ import { publicApp } from "./public-app.ts";
 import { RateLimiter } from "./rate-limit.ts";
 import { createTlsListener, type TlsListener, type TlsMaterial } from "./tls-listener.ts";
 import { svidRoute } from "./fast-svid-route.ts";
+import { SourceCap } from "./source-cap.ts";
+import { auditGate } from "./audit-gate.ts";
 
 export interface StartServerOptions {
   readonly places: Places;
@@ -96,15 +98,26 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
   // CA keeper has minted it: node attestations, SVIDs issued, CA rotations, admin actions.
   let material: TlsMaterial | null = null;
   const plain = opts.logger ?? createLogger();
+  const auditDir = join(opts.places.auditDir, "server");
+  const onFailure = settings.audit.onFailure;
   const audit = AuditLog.open({
-    dir: join(opts.places.auditDir, "server"),
+    dir: auditDir,
     statePath: join(paths.dir, AUDIT_STATE_FILE),
     signer: followingSigner(svidOfMaterial(() => material)),
     onHealth(healthy, error) {
-      if (healthy) plain.info("audit_recovered", { dir: join(opts.places.auditDir, "server") });
-      else plain.error("audit_unwritable", { dir: join(opts.places.auditDir, "server"), error, effect: "events wait in memory (up to 10,000) until it can be written" });
+      if (healthy) plain.info("audit_recovered", { dir: auditDir });
+      else
+        plain.error("audit_unwritable", {
+          dir: auditDir,
+          error,
+          effect:
+            onFailure === "refuse"
+              ? "attestation, SVID issuance and admin changes are refused (503 audit_unavailable) until it can be written (audit.on_failure: refuse); events wait in memory (up to 10,000)"
+              : "served on; events wait in memory (up to 10,000) until it can be written (audit.on_failure: serve)",
+        });
     },
   });
+  const gate = auditGate(audit, onFailure);
   const logger = auditingLogger(plain, audit);
   const undo: (() => Promise<void> | void)[] = [() => audit.close(), () => store.close()];
   // Every step runs whatever the one before did: a step that throws at once (server.json already
@@ -136,6 +149,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
       bundle: () => keeper.served,
       federated: () => federation.served(),
       svidLimiter: new RateLimiter(settings.rateLimit.svidPerNode),
+      auditGate: gate,
     });
     const pub = publicApp({
       issuer,
@@ -146,9 +160,12 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
     });
     const api = apiApp({ issuer, verdicts, logger, now });
     const timeouts = opts.answerTimeoutMs !== undefined ? { answerTimeoutMs: opts.answerTimeoutMs } : {};
-    const publicListener: TlsListener = createTlsListener({ material: keeper.material, requestCert: false, fetch: (r, env) => pub.fetch(r, env), ...timeouts });
+    const max = settings.listen.maxConnectionsPerSource;
+    const caps = { public: new SourceCap({ listener: "public", max, logger }), api: new SourceCap({ listener: "api", max, logger }) };
+    const publicListener: TlsListener = createTlsListener({ material: keeper.material, requestCert: false, fetch: (r, env) => pub.fetch(r, env), cap: caps.public, ...timeouts });
     const apiListener: TlsListener = createTlsListener({
       material: keeper.material,
+      cap: caps.api,
       requestCert: true,
       fetch: (r, env) => api.fetch(r, env),
       intercept: svidRoute({ issuer, verdicts, logger, now }),
@@ -176,6 +193,9 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
       federation: () => federation.status(),
       bundleJwks: () => keeper.served.jwksText,
       rotate: (root) => keeper.rotate(root),
+      auditGate: gate,
+      audit: () => ({ dir: auditDir, healthy: audit.healthy, error: audit.error, seq: audit.seq, on_failure: onFailure }),
+      connections: () => ({ max_per_source: max, public: { refused: caps.public.refused }, api: { refused: caps.api.refused } }),
     });
     const unix: UnixServer = serveUnix(paths.socket, (r) => admin.fetch(r));
     undo.push(() => unix.stop());

@@ -44,7 +44,7 @@ export function tempPlaces(): { dir: string; places: Places } {
 }
 
 /** `trustDomain` defaults to TEST_TD (the helpers below that name the server's SPIFFE ID assume it). */
-export async function startTestServer(opts: { yaml?: string; trustDomain?: string; answerTimeoutMs?: number } = {}): Promise<TestServer> {
+export async function startTestServer(opts: { yaml?: string; trustDomain?: string; answerTimeoutMs?: number; beforeStart?: (places: Places) => void } = {}): Promise<TestServer> {
   const { dir, places } = tempPlaces();
   const settings = parseServerConfig(opts.yaml ?? TEST_YAML, "test.yaml", places);
   const clock = { offsetMs: 0 };
@@ -52,6 +52,7 @@ export async function startTestServer(opts: { yaml?: string; trustDomain?: strin
   const logger = memoryLogger();
   try {
     await initServer({ places, settings, trustDomain: opts.trustDomain ?? TEST_TD });
+    opts.beforeStart?.(places);
     const server = await startServer({ places, settings, logger, now, tickIntervalMs: 200, ...(opts.answerTimeoutMs !== undefined ? { answerTimeoutMs: opts.answerTimeoutMs } : {}) });
     return {
       server,

@@ -15,12 +15,18 @@
  * without this deadline anyone who can reach a listener holds a descriptor for as long as they
  * like: a TCP connection that never says hello, a TLS one that sends nothing, half a request head,
  * or a body that never ends.
+ *
+ * With `cap`, a connection from a source address that already holds `cap.max` open ones is
+ * destroyed in the "connection" event: under Bun that is the accept, before the ClientHello is
+ * read, so the refused peer costs no handshake (no ServerHello is sent; slow-peers.test.ts shows
+ * it with openssl s_client). See source-cap.ts.
  */
 import http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import tls from "node:tls";
 import { getRequestListener } from "@hono/node-server";
 import type { HostPort } from "./host-port.ts";
+import { sourceKey, type SourceCap } from "./source-cap.ts";
 
 /** See above: the longest a connection may wait for, or take to send, its next whole request. */
 export const ANSWER_TIMEOUT_MS = 60_000;
@@ -45,6 +51,8 @@ export interface TlsListenerOptions {
   readonly onSecure?: (socket: tls.TLSSocket) => void;
   /** Default ANSWER_TIMEOUT_MS (tests shorten it). */
   readonly answerTimeoutMs?: number;
+  /** Open connections per source address; none: no cap (the server always passes one). */
+  readonly cap?: SourceCap;
 }
 
 export interface TlsListener {
@@ -80,10 +88,18 @@ export function createTlsListener(opts: TlsListenerOptions): TlsListener {
   });
   // Every connection from its accept on, not from its handshake: close() destroys them all, since
   // server.close() waits for each one, and one that never says hello would hold a stop forever.
+  // A refused connection is never tracked: it is closed before anything else sees it.
   server.on("connection", (socket: Socket) => {
+    const source = sourceKey(socket.remoteAddress);
+    if (opts.cap !== undefined && !opts.cap.admit(source)) {
+      socket.on("error", () => undefined);
+      socket.destroy();
+      return;
+    }
     sockets.add(socket);
     deadline(socket);
     socket.on("close", () => {
+      opts.cap?.release(source);
       sockets.delete(socket);
       clearTimeout(deadlines.get(socket));
       deadlines.delete(socket);
