@@ -315,6 +315,22 @@ describe("audit verify: tampering exits 1 and names the first broken link", () =
     expect(await brokenJson(p)).toEqual([1, ["audit.jsonl", 6, 6, "audit_checkpoint_signature"]]);
   });
 
+  test("a checkpoint dated before the one before it, signed with the node's own key: audit_checkpoint_time_reversed", async () => {
+    // As a leaked key of an expired certificate would date one inside its validity; here the key is valid, only the order is wrong.
+    const p = standard();
+    const lines = linesOf(p.active);
+    const last = JSON.parse(lines.at(-1)!) as { seq: number; time: string };
+    const line16 = formatLine(16, new Date(), "admin", { action: "nothing happened", actor: null, detail: null }, await sha256Hex(lines.at(-1)!));
+    const h16 = await sha256Hex(line16);
+    const time = new Date(Date.parse(last.time) - 1000);
+    const sig = kit.signer.sign(checkpointPayload(17, time, h16, NODE_1, 1));
+    const fields = buildCheckpointFields({ signer: NODE_1, chain: kit.signer.chain, sig, covers: { seq: 16, hash: h16 }, events: 1 });
+    writeLines(p.active, [...lines, line16, formatLine(17, time, "checkpoint", fields, h16)]);
+    expect(await brokenJson(p, ["--no-state"])).toEqual([1, ["audit.jsonl", 17, 17, "audit_checkpoint_time_reversed"]]);
+    const r = await verify(p, ["--no-state"]);
+    expect(breakOf(r.out)).toBe(`${p.active} line 17 (seq 17): audit_checkpoint_time_reversed: checkpoint at seq 17 is dated ${time.toISOString()}, before the previous checkpoint (seq 15, ${last.time})`);
+  });
+
   test("a --bundle of another CA: audit_checkpoint_chain", async () => {
     const p = standard();
     const other = await createTestCa();
