@@ -111,6 +111,27 @@ describe("audit verify: an intact log", () => {
     expect(breakOf(r.out)).toStartWith(`${garbage} line 1: audit_malformed_line: `);
   });
 
+  test("an event with a field of 70,000 characters, written by the real sink: cut to fit, saying so, and the log verifies", async () => {
+    const p = kit.place();
+    const log = p.open({ base: { instance: "i".repeat(70_000) } });
+    const long = "d".repeat(70_000);
+    log.emit("admin", { action: "mcp approve", actor: null, detail: long });
+    log.emit("deny", { side: "egress", conn_id: null, src: { spiffe_id: null, pid: 1, uid: 0, cgroup_id: 1, workload: null, exe: long, peer: null }, dst: { addr: "10.0.0.1", port: 22, name: null }, rule: null, reason: "no rule" });
+    log.emit("conn_close", { ...connClose(1), instance: "own", detail: long }); // a base field named: the path through formatLine
+    log.emit("conn_close", connClose(2));
+    log.close();
+    const events = linesOf(p.active).map((l) => JSON.parse(l) as Record<string, unknown> & { src?: { exe: string } });
+    const note = " [cut: 70000 characters in all]";
+    for (const text of [events[0]!.detail, events[1]!.src!.exe, events[2]!.detail, events[0]!.instance] as string[]) {
+      expect(text.length).toBe(65_536);
+      expect(text.endsWith(note)).toBe(true);
+    }
+    expect(events[3]!.detail).toBeUndefined();
+    const r = await verify(p);
+    expect(r.err).toBe("");
+    expect([r.code, /^events .*$/m.exec(r.out)?.[0], r.out.trimEnd().split("\n").at(-1)]).toEqual([0, "events       5 (seq 1 to 5)", "ok: the chain is intact up to seq 5"]);
+  });
+
   test("--json prints the VerifyReport", async () => {
     const p = standard();
     const r = await verify(p, ["--json"]);

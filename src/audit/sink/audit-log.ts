@@ -30,6 +30,9 @@
  * - the active file must stay the one in the folder: one removed or replaced under the writer is
  *   noticed within a second, the log turns unhealthy, and a new file goes on with the chain after
  *   an `audit_gap` counting the lines the removed one held (verify shows the missing seqs);
+ * - a string longer than a text field holds (65,536 characters), at any depth of an event, is cut
+ *   to fit and says so (format/cut.ts): one emitter's over-long field never fails the schema,
+ *   which would stop `audit verify` at that line for good;
  * - a write that fails (disk full, I/O error, log removed) makes the log unhealthy (onHealth):
  *   events wait in memory (at most `maxPending`; later ones are counted, then reported by an
  *   `audit_gap` event) and are written in order once a retry succeeds; bytes of a line the failed
@@ -37,7 +40,7 @@
  */
 import { closeSync, fdatasync, fdatasyncSync, fstatSync, ftruncateSync, openSync, renameSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { buildCheckpointFields, checkpointPayload, formatLine, type AuditEventType } from "../format/index.ts";
+import { buildCheckpointFields, checkpointPayload, cutLongText, formatLine, TEXT_MAX, type AuditEventType } from "../format/index.ts";
 import { ACTIVE_FILE, rotatedName } from "./files.ts";
 import { readRecorded, recoverChain } from "./recover.ts";
 import type { AgentAuditLog, AuditSigner, Fields } from "./audit.ts";
@@ -122,7 +125,7 @@ export class AuditLog implements AgentAuditLog {
   #buf = new Uint8Array(16 * 1024);
 
   private constructor(o: AuditLogOptions, state: { fd: number; size: number; fileFirstSeq: number; seq: number; head: string; since: number; checkpointMs: number | null }) {
-    this.#o = { ...o, checkpointEvery: o.checkpointEvery ?? AUDIT_DEFAULTS.checkpointEvery, checkpointIntervalMs: o.checkpointIntervalMs ?? AUDIT_DEFAULTS.checkpointIntervalMs, fsyncIntervalMs: o.fsyncIntervalMs ?? AUDIT_DEFAULTS.fsyncIntervalMs, maxFileBytes: o.maxFileBytes ?? AUDIT_DEFAULTS.maxFileBytes, maxPending: o.maxPending ?? AUDIT_DEFAULTS.maxPending };
+    this.#o = { ...o, ...(o.base !== undefined ? { base: cutLongText(o.base) } : {}), checkpointEvery: o.checkpointEvery ?? AUDIT_DEFAULTS.checkpointEvery, checkpointIntervalMs: o.checkpointIntervalMs ?? AUDIT_DEFAULTS.checkpointIntervalMs, fsyncIntervalMs: o.fsyncIntervalMs ?? AUDIT_DEFAULTS.fsyncIntervalMs, maxFileBytes: o.maxFileBytes ?? AUDIT_DEFAULTS.maxFileBytes, maxPending: o.maxPending ?? AUDIT_DEFAULTS.maxPending };
     this.#now = o.now ?? (() => new Date());
     this.#fd = state.fd;
     this.#size = state.size;
@@ -132,7 +135,7 @@ export class AuditLog implements AgentAuditLog {
     this.#headBytes.set(Uint8Array.fromHex(state.head));
     this.#sinceCheckpoint = state.since;
     this.#checkpointFloor = state.checkpointMs ?? Number.NEGATIVE_INFINITY;
-    const baseBody = o.base === undefined ? "{}" : JSON.stringify(o.base);
+    const baseBody = this.#o.base === undefined ? "{}" : JSON.stringify(this.#o.base);
     this.#baseBytes = baseBody.length > 2 ? new TextEncoder().encode(baseBody.slice(1, -1)) : null;
     this.#baseKeys = Object.keys(o.base ?? {});
     const every = (ms: number, fn: () => void) => {
@@ -276,15 +279,23 @@ export class AuditLog implements AgentAuditLog {
    * the event's own JSON and the tail (prev) are encoded one after another into the kept buffer,
    * the own JSON's braces overwritten by the commas around it. An event that names a base field, a
    * reserved one or an integer-like one goes through formatLine itself, which merges and checks.
-   * The sink's tests hold the two equal.
+   * The sink's tests hold the two equal. Either way a string longer than a text field holds is
+   * cut (cutLongText), so the line passes its schema; on the fast path only when the event's
+   * JSON is longer than that, which any such string makes it, so a usual event costs one compare.
    */
   #encodeLine(seq: number, time: Date, type: AuditEventType, fields: Fields): number {
     if (this.#needsSlowPath(fields)) {
-      const line = `${formatLine(seq, time, type, this.#o.base === undefined ? fields : { ...this.#o.base, ...fields }, this.#head)}\n`;
+      const cut = cutLongText(fields);
+      const line = `${formatLine(seq, time, type, this.#o.base === undefined ? cut : { ...this.#o.base, ...cut }, this.#head)}\n`;
       this.#room(line.length * 3);
       return this.#encoder.encodeInto(line, this.#buf).written;
     }
-    const body = JSON.stringify(fields);
+    let body = JSON.stringify(fields);
+    // A string's JSON is at least as long as the string: a body within TEXT_MAX holds none to cut.
+    if (body.length > TEXT_MAX) {
+      const cut = cutLongText(fields);
+      if (cut !== fields) body = JSON.stringify(cut);
+    }
     const head = `{"seq":${seq},"time":"${this.#iso(time)}","type":"${type}",`;
     const base = this.#baseBytes;
     this.#room(3 * (head.length + body.length) + TAIL_BYTES + (base === null ? 0 : base.length + 1));
