@@ -111,6 +111,27 @@ describe("audit verify: an intact log", () => {
     expect(breakOf(r.out)).toStartWith(`${garbage} line 1: audit_malformed_line: `);
   });
 
+  test("an event with a field of 70,000 characters, written by the real sink: cut to fit, saying so, and the log verifies", async () => {
+    const p = kit.place();
+    const log = p.open({ base: { instance: "i".repeat(70_000) } });
+    const long = "d".repeat(70_000);
+    log.emit("admin", { action: "mcp approve", actor: null, detail: long });
+    log.emit("deny", { side: "egress", conn_id: null, src: { spiffe_id: null, pid: 1, uid: 0, cgroup_id: 1, workload: null, exe: long, peer: null }, dst: { addr: "10.0.0.1", port: 22, name: null }, rule: null, reason: "no rule" });
+    log.emit("conn_close", { ...connClose(1), instance: "own", detail: long }); // a base field named: the path through formatLine
+    log.emit("conn_close", connClose(2));
+    log.close();
+    const events = linesOf(p.active).map((l) => JSON.parse(l) as Record<string, unknown> & { src?: { exe: string } });
+    const note = " [cut: 70000 characters in all]";
+    for (const text of [events[0]!.detail, events[1]!.src!.exe, events[2]!.detail, events[0]!.instance] as string[]) {
+      expect(text.length).toBe(65_536);
+      expect(text.endsWith(note)).toBe(true);
+    }
+    expect(events[3]!.detail).toBeUndefined();
+    const r = await verify(p);
+    expect(r.err).toBe("");
+    expect([r.code, /^events .*$/m.exec(r.out)?.[0], r.out.trimEnd().split("\n").at(-1)]).toEqual([0, "events       5 (seq 1 to 5)", "ok: the chain is intact up to seq 5"]);
+  });
+
   test("--json prints the VerifyReport", async () => {
     const p = standard();
     const r = await verify(p, ["--json"]);
@@ -313,6 +334,22 @@ describe("audit verify: tampering exits 1 and names the first broken link", () =
     lines[5] = lines[5]!.replace(/"sig":"(.)/, (_, c: string) => `"sig":"${c === "A" ? "B" : "A"}`);
     writeLines(p.active, lines);
     expect(await brokenJson(p)).toEqual([1, ["audit.jsonl", 6, 6, "audit_checkpoint_signature"]]);
+  });
+
+  test("a checkpoint dated before the one before it, signed with the node's own key: audit_checkpoint_time_reversed", async () => {
+    // As a leaked key of an expired certificate would date one inside its validity; here the key is valid, only the order is wrong.
+    const p = standard();
+    const lines = linesOf(p.active);
+    const last = JSON.parse(lines.at(-1)!) as { seq: number; time: string };
+    const line16 = formatLine(16, new Date(), "admin", { action: "nothing happened", actor: null, detail: null }, await sha256Hex(lines.at(-1)!));
+    const h16 = await sha256Hex(line16);
+    const time = new Date(Date.parse(last.time) - 1000);
+    const sig = kit.signer.sign(checkpointPayload(17, time, h16, NODE_1, 1));
+    const fields = buildCheckpointFields({ signer: NODE_1, chain: kit.signer.chain, sig, covers: { seq: 16, hash: h16 }, events: 1 });
+    writeLines(p.active, [...lines, line16, formatLine(17, time, "checkpoint", fields, h16)]);
+    expect(await brokenJson(p, ["--no-state"])).toEqual([1, ["audit.jsonl", 17, 17, "audit_checkpoint_time_reversed"]]);
+    const r = await verify(p, ["--no-state"]);
+    expect(breakOf(r.out)).toBe(`${p.active} line 17 (seq 17): audit_checkpoint_time_reversed: checkpoint at seq 17 is dated ${time.toISOString()}, before the previous checkpoint (seq 15, ${last.time})`);
   });
 
   test("a --bundle of another CA: audit_checkpoint_chain", async () => {

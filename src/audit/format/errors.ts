@@ -24,6 +24,8 @@ export const AUDIT_ERROR_CODES = [
   "audit_checkpoint_count",
   /** A checkpoint signature that does not verify with the leaf certificate's key. */
   "audit_checkpoint_signature",
+  /** A checkpoint dated before the previous checkpoint of the chain (the writer never dates one so). */
+  "audit_checkpoint_time_reversed",
   /** A checkpoint chain that does not parse, does not verify against the trust bundle at the checkpoint's time, or whose leaf is not the signer. */
   "audit_checkpoint_chain",
   /** The files end before the checkpoint recorded in the agent's state: the tail was cut. */

@@ -25,7 +25,10 @@ export function isIsoTime(text: unknown): text is string {
   return Number.isFinite(ms) && new Date(ms).toISOString() === text;
 }
 
-export const text = v.pipe(v.string(), v.minLength(1, "must not be empty"), v.maxLength(65536, "is longer than 65536 characters"));
+/** The most characters (UTF-16 code units, as String.length counts) a text field holds. */
+export const TEXT_MAX = 65536;
+
+export const text = v.pipe(v.string(), v.minLength(1, "must not be empty"), v.maxLength(TEXT_MAX, `is longer than ${TEXT_MAX} characters`));
 export const optText = v.nullable(text);
 export const hex64 = v.pipe(v.string(), v.regex(HEX64, "is not 64 lowercase hex digits"));
 export const isoTime = v.pipe(v.string(), v.check((t: string) => isIsoTime(t), "is not an ISO 8601 UTC time with milliseconds"));

@@ -195,6 +195,24 @@ describe("checkpoints", () => {
     assert.deepEqual(await withCheckpoint({ time: at(2 * 3600) }), [F, 13, 13, "audit_checkpoint_chain"]);
   });
 
+  test("a checkpoint dated before the one before it: signed properly, within the leaf's validity", async () => {
+    // As a key whose certificate expired could sign: only the order of the two times is wrong.
+    const c = await sampleChain({ tail: 2 });
+    const lines = [...c.lines, await craftCheckpoint(c, { time: at(9) })];
+    const r = await verify(one(lines));
+    assert.deepEqual(breakOf(r), [F, 13, 13, "audit_checkpoint_time_reversed"]);
+    assert.equal(r.firstBreak?.message, "audit: checkpoint at seq 13 is dated 2026-11-26T17:00:09.000Z, before the previous checkpoint (seq 10, 2026-11-26T17:00:10.000Z)");
+    // the same instant as the one before it passes (the writer clamps to it), as do events dated earlier
+    assert.equal(await withCheckpoint({ time: at(10) }), "ok");
+    const b = await sampleChain();
+    await b.append("admin", SAMPLE_EVENTS.admin, at(3));
+    await b.checkpoint(at(10));
+    assert.equal(breakOf(await verify(one(b.lines))), "ok");
+    // across files too, and only against checkpoints of the files given
+    assert.deepEqual(breakOf(await verify([{ name: "audit-000000000001.jsonl", text: fileText(lines.slice(0, 11)) }, { name: F, text: fileText(lines.slice(11)) }])), [F, 2, 13, "audit_checkpoint_time_reversed"]);
+    assert.equal(breakOf(await verify([{ name: F, text: fileText(lines.slice(10)) }])), "ok");
+  });
+
   test("chain entries that are not certificates", async () => {
     assert.deepEqual(await withCheckpoint({ chain: [new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x01])] }), [F, 13, 13, "audit_checkpoint_chain"]);
     const b = await sampleChain();

@@ -21,6 +21,9 @@
  *   `audit_checkpoint_chain`: see verify-checkpoint.ts; the count is that of the lines since
  *   the previous checkpoint (at most that plus the lines before the files when none precedes).
  *   With `bundles: null` the chain is not checked against a trust bundle: a warning says so.
+ * - `audit_checkpoint_time_reversed`: a checkpoint, its signature and chain good, dated before the
+ *   previous checkpoint of the chain (the files given: a first checkpoint has none before it).
+ *   Events' times are not compared (the wall clock may step back; the writer clamps checkpoints).
  * - `audit_tail_cut`: `state` given and the files end before its seq (even exactly at an
  *   earlier checkpoint). `audit_state_mismatch`: the line at the state's seq is not a
  *   checkpoint with the state's hash, or the files begin after it (the lines up to the latest
@@ -36,9 +39,10 @@
  * signature ["a signature over another count", "...by another key", "...with a bit flipped",
  * "a leaf with a P-384 key", "the checkpoint's time edited"]; chain ["a signer other than the
  * leaf's", "a chain from another CA", "a checkpoint dated after the leaf expired", "chain entries
- * that are not certificates"]; tail_cut ["cut before the last checkpoint", "cut exactly at an
- * earlier checkpoint"]; state_mismatch ["the line at the state's seq..."]; empty and bad_state
- * (verify.test.ts, "arguments"). verify.property.test.ts: any one-byte edit is found.
+ * that are not certificates"]; time_reversed ["a checkpoint dated before the one before it"];
+ * tail_cut ["cut before the last checkpoint", "cut exactly at an earlier checkpoint"];
+ * state_mismatch ["the line at the state's seq..."]; empty and bad_state (verify.test.ts,
+ * "arguments"). verify.property.test.ts: any one-byte edit is found.
  */
 import type { X509BundleSource } from "../../x509/verify.ts";
 import { AuditError, auditError, quote, type AuditErrorCode } from "./errors.ts";
@@ -108,6 +112,8 @@ class Walk {
   lastSeq: number | null = null;
   lastHash = GENESIS_PREV;
   lastCheckpointSeq: number | null = null;
+  /** The time of the last checkpoint checked, as its toISOString() text (which sorts as the instants do). */
+  lastCheckpointTime: string | null = null;
   sinceCheckpoint = 0;
   datedLater = 0;
   atState: { file: string; line: number; hash: string; type: string } | null = null;
@@ -145,10 +151,12 @@ class Walk {
       checkCovers(p, ev);
       this.checkCount(p.seq, ev.events);
       await checkSignedCheckpoint(p, ev, { bundles: this.input.bundles, cache: this.cache });
+      this.checkTimeOrder(p.seq, p.time);
       if (!this.signers.includes(ev.signer)) this.signers.push(ev.signer);
       if (Date.parse(p.time) > this.input.now.getTime()) this.datedLater++;
       this.checkpoints++;
       this.lastCheckpointSeq = p.seq;
+      this.lastCheckpointTime = p.time;
       this.sinceCheckpoint = 0;
     } else {
       this.sinceCheckpoint++;
@@ -157,6 +165,19 @@ class Walk {
     this.lastSeq = p.seq;
     this.lastHash = l.hash;
     if (this.input.state?.seq === p.seq) this.atState = { ...where, hash: l.hash, type: p.type };
+  }
+
+  /**
+   * A checkpoint is dated no earlier than the one before it: the writer clamps its clock to that.
+   * Otherwise a key whose certificate has expired could still sign checkpoints dated inside its
+   * validity, since each chain is verified at its checkpoint's own time. Events' times are not
+   * compared: they are the wall clock's, which may step back.
+   */
+  checkTimeOrder(seq: number, time: string): void {
+    const last = this.lastCheckpointTime;
+    if (last !== null && time < last) {
+      throw auditError("audit_checkpoint_time_reversed", `checkpoint at seq ${seq} is dated ${time}, before the previous checkpoint (seq ${this.lastCheckpointSeq}, ${last})`);
+    }
   }
 
   checkCount(seq: number, events: number): void {

@@ -156,6 +156,45 @@ describe("AuditLog", () => {
     expect(r.events).toBeGreaterThan(100);
   });
 
+  test("a clock that steps back: checkpoints keep the later time, across rotation and reopening, and all verifies", async () => {
+    // The leaf is valid from about now for an hour: the clock starts 10 minutes ahead, then steps back to now.
+    const ahead = Date.now() + 600_000;
+    let clock = ahead;
+    const f = fresh({ now: () => new Date(clock), maxFileBytes: 4096, checkpointEvery: 1000 });
+    const times = () =>
+      listLogFiles(f.dir).flatMap((x) => readFileSync(x.path, "utf8").split("\n").filter((l) => l !== "")).map((l) => JSON.parse(l) as { type: string; time: string });
+    const checkpointTimes = () => times().filter((l) => l.type === "checkpoint").map((l) => Date.parse(l.time));
+    const a = f.open();
+    a.emit("conn_close", conn(0));
+    a.checkpoint(); // dated ahead
+    clock = ahead - 600_000;
+    for (let i = 1; i < 60; i++) a.emit("conn_close", conn(i)); // rotations: each file's closing checkpoint
+    expect(listLogFiles(f.dir).length).toBeGreaterThan(1);
+    a.close();
+    const b = f.open(); // a restart: the floor comes from the files
+    b.emit("agent_start", { version: "test", pid: process.pid });
+    b.close();
+    const cps = checkpointTimes();
+    expect(cps.length).toBeGreaterThan(3);
+    expect(cps.every((t) => t === ahead)).toBe(true);
+    expect(times().filter((l) => l.type !== "checkpoint").at(-1)!.time).toBe(new Date(clock).toISOString()); // events keep the clock's time
+    expect((JSON.parse(readFileSync(f.state, "utf8")) as { time: string }).time).toBe(new Date(ahead).toISOString());
+    const r = await verifyDir(f.dir, f.state);
+    expect(r.firstBreak).toBeNull();
+    // the clock catches up: checkpoints follow it again
+    clock = ahead + 1000;
+    const c = f.open();
+    c.emit("agent_start", { version: "test", pid: process.pid });
+    c.close();
+    expect(checkpointTimes().at(-1)).toBe(ahead + 1000);
+    // files removed while the writer was down: the state's checkpoint is still the floor
+    rmSync(f.dir, { recursive: true });
+    clock = ahead - 600_000;
+    const d = f.open();
+    d.close();
+    expect(checkpointTimes()).toEqual([ahead + 1000]);
+  });
+
   test("a torn last line is left as it is; the next file begins with audit_recovered and all verifies", async () => {
     const f = fresh();
     const a = f.open();

@@ -18,6 +18,10 @@
  *   loop, and on the thread pool its fsyncs' journal commits still stopped the loop's appends for
  *   milliseconds.)
  *   Without a signer (no SVID yet) no checkpoint is written, and the count goes on;
+ * - a checkpoint is never dated before the one before it (docs/audit.md, "Checkpoint times"): its
+ *   time is max(now, the previous checkpoint's), across rotation and reopening (the last
+ *   checkpoint the files hold, or the state's when it records a later one), so a clock that
+ *   stepped back cannot make `audit verify` refuse it (`audit_checkpoint_time_reversed`);
  * - the active file is rotated once it reaches `maxFileBytes`, the chain continuing in the next;
  *   the rotated file ends in a checkpoint and is fdatasync'ed before it is renamed;
  * - on open, the chain goes on from the last complete line; a file that ends in a torn line
@@ -26,6 +30,9 @@
  * - the active file must stay the one in the folder: one removed or replaced under the writer is
  *   noticed within a second, the log turns unhealthy, and a new file goes on with the chain after
  *   an `audit_gap` counting the lines the removed one held (verify shows the missing seqs);
+ * - a string longer than a text field holds (65,536 characters), at any depth of an event, is cut
+ *   to fit and says so (format/cut.ts): one emitter's over-long field never fails the schema,
+ *   which would stop `audit verify` at that line for good;
  * - a write that fails (disk full, I/O error, log removed) makes the log unhealthy (onHealth):
  *   events wait in memory (at most `maxPending`; later ones are counted, then reported by an
  *   `audit_gap` event) and are written in order once a retry succeeds; bytes of a line the failed
@@ -33,9 +40,9 @@
  */
 import { closeSync, fdatasync, fdatasyncSync, fstatSync, ftruncateSync, openSync, renameSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { buildCheckpointFields, checkpointPayload, formatLine, type AuditEventType } from "../format/index.ts";
+import { buildCheckpointFields, checkpointPayload, cutLongText, formatLine, TEXT_MAX, type AuditEventType } from "../format/index.ts";
 import { ACTIVE_FILE, rotatedName } from "./files.ts";
-import { readRecordedSeq, recoverChain } from "./recover.ts";
+import { readRecorded, recoverChain } from "./recover.ts";
 import type { AgentAuditLog, AuditSigner, Fields } from "./audit.ts";
 import { writeAtomic, writeAtomicInBackground } from "../../runtime/atomic-write.ts";
 
@@ -100,6 +107,8 @@ export class AuditLog implements AgentAuditLog {
   readonly #headBytes = new Uint8Array(32);
   #headHex: string | null;
   #sinceCheckpoint: number;
+  /** The time (ms) of the last checkpoint of the chain: the next is dated no earlier. */
+  #checkpointFloor: number;
   #dirty = false;
   #pending: Pending[] = [];
   #dropped = 0;
@@ -115,8 +124,8 @@ export class AuditLog implements AgentAuditLog {
   readonly #encoder = new TextEncoder();
   #buf = new Uint8Array(16 * 1024);
 
-  private constructor(o: AuditLogOptions, state: { fd: number; size: number; fileFirstSeq: number; seq: number; head: string; since: number }) {
-    this.#o = { ...o, checkpointEvery: o.checkpointEvery ?? AUDIT_DEFAULTS.checkpointEvery, checkpointIntervalMs: o.checkpointIntervalMs ?? AUDIT_DEFAULTS.checkpointIntervalMs, fsyncIntervalMs: o.fsyncIntervalMs ?? AUDIT_DEFAULTS.fsyncIntervalMs, maxFileBytes: o.maxFileBytes ?? AUDIT_DEFAULTS.maxFileBytes, maxPending: o.maxPending ?? AUDIT_DEFAULTS.maxPending };
+  private constructor(o: AuditLogOptions, state: { fd: number; size: number; fileFirstSeq: number; seq: number; head: string; since: number; checkpointMs: number | null }) {
+    this.#o = { ...o, ...(o.base !== undefined ? { base: cutLongText(o.base) } : {}), checkpointEvery: o.checkpointEvery ?? AUDIT_DEFAULTS.checkpointEvery, checkpointIntervalMs: o.checkpointIntervalMs ?? AUDIT_DEFAULTS.checkpointIntervalMs, fsyncIntervalMs: o.fsyncIntervalMs ?? AUDIT_DEFAULTS.fsyncIntervalMs, maxFileBytes: o.maxFileBytes ?? AUDIT_DEFAULTS.maxFileBytes, maxPending: o.maxPending ?? AUDIT_DEFAULTS.maxPending };
     this.#now = o.now ?? (() => new Date());
     this.#fd = state.fd;
     this.#size = state.size;
@@ -125,7 +134,8 @@ export class AuditLog implements AgentAuditLog {
     this.#headHex = state.head;
     this.#headBytes.set(Uint8Array.fromHex(state.head));
     this.#sinceCheckpoint = state.since;
-    const baseBody = o.base === undefined ? "{}" : JSON.stringify(o.base);
+    this.#checkpointFloor = state.checkpointMs ?? Number.NEGATIVE_INFINITY;
+    const baseBody = this.#o.base === undefined ? "{}" : JSON.stringify(this.#o.base);
     this.#baseBytes = baseBody.length > 2 ? new TextEncoder().encode(baseBody.slice(1, -1)) : null;
     this.#baseKeys = Object.keys(o.base ?? {});
     const every = (ms: number, fn: () => void) => {
@@ -146,14 +156,17 @@ export class AuditLog implements AgentAuditLog {
   /** Opens (or creates) the log in `o.dir` and goes on with its chain (recover.ts). */
   static open(o: AuditLogOptions): AuditLog {
     const r = recoverChain(o.dir);
-    const log = new AuditLog(o, r);
-    if (r.recovered !== null) log.emit("audit_recovered", { torn_bytes: r.recovered.torn, file: r.recovered.file });
     // The state records a checkpoint beyond what the files hold: lines were removed while the
-    // writer was down. The chain goes on from what is there, and says so first.
-    const recorded = o.statePath === null ? null : readRecordedSeq(o.statePath);
-    if (recorded !== null && recorded > r.seq) {
+    // writer was down. The chain goes on from what is there, and says so first; its next
+    // checkpoint is dated no earlier than the recorded one.
+    const recorded = o.statePath === null ? null : readRecorded(o.statePath);
+    const beyond = recorded !== null && recorded.seq > r.seq ? recorded : null;
+    const floor = Math.max(r.checkpointMs ?? Number.NEGATIVE_INFINITY, beyond?.timeMs ?? Number.NEGATIVE_INFINITY);
+    const log = new AuditLog(o, { ...r, checkpointMs: Number.isFinite(floor) ? floor : null });
+    if (r.recovered !== null) log.emit("audit_recovered", { torn_bytes: r.recovered.torn, file: r.recovered.file });
+    if (beyond !== null) {
       const now = (o.now ?? (() => new Date()))().toISOString();
-      log.emit("audit_gap", { dropped: recorded - r.seq, since: now, until: now, reason: "log_missing", recorded_seq: recorded });
+      log.emit("audit_gap", { dropped: beyond.seq - r.seq, since: now, until: now, reason: "log_missing", recorded_seq: beyond.seq });
     }
     return log;
   }
@@ -191,12 +204,14 @@ export class AuditLog implements AgentAuditLog {
   #checkpoint(stateNow: boolean): void {
     const signer = this.#o.signer();
     if (signer === null || this.#error !== null) return;
-    const time = this.#now();
+    const now = this.#now();
+    const time = now.getTime() < this.#checkpointFloor ? new Date(this.#checkpointFloor) : now;
     const seq = this.#seq + 1;
     const sig = signer.sign(checkpointPayload(seq, time, this.#head, signer.id, this.#sinceCheckpoint));
     const fields = buildCheckpointFields({ signer: signer.id, chain: signer.chain, sig, covers: { seq: this.#seq, hash: this.#head }, events: this.#sinceCheckpoint });
     if (!this.#write("checkpoint", { ...fields }, time)) return;
     this.#sinceCheckpoint = 0;
+    this.#checkpointFloor = time.getTime();
     if (this.#o.statePath === null) return;
     const state = `${JSON.stringify({ seq: this.#seq, hash: this.#head, time: time.toISOString() })}\n`;
     if (stateNow) return this.#stateNow(state);
@@ -264,15 +279,23 @@ export class AuditLog implements AgentAuditLog {
    * the event's own JSON and the tail (prev) are encoded one after another into the kept buffer,
    * the own JSON's braces overwritten by the commas around it. An event that names a base field, a
    * reserved one or an integer-like one goes through formatLine itself, which merges and checks.
-   * The sink's tests hold the two equal.
+   * The sink's tests hold the two equal. Either way a string longer than a text field holds is
+   * cut (cutLongText), so the line passes its schema; on the fast path only when the event's
+   * JSON is longer than that, which any such string makes it, so a usual event costs one compare.
    */
   #encodeLine(seq: number, time: Date, type: AuditEventType, fields: Fields): number {
     if (this.#needsSlowPath(fields)) {
-      const line = `${formatLine(seq, time, type, this.#o.base === undefined ? fields : { ...this.#o.base, ...fields }, this.#head)}\n`;
+      const cut = cutLongText(fields);
+      const line = `${formatLine(seq, time, type, this.#o.base === undefined ? cut : { ...this.#o.base, ...cut }, this.#head)}\n`;
       this.#room(line.length * 3);
       return this.#encoder.encodeInto(line, this.#buf).written;
     }
-    const body = JSON.stringify(fields);
+    let body = JSON.stringify(fields);
+    // A string's JSON is at least as long as the string: a body within TEXT_MAX holds none to cut.
+    if (body.length > TEXT_MAX) {
+      const cut = cutLongText(fields);
+      if (cut !== fields) body = JSON.stringify(cut);
+    }
     const head = `{"seq":${seq},"time":"${this.#iso(time)}","type":"${type}",`;
     const base = this.#baseBytes;
     this.#room(3 * (head.length + body.length) + TAIL_BYTES + (base === null ? 0 : base.length + 1));

@@ -1,7 +1,7 @@
 /**
  * What a writer starting on an existing log directory goes on from (audit-log.ts): the last
- * complete line's seq and hash, the lines since the last checkpoint, the active file opened for
- * appending. An active file that ends in a torn line (power lost mid-write) keeps its bytes under
+ * complete line's seq and hash, the lines since the last checkpoint and that checkpoint's time
+ * (the next one is dated no earlier), the active file opened for appending. An active file that ends in a torn line (power lost mid-write) keeps its bytes under
  * a name of its own, never over another file: its first seq when a line of it is whole, else a
  * name readers do not list (it holds only a cut first line); `recovered` says which, for the
  * `audit_recovered` event that opens the next file.
@@ -18,6 +18,8 @@ export interface Recovered {
   readonly seq: number;
   readonly head: string;
   readonly since: number;
+  /** The time (ms) of the last checkpoint the files hold; null when they hold none. */
+  readonly checkpointMs: number | null;
   readonly recovered: { readonly torn: number; readonly file: string } | null;
 }
 
@@ -28,6 +30,7 @@ export function recoverChain(dir: string): Recovered {
   let seq = 0;
   let head = GENESIS_PREV;
   let since = 0;
+  let checkpointMs: number | null = null;
   let torn: { torn: number; firstSeq: number | null } | null = null;
   const active = join(dir, ACTIVE_FILE);
   // Back through the files (newest first) until the last complete line and the last checkpoint.
@@ -44,7 +47,10 @@ export function recoverChain(dir: string): Recovered {
       haveLast = true;
     }
     since += tail.sawCheckpoint ? lines.length - 1 : lines.length;
-    if (tail.sawCheckpoint) break;
+    if (tail.sawCheckpoint) {
+      checkpointMs = lineTimeMs(lines[0]!);
+      break;
+    }
   }
   let recovered: { torn: number; file: string } | null = null;
   if (torn !== null) {
@@ -55,14 +61,22 @@ export function recoverChain(dir: string): Recovered {
   }
   const fd = openSync(active, "a", 0o600);
   const size = fstatSync(fd).size;
-  return { fd, size, fileFirstSeq: size === 0 ? seq + 1 : (listLogFiles(dir).at(-1)?.firstSeq ?? seq + 1), seq, head, since, recovered };
+  return { fd, size, fileFirstSeq: size === 0 ? seq + 1 : (listLogFiles(dir).at(-1)?.firstSeq ?? seq + 1), seq, head, since, checkpointMs, recovered };
 }
 
-/** The seq of the checkpoint a state file records, or null when there is none to read. */
-export function readRecordedSeq(path: string): number | null {
+/** The time of a line the writer wrote (its second field), in ms; null when it has none that parses. */
+function lineTimeMs(line: string): number | null {
+  const ms = Date.parse(/^\{"seq":\d+,"time":"([^"]+)"/.exec(line)?.[1] ?? "");
+  return Number.isFinite(ms) ? ms : null;
+}
+
+/** The seq of the checkpoint a state file records and its time (ms, null when unreadable), or null when there is none to read. */
+export function readRecorded(path: string): { seq: number; timeMs: number | null } | null {
   try {
-    const seq = (JSON.parse(readFileSync(path, "utf8")) as { seq?: unknown }).seq;
-    return typeof seq === "number" && Number.isSafeInteger(seq) && seq > 0 ? seq : null;
+    const { seq, time } = JSON.parse(readFileSync(path, "utf8")) as { seq?: unknown; time?: unknown };
+    if (typeof seq !== "number" || !Number.isSafeInteger(seq) || seq < 1) return null;
+    const ms = typeof time === "string" ? Date.parse(time) : Number.NaN;
+    return { seq, timeMs: Number.isFinite(ms) ? ms : null };
   } catch {
     return null;
   }
