@@ -195,6 +195,24 @@ describe("AuditLog", () => {
     expect(checkpointTimes()).toEqual([ahead + 1000]);
   });
 
+  test("a clock that had jumped past the signer's expiry: the checkpoint after the step back takes the clock's time", async () => {
+    expect(signer.notAfterMs).toBeGreaterThan(Date.now()); // read from the leaf: valid for about an hour
+    const past = signer.notAfterMs! + 3_600_000;
+    let clock = past;
+    const f = fresh({ now: () => new Date(clock), checkpointEvery: 1000 });
+    const checkpointTimes = () =>
+      listLogFiles(f.dir).flatMap((x) => readFileSync(x.path, "utf8").split("\n").filter((l) => l !== "")).map((l) => JSON.parse(l) as { type: string; time: string }).filter((l) => l.type === "checkpoint").map((l) => Date.parse(l.time));
+    const a = f.open();
+    a.emit("conn_close", conn(0));
+    a.checkpoint(); // dated past the leaf's notAfter: never verifiable
+    clock = Date.now();
+    a.emit("conn_close", conn(1));
+    a.checkpoint();
+    a.close();
+    // keeping `past` would leave this one (and every later one until the clock got there) unverifiable too
+    expect(checkpointTimes()).toEqual([past, clock]);
+  });
+
   test("a torn last line is left as it is; the next file begins with audit_recovered and all verifies", async () => {
     const f = fresh();
     const a = f.open();

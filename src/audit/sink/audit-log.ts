@@ -21,7 +21,10 @@
  * - a checkpoint is never dated before the one before it (docs/audit.md, "Checkpoint times"): its
  *   time is max(now, the previous checkpoint's), across rotation and reopening (the last
  *   checkpoint the files hold, or the state's when it records a later one), so a clock that
- *   stepped back cannot make `audit verify` refuse it (`audit_checkpoint_time_reversed`);
+ *   stepped back cannot make `audit verify` refuse it (`audit_checkpoint_time_reversed`); except
+ *   where the previous checkpoint's time is past the signer's notAfter (the clock had jumped
+ *   forward past it): such a date would never verify, so the clock's time is used and verify
+ *   reports that one step back;
  * - the active file is rotated once it reaches `maxFileBytes`, the chain continuing in the next;
  *   the rotated file ends in a checkpoint and is fdatasync'ed before it is renamed;
  * - on open, the chain goes on from the last complete line; a file that ends in a torn line
@@ -205,7 +208,11 @@ export class AuditLog implements AgentAuditLog {
     const signer = this.#o.signer();
     if (signer === null || this.#error !== null) return;
     const now = this.#now();
-    const time = now.getTime() < this.#checkpointFloor ? new Date(this.#checkpointFloor) : now;
+    // After the clock stepped back: the previous checkpoint's time, while the signer's leaf is still
+    // valid then; past its expiry the checkpoint could never verify, so it takes the clock's time and
+    // verify shows the step back there, once (docs/audit.md, "Checkpoint times").
+    const floor = this.#checkpointFloor;
+    const time = now.getTime() < floor && floor <= (signer.notAfterMs ?? Number.POSITIVE_INFINITY) ? new Date(floor) : now;
     const seq = this.#seq + 1;
     const sig = signer.sign(checkpointPayload(seq, time, this.#head, signer.id, this.#sinceCheckpoint));
     const fields = buildCheckpointFields({ signer: signer.id, chain: signer.chain, sig, covers: { seq: this.#seq, hash: this.#head }, events: this.#sinceCheckpoint });

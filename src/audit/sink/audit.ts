@@ -37,4 +37,9 @@ export interface AuditSigner {
   readonly chain: readonly Uint8Array[];
   /** ECDSA P-256 SHA-256, IEEE P1363 (r || s). */
   sign(payload: Uint8Array): Uint8Array;
+  /**
+   * The leaf's notAfter (ms). A checkpoint is dated later than the clock (after the clock stepped
+   * back) only up to it: a date past it would never verify (audit-log.ts).
+   */
+  readonly notAfterMs?: number;
 }

@@ -4,7 +4,7 @@
  * no event slipping in between. The key object is made once per SVID; a rotated SVID gives a new
  * signer. P-256 keys only: the verifier checks ES256.
  */
-import { createPrivateKey, sign, type KeyObject } from "node:crypto";
+import { createPrivateKey, sign, X509Certificate, type KeyObject } from "node:crypto";
 import type { AuditSigner } from "./audit-log.ts";
 
 export interface SvidLike {
@@ -18,10 +18,13 @@ export function svidSigner(svid: SvidLike): AuditSigner {
   if (key.asymmetricKeyType !== "ec" || key.asymmetricKeyDetails?.namedCurve !== "prime256v1") {
     throw new Error(`audit: the SVID of ${svid.spiffeId} has no P-256 key: checkpoints are signed with ES256`);
   }
+  const leaf = svid.chain[0];
+  const notAfterMs = leaf === undefined ? Number.NaN : Date.parse(new X509Certificate(leaf).validTo);
   return {
     id: svid.spiffeId,
     chain: svid.chain,
     sign: (payload) => new Uint8Array(sign("sha256", payload, { key, dsaEncoding: "ieee-p1363" })),
+    ...(Number.isFinite(notAfterMs) ? { notAfterMs } : {}),
   };
 }
 
