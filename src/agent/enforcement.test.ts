@@ -20,7 +20,7 @@ import { FakeProcFs } from "../attest/fake-proc-fs.ts";
 import { UnixAttestor } from "../attest/unix.ts";
 import { createAttestation } from "../attest/system.ts";
 import * as u from "../runtime/unix-fds.ts";
-import { waitFor } from "../../test/helpers/processes.ts";
+import { CLONE3_PY_DEF, waitFor } from "../../test/helpers/processes.ts";
 import type { LpmEntry } from "../bpf/lpm-entries.ts";
 import type { Entry } from "./wire.ts";
 import { DEFAULT_MAX_OPEN } from "../policy/model.ts";
@@ -295,16 +295,7 @@ sys.stdin.read()
  * capabilities allow choosing a pid); "reuse PID" starts a child at PID that becomes nobody and
  * execs sleep, and waits for it.
  */
-const CLONE3_PY = `
-import ctypes, os, struct, sys
-libc = ctypes.CDLL(None, use_errno=True)
-libc.syscall.restype = ctypes.c_long
-def clone3(tid):
-    tids = (ctypes.c_int * 1)(tid)
-    args = struct.pack("=11Q", 0, 0, 0, 0, 17, 0, 0, 0, ctypes.addressof(tids), 1, 0)
-    buf = ctypes.create_string_buffer(args, len(args))
-    r = libc.syscall(ctypes.c_long(435), buf, ctypes.c_size_t(len(args)))
-    return r, ctypes.get_errno()
+const CLONE3_PY = `${CLONE3_PY_DEF}
 if sys.argv[1] == "probe":
     r, e = clone3(os.getpid())
     if r == 0:

@@ -17,6 +17,7 @@ import { MAX_CONNECTIONS, MAX_CONNECTIONS_PER_USER, RunService, type RunHost } f
 import { noIdentityNotice } from "./run-protocol.ts";
 import { parseStartTime } from "../attest/proc-text.ts";
 import { openPseudoTerminal } from "../runtime/pty.ts";
+import { CLONE3_PY_DEF } from "../../test/helpers/processes.ts";
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot && !process.env.CI) console.warn("run-service: skipped (needs root: chown of the socket, callers run as nobody)");
@@ -176,20 +177,13 @@ async function asNobody(body: unknown, mode: "fds" | "nofds" | "big" = "fds", ui
  * has exited. The driver (root) forks the caller, which becomes nobody, connects, sends BODY with
  * its descriptors 0, 1, 2, leaves its connection to a child of its own (which writes the answer to
  * the file on descriptor 3) and exits; the driver reaps it. With "reuse", the driver then starts a
- * process of nobody's at the caller's very pid (clone3 set_tid, see CLONE3 in enforcement.test.ts)
+ * process of nobody's at the caller's very pid (clone3 set_tid, CLONE3_PY_DEF of test/helpers/processes.ts)
  * that sleeps: the pid the kernel recorded at connect() is another process's when the agent reads
  * /proc. Writes {"caller", "reuser"} as JSON to OUT.
  */
-const GONE_PY = `
-import ctypes, json, os, socket, struct, sys
+const GONE_PY = `${CLONE3_PY_DEF}
+import json, socket
 path, body, mode, out = sys.argv[1], sys.argv[2].encode() + b"\\n", sys.argv[3], sys.argv[4]
-libc = ctypes.CDLL(None, use_errno=True)
-libc.syscall.restype = ctypes.c_long
-def clone3(tid):
-    tids = (ctypes.c_int * 1)(tid)
-    args = struct.pack("=11Q", 0, 0, 0, 0, 17, 0, 0, 0, ctypes.addressof(tids), 1, 0)
-    buf = ctypes.create_string_buffer(args, len(args))
-    return libc.syscall(ctypes.c_long(435), buf, ctypes.c_size_t(len(args))), ctypes.get_errno()
 def nobody():
     os.setgroups([])
     os.setresgid(65534, 65534, 65534)

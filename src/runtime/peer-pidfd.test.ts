@@ -6,6 +6,7 @@ import { chmodSync, mkdtempSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as u from "./unix-fds.ts";
+import { pollUntil, thrownAs } from "../../test/helpers/fds.ts";
 import { peerPidfd, pidfdPid } from "./peer-pidfd.ts";
 import { Errno, libc } from "./libc.ts";
 
@@ -27,25 +28,9 @@ const supported = (() => {
 })();
 if (!supported) console.warn("peer-pidfd: skipped (this kernel has no SO_PEERPIDFD: Linux 6.5)");
 
-function thrown(fn: () => unknown): u.UnixFdError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof u.UnixFdError) return e;
-    throw e;
-  }
-  throw new Error("did not throw");
-}
+const thrown = (fn: () => unknown): u.UnixFdError => thrownAs(u.UnixFdError, fn);
 
-async function until<T>(fn: () => T | null, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v !== null) return v;
-    if (Date.now() > end) throw new Error("timed out");
-    await Bun.sleep(5);
-  }
-}
+const until = pollUntil;
 
 /** A peer in another process (nobody's, as root) that connects to `path`, says so, then waits for stdin to close. */
 function peer(path: string) {

@@ -6,6 +6,7 @@ import { chmodSync, mkdtempSync, readFileSync, readlinkSync, readSync, rmSync, w
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as u from "./unix-fds.ts";
+import { pollUntil, thrownAs } from "../../test/helpers/fds.ts";
 import { Errno, libc } from "./libc.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "tidegate-test-unix-fds-"));
@@ -14,26 +15,9 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
 
-function thrown(fn: () => unknown): u.UnixFdError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof u.UnixFdError) return e;
-    throw e;
-  }
-  throw new Error("did not throw");
-}
+const thrown = (fn: () => unknown): u.UnixFdError => thrownAs(u.UnixFdError, fn);
 
-/** Polls `fn` (which must not block) until it returns non-null. */
-async function until<T>(fn: () => T | null, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v !== null) return v;
-    if (Date.now() > end) throw new Error("timed out");
-    await Bun.sleep(5);
-  }
-}
+const until = pollUntil;
 
 describe("unix-fds", () => {
   test("a socket pair's peer credentials are this process's pid, uid and gid", () => {

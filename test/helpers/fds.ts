@@ -12,3 +12,25 @@ export function holders(fd: number): number {
     }
   }).length;
 }
+
+/** The UnixFdError (or other `cls` error) `fn` throws; fails the test when it throws none, or another kind. */
+export function thrownAs<E extends Error>(cls: abstract new (...args: never[]) => E, fn: () => unknown): E {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof cls) return e;
+    throw e;
+  }
+  throw new Error("did not throw");
+}
+
+/** Polls `fn` (which must not block) every 5 ms until it returns non-null, for at most `ms`. */
+export async function pollUntil<T>(fn: () => T | null, ms = 5000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = fn();
+    if (v !== null) return v;
+    if (Date.now() > end) throw new Error("timed out");
+    await Bun.sleep(5);
+  }
+}

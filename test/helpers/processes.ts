@@ -84,3 +84,19 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
   }
   throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${String(last)}` : ""}`);
 }
+
+/**
+ * Python (ctypes) that defines `clone3(tid)`: clone3(2) with set_tid, a child at pid `tid`; returns
+ * (result, errno) as fork does (0 in the child). Root needs CAP_SYS_ADMIN over the pid namespace.
+ * Spliced into the tests' drivers that reuse a pid on purpose.
+ */
+export const CLONE3_PY_DEF = `
+import ctypes, os, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+def clone3(tid):
+    tids = (ctypes.c_int * 1)(tid)
+    args = struct.pack("=11Q", 0, 0, 0, 0, 17, 0, 0, 0, ctypes.addressof(tids), 1, 0)
+    buf = ctypes.create_string_buffer(args, len(args))
+    return libc.syscall(ctypes.c_long(435), buf, ctypes.c_size_t(len(args))), ctypes.get_errno()
+`;
