@@ -113,6 +113,8 @@ function listedTools(names: readonly string[], none: string): string {
 export class Enforcer {
   private timers: ReturnType<typeof setInterval>[] = [];
   private watcher: FileWatch | null = null;
+  /** Set by `stop`: the maps are closed, and a reload that comes late does nothing. */
+  private stopped = false;
   private secretWatch: SecretWatch | null = null;
 
   constructor(
@@ -207,6 +209,9 @@ export class Enforcer {
    * bytes pass unparsed: each is decided again and ended if it no longer holds (`rechecked`).
    */
   reload(): boolean {
+    // A reload asked for before the stop can come after it (single-host mode applies the
+    // workloads first, over HTTP): the closed maps must not throw out of it.
+    if (this.stopped) return false;
     const ok = this.enforcement.reload();
     if (ok) this.rechecked("policy_loaded", this.listener.recheck());
     this.syncInbound();
@@ -394,6 +399,7 @@ export class Enforcer {
   }
 
   stop(): void {
+    this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     this.watcher?.close();

@@ -4,7 +4,7 @@
 // back, refusals are logged and answered, and the socket's access follows the run group. Callers
 // other than root are real processes run as nobody (setpriv), so SO_PEERCRED names them. Needs
 // root (chown, setpriv); skipped with a message otherwise, except under CI.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setSystemTime, test } from "bun:test";
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readSync, rmSync, statSync, writeSync } from "node:fs";
 import { holders } from "../../test/helpers/fds.ts";
 import { tmpdir } from "node:os";
@@ -544,6 +544,17 @@ describe.skipIf(!isRoot && !process.env.CI)("run.sock", () => {
       { mode: 0o660, gid: NOGROUP },
     ]);
   });
+
+  test("the wall clock stepped back an hour: the socket's mode is still re-checked within seconds", async () => {
+    await until(() => ((statSync(socketPath).mode & 0o777) === 0o660 ? true : null));
+    setSystemTime(new Date(Date.now() - 3_600_000)); // Date only; the system clock is untouched
+    try {
+      chmodSync(socketPath, 0o666); // changed by hand: the next re-check (every 5 s) narrows it again
+      await until(() => ((statSync(socketPath).mode & 0o777) === 0o660 ? true : null), 12_000);
+    } finally {
+      setSystemTime();
+    }
+  }, 20_000);
 
   test("stop removes the socket", () => {
     service!.stop();

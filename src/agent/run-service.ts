@@ -60,6 +60,12 @@ export const REQUEST_TIMEOUT_MS = 10_000;
 /** How long a --mcp-stdio server may outlive its caller after SIGHUP before SIGKILL. */
 export const HANGUP_GRACE_MS = 10_000;
 const ACCESS_EVERY_MS = 5_000;
+/**
+ * The clock of every interval here (the request timeout, the socket's access re-check, the pause
+ * between two logged failures): monotonic, so a step of the wall clock neither holds a slow
+ * request's slot nor puts off the re-check for as long as the step.
+ */
+const monotonic = (): number => performance.now();
 const READ_CHUNK = 64 * 1024;
 /** Reads per connection per tick, so that one caller cannot hold the loop. */
 const READS_PER_TICK = 32;
@@ -164,9 +170,9 @@ export class RunService {
   /** Connections open per caller uid, for run-limits.ts. */
   private readonly perUid = new Map<number, number>();
   private unpinnedLogged = false;
-  private access = { key: "", at: 0, generation: -1 };
+  private access = { key: "", at: -Infinity, generation: -1 };
   private stopped = false;
-  private failureLogged = 0;
+  private failureLogged = -Infinity;
 
   constructor(private readonly o: RunServiceOptions) {
     const path = o.socketPath;
@@ -239,7 +245,7 @@ export class RunService {
    * (interception), nobody but root may list or change it; the sockets' own modes decide access.
    */
   private applyAccess(force = false): void {
-    const now = Date.now();
+    const now = monotonic();
     const generation = this.o.host.generation();
     if (!force && generation === this.access.generation && now - this.access.at < ACCESS_EVERY_MS) return;
     this.access.at = now;
@@ -284,8 +290,8 @@ export class RunService {
       }
     } catch (e) {
       // Logged at most every 10 s: a lasting failure (EMFILE on accept) would repeat every tick.
-      if (Date.now() - this.failureLogged < 10_000) return;
-      this.failureLogged = Date.now();
+      if (monotonic() - this.failureLogged < 10_000) return;
+      this.failureLogged = monotonic();
       this.o.logger.error("run_service_failed", { error: e instanceof Error ? e.message : String(e) });
     }
   }
@@ -297,8 +303,8 @@ export class RunService {
         fd = u.acceptConnection(this.listenFd);
       } catch (e) {
         // EMFILE and the like: serve the connections already open (they free descriptors) and retry next tick.
-        if (Date.now() - this.failureLogged >= 10_000) {
-          this.failureLogged = Date.now();
+        if (monotonic() - this.failureLogged >= 10_000) {
+          this.failureLogged = monotonic();
           this.o.logger.error("run_accept_failed", { error: e instanceof Error ? e.message : String(e) });
         }
         return;
@@ -315,7 +321,7 @@ export class RunService {
       const busy = admitConnection(peer.uid, this.open(peer.uid));
       const pin = busy === null ? pinCaller(peer.pid, this.lookups(fd)) : null;
       const pinned = pin?.ok === true ? pin : null;
-      const c: Connection = { fd, peer, startTime: pinned?.startTime ?? null, pidfd: pinned?.pidfd ?? null, opened: Date.now(), reader: new LineReader(), fds: [], state: "reading", out: [], child: null, workload: null, eof: false };
+      const c: Connection = { fd, peer, startTime: pinned?.startTime ?? null, pidfd: pinned?.pidfd ?? null, opened: monotonic(), reader: new LineReader(), fds: [], state: "reading", out: [], child: null, workload: null, eof: false };
       this.conns.add(c);
       this.perUid.set(peer.uid, (this.perUid.get(peer.uid) ?? 0) + 1);
       if (busy !== null) this.refuse(c, busy.code, busy.message);
@@ -346,7 +352,7 @@ export class RunService {
 
   private service(c: Connection): void {
     if (c.state !== "done" && !c.eof) this.read(c);
-    if (c.state === "reading" && Date.now() - c.opened > REQUEST_TIMEOUT_MS) this.refuse(c, "run_request_timeout", `run: no complete request within ${REQUEST_TIMEOUT_MS / 1000} s`);
+    if (c.state === "reading" && monotonic() - c.opened > REQUEST_TIMEOUT_MS) this.refuse(c, "run_request_timeout", `run: no complete request within ${REQUEST_TIMEOUT_MS / 1000} s`);
     this.flush(c);
   }
 

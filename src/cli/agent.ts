@@ -157,20 +157,35 @@ export const agentCommand: Command = {
     if (str(flags.server) !== undefined) httpsOriginFlag(str(flags.server)!, "--server");
     const serverUrl = str(values.server);
     const logger = createLogger({ write: (l) => io.err(l) });
-    const agent = await startAgent({
-      places,
-      syncIntervalMs: positiveDuration(values["sync-interval"], "--sync-interval", DEFAULT_SYNC_INTERVAL_MS),
-      retryMaxMs: positiveDuration(values["retry-max"], "--retry-max", DEFAULT_RETRY_MAX_MS),
-      logger,
-      capture: flags["no-capture"] !== true,
-      ...(config !== null ? { audit: config.audit } : {}),
-      ...(serverUrl !== undefined ? { serverUrl } : {}),
-      ...(joinToken !== undefined ? { joinToken } : {}),
-      ...(fingerprint !== undefined ? { fingerprint } : {}),
-      ...(trustBundle !== undefined ? { trustBundle } : {}),
-    });
-    const reload = () => void agent.reload();
+    // SIGHUP's default action ends the process: it is ours from before the start until after the
+    // stop, so a reload while starting is applied once started and one while draining is ignored.
+    let reloadable: { reload(): boolean } | null = null;
+    let reloadWanted = false;
+    const reload = () => {
+      if (reloadable === null) reloadWanted = true;
+      else void reloadable.reload();
+    };
     process.on("SIGHUP", reload);
+    let agent;
+    try {
+      agent = await startAgent({
+        places,
+        syncIntervalMs: positiveDuration(values["sync-interval"], "--sync-interval", DEFAULT_SYNC_INTERVAL_MS),
+        retryMaxMs: positiveDuration(values["retry-max"], "--retry-max", DEFAULT_RETRY_MAX_MS),
+        logger,
+        capture: flags["no-capture"] !== true,
+        ...(config !== null ? { audit: config.audit } : {}),
+        ...(serverUrl !== undefined ? { serverUrl } : {}),
+        ...(joinToken !== undefined ? { joinToken } : {}),
+        ...(fingerprint !== undefined ? { fingerprint } : {}),
+        ...(trustBundle !== undefined ? { trustBundle } : {}),
+      });
+    } catch (e) {
+      process.off("SIGHUP", reload);
+      throw e;
+    }
+    reloadable = agent;
+    if (reloadWanted) void agent.reload();
     const heap = heapGovernor({ churn: connectionsClosed });
     void agent.ready.then(() => dropStartupCode(logger, "agent")).then(() => heap.start());
     await new Promise<void>((resolve) => {
@@ -182,9 +197,10 @@ export const agentCommand: Command = {
       process.on("SIGTERM", done);
       process.on("SIGINT", done);
     });
-    process.off("SIGHUP", reload);
+    reloadable = { reload: () => false };
     heap.stop();
     await agent.stop();
+    process.off("SIGHUP", reload);
     return 0;
   },
 };

@@ -19,6 +19,7 @@ import { parseDuration } from "../runtime/duration.ts";
 import type { Places } from "../runtime/instance.ts";
 import { callUnix } from "../runtime/unix-http.ts";
 import { startSingleHost, UpError } from "../up/single-host.ts";
+import { lockUp } from "../up/up-lock.ts";
 import type { AgentStatus } from "../agent/index.ts";
 import { selfBinary } from "../run/launcher.ts";
 import { trustDomainFlag } from "./flag-values.ts";
@@ -165,15 +166,19 @@ async function foreground(ctx: Context, flags: UpFlags): Promise<number> {
   const other = runningUp(places);
   if (other !== null && other !== process.pid) throw new UpError("up_running", `up: already running as pid ${other} (${pidFile(places)}); 'tidegate down' stops it`);
   mkdirSync(places.runDir, { recursive: true, mode: 0o755 });
+  // The lock, not the pid file, makes this the instance's only up (src/up/up-lock.ts); the pid
+  // file is written only while holding it.
+  const lock = lockUp(places.runDir);
   writeFileSync(pidFile(places), pidLine(), { mode: 0o644 });
   const removePid = () => {
-    let held = "";
     try {
-      held = readFileSync(pidFile(places), "utf8").trim();
+      const held = readFileSync(pidFile(places), "utf8").trim();
+      if (held.split(/\s+/)[0] === String(process.pid)) rmSync(pidFile(places), { force: true });
     } catch {
-      return;
+      // already gone (removed by hand, or the run folder with it)
+    } finally {
+      lock.release(); // only after the pid file: the next up writes its own under the lock
     }
-    if (held.split(/\s+/)[0] === String(process.pid)) rmSync(pidFile(places), { force: true });
   };
   const progress = (line: string) => io.err(`up: ${line}\n`);
   // Signals are ours from the start: one during startup aborts it and unwinds what was started
@@ -189,16 +194,28 @@ async function foreground(ctx: Context, flags: UpFlags): Promise<number> {
   };
   const term = on("SIGTERM");
   const int = on("SIGINT");
+  // SIGHUP is ours for the whole life too: its default action ends the process, so a reload
+  // (`systemctl reload`) that came while starting or while draining killed it half-way. One while
+  // starting is applied once ready (the config may have changed after it was read); one while
+  // stopping is ignored.
+  let host: Awaited<ReturnType<typeof startSingleHost>> | null = null;
+  let reloadWanted = false;
+  const hup = () => {
+    if (stopSignal !== null) return;
+    if (host === null) reloadWanted = true;
+    else void host.reload();
+  };
   process.on("SIGTERM", term);
   process.on("SIGINT", int);
+  process.on("SIGHUP", hup);
   const handlersOff = () => {
     process.off("SIGTERM", term);
     process.off("SIGINT", int);
   };
   const logger = createLogger({ write: (l) => io.err(l) });
-  let host;
+  let started;
   try {
-    host = await startSingleHost({
+    started = await startSingleHost({
       places,
       logger,
       progress,
@@ -208,6 +225,7 @@ async function foreground(ctx: Context, flags: UpFlags): Promise<number> {
     });
   } catch (e) {
     handlersOff();
+    process.off("SIGHUP", hup);
     removePid();
     if (stopSignal !== null) {
       progress(`${stopSignal} while starting: stopped`);
@@ -215,17 +233,20 @@ async function foreground(ctx: Context, flags: UpFlags): Promise<number> {
     }
     throw e;
   }
-  const hup = () => void host.reload();
-  process.on("SIGHUP", hup);
+  host = started;
   if (stopSignal === null) progress(`ready (pid ${process.pid})`);
+  if (reloadWanted && stopSignal === null) {
+    progress("SIGHUP while starting: applying the config again");
+    void host.reload();
+  }
   const heap = heapGovernor({ churn: connectionsClosed });
   void dropStartupCode(logger, "up").then(() => heap.start());
   const sig = await stopped;
   heap.stop();
   handlersOff();
-  process.off("SIGHUP", hup);
   progress(`${sig}: stopping the agent and the server`);
   await host.stop();
+  process.off("SIGHUP", hup);
   removePid();
   return 0;
 }

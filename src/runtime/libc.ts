@@ -57,6 +57,7 @@ const SYMBOLS = {
   sigprocmask: { args: [i32, P, P], returns: i32 },
   execve: { args: [P, P, P], returns: i32 },
   close: { args: [i32], returns: i32 },
+  flock: { args: [i32, i32], returns: i32 },
   // variadic in C: an integer argument passes in the same register as a pointer
   ioctl: { args: [i32, u64, u64], returns: i32 },
   // variadic in C: integer and pointer arguments pass in the same registers on x86-64 and arm64
@@ -187,6 +188,21 @@ export function setCloseOnExec(fd: number): void {
     check(flags, `fcntl(${fd}, F_GETFD)`);
   }
   check(libc().fcntl(fd, F_SETFD, flags | FD_CLOEXEC), `fcntl(${fd}, F_SETFD, FD_CLOEXEC)`);
+}
+
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+
+/**
+ * flock(fd, LOCK_EX | LOCK_NB): true when this open file now holds the exclusive lock, false when
+ * another open file holds it (EWOULDBLOCK). The kernel drops the lock when the last descriptor of
+ * the open file closes, so also when the process dies, however it dies.
+ */
+export function tryLockExclusive(fd: number): boolean {
+  if (libc().flock(fd, LOCK_EX | LOCK_NB) === 0) return true;
+  const e = errno();
+  if (e === Errno.EAGAIN) return false;
+  throw new LibcError("libc_failed", `libc: flock(${fd}, LOCK_EX|LOCK_NB) failed: ${errnoName(e)}`, e);
 }
 
 // glibc's struct sigaction is 152 bytes on x86-64 and arm64; zeros mean SIG_DFL, empty mask, no flags.

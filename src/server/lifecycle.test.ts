@@ -2,12 +2,12 @@
 // overwritten, an uninitialised or locked state is refused with a clear error, stop cleans up,
 // and a restart keeps the CA, the entries and the nodes.
 import { describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { connect } from "node:net";
 import { memoryLogger } from "../runtime/log.ts";
 import { parseServerConfig } from "./config.ts";
-import { initServer } from "./init.ts";
+import { initServer, serverPaths } from "./init.ts";
 import { startServer } from "./server.ts";
 import { joinNode, tempPlaces, TEST_TD, TEST_YAML, tlsFetch, type TestServer } from "./test-server.ts";
 import { callUnix } from "../runtime/unix-http.ts";
@@ -38,6 +38,35 @@ describe("server lifecycle", () => {
       const caOnly = await rejection(initServer({ places, settings, trustDomain: TEST_TD }));
       expect(caOnly.code).toBe("server_exists");
       expect(caOnly.message).toContain("CA");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, T);
+
+  test("an init cut between the CA and the datastore is made again by the next init, and is never served", async () => {
+    const { dir, places } = tempPlaces();
+    try {
+      const settings = parseServerConfig(TEST_YAML, "t.yaml", places);
+      const paths = serverPaths(places);
+      // A folder where SQLite wants its WAL file: the CA is written, then opening the datastore
+      // fails, as a kill or a power loss at that moment would leave it.
+      mkdirSync(`${paths.datastore}-wal`, { recursive: true });
+      expect((await rejection(initServer({ places, settings, trustDomain: TEST_TD }))).code).toBe("store_io");
+      rmSync(`${paths.datastore}-wal`, { recursive: true });
+      const cutRoot = readdirSync(paths.caDir).sort();
+      expect(cutRoot).toContain("ca.json");
+      const served = await rejection(startServer({ places, settings, logger: memoryLogger() }));
+      expect(served.code).toBe("server_init_incomplete");
+      expect(served.message).toContain(paths.dir);
+      const { fingerprint } = await initServer({ places, settings, trustDomain: TEST_TD });
+      expect(readdirSync(paths.caDir).sort()).not.toEqual(cutRoot); // new keys: the cut ones were never used
+      expect(existsSync(join(paths.dir, "init-incomplete"))).toBe(false);
+      const server = await startServer({ places, settings, logger: memoryLogger() });
+      expect(server.trustDomain).toBe(TEST_TD);
+      await server.stop();
+      expect(fingerprint).toMatch(/^[0-9a-f]{64}$/);
+      // Finished, it is never made again.
+      expect((await rejection(initServer({ places, settings, trustDomain: TEST_TD }))).code).toBe("server_exists");
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -21,7 +21,7 @@ import { TrustDomain } from "../spiffe/trust-domain.ts";
 import type { Places } from "../runtime/instance.ts";
 import type { Logger } from "../runtime/log.ts";
 import { loadServerConfig } from "../server/config.ts";
-import { initServer, serverPaths } from "../server/init.ts";
+import { initIncomplete, initServer, serverPaths } from "../server/init.ts";
 import { startServer, type RunningServer } from "../server/server.ts";
 import { startAgent, type RunningAgent } from "../agent/index.ts";
 import { callServer } from "../cli/server.ts";
@@ -157,7 +157,8 @@ export async function startSingleHost(o: SingleHostOptions): Promise<SingleHost>
   }
   const settings = loadServerConfig(places);
   const paths = serverPaths(places);
-  if (!existsSync(paths.datastore)) {
+  if (!existsSync(paths.datastore) || initIncomplete(places)) {
+    // A start killed while it made the CA left its marker (server/init.ts): it is made again.
     progress(`creating trust domain ${td}: a root CA and a signing CA in ${paths.dir}`);
     await initServer({ places, settings, trustDomain: td });
   }
@@ -203,7 +204,9 @@ export async function startSingleHost(o: SingleHostOptions): Promise<SingleHost>
     checkAborted(o.signal);
     await waitHealthy(agent, policy.workloads.length, o.readyTimeoutMs ?? 60_000, progress, o.signal);
     /** The config's workloads again; the agent reloads its policy itself (file watch or SIGHUP). */
+    let stopping = false;
     const reapplyOnce = async (): Promise<boolean> => {
+      if (stopping) return false;
       let next: Policy;
       try {
         next = readConfig(places.config);
@@ -243,8 +246,12 @@ export async function startSingleHost(o: SingleHostOptions): Promise<SingleHost>
       server,
       agent,
       configWritten,
-      reload: async () => (await reapply()) && agent.reload(),
-      stop: unwind,
+      // A reload still applying the workloads when the stop comes ends there, without the agent's.
+      reload: async () => (await reapply()) && !stopping && agent.reload(),
+      stop: () => {
+        stopping = true;
+        return unwind();
+      },
     };
   } catch (e) {
     await unwind();
