@@ -76,6 +76,8 @@ export interface RunningAgent {
   reload(): boolean;
   /** Drains, then stops; a second call waits for the first. */
   stop(): Promise<void>;
+  /** Ends a stop's drain now (a second SIGTERM or SIGINT): what is in flight is cut and recorded, and the stop goes on as usual. */
+  hurry(): void;
 }
 
 /**
@@ -224,6 +226,7 @@ export async function startAgent(o: StartAgentOptions): Promise<RunningAgent> {
   })();
 
   let stopped: Promise<void> | null = null;
+  const hurried = new AbortController();
   return {
     socketPath,
     core,
@@ -239,7 +242,7 @@ export async function startAgent(o: StartAgentOptions): Promise<RunningAgent> {
     stop: () =>
       (stopped ??= (async () => {
         runService?.stop();
-        const drained = enforcer === null ? null : await enforcer.drain();
+        const drained = enforcer === null ? null : await enforcer.drain(hurried.signal);
         stopping.abort();
         await loop;
         enforcer?.stop();
@@ -249,5 +252,6 @@ export async function startAgent(o: StartAgentOptions): Promise<RunningAgent> {
         await exporter?.stop(); // what it could not deliver goes at the next start (the cursor)
         logger.info("agent_stopped", { node: identity.config.node });
       })()),
+    hurry: () => hurried.abort(),
   };
 }

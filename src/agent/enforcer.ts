@@ -380,9 +380,10 @@ export class Enforcer {
    * another host finds no listener. Connections in flight go on (an intercepted one until the
    * answer in progress ends) for at most `agent.drain_timeout` of the policy in force; those still
    * open then are cut, both ways reset, each recorded (`terminated`, `drain_timeout`). Kernel
-   * denies are still read meanwhile; inbound listeners are no longer started.
+   * denies are still read meanwhile; inbound listeners are no longer started. `hurry` aborted
+   * (a second stop signal) ends the wait at once: what is open is cut then (`stop_forced`).
    */
-  async drain(): Promise<DrainCounts> {
+  async drain(hurry?: AbortSignal): Promise<DrainCounts> {
     const ms = this.holder.policy?.agent.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
     const started = performance.now();
     this.listener.stopAccepting();
@@ -390,8 +391,11 @@ export class Enforcer {
     const left = () => this.listener.inFlight() + this.inbound.inFlight();
     const inFlight = left();
     this.o.logger.info("agent_draining", { in_flight: inFlight, drain_timeout_ms: ms, effect: "new connections are refused; those in flight may finish" });
-    while (left() > 0 && performance.now() - started < ms) await new Promise((r) => setTimeout(r, Math.min(DRAIN_POLL_MS, Math.max(1, ms - (performance.now() - started)))));
-    const why = { outcome: "terminated", reason: "drain_timeout", detail: `still open ${ms} ms after the agent began to stop (agent.drain_timeout)` };
+    while (left() > 0 && performance.now() - started < ms && hurry?.aborted !== true) await new Promise((r) => setTimeout(r, Math.min(DRAIN_POLL_MS, Math.max(1, ms - (performance.now() - started)))));
+    const why =
+      hurry?.aborted === true
+        ? { outcome: "terminated", reason: "stop_forced", detail: `a second stop signal ended the drain after ${Math.round(performance.now() - started)} ms` }
+        : { outcome: "terminated", reason: "drain_timeout", detail: `still open ${ms} ms after the agent began to stop (agent.drain_timeout)` };
     const cut = this.listener.endAll(why) + this.inbound.endAll(why);
     const counts = { in_flight: inFlight, finished: Math.max(0, inFlight - cut), cut, drain_ms: Math.round(performance.now() - started), drain_timeout_ms: ms };
     this.o.logger.info("agent_drained", counts);

@@ -26,6 +26,7 @@ import { untrustedFileReason } from "../runtime/trusted-file.ts";
 import { httpsOriginFlag } from "./flag-values.ts";
 import { AgentError } from "../agent/errors.ts";
 import { runningUp } from "./up.ts";
+import { hurryOnSecondSignal } from "./stop-signals.ts";
 
 /**
  * The `agent:` settings of the config file (docs/policy.md), when the file exists. An invalid file
@@ -199,7 +200,9 @@ export const agentCommand: Command = {
     });
     reloadable = { reload: () => false };
     heap.stop();
+    const again = hurryOnSecondSignal(() => agent.hurry(), (l) => io.err(l));
     await agent.stop();
+    again.off();
     process.off("SIGHUP", reload);
     return 0;
   },

@@ -20,6 +20,7 @@ import type { Places } from "../runtime/instance.ts";
 import { callUnix } from "../runtime/unix-http.ts";
 import { startSingleHost, UpError } from "../up/single-host.ts";
 import { lockUp } from "../up/up-lock.ts";
+import { hurryOnSecondSignal } from "./stop-signals.ts";
 import type { AgentStatus } from "../agent/index.ts";
 import { selfBinary } from "../run/launcher.ts";
 import { trustDomainFlag } from "./flag-values.ts";
@@ -169,7 +170,6 @@ async function foreground(ctx: Context, flags: UpFlags): Promise<number> {
   // The lock, not the pid file, makes this the instance's only up (src/up/up-lock.ts); the pid
   // file is written only while holding it.
   const lock = lockUp(places.runDir);
-  writeFileSync(pidFile(places), pidLine(), { mode: 0o644 });
   const removePid = () => {
     try {
       const held = readFileSync(pidFile(places), "utf8").trim();
@@ -208,6 +208,10 @@ async function foreground(ctx: Context, flags: UpFlags): Promise<number> {
   process.on("SIGTERM", term);
   process.on("SIGINT", int);
   process.on("SIGHUP", hup);
+  // The pid file says "up is here, signal it": written only once the handlers are in place (Bun
+  // installs a signal's handler on the event loop's next turn), never with a default action left.
+  await new Promise((r) => setImmediate(r));
+  writeFileSync(pidFile(places), pidLine(), { mode: 0o644 });
   const handlersOff = () => {
     process.off("SIGTERM", term);
     process.off("SIGINT", int);
@@ -245,7 +249,9 @@ async function foreground(ctx: Context, flags: UpFlags): Promise<number> {
   heap.stop();
   handlersOff();
   progress(`${sig}: stopping the agent and the server`);
+  const again = hurryOnSecondSignal(() => host.hurry(), (l) => io.err(l));
   await host.stop();
+  again.off();
   process.off("SIGHUP", hup);
   removePid();
   return 0;

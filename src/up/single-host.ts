@@ -55,6 +55,8 @@ export interface SingleHost {
   /** Applies the config's workloads again and reloads the policy; false when the config was refused. */
   reload(): Promise<boolean>;
   stop(): Promise<void>;
+  /** Ends the agent's drain now (RunningAgent.hurry). */
+  hurry(): void;
 }
 
 const OURS_FILE = "up-entries.json";
@@ -252,6 +254,7 @@ export async function startSingleHost(o: SingleHostOptions): Promise<SingleHost>
         stopping = true;
         return unwind();
       },
+      hurry: () => agent.hurry(),
     };
   } catch (e) {
     await unwind();

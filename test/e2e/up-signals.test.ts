@@ -4,7 +4,7 @@
 // refused by the instance's lock even when the pid file is gone, so it never takes the pid file of
 // the up that serves (which `tidegate down` then could not find).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TCPSocketListener } from "bun";
@@ -21,6 +21,13 @@ let dir = "";
 let flags: string[] = [];
 let target: TCPSocketListener<undefined> | null = null;
 const pidFile = () => join(dir, "run", "up.pid");
+
+/**
+ * The workloads below end their scripts with `; exit 0`: bash execs the last simple command of
+ * `-c` in place, and a process that execs another file while its connection is being attested is
+ * refused (`attestation_failed`, "executed another file during attestation"), so `...; sleep 3`
+ * would lose its connection whenever the exec came first.
+ */
 
 /** `up --foreground`, and the moment it said it was ready. */
 function foreground(): Running {
@@ -89,7 +96,7 @@ describe.skipIf(!can)("tidegate up under signals and a second up", () => {
   test("SIGHUP while up drains a connection: the drain runs to its end, the stop is recorded, nothing is left", async () => {
     const up = foreground();
     await ready(up);
-    const holder = startTidegate(["run", ...flags, "--workload", "holder", "--", "/bin/bash", "-c", `for i in $(seq 50); do exec 3<>/dev/tcp/127.0.0.1/${target!.port} && break; sleep 0.1; done; echo CONNECTED; sleep 3`]);
+    const holder = startTidegate(["run", ...flags, "--workload", "holder", "--", "/bin/bash", "-c", `for i in $(seq 50); do exec 3<>/dev/tcp/127.0.0.1/${target!.port} && break; sleep 0.1; done; echo CONNECTED; sleep 3; exit 0`]);
     await waitFor("the workload's connection", () => (holder.output().includes("CONNECTED") ? true : undefined), 30_000);
     up.proc.kill("SIGTERM");
     await waitFor("the drain", () => (up.output().includes('"agent_draining"') ? true : undefined), 10_000);
@@ -99,6 +106,31 @@ describe.skipIf(!can)("tidegate up under signals and a second up", () => {
     expect(up.output()).toMatch(/"agent_drained","in_flight":1/);
     for (const f of ["up.pid", "agent.sock", "server.sock"]) expect(existsSync(join(dir, "run", f))).toBe(false);
     expect(await holder.ended()).toBe(0);
+  }, 90_000);
+
+  test("a second SIGTERM while up drains ends the drain at once: the held connection is cut (stop_forced), the stop is recorded, nothing is left", async () => {
+    const up = foreground();
+    await ready(up);
+    // holds its connection for longer than the drain's 10 s
+    const holder = startTidegate(["run", ...flags, "--workload", "holder", "--", "/bin/bash", "-c", `for i in $(seq 50); do exec 3<>/dev/tcp/127.0.0.1/${target!.port} && break; sleep 0.1; done; echo CONNECTED; sleep 60; exit 0`]);
+    try {
+      await waitFor("the workload's connection", () => (holder.output().includes("CONNECTED") ? true : undefined), 30_000);
+      up.proc.kill("SIGTERM");
+      await waitFor("the drain", () => (up.output().includes('"agent_draining"') ? true : undefined), 10_000);
+      up.proc.kill("SIGTERM");
+      expect(await up.ended()).toBe(0);
+      expect(up.output()).toContain("SIGTERM again: ending the connections still in flight now");
+      expect(up.output()).toMatch(/"agent_drained","in_flight":1,"finished":0,"cut":1/);
+      expect(up.output()).toContain('"server_stopped"');
+      for (const f of ["up.pid", "agent.sock", "server.sock"]) expect(existsSync(join(dir, "run", f))).toBe(false);
+      const audit = readdirSync(join(dir, "audit")).filter((f) => f.endsWith(".jsonl")).map((f) => readFileSync(join(dir, "audit", f), "utf8")).join("");
+      expect(audit).toContain('"reason":"stop_forced"');
+      expect(audit).toMatch(/"type":"agent_stop","reason":"stopped","in_flight":1,"finished":0,"cut":1/);
+      const verify = await tidegate(["audit", "verify", ...flags]);
+      expect(verify.code).toBe(0);
+    } finally {
+      holder.proc.kill("SIGKILL");
+    }
   }, 90_000);
 
   test("a second up --foreground is refused by the instance's lock, even with the pid file gone, and the first keeps its pid file", async () => {
