@@ -61,7 +61,8 @@ import { describeDecision, type Decision } from "../policy/query.ts";
 import type { SpiffeId } from "../spiffe/index.ts";
 import type { Logger } from "../runtime/log.ts";
 import { TidegateError } from "../errors.ts";
-import { MAX_PEEK_BYTES, peek, PeekError, type PeekResult } from "./peek/peek.ts";
+import { GrowingBytes } from "./peek/growing-bytes.ts";
+import { MAX_PEEK_BYTES, PeekError, Peeker, type PeekResult } from "./peek/peek.ts";
 import { endOf, splice, type Splice } from "./splice.ts";
 import type { IdentitySource } from "./identity-source.ts";
 import { hex } from "./peer-tls.ts";
@@ -301,8 +302,10 @@ interface Conn {
   tracked: Tracked;
   /** The bounds in force when it arrived. */
   timeouts: ProxySettings;
-  buf: Uint8Array[];
-  size: number;
+  /** What the workload sent before the splice: the peeked bytes, then what came while deciding. */
+  buf: GrowingBytes;
+  /** Reads `buf` for the name as it grows, each byte once (peek.ts). */
+  peeker: Peeker;
   /** Resolves when the first bytes decide (or the timeout passes). */
   peeked: ReturnType<typeof Promise.withResolvers<PeekResult | PeekError>>;
   settled: boolean;
@@ -313,16 +316,6 @@ interface Conn {
   closed: boolean;
   /** The workload's end was reset (ECONNRESET), not closed in order. */
   reset: boolean;
-}
-
-function joined(c: Conn): Uint8Array {
-  const out = new Uint8Array(c.size);
-  let at = 0;
-  for (const b of c.buf) {
-    out.set(b, at);
-    at += b.length;
-  }
-  return out;
 }
 
 export function startEgressListener(port: number, deps: EgressDeps): EgressListener {
@@ -336,7 +329,7 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
   const tryPeek = (c: Conn) => {
     if (c.settled) return;
     try {
-      const r = peek(joined(c));
+      const r = c.peeker.next(c.buf.view());
       if (r.kind !== "need_more") settle(c, r);
     } catch (e) {
       if (e instanceof PeekError) settle(c, e);
@@ -374,11 +367,11 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
       socket.end();
       return;
     }
-    if (first.kind === "other" && (c.closed || (c.ended && c.size === 0))) {
+    if (first.kind === "other" && (c.closed || (c.ended && c.buf.length === 0))) {
       // It went away without a byte (a client probing the address), or closed before its first
       // bytes gave a name: nothing to decide, and nothing could be forwarded. (A client that only
       // ended its side after some bytes is decided: a raw protocol may send, then wait.)
-      log({ ...caller.fields, outcome: "client_gone", detail: c.size === 0 ? "closed before sending anything" : `closed after ${c.size} bytes, before they gave a name (SNI or Host)` });
+      log({ ...caller.fields, outcome: "client_gone", detail: c.buf.length === 0 ? "closed before sending anything" : `closed after ${c.buf.length} bytes, before they gave a name (SNI or Host)` });
       socket.end();
       return;
     }
@@ -387,7 +380,7 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
     c.tracked.fields = { ...caller.fields, ...d.fields };
     if (d.intercept === true && !c.closed) {
       // The top-level bounds: each request takes its own rule's over them (exchange.ts `boundsFor`).
-      await serveIntercept({ socket: socket as Socket<unknown>, conn: c, early: joined(c), first, caller, fields: { ...caller.fields, ...d.fields }, deps: { ...deps, timeouts: () => c.timeouts }, upstream: { ...legDeps, timeoutMs: c.timeouts.connectTimeoutMs }, events, legTls: (spec) => legTlsOf(spec, caller.id, deps) });
+      await serveIntercept({ socket: socket as Socket<unknown>, conn: c, early: c.buf.copy(), first, caller, fields: { ...caller.fields, ...d.fields }, deps: { ...deps, timeouts: () => c.timeouts }, upstream: { ...legDeps, timeoutMs: c.timeouts.connectTimeoutMs }, events, legTls: (spec) => legTlsOf(spec, caller.id, deps) });
       if (inFlight.draining) c.tracked.control?.drain(); // it began forwarding after the drain was asked
       return;
     }
@@ -479,9 +472,8 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
     // A splice has no request boundary: a drain waits for it to end, or cuts it at the deadline.
     c.tracked.control = { drain() {}, cut: () => sp.abort() };
     c.tracked.recheck = recheck;
-    const early = joined(c);
-    c.buf = [];
-    c.size = 0;
+    const early = c.buf.copy();
+    c.buf = new GrowingBytes(0);
     if (early.length > 0) sp.up.data(early);
     for (const chunk of upSocket.data.early) sp.down.data(chunk);
     upSocket.data.early = [];
@@ -500,7 +492,7 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
         return;
       }
       const tracked = inFlight.open(connAudit(deps.audit, "egress", performance.now()), () => socket.terminate());
-      socket.data = { tracked, timeouts: deps.timeouts?.() ?? DEFAULT_PROXY_SETTINGS, buf: [], size: 0, peeked: Promise.withResolvers(), settled: false, timer: null, sp: null, ended: false, closed: false, reset: false };
+      socket.data = { tracked, timeouts: deps.timeouts?.() ?? DEFAULT_PROXY_SETTINGS, buf: new GrowingBytes(), peeker: new Peeker(), peeked: Promise.withResolvers(), settled: false, timer: null, sp: null, ended: false, closed: false, reset: false };
       serve(socket).catch((e: unknown) => {
         const error = e instanceof Error ? e.message : String(e);
         deps.logger.error("egress_failed", { outcome: "refused", reason: "internal_error", error });
@@ -512,9 +504,8 @@ export function startEgressListener(port: number, deps: EgressDeps): EgressListe
       const c = socket.data;
       if (c === undefined) return; // closed at accept
       if (c.sp !== null) return c.sp.up.data(chunk);
-      c.buf.push(new Uint8Array(chunk));
-      c.size += chunk.length;
-      if (c.size >= MAX_PEEK_BYTES) socket.pause();
+      c.buf.append(chunk);
+      if (c.buf.length >= MAX_PEEK_BYTES) socket.pause();
       tryPeek(c);
     },
     drain: (socket: Socket<Conn>) => socket.data?.sp?.down.drain(),

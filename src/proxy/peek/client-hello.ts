@@ -34,6 +34,7 @@ import { quote } from "../../errors.ts";
 import { PolicyError } from "../../policy/errors.ts";
 import { normalizeServerName } from "../../policy/host-name.ts";
 import { MAX_PEEK_BYTES, PeekError } from "./errors.ts";
+import { GrowingBytes } from "./growing-bytes.ts";
 
 export interface TlsHello {
   readonly kind: "tls";
@@ -57,9 +58,6 @@ const EXT_SERVER_NAME = 0;
 const EXT_ALPN = 16;
 const EXT_PRE_SHARED_KEY = 41;
 
-/** Thrown inside this module when the bytes end where more are declared; never escapes it. */
-const INCOMPLETE = Symbol("incomplete");
-
 function malformed(why: string): PeekError {
   return new PeekError("peek_tls_malformed", `peek: tls: ${why}`);
 }
@@ -82,15 +80,6 @@ function latin1(b: Uint8Array, from: number, to: number): string {
   return s;
 }
 
-interface Stream {
-  /** The handshake bytes present, reassembled from the record fragments. */
-  readonly data: Uint8Array;
-  /** 4 + the handshake length, or -1 while its header is not all there. */
-  readonly total: number;
-  /** The input offset after the last record read. */
-  readonly recordsEnd: number;
-}
-
 /** Checks the present bytes of the record header at `at`; its fragment length, or -1 if cut. */
 function recordLength(bytes: Uint8Array, at: number): number {
   const type = bytes[at];
@@ -107,47 +96,40 @@ function recordLength(bytes: Uint8Array, at: number): number {
   return len;
 }
 
-/** Joins the handshake fragments of the records present (RFC 8446 section 5.1). */
-function reassemble(bytes: Uint8Array): Stream {
-  const data = new Uint8Array(Math.min(bytes.length, MAX_PEEK_BYTES));
-  let have = 0;
-  let declared = 0;
-  let total = -1;
-  let at = 0;
-  while (total < 0 || declared < total) {
-    if (at + RECORD_HEADER + 1 > MAX_PEEK_BYTES) throw tooLarge("a ClientHello spread over more records than fit");
-    const len = recordLength(bytes, at);
-    if (len < 0) break;
-    const start = at + RECORD_HEADER;
-    if (start + len > MAX_PEEK_BYTES) throw tooLarge(`a record ending at byte ${start + len}`);
-    const end = Math.min(bytes.length, start + len);
-    data.set(bytes.subarray(start, end), have);
-    have += end - start;
-    declared += len;
-    if (have >= 1 && data[0] !== CLIENT_HELLO) throw malformed(`handshake type ${data[0]}, not client_hello (1)`);
-    if (total < 0 && have >= HANDSHAKE_HEADER) {
-      total = HANDSHAKE_HEADER + (((data[1] ?? 0) << 16) | ((data[2] ?? 0) << 8) | (data[3] ?? 0));
-      if (total + RECORD_HEADER > MAX_PEEK_BYTES) throw tooLarge(`a ClientHello of ${total} bytes`);
-    }
-    if (total >= 0 && declared > total) throw malformed("its last record goes on after the ClientHello");
-    if (end < start + len) break;
-    at = end;
-  }
-  return { data: data.subarray(0, have), total, recordsEnd: at };
-}
+/**
+ * Parks a reader that needs bytes not yet present; it resumes where it stopped. Only the three
+ * readers below are generators: a field is read by a plain call once `has` says it is present.
+ */
+type Wait<T> = Generator<void, T, void>;
 
-/** A cursor over the present bytes; reads past a container's end are malformed, past `have` incomplete. */
+/** A cursor over the handshake bytes as they arrive (`b[0, have)`). */
 class Reader {
   pos: number;
-  constructor(readonly b: Uint8Array, from: number) {
+  constructor(
+    private readonly src: GrowingBytes,
+    from: number,
+  ) {
     this.pos = from;
   }
 
-  take(n: number, end: number, what: string): number {
+  get b(): Uint8Array {
+    return this.src.array;
+  }
+
+  get have(): number {
+    return this.src.length;
+  }
+
+  /** Whether the `n` bytes at `pos` are present; malformed when they would run past `end`, their container. */
+  has(n: number, end: number, what: string): boolean {
+    if (this.pos + n > end) throw malformed(`${what} runs past its container`);
+    return this.pos + n <= this.src.length;
+  }
+
+  /** Where the next `n` bytes (present: `has`) start; moves past them. */
+  take(n: number): number {
     const at = this.pos;
-    if (at + n > end) throw malformed(`${what} runs past its container`);
-    if (at + n > this.b.length) throw INCOMPLETE;
-    this.pos = at + n;
+    this.pos += n;
     return at;
   }
 
@@ -157,18 +139,18 @@ class Reader {
     this.pos += n;
   }
 
-  u8(end: number, what: string): number {
-    return this.b[this.take(1, end, what)] ?? 0;
+  u8(): number {
+    return this.b[this.pos++] ?? 0;
   }
 
-  u16(end: number, what: string): number {
-    const at = this.take(2, end, what);
+  u16(): number {
+    const at = this.take(2);
     return ((this.b[at] ?? 0) << 8) | (this.b[at + 1] ?? 0);
   }
 
-  /** Reads a length of 1 or 2 bytes; the end of the vector it announces, checked against `end`. */
+  /** Reads a vector's length of 1 or 2 bytes (present: `has`); the vector's end, checked against `end`. */
   vector(lengthBytes: 1 | 2, end: number, what: string): number {
-    const n = lengthBytes === 1 ? this.u8(end, `the length of ${what}`) : this.u16(end, `the length of ${what}`);
+    const n = lengthBytes === 1 ? this.u8() : this.u16();
     if (this.pos + n > end) throw malformed(`${what} (${n} bytes) runs past its container`);
     return this.pos + n;
   }
@@ -180,25 +162,33 @@ function isNameByte(c: number): boolean {
 }
 
 /** The server_name extension's data, `r.pos` to `end` (RFC 6066 section 3). */
-function readServerName(r: Reader, end: number): string | null {
+function* readServerName(r: Reader, end: number): Wait<string | null> {
+  while (!r.has(2, end, "the length of the server_name list")) yield;
   const listEnd = r.vector(2, end, "the server_name list");
   if (listEnd !== end) throw malformed("the server_name list does not fill its extension");
   if (listEnd === r.pos) throw badSni("list is empty");
-  const type = r.u8(listEnd, "a server_name entry");
+  while (!r.has(1, listEnd, "a server_name entry")) yield;
+  const type = r.u8();
   if (type !== 0) throw badSni(`entry of type ${type}, not host_name (0)`);
+  while (!r.has(2, listEnd, "the length of the host_name")) yield;
   const nameEnd = r.vector(2, listEnd, "the host_name");
   if (nameEnd !== listEnd) throw badSni("list holds more than one entry");
   const from = r.pos;
   if (nameEnd === from) throw badSni("is empty");
   if (nameEnd - from > MAX_SNI) throw badSni(`of ${nameEnd - from} bytes (at most ${MAX_SNI})`);
-  const present = Math.min(nameEnd, r.b.length);
-  for (let i = from; i < present; i++) {
-    const c = r.b[i] ?? 0;
-    if (c === 0) throw badSni(`${quote(latin1(r.b, from, present))} holds a NUL byte`);
-    const bracket = (c === OPEN_BRACKET && i === from) || (c === CLOSE_BRACKET && i === nameEnd - 1);
-    if (!isNameByte(c) && !bracket) throw badSni(`${quote(latin1(r.b, from, present))} holds byte ${hex(c, 2)} (letters, digits, "-", ".", "_")`);
+  // Each byte is checked as it arrives: a bad one is refused before the rest of the name is there.
+  for (let i = from; ; ) {
+    const present = Math.min(nameEnd, r.have);
+    for (; i < present; i++) {
+      const c = r.b[i] ?? 0;
+      if (c === 0) throw badSni(`${quote(latin1(r.b, from, present))} holds a NUL byte`);
+      const bracket = (c === OPEN_BRACKET && i === from) || (c === CLOSE_BRACKET && i === nameEnd - 1);
+      if (!isNameByte(c) && !bracket) throw badSni(`${quote(latin1(r.b, from, present))} holds byte ${hex(c, 2)} (letters, digits, "-", ".", "_")`);
+    }
+    if (i === nameEnd) break;
+    yield;
   }
-  r.take(nameEnd - from, nameEnd, "the host_name");
+  r.take(nameEnd - from);
   const text = latin1(r.b, from, nameEnd);
   try {
     return normalizeServerName(text);
@@ -209,55 +199,142 @@ function readServerName(r: Reader, end: number): string | null {
 }
 
 /** The ALPN extension's data, `r.pos` to `end` (RFC 7301 section 3.1). */
-function readAlpn(r: Reader, end: number): string[] {
+function* readAlpn(r: Reader, end: number): Wait<string[]> {
+  while (!r.has(2, end, "the length of the ALPN list")) yield;
   const listEnd = r.vector(2, end, "the ALPN list");
   if (listEnd !== end) throw malformed("the ALPN list does not fill its extension");
   if (listEnd === r.pos) throw malformed("an empty ALPN list");
   const names: string[] = [];
   while (r.pos < listEnd) {
+    while (!r.has(1, listEnd, "the length of an ALPN protocol name")) yield;
     const nameEnd = r.vector(1, listEnd, "an ALPN protocol name");
     if (nameEnd === r.pos) throw malformed("an empty ALPN protocol name");
-    const at = r.take(nameEnd - r.pos, nameEnd, "an ALPN protocol name");
+    while (!r.has(nameEnd - r.pos, nameEnd, "an ALPN protocol name")) yield;
+    const at = r.take(nameEnd - r.pos);
     names.push(latin1(r.b, at, nameEnd));
   }
   return names;
 }
 
 /** The ClientHello body, from after the handshake header to `end` (RFC 8446 section 4.1.2). */
-function readHello(r: Reader, end: number): { serverName: string | null; alpn: string[] } {
-  const version = r.u16(end, "legacy_version");
+function* readHello(r: Reader, end: number): Wait<Hello> {
+  while (!r.has(2, end, "legacy_version")) yield;
+  const version = r.u16();
   if (version < 0x0301 || version > 0x0303) {
     throw malformed(version === 0x0300 ? "legacy_version 0x0300: SSL 3.0 is refused" : `legacy_version ${hex(version, 4)} (want 0x0301..0x0303)`);
   }
   r.skip(32, end, "random");
+  while (!r.has(1, end, "the length of the session id")) yield;
   const sidEnd = r.vector(1, end, "the session id");
   if (sidEnd - r.pos > MAX_SESSION_ID) throw malformed(`a session id of ${sidEnd - r.pos} bytes (at most ${MAX_SESSION_ID})`);
   r.pos = sidEnd;
+  while (!r.has(2, end, "the length of the cipher suites")) yield;
   const suitesEnd = r.vector(2, end, "the cipher suites");
   const suites = suitesEnd - r.pos;
   if (suites < 2 || suites % 2 !== 0) throw malformed(`cipher suites of ${suites} bytes (an even number, at least 2)`);
   r.pos = suitesEnd;
+  while (!r.has(1, end, "the length of the compression methods")) yield;
   const methodsEnd = r.vector(1, end, "the compression methods");
   if (methodsEnd === r.pos) throw malformed("no compression method");
-  const methods = r.take(methodsEnd - r.pos, methodsEnd, "the compression methods");
+  while (!r.has(methodsEnd - r.pos, methodsEnd, "the compression methods")) yield;
+  const methods = r.take(methodsEnd - r.pos);
   if (!r.b.subarray(methods, methodsEnd).includes(0)) throw malformed("no null compression method");
   let serverName: string | null = null;
   let alpn: string[] = [];
   if (r.pos === end) return { serverName, alpn };
+  while (!r.has(2, end, "the length of the extensions")) yield;
   const extsEnd = r.vector(2, end, "the extensions");
   if (extsEnd !== end) throw malformed(`${end - extsEnd} bytes after the extensions`);
   const seen = new Set<number>();
   while (r.pos < extsEnd) {
-    const type = r.u16(extsEnd, "an extension type");
+    while (!r.has(2, extsEnd, "an extension type")) yield;
+    const type = r.u16();
+    while (!r.has(2, extsEnd, `the length of extension ${type}`)) yield;
     const dataEnd = r.vector(2, extsEnd, `extension ${type}`);
     if (seen.has(type)) throw malformed(`extension ${type} appears twice`);
     if (seen.has(EXT_PRE_SHARED_KEY)) throw malformed(`extension ${type} after pre_shared_key, which must be last`);
     seen.add(type);
-    if (type === EXT_SERVER_NAME) serverName = readServerName(r, dataEnd);
-    else if (type === EXT_ALPN) alpn = readAlpn(r, dataEnd);
+    if (type === EXT_SERVER_NAME) serverName = yield* readServerName(r, dataEnd);
+    else if (type === EXT_ALPN) alpn = yield* readAlpn(r, dataEnd);
     r.pos = dataEnd;
   }
   return { serverName, alpn };
+}
+
+interface Hello {
+  serverName: string | null;
+  alpn: string[];
+}
+
+/**
+ * A ClientHello read as its bytes arrive. `next` is given all the bytes so far, each time the
+ * bytes of the call before and then more; it answers what parseClientHello would on them, looking
+ * at each byte once: record headers are read once and their fragments copied once into the
+ * handshake bytes, whose reader resumes where it waited. After it returns a hello or throws, it is
+ * not called again (peek.ts keeps the answer).
+ */
+export class ClientHelloReader {
+  /** Where the record being read starts: after the last whole record. */
+  private at = 0;
+  /** The end of the record being read once its header is read, -1 before. */
+  private recordEnd = -1;
+  /** Where the copy of its fragment stopped. */
+  private copied = 0;
+  /** The fragment lengths of the records read so far. */
+  private declared = 0;
+  /** 4 + the handshake length, or -1 while its header is not all there. */
+  private total = -1;
+  private readonly reader: Reader;
+  private hello: Wait<Hello> | null = null;
+  private read: Hello | null = null;
+
+  /** `data`: where the handshake bytes are joined from the record fragments (RFC 8446 section 5.1); a test may pass one that counts its reads. */
+  constructor(private readonly data = new GrowingBytes()) {
+    this.reader = new Reader(data, HANDSHAKE_HEADER);
+  }
+
+  next(bytes: Uint8Array): TlsHello | null {
+    this.reassemble(bytes);
+    if (this.total < 0) return null;
+    if (this.read === null) {
+      this.hello ??= readHello(this.reader, this.total);
+      const step = this.hello.next();
+      if (!step.done) return null;
+      this.read = step.value;
+    }
+    if (this.data.length < this.total) return null;
+    return Object.freeze({ kind: "tls", serverName: this.read.serverName, alpn: Object.freeze(this.read.alpn), clientHelloLength: this.at });
+  }
+
+  /** Reads on from the record being read; every check on the records comes before the hello's. */
+  private reassemble(bytes: Uint8Array): void {
+    for (;;) {
+      if (this.recordEnd < 0) {
+        if (this.total >= 0 && this.declared >= this.total) return;
+        if (this.at + RECORD_HEADER + 1 > MAX_PEEK_BYTES) throw tooLarge("a ClientHello spread over more records than fit");
+        const len = recordLength(bytes, this.at);
+        if (len < 0) return;
+        const start = this.at + RECORD_HEADER;
+        if (start + len > MAX_PEEK_BYTES) throw tooLarge(`a record ending at byte ${start + len}`);
+        this.recordEnd = start + len;
+        this.copied = start;
+        this.declared += len;
+      }
+      const end = Math.min(bytes.length, this.recordEnd);
+      if (end > this.copied) this.data.append(bytes.subarray(this.copied, end));
+      this.copied = end;
+      const data = this.data.array;
+      if (this.data.length >= 1 && data[0] !== CLIENT_HELLO) throw malformed(`handshake type ${data[0]}, not client_hello (1)`);
+      if (this.total < 0 && this.data.length >= HANDSHAKE_HEADER) {
+        this.total = HANDSHAKE_HEADER + (((data[1] ?? 0) << 16) | ((data[2] ?? 0) << 8) | (data[3] ?? 0));
+        if (this.total + RECORD_HEADER > MAX_PEEK_BYTES) throw tooLarge(`a ClientHello of ${this.total} bytes`);
+      }
+      if (this.total >= 0 && this.declared > this.total) throw malformed("its last record goes on after the ClientHello");
+      if (end < this.recordEnd) return;
+      this.at = end;
+      this.recordEnd = -1;
+    }
+  }
 }
 
 /**
@@ -265,21 +342,5 @@ function readHello(r: Reader, end: number): { serverName: string | null; alpn: s
  * needed. Throws PeekError (see the module comment).
  */
 export function parseClientHello(bytes: Uint8Array): TlsHello | null {
-  const stream = reassemble(bytes);
-  if (stream.total < 0) return null;
-  const r = new Reader(stream.data, HANDSHAKE_HEADER);
-  let hello: { serverName: string | null; alpn: string[] };
-  try {
-    hello = readHello(r, stream.total);
-    if (stream.data.length < stream.total) return null;
-  } catch (e) {
-    if (e === INCOMPLETE) return null;
-    throw e;
-  }
-  return Object.freeze({
-    kind: "tls",
-    serverName: hello.serverName,
-    alpn: Object.freeze(hello.alpn),
-    clientHelloLength: stream.recordsEnd,
-  });
+  return new ClientHelloReader().next(bytes);
 }

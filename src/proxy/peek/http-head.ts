@@ -32,11 +32,8 @@
  * appear in messages: any other header may carry a secret.
  */
 import { quote } from "../../errors.ts";
-import { tryParseIp } from "../../policy/address.ts";
-import { PolicyError } from "../../policy/errors.ts";
-import { normalizeServerName } from "../../policy/host-name.ts";
-import { parsePort } from "../../policy/ports.ts";
 import { MAX_PEEK_BYTES, PeekError, type PeekErrorCode } from "./errors.ts";
+import { parseAuthority, targetForm, type Authority, type RequestLine } from "./http-authority.ts";
 
 export interface HttpHead {
   readonly kind: "http";
@@ -98,101 +95,63 @@ function trimOws(s: string): string {
   return s.slice(a, z);
 }
 
-interface Authority {
-  readonly name: string | null;
-  /** What two authorities are compared by: the name, or the address's canonical text. */
-  readonly key: string;
-  readonly port: number | null;
-}
-
-/** `uri-host [":" port]` (RFC 3986 section 3.2), `where` naming it in messages. */
-function parseAuthority(text: string, where: string): Authority {
-  if (text.length === 0) throw fail("peek_http_bad_host", `${where}: an empty host`);
-  if (text.includes("@")) throw fail("peek_http_bad_host", `${where}: userinfo ("user@host") is refused`);
-  let host = text;
-  let port: string | null = null;
-  const close = text.charCodeAt(0) === 0x5b ? text.indexOf("]") : -1;
-  const colon = text.indexOf(":", close + 1);
-  if (colon >= 0) {
-    host = text.slice(0, colon);
-    port = text.slice(colon + 1);
-  }
-  if (text.charCodeAt(0) === 0x5b && (close < 0 || close !== host.length - 1)) {
-    throw fail("peek_http_bad_host", `${where}: ${quote(text)}: want "[IPv6]" or "[IPv6]:port"`);
-  }
-  if (port !== null && port.includes(":")) throw fail("peek_http_bad_host", `${where}: ${quote(text)}: an IPv6 address goes in brackets`);
-  let portNumber: number | null = null;
-  let name: string | null;
-  try {
-    if (port !== null) portNumber = parsePort(port);
-    name = normalizeServerName(host);
-  } catch (e) {
-    if (e instanceof PolicyError) throw fail("peek_http_bad_host", `${where}: ${quote(text)}: ${e.message}`, e);
-    throw e;
-  }
-  const bare = host.replace(/^\[|\]$/g, "").replace(/\.$/, "");
-  const key = name ?? tryParseIp(bare)?.text ?? host.toLowerCase();
-  return { name, key, port: portNumber };
-}
-
-interface RequestLine {
-  readonly method: string;
-  readonly target: string;
-  readonly form: "origin" | "absolute" | "authority" | "asterisk";
-  readonly authority: Authority | null;
-  readonly version: "HTTP/1.1" | "HTTP/1.0";
-}
-
-function targetForm(method: string, target: string): Pick<RequestLine, "form" | "authority"> {
-  if (method === "CONNECT") {
-    if (target.includes("/") || target === "*") throw fail("peek_http_malformed", "CONNECT takes an authority-form target (host:port)");
-    const authority = parseAuthority(target, "the CONNECT target");
-    if (authority.port === null) throw fail("peek_http_bad_host", `the CONNECT target ${quote(target)} has no port`);
-    return { form: "authority", authority };
-  }
-  if (target.charCodeAt(0) === 0x2f) return { form: "origin", authority: null };
-  if (target === "*") {
-    if (method !== "OPTIONS") throw fail("peek_http_malformed", `asterisk-form ("*") with ${quote(method)}: only OPTIONS takes it`);
-    return { form: "asterisk", authority: null };
-  }
-  if (target.slice(0, 7).toLowerCase() !== "http://") {
-    throw fail("peek_http_malformed", `a request target that is not origin-form ("/..."), http absolute-form or asterisk-form, with ${quote(method)}`);
-  }
-  const rest = target.slice(7);
-  const stop = rest.search(/[/?]/);
-  return { form: "absolute", authority: parseAuthority(stop < 0 ? rest : rest.slice(0, stop), "the request target") };
-}
-
 const VERSION = "HTTP/1.";
 
-/** The request line in `b[from, to)`; null when it is cut short (`complete` false) but fits so far. */
-function parseRequestLine(b: Uint8Array, from: number, to: number, complete: boolean): RequestLine | null {
-  const cut = (what: string) => {
-    if (complete) throw fail("peek_http_malformed", `a request line without ${what}`);
-    return null;
-  };
+/**
+ * A line as far as it is present: `b[from, to)`, `complete` once its CRLF is there (`to` then at
+ * its CR). A line's parser runs as more of it arrives: it yields while every byte present fits,
+ * and resumes where it stopped, so each byte is looked at once however the line is split.
+ */
+interface Line {
+  b: Uint8Array;
+  from: number;
+  to: number;
+  complete: boolean;
+}
+
+/** Parks a parser that reached `line.to`: it waits for more, or throws when the line is whole. */
+type Wait<T> = Generator<void, T, void>;
+
+function* more(line: Line, what: string): Wait<void> {
+  if (line.complete) throw fail("peek_http_malformed", `a request line without ${what}`);
+  yield;
+}
+
+/** The request line; returns only once it is complete. */
+function* requestLine(l: Line): Wait<RequestLine> {
+  const from = l.from;
   let i = from;
-  while (i < to && isTchar(b[i])) i++;
-  if (i === to) return cut("a target");
-  if (b[i] !== SP) throw fail("peek_http_malformed", `${byteName(b[i] ?? 0)} in the method`);
-  const method = latin1(b, from, i);
+  for (;;) {
+    while (i < l.to && isTchar(l.b[i])) i++;
+    if (i < l.to) break;
+    yield* more(l, "a target");
+  }
+  if (l.b[i] !== SP) throw fail("peek_http_malformed", `${byteName(l.b[i] ?? 0)} in the method`);
+  const method = latin1(l.b, from, i);
   const targetFrom = ++i;
-  while (i < to && isTargetByte(b[i] ?? 0)) i++;
-  if (i === to) return cut("a version");
-  if (b[i] !== SP) throw fail("peek_http_malformed", `${byteName(b[i] ?? 0)} in the request target`);
+  for (;;) {
+    while (i < l.to && isTargetByte(l.b[i] ?? 0)) i++;
+    if (i < l.to) break;
+    yield* more(l, "a version");
+  }
+  if (l.b[i] !== SP) throw fail("peek_http_malformed", `${byteName(l.b[i] ?? 0)} in the request target`);
   if (i === targetFrom) throw fail("peek_http_malformed", "an empty request target");
-  const target = latin1(b, targetFrom, i);
+  const target = latin1(l.b, targetFrom, i);
   const { form, authority } = targetForm(method, target);
   const v = i + 1;
-  for (let k = 0; k < Math.min(to - v, VERSION.length + 1); k++) {
-    const c = b[v + k];
-    if (k < VERSION.length ? c !== VERSION.charCodeAt(k) : c !== 0x30 && c !== 0x31) {
-      throw fail("peek_http_malformed", `version ${quote(latin1(b, v, Math.min(to, v + 16)))}: want HTTP/1.1 or HTTP/1.0`);
+  for (let k = 0; ; ) {
+    const { b, to } = l;
+    for (; k < Math.min(to - v, VERSION.length + 1); k++) {
+      const c = b[v + k];
+      if (k < VERSION.length ? c !== VERSION.charCodeAt(k) : c !== 0x30 && c !== 0x31) {
+        throw fail("peek_http_malformed", `version ${quote(latin1(b, v, Math.min(to, v + 16)))}: want HTTP/1.1 or HTTP/1.0`);
+      }
     }
+    if (to - v > VERSION.length + 1) throw fail("peek_http_malformed", "bytes after the version in the request line");
+    if (to - v === VERSION.length + 1 && l.complete) break;
+    yield* more(l, "a whole version");
   }
-  if (to - v > VERSION.length + 1) throw fail("peek_http_malformed", "bytes after the version in the request line");
-  if (to - v < VERSION.length + 1) return cut("a whole version");
-  return { method, target, form, authority, version: b[to - 1] === 0x31 ? "HTTP/1.1" : "HTTP/1.0" };
+  return { method, target, form, authority, version: l.b[l.to - 1] === 0x31 ? "HTTP/1.1" : "HTTP/1.0" };
 }
 
 /** The header fields that matter so far. */
@@ -234,27 +193,33 @@ function applyField(name: string, value: string, f: Fields, line: RequestLine): 
   if (f.contentLength !== null && f.codings !== null) throw fail("peek_http_smuggling", "both Content-Length and Transfer-Encoding");
 }
 
-/** One header line in `b[from, to)`, `complete` false when it is cut short. */
-function readHeaderLine(b: Uint8Array, from: number, to: number, complete: boolean, f: Fields, line: RequestLine): void {
-  const first = b[from];
+/** One header line (present only once `l.to > l.from`); returns only once it is complete. */
+function* headerLine(l: Line, f: Fields, line: RequestLine): Wait<void> {
+  const from = l.from;
+  const first = l.b[from];
   if (first === SP || first === HTAB) throw fail("peek_http_smuggling", "a line starting with whitespace (obsolete line folding)");
   let i = from;
-  while (i < to && isTchar(b[i])) i++;
-  if (i === to) {
-    if (complete) throw fail("peek_http_malformed", `header line ${quote(latin1(b, from, to))} has no colon`);
-    return;
+  for (;;) {
+    while (i < l.to && isTchar(l.b[i])) i++;
+    if (i < l.to) break;
+    if (l.complete) throw fail("peek_http_malformed", `header line ${quote(latin1(l.b, from, l.to))} has no colon`);
+    yield;
   }
-  const c = b[i] ?? 0;
-  if (c === SP || c === HTAB) throw fail("peek_http_smuggling", `whitespace between header name ${quote(latin1(b, from, i))} and its colon`);
-  if (c !== COLON || i === from) throw fail("peek_http_smuggling", `header name ${quote(latin1(b, from, i + 1))} is not a token`);
-  const name = latin1(b, from, i).toLowerCase();
-  for (let j = i + 1; j < to; j++) {
-    const v = b[j] ?? 0;
-    if (v === HTAB || (v >= SP && v !== 0x7f)) continue;
-    if (v === 0) throw fail("peek_http_smuggling", `a NUL byte in the value of header ${quote(name)}`);
-    throw fail("peek_http_malformed", `control ${byteName(v)} in the value of header ${quote(name)}`);
+  const c = l.b[i] ?? 0;
+  if (c === SP || c === HTAB) throw fail("peek_http_smuggling", `whitespace between header name ${quote(latin1(l.b, from, i))} and its colon`);
+  if (c !== COLON || i === from) throw fail("peek_http_smuggling", `header name ${quote(latin1(l.b, from, i + 1))} is not a token`);
+  const name = latin1(l.b, from, i).toLowerCase();
+  for (let j = i + 1; ; ) {
+    for (; j < l.to; j++) {
+      const v = l.b[j] ?? 0;
+      if (v === HTAB || (v >= SP && v !== 0x7f)) continue;
+      if (v === 0) throw fail("peek_http_smuggling", `a NUL byte in the value of header ${quote(name)}`);
+      throw fail("peek_http_malformed", `control ${byteName(v)} in the value of header ${quote(name)}`);
+    }
+    if (l.complete) break;
+    yield;
   }
-  if (complete && FRAMING.has(name)) applyField(name, trimOws(latin1(b, i + 1, to)), f, line);
+  if (FRAMING.has(name)) applyField(name, trimOws(latin1(l.b, i + 1, l.to)), f, line);
 }
 
 function finish(line: RequestLine, f: Fields, headLength: number): HttpHead {
@@ -276,21 +241,76 @@ function finish(line: RequestLine, f: Fields, headLength: number): HttpHead {
 }
 
 /**
- * The index of the CR that ends the line starting at `from`, or -1 when `limit` comes first (a
- * CR as the last byte waits for its LF). Throws on a bare CR or LF and on a line over MAX_LINE.
+ * A request head read as its bytes arrive. `next` is given all the bytes so far, each time the
+ * bytes of the call before and then more; it answers what parseHttpHead would on them, looking at
+ * each byte once: the look for the current line's CRLF resumes where it stopped, the line's
+ * parser resumes where it waited, and a complete line is never read again. After it returns a
+ * head or throws, it is not called again (peek.ts keeps the answer).
  */
-function lineEnd(b: Uint8Array, from: number, limit: number): number {
-  for (let i = from; i < limit; i++) {
-    const c = b[i];
-    if (c === CR) {
-      if (i + 1 === limit) return -1;
-      if (b[i + 1] !== LF) throw fail("peek_http_smuggling", "a CR not followed by LF");
-      return i;
+export class HttpHeadReader {
+  /** Where the current line starts, and where the look for its CR stopped. */
+  private from = 0;
+  private scan = 0;
+  private readonly current: Line = { b: new Uint8Array(0), from: 0, to: 0, complete: false };
+  /** The request line's parser until it returns `line`, then the current header line's once some of it is present. */
+  private request: Wait<RequestLine> | null = null;
+  private header: Wait<void> | null = null;
+  private line: RequestLine | null = null;
+  private readonly fields: Fields = { host: null, contentLength: null, codings: null };
+  private count = 0;
+
+  next(bytes: Uint8Array): HttpHead | null {
+    const limit = Math.min(bytes.length, MAX_PEEK_BYTES);
+    const l = this.current;
+    l.b = bytes;
+    for (;;) {
+      const end = this.lineEnd(bytes, limit);
+      if (this.line !== null && end === this.from) return finish(this.line, this.fields, end + 2);
+      l.from = this.from;
+      l.to = end < 0 ? cutEnd(bytes, this.from, limit) : end;
+      l.complete = end >= 0;
+      if (this.line === null) {
+        this.request ??= requestLine(l);
+        const step = this.request.next();
+        if (step.done) this.line = step.value;
+      } else if (l.to > l.from) {
+        if (this.header === null) {
+          if (++this.count > MAX_HEADERS) throw fail("peek_too_large", `more than ${MAX_HEADERS} header lines`);
+          this.header = headerLine(l, this.fields, this.line);
+        }
+        this.header.next();
+      }
+      if (end < 0) {
+        if (bytes.length >= MAX_PEEK_BYTES) throw fail("peek_too_large", `a request head over ${MAX_PEEK_BYTES} bytes`);
+        return null;
+      }
+      // A complete line's parser has returned (it never waits once `complete`): on to the next.
+      this.from = this.scan = end + 2;
+      this.header = null;
     }
-    if (c === LF) throw fail("peek_http_smuggling", "a bare LF line ending");
-    if (i - from >= MAX_LINE) throw fail("peek_too_large", `a line longer than ${MAX_LINE} bytes`);
   }
-  return -1;
+
+  /**
+   * The index of the CR that ends the current line, or -1 when `limit` comes first (a CR as the
+   * last byte waits for its LF). Throws on a bare CR or LF and on a line over MAX_LINE. Resumes
+   * at `scan`: every byte before it is neither CR nor LF, within MAX_LINE of the line's start.
+   */
+  private lineEnd(b: Uint8Array, limit: number): number {
+    const from = this.from;
+    let i = this.scan;
+    for (; i < limit; i++) {
+      const c = b[i];
+      if (c === CR) {
+        if (i + 1 === limit) break;
+        if (b[i + 1] !== LF) throw fail("peek_http_smuggling", "a CR not followed by LF");
+        return i;
+      }
+      if (c === LF) throw fail("peek_http_smuggling", "a bare LF line ending");
+      if (i - from >= MAX_LINE) throw fail("peek_too_large", `a line longer than ${MAX_LINE} bytes`);
+    }
+    this.scan = i;
+    return -1;
+  }
 }
 
 /** Where a line cut short by `limit` ends, leaving out a last CR that waits for its LF. */
@@ -303,24 +323,5 @@ function cutEnd(b: Uint8Array, from: number, limit: number): number {
  * more bytes are needed. Throws PeekError (see the module comment).
  */
 export function parseHttpHead(bytes: Uint8Array): HttpHead | null {
-  const limit = Math.min(bytes.length, MAX_PEEK_BYTES);
-  const needMore = (): null => {
-    if (bytes.length >= MAX_PEEK_BYTES) throw fail("peek_too_large", `a request head over ${MAX_PEEK_BYTES} bytes`);
-    return null;
-  };
-  let end = lineEnd(bytes, 0, limit);
-  const line = parseRequestLine(bytes, 0, end < 0 ? cutEnd(bytes, 0, limit) : end, end >= 0);
-  if (line === null || end < 0) return needMore();
-  const fields: Fields = { host: null, contentLength: null, codings: null };
-  let count = 0;
-  for (let pos = end + 2; ; pos = end + 2) {
-    end = lineEnd(bytes, pos, limit);
-    if (end === pos) return finish(line, fields, end + 2);
-    const to = end < 0 ? cutEnd(bytes, pos, limit) : end;
-    if (to > pos) {
-      if (++count > MAX_HEADERS) throw fail("peek_too_large", `more than ${MAX_HEADERS} header lines`);
-      readHeaderLine(bytes, pos, to, end >= 0, fields, line);
-    }
-    if (end < 0) return needMore();
-  }
+  return new HttpHeadReader().next(bytes);
 }

@@ -9,10 +9,14 @@
  * head; it is never given for MAX_PEEK_BYTES bytes or more. No bytes at all is need_more too: a
  * protocol where the server speaks first shows up as the caller's timeout, not here.
  *
- * Pure and synchronous; the caller keeps the bytes and passes them all again as more arrive.
+ * Synchronous. A connection's bytes arrive in pieces: a Peeker is given all of them so far at each
+ * arrival and answers as peek would on them, but resumes where the last call stopped, so n bytes
+ * cost O(n) in all however they are split (peek on each arrival would cost O(n) each time, a
+ * workload sending its head a byte per read would make the agent read 16 KiB per byte).
  */
-import { parseClientHello, type TlsHello } from "./client-hello.ts";
-import { parseHttpHead, type HttpHead } from "./http-head.ts";
+import { ClientHelloReader, type TlsHello } from "./client-hello.ts";
+import { PeekError } from "./errors.ts";
+import { HttpHeadReader, type HttpHead } from "./http-head.ts";
 
 export { MAX_PEEK_BYTES, PEEK_ERROR_CODES, PeekError, type PeekErrorCode } from "./errors.ts";
 export type { HttpHead, TlsHello };
@@ -25,9 +29,39 @@ const TLS_HANDSHAKE = 22;
 
 /** Throws PeekError on a malformed or hostile prefix that is clearly TLS or HTTP. */
 export function peek(bytes: Uint8Array): PeekResult {
-  const first = bytes[0];
-  if (first === undefined) return NEED_MORE;
-  if (first === TLS_HANDSHAKE) return parseClientHello(bytes) ?? NEED_MORE;
-  if (first >= 0x41 && first <= 0x5a) return parseHttpHead(bytes) ?? NEED_MORE;
-  return OTHER;
+  return new Peeker().next(bytes);
+}
+
+/** One connection's peek, fed as its bytes arrive. */
+export class Peeker {
+  private reader: ClientHelloReader | HttpHeadReader | null = null;
+  private answer: PeekResult | PeekError | null = null;
+
+  /**
+   * `bytes`: every byte so far, those of the call before first. Returns or throws what peek(bytes)
+   * would; once it has decided (anything but need_more), the same answer again, whatever follows.
+   */
+  next(bytes: Uint8Array): PeekResult {
+    this.answer ??= this.decide(bytes);
+    if (this.answer === null) return NEED_MORE;
+    if (this.answer instanceof PeekError) throw this.answer;
+    return this.answer;
+  }
+
+  /** The answer once decided, null before. */
+  private decide(bytes: Uint8Array): PeekResult | PeekError | null {
+    if (this.reader === null) {
+      const first = bytes[0];
+      if (first === undefined) return null;
+      if (first === TLS_HANDSHAKE) this.reader = new ClientHelloReader();
+      else if (first >= 0x41 && first <= 0x5a) this.reader = new HttpHeadReader();
+      else return OTHER;
+    }
+    try {
+      return this.reader.next(bytes);
+    } catch (e) {
+      if (e instanceof PeekError) return e;
+      throw e;
+    }
+  }
 }
