@@ -79,7 +79,8 @@ function parseLine(text: HeadText, s: number, e: number): Header {
   if (c0 === SP || c0 === HTAB) throw fail("http1_obs_fold", "a line starting with whitespace (obsolete line folding)");
   let i = s;
   while (i < e && TCHAR[b[i] ?? 0] === 1) i++;
-  if (i === e) throw fail("http1_bad_header_name", `header line ${quote(latin1(b, s, Math.min(e, s + 40)))} has no colon`);
+  // Not repeated: a line of token characters alone may be a credential sent without its name.
+  if (i === e) throw fail("http1_bad_header_name", `a header line (${e - s} bytes) has no colon`);
   const c = b[i] ?? 0;
   if (c !== COLON) {
     if (c === SP || c === HTAB) throw fail("http1_space_before_colon", `whitespace between header name ${quote(latin1(b, s, i))} and its colon`);

@@ -225,3 +225,14 @@ describe("request bytes, one by one", () => {
     }
   });
 });
+
+describe("a header line without a colon", () => {
+  test("the error does not repeat the line (a credential sent without its name)", () => {
+    const steps = runRequests(get(`${H}sk-live-0123456789abcdef\r\n`));
+    const last = steps.at(-1)!;
+    assert.ok(last.kind === "error", JSON.stringify(last));
+    assert.equal(last.code, "http1_bad_header_name");
+    assert.equal(last.message.includes("sk-live"), false);
+    assert.ok(last.message.includes("a header line (24 bytes) has no colon"), last.message);
+  });
+});

@@ -215,3 +215,12 @@ describe("byte classes", () => {
     }
   });
 });
+
+describe("parseHttpHead: a header line without a colon", () => {
+  test("the error does not repeat the line (a credential sent without its name)", () => {
+    const e = errorOf(() => parse(get("Host: a.example\r\nsk-live-0123456789abcdef\r\n")), PeekError);
+    assert.equal(e.code, "peek_http_malformed");
+    assert.equal(e.message.includes("sk-live"), false);
+        assert.ok(e.message.includes("a header line (24 bytes) has no colon"), e.message);
+  });
+});

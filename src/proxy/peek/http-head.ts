@@ -202,7 +202,8 @@ function* headerLine(l: Line, f: Fields, line: RequestLine): Wait<void> {
   for (;;) {
     while (i < l.to && isTchar(l.b[i])) i++;
     if (i < l.to) break;
-    if (l.complete) throw fail("peek_http_malformed", `header line ${quote(latin1(l.b, from, l.to))} has no colon`);
+    // Not repeated: a line of token characters alone may be a credential sent without its name.
+    if (l.complete) throw fail("peek_http_malformed", `a header line (${l.to - from} bytes) has no colon`);
     yield;
   }
   const c = l.b[i] ?? 0;
