@@ -15,7 +15,7 @@ import { callUnix, nobodyListens } from "../runtime/unix-http.ts";
 import { readPins, readPinsWithDefinitions, writeDefinitions, writePins } from "../agent/mcp-pins.ts";
 import { parsedPins, PinBook, sha256Hex, toolDefinitionText, type PinBookData } from "../mcp/index.ts";
 import { readInputFile } from "./files.ts";
-import { renderPins, renderTool, safeJson, type ShownTool } from "./mcp-show.ts";
+import { renderPins, renderTool, safeJson, safeName, type ShownTool } from "./mcp-show.ts";
 import { TidegateError } from "../errors.ts";
 import { namingFromConfig, pinServerName, unnamedWarning, type ServerNaming } from "./mcp-server-name.ts";
 
@@ -88,8 +88,8 @@ const tools: Command = {
       if (t === null) {
         const all = await allPins(ctx, r);
         const known = all[server];
-        const near = known === undefined ? nearest(server, Object.keys(all)).map((x) => `${x} ${tool}`) : nearest(tool, [...new Set([...Object.keys(known.pinned), ...Object.keys(known.waiting)])]).map((x) => `${server} ${x}`);
-        ctx.io.err(`tidegate mcp tools: no pin of tool ${tool} for ${server}${didYouMean(near)}\n`);
+        const near = known === undefined ? nearest(server, Object.keys(all)).map((x) => `${safeName(x)} ${safeName(tool)}`) : nearest(tool, [...new Set([...Object.keys(known.pinned), ...Object.keys(known.waiting)])]).map((x) => `${safeName(server)} ${safeName(x)}`);
+        ctx.io.err(`tidegate mcp tools: no pin of tool ${safeName(tool)} for ${safeName(server)}${didYouMean(near)}\n`);
         return 1;
       }
       ctx.io.out(ctx.values.json ? `${safeJson({ server, tool, pinned: t.pinned, waiting: t.waiting })}\n` : renderTool(server, tool, t, r.agent));
@@ -98,8 +98,8 @@ const tools: Command = {
     const all = await allPins(ctx, r);
     const shown: PinBookData = server === undefined ? all : all[server] !== undefined ? { [server]: all[server] } : {};
     if (server !== undefined && Object.keys(shown).length === 0) {
-      const near = nearest(server, Object.keys(all));
-      ctx.io.err(`tidegate mcp tools: no tools pinned for ${server}${didYouMean(near)}\n`);
+      const near = nearest(server, Object.keys(all)).map(safeName);
+      ctx.io.err(`tidegate mcp tools: no tools pinned for ${safeName(server)}${didYouMean(near)}\n`);
       return 1;
     }
     if (ctx.values.json) ctx.io.out(safeJson(shown) + "\n");
@@ -142,10 +142,11 @@ const approve: Command = {
       if (approved.length > 0) writePins(ctx.places.stateDir, book);
     }
     if (approved.length === 0) {
-      ctx.io.err(`tidegate mcp approve: nothing of ${server}${tool !== undefined ? ` ${tool}` : ""} is waiting for approval\n`);
+      ctx.io.err(`tidegate mcp approve: nothing of ${safeName(server)}${tool !== undefined ? ` ${safeName(tool)}` : ""} is waiting for approval\n`);
       return 1;
     }
-    ctx.io.out(`approved for ${server}: ${approved.join(", ")}\n`);
+    // Tool names are the MCP server's text: quoted when not plain (mcp-show.ts).
+    ctx.io.out(`approved for ${safeName(server)}: ${approved.map(safeName).join(", ")}\n`);
     return 0;
   },
 };
@@ -222,7 +223,7 @@ const pin: Command = {
       writeDefinitions(ctx.places.stateDir, book);
       naming = namingFromConfig(ctx, name);
     }
-    ctx.io.out(`pinned for ${server} from ${file}: ${[...hashes.keys()].sort().join(", ") || "no tools"} (other tools wait for approval)\n`);
+    ctx.io.out(`pinned for ${safeName(server)} from ${safeName(file)}: ${[...hashes.keys()].sort().map(safeName).join(", ") || "no tools"} (other tools wait for approval)\n`);
     const warning = unnamedWarning("mcp pin", server, naming);
     if (warning !== null) ctx.io.err(warning);
     return 0;

@@ -380,3 +380,30 @@ describe("loadPolicy: every rejection names file, line and field", () => {
     assert.ok(p.workloads[0]!.id instanceof SpiffeId);
   });
 });
+
+// `tidegate policy check` reads any file, and prints its errors to a terminal: whatever the file
+// holds (a key, a value, an alias name) is quoted, never written as itself. An unknown key was
+// once echoed raw, so a file could retitle the terminal, recolour it, or reverse what it showed.
+describe("messages quote what the file says: no control, C1, bidi or format character as itself", () => {
+  const UNSAFE = /[\u0000-\u001f\u007f-\u009f\p{Cf}\p{Zl}\p{Zp}]/u;
+  const EVIL = "\u001b]0;owned\u0007\u001b[31m\u009b31m\u202egnp.exe\u2028";
+  const cases: [string, string, string][] = [
+    ["an unknown top-level key", `"${EVIL}": 1\n`, `"\\u001b]0;owned\\u0007\\u001b[31m\\u009b31m\\u202egnp.exe\\u2028": unknown key`],
+    ["an unknown nested key", `agent: { "${EVIL}": 1 }\n`, `agent."\\u001b]0;owned`],
+    ["a value shown back", `agent: { drain_timeout: ["${EVIL}"] }\n`, `got ["\\u001b]0;owned\\u0007\\u001b[31m\\u009b31m\\u202egnp.exe\\u2028"]`],
+    ["an alias name", `agent: *a${EVIL.replace(/[\u001b\u0007\[\];]/g, "")}\n`, "\\u009b31m\\u202egnp.exe"],
+  ];
+  for (const [what, doc, shows] of cases) {
+    test(what, () => {
+      const e = errorOf(() => loadPolicy(`trust_domain: example.org\n${doc}`, "p.yaml"), PolicyError);
+      assert.equal(e.code, "policy_invalid");
+      assert.ok(!UNSAFE.test(e.message), `raw in: ${JSON.stringify(e.message)}`);
+      assert.ok(e.message.includes(shows), `${JSON.stringify(shows)} not in ${JSON.stringify(e.message)}`);
+    });
+  }
+
+  test("plain keys stay as they were", () => {
+    const e = errorOf(() => loadPolicy("trust_domain: example.org\negress:\n  - { name: r, actoin: deny }\n", "p.yaml"), PolicyError);
+    assert.ok(e.message.includes("egress[0].actoin: unknown key"), e.message);
+  });
+});
