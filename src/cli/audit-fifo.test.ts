@@ -47,3 +47,27 @@ describe("a log file that is not a regular file is refused, never waited on", ()
     }
   }
 });
+
+// The files the audit verbs read besides the log: --state (or the state dir's file) and the
+// config, whose audit.dir says where the log is. A FIFO in either hung the verb.
+describe("a state file or config that is a FIFO is refused or passed over, never waited on", () => {
+  test("verify --state FIFO: a usage error naming it", async () => {
+    const dir = join(root, "state-fifo");
+    mkdirSync(join(dir, "log"), { recursive: true });
+    expect(Bun.spawnSync(["mkfifo", join(dir, "audit-checkpoint.json")]).exitCode).toBe(0);
+    const r = await tidegate(["audit", "verify", "--audit-dir", join(dir, "log"), "--state", join(dir, "audit-checkpoint.json")]);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(`${JSON.stringify(join(dir, "audit-checkpoint.json"))} is not a regular file`);
+  }, 15_000);
+
+  for (const verb of ["verify", "tail"]) {
+    test(`${verb} --config FIFO: the config is passed over as unreadable (the instance's folder is used)`, async () => {
+      const dir = join(root, `config-fifo-${verb}`);
+      mkdirSync(dir, { recursive: true });
+      expect(Bun.spawnSync(["mkfifo", join(dir, "tidegate.yaml")]).exitCode).toBe(0);
+      const r = await tidegate(["audit", verb, "--config", join(dir, "tidegate.yaml"), "--audit-dir", join(dir, "none"), "--state-dir", join(dir, "state")]);
+      expect(r.code).toBe(1);
+      expect(r.err).toContain("[audit_no_log]");
+    }, 15_000);
+  }
+});
