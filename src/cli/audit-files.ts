@@ -8,7 +8,7 @@
  */
 import { closeSync, existsSync, fstatSync, readSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
-import { TidegateError } from "../errors.ts";
+import { quote, TidegateError } from "../errors.ts";
 import { ACTIVE_FILE, listLogFiles, openLogFile, ROTATED_FILE as ROTATED } from "../audit/sink/files.ts";
 import { UsageError } from "./usage-error.ts";
 
@@ -60,9 +60,9 @@ export function explicitSources(paths: readonly string[]): LogSource[] {
       st = statSync(p);
     } catch (e) {
       const code = (e as { code?: string }).code;
-      throw new UsageError(`cannot read ${JSON.stringify(p)}: ${code === "ENOENT" ? "no such file" : (code ?? "unreadable")}`);
+      throw new UsageError(`cannot read ${quote(p)}: ${code === "ENOENT" ? "no such file" : (code ?? "unreadable")}`);
     }
-    if (!st.isFile()) throw new UsageError(`${JSON.stringify(p)} is not a regular file`);
+    if (!st.isFile()) throw new UsageError(`${quote(p)} is not a regular file`);
     const named = ROTATED.exec(basename(p));
     const seq = firstSeqOf(p) ?? (named !== null ? Number(named[1]) : null);
     return { source: { name: p, path: p, firstSeq: seq }, i };
@@ -80,7 +80,7 @@ export function allInDir(paths: readonly string[], dir: string): boolean {
 /** Throws `audit_no_log` unless `dir` exists; see refuseNonDir. */
 export function requireDir(dir: string, verb: string): void {
   if (!existsSync(dir)) {
-    throw new AuditCliError("audit_no_log", `audit: there is no audit log in ${JSON.stringify(dir)}: give --audit-dir DIR or --instance NAME${verb === "tail" ? ", or --dir DIR" : ", or FILES"}`);
+    throw new AuditCliError("audit_no_log", `audit: there is no audit log in ${quote(dir)}: give --audit-dir DIR or --instance NAME${verb === "tail" ? ", or --dir DIR" : ", or FILES"}`);
   }
   refuseNonDir(dir, verb);
 }
@@ -94,7 +94,7 @@ export function refuseNonDir(dir: string, verb: string): void {
     return; // missing: requireDir's audit_no_log, or waited for by tail -f
   }
   if (!st.isDirectory()) {
-    throw new UsageError(`${JSON.stringify(dir)} is not a directory: give the audit log's folder (${verb === "tail" ? "--audit-dir DIR, --instance NAME or --dir DIR)" : "--audit-dir DIR or --instance NAME), or log files as FILES"}`);
+    throw new UsageError(`${quote(dir)} is not a directory: give the audit log's folder (${verb === "tail" ? "--audit-dir DIR, --instance NAME or --dir DIR)" : "--audit-dir DIR or --instance NAME), or log files as FILES"}`);
   }
 }
 

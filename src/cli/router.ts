@@ -32,8 +32,9 @@ function parseErrorMessage(e: unknown): string {
   const raw = e instanceof Error ? e.message : String(e);
   // Node's hints name its own "--" convention, not tidegate's options: dropped.
   const text = raw.replace(/'/g, '"').replace(/\. This command does not take positional arguments/, "").replace(/\. To specify a positional argument starting with a .*$/s, "");
-  // It quotes the option as typed: printable ASCII only (src/errors.ts).
-  return printable(text.charAt(0).toLowerCase() + text.slice(1));
+  // It quotes the option as typed: printable ASCII only (src/errors.ts), cut as quote() cuts.
+  const cut = text.replace(/"([^"]{100})[^"]+"/g, '"$1..."');
+  return printable(cut.charAt(0).toLowerCase() + cut.slice(1));
 }
 
 export function route(root: Command, argv: readonly string[]): Routed {

@@ -90,3 +90,25 @@ describe("the CLI's stderr and stdout", () => {
     expect(none.err).not.toMatch(UNSAFE);
   });
 });
+
+// quote() cuts at 100 characters; these messages used JSON.stringify and repeated a 100 KB
+// argument whole.
+describe("a 100 KB argument is cut short in messages", () => {
+  const LONG = "a".repeat(100_000);
+  const cases: [string, (flags: string[]) => string[]][] = [
+    ["an unknown option", () => ["secret", `--${LONG}`]],
+    ["attest's argument", () => ["attest", LONG]],
+    ["an audit verify FILE", (f) => ["audit", "verify", LONG, ...f]],
+    ["an audit folder that is not one", (f) => ["audit", "tail", "--dir", `/dev/null/${LONG}`, ...f]],
+    ["mcp approve SERVER", (f) => ["mcp", "approve", LONG, ...f]],
+    ["mcp tools SERVER", (f) => ["mcp", "tools", LONG, ...f]],
+  ];
+  for (const [what, args] of cases) {
+    test(what, async () => {
+      const r = await run(args(places().flags));
+      expect(r.code).not.toBe(0);
+      expect(r.err.length).toBeLessThan(1000);
+      expect(r.err).toMatch(/a{50}"?\.\.\./);
+    });
+  }
+});
