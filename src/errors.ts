@@ -28,8 +28,13 @@ export function isTidegateError(e: unknown, code?: string): e is TidegateError {
  */
 export function quote(text: string): string {
   const cut = text.length > 100 ? text.slice(0, 100) : text;
-  const q = JSON.stringify(cut).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  const q = printable(JSON.stringify(cut));
   return cut === text ? q : `${q}...`;
+}
+
+/** `text` with every control character and everything from DEL up written as `\uXXXX`: printable ASCII. */
+export function printable(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 /**
@@ -47,4 +52,20 @@ export function quoteUrl(text: string): string {
     // not a URL: nothing of it is shown
   }
   return host === "" ? "(not repeated: it has an '@' and may hold a password)" : `${quote(host)} (the rest not repeated: it has an '@' and may hold a password)`;
+}
+
+/**
+ * What a terminal may act on, or that makes it show text other than it is: C0 controls but tab
+ * and newline (and a carriage return before a newline), DEL, C1 controls (U+009B is CSI on its
+ * own), format characters (bidi overrides and isolates, zero-width ones), line and paragraph
+ * separators.
+ */
+const TERMINAL_UNSAFE = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\p{Cf}\p{Zl}\p{Zp}]|\r(?!\n)/gu;
+
+/**
+ * `text` with every character of TERMINAL_UNSAFE written as `\uXXXX` (each UTF-16 unit): the last
+ * guard of what the CLI writes to stderr (src/cli/main.ts), whatever a message quoted.
+ */
+export function terminalSafe(text: string): string {
+  return text.replace(TERMINAL_UNSAFE, (c) => [...Array(c.length).keys()].map((i) => `\\u${c.charCodeAt(i).toString(16).padStart(4, "0")}`).join(""));
 }

@@ -154,3 +154,20 @@ describe("tidegate agent as a process", () => {
     }
   }, 20_000);
 });
+
+// --trust-bundle (agent.trust_bundle) was read with readFileSync: a FIFO there kept the agent
+// from ever starting, /dev/zero was read until memory ran out.
+describe("the trust bundle file", () => {
+  for (const [what, path] of [["a FIFO", "fifo"], ["/dev/zero", "/dev/zero"]] as const) {
+    test(`${what} is refused at once, trust_bundle_bad`, async () => {
+      const file = path === "fifo" ? `${t.dir}/bundle.fifo` : path;
+      if (path === "fifo") expect(Bun.spawnSync(["mkfifo", file]).exitCode).toBe(0);
+      const t0 = performance.now();
+      await expect(startAgent({ places: t.places, serverUrl: s.publicUrl, joinToken: "tok-secret-value", trustBundle: file, logger: memoryLogger() })).rejects.toMatchObject({
+        code: "trust_bundle_bad",
+        message: expect.stringContaining("is not a regular file"),
+      });
+      expect(performance.now() - t0).toBeLessThan(2000);
+    });
+  }
+});

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import type { Places } from "../runtime/instance.ts";
 import { createLogger, type Logger } from "../runtime/log.ts";
 import { serveUnix, type UnixServer } from "../runtime/unix-http.ts";
-import { readFileSync } from "node:fs";
+import { readRegularText } from "../runtime/bounded-read.ts";
 import { answersOn } from "../runtime/unix-http.ts";
 import { AgentCore } from "./agent-core.ts";
 import { bootstrap } from "./bootstrap.ts";
@@ -122,9 +122,10 @@ export async function startAgent(o: StartAgentOptions): Promise<RunningAgent> {
   let trustBundle: { text: string; path: string } | undefined;
   if (o.trustBundle !== undefined) {
     try {
-      trustBundle = { text: readFileSync(o.trustBundle, "utf8"), path: o.trustBundle };
+      // A regular file of at most 4 MiB: a FIFO or /dev/zero is refused, never waited on or read.
+      trustBundle = { text: readRegularText(o.trustBundle, "agent: --trust-bundle"), path: o.trustBundle };
     } catch (e) {
-      throw new AgentError("trust_bundle_bad", `agent: cannot read --trust-bundle ${JSON.stringify(o.trustBundle)}: ${(e as { code?: string }).code ?? String(e)}`);
+      throw new AgentError("trust_bundle_bad", (e as Error).message, { cause: e });
     }
   }
   const identity = await bootstrap({

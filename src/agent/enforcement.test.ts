@@ -116,6 +116,18 @@ describe("enforcement", () => {
     expect(t.enforcement.rejected).toBeNull();
   });
 
+  // `tidegate agent` refuses a config over 4 MiB at start (cli/files.ts); a reload read any size.
+  test("a reload reads at most 4 MiB, as the start does: a larger file is rejected and the policy kept", () => {
+    writeFileSync(config, POLICY);
+    const t = setup([entry("e1", "spiffe://example.org/w1", "tidegate:workload:w1")]);
+    expect(t.enforcement.reload()).toBe(true);
+    writeFileSync(config, `${POLICY.replace("action: deny", "action: passthrough")}# ${"x".repeat(4 * 1024 * 1024)}\n`);
+    expect(t.enforcement.reload()).toBe(false);
+    expect(t.holder.policy?.egress[0]?.action).toBe("deny");
+    expect(t.enforcement.rejected?.error).toContain("input_too_large");
+    writeFileSync(config, POLICY);
+  });
+
   test("the kernel's bound on a workload's open connections follows the policy in force, the default without one, even before the first sync", () => {
     writeFileSync(config, `${POLICY}agent: { max_connections_per_workload: 7 }\n`);
     const t = setup(null);

@@ -16,7 +16,7 @@
  *   (a process that exec'd another binary and lost its identity is refused, and recorded).
  */
 import type { Audit } from "../audit/sink/audit-log.ts";
-import { readFileSync } from "node:fs";
+import { readRegularText } from "../runtime/bounded-read.ts";
 import { untrustedFileReason } from "../runtime/trusted-file.ts";
 import type { Entry } from "./wire.ts";
 import type { Logger } from "../runtime/log.ts";
@@ -84,7 +84,8 @@ export class Enforcement {
     try {
       const untrusted = untrustedFileReason(this.o.configPath, process.geteuid?.() ?? 0);
       if (untrusted !== null) throw Object.assign(new Error(`not trusted: ${untrusted}`), { code: `not trusted: ${untrusted}` });
-      text = readFileSync(this.o.configPath, "utf8");
+      // As at start (cli/agent.ts): a regular file of at most 4 MiB, never a FIFO waited on.
+      text = readRegularText(this.o.configPath, "policy");
     } catch (e) {
       const error = `cannot read ${this.o.configPath}: ${(e as { code?: string }).code ?? String(e)}`;
       this.o.logger.error("policy_rejected", { file: this.o.configPath, error, kept: this.o.holder.policy !== null });

@@ -12,7 +12,7 @@ import { str } from "./global-options.ts";
 import { callUnix } from "../runtime/unix-http.ts";
 import { createAttestation, matchEntry, nearMisses, type MatchEntry } from "../attest/index.ts";
 import { INBOUND_SELECTOR } from "../up/entries.ts";
-import { TidegateError } from "../errors.ts";
+import { quote, TidegateError } from "../errors.ts";
 import { httpsOriginFlag } from "./flag-values.ts";
 
 interface Report {
@@ -83,7 +83,7 @@ export const attestCommand: Command = {
     "kubelet-ca-file": { type: "string", value: "FILE", help: "CA of the kubelet's certificate (default: the pod's mounted one)" },
   },
   run: async ({ values, positionals, places, io }) => {
-    if (positionals.length > 0) throw new UsageError(`attest takes no arguments, got ${JSON.stringify(positionals[0])}`);
+    if (positionals.length > 0) throw new UsageError(`attest takes no arguments, got ${quote(positionals[0]!)}`);
     const pidText = values.pid;
     if (typeof pidText !== "string") throw new UsageError("attest needs --pid PID");
     if (!/^[1-9][0-9]{0,9}$/.test(pidText)) throw new UsageError(`--pid ${JSON.stringify(pidText.slice(0, 32))} is not a pid`);

@@ -8,7 +8,8 @@
  * JSON of an object with a positive integer seq and string time and type. Continuity is the
  * exporter's check (`export_source_gap`); hashes and signatures are `audit verify`'s.
  */
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, readSync } from "node:fs";
+import { openLogFile } from "../audit/sink/files.ts";
 import { ExportError, type EventSource, type ParsedEvent } from "../audit/export/index.ts";
 import type { LogSource } from "./audit-files.ts";
 
@@ -51,7 +52,7 @@ export class FilesSource implements EventSource {
     const at = this.#at;
     while (at.file < this.#files.length && out.length < max) {
       const f = this.#files[at.file]!;
-      const fd = openSync(f.path, "r");
+      const fd = openLogFile(f.path);
       try {
         if (this.#readFile(fd, f.name, afterSeq, max, out)) at.file++, (at.offset = 0), (at.line = 0);
       } finally {

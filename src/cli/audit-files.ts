@@ -6,10 +6,10 @@
  * Guaranteed: a line is only ever handed out whole; the bytes after a file's last "\n" (a line
  * being written, or torn by a crash) are never returned. Nothing here writes.
  */
-import { closeSync, existsSync, fstatSync, openSync, readSync, statSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, readSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
-import { TidegateError } from "../errors.ts";
-import { ACTIVE_FILE, listLogFiles, ROTATED_FILE as ROTATED } from "../audit/sink/files.ts";
+import { quote, TidegateError } from "../errors.ts";
+import { ACTIVE_FILE, listLogFiles, openLogFile, ROTATED_FILE as ROTATED } from "../audit/sink/files.ts";
 import { UsageError } from "./usage-error.ts";
 
 export const AUDIT_CLI_ERROR_CODES = [
@@ -32,7 +32,7 @@ const FIRST_SEQ = /^\{"seq":(\d+),/;
 
 /** The seq of the first line of `path` (read from its first 4 KiB), or null. */
 export function firstSeqOf(path: string): number | null {
-  const fd = openSync(path, "r");
+  const fd = openLogFile(path);
   try {
     const buf = Buffer.alloc(4096);
     const n = readSync(fd, buf, 0, buf.length, 0);
@@ -60,9 +60,9 @@ export function explicitSources(paths: readonly string[]): LogSource[] {
       st = statSync(p);
     } catch (e) {
       const code = (e as { code?: string }).code;
-      throw new UsageError(`cannot read ${JSON.stringify(p)}: ${code === "ENOENT" ? "no such file" : (code ?? "unreadable")}`);
+      throw new UsageError(`cannot read ${quote(p)}: ${code === "ENOENT" ? "no such file" : (code ?? "unreadable")}`);
     }
-    if (!st.isFile()) throw new UsageError(`${JSON.stringify(p)} is not a regular file`);
+    if (!st.isFile()) throw new UsageError(`${quote(p)} is not a regular file`);
     const named = ROTATED.exec(basename(p));
     const seq = firstSeqOf(p) ?? (named !== null ? Number(named[1]) : null);
     return { source: { name: p, path: p, firstSeq: seq }, i };
@@ -80,7 +80,7 @@ export function allInDir(paths: readonly string[], dir: string): boolean {
 /** Throws `audit_no_log` unless `dir` exists; see refuseNonDir. */
 export function requireDir(dir: string, verb: string): void {
   if (!existsSync(dir)) {
-    throw new AuditCliError("audit_no_log", `audit: there is no audit log in ${JSON.stringify(dir)}: give --audit-dir DIR or --instance NAME${verb === "tail" ? ", or --dir DIR" : ", or FILES"}`);
+    throw new AuditCliError("audit_no_log", `audit: there is no audit log in ${quote(dir)}: give --audit-dir DIR or --instance NAME${verb === "tail" ? ", or --dir DIR" : ", or FILES"}`);
   }
   refuseNonDir(dir, verb);
 }
@@ -94,7 +94,7 @@ export function refuseNonDir(dir: string, verb: string): void {
     return; // missing: requireDir's audit_no_log, or waited for by tail -f
   }
   if (!st.isDirectory()) {
-    throw new UsageError(`${JSON.stringify(dir)} is not a directory: give the audit log's folder (${verb === "tail" ? "--audit-dir DIR, --instance NAME or --dir DIR)" : "--audit-dir DIR or --instance NAME), or log files as FILES"}`);
+    throw new UsageError(`${quote(dir)} is not a directory: give the audit log's folder (${verb === "tail" ? "--audit-dir DIR, --instance NAME or --dir DIR)" : "--audit-dir DIR or --instance NAME), or log files as FILES"}`);
   }
 }
 
@@ -103,14 +103,16 @@ const BLOCK = 256 * 1024;
 /**
  * The complete lines of the open file `fd` before byte `end`, newest first, without their "\n";
  * empty lines are skipped. Bytes after the last "\n" before `end` are not a complete line and
- * are not returned. Reads in blocks from the end, so the last lines of a large file cost little.
+ * are not returned. Reads in blocks from the end, so the last lines of a large file cost little;
+ * a line longer than a block is read in blocks as long as what is held of it, so it costs time in
+ * proportion to its length (a fixed block made a 64 MiB line take 3 s, copied over and over).
  */
 export function* linesBackward(fd: number, end: number = fstatSync(fd).size): Generator<string> {
   let pos = end;
   let rest: Buffer = Buffer.alloc(0);
   let sawNewline = false;
   while (pos > 0) {
-    const start = Math.max(0, pos - BLOCK);
+    const start = Math.max(0, pos - Math.max(BLOCK, rest.length));
     const buf = Buffer.alloc(pos - start);
     const n = readSync(fd, buf, 0, buf.length, start);
     if (n !== buf.length) break; // the file shrank under us: stop at what is certain

@@ -16,9 +16,9 @@
  *   in a warning on stderr; `audit verify` says what is wrong with them.
  * Detection is by polling every `pollMs` (default 200 ms): no inotify needed, any filesystem.
  */
-import { closeSync, fstatSync, openSync, statSync } from "node:fs";
+import { closeSync, fstatSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { ACTIVE_FILE } from "../audit/sink/files.ts";
+import { ACTIVE_FILE, openLogFile } from "../audit/sink/files.ts";
 import type { Output } from "./command.ts";
 import { completeEnd, dirSources, linesBackward, linesFrom, refuseNonDir, requireDir, seqOfLine } from "./audit-files.ts";
 import { absentFields, matches, noteFields, parseEvent, showEvent, showRaw, type AuditObject, type Filter } from "./audit-view.ts";
@@ -39,7 +39,7 @@ export interface TailOptions {
 
 function openOrNull(path: string): number | null {
   try {
-    return openSync(path, "r");
+    return openLogFile(path);
   } catch (e) {
     if ((e as { code?: string }).code === "ENOENT") return null;
     throw e;

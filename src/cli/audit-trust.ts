@@ -13,11 +13,12 @@
  * state would hide a cut tail.
  */
 import { loadPolicy } from "../policy/load.ts";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
+import { readRegularText } from "../runtime/bounded-read.ts";
 import { join } from "node:path";
 import { BundleSet, TrustDomain, parseJwksBundle } from "../spiffe/index.ts";
 import type { X509BundleSource } from "../x509/verify.ts";
-import { isTidegateError } from "../errors.ts";
+import { isTidegateError, quote } from "../errors.ts";
 import type { AuditState } from "../audit/format/index.ts";
 import { StateFiles } from "../agent/state-files.ts";
 import { AUDIT_STATE_FILE } from "../audit/sink/files.ts";
@@ -39,7 +40,7 @@ export function logPlace(places: { auditDir: string; stateDir: string; config?: 
 function configuredAuditDir(config: string | undefined): string | null {
   if (config === undefined || !existsSync(config)) return null;
   try {
-    return loadPolicy(readFileSync(config, "utf8"), config).audit.dir;
+    return loadPolicy(readRegularText(config, "config"), config).audit.dir; // never waits on a FIFO
   } catch {
     return null;
   }
@@ -82,13 +83,14 @@ async function asUsageAsync<T>(what: string, f: () => Promise<T>): Promise<T> {
   }
 }
 
+/** A regular file of at most 4 MiB (src/runtime/bounded-read.ts): a FIFO is refused, never waited on. */
 function readText(path: string, what: string): string {
   try {
-    return readFileSync(path, "utf8");
+    return readRegularText(path, what);
   } catch (e) {
-    const code = (e as { code?: string }).code;
-    const why = code === "EACCES" ? "permission denied (the agent's state is root's)" : (code ?? "unreadable");
-    throw new UsageError(`${what}: cannot read ${JSON.stringify(path)}: ${why}`);
+    const errno = ((e as { cause?: { code?: string } }).cause)?.code;
+    if (errno === "EACCES") throw new UsageError(`${what}: cannot read ${quote(path)}: permission denied (the agent's state is root's)`);
+    throw new UsageError((e as Error).message);
   }
 }
 

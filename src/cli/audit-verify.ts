@@ -11,10 +11,10 @@
  * the largest file, not the whole log.
  */
 import { UsageError } from "./usage-error.ts";
-import { readFileSync } from "node:fs";
+import { closeSync, readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { verifyAudit, type AuditFile, type VerifyReport } from "../audit/format/index.ts";
-import { ACTIVE_FILE } from "../audit/sink/files.ts";
+import { ACTIVE_FILE, AuditFileError, openLogFile } from "../audit/sink/files.ts";
 import type { Output } from "./command.ts";
 import { dirSources, type LogSource } from "./audit-files.ts";
 import type { StateRecord, Trust } from "./audit-trust.ts";
@@ -41,10 +41,16 @@ async function pass(sources: readonly LogSource[], trust: Trust, state: StateRec
     get text(): Uint8Array {
       let bytes: Buffer;
       try {
-        bytes = readFileSync(s.path);
+        const fd = openLogFile(s.path);
+        try {
+          bytes = readFileSync(fd);
+        } finally {
+          closeSync(fd);
+        }
       } catch (e) {
         // Gone since it was listed: only a rotation does that to a live log. Anything else (a
         // file that cannot be read) is never taken as empty: a check that cannot be done is not skipped.
+        if (e instanceof AuditFileError) throw e;
         if (!(live && (e as { code?: string }).code === "ENOENT")) throw new UsageError(`cannot read ${s.path}: ${(e as { code?: string }).code ?? String(e)}`);
         unsteady = true;
         bytes = Buffer.alloc(0);

@@ -1,29 +1,21 @@
-import { readFileSync, statSync } from "node:fs";
 import { TidegateError } from "../errors.ts";
+import { BoundedReadError, readRegularFile } from "../runtime/bounded-read.ts";
 import { UsageError } from "./usage-error.ts";
 
 export class InputFileError extends TidegateError {}
 
-/** Certificates, bundles and configs are small: anything larger is refused before it is read. */
-export const MAX_INPUT_BYTES = 4 * 1024 * 1024;
-
-/** Reads a file an operator named; errors name the file and what it was for, never its content. */
+/**
+ * Reads a file an operator named, at most MAX_INPUT_BYTES, a regular file only (a FIFO or
+ * /dev/zero is refused, never waited on: src/runtime/bounded-read.ts); errors name the file,
+ * quoted, and what it was for, never its content.
+ */
 export function readInputFile(path: string, what: string): Uint8Array {
-  let size: number;
   try {
-    const st = statSync(path);
-    if (!st.isFile()) throw new InputFileError("input_not_file", `${what}: ${JSON.stringify(path)} is not a regular file`);
-    size = st.size;
+    return new Uint8Array(readRegularFile(path, what));
   } catch (e) {
-    if (e instanceof InputFileError) throw e;
-    const code = (e as { code?: string }).code;
-    const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : (code ?? "unreadable");
-    throw new InputFileError("input_unreadable", `${what}: cannot read ${JSON.stringify(path)}: ${why}`);
+    if (e instanceof BoundedReadError) throw new InputFileError(e.code, e.message, { cause: e.cause });
+    throw e;
   }
-  if (size > MAX_INPUT_BYTES) {
-    throw new InputFileError("input_too_large", `${what}: ${JSON.stringify(path)} is ${size} bytes, more than ${MAX_INPUT_BYTES}`);
-  }
-  return new Uint8Array(readFileSync(path));
 }
 
 /**

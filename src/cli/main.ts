@@ -1,6 +1,7 @@
 /**
  * The `tidegate` entry point. Exit codes: 0 ok, 1 failure, 2 usage. Errors go to stderr, name the
- * bad input and carry the error's stable code; stack traces only with TIDEGATE_DEBUG=1.
+ * bad input and carry the error's stable code; stack traces only with TIDEGATE_DEBUG=1. Nothing
+ * written to stderr carries a control, C1, bidi or other format character as itself (terminalSafe).
  */
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type Command, type Output } from "./command.ts";
 import { renderHelp } from "./help.ts";
@@ -23,7 +24,7 @@ import { auditCommand } from "./audit.ts";
 import { mcpCommand } from "./mcp.ts";
 import { downCommand, upCommand } from "./up.ts";
 import { demoCommand } from "./demo.ts";
-import { TidegateError } from "../errors.ts";
+import { terminalSafe, TidegateError } from "../errors.ts";
 import { stdOutput } from "./std-output.ts";
 
 export const rootCommand: Command = {
@@ -35,7 +36,10 @@ export const rootCommand: Command = {
   subcommands: [demoCommand, upCommand, downCommand, svidCommand, versionCommand, serverCommand, entryCommand, tokenCommand, agentCommand, statusCommand, attestCommand, policyCommand, secretCommand, auditCommand, mcpCommand, runCommand, launchCommand],
 };
 
-export async function main(argv: readonly string[], io: Output, env: Record<string, string | undefined>): Promise<number> {
+export async function main(argv: readonly string[], stdio: Output, env: Record<string, string | undefined>): Promise<number> {
+  // Errors and warnings quote what they were given (a file's key, an argument, an agent's answer):
+  // none of it may drive the terminal, whichever message forgot to quote it (src/errors.ts).
+  const io: Output = { out: (text) => stdio.out(text), err: (text) => stdio.err(terminalSafe(text)) };
   let path: readonly string[] = [];
   let command: Command = rootCommand;
   try {

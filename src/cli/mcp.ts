@@ -15,13 +15,16 @@ import { callUnix, nobodyListens } from "../runtime/unix-http.ts";
 import { readPins, readPinsWithDefinitions, writeDefinitions, writePins } from "../agent/mcp-pins.ts";
 import { parsedPins, PinBook, sha256Hex, toolDefinitionText, type PinBookData } from "../mcp/index.ts";
 import { readInputFile } from "./files.ts";
-import { renderPins, renderTool, safeJson, type ShownTool } from "./mcp-show.ts";
-import { TidegateError } from "../errors.ts";
+import { renderPins, renderTool, safeJson, safeName, type ShownTool } from "./mcp-show.ts";
+import { quote, TidegateError } from "../errors.ts";
 import { namingFromConfig, pinServerName, unnamedWarning, type ServerNaming } from "./mcp-server-name.ts";
 
 type Reach = { agent: true; socket: string } | { agent: false };
 
 /** The running agent, or none: only when agent.sock is not there does the command touch the file (an agent that fails to answer would overwrite it). */
+/** A name the operator typed or a server gave, for a message: bare when plain, else quoted and cut (quote). */
+const named = (s: string): string => (s.length <= 256 ? safeName(s) : quote(s));
+
 async function reach(ctx: Context): Promise<Reach> {
   const socket = join(ctx.places.runDir, "agent.sock");
   if (!existsSync(socket)) return { agent: false };
@@ -88,8 +91,8 @@ const tools: Command = {
       if (t === null) {
         const all = await allPins(ctx, r);
         const known = all[server];
-        const near = known === undefined ? nearest(server, Object.keys(all)).map((x) => `${x} ${tool}`) : nearest(tool, [...new Set([...Object.keys(known.pinned), ...Object.keys(known.waiting)])]).map((x) => `${server} ${x}`);
-        ctx.io.err(`tidegate mcp tools: no pin of tool ${tool} for ${server}${didYouMean(near)}\n`);
+        const near = known === undefined ? nearest(server, Object.keys(all)).map((x) => `${named(x)} ${named(tool)}`) : nearest(tool, [...new Set([...Object.keys(known.pinned), ...Object.keys(known.waiting)])]).map((x) => `${named(server)} ${named(x)}`);
+        ctx.io.err(`tidegate mcp tools: no pin of tool ${named(tool)} for ${named(server)}${didYouMean(near)}\n`);
         return 1;
       }
       ctx.io.out(ctx.values.json ? `${safeJson({ server, tool, pinned: t.pinned, waiting: t.waiting })}\n` : renderTool(server, tool, t, r.agent));
@@ -98,8 +101,8 @@ const tools: Command = {
     const all = await allPins(ctx, r);
     const shown: PinBookData = server === undefined ? all : all[server] !== undefined ? { [server]: all[server] } : {};
     if (server !== undefined && Object.keys(shown).length === 0) {
-      const near = nearest(server, Object.keys(all));
-      ctx.io.err(`tidegate mcp tools: no tools pinned for ${server}${didYouMean(near)}\n`);
+      const near = nearest(server, Object.keys(all)).map(named);
+      ctx.io.err(`tidegate mcp tools: no tools pinned for ${named(server)}${didYouMean(near)}\n`);
       return 1;
     }
     if (ctx.values.json) ctx.io.out(safeJson(shown) + "\n");
@@ -142,10 +145,11 @@ const approve: Command = {
       if (approved.length > 0) writePins(ctx.places.stateDir, book);
     }
     if (approved.length === 0) {
-      ctx.io.err(`tidegate mcp approve: nothing of ${server}${tool !== undefined ? ` ${tool}` : ""} is waiting for approval\n`);
+      ctx.io.err(`tidegate mcp approve: nothing of ${named(server)}${tool !== undefined ? ` ${named(tool)}` : ""} is waiting for approval\n`);
       return 1;
     }
-    ctx.io.out(`approved for ${server}: ${approved.join(", ")}\n`);
+    // Tool names are the MCP server's text: quoted when not plain (mcp-show.ts).
+    ctx.io.out(`approved for ${safeName(server)}: ${approved.map(safeName).join(", ")}\n`);
     return 0;
   },
 };
@@ -222,7 +226,7 @@ const pin: Command = {
       writeDefinitions(ctx.places.stateDir, book);
       naming = namingFromConfig(ctx, name);
     }
-    ctx.io.out(`pinned for ${server} from ${file}: ${[...hashes.keys()].sort().join(", ") || "no tools"} (other tools wait for approval)\n`);
+    ctx.io.out(`pinned for ${safeName(server)} from ${safeName(file)}: ${[...hashes.keys()].sort().map(safeName).join(", ") || "no tools"} (other tools wait for approval)\n`);
     const warning = unnamedWarning("mcp pin", server, naming);
     if (warning !== null) ctx.io.err(warning);
     return 0;

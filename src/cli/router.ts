@@ -3,6 +3,7 @@
  * global ones. Global flags may stand before or after the verb; `--` ends option parsing. An
  * unknown verb is a usage error naming it, with the nearest listed verbs ("did you mean").
  */
+import { printable } from "../errors.ts";
 import { parseArgs } from "node:util";
 import type { Command, OptionSpec } from "./command.ts";
 import { GLOBAL_OPTIONS } from "./global-options.ts";
@@ -31,7 +32,9 @@ function parseErrorMessage(e: unknown): string {
   const raw = e instanceof Error ? e.message : String(e);
   // Node's hints name its own "--" convention, not tidegate's options: dropped.
   const text = raw.replace(/'/g, '"').replace(/\. This command does not take positional arguments/, "").replace(/\. To specify a positional argument starting with a .*$/s, "");
-  return text.charAt(0).toLowerCase() + text.slice(1);
+  // It quotes the option as typed: printable ASCII only (src/errors.ts), cut as quote() cuts.
+  const cut = text.replace(/"([^"]{100})[^"]+"/g, '"$1..."');
+  return printable(cut.charAt(0).toLowerCase() + cut.slice(1));
 }
 
 export function route(root: Command, argv: readonly string[]): Routed {

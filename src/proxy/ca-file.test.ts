@@ -2,7 +2,7 @@ import { afterAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CA_RECHECK_MS, readCaFile } from "./ca-file.ts";
+import { CA_RECHECK_MS, MAX_CA_FILE_BYTES, readCaFile } from "./ca-file.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "tidegate-test-ca-file-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -32,4 +32,25 @@ test("a missing file throws the file system's error; one removed is refused once
   readCaFile(path, 5_000_000);
   rmSync(path);
   expect(() => readCaFile(path, 5_000_000 + CA_RECHECK_MS)).toThrow(expect.objectContaining({ code: "ENOENT" }));
+});
+
+// A rule's `ca` path may sit where someone other than root can put a file: a FIFO there once
+// blocked the agent's event loop in readFileSync (every connection of every workload stalled),
+// and /dev/zero was read until memory ran out.
+test("a FIFO, a device or a directory as a CA file is refused at once, never read", () => {
+  const fifo = join(dir, "fifo.pem");
+  expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
+  const t0 = performance.now();
+  expect(() => readCaFile(fifo)).toThrow(expect.objectContaining({ code: "input_not_file" }));
+  expect(() => readCaFile("/dev/zero")).toThrow(expect.objectContaining({ code: "input_not_file" }));
+  expect(() => readCaFile(dir)).toThrow(expect.objectContaining({ code: "input_not_file" }));
+  expect(performance.now() - t0).toBeLessThan(1000);
+});
+
+test("a CA file over MAX_CA_FILE_BYTES is refused", () => {
+  const path = join(dir, "huge.pem");
+  writeFileSync(path, Buffer.alloc(MAX_CA_FILE_BYTES + 1, 0x41));
+  expect(() => readCaFile(path)).toThrow(expect.objectContaining({ code: "input_too_large" }));
+  writeFileSync(path, Buffer.alloc(MAX_CA_FILE_BYTES, 0x41));
+  expect(readCaFile(path).pem.length).toBe(MAX_CA_FILE_BYTES);
 });

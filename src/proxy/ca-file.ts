@@ -7,8 +7,12 @@
  * path: an intercepted request asks on every request, and an asynchronous stat each time (a trip
  * through the thread pool) was about a third of the intercepting proxy's CPU per request. So a
  * replaced CA file is used, and a removed one refused, within a second.
+ *
+ * The path may be where others can put a file: it is read through src/runtime/bounded-read.ts,
+ * so a FIFO or a device there is refused at once instead of stalling the agent's event loop.
  */
-import { readFileSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
+import { readRegularText } from "../runtime/bounded-read.ts";
 
 export interface CaFile {
   readonly pem: string;
@@ -18,9 +22,16 @@ export interface CaFile {
 
 export const CA_RECHECK_MS = 1000;
 
+/** A bundle of CAs is text of a few KiB: a larger file is refused (ca_unreadable), never read whole. */
+export const MAX_CA_FILE_BYTES = 4 * 1024 * 1024;
+
 const held = new Map<string, { stamp: string; ca: CaFile; checkedAt: number }>();
 
-/** Throws the file system's error (with its `code`) when the file cannot be read. `nowMs`: the clock of CA_RECHECK_MS. */
+/**
+ * Throws the file system's error (with its `code`) when the file cannot be read, `input_not_file`
+ * for anything but a regular file (a FIFO is never waited on), `input_too_large` over
+ * MAX_CA_FILE_BYTES. `nowMs`: the clock of CA_RECHECK_MS.
+ */
 export function readCaFile(path: string, nowMs: number = performance.now()): CaFile {
   const hit = held.get(path);
   if (hit !== undefined && nowMs - hit.checkedAt < CA_RECHECK_MS && nowMs >= hit.checkedAt) return hit.ca;
@@ -30,7 +41,7 @@ export function readCaFile(path: string, nowMs: number = performance.now()): CaF
     hit.checkedAt = nowMs;
     return hit.ca;
   }
-  const pem = readFileSync(path, "utf8");
+  const pem = readRegularText(path, "ca file", MAX_CA_FILE_BYTES);
   const ca = { pem, id: new Bun.CryptoHasher("sha256").update(pem).digest("hex") };
   held.set(path, { stamp, ca, checkedAt: nowMs });
   return ca;

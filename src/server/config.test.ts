@@ -151,3 +151,31 @@ describe("server config", () => {
     }
   });
 });
+
+// The settings file is read before anything else the server does: a FIFO once blocked `server
+// init` and `tidegate up` forever, and /dev/zero was read until memory ran out (8 GB seen).
+describe("loadServerConfig reads a regular file of at most 4 MiB, nothing else", () => {
+  const cases: [string, (dir: string) => string, string][] = [
+    ["a FIFO", (dir) => { const f = join(dir, "fifo.yaml"); Bun.spawnSync(["mkfifo", f]); return f; }, "is not a regular file"],
+    ["/dev/zero", () => "/dev/zero", "is not a regular file"],
+    ["a directory", (dir) => dir, "is not a regular file"],
+    ["a file over 4 MiB", (dir) => { const f = join(dir, "big.yaml"); writeFileSync(f, `# ${"x".repeat(4 * 1024 * 1024)}\n`); return f; }, "more than 4194304"],
+  ];
+  for (const [what, make, message] of cases) {
+    test(what, () => {
+      const dir = mkdtempSync(join(tmpdir(), "tidegate-config-"));
+      try {
+        const file = make(dir);
+        const t0 = performance.now();
+        const err = (() => { try { loadServerConfig({ serverConfig: file, instance: null }); } catch (e) { return e; } })();
+        expect(performance.now() - t0).toBeLessThan(2000);
+        expect(err).toBeInstanceOf(ServerConfigError);
+        expect((err as ServerConfigError).code).toBe("server_config_unreadable");
+        expect((err as Error).message).toContain(`server config: ${JSON.stringify(file)}`);
+        expect((err as Error).message).toContain(message);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
+});

@@ -8,7 +8,8 @@
  * With an instance (tests, benchmarks) a listener the file does not name binds 127.0.0.1 on a
  * free port, chosen at the first start and kept in the server state for later starts (server.ts).
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
+import { readRegularText } from "../runtime/bounded-read.ts";
 import * as v from "valibot";
 import { TidegateError } from "../errors.ts";
 import { converted, mapping, readYaml } from "../policy/source.ts";
@@ -207,15 +208,16 @@ function federationOf(items: FederationInput, fail: (path: (string | number)[], 
   });
 }
 
-/** Reads `places.serverConfig`; an absent file gives the defaults. */
+/** Reads `places.serverConfig`; an absent file gives the defaults; anything but a regular file of at most 4 MiB is `server_config_unreadable`. */
 export function loadServerConfig(places: Pick<Places, "serverConfig" | "instance">): ServerSettings {
   const file = places.serverConfig;
   if (!existsSync(file)) return parseServerConfig("", file, places);
   let text: string;
   try {
-    text = readFileSync(file, "utf8");
+    // A regular file of at most 4 MiB: a FIFO or /dev/zero is refused, never waited on or read.
+    text = readRegularText(file, "server config");
   } catch (cause) {
-    throw new ServerConfigError("server_config_unreadable", `server config: cannot read ${JSON.stringify(file)}: ${(cause as Error).message}`, { cause });
+    throw new ServerConfigError("server_config_unreadable", (cause as Error).message, { cause });
   }
   return parseServerConfig(text, file, places);
 }

@@ -347,7 +347,16 @@ describe("refused when opened", () => {
     const missing = join(dir, "missing.pem");
     const r = await refusal(open({ settings: [spiffeSetting({ bundleFile: missing })] }));
     expect(r).toMatchObject({ code: "server_config_invalid", isConfig: true });
-    expect(r.message).toContain(`cannot read the initial bundle of partner.test ${JSON.stringify(missing)}`);
+    expect(r.message).toContain(`the initial bundle of partner.test: cannot read ${JSON.stringify(missing)}: no such file`);
+  });
+
+  // Read at start, before the listeners: a FIFO once kept the server from ever starting.
+  test("an initial bundle file that is a FIFO is refused, not waited on", async () => {
+    const fifo = join(dir, "bundle-fifo.pem");
+    expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
+    const r = await refusal(open({ settings: [spiffeSetting({ bundleFile: fifo })] }));
+    expect(r).toMatchObject({ code: "server_config_invalid", isConfig: true });
+    expect(r.message).toContain(`the initial bundle of partner.test: ${JSON.stringify(fifo)} is not a regular file`);
   });
 
   const wrong: [string, () => Promise<string> | string, string][] = [
@@ -371,7 +380,7 @@ describe("refused when opened", () => {
     const missing = join(dir, "missing-ca.pem");
     const r = await refusal(open({ settings: [setting({ caFile: missing })] }));
     expect(r).toMatchObject({ code: "server_config_invalid", isConfig: true });
-    expect(r.message).toContain(`cannot read the CA file of partner.test ${JSON.stringify(missing)}`);
+    expect(r.message).toContain(`the CA file of partner.test: cannot read ${JSON.stringify(missing)}: no such file`);
   });
 
   test("an initial bundle as SPIFFE JWKS is read as well as PEM", async () => {

@@ -23,7 +23,7 @@
  */
 import { Bundle, parseJwksBundle, parsePemBundle, type TrustDomain } from "../spiffe/index.ts";
 import type { Logger } from "../runtime/log.ts";
-import { readFileSync } from "node:fs";
+import { readRegularText } from "../runtime/bounded-read.ts";
 import type { FederationSetting } from "./config.ts";
 import { ServerConfigError } from "./config.ts";
 import { fetchBundle, FederationError, type BundleFetcher } from "./federation-fetch.ts";
@@ -85,9 +85,9 @@ export interface FederationDeps {
 
 function readSettingFile(path: string, what: string): string {
   try {
-    return readFileSync(path, "utf8");
+    return readRegularText(path, `server config: federation: the ${what}`);
   } catch (e) {
-    throw new ServerConfigError("server_config_invalid", `server config: federation: cannot read the ${what} ${JSON.stringify(path)}: ${(e as Error).message}`, { cause: e });
+    throw new ServerConfigError("server_config_invalid", (e as Error).message, { cause: e });
   }
 }
 

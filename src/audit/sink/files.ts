@@ -3,9 +3,32 @@
  * and rotated ones `audit-<first seq, 12 digits>.jsonl`, which together hold one chain. Readers
  * order files by the seq of their first line, falling back to the seq in the name when the first
  * line does not parse (a file holding only a torn line).
+ *
+ * A file named like a log file is opened only as a regular file (openLogFile): a FIFO, a device
+ * or a directory in its place, or a symlink to one, is `audit_not_regular_file` at once, never
+ * waited on or read (a copied log directory may hold anything).
  */
-import { closeSync, existsSync, fstatSync, openSync, readdirSync, readSync } from "node:fs";
+import { closeSync, constants, existsSync, fstatSync, openSync, readdirSync, readSync } from "node:fs";
 import { join } from "node:path";
+import { quote, TidegateError } from "../../errors.ts";
+
+export class AuditFileError extends TidegateError<"audit_not_regular_file"> {}
+
+/**
+ * A log file open for reading: opened with O_NONBLOCK (a FIFO never blocks the open), and closed
+ * again and refused unless it is a regular file. Other errors are the file system's (`code`).
+ */
+export function openLogFile(path: string): number {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  let regular = false;
+  try {
+    regular = fstatSync(fd).isFile();
+  } finally {
+    if (!regular) closeSync(fd);
+  }
+  if (!regular) throw new AuditFileError("audit_not_regular_file", `audit: ${quote(path)} is named like a log file but is not a regular file (a FIFO, a device, a directory): refused, not read`);
+  return fd;
+}
 
 export const ACTIVE_FILE = "audit.jsonl";
 /** In the state directory: the latest checkpoint's seq and line hash (`audit verify --state`). */
@@ -53,7 +76,7 @@ export function listLogFiles(dir: string): LogFile[] {
 }
 
 function readRange(path: string, start: number, length: number): string {
-  const fd = openSync(path, "r");
+  const fd = openLogFile(path);
   try {
     const buf = Buffer.alloc(length);
     const n = readSync(fd, buf, 0, length, start);
@@ -80,7 +103,7 @@ const CHECKPOINT = /^\{"seq":\d+,"time":"[^"]*","type":"checkpoint",/;
  * to go on with the chain (the last line's seq and hash, and how many lines since the checkpoint).
  */
 export function readTail(path: string): FileTail {
-  const fd = openSync(path, "r");
+  const fd = openLogFile(path);
   try {
     const size = fstatSync(fd).size;
     const BLOCK = 256 * 1024;
@@ -90,7 +113,8 @@ export function readTail(path: string): FileTail {
     let tornBytes = -1;
     let sawCheckpoint = false;
     while (pos > 0 && !sawCheckpoint) {
-      const start = Math.max(0, pos - BLOCK);
+      // A block as long as the line held so far: a long (torn) line costs its length, not its square.
+      const start = Math.max(0, pos - Math.max(BLOCK, rest.length));
       const buf = Buffer.alloc(pos - start);
       readSync(fd, buf, 0, buf.length, start);
       pos = start;
