@@ -5,6 +5,7 @@
  * steps, error included, however they are cut.
  */
 import fc from "fast-check";
+import { byteMutation, mutateBytes } from "../../test/helpers/byte-mutations.ts";
 import { fuzzRuns } from "../../test/fuzz-runs.ts";
 import { assert, describe, test } from "../../test/shim.ts";
 import { serializeResponseHead } from "./serialize.ts";
@@ -135,18 +136,8 @@ describe("generated response streams", () => {
   });
 });
 
-const mutation = fc.record({ op: fc.constantFrom("set", "insert", "delete"), at: fc.nat(), byte: fc.integer({ min: 0, max: 255 }) });
-
-function mutate(b: Uint8Array, ms: readonly { op: string; at: number; byte: number }[]): Uint8Array {
-  const a = [...b];
-  for (const m of ms) {
-    const i = m.at % (a.length + 1);
-    if (m.op === "insert") a.splice(i, 0, m.byte);
-    else if (a.length > 0 && m.op === "delete") a.splice(i % a.length, 1);
-    else if (a.length > 0) a[i % a.length] = m.byte;
-  }
-  return Uint8Array.from(a);
-}
+const mutation = byteMutation;
+const mutate = mutateBytes;
 
 describe("arbitrary and mutated bytes", () => {
   const starts = ["", "GET / HTTP/1.1\r\nHost: a\r\n", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n", "CONNECT a:1 HTTP/1.1\r\nHost: a\r\n\r\n"].map(bytes);

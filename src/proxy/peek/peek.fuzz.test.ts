@@ -8,6 +8,7 @@
  * IP literal gives no name.
  */
 import fc from "fast-check";
+import { byteMutation, mutateBytes } from "../../../test/helpers/byte-mutations.ts";
 import { fuzzRuns } from "../../../test/fuzz-runs.ts";
 import { assert, describe, test } from "../../../test/shim.ts";
 import { MAX_PEEK_BYTES, PeekError, peek, type PeekResult } from "./peek.ts";
@@ -130,18 +131,8 @@ function latin1(s: string): Uint8Array {
   return out;
 }
 
-const mutation = fc.record({ op: fc.constantFrom("set", "insert", "delete"), at: fc.nat(), byte: fc.integer({ min: 0, max: 255 }) });
-
-function mutate(b: Uint8Array, ms: readonly { op: string; at: number; byte: number }[]): Uint8Array {
-  const a = [...b];
-  for (const m of ms) {
-    const i = m.at % (a.length + 1);
-    if (m.op === "insert") a.splice(i, 0, m.byte);
-    else if (a.length > 0 && m.op === "delete") a.splice(i % a.length, 1);
-    else if (a.length > 0) a[i % a.length] = m.byte;
-  }
-  return Uint8Array.from(a);
-}
+const mutation = byteMutation;
+const mutate = mutateBytes;
 
 describe("peek on arbitrary bytes", () => {
   const starts = [[], [22], [22, 3, 1], [22, 3, 3, 0, 0x40, 1, 0], [...latin1("GET / HTTP/1.1\r\n")], [...latin1("CONNECT ")], [...latin1("G")]];

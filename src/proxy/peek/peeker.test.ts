@@ -6,6 +6,7 @@
  * and what peek answers on them whole.
  */
 import fc from "fast-check";
+import { byteMutation, mutateBytes } from "../../../test/helpers/byte-mutations.ts";
 import { fuzzRuns } from "../../../test/fuzz-runs.ts";
 import { assert, describe, test } from "../../../test/shim.ts";
 import { ClientHelloReader } from "./client-hello.ts";
@@ -170,18 +171,8 @@ function splitAgrees(x: Uint8Array, sizes: readonly number[]): void {
   else assert.ok(isError(whole), `refused in pieces (${decided.code}), not whole`);
 }
 
-const mutation = fc.record({ op: fc.constantFrom("set", "insert", "delete"), at: fc.nat(), byte: fc.integer({ min: 0, max: 255 }) });
-
-function mutate(b: Uint8Array, ms: readonly { op: string; at: number; byte: number }[]): Uint8Array {
-  const a = [...b];
-  for (const m of ms) {
-    const i = m.at % (a.length + 1);
-    if (m.op === "insert") a.splice(i, 0, m.byte);
-    else if (a.length > 0 && m.op === "delete") a.splice(i % a.length, 1);
-    else if (a.length > 0) a[i % a.length] = m.byte;
-  }
-  return Uint8Array.from(a);
-}
+const mutation = byteMutation;
+const mutate = mutateBytes;
 
 const header = fc.tuple(
   fc.constantFrom("Host", "host", "Content-Length", "Transfer-Encoding", "Accept", "X-A", "X A", ""),
