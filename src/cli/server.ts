@@ -203,7 +203,8 @@ export const serverCommand: Command = {
   summary: "run the identity server: CA, entries, join tokens, SVID signing, bundle endpoint",
   usage: ["server", "server init --trust-domain TD", "server rotate-ca [--root] [--json]", "server bundle [--pem]", "server status [--json]"],
   help: [
-    "Without a sub-command, serves until SIGTERM or SIGINT: the public listener (TLS; join-token",
+    "Without a sub-command, serves until SIGTERM or SIGINT (SIGHUP is logged and ignored: settings",
+    "are read at start only): the public listener (TLS; join-token",
     "attestation and the SPIFFE bundle endpoint), the API listener (mutual TLS with node SVIDs:",
     "renewal, sync, workload SVIDs) and the admin API on <run-dir>/server.sock (root only; used by",
     "'tidegate entry', 'tidegate token' and 'server rotate-ca'). Settings come from",
@@ -217,11 +218,21 @@ export const serverCommand: Command = {
     noPositionals(ctx, "tidegate server");
     const settings = loadServerConfig(ctx.places);
     const logger = createLogger();
-    const server = await startServer({ places: ctx.places, settings, logger });
-    void dropStartupCode(logger, "server");
-    const sig = await untilSignal();
-    ctx.io.err(`tidegate server: ${sig}, stopping\n`);
-    await server.stop();
+    // Signals are ours from before the start: SIGHUP's default action ends the process, so a
+    // reload sent to the server (`systemctl reload`, a script that HUPs every tidegate) killed it.
+    // The server reads server.yaml only at start: a SIGHUP is logged and ignored.
+    const stopped = untilSignal();
+    const hup = () => logger.warn("server_sighup_ignored", { effect: "the server reads its settings only at start: restart it to apply a change to server.yaml" });
+    process.on("SIGHUP", hup);
+    try {
+      const server = await startServer({ places: ctx.places, settings, logger });
+      void dropStartupCode(logger, "server");
+      const sig = await stopped;
+      ctx.io.err(`tidegate server: ${sig}, stopping\n`);
+      await server.stop();
+    } finally {
+      process.off("SIGHUP", hup);
+    }
     return 0;
   },
 };

@@ -223,6 +223,13 @@ egress:
     rmSync(root, { recursive: true, force: true });
   }, T);
 
+  test("SIGHUP to tidegate server is logged and ignored: it keeps serving", async () => {
+    server!.proc.kill("SIGHUP");
+    await waitFor("the server's note", () => (server!.output().includes('"server_sighup_ignored"') ? true : undefined), 10_000, 20);
+    const out = await cliOk(["token", "create", "--node", "node-after-hup", ...serverFlags]);
+    expect(out).toMatch(/token:\s*\S+/);
+  }, T);
+
   test("SIGTERM drains: a transfer in flight completes, a new connection is refused, one open at the deadline is cut and recorded", async () => {
     const CHUNKS = 40; // 2.5 MiB over 2 s
     const long = client(`stream ${CHUNKS}`);
