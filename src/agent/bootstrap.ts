@@ -17,6 +17,7 @@ import type { Logger } from "../runtime/log.ts";
 import { TrustDomain, parseJwksBundle } from "../spiffe/index.ts";
 import { AgentError, ServerError } from "./errors.ts";
 import { Backoff } from "./backoff.ts";
+import { sleep } from "../runtime/sleep.ts";
 import { callServer, parseServerUrl } from "./server-client.ts";
 import { trustByBundleFile, trustByFingerprint, tlsTrustOf } from "./trust.ts";
 import { AttestAnswer, readAnswer } from "./wire.ts";
@@ -105,18 +106,6 @@ export async function bootstrap(o: BootstrapOptions): Promise<AgentIdentity> {
 /** The longest wait between two tries of a join the server answered 503. */
 export const JOIN_RETRY_MAX_MS = 30_000;
 
-function wait(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
-}
-
 async function join(o: BootstrapOptions, server: string, token: string, trust: Bundle): Promise<AgentIdentity> {
   const key = await freshKey();
   const what = "join-token attestation";
@@ -138,7 +127,7 @@ async function join(o: BootstrapOptions, server: string, token: string, trust: B
       if (!(e instanceof ServerError && e.status === 503) || stopped()) throw e;
       const ms = backoff.next();
       o.logger.warn("join_retry", { server, code: e.code, retry_in_ms: ms, failures: backoff.count });
-      await wait(ms, o.signal);
+      await sleep(ms, o.signal);
       if (stopped()) throw e;
     }
   }

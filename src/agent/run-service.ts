@@ -167,8 +167,6 @@ export class RunService {
   private timer: ReturnType<typeof setTimeout> | null = null;
   private readonly unwatch: () => void;
   private readonly conns = new Set<Connection>();
-  /** Connections open per caller uid, for run-limits.ts. */
-  private readonly perUid = new Map<number, number>();
   private unpinnedLogged = false;
   private access = { key: "", at: -Infinity, generation: -1 };
   private stopped = false;
@@ -323,7 +321,6 @@ export class RunService {
       const pinned = pin?.ok === true ? pin : null;
       const c: Connection = { fd, peer, startTime: pinned?.startTime ?? null, pidfd: pinned?.pidfd ?? null, opened: monotonic(), reader: new LineReader(), fds: [], state: "reading", out: [], child: null, workload: null, eof: false };
       this.conns.add(c);
-      this.perUid.set(peer.uid, (this.perUid.get(peer.uid) ?? 0) + 1);
       if (busy !== null) this.refuse(c, busy.code, busy.message);
       else if (pin !== null && !pin.ok) this.refuse(c, pin.code, pin.message);
     }
@@ -331,7 +328,14 @@ export class RunService {
 
   /** What run-limits.ts counts, before a connection of `uid` is added. */
   private open(uid: number): { total: number; ofUid: number; notRoot: number } {
-    return { total: this.conns.size, ofUid: this.perUid.get(uid) ?? 0, notRoot: this.conns.size - (this.perUid.get(0) ?? 0) };
+    // Counted from the open connections themselves (at most MAX_CONNECTIONS, once per accept): no tally to keep in step.
+    let ofUid = 0;
+    let root = 0;
+    for (const c of this.conns) {
+      if (c.peer.uid === uid) ofUid++;
+      if (c.peer.uid === 0) root++;
+    }
+    return { total: this.conns.size, ofUid, notRoot: this.conns.size - root };
   }
 
   private lookups(fd: number): CallerLookups {
@@ -444,9 +448,6 @@ export class RunService {
     if (!this.conns.delete(c)) return;
     u.closeFd(c.fd);
     if (c.pidfd !== null) u.closeFd(c.pidfd);
-    const left = (this.perUid.get(c.peer.uid) ?? 1) - 1;
-    if (left > 0) this.perUid.set(c.peer.uid, left);
-    else this.perUid.delete(c.peer.uid);
   }
 
   private request(c: Connection, line: string): void {

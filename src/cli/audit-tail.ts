@@ -22,6 +22,7 @@ import { ACTIVE_FILE, openLogFile } from "../audit/sink/files.ts";
 import type { Output } from "./command.ts";
 import { completeEnd, dirSources, linesBackward, linesFrom, refuseNonDir, requireDir, seqOfLine } from "./audit-files.ts";
 import { absentFields, matches, noteFields, parseEvent, showEvent, showRaw, type AuditObject, type Filter } from "./audit-view.ts";
+import { sleep } from "../runtime/sleep.ts";
 
 export interface TailOptions {
   readonly dir: string;
@@ -52,19 +53,6 @@ function inoOf(path: string): number | null {
   } catch {
     return null;
   }
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((done) => {
-    if (signal?.aborted) return done();
-    const t = setTimeout(finish, ms);
-    function finish() {
-      clearTimeout(t);
-      signal?.removeEventListener("abort", finish);
-      done();
-    }
-    signal?.addEventListener("abort", finish, { once: true });
-  });
 }
 
 class Tail {

@@ -208,9 +208,9 @@ async function foreground(ctx: Context, flags: UpFlags): Promise<number> {
   process.on("SIGTERM", term);
   process.on("SIGINT", int);
   process.on("SIGHUP", hup);
-  // The pid file says "up is here, signal it": written only once the handlers are in place (Bun
-  // installs a signal's handler on the event loop's next turn), never with a default action left.
-  await new Promise((r) => setImmediate(r));
+  // The pid file says "up is here, signal it": written only once every handler above is in place,
+  // never while a signal still has its default action (the first handler a process installs takes
+  // long enough that a SIGHUP sent as soon as the file appeared used to kill it).
   writeFileSync(pidFile(places), pidLine(), { mode: 0o644 });
   const handlersOff = () => {
     process.off("SIGTERM", term);
